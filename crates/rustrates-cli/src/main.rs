@@ -1,0 +1,5 @@
+//! The `rustrates` command line: a thin front over the `rustrates` library.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

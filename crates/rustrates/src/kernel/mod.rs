@@ -1,0 +1,146 @@
+//! Stage 4: circuit IR → compiled right-hand side over blocks of lanes.
+//!
+//! Input: a lowered [`Circuit`] (edges already turned into assignments by
+//! `model::passes`). Output: a [`Kernel`] that evaluates, for a block of `lanes` lanes laid
+//! out structure-of-arrays (`x[slot * lanes + lane]`), every algebraic variable and every
+//! state derivative. Parameters, initial values and inputs are runtime data: changing them
+//! never recompiles. Back ends: `reference` (tree-walking oracle), `jit` (Cranelift), `c`
+//! (system C compiler, cached shared library). All agree to 1e-12 relative.
+
+use crate::model::{Circuit, Layout};
+
+pub mod reference;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// C when the run is long enough to amortise its compile or its library is cached,
+    /// otherwise the JIT.
+    #[default]
+    Auto,
+    Reference,
+    Jit,
+    C,
+}
+
+impl Backend {
+    /// Accepts rustrates' names and PyRates' backend names (`numpy`, `default`,
+    /// `tensorflow`, `torch`, `fortran`, ... all mean `Auto`).
+    pub fn parse(name: &str) -> Option<Backend> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "auto" | "numpy" | "default" | "tensorflow" | "torch" | "fortran" | "julia" | "cuda" => Backend::Auto,
+            "reference" | "ref" | "interpreter" => Backend::Reference,
+            "jit" | "cranelift" => Backend::Jit,
+            "c" | "cc" | "native" => Backend::C,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    #[default]
+    F64,
+    F32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct KernelOptions {
+    pub backend: Backend,
+    pub precision: Precision,
+    /// Expected work (lanes × steps), used by `Auto` to choose between JIT and C.
+    pub work_hint: f64,
+    /// Where the C back end caches compiled libraries (default: the user cache directory).
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("the C back end needs a C compiler: `{compiler}` could not be run ({reason}); install gcc or use backend 'jit'")]
+    NoCompiler { compiler: String, reason: String },
+    #[error("the C compiler failed on the generated kernel (exit {status}):\n{stderr}")]
+    CompileFailed { status: i32, stderr: String },
+    #[error("could not load compiled kernel {path}: {reason}")]
+    LoadFailed { path: String, reason: String },
+    #[error("Cranelift code generation failed: {reason}")]
+    Codegen { reason: String },
+    #[error("the circuit still has {count} edge(s): run model::passes::lower_edges before compiling")]
+    NotLowered { count: usize },
+    #[error("kernel cache I/O at {path}: {source}")]
+    CacheIo { path: String, source: std::io::Error },
+}
+
+/// Per-block state that kernels reach through for delayed values and noise (filled in by
+/// the solver; opaque to generated code, which calls back into Rust with it).
+#[derive(Debug, Default)]
+pub struct KernelCtx {
+    /// First global grid-point index of the block (noise streams are seeded per point).
+    pub first_point: usize,
+}
+
+/// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
+pub struct RhsArgs<'a> {
+    pub t: f64,
+    pub lanes: usize,
+    pub y: &'a [f64],
+    pub p: &'a [f64],
+    pub u: &'a [f64],
+    pub dy: &'a mut [f64],
+    pub a: &'a mut [f64],
+    pub ctx: &'a mut KernelCtx,
+}
+
+/// One evaluation's buffers in single precision.
+pub struct RhsArgsF32<'a> {
+    pub t: f64,
+    pub lanes: usize,
+    pub y: &'a [f32],
+    pub p: &'a [f32],
+    pub u: &'a [f32],
+    pub dy: &'a mut [f32],
+    pub a: &'a mut [f32],
+    pub ctx: &'a mut KernelCtx,
+}
+
+enum KernelImpl {
+    Reference(reference::ReferenceKernel),
+}
+
+/// A compiled right-hand side. Cheap to share across threads (`Sync`).
+pub struct Kernel {
+    layout: Layout,
+    backend: Backend,
+    precision: Precision,
+    imp: KernelImpl,
+}
+
+impl Kernel {
+    pub fn compile(circuit: &Circuit, opts: &KernelOptions) -> Result<Kernel, KernelError> {
+        if !circuit.edges.is_empty() {
+            return Err(KernelError::NotLowered { count: circuit.edges.len() });
+        }
+        let imp = KernelImpl::Reference(reference::ReferenceKernel::new(circuit));
+        Ok(Kernel { layout: circuit.layout(), backend: Backend::Reference, precision: opts.precision, imp })
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    /// The back end actually used (`Auto` resolved).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+    /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
+    pub fn rhs(&self, args: RhsArgs<'_>) {
+        match &self.imp {
+            KernelImpl::Reference(k) => k.rhs(args),
+        }
+    }
+    /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        match &self.imp {
+            KernelImpl::Reference(k) => k.rhs_f32(args),
+        }
+    }
+}

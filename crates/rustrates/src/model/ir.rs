@@ -1,0 +1,215 @@
+//! Circuit IR: variables and expressions in arenas with typed `u32` ids.
+
+use crate::syntax::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VarKind {
+    /// Integrated by the solver; `value` is its initial value; exactly one [`Ode`].
+    State,
+    /// Constant during a run; `value` is the default a sweep may override per lane.
+    Param,
+    /// Driven from outside (time series or constant per lane); `value` is the value used when
+    /// nothing drives it.
+    Input,
+    /// Computed from an expression at every right-hand-side evaluation; one [`Assign`].
+    Algebraic,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Var {
+    /// Full path: `node/op/var` (nested circuits: `sub/node/op/var`); edge parameters:
+    /// `edge:SOURCE_NODE->TARGET_NODE:IDX/weight` (`delay`, `spread`, ...).
+    pub name: String,
+    pub kind: VarKind,
+    pub value: f64,
+    /// Flattened node path this variable belongs to (`None` for edge parameters).
+    pub node: Option<String>,
+    /// For an input that edges feed (lowered to [`VarKind::Algebraic`]): the input variable
+    /// that carries an external signal added to the edge sum (default 0).
+    pub external_input: Option<VarId>,
+    /// Where the variable was declared, for diagnostics.
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+/// Built-in functions. Arity is fixed per function (see [`Func::arity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Func {
+    Sin,
+    Cos,
+    Tan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Arcsin,
+    Arccos,
+    Arctan,
+    Arctan2,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    /// 1 / (1 + exp(-x))
+    Sigmoid,
+    Max,
+    Min,
+    /// 1 for x > 0, 0.5 at 0, 0 below (numpy's heaviside(x, 0.5)).
+    Heaviside,
+    Floor,
+    Ceil,
+    Sign,
+}
+
+impl Func {
+    pub fn arity(self) -> usize {
+        match self {
+            Func::Arctan2 | Func::Max | Func::Min => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Const(f64),
+    Var(VarId),
+    /// Simulation time `t`.
+    Time,
+    Neg(ExprId),
+    Binary(BinOp, ExprId, ExprId),
+    Call(Func, Vec<ExprId>),
+    /// `cond ? a : b` with cond != 0 as true.
+    Select(ExprId, ExprId, ExprId),
+    /// Value of a state or algebraic variable `delay` seconds ago (`past(x, d)`, `x(t - d)`).
+    Past(VarId, ExprId),
+    /// A standard normal sample, drawn once per lane and step (Euler–Maruyama style).
+    Randn,
+}
+
+/// `d/dt var = rhs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ode {
+    pub var: VarId,
+    pub rhs: ExprId,
+    pub span: Option<Span>,
+}
+
+/// `var = rhs`, evaluated before the ODEs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assign {
+    pub var: VarId,
+    pub rhs: ExprId,
+    pub span: Option<Span>,
+}
+
+/// An edge as written in the template, kept for `param_map` and for the IR dump. The
+/// `lower_edges` pass turns edges into assignments of their target inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge {
+    pub source_node: String,
+    pub target_node: String,
+    /// Counts edges between the same (source_node, target_node) pair in template order, from 0.
+    pub idx: usize,
+    pub source: VarId,
+    pub target: VarId,
+    /// Param variables of this edge, by name: `weight` always; `delay`, `spread` and any
+    /// edge-template variable when present.
+    pub params: Vec<(String, VarId)>,
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Circuit {
+    /// Template name (`Net3`), used for sweep labels `Net3_0`, ...
+    pub name: String,
+    /// Flattened node paths in template order.
+    pub nodes: Vec<String>,
+    /// For each node, the operator names it runs, in evaluation order.
+    pub node_operators: Vec<(String, Vec<String>)>,
+    pub vars: Vec<Var>,
+    pub exprs: Vec<Expr>,
+    pub odes: Vec<Ode>,
+    /// In evaluation order.
+    pub assigns: Vec<Assign>,
+    pub edges: Vec<Edge>,
+}
+
+impl Circuit {
+    pub fn var(&self, id: VarId) -> &Var {
+        &self.vars[id.0 as usize]
+    }
+    pub fn expr(&self, id: ExprId) -> &Expr {
+        &self.exprs[id.0 as usize]
+    }
+    pub fn add_var(&mut self, var: Var) -> VarId {
+        self.vars.push(var);
+        VarId(self.vars.len() as u32 - 1)
+    }
+    pub fn add_expr(&mut self, expr: Expr) -> ExprId {
+        self.exprs.push(expr);
+        ExprId(self.exprs.len() as u32 - 1)
+    }
+    pub fn find_var(&self, name: &str) -> Option<VarId> {
+        self.vars.iter().position(|v| v.name == name).map(|i| VarId(i as u32))
+    }
+    /// Variables of one kind in slot order: states in `odes` order, algebraics in `assigns`
+    /// order, params and inputs in declaration order. Kernels lay out their arrays this way.
+    pub fn layout(&self) -> Layout {
+        let mut l = Layout { slot: vec![u32::MAX; self.vars.len()], ..Layout::default() };
+        for o in &self.odes {
+            l.slot[o.var.0 as usize] = l.states.len() as u32;
+            l.states.push(o.var);
+        }
+        for a in &self.assigns {
+            l.slot[a.var.0 as usize] = l.algebraics.len() as u32;
+            l.algebraics.push(a.var);
+        }
+        for (i, v) in self.vars.iter().enumerate() {
+            let id = VarId(i as u32);
+            match v.kind {
+                VarKind::Param => {
+                    l.slot[i] = l.params.len() as u32;
+                    l.params.push(id);
+                }
+                VarKind::Input => {
+                    l.slot[i] = l.inputs.len() as u32;
+                    l.inputs.push(id);
+                }
+                VarKind::State | VarKind::Algebraic => {}
+            }
+        }
+        l
+    }
+}
+
+/// Where each variable lives in a kernel's structure-of-arrays buffers
+/// (`y[state][lane]`, `p[param][lane]`, `u[input][lane]`, `a[algebraic][lane]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layout {
+    pub states: Vec<VarId>,
+    pub params: Vec<VarId>,
+    pub inputs: Vec<VarId>,
+    pub algebraics: Vec<VarId>,
+    /// Slot of every variable within its kind's array, indexed by `VarId`.
+    pub slot: Vec<u32>,
+}

@@ -1,0 +1,15 @@
+//! Stage 3: the circuit IR — a flat system of variables and expressions.
+//!
+//! Input: a resolved circuit template (`template` stage). Output: [`Circuit`].
+//! Invariants of a [`Circuit`] that passed validation:
+//! - every [`Expr::Var`] refers to an existing variable;
+//! - every state variable has exactly one ODE, every algebraic variable exactly one assignment;
+//! - `assigns` is in evaluation order (an assignment only reads states, params, inputs,
+//!   time, and algebraics assigned before it);
+//! - parameters, initial values and input defaults are data: a sweep overrides them per lane
+//!   without touching the structure.
+
+pub mod ir;
+pub mod passes;
+
+pub use ir::*;

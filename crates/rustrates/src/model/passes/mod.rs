@@ -1,0 +1,1 @@
+//! Rewrite passes over the circuit IR, one per file.
