@@ -9,6 +9,8 @@
 
 use crate::model::{Circuit, Layout};
 
+pub mod c;
+pub mod jit;
 pub mod reference;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -103,6 +105,8 @@ pub struct RhsArgsF32<'a> {
 
 enum KernelImpl {
     Reference(reference::ReferenceKernel),
+    Jit(jit::JitKernel),
+    C(c::CKernel),
 }
 
 /// A compiled right-hand side. Cheap to share across threads (`Sync`).
@@ -118,8 +122,16 @@ impl Kernel {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered { count: circuit.edges.len() });
         }
-        let imp = KernelImpl::Reference(reference::ReferenceKernel::new(circuit));
-        Ok(Kernel { layout: circuit.layout(), backend: Backend::Reference, precision: opts.precision, imp })
+        let backend = match opts.backend {
+            Backend::Auto => c::auto_choice(circuit, opts),
+            b => b,
+        };
+        let imp = match backend {
+            Backend::Reference | Backend::Auto => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
+            Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
+            Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
+        };
+        Ok(Kernel { layout: circuit.layout(), backend, precision: opts.precision, imp })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -135,12 +147,16 @@ impl Kernel {
     pub fn rhs(&self, args: RhsArgs<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs(args),
+            KernelImpl::Jit(k) => k.rhs(args),
+            KernelImpl::C(k) => k.rhs(args),
         }
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs_f32(args),
+            KernelImpl::Jit(k) => k.rhs_f32(args),
+            KernelImpl::C(k) => k.rhs_f32(args),
         }
     }
 }
