@@ -35,7 +35,8 @@ pub fn build_template(t: &Template, sources: &mut SourceMap) -> (Option<Circuit>
             b.add_node(&t.name, &nt, Some(t.name.clone()));
         }
     }
-    b.finish()
+    let (c, d) = b.finish();
+    (c.filter(|_| !t.broken), d)
 }
 
 struct PendingEdge<'t> {
@@ -94,6 +95,15 @@ impl<'s> Builder<'s> {
         self.diags.push(d);
     }
 
+    /// Label diagnostics from `from` on with the original scalar of a rewritten equation.
+    fn label_rewritten(&mut self, from: usize, origin: Option<Span>) {
+        if let Some(o) = origin {
+            for d in &mut self.diags.0[from..] {
+                d.labels.push(crate::syntax::Label { span: o, message: "equation written here (shown after `replace`)".into() });
+            }
+        }
+    }
+
     /// Add a node's operators; returns each operator's scope. `node` is `None` for the
     /// pseudo-node of an edge template (its variables belong to no node).
     fn add_node(&mut self, path: &str, nt: &NodeT, node: Option<String>) -> Vec<(String, Scope, Vec<VarId>)> {
@@ -149,7 +159,7 @@ impl<'s> Builder<'s> {
         }
 
         // Equations: left-hand sides first (they decide kinds and wiring), then right-hand sides.
-        let mut parsed: Vec<Vec<(ast::Equation, u32, FileId, String)>> = Vec::new();
+        let mut parsed: Vec<Vec<(ast::Equation, u32, FileId, String, Option<Span>)>> = Vec::new();
         let mut defined_by: Vec<HashSet<String>> = Vec::new();
         for (oi, u) in nt.operators.iter().enumerate() {
             let Body::Operator(op) = &u.template.body else { continue };
@@ -161,6 +171,8 @@ impl<'s> Builder<'s> {
             for (i, e) in op.equations.iter().enumerate() {
                 let p = format!("{}.equations[{i}]", u.template.name);
                 let Some((eq, off, file)) = self.parse_eq(e, &p) else { continue };
+                let origin = e.offset.is_none().then_some(e.span);
+                let n_before = self.diags.len();
                 let lhs_span = Span { file, range: eq.lhs.range.offset(off) };
                 let name = eq.lhs.name.clone();
                 match scopes[oi].1.get(&name).copied() {
@@ -210,7 +222,8 @@ impl<'s> Builder<'s> {
                         }
                     }
                 }
-                eqs.push((eq, off, file, p));
+                self.label_rewritten(n_before, origin);
+                eqs.push((eq, off, file, p, origin));
             }
             parsed.push(eqs);
             defined_by.push(defs);
@@ -267,9 +280,11 @@ impl<'s> Builder<'s> {
         };
 
         for (oi, eqs) in parsed.into_iter().enumerate().take(n) {
-            for (eq, off, file, p) in eqs {
-                let ctx = Ctx { scope: &scopes[oi].1, file, off, path: p };
+            for (eq, off, file, p, origin) in eqs {
+                let ctx = Ctx { scope: &scopes[oi].1, file, off, path: p, origin };
+                let n_before = self.diags.len();
                 let rhs = self.expr(&eq.rhs, &ctx);
+                self.label_rewritten(n_before, ctx.origin);
                 let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else { continue };
                 let Some(rhs) = rhs else { continue };
                 let span = Some(Span { file, range: eq.range.offset(off) });
@@ -571,7 +586,11 @@ impl<'s> Builder<'s> {
         }
         let mut source = src;
         if let Some(t) = &e.template {
-            if let Body::Edge(nt) = &t.body {
+            // An edge template without operators (PyRates' `DummyEdge`) is a weighted copy.
+            if let Some(nt) = match &t.body {
+                Body::Edge(nt) if !nt.operators.is_empty() => Some(nt),
+                _ => None,
+            } {
                 let scopes = self.add_node(&ename, nt, None);
                 // Overrides of edge-template variables: `tpl/op/var`, `op/var` or `var`.
                 let mut wired: HashSet<VarId> = HashSet::new();
@@ -659,6 +678,7 @@ impl<'s> Builder<'s> {
                 let old = std::mem::take(&mut self.c.assigns);
                 self.c.assigns = order.into_iter().map(|i| old[i].clone()).collect();
             }
+            Err(_) if self.diags.iter().any(|d| d.code == "node/operator-cycle") => {}
             Err(cyc) => {
                 let names: Vec<String> = cyc.iter().map(|&i| self.c.var(self.c.assigns[i].var).name.clone()).collect();
                 let mut d = Diagnostic::error("eq/algebraic-cycle", format!("algebraic equations depend on each other in a cycle: {}", names.join(" -> ")));
@@ -681,6 +701,9 @@ struct Ctx<'a> {
     file: FileId,
     off: u32,
     path: String,
+    /// The YAML scalar of an equation that was rewritten by `replace` (diagnostics point into
+    /// the rewritten text and label the original).
+    origin: Option<Span>,
 }
 
 /// Variables an expression reads now (delayed reads `Past` do not count: they read history).

@@ -64,6 +64,8 @@ pub struct Template {
     pub description: Option<String>,
     pub span: Span,
     pub body: Body,
+    /// It, or a template it uses, had an error: usable for further checks, not for building.
+    pub broken: bool,
 }
 
 impl Template {
@@ -178,6 +180,8 @@ pub struct TemplateSummary {
     pub n_params: usize,
     pub n_inputs: usize,
     pub description: Option<String>,
+    /// Loads and builds without error.
+    pub ok: bool,
 }
 
 /// Everything `rustrates check FILE` reports.
@@ -214,8 +218,16 @@ pub struct Loader<'o> {
     pub diags: Diagnostics,
     files: Vec<LoadedFile>,
     by_key: HashMap<String, usize>,
-    /// `None` while a template is being resolved (detects `base:` cycles).
-    resolved: HashMap<(usize, String), Option<Rc<Template>>>,
+    resolved: HashMap<(usize, String), Slot>,
+    /// Set when a resolution met a missing or broken template (propagates to users).
+    saw_broken: bool,
+}
+
+enum Slot {
+    /// Being resolved (seeing it again means a `base:` cycle).
+    Busy,
+    Failed,
+    Done(Rc<Template>),
 }
 
 /// A template reference: which file, which name.
@@ -230,6 +242,7 @@ impl<'o> Loader<'o> {
             files: Vec::new(),
             by_key: HashMap::new(),
             resolved: HashMap::new(),
+            saw_broken: false,
         }
     }
 
@@ -409,6 +422,7 @@ impl<'o> Loader<'o> {
         match self.locate(reference, from) {
             Ok((f, name)) => self.resolve(f, &name),
             Err(sugg) => {
+                self.saw_broken = true;
                 let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`")).with_path(path);
                 if let Some(sp) = span {
                     d = d.with_span(sp);
@@ -443,9 +457,18 @@ impl<'o> Loader<'o> {
     pub fn resolve(&mut self, f: usize, name: &str) -> Option<Rc<Template>> {
         let key = (f, name.to_string());
         match self.resolved.get(&key) {
-            Some(Some(t)) => return Some(t.clone()),
-            Some(None) => {
-                let span = self.template_node(f, name).map(|n| n.span);
+            Some(Slot::Done(t)) => {
+                self.saw_broken |= t.broken;
+                return Some(t.clone());
+            }
+            Some(Slot::Failed) => {
+                self.saw_broken = true;
+                return None;
+            }
+            Some(Slot::Busy) => {
+                self.saw_broken = true;
+                self.resolved.insert(key, Slot::Failed);
+                let span = self.template_node(f, name).map(|n| n.get("base").map_or(n.span, |b| b.span));
                 let mut d = Diagnostic::error("template/base-cycle", format!("template `{name}` inherits from itself"))
                     .with_path(name);
                 if let Some(s) = span {
@@ -456,13 +479,32 @@ impl<'o> Loader<'o> {
             }
             None => {}
         }
-        self.resolved.insert(key.clone(), None);
-        let node = self.template_node(f, name)?.clone();
-        let t = self.build_template(f, name, &node).map(Rc::new);
-        if let Some(t) = &t {
-            self.resolved.insert(key, Some(t.clone()));
+        let Some(node) = self.template_node(f, name).cloned() else {
+            self.saw_broken = true;
+            return None;
+        };
+        self.resolved.insert(key.clone(), Slot::Busy);
+        let outer = std::mem::replace(&mut self.saw_broken, false);
+        let errors_before = self.error_count();
+        let t = self.build_template(f, name, &node).map(|mut t| {
+            t.broken = self.saw_broken || self.error_count() > errors_before;
+            Rc::new(t)
+        });
+        if matches!(self.resolved.get(&key), Some(Slot::Failed)) {
+            // A cycle through this template was found while building it.
+            self.saw_broken = true;
+            return None;
         }
+        self.saw_broken = outer || t.as_ref().is_none_or(|t| t.broken);
+        match &t {
+            Some(t) => self.resolved.insert(key, Slot::Done(t.clone())),
+            None => self.resolved.insert(key, Slot::Failed),
+        };
         t
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.severity == crate::syntax::Severity::Error).count()
     }
 
     fn build_template(&mut self, f: usize, name: &str, node: &Node) -> Option<Template> {
@@ -556,7 +598,7 @@ impl<'o> Loader<'o> {
             }
         };
         let _ = file;
-        Some(Template { name: name.to_string(), full_path, description, span: node.span, body })
+        Some(Template { name: name.to_string(), full_path, description, span: node.span, body, broken: false })
     }
 
     fn operator_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&OperatorT>) -> OperatorT {
@@ -892,7 +934,19 @@ impl<'o> Loader<'o> {
     }
 
     fn edge_decl(&mut self, f: usize, e: &Node, path: &str) -> Option<EdgeDecl> {
-        let items = e.as_seq().unwrap_or(&[]);
+        // The older dict form `{source, target, template, variables}` maps onto the list form.
+        let from_dict: Vec<Node>;
+        let items: &[Node] = match &e.value {
+            Value::Map(_) if e.get("source").is_some() => {
+                let null = Node { value: Value::Scalar { text: String::new(), style: Style::Plain }, span: e.span };
+                from_dict = ["source", "target", "template", "variables"]
+                    .iter()
+                    .map(|k| e.get(k).cloned().unwrap_or_else(|| null.clone()))
+                    .collect();
+                &from_dict
+            }
+            _ => e.as_seq().unwrap_or(&[]),
+        };
         if items.len() < 2 || items.len() > 4 || items[0].as_str().is_none() || items[1].as_str().is_none() {
             self.diags.push(
                 Diagnostic::error("edge/invalid", "an edge is [source, target, template|null, {weight, delay, spread}]")
@@ -1074,10 +1128,24 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
         diagnostics.push(Diagnostic::error("template/unknown-path", format!("cannot read `{}`", path.display())).with_path(path.display().to_string()));
         return CheckReport { sources: l.sources, diagnostics, templates };
     };
-    let all = l.resolve_all(f);
     let mut extra = Diagnostics::new();
-    for t in &all {
-        let (circuit, diags) = crate::model::build::build_template(t, &mut l.sources);
+    for name in l.template_names(f) {
+        let Some(t) = l.resolve(f, &name) else {
+            let kind = l.template_node(f, &name).and_then(|n| n.get("base")).and_then(Node::as_str).and_then(TemplateKind::from_class);
+            templates.push(TemplateSummary {
+                name,
+                kind: kind.unwrap_or(TemplateKind::Operator),
+                n_nodes: 0,
+                n_edges: 0,
+                n_states: 0,
+                n_params: 0,
+                n_inputs: 0,
+                description: None,
+                ok: false,
+            });
+            continue;
+        };
+        let (circuit, diags) = crate::model::build::build_template(&t, &mut l.sources);
         extra.extend(diags);
         let mut s = TemplateSummary {
             name: t.name.clone(),
@@ -1088,6 +1156,7 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             n_params: 0,
             n_inputs: 0,
             description: t.description.clone(),
+            ok: circuit.is_some() && !t.broken,
         };
         if let Some(c) = circuit {
             s.n_nodes = c.nodes.len();
@@ -1119,3 +1188,6 @@ pub fn dedup(d: Diagnostics) -> Diagnostics {
     Diagnostics(out)
 }
 
+
+#[cfg(test)]
+mod tests;
