@@ -134,3 +134,46 @@ pub(crate) fn expr(c: &Circuit, e: ExprId, prefix: &str, min: u8) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ir::{Edge, Ode, Var};
+
+    #[test]
+    fn dump_prints_minimal_parentheses_and_edges() {
+        let mut c = Circuit { name: "N".into(), ..Circuit::default() };
+        let mk = |c: &mut Circuit, n: &str, kind: VarKind, value: f64, node: Option<&str>| {
+            c.add_var(Var { name: n.into(), kind, value, node: node.map(String::from), external_input: None, span: None })
+        };
+        let x = mk(&mut c, "p/op/x", VarKind::State, 1.5, Some("p"));
+        let a = mk(&mut c, "p/op/a", VarKind::Param, -2.0, Some("p"));
+        let w = mk(&mut c, "edge:p->p:0/weight", VarKind::Param, 3.0, None);
+        c.nodes.push("p".into());
+        c.node_operators.push(("p".into(), vec!["op".into()]));
+        // -(a + x)^2 / (x - (a - x))
+        let ea = c.add_expr(Expr::Var(a));
+        let ex = c.add_expr(Expr::Var(x));
+        let s = c.add_expr(Expr::Binary(BinOp::Add, ea, ex));
+        let two = c.add_expr(Expr::Const(2.0));
+        let p = c.add_expr(Expr::Binary(BinOp::Pow, s, two));
+        let n = c.add_expr(Expr::Neg(p));
+        let d1 = c.add_expr(Expr::Binary(BinOp::Sub, ea, ex));
+        let d2 = c.add_expr(Expr::Binary(BinOp::Sub, ex, d1));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Div, n, d2));
+        c.odes.push(Ode { var: x, rhs, span: None });
+        c.edges.push(Edge { source_node: "p".into(), target_node: "p".into(), idx: 0, source: x, target: a, params: vec![("weight".into(), w)], span: None });
+        let want = "circuit N
+  node p
+    operator op
+      state x = 1.5
+      param a = -2
+      d/dt x = -(a + x)^2/(x - (a - x))
+  other
+    param edge:p->p:0/weight = 3
+  edges
+    p/op/x -> p/op/a [p->p:0] weight=3
+";
+        assert_eq!(dump(&c), want);
+    }
+}
