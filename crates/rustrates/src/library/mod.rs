@@ -10,7 +10,10 @@ pub fn modules() -> &'static [(&'static str, &'static str)] {
 
 /// The YAML text of a built-in module, if there is one.
 pub fn module_source(dotted: &str) -> Option<&'static str> {
-    MODULES.iter().find(|(name, _)| *name == dotted).map(|(_, text)| *text)
+    MODULES
+        .iter()
+        .find(|(name, _)| *name == dotted)
+        .map(|(_, text)| *text)
 }
 
 static MODULES: &[(&str, &str)] = &[
@@ -82,7 +85,9 @@ mod tests {
         for (name, text) in modules() {
             let docs = Yaml::load_from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(docs.len(), 1, "{name}: one YAML document per file");
-            let map = docs[0].as_mapping().unwrap_or_else(|| panic!("{name}: not a mapping"));
+            let map = docs[0]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{name}: not a mapping"));
             assert!(map.len() >= 3, "{name}: expected templates");
         }
     }

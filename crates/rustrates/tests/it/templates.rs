@@ -34,15 +34,26 @@ fn fixture_files(folder: &str) -> Vec<PathBuf> {
 fn parse_expects(text: &str) -> Result<Vec<Expect>, String> {
     let mut out = Vec::new();
     for line in text.lines().take_while(|l| l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix("# expect:") else { continue };
+        let Some(rest) = line.strip_prefix("# expect:") else {
+            continue;
+        };
         let (code, pos) = rest
             .trim()
             .split_once(" at ")
             .ok_or_else(|| format!("`{line}`: expected `# expect: CODE at LINE:COL`"))?;
-        let (l, c) = pos.trim().split_once(':').ok_or_else(|| format!("`{line}`: position is not LINE:COL"))?;
-        let line_no = l.parse().map_err(|_| format!("`{line}`: bad line number"))?;
+        let (l, c) = pos
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("`{line}`: position is not LINE:COL"))?;
+        let line_no = l
+            .parse()
+            .map_err(|_| format!("`{line}`: bad line number"))?;
         let col = c.parse().map_err(|_| format!("`{line}`: bad column"))?;
-        out.push(Expect { code: code.trim().to_string(), line: line_no, col });
+        out.push(Expect {
+            code: code.trim().to_string(),
+            line: line_no,
+            col,
+        });
     }
     Ok(out)
 }
@@ -58,8 +69,16 @@ fn parse_expects_header_lines_parsed_and_body_ignored() {
     assert_eq!(
         got,
         vec![
-            Expect { code: "eq/syntax".into(), line: 3, col: 7 },
-            Expect { code: "yaml/unknown-key".into(), line: 10, col: 1 },
+            Expect {
+                code: "eq/syntax".into(),
+                line: 3,
+                col: 7
+            },
+            Expect {
+                code: "yaml/unknown-key".into(),
+                line: 10,
+                col: 1
+            },
         ]
     );
     assert!(parse_expects("# expect: eq/syntax at 3\n").is_err());
@@ -74,15 +93,39 @@ fn fixtures_invalid_declare_positions_inside_the_file() {
     for path in &files {
         let text = read(path);
         let expects = parse_expects(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(!expects.is_empty(), "{}: no `# expect:` line", path.display());
+        assert!(
+            !expects.is_empty(),
+            "{}: no `# expect:` line",
+            path.display()
+        );
         let lines: Vec<&str> = text.split('\n').collect();
         for e in &expects {
-            let (group, name) = e.code.split_once('/').unwrap_or_else(|| panic!("{}: code `{}`", path.display(), e.code));
-            let kebab = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '-');
-            assert!(kebab(group) && kebab(name), "{}: code `{}` is not kebab/kebab", path.display(), e.code);
-            assert!(e.line >= 1 && e.line <= lines.len(), "{}: line {} outside the file", path.display(), e.line);
+            let (group, name) = e
+                .code
+                .split_once('/')
+                .unwrap_or_else(|| panic!("{}: code `{}`", path.display(), e.code));
+            let kebab =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            assert!(
+                kebab(group) && kebab(name),
+                "{}: code `{}` is not kebab/kebab",
+                path.display(),
+                e.code
+            );
+            assert!(
+                e.line >= 1 && e.line <= lines.len(),
+                "{}: line {} outside the file",
+                path.display(),
+                e.line
+            );
             let width = lines[e.line - 1].chars().count();
-            assert!(e.col >= 1 && e.col <= width + 1, "{}: column {} outside line {}", path.display(), e.col, e.line);
+            assert!(
+                e.col >= 1 && e.col <= width + 1,
+                "{}: column {} outside line {}",
+                path.display(),
+                e.col,
+                e.line
+            );
         }
     }
 }
@@ -92,7 +135,12 @@ fn fixtures_valid_declare_no_expectations() {
     let files = fixture_files("valid");
     assert!(files.len() >= 8, "only {} valid fixtures", files.len());
     for path in &files {
-        let expects = parse_expects(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(expects.is_empty(), "{}: a valid fixture expects diagnostics", path.display());
+        let expects =
+            parse_expects(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            expects.is_empty(),
+            "{}: a valid fixture expects diagnostics",
+            path.display()
+        );
     }
 }
