@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, Rust tests, the Python package, and the Python
+# tests (PyRates parity and cluster tests included). What CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+VENV=${RUSTRATES_VENV:-.venv}
+export PATH="$PWD/$VENV/bin:$PATH"
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+
+# The extension shares cargo's target directory and dev profile with the tests above.
+(cd crates/rustrates-py && maturin develop --quiet)
+python -m pytest tests/python -q
