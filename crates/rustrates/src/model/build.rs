@@ -320,7 +320,7 @@ impl<'s> Builder<'s> {
                 (f, 0)
             }
         };
-        match super::eqshim::parse_equation(&e.text, file, off) {
+        match crate::syntax::parser::parse_equation(&e.text, file, off) {
             Ok(eq) => Some((eq, off, file)),
             Err(ds) => {
                 for d in ds.0 {

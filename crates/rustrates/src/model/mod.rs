@@ -11,7 +11,6 @@
 
 pub mod build;
 pub mod dump;
-mod eqshim;
 pub mod ir;
 pub mod load;
 pub mod passes;

@@ -317,6 +317,11 @@ impl<'o> Loader<'o> {
             .collect()
     }
 
+    /// Span of a template's name (its key in the file).
+    fn template_key_span(&self, f: usize, name: &str) -> Option<Span> {
+        self.files[f].root.as_ref()?.as_map()?.iter().find(|(k, _)| k.as_str() == Some(name)).map(|(k, _)| k.span)
+    }
+
     fn template_node(&self, f: usize, name: &str) -> Option<&Node> {
         self.files[f].root.as_ref()?.get(name).filter(|n| n.as_map().is_some() && name != "aliases")
     }
@@ -514,18 +519,42 @@ impl<'o> Loader<'o> {
         } else {
             format!("{}/{name}", self.files[f].display)
         };
+        let mut renames: Vec<(String, &'static str)> = Vec::new();
         for (k, _) in node.as_map().unwrap_or(&[]) {
             let ks = k.as_str().unwrap_or("");
             if !TEMPLATE_KEYS.contains(&ks) {
-                let mut d = Diagnostic::warning("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}` (ignored)"))
-                    .with_span(k.span)
-                    .with_path(format!("{name}.{ks}"));
-                if let Some(s) = suggest(ks, &TEMPLATE_KEYS.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.diags.push(d);
+                let typo_of = TEMPLATE_KEYS
+                    .iter()
+                    .filter(|t| node.get(t).is_none())
+                    .find(|t| edit_distance(ks, t) <= (t.len() / 3).max(2));
+                let d = match typo_of {
+                    // A misspelt key: an error, but read it as meant so the rest is checked.
+                    Some(t) => {
+                        renames.push((ks.to_string(), t));
+                        Diagnostic::error("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}`"))
+                            .with_help(format!("did you mean `{t}`?"))
+                    }
+                    None => Diagnostic::warning("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}` (ignored)"))
+                        .with_help(format!("template keys are: {}", TEMPLATE_KEYS.join(", "))),
+                };
+                self.diags.push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
             }
         }
+        let fixed: Node;
+        let node = if renames.is_empty() {
+            node
+        } else {
+            let mut n = node.clone();
+            if let Value::Map(m) = &mut n.value {
+                for (k, _) in m.iter_mut() {
+                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from)) {
+                        k.value = Value::Scalar { text: t.to_string(), style: Style::Plain };
+                    }
+                }
+            }
+            fixed = n;
+            &fixed
+        };
         let description = node.get("description").and_then(Node::as_str).map(str::to_string);
         let Some(base) = node.get("base") else {
             self.diags.push(
@@ -605,6 +634,25 @@ impl<'o> Loader<'o> {
         let mut equations: Vec<EqText> = parent.map(|p| p.equations.clone()).unwrap_or_default();
         let mut variables: IndexMap<String, VarDecl> = parent.map(|p| p.variables.clone()).unwrap_or_default();
         let inherited = parent.is_some();
+        let empty = |n: &Node| match &n.value {
+            Value::Seq(v) => v.is_empty(),
+            Value::Scalar { text, .. } => text.trim().is_empty(),
+            Value::Map(_) => false,
+        };
+        if !inherited {
+            let at = match node.get("equations") {
+                Some(e) if empty(e) => Some(e.span),
+                Some(_) => None,
+                None => Some(self.template_key_span(f, name).unwrap_or(node.span)),
+            };
+            if let Some(at) = at {
+                self.diags.push(
+                    Diagnostic::error("template/no-equations", format!("operator `{name}` has no equations"))
+                        .with_span(at)
+                        .with_path(format!("{name}.equations")),
+                );
+            }
+        }
         if let Some(eqs) = node.get("equations") {
             match &eqs.value {
                 Value::Scalar { .. } => equations = vec![self.eq_text(eqs)],
@@ -626,6 +674,16 @@ impl<'o> Loader<'o> {
                             "replace" => {
                                 for (old, new) in v.as_map().unwrap_or(&[]) {
                                     let (Some(o), Some(n)) = (old.as_str(), scalar_text(new)) else { continue };
+                                    if !equations.iter().any(|e| replace_term(&e.text, o, "\u{0}") != e.text) {
+                                        let mut d = Diagnostic::error("template/replace-not-found", format!("`{o}` does not occur in the inherited equations"))
+                                            .with_span(old.span)
+                                            .with_path(format!("{name}.equations.replace"));
+                                        if let Some(e) = equations.first() {
+                                            d = d.with_label(e.span, "inherited equations");
+                                        }
+                                        self.diags.push(d.with_help("`replace` substitutes whole terms of the parent's equation text"));
+                                        continue;
+                                    }
                                     for e in &mut equations {
                                         let r = replace_term(&e.text, o, &n);
                                         if r != e.text {
@@ -644,7 +702,21 @@ impl<'o> Loader<'o> {
                                     let Some(term) = it.as_str() else { continue };
                                     let before = equations.len();
                                     equations.retain(|e| e.text.trim() != term.trim());
-                                    if equations.len() == before {
+                                    if equations.len() == before && !equations.iter().any(|e| replace_term(&e.text, term, "\u{0}") != e.text) {
+                                        let mut d = Diagnostic::error("template/remove-not-found", format!("no inherited equation or term `{term}` to remove"))
+                                            .with_span(it.span)
+                                            .with_path(format!("{name}.equations.remove"));
+                                        // Recover from a mistyped equation: drop the inherited
+                                        // one with the same left-hand side, as meant.
+                                        let lhs = |t: &str| t.split_once('=').map(|(l, _)| l.trim().to_string());
+                                        if let Some(l) = lhs(term) {
+                                            if let Some(pos) = equations.iter().position(|e| lhs(&e.text).as_deref() == Some(l.as_str())) {
+                                                d = d.with_help(format!("did you mean `{}`?", equations[pos].text.trim()));
+                                                equations.remove(pos);
+                                            }
+                                        }
+                                        self.diags.push(d);
+                                    } else if equations.len() == before {
                                         for e in &mut equations {
                                             let r = replace_term(&e.text, term, "");
                                             if r != e.text {
@@ -675,8 +747,16 @@ impl<'o> Loader<'o> {
                 Some(entries) => {
                     for (k, v) in entries {
                         let Some(vn) = k.as_str() else { continue };
-                        if let Some(d) = self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn)) {
-                            variables.insert(vn.to_string(), d);
+                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn)) {
+                            Some(d) => {
+                                variables.insert(vn.to_string(), d);
+                            }
+                            // Keep the name (the template is already broken) so its equations
+                            // do not also report it as undefined.
+                            None => {
+                                let vtype = variables.get(vn).map_or(VType::State, |d| d.vtype);
+                                variables.insert(vn.to_string(), VarDecl { vtype, value: 0.0, span: v.span });
+                            }
                         }
                     }
                 }
@@ -735,7 +815,14 @@ impl<'o> Loader<'o> {
                     return match parse_vtype(vtype) {
                         Some(vt) => Some(VarDecl { vtype: vt, value, span }),
                         None => {
-                            self.bad_var(span, path, &format!("unknown vtype `{vtype}`"));
+                            let at = v.get("vtype").map_or(span, |n| n.span);
+                            let mut d = Diagnostic::error("template/invalid-variable", format!("unknown vtype `{vtype}`"))
+                                .with_span(at)
+                                .with_path(path);
+                            if let Some(sg) = suggest(vtype, &["input", "output", "state_var", "constant"].map(String::from)) {
+                                d = d.with_help(format!("did you mean `{sg}`?"));
+                            }
+                            self.diags.push(d);
                             None
                         }
                     };
@@ -761,9 +848,10 @@ impl<'o> Loader<'o> {
             return Some(VarDecl { vtype, value: x, span });
         }
         let Some(s) = spec.as_str() else {
-            self.bad_var(span, path, "expected a number, `input`, `output(0.0)`, `variable(0.0)`, ...");
+            self.bad_var(spec.span, path, "expected a number, `input`, `output(0.0)`, `variable(0.0)`, ...");
             return None;
         };
+        let span_err = spec.span;
         let s = s.replace(' ', "");
         if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit())) || s.contains("complex") {
             self.unsupported(span, path, "complex-valued variables");
@@ -778,7 +866,7 @@ impl<'o> Loader<'o> {
         }
         let Some(vtype) = parse_vtype(&head) else {
             let mut d = Diagnostic::error("template/invalid-variable", format!("cannot read variable definition `{s}`"))
-                .with_span(span)
+                .with_span(span_err)
                 .with_path(path);
             if let Some(sg) = suggest(&head, &["input", "output", "variable", "state_var", "constant", "placeholder"].map(String::from)) {
                 d = d.with_help(format!("did you mean `{sg}`?"));
@@ -791,7 +879,7 @@ impl<'o> Loader<'o> {
             Some(a) => match yaml::parse_number(a) {
                 Some(x) => x,
                 None => {
-                    self.bad_var(span, path, &format!("`{a}` is not a number"));
+                    self.bad_var(span_err, path, &format!("`{a}` is not a number"));
                     return None;
                 }
             },
@@ -884,6 +972,13 @@ impl<'o> Loader<'o> {
 
     fn circuit_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&CircuitT>) -> CircuitT {
         let mut c = parent.cloned().unwrap_or(CircuitT { nodes: Vec::new(), circuits: Vec::new(), edges: Vec::new() });
+        if parent.is_none() && node.get("nodes").is_none_or(Node::is_null) && node.get("circuits").is_none_or(Node::is_null) {
+            self.diags.push(
+                Diagnostic::error("template/no-nodes", format!("circuit `{name}` has no `nodes` or `circuits`"))
+                    .with_span(self.template_key_span(f, name).unwrap_or(node.span))
+                    .with_path(name),
+            );
+        }
         for (key, want) in [("nodes", TemplateKind::Node), ("circuits", TemplateKind::Circuit)] {
             let Some(m) = node.get(key) else { continue };
             for (k, v) in m.as_map().unwrap_or(&[]) {

@@ -53,6 +53,41 @@ fn check_file_invalid_fixtures_report_declared_codes_at_declared_positions() {
     }
 }
 
+/// The shared fixtures of `tests/fixtures` (format `# expect: CODE at LINE:COL`): invalid
+/// ones must report exactly the declared errors, valid ones load with no diagnostic.
+#[test]
+fn check_file_shared_fixtures_match_declarations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut failures = Vec::new();
+    for folder in ["invalid", "valid"] {
+        let Ok(rd) = std::fs::read_dir(root.join(folder)) else { continue };
+        let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+        files.sort();
+        for p in files {
+            let text = std::fs::read_to_string(&p).expect("read fixture");
+            let mut want: Vec<String> = text
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .filter_map(|l| l.strip_prefix("# expect: "))
+                .map(|s| s.trim().replace(" at ", "@"))
+                .collect();
+            want.sort();
+            // Equation syntax codes and positions belong to the parser's own tests.
+            if want.iter().any(|w| w.starts_with("eq/syntax") || w.starts_with("eq/unbalanced-paren")) {
+                continue;
+            }
+            let r = check_file(&p, &LoadOptions { search_path: Vec::new(), cwd: p.parent().map(Path::to_path_buf) });
+            let mut got: Vec<String> = codes(&r.sources, &r.diagnostics);
+            got.sort();
+            if got != want {
+                let rendered: Vec<String> = r.diagnostics.iter().map(|d| crate::model::load::concise(&r.sources, d)).collect();
+                failures.push(format!("{}: got {got:?}, want {want:?}\n  {}", p.display(), rendered.join("\n  ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 const NET3: &str = r#"
 # 0.8 dialect, as the seed's simple_montbrio
 Op_e:

@@ -202,7 +202,15 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
                 Some(Frame::Seq { items, .. }) => items.push(n),
                 Some(Frame::Map { entries, key, .. }) => match key.take() {
                     Some(k) => entries.push((k, n)),
-                    None => *key = Some(n),
+                    None => {
+                        let dup = n.as_str().is_some_and(|s| s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s)));
+                        if dup {
+                            return Err(Diagnostic::error("yaml/syntax", format!("duplicate key `{}`", n.as_str().unwrap_or("")))
+                                .with_span(n.span)
+                                .with_help("each key of a mapping (each template name in a file) may appear once"));
+                        }
+                        *key = Some(n)
+                    }
                 },
                 None => root = Some(n),
             }
