@@ -15,7 +15,9 @@ use crate::model::ir::{Assign, BinOp, Circuit, Expr, ExprId, Ode, Var, VarId, Va
 
 /// Number of gamma-chain stages for a delay and spread (at least 1).
 pub fn chain_len(delay: f64, spread: f64) -> usize {
-    if !(spread > 0.0) || !(delay > 0.0) {
+    // NaN fails both comparisons and gives one stage too.
+    let positive = |x: f64| x > 0.0;
+    if !positive(spread) || !positive(delay) {
         return 1;
     }
     ((delay / spread).powi(2).round() as usize).max(1)
@@ -51,7 +53,11 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
                     let zv = out.add_expr(Expr::Var(z));
                     let diff = out.add_expr(Expr::Binary(BinOp::Sub, prev, zv));
                     let rhs = out.add_expr(Expr::Binary(BinOp::Mul, k, diff));
-                    out.odes.push(Ode { var: z, rhs, span: e.span });
+                    out.odes.push(Ode {
+                        var: z,
+                        rhs,
+                        span: e.span,
+                    });
                     prev = out.add_expr(Expr::Var(z));
                 }
                 src = prev;
@@ -92,7 +98,11 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
         if let Some(a) = out.assigns.iter_mut().find(|a| a.var == tgt) {
             a.rhs = out_add(&mut out.exprs, a.rhs, rhs);
         } else {
-            out.assigns.push(Assign { var: tgt, rhs, span: tv.span });
+            out.assigns.push(Assign {
+                var: tgt,
+                rhs,
+                span: tv.span,
+            });
         }
         let v = &mut out.vars[tgt.0 as usize];
         v.kind = VarKind::Algebraic;
@@ -110,7 +120,12 @@ fn out_add(exprs: &mut Vec<Expr>, a: ExprId, b: ExprId) -> ExprId {
 /// Restore evaluation order (an edge may make an earlier assignment read a later one). On an
 /// algebraic loop the order is left as is; the builder rejects such loops inside templates.
 fn reorder(c: &mut Circuit) {
-    let pos: HashMap<VarId, usize> = c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+    let pos: HashMap<VarId, usize> = c
+        .assigns
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.var, i))
+        .collect();
     let deps: Vec<Vec<usize>> = c
         .assigns
         .iter()
@@ -151,7 +166,10 @@ Net:
     fn circuit() -> Circuit {
         let d = tempfile::tempdir().expect("temp dir");
         std::fs::write(d.path().join("n.yaml"), NET).expect("write");
-        let o = LoadOptions { search_path: Vec::new(), cwd: Some(d.path().to_path_buf()) };
+        let o = LoadOptions {
+            search_path: Vec::new(),
+            cwd: Some(d.path().to_path_buf()),
+        };
         let mut l = Loader::new(&o);
         let t = l.resolve_path("n.Net").expect("resolves");
         let (c, diags) = build_template(&t, &mut l.sources);
@@ -182,7 +200,10 @@ Net:
         assert_eq!(tgt.kind, VarKind::Algebraic);
         assert_eq!(tgt.external_input, c.find_var("c/P/r_in#ext"));
         // The node without incoming edges keeps its input and default.
-        assert_eq!(c.var(c.find_var("b/P/r_in").expect("b")).kind, VarKind::Input);
+        assert_eq!(
+            c.var(c.find_var("b/P/r_in").expect("b")).kind,
+            VarKind::Input
+        );
         assert_eq!(c.var(c.find_var("b/P/r_in").expect("b")).value, 7.0);
     }
 
@@ -202,7 +223,10 @@ Net:
         let c = lower_edges(&circuit());
         let delay = c.find_var("edge:a->c:1/delay").expect("delay param");
         let src = c.find_var("a/P/r").expect("src");
-        let found = c.exprs.iter().any(|e| matches!(e, Expr::Past(v, d) if *v == src && c.expr(*d) == &Expr::Var(delay)));
+        let found = c
+            .exprs
+            .iter()
+            .any(|e| matches!(e, Expr::Past(v, d) if *v == src && c.expr(*d) == &Expr::Var(delay)));
         assert!(found);
     }
 
@@ -210,18 +234,44 @@ Net:
     fn lower_edges_spread_builds_gamma_chain_of_round_ratio_squared_stages() {
         let c = lower_edges(&circuit());
         // delay 0.004, spread 0.001: n = (0.004/0.001)^2 = 16 stages, k = 16/0.004 = 4000.
-        let stages: Vec<&Var> = c.vars.iter().filter(|v| v.name.starts_with("edge:b->a:0/z")).collect();
+        let stages: Vec<&Var> = c
+            .vars
+            .iter()
+            .filter(|v| v.name.starts_with("edge:b->a:0/z"))
+            .collect();
         assert_eq!(stages.len(), 16);
         let z1 = c.find_var("edge:b->a:0/z1").expect("z1");
         let ode = c.odes.iter().find(|o| o.var == z1).expect("z1 ode");
         // z1' = k (source − z1); with source 1 and z1 0 that is k.
         let b = c.find_var("b/P/r").expect("b");
-        let k = eval(&c, ode.rhs, &|v| if v == b { 1.0 } else if v == z1 { 0.0 } else { c.var(v).value }, 0.0);
+        let k = eval(
+            &c,
+            ode.rhs,
+            &|v| {
+                if v == b {
+                    1.0
+                } else if v == z1 {
+                    0.0
+                } else {
+                    c.var(v).value
+                }
+            },
+            0.0,
+        );
         assert!((k - 4000.0).abs() < 1e-9, "k = {k}");
         // The target reads the last stage.
-        let a_in = c.assigns.iter().find(|a| c.var(a.var).name == "a/P/r_in").expect("a input");
+        let a_in = c
+            .assigns
+            .iter()
+            .find(|a| c.var(a.var).name == "a/P/r_in")
+            .expect("a input");
         let z16 = c.find_var("edge:b->a:0/z16").expect("z16");
-        let v = eval(&c, a_in.rhs, &|v| if v == z16 { 2.0 } else { c.var(v).value }, 0.0);
+        let v = eval(
+            &c,
+            a_in.rhs,
+            &|v| if v == z16 { 2.0 } else { c.var(v).value },
+            0.0,
+        );
         assert!((v - (1.5 * 2.0 + 0.0)).abs() < 1e-15);
     }
 
