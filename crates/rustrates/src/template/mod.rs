@@ -406,6 +406,13 @@ impl<'o> Loader<'o> {
         if let Some(i) = try_dir(self, &cwd) {
             return Some(i);
         }
+        // Next to the file that names the module (a project's templates referring to each
+        // other work from any working directory).
+        if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
+            if let Some(i) = p.parent().and_then(|d| try_dir(self, d)) {
+                return Some(i);
+            }
+        }
         for dir in self.opts.search_path.clone() {
             if let Some(i) = try_dir(self, &dir) {
                 return Some(i);
