@@ -1,7 +1,7 @@
-//! Equation strings → [`ast::Equation`] / [`ast::Expr`], by a hand-written Pratt parser.
+//! Equation strings → [`Equation`] / [`Expr`], by a hand-written Pratt parser.
 //!
 //! Input: one equation string, the file it came from and its byte offset in that file.
-//! Output: an AST whose ranges are relative to the string's start (see [`ast`]), or
+//! Output: an AST whose ranges are relative to the string's start (see [`ast`](super::ast)), or
 //! diagnostics whose spans are absolute in the file.
 //!
 //! Precedence, low → high: comparisons (non-associative); `+ -`; `* /`; unary `- +`;
