@@ -7,9 +7,7 @@ pub struct JitKernel {}
 
 impl JitKernel {
     pub fn new(_circuit: &Circuit, _opts: &KernelOptions) -> Result<Self, KernelError> {
-        Err(KernelError::Codegen {
-            reason: "the Cranelift back end is not built yet".into(),
-        })
+        Err(KernelError::Codegen { reason: "the Cranelift back end is not built yet".into() })
     }
     pub fn rhs(&self, _args: RhsArgs<'_>) {}
     pub fn rhs_f32(&self, _args: RhsArgsF32<'_>) {}

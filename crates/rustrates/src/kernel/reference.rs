@@ -9,9 +9,7 @@ pub struct ReferenceKernel {
 
 impl ReferenceKernel {
     pub fn new(circuit: &Circuit) -> Self {
-        Self {
-            circuit: circuit.clone(),
-        }
+        Self { circuit: circuit.clone() }
     }
     pub fn rhs(&self, _args: RhsArgs<'_>) {
         let _ = &self.circuit;

@@ -10,10 +10,7 @@ pub fn modules() -> &'static [(&'static str, &'static str)] {
 
 /// The YAML text of a built-in module, if there is one.
 pub fn module_source(dotted: &str) -> Option<&'static str> {
-    MODULES
-        .iter()
-        .find(|(name, _)| *name == dotted)
-        .map(|(_, text)| *text)
+    MODULES.iter().find(|(name, _)| *name == dotted).map(|(_, text)| *text)
 }
 
 static MODULES: &[(&str, &str)] = &[];

@@ -26,10 +26,7 @@ impl Method {
             "euler" => Method::Euler,
             "heun" => Method::Heun,
             "rk4" => Method::Rk4,
-            "rk45" | "scipy" | "dopri5" => Method::Rk45 {
-                rtol: 1e-3,
-                atol: 1e-6,
-            },
+            "rk45" | "scipy" | "dopri5" => Method::Rk45 { rtol: 1e-3, atol: 1e-6 },
             _ => return None,
         })
     }
@@ -55,10 +52,7 @@ pub enum Signal {
     /// One value per step, shared by every grid point (numpy shape (steps,) or (steps, 1)).
     Shared(Arc<[f64]>),
     /// One column per grid point: `data[step * points + point]` (numpy (steps, points), C order).
-    PerPoint {
-        points: usize,
-        data: Arc<[f64]>,
-    },
+    PerPoint { points: usize, data: Arc<[f64]> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -78,13 +72,9 @@ pub struct OutputBinding {
 pub enum PointStatus {
     Ok,
     /// The state became NaN or infinite at time `t`; samples from then on are NaN.
-    NonFinite {
-        t: f64,
-    },
+    NonFinite { t: f64 },
     /// The adaptive step size fell below its floor at time `t`.
-    StepTooSmall {
-        t: f64,
-    },
+    StepTooSmall { t: f64 },
 }
 
 /// Receives samples as the run produces them.
@@ -110,18 +100,9 @@ pub enum SolveError {
     #[error("sampling_step_size {dts} is not a whole multiple of step_size {dt}; use a multiple such as {suggestion}")]
     SamplingNotMultiple { dts: f64, dt: f64, suggestion: f64 },
     #[error("input '{name}' has {found} rows; expected {expected} (= round(simulation_time / step_size)) or {expected_minus_one}")]
-    InputLength {
-        name: String,
-        found: usize,
-        expected: usize,
-        expected_minus_one: usize,
-    },
+    InputLength { name: String, found: usize, expected: usize, expected_minus_one: usize },
     #[error("input '{name}' has {found} columns; expected 1 or one per grid point ({expected})")]
-    InputColumns {
-        name: String,
-        found: usize,
-        expected: usize,
-    },
+    InputColumns { name: String, found: usize, expected: usize },
     #[error("step_size must be positive and finite, got {dt}")]
     BadStep { dt: f64 },
     #[error("simulation_time must be positive and finite, got {t}")]

@@ -17,16 +17,10 @@ impl TextRange {
     }
     /// Shift a range that is relative to a string's start by that string's offset in the file.
     pub fn offset(self, by: u32) -> Self {
-        Self {
-            start: self.start + by,
-            end: self.end + by,
-        }
+        Self { start: self.start + by, end: self.end + by }
     }
     pub fn cover(self, other: Self) -> Self {
-        Self {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Self { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
     pub fn len(self) -> u32 {
         self.end - self.start
@@ -45,10 +39,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: u32, end: u32) -> Self {
-        Self {
-            file,
-            range: TextRange::new(start, end),
-        }
+        Self { file, range: TextRange::new(start, end) }
     }
 }
 
@@ -76,23 +67,14 @@ impl LineIndex {
         };
         let start = self.line_starts[line] as usize;
         let end = (offset as usize).min(text.len());
-        let col = text
-            .get(start..end)
-            .map_or(end - start, |s| s.chars().count());
+        let col = text.get(start..end).map_or(end - start, |s| s.chars().count());
         (line + 1, col + 1)
     }
     /// Byte range of a one-based line, without its newline.
     pub fn line_range(&self, text: &str, line: usize) -> (usize, usize) {
         let start = self.line_starts[line - 1] as usize;
-        let end = self
-            .line_starts
-            .get(line)
-            .map_or(text.len(), |&e| e as usize);
-        let end = if end > start && text.as_bytes().get(end - 1) == Some(&b'\n') {
-            end - 1
-        } else {
-            end
-        };
+        let end = self.line_starts.get(line).map_or(text.len(), |&e| e as usize);
+        let end = if end > start && text.as_bytes().get(end - 1) == Some(&b'\n') { end - 1 } else { end };
         (start, end)
     }
 }
@@ -118,27 +100,17 @@ impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let text = text.into();
         let line_index = LineIndex::new(&text);
-        self.files.push(SourceFile {
-            name: name.into(),
-            text,
-            line_index,
-        });
+        self.files.push(SourceFile { name: name.into(), text, line_index });
         FileId(self.files.len() as u32 - 1)
     }
     pub fn file(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
     }
     pub fn find(&self, name: &str) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|f| f.name == name)
-            .map(|i| FileId(i as u32))
+        self.files.iter().position(|f| f.name == name).map(|i| FileId(i as u32))
     }
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (FileId(i as u32), f))
+        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
     }
     /// One-based (line, column) of a span's start.
     pub fn line_col(&self, span: Span) -> (usize, usize) {
