@@ -24,26 +24,8 @@ use std::sync::OnceLock;
 use super::{Backend, KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
-type RhsF64 = unsafe extern "C" fn(
-    usize,
-    f64,
-    *const f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *mut f64,
-    *mut c_void,
-);
-type RhsF32 = unsafe extern "C" fn(
-    usize,
-    f64,
-    *const f32,
-    *const f32,
-    *const f32,
-    *mut f32,
-    *mut f32,
-    *mut c_void,
-);
+type RhsF64 = unsafe extern "C" fn(usize, f64, *const f64, *const f64, *const f64, *mut f64, *mut f64, *mut c_void);
+type RhsF32 = unsafe extern "C" fn(usize, f64, *const f32, *const f32, *const f32, *mut f32, *mut f32, *mut c_void);
 type StepsFn = unsafe extern "C" fn(
     usize,
     usize,
@@ -91,10 +73,8 @@ struct Loaded {
 }
 
 fn load(path: &Path) -> Result<Loaded, KernelError> {
-    let fail = |e: libloading::Error| KernelError::LoadFailed {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let fail =
+        |e: libloading::Error| KernelError::LoadFailed { path: path.display().to_string(), reason: e.to_string() };
     // SAFETY: the library is one this module generated and compiled (its only code is the
     // three kernel functions and static helpers; no initialisers run on load).
     let lib = unsafe { libloading::Library::new(path) }.map_err(fail)?;
@@ -104,21 +84,14 @@ fn load(path: &Path) -> Result<Loaded, KernelError> {
         let rhs64 = *lib.get::<RhsF64>(b"rustrates_rhs\0").map_err(fail)?;
         let rhs32 = *lib.get::<RhsF32>(b"rustrates_rhs_f32\0").map_err(fail)?;
         let steps = *lib.get::<StepsFn>(b"rustrates_steps\0").map_err(fail)?;
-        Ok(Loaded {
-            rhs64,
-            rhs32,
-            steps,
-            lib,
-        })
+        Ok(Loaded { rhs64, rhs32, steps, lib })
     }
 }
 
 impl CKernel {
     pub fn new(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
         if !circuit.edges.is_empty() {
-            return Err(KernelError::NotLowered {
-                count: circuit.edges.len(),
-            });
+            return Err(KernelError::NotLowered { count: circuit.edges.len() });
         }
         let source = emit::emit(circuit, RECIPROCAL_DIVISORS);
         let cmd = build::compiler_command();
@@ -186,16 +159,7 @@ impl CKernel {
     }
 
     pub fn rhs(&self, args: RhsArgs<'_>) {
-        let RhsArgs {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        } = args;
+        let RhsArgs { t, lanes, y, p, u, dy, a, ctx } = args;
         self.check(lanes, y.len(), p.len(), u.len(), dy.len(), a.len());
         if lanes == 0 {
             return;
@@ -204,30 +168,12 @@ impl CKernel {
         // SAFETY: lengths checked above; the C function touches exactly `slots × lanes`
         // elements of each array, and `ctx` points to a live `#[repr(C)] KernelCtx`.
         unsafe {
-            (self.rhs64)(
-                lanes,
-                t,
-                y.as_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                dy.as_mut_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-            );
+            (self.rhs64)(lanes, t, y.as_ptr(), p.as_ptr(), u.as_ptr(), dy.as_mut_ptr(), a.as_mut_ptr(), ctx.cast());
         }
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        } = args;
+        let RhsArgsF32 { t, lanes, y, p, u, dy, a, ctx } = args;
         self.check(lanes, y.len(), p.len(), u.len(), dy.len(), a.len());
         if lanes == 0 {
             return;
@@ -235,34 +181,13 @@ impl CKernel {
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: as in `rhs`.
         unsafe {
-            (self.rhs32)(
-                lanes,
-                t,
-                y.as_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                dy.as_mut_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-            );
+            (self.rhs32)(lanes, t, y.as_ptr(), p.as_ptr(), u.as_ptr(), dy.as_mut_ptr(), a.as_mut_ptr(), ctx.cast());
         }
     }
 
     /// See [`crate::kernel::Kernel::steps`].
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
-        let StepsArgs {
-            lanes,
-            nsteps,
-            t0,
-            dt,
-            tableau,
-            y,
-            p,
-            u,
-            a,
-            work,
-            ctx,
-        } = args;
+        let StepsArgs { lanes, nsteps, t0, dt, tableau, y, p, u, a, work, ctx } = args;
         let stages = tableau.b.len();
         if self.uses_callbacks
             || stages == 0
@@ -360,10 +285,7 @@ fn jit_works(opts: &KernelOptions) -> bool {
     static WORKS: OnceLock<bool> = OnceLock::new();
     *WORKS.get_or_init(|| {
         use crate::model::{Expr, Ode, Var, VarKind};
-        let mut c = Circuit {
-            name: "probe".into(),
-            ..Circuit::default()
-        };
+        let mut c = Circuit { name: "probe".into(), ..Circuit::default() };
         let x = c.add_var(Var {
             name: "n/op/x".into(),
             kind: VarKind::State,
@@ -374,16 +296,8 @@ fn jit_works(opts: &KernelOptions) -> bool {
         });
         let e = c.add_expr(Expr::Var(x));
         let rhs = c.add_expr(Expr::Neg(e));
-        c.odes.push(Ode {
-            var: x,
-            rhs,
-            span: None,
-        });
-        let probe = KernelOptions {
-            backend: Backend::Jit,
-            cache_dir: None,
-            ..opts.clone()
-        };
+        c.odes.push(Ode { var: x, rhs, span: None });
+        let probe = KernelOptions { backend: Backend::Jit, cache_dir: None, ..opts.clone() };
         super::jit::JitKernel::new(&c, &probe).is_ok()
     })
 }

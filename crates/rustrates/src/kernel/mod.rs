@@ -29,8 +29,7 @@ impl Backend {
     /// `tensorflow`, `torch`, `fortran`, ... all mean `Auto`).
     pub fn parse(name: &str) -> Option<Backend> {
         Some(match name.to_ascii_lowercase().as_str() {
-            "auto" | "numpy" | "default" | "tensorflow" | "torch" | "fortran" | "julia"
-            | "cuda" => Backend::Auto,
+            "auto" | "numpy" | "default" | "tensorflow" | "torch" | "fortran" | "julia" | "cuda" => Backend::Auto,
             "reference" | "ref" | "interpreter" => Backend::Reference,
             "jit" | "cranelift" => Backend::Jit,
             "c" | "cc" | "native" => Backend::C,
@@ -66,22 +65,16 @@ pub enum KernelError {
     LoadFailed { path: String, reason: String },
     #[error("Cranelift code generation failed: {reason}")]
     Codegen { reason: String },
-    #[error(
-        "the circuit still has {count} edge(s): run model::passes::lower_edges before compiling"
-    )]
+    #[error("the circuit still has {count} edge(s): run model::passes::lower_edges before compiling")]
     NotLowered { count: usize },
     #[error("kernel cache I/O at {path}: {source}")]
-    CacheIo {
-        path: String,
-        source: std::io::Error,
-    },
+    CacheIo { path: String, source: std::io::Error },
 }
 
 /// Callback for [`crate::model::Expr::Past`]: the value of variable `var` (a `VarId` index)
 /// of block lane `lane`, `delay` seconds before the time being evaluated. `ctx` is the
 /// [`KernelCtx`] the kernel was called with.
-pub type PastFn =
-    unsafe extern "C" fn(ctx: *mut KernelCtx, var: u32, lane: usize, delay: f64) -> f64;
+pub type PastFn = unsafe extern "C" fn(ctx: *mut KernelCtx, var: u32, lane: usize, delay: f64) -> f64;
 
 /// Callback for [`crate::model::Expr::Randn`]: a standard normal sample for block lane `lane`.
 pub type RandnFn = unsafe extern "C" fn(ctx: *mut KernelCtx, lane: usize) -> f64;
@@ -107,12 +100,7 @@ pub struct KernelCtx {
 
 impl Default for KernelCtx {
     fn default() -> Self {
-        KernelCtx {
-            past: None,
-            randn: None,
-            data: std::ptr::null_mut(),
-            first_point: 0,
-        }
+        KernelCtx { past: None, randn: None, data: std::ptr::null_mut(), first_point: 0 }
     }
 }
 
@@ -192,27 +180,18 @@ pub struct Kernel {
 impl Kernel {
     pub fn compile(circuit: &Circuit, opts: &KernelOptions) -> Result<Kernel, KernelError> {
         if !circuit.edges.is_empty() {
-            return Err(KernelError::NotLowered {
-                count: circuit.edges.len(),
-            });
+            return Err(KernelError::NotLowered { count: circuit.edges.len() });
         }
         let backend = match opts.backend {
             Backend::Auto => c::auto_choice(circuit, opts),
             b => b,
         };
         let imp = match backend {
-            Backend::Reference | Backend::Auto => {
-                KernelImpl::Reference(reference::ReferenceKernel::new(circuit))
-            }
+            Backend::Reference | Backend::Auto => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
             Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
         };
-        Ok(Kernel {
-            layout: circuit.layout(),
-            backend,
-            precision: opts.precision,
-            imp,
-        })
+        Ok(Kernel { layout: circuit.layout(), backend, precision: opts.precision, imp })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
