@@ -1063,4 +1063,90 @@ mod tests {
         let big = KernelOptions { work_hint: 1e10, ..o };
         assert_eq!(auto_choice(&qif_two_pop(), &big), if compiler_available() { Backend::C } else { want });
     }
+
+    /// The speed target: 10,000 lanes × 50,000 Euler steps of the two-population QIF
+    /// sweep, r_PC kept every 10 steps, one thread, against ../shared/bench/montbrio_grid.c in
+    /// the same run. Run with
+    /// `cargo test --release -p rustrates --lib c_bench -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: release build, several seconds"]
+    fn c_bench_qif_euler_vs_hand_written_c() {
+        let _g = env_read();
+        let src = std::env::var_os("RUSTRATES_BENCH_C")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/work/shared/bench/montbrio_grid.c"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let exe = dir.path().join("mg");
+        let st = std::process::Command::new("gcc")
+            .args(["-O3", "-march=native", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .arg("-lm")
+            .status()
+            .expect("gcc runs");
+        assert!(st.success());
+        let out = std::process::Command::new(&exe).arg("10000").output().expect("C program runs");
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let field = |k: &str| -> f64 {
+            let v = line.split_whitespace().find_map(|w| w.strip_prefix(k)).expect("field printed");
+            v.parse().expect("number")
+        };
+        let (c_ns, c_sum) = (field("ns_per_combo_step="), field("checksum="));
+
+        let c = qif_two_pop();
+        let kernel = Kernel::compile(&c, &opts(dir.path())).expect("C kernel compiles");
+        let layout = kernel.layout().clone();
+        let (n, steps, every) = (100usize, 50_000usize, 10usize);
+        let points = n * n;
+        let samples = steps / every;
+        let e: Vec<f64> = (0..n).map(|a| -5.0 + 10.0 * a as f64 / (n - 1) as f64).collect();
+        let mut out_buf = vec![0.0f64; points * samples];
+        let slot_of = |name: &str| {
+            let id = c.find_var(&format!("n/op/{name}")).expect("var");
+            layout.slot[id.0 as usize] as usize
+        };
+        let (eta_pc, eta_iin, r_pc) = (slot_of("PC_eta"), slot_of("IIN_eta"), slot_of("PC_r"));
+        let blk = 64;
+        let tab = TableauRef { a: &EULER.0, b: &EULER.1, c: &EULER.2 };
+        let t0 = std::time::Instant::now();
+        let mut k0 = 0;
+        let (mut work, mut ctx) = (Vec::new(), KernelCtx::default());
+        while k0 < points {
+            let lanes = blk.min(points - k0);
+            let mut y: Vec<f64> = layout.states.iter().flat_map(|v| std::iter::repeat_n(c.var(*v).value, lanes)).collect();
+            let mut p: Vec<f64> = layout.params.iter().flat_map(|v| std::iter::repeat_n(c.var(*v).value, lanes)).collect();
+            for l in 0..lanes {
+                let k = k0 + l;
+                p[eta_pc * lanes + l] = e[k % n];
+                p[eta_iin * lanes + l] = e[k / n];
+            }
+            let mut a = vec![0.0; layout.algebraics.len() * lanes];
+            for s in 0..samples {
+                for l in 0..lanes {
+                    out_buf[(k0 + l) * samples + s] = y[r_pc * lanes + l];
+                }
+                let ok = kernel.steps(StepsArgs {
+                    lanes,
+                    nsteps: every,
+                    t0: (s * every) as f64 * 1e-4,
+                    dt: 1e-4,
+                    tableau: tab,
+                    y: &mut y,
+                    p: &p,
+                    u: &[],
+                    a: &mut a,
+                    work: &mut work,
+                    ctx: &mut ctx,
+                });
+                assert!(ok);
+            }
+            k0 += lanes;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let ns = 1e9 * secs / (points * steps) as f64;
+        let sum: f64 = out_buf.iter().filter(|x| x.is_finite()).sum();
+        println!("hand-written C: {c_ns:.3} ns/lane-step; C back end: {ns:.3} ns/lane-step; ratio {:.3}", ns / c_ns);
+        println!("checksums: C {c_sum:.12e}, C back end {sum:.12e}");
+        assert!(close(sum, c_sum, 1e-9, 0.0), "same arithmetic as the hand-written loop");
+    }
 }
