@@ -1539,9 +1539,19 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// The closest candidate within a distance that still looks like a typo.
 pub fn suggest(word: &str, candidates: &[String]) -> Option<String> {
     let limit = (word.chars().count() / 3).max(2);
+    let lw = word.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            let lc = c.to_lowercase();
+            // A truncated name (`state` for `state_var`) is as close as a one-letter typo.
+            let d = if lw.len() >= 3 && lc.starts_with(&lw) {
+                1
+            } else {
+                edit_distance(&lw, &lc)
+            };
+            (d, c)
+        })
         .filter(|(d, c)| *d <= limit && c.as_str() != word)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.clone())

@@ -427,36 +427,119 @@ fn check_file_summarises_every_template() {
 #[test]
 #[ignore = "needs PyRates' templates: set PYRATES_MODEL_TEMPLATES"]
 fn pyrates_own_templates_load_except_known_unsupported() {
-    let Some(root) = std::env::var_os("PYRATES_MODEL_TEMPLATES").map(std::path::PathBuf::from) else {
+    let Some(root) = std::env::var_os("PYRATES_MODEL_TEMPLATES").map(std::path::PathBuf::from)
+    else {
         panic!("set PYRATES_MODEL_TEMPLATES to PyRates' model_templates directory");
     };
     // (file, template, reason)
     let expected: &[(&str, &str, &str)] = &[
-        ("CNS_2019_Tutorial/templates.yaml", "JRC_nosyns", "PyRates cannot load it: edges target undeclared `r_e`/`r_i`"),
-        ("neural_mass_models/qif.yaml", "qif_gap", "PyRates cannot load it: edges name `qif_op`, the node runs `qif_gap_op`"),
-        ("neural_mass_models/qif.yaml", "qif_alpha_syn", "PyRates cannot load it: edge template `alpha_edge` is undefined"),
-        ("neural_mass_models/theta.yaml", "theta_op", "complex-valued variables"),
-        ("neural_mass_models/theta.yaml", "conductance_op", "complex-valued variables (and a misindented `variables:`)"),
-        ("neural_mass_models/theta.yaml", "theta_pop", "complex-valued variables"),
-        ("neural_mass_models/theta.yaml", "conductance_pop", "complex-valued variables"),
-        ("neural_mass_models/theta.yaml", "kmo_theta", "complex-valued variables"),
-        ("neural_mass_models/theta.yaml", "kmo_conductance", "complex-valued variables (and a misindented `edges:`)"),
-        ("oscillators/kuramoto.yaml", "kmo_op", "complex-valued variables"),
-        ("oscillators/kuramoto.yaml", "kmo_pop", "complex-valued variables"),
-        ("oscillators/kuramoto.yaml", "kmo_mf", "complex-valued variables"),
-        ("oscillators/kuramoto.yaml", "kmo_mf_2coupled", "complex-valued variables"),
-        ("test_resources/linear.yaml", "MatrixCircuit", "PyRates 1.x has no `CircuitFromMatrix` base"),
-        ("test_resources/test_operator_caching_templates.yml", "TestOpSin", "PyRates cannot load it: `out_var` undeclared"),
-        ("test_resources/test_operator_caching_templates.yml", "TestOpCos", "PyRates cannot load it: base `TestOp1` undefined"),
-        ("test_resources/test_operator_caching_templates.yml", "TestEdge1", "uses TestOpSin"),
-        ("test_resources/test_operator_caching_templates.yml", "TestEdge2", "uses TestOpCos"),
-        ("test_resources/test_operator_caching_templates.yml", "TestCircuit2", "uses TestEdge1/2"),
+        (
+            "CNS_2019_Tutorial/templates.yaml",
+            "JRC_nosyns",
+            "PyRates cannot load it: edges target undeclared `r_e`/`r_i`",
+        ),
+        (
+            "neural_mass_models/qif.yaml",
+            "qif_gap",
+            "PyRates cannot load it: edges name `qif_op`, the node runs `qif_gap_op`",
+        ),
+        (
+            "neural_mass_models/qif.yaml",
+            "qif_alpha_syn",
+            "PyRates cannot load it: edge template `alpha_edge` is undefined",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "theta_op",
+            "complex-valued variables",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "conductance_op",
+            "complex-valued variables (and a misindented `variables:`)",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "theta_pop",
+            "complex-valued variables",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "conductance_pop",
+            "complex-valued variables",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "kmo_theta",
+            "complex-valued variables",
+        ),
+        (
+            "neural_mass_models/theta.yaml",
+            "kmo_conductance",
+            "complex-valued variables (and a misindented `edges:`)",
+        ),
+        (
+            "oscillators/kuramoto.yaml",
+            "kmo_op",
+            "complex-valued variables",
+        ),
+        (
+            "oscillators/kuramoto.yaml",
+            "kmo_pop",
+            "complex-valued variables",
+        ),
+        (
+            "oscillators/kuramoto.yaml",
+            "kmo_mf",
+            "complex-valued variables",
+        ),
+        (
+            "oscillators/kuramoto.yaml",
+            "kmo_mf_2coupled",
+            "complex-valued variables",
+        ),
+        (
+            "test_resources/linear.yaml",
+            "MatrixCircuit",
+            "PyRates 1.x has no `CircuitFromMatrix` base",
+        ),
+        (
+            "test_resources/test_operator_caching_templates.yml",
+            "TestOpSin",
+            "PyRates cannot load it: `out_var` undeclared",
+        ),
+        (
+            "test_resources/test_operator_caching_templates.yml",
+            "TestOpCos",
+            "PyRates cannot load it: base `TestOp1` undefined",
+        ),
+        (
+            "test_resources/test_operator_caching_templates.yml",
+            "TestEdge1",
+            "uses TestOpSin",
+        ),
+        (
+            "test_resources/test_operator_caching_templates.yml",
+            "TestEdge2",
+            "uses TestOpCos",
+        ),
+        (
+            "test_resources/test_operator_caching_templates.yml",
+            "TestCircuit2",
+            "uses TestEdge1/2",
+        ),
     ];
-    let o = LoadOptions { search_path: vec![], cwd: root.parent().map(Path::to_path_buf) };
+    let o = LoadOptions {
+        search_path: vec![],
+        cwd: root.parent().map(Path::to_path_buf),
+    };
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").filter_map(Result::ok) {
+        for e in std::fs::read_dir(&d)
+            .expect("read dir")
+            .filter_map(Result::ok)
+        {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -468,7 +551,11 @@ fn pyrates_own_templates_load_except_known_unsupported() {
     files.sort();
     let (mut total, mut failed) = (0, Vec::new());
     for f in &files {
-        let rel = f.strip_prefix(&root).expect("inside root").to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(&root)
+            .expect("inside root")
+            .to_string_lossy()
+            .replace('\\', "/");
         let r = check_file(f, &o);
         for t in &r.templates {
             total += 1;
@@ -477,8 +564,15 @@ fn pyrates_own_templates_load_except_known_unsupported() {
             }
         }
     }
-    let want: Vec<(String, String)> = expected.iter().map(|(f, t, _)| (f.to_string(), t.to_string())).collect();
-    println!("{total} templates, {} ok, {} reported", total - failed.len(), failed.len());
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, t, _)| (f.to_string(), t.to_string()))
+        .collect();
+    println!(
+        "{total} templates, {} ok, {} reported",
+        total - failed.len(),
+        failed.len()
+    );
     assert_eq!(failed, want);
     assert!(total >= 150, "{total}");
 }
