@@ -406,6 +406,7 @@ fn rewritten_equation_error_points_into_rewritten_text_with_label_at_source() {
     assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
     assert_eq!(f.text, "x' = -x + q");
     assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
+    assert!(e.labels[0].message.contains("as written"));
 }
 
 #[test]
@@ -661,4 +662,55 @@ fn builtin_library_every_template_checks_clean() {
             .collect();
         assert!(l.diags.is_empty(), "{m}: {}", rendered.join("\n"));
     }
+}
+
+#[test]
+fn inheritance_without_changes_is_idempotent() {
+    let y = r#"
+A:
+  base: OperatorTemplate
+  equations: ["x' = -x/tau + u", "y = 2*x"]
+  variables: {x: output(1.0), y: variable(0.0), tau: 1.0, u: input(0.0)}
+B: {base: A}
+C: {base: B}
+NA: {base: NodeTemplate, operators: [A]}
+NC: {base: NodeTemplate, operators: [C]}
+"#;
+    let d = tree(&[("i.yaml", y)]);
+    let a = dump(&load_circuit("i.NA", &opts(d.path())).expect("NA").circuit);
+    let c = dump(&load_circuit("i.NC", &opts(d.path())).expect("NC").circuit);
+    assert_eq!(
+        a.replace("NA", "N").replace("operator A", "operator X"),
+        c.replace("NC", "N").replace("operator C", "operator X")
+    );
+    assert!(a.contains("y = 2*x"), "{a}");
+}
+
+#[test]
+fn escaped_quoted_equation_reports_into_its_text_as_read() {
+    // `\t` makes the text differ from the source bytes: spans cannot map 1:1.
+    let y = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x\\t+ q\"\n  variables: {x: output(0.0)}\n";
+    let d = tree(&[("e.yaml", y)]);
+    let r = check_file(&d.path().join("e.yaml"), &LoadOptions::default());
+    let e = r
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "eq/undefined-symbol")
+        .expect("q undefined");
+    let sp = e.span.expect("span");
+    let f = r.sources.file(sp.file);
+    assert_eq!(f.text, "x' = -x\t+ q");
+    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
+    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
+}
+
+#[test]
+fn plain_and_single_quoted_equations_map_spans_exactly() {
+    let y = "Op:\n  base: OperatorTemplate\n  equations:\n    - x' = -x + q\n    - 'y = x + w'\n  variables: {x: output(0.0), y: output}\n";
+    let d = tree(&[("p.yaml", y)]);
+    let r = check_file(&d.path().join("p.yaml"), &LoadOptions::default());
+    assert_eq!(
+        codes(&r.sources, &r.diagnostics),
+        vec!["eq/undefined-symbol@4:17", "eq/undefined-symbol@5:16"]
+    );
 }
