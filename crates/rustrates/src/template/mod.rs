@@ -208,6 +208,8 @@ const TEMPLATE_KEYS: &[&str] = &[
 enum Origin {
     Builtin(#[allow(dead_code)] String),
     Disk(PathBuf),
+    /// Text given directly (`check_source`); resolves like a file in the working directory.
+    Memory,
 }
 
 struct LoadedFile {
@@ -284,6 +286,12 @@ impl<'o> Loader<'o> {
         ))
     }
 
+    /// Register YAML text that is not read from a file (the name is only for messages).
+    pub fn load_text(&mut self, name: &str, text: &str) -> usize {
+        let key = format!("memory:{}:{name}", self.files.len());
+        self.add_file(key, name.to_string(), text.to_string(), Origin::Memory, name.to_string())
+    }
+
     /// Load a file from disk (`None` when it does not exist or cannot be read).
     pub fn load_disk(&mut self, path: &Path) -> Option<usize> {
         let canon = path.canonicalize().ok()?;
@@ -320,7 +328,7 @@ impl<'o> Loader<'o> {
                 .ancestors()
                 .find(|a| a.file_name().is_some_and(|n| n == "model_templates"))
                 .and_then(|mt| mt.parent().map(Path::to_path_buf)),
-            Origin::Builtin(_) => None,
+            Origin::Builtin(_) | Origin::Memory => None,
         };
         if let Some(r) = &root {
             if r.as_map().is_none() {
@@ -1587,7 +1595,7 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
 /// node alone), report all problems at once (each reported once).
 pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     let mut l = Loader::new(opts);
-    let mut templates = Vec::new();
+    let templates = Vec::new();
     let Some(f) = l.load_disk(path) else {
         let mut diagnostics = Diagnostics::new();
         diagnostics.push(
@@ -1603,6 +1611,18 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             templates,
         };
     };
+    check_loaded(l, f)
+}
+
+/// Like [`check_file`] for YAML text held in memory (`name` labels the messages).
+pub fn check_source(name: &str, text: &str, opts: &LoadOptions) -> CheckReport {
+    let mut l = Loader::new(opts);
+    let f = l.load_text(name, text);
+    check_loaded(l, f)
+}
+
+fn check_loaded(mut l: Loader<'_>, f: usize) -> CheckReport {
+    let mut templates = Vec::new();
     let mut extra = Diagnostics::new();
     for name in l.template_names(f) {
         let Some(t) = l.resolve(f, &name) else {

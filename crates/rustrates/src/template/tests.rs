@@ -714,3 +714,59 @@ fn plain_and_single_quoted_equations_map_spans_exactly() {
         vec!["eq/undefined-symbol@4:17", "eq/undefined-symbol@5:16"]
     );
 }
+
+mod fuzz {
+    //! Robustness: mutated templates and token soup never panic; every diagnostic has a span
+    //! inside its file. More cases: `PROPTEST_CASES=100000 cargo test ... fuzz`.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spans_inside(r: &CheckReport) -> bool {
+        r.diagnostics.iter().all(|d| {
+            d.span.is_none_or(|s| {
+                let len = r.sources.file(s.file).text.len() as u32;
+                s.range.start <= s.range.end && s.range.end <= len
+            }) && d.labels.iter().all(|l| l.span.range.end <= r.sources.file(l.span.file).text.len() as u32)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fuzz_mutated_net3_never_panics(edits in proptest::collection::vec((0usize..2000, 0u8..4, "[ -~\n]{0,3}"), 1..6)) {
+            let mut text = NET3.to_string();
+            for (pos, op, s) in edits {
+                let mut p = pos % (text.len() + 1);
+                while !text.is_char_boundary(p) {
+                    p -= 1;
+                }
+                match op {
+                    0 => text.insert_str(p, &s),
+                    1 => {
+                        let mut e = (p + s.len().max(1)).min(text.len());
+                        while !text.is_char_boundary(e) {
+                            e += 1;
+                        }
+                        text.replace_range(p..e, "");
+                    }
+                    2 => text.replace_range(p..p, "\n"),
+                    _ => text.insert_str(p, ": "),
+                }
+            }
+            let r = check_source("fuzz.yaml", &text, &LoadOptions::default());
+            prop_assert!(spans_inside(&r));
+        }
+
+        #[test]
+        fn fuzz_token_soup_never_panics(toks in proptest::collection::vec(prop::sample::select(vec![
+            "a:", " base: ", "OperatorTemplate", "NodeTemplate", "CircuitTemplate", "\n", "  ", "- ", "[", "]", "{", "}",
+            ", ", "equations: ", "variables: ", "\"x' = -x + y\"", "x: output(0.0)", "y: input", "nodes: ", "edges: ",
+            "&a ", "*a", "<<: ", "operators: ", "a", "n/a/x", "null", "'", "\"", "#", "replace: ", "add: ",
+        ]), 0..60)) {
+            let text: String = toks.concat();
+            let r = check_source("soup.yaml", &text, &LoadOptions::default());
+            prop_assert!(spans_inside(&r));
+        }
+    }
+}
