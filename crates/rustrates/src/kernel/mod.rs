@@ -11,6 +11,7 @@ use crate::model::{Circuit, Layout};
 
 pub mod c;
 pub mod jit;
+pub mod mathfns;
 pub mod reference;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -77,7 +78,23 @@ pub enum KernelError {
 pub struct KernelCtx {
     /// First global grid-point index of the block (noise streams are seeded per point).
     pub first_point: usize,
+    /// Answers `past(x, d)`: the value of variable `var` (a [`crate::model::VarId`] index) in
+    /// lane `lane` of the block at time `t - delay`, where `t` is the time of the current
+    /// evaluation. `None`: every delayed read yields NaN.
+    pub past: Option<PastHook>,
+    /// Answers `randn()`: a standard normal sample for noise source `source` (the
+    /// [`crate::model::ExprId`] index of the `Randn` node) in lane `lane`. `None`: NaN.
+    pub randn: Option<RandnHook>,
+    /// The solver's own state for its hooks (delay buffers, random streams); kernels never
+    /// touch it.
+    pub data: Option<Box<dyn std::any::Any + Send>>,
 }
+
+/// `past(ctx, var, lane, t, delay) -> value` (see [`KernelCtx::past`]). Must not panic: it is
+/// called from generated code, where an unwinding panic aborts the process.
+pub type PastHook = fn(&mut KernelCtx, u32, usize, f64, f64) -> f64;
+/// `randn(ctx, source, lane) -> sample` (see [`KernelCtx::randn`]). Must not panic.
+pub type RandnHook = fn(&mut KernelCtx, u32, usize) -> f64;
 
 /// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
 pub struct RhsArgs<'a> {
