@@ -11,5 +11,6 @@
 
 pub mod ir;
 pub mod passes;
+pub mod test_models;
 
 pub use ir::*;
