@@ -9,8 +9,14 @@
 //! - parameters, initial values and input defaults are data: a sweep overrides them per lane
 //!   without touching the structure.
 
+pub mod build;
+pub mod dump;
+mod eqshim;
 pub mod ir;
+mod load;
 pub mod passes;
 pub mod test_models;
 
+pub use dump::dump;
 pub use ir::*;
+pub use load::{load_circuit, LoadFailure, Loaded};
