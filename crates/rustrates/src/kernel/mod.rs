@@ -7,7 +7,7 @@
 //! never recompiles. Back ends: `reference` (tree-walking oracle), `jit` (Cranelift), `c`
 //! (system C compiler, cached shared library). All agree to 1e-12 relative.
 
-use crate::model::{Circuit, Layout};
+use crate::model::{Circuit, Layout, Var};
 
 pub mod c;
 pub mod jit;
@@ -158,6 +158,9 @@ enum KernelImpl {
 /// A compiled right-hand side. Cheap to share across threads (`Sync`).
 pub struct Kernel {
     layout: Layout,
+    /// The compiled circuit: the solver reads input defaults, names for its messages, and
+    /// which variables are read with a delay.
+    circuit: Box<Circuit>,
     backend: Backend,
     precision: Precision,
     imp: KernelImpl,
@@ -177,10 +180,18 @@ impl Kernel {
             Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
         };
-        Ok(Kernel { layout: circuit.layout(), backend, precision: opts.precision, imp })
+        Ok(Kernel { layout: circuit.layout(), circuit: Box::new(circuit.clone()), backend, precision: opts.precision, imp })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+    /// The circuit this kernel was compiled from.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+    /// The compiled circuit's variables, indexed by `VarId`.
+    pub fn vars(&self) -> &[Var] {
+        &self.circuit.vars
     }
     /// The back end actually used (`Auto` resolved).
     pub fn backend(&self) -> Backend {
