@@ -163,6 +163,8 @@ pub struct RunControl<'a> {
     /// Called after every block (from worker threads).
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
+    /// Replaces [`solve::run_block`] when set.
+    pub solver: Option<&'a BlockSolver>,
 }
 
 /// What the sink learns before the first block.
@@ -375,8 +377,9 @@ impl SweepSink for MemorySink {
     }
 }
 
-/// The solver entry point, injectable so that the sweep machinery is testable on its own.
-pub(crate) type Runner = dyn Fn(
+/// The signature of [`solve::run_block`]; [`RunControl::solver`] may substitute another
+/// (instrumentation, or tests of the sweep machinery on its own).
+pub type BlockSolver = dyn Fn(
         &Kernel,
         &SimConfig,
         &[InputBinding],
@@ -398,7 +401,8 @@ pub fn run_with(
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, SweepError> {
-    run_inner(spec, circuit, sink, ctrl, &solve::run_block)
+    let solver: &BlockSolver = ctrl.solver.unwrap_or(&solve::run_block);
+    run_inner(spec, circuit, sink, ctrl, solver)
 }
 
 /// Where a grid key's value goes in a block.
@@ -637,7 +641,7 @@ impl Plan<'_> {
         first: usize,
         lanes: usize,
         target: Option<&mut [f64]>,
-        runner: &Runner,
+        runner: &BlockSolver,
     ) -> Result<BlockData, SweepError> {
         let grid = &self.spec.param_grid;
         let mut params = Vec::with_capacity(self.params.len() * lanes);
@@ -725,12 +729,12 @@ fn deliver(sink: &mut dyn SweepSink, b: &BlockData) -> Result<(), SweepError> {
     })
 }
 
-pub(crate) fn run_inner(
+fn run_inner(
     spec: &SweepSpec,
     circuit: &Circuit,
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
-    runner: &Runner,
+    runner: &BlockSolver,
 ) -> Result<SweepSummary, SweepError> {
     if let Some(Shard { index, count }) = ctrl.shard {
         if count == 0 || index >= count {
@@ -832,4 +836,268 @@ pub(crate) fn run_inner(
     summary.lane_steps = lane_steps.load(Ordering::Relaxed);
     summary.points_failed = failed.load(Ordering::Relaxed);
     Ok(summary)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Expr, Ode, Var};
+    use crate::solve::Method;
+    use indexmap::IndexMap;
+
+    /// Two nodes `A`, `B` with operator `op`: state `x`, parameter `eta`; `A` also has an
+    /// input `inp`. The right-hand sides are irrelevant: [`fake_solver`] stands in for the
+    /// solver with the closed form x(t) = x0 + eta·t.
+    pub(crate) fn fake_circuit() -> Circuit {
+        let mut c = Circuit { name: "Toy".into(), ..Circuit::default() };
+        c.nodes = vec!["A".into(), "B".into()];
+        c.node_operators = vec![("A".into(), vec!["op".into()]), ("B".into(), vec!["op".into()])];
+        let zero = c.add_expr(Expr::Const(0.0));
+        for (node, x0, eta) in [("A", 0.5, 1.0), ("B", 0.25, 2.0)] {
+            let mk = |name: &str, kind, value| Var {
+                name: format!("{node}/op/{name}"),
+                kind,
+                value,
+                node: Some(node.into()),
+                external_input: None,
+                span: None,
+            };
+            let x = c.add_var(mk("x", VarKind::State, x0));
+            c.add_var(mk("eta", VarKind::Param, eta));
+            if node == "A" {
+                c.add_var(mk("inp", VarKind::Input, 0.0));
+            }
+            c.odes.push(Ode { var: x, rhs: zero, span: None });
+        }
+        c
+    }
+
+    /// x(t) = x0 + eta·t per lane, sampled like the solver (k·dts, t ≥ cutoff); a lane with
+    /// eta > 100 turns NaN from its first sample after t = 0.5 (status NonFinite there).
+    pub(crate) fn fake_solver(
+        c: Circuit,
+    ) -> impl Fn(&Kernel, &SimConfig, &[InputBinding], &[OutputBinding], Block<'_>, &mut dyn SampleSink) -> Result<Vec<PointStatus>, SolveError>
+           + Sync {
+        move |kernel, cfg, _inputs, outputs, block, sink| {
+            let layout = kernel.layout();
+            let lanes = block.lanes;
+            let dts = cfg.sampling_step.unwrap_or(cfg.dt);
+            let n = (cfg.simulation_time / dts).round() as usize;
+            let eta = |o: &OutputBinding, lane: usize| {
+                let name = c.var(o.var).name.replace("/x", "/eta");
+                let id = c.find_var(&name).expect("every node has eta");
+                block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
+            };
+            let x0 = |o: &OutputBinding, lane: usize| block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane];
+            let mut status = vec![PointStatus::Ok; lanes];
+            let mut values = vec![0.0; outputs.len() * lanes];
+            let mut index = 0;
+            for k in 0..n {
+                let t = k as f64 * dts;
+                for (oi, o) in outputs.iter().enumerate() {
+                    for lane in 0..lanes {
+                        let e = eta(o, lane);
+                        let bad = e > 100.0 && t > 0.5;
+                        if bad && status[lane] == PointStatus::Ok {
+                            status[lane] = PointStatus::NonFinite { t };
+                        }
+                        values[oi * lanes + lane] = if bad { f64::NAN } else { x0(o, lane) + e * t };
+                    }
+                }
+                if t >= cfg.cutoff {
+                    sink.samples(index, t, lanes, &values);
+                    index += 1;
+                }
+            }
+            Ok(status)
+        }
+    }
+
+    pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
+        let values: IndexMap<String, Vec<f64>> =
+            [("eta".to_string(), etas.to_vec()), ("x0".to_string(), x0s.to_vec())].into_iter().collect();
+        let grid = Grid::from_values(&values, true).expect("permuted grids have no length constraint");
+        let map = ParamMap::new().nodes("eta", &["eta"], &["A"]).nodes("x0", &["op/x"], &["B"]);
+        let sim = SimConfig { simulation_time: 2.0, dt: 0.05, sampling_step: Some(0.1), method: Method::Euler, cutoff: 0.5 };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("x".into(), "all/op/x".into())];
+        spec.backend = Backend::Reference;
+        spec
+    }
+
+    pub(crate) fn run_fake(spec: &SweepSpec, sink: &mut dyn SweepSink, ctrl: RunControl<'_>) -> Result<SweepSummary, SweepError> {
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        run_with(spec, &c, sink, RunControl { solver: Some(&solver), ..ctrl })
+    }
+
+    fn memory(spec: &SweepSpec) -> SweepResult {
+        let mut sink = MemorySink::new();
+        run_fake(spec, &mut sink, RunControl::default()).unwrap();
+        sink.into_result().unwrap()
+    }
+
+    /// Bitwise equality, NaN included.
+    pub(crate) fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    pub(crate) fn same_result(a: &SweepResult, b: &SweepResult) -> bool {
+        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
+            (Some(x), Some(y)) => same(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        let sums = match (&a.summaries, &b.summaries) {
+            (Some(x), Some(y)) => x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q)),
+            (None, None) => true,
+            _ => false,
+        };
+        let status = a.status.len() == b.status.len()
+            && a.status.iter().zip(&b.status).all(|(x, y)| match (x, y) {
+                (PointStatus::Ok, PointStatus::Ok) => true,
+                (PointStatus::NonFinite { t: s }, PointStatus::NonFinite { t }) => s == t,
+                (PointStatus::StepTooSmall { t: s }, PointStatus::StepTooSmall { t }) => s == t,
+                _ => false,
+            });
+        a.circuit_name == b.circuit_name
+            && a.labels == b.labels
+            && a.grid_keys == b.grid_keys
+            && a.grid_values.iter().zip(&b.grid_values).all(|(x, y)| same(x, y))
+            && same(&a.time, &b.time)
+            && a.columns == b.columns
+            && opt(&a.traces, &b.traces)
+            && sums
+            && status
+    }
+
+    #[test]
+    fn run_memory_sink_places_every_point_and_column() {
+        let mut spec = fake_spec(&[1.0, -2.0, 3.5], &[0.0, 10.0, 20.0, 30.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (5, 2, Some(2));
+        let r = memory(&spec);
+        assert_eq!(r.columns, vec![("A".to_string(), "x".to_string()), ("B".to_string(), "x".to_string())]);
+        assert_eq!(r.time.len(), 15, "t = 0.5 … 1.9");
+        assert_eq!(r.time[0], 0.5);
+        assert_eq!(r.labels[11], "Toy_11");
+        for p in 0..12 {
+            let (eta, x0) = (r.grid_values[0][p], r.grid_values[1][p]);
+            let a = r.trace(p, 0).unwrap();
+            let b = r.trace(p, 1).unwrap();
+            for (i, &t) in r.time.iter().enumerate() {
+                assert_eq!(a[i], 0.5 + eta * t, "point {p} A at {t}");
+                assert_eq!(b[i], x0 + 2.0 * t, "point {p} B at {t}");
+            }
+        }
+        let cols = r.dataframe_columns();
+        assert_eq!(cols.len(), 24);
+        assert_eq!(cols[3], ("Toy_1".to_string(), "B".to_string(), "x".to_string()));
+    }
+
+    #[test]
+    fn run_chunks_blocks_threads_do_not_change_results() {
+        let mut a = fake_spec(&[1.0, 2.0, 3.0, 4.0, 5.0], &[0.0, 1.0, 2.0]);
+        a.summaries = Statistic::ALL.to_vec();
+        let mut b = a.clone();
+        (a.chunk_size, a.block_size, a.threads) = (0, 64, Some(1));
+        (b.chunk_size, b.block_size, b.threads) = (4, 3, Some(2));
+        assert!(same_result(&memory(&a), &memory(&b)));
+    }
+
+    #[test]
+    fn run_summaries_equal_statistics_of_traces() {
+        let mut spec = fake_spec(&[1.0, -3.0], &[0.0, 5.0]);
+        spec.summaries = Statistic::ALL.to_vec();
+        let r = memory(&spec);
+        let n = r.time.len();
+        for p in 0..4 {
+            for c in 0..2 {
+                let x = r.trace(p, c).unwrap();
+                let mean = x.iter().sum::<f64>() / n as f64;
+                let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+                let min = x.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                // Naive DFT as the second method for the spectrum.
+                let (mut fbest, mut pbest) = (0.0, 0.0);
+                for k in 1..=n / 2 {
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for (i, v) in x.iter().enumerate() {
+                        let w = -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                        re += (v - mean) * w.cos();
+                        im += (v - mean) * w.sin();
+                    }
+                    let pw = if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
+                    if pw > pbest {
+                        (fbest, pbest) = (k as f64 / (n as f64 * 0.1), pw);
+                    }
+                }
+                let get = |s| r.summary(s, p, c).unwrap();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+                assert!(close(get(Statistic::Mean), mean));
+                assert!(close(get(Statistic::Std), std));
+                assert_eq!(get(Statistic::Min), min);
+                assert_eq!(get(Statistic::Max), max);
+                assert_eq!(get(Statistic::Last), x[n - 1]);
+                assert_eq!(get(Statistic::Ptp), max - min);
+                assert_eq!(get(Statistic::DomFreq), fbest);
+                assert!(close(get(Statistic::DomPower), pbest), "{} vs {pbest}", get(Statistic::DomPower));
+            }
+        }
+    }
+
+    #[test]
+    fn run_diverging_points_marked_others_intact() {
+        let mut spec = fake_spec(&[1.0, 500.0, 2.0], &[0.0, 1.0]);
+        spec.summaries = vec![Statistic::Mean, Statistic::Max];
+        spec.block_size = 2;
+        let mut sink = MemorySink::new();
+        let s = run_fake(&spec, &mut sink, RunControl::default()).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(s.points_failed, 2);
+        for p in 0..6 {
+            let eta = r.grid_values[0][p];
+            let a = r.trace(p, 0).unwrap();
+            if eta > 100.0 {
+                assert_eq!(r.status[p], PointStatus::NonFinite { t: 0.6000000000000001 });
+                assert!(r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
+                assert!(a[0] == 0.5 + eta * 0.5 && a[1].is_nan(), "{a:?}");
+            } else {
+                assert_eq!(r.status[p], PointStatus::Ok);
+                assert_eq!(a[14], 0.5 + eta * r.time[14]);
+                assert!(r.summary(Statistic::Max, p, 0).unwrap().is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn run_cancel_flag_stops_between_blocks() {
+        let mut spec = fake_spec(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (2, 1, Some(1));
+        let cancel = AtomicBool::new(false);
+        let progress = |p: Progress| {
+            if p.points_done >= 3 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let mut sink = MemorySink::new();
+        let ctrl = RunControl { cancel: Some(&cancel), progress: Some(&progress), ..RunControl::default() };
+        let err = run_fake(&spec, &mut sink, ctrl).unwrap_err();
+        assert!(matches!(err, SweepError::Cancelled { points_done: 3 }), "{err:?}");
+    }
+
+    #[test]
+    fn run_unknown_output_input_and_shard_are_errors() {
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.outputs = vec![("x".into(), "A/op/xx".into())];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(matches!(&err, SweepError::UnknownOutput { suggestion: Some(s), .. } if s == "A/op/x"), "{err:?}");
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.inputs = vec![("A/op/eta".into(), Signal::Constant(1.0))];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(matches!(err, SweepError::NotAnInput { kind: VarKind::Param, .. }), "{err:?}");
+        let spec = fake_spec(&[1.0], &[0.0]);
+        let ctrl = RunControl { shard: Some(Shard { index: 2, count: 2 }), ..RunControl::default() };
+        let err = run_fake(&spec, &mut MemorySink::new(), ctrl).unwrap_err();
+        assert!(matches!(err, SweepError::BadShard { index: 2, count: 2 }));
+    }
 }
