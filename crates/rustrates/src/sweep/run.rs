@@ -22,7 +22,10 @@ use super::param_map::{self, ParamMap, ParamMapError};
 use super::summary::{Moments, Spectrum, Statistic};
 use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
 use crate::model::{Circuit, VarId, VarKind};
-use crate::solve::{self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig, SolveError};
+use crate::solve::{
+    self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig,
+    SolveError,
+};
 
 /// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
 pub const DEFAULT_BLOCK_SIZE: usize = 64;
@@ -72,15 +75,24 @@ impl SweepSpec {
     /// The chunk ranges of the grid.
     pub fn chunks(&self) -> Vec<Range<usize>> {
         let n = self.param_grid.len();
-        let size = if self.chunk_size == 0 { n.max(1) } else { self.chunk_size };
-        (0..n.div_ceil(size)).map(|c| c * size..((c + 1) * size).min(n)).collect()
+        let size = if self.chunk_size == 0 {
+            n.max(1)
+        } else {
+            self.chunk_size
+        };
+        (0..n.div_ceil(size))
+            .map(|c| c * size..((c + 1) * size).min(n))
+            .collect()
     }
 
     /// The sampled times after the cutoff: t = k·dts for k = 0 … round(T/dts) − 1, t ≥ cutoff.
     pub fn sample_times(&self) -> Vec<f64> {
         let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
         let n = (self.sim.simulation_time / dts).round() as usize;
-        (0..n).map(|k| k as f64 * dts).filter(|&t| t >= self.sim.cutoff).collect()
+        (0..n)
+            .map(|k| k as f64 * dts)
+            .filter(|&t| t >= self.sim.cutoff)
+            .collect()
     }
 
     /// Nominal integration steps per point, round(T/dt) (for progress and work estimates).
@@ -97,7 +109,9 @@ impl SweepSpec {
             solve::Method::Euler => serde_json::json!({"name": "euler"}),
             solve::Method::Heun => serde_json::json!({"name": "heun"}),
             solve::Method::Rk4 => serde_json::json!({"name": "rk4"}),
-            solve::Method::Rk45 { rtol, atol } => serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol}),
+            solve::Method::Rk45 { rtol, atol } => {
+                serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol})
+            }
         };
         let digest = |data: &[f64]| {
             let mut h = sha2::Sha256::new();
@@ -164,7 +178,7 @@ pub struct RunControl<'a> {
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
     /// Replaces [`solve::run_block`] when set.
-    pub solver: Option<&'a BlockSolver>,
+    pub solver: Option<&'a BlockSolver<'a>>,
 }
 
 /// What the sink learns before the first block.
@@ -226,13 +240,20 @@ pub enum SweepError {
     #[error(transparent)]
     ParamMap(#[from] ParamMapError),
     #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
-    UnknownInput { name: String, suggestion: Option<String> },
+    UnknownInput {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("'{name}' is a {kind:?} variable and cannot be driven as an input")]
     NotAnInput { name: String, kind: VarKind },
     #[error("input '{name}' is both driven by a signal and swept by param_map key '{key}'")]
     InputSweptAndDriven { name: String, key: String },
     #[error("output '{key}': no variable '{path}'{}", suggestion_text(.suggestion))]
-    UnknownOutput { key: String, path: String, suggestion: Option<String> },
+    UnknownOutput {
+        key: String,
+        path: String,
+        suggestion: Option<String>,
+    },
     #[error("no outputs: give at least one output, e.g. {{'r': 'PC/Op_e/r'}}")]
     NoOutputs,
     #[error("block_size must be at least 1")]
@@ -241,22 +262,27 @@ pub enum SweepError {
     BadShard { index: usize, count: usize },
     #[error("the solver emitted {found} samples per point; the sweep expected {expected}")]
     SampleCount { expected: usize, found: usize },
-    #[error("the circuit has {count} edge(s) and lowering them failed: {reason}")]
-    Lowering { count: usize, reason: String },
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Solve(#[from] SolveError),
     #[error("could not start {threads} worker threads: {source}")]
-    ThreadPool { threads: usize, source: rayon::ThreadPoolBuildError },
+    ThreadPool {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
     #[error("sweep cancelled after {points_done} points")]
     Cancelled { points_done: usize },
     #[error("writing results: {source}")]
-    Output { source: Box<dyn std::error::Error + Send + Sync> },
+    Output {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!("; did you mean '{s}'?"))
+        .unwrap_or_default()
 }
 
 /// What a finished run did.
@@ -301,14 +327,22 @@ impl SweepResult {
     pub fn dataframe_columns(&self) -> Vec<(String, String, String)> {
         self.labels
             .iter()
-            .flat_map(|l| self.columns.iter().map(move |(n, k)| (l.clone(), n.clone(), k.clone())))
+            .flat_map(|l| {
+                self.columns
+                    .iter()
+                    .map(move |(n, k)| (l.clone(), n.clone(), k.clone()))
+            })
             .collect()
     }
     /// The trace of one point and column.
     pub fn trace(&self, point: usize, column: usize) -> Option<Vec<f64>> {
         let tr = self.traces.as_ref()?;
         let (nt, nc) = (self.time.len(), self.columns.len());
-        Some((0..nt).map(|i| tr[(point * nt + i) * nc + column]).collect())
+        Some(
+            (0..nt)
+                .map(|i| tr[(point * nt + i) * nc + column])
+                .collect(),
+        )
     }
     /// One summary of one point and column.
     pub fn summary(&self, stat: Statistic, point: usize, column: usize) -> Option<f64> {
@@ -344,7 +378,9 @@ impl SweepSink for MemorySink {
             grid_values: meta.grid.columns().to_vec(),
             time: meta.time.to_vec(),
             columns: meta.columns.to_vec(),
-            traces: meta.keep_traces.then(|| vec![f64::NAN; n * meta.time.len() * nc]),
+            traces: meta
+                .keep_traces
+                .then(|| vec![f64::NAN; n * meta.time.len() * nc]),
             summaries: (!meta.summaries.is_empty()).then(|| Summaries {
                 stats: meta.summaries.to_vec(),
                 values: vec![vec![f64::NAN; n * nc]; meta.summaries.len()],
@@ -356,10 +392,15 @@ impl SweepSink for MemorySink {
     fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
         let r = self.result.as_mut()?;
         let per_point = r.time.len() * r.columns.len();
-        r.traces.as_mut().map(|t| &mut t[range.start * per_point..range.end * per_point])
+        r.traces
+            .as_mut()
+            .map(|t| &mut t[range.start * per_point..range.end * per_point])
     }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        let r = self.result.as_mut().expect("begin is called before any block");
+        let r = self
+            .result
+            .as_mut()
+            .expect("begin is called before any block");
         let nc = r.columns.len();
         let p0 = out.first_point;
         r.status[p0..p0 + out.lanes].copy_from_slice(out.status);
@@ -370,7 +411,8 @@ impl SweepSink for MemorySink {
         if let Some(s) = r.summaries.as_mut() {
             let block = out.lanes * nc;
             for (i, vals) in s.values.iter_mut().enumerate() {
-                vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
+                vals[p0 * nc..(p0 + out.lanes) * nc]
+                    .copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
             }
         }
         Ok(())
@@ -379,7 +421,7 @@ impl SweepSink for MemorySink {
 
 /// The signature of [`solve::run_block`]; [`RunControl::solver`] may substitute another
 /// (instrumentation, or tests of the sweep machinery on its own).
-pub type BlockSolver = dyn Fn(
+pub type BlockSolver<'s> = dyn Fn(
         &Kernel,
         &SimConfig,
         &[InputBinding],
@@ -387,10 +429,15 @@ pub type BlockSolver = dyn Fn(
         Block<'_>,
         &mut dyn SampleSink,
     ) -> Result<Vec<PointStatus>, SolveError>
-    + Sync;
+    + Sync
+    + 's;
 
 /// Runs a sweep of the unlowered `circuit` into `sink`.
-pub fn run(spec: &SweepSpec, circuit: &Circuit, sink: &mut dyn SweepSink) -> Result<SweepSummary, SweepError> {
+pub fn run(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+) -> Result<SweepSummary, SweepError> {
     run_with(spec, circuit, sink, RunControl::default())
 }
 
@@ -401,7 +448,7 @@ pub fn run_with(
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, SweepError> {
-    let solver: &BlockSolver = ctrl.solver.unwrap_or(&solve::run_block);
+    let solver: &BlockSolver<'_> = ctrl.solver.unwrap_or(&solve::run_block);
     run_inner(spec, circuit, sink, ctrl, solver)
 }
 
@@ -433,19 +480,22 @@ struct Plan<'a> {
 }
 
 /// Lowers edges into assignments (the kernel only takes edge-free circuits).
-fn lower(circuit: &Circuit) -> Result<Circuit, SweepError> {
+fn lower(circuit: &Circuit) -> Circuit {
     if circuit.edges.is_empty() {
-        return Ok(circuit.clone());
+        circuit.clone()
+    } else {
+        crate::model::passes::lower_edges(circuit)
     }
-    // TODO(sweep): call model::passes::lower_edges once it is on main.
-    Err(SweepError::Lowering { count: circuit.edges.len(), reason: "edge lowering is not available yet".into() })
 }
+
+/// `(node, output key)`.
+type Column = (String, String);
 
 /// Expands outputs (`all` nodes) into columns and bindings.
 fn resolve_outputs(
     spec: &SweepSpec,
     c: &Circuit,
-) -> Result<(Vec<(String, String)>, Vec<OutputBinding>), SweepError> {
+) -> Result<(Vec<Column>, Vec<OutputBinding>), SweepError> {
     if spec.outputs.is_empty() {
         return Err(SweepError::NoOutputs);
     }
@@ -461,7 +511,11 @@ fn resolve_outputs(
             None => c
                 .find_var(path)
                 .map(|id| {
-                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
+                    let node = c
+                        .var(id)
+                        .node
+                        .clone()
+                        .unwrap_or_else(|| node_of(path).to_string());
                     vec![(node, id)]
                 })
                 .unwrap_or_default(),
@@ -475,7 +529,10 @@ fn resolve_outputs(
         }
         for (node, var) in found {
             columns.push((node, key.clone()));
-            bindings.push(OutputBinding { key: key.clone(), var });
+            bindings.push(OutputBinding {
+                key: key.clone(),
+                var,
+            });
         }
     }
     Ok((columns, bindings))
@@ -496,7 +553,10 @@ fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
             name: name.to_string(),
             suggestion: param_map::closest(
                 name,
-                c.vars.iter().filter(|v| v.kind == VarKind::Input).map(|v| v.name.as_str()),
+                c.vars
+                    .iter()
+                    .filter(|v| v.kind == VarKind::Input)
+                    .map(|v| v.name.as_str()),
             ),
         });
     };
@@ -504,7 +564,10 @@ fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
     match (v.kind, v.external_input) {
         (VarKind::Input, _) => Ok(id),
         (VarKind::Algebraic, Some(ext)) => Ok(ext),
-        (kind, _) => Err(SweepError::NotAnInput { name: name.to_string(), kind }),
+        (kind, _) => Err(SweepError::NotAnInput {
+            name: name.to_string(),
+            kind,
+        }),
     }
 }
 
@@ -514,7 +577,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     let names = resolved.names(circuit);
-    let mut lowered = lower(circuit)?;
+    let mut lowered = lower(circuit);
 
     // Swept variables by name in the lowered circuit; inputs that a key sets per lane become
     // parameters (an undriven input is a constant per lane, which is what a parameter is).
@@ -523,9 +586,16 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         let mut ids = Vec::with_capacity(vars.len());
         for name in vars {
             let Some(mut id) = lowered.find_var(name) else {
-                return Err(ParamMapError::PathNotFound { key: key.clone(), path: name.clone(), suggestion: None }.into());
+                return Err(ParamMapError::PathNotFound {
+                    key: key.clone(),
+                    path: name.clone(),
+                    suggestion: None,
+                }
+                .into());
             };
-            if let (VarKind::Algebraic, Some(ext)) = (lowered.var(id).kind, lowered.var(id).external_input) {
+            if let (VarKind::Algebraic, Some(ext)) =
+                (lowered.var(id).kind, lowered.var(id).external_input)
+            {
                 id = ext;
             }
             ids.push(id);
@@ -536,9 +606,15 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
     for (name, signal) in &spec.inputs {
         let var = input_var(&lowered, name)?;
         if let Some(k) = swept.iter().position(|ids| ids.contains(&var)) {
-            return Err(SweepError::InputSweptAndDriven { name: name.clone(), key: names[k].0.clone() });
+            return Err(SweepError::InputSweptAndDriven {
+                name: name.clone(),
+                key: names[k].0.clone(),
+            });
         }
-        inputs.push(InputBinding { var, signal: signal.clone() });
+        inputs.push(InputBinding {
+            var,
+            signal: signal.clone(),
+        });
     }
     for ids in &swept {
         for &id in ids {
@@ -564,12 +640,25 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
                 .collect()
         })
         .collect();
-    let params = layout.params.iter().map(|&id| lowered.var(id).value).collect();
-    let init = layout.states.iter().map(|&id| lowered.var(id).value).collect();
+    let params = layout
+        .params
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
+    let init = layout
+        .states
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
     let work = spec.param_grid.len() as f64 * spec.steps() as f64;
     let kernel = Kernel::compile(
         &lowered,
-        &KernelOptions { backend: spec.backend, precision: spec.precision, work_hint: work, cache_dir: None },
+        &KernelOptions {
+            backend: spec.backend,
+            precision: spec.precision,
+            work_hint: work,
+            cache_dir: None,
+        },
     )?;
     let n_time = spec.sample_times().len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
@@ -641,7 +730,7 @@ impl Plan<'_> {
         first: usize,
         lanes: usize,
         target: Option<&mut [f64]>,
-        runner: &BlockSolver,
+        runner: &BlockSolver<'_>,
     ) -> Result<BlockData, SweepError> {
         let grid = &self.spec.param_grid;
         let mut params = Vec::with_capacity(self.params.len() * lanes);
@@ -664,7 +753,11 @@ impl Plan<'_> {
         }
         let per_lane = self.n_time * self.n_cols;
         let has_target = target.is_some();
-        let mut own = if !has_target && self.buffer_traces { Some(vec![f64::NAN; lanes * per_lane]) } else { None };
+        let mut own = if !has_target && self.buffer_traces {
+            Some(vec![f64::NAN; lanes * per_lane])
+        } else {
+            None
+        };
         let traces = match target {
             Some(t) => Some(t),
             None => own.as_deref_mut(),
@@ -672,23 +765,49 @@ impl Plan<'_> {
         let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
         let mut collector = BlockCollector {
             traces,
-            moments: if moment_stats { vec![Moments::default(); self.n_cols * lanes] } else { Vec::new() },
+            moments: if moment_stats {
+                vec![Moments::default(); self.n_cols * lanes]
+            } else {
+                Vec::new()
+            },
             n_time: self.n_time,
             n_cols: self.n_cols,
             samples_seen: 0,
             overflow: false,
         };
-        let block = Block { first_point: first, lanes, params: &params, init: &init };
-        let status = runner(&self.kernel, &self.spec.sim, &self.inputs, &self.outputs, block, &mut collector)?;
+        let block = Block {
+            first_point: first,
+            lanes,
+            params: &params,
+            init: &init,
+        };
+        let status = runner(
+            &self.kernel,
+            &self.spec.sim,
+            &self.inputs,
+            &self.outputs,
+            block,
+            &mut collector,
+        )?;
         if collector.overflow || collector.samples_seen != self.n_time {
-            let found = if collector.overflow { self.n_time + 1 } else { collector.samples_seen };
-            return Err(SweepError::SampleCount { expected: self.n_time, found });
+            let found = if collector.overflow {
+                self.n_time + 1
+            } else {
+                collector.samples_seen
+            };
+            return Err(SweepError::SampleCount {
+                expected: self.n_time,
+                found,
+            });
         }
-        let BlockCollector { traces, moments, .. } = collector;
+        let BlockCollector {
+            traces, moments, ..
+        } = collector;
         let nc = self.n_cols;
         let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
         let mut spectrum = self.fft.clone().map(Spectrum::new);
-        let mut dominant = vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
+        let mut dominant =
+            vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
         if let (Some(sp), Some(tr)) = (spectrum.as_mut(), traces.as_deref()) {
             for lane in 0..lanes {
                 if status[lane] != PointStatus::Ok {
@@ -715,7 +834,13 @@ impl Plan<'_> {
             }
         }
         let traces = if self.spec.keep_traces { own } else { None };
-        Ok(BlockData { first_point: first, lanes, traces, summaries, status })
+        Ok(BlockData {
+            first_point: first,
+            lanes,
+            traces,
+            summaries,
+            status,
+        })
     }
 }
 
@@ -734,7 +859,7 @@ fn run_inner(
     circuit: &Circuit,
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
-    runner: &BlockSolver,
+    runner: &BlockSolver<'_>,
 ) -> Result<SweepSummary, SweepError> {
     if let Some(Shard { index, count }) = ctrl.shard {
         if count == 0 || index >= count {
@@ -788,23 +913,44 @@ fn run_inner(
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
-        let blocks: Vec<(usize, usize)> =
-            range.clone().step_by(lanes).map(|first| (first, lanes.min(range.end - first))).collect();
-        let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
-            if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(SweepError::Cancelled { points_done: done.load(Ordering::Relaxed) });
-            }
-            let data = plan.run_block(first, n, target, runner)?;
-            failed.fetch_add(data.status.iter().filter(|s| **s != PointStatus::Ok).count(), Ordering::Relaxed);
-            let d = done.fetch_add(n, Ordering::Relaxed) + n;
-            let ls = lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
-            if let Some(p) = ctrl.progress {
-                p(Progress { points_done: d, points_total: total, lane_steps: ls });
-            }
-            Ok(data)
-        };
+        let blocks: Vec<(usize, usize)> = range
+            .clone()
+            .step_by(lanes)
+            .map(|first| (first, lanes.min(range.end - first)))
+            .collect();
+        let one_block =
+            |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+                if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(SweepError::Cancelled {
+                        points_done: done.load(Ordering::Relaxed),
+                    });
+                }
+                let data = plan.run_block(first, n, target, runner)?;
+                failed.fetch_add(
+                    data.status
+                        .iter()
+                        .filter(|s| **s != PointStatus::Ok)
+                        .count(),
+                    Ordering::Relaxed,
+                );
+                let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                let ls =
+                    lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
+                if let Some(p) = ctrl.progress {
+                    p(Progress {
+                        points_done: d,
+                        points_total: total,
+                        lane_steps: ls,
+                    });
+                }
+                Ok(data)
+            };
         // With nothing to sample per point there is no array to split among blocks.
-        let target = if per_point > 0 { sink.trace_target(range.clone()) } else { None };
+        let target = if per_point > 0 {
+            sink.trace_target(range.clone())
+        } else {
+            None
+        };
         if let Some(target) = target {
             let results: Vec<Result<BlockData, SweepError>> = pool.install(|| {
                 target
@@ -849,9 +995,15 @@ pub(crate) mod tests {
     /// input `inp`. The right-hand sides are irrelevant: [`fake_solver`] stands in for the
     /// solver with the closed form x(t) = x0 + eta·t.
     pub(crate) fn fake_circuit() -> Circuit {
-        let mut c = Circuit { name: "Toy".into(), ..Circuit::default() };
+        let mut c = Circuit {
+            name: "Toy".into(),
+            ..Circuit::default()
+        };
         c.nodes = vec!["A".into(), "B".into()];
-        c.node_operators = vec![("A".into(), vec!["op".into()]), ("B".into(), vec!["op".into()])];
+        c.node_operators = vec![
+            ("A".into(), vec!["op".into()]),
+            ("B".into(), vec!["op".into()]),
+        ];
         let zero = c.add_expr(Expr::Const(0.0));
         for (node, x0, eta) in [("A", 0.5, 1.0), ("B", 0.25, 2.0)] {
             let mk = |name: &str, kind, value| Var {
@@ -867,68 +1019,104 @@ pub(crate) mod tests {
             if node == "A" {
                 c.add_var(mk("inp", VarKind::Input, 0.0));
             }
-            c.odes.push(Ode { var: x, rhs: zero, span: None });
+            c.odes.push(Ode {
+                var: x,
+                rhs: zero,
+                span: None,
+            });
         }
         c
     }
 
     /// x(t) = x0 + eta·t per lane, sampled like the solver (k·dts, t ≥ cutoff); a lane with
     /// eta > 100 turns NaN from its first sample after t = 0.5 (status NonFinite there).
-    pub(crate) fn fake_solver(
-        c: Circuit,
-    ) -> impl Fn(&Kernel, &SimConfig, &[InputBinding], &[OutputBinding], Block<'_>, &mut dyn SampleSink) -> Result<Vec<PointStatus>, SolveError>
-           + Sync {
-        move |kernel, cfg, _inputs, outputs, block, sink| {
-            let layout = kernel.layout();
-            let lanes = block.lanes;
-            let dts = cfg.sampling_step.unwrap_or(cfg.dt);
-            let n = (cfg.simulation_time / dts).round() as usize;
-            let eta = |o: &OutputBinding, lane: usize| {
-                let name = c.var(o.var).name.replace("/x", "/eta");
-                let id = c.find_var(&name).expect("every node has eta");
-                block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
-            };
-            let x0 = |o: &OutputBinding, lane: usize| block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane];
-            let mut status = vec![PointStatus::Ok; lanes];
-            let mut values = vec![0.0; outputs.len() * lanes];
-            let mut index = 0;
-            for k in 0..n {
-                let t = k as f64 * dts;
-                for (oi, o) in outputs.iter().enumerate() {
-                    for lane in 0..lanes {
-                        let e = eta(o, lane);
-                        let bad = e > 100.0 && t > 0.5;
-                        if bad && status[lane] == PointStatus::Ok {
-                            status[lane] = PointStatus::NonFinite { t };
+    pub(crate) fn fake_solver(c: Circuit) -> Box<BlockSolver<'static>> {
+        Box::new(
+            move |kernel: &Kernel,
+                  cfg: &SimConfig,
+                  _inputs: &[InputBinding],
+                  outputs: &[OutputBinding],
+                  block: Block<'_>,
+                  sink: &mut dyn SampleSink| {
+                let layout = kernel.layout();
+                let lanes = block.lanes;
+                let dts = cfg.sampling_step.unwrap_or(cfg.dt);
+                let n = (cfg.simulation_time / dts).round() as usize;
+                let eta = |o: &OutputBinding, lane: usize| {
+                    let name = c.var(o.var).name.replace("/x", "/eta");
+                    let id = c.find_var(&name).expect("every node has eta");
+                    block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
+                };
+                let x0 = |o: &OutputBinding, lane: usize| {
+                    block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane]
+                };
+                let mut status = vec![PointStatus::Ok; lanes];
+                let mut values = vec![0.0; outputs.len() * lanes];
+                let mut index = 0;
+                for k in 0..n {
+                    let t = k as f64 * dts;
+                    for (oi, o) in outputs.iter().enumerate() {
+                        for lane in 0..lanes {
+                            let e = eta(o, lane);
+                            let bad = e > 100.0 && t > 0.5;
+                            if bad && status[lane] == PointStatus::Ok {
+                                status[lane] = PointStatus::NonFinite { t };
+                            }
+                            values[oi * lanes + lane] =
+                                if bad { f64::NAN } else { x0(o, lane) + e * t };
                         }
-                        values[oi * lanes + lane] = if bad { f64::NAN } else { x0(o, lane) + e * t };
+                    }
+                    if t >= cfg.cutoff {
+                        sink.samples(index, t, lanes, &values);
+                        index += 1;
                     }
                 }
-                if t >= cfg.cutoff {
-                    sink.samples(index, t, lanes, &values);
-                    index += 1;
-                }
-            }
-            Ok(status)
-        }
+                Ok(status)
+            },
+        )
     }
 
     pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
-        let values: IndexMap<String, Vec<f64>> =
-            [("eta".to_string(), etas.to_vec()), ("x0".to_string(), x0s.to_vec())].into_iter().collect();
-        let grid = Grid::from_values(&values, true).expect("permuted grids have no length constraint");
-        let map = ParamMap::new().nodes("eta", &["eta"], &["A"]).nodes("x0", &["op/x"], &["B"]);
-        let sim = SimConfig { simulation_time: 2.0, dt: 0.05, sampling_step: Some(0.1), method: Method::Euler, cutoff: 0.5 };
+        let values: IndexMap<String, Vec<f64>> = [
+            ("eta".to_string(), etas.to_vec()),
+            ("x0".to_string(), x0s.to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        let grid =
+            Grid::from_values(&values, true).expect("permuted grids have no length constraint");
+        let map = ParamMap::new()
+            .nodes("eta", &["eta"], &["A"])
+            .nodes("x0", &["op/x"], &["B"]);
+        let sim = SimConfig {
+            simulation_time: 2.0,
+            dt: 0.05,
+            sampling_step: Some(0.1),
+            method: Method::Euler,
+            cutoff: 0.5,
+        };
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.outputs = vec![("x".into(), "all/op/x".into())];
         spec.backend = Backend::Reference;
         spec
     }
 
-    pub(crate) fn run_fake(spec: &SweepSpec, sink: &mut dyn SweepSink, ctrl: RunControl<'_>) -> Result<SweepSummary, SweepError> {
+    pub(crate) fn run_fake(
+        spec: &SweepSpec,
+        sink: &mut dyn SweepSink,
+        ctrl: RunControl<'_>,
+    ) -> Result<SweepSummary, SweepError> {
         let c = fake_circuit();
         let solver = fake_solver(c.clone());
-        run_with(spec, &c, sink, RunControl { solver: Some(&solver), ..ctrl })
+        run_with(
+            spec,
+            &c,
+            sink,
+            RunControl {
+                solver: Some(&solver),
+                ..ctrl
+            },
+        )
     }
 
     fn memory(spec: &SweepSpec) -> SweepResult {
@@ -949,7 +1137,9 @@ pub(crate) mod tests {
             _ => false,
         };
         let sums = match (&a.summaries, &b.summaries) {
-            (Some(x), Some(y)) => x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q)),
+            (Some(x), Some(y)) => {
+                x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q))
+            }
             (None, None) => true,
             _ => false,
         };
@@ -963,7 +1153,10 @@ pub(crate) mod tests {
         a.circuit_name == b.circuit_name
             && a.labels == b.labels
             && a.grid_keys == b.grid_keys
-            && a.grid_values.iter().zip(&b.grid_values).all(|(x, y)| same(x, y))
+            && a.grid_values
+                .iter()
+                .zip(&b.grid_values)
+                .all(|(x, y)| same(x, y))
             && same(&a.time, &b.time)
             && a.columns == b.columns
             && opt(&a.traces, &b.traces)
@@ -976,7 +1169,13 @@ pub(crate) mod tests {
         let mut spec = fake_spec(&[1.0, -2.0, 3.5], &[0.0, 10.0, 20.0, 30.0]);
         (spec.chunk_size, spec.block_size, spec.threads) = (5, 2, Some(2));
         let r = memory(&spec);
-        assert_eq!(r.columns, vec![("A".to_string(), "x".to_string()), ("B".to_string(), "x".to_string())]);
+        assert_eq!(
+            r.columns,
+            vec![
+                ("A".to_string(), "x".to_string()),
+                ("B".to_string(), "x".to_string())
+            ]
+        );
         assert_eq!(r.time.len(), 15, "t = 0.5 … 1.9");
         assert_eq!(r.time[0], 0.5);
         assert_eq!(r.labels[11], "Toy_11");
@@ -991,7 +1190,10 @@ pub(crate) mod tests {
         }
         let cols = r.dataframe_columns();
         assert_eq!(cols.len(), 24);
-        assert_eq!(cols[3], ("Toy_1".to_string(), "B".to_string(), "x".to_string()));
+        assert_eq!(
+            cols[3],
+            ("Toy_1".to_string(), "B".to_string(), "x".to_string())
+        );
     }
 
     #[test]
@@ -1026,7 +1228,8 @@ pub(crate) mod tests {
                         re += (v - mean) * w.cos();
                         im += (v - mean) * w.sin();
                     }
-                    let pw = if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
+                    let pw =
+                        if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
                     if pw > pbest {
                         (fbest, pbest) = (k as f64 / (n as f64 * 0.1), pw);
                     }
@@ -1040,7 +1243,11 @@ pub(crate) mod tests {
                 assert_eq!(get(Statistic::Last), x[n - 1]);
                 assert_eq!(get(Statistic::Ptp), max - min);
                 assert_eq!(get(Statistic::DomFreq), fbest);
-                assert!(close(get(Statistic::DomPower), pbest), "{} vs {pbest}", get(Statistic::DomPower));
+                assert!(
+                    close(get(Statistic::DomPower), pbest),
+                    "{} vs {pbest}",
+                    get(Statistic::DomPower)
+                );
             }
         }
     }
@@ -1058,7 +1265,12 @@ pub(crate) mod tests {
             let eta = r.grid_values[0][p];
             let a = r.trace(p, 0).unwrap();
             if eta > 100.0 {
-                assert_eq!(r.status[p], PointStatus::NonFinite { t: 0.6000000000000001 });
+                assert_eq!(
+                    r.status[p],
+                    PointStatus::NonFinite {
+                        t: 0.6000000000000001
+                    }
+                );
                 assert!(r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
                 assert!(a[0] == 0.5 + eta * 0.5 && a[1].is_nan(), "{a:?}");
             } else {
@@ -1080,9 +1292,16 @@ pub(crate) mod tests {
             }
         };
         let mut sink = MemorySink::new();
-        let ctrl = RunControl { cancel: Some(&cancel), progress: Some(&progress), ..RunControl::default() };
+        let ctrl = RunControl {
+            cancel: Some(&cancel),
+            progress: Some(&progress),
+            ..RunControl::default()
+        };
         let err = run_fake(&spec, &mut sink, ctrl).unwrap_err();
-        assert!(matches!(err, SweepError::Cancelled { points_done: 3 }), "{err:?}");
+        assert!(
+            matches!(err, SweepError::Cancelled { points_done: 3 }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -1090,13 +1309,28 @@ pub(crate) mod tests {
         let mut spec = fake_spec(&[1.0], &[0.0]);
         spec.outputs = vec![("x".into(), "A/op/xx".into())];
         let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
-        assert!(matches!(&err, SweepError::UnknownOutput { suggestion: Some(s), .. } if s == "A/op/x"), "{err:?}");
+        assert!(
+            matches!(&err, SweepError::UnknownOutput { suggestion: Some(s), .. } if s == "A/op/x"),
+            "{err:?}"
+        );
         let mut spec = fake_spec(&[1.0], &[0.0]);
         spec.inputs = vec![("A/op/eta".into(), Signal::Constant(1.0))];
         let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
-        assert!(matches!(err, SweepError::NotAnInput { kind: VarKind::Param, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                SweepError::NotAnInput {
+                    kind: VarKind::Param,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let spec = fake_spec(&[1.0], &[0.0]);
-        let ctrl = RunControl { shard: Some(Shard { index: 2, count: 2 }), ..RunControl::default() };
+        let ctrl = RunControl {
+            shard: Some(Shard { index: 2, count: 2 }),
+            ..RunControl::default()
+        };
         let err = run_fake(&spec, &mut MemorySink::new(), ctrl).unwrap_err();
         assert!(matches!(err, SweepError::BadShard { index: 2, count: 2 }));
     }
