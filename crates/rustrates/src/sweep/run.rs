@@ -89,9 +89,11 @@ impl SweepSpec {
     pub fn sample_times(&self) -> Vec<f64> {
         let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
         let n = (self.sim.simulation_time / dts).round() as usize;
+        // The solver's rule (`solve::Plan::first_emitted`): a hair of tolerance so that a
+        // cutoff of 3·dts keeps sample 3 although 3·0.1 > 0.3 in floating point.
         (0..n)
             .map(|k| k as f64 * dts)
-            .filter(|&t| t >= self.sim.cutoff)
+            .filter(|&t| t >= self.sim.cutoff - 1e-9 * dts)
             .collect()
     }
 
