@@ -1419,7 +1419,7 @@ pub(crate) mod tests {
         c
     }
 
-    fn reference_qif() -> Circuit {
+    pub(crate) fn reference_qif() -> Circuit {
         let opts = crate::template::LoadOptions::default();
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -1522,7 +1522,7 @@ pub(crate) mod tests {
         (sink.rows, status[0])
     }
 
-    fn qif_spec(n: usize) -> SweepSpec {
+    pub(crate) fn qif_spec(n: usize) -> SweepSpec {
         let etas: Vec<f64> = (0..n)
             .map(|i| -5.0 + 10.0 * i as f64 / (n - 1) as f64)
             .collect();
@@ -1728,5 +1728,58 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sweep_edge_delay_equals_single_runs_with_delay_in_yaml() {
+        // The reference circuit with a delay on IIN -> PC, swept; each point must equal the
+        // template with that delay written into the YAML, run alone.
+        let yaml_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml"
+        );
+        let yaml = std::fs::read_to_string(yaml_path).unwrap();
+        let line = "[IIN/qif_op/r, PC/qif_op/r_in, null, {weight: -10.0}]";
+        assert!(yaml.contains(line));
+        let with_delay = |d: f64| {
+            yaml.replace(
+                line,
+                &format!("[IIN/qif_op/r, PC/qif_op/r_in, null, {{weight: -10.0, delay: {d:?}}}]"),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: String, name: &str| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, text).unwrap();
+            let opts = crate::template::LoadOptions::default();
+            crate::model::load_circuit(&format!("{}/pc_iin", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit
+        };
+        let base = load(with_delay(0.01), "base.yaml");
+        let delays = [0.002, 0.01, 0.03];
+        let values: IndexMap<String, Vec<f64>> =
+            [("d".to_string(), delays.to_vec())].into_iter().collect();
+        let mut spec = qif_spec(2);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().edges("d", &["delay"], &[("IIN", "PC", Some(0))]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let mut differ = false;
+        for (p, &d) in delays.iter().enumerate() {
+            let c = load(with_delay(d), &format!("d{p}.yaml"));
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            for col in 0..2 {
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(
+                    same(&r.trace(p, col).unwrap(), &single),
+                    "delay {d} column {col}"
+                );
+            }
+            differ |= p > 0 && !same(&r.trace(p, 0).unwrap(), &r.trace(0, 0).unwrap());
+        }
+        assert!(differ, "the delay changes the traces");
     }
 }
