@@ -495,6 +495,12 @@ fn lower(circuit: &Circuit) -> Circuit {
 /// `(node, output key)`.
 type Column = (String, String);
 
+/// The output columns a sweep of `circuit` will have (`all` expanded), in order, without
+/// running it: PyRates' DataFrame columns are `(label, node, key)` for each label.
+pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>, SweepError> {
+    Ok(resolve_outputs(spec, &lower(circuit))?.0)
+}
+
 /// Expands outputs (`all` nodes) into columns and bindings.
 fn resolve_outputs(
     spec: &SweepSpec,
@@ -686,7 +692,8 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         n_time,
         time,
         dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
-        fft: needs_fft.then(|| Spectrum::plan(n_time)),
+        // Fewer than two samples have no spectrum: those statistics stay NaN.
+        fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
         buffer_traces: spec.keep_traces || needs_fft,
     })
 }
@@ -838,8 +845,10 @@ impl Plan<'_> {
                 }
                 for c in 0..nc {
                     summaries[(si * lanes + lane) * nc + c] = match stat {
-                        Statistic::DomFreq => dominant[lane * nc + c].0,
-                        Statistic::DomPower => dominant[lane * nc + c].1,
+                        Statistic::DomFreq => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.0),
+                        Statistic::DomPower => {
+                            dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1)
+                        }
                         s => moments[c * lanes + lane].get(s),
                     };
                 }
@@ -920,7 +929,14 @@ fn run_inner(
         if !sink.begin_chunk(ci, range.clone())? {
             summary.chunks_skipped += 1;
             summary.points_skipped += range.len();
-            done.fetch_add(range.len(), Ordering::Relaxed);
+            let d = done.fetch_add(range.len(), Ordering::Relaxed) + range.len();
+            if let Some(p) = ctrl.progress {
+                p(Progress {
+                    points_done: d,
+                    points_total: total,
+                    lane_steps: lane_steps.load(Ordering::Relaxed),
+                });
+            }
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
