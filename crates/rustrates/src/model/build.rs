@@ -685,6 +685,26 @@ impl<'s> Builder<'s> {
                     ParamValue::Ref(_) => None,
                 })
         };
+        for (k, v, sp) in &e.params {
+            let core = matches!(k.as_str(), "weight" | "delay" | "spread");
+            if core && matches!(v, ParamValue::Ref(r) if !matches!(r.as_str(), "null" | "~" | "")) {
+                self.error(
+                    Diagnostic::error("edge/invalid", format!("edge `{k}` must be a number"))
+                        .with_span(*sp)
+                        .with_path(e.path.clone()),
+                );
+            } else if !core && e.template.is_none() {
+                let keys = ["weight", "delay", "spread"].map(String::from);
+                let mut d = Diagnostic::error("edge/unknown-parameter", format!("unknown edge parameter `{k}`"))
+                    .with_span(*sp)
+                    .with_path(e.path.clone());
+                d = match suggest(k, &keys) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("an edge without a template takes `weight`, `delay` and `spread`"),
+                };
+                self.error(d);
+            }
+        }
         let (w, ws) = num("weight").map_or((1.0, None), |(x, s)| (x, Some(s)));
         add_param(self, "weight", w, ws.or(Some(e.span)));
         for key in ["delay", "spread"] {
