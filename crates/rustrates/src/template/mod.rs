@@ -874,7 +874,7 @@ impl<'o> Loader<'o> {
                 Some(entries) => {
                     for (k, v) in entries {
                         let Some(vn) = k.as_str() else { continue };
-                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn)) {
+                        match self.var_decl(v, &format!("{name}.variables.{vn}")) {
                             Some(d) => {
                                 variables.insert(vn.to_string(), d);
                             }
@@ -926,9 +926,8 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// Parse a variable definition in either dialect. `prev` is the inherited one (a bare
-    /// number then only changes the value, as PyRates' override of a default does).
-    fn var_decl(&mut self, v: &Node, path: &str, prev: Option<&VarDecl>) -> Option<VarDecl> {
+    /// Parse a variable definition in either dialect.
+    fn var_decl(&mut self, v: &Node, path: &str) -> Option<VarDecl> {
         let span = v.span;
         let spec: Node = match &v.value {
             Value::Map(_) => {
@@ -993,11 +992,9 @@ impl<'o> Loader<'o> {
             }
         }
         if let Some(x) = spec.as_f64() {
-            // A bare number overriding an inherited input/state keeps its kind (new default).
-            let vtype = match prev {
-                Some(p) if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) => p.vtype,
-                _ => VType::Constant,
-            };
+            // As in PyRates, a number is a constant, also where it replaces an inherited
+            // input or state (the definition is replaced, not its default).
+            let vtype = VType::Constant;
             return Some(VarDecl { vtype, value: x, span });
         }
         let Some(s) = spec.as_str() else {
