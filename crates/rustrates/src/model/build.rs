@@ -128,6 +128,8 @@ impl<'s> Builder<'s> {
     fn add_node(&mut self, path: &str, nt: &NodeT, node: Option<String>) -> Vec<(String, Scope, Vec<VarId>)> {
         let mut scopes: Vec<(String, Scope, Vec<VarId>)> = Vec::new();
         let mut decl_types: Vec<HashMap<String, VType>> = Vec::new();
+        // Operators kept (same index as `scopes`): duplicates are reported and skipped.
+        let mut accepted: Vec<&crate::template::OpUse> = Vec::new();
         for u in &nt.operators {
             let Body::Operator(op) = &u.template.body else {
                 continue;
@@ -188,19 +190,20 @@ impl<'s> Builder<'s> {
                 }
             }
             scopes.push((u.name.clone(), scope, order));
+            accepted.push(u);
             decl_types.push(types);
         }
 
         // Equations: left-hand sides first (they decide kinds and wiring), then right-hand sides.
         let mut parsed: Vec<Vec<ParsedEq>> = Vec::new();
         let mut defined_by: Vec<HashSet<String>> = Vec::new();
-        for (oi, u) in nt.operators.iter().enumerate() {
+        for (oi, u) in accepted.iter().enumerate() {
             let Body::Operator(op) = &u.template.body else {
+                // Not reached (only operators are accepted); keeps the indices aligned.
+                parsed.push(Vec::new());
+                defined_by.push(HashSet::new());
                 continue;
             };
-            if oi >= scopes.len() || scopes[oi].0 != u.name {
-                continue;
-            }
             let mut eqs = Vec::new();
             let mut defs = HashSet::new();
             for (i, e) in op.equations.iter().enumerate() {
@@ -1226,6 +1229,25 @@ N: {base: NodeTemplate, operators: [Sum, Syn1, Syn2]}
         // Both operators that define `v` feed Sum's input: m = 3*(2+5).
         assert_eq!(vals[var(&c, "N/Sum/m").0 as usize], 21.0);
         let _ = assign_of(&c, "N/Sum/v");
+    }
+
+    #[test]
+    fn duplicate_operator_is_reported_and_later_operators_still_checked() {
+        let y = r#"
+A:
+  base: OperatorTemplate
+  equations: "x' = -x"
+  variables: {x: output(1.0)}
+B:
+  base: OperatorTemplate
+  equations: "y' = -y + q"
+  variables: {y: output(1.0)}
+N: {base: NodeTemplate, operators: [A, A, B]}
+"#;
+        let (c, d) = build(y, "N");
+        assert!(c.is_none());
+        let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
+        assert_eq!(codes, vec!["node/duplicate-operator", "eq/undefined-symbol"]);
     }
 
     #[test]

@@ -716,3 +716,25 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn number_replacing_inherited_input_is_constant_but_node_override_keeps_kind() {
+    let y = r#"
+A:
+  base: OperatorTemplate
+  equations: "x' = -x + u"
+  variables: {x: output(0.0), u: input(1.0)}
+B:
+  base: A
+  variables: {u: 5.0}
+NB: {base: NodeTemplate, operators: [B]}
+NA: {base: NodeTemplate, operators: [{A: {u: 3.0}}]}
+"#;
+    let d = tree(&[("o.yaml", y)]);
+    let b = load_circuit("o.NB", &opts(d.path())).expect("NB").circuit;
+    let u = b.var(b.find_var("NB/B/u").expect("u"));
+    assert_eq!((u.kind, u.value), (crate::model::VarKind::Param, 5.0));
+    let a = load_circuit("o.NA", &opts(d.path())).expect("NA").circuit;
+    let u = a.var(a.find_var("NA/A/u").expect("u"));
+    assert_eq!((u.kind, u.value), (crate::model::VarKind::Input, 3.0));
+}
