@@ -1516,7 +1516,10 @@ fn check_loaded(mut l: Loader<'_>, f: usize) -> CheckReport {
             ok: circuit.is_some() && !t.broken,
         };
         if let Some(c) = circuit {
-            s.n_nodes = c.nodes.len();
+            // Operators and edge templates are built as a one-node circuit only to check them.
+            if matches!(t.kind(), TemplateKind::Circuit | TemplateKind::Node) {
+                s.n_nodes = c.nodes.len();
+            }
             s.n_edges = c.edges.len();
             for v in &c.vars {
                 match v.kind {

@@ -7,6 +7,11 @@
 //! is a gamma chain of n = round((delay/spread)²) first-order states with rate k = n/delay
 //! (z₀ = source, zᵢ' = k (zᵢ₋₁ − zᵢ), the edge delivers z_n); n is fixed by the template
 //! values, k follows the `delay` parameter.
+//!
+//! Sweeps whose lanes need different chain lengths set the `delay`/`spread` parameter values
+//! of a copy of the (unlowered) circuit to a representative lane of each group and lower each
+//! copy: [`chain_len`] of those values fixes the structure, the per-lane parameter values
+//! still set k.
 
 use std::collections::HashMap;
 
