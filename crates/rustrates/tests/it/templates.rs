@@ -224,24 +224,6 @@ fn reported_positions(
 /// shrinks (delete the line).
 #[rustfmt::skip]
 const PENDING: &[(&str, &str)] = &[
-    ("circuit_without_nodes", "model: report a circuit without nodes or circuits"),
-    ("op_empty_equations", "model: report an operator without equations"),
-    ("replace_text_not_found", "model: report `replace` text that occurs in no equation"),
-    ("remove_equation_not_found", "model: report a `remove` entry that matches no equation"),
-    ("yaml_syntax_duplicate_template", "model: duplicate keys are YAML errors (ruamel raises)"),
-    ("template_base_cycle", "model: point at the `base:` value that closes the cycle"),
-    ("var_non_numeric_default", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("var_unknown_vtype", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("var_unknown_vtype_08", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("eq_higher_order_derivative", "model: use syntax::parser instead of its shim"),
-    ("eq_missing_assignment", "model: use syntax::parser instead of its shim"),
-    ("eq_missing_assignment_algebraic", "model: use syntax::parser instead of its shim"),
-    ("eq_syntax_trailing_operator", "model: use syntax::parser instead of its shim"),
-    ("eq_trailing_input_bad_number", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_close", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_nested", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_open", "model: use syntax::parser instead of its shim"),
-    ("eq_unexpected_character", "model: use syntax::parser instead of its shim"),
 ];
 
 /// Every invalid fixture reports each declared diagnostic at its declared position; the
