@@ -643,7 +643,7 @@ const PYRATES_FAILS: &[(&str, &str)] = &[
     ("CNS_2019_Tutorial.templates.Pop_exc_syns", "0.8-dialect variables (KeyError: 'vtype')"),
     ("CNS_2019_Tutorial.templates.Pop_inh_syns", "0.8-dialect variables (KeyError: 'vtype')"),
     ("CNS_2019_Tutorial.templates.EC", "0.8-dialect variables (KeyError: 'vtype')"),
-    ("CNS_2019_Tutorial.templates.JRC_nosyns", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.JRC_nosyns", "0.8-dialect variables (KeyError: 'vtype'); edges name r_e/r_i, Op_exc has r_exc/r_inh"),
     ("CNS_2019_Tutorial.templates.JRC", "0.8-dialect variables (KeyError: 'vtype')"),
     ("base_templates.sigmoid_node", "runs no ODE: PyRates needs a state variable"),
     ("neural_mass_models.qif.qif_gap", "edge names operator qif_op, the node runs qif_gap_op"),
@@ -775,10 +775,15 @@ fn pyrates_templates_load_or_are_listed() {
             let status = match (&result, broken, complex) {
                 (_, Some(why), _) => {
                     pyrates_broken += 1;
-                    let ours = if result.is_ok() {
-                        "loads here"
-                    } else {
-                        "reported here"
+                    let ours = match &result {
+                        Ok(()) => "loads here".to_string(),
+                        Err(e) => {
+                            let first = e.lines().next().unwrap_or_default();
+                            format!(
+                                "here: {}",
+                                first.rsplit_once(": error").map_or(first, |(_, m)| m)
+                            )
+                        }
                     };
                     format!("pyrates-fails ({why}); {ours}")
                 }
