@@ -71,13 +71,44 @@ pub enum KernelError {
     CacheIo { path: String, source: std::io::Error },
 }
 
+/// Callback for [`crate::model::Expr::Past`]: the value of variable `var` (a `VarId` index)
+/// of block lane `lane`, `delay` seconds before the time being evaluated. `ctx` is the
+/// [`KernelCtx`] the kernel was called with.
+pub type PastFn = unsafe extern "C" fn(ctx: *mut KernelCtx, var: u32, lane: usize, delay: f64) -> f64;
+
+/// Callback for [`crate::model::Expr::Randn`]: a standard normal sample for block lane `lane`.
+pub type RandnFn = unsafe extern "C" fn(ctx: *mut KernelCtx, lane: usize) -> f64;
+
 /// Per-block state that kernels reach through for delayed values and noise (filled in by
 /// the solver; opaque to generated code, which calls back into Rust with it).
-#[derive(Debug, Default)]
+///
+/// `#[repr(C)]` because compiled kernels read the two callbacks from the start of the
+/// struct (C: `struct { double (*past)(void*, unsigned, size_t, double); double
+/// (*randn)(void*, size_t); }`). A kernel that meets `Past`/`Randn` while the matching
+/// callback is `None` yields NaN there. `data` is for the solver's own state (delay buffers,
+/// noise streams); callbacks receive the whole ctx and may cast `data` back.
+#[repr(C)]
+#[derive(Debug)]
 pub struct KernelCtx {
+    pub past: Option<PastFn>,
+    pub randn: Option<RandnFn>,
+    /// Opaque pointer owned by whoever installs the callbacks; kernels never touch it.
+    pub data: *mut std::ffi::c_void,
     /// First global grid-point index of the block (noise streams are seeded per point).
     pub first_point: usize,
 }
+
+impl Default for KernelCtx {
+    fn default() -> Self {
+        KernelCtx { past: None, randn: None, data: std::ptr::null_mut(), first_point: 0 }
+    }
+}
+
+// SAFETY: the struct itself never dereferences `data`; only the callbacks do, and whoever
+// installs them guarantees that `data` is valid wherever the ctx is used.
+unsafe impl Send for KernelCtx {}
+// SAFETY: as for `Send`; shared access never writes through `data` from the kernel side.
+unsafe impl Sync for KernelCtx {}
 
 /// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
 pub struct RhsArgs<'a> {
@@ -100,6 +131,35 @@ pub struct RhsArgsF32<'a> {
     pub u: &'a [f32],
     pub dy: &'a mut [f32],
     pub a: &'a mut [f32],
+    pub ctx: &'a mut KernelCtx,
+}
+
+/// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
+/// triangular), `b` and `c` have `stages` entries.
+#[derive(Clone, Copy, Debug)]
+pub struct TableauRef<'a> {
+    pub a: &'a [f64],
+    pub b: &'a [f64],
+    pub c: &'a [f64],
+}
+
+/// Arguments of [`Kernel::steps`]: advance a block `nsteps` fixed steps in place.
+pub struct StepsArgs<'a> {
+    pub lanes: usize,
+    pub nsteps: usize,
+    /// Time at the start of the first step; step `s` starts at `t0 + s·dt`.
+    pub t0: f64,
+    pub dt: f64,
+    pub tableau: TableauRef<'a>,
+    /// States, advanced in place.
+    pub y: &'a mut [f64],
+    pub p: &'a [f64],
+    /// Inputs, held constant over all `nsteps` steps.
+    pub u: &'a [f64],
+    /// Algebraics; contents unspecified afterwards (evaluate `rhs` where they are needed).
+    pub a: &'a mut [f64],
+    /// Scratch, grown by the kernel as needed; reuse it across calls.
+    pub work: &'a mut Vec<f64>,
     pub ctx: &'a mut KernelCtx,
 }
 
@@ -149,6 +209,18 @@ impl Kernel {
             KernelImpl::Reference(k) => k.rhs(args),
             KernelImpl::Jit(k) => k.rhs(args),
             KernelImpl::C(k) => k.rhs(args),
+        }
+    }
+    /// Fused fixed-step integration: advance `args.y` by `args.nsteps` steps of the explicit
+    /// Runge–Kutta method `args.tableau`, inputs held constant, without returning to Rust
+    /// between steps. Returns `false` (and touches nothing) when this back end has no fused
+    /// path or the circuit needs per-step solver work (`Past`, `Randn`); the solver then
+    /// steps with [`Kernel::rhs`]. Within 1e-12 relative of stepping with `rhs`; the result
+    /// is the same for a lane whatever the block size.
+    pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        match &self.imp {
+            KernelImpl::C(k) => k.steps(args),
+            KernelImpl::Reference(_) | KernelImpl::Jit(_) => false,
         }
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
