@@ -148,6 +148,7 @@ fn fixtures_valid_declare_no_expectations() {
 // ------------------------------------------------------------------ loading the fixtures
 
 use rustrates::model::{self, BinOp, Circuit, Expr, ExprId, Func, VarKind};
+use rustrates::syntax::render::{render_all_concise, render_all_full};
 use rustrates::syntax::{Diagnostics, Severity, SourceMap};
 use rustrates::template::{check_file, LoadOptions, TemplateKind};
 
@@ -174,28 +175,12 @@ fn relative_names(text: &str) -> String {
         .replace(&format!("{}/", root.display()), "tests/fixtures/")
 }
 
-/// `file:line:col: severity[code]: message (in path)`, then `help:`; one per diagnostic.
+/// The concise lines, then the full form with code frames: both renderers are pinned by
+/// every snapshot.
 fn render(sources: &SourceMap, diags: &Diagnostics) -> String {
-    let mut out = String::new();
-    for d in diags.iter() {
-        let sev = match d.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        if let Some(span) = d.span {
-            let (l, c) = sources.line_col(span);
-            out.push_str(&format!("{}:{l}:{c}: ", sources.file(span.file).name));
-        }
-        out.push_str(&format!("{sev}[{}]: {}", d.code, d.message));
-        if !d.path.is_empty() {
-            out.push_str(&format!(" (in {})", d.path));
-        }
-        out.push('\n');
-        if let Some(h) = &d.help {
-            out.push_str(&format!("  help: {h}\n"));
-        }
-    }
-    relative_names(&out)
+    let concise = render_all_concise(diags, sources);
+    let full = render_all_full(diags, sources);
+    relative_names(&format!("{concise}\n{full}\n"))
 }
 
 /// (code, line, col) of every diagnostic with a location in `file_name`.
@@ -223,26 +208,7 @@ fn reported_positions(
 /// missing. Strict: a listed fixture that starts passing fails the test, so the list only
 /// shrinks (delete the line).
 #[rustfmt::skip]
-const PENDING: &[(&str, &str)] = &[
-    ("circuit_without_nodes", "model: report a circuit without nodes or circuits"),
-    ("op_empty_equations", "model: report an operator without equations"),
-    ("replace_text_not_found", "model: report `replace` text that occurs in no equation"),
-    ("remove_equation_not_found", "model: report a `remove` entry that matches no equation"),
-    ("yaml_syntax_duplicate_template", "model: duplicate keys are YAML errors (ruamel raises)"),
-    ("template_base_cycle", "model: point at the `base:` value that closes the cycle"),
-    ("var_non_numeric_default", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("var_unknown_vtype", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("var_unknown_vtype_08", "model: point at the bad scalar, no undefined-symbol cascade"),
-    ("eq_higher_order_derivative", "model: use syntax::parser instead of its shim"),
-    ("eq_missing_assignment", "model: use syntax::parser instead of its shim"),
-    ("eq_missing_assignment_algebraic", "model: use syntax::parser instead of its shim"),
-    ("eq_syntax_trailing_operator", "model: use syntax::parser instead of its shim"),
-    ("eq_trailing_input_bad_number", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_close", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_nested", "model: use syntax::parser instead of its shim"),
-    ("eq_unbalanced_paren_open", "model: use syntax::parser instead of its shim"),
-    ("eq_unexpected_character", "model: use syntax::parser instead of its shim"),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 /// Every invalid fixture reports each declared diagnostic at its declared position; the
 /// rendered diagnostics are then snapshotted per file.
