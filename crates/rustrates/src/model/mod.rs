@@ -14,6 +14,7 @@ pub mod dump;
 pub mod ir;
 pub mod load;
 pub mod passes;
+pub mod test_models;
 
 pub use dump::dump;
 pub use ir::*;
