@@ -786,7 +786,7 @@ fn pyrates_templates_load_or_are_listed() {
 // ------------------------------------------------------------------ Jansen–Rit dynamics
 
 /// Simulates `circuit` once per value of `key` (a param_map entry on `vars` of `nodes`),
-/// RK4 with dt = 0.1 ms for `t_end` s, sampled every ms; returns the time axis and, per
+/// RK4 with step `dt` for `t_end` s, sampled every 1e-3; returns the time axis and, per
 /// point, the sum of the `outputs` (signed by `signs`).
 fn simulate_sum(
     path: &str,
@@ -794,7 +794,7 @@ fn simulate_sum(
     values: &[f64],
     outputs: &[(&str, &str)],
     signs: &[f64],
-    t_end: f64,
+    (t_end, dt): (f64, f64),
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
     use rustrates::kernel::Backend;
     use rustrates::solve::{Method, SimConfig};
@@ -806,7 +806,7 @@ fn simulate_sum(
     let map = ParamMap::new().nodes(key.0, key.1, key.2);
     let sim = SimConfig {
         simulation_time: t_end,
-        dt: 1e-4,
+        dt,
         sampling_step: Some(1e-3),
         method: Method::Rk4,
         cutoff: 0.0,
@@ -866,7 +866,7 @@ fn builtin_jansenrit_alpha_rhythm_at_p220_fixed_point_at_p90() {
         &[220.0, 90.0],
         &[("ve", "pc/rpo_e_in/v"), ("vi", "pc/rpo_i/v")],
         &[1.0, 1.0],
-        3.0,
+        (3.0, 1e-4),
     );
     let f = crossing_frequency(&time, &psp[0], 1.0);
     assert!((f - 10.9).abs() < 0.3, "p = 220: {f} Hz");
@@ -896,7 +896,7 @@ fn builtin_jansenrit_lumped_equals_three_node_circuit() {
         &[220.0],
         &[("ve", "pc/rpo_e_in/v"), ("vi", "pc/rpo_i/v")],
         &[1.0, 1.0],
-        3.0,
+        (3.0, 1e-4),
     );
     let (_, lumped) = simulate_sum(
         "model_templates.neural_mass_models.jansenrit.JRC2",
@@ -904,7 +904,7 @@ fn builtin_jansenrit_lumped_equals_three_node_circuit() {
         &[220.0],
         &[("ve", "jrc/jrc_op/V_e"), ("vi", "jrc/jrc_op/V_i")],
         &[1.0, -1.0],
-        3.0,
+        (3.0, 1e-4),
     );
     let worst = three[0]
         .iter()
@@ -913,4 +913,81 @@ fn builtin_jansenrit_lumped_equals_three_node_circuit() {
         .fold(0.0, f64::max);
     eprintln!("JRC vs JRC2: max |PSP difference| = {worst:.3e} V");
     assert!(worst < 1e-9, "max |PSP difference| = {worst} V");
+}
+
+// ------------------------------------------------------------------ Kuramoto
+
+/// kmo_2coupled: two phase oscillators (omega = 10) coupled through the sin_edge template
+/// with weight -4 both ways, so the phase difference phi = theta2 - theta1 obeys
+/// phi' = 8 sin(phi), solved by tan(phi/2) = tan(phi0/2) exp(8 t). Starting p2 at 0.5 rad,
+/// the simulated difference must follow that curve; RK4 at dt = 1e-4 is accurate to
+/// ~1e-13 here, so 1e-9 leaves room for rounding only.
+#[test]
+fn builtin_kuramoto_pair_follows_analytic_phase_difference() {
+    let phi0 = 0.5;
+    let (time, phi) = simulate_sum(
+        "model_templates.oscillators.kuramoto.kmo_2coupled",
+        ("theta0", &["phase_op/theta"], &["p2"]),
+        &[phi0],
+        &[("t1", "p1/phase_op/theta"), ("t2", "p2/phase_op/theta")],
+        &[-1.0, 1.0],
+        (1.0, 1e-4),
+    );
+    let worst = time
+        .iter()
+        .zip(&phi[0])
+        .map(|(t, p)| {
+            let exact = 2.0 * ((phi0 / 2.0).tan() * (8.0 * t).exp()).atan();
+            (p - exact).abs()
+        })
+        .fold(0.0, f64::max);
+    eprintln!("kmo_2coupled: max |phi - analytic| = {worst:.3e} rad");
+    assert!(worst < 1e-9, "max |phi - analytic| = {worst}");
+}
+
+// ------------------------------------------------------------------ oscillators
+
+/// Stuart–Landau started off its cycle at (x, z) = (0.5, 0): the radius obeys
+/// r' = r (1 - r^2), so r(t) = 1/sqrt(1 + 3 exp(-2t)), and the phase turns at omega = 1:
+/// x = r cos t. Checks the normal form of the module (PyRates 1.2.3's variant, with z in
+/// the radial term of x', leaves this curve). RK4 at dt = 1e-4: error ~1e-13; 1e-9 bound.
+#[test]
+fn builtin_stuartlandau_spirals_onto_unit_cycle_analytically() {
+    let (time, x) = simulate_sum(
+        "model_templates.oscillators.stuartlandau.sl",
+        ("x0", &["sl_op/x"], &["p"]),
+        &[0.5],
+        &[("x", "p/sl_op/x")],
+        &[1.0],
+        (5.0, 1e-4),
+    );
+    let worst = time
+        .iter()
+        .zip(&x[0])
+        .map(|(t, x)| {
+            let r = 1.0 / (1.0 + 3.0 * (-2.0 * t).exp()).sqrt();
+            (x - r * t.cos()).abs()
+        })
+        .fold(0.0, f64::max);
+    eprintln!("sl: max |x - analytic| = {worst:.3e}");
+    assert!(worst < 1e-9, "max |x - analytic| = {worst}");
+}
+
+/// Van der Pol with mu = 1 settles on a limit cycle of period 6.6632868593 (a classical
+/// value, e.g. Strogatz's tables). Measured from upward crossings over 10 cycles after a
+/// 30-unit transient (RK4, dt = 1e-3); linear interpolation of the 1e-3 samples keeps the
+/// error below 1e-4.
+#[test]
+fn builtin_vanderpol_limit_cycle_period_matches_known_value() {
+    let (time, x) = simulate_sum(
+        "model_templates.oscillators.vanderpol.vdp",
+        ("mu", &["vdp_op/mu"], &["p"]),
+        &[1.0],
+        &[("x", "p/vdp_op/x")],
+        &[1.0],
+        (100.0, 1e-3),
+    );
+    let period = 1.0 / crossing_frequency(&time, &x[0], 30.0);
+    eprintln!("vdp: period {period:.6}");
+    assert!((period - 6.663_286_859).abs() < 1e-3, "period {period}");
 }
