@@ -288,9 +288,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -321,9 +323,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -393,6 +397,15 @@ struct Shape {
 
 type Vals = [Value; MAX_COPIES];
 
+/// What a loop body is compiled from.
+#[derive(Clone, Copy)]
+struct Program<'m> {
+    circuit: &'m Circuit,
+    layout: &'m Layout,
+    /// Compile-time value of each expression that has one (`fold::constants`).
+    konst: &'m [Option<f64>],
+}
+
 struct Body<'m, 'b, 'f> {
     module: &'m mut JITModule,
     b: &'b mut FunctionBuilder<'f>,
@@ -421,14 +434,17 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     fn new(
         module: &'m mut JITModule,
         b: &'b mut FunctionBuilder<'f>,
-        circuit: &'m Circuit,
-        layout: &'m Layout,
-        konst: &'m [Option<f64>],
+        prog: Program<'m>,
         flavor: Flavor,
         shape: Shape,
         env: Env,
     ) -> Self {
         let i_bytes = b.ins().ishl_imm_u(env.i, flavor.elem_shift);
+        let Program {
+            circuit,
+            layout,
+            konst,
+        } = prog;
         Body {
             module,
             b,
