@@ -11,10 +11,10 @@
 
 pub mod build;
 pub mod dump;
-mod eqshim;
 pub mod ir;
-mod load;
+pub mod load;
 pub mod passes;
+pub mod test_models;
 
 pub use dump::dump;
 pub use ir::*;
