@@ -1150,3 +1150,11 @@ mod tests {
         assert!(close(sum, c_sum, 1e-9, 0.0), "same arithmetic as the hand-written loop");
     }
 }
+#[cfg(test)]
+mod dump {
+    #[test]
+    fn dump_src() {
+        let c = super::tests::qif_two_pop();
+        std::fs::write("/tmp/cb_qif.c", super::emit::emit(&c, true).text).expect("write");
+    }
+}
