@@ -65,6 +65,11 @@ pub struct CKernel {
     _lib: libloading::Library,
 }
 
+type SetHooksFn = unsafe extern "C" fn(
+    unsafe extern "C" fn(*mut KernelCtx, u32, usize, f64, f64) -> f64,
+    unsafe extern "C" fn(*mut KernelCtx, u32, usize) -> f64,
+);
+
 struct Loaded {
     rhs64: RhsF64,
     rhs32: RhsF32,
@@ -84,6 +89,10 @@ fn load(path: &Path) -> Result<Loaded, KernelError> {
         let rhs64 = *lib.get::<RhsF64>(b"rustrates_rhs\0").map_err(fail)?;
         let rhs32 = *lib.get::<RhsF32>(b"rustrates_rhs_f32\0").map_err(fail)?;
         let steps = *lib.get::<StepsFn>(b"rustrates_steps\0").map_err(fail)?;
+        let set_hooks = *lib.get::<SetHooksFn>(b"rustrates_set_hooks\0").map_err(fail)?;
+        // Generated code reaches `Past`/`Randn` through these trampolines, which forward to
+        // the hooks the solver installs in the `KernelCtx`.
+        set_hooks(super::mathfns::rustrates_past, super::mathfns::rustrates_randn);
         Ok(Loaded { rhs64, rhs32, steps, lib })
     }
 }
@@ -560,14 +569,12 @@ mod tests {
         (b.c, cs)
     }
 
-    unsafe extern "C" fn past_cb(_ctx: *mut KernelCtx, var: u32, lane: usize, delay: f64) -> f64 {
+    fn past_cb(_ctx: &mut KernelCtx, var: u32, lane: usize, _t: f64, delay: f64) -> f64 {
         f64::from(var) * 100.0 + lane as f64 + delay
     }
 
-    unsafe extern "C" fn randn_cb(ctx: *mut KernelCtx, lane: usize) -> f64 {
-        // SAFETY: the kernel passes back the live ctx it was called with.
-        let fp = unsafe { (*ctx).first_point };
-        0.25 * lane as f64 - 1.0 + 0.001 * fp as f64
+    fn randn_cb(ctx: &mut KernelCtx, _source: u32, lane: usize) -> f64 {
+        0.25 * lane as f64 - 1.0 + 0.001 * ctx.first_point as f64
     }
 
     fn test_ctx() -> KernelCtx {

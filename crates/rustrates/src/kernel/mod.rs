@@ -7,10 +7,11 @@
 //! never recompiles. Back ends: `reference` (tree-walking oracle), `jit` (Cranelift), `c`
 //! (system C compiler, cached shared library). All agree to 1e-12 relative.
 
-use crate::model::{Circuit, Layout};
+use crate::model::{Circuit, Layout, Var};
 
 pub mod c;
 pub mod jit;
+pub mod mathfns;
 pub mod reference;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -71,44 +72,29 @@ pub enum KernelError {
     CacheIo { path: String, source: std::io::Error },
 }
 
-/// Callback for [`crate::model::Expr::Past`]: the value of variable `var` (a `VarId` index)
-/// of block lane `lane`, `delay` seconds before the time being evaluated. `ctx` is the
-/// [`KernelCtx`] the kernel was called with.
-pub type PastFn = unsafe extern "C" fn(ctx: *mut KernelCtx, var: u32, lane: usize, delay: f64) -> f64;
-
-/// Callback for [`crate::model::Expr::Randn`]: a standard normal sample for block lane `lane`.
-pub type RandnFn = unsafe extern "C" fn(ctx: *mut KernelCtx, lane: usize) -> f64;
-
 /// Per-block state that kernels reach through for delayed values and noise (filled in by
 /// the solver; opaque to generated code, which calls back into Rust with it).
-///
-/// `#[repr(C)]` because compiled kernels read the two callbacks from the start of the
-/// struct (C: `struct { double (*past)(void*, unsigned, size_t, double); double
-/// (*randn)(void*, size_t); }`). A kernel that meets `Past`/`Randn` while the matching
-/// callback is `None` yields NaN there. `data` is for the solver's own state (delay buffers,
-/// noise streams); callbacks receive the whole ctx and may cast `data` back.
-#[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct KernelCtx {
-    pub past: Option<PastFn>,
-    pub randn: Option<RandnFn>,
-    /// Opaque pointer owned by whoever installs the callbacks; kernels never touch it.
-    pub data: *mut std::ffi::c_void,
     /// First global grid-point index of the block (noise streams are seeded per point).
     pub first_point: usize,
+    /// Answers `past(x, d)`: the value of variable `var` (a [`crate::model::VarId`] index) in
+    /// lane `lane` of the block at time `t - delay`, where `t` is the time of the current
+    /// evaluation. `None`: every delayed read yields NaN.
+    pub past: Option<PastHook>,
+    /// Answers `randn()`: a standard normal sample for noise source `source` (the
+    /// [`crate::model::ExprId`] index of the `Randn` node) in lane `lane`. `None`: NaN.
+    pub randn: Option<RandnHook>,
+    /// The solver's own state for its hooks (delay buffers, random streams); kernels never
+    /// touch it.
+    pub data: Option<Box<dyn std::any::Any + Send>>,
 }
 
-impl Default for KernelCtx {
-    fn default() -> Self {
-        KernelCtx { past: None, randn: None, data: std::ptr::null_mut(), first_point: 0 }
-    }
-}
-
-// SAFETY: the struct itself never dereferences `data`; only the callbacks do, and whoever
-// installs them guarantees that `data` is valid wherever the ctx is used.
-unsafe impl Send for KernelCtx {}
-// SAFETY: as for `Send`; shared access never writes through `data` from the kernel side.
-unsafe impl Sync for KernelCtx {}
+/// `past(ctx, var, lane, t, delay) -> value` (see [`KernelCtx::past`]). Must not panic: it is
+/// called from generated code, where an unwinding panic aborts the process.
+pub type PastHook = fn(&mut KernelCtx, u32, usize, f64, f64) -> f64;
+/// `randn(ctx, source, lane) -> sample` (see [`KernelCtx::randn`]). Must not panic.
+pub type RandnHook = fn(&mut KernelCtx, u32, usize) -> f64;
 
 /// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
 pub struct RhsArgs<'a> {
@@ -172,6 +158,9 @@ enum KernelImpl {
 /// A compiled right-hand side. Cheap to share across threads (`Sync`).
 pub struct Kernel {
     layout: Layout,
+    /// The compiled circuit: the solver reads input defaults, names for its messages, and
+    /// which variables are read with a delay.
+    circuit: Box<Circuit>,
     backend: Backend,
     precision: Precision,
     imp: KernelImpl,
@@ -191,10 +180,18 @@ impl Kernel {
             Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
         };
-        Ok(Kernel { layout: circuit.layout(), backend, precision: opts.precision, imp })
+        Ok(Kernel { layout: circuit.layout(), circuit: Box::new(circuit.clone()), backend, precision: opts.precision, imp })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+    /// The circuit this kernel was compiled from.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+    /// The compiled circuit's variables, indexed by `VarId`.
+    pub fn vars(&self) -> &[Var] {
+        &self.circuit.vars
     }
     /// The back end actually used (`Auto` resolved).
     pub fn backend(&self) -> Backend {

@@ -9,7 +9,13 @@
 //! - parameters, initial values and input defaults are data: a sweep overrides them per lane
 //!   without touching the structure.
 
+pub mod build;
+pub mod dump;
 pub mod ir;
+pub mod load;
 pub mod passes;
+pub mod test_models;
 
+pub use dump::dump;
 pub use ir::*;
+pub use load::{load_circuit, LoadFailure, Loaded};

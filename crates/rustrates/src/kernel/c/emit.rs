@@ -312,15 +312,15 @@ impl<'c> Emitter<'c> {
                 self.uses_callbacks = true;
                 let d = self.expr(delay);
                 match ty {
-                    Ty::F64 => format!("rr_past(ctx, {}u, l, {d})", var.0),
-                    Ty::F32 => format!("((float)rr_past(ctx, {}u, l, (double){d}))", var.0),
+                    Ty::F64 => format!("rr_past(ctx, {}u, l, t, {d})", var.0),
+                    Ty::F32 => format!("((float)rr_past(ctx, {}u, l, t, (double){d}))", var.0),
                 }
             }
             Expr::Randn => {
                 self.uses_callbacks = true;
                 match ty {
-                    Ty::F64 => "rr_randn(ctx, l)".to_string(),
-                    Ty::F32 => "((float)rr_randn(ctx, l))".to_string(),
+                    Ty::F64 => format!("rr_randn(ctx, {}u, l)", id.0),
+                    Ty::F32 => format!("((float)rr_randn(ctx, {}u, l))", id.0),
                 }
             }
         };
@@ -407,18 +407,19 @@ impl<'c> Emitter<'c> {
 const PRELUDE: &str = r#"#include <math.h>
 #include <stddef.h>
 
-typedef double (*rr_past_fn)(void*, unsigned, size_t, double);
-typedef double (*rr_randn_fn)(void*, size_t);
-/* Mirrors the start of rustrates' #[repr(C)] KernelCtx. */
-typedef struct { rr_past_fn past; rr_randn_fn randn; } rr_ctx;
+typedef double (*rr_past_fn)(void*, unsigned, size_t, double, double);
+typedef double (*rr_randn_fn)(void*, unsigned, size_t);
+/* Set right after loading to rustrates' trampolines (kernel::mathfns), which answer NaN when
+   the solver installed no hook. */
+static rr_past_fn rr_past_hook = 0;
+static rr_randn_fn rr_randn_hook = 0;
+void rustrates_set_hooks(rr_past_fn past, rr_randn_fn randn) { rr_past_hook = past; rr_randn_hook = randn; }
 
-static inline double rr_past(void* ctx, unsigned var, size_t lane, double delay) {
-    const rr_ctx* c = (const rr_ctx*)ctx;
-    return (c && c->past) ? c->past(ctx, var, lane, delay) : (double)NAN;
+static inline double rr_past(void* ctx, unsigned var, size_t lane, double t, double delay) {
+    return rr_past_hook ? rr_past_hook(ctx, var, lane, t, delay) : (double)NAN;
 }
-static inline double rr_randn(void* ctx, size_t lane) {
-    const rr_ctx* c = (const rr_ctx*)ctx;
-    return (c && c->randn) ? c->randn(ctx, lane) : (double)NAN;
+static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
+    return rr_randn_hook ? rr_randn_hook(ctx, source, lane) : (double)NAN;
 }
 /* NaN-propagating like numpy's maximum/minimum. */
 static inline double rr_max(double a, double b) { return (a > b || a != a) ? a : b; }
