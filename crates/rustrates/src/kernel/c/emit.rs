@@ -421,11 +421,20 @@ static inline double rr_past(void* ctx, unsigned var, size_t lane, double t, dou
 static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
     return rr_randn_hook ? rr_randn_hook(ctx, source, lane) : (double)NAN;
 }
-/* NaN-propagating like numpy's maximum/minimum. */
-static inline double rr_max(double a, double b) { return (a > b || a != a) ? a : b; }
-static inline double rr_min(double a, double b) { return (a < b || a != a) ? a : b; }
-static inline float rr_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
-static inline float rr_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+/* numpy's maximum/minimum (as kernel::mathfns): NaN in either gives NaN, max(-0,+0) = +0,
+   min(-0,+0) = -0. Branch-free enough to vectorise as blends. */
+static inline double rr_max(double a, double b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? b : a) : (a > b ? a : b));
+}
+static inline double rr_min(double a, double b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? a : b) : (a < b ? a : b));
+}
+static inline float rr_maxf(float a, float b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? b : a) : (a > b ? a : b));
+}
+static inline float rr_minf(float a, float b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? a : b) : (a < b ? a : b));
+}
 /* numpy heaviside(x, 0.5) and sign: NaN stays NaN, zero keeps its value. */
 static inline double rr_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }
 static inline float rr_heavisidef(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
