@@ -1,0 +1,1801 @@
+//! Sweep execution: compile once, chunks of points, blocks of lanes on a rayon pool.
+//!
+//! The grid is cut into chunks of `chunk_size` points (the unit a sink persists: part files,
+//! resume, shards) and each chunk into blocks of at most `block_size` lanes (the unit of
+//! parallel work; smaller when a chunk has fewer points than `block_size × threads`, so small
+//! sweeps still use every core). Each block builds its parameter and initial-value arrays from
+//! the grid, runs [`solve::run_block`], and writes its samples straight into their final
+//! place: the sink's trace array when it offers one ([`SweepSink::trace_target`], the
+//! in-memory result), otherwise a per-block buffer handed to [`SweepSink::block`] (files).
+//! Summaries are accumulated per lane as samples arrive. Nothing is ever sized by the whole
+//! grid except what the sink chooses to keep.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use rustfft::Fft;
+
+use super::grid::Grid;
+use super::param_map::{self, ParamMap, ParamMapError};
+use super::summary::{Moments, Spectrum, Statistic};
+use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
+use crate::model::{Circuit, VarId, VarKind};
+use crate::solve::{
+    self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig,
+    SolveError,
+};
+
+/// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
+pub const DEFAULT_BLOCK_SIZE: usize = 64;
+/// Default points per chunk (one part file).
+pub const DEFAULT_CHUNK_SIZE: usize = 4096;
+
+/// Everything that defines a sweep (what `grid_search` and a sweep spec file carry).
+#[derive(Clone, Debug)]
+pub struct SweepSpec {
+    pub param_grid: Grid,
+    pub param_map: ParamMap,
+    pub sim: SimConfig,
+    /// `(node/op/var, signal)`.
+    pub inputs: Vec<(String, Signal)>,
+    /// `(key, node/op/var)`; node may be `all` (every node having that op/var).
+    pub outputs: Vec<(String, String)>,
+    pub backend: Backend,
+    pub precision: Precision,
+    pub keep_traces: bool,
+    pub summaries: Vec<Statistic>,
+    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores).
+    pub threads: Option<usize>,
+    pub block_size: usize,
+    /// Points per chunk (part file). 0 = the whole grid in one chunk.
+    pub chunk_size: usize,
+}
+
+impl SweepSpec {
+    /// A spec with the defaults: traces kept, no summaries, auto backend, f64, all cores.
+    pub fn new(param_grid: Grid, param_map: ParamMap, sim: SimConfig) -> SweepSpec {
+        SweepSpec {
+            param_grid,
+            param_map,
+            sim,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            backend: Backend::Auto,
+            precision: Precision::F64,
+            keep_traces: true,
+            summaries: Vec::new(),
+            threads: None,
+            block_size: DEFAULT_BLOCK_SIZE,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+
+    /// The chunk ranges of the grid.
+    pub fn chunks(&self) -> Vec<Range<usize>> {
+        let n = self.param_grid.len();
+        let size = if self.chunk_size == 0 {
+            n.max(1)
+        } else {
+            self.chunk_size
+        };
+        (0..n.div_ceil(size))
+            .map(|c| c * size..((c + 1) * size).min(n))
+            .collect()
+    }
+
+    /// The sampled times after the cutoff: t = k·dts for k = 0 … round(T/dts) − 1, t ≥ cutoff.
+    pub fn sample_times(&self) -> Vec<f64> {
+        let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
+        let n = (self.sim.simulation_time / dts).round() as usize;
+        // The solver's rule (`solve::Plan::first_emitted`): a hair of tolerance so that a
+        // cutoff of 3·dts keeps sample 3 although 3·0.1 > 0.3 in floating point.
+        (0..n)
+            .map(|k| k as f64 * dts)
+            .filter(|&t| t >= self.sim.cutoff - 1e-9 * dts)
+            .collect()
+    }
+
+    /// Nominal integration steps per point, round(T/dt) (for progress and work estimates).
+    pub fn steps(&self) -> u64 {
+        (self.sim.simulation_time / self.sim.dt).round() as u64
+    }
+
+    /// The settings as JSON, without array data (time-series inputs appear as their shape and
+    /// SHA-256): what a results file records and what the fingerprint of a sweep hashes.
+    /// Threads are left out: they do not change results.
+    pub fn settings_json(&self) -> serde_json::Value {
+        use sha2::Digest;
+        let method = match self.sim.method {
+            solve::Method::Euler => serde_json::json!({"name": "euler"}),
+            solve::Method::Heun => serde_json::json!({"name": "heun"}),
+            solve::Method::Rk4 => serde_json::json!({"name": "rk4"}),
+            solve::Method::Rk45 { rtol, atol } => {
+                serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol})
+            }
+        };
+        let digest = |data: &[f64]| {
+            let mut h = sha2::Sha256::new();
+            for x in data {
+                h.update(x.to_le_bytes());
+            }
+            format!("{:x}", h.finalize())
+        };
+        let inputs: Vec<serde_json::Value> = self
+            .inputs
+            .iter()
+            .map(|(name, s)| match s {
+                Signal::Constant(v) => serde_json::json!({"var": name, "constant": v}),
+                Signal::Shared(d) => serde_json::json!({"var": name, "steps": d.len(), "sha256": digest(d)}),
+                Signal::PerPoint { points, data } => serde_json::json!({
+                    "var": name, "steps": data.len() / (*points).max(1), "points": points, "sha256": digest(data)
+                }),
+            })
+            .collect();
+        serde_json::json!({
+            "grid_keys": self.param_grid.keys(),
+            "n_points": self.param_grid.len(),
+            "param_map": self.param_map.to_json(),
+            "simulation_time": self.sim.simulation_time,
+            "step_size": self.sim.dt,
+            "sampling_step_size": self.sim.sampling_step.unwrap_or(self.sim.dt),
+            "cutoff": self.sim.cutoff,
+            "solver": method,
+            "inputs": inputs,
+            "outputs": self.outputs,
+            "backend": format!("{:?}", self.backend).to_lowercase(),
+            "precision": format!("{:?}", self.precision).to_lowercase(),
+            "keep_traces": self.keep_traces,
+            "summaries": self.summaries.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "block_size": self.block_size,
+            "chunk_size": self.chunk_size,
+        })
+    }
+}
+
+/// Run one n-th of the chunks: those with `chunk_index % count == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Points finished, including chunks skipped because a previous run finished them.
+    pub points_done: usize,
+    pub points_total: usize,
+    /// Lane-steps computed in this run (points × nominal steps).
+    pub lane_steps: u64,
+}
+
+/// How a run is driven, as opposed to what it computes.
+#[derive(Clone, Copy, Default)]
+pub struct RunControl<'a> {
+    /// Checked between blocks; when set, the run stops with [`SweepError::Cancelled`] and the
+    /// chunk in progress is not reported finished.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called after every block (from worker threads).
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    pub shard: Option<Shard>,
+    /// Replaces [`solve::run_block`] when set.
+    pub solver: Option<&'a BlockSolver<'a>>,
+}
+
+/// What the sink learns before the first block.
+#[derive(Clone, Debug)]
+pub struct SweepMeta<'a> {
+    pub circuit_name: &'a str,
+    pub grid: &'a Grid,
+    pub time: &'a [f64],
+    /// `(node, output key)` per column, PyRates' DataFrame columns without the label level.
+    pub columns: &'a [(String, String)],
+    pub summaries: &'a [Statistic],
+    pub keep_traces: bool,
+    pub chunks: &'a [Range<usize>],
+    pub block_size: usize,
+    pub spec: &'a SweepSpec,
+}
+
+/// The outputs of one finished block.
+#[derive(Debug)]
+pub struct BlockOutput<'a> {
+    pub first_point: usize,
+    pub lanes: usize,
+    /// `[lane][time][column]`; `None` when traces are not kept or were written into the
+    /// sink's [`SweepSink::trace_target`].
+    pub traces: Option<&'a [f64]>,
+    /// `[statistic][lane][column]`, statistics in the spec's order.
+    pub summaries: &'a [f64],
+    pub status: &'a [PointStatus],
+}
+
+/// Receives a sweep's results as they are produced.
+pub trait SweepSink: Send {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError>;
+    /// Whether chunk `index` must be computed (false: a previous run already has it).
+    fn begin_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<bool, SweepError> {
+        Ok(true)
+    }
+    /// A `[point][time][column]` array for the points `range` that blocks write straight
+    /// into, when the sink keeps traces in memory.
+    fn trace_target(&mut self, _range: Range<usize>) -> Option<&mut [f64]> {
+        None
+    }
+    /// Called once per block, in completion order (not point order).
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError>;
+    /// Every block of chunk `index` has been delivered.
+    fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
+        Ok(())
+    }
+    /// The run finished (all chunks it was asked for).
+    fn finish(&mut self) -> Result<(), SweepError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Grid(#[from] super::grid::GridError),
+    #[error(transparent)]
+    ParamMap(#[from] ParamMapError),
+    #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
+    UnknownInput {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("'{name}' is a {kind:?} variable and cannot be driven as an input")]
+    NotAnInput { name: String, kind: VarKind },
+    #[error("input '{name}' is both driven by a signal and swept by param_map key '{key}'")]
+    InputSweptAndDriven { name: String, key: String },
+    #[error("output '{key}': no variable '{path}'{}", suggestion_text(.suggestion))]
+    UnknownOutput {
+        key: String,
+        path: String,
+        suggestion: Option<String>,
+    },
+    #[error("no outputs: give at least one output, e.g. {{'r': 'PC/Op_e/r'}}")]
+    NoOutputs,
+    #[error("block_size must be at least 1")]
+    BadBlockSize,
+    #[error("shard {index}/{count} is invalid: need count ≥ 1 and index < count")]
+    BadShard { index: usize, count: usize },
+    #[error("the solver emitted {found} samples per point; the sweep expected {expected}")]
+    SampleCount { expected: usize, found: usize },
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("could not start {threads} worker threads: {source}")]
+    ThreadPool {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
+    #[error("sweep cancelled after {points_done} points")]
+    Cancelled { points_done: usize },
+    #[error("writing results: {source}")]
+    Output {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!("; did you mean '{s}'?"))
+        .unwrap_or_default()
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSummary {
+    pub points_run: usize,
+    pub points_skipped: usize,
+    pub chunks_run: usize,
+    pub chunks_skipped: usize,
+    pub lane_steps: u64,
+    /// Points whose status is not ok.
+    pub points_failed: usize,
+    pub backend: Backend,
+}
+
+/// Summaries kept in memory: `values[statistic][point * n_columns + column]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summaries {
+    pub stats: Vec<Statistic>,
+    pub values: Vec<Vec<f64>>,
+}
+
+/// A sweep's results in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepResult {
+    pub circuit_name: String,
+    pub labels: Vec<String>,
+    pub grid_keys: Vec<String>,
+    /// Per key, in point order.
+    pub grid_values: Vec<Vec<f64>>,
+    pub time: Vec<f64>,
+    /// `(node, output key)`.
+    pub columns: Vec<(String, String)>,
+    /// `[point][time][column]`.
+    pub traces: Option<Vec<f64>>,
+    pub summaries: Option<Summaries>,
+    pub status: Vec<PointStatus>,
+}
+
+impl SweepResult {
+    /// PyRates' result DataFrame columns: `(label, node, output key)`, point-major.
+    pub fn dataframe_columns(&self) -> Vec<(String, String, String)> {
+        self.labels
+            .iter()
+            .flat_map(|l| {
+                self.columns
+                    .iter()
+                    .map(move |(n, k)| (l.clone(), n.clone(), k.clone()))
+            })
+            .collect()
+    }
+    /// The trace of one point and column.
+    pub fn trace(&self, point: usize, column: usize) -> Option<Vec<f64>> {
+        let tr = self.traces.as_ref()?;
+        let (nt, nc) = (self.time.len(), self.columns.len());
+        Some(
+            (0..nt)
+                .map(|i| tr[(point * nt + i) * nc + column])
+                .collect(),
+        )
+    }
+    /// One summary of one point and column.
+    pub fn summary(&self, stat: Statistic, point: usize, column: usize) -> Option<f64> {
+        let s = self.summaries.as_ref()?;
+        let i = s.stats.iter().position(|&x| x == stat)?;
+        Some(s.values[i][point * self.columns.len() + column])
+    }
+}
+
+/// Keeps everything in memory; [`MemorySink::into_result`] gives the [`SweepResult`].
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    result: Option<SweepResult>,
+}
+
+impl MemorySink {
+    pub fn new() -> MemorySink {
+        MemorySink::default()
+    }
+    pub fn into_result(self) -> Option<SweepResult> {
+        self.result
+    }
+}
+
+impl SweepSink for MemorySink {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        let n = meta.grid.len();
+        let nc = meta.columns.len();
+        self.result = Some(SweepResult {
+            circuit_name: meta.circuit_name.to_string(),
+            labels: meta.grid.labels(meta.circuit_name),
+            grid_keys: meta.grid.keys().to_vec(),
+            grid_values: meta.grid.columns().to_vec(),
+            time: meta.time.to_vec(),
+            columns: meta.columns.to_vec(),
+            traces: meta
+                .keep_traces
+                .then(|| vec![f64::NAN; n * meta.time.len() * nc]),
+            summaries: (!meta.summaries.is_empty()).then(|| Summaries {
+                stats: meta.summaries.to_vec(),
+                values: vec![vec![f64::NAN; n * nc]; meta.summaries.len()],
+            }),
+            status: vec![PointStatus::Ok; n],
+        });
+        Ok(())
+    }
+    fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
+        let r = self.result.as_mut()?;
+        let per_point = r.time.len() * r.columns.len();
+        r.traces
+            .as_mut()
+            .map(|t| &mut t[range.start * per_point..range.end * per_point])
+    }
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
+        let r = self
+            .result
+            .as_mut()
+            .expect("begin is called before any block");
+        let nc = r.columns.len();
+        let p0 = out.first_point;
+        r.status[p0..p0 + out.lanes].copy_from_slice(out.status);
+        if let (Some(dst), Some(src)) = (r.traces.as_mut(), out.traces) {
+            let per_point = r.time.len() * nc;
+            dst[p0 * per_point..(p0 + out.lanes) * per_point].copy_from_slice(src);
+        }
+        if let Some(s) = r.summaries.as_mut() {
+            let block = out.lanes * nc;
+            for (i, vals) in s.values.iter_mut().enumerate() {
+                vals[p0 * nc..(p0 + out.lanes) * nc]
+                    .copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The signature of [`solve::run_block`]; [`RunControl::solver`] may substitute another
+/// (instrumentation, or tests of the sweep machinery on its own).
+pub type BlockSolver<'s> = dyn Fn(
+        &Kernel,
+        &SimConfig,
+        &[InputBinding],
+        &[OutputBinding],
+        Block<'_>,
+        &mut dyn SampleSink,
+    ) -> Result<Vec<PointStatus>, SolveError>
+    + Sync
+    + 's;
+
+/// Runs a sweep of the unlowered `circuit` into `sink`.
+pub fn run(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+) -> Result<SweepSummary, SweepError> {
+    run_with(spec, circuit, sink, RunControl::default())
+}
+
+/// [`run`] with cancellation, progress and sharding.
+pub fn run_with(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+    ctrl: RunControl<'_>,
+) -> Result<SweepSummary, SweepError> {
+    let solver: &BlockSolver<'_> = ctrl.solver.unwrap_or(&solve::run_block);
+    run_inner(spec, circuit, sink, ctrl, solver)
+}
+
+/// Where a grid key's value goes in a block.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Param(usize),
+    Init(usize),
+}
+
+/// Everything a block needs, built once per sweep.
+struct Plan<'a> {
+    spec: &'a SweepSpec,
+    kernel: Kernel,
+    inputs: Vec<InputBinding>,
+    outputs: Vec<OutputBinding>,
+    /// `(node, key)` per output binding.
+    columns: Vec<(String, String)>,
+    /// Defaults per slot.
+    params: Vec<f64>,
+    init: Vec<f64>,
+    /// Per grid key, its targets.
+    targets: Vec<Vec<Target>>,
+    n_time: usize,
+    /// Sample times after the cutoff.
+    time: Vec<f64>,
+    n_cols: usize,
+    dts: f64,
+    fft: Option<Arc<dyn Fft<f64>>>,
+    buffer_traces: bool,
+}
+
+/// Lowers edges into assignments (the kernel only takes edge-free circuits).
+fn lower(circuit: &Circuit) -> Circuit {
+    if circuit.edges.is_empty() {
+        circuit.clone()
+    } else {
+        crate::model::passes::lower_edges(circuit)
+    }
+}
+
+/// `(node, output key)`.
+type Column = (String, String);
+
+/// The output columns a sweep of `circuit` will have (`all` expanded), in order, without
+/// running it: PyRates' DataFrame columns are `(label, node, key)` for each label.
+pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>, SweepError> {
+    Ok(resolve_outputs(spec, &lower(circuit))?.0)
+}
+
+/// Expands outputs (`all` nodes) into columns and bindings.
+fn resolve_outputs(
+    spec: &SweepSpec,
+    c: &Circuit,
+) -> Result<(Vec<Column>, Vec<OutputBinding>), SweepError> {
+    if spec.outputs.is_empty() {
+        return Err(SweepError::NoOutputs);
+    }
+    let mut columns = Vec::new();
+    let mut bindings = Vec::new();
+    for (key, path) in &spec.outputs {
+        let found: Vec<(String, VarId)> = match path.strip_prefix("all/") {
+            Some(rest) => c
+                .nodes
+                .iter()
+                .filter_map(|n| c.find_var(&format!("{n}/{rest}")).map(|id| (n.clone(), id)))
+                .collect(),
+            None => c
+                .find_var(path)
+                .map(|id| {
+                    let node = c
+                        .var(id)
+                        .node
+                        .clone()
+                        .unwrap_or_else(|| node_of(path).to_string());
+                    vec![(node, id)]
+                })
+                .unwrap_or_default(),
+        };
+        if found.is_empty() {
+            return Err(SweepError::UnknownOutput {
+                key: key.clone(),
+                path: path.clone(),
+                suggestion: param_map::closest(path, c.vars.iter().map(|v| v.name.as_str())),
+            });
+        }
+        for (node, var) in found {
+            columns.push((node, key.clone()));
+            bindings.push(OutputBinding {
+                key: key.clone(),
+                var,
+            });
+        }
+    }
+    Ok((columns, bindings))
+}
+
+/// `node` of `node/op/var` (the node path may itself contain slashes).
+fn node_of(path: &str) -> &str {
+    let mut parts = path.rsplitn(3, '/');
+    let _var = parts.next();
+    let _op = parts.next();
+    parts.next().unwrap_or(path)
+}
+
+/// The variable an input name drives in the lowered circuit.
+fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
+    let Some(id) = c.find_var(name) else {
+        return Err(SweepError::UnknownInput {
+            name: name.to_string(),
+            suggestion: param_map::closest(
+                name,
+                c.vars
+                    .iter()
+                    .filter(|v| v.kind == VarKind::Input)
+                    .map(|v| v.name.as_str()),
+            ),
+        });
+    };
+    let v = c.var(id);
+    match (v.kind, v.external_input) {
+        (VarKind::Input, _) => Ok(id),
+        (VarKind::Algebraic, Some(ext)) => Ok(ext),
+        (kind, _) => Err(SweepError::NotAnInput {
+            name: name.to_string(),
+            kind,
+        }),
+    }
+}
+
+fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, SweepError> {
+    if spec.block_size == 0 {
+        return Err(SweepError::BadBlockSize);
+    }
+    let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    let names = resolved.names(circuit);
+    let mut lowered = lower(circuit);
+
+    // Swept variables by name in the lowered circuit; inputs that a key sets per lane become
+    // parameters (an undriven input is a constant per lane, which is what a parameter is).
+    let mut swept: Vec<Vec<VarId>> = Vec::with_capacity(names.len());
+    for (key, vars) in &names {
+        let mut ids = Vec::with_capacity(vars.len());
+        for name in vars {
+            let Some(mut id) = lowered.find_var(name) else {
+                return Err(ParamMapError::PathNotFound {
+                    key: key.clone(),
+                    path: name.clone(),
+                    suggestion: None,
+                }
+                .into());
+            };
+            if let (VarKind::Algebraic, Some(ext)) =
+                (lowered.var(id).kind, lowered.var(id).external_input)
+            {
+                id = ext;
+            }
+            ids.push(id);
+        }
+        swept.push(ids);
+    }
+    let mut inputs = Vec::with_capacity(spec.inputs.len());
+    for (name, signal) in &spec.inputs {
+        let var = input_var(&lowered, name)?;
+        if let Some(k) = swept.iter().position(|ids| ids.contains(&var)) {
+            return Err(SweepError::InputSweptAndDriven {
+                name: name.clone(),
+                key: names[k].0.clone(),
+            });
+        }
+        inputs.push(InputBinding {
+            var,
+            signal: signal.clone(),
+        });
+    }
+    for ids in &swept {
+        for &id in ids {
+            let v = &mut lowered.vars[id.0 as usize];
+            if v.kind == VarKind::Input {
+                v.kind = VarKind::Param;
+            }
+        }
+    }
+    let (columns, outputs) = resolve_outputs(spec, &lowered)?;
+    let layout = lowered.layout();
+    let targets = swept
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .map(|&id| {
+                    let slot = layout.slot[id.0 as usize] as usize;
+                    match lowered.var(id).kind {
+                        VarKind::State => Target::Init(slot),
+                        _ => Target::Param(slot),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let params = layout
+        .params
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
+    let init = layout
+        .states
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
+    let work = spec.param_grid.len() as f64 * spec.steps() as f64;
+    let kernel = Kernel::compile(
+        &lowered,
+        &KernelOptions {
+            backend: spec.backend,
+            precision: spec.precision,
+            work_hint: work,
+            cache_dir: None,
+        },
+    )?;
+    // The solver's own time grid, checked here so that bad settings or inputs fail before
+    // any sink is touched.
+    let time_plan = solve::Plan::new(&spec.sim)?;
+    solve::validate_inputs(&kernel, &spec.sim, &inputs, spec.param_grid.len())?;
+    let time: Vec<f64> = (time_plan.first_emitted()..time_plan.samples)
+        .map(|k| time_plan.sample_time(k))
+        .collect();
+    let n_time = time.len();
+    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    Ok(Plan {
+        spec,
+        kernel,
+        inputs,
+        columns,
+        n_cols: outputs.len(),
+        outputs,
+        params,
+        init,
+        targets,
+        n_time,
+        time,
+        dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
+        // Fewer than two samples have no spectrum: those statistics stay NaN.
+        fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
+        buffer_traces: spec.keep_traces || needs_fft,
+    })
+}
+
+/// Collects one block's samples: into the trace array (`[lane][time][column]`) and into
+/// per-lane moments.
+struct BlockCollector<'b> {
+    traces: Option<&'b mut [f64]>,
+    moments: Vec<Moments>,
+    n_time: usize,
+    n_cols: usize,
+    samples_seen: usize,
+    overflow: bool,
+}
+
+impl SampleSink for BlockCollector<'_> {
+    fn samples(&mut self, index: usize, _t: f64, lanes: usize, values: &[f64]) {
+        if index >= self.n_time {
+            self.overflow = true;
+            return;
+        }
+        self.samples_seen = self.samples_seen.max(index + 1);
+        let (nt, nc) = (self.n_time, self.n_cols);
+        if let Some(tr) = self.traces.as_deref_mut() {
+            for c in 0..nc {
+                for lane in 0..lanes {
+                    tr[(lane * nt + index) * nc + c] = values[c * lanes + lane];
+                }
+            }
+        }
+        if !self.moments.is_empty() {
+            for (m, &x) in self.moments.iter_mut().zip(&values[..nc * lanes]) {
+                m.push(x);
+            }
+        }
+    }
+}
+
+/// A block's own results (traces only when not written into a sink-owned target).
+struct BlockData {
+    first_point: usize,
+    lanes: usize,
+    traces: Option<Vec<f64>>,
+    summaries: Vec<f64>,
+    status: Vec<PointStatus>,
+}
+
+impl Plan<'_> {
+    /// Runs the points `first..first + lanes`; `target` is where traces go if the sink owns
+    /// the array.
+    fn run_block(
+        &self,
+        first: usize,
+        lanes: usize,
+        target: Option<&mut [f64]>,
+        runner: &BlockSolver<'_>,
+    ) -> Result<BlockData, SweepError> {
+        let grid = &self.spec.param_grid;
+        let mut params = Vec::with_capacity(self.params.len() * lanes);
+        for &v in &self.params {
+            params.extend(std::iter::repeat_n(v, lanes));
+        }
+        let mut init = Vec::with_capacity(self.init.len() * lanes);
+        for &v in &self.init {
+            init.extend(std::iter::repeat_n(v, lanes));
+        }
+        for (key, targets) in self.targets.iter().enumerate() {
+            let values = &grid.column(key)[first..first + lanes];
+            for t in targets {
+                let (dst, slot) = match *t {
+                    Target::Param(s) => (&mut params, s),
+                    Target::Init(s) => (&mut init, s),
+                };
+                dst[slot * lanes..(slot + 1) * lanes].copy_from_slice(values);
+            }
+        }
+        let per_lane = self.n_time * self.n_cols;
+        let has_target = target.is_some();
+        let mut own = if !has_target && self.buffer_traces {
+            Some(vec![f64::NAN; lanes * per_lane])
+        } else {
+            None
+        };
+        let traces = match target {
+            Some(t) => Some(t),
+            None => own.as_deref_mut(),
+        };
+        let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
+        let mut collector = BlockCollector {
+            traces,
+            moments: if moment_stats {
+                vec![Moments::default(); self.n_cols * lanes]
+            } else {
+                Vec::new()
+            },
+            n_time: self.n_time,
+            n_cols: self.n_cols,
+            samples_seen: 0,
+            overflow: false,
+        };
+        let block = Block {
+            first_point: first,
+            lanes,
+            params: &params,
+            init: &init,
+        };
+        let status = runner(
+            &self.kernel,
+            &self.spec.sim,
+            &self.inputs,
+            &self.outputs,
+            block,
+            &mut collector,
+        )?;
+        if collector.overflow || collector.samples_seen != self.n_time {
+            let found = if collector.overflow {
+                self.n_time + 1
+            } else {
+                collector.samples_seen
+            };
+            return Err(SweepError::SampleCount {
+                expected: self.n_time,
+                found,
+            });
+        }
+        let BlockCollector {
+            traces, moments, ..
+        } = collector;
+        let nc = self.n_cols;
+        let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
+        let mut spectrum = self.fft.clone().map(Spectrum::new);
+        let mut dominant =
+            vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
+        if let (Some(sp), Some(tr)) = (spectrum.as_mut(), traces.as_deref()) {
+            for lane in 0..lanes {
+                if status[lane] != PointStatus::Ok {
+                    continue;
+                }
+                for c in 0..nc {
+                    let base = lane * per_lane + c;
+                    dominant[lane * nc + c] = sp.dominant(|i| tr[base + i * nc], self.dts);
+                }
+            }
+        }
+        for (si, &stat) in self.spec.summaries.iter().enumerate() {
+            for lane in 0..lanes {
+                if status[lane] != PointStatus::Ok {
+                    continue;
+                }
+                for c in 0..nc {
+                    summaries[(si * lanes + lane) * nc + c] = match stat {
+                        Statistic::DomFreq => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.0),
+                        Statistic::DomPower => {
+                            dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1)
+                        }
+                        s => moments[c * lanes + lane].get(s),
+                    };
+                }
+            }
+        }
+        let traces = if self.spec.keep_traces { own } else { None };
+        Ok(BlockData {
+            first_point: first,
+            lanes,
+            traces,
+            summaries,
+            status,
+        })
+    }
+}
+
+fn deliver(sink: &mut dyn SweepSink, b: &BlockData) -> Result<(), SweepError> {
+    sink.block(BlockOutput {
+        first_point: b.first_point,
+        lanes: b.lanes,
+        traces: b.traces.as_deref(),
+        summaries: &b.summaries,
+        status: &b.status,
+    })
+}
+
+fn run_inner(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+    ctrl: RunControl<'_>,
+    runner: &BlockSolver<'_>,
+) -> Result<SweepSummary, SweepError> {
+    if let Some(Shard { index, count }) = ctrl.shard {
+        if count == 0 || index >= count {
+            return Err(SweepError::BadShard { index, count });
+        }
+    }
+    let plan = build_plan(spec, circuit)?;
+    let chunks = spec.chunks();
+    let threads = spec.threads.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|source| SweepError::ThreadPool { threads, source })?;
+    let n_threads = pool.current_num_threads().max(1);
+    sink.begin(&SweepMeta {
+        circuit_name: &circuit.name,
+        grid: &spec.param_grid,
+        time: &plan.time,
+        columns: &plan.columns,
+        summaries: &spec.summaries,
+        keep_traces: spec.keep_traces,
+        chunks: &chunks,
+        block_size: spec.block_size,
+        spec,
+    })?;
+
+    let total = spec.param_grid.len();
+    let steps = spec.steps();
+    let done = AtomicUsize::new(0);
+    let lane_steps = AtomicU64::new(0);
+    let failed = AtomicUsize::new(0);
+    let mut summary = SweepSummary {
+        points_run: 0,
+        points_skipped: 0,
+        chunks_run: 0,
+        chunks_skipped: 0,
+        lane_steps: 0,
+        points_failed: 0,
+        backend: plan.kernel.backend(),
+    };
+    let per_point = plan.n_time * plan.n_cols;
+    for (ci, range) in chunks.iter().enumerate() {
+        if ctrl.shard.is_some_and(|s| ci % s.count != s.index) {
+            continue;
+        }
+        if !sink.begin_chunk(ci, range.clone())? {
+            summary.chunks_skipped += 1;
+            summary.points_skipped += range.len();
+            let d = done.fetch_add(range.len(), Ordering::Relaxed) + range.len();
+            if let Some(p) = ctrl.progress {
+                p(Progress {
+                    points_done: d,
+                    points_total: total,
+                    lane_steps: lane_steps.load(Ordering::Relaxed),
+                });
+            }
+            continue;
+        }
+        let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
+        let blocks: Vec<(usize, usize)> = range
+            .clone()
+            .step_by(lanes)
+            .map(|first| (first, lanes.min(range.end - first)))
+            .collect();
+        let one_block =
+            |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+                if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(SweepError::Cancelled {
+                        points_done: done.load(Ordering::Relaxed),
+                    });
+                }
+                let data = plan.run_block(first, n, target, runner)?;
+                failed.fetch_add(
+                    data.status
+                        .iter()
+                        .filter(|s| **s != PointStatus::Ok)
+                        .count(),
+                    Ordering::Relaxed,
+                );
+                let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                let ls =
+                    lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
+                if let Some(p) = ctrl.progress {
+                    p(Progress {
+                        points_done: d,
+                        points_total: total,
+                        lane_steps: ls,
+                    });
+                }
+                Ok(data)
+            };
+        // With nothing to sample per point there is no array to split among blocks.
+        let target = if per_point > 0 {
+            sink.trace_target(range.clone())
+        } else {
+            None
+        };
+        if let Some(target) = target {
+            let results: Vec<Result<BlockData, SweepError>> = pool.install(|| {
+                target
+                    .par_chunks_mut(lanes * per_point)
+                    .zip(blocks.par_iter())
+                    .map(|(dst, &(first, n))| one_block(first, n, Some(dst)))
+                    .collect()
+            });
+            for r in results {
+                deliver(sink, &r?)?;
+            }
+        } else {
+            let shared = Mutex::new(&mut *sink);
+            pool.install(|| {
+                blocks.par_iter().try_for_each(|&(first, n)| {
+                    let data = one_block(first, n, None)?;
+                    let mut s = shared.lock().map_err(|_| SweepError::Output {
+                        source: "a worker panicked while writing results".into(),
+                    })?;
+                    deliver(&mut **s, &data)
+                })
+            })?;
+        }
+        sink.end_chunk(ci, range.clone())?;
+        summary.chunks_run += 1;
+        summary.points_run += range.len();
+    }
+    sink.finish()?;
+    summary.lane_steps = lane_steps.load(Ordering::Relaxed);
+    summary.points_failed = failed.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Expr, Ode, Var};
+    use crate::solve::Method;
+    use indexmap::IndexMap;
+
+    /// Two nodes `A`, `B` with operator `op`: state `x`, parameter `eta`; `A` also has an
+    /// input `inp`. The right-hand sides are irrelevant: [`fake_solver`] stands in for the
+    /// solver with the closed form x(t) = x0 + eta·t.
+    pub(crate) fn fake_circuit() -> Circuit {
+        let mut c = Circuit {
+            name: "Toy".into(),
+            ..Circuit::default()
+        };
+        c.nodes = vec!["A".into(), "B".into()];
+        c.node_operators = vec![
+            ("A".into(), vec!["op".into()]),
+            ("B".into(), vec!["op".into()]),
+        ];
+        let zero = c.add_expr(Expr::Const(0.0));
+        for (node, x0, eta) in [("A", 0.5, 1.0), ("B", 0.25, 2.0)] {
+            let mk = |name: &str, kind, value| Var {
+                name: format!("{node}/op/{name}"),
+                kind,
+                value,
+                node: Some(node.into()),
+                external_input: None,
+                span: None,
+            };
+            let x = c.add_var(mk("x", VarKind::State, x0));
+            c.add_var(mk("eta", VarKind::Param, eta));
+            if node == "A" {
+                c.add_var(mk("inp", VarKind::Input, 0.0));
+            }
+            c.odes.push(Ode {
+                var: x,
+                rhs: zero,
+                span: None,
+            });
+        }
+        c
+    }
+
+    /// x(t) = x0 + eta·t per lane, sampled like the solver (k·dts, t ≥ cutoff); a lane with
+    /// eta > 100 turns NaN from its first sample after t = 0.5 (status NonFinite there).
+    pub(crate) fn fake_solver(c: Circuit) -> Box<BlockSolver<'static>> {
+        Box::new(
+            move |kernel: &Kernel,
+                  cfg: &SimConfig,
+                  _inputs: &[InputBinding],
+                  outputs: &[OutputBinding],
+                  block: Block<'_>,
+                  sink: &mut dyn SampleSink| {
+                let layout = kernel.layout();
+                let lanes = block.lanes;
+                let dts = cfg.sampling_step.unwrap_or(cfg.dt);
+                let n = (cfg.simulation_time / dts).round() as usize;
+                let eta = |o: &OutputBinding, lane: usize| {
+                    let name = c.var(o.var).name.replace("/x", "/eta");
+                    let id = c.find_var(&name).expect("every node has eta");
+                    block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
+                };
+                let x0 = |o: &OutputBinding, lane: usize| {
+                    block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane]
+                };
+                let mut status = vec![PointStatus::Ok; lanes];
+                let mut values = vec![0.0; outputs.len() * lanes];
+                let mut index = 0;
+                for k in 0..n {
+                    let t = k as f64 * dts;
+                    for (oi, o) in outputs.iter().enumerate() {
+                        for lane in 0..lanes {
+                            let e = eta(o, lane);
+                            let bad = e > 100.0 && t > 0.5;
+                            if bad && status[lane] == PointStatus::Ok {
+                                status[lane] = PointStatus::NonFinite { t };
+                            }
+                            values[oi * lanes + lane] =
+                                if bad { f64::NAN } else { x0(o, lane) + e * t };
+                        }
+                    }
+                    if t >= cfg.cutoff {
+                        sink.samples(index, t, lanes, &values);
+                        index += 1;
+                    }
+                }
+                Ok(status)
+            },
+        )
+    }
+
+    pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
+        let values: IndexMap<String, Vec<f64>> = [
+            ("eta".to_string(), etas.to_vec()),
+            ("x0".to_string(), x0s.to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        let grid =
+            Grid::from_values(&values, true).expect("permuted grids have no length constraint");
+        let map = ParamMap::new()
+            .nodes("eta", &["eta"], &["A"])
+            .nodes("x0", &["op/x"], &["B"]);
+        let sim = SimConfig {
+            simulation_time: 2.0,
+            dt: 0.05,
+            sampling_step: Some(0.1),
+            method: Method::Euler,
+            cutoff: 0.5,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("x".into(), "all/op/x".into())];
+        spec.backend = Backend::Reference;
+        spec
+    }
+
+    pub(crate) fn run_fake(
+        spec: &SweepSpec,
+        sink: &mut dyn SweepSink,
+        ctrl: RunControl<'_>,
+    ) -> Result<SweepSummary, SweepError> {
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        run_with(
+            spec,
+            &c,
+            sink,
+            RunControl {
+                solver: Some(&solver),
+                ..ctrl
+            },
+        )
+    }
+
+    fn memory(spec: &SweepSpec) -> SweepResult {
+        let mut sink = MemorySink::new();
+        run_fake(spec, &mut sink, RunControl::default()).unwrap();
+        sink.into_result().unwrap()
+    }
+
+    /// Bitwise equality, NaN included.
+    pub(crate) fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    pub(crate) fn same_result(a: &SweepResult, b: &SweepResult) -> bool {
+        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
+            (Some(x), Some(y)) => same(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        let sums = match (&a.summaries, &b.summaries) {
+            (Some(x), Some(y)) => {
+                x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q))
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let status = a.status.len() == b.status.len()
+            && a.status.iter().zip(&b.status).all(|(x, y)| match (x, y) {
+                (PointStatus::Ok, PointStatus::Ok) => true,
+                (PointStatus::NonFinite { t: s }, PointStatus::NonFinite { t }) => s == t,
+                (PointStatus::StepTooSmall { t: s }, PointStatus::StepTooSmall { t }) => s == t,
+                _ => false,
+            });
+        a.circuit_name == b.circuit_name
+            && a.labels == b.labels
+            && a.grid_keys == b.grid_keys
+            && a.grid_values
+                .iter()
+                .zip(&b.grid_values)
+                .all(|(x, y)| same(x, y))
+            && same(&a.time, &b.time)
+            && a.columns == b.columns
+            && opt(&a.traces, &b.traces)
+            && sums
+            && status
+    }
+
+    #[test]
+    fn run_memory_sink_places_every_point_and_column() {
+        let mut spec = fake_spec(&[1.0, -2.0, 3.5], &[0.0, 10.0, 20.0, 30.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (5, 2, Some(2));
+        let r = memory(&spec);
+        assert_eq!(
+            r.columns,
+            vec![
+                ("A".to_string(), "x".to_string()),
+                ("B".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(r.time.len(), 15, "t = 0.5 … 1.9");
+        assert_eq!(r.time[0], 0.5);
+        assert_eq!(r.labels[11], "Toy_11");
+        for p in 0..12 {
+            let (eta, x0) = (r.grid_values[0][p], r.grid_values[1][p]);
+            let a = r.trace(p, 0).unwrap();
+            let b = r.trace(p, 1).unwrap();
+            for (i, &t) in r.time.iter().enumerate() {
+                assert_eq!(a[i], 0.5 + eta * t, "point {p} A at {t}");
+                assert_eq!(b[i], x0 + 2.0 * t, "point {p} B at {t}");
+            }
+        }
+        let cols = r.dataframe_columns();
+        assert_eq!(cols.len(), 24);
+        assert_eq!(
+            cols[3],
+            ("Toy_1".to_string(), "B".to_string(), "x".to_string())
+        );
+    }
+
+    #[test]
+    fn run_chunks_blocks_threads_do_not_change_results() {
+        let mut a = fake_spec(&[1.0, 2.0, 3.0, 4.0, 5.0], &[0.0, 1.0, 2.0]);
+        a.summaries = Statistic::ALL.to_vec();
+        let mut b = a.clone();
+        (a.chunk_size, a.block_size, a.threads) = (0, 64, Some(1));
+        (b.chunk_size, b.block_size, b.threads) = (4, 3, Some(2));
+        assert!(same_result(&memory(&a), &memory(&b)));
+    }
+
+    #[test]
+    fn run_summaries_equal_statistics_of_traces() {
+        let mut spec = fake_spec(&[1.0, -3.0], &[0.0, 5.0]);
+        spec.summaries = Statistic::ALL.to_vec();
+        let r = memory(&spec);
+        let n = r.time.len();
+        for p in 0..4 {
+            for c in 0..2 {
+                let x = r.trace(p, c).unwrap();
+                let mean = x.iter().sum::<f64>() / n as f64;
+                let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+                let min = x.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                // Naive DFT as the second method for the spectrum.
+                let (mut fbest, mut pbest) = (0.0, 0.0);
+                for k in 1..=n / 2 {
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for (i, v) in x.iter().enumerate() {
+                        let w = -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                        re += (v - mean) * w.cos();
+                        im += (v - mean) * w.sin();
+                    }
+                    let pw =
+                        if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
+                    if pw > pbest {
+                        (fbest, pbest) = (k as f64 / (n as f64 * 0.1), pw);
+                    }
+                }
+                let get = |s| r.summary(s, p, c).unwrap();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+                assert!(close(get(Statistic::Mean), mean));
+                assert!(close(get(Statistic::Std), std));
+                assert_eq!(get(Statistic::Min), min);
+                assert_eq!(get(Statistic::Max), max);
+                assert_eq!(get(Statistic::Last), x[n - 1]);
+                assert_eq!(get(Statistic::Ptp), max - min);
+                assert_eq!(get(Statistic::DomFreq), fbest);
+                assert!(
+                    close(get(Statistic::DomPower), pbest),
+                    "{} vs {pbest}",
+                    get(Statistic::DomPower)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn run_diverging_points_marked_others_intact() {
+        let mut spec = fake_spec(&[1.0, 500.0, 2.0], &[0.0, 1.0]);
+        spec.summaries = vec![Statistic::Mean, Statistic::Max];
+        spec.block_size = 2;
+        let mut sink = MemorySink::new();
+        let s = run_fake(&spec, &mut sink, RunControl::default()).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(s.points_failed, 2);
+        for p in 0..6 {
+            let eta = r.grid_values[0][p];
+            let a = r.trace(p, 0).unwrap();
+            if eta > 100.0 {
+                assert_eq!(
+                    r.status[p],
+                    PointStatus::NonFinite {
+                        t: 0.6000000000000001
+                    }
+                );
+                assert!(r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
+                assert!(a[0] == 0.5 + eta * 0.5 && a[1].is_nan(), "{a:?}");
+            } else {
+                assert_eq!(r.status[p], PointStatus::Ok);
+                assert_eq!(a[14], 0.5 + eta * r.time[14]);
+                assert!(r.summary(Statistic::Max, p, 0).unwrap().is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn run_cancel_flag_stops_between_blocks() {
+        let mut spec = fake_spec(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (2, 1, Some(1));
+        let cancel = AtomicBool::new(false);
+        let progress = |p: Progress| {
+            if p.points_done >= 3 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let mut sink = MemorySink::new();
+        let ctrl = RunControl {
+            cancel: Some(&cancel),
+            progress: Some(&progress),
+            ..RunControl::default()
+        };
+        let err = run_fake(&spec, &mut sink, ctrl).unwrap_err();
+        assert!(
+            matches!(err, SweepError::Cancelled { points_done: 3 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn run_unknown_output_input_and_shard_are_errors() {
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.outputs = vec![("x".into(), "A/op/xx".into())];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(
+            matches!(&err, SweepError::UnknownOutput { suggestion: Some(s), .. } if s == "A/op/x"),
+            "{err:?}"
+        );
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.inputs = vec![("A/op/eta".into(), Signal::Constant(1.0))];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SweepError::NotAnInput {
+                    kind: VarKind::Param,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let spec = fake_spec(&[1.0], &[0.0]);
+        let ctrl = RunControl {
+            shard: Some(Shard { index: 2, count: 2 }),
+            ..RunControl::default()
+        };
+        let err = run_fake(&spec, &mut MemorySink::new(), ctrl).unwrap_err();
+        assert!(matches!(err, SweepError::BadShard { index: 2, count: 2 }));
+    }
+
+    // ---- With the real solver (solve::run_block) ----
+
+    use crate::model::{BinOp, ExprId};
+
+    fn one_node(name: &str, vars: &[(&str, VarKind, f64)]) -> Circuit {
+        let mut c = Circuit {
+            name: name.into(),
+            ..Circuit::default()
+        };
+        c.nodes = vec!["n".into()];
+        c.node_operators = vec![("n".into(), vec!["op".into()])];
+        for &(v, kind, value) in vars {
+            c.add_var(Var {
+                name: format!("n/op/{v}"),
+                kind,
+                value,
+                node: Some("n".into()),
+                external_input: None,
+                span: None,
+            });
+        }
+        c
+    }
+
+    fn var_expr(c: &mut Circuit, name: &str) -> ExprId {
+        let id = c.find_var(&format!("n/op/{name}")).unwrap();
+        c.add_expr(Expr::Var(id))
+    }
+
+    /// x' = a·x², x(0) = 1: x = 1/(1 − a t), infinite at t = 1/a.
+    fn blowup() -> Circuit {
+        let mut c = one_node(
+            "Blow",
+            &[("x", VarKind::State, 1.0), ("a", VarKind::Param, 1.0)],
+        );
+        let (x, a) = (var_expr(&mut c, "x"), var_expr(&mut c, "a"));
+        let xx = c.add_expr(Expr::Binary(BinOp::Mul, x, x));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Mul, a, xx));
+        let var = c.find_var("n/op/x").unwrap();
+        c.odes.push(Ode {
+            var,
+            rhs,
+            span: None,
+        });
+        c
+    }
+
+    /// x' = (inp − x)/tau, a low-pass of the input.
+    fn lowpass() -> Circuit {
+        let mut c = one_node(
+            "Low",
+            &[
+                ("x", VarKind::State, 0.0),
+                ("inp", VarKind::Input, 0.0),
+                ("tau", VarKind::Param, 0.1),
+            ],
+        );
+        let (x, u, tau) = (
+            var_expr(&mut c, "x"),
+            var_expr(&mut c, "inp"),
+            var_expr(&mut c, "tau"),
+        );
+        let d = c.add_expr(Expr::Binary(BinOp::Sub, u, x));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Div, d, tau));
+        let var = c.find_var("n/op/x").unwrap();
+        c.odes.push(Ode {
+            var,
+            rhs,
+            span: None,
+        });
+        c
+    }
+
+    pub(crate) fn reference_qif() -> Circuit {
+        let opts = crate::template::LoadOptions::default();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml/pc_iin"
+        );
+        crate::model::load_circuit(path, &opts)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+            .circuit
+    }
+
+    struct Collect {
+        rows: Vec<Vec<f64>>,
+    }
+    impl SampleSink for Collect {
+        fn samples(&mut self, _index: usize, _t: f64, _lanes: usize, values: &[f64]) {
+            self.rows.push(values.to_vec());
+        }
+    }
+
+    /// One point run on its own through `solve::run_block` (one lane): `[time][output]`,
+    /// with `set` giving (variable name, value) overrides of parameters or initial values.
+    fn single_run(
+        circuit: &Circuit,
+        spec: &SweepSpec,
+        point: usize,
+        set: &[(&str, f64)],
+    ) -> (Vec<Vec<f64>>, PointStatus) {
+        let lowered = if circuit.edges.is_empty() {
+            circuit.clone()
+        } else {
+            crate::model::passes::lower_edges(circuit)
+        };
+        let kernel = Kernel::compile(
+            &lowered,
+            &KernelOptions {
+                backend: spec.backend,
+                ..KernelOptions::default()
+            },
+        )
+        .unwrap();
+        let layout = lowered.layout();
+        let mut params: Vec<f64> = layout
+            .params
+            .iter()
+            .map(|&id| lowered.var(id).value)
+            .collect();
+        let mut init: Vec<f64> = layout
+            .states
+            .iter()
+            .map(|&id| lowered.var(id).value)
+            .collect();
+        for &(name, value) in set {
+            let id = lowered.find_var(name).unwrap();
+            let slot = layout.slot[id.0 as usize] as usize;
+            match lowered.var(id).kind {
+                VarKind::State => init[slot] = value,
+                _ => params[slot] = value,
+            }
+        }
+        let inputs: Vec<InputBinding> = spec
+            .inputs
+            .iter()
+            .map(|(n, s)| InputBinding {
+                var: lowered
+                    .find_var(n)
+                    .map(|id| lowered.var(id).external_input.unwrap_or(id))
+                    .unwrap(),
+                signal: s.clone(),
+            })
+            .collect();
+        let outputs: Vec<OutputBinding> = spec
+            .outputs
+            .iter()
+            .flat_map(|(k, p)| match p.strip_prefix("all/") {
+                Some(rest) => lowered
+                    .nodes
+                    .iter()
+                    .filter_map(|n| lowered.find_var(&format!("{n}/{rest}")))
+                    .map(|var| OutputBinding {
+                        key: k.clone(),
+                        var,
+                    })
+                    .collect::<Vec<_>>(),
+                None => vec![OutputBinding {
+                    key: k.clone(),
+                    var: lowered.find_var(p).unwrap(),
+                }],
+            })
+            .collect();
+        let mut sink = Collect { rows: Vec::new() };
+        let block = Block {
+            first_point: point,
+            lanes: 1,
+            params: &params,
+            init: &init,
+        };
+        let status =
+            solve::run_block(&kernel, &spec.sim, &inputs, &outputs, block, &mut sink).unwrap();
+        (sink.rows, status[0])
+    }
+
+    pub(crate) fn qif_spec(n: usize) -> SweepSpec {
+        let etas: Vec<f64> = (0..n)
+            .map(|i| -5.0 + 10.0 * i as f64 / (n - 1) as f64)
+            .collect();
+        let values: IndexMap<String, Vec<f64>> = [
+            ("eta_pc".to_string(), etas.clone()),
+            ("eta_iin".to_string(), etas),
+        ]
+        .into_iter()
+        .collect();
+        let grid = Grid::from_values(&values, true).unwrap();
+        let map = ParamMap::new()
+            .nodes("eta_pc", &["qif_op/eta"], &["PC"])
+            .nodes("eta_iin", &["eta"], &["IIN"]);
+        let sim = SimConfig {
+            simulation_time: 0.5,
+            dt: 1e-4,
+            sampling_step: Some(1e-3),
+            method: Method::Euler,
+            cutoff: 0.1,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
+        spec.outputs = vec![("r".into(), "all/qif_op/r".into())];
+        spec.backend = Backend::Reference;
+        (spec.block_size, spec.threads) = (4, Some(2));
+        spec
+    }
+
+    #[test]
+    fn sweep_qif_traces_equal_single_runs_bit_for_bit() {
+        let c = reference_qif();
+        let spec = qif_spec(3);
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(
+            r.columns,
+            vec![
+                ("PC".to_string(), "r".to_string()),
+                ("IIN".to_string(), "r".to_string())
+            ]
+        );
+        assert_eq!(r.time.len(), 400);
+        for p in 0..9 {
+            let (e_pc, e_iin) = (r.grid_values[0][p], r.grid_values[1][p]);
+            let (rows, status) = single_run(
+                &c,
+                &spec,
+                p,
+                &[("PC/qif_op/eta", e_pc), ("IIN/qif_op/eta", e_iin)],
+            );
+            assert_eq!(status, PointStatus::Ok);
+            assert_eq!(rows.len(), r.time.len());
+            for col in 0..2 {
+                let tr = r.trace(p, col).unwrap();
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(same(&tr, &single), "point {p} column {col}");
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_edge_weight_equals_single_runs_with_weight_in_yaml() {
+        let base = reference_qif();
+        let values: IndexMap<String, Vec<f64>> = [("w".to_string(), vec![5.0, 15.0, 25.0])]
+            .into_iter()
+            .collect();
+        let mut spec = qif_spec(2);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().edges("w", &["weight"], &[("PC", "PC", None)]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let yaml_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml"
+        );
+        let yaml = std::fs::read_to_string(yaml_path).unwrap();
+        assert!(yaml.contains("[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]"));
+        for (p, w) in [5.0, 15.0, 25.0].iter().enumerate() {
+            // The template with that weight written into the YAML, loaded and run alone.
+            let edited = yaml.replace(
+                "[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]",
+                &format!("[PC/qif_op/r, PC/qif_op/r_in, null, {{weight: {w:?}}}]"),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("edited.yaml");
+            std::fs::write(&file, edited).unwrap();
+            let opts = crate::template::LoadOptions::default();
+            let c = crate::model::load_circuit(&format!("{}/pc_iin", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit;
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            for col in 0..2 {
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(
+                    same(&r.trace(p, col).unwrap(), &single),
+                    "weight {w} column {col}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_sine_input_dominant_frequency_within_one_bin() {
+        // A 7 Hz sine of amplitude 2 drives the input; the input itself is an output. The
+        // post-cutoff window is 1.5 s at dts = 1 ms: bins are 1/1.5 Hz apart.
+        let c = lowpass();
+        let (t_end, dt, f, amp) = (2.0, 1e-3, 7.0, 2.0);
+        let steps = (t_end / dt) as usize;
+        let sine: Vec<f64> = (0..steps)
+            .map(|i| amp * (2.0 * std::f64::consts::PI * f * i as f64 * dt).sin())
+            .collect();
+        let values: IndexMap<String, Vec<f64>> =
+            [("tau".to_string(), vec![0.05, 0.5])].into_iter().collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("tau", &["tau"], &["n"]);
+        let sim = SimConfig {
+            simulation_time: t_end,
+            dt,
+            sampling_step: Some(dt),
+            method: Method::Rk4,
+            cutoff: 0.5,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.inputs = vec![("n/op/inp".into(), Signal::Shared(sine.into()))];
+        spec.outputs = vec![
+            ("u".into(), "n/op/inp".into()),
+            ("x".into(), "n/op/x".into()),
+        ];
+        spec.backend = Backend::Reference;
+        spec.keep_traces = false;
+        spec.summaries = vec![Statistic::DomFreq, Statistic::DomPower, Statistic::Std];
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let bin = 1.0 / 1.5;
+        for p in 0..2 {
+            for col in 0..2 {
+                let freq = r.summary(Statistic::DomFreq, p, col).unwrap();
+                assert!((freq - f).abs() <= bin, "point {p} column {col}: {freq} Hz");
+            }
+            // The input's sine sits on a bin (7 Hz × 1.5 s = 10.5 cycles: half a bin off, so
+            // leakage takes part of the power); its std is A/√2 to sampling accuracy.
+            let std = r.summary(Statistic::Std, p, 0).unwrap();
+            assert!((std - amp / 2f64.sqrt()).abs() < 0.01 * amp, "{std}");
+        }
+        // The slower low-pass (tau = 0.5) attenuates the sine more than the fast one.
+        assert!(
+            r.summary(Statistic::Std, 1, 1).unwrap() < r.summary(Statistic::Std, 0, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
+        let c = blowup();
+        // x = 1/(1 − a t) blows up at t = 1/a: a = 4 and 20 diverge within T = 1, 0.1 and 0.5 do not.
+        let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])]
+            .into_iter()
+            .collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("a", &["a"], &["n"]);
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt: 1e-3,
+            sampling_step: Some(1e-2),
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("x".into(), "n/op/x".into())];
+        spec.backend = Backend::Reference;
+        spec.summaries = vec![Statistic::Mean, Statistic::Last];
+        spec.block_size = 4;
+        let mut sink = MemorySink::new();
+        let s = run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(s.points_failed, 2);
+        for p in 0..4 {
+            let a = r.grid_values[0][p];
+            let tr = r.trace(p, 0).unwrap();
+            if a > 1.0 {
+                let PointStatus::NonFinite { t } = r.status[p] else {
+                    panic!("point {p}: {:?}", r.status[p])
+                };
+                assert!(t > 1.0 / a - 0.05 && t <= 1.0, "a = {a}: diverged at {t}");
+                assert!(
+                    tr.last().unwrap().is_nan()
+                        && r.summary(Statistic::Mean, p, 0).unwrap().is_nan()
+                );
+            } else {
+                assert_eq!(r.status[p], PointStatus::Ok);
+                let (rows, _) = single_run(&c, &spec, p, &[("n/op/a", a)]);
+                let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+                assert!(same(&tr, &single), "point {p}");
+                // Euler on x' = a x² stays below the exact 1/(1 − a t) and within 1 %.
+                let exact = 1.0 / (1.0 - a * 0.99);
+                assert!(
+                    (tr[99] - exact).abs() < 0.01 * exact,
+                    "{} vs {exact}",
+                    tr[99]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_edge_delay_equals_single_runs_with_delay_in_yaml() {
+        // The reference circuit with a delay on IIN -> PC, swept; each point must equal the
+        // template with that delay written into the YAML, run alone.
+        let yaml_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml"
+        );
+        let yaml = std::fs::read_to_string(yaml_path).unwrap();
+        let line = "[IIN/qif_op/r, PC/qif_op/r_in, null, {weight: -10.0}]";
+        assert!(yaml.contains(line));
+        let with_delay = |d: f64| {
+            yaml.replace(
+                line,
+                &format!("[IIN/qif_op/r, PC/qif_op/r_in, null, {{weight: -10.0, delay: {d:?}}}]"),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: String, name: &str| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, text).unwrap();
+            let opts = crate::template::LoadOptions::default();
+            crate::model::load_circuit(&format!("{}/pc_iin", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit
+        };
+        let base = load(with_delay(0.01), "base.yaml");
+        let delays = [0.002, 0.01, 0.03];
+        let values: IndexMap<String, Vec<f64>> =
+            [("d".to_string(), delays.to_vec())].into_iter().collect();
+        let mut spec = qif_spec(2);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().edges("d", &["delay"], &[("IIN", "PC", Some(0))]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let mut differ = false;
+        for (p, &d) in delays.iter().enumerate() {
+            let c = load(with_delay(d), &format!("d{p}.yaml"));
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            for col in 0..2 {
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(
+                    same(&r.trace(p, col).unwrap(), &single),
+                    "delay {d} column {col}"
+                );
+            }
+            differ |= p > 0 && !same(&r.trace(p, 0).unwrap(), &r.trace(0, 0).unwrap());
+        }
+        assert!(differ, "the delay changes the traces");
+    }
+}
