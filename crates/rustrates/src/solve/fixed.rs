@@ -533,7 +533,7 @@ pub(crate) fn run_fused(
             d.fill(i, lanes, &mut u);
         }
         let sample_k = i / plan.stride;
-        if i % plan.stride == 0 && sample_k < plan.samples && sample_k >= first_emitted {
+        if i.is_multiple_of(plan.stride) && sample_k < plan.samples && sample_k >= first_emitted {
             if need_a {
                 kernel.rhs(RhsArgs {
                     t,
