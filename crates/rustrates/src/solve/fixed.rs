@@ -291,7 +291,7 @@ pub(crate) fn run<T: Float>(
     let mut emitted = 0usize;
     for i in 0..=plan.steps {
         let sample_k = i / plan.stride;
-        let sample_now = i % plan.stride == 0 && sample_k < plan.samples;
+        let sample_now = i.is_multiple_of(plan.stride) && sample_k < plan.samples;
         if i == plan.steps && !(sample_now && sample_k >= first_emitted) {
             break;
         }
