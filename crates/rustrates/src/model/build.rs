@@ -61,6 +61,8 @@ struct Builder<'s> {
     defined: HashMap<VarId, Span>,
     /// Per (source_node, target_node): next edge idx.
     edge_counts: HashMap<(String, String), usize>,
+    /// Operator variables by full name (edge ends are looked up here).
+    by_name: HashMap<String, VarId>,
 }
 
 fn edge_node_name(src: &str, tgt: &str, idx: usize) -> String {
@@ -75,6 +77,7 @@ impl<'s> Builder<'s> {
             sources,
             defined: HashMap::new(),
             edge_counts: HashMap::new(),
+            by_name: HashMap::new(),
         }
     }
 
@@ -126,7 +129,8 @@ impl<'s> Builder<'s> {
             for d in &mut self.diags.0[from..] {
                 d.labels.push(crate::syntax::Label {
                     span: o,
-                    message: "equation written here (shown after `replace`)".into(),
+                    message: "the equation as written (the message points into its text as read)"
+                        .into(),
                 });
             }
         }
@@ -181,6 +185,7 @@ impl<'s> Builder<'s> {
                     external_input: None,
                     span: Some(d.span),
                 });
+                self.by_name.insert(self.c.var(id).name.clone(), id);
                 scope.insert(vn.clone(), id);
                 order.push(id);
                 types.insert(vn.clone(), d.vtype);
@@ -418,7 +423,10 @@ impl<'s> Builder<'s> {
                 for d in ds.0 {
                     let mut d = d.with_path(path.to_string());
                     if e.offset.is_none() {
-                        d = d.with_label(e.span, "equation written here (shown after `replace`)");
+                        d = d.with_label(
+                            e.span,
+                            "the equation as written (the message points into its text as read)",
+                        );
                     }
                     self.error(d);
                 }
@@ -632,7 +640,7 @@ impl<'s> Builder<'s> {
     /// the operator (`node/var`) is accepted when exactly one operator has that variable.
     fn find_edge_var(&self, prefix: &str, p: &str) -> Option<VarId> {
         let full = format!("{prefix}{p}");
-        if let Some(id) = self.c.find_var(&full) {
+        if let Some(&id) = self.by_name.get(&full) {
             return Some(id);
         }
         let (node, var) = full.rsplit_once('/')?;

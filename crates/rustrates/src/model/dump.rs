@@ -107,10 +107,12 @@ fn num(x: f64) -> String {
     format!("{x}")
 }
 
-/// A constant as written in equations: `pi` for π (what `pi`/`PI` resolve to).
+/// A constant as written in equations: `pi` and `E` for what `pi`/`PI` and `E` resolve to.
 fn constant(x: f64) -> String {
     if x == std::f64::consts::PI {
         "pi".to_string()
+    } else if x == std::f64::consts::E {
+        "E".to_string()
     } else {
         num(x)
     }

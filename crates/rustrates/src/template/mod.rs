@@ -208,6 +208,8 @@ const TEMPLATE_KEYS: &[&str] = &[
 enum Origin {
     Builtin(#[allow(dead_code)] String),
     Disk(PathBuf),
+    /// Text given directly (`check_source`); resolves like a file in the working directory.
+    Memory,
 }
 
 struct LoadedFile {
@@ -284,6 +286,12 @@ impl<'o> Loader<'o> {
         ))
     }
 
+    /// Register YAML text that is not read from a file (the name is only for messages).
+    pub fn load_text(&mut self, name: &str, text: &str) -> usize {
+        let key = format!("memory:{}:{name}", self.files.len());
+        self.add_file(key, name.to_string(), text.to_string(), Origin::Memory, name.to_string())
+    }
+
     /// Load a file from disk (`None` when it does not exist or cannot be read).
     pub fn load_disk(&mut self, path: &Path) -> Option<usize> {
         let canon = path.canonicalize().ok()?;
@@ -320,7 +328,7 @@ impl<'o> Loader<'o> {
                 .ancestors()
                 .find(|a| a.file_name().is_some_and(|n| n == "model_templates"))
                 .and_then(|mt| mt.parent().map(Path::to_path_buf)),
-            Origin::Builtin(_) => None,
+            Origin::Builtin(_) | Origin::Memory => None,
         };
         if let Some(r) = &root {
             if r.as_map().is_none() {
@@ -405,6 +413,13 @@ impl<'o> Loader<'o> {
         let cwd = self.cwd();
         if let Some(i) = try_dir(self, &cwd) {
             return Some(i);
+        }
+        // Next to the file that names the module (a project's templates referring to each
+        // other work from any working directory).
+        if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
+            if let Some(i) = p.parent().and_then(|d| try_dir(self, d)) {
+                return Some(i);
+            }
         }
         for dir in self.opts.search_path.clone() {
             if let Some(i) = try_dir(self, &dir) {
@@ -1532,9 +1547,19 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// The closest candidate within a distance that still looks like a typo.
 pub fn suggest(word: &str, candidates: &[String]) -> Option<String> {
     let limit = (word.chars().count() / 3).max(2);
+    let lw = word.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            let lc = c.to_lowercase();
+            // A truncated name (`state` for `state_var`) is as close as a one-letter typo.
+            let d = if lw.len() >= 3 && lc.starts_with(&lw) {
+                1
+            } else {
+                edit_distance(&lw, &lc)
+            };
+            (d, c)
+        })
         .filter(|(d, c)| *d <= limit && c.as_str() != word)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.clone())
@@ -1570,7 +1595,7 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
 /// node alone), report all problems at once (each reported once).
 pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     let mut l = Loader::new(opts);
-    let mut templates = Vec::new();
+    let templates = Vec::new();
     let Some(f) = l.load_disk(path) else {
         let mut diagnostics = Diagnostics::new();
         diagnostics.push(
@@ -1586,6 +1611,18 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             templates,
         };
     };
+    check_loaded(l, f)
+}
+
+/// Like [`check_file`] for YAML text held in memory (`name` labels the messages).
+pub fn check_source(name: &str, text: &str, opts: &LoadOptions) -> CheckReport {
+    let mut l = Loader::new(opts);
+    let f = l.load_text(name, text);
+    check_loaded(l, f)
+}
+
+fn check_loaded(mut l: Loader<'_>, f: usize) -> CheckReport {
+    let mut templates = Vec::new();
     let mut extra = Diagnostics::new();
     for name in l.template_names(f) {
         let Some(t) = l.resolve(f, &name) else {

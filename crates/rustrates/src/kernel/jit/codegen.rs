@@ -159,9 +159,14 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
                 _ => {}
             }
             let e = circuit.expr(id);
-            if let Expr::Var(v) = e {
+            if let Expr::Var(v) | Expr::Past(v, _) = e {
                 let var = circuit.var(*v);
-                if var.kind == VarKind::Algebraic && !assigned[v.0 as usize] {
+                // A delayed read may name an algebraic assigned later (its current value is
+                // then the one stored in `a`, as the reference evaluator reads it).
+                if matches!(e, Expr::Var(_))
+                    && var.kind == VarKind::Algebraic
+                    && !assigned[v.0 as usize]
+                {
                     return Err(codegen_err(format_args!(
                         "'{}' is read before it is assigned",
                         var.name
@@ -288,9 +293,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -321,9 +328,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -393,6 +402,15 @@ struct Shape {
 
 type Vals = [Value; MAX_COPIES];
 
+/// What a loop body is compiled from.
+#[derive(Clone, Copy)]
+struct Program<'m> {
+    circuit: &'m Circuit,
+    layout: &'m Layout,
+    /// Compile-time value of each expression that has one (`fold::constants`).
+    konst: &'m [Option<f64>],
+}
+
 struct Body<'m, 'b, 'f> {
     module: &'m mut JITModule,
     b: &'b mut FunctionBuilder<'f>,
@@ -421,14 +439,17 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     fn new(
         module: &'m mut JITModule,
         b: &'b mut FunctionBuilder<'f>,
-        circuit: &'m Circuit,
-        layout: &'m Layout,
-        konst: &'m [Option<f64>],
+        prog: Program<'m>,
         flavor: Flavor,
         shape: Shape,
         env: Env,
     ) -> Self {
         let i_bytes = b.ins().ishl_imm_u(env.i, flavor.elem_shift);
+        let Program {
+            circuit,
+            layout,
+            konst,
+        } = prog;
         Body {
             module,
             b,
@@ -738,7 +759,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
                 let var_id = var.0;
                 let ptr = self.module.target_config().pointer_type();
                 let f = self.func_ref(mathfns::PAST_SYMBOL, &[ptr, I32, ptr, F64, F64], F64);
-                self.per_element(&[d], |this, lane, xs| {
+                let delayed = self.per_element(&[d], |this, lane, xs| {
                     let d64 = this.widen(xs[0]);
                     let var = this.b.ins().iconst(I32, i64::from(var_id));
                     let lane = this.b.ins().iadd_imm_u(this.env.i, lane);
@@ -748,7 +769,12 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
                         .call(f, &[this.env.kctx, var, lane, this.env.t64, d64]);
                     let r = this.b.inst_results(call)[0];
                     this.narrow(r)
-                })
+                });
+                // As the reference evaluator: a delay ≤ 0 (or NaN) reads the current value.
+                // The hook was still called for those lanes; its answer is discarded.
+                let current = self.var(*var);
+                let zero = [self.constant(0.0); MAX_COPIES];
+                self.select_where(FloatCC::GreaterThan, d, zero, delayed, current)
             }
             Expr::Randn => {
                 let source = id.0;
