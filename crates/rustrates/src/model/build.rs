@@ -608,20 +608,35 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn unknown_edge_end(&mut self, code: &'static str, which: &str, p: &str, span: Span, path: &str) {
+    fn unknown_edge_end(&mut self, code: &'static str, which: &str, prefix: &str, p: &str, span: Span, path: &str) {
+        // Candidates relative to the circuit the edge is written in.
         let names: Vec<String> = self
             .c
             .vars
             .iter()
             .filter(|v| v.node.is_some())
-            .map(|v| v.name.clone())
+            .filter_map(|v| v.name.strip_prefix(prefix).map(str::to_string))
             .collect();
+        let first = p.split('/').next().unwrap_or("");
+        let last = p.rsplit('/').next().unwrap_or("");
+        // Same node and variable name, other operator: the usual slip (`qif_op` for `qif_gap_op`).
+        let same_var = names
+            .iter()
+            .find(|n| n.split('/').next() == Some(first) && n.rsplit('/').next() == Some(last))
+            .cloned();
         let mut d = Diagnostic::error(code, format!("edge {which} `{p}` is not a variable of the circuit"))
             .with_span(span)
             .with_path(path.to_string());
-        d = match suggest(p, &names) {
+        d = match same_var.or_else(|| suggest(p, &names)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
-            None => d.with_help("write it as `node/operator/variable`"),
+            None => {
+                let mut nodes: Vec<&str> = self.c.nodes.iter().filter_map(|n| n.strip_prefix(prefix)).collect();
+                nodes.dedup();
+                d.with_help(format!(
+                    "write it as `node/operator/variable`; nodes here: {}",
+                    nodes.join(", ")
+                ))
+            }
         };
         self.error(d);
     }
@@ -630,10 +645,24 @@ impl<'s> Builder<'s> {
         let src = self.find_edge_var(prefix, &e.source);
         let tgt = self.find_edge_var(prefix, &e.target);
         if src.is_none() {
-            self.unknown_edge_end("edge/unknown-source", "source", &e.source, e.source_span, &e.path);
+            self.unknown_edge_end(
+                "edge/unknown-source",
+                "source",
+                prefix,
+                &e.source,
+                e.source_span,
+                &e.path,
+            );
         }
         if tgt.is_none() {
-            self.unknown_edge_end("edge/unknown-target", "target", &e.target, e.target_span, &e.path);
+            self.unknown_edge_end(
+                "edge/unknown-target",
+                "target",
+                prefix,
+                &e.target,
+                e.target_span,
+                &e.path,
+            );
         }
         let (Some(src), Some(tgt)) = (src, tgt) else {
             return;
@@ -682,13 +711,13 @@ impl<'s> Builder<'s> {
         let num = |key: &str| {
             e.params
                 .iter()
-                .find(|(k, _, _)| k == key)
-                .and_then(|(_, v, s)| match v {
+                .find(|(k, _, _, _)| k == key)
+                .and_then(|(_, v, s, _)| match v {
                     ParamValue::Num(x) => Some((*x, *s)),
                     ParamValue::Ref(_) => None,
                 })
         };
-        for (k, v, sp) in &e.params {
+        for (k, v, sp, key_span) in &e.params {
             let core = matches!(k.as_str(), "weight" | "delay" | "spread");
             if core && matches!(v, ParamValue::Ref(r) if !matches!(r.as_str(), "null" | "~" | "")) {
                 self.error(
@@ -699,7 +728,7 @@ impl<'s> Builder<'s> {
             } else if !core && e.template.is_none() {
                 let keys = ["weight", "delay", "spread"].map(String::from);
                 let mut d = Diagnostic::error("edge/unknown-parameter", format!("unknown edge parameter `{k}`"))
-                    .with_span(*sp)
+                    .with_span(*key_span)
                     .with_path(e.path.clone());
                 d = match suggest(k, &keys) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -741,7 +770,7 @@ impl<'s> Builder<'s> {
                 let scopes = self.add_node(&ename, nt, None);
                 // Overrides of edge-template variables: `tpl/op/var`, `op/var` or `var`.
                 let mut wired: HashSet<VarId> = HashSet::new();
-                for (k, v, s) in &e.params {
+                for (k, v, s, key_span) in &e.params {
                     if matches!(k.as_str(), "weight" | "delay" | "spread") {
                         continue;
                     }
@@ -757,7 +786,7 @@ impl<'s> Builder<'s> {
                                 "edge/unknown-parameter",
                                 format!("edge template `{}` has no variable `{k}`", t.name),
                             )
-                            .with_span(*s)
+                            .with_span(*key_span)
                             .with_path(e.path.clone()),
                         );
                         continue;
@@ -775,7 +804,7 @@ impl<'s> Builder<'s> {
                                     self.feed(id, f);
                                     wired.insert(id);
                                 }
-                                None => self.unknown_edge_end("edge/unknown-source", "input", r, *s, &e.path),
+                                None => self.unknown_edge_end("edge/unknown-source", "input", prefix, r, *s, &e.path),
                             }
                         }
                     }

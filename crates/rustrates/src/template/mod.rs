@@ -125,7 +125,7 @@ pub struct OpUse {
     /// The key the operator's variables live under (`node/<name>/var`): the template name.
     pub name: String,
     pub template: Rc<Template>,
-    /// `{Op: {var: value}}` overrides of variable defaults.
+    /// `{Op: {var: value}}` overrides of variable defaults (span: the variable's key).
     pub overrides: Vec<(String, f64, Span)>,
     pub span: Span,
 }
@@ -149,7 +149,8 @@ pub struct EdgeDecl {
     pub target: String,
     pub target_span: Span,
     pub template: Option<Rc<Template>>,
-    pub params: Vec<(String, ParamValue, Span)>,
+    /// (key, value, value span, key span).
+    pub params: Vec<(String, ParamValue, Span, Span)>,
     pub span: Span,
     /// `Net3.edges[0]`.
     pub path: String,
@@ -651,7 +652,7 @@ impl<'o> Loader<'o> {
         let Some(base) = node.get("base") else {
             self.diags.push(
                 Diagnostic::error("template/missing-base", format!("template `{name}` has no `base:`"))
-                    .with_span(node.span)
+                    .with_span(self.template_key_span(f, name).unwrap_or(node.span))
                     .with_path(name)
                     .with_help("set `base:` to OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate or a parent template"),
             );
@@ -1087,7 +1088,7 @@ impl<'o> Loader<'o> {
         for (k, v) in overrides.and_then(Node::as_map).unwrap_or(&[]) {
             let Some(vn) = k.as_str() else { continue };
             match v.as_f64() {
-                Some(x) => ovs.push((vn.to_string(), x, v.span)),
+                Some(x) => ovs.push((vn.to_string(), x, k.span)),
                 None => self.bad_var(v.span, &format!("{path}.{vn}"), "an operator override must be a number"),
             }
         }
@@ -1130,7 +1131,7 @@ impl<'o> Loader<'o> {
                     if let Some(existing) = operators.iter_mut().find(|o| o.name == short) {
                         for (vk, vv) in v.as_map().unwrap_or(&[]) {
                             if let (Some(vn), Some(x)) = (vk.as_str(), vv.as_f64()) {
-                                existing.overrides.push((vn.to_string(), x, vv.span));
+                                existing.overrides.push((vn.to_string(), x, vk.span));
                             }
                         }
                         continue;
@@ -1304,7 +1305,7 @@ impl<'o> Loader<'o> {
                                 continue;
                             }
                         };
-                        params.push((ks.to_string(), val, v.span));
+                        params.push((ks.to_string(), val, v.span, k.span));
                     }
                 }
                 None if p.is_null() => {}

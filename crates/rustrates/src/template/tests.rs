@@ -99,7 +99,8 @@ fn check_file_shared_fixtures_match_declarations() {
                 &p,
                 &LoadOptions {
                     search_path: Vec::new(),
-                    cwd: p.parent().map(Path::to_path_buf),
+                    // Relative paths in fixtures resolve against the fixture root.
+                    cwd: Some(root.clone()),
                 },
             );
             let mut got: Vec<String> = codes(&r.sources, &r.diagnostics);

@@ -197,10 +197,6 @@ fn reported_positions(sources: &SourceMap, diags: &Diagnostics, path: &Path) -> 
 /// shrinks (delete the line).
 #[rustfmt::skip]
 const PENDING: &[(&str, &str)] = &[
-    ("edge_weight_not_a_number", "model: a non-numeric edge weight passes unreported"),
-    ("edge_edge_template_unknown_input", "model: point at the unknown key, not its value"),
-    ("node_override_unknown_variable", "model: point at the unknown key, not its value"),
-    ("template_missing_base", "model: point at the template's name, like template/no-nodes"),
 ];
 
 /// Every invalid fixture reports each declared diagnostic at its declared position; the
