@@ -739,3 +739,17 @@ NA: {base: NodeTemplate, operators: [{A: {u: 3.0}}]}
     let u = a.var(a.find_var("NA/A/u").expect("u"));
     assert_eq!((u.kind, u.value), (crate::model::VarKind::Input, 3.0));
 }
+
+#[test]
+fn load_failure_displays_one_concise_line_per_problem() {
+    let y = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x + q + w\"\n  variables: {x: output(0.0)}\nN: {base: NodeTemplate, operators: [Op]}\n";
+    let d = tree(&[("f.yaml", y)]);
+    let e = load_circuit("f.N", &opts(d.path())).expect_err("undefined symbols");
+    let name = d.path().join("f.yaml").display().to_string();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{name}:3:25: eq/undefined-symbol: unknown symbol `q` (in Op.equations[0])\n{name}:3:29: eq/undefined-symbol: unknown symbol `w` (in Op.equations[0])"
+        )
+    );
+}
