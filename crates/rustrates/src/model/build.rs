@@ -267,7 +267,11 @@ impl<'s> Builder<'s> {
                                     );
                                 } else {
                                     self.defined.insert(id, lhs_span);
-                                    defs.insert(name.clone());
+                                    // As in PyRates, only an operator's `output` feeds the
+                                    // inputs of the same name in other operators of the node.
+                                    if vt == Some(VType::Output) {
+                                        defs.insert(name.clone());
+                                    }
                                     self.c.vars[id.0 as usize].kind = match eq.lhs.kind {
                                         LhsKind::Derivative => VarKind::State,
                                         LhsKind::Assign => VarKind::Algebraic,
@@ -284,8 +288,8 @@ impl<'s> Builder<'s> {
             defined_by.push(defs);
         }
 
-        // Wiring: an input of one operator that another operator defines is fed by it (summed
-        // over all operators that define it, as PyRates does).
+        // Wiring: an input of one operator that is another operator's output is fed by it
+        // (summed over all operators with that output, as PyRates does).
         let n = scopes.len().min(defined_by.len());
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
         for b in 0..n {
@@ -1277,6 +1281,26 @@ N: {base: NodeTemplate, operators: [A, A, B]}
         assert!(c.is_none());
         let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
         assert_eq!(codes, vec!["node/duplicate-operator", "eq/undefined-symbol"]);
+    }
+
+    #[test]
+    fn only_outputs_feed_inputs_of_the_same_name() {
+        let y = r#"
+A:
+  base: OperatorTemplate
+  equations: ["x' = -x", "m = 2*x"]
+  variables: {x: variable(1.0), m: output}
+B:
+  base: OperatorTemplate
+  equations: "y = x + m"
+  variables: {y: output, x: input(5.0), m: input(0.0)}
+N: {base: NodeTemplate, operators: [B, A]}
+"#;
+        let c = ok(y, "N");
+        let vals = eval_all(&c);
+        // `m` is A's output and feeds B; `x` is only a variable of A: B's `x` keeps 5.
+        assert_eq!(vals[var(&c, "N/B/y").0 as usize], 5.0 + 2.0);
+        assert_eq!(c.var(var(&c, "N/B/x")).kind, VarKind::Input);
     }
 
     #[test]
