@@ -1208,8 +1208,11 @@ impl<'o> Loader<'o> {
                 } else {
                     &mut c.nodes
                 };
-                list.retain(|x| x.name != sub);
-                list.push(u);
+                // A child's entry replaces the parent's in place (dict update).
+                match list.iter_mut().find(|x| x.name == sub) {
+                    Some(x) => *x = u,
+                    None => list.push(u),
+                }
             }
         }
         if let Some(edges) = node.get("edges") {
