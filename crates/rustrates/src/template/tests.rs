@@ -753,3 +753,39 @@ fn load_failure_displays_one_concise_line_per_problem() {
         )
     );
 }
+
+#[test]
+fn circuit_inheritance_replaces_nodes_in_place_and_appends_edges() {
+    let y = r#"
+Op:
+  base: OperatorTemplate
+  equations: "r' = -r*k + r_in"
+  variables: {r: output(0.0), r_in: input(0.0), k: 1.0}
+Op2:
+  base: Op
+  variables: {k: 2.0}
+P: {base: NodeTemplate, operators: [Op]}
+P2: {base: NodeTemplate, operators: [Op2]}
+Base:
+  base: CircuitTemplate
+  nodes: {a: P, b: P}
+  edges: [[a/Op/r, b/Op/r_in, null, {weight: 1.0}]]
+Child:
+  base: Base
+  nodes: {a: P2}
+  edges: [[b/Op/r, a/Op2/r_in, null, {weight: 3.0}]]
+"#;
+    let d = tree(&[("c.yaml", y)]);
+    let e = load_circuit("c.Base", &opts(d.path()));
+    assert!(e.is_ok());
+    let err = load_circuit("c.Child", &opts(d.path())).expect_err("inherited edge names a/Op, now a/Op2");
+    let codes: Vec<&str> = err.diagnostics.iter().map(|x| x.code).collect();
+    assert_eq!(codes, vec!["edge/unknown-source"]);
+    let y2 = y
+        .replace("nodes: {a: P2}", "nodes: {b: P}")
+        .replace("a/Op2/r_in", "a/Op/r_in");
+    std::fs::write(d.path().join("c.yaml"), y2).expect("write");
+    let c = load_circuit("c.Child", &opts(d.path())).expect("loads").circuit;
+    assert_eq!(c.nodes, vec!["a", "b"]);
+    assert_eq!(c.edges.len(), 2);
+}
