@@ -340,6 +340,20 @@ impl<'o> Loader<'o> {
                     .with_span(r.span),
                 );
             }
+            for (k, v) in r.as_map().unwrap_or(&[]) {
+                let name = k.as_str().unwrap_or("");
+                if name != "aliases" && v.as_map().is_none() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "template/invalid",
+                            format!("template `{name}` must be a mapping with `base:`"),
+                        )
+                        .with_span(v.span)
+                        .with_path(name)
+                        .with_help("keep anchored values under a top-level `aliases:` list"),
+                    );
+                }
+            }
         }
         self.files.push(LoadedFile {
             file,
@@ -654,7 +668,10 @@ impl<'o> Loader<'o> {
                 Diagnostic::error("template/missing-base", format!("template `{name}` has no `base:`"))
                     .with_span(self.template_key_span(f, name).unwrap_or(node.span))
                     .with_path(name)
-                    .with_help("set `base:` to OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate or a parent template"),
+                    .with_help(
+                        "set `base:` to OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate or a parent \
+                         template; keep anchored values under a top-level `aliases:` list",
+                    ),
             );
             return None;
         };
