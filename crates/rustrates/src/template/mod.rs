@@ -5,6 +5,17 @@
 //! inheritance applied (`base:` chains, `equations: {replace, remove, add}`, merged
 //! `variables`) and every referenced template resolved, or [`Diagnostic`]s. Equation strings
 //! keep the byte offset of their text in the YAML file so stage 3 reports exact positions.
+//!
+//! Where a path is looked for: `a.b.file.Name` → inside the `model_templates/` tree of the
+//! referring file (for `model_templates.*`), the built-in library, the working directory,
+//! the referring file's directory, the search path; `dir/file.yaml/Name` and `dir/file/Name`
+//! → the working directory, the referring file's directory, the search path; `Name` → the
+//! referring file.
+//!
+//! PyRates' rules kept here because users rely on them: `replace` substitutes whole terms
+//! only; a child drops inherited variables its equations no longer mention; a number
+//! replacing an inherited variable makes it a constant; only an operator's `output` feeds
+//! same-named inputs of the other operators of its node (summed when several do).
 
 pub mod yaml;
 
