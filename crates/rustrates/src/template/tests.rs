@@ -789,3 +789,76 @@ Child:
     assert_eq!(c.nodes, vec!["a", "b"]);
     assert_eq!(c.edges.len(), 2);
 }
+
+/// Time-boxed fuzzing outside CI: `FUZZ_SECONDS=600 cargo test --lib fuzz_for_a_while --
+/// --ignored --nocapture`. Mutates the templates of this file's fixtures and token soup with a
+/// fixed-seed generator, runs `check_source` (load, build, render) on each, prints the count.
+#[test]
+#[ignore = "long-running: set FUZZ_SECONDS"]
+fn fuzz_for_a_while() {
+    let secs: u64 = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let corpus = [
+        NET3,
+        SIMPLE,
+        include_str!("testdata/invalid/many_errors.yaml"),
+        include_str!("testdata/invalid/operator_cycle.yaml"),
+    ];
+    let alphabet: Vec<char> = " \n-:[]{},'\"&*<#|>/.()^+=01xyrtvp_".chars().collect();
+    let start = std::time::Instant::now();
+    let mut runs = 0u64;
+    while start.elapsed().as_secs() < secs {
+        let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
+        for _ in 0..1 + next() % 6 {
+            let mut p = (next() % (text.len() as u64 + 1)) as usize;
+            while !text.is_char_boundary(p) {
+                p -= 1;
+            }
+            match next() % 4 {
+                0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
+                1 => {
+                    let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
+                    while !text.is_char_boundary(e) {
+                        e += 1;
+                    }
+                    text.replace_range(p..e, "");
+                }
+                2 => {
+                    // Duplicate a slice elsewhere (moves keys, equations and indentation around).
+                    let mut a = (next() % (text.len() as u64 + 1)) as usize;
+                    while !text.is_char_boundary(a) {
+                        a -= 1;
+                    }
+                    let mut b = (a + (next() % 40) as usize).min(text.len());
+                    while !text.is_char_boundary(b) {
+                        b += 1;
+                    }
+                    let piece = text[a..b].to_string();
+                    text.insert_str(p, &piece);
+                }
+                _ => text.insert_str(
+                    p,
+                    ["base: ", "\n  ", "*a", "&a ", "<<: ", "x(t - 1)", "past(", ": ["][(next() % 8) as usize],
+                ),
+            }
+        }
+        let result = std::panic::catch_unwind(|| {
+            let r = check_source("fuzz.yaml", &text, &LoadOptions::default());
+            for d in r.diagnostics.iter() {
+                let _ = crate::model::load::concise(&r.sources, d);
+            }
+        });
+        assert!(result.is_ok(), "panic on input:\n{text}");
+        runs += 1;
+    }
+    println!("fuzz_for_a_while: {runs} inputs in {secs} s, 0 panics");
+}
