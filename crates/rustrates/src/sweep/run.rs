@@ -1569,8 +1569,15 @@ pub(crate) mod tests {
 
     #[test]
     fn sweep_qif_traces_equal_single_runs_bit_for_bit() {
+        for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+            qif_traces_equal_single_runs(backend);
+        }
+    }
+
+    fn qif_traces_equal_single_runs(backend: Backend) {
         let c = reference_qif();
-        let spec = qif_spec(3);
+        let mut spec = qif_spec(3);
+        spec.backend = backend;
         let mut sink = MemorySink::new();
         run(&spec, &c, &mut sink).unwrap();
         let r = sink.into_result().unwrap();
