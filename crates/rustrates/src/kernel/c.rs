@@ -250,29 +250,8 @@ impl CKernel {
     }
 }
 
-/// A copy of `circuit` in which every parameter not listed in `per_lane` is read as the
-/// constant `Var::value` (the layout is unchanged: those parameter slots stay in the buffers
-/// but are no longer read).
-///
-/// For sweeps: parameters the grid does not vary are the same in every lane, and as constants
-/// they let the compiler fold `Δ/(πτ)`, `x/τ` with τ = 1 and the like, which is what a
-/// hand-written loop gets for free (the C back end reaches the hand-written speed only this
-/// way). Exact: folding uses IEEE arithmetic, and `x·1`, `x/1` are identities.
-pub fn specialize_params(circuit: &Circuit, per_lane: &[crate::model::VarId]) -> Circuit {
-    use crate::model::{Expr, VarKind};
-    let mut c = circuit.clone();
-    let vars = &c.vars;
-    for e in &mut c.exprs {
-        if let Expr::Var(v) = *e {
-            if let Some(var) = vars.get(v.0 as usize) {
-                if var.kind == VarKind::Param && !per_lane.contains(&v) {
-                    *e = Expr::Const(var.value);
-                }
-            }
-        }
-    }
-    c
-}
+/// Moved to `model::passes`; kept here for the back end's own tests and callers.
+pub use crate::model::passes::specialize_params;
 
 /// Whether a C compiler (`$CC` or `cc`) can be run.
 pub fn compiler_available() -> bool {
