@@ -112,7 +112,13 @@ struct HoistPlan {
 
 impl HoistPlan {
     fn new(c: &Circuit, recip: bool) -> Self {
-        HoistPlan { invariant: vec![None; c.exprs.len()], constant: vec![None; c.exprs.len()], items: Vec::new(), index: HashMap::new(), recip }
+        HoistPlan {
+            invariant: vec![None; c.exprs.len()],
+            constant: vec![None; c.exprs.len()],
+            items: Vec::new(),
+            index: HashMap::new(),
+            recip,
+        }
     }
     /// Depends only on constants, parameters and inputs (held constant by the stepper).
     fn is_invariant(&mut self, c: &Circuit, id: ExprId) -> bool {
