@@ -487,11 +487,47 @@ impl<'o> Loader<'o> {
         None
     }
 
+    /// A YAML file next to where `file_part` was looked for whose name is close to it.
+    fn similar_file(&self, file_part: &str) -> Option<String> {
+        let (dir, stem) = match file_part.rsplit_once('/') {
+            Some((d, s)) => (Some(d), s),
+            None => (None, file_part),
+        };
+        let stem = stem.trim_end_matches(".yaml").trim_end_matches(".yml");
+        let base = self.cwd();
+        let full = dir.map_or(base.clone(), |d| base.join(d));
+        let mut names: Vec<String> = std::fs::read_dir(&full)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| {
+                n.strip_suffix(".yaml")
+                    .or_else(|| n.strip_suffix(".yml"))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let s = suggest(stem, &names)?;
+        let ext = if file_part.ends_with(".yml") {
+            ".yml"
+        } else if file_part.ends_with(".yaml") {
+            ".yaml"
+        } else {
+            ""
+        };
+        Some(match dir {
+            Some(d) => format!("{d}/{s}{ext}"),
+            None => format!("{s}{ext}"),
+        })
+    }
+
     /// Resolve a template reference written in file `from` to (file, name).
     fn locate(&mut self, reference: &str, from: Option<usize>) -> Result<TplRef, Option<String>> {
         let reference = reference.trim();
         if let Some((file_part, name)) = reference.rsplit_once('/') {
-            let f = self.find_path_file(file_part, from).ok_or(None)?;
+            let Some(f) = self.find_path_file(file_part, from) else {
+                return Err(self.similar_file(file_part).map(|p| format!("{p}/{name}")));
+            };
             return if self.template_node(f, name).is_some() {
                 Ok((f, name.to_string()))
             } else {

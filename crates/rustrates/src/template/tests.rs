@@ -862,3 +862,12 @@ fn fuzz_for_a_while() {
     }
     println!("fuzz_for_a_while: {runs} inputs in {secs} s, 0 panics");
 }
+
+#[test]
+fn unknown_file_in_path_form_suggests_a_close_file() {
+    let d = tree(&[("models/montbrio.yaml", SIMPLE)]);
+    let e = load_circuit("models/montbro.yaml/N", &opts(d.path())).expect_err("no such file");
+    let diag = e.diagnostics.iter().next().expect("one");
+    assert_eq!(diag.code, "template/unknown-path");
+    assert_eq!(diag.help.as_deref(), Some("did you mean `models/montbrio.yaml/N`?"));
+}
