@@ -871,3 +871,10 @@ fn unknown_file_in_path_form_suggests_a_close_file() {
     assert_eq!(diag.code, "template/unknown-path");
     assert_eq!(diag.help.as_deref(), Some("did you mean `models/montbrio.yaml/N`?"));
 }
+
+#[test]
+fn crlf_and_bom_files_keep_exact_positions() {
+    let y = "\u{feff}Op:\r\n  base: OperatorTemplate\r\n  equations: \"x' = -x + q\"\r\n  variables: {x: output(0.0)}\r\n";
+    let r = check_source("crlf.yaml", y, &LoadOptions::default());
+    assert_eq!(codes(&r.sources, &r.diagnostics), vec!["eq/undefined-symbol@3:25"]);
+}
