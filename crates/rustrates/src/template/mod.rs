@@ -619,8 +619,11 @@ impl<'o> Loader<'o> {
                 let span = self
                     .template_node(f, name)
                     .map(|n| n.get("base").map_or(n.span, |b| b.span));
-                let mut d = Diagnostic::error("template/base-cycle", format!("template `{name}` inherits from itself"))
-                    .with_path(name);
+                let mut d = Diagnostic::error(
+                    "template/base-cycle",
+                    format!("template `{name}` refers back to itself (through `base:` or nested circuits)"),
+                )
+                .with_path(name);
                 if let Some(s) = span {
                     d = d.with_span(s);
                 }

@@ -874,7 +874,15 @@ fn unknown_file_in_path_form_suggests_a_close_file() {
 
 #[test]
 fn crlf_and_bom_files_keep_exact_positions() {
-    let y = "\u{feff}Op:\r\n  base: OperatorTemplate\r\n  equations: \"x' = -x + q\"\r\n  variables: {x: output(0.0)}\r\n";
+    let y =
+        "\u{feff}Op:\r\n  base: OperatorTemplate\r\n  equations: \"x' = -x + q\"\r\n  variables: {x: output(0.0)}\r\n";
     let r = check_source("crlf.yaml", y, &LoadOptions::default());
     assert_eq!(codes(&r.sources, &r.diagnostics), vec!["eq/undefined-symbol@3:25"]);
+}
+
+#[test]
+fn circuit_containing_itself_is_reported_not_looped() {
+    let y = "Net:\n  base: CircuitTemplate\n  circuits: {inner: Net}\n";
+    let r = check_source("self.yaml", y, &LoadOptions::default());
+    assert_eq!(codes(&r.sources, &r.diagnostics), vec!["template/base-cycle@2:9"]);
 }
