@@ -792,7 +792,8 @@ Child:
 
 /// Time-boxed fuzzing outside CI: `FUZZ_SECONDS=600 cargo test --lib fuzz_for_a_while --
 /// --ignored --nocapture`. Mutates the templates of this file's fixtures and token soup with a
-/// fixed-seed generator, runs `check_source` (load, build, render) on each, prints the count.
+/// fixed-seed generator, runs `check_source` (load, build, render) and lowering + dump of
+/// whatever builds on each, prints the count.
 #[test]
 #[ignore = "long-running: set FUZZ_SECONDS"]
 fn fuzz_for_a_while() {
@@ -855,6 +856,15 @@ fn fuzz_for_a_while() {
             let r = check_source("fuzz.yaml", &text, &LoadOptions::default());
             for d in r.diagnostics.iter() {
                 let _ = crate::model::load::concise(&r.sources, d);
+            }
+            // Whatever builds must also lower and dump.
+            let o = LoadOptions::default();
+            let mut l = Loader::new(&o);
+            let f = l.load_text("fuzz.yaml", &text);
+            for t in l.resolve_all(f) {
+                if let (Some(c), _) = crate::model::build::build_template(&t, &mut l.sources) {
+                    let _ = dump(&crate::model::passes::lower_edges(&c));
+                }
             }
         });
         assert!(result.is_ok(), "panic on input:\n{text}");
