@@ -25,7 +25,8 @@
 //!                           mean, std, min, max, last, ptp, dom_freq, dom_power)
 //! /traces                   f64 [n_points, n_time, n_columns]  when traces are kept;
 //!                           chunked (min(block_size, n_points), min(n_time, 1024), n_columns),
-//!                           deflate level 4 unless compression is off
+//!                           shuffle + deflate level 1 unless compression is off
+//!                           (part files are never compressed)
 //! /inputs/<var>             f64 [steps] or [steps, n_points]  time-series inputs (constants
 //!                           are in `settings`); `/` in a name stored as `%2F`
 //! ```
@@ -77,7 +78,9 @@ impl FileOptions {
     }
 }
 
-const DEFLATE_LEVEL: u8 = 4;
+/// Level 1 with the shuffle filter: on sampled traces it compresses about as well as level 4
+/// at a fraction of the time (the write of a 10,000-point sweep was 15× slower at level 4).
+const DEFLATE_LEVEL: u8 = 1;
 /// Points copied at a time when merging traces (bounds merge memory).
 const MERGE_POINTS: usize = 256;
 
@@ -251,7 +254,7 @@ fn create_layout(
         if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
             b = b.chunk(chunk);
             if compression {
-                b = b.deflate(DEFLATE_LEVEL);
+                b = b.shuffle().deflate(DEFLATE_LEVEL);
             }
         }
         Some(b.shape(dims).create("traces").map_err(&e)?)
@@ -395,7 +398,9 @@ impl PartSink {
         let tmp = tmp_path(&path);
         let file = File::create(&tmp).map_err(h5(&tmp))?;
         let n = range.len();
-        let (g, sets) = create_layout(&file, shape, grid.keys(), n, self.opts.compression, &tmp)?;
+        // Parts are temporary and read back once by the merge, which compresses the final
+        // file: compressing them too would deflate every trace twice.
+        let (g, sets) = create_layout(&file, shape, grid.keys(), n, false, &tmp)?;
         for (key, col) in grid.keys().iter().zip(grid.columns()) {
             write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
         }
