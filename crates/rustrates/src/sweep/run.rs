@@ -12,14 +12,13 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
-use rustfft::Fft;
 
 use super::grid::Grid;
 use super::param_map::{self, ParamMap, ParamMapError};
-use super::summary::{Moments, Spectrum, Statistic};
+use super::summary::{Moments, Spectrum, SpectrumPlan, Statistic};
 use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
 use crate::model::{Circuit, VarId, VarKind};
 use crate::solve::{
@@ -479,7 +478,7 @@ struct Plan<'a> {
     time: Vec<f64>,
     n_cols: usize,
     dts: f64,
-    fft: Option<Arc<dyn Fft<f64>>>,
+    fft: Option<SpectrumPlan>,
     buffer_traces: bool,
 }
 
