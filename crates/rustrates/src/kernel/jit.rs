@@ -27,14 +27,25 @@ use crate::model::{Circuit, Expr};
 /// C back end.
 const RECIPROCAL_DIVISORS: bool = true;
 
-/// `fn(lanes, nsteps, t0, dt, y, p, u, ctx)`: the fused stepper (see `codegen::define_stepper`).
-type StepFn =
-    unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut KernelCtx);
+/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
+/// `codegen::define_stepper`).
+type StepFn = unsafe extern "C" fn(
+    usize,
+    usize,
+    f64,
+    f64,
+    *mut f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *mut KernelCtx,
+);
 
 /// The JIT module and the steppers compiled into it so far (one per tableau).
 struct Code {
     module: Option<Box<JITModule>>,
-    steppers: Vec<(codegen::Tableau, StepFn)>,
+    /// Per tableau: the stepper and the scratch rows per lane it needs.
+    steppers: Vec<(codegen::Tableau, StepFn, usize)>,
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
@@ -266,13 +277,19 @@ impl JitKernel {
                 self.algebraics * lanes,
             ],
         );
-        let Some(f) = self.stepper(&tab) else {
+        let Some((f, rows)) = self.stepper(&tab) else {
             return false;
         };
         if lanes == 0 || args.nsteps == 0 {
             return true;
         }
-        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `y` is
+        let need = rows
+            .checked_mul(lanes)
+            .expect("scratch rows × lanes overflows usize");
+        if args.work.len() < need {
+            args.work.resize(need, 0.0);
+        }
+        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work` was just sized to `rows × lanes`; `y` is
         // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
         unsafe {
             f(
@@ -283,6 +300,7 @@ impl JitKernel {
                 args.y.as_mut_ptr(),
                 args.p.as_ptr(),
                 args.u.as_ptr(),
+                args.work.as_mut_ptr(),
                 args.ctx,
             )
         }
@@ -290,18 +308,18 @@ impl JitKernel {
     }
 
     /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
-    fn stepper(&self, tab: &codegen::Tableau) -> Option<StepFn> {
+    fn stepper(&self, tab: &codegen::Tableau) -> Option<(StepFn, usize)> {
         let mut code = match self.code.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, f)) = code.steppers.iter().find(|(t, _)| t == tab) {
-            return Some(*f);
+        if let Some((_, f, rows)) = code.steppers.iter().find(|(t, _, _)| t == tab) {
+            return Some((*f, *rows));
         }
         let name = format!("rustrates_steps_{}", code.steppers.len());
         let module = code.module.as_mut()?;
         let layout = self.circuit.layout();
-        let id = match codegen::define_stepper(
+        let (id, rows) = match codegen::define_stepper(
             module,
             &self.circuit,
             &layout,
@@ -309,7 +327,7 @@ impl JitKernel {
             self.reciprocal,
             &name,
         ) {
-            Ok(id) => id,
+            Ok(r) => r,
             Err(e) => {
                 log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
                 return None;
@@ -323,8 +341,8 @@ impl JitKernel {
         // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
         // signature (see `codegen::define_stepper`), alive as long as the module (= self).
         let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
-        code.steppers.push((tab.clone(), f));
-        Some(f)
+        code.steppers.push((tab.clone(), f, rows));
+        Some((f, rows))
     }
 }
 
@@ -1430,6 +1448,11 @@ mod tests {
     #[test]
     #[ignore = "benchmark; run explicitly in release mode"]
     fn jit_bench_qif_ns_per_lane_step() {
+        let euler = crate::kernel::TableauRef {
+            a: &[0.0],
+            b: &[1.0],
+            c: &[0.0],
+        };
         for specialize in [false, true] {
             let c = qif_reference_circuit(specialize);
             let layout = c.layout();
@@ -1441,16 +1464,17 @@ mod tests {
             );
             let (total, steps, n, dt) = (10_000usize, 5_000usize, 100usize, 1e-4);
             for block in [64usize, 256, 1024, 10_000] {
-                let mut rhs_s = 0.0;
-                let mut full_s = 0.0;
-                let mut checksum = 0.0;
+                let (mut rhs_s, mut full_s, mut fused_s) = (0.0, 0.0, 0.0);
+                let (mut check_rhs, mut check_fused) = (0.0, 0.0);
                 let mut first = 0;
                 while first < total {
                     let lanes = block.min(total - first);
-                    let [mut y, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let [y0, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let mut y = y0.clone();
                     let mut dy = vec![0.0; y.len()];
                     let mut a = vec![0.0; 2 * lanes];
                     let mut ctx = KernelCtx::default();
+                    // Euler through rhs + the solver's update.
                     let start = std::time::Instant::now();
                     for step in 0..steps {
                         let t = step as f64 * dt;
@@ -1469,6 +1493,7 @@ mod tests {
                         }
                     }
                     full_s += start.elapsed().as_secs_f64();
+                    check_rhs += y[..lanes].iter().sum::<f64>();
                     // The rhs alone, on the final state (finite for this grid).
                     let start = std::time::Instant::now();
                     for step in 0..steps {
@@ -1485,15 +1510,37 @@ mod tests {
                         });
                     }
                     rhs_s += start.elapsed().as_secs_f64();
-                    checksum += y[..lanes].iter().sum::<f64>();
+                    // Fused Euler, returning every 10 steps (the C program samples that often).
+                    let mut y = y0;
+                    let mut work = Vec::new();
+                    let start = std::time::Instant::now();
+                    for chunk in 0..steps / 10 {
+                        let ok = k.steps(StepsArgs {
+                            lanes,
+                            nsteps: 10,
+                            t0: (chunk * 10) as f64 * dt,
+                            dt,
+                            tableau: euler,
+                            y: &mut y,
+                            p: &p,
+                            u: &u,
+                            a: &mut a,
+                            work: &mut work,
+                            ctx: &mut ctx,
+                        });
+                        assert!(ok);
+                    }
+                    fused_s += start.elapsed().as_secs_f64();
+                    check_fused += y[..lanes].iter().sum::<f64>();
                     first += lanes;
                 }
                 let per = 1e9 / (total * steps) as f64;
                 eprintln!(
-                "block {block:>5}: rhs {:.3} ns/lane-eval, Euler step {:.3} ns/lane-step (checksum r_PC {checksum:.9e})",
-                rhs_s * per,
-                full_s * per
-            );
+                    "block {block:>5}: rhs {:.3} ns/lane-eval; Euler via rhs {:.3} ns/lane-step; fused Euler {:.3} ns/lane-step (Σ r_PC {check_rhs:.9e} / {check_fused:.9e})",
+                    rhs_s * per,
+                    full_s * per,
+                    fused_s * per
+                );
             }
         }
     }
