@@ -532,11 +532,13 @@ pub fn run_block_with(
                 Method::Heun => Tableau::heun(),
                 _ => Tableau::rk4(),
             };
-            Ok(if f32_path {
-                fixed::run::<f32>(kernel, &prep, &block, &tab, sink, opts)
-            } else {
-                fixed::run::<f64>(kernel, &prep, &block, &tab, sink, opts)
-            })
+            if f32_path {
+                return Ok(fixed::run::<f32>(kernel, &prep, &block, &tab, sink, opts));
+            }
+            if let Some(status) = fixed::run_fused(kernel, &prep, &block, &tab, sink) {
+                return Ok(status);
+            }
+            Ok(fixed::run::<f64>(kernel, &prep, &block, &tab, sink, opts))
         }
     }
 }
