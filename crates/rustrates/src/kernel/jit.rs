@@ -3,8 +3,13 @@
 //! The circuit is compiled once into one function per precision (see `codegen` for its
 //! shape): `f64x2` (or `f32x4`) vectors in a main loop unrolled for instruction-level
 //! parallelism, a scalar loop for the remaining lanes, transcendental functions and the
-//! delay/noise hooks called out of line (`kernel::mathfns`). No compiler is needed at run
-//! time; compiling a small circuit takes milliseconds.
+//! delay/noise hooks called out of line (`kernel::mathfns`), constant subexpressions folded
+//! at compile time (`fold`). No compiler is needed at run time; compiling a small circuit
+//! takes about a millisecond.
+//!
+//! [`JitKernel::steps`] adds a fused fixed-step integrator per explicit tableau, compiled on
+//! first use: parameter-only subexpressions and reciprocals of invariant divisors are
+//! computed once per call, then the step loop runs around the lane loop.
 
 mod codegen;
 mod fold;

@@ -32,9 +32,9 @@ use crate::kernel::mathfns;
 use crate::kernel::KernelError;
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
-/// Independent vector copies per main-loop iteration. Two already fill the two FP ports of
-/// current x86 cores for the dependent chains of a typical rhs; four mostly adds spills
-/// on larger circuits (measured on the QIF reference circuit: see the module tests).
+/// Independent vector copies per main-loop iteration: two give the out-of-order core two
+/// independent dependency chains per instruction stream; more mostly add spills, since
+/// Cranelift allocates only xmm0–15. (Not tuned further; see the benchmark test in `jit.rs`.)
 pub(super) const UNROLL: usize = 2;
 const MAX_COPIES: usize = 4;
 
