@@ -20,9 +20,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
-use super::{
-    mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs,
-};
+use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::{Circuit, Expr};
 
 /// In the fused stepper, divide by step-invariant divisors (`/tau`) as a multiplication by
@@ -34,17 +32,7 @@ const RECIPROCAL_DIVISORS: bool = true;
 
 /// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
 /// `codegen::define_stepper`).
-type StepFn = unsafe extern "C" fn(
-    usize,
-    usize,
-    f64,
-    f64,
-    *mut f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *mut KernelCtx,
-);
+type StepFn = unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut f64, *mut KernelCtx);
 
 /// The JIT module and the steppers compiled into it so far (one per tableau).
 struct Code {
@@ -54,8 +42,7 @@ struct Code {
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
-type KernelFn<T> =
-    unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
+type KernelFn<T> = unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
 
 pub struct JitKernel {
     /// Owns the executable memory the function pointers point into. Only touched again on
@@ -121,23 +108,17 @@ impl JitKernel {
                 return Err(e);
             }
         };
-        module
-            .finalize_definitions()
-            .map_err(|e| KernelError::Codegen {
-                reason: format!("finalizing: {e}"),
-            })?;
+        module.finalize_definitions().map_err(|e| KernelError::Codegen {
+            reason: format!("finalizing: {e}"),
+        })?;
         let code = module.get_finalized_function(id);
         let (mut f64_fn, mut f32_fn) = (None, None);
         // SAFETY: `code` is the entry of a function just generated with exactly this
         // signature (see `codegen::define_kernel`), living as long as `module`, which we keep.
         unsafe {
             match opts.precision {
-                Precision::F64 => {
-                    f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code))
-                }
-                Precision::F32 => {
-                    f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code))
-                }
+                Precision::F64 => f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code)),
+                Precision::F32 => f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code)),
             }
         }
         Ok(JitKernel {
@@ -146,10 +127,7 @@ impl JitKernel {
                 steppers: Vec::new(),
             }),
             circuit: Box::new(circuit.clone()),
-            needs_solver: circuit
-                .exprs
-                .iter()
-                .any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
+            needs_solver: circuit.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
             reciprocal: RECIPROCAL_DIVISORS,
             f64_fn,
             f32_fn,
@@ -163,13 +141,7 @@ impl JitKernel {
     /// Asserts that every buffer holds its rows for `lanes` lanes: the generated code reads
     /// and writes exactly `rows × lanes` elements per array and trusts these lengths.
     fn check_lengths(&self, lanes: usize, lens: [usize; 5]) {
-        let rows = [
-            self.states,
-            self.params,
-            self.inputs,
-            self.states,
-            self.algebraics,
-        ];
+        let rows = [self.states, self.params, self.inputs, self.states, self.algebraics];
         let names = ["y", "p", "u", "dy", "a"];
         for ((len, r), name) in lens.into_iter().zip(rows).zip(names) {
             let need = r.checked_mul(lanes).expect("rows × lanes overflows usize");
@@ -187,13 +159,7 @@ impl JitKernel {
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -215,19 +181,11 @@ impl JitKernel {
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let f = self
-            .f32_fn
-            .expect("JIT kernel compiled for Precision::F64: call rhs");
+        let f = self.f32_fn.expect("JIT kernel compiled for Precision::F64: call rhs");
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -259,11 +217,7 @@ impl JitKernel {
         }
         let tr = args.tableau;
         let n = tr.b.len();
-        if n == 0
-            || tr.c.len() != n
-            || tr.a.len() != n * n
-            || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0))
-        {
+        if n == 0 || tr.c.len() != n || tr.a.len() != n * n || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0)) {
             return false;
         }
         let tab = codegen::Tableau {
@@ -288,9 +242,7 @@ impl JitKernel {
         if lanes == 0 || args.nsteps == 0 {
             return true;
         }
-        let need = rows
-            .checked_mul(lanes)
-            .expect("scratch rows × lanes overflows usize");
+        let need = rows.checked_mul(lanes).expect("scratch rows × lanes overflows usize");
         if args.work.len() < need {
             args.work.resize(need, 0.0);
         }
@@ -324,14 +276,7 @@ impl JitKernel {
         let name = format!("rustrates_steps_{}", code.steppers.len());
         let module = code.module.as_mut()?;
         let layout = self.circuit.layout();
-        let (id, rows) = match codegen::define_stepper(
-            module,
-            &self.circuit,
-            &layout,
-            tab,
-            self.reciprocal,
-            &name,
-        ) {
+        let (id, rows) = match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, &name) {
             Ok(r) => r,
             Err(e) => {
                 log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
@@ -567,9 +512,7 @@ mod tests {
             case!("pow2", Pow, |b| b.pow_const(b.k, 2.0), |v| v.k.powf(2.0)),
             case!("pow3", Pow, |b| b.pow_const(b.s, 3.0), |v| v.s.powf(3.0)),
             case!("pow4", Pow, |b| b.pow_const(b.s, 4.0), |v| v.s.powf(4.0)),
-            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v
-                .w
-                .powf(-1.0)),
+            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v.w.powf(-1.0)),
             case!(
                 "pow_neg2",
                 Pow,
@@ -581,33 +524,15 @@ mod tests {
                 },
                 |v| v.w.powf(-2.0)
             ),
-            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v
-                .w
-                .powf(0.5)),
-            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v
-                .w
-                .powf(1.7)),
-            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v
-                .w
-                .powf(v.k)),
-            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(
-                u8::from(v.x < v.q)
-            )),
-            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(
-                u8::from(v.x <= v.q)
-            )),
-            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(
-                u8::from(v.x > v.q)
-            )),
-            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(
-                u8::from(v.x >= v.q)
-            )),
-            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(
-                u8::from(v.x == v.q)
-            )),
-            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(
-                u8::from(v.x != v.q)
-            )),
+            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v.w.powf(0.5)),
+            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v.w.powf(1.7)),
+            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v.w.powf(v.k)),
+            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(u8::from(v.x < v.q))),
+            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(u8::from(v.x <= v.q))),
+            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(u8::from(v.x > v.q))),
+            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(u8::from(v.x >= v.q))),
+            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(u8::from(v.x == v.q))),
+            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(u8::from(v.x != v.q))),
             case!(
                 "select_value",
                 Exact,
@@ -635,33 +560,20 @@ mod tests {
             case!("sinh", Exact, |b| b.call1(Func::Sinh, b.k), |v| v.k.sinh()),
             case!("cosh", Exact, |b| b.call1(Func::Cosh, b.k), |v| v.k.cosh()),
             case!("tanh", Exact, |b| b.call1(Func::Tanh, b.k), |v| v.k.tanh()),
-            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v
-                .x
-                .asin()),
-            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v
-                .x
-                .acos()),
-            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v
+            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v.x.asin()),
+            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v.x.acos()),
+            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v.k.atan()),
+            case!("arctan2", Exact, |b| b.call2(Func::Arctan2, b.k, b.s), |v| v
                 .k
-                .atan()),
-            case!(
-                "arctan2",
-                Exact,
-                |b| b.call2(Func::Arctan2, b.k, b.s),
-                |v| v.k.atan2(v.s)
-            ),
+                .atan2(v.s)),
             case!("exp", Exact, |b| b.call1(Func::Exp, b.k), |v| v.k.exp()),
             case!("log", Exact, |b| b.call1(Func::Log, b.w), |v| v.w.ln()),
             case!("sqrt", Exact, |b| b.call1(Func::Sqrt, b.w), |v| v.w.sqrt()),
             case!("abs", Exact, |b| b.call1(Func::Abs, b.k), |v| v.k.abs()),
             case!("sigmoid", Exact, |b| b.call1(Func::Sigmoid, b.k), |v| 1.0
                 / (1.0 + (-v.k).exp())),
-            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v
-                .x
-                .max(v.q)),
-            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v
-                .x
-                .min(v.q)),
+            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v.x.max(v.q)),
+            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v.x.min(v.q)),
             case!(
                 "heaviside",
                 Exact,
@@ -680,9 +592,7 @@ mod tests {
                     }
                 }
             ),
-            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v
-                .k
-                .floor()),
+            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v.k.floor()),
             case!("ceil", Exact, |b| b.call1(Func::Ceil, b.k), |v| v.k.ceil()),
             case!(
                 "sign",
@@ -769,26 +679,12 @@ mod tests {
         let mut alg = Vec::new();
         for case in &cases {
             let rhs = (case.build)(&mut b);
-            let var = add_var(
-                &mut b.c,
-                &format!("n/op/{}", case.name),
-                VarKind::Algebraic,
-                0.0,
-            );
-            b.c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            let var = add_var(&mut b.c, &format!("n/op/{}", case.name), VarKind::Algebraic, 0.0);
+            b.c.assigns.push(Assign { var, rhs, span: None });
             alg.push(var);
         }
         assert!(b.randn.is_some());
-        let find = |name: &str| {
-            alg[cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists")]
-        };
+        let find = |name: &str| alg[cases.iter().position(|c| c.name == name).expect("case exists")];
         let (a_add, a_sin) = (find("add"), find("sin"));
         let chain = b.vv(BinOp::Mul, a_add, a_sin);
         let chain_var = add_var(&mut b.c, "n/op/chain", VarKind::Algebraic, 0.0);
@@ -833,11 +729,7 @@ mod tests {
                 } else {
                     -0.9 + 1.8 * f(0.618_033_988_7)
                 };
-                let q = if l % 3 == 0 {
-                    x
-                } else {
-                    -0.9 + 1.8 * f(0.414_213_562_3)
-                };
+                let q = if l % 3 == 0 { x } else { -0.9 + 1.8 * f(0.414_213_562_3) };
                 V {
                     x,
                     w: 0.2 + 2.4 * f(0.732_050_807_5),
@@ -872,11 +764,7 @@ mod tests {
             }
             out
         };
-        (
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        )
+        (fill(&layout.states), fill(&layout.params), fill(&layout.inputs))
     }
 
     fn hooked_ctx() -> KernelCtx {
@@ -900,13 +788,7 @@ mod tests {
         .expect("the test circuit compiles")
     }
 
-    fn run_f64(
-        k: &JitKernel,
-        c: &Circuit,
-        layout: &Layout,
-        vals: &[V],
-        t: f64,
-    ) -> (Vec<f64>, Vec<f64>) {
+    fn run_f64(k: &JitKernel, c: &Circuit, layout: &Layout, vals: &[V], t: f64) -> (Vec<f64>, Vec<f64>) {
         let lanes = vals.len();
         let (y, p, u) = buffers(c, layout, vals);
         let mut dy = vec![f64::NAN; layout.states.len() * lanes];
@@ -927,9 +809,7 @@ mod tests {
 
     fn same_or_close(got: f64, want: f64, tol: Tol) -> bool {
         match tol {
-            Tol::Exact => {
-                got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan())
-            }
+            Tol::Exact => got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan()),
             Tol::Pow => (got - want).abs() <= 1e-15 * want.abs(),
         }
     }
@@ -954,26 +834,13 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 let chain = a[cases.len() * lanes + l];
-                assert_eq!(
-                    chain.to_bits(),
-                    (add(v) * sin(v)).to_bits(),
-                    "chain lane {l}"
-                );
+                assert_eq!(chain.to_bits(), (add(v) * sin(v)).to_bits(), "chain lane {l}");
                 assert_eq!(dy[l].to_bits(), (add(v) + sin(v)).to_bits(), "x' lane {l}");
-                assert_eq!(
-                    dy[lanes + l].to_bits(),
-                    ((-v.w) * v.k + v.s).to_bits(),
-                    "w' lane {l}"
-                );
+                assert_eq!(dy[lanes + l].to_bits(), ((-v.w) * v.k + v.s).to_bits(), "w' lane {l}");
             }
         }
     }
@@ -997,9 +864,7 @@ mod tests {
                 let mut a1 = vec![0.0; layout.algebraics.len()];
                 let mut ctx = hooked_ctx();
                 ctx.first_point = FIRST_POINT + l;
-                ctx.past = Some(|ctx, var, lane, t, d| {
-                    past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d)
-                });
+                ctx.past = Some(|ctx, var, lane, t, d| past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d));
                 k.rhs(RhsArgs {
                     t,
                     lanes: 1,
@@ -1013,18 +878,10 @@ mod tests {
                 (dy1, a1)
             };
             for s in 0..layout.states.len() {
-                assert_eq!(
-                    dy[s * lanes + l].to_bits(),
-                    dy1[s].to_bits(),
-                    "dy slot {s} lane {l}"
-                );
+                assert_eq!(dy[s * lanes + l].to_bits(), dy1[s].to_bits(), "dy slot {s} lane {l}");
             }
             for s in 0..layout.algebraics.len() {
-                assert_eq!(
-                    a[s * lanes + l].to_bits(),
-                    a1[s].to_bits(),
-                    "a slot {s} lane {l}"
-                );
+                assert_eq!(a[s * lanes + l].to_bits(), a1[s].to_bits(), "a slot {s} lane {l}");
             }
         }
     }
@@ -1070,8 +927,7 @@ mod tests {
             // with margin. Results that cancel towards 0 (x' = add + sin) get the same bound
             // relative to the operands' scale 1.
             let close = |got: f32, want: f64| {
-                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0)
-                    || (got.is_nan() && want.is_nan())
+                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0) || (got.is_nan() && want.is_nan())
             };
             for (ci, case) in cases.iter().enumerate() {
                 for (l, v) in vals.iter().enumerate() {
@@ -1084,12 +940,7 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 assert!(close(dy[l], add(v) + sin(v)), "x' lane {l}");
@@ -1119,28 +970,12 @@ mod tests {
         for f in funcs {
             let xe = c.add_expr(Expr::Var(x));
             let ye = c.add_expr(Expr::Var(y));
-            let args = if f.arity() == 2 {
-                vec![xe, ye]
-            } else {
-                vec![xe]
-            };
+            let args = if f.arity() == 2 { vec![xe, ye] } else { vec![xe] };
             let rhs = c.add_expr(Expr::Call(f, args));
             let var = add_var(&mut c, &format!("{f:?}"), VarKind::Algebraic, 0.0);
-            c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            c.assigns.push(Assign { var, rhs, span: None });
         }
-        let specials = [
-            f64::NAN,
-            0.0,
-            -0.0,
-            1.5,
-            -2.5,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ];
+        let specials = [f64::NAN, 0.0, -0.0, 1.5, -2.5, f64::INFINITY, f64::NEG_INFINITY];
         let pairs: Vec<(f64, f64)> = specials
             .iter()
             .flat_map(|&a| specials.iter().map(move |&b| (a, b)))
@@ -1198,22 +1033,11 @@ mod tests {
             ctx: &mut ctx,
         });
         for name in ["past", "randn"] {
-            let ci = cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists");
-            assert!(
-                a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()),
-                "{name}"
-            );
+            let ci = cases.iter().position(|c| c.name == name).expect("case exists");
+            assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()), "{name}");
         }
-        let ci = cases
-            .iter()
-            .position(|c| c.name == "add")
-            .expect("case exists");
-        assert!(a[ci * lanes..(ci + 1) * lanes]
-            .iter()
-            .all(|x| x.is_finite()));
+        let ci = cases.iter().position(|c| c.name == "add").expect("case exists");
+        assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_finite()));
     }
 
     #[test]
@@ -1361,13 +1185,7 @@ mod tests {
 
     /// Per-lane buffers of the QIF circuit: defaults, with (eta_PC, eta_IIN) on the √N × √N
     /// grid of `linspace(-5, 5, √N)` in PyRates' `permute_grid=True` order, I_ext(PC) = 1.
-    fn qif_buffers(
-        c: &Circuit,
-        layout: &Layout,
-        lanes: usize,
-        first: usize,
-        n: usize,
-    ) -> [Vec<f64>; 3] {
+    fn qif_buffers(c: &Circuit, layout: &Layout, lanes: usize, first: usize, n: usize) -> [Vec<f64>; 3] {
         let e = |i: usize| {
             if n == 1 {
                 -5.0
@@ -1391,11 +1209,7 @@ mod tests {
             }
             out
         };
-        [
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        ]
+        [fill(&layout.states), fill(&layout.params), fill(&layout.inputs)]
     }
 
     /// The QIF circuit's JIT rhs against `montbrio_grid.c`'s formulas with τ = Δ = 1 folded
@@ -1577,19 +1391,10 @@ mod tests {
         let mut out = vec![
             ("all_ops".to_string(), all_ops_circuit().0),
             ("qif_reference_ir".to_string(), qif_reference_circuit(false)),
-            (
-                "exponential_decay".to_string(),
-                test_models::exponential_decay().0,
-            ),
-            (
-                "harmonic_oscillator".to_string(),
-                test_models::harmonic_oscillator().0,
-            ),
+            ("exponential_decay".to_string(), test_models::exponential_decay().0),
+            ("harmonic_oscillator".to_string(), test_models::harmonic_oscillator().0),
             ("mpr_single".to_string(), test_models::mpr_single().0),
-            (
-                "reference_circuit".to_string(),
-                test_models::reference_circuit().0,
-            ),
+            ("reference_circuit".to_string(), test_models::reference_circuit().0),
         ];
         for path in [
             "model_templates.montbrio.simple_montbrio.Net3",
@@ -1603,10 +1408,7 @@ mod tests {
         ] {
             let loaded = crate::model::load_circuit(path, &crate::template::LoadOptions::default())
                 .unwrap_or_else(|e| panic!("built-in template {path} loads: {e}"));
-            out.push((
-                path.to_string(),
-                crate::model::passes::lower_edges(&loaded.circuit),
-            ));
+            out.push((path.to_string(), crate::model::passes::lower_edges(&loaded.circuit)));
         }
         out
     }
@@ -1648,11 +1450,9 @@ mod tests {
                 let (dy_r, a_r) = run(&|args| reference.rhs(args));
                 for (what, got, want) in [("dy", &dy_j, &dy_r), ("a", &a_j, &a_r)] {
                     for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale =
-                            w.iter().fold(
-                                0.0f64,
-                                |m, x| if x.is_finite() { m.max(x.abs()) } else { m },
-                            );
+                        let scale = w
+                            .iter()
+                            .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
                         for l in 0..lanes {
                             let ok = g[l].to_bits() == w[l].to_bits()
                                 || (g[l].is_nan() && w[l].is_nan())
@@ -1689,11 +1489,9 @@ mod tests {
                 let (dy_r, a_r) = run32(&|args| reference.rhs_f32(args));
                 for (what, got, want) in [("dy32", &dy_j, &dy_r), ("a32", &a_j, &a_r)] {
                     for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale =
-                            w.iter().fold(
-                                0.0f32,
-                                |m, x| if x.is_finite() { m.max(x.abs()) } else { m },
-                            );
+                        let scale = w
+                            .iter()
+                            .fold(0.0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
                         for l in 0..lanes {
                             let ok = g[l].to_bits() == w[l].to_bits()
                                 || (g[l].is_nan() && w[l].is_nan())
@@ -1716,12 +1514,7 @@ mod tests {
     fn tableaux() -> Vec<NamedTableau> {
         vec![
             ("euler", vec![0.0], vec![1.0], vec![0.0]),
-            (
-                "heun",
-                vec![0.0, 0.0, 1.0, 0.0],
-                vec![0.5, 0.5],
-                vec![0.0, 1.0],
-            ),
+            ("heun", vec![0.0, 0.0, 1.0, 0.0], vec![0.5, 0.5], vec![0.0, 1.0]),
             (
                 "rk4",
                 vec![
@@ -1734,19 +1527,10 @@ mod tests {
     }
 
     /// `y + dt·Σ c_m·k_m` with the solver's arithmetic (`solve::fixed::combine`).
-    fn combine_like_solver(
-        y: &[f64],
-        dt: f64,
-        coeffs: &[(usize, f64)],
-        ks: &[Vec<f64>],
-    ) -> Vec<f64> {
+    fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f64>]) -> Vec<f64> {
         match coeffs {
             [] => y.to_vec(),
-            [(m, c)] => y
-                .iter()
-                .zip(&ks[*m])
-                .map(|(y, k)| y + dt * (c * k))
-                .collect(),
+            [(m, c)] => y.iter().zip(&ks[*m]).map(|(y, k)| y + dt * (c * k)).collect(),
             [(m0, c0), rest @ ..] => {
                 let mut acc: Vec<f64> = ks[*m0].iter().map(|k| c0 * k).collect();
                 for (m, c) in rest {
@@ -1848,11 +1632,7 @@ mod tests {
     fn stepper_circuits() -> Vec<(String, Circuit)> {
         circuits_for_cross_check()
             .into_iter()
-            .filter(|(_, c)| {
-                !c.exprs
-                    .iter()
-                    .any(|e| matches!(e, Expr::Past(..) | Expr::Randn))
-            })
+            .filter(|(_, c)| !c.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)))
             .collect()
     }
 
@@ -1968,32 +1748,10 @@ mod tests {
         let layout = qif.layout();
         let k = jit(&qif, Precision::F64);
         let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
-        assert!(!fused(
-            &k,
-            (&[0.5], &[1.0], &[0.5]),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            &p,
-            &u,
-            2
-        ));
+        assert!(!fused(&k, (&[0.5], &[1.0], &[0.5]), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
         // Single precision kernels have no f64 stepper.
         let k32 = jit(&qif, Precision::F32);
-        assert!(!fused(
-            &k32,
-            (&a, &b, &c),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            &p,
-            &u,
-            2
-        ));
+        assert!(!fused(&k32, (&a, &b, &c), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
     }
 
     #[test]
@@ -2022,10 +1780,7 @@ mod tests {
             rhs: r2,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Wrong arity.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -2036,10 +1791,7 @@ mod tests {
             rhs: call,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Expression cycle.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -2050,10 +1802,7 @@ mod tests {
             rhs: ExprId(0),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Dangling expression id.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -2062,10 +1811,7 @@ mod tests {
             rhs: ExprId(9),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Edges not lowered.
         let mut c = Circuit::default();
         let s = add_var(&mut c, "s", VarKind::State, 0.0);

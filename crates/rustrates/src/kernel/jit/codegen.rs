@@ -150,12 +150,7 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
             }
             match state[ix] {
                 2 => continue,
-                1 => {
-                    return Err(codegen_err(format_args!(
-                        "expression {} depends on itself",
-                        id.0
-                    )))
-                }
+                1 => return Err(codegen_err(format_args!("expression {} depends on itself", id.0))),
                 _ => {}
             }
             let e = circuit.expr(id);
@@ -163,10 +158,7 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
                 let var = circuit.var(*v);
                 // A delayed read may name an algebraic assigned later (its current value is
                 // then the one stored in `a`, as the reference evaluator reads it).
-                if matches!(e, Expr::Var(_))
-                    && var.kind == VarKind::Algebraic
-                    && !assigned[v.0 as usize]
-                {
+                if matches!(e, Expr::Var(_)) && var.kind == VarKind::Algebraic && !assigned[v.0 as usize] {
                     return Err(codegen_err(format_args!(
                         "'{}' is read before it is assigned",
                         var.name
@@ -184,12 +176,7 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
             for c in children(e) {
                 match state[c.0 as usize] {
                     2 => {}
-                    1 => {
-                        return Err(codegen_err(format_args!(
-                            "expression {} depends on itself",
-                            c.0
-                        )))
-                    }
+                    1 => return Err(codegen_err(format_args!("expression {} depends on itself", c.0))),
                     _ => stack.push((c, false)),
                 }
             }
@@ -262,11 +249,7 @@ pub(super) fn define_kernel(
         };
         let kctx = params[7];
         let stride = b.ins().ishl_imm_u(lanes, flavor.elem_shift);
-        let t = if flavor.single {
-            b.ins().fdemote(F32, t64)
-        } else {
-            t64
-        };
+        let t = if flavor.single { b.ins().fdemote(F32, t64) } else { t64 };
         let zero = b.ins().iconst(ptr, 0);
         b.ins().jump(vhead, &[BlockArg::Value(zero)]);
 
@@ -275,13 +258,8 @@ pub(super) fn define_kernel(
         let i = b.block_params(vhead)[0];
         let end = b.ins().iadd_imm_u(i, step);
         let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
-        b.ins().brif(
-            fits,
-            vbody,
-            &[BlockArg::Value(i)],
-            shead,
-            &[BlockArg::Value(i)],
-        );
+        b.ins()
+            .brif(fits, vbody, &[BlockArg::Value(i)], shead, &[BlockArg::Value(i)]);
 
         b.switch_to_block(vbody);
         let i = b.block_params(vbody)[0];
@@ -360,11 +338,7 @@ pub(super) fn define_kernel(
         log::trace!("CLIF of {name}:\n{}", ctx.func.display());
     }
     module.define_function(id, &mut ctx).map_err(codegen_err)?;
-    if let Some(code) = ctx
-        .compiled_code()
-        .and_then(|c| c.vcode.as_ref())
-        .filter(|_| dump)
-    {
+    if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| dump) {
         log::trace!("machine code of {name}:\n{code}");
     }
     module.clear_context(&mut ctx);
@@ -453,11 +427,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         env: Env,
     ) -> Self {
         let i_bytes = b.ins().ishl_imm_u(env.i, flavor.elem_shift);
-        let Program {
-            circuit,
-            layout,
-            konst,
-        } = prog;
+        let Program { circuit, layout, konst } = prog;
         Body {
             module,
             b,
@@ -556,11 +526,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         [v; MAX_COPIES]
     }
 
-    fn map1(
-        &mut self,
-        x: Vals,
-        mut f: impl FnMut(&mut FunctionBuilder<'f>, Value) -> Value,
-    ) -> Vals {
+    fn map1(&mut self, x: Vals, mut f: impl FnMut(&mut FunctionBuilder<'f>, Value) -> Value) -> Vals {
         let mut out = x;
         for o in out.iter_mut().take(self.n()) {
             *o = f(self.b, *o);
@@ -568,12 +534,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         out
     }
 
-    fn map2(
-        &mut self,
-        x: Vals,
-        y: Vals,
-        mut f: impl FnMut(&mut FunctionBuilder<'f>, Value, Value) -> Value,
-    ) -> Vals {
+    fn map2(&mut self, x: Vals, y: Vals, mut f: impl FnMut(&mut FunctionBuilder<'f>, Value, Value) -> Value) -> Vals {
         let mut out = x;
         for (o, &yy) in out.iter_mut().zip(y.iter()).take(self.n()) {
             *o = f(self.b, *o, yy);
@@ -644,11 +605,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     /// Applies `g(self, lane_offset, scalars)` to every element of every copy and reassembles
     /// vectors; `lane_offset` is the element's lane relative to `i`.
-    fn per_element(
-        &mut self,
-        args: &[Vals],
-        mut g: impl FnMut(&mut Self, i64, &[Value]) -> Value,
-    ) -> Vals {
+    fn per_element(&mut self, args: &[Vals], mut g: impl FnMut(&mut Self, i64, &[Value]) -> Value) -> Vals {
         let mut out = [Value::reserved_value(); MAX_COPIES];
         let w = self.shape.width;
         let mut xs = Vec::with_capacity(args.len());
@@ -798,10 +755,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
                     let d64 = this.widen(xs[0]);
                     let var = this.b.ins().iconst(I32, i64::from(var_id));
                     let lane = this.b.ins().iadd_imm_u(this.env.i, lane);
-                    let call = this
-                        .b
-                        .ins()
-                        .call(f, &[this.env.kctx, var, lane, this.env.t64, d64]);
+                    let call = this.b.ins().call(f, &[this.env.kctx, var, lane, this.env.t64, d64]);
                     let r = this.b.inst_results(call)[0];
                     this.narrow(r)
                 });
@@ -951,12 +905,7 @@ impl Tableau {
             .collect()
     }
     fn weights(&self) -> Vec<(usize, f64)> {
-        self.b
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|&(_, c)| c != 0.0)
-            .collect()
+        self.b.iter().copied().enumerate().filter(|&(_, c)| c != 0.0).collect()
     }
 }
 
@@ -1032,13 +981,7 @@ impl Hoisted {
     }
 }
 
-fn hoisted(
-    circuit: &Circuit,
-    konst: &[Option<f64>],
-    inv: &[bool],
-    reach: &[ExprId],
-    reciprocal: bool,
-) -> Hoisted {
+fn hoisted(circuit: &Circuit, konst: &[Option<f64>], inv: &[bool], reach: &[ExprId], reciprocal: bool) -> Hoisted {
     let mut values = Vec::new();
     let mut recips = Vec::new();
     let mut seen = vec![false; circuit.exprs.len()];
@@ -1057,11 +1000,7 @@ fn hoisted(
         }
         if let Expr::Binary(BinOp::Div, _, d) = e {
             let di = d.0 as usize;
-            if reciprocal
-                && inv[di]
-                && konst[di] != Some(1.0)
-                && !std::mem::replace(&mut seen_recip[di], true)
-            {
+            if reciprocal && inv[di] && konst[di] != Some(1.0) && !std::mem::replace(&mut seen_recip[di], true) {
                 recips.push(*d);
             }
         }
@@ -1221,13 +1160,8 @@ fn lane_loops(
     let i = b.block_params(vhead)[0];
     let end = b.ins().iadd_imm_u(i, step);
     let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
-    b.ins().brif(
-        fits,
-        vbody,
-        &[BlockArg::Value(i)],
-        shead,
-        &[BlockArg::Value(i)],
-    );
+    b.ins()
+        .brif(fits, vbody, &[BlockArg::Value(i)], shead, &[BlockArg::Value(i)]);
 
     b.switch_to_block(vbody);
     let i = b.block_params(vbody)[0];
@@ -1267,22 +1201,11 @@ fn lane_loops(
 
 /// One step of `tab` for the lane group of `body`: evaluate the stages (states, parameters
 /// and hoisted rows loaded where first used), combine as the solver does, store the states.
-fn step_group(
-    body: &mut Body<'_, '_, '_>,
-    hoist: &Hoisted,
-    tab: &Tableau,
-    stage_t: &[Value],
-    dt: Value,
-) {
+fn step_group(body: &mut Body<'_, '_, '_>, hoist: &Hoisted, tab: &Tableau, stage_t: &[Value], dt: Value) {
     let circuit = body.circuit;
     let layout = body.layout;
     let y = body.env.arrays.y;
-    body.hoist_rows = hoist
-        .values
-        .iter()
-        .enumerate()
-        .map(|(r, &e)| (e, r as u32))
-        .collect();
+    body.hoist_rows = hoist.values.iter().enumerate().map(|(r, &e)| (e, r as u32)).collect();
     body.recip_rows = hoist
         .recips
         .iter()
@@ -1326,13 +1249,7 @@ fn step_group(
 /// `y + dt·Σ c_m·k_m` over nonzero `(m, c_m)`, summed left to right, with exactly the
 /// solver's arithmetic (`solve::fixed::combine`): one term is `y + dt·(c·k)`, several are
 /// `y + dt·((c0·k0 + c1·k1) + …)`.
-fn combine(
-    body: &mut Body<'_, '_, '_>,
-    y: &[Vals],
-    dt: Vals,
-    coeffs: &[(usize, f64)],
-    ks: &[Vec<Vals>],
-) -> Vec<Vals> {
+fn combine(body: &mut Body<'_, '_, '_>, y: &[Vals], dt: Vals, coeffs: &[(usize, f64)], ks: &[Vec<Vals>]) -> Vec<Vals> {
     let mut out = Vec::with_capacity(y.len());
     for (j, &yj) in y.iter().enumerate() {
         let Some((&(m0, c0), rest)) = coeffs.split_first() else {
