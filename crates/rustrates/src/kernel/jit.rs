@@ -3,8 +3,13 @@
 //! The circuit is compiled once into one function per precision (see `codegen` for its
 //! shape): `f64x2` (or `f32x4`) vectors in a main loop unrolled for instruction-level
 //! parallelism, a scalar loop for the remaining lanes, transcendental functions and the
-//! delay/noise hooks called out of line (`kernel::mathfns`). No compiler is needed at run
-//! time; compiling a small circuit takes milliseconds.
+//! delay/noise hooks called out of line (`kernel::mathfns`), constant subexpressions folded
+//! at compile time (`fold`). No compiler is needed at run time; compiling a small circuit
+//! takes about a millisecond.
+//!
+//! [`JitKernel::steps`] adds a fused fixed-step integrator per explicit tableau, compiled on
+//! first use: parameter-only subexpressions and reciprocals of invariant divisors are
+//! computed once per call, then the step loop runs around the lane loop.
 
 mod codegen;
 mod fold;
@@ -15,9 +20,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
-use super::{
-    mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs,
-};
+use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::{Circuit, Expr};
 
 /// In the fused stepper, divide by step-invariant divisors (`/tau`) as a multiplication by
@@ -27,19 +30,19 @@ use crate::model::{Circuit, Expr};
 /// C back end.
 const RECIPROCAL_DIVISORS: bool = true;
 
-/// `fn(lanes, nsteps, t0, dt, y, p, u, ctx)`: the fused stepper (see `codegen::define_stepper`).
-type StepFn =
-    unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut KernelCtx);
+/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
+/// `codegen::define_stepper`).
+type StepFn = unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut f64, *mut KernelCtx);
 
 /// The JIT module and the steppers compiled into it so far (one per tableau).
 struct Code {
     module: Option<Box<JITModule>>,
-    steppers: Vec<(codegen::Tableau, StepFn)>,
+    /// Per tableau: the stepper and the scratch rows per lane it needs.
+    steppers: Vec<(codegen::Tableau, StepFn, usize)>,
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
-type KernelFn<T> =
-    unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
+type KernelFn<T> = unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
 
 pub struct JitKernel {
     /// Owns the executable memory the function pointers point into. Only touched again on
@@ -105,23 +108,17 @@ impl JitKernel {
                 return Err(e);
             }
         };
-        module
-            .finalize_definitions()
-            .map_err(|e| KernelError::Codegen {
-                reason: format!("finalizing: {e}"),
-            })?;
+        module.finalize_definitions().map_err(|e| KernelError::Codegen {
+            reason: format!("finalizing: {e}"),
+        })?;
         let code = module.get_finalized_function(id);
         let (mut f64_fn, mut f32_fn) = (None, None);
         // SAFETY: `code` is the entry of a function just generated with exactly this
         // signature (see `codegen::define_kernel`), living as long as `module`, which we keep.
         unsafe {
             match opts.precision {
-                Precision::F64 => {
-                    f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code))
-                }
-                Precision::F32 => {
-                    f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code))
-                }
+                Precision::F64 => f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code)),
+                Precision::F32 => f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code)),
             }
         }
         Ok(JitKernel {
@@ -130,10 +127,7 @@ impl JitKernel {
                 steppers: Vec::new(),
             }),
             circuit: Box::new(circuit.clone()),
-            needs_solver: circuit
-                .exprs
-                .iter()
-                .any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
+            needs_solver: circuit.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
             reciprocal: RECIPROCAL_DIVISORS,
             f64_fn,
             f32_fn,
@@ -147,13 +141,7 @@ impl JitKernel {
     /// Asserts that every buffer holds its rows for `lanes` lanes: the generated code reads
     /// and writes exactly `rows × lanes` elements per array and trusts these lengths.
     fn check_lengths(&self, lanes: usize, lens: [usize; 5]) {
-        let rows = [
-            self.states,
-            self.params,
-            self.inputs,
-            self.states,
-            self.algebraics,
-        ];
+        let rows = [self.states, self.params, self.inputs, self.states, self.algebraics];
         let names = ["y", "p", "u", "dy", "a"];
         for ((len, r), name) in lens.into_iter().zip(rows).zip(names) {
             let need = r.checked_mul(lanes).expect("rows × lanes overflows usize");
@@ -171,13 +159,7 @@ impl JitKernel {
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -199,19 +181,11 @@ impl JitKernel {
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let f = self
-            .f32_fn
-            .expect("JIT kernel compiled for Precision::F64: call rhs");
+        let f = self.f32_fn.expect("JIT kernel compiled for Precision::F64: call rhs");
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -243,11 +217,7 @@ impl JitKernel {
         }
         let tr = args.tableau;
         let n = tr.b.len();
-        if n == 0
-            || tr.c.len() != n
-            || tr.a.len() != n * n
-            || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0))
-        {
+        if n == 0 || tr.c.len() != n || tr.a.len() != n * n || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0)) {
             return false;
         }
         let tab = codegen::Tableau {
@@ -266,13 +236,17 @@ impl JitKernel {
                 self.algebraics * lanes,
             ],
         );
-        let Some(f) = self.stepper(&tab) else {
+        let Some((f, rows)) = self.stepper(&tab) else {
             return false;
         };
         if lanes == 0 || args.nsteps == 0 {
             return true;
         }
-        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `y` is
+        let need = rows.checked_mul(lanes).expect("scratch rows × lanes overflows usize");
+        if args.work.len() < need {
+            args.work.resize(need, 0.0);
+        }
+        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work` was just sized to `rows × lanes`; `y` is
         // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
         unsafe {
             f(
@@ -283,6 +257,7 @@ impl JitKernel {
                 args.y.as_mut_ptr(),
                 args.p.as_ptr(),
                 args.u.as_ptr(),
+                args.work.as_mut_ptr(),
                 args.ctx,
             )
         }
@@ -290,26 +265,19 @@ impl JitKernel {
     }
 
     /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
-    fn stepper(&self, tab: &codegen::Tableau) -> Option<StepFn> {
+    fn stepper(&self, tab: &codegen::Tableau) -> Option<(StepFn, usize)> {
         let mut code = match self.code.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, f)) = code.steppers.iter().find(|(t, _)| t == tab) {
-            return Some(*f);
+        if let Some((_, f, rows)) = code.steppers.iter().find(|(t, _, _)| t == tab) {
+            return Some((*f, *rows));
         }
         let name = format!("rustrates_steps_{}", code.steppers.len());
         let module = code.module.as_mut()?;
         let layout = self.circuit.layout();
-        let id = match codegen::define_stepper(
-            module,
-            &self.circuit,
-            &layout,
-            tab,
-            self.reciprocal,
-            &name,
-        ) {
-            Ok(id) => id,
+        let (id, rows) = match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, &name) {
+            Ok(r) => r,
             Err(e) => {
                 log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
                 return None;
@@ -323,8 +291,8 @@ impl JitKernel {
         // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
         // signature (see `codegen::define_stepper`), alive as long as the module (= self).
         let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
-        code.steppers.push((tab.clone(), f));
-        Some(f)
+        code.steppers.push((tab.clone(), f, rows));
+        Some((f, rows))
     }
 }
 
@@ -544,9 +512,7 @@ mod tests {
             case!("pow2", Pow, |b| b.pow_const(b.k, 2.0), |v| v.k.powf(2.0)),
             case!("pow3", Pow, |b| b.pow_const(b.s, 3.0), |v| v.s.powf(3.0)),
             case!("pow4", Pow, |b| b.pow_const(b.s, 4.0), |v| v.s.powf(4.0)),
-            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v
-                .w
-                .powf(-1.0)),
+            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v.w.powf(-1.0)),
             case!(
                 "pow_neg2",
                 Pow,
@@ -558,33 +524,15 @@ mod tests {
                 },
                 |v| v.w.powf(-2.0)
             ),
-            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v
-                .w
-                .powf(0.5)),
-            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v
-                .w
-                .powf(1.7)),
-            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v
-                .w
-                .powf(v.k)),
-            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(
-                u8::from(v.x < v.q)
-            )),
-            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(
-                u8::from(v.x <= v.q)
-            )),
-            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(
-                u8::from(v.x > v.q)
-            )),
-            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(
-                u8::from(v.x >= v.q)
-            )),
-            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(
-                u8::from(v.x == v.q)
-            )),
-            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(
-                u8::from(v.x != v.q)
-            )),
+            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v.w.powf(0.5)),
+            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v.w.powf(1.7)),
+            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v.w.powf(v.k)),
+            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(u8::from(v.x < v.q))),
+            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(u8::from(v.x <= v.q))),
+            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(u8::from(v.x > v.q))),
+            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(u8::from(v.x >= v.q))),
+            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(u8::from(v.x == v.q))),
+            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(u8::from(v.x != v.q))),
             case!(
                 "select_value",
                 Exact,
@@ -612,33 +560,20 @@ mod tests {
             case!("sinh", Exact, |b| b.call1(Func::Sinh, b.k), |v| v.k.sinh()),
             case!("cosh", Exact, |b| b.call1(Func::Cosh, b.k), |v| v.k.cosh()),
             case!("tanh", Exact, |b| b.call1(Func::Tanh, b.k), |v| v.k.tanh()),
-            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v
-                .x
-                .asin()),
-            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v
-                .x
-                .acos()),
-            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v
+            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v.x.asin()),
+            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v.x.acos()),
+            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v.k.atan()),
+            case!("arctan2", Exact, |b| b.call2(Func::Arctan2, b.k, b.s), |v| v
                 .k
-                .atan()),
-            case!(
-                "arctan2",
-                Exact,
-                |b| b.call2(Func::Arctan2, b.k, b.s),
-                |v| v.k.atan2(v.s)
-            ),
+                .atan2(v.s)),
             case!("exp", Exact, |b| b.call1(Func::Exp, b.k), |v| v.k.exp()),
             case!("log", Exact, |b| b.call1(Func::Log, b.w), |v| v.w.ln()),
             case!("sqrt", Exact, |b| b.call1(Func::Sqrt, b.w), |v| v.w.sqrt()),
             case!("abs", Exact, |b| b.call1(Func::Abs, b.k), |v| v.k.abs()),
             case!("sigmoid", Exact, |b| b.call1(Func::Sigmoid, b.k), |v| 1.0
                 / (1.0 + (-v.k).exp())),
-            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v
-                .x
-                .max(v.q)),
-            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v
-                .x
-                .min(v.q)),
+            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v.x.max(v.q)),
+            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v.x.min(v.q)),
             case!(
                 "heaviside",
                 Exact,
@@ -657,9 +592,7 @@ mod tests {
                     }
                 }
             ),
-            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v
-                .k
-                .floor()),
+            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v.k.floor()),
             case!("ceil", Exact, |b| b.call1(Func::Ceil, b.k), |v| v.k.ceil()),
             case!(
                 "sign",
@@ -746,26 +679,12 @@ mod tests {
         let mut alg = Vec::new();
         for case in &cases {
             let rhs = (case.build)(&mut b);
-            let var = add_var(
-                &mut b.c,
-                &format!("n/op/{}", case.name),
-                VarKind::Algebraic,
-                0.0,
-            );
-            b.c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            let var = add_var(&mut b.c, &format!("n/op/{}", case.name), VarKind::Algebraic, 0.0);
+            b.c.assigns.push(Assign { var, rhs, span: None });
             alg.push(var);
         }
         assert!(b.randn.is_some());
-        let find = |name: &str| {
-            alg[cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists")]
-        };
+        let find = |name: &str| alg[cases.iter().position(|c| c.name == name).expect("case exists")];
         let (a_add, a_sin) = (find("add"), find("sin"));
         let chain = b.vv(BinOp::Mul, a_add, a_sin);
         let chain_var = add_var(&mut b.c, "n/op/chain", VarKind::Algebraic, 0.0);
@@ -810,11 +729,7 @@ mod tests {
                 } else {
                     -0.9 + 1.8 * f(0.618_033_988_7)
                 };
-                let q = if l % 3 == 0 {
-                    x
-                } else {
-                    -0.9 + 1.8 * f(0.414_213_562_3)
-                };
+                let q = if l % 3 == 0 { x } else { -0.9 + 1.8 * f(0.414_213_562_3) };
                 V {
                     x,
                     w: 0.2 + 2.4 * f(0.732_050_807_5),
@@ -849,11 +764,7 @@ mod tests {
             }
             out
         };
-        (
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        )
+        (fill(&layout.states), fill(&layout.params), fill(&layout.inputs))
     }
 
     fn hooked_ctx() -> KernelCtx {
@@ -877,13 +788,7 @@ mod tests {
         .expect("the test circuit compiles")
     }
 
-    fn run_f64(
-        k: &JitKernel,
-        c: &Circuit,
-        layout: &Layout,
-        vals: &[V],
-        t: f64,
-    ) -> (Vec<f64>, Vec<f64>) {
+    fn run_f64(k: &JitKernel, c: &Circuit, layout: &Layout, vals: &[V], t: f64) -> (Vec<f64>, Vec<f64>) {
         let lanes = vals.len();
         let (y, p, u) = buffers(c, layout, vals);
         let mut dy = vec![f64::NAN; layout.states.len() * lanes];
@@ -904,9 +809,7 @@ mod tests {
 
     fn same_or_close(got: f64, want: f64, tol: Tol) -> bool {
         match tol {
-            Tol::Exact => {
-                got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan())
-            }
+            Tol::Exact => got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan()),
             Tol::Pow => (got - want).abs() <= 1e-15 * want.abs(),
         }
     }
@@ -931,26 +834,13 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 let chain = a[cases.len() * lanes + l];
-                assert_eq!(
-                    chain.to_bits(),
-                    (add(v) * sin(v)).to_bits(),
-                    "chain lane {l}"
-                );
+                assert_eq!(chain.to_bits(), (add(v) * sin(v)).to_bits(), "chain lane {l}");
                 assert_eq!(dy[l].to_bits(), (add(v) + sin(v)).to_bits(), "x' lane {l}");
-                assert_eq!(
-                    dy[lanes + l].to_bits(),
-                    ((-v.w) * v.k + v.s).to_bits(),
-                    "w' lane {l}"
-                );
+                assert_eq!(dy[lanes + l].to_bits(), ((-v.w) * v.k + v.s).to_bits(), "w' lane {l}");
             }
         }
     }
@@ -974,9 +864,7 @@ mod tests {
                 let mut a1 = vec![0.0; layout.algebraics.len()];
                 let mut ctx = hooked_ctx();
                 ctx.first_point = FIRST_POINT + l;
-                ctx.past = Some(|ctx, var, lane, t, d| {
-                    past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d)
-                });
+                ctx.past = Some(|ctx, var, lane, t, d| past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d));
                 k.rhs(RhsArgs {
                     t,
                     lanes: 1,
@@ -990,18 +878,10 @@ mod tests {
                 (dy1, a1)
             };
             for s in 0..layout.states.len() {
-                assert_eq!(
-                    dy[s * lanes + l].to_bits(),
-                    dy1[s].to_bits(),
-                    "dy slot {s} lane {l}"
-                );
+                assert_eq!(dy[s * lanes + l].to_bits(), dy1[s].to_bits(), "dy slot {s} lane {l}");
             }
             for s in 0..layout.algebraics.len() {
-                assert_eq!(
-                    a[s * lanes + l].to_bits(),
-                    a1[s].to_bits(),
-                    "a slot {s} lane {l}"
-                );
+                assert_eq!(a[s * lanes + l].to_bits(), a1[s].to_bits(), "a slot {s} lane {l}");
             }
         }
     }
@@ -1047,8 +927,7 @@ mod tests {
             // with margin. Results that cancel towards 0 (x' = add + sin) get the same bound
             // relative to the operands' scale 1.
             let close = |got: f32, want: f64| {
-                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0)
-                    || (got.is_nan() && want.is_nan())
+                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0) || (got.is_nan() && want.is_nan())
             };
             for (ci, case) in cases.iter().enumerate() {
                 for (l, v) in vals.iter().enumerate() {
@@ -1061,12 +940,7 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 assert!(close(dy[l], add(v) + sin(v)), "x' lane {l}");
@@ -1096,28 +970,12 @@ mod tests {
         for f in funcs {
             let xe = c.add_expr(Expr::Var(x));
             let ye = c.add_expr(Expr::Var(y));
-            let args = if f.arity() == 2 {
-                vec![xe, ye]
-            } else {
-                vec![xe]
-            };
+            let args = if f.arity() == 2 { vec![xe, ye] } else { vec![xe] };
             let rhs = c.add_expr(Expr::Call(f, args));
             let var = add_var(&mut c, &format!("{f:?}"), VarKind::Algebraic, 0.0);
-            c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            c.assigns.push(Assign { var, rhs, span: None });
         }
-        let specials = [
-            f64::NAN,
-            0.0,
-            -0.0,
-            1.5,
-            -2.5,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ];
+        let specials = [f64::NAN, 0.0, -0.0, 1.5, -2.5, f64::INFINITY, f64::NEG_INFINITY];
         let pairs: Vec<(f64, f64)> = specials
             .iter()
             .flat_map(|&a| specials.iter().map(move |&b| (a, b)))
@@ -1175,22 +1033,11 @@ mod tests {
             ctx: &mut ctx,
         });
         for name in ["past", "randn"] {
-            let ci = cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists");
-            assert!(
-                a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()),
-                "{name}"
-            );
+            let ci = cases.iter().position(|c| c.name == name).expect("case exists");
+            assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()), "{name}");
         }
-        let ci = cases
-            .iter()
-            .position(|c| c.name == "add")
-            .expect("case exists");
-        assert!(a[ci * lanes..(ci + 1) * lanes]
-            .iter()
-            .all(|x| x.is_finite()));
+        let ci = cases.iter().position(|c| c.name == "add").expect("case exists");
+        assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_finite()));
     }
 
     #[test]
@@ -1338,13 +1185,7 @@ mod tests {
 
     /// Per-lane buffers of the QIF circuit: defaults, with (eta_PC, eta_IIN) on the √N × √N
     /// grid of `linspace(-5, 5, √N)` in PyRates' `permute_grid=True` order, I_ext(PC) = 1.
-    fn qif_buffers(
-        c: &Circuit,
-        layout: &Layout,
-        lanes: usize,
-        first: usize,
-        n: usize,
-    ) -> [Vec<f64>; 3] {
+    fn qif_buffers(c: &Circuit, layout: &Layout, lanes: usize, first: usize, n: usize) -> [Vec<f64>; 3] {
         let e = |i: usize| {
             if n == 1 {
                 -5.0
@@ -1368,11 +1209,7 @@ mod tests {
             }
             out
         };
-        [
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        ]
+        [fill(&layout.states), fill(&layout.params), fill(&layout.inputs)]
     }
 
     /// The QIF circuit's JIT rhs against `montbrio_grid.c`'s formulas with τ = Δ = 1 folded
@@ -1430,6 +1267,11 @@ mod tests {
     #[test]
     #[ignore = "benchmark; run explicitly in release mode"]
     fn jit_bench_qif_ns_per_lane_step() {
+        let euler = crate::kernel::TableauRef {
+            a: &[0.0],
+            b: &[1.0],
+            c: &[0.0],
+        };
         for specialize in [false, true] {
             let c = qif_reference_circuit(specialize);
             let layout = c.layout();
@@ -1441,16 +1283,17 @@ mod tests {
             );
             let (total, steps, n, dt) = (10_000usize, 5_000usize, 100usize, 1e-4);
             for block in [64usize, 256, 1024, 10_000] {
-                let mut rhs_s = 0.0;
-                let mut full_s = 0.0;
-                let mut checksum = 0.0;
+                let (mut rhs_s, mut full_s, mut fused_s) = (0.0, 0.0, 0.0);
+                let (mut check_rhs, mut check_fused) = (0.0, 0.0);
                 let mut first = 0;
                 while first < total {
                     let lanes = block.min(total - first);
-                    let [mut y, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let [y0, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let mut y = y0.clone();
                     let mut dy = vec![0.0; y.len()];
                     let mut a = vec![0.0; 2 * lanes];
                     let mut ctx = KernelCtx::default();
+                    // Euler through rhs + the solver's update.
                     let start = std::time::Instant::now();
                     for step in 0..steps {
                         let t = step as f64 * dt;
@@ -1469,6 +1312,7 @@ mod tests {
                         }
                     }
                     full_s += start.elapsed().as_secs_f64();
+                    check_rhs += y[..lanes].iter().sum::<f64>();
                     // The rhs alone, on the final state (finite for this grid).
                     let start = std::time::Instant::now();
                     for step in 0..steps {
@@ -1485,15 +1329,37 @@ mod tests {
                         });
                     }
                     rhs_s += start.elapsed().as_secs_f64();
-                    checksum += y[..lanes].iter().sum::<f64>();
+                    // Fused Euler, returning every 10 steps (the C program samples that often).
+                    let mut y = y0;
+                    let mut work = Vec::new();
+                    let start = std::time::Instant::now();
+                    for chunk in 0..steps / 10 {
+                        let ok = k.steps(StepsArgs {
+                            lanes,
+                            nsteps: 10,
+                            t0: (chunk * 10) as f64 * dt,
+                            dt,
+                            tableau: euler,
+                            y: &mut y,
+                            p: &p,
+                            u: &u,
+                            a: &mut a,
+                            work: &mut work,
+                            ctx: &mut ctx,
+                        });
+                        assert!(ok);
+                    }
+                    fused_s += start.elapsed().as_secs_f64();
+                    check_fused += y[..lanes].iter().sum::<f64>();
                     first += lanes;
                 }
                 let per = 1e9 / (total * steps) as f64;
                 eprintln!(
-                "block {block:>5}: rhs {:.3} ns/lane-eval, Euler step {:.3} ns/lane-step (checksum r_PC {checksum:.9e})",
-                rhs_s * per,
-                full_s * per
-            );
+                    "block {block:>5}: rhs {:.3} ns/lane-eval; Euler via rhs {:.3} ns/lane-step; fused Euler {:.3} ns/lane-step (Σ r_PC {check_rhs:.9e} / {check_fused:.9e})",
+                    rhs_s * per,
+                    full_s * per,
+                    fused_s * per
+                );
             }
         }
     }
@@ -1525,19 +1391,10 @@ mod tests {
         let mut out = vec![
             ("all_ops".to_string(), all_ops_circuit().0),
             ("qif_reference_ir".to_string(), qif_reference_circuit(false)),
-            (
-                "exponential_decay".to_string(),
-                test_models::exponential_decay().0,
-            ),
-            (
-                "harmonic_oscillator".to_string(),
-                test_models::harmonic_oscillator().0,
-            ),
+            ("exponential_decay".to_string(), test_models::exponential_decay().0),
+            ("harmonic_oscillator".to_string(), test_models::harmonic_oscillator().0),
             ("mpr_single".to_string(), test_models::mpr_single().0),
-            (
-                "reference_circuit".to_string(),
-                test_models::reference_circuit().0,
-            ),
+            ("reference_circuit".to_string(), test_models::reference_circuit().0),
         ];
         for path in [
             "model_templates.montbrio.simple_montbrio.Net3",
@@ -1551,10 +1408,7 @@ mod tests {
         ] {
             let loaded = crate::model::load_circuit(path, &crate::template::LoadOptions::default())
                 .unwrap_or_else(|e| panic!("built-in template {path} loads: {e}"));
-            out.push((
-                path.to_string(),
-                crate::model::passes::lower_edges(&loaded.circuit),
-            ));
+            out.push((path.to_string(), crate::model::passes::lower_edges(&loaded.circuit)));
         }
         out
     }
@@ -1596,11 +1450,9 @@ mod tests {
                 let (dy_r, a_r) = run(&|args| reference.rhs(args));
                 for (what, got, want) in [("dy", &dy_j, &dy_r), ("a", &a_j, &a_r)] {
                     for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale =
-                            w.iter().fold(
-                                0.0f64,
-                                |m, x| if x.is_finite() { m.max(x.abs()) } else { m },
-                            );
+                        let scale = w
+                            .iter()
+                            .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
                         for l in 0..lanes {
                             let ok = g[l].to_bits() == w[l].to_bits()
                                 || (g[l].is_nan() && w[l].is_nan())
@@ -1637,11 +1489,9 @@ mod tests {
                 let (dy_r, a_r) = run32(&|args| reference.rhs_f32(args));
                 for (what, got, want) in [("dy32", &dy_j, &dy_r), ("a32", &a_j, &a_r)] {
                     for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale =
-                            w.iter().fold(
-                                0.0f32,
-                                |m, x| if x.is_finite() { m.max(x.abs()) } else { m },
-                            );
+                        let scale = w
+                            .iter()
+                            .fold(0.0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
                         for l in 0..lanes {
                             let ok = g[l].to_bits() == w[l].to_bits()
                                 || (g[l].is_nan() && w[l].is_nan())
@@ -1664,12 +1514,7 @@ mod tests {
     fn tableaux() -> Vec<NamedTableau> {
         vec![
             ("euler", vec![0.0], vec![1.0], vec![0.0]),
-            (
-                "heun",
-                vec![0.0, 0.0, 1.0, 0.0],
-                vec![0.5, 0.5],
-                vec![0.0, 1.0],
-            ),
+            ("heun", vec![0.0, 0.0, 1.0, 0.0], vec![0.5, 0.5], vec![0.0, 1.0]),
             (
                 "rk4",
                 vec![
@@ -1682,19 +1527,10 @@ mod tests {
     }
 
     /// `y + dt·Σ c_m·k_m` with the solver's arithmetic (`solve::fixed::combine`).
-    fn combine_like_solver(
-        y: &[f64],
-        dt: f64,
-        coeffs: &[(usize, f64)],
-        ks: &[Vec<f64>],
-    ) -> Vec<f64> {
+    fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f64>]) -> Vec<f64> {
         match coeffs {
             [] => y.to_vec(),
-            [(m, c)] => y
-                .iter()
-                .zip(&ks[*m])
-                .map(|(y, k)| y + dt * (c * k))
-                .collect(),
+            [(m, c)] => y.iter().zip(&ks[*m]).map(|(y, k)| y + dt * (c * k)).collect(),
             [(m0, c0), rest @ ..] => {
                 let mut acc: Vec<f64> = ks[*m0].iter().map(|k| c0 * k).collect();
                 for (m, c) in rest {
@@ -1796,11 +1632,7 @@ mod tests {
     fn stepper_circuits() -> Vec<(String, Circuit)> {
         circuits_for_cross_check()
             .into_iter()
-            .filter(|(_, c)| {
-                !c.exprs
-                    .iter()
-                    .any(|e| matches!(e, Expr::Past(..) | Expr::Randn))
-            })
+            .filter(|(_, c)| !c.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)))
             .collect()
     }
 
@@ -1916,32 +1748,10 @@ mod tests {
         let layout = qif.layout();
         let k = jit(&qif, Precision::F64);
         let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
-        assert!(!fused(
-            &k,
-            (&[0.5], &[1.0], &[0.5]),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            &p,
-            &u,
-            2
-        ));
+        assert!(!fused(&k, (&[0.5], &[1.0], &[0.5]), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
         // Single precision kernels have no f64 stepper.
         let k32 = jit(&qif, Precision::F32);
-        assert!(!fused(
-            &k32,
-            (&a, &b, &c),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            &p,
-            &u,
-            2
-        ));
+        assert!(!fused(&k32, (&a, &b, &c), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
     }
 
     #[test]
@@ -1970,10 +1780,7 @@ mod tests {
             rhs: r2,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Wrong arity.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -1984,10 +1791,7 @@ mod tests {
             rhs: call,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Expression cycle.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -1998,10 +1802,7 @@ mod tests {
             rhs: ExprId(0),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Dangling expression id.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -2010,10 +1811,7 @@ mod tests {
             rhs: ExprId(9),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Edges not lowered.
         let mut c = Circuit::default();
         let s = add_var(&mut c, "s", VarKind::State, 0.0);
