@@ -35,10 +35,7 @@ impl Method {
             "euler" => Method::Euler,
             "heun" => Method::Heun,
             "rk4" => Method::Rk4,
-            "rk45" | "scipy" | "dopri5" => Method::Rk45 {
-                rtol: 1e-3,
-                atol: 1e-6,
-            },
+            "rk45" | "scipy" | "dopri5" => Method::Rk45 { rtol: 1e-3, atol: 1e-6 },
             _ => return None,
         })
     }
@@ -195,11 +192,7 @@ impl Plan {
             } else {
                 dt
             };
-            return Err(SolveError::SamplingNotMultiple {
-                dts,
-                dt,
-                suggestion,
-            });
+            return Err(SolveError::SamplingNotMultiple { dts, dt, suggestion });
         }
         Ok(Plan {
             dt,
@@ -254,20 +247,13 @@ pub fn validate_inputs(
     Ok(())
 }
 
-fn check_input(
-    kernel: &Kernel,
-    plan: &Plan,
-    inp: &InputBinding,
-    points: Option<usize>,
-) -> Result<(), SolveError> {
+fn check_input(kernel: &Kernel, plan: &Plan, inp: &InputBinding, points: Option<usize>) -> Result<(), SolveError> {
     let var = kernel
         .vars()
         .get(inp.var.0 as usize)
         .ok_or(SolveError::UnknownVar { id: inp.var.0 })?;
     if var.kind != VarKind::Input {
-        return Err(SolveError::NotAnInput {
-            name: var.name.clone(),
-        });
+        return Err(SolveError::NotAnInput { name: var.name.clone() });
     }
     let rows_ok = |found: usize| {
         if found == plan.steps || found + 1 == plan.steps {
@@ -488,15 +474,7 @@ pub fn run_block(
     block: Block<'_>,
     sink: &mut dyn SampleSink,
 ) -> Result<Vec<PointStatus>, SolveError> {
-    run_block_with(
-        kernel,
-        cfg,
-        inputs,
-        outputs,
-        block,
-        sink,
-        &RunOptions::default(),
-    )
+    run_block_with(kernel, cfg, inputs, outputs, block, sink, &RunOptions::default())
 }
 
 /// [`run_block`] with explicit [`RunOptions`].
@@ -610,12 +588,7 @@ pub fn simulate(
     let n = sink.time.len();
     let nout = outputs.len();
     let mut data = vec![0.0; nout * lanes * n];
-    for (k, row) in sink
-        .values
-        .chunks_exact((nout * lanes).max(1))
-        .enumerate()
-        .take(n)
-    {
+    for (k, row) in sink.values.chunks_exact((nout * lanes).max(1)).enumerate().take(n) {
         for (j, v) in row.iter().enumerate() {
             data[j * n + k] = *v;
         }
