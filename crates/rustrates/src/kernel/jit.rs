@@ -15,8 +15,27 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
-use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32};
-use crate::model::Circuit;
+use super::{
+    mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs,
+};
+use crate::model::{Circuit, Expr};
+
+/// In the fused stepper, divide by step-invariant divisors (`/tau`) as a multiplication by
+/// a reciprocal computed once per call: ≤ 1 ulp per division against stepping with `rhs`
+/// (the contract of [`crate::kernel::Kernel::steps`] allows 1e-12 relative), and it removes
+/// the divisions that otherwise dominate a neural-mass right-hand side. Same choice as the
+/// C back end.
+const RECIPROCAL_DIVISORS: bool = true;
+
+/// `fn(lanes, nsteps, t0, dt, y, p, u, ctx)`: the fused stepper (see `codegen::define_stepper`).
+type StepFn =
+    unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut KernelCtx);
+
+/// The JIT module and the steppers compiled into it so far (one per tableau).
+struct Code {
+    module: Option<Box<JITModule>>,
+    steppers: Vec<(codegen::Tableau, StepFn)>,
+}
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
 type KernelFn<T> =
@@ -25,7 +44,12 @@ type KernelFn<T> =
 pub struct JitKernel {
     /// Owns the executable memory the function pointers point into. Only touched again on
     /// drop; the mutex makes the kernel `Sync` (`JITModule` is `Send` but not `Sync`).
-    module: Mutex<Option<Box<JITModule>>>,
+    code: Mutex<Code>,
+    /// Kept for compiling fused steppers on first use.
+    circuit: Box<Circuit>,
+    /// `Past`/`Randn` need the solver between steps: no fused stepping.
+    needs_solver: bool,
+    reciprocal: bool,
     f64_fn: Option<KernelFn<f64>>,
     f32_fn: Option<KernelFn<f32>>,
     states: usize,
@@ -101,7 +125,16 @@ impl JitKernel {
             }
         }
         Ok(JitKernel {
-            module: Mutex::new(Some(Box::new(module))),
+            code: Mutex::new(Code {
+                module: Some(Box::new(module)),
+                steppers: Vec::new(),
+            }),
+            circuit: Box::new(circuit.clone()),
+            needs_solver: circuit
+                .exprs
+                .iter()
+                .any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
+            reciprocal: RECIPROCAL_DIVISORS,
             f64_fn,
             f32_fn,
             states: layout.states.len(),
@@ -199,11 +232,107 @@ impl JitKernel {
     }
 }
 
+impl JitKernel {
+    /// Fused fixed-step integration (see [`crate::kernel::Kernel::steps`]). Compiles a
+    /// stepper for `args.tableau` on first use (≈ the cost of compiling the rhs) and keeps
+    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, and tableaux
+    /// that are not explicit (`a` strictly lower triangular) or malformed.
+    pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        if self.needs_solver || self.f64_fn.is_none() {
+            return false;
+        }
+        let tr = args.tableau;
+        let n = tr.b.len();
+        if n == 0
+            || tr.c.len() != n
+            || tr.a.len() != n * n
+            || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0))
+        {
+            return false;
+        }
+        let tab = codegen::Tableau {
+            a: tr.a.to_vec(),
+            b: tr.b.to_vec(),
+            c: tr.c.to_vec(),
+        };
+        let lanes = args.lanes;
+        self.check_lengths(
+            lanes,
+            [
+                args.y.len(),
+                args.p.len(),
+                args.u.len(),
+                self.states * lanes,
+                self.algebraics * lanes,
+            ],
+        );
+        let Some(f) = self.stepper(&tab) else {
+            return false;
+        };
+        if lanes == 0 || args.nsteps == 0 {
+            return true;
+        }
+        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `y` is
+        // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
+        unsafe {
+            f(
+                lanes,
+                args.nsteps,
+                args.t0,
+                args.dt,
+                args.y.as_mut_ptr(),
+                args.p.as_ptr(),
+                args.u.as_ptr(),
+                args.ctx,
+            )
+        }
+        true
+    }
+
+    /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
+    fn stepper(&self, tab: &codegen::Tableau) -> Option<StepFn> {
+        let mut code = match self.code.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((_, f)) = code.steppers.iter().find(|(t, _)| t == tab) {
+            return Some(*f);
+        }
+        let name = format!("rustrates_steps_{}", code.steppers.len());
+        let module = code.module.as_mut()?;
+        let layout = self.circuit.layout();
+        let id = match codegen::define_stepper(
+            module,
+            &self.circuit,
+            &layout,
+            tab,
+            self.reciprocal,
+            &name,
+        ) {
+            Ok(id) => id,
+            Err(e) => {
+                log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+                return None;
+            }
+        };
+        if let Err(e) = module.finalize_definitions() {
+            log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+            return None;
+        }
+        let ptr = module.get_finalized_function(id);
+        // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
+        // signature (see `codegen::define_stepper`), alive as long as the module (= self).
+        let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
+        code.steppers.push((tab.clone(), f));
+        Some(f)
+    }
+}
+
 impl Drop for JitKernel {
     fn drop(&mut self) {
-        let module = match self.module.get_mut() {
-            Ok(m) => m.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let module = match self.code.get_mut() {
+            Ok(c) => c.module.take(),
+            Err(poisoned) => poisoned.into_inner().module.take(),
         };
         if let Some(module) = module {
             // SAFETY: the function pointers live in `self` and die with it; `&mut self`
@@ -216,7 +345,7 @@ impl Drop for JitKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Assign, BinOp, Edge, Expr, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
+    use crate::model::{Assign, BinOp, Edge, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
 
     fn add_var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> VarId {
         c.add_var(Var {
@@ -1527,6 +1656,292 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `(name, a, b, c)` of the solver's fixed-step methods.
+    type NamedTableau = (&'static str, Vec<f64>, Vec<f64>, Vec<f64>);
+
+    fn tableaux() -> Vec<NamedTableau> {
+        vec![
+            ("euler", vec![0.0], vec![1.0], vec![0.0]),
+            (
+                "heun",
+                vec![0.0, 0.0, 1.0, 0.0],
+                vec![0.5, 0.5],
+                vec![0.0, 1.0],
+            ),
+            (
+                "rk4",
+                vec![
+                    0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+                ],
+                vec![1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+                vec![0.0, 0.5, 0.5, 1.0],
+            ),
+        ]
+    }
+
+    /// `y + dt·Σ c_m·k_m` with the solver's arithmetic (`solve::fixed::combine`).
+    fn combine_like_solver(
+        y: &[f64],
+        dt: f64,
+        coeffs: &[(usize, f64)],
+        ks: &[Vec<f64>],
+    ) -> Vec<f64> {
+        match coeffs {
+            [] => y.to_vec(),
+            [(m, c)] => y
+                .iter()
+                .zip(&ks[*m])
+                .map(|(y, k)| y + dt * (c * k))
+                .collect(),
+            [(m0, c0), rest @ ..] => {
+                let mut acc: Vec<f64> = ks[*m0].iter().map(|k| c0 * k).collect();
+                for (m, c) in rest {
+                    for (a, k) in acc.iter_mut().zip(&ks[*m]) {
+                        // Written out as the solver writes it (no compound assignment).
+                        #[allow(clippy::assign_op_pattern)]
+                        {
+                            *a = *a + c * k;
+                        }
+                    }
+                }
+                y.iter().zip(&acc).map(|(y, a)| y + dt * a).collect()
+            }
+        }
+    }
+
+    /// The second method: explicit RK stepping through the (separately tested) rhs kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn step_with_rhs(
+        k: &JitKernel,
+        c: &Circuit,
+        tab: (&[f64], &[f64], &[f64]),
+        lanes: usize,
+        nsteps: usize,
+        t0: f64,
+        dt: f64,
+        y: &mut Vec<f64>,
+        p: &[f64],
+        u: &[f64],
+    ) {
+        let (a, b, cc) = tab;
+        let stages = b.len();
+        let nz = |row: &[f64]| {
+            row.iter()
+                .copied()
+                .enumerate()
+                .filter(|&(_, x)| x != 0.0)
+                .collect::<Vec<_>>()
+        };
+        for s in 0..nsteps {
+            let t = t0 + s as f64 * dt;
+            let mut ks: Vec<Vec<f64>> = Vec::new();
+            for st in 0..stages {
+                let ytmp = combine_like_solver(y, dt, &nz(&a[st * stages..st * stages + st]), &ks);
+                let mut dy = vec![0.0; y.len()];
+                let mut al = vec![0.0; c.assigns.len() * lanes];
+                let mut ctx = KernelCtx::default();
+                k.rhs(RhsArgs {
+                    t: t + cc[st] * dt,
+                    lanes,
+                    y: &ytmp,
+                    p,
+                    u,
+                    dy: &mut dy,
+                    a: &mut al,
+                    ctx: &mut ctx,
+                });
+                ks.push(dy);
+            }
+            *y = combine_like_solver(y, dt, &nz(b), &ks);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fused(
+        k: &JitKernel,
+        tab: (&[f64], &[f64], &[f64]),
+        lanes: usize,
+        nsteps: usize,
+        t0: f64,
+        dt: f64,
+        y: &mut [f64],
+        p: &[f64],
+        u: &[f64],
+        algebraics: usize,
+    ) -> bool {
+        let mut a = vec![0.0; algebraics * lanes];
+        let mut work = Vec::new();
+        let mut ctx = KernelCtx::default();
+        k.steps(StepsArgs {
+            lanes,
+            nsteps,
+            t0,
+            dt,
+            tableau: crate::kernel::TableauRef {
+                a: tab.0,
+                b: tab.1,
+                c: tab.2,
+            },
+            y,
+            p,
+            u,
+            a: &mut a,
+            work: &mut work,
+            ctx: &mut ctx,
+        })
+    }
+
+    fn stepper_circuits() -> Vec<(String, Circuit)> {
+        circuits_for_cross_check()
+            .into_iter()
+            .filter(|(_, c)| {
+                !c.exprs
+                    .iter()
+                    .any(|e| matches!(e, Expr::Past(..) | Expr::Randn))
+            })
+            .collect()
+    }
+
+    /// With reciprocals off, the fused stepper does exactly the solver's arithmetic on the
+    /// rhs's arithmetic: bit-identical states after 40 steps of Euler, Heun and RK4, in the
+    /// vector and the scalar loop (11 lanes), on every Past/Randn-free cross-check circuit.
+    #[test]
+    fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
+        for (name, c) in stepper_circuits() {
+            let layout = c.layout();
+            let mut k = jit(&c, Precision::F64);
+            k.reciprocal = false;
+            let lanes = 11;
+            let [y0, p, u] = generic_buffers(&c, &layout, lanes);
+            for (tname, a, b, cc) in tableaux() {
+                let tab = (&a[..], &b[..], &cc[..]);
+                let (t0, dt, nsteps) = (0.25, 1e-3, 40);
+                let mut want = y0.clone();
+                step_with_rhs(&k, &c, tab, lanes, nsteps, t0, dt, &mut want, &p, &u);
+                let mut got = y0.clone();
+                assert!(
+                    fused(
+                        &k,
+                        tab,
+                        lanes,
+                        nsteps,
+                        t0,
+                        dt,
+                        &mut got,
+                        &p,
+                        &u,
+                        layout.algebraics.len()
+                    ),
+                    "{name} {tname}"
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{name} {tname} y[{i}]: fused {g} vs rhs stepping {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Default mode (invariant divisors as reciprocals): each such division differs by
+    /// ≤ 1 ulp, so after 40 steps of these well-conditioned models the states agree with rhs
+    /// stepping to 1e-12 relative to each state row's scale (the `Kernel::steps` contract).
+    #[test]
+    fn jit_steps_reciprocal_mode_within_1e12_of_rhs_stepping() {
+        for (name, c) in stepper_circuits() {
+            let layout = c.layout();
+            let k = jit(&c, Precision::F64);
+            assert!(k.reciprocal);
+            let lanes = 9;
+            let [y0, p, u] = generic_buffers(&c, &layout, lanes);
+            for (tname, a, b, cc) in tableaux() {
+                let tab = (&a[..], &b[..], &cc[..]);
+                let (t0, dt, nsteps) = (0.0, 1e-3, 40);
+                let mut want = y0.clone();
+                step_with_rhs(&k, &c, tab, lanes, nsteps, t0, dt, &mut want, &p, &u);
+                let mut got = y0.clone();
+                assert!(fused(
+                    &k,
+                    tab,
+                    lanes,
+                    nsteps,
+                    t0,
+                    dt,
+                    &mut got,
+                    &p,
+                    &u,
+                    layout.algebraics.len()
+                ));
+                for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
+                    let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                    for l in 0..lanes {
+                        assert!(
+                            (g[l] - w[l]).abs() <= 1e-12 * scale.max(w[l].abs()),
+                            "{name} {tname} row {row} lane {l}: {} vs {}",
+                            g[l],
+                            w[l]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jit_steps_declines_what_it_cannot_fuse() {
+        let (all_ops, _) = all_ops_circuit(); // has Past and Randn
+        let k = jit(&all_ops, Precision::F64);
+        let layout = all_ops.layout();
+        let [mut y, p, u] = generic_buffers(&all_ops, &layout, 3);
+        let (a, b, c) = (vec![0.0], vec![1.0], vec![0.0]);
+        let before = y.clone();
+        assert!(!fused(
+            &k,
+            (&a, &b, &c),
+            3,
+            5,
+            0.0,
+            0.1,
+            &mut y,
+            &p,
+            &u,
+            layout.algebraics.len()
+        ));
+        assert_eq!(y, before, "a declined call leaves y alone");
+        // An implicit tableau (nonzero diagonal).
+        let qif = qif_reference_circuit(false);
+        let layout = qif.layout();
+        let k = jit(&qif, Precision::F64);
+        let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
+        assert!(!fused(
+            &k,
+            (&[0.5], &[1.0], &[0.5]),
+            3,
+            5,
+            0.0,
+            0.1,
+            &mut y,
+            &p,
+            &u,
+            2
+        ));
+        // Single precision kernels have no f64 stepper.
+        let k32 = jit(&qif, Precision::F32);
+        assert!(!fused(
+            &k32,
+            (&a, &b, &c),
+            3,
+            5,
+            0.0,
+            0.1,
+            &mut y,
+            &p,
+            &u,
+            2
+        ));
     }
 
     #[test]

@@ -9,9 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::syntax::ast::{self, ExprKind, LhsKind, UnOp};
 use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange};
-use crate::template::{
-    suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType,
-};
+use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
 use super::ir::{Assign, BinOp, Circuit, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
 
@@ -90,20 +88,10 @@ impl<'s> Builder<'s> {
     }
 
     /// Add all nodes (depth first) and collect the edges, so an edge can name any node.
-    fn collect<'t>(
-        &mut self,
-        prefix: &str,
-        ct: &'t CircuitT,
-        _name: &str,
-        pending: &mut Vec<PendingEdge<'t>>,
-    ) {
+    fn collect<'t>(&mut self, prefix: &str, ct: &'t CircuitT, _name: &str, pending: &mut Vec<PendingEdge<'t>>) {
         for n in &ct.nodes {
             if let Body::Node(nt) = &n.template.body {
-                self.add_node(
-                    &format!("{prefix}{}", n.name),
-                    nt,
-                    Some(format!("{prefix}{}", n.name)),
-                );
+                self.add_node(&format!("{prefix}{}", n.name), nt, Some(format!("{prefix}{}", n.name)));
             }
         }
         for s in &ct.circuits {
@@ -129,8 +117,7 @@ impl<'s> Builder<'s> {
             for d in &mut self.diags.0[from..] {
                 d.labels.push(crate::syntax::Label {
                     span: o,
-                    message: "the equation as written (the message points into its text as read)"
-                        .into(),
+                    message: "the equation as written (the message points into its text as read)".into(),
                 });
             }
         }
@@ -138,12 +125,7 @@ impl<'s> Builder<'s> {
 
     /// Add a node's operators; returns each operator's scope. `node` is `None` for the
     /// pseudo-node of an edge template (its variables belong to no node).
-    fn add_node(
-        &mut self,
-        path: &str,
-        nt: &NodeT,
-        node: Option<String>,
-    ) -> Vec<(String, Scope, Vec<VarId>)> {
+    fn add_node(&mut self, path: &str, nt: &NodeT, node: Option<String>) -> Vec<(String, Scope, Vec<VarId>)> {
         let mut scopes: Vec<(String, Scope, Vec<VarId>)> = Vec::new();
         let mut decl_types: Vec<HashMap<String, VType>> = Vec::new();
         for u in &nt.operators {
@@ -244,10 +226,7 @@ impl<'s> Builder<'s> {
                         .with_path(p.clone());
                         d = match suggest(&name, &names) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                            None => d.with_help(format!(
-                                "declare it under `variables:` of `{}`",
-                                u.template.name
-                            )),
+                            None => d.with_help(format!("declare it under `variables:` of `{}`", u.template.name)),
                         };
                         self.error(d);
                     }
@@ -316,9 +295,7 @@ impl<'s> Builder<'s> {
             let mut inputs = inputs;
             inputs.sort_by_key(|(_, id)| *id);
             for (vn, id) in inputs {
-                let providers: Vec<usize> = (0..n)
-                    .filter(|&a| a != b && defined_by[a].contains(&vn))
-                    .collect();
+                let providers: Vec<usize> = (0..n).filter(|&a| a != b && defined_by[a].contains(&vn)).collect();
                 if providers.is_empty() {
                     continue;
                 }
@@ -342,14 +319,16 @@ impl<'s> Builder<'s> {
             Ok(o) => o,
             Err(cyc) => {
                 let names: Vec<String> = cyc.iter().map(|&i| scopes[i].0.clone()).collect();
-                let span = nt
-                    .operators
-                    .iter()
-                    .find(|u| u.name == names[0])
-                    .map(|u| u.span);
-                let mut d = Diagnostic::error("node/operator-cycle", format!("operators of node `{path}` feed each other in a cycle: {}", names.join(" -> ")))
-                    .with_path(path.to_string())
-                    .with_help("split the cycle: PyRates evaluates the operators of a node in dependency order");
+                let span = nt.operators.iter().find(|u| u.name == names[0]).map(|u| u.span);
+                let mut d = Diagnostic::error(
+                    "node/operator-cycle",
+                    format!(
+                        "operators of node `{path}` feed each other in a cycle: {}",
+                        names.join(" -> ")
+                    ),
+                )
+                .with_path(path.to_string())
+                .with_help("split the cycle: PyRates evaluates the operators of a node in dependency order");
                 if let Some(s) = span {
                     d = d.with_span(s);
                 }
@@ -454,12 +433,9 @@ impl<'s> Builder<'s> {
                             let mut names: Vec<String> = ctx.scope.keys().cloned().collect();
                             names.sort();
                             names.extend(["t", "pi", "PI", "E"].map(String::from));
-                            let mut d = Diagnostic::error(
-                                "eq/undefined-symbol",
-                                format!("unknown symbol `{name}`"),
-                            )
-                            .with_span(span)
-                            .with_path(ctx.path.clone());
+                            let mut d = Diagnostic::error("eq/undefined-symbol", format!("unknown symbol `{name}`"))
+                                .with_span(span)
+                                .with_path(ctx.path.clone());
                             d = match suggest(name, &names) {
                                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                                 None => d.with_help("declare it under the operator's `variables:`"),
@@ -477,23 +453,12 @@ impl<'s> Builder<'s> {
                 let b = self.expr(b, ctx);
                 Expr::Binary(bin(*op), a?, b?)
             }
-            ExprKind::Call {
-                name,
-                name_range,
-                args,
-            } => return self.call(name, *name_range, args, span, ctx),
+            ExprKind::Call { name, name_range, args } => return self.call(name, *name_range, args, span, ctx),
         };
         Some(self.c.add_expr(x))
     }
 
-    fn call(
-        &mut self,
-        name: &str,
-        name_range: TextRange,
-        args: &[ast::Expr],
-        span: Span,
-        ctx: &Ctx,
-    ) -> Option<ExprId> {
+    fn call(&mut self, name: &str, name_range: TextRange, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<ExprId> {
         let name_span = Span {
             file: ctx.file,
             range: name_range.offset(ctx.off),
@@ -502,8 +467,7 @@ impl<'s> Builder<'s> {
         if let Some(&id) = ctx.scope.get(name) {
             if let [arg] = args {
                 match &arg.kind {
-                    ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") =>
-                    {
+                    ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") => {
                         let d = self.expr(d, ctx)?;
                         return Some(self.c.add_expr(Expr::Past(id, d)));
                     }
@@ -539,15 +503,12 @@ impl<'s> Builder<'s> {
                 }
                 let ExprKind::Ident(v) = &args[0].kind else {
                     self.error(
-                        Diagnostic::error(
-                            "eq/invalid-delay",
-                            "the first argument of `past` must be a variable",
-                        )
-                        .with_span(Span {
-                            file: ctx.file,
-                            range: args[0].range.offset(ctx.off),
-                        })
-                        .with_path(ctx.path.clone()),
+                        Diagnostic::error("eq/invalid-delay", "the first argument of `past` must be a variable")
+                            .with_span(Span {
+                                file: ctx.file,
+                                range: args[0].range.offset(ctx.off),
+                            })
+                            .with_path(ctx.path.clone()),
                     );
                     return None;
                 };
@@ -592,18 +553,12 @@ impl<'s> Builder<'s> {
         }
         let Some(f) = func_by_name(name) else {
             let mut d = Diagnostic::error(
-                if matches!(
-                    name,
-                    "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside"
-                ) {
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
                     "eq/wrong-arity"
                 } else {
                     "eq/unknown-function"
                 },
-                if matches!(
-                    name,
-                    "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside"
-                ) {
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
                     format!("`{name}` does not take {} arguments", args.len())
                 } else {
                     format!("unknown function `{name}`")
@@ -611,26 +566,18 @@ impl<'s> Builder<'s> {
             )
             .with_span(name_span)
             .with_path(ctx.path.clone());
-            if let Some(s) = suggest(
-                name,
-                &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            ) {
+            if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             if name == "interp" {
-                d = d.with_help(
-                    "`interp` needs vector-valued variables, which rustrates does not support",
-                );
+                d = d.with_help("`interp` needs vector-valued variables, which rustrates does not support");
             }
             self.error(d);
             return None;
         };
         if f.arity() != ids.len() {
             let n = f.arity();
-            arity_err(
-                self,
-                &format!("{n} argument{}", if n == 1 { "" } else { "s" }),
-            );
+            arity_err(self, &format!("{n} argument{}", if n == 1 { "" } else { "s" }));
             return None;
         }
         Some(self.c.add_expr(Expr::Call(f, ids)))
@@ -649,9 +596,7 @@ impl<'s> Builder<'s> {
             .vars
             .iter()
             .enumerate()
-            .filter(|(_, v)| {
-                v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var)
-            })
+            .filter(|(_, v)| v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var))
             .map(|(i, _)| i)
             .collect();
         match cands.as_slice() {
@@ -660,14 +605,7 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn unknown_edge_end(
-        &mut self,
-        code: &'static str,
-        which: &str,
-        p: &str,
-        span: Span,
-        path: &str,
-    ) {
+    fn unknown_edge_end(&mut self, code: &'static str, which: &str, p: &str, span: Span, path: &str) {
         let names: Vec<String> = self
             .c
             .vars
@@ -675,12 +613,9 @@ impl<'s> Builder<'s> {
             .filter(|v| v.node.is_some())
             .map(|v| v.name.clone())
             .collect();
-        let mut d = Diagnostic::error(
-            code,
-            format!("edge {which} `{p}` is not a variable of the circuit"),
-        )
-        .with_span(span)
-        .with_path(path.to_string());
+        let mut d = Diagnostic::error(code, format!("edge {which} `{p}` is not a variable of the circuit"))
+            .with_span(span)
+            .with_path(path.to_string());
         d = match suggest(p, &names) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help("write it as `node/operator/variable`"),
@@ -692,30 +627,17 @@ impl<'s> Builder<'s> {
         let src = self.find_edge_var(prefix, &e.source);
         let tgt = self.find_edge_var(prefix, &e.target);
         if src.is_none() {
-            self.unknown_edge_end(
-                "edge/unknown-source",
-                "source",
-                &e.source,
-                e.source_span,
-                &e.path,
-            );
+            self.unknown_edge_end("edge/unknown-source", "source", &e.source, e.source_span, &e.path);
         }
         if tgt.is_none() {
-            self.unknown_edge_end(
-                "edge/unknown-target",
-                "target",
-                &e.target,
-                e.target_span,
-                &e.path,
-            );
+            self.unknown_edge_end("edge/unknown-target", "target", &e.target, e.target_span, &e.path);
         }
         let (Some(src), Some(tgt)) = (src, tgt) else {
             return;
         };
         let tv = self.c.var(tgt);
         // Inputs, also those fed inside their node (algebraic without an equation of their own).
-        let is_input = tv.kind == VarKind::Input
-            || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
+        let is_input = tv.kind == VarKind::Input || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
         if !is_input {
             let what = match tv.kind {
                 VarKind::State => "a state variable",
@@ -763,18 +685,35 @@ impl<'s> Builder<'s> {
                     ParamValue::Ref(_) => None,
                 })
         };
+        for (k, v, sp) in &e.params {
+            let core = matches!(k.as_str(), "weight" | "delay" | "spread");
+            if core && matches!(v, ParamValue::Ref(r) if !matches!(r.as_str(), "null" | "~" | "")) {
+                self.error(
+                    Diagnostic::error("edge/invalid", format!("edge `{k}` must be a number"))
+                        .with_span(*sp)
+                        .with_path(e.path.clone()),
+                );
+            } else if !core && e.template.is_none() {
+                let keys = ["weight", "delay", "spread"].map(String::from);
+                let mut d = Diagnostic::error("edge/unknown-parameter", format!("unknown edge parameter `{k}`"))
+                    .with_span(*sp)
+                    .with_path(e.path.clone());
+                d = match suggest(k, &keys) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("an edge without a template takes `weight`, `delay` and `spread`"),
+                };
+                self.error(d);
+            }
+        }
         let (w, ws) = num("weight").map_or((1.0, None), |(x, s)| (x, Some(s)));
         add_param(self, "weight", w, ws.or(Some(e.span)));
         for key in ["delay", "spread"] {
             if let Some((x, s)) = num(key) {
                 if x < 0.0 || !x.is_finite() {
                     self.error(
-                        Diagnostic::error(
-                            "edge/invalid",
-                            format!("`{key}` must be a finite number >= 0"),
-                        )
-                        .with_span(s)
-                        .with_path(e.path.clone()),
+                        Diagnostic::error("edge/invalid", format!("`{key}` must be a finite number >= 0"))
+                            .with_span(s)
+                            .with_path(e.path.clone()),
                     );
                 }
                 add_param(self, key, x, Some(s));
@@ -804,13 +743,11 @@ impl<'s> Builder<'s> {
                         continue;
                     }
                     let key = k.strip_prefix(&format!("{}/", t.name)).unwrap_or(k);
-                    let found = scopes
-                        .iter()
-                        .find_map(|(op, sc, _)| match key.split_once('/') {
-                            Some((o, vn)) if o == op => sc.get(vn).copied(),
-                            None => sc.get(key).copied(),
-                            _ => None,
-                        });
+                    let found = scopes.iter().find_map(|(op, sc, _)| match key.split_once('/') {
+                        Some((o, vn)) if o == op => sc.get(vn).copied(),
+                        None => sc.get(key).copied(),
+                        _ => None,
+                    });
                     let Some(id) = found else {
                         self.error(
                             Diagnostic::error(
@@ -835,13 +772,7 @@ impl<'s> Builder<'s> {
                                     self.feed(id, f);
                                     wired.insert(id);
                                 }
-                                None => self.unknown_edge_end(
-                                    "edge/unknown-source",
-                                    "input",
-                                    r,
-                                    *s,
-                                    &e.path,
-                                ),
+                                None => self.unknown_edge_end("edge/unknown-source", "input", r, *s, &e.path),
                             }
                         }
                     }
@@ -849,28 +780,15 @@ impl<'s> Builder<'s> {
                 // Unwired inputs of the edge operators receive the source.
                 let mut out: Option<VarId> = None;
                 for (op, sc, order) in &scopes {
-                    let Some(Body::Operator(opt)) = nt
-                        .operators
-                        .iter()
-                        .find(|u| &u.name == op)
-                        .map(|u| &u.template.body)
+                    let Some(Body::Operator(opt)) =
+                        nt.operators.iter().find(|u| &u.name == op).map(|u| &u.template.body)
                     else {
                         continue;
                     };
                     for id in order {
-                        let vn = self
-                            .c
-                            .var(*id)
-                            .name
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or("")
-                            .to_string();
+                        let vn = self.c.var(*id).name.rsplit('/').next().unwrap_or("").to_string();
                         let vt = opt.variables.get(&vn).map(|d| d.vtype);
-                        if vt == Some(VType::Input)
-                            && self.c.var(*id).kind == VarKind::Input
-                            && !wired.contains(id)
-                        {
+                        if vt == Some(VType::Input) && self.c.var(*id).kind == VarKind::Input && !wired.contains(id) {
                             self.feed(*id, src);
                         }
                         if vt == Some(VType::Output) {
@@ -914,13 +832,7 @@ impl<'s> Builder<'s> {
     fn finish(mut self) -> (Option<Circuit>, Diagnostics) {
         // Evaluation order of algebraics: by their dependencies on other algebraics.
         let n = self.c.assigns.len();
-        let pos: HashMap<VarId, usize> = self
-            .c
-            .assigns
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.var, i))
-            .collect();
+        let pos: HashMap<VarId, usize> = self.c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, a) in self.c.assigns.iter().enumerate() {
             let mut vars = Vec::new();
@@ -1247,11 +1159,7 @@ mod tests {
 
     fn assign_of(c: &Circuit, n: &str) -> ExprId {
         let id = var(c, n);
-        c.assigns
-            .iter()
-            .find(|a| a.var == id)
-            .map(|a| a.rhs)
-            .expect("assigned")
+        c.assigns.iter().find(|a| a.var == id).map(|a| a.rhs).expect("assigned")
     }
 
     #[test]
@@ -1262,8 +1170,7 @@ mod tests {
         );
         let vals = eval_all(&c);
         // 0.8's sigmoid(x, scaling, steepness, offset) = scaling/(1+exp(-steepness*(x-offset))).
-        let want =
-            5.0 / (1.0 + (-560.0f64 * (0.01 - 0.006)).exp()) + 1.0 / (1.0 + (-0.01f64).exp());
+        let want = 5.0 / (1.0 + (-560.0f64 * (0.01 - 0.006)).exp()) + 1.0 / (1.0 + (-0.01f64).exp());
         assert!((vals[var(&c, "Op/Op/m").0 as usize] - want).abs() < 1e-14);
     }
 
@@ -1282,10 +1189,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            pasts,
-            vec![(x, Expr::Const(0.1)), (x, Expr::Var(var(&c, "Op/Op/d")))]
-        );
+        assert_eq!(pasts, vec![(x, Expr::Const(0.1)), (x, Expr::Var(var(&c, "Op/Op/d")))]);
         assert!(c.exprs.contains(&Expr::Randn));
     }
 

@@ -289,7 +289,13 @@ impl<'o> Loader<'o> {
     /// Register YAML text that is not read from a file (the name is only for messages).
     pub fn load_text(&mut self, name: &str, text: &str) -> usize {
         let key = format!("memory:{}:{name}", self.files.len());
-        self.add_file(key, name.to_string(), text.to_string(), Origin::Memory, name.to_string())
+        self.add_file(
+            key,
+            name.to_string(),
+            text.to_string(),
+            Origin::Memory,
+            name.to_string(),
+        )
     }
 
     /// Load a file from disk (`None` when it does not exist or cannot be read).
@@ -307,14 +313,7 @@ impl<'o> Loader<'o> {
         Some(self.add_file(key, display.clone(), text, Origin::Disk(canon), display))
     }
 
-    fn add_file(
-        &mut self,
-        key: String,
-        name: String,
-        text: String,
-        origin: Origin,
-        display: String,
-    ) -> usize {
+    fn add_file(&mut self, key: String, name: String, text: String, origin: Origin, display: String) -> usize {
         let file = self.sources.add(name, text);
         let root = match yaml::parse(self.file_text(file), file) {
             Ok(r) => r,
@@ -431,15 +430,14 @@ impl<'o> Loader<'o> {
 
     /// Find the file of a path form (`path/to/file.yaml` or `path/to/file`).
     fn find_path_file(&mut self, file_part: &str, from: Option<usize>) -> Option<usize> {
-        let candidates: Vec<PathBuf> =
-            if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
-                vec![PathBuf::from(file_part)]
-            } else {
-                vec![
-                    PathBuf::from(format!("{file_part}.yaml")),
-                    PathBuf::from(format!("{file_part}.yml")),
-                ]
-            };
+        let candidates: Vec<PathBuf> = if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
+            vec![PathBuf::from(file_part)]
+        } else {
+            vec![
+                PathBuf::from(format!("{file_part}.yaml")),
+                PathBuf::from(format!("{file_part}.yml")),
+            ]
+        };
         let mut dirs = vec![self.cwd()];
         if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
             if let Some(d) = p.parent() {
@@ -482,10 +480,7 @@ impl<'o> Loader<'o> {
                     Err(suggest(name, &self.template_names(f)).map(|s| format!("{module}.{s}")))
                 };
             }
-            let mut mods: Vec<String> = crate::library::modules()
-                .iter()
-                .map(|(m, _)| m.to_string())
-                .collect();
+            let mut mods: Vec<String> = crate::library::modules().iter().map(|(m, _)| m.to_string()).collect();
             mods.sort();
             return Err(suggest(module, &mods).map(|m| format!("{m}.{name}")));
         }
@@ -511,8 +506,7 @@ impl<'o> Loader<'o> {
             Ok((f, name)) => self.resolve(f, &name),
             Err(sugg) => {
                 self.saw_broken = true;
-                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`"))
-                    .with_path(path);
+                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`")).with_path(path);
                 if let Some(sp) = span {
                     d = d.with_span(sp);
                 }
@@ -563,11 +557,8 @@ impl<'o> Loader<'o> {
                 let span = self
                     .template_node(f, name)
                     .map(|n| n.get("base").map_or(n.span, |b| b.span));
-                let mut d = Diagnostic::error(
-                    "template/base-cycle",
-                    format!("template `{name}` inherits from itself"),
-                )
-                .with_path(name);
+                let mut d = Diagnostic::error("template/base-cycle", format!("template `{name}` inherits from itself"))
+                    .with_path(name);
                 if let Some(s) = span {
                     d = d.with_span(s);
                 }
@@ -626,11 +617,8 @@ impl<'o> Loader<'o> {
                     // A misspelt key: an error, but read it as meant so the rest is checked.
                     Some(t) => {
                         renames.push((ks.to_string(), t));
-                        Diagnostic::error(
-                            "yaml/unknown-key",
-                            format!("unknown key `{ks}` in template `{name}`"),
-                        )
-                        .with_help(format!("did you mean `{t}`?"))
+                        Diagnostic::error("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}`"))
+                            .with_help(format!("did you mean `{t}`?"))
                     }
                     None => Diagnostic::warning(
                         "yaml/unknown-key",
@@ -638,8 +626,7 @@ impl<'o> Loader<'o> {
                     )
                     .with_help(format!("template keys are: {}", TEMPLATE_KEYS.join(", "))),
                 };
-                self.diags
-                    .push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
+                self.diags.push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
             }
         }
         let fixed: Node;
@@ -649,8 +636,7 @@ impl<'o> Loader<'o> {
             let mut n = node.clone();
             if let Value::Map(m) = &mut n.value {
                 for (k, _) in m.iter_mut() {
-                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from))
-                    {
+                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from)) {
                         k.value = Value::Scalar {
                             text: t.to_string(),
                             style: Style::Plain,
@@ -661,10 +647,7 @@ impl<'o> Loader<'o> {
             fixed = n;
             &fixed
         };
-        let description = node
-            .get("description")
-            .and_then(Node::as_str)
-            .map(str::to_string);
+        let description = node.get("description").and_then(Node::as_str).map(str::to_string);
         let Some(base) = node.get("base") else {
             self.diags.push(
                 Diagnostic::error("template/missing-base", format!("template `{name}` has no `base:`"))
@@ -696,15 +679,11 @@ impl<'o> Loader<'o> {
                     parent.as_ref()?.kind()
                 }
                 Err(sugg) => {
-                    let mut cands: Vec<String> = [
-                        "OperatorTemplate",
-                        "NodeTemplate",
-                        "EdgeTemplate",
-                        "CircuitTemplate",
-                    ]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                    let mut cands: Vec<String> =
+                        ["OperatorTemplate", "NodeTemplate", "EdgeTemplate", "CircuitTemplate"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect();
                     cands.extend(self.template_names(f));
                     let sugg = sugg.or_else(|| suggest(&base_s, &cands));
                     let mut d = Diagnostic::error(
@@ -760,16 +739,9 @@ impl<'o> Loader<'o> {
         })
     }
 
-    fn operator_body(
-        &mut self,
-        f: usize,
-        name: &str,
-        node: &Node,
-        parent: Option<&OperatorT>,
-    ) -> OperatorT {
+    fn operator_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&OperatorT>) -> OperatorT {
         let mut equations: Vec<EqText> = parent.map(|p| p.equations.clone()).unwrap_or_default();
-        let mut variables: IndexMap<String, VarDecl> =
-            parent.map(|p| p.variables.clone()).unwrap_or_default();
+        let mut variables: IndexMap<String, VarDecl> = parent.map(|p| p.variables.clone()).unwrap_or_default();
         let inherited = parent.is_some();
         let empty = |n: &Node| match &n.value {
             Value::Seq(v) => v.is_empty(),
@@ -784,12 +756,9 @@ impl<'o> Loader<'o> {
             };
             if let Some(at) = at {
                 self.diags.push(
-                    Diagnostic::error(
-                        "template/no-equations",
-                        format!("operator `{name}` has no equations"),
-                    )
-                    .with_span(at)
-                    .with_path(format!("{name}.equations")),
+                    Diagnostic::error("template/no-equations", format!("operator `{name}` has no equations"))
+                        .with_span(at)
+                        .with_path(format!("{name}.equations")),
                 );
             }
         }
@@ -801,12 +770,9 @@ impl<'o> Loader<'o> {
                     for (i, n) in items.iter().enumerate() {
                         if n.as_str().is_none() {
                             self.diags.push(
-                                Diagnostic::error(
-                                    "template/invalid",
-                                    "an equation must be a string",
-                                )
-                                .with_span(n.span)
-                                .with_path(format!("{name}.equations[{i}]")),
+                                Diagnostic::error("template/invalid", "an equation must be a string")
+                                    .with_span(n.span)
+                                    .with_path(format!("{name}.equations[{i}]")),
                             );
                         }
                     }
@@ -816,26 +782,22 @@ impl<'o> Loader<'o> {
                         match k.as_str().unwrap_or("") {
                             "replace" => {
                                 for (old, new) in v.as_map().unwrap_or(&[]) {
-                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new))
-                                    else {
+                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new)) else {
                                         continue;
                                     };
-                                    if !equations
-                                        .iter()
-                                        .any(|e| replace_term(&e.text, o, "\u{0}") != e.text)
-                                    {
+                                    if !equations.iter().any(|e| replace_term(&e.text, o, "\u{0}") != e.text) {
                                         let mut d = Diagnostic::error(
                                             "template/replace-not-found",
-                                            format!(
-                                                "`{o}` does not occur in the inherited equations"
-                                            ),
+                                            format!("`{o}` does not occur in the inherited equations"),
                                         )
                                         .with_span(old.span)
                                         .with_path(format!("{name}.equations.replace"));
                                         if let Some(e) = equations.first() {
                                             d = d.with_label(e.span, "inherited equations");
                                         }
-                                        self.diags.push(d.with_help("`replace` substitutes whole terms of the parent's equation text"));
+                                        self.diags.push(d.with_help(
+                                            "`replace` substitutes whole terms of the parent's equation text",
+                                        ));
                                         continue;
                                     }
                                     for e in &mut equations {
@@ -857,27 +819,22 @@ impl<'o> Loader<'o> {
                                     let before = equations.len();
                                     equations.retain(|e| e.text.trim() != term.trim());
                                     if equations.len() == before
-                                        && !equations
-                                            .iter()
-                                            .any(|e| replace_term(&e.text, term, "\u{0}") != e.text)
+                                        && !equations.iter().any(|e| replace_term(&e.text, term, "\u{0}") != e.text)
                                     {
                                         let mut d = Diagnostic::error(
                                             "template/remove-not-found",
-                                            format!(
-                                                "no inherited equation or term `{term}` to remove"
-                                            ),
+                                            format!("no inherited equation or term `{term}` to remove"),
                                         )
                                         .with_span(it.span)
                                         .with_path(format!("{name}.equations.remove"));
                                         // Recover from a mistyped equation: drop the inherited
                                         // one with the same left-hand side, as meant.
-                                        let lhs = |t: &str| {
-                                            t.split_once('=').map(|(l, _)| l.trim().to_string())
-                                        };
+                                        let lhs = |t: &str| t.split_once('=').map(|(l, _)| l.trim().to_string());
                                         if let Some(l) = lhs(term) {
-                                            if let Some(pos) = equations.iter().position(|e| {
-                                                lhs(&e.text).as_deref() == Some(l.as_str())
-                                            }) {
+                                            if let Some(pos) = equations
+                                                .iter()
+                                                .position(|e| lhs(&e.text).as_deref() == Some(l.as_str()))
+                                            {
                                                 d = d.with_help(format!(
                                                     "did you mean `{}`?",
                                                     equations[pos].text.trim()
@@ -898,19 +855,14 @@ impl<'o> Loader<'o> {
                                 }
                             }
                             "add" => match &v.value {
-                                Value::Seq(s) => {
-                                    equations.extend(s.iter().map(|n| self.eq_text(n)))
-                                }
+                                Value::Seq(s) => equations.extend(s.iter().map(|n| self.eq_text(n))),
                                 _ => equations.push(self.eq_text(v)),
                             },
                             other => self.diags.push(
-                                Diagnostic::error(
-                                    "yaml/unknown-key",
-                                    format!("unknown equation update `{other}`"),
-                                )
-                                .with_span(k.span)
-                                .with_path(format!("{name}.equations.{other}"))
-                                .with_help("use `replace`, `remove` or `add`"),
+                                Diagnostic::error("yaml/unknown-key", format!("unknown equation update `{other}`"))
+                                    .with_span(k.span)
+                                    .with_path(format!("{name}.equations.{other}"))
+                                    .with_help("use `replace`, `remove` or `add`"),
                             ),
                         }
                     }
@@ -922,8 +874,7 @@ impl<'o> Loader<'o> {
                 Some(entries) => {
                     for (k, v) in entries {
                         let Some(vn) = k.as_str() else { continue };
-                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn))
-                        {
+                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn)) {
                             Some(d) => {
                                 variables.insert(vn.to_string(), d);
                             }
@@ -958,10 +909,7 @@ impl<'o> Loader<'o> {
             variables.retain(|v, _| equations.iter().any(|e| e.text.contains(v.as_str())));
         }
         let _ = f;
-        OperatorT {
-            equations,
-            variables,
-        }
+        OperatorT { equations, variables }
     }
 
     fn eq_text(&self, n: &Node) -> EqText {
@@ -989,8 +937,7 @@ impl<'o> Loader<'o> {
                 } else if v.get("vtype").is_some() || v.get("value").is_some() {
                     let vtype = v.get("vtype").and_then(Node::as_str).unwrap_or("constant");
                     let value = v.get("value").map_or(Some(0.0), |n| {
-                        n.as_f64()
-                            .or_else(|| n.as_str().and_then(yaml::parse_number))
+                        n.as_f64().or_else(|| n.as_str().and_then(yaml::parse_number))
                     });
                     let dtype = v.get("dtype").and_then(Node::as_str).unwrap_or("float");
                     if dtype.contains("complex") {
@@ -1012,23 +959,16 @@ impl<'o> Loader<'o> {
                         return None;
                     };
                     return match parse_vtype(vtype) {
-                        Some(vt) => Some(VarDecl {
-                            vtype: vt,
-                            value,
-                            span,
-                        }),
+                        Some(vt) => Some(VarDecl { vtype: vt, value, span }),
                         None => {
                             let at = v.get("vtype").map_or(span, |n| n.span);
-                            let mut d = Diagnostic::error(
-                                "template/invalid-variable",
-                                format!("unknown vtype `{vtype}`"),
-                            )
-                            .with_span(at)
-                            .with_path(path);
-                            if let Some(sg) = suggest(
-                                vtype,
-                                &["input", "output", "state_var", "constant"].map(String::from),
-                            ) {
+                            let mut d =
+                                Diagnostic::error("template/invalid-variable", format!("unknown vtype `{vtype}`"))
+                                    .with_span(at)
+                                    .with_path(path);
+                            if let Some(sg) =
+                                suggest(vtype, &["input", "output", "state_var", "constant"].map(String::from))
+                            {
                                 d = d.with_help(format!("did you mean `{sg}`?"));
                             }
                             self.diags.push(d);
@@ -1055,18 +995,10 @@ impl<'o> Loader<'o> {
         if let Some(x) = spec.as_f64() {
             // A bare number overriding an inherited input/state keeps its kind (new default).
             let vtype = match prev {
-                Some(p)
-                    if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) =>
-                {
-                    p.vtype
-                }
+                Some(p) if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) => p.vtype,
                 _ => VType::Constant,
             };
-            return Some(VarDecl {
-                vtype,
-                value: x,
-                span,
-            });
+            return Some(VarDecl { vtype, value: x, span });
         }
         let Some(s) = spec.as_str() else {
             self.bad_var(
@@ -1078,8 +1010,7 @@ impl<'o> Loader<'o> {
         };
         let span_err = spec.span;
         let s = s.replace(' ', "");
-        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit()))
-            || s.contains("complex")
+        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit())) || s.contains("complex")
         {
             self.unsupported(span, path, "complex-valued variables");
             return None;
@@ -1104,15 +1035,7 @@ impl<'o> Loader<'o> {
             .with_path(path);
             if let Some(sg) = suggest(
                 &head,
-                &[
-                    "input",
-                    "output",
-                    "variable",
-                    "state_var",
-                    "constant",
-                    "placeholder",
-                ]
-                .map(String::from),
+                &["input", "output", "variable", "state_var", "constant", "placeholder"].map(String::from),
             ) {
                 d = d.with_help(format!("did you mean `{sg}`?"));
             }
@@ -1142,39 +1065,21 @@ impl<'o> Loader<'o> {
 
     fn unsupported(&mut self, span: Span, path: &str, feature: &str) {
         self.diags.push(
-            Diagnostic::error(
-                "template/unsupported",
-                format!("{feature} are not supported"),
-            )
-            .with_span(span)
-            .with_path(path)
-            .with_help("rustrates simulates real scalar variables only"),
+            Diagnostic::error("template/unsupported", format!("{feature} are not supported"))
+                .with_span(span)
+                .with_path(path)
+                .with_help("rustrates simulates real scalar variables only"),
         );
     }
 
-    fn op_use(
-        &mut self,
-        f: usize,
-        reference: &Node,
-        overrides: Option<&Node>,
-        path: &str,
-    ) -> Option<OpUse> {
+    fn op_use(&mut self, f: usize, reference: &Node, overrides: Option<&Node>, path: &str) -> Option<OpUse> {
         let r = reference.as_str()?;
-        let t = self.resolve_ref(
-            r,
-            Some(f),
-            Some(reference.span),
-            "template/unknown-path",
-            path,
-        )?;
+        let t = self.resolve_ref(r, Some(f), Some(reference.span), "template/unknown-path", path)?;
         if t.kind() != TemplateKind::Operator {
             self.diags.push(
                 Diagnostic::error(
                     "template/wrong-kind",
-                    format!(
-                        "`{r}` is a {}, not an OperatorTemplate",
-                        t.kind().class_name()
-                    ),
+                    format!("`{r}` is a {}, not an OperatorTemplate", t.kind().class_name()),
                 )
                 .with_span(reference.span)
                 .with_path(path),
@@ -1186,11 +1091,7 @@ impl<'o> Loader<'o> {
             let Some(vn) = k.as_str() else { continue };
             match v.as_f64() {
                 Some(x) => ovs.push((vn.to_string(), x, v.span)),
-                None => self.bad_var(
-                    v.span,
-                    &format!("{path}.{vn}"),
-                    "an operator override must be a number",
-                ),
+                None => self.bad_var(v.span, &format!("{path}.{vn}"), "an operator override must be a number"),
             }
         }
         Some(OpUse {
@@ -1251,13 +1152,7 @@ impl<'o> Loader<'o> {
         NodeT { operators }
     }
 
-    fn circuit_body(
-        &mut self,
-        f: usize,
-        name: &str,
-        node: &Node,
-        parent: Option<&CircuitT>,
-    ) -> CircuitT {
+    fn circuit_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&CircuitT>) -> CircuitT {
         let mut c = parent.cloned().unwrap_or(CircuitT {
             nodes: Vec::new(),
             circuits: Vec::new(),
@@ -1276,41 +1171,28 @@ impl<'o> Loader<'o> {
                 .with_path(name),
             );
         }
-        for (key, want) in [
-            ("nodes", TemplateKind::Node),
-            ("circuits", TemplateKind::Circuit),
-        ] {
+        for (key, want) in [("nodes", TemplateKind::Node), ("circuits", TemplateKind::Circuit)] {
             let Some(m) = node.get(key) else { continue };
             for (k, v) in m.as_map().unwrap_or(&[]) {
                 let Some(sub) = k.as_str() else { continue };
                 let path = format!("{name}.{key}.{sub}");
                 let Some(r) = v.as_str() else {
                     self.diags.push(
-                        Diagnostic::error(
-                            "template/invalid",
-                            format!("`{sub}` must name a template"),
-                        )
-                        .with_span(v.span)
-                        .with_path(path),
+                        Diagnostic::error("template/invalid", format!("`{sub}` must name a template"))
+                            .with_span(v.span)
+                            .with_path(path),
                     );
                     continue;
                 };
-                let Some(t) =
-                    self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path)
-                else {
+                let Some(t) = self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path) else {
                     continue;
                 };
-                let ok = t.kind() == want
-                    || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
+                let ok = t.kind() == want || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
                 if !ok {
                     self.diags.push(
                         Diagnostic::error(
                             "template/wrong-kind",
-                            format!(
-                                "`{r}` is a {}, expected a {}",
-                                t.kind().class_name(),
-                                want.class_name()
-                            ),
+                            format!("`{r}` is a {}, expected a {}", t.kind().class_name(), want.class_name()),
                         )
                         .with_span(v.span)
                         .with_path(path),
@@ -1374,11 +1256,7 @@ impl<'o> Loader<'o> {
             }
             _ => e.as_seq().unwrap_or(&[]),
         };
-        if items.len() < 2
-            || items.len() > 4
-            || items[0].as_str().is_none()
-            || items[1].as_str().is_none()
-        {
+        if items.len() < 2 || items.len() > 4 || items[0].as_str().is_none() || items[1].as_str().is_none() {
             self.diags.push(
                 Diagnostic::error(
                     "edge/invalid",
@@ -1392,16 +1270,12 @@ impl<'o> Loader<'o> {
         let template = match items.get(2) {
             Some(t) if !t.is_null() => {
                 let r = t.as_str()?;
-                let tpl =
-                    self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
+                let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
                 if tpl.kind() != TemplateKind::Edge {
                     self.diags.push(
                         Diagnostic::error(
                             "template/wrong-kind",
-                            format!(
-                                "`{r}` is a {}, expected an EdgeTemplate",
-                                tpl.kind().class_name()
-                            ),
+                            format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
                         )
                         .with_span(t.span)
                         .with_path(path),
@@ -1438,12 +1312,9 @@ impl<'o> Loader<'o> {
                 }
                 None if p.is_null() => {}
                 None => self.diags.push(
-                    Diagnostic::error(
-                        "edge/invalid",
-                        "edge parameters must be a mapping like {weight: 1.0}",
-                    )
-                    .with_span(p.span)
-                    .with_path(path),
+                    Diagnostic::error("edge/invalid", "edge parameters must be a mapping like {weight: 1.0}")
+                        .with_span(p.span)
+                        .with_path(path),
                 ),
             }
         }
@@ -1505,11 +1376,7 @@ pub fn replace_term(eq: &str, term: &str, replacement: &str) -> String {
     let mut rest = eq;
     let mut prev: Option<char> = None;
     while let Some(i) = rest.find(term) {
-        let before = if i == 0 {
-            prev
-        } else {
-            rest[..i].chars().next_back()
-        };
+        let before = if i == 0 { prev } else { rest[..i].chars().next_back() };
         let after = rest[i + term.len()..].chars().next();
         let ok_before = before.is_none_or(|c| SEP.contains(c));
         let ok_after = after.is_none_or(|c| SEP.contains(c));
@@ -1535,9 +1402,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for j in 0..b.len() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
+            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
             prev = cur;
         }
     }
@@ -1581,10 +1446,9 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
                 .and_then(|n| n.get("description"))
                 .and_then(Node::as_str)
                 .map(|s| s.trim().to_string());
-            let kind = l.resolve(f, &name).map_or_else(
-                || "invalid".to_string(),
-                |t| t.kind().class_name().to_string(),
-            );
+            let kind = l
+                .resolve(f, &name)
+                .map_or_else(|| "invalid".to_string(), |t| t.kind().class_name().to_string());
             out.push((format!("{m}.{name}"), kind, desc));
         }
     }
@@ -1599,11 +1463,8 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     let Some(f) = l.load_disk(path) else {
         let mut diagnostics = Diagnostics::new();
         diagnostics.push(
-            Diagnostic::error(
-                "template/unknown-path",
-                format!("cannot read `{}`", path.display()),
-            )
-            .with_path(path.display().to_string()),
+            Diagnostic::error("template/unknown-path", format!("cannot read `{}`", path.display()))
+                .with_path(path.display().to_string()),
         );
         return CheckReport {
             sources: l.sources,

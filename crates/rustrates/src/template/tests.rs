@@ -224,10 +224,7 @@ fn replace_term_only_replaces_whole_terms() {
         replace_term("m = m_max / (1 + exp(s*(r_thr-r)))", "r", "v"),
         "m = m_max / (1 + exp(s*(r_thr-v)))"
     );
-    assert_eq!(
-        replace_term("x' = eta + r_in", "eta", "eta - a"),
-        "x' = eta - a + r_in"
-    );
+    assert_eq!(replace_term("x' = eta + r_in", "eta", "eta - a"), "x' = eta - a + r_in");
     assert_eq!(replace_term("a*b+ab", "ab", "c"), "a*b+c");
 }
 
@@ -323,12 +320,7 @@ fn paths_inside_model_templates_tree_resolve_siblings_first() {
         &opts(&d.path().join("lib/model_templates/nodes")),
     )
     .expect("loads");
-    assert_eq!(
-        l.circuit
-            .var(l.circuit.find_var("N/Op/k").expect("k"))
-            .value,
-        7.0
-    );
+    assert_eq!(l.circuit.var(l.circuit.find_var("N/Op/k").expect("k")).value, 7.0);
 }
 
 #[test]
@@ -368,14 +360,7 @@ C3:
     let names: Vec<String> = c
         .edges
         .iter()
-        .map(|e| {
-            format!(
-                "{}->{}:{}",
-                c.var(e.source).name,
-                c.var(e.target).name,
-                e.idx
-            )
-        })
+        .map(|e| format!("{}->{}:{}", c.var(e.source).name, c.var(e.target).name, e.idx))
         .collect();
     assert_eq!(
         names,
@@ -385,10 +370,7 @@ C3:
             "a/c1/n/Op/x->b/c1/n/Op/i:0"
         ]
     );
-    assert_eq!(
-        c.var(c.edges[2].params[1].1).name,
-        "edge:a/c1/n->b/c1/n:0/delay"
-    );
+    assert_eq!(c.var(c.edges[2].params[1].1).name, "edge:a/c1/n->b/c1/n:0/delay");
 }
 
 #[test]
@@ -428,8 +410,7 @@ fn check_file_summarises_every_template() {
 #[test]
 #[ignore = "needs PyRates' templates: set PYRATES_MODEL_TEMPLATES"]
 fn pyrates_own_templates_load_except_known_unsupported() {
-    let Some(root) = std::env::var_os("PYRATES_MODEL_TEMPLATES").map(std::path::PathBuf::from)
-    else {
+    let Some(root) = std::env::var_os("PYRATES_MODEL_TEMPLATES").map(std::path::PathBuf::from) else {
         panic!("set PYRATES_MODEL_TEMPLATES to PyRates' model_templates directory");
     };
     // (file, template, reason)
@@ -449,51 +430,27 @@ fn pyrates_own_templates_load_except_known_unsupported() {
             "qif_alpha_syn",
             "PyRates cannot load it: edge template `alpha_edge` is undefined",
         ),
-        (
-            "neural_mass_models/theta.yaml",
-            "theta_op",
-            "complex-valued variables",
-        ),
+        ("neural_mass_models/theta.yaml", "theta_op", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "conductance_op",
             "complex-valued variables (and a misindented `variables:`)",
         ),
-        (
-            "neural_mass_models/theta.yaml",
-            "theta_pop",
-            "complex-valued variables",
-        ),
+        ("neural_mass_models/theta.yaml", "theta_pop", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "conductance_pop",
             "complex-valued variables",
         ),
-        (
-            "neural_mass_models/theta.yaml",
-            "kmo_theta",
-            "complex-valued variables",
-        ),
+        ("neural_mass_models/theta.yaml", "kmo_theta", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "kmo_conductance",
             "complex-valued variables (and a misindented `edges:`)",
         ),
-        (
-            "oscillators/kuramoto.yaml",
-            "kmo_op",
-            "complex-valued variables",
-        ),
-        (
-            "oscillators/kuramoto.yaml",
-            "kmo_pop",
-            "complex-valued variables",
-        ),
-        (
-            "oscillators/kuramoto.yaml",
-            "kmo_mf",
-            "complex-valued variables",
-        ),
+        ("oscillators/kuramoto.yaml", "kmo_op", "complex-valued variables"),
+        ("oscillators/kuramoto.yaml", "kmo_pop", "complex-valued variables"),
+        ("oscillators/kuramoto.yaml", "kmo_mf", "complex-valued variables"),
         (
             "oscillators/kuramoto.yaml",
             "kmo_mf_2coupled",
@@ -537,10 +494,7 @@ fn pyrates_own_templates_load_except_known_unsupported() {
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .expect("read dir")
-            .filter_map(Result::ok)
-        {
+        for e in std::fs::read_dir(&d).expect("read dir").filter_map(Result::ok) {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -580,11 +534,8 @@ fn pyrates_own_templates_load_except_known_unsupported() {
 
 #[test]
 fn builtin_net3_loads_with_spec_structure() {
-    let l = load_circuit(
-        "model_templates.montbrio.simple_montbrio.Net3",
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let l = load_circuit("model_templates.montbrio.simple_montbrio.Net3", &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let c = &l.circuit;
     println!("{}", dump(c));
     assert_eq!(c.nodes, vec!["PC", "IIN"]);
@@ -644,16 +595,8 @@ fn builtin_library_every_template_checks_clean() {
         let f = l.load_builtin(m).expect("builtin");
         for t in l.resolve_all(f) {
             let (c, d) = crate::model::build::build_template(&t, &mut l.sources);
-            let rendered: Vec<String> = d
-                .iter()
-                .map(|x| crate::model::load::concise(&l.sources, x))
-                .collect();
-            assert!(
-                c.is_some() && !t.broken,
-                "{m}.{}: {}",
-                t.name,
-                rendered.join("\n")
-            );
+            let rendered: Vec<String> = d.iter().map(|x| crate::model::load::concise(&l.sources, x)).collect();
+            assert!(c.is_some() && !t.broken, "{m}.{}: {}", t.name, rendered.join("\n"));
         }
         let rendered: Vec<String> = l
             .diags
@@ -726,7 +669,10 @@ mod fuzz {
             d.span.is_none_or(|s| {
                 let len = r.sources.file(s.file).text.len() as u32;
                 s.range.start <= s.range.end && s.range.end <= len
-            }) && d.labels.iter().all(|l| l.span.range.end <= r.sources.file(l.span.file).text.len() as u32)
+            }) && d
+                .labels
+                .iter()
+                .all(|l| l.span.range.end <= r.sources.file(l.span.file).text.len() as u32)
         })
     }
 

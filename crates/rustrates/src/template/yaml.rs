@@ -242,9 +242,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
                     entries,
                     ..
                 }) => {
-                    let e = entries
-                        .last()
-                        .map_or(end, |(_, v)| v.span.range.end.max(end));
+                    let e = entries.last().map_or(end, |(_, v)| v.span.range.end.max(end));
                     let n = Node {
                         value: Value::Map(apply_merges(entries)),
                         span: Span::new(file, s, e),
@@ -263,13 +261,18 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
                 Some(Frame::Map { entries, key, .. }) => match key.take() {
                     Some(k) => entries.push((k, n)),
                     None => {
-                        let dup = n.as_str().is_some_and(|s| {
-                            s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s))
-                        });
+                        let dup = n
+                            .as_str()
+                            .is_some_and(|s| s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s)));
                         if dup {
-                            return Err(Box::new(Diagnostic::error("yaml/syntax", format!("duplicate key `{}`", n.as_str().unwrap_or("")))
+                            return Err(Box::new(
+                                Diagnostic::error(
+                                    "yaml/syntax",
+                                    format!("duplicate key `{}`", n.as_str().unwrap_or("")),
+                                )
                                 .with_span(n.span)
-                                .with_help("each key of a mapping (each template name in a file) may appear once")));
+                                .with_help("each key of a mapping (each template name in a file) may appear once"),
+                            ));
                         }
                         *key = Some(n)
                     }
@@ -324,9 +327,7 @@ mod tests {
     use super::*;
 
     fn root(text: &str) -> Node {
-        parse(text, FileId(0))
-            .expect("valid yaml")
-            .expect("a document")
+        parse(text, FileId(0)).expect("valid yaml").expect("a document")
     }
 
     #[test]

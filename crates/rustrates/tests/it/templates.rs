@@ -412,6 +412,28 @@ fn builtin_net3_matches_spec_values() {
     );
 }
 
+/// Net4 is Net3 with a 0.5 tau delay on both projections (its description says so).
+#[test]
+fn builtin_net4_is_net3_with_delays() {
+    let (net3, net4) = (
+        load("model_templates.montbrio.simple_montbrio.Net3"),
+        load("model_templates.montbrio.simple_montbrio.Net4"),
+    );
+    assert_eq!(edge_list(&net3), edge_list(&net4));
+    for e in &net4.edges {
+        let delay = e
+            .params
+            .iter()
+            .find(|(k, _)| k == "delay")
+            .expect("Net4 edges have a delay")
+            .1;
+        assert_eq!(net4.var(delay).value, 0.5);
+    }
+    for v in net3.vars.iter().filter(|v| v.node.is_some()) {
+        assert_eq!(value(&net4, &v.name), v.value, "{}", v.name);
+    }
+}
+
 /// The reference circuit of bench/README.md: two qif_pop nodes, weights 15/10/-10, initial
 /// state r = 0.01, v = -2.
 #[test]

@@ -103,6 +103,7 @@ struct Emitter<'c> {
 
 struct HoistPlan {
     invariant: Vec<Option<bool>>,
+    constant: Vec<Option<bool>>,
     items: Vec<Hoist>,
     index: HashMap<Hoist, usize>,
     /// Multiply by a hoisted reciprocal instead of dividing (not bit-identical to `rhs`).
@@ -111,7 +112,13 @@ struct HoistPlan {
 
 impl HoistPlan {
     fn new(c: &Circuit, recip: bool) -> Self {
-        HoistPlan { invariant: vec![None; c.exprs.len()], items: Vec::new(), index: HashMap::new(), recip }
+        HoistPlan {
+            invariant: vec![None; c.exprs.len()],
+            constant: vec![None; c.exprs.len()],
+            items: Vec::new(),
+            index: HashMap::new(),
+            recip,
+        }
     }
     /// Depends only on constants, parameters and inputs (held constant by the stepper).
     fn is_invariant(&mut self, c: &Circuit, id: ExprId) -> bool {
@@ -135,6 +142,28 @@ impl HoistPlan {
         };
         self.invariant[id.0 as usize] = Some(v);
         v
+    }
+    /// Depends on constants only: left inline for the C compiler to fold (hoisting it would
+    /// hide `x / 1.0` and friends behind a load).
+    fn is_constant(&mut self, c: &Circuit, id: ExprId) -> bool {
+        let Some(slot) = self.constant.get(id.0 as usize).copied() else { return false };
+        if let Some(v) = slot {
+            return v;
+        }
+        let v = match c.expr(id) {
+            Expr::Const(_) => true,
+            Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => false,
+            Expr::Neg(a) => self.is_constant(c, *a),
+            Expr::Binary(_, a, b) => self.is_constant(c, *a) && self.is_constant(c, *b),
+            Expr::Call(_, args) => args.iter().all(|a| self.is_constant(c, *a)),
+            Expr::Select(x, a, b) => self.is_constant(c, *x) && self.is_constant(c, *a) && self.is_constant(c, *b),
+        };
+        self.constant[id.0 as usize] = Some(v);
+        v
+    }
+    /// Worth computing once per call: step-invariant but not a compile-time constant.
+    fn hoistable(&mut self, c: &Circuit, id: ExprId) -> bool {
+        self.is_invariant(c, id) && !self.is_constant(c, id)
     }
     fn slot(&mut self, h: Hoist) -> usize {
         if let Some(&k) = self.index.get(&h) {
@@ -256,7 +285,7 @@ impl<'c> Emitter<'c> {
         }
         let c = self.c;
         if let Some(plan) = self.hoist.as_deref_mut() {
-            if plan.is_invariant(c, id) {
+            if plan.hoistable(c, id) {
                 let k = plan.slot(Hoist::Value(id));
                 let name = format!("H{k}[l]");
                 self.temps.insert(id, name.clone());
@@ -343,7 +372,7 @@ impl<'c> Emitter<'c> {
         if op == BinOp::Div {
             let c = self.c;
             if let Some(plan) = self.hoist.as_deref_mut() {
-                if plan.recip && plan.is_invariant(c, b) {
+                if plan.recip && plan.hoistable(c, b) {
                     let k = plan.slot(Hoist::Recip(b));
                     let x = self.expr(a);
                     return format!("({x} * H{k}[l])");

@@ -426,6 +426,8 @@ struct Body<'m, 'b, 'f> {
     vars: HashMap<VarId, Vals>,
     consts: HashMap<u64, Value>,
     funcs: HashMap<&'static str, FuncRef>,
+    /// Fused stepper only: `1/d` for loop-invariant divisors `d`, computed before the loop.
+    recip: HashMap<ExprId, Vals>,
 }
 
 /// Access flags: the caller checked every slice length, so nothing traps; no `aligned`
@@ -464,6 +466,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             vars: HashMap::new(),
             consts: HashMap::new(),
             funcs: HashMap::new(),
+            recip: HashMap::new(),
         }
     }
 
@@ -801,7 +804,10 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             BinOp::Add => self.map2(x, y, |b, x, y| b.ins().fadd(x, y)),
             BinOp::Sub => self.map2(x, y, |b, x, y| b.ins().fsub(x, y)),
             BinOp::Mul => self.map2(x, y, |b, x, y| b.ins().fmul(x, y)),
-            BinOp::Div => self.map2(x, y, |b, x, y| b.ins().fdiv(x, y)),
+            BinOp::Div => match self.recip.get(&ye) {
+                Some(&r) => self.map2(x, r, |b, x, r| b.ins().fmul(x, r)),
+                None => self.map2(x, y, |b, x, y| b.ins().fdiv(x, y)),
+            },
             BinOp::Pow => self.pow(x, y, ky),
             BinOp::Lt => self.compare(FloatCC::LessThan, x, y),
             BinOp::Le => self.compare(FloatCC::LessThanOrEqual, x, y),
@@ -889,4 +895,393 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             }
         }
     }
+}
+
+/// An explicit Runge–Kutta tableau, fixed at code generation.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Tableau {
+    /// `stages × stages`, row-major, strictly lower triangular.
+    pub(super) a: Vec<f64>,
+    pub(super) b: Vec<f64>,
+    pub(super) c: Vec<f64>,
+}
+
+impl Tableau {
+    fn stages(&self) -> usize {
+        self.b.len()
+    }
+    /// Nonzero coefficients of row `s` of `a`, in column order.
+    fn row(&self, s: usize) -> Vec<(usize, f64)> {
+        let n = self.stages();
+        (0..s)
+            .map(|m| (m, self.a[s * n + m]))
+            .filter(|&(_, c)| c != 0.0)
+            .collect()
+    }
+    fn weights(&self) -> Vec<(usize, f64)> {
+        self.b
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, c)| c != 0.0)
+            .collect()
+    }
+}
+
+/// Which expressions stay the same over a fused run: built from constants, parameters and
+/// inputs only (inputs are held constant over a `steps` call).
+fn invariants(circuit: &Circuit) -> Vec<bool> {
+    let n = circuit.exprs.len();
+    let mut inv = vec![false; n];
+    let mut done = vec![false; n];
+    for start in 0..n {
+        let mut stack = vec![(ExprId(start as u32), false)];
+        while let Some((id, expanded)) = stack.pop() {
+            let ix = id.0 as usize;
+            if done[ix] {
+                continue;
+            }
+            let e = circuit.expr(id);
+            if !expanded {
+                stack.push((id, true));
+                stack.extend(
+                    children(e)
+                        .into_iter()
+                        .filter(|c| !done[c.0 as usize])
+                        .map(|c| (c, false)),
+                );
+                continue;
+            }
+            done[ix] = true;
+            inv[ix] = match e {
+                Expr::Const(_) => true,
+                Expr::Var(v) => matches!(circuit.var(*v).kind, VarKind::Param | VarKind::Input),
+                Expr::Time | Expr::Past(..) | Expr::Randn => false,
+                _ => children(e).iter().all(|c| inv[c.0 as usize]),
+            };
+        }
+    }
+    inv
+}
+
+/// Expressions reachable from the assignments and ODEs, in no particular order.
+fn reachable(circuit: &Circuit) -> Vec<ExprId> {
+    let mut seen = vec![false; circuit.exprs.len()];
+    let mut stack: Vec<ExprId> = circuit
+        .assigns
+        .iter()
+        .map(|a| a.rhs)
+        .chain(circuit.odes.iter().map(|o| o.rhs))
+        .collect();
+    let mut out = Vec::new();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id.0 as usize], true) {
+            continue;
+        }
+        out.push(id);
+        stack.extend(children(circuit.expr(id)));
+    }
+    out
+}
+
+/// Declares and defines a fused fixed-step integrator:
+/// `fn(lanes, nsteps, t0, dt, y, p, u, ctx)`, advancing `y` (`[state][lane]`) in place by
+/// `nsteps` steps of `tab`. Per group of lanes the states live in registers across steps;
+/// expressions of parameters and inputs only are computed once before the step loop, and
+/// with `reciprocal` a division by such an expression becomes a multiplication by its
+/// reciprocal (≤ 1 ulp per division; `false` keeps every result bit-identical to stepping
+/// with the rhs kernel and the solver's stage arithmetic). The circuit must not contain
+/// `Past` or `Randn` (they need the solver between steps).
+pub(super) fn define_stepper(
+    module: &mut JITModule,
+    circuit: &Circuit,
+    layout: &Layout,
+    tab: &Tableau,
+    reciprocal: bool,
+    name: &str,
+) -> Result<FuncId, KernelError> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [ptr, ptr, F64, F64, ptr, ptr, ptr, ptr] {
+        sig.params.push(AbiParam::new(t)); // lanes nsteps t0 dt y p u ctx
+    }
+    let id = module
+        .declare_function(name, Linkage::Local, &sig)
+        .map_err(codegen_err)?;
+    let frontend_config = module.target_config();
+    let konst = fold::constants(circuit, false);
+    let inv = invariants(circuit);
+    let reach = reachable(circuit);
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        let vhead = b.create_block();
+        let vpre = b.create_block();
+        let shead = b.create_block();
+        let spre = b.create_block();
+        let exit = b.create_block();
+        for blk in [vhead, vpre, shead, spre] {
+            b.append_block_param(blk, ptr);
+        }
+        b.switch_to_block(entry);
+        b.append_block_params_for_function_params(entry);
+        let params = b.block_params(entry).to_vec();
+        let (lanes, nsteps, t0, dt) = (params[0], params[1], params[2], params[3]);
+        let (y, p, u, kctx) = (params[4], params[5], params[6], params[7]);
+        let stride = b.ins().ishl_imm_u(lanes, 3);
+        let zero = b.ins().iconst(ptr, 0);
+        b.ins().jump(vhead, &[BlockArg::Value(zero)]);
+
+        let flavor = F64_FLAVOR;
+        let step = (UNROLL * flavor.width) as i64;
+        b.switch_to_block(vhead);
+        let i = b.block_params(vhead)[0];
+        let end = b.ins().iadd_imm_u(i, step);
+        let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
+        b.ins().brif(
+            fits,
+            vpre,
+            &[BlockArg::Value(i)],
+            shead,
+            &[BlockArg::Value(i)],
+        );
+
+        let prog = Program {
+            circuit,
+            layout,
+            konst: &konst,
+        };
+        // Only `y`, `p` and `u` are read or written; `dy` and `a` are never touched.
+        let arrays = Arrays {
+            y,
+            p,
+            u,
+            dy: y,
+            a: y,
+        };
+        let run = Run {
+            tab,
+            inv: &inv,
+            reach: &reach,
+            reciprocal,
+            nsteps,
+            t0,
+            dt,
+        };
+
+        b.switch_to_block(vpre);
+        let i = b.block_params(vpre)[0];
+        let shape = Shape {
+            ty: flavor.vector,
+            width: flavor.width,
+            copies: UNROLL,
+        };
+        let env = Env {
+            i,
+            stride,
+            t: t0,
+            t64: t0,
+            kctx,
+            arrays,
+        };
+        stepper_lanes(Body::new(module, &mut b, prog, flavor, shape, env), &run);
+        let next = b.ins().iadd_imm_u(i, step);
+        b.ins().jump(vhead, &[BlockArg::Value(next)]);
+
+        b.switch_to_block(shead);
+        let i = b.block_params(shead)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, i, lanes);
+        b.ins().brif(more, spre, &[BlockArg::Value(i)], exit, &[]);
+
+        b.switch_to_block(spre);
+        let i = b.block_params(spre)[0];
+        let shape = Shape {
+            ty: flavor.scalar,
+            width: 1,
+            copies: 1,
+        };
+        let env = Env {
+            i,
+            stride,
+            t: t0,
+            t64: t0,
+            kctx,
+            arrays,
+        };
+        stepper_lanes(Body::new(module, &mut b, prog, flavor, shape, env), &run);
+        let next = b.ins().iadd_imm_u(i, 1);
+        b.ins().jump(shead, &[BlockArg::Value(next)]);
+
+        b.switch_to_block(exit);
+        b.ins().return_(&[]);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    module.define_function(id, &mut ctx).map_err(codegen_err)?;
+    module.clear_context(&mut ctx);
+    Ok(id)
+}
+
+struct Run<'a> {
+    tab: &'a Tableau,
+    inv: &'a [bool],
+    reach: &'a [ExprId],
+    reciprocal: bool,
+    nsteps: Value,
+    t0: Value,
+    dt: Value,
+}
+
+/// Emits, from the current block, the whole fused run for one group of lanes at `body.env.i`:
+/// hoisted invariants, the step loop with states in block parameters, the final store. Leaves
+/// the builder in a block that falls through to the caller's next-group jump.
+fn stepper_lanes(mut body: Body<'_, '_, '_>, run: &Run<'_>) {
+    let circuit = body.circuit;
+    let layout = body.layout;
+    let n = body.n();
+    let ty = body.shape.ty;
+    // Loop-invariant expressions, once per group.
+    for &id in run.reach {
+        if run.inv[id.0 as usize] {
+            body.eval(id);
+        }
+    }
+    if run.reciprocal {
+        let one = body.constant(1.0);
+        for &id in run.reach {
+            if let Expr::Binary(BinOp::Div, _, d) = circuit.expr(id) {
+                let d = *d;
+                if run.inv[d.0 as usize]
+                    && body.konst[d.0 as usize] != Some(1.0)
+                    && !body.recip.contains_key(&d)
+                {
+                    let dv = body.get(d);
+                    let r = body.map1(dv, |b, x| b.ins().fdiv(one, x));
+                    body.recip.insert(d, r);
+                }
+            }
+        }
+    }
+    let memo_inv = body.memo.clone();
+    let vars_inv = body.vars.clone();
+    let y = body.env.arrays.y;
+    let y0: Vec<Vals> = layout
+        .states
+        .iter()
+        .map(|&v| body.load(y, layout.slot[v.0 as usize]))
+        .collect();
+
+    let head = body.b.create_block();
+    let step_blk = body.b.create_block();
+    let done = body.b.create_block();
+    let ptr = body.module.target_config().pointer_type();
+    for blk in [head, step_blk] {
+        body.b.append_block_param(blk, ptr);
+    }
+    for blk in [head, step_blk, done] {
+        for _ in 0..layout.states.len() * n {
+            body.b.append_block_param(blk, ty);
+        }
+    }
+    let flat = |vals: &[Vals]| -> Vec<BlockArg> {
+        vals.iter()
+            .flat_map(|v| v[..n].iter().map(|&x| BlockArg::Value(x)))
+            .collect()
+    };
+    let unflat = |params: &[Value]| -> Vec<Vals> {
+        params
+            .chunks(n)
+            .map(|c| {
+                let mut v = [Value::reserved_value(); MAX_COPIES];
+                v[..n].copy_from_slice(c);
+                v
+            })
+            .collect()
+    };
+    let zero = body.b.ins().iconst(ptr, 0);
+    let mut args = vec![BlockArg::Value(zero)];
+    args.extend(flat(&y0));
+    body.b.ins().jump(head, &args);
+
+    body.b.switch_to_block(head);
+    let hp = body.b.block_params(head).to_vec();
+    let go = body
+        .b
+        .ins()
+        .icmp(IntCC::UnsignedLessThan, hp[0], run.nsteps);
+    let pass: Vec<BlockArg> = hp.iter().map(|&v| BlockArg::Value(v)).collect();
+    body.b.ins().brif(go, step_blk, &pass, done, &pass[1..]);
+
+    body.b.switch_to_block(step_blk);
+    let sp = body.b.block_params(step_blk).to_vec();
+    let s = sp[0];
+    let ys = unflat(&sp[1..]);
+    // Step s starts at t0 + s·dt; stage j is evaluated at that + c_j·dt (the solver's order).
+    let sf = body.b.ins().fcvt_from_uint(F64, s);
+    let sdt = body.b.ins().fmul(sf, run.dt);
+    let t_step = body.b.ins().fadd(run.t0, sdt);
+    let dtv = body.splat_all(run.dt);
+    let mut ks: Vec<Vec<Vals>> = Vec::with_capacity(run.tab.stages());
+    for st in 0..run.tab.stages() {
+        let ytmp = combine(&mut body, &ys, dtv, &run.tab.row(st), &ks);
+        let ct = body.b.ins().f64const(run.tab.c[st]);
+        let cdt = body.b.ins().fmul(ct, run.dt);
+        let t = body.b.ins().fadd(t_step, cdt);
+        body.env.t = t;
+        body.env.t64 = t;
+        body.memo.clone_from(&memo_inv);
+        body.vars.clone_from(&vars_inv);
+        for (&v, &val) in layout.states.iter().zip(&ytmp) {
+            body.vars.insert(v, val);
+        }
+        for asg in &circuit.assigns {
+            let v = body.eval(asg.rhs);
+            body.vars.insert(asg.var, v);
+        }
+        let k: Vec<Vals> = circuit.odes.iter().map(|o| body.eval(o.rhs)).collect();
+        ks.push(k);
+    }
+    let ynew = combine(&mut body, &ys, dtv, &run.tab.weights(), &ks);
+    let s1 = body.b.ins().iadd_imm_u(s, 1);
+    let mut args = vec![BlockArg::Value(s1)];
+    args.extend(flat(&ynew));
+    body.b.ins().jump(head, &args);
+
+    body.b.switch_to_block(done);
+    let dp = body.b.block_params(done).to_vec();
+    for (&v, val) in layout.states.iter().zip(unflat(&dp)) {
+        body.store(y, layout.slot[v.0 as usize], val);
+    }
+}
+
+/// `y + dt·Σ c_m·k_m` over nonzero `(m, c_m)`, summed left to right, with exactly the
+/// solver's arithmetic (`solve::fixed::combine`): one term is `y + dt·(c·k)`, several are
+/// `y + dt·((c0·k0 + c1·k1) + …)`.
+fn combine(
+    body: &mut Body<'_, '_, '_>,
+    y: &[Vals],
+    dt: Vals,
+    coeffs: &[(usize, f64)],
+    ks: &[Vec<Vals>],
+) -> Vec<Vals> {
+    let mut out = Vec::with_capacity(y.len());
+    for (j, &yj) in y.iter().enumerate() {
+        let Some((&(m0, c0), rest)) = coeffs.split_first() else {
+            out.push(yj);
+            continue;
+        };
+        let c0v = [body.constant(c0); MAX_COPIES];
+        let mut acc = body.map2(c0v, ks[m0][j], |b, c, k| b.ins().fmul(c, k));
+        for &(m, c) in rest {
+            let cv = [body.constant(c); MAX_COPIES];
+            let term = body.map2(cv, ks[m][j], |b, c, k| b.ins().fmul(c, k));
+            acc = body.map2(acc, term, |b, a, t| b.ins().fadd(a, t));
+        }
+        let inc = body.map2(dt, acc, |b, d, a| b.ins().fmul(d, a));
+        out.push(body.map2(yj, inc, |b, y, i| b.ins().fadd(y, i)));
+    }
+    out
 }
