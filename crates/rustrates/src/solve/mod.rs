@@ -4,6 +4,29 @@
 //! states, input signals and the outputs to sample. Output: samples streamed into a
 //! [`SampleSink`] and one [`PointStatus`] per lane. The solver does not own the state
 //! layout: that is the kernel's [`crate::model::Layout`].
+//!
+//! - **Time grid** ([`Plan`]): `steps = round(T/dt)`; sample `k` is the state at `t = k·dts`,
+//!   `k = 0 … round(T/dts) − 1`, taken before step `k·dts/dt` (row 0 = initial state), as
+//!   PyRates does; samples before `cutoff` are not emitted and indices count from the first
+//!   emitted one.
+//! - **Fixed step** (`fixed`): one kernel call per stage on the whole block; stage 0's
+//!   algebraics are the sampled ones, so they are consistent with the sampled state. Input row
+//!   `i` drives every stage of step `i`; a signal with `steps − 1` rows holds its last row.
+//!   Back ends with a fused loop ([`Kernel::steps`], the C back end) get whole stretches
+//!   between samples.
+//! - **rk45** (`adaptive`): Dormand–Prince 5(4), error control per lane (RMS norm, scipy's
+//!   rtol/atol), dense output for samples and for delayed values. Circuits that do not read
+//!   `t`, `past` or `randn` step the whole block at once with per-lane step sizes; the others
+//!   lane by lane. Either way a lane's numbers do not depend on its neighbours.
+//! - **Non-finite lanes**: after every step; the first NaN/Inf marks
+//!   [`PointStatus::NonFinite`] with the time, and the lane is frozen at NaN (its samples NaN
+//!   from then on), so the other lanes carry on unchanged.
+//! - **Delays and noise** (`runtime`): `past(x, d)` reads per-lane histories (cubic Hermite,
+//!   or rk45's dense output; constant initial history); `randn()` is a pure function of
+//!   (seed, grid point, step, source), reproducible whatever the block or thread. For
+//!   Euler–Maruyama write `x' = f + σ·randn()/sqrt(dt)`, i.e. `dx = f dt + σ dW`.
+//! - **float32**: a kernel compiled with `Precision::F32` is stepped in `f32` throughout;
+//!   samples are widened to `f64`.
 
 use std::sync::Arc;
 

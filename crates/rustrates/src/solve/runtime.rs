@@ -1,5 +1,5 @@
 //! What the kernels call back into during a run: delay histories (`past`) and noise
-//! (`randn`). Installed into [`KernelCtx`] by the steppers; one [`Runtime`] per block.
+//! (`randn`). Installed into [`KernelCtx`] by the steppers; one `Runtime` per block.
 //!
 //! Delays: every state or algebraic variable read through `Past` keeps, per lane, the points
 //! `(t, x, x')` at step starts. A delayed read at `t − d` interpolates with a cubic Hermite
