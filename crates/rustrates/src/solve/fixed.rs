@@ -311,15 +311,7 @@ pub(crate) fn run<T: Float>(
             T::rhs(kernel, t, lanes, &y, &p, &u, k0, &mut a, &mut ctx);
         }
         if delays {
-            record_history(
-                runtime::rt_mut(&mut ctx),
-                kernel,
-                lanes,
-                t,
-                &y,
-                Some(&k[..n]),
-                &a,
-            );
+            record_history(runtime::rt_mut(&mut ctx), kernel, lanes, t, &y, Some(&k[..n]), &a);
         }
         if sample_now && sample_k >= first_emitted {
             gather(&prep.outputs, lanes, &y, &a, &p, &u, &frozen, &mut out);
@@ -345,29 +337,14 @@ pub(crate) fn run<T: Float>(
             );
         }
         advance(&mut y, dt_t, &b, &k, n, &mut acc);
-        check_finite(
-            &mut y,
-            lanes,
-            &mut frozen,
-            &mut bad,
-            &mut status,
-            (i + 1) as f64 * dt,
-        );
+        check_finite(&mut y, lanes, &mut frozen, &mut bad, &mut status, (i + 1) as f64 * dt);
     }
     status
 }
 
 /// `out = y + dt·Σ c_m·k_m` over the nonzero coefficients `(m, c_m)`, with the sum taken
 /// left to right. Stage-outer loops over contiguous slices, so each one vectorizes.
-fn combine<T: Float>(
-    out: &mut [T],
-    y: &[T],
-    dt: T,
-    coeffs: &[(usize, T)],
-    k: &[T],
-    n: usize,
-    acc: &mut [T],
-) {
+fn combine<T: Float>(out: &mut [T], y: &[T], dt: T, coeffs: &[(usize, T)], k: &[T], n: usize, acc: &mut [T]) {
     match coeffs {
         [] => out.copy_from_slice(y),
         [(m, c)] => {
@@ -515,10 +492,7 @@ pub(crate) fn run_fused(
     if !kernel.steps(probe) {
         return None;
     }
-    let need_a = prep
-        .outputs
-        .iter()
-        .any(|o| matches!(o, Source::Algebraic(_)));
+    let need_a = prep.outputs.iter().any(|o| matches!(o, Source::Algebraic(_)));
     let mut saved = vec![0.0; n];
     let mut out = vec![0.0; prep.outputs.len() * lanes];
     let mut status = vec![PointStatus::Ok; lanes];

@@ -37,13 +37,7 @@ fn out(c: &Circuit, name: &str) -> OutputBinding {
     }
 }
 
-fn run_default(
-    c: &Circuit,
-    k: &Kernel,
-    cfg: &SimConfig,
-    outputs: &[OutputBinding],
-    lanes: usize,
-) -> Trajectories {
+fn run_default(c: &Circuit, k: &Kernel, cfg: &SimConfig, outputs: &[OutputBinding], lanes: usize) -> Trajectories {
     simulate(
         k,
         cfg,
@@ -60,13 +54,7 @@ fn run_default(
 fn decay_error(method: Method, dt: f64, precision: Precision) -> f64 {
     let (c, reference) = test_models::exponential_decay();
     let k = compile(&c, precision);
-    let tr = run_default(
-        &c,
-        &k,
-        &cfg(method, 2.0, dt, Some(0.1)),
-        &[out(&c, "decay/op/x")],
-        1,
-    );
+    let tr = run_default(&c, &k, &cfg(method, 2.0, dt, Some(0.1)), &[out(&c, "decay/op/x")], 1);
     let exact = reference.exact.expect("decay has a closed form");
     tr.time
         .iter()
@@ -80,11 +68,7 @@ fn fixed_step_methods_exponential_decay_converge_at_their_order() {
     // Global error of an order-p method scales as dt^p, so log2(e(dt)/e(dt/2)) → p. At these
     // step sizes (0.1 … 0.0125 on e^(−t)) the leading term dominates: ±0.2 holds with margin
     // (the next term is O(dt) relative, ≤ 10 %, i.e. ≤ 0.15 in log2).
-    for (method, order) in [
-        (Method::Euler, 1.0),
-        (Method::Heun, 2.0),
-        (Method::Rk4, 4.0),
-    ] {
+    for (method, order) in [(Method::Euler, 1.0), (Method::Heun, 2.0), (Method::Rk4, 4.0)] {
         let errs: Vec<f64> = (0..4)
             .map(|i| decay_error(method, 0.1 / f64::from(1 << i), Precision::F64))
             .collect();
@@ -137,11 +121,7 @@ fn rk4_harmonic_oscillator_matches_discrete_closed_form_and_conserves_energy() {
         // Against the continuous solution: phase error (ωh)⁵/120 per step → 8e-9 at t = 10.
         assert!((x - exact(*t)[0]).abs() < 2e-8, "t={t}");
         let e = 0.5 * v * v + 0.5 * w * w * x * x;
-        assert!(
-            ((e - e0) / e0).abs() < 2e-11,
-            "energy drift {} at t={t}",
-            (e - e0) / e0
-        );
+        assert!(((e - e0) / e0).abs() < 2e-11, "energy drift {} at t={t}", (e - e0) / e0);
         z = cmul(z, r10);
     }
     assert_eq!(tr.time.len(), 1000);
@@ -161,45 +141,22 @@ fn lanes_with_different_params_equal_single_runs_bitwise() {
     let layout = c.layout();
     let eta_pc = layout.slot[c.find_var("PC/qif_op/eta").expect("var").0 as usize] as usize;
     let eta_iin = layout.slot[c.find_var("IIN/qif_op/eta").expect("var").0 as usize] as usize;
-    let etas = [
-        (-5.0, -5.0),
-        (-2.5, 0.0),
-        (0.0, -5.0),
-        (2.5, 2.5),
-        (5.0, -2.5),
-    ];
+    let etas = [(-5.0, -5.0), (-2.5, 0.0), (0.0, -5.0), (2.5, 2.5), (5.0, -2.5)];
     let lanes = etas.len();
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
-    for method in [
-        Method::Euler,
-        Method::Rk4,
-        Method::Rk45 {
-            rtol: 1e-6,
-            atol: 1e-9,
-        },
-    ] {
+    for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
         let config = cfg(method, 1.0, 1e-3, Some(1e-2));
         let mut p = default_params(&c, lanes);
         for (l, (a, b)) in etas.iter().enumerate() {
             p[eta_pc * lanes + l] = *a;
             p[eta_iin * lanes + l] = *b;
         }
-        let all = simulate(
-            &k,
-            &config,
-            &[],
-            &outputs,
-            &p,
-            &default_init(&c, lanes),
-            lanes,
-        )
-        .expect("run");
+        let all = simulate(&k, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
         for (l, (a, b)) in etas.iter().enumerate() {
             let mut p1 = default_params(&c, 1);
             p1[eta_pc] = *a;
             p1[eta_iin] = *b;
-            let one =
-                simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
+            let one = simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
             for o in 0..outputs.len() {
                 assert_bitwise_eq(all.trace(o, l), one.trace(o, 0));
             }
@@ -224,14 +181,8 @@ fn reference_circuit_euler_matches_hand_written_loop() {
     let (mut rp, mut vp, mut ri, mut vi) = (0.01f64, -2.0f64, 0.01f64, -2.0f64);
     let dt = 1e-3;
     for n in 0..1000 {
-        assert!(
-            (tr.trace(0, 0)[n] - rp).abs() < 1e-12 * rp.abs().max(1.0),
-            "step {n}"
-        );
-        assert!(
-            (tr.trace(1, 0)[n] - vi).abs() < 1e-12 * vi.abs().max(1.0),
-            "step {n}"
-        );
+        assert!((tr.trace(0, 0)[n] - rp).abs() < 1e-12 * rp.abs().max(1.0), "step {n}");
+        assert!((tr.trace(1, 0)[n] - vi).abs() < 1e-12 * vi.abs().max(1.0), "step {n}");
         let in_p = 15.0 * rp - 10.0 * ri;
         let in_i = 10.0 * rp;
         let drp = 1.0 / pi + 2.0 * rp * vp;
@@ -259,10 +210,7 @@ fn sampling_gives_round_t_over_dts_rows_before_each_step() {
     assert_eq!(tenth.trace(0, 0)[0], 1.0);
     for (kk, t) in tenth.time.iter().enumerate() {
         assert!((t - kk as f64 * 1e-2).abs() < 1e-15);
-        assert_eq!(
-            tenth.trace(0, 0)[kk].to_bits(),
-            every.trace(0, 0)[10 * kk].to_bits()
-        );
+        assert_eq!(tenth.trace(0, 0)[kk].to_bits(), every.trace(0, 0)[10 * kk].to_bits());
     }
     assert!((every.trace(0, 0)[999] - 0.999f64.powi(999)).abs() < 1e-13);
     // A cutoff drops the samples before it; indices restart at 0.
@@ -297,26 +245,10 @@ fn sampling_step_not_a_multiple_is_an_error_with_suggestion() {
         }
     );
     for dt in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
-        let r = simulate(
-            &k,
-            &cfg(Method::Euler, 1.0, dt, None),
-            &[],
-            &[],
-            &[1.0],
-            &[1.0],
-            1,
-        );
+        let r = simulate(&k, &cfg(Method::Euler, 1.0, dt, None), &[], &[], &[1.0], &[1.0], 1);
         assert!(matches!(r, Err(SolveError::BadStep { .. })), "{dt}: {r:?}");
     }
-    let r = simulate(
-        &k,
-        &cfg(Method::Euler, -1.0, 1e-3, None),
-        &[],
-        &[],
-        &[1.0],
-        &[1.0],
-        1,
-    );
+    let r = simulate(&k, &cfg(Method::Euler, -1.0, 1e-3, None), &[], &[], &[1.0], &[1.0], 1);
     assert_eq!(r, Err(SolveError::BadTime { t: -1.0 }));
 }
 
@@ -421,9 +353,7 @@ fn input_of_wrong_length_or_columns_is_an_error() {
             }],
             1
         ),
-        Err(SolveError::NotAnInput {
-            name: "n/op/x".into()
-        })
+        Err(SolveError::NotAnInput { name: "n/op/x".into() })
     );
 }
 
@@ -493,9 +423,7 @@ fn diverging_lane_is_marked_and_others_are_untouched() {
         s => panic!("lane 1 not marked: {s:?}"),
     }
     let n_before = all.time.iter().filter(|t| **t < 1.0).count();
-    assert!(all.trace(0, 1)[..n_before - 1]
-        .iter()
-        .all(|v| v.is_finite()));
+    assert!(all.trace(0, 1)[..n_before - 1].iter().all(|v| v.is_finite()));
     assert!(all.trace(0, 1)[n_before + 1..].iter().all(|v| v.is_nan()));
     assert_eq!(all.status[0], PointStatus::Ok);
     assert_eq!(all.status[2], PointStatus::Ok);
@@ -562,11 +490,7 @@ fn mpr_population_settles_on_analytic_fixed_points() {
         let roots = test_models::mpr_fixed_points(*eta, 0.0, 15.0, 1.0);
         assert_eq!(roots.len(), 1, "eta {eta}: {roots:?}");
         let r = *tr.trace(0, l).last().expect("samples");
-        assert!(
-            (r - roots[0]).abs() < 1e-6,
-            "eta {eta}: {r} vs {}",
-            roots[0]
-        );
+        assert!((r - roots[0]).abs() < 1e-6, "eta {eta}: {r} vs {}", roots[0]);
     }
 }
 
@@ -651,13 +575,7 @@ fn delay_model() -> Circuit {
 fn delay_error(method: Method, dt: f64) -> f64 {
     let c = delay_model();
     let k = compile(&c, Precision::F64);
-    let tr = run_default(
-        &c,
-        &k,
-        &cfg(method, 8.0, dt, Some(0.5)),
-        &[out(&c, "n/op/x")],
-        1,
-    );
+    let tr = run_default(&c, &k, &cfg(method, 8.0, dt, Some(0.5)), &[out(&c, "n/op/x")], 1);
     tr.time
         .iter()
         .zip(tr.trace(0, 0))
@@ -676,9 +594,7 @@ fn delay_equation_matches_method_of_steps_at_method_order() {
         (Method::Heun, 2.0, 0.2),
         (Method::Rk4, 3.0, -1.5),
     ] {
-        let errs: Vec<f64> = (0..3)
-            .map(|i| delay_error(method, 0.1 / f64::from(1 << i)))
-            .collect();
+        let errs: Vec<f64> = (0..3).map(|i| delay_error(method, 0.1 / f64::from(1 << i))).collect();
         for w in errs.windows(2) {
             let observed = (w[0] / w[1]).log2();
             if slack > 0.0 {
@@ -687,10 +603,7 @@ fn delay_equation_matches_method_of_steps_at_method_order() {
                     "{method:?}: order {observed} from {errs:?}"
                 );
             } else {
-                assert!(
-                    observed > order - 0.2,
-                    "{method:?}: order {observed} from {errs:?}"
-                );
+                assert!(observed > order - 0.2, "{method:?}: order {observed} from {errs:?}");
             }
         }
     }
@@ -718,11 +631,7 @@ fn lanes_with_different_delays_equal_single_runs_bitwise() {
         let one = simulate(&k, &config, &[], &x, &[*dl], &[1.0], 1).expect("run");
         assert_bitwise_eq(all.trace(0, l), one.trace(0, 0));
         // On [0, d] the solution is 1 − t exactly (RK4 integrates a linear x exactly).
-        let i = all
-            .time
-            .iter()
-            .position(|t| *t >= dl - 1e-12)
-            .expect("sample");
+        let i = all.time.iter().position(|t| *t >= dl - 1e-12).expect("sample");
         assert!((all.trace(0, l)[i] - (1.0 - all.time[i])).abs() < 1e-12);
     }
 }
@@ -817,7 +726,7 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
     };
     let prep = prepare(&k, &prep_cfg, &[], &outputs, &block).expect("valid");
     let mut sink = MemorySink::default();
-    let (status, stats) = adaptive::run_stats::<f64>(
+    let (status, stats) = adaptive::run_with_stats::<f64>(
         &k,
         &prep,
         &block,
@@ -869,10 +778,7 @@ fn load(path: &str) -> Circuit {
 }
 
 fn slot_of(c: &Circuit, name: &str) -> usize {
-    c.layout().slot[c
-        .find_var(name)
-        .unwrap_or_else(|| panic!("{name} exists"))
-        .0 as usize] as usize
+    c.layout().slot[c.find_var(name).unwrap_or_else(|| panic!("{name} exists")).0 as usize] as usize
 }
 
 #[test]
@@ -1109,8 +1015,7 @@ fn delay_coupled_jansen_rit_edge_delay_equals_past_in_equation() {
             out(&edge, "jrc2/pc/rpo_e_in/v"),
             out(&edge, "jrc1/pc/rpo_i/v"),
         ];
-        let undelayed =
-            simulate(&k, &config, &[], &outs, &p, &default_init(&edge, 1), 1).expect("run");
+        let undelayed = simulate(&k, &config, &[], &outs, &p, &default_init(&edge, 1), 1).expect("run");
         let moved = traces[0]
             .data
             .iter()
@@ -1200,10 +1105,7 @@ fn gamma_chain_impulse_response_is_gamma_density() {
         assert!((v - g).abs() < 1e-9, "t={t}: {v} vs {g}");
         mass += v * 1e-2;
     }
-    assert!(
-        (mass - 1.0).abs() < 0.01,
-        "density integrates to {mass} over [0, 4)"
-    );
+    assert!((mass - 1.0).abs() < 0.01, "density integrates to {mass} over [0, 4)");
 }
 
 fn compile_c(c: &Circuit) -> Kernel {
@@ -1235,38 +1137,16 @@ fn fused_c_path_matches_reference_stepping() {
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
     for method in [Method::Euler, Method::Rk4] {
         let config = cfg(method, 2.0, 1e-3, Some(1e-2));
-        let fused = simulate(
-            &kc,
-            &config,
-            &[],
-            &outputs,
-            &p,
-            &default_init(&c, lanes),
-            lanes,
-        )
-        .expect("run");
-        let stepped = simulate(
-            &kr,
-            &config,
-            &[],
-            &outputs,
-            &p,
-            &default_init(&c, lanes),
-            lanes,
-        )
-        .expect("run");
+        let fused = simulate(&kc, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
+        let stepped = simulate(&kr, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
         assert_eq!(fused.time, stepped.time);
         for (x, y) in fused.data.iter().zip(&stepped.data) {
-            assert!(
-                (x - y).abs() <= 1e-12 * x.abs().max(1e-3),
-                "{method:?}: {x} vs {y}"
-            );
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-3), "{method:?}: {x} vs {y}");
         }
         for l in 0..lanes {
             let mut p1 = default_params(&c, 1);
             p1[eta] = p[eta * lanes + l];
-            let one =
-                simulate(&kc, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
+            let one = simulate(&kc, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
             for o in 0..outputs.len() {
                 assert_bitwise_eq(fused.trace(o, l), one.trace(o, 0));
             }
@@ -1330,14 +1210,7 @@ fn compiled_back_ends_through_solver_hooks_match_reference() {
     let lanes = 3;
     let p = [0.3, 0.5, 0.7];
     let outputs = [out(&c, "n/op/x")];
-    for method in [
-        Method::Euler,
-        Method::Rk4,
-        Method::Rk45 {
-            rtol: 1e-6,
-            atol: 1e-9,
-        },
-    ] {
+    for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
         let config = cfg(method, 2.0, 1e-2, Some(5e-2));
         let want = simulate(&kr, &config, &[], &outputs, &p, &[1.0; 3], lanes).expect("run");
         for k in [&kj, &kc] {
@@ -1351,4 +1224,41 @@ fn compiled_back_ends_through_solver_hooks_match_reference() {
             }
         }
     }
+}
+
+#[test]
+fn rk45_masked_block_equals_lane_by_lane_bitwise() {
+    // The masked block stepper (all lanes per kernel call, each with its own t and h) does the
+    // same arithmetic per lane as the lane-by-lane stepper: identical bits and counts, also
+    // with a lane that fails (a NaN parameter) beside healthy ones.
+    let (c, _) = test_models::reference_circuit();
+    let k = compile(&c, Precision::F64);
+    let eta = slot_of(&c, "PC/qif_op/eta");
+    let lanes = 4;
+    let mut p = default_params(&c, lanes);
+    p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&[-5.0, 0.0, f64::NAN, 4.0]);
+    let init = default_init(&c, lanes);
+    let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
+    let config = cfg(Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, 2.0, 1e-3, Some(1e-2));
+    let block = Block {
+        first_point: 0,
+        lanes,
+        params: &p,
+        init: &init,
+    };
+    let prep = prepare(&k, &config, &[], &outputs, &block).expect("valid");
+    let tol = adaptive::Tolerance { rtol: 1e-6, atol: 1e-9 };
+    let mut masked = MemorySink::default();
+    let (s1, n1) = adaptive::run_masked::<f64>(&k, &prep, &block, tol, &mut masked);
+    let mut lanewise = MemorySink::default();
+    let (s2, n2) = adaptive::run_stats::<f64>(&k, &prep, &block, tol, &mut lanewise, &RunOptions::default());
+    assert_eq!(s1, s2);
+    assert_eq!(n1, n2);
+    assert!(
+        matches!(s1[2], PointStatus::StepTooSmall { .. } | PointStatus::NonFinite { .. }),
+        "{s1:?}"
+    );
+    assert_eq!(s1[0], PointStatus::Ok);
+    assert_eq!(masked.time, lanewise.time);
+    assert_bitwise_eq(&masked.values, &lanewise.values);
 }
