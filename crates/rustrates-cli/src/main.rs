@@ -14,7 +14,11 @@ mod signal;
 mod spec;
 
 #[derive(Parser)]
-#[command(name = "rustrates", version, about = "PyRates-compatible neural population models and parameter sweeps")]
+#[command(
+    name = "rustrates",
+    version,
+    about = "PyRates-compatible neural population models and parameter sweeps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -144,7 +148,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = rustrates::template::LoadOptions { search_path: cli.search_path.clone(), cwd: None };
+    let opts = rustrates::template::LoadOptions {
+        search_path: cli.search_path.clone(),
+        cwd: None,
+    };
     let result = match cli.command {
         Command::Templates => check::templates(),
         Command::Show { template, lowered } => check::show(&template, lowered, &opts),
@@ -179,13 +186,46 @@ fn main() -> ExitCode {
             },
             &opts,
         ),
-        Command::Sweep { spec, out, threads, shard, parts_dir, no_compression, quiet } => {
-            run::sweep(run::SweepArgs { spec, out, threads, shard, parts_dir, no_compression, quiet }, &opts)
-        }
+        Command::Sweep {
+            spec,
+            out,
+            threads,
+            shard,
+            parts_dir,
+            no_compression,
+            quiet,
+        } => run::sweep(
+            run::SweepArgs {
+                spec,
+                out,
+                threads,
+                shard,
+                parts_dir,
+                no_compression,
+                quiet,
+            },
+            &opts,
+        ),
         Command::Merge { dirs, out } => run::merge(&dirs, &out),
-        Command::Plot { file, summary, output, x, y, out, traces, traces_out } => {
-            plot_file(&file, &summary, output.as_deref(), x.as_deref(), y.as_deref(), &out, &traces, &traces_out)
-        }
+        Command::Plot {
+            file,
+            summary,
+            output,
+            x,
+            y,
+            out,
+            traces,
+            traces_out,
+        } => plot_file(
+            &file,
+            &summary,
+            output.as_deref(),
+            x.as_deref(),
+            y.as_deref(),
+            &out,
+            &traces,
+            &traces_out,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -209,8 +249,9 @@ fn plot_file(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let result = rustrates::io::h5::read_results(file)?;
-    let statistic = rustrates::sweep::Statistic::parse(summary)
-        .with_context(|| format!("unknown summary `{summary}`; use mean, std, min, max, last, ptp, dominant_frequency"))?;
+    let statistic = rustrates::sweep::Statistic::parse(summary).with_context(|| {
+        format!("unknown summary `{summary}`; use mean, std, min, max, last, ptp, dominant_frequency")
+    })?;
     let column = match output {
         Some(key) => result.columns.iter().position(|(_, k)| k == key).with_context(|| {
             let keys: Vec<&str> = result.columns.iter().map(|(_, k)| k.as_str()).collect();
@@ -224,10 +265,23 @@ fn plot_file(
     if result.grid_keys.len() >= 2 || (x.is_some() && y.is_some()) {
         let x_key = x.unwrap_or(&result.grid_keys[0]);
         let y_key = y.unwrap_or_else(|| &result.grid_keys[1]);
-        plot::heatmap(out, &result, &plot::HeatmapArgs { statistic, column, x_key, y_key })?;
+        plot::heatmap(
+            out,
+            &result,
+            &plot::HeatmapArgs {
+                statistic,
+                column,
+                x_key,
+                y_key,
+            },
+        )?;
         eprintln!("wrote {}", out.display());
     } else {
-        eprintln!("a heatmap needs two grid keys; {} has {}", file.display(), result.grid_keys.len());
+        eprintln!(
+            "a heatmap needs two grid keys; {} has {}",
+            file.display(),
+            result.grid_keys.len()
+        );
     }
     if !traces.is_empty() {
         let Some(data) = result.traces.as_deref() else {
@@ -239,9 +293,16 @@ fn plot_file(
         for t in traces {
             let point = match result.labels.iter().position(|l| l == t) {
                 Some(p) => p,
-                None => t.parse::<usize>().ok().filter(|&p| p < result.labels.len()).with_context(|| {
-                    format!("`{t}` is neither a label nor a point index below {}", result.labels.len())
-                })?,
+                None => t
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&p| p < result.labels.len())
+                    .with_context(|| {
+                        format!(
+                            "`{t}` is neither a label nor a point index below {}",
+                            result.labels.len()
+                        )
+                    })?,
             };
             let values = (0..nt).map(|k| data[(point * nt + k) * nc + column]).collect();
             let params: Vec<String> = result

@@ -24,7 +24,9 @@ fn register_font() -> anyhow::Result<()> {
 }
 
 fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -40,7 +42,10 @@ pub(crate) fn lines(png: &Path, title: &str, time: &[f64], series: &[(String, Ve
     register_font()?;
     let root = BitMapBackend::new(png, (1000, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (t0, t1) = (time.first().copied().unwrap_or(0.0), time.last().copied().unwrap_or(1.0).max(1e-12));
+    let (t0, t1) = (
+        time.first().copied().unwrap_or(0.0),
+        time.last().copied().unwrap_or(1.0).max(1e-12),
+    );
     let (y0, y1) = finite_range(series.iter().flat_map(|(_, v)| v.iter().copied()));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FAMILY, 22))
@@ -48,17 +53,31 @@ pub(crate) fn lines(png: &Path, title: &str, time: &[f64], series: &[(String, Ve
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, y0..y1)?;
-    chart.configure_mesh().x_desc("time (s)").label_style((FAMILY, 14)).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .label_style((FAMILY, 14))
+        .draw()?;
     for (i, (name, values)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let points = time.iter().zip(values).filter(|(_, v)| v.is_finite()).map(|(t, v)| (*t, *v));
+        let points = time
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_finite())
+            .map(|(t, v)| (*t, *v));
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FAMILY, 14)).draw()?;
-    root.present().with_context(|| format!("cannot write {}", png.display()))?;
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .label_font((FAMILY, 14))
+        .draw()?;
+    root.present()
+        .with_context(|| format!("cannot write {}", png.display()))?;
     Ok(())
 }
 
@@ -82,7 +101,11 @@ fn colormap(x: f64) -> RGBColor {
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f64;
     let mix = |a: u8, b: u8| (f64::from(a) + f * (f64::from(b) - f64::from(a))).round() as u8;
-    RGBColor(mix(STOPS[i].0, STOPS[i + 1].0), mix(STOPS[i].1, STOPS[i + 1].1), mix(STOPS[i].2, STOPS[i + 1].2))
+    RGBColor(
+        mix(STOPS[i].0, STOPS[i + 1].0),
+        mix(STOPS[i].1, STOPS[i + 1].1),
+        mix(STOPS[i].2, STOPS[i + 1].2),
+    )
 }
 
 /// The distinct values of a grid column in ascending order.
@@ -107,17 +130,29 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
     register_font()?;
     let key_index = |k: &str| {
         result.grid_keys.iter().position(|g| g == k).with_context(|| {
-            format!("`{k}` is not a grid key of this file; its keys are: {}", result.grid_keys.join(", "))
+            format!(
+                "`{k}` is not a grid key of this file; its keys are: {}",
+                result.grid_keys.join(", ")
+            )
         })
     };
     let (xi, yi) = (key_index(args.x_key)?, key_index(args.y_key)?);
-    let summaries = result.summaries.as_ref().context(
-        "the file has no summaries; run the sweep with `summaries: [...]` in its spec to plot a heatmap",
-    )?;
-    let si = summaries.stats.iter().position(|s| *s == args.statistic).with_context(|| {
-        let have: Vec<&str> = summaries.stats.iter().map(|s| s.name()).collect();
-        format!("the file has no `{}` summary; it has: {}", args.statistic.name(), have.join(", "))
-    })?;
+    let summaries = result
+        .summaries
+        .as_ref()
+        .context("the file has no summaries; run the sweep with `summaries: [...]` in its spec to plot a heatmap")?;
+    let si = summaries
+        .stats
+        .iter()
+        .position(|s| *s == args.statistic)
+        .with_context(|| {
+            let have: Vec<&str> = summaries.stats.iter().map(|s| s.name()).collect();
+            format!(
+                "the file has no `{}` summary; it has: {}",
+                args.statistic.name(),
+                have.join(", ")
+            )
+        })?;
     let nc = result.columns.len();
     let (xs, ys) = (levels(&result.grid_values[xi]), levels(&result.grid_values[yi]));
     let mut sum = vec![0.0; xs.len() * ys.len()];
@@ -129,8 +164,11 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
         sum[y * xs.len() + x] += v;
         count[y * xs.len() + x] += 1;
     }
-    let cells: Vec<f64> =
-        sum.iter().zip(&count).map(|(s, &c)| if c == 0 { f64::NAN } else { s / c as f64 }).collect();
+    let cells: Vec<f64> = sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &c)| if c == 0 { f64::NAN } else { s / c as f64 })
+        .collect();
     let (lo, hi) = finite_range(cells.iter().copied());
 
     let root = BitMapBackend::new(png, (900, 700)).into_drawing_area();
@@ -165,11 +203,18 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 16))
         .draw()?;
-    chart.draw_series((0..ys.len()).flat_map(|y| (0..xs.len()).map(move |x| (x, y))).map(|(x, y)| {
-        let v = cells[y * xs.len() + x];
-        let corners = [(SegmentValue::Exact(x), SegmentValue::Exact(y)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1))];
-        Rectangle::new(corners, colormap((v - lo) / (hi - lo)).filled())
-    }))?;
+    chart.draw_series(
+        (0..ys.len())
+            .flat_map(|y| (0..xs.len()).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let v = cells[y * xs.len() + x];
+                let corners = [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ];
+                Rectangle::new(corners, colormap((v - lo) / (hi - lo)).filled())
+            }),
+    )?;
 
     let mut legend = ChartBuilder::on(&bar)
         .margin_top(50)
@@ -178,13 +223,22 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
         .y_label_area_size(70)
         .caption(args.statistic.name(), (FAMILY, 16))
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
-    legend.configure_mesh().disable_x_axis().disable_mesh().label_style((FAMILY, 12)).draw()?;
+    legend
+        .configure_mesh()
+        .disable_x_axis()
+        .disable_mesh()
+        .label_style((FAMILY, 12))
+        .draw()?;
     let steps = 100;
     legend.draw_series((0..steps).map(|i| {
-        let (a, b) = (lo + (hi - lo) * i as f64 / steps as f64, lo + (hi - lo) * (i + 1) as f64 / steps as f64);
+        let (a, b) = (
+            lo + (hi - lo) * i as f64 / steps as f64,
+            lo + (hi - lo) * (i + 1) as f64 / steps as f64,
+        );
         Rectangle::new([(0.0, a), (1.0, b)], colormap((i as f64 + 0.5) / steps as f64).filled())
     }))?;
-    root.present().with_context(|| format!("cannot write {}", png.display()))?;
+    root.present()
+        .with_context(|| format!("cannot write {}", png.display()))?;
     Ok(())
 }
 

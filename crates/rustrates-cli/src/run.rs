@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rustrates::io::h5::{self, FileOptions};
 use rustrates::kernel::{Backend, Precision};
 use rustrates::model::{load_circuit, Loaded};
-use rustrates::solve::{Method, SimConfig, Signal};
+use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::run::{Progress, RunControl, Shard};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, ParamMap, SweepSpec};
 use rustrates::syntax::render;
@@ -66,16 +66,26 @@ pub(crate) fn parse_backend(name: &str) -> anyhow::Result<Backend> {
 
 /// One simulation: a sweep of a single point whose grid holds the `--set` values.
 pub(crate) fn simulate(args: SimulateArgs, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(&args.template, opts) else { return Ok(ExitCode::from(1)) };
+    let Some(loaded) = load(&args.template, opts) else {
+        return Ok(ExitCode::from(1));
+    };
     let mut keys = Vec::new();
     let mut row = Vec::new();
     let mut map = ParamMap::new();
     for s in &args.set {
         let (path, value) = split_assignment(s, "--set")?;
-        let value: f64 = value.parse().with_context(|| format!("--set {path}: `{value}` is not a number"))?;
+        let value: f64 = value
+            .parse()
+            .with_context(|| format!("--set {path}: `{value}` is not a number"))?;
         keys.push(path.to_string());
         row.push(value);
-        map.entries.insert(path.to_string(), MapEntry { vars: vec![path.to_string()], targets: MapTargets::Paths });
+        map.entries.insert(
+            path.to_string(),
+            MapEntry {
+                vars: vec![path.to_string()],
+                targets: MapTargets::Paths,
+            },
+        );
     }
     let grid = Grid::from_rows(keys, &[row])?;
     let sim = SimConfig {
@@ -143,7 +153,10 @@ pub(crate) fn simulate(args: SimulateArgs, opts: &LoadOptions) -> anyhow::Result
         let series: Vec<(String, Vec<f64>)> = (0..nc)
             .map(|c| {
                 let (node, key) = &result.columns[c];
-                (format!("{node}/{key}"), (0..result.time.len()).map(|k| traces[k * nc + c]).collect())
+                (
+                    format!("{node}/{key}"),
+                    (0..result.time.len()).map(|k| traces[k * nc + c]).collect(),
+                )
             })
             .collect();
         crate::plot::lines(png, &args.template, &result.time, &series)?;
@@ -163,10 +176,14 @@ pub(crate) struct SweepArgs {
 }
 
 fn parse_shard(text: &str) -> anyhow::Result<Shard> {
-    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
     match parsed {
         Some((index, count)) if count > 0 && index < count => Ok(Shard { index, count }),
-        _ => bail!("--shard expects i/n with 0 <= i < n (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got `{text}`"),
+        _ => bail!(
+            "--shard expects i/n with 0 <= i < n (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got `{text}`"
+        ),
     }
 }
 
@@ -192,8 +209,13 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
             return Ok(ExitCode::from(1));
         }
     };
-    let opts = LoadOptions { search_path: opts.search_path.clone(), cwd: Some(absolute(&file.base_dir)) };
-    let Some(loaded) = load(&file.template, &opts) else { return Ok(ExitCode::from(1)) };
+    let opts = LoadOptions {
+        search_path: opts.search_path.clone(),
+        cwd: Some(absolute(&file.base_dir)),
+    };
+    let Some(loaded) = load(&file.template, &opts) else {
+        return Ok(ExitCode::from(1));
+    };
     let mut spec = file.spec;
     if args.threads.is_some() {
         spec.threads = args.threads;
@@ -211,7 +233,11 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         progress_bar.set_message(format!("{:.3e} lane-steps/s", p.lane_steps as f64 / secs));
     };
-    let ctrl = RunControl { progress: Some(&progress), shard, ..RunControl::default() };
+    let ctrl = RunControl {
+        progress: Some(&progress),
+        shard,
+        ..RunControl::default()
+    };
     let summary = match shard {
         Some(_) => {
             let dir = args.parts_dir.clone().unwrap_or_else(|| parts_dir_of(&args.out));

@@ -17,7 +17,14 @@ pub(crate) fn read_signal_file(path: &Path) -> Result<Signal, String> {
     if rows == 0 {
         return Err("the file holds no values".into());
     }
-    Ok(if cols == 1 { Signal::Shared(Arc::from(data)) } else { Signal::PerPoint { points: cols, data: Arc::from(data) } })
+    Ok(if cols == 1 {
+        Signal::Shared(Arc::from(data))
+    } else {
+        Signal::PerPoint {
+            points: cols,
+            data: Arc::from(data),
+        }
+    })
 }
 
 fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
@@ -29,7 +36,10 @@ fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = line.split(|c: char| c == ',' || c.is_whitespace()).filter(|f| !f.is_empty()).collect();
+        let fields: Vec<&str> = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect();
         let values: Result<Vec<f64>, _> = fields.iter().map(|f| f.parse::<f64>()).collect();
         let Ok(values) = values else {
             // A header row is allowed as the first line only.
@@ -41,7 +51,11 @@ fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
         match cols {
             None => cols = Some(values.len()),
             Some(c) if c != values.len() => {
-                return Err(format!("line {}: {} values, but the first row has {c}", i + 1, values.len()))
+                return Err(format!(
+                    "line {}: {} values, but the first row has {c}",
+                    i + 1,
+                    values.len()
+                ))
             }
             Some(_) => {}
         }
@@ -57,13 +71,19 @@ fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f64>), String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported .npy version {v}")),
     };
     let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
     let header = String::from_utf8_lossy(header);
     if !header.contains("'descr': '<f8'") {
-        return Err(format!("only little-endian float64 arrays are supported; header: {}", header.trim()));
+        return Err(format!(
+            "only little-endian float64 arrays are supported; header: {}",
+            header.trim()
+        ));
     }
     if header.contains("'fortran_order': True") {
         return Err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into());
@@ -83,9 +103,16 @@ fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f64>), String> {
     };
     let body = &bytes[start + header_len..];
     if body.len() != rows * cols * 8 {
-        return Err(format!("expected {} bytes of data for shape {dims:?}, found {}", rows * cols * 8, body.len()));
+        return Err(format!(
+            "expected {} bytes of data for shape {dims:?}, found {}",
+            rows * cols * 8,
+            body.len()
+        ));
     }
-    let data = body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect();
+    let data = body
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
+        .collect();
     Ok((rows, cols, data))
 }
 
@@ -111,7 +138,7 @@ mod tests {
         // What np.save writes for np.array([[1., 2.], [3., 4.], [5., 6.]]).
         let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
@@ -121,6 +148,9 @@ mod tests {
         for x in [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0] {
             bytes.extend(x.to_le_bytes());
         }
-        assert_eq!(parse_npy(&bytes).expect("valid"), (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(
+            parse_npy(&bytes).expect("valid"),
+            (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
     }
 }

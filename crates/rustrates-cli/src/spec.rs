@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Precision};
-use rustrates::solve::{Method, SimConfig, Signal};
+use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
 use rustrates::template::yaml::{self, Node};
@@ -77,17 +77,28 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, node: &Node, code: &'static str, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::error(code, msg).with_span(node.span).with_path(self.file.display().to_string()));
+        self.diags.push(
+            Diagnostic::error(code, msg)
+                .with_span(node.span)
+                .with_path(self.file.display().to_string()),
+        );
     }
     fn err_help(&mut self, node: &Node, code: &'static str, msg: impl Into<String>, help: impl Into<String>) {
         self.diags.push(
-            Diagnostic::error(code, msg).with_span(node.span).with_help(help).with_path(self.file.display().to_string()),
+            Diagnostic::error(code, msg)
+                .with_span(node.span)
+                .with_help(help)
+                .with_path(self.file.display().to_string()),
         );
     }
     fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         let v = node.as_f64();
         if v.is_none() {
-            self.err(node, "spec/not-a-number", format!("`{what}` must be a number, found {}", describe(node)));
+            self.err(
+                node,
+                "spec/not-a-number",
+                format!("`{what}` must be a number, found {}", describe(node)),
+            );
         }
         v
     }
@@ -95,7 +106,11 @@ impl Ctx<'_> {
         match node.as_str() {
             Some(s) if !matches!(node.value, yaml::Value::Seq(_) | yaml::Value::Map(_)) => Some(s.to_string()),
             _ => {
-                self.err(node, "spec/not-a-string", format!("`{what}` must be a string, found {}", describe(node)));
+                self.err(
+                    node,
+                    "spec/not-a-string",
+                    format!("`{what}` must be a string, found {}", describe(node)),
+                );
                 None
             }
         }
@@ -111,7 +126,11 @@ impl Ctx<'_> {
             Some("true" | "True" | "yes") => Some(true),
             Some("false" | "False" | "no") => Some(false),
             _ => {
-                self.err(node, "spec/not-a-bool", format!("`{what}` must be true or false, found {}", describe(node)));
+                self.err(
+                    node,
+                    "spec/not-a-bool",
+                    format!("`{what}` must be true or false, found {}", describe(node)),
+                );
                 None
             }
         }
@@ -146,7 +165,10 @@ pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
         Err(d) => return Err((sources, (*d).into())),
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cx = Ctx { diags: Diagnostics::new(), file: path };
+    let mut cx = Ctx {
+        diags: Diagnostics::new(),
+        file: path,
+    };
     let parsed = parse(&root, &base_dir, &mut cx);
     match parsed {
         Some(spec) if !cx.diags.has_errors() => Ok(spec),
@@ -156,14 +178,27 @@ pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
 
 fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     let Some(map) = root.as_map() else {
-        cx.err(root, "spec/not-a-mapping", format!("a sweep spec is a mapping of settings, found {}", root.kind_name()));
+        cx.err(
+            root,
+            "spec/not-a-mapping",
+            format!("a sweep spec is a mapping of settings, found {}", root.kind_name()),
+        );
         return None;
     };
     for (k, _) in map {
         let key = k.as_str().unwrap_or_default();
         if !KEYS.contains(&key) {
-            let close = KEYS.iter().min_by_key(|c| edit_distance(key, c)).copied().unwrap_or_default();
-            cx.err_help(k, "spec/unknown-key", format!("unknown setting `{key}`"), format!("did you mean `{close}`?"));
+            let close = KEYS
+                .iter()
+                .min_by_key(|c| edit_distance(key, c))
+                .copied()
+                .unwrap_or_default();
+            cx.err_help(
+                k,
+                "spec/unknown-key",
+                format!("unknown setting `{key}`"),
+                format!("did you mean `{close}`?"),
+            );
         }
     }
     let get = |key: &str| root.get(key);
@@ -189,14 +224,21 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
             None
         }
     };
-    let sampling_step = get("sampling_step_size").filter(|n| !n.is_null()).and_then(|n| cx.number(n, "sampling_step_size"));
+    let sampling_step = get("sampling_step_size")
+        .filter(|n| !n.is_null())
+        .and_then(|n| cx.number(n, "sampling_step_size"));
     let cutoff = get("cutoff").and_then(|n| cx.number(n, "cutoff")).unwrap_or(0.0);
     let mut method = Method::Euler;
     if let Some(n) = get("solver") {
         if let Some(name) = cx.string(n, "solver") {
             match Method::parse(&name) {
                 Some(m) => method = m,
-                None => cx.err_help(n, "spec/unknown-solver", format!("unknown solver `{name}`"), "use euler, heun, rk4 or rk45 (scipy)"),
+                None => cx.err_help(
+                    n,
+                    "spec/unknown-solver",
+                    format!("unknown solver `{name}`"),
+                    "use euler, heun, rk4 or rk45 (scipy)",
+                ),
             }
         }
     }
@@ -213,7 +255,12 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
         if let Some(name) = cx.string(n, "backend") {
             match Backend::parse(&name) {
                 Some(b) => backend = b,
-                None => cx.err_help(n, "spec/unknown-backend", format!("unknown backend `{name}`"), "use auto, jit, c or reference"),
+                None => cx.err_help(
+                    n,
+                    "spec/unknown-backend",
+                    format!("unknown backend `{name}`"),
+                    "use auto, jit, c or reference",
+                ),
             }
         }
     }
@@ -222,11 +269,18 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
         match cx.string(n, "float_precision").as_deref() {
             Some("float64" | "double" | "f64") => {}
             Some("float32" | "single" | "f32") => precision = Precision::F32,
-            Some(other) => cx.err_help(n, "spec/unknown-precision", format!("unknown float_precision `{other}`"), "use float64 or float32"),
+            Some(other) => cx.err_help(
+                n,
+                "spec/unknown-precision",
+                format!("unknown float_precision `{other}`"),
+                "use float64 or float32",
+            ),
             None => {}
         }
     }
-    let permute = get("permute_grid").and_then(|n| cx.bool(n, "permute_grid")).unwrap_or(false);
+    let permute = get("permute_grid")
+        .and_then(|n| cx.bool(n, "permute_grid"))
+        .unwrap_or(false);
     let grid = parse_grid(get("param_grid"), permute, cx);
     let param_map = get("param_map").map(|n| parse_param_map(n, cx)).unwrap_or_default();
     let inputs = get("inputs").map(|n| parse_inputs(n, base_dir, cx)).unwrap_or_default();
@@ -254,7 +308,9 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
         }
         None => Vec::new(),
     };
-    let keep_traces = get("keep_traces").and_then(|n| cx.bool(n, "keep_traces")).unwrap_or(summaries.is_empty());
+    let keep_traces = get("keep_traces")
+        .and_then(|n| cx.bool(n, "keep_traces"))
+        .unwrap_or(summaries.is_empty());
     let count = |cx: &mut Ctx<'_>, key: &str| {
         get(key).and_then(|n| {
             let v = cx.number(n, key)?;
@@ -269,7 +325,13 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     let block_size = count(cx, "block_size");
 
     let (template, simulation_time, dt, grid) = (template?, simulation_time?, dt?, grid?);
-    let sim = SimConfig { simulation_time, dt, sampling_step, method, cutoff };
+    let sim = SimConfig {
+        simulation_time,
+        dt,
+        sampling_step,
+        method,
+        cutoff,
+    };
     let mut spec = SweepSpec::new(grid, param_map, sim);
     spec.inputs = inputs;
     spec.outputs = outputs;
@@ -283,7 +345,11 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
-    Some(SpecFile { template, base_dir: base_dir.to_path_buf(), spec })
+    Some(SpecFile {
+        template,
+        base_dir: base_dir.to_path_buf(),
+        spec,
+    })
 }
 
 /// `{key: [values] | {linspace: [a, b, n]} | {arange: [a, b, step]} | number}`; absent = one
@@ -293,7 +359,11 @@ fn parse_grid(node: Option<&Node>, permute: bool, cx: &mut Ctx<'_>) -> Option<Gr
         return Grid::from_rows(Vec::new(), &[Vec::new()]).ok();
     };
     let Some(map) = node.as_map() else {
-        cx.err(node, "spec/not-a-mapping", format!("`param_grid` maps keys to value lists, found {}", node.kind_name()));
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            format!("`param_grid` maps keys to value lists, found {}", node.kind_name()),
+        );
         return None;
     };
     let mut values: IndexMap<String, Vec<f64>> = IndexMap::new();
@@ -309,7 +379,12 @@ fn parse_grid(node: Option<&Node>, permute: bool, cx: &mut Ctx<'_>) -> Option<Gr
     match Grid::from_values(&values, permute) {
         Ok(g) => Some(g),
         Err(e) => {
-            cx.err_help(node, "spec/bad-grid", e.to_string(), "give every key the same number of values, or set `permute_grid: true`");
+            cx.err_help(
+                node,
+                "spec/bad-grid",
+                e.to_string(),
+                "give every key the same number of values, or set `permute_grid: true`",
+            );
             None
         }
     }
@@ -320,31 +395,60 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
         return Some(vec![x]);
     }
     if let Some(items) = v.as_seq() {
-        return items.iter().map(|n| cx.number(n, &format!("param_grid.{key}"))).collect();
+        return items
+            .iter()
+            .map(|n| cx.number(n, &format!("param_grid.{key}")))
+            .collect();
     }
     let range = |cx: &mut Ctx<'_>, n: &Node, name: &str| -> Option<[f64; 3]> {
         let items = n.as_seq().filter(|s| s.len() == 3);
         let Some(items) = items else {
-            cx.err(n, "spec/bad-range", format!("`{name}` takes three numbers: [start, stop, count_or_step]"));
+            cx.err(
+                n,
+                "spec/bad-range",
+                format!("`{name}` takes three numbers: [start, stop, count_or_step]"),
+            );
             return None;
         };
-        Some([cx.number(&items[0], name)?, cx.number(&items[1], name)?, cx.number(&items[2], name)?])
+        Some([
+            cx.number(&items[0], name)?,
+            cx.number(&items[1], name)?,
+            cx.number(&items[2], name)?,
+        ])
     };
     if let Some(n) = v.get("linspace") {
         let [a, b, count] = range(cx, n, "linspace")?;
         if count < 1.0 || count.fract() != 0.0 {
-            cx.err(n, "spec/bad-range", "the count of `linspace` must be a whole number ≥ 1");
+            cx.err(
+                n,
+                "spec/bad-range",
+                "the count of `linspace` must be a whole number ≥ 1",
+            );
             return None;
         }
         let count = count as usize;
         // numpy's linspace: start + i·step, with the last value exactly `stop`.
         let step = if count > 1 { (b - a) / (count - 1) as f64 } else { 0.0 };
-        return Some((0..count).map(|i| if i + 1 == count && count > 1 { b } else { a + i as f64 * step }).collect());
+        return Some(
+            (0..count)
+                .map(|i| {
+                    if i + 1 == count && count > 1 {
+                        b
+                    } else {
+                        a + i as f64 * step
+                    }
+                })
+                .collect(),
+        );
     }
     if let Some(n) = v.get("arange") {
         let [a, b, step] = range(cx, n, "arange")?;
         if step == 0.0 || !step.is_finite() || (b - a) / step > 1e8 {
-            cx.err(n, "spec/bad-range", "the step of `arange` must be non-zero and give at most 1e8 values");
+            cx.err(
+                n,
+                "spec/bad-range",
+                "the step of `arange` must be non-zero and give at most 1e8 values",
+            );
             return None;
         }
         let count = ((b - a) / step).ceil().max(0.0) as usize;
@@ -362,11 +466,17 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
 fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
     let mut map = ParamMap::new();
     let Some(entries) = node.as_map() else {
-        cx.err(node, "spec/not-a-mapping", "`param_map` maps grid keys to {vars, nodes} or {vars, edges}");
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            "`param_map` maps grid keys to {vars, nodes} or {vars, edges}",
+        );
         return map;
     };
     for (k, v) in entries {
-        let Some(key) = cx.string(k, "param_map key") else { continue };
+        let Some(key) = cx.string(k, "param_map key") else {
+            continue;
+        };
         let vars = match v.get("vars") {
             Some(n) => cx.strings(n, "vars"),
             None => {
@@ -381,14 +491,22 @@ fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
             for e in n.as_seq().unwrap_or_default() {
                 let parts = e.as_seq().unwrap_or_default();
                 if !(2..=3).contains(&parts.len()) {
-                    cx.err(e, "spec/bad-edge", "an edge is [source, target] or [source, target, index]");
+                    cx.err(
+                        e,
+                        "spec/bad-edge",
+                        "an edge is [source, target] or [source, target, index]",
+                    );
                     continue;
                 }
-                let (Some(source), Some(target)) = (cx.string(&parts[0], "edge source"), cx.string(&parts[1], "edge target"))
+                let (Some(source), Some(target)) =
+                    (cx.string(&parts[0], "edge source"), cx.string(&parts[1], "edge target"))
                 else {
                     continue;
                 };
-                let idx = parts.get(2).and_then(|n| cx.number(n, "edge index")).map(|x| x as usize);
+                let idx = parts
+                    .get(2)
+                    .and_then(|n| cx.number(n, "edge index"))
+                    .map(|x| x as usize);
                 edges.push(EdgeRef { source, target, idx });
             }
             MapTargets::Edges(edges)
@@ -403,11 +521,17 @@ fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
 fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, Signal)> {
     let mut out = Vec::new();
     let Some(entries) = node.as_map() else {
-        cx.err(node, "spec/not-a-mapping", "`inputs` maps node/op/var to a constant or {file: PATH}");
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            "`inputs` maps node/op/var to a constant or {file: PATH}",
+        );
         return out;
     };
     for (k, v) in entries {
-        let Some(var) = cx.string(k, "input variable") else { continue };
+        let Some(var) = cx.string(k, "input variable") else {
+            continue;
+        };
         if let Some(x) = v.as_f64() {
             out.push((var, Signal::Constant(x)));
         } else if let Some(f) = v.get("file") {
@@ -417,7 +541,12 @@ fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, 
                 Err(e) => cx.err(f, "spec/bad-input-file", format!("{name}: {e}")),
             }
         } else {
-            cx.err_help(v, "spec/bad-input", format!("input `{var}` must be a number or {{file: PATH}}"), "CSV/text (one row per step, one column per grid point) or .npy");
+            cx.err_help(
+                v,
+                "spec/bad-input",
+                format!("input `{var}` must be a number or {{file: PATH}}"),
+                "CSV/text (one row per step, one column per grid point) or .npy",
+            );
         }
     }
     out
@@ -426,7 +555,11 @@ fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, 
 fn parse_outputs(node: &Node, cx: &mut Ctx<'_>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Some(entries) = node.as_map() else {
-        cx.err(node, "spec/not-a-mapping", "`outputs` maps keys to node/op/var, e.g. `r: PC/Op_e/r`");
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            "`outputs` maps keys to node/op/var, e.g. `r: PC/Op_e/r`",
+        );
         return out;
     };
     for (k, v) in entries {
@@ -464,7 +597,9 @@ mod tests {
     #[test]
     fn spec_seed_example_gives_25_points_in_pyrates_order() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/montbrio/sweep.yaml");
-        let f = load(&path).map_err(|(_, d)| format!("{d:?}")).expect("the example spec is valid");
+        let f = load(&path)
+            .map_err(|(_, d)| format!("{d:?}"))
+            .expect("the example spec is valid");
         assert_eq!(f.spec.param_grid.len(), 25);
         // numpy: np.stack(np.meshgrid(a, b), -1).reshape(-1, 2) varies the first key fastest.
         assert_eq!(&f.spec.param_grid.column(0)[..6], &[-5.0, -2.5, 0.0, 2.5, 5.0, -5.0]);
@@ -485,9 +620,13 @@ mod tests {
     #[test]
     fn spec_problems_are_all_reported_with_positions() {
         let text = "template: x.y\nsimulation_tim: 1\nstep_size: fast\noutputs: {r: a/b/c}\nsolver: leapfrog\n";
-        let Err((sources, diags)) = load_text(text) else { panic!("the spec is invalid") };
-        let found: Vec<(&str, (usize, usize))> =
-            diags.iter().map(|d| (d.code, sources.line_col(d.span.expect("every problem has a position")))).collect();
+        let Err((sources, diags)) = load_text(text) else {
+            panic!("the spec is invalid")
+        };
+        let found: Vec<(&str, (usize, usize))> = diags
+            .iter()
+            .map(|d| (d.code, sources.line_col(d.span.expect("every problem has a position"))))
+            .collect();
         assert!(found.contains(&("spec/unknown-key", (2, 1))), "{found:?}");
         assert!(found.contains(&("spec/not-a-number", (3, 12))), "{found:?}");
         assert!(found.contains(&("spec/unknown-solver", (5, 9))), "{found:?}");
@@ -497,7 +636,9 @@ mod tests {
     #[test]
     fn spec_zip_of_unequal_lengths_is_an_error() {
         let text = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nparam_grid: {a: [1, 2], b: [1, 2, 3]}\n";
-        let Err((_, diags)) = load_text(text) else { panic!("unequal lengths without permute must fail") };
+        let Err((_, diags)) = load_text(text) else {
+            panic!("unequal lengths without permute must fail")
+        };
         assert!(diags.iter().any(|d| d.code == "spec/bad-grid"));
     }
 }

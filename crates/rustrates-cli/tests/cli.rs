@@ -26,7 +26,9 @@ fn run_ok(cmd: &mut Command) -> std::process::Output {
 fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     let mut lines = text.lines();
     let header = lines.next().expect("a header").split(',').map(str::to_string).collect();
-    let rows = lines.map(|l| l.split(',').map(|x| x.parse().expect("a number")).collect()).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|x| x.parse().expect("a number")).collect())
+        .collect();
     (header, rows)
 }
 
@@ -34,7 +36,14 @@ fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
 fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("results.h5");
-    run_ok(bin().arg("sweep").arg(repo().join("examples/montbrio/sweep.yaml")).arg("--out").arg(&out).arg("-q"));
+    run_ok(
+        bin()
+            .arg("sweep")
+            .arg(repo().join("examples/montbrio/sweep.yaml"))
+            .arg("--out")
+            .arg(&out)
+            .arg("-q"),
+    );
     let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
     assert_eq!(r.labels.len(), 25);
     assert_eq!(r.labels[24], "Net3_24");
@@ -65,7 +74,11 @@ fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
     assert_eq!(header, vec!["time", "r"]);
     assert_eq!(rows.len(), 5000);
     for (k, row) in rows.iter().enumerate() {
-        assert_eq!(row[1].to_bits(), traces[point * 5000 + k].to_bits(), "sample {k} differs");
+        assert_eq!(
+            row[1].to_bits(),
+            traces[point * 5000 + k].to_bits(),
+            "sample {k} differs"
+        );
     }
     // The heatmap of the README's second step.
     let png = dir.path().join("heatmap.png");
@@ -92,7 +105,18 @@ fn shards_then_merge_equal_a_single_run() {
     let merged = dir.path().join("merged.h5");
     let parts = dir.path().join("parts");
     for i in 0..2 {
-        run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&merged).arg("--parts-dir").arg(&parts).arg("--shard").arg(format!("{i}/2")).arg("-q"));
+        run_ok(
+            bin()
+                .arg("sweep")
+                .arg(&spec)
+                .arg("--out")
+                .arg(&merged)
+                .arg("--parts-dir")
+                .arg(&parts)
+                .arg("--shard")
+                .arg(format!("{i}/2"))
+                .arg("-q"),
+        );
     }
     run_ok(bin().arg("merge").arg(&parts).arg("--out").arg(&merged));
     let (a, b) = (
@@ -115,13 +139,23 @@ fn check_reports_file_line_col_and_exits_nonzero() {
         "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n",
     )
     .expect("write");
-    let out = bin().arg("check").arg("--format").arg("concise").arg(&file).output().expect("runs");
+    let out = bin()
+        .arg("check")
+        .arg("--format")
+        .arg("concise")
+        .arg(&file)
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Line 3: two spaces, `equations: ` (11 characters) and the quote put the string at column
     // 15; `r_inn` is 20 characters into it: column 35.
     assert!(stderr.contains("bad.yaml:3:35: eq/undefined-symbol"), "{stderr}");
-    let ok = bin().arg("check").arg(repo().join("examples/models/reference_qif.yaml")).output().expect("runs");
+    let ok = bin()
+        .arg("check")
+        .arg(repo().join("examples/models/reference_qif.yaml"))
+        .output()
+        .expect("runs");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
 
@@ -130,7 +164,13 @@ fn sweep_spec_errors_name_the_line_and_exit_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = dir.path().join("spec.yaml");
     std::fs::write(&spec, "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n").expect("write");
-    let out = bin().arg("sweep").arg(&spec).arg("--out").arg(dir.path().join("x.h5")).output().expect("runs");
+    let out = bin()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--out")
+        .arg(dir.path().join("x.h5"))
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("spec/unknown-solver"), "{stderr}");

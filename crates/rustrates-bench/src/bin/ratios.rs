@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use rustrates::kernel::Backend;
 use rustrates::model::load_circuit;
-use rustrates::solve::{Method, SimConfig, Signal};
+use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{Grid, MemorySink, ParamMap, Statistic, SweepSpec};
 use rustrates::template::LoadOptions;
 
@@ -68,7 +68,15 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn linspace(n: usize) -> Vec<f64> {
-    (0..n).map(|i| if n == 1 { -5.0 } else { -5.0 + 10.0 * i as f64 / (n - 1) as f64 }).collect()
+    (0..n)
+        .map(|i| {
+            if n == 1 {
+                -5.0
+            } else {
+                -5.0 + 10.0 * i as f64 / (n - 1) as f64
+            }
+        })
+        .collect()
 }
 
 fn reference_spec(side: usize, keep_traces: bool, summaries: &[Statistic]) -> SweepSpec {
@@ -76,8 +84,16 @@ fn reference_spec(side: usize, keep_traces: bool, summaries: &[Statistic]) -> Sw
     values.insert("eta_pc".to_string(), linspace(side));
     values.insert("eta_iin".to_string(), linspace(side));
     let grid = Grid::from_values(&values, true).expect("equal lengths");
-    let map = ParamMap::new().nodes("eta_pc", &["qif_op/eta"], &["PC"]).nodes("eta_iin", &["qif_op/eta"], &["IIN"]);
-    let sim = SimConfig { simulation_time: T, dt: DT, sampling_step: Some(DT * EVERY as f64), method: Method::Euler, cutoff: 0.0 };
+    let map = ParamMap::new()
+        .nodes("eta_pc", &["qif_op/eta"], &["PC"])
+        .nodes("eta_iin", &["qif_op/eta"], &["IIN"]);
+    let sim = SimConfig {
+        simulation_time: T,
+        dt: DT,
+        sampling_step: Some(DT * EVERY as f64),
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
     spec.outputs = vec![("r".into(), "PC/qif_op/r".into())];
@@ -125,7 +141,10 @@ fn build_c(source: &Path, dir: &Path) -> Result<PathBuf, String> {
 /// (whole-process seconds, the program's own `sim_s`).
 fn run_c(exe: &Path, points: usize) -> Result<(f64, f64), String> {
     let start = Instant::now();
-    let out = Command::new(exe).arg(points.to_string()).output().map_err(|e| format!("{}: {e}", exe.display()))?;
+    let out = Command::new(exe)
+        .arg(points.to_string())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
     let wall = start.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
     let sim = text
@@ -174,13 +193,21 @@ fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let side = (args.points as f64).sqrt().round() as usize;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe_dir = std::env::current_exe().map_err(|e| e.to_string())?.parent().map(Path::to_path_buf).unwrap_or_default();
+    let exe_dir = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let cli = exe_dir.join("rustrates");
     let lane_steps = args.points as f64 * (T / DT).round();
     let mut report = serde_json::Map::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -193,18 +220,31 @@ fn real_main() -> Result<(), String> {
     report.insert("commit".into(), commit.into());
     report.insert("points".into(), args.points.into());
     report.insert("steps".into(), ((T / DT).round() as u64).into());
-    println!("rustrates ratio benchmark: {} points × {} Euler steps, cpu: {cpu}", args.points, (T / DT).round());
+    println!(
+        "rustrates ratio benchmark: {} points × {} Euler steps, cpu: {cpu}",
+        args.points,
+        (T / DT).round()
+    );
 
     let c_exe = build_c(&args.c_source, work.path())?;
     let c_sim = best(args.repeats, || run_c(&c_exe, args.points).map(|x| x.1))?;
     let c_wall = best(args.repeats, || run_c(&c_exe, args.points).map(|x| x.0))?;
-    println!("C program (1 thread): timed region {c_sim:.3} s ({:.3} ns/lane-step), whole process {c_wall:.3} s", 1e9 * c_sim / lane_steps);
+    println!(
+        "C program (1 thread): timed region {c_sim:.3} s ({:.3} ns/lane-step), whole process {c_wall:.3} s",
+        1e9 * c_sim / lane_steps
+    );
     report.insert("c_sim_s".into(), c_sim.into());
     report.insert("c_process_s".into(), c_wall.into());
 
-    let template = format!("{}/pc_iin", repo_root().join("examples/models/reference_qif.yaml").display());
+    let template = format!(
+        "{}/pc_iin",
+        repo_root().join("examples/models/reference_qif.yaml").display()
+    );
     let loaded = load_circuit(&template, &LoadOptions::default()).map_err(|e| e.to_string())?;
-    println!("\n{:<44} {:>10} {:>14} {:>10}", "in-process, traces in memory, 1 thread", "seconds", "ns/lane-step", "× C");
+    println!(
+        "\n{:<44} {:>10} {:>14} {:>10}",
+        "in-process, traces in memory, 1 thread", "seconds", "ns/lane-step", "× C"
+    );
     for (name, backend) in [("jit", Backend::Jit), ("c", Backend::C), ("auto", Backend::Auto)] {
         let mut spec = reference_spec(side, true, &[]);
         spec.backend = backend;
@@ -215,17 +255,31 @@ fn real_main() -> Result<(), String> {
             rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
             Ok(start.elapsed().as_secs_f64())
         })?;
-        println!("{:<44} {:>10.3} {:>14.3} {:>10.2}", format!("backend {name}"), secs, 1e9 * secs / lane_steps, secs / c_sim);
+        println!(
+            "{:<44} {:>10.3} {:>14.3} {:>10.2}",
+            format!("backend {name}"),
+            secs,
+            1e9 * secs / lane_steps,
+            secs / c_sim
+        );
         report.insert(format!("kernel_{name}_s"), secs.into());
     }
 
     if cli.exists() {
-        println!("\n{:<44} {:>10} {:>10}", "whole `rustrates sweep` process", "seconds", "× C proc");
+        println!(
+            "\n{:<44} {:>10} {:>10}",
+            "whole `rustrates sweep` process", "seconds", "× C proc"
+        );
         for (label, keep, extra, threads) in [
             ("summaries only, 1 thread", false, None, 1),
             ("summaries only, 2 threads", false, None, 2),
             ("traces to HDF5 (deflate), 1 thread", true, None, 1),
-            ("traces to HDF5 (uncompressed), 1 thread", true, Some("--no-compression"), 1),
+            (
+                "traces to HDF5 (uncompressed), 1 thread",
+                true,
+                Some("--no-compression"),
+                1,
+            ),
         ] {
             let spec_path = work.path().join(format!("spec_{keep}.yaml"));
             std::fs::write(&spec_path, spec_yaml(side, keep)).map_err(|e| e.to_string())?;
@@ -233,32 +287,59 @@ fn real_main() -> Result<(), String> {
             let secs = best(args.repeats, || {
                 let _ = std::fs::remove_file(&out);
                 let mut cmd = Command::new(&cli);
-                cmd.arg("sweep").arg(&spec_path).arg("--out").arg(&out).arg("-q").arg("--threads").arg(threads.to_string());
+                cmd.arg("sweep")
+                    .arg(&spec_path)
+                    .arg("--out")
+                    .arg(&out)
+                    .arg("-q")
+                    .arg("--threads")
+                    .arg(threads.to_string());
                 if let Some(x) = extra {
                     cmd.arg(x);
                 }
                 run_process(&mut cmd)
             })?;
             println!("{label:<44} {secs:>10.3} {:>10.2}", secs / c_wall);
-            report.insert(format!("process_{}", label.replace([' ', ',', '(', ')'], "_")), secs.into());
+            report.insert(
+                format!("process_{}", label.replace([' ', ',', '(', ')'], "_")),
+                secs.into(),
+            );
         }
     } else {
-        println!("\n(skipping whole-process cases: build {} with `cargo build --release -p rustrates-cli`)", cli.display());
+        println!(
+            "\n(skipping whole-process cases: build {} with `cargo build --release -p rustrates-cli`)",
+            cli.display()
+        );
     }
 
     if let Some(python) = &args.pyrates_python {
         let yaml = repo_root().join("examples/models/reference_qif");
         let script = work.path().join("pyrates_sweep.py");
         std::fs::write(&script, PYRATES_SCRIPT).map_err(|e| e.to_string())?;
-        println!("\n{:<44} {:>10} {:>10} {:>10}", "PyRates grid_search vs `rustrates sweep`", "PyRates s", "ours s", "speed-up");
+        println!(
+            "\n{:<44} {:>10} {:>10} {:>10}",
+            "PyRates grid_search vs `rustrates sweep`", "PyRates s", "ours s", "speed-up"
+        );
         for n in [5usize, 20] {
-            let py = run_process(Command::new(python).arg(&script).arg(format!("{}/pc_iin", yaml.display())).arg(n.to_string()))?;
+            let py = run_process(
+                Command::new(python)
+                    .arg(&script)
+                    .arg(format!("{}/pc_iin", yaml.display()))
+                    .arg(n.to_string()),
+            )?;
             let spec_path = work.path().join(format!("spec_py{n}.yaml"));
             std::fs::write(&spec_path, spec_yaml(n, true)).map_err(|e| e.to_string())?;
             let ours = best(args.repeats, || {
                 let out = work.path().join(format!("py{n}.h5"));
                 let _ = std::fs::remove_file(&out);
-                run_process(Command::new(&cli).arg("sweep").arg(&spec_path).arg("--out").arg(&out).arg("-q"))
+                run_process(
+                    Command::new(&cli)
+                        .arg("sweep")
+                        .arg(&spec_path)
+                        .arg("--out")
+                        .arg(&out)
+                        .arg("-q"),
+                )
             })?;
             println!("{:<44} {py:>10.2} {ours:>10.3} {:>10.0}", format!("{n}×{n}"), py / ours);
             report.insert(format!("pyrates_{n}x{n}_s"), py.into());
@@ -266,7 +347,8 @@ fn real_main() -> Result<(), String> {
         }
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        std::fs::write(path, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

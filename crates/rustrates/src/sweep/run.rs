@@ -21,10 +21,7 @@ use super::param_map::{self, ParamMap, ParamMapError};
 use super::summary::{Moments, Spectrum, SpectrumPlan, Statistic};
 use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
 use crate::model::{Circuit, VarId, VarKind};
-use crate::solve::{
-    self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig,
-    SolveError,
-};
+use crate::solve::{self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig, SolveError};
 
 /// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
 pub const DEFAULT_BLOCK_SIZE: usize = 64;
@@ -241,10 +238,7 @@ pub enum SweepError {
     #[error(transparent)]
     ParamMap(#[from] ParamMapError),
     #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
-    UnknownInput {
-        name: String,
-        suggestion: Option<String>,
-    },
+    UnknownInput { name: String, suggestion: Option<String> },
     #[error("'{name}' is a {kind:?} variable and cannot be driven as an input")]
     NotAnInput { name: String, kind: VarKind },
     #[error("input '{name}' is both driven by a signal and swept by param_map key '{key}'")]
@@ -281,9 +275,7 @@ pub enum SweepError {
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref()
-        .map(|s| format!("; did you mean '{s}'?"))
-        .unwrap_or_default()
+    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
 }
 
 /// What a finished run did.
@@ -328,22 +320,14 @@ impl SweepResult {
     pub fn dataframe_columns(&self) -> Vec<(String, String, String)> {
         self.labels
             .iter()
-            .flat_map(|l| {
-                self.columns
-                    .iter()
-                    .map(move |(n, k)| (l.clone(), n.clone(), k.clone()))
-            })
+            .flat_map(|l| self.columns.iter().map(move |(n, k)| (l.clone(), n.clone(), k.clone())))
             .collect()
     }
     /// The trace of one point and column.
     pub fn trace(&self, point: usize, column: usize) -> Option<Vec<f64>> {
         let tr = self.traces.as_ref()?;
         let (nt, nc) = (self.time.len(), self.columns.len());
-        Some(
-            (0..nt)
-                .map(|i| tr[(point * nt + i) * nc + column])
-                .collect(),
-        )
+        Some((0..nt).map(|i| tr[(point * nt + i) * nc + column]).collect())
     }
     /// One summary of one point and column.
     pub fn summary(&self, stat: Statistic, point: usize, column: usize) -> Option<f64> {
@@ -379,9 +363,7 @@ impl SweepSink for MemorySink {
             grid_values: meta.grid.columns().to_vec(),
             time: meta.time.to_vec(),
             columns: meta.columns.to_vec(),
-            traces: meta
-                .keep_traces
-                .then(|| vec![f64::NAN; n * meta.time.len() * nc]),
+            traces: meta.keep_traces.then(|| vec![f64::NAN; n * meta.time.len() * nc]),
             summaries: (!meta.summaries.is_empty()).then(|| Summaries {
                 stats: meta.summaries.to_vec(),
                 values: vec![vec![f64::NAN; n * nc]; meta.summaries.len()],
@@ -398,10 +380,7 @@ impl SweepSink for MemorySink {
             .map(|t| &mut t[range.start * per_point..range.end * per_point])
     }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        let r = self
-            .result
-            .as_mut()
-            .expect("begin is called before any block");
+        let r = self.result.as_mut().expect("begin is called before any block");
         let nc = r.columns.len();
         let p0 = out.first_point;
         r.status[p0..p0 + out.lanes].copy_from_slice(out.status);
@@ -412,8 +391,7 @@ impl SweepSink for MemorySink {
         if let Some(s) = r.summaries.as_mut() {
             let block = out.lanes * nc;
             for (i, vals) in s.values.iter_mut().enumerate() {
-                vals[p0 * nc..(p0 + out.lanes) * nc]
-                    .copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
+                vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
             }
         }
         Ok(())
@@ -434,11 +412,7 @@ pub type BlockSolver<'s> = dyn Fn(
     + 's;
 
 /// Runs a sweep of the unlowered `circuit` into `sink`.
-pub fn run(
-    spec: &SweepSpec,
-    circuit: &Circuit,
-    sink: &mut dyn SweepSink,
-) -> Result<SweepSummary, SweepError> {
+pub fn run(spec: &SweepSpec, circuit: &Circuit, sink: &mut dyn SweepSink) -> Result<SweepSummary, SweepError> {
     run_with(spec, circuit, sink, RunControl::default())
 }
 
@@ -501,10 +475,7 @@ pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>
 }
 
 /// Expands outputs (`all` nodes) into columns and bindings.
-fn resolve_outputs(
-    spec: &SweepSpec,
-    c: &Circuit,
-) -> Result<(Vec<Column>, Vec<OutputBinding>), SweepError> {
+fn resolve_outputs(spec: &SweepSpec, c: &Circuit) -> Result<(Vec<Column>, Vec<OutputBinding>), SweepError> {
     if spec.outputs.is_empty() {
         return Err(SweepError::NoOutputs);
     }
@@ -520,11 +491,7 @@ fn resolve_outputs(
             None => c
                 .find_var(path)
                 .map(|id| {
-                    let node = c
-                        .var(id)
-                        .node
-                        .clone()
-                        .unwrap_or_else(|| node_of(path).to_string());
+                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
                     vec![(node, id)]
                 })
                 .unwrap_or_default(),
@@ -538,10 +505,7 @@ fn resolve_outputs(
         }
         for (node, var) in found {
             columns.push((node, key.clone()));
-            bindings.push(OutputBinding {
-                key: key.clone(),
-                var,
-            });
+            bindings.push(OutputBinding { key: key.clone(), var });
         }
     }
     Ok((columns, bindings))
@@ -602,9 +566,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
                 }
                 .into());
             };
-            if let (VarKind::Algebraic, Some(ext)) =
-                (lowered.var(id).kind, lowered.var(id).external_input)
-            {
+            if let (VarKind::Algebraic, Some(ext)) = (lowered.var(id).kind, lowered.var(id).external_input) {
                 id = ext;
             }
             ids.push(id);
@@ -649,16 +611,8 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
                 .collect()
         })
         .collect();
-    let params = layout
-        .params
-        .iter()
-        .map(|&id| lowered.var(id).value)
-        .collect();
-    let init = layout
-        .states
-        .iter()
-        .map(|&id| lowered.var(id).value)
-        .collect();
+    let params = layout.params.iter().map(|&id| lowered.var(id).value).collect();
+    let init = layout.states.iter().map(|&id| lowered.var(id).value).collect();
     let work = spec.param_grid.len() as f64 * spec.steps() as f64;
     // Parameters no grid key sets are the same in every lane: compiling them in as constants
     // lets the back ends fold them (≈ 1.9× faster on the reference sweep). Swept parameters
@@ -823,14 +777,11 @@ impl Plan<'_> {
                 found,
             });
         }
-        let BlockCollector {
-            traces, moments, ..
-        } = collector;
+        let BlockCollector { traces, moments, .. } = collector;
         let nc = self.n_cols;
         let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
         let mut spectrum = self.fft.clone().map(Spectrum::new);
-        let mut dominant =
-            vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
+        let mut dominant = vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
         if let (Some(sp), Some(tr)) = (spectrum.as_mut(), traces.as_deref()) {
             for lane in 0..lanes {
                 if status[lane] != PointStatus::Ok {
@@ -850,9 +801,7 @@ impl Plan<'_> {
                 for c in 0..nc {
                     summaries[(si * lanes + lane) * nc + c] = match stat {
                         Statistic::DomFreq => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.0),
-                        Statistic::DomPower => {
-                            dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1)
-                        }
+                        Statistic::DomPower => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1),
                         s => moments[c * lanes + lane].get(s),
                     };
                 }
@@ -949,33 +898,28 @@ fn run_inner(
             .step_by(lanes)
             .map(|first| (first, lanes.min(range.end - first)))
             .collect();
-        let one_block =
-            |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
-                if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Err(SweepError::Cancelled {
-                        points_done: done.load(Ordering::Relaxed),
-                    });
-                }
-                let data = plan.run_block(first, n, target, runner)?;
-                failed.fetch_add(
-                    data.status
-                        .iter()
-                        .filter(|s| **s != PointStatus::Ok)
-                        .count(),
-                    Ordering::Relaxed,
-                );
-                let d = done.fetch_add(n, Ordering::Relaxed) + n;
-                let ls =
-                    lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
-                if let Some(p) = ctrl.progress {
-                    p(Progress {
-                        points_done: d,
-                        points_total: total,
-                        lane_steps: ls,
-                    });
-                }
-                Ok(data)
-            };
+        let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+            if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(SweepError::Cancelled {
+                    points_done: done.load(Ordering::Relaxed),
+                });
+            }
+            let data = plan.run_block(first, n, target, runner)?;
+            failed.fetch_add(
+                data.status.iter().filter(|s| **s != PointStatus::Ok).count(),
+                Ordering::Relaxed,
+            );
+            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+            let ls = lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
+            if let Some(p) = ctrl.progress {
+                p(Progress {
+                    points_done: d,
+                    points_total: total,
+                    lane_steps: ls,
+                });
+            }
+            Ok(data)
+        };
         // With nothing to sample per point there is no array to split among blocks.
         let target = if per_point > 0 {
             sink.trace_target(range.clone())
@@ -1031,10 +975,7 @@ pub(crate) mod tests {
             ..Circuit::default()
         };
         c.nodes = vec!["A".into(), "B".into()];
-        c.node_operators = vec![
-            ("A".into(), vec!["op".into()]),
-            ("B".into(), vec!["op".into()]),
-        ];
+        c.node_operators = vec![("A".into(), vec!["op".into()]), ("B".into(), vec!["op".into()])];
         let zero = c.add_expr(Expr::Const(0.0));
         for (node, x0, eta) in [("A", 0.5, 1.0), ("B", 0.25, 2.0)] {
             let mk = |name: &str, kind, value| Var {
@@ -1078,9 +1019,8 @@ pub(crate) mod tests {
                     let id = c.find_var(&name).expect("every node has eta");
                     block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
                 };
-                let x0 = |o: &OutputBinding, lane: usize| {
-                    block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane]
-                };
+                let x0 =
+                    |o: &OutputBinding, lane: usize| block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane];
                 let mut status = vec![PointStatus::Ok; lanes];
                 let mut values = vec![0.0; outputs.len() * lanes];
                 let mut index = 0;
@@ -1093,8 +1033,7 @@ pub(crate) mod tests {
                             if bad && status[lane] == PointStatus::Ok {
                                 status[lane] = PointStatus::NonFinite { t };
                             }
-                            values[oi * lanes + lane] =
-                                if bad { f64::NAN } else { x0(o, lane) + e * t };
+                            values[oi * lanes + lane] = if bad { f64::NAN } else { x0(o, lane) + e * t };
                         }
                     }
                     if t >= cfg.cutoff {
@@ -1108,14 +1047,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
-        let values: IndexMap<String, Vec<f64>> = [
-            ("eta".to_string(), etas.to_vec()),
-            ("x0".to_string(), x0s.to_vec()),
-        ]
-        .into_iter()
-        .collect();
-        let grid =
-            Grid::from_values(&values, true).expect("permuted grids have no length constraint");
+        let values: IndexMap<String, Vec<f64>> = [("eta".to_string(), etas.to_vec()), ("x0".to_string(), x0s.to_vec())]
+            .into_iter()
+            .collect();
+        let grid = Grid::from_values(&values, true).expect("permuted grids have no length constraint");
         let map = ParamMap::new()
             .nodes("eta", &["eta"], &["A"])
             .nodes("x0", &["op/x"], &["B"]);
@@ -1168,9 +1103,7 @@ pub(crate) mod tests {
             _ => false,
         };
         let sums = match (&a.summaries, &b.summaries) {
-            (Some(x), Some(y)) => {
-                x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q))
-            }
+            (Some(x), Some(y)) => x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q)),
             (None, None) => true,
             _ => false,
         };
@@ -1184,10 +1117,7 @@ pub(crate) mod tests {
         a.circuit_name == b.circuit_name
             && a.labels == b.labels
             && a.grid_keys == b.grid_keys
-            && a.grid_values
-                .iter()
-                .zip(&b.grid_values)
-                .all(|(x, y)| same(x, y))
+            && a.grid_values.iter().zip(&b.grid_values).all(|(x, y)| same(x, y))
             && same(&a.time, &b.time)
             && a.columns == b.columns
             && opt(&a.traces, &b.traces)
@@ -1202,10 +1132,7 @@ pub(crate) mod tests {
         let r = memory(&spec);
         assert_eq!(
             r.columns,
-            vec![
-                ("A".to_string(), "x".to_string()),
-                ("B".to_string(), "x".to_string())
-            ]
+            vec![("A".to_string(), "x".to_string()), ("B".to_string(), "x".to_string())]
         );
         assert_eq!(r.time.len(), 15, "t = 0.5 … 1.9");
         assert_eq!(r.time[0], 0.5);
@@ -1221,10 +1148,7 @@ pub(crate) mod tests {
         }
         let cols = r.dataframe_columns();
         assert_eq!(cols.len(), 24);
-        assert_eq!(
-            cols[3],
-            ("Toy_1".to_string(), "B".to_string(), "x".to_string())
-        );
+        assert_eq!(cols[3], ("Toy_1".to_string(), "B".to_string(), "x".to_string()));
     }
 
     #[test]
@@ -1259,8 +1183,7 @@ pub(crate) mod tests {
                         re += (v - mean) * w.cos();
                         im += (v - mean) * w.sin();
                     }
-                    let pw =
-                        if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
+                    let pw = if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
                     if pw > pbest {
                         (fbest, pbest) = (k as f64 / (n as f64 * 0.1), pw);
                     }
@@ -1296,12 +1219,7 @@ pub(crate) mod tests {
             let eta = r.grid_values[0][p];
             let a = r.trace(p, 0).unwrap();
             if eta > 100.0 {
-                assert_eq!(
-                    r.status[p],
-                    PointStatus::NonFinite {
-                        t: 0.6000000000000001
-                    }
-                );
+                assert_eq!(r.status[p], PointStatus::NonFinite { t: 0.6000000000000001 });
                 assert!(r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
                 assert!(a[0] == 0.5 + eta * 0.5 && a[1].is_nan(), "{a:?}");
             } else {
@@ -1329,10 +1247,7 @@ pub(crate) mod tests {
             ..RunControl::default()
         };
         let err = run_fake(&spec, &mut sink, ctrl).unwrap_err();
-        assert!(
-            matches!(err, SweepError::Cancelled { points_done: 3 }),
-            "{err:?}"
-        );
+        assert!(matches!(err, SweepError::Cancelled { points_done: 3 }), "{err:?}");
     }
 
     #[test]
@@ -1397,19 +1312,12 @@ pub(crate) mod tests {
 
     /// x' = a·x², x(0) = 1: x = 1/(1 − a t), infinite at t = 1/a.
     fn blowup() -> Circuit {
-        let mut c = one_node(
-            "Blow",
-            &[("x", VarKind::State, 1.0), ("a", VarKind::Param, 1.0)],
-        );
+        let mut c = one_node("Blow", &[("x", VarKind::State, 1.0), ("a", VarKind::Param, 1.0)]);
         let (x, a) = (var_expr(&mut c, "x"), var_expr(&mut c, "a"));
         let xx = c.add_expr(Expr::Binary(BinOp::Mul, x, x));
         let rhs = c.add_expr(Expr::Binary(BinOp::Mul, a, xx));
         let var = c.find_var("n/op/x").unwrap();
-        c.odes.push(Ode {
-            var,
-            rhs,
-            span: None,
-        });
+        c.odes.push(Ode { var, rhs, span: None });
         c
     }
 
@@ -1423,19 +1331,11 @@ pub(crate) mod tests {
                 ("tau", VarKind::Param, 0.1),
             ],
         );
-        let (x, u, tau) = (
-            var_expr(&mut c, "x"),
-            var_expr(&mut c, "inp"),
-            var_expr(&mut c, "tau"),
-        );
+        let (x, u, tau) = (var_expr(&mut c, "x"), var_expr(&mut c, "inp"), var_expr(&mut c, "tau"));
         let d = c.add_expr(Expr::Binary(BinOp::Sub, u, x));
         let rhs = c.add_expr(Expr::Binary(BinOp::Div, d, tau));
         let var = c.find_var("n/op/x").unwrap();
-        c.odes.push(Ode {
-            var,
-            rhs,
-            span: None,
-        });
+        c.odes.push(Ode { var, rhs, span: None });
         c
     }
 
@@ -1482,16 +1382,8 @@ pub(crate) mod tests {
         )
         .unwrap();
         let layout = lowered.layout();
-        let mut params: Vec<f64> = layout
-            .params
-            .iter()
-            .map(|&id| lowered.var(id).value)
-            .collect();
-        let mut init: Vec<f64> = layout
-            .states
-            .iter()
-            .map(|&id| lowered.var(id).value)
-            .collect();
+        let mut params: Vec<f64> = layout.params.iter().map(|&id| lowered.var(id).value).collect();
+        let mut init: Vec<f64> = layout.states.iter().map(|&id| lowered.var(id).value).collect();
         for &(name, value) in set {
             let id = lowered.find_var(name).unwrap();
             let slot = layout.slot[id.0 as usize] as usize;
@@ -1519,10 +1411,7 @@ pub(crate) mod tests {
                     .nodes
                     .iter()
                     .filter_map(|n| lowered.find_var(&format!("{n}/{rest}")))
-                    .map(|var| OutputBinding {
-                        key: k.clone(),
-                        var,
-                    })
+                    .map(|var| OutputBinding { key: k.clone(), var })
                     .collect::<Vec<_>>(),
                 None => vec![OutputBinding {
                     key: k.clone(),
@@ -1537,21 +1426,15 @@ pub(crate) mod tests {
             params: &params,
             init: &init,
         };
-        let status =
-            solve::run_block(&kernel, &spec.sim, &inputs, &outputs, block, &mut sink).unwrap();
+        let status = solve::run_block(&kernel, &spec.sim, &inputs, &outputs, block, &mut sink).unwrap();
         (sink.rows, status[0])
     }
 
     pub(crate) fn qif_spec(n: usize) -> SweepSpec {
-        let etas: Vec<f64> = (0..n)
-            .map(|i| -5.0 + 10.0 * i as f64 / (n - 1) as f64)
+        let etas: Vec<f64> = (0..n).map(|i| -5.0 + 10.0 * i as f64 / (n - 1) as f64).collect();
+        let values: IndexMap<String, Vec<f64>> = [("eta_pc".to_string(), etas.clone()), ("eta_iin".to_string(), etas)]
+            .into_iter()
             .collect();
-        let values: IndexMap<String, Vec<f64>> = [
-            ("eta_pc".to_string(), etas.clone()),
-            ("eta_iin".to_string(), etas),
-        ]
-        .into_iter()
-        .collect();
         let grid = Grid::from_values(&values, true).unwrap();
         let map = ParamMap::new()
             .nodes("eta_pc", &["qif_op/eta"], &["PC"])
@@ -1595,12 +1478,7 @@ pub(crate) mod tests {
         assert_eq!(r.time.len(), 400);
         for p in 0..9 {
             let (e_pc, e_iin) = (r.grid_values[0][p], r.grid_values[1][p]);
-            let (rows, status) = single_run(
-                &c,
-                &spec,
-                p,
-                &[("PC/qif_op/eta", e_pc), ("IIN/qif_op/eta", e_iin)],
-            );
+            let (rows, status) = single_run(&c, &spec, p, &[("PC/qif_op/eta", e_pc), ("IIN/qif_op/eta", e_iin)]);
             assert_eq!(status, PointStatus::Ok);
             assert_eq!(rows.len(), r.time.len());
             for col in 0..2 {
@@ -1614,19 +1492,14 @@ pub(crate) mod tests {
     #[test]
     fn sweep_edge_weight_equals_single_runs_with_weight_in_yaml() {
         let base = reference_qif();
-        let values: IndexMap<String, Vec<f64>> = [("w".to_string(), vec![5.0, 15.0, 25.0])]
-            .into_iter()
-            .collect();
+        let values: IndexMap<String, Vec<f64>> = [("w".to_string(), vec![5.0, 15.0, 25.0])].into_iter().collect();
         let mut spec = qif_spec(2);
         spec.param_grid = Grid::from_values(&values, false).unwrap();
         spec.param_map = ParamMap::new().edges("w", &["weight"], &[("PC", "PC", None)]);
         let mut sink = MemorySink::new();
         run(&spec, &base, &mut sink).unwrap();
         let r = sink.into_result().unwrap();
-        let yaml_path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/models/reference_qif.yaml"
-        );
+        let yaml_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models/reference_qif.yaml");
         let yaml = std::fs::read_to_string(yaml_path).unwrap();
         assert!(yaml.contains("[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]"));
         for (p, w) in [5.0, 15.0, 25.0].iter().enumerate() {
@@ -1646,10 +1519,7 @@ pub(crate) mod tests {
             let (rows, _) = single_run(&c, &spec, p, &[]);
             for col in 0..2 {
                 let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
-                assert!(
-                    same(&r.trace(p, col).unwrap(), &single),
-                    "weight {w} column {col}"
-                );
+                assert!(same(&r.trace(p, col).unwrap(), &single), "weight {w} column {col}");
             }
         }
     }
@@ -1664,8 +1534,7 @@ pub(crate) mod tests {
         let sine: Vec<f64> = (0..steps)
             .map(|i| amp * (2.0 * std::f64::consts::PI * f * i as f64 * dt).sin())
             .collect();
-        let values: IndexMap<String, Vec<f64>> =
-            [("tau".to_string(), vec![0.05, 0.5])].into_iter().collect();
+        let values: IndexMap<String, Vec<f64>> = [("tau".to_string(), vec![0.05, 0.5])].into_iter().collect();
         let grid = Grid::from_values(&values, false).unwrap();
         let map = ParamMap::new().nodes("tau", &["tau"], &["n"]);
         let sim = SimConfig {
@@ -1677,10 +1546,7 @@ pub(crate) mod tests {
         };
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.inputs = vec![("n/op/inp".into(), Signal::Shared(sine.into()))];
-        spec.outputs = vec![
-            ("u".into(), "n/op/inp".into()),
-            ("x".into(), "n/op/x".into()),
-        ];
+        spec.outputs = vec![("u".into(), "n/op/inp".into()), ("x".into(), "n/op/x".into())];
         spec.backend = Backend::Reference;
         spec.keep_traces = false;
         spec.summaries = vec![Statistic::DomFreq, Statistic::DomPower, Statistic::Std];
@@ -1699,18 +1565,14 @@ pub(crate) mod tests {
             assert!((std - amp / 2f64.sqrt()).abs() < 0.01 * amp, "{std}");
         }
         // The slower low-pass (tau = 0.5) attenuates the sine more than the fast one.
-        assert!(
-            r.summary(Statistic::Std, 1, 1).unwrap() < r.summary(Statistic::Std, 0, 1).unwrap()
-        );
+        assert!(r.summary(Statistic::Std, 1, 1).unwrap() < r.summary(Statistic::Std, 0, 1).unwrap());
     }
 
     #[test]
     fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
         let c = blowup();
         // x = 1/(1 − a t) blows up at t = 1/a: a = 4 and 20 diverge within T = 1, 0.1 and 0.5 do not.
-        let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])]
-            .into_iter()
-            .collect();
+        let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])].into_iter().collect();
         let grid = Grid::from_values(&values, false).unwrap();
         let map = ParamMap::new().nodes("a", &["a"], &["n"]);
         let sim = SimConfig {
@@ -1737,10 +1599,7 @@ pub(crate) mod tests {
                     panic!("point {p}: {:?}", r.status[p])
                 };
                 assert!(t > 1.0 / a - 0.05 && t <= 1.0, "a = {a}: diverged at {t}");
-                assert!(
-                    tr.last().unwrap().is_nan()
-                        && r.summary(Statistic::Mean, p, 0).unwrap().is_nan()
-                );
+                assert!(tr.last().unwrap().is_nan() && r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
             } else {
                 assert_eq!(r.status[p], PointStatus::Ok);
                 let (rows, _) = single_run(&c, &spec, p, &[("n/op/a", a)]);
@@ -1748,11 +1607,7 @@ pub(crate) mod tests {
                 assert!(same(&tr, &single), "point {p}");
                 // Euler on x' = a x² stays below the exact 1/(1 − a t) and within 1 %.
                 let exact = 1.0 / (1.0 - a * 0.99);
-                assert!(
-                    (tr[99] - exact).abs() < 0.01 * exact,
-                    "{} vs {exact}",
-                    tr[99]
-                );
+                assert!((tr[99] - exact).abs() < 0.01 * exact, "{} vs {exact}", tr[99]);
             }
         }
     }
@@ -1761,10 +1616,7 @@ pub(crate) mod tests {
     fn sweep_edge_delay_equals_single_runs_with_delay_in_yaml() {
         // The reference circuit with a delay on IIN -> PC, swept; each point must equal the
         // template with that delay written into the YAML, run alone.
-        let yaml_path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/models/reference_qif.yaml"
-        );
+        let yaml_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models/reference_qif.yaml");
         let yaml = std::fs::read_to_string(yaml_path).unwrap();
         let line = "[IIN/qif_op/r, PC/qif_op/r_in, null, {weight: -10.0}]";
         assert!(yaml.contains(line));
@@ -1786,8 +1638,7 @@ pub(crate) mod tests {
         };
         let base = load(with_delay(0.01), "base.yaml");
         let delays = [0.002, 0.01, 0.03];
-        let values: IndexMap<String, Vec<f64>> =
-            [("d".to_string(), delays.to_vec())].into_iter().collect();
+        let values: IndexMap<String, Vec<f64>> = [("d".to_string(), delays.to_vec())].into_iter().collect();
         let mut spec = qif_spec(2);
         spec.param_grid = Grid::from_values(&values, false).unwrap();
         spec.param_map = ParamMap::new().edges("d", &["delay"], &[("IIN", "PC", Some(0))]);
@@ -1800,10 +1651,7 @@ pub(crate) mod tests {
             let (rows, _) = single_run(&c, &spec, p, &[]);
             for col in 0..2 {
                 let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
-                assert!(
-                    same(&r.trace(p, col).unwrap(), &single),
-                    "delay {d} column {col}"
-                );
+                assert!(same(&r.trace(p, col).unwrap(), &single), "delay {d} column {col}");
             }
             differ |= p > 0 && !same(&r.trace(p, 0).unwrap(), &r.trace(0, 0).unwrap());
         }

@@ -167,9 +167,7 @@ impl Spectrum {
         let mut planner = FftPlanner::new();
         if n >= 2 && n.is_multiple_of(2) {
             let twiddle = (0..=n / 2)
-                .map(|k| {
-                    Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * k as f64 / n as f64)
-                })
+                .map(|k| Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * k as f64 / n as f64))
                 .collect();
             SpectrumPlan {
                 n,
@@ -204,9 +202,7 @@ impl Spectrum {
             for (i, b) in self.buf.iter_mut().enumerate() {
                 *b = Complex::new(x(i) - mean, 0.0);
             }
-            self.plan
-                .fft
-                .process_with_scratch(&mut self.buf, &mut self.scratch);
+            self.plan.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
             for (k, m) in self.mag2.iter_mut().enumerate() {
                 *m = self.buf[k + 1].norm_sqr();
             }
@@ -216,9 +212,7 @@ impl Spectrum {
         for (m, b) in self.buf.iter_mut().enumerate() {
             *b = Complex::new(x(2 * m) - mean, x(2 * m + 1) - mean);
         }
-        self.plan
-            .fft
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.plan.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
         let minus_half_i = Complex::new(0.0, -0.5);
         for k in 1..=half {
             let zk = self.buf[k % half];
@@ -265,9 +259,7 @@ mod tests {
         let mut s = 12345u64;
         let xs: Vec<f64> = (0..1000)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 (s >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 3.0
             })
             .collect();
@@ -291,11 +283,7 @@ mod tests {
         for x in [1.0, f64::NAN, 3.0] {
             m.push(x);
         }
-        assert!(
-            m.get(Statistic::Min).is_nan()
-                && m.get(Statistic::Max).is_nan()
-                && m.get(Statistic::Mean).is_nan()
-        );
+        assert!(m.get(Statistic::Min).is_nan() && m.get(Statistic::Max).is_nan() && m.get(Statistic::Mean).is_nan());
     }
 
     #[test]
@@ -314,14 +302,10 @@ mod tests {
     fn spectrum_powers_sum_to_variance() {
         // Parseval: Σ_k power_k = population variance; checked by summing every bin here.
         let n = 257usize;
-        let xs: Vec<f64> = (0..n)
-            .map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos())
-            .collect();
+        let xs: Vec<f64> = (0..n).map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos()).collect();
         let mut sp = Spectrum::new(Spectrum::plan(n));
         sp.dominant(|i| xs[i], 1.0);
-        let total: f64 = (1..=n / 2)
-            .map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64)
-            .sum();
+        let total: f64 = (1..=n / 2).map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64).sum();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!((total - var).abs() < 1e-10 * var, "{total} vs {var}");
@@ -331,10 +315,7 @@ mod tests {
     fn spectrum_off_bin_sine_within_one_bin() {
         let (n, dts, f) = (500usize, 2e-3, 7.3);
         let mut sp = Spectrum::new(Spectrum::plan(n));
-        let (freq, _) = sp.dominant(
-            |i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(),
-            dts,
-        );
+        let (freq, _) = sp.dominant(|i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(), dts);
         let bin = 1.0 / (n as f64 * dts);
         assert!((freq - f).abs() <= bin, "{freq} vs {f} (bin {bin})");
     }
@@ -344,9 +325,7 @@ mod tests {
         // Even n goes through the packed half-length transform; a naive O(n²) DFT is the
         // second method. Odd n (full transform) is checked the same way.
         for n in [300usize, 301] {
-            let x = |i: usize| {
-                (i as f64 * 0.37).sin() + 0.1 * ((i * 7) % 5) as f64 + 0.3 * (i as f64 * 1.9).cos()
-            };
+            let x = |i: usize| (i as f64 * 0.37).sin() + 0.1 * ((i * 7) % 5) as f64 + 0.3 * (i as f64 * 1.9).cos();
             let mut sp = Spectrum::new(Spectrum::plan(n));
             sp.transform(x);
             let mean = (0..n).map(x).sum::<f64>() / n as f64;
@@ -370,9 +349,7 @@ mod tests {
     #[test]
     fn moments_large_offset_small_spread_keeps_std() {
         // 1e6 + 1e-3·sin: naive Σx² − (Σx)²/n would lose every digit of the variance.
-        let xs: Vec<f64> = (0..1000)
-            .map(|i| 1e6 + 1e-3 * (i as f64 * 0.1).sin())
-            .collect();
+        let xs: Vec<f64> = (0..1000).map(|i| 1e6 + 1e-3 * (i as f64 * 0.1).sin()).collect();
         let mut m = Moments::default();
         xs.iter().for_each(|&x| m.push(x));
         let mean = xs.iter().sum::<f64>() / 1000.0;

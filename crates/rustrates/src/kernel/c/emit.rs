@@ -146,7 +146,9 @@ impl HoistPlan {
     /// Depends on constants only: left inline for the C compiler to fold (hoisting it would
     /// hide `x / 1.0` and friends behind a load).
     fn is_constant(&mut self, c: &Circuit, id: ExprId) -> bool {
-        let Some(slot) = self.constant.get(id.0 as usize).copied() else { return false };
+        let Some(slot) = self.constant.get(id.0 as usize).copied() else {
+            return false;
+        };
         if let Some(v) = slot {
             return v;
         }
@@ -645,7 +647,11 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
 }}
 "#
     );
-    Source { text, uses_callbacks, hoisted: nh }
+    Source {
+        text,
+        uses_callbacks,
+        hoisted: nh,
+    }
 }
 
 /// Block width for which every function has a copy with constant strides: with the row

@@ -25,7 +25,14 @@ mod tests {
     use crate::model::{Ode, Var};
 
     fn var(name: &str, kind: VarKind, value: f64) -> Var {
-        Var { name: name.into(), kind, value, node: None, external_input: None, span: None }
+        Var {
+            name: name.into(),
+            kind,
+            value,
+            node: None,
+            external_input: None,
+            span: None,
+        }
     }
 
     #[test]
@@ -34,10 +41,18 @@ mod tests {
         let x = c.add_var(var("n/op/x", VarKind::State, 1.0));
         let a = c.add_var(var("n/op/a", VarKind::Param, 2.0));
         let b = c.add_var(var("n/op/b", VarKind::Param, 3.0));
-        let (ea, eb, ex) = (c.add_expr(Expr::Var(a)), c.add_expr(Expr::Var(b)), c.add_expr(Expr::Var(x)));
+        let (ea, eb, ex) = (
+            c.add_expr(Expr::Var(a)),
+            c.add_expr(Expr::Var(b)),
+            c.add_expr(Expr::Var(x)),
+        );
         let sum = c.add_expr(Expr::Binary(crate::model::BinOp::Add, ea, eb));
         let rhs = c.add_expr(Expr::Binary(crate::model::BinOp::Mul, sum, ex));
-        c.odes.push(Ode { var: x, rhs, span: None });
+        c.odes.push(Ode {
+            var: x,
+            rhs,
+            span: None,
+        });
         let s = specialize_params(&c, &[b]);
         assert_eq!(s.exprs[ea.0 as usize], Expr::Const(2.0));
         assert_eq!(s.exprs[eb.0 as usize], Expr::Var(b));
