@@ -10,7 +10,85 @@ pub fn modules() -> &'static [(&'static str, &'static str)] {
 
 /// The YAML text of a built-in module, if there is one.
 pub fn module_source(dotted: &str) -> Option<&'static str> {
-    MODULES.iter().find(|(name, _)| *name == dotted).map(|(_, text)| *text)
+    MODULES
+        .iter()
+        .find(|(name, _)| *name == dotted)
+        .map(|(_, text)| *text)
 }
 
-static MODULES: &[(&str, &str)] = &[];
+static MODULES: &[(&str, &str)] = &[
+    (
+        "model_templates.base_templates",
+        include_str!("model_templates/base_templates.yaml"),
+    ),
+    (
+        "model_templates.montbrio.simple_montbrio",
+        include_str!("model_templates/montbrio/simple_montbrio.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.jansenrit",
+        include_str!("model_templates/neural_mass_models/jansenrit.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.qif",
+        include_str!("model_templates/neural_mass_models/qif.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.synaptic_plasticity",
+        include_str!("model_templates/neural_mass_models/synaptic_plasticity.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.wilsoncowan",
+        include_str!("model_templates/neural_mass_models/wilsoncowan.yaml"),
+    ),
+    (
+        "model_templates.oscillators.kuramoto",
+        include_str!("model_templates/oscillators/kuramoto.yaml"),
+    ),
+    (
+        "model_templates.oscillators.stuartlandau",
+        include_str!("model_templates/oscillators/stuartlandau.yaml"),
+    ),
+    (
+        "model_templates.oscillators.vanderpol",
+        include_str!("model_templates/oscillators/vanderpol.yaml"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_source_known_path_returns_its_file() {
+        let text = module_source("model_templates.montbrio.simple_montbrio")
+            .expect("simple_montbrio is built in");
+        assert!(text.contains("\nNet3:\n"));
+        assert!(module_source("model_templates.montbrio.simple_montbri").is_none());
+    }
+
+    #[test]
+    fn modules_paths_unique_and_rooted_in_model_templates() {
+        let mut names: Vec<&str> = modules().iter().map(|(n, _)| *n).collect();
+        assert!(names.iter().all(|n| n.starts_with("model_templates.")));
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a dotted module path appears twice");
+    }
+
+    /// Every built-in file must at least be YAML with one mapping per template; whether the
+    /// templates load without diagnostics is checked by the integration tests.
+    #[test]
+    fn modules_all_parse_as_yaml_mappings() {
+        use saphyr::{LoadableYamlNode, Yaml};
+        for (name, text) in modules() {
+            let docs = Yaml::load_from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(docs.len(), 1, "{name}: one YAML document per file");
+            let map = docs[0]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{name}: not a mapping"));
+            assert!(map.len() >= 3, "{name}: expected templates");
+        }
+    }
+}

@@ -9,7 +9,13 @@
 //! - parameters, initial values and input defaults are data: a sweep overrides them per lane
 //!   without touching the structure.
 
+pub mod build;
+pub mod dump;
+mod eqshim;
 pub mod ir;
+mod load;
 pub mod passes;
 
+pub use dump::dump;
 pub use ir::*;
+pub use load::{load_circuit, LoadFailure, Loaded};

@@ -1,1 +1,5 @@
 //! Rewrite passes over the circuit IR, one per file.
+
+pub mod lower_edges;
+
+pub use lower_edges::lower_edges;

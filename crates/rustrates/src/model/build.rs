@@ -1,0 +1,815 @@
+//! Resolved templates → flat circuit IR.
+//!
+//! Nodes are flattened (variables named `node/op/var`, nested circuits `sub/node/op/var`),
+//! operators inside a node are wired by variable name, equations are parsed and resolved to
+//! variable ids, edges become [`Edge`]s with their parameters as [`VarKind::Param`] variables.
+//! Every problem is collected; a circuit is returned only when there is no error.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::syntax::ast::{self, ExprKind, LhsKind, UnOp};
+use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange};
+use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
+
+use super::ir::{Assign, BinOp, Circuit, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
+
+/// Build the circuit of any template: a circuit as is; a node as a one-node circuit named
+/// after it; an operator or edge template as a one-node circuit (so `check` sees its equations).
+pub fn build_template(t: &Template, sources: &mut SourceMap) -> (Option<Circuit>, Diagnostics) {
+    let mut b = Builder::new(sources);
+    b.c.name = t.name.clone();
+    match &t.body {
+        Body::Circuit(ct) => b.add_circuit("", ct, &t.name),
+        Body::Node(nt) | Body::Edge(nt) => {
+            b.add_node(&t.name, nt, Some(t.name.clone()));
+        }
+        Body::Operator(_) => {
+            let nt = NodeT {
+                operators: vec![crate::template::OpUse {
+                    name: t.name.clone(),
+                    template: std::rc::Rc::new(t.clone()),
+                    overrides: Vec::new(),
+                    span: t.span,
+                }],
+            };
+            b.add_node(&t.name, &nt, Some(t.name.clone()));
+        }
+    }
+    b.finish()
+}
+
+struct PendingEdge<'t> {
+    prefix: String,
+    decl: &'t EdgeDecl,
+}
+
+/// Symbols visible to one operator's equations.
+type Scope = HashMap<String, VarId>;
+
+struct Builder<'s> {
+    c: Circuit,
+    diags: Diagnostics,
+    sources: &'s mut SourceMap,
+    /// Var → where its defining equation is (for duplicate-definition labels).
+    defined: HashMap<VarId, Span>,
+    /// Per (source_node, target_node): next edge idx.
+    edge_counts: HashMap<(String, String), usize>,
+}
+
+fn edge_node_name(src: &str, tgt: &str, idx: usize) -> String {
+    format!("edge:{src}->{tgt}:{idx}")
+}
+
+impl<'s> Builder<'s> {
+    fn new(sources: &'s mut SourceMap) -> Self {
+        Self { c: Circuit::default(), diags: Diagnostics::new(), sources, defined: HashMap::new(), edge_counts: HashMap::new() }
+    }
+
+    fn add_circuit(&mut self, prefix: &str, ct: &CircuitT, name: &str) {
+        let mut pending = Vec::new();
+        self.collect(prefix, ct, name, &mut pending);
+        for p in pending {
+            self.add_edge(&p.prefix, p.decl);
+        }
+    }
+
+    /// Add all nodes (depth first) and collect the edges, so an edge can name any node.
+    fn collect<'t>(&mut self, prefix: &str, ct: &'t CircuitT, _name: &str, pending: &mut Vec<PendingEdge<'t>>) {
+        for n in &ct.nodes {
+            if let Body::Node(nt) = &n.template.body {
+                self.add_node(&format!("{prefix}{}", n.name), nt, Some(format!("{prefix}{}", n.name)));
+            }
+        }
+        for s in &ct.circuits {
+            if let Body::Circuit(sub) = &s.template.body {
+                self.collect(&format!("{prefix}{}/", s.name), sub, &s.name, pending);
+            }
+        }
+        for e in &ct.edges {
+            pending.push(PendingEdge { prefix: prefix.to_string(), decl: e });
+        }
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Add a node's operators; returns each operator's scope. `node` is `None` for the
+    /// pseudo-node of an edge template (its variables belong to no node).
+    fn add_node(&mut self, path: &str, nt: &NodeT, node: Option<String>) -> Vec<(String, Scope, Vec<VarId>)> {
+        let mut scopes: Vec<(String, Scope, Vec<VarId>)> = Vec::new();
+        let mut decl_types: Vec<HashMap<String, VType>> = Vec::new();
+        for u in &nt.operators {
+            let Body::Operator(op) = &u.template.body else { continue };
+            if scopes.iter().any(|(n, _, _)| *n == u.name) {
+                self.error(
+                    Diagnostic::error("node/duplicate-operator", format!("operator `{}` appears twice in node `{path}`", u.name))
+                        .with_span(u.span)
+                        .with_path(path.to_string()),
+                );
+                continue;
+            }
+            let mut scope = Scope::new();
+            let mut order = Vec::new();
+            let mut types = HashMap::new();
+            for (vn, d) in &op.variables {
+                let value = u.overrides.iter().rev().find(|(n, _, _)| n == vn).map_or(d.value, |o| o.1);
+                let kind = match d.vtype {
+                    VType::Input => VarKind::Input,
+                    VType::Constant => VarKind::Param,
+                    // Decided by its equation; a state nothing defines stays constant.
+                    VType::State | VType::Output => VarKind::Param,
+                };
+                let id = self.c.add_var(Var {
+                    name: format!("{path}/{}/{vn}", u.name),
+                    kind,
+                    value,
+                    node: node.clone(),
+                    external_input: None,
+                    span: Some(d.span),
+                });
+                scope.insert(vn.clone(), id);
+                order.push(id);
+                types.insert(vn.clone(), d.vtype);
+            }
+            for (vn, _, sp) in &u.overrides {
+                if !op.variables.contains_key(vn) {
+                    let names: Vec<String> = op.variables.keys().cloned().collect();
+                    let mut d = Diagnostic::error("node/unknown-variable", format!("operator `{}` has no variable `{vn}`", u.name))
+                        .with_span(*sp)
+                        .with_path(format!("{path}.{}.{vn}", u.name));
+                    if let Some(s) = suggest(vn, &names) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    self.error(d);
+                }
+            }
+            scopes.push((u.name.clone(), scope, order));
+            decl_types.push(types);
+        }
+
+        // Equations: left-hand sides first (they decide kinds and wiring), then right-hand sides.
+        let mut parsed: Vec<Vec<(ast::Equation, u32, FileId, String)>> = Vec::new();
+        let mut defined_by: Vec<HashSet<String>> = Vec::new();
+        for (oi, u) in nt.operators.iter().enumerate() {
+            let Body::Operator(op) = &u.template.body else { continue };
+            if oi >= scopes.len() || scopes[oi].0 != u.name {
+                continue;
+            }
+            let mut eqs = Vec::new();
+            let mut defs = HashSet::new();
+            for (i, e) in op.equations.iter().enumerate() {
+                let p = format!("{}.equations[{i}]", u.template.name);
+                let Some((eq, off, file)) = self.parse_eq(e, &p) else { continue };
+                let lhs_span = Span { file, range: eq.lhs.range.offset(off) };
+                let name = eq.lhs.name.clone();
+                match scopes[oi].1.get(&name).copied() {
+                    None => {
+                        let names: Vec<String> = scopes[oi].1.keys().cloned().collect();
+                        let mut d = Diagnostic::error("eq/undefined-symbol", format!("`{name}` is not a variable of operator `{}`", u.name))
+                            .with_span(lhs_span)
+                            .with_path(p.clone());
+                        d = match suggest(&name, &names) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => d.with_help(format!("declare it under `variables:` of `{}`", u.template.name)),
+                        };
+                        self.error(d);
+                    }
+                    Some(id) => {
+                        let vt = decl_types[oi].get(&name).copied();
+                        match vt {
+                            Some(VType::Input) => self.error(
+                                Diagnostic::error("eq/assign-to-input", format!("`{name}` is an input and cannot be assigned"))
+                                    .with_span(lhs_span)
+                                    .with_path(p.clone())
+                                    .with_help("declare it as `output(...)` or `variable(...)`"),
+                            ),
+                            Some(VType::Constant) => self.error(
+                                Diagnostic::error("eq/assign-to-constant", format!("`{name}` is a constant and cannot be assigned"))
+                                    .with_span(lhs_span)
+                                    .with_path(p.clone())
+                                    .with_help("declare it as `output(...)` or `variable(...)`"),
+                            ),
+                            _ => {
+                                if let Some(first) = self.defined.get(&id).copied() {
+                                    self.error(
+                                        Diagnostic::error("eq/duplicate-definition", format!("`{name}` is defined by two equations"))
+                                            .with_span(lhs_span)
+                                            .with_label(first, "first defined here")
+                                            .with_path(p.clone()),
+                                    );
+                                } else {
+                                    self.defined.insert(id, lhs_span);
+                                    defs.insert(name.clone());
+                                    self.c.vars[id.0 as usize].kind = match eq.lhs.kind {
+                                        LhsKind::Derivative => VarKind::State,
+                                        LhsKind::Assign => VarKind::Algebraic,
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                eqs.push((eq, off, file, p));
+            }
+            parsed.push(eqs);
+            defined_by.push(defs);
+        }
+
+        // Wiring: an input of one operator that another operator defines is fed by it (summed
+        // over all operators that define it, as PyRates does).
+        let n = scopes.len().min(defined_by.len());
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for b in 0..n {
+            let inputs: Vec<(String, VarId)> = scopes[b]
+                .1
+                .iter()
+                .filter(|(vn, _)| decl_types[b].get(*vn) == Some(&VType::Input))
+                .map(|(vn, id)| (vn.clone(), *id))
+                .collect();
+            let mut inputs = inputs;
+            inputs.sort_by_key(|(_, id)| *id);
+            for (vn, id) in inputs {
+                let providers: Vec<usize> = (0..n).filter(|&a| a != b && defined_by[a].contains(&vn)).collect();
+                if providers.is_empty() {
+                    continue;
+                }
+                let mut rhs: Option<ExprId> = None;
+                for &a in &providers {
+                    deps[b].push(a);
+                    let v = self.c.add_expr(Expr::Var(scopes[a].1[&vn]));
+                    rhs = Some(match rhs {
+                        None => v,
+                        Some(r) => self.c.add_expr(Expr::Binary(BinOp::Add, r, v)),
+                    });
+                }
+                if let Some(rhs) = rhs {
+                    self.c.vars[id.0 as usize].kind = VarKind::Algebraic;
+                    let span = self.c.vars[id.0 as usize].span;
+                    self.c.assigns.push(Assign { var: id, rhs, span });
+                }
+            }
+        }
+        let op_order = match topo_order(&deps) {
+            Ok(o) => o,
+            Err(cyc) => {
+                let names: Vec<String> = cyc.iter().map(|&i| scopes[i].0.clone()).collect();
+                let span = nt.operators.iter().find(|u| u.name == names[0]).map(|u| u.span);
+                let mut d = Diagnostic::error("node/operator-cycle", format!("operators of node `{path}` feed each other in a cycle: {}", names.join(" -> ")))
+                    .with_path(path.to_string())
+                    .with_help("split the cycle: PyRates evaluates the operators of a node in dependency order");
+                if let Some(s) = span {
+                    d = d.with_span(s);
+                }
+                self.error(d);
+                (0..n).collect()
+            }
+        };
+
+        for (oi, eqs) in parsed.into_iter().enumerate().take(n) {
+            for (eq, off, file, p) in eqs {
+                let ctx = Ctx { scope: &scopes[oi].1, file, off, path: p };
+                let rhs = self.expr(&eq.rhs, &ctx);
+                let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else { continue };
+                let Some(rhs) = rhs else { continue };
+                let span = Some(Span { file, range: eq.range.offset(off) });
+                // Only the first definition counts; duplicates were reported above.
+                if self.defined.get(&id) != Some(&Span { file, range: eq.lhs.range.offset(off) }) {
+                    continue;
+                }
+                match eq.lhs.kind {
+                    LhsKind::Derivative => self.c.odes.push(Ode { var: id, rhs, span }),
+                    LhsKind::Assign => self.c.assigns.push(Assign { var: id, rhs, span }),
+                }
+            }
+        }
+        if let Some(nn) = node {
+            self.c.nodes.push(nn.clone());
+            self.c.node_operators.push((nn, op_order.iter().map(|&i| scopes[i].0.clone()).collect()));
+        }
+        scopes
+    }
+
+    /// Parse one equation string; returns the AST, the offset to add to its ranges, and the
+    /// file they point into. Rewritten equations (after `replace`) get a file of their own.
+    fn parse_eq(&mut self, e: &EqText, path: &str) -> Option<(ast::Equation, u32, FileId)> {
+        let (file, off) = match e.offset {
+            Some(o) => (e.span.file, o),
+            None => {
+                let orig = self.sources.file(e.span.file).name.clone();
+                let name = format!("{orig} [{path}, rewritten]");
+                let f = match self.sources.find(&name) {
+                    Some(f) if self.sources.file(f).text == e.text => f,
+                    _ => self.sources.add(name, e.text.clone()),
+                };
+                (f, 0)
+            }
+        };
+        match super::eqshim::parse_equation(&e.text, file, off) {
+            Ok(eq) => Some((eq, off, file)),
+            Err(ds) => {
+                for d in ds.0 {
+                    let mut d = d.with_path(path.to_string());
+                    if e.offset.is_none() {
+                        d = d.with_label(e.span, "equation written here (shown after `replace`)");
+                    }
+                    self.error(d);
+                }
+                None
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &ast::Expr, ctx: &Ctx) -> Option<ExprId> {
+        let span = Span { file: ctx.file, range: e.range.offset(ctx.off) };
+        let x = match &e.kind {
+            ExprKind::Number(v) => Expr::Const(*v),
+            ExprKind::Ident(name) => {
+                if let Some(&id) = ctx.scope.get(name) {
+                    Expr::Var(id)
+                } else {
+                    match name.as_str() {
+                        "t" => Expr::Time,
+                        "pi" | "PI" => Expr::Const(std::f64::consts::PI),
+                        "E" => Expr::Const(std::f64::consts::E),
+                        _ => {
+                            let mut names: Vec<String> = ctx.scope.keys().cloned().collect();
+                            names.sort();
+                            names.extend(["t", "pi", "PI", "E"].map(String::from));
+                            let mut d = Diagnostic::error("eq/undefined-symbol", format!("unknown symbol `{name}`"))
+                                .with_span(span)
+                                .with_path(ctx.path.clone());
+                            d = match suggest(name, &names) {
+                                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                                None => d.with_help("declare it under the operator's `variables:`"),
+                            };
+                            self.error(d);
+                            return None;
+                        }
+                    }
+                }
+            }
+            ExprKind::Unary(UnOp::Plus, inner) => return self.expr(inner, ctx),
+            ExprKind::Unary(UnOp::Neg, inner) => Expr::Neg(self.expr(inner, ctx)?),
+            ExprKind::Binary(op, a, b) => {
+                let a = self.expr(a, ctx);
+                let b = self.expr(b, ctx);
+                Expr::Binary(bin(*op), a?, b?)
+            }
+            ExprKind::Call { name, name_range, args } => return self.call(name, *name_range, args, span, ctx),
+        };
+        Some(self.c.add_expr(x))
+    }
+
+    fn call(&mut self, name: &str, name_range: TextRange, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<ExprId> {
+        let name_span = Span { file: ctx.file, range: name_range.offset(ctx.off) };
+        // `x(t - d)`: delayed access to a variable.
+        if let Some(&id) = ctx.scope.get(name) {
+            if let [arg] = args {
+                match &arg.kind {
+                    ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") => {
+                        let d = self.expr(d, ctx)?;
+                        return Some(self.c.add_expr(Expr::Past(id, d)));
+                    }
+                    ExprKind::Ident(s) if s == "t" => return Some(self.c.add_expr(Expr::Var(id))),
+                    _ => {}
+                }
+            }
+            self.error(
+                Diagnostic::error("eq/invalid-delay", format!("`{name}(...)` reads a variable in the past: write `{name}(t - d)`"))
+                    .with_span(span)
+                    .with_path(ctx.path.clone()),
+            );
+            return None;
+        }
+        let arity_err = |this: &mut Self, expected: &str| {
+            this.error(
+                Diagnostic::error("eq/wrong-arity", format!("`{name}` takes {expected}, got {}", args.len()))
+                    .with_span(span)
+                    .with_path(ctx.path.clone()),
+            );
+        };
+        match name {
+            "past" => {
+                if args.len() != 2 {
+                    arity_err(self, "2 arguments (variable, delay)");
+                    return None;
+                }
+                let ExprKind::Ident(v) = &args[0].kind else {
+                    self.error(
+                        Diagnostic::error("eq/invalid-delay", "the first argument of `past` must be a variable")
+                            .with_span(Span { file: ctx.file, range: args[0].range.offset(ctx.off) })
+                            .with_path(ctx.path.clone()),
+                    );
+                    return None;
+                };
+                let Some(&id) = ctx.scope.get(v) else {
+                    return self.expr(&args[0], ctx).and(None);
+                };
+                let d = self.expr(&args[1], ctx)?;
+                return Some(self.c.add_expr(Expr::Past(id, d)));
+            }
+            "randn" => {
+                if !args.is_empty() {
+                    arity_err(self, "no arguments");
+                    return None;
+                }
+                return Some(self.c.add_expr(Expr::Randn));
+            }
+            _ => {}
+        }
+        let conv: Vec<Option<ExprId>> = args.iter().map(|a| self.expr(a, ctx)).collect();
+        let ids: Vec<ExprId> = conv.into_iter().collect::<Option<Vec<_>>>()?;
+        match (name, ids.as_slice()) {
+            // Real scalars: trivial forms of the complex/vector helpers.
+            ("vsum" | "real" | "conj", [x]) => return Some(*x),
+            ("imag", [_]) => return Some(self.c.add_expr(Expr::Const(0.0))),
+            ("sigmoid", [x, scaling, steepness, offset]) => {
+                // 0.8: scaling / (1 + exp(-steepness * (x - offset)))
+                let d = self.c.add_expr(Expr::Binary(BinOp::Sub, *x, *offset));
+                let m = self.c.add_expr(Expr::Binary(BinOp::Mul, *steepness, d));
+                let n = self.c.add_expr(Expr::Neg(m));
+                let ex = self.c.add_expr(Expr::Call(Func::Exp, vec![n]));
+                let one = self.c.add_expr(Expr::Const(1.0));
+                let den = self.c.add_expr(Expr::Binary(BinOp::Add, one, ex));
+                return Some(self.c.add_expr(Expr::Binary(BinOp::Div, *scaling, den)));
+            }
+            ("heaviside", [x, h0]) => {
+                let zero = self.c.add_expr(Expr::Const(0.0));
+                let eq = self.c.add_expr(Expr::Binary(BinOp::Eq, *x, zero));
+                let gt = self.c.add_expr(Expr::Binary(BinOp::Gt, *x, zero));
+                return Some(self.c.add_expr(Expr::Select(eq, *h0, gt)));
+            }
+            _ => {}
+        }
+        let Some(f) = func_by_name(name) else {
+            let mut d = Diagnostic::error(
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") { "eq/wrong-arity" } else { "eq/unknown-function" },
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
+                    format!("`{name}` does not take {} arguments", args.len())
+                } else {
+                    format!("unknown function `{name}`")
+                },
+            )
+            .with_span(name_span)
+            .with_path(ctx.path.clone());
+            if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            if name == "interp" {
+                d = d.with_help("`interp` needs vector-valued variables, which rustrates does not support");
+            }
+            self.error(d);
+            return None;
+        };
+        if f.arity() != ids.len() {
+            let n = f.arity();
+            arity_err(self, &format!("{n} argument{}", if n == 1 { "" } else { "s" }));
+            return None;
+        }
+        Some(self.c.add_expr(Expr::Call(f, ids)))
+    }
+
+    /// Find a variable by an edge path (`node/op/var` relative to `prefix`); a path without
+    /// the operator (`node/var`) is accepted when exactly one operator has that variable.
+    fn find_edge_var(&self, prefix: &str, p: &str) -> Option<VarId> {
+        let full = format!("{prefix}{p}");
+        if let Some(id) = self.c.find_var(&full) {
+            return Some(id);
+        }
+        let (node, var) = full.rsplit_once('/')?;
+        let cands: Vec<usize> = self
+            .c
+            .vars
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var))
+            .map(|(i, _)| i)
+            .collect();
+        match cands.as_slice() {
+            [i] => Some(VarId(*i as u32)),
+            _ => None,
+        }
+    }
+
+    fn unknown_edge_end(&mut self, code: &'static str, which: &str, p: &str, span: Span, path: &str) {
+        let names: Vec<String> = self.c.vars.iter().filter(|v| v.node.is_some()).map(|v| v.name.clone()).collect();
+        let mut d = Diagnostic::error(code, format!("edge {which} `{p}` is not a variable of the circuit"))
+            .with_span(span)
+            .with_path(path.to_string());
+        d = match suggest(p, &names) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help("write it as `node/operator/variable`"),
+        };
+        self.error(d);
+    }
+
+    fn add_edge(&mut self, prefix: &str, e: &EdgeDecl) {
+        let src = self.find_edge_var(prefix, &e.source);
+        let tgt = self.find_edge_var(prefix, &e.target);
+        if src.is_none() {
+            self.unknown_edge_end("edge/unknown-source", "source", &e.source, e.source_span, &e.path);
+        }
+        if tgt.is_none() {
+            self.unknown_edge_end("edge/unknown-target", "target", &e.target, e.target_span, &e.path);
+        }
+        let (Some(src), Some(tgt)) = (src, tgt) else { return };
+        let tv = self.c.var(tgt);
+        if !matches!(tv.kind, VarKind::Input) && !(tv.kind == VarKind::Algebraic && self.defined.get(&tgt).is_none()) {
+            let what = match tv.kind {
+                VarKind::State => "a state variable",
+                VarKind::Param => "a constant",
+                _ => "computed by an equation",
+            };
+            self.error(
+                Diagnostic::error("edge/target-not-input", format!("edge target `{}` is {what}, not an input", e.target))
+                    .with_span(e.target_span)
+                    .with_path(e.path.clone())
+                    .with_help("edges deliver into variables declared as `input`"),
+            );
+            return;
+        }
+        let src_node = self.c.var(src).node.clone().unwrap_or_default();
+        let tgt_node = self.c.var(tgt).node.clone().unwrap_or_default();
+        let cnt = self.edge_counts.entry((src_node.clone(), tgt_node.clone())).or_insert(0);
+        let idx = *cnt;
+        *cnt += 1;
+        let ename = edge_node_name(&src_node, &tgt_node, idx);
+        let mut params: Vec<(String, VarId)> = Vec::new();
+        let mut add_param = |this: &mut Self, key: &str, value: f64, span: Option<Span>| {
+            let id = this.c.add_var(Var { name: format!("{ename}/{key}"), kind: VarKind::Param, value, node: None, external_input: None, span });
+            params.push((key.to_string(), id));
+        };
+        let num = |key: &str| {
+            e.params.iter().find(|(k, _, _)| k == key).and_then(|(_, v, s)| match v {
+                ParamValue::Num(x) => Some((*x, *s)),
+                ParamValue::Ref(_) => None,
+            })
+        };
+        let (w, ws) = num("weight").map_or((1.0, None), |(x, s)| (x, Some(s)));
+        add_param(self, "weight", w, ws.or(Some(e.span)));
+        for key in ["delay", "spread"] {
+            if let Some((x, s)) = num(key) {
+                if x < 0.0 || !x.is_finite() {
+                    self.error(
+                        Diagnostic::error("edge/invalid", format!("`{key}` must be a finite number >= 0"))
+                            .with_span(s)
+                            .with_path(e.path.clone()),
+                    );
+                }
+                add_param(self, key, x, Some(s));
+            }
+        }
+        if let Some((_, s)) = num("spread") {
+            if num("delay").is_none_or(|(d, _)| d <= 0.0) {
+                self.error(
+                    Diagnostic::error("edge/invalid", "`spread` needs a positive `delay`")
+                        .with_span(s)
+                        .with_path(e.path.clone()),
+                );
+            }
+        }
+        let mut source = src;
+        if let Some(t) = &e.template {
+            if let Body::Edge(nt) = &t.body {
+                let scopes = self.add_node(&ename, nt, None);
+                // Overrides of edge-template variables: `tpl/op/var`, `op/var` or `var`.
+                let mut wired: HashSet<VarId> = HashSet::new();
+                for (k, v, s) in &e.params {
+                    if matches!(k.as_str(), "weight" | "delay" | "spread") {
+                        continue;
+                    }
+                    let key = k.strip_prefix(&format!("{}/", t.name)).unwrap_or(k);
+                    let found = scopes.iter().find_map(|(op, sc, _)| match key.split_once('/') {
+                        Some((o, vn)) if o == op => sc.get(vn).copied(),
+                        None => sc.get(key).copied(),
+                        _ => None,
+                    });
+                    let Some(id) = found else {
+                        self.error(
+                            Diagnostic::error("edge/unknown-parameter", format!("edge template `{}` has no variable `{k}`", t.name))
+                                .with_span(*s)
+                                .with_path(e.path.clone()),
+                        );
+                        continue;
+                    };
+                    match v {
+                        ParamValue::Num(x) => self.c.vars[id.0 as usize].value = *x,
+                        ParamValue::Ref(r) => {
+                            let from = if r == "source" { Some(src) } else { self.find_edge_var(prefix, r) };
+                            match from {
+                                Some(f) => {
+                                    self.feed(id, f);
+                                    wired.insert(id);
+                                }
+                                None => self.unknown_edge_end("edge/unknown-source", "input", r, *s, &e.path),
+                            }
+                        }
+                    }
+                }
+                // Unwired inputs of the edge operators receive the source.
+                let mut out: Option<VarId> = None;
+                for (op, sc, order) in &scopes {
+                    let Some(Body::Operator(opt)) = nt.operators.iter().find(|u| &u.name == op).map(|u| &u.template.body) else { continue };
+                    for id in order {
+                        let vn = self.c.var(*id).name.rsplit('/').next().unwrap_or("").to_string();
+                        let vt = opt.variables.get(&vn).map(|d| d.vtype);
+                        if vt == Some(VType::Input) && self.c.var(*id).kind == VarKind::Input && !wired.contains(id) {
+                            self.feed(*id, src);
+                        }
+                        if vt == Some(VType::Output) {
+                            out = Some(*id);
+                        }
+                    }
+                    let _ = sc;
+                }
+                match out {
+                    Some(o) => source = o,
+                    None => self.error(
+                        Diagnostic::error("edge/invalid", format!("edge template `{}` declares no `output` variable", t.name))
+                            .with_span(e.span)
+                            .with_path(e.path.clone()),
+                    ),
+                }
+            }
+        }
+        self.c.edges.push(Edge { source_node: src_node, target_node: tgt_node, idx, source, target: tgt, params, span: Some(e.span) });
+    }
+
+    /// Make input `id` an algebraic copy of `from`.
+    fn feed(&mut self, id: VarId, from: VarId) {
+        let rhs = self.c.add_expr(Expr::Var(from));
+        self.c.vars[id.0 as usize].kind = VarKind::Algebraic;
+        let span = self.c.vars[id.0 as usize].span;
+        self.c.assigns.push(Assign { var: id, rhs, span });
+    }
+
+    fn finish(mut self) -> (Option<Circuit>, Diagnostics) {
+        // Evaluation order of algebraics: by their dependencies on other algebraics.
+        let n = self.c.assigns.len();
+        let pos: HashMap<VarId, usize> = self.c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, a) in self.c.assigns.iter().enumerate() {
+            let mut vars = Vec::new();
+            collect_vars(&self.c, a.rhs, &mut vars);
+            deps[i] = vars.iter().filter_map(|v| pos.get(v).copied()).collect();
+        }
+        match topo_order(&deps) {
+            Ok(order) => {
+                let old = std::mem::take(&mut self.c.assigns);
+                self.c.assigns = order.into_iter().map(|i| old[i].clone()).collect();
+            }
+            Err(cyc) => {
+                let names: Vec<String> = cyc.iter().map(|&i| self.c.var(self.c.assigns[i].var).name.clone()).collect();
+                let mut d = Diagnostic::error("eq/algebraic-cycle", format!("algebraic equations depend on each other in a cycle: {}", names.join(" -> ")));
+                if let Some(s) = self.c.assigns[cyc[0]].span {
+                    d = d.with_span(s);
+                }
+                self.error(d);
+            }
+        }
+        if self.diags.has_errors() {
+            (None, self.diags)
+        } else {
+            (Some(self.c), self.diags)
+        }
+    }
+}
+
+struct Ctx<'a> {
+    scope: &'a Scope,
+    file: FileId,
+    off: u32,
+    path: String,
+}
+
+/// Variables an expression reads now (delayed reads `Past` do not count: they read history).
+pub(crate) fn collect_vars(c: &Circuit, e: ExprId, out: &mut Vec<VarId>) {
+    match c.expr(e) {
+        Expr::Var(v) => out.push(*v),
+        Expr::Const(_) | Expr::Time | Expr::Randn => {}
+        Expr::Neg(a) => collect_vars(c, *a, out),
+        Expr::Binary(_, a, b) => {
+            collect_vars(c, *a, out);
+            collect_vars(c, *b, out);
+        }
+        Expr::Call(_, args) => {
+            for a in args {
+                collect_vars(c, *a, out);
+            }
+        }
+        Expr::Select(a, b, d) => {
+            collect_vars(c, *a, out);
+            collect_vars(c, *b, out);
+            collect_vars(c, *d, out);
+        }
+        Expr::Past(_, d) => collect_vars(c, *d, out),
+    }
+}
+
+/// Stable topological order (`deps[i]` must come before `i`); on a cycle, its members.
+pub(crate) fn topo_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+    let n = deps.len();
+    // 0 = unvisited, 1 = on stack, 2 = done
+    let mut state = vec![0u8; n];
+    let mut order = Vec::with_capacity(n);
+    fn visit(i: usize, deps: &[Vec<usize>], state: &mut [u8], order: &mut Vec<usize>, stack: &mut Vec<usize>) -> Result<(), Vec<usize>> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => {
+                let from = stack.iter().position(|&x| x == i).unwrap_or(0);
+                return Err(stack[from..].to_vec());
+            }
+            _ => {}
+        }
+        state[i] = 1;
+        stack.push(i);
+        for &d in &deps[i] {
+            visit(d, deps, state, order, stack)?;
+        }
+        stack.pop();
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    let mut stack = Vec::new();
+    for i in 0..n {
+        visit(i, deps, &mut state, &mut order, &mut stack)?;
+    }
+    Ok(order)
+}
+
+fn bin(op: ast::BinOp) -> BinOp {
+    match op {
+        ast::BinOp::Add => BinOp::Add,
+        ast::BinOp::Sub => BinOp::Sub,
+        ast::BinOp::Mul => BinOp::Mul,
+        ast::BinOp::Div => BinOp::Div,
+        ast::BinOp::Pow => BinOp::Pow,
+        ast::BinOp::Lt => BinOp::Lt,
+        ast::BinOp::Le => BinOp::Le,
+        ast::BinOp::Gt => BinOp::Gt,
+        ast::BinOp::Ge => BinOp::Ge,
+        ast::BinOp::Eq => BinOp::Eq,
+        ast::BinOp::Ne => BinOp::Ne,
+    }
+}
+
+const FUNC_NAMES: &[&str] = &[
+    "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan", "arctan2", "exp", "log", "sqrt", "abs",
+    "sigmoid", "max", "min", "heaviside", "floor", "ceil", "sign", "past", "randn", "vsum", "real", "imag",
+];
+
+pub(crate) fn func_by_name(name: &str) -> Option<Func> {
+    Some(match name {
+        "sin" => Func::Sin,
+        "cos" => Func::Cos,
+        "tan" => Func::Tan,
+        "sinh" => Func::Sinh,
+        "cosh" => Func::Cosh,
+        "tanh" => Func::Tanh,
+        "arcsin" | "asin" => Func::Arcsin,
+        "arccos" | "acos" => Func::Arccos,
+        "arctan" | "atan" => Func::Arctan,
+        "arctan2" | "atan2" => Func::Arctan2,
+        "exp" => Func::Exp,
+        "log" => Func::Log,
+        "sqrt" => Func::Sqrt,
+        "abs" | "absv" => Func::Abs,
+        "sigmoid" => Func::Sigmoid,
+        "max" | "maximum" => Func::Max,
+        "min" | "minimum" => Func::Min,
+        "heaviside" => Func::Heaviside,
+        "floor" => Func::Floor,
+        "ceil" => Func::Ceil,
+        "sign" => Func::Sign,
+        _ => return None,
+    })
+}
+
+/// Func name as written in equations (for the dump).
+pub(crate) fn func_name(f: Func) -> &'static str {
+    match f {
+        Func::Sin => "sin",
+        Func::Cos => "cos",
+        Func::Tan => "tan",
+        Func::Sinh => "sinh",
+        Func::Cosh => "cosh",
+        Func::Tanh => "tanh",
+        Func::Arcsin => "arcsin",
+        Func::Arccos => "arccos",
+        Func::Arctan => "arctan",
+        Func::Arctan2 => "arctan2",
+        Func::Exp => "exp",
+        Func::Log => "log",
+        Func::Sqrt => "sqrt",
+        Func::Abs => "abs",
+        Func::Sigmoid => "sigmoid",
+        Func::Max => "max",
+        Func::Min => "min",
+        Func::Heaviside => "heaviside",
+        Func::Floor => "floor",
+        Func::Ceil => "ceil",
+        Func::Sign => "sign",
+    }
+}

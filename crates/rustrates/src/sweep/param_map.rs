@@ -1,0 +1,460 @@
+//! `param_map`: which model variables each grid key writes.
+//!
+//! Spec form (PyRates'): `{key: {vars: [...], nodes: [...]}}` for node variables, where a var
+//! is `Op/var` (that operator) or a bare `var` (every operator of the node that has it), or
+//! `{key: {vars: ["weight" | "delay" | ...], edges: [(source, target[, idx])]}}` for edge
+//! variables (`idx` counts edges between the same two nodes in template order; omitted = 0).
+//! Without `nodes` or `edges`, each var must be a full path `node/op/var`.
+//!
+//! Resolution against the circuit happens before anything runs and reports unknown keys,
+//! nodes (with the closest name), variables and edges as typed errors.
+
+use indexmap::IndexMap;
+
+use crate::model::{Circuit, VarId, VarKind};
+
+/// One edge named in a `param_map` entry. `source`/`target` are node names (or the full
+/// `node/op/var` paths of the edge's source and target variables).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeRef {
+    pub source: String,
+    pub target: String,
+    pub idx: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapTargets {
+    Nodes(Vec<String>),
+    Edges(Vec<EdgeRef>),
+    /// Vars are full paths.
+    Paths,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapEntry {
+    pub vars: Vec<String>,
+    pub targets: MapTargets,
+}
+
+/// The spec form of `param_map`, keyed by grid key in insertion order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamMap {
+    pub entries: IndexMap<String, MapEntry>,
+}
+
+impl ParamMap {
+    pub fn new() -> ParamMap {
+        ParamMap::default()
+    }
+    /// The map as JSON in PyRates' shape (`{key: {vars, nodes | edges}}`), for settings records.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        for (key, e) in &self.entries {
+            let mut entry = serde_json::Map::new();
+            entry.insert("vars".into(), serde_json::json!(e.vars));
+            match &e.targets {
+                MapTargets::Nodes(n) => {
+                    entry.insert("nodes".into(), serde_json::json!(n));
+                }
+                MapTargets::Edges(edges) => {
+                    let list: Vec<serde_json::Value> = edges
+                        .iter()
+                        .map(|x| match x.idx {
+                            Some(i) => serde_json::json!([x.source, x.target, i]),
+                            None => serde_json::json!([x.source, x.target]),
+                        })
+                        .collect();
+                    entry.insert("edges".into(), serde_json::Value::Array(list));
+                }
+                MapTargets::Paths => {}
+            }
+            obj.insert(key.clone(), serde_json::Value::Object(entry));
+        }
+        serde_json::Value::Object(obj)
+    }
+    /// Adds `{key: {vars, nodes}}`.
+    pub fn nodes(mut self, key: &str, vars: &[&str], nodes: &[&str]) -> ParamMap {
+        self.entries.insert(
+            key.to_string(),
+            MapEntry {
+                vars: vars.iter().map(|s| s.to_string()).collect(),
+                targets: MapTargets::Nodes(nodes.iter().map(|s| s.to_string()).collect()),
+            },
+        );
+        self
+    }
+    /// Adds `{key: {vars, edges}}`.
+    pub fn edges(mut self, key: &str, vars: &[&str], edges: &[(&str, &str, Option<usize>)]) -> ParamMap {
+        self.entries.insert(
+            key.to_string(),
+            MapEntry {
+                vars: vars.iter().map(|s| s.to_string()).collect(),
+                targets: MapTargets::Edges(
+                    edges
+                        .iter()
+                        .map(|&(s, t, idx)| EdgeRef { source: s.to_string(), target: t.to_string(), idx })
+                        .collect(),
+                ),
+            },
+        );
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParamMapError {
+    #[error("param_grid key '{key}' has no entry in param_map (param_map has: {})", .known.join(", "))]
+    UnknownKey { key: String, known: Vec<String> },
+    #[error("param_map['{key}']: unknown node '{node}'{}", suggestion_text(.suggestion))]
+    UnknownNode { key: String, node: String, suggestion: Option<String> },
+    #[error("param_map['{key}']: node '{node}' has no variable '{var}' (it has: {})", .available.join(", "))]
+    VarNotFound { key: String, node: String, var: String, available: Vec<String> },
+    #[error("param_map['{key}']: no variable '{path}'{}", suggestion_text(.suggestion))]
+    PathNotFound { key: String, path: String, suggestion: Option<String> },
+    #[error("param_map['{key}']: no edge {from} -> {to} with index {idx}; {}", edge_list(.existing))]
+    EdgeNotFound { key: String, from: String, to: String, idx: usize, existing: Vec<usize> },
+    #[error("param_map['{key}']: edge {from} -> {to} [{idx}] has no variable '{var}' (it has: {})", .available.join(", "))]
+    EdgeVarNotFound { key: String, from: String, to: String, idx: usize, var: String, available: Vec<String> },
+    #[error("param_map['{key}']: '{var}' is computed from other variables ({kind:?}) and cannot be set")]
+    NotSettable { key: String, var: String, kind: VarKind },
+    #[error("param_map['{key}'] lists no variables")]
+    NoVars { key: String },
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+}
+
+fn edge_list(existing: &[usize]) -> String {
+    if existing.is_empty() {
+        "there is no edge between these nodes".to_string()
+    } else {
+        format!("existing indices between these nodes: {existing:?}")
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a distance of about a third of the name's length.
+pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+/// For each grid key (in grid order), the variables of `circuit` it writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedMap {
+    pub keys: Vec<(String, Vec<VarId>)>,
+}
+
+impl ResolvedMap {
+    /// The variable names per key (stable across rewrite passes, unlike ids).
+    pub fn names(&self, circuit: &Circuit) -> Vec<(String, Vec<String>)> {
+        self.keys
+            .iter()
+            .map(|(k, ids)| (k.clone(), ids.iter().map(|&id| circuit.var(id).name.clone()).collect()))
+            .collect()
+    }
+}
+
+/// Resolves `map` for the grid keys `grid_keys` against the unlowered `circuit`.
+pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Result<ResolvedMap, ParamMapError> {
+    let mut keys = Vec::with_capacity(grid_keys.len());
+    for key in grid_keys {
+        let Some(entry) = map.entries.get(key) else {
+            return Err(ParamMapError::UnknownKey { key: key.clone(), known: map.entries.keys().cloned().collect() });
+        };
+        if entry.vars.is_empty() {
+            return Err(ParamMapError::NoVars { key: key.clone() });
+        }
+        let mut ids = Vec::new();
+        match &entry.targets {
+            MapTargets::Nodes(nodes) => {
+                for node in nodes {
+                    resolve_node(key, node, &entry.vars, circuit, &mut ids)?;
+                }
+            }
+            MapTargets::Edges(edges) => {
+                for e in edges {
+                    resolve_edge(key, e, &entry.vars, circuit, &mut ids)?;
+                }
+            }
+            MapTargets::Paths => {
+                for path in &entry.vars {
+                    let Some(id) = circuit.find_var(path) else {
+                        return Err(ParamMapError::PathNotFound {
+                            key: key.clone(),
+                            path: path.clone(),
+                            suggestion: closest(path, circuit.vars.iter().map(|v| v.name.as_str())),
+                        });
+                    };
+                    ids.push(id);
+                }
+            }
+        }
+        for &id in &ids {
+            let v = circuit.var(id);
+            if v.kind == VarKind::Algebraic && v.external_input.is_none() {
+                return Err(ParamMapError::NotSettable { key: key.clone(), var: v.name.clone(), kind: v.kind });
+            }
+        }
+        keys.push((key.clone(), ids));
+    }
+    for extra in map.entries.keys().filter(|k| !grid_keys.contains(k)) {
+        log::warn!("param_map key '{extra}' is not in param_grid; it is ignored");
+    }
+    Ok(ResolvedMap { keys })
+}
+
+fn resolve_node(
+    key: &str,
+    node: &str,
+    vars: &[String],
+    circuit: &Circuit,
+    ids: &mut Vec<VarId>,
+) -> Result<(), ParamMapError> {
+    let Some((_, ops)) = circuit.node_operators.iter().find(|(n, _)| n == node) else {
+        return Err(ParamMapError::UnknownNode {
+            key: key.to_string(),
+            node: node.to_string(),
+            suggestion: closest(node, circuit.nodes.iter().map(String::as_str)),
+        });
+    };
+    let prefix = format!("{node}/");
+    for var in vars {
+        let before = ids.len();
+        if var.contains('/') {
+            if let Some(id) = circuit.find_var(&format!("{node}/{var}")) {
+                ids.push(id);
+            }
+        } else {
+            for op in ops {
+                if let Some(id) = circuit.find_var(&format!("{node}/{op}/{var}")) {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.len() == before {
+            let available = circuit
+                .vars
+                .iter()
+                .filter_map(|v| v.name.strip_prefix(&prefix))
+                .filter(|rest| ops.iter().any(|op| rest.starts_with(&format!("{op}/"))))
+                .map(str::to_string)
+                .collect();
+            return Err(ParamMapError::VarNotFound {
+                key: key.to_string(),
+                node: node.to_string(),
+                var: var.clone(),
+                available,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn resolve_edge(
+    key: &str,
+    e: &EdgeRef,
+    vars: &[String],
+    circuit: &Circuit,
+    ids: &mut Vec<VarId>,
+) -> Result<(), ParamMapError> {
+    let src_matches = |edge: &crate::model::Edge| edge.source_node == e.source || circuit.var(edge.source).name == e.source;
+    let tgt_matches = |edge: &crate::model::Edge| edge.target_node == e.target || circuit.var(edge.target).name == e.target;
+    for name in [&e.source, &e.target] {
+        let known = circuit.nodes.iter().any(|n| n == name) || circuit.find_var(name).is_some();
+        if !known {
+            return Err(ParamMapError::UnknownNode {
+                key: key.to_string(),
+                node: name.clone(),
+                suggestion: closest(name, circuit.nodes.iter().map(String::as_str)),
+            });
+        }
+    }
+    let idx = e.idx.unwrap_or(0);
+    let between: Vec<&crate::model::Edge> = circuit.edges.iter().filter(|x| src_matches(x) && tgt_matches(x)).collect();
+    let Some(edge) = between.iter().find(|x| x.idx == idx) else {
+        return Err(ParamMapError::EdgeNotFound {
+            key: key.to_string(),
+            from: e.source.clone(),
+            to: e.target.clone(),
+            idx,
+            existing: between.iter().map(|x| x.idx).collect(),
+        });
+    };
+    for var in vars {
+        let Some((_, id)) = edge.params.iter().find(|(n, _)| n == var) else {
+            return Err(ParamMapError::EdgeVarNotFound {
+                key: key.to_string(),
+                from: e.source.clone(),
+                to: e.target.clone(),
+                idx,
+                var: var.clone(),
+                available: edge.params.iter().map(|(n, _)| n.clone()).collect(),
+            });
+        };
+        ids.push(*id);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Edge, Var};
+
+    fn var(c: &mut Circuit, name: &str, kind: VarKind, node: Option<&str>) -> VarId {
+        c.add_var(Var {
+            name: name.into(),
+            kind,
+            value: 0.0,
+            node: node.map(str::to_string),
+            external_input: None,
+            span: None,
+        })
+    }
+
+    /// Two nodes with two operators each and two edges PC -> IIN, one IIN -> PC.
+    pub(crate) fn circuit() -> Circuit {
+        let mut c = Circuit { name: "Net".into(), ..Circuit::default() };
+        c.nodes = vec!["PC".into(), "IIN".into()];
+        c.node_operators = vec![
+            ("PC".into(), vec!["Op_e".into(), "Pro".into()]),
+            ("IIN".into(), vec!["Op_i".into(), "Pro".into()]),
+        ];
+        var(&mut c, "PC/Op_e/eta", VarKind::Param, Some("PC"));
+        var(&mut c, "PC/Op_e/r", VarKind::State, Some("PC"));
+        var(&mut c, "PC/Pro/eta", VarKind::Param, Some("PC"));
+        var(&mut c, "PC/Pro/m", VarKind::Algebraic, Some("PC"));
+        var(&mut c, "IIN/Op_i/eta", VarKind::Param, Some("IIN"));
+        var(&mut c, "IIN/Op_i/r", VarKind::State, Some("IIN"));
+        var(&mut c, "IIN/Pro/m", VarKind::Algebraic, Some("IIN"));
+        for (s, t, idx) in [("PC", "IIN", 0), ("PC", "IIN", 1), ("IIN", "PC", 0)] {
+            let w = var(&mut c, &format!("edge:{s}->{t}:{idx}/weight"), VarKind::Param, None);
+            let d = var(&mut c, &format!("edge:{s}->{t}:{idx}/delay"), VarKind::Param, None);
+            let source = c.find_var(&format!("{s}/Pro/m")).unwrap();
+            let target = c.find_var(&format!("{t}/Pro/m")).unwrap();
+            c.edges.push(Edge {
+                source_node: s.into(),
+                target_node: t.into(),
+                idx,
+                source,
+                target,
+                params: vec![("weight".into(), w), ("delay".into(), d)],
+                span: None,
+            });
+        }
+        c
+    }
+
+    fn names(c: &Circuit, r: &ResolvedMap) -> Vec<(String, Vec<String>)> {
+        r.names(c)
+    }
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn param_map_bare_var_hits_every_operator_having_it() {
+        let c = circuit();
+        let m = ParamMap::new().nodes("eta", &["eta"], &["PC", "IIN"]);
+        let r = resolve(&m, &keys(&["eta"]), &c).unwrap();
+        assert_eq!(names(&c, &r), vec![("eta".into(), keys(&["PC/Op_e/eta", "PC/Pro/eta", "IIN/Op_i/eta"]))]);
+    }
+
+    #[test]
+    fn param_map_op_var_and_edges_resolve_in_grid_order() {
+        let c = circuit();
+        let m = ParamMap::new()
+            .edges("w", &["weight", "delay"], &[("PC", "IIN", Some(1)), ("IIN", "PC", None)])
+            .nodes("eta_pc", &["Op_e/eta", "Op_e/r"], &["PC"]);
+        let r = resolve(&m, &keys(&["eta_pc", "w"]), &c).unwrap();
+        assert_eq!(
+            names(&c, &r),
+            vec![
+                ("eta_pc".into(), keys(&["PC/Op_e/eta", "PC/Op_e/r"])),
+                (
+                    "w".into(),
+                    keys(&["edge:PC->IIN:1/weight", "edge:PC->IIN:1/delay", "edge:IIN->PC:0/weight", "edge:IIN->PC:0/delay"])
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn param_map_unknown_key_is_error() {
+        let c = circuit();
+        let m = ParamMap::new().nodes("eta", &["eta"], &["PC"]);
+        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
+        assert_eq!(err, ParamMapError::UnknownKey { key: "tau".into(), known: keys(&["eta"]) });
+    }
+
+    #[test]
+    fn param_map_unknown_node_suggests_closest() {
+        let c = circuit();
+        let m = ParamMap::new().nodes("eta", &["eta"], &["PCC"]);
+        let err = resolve(&m, &keys(&["eta"]), &c).unwrap_err();
+        assert_eq!(err, ParamMapError::UnknownNode { key: "eta".into(), node: "PCC".into(), suggestion: Some("PC".into()) });
+        assert!(err.to_string().contains("did you mean 'PC'"), "{err}");
+    }
+
+    #[test]
+    fn param_map_missing_var_lists_node_vars() {
+        let c = circuit();
+        let m = ParamMap::new().nodes("tau", &["Op_e/tau"], &["PC"]);
+        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
+        assert_eq!(
+            err,
+            ParamMapError::VarNotFound {
+                key: "tau".into(),
+                node: "PC".into(),
+                var: "Op_e/tau".into(),
+                available: keys(&["Op_e/eta", "Op_e/r", "Pro/eta", "Pro/m"]),
+            }
+        );
+    }
+
+    #[test]
+    fn param_map_missing_edge_lists_existing_indices() {
+        let c = circuit();
+        let m = ParamMap::new().edges("w", &["weight"], &[("PC", "IIN", Some(2))]);
+        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
+        assert_eq!(
+            err,
+            ParamMapError::EdgeNotFound { key: "w".into(), from: "PC".into(), to: "IIN".into(), idx: 2, existing: vec![0, 1] }
+        );
+        let m = ParamMap::new().edges("w", &["weight"], &[("IIN", "IIN", None)]);
+        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
+        assert!(matches!(&err, ParamMapError::EdgeNotFound { existing, .. } if existing.is_empty()), "{err:?}");
+        let m = ParamMap::new().edges("w", &["gain"], &[("PC", "IIN", None)]);
+        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
+        assert!(matches!(&err, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"])));
+    }
+
+    #[test]
+    fn param_map_algebraic_target_is_not_settable() {
+        let c = circuit();
+        let m = ParamMap::new().nodes("m", &["Pro/m"], &["PC"]);
+        let err = resolve(&m, &keys(&["m"]), &c).unwrap_err();
+        assert!(matches!(err, ParamMapError::NotSettable { ref var, .. } if var == "PC/Pro/m"), "{err:?}");
+    }
+}

@@ -1,0 +1,835 @@
+//! Sweep execution: compile once, chunks of points, blocks of lanes on a rayon pool.
+//!
+//! The grid is cut into chunks of `chunk_size` points (the unit a sink persists: part files,
+//! resume, shards) and each chunk into blocks of at most `block_size` lanes (the unit of
+//! parallel work; smaller when a chunk has fewer points than `block_size × threads`, so small
+//! sweeps still use every core). Each block builds its parameter and initial-value arrays from
+//! the grid, runs [`solve::run_block`], and writes its samples straight into their final
+//! place: the sink's trace array when it offers one ([`SweepSink::trace_target`], the
+//! in-memory result), otherwise a per-block buffer handed to [`SweepSink::block`] (files).
+//! Summaries are accumulated per lane as samples arrive. Nothing is ever sized by the whole
+//! grid except what the sink chooses to keep.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use rustfft::Fft;
+
+use super::grid::Grid;
+use super::param_map::{self, ParamMap, ParamMapError};
+use super::summary::{Moments, Spectrum, Statistic};
+use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
+use crate::model::{Circuit, VarId, VarKind};
+use crate::solve::{self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig, SolveError};
+
+/// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
+pub const DEFAULT_BLOCK_SIZE: usize = 64;
+/// Default points per chunk (one part file).
+pub const DEFAULT_CHUNK_SIZE: usize = 4096;
+
+/// Everything that defines a sweep (what `grid_search` and a sweep spec file carry).
+#[derive(Clone, Debug)]
+pub struct SweepSpec {
+    pub param_grid: Grid,
+    pub param_map: ParamMap,
+    pub sim: SimConfig,
+    /// `(node/op/var, signal)`.
+    pub inputs: Vec<(String, Signal)>,
+    /// `(key, node/op/var)`; node may be `all` (every node having that op/var).
+    pub outputs: Vec<(String, String)>,
+    pub backend: Backend,
+    pub precision: Precision,
+    pub keep_traces: bool,
+    pub summaries: Vec<Statistic>,
+    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores).
+    pub threads: Option<usize>,
+    pub block_size: usize,
+    /// Points per chunk (part file). 0 = the whole grid in one chunk.
+    pub chunk_size: usize,
+}
+
+impl SweepSpec {
+    /// A spec with the defaults: traces kept, no summaries, auto backend, f64, all cores.
+    pub fn new(param_grid: Grid, param_map: ParamMap, sim: SimConfig) -> SweepSpec {
+        SweepSpec {
+            param_grid,
+            param_map,
+            sim,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            backend: Backend::Auto,
+            precision: Precision::F64,
+            keep_traces: true,
+            summaries: Vec::new(),
+            threads: None,
+            block_size: DEFAULT_BLOCK_SIZE,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+
+    /// The chunk ranges of the grid.
+    pub fn chunks(&self) -> Vec<Range<usize>> {
+        let n = self.param_grid.len();
+        let size = if self.chunk_size == 0 { n.max(1) } else { self.chunk_size };
+        (0..n.div_ceil(size)).map(|c| c * size..((c + 1) * size).min(n)).collect()
+    }
+
+    /// The sampled times after the cutoff: t = k·dts for k = 0 … round(T/dts) − 1, t ≥ cutoff.
+    pub fn sample_times(&self) -> Vec<f64> {
+        let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
+        let n = (self.sim.simulation_time / dts).round() as usize;
+        (0..n).map(|k| k as f64 * dts).filter(|&t| t >= self.sim.cutoff).collect()
+    }
+
+    /// Nominal integration steps per point, round(T/dt) (for progress and work estimates).
+    pub fn steps(&self) -> u64 {
+        (self.sim.simulation_time / self.sim.dt).round() as u64
+    }
+
+    /// The settings as JSON, without array data (time-series inputs appear as their shape and
+    /// SHA-256): what a results file records and what the fingerprint of a sweep hashes.
+    /// Threads are left out: they do not change results.
+    pub fn settings_json(&self) -> serde_json::Value {
+        use sha2::Digest;
+        let method = match self.sim.method {
+            solve::Method::Euler => serde_json::json!({"name": "euler"}),
+            solve::Method::Heun => serde_json::json!({"name": "heun"}),
+            solve::Method::Rk4 => serde_json::json!({"name": "rk4"}),
+            solve::Method::Rk45 { rtol, atol } => serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol}),
+        };
+        let digest = |data: &[f64]| {
+            let mut h = sha2::Sha256::new();
+            for x in data {
+                h.update(x.to_le_bytes());
+            }
+            format!("{:x}", h.finalize())
+        };
+        let inputs: Vec<serde_json::Value> = self
+            .inputs
+            .iter()
+            .map(|(name, s)| match s {
+                Signal::Constant(v) => serde_json::json!({"var": name, "constant": v}),
+                Signal::Shared(d) => serde_json::json!({"var": name, "steps": d.len(), "sha256": digest(d)}),
+                Signal::PerPoint { points, data } => serde_json::json!({
+                    "var": name, "steps": data.len() / (*points).max(1), "points": points, "sha256": digest(data)
+                }),
+            })
+            .collect();
+        serde_json::json!({
+            "grid_keys": self.param_grid.keys(),
+            "n_points": self.param_grid.len(),
+            "param_map": self.param_map.to_json(),
+            "simulation_time": self.sim.simulation_time,
+            "step_size": self.sim.dt,
+            "sampling_step_size": self.sim.sampling_step.unwrap_or(self.sim.dt),
+            "cutoff": self.sim.cutoff,
+            "solver": method,
+            "inputs": inputs,
+            "outputs": self.outputs,
+            "backend": format!("{:?}", self.backend).to_lowercase(),
+            "precision": format!("{:?}", self.precision).to_lowercase(),
+            "keep_traces": self.keep_traces,
+            "summaries": self.summaries.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "block_size": self.block_size,
+            "chunk_size": self.chunk_size,
+        })
+    }
+}
+
+/// Run one n-th of the chunks: those with `chunk_index % count == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Points finished, including chunks skipped because a previous run finished them.
+    pub points_done: usize,
+    pub points_total: usize,
+    /// Lane-steps computed in this run (points × nominal steps).
+    pub lane_steps: u64,
+}
+
+/// How a run is driven, as opposed to what it computes.
+#[derive(Clone, Copy, Default)]
+pub struct RunControl<'a> {
+    /// Checked between blocks; when set, the run stops with [`SweepError::Cancelled`] and the
+    /// chunk in progress is not reported finished.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called after every block (from worker threads).
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    pub shard: Option<Shard>,
+}
+
+/// What the sink learns before the first block.
+#[derive(Clone, Debug)]
+pub struct SweepMeta<'a> {
+    pub circuit_name: &'a str,
+    pub grid: &'a Grid,
+    pub time: &'a [f64],
+    /// `(node, output key)` per column, PyRates' DataFrame columns without the label level.
+    pub columns: &'a [(String, String)],
+    pub summaries: &'a [Statistic],
+    pub keep_traces: bool,
+    pub chunks: &'a [Range<usize>],
+    pub block_size: usize,
+    pub spec: &'a SweepSpec,
+}
+
+/// The outputs of one finished block.
+#[derive(Debug)]
+pub struct BlockOutput<'a> {
+    pub first_point: usize,
+    pub lanes: usize,
+    /// `[lane][time][column]`; `None` when traces are not kept or were written into the
+    /// sink's [`SweepSink::trace_target`].
+    pub traces: Option<&'a [f64]>,
+    /// `[statistic][lane][column]`, statistics in the spec's order.
+    pub summaries: &'a [f64],
+    pub status: &'a [PointStatus],
+}
+
+/// Receives a sweep's results as they are produced.
+pub trait SweepSink: Send {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError>;
+    /// Whether chunk `index` must be computed (false: a previous run already has it).
+    fn begin_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<bool, SweepError> {
+        Ok(true)
+    }
+    /// A `[point][time][column]` array for the points `range` that blocks write straight
+    /// into, when the sink keeps traces in memory.
+    fn trace_target(&mut self, _range: Range<usize>) -> Option<&mut [f64]> {
+        None
+    }
+    /// Called once per block, in completion order (not point order).
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError>;
+    /// Every block of chunk `index` has been delivered.
+    fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
+        Ok(())
+    }
+    /// The run finished (all chunks it was asked for).
+    fn finish(&mut self) -> Result<(), SweepError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Grid(#[from] super::grid::GridError),
+    #[error(transparent)]
+    ParamMap(#[from] ParamMapError),
+    #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
+    UnknownInput { name: String, suggestion: Option<String> },
+    #[error("'{name}' is a {kind:?} variable and cannot be driven as an input")]
+    NotAnInput { name: String, kind: VarKind },
+    #[error("input '{name}' is both driven by a signal and swept by param_map key '{key}'")]
+    InputSweptAndDriven { name: String, key: String },
+    #[error("output '{key}': no variable '{path}'{}", suggestion_text(.suggestion))]
+    UnknownOutput { key: String, path: String, suggestion: Option<String> },
+    #[error("no outputs: give at least one output, e.g. {{'r': 'PC/Op_e/r'}}")]
+    NoOutputs,
+    #[error("block_size must be at least 1")]
+    BadBlockSize,
+    #[error("shard {index}/{count} is invalid: need count ≥ 1 and index < count")]
+    BadShard { index: usize, count: usize },
+    #[error("the solver emitted {found} samples per point; the sweep expected {expected}")]
+    SampleCount { expected: usize, found: usize },
+    #[error("the circuit has {count} edge(s) and lowering them failed: {reason}")]
+    Lowering { count: usize, reason: String },
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("could not start {threads} worker threads: {source}")]
+    ThreadPool { threads: usize, source: rayon::ThreadPoolBuildError },
+    #[error("sweep cancelled after {points_done} points")]
+    Cancelled { points_done: usize },
+    #[error("writing results: {source}")]
+    Output { source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSummary {
+    pub points_run: usize,
+    pub points_skipped: usize,
+    pub chunks_run: usize,
+    pub chunks_skipped: usize,
+    pub lane_steps: u64,
+    /// Points whose status is not ok.
+    pub points_failed: usize,
+    pub backend: Backend,
+}
+
+/// Summaries kept in memory: `values[statistic][point * n_columns + column]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summaries {
+    pub stats: Vec<Statistic>,
+    pub values: Vec<Vec<f64>>,
+}
+
+/// A sweep's results in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepResult {
+    pub circuit_name: String,
+    pub labels: Vec<String>,
+    pub grid_keys: Vec<String>,
+    /// Per key, in point order.
+    pub grid_values: Vec<Vec<f64>>,
+    pub time: Vec<f64>,
+    /// `(node, output key)`.
+    pub columns: Vec<(String, String)>,
+    /// `[point][time][column]`.
+    pub traces: Option<Vec<f64>>,
+    pub summaries: Option<Summaries>,
+    pub status: Vec<PointStatus>,
+}
+
+impl SweepResult {
+    /// PyRates' result DataFrame columns: `(label, node, output key)`, point-major.
+    pub fn dataframe_columns(&self) -> Vec<(String, String, String)> {
+        self.labels
+            .iter()
+            .flat_map(|l| self.columns.iter().map(move |(n, k)| (l.clone(), n.clone(), k.clone())))
+            .collect()
+    }
+    /// The trace of one point and column.
+    pub fn trace(&self, point: usize, column: usize) -> Option<Vec<f64>> {
+        let tr = self.traces.as_ref()?;
+        let (nt, nc) = (self.time.len(), self.columns.len());
+        Some((0..nt).map(|i| tr[(point * nt + i) * nc + column]).collect())
+    }
+    /// One summary of one point and column.
+    pub fn summary(&self, stat: Statistic, point: usize, column: usize) -> Option<f64> {
+        let s = self.summaries.as_ref()?;
+        let i = s.stats.iter().position(|&x| x == stat)?;
+        Some(s.values[i][point * self.columns.len() + column])
+    }
+}
+
+/// Keeps everything in memory; [`MemorySink::into_result`] gives the [`SweepResult`].
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    result: Option<SweepResult>,
+}
+
+impl MemorySink {
+    pub fn new() -> MemorySink {
+        MemorySink::default()
+    }
+    pub fn into_result(self) -> Option<SweepResult> {
+        self.result
+    }
+}
+
+impl SweepSink for MemorySink {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        let n = meta.grid.len();
+        let nc = meta.columns.len();
+        self.result = Some(SweepResult {
+            circuit_name: meta.circuit_name.to_string(),
+            labels: meta.grid.labels(meta.circuit_name),
+            grid_keys: meta.grid.keys().to_vec(),
+            grid_values: meta.grid.columns().to_vec(),
+            time: meta.time.to_vec(),
+            columns: meta.columns.to_vec(),
+            traces: meta.keep_traces.then(|| vec![f64::NAN; n * meta.time.len() * nc]),
+            summaries: (!meta.summaries.is_empty()).then(|| Summaries {
+                stats: meta.summaries.to_vec(),
+                values: vec![vec![f64::NAN; n * nc]; meta.summaries.len()],
+            }),
+            status: vec![PointStatus::Ok; n],
+        });
+        Ok(())
+    }
+    fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
+        let r = self.result.as_mut()?;
+        let per_point = r.time.len() * r.columns.len();
+        r.traces.as_mut().map(|t| &mut t[range.start * per_point..range.end * per_point])
+    }
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
+        let r = self.result.as_mut().expect("begin is called before any block");
+        let nc = r.columns.len();
+        let p0 = out.first_point;
+        r.status[p0..p0 + out.lanes].copy_from_slice(out.status);
+        if let (Some(dst), Some(src)) = (r.traces.as_mut(), out.traces) {
+            let per_point = r.time.len() * nc;
+            dst[p0 * per_point..(p0 + out.lanes) * per_point].copy_from_slice(src);
+        }
+        if let Some(s) = r.summaries.as_mut() {
+            let block = out.lanes * nc;
+            for (i, vals) in s.values.iter_mut().enumerate() {
+                vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The solver entry point, injectable so that the sweep machinery is testable on its own.
+pub(crate) type Runner = dyn Fn(
+        &Kernel,
+        &SimConfig,
+        &[InputBinding],
+        &[OutputBinding],
+        Block<'_>,
+        &mut dyn SampleSink,
+    ) -> Result<Vec<PointStatus>, SolveError>
+    + Sync;
+
+/// Runs a sweep of the unlowered `circuit` into `sink`.
+pub fn run(spec: &SweepSpec, circuit: &Circuit, sink: &mut dyn SweepSink) -> Result<SweepSummary, SweepError> {
+    run_with(spec, circuit, sink, RunControl::default())
+}
+
+/// [`run`] with cancellation, progress and sharding.
+pub fn run_with(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+    ctrl: RunControl<'_>,
+) -> Result<SweepSummary, SweepError> {
+    run_inner(spec, circuit, sink, ctrl, &solve::run_block)
+}
+
+/// Where a grid key's value goes in a block.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Param(usize),
+    Init(usize),
+}
+
+/// Everything a block needs, built once per sweep.
+struct Plan<'a> {
+    spec: &'a SweepSpec,
+    kernel: Kernel,
+    inputs: Vec<InputBinding>,
+    outputs: Vec<OutputBinding>,
+    /// `(node, key)` per output binding.
+    columns: Vec<(String, String)>,
+    /// Defaults per slot.
+    params: Vec<f64>,
+    init: Vec<f64>,
+    /// Per grid key, its targets.
+    targets: Vec<Vec<Target>>,
+    n_time: usize,
+    n_cols: usize,
+    dts: f64,
+    fft: Option<Arc<dyn Fft<f64>>>,
+    buffer_traces: bool,
+}
+
+/// Lowers edges into assignments (the kernel only takes edge-free circuits).
+fn lower(circuit: &Circuit) -> Result<Circuit, SweepError> {
+    if circuit.edges.is_empty() {
+        return Ok(circuit.clone());
+    }
+    // TODO(sweep): call model::passes::lower_edges once it is on main.
+    Err(SweepError::Lowering { count: circuit.edges.len(), reason: "edge lowering is not available yet".into() })
+}
+
+/// Expands outputs (`all` nodes) into columns and bindings.
+fn resolve_outputs(
+    spec: &SweepSpec,
+    c: &Circuit,
+) -> Result<(Vec<(String, String)>, Vec<OutputBinding>), SweepError> {
+    if spec.outputs.is_empty() {
+        return Err(SweepError::NoOutputs);
+    }
+    let mut columns = Vec::new();
+    let mut bindings = Vec::new();
+    for (key, path) in &spec.outputs {
+        let found: Vec<(String, VarId)> = match path.strip_prefix("all/") {
+            Some(rest) => c
+                .nodes
+                .iter()
+                .filter_map(|n| c.find_var(&format!("{n}/{rest}")).map(|id| (n.clone(), id)))
+                .collect(),
+            None => c
+                .find_var(path)
+                .map(|id| {
+                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
+                    vec![(node, id)]
+                })
+                .unwrap_or_default(),
+        };
+        if found.is_empty() {
+            return Err(SweepError::UnknownOutput {
+                key: key.clone(),
+                path: path.clone(),
+                suggestion: param_map::closest(path, c.vars.iter().map(|v| v.name.as_str())),
+            });
+        }
+        for (node, var) in found {
+            columns.push((node, key.clone()));
+            bindings.push(OutputBinding { key: key.clone(), var });
+        }
+    }
+    Ok((columns, bindings))
+}
+
+/// `node` of `node/op/var` (the node path may itself contain slashes).
+fn node_of(path: &str) -> &str {
+    let mut parts = path.rsplitn(3, '/');
+    let _var = parts.next();
+    let _op = parts.next();
+    parts.next().unwrap_or(path)
+}
+
+/// The variable an input name drives in the lowered circuit.
+fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
+    let Some(id) = c.find_var(name) else {
+        return Err(SweepError::UnknownInput {
+            name: name.to_string(),
+            suggestion: param_map::closest(
+                name,
+                c.vars.iter().filter(|v| v.kind == VarKind::Input).map(|v| v.name.as_str()),
+            ),
+        });
+    };
+    let v = c.var(id);
+    match (v.kind, v.external_input) {
+        (VarKind::Input, _) => Ok(id),
+        (VarKind::Algebraic, Some(ext)) => Ok(ext),
+        (kind, _) => Err(SweepError::NotAnInput { name: name.to_string(), kind }),
+    }
+}
+
+fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, SweepError> {
+    if spec.block_size == 0 {
+        return Err(SweepError::BadBlockSize);
+    }
+    let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    let names = resolved.names(circuit);
+    let mut lowered = lower(circuit)?;
+
+    // Swept variables by name in the lowered circuit; inputs that a key sets per lane become
+    // parameters (an undriven input is a constant per lane, which is what a parameter is).
+    let mut swept: Vec<Vec<VarId>> = Vec::with_capacity(names.len());
+    for (key, vars) in &names {
+        let mut ids = Vec::with_capacity(vars.len());
+        for name in vars {
+            let Some(mut id) = lowered.find_var(name) else {
+                return Err(ParamMapError::PathNotFound { key: key.clone(), path: name.clone(), suggestion: None }.into());
+            };
+            if let (VarKind::Algebraic, Some(ext)) = (lowered.var(id).kind, lowered.var(id).external_input) {
+                id = ext;
+            }
+            ids.push(id);
+        }
+        swept.push(ids);
+    }
+    let mut inputs = Vec::with_capacity(spec.inputs.len());
+    for (name, signal) in &spec.inputs {
+        let var = input_var(&lowered, name)?;
+        if let Some(k) = swept.iter().position(|ids| ids.contains(&var)) {
+            return Err(SweepError::InputSweptAndDriven { name: name.clone(), key: names[k].0.clone() });
+        }
+        inputs.push(InputBinding { var, signal: signal.clone() });
+    }
+    for ids in &swept {
+        for &id in ids {
+            let v = &mut lowered.vars[id.0 as usize];
+            if v.kind == VarKind::Input {
+                v.kind = VarKind::Param;
+            }
+        }
+    }
+    let (columns, outputs) = resolve_outputs(spec, &lowered)?;
+    let layout = lowered.layout();
+    let targets = swept
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .map(|&id| {
+                    let slot = layout.slot[id.0 as usize] as usize;
+                    match lowered.var(id).kind {
+                        VarKind::State => Target::Init(slot),
+                        _ => Target::Param(slot),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let params = layout.params.iter().map(|&id| lowered.var(id).value).collect();
+    let init = layout.states.iter().map(|&id| lowered.var(id).value).collect();
+    let work = spec.param_grid.len() as f64 * spec.steps() as f64;
+    let kernel = Kernel::compile(
+        &lowered,
+        &KernelOptions { backend: spec.backend, precision: spec.precision, work_hint: work, cache_dir: None },
+    )?;
+    let n_time = spec.sample_times().len();
+    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    Ok(Plan {
+        spec,
+        kernel,
+        inputs,
+        columns,
+        n_cols: outputs.len(),
+        outputs,
+        params,
+        init,
+        targets,
+        n_time,
+        dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
+        fft: needs_fft.then(|| Spectrum::plan(n_time)),
+        buffer_traces: spec.keep_traces || needs_fft,
+    })
+}
+
+/// Collects one block's samples: into the trace array (`[lane][time][column]`) and into
+/// per-lane moments.
+struct BlockCollector<'b> {
+    traces: Option<&'b mut [f64]>,
+    moments: Vec<Moments>,
+    n_time: usize,
+    n_cols: usize,
+    samples_seen: usize,
+    overflow: bool,
+}
+
+impl SampleSink for BlockCollector<'_> {
+    fn samples(&mut self, index: usize, _t: f64, lanes: usize, values: &[f64]) {
+        if index >= self.n_time {
+            self.overflow = true;
+            return;
+        }
+        self.samples_seen = self.samples_seen.max(index + 1);
+        let (nt, nc) = (self.n_time, self.n_cols);
+        if let Some(tr) = self.traces.as_deref_mut() {
+            for c in 0..nc {
+                for lane in 0..lanes {
+                    tr[(lane * nt + index) * nc + c] = values[c * lanes + lane];
+                }
+            }
+        }
+        if !self.moments.is_empty() {
+            for (m, &x) in self.moments.iter_mut().zip(&values[..nc * lanes]) {
+                m.push(x);
+            }
+        }
+    }
+}
+
+/// A block's own results (traces only when not written into a sink-owned target).
+struct BlockData {
+    first_point: usize,
+    lanes: usize,
+    traces: Option<Vec<f64>>,
+    summaries: Vec<f64>,
+    status: Vec<PointStatus>,
+}
+
+impl Plan<'_> {
+    /// Runs the points `first..first + lanes`; `target` is where traces go if the sink owns
+    /// the array.
+    fn run_block(
+        &self,
+        first: usize,
+        lanes: usize,
+        target: Option<&mut [f64]>,
+        runner: &Runner,
+    ) -> Result<BlockData, SweepError> {
+        let grid = &self.spec.param_grid;
+        let mut params = Vec::with_capacity(self.params.len() * lanes);
+        for &v in &self.params {
+            params.extend(std::iter::repeat_n(v, lanes));
+        }
+        let mut init = Vec::with_capacity(self.init.len() * lanes);
+        for &v in &self.init {
+            init.extend(std::iter::repeat_n(v, lanes));
+        }
+        for (key, targets) in self.targets.iter().enumerate() {
+            let values = &grid.column(key)[first..first + lanes];
+            for t in targets {
+                let (dst, slot) = match *t {
+                    Target::Param(s) => (&mut params, s),
+                    Target::Init(s) => (&mut init, s),
+                };
+                dst[slot * lanes..(slot + 1) * lanes].copy_from_slice(values);
+            }
+        }
+        let per_lane = self.n_time * self.n_cols;
+        let has_target = target.is_some();
+        let mut own = if !has_target && self.buffer_traces { Some(vec![f64::NAN; lanes * per_lane]) } else { None };
+        let traces = match target {
+            Some(t) => Some(t),
+            None => own.as_deref_mut(),
+        };
+        let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
+        let mut collector = BlockCollector {
+            traces,
+            moments: if moment_stats { vec![Moments::default(); self.n_cols * lanes] } else { Vec::new() },
+            n_time: self.n_time,
+            n_cols: self.n_cols,
+            samples_seen: 0,
+            overflow: false,
+        };
+        let block = Block { first_point: first, lanes, params: &params, init: &init };
+        let status = runner(&self.kernel, &self.spec.sim, &self.inputs, &self.outputs, block, &mut collector)?;
+        if collector.overflow || collector.samples_seen != self.n_time {
+            let found = if collector.overflow { self.n_time + 1 } else { collector.samples_seen };
+            return Err(SweepError::SampleCount { expected: self.n_time, found });
+        }
+        let BlockCollector { traces, moments, .. } = collector;
+        let nc = self.n_cols;
+        let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
+        let mut spectrum = self.fft.clone().map(Spectrum::new);
+        let mut dominant = vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
+        if let (Some(sp), Some(tr)) = (spectrum.as_mut(), traces.as_deref()) {
+            for lane in 0..lanes {
+                if status[lane] != PointStatus::Ok {
+                    continue;
+                }
+                for c in 0..nc {
+                    let base = lane * per_lane + c;
+                    dominant[lane * nc + c] = sp.dominant(|i| tr[base + i * nc], self.dts);
+                }
+            }
+        }
+        for (si, &stat) in self.spec.summaries.iter().enumerate() {
+            for lane in 0..lanes {
+                if status[lane] != PointStatus::Ok {
+                    continue;
+                }
+                for c in 0..nc {
+                    summaries[(si * lanes + lane) * nc + c] = match stat {
+                        Statistic::DomFreq => dominant[lane * nc + c].0,
+                        Statistic::DomPower => dominant[lane * nc + c].1,
+                        s => moments[c * lanes + lane].get(s),
+                    };
+                }
+            }
+        }
+        let traces = if self.spec.keep_traces { own } else { None };
+        Ok(BlockData { first_point: first, lanes, traces, summaries, status })
+    }
+}
+
+fn deliver(sink: &mut dyn SweepSink, b: &BlockData) -> Result<(), SweepError> {
+    sink.block(BlockOutput {
+        first_point: b.first_point,
+        lanes: b.lanes,
+        traces: b.traces.as_deref(),
+        summaries: &b.summaries,
+        status: &b.status,
+    })
+}
+
+pub(crate) fn run_inner(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+    ctrl: RunControl<'_>,
+    runner: &Runner,
+) -> Result<SweepSummary, SweepError> {
+    if let Some(Shard { index, count }) = ctrl.shard {
+        if count == 0 || index >= count {
+            return Err(SweepError::BadShard { index, count });
+        }
+    }
+    let plan = build_plan(spec, circuit)?;
+    let time = spec.sample_times();
+    let chunks = spec.chunks();
+    let threads = spec.threads.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|source| SweepError::ThreadPool { threads, source })?;
+    let n_threads = pool.current_num_threads().max(1);
+    sink.begin(&SweepMeta {
+        circuit_name: &circuit.name,
+        grid: &spec.param_grid,
+        time: &time,
+        columns: &plan.columns,
+        summaries: &spec.summaries,
+        keep_traces: spec.keep_traces,
+        chunks: &chunks,
+        block_size: spec.block_size,
+        spec,
+    })?;
+
+    let total = spec.param_grid.len();
+    let steps = spec.steps();
+    let done = AtomicUsize::new(0);
+    let lane_steps = AtomicU64::new(0);
+    let failed = AtomicUsize::new(0);
+    let mut summary = SweepSummary {
+        points_run: 0,
+        points_skipped: 0,
+        chunks_run: 0,
+        chunks_skipped: 0,
+        lane_steps: 0,
+        points_failed: 0,
+        backend: plan.kernel.backend(),
+    };
+    let per_point = plan.n_time * plan.n_cols;
+    for (ci, range) in chunks.iter().enumerate() {
+        if ctrl.shard.is_some_and(|s| ci % s.count != s.index) {
+            continue;
+        }
+        if !sink.begin_chunk(ci, range.clone())? {
+            summary.chunks_skipped += 1;
+            summary.points_skipped += range.len();
+            done.fetch_add(range.len(), Ordering::Relaxed);
+            continue;
+        }
+        let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
+        let blocks: Vec<(usize, usize)> =
+            range.clone().step_by(lanes).map(|first| (first, lanes.min(range.end - first))).collect();
+        let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+            if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(SweepError::Cancelled { points_done: done.load(Ordering::Relaxed) });
+            }
+            let data = plan.run_block(first, n, target, runner)?;
+            failed.fetch_add(data.status.iter().filter(|s| **s != PointStatus::Ok).count(), Ordering::Relaxed);
+            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+            let ls = lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
+            if let Some(p) = ctrl.progress {
+                p(Progress { points_done: d, points_total: total, lane_steps: ls });
+            }
+            Ok(data)
+        };
+        // With nothing to sample per point there is no array to split among blocks.
+        let target = if per_point > 0 { sink.trace_target(range.clone()) } else { None };
+        if let Some(target) = target {
+            let results: Vec<Result<BlockData, SweepError>> = pool.install(|| {
+                target
+                    .par_chunks_mut(lanes * per_point)
+                    .zip(blocks.par_iter())
+                    .map(|(dst, &(first, n))| one_block(first, n, Some(dst)))
+                    .collect()
+            });
+            for r in results {
+                deliver(sink, &r?)?;
+            }
+        } else {
+            let shared = Mutex::new(&mut *sink);
+            pool.install(|| {
+                blocks.par_iter().try_for_each(|&(first, n)| {
+                    let data = one_block(first, n, None)?;
+                    let mut s = shared.lock().map_err(|_| SweepError::Output {
+                        source: "a worker panicked while writing results".into(),
+                    })?;
+                    deliver(&mut **s, &data)
+                })
+            })?;
+        }
+        sink.end_chunk(ci, range.clone())?;
+        summary.chunks_run += 1;
+        summary.points_run += range.len();
+    }
+    sink.finish()?;
+    summary.lane_steps = lane_steps.load(Ordering::Relaxed);
+    summary.points_failed = failed.load(Ordering::Relaxed);
+    Ok(summary)
+}

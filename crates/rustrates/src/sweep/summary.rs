@@ -1,0 +1,242 @@
+//! Per-point summaries of the post-cutoff sampled traces, computed inside the run.
+//!
+//! - `mean`, `std` (population, ddof = 0 as numpy's default), `min`, `max`, `last`, `ptp`
+//!   (max − min) are accumulated sample by sample (Welford for the variance), so they need no
+//!   trace buffer.
+//! - `dom_freq` and `dom_power` come from the discrete Fourier transform (`rustfft`) of the
+//!   whole post-cutoff sampled trace (n samples at fs = 1/dts) with its mean removed, no
+//!   window and no zero padding. Bins k = 1 … ⌊n/2⌋ are searched; the frequency is k·fs/n, so
+//!   the resolution is fs/n = 1/(n·dts) (the inverse of the post-cutoff duration). The power is
+//!   the one-sided share of the variance in that bin, 2|X_k|²/n² (|X_k|²/n² at the Nyquist bin):
+//!   a sine of amplitude A exactly on a bin gives A²/2, and the powers of all bins sum to the
+//!   population variance (Parseval). A trace with no variance gives frequency 0 and power 0.
+//!
+//! A point whose status is not ok gets NaN for every statistic.
+
+use std::sync::Arc;
+
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    Mean,
+    Std,
+    Min,
+    Max,
+    Last,
+    Ptp,
+    DomFreq,
+    DomPower,
+}
+
+impl Statistic {
+    pub const ALL: [Statistic; 8] = [
+        Statistic::Mean,
+        Statistic::Std,
+        Statistic::Min,
+        Statistic::Max,
+        Statistic::Last,
+        Statistic::Ptp,
+        Statistic::DomFreq,
+        Statistic::DomPower,
+    ];
+    /// The name used in files, DataFrame columns and specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Mean => "mean",
+            Statistic::Std => "std",
+            Statistic::Min => "min",
+            Statistic::Max => "max",
+            Statistic::Last => "last",
+            Statistic::Ptp => "ptp",
+            Statistic::DomFreq => "dom_freq",
+            Statistic::DomPower => "dom_power",
+        }
+    }
+    /// Accepts the names above plus `peak_to_peak`, `dominant_frequency`, `freq`, `power`, ....
+    pub fn parse(name: &str) -> Option<Statistic> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "mean" => Statistic::Mean,
+            "std" => Statistic::Std,
+            "min" => Statistic::Min,
+            "max" => Statistic::Max,
+            "last" => Statistic::Last,
+            "ptp" | "peak_to_peak" => Statistic::Ptp,
+            "dom_freq" | "dominant_frequency" | "freq" | "frequency" => Statistic::DomFreq,
+            "dom_power" | "dominant_power" | "power" => Statistic::DomPower,
+            _ => return None,
+        })
+    }
+    pub fn needs_fft(self) -> bool {
+        matches!(self, Statistic::DomFreq | Statistic::DomPower)
+    }
+}
+
+/// Streaming moments of one trace.
+#[derive(Clone, Copy, Debug)]
+pub struct Moments {
+    n: usize,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+    last: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments { n: 0, mean: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, last: f64::NAN }
+    }
+}
+
+impl Moments {
+    #[inline]
+    pub fn push(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+        // NaN must stick: f64::min/max would drop it.
+        self.min = if x < self.min || x.is_nan() { x } else { self.min };
+        self.max = if x > self.max || x.is_nan() { x } else { self.max };
+        if self.min.is_nan() || self.max.is_nan() {
+            self.min = f64::NAN;
+            self.max = f64::NAN;
+        }
+        self.last = x;
+    }
+    pub fn get(&self, s: Statistic) -> f64 {
+        if self.n == 0 {
+            return f64::NAN;
+        }
+        match s {
+            Statistic::Mean => self.mean,
+            Statistic::Std => (self.m2 / self.n as f64).sqrt(),
+            Statistic::Min => self.min,
+            Statistic::Max => self.max,
+            Statistic::Last => self.last,
+            Statistic::Ptp => self.max - self.min,
+            Statistic::DomFreq | Statistic::DomPower => f64::NAN,
+        }
+    }
+}
+
+/// A planned FFT of length n plus its scratch, one per block (plans are shared).
+pub struct Spectrum {
+    fft: Arc<dyn Fft<f64>>,
+    buf: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+}
+
+impl Spectrum {
+    pub fn plan(n: usize) -> Arc<dyn Fft<f64>> {
+        FftPlanner::new().plan_fft_forward(n)
+    }
+    pub fn new(fft: Arc<dyn Fft<f64>>) -> Spectrum {
+        let n = fft.len();
+        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
+        Spectrum { fft, buf: vec![Complex::default(); n], scratch }
+    }
+    /// `(dominant frequency, its power)` of `x` (strided: `x[i * stride]`, `len` samples) at
+    /// sampling step `dts`. See the module docs for the definitions.
+    pub fn dominant(&mut self, x: impl Fn(usize) -> f64, dts: f64) -> (f64, f64) {
+        let n = self.buf.len();
+        if n < 2 {
+            return (f64::NAN, f64::NAN);
+        }
+        let mean = (0..n).map(&x).sum::<f64>() / n as f64;
+        for (i, b) in self.buf.iter_mut().enumerate() {
+            *b = Complex::new(x(i) - mean, 0.0);
+        }
+        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        let n2 = (n * n) as f64;
+        let (mut best_k, mut best_p) = (0usize, 0.0f64);
+        for k in 1..=n / 2 {
+            let one_sided = if 2 * k == n { 1.0 } else { 2.0 };
+            let p = one_sided * self.buf[k].norm_sqr() / n2;
+            if p.is_nan() {
+                return (f64::NAN, f64::NAN);
+            }
+            if p > best_p {
+                best_k = k;
+                best_p = p;
+            }
+        }
+        (best_k as f64 / (n as f64 * dts), best_p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_random_trace_matches_two_pass_numpy_formulas() {
+        // A deterministic pseudo-random trace (LCG), statistics by the textbook two-pass
+        // formulas numpy uses; Welford agrees to rounding (1e-12 relative).
+        let mut s = 12345u64;
+        let xs: Vec<f64> = (0..1000)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 3.0
+            })
+            .collect();
+        let mut m = Moments::default();
+        xs.iter().for_each(|&x| m.push(x));
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        let min = xs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        assert!((m.get(Statistic::Mean) - mean).abs() <= 1e-12 * mean.abs());
+        assert!((m.get(Statistic::Std) - var.sqrt()).abs() <= 1e-12 * var.sqrt());
+        assert_eq!(m.get(Statistic::Min), min);
+        assert_eq!(m.get(Statistic::Max), max);
+        assert_eq!(m.get(Statistic::Ptp), max - min);
+        assert_eq!(m.get(Statistic::Last), xs[999]);
+    }
+
+    #[test]
+    fn moments_nan_sample_makes_min_max_nan() {
+        let mut m = Moments::default();
+        for x in [1.0, f64::NAN, 3.0] {
+            m.push(x);
+        }
+        assert!(m.get(Statistic::Min).is_nan() && m.get(Statistic::Max).is_nan() && m.get(Statistic::Mean).is_nan());
+    }
+
+    #[test]
+    fn spectrum_sine_on_bin_gives_frequency_and_half_amplitude_squared() {
+        // 1000 samples at dts = 1 ms: bins are 1 Hz apart; a 12 Hz sine of amplitude 3 on an
+        // offset of 5 sits exactly on bin 12, so the DFT is exact to rounding.
+        let (n, dts, f, a) = (1000usize, 1e-3, 12.0, 3.0);
+        let x = |i: usize| 5.0 + a * (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin();
+        let mut sp = Spectrum::new(Spectrum::plan(n));
+        let (freq, power) = sp.dominant(x, dts);
+        assert!((freq - 12.0).abs() < 1e-9, "{freq}");
+        assert!((power - a * a / 2.0).abs() < 1e-9, "{power}");
+    }
+
+    #[test]
+    fn spectrum_powers_sum_to_variance() {
+        // Parseval: Σ_k power_k = population variance; checked by summing every bin here.
+        let n = 257usize;
+        let xs: Vec<f64> = (0..n).map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos()).collect();
+        let mut sp = Spectrum::new(Spectrum::plan(n));
+        sp.dominant(|i| xs[i], 1.0);
+        let total: f64 = (1..=n / 2).map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64).sum();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((total - var).abs() < 1e-10 * var, "{total} vs {var}");
+    }
+
+    #[test]
+    fn spectrum_off_bin_sine_within_one_bin() {
+        let (n, dts, f) = (500usize, 2e-3, 7.3);
+        let mut sp = Spectrum::new(Spectrum::plan(n));
+        let (freq, _) = sp.dominant(|i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(), dts);
+        let bin = 1.0 / (n as f64 * dts);
+        assert!((freq - f).abs() <= bin, "{freq} vs {f} (bin {bin})");
+    }
+}
