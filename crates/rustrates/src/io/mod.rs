@@ -1,1 +1,54 @@
-//! TODO(stage owner): see lib.rs
+//! Stage 7: results on disk.
+//!
+//! Input: a sweep's stream of blocks ([`crate::sweep::SweepSink`]) or a single simulation's
+//! samples. Output: HDF5 result files (feature `hdf5`, layout in [`h5`]), part files with a
+//! manifest for interrupted, sharded and cluster sweeps ([`parts`]), CSV for single runs.
+//!
+//! Invariant: a file that looks complete is complete — final files appear only by rename and
+//! carry `complete = 1`; part files are `*.h5.tmp` until their chunk is finished.
+
+pub mod csv;
+pub mod parts;
+
+#[cfg(feature = "hdf5")]
+pub mod h5;
+
+pub use csv::write_csv;
+pub use parts::{fingerprint, Manifest, ManifestEntry, SweepRecord};
+
+#[cfg(feature = "hdf5")]
+pub use h5::{merge, read_results, run_parts, sweep_to_file, FileOptions, PartSink};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("{path}: {source}")]
+    Fs { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[cfg(feature = "hdf5")]
+    #[error("{path}: HDF5: {source}")]
+    Hdf5 { path: PathBuf, source: hdf5::Error },
+    #[error("{dir} holds parts of a different sweep (fingerprint {found}, this sweep {expected}); use another directory or delete it")]
+    FingerprintMismatch { dir: PathBuf, expected: String, found: String },
+    #[error("cannot merge: {} chunk(s) missing, e.g. points {}..{}", .missing.len(), .missing[0].0, .missing[0].1)]
+    MissingChunks { missing: Vec<(usize, usize)> },
+    #[error("{path} does not match the SHA-256 in the manifest (expected {expected}, found {found}); rerun the sweep to recompute that chunk")]
+    CorruptPart { path: PathBuf, expected: String, found: String },
+    #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
+    Incomplete { path: PathBuf, what: &'static str },
+    #[error("nothing to merge: no sweep.json in any of the given directories")]
+    NothingToMerge,
+    #[error("text '{text:.40}' cannot be stored in HDF5 (it contains a NUL byte)")]
+    BadText { text: String },
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
+}
+
+impl IoError {
+    pub(crate) fn fs(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> IoError {
+        let path = path.into();
+        move |source| IoError::Fs { path, source }
+    }
+}

@@ -1,0 +1,628 @@
+//! HDF5 result files (feature `hdf5`).
+//!
+//! # Layout
+//!
+//! ```text
+//! /                         attributes:
+//!                             template_source    YAML text of the template file
+//!                             template_path      the template path the sweep was given
+//!                             settings           JSON: solver, steps, param_map, inputs, outputs, summaries, ...
+//!                             circuit_name       label prefix (e.g. Net3)
+//!                             fingerprint        SHA-256 of template source + grid + settings
+//!                             rustrates_version
+//!                             complete = 1       only on a finished, merged file
+//! /time                     f64 [n_time]                    sample times after the cutoff
+//! /grid/<key>               f64 [n_points]                  one per grid key, point order
+//! /grid/labels              str [n_points]                  "{circuit_name}_{i}"
+//!                           (/grid attribute `keys`: JSON list of the keys in order; a `/`
+//!                           in a key is stored as `%2F` in its dataset name)
+//! /status/code              u8  [n_points]                  0 ok, 1 non-finite, 2 step too small
+//! /status/t                 f64 [n_points]                  time of the failure (NaN when ok)
+//! /columns/node             str [n_columns]                 node of each output column
+//! /columns/key              str [n_columns]                 output key of each column
+//! /summaries/<stat>         f64 [n_points, n_columns]       when summaries were asked for
+//!                           (/summaries attribute `stats`: JSON list in order; stats are
+//!                           mean, std, min, max, last, ptp, dom_freq, dom_power)
+//! /traces                   f64 [n_points, n_time, n_columns]  when traces are kept;
+//!                           chunked (min(block_size, n_points), min(n_time, 1024), n_columns),
+//!                           deflate level 4 unless compression is off
+//! ```
+//!
+//! h5py reads it lazily: `f["traces"][i, :, c]` is the trace of point i, column c.
+//!
+//! Part files (`DIR/parts/chunk_*.h5`, see [`super::parts`]) have the same layout restricted
+//! to their chunk's points, plus root attributes `chunk_index`, `chunk_start`, `chunk_end`,
+//! and no `complete`.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{Dataset, File, Group};
+use ndarray::ArrayView3;
+
+use super::parts::{self, fingerprint, part_file, tmp_path, Manifest, ManifestEntry, SweepRecord};
+use super::IoError;
+use crate::model::Circuit;
+use crate::solve::PointStatus;
+use crate::sweep::{
+    run_with, BlockOutput, Grid, RunControl, Statistic, Summaries, SweepError, SweepMeta, SweepResult, SweepSink,
+    SweepSpec, SweepSummary,
+};
+
+/// What a results file records beyond the sweep itself.
+#[derive(Clone, Debug, Default)]
+pub struct FileOptions {
+    pub template_source: String,
+    pub template_path: String,
+    /// Deflate the traces (default on).
+    pub compression: bool,
+    /// Where part files go (default: `<out>.parts` next to the output file).
+    pub parts_dir: Option<PathBuf>,
+    /// Keep the part directory after a successful merge.
+    pub keep_parts: bool,
+}
+
+impl FileOptions {
+    pub fn new(template_source: &str, template_path: &str) -> FileOptions {
+        FileOptions {
+            template_source: template_source.to_string(),
+            template_path: template_path.to_string(),
+            compression: true,
+            parts_dir: None,
+            keep_parts: false,
+        }
+    }
+}
+
+const DEFLATE_LEVEL: u8 = 4;
+/// Points copied at a time when merging traces (bounds merge memory).
+const MERGE_POINTS: usize = 256;
+
+fn h5(path: &Path) -> impl Fn(hdf5::Error) -> IoError + '_ {
+    move |source| IoError::Hdf5 { path: path.to_path_buf(), source }
+}
+
+fn text(s: &str) -> Result<VarLenUnicode, IoError> {
+    s.parse::<VarLenUnicode>().map_err(|_| IoError::BadText { text: s.to_string() })
+}
+
+fn write_str_attr(loc: &hdf5::Location, name: &str, value: &str, path: &Path) -> Result<(), IoError> {
+    let v = text(value)?;
+    loc.new_attr::<VarLenUnicode>().create(name).and_then(|a| a.write_scalar(&v)).map_err(h5(path))
+}
+
+fn read_str_attr(loc: &hdf5::Location, name: &str, path: &Path) -> Result<String, IoError> {
+    let v: VarLenUnicode = loc.attr(name).and_then(|a| a.read_scalar()).map_err(h5(path))?;
+    Ok(v.as_str().to_string())
+}
+
+fn write_u64_attr(loc: &hdf5::Location, name: &str, value: u64, path: &Path) -> Result<(), IoError> {
+    loc.new_attr::<u64>().create(name).and_then(|a| a.write_scalar(&value)).map_err(h5(path))
+}
+
+fn write_strings(g: &Group, name: &str, values: &[String], path: &Path) -> Result<(), IoError> {
+    let data = values.iter().map(|s| text(s)).collect::<Result<Vec<_>, _>>()?;
+    g.new_dataset_builder().with_data(&data[..]).create(name).map(|_| ()).map_err(h5(path))
+}
+
+fn read_strings(g: &Group, name: &str, path: &Path) -> Result<Vec<String>, IoError> {
+    let v: Vec<VarLenUnicode> = g.dataset(name).and_then(|d| d.read_raw()).map_err(h5(path))?;
+    Ok(v.iter().map(|s| s.as_str().to_string()).collect())
+}
+
+fn write_f64s(g: &Group, name: &str, values: &[f64], path: &Path) -> Result<(), IoError> {
+    g.new_dataset_builder().with_data(values).create(name).map(|_| ()).map_err(h5(path))
+}
+
+fn key_name(key: &str) -> String {
+    key.replace('%', "%25").replace('/', "%2F")
+}
+
+fn status_code(s: &PointStatus) -> (u8, f64) {
+    match *s {
+        PointStatus::Ok => (0, f64::NAN),
+        PointStatus::NonFinite { t } => (1, t),
+        PointStatus::StepTooSmall { t } => (2, t),
+    }
+}
+
+fn status_from(code: u8, t: f64) -> PointStatus {
+    match code {
+        0 => PointStatus::Ok,
+        1 => PointStatus::NonFinite { t },
+        _ => PointStatus::StepTooSmall { t },
+    }
+}
+
+/// The shape information every file of a sweep shares.
+#[derive(Clone, Debug)]
+struct Shape {
+    circuit_name: String,
+    time: Vec<f64>,
+    columns: Vec<(String, String)>,
+    stats: Vec<Statistic>,
+    keep_traces: bool,
+    block_size: usize,
+}
+
+/// The datasets written point by point.
+struct PointSets {
+    traces: Option<Dataset>,
+    summaries: Vec<Dataset>,
+    code: Dataset,
+    t: Dataset,
+}
+
+/// Creates the layout for `n` points (grid, labels and status datasets empty) in `file`.
+fn create_layout(
+    file: &File,
+    shape: &Shape,
+    grid_keys: &[String],
+    n: usize,
+    compression: bool,
+    path: &Path,
+) -> Result<(Group, PointSets), IoError> {
+    let e = h5(path);
+    write_f64s(file, "time", &shape.time, path)?;
+    let grid = file.create_group("grid").map_err(&e)?;
+    write_str_attr(&grid, "keys", &serde_json::json!(grid_keys).to_string(), path)?;
+    let cols = file.create_group("columns").map_err(&e)?;
+    let nodes: Vec<String> = shape.columns.iter().map(|(n, _)| n.clone()).collect();
+    let keys: Vec<String> = shape.columns.iter().map(|(_, k)| k.clone()).collect();
+    write_strings(&cols, "node", &nodes, path)?;
+    write_strings(&cols, "key", &keys, path)?;
+    let status = file.create_group("status").map_err(&e)?;
+    let code = status.new_dataset::<u8>().shape(n).create("code").map_err(&e)?;
+    let t = status.new_dataset::<f64>().shape(n).create("t").map_err(&e)?;
+    let nc = shape.columns.len();
+    let mut summaries = Vec::new();
+    if !shape.stats.is_empty() {
+        let g = file.create_group("summaries").map_err(&e)?;
+        let names: Vec<&str> = shape.stats.iter().map(|s| s.name()).collect();
+        write_str_attr(&g, "stats", &serde_json::json!(names).to_string(), path)?;
+        for s in &shape.stats {
+            summaries.push(g.new_dataset::<f64>().shape((n, nc)).create(s.name()).map_err(&e)?);
+        }
+    }
+    let nt = shape.time.len();
+    let traces = if shape.keep_traces {
+        let dims = (n, nt, nc);
+        let chunk = (shape.block_size.min(n), nt.min(1024), nc);
+        let mut b = file.new_dataset::<f64>();
+        if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
+            b = b.chunk(chunk);
+            if compression {
+                b = b.deflate(DEFLATE_LEVEL);
+            }
+        }
+        Some(b.shape(dims).create("traces").map_err(&e)?)
+    } else {
+        None
+    };
+    Ok((grid, PointSets { traces, summaries, code, t }))
+}
+
+/// A chunk's part file being written.
+struct OpenPart {
+    index: usize,
+    range: Range<usize>,
+    file: File,
+    tmp: PathBuf,
+    sets: PointSets,
+    codes: Vec<u8>,
+    times: Vec<f64>,
+    /// Per statistic, `[point][column]` within the chunk.
+    summaries: Vec<Vec<f64>>,
+}
+
+/// Writes each chunk of a sweep into `DIR/parts/` and records it in the manifest.
+pub struct PartSink {
+    dir: PathBuf,
+    opts: FileOptions,
+    manifest: Manifest,
+    shape: Option<Shape>,
+    grid: Option<Grid>,
+    current: Option<OpenPart>,
+    /// Chunks written by this sink (the rest were skipped as already done).
+    pub chunks_written: usize,
+}
+
+impl PartSink {
+    pub fn new(dir: &Path, opts: FileOptions) -> PartSink {
+        PartSink {
+            dir: dir.to_path_buf(),
+            opts,
+            manifest: Manifest::default(),
+            shape: None,
+            grid: None,
+            current: None,
+            chunks_written: 0,
+        }
+    }
+
+    fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
+        let settings = meta.spec.settings_json();
+        let record = SweepRecord {
+            fingerprint: fingerprint(&self.opts.template_source, meta.grid, &settings),
+            circuit_name: meta.circuit_name.to_string(),
+            n_points: meta.grid.len(),
+            chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
+            template_source: self.opts.template_source.clone(),
+            template_path: self.opts.template_path.clone(),
+            settings,
+            rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
+            compression: self.opts.compression,
+        };
+        record.create_or_check(&self.dir)?;
+        self.manifest = Manifest::load(&self.dir)?;
+        self.shape = Some(Shape {
+            circuit_name: meta.circuit_name.to_string(),
+            time: meta.time.to_vec(),
+            columns: meta.columns.to_vec(),
+            stats: meta.summaries.to_vec(),
+            keep_traces: meta.keep_traces,
+            block_size: meta.block_size,
+        });
+        self.grid = Some(meta.grid.clone());
+        Ok(())
+    }
+
+    fn begin_chunk_io(&mut self, index: usize, range: Range<usize>) -> Result<bool, IoError> {
+        if self.manifest.contains(index) {
+            return Ok(false);
+        }
+        let shape = self.shape.as_ref().expect("begin runs before chunks");
+        let grid = self.grid.as_ref().expect("begin runs before chunks");
+        let path = self.dir.join(part_file(range.start, range.end));
+        let tmp = tmp_path(&path);
+        let file = File::create(&tmp).map_err(h5(&tmp))?;
+        let n = range.len();
+        let (g, sets) = create_layout(&file, shape, grid.keys(), n, self.opts.compression, &tmp)?;
+        for (key, col) in grid.keys().iter().zip(grid.columns()) {
+            write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
+        }
+        let labels: Vec<String> = range.clone().map(|i| format!("{}_{i}", shape.circuit_name)).collect();
+        write_strings(&g, "labels", &labels, &tmp)?;
+        write_u64_attr(&file, "chunk_index", index as u64, &tmp)?;
+        write_u64_attr(&file, "chunk_start", range.start as u64, &tmp)?;
+        write_u64_attr(&file, "chunk_end", range.end as u64, &tmp)?;
+        let nc = shape.columns.len();
+        self.current = Some(OpenPart {
+            index,
+            range,
+            file,
+            tmp,
+            sets,
+            codes: vec![0; n],
+            times: vec![f64::NAN; n],
+            summaries: vec![vec![f64::NAN; n * nc]; shape.stats.len()],
+        });
+        Ok(true)
+    }
+
+    fn block_io(&mut self, out: &BlockOutput<'_>) -> Result<(), IoError> {
+        let shape = self.shape.as_ref().expect("begin runs before blocks");
+        let part = self.current.as_mut().expect("blocks arrive inside a chunk");
+        let (nt, nc) = (shape.time.len(), shape.columns.len());
+        let p0 = out.first_point - part.range.start;
+        for (i, s) in out.status.iter().enumerate() {
+            (part.codes[p0 + i], part.times[p0 + i]) = status_code(s);
+        }
+        let block = out.lanes * nc;
+        for (si, vals) in part.summaries.iter_mut().enumerate() {
+            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
+        }
+        if let (Some(ds), Some(tr)) = (&part.sets.traces, out.traces) {
+            let view = ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
+            ds.write_slice(view, (p0..p0 + out.lanes, .., ..)).map_err(h5(&part.tmp))?;
+        }
+        Ok(())
+    }
+
+    fn end_chunk_io(&mut self) -> Result<(), IoError> {
+        let shape = self.shape.as_ref().expect("begin runs before chunks");
+        let part = self.current.take().expect("end_chunk follows begin_chunk");
+        let e = h5(&part.tmp);
+        let nc = shape.columns.len();
+        part.sets.code.write_raw(&part.codes[..]).map_err(&e)?;
+        part.sets.t.write_raw(&part.times[..]).map_err(&e)?;
+        for (ds, vals) in part.sets.summaries.iter().zip(&part.summaries) {
+            let view = ndarray::ArrayView2::from_shape((part.range.len(), nc), vals).expect("chunk × columns");
+            ds.write(view).map_err(&e)?;
+        }
+        part.file.flush().map_err(&e)?;
+        drop(part.sets);
+        part.file.close().map_err(&e)?;
+        std::fs::File::open(&part.tmp).and_then(|f| f.sync_all()).map_err(IoError::fs(&part.tmp))?;
+        let rel = part_file(part.range.start, part.range.end);
+        let path = self.dir.join(&rel);
+        std::fs::rename(&part.tmp, &path).map_err(IoError::fs(&path))?;
+        let entry = ManifestEntry {
+            chunk: part.index,
+            start: part.range.start,
+            end: part.range.end,
+            file: rel,
+            sha256: parts::sha256_file(&path)?,
+        };
+        Manifest::append(&self.dir, &entry)?;
+        self.manifest.entries.push(entry);
+        self.chunks_written += 1;
+        Ok(())
+    }
+}
+
+fn out_err(e: IoError) -> SweepError {
+    SweepError::Output { source: Box::new(e) }
+}
+
+/// Undoes [`out_err`], so callers see the typed I/O error.
+fn unwrap_out(e: SweepError) -> IoError {
+    match e {
+        SweepError::Output { source } => match source.downcast::<IoError>() {
+            Ok(io) => *io,
+            Err(source) => IoError::Sweep(SweepError::Output { source }),
+        },
+        other => IoError::Sweep(other),
+    }
+}
+
+impl SweepSink for PartSink {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        self.begin_io(meta).map_err(out_err)
+    }
+    fn begin_chunk(&mut self, index: usize, range: Range<usize>) -> Result<bool, SweepError> {
+        self.begin_chunk_io(index, range).map_err(out_err)
+    }
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
+        self.block_io(&out).map_err(out_err)
+    }
+    fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
+        self.end_chunk_io().map_err(out_err)
+    }
+}
+
+impl Drop for PartSink {
+    fn drop(&mut self) {
+        // An unfinished chunk (cancel, error) leaves no `.tmp` behind.
+        if let Some(part) = self.current.take() {
+            let tmp = part.tmp.clone();
+            drop(part);
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Runs the sweep (or the shard `ctrl.shard` of it) into part files under `dir`; chunks the
+/// manifest already lists are skipped. Returns the run summary and the chunks written.
+pub fn run_parts(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    dir: &Path,
+    opts: &FileOptions,
+    ctrl: RunControl<'_>,
+) -> Result<(SweepSummary, usize), IoError> {
+    let mut sink = PartSink::new(dir, opts.clone());
+    let summary = run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)?;
+    Ok((summary, sink.chunks_written))
+}
+
+/// Runs a whole sweep into the results file `out` through part files (so an interrupted
+/// run resumes when called again), merges them and removes the parts.
+pub fn sweep_to_file(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    out: &Path,
+    opts: &FileOptions,
+    ctrl: RunControl<'_>,
+) -> Result<SweepSummary, IoError> {
+    let dir = opts.parts_dir.clone().unwrap_or_else(|| {
+        let mut s = out.as_os_str().to_owned();
+        s.push(".parts");
+        PathBuf::from(s)
+    });
+    let ctrl = RunControl { shard: None, ..ctrl };
+    let (summary, _) = run_parts(spec, circuit, &dir, opts, ctrl)?;
+    merge(&[dir.as_path()], out)?;
+    if !opts.keep_parts {
+        std::fs::remove_dir_all(&dir).map_err(IoError::fs(&dir))?;
+    }
+    Ok(summary)
+}
+
+/// Joins the parts found in `dirs` (one sweep, possibly run as shards in several
+/// directories) into `out`, written as `out.tmp` and renamed into place.
+pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
+    let mut record: Option<SweepRecord> = None;
+    let mut entries: Vec<(PathBuf, ManifestEntry)> = Vec::new();
+    for dir in dirs {
+        let Some(r) = SweepRecord::load(dir)? else { continue };
+        if let Some(first) = &record {
+            if first.fingerprint != r.fingerprint {
+                return Err(IoError::FingerprintMismatch {
+                    dir: dir.to_path_buf(),
+                    expected: first.fingerprint.clone(),
+                    found: r.fingerprint,
+                });
+            }
+        } else {
+            record = Some(r);
+        }
+        for e in Manifest::load(dir)?.entries {
+            if !entries.iter().any(|(_, x)| x.chunk == e.chunk) {
+                entries.push((dir.join(&e.file), e));
+            }
+        }
+    }
+    let record = record.ok_or(IoError::NothingToMerge)?;
+    let mut ordered = Vec::with_capacity(record.chunks.len());
+    let mut missing = Vec::new();
+    for (ci, &(s, e)) in record.chunks.iter().enumerate() {
+        match entries.iter().find(|(_, x)| x.chunk == ci && x.start == s && x.end == e) {
+            Some(found) => ordered.push(found.clone()),
+            None => missing.push((s, e)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(IoError::MissingChunks { missing });
+    }
+    for (path, e) in &ordered {
+        let found = parts::sha256_file(path)?;
+        if found != e.sha256 {
+            return Err(IoError::CorruptPart { path: path.clone(), expected: e.sha256.clone(), found });
+        }
+    }
+
+    let tmp = tmp_path(out);
+    let eo = h5(&tmp);
+    let file = File::create(&tmp).map_err(&eo)?;
+    for (name, value) in [
+        ("template_source", record.template_source.as_str()),
+        ("template_path", record.template_path.as_str()),
+        ("circuit_name", record.circuit_name.as_str()),
+        ("fingerprint", record.fingerprint.as_str()),
+        ("rustrates_version", record.rustrates_version.as_str()),
+    ] {
+        write_str_attr(&file, name, value, &tmp)?;
+    }
+    write_str_attr(&file, "settings", &record.settings.to_string(), &tmp)?;
+    let n = record.n_points;
+    let block_size = record.settings.get("block_size").and_then(serde_json::Value::as_u64).unwrap_or(64) as usize;
+    let grid_keys: Vec<String> = match record.settings.get("grid_keys") {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|source| IoError::Json { path: tmp.clone(), source })?,
+        None => Vec::new(),
+    };
+    // Shape from the first part (every part shares it); a sweep of 0 points has no parts.
+    let shape = match ordered.first() {
+        Some((p, _)) => read_shape(&File::open(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+        None => Shape {
+            circuit_name: record.circuit_name.clone(),
+            time: Vec::new(),
+            columns: Vec::new(),
+            stats: Vec::new(),
+            keep_traces: false,
+            block_size,
+        },
+    };
+    let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;
+    let grid_sets: Vec<Dataset> = grid_keys
+        .iter()
+        .map(|k| grid.new_dataset::<f64>().shape(n).create(key_name(k).as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(&eo)?;
+    let labels: Vec<String> = (0..n).map(|i| format!("{}_{i}", record.circuit_name)).collect();
+    write_strings(&grid, "labels", &labels, &tmp)?;
+    let nc = shape.columns.len();
+    for (path, e) in &ordered {
+        let ep = h5(path);
+        let part = File::open(path).map_err(&ep)?;
+        let r = e.start..e.end;
+        let pg = part.group("grid").map_err(&ep)?;
+        for (k, ds) in grid_keys.iter().zip(&grid_sets) {
+            let v: Vec<f64> = pg.dataset(&key_name(k)).and_then(|d| d.read_raw()).map_err(&ep)?;
+            ds.write_slice(&v[..], r.clone()).map_err(&eo)?;
+        }
+        let ps = part.group("status").map_err(&ep)?;
+        let codes: Vec<u8> = ps.dataset("code").and_then(|d| d.read_raw()).map_err(&ep)?;
+        let times: Vec<f64> = ps.dataset("t").and_then(|d| d.read_raw()).map_err(&ep)?;
+        sets.code.write_slice(&codes[..], r.clone()).map_err(&eo)?;
+        sets.t.write_slice(&times[..], r.clone()).map_err(&eo)?;
+        for (s, ds) in shape.stats.iter().zip(&sets.summaries) {
+            let v: ndarray::Array2<f64> =
+                part.dataset(&format!("summaries/{}", s.name())).and_then(|d| d.read_2d()).map_err(&ep)?;
+            ds.write_slice(&v, (r.clone(), 0..nc)).map_err(&eo)?;
+        }
+        if let Some(ds) = &sets.traces {
+            let src = part.dataset("traces").map_err(&ep)?;
+            let mut p = 0;
+            while p < r.len() {
+                let q = (p + MERGE_POINTS).min(r.len());
+                let v: ndarray::Array3<f64> = src.read_slice((p..q, .., ..)).map_err(&ep)?;
+                ds.write_slice(&v, (r.start + p..r.start + q, .., ..)).map_err(&eo)?;
+                p = q;
+            }
+        }
+    }
+    file.new_attr::<u8>().create("complete").and_then(|a| a.write_scalar(&1u8)).map_err(&eo)?;
+    file.flush().map_err(&eo)?;
+    drop((grid, sets, grid_sets));
+    file.close().map_err(&eo)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(IoError::fs(&tmp))?;
+    std::fs::rename(&tmp, out).map_err(IoError::fs(out))
+}
+
+fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
+    let e = h5(path);
+    let time: Vec<f64> = file.dataset("time").and_then(|d| d.read_raw()).map_err(&e)?;
+    let cols = file.group("columns").map_err(&e)?;
+    let nodes = read_strings(&cols, "node", path)?;
+    let keys = read_strings(&cols, "key", path)?;
+    let stats = match file.group("summaries") {
+        Ok(g) => {
+            let names: Vec<String> = serde_json::from_str(&read_str_attr(&g, "stats", path)?)
+                .map_err(|source| IoError::Json { path: path.to_path_buf(), source })?;
+            names.iter().filter_map(|n| Statistic::parse(n)).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    Ok(Shape {
+        circuit_name: circuit_name.to_string(),
+        time,
+        columns: nodes.into_iter().zip(keys).collect(),
+        stats,
+        keep_traces: file.link_exists("traces"),
+        block_size,
+    })
+}
+
+/// Loads a complete results file into memory (traces included when the file has them).
+pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
+    let e = h5(path);
+    let file = File::open(path).map_err(&e)?;
+    let complete: u8 = file.attr("complete").and_then(|a| a.read_scalar()).unwrap_or(0);
+    if complete != 1 {
+        return Err(IoError::Incomplete { path: path.to_path_buf(), what: "attribute complete = 1" });
+    }
+    let circuit_name = read_str_attr(&file, "circuit_name", path)?;
+    let shape = read_shape(&file, path, &circuit_name, 1)?;
+    let grid = file.group("grid").map_err(&e)?;
+    let grid_keys: Vec<String> = serde_json::from_str(&read_str_attr(&grid, "keys", path)?)
+        .map_err(|source| IoError::Json { path: path.to_path_buf(), source })?;
+    let grid_values = grid_keys
+        .iter()
+        .map(|k| grid.dataset(&key_name(k)).and_then(|d| d.read_raw::<f64>()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&e)?;
+    let labels = read_strings(&grid, "labels", path)?;
+    let status_g = file.group("status").map_err(&e)?;
+    let codes: Vec<u8> = status_g.dataset("code").and_then(|d| d.read_raw()).map_err(&e)?;
+    let times: Vec<f64> = status_g.dataset("t").and_then(|d| d.read_raw()).map_err(&e)?;
+    let status = codes.iter().zip(&times).map(|(&c, &t)| status_from(c, t)).collect();
+    let summaries = if shape.stats.is_empty() {
+        None
+    } else {
+        let values = shape
+            .stats
+            .iter()
+            .map(|s| file.dataset(&format!("summaries/{}", s.name())).and_then(|d| d.read_raw::<f64>()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&e)?;
+        Some(Summaries { stats: shape.stats.clone(), values })
+    };
+    let traces = if shape.keep_traces {
+        Some(file.dataset("traces").and_then(|d| d.read_raw::<f64>()).map_err(&e)?)
+    } else {
+        None
+    };
+    Ok(SweepResult {
+        circuit_name,
+        labels,
+        grid_keys,
+        grid_values,
+        time: shape.time,
+        columns: shape.columns,
+        traces,
+        summaries,
+        status,
+    })
+}

@@ -1,0 +1,237 @@
+//! Part files: the one mechanism for partial results (interrupted runs, shards, clusters).
+//!
+//! A sweep directory `DIR` holds
+//! - `DIR/sweep.json`: the [`SweepRecord`] — fingerprint, chunk ranges, template source and
+//!   settings, everything `merge` needs to write the final file;
+//! - `DIR/parts/chunk_{start:08}_{end:08}.h5`: one finished chunk each, written as
+//!   `….h5.tmp` and renamed when complete;
+//! - `DIR/manifest.jsonl`: one line per finished chunk, appended (and fsynced) after the
+//!   rename: `{"chunk", "start", "end", "file", "sha256"}`.
+//!
+//! A chunk counts as done when the manifest lists it and its file exists. A torn last line
+//! (a crash while appending) is ignored, so that chunk is simply recomputed.
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::IoError;
+use crate::sweep::Grid;
+
+/// SHA-256 over the template source, the grid (keys and values) and the settings JSON.
+pub fn fingerprint(template_source: &str, grid: &Grid, settings: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    h.update(b"rustrates-sweep-v1\0");
+    h.update((template_source.len() as u64).to_le_bytes());
+    h.update(template_source.as_bytes());
+    h.update((grid.keys().len() as u64).to_le_bytes());
+    for (key, col) in grid.keys().iter().zip(grid.columns()) {
+        h.update((key.len() as u64).to_le_bytes());
+        h.update(key.as_bytes());
+        h.update((col.len() as u64).to_le_bytes());
+        for x in col {
+            h.update(x.to_le_bytes());
+        }
+    }
+    h.update(settings.to_string().as_bytes());
+    format!("{:x}", h.finalize())
+}
+
+/// `DIR/sweep.json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepRecord {
+    pub fingerprint: String,
+    pub circuit_name: String,
+    pub n_points: usize,
+    pub chunks: Vec<(usize, usize)>,
+    pub template_source: String,
+    pub template_path: String,
+    pub settings: serde_json::Value,
+    pub rustrates_version: String,
+    /// Deflate the traces of the merged file.
+    pub compression: bool,
+}
+
+impl SweepRecord {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("sweep.json")
+    }
+    pub fn load(dir: &Path) -> Result<Option<SweepRecord>, IoError> {
+        let path = Self::path(dir);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|source| IoError::Json { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IoError::Fs { path, source: e }),
+        }
+    }
+    /// Creates `dir` with this record, or checks that the record already there is the same
+    /// sweep.
+    pub fn create_or_check(&self, dir: &Path) -> Result<(), IoError> {
+        fs::create_dir_all(dir.join("parts")).map_err(IoError::fs(dir))?;
+        if let Some(existing) = Self::load(dir)? {
+            if existing.fingerprint != self.fingerprint {
+                return Err(IoError::FingerprintMismatch {
+                    dir: dir.to_path_buf(),
+                    expected: self.fingerprint.clone(),
+                    found: existing.fingerprint,
+                });
+            }
+            return Ok(());
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|source| IoError::Json { path: Self::path(dir), source })?;
+        write_atomic(&Self::path(dir), text.as_bytes())
+    }
+}
+
+/// Writes `path` through `path.tmp` + fsync + rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let tmp = tmp_path(path);
+    let mut f = fs::File::create(&tmp).map_err(IoError::fs(&tmp))?;
+    f.write_all(bytes).map_err(IoError::fs(&tmp))?;
+    f.sync_all().map_err(IoError::fs(&tmp))?;
+    fs::rename(&tmp, path).map_err(IoError::fs(path))
+}
+
+/// `x.h5` → `x.h5.tmp`.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Relative path of a chunk's part file.
+pub fn part_file(start: usize, end: usize) -> String {
+    format!("parts/chunk_{start:08}_{end:08}.h5")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestEntry {
+    pub chunk: usize,
+    pub start: usize,
+    pub end: usize,
+    /// Relative to the sweep directory.
+    pub file: String,
+    pub sha256: String,
+}
+
+/// `DIR/manifest.jsonl`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Manifest {
+    pub entries: Vec<ManifestEntry>,
+}
+
+impl Manifest {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("manifest.jsonl")
+    }
+    /// Reads the manifest, keeping the last entry per chunk whose file exists.
+    pub fn load(dir: &Path) -> Result<Manifest, IoError> {
+        let path = Self::path(dir);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(IoError::Fs { path, source: e }),
+        };
+        let mut entries: Vec<ManifestEntry> = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(IoError::fs(&path))?;
+            // A torn line from a crash mid-append is not a finished chunk.
+            let Ok(e) = serde_json::from_str::<ManifestEntry>(&line) else { continue };
+            if !dir.join(&e.file).is_file() {
+                continue;
+            }
+            entries.retain(|x| x.chunk != e.chunk);
+            entries.push(e);
+        }
+        Ok(Manifest { entries })
+    }
+    pub fn contains(&self, chunk: usize) -> bool {
+        self.entries.iter().any(|e| e.chunk == chunk)
+    }
+    /// Appends one line and fsyncs it.
+    pub fn append(dir: &Path, entry: &ManifestEntry) -> Result<(), IoError> {
+        let path = Self::path(dir);
+        let mut line = serde_json::to_string(entry).map_err(|source| IoError::Json { path: path.clone(), source })?;
+        line.push('\n');
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(IoError::fs(&path))?;
+        f.write_all(line.as_bytes()).map_err(IoError::fs(&path))?;
+        f.sync_all().map_err(IoError::fs(&path))
+    }
+}
+
+/// SHA-256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String, IoError> {
+    let mut f = fs::File::open(path).map_err(IoError::fs(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(IoError::fs(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indexmap::IndexMap;
+
+    fn grid(v: &[f64]) -> Grid {
+        let m: IndexMap<String, Vec<f64>> = [("a".to_string(), v.to_vec())].into_iter().collect();
+        Grid::from_values(&m, false).unwrap()
+    }
+
+    #[test]
+    fn fingerprint_changes_with_template_grid_and_settings() {
+        let s = serde_json::json!({"dt": 1e-4});
+        let base = fingerprint("src", &grid(&[1.0, 2.0]), &s);
+        assert_eq!(base, fingerprint("src", &grid(&[1.0, 2.0]), &s));
+        assert_ne!(base, fingerprint("src ", &grid(&[1.0, 2.0]), &s));
+        assert_ne!(base, fingerprint("src", &grid(&[1.0, 2.5]), &s));
+        assert_ne!(base, fingerprint("src", &grid(&[1.0, 2.0]), &serde_json::json!({"dt": 1e-3})));
+        assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn manifest_torn_line_and_missing_file_are_not_done() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("parts")).unwrap();
+        let e0 = ManifestEntry { chunk: 0, start: 0, end: 4, file: part_file(0, 4), sha256: "x".into() };
+        let e1 = ManifestEntry { chunk: 1, start: 4, end: 8, file: part_file(4, 8), sha256: "y".into() };
+        fs::write(dir.path().join(&e0.file), b"part").unwrap();
+        Manifest::append(dir.path(), &e0).unwrap();
+        Manifest::append(dir.path(), &e1).unwrap(); // its file does not exist
+        let mut f = OpenOptions::new().append(true).open(Manifest::path(dir.path())).unwrap();
+        f.write_all(b"{\"chunk\": 2, \"sta").unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m.entries, vec![e0]);
+        assert!(m.contains(0) && !m.contains(1) && !m.contains(2));
+    }
+
+    #[test]
+    fn sweep_record_other_fingerprint_is_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = SweepRecord {
+            fingerprint: "aaa".into(),
+            circuit_name: "Net".into(),
+            n_points: 4,
+            chunks: vec![(0, 4)],
+            template_source: String::new(),
+            template_path: String::new(),
+            settings: serde_json::json!({}),
+            rustrates_version: "0".into(),
+            compression: true,
+        };
+        rec.create_or_check(dir.path()).unwrap();
+        rec.create_or_check(dir.path()).unwrap();
+        let other = SweepRecord { fingerprint: "bbb".into(), ..rec.clone() };
+        let err = other.create_or_check(dir.path()).unwrap_err();
+        assert!(matches!(err, IoError::FingerprintMismatch { ref found, .. } if found == "aaa"), "{err}");
+        assert_eq!(SweepRecord::load(dir.path()).unwrap(), Some(rec));
+    }
+}
