@@ -14,10 +14,30 @@ create_exception!(
     PyException,
     "Base class of rustrates' errors; `diagnostics` lists the problems as dicts."
 );
-create_exception!(rustrates, TemplateError, RustratesError, "A template could not be loaded (YAML, paths, inheritance).");
-create_exception!(rustrates, EquationError, RustratesError, "An equation in a template is invalid.");
-create_exception!(rustrates, SolverError, RustratesError, "The simulation could not run (settings, inputs, compiling).");
-create_exception!(rustrates, SweepError, RustratesError, "The sweep's grid, param_map, inputs or outputs are invalid.");
+create_exception!(
+    rustrates,
+    TemplateError,
+    RustratesError,
+    "A template could not be loaded (YAML, paths, inheritance)."
+);
+create_exception!(
+    rustrates,
+    EquationError,
+    RustratesError,
+    "An equation in a template is invalid."
+);
+create_exception!(
+    rustrates,
+    SolverError,
+    RustratesError,
+    "The simulation could not run (settings, inputs, compiling)."
+);
+create_exception!(
+    rustrates,
+    SweepError,
+    RustratesError,
+    "The sweep's grid, param_map, inputs or outputs are invalid."
+);
 
 /// Which exception class a problem maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +66,11 @@ impl Located {
         let (file, line, col) = match d.span {
             Some(span) => {
                 let (line, col) = sources.line_col(span);
-                (Some(sources.file(span.file).name.clone()), Some(line), Some(col))
+                (
+                    Some(sources.file(span.file).name.clone()),
+                    Some(line),
+                    Some(col),
+                )
             }
             None => (None, None, None),
         };
@@ -106,7 +130,11 @@ impl Located {
 
 /// A Python exception of `kind` whose message is every diagnostic rendered, one per line.
 pub fn to_pyerr(py: Python<'_>, kind: Kind, items: &[Located]) -> PyErr {
-    let message = items.iter().map(Located::render).collect::<Vec<_>>().join("\n");
+    let message = items
+        .iter()
+        .map(Located::render)
+        .collect::<Vec<_>>()
+        .join("\n");
     let err = match kind {
         Kind::Template => TemplateError::new_err(message),
         Kind::Equation => EquationError::new_err(message),
@@ -139,10 +167,24 @@ fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResul
 /// Errors of a failed load: equation problems (codes `eq/...`) make an [`EquationError`],
 /// everything else a [`TemplateError`]. Only errors are listed; warnings stay warnings.
 pub fn load_failure(py: Python<'_>, diagnostics: &Diagnostics, sources: &SourceMap) -> PyErr {
-    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
-    let shown: Vec<&Diagnostic> = if errors.is_empty() { diagnostics.iter().collect() } else { errors };
-    let kind = if shown.iter().any(|d| d.code.starts_with("eq")) { Kind::Equation } else { Kind::Template };
-    let items: Vec<Located> = shown.iter().map(|d| Located::from_diagnostic(d, sources)).collect();
+    let errors: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    let shown: Vec<&Diagnostic> = if errors.is_empty() {
+        diagnostics.iter().collect()
+    } else {
+        errors
+    };
+    let kind = if shown.iter().any(|d| d.code.starts_with("eq")) {
+        Kind::Equation
+    } else {
+        Kind::Template
+    };
+    let items: Vec<Located> = shown
+        .iter()
+        .map(|d| Located::from_diagnostic(d, sources))
+        .collect();
     to_pyerr(py, kind, &items)
 }
 
@@ -154,7 +196,10 @@ mod tests {
     #[test]
     fn render_with_span_gives_file_line_col_code_message() {
         let mut sources = SourceMap::new();
-        let file = sources.add("models/net.yaml", "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = q\"\n");
+        let file = sources.add(
+            "models/net.yaml",
+            "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = q\"\n",
+        );
         let start = "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = ".len() as u32;
         let d = Diagnostic::error("eq/undefined-symbol", "unknown symbol 'q'")
             .with_span(Span::new(file, start, start + 1))
@@ -170,7 +215,14 @@ mod tests {
 
     #[test]
     fn render_without_span_is_code_and_message() {
-        let loc = Located::plain("sweep/param-map", "param_map['x']: unknown node 'P'".into(), "param_map");
-        assert_eq!(loc.render(), "sweep/param-map: param_map['x']: unknown node 'P'");
+        let loc = Located::plain(
+            "sweep/param-map",
+            "param_map['x']: unknown node 'P'".into(),
+            "param_map",
+        );
+        assert_eq!(
+            loc.render(),
+            "sweep/param-map: param_map['x']: unknown node 'P'"
+        );
     }
 }

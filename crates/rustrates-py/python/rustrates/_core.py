@@ -191,7 +191,7 @@ def make_param_map(param_map: Any, keys: Sequence[str]) -> dict[str, dict[str, l
                         f"param_map[{key!r}]['edges']: each edge is (source, target) or "
                         f"(source, target, idx), got {e!r}",
                     )
-                edge_list.append((str(e[0]), str(e[1]), int(e[2]) if len(e) == 3 else 0))
+                edge_list.append((str(e[0]), str(e[1])) + ((int(e[2]),) if len(e) == 3 else ()))
             item["edges"] = edge_list
         out[key] = item
     return out
