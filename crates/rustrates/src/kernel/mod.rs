@@ -7,7 +7,7 @@
 //! never recompiles. Back ends: `reference` (tree-walking oracle), `jit` (Cranelift), `c`
 //! (system C compiler, cached shared library). All agree to 1e-12 relative.
 
-use crate::model::{Circuit, Layout};
+use crate::model::{Circuit, Layout, Var};
 
 pub mod c;
 pub mod jit;
@@ -77,7 +77,23 @@ pub enum KernelError {
 pub struct KernelCtx {
     /// First global grid-point index of the block (noise streams are seeded per point).
     pub first_point: usize,
+    /// Answers `past(x, d)`: the value of variable `var` (a [`crate::model::VarId`] index) in
+    /// lane `lane` of the block at time `t - delay`, where `t` is the time of the current
+    /// evaluation. `None`: every delayed read yields NaN.
+    pub past: Option<PastHook>,
+    /// Answers `randn()`: a standard normal sample for noise source `source` (the
+    /// [`crate::model::ExprId`] index of the `Randn` node) in lane `lane`. `None`: NaN.
+    pub randn: Option<RandnHook>,
+    /// The solver's own state for its hooks (delay buffers, random streams); kernels never
+    /// touch it.
+    pub data: Option<Box<dyn std::any::Any + Send>>,
 }
+
+/// `past(ctx, var, lane, t, delay) -> value` (see [`KernelCtx::past`]). Must not panic: it is
+/// called from generated code, where an unwinding panic aborts the process.
+pub type PastHook = fn(&mut KernelCtx, u32, usize, f64, f64) -> f64;
+/// `randn(ctx, source, lane) -> sample` (see [`KernelCtx::randn`]). Must not panic.
+pub type RandnHook = fn(&mut KernelCtx, u32, usize) -> f64;
 
 /// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
 pub struct RhsArgs<'a> {
@@ -112,6 +128,9 @@ enum KernelImpl {
 /// A compiled right-hand side. Cheap to share across threads (`Sync`).
 pub struct Kernel {
     layout: Layout,
+    /// The compiled circuit: the solver reads input defaults, names for its messages, and
+    /// which variables are read with a delay.
+    circuit: Box<Circuit>,
     backend: Backend,
     precision: Precision,
     imp: KernelImpl,
@@ -131,10 +150,18 @@ impl Kernel {
             Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
         };
-        Ok(Kernel { layout: circuit.layout(), backend, precision: opts.precision, imp })
+        Ok(Kernel { layout: circuit.layout(), circuit: Box::new(circuit.clone()), backend, precision: opts.precision, imp })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+    /// The circuit this kernel was compiled from.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+    /// The compiled circuit's variables, indexed by `VarId`.
+    pub fn vars(&self) -> &[Var] {
+        &self.circuit.vars
     }
     /// The back end actually used (`Auto` resolved).
     pub fn backend(&self) -> Backend {

@@ -1,21 +1,434 @@
 //! Tree-walking evaluator, one lane at a time: the test oracle for the compiled back ends.
+//!
+//! Semantics every back end shares: `heaviside(0) = 0.5`, `sigmoid(x) = 1/(1+exp(−x))`,
+//! comparisons give 1 or 0, `max`/`min`/`sign`/`heaviside` propagate NaN as numpy does (so a
+//! diverging lane stays visibly non-finite), `Past` with a delay ≤ 0 is the current value,
+//! `Past` and `Randn` otherwise ask the solver through the hooks of [`KernelCtx`].
 
-use super::{RhsArgs, RhsArgsF32};
-use crate::model::Circuit;
+use super::{KernelCtx, RhsArgs, RhsArgsF32};
+use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
 pub struct ReferenceKernel {
-    circuit: Circuit,
+    circuit: Box<Circuit>,
+    layout: Box<Layout>,
+}
+
+/// The arithmetic the evaluator needs, in either precision.
+trait Real: Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> {
+    const ZERO: Self;
+    const ONE: Self;
+    const NAN: Self;
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn mul(self, o: Self) -> Self;
+    fn div(self, o: Self) -> Self;
+    fn neg(self) -> Self;
+    fn powf(self, o: Self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_sign_negative(self) -> bool;
+    fn unary(f: Func, x: Self) -> Self;
+    fn atan2(self, o: Self) -> Self;
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NAN: Self = <$t>::NAN;
+            #[allow(clippy::cast_possible_truncation, clippy::unnecessary_cast)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[allow(clippy::unnecessary_cast)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
+            fn div(self, o: Self) -> Self {
+                self / o
+            }
+            fn neg(self) -> Self {
+                -self
+            }
+            fn powf(self, o: Self) -> Self {
+                <$t>::powf(self, o)
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            fn is_sign_negative(self) -> bool {
+                <$t>::is_sign_negative(self)
+            }
+            fn atan2(self, o: Self) -> Self {
+                <$t>::atan2(self, o)
+            }
+            fn unary(f: Func, x: Self) -> Self {
+                match f {
+                    Func::Sin => x.sin(),
+                    Func::Cos => x.cos(),
+                    Func::Tan => x.tan(),
+                    Func::Sinh => x.sinh(),
+                    Func::Cosh => x.cosh(),
+                    Func::Tanh => x.tanh(),
+                    Func::Arcsin => x.asin(),
+                    Func::Arccos => x.acos(),
+                    Func::Arctan => x.atan(),
+                    Func::Exp => x.exp(),
+                    Func::Log => x.ln(),
+                    Func::Sqrt => x.sqrt(),
+                    Func::Abs => x.abs(),
+                    Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+                    Func::Floor => x.floor(),
+                    Func::Ceil => x.ceil(),
+                    Func::Heaviside => {
+                        if x > 0.0 {
+                            1.0
+                        } else if x < 0.0 {
+                            0.0
+                        } else if x == 0.0 {
+                            0.5
+                        } else {
+                            x
+                        }
+                    }
+                    // numpy's sign: zero and NaN pass through (unlike `signum`).
+                    Func::Sign => {
+                        if x > 0.0 {
+                            1.0
+                        } else if x < 0.0 {
+                            -1.0
+                        } else {
+                            x
+                        }
+                    }
+                    // Binary functions never reach here (see `eval`).
+                    Func::Arctan2 | Func::Max | Func::Min => <$t>::NAN,
+                }
+            }
+        }
+    };
+}
+impl_real!(f64);
+impl_real!(f32);
+
+/// numpy's `maximum`: NaN in either argument wins; `max(−0, +0) = +0`.
+fn nan_max<T: Real>(x: T, y: T) -> T {
+    if x.is_nan() || y.is_nan() {
+        T::NAN
+    } else if x == y {
+        if x.is_sign_negative() {
+            y
+        } else {
+            x
+        }
+    } else if x > y {
+        x
+    } else {
+        y
+    }
+}
+
+fn nan_min<T: Real>(x: T, y: T) -> T {
+    if x.is_nan() || y.is_nan() {
+        T::NAN
+    } else if x == y {
+        if x.is_sign_negative() {
+            x
+        } else {
+            y
+        }
+    } else if x < y {
+        x
+    } else {
+        y
+    }
+}
+
+fn truth<T: Real>(b: bool) -> T {
+    if b {
+        T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+/// One lane's view of the block buffers.
+struct Lane<'a, T> {
+    t: T,
+    t64: f64,
+    lane: usize,
+    lanes: usize,
+    y: &'a [T],
+    p: &'a [T],
+    u: &'a [T],
 }
 
 impl ReferenceKernel {
     pub fn new(circuit: &Circuit) -> Self {
-        Self { circuit: circuit.clone() }
+        Self {
+            circuit: Box::new(circuit.clone()),
+            layout: Box::new(circuit.layout()),
+        }
     }
-    pub fn rhs(&self, _args: RhsArgs<'_>) {
-        let _ = &self.circuit;
-        todo!("reference kernel: owned by the kernel/solve helper")
+
+    pub fn rhs(&self, args: RhsArgs<'_>) {
+        let RhsArgs {
+            t,
+            lanes,
+            y,
+            p,
+            u,
+            dy,
+            a,
+            ctx,
+        } = args;
+        self.rhs_generic(t, lanes, y, p, u, dy, a, ctx);
     }
-    pub fn rhs_f32(&self, _args: RhsArgsF32<'_>) {
-        todo!("reference kernel f32")
+
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        let RhsArgsF32 {
+            t,
+            lanes,
+            y,
+            p,
+            u,
+            dy,
+            a,
+            ctx,
+        } = args;
+        self.rhs_generic(t, lanes, y, p, u, dy, a, ctx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rhs_generic<T: Real>(
+        &self,
+        t: f64,
+        lanes: usize,
+        y: &[T],
+        p: &[T],
+        u: &[T],
+        dy: &mut [T],
+        a: &mut [T],
+        ctx: &mut KernelCtx,
+    ) {
+        for lane in 0..lanes {
+            let view = Lane {
+                t: T::from_f64(t),
+                t64: t,
+                lane,
+                lanes,
+                y,
+                p,
+                u,
+            };
+            for (slot, asg) in self.circuit.assigns.iter().enumerate() {
+                let v = self.eval(asg.rhs, &view, a, ctx);
+                a[slot * lanes + lane] = v;
+            }
+            for (slot, ode) in self.circuit.odes.iter().enumerate() {
+                dy[slot * lanes + lane] = self.eval(ode.rhs, &view, a, ctx);
+            }
+        }
+    }
+
+    fn current<T: Real>(&self, var: VarId, l: &Lane<'_, T>, a: &[T]) -> T {
+        let slot = self.layout.slot[var.0 as usize] as usize * l.lanes + l.lane;
+        match self.circuit.var(var).kind {
+            VarKind::State => l.y[slot],
+            VarKind::Param => l.p[slot],
+            VarKind::Input => l.u[slot],
+            VarKind::Algebraic => a[slot],
+        }
+    }
+
+    fn eval<T: Real>(&self, id: ExprId, l: &Lane<'_, T>, a: &[T], ctx: &mut KernelCtx) -> T {
+        match self.circuit.expr(id) {
+            Expr::Const(c) => T::from_f64(*c),
+            Expr::Var(v) => self.current(*v, l, a),
+            Expr::Time => l.t,
+            Expr::Neg(e) => self.eval(*e, l, a, ctx).neg(),
+            Expr::Binary(op, x, y) => {
+                let x = self.eval(*x, l, a, ctx);
+                let y = self.eval(*y, l, a, ctx);
+                match op {
+                    BinOp::Add => x + y,
+                    BinOp::Sub => x - y,
+                    BinOp::Mul => x.mul(y),
+                    BinOp::Div => x.div(y),
+                    BinOp::Pow => x.powf(y),
+                    BinOp::Lt => truth(x < y),
+                    BinOp::Le => truth(x <= y),
+                    BinOp::Gt => truth(x > y),
+                    BinOp::Ge => truth(x >= y),
+                    BinOp::Eq => truth(x == y),
+                    BinOp::Ne => truth(x != y),
+                }
+            }
+            Expr::Call(f, args) => {
+                let x = args.first().map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
+                match f {
+                    Func::Arctan2 | Func::Max | Func::Min => {
+                        let y = args.get(1).map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
+                        match f {
+                            Func::Max => nan_max(x, y),
+                            Func::Min => nan_min(x, y),
+                            _ => x.atan2(y),
+                        }
+                    }
+                    _ => T::unary(*f, x),
+                }
+            }
+            Expr::Select(c, x, y) => {
+                // Only the chosen branch is evaluated, as generated code may short-circuit too;
+                // NaN as a condition counts as true (it is != 0).
+                if self.eval(*c, l, a, ctx) == T::ZERO {
+                    self.eval(*y, l, a, ctx)
+                } else {
+                    self.eval(*x, l, a, ctx)
+                }
+            }
+            Expr::Past(v, d) => {
+                let d = self.eval(*d, l, a, ctx);
+                if d > T::ZERO {
+                    match ctx.past {
+                        Some(hook) => T::from_f64(hook(ctx, v.0, l.lane, l.t64, d.to_f64())),
+                        None => T::NAN,
+                    }
+                } else {
+                    // NaN delays land here too and give the current value: a NaN delay only
+                    // arises from a NaN parameter, which already poisons the lane elsewhere.
+                    self.current(*v, l, a)
+                }
+            }
+            Expr::Randn => match ctx.randn {
+                Some(hook) => T::from_f64(hook(ctx, id.0, l.lane)),
+                None => T::NAN,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::KernelCtx;
+    use crate::model::{Assign, Ode, Var};
+
+    fn var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> VarId {
+        c.add_var(Var {
+            name: name.into(),
+            kind,
+            value,
+            node: None,
+            external_input: None,
+            span: None,
+        })
+    }
+
+    /// One algebraic `out = expr(x)` of a param `x`, evaluated for each of `xs` (one per lane).
+    fn eval_alg(build: impl Fn(&mut Circuit, ExprId) -> ExprId, xs: &[f64]) -> Vec<f64> {
+        let mut c = Circuit::default();
+        let x = var(&mut c, "x", VarKind::Param, 0.0);
+        let out = var(&mut c, "out", VarKind::Algebraic, 0.0);
+        let xe = c.add_expr(Expr::Var(x));
+        let rhs = build(&mut c, xe);
+        c.assigns.push(Assign {
+            var: out,
+            rhs,
+            span: None,
+        });
+        let k = ReferenceKernel::new(&c);
+        let lanes = xs.len();
+        let mut a = vec![0.0; lanes];
+        let mut ctx = KernelCtx::default();
+        k.rhs(RhsArgs {
+            t: 0.0,
+            lanes,
+            y: &[],
+            p: xs,
+            u: &[],
+            dy: &mut [],
+            a: &mut a,
+            ctx: &mut ctx,
+        });
+        a
+    }
+
+    #[test]
+    fn reference_heaviside_and_sign_match_numpy() {
+        let h = eval_alg(
+            |c, x| c.add_expr(Expr::Call(Func::Heaviside, vec![x])),
+            &[-2.0, 0.0, 3.0],
+        );
+        assert_eq!(h, vec![0.0, 0.5, 1.0]);
+        let s = eval_alg(
+            |c, x| c.add_expr(Expr::Call(Func::Sign, vec![x])),
+            &[-2.0, 0.0, 3.0],
+        );
+        assert_eq!(s, vec![-1.0, 0.0, 1.0]);
+        let m = eval_alg(
+            |c, x| {
+                let one = c.add_expr(Expr::Const(1.0));
+                c.add_expr(Expr::Call(Func::Max, vec![x, one]))
+            },
+            &[f64::NAN, 0.5, 2.0],
+        );
+        assert!(m[0].is_nan());
+        assert_eq!(&m[1..], &[1.0, 2.0]);
+    }
+
+    #[test]
+    fn reference_sigmoid_and_comparisons_match_definitions() {
+        let s = eval_alg(
+            |c, x| c.add_expr(Expr::Call(Func::Sigmoid, vec![x])),
+            &[0.0, 2.0],
+        );
+        assert_eq!(s[0], 0.5);
+        assert!((s[1] - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-16);
+        let sel = eval_alg(
+            |c, x| {
+                let zero = c.add_expr(Expr::Const(0.0));
+                let gt = c.add_expr(Expr::Binary(BinOp::Gt, x, zero));
+                let ten = c.add_expr(Expr::Const(10.0));
+                let neg = c.add_expr(Expr::Neg(x));
+                c.add_expr(Expr::Select(gt, ten, neg))
+            },
+            &[-3.0, 4.0],
+        );
+        assert_eq!(sel, vec![3.0, 10.0]);
+    }
+
+    #[test]
+    fn reference_f32_path_computes_in_single_precision() {
+        // x' = x / 3 at x = 1: the f32 result must be the f32 quotient, not a rounded f64 one
+        // (they agree here, so check against 1f32 / 3f32 exactly and against f64 within f32 eps).
+        let mut c = Circuit::default();
+        let x = var(&mut c, "x", VarKind::State, 1.0);
+        let xe = c.add_expr(Expr::Var(x));
+        let three = c.add_expr(Expr::Const(3.0));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Div, xe, three));
+        c.odes.push(Ode {
+            var: x,
+            rhs,
+            span: None,
+        });
+        let k = ReferenceKernel::new(&c);
+        let mut dy = [0f32; 1];
+        let mut ctx = KernelCtx::default();
+        k.rhs_f32(RhsArgsF32 {
+            t: 0.0,
+            lanes: 1,
+            y: &[1.0],
+            p: &[],
+            u: &[],
+            dy: &mut dy,
+            a: &mut [],
+            ctx: &mut ctx,
+        });
+        assert_eq!(dy[0], 1.0f32 / 3.0f32);
+        assert!((f64::from(dy[0]) - 1.0 / 3.0).abs() < 1e-7);
     }
 }

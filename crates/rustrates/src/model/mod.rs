@@ -15,6 +15,7 @@ mod eqshim;
 pub mod ir;
 mod load;
 pub mod passes;
+pub mod test_models;
 
 pub use dump::dump;
 pub use ir::*;

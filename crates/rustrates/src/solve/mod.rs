@@ -8,7 +8,16 @@
 use std::sync::Arc;
 
 use crate::kernel::Kernel;
-use crate::model::VarId;
+use crate::model::{Circuit, VarId, VarKind};
+
+mod adaptive;
+mod fixed;
+pub mod runtime;
+pub mod tableau;
+#[cfg(test)]
+mod tests;
+
+pub use tableau::Tableau;
 
 /// Integration method. Fixed-step methods are tableaux; `Rk45` is Dormand–Prince 5(4).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,7 +35,10 @@ impl Method {
             "euler" => Method::Euler,
             "heun" => Method::Heun,
             "rk4" => Method::Rk4,
-            "rk45" | "scipy" | "dopri5" => Method::Rk45 { rtol: 1e-3, atol: 1e-6 },
+            "rk45" | "scipy" | "dopri5" => Method::Rk45 {
+                rtol: 1e-3,
+                atol: 1e-6,
+            },
             _ => return None,
         })
     }
@@ -52,7 +64,10 @@ pub enum Signal {
     /// One value per step, shared by every grid point (numpy shape (steps,) or (steps, 1)).
     Shared(Arc<[f64]>),
     /// One column per grid point: `data[step * points + point]` (numpy (steps, points), C order).
-    PerPoint { points: usize, data: Arc<[f64]> },
+    PerPoint {
+        points: usize,
+        data: Arc<[f64]>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -72,9 +87,13 @@ pub struct OutputBinding {
 pub enum PointStatus {
     Ok,
     /// The state became NaN or infinite at time `t`; samples from then on are NaN.
-    NonFinite { t: f64 },
+    NonFinite {
+        t: f64,
+    },
     /// The adaptive step size fell below its floor at time `t`.
-    StepTooSmall { t: f64 },
+    StepTooSmall {
+        t: f64,
+    },
 }
 
 /// Receives samples as the run produces them.
@@ -100,23 +119,530 @@ pub enum SolveError {
     #[error("sampling_step_size {dts} is not a whole multiple of step_size {dt}; use a multiple such as {suggestion}")]
     SamplingNotMultiple { dts: f64, dt: f64, suggestion: f64 },
     #[error("input '{name}' has {found} rows; expected {expected} (= round(simulation_time / step_size)) or {expected_minus_one}")]
-    InputLength { name: String, found: usize, expected: usize, expected_minus_one: usize },
+    InputLength {
+        name: String,
+        found: usize,
+        expected: usize,
+        expected_minus_one: usize,
+    },
     #[error("input '{name}' has {found} columns; expected 1 or one per grid point ({expected})")]
-    InputColumns { name: String, found: usize, expected: usize },
+    InputColumns {
+        name: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("step_size must be positive and finite, got {dt}")]
     BadStep { dt: f64 },
     #[error("simulation_time must be positive and finite, got {t}")]
     BadTime { t: f64 },
+    #[error("'{name}' is not an input variable and cannot be driven by a signal")]
+    NotAnInput { name: String },
+    #[error("variable id {id} does not exist in the compiled circuit")]
+    UnknownVar { id: u32 },
+    #[error("the block's {buffer} buffer has {found} values; expected {expected}")]
+    BufferLength {
+        buffer: &'static str,
+        found: usize,
+        expected: usize,
+    },
+    #[error("rtol and atol must be positive and finite, got rtol {rtol}, atol {atol}")]
+    BadTolerance { rtol: f64, atol: f64 },
+}
+
+/// Options beyond [`SimConfig`] that most callers leave at their defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// Seed of the noise streams; grid point `i` draws from the stream of `(seed, i)`.
+    pub seed: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { seed: 0x5EED }
+    }
+}
+
+/// The time grid of a run, checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plan {
+    pub dt: f64,
+    /// round(T / dt): fixed steps, and the row count an input must have (or one fewer).
+    pub steps: usize,
+    pub dts: f64,
+    /// Steps per sample.
+    pub stride: usize,
+    /// round(T / dts) samples at t = k·dts, before the cutoff is applied.
+    pub samples: usize,
+    pub cutoff: f64,
+}
+
+impl Plan {
+    pub fn new(cfg: &SimConfig) -> Result<Plan, SolveError> {
+        let dt = cfg.dt;
+        if !(dt.is_finite() && dt > 0.0) {
+            return Err(SolveError::BadStep { dt });
+        }
+        let t = cfg.simulation_time;
+        if !(t.is_finite() && t > 0.0) {
+            return Err(SolveError::BadTime { t });
+        }
+        let dts = cfg.sampling_step.unwrap_or(dt);
+        let ratio = dts / dt;
+        let stride = ratio.round();
+        if !(dts.is_finite() && stride >= 1.0 && (ratio - stride).abs() <= 1e-9 * ratio) {
+            let suggestion = if ratio.is_finite() {
+                ratio.round().max(1.0) * dt
+            } else {
+                dt
+            };
+            return Err(SolveError::SamplingNotMultiple {
+                dts,
+                dt,
+                suggestion,
+            });
+        }
+        Ok(Plan {
+            dt,
+            steps: round_count(t / dt),
+            dts,
+            stride: stride as usize,
+            samples: round_count(t / dts),
+            cutoff: cfg.cutoff,
+        })
+    }
+
+    /// Time of sample `k` (before the cutoff).
+    pub fn sample_time(&self, k: usize) -> f64 {
+        k as f64 * self.dts
+    }
+
+    /// Index of the first sample at or after the cutoff (a hair of tolerance so that
+    /// `cutoff = 3·dts` keeps sample 3 although 3·0.1 > 0.3 in floating point).
+    pub fn first_emitted(&self) -> usize {
+        let mut k = 0;
+        while k < self.samples && self.sample_time(k) < self.cutoff - 1e-9 * self.dts {
+            k += 1;
+        }
+        k
+    }
+
+    /// Samples emitted after the cutoff.
+    pub fn emitted(&self) -> usize {
+        self.samples - self.first_emitted()
+    }
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn round_count(x: f64) -> usize {
+    // Half-way cases round away from zero (Python's int(round(...)) on .5 is rare here and
+    // PyRates' own counts come from float division anyway).
+    x.round().max(0.0) as usize
+}
+
+/// Check every input signal against the run's length and the grid size `points`, before any
+/// work starts (sweeps call this once for the whole grid).
+pub fn validate_inputs(
+    kernel: &Kernel,
+    cfg: &SimConfig,
+    inputs: &[InputBinding],
+    points: usize,
+) -> Result<(), SolveError> {
+    let plan = Plan::new(cfg)?;
+    for inp in inputs {
+        check_input(kernel, &plan, inp, Some(points))?;
+    }
+    Ok(())
+}
+
+fn check_input(
+    kernel: &Kernel,
+    plan: &Plan,
+    inp: &InputBinding,
+    points: Option<usize>,
+) -> Result<(), SolveError> {
+    let var = kernel
+        .vars()
+        .get(inp.var.0 as usize)
+        .ok_or(SolveError::UnknownVar { id: inp.var.0 })?;
+    if var.kind != VarKind::Input {
+        return Err(SolveError::NotAnInput {
+            name: var.name.clone(),
+        });
+    }
+    let rows_ok = |found: usize| {
+        if found == plan.steps || found + 1 == plan.steps {
+            Ok(())
+        } else {
+            Err(SolveError::InputLength {
+                name: var.name.clone(),
+                found,
+                expected: plan.steps,
+                expected_minus_one: plan.steps.saturating_sub(1),
+            })
+        }
+    };
+    match &inp.signal {
+        Signal::Constant(_) => Ok(()),
+        Signal::Shared(data) => rows_ok(data.len()),
+        Signal::PerPoint { points: cols, data } => {
+            if let Some(expected) = points {
+                if *cols != expected && *cols != 1 {
+                    return Err(SolveError::InputColumns {
+                        name: var.name.clone(),
+                        found: *cols,
+                        expected,
+                    });
+                }
+            }
+            if *cols == 0 {
+                return Err(SolveError::InputColumns {
+                    name: var.name.clone(),
+                    found: 0,
+                    expected: points.unwrap_or(1),
+                });
+            }
+            rows_ok(data.len() / cols)?;
+            if data.len() % cols != 0 {
+                return Err(SolveError::BufferLength {
+                    buffer: "input",
+                    found: data.len(),
+                    expected: (data.len() / cols) * cols,
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Where a sampled output reads from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Source {
+    State(usize),
+    Algebraic(usize),
+    Param(usize),
+    Input(usize),
+}
+
+/// How one input slot is driven, resolved for a block.
+pub(crate) enum Drive<'a> {
+    /// `data[row * cols + col]`; lane `l` reads column `col0 + l` (`cols == 1`: shared).
+    Series {
+        slot: usize,
+        data: &'a [f64],
+        rows: usize,
+        cols: usize,
+        col0: usize,
+    },
+}
+
+/// Everything a stepper needs, checked and resolved.
+pub(crate) struct Prepared<'a> {
+    pub(crate) plan: Plan,
+    pub(crate) lanes: usize,
+    /// `u0[slot * lanes + lane]`: defaults and constants; series overwrite their slots.
+    pub(crate) u0: Vec<f64>,
+    pub(crate) series: Vec<Drive<'a>>,
+    pub(crate) outputs: Vec<Source>,
+}
+
+impl Drive<'_> {
+    /// Fill the slot for row `row` (clamped to the last row: a missing last row holds it).
+    pub(crate) fn fill<T: fixed::Float>(&self, row: usize, lanes: usize, u: &mut [T]) {
+        let Drive::Series {
+            slot,
+            data,
+            rows,
+            cols,
+            col0,
+        } = *self;
+        if rows == 0 {
+            return;
+        }
+        let r = row.min(rows - 1);
+        let dst = &mut u[slot * lanes..(slot + 1) * lanes];
+        if cols == 1 {
+            dst.fill(T::of(data[r]));
+        } else {
+            let src = &data[r * cols + col0..r * cols + col0 + lanes];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = T::of(*s);
+            }
+        }
+    }
+
+    /// The value at time `t` for one lane, interpolated linearly between rows (row i at
+    /// t = i·dt), for adaptive steppers.
+    pub(crate) fn at(&self, t: f64, dt: f64, lane: usize) -> (usize, f64) {
+        let Drive::Series {
+            slot,
+            data,
+            rows,
+            cols,
+            col0,
+        } = *self;
+        if rows == 0 {
+            return (slot, f64::NAN);
+        }
+        let col = if cols == 1 { 0 } else { col0 + lane };
+        let pos = (t / dt).max(0.0);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let i = pos.floor() as usize;
+        if i + 1 >= rows {
+            return (slot, data[(rows - 1) * cols + col]);
+        }
+        let f = pos - i as f64;
+        let (v0, v1) = (data[i * cols + col], data[(i + 1) * cols + col]);
+        (slot, if f == 0.0 { v0 } else { v0 + f * (v1 - v0) })
+    }
+}
+
+fn prepare<'a>(
+    kernel: &Kernel,
+    cfg: &SimConfig,
+    inputs: &'a [InputBinding],
+    outputs: &[OutputBinding],
+    block: &Block<'_>,
+) -> Result<Prepared<'a>, SolveError> {
+    let plan = Plan::new(cfg)?;
+    let layout = kernel.layout();
+    let lanes = block.lanes;
+    let vars = kernel.vars();
+    for (buffer, found, expected) in [
+        ("params", block.params.len(), layout.params.len() * lanes),
+        ("init", block.init.len(), layout.states.len() * lanes),
+    ] {
+        if found != expected {
+            return Err(SolveError::BufferLength {
+                buffer,
+                found,
+                expected,
+            });
+        }
+    }
+    let mut u0 = Vec::with_capacity(layout.inputs.len() * lanes);
+    for v in &layout.inputs {
+        u0.extend(std::iter::repeat_n(vars[v.0 as usize].value, lanes));
+    }
+    let mut series = Vec::new();
+    for inp in inputs {
+        check_input(kernel, &plan, inp, None)?;
+        let slot = layout.slot[inp.var.0 as usize] as usize;
+        match &inp.signal {
+            Signal::Constant(c) => u0[slot * lanes..(slot + 1) * lanes].fill(*c),
+            Signal::Shared(data) => {
+                series.push(Drive::Series {
+                    slot,
+                    data,
+                    rows: data.len(),
+                    cols: 1,
+                    col0: 0,
+                });
+            }
+            Signal::PerPoint { points, data } => {
+                let cols = *points;
+                if cols != 1 && block.first_point + lanes > cols {
+                    return Err(SolveError::InputColumns {
+                        name: vars[inp.var.0 as usize].name.clone(),
+                        found: cols,
+                        expected: block.first_point + lanes,
+                    });
+                }
+                series.push(Drive::Series {
+                    slot,
+                    data,
+                    rows: data.len() / cols,
+                    cols,
+                    col0: block.first_point,
+                });
+            }
+        }
+    }
+    let mut outs = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        let var = vars
+            .get(o.var.0 as usize)
+            .ok_or(SolveError::UnknownVar { id: o.var.0 })?;
+        let slot = layout.slot[o.var.0 as usize] as usize;
+        outs.push(match var.kind {
+            VarKind::State => Source::State(slot),
+            VarKind::Algebraic => Source::Algebraic(slot),
+            VarKind::Param => Source::Param(slot),
+            VarKind::Input => Source::Input(slot),
+        });
+    }
+    Ok(Prepared {
+        plan,
+        lanes,
+        u0,
+        series,
+        outputs: outs,
+    })
 }
 
 /// Run one block of lanes from t = 0 to `cfg.simulation_time`.
 pub fn run_block(
-    _kernel: &Kernel,
-    _cfg: &SimConfig,
-    _inputs: &[InputBinding],
-    _outputs: &[OutputBinding],
-    _block: Block<'_>,
-    _sink: &mut dyn SampleSink,
+    kernel: &Kernel,
+    cfg: &SimConfig,
+    inputs: &[InputBinding],
+    outputs: &[OutputBinding],
+    block: Block<'_>,
+    sink: &mut dyn SampleSink,
 ) -> Result<Vec<PointStatus>, SolveError> {
-    todo!("solve::run_block: owned by the kernel/solve helper")
+    run_block_with(
+        kernel,
+        cfg,
+        inputs,
+        outputs,
+        block,
+        sink,
+        &RunOptions::default(),
+    )
+}
+
+/// [`run_block`] with explicit [`RunOptions`].
+pub fn run_block_with(
+    kernel: &Kernel,
+    cfg: &SimConfig,
+    inputs: &[InputBinding],
+    outputs: &[OutputBinding],
+    block: Block<'_>,
+    sink: &mut dyn SampleSink,
+    opts: &RunOptions,
+) -> Result<Vec<PointStatus>, SolveError> {
+    let prep = prepare(kernel, cfg, inputs, outputs, &block)?;
+    if block.lanes == 0 {
+        return Ok(Vec::new());
+    }
+    let f32_path = kernel.precision() == crate::kernel::Precision::F32;
+    match cfg.method {
+        Method::Rk45 { rtol, atol } => {
+            if !(rtol.is_finite() && rtol > 0.0 && atol.is_finite() && atol > 0.0) {
+                return Err(SolveError::BadTolerance { rtol, atol });
+            }
+            let tol = adaptive::Tolerance { rtol, atol };
+            Ok(if f32_path {
+                adaptive::run::<f32>(kernel, &prep, &block, tol, sink, opts)
+            } else {
+                adaptive::run::<f64>(kernel, &prep, &block, tol, sink, opts)
+            })
+        }
+        m => {
+            let tab = match m {
+                Method::Euler => Tableau::euler(),
+                Method::Heun => Tableau::heun(),
+                _ => Tableau::rk4(),
+            };
+            Ok(if f32_path {
+                fixed::run::<f32>(kernel, &prep, &block, &tab, sink, opts)
+            } else {
+                fixed::run::<f64>(kernel, &prep, &block, &tab, sink, opts)
+            })
+        }
+    }
+}
+
+/// Sampled trajectories of a block, in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trajectories {
+    /// Times of the emitted samples.
+    pub time: Vec<f64>,
+    /// Output keys in the order of `outputs`.
+    pub keys: Vec<String>,
+    /// `data[(output * lanes + lane) * time.len() + sample]`.
+    pub data: Vec<f64>,
+    pub status: Vec<PointStatus>,
+    pub lanes: usize,
+}
+
+impl Trajectories {
+    /// One output's trace in one lane.
+    pub fn trace(&self, output: usize, lane: usize) -> &[f64] {
+        let n = self.time.len();
+        let start = (output * self.lanes + lane) * n;
+        &self.data[start..start + n]
+    }
+}
+
+/// A [`SampleSink`] that keeps everything, `[sample][output][lane]` as it arrives.
+#[derive(Clone, Debug, Default)]
+pub struct MemorySink {
+    pub time: Vec<f64>,
+    pub values: Vec<f64>,
+}
+
+impl SampleSink for MemorySink {
+    fn samples(&mut self, index: usize, t: f64, _lanes: usize, values: &[f64]) {
+        debug_assert_eq!(index, self.time.len(), "samples arrive in order");
+        self.time.push(t);
+        self.values.extend_from_slice(values);
+    }
+}
+
+/// Run `lanes` lanes (grid points 0..lanes) and keep every sample in memory.
+///
+/// `params[slot * lanes + lane]` and `init[slot * lanes + lane]` as in [`Block`]; see
+/// [`default_params`] and [`default_init`] for the circuit's own values.
+pub fn simulate(
+    kernel: &Kernel,
+    cfg: &SimConfig,
+    inputs: &[InputBinding],
+    outputs: &[OutputBinding],
+    params: &[f64],
+    init: &[f64],
+    lanes: usize,
+) -> Result<Trajectories, SolveError> {
+    let mut sink = MemorySink::default();
+    let status = run_block(
+        kernel,
+        cfg,
+        inputs,
+        outputs,
+        Block {
+            first_point: 0,
+            lanes,
+            params,
+            init,
+        },
+        &mut sink,
+    )?;
+    let n = sink.time.len();
+    let nout = outputs.len();
+    let mut data = vec![0.0; nout * lanes * n];
+    for (k, row) in sink
+        .values
+        .chunks_exact((nout * lanes).max(1))
+        .enumerate()
+        .take(n)
+    {
+        for (j, v) in row.iter().enumerate() {
+            data[j * n + k] = *v;
+        }
+    }
+    Ok(Trajectories {
+        time: sink.time,
+        keys: outputs.iter().map(|o| o.key.clone()).collect(),
+        data,
+        status,
+        lanes,
+    })
+}
+
+/// The circuit's parameter values broadcast to `lanes` lanes, in the kernel's layout.
+pub fn default_params(circuit: &Circuit, lanes: usize) -> Vec<f64> {
+    let layout = circuit.layout();
+    layout
+        .params
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(circuit.var(*v).value, lanes))
+        .collect()
+}
+
+/// The circuit's initial state broadcast to `lanes` lanes, in the kernel's layout.
+pub fn default_init(circuit: &Circuit, lanes: usize) -> Vec<f64> {
+    let layout = circuit.layout();
+    layout
+        .states
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(circuit.var(*v).value, lanes))
+        .collect()
 }

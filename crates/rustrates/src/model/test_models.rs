@@ -1,0 +1,333 @@
+//! Reference models built by hand in IR, shared by the tests and benches of every back end
+//! and solver. Each returns `(Circuit, Reference)`: the circuit (already lowered: no edges)
+//! and what is known about its solution.
+
+use super::{Assign, BinOp, Circuit, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
+
+/// What is known about a reference model's solution.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub description: &'static str,
+    /// Exact state (in `Circuit::layout` state order) at time `t`, for the circuit's default
+    /// parameters and initial values, when known in closed form.
+    pub exact: Option<fn(f64) -> Vec<f64>>,
+    /// Agreement expected between back ends on this model (relative; absolute for values
+    /// near zero).
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+/// A small builder for hand-written expressions.
+pub struct Builder {
+    pub c: Circuit,
+}
+
+impl Builder {
+    pub fn new(name: &str) -> Builder {
+        Builder {
+            c: Circuit {
+                name: name.into(),
+                ..Circuit::default()
+            },
+        }
+    }
+    pub fn var(&mut self, name: &str, kind: VarKind, value: f64) -> VarId {
+        let node = name
+            .split('/')
+            .next()
+            .filter(|_| name.contains('/'))
+            .map(str::to_owned);
+        if let Some(n) = &node {
+            if !self.c.nodes.contains(n) {
+                self.c.nodes.push(n.clone());
+            }
+        }
+        self.c.add_var(Var {
+            name: name.into(),
+            kind,
+            value,
+            node,
+            external_input: None,
+            span: None,
+        })
+    }
+    pub fn k(&mut self, v: f64) -> ExprId {
+        self.c.add_expr(Expr::Const(v))
+    }
+    pub fn v(&mut self, v: VarId) -> ExprId {
+        self.c.add_expr(Expr::Var(v))
+    }
+    pub fn bin(&mut self, op: BinOp, a: ExprId, b: ExprId) -> ExprId {
+        self.c.add_expr(Expr::Binary(op, a, b))
+    }
+    pub fn add(&mut self, a: ExprId, b: ExprId) -> ExprId {
+        self.bin(BinOp::Add, a, b)
+    }
+    pub fn sub(&mut self, a: ExprId, b: ExprId) -> ExprId {
+        self.bin(BinOp::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: ExprId, b: ExprId) -> ExprId {
+        self.bin(BinOp::Mul, a, b)
+    }
+    pub fn div(&mut self, a: ExprId, b: ExprId) -> ExprId {
+        self.bin(BinOp::Div, a, b)
+    }
+    pub fn neg(&mut self, a: ExprId) -> ExprId {
+        self.c.add_expr(Expr::Neg(a))
+    }
+    pub fn call(&mut self, f: Func, args: Vec<ExprId>) -> ExprId {
+        self.c.add_expr(Expr::Call(f, args))
+    }
+    pub fn ode(&mut self, var: VarId, rhs: ExprId) {
+        self.c.odes.push(Ode {
+            var,
+            rhs,
+            span: None,
+        });
+    }
+    pub fn assign(&mut self, var: VarId, rhs: ExprId) {
+        self.c.assigns.push(Assign {
+            var,
+            rhs,
+            span: None,
+        });
+    }
+}
+
+/// `x' = −k·x`, x(0) = 1, k = 1 (param `decay/op/k`): x(t) = e^(−t).
+pub fn exponential_decay() -> (Circuit, Reference) {
+    let mut b = Builder::new("decay");
+    let x = b.var("decay/op/x", VarKind::State, 1.0);
+    let k = b.var("decay/op/k", VarKind::Param, 1.0);
+    let (ke, xe) = (b.v(k), b.v(x));
+    let prod = b.mul(ke, xe);
+    let rhs = b.neg(prod);
+    b.ode(x, rhs);
+    let reference = Reference {
+        description: "x' = -k x, x(0) = 1, k = 1; x(t) = exp(-t)",
+        exact: Some(|t| vec![(-t).exp()]),
+        rtol: 1e-12,
+        atol: 1e-14,
+    };
+    (b.c, reference)
+}
+
+/// `x' = v, v' = −ω²·x`, x(0) = 1, v(0) = 0, ω = 2π (one cycle per unit time):
+/// x = cos ωt, v = −ω sin ωt; the energy ½v² + ½ω²x² is conserved.
+pub fn harmonic_oscillator() -> (Circuit, Reference) {
+    let mut b = Builder::new("oscillator");
+    let x = b.var("osc/op/x", VarKind::State, 1.0);
+    let v = b.var("osc/op/v", VarKind::State, 0.0);
+    let w = b.var("osc/op/omega", VarKind::Param, std::f64::consts::TAU);
+    let ve = b.v(v);
+    b.ode(x, ve);
+    let (we, xe) = (b.v(w), b.v(x));
+    let w2 = b.mul(we, we);
+    let f = b.mul(w2, xe);
+    let rhs = b.neg(f);
+    b.ode(v, rhs);
+    let reference = Reference {
+        description: "x' = v, v' = -(2 pi)^2 x; x = cos(2 pi t), v = -2 pi sin(2 pi t)",
+        exact: Some(|t| {
+            let w = std::f64::consts::TAU;
+            vec![(w * t).cos(), -w * (w * t).sin()]
+        }),
+        rtol: 1e-12,
+        atol: 1e-12,
+    };
+    (b.c, reference)
+}
+
+/// The variables of one Montbrió–Pazó–Roxin population built by [`mpr_population`].
+#[derive(Clone, Copy, Debug)]
+pub struct MprVars {
+    pub r: VarId,
+    pub v: VarId,
+    pub eta: VarId,
+    pub j: VarId,
+    pub delta: VarId,
+    pub tau: VarId,
+    /// External input `I` (default 0).
+    pub input: VarId,
+}
+
+/// One MPR population at node `node` (1.x `qif_op` form, τ in the denominators):
+/// `r' = (Δ/(πτ) + 2 r v)/τ`, `v' = (v² + η + I + J τ r − (π τ r)²)/τ`, plus `extra` (an
+/// expression added to `J τ r`, e.g. `τ·r_in` from other populations) when given.
+pub fn mpr_population(b: &mut Builder, node: &str, eta: f64, j: f64, r0: f64, v0: f64) -> MprVars {
+    let r = b.var(&format!("{node}/qif_op/r"), VarKind::State, r0);
+    let v = b.var(&format!("{node}/qif_op/v"), VarKind::State, v0);
+    let eta = b.var(&format!("{node}/qif_op/eta"), VarKind::Param, eta);
+    let j = b.var(&format!("{node}/qif_op/J"), VarKind::Param, j);
+    let delta = b.var(&format!("{node}/qif_op/Delta"), VarKind::Param, 1.0);
+    let tau = b.var(&format!("{node}/qif_op/tau"), VarKind::Param, 1.0);
+    let input = b.var(&format!("{node}/qif_op/I_ext"), VarKind::Input, 0.0);
+    MprVars {
+        r,
+        v,
+        eta,
+        j,
+        delta,
+        tau,
+        input,
+    }
+}
+
+/// The two ODEs of an MPR population; `r_in` (if any) is the synaptic input rate, entering
+/// as `τ·r_in` like `J·τ·r`.
+pub fn mpr_odes(b: &mut Builder, m: MprVars, r_in: Option<ExprId>) {
+    let (r, v, eta, j, delta, tau, inp) = (
+        b.v(m.r),
+        b.v(m.v),
+        b.v(m.eta),
+        b.v(m.j),
+        b.v(m.delta),
+        b.v(m.tau),
+        b.v(m.input),
+    );
+    let pi = b.k(std::f64::consts::PI);
+    // r' = (Δ/(πτ) + 2 r v)/τ
+    let pitau = b.mul(pi, tau);
+    let a1 = b.div(delta, pitau);
+    let two = b.k(2.0);
+    let rv = b.mul(r, v);
+    let a2 = b.mul(two, rv);
+    let num = b.add(a1, a2);
+    let dr = b.div(num, tau);
+    b.ode(m.r, dr);
+    // v' = (v² + η + I + τ (J r + r_in) − (π τ r)²)/τ
+    let v2 = b.mul(v, v);
+    let s1 = b.add(v2, eta);
+    let s2 = b.add(s1, inp);
+    let jr = b.mul(j, r);
+    let syn = match r_in {
+        Some(e) => b.add(jr, e),
+        None => jr,
+    };
+    let tsyn = b.mul(tau, syn);
+    let s3 = b.add(s2, tsyn);
+    let ptr = b.mul(pitau, r);
+    let ptr2 = b.mul(ptr, ptr);
+    let s4 = b.sub(s3, ptr2);
+    let dv = b.div(s4, tau);
+    b.ode(m.v, dv);
+}
+
+/// One MPR population, J = 15, Δ = 1, τ = 1, η = −5 (param `p/qif_op/eta`), no input,
+/// r(0) = 0.01, v(0) = −2. Fixed points: [`mpr_fixed_points`].
+pub fn mpr_single() -> (Circuit, Reference) {
+    let mut b = Builder::new("mpr");
+    let m = mpr_population(&mut b, "p", -5.0, 15.0, 0.01, -2.0);
+    mpr_odes(&mut b, m, None);
+    let reference = Reference {
+        description: "one MPR population (J 15, Delta 1, tau 1, eta -5); fixed points solve \
+                      pi^2 r^4 - J r^3 - (eta + I) r^2 - Delta^2/(4 pi^2) = 0",
+        exact: None,
+        rtol: 1e-10,
+        atol: 1e-12,
+    };
+    (b.c, reference)
+}
+
+/// Positive roots of π²r⁴ − J r³ − (η+I) r² − Δ²/(4π²) = 0 (the MPR fixed points with τ = 1),
+/// ascending, by bisection on a fine grid of sign changes: independent of any simulation.
+pub fn mpr_fixed_points(eta: f64, input: f64, j: f64, delta: f64) -> Vec<f64> {
+    let pi2 = std::f64::consts::PI.powi(2);
+    let f = |r: f64| {
+        pi2 * r.powi(4) - j * r.powi(3) - (eta + input) * r * r - delta * delta / (4.0 * pi2)
+    };
+    let mut roots = Vec::new();
+    let n = 200_000;
+    let r_max = 10.0;
+    let mut prev = (1e-9, f(1e-9));
+    for i in 1..=n {
+        let r = r_max * f64::from(i) / f64::from(n);
+        let fr = f(r);
+        if prev.1.signum() != fr.signum() {
+            let (mut lo, mut hi) = (prev.0, r);
+            for _ in 0..200 {
+                let mid = 0.5 * (lo + hi);
+                if f(mid).signum() == f(lo).signum() {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            roots.push(0.5 * (lo + hi));
+        }
+        prev = (r, fr);
+    }
+    roots
+}
+
+/// The reference circuit of `shared/bench/README.md`: two 1.x `qif_pop` nodes PC and IIN,
+/// edges PC→PC 15, PC→IIN 10, IIN→PC −10 (lowered: algebraic `r_in` per node, weights as
+/// edge params), `I_ext` of PC = 1 as its default (drive it with a constant input 1 to
+/// match the benchmark), η = −5 for both, r(0) = 0.01, v(0) = −2.
+pub fn reference_circuit() -> (Circuit, Reference) {
+    let mut b = Builder::new("qif_2pop");
+    let pc = mpr_population(&mut b, "PC", -5.0, 0.0, 0.01, -2.0);
+    let iin = mpr_population(&mut b, "IIN", -5.0, 0.0, 0.01, -2.0);
+    b.c.vars[pc.input.0 as usize].value = 1.0;
+    let w_pp = b.var("edge:PC->PC:0/weight", VarKind::Param, 15.0);
+    let w_pi = b.var("edge:PC->IIN:0/weight", VarKind::Param, 10.0);
+    let w_ip = b.var("edge:IIN->PC:0/weight", VarKind::Param, -10.0);
+    for i in [w_pp, w_pi, w_ip] {
+        b.c.vars[i.0 as usize].node = None;
+    }
+    let rin_pc = b.var("PC/qif_op/r_in", VarKind::Algebraic, 0.0);
+    let rin_iin = b.var("IIN/qif_op/r_in", VarKind::Algebraic, 0.0);
+    let (wpp, rpc, wip, riin) = (b.v(w_pp), b.v(pc.r), b.v(w_ip), b.v(iin.r));
+    let t1 = b.mul(wpp, rpc);
+    let t2 = b.mul(wip, riin);
+    let s = b.add(t1, t2);
+    b.assign(rin_pc, s);
+    let (wpi, rpc2) = (b.v(w_pi), b.v(pc.r));
+    let t3 = b.mul(wpi, rpc2);
+    b.assign(rin_iin, t3);
+    let e_pc = b.v(rin_pc);
+    mpr_odes(&mut b, pc, Some(e_pc));
+    let e_iin = b.v(rin_iin);
+    mpr_odes(&mut b, iin, Some(e_iin));
+    b.c.node_operators = vec![
+        ("PC".into(), vec!["qif_op".into()]),
+        ("IIN".into(), vec!["qif_op".into()]),
+    ];
+    let reference = Reference {
+        description: "two qif_pop nodes (PC, IIN), weights 15/10/-10, I_ext(PC) = 1: the C \
+                      reference montbrio_grid.c",
+        exact: None,
+        rtol: 1e-10,
+        atol: 1e-12,
+    };
+    (b.c, reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpr_fixed_points_match_spec_values() {
+        // SPEC §9: r* = 0.081134, 0.472980, 1.030597 for J 15, Δ 1, η −5 (6 digits given).
+        let r = mpr_fixed_points(-5.0, 0.0, 15.0, 1.0);
+        assert_eq!(r.len(), 3, "{r:?}");
+        for (got, want) in r.iter().zip([0.081134, 0.472980, 1.030597]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn test_models_are_well_formed() {
+        for (c, _) in [
+            exponential_decay(),
+            harmonic_oscillator(),
+            mpr_single(),
+            reference_circuit(),
+        ] {
+            let l = c.layout();
+            assert_eq!(l.states.len(), c.odes.len());
+            assert!(l.slot.iter().all(|s| *s != u32::MAX), "{}", c.name);
+        }
+    }
+}

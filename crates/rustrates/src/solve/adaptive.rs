@@ -1,0 +1,354 @@
+//! Dormand–Prince 5(4) with error control per lane and dense output for sampling.
+//!
+//! Each lane takes its own steps: the kernel is called on one lane at a time (`lanes = 1`,
+//! so the time argument is that lane's own), which makes a lane's result independent of the
+//! block by construction. Samples of the whole block are buffered and emitted in order at
+//! the end. Step control as in Hairer–Nørsett–Wanner (II.4): RMS norm of the error scaled by
+//! `atol + rtol·max(|y|, |y_new|)`, factor `0.9·err^(−1/5)` clamped to [0.2, 10].
+
+use super::fixed::{gather, init_history, Float};
+use super::runtime::{self, Runtime};
+use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau};
+use crate::kernel::{Kernel, KernelCtx};
+use crate::model::VarKind;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tolerance {
+    pub(crate) rtol: f64,
+    pub(crate) atol: f64,
+}
+
+/// Dense output of Dormand–Prince (Hairer's continuous extension, as in scipy's `RK45.P`):
+/// `y(t + θh) = y + h·Σ_s k_s·Σ_j P[s][j]·θ^(j+1)`.
+const P: [[f64; 4]; 7] = [
+    [
+        1.0,
+        -8048581381.0 / 2820520608.0,
+        8663915743.0 / 2820520608.0,
+        -12715105075.0 / 11282082432.0,
+    ],
+    [0.0, 0.0, 0.0, 0.0],
+    [
+        0.0,
+        131558114200.0 / 32700410799.0,
+        -68118460800.0 / 10900136933.0,
+        87487479700.0 / 32700410799.0,
+    ],
+    [
+        0.0,
+        -1754552775.0 / 470086768.0,
+        14199869525.0 / 1410260304.0,
+        -10690763975.0 / 1880347072.0,
+    ],
+    [
+        0.0,
+        127303824393.0 / 49829197408.0,
+        -318862633887.0 / 49829197408.0,
+        701980252875.0 / 199316789632.0,
+    ],
+    [
+        0.0,
+        -282668133.0 / 205662961.0,
+        2019193451.0 / 616988883.0,
+        -1453857185.0 / 822651844.0,
+    ],
+    [
+        0.0,
+        40617522.0 / 29380423.0,
+        -110615467.0 / 29380423.0,
+        69997945.0 / 29380423.0,
+    ],
+];
+
+/// Counters of one block, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+struct LaneInputs<'p, 'a> {
+    prep: &'p Prepared<'a>,
+    lane: usize,
+}
+
+impl LaneInputs<'_, '_> {
+    fn set<T: Float>(&self, t: f64, u: &mut [T]) {
+        for d in &self.prep.series {
+            let (slot, v) = d.at(t, self.prep.plan.dt, self.lane);
+            u[slot] = T::of(v);
+        }
+    }
+}
+
+pub(crate) fn run<T: Float>(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tol: Tolerance,
+    sink: &mut dyn SampleSink,
+    opts: &RunOptions,
+) -> Vec<PointStatus> {
+    let (status, _) = run_stats::<T>(kernel, prep, block, tol, sink, opts);
+    status
+}
+
+pub(crate) fn run_stats<T: Float>(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tol: Tolerance,
+    sink: &mut dyn SampleSink,
+    opts: &RunOptions,
+) -> (Vec<PointStatus>, Stats) {
+    let lanes = prep.lanes;
+    let plan = prep.plan;
+    let layout = kernel.layout();
+    let ns = layout.states.len();
+    let tab = Tableau::dopri5();
+    let stages = tab.stages();
+    let b_err = tab.b_err.clone().unwrap_or_default();
+    let e: Vec<f64> = tab.b.iter().zip(&b_err).map(|(b, be)| b - be).collect();
+    let nout = prep.outputs.len();
+    let first = plan.first_emitted();
+    let emitted = plan.emitted();
+    let mut store = vec![f64::NAN; emitted * nout * lanes];
+    let mut status = vec![PointStatus::Ok; lanes];
+    let mut stats = Stats::default();
+    let t_end = plan.sample_time(plan.samples.saturating_sub(1));
+    let (delayed, noise) = runtime::scan(kernel.circuit());
+    let hooks = !delayed.is_empty() || noise;
+    let has_delays = !delayed.is_empty();
+
+    let mut y = vec![T::default(); ns];
+    let mut ynew = vec![T::default(); ns];
+    let mut ytmp = vec![T::default(); ns];
+    let mut k = vec![T::default(); stages * ns];
+    let mut p = vec![T::default(); layout.params.len()];
+    let mut u = vec![T::default(); layout.inputs.len()];
+    let mut a = vec![T::default(); layout.algebraics.len()];
+    let mut dy = vec![T::default(); ns];
+    let mut out = vec![0.0; nout];
+    let not_frozen = [false];
+
+    #[allow(clippy::needless_range_loop)] // `lane` also picks parameter and input columns
+    for lane in 0..lanes {
+        let inputs = LaneInputs { prep, lane };
+        for (s, v) in y.iter_mut().enumerate() {
+            *v = T::of(block.init[s * lanes + lane]);
+        }
+        for (s, v) in p.iter_mut().enumerate() {
+            *v = T::of(block.params[s * lanes + lane]);
+        }
+        for (s, v) in u.iter_mut().enumerate() {
+            *v = T::of(prep.u0[s * lanes + lane]);
+        }
+        let mut ctx = if hooks {
+            runtime::make_ctx(Runtime::new(
+                kernel.circuit(),
+                delayed.clone(),
+                opts.seed,
+                block.first_point + lane,
+                1,
+            ))
+        } else {
+            KernelCtx {
+                first_point: block.first_point + lane,
+                ..KernelCtx::default()
+            }
+        };
+        let mut t = 0.0f64;
+        let mut h = plan.dt;
+        let mut attempt = 0u64;
+        inputs.set(0.0, &mut u);
+        if has_delays {
+            init_history(&mut ctx, kernel, 1, &y, &p, &u, &mut dy, &mut a);
+        }
+        T::rhs(kernel, 0.0, 1, &y, &p, &u, &mut k[..ns], &mut a, &mut ctx);
+        if has_delays {
+            push_point(runtime::rt_mut(&mut ctx), kernel, 0.0, &y, &k[..ns], &a);
+        }
+        let mut next = 0usize;
+        if plan.samples > 0 {
+            if next >= first {
+                gather(&prep.outputs, 1, &y, &a, &p, &u, &not_frozen, &mut out);
+                put(&mut store, &out, next - first, lanes, lane);
+            }
+            next = 1;
+        }
+        'steps: while next < plan.samples {
+            let floor = 1e-12 * t.abs().max(plan.dt);
+            if h.partial_cmp(&floor)
+                .is_none_or(|o| o == std::cmp::Ordering::Less)
+            {
+                let non_finite = y.iter().any(|v| !v.finite());
+                status[lane] = if non_finite {
+                    PointStatus::NonFinite { t }
+                } else {
+                    PointStatus::StepTooSmall { t }
+                };
+                break 'steps;
+            }
+            let h_step = h.min(t_end - t).max(floor);
+            let ht = T::of(h_step);
+            attempt += 1;
+            if hooks {
+                runtime::rt_mut(&mut ctx).step = attempt;
+            }
+            for s in 1..stages {
+                for j in 0..ns {
+                    let mut acc = T::default();
+                    for (m, c) in tab.a[s].iter().enumerate() {
+                        if *c != 0.0 {
+                            acc = acc + T::of(*c) * k[m * ns + j];
+                        }
+                    }
+                    ytmp[j] = y[j] + ht * acc;
+                }
+                let ts = t + tab.c[s] * h_step;
+                inputs.set(ts, &mut u);
+                let (_, rest) = k.split_at_mut(s * ns);
+                T::rhs(
+                    kernel,
+                    ts,
+                    1,
+                    &ytmp,
+                    &p,
+                    &u,
+                    &mut rest[..ns],
+                    &mut a,
+                    &mut ctx,
+                );
+                if s == stages - 1 {
+                    // The last stage is evaluated at the new solution (a[6] = b, FSAL).
+                    ynew.copy_from_slice(&ytmp);
+                }
+            }
+            let mut err2 = 0.0f64;
+            for j in 0..ns {
+                let mut est = 0.0f64;
+                for (s, c) in e.iter().enumerate() {
+                    if *c != 0.0 {
+                        est += c * k[s * ns + j].wide();
+                    }
+                }
+                let scale = tol.atol + tol.rtol * y[j].wide().abs().max(ynew[j].wide().abs());
+                let r = h_step * est / scale;
+                err2 += r * r;
+            }
+            let err = if ns == 0 {
+                0.0
+            } else {
+                (err2 / ns as f64).sqrt()
+            };
+            if !err.is_finite() || err > 1.0 {
+                stats.rejected += 1;
+                let factor = if err.is_finite() {
+                    (0.9 * err.powf(-0.2)).max(0.2)
+                } else {
+                    0.2
+                };
+                h = h_step * factor;
+                continue;
+            }
+            stats.accepted += 1;
+            let t_new = t + h_step;
+            if has_delays {
+                push_point(
+                    runtime::rt_mut(&mut ctx),
+                    kernel,
+                    t_new,
+                    &ynew,
+                    &k[(stages - 1) * ns..],
+                    &a,
+                );
+            }
+            // Samples inside (t, t_new], from the continuous extension.
+            while next < plan.samples && plan.sample_time(next) <= t_new + 1e-9 * plan.dts {
+                let ts = plan.sample_time(next);
+                if next >= first {
+                    let theta = ((ts - t) / h_step).clamp(0.0, 1.0);
+                    let mut q = [0.0; 7];
+                    for (s, row) in P.iter().enumerate() {
+                        let mut pw = theta;
+                        for c in row {
+                            q[s] += c * pw;
+                            pw *= theta;
+                        }
+                    }
+                    for j in 0..ns {
+                        let mut acc = T::default();
+                        for (s, qs) in q.iter().enumerate() {
+                            if *qs != 0.0 {
+                                acc = acc + T::of(*qs) * k[s * ns + j];
+                            }
+                        }
+                        ytmp[j] = y[j] + ht * acc;
+                    }
+                    let need_rhs = prep
+                        .outputs
+                        .iter()
+                        .any(|o| matches!(o, super::Source::Algebraic(_)));
+                    inputs.set(ts, &mut u);
+                    if need_rhs {
+                        T::rhs(kernel, ts, 1, &ytmp, &p, &u, &mut dy, &mut a, &mut ctx);
+                    }
+                    gather(&prep.outputs, 1, &ytmp, &a, &p, &u, &not_frozen, &mut out);
+                    put(&mut store, &out, next - first, lanes, lane);
+                }
+                next += 1;
+            }
+            y.copy_from_slice(&ynew);
+            let (k0, rest) = k.split_at_mut(ns);
+            k0.copy_from_slice(&rest[(stages - 2) * ns..]);
+            t = t_new;
+            let factor = if err == 0.0 {
+                10.0
+            } else {
+                (0.9 * err.powf(-0.2)).clamp(0.2, 10.0)
+            };
+            h = h_step * factor;
+            if y.iter().any(|v| !v.finite()) {
+                status[lane] = PointStatus::NonFinite { t };
+                break 'steps;
+            }
+        }
+        // Samples a failed lane did not reach stay NaN.
+    }
+    let block_len = nout * lanes;
+    for i in 0..emitted {
+        sink.samples(
+            i,
+            plan.sample_time(first + i),
+            lanes,
+            &store[i * block_len..(i + 1) * block_len],
+        );
+    }
+    (status, stats)
+}
+
+fn put(store: &mut [f64], out: &[f64], row: usize, lanes: usize, lane: usize) {
+    let nout = out.len();
+    for (o, v) in out.iter().enumerate() {
+        store[row * nout * lanes + o * lanes + lane] = *v;
+    }
+}
+
+/// Record an accepted point `(t, y, f(t, y))` of every delayed variable (single lane).
+fn push_point<T: Float>(rt: &mut Runtime, kernel: &Kernel, t: f64, y: &[T], dy: &[T], a: &[T]) {
+    let layout = kernel.layout();
+    for h in 0..rt.delayed.len() {
+        let v = rt.delayed[h];
+        let slot = layout.slot[v.0 as usize] as usize;
+        if kernel.vars()[v.0 as usize].kind == VarKind::State {
+            rt.push(h, 0, t, y[slot].wide(), dy[slot].wide());
+        } else {
+            let x = a[slot].wide();
+            let slope = rt
+                .last(h, 0)
+                .filter(|(t0, _)| *t0 < t)
+                .map_or(f64::NAN, |(t0, x0)| (x - x0) / (t - t0));
+            rt.push(h, 0, t, x, slope);
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The fixed-step explicit Runge–Kutta stepper over a block of lanes.
+//!
+//! Per step: stage 0 evaluates f(t, y) for the whole block (its algebraics are the ones
+//! sampled, consistent with the sampled state), later stages evaluate at
+//! `y + dt·Σ a_sj k_j`, then `y += dt·Σ b_s k_s`. Buffers are allocated once per block; the
+//! kernel is called once per stage on the whole block, lanes innermost. Input row `i` is
+//! used for every stage of step `i`.
+
+use super::runtime::{self, Runtime};
+use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, RhsArgsF32};
+use crate::model::VarKind;
+
+/// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
+pub(crate) trait Float:
+    Copy
+    + Default
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    const NAN: Self;
+    fn of(x: f64) -> Self;
+    fn wide(self) -> f64;
+    fn finite(self) -> bool;
+    #[allow(clippy::too_many_arguments)]
+    fn rhs(
+        kernel: &Kernel,
+        t: f64,
+        lanes: usize,
+        y: &[Self],
+        p: &[Self],
+        u: &[Self],
+        dy: &mut [Self],
+        a: &mut [Self],
+        ctx: &mut KernelCtx,
+    );
+}
+
+impl Float for f64 {
+    const NAN: Self = f64::NAN;
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn wide(self) -> f64 {
+        self
+    }
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn rhs(
+        kernel: &Kernel,
+        t: f64,
+        lanes: usize,
+        y: &[f64],
+        p: &[f64],
+        u: &[f64],
+        dy: &mut [f64],
+        a: &mut [f64],
+        ctx: &mut KernelCtx,
+    ) {
+        kernel.rhs(RhsArgs {
+            t,
+            lanes,
+            y,
+            p,
+            u,
+            dy,
+            a,
+            ctx,
+        });
+    }
+}
+
+impl Float for f32 {
+    const NAN: Self = f32::NAN;
+    #[allow(clippy::cast_possible_truncation)]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn wide(self) -> f64 {
+        f64::from(self)
+    }
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn rhs(
+        kernel: &Kernel,
+        t: f64,
+        lanes: usize,
+        y: &[f32],
+        p: &[f32],
+        u: &[f32],
+        dy: &mut [f32],
+        a: &mut [f32],
+        ctx: &mut KernelCtx,
+    ) {
+        kernel.rhs_f32(RhsArgsF32 {
+            t,
+            lanes,
+            y,
+            p,
+            u,
+            dy,
+            a,
+            ctx,
+        });
+    }
+}
+
+/// Fill `out[o * lanes + lane]` from the block buffers; frozen lanes read NaN.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gather<T: Float>(
+    outputs: &[Source],
+    lanes: usize,
+    y: &[T],
+    a: &[T],
+    p: &[T],
+    u: &[T],
+    frozen: &[bool],
+    out: &mut [f64],
+) {
+    for (o, src) in outputs.iter().enumerate() {
+        let (buf, slot) = match *src {
+            Source::State(s) => (y, s),
+            Source::Algebraic(s) => (a, s),
+            Source::Param(s) => (p, s),
+            Source::Input(s) => (u, s),
+        };
+        let dst = &mut out[o * lanes..(o + 1) * lanes];
+        for (l, d) in dst.iter_mut().enumerate() {
+            *d = if frozen[l] {
+                f64::NAN
+            } else {
+                buf[slot * lanes + l].wide()
+            };
+        }
+    }
+}
+
+/// Record the step-start point of every delayed variable (states before stage 0, with their
+/// derivative after it; algebraics after stage 0 with a backward-difference slope).
+pub(crate) fn record_history<T: Float>(
+    rt: &mut Runtime,
+    kernel: &Kernel,
+    lanes: usize,
+    t: f64,
+    y: &[T],
+    k0: Option<&[T]>,
+    a: &[T],
+) {
+    let layout = kernel.layout();
+    for h in 0..rt.delayed.len() {
+        let v = rt.delayed[h];
+        let slot = layout.slot[v.0 as usize] as usize;
+        let state = kernel.vars()[v.0 as usize].kind == VarKind::State;
+        for l in 0..lanes {
+            let i = slot * lanes + l;
+            match (state, k0) {
+                (true, None) => rt.push(h, l, t, y[i].wide(), f64::NAN),
+                (true, Some(k)) => rt.set_last_dx(h, l, k[i].wide()),
+                (false, None) => {}
+                (false, Some(_)) => {
+                    let x = a[i].wide();
+                    let slope = rt
+                        .last(h, l)
+                        .filter(|(t0, _)| *t0 < t)
+                        .map_or(f64::NAN, |(t0, x0)| (x - x0) / (t - t0));
+                    rt.push(h, l, t, x, slope);
+                }
+            }
+        }
+    }
+}
+
+/// Initial (constant) histories: states from `y0`; algebraics from evaluating the circuit
+/// at t = 0, twice, so an algebraic that itself reads a delayed algebraic settles.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn init_history<T: Float>(
+    ctx: &mut KernelCtx,
+    kernel: &Kernel,
+    lanes: usize,
+    y: &[T],
+    p: &[T],
+    u: &[T],
+    dy: &mut [T],
+    a: &mut [T],
+) {
+    let layout = kernel.layout();
+    let delayed = runtime::rt_mut(ctx).delayed.clone();
+    let any_alg = delayed
+        .iter()
+        .any(|v| kernel.vars()[v.0 as usize].kind == VarKind::Algebraic);
+    let rounds = if any_alg { 2 } else { 0 };
+    let fill = |ctx: &mut KernelCtx, y: &[T], a: &[T]| {
+        let rt = runtime::rt_mut(ctx);
+        for (h, v) in delayed.iter().enumerate() {
+            let slot = layout.slot[v.0 as usize] as usize;
+            let buf = if kernel.vars()[v.0 as usize].kind == VarKind::State {
+                y
+            } else {
+                a
+            };
+            for l in 0..lanes {
+                rt.init[h * lanes + l] = buf[slot * lanes + l].wide();
+            }
+        }
+    };
+    fill(ctx, y, a);
+    for _ in 0..rounds {
+        T::rhs(kernel, 0.0, lanes, y, p, u, dy, a, ctx);
+        fill(ctx, y, a);
+    }
+}
+
+pub(crate) fn run<T: Float>(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tab: &Tableau,
+    sink: &mut dyn SampleSink,
+    opts: &RunOptions,
+) -> Vec<PointStatus> {
+    let lanes = prep.lanes;
+    let plan = prep.plan;
+    let layout = kernel.layout();
+    let n = layout.states.len() * lanes;
+    let stages = tab.stages();
+    let dt = plan.dt;
+    let dt_t = T::of(dt);
+
+    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
+    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
+    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let mut a = vec![T::default(); layout.algebraics.len() * lanes];
+    let mut k = vec![T::default(); stages * n];
+    let mut ytmp = vec![T::default(); n];
+    let mut out = vec![0.0; prep.outputs.len() * lanes];
+    let mut status = vec![PointStatus::Ok; lanes];
+    let mut frozen = vec![false; lanes];
+    let mut bad = vec![false; lanes];
+    // Nonzero coefficients only: skipping exact zeros changes no finite result.
+    let a_rows: Vec<Vec<(usize, T)>> = tab
+        .a
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .filter(|(_, c)| **c != 0.0)
+                .map(|(j, c)| (j, T::of(*c)))
+                .collect()
+        })
+        .collect();
+    let b: Vec<(usize, T)> = tab
+        .b
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 0.0)
+        .map(|(j, c)| (j, T::of(*c)))
+        .collect();
+
+    let (delayed, noise) = runtime::scan(kernel.circuit());
+    let hooks = !delayed.is_empty() || noise;
+    let mut ctx = if hooks {
+        runtime::make_ctx(Runtime::new(
+            kernel.circuit(),
+            delayed,
+            opts.seed,
+            block.first_point,
+            lanes,
+        ))
+    } else {
+        KernelCtx {
+            first_point: block.first_point,
+            ..KernelCtx::default()
+        }
+    };
+    let delays = hooks && runtime::rt_mut(&mut ctx).has_delays();
+    if delays {
+        for d in &prep.series {
+            d.fill(0, lanes, &mut u);
+        }
+        let (k0, _) = k.split_at_mut(n);
+        init_history(&mut ctx, kernel, lanes, &y, &p, &u, k0, &mut a);
+    }
+
+    let first_emitted = plan.first_emitted();
+    let mut emitted = 0usize;
+    for i in 0..=plan.steps {
+        let sample_k = i / plan.stride;
+        let sample_now = i % plan.stride == 0 && sample_k < plan.samples;
+        if i == plan.steps && !(sample_now && sample_k >= first_emitted) {
+            break;
+        }
+        let t = i as f64 * dt;
+        for d in &prep.series {
+            d.fill(i, lanes, &mut u);
+        }
+        if hooks {
+            let rt = runtime::rt_mut(&mut ctx);
+            rt.step = i as u64;
+            if delays {
+                record_history(rt, kernel, lanes, t, &y, None, &a);
+            }
+        }
+        {
+            let (k0, _) = k.split_at_mut(n);
+            T::rhs(kernel, t, lanes, &y, &p, &u, k0, &mut a, &mut ctx);
+        }
+        if delays {
+            record_history(
+                runtime::rt_mut(&mut ctx),
+                kernel,
+                lanes,
+                t,
+                &y,
+                Some(&k[..n]),
+                &a,
+            );
+        }
+        if sample_now && sample_k >= first_emitted {
+            gather(&prep.outputs, lanes, &y, &a, &p, &u, &frozen, &mut out);
+            sink.samples(emitted, plan.sample_time(sample_k), lanes, &out);
+            emitted += 1;
+        }
+        if i == plan.steps {
+            break;
+        }
+        for (s, row) in a_rows.iter().enumerate().skip(1) {
+            let (done, rest) = k.split_at_mut(s * n);
+            for j in 0..n {
+                let mut acc = T::default();
+                for (m, (stage, c)) in row.iter().enumerate() {
+                    let term = *c * done[stage * n + j];
+                    acc = if m == 0 { term } else { acc + term };
+                }
+                ytmp[j] = y[j] + dt_t * acc;
+            }
+            T::rhs(
+                kernel,
+                t + tab.c[s] * dt,
+                lanes,
+                &ytmp,
+                &p,
+                &u,
+                &mut rest[..n],
+                &mut a,
+                &mut ctx,
+            );
+        }
+        for j in 0..n {
+            let mut acc = T::default();
+            for (m, (stage, c)) in b.iter().enumerate() {
+                let term = *c * k[stage * n + j];
+                acc = if m == 0 { term } else { acc + term };
+            }
+            y[j] = y[j] + dt_t * acc;
+        }
+        check_finite(
+            &mut y,
+            lanes,
+            &mut frozen,
+            &mut bad,
+            &mut status,
+            (i + 1) as f64 * dt,
+        );
+    }
+    status
+}
+
+/// Mark lanes whose state just became non-finite, and freeze them at NaN.
+pub(crate) fn check_finite<T: Float>(
+    y: &mut [T],
+    lanes: usize,
+    frozen: &mut [bool],
+    bad: &mut [bool],
+    status: &mut [PointStatus],
+    t: f64,
+) {
+    bad.fill(false);
+    for chunk in y.chunks_exact(lanes) {
+        for (b, v) in bad.iter_mut().zip(chunk) {
+            *b |= !v.finite();
+        }
+    }
+    for l in 0..lanes {
+        if bad[l] && !frozen[l] {
+            frozen[l] = true;
+            status[l] = PointStatus::NonFinite { t };
+            for v in y.iter_mut().skip(l).step_by(lanes) {
+                *v = T::NAN;
+            }
+        }
+    }
+}

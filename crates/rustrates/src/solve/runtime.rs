@@ -1,0 +1,274 @@
+//! What the kernels call back into during a run: delay histories (`past`) and noise
+//! (`randn`). Installed into [`KernelCtx`] by the steppers; one [`Runtime`] per block.
+//!
+//! Delays: every state or algebraic variable read through `Past` keeps, per lane, the points
+//! `(t, x, x')` at step starts. A delayed read at `t − d` interpolates with a cubic Hermite
+//! polynomial on the step containing it (third-order accurate, so fixed-step methods keep
+//! their order up to 3 on smooth histories); before t = 0 the history is constant (the initial
+//! value); a read inside the step in progress (delay shorter than the step) extrapolates
+//! linearly from the step start. Each lane has its own deque, so lanes may have their own delays
+//! and (rk45) their own step times.
+//!
+//! Noise: `randn()` is a pure function of (seed, global grid point, step, source): the same
+//! point gives the same stream whatever block, thread or chunk it runs in, and every stage of a
+//! step sees the same sample (Euler–Maruyama reads `x' = f + σ·randn()/sqrt(dt)` as
+//! `dx = f dt + σ dW`).
+
+use std::collections::VecDeque;
+
+use crate::kernel::KernelCtx;
+use crate::model::{Circuit, Expr, VarId, VarKind};
+
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    t: f64,
+    x: f64,
+    /// NaN until known (a state's derivative arrives with the first stage of its step).
+    dx: f64,
+}
+
+/// Per-block state behind the kernel hooks.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    pub(crate) seed: u64,
+    pub(crate) first_point: usize,
+    /// Noise counter: the step index (fixed step) or the lane's attempt count (rk45).
+    pub(crate) step: u64,
+    /// Per-lane noise counters for solvers whose lanes step independently (empty: use `step`).
+    pub(crate) lane_step: Vec<u64>,
+    pub(crate) lanes: usize,
+    /// History index of every variable (`u32::MAX` when not delayed), by `VarId`.
+    hist_of: Vec<u32>,
+    /// Delayed variables in history order.
+    pub(crate) delayed: Vec<VarId>,
+    /// `hist[h * lanes + lane]`.
+    hist: Vec<VecDeque<Point>>,
+    /// Constant history before t = 0: `init[h * lanes + lane]`.
+    pub(crate) init: Vec<f64>,
+    /// Largest lag seen per history, for trimming (0: never read yet, keep everything).
+    max_lag: Vec<f64>,
+}
+
+/// Variables the circuit reads with `Past`, and whether it draws noise.
+pub(crate) fn scan(circuit: &Circuit) -> (Vec<VarId>, bool) {
+    let mut delayed = Vec::new();
+    let mut noise = false;
+    for e in &circuit.exprs {
+        match e {
+            Expr::Past(v, _) if !delayed.contains(v) => delayed.push(*v),
+            Expr::Randn => noise = true,
+            _ => {}
+        }
+    }
+    delayed.retain(|v| matches!(circuit.var(*v).kind, VarKind::State | VarKind::Algebraic));
+    (delayed, noise)
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        circuit: &Circuit,
+        delayed: Vec<VarId>,
+        seed: u64,
+        first_point: usize,
+        lanes: usize,
+    ) -> Runtime {
+        let mut hist_of = vec![u32::MAX; circuit.vars.len()];
+        for (h, v) in delayed.iter().enumerate() {
+            hist_of[v.0 as usize] = h as u32;
+        }
+        let n = delayed.len() * lanes;
+        Runtime {
+            seed,
+            first_point,
+            step: 0,
+            lane_step: Vec::new(),
+            lanes,
+            hist_of,
+            hist: vec![VecDeque::new(); n],
+            init: vec![f64::NAN; n],
+            max_lag: vec![0.0; delayed.len()],
+            delayed,
+        }
+    }
+
+    pub(crate) fn has_delays(&self) -> bool {
+        !self.delayed.is_empty()
+    }
+
+    /// Record `x` at time `t` for history `h`, lane `lane` (`dx` NaN when not known yet).
+    pub(crate) fn push(&mut self, h: usize, lane: usize, t: f64, x: f64, dx: f64) {
+        let lag = self.max_lag[h];
+        let q = &mut self.hist[h * self.lanes + lane];
+        if let Some(last) = q.back_mut() {
+            if last.t == t {
+                // A re-evaluation at the same time (final sample, rejected rk45 step) replaces.
+                *last = Point { t, x, dx };
+                return;
+            }
+        }
+        q.push_back(Point { t, x, dx });
+        if lag > 0.0 {
+            // Keep one point before the oldest time still readable, with slack for stage
+            // offsets and slowly growing delays.
+            let horizon = t - 1.5 * lag - 1e-12;
+            while q.len() > 3 && q[1].t < horizon {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Set the derivative of the newest point (known after the first stage of a step).
+    pub(crate) fn set_last_dx(&mut self, h: usize, lane: usize, dx: f64) {
+        if let Some(last) = self.hist[h * self.lanes + lane].back_mut() {
+            last.dx = dx;
+        }
+    }
+
+    /// The newest recorded value, for backward-difference slopes of algebraic variables.
+    pub(crate) fn last(&self, h: usize, lane: usize) -> Option<(f64, f64)> {
+        self.hist[h * self.lanes + lane].back().map(|p| (p.t, p.x))
+    }
+
+    fn value_at(&mut self, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+        let Some(&h) = self.hist_of.get(var as usize) else {
+            return f64::NAN;
+        };
+        if h == u32::MAX || lane >= self.lanes {
+            return f64::NAN;
+        }
+        let h = h as usize;
+        if delay > self.max_lag[h] {
+            self.max_lag[h] = delay;
+        }
+        let tq = t - delay;
+        let q = &self.hist[h * self.lanes + lane];
+        let init = self.init[h * self.lanes + lane];
+        let (Some(first), Some(last)) = (q.front(), q.back()) else {
+            return init;
+        };
+        if tq <= 0.0 || tq < first.t {
+            return if tq <= 0.0 { init } else { first.x };
+        }
+        if tq >= last.t {
+            let slope = if last.dx.is_nan() { 0.0 } else { last.dx };
+            return last.x + slope * (tq - last.t);
+        }
+        // Binary search for the step [p0, p1] containing tq.
+        let (mut lo, mut hi) = (0usize, q.len() - 1);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if q[mid].t <= tq {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hermite(q[lo], q[hi], tq)
+    }
+}
+
+/// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant.
+fn hermite(p0: Point, p1: Point, t: f64) -> f64 {
+    let h = p1.t - p0.t;
+    let secant = (p1.x - p0.x) / h;
+    let m0 = if p0.dx.is_nan() { secant } else { p0.dx };
+    let m1 = if p1.dx.is_nan() { secant } else { p1.dx };
+    let s = (t - p0.t) / h;
+    let s2 = s * s;
+    let s3 = s2 * s;
+    (2.0 * s3 - 3.0 * s2 + 1.0) * p0.x
+        + (s3 - 2.0 * s2 + s) * h * m0
+        + (-2.0 * s3 + 3.0 * s2) * p1.x
+        + (s3 - s2) * h * m1
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A standard normal sample determined by (seed, point, step, source) alone (Box–Muller on
+/// two counter-based uniforms).
+pub fn normal_sample(seed: u64, point: u64, step: u64, source: u32) -> f64 {
+    let k = splitmix(seed ^ splitmix(point ^ splitmix(step ^ splitmix(u64::from(source)))));
+    let a = splitmix(k);
+    let b = splitmix(k ^ 0xD1B5_4A32_D192_ED03);
+    // u1 in (0, 1] so the log is finite; u2 in [0, 1).
+    let u1 = ((a >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+    let u2 = (b >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn runtime(ctx: &mut KernelCtx) -> Option<&mut Runtime> {
+    ctx.data.as_mut().and_then(|d| d.downcast_mut::<Runtime>())
+}
+
+fn past_hook(ctx: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    runtime(ctx).map_or(f64::NAN, |rt| rt.value_at(var, lane, t, delay))
+}
+
+fn randn_hook(ctx: &mut KernelCtx, source: u32, lane: usize) -> f64 {
+    runtime(ctx).map_or(f64::NAN, |rt| {
+        let step = rt.lane_step.get(lane).copied().unwrap_or(rt.step);
+        normal_sample(rt.seed, (rt.first_point + lane) as u64, step, source)
+    })
+}
+
+/// A kernel context whose hooks answer from `rt`.
+pub(crate) fn make_ctx(rt: Runtime) -> KernelCtx {
+    KernelCtx {
+        first_point: rt.first_point,
+        past: Some(past_hook),
+        randn: Some(randn_hook),
+        data: Some(Box::new(rt)),
+    }
+}
+
+/// The runtime inside a context made by [`make_ctx`].
+pub(crate) fn rt_mut(ctx: &mut KernelCtx) -> &mut Runtime {
+    runtime(ctx).expect("the steppers only pass contexts built by make_ctx")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hermite_cubic_is_exact() {
+        // x = t³ − 2t: the cubic Hermite interpolant with exact slopes reproduces any cubic.
+        let f = |t: f64| t * t * t - 2.0 * t;
+        let df = |t: f64| 3.0 * t * t - 2.0;
+        let p0 = Point {
+            t: 0.5,
+            x: f(0.5),
+            dx: df(0.5),
+        };
+        let p1 = Point {
+            t: 1.25,
+            x: f(1.25),
+            dx: df(1.25),
+        };
+        for s in [0.5, 0.7, 1.0, 1.2, 1.25] {
+            assert!((hermite(p0, p1, s) - f(s)).abs() < 1e-14, "{s}");
+        }
+    }
+
+    #[test]
+    fn normal_sample_moments_match_standard_normal() {
+        // 200k samples: the standard error of the mean is 1/sqrt(n) ≈ 2.2e-3 and of the
+        // variance sqrt(2/n) ≈ 3.2e-3; allow 4 standard errors.
+        let n = 200_000u64;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for i in 0..n {
+            let x = normal_sample(7, i % 97, i / 97, 3);
+            s1 += x;
+            s2 += x * x;
+        }
+        let mean = s1 / n as f64;
+        let var = s2 / n as f64 - mean * mean;
+        assert!(mean.abs() < 4.0 * 2.24e-3, "mean {mean}");
+        assert!((var - 1.0).abs() < 4.0 * 3.17e-3, "var {var}");
+    }
+}
