@@ -11,7 +11,10 @@ pub fn write_csv(
     columns: &[(String, String)],
     data: &[f64],
 ) -> std::io::Result<()> {
-    let keys_unique = columns.iter().enumerate().all(|(i, (_, k))| columns[..i].iter().all(|(_, k2)| k2 != k));
+    let keys_unique = columns
+        .iter()
+        .enumerate()
+        .all(|(i, (_, k))| columns[..i].iter().all(|(_, k2)| k2 != k));
     let mut header = String::from("time");
     for (node, key) in columns {
         header.push(',');
@@ -39,7 +42,10 @@ mod tests {
 
     #[test]
     fn csv_values_round_trip_exactly() {
-        let cols = vec![("PC".to_string(), "r".to_string()), ("IIN".to_string(), "r".to_string())];
+        let cols = vec![
+            ("PC".to_string(), "r".to_string()),
+            ("IIN".to_string(), "r".to_string()),
+        ];
         let time = [0.0, 1e-3];
         let data = [0.1 + 0.2, -1.0 / 3.0, f64::NAN, 1e300];
         let mut buf = Vec::new();
@@ -47,9 +53,19 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("time,PC/r,IIN/r"));
-        let row: Vec<f64> = lines.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
+        let row: Vec<f64> = lines
+            .next()
+            .unwrap()
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect();
         assert_eq!(row, [0.0, 0.1 + 0.2, -1.0 / 3.0]);
-        let row: Vec<f64> = lines.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
+        let row: Vec<f64> = lines
+            .next()
+            .unwrap()
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect();
         assert!(row[1].is_nan() && row[2] == 1e300 && row[0] == 1e-3);
     }
 }

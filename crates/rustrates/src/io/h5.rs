@@ -46,8 +46,8 @@ use super::IoError;
 use crate::model::Circuit;
 use crate::solve::PointStatus;
 use crate::sweep::{
-    run_with, BlockOutput, Grid, RunControl, Statistic, Summaries, SweepError, SweepMeta, SweepResult, SweepSink,
-    SweepSpec, SweepSummary,
+    run_with, BlockOutput, Grid, RunControl, Statistic, Summaries, SweepError, SweepMeta,
+    SweepResult, SweepSink, SweepSpec, SweepSummary,
 };
 
 /// What a results file records beyond the sweep itself.
@@ -80,39 +80,77 @@ const DEFLATE_LEVEL: u8 = 4;
 const MERGE_POINTS: usize = 256;
 
 fn h5(path: &Path) -> impl Fn(hdf5::Error) -> IoError + '_ {
-    move |source| IoError::Hdf5 { path: path.to_path_buf(), source }
+    move |source| IoError::Hdf5 {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn text(s: &str) -> Result<VarLenUnicode, IoError> {
-    s.parse::<VarLenUnicode>().map_err(|_| IoError::BadText { text: s.to_string() })
+    s.parse::<VarLenUnicode>().map_err(|_| IoError::BadText {
+        text: s.to_string(),
+    })
 }
 
-fn write_str_attr(loc: &hdf5::Location, name: &str, value: &str, path: &Path) -> Result<(), IoError> {
+fn write_str_attr(
+    loc: &hdf5::Location,
+    name: &str,
+    value: &str,
+    path: &Path,
+) -> Result<(), IoError> {
     let v = text(value)?;
-    loc.new_attr::<VarLenUnicode>().create(name).and_then(|a| a.write_scalar(&v)).map_err(h5(path))
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(h5(path))
 }
 
 fn read_str_attr(loc: &hdf5::Location, name: &str, path: &Path) -> Result<String, IoError> {
-    let v: VarLenUnicode = loc.attr(name).and_then(|a| a.read_scalar()).map_err(h5(path))?;
+    let v: VarLenUnicode = loc
+        .attr(name)
+        .and_then(|a| a.read_scalar())
+        .map_err(h5(path))?;
     Ok(v.as_str().to_string())
 }
 
-fn write_u64_attr(loc: &hdf5::Location, name: &str, value: u64, path: &Path) -> Result<(), IoError> {
-    loc.new_attr::<u64>().create(name).and_then(|a| a.write_scalar(&value)).map_err(h5(path))
+fn write_u64_attr(
+    loc: &hdf5::Location,
+    name: &str,
+    value: u64,
+    path: &Path,
+) -> Result<(), IoError> {
+    loc.new_attr::<u64>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .map_err(h5(path))
 }
 
 fn write_strings(g: &Group, name: &str, values: &[String], path: &Path) -> Result<(), IoError> {
-    let data = values.iter().map(|s| text(s)).collect::<Result<Vec<_>, _>>()?;
-    g.new_dataset_builder().with_data(&data[..]).create(name).map(|_| ()).map_err(h5(path))
+    let data = values
+        .iter()
+        .map(|s| text(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    g.new_dataset_builder()
+        .with_data(&data[..])
+        .create(name)
+        .map(|_| ())
+        .map_err(h5(path))
 }
 
 fn read_strings(g: &Group, name: &str, path: &Path) -> Result<Vec<String>, IoError> {
-    let v: Vec<VarLenUnicode> = g.dataset(name).and_then(|d| d.read_raw()).map_err(h5(path))?;
+    let v: Vec<VarLenUnicode> = g
+        .dataset(name)
+        .and_then(|d| d.read_raw())
+        .map_err(h5(path))?;
     Ok(v.iter().map(|s| s.as_str().to_string()).collect())
 }
 
 fn write_f64s(g: &Group, name: &str, values: &[f64], path: &Path) -> Result<(), IoError> {
-    g.new_dataset_builder().with_data(values).create(name).map(|_| ()).map_err(h5(path))
+    g.new_dataset_builder()
+        .with_data(values)
+        .create(name)
+        .map(|_| ())
+        .map_err(h5(path))
 }
 
 fn key_name(key: &str) -> String {
@@ -166,15 +204,28 @@ fn create_layout(
     let e = h5(path);
     write_f64s(file, "time", &shape.time, path)?;
     let grid = file.create_group("grid").map_err(&e)?;
-    write_str_attr(&grid, "keys", &serde_json::json!(grid_keys).to_string(), path)?;
+    write_str_attr(
+        &grid,
+        "keys",
+        &serde_json::json!(grid_keys).to_string(),
+        path,
+    )?;
     let cols = file.create_group("columns").map_err(&e)?;
     let nodes: Vec<String> = shape.columns.iter().map(|(n, _)| n.clone()).collect();
     let keys: Vec<String> = shape.columns.iter().map(|(_, k)| k.clone()).collect();
     write_strings(&cols, "node", &nodes, path)?;
     write_strings(&cols, "key", &keys, path)?;
     let status = file.create_group("status").map_err(&e)?;
-    let code = status.new_dataset::<u8>().shape(n).create("code").map_err(&e)?;
-    let t = status.new_dataset::<f64>().shape(n).create("t").map_err(&e)?;
+    let code = status
+        .new_dataset::<u8>()
+        .shape(n)
+        .create("code")
+        .map_err(&e)?;
+    let t = status
+        .new_dataset::<f64>()
+        .shape(n)
+        .create("t")
+        .map_err(&e)?;
     let nc = shape.columns.len();
     let mut summaries = Vec::new();
     if !shape.stats.is_empty() {
@@ -182,7 +233,12 @@ fn create_layout(
         let names: Vec<&str> = shape.stats.iter().map(|s| s.name()).collect();
         write_str_attr(&g, "stats", &serde_json::json!(names).to_string(), path)?;
         for s in &shape.stats {
-            summaries.push(g.new_dataset::<f64>().shape((n, nc)).create(s.name()).map_err(&e)?);
+            summaries.push(
+                g.new_dataset::<f64>()
+                    .shape((n, nc))
+                    .create(s.name())
+                    .map_err(&e)?,
+            );
         }
     }
     let nt = shape.time.len();
@@ -200,7 +256,15 @@ fn create_layout(
     } else {
         None
     };
-    Ok((grid, PointSets { traces, summaries, code, t }))
+    Ok((
+        grid,
+        PointSets {
+            traces,
+            summaries,
+            code,
+            t,
+        },
+    ))
 }
 
 /// A chunk's part file being written.
@@ -282,7 +346,10 @@ impl PartSink {
         for (key, col) in grid.keys().iter().zip(grid.columns()) {
             write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
         }
-        let labels: Vec<String> = range.clone().map(|i| format!("{}_{i}", shape.circuit_name)).collect();
+        let labels: Vec<String> = range
+            .clone()
+            .map(|i| format!("{}_{i}", shape.circuit_name))
+            .collect();
         write_strings(&g, "labels", &labels, &tmp)?;
         write_u64_attr(&file, "chunk_index", index as u64, &tmp)?;
         write_u64_attr(&file, "chunk_start", range.start as u64, &tmp)?;
@@ -311,11 +378,14 @@ impl PartSink {
         }
         let block = out.lanes * nc;
         for (si, vals) in part.summaries.iter_mut().enumerate() {
-            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
+            vals[p0 * nc..(p0 + out.lanes) * nc]
+                .copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
         }
         if let (Some(ds), Some(tr)) = (&part.sets.traces, out.traces) {
-            let view = ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
-            ds.write_slice(view, (p0..p0 + out.lanes, .., ..)).map_err(h5(&part.tmp))?;
+            let view = ArrayView3::from_shape((out.lanes, nt, nc), tr)
+                .expect("block traces are lanes × time × columns");
+            ds.write_slice(view, (p0..p0 + out.lanes, .., ..))
+                .map_err(h5(&part.tmp))?;
         }
         Ok(())
     }
@@ -328,13 +398,16 @@ impl PartSink {
         part.sets.code.write_raw(&part.codes[..]).map_err(&e)?;
         part.sets.t.write_raw(&part.times[..]).map_err(&e)?;
         for (ds, vals) in part.sets.summaries.iter().zip(&part.summaries) {
-            let view = ndarray::ArrayView2::from_shape((part.range.len(), nc), vals).expect("chunk × columns");
+            let view = ndarray::ArrayView2::from_shape((part.range.len(), nc), vals)
+                .expect("chunk × columns");
             ds.write(view).map_err(&e)?;
         }
         part.file.flush().map_err(&e)?;
         drop(part.sets);
         part.file.close().map_err(&e)?;
-        std::fs::File::open(&part.tmp).and_then(|f| f.sync_all()).map_err(IoError::fs(&part.tmp))?;
+        std::fs::File::open(&part.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(IoError::fs(&part.tmp))?;
         let rel = part_file(part.range.start, part.range.end);
         let path = self.dir.join(&rel);
         std::fs::rename(&part.tmp, &path).map_err(IoError::fs(&path))?;
@@ -353,7 +426,9 @@ impl PartSink {
 }
 
 fn out_err(e: IoError) -> SweepError {
-    SweepError::Output { source: Box::new(e) }
+    SweepError::Output {
+        source: Box::new(e),
+    }
 }
 
 /// Undoes [`out_err`], so callers see the typed I/O error.
@@ -421,7 +496,10 @@ pub fn sweep_to_file(
         s.push(".parts");
         PathBuf::from(s)
     });
-    let ctrl = RunControl { shard: None, ..ctrl };
+    let ctrl = RunControl {
+        shard: None,
+        ..ctrl
+    };
     let (summary, _) = run_parts(spec, circuit, &dir, opts, ctrl)?;
     merge(&[dir.as_path()], out)?;
     if !opts.keep_parts {
@@ -436,7 +514,9 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     let mut record: Option<SweepRecord> = None;
     let mut entries: Vec<(PathBuf, ManifestEntry)> = Vec::new();
     for dir in dirs {
-        let Some(r) = SweepRecord::load(dir)? else { continue };
+        let Some(r) = SweepRecord::load(dir)? else {
+            continue;
+        };
         if let Some(first) = &record {
             if first.fingerprint != r.fingerprint {
                 return Err(IoError::FingerprintMismatch {
@@ -458,7 +538,10 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     let mut ordered = Vec::with_capacity(record.chunks.len());
     let mut missing = Vec::new();
     for (ci, &(s, e)) in record.chunks.iter().enumerate() {
-        match entries.iter().find(|(_, x)| x.chunk == ci && x.start == s && x.end == e) {
+        match entries
+            .iter()
+            .find(|(_, x)| x.chunk == ci && x.start == s && x.end == e)
+        {
             Some(found) => ordered.push(found.clone()),
             None => missing.push((s, e)),
         }
@@ -469,7 +552,11 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     for (path, e) in &ordered {
         let found = parts::sha256_file(path)?;
         if found != e.sha256 {
-            return Err(IoError::CorruptPart { path: path.clone(), expected: e.sha256.clone(), found });
+            return Err(IoError::CorruptPart {
+                path: path.clone(),
+                expected: e.sha256.clone(),
+                found,
+            });
         }
     }
 
@@ -487,14 +574,26 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     }
     write_str_attr(&file, "settings", &record.settings.to_string(), &tmp)?;
     let n = record.n_points;
-    let block_size = record.settings.get("block_size").and_then(serde_json::Value::as_u64).unwrap_or(64) as usize;
+    let block_size = record
+        .settings
+        .get("block_size")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(64) as usize;
     let grid_keys: Vec<String> = match record.settings.get("grid_keys") {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|source| IoError::Json { path: tmp.clone(), source })?,
+        Some(v) => serde_json::from_value(v.clone()).map_err(|source| IoError::Json {
+            path: tmp.clone(),
+            source,
+        })?,
         None => Vec::new(),
     };
     // Shape from the first part (every part shares it); a sweep of 0 points has no parts.
     let shape = match ordered.first() {
-        Some((p, _)) => read_shape(&File::open(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+        Some((p, _)) => read_shape(
+            &File::open(p).map_err(h5(p))?,
+            p,
+            &record.circuit_name,
+            block_size,
+        )?,
         None => Shape {
             circuit_name: record.circuit_name.clone(),
             time: Vec::new(),
@@ -507,10 +606,16 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;
     let grid_sets: Vec<Dataset> = grid_keys
         .iter()
-        .map(|k| grid.new_dataset::<f64>().shape(n).create(key_name(k).as_str()))
+        .map(|k| {
+            grid.new_dataset::<f64>()
+                .shape(n)
+                .create(key_name(k).as_str())
+        })
         .collect::<Result<_, _>>()
         .map_err(&eo)?;
-    let labels: Vec<String> = (0..n).map(|i| format!("{}_{i}", record.circuit_name)).collect();
+    let labels: Vec<String> = (0..n)
+        .map(|i| format!("{}_{i}", record.circuit_name))
+        .collect();
     write_strings(&grid, "labels", &labels, &tmp)?;
     let nc = shape.columns.len();
     for (path, e) in &ordered {
@@ -519,7 +624,10 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
         let r = e.start..e.end;
         let pg = part.group("grid").map_err(&ep)?;
         for (k, ds) in grid_keys.iter().zip(&grid_sets) {
-            let v: Vec<f64> = pg.dataset(&key_name(k)).and_then(|d| d.read_raw()).map_err(&ep)?;
+            let v: Vec<f64> = pg
+                .dataset(&key_name(k))
+                .and_then(|d| d.read_raw())
+                .map_err(&ep)?;
             ds.write_slice(&v[..], r.clone()).map_err(&eo)?;
         }
         let ps = part.group("status").map_err(&ep)?;
@@ -528,8 +636,10 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
         sets.code.write_slice(&codes[..], r.clone()).map_err(&eo)?;
         sets.t.write_slice(&times[..], r.clone()).map_err(&eo)?;
         for (s, ds) in shape.stats.iter().zip(&sets.summaries) {
-            let v: ndarray::Array2<f64> =
-                part.dataset(&format!("summaries/{}", s.name())).and_then(|d| d.read_2d()).map_err(&ep)?;
+            let v: ndarray::Array2<f64> = part
+                .dataset(&format!("summaries/{}", s.name()))
+                .and_then(|d| d.read_2d())
+                .map_err(&ep)?;
             ds.write_slice(&v, (r.clone(), 0..nc)).map_err(&eo)?;
         }
         if let Some(ds) = &sets.traces {
@@ -538,29 +648,46 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
             while p < r.len() {
                 let q = (p + MERGE_POINTS).min(r.len());
                 let v: ndarray::Array3<f64> = src.read_slice((p..q, .., ..)).map_err(&ep)?;
-                ds.write_slice(&v, (r.start + p..r.start + q, .., ..)).map_err(&eo)?;
+                ds.write_slice(&v, (r.start + p..r.start + q, .., ..))
+                    .map_err(&eo)?;
                 p = q;
             }
         }
     }
-    file.new_attr::<u8>().create("complete").and_then(|a| a.write_scalar(&1u8)).map_err(&eo)?;
+    file.new_attr::<u8>()
+        .create("complete")
+        .and_then(|a| a.write_scalar(&1u8))
+        .map_err(&eo)?;
     file.flush().map_err(&eo)?;
     drop((grid, sets, grid_sets));
     file.close().map_err(&eo)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(IoError::fs(&tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(IoError::fs(&tmp))?;
     std::fs::rename(&tmp, out).map_err(IoError::fs(out))
 }
 
-fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
+fn read_shape(
+    file: &File,
+    path: &Path,
+    circuit_name: &str,
+    block_size: usize,
+) -> Result<Shape, IoError> {
     let e = h5(path);
-    let time: Vec<f64> = file.dataset("time").and_then(|d| d.read_raw()).map_err(&e)?;
+    let time: Vec<f64> = file
+        .dataset("time")
+        .and_then(|d| d.read_raw())
+        .map_err(&e)?;
     let cols = file.group("columns").map_err(&e)?;
     let nodes = read_strings(&cols, "node", path)?;
     let keys = read_strings(&cols, "key", path)?;
     let stats = match file.group("summaries") {
         Ok(g) => {
             let names: Vec<String> = serde_json::from_str(&read_str_attr(&g, "stats", path)?)
-                .map_err(|source| IoError::Json { path: path.to_path_buf(), source })?;
+                .map_err(|source| IoError::Json {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             names.iter().filter_map(|n| Statistic::parse(n)).collect()
         }
         Err(_) => Vec::new(),
@@ -579,15 +706,24 @@ fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -
 pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
     let e = h5(path);
     let file = File::open(path).map_err(&e)?;
-    let complete: u8 = file.attr("complete").and_then(|a| a.read_scalar()).unwrap_or(0);
+    let complete: u8 = file
+        .attr("complete")
+        .and_then(|a| a.read_scalar())
+        .unwrap_or(0);
     if complete != 1 {
-        return Err(IoError::Incomplete { path: path.to_path_buf(), what: "attribute complete = 1" });
+        return Err(IoError::Incomplete {
+            path: path.to_path_buf(),
+            what: "attribute complete = 1",
+        });
     }
     let circuit_name = read_str_attr(&file, "circuit_name", path)?;
     let shape = read_shape(&file, path, &circuit_name, 1)?;
     let grid = file.group("grid").map_err(&e)?;
     let grid_keys: Vec<String> = serde_json::from_str(&read_str_attr(&grid, "keys", path)?)
-        .map_err(|source| IoError::Json { path: path.to_path_buf(), source })?;
+        .map_err(|source| IoError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let grid_values = grid_keys
         .iter()
         .map(|k| grid.dataset(&key_name(k)).and_then(|d| d.read_raw::<f64>()))
@@ -595,22 +731,42 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
         .map_err(&e)?;
     let labels = read_strings(&grid, "labels", path)?;
     let status_g = file.group("status").map_err(&e)?;
-    let codes: Vec<u8> = status_g.dataset("code").and_then(|d| d.read_raw()).map_err(&e)?;
-    let times: Vec<f64> = status_g.dataset("t").and_then(|d| d.read_raw()).map_err(&e)?;
-    let status = codes.iter().zip(&times).map(|(&c, &t)| status_from(c, t)).collect();
+    let codes: Vec<u8> = status_g
+        .dataset("code")
+        .and_then(|d| d.read_raw())
+        .map_err(&e)?;
+    let times: Vec<f64> = status_g
+        .dataset("t")
+        .and_then(|d| d.read_raw())
+        .map_err(&e)?;
+    let status = codes
+        .iter()
+        .zip(&times)
+        .map(|(&c, &t)| status_from(c, t))
+        .collect();
     let summaries = if shape.stats.is_empty() {
         None
     } else {
         let values = shape
             .stats
             .iter()
-            .map(|s| file.dataset(&format!("summaries/{}", s.name())).and_then(|d| d.read_raw::<f64>()))
+            .map(|s| {
+                file.dataset(&format!("summaries/{}", s.name()))
+                    .and_then(|d| d.read_raw::<f64>())
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(&e)?;
-        Some(Summaries { stats: shape.stats.clone(), values })
+        Some(Summaries {
+            stats: shape.stats.clone(),
+            values,
+        })
     };
     let traces = if shape.keep_traces {
-        Some(file.dataset("traces").and_then(|d| d.read_raw::<f64>()).map_err(&e)?)
+        Some(
+            file.dataset("traces")
+                .and_then(|d| d.read_raw::<f64>())
+                .map_err(&e)?,
+        )
     } else {
         None
     };
@@ -625,4 +781,255 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
         summaries,
         status,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::run::tests::{fake_circuit, fake_solver, fake_spec, same_result};
+    use crate::sweep::MemorySink;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn spec() -> SweepSpec {
+        // 4 × 5 = 20 points, one diverging row (eta = 500), chunks of 6: 4 chunks (last 2).
+        let mut s = fake_spec(&[1.0, -2.0, 500.0, 3.0], &[0.0, 1.0, 2.0, 3.0, 4.0]);
+        s.summaries = Statistic::ALL.to_vec();
+        (s.chunk_size, s.block_size, s.threads) = (6, 2, Some(2));
+        s
+    }
+
+    fn opts() -> FileOptions {
+        FileOptions::new("toy: {base: CircuitTemplate}\n", "toy.yaml/Toy")
+    }
+
+    fn in_memory(spec: &SweepSpec) -> SweepResult {
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let mut sink = MemorySink::new();
+        run_with(
+            spec,
+            &c,
+            &mut sink,
+            RunControl {
+                solver: Some(&solver),
+                ..RunControl::default()
+            },
+        )
+        .unwrap();
+        sink.into_result().unwrap()
+    }
+
+    /// Runs the fake sweep into part files, counting the points the solver computes.
+    fn parts(
+        spec: &SweepSpec,
+        dir: &Path,
+        ctrl: RunControl<'_>,
+        counter: &AtomicUsize,
+    ) -> Result<usize, IoError> {
+        let c = fake_circuit();
+        let inner = fake_solver(c.clone());
+        let counting = |k: &crate::kernel::Kernel,
+                        cfg: &crate::solve::SimConfig,
+                        i: &[crate::solve::InputBinding],
+                        o: &[crate::solve::OutputBinding],
+                        b: crate::solve::Block<'_>,
+                        s: &mut dyn crate::solve::SampleSink| {
+            counter.fetch_add(b.lanes, Ordering::Relaxed);
+            inner(k, cfg, i, o, b, s)
+        };
+        let (_, written) = run_parts(
+            spec,
+            &c,
+            dir,
+            &opts(),
+            RunControl {
+                solver: Some(&counting),
+                ..ctrl
+            },
+        )?;
+        Ok(written)
+    }
+
+    #[test]
+    fn h5_file_round_trips_to_the_in_memory_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("results.h5");
+        let spec = spec();
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let ctrl = RunControl {
+            solver: Some(&solver),
+            ..RunControl::default()
+        };
+        sweep_to_file(&spec, &c, &out, &opts(), ctrl).unwrap();
+        let back = read_results(&out).unwrap();
+        let mem = in_memory(&spec);
+        assert!(
+            same_result(&back, &mem),
+            "file:\n{back:?}\nmemory:\n{mem:?}"
+        );
+        assert_eq!(
+            back.status
+                .iter()
+                .filter(|s| **s != PointStatus::Ok)
+                .count(),
+            5
+        );
+        assert!(
+            !dir.path().join("results.h5.parts").exists(),
+            "parts are removed after the merge"
+        );
+        let f = File::open(&out).unwrap();
+        assert_eq!(
+            read_str_attr(&f, "template_path", &out).unwrap(),
+            "toy.yaml/Toy"
+        );
+        let settings: serde_json::Value =
+            serde_json::from_str(&read_str_attr(&f, "settings", &out).unwrap()).unwrap();
+        assert_eq!(settings["sampling_step_size"], 0.1);
+        assert_eq!(f.dataset("traces").unwrap().shape(), vec![20, 15, 2]);
+    }
+
+    #[test]
+    fn h5_shards_then_merge_equal_single_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        let (d0, d1) = (tmp.path().join("s0"), tmp.path().join("s1"));
+        let shard = |i| RunControl {
+            shard: Some(crate::sweep::Shard { index: i, count: 2 }),
+            ..RunControl::default()
+        };
+        assert_eq!(parts(&spec, &d0, shard(0), &n).unwrap(), 2);
+        // Merging one shard alone must refuse: half the chunks are missing.
+        let err = merge(&[d0.as_path()], &tmp.path().join("half.h5")).unwrap_err();
+        assert!(
+            matches!(&err, IoError::MissingChunks { missing } if missing == &vec![(6, 12), (18, 20)]),
+            "{err}"
+        );
+        assert!(!tmp.path().join("half.h5").exists());
+        assert_eq!(parts(&spec, &d1, shard(1), &n).unwrap(), 2);
+        assert_eq!(n.load(Ordering::Relaxed), 20, "each point computed once");
+        let out = tmp.path().join("merged.h5");
+        merge(&[d0.as_path(), d1.as_path()], &out).unwrap();
+        assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
+    }
+
+    #[test]
+    fn h5_interrupted_rerun_computes_only_missing_chunks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let mut spec = spec();
+        spec.threads = Some(1);
+        let cancel = AtomicBool::new(false);
+        // Stop once two chunks (12 points) are done: the flag is read before the next block.
+        let progress = |p: crate::sweep::Progress| {
+            if p.points_done >= 12 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let first = AtomicUsize::new(0);
+        let ctrl = RunControl {
+            cancel: Some(&cancel),
+            progress: Some(&progress),
+            ..RunControl::default()
+        };
+        let err = parts(&spec, &dir, ctrl, &first).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IoError::Sweep(SweepError::Cancelled { points_done: 12 })
+            ),
+            "{err}"
+        );
+        assert_eq!(first.load(Ordering::Relaxed), 12);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.join("parts"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            2,
+            "two finished parts, no .tmp: {leftovers:?}"
+        );
+        let err = merge(&[dir.as_path()], &tmp.path().join("x.h5")).unwrap_err();
+        assert!(matches!(err, IoError::MissingChunks { .. }));
+
+        let second = AtomicUsize::new(0);
+        assert_eq!(
+            parts(&spec, &dir, RunControl::default(), &second).unwrap(),
+            2
+        );
+        assert_eq!(
+            second.load(Ordering::Relaxed),
+            8,
+            "only the 8 points of the unfinished chunks"
+        );
+        let out = tmp.path().join("resumed.h5");
+        merge(&[dir.as_path()], &out).unwrap();
+        assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
+    }
+
+    #[test]
+    fn h5_reused_dir_with_other_sweep_is_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        parts(&spec(), tmp.path(), RunControl::default(), &n).unwrap();
+        let mut other = spec();
+        other.sim.cutoff = 0.0;
+        let err = parts(&other, tmp.path(), RunControl::default(), &n).unwrap_err();
+        assert!(matches!(err, IoError::FingerprintMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn h5_part_file_is_not_a_complete_result() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        parts(&spec(), tmp.path(), RunControl::default(), &n).unwrap();
+        let part = tmp.path().join(part_file(0, 6));
+        let err = read_results(&part).unwrap_err();
+        assert!(matches!(err, IoError::Incomplete { .. }), "{err}");
+    }
+
+    #[test]
+    fn h5_corrupted_part_is_detected_at_merge() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = AtomicUsize::new(0);
+        parts(&spec(), tmp.path(), RunControl::default(), &n).unwrap();
+        let part = tmp.path().join(part_file(6, 12));
+        let mut bytes = std::fs::read(&part).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&part, bytes).unwrap();
+        let err = merge(&[tmp.path()], &tmp.path().join("out.h5")).unwrap_err();
+        assert!(matches!(err, IoError::CorruptPart { .. }), "{err}");
+    }
+
+    #[test]
+    fn h5_summaries_only_without_compression_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s.h5");
+        let mut spec = spec();
+        spec.keep_traces = false;
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let o = FileOptions {
+            compression: false,
+            ..opts()
+        };
+        sweep_to_file(
+            &spec,
+            &c,
+            &out,
+            &o,
+            RunControl {
+                solver: Some(&solver),
+                ..RunControl::default()
+            },
+        )
+        .unwrap();
+        let back = read_results(&out).unwrap();
+        assert!(back.traces.is_none());
+        assert!(same_result(&back, &in_memory(&spec)));
+    }
 }

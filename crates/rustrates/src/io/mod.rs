@@ -7,6 +7,10 @@
 //! Invariant: a file that looks complete is complete — final files appear only by rename and
 //! carry `complete = 1`; part files are `*.h5.tmp` until their chunk is finished.
 
+// Errors are built once per failed call, never in the stepping loop: their typed fields are
+// worth more than a smaller `Result`.
+#![allow(clippy::result_large_err)]
+
 pub mod csv;
 pub mod parts;
 
@@ -24,18 +28,32 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: {source}")]
-    Fs { path: PathBuf, source: std::io::Error },
+    Fs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[cfg(feature = "hdf5")]
     #[error("{path}: HDF5: {source}")]
     Hdf5 { path: PathBuf, source: hdf5::Error },
     #[error("{dir} holds parts of a different sweep (fingerprint {found}, this sweep {expected}); use another directory or delete it")]
-    FingerprintMismatch { dir: PathBuf, expected: String, found: String },
+    FingerprintMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("cannot merge: {} chunk(s) missing, e.g. points {}..{}", .missing.len(), .missing[0].0, .missing[0].1)]
     MissingChunks { missing: Vec<(usize, usize)> },
     #[error("{path} does not match the SHA-256 in the manifest (expected {expected}, found {found}); rerun the sweep to recompute that chunk")]
-    CorruptPart { path: PathBuf, expected: String, found: String },
+    CorruptPart {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
     Incomplete { path: PathBuf, what: &'static str },
     #[error("nothing to merge: no sweep.json in any of the given directories")]

@@ -61,7 +61,9 @@ impl SweepRecord {
     pub fn load(dir: &Path) -> Result<Option<SweepRecord>, IoError> {
         let path = Self::path(dir);
         match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|source| IoError::Json { path, source }),
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|source| IoError::Json { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IoError::Fs { path, source: e }),
         }
@@ -80,7 +82,10 @@ impl SweepRecord {
             }
             return Ok(());
         }
-        let text = serde_json::to_string_pretty(self).map_err(|source| IoError::Json { path: Self::path(dir), source })?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| IoError::Json {
+            path: Self::path(dir),
+            source,
+        })?;
         write_atomic(&Self::path(dir), text.as_bytes())
     }
 }
@@ -138,7 +143,9 @@ impl Manifest {
         for line in std::io::BufReader::new(file).lines() {
             let line = line.map_err(IoError::fs(&path))?;
             // A torn line from a crash mid-append is not a finished chunk.
-            let Ok(e) = serde_json::from_str::<ManifestEntry>(&line) else { continue };
+            let Ok(e) = serde_json::from_str::<ManifestEntry>(&line) else {
+                continue;
+            };
             if !dir.join(&e.file).is_file() {
                 continue;
             }
@@ -153,9 +160,16 @@ impl Manifest {
     /// Appends one line and fsyncs it.
     pub fn append(dir: &Path, entry: &ManifestEntry) -> Result<(), IoError> {
         let path = Self::path(dir);
-        let mut line = serde_json::to_string(entry).map_err(|source| IoError::Json { path: path.clone(), source })?;
+        let mut line = serde_json::to_string(entry).map_err(|source| IoError::Json {
+            path: path.clone(),
+            source,
+        })?;
         line.push('\n');
-        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(IoError::fs(&path))?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(IoError::fs(&path))?;
         f.write_all(line.as_bytes()).map_err(IoError::fs(&path))?;
         f.sync_all().map_err(IoError::fs(&path))
     }
@@ -193,7 +207,10 @@ mod tests {
         assert_eq!(base, fingerprint("src", &grid(&[1.0, 2.0]), &s));
         assert_ne!(base, fingerprint("src ", &grid(&[1.0, 2.0]), &s));
         assert_ne!(base, fingerprint("src", &grid(&[1.0, 2.5]), &s));
-        assert_ne!(base, fingerprint("src", &grid(&[1.0, 2.0]), &serde_json::json!({"dt": 1e-3})));
+        assert_ne!(
+            base,
+            fingerprint("src", &grid(&[1.0, 2.0]), &serde_json::json!({"dt": 1e-3}))
+        );
         assert_eq!(base.len(), 64);
     }
 
@@ -201,12 +218,27 @@ mod tests {
     fn manifest_torn_line_and_missing_file_are_not_done() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("parts")).unwrap();
-        let e0 = ManifestEntry { chunk: 0, start: 0, end: 4, file: part_file(0, 4), sha256: "x".into() };
-        let e1 = ManifestEntry { chunk: 1, start: 4, end: 8, file: part_file(4, 8), sha256: "y".into() };
+        let e0 = ManifestEntry {
+            chunk: 0,
+            start: 0,
+            end: 4,
+            file: part_file(0, 4),
+            sha256: "x".into(),
+        };
+        let e1 = ManifestEntry {
+            chunk: 1,
+            start: 4,
+            end: 8,
+            file: part_file(4, 8),
+            sha256: "y".into(),
+        };
         fs::write(dir.path().join(&e0.file), b"part").unwrap();
         Manifest::append(dir.path(), &e0).unwrap();
         Manifest::append(dir.path(), &e1).unwrap(); // its file does not exist
-        let mut f = OpenOptions::new().append(true).open(Manifest::path(dir.path())).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(Manifest::path(dir.path()))
+            .unwrap();
         f.write_all(b"{\"chunk\": 2, \"sta").unwrap();
         let m = Manifest::load(dir.path()).unwrap();
         assert_eq!(m.entries, vec![e0]);
@@ -229,9 +261,15 @@ mod tests {
         };
         rec.create_or_check(dir.path()).unwrap();
         rec.create_or_check(dir.path()).unwrap();
-        let other = SweepRecord { fingerprint: "bbb".into(), ..rec.clone() };
+        let other = SweepRecord {
+            fingerprint: "bbb".into(),
+            ..rec.clone()
+        };
         let err = other.create_or_check(dir.path()).unwrap_err();
-        assert!(matches!(err, IoError::FingerprintMismatch { ref found, .. } if found == "aaa"), "{err}");
+        assert!(
+            matches!(err, IoError::FingerprintMismatch { ref found, .. } if found == "aaa"),
+            "{err}"
+        );
         assert_eq!(SweepRecord::load(dir.path()).unwrap(), Some(rec));
     }
 }

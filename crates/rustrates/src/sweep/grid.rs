@@ -28,7 +28,11 @@ pub enum GridError {
         .lengths.iter().map(|(k, n)| format!("'{k}': {n}")).collect::<Vec<_>>().join(", "))]
     UnequalLengths { lengths: Vec<(String, usize)> },
     #[error("param_grid row {row} has {found} values; expected {expected} (one per key)")]
-    RowLength { row: usize, found: usize, expected: usize },
+    RowLength {
+        row: usize,
+        found: usize,
+        expected: usize,
+    },
     #[error("param_grid key '{key}' appears twice")]
     DuplicateKey { key: String },
 }
@@ -36,7 +40,10 @@ pub enum GridError {
 impl Grid {
     /// From `{key: values}`: the Cartesian product in PyRates' order when `permute`, else the
     /// values zipped (all lists must have the same length).
-    pub fn from_values(values: &IndexMap<String, Vec<f64>>, permute: bool) -> Result<Grid, GridError> {
+    pub fn from_values(
+        values: &IndexMap<String, Vec<f64>>,
+        permute: bool,
+    ) -> Result<Grid, GridError> {
         let keys: Vec<String> = values.keys().cloned().collect();
         let lists: Vec<&Vec<f64>> = values.values().collect();
         if !permute {
@@ -46,10 +53,18 @@ impl Grid {
                     lengths: values.iter().map(|(k, v)| (k.clone(), v.len())).collect(),
                 });
             }
-            return Ok(Grid { keys, columns: lists.into_iter().cloned().collect(), n_points: n });
+            return Ok(Grid {
+                keys,
+                columns: lists.into_iter().cloned().collect(),
+                n_points: n,
+            });
         }
         let k = lists.len();
-        let n_points: usize = if k == 0 { 0 } else { lists.iter().map(|l| l.len()).product() };
+        let n_points: usize = if k == 0 {
+            0
+        } else {
+            lists.iter().map(|l| l.len()).product()
+        };
         // Digit order from most to least significant (see the module docs).
         let mut order: Vec<usize> = (0..k).collect();
         if k >= 2 {
@@ -69,7 +84,11 @@ impl Grid {
                 digits[key] = 0;
             }
         }
-        Ok(Grid { keys, columns, n_points })
+        Ok(Grid {
+            keys,
+            columns,
+            n_points,
+        })
     }
 
     /// From explicit rows (one value per key per row), as a DataFrame `param_grid` gives.
@@ -82,13 +101,21 @@ impl Grid {
         let mut columns = vec![Vec::with_capacity(rows.len()); keys.len()];
         for (r, row) in rows.iter().enumerate() {
             if row.len() != keys.len() {
-                return Err(GridError::RowLength { row: r, found: row.len(), expected: keys.len() });
+                return Err(GridError::RowLength {
+                    row: r,
+                    found: row.len(),
+                    expected: keys.len(),
+                });
             }
             for (col, &v) in columns.iter_mut().zip(row) {
                 col.push(v);
             }
         }
-        Ok(Grid { keys, columns, n_points: rows.len() })
+        Ok(Grid {
+            keys,
+            columns,
+            n_points: rows.len(),
+        })
     }
 
     /// From columns already in point order (e.g. read back from a results file).
@@ -96,10 +123,18 @@ impl Grid {
         let n = columns.first().map_or(0, Vec::len);
         if keys.len() != columns.len() || columns.iter().any(|c| c.len() != n) {
             return Err(GridError::UnequalLengths {
-                lengths: keys.iter().cloned().zip(columns.iter().map(Vec::len)).collect(),
+                lengths: keys
+                    .iter()
+                    .cloned()
+                    .zip(columns.iter().map(Vec::len))
+                    .collect(),
             });
         }
-        Ok(Grid { keys, columns, n_points: n })
+        Ok(Grid {
+            keys,
+            columns,
+            n_points: n,
+        })
     }
 
     pub fn keys(&self) -> &[String] {
@@ -123,13 +158,19 @@ impl Grid {
     }
     /// PyRates' labels: `{circuit_name}_{i}`.
     pub fn labels(&self, circuit_name: &str) -> Vec<String> {
-        (0..self.n_points).map(|i| format!("{circuit_name}_{i}")).collect()
+        (0..self.n_points)
+            .map(|i| format!("{circuit_name}_{i}"))
+            .collect()
     }
     /// The sub-grid of points `range` (a chunk), keeping key order.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Grid {
         Grid {
             keys: self.keys.clone(),
-            columns: self.columns.iter().map(|c| c[range.clone()].to_vec()).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| c[range.clone()].to_vec())
+                .collect(),
             n_points: range.len(),
         }
     }
@@ -140,28 +181,47 @@ mod tests {
     use super::*;
 
     fn map(entries: &[(&str, &[f64])]) -> IndexMap<String, Vec<f64>> {
-        entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
     }
 
     fn rows(g: &Grid) -> Vec<Vec<f64>> {
-        (0..g.len()).map(|p| (0..g.keys().len()).map(|k| g.value(p, k)).collect()).collect()
+        (0..g.len())
+            .map(|p| (0..g.keys().len()).map(|k| g.value(p, k)).collect())
+            .collect()
     }
 
     // Reference rows below were printed once by numpy 2.x:
     // np.stack(np.meshgrid(a, b[, c]), -1).reshape(-1, k).tolist()
     #[test]
     fn grid_permute_two_keys_matches_numpy_meshgrid() {
-        let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.])]), true).unwrap();
+        let g =
+            Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.])]), true).unwrap();
         let numpy = [[1, 10], [2, 10], [1, 20], [2, 20], [1, 30], [2, 30]];
-        let expected: Vec<Vec<f64>> = numpy.iter().map(|r| r.iter().map(|&x| f64::from(x)).collect()).collect();
+        let expected: Vec<Vec<f64>> = numpy
+            .iter()
+            .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+            .collect();
         assert_eq!(rows(&g), expected);
-        assert_eq!(g.labels("Net3"), ["Net3_0", "Net3_1", "Net3_2", "Net3_3", "Net3_4", "Net3_5"]);
+        assert_eq!(
+            g.labels("Net3"),
+            ["Net3_0", "Net3_1", "Net3_2", "Net3_3", "Net3_4", "Net3_5"]
+        );
     }
 
     #[test]
     fn grid_permute_three_keys_matches_numpy_meshgrid() {
-        let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.]), ("c", &[100., 200.])]), true)
-            .unwrap();
+        let g = Grid::from_values(
+            &map(&[
+                ("a", &[1., 2.]),
+                ("b", &[10., 20., 30.]),
+                ("c", &[100., 200.]),
+            ]),
+            true,
+        )
+        .unwrap();
         let numpy = [
             [1, 10, 100],
             [1, 10, 200],
@@ -176,40 +236,71 @@ mod tests {
             [2, 30, 100],
             [2, 30, 200],
         ];
-        let expected: Vec<Vec<f64>> = numpy.iter().map(|r| r.iter().map(|&x| f64::from(x)).collect()).collect();
+        let expected: Vec<Vec<f64>> = numpy
+            .iter()
+            .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+            .collect();
         assert_eq!(rows(&g), expected);
         assert_eq!(g.keys(), ["a", "b", "c"]);
     }
 
     #[test]
     fn grid_zip_two_and_three_keys_pairs_rows() {
-        let g = Grid::from_values(&map(&[("a", &[1., 2., 3.]), ("b", &[4., 5., 6.])]), false).unwrap();
+        let g =
+            Grid::from_values(&map(&[("a", &[1., 2., 3.]), ("b", &[4., 5., 6.])]), false).unwrap();
         assert_eq!(rows(&g), vec![vec![1., 4.], vec![2., 5.], vec![3., 6.]]);
-        let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[4., 5.]), ("c", &[7., 8.])]), false).unwrap();
+        let g = Grid::from_values(
+            &map(&[("a", &[1., 2.]), ("b", &[4., 5.]), ("c", &[7., 8.])]),
+            false,
+        )
+        .unwrap();
         assert_eq!(rows(&g), vec![vec![1., 4., 7.], vec![2., 5., 8.]]);
         assert_eq!(g.labels("M"), ["M_0", "M_1"]);
     }
 
     #[test]
     fn grid_zip_unequal_lengths_names_keys_and_lengths() {
-        let err = Grid::from_values(&map(&[("eta", &[1., 2., 3.]), ("tau", &[4., 5.])]), false).unwrap_err();
-        assert_eq!(err, GridError::UnequalLengths { lengths: vec![("eta".into(), 3), ("tau".into(), 2)] });
+        let err = Grid::from_values(&map(&[("eta", &[1., 2., 3.]), ("tau", &[4., 5.])]), false)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            GridError::UnequalLengths {
+                lengths: vec![("eta".into(), 3), ("tau".into(), 2)]
+            }
+        );
         let msg = err.to_string();
-        assert!(msg.contains("'eta': 3") && msg.contains("'tau': 2"), "{msg}");
+        assert!(
+            msg.contains("'eta': 3") && msg.contains("'tau': 2"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn grid_from_rows_bad_row_is_error() {
-        let err = Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3.]]).unwrap_err();
-        assert_eq!(err, GridError::RowLength { row: 1, found: 1, expected: 2 });
-        let g = Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3., 4.]]).unwrap();
+        let err =
+            Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3.]]).unwrap_err();
+        assert_eq!(
+            err,
+            GridError::RowLength {
+                row: 1,
+                found: 1,
+                expected: 2
+            }
+        );
+        let g =
+            Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3., 4.]]).unwrap();
         assert_eq!(g.column(1), [2., 4.]);
     }
 
     #[test]
     fn grid_permute_four_keys_length_is_product_and_each_point_once() {
         let g = Grid::from_values(
-            &map(&[("a", &[1., 2.]), ("b", &[3., 4., 5.]), ("c", &[6., 7.]), ("d", &[8., 9., 10.])]),
+            &map(&[
+                ("a", &[1., 2.]),
+                ("b", &[3., 4., 5.]),
+                ("c", &[6., 7.]),
+                ("d", &[8., 9., 10.]),
+            ]),
             true,
         )
         .unwrap();

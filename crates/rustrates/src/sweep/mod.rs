@@ -13,6 +13,10 @@
 //! Invariants: the kernel is compiled once per sweep; a block writes only its own points;
 //! a chunk is reported finished ([`SweepSink::end_chunk`]) only when all its blocks are.
 
+// Errors are built once per failed call, never in the stepping loop: their typed fields are
+// worth more than a smaller `Result`.
+#![allow(clippy::result_large_err)]
+
 pub mod grid;
 pub mod param_map;
 pub mod run;
@@ -21,7 +25,7 @@ pub mod summary;
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
 pub use run::{
-    run, run_with, BlockOutput, MemorySink, Progress, RunControl, Shard, Summaries, SweepError, SweepMeta,
-    SweepResult, SweepSink, SweepSpec, SweepSummary,
+    run, run_with, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard, Summaries,
+    SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
 };
 pub use summary::Statistic;

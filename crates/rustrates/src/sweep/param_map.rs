@@ -84,7 +84,12 @@ impl ParamMap {
         self
     }
     /// Adds `{key: {vars, edges}}`.
-    pub fn edges(mut self, key: &str, vars: &[&str], edges: &[(&str, &str, Option<usize>)]) -> ParamMap {
+    pub fn edges(
+        mut self,
+        key: &str,
+        vars: &[&str],
+        edges: &[(&str, &str, Option<usize>)],
+    ) -> ParamMap {
         self.entries.insert(
             key.to_string(),
             MapEntry {
@@ -92,7 +97,11 @@ impl ParamMap {
                 targets: MapTargets::Edges(
                     edges
                         .iter()
-                        .map(|&(s, t, idx)| EdgeRef { source: s.to_string(), target: t.to_string(), idx })
+                        .map(|&(s, t, idx)| EdgeRef {
+                            source: s.to_string(),
+                            target: t.to_string(),
+                            idx,
+                        })
                         .collect(),
                 ),
             },
@@ -106,23 +115,57 @@ pub enum ParamMapError {
     #[error("param_grid key '{key}' has no entry in param_map (param_map has: {})", .known.join(", "))]
     UnknownKey { key: String, known: Vec<String> },
     #[error("param_map['{key}']: unknown node '{node}'{}", suggestion_text(.suggestion))]
-    UnknownNode { key: String, node: String, suggestion: Option<String> },
+    UnknownNode {
+        key: String,
+        node: String,
+        suggestion: Option<String>,
+    },
     #[error("param_map['{key}']: node '{node}' has no variable '{var}' (it has: {})", .available.join(", "))]
-    VarNotFound { key: String, node: String, var: String, available: Vec<String> },
+    VarNotFound {
+        key: String,
+        node: String,
+        var: String,
+        available: Vec<String>,
+    },
     #[error("param_map['{key}']: no variable '{path}'{}", suggestion_text(.suggestion))]
-    PathNotFound { key: String, path: String, suggestion: Option<String> },
+    PathNotFound {
+        key: String,
+        path: String,
+        suggestion: Option<String>,
+    },
     #[error("param_map['{key}']: no edge {from} -> {to} with index {idx}; {}", edge_list(.existing))]
-    EdgeNotFound { key: String, from: String, to: String, idx: usize, existing: Vec<usize> },
+    EdgeNotFound {
+        key: String,
+        from: String,
+        to: String,
+        idx: usize,
+        existing: Vec<usize>,
+    },
     #[error("param_map['{key}']: edge {from} -> {to} [{idx}] has no variable '{var}' (it has: {})", .available.join(", "))]
-    EdgeVarNotFound { key: String, from: String, to: String, idx: usize, var: String, available: Vec<String> },
-    #[error("param_map['{key}']: '{var}' is computed from other variables ({kind:?}) and cannot be set")]
-    NotSettable { key: String, var: String, kind: VarKind },
+    EdgeVarNotFound {
+        key: String,
+        from: String,
+        to: String,
+        idx: usize,
+        var: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "param_map['{key}']: '{var}' is computed from other variables ({kind:?}) and cannot be set"
+    )]
+    NotSettable {
+        key: String,
+        var: String,
+        kind: VarKind,
+    },
     #[error("param_map['{key}'] lists no variables")]
     NoVars { key: String },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!("; did you mean '{s}'?"))
+        .unwrap_or_default()
 }
 
 fn edge_list(existing: &[usize]) -> String {
@@ -140,7 +183,9 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -148,7 +193,10 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate within a distance of about a third of the name's length.
-pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (name.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -169,17 +217,29 @@ impl ResolvedMap {
     pub fn names(&self, circuit: &Circuit) -> Vec<(String, Vec<String>)> {
         self.keys
             .iter()
-            .map(|(k, ids)| (k.clone(), ids.iter().map(|&id| circuit.var(id).name.clone()).collect()))
+            .map(|(k, ids)| {
+                (
+                    k.clone(),
+                    ids.iter().map(|&id| circuit.var(id).name.clone()).collect(),
+                )
+            })
             .collect()
     }
 }
 
 /// Resolves `map` for the grid keys `grid_keys` against the unlowered `circuit`.
-pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Result<ResolvedMap, ParamMapError> {
+pub fn resolve(
+    map: &ParamMap,
+    grid_keys: &[String],
+    circuit: &Circuit,
+) -> Result<ResolvedMap, ParamMapError> {
     let mut keys = Vec::with_capacity(grid_keys.len());
     for key in grid_keys {
         let Some(entry) = map.entries.get(key) else {
-            return Err(ParamMapError::UnknownKey { key: key.clone(), known: map.entries.keys().cloned().collect() });
+            return Err(ParamMapError::UnknownKey {
+                key: key.clone(),
+                known: map.entries.keys().cloned().collect(),
+            });
         };
         if entry.vars.is_empty() {
             return Err(ParamMapError::NoVars { key: key.clone() });
@@ -212,7 +272,11 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
         for &id in &ids {
             let v = circuit.var(id);
             if v.kind == VarKind::Algebraic && v.external_input.is_none() {
-                return Err(ParamMapError::NotSettable { key: key.clone(), var: v.name.clone(), kind: v.kind });
+                return Err(ParamMapError::NotSettable {
+                    key: key.clone(),
+                    var: v.name.clone(),
+                    kind: v.kind,
+                });
             }
         }
         keys.push((key.clone(), ids));
@@ -277,8 +341,12 @@ fn resolve_edge(
     circuit: &Circuit,
     ids: &mut Vec<VarId>,
 ) -> Result<(), ParamMapError> {
-    let src_matches = |edge: &crate::model::Edge| edge.source_node == e.source || circuit.var(edge.source).name == e.source;
-    let tgt_matches = |edge: &crate::model::Edge| edge.target_node == e.target || circuit.var(edge.target).name == e.target;
+    let src_matches = |edge: &crate::model::Edge| {
+        edge.source_node == e.source || circuit.var(edge.source).name == e.source
+    };
+    let tgt_matches = |edge: &crate::model::Edge| {
+        edge.target_node == e.target || circuit.var(edge.target).name == e.target
+    };
     for name in [&e.source, &e.target] {
         let known = circuit.nodes.iter().any(|n| n == name) || circuit.find_var(name).is_some();
         if !known {
@@ -290,7 +358,11 @@ fn resolve_edge(
         }
     }
     let idx = e.idx.unwrap_or(0);
-    let between: Vec<&crate::model::Edge> = circuit.edges.iter().filter(|x| src_matches(x) && tgt_matches(x)).collect();
+    let between: Vec<&crate::model::Edge> = circuit
+        .edges
+        .iter()
+        .filter(|x| src_matches(x) && tgt_matches(x))
+        .collect();
     let Some(edge) = between.iter().find(|x| x.idx == idx) else {
         return Err(ParamMapError::EdgeNotFound {
             key: key.to_string(),
@@ -334,7 +406,10 @@ pub(crate) mod tests {
 
     /// Two nodes with two operators each and two edges PC -> IIN, one IIN -> PC.
     pub(crate) fn circuit() -> Circuit {
-        let mut c = Circuit { name: "Net".into(), ..Circuit::default() };
+        let mut c = Circuit {
+            name: "Net".into(),
+            ..Circuit::default()
+        };
         c.nodes = vec!["PC".into(), "IIN".into()];
         c.node_operators = vec![
             ("PC".into(), vec!["Op_e".into(), "Pro".into()]),
@@ -348,8 +423,18 @@ pub(crate) mod tests {
         var(&mut c, "IIN/Op_i/r", VarKind::State, Some("IIN"));
         var(&mut c, "IIN/Pro/m", VarKind::Algebraic, Some("IIN"));
         for (s, t, idx) in [("PC", "IIN", 0), ("PC", "IIN", 1), ("IIN", "PC", 0)] {
-            let w = var(&mut c, &format!("edge:{s}->{t}:{idx}/weight"), VarKind::Param, None);
-            let d = var(&mut c, &format!("edge:{s}->{t}:{idx}/delay"), VarKind::Param, None);
+            let w = var(
+                &mut c,
+                &format!("edge:{s}->{t}:{idx}/weight"),
+                VarKind::Param,
+                None,
+            );
+            let d = var(
+                &mut c,
+                &format!("edge:{s}->{t}:{idx}/delay"),
+                VarKind::Param,
+                None,
+            );
             let source = c.find_var(&format!("{s}/Pro/m")).unwrap();
             let target = c.find_var(&format!("{t}/Pro/m")).unwrap();
             c.edges.push(Edge {
@@ -378,14 +463,24 @@ pub(crate) mod tests {
         let c = circuit();
         let m = ParamMap::new().nodes("eta", &["eta"], &["PC", "IIN"]);
         let r = resolve(&m, &keys(&["eta"]), &c).unwrap();
-        assert_eq!(names(&c, &r), vec![("eta".into(), keys(&["PC/Op_e/eta", "PC/Pro/eta", "IIN/Op_i/eta"]))]);
+        assert_eq!(
+            names(&c, &r),
+            vec![(
+                "eta".into(),
+                keys(&["PC/Op_e/eta", "PC/Pro/eta", "IIN/Op_i/eta"])
+            )]
+        );
     }
 
     #[test]
     fn param_map_op_var_and_edges_resolve_in_grid_order() {
         let c = circuit();
         let m = ParamMap::new()
-            .edges("w", &["weight", "delay"], &[("PC", "IIN", Some(1)), ("IIN", "PC", None)])
+            .edges(
+                "w",
+                &["weight", "delay"],
+                &[("PC", "IIN", Some(1)), ("IIN", "PC", None)],
+            )
             .nodes("eta_pc", &["Op_e/eta", "Op_e/r"], &["PC"]);
         let r = resolve(&m, &keys(&["eta_pc", "w"]), &c).unwrap();
         assert_eq!(
@@ -394,7 +489,12 @@ pub(crate) mod tests {
                 ("eta_pc".into(), keys(&["PC/Op_e/eta", "PC/Op_e/r"])),
                 (
                     "w".into(),
-                    keys(&["edge:PC->IIN:1/weight", "edge:PC->IIN:1/delay", "edge:IIN->PC:0/weight", "edge:IIN->PC:0/delay"])
+                    keys(&[
+                        "edge:PC->IIN:1/weight",
+                        "edge:PC->IIN:1/delay",
+                        "edge:IIN->PC:0/weight",
+                        "edge:IIN->PC:0/delay"
+                    ])
                 ),
             ]
         );
@@ -405,7 +505,13 @@ pub(crate) mod tests {
         let c = circuit();
         let m = ParamMap::new().nodes("eta", &["eta"], &["PC"]);
         let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
-        assert_eq!(err, ParamMapError::UnknownKey { key: "tau".into(), known: keys(&["eta"]) });
+        assert_eq!(
+            err,
+            ParamMapError::UnknownKey {
+                key: "tau".into(),
+                known: keys(&["eta"])
+            }
+        );
     }
 
     #[test]
@@ -413,7 +519,14 @@ pub(crate) mod tests {
         let c = circuit();
         let m = ParamMap::new().nodes("eta", &["eta"], &["PCC"]);
         let err = resolve(&m, &keys(&["eta"]), &c).unwrap_err();
-        assert_eq!(err, ParamMapError::UnknownNode { key: "eta".into(), node: "PCC".into(), suggestion: Some("PC".into()) });
+        assert_eq!(
+            err,
+            ParamMapError::UnknownNode {
+                key: "eta".into(),
+                node: "PCC".into(),
+                suggestion: Some("PC".into())
+            }
+        );
         assert!(err.to_string().contains("did you mean 'PC'"), "{err}");
     }
 
@@ -440,14 +553,25 @@ pub(crate) mod tests {
         let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
         assert_eq!(
             err,
-            ParamMapError::EdgeNotFound { key: "w".into(), from: "PC".into(), to: "IIN".into(), idx: 2, existing: vec![0, 1] }
+            ParamMapError::EdgeNotFound {
+                key: "w".into(),
+                from: "PC".into(),
+                to: "IIN".into(),
+                idx: 2,
+                existing: vec![0, 1]
+            }
         );
         let m = ParamMap::new().edges("w", &["weight"], &[("IIN", "IIN", None)]);
         let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
-        assert!(matches!(&err, ParamMapError::EdgeNotFound { existing, .. } if existing.is_empty()), "{err:?}");
+        assert!(
+            matches!(&err, ParamMapError::EdgeNotFound { existing, .. } if existing.is_empty()),
+            "{err:?}"
+        );
         let m = ParamMap::new().edges("w", &["gain"], &[("PC", "IIN", None)]);
         let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
-        assert!(matches!(&err, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"])));
+        assert!(
+            matches!(&err, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"]))
+        );
     }
 
     #[test]
@@ -455,6 +579,9 @@ pub(crate) mod tests {
         let c = circuit();
         let m = ParamMap::new().nodes("m", &["Pro/m"], &["PC"]);
         let err = resolve(&m, &keys(&["m"]), &c).unwrap_err();
-        assert!(matches!(err, ParamMapError::NotSettable { ref var, .. } if var == "PC/Pro/m"), "{err:?}");
+        assert!(
+            matches!(err, ParamMapError::NotSettable { ref var, .. } if var == "PC/Pro/m"),
+            "{err:?}"
+        );
     }
 }

@@ -22,7 +22,10 @@ use super::param_map::{self, ParamMap, ParamMapError};
 use super::summary::{Moments, Spectrum, Statistic};
 use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
 use crate::model::{Circuit, VarId, VarKind};
-use crate::solve::{self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig, SolveError};
+use crate::solve::{
+    self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig,
+    SolveError,
+};
 
 /// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
 pub const DEFAULT_BLOCK_SIZE: usize = 64;
@@ -72,15 +75,26 @@ impl SweepSpec {
     /// The chunk ranges of the grid.
     pub fn chunks(&self) -> Vec<Range<usize>> {
         let n = self.param_grid.len();
-        let size = if self.chunk_size == 0 { n.max(1) } else { self.chunk_size };
-        (0..n.div_ceil(size)).map(|c| c * size..((c + 1) * size).min(n)).collect()
+        let size = if self.chunk_size == 0 {
+            n.max(1)
+        } else {
+            self.chunk_size
+        };
+        (0..n.div_ceil(size))
+            .map(|c| c * size..((c + 1) * size).min(n))
+            .collect()
     }
 
     /// The sampled times after the cutoff: t = k·dts for k = 0 … round(T/dts) − 1, t ≥ cutoff.
     pub fn sample_times(&self) -> Vec<f64> {
         let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
         let n = (self.sim.simulation_time / dts).round() as usize;
-        (0..n).map(|k| k as f64 * dts).filter(|&t| t >= self.sim.cutoff).collect()
+        // The solver's rule (`solve::Plan::first_emitted`): a hair of tolerance so that a
+        // cutoff of 3·dts keeps sample 3 although 3·0.1 > 0.3 in floating point.
+        (0..n)
+            .map(|k| k as f64 * dts)
+            .filter(|&t| t >= self.sim.cutoff - 1e-9 * dts)
+            .collect()
     }
 
     /// Nominal integration steps per point, round(T/dt) (for progress and work estimates).
@@ -97,7 +111,9 @@ impl SweepSpec {
             solve::Method::Euler => serde_json::json!({"name": "euler"}),
             solve::Method::Heun => serde_json::json!({"name": "heun"}),
             solve::Method::Rk4 => serde_json::json!({"name": "rk4"}),
-            solve::Method::Rk45 { rtol, atol } => serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol}),
+            solve::Method::Rk45 { rtol, atol } => {
+                serde_json::json!({"name": "rk45", "rtol": rtol, "atol": atol})
+            }
         };
         let digest = |data: &[f64]| {
             let mut h = sha2::Sha256::new();
@@ -163,6 +179,8 @@ pub struct RunControl<'a> {
     /// Called after every block (from worker threads).
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
+    /// Replaces [`solve::run_block`] when set.
+    pub solver: Option<&'a BlockSolver<'a>>,
 }
 
 /// What the sink learns before the first block.
@@ -224,13 +242,20 @@ pub enum SweepError {
     #[error(transparent)]
     ParamMap(#[from] ParamMapError),
     #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
-    UnknownInput { name: String, suggestion: Option<String> },
+    UnknownInput {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("'{name}' is a {kind:?} variable and cannot be driven as an input")]
     NotAnInput { name: String, kind: VarKind },
     #[error("input '{name}' is both driven by a signal and swept by param_map key '{key}'")]
     InputSweptAndDriven { name: String, key: String },
     #[error("output '{key}': no variable '{path}'{}", suggestion_text(.suggestion))]
-    UnknownOutput { key: String, path: String, suggestion: Option<String> },
+    UnknownOutput {
+        key: String,
+        path: String,
+        suggestion: Option<String>,
+    },
     #[error("no outputs: give at least one output, e.g. {{'r': 'PC/Op_e/r'}}")]
     NoOutputs,
     #[error("block_size must be at least 1")]
@@ -239,22 +264,27 @@ pub enum SweepError {
     BadShard { index: usize, count: usize },
     #[error("the solver emitted {found} samples per point; the sweep expected {expected}")]
     SampleCount { expected: usize, found: usize },
-    #[error("the circuit has {count} edge(s) and lowering them failed: {reason}")]
-    Lowering { count: usize, reason: String },
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Solve(#[from] SolveError),
     #[error("could not start {threads} worker threads: {source}")]
-    ThreadPool { threads: usize, source: rayon::ThreadPoolBuildError },
+    ThreadPool {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
     #[error("sweep cancelled after {points_done} points")]
     Cancelled { points_done: usize },
     #[error("writing results: {source}")]
-    Output { source: Box<dyn std::error::Error + Send + Sync> },
+    Output {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+    s.as_ref()
+        .map(|s| format!("; did you mean '{s}'?"))
+        .unwrap_or_default()
 }
 
 /// What a finished run did.
@@ -299,14 +329,22 @@ impl SweepResult {
     pub fn dataframe_columns(&self) -> Vec<(String, String, String)> {
         self.labels
             .iter()
-            .flat_map(|l| self.columns.iter().map(move |(n, k)| (l.clone(), n.clone(), k.clone())))
+            .flat_map(|l| {
+                self.columns
+                    .iter()
+                    .map(move |(n, k)| (l.clone(), n.clone(), k.clone()))
+            })
             .collect()
     }
     /// The trace of one point and column.
     pub fn trace(&self, point: usize, column: usize) -> Option<Vec<f64>> {
         let tr = self.traces.as_ref()?;
         let (nt, nc) = (self.time.len(), self.columns.len());
-        Some((0..nt).map(|i| tr[(point * nt + i) * nc + column]).collect())
+        Some(
+            (0..nt)
+                .map(|i| tr[(point * nt + i) * nc + column])
+                .collect(),
+        )
     }
     /// One summary of one point and column.
     pub fn summary(&self, stat: Statistic, point: usize, column: usize) -> Option<f64> {
@@ -342,7 +380,9 @@ impl SweepSink for MemorySink {
             grid_values: meta.grid.columns().to_vec(),
             time: meta.time.to_vec(),
             columns: meta.columns.to_vec(),
-            traces: meta.keep_traces.then(|| vec![f64::NAN; n * meta.time.len() * nc]),
+            traces: meta
+                .keep_traces
+                .then(|| vec![f64::NAN; n * meta.time.len() * nc]),
             summaries: (!meta.summaries.is_empty()).then(|| Summaries {
                 stats: meta.summaries.to_vec(),
                 values: vec![vec![f64::NAN; n * nc]; meta.summaries.len()],
@@ -354,10 +394,15 @@ impl SweepSink for MemorySink {
     fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
         let r = self.result.as_mut()?;
         let per_point = r.time.len() * r.columns.len();
-        r.traces.as_mut().map(|t| &mut t[range.start * per_point..range.end * per_point])
+        r.traces
+            .as_mut()
+            .map(|t| &mut t[range.start * per_point..range.end * per_point])
     }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        let r = self.result.as_mut().expect("begin is called before any block");
+        let r = self
+            .result
+            .as_mut()
+            .expect("begin is called before any block");
         let nc = r.columns.len();
         let p0 = out.first_point;
         r.status[p0..p0 + out.lanes].copy_from_slice(out.status);
@@ -368,15 +413,17 @@ impl SweepSink for MemorySink {
         if let Some(s) = r.summaries.as_mut() {
             let block = out.lanes * nc;
             for (i, vals) in s.values.iter_mut().enumerate() {
-                vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
+                vals[p0 * nc..(p0 + out.lanes) * nc]
+                    .copy_from_slice(&out.summaries[i * block..(i + 1) * block]);
             }
         }
         Ok(())
     }
 }
 
-/// The solver entry point, injectable so that the sweep machinery is testable on its own.
-pub(crate) type Runner = dyn Fn(
+/// The signature of [`solve::run_block`]; [`RunControl::solver`] may substitute another
+/// (instrumentation, or tests of the sweep machinery on its own).
+pub type BlockSolver<'s> = dyn Fn(
         &Kernel,
         &SimConfig,
         &[InputBinding],
@@ -384,10 +431,15 @@ pub(crate) type Runner = dyn Fn(
         Block<'_>,
         &mut dyn SampleSink,
     ) -> Result<Vec<PointStatus>, SolveError>
-    + Sync;
+    + Sync
+    + 's;
 
 /// Runs a sweep of the unlowered `circuit` into `sink`.
-pub fn run(spec: &SweepSpec, circuit: &Circuit, sink: &mut dyn SweepSink) -> Result<SweepSummary, SweepError> {
+pub fn run(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    sink: &mut dyn SweepSink,
+) -> Result<SweepSummary, SweepError> {
     run_with(spec, circuit, sink, RunControl::default())
 }
 
@@ -398,7 +450,8 @@ pub fn run_with(
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, SweepError> {
-    run_inner(spec, circuit, sink, ctrl, &solve::run_block)
+    let solver: &BlockSolver<'_> = ctrl.solver.unwrap_or(&solve::run_block);
+    run_inner(spec, circuit, sink, ctrl, solver)
 }
 
 /// Where a grid key's value goes in a block.
@@ -429,19 +482,22 @@ struct Plan<'a> {
 }
 
 /// Lowers edges into assignments (the kernel only takes edge-free circuits).
-fn lower(circuit: &Circuit) -> Result<Circuit, SweepError> {
+fn lower(circuit: &Circuit) -> Circuit {
     if circuit.edges.is_empty() {
-        return Ok(circuit.clone());
+        circuit.clone()
+    } else {
+        crate::model::passes::lower_edges(circuit)
     }
-    // TODO(sweep): call model::passes::lower_edges once it is on main.
-    Err(SweepError::Lowering { count: circuit.edges.len(), reason: "edge lowering is not available yet".into() })
 }
+
+/// `(node, output key)`.
+type Column = (String, String);
 
 /// Expands outputs (`all` nodes) into columns and bindings.
 fn resolve_outputs(
     spec: &SweepSpec,
     c: &Circuit,
-) -> Result<(Vec<(String, String)>, Vec<OutputBinding>), SweepError> {
+) -> Result<(Vec<Column>, Vec<OutputBinding>), SweepError> {
     if spec.outputs.is_empty() {
         return Err(SweepError::NoOutputs);
     }
@@ -457,7 +513,11 @@ fn resolve_outputs(
             None => c
                 .find_var(path)
                 .map(|id| {
-                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
+                    let node = c
+                        .var(id)
+                        .node
+                        .clone()
+                        .unwrap_or_else(|| node_of(path).to_string());
                     vec![(node, id)]
                 })
                 .unwrap_or_default(),
@@ -471,7 +531,10 @@ fn resolve_outputs(
         }
         for (node, var) in found {
             columns.push((node, key.clone()));
-            bindings.push(OutputBinding { key: key.clone(), var });
+            bindings.push(OutputBinding {
+                key: key.clone(),
+                var,
+            });
         }
     }
     Ok((columns, bindings))
@@ -492,7 +555,10 @@ fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
             name: name.to_string(),
             suggestion: param_map::closest(
                 name,
-                c.vars.iter().filter(|v| v.kind == VarKind::Input).map(|v| v.name.as_str()),
+                c.vars
+                    .iter()
+                    .filter(|v| v.kind == VarKind::Input)
+                    .map(|v| v.name.as_str()),
             ),
         });
     };
@@ -500,7 +566,10 @@ fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
     match (v.kind, v.external_input) {
         (VarKind::Input, _) => Ok(id),
         (VarKind::Algebraic, Some(ext)) => Ok(ext),
-        (kind, _) => Err(SweepError::NotAnInput { name: name.to_string(), kind }),
+        (kind, _) => Err(SweepError::NotAnInput {
+            name: name.to_string(),
+            kind,
+        }),
     }
 }
 
@@ -510,7 +579,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     let names = resolved.names(circuit);
-    let mut lowered = lower(circuit)?;
+    let mut lowered = lower(circuit);
 
     // Swept variables by name in the lowered circuit; inputs that a key sets per lane become
     // parameters (an undriven input is a constant per lane, which is what a parameter is).
@@ -519,9 +588,16 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         let mut ids = Vec::with_capacity(vars.len());
         for name in vars {
             let Some(mut id) = lowered.find_var(name) else {
-                return Err(ParamMapError::PathNotFound { key: key.clone(), path: name.clone(), suggestion: None }.into());
+                return Err(ParamMapError::PathNotFound {
+                    key: key.clone(),
+                    path: name.clone(),
+                    suggestion: None,
+                }
+                .into());
             };
-            if let (VarKind::Algebraic, Some(ext)) = (lowered.var(id).kind, lowered.var(id).external_input) {
+            if let (VarKind::Algebraic, Some(ext)) =
+                (lowered.var(id).kind, lowered.var(id).external_input)
+            {
                 id = ext;
             }
             ids.push(id);
@@ -532,9 +608,15 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
     for (name, signal) in &spec.inputs {
         let var = input_var(&lowered, name)?;
         if let Some(k) = swept.iter().position(|ids| ids.contains(&var)) {
-            return Err(SweepError::InputSweptAndDriven { name: name.clone(), key: names[k].0.clone() });
+            return Err(SweepError::InputSweptAndDriven {
+                name: name.clone(),
+                key: names[k].0.clone(),
+            });
         }
-        inputs.push(InputBinding { var, signal: signal.clone() });
+        inputs.push(InputBinding {
+            var,
+            signal: signal.clone(),
+        });
     }
     for ids in &swept {
         for &id in ids {
@@ -560,12 +642,25 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
                 .collect()
         })
         .collect();
-    let params = layout.params.iter().map(|&id| lowered.var(id).value).collect();
-    let init = layout.states.iter().map(|&id| lowered.var(id).value).collect();
+    let params = layout
+        .params
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
+    let init = layout
+        .states
+        .iter()
+        .map(|&id| lowered.var(id).value)
+        .collect();
     let work = spec.param_grid.len() as f64 * spec.steps() as f64;
     let kernel = Kernel::compile(
         &lowered,
-        &KernelOptions { backend: spec.backend, precision: spec.precision, work_hint: work, cache_dir: None },
+        &KernelOptions {
+            backend: spec.backend,
+            precision: spec.precision,
+            work_hint: work,
+            cache_dir: None,
+        },
     )?;
     let n_time = spec.sample_times().len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
@@ -637,7 +732,7 @@ impl Plan<'_> {
         first: usize,
         lanes: usize,
         target: Option<&mut [f64]>,
-        runner: &Runner,
+        runner: &BlockSolver<'_>,
     ) -> Result<BlockData, SweepError> {
         let grid = &self.spec.param_grid;
         let mut params = Vec::with_capacity(self.params.len() * lanes);
@@ -660,7 +755,11 @@ impl Plan<'_> {
         }
         let per_lane = self.n_time * self.n_cols;
         let has_target = target.is_some();
-        let mut own = if !has_target && self.buffer_traces { Some(vec![f64::NAN; lanes * per_lane]) } else { None };
+        let mut own = if !has_target && self.buffer_traces {
+            Some(vec![f64::NAN; lanes * per_lane])
+        } else {
+            None
+        };
         let traces = match target {
             Some(t) => Some(t),
             None => own.as_deref_mut(),
@@ -668,23 +767,49 @@ impl Plan<'_> {
         let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
         let mut collector = BlockCollector {
             traces,
-            moments: if moment_stats { vec![Moments::default(); self.n_cols * lanes] } else { Vec::new() },
+            moments: if moment_stats {
+                vec![Moments::default(); self.n_cols * lanes]
+            } else {
+                Vec::new()
+            },
             n_time: self.n_time,
             n_cols: self.n_cols,
             samples_seen: 0,
             overflow: false,
         };
-        let block = Block { first_point: first, lanes, params: &params, init: &init };
-        let status = runner(&self.kernel, &self.spec.sim, &self.inputs, &self.outputs, block, &mut collector)?;
+        let block = Block {
+            first_point: first,
+            lanes,
+            params: &params,
+            init: &init,
+        };
+        let status = runner(
+            &self.kernel,
+            &self.spec.sim,
+            &self.inputs,
+            &self.outputs,
+            block,
+            &mut collector,
+        )?;
         if collector.overflow || collector.samples_seen != self.n_time {
-            let found = if collector.overflow { self.n_time + 1 } else { collector.samples_seen };
-            return Err(SweepError::SampleCount { expected: self.n_time, found });
+            let found = if collector.overflow {
+                self.n_time + 1
+            } else {
+                collector.samples_seen
+            };
+            return Err(SweepError::SampleCount {
+                expected: self.n_time,
+                found,
+            });
         }
-        let BlockCollector { traces, moments, .. } = collector;
+        let BlockCollector {
+            traces, moments, ..
+        } = collector;
         let nc = self.n_cols;
         let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
         let mut spectrum = self.fft.clone().map(Spectrum::new);
-        let mut dominant = vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
+        let mut dominant =
+            vec![(f64::NAN, f64::NAN); if spectrum.is_some() { lanes * nc } else { 0 }];
         if let (Some(sp), Some(tr)) = (spectrum.as_mut(), traces.as_deref()) {
             for lane in 0..lanes {
                 if status[lane] != PointStatus::Ok {
@@ -711,7 +836,13 @@ impl Plan<'_> {
             }
         }
         let traces = if self.spec.keep_traces { own } else { None };
-        Ok(BlockData { first_point: first, lanes, traces, summaries, status })
+        Ok(BlockData {
+            first_point: first,
+            lanes,
+            traces,
+            summaries,
+            status,
+        })
     }
 }
 
@@ -725,12 +856,12 @@ fn deliver(sink: &mut dyn SweepSink, b: &BlockData) -> Result<(), SweepError> {
     })
 }
 
-pub(crate) fn run_inner(
+fn run_inner(
     spec: &SweepSpec,
     circuit: &Circuit,
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
-    runner: &Runner,
+    runner: &BlockSolver<'_>,
 ) -> Result<SweepSummary, SweepError> {
     if let Some(Shard { index, count }) = ctrl.shard {
         if count == 0 || index >= count {
@@ -784,23 +915,44 @@ pub(crate) fn run_inner(
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
-        let blocks: Vec<(usize, usize)> =
-            range.clone().step_by(lanes).map(|first| (first, lanes.min(range.end - first))).collect();
-        let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
-            if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(SweepError::Cancelled { points_done: done.load(Ordering::Relaxed) });
-            }
-            let data = plan.run_block(first, n, target, runner)?;
-            failed.fetch_add(data.status.iter().filter(|s| **s != PointStatus::Ok).count(), Ordering::Relaxed);
-            let d = done.fetch_add(n, Ordering::Relaxed) + n;
-            let ls = lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
-            if let Some(p) = ctrl.progress {
-                p(Progress { points_done: d, points_total: total, lane_steps: ls });
-            }
-            Ok(data)
-        };
+        let blocks: Vec<(usize, usize)> = range
+            .clone()
+            .step_by(lanes)
+            .map(|first| (first, lanes.min(range.end - first)))
+            .collect();
+        let one_block =
+            |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+                if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(SweepError::Cancelled {
+                        points_done: done.load(Ordering::Relaxed),
+                    });
+                }
+                let data = plan.run_block(first, n, target, runner)?;
+                failed.fetch_add(
+                    data.status
+                        .iter()
+                        .filter(|s| **s != PointStatus::Ok)
+                        .count(),
+                    Ordering::Relaxed,
+                );
+                let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                let ls =
+                    lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
+                if let Some(p) = ctrl.progress {
+                    p(Progress {
+                        points_done: d,
+                        points_total: total,
+                        lane_steps: ls,
+                    });
+                }
+                Ok(data)
+            };
         // With nothing to sample per point there is no array to split among blocks.
-        let target = if per_point > 0 { sink.trace_target(range.clone()) } else { None };
+        let target = if per_point > 0 {
+            sink.trace_target(range.clone())
+        } else {
+            None
+        };
         if let Some(target) = target {
             let results: Vec<Result<BlockData, SweepError>> = pool.install(|| {
                 target
@@ -832,4 +984,356 @@ pub(crate) fn run_inner(
     summary.lane_steps = lane_steps.load(Ordering::Relaxed);
     summary.points_failed = failed.load(Ordering::Relaxed);
     Ok(summary)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Expr, Ode, Var};
+    use crate::solve::Method;
+    use indexmap::IndexMap;
+
+    /// Two nodes `A`, `B` with operator `op`: state `x`, parameter `eta`; `A` also has an
+    /// input `inp`. The right-hand sides are irrelevant: [`fake_solver`] stands in for the
+    /// solver with the closed form x(t) = x0 + eta·t.
+    pub(crate) fn fake_circuit() -> Circuit {
+        let mut c = Circuit {
+            name: "Toy".into(),
+            ..Circuit::default()
+        };
+        c.nodes = vec!["A".into(), "B".into()];
+        c.node_operators = vec![
+            ("A".into(), vec!["op".into()]),
+            ("B".into(), vec!["op".into()]),
+        ];
+        let zero = c.add_expr(Expr::Const(0.0));
+        for (node, x0, eta) in [("A", 0.5, 1.0), ("B", 0.25, 2.0)] {
+            let mk = |name: &str, kind, value| Var {
+                name: format!("{node}/op/{name}"),
+                kind,
+                value,
+                node: Some(node.into()),
+                external_input: None,
+                span: None,
+            };
+            let x = c.add_var(mk("x", VarKind::State, x0));
+            c.add_var(mk("eta", VarKind::Param, eta));
+            if node == "A" {
+                c.add_var(mk("inp", VarKind::Input, 0.0));
+            }
+            c.odes.push(Ode {
+                var: x,
+                rhs: zero,
+                span: None,
+            });
+        }
+        c
+    }
+
+    /// x(t) = x0 + eta·t per lane, sampled like the solver (k·dts, t ≥ cutoff); a lane with
+    /// eta > 100 turns NaN from its first sample after t = 0.5 (status NonFinite there).
+    pub(crate) fn fake_solver(c: Circuit) -> Box<BlockSolver<'static>> {
+        Box::new(
+            move |kernel: &Kernel,
+                  cfg: &SimConfig,
+                  _inputs: &[InputBinding],
+                  outputs: &[OutputBinding],
+                  block: Block<'_>,
+                  sink: &mut dyn SampleSink| {
+                let layout = kernel.layout();
+                let lanes = block.lanes;
+                let dts = cfg.sampling_step.unwrap_or(cfg.dt);
+                let n = (cfg.simulation_time / dts).round() as usize;
+                let eta = |o: &OutputBinding, lane: usize| {
+                    let name = c.var(o.var).name.replace("/x", "/eta");
+                    let id = c.find_var(&name).expect("every node has eta");
+                    block.params[layout.slot[id.0 as usize] as usize * lanes + lane]
+                };
+                let x0 = |o: &OutputBinding, lane: usize| {
+                    block.init[layout.slot[o.var.0 as usize] as usize * lanes + lane]
+                };
+                let mut status = vec![PointStatus::Ok; lanes];
+                let mut values = vec![0.0; outputs.len() * lanes];
+                let mut index = 0;
+                for k in 0..n {
+                    let t = k as f64 * dts;
+                    for (oi, o) in outputs.iter().enumerate() {
+                        for lane in 0..lanes {
+                            let e = eta(o, lane);
+                            let bad = e > 100.0 && t > 0.5;
+                            if bad && status[lane] == PointStatus::Ok {
+                                status[lane] = PointStatus::NonFinite { t };
+                            }
+                            values[oi * lanes + lane] =
+                                if bad { f64::NAN } else { x0(o, lane) + e * t };
+                        }
+                    }
+                    if t >= cfg.cutoff {
+                        sink.samples(index, t, lanes, &values);
+                        index += 1;
+                    }
+                }
+                Ok(status)
+            },
+        )
+    }
+
+    pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
+        let values: IndexMap<String, Vec<f64>> = [
+            ("eta".to_string(), etas.to_vec()),
+            ("x0".to_string(), x0s.to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        let grid =
+            Grid::from_values(&values, true).expect("permuted grids have no length constraint");
+        let map = ParamMap::new()
+            .nodes("eta", &["eta"], &["A"])
+            .nodes("x0", &["op/x"], &["B"]);
+        let sim = SimConfig {
+            simulation_time: 2.0,
+            dt: 0.05,
+            sampling_step: Some(0.1),
+            method: Method::Euler,
+            cutoff: 0.5,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("x".into(), "all/op/x".into())];
+        spec.backend = Backend::Reference;
+        spec
+    }
+
+    pub(crate) fn run_fake(
+        spec: &SweepSpec,
+        sink: &mut dyn SweepSink,
+        ctrl: RunControl<'_>,
+    ) -> Result<SweepSummary, SweepError> {
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        run_with(
+            spec,
+            &c,
+            sink,
+            RunControl {
+                solver: Some(&solver),
+                ..ctrl
+            },
+        )
+    }
+
+    fn memory(spec: &SweepSpec) -> SweepResult {
+        let mut sink = MemorySink::new();
+        run_fake(spec, &mut sink, RunControl::default()).unwrap();
+        sink.into_result().unwrap()
+    }
+
+    /// Bitwise equality, NaN included.
+    pub(crate) fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    pub(crate) fn same_result(a: &SweepResult, b: &SweepResult) -> bool {
+        let opt = |x: &Option<Vec<f64>>, y: &Option<Vec<f64>>| match (x, y) {
+            (Some(x), Some(y)) => same(x, y),
+            (None, None) => true,
+            _ => false,
+        };
+        let sums = match (&a.summaries, &b.summaries) {
+            (Some(x), Some(y)) => {
+                x.stats == y.stats && x.values.iter().zip(&y.values).all(|(p, q)| same(p, q))
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let status = a.status.len() == b.status.len()
+            && a.status.iter().zip(&b.status).all(|(x, y)| match (x, y) {
+                (PointStatus::Ok, PointStatus::Ok) => true,
+                (PointStatus::NonFinite { t: s }, PointStatus::NonFinite { t }) => s == t,
+                (PointStatus::StepTooSmall { t: s }, PointStatus::StepTooSmall { t }) => s == t,
+                _ => false,
+            });
+        a.circuit_name == b.circuit_name
+            && a.labels == b.labels
+            && a.grid_keys == b.grid_keys
+            && a.grid_values
+                .iter()
+                .zip(&b.grid_values)
+                .all(|(x, y)| same(x, y))
+            && same(&a.time, &b.time)
+            && a.columns == b.columns
+            && opt(&a.traces, &b.traces)
+            && sums
+            && status
+    }
+
+    #[test]
+    fn run_memory_sink_places_every_point_and_column() {
+        let mut spec = fake_spec(&[1.0, -2.0, 3.5], &[0.0, 10.0, 20.0, 30.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (5, 2, Some(2));
+        let r = memory(&spec);
+        assert_eq!(
+            r.columns,
+            vec![
+                ("A".to_string(), "x".to_string()),
+                ("B".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(r.time.len(), 15, "t = 0.5 … 1.9");
+        assert_eq!(r.time[0], 0.5);
+        assert_eq!(r.labels[11], "Toy_11");
+        for p in 0..12 {
+            let (eta, x0) = (r.grid_values[0][p], r.grid_values[1][p]);
+            let a = r.trace(p, 0).unwrap();
+            let b = r.trace(p, 1).unwrap();
+            for (i, &t) in r.time.iter().enumerate() {
+                assert_eq!(a[i], 0.5 + eta * t, "point {p} A at {t}");
+                assert_eq!(b[i], x0 + 2.0 * t, "point {p} B at {t}");
+            }
+        }
+        let cols = r.dataframe_columns();
+        assert_eq!(cols.len(), 24);
+        assert_eq!(
+            cols[3],
+            ("Toy_1".to_string(), "B".to_string(), "x".to_string())
+        );
+    }
+
+    #[test]
+    fn run_chunks_blocks_threads_do_not_change_results() {
+        let mut a = fake_spec(&[1.0, 2.0, 3.0, 4.0, 5.0], &[0.0, 1.0, 2.0]);
+        a.summaries = Statistic::ALL.to_vec();
+        let mut b = a.clone();
+        (a.chunk_size, a.block_size, a.threads) = (0, 64, Some(1));
+        (b.chunk_size, b.block_size, b.threads) = (4, 3, Some(2));
+        assert!(same_result(&memory(&a), &memory(&b)));
+    }
+
+    #[test]
+    fn run_summaries_equal_statistics_of_traces() {
+        let mut spec = fake_spec(&[1.0, -3.0], &[0.0, 5.0]);
+        spec.summaries = Statistic::ALL.to_vec();
+        let r = memory(&spec);
+        let n = r.time.len();
+        for p in 0..4 {
+            for c in 0..2 {
+                let x = r.trace(p, c).unwrap();
+                let mean = x.iter().sum::<f64>() / n as f64;
+                let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+                let min = x.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                // Naive DFT as the second method for the spectrum.
+                let (mut fbest, mut pbest) = (0.0, 0.0);
+                for k in 1..=n / 2 {
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for (i, v) in x.iter().enumerate() {
+                        let w = -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                        re += (v - mean) * w.cos();
+                        im += (v - mean) * w.sin();
+                    }
+                    let pw =
+                        if 2 * k == n { 1.0 } else { 2.0 } * (re * re + im * im) / (n * n) as f64;
+                    if pw > pbest {
+                        (fbest, pbest) = (k as f64 / (n as f64 * 0.1), pw);
+                    }
+                }
+                let get = |s| r.summary(s, p, c).unwrap();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+                assert!(close(get(Statistic::Mean), mean));
+                assert!(close(get(Statistic::Std), std));
+                assert_eq!(get(Statistic::Min), min);
+                assert_eq!(get(Statistic::Max), max);
+                assert_eq!(get(Statistic::Last), x[n - 1]);
+                assert_eq!(get(Statistic::Ptp), max - min);
+                assert_eq!(get(Statistic::DomFreq), fbest);
+                assert!(
+                    close(get(Statistic::DomPower), pbest),
+                    "{} vs {pbest}",
+                    get(Statistic::DomPower)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn run_diverging_points_marked_others_intact() {
+        let mut spec = fake_spec(&[1.0, 500.0, 2.0], &[0.0, 1.0]);
+        spec.summaries = vec![Statistic::Mean, Statistic::Max];
+        spec.block_size = 2;
+        let mut sink = MemorySink::new();
+        let s = run_fake(&spec, &mut sink, RunControl::default()).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(s.points_failed, 2);
+        for p in 0..6 {
+            let eta = r.grid_values[0][p];
+            let a = r.trace(p, 0).unwrap();
+            if eta > 100.0 {
+                assert_eq!(
+                    r.status[p],
+                    PointStatus::NonFinite {
+                        t: 0.6000000000000001
+                    }
+                );
+                assert!(r.summary(Statistic::Mean, p, 0).unwrap().is_nan());
+                assert!(a[0] == 0.5 + eta * 0.5 && a[1].is_nan(), "{a:?}");
+            } else {
+                assert_eq!(r.status[p], PointStatus::Ok);
+                assert_eq!(a[14], 0.5 + eta * r.time[14]);
+                assert!(r.summary(Statistic::Max, p, 0).unwrap().is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn run_cancel_flag_stops_between_blocks() {
+        let mut spec = fake_spec(&[1.0, 2.0, 3.0, 4.0], &[0.0, 1.0]);
+        (spec.chunk_size, spec.block_size, spec.threads) = (2, 1, Some(1));
+        let cancel = AtomicBool::new(false);
+        let progress = |p: Progress| {
+            if p.points_done >= 3 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let mut sink = MemorySink::new();
+        let ctrl = RunControl {
+            cancel: Some(&cancel),
+            progress: Some(&progress),
+            ..RunControl::default()
+        };
+        let err = run_fake(&spec, &mut sink, ctrl).unwrap_err();
+        assert!(
+            matches!(err, SweepError::Cancelled { points_done: 3 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn run_unknown_output_input_and_shard_are_errors() {
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.outputs = vec![("x".into(), "A/op/xx".into())];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(
+            matches!(&err, SweepError::UnknownOutput { suggestion: Some(s), .. } if s == "A/op/x"),
+            "{err:?}"
+        );
+        let mut spec = fake_spec(&[1.0], &[0.0]);
+        spec.inputs = vec![("A/op/eta".into(), Signal::Constant(1.0))];
+        let err = run_fake(&spec, &mut MemorySink::new(), RunControl::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SweepError::NotAnInput {
+                    kind: VarKind::Param,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let spec = fake_spec(&[1.0], &[0.0]);
+        let ctrl = RunControl {
+            shard: Some(Shard { index: 2, count: 2 }),
+            ..RunControl::default()
+        };
+        let err = run_fake(&spec, &mut MemorySink::new(), ctrl).unwrap_err();
+        assert!(matches!(err, SweepError::BadShard { index: 2, count: 2 }));
+    }
 }

@@ -87,7 +87,14 @@ pub struct Moments {
 
 impl Default for Moments {
     fn default() -> Self {
-        Moments { n: 0, mean: 0.0, m2: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, last: f64::NAN }
+        Moments {
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            last: f64::NAN,
+        }
     }
 }
 
@@ -99,8 +106,16 @@ impl Moments {
         self.mean += d / self.n as f64;
         self.m2 += d * (x - self.mean);
         // NaN must stick: f64::min/max would drop it.
-        self.min = if x < self.min || x.is_nan() { x } else { self.min };
-        self.max = if x > self.max || x.is_nan() { x } else { self.max };
+        self.min = if x < self.min || x.is_nan() {
+            x
+        } else {
+            self.min
+        };
+        self.max = if x > self.max || x.is_nan() {
+            x
+        } else {
+            self.max
+        };
         if self.min.is_nan() || self.max.is_nan() {
             self.min = f64::NAN;
             self.max = f64::NAN;
@@ -137,7 +152,11 @@ impl Spectrum {
     pub fn new(fft: Arc<dyn Fft<f64>>) -> Spectrum {
         let n = fft.len();
         let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        Spectrum { fft, buf: vec![Complex::default(); n], scratch }
+        Spectrum {
+            fft,
+            buf: vec![Complex::default(); n],
+            scratch,
+        }
     }
     /// `(dominant frequency, its power)` of `x` (strided: `x[i * stride]`, `len` samples) at
     /// sampling step `dts`. See the module docs for the definitions.
@@ -150,7 +169,8 @@ impl Spectrum {
         for (i, b) in self.buf.iter_mut().enumerate() {
             *b = Complex::new(x(i) - mean, 0.0);
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         let n2 = (n * n) as f64;
         let (mut best_k, mut best_p) = (0usize, 0.0f64);
         for k in 1..=n / 2 {
@@ -179,7 +199,9 @@ mod tests {
         let mut s = 12345u64;
         let xs: Vec<f64> = (0..1000)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (s >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 3.0
             })
             .collect();
@@ -203,7 +225,11 @@ mod tests {
         for x in [1.0, f64::NAN, 3.0] {
             m.push(x);
         }
-        assert!(m.get(Statistic::Min).is_nan() && m.get(Statistic::Max).is_nan() && m.get(Statistic::Mean).is_nan());
+        assert!(
+            m.get(Statistic::Min).is_nan()
+                && m.get(Statistic::Max).is_nan()
+                && m.get(Statistic::Mean).is_nan()
+        );
     }
 
     #[test]
@@ -222,10 +248,14 @@ mod tests {
     fn spectrum_powers_sum_to_variance() {
         // Parseval: Σ_k power_k = population variance; checked by summing every bin here.
         let n = 257usize;
-        let xs: Vec<f64> = (0..n).map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos()).collect();
+        let xs: Vec<f64> = (0..n)
+            .map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos())
+            .collect();
         let mut sp = Spectrum::new(Spectrum::plan(n));
         sp.dominant(|i| xs[i], 1.0);
-        let total: f64 = (1..=n / 2).map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64).sum();
+        let total: f64 = (1..=n / 2)
+            .map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64)
+            .sum();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!((total - var).abs() < 1e-10 * var, "{total} vs {var}");
@@ -235,7 +265,10 @@ mod tests {
     fn spectrum_off_bin_sine_within_one_bin() {
         let (n, dts, f) = (500usize, 2e-3, 7.3);
         let mut sp = Spectrum::new(Spectrum::plan(n));
-        let (freq, _) = sp.dominant(|i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(), dts);
+        let (freq, _) = sp.dominant(
+            |i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(),
+            dts,
+        );
         let bin = 1.0 / (n as f64 * dts);
         assert!((freq - f).abs() <= bin, "{freq} vs {f} (bin {bin})");
     }
