@@ -11,6 +11,7 @@ use crate::model::{Circuit, Layout, Var};
 
 pub mod c;
 pub mod jit;
+pub mod mathfns;
 pub mod reference;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
