@@ -264,7 +264,7 @@ pub fn run_interruptible<R: Send>(
     let ctrl = RunControl {
         cancel: Some(&w.cancel),
         progress: Some(&on_progress),
-        shard: None,
+        ..RunControl::default()
     };
     let mut interrupted: Option<PyErr> = None;
     let mut shown = usize::MAX;
