@@ -48,8 +48,8 @@ def add_pandas_keys(path: str, res: dict[str, Any], result_map: pd.DataFrame) ->
         # the layout PyRates' files have and pandas reads back.
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         with pd.HDFStore(path, mode="a") as store:
-            store.put("Results/result_map", result_map)
-            store.put("ParameterGrid/Grid_df", result_map)
+            store.put("Results/result_map", result_map, track_times=False)
+            store.put("ParameterGrid/Grid_df", result_map, track_times=False)
             if traces is not None:
-                store.put("Results/results", _core.traces_frame(res))
+                store.put("Results/results", _core.traces_frame(res), track_times=False)
     return traces is not None
