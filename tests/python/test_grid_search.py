@@ -301,3 +301,36 @@ def test_error_template_diagnostic_has_file_line_col(rustrates, tmp_path):
     d = [x for x in info.value.diagnostics if "qq" in x["message"]][0]
     assert (d["line"], d["col"]) == (3, 31)
     assert "bad.yaml:3:31" in str(info.value)
+
+
+def test_grid_search_all_nodes_output_gives_one_column_per_node(rustrates):
+    from conftest import REFERENCE_QIF, qif_rhs
+
+    grid = {"eta_pc": [-5.0, 1.0], "eta_iin": [-5.0, -2.0]}
+    pmap = {"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}}
+    results, _ = rustrates.grid_search(REFERENCE_QIF, grid, pmap, dt=DT, simulation_time=T, sampling_step_size=DTS,
+                                       inputs={"PC/qif_op/I_ext": 1.0}, outputs={"r": "all/qif_op/r"})
+    assert list(results.columns) == [(f"pc_iin_{i}", node, "r") for i in range(2) for node in ("PC", "IIN")]
+    y0 = np.tile(np.array([[0.01], [-2.0], [0.01], [-2.0]]), (1, 2))
+    ref = integrate(qif_rhs, y0, np.ones((STEPS, 2)), DT, DTS, T, eta_pc=np.array(grid["eta_pc"]),
+                    eta_iin=np.array(grid["eta_iin"]))
+    for i in range(2):
+        np.testing.assert_allclose(results[(f"pc_iin_{i}", "PC", "r")], ref[:, 0, i], rtol=0, atol=ATOL)
+        np.testing.assert_allclose(results[(f"pc_iin_{i}", "IIN", "r")], ref[:, 2, i], rtol=0, atol=ATOL)
+
+
+def test_results_file_reads_with_h5py_and_pytables_in_the_same_process(rustrates, tmp_path):
+    # The extension links its own static HDF5; h5py and PyTables bring theirs. All three
+    # in one process must not clash.
+    h5py = pytest.importorskip("h5py")
+    import tables  # noqa: F401  (loaded before the engine writes)
+
+    grid = {"eta_op": [-5.0, 0.0], "eta_iin": [-1.0]}
+    results, _ = run(rustrates, grid)
+    path = tmp_path / "both.h5"
+    run(rustrates, grid, out=path)
+    with h5py.File(path, "r") as f:
+        traces = f["traces"]  # [point, time, column], read lazily
+        assert traces.shape == (2, 500, 1)
+        np.testing.assert_array_equal(traces[1, :, 0], results[("Net3_1", "PC", "r")].to_numpy())
+    pd.testing.assert_frame_equal(pd.read_hdf(path, key="Results/results"), results)
