@@ -1032,4 +1032,23 @@ mod tests {
         assert!(back.traces.is_none());
         assert!(same_result(&back, &in_memory(&spec)));
     }
+
+    #[test]
+    fn h5_qif_sweep_file_equals_memory_run() {
+        // The real solver on the reference circuit, 4 × 4 grid, summaries and traces, three
+        // chunks written as parts and merged.
+        use crate::sweep::run::tests::{qif_spec, reference_qif};
+        let c = reference_qif();
+        let mut spec = qif_spec(4);
+        spec.summaries = Statistic::ALL.to_vec();
+        spec.chunk_size = 6;
+        let mut sink = MemorySink::new();
+        crate::sweep::run(&spec, &c, &mut sink).unwrap();
+        let mem = sink.into_result().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("qif.h5");
+        sweep_to_file(&spec, &c, &out, &opts(), RunControl::default()).unwrap();
+        assert!(same_result(&read_results(&out).unwrap(), &mem));
+        assert!(mem.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
+    }
 }

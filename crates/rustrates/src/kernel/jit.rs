@@ -7,6 +7,7 @@
 //! time; compiling a small circuit takes milliseconds.
 
 mod codegen;
+mod fold;
 
 use std::sync::Mutex;
 
@@ -330,6 +331,62 @@ mod tests {
         vec![
             case!("const", Exact, |b| b.num(2.5), |_v| 2.5),
             case!("add", Exact, |b| b.vv(Add, b.x, b.k), |v| v.x + v.k),
+            // Constant subtrees are folded at compile time: same bits as evaluating them.
+            case!(
+                "fold_const",
+                Exact,
+                |b| {
+                    let two = b.num(2.0);
+                    let s2 = b.e(Expr::Call(Func::Sin, vec![two]));
+                    let (one, three) = (b.num(1.0), b.num(3.0));
+                    let third = b.bin(Div, one, three);
+                    let sum = b.bin(Add, s2, third);
+                    let x = b.v(b.x);
+                    b.bin(Mul, sum, x)
+                },
+                |v| (2f64.sin() + 1.0 / 3.0) * v.x
+            ),
+            case!(
+                "mul_one",
+                Exact,
+                |b| {
+                    let one = b.num(1.0);
+                    let x = b.v(b.x);
+                    b.bin(Mul, one, x)
+                },
+                |v| v.x
+            ),
+            case!(
+                "div_one",
+                Exact,
+                |b| {
+                    let one = b.num(1.0);
+                    let k = b.v(b.k);
+                    b.bin(Div, k, one)
+                },
+                |v| v.k
+            ),
+            case!(
+                "select_const_cond",
+                Exact,
+                |b| {
+                    let zero = b.num(0.0);
+                    let (x, k) = (b.v(b.x), b.v(b.k));
+                    b.e(Expr::Select(zero, x, k))
+                },
+                |v| v.k
+            ),
+            case!(
+                "pow_folded_exponent",
+                Pow,
+                |b| {
+                    let (one, one2) = (b.num(1.0), b.num(1.0));
+                    let two = b.bin(Add, one, one2);
+                    let w = b.v(b.w);
+                    b.bin(Pow, w, two)
+                },
+                |v| v.w.powf(2.0)
+            ),
             case!("sub", Exact, |b| b.vv(Sub, b.k, b.w), |v| v.k - v.w),
             case!("mul", Exact, |b| b.vv(Mul, b.x, b.s), |v| v.x * v.s),
             case!("div", Exact, |b| b.vv(Div, b.k, b.w), |v| v.k / v.w),
@@ -1026,6 +1083,271 @@ mod tests {
             a: &mut a,
             ctx: &mut ctx,
         });
+    }
+
+    /// The two-population QIF reference circuit of `shared/bench/README.md`, lowered as the
+    /// model passes lower it (every constant a per-lane parameter, edges as an algebraic
+    /// `r_in` with weight parameters, `I_ext` an input). Returns the circuit and, per state
+    /// slot, its initial value.
+    fn qif_reference_circuit(specialize: bool) -> Circuit {
+        let mut c = Circuit {
+            name: "qif_ref".into(),
+            ..Circuit::default()
+        };
+        let mut pops = Vec::new();
+        for (node, eta) in [("PC", -5.0), ("IIN", -5.0)] {
+            let v = |n: &str| format!("{node}/qif_op/{n}");
+            let r = add_var(&mut c, &v("r"), VarKind::State, 0.01);
+            let vv = add_var(&mut c, &v("v"), VarKind::State, -2.0);
+            let tau = add_var(&mut c, &v("tau"), VarKind::Param, 1.0);
+            let delta = add_var(&mut c, &v("Delta"), VarKind::Param, 1.0);
+            let eta = add_var(&mut c, &v("eta"), VarKind::Param, eta);
+            let iext = add_var(&mut c, &v("I_ext"), VarKind::Input, 0.0);
+            let r_in = add_var(&mut c, &v("r_in"), VarKind::Algebraic, 0.0);
+            pops.push((r, vv, tau, delta, eta, iext, r_in));
+        }
+        let w_pp = add_var(&mut c, "edge:PC->PC:0/weight", VarKind::Param, 15.0);
+        let w_pi = add_var(&mut c, "edge:PC->IIN:0/weight", VarKind::Param, 10.0);
+        let w_ip = add_var(&mut c, "edge:IIN->PC:0/weight", VarKind::Param, -10.0);
+        let mut b = Builder {
+            c,
+            x: w_pp,
+            w: w_pp,
+            k: w_pp,
+            q: w_pp,
+            s: w_pp,
+            randn: None,
+        };
+        let (r_pc, r_iin) = (pops[0].0, pops[1].0);
+        // r_in(PC) = w_pp r_PC + w_ip r_IIN; r_in(IIN) = w_pi r_PC
+        // `specialize`: parameters the sweep does not vary become constants (what a sweep
+        // that specialises its kernel would compile); otherwise every one is per-lane data.
+        let pv = |b: &mut Builder, var: VarId| {
+            if specialize {
+                b.num(b.c.var(var).value)
+            } else {
+                b.v(var)
+            }
+        };
+        let (w1, rp) = (pv(&mut b, w_pp), b.v(r_pc));
+        let t1 = b.bin(BinOp::Mul, w1, rp);
+        let (w2, ri) = (pv(&mut b, w_ip), b.v(r_iin));
+        let t2 = b.bin(BinOp::Mul, w2, ri);
+        let rin_pc = b.bin(BinOp::Add, t1, t2);
+        b.c.assigns.push(Assign {
+            var: pops[0].6,
+            rhs: rin_pc,
+            span: None,
+        });
+        let (w3, rp) = (pv(&mut b, w_pi), b.v(r_pc));
+        let rin_iin = b.bin(BinOp::Mul, w3, rp);
+        b.c.assigns.push(Assign {
+            var: pops[1].6,
+            rhs: rin_iin,
+            span: None,
+        });
+        for &(r, v, tau, delta, eta, iext, r_in) in &pops {
+            let pi = b.num(std::f64::consts::PI);
+            // r' = (Delta/(pi*tau) + 2*r*v) / tau
+            let tauv = pv(&mut b, tau);
+            let pitau = b.bin(BinOp::Mul, pi, tauv);
+            let dl = pv(&mut b, delta);
+            let q = b.bin(BinOp::Div, dl, pitau);
+            let two = b.num(2.0);
+            let rv = b.v(r);
+            let r2 = b.bin(BinOp::Mul, two, rv);
+            let vv = b.v(v);
+            let r2v = b.bin(BinOp::Mul, r2, vv);
+            let num = b.bin(BinOp::Add, q, r2v);
+            let dr = b.bin(BinOp::Div, num, tauv);
+            b.c.odes.push(Ode {
+                var: r,
+                rhs: dr,
+                span: None,
+            });
+            // v' = (v^2 + eta + I_ext + tau*r_in - (pi*tau*r)^2) / tau
+            let v2 = b.pow_const(v, 2.0);
+            let e = b.v(eta);
+            let s1 = b.bin(BinOp::Add, v2, e);
+            let ie = b.v(iext);
+            let s2 = b.bin(BinOp::Add, s1, ie);
+            let ri = b.v(r_in);
+            let tri = b.bin(BinOp::Mul, tauv, ri);
+            let s3 = b.bin(BinOp::Add, s2, tri);
+            let ptr_ = b.bin(BinOp::Mul, pitau, rv);
+            let two2 = b.num(2.0);
+            let sq = b.bin(BinOp::Pow, ptr_, two2);
+            let s4 = b.bin(BinOp::Sub, s3, sq);
+            let dv = b.bin(BinOp::Div, s4, tauv);
+            b.c.odes.push(Ode {
+                var: v,
+                rhs: dv,
+                span: None,
+            });
+        }
+        b.c
+    }
+
+    /// Per-lane buffers of the QIF circuit: defaults, with (eta_PC, eta_IIN) on the √N × √N
+    /// grid of `linspace(-5, 5, √N)` in PyRates' `permute_grid=True` order, I_ext(PC) = 1.
+    fn qif_buffers(
+        c: &Circuit,
+        layout: &Layout,
+        lanes: usize,
+        first: usize,
+        n: usize,
+    ) -> [Vec<f64>; 3] {
+        let e = |i: usize| {
+            if n == 1 {
+                -5.0
+            } else {
+                -5.0 + 10.0 * i as f64 / (n - 1) as f64
+            }
+        };
+        let fill = |ids: &[VarId]| {
+            let mut out = vec![0.0; ids.len() * lanes];
+            for (slot, &id) in ids.iter().enumerate() {
+                let var = c.var(id);
+                for l in 0..lanes {
+                    let k = first + l;
+                    out[slot * lanes + l] = match var.name.as_str() {
+                        "PC/qif_op/eta" => e(k % n),
+                        "IIN/qif_op/eta" => e(k / n),
+                        "PC/qif_op/I_ext" => 1.0,
+                        _ => var.value,
+                    };
+                }
+            }
+            out
+        };
+        [
+            fill(&layout.states),
+            fill(&layout.params),
+            fill(&layout.inputs),
+        ]
+    }
+
+    /// The QIF circuit's JIT rhs against `montbrio_grid.c`'s formulas with τ = Δ = 1 folded
+    /// by hand. The IR's extra operations are multiplications and divisions by 1 and
+    /// `w_ip·r` with w_ip = −10 instead of `− 10·r`, all exact, so the results are equal.
+    #[test]
+    fn jit_qif_reference_circuit_matches_hand_written_rhs() {
+        for specialize in [false, true] {
+            let c = qif_reference_circuit(specialize);
+            let layout = c.layout();
+            let k = jit(&c, Precision::F64);
+            let (lanes, n) = (25, 5);
+            let [y, p, u] = qif_buffers(&c, &layout, lanes, 0, n);
+            let mut dy = vec![0.0; 4 * lanes];
+            let mut a = vec![0.0; 2 * lanes];
+            let mut ctx = KernelCtx::default();
+            k.rhs(RhsArgs {
+                t: 0.0,
+                lanes,
+                y: &y,
+                p: &p,
+                u: &u,
+                dy: &mut dy,
+                a: &mut a,
+                ctx: &mut ctx,
+            });
+            let pi = std::f64::consts::PI;
+            for l in 0..lanes {
+                let e = |i: usize| -5.0 + 10.0 * i as f64 / 4.0;
+                let (eta_p, eta_i) = (e(l % n), e(l / n));
+                let (rp, vp, ri, vi) = (0.01, -2.0, 0.01, -2.0);
+                let rin_p = 15.0 * rp - 10.0 * ri;
+                let rin_i = 10.0 * rp;
+                let want = [
+                    1.0 / pi + 2.0 * rp * vp,
+                    vp * vp + eta_p + 1.0 + rin_p - (pi * rp) * (pi * rp),
+                    1.0 / pi + 2.0 * ri * vi,
+                    vi * vi + eta_i + 0.0 + rin_i - (pi * ri) * (pi * ri),
+                ];
+                for (s, w) in want.iter().enumerate() {
+                    let got = dy[s * lanes + l];
+                    assert_eq!(
+                        got.to_bits(),
+                        w.to_bits(),
+                        "specialize {specialize} slot {s} lane {l}: {got} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Timing, not a test: `cargo test --release -p rustrates --lib jit_bench -- --ignored
+    /// --nocapture`. 10,000 lanes × 5,000 Euler steps of the QIF reference circuit, in
+    /// blocks of `B` lanes (the block's state stays in cache, as in `montbrio_grid.c`).
+    #[test]
+    #[ignore = "benchmark; run explicitly in release mode"]
+    fn jit_bench_qif_ns_per_lane_step() {
+        for specialize in [false, true] {
+            let c = qif_reference_circuit(specialize);
+            let layout = c.layout();
+            let t0 = std::time::Instant::now();
+            let k = jit(&c, Precision::F64);
+            eprintln!(
+                "constants specialised: {specialize}; compile: {:.2} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+            let (total, steps, n, dt) = (10_000usize, 5_000usize, 100usize, 1e-4);
+            for block in [64usize, 256, 1024, 10_000] {
+                let mut rhs_s = 0.0;
+                let mut full_s = 0.0;
+                let mut checksum = 0.0;
+                let mut first = 0;
+                while first < total {
+                    let lanes = block.min(total - first);
+                    let [mut y, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let mut dy = vec![0.0; y.len()];
+                    let mut a = vec![0.0; 2 * lanes];
+                    let mut ctx = KernelCtx::default();
+                    let start = std::time::Instant::now();
+                    for step in 0..steps {
+                        let t = step as f64 * dt;
+                        k.rhs(RhsArgs {
+                            t,
+                            lanes,
+                            y: &y,
+                            p: &p,
+                            u: &u,
+                            dy: &mut dy,
+                            a: &mut a,
+                            ctx: &mut ctx,
+                        });
+                        for (yi, di) in y.iter_mut().zip(&dy) {
+                            *yi += dt * di;
+                        }
+                    }
+                    full_s += start.elapsed().as_secs_f64();
+                    // The rhs alone, on the final state (finite for this grid).
+                    let start = std::time::Instant::now();
+                    for step in 0..steps {
+                        let t = step as f64 * dt;
+                        k.rhs(RhsArgs {
+                            t,
+                            lanes,
+                            y: &y,
+                            p: &p,
+                            u: &u,
+                            dy: &mut dy,
+                            a: &mut a,
+                            ctx: &mut ctx,
+                        });
+                    }
+                    rhs_s += start.elapsed().as_secs_f64();
+                    checksum += y[..lanes].iter().sum::<f64>();
+                    first += lanes;
+                }
+                let per = 1e9 / (total * steps) as f64;
+                eprintln!(
+                "block {block:>5}: rhs {:.3} ns/lane-eval, Euler step {:.3} ns/lane-step (checksum r_PC {checksum:.9e})",
+                rhs_s * per,
+                full_s * per
+            );
+            }
+        }
     }
 
     #[test]

@@ -120,6 +120,35 @@ pub struct RhsArgsF32<'a> {
     pub ctx: &'a mut KernelCtx,
 }
 
+/// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
+/// triangular), `b` and `c` have `stages` entries.
+#[derive(Clone, Copy, Debug)]
+pub struct TableauRef<'a> {
+    pub a: &'a [f64],
+    pub b: &'a [f64],
+    pub c: &'a [f64],
+}
+
+/// Arguments of [`Kernel::steps`]: advance a block `nsteps` fixed steps in place.
+pub struct StepsArgs<'a> {
+    pub lanes: usize,
+    pub nsteps: usize,
+    /// Time at the start of the first step; step `s` starts at `t0 + s·dt`.
+    pub t0: f64,
+    pub dt: f64,
+    pub tableau: TableauRef<'a>,
+    /// States, advanced in place.
+    pub y: &'a mut [f64],
+    pub p: &'a [f64],
+    /// Inputs, held constant over all `nsteps` steps.
+    pub u: &'a [f64],
+    /// Algebraics; contents unspecified afterwards (evaluate `rhs` where they are needed).
+    pub a: &'a mut [f64],
+    /// Scratch, grown by the kernel as needed; reuse it across calls.
+    pub work: &'a mut Vec<f64>,
+    pub ctx: &'a mut KernelCtx,
+}
+
 enum KernelImpl {
     Reference(reference::ReferenceKernel),
     Jit(jit::JitKernel),
@@ -177,6 +206,18 @@ impl Kernel {
             KernelImpl::Reference(k) => k.rhs(args),
             KernelImpl::Jit(k) => k.rhs(args),
             KernelImpl::C(k) => k.rhs(args),
+        }
+    }
+    /// Fused fixed-step integration: advance `args.y` by `args.nsteps` steps of the explicit
+    /// Runge–Kutta method `args.tableau`, inputs held constant, without returning to Rust
+    /// between steps. Returns `false` (and touches nothing) when this back end has no fused
+    /// path or the circuit needs per-step solver work (`Past`, `Randn`); the solver then
+    /// steps with [`Kernel::rhs`]. Within 1e-12 relative of stepping with `rhs`; the result
+    /// is the same for a lane whatever the block size.
+    pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        match &self.imp {
+            KernelImpl::C(k) => k.steps(args),
+            KernelImpl::Reference(_) | KernelImpl::Jit(_) => false,
         }
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.

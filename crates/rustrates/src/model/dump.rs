@@ -36,7 +36,11 @@ pub fn dump(c: &Circuit) -> String {
     if !c.edges.is_empty() {
         let _ = writeln!(out, "  edges");
         for e in &c.edges {
-            let params: Vec<String> = e.params.iter().map(|(k, id)| format!("{k}={}", num(c.var(*id).value))).collect();
+            let params: Vec<String> = e
+                .params
+                .iter()
+                .map(|(k, id)| format!("{k}={}", num(c.var(*id).value)))
+                .collect();
             let _ = writeln!(
                 out,
                 "    {} -> {} [{}->{}:{}] {}",
@@ -61,24 +65,55 @@ fn section(c: &Circuit, out: &mut String, prefix: &str, ind: &str, shown: &mut [
     for id in &ids {
         shown[id.0 as usize] = true;
         let v = c.var(*id);
-        let ext = v.external_input.map(|e| format!(" (+ {})", c.var(e).name)).unwrap_or_default();
-        let _ = writeln!(out, "{ind}{} {} = {}{ext}", kind_name(v.kind), &v.name[prefix.len()..], num(v.value));
+        let ext = v
+            .external_input
+            .map(|e| format!(" (+ {})", c.var(e).name))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{ind}{} {} = {}{ext}",
+            kind_name(v.kind),
+            &v.name[prefix.len()..],
+            num(v.value)
+        );
     }
     for a in c.assigns.iter().filter(|a| ids.contains(&a.var)) {
-        let _ = writeln!(out, "{ind}{} = {}", short(c, a.var, prefix), expr(c, a.rhs, prefix, 0));
+        let _ = writeln!(
+            out,
+            "{ind}{} = {}",
+            short(c, a.var, prefix),
+            expr(c, a.rhs, prefix, 0)
+        );
     }
     for o in c.odes.iter().filter(|o| ids.contains(&o.var)) {
-        let _ = writeln!(out, "{ind}d/dt {} = {}", short(c, o.var, prefix), expr(c, o.rhs, prefix, 0));
+        let _ = writeln!(
+            out,
+            "{ind}d/dt {} = {}",
+            short(c, o.var, prefix),
+            expr(c, o.rhs, prefix, 0)
+        );
     }
 }
 
 fn short(c: &Circuit, v: VarId, prefix: &str) -> String {
     let n = &c.var(v).name;
-    n.strip_prefix(prefix).filter(|s| !prefix.is_empty() && !s.contains('/')).unwrap_or(n).to_string()
+    n.strip_prefix(prefix)
+        .filter(|s| !prefix.is_empty() && !s.contains('/'))
+        .unwrap_or(n)
+        .to_string()
 }
 
 fn num(x: f64) -> String {
     format!("{x}")
+}
+
+/// A constant as written in equations: `pi` for π (what `pi`/`PI` resolve to).
+fn constant(x: f64) -> String {
+    if x == std::f64::consts::PI {
+        "pi".to_string()
+    } else {
+        num(x)
+    }
 }
 
 fn prec(op: BinOp) -> u8 {
@@ -109,28 +144,114 @@ fn op_str(op: BinOp) -> &'static str {
 /// Print with the fewest parentheses that keep the tree (`min` = precedence the context needs).
 pub(crate) fn expr(c: &Circuit, e: ExprId, prefix: &str, min: u8) -> String {
     let (s, p) = match c.expr(e) {
-        Expr::Const(x) => (num(*x), if *x < 0.0 { 4 } else { 9 }),
+        Expr::Const(x) => (constant(*x), if *x < 0.0 { 4 } else { 9 }),
         Expr::Var(v) => (short(c, *v, prefix), 9),
         Expr::Time => ("t".to_string(), 9),
         Expr::Randn => ("randn()".to_string(), 9),
         Expr::Neg(a) => (format!("-{}", expr(c, *a, prefix, 5)), 4),
         Expr::Binary(op, a, b) => {
             let p = prec(*op);
-            let (la, lb) = if *op == BinOp::Pow { (p + 1, p) } else { (p, p + 1) };
-            (format!("{}{}{}", expr(c, *a, prefix, la), op_str(*op), expr(c, *b, prefix, lb)), p)
+            let (la, lb) = if *op == BinOp::Pow {
+                (p + 1, p)
+            } else {
+                (p, p + 1)
+            };
+            (
+                format!(
+                    "{}{}{}",
+                    expr(c, *a, prefix, la),
+                    op_str(*op),
+                    expr(c, *b, prefix, lb)
+                ),
+                p,
+            )
         }
         Expr::Call(f, args) => {
             let a: Vec<String> = args.iter().map(|x| expr(c, *x, prefix, 0)).collect();
             (format!("{}({})", func_name(*f), a.join(", ")), 9)
         }
-        Expr::Select(a, b, d) => {
-            (format!("select({}, {}, {})", expr(c, *a, prefix, 0), expr(c, *b, prefix, 0), expr(c, *d, prefix, 0)), 9)
-        }
-        Expr::Past(v, d) => (format!("past({}, {})", short(c, *v, prefix), expr(c, *d, prefix, 0)), 9),
+        Expr::Select(a, b, d) => (
+            format!(
+                "select({}, {}, {})",
+                expr(c, *a, prefix, 0),
+                expr(c, *b, prefix, 0),
+                expr(c, *d, prefix, 0)
+            ),
+            9,
+        ),
+        Expr::Past(v, d) => (
+            format!("past({}, {})", short(c, *v, prefix), expr(c, *d, prefix, 0)),
+            9,
+        ),
     };
     if p < min {
         format!("({s})")
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ir::{Edge, Ode, Var};
+
+    #[test]
+    fn dump_prints_minimal_parentheses_and_edges() {
+        let mut c = Circuit {
+            name: "N".into(),
+            ..Circuit::default()
+        };
+        let mk = |c: &mut Circuit, n: &str, kind: VarKind, value: f64, node: Option<&str>| {
+            c.add_var(Var {
+                name: n.into(),
+                kind,
+                value,
+                node: node.map(String::from),
+                external_input: None,
+                span: None,
+            })
+        };
+        let x = mk(&mut c, "p/op/x", VarKind::State, 1.5, Some("p"));
+        let a = mk(&mut c, "p/op/a", VarKind::Param, -2.0, Some("p"));
+        let w = mk(&mut c, "edge:p->p:0/weight", VarKind::Param, 3.0, None);
+        c.nodes.push("p".into());
+        c.node_operators.push(("p".into(), vec!["op".into()]));
+        // -(a + x)^2 / (x - (a - x))
+        let ea = c.add_expr(Expr::Var(a));
+        let ex = c.add_expr(Expr::Var(x));
+        let s = c.add_expr(Expr::Binary(BinOp::Add, ea, ex));
+        let two = c.add_expr(Expr::Const(2.0));
+        let p = c.add_expr(Expr::Binary(BinOp::Pow, s, two));
+        let n = c.add_expr(Expr::Neg(p));
+        let d1 = c.add_expr(Expr::Binary(BinOp::Sub, ea, ex));
+        let d2 = c.add_expr(Expr::Binary(BinOp::Sub, ex, d1));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Div, n, d2));
+        c.odes.push(Ode {
+            var: x,
+            rhs,
+            span: None,
+        });
+        c.edges.push(Edge {
+            source_node: "p".into(),
+            target_node: "p".into(),
+            idx: 0,
+            source: x,
+            target: a,
+            params: vec![("weight".into(), w)],
+            span: None,
+        });
+        let want = "circuit N
+  node p
+    operator op
+      state x = 1.5
+      param a = -2
+      d/dt x = -(a + x)^2/(x - (a - x))
+  other
+    param edge:p->p:0/weight = 3
+  edges
+    p/op/x -> p/op/a [p->p:0] weight=3
+";
+        assert_eq!(dump(&c), want);
     }
 }

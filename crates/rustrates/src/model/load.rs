@@ -41,24 +41,18 @@ impl fmt::Display for LoadFailure {
 
 impl std::error::Error for LoadFailure {}
 
-/// `file:line:col: code: message` (or `code: message` without a location).
+/// `file:line:col: code: message` (or `code: message` without a location), the concise
+/// format of STYLE §4; warnings say so after the code.
 pub fn concise(sources: &SourceMap, d: &Diagnostic) -> String {
-    let sev = match d.severity {
-        crate::syntax::Severity::Error => "error",
-        crate::syntax::Severity::Warning => "warning",
-    };
     let loc = d.span.map(|s| {
         let (l, c) = sources.line_col(s);
         format!("{}:{l}:{c}: ", sources.file(s.file).name)
     });
-    let mut out = format!("{}{sev}[{}]: {}", loc.unwrap_or_default(), d.code, d.message);
-    if !d.path.is_empty() {
-        out.push_str(&format!(" (in {})", d.path));
-    }
-    if let Some(h) = &d.help {
-        out.push_str(&format!("; help: {h}"));
-    }
-    out
+    let sev = match d.severity {
+        crate::syntax::Severity::Error => "",
+        crate::syntax::Severity::Warning => " (warning)",
+    };
+    format!("{}{}{sev}: {}", loc.unwrap_or_default(), d.code, d.message)
 }
 
 /// Load and build the circuit a template path names (`model_templates.x.y.Net`,
@@ -68,13 +62,22 @@ pub fn load_circuit(path: &str, opts: &LoadOptions) -> Result<Loaded, LoadFailur
     let t = l.resolve_path(path);
     let mut diags = std::mem::take(&mut l.diags);
     let Some(t) = t else {
-        return Err(LoadFailure { sources: l.sources, diagnostics: crate::template::dedup(diags) });
+        return Err(LoadFailure {
+            sources: l.sources,
+            diagnostics: crate::template::dedup(diags),
+        });
     };
     if matches!(t.kind(), TemplateKind::Operator | TemplateKind::Edge) {
         diags.push(
-            Diagnostic::error("template/wrong-kind", format!("`{path}` is an {}; give a CircuitTemplate or NodeTemplate", t.kind().class_name()))
-                .with_span(t.span)
-                .with_path(t.name.clone()),
+            Diagnostic::error(
+                "template/wrong-kind",
+                format!(
+                    "`{path}` is an {}; give a CircuitTemplate or NodeTemplate",
+                    t.kind().class_name()
+                ),
+            )
+            .with_span(t.span)
+            .with_path(t.name.clone()),
         );
     }
     let source_text = l.source_text_of(&t);
@@ -82,7 +85,15 @@ pub fn load_circuit(path: &str, opts: &LoadOptions) -> Result<Loaded, LoadFailur
     diags.extend(bd);
     let diags = crate::template::dedup(diags);
     match circuit {
-        Some(circuit) if !diags.has_errors() => Ok(Loaded { circuit, sources: l.sources, warnings: diags, source_text }),
-        _ => Err(LoadFailure { sources: l.sources, diagnostics: diags }),
+        Some(circuit) if !diags.has_errors() => Ok(Loaded {
+            circuit,
+            sources: l.sources,
+            warnings: diags,
+            source_text,
+        }),
+        _ => Err(LoadFailure {
+            sources: l.sources,
+            diagnostics: diags,
+        }),
     }
 }

@@ -11,9 +11,8 @@
 
 pub mod build;
 pub mod dump;
-mod eqshim;
 pub mod ir;
-mod load;
+pub mod load;
 pub mod passes;
 pub mod test_models;
 

@@ -189,7 +189,21 @@ pub(crate) fn run_stats<T: Float>(
                 };
                 break 'steps;
             }
-            let h_step = h.min(t_end - t).max(floor);
+            let mut h_step = h.min(t_end - t).max(floor);
+            let mut landing = None;
+            if has_delays {
+                let seen = &runtime::rt_mut(&mut ctx).delays_seen;
+                // Never step past the shortest delay: stage reads then stay in the history.
+                if let Some(dmin) = seen.iter().copied().reduce(f64::min) {
+                    h_step = h_step.min(dmin);
+                }
+                if let Some(bp) = runtime::next_breakpoint(seen, t) {
+                    if t + h_step >= bp {
+                        h_step = bp - t;
+                        landing = Some(bp);
+                    }
+                }
+            }
             let ht = T::of(h_step);
             attempt += 1;
             if hooks {
@@ -252,16 +266,11 @@ pub(crate) fn run_stats<T: Float>(
                 continue;
             }
             stats.accepted += 1;
-            let t_new = t + h_step;
+            let t_new = landing.unwrap_or(t + h_step);
             if has_delays {
-                push_point(
-                    runtime::rt_mut(&mut ctx),
-                    kernel,
-                    t_new,
-                    &ynew,
-                    &k[(stages - 1) * ns..],
-                    &a,
-                );
+                let rt = runtime::rt_mut(&mut ctx);
+                attach_dense(rt, kernel, &k, ns);
+                push_point(rt, kernel, t_new, &ynew, &k[(stages - 1) * ns..], &a);
             }
             // Samples inside (t, t_new], from the continuous extension.
             while next < plan.samples && plan.sample_time(next) <= t_new + 1e-9 * plan.dts {
@@ -307,7 +316,12 @@ pub(crate) fn run_stats<T: Float>(
             } else {
                 (0.9 * err.powf(-0.2)).clamp(0.2, 10.0)
             };
-            h = h_step * factor;
+            // A step shortened to land on a breakpoint says nothing about the step size.
+            h = if landing.is_some() {
+                h.max(h_step * factor)
+            } else {
+                h_step * factor
+            };
             if y.iter().any(|v| !v.finite()) {
                 status[lane] = PointStatus::NonFinite { t };
                 break 'steps;
@@ -331,6 +345,26 @@ fn put(store: &mut [f64], out: &[f64], row: usize, lanes: usize, lane: usize) {
     let nout = out.len();
     for (o, v) in out.iter().enumerate() {
         store[row * nout * lanes + o * lanes + lane] = *v;
+    }
+}
+
+/// Attach the step's dense output to the history points of delayed states.
+fn attach_dense<T: Float>(rt: &mut Runtime, kernel: &Kernel, k: &[T], ns: usize) {
+    let layout = kernel.layout();
+    for h in 0..rt.delayed.len() {
+        let v = rt.delayed[h];
+        if kernel.vars()[v.0 as usize].kind != VarKind::State {
+            continue;
+        }
+        let slot = layout.slot[v.0 as usize] as usize;
+        let mut poly = [0.0; 4];
+        for (s, row) in P.iter().enumerate() {
+            let ks = k[s * ns + slot].wide();
+            for (c, p) in poly.iter_mut().zip(row) {
+                *c += p * ks;
+            }
+        }
+        rt.set_last_poly(h, 0, poly);
     }
 }
 

@@ -237,6 +237,7 @@ pub(crate) fn run<T: Float>(
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
     let mut k = vec![T::default(); stages * n];
     let mut ytmp = vec![T::default(); n];
+    let mut acc = vec![T::default(); n];
     let mut out = vec![0.0; prep.outputs.len() * lanes];
     let mut status = vec![PointStatus::Ok; lanes];
     let mut frozen = vec![false; lanes];
@@ -330,14 +331,7 @@ pub(crate) fn run<T: Float>(
         }
         for (s, row) in a_rows.iter().enumerate().skip(1) {
             let (done, rest) = k.split_at_mut(s * n);
-            for j in 0..n {
-                let mut acc = T::default();
-                for (m, (stage, c)) in row.iter().enumerate() {
-                    let term = *c * done[stage * n + j];
-                    acc = if m == 0 { term } else { acc + term };
-                }
-                ytmp[j] = y[j] + dt_t * acc;
-            }
+            combine(&mut ytmp, &y, dt_t, row, done, n, &mut acc);
             T::rhs(
                 kernel,
                 t + tab.c[s] * dt,
@@ -350,14 +344,7 @@ pub(crate) fn run<T: Float>(
                 &mut ctx,
             );
         }
-        for j in 0..n {
-            let mut acc = T::default();
-            for (m, (stage, c)) in b.iter().enumerate() {
-                let term = *c * k[stage * n + j];
-                acc = if m == 0 { term } else { acc + term };
-            }
-            y[j] = y[j] + dt_t * acc;
-        }
+        advance(&mut y, dt_t, &b, &k, n, &mut acc);
         check_finite(
             &mut y,
             lanes,
@@ -370,6 +357,65 @@ pub(crate) fn run<T: Float>(
     status
 }
 
+/// `out = y + dt·Σ c_m·k_m` over the nonzero coefficients `(m, c_m)`, with the sum taken
+/// left to right. Stage-outer loops over contiguous slices, so each one vectorizes.
+fn combine<T: Float>(
+    out: &mut [T],
+    y: &[T],
+    dt: T,
+    coeffs: &[(usize, T)],
+    k: &[T],
+    n: usize,
+    acc: &mut [T],
+) {
+    match coeffs {
+        [] => out.copy_from_slice(y),
+        [(m, c)] => {
+            for ((o, yv), kv) in out.iter_mut().zip(y).zip(&k[m * n..(m + 1) * n]) {
+                *o = *yv + dt * (*c * *kv);
+            }
+        }
+        [(m0, c0), rest @ ..] => {
+            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
+                *av = *c0 * *kv;
+            }
+            for (m, c) in rest {
+                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
+                    *av = *av + *c * *kv;
+                }
+            }
+            for ((o, yv), av) in out.iter_mut().zip(y).zip(acc.iter()) {
+                *o = *yv + dt * *av;
+            }
+        }
+    }
+}
+
+/// `y += dt·Σ c_m·k_m` in place, with the same arithmetic as [`combine`].
+fn advance<T: Float>(y: &mut [T], dt: T, coeffs: &[(usize, T)], k: &[T], n: usize, acc: &mut [T]) {
+    match coeffs {
+        [] => {}
+        [(m, c)] => {
+            for (yv, kv) in y.iter_mut().zip(&k[m * n..(m + 1) * n]) {
+                *yv = *yv + dt * (*c * *kv);
+            }
+        }
+        [(m0, c0), rest @ ..] => {
+            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
+                *av = *c0 * *kv;
+            }
+            for (m, c) in rest {
+                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
+                    *av = *av + *c * *kv;
+                }
+            }
+            for (yv, av) in y.iter_mut().zip(acc.iter()) {
+                *yv = *yv + dt * *av;
+            }
+        }
+    }
+}
+
 /// Mark lanes whose state just became non-finite, and freeze them at NaN.
 pub(crate) fn check_finite<T: Float>(
     y: &mut [T],
@@ -379,6 +425,23 @@ pub(crate) fn check_finite<T: Float>(
     status: &mut [PointStatus],
     t: f64,
 ) {
+    // Fast path: x·0 is 0 for finite x and NaN otherwise; eight independent accumulators
+    // let the sum vectorize.
+    let zero = T::default();
+    let mut probe = [zero; 8];
+    let chunks = y.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (p, v) in probe.iter_mut().zip(c) {
+            *p = *p + *v * zero;
+        }
+    }
+    for (p, v) in probe.iter_mut().zip(tail) {
+        *p = *p + *v * zero;
+    }
+    if probe.iter().all(|p| *p == zero) {
+        return;
+    }
     bad.fill(false);
     for chunk in y.chunks_exact(lanes) {
         for (b, v) in bad.iter_mut().zip(chunk) {

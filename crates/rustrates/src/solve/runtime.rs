@@ -25,6 +25,9 @@ struct Point {
     x: f64,
     /// NaN until known (a state's derivative arrives with the first stage of its step).
     dx: f64,
+    /// Dense output of the step that starts here (rk45): `x(t + θh) = x + h·Σ_j c_j θ^(j+1)`
+    /// with `h` the step to the next point; NaN in `c[0]` when absent (Hermite is used).
+    poly: [f64; 4],
 }
 
 /// Per-block state behind the kernel hooks.
@@ -47,6 +50,9 @@ pub(crate) struct Runtime {
     pub(crate) init: Vec<f64>,
     /// Largest lag seen per history, for trimming (0: never read yet, keep everything).
     max_lag: Vec<f64>,
+    /// Distinct delays read so far (at most 16): adaptive steppers step onto their
+    /// multiples, where the solution's derivatives jump.
+    pub(crate) delays_seen: Vec<f64>,
 }
 
 /// Variables the circuit reads with `Past`, and whether it draws noise.
@@ -87,6 +93,7 @@ impl Runtime {
             hist: vec![VecDeque::new(); n],
             init: vec![f64::NAN; n],
             max_lag: vec![0.0; delayed.len()],
+            delays_seen: Vec::new(),
             delayed,
         }
     }
@@ -102,11 +109,21 @@ impl Runtime {
         if let Some(last) = q.back_mut() {
             if last.t == t {
                 // A re-evaluation at the same time (final sample, rejected rk45 step) replaces.
-                *last = Point { t, x, dx };
+                *last = Point {
+                    t,
+                    x,
+                    dx,
+                    poly: [f64::NAN; 4],
+                };
                 return;
             }
         }
-        q.push_back(Point { t, x, dx });
+        q.push_back(Point {
+            t,
+            x,
+            dx,
+            poly: [f64::NAN; 4],
+        });
         if lag > 0.0 {
             // Keep one point before the oldest time still readable, with slack for stage
             // offsets and slowly growing delays.
@@ -121,6 +138,13 @@ impl Runtime {
     pub(crate) fn set_last_dx(&mut self, h: usize, lane: usize, dx: f64) {
         if let Some(last) = self.hist[h * self.lanes + lane].back_mut() {
             last.dx = dx;
+        }
+    }
+
+    /// Attach the dense-output polynomial of the step starting at the newest point.
+    pub(crate) fn set_last_poly(&mut self, h: usize, lane: usize, poly: [f64; 4]) {
+        if let Some(last) = self.hist[h * self.lanes + lane].back_mut() {
+            last.poly = poly;
         }
     }
 
@@ -139,6 +163,14 @@ impl Runtime {
         let h = h as usize;
         if delay > self.max_lag[h] {
             self.max_lag[h] = delay;
+        }
+        if self.delays_seen.len() < 16
+            && !self
+                .delays_seen
+                .iter()
+                .any(|d| (d - delay).abs() <= 1e-12 * delay)
+        {
+            self.delays_seen.push(delay);
         }
         let tq = t - delay;
         let q = &self.hist[h * self.lanes + lane];
@@ -163,8 +195,36 @@ impl Runtime {
                 hi = mid;
             }
         }
-        hermite(q[lo], q[hi], tq)
+        let (p0, p1) = (q[lo], q[hi]);
+        if p0.poly[0].is_nan() {
+            hermite(p0, p1, tq)
+        } else {
+            let h = p1.t - p0.t;
+            let theta = (tq - p0.t) / h;
+            let mut acc = 0.0;
+            for c in p0.poly.iter().rev() {
+                acc = (acc + c) * theta;
+            }
+            p0.x + h * acc
+        }
     }
+}
+
+/// The first multiple `m·d` (m = 1…6, d a delay seen) after `t`: a derivative jump of the
+/// solution (of order m, so after six the solution is smooth enough for rk45).
+pub(crate) fn next_breakpoint(delays: &[f64], t: f64) -> Option<f64> {
+    let eps = 1e-12 * t.abs().max(1.0);
+    let mut best: Option<f64> = None;
+    for d in delays {
+        for m in 1..=6 {
+            let bp = f64::from(m) * d;
+            if bp > t + eps {
+                best = Some(best.map_or(bp, |b| b.min(bp)));
+                break;
+            }
+        }
+    }
+    best
 }
 
 /// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant.
@@ -244,11 +304,13 @@ mod tests {
             t: 0.5,
             x: f(0.5),
             dx: df(0.5),
+            poly: [f64::NAN; 4],
         };
         let p1 = Point {
             t: 1.25,
             x: f(1.25),
             dx: df(1.25),
+            poly: [f64::NAN; 4],
         };
         for s in [0.5, 0.7, 1.0, 1.2, 1.25] {
             assert!((hermite(p0, p1, s) - f(s)).abs() < 1e-14, "{s}");

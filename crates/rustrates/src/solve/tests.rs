@@ -979,3 +979,30 @@ fn builtin_jansen_rit_oscillates_at_alpha_frequency() {
     let f = (ups.len() - 1) as f64 / (ups[ups.len() - 1] - ups[0]);
     assert!((10.5..=11.2).contains(&f), "JRC frequency {f} Hz");
 }
+
+#[test]
+fn rk45_delay_equation_within_ten_times_tolerance() {
+    // x'(t) = −x(t − 1) against the method of steps up to t = 8; rk45 steps onto t = 1, 2, …
+    // where the derivatives jump, and reads the history through Hermite interpolation of its
+    // accepted points. Issue 4's bound: global error within 10× the tolerance (|x| ≤ 1, so
+    // rtol + atol bounds the per-step scale).
+    let c = delay_model();
+    let k = compile(&c, Precision::F64);
+    for (rtol, atol) in [(1e-3, 1e-6), (1e-6, 1e-9)] {
+        let tr = run_default(
+            &c,
+            &k,
+            &cfg(Method::Rk45 { rtol, atol }, 8.0, 1e-2, Some(0.05)),
+            &[out(&c, "n/op/x")],
+            1,
+        );
+        assert_eq!(tr.status, vec![PointStatus::Ok]);
+        let worst = tr
+            .time
+            .iter()
+            .zip(tr.trace(0, 0))
+            .map(|(t, x)| (x - delay_exact(*t)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 10.0 * (rtol + atol), "rtol {rtol}: error {worst}");
+    }
+}

@@ -475,6 +475,8 @@ struct Plan<'a> {
     /// Per grid key, its targets.
     targets: Vec<Vec<Target>>,
     n_time: usize,
+    /// Sample times after the cutoff.
+    time: Vec<f64>,
     n_cols: usize,
     dts: f64,
     fft: Option<Arc<dyn Fft<f64>>>,
@@ -492,6 +494,12 @@ fn lower(circuit: &Circuit) -> Circuit {
 
 /// `(node, output key)`.
 type Column = (String, String);
+
+/// The output columns a sweep of `circuit` will have (`all` expanded), in order, without
+/// running it: PyRates' DataFrame columns are `(label, node, key)` for each label.
+pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>, SweepError> {
+    Ok(resolve_outputs(spec, &lower(circuit))?.0)
+}
 
 /// Expands outputs (`all` nodes) into columns and bindings.
 fn resolve_outputs(
@@ -662,7 +670,14 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
             cache_dir: None,
         },
     )?;
-    let n_time = spec.sample_times().len();
+    // The solver's own time grid, checked here so that bad settings or inputs fail before
+    // any sink is touched.
+    let time_plan = solve::Plan::new(&spec.sim)?;
+    solve::validate_inputs(&kernel, &spec.sim, &inputs, spec.param_grid.len())?;
+    let time: Vec<f64> = (time_plan.first_emitted()..time_plan.samples)
+        .map(|k| time_plan.sample_time(k))
+        .collect();
+    let n_time = time.len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
     Ok(Plan {
         spec,
@@ -675,8 +690,10 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         init,
         targets,
         n_time,
+        time,
         dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
-        fft: needs_fft.then(|| Spectrum::plan(n_time)),
+        // Fewer than two samples have no spectrum: those statistics stay NaN.
+        fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
         buffer_traces: spec.keep_traces || needs_fft,
     })
 }
@@ -828,8 +845,10 @@ impl Plan<'_> {
                 }
                 for c in 0..nc {
                     summaries[(si * lanes + lane) * nc + c] = match stat {
-                        Statistic::DomFreq => dominant[lane * nc + c].0,
-                        Statistic::DomPower => dominant[lane * nc + c].1,
+                        Statistic::DomFreq => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.0),
+                        Statistic::DomPower => {
+                            dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1)
+                        }
                         s => moments[c * lanes + lane].get(s),
                     };
                 }
@@ -869,7 +888,6 @@ fn run_inner(
         }
     }
     let plan = build_plan(spec, circuit)?;
-    let time = spec.sample_times();
     let chunks = spec.chunks();
     let threads = spec.threads.unwrap_or(0);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -880,7 +898,7 @@ fn run_inner(
     sink.begin(&SweepMeta {
         circuit_name: &circuit.name,
         grid: &spec.param_grid,
-        time: &time,
+        time: &plan.time,
         columns: &plan.columns,
         summaries: &spec.summaries,
         keep_traces: spec.keep_traces,
@@ -911,7 +929,14 @@ fn run_inner(
         if !sink.begin_chunk(ci, range.clone())? {
             summary.chunks_skipped += 1;
             summary.points_skipped += range.len();
-            done.fetch_add(range.len(), Ordering::Relaxed);
+            let d = done.fetch_add(range.len(), Ordering::Relaxed) + range.len();
+            if let Some(p) = ctrl.progress {
+                p(Progress {
+                    points_done: d,
+                    points_total: total,
+                    lane_steps: lane_steps.load(Ordering::Relaxed),
+                });
+            }
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
@@ -1335,5 +1360,442 @@ pub(crate) mod tests {
         };
         let err = run_fake(&spec, &mut MemorySink::new(), ctrl).unwrap_err();
         assert!(matches!(err, SweepError::BadShard { index: 2, count: 2 }));
+    }
+
+    // ---- With the real solver (solve::run_block) ----
+
+    use crate::model::{BinOp, ExprId};
+
+    fn one_node(name: &str, vars: &[(&str, VarKind, f64)]) -> Circuit {
+        let mut c = Circuit {
+            name: name.into(),
+            ..Circuit::default()
+        };
+        c.nodes = vec!["n".into()];
+        c.node_operators = vec![("n".into(), vec!["op".into()])];
+        for &(v, kind, value) in vars {
+            c.add_var(Var {
+                name: format!("n/op/{v}"),
+                kind,
+                value,
+                node: Some("n".into()),
+                external_input: None,
+                span: None,
+            });
+        }
+        c
+    }
+
+    fn var_expr(c: &mut Circuit, name: &str) -> ExprId {
+        let id = c.find_var(&format!("n/op/{name}")).unwrap();
+        c.add_expr(Expr::Var(id))
+    }
+
+    /// x' = a·x², x(0) = 1: x = 1/(1 − a t), infinite at t = 1/a.
+    fn blowup() -> Circuit {
+        let mut c = one_node(
+            "Blow",
+            &[("x", VarKind::State, 1.0), ("a", VarKind::Param, 1.0)],
+        );
+        let (x, a) = (var_expr(&mut c, "x"), var_expr(&mut c, "a"));
+        let xx = c.add_expr(Expr::Binary(BinOp::Mul, x, x));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Mul, a, xx));
+        let var = c.find_var("n/op/x").unwrap();
+        c.odes.push(Ode {
+            var,
+            rhs,
+            span: None,
+        });
+        c
+    }
+
+    /// x' = (inp − x)/tau, a low-pass of the input.
+    fn lowpass() -> Circuit {
+        let mut c = one_node(
+            "Low",
+            &[
+                ("x", VarKind::State, 0.0),
+                ("inp", VarKind::Input, 0.0),
+                ("tau", VarKind::Param, 0.1),
+            ],
+        );
+        let (x, u, tau) = (
+            var_expr(&mut c, "x"),
+            var_expr(&mut c, "inp"),
+            var_expr(&mut c, "tau"),
+        );
+        let d = c.add_expr(Expr::Binary(BinOp::Sub, u, x));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Div, d, tau));
+        let var = c.find_var("n/op/x").unwrap();
+        c.odes.push(Ode {
+            var,
+            rhs,
+            span: None,
+        });
+        c
+    }
+
+    pub(crate) fn reference_qif() -> Circuit {
+        let opts = crate::template::LoadOptions::default();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml/pc_iin"
+        );
+        crate::model::load_circuit(path, &opts)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+            .circuit
+    }
+
+    struct Collect {
+        rows: Vec<Vec<f64>>,
+    }
+    impl SampleSink for Collect {
+        fn samples(&mut self, _index: usize, _t: f64, _lanes: usize, values: &[f64]) {
+            self.rows.push(values.to_vec());
+        }
+    }
+
+    /// One point run on its own through `solve::run_block` (one lane): `[time][output]`,
+    /// with `set` giving (variable name, value) overrides of parameters or initial values.
+    fn single_run(
+        circuit: &Circuit,
+        spec: &SweepSpec,
+        point: usize,
+        set: &[(&str, f64)],
+    ) -> (Vec<Vec<f64>>, PointStatus) {
+        let lowered = if circuit.edges.is_empty() {
+            circuit.clone()
+        } else {
+            crate::model::passes::lower_edges(circuit)
+        };
+        let kernel = Kernel::compile(
+            &lowered,
+            &KernelOptions {
+                backend: spec.backend,
+                ..KernelOptions::default()
+            },
+        )
+        .unwrap();
+        let layout = lowered.layout();
+        let mut params: Vec<f64> = layout
+            .params
+            .iter()
+            .map(|&id| lowered.var(id).value)
+            .collect();
+        let mut init: Vec<f64> = layout
+            .states
+            .iter()
+            .map(|&id| lowered.var(id).value)
+            .collect();
+        for &(name, value) in set {
+            let id = lowered.find_var(name).unwrap();
+            let slot = layout.slot[id.0 as usize] as usize;
+            match lowered.var(id).kind {
+                VarKind::State => init[slot] = value,
+                _ => params[slot] = value,
+            }
+        }
+        let inputs: Vec<InputBinding> = spec
+            .inputs
+            .iter()
+            .map(|(n, s)| InputBinding {
+                var: lowered
+                    .find_var(n)
+                    .map(|id| lowered.var(id).external_input.unwrap_or(id))
+                    .unwrap(),
+                signal: s.clone(),
+            })
+            .collect();
+        let outputs: Vec<OutputBinding> = spec
+            .outputs
+            .iter()
+            .flat_map(|(k, p)| match p.strip_prefix("all/") {
+                Some(rest) => lowered
+                    .nodes
+                    .iter()
+                    .filter_map(|n| lowered.find_var(&format!("{n}/{rest}")))
+                    .map(|var| OutputBinding {
+                        key: k.clone(),
+                        var,
+                    })
+                    .collect::<Vec<_>>(),
+                None => vec![OutputBinding {
+                    key: k.clone(),
+                    var: lowered.find_var(p).unwrap(),
+                }],
+            })
+            .collect();
+        let mut sink = Collect { rows: Vec::new() };
+        let block = Block {
+            first_point: point,
+            lanes: 1,
+            params: &params,
+            init: &init,
+        };
+        let status =
+            solve::run_block(&kernel, &spec.sim, &inputs, &outputs, block, &mut sink).unwrap();
+        (sink.rows, status[0])
+    }
+
+    pub(crate) fn qif_spec(n: usize) -> SweepSpec {
+        let etas: Vec<f64> = (0..n)
+            .map(|i| -5.0 + 10.0 * i as f64 / (n - 1) as f64)
+            .collect();
+        let values: IndexMap<String, Vec<f64>> = [
+            ("eta_pc".to_string(), etas.clone()),
+            ("eta_iin".to_string(), etas),
+        ]
+        .into_iter()
+        .collect();
+        let grid = Grid::from_values(&values, true).unwrap();
+        let map = ParamMap::new()
+            .nodes("eta_pc", &["qif_op/eta"], &["PC"])
+            .nodes("eta_iin", &["eta"], &["IIN"]);
+        let sim = SimConfig {
+            simulation_time: 0.5,
+            dt: 1e-4,
+            sampling_step: Some(1e-3),
+            method: Method::Euler,
+            cutoff: 0.1,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
+        spec.outputs = vec![("r".into(), "all/qif_op/r".into())];
+        spec.backend = Backend::Reference;
+        (spec.block_size, spec.threads) = (4, Some(2));
+        spec
+    }
+
+    #[test]
+    fn sweep_qif_traces_equal_single_runs_bit_for_bit() {
+        let c = reference_qif();
+        let spec = qif_spec(3);
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(
+            r.columns,
+            vec![
+                ("PC".to_string(), "r".to_string()),
+                ("IIN".to_string(), "r".to_string())
+            ]
+        );
+        assert_eq!(r.time.len(), 400);
+        for p in 0..9 {
+            let (e_pc, e_iin) = (r.grid_values[0][p], r.grid_values[1][p]);
+            let (rows, status) = single_run(
+                &c,
+                &spec,
+                p,
+                &[("PC/qif_op/eta", e_pc), ("IIN/qif_op/eta", e_iin)],
+            );
+            assert_eq!(status, PointStatus::Ok);
+            assert_eq!(rows.len(), r.time.len());
+            for col in 0..2 {
+                let tr = r.trace(p, col).unwrap();
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(same(&tr, &single), "point {p} column {col}");
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_edge_weight_equals_single_runs_with_weight_in_yaml() {
+        let base = reference_qif();
+        let values: IndexMap<String, Vec<f64>> = [("w".to_string(), vec![5.0, 15.0, 25.0])]
+            .into_iter()
+            .collect();
+        let mut spec = qif_spec(2);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().edges("w", &["weight"], &[("PC", "PC", None)]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let yaml_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml"
+        );
+        let yaml = std::fs::read_to_string(yaml_path).unwrap();
+        assert!(yaml.contains("[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]"));
+        for (p, w) in [5.0, 15.0, 25.0].iter().enumerate() {
+            // The template with that weight written into the YAML, loaded and run alone.
+            let edited = yaml.replace(
+                "[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]",
+                &format!("[PC/qif_op/r, PC/qif_op/r_in, null, {{weight: {w:?}}}]"),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("edited.yaml");
+            std::fs::write(&file, edited).unwrap();
+            let opts = crate::template::LoadOptions::default();
+            let c = crate::model::load_circuit(&format!("{}/pc_iin", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit;
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            for col in 0..2 {
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(
+                    same(&r.trace(p, col).unwrap(), &single),
+                    "weight {w} column {col}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_sine_input_dominant_frequency_within_one_bin() {
+        // A 7 Hz sine of amplitude 2 drives the input; the input itself is an output. The
+        // post-cutoff window is 1.5 s at dts = 1 ms: bins are 1/1.5 Hz apart.
+        let c = lowpass();
+        let (t_end, dt, f, amp) = (2.0, 1e-3, 7.0, 2.0);
+        let steps = (t_end / dt) as usize;
+        let sine: Vec<f64> = (0..steps)
+            .map(|i| amp * (2.0 * std::f64::consts::PI * f * i as f64 * dt).sin())
+            .collect();
+        let values: IndexMap<String, Vec<f64>> =
+            [("tau".to_string(), vec![0.05, 0.5])].into_iter().collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("tau", &["tau"], &["n"]);
+        let sim = SimConfig {
+            simulation_time: t_end,
+            dt,
+            sampling_step: Some(dt),
+            method: Method::Rk4,
+            cutoff: 0.5,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.inputs = vec![("n/op/inp".into(), Signal::Shared(sine.into()))];
+        spec.outputs = vec![
+            ("u".into(), "n/op/inp".into()),
+            ("x".into(), "n/op/x".into()),
+        ];
+        spec.backend = Backend::Reference;
+        spec.keep_traces = false;
+        spec.summaries = vec![Statistic::DomFreq, Statistic::DomPower, Statistic::Std];
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let bin = 1.0 / 1.5;
+        for p in 0..2 {
+            for col in 0..2 {
+                let freq = r.summary(Statistic::DomFreq, p, col).unwrap();
+                assert!((freq - f).abs() <= bin, "point {p} column {col}: {freq} Hz");
+            }
+            // The input's sine sits on a bin (7 Hz × 1.5 s = 10.5 cycles: half a bin off, so
+            // leakage takes part of the power); its std is A/√2 to sampling accuracy.
+            let std = r.summary(Statistic::Std, p, 0).unwrap();
+            assert!((std - amp / 2f64.sqrt()).abs() < 0.01 * amp, "{std}");
+        }
+        // The slower low-pass (tau = 0.5) attenuates the sine more than the fast one.
+        assert!(
+            r.summary(Statistic::Std, 1, 1).unwrap() < r.summary(Statistic::Std, 0, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
+        let c = blowup();
+        // x = 1/(1 − a t) blows up at t = 1/a: a = 4 and 20 diverge within T = 1, 0.1 and 0.5 do not.
+        let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])]
+            .into_iter()
+            .collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("a", &["a"], &["n"]);
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt: 1e-3,
+            sampling_step: Some(1e-2),
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("x".into(), "n/op/x".into())];
+        spec.backend = Backend::Reference;
+        spec.summaries = vec![Statistic::Mean, Statistic::Last];
+        spec.block_size = 4;
+        let mut sink = MemorySink::new();
+        let s = run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        assert_eq!(s.points_failed, 2);
+        for p in 0..4 {
+            let a = r.grid_values[0][p];
+            let tr = r.trace(p, 0).unwrap();
+            if a > 1.0 {
+                let PointStatus::NonFinite { t } = r.status[p] else {
+                    panic!("point {p}: {:?}", r.status[p])
+                };
+                assert!(t > 1.0 / a - 0.05 && t <= 1.0, "a = {a}: diverged at {t}");
+                assert!(
+                    tr.last().unwrap().is_nan()
+                        && r.summary(Statistic::Mean, p, 0).unwrap().is_nan()
+                );
+            } else {
+                assert_eq!(r.status[p], PointStatus::Ok);
+                let (rows, _) = single_run(&c, &spec, p, &[("n/op/a", a)]);
+                let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+                assert!(same(&tr, &single), "point {p}");
+                // Euler on x' = a x² stays below the exact 1/(1 − a t) and within 1 %.
+                let exact = 1.0 / (1.0 - a * 0.99);
+                assert!(
+                    (tr[99] - exact).abs() < 0.01 * exact,
+                    "{} vs {exact}",
+                    tr[99]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sweep_edge_delay_equals_single_runs_with_delay_in_yaml() {
+        // The reference circuit with a delay on IIN -> PC, swept; each point must equal the
+        // template with that delay written into the YAML, run alone.
+        let yaml_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/reference_qif.yaml"
+        );
+        let yaml = std::fs::read_to_string(yaml_path).unwrap();
+        let line = "[IIN/qif_op/r, PC/qif_op/r_in, null, {weight: -10.0}]";
+        assert!(yaml.contains(line));
+        let with_delay = |d: f64| {
+            yaml.replace(
+                line,
+                &format!("[IIN/qif_op/r, PC/qif_op/r_in, null, {{weight: -10.0, delay: {d:?}}}]"),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: String, name: &str| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, text).unwrap();
+            let opts = crate::template::LoadOptions::default();
+            crate::model::load_circuit(&format!("{}/pc_iin", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit
+        };
+        let base = load(with_delay(0.01), "base.yaml");
+        let delays = [0.002, 0.01, 0.03];
+        let values: IndexMap<String, Vec<f64>> =
+            [("d".to_string(), delays.to_vec())].into_iter().collect();
+        let mut spec = qif_spec(2);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().edges("d", &["delay"], &[("IIN", "PC", Some(0))]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let mut differ = false;
+        for (p, &d) in delays.iter().enumerate() {
+            let c = load(with_delay(d), &format!("d{p}.yaml"));
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            for col in 0..2 {
+                let single: Vec<f64> = rows.iter().map(|row| row[col]).collect();
+                assert!(
+                    same(&r.trace(p, col).unwrap(), &single),
+                    "delay {d} column {col}"
+                );
+            }
+            differ |= p > 0 && !same(&r.trace(p, 0).unwrap(), &r.trace(0, 0).unwrap());
+        }
+        assert!(differ, "the delay changes the traces");
     }
 }

@@ -206,6 +206,7 @@ fn unexpected_char_help(ch: char) -> Option<&'static str> {
         '"' => "an equation is not quoted inside its YAML string",
         '−' => "this is a Unicode minus sign; use the ASCII `-`",
         '×' | '·' => "use `*` for multiplication",
+        c if c.is_alphabetic() => "names use ASCII letters, digits and `_`: write `tau`, not `τ`",
         _ => return None,
     })
 }

@@ -12,4 +12,7 @@ pub mod render;
 pub mod source;
 
 pub use diag::{Diagnostic, Diagnostics, Label, Severity};
+pub use parser::{parse_equation, parse_expr};
+pub use printer::{print_equation, print_expr, same_tree};
+pub use render::{render_all_concise, render_all_full, render_concise, render_full};
 pub use source::{FileId, LineIndex, SourceFile, SourceMap, Span, TextRange};

@@ -1,7 +1,7 @@
-//! Equation strings → [`ast::Equation`] / [`ast::Expr`], by a hand-written Pratt parser.
+//! Equation strings → [`Equation`] / [`Expr`], by a hand-written Pratt parser.
 //!
 //! Input: one equation string, the file it came from and its byte offset in that file.
-//! Output: an AST whose ranges are relative to the string's start (see [`ast`]), or
+//! Output: an AST whose ranges are relative to the string's start (see [`ast`](super::ast)), or
 //! diagnostics whose spans are absolute in the file.
 //!
 //! Precedence, low → high: comparisons (non-associative); `+ -`; `* /`; unary `- +`;
@@ -83,7 +83,7 @@ pub fn parse_equation(text: &str, file: FileId, offset: u32) -> Result<Equation,
     let eq_tok = tokens[eq_idx];
     let mut diags = Diagnostics::new();
     let lhs = parse_lhs(&ctx, &tokens[..eq_idx], eq_tok)
-        .map_err(|d| diags.push(d))
+        .map_err(|d| diags.push(*d))
         .ok();
     let rhs_tokens = &tokens[eq_idx + 1..];
     let rhs = if rhs_tokens.is_empty() {
@@ -171,16 +171,17 @@ fn len_u32(text: &str) -> u32 {
     u32::try_from(text.len()).unwrap_or(u32::MAX)
 }
 
-fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> Result<Lhs, Diagnostic> {
+fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> PResult<Lhs> {
     use TokenKind::{Caret, Ident, LParen, Prime, RParen, Slash, Star, StarStar};
     let (Some(first), Some(last)) = (toks.first(), toks.last()) else {
-        return Err(ctx
-            .error(
+        return Err(Box::new(
+            ctx.error(
                 "eq/invalid-lhs",
                 eq_tok.range,
                 "missing the variable before `=`",
             )
-            .with_help(HELP_LHS_FORMS));
+            .with_help(HELP_LHS_FORMS),
+        ));
     };
     let whole = first.range.cover(last.range);
     let text = |t: &Token| ctx.slice(t.range);
@@ -204,7 +205,7 @@ fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> Result<Lhs, Diagno
     match kinds.as_slice() {
         [Ident] => return Ok(var(LhsKind::Assign, first)),
         [Ident, Prime] => return Ok(var(LhsKind::Derivative, first)),
-        [Ident, Prime, Prime, ..] => return Err(higher_order()),
+        [Ident, Prime, Prime, ..] => return Err(Box::new(higher_order())),
         _ => {}
     }
     // `d/dt * x`, `d/dt x`, and the same with the variable in parentheses.
@@ -219,18 +220,18 @@ fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> Result<Lhs, Diagno
         };
         return match inner {
             [v] if v.kind == Ident => Ok(var(LhsKind::Derivative, v)),
-            [] => Err(ctx
+            [] => Err(Box::new(ctx
                 .error("eq/invalid-lhs", whole, "`d/dt` without a variable")
-                .with_help("name the variable: `d/dt * x = ...`")),
-            [d, s, ..] if is_d(d) && s.kind == Slash => Err(higher_order()),
-            _ => Err(ctx.error("eq/invalid-lhs", whole, "the derivative of an expression is not allowed").with_help(
+                .with_help("name the variable: `d/dt * x = ...`"))),
+            [d, s, ..] if is_d(d) && s.kind == Slash => Err(Box::new(higher_order())),
+            _ => Err(Box::new(ctx.error("eq/invalid-lhs", whole, "the derivative of an expression is not allowed").with_help(
                 "differentiate a single variable: `d/dt * x = ...`; introduce an algebraic variable for an expression",
-            )),
+            ))),
         };
     }
     // `d^2/dt^2 * x`, `d**2 x/dt**2`
     if is_d(first) && matches!(toks.get(1).map(|t| t.kind), Some(StarStar | Caret)) {
-        return Err(higher_order());
+        return Err(Box::new(higher_order()));
     }
     // `dx/dt`: the variable is the identifier after its leading `d`.
     if let [dx, slash, dt] = toks {
@@ -251,27 +252,29 @@ fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> Result<Lhs, Diagno
                 }
                 // `d2x/dt2`
                 if rest.starts_with(|c: char| c.is_ascii_digit()) && dt_text.starts_with("dt") {
-                    return Err(higher_order());
+                    return Err(Box::new(higher_order()));
                 }
             }
         }
     }
     if let [Ident, Prime, ..] = kinds.as_slice() {
-        return Err(ctx
-            .error(
+        return Err(Box::new(
+            ctx.error(
                 "eq/invalid-lhs",
                 whole,
                 "unexpected tokens after the derivative on the left-hand side",
             )
-            .with_help(HELP_LHS_FORMS));
+            .with_help(HELP_LHS_FORMS),
+        ));
     }
-    Err(ctx
-        .error(
+    Err(Box::new(
+        ctx.error(
             "eq/invalid-lhs",
             whole,
             format!("cannot assign to `{}`", ctx.slice(whole)),
         )
-        .with_help(HELP_LHS_FORMS))
+        .with_help(HELP_LHS_FORMS),
+    ))
 }
 
 /// Parse a non-empty token slice as one complete expression.
@@ -283,7 +286,7 @@ fn parse_tokens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<Expr, Diagnostics> {
         pos: 0,
         depth: 0,
     };
-    let (expr, _) = p.expr(0).map_err(Diagnostics::from)?;
+    let (expr, _) = p.expr(0).map_err(|d| Diagnostics::from(*d))?;
     if let Some(tok) = p.peek() {
         let last = tokens
             .last()
@@ -312,13 +315,12 @@ fn check_parens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<(), Diagnostics> {
     for t in tokens {
         match t.kind {
             TokenKind::LParen => open.push(t.range),
-            TokenKind::RParen => {
-                if open.pop().is_none() {
-                    diags.push(
-                        ctx.error("eq/unbalanced-paren", t.range, "unmatched `)`")
-                            .with_help("remove it or add the `(` it closes"),
-                    );
-                }
+            // The guard pops the matching `(` when there is one.
+            TokenKind::RParen if open.pop().is_none() => {
+                diags.push(
+                    ctx.error("eq/unbalanced-paren", t.range, "unmatched `)`")
+                        .with_help("remove it or add the `(` it closes"),
+                );
             }
             _ => {}
         }
@@ -370,6 +372,9 @@ fn infix(kind: TokenKind) -> Option<(BinOp, u8, u8)> {
     })
 }
 
+/// Parse errors are boxed: a `Diagnostic` is large and travels up every recursion level.
+type PResult<T> = Result<T, Box<Diagnostic>>;
+
 /// A unary operator's operand takes power (9) but stops before `*` (5).
 const UNARY_BP: u8 = 7;
 
@@ -401,24 +406,24 @@ impl Parser<'_, '_> {
         t
     }
 
-    fn expr(&mut self, min_bp: u8) -> Result<Parsed, Diagnostic> {
+    fn expr(&mut self, min_bp: u8) -> PResult<Parsed> {
         self.depth += 1;
         let result = self.expr_inner(min_bp);
         self.depth -= 1;
         result
     }
 
-    fn expr_inner(&mut self, min_bp: u8) -> Result<Parsed, Diagnostic> {
+    fn expr_inner(&mut self, min_bp: u8) -> PResult<Parsed> {
         if self.depth > MAX_NESTING {
             let r = self.peek().map_or_else(
                 || self.tokens.last().map_or(TextRange::default(), |t| t.range),
                 |t| t.range,
             );
-            return Err(self.ctx.error(
+            return Err(Box::new(self.ctx.error(
                 "eq/too-deeply-nested",
                 r,
                 format!("expression nests deeper than {MAX_NESTING} levels"),
-            ));
+            )));
         }
         let (mut lhs, mut outer) = self.prefix()?;
         // Set once this loop builds a comparison: `a < b < c` is ambiguous (Python chains it,
@@ -433,15 +438,18 @@ impl Parser<'_, '_> {
             }
             if is_comparison(op) {
                 if let Some(first) = prev_cmp {
-                    return Err(self
-                        .ctx
-                        .error(
-                            "eq/chained-comparison",
-                            tok.range,
-                            "comparisons cannot be chained",
-                        )
-                        .with_label(self.ctx.span(first), "first comparison here")
-                        .with_help("parenthesize the comparison meant first, e.g. `(a < b) < c`"));
+                    return Err(Box::new(
+                        self.ctx
+                            .error(
+                                "eq/chained-comparison",
+                                tok.range,
+                                "comparisons cannot be chained",
+                            )
+                            .with_label(self.ctx.span(first), "first comparison here")
+                            .with_help(
+                                "parenthesize the comparison meant first, e.g. `(a < b) < c`",
+                            ),
+                    ));
                 }
                 prev_cmp = Some(tok.range);
             }
@@ -458,25 +466,27 @@ impl Parser<'_, '_> {
     }
 
     /// Parse the operand that must follow operator token `op`.
-    fn operand_after(&mut self, op: Token, bp: u8) -> Result<Parsed, Diagnostic> {
+    fn operand_after(&mut self, op: Token, bp: u8) -> PResult<Parsed> {
         if self.peek().is_none() {
             let what = self.ctx.describe(op);
-            return Err(self.ctx.error(
+            return Err(Box::new(self.ctx.error(
                 "eq/syntax",
                 op.range,
                 format!("expected an expression after {what}"),
-            ));
+            )));
         }
         self.expr(bp)
     }
 
-    fn prefix(&mut self) -> Result<Parsed, Diagnostic> {
+    fn prefix(&mut self) -> PResult<Parsed> {
         let Some(tok) = self.bump() else {
             // Every caller checks for a next token first; reaching here means an empty slice.
             let r = self.tokens.last().map_or(TextRange::default(), |t| t.range);
-            return Err(self
-                .ctx
-                .error("eq/empty-expression", r, "expected an expression"));
+            return Err(Box::new(self.ctx.error(
+                "eq/empty-expression",
+                r,
+                "expected an expression",
+            )));
         };
         match tok.kind {
             TokenKind::Number(v) => Ok(leaf(ExprKind::Number(v), tok.range)),
@@ -506,14 +516,15 @@ impl Parser<'_, '_> {
             }
             TokenKind::LParen => {
                 if let Some(close) = self.peek().filter(|t| t.kind == TokenKind::RParen) {
-                    return Err(self
-                        .ctx
-                        .error(
-                            "eq/empty-expression",
-                            tok.range.cover(close.range),
-                            "empty parentheses",
-                        )
-                        .with_help("put an expression inside the parentheses or remove them"));
+                    return Err(Box::new(
+                        self.ctx
+                            .error(
+                                "eq/empty-expression",
+                                tok.range.cover(close.range),
+                                "empty parentheses",
+                            )
+                            .with_help("put an expression inside the parentheses or remove them"),
+                    ));
                 }
                 let (inner, _) = self.expr(0)?;
                 let close = self.expect_close("`)`")?;
@@ -551,12 +562,12 @@ impl Parser<'_, '_> {
                 } {
                     d = d.with_help(help);
                 }
-                Err(d)
+                Err(Box::new(d))
             }
         }
     }
 
-    fn call(&mut self, name: String, name_range: TextRange) -> Result<Parsed, Diagnostic> {
+    fn call(&mut self, name: String, name_range: TextRange) -> PResult<Parsed> {
         self.bump(); // `(`
         let mut args = Vec::new();
         let close = if let Some(close) = self.peek().filter(|t| t.kind == TokenKind::RParen) {
@@ -570,14 +581,15 @@ impl Parser<'_, '_> {
                     Some(t) if t.kind == TokenKind::Comma => {
                         self.bump();
                         if let Some(close) = self.peek().filter(|t| t.kind == TokenKind::RParen) {
-                            return Err(self
-                                .ctx
-                                .error(
-                                    "eq/syntax",
-                                    close.range,
-                                    format!("expected an argument after `,` in `{name}(...)`"),
-                                )
-                                .with_help("remove the trailing `,`"));
+                            return Err(Box::new(
+                                self.ctx
+                                    .error(
+                                        "eq/syntax",
+                                        close.range,
+                                        format!("expected an argument after `,` in `{name}(...)`"),
+                                    )
+                                    .with_help("remove the trailing `,`"),
+                            ));
                         }
                     }
                     _ => break self.expect_close("`,` or `)`")?,
@@ -600,7 +612,7 @@ impl Parser<'_, '_> {
 
     /// Consume the `)` that must come next; parentheses are balanced (checked before parsing),
     /// so anything else is a token the expression could not continue with.
-    fn expect_close(&mut self, expected: &str) -> Result<Token, Diagnostic> {
+    fn expect_close(&mut self, expected: &str) -> PResult<Token> {
         match self.bump() {
             Some(t) if t.kind == TokenKind::RParen => Ok(t),
             Some(t) => {
@@ -615,13 +627,15 @@ impl Parser<'_, '_> {
                 if let Some(help) = juxtaposition_help(t.kind) {
                     d = d.with_help(help);
                 }
-                Err(d)
+                Err(Box::new(d))
             }
             None => {
                 let r = self.tokens.last().map_or(TextRange::default(), |t| t.range);
-                Err(self
-                    .ctx
-                    .error("eq/unbalanced-paren", r, format!("expected {expected}")))
+                Err(Box::new(self.ctx.error(
+                    "eq/unbalanced-paren",
+                    r,
+                    format!("expected {expected}"),
+                )))
             }
         }
     }
@@ -634,7 +648,8 @@ fn leaf(kind: ExprKind, range: TextRange) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::printer::{print_equation, print_expr};
+    use crate::syntax::printer::{print_equation, print_expr, same_tree};
+    use proptest::prelude::*;
 
     fn expr(text: &str) -> Expr {
         match parse_expr(text, FileId(0), 0) {
@@ -895,5 +910,360 @@ mod tests {
         assert_eq!(d.0[0].code, "eq/trailing-input");
         assert!(d.0[0].help.as_deref().is_some_and(|h| h.contains("==")));
         assert_eq!(print_expr(&expr("a == b")), "a == b");
+    }
+
+    fn assert_round_trip(text: &str) -> Result<(), String> {
+        if let Ok(e) = parse_equation(text, FileId(0), 0) {
+            let printed = print_equation(&e);
+            match parse_equation(&printed, FileId(0), 0) {
+                Ok(b)
+                    if b.lhs.kind == e.lhs.kind
+                        && b.lhs.name == e.lhs.name
+                        && same_tree(&b.rhs, &e.rhs) => {}
+                other => {
+                    return Err(format!(
+                        "{text:?} printed as {printed:?} reparsed as {other:?}"
+                    ))
+                }
+            }
+        }
+        if let Ok(e) = parse_expr(text, FileId(0), 0) {
+            let printed = print_expr(&e);
+            match parse_expr(&printed, FileId(0), 0) {
+                Ok(b) if same_tree(&b, &e) => {}
+                other => {
+                    return Err(format!(
+                        "{text:?} printed as {printed:?} reparsed as {other:?}"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn parse_equation_token_soup_never_panics(text in "[a-z_0-9 .eE+*/^(),='<>!-]{0,40}") {
+            // Reaching the assertion at all means no panic; successful parses must round-trip.
+            prop_assert_eq!(assert_round_trip(&text), Ok(()));
+        }
+
+        #[test]
+        fn parse_equation_arbitrary_unicode_never_panics(text in any::<String>()) {
+            prop_assert_eq!(assert_round_trip(&text), Ok(()));
+        }
+    }
+}
+
+/// A long-running, deterministic fuzzer for the parser, run on demand:
+/// `RUSTRATES_FUZZ_SECONDS=600 cargo test -p rustrates --lib fuzz_equation -- --ignored --nocapture`.
+///
+/// Inputs come from three sources: a grammar that writes (mostly) valid equations with random
+/// spacing, number spellings and left-hand-side forms; a soup of the token alphabet with
+/// foreign characters; and byte-level mutations of grammar output. Each input goes through
+/// both entry points under `catch_unwind`; a successful parse must print and re-parse to the
+/// same tree, every AST range and diagnostic span must lie inside the input on character
+/// boundaries, and rendering the diagnostics must not panic. Any failure counts as a crash.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::syntax::printer::{print_equation, print_expr, same_tree};
+    use crate::syntax::render::{render_all_concise, render_all_full};
+    use crate::syntax::source::SourceMap;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::time::{Duration, Instant};
+
+    /// xorshift64*: tiny, deterministic, good enough to pick grammar branches.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            // n is small, so the modulo bias is irrelevant for fuzzing.
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "x", "r", "v", "d", "dt", "t", "r_e", "I_ext", "tau_2", "E", "pi", "e", "x1", "_a",
+    ];
+    const FUNCS: &[&str] = &["sin", "exp", "sigmoid", "past", "x", "max", "f"];
+    const NUMBERS: &[&str] = &[
+        "0", "2", "2.", ".5", "1e-3", "1.5E+2", "007", "3.25", "1e308", "4.9e-324", "0.1",
+    ];
+    const BINOPS: &[&str] = &[
+        "+", "-", "*", "/", "**", "^", "<", "<=", ">", ">=", "==", "!=",
+    ];
+    const SPACES: &[&str] = &["", "", " ", "  ", "\t", "\n"];
+    const SOUP: &[&str] = &[
+        "x", "d", "dt", "d/dt", "'", "=", "==", "(", ")", ",", "+", "-", "*", "**", "/", "^", "<",
+        ">=", "!", "!=", "2", ".", "e", "1e", "E+", " ", "\n", "é", "τ", "$", "[", "\0",
+        "\u{feff}", "😀",
+    ];
+
+    fn gen_expr(rng: &mut Rng, depth: usize, out: &mut String) {
+        let sp = |rng: &mut Rng, out: &mut String| out.push_str(rng.pick(SPACES));
+        let leaf = depth == 0 || rng.chance(30);
+        if leaf {
+            if rng.chance(50) {
+                out.push_str(rng.pick(NUMBERS));
+            } else {
+                out.push_str(rng.pick(NAMES));
+            }
+            return;
+        }
+        match rng.below(4) {
+            0 => {
+                out.push_str(if rng.chance(80) { "-" } else { "+" });
+                sp(rng, out);
+                gen_expr(rng, depth - 1, out);
+            }
+            1 => {
+                out.push('(');
+                sp(rng, out);
+                gen_expr(rng, depth - 1, out);
+                sp(rng, out);
+                out.push(')');
+            }
+            2 => {
+                out.push_str(rng.pick(FUNCS));
+                out.push('(');
+                let n = rng.below(4);
+                for i in 0..n {
+                    if i > 0 {
+                        out.push(',');
+                        sp(rng, out);
+                    }
+                    gen_expr(rng, depth - 1, out);
+                }
+                out.push(')');
+            }
+            _ => {
+                gen_expr(rng, depth - 1, out);
+                sp(rng, out);
+                out.push_str(rng.pick(BINOPS));
+                sp(rng, out);
+                gen_expr(rng, depth - 1, out);
+            }
+        }
+    }
+
+    fn gen_equation(rng: &mut Rng) -> String {
+        let name = rng.pick(NAMES);
+        let mut out = match rng.below(6) {
+            0 => format!("d/dt * {name}"),
+            1 => format!("d/dt {name}"),
+            2 => format!("{name}'"),
+            3 => format!("d{name}/dt"),
+            4 => format!("d/dt*({name})"),
+            _ => name.to_string(),
+        };
+        out.push_str(rng.pick(SPACES));
+        out.push('=');
+        out.push_str(rng.pick(SPACES));
+        let depth = 1 + rng.below(7);
+        gen_expr(rng, depth, &mut out);
+        out
+    }
+
+    fn gen_soup(rng: &mut Rng) -> String {
+        (0..rng.below(30)).map(|_| rng.pick(SOUP)).collect()
+    }
+
+    fn mutate(rng: &mut Rng, text: &str) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let len = bytes.len();
+            match rng.below(5) {
+                0 if len > 0 => {
+                    bytes.remove(rng.below(len));
+                }
+                1 => {
+                    let b = rng.pick(SOUP).as_bytes().to_vec();
+                    let at = rng.below(len + 1);
+                    bytes.splice(at..at, b);
+                }
+                2 if len > 0 => {
+                    let i = rng.below(len);
+                    bytes[i] = (rng.next() & 0xff) as u8;
+                }
+                3 if len > 1 => {
+                    let a = rng.below(len);
+                    let b = a + rng.below(len - a);
+                    let chunk = bytes[a..=b.min(len - 1)].to_vec();
+                    let at = rng.below(len + 1);
+                    bytes.splice(at..at, chunk);
+                }
+                _ if len > 1 => {
+                    let (i, j) = (rng.below(len), rng.below(len));
+                    bytes.swap(i, j);
+                }
+                _ => {}
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn in_bounds(text: &str, start: u32, end: u32) -> bool {
+        let (s, e) = (start as usize, end as usize);
+        s <= e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e)
+    }
+
+    fn expr_ranges_ok(text: &str, e: &Expr) -> bool {
+        let own = in_bounds(text, e.range.start, e.range.end);
+        own && match &e.kind {
+            ExprKind::Number(_) | ExprKind::Ident(_) => true,
+            ExprKind::Unary(_, x) => expr_ranges_ok(text, x),
+            ExprKind::Binary(_, a, b) => expr_ranges_ok(text, a) && expr_ranges_ok(text, b),
+            ExprKind::Call {
+                name_range, args, ..
+            } => {
+                in_bounds(text, name_range.start, name_range.end)
+                    && args.iter().all(|a| expr_ranges_ok(text, a))
+            }
+        }
+    }
+
+    /// Every check on one input; `Err` describes the first violated property.
+    fn check(text: &str) -> Result<(), String> {
+        // Embed the string in a YAML-like file at an offset, after a multibyte character, so
+        // spans are shifted and rendering meets realistic surroundings.
+        let prefix = "op:\n  equations: [\"é ";
+        let file_text = format!("{prefix}{text}\"]\n");
+        let mut sources = SourceMap::new();
+        let file = sources.add("fuzz.yaml", file_text.clone());
+        let offset = u32::try_from(prefix.len()).map_err(|e| e.to_string())?;
+        let span_ok = |s: &Span| {
+            s.file == file
+                && s.range.start >= offset
+                && in_bounds(text, s.range.start - offset, s.range.end - offset)
+        };
+        let check_diags = |ds: &Diagnostics| -> Result<(), String> {
+            if ds.is_empty() {
+                return Err("an error without diagnostics".into());
+            }
+            for d in ds.iter() {
+                if !d
+                    .span
+                    .iter()
+                    .chain(d.labels.iter().map(|l| &l.span))
+                    .all(span_ok)
+                {
+                    return Err(format!("span outside the input: {d:?}"));
+                }
+            }
+            let _ = render_all_concise(ds, &sources);
+            let _ = render_all_full(ds, &sources);
+            Ok(())
+        };
+
+        match parse_equation(text, file, offset) {
+            Ok(eq) => {
+                if !expr_ranges_ok(text, &eq.rhs)
+                    || !in_bounds(text, eq.lhs.range.start, eq.lhs.range.end)
+                {
+                    return Err(format!("AST range outside the input: {eq:?}"));
+                }
+                let printed = print_equation(&eq);
+                match parse_equation(&printed, file, 0) {
+                    Ok(b)
+                        if b.lhs.kind == eq.lhs.kind
+                            && b.lhs.name == eq.lhs.name
+                            && same_tree(&b.rhs, &eq.rhs) => {}
+                    other => {
+                        return Err(format!(
+                            "round trip: printed {printed:?}, reparsed {other:?}"
+                        ))
+                    }
+                }
+            }
+            Err(ds) => check_diags(&ds)?,
+        }
+        match parse_expr(text, file, offset) {
+            Ok(e) => {
+                if !expr_ranges_ok(text, &e) {
+                    return Err(format!("AST range outside the input: {e:?}"));
+                }
+                let printed = print_expr(&e);
+                match parse_expr(&printed, file, 0) {
+                    Ok(b) if same_tree(&b, &e) => {}
+                    other => {
+                        return Err(format!(
+                            "round trip: printed {printed:?}, reparsed {other:?}"
+                        ))
+                    }
+                }
+            }
+            Err(ds) => check_diags(&ds)?,
+        }
+        Ok(())
+    }
+
+    #[test]
+    #[ignore = "long-running; set RUSTRATES_FUZZ_SECONDS and run with --ignored"]
+    fn fuzz_equation_parser_for_duration() {
+        let seconds: u64 = std::env::var("RUSTRATES_FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut executions, mut crashes, mut parsed_ok) = (0u64, 0u64, 0u64);
+        let mut shown = 0;
+        while Instant::now() < deadline {
+            // Check the clock once per batch; it costs more than a parse.
+            for _ in 0..256 {
+                let text = match rng.below(10) {
+                    0..=3 => gen_equation(&mut rng),
+                    4..=5 => gen_soup(&mut rng),
+                    6 => {
+                        let mut e = String::new();
+                        gen_expr(&mut rng, 6, &mut e);
+                        e
+                    }
+                    _ => {
+                        let base = gen_equation(&mut rng);
+                        mutate(&mut rng, &base)
+                    }
+                };
+                executions += 1;
+                if parse_equation(&text, FileId(0), 0).is_ok() {
+                    parsed_ok += 1;
+                }
+                let outcome = catch_unwind(AssertUnwindSafe(|| check(&text)));
+                let failure = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(why)) => Some(why),
+                    Err(_) => Some("panic".to_string()),
+                };
+                if let Some(why) = failure {
+                    crashes += 1;
+                    if shown < 20 {
+                        shown += 1;
+                        println!("CRASH on {text:?}: {why}");
+                    }
+                }
+            }
+        }
+        println!(
+            "fuzz_equation_parser: {executions} executions in {seconds} s, {parsed_ok} valid equations, {crashes} crashes"
+        );
+        assert_eq!(
+            crashes, 0,
+            "the parser failed on {crashes} inputs (first ones printed above)"
+        );
     }
 }

@@ -64,6 +64,8 @@ pub struct Template {
     pub description: Option<String>,
     pub span: Span,
     pub body: Body,
+    /// It, or a template it uses, had an error: usable for further checks, not for building.
+    pub broken: bool,
 }
 
 impl Template {
@@ -178,6 +180,8 @@ pub struct TemplateSummary {
     pub n_params: usize,
     pub n_inputs: usize,
     pub description: Option<String>,
+    /// Loads and builds without error.
+    pub ok: bool,
 }
 
 /// Everything `rustrates check FILE` reports.
@@ -188,8 +192,17 @@ pub struct CheckReport {
     pub templates: Vec<TemplateSummary>,
 }
 
-const TEMPLATE_KEYS: &[&str] =
-    &["base", "description", "label", "equations", "variables", "operators", "nodes", "circuits", "edges"];
+const TEMPLATE_KEYS: &[&str] = &[
+    "base",
+    "description",
+    "label",
+    "equations",
+    "variables",
+    "operators",
+    "nodes",
+    "circuits",
+    "edges",
+];
 
 #[derive(Clone, Debug)]
 enum Origin {
@@ -214,8 +227,16 @@ pub struct Loader<'o> {
     pub diags: Diagnostics,
     files: Vec<LoadedFile>,
     by_key: HashMap<String, usize>,
-    /// `None` while a template is being resolved (detects `base:` cycles).
-    resolved: HashMap<(usize, String), Option<Rc<Template>>>,
+    resolved: HashMap<(usize, String), Slot>,
+    /// Set when a resolution met a missing or broken template (propagates to users).
+    saw_broken: bool,
+}
+
+enum Slot {
+    /// Being resolved (seeing it again means a `base:` cycle).
+    Busy,
+    Failed,
+    Done(Rc<Template>),
 }
 
 /// A template reference: which file, which name.
@@ -230,11 +251,16 @@ impl<'o> Loader<'o> {
             files: Vec::new(),
             by_key: HashMap::new(),
             resolved: HashMap::new(),
+            saw_broken: false,
         }
     }
 
     fn cwd(&self) -> PathBuf {
-        self.opts.cwd.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_default()
+        self.opts
+            .cwd
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_default()
     }
 
     /// Text of the file a template came from.
@@ -249,7 +275,13 @@ impl<'o> Loader<'o> {
         }
         let text = crate::library::module_source(module)?;
         let name = format!("<builtin>/{}.yaml", module.replace('.', "/"));
-        Some(self.add_file(key, name, text.to_string(), Origin::Builtin(module.to_string()), module.to_string()))
+        Some(self.add_file(
+            key,
+            name,
+            text.to_string(),
+            Origin::Builtin(module.to_string()),
+            module.to_string(),
+        ))
     }
 
     /// Load a file from disk (`None` when it does not exist or cannot be read).
@@ -267,28 +299,47 @@ impl<'o> Loader<'o> {
         Some(self.add_file(key, display.clone(), text, Origin::Disk(canon), display))
     }
 
-    fn add_file(&mut self, key: String, name: String, text: String, origin: Origin, display: String) -> usize {
+    fn add_file(
+        &mut self,
+        key: String,
+        name: String,
+        text: String,
+        origin: Origin,
+        display: String,
+    ) -> usize {
         let file = self.sources.add(name, text);
         let root = match yaml::parse(self.file_text(file), file) {
             Ok(r) => r,
             Err(d) => {
-                self.diags.push(d);
+                self.diags.push(*d);
                 None
             }
         };
         let tree_root = match &origin {
-            Origin::Disk(p) => p.ancestors().find(|a| a.file_name().is_some_and(|n| n == "model_templates")).and_then(|mt| mt.parent().map(Path::to_path_buf)),
+            Origin::Disk(p) => p
+                .ancestors()
+                .find(|a| a.file_name().is_some_and(|n| n == "model_templates"))
+                .and_then(|mt| mt.parent().map(Path::to_path_buf)),
             Origin::Builtin(_) => None,
         };
         if let Some(r) = &root {
             if r.as_map().is_none() {
                 self.diags.push(
-                    Diagnostic::error("template/invalid", "a template file must be a mapping of template names")
-                        .with_span(r.span),
+                    Diagnostic::error(
+                        "template/invalid",
+                        "a template file must be a mapping of template names",
+                    )
+                    .with_span(r.span),
                 );
             }
         }
-        self.files.push(LoadedFile { file, origin, root, tree_root, display });
+        self.files.push(LoadedFile {
+            file,
+            origin,
+            root,
+            tree_root,
+            display,
+        });
         let i = self.files.len() - 1;
         self.by_key.insert(key, i);
         i
@@ -296,16 +347,37 @@ impl<'o> Loader<'o> {
 
     /// Names of the templates defined in a loaded file, in file order.
     fn template_names(&self, f: usize) -> Vec<String> {
-        let Some(root) = &self.files[f].root else { return Vec::new() };
+        let Some(root) = &self.files[f].root else {
+            return Vec::new();
+        };
         root.as_map()
             .unwrap_or(&[])
             .iter()
-            .filter_map(|(k, v)| k.as_str().filter(|k| *k != "aliases" && v.as_map().is_some()).map(str::to_string))
+            .filter_map(|(k, v)| {
+                k.as_str()
+                    .filter(|k| *k != "aliases" && v.as_map().is_some())
+                    .map(str::to_string)
+            })
             .collect()
     }
 
+    /// Span of a template's name (its key in the file).
+    fn template_key_span(&self, f: usize, name: &str) -> Option<Span> {
+        self.files[f]
+            .root
+            .as_ref()?
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(name))
+            .map(|(k, _)| k.span)
+    }
+
     fn template_node(&self, f: usize, name: &str) -> Option<&Node> {
-        self.files[f].root.as_ref()?.get(name).filter(|n| n.as_map().is_some() && name != "aliases")
+        self.files[f]
+            .root
+            .as_ref()?
+            .get(name)
+            .filter(|n| n.as_map().is_some() && name != "aliases")
     }
 
     /// Find the file of a dotted module (`pkg.sub.file`), from the file `from` (if any).
@@ -344,11 +416,15 @@ impl<'o> Loader<'o> {
 
     /// Find the file of a path form (`path/to/file.yaml` or `path/to/file`).
     fn find_path_file(&mut self, file_part: &str, from: Option<usize>) -> Option<usize> {
-        let candidates: Vec<PathBuf> = if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
-            vec![PathBuf::from(file_part)]
-        } else {
-            vec![PathBuf::from(format!("{file_part}.yaml")), PathBuf::from(format!("{file_part}.yml"))]
-        };
+        let candidates: Vec<PathBuf> =
+            if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
+                vec![PathBuf::from(file_part)]
+            } else {
+                vec![
+                    PathBuf::from(format!("{file_part}.yaml")),
+                    PathBuf::from(format!("{file_part}.yml")),
+                ]
+            };
         let mut dirs = vec![self.cwd()];
         if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
             if let Some(d) = p.parent() {
@@ -391,7 +467,10 @@ impl<'o> Loader<'o> {
                     Err(suggest(name, &self.template_names(f)).map(|s| format!("{module}.{s}")))
                 };
             }
-            let mut mods: Vec<String> = crate::library::modules().iter().map(|(m, _)| m.to_string()).collect();
+            let mut mods: Vec<String> = crate::library::modules()
+                .iter()
+                .map(|(m, _)| m.to_string())
+                .collect();
             mods.sort();
             return Err(suggest(module, &mods).map(|m| format!("{m}.{name}")));
         }
@@ -405,11 +484,20 @@ impl<'o> Loader<'o> {
     }
 
     /// Resolve a reference and report `code` at `span` when it cannot be found.
-    fn resolve_ref(&mut self, reference: &str, from: Option<usize>, span: Option<Span>, code: &'static str, path: &str) -> Option<Rc<Template>> {
+    fn resolve_ref(
+        &mut self,
+        reference: &str,
+        from: Option<usize>,
+        span: Option<Span>,
+        code: &'static str,
+        path: &str,
+    ) -> Option<Rc<Template>> {
         match self.locate(reference, from) {
             Ok((f, name)) => self.resolve(f, &name),
             Err(sugg) => {
-                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`")).with_path(path);
+                self.saw_broken = true;
+                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`"))
+                    .with_path(path);
                 if let Some(sp) = span {
                     d = d.with_span(sp);
                 }
@@ -431,7 +519,10 @@ impl<'o> Loader<'o> {
 
     /// Resolve every template defined in a file; returns them in file order.
     pub fn resolve_all(&mut self, f: usize) -> Vec<Rc<Template>> {
-        self.template_names(f).iter().filter_map(|n| self.resolve(f, n)).collect()
+        self.template_names(f)
+            .iter()
+            .filter_map(|n| self.resolve(f, n))
+            .collect()
     }
 
     /// The text of the file a template was defined in.
@@ -443,11 +534,25 @@ impl<'o> Loader<'o> {
     pub fn resolve(&mut self, f: usize, name: &str) -> Option<Rc<Template>> {
         let key = (f, name.to_string());
         match self.resolved.get(&key) {
-            Some(Some(t)) => return Some(t.clone()),
-            Some(None) => {
-                let span = self.template_node(f, name).map(|n| n.span);
-                let mut d = Diagnostic::error("template/base-cycle", format!("template `{name}` inherits from itself"))
-                    .with_path(name);
+            Some(Slot::Done(t)) => {
+                self.saw_broken |= t.broken;
+                return Some(t.clone());
+            }
+            Some(Slot::Failed) => {
+                self.saw_broken = true;
+                return None;
+            }
+            Some(Slot::Busy) => {
+                self.saw_broken = true;
+                self.resolved.insert(key, Slot::Failed);
+                let span = self
+                    .template_node(f, name)
+                    .map(|n| n.get("base").map_or(n.span, |b| b.span));
+                let mut d = Diagnostic::error(
+                    "template/base-cycle",
+                    format!("template `{name}` inherits from itself"),
+                )
+                .with_path(name);
                 if let Some(s) = span {
                     d = d.with_span(s);
                 }
@@ -456,13 +561,35 @@ impl<'o> Loader<'o> {
             }
             None => {}
         }
-        self.resolved.insert(key.clone(), None);
-        let node = self.template_node(f, name)?.clone();
-        let t = self.build_template(f, name, &node).map(Rc::new);
-        if let Some(t) = &t {
-            self.resolved.insert(key, Some(t.clone()));
+        let Some(node) = self.template_node(f, name).cloned() else {
+            self.saw_broken = true;
+            return None;
+        };
+        self.resolved.insert(key.clone(), Slot::Busy);
+        let outer = std::mem::replace(&mut self.saw_broken, false);
+        let errors_before = self.error_count();
+        let t = self.build_template(f, name, &node).map(|mut t| {
+            t.broken = self.saw_broken || self.error_count() > errors_before;
+            Rc::new(t)
+        });
+        if matches!(self.resolved.get(&key), Some(Slot::Failed)) {
+            // A cycle through this template was found while building it.
+            self.saw_broken = true;
+            return None;
         }
+        self.saw_broken = outer || t.as_ref().is_none_or(|t| t.broken);
+        match &t {
+            Some(t) => self.resolved.insert(key, Slot::Done(t.clone())),
+            None => self.resolved.insert(key, Slot::Failed),
+        };
         t
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == crate::syntax::Severity::Error)
+            .count()
     }
 
     fn build_template(&mut self, f: usize, name: &str, node: &Node) -> Option<Template> {
@@ -472,19 +599,57 @@ impl<'o> Loader<'o> {
         } else {
             format!("{}/{name}", self.files[f].display)
         };
+        let mut renames: Vec<(String, &'static str)> = Vec::new();
         for (k, _) in node.as_map().unwrap_or(&[]) {
             let ks = k.as_str().unwrap_or("");
             if !TEMPLATE_KEYS.contains(&ks) {
-                let mut d = Diagnostic::warning("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}` (ignored)"))
-                    .with_span(k.span)
-                    .with_path(format!("{name}.{ks}"));
-                if let Some(s) = suggest(ks, &TEMPLATE_KEYS.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
-                self.diags.push(d);
+                let typo_of = TEMPLATE_KEYS
+                    .iter()
+                    .filter(|t| node.get(t).is_none())
+                    .find(|t| edit_distance(ks, t) <= (t.len() / 3).max(2));
+                let d = match typo_of {
+                    // A misspelt key: an error, but read it as meant so the rest is checked.
+                    Some(t) => {
+                        renames.push((ks.to_string(), t));
+                        Diagnostic::error(
+                            "yaml/unknown-key",
+                            format!("unknown key `{ks}` in template `{name}`"),
+                        )
+                        .with_help(format!("did you mean `{t}`?"))
+                    }
+                    None => Diagnostic::warning(
+                        "yaml/unknown-key",
+                        format!("unknown key `{ks}` in template `{name}` (ignored)"),
+                    )
+                    .with_help(format!("template keys are: {}", TEMPLATE_KEYS.join(", "))),
+                };
+                self.diags
+                    .push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
             }
         }
-        let description = node.get("description").and_then(Node::as_str).map(str::to_string);
+        let fixed: Node;
+        let node = if renames.is_empty() {
+            node
+        } else {
+            let mut n = node.clone();
+            if let Value::Map(m) = &mut n.value {
+                for (k, _) in m.iter_mut() {
+                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from))
+                    {
+                        k.value = Value::Scalar {
+                            text: t.to_string(),
+                            style: Style::Plain,
+                        };
+                    }
+                }
+            }
+            fixed = n;
+            &fixed
+        };
+        let description = node
+            .get("description")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         let Some(base) = node.get("base") else {
             self.diags.push(
                 Diagnostic::error("template/missing-base", format!("template `{name}` has no `base:`"))
@@ -496,9 +661,12 @@ impl<'o> Loader<'o> {
         };
         let Some(base_s) = base.as_str().map(str::to_string) else {
             self.diags.push(
-                Diagnostic::error("template/unknown-base", "`base:` must be a class name or a template path")
-                    .with_span(base.span)
-                    .with_path(format!("{name}.base")),
+                Diagnostic::error(
+                    "template/unknown-base",
+                    "`base:` must be a class name or a template path",
+                )
+                .with_span(base.span)
+                .with_path(format!("{name}.base")),
             );
             return None;
         };
@@ -513,12 +681,23 @@ impl<'o> Loader<'o> {
                     parent.as_ref()?.kind()
                 }
                 Err(sugg) => {
-                    let mut cands: Vec<String> = ["OperatorTemplate", "NodeTemplate", "EdgeTemplate", "CircuitTemplate"].iter().map(|s| s.to_string()).collect();
+                    let mut cands: Vec<String> = [
+                        "OperatorTemplate",
+                        "NodeTemplate",
+                        "EdgeTemplate",
+                        "CircuitTemplate",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                     cands.extend(self.template_names(f));
                     let sugg = sugg.or_else(|| suggest(&base_s, &cands));
-                    let mut d = Diagnostic::error("template/unknown-base", format!("unknown base `{base_s}` of template `{name}`"))
-                        .with_span(base.span)
-                        .with_path(format!("{name}.base"));
+                    let mut d = Diagnostic::error(
+                        "template/unknown-base",
+                        format!("unknown base `{base_s}` of template `{name}`"),
+                    )
+                    .with_span(base.span)
+                    .with_path(format!("{name}.base"));
                     if let Some(s) = sugg {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -556,13 +735,49 @@ impl<'o> Loader<'o> {
             }
         };
         let _ = file;
-        Some(Template { name: name.to_string(), full_path, description, span: node.span, body })
+        Some(Template {
+            name: name.to_string(),
+            full_path,
+            description,
+            span: node.span,
+            body,
+            broken: false,
+        })
     }
 
-    fn operator_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&OperatorT>) -> OperatorT {
+    fn operator_body(
+        &mut self,
+        f: usize,
+        name: &str,
+        node: &Node,
+        parent: Option<&OperatorT>,
+    ) -> OperatorT {
         let mut equations: Vec<EqText> = parent.map(|p| p.equations.clone()).unwrap_or_default();
-        let mut variables: IndexMap<String, VarDecl> = parent.map(|p| p.variables.clone()).unwrap_or_default();
+        let mut variables: IndexMap<String, VarDecl> =
+            parent.map(|p| p.variables.clone()).unwrap_or_default();
         let inherited = parent.is_some();
+        let empty = |n: &Node| match &n.value {
+            Value::Seq(v) => v.is_empty(),
+            Value::Scalar { text, .. } => text.trim().is_empty(),
+            Value::Map(_) => false,
+        };
+        if !inherited {
+            let at = match node.get("equations") {
+                Some(e) if empty(e) => Some(e.span),
+                Some(_) => None,
+                None => Some(self.template_key_span(f, name).unwrap_or(node.span)),
+            };
+            if let Some(at) = at {
+                self.diags.push(
+                    Diagnostic::error(
+                        "template/no-equations",
+                        format!("operator `{name}` has no equations"),
+                    )
+                    .with_span(at)
+                    .with_path(format!("{name}.equations")),
+                );
+            }
+        }
         if let Some(eqs) = node.get("equations") {
             match &eqs.value {
                 Value::Scalar { .. } => equations = vec![self.eq_text(eqs)],
@@ -571,9 +786,12 @@ impl<'o> Loader<'o> {
                     for (i, n) in items.iter().enumerate() {
                         if n.as_str().is_none() {
                             self.diags.push(
-                                Diagnostic::error("template/invalid", "an equation must be a string")
-                                    .with_span(n.span)
-                                    .with_path(format!("{name}.equations[{i}]")),
+                                Diagnostic::error(
+                                    "template/invalid",
+                                    "an equation must be a string",
+                                )
+                                .with_span(n.span)
+                                .with_path(format!("{name}.equations[{i}]")),
                             );
                         }
                     }
@@ -583,7 +801,28 @@ impl<'o> Loader<'o> {
                         match k.as_str().unwrap_or("") {
                             "replace" => {
                                 for (old, new) in v.as_map().unwrap_or(&[]) {
-                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new)) else { continue };
+                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new))
+                                    else {
+                                        continue;
+                                    };
+                                    if !equations
+                                        .iter()
+                                        .any(|e| replace_term(&e.text, o, "\u{0}") != e.text)
+                                    {
+                                        let mut d = Diagnostic::error(
+                                            "template/replace-not-found",
+                                            format!(
+                                                "`{o}` does not occur in the inherited equations"
+                                            ),
+                                        )
+                                        .with_span(old.span)
+                                        .with_path(format!("{name}.equations.replace"));
+                                        if let Some(e) = equations.first() {
+                                            d = d.with_label(e.span, "inherited equations");
+                                        }
+                                        self.diags.push(d.with_help("`replace` substitutes whole terms of the parent's equation text"));
+                                        continue;
+                                    }
                                     for e in &mut equations {
                                         let r = replace_term(&e.text, o, &n);
                                         if r != e.text {
@@ -602,7 +841,37 @@ impl<'o> Loader<'o> {
                                     let Some(term) = it.as_str() else { continue };
                                     let before = equations.len();
                                     equations.retain(|e| e.text.trim() != term.trim());
-                                    if equations.len() == before {
+                                    if equations.len() == before
+                                        && !equations
+                                            .iter()
+                                            .any(|e| replace_term(&e.text, term, "\u{0}") != e.text)
+                                    {
+                                        let mut d = Diagnostic::error(
+                                            "template/remove-not-found",
+                                            format!(
+                                                "no inherited equation or term `{term}` to remove"
+                                            ),
+                                        )
+                                        .with_span(it.span)
+                                        .with_path(format!("{name}.equations.remove"));
+                                        // Recover from a mistyped equation: drop the inherited
+                                        // one with the same left-hand side, as meant.
+                                        let lhs = |t: &str| {
+                                            t.split_once('=').map(|(l, _)| l.trim().to_string())
+                                        };
+                                        if let Some(l) = lhs(term) {
+                                            if let Some(pos) = equations.iter().position(|e| {
+                                                lhs(&e.text).as_deref() == Some(l.as_str())
+                                            }) {
+                                                d = d.with_help(format!(
+                                                    "did you mean `{}`?",
+                                                    equations[pos].text.trim()
+                                                ));
+                                                equations.remove(pos);
+                                            }
+                                        }
+                                        self.diags.push(d);
+                                    } else if equations.len() == before {
                                         for e in &mut equations {
                                             let r = replace_term(&e.text, term, "");
                                             if r != e.text {
@@ -614,14 +883,19 @@ impl<'o> Loader<'o> {
                                 }
                             }
                             "add" => match &v.value {
-                                Value::Seq(s) => equations.extend(s.iter().map(|n| self.eq_text(n))),
+                                Value::Seq(s) => {
+                                    equations.extend(s.iter().map(|n| self.eq_text(n)))
+                                }
                                 _ => equations.push(self.eq_text(v)),
                             },
                             other => self.diags.push(
-                                Diagnostic::error("yaml/unknown-key", format!("unknown equation update `{other}`"))
-                                    .with_span(k.span)
-                                    .with_path(format!("{name}.equations.{other}"))
-                                    .with_help("use `replace`, `remove` or `add`"),
+                                Diagnostic::error(
+                                    "yaml/unknown-key",
+                                    format!("unknown equation update `{other}`"),
+                                )
+                                .with_span(k.span)
+                                .with_path(format!("{name}.equations.{other}"))
+                                .with_help("use `replace`, `remove` or `add`"),
                             ),
                         }
                     }
@@ -633,8 +907,24 @@ impl<'o> Loader<'o> {
                 Some(entries) => {
                     for (k, v) in entries {
                         let Some(vn) = k.as_str() else { continue };
-                        if let Some(d) = self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn)) {
-                            variables.insert(vn.to_string(), d);
+                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn))
+                        {
+                            Some(d) => {
+                                variables.insert(vn.to_string(), d);
+                            }
+                            // Keep the name (the template is already broken) so its equations
+                            // do not also report it as undefined.
+                            None => {
+                                let vtype = variables.get(vn).map_or(VType::State, |d| d.vtype);
+                                variables.insert(
+                                    vn.to_string(),
+                                    VarDecl {
+                                        vtype,
+                                        value: 0.0,
+                                        span: v.span,
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -653,15 +943,24 @@ impl<'o> Loader<'o> {
             variables.retain(|v, _| equations.iter().any(|e| e.text.contains(v.as_str())));
         }
         let _ = f;
-        OperatorT { equations, variables }
+        OperatorT {
+            equations,
+            variables,
+        }
     }
 
     fn eq_text(&self, n: &Node) -> EqText {
         let text = n.as_str().unwrap_or("").to_string();
         let file = &self.sources.file(n.span.file).text;
         let start = n.span.range.start as usize;
-        let offset = [start, start + 1].into_iter().find(|&s| file.get(s..s + text.len()) == Some(text.as_str()));
-        EqText { text, span: n.span, offset: offset.map(|o| o as u32) }
+        let offset = [start, start + 1]
+            .into_iter()
+            .find(|&s| file.get(s..s + text.len()) == Some(text.as_str()));
+        EqText {
+            text,
+            span: n.span,
+            offset: offset.map(|o| o as u32),
+        }
     }
 
     /// Parse a variable definition in either dialect. `prev` is the inherited one (a bare
@@ -674,7 +973,10 @@ impl<'o> Loader<'o> {
                     d.clone()
                 } else if v.get("vtype").is_some() || v.get("value").is_some() {
                     let vtype = v.get("vtype").and_then(Node::as_str).unwrap_or("constant");
-                    let value = v.get("value").map_or(Some(0.0), |n| n.as_f64().or_else(|| n.as_str().and_then(yaml::parse_number)));
+                    let value = v.get("value").map_or(Some(0.0), |n| {
+                        n.as_f64()
+                            .or_else(|| n.as_str().and_then(yaml::parse_number))
+                    });
                     let dtype = v.get("dtype").and_then(Node::as_str).unwrap_or("float");
                     if dtype.contains("complex") {
                         self.unsupported(span, path, "complex-valued variables");
@@ -687,18 +989,43 @@ impl<'o> Loader<'o> {
                         }
                     }
                     let Some(value) = value else {
-                        self.bad_var(v.get("value").map_or(span, |n| n.span), path, "`value` must be a number");
+                        self.bad_var(
+                            v.get("value").map_or(span, |n| n.span),
+                            path,
+                            "`value` must be a number",
+                        );
                         return None;
                     };
                     return match parse_vtype(vtype) {
-                        Some(vt) => Some(VarDecl { vtype: vt, value, span }),
+                        Some(vt) => Some(VarDecl {
+                            vtype: vt,
+                            value,
+                            span,
+                        }),
                         None => {
-                            self.bad_var(span, path, &format!("unknown vtype `{vtype}`"));
+                            let at = v.get("vtype").map_or(span, |n| n.span);
+                            let mut d = Diagnostic::error(
+                                "template/invalid-variable",
+                                format!("unknown vtype `{vtype}`"),
+                            )
+                            .with_span(at)
+                            .with_path(path);
+                            if let Some(sg) = suggest(
+                                vtype,
+                                &["input", "output", "state_var", "constant"].map(String::from),
+                            ) {
+                                d = d.with_help(format!("did you mean `{sg}`?"));
+                            }
+                            self.diags.push(d);
                             None
                         }
                     };
                 } else {
-                    self.bad_var(span, path, "a variable dict needs `default:` (0.8) or `vtype`/`value` (1.x)");
+                    self.bad_var(
+                        span,
+                        path,
+                        "a variable dict needs `default:` (0.8) or `vtype`/`value` (1.x)",
+                    );
                     return None;
                 }
             }
@@ -713,17 +1040,32 @@ impl<'o> Loader<'o> {
         if let Some(x) = spec.as_f64() {
             // A bare number overriding an inherited input/state keeps its kind (new default).
             let vtype = match prev {
-                Some(p) if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) => p.vtype,
+                Some(p)
+                    if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) =>
+                {
+                    p.vtype
+                }
                 _ => VType::Constant,
             };
-            return Some(VarDecl { vtype, value: x, span });
+            return Some(VarDecl {
+                vtype,
+                value: x,
+                span,
+            });
         }
         let Some(s) = spec.as_str() else {
-            self.bad_var(span, path, "expected a number, `input`, `output(0.0)`, `variable(0.0)`, ...");
+            self.bad_var(
+                spec.span,
+                path,
+                "expected a number, `input`, `output(0.0)`, `variable(0.0)`, ...",
+            );
             return None;
         };
+        let span_err = spec.span;
         let s = s.replace(' ', "");
-        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit())) || s.contains("complex") {
+        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit()))
+            || s.contains("complex")
+        {
             self.unsupported(span, path, "complex-valued variables");
             return None;
         }
@@ -732,13 +1074,31 @@ impl<'o> Loader<'o> {
             None => (s.clone(), None),
         };
         if let Some(x) = yaml::parse_number(&s) {
-            return Some(VarDecl { vtype: VType::Constant, value: x, span });
+            return Some(VarDecl {
+                vtype: VType::Constant,
+                value: x,
+                span,
+            });
         }
         let Some(vtype) = parse_vtype(&head) else {
-            let mut d = Diagnostic::error("template/invalid-variable", format!("cannot read variable definition `{s}`"))
-                .with_span(span)
-                .with_path(path);
-            if let Some(sg) = suggest(&head, &["input", "output", "variable", "state_var", "constant", "placeholder"].map(String::from)) {
+            let mut d = Diagnostic::error(
+                "template/invalid-variable",
+                format!("cannot read variable definition `{s}`"),
+            )
+            .with_span(span_err)
+            .with_path(path);
+            if let Some(sg) = suggest(
+                &head,
+                &[
+                    "input",
+                    "output",
+                    "variable",
+                    "state_var",
+                    "constant",
+                    "placeholder",
+                ]
+                .map(String::from),
+            ) {
                 d = d.with_help(format!("did you mean `{sg}`?"));
             }
             self.diags.push(d);
@@ -749,7 +1109,7 @@ impl<'o> Loader<'o> {
             Some(a) => match yaml::parse_number(a) {
                 Some(x) => x,
                 None => {
-                    self.bad_var(span, path, &format!("`{a}` is not a number"));
+                    self.bad_var(span_err, path, &format!("`{a}` is not a number"));
                     return None;
                 }
             },
@@ -758,26 +1118,51 @@ impl<'o> Loader<'o> {
     }
 
     fn bad_var(&mut self, span: Span, path: &str, msg: &str) {
-        self.diags.push(Diagnostic::error("template/invalid-variable", msg.to_string()).with_span(span).with_path(path));
+        self.diags.push(
+            Diagnostic::error("template/invalid-variable", msg.to_string())
+                .with_span(span)
+                .with_path(path),
+        );
     }
 
     fn unsupported(&mut self, span: Span, path: &str, feature: &str) {
         self.diags.push(
-            Diagnostic::error("template/unsupported", format!("{feature} are not supported"))
-                .with_span(span)
-                .with_path(path)
-                .with_help("rustrates simulates real scalar variables only"),
+            Diagnostic::error(
+                "template/unsupported",
+                format!("{feature} are not supported"),
+            )
+            .with_span(span)
+            .with_path(path)
+            .with_help("rustrates simulates real scalar variables only"),
         );
     }
 
-    fn op_use(&mut self, f: usize, reference: &Node, overrides: Option<&Node>, path: &str) -> Option<OpUse> {
+    fn op_use(
+        &mut self,
+        f: usize,
+        reference: &Node,
+        overrides: Option<&Node>,
+        path: &str,
+    ) -> Option<OpUse> {
         let r = reference.as_str()?;
-        let t = self.resolve_ref(r, Some(f), Some(reference.span), "template/unknown-path", path)?;
+        let t = self.resolve_ref(
+            r,
+            Some(f),
+            Some(reference.span),
+            "template/unknown-path",
+            path,
+        )?;
         if t.kind() != TemplateKind::Operator {
             self.diags.push(
-                Diagnostic::error("template/wrong-kind", format!("`{r}` is a {}, not an OperatorTemplate", t.kind().class_name()))
-                    .with_span(reference.span)
-                    .with_path(path),
+                Diagnostic::error(
+                    "template/wrong-kind",
+                    format!(
+                        "`{r}` is a {}, not an OperatorTemplate",
+                        t.kind().class_name()
+                    ),
+                )
+                .with_span(reference.span)
+                .with_path(path),
             );
             return None;
         }
@@ -786,15 +1171,26 @@ impl<'o> Loader<'o> {
             let Some(vn) = k.as_str() else { continue };
             match v.as_f64() {
                 Some(x) => ovs.push((vn.to_string(), x, v.span)),
-                None => self.bad_var(v.span, &format!("{path}.{vn}"), "an operator override must be a number"),
+                None => self.bad_var(
+                    v.span,
+                    &format!("{path}.{vn}"),
+                    "an operator override must be a number",
+                ),
             }
         }
-        Some(OpUse { name: t.name.clone(), template: t, overrides: ovs, span: reference.span })
+        Some(OpUse {
+            name: t.name.clone(),
+            template: t,
+            overrides: ovs,
+            span: reference.span,
+        })
     }
 
     fn node_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&NodeT>) -> NodeT {
         let mut operators: Vec<OpUse> = parent.map(|p| p.operators.clone()).unwrap_or_default();
-        let Some(ops) = node.get("operators") else { return NodeT { operators } };
+        let Some(ops) = node.get("operators") else {
+            return NodeT { operators };
+        };
         let fresh = parent.is_none() || ops.as_seq().is_some();
         if fresh {
             operators.clear();
@@ -840,34 +1236,83 @@ impl<'o> Loader<'o> {
         NodeT { operators }
     }
 
-    fn circuit_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&CircuitT>) -> CircuitT {
-        let mut c = parent.cloned().unwrap_or(CircuitT { nodes: Vec::new(), circuits: Vec::new(), edges: Vec::new() });
-        for (key, want) in [("nodes", TemplateKind::Node), ("circuits", TemplateKind::Circuit)] {
+    fn circuit_body(
+        &mut self,
+        f: usize,
+        name: &str,
+        node: &Node,
+        parent: Option<&CircuitT>,
+    ) -> CircuitT {
+        let mut c = parent.cloned().unwrap_or(CircuitT {
+            nodes: Vec::new(),
+            circuits: Vec::new(),
+            edges: Vec::new(),
+        });
+        if parent.is_none()
+            && node.get("nodes").is_none_or(Node::is_null)
+            && node.get("circuits").is_none_or(Node::is_null)
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    "template/no-nodes",
+                    format!("circuit `{name}` has no `nodes` or `circuits`"),
+                )
+                .with_span(self.template_key_span(f, name).unwrap_or(node.span))
+                .with_path(name),
+            );
+        }
+        for (key, want) in [
+            ("nodes", TemplateKind::Node),
+            ("circuits", TemplateKind::Circuit),
+        ] {
             let Some(m) = node.get(key) else { continue };
             for (k, v) in m.as_map().unwrap_or(&[]) {
                 let Some(sub) = k.as_str() else { continue };
                 let path = format!("{name}.{key}.{sub}");
                 let Some(r) = v.as_str() else {
                     self.diags.push(
-                        Diagnostic::error("template/invalid", format!("`{sub}` must name a template"))
-                            .with_span(v.span)
-                            .with_path(path),
+                        Diagnostic::error(
+                            "template/invalid",
+                            format!("`{sub}` must name a template"),
+                        )
+                        .with_span(v.span)
+                        .with_path(path),
                     );
                     continue;
                 };
-                let Some(t) = self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path) else { continue };
-                let ok = t.kind() == want || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
+                let Some(t) =
+                    self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path)
+                else {
+                    continue;
+                };
+                let ok = t.kind() == want
+                    || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
                 if !ok {
                     self.diags.push(
-                        Diagnostic::error("template/wrong-kind", format!("`{r}` is a {}, expected a {}", t.kind().class_name(), want.class_name()))
-                            .with_span(v.span)
-                            .with_path(path),
+                        Diagnostic::error(
+                            "template/wrong-kind",
+                            format!(
+                                "`{r}` is a {}, expected a {}",
+                                t.kind().class_name(),
+                                want.class_name()
+                            ),
+                        )
+                        .with_span(v.span)
+                        .with_path(path),
                     );
                     continue;
                 }
-                let u = SubUse { name: sub.to_string(), template: t.clone(), span: v.span };
+                let u = SubUse {
+                    name: sub.to_string(),
+                    template: t.clone(),
+                    span: v.span,
+                };
                 // A circuit listed under `nodes:` is nested like one under `circuits:`.
-                let list = if t.kind() == TemplateKind::Circuit { &mut c.circuits } else { &mut c.nodes };
+                let list = if t.kind() == TemplateKind::Circuit {
+                    &mut c.circuits
+                } else {
+                    &mut c.nodes
+                };
                 list.retain(|x| x.name != sub);
                 list.push(u);
             }
@@ -882,9 +1327,12 @@ impl<'o> Loader<'o> {
             }
             if edges.as_seq().is_none() && !edges.is_null() {
                 self.diags.push(
-                    Diagnostic::error("template/invalid", "`edges` must be a list of [source, target, template, {weight, ...}]")
-                        .with_span(edges.span)
-                        .with_path(format!("{name}.edges")),
+                    Diagnostic::error(
+                        "template/invalid",
+                        "`edges` must be a list of [source, target, template, {weight, ...}]",
+                    )
+                    .with_span(edges.span)
+                    .with_path(format!("{name}.edges")),
                 );
             }
         }
@@ -892,24 +1340,56 @@ impl<'o> Loader<'o> {
     }
 
     fn edge_decl(&mut self, f: usize, e: &Node, path: &str) -> Option<EdgeDecl> {
-        let items = e.as_seq().unwrap_or(&[]);
-        if items.len() < 2 || items.len() > 4 || items[0].as_str().is_none() || items[1].as_str().is_none() {
+        // The older dict form `{source, target, template, variables}` maps onto the list form.
+        let from_dict: Vec<Node>;
+        let items: &[Node] = match &e.value {
+            Value::Map(_) if e.get("source").is_some() => {
+                let null = Node {
+                    value: Value::Scalar {
+                        text: String::new(),
+                        style: Style::Plain,
+                    },
+                    span: e.span,
+                };
+                from_dict = ["source", "target", "template", "variables"]
+                    .iter()
+                    .map(|k| e.get(k).cloned().unwrap_or_else(|| null.clone()))
+                    .collect();
+                &from_dict
+            }
+            _ => e.as_seq().unwrap_or(&[]),
+        };
+        if items.len() < 2
+            || items.len() > 4
+            || items[0].as_str().is_none()
+            || items[1].as_str().is_none()
+        {
             self.diags.push(
-                Diagnostic::error("edge/invalid", "an edge is [source, target, template|null, {weight, delay, spread}]")
-                    .with_span(e.span)
-                    .with_path(path),
+                Diagnostic::error(
+                    "edge/invalid",
+                    "an edge is [source, target, template|null, {weight, delay, spread}]",
+                )
+                .with_span(e.span)
+                .with_path(path),
             );
             return None;
         }
         let template = match items.get(2) {
             Some(t) if !t.is_null() => {
                 let r = t.as_str()?;
-                let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
+                let tpl =
+                    self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
                 if tpl.kind() != TemplateKind::Edge {
                     self.diags.push(
-                        Diagnostic::error("template/wrong-kind", format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()))
-                            .with_span(t.span)
-                            .with_path(path),
+                        Diagnostic::error(
+                            "template/wrong-kind",
+                            format!(
+                                "`{r}` is a {}, expected an EdgeTemplate",
+                                tpl.kind().class_name()
+                            ),
+                        )
+                        .with_span(t.span)
+                        .with_path(path),
                     );
                     return None;
                 }
@@ -928,9 +1408,12 @@ impl<'o> Loader<'o> {
                             (None, Some(s)) => ParamValue::Ref(s.to_string()),
                             _ => {
                                 self.diags.push(
-                                    Diagnostic::error("edge/invalid", format!("edge parameter `{ks}` must be a number"))
-                                        .with_span(v.span)
-                                        .with_path(path),
+                                    Diagnostic::error(
+                                        "edge/invalid",
+                                        format!("edge parameter `{ks}` must be a number"),
+                                    )
+                                    .with_span(v.span)
+                                    .with_path(path),
                                 );
                                 continue;
                             }
@@ -940,9 +1423,12 @@ impl<'o> Loader<'o> {
                 }
                 None if p.is_null() => {}
                 None => self.diags.push(
-                    Diagnostic::error("edge/invalid", "edge parameters must be a mapping like {weight: 1.0}")
-                        .with_span(p.span)
-                        .with_path(path),
+                    Diagnostic::error(
+                        "edge/invalid",
+                        "edge parameters must be a mapping like {weight: 1.0}",
+                    )
+                    .with_span(p.span)
+                    .with_path(path),
                 ),
             }
         }
@@ -963,7 +1449,10 @@ fn shape_is_scalar(n: &Node) -> bool {
     match &n.value {
         Value::Seq(items) => items.iter().all(|i| i.as_f64() == Some(1.0)),
         Value::Scalar { text, .. } => {
-            let t: String = text.chars().filter(|c| !matches!(c, '(' | ')' | '[' | ']' | ',' | ' ')).collect();
+            let t: String = text
+                .chars()
+                .filter(|c| !matches!(c, '(' | ')' | '[' | ']' | ',' | ' '))
+                .collect();
             t.is_empty() || t.chars().all(|c| c == '1')
         }
         Value::Map(_) => false,
@@ -1001,7 +1490,11 @@ pub fn replace_term(eq: &str, term: &str, replacement: &str) -> String {
     let mut rest = eq;
     let mut prev: Option<char> = None;
     while let Some(i) = rest.find(term) {
-        let before = if i == 0 { prev } else { rest[..i].chars().next_back() };
+        let before = if i == 0 {
+            prev
+        } else {
+            rest[..i].chars().next_back()
+        };
         let after = rest[i + term.len()..].chars().next();
         let ok_before = before.is_none_or(|c| SEP.contains(c));
         let ok_after = after.is_none_or(|c| SEP.contains(c));
@@ -1027,7 +1520,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for j in 0..b.len() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+            row[j + 1] = (prev + usize::from(ca != b[j]))
+                .min(row[j] + 1)
+                .min(cur + 1);
             prev = cur;
         }
     }
@@ -1056,8 +1551,15 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
         let Some(f) = l.load_builtin(m) else { continue };
         for name in l.template_names(f) {
             let node = l.template_node(f, &name).cloned();
-            let desc = node.as_ref().and_then(|n| n.get("description")).and_then(Node::as_str).map(|s| s.trim().to_string());
-            let kind = l.resolve(f, &name).map_or_else(|| "invalid".to_string(), |t| t.kind().class_name().to_string());
+            let desc = node
+                .as_ref()
+                .and_then(|n| n.get("description"))
+                .and_then(Node::as_str)
+                .map(|s| s.trim().to_string());
+            let kind = l.resolve(f, &name).map_or_else(
+                || "invalid".to_string(),
+                |t| t.kind().class_name().to_string(),
+            );
             out.push((format!("{m}.{name}"), kind, desc));
         }
     }
@@ -1071,13 +1573,41 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     let mut templates = Vec::new();
     let Some(f) = l.load_disk(path) else {
         let mut diagnostics = Diagnostics::new();
-        diagnostics.push(Diagnostic::error("template/unknown-path", format!("cannot read `{}`", path.display())).with_path(path.display().to_string()));
-        return CheckReport { sources: l.sources, diagnostics, templates };
+        diagnostics.push(
+            Diagnostic::error(
+                "template/unknown-path",
+                format!("cannot read `{}`", path.display()),
+            )
+            .with_path(path.display().to_string()),
+        );
+        return CheckReport {
+            sources: l.sources,
+            diagnostics,
+            templates,
+        };
     };
-    let all = l.resolve_all(f);
     let mut extra = Diagnostics::new();
-    for t in &all {
-        let (circuit, diags) = crate::model::build::build_template(t, &mut l.sources);
+    for name in l.template_names(f) {
+        let Some(t) = l.resolve(f, &name) else {
+            let kind = l
+                .template_node(f, &name)
+                .and_then(|n| n.get("base"))
+                .and_then(Node::as_str)
+                .and_then(TemplateKind::from_class);
+            templates.push(TemplateSummary {
+                name,
+                kind: kind.unwrap_or(TemplateKind::Operator),
+                n_nodes: 0,
+                n_edges: 0,
+                n_states: 0,
+                n_params: 0,
+                n_inputs: 0,
+                description: None,
+                ok: false,
+            });
+            continue;
+        };
+        let (circuit, diags) = crate::model::build::build_template(&t, &mut l.sources);
         extra.extend(diags);
         let mut s = TemplateSummary {
             name: t.name.clone(),
@@ -1088,6 +1618,7 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             n_params: 0,
             n_inputs: 0,
             description: t.description.clone(),
+            ok: circuit.is_some() && !t.broken,
         };
         if let Some(c) = circuit {
             s.n_nodes = c.nodes.len();
@@ -1105,17 +1636,26 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     }
     let mut diagnostics = std::mem::take(&mut l.diags);
     diagnostics.extend(extra);
-    CheckReport { sources: l.sources, diagnostics: dedup(diagnostics), templates }
+    CheckReport {
+        sources: l.sources,
+        diagnostics: dedup(diagnostics),
+        templates,
+    }
 }
 
 /// Drop repeats (an operator's error shows up in every node that uses it).
 pub fn dedup(d: Diagnostics) -> Diagnostics {
     let mut out: Vec<Diagnostic> = Vec::new();
     for x in d.0 {
-        if !out.iter().any(|y| y.code == x.code && y.span == x.span && y.message == x.message) {
+        if !out
+            .iter()
+            .any(|y| y.code == x.code && y.span == x.span && y.message == x.message)
+        {
             out.push(x);
         }
     }
     Diagnostics(out)
 }
 
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,10 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A scalar as written; interpreted on demand (`as_f64`, `is_null`, ...).
-    Scalar { text: String, style: Style },
+    Scalar {
+        text: String,
+        style: Style,
+    },
     Seq(Vec<Node>),
     /// Keys in file order; after `<<` merging, explicit keys come first.
     Map(Vec<(Node, Node)>),
@@ -46,7 +49,10 @@ impl Node {
     /// A plain scalar read as a number (YAML 1.2 core schema plus Python's float syntax).
     pub fn as_f64(&self) -> Option<f64> {
         match &self.value {
-            Value::Scalar { text, style: Style::Plain } => parse_number(text),
+            Value::Scalar {
+                text,
+                style: Style::Plain,
+            } => parse_number(text),
             _ => None,
         }
     }
@@ -64,7 +70,10 @@ impl Node {
     }
     /// Value under a string key of a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
     pub fn kind_name(&self) -> &'static str {
         match &self.value {
@@ -86,7 +95,8 @@ pub fn parse_number(text: &str) -> Option<f64> {
         _ => {}
     }
     let ok = !t.is_empty()
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_'))
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_'))
         && t.chars().any(|c| c.is_ascii_digit());
     if !ok {
         return None;
@@ -110,31 +120,44 @@ impl CharOffsets {
         if self.0.is_empty() {
             return char_index as u32;
         }
-        self.0.get(char_index).copied().unwrap_or_else(|| self.0.last().copied().unwrap_or(0))
+        self.0
+            .get(char_index)
+            .copied()
+            .unwrap_or_else(|| self.0.last().copied().unwrap_or(0))
     }
 }
 
 enum Frame {
-    Seq { start: u32, anchor: usize, items: Vec<Node> },
-    Map { start: u32, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq {
+        start: u32,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: u32,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
 }
 
 /// Parse the first document of `text`. A syntax error is a `yaml/syntax` diagnostic at the
 /// position the scanner stopped.
-pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
+pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> {
     let offsets = CharOffsets::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root: Option<Node> = None;
-    loop {
-        let Some(ev) = parser.next_event() else { break };
+    while let Some(ev) = parser.next_event() {
         let (ev, sp) = match ev {
             Ok(x) => x,
             Err(e) => {
                 let at = offsets.byte(e.marker().index());
-                return Err(Diagnostic::error("yaml/syntax", format!("YAML syntax error: {}", e.info()))
-                    .with_span(Span::new(file, at, at)));
+                return Err(Box::new(
+                    Diagnostic::error("yaml/syntax", format!("YAML syntax error: {}", e.info()))
+                        .with_span(Span::new(file, at, at)),
+                ));
             }
         };
         let start = offsets.byte(sp.start.index());
@@ -148,10 +171,15 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
                 None
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some(Node { value: n.value.clone(), span: Span::new(file, start, end) }),
+                Some(n) => Some(Node {
+                    value: n.value.clone(),
+                    span: Span::new(file, start, end),
+                }),
                 None => {
-                    return Err(Diagnostic::error("yaml/syntax", "alias to an unknown anchor")
-                        .with_span(Span::new(file, start, end)))
+                    return Err(Box::new(
+                        Diagnostic::error("yaml/syntax", "alias to an unknown anchor")
+                            .with_span(Span::new(file, start, end)),
+                    ))
                 }
             },
             Event::Scalar(v, style, anchor, _tag) => {
@@ -160,24 +188,46 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
                     ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
                     _ => Style::Block,
                 };
-                let n = Node { value: Value::Scalar { text: v.into_owned(), style }, span: Span::new(file, start, end) };
+                let n = Node {
+                    value: Value::Scalar {
+                        text: v.into_owned(),
+                        style,
+                    },
+                    span: Span::new(file, start, end),
+                };
                 if anchor != 0 {
                     anchors.insert(anchor, n.clone());
                 }
                 Some(n)
             }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq { start, anchor, items: Vec::new() });
+                stack.push(Frame::Seq {
+                    start,
+                    anchor,
+                    items: Vec::new(),
+                });
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map { start, anchor, entries: Vec::new(), key: None });
+                stack.push(Frame::Map {
+                    start,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { start: s, anchor, items }) => {
+                Some(Frame::Seq {
+                    start: s,
+                    anchor,
+                    items,
+                }) => {
                     let e = items.last().map_or(end, |n| n.span.range.end.max(end));
-                    let n = Node { value: Value::Seq(items), span: Span::new(file, s, e) };
+                    let n = Node {
+                        value: Value::Seq(items),
+                        span: Span::new(file, s, e),
+                    };
                     if anchor != 0 {
                         anchors.insert(anchor, n.clone());
                     }
@@ -186,9 +236,19 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
                 _ => None,
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { start: s, anchor, entries, .. }) => {
-                    let e = entries.last().map_or(end, |(_, v)| v.span.range.end.max(end));
-                    let n = Node { value: Value::Map(apply_merges(entries)), span: Span::new(file, s, e) };
+                Some(Frame::Map {
+                    start: s,
+                    anchor,
+                    entries,
+                    ..
+                }) => {
+                    let e = entries
+                        .last()
+                        .map_or(end, |(_, v)| v.span.range.end.max(end));
+                    let n = Node {
+                        value: Value::Map(apply_merges(entries)),
+                        span: Span::new(file, s, e),
+                    };
                     if anchor != 0 {
                         anchors.insert(anchor, n.clone());
                     }
@@ -202,7 +262,17 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
                 Some(Frame::Seq { items, .. }) => items.push(n),
                 Some(Frame::Map { entries, key, .. }) => match key.take() {
                     Some(k) => entries.push((k, n)),
-                    None => *key = Some(n),
+                    None => {
+                        let dup = n.as_str().is_some_and(|s| {
+                            s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s))
+                        });
+                        if dup {
+                            return Err(Box::new(Diagnostic::error("yaml/syntax", format!("duplicate key `{}`", n.as_str().unwrap_or("")))
+                                .with_span(n.span)
+                                .with_help("each key of a mapping (each template name in a file) may appear once")));
+                        }
+                        *key = Some(n)
+                    }
                 },
                 None => root = Some(n),
             }
@@ -235,7 +305,9 @@ fn apply_merges(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
         }
     }
     for (k, v) in merged {
-        let dup = out.iter().any(|(k2, _)| k2.as_str().is_some() && k2.as_str() == k.as_str());
+        let dup = out
+            .iter()
+            .any(|(k2, _)| k2.as_str().is_some() && k2.as_str() == k.as_str());
         if !dup {
             out.push((k, v));
         }
@@ -252,7 +324,9 @@ mod tests {
     use super::*;
 
     fn root(text: &str) -> Node {
-        parse(text, FileId(0)).expect("valid yaml").expect("a document")
+        parse(text, FileId(0))
+            .expect("valid yaml")
+            .expect("a document")
     }
 
     #[test]
@@ -261,9 +335,15 @@ mod tests {
         let r = root(text);
         let b = r.get("a").and_then(|a| a.get("b")).expect("a.b");
         // Quoted scalars span their quotes.
-        assert_eq!(&text[b.span.range.start as usize..b.span.range.end as usize], "\"x' = é\"");
+        assert_eq!(
+            &text[b.span.range.start as usize..b.span.range.end as usize],
+            "\"x' = é\""
+        );
         let c = r.get("a").and_then(|a| a.get("c")).expect("a.c");
-        assert_eq!(&text[c.span.range.start as usize..c.span.range.end as usize], "plain text");
+        assert_eq!(
+            &text[c.span.range.start as usize..c.span.range.end as usize],
+            "plain text"
+        );
     }
 
     #[test]

@@ -144,3 +144,670 @@ fn fixtures_valid_declare_no_expectations() {
         );
     }
 }
+
+// ------------------------------------------------------------------ loading the fixtures
+
+use rustrates::model::{self, BinOp, Circuit, Expr, ExprId, Func, VarKind};
+use rustrates::syntax::{Diagnostics, Severity, SourceMap};
+use rustrates::template::{check_file, LoadOptions, TemplateKind};
+
+fn load_options() -> LoadOptions {
+    // Relative paths in fixtures resolve against the fixture root, not wherever cargo runs.
+    LoadOptions {
+        search_path: Vec::new(),
+        cwd: Some(fixtures_dir()),
+    }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .expect("fixture file has a name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Machine-independent file names in rendered output.
+fn relative_names(text: &str) -> String {
+    let root = fixtures_dir();
+    let canon = root.canonicalize().unwrap_or(root.clone());
+    text.replace(&format!("{}/", canon.display()), "tests/fixtures/")
+        .replace(&format!("{}/", root.display()), "tests/fixtures/")
+}
+
+/// `file:line:col: severity[code]: message (in path)`, then `help:`; one per diagnostic.
+fn render(sources: &SourceMap, diags: &Diagnostics) -> String {
+    let mut out = String::new();
+    for d in diags.iter() {
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        if let Some(span) = d.span {
+            let (l, c) = sources.line_col(span);
+            out.push_str(&format!("{}:{l}:{c}: ", sources.file(span.file).name));
+        }
+        out.push_str(&format!("{sev}[{}]: {}", d.code, d.message));
+        if !d.path.is_empty() {
+            out.push_str(&format!(" (in {})", d.path));
+        }
+        out.push('\n');
+        if let Some(h) = &d.help {
+            out.push_str(&format!("  help: {h}\n"));
+        }
+    }
+    relative_names(&out)
+}
+
+/// (code, line, col) of every diagnostic with a location in `file_name`.
+fn reported_positions(
+    sources: &SourceMap,
+    diags: &Diagnostics,
+    path: &Path,
+) -> Vec<(String, usize, usize)> {
+    let want = path.canonicalize().expect("fixture exists");
+    diags
+        .iter()
+        .filter_map(|d| {
+            let span = d.span?;
+            let name = &sources.file(span.file).name;
+            let same_file = Path::new(name).canonicalize().is_ok_and(|p| p == want);
+            same_file.then(|| {
+                let (l, c) = sources.line_col(span);
+                (d.code.to_string(), l, c)
+            })
+        })
+        .collect()
+}
+
+/// Invalid fixtures whose declared diagnostic the loader does not produce yet, with what is
+/// missing. Strict: a listed fixture that starts passing fails the test, so the list only
+/// shrinks (delete the line).
+#[rustfmt::skip]
+const PENDING: &[(&str, &str)] = &[
+    ("circuit_without_nodes", "model: report a circuit without nodes or circuits"),
+    ("op_empty_equations", "model: report an operator without equations"),
+    ("replace_text_not_found", "model: report `replace` text that occurs in no equation"),
+    ("remove_equation_not_found", "model: report a `remove` entry that matches no equation"),
+    ("yaml_syntax_duplicate_template", "model: duplicate keys are YAML errors (ruamel raises)"),
+    ("template_base_cycle", "model: point at the `base:` value that closes the cycle"),
+    ("var_non_numeric_default", "model: point at the bad scalar, no undefined-symbol cascade"),
+    ("var_unknown_vtype", "model: point at the bad scalar, no undefined-symbol cascade"),
+    ("var_unknown_vtype_08", "model: point at the bad scalar, no undefined-symbol cascade"),
+    ("eq_higher_order_derivative", "model: use syntax::parser instead of its shim"),
+    ("eq_missing_assignment", "model: use syntax::parser instead of its shim"),
+    ("eq_missing_assignment_algebraic", "model: use syntax::parser instead of its shim"),
+    ("eq_syntax_trailing_operator", "model: use syntax::parser instead of its shim"),
+    ("eq_trailing_input_bad_number", "model: use syntax::parser instead of its shim"),
+    ("eq_unbalanced_paren_close", "model: use syntax::parser instead of its shim"),
+    ("eq_unbalanced_paren_nested", "model: use syntax::parser instead of its shim"),
+    ("eq_unbalanced_paren_open", "model: use syntax::parser instead of its shim"),
+    ("eq_unexpected_character", "model: use syntax::parser instead of its shim"),
+];
+
+/// Every invalid fixture reports each declared diagnostic at its declared position; the
+/// rendered diagnostics are then snapshotted per file.
+#[test]
+fn fixtures_invalid_report_declared_diagnostics() {
+    let mut failures = Vec::new();
+    let mut rendered = Vec::new();
+    let mut pending_now_passing = Vec::new();
+    for path in fixture_files("invalid") {
+        let text = read(&path);
+        let expects = parse_expects(&text).expect("checked by the header test");
+        let report = check_file(&path, &load_options());
+        let got = reported_positions(&report.sources, &report.diagnostics, &path);
+        let missing: Vec<String> = expects
+            .iter()
+            .filter(|e| {
+                !got.iter()
+                    .any(|(c, l, col)| *c == e.code && *l == e.line && *col == e.col)
+            })
+            .map(|e| format!("{} at {}:{}", e.code, e.line, e.col))
+            .collect();
+        let name = stem(&path);
+        match (PENDING.iter().find(|(n, _)| *n == name), missing.is_empty()) {
+            (Some(_), true) => pending_now_passing.push(name),
+            (Some((_, why)), false) => eprintln!("pending {name}: {why}"),
+            (None, false) => failures.push(format!(
+                "{name}: expected {}, reported: {got:?}",
+                missing.join(", ")
+            )),
+            (None, true) => rendered.push((name, render(&report.sources, &report.diagnostics))),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        pending_now_passing.is_empty(),
+        "these fixtures pass now, delete them from PENDING: {pending_now_passing:?}"
+    );
+    for (name, text) in rendered {
+        insta::assert_snapshot!(format!("invalid__{name}"), text);
+    }
+}
+
+/// Every template of every valid fixture loads without any diagnostic; the IR dump of each
+/// circuit template is the snapshot.
+#[test]
+fn fixtures_valid_load_and_dump() {
+    let mut failures = Vec::new();
+    let mut dumps = Vec::new();
+    for path in fixture_files("valid") {
+        let report = check_file(&path, &load_options());
+        if !report.diagnostics.is_empty() {
+            failures.push(render(&report.sources, &report.diagnostics));
+            continue;
+        }
+        let mut dump = String::new();
+        for t in report
+            .templates
+            .iter()
+            .filter(|t| t.kind == TemplateKind::Circuit)
+        {
+            let full = format!("{}/{}", path.display(), t.name);
+            match model::load_circuit(&full, &load_options()) {
+                Ok(loaded) => dump.push_str(&model::dump(&loaded.circuit)),
+                Err(e) => failures.push(relative_names(&e.to_string())),
+            }
+        }
+        assert!(!dump.is_empty(), "{}: no circuit template", stem(&path));
+        dumps.push((stem(&path), dump));
+    }
+    assert!(
+        failures.is_empty(),
+        "valid fixtures failed:\n{}",
+        failures.join("\n")
+    );
+    for (name, text) in dumps {
+        insta::assert_snapshot!(format!("valid__{name}"), text);
+    }
+}
+
+// ------------------------------------------------------------------ the built-in library
+
+fn builtin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/library")
+}
+
+/// Every template of every built-in module checks without a diagnostic (the embedded text
+/// is the file on disk, so checking the file checks the embedded module).
+#[test]
+fn builtin_library_every_template_checks_clean() {
+    let mut failures = Vec::new();
+    let mut n_templates = 0;
+    for (module, text) in rustrates::library::modules() {
+        let rel: PathBuf = module.split('.').collect();
+        let path = builtin_dir().join(rel).with_extension("yaml");
+        assert_eq!(
+            &read(&path),
+            text,
+            "{module}: embedded text differs from {}",
+            path.display()
+        );
+        let report = check_file(&path, &LoadOptions::default());
+        if !report.diagnostics.is_empty() {
+            failures.push(render(&report.sources, &report.diagnostics));
+        }
+        assert!(!report.templates.is_empty(), "{module}: no templates");
+        n_templates += report.templates.len();
+    }
+    assert!(
+        failures.is_empty(),
+        "built-in templates with diagnostics:\n{}",
+        failures.join("\n")
+    );
+    assert!(n_templates >= 60, "only {n_templates} built-in templates");
+}
+
+/// Every built-in circuit loads through its dotted path, from any working directory.
+#[test]
+fn builtin_library_every_circuit_loads_by_dotted_path() {
+    let elsewhere = LoadOptions {
+        search_path: Vec::new(),
+        cwd: Some(std::env::temp_dir()),
+    };
+    let mut n = 0;
+    for (module, text) in rustrates::library::modules() {
+        for line in text.lines() {
+            // Top-level keys of the YAML file are the template names.
+            let Some(name) = line.strip_suffix(':') else {
+                continue;
+            };
+            if name.starts_with(|c: char| c.is_whitespace() || c == '#') || name == "aliases" {
+                continue;
+            }
+            let path = format!("{module}.{name}");
+            let after = text
+                .split_once(&format!("\n{name}:\n"))
+                .map(|(_, a)| a)
+                .unwrap_or("");
+            if !after.trim_start().starts_with("base: CircuitTemplate") {
+                continue;
+            }
+            if let Err(e) = model::load_circuit(&path, &elsewhere) {
+                panic!("{path} does not load:\n{e}");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 19, "only {n} built-in circuits found");
+}
+
+fn load(path: &str) -> Circuit {
+    match model::load_circuit(path, &load_options()) {
+        Ok(l) => l.circuit,
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+fn value(c: &Circuit, name: &str) -> f64 {
+    let id = c
+        .find_var(name)
+        .unwrap_or_else(|| panic!("{} has no variable {name}", c.name));
+    c.var(id).value
+}
+
+/// (source, target, weight) of every edge.
+fn edge_list(c: &Circuit) -> Vec<(String, String, f64)> {
+    c.edges
+        .iter()
+        .map(|e| {
+            let w = e
+                .params
+                .iter()
+                .find(|(k, _)| k == "weight")
+                .expect("edges have a weight")
+                .1;
+            (
+                c.var(e.source).name.clone(),
+                c.var(e.target).name.clone(),
+                c.var(w).value,
+            )
+        })
+        .collect()
+}
+
+/// Net3 carries exactly the values of SPEC §8 (the seed's model).
+#[test]
+fn builtin_net3_matches_spec_values() {
+    let c = load("model_templates.montbrio.simple_montbrio.Net3");
+    let expected = [
+        ("PC/Op_e/tau", 1.0),
+        ("PC/Op_e/delta", 1.0),
+        ("PC/Op_e/eta", -5.0),
+        ("PC/Op_e/J_e", 15.0),
+        ("PC/Op_e/J_i", 2.0),
+        ("PC/Op_e/r", 0.0),
+        ("PC/Op_e/v", 0.0),
+        ("IIN/Op_i/tau", 1.0),
+        ("IIN/Op_i/delta", 1.0),
+        ("IIN/Op_i/eta", -1.0),
+        ("IIN/Op_i/J_e", 12.0),
+        ("IIN/Op_i/J_i", 2.0),
+        ("IIN/Op_i/r", 0.0),
+        ("IIN/Op_i/v", 0.0),
+    ];
+    for (name, v) in expected {
+        assert_eq!(value(&c, name), v, "{name}");
+    }
+    for name in ["PC/Op_e/r_e", "PC/Op_e/r_i", "PC/Op_e/inp", "IIN/Op_i/inp"] {
+        let id = c
+            .find_var(name)
+            .unwrap_or_else(|| panic!("Net3 has no {name}"));
+        assert_eq!(c.var(id).kind, VarKind::Input, "{name}");
+    }
+    assert_eq!(
+        edge_list(&c),
+        vec![
+            ("PC/Op_e/r".to_string(), "IIN/Op_i/r_e".to_string(), 5.0),
+            ("IIN/Op_i/r".to_string(), "PC/Op_e/r_i".to_string(), 5.0),
+        ]
+    );
+}
+
+/// The reference circuit of bench/README.md: two qif_pop nodes, weights 15/10/-10, initial
+/// state r = 0.01, v = -2.
+#[test]
+fn example_reference_circuit_matches_bench_readme() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/models/reference_qif.yaml/pc_iin");
+    let c = load(&path.display().to_string());
+    let mut edges = edge_list(&c);
+    edges.sort_by(|a, b| a.partial_cmp(b).expect("no NaN weights"));
+    assert_eq!(
+        edges,
+        vec![
+            (
+                "IIN/qif_op/r".to_string(),
+                "PC/qif_op/r_in".to_string(),
+                -10.0
+            ),
+            (
+                "PC/qif_op/r".to_string(),
+                "IIN/qif_op/r_in".to_string(),
+                10.0
+            ),
+            (
+                "PC/qif_op/r".to_string(),
+                "PC/qif_op/r_in".to_string(),
+                15.0
+            ),
+        ]
+    );
+    for node in ["PC", "IIN"] {
+        assert_eq!(value(&c, &format!("{node}/qif_op/r")), 0.01);
+        assert_eq!(value(&c, &format!("{node}/qif_op/v")), -2.0);
+        assert_eq!(value(&c, &format!("{node}/qif_op/tau")), 1.0);
+        assert_eq!(value(&c, &format!("{node}/qif_op/Delta")), 1.0);
+        assert_eq!(value(&c, &format!("{node}/qif_op/eta")), -5.0);
+        let id = c
+            .find_var(&format!("{node}/qif_op/I_ext"))
+            .expect("I_ext exists");
+        assert_eq!(c.var(id).kind, VarKind::Input);
+    }
+}
+
+/// Jansen–Rit's standard constants (A = 3.25 mV, B = 22 mV, a = 100/s, b = 50/s, C = 135,
+/// C1..C4 = C, 0.8 C, 0.25 C, 0.25 C, 2 e0 = 5/s, r = 0.56/mV, v0 = 6 mV).
+#[test]
+fn builtin_jansenrit_has_standard_constants() {
+    let c = load("model_templates.neural_mass_models.jansenrit.JRC");
+    let close = |name: &str, v: f64| {
+        let got = value(&c, name);
+        assert!(
+            (got - v).abs() <= 1e-12 * v.abs(),
+            "{name} = {got}, want {v}"
+        );
+    };
+    close("pc/rpo_e_in/h", 3.25e-3);
+    close("pc/rpo_e_in/tau", 1.0 / 100.0);
+    close("pc/rpo_i/h", -22e-3);
+    close("pc/rpo_i/tau", 1.0 / 50.0);
+    close("pc/rpo_e_in/u", 220.0);
+    close("ein/rpo_e/h", 3.25e-3);
+    close("pc/pro/m_max", 5.0);
+    close("pc/pro/s", 560.0);
+    close("pc/pro/v_thr", 6e-3);
+    let c_ = 135.0;
+    let mut edges = edge_list(&c);
+    edges.sort_by(|a, b| a.partial_cmp(b).expect("no NaN weights"));
+    let want = [
+        ("ein/pro/m", "pc/rpo_e_in/m_in", 0.8 * c_),
+        ("iin/pro/m", "pc/rpo_i/m_in", 0.25 * c_),
+        ("pc/pro/m", "ein/rpo_e/m_in", c_),
+        ("pc/pro/m", "iin/rpo_e/m_in", 0.25 * c_),
+    ];
+    assert_eq!(edges.len(), want.len());
+    for ((s, t, w), (ws, wt, ww)) in edges.iter().zip(want) {
+        assert_eq!((s.as_str(), t.as_str()), (ws, wt));
+        assert!((w - ww).abs() < 1e-12, "{s} -> {t}: {w} != {ww}");
+    }
+}
+
+// ------------------------------------------------------------------ equations at a fixed point
+
+/// Evaluates the right-hand sides of a circuit without delays, edges lowered to
+/// assignments, at the given state; returns d/dt of every named state.
+fn rhs_at(c: &Circuit, state: &[(&str, f64)]) -> Vec<(String, f64)> {
+    let c = model::passes::lower_edges(c);
+    let mut vals: Vec<f64> = c.vars.iter().map(|v| v.value).collect();
+    for (name, v) in state {
+        let id = c
+            .find_var(name)
+            .unwrap_or_else(|| panic!("no state {name}"));
+        vals[id.0 as usize] = *v;
+    }
+    for a in &c.assigns {
+        vals[a.var.0 as usize] = eval(&c, a.rhs, &vals);
+    }
+    c.odes
+        .iter()
+        .map(|o| (c.var(o.var).name.clone(), eval(&c, o.rhs, &vals)))
+        .collect()
+}
+
+fn eval(c: &Circuit, id: ExprId, vals: &[f64]) -> f64 {
+    let e = |x: ExprId| eval(c, x, vals);
+    match c.expr(id) {
+        Expr::Const(v) => *v,
+        Expr::Var(v) => vals[v.0 as usize],
+        Expr::Time => 0.0,
+        Expr::Neg(a) => -e(*a),
+        Expr::Binary(op, a, b) => {
+            let (a, b) = (e(*a), e(*b));
+            match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                BinOp::Pow => a.powf(b),
+                BinOp::Lt => f64::from(a < b),
+                BinOp::Le => f64::from(a <= b),
+                BinOp::Gt => f64::from(a > b),
+                BinOp::Ge => f64::from(a >= b),
+                BinOp::Eq => f64::from(a == b),
+                BinOp::Ne => f64::from(a != b),
+            }
+        }
+        Expr::Call(f, args) => {
+            let a: Vec<f64> = args.iter().map(|x| e(*x)).collect();
+            match f {
+                Func::Exp => a[0].exp(),
+                Func::Tanh => a[0].tanh(),
+                Func::Sigmoid => 1.0 / (1.0 + (-a[0]).exp()),
+                other => panic!("fixed-point tests do not use {other:?}"),
+            }
+        }
+        other => panic!("fixed-point tests do not use {other:?}"),
+    }
+}
+
+/// SPEC §9: with tau = Delta = 1, J = 15, eta = -5 and no input the Montbrió model has fixed
+/// points r* = 0.081134, 0.472980, 1.030597 with v* = -Delta/(2 pi tau r*). The single
+/// population circuits of both dialects (Net1's Op_e without afferents; qif with its
+/// self-edge of weight 15) must have a zero right-hand side there.
+#[test]
+fn builtin_montbrio_fixed_points_zero_the_rhs() {
+    let cases = [
+        ("model_templates.montbrio.simple_montbrio.Net1", "PC/Op_e"),
+        ("model_templates.neural_mass_models.qif.qif", "p/qif_op"),
+    ];
+    for (path, op) in cases {
+        let c = load(path);
+        for r in [0.081134, 0.472980, 1.030597] {
+            let v = -1.0 / (2.0 * std::f64::consts::PI * r);
+            let (rn, vn) = (format!("{op}/r"), format!("{op}/v"));
+            let d = rhs_at(&c, &[(&rn, r), (&vn, v)]);
+            // The published r* has 6 decimals: |dv/dt| <= |d(dv/dt)/dr| * 5e-7 ~ 3e-5 * 40.
+            for (name, dx) in &d {
+                assert!(dx.abs() < 2e-4, "{path}: d{name}/dt = {dx} at r* = {r}");
+            }
+            assert_eq!(d.len(), 2, "{path}: expected the two states r, v");
+        }
+    }
+}
+
+// ------------------------------------------------------------------ PyRates' own files
+
+/// PyRates 1.2.3 templates that PyRates itself cannot load or run (measured with pyrates
+/// 1.2.3: `from_yaml(path)`, then `run(...)` for circuits and nodes); not counted against
+/// rustrates.
+#[rustfmt::skip]
+const PYRATES_FAILS: &[(&str, &str)] = &[
+    ("CNS_2019_Tutorial.templates.Pop_exc", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.Pop_inh", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.Pop_exc_syns", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.Pop_inh_syns", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.EC", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.JRC_nosyns", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("CNS_2019_Tutorial.templates.JRC", "0.8-dialect variables (KeyError: 'vtype')"),
+    ("base_templates.sigmoid_node", "runs no ODE: PyRates needs a state variable"),
+    ("neural_mass_models.qif.qif_gap", "edge names operator qif_op, the node runs qif_gap_op"),
+    ("neural_mass_models.qif.qif_alpha_syn", "edge template alpha_edge is not defined"),
+    ("neural_mass_models.theta.conductance_op", "`variables` nested under `equations`"),
+    ("neural_mass_models.theta.conductance_pop", "uses the broken conductance_op"),
+    ("neural_mass_models.theta.kmo_conductance", "`edges` nested under `nodes`"),
+    ("oscillators.stuartlandau.sl_burst_pop", "variable name beta is reserved in PyRates"),
+    ("test_resources.linear.ExampleNode", "variable name y is reserved in PyRates"),
+    ("test_resources.linear.ExampleCircuit", "`label` is not a CircuitTemplate argument"),
+    ("test_resources.linear.MatrixCircuit", "base CircuitFromMatrix does not exist"),
+    ("test_resources.test_backend.net11", "two delayed edges between one pair (ValueError)"),
+    ("test_resources.test_backend.pop_dde", "x(t-d) self-delay (IndexError)"),
+    ("test_resources.test_backend.net16", "x(t-d) self-delay (IndexError)"),
+    ("test_resources.test_operator_caching_templates.TestOpSin", "undeclared out_var (AttributeError in its parser when used)"),
+    ("test_resources.test_operator_caching_templates.TestEdge1", "uses TestOpSin (undeclared out_var)"),
+    ("test_resources.test_operator_caching_templates.TestOpCos", "base TestOp1 does not exist"),
+    ("test_resources.test_operator_caching_templates.TestEdge2", "base TestOp1 does not exist"),
+    ("test_resources.test_operator_caching_templates.TestCircuit2", "base TestOp1 does not exist"),
+];
+
+/// Templates that need complex-valued variables, which rustrates does not have.
+const NEEDS_COMPLEX: &[&str] = &[
+    "oscillators.kuramoto.kmo_op",
+    "oscillators.kuramoto.kmo_pop",
+    "oscillators.kuramoto.kmo_mf",
+    "oscillators.kuramoto.kmo_mf_2coupled",
+    "neural_mass_models.theta.theta_op",
+    "neural_mass_models.theta.theta_pop",
+    "neural_mass_models.theta.kmo_theta",
+];
+
+/// Top-level template names of a YAML file, in file order (`aliases` is not a template).
+fn template_names(text: &str) -> Vec<String> {
+    use saphyr::{LoadableYamlNode, Yaml};
+    let Ok(docs) = Yaml::load_from_str(text) else {
+        return Vec::new();
+    };
+    let Some(map) = docs.first().and_then(|d| d.as_mapping()) else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(_, v)| v.is_mapping())
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .filter(|k| k != "aliases")
+        .collect()
+}
+
+/// Loads one template alone (fresh loader, so a shared dependency's problems count for every
+/// template that uses it) and builds it; the error diagnostics, rendered.
+fn load_alone(path: &Path, name: &str) -> Result<(), String> {
+    use rustrates::template::Loader;
+    let opts = LoadOptions::default();
+    let mut l = Loader::new(&opts);
+    let f = l.load_disk(path).ok_or("cannot read the file")?;
+    let t = l.resolve(f, name);
+    let mut diags = std::mem::take(&mut l.diags);
+    if let Some(t) = t {
+        let (_, d) = rustrates::model::build::build_template(&t, &mut l.sources);
+        diags.extend(d);
+    }
+    let errors = Diagnostics(
+        diags
+            .0
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect(),
+    );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(render(&l.sources, &errors))
+    }
+}
+
+/// PyRates 1.2.3's own YAML files (SPEC §2, issue 2 item 6): every template loads, except
+/// the ones listed as needing complex variables (which must then be reported, not crash)
+/// and the ones PyRates itself cannot load (reported, not counted). Point
+/// RUSTRATES_PYRATES_TEMPLATES at the `model_templates` folder of the pyrates wheel;
+/// `scripts/check_pyrates_templates.py` fetches it and runs this test.
+#[test]
+#[ignore = "needs PyRates' files: run scripts/check_pyrates_templates.py"]
+fn pyrates_templates_load_or_are_listed() {
+    let root = PathBuf::from(
+        std::env::var_os("RUSTRATES_PYRATES_TEMPLATES")
+            .expect("set RUSTRATES_PYRATES_TEMPLATES to PyRates' model_templates folder"),
+    );
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable folder") {
+            let p = entry.expect("directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "only {} YAML files under {}",
+        files.len(),
+        root.display()
+    );
+
+    let (mut loaded, mut failed, mut complex_reported, mut pyrates_broken) = (0, 0, 0, 0);
+    let mut unexpected = Vec::new();
+    let mut table = String::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(&root)
+            .expect("under root")
+            .with_extension("");
+        let module: Vec<String> = rel
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        let module = module.join(".");
+        for name in template_names(&read(path)) {
+            let key = format!("{module}.{name}");
+            let result = load_alone(path, &name);
+            let broken = PYRATES_FAILS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, why)| *why);
+            let complex = NEEDS_COMPLEX.contains(&key.as_str());
+            let status = match (&result, broken, complex) {
+                (_, Some(why), _) => {
+                    pyrates_broken += 1;
+                    let ours = if result.is_ok() {
+                        "loads here"
+                    } else {
+                        "reported here"
+                    };
+                    format!("pyrates-fails ({why}); {ours}")
+                }
+                (Ok(()), None, _) => {
+                    loaded += 1;
+                    "ok".to_string()
+                }
+                (Err(_), None, true) => {
+                    complex_reported += 1;
+                    "needs complex variables (reported)".to_string()
+                }
+                (Err(e), None, false) => {
+                    failed += 1;
+                    unexpected.push(format!("{key}:\n{e}"));
+                    "FAILED".to_string()
+                }
+            };
+            table.push_str(&format!("{key:<72} {status}\n"));
+        }
+    }
+    println!("{table}");
+    println!(
+        "PyRates 1.2.3 templates: {loaded} loaded, {failed} failed, {complex_reported} need \
+         complex variables, {pyrates_broken} that PyRates itself cannot load or run"
+    );
+    assert!(
+        unexpected.is_empty(),
+        "templates that should load:\n{}",
+        unexpected.join("\n")
+    );
+    assert!(loaded >= 100, "only {loaded} templates loaded");
+}

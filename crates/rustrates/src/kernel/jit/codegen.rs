@@ -27,6 +27,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
+use super::fold::{self, PowPlan};
 use crate::kernel::mathfns;
 use crate::kernel::KernelError;
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
@@ -197,7 +198,7 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
     Ok(())
 }
 
-fn children(e: &Expr) -> Vec<ExprId> {
+pub(super) fn children(e: &Expr) -> Vec<ExprId> {
     match e {
         Expr::Const(_) | Expr::Var(_) | Expr::Time | Expr::Randn => Vec::new(),
         Expr::Neg(x) | Expr::Past(_, x) => vec![*x],
@@ -227,6 +228,7 @@ pub(super) fn define_kernel(
         .map_err(codegen_err)?;
 
     let frontend_config = module.target_config();
+    let konst = fold::constants(circuit, flavor.single);
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     let mut fctx = FunctionBuilderContext::new();
@@ -288,6 +290,7 @@ pub(super) fn define_kernel(
             &mut b,
             circuit,
             layout,
+            &konst,
             flavor,
             shape,
             Env {
@@ -320,6 +323,7 @@ pub(super) fn define_kernel(
             &mut b,
             circuit,
             layout,
+            &konst,
             flavor,
             shape,
             Env {
@@ -340,7 +344,20 @@ pub(super) fn define_kernel(
         b.seal_all_blocks();
         b.finalize(frontend_config);
     }
+    // Machine code listing for performance work: `RUST_LOG=trace` with a logger installed.
+    let dump = log::log_enabled!(log::Level::Trace);
+    if dump {
+        ctx.set_disasm(true);
+        log::trace!("CLIF of {name}:\n{}", ctx.func.display());
+    }
     module.define_function(id, &mut ctx).map_err(codegen_err)?;
+    if let Some(code) = ctx
+        .compiled_code()
+        .and_then(|c| c.vcode.as_ref())
+        .filter(|_| dump)
+    {
+        log::trace!("machine code of {name}:\n{code}");
+    }
     module.clear_context(&mut ctx);
     Ok(id)
 }
@@ -381,6 +398,8 @@ struct Body<'m, 'b, 'f> {
     b: &'b mut FunctionBuilder<'f>,
     circuit: &'m Circuit,
     layout: &'m Layout,
+    /// Compile-time value of each expression that has one (`fold::constants`).
+    konst: &'m [Option<f64>],
     flavor: Flavor,
     shape: Shape,
     env: Env,
@@ -404,6 +423,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         b: &'b mut FunctionBuilder<'f>,
         circuit: &'m Circuit,
         layout: &'m Layout,
+        konst: &'m [Option<f64>],
         flavor: Flavor,
         shape: Shape,
         env: Env,
@@ -414,6 +434,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             b,
             circuit,
             layout,
+            konst,
             flavor,
             shape,
             env,
@@ -664,6 +685,11 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             if self.memo[id.0 as usize].is_some() {
                 continue;
             }
+            if let Some(c) = self.konst[id.0 as usize] {
+                let v = self.constant(c);
+                self.memo[id.0 as usize] = Some([v; MAX_COPIES]);
+                continue;
+            }
             let e = circuit.expr(id);
             if !expanded {
                 stack.push((id, true));
@@ -699,6 +725,9 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             Expr::Binary(op, x, y) => self.binary(*op, *x, *y),
             Expr::Call(f, args) => self.call(*f, args),
             Expr::Select(c, x, y) => {
+                if let Some(k) = self.konst[c.0 as usize] {
+                    return if k != 0.0 { self.get(*x) } else { self.get(*y) };
+                }
                 let (c, x, y) = (self.get(*c), self.get(*x), self.get(*y));
                 let zero = self.constant(0.0);
                 // NotEqual is true for NaN: a NaN condition counts as true, as in C and numpy.
@@ -738,12 +767,16 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     fn binary(&mut self, op: BinOp, xe: ExprId, ye: ExprId) -> Vals {
         let (x, y) = (self.get(xe), self.get(ye));
+        let (kx, ky) = (self.konst[xe.0 as usize], self.konst[ye.0 as usize]);
         match op {
+            // Exact identities (also for NaN, ±0 and infinities): no instruction needed.
+            BinOp::Mul | BinOp::Div if ky == Some(1.0) => x,
+            BinOp::Mul if kx == Some(1.0) => y,
             BinOp::Add => self.map2(x, y, |b, x, y| b.ins().fadd(x, y)),
             BinOp::Sub => self.map2(x, y, |b, x, y| b.ins().fsub(x, y)),
             BinOp::Mul => self.map2(x, y, |b, x, y| b.ins().fmul(x, y)),
             BinOp::Div => self.map2(x, y, |b, x, y| b.ins().fdiv(x, y)),
-            BinOp::Pow => self.pow(x, y, ye),
+            BinOp::Pow => self.pow(x, y, ky),
             BinOp::Lt => self.compare(FloatCC::LessThan, x, y),
             BinOp::Le => self.compare(FloatCC::LessThanOrEqual, x, y),
             BinOp::Gt => self.compare(FloatCC::GreaterThan, x, y),
@@ -755,37 +788,30 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     }
 
     /// `x ** y`; constant exponents 0, ±1, ±2, 3, 4 and 1/2 become multiplications, a division
-    /// or `sqrt` (within an ulp or two of `pow`, and much faster), anything else calls `pow`.
-    fn pow(&mut self, x: Vals, y: Vals, ye: ExprId) -> Vals {
-        let exponent = match self.circuit.expr(ye) {
-            Expr::Const(c) => Some(*c),
-            Expr::Neg(inner) => match self.circuit.expr(*inner) {
-                Expr::Const(c) => Some(-*c),
-                _ => None,
-            },
-            _ => None,
-        };
+    /// or `sqrt` (within an ulp or two of `pow`, and much faster; `fold::pow_plan` is the one
+    /// table, shared with constant folding), anything else calls `pow`.
+    fn pow(&mut self, x: Vals, y: Vals, exponent: Option<f64>) -> Vals {
         let one = self.constant(1.0);
         let square = |this: &mut Self, x: Vals| this.map2(x, x, |b, x, y| b.ins().fmul(x, y));
-        match exponent {
-            Some(0.0) => [one; MAX_COPIES],
-            Some(1.0) => x,
-            Some(2.0) => square(self, x),
-            Some(3.0) => {
+        match exponent.map_or(PowPlan::Call, fold::pow_plan) {
+            PowPlan::One => [one; MAX_COPIES],
+            PowPlan::Identity => x,
+            PowPlan::Square => square(self, x),
+            PowPlan::Cube => {
                 let x2 = square(self, x);
                 self.map2(x2, x, |b, x, y| b.ins().fmul(x, y))
             }
-            Some(4.0) => {
+            PowPlan::Fourth => {
                 let x2 = square(self, x);
                 square(self, x2)
             }
-            Some(-1.0) => self.map1(x, |b, x| b.ins().fdiv(one, x)),
-            Some(-2.0) => {
+            PowPlan::Reciprocal => self.map1(x, |b, x| b.ins().fdiv(one, x)),
+            PowPlan::ReciprocalSquare => {
                 let x2 = square(self, x);
                 self.map1(x2, |b, x| b.ins().fdiv(one, x))
             }
-            Some(0.5) => self.map1(x, |b, x| b.ins().sqrt(x)),
-            _ => {
+            PowPlan::Sqrt => self.map1(x, |b, x| b.ins().sqrt(x)),
+            PowPlan::Call => {
                 let name = mathfns::POW_SYMBOL[usize::from(self.flavor.single)];
                 self.call_elementwise(name, &[x, y])
             }

@@ -1,0 +1,587 @@
+//! C source generation for a lowered circuit.
+//!
+//! Every non-leaf expression node becomes one `const` local (SSA style), so shared
+//! sub-expressions of the DAG are computed once and the text stays linear in the arena size.
+//! `Select` therefore evaluates both branches; that is harmless for pure expressions and lets
+//! the compiler vectorise it as a blend. `Past`/`Randn` go through the callbacks in the
+//! ctx, which also makes them unconditional (documented on `CKernel`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarKind};
+
+/// Generated source plus what the Rust side needs to drive it.
+pub(crate) struct Source {
+    pub text: String,
+    /// The circuit reads `Past` or `Randn`: the fused stepper must not be used.
+    pub uses_callbacks: bool,
+    /// Number of step-invariant values the fused stepper precomputes per lane.
+    pub hoisted: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    F64,
+    F32,
+}
+
+impl Ty {
+    fn name(self) -> &'static str {
+        match self {
+            Ty::F64 => "double",
+            Ty::F32 => "float",
+        }
+    }
+    /// libm suffix: `exp` / `expf`.
+    fn sfx(self) -> &'static str {
+        match self {
+            Ty::F64 => "",
+            Ty::F32 => "f",
+        }
+    }
+}
+
+/// A C literal that parses back to exactly `c` (in the target precision). Rust's `{:e}`
+/// prints the shortest digits that round-trip, and C compilers round decimal literals
+/// correctly.
+fn lit(c: f64, ty: Ty) -> String {
+    match ty {
+        Ty::F64 => {
+            if c.is_nan() {
+                "((double)NAN)".into()
+            } else if c.is_infinite() {
+                if c > 0.0 {
+                    "HUGE_VAL".into()
+                } else {
+                    "(-HUGE_VAL)".into()
+                }
+            } else {
+                format!("({c:e})")
+            }
+        }
+        Ty::F32 => {
+            // Round once, from the f64 value, as `c as f32` does.
+            let f = c as f32;
+            if f.is_nan() {
+                "NAN".into()
+            } else if f.is_infinite() {
+                if f > 0.0 {
+                    "HUGE_VALF".into()
+                } else {
+                    "(-HUGE_VALF)".into()
+                }
+            } else {
+                format!("({f:e}f)")
+            }
+        }
+    }
+}
+
+/// Something the fused stepper computes once per call instead of once per step.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Hoist {
+    Value(ExprId),
+    /// `1 / value`: division by a step-invariant divisor becomes a multiplication.
+    Recip(ExprId),
+}
+
+struct Emitter<'c> {
+    c: &'c Circuit,
+    layout: &'c Layout,
+    ty: Ty,
+    /// Per expression: name of the local holding its value, once emitted.
+    temps: HashMap<ExprId, String>,
+    /// Per algebraic slot: its local exists.
+    assigned: Vec<bool>,
+    out: String,
+    /// When set, step-invariant sub-expressions are read from `H[k*lanes+l]`.
+    hoist: Option<&'c mut HoistPlan>,
+    uses_callbacks: bool,
+    pow_temps: usize,
+}
+
+struct HoistPlan {
+    invariant: Vec<Option<bool>>,
+    items: Vec<Hoist>,
+    index: HashMap<Hoist, usize>,
+    /// Multiply by a hoisted reciprocal instead of dividing (not bit-identical to `rhs`).
+    recip: bool,
+}
+
+impl HoistPlan {
+    fn new(c: &Circuit, recip: bool) -> Self {
+        HoistPlan { invariant: vec![None; c.exprs.len()], items: Vec::new(), index: HashMap::new(), recip }
+    }
+    /// Depends only on constants, parameters and inputs (held constant by the stepper).
+    fn is_invariant(&mut self, c: &Circuit, id: ExprId) -> bool {
+        let Some(slot) = self.invariant.get(id.0 as usize).copied() else {
+            return false;
+        };
+        if let Some(v) = slot {
+            return v;
+        }
+        let v = match c.expr(id) {
+            Expr::Const(_) => true,
+            Expr::Var(v) => {
+                let kind = c.vars.get(v.0 as usize).map(|v| v.kind);
+                matches!(kind, Some(VarKind::Param | VarKind::Input))
+            }
+            Expr::Time | Expr::Past(..) | Expr::Randn => false,
+            Expr::Neg(a) => self.is_invariant(c, *a),
+            Expr::Binary(_, a, b) => self.is_invariant(c, *a) && self.is_invariant(c, *b),
+            Expr::Call(_, args) => args.iter().all(|a| self.is_invariant(c, *a)),
+            Expr::Select(x, a, b) => self.is_invariant(c, *x) && self.is_invariant(c, *a) && self.is_invariant(c, *b),
+        };
+        self.invariant[id.0 as usize] = Some(v);
+        v
+    }
+    fn slot(&mut self, h: Hoist) -> usize {
+        if let Some(&k) = self.index.get(&h) {
+            return k;
+        }
+        self.items.push(h);
+        self.index.insert(h, self.items.len() - 1);
+        self.items.len() - 1
+    }
+}
+
+impl<'c> Emitter<'c> {
+    fn new(c: &'c Circuit, layout: &'c Layout, ty: Ty, hoist: Option<&'c mut HoistPlan>) -> Self {
+        Emitter {
+            c,
+            layout,
+            ty,
+            temps: HashMap::new(),
+            assigned: vec![false; layout.algebraics.len()],
+            out: String::new(),
+            hoist,
+            uses_callbacks: false,
+            pow_temps: 0,
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.out.push_str("    ");
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    /// Loads of every state, parameter and input of lane `l` into locals (the compiler drops
+    /// the unused ones).
+    fn loads(&mut self, y: &str) {
+        let t = self.ty.name();
+        for k in 0..self.layout.states.len() {
+            self.line(&format!("const {t} y{k} = {y}[{k}*lanes+l];"));
+        }
+        self.loads_params_inputs();
+    }
+
+    fn loads_params_inputs(&mut self) {
+        let t = self.ty.name();
+        for k in 0..self.layout.params.len() {
+            self.line(&format!("const {t} p{k} = P[{k}*lanes+l];"));
+        }
+        for k in 0..self.layout.inputs.len() {
+            self.line(&format!("const {t} u{k} = U[{k}*lanes+l];"));
+        }
+    }
+
+    /// Assignments in evaluation order, each kept in a local and optionally stored to `A`.
+    fn assigns(&mut self, store: bool) {
+        let t = self.ty.name();
+        for asg in &self.c.assigns {
+            let slot = self.layout.slot[asg.var.0 as usize];
+            let v = self.expr(asg.rhs);
+            self.line(&format!("const {t} a{slot} = {v};"));
+            if let Some(done) = self.assigned.get_mut(slot as usize) {
+                *done = true;
+            }
+            if store {
+                self.line(&format!("A[{slot}*lanes+l] = a{slot};"));
+            }
+        }
+    }
+
+    /// Derivatives, each passed to `sink(slot, value)` which returns the statement.
+    fn odes(&mut self, sink: impl Fn(u32, &str) -> String) {
+        for ode in &self.c.odes {
+            let slot = self.layout.slot[ode.var.0 as usize];
+            let v = self.expr(ode.rhs);
+            let s = sink(slot, &v);
+            self.line(&s);
+        }
+    }
+
+    fn nan(&self) -> String {
+        lit(f64::NAN, self.ty)
+    }
+
+    fn var(&self, id: crate::model::VarId) -> String {
+        let Some(var) = self.c.vars.get(id.0 as usize) else {
+            return self.nan();
+        };
+        let slot = self.layout.slot.get(id.0 as usize).copied().unwrap_or(u32::MAX);
+        if slot == u32::MAX {
+            // A state without an ODE: validation rejects this; keep the C well-formed.
+            return self.nan();
+        }
+        match var.kind {
+            VarKind::State => format!("y{slot}"),
+            VarKind::Param => format!("p{slot}"),
+            VarKind::Input => format!("u{slot}"),
+            VarKind::Algebraic => {
+                if self.assigned.get(slot as usize).copied().unwrap_or(false) {
+                    format!("a{slot}")
+                } else {
+                    // Read before its assignment: validation rejects this too.
+                    self.nan()
+                }
+            }
+        }
+    }
+
+    /// The operand text for `id`, emitting locals for it and its children as needed.
+    fn expr(&mut self, id: ExprId) -> String {
+        if let Some(name) = self.temps.get(&id) {
+            return name.clone();
+        }
+        let Some(e) = self.c.exprs.get(id.0 as usize) else {
+            return self.nan();
+        };
+        match e {
+            Expr::Const(c) => return lit(*c, self.ty),
+            Expr::Var(v) => return self.var(*v),
+            _ => {}
+        }
+        let c = self.c;
+        if let Some(plan) = self.hoist.as_deref_mut() {
+            if plan.is_invariant(c, id) {
+                let k = plan.slot(Hoist::Value(id));
+                let name = format!("H[{k}*lanes+l]");
+                self.temps.insert(id, name.clone());
+                return name;
+            }
+        }
+        let ty = self.ty;
+        let sfx = ty.sfx();
+        let one = lit(1.0, ty);
+        let zero = lit(0.0, ty);
+        let value = match e.clone() {
+            Expr::Const(_) | Expr::Var(_) => unreachable!("handled above"),
+            Expr::Time => match ty {
+                Ty::F64 => "t".to_string(),
+                Ty::F32 => "((float)t)".to_string(),
+            },
+            Expr::Neg(a) => format!("(-{})", self.expr(a)),
+            Expr::Binary(op, a, b) => self.binary(op, a, b),
+            Expr::Call(f, args) => {
+                let v: Vec<String> = args.iter().map(|a| self.expr(*a)).collect();
+                let arg = |i: usize| v.get(i).cloned().unwrap_or_else(|| lit(f64::NAN, ty));
+                let x = arg(0);
+                let name = |n: &str| format!("{n}{sfx}({x})");
+                match f {
+                    Func::Sin => name("sin"),
+                    Func::Cos => name("cos"),
+                    Func::Tan => name("tan"),
+                    Func::Sinh => name("sinh"),
+                    Func::Cosh => name("cosh"),
+                    Func::Tanh => name("tanh"),
+                    Func::Arcsin => name("asin"),
+                    Func::Arccos => name("acos"),
+                    Func::Arctan => name("atan"),
+                    Func::Arctan2 => format!("atan2{sfx}({x}, {})", arg(1)),
+                    Func::Exp => name("exp"),
+                    Func::Log => name("log"),
+                    Func::Sqrt => name("sqrt"),
+                    Func::Abs => name("fabs"),
+                    Func::Sigmoid => format!("({one}/({one}+exp{sfx}(-{x})))"),
+                    Func::Max => format!("rr_max{sfx}({x}, {})", arg(1)),
+                    Func::Min => format!("rr_min{sfx}({x}, {})", arg(1)),
+                    Func::Heaviside => format!("rr_heaviside{sfx}({x})"),
+                    Func::Floor => name("floor"),
+                    Func::Ceil => name("ceil"),
+                    Func::Sign => format!("rr_sign{sfx}({x})"),
+                }
+            }
+            Expr::Select(cond, a, b) => {
+                let (x, y, z) = (self.expr(cond), self.expr(a), self.expr(b));
+                format!("({x} != {zero} ? {y} : {z})")
+            }
+            Expr::Past(var, delay) => {
+                self.uses_callbacks = true;
+                let d = self.expr(delay);
+                match ty {
+                    Ty::F64 => format!("rr_past(ctx, {}u, l, t, {d})", var.0),
+                    Ty::F32 => format!("((float)rr_past(ctx, {}u, l, t, (double){d}))", var.0),
+                }
+            }
+            Expr::Randn => {
+                self.uses_callbacks = true;
+                match ty {
+                    Ty::F64 => format!("rr_randn(ctx, {}u, l)", id.0),
+                    Ty::F32 => format!("((float)rr_randn(ctx, {}u, l))", id.0),
+                }
+            }
+        };
+        let name = format!("e{}", id.0);
+        self.line(&format!("const {} {name} = {value};", ty.name()));
+        self.temps.insert(id, name.clone());
+        name
+    }
+
+    fn binary(&mut self, op: BinOp, a: ExprId, b: ExprId) -> String {
+        let ty = self.ty;
+        if op == BinOp::Pow {
+            if let Some(Expr::Const(n)) = self.c.exprs.get(b.0 as usize) {
+                if n.fract() == 0.0 && n.abs() <= 64.0 {
+                    let x = self.expr(a);
+                    return self.int_pow(&x, *n as i32);
+                }
+            }
+        }
+        if op == BinOp::Div {
+            let c = self.c;
+            if let Some(plan) = self.hoist.as_deref_mut() {
+                if plan.recip && plan.is_invariant(c, b) {
+                    let k = plan.slot(Hoist::Recip(b));
+                    let x = self.expr(a);
+                    return format!("({x} * H[{k}*lanes+l])");
+                }
+            }
+        }
+        let x = self.expr(a);
+        let y = self.expr(b);
+        let (one, zero) = (lit(1.0, ty), lit(0.0, ty));
+        let cmp = |o: &str| format!("(({x} {o} {y}) ? {one} : {zero})");
+        match op {
+            BinOp::Add => format!("({x} + {y})"),
+            BinOp::Sub => format!("({x} - {y})"),
+            BinOp::Mul => format!("({x} * {y})"),
+            BinOp::Div => format!("({x} / {y})"),
+            BinOp::Pow => format!("pow{}({x}, {y})", ty.sfx()),
+            BinOp::Lt => cmp("<"),
+            BinOp::Le => cmp("<="),
+            BinOp::Gt => cmp(">"),
+            BinOp::Ge => cmp(">="),
+            BinOp::Eq => cmp("=="),
+            BinOp::Ne => cmp("!="),
+        }
+    }
+
+    /// `x^n` by repeated squaring (x·x, not `pow`): exact for n = 2 and within a few ulps
+    /// otherwise, and vectorisable.
+    fn int_pow(&mut self, x: &str, n: i32) -> String {
+        let ty = self.ty;
+        if n == 0 {
+            return lit(1.0, ty);
+        }
+        let mut e = n.unsigned_abs();
+        let mut base = x.to_string();
+        let mut acc: Option<String> = None;
+        loop {
+            if e & 1 == 1 {
+                acc = Some(match acc {
+                    None => base.clone(),
+                    Some(a) => format!("({a} * {base})"),
+                });
+            }
+            e >>= 1;
+            if e == 0 {
+                break;
+            }
+            self.pow_temps += 1;
+            let name = format!("pw{}", self.pow_temps);
+            self.line(&format!("const {} {name} = {base} * {base};", ty.name()));
+            base = name;
+        }
+        let v = acc.unwrap_or_else(|| lit(1.0, ty));
+        if n < 0 {
+            format!("({} / {v})", lit(1.0, ty))
+        } else {
+            v
+        }
+    }
+}
+
+const PRELUDE: &str = r#"#include <math.h>
+#include <stddef.h>
+
+typedef double (*rr_past_fn)(void*, unsigned, size_t, double, double);
+typedef double (*rr_randn_fn)(void*, unsigned, size_t);
+/* Set right after loading to rustrates' trampolines (kernel::mathfns), which answer NaN when
+   the solver installed no hook. */
+static rr_past_fn rr_past_hook = 0;
+static rr_randn_fn rr_randn_hook = 0;
+void rustrates_set_hooks(rr_past_fn past, rr_randn_fn randn) { rr_past_hook = past; rr_randn_hook = randn; }
+
+static inline double rr_past(void* ctx, unsigned var, size_t lane, double t, double delay) {
+    return rr_past_hook ? rr_past_hook(ctx, var, lane, t, delay) : (double)NAN;
+}
+static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
+    return rr_randn_hook ? rr_randn_hook(ctx, source, lane) : (double)NAN;
+}
+/* NaN-propagating like numpy's maximum/minimum. */
+static inline double rr_max(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double rr_min(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline float rr_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float rr_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+/* numpy heaviside(x, 0.5) and sign: NaN stays NaN, zero keeps its value. */
+static inline double rr_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }
+static inline float rr_heavisidef(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
+static inline double rr_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
+static inline float rr_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
+"#;
+
+/// The whole translation unit: `rustrates_rhs`, `rustrates_rhs_f32`, `rustrates_steps`.
+pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
+    let layout = c.layout();
+    let mut text = String::new();
+    let _ = writeln!(text, "/* generated by rustrates {} */", env!("CARGO_PKG_VERSION"));
+    text.push_str(PRELUDE);
+    let ns = layout.states.len();
+
+    // Plain right-hand sides.
+    let mut uses_callbacks = false;
+    for ty in [Ty::F64, Ty::F32] {
+        let t = ty.name();
+        let fname = match ty {
+            Ty::F64 => "rustrates_rhs",
+            Ty::F32 => "rustrates_rhs_f32",
+        };
+        let _ = writeln!(
+            text,
+            "\nvoid {fname}(size_t lanes, double t, const {t}* restrict Y, const {t}* restrict P, \
+             const {t}* restrict U, {t}* restrict DY, {t}* restrict A, void* ctx) {{\n    (void)t; (void)ctx;\n    for (size_t l = 0; l < lanes; l++) {{"
+        );
+        let mut em = Emitter::new(c, &layout, ty, None);
+        em.loads("Y");
+        em.assigns(true);
+        em.odes(|slot, v| format!("DY[{slot}*lanes+l] = {v};"));
+        uses_callbacks |= em.uses_callbacks;
+        indent(&mut text, &em.out);
+        let _ = writeln!(text, "    }}\n}}");
+    }
+
+    // Fused stepper: a stage function and an Euler loop that read step-invariant values
+    // from H, precomputed once per call by `rr_hoist`.
+    let mut plan = HoistPlan::new(c, recip);
+    let stage_body = {
+        let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
+        em.loads("Y");
+        em.assigns(false);
+        em.odes(|slot, v| format!("DY[{slot}*lanes+l] = {v};"));
+        em.out
+    };
+    let euler_body = {
+        let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
+        em.loads("Y");
+        em.assigns(false);
+        em.odes(|slot, v| format!("Y[{slot}*lanes+l] = y{slot} + dt * {v};"));
+        em.out
+    };
+    let hoist_body = {
+        let mut em = Emitter::new(c, &layout, Ty::F64, None);
+        em.loads_params_inputs();
+        let items = plan.items.clone();
+        for (k, h) in items.iter().enumerate() {
+            let v = match h {
+                Hoist::Value(id) => em.expr(*id),
+                Hoist::Recip(id) => {
+                    let v = em.expr(*id);
+                    format!("(1.0 / {v})")
+                }
+            };
+            em.line(&format!("H[{k}*lanes+l] = {v};"));
+        }
+        em.out
+    };
+    let nh = plan.items.len();
+
+    let _ = writeln!(
+        text,
+        "\nstatic void rr_hoist(size_t lanes, const double* restrict P, const double* restrict U, double* restrict H) {{\n    (void)P; (void)U; (void)H;\n    for (size_t l = 0; l < lanes; l++) {{"
+    );
+    indent(&mut text, &hoist_body);
+    let _ = writeln!(text, "    }}\n}}");
+
+    let _ = writeln!(
+        text,
+        "\nstatic void rr_stage(size_t lanes, double t, const double* restrict Y, const double* restrict P, \
+         const double* restrict U, const double* restrict H, double* restrict DY, void* ctx) {{\n    (void)t; (void)ctx; (void)H;\n    for (size_t l = 0; l < lanes; l++) {{"
+    );
+    indent(&mut text, &stage_body);
+    let _ = writeln!(text, "    }}\n}}");
+
+    let _ = write!(
+        text,
+        r#"
+void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
+                     const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                     int stages, const double* restrict TA, const double* restrict TB,
+                     const double* restrict TC, double* restrict W) {{
+    (void)A;
+    double* restrict H = W;
+    rr_hoist(lanes, P, U, H);
+    if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
+        for (size_t s = 0; s < nsteps; s++) {{
+            const double t = t0 + (double)s * dt;
+            (void)t;
+            for (size_t l = 0; l < lanes; l++) {{
+"#
+    );
+    indent_by(&mut text, &euler_body, 3);
+    let _ = write!(
+        text,
+        r#"            }}
+        }}
+        return;
+    }}
+    const size_t n = (size_t){ns} * lanes;
+    double* restrict K = W + (size_t){nh} * lanes;
+    double* restrict YT = K + (size_t)stages * n;
+    for (size_t s = 0; s < nsteps; s++) {{
+        const double t = t0 + (double)s * dt;
+        for (int i = 0; i < stages; i++) {{
+            const double* yin = Y;
+            if (i > 0) {{
+                for (size_t j = 0; j < n; j++) {{
+                    double acc = 0.0;
+                    for (int m = 0; m < i; m++) {{
+                        const double am = TA[i * stages + m];
+                        if (am != 0.0) acc += am * K[(size_t)m * n + j];
+                    }}
+                    YT[j] = Y[j] + dt * acc;
+                }}
+                yin = YT;
+            }}
+            rr_stage(lanes, t + TC[i] * dt, yin, P, U, H, K + (size_t)i * n, ctx);
+        }}
+        for (size_t j = 0; j < n; j++) {{
+            double acc = 0.0;
+            for (int m = 0; m < stages; m++) {{
+                const double bm = TB[m];
+                if (bm != 0.0) acc += bm * K[(size_t)m * n + j];
+            }}
+            Y[j] = Y[j] + dt * acc;
+        }}
+    }}
+}}
+"#
+    );
+    Source { text, uses_callbacks, hoisted: nh }
+}
+
+fn indent(text: &mut String, body: &str) {
+    indent_by(text, body, 1);
+}
+
+fn indent_by(text: &mut String, body: &str, levels: usize) {
+    for line in body.lines() {
+        for _ in 0..levels {
+            text.push_str("    ");
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+}

@@ -1,0 +1,219 @@
+//! Compile-time evaluation of constant subexpressions.
+//!
+//! A node whose operands are all constants is computed here, in the precision of the
+//! compiled function and with exactly the operations the generated code would execute
+//! (IEEE `+ - * /`, the same `pow` expansion, the shared `mathfns` definitions), so folding
+//! never changes a result bit. Typical win: `Delta / (PI * tau)` with constant `Delta`, `tau`.
+
+use crate::kernel::mathfns;
+use crate::model::{BinOp, Circuit, Expr, ExprId};
+
+/// How the generated code evaluates `x ** c` for a constant exponent `c`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum PowPlan {
+    One,
+    Identity,
+    Square,
+    Cube,
+    Fourth,
+    Reciprocal,
+    ReciprocalSquare,
+    Sqrt,
+    Call,
+}
+
+pub(super) fn pow_plan(exponent: f64) -> PowPlan {
+    match exponent {
+        0.0 => PowPlan::One,
+        1.0 => PowPlan::Identity,
+        2.0 => PowPlan::Square,
+        3.0 => PowPlan::Cube,
+        4.0 => PowPlan::Fourth,
+        -1.0 => PowPlan::Reciprocal,
+        -2.0 => PowPlan::ReciprocalSquare,
+        0.5 => PowPlan::Sqrt,
+        _ => PowPlan::Call,
+    }
+}
+
+/// Scalar arithmetic in the compiled function's precision; values are carried as `f64`
+/// (an `f32` value converts exactly).
+#[derive(Clone, Copy)]
+pub(super) struct Arith {
+    pub(super) single: bool,
+}
+
+impl Arith {
+    fn round(self, x: f64) -> f64 {
+        if self.single {
+            f64::from(x as f32)
+        } else {
+            x
+        }
+    }
+    fn op(self, a: f64, b: f64, f64op: fn(f64, f64) -> f64, f32op: fn(f32, f32) -> f32) -> f64 {
+        if self.single {
+            f64::from(f32op(a as f32, b as f32))
+        } else {
+            f64op(a, b)
+        }
+    }
+    fn mul(self, a: f64, b: f64) -> f64 {
+        self.op(a, b, |a, b| a * b, |a, b| a * b)
+    }
+    fn div(self, a: f64, b: f64) -> f64 {
+        self.op(a, b, |a, b| a / b, |a, b| a / b)
+    }
+    fn pow(self, x: f64, y: f64) -> f64 {
+        match pow_plan(y) {
+            PowPlan::One => 1.0,
+            PowPlan::Identity => x,
+            PowPlan::Square => self.mul(x, x),
+            PowPlan::Cube => self.mul(self.mul(x, x), x),
+            PowPlan::Fourth => {
+                let x2 = self.mul(x, x);
+                self.mul(x2, x2)
+            }
+            PowPlan::Reciprocal => self.div(1.0, x),
+            PowPlan::ReciprocalSquare => self.div(1.0, self.mul(x, x)),
+            // sqrt is correctly rounded in both precisions, so sqrt in f64 then rounding to
+            // f32 equals sqrtf (the f64 significand has more than 2·24 + 2 bits).
+            PowPlan::Sqrt => self.round(x.sqrt()),
+            PowPlan::Call => self.op(x, y, mathfns::pow_f64, mathfns::pow_f32),
+        }
+    }
+    fn call(self, f: crate::model::Func, x: f64, y: f64) -> f64 {
+        if self.single {
+            f64::from(mathfns::func_f32(f, x as f32, y as f32))
+        } else {
+            mathfns::func_f64(f, x, y)
+        }
+    }
+}
+
+fn truth(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The constant value of every expression that has one (in the function's precision).
+/// Assumes a validated circuit (ids in range, no cycles).
+pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
+    let ar = Arith { single };
+    let n = circuit.exprs.len();
+    let mut val: Vec<Option<f64>> = vec![None; n];
+    let mut done = vec![false; n];
+    for start in 0..n {
+        let mut stack = vec![(ExprId(start as u32), false)];
+        while let Some((id, expanded)) = stack.pop() {
+            let ix = id.0 as usize;
+            if done[ix] {
+                continue;
+            }
+            let e = circuit.expr(id);
+            if !expanded {
+                stack.push((id, true));
+                stack.extend(
+                    super::codegen::children(e)
+                        .into_iter()
+                        .filter(|c| !done[c.0 as usize])
+                        .map(|c| (c, false)),
+                );
+                continue;
+            }
+            done[ix] = true;
+            let k = |c: &ExprId| val[c.0 as usize];
+            val[ix] = match e {
+                Expr::Const(c) => Some(ar.round(*c)),
+                Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => None,
+                Expr::Neg(x) => k(x).map(|x| -x),
+                Expr::Binary(op, x, y) => match (k(x), k(y)) {
+                    (Some(a), Some(b)) => Some(match op {
+                        BinOp::Add => ar.op(a, b, |a, b| a + b, |a, b| a + b),
+                        BinOp::Sub => ar.op(a, b, |a, b| a - b, |a, b| a - b),
+                        BinOp::Mul => ar.mul(a, b),
+                        BinOp::Div => ar.div(a, b),
+                        BinOp::Pow => ar.pow(a, b),
+                        BinOp::Lt => truth(a < b),
+                        BinOp::Le => truth(a <= b),
+                        BinOp::Gt => truth(a > b),
+                        BinOp::Ge => truth(a >= b),
+                        BinOp::Eq => truth(a == b),
+                        BinOp::Ne => truth(a != b),
+                    }),
+                    _ => None,
+                },
+                Expr::Call(f, args) => {
+                    let xs: Option<Vec<f64>> = args.iter().map(k).collect();
+                    xs.map(|xs| ar.call(*f, xs[0], xs.get(1).copied().unwrap_or(0.0)))
+                }
+                // A constant condition picks its branch even when the other one varies.
+                Expr::Select(c, x, y) => k(c).and_then(|c| if c != 0.0 { k(x) } else { k(y) }),
+            };
+        }
+    }
+    val
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Func;
+
+    fn circuit(exprs: Vec<Expr>) -> Circuit {
+        Circuit {
+            exprs,
+            ..Circuit::default()
+        }
+    }
+
+    #[test]
+    fn constants_fold_in_function_precision() {
+        // 0.1 + 0.2 is 0.30000000000000004 in f64 and 0.3 (as f32: 0.300000011920929) in f32.
+        let c = circuit(vec![
+            Expr::Const(0.1),
+            Expr::Const(0.2),
+            Expr::Binary(BinOp::Add, ExprId(0), ExprId(1)),
+        ]);
+        assert_eq!(constants(&c, false)[2], Some(0.1 + 0.2));
+        assert_eq!(constants(&c, true)[2], Some(f64::from(0.1f32 + 0.2f32)));
+        assert_ne!(0.1 + 0.2, f64::from(0.1f32 + 0.2f32));
+    }
+
+    #[test]
+    fn constants_stop_at_variables_and_fold_calls_and_selects() {
+        let c = circuit(vec![
+            Expr::Const(2.0),                               // 0
+            Expr::Time,                                     // 1
+            Expr::Binary(BinOp::Mul, ExprId(0), ExprId(1)), // 2: not constant
+            Expr::Call(Func::Exp, vec![ExprId(0)]),         // 3: e^2
+            Expr::Binary(BinOp::Gt, ExprId(3), ExprId(0)),  // 4: e^2 > 2 → 1
+            Expr::Select(ExprId(4), ExprId(0), ExprId(2)),  // 5: 2
+            Expr::Binary(BinOp::Pow, ExprId(3), ExprId(0)), // 6: (e^2)^2 = e^2·e^2
+            Expr::Neg(ExprId(2)),                           // 7: not constant
+        ]);
+        let k = constants(&c, false);
+        let e2 = 2f64.exp();
+        assert_eq!(k[1], None);
+        assert_eq!(k[2], None);
+        assert_eq!(k[3], Some(e2));
+        assert_eq!(k[4], Some(1.0));
+        assert_eq!(k[5], Some(2.0));
+        assert_eq!(k[6], Some(e2 * e2));
+        assert_eq!(k[7], None);
+    }
+
+    #[test]
+    fn pow_plan_covers_the_expanded_exponents_only() {
+        assert_eq!(pow_plan(2.0), PowPlan::Square);
+        assert_eq!(pow_plan(-0.0), PowPlan::One);
+        assert_eq!(pow_plan(0.5), PowPlan::Sqrt);
+        assert_eq!(pow_plan(2.5), PowPlan::Call);
+        assert_eq!(pow_plan(5.0), PowPlan::Call);
+        assert_eq!(Arith { single: false }.pow(3.0, 3.0), 27.0);
+        assert_eq!(Arith { single: false }.pow(2.0, -2.0), 0.25);
+    }
+}

@@ -1,0 +1,560 @@
+//! Loader tests: dialects, inheritance, anchors, paths, diagnostics with exact positions.
+
+use std::path::Path;
+
+use super::*;
+use crate::model::{dump, load_circuit};
+
+/// Write `files` into a fresh temp dir; returns it (kept alive by the caller).
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("temp dir");
+    for (p, text) in files {
+        let full = d.path().join(p);
+        std::fs::create_dir_all(full.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    }
+    d
+}
+
+fn opts(dir: &Path) -> LoadOptions {
+    LoadOptions {
+        search_path: Vec::new(),
+        cwd: Some(dir.to_path_buf()),
+    }
+}
+
+/// Every diagnostic as `code@line:col`.
+fn codes(sources: &SourceMap, d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|x| match x.span {
+            Some(s) => {
+                let (l, c) = sources.line_col(s);
+                format!("{}@{l}:{c}", x.code)
+            }
+            None => x.code.to_string(),
+        })
+        .collect()
+}
+
+/// Each file in testdata/invalid declares `# expect: code@line:col` lines; `check_file`
+/// must report exactly those errors (warnings only where declared), at those positions.
+#[test]
+fn check_file_invalid_fixtures_report_declared_codes_at_declared_positions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/template/testdata/invalid");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    assert!(entries.len() >= 15, "fixtures present");
+    for p in entries {
+        let text = std::fs::read_to_string(&p).expect("read fixture");
+        let mut want: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|s| s.trim().to_string())
+            .collect();
+        want.sort();
+        let r = check_file(&p, &LoadOptions::default());
+        let mut got = codes(&r.sources, &r.diagnostics);
+        got.sort();
+        assert_eq!(got, want, "{}", p.display());
+    }
+}
+
+/// The shared fixtures of `tests/fixtures` (format `# expect: CODE at LINE:COL`): invalid
+/// ones must report exactly the declared errors, valid ones load with no diagnostic.
+#[test]
+fn check_file_shared_fixtures_match_declarations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut failures = Vec::new();
+    for folder in ["invalid", "valid"] {
+        let Ok(rd) = std::fs::read_dir(root.join(folder)) else {
+            continue;
+        };
+        let mut files: Vec<_> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        for p in files {
+            let text = std::fs::read_to_string(&p).expect("read fixture");
+            let mut want: Vec<String> = text
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .filter_map(|l| l.strip_prefix("# expect: "))
+                .map(|s| s.trim().replace(" at ", "@"))
+                .collect();
+            want.sort();
+            // Equation syntax codes and positions belong to the parser's own tests.
+            if want
+                .iter()
+                .any(|w| w.starts_with("eq/syntax") || w.starts_with("eq/unbalanced-paren"))
+            {
+                continue;
+            }
+            let r = check_file(
+                &p,
+                &LoadOptions {
+                    search_path: Vec::new(),
+                    cwd: p.parent().map(Path::to_path_buf),
+                },
+            );
+            let mut got: Vec<String> = codes(&r.sources, &r.diagnostics);
+            got.sort();
+            if got != want {
+                let rendered: Vec<String> = r
+                    .diagnostics
+                    .iter()
+                    .map(|d| crate::model::load::concise(&r.sources, d))
+                    .collect();
+                failures.push(format!(
+                    "{}: got {got:?}, want {want:?}\n  {}",
+                    p.display(),
+                    rendered.join("\n  ")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const NET3: &str = r#"
+# 0.8 dialect, as the seed's simple_montbrio
+Op_e:
+  base: OperatorTemplate
+  equations:
+    - "d/dt * r = delta/(PI * tau**2) + 2.*r*v/tau"
+    - "d/dt * v = (v**2 + eta + inp) / tau + J_e*(r + r_e) - J_i*r_i - tau*(PI*r)**2"
+  variables:
+    r: {default: output}
+    v: {default: variable}
+    tau: {default: 1.0}
+    delta: {default: 1.0}
+    eta: {default: -5.0}
+    J_e: {default: 15.0}
+    J_i: {default: 2.0}
+    r_e: {default: input}
+    r_i: {default: input}
+    inp: {default: input}
+Op_i:
+  base: Op_e
+  equations:
+    replace:
+      J_e*(r + r_e) - J_i*r_i: J_e*r_e - J_i*(r + r_i)
+  variables:
+    eta: {default: -1.0}
+    J_e: {default: 12.0}
+Pop_e: {base: NodeTemplate, operators: [Op_e]}
+Pop_i: {base: NodeTemplate, operators: [Op_i]}
+Net3:
+  base: CircuitTemplate
+  nodes: {PC: Pop_e, IIN: Pop_i}
+  edges:
+    - [PC/Op_e/r, IIN/Op_i/r_e, null, {weight: 5.0}]
+    - [IIN/Op_i/r, PC/Op_e/r_i, null, {weight: 5.0}]
+"#;
+
+#[test]
+fn load_circuit_08_dialect_net3_has_seed_structure() {
+    let d = tree(&[("simple_montbrio.yaml", NET3)]);
+    let l = load_circuit("simple_montbrio.Net3", &opts(d.path())).expect("loads");
+    let c = &l.circuit;
+    assert_eq!(c.nodes, vec!["PC", "IIN"]);
+    let kind = |n: &str| c.var(c.find_var(n).expect(n)).kind;
+    let val = |n: &str| c.var(c.find_var(n).expect(n)).value;
+    assert_eq!(kind("PC/Op_e/r"), crate::model::VarKind::State);
+    assert_eq!(kind("PC/Op_e/v"), crate::model::VarKind::State);
+    assert_eq!(kind("PC/Op_e/eta"), crate::model::VarKind::Param);
+    assert_eq!(kind("PC/Op_e/r_i"), crate::model::VarKind::Input);
+    assert_eq!(val("PC/Op_e/eta"), -5.0);
+    assert_eq!(val("IIN/Op_i/eta"), -1.0);
+    assert_eq!(val("IIN/Op_i/J_e"), 12.0);
+    assert_eq!(c.odes.len(), 4);
+    assert_eq!(c.edges.len(), 2);
+    assert_eq!(c.var(c.edges[0].source).name, "PC/Op_e/r");
+    assert_eq!(c.var(c.edges[0].target).name, "IIN/Op_i/r_e");
+    assert_eq!(c.var(c.edges[0].params[0].1).name, "edge:PC->IIN:0/weight");
+    assert_eq!(c.var(c.edges[1].params[0].1).value, 5.0);
+    let text = dump(c);
+    assert!(
+        text.contains("d/dt v = (v^2 + eta + inp)/tau + J_e*r_e - J_i*(r + r_i) - tau*(pi*r)^2"),
+        "{text}"
+    );
+    assert!(l.source_text.contains("Net3:"));
+}
+
+#[test]
+fn variables_1x_shorthand_and_dicts_map_to_kinds_and_values() {
+    let y = r#"
+Op:
+  base: OperatorTemplate
+  equations: ["r' = -r/tau + I + a*s", "s = 2*r", "w' = b"]
+  variables:
+    r: output(0.01)
+    s: output
+    w: variable(-2.0)
+    tau: 0.5
+    I: input(3.0)
+    a: {vtype: constant, dtype: float, shape: [1], value: 4.0}
+    b: {default: placeholder}
+"#;
+    let d = tree(&[
+        ("m.yaml", y),
+        ("n.yaml", "N: {base: NodeTemplate, operators: [m.Op]}\n"),
+    ]);
+    let l = load_circuit("n.N", &opts(d.path())).expect("loads");
+    let c = &l.circuit;
+    let get = |n: &str| c.var(c.find_var(&format!("N/Op/{n}")).expect(n)).clone();
+    use crate::model::VarKind::*;
+    assert_eq!((get("r").kind, get("r").value), (State, 0.01));
+    assert_eq!(get("s").kind, Algebraic);
+    assert_eq!((get("w").kind, get("w").value), (State, -2.0));
+    assert_eq!((get("tau").kind, get("tau").value), (Param, 0.5));
+    assert_eq!((get("I").kind, get("I").value), (Input, 3.0));
+    assert_eq!((get("a").kind, get("a").value), (Param, 4.0));
+    assert_eq!(get("b").kind, Input);
+}
+
+#[test]
+fn replace_term_only_replaces_whole_terms() {
+    assert_eq!(
+        replace_term("m = m_max / (1 + exp(s*(r_thr-r)))", "r", "v"),
+        "m = m_max / (1 + exp(s*(r_thr-v)))"
+    );
+    assert_eq!(
+        replace_term("x' = eta + r_in", "eta", "eta - a"),
+        "x' = eta - a + r_in"
+    );
+    assert_eq!(replace_term("a*b+ab", "ab", "c"), "a*b+c");
+}
+
+#[test]
+fn inheritance_replace_remove_add_and_variable_merge() {
+    let y = r#"
+Base:
+  base: OperatorTemplate
+  equations: ["x' = -x/tau + u", "y = 2*x"]
+  variables: {x: output(1.0), y: variable(0.0), tau: 1.0, u: input(0.0)}
+Child:
+  base: Base
+  equations:
+    replace: {u: u + k*x}
+    remove: ["y = 2*x"]
+    add: ["z' = x - z"]
+  variables: {k: 3.0, z: variable(0.5), tau: 2.0}
+Grandchild:
+  base: Child
+N: {base: NodeTemplate, operators: [Grandchild]}
+"#;
+    let d = tree(&[("f.yaml", y)]);
+    let l = load_circuit("f.yaml/N", &opts(d.path())).expect("loads");
+    let text = dump(&l.circuit);
+    let want = "circuit N
+  node N
+    operator Grandchild
+      state x = 1
+      param tau = 2
+      input u = 0
+      param k = 3
+      state z = 0.5
+      d/dt x = -x/tau + u + k*x
+      d/dt z = x - z
+";
+    // `y` is dropped: no equation mentions it after `remove` (PyRates' rule).
+    assert_eq!(text, want);
+}
+
+#[test]
+fn anchors_merge_keys_and_aliases_list_are_accepted() {
+    let y = r#"
+aliases:
+  - &opname Op
+common: &vars
+  tau: 1.0
+  u: input(2.0)
+Op:
+  base: OperatorTemplate
+  equations: "x' = -x/tau + u"
+  variables:
+    <<: *vars
+    x: output(0.0)
+    tau: 4.0
+N:
+  base: NodeTemplate
+  operators: [*opname]
+"#;
+    let d = tree(&[("a.yaml", y)]);
+    let l = load_circuit("a.N", &opts(d.path())).expect("loads");
+    let c = &l.circuit;
+    assert_eq!(c.var(c.find_var("N/Op/tau").expect("tau")).value, 4.0);
+    assert_eq!(c.var(c.find_var("N/Op/u").expect("u")).value, 2.0);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+const SIMPLE: &str = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x\"\n  variables: {x: output(1.0)}\nN: {base: NodeTemplate, operators: [Op]}\n";
+
+#[test]
+fn paths_resolve_dotted_file_and_search_path_forms() {
+    let d = tree(&[("pkg/sub/m.yaml", SIMPLE), ("other/s.yml", SIMPLE)]);
+    let mut o = opts(d.path());
+    for p in ["pkg.sub.m.N", "pkg/sub/m.yaml/N", "pkg/sub/m/N"] {
+        let l = load_circuit(p, &o).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert_eq!(l.circuit.odes.len(), 1, "{p}");
+    }
+    assert!(load_circuit("s.N", &o).is_err());
+    o.search_path.push(d.path().join("other"));
+    assert!(load_circuit("s.N", &o).is_ok());
+}
+
+#[test]
+fn paths_inside_model_templates_tree_resolve_siblings_first() {
+    let op = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x*k\"\n  variables: {x: output(1.0), k: 7.0}\n";
+    let user = "N: {base: NodeTemplate, operators: [model_templates.ops.Op]}\n";
+    let d = tree(&[
+        ("lib/model_templates/ops.yaml", op),
+        ("lib/model_templates/nodes/n.yaml", user),
+    ]);
+    // The cwd is elsewhere: only the tree rule can find `model_templates.ops`.
+    let l = load_circuit(
+        &format!("{}/lib/model_templates/nodes/n.yaml/N", d.path().display()),
+        &opts(&d.path().join("lib/model_templates/nodes")),
+    )
+    .expect("loads");
+    assert_eq!(
+        l.circuit
+            .var(l.circuit.find_var("N/Op/k").expect("k"))
+            .value,
+        7.0
+    );
+}
+
+#[test]
+fn unknown_template_name_suggests_closest() {
+    let d = tree(&[("m.yaml", SIMPLE)]);
+    let e = load_circuit("m.Nn", &opts(d.path())).expect_err("no such template");
+    let diag = e.diagnostics.iter().next().expect("one");
+    assert_eq!(diag.code, "template/unknown-path");
+    assert_eq!(diag.help.as_deref(), Some("did you mean `m.N`?"));
+}
+
+#[test]
+fn nested_circuits_three_levels_name_vars_by_path() {
+    let y = r#"
+Op:
+  base: OperatorTemplate
+  equations: "x' = -x + i"
+  variables: {x: output(1.0), i: input(0.0)}
+N: {base: NodeTemplate, operators: [Op]}
+C1:
+  base: CircuitTemplate
+  nodes: {n: N}
+C2:
+  base: CircuitTemplate
+  circuits: {c1: C1}
+  nodes: {m: N}
+  edges: [[c1/n/Op/x, m/Op/i, null, {weight: 2.0}]]
+C3:
+  base: CircuitTemplate
+  circuits: {a: C2, b: C2}
+  edges: [[a/c1/n/Op/x, b/c1/n/Op/i, null, {weight: 3.0, delay: 0.5}]]
+"#;
+    let d = tree(&[("n.yaml", y)]);
+    let l = load_circuit("n.C3", &opts(d.path())).expect("loads");
+    let c = &l.circuit;
+    assert_eq!(c.nodes, vec!["a/m", "a/c1/n", "b/m", "b/c1/n"]);
+    let names: Vec<String> = c
+        .edges
+        .iter()
+        .map(|e| {
+            format!(
+                "{}->{}:{}",
+                c.var(e.source).name,
+                c.var(e.target).name,
+                e.idx
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "a/c1/n/Op/x->a/m/Op/i:0",
+            "b/c1/n/Op/x->b/m/Op/i:0",
+            "a/c1/n/Op/x->b/c1/n/Op/i:0"
+        ]
+    );
+    assert_eq!(
+        c.var(c.edges[2].params[1].1).name,
+        "edge:a/c1/n->b/c1/n:0/delay"
+    );
+}
+
+#[test]
+fn rewritten_equation_error_points_into_rewritten_text_with_label_at_source() {
+    let y = "A:\n  base: OperatorTemplate\n  equations: \"x' = -x\"\n  variables: {x: output(0.0)}\nB:\n  base: A\n  equations:\n    replace: {\"-x\": -x + q}\n";
+    let d = tree(&[("r.yaml", y)]);
+    let r = check_file(&d.path().join("r.yaml"), &LoadOptions::default());
+    let e = r
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "eq/undefined-symbol")
+        .expect("q undefined");
+    let sp = e.span.expect("span");
+    let f = r.sources.file(sp.file);
+    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
+    assert_eq!(f.text, "x' = -x + q");
+    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
+}
+
+#[test]
+fn check_file_summarises_every_template() {
+    let d = tree(&[("s.yaml", NET3)]);
+    let r = check_file(&d.path().join("s.yaml"), &LoadOptions::default());
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let net = r.templates.iter().find(|t| t.name == "Net3").expect("Net3");
+    assert_eq!(
+        (net.kind, net.n_nodes, net.n_edges, net.n_states, net.ok),
+        (TemplateKind::Circuit, 2, 2, 4, true)
+    );
+    assert_eq!(r.templates.len(), 5);
+}
+
+#[test]
+fn pyrates_smoke() {
+    let root = Path::new("/tmp/pyr");
+    if !root.exists() {
+        return;
+    }
+    let o = LoadOptions {
+        search_path: vec![],
+        cwd: Some(root.to_path_buf()),
+    };
+    let mut files: Vec<_> = [
+        "base_templates",
+        "CNS_2019_Tutorial/templates",
+        "neural_mass_models/ik",
+        "neural_mass_models/jansenrit",
+        "neural_mass_models/qif",
+        "neural_mass_models/synaptic_plasticity",
+        "neural_mass_models/theta",
+        "neural_mass_models/wilsoncowan",
+        "oscillators/kuramoto",
+        "oscillators/stuartlandau",
+        "oscillators/vanderpol",
+        "test_resources/linear",
+        "test_resources/test_backend",
+    ]
+    .iter()
+    .map(|f| format!("model_templates/{f}.yaml"))
+    .collect();
+    files.push("model_templates/test_resources/test_operator_caching_templates.yml".into());
+    for f in files {
+        let r = check_file(&root.join(&f), &o);
+        let bad: Vec<_> = r
+            .templates
+            .iter()
+            .filter(|t| !t.ok)
+            .map(|t| t.name.clone())
+            .collect();
+        println!(
+            "== {f}: {} templates, {} fail: {bad:?}",
+            r.templates.len(),
+            bad.len()
+        );
+        for d in r.diagnostics.iter() {
+            println!("{}", crate::model::load::concise(&r.sources, d));
+        }
+    }
+    match load_circuit("model_templates.neural_mass_models.jansenrit.JRC", &o) {
+        Ok(l) => println!("{}", dump(&l.circuit)),
+        Err(e) => println!("{e}"),
+    }
+}
+
+#[test]
+fn builtin_net3_loads_with_spec_structure() {
+    let l = load_circuit(
+        "model_templates.montbrio.simple_montbrio.Net3",
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = &l.circuit;
+    println!("{}", dump(c));
+    assert_eq!(c.nodes, vec!["PC", "IIN"]);
+    assert_eq!(
+        c.node_operators,
+        vec![
+            ("PC".to_string(), vec!["Op_e".to_string()]),
+            ("IIN".to_string(), vec!["Op_i".to_string()])
+        ]
+    );
+    let val = |n: &str| c.var(c.find_var(n).unwrap_or_else(|| panic!("{n}"))).value;
+    // SPEC §8: tau 1, delta 1, eta −5 / −1, J_e 15 / 12, J_i 2; r, v start at 0.
+    for (n, v) in [
+        ("PC/Op_e/tau", 1.0),
+        ("PC/Op_e/delta", 1.0),
+        ("PC/Op_e/eta", -5.0),
+        ("PC/Op_e/J_e", 15.0),
+        ("PC/Op_e/J_i", 2.0),
+        ("IIN/Op_i/eta", -1.0),
+        ("IIN/Op_i/J_e", 12.0),
+        ("IIN/Op_i/J_i", 2.0),
+        ("PC/Op_e/r", 0.0),
+        ("IIN/Op_i/v", 0.0),
+    ] {
+        assert_eq!(val(n), v, "{n}");
+    }
+    let e: Vec<(String, String, f64)> = c
+        .edges
+        .iter()
+        .map(|e| {
+            (
+                c.var(e.source).name.clone(),
+                c.var(e.target).name.clone(),
+                c.var(e.params[0].1).value,
+            )
+        })
+        .collect();
+    assert_eq!(
+        e,
+        vec![
+            ("PC/Op_e/r".into(), "IIN/Op_i/r_e".into(), 5.0),
+            ("IIN/Op_i/r".into(), "PC/Op_e/r_i".into(), 5.0)
+        ]
+    );
+    assert_eq!(c.odes.len(), 4);
+}
+
+#[test]
+fn builtin_library_every_template_checks_clean() {
+    let all = list_builtin();
+    assert!(all.len() >= 20, "{}", all.len());
+    let bad: Vec<_> = all.iter().filter(|(_, k, _)| k == "invalid").collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    for (m, _) in crate::library::modules() {
+        let o = LoadOptions::default();
+        let mut l = Loader::new(&o);
+        let f = l.load_builtin(m).expect("builtin");
+        for t in l.resolve_all(f) {
+            let (c, d) = crate::model::build::build_template(&t, &mut l.sources);
+            let rendered: Vec<String> = d
+                .iter()
+                .map(|x| crate::model::load::concise(&l.sources, x))
+                .collect();
+            assert!(
+                c.is_some() && !t.broken,
+                "{m}.{}: {}",
+                t.name,
+                rendered.join("\n")
+            );
+        }
+        let rendered: Vec<String> = l
+            .diags
+            .iter()
+            .map(|x| crate::model::load::concise(&l.sources, x))
+            .collect();
+        assert!(l.diags.is_empty(), "{m}: {}", rendered.join("\n"));
+    }
+}
