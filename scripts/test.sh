@@ -3,7 +3,8 @@
 # tests (PyRates parity and cluster tests included). What CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --python
+. scripts/env.sh
 VENV=${RUSTRATES_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 

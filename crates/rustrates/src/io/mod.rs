@@ -56,6 +56,12 @@ pub enum IoError {
     },
     #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
     Incomplete { path: PathBuf, what: &'static str },
+    #[error("input '{name}' has {len} values, not a whole number of rows of {points} points")]
+    InputShape {
+        name: String,
+        len: usize,
+        points: usize,
+    },
     #[error("nothing to merge: no sweep.json in any of the given directories")]
     NothingToMerge,
     #[error("text '{text:.40}' cannot be stored in HDF5 (it contains a NUL byte)")]

@@ -217,7 +217,8 @@ impl Kernel {
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
         match &self.imp {
             KernelImpl::C(k) => k.steps(args),
-            KernelImpl::Reference(_) | KernelImpl::Jit(_) => false,
+            KernelImpl::Jit(k) => k.steps(args),
+            KernelImpl::Reference(_) => false,
         }
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
