@@ -1,10 +1,26 @@
 //! PyO3 bindings: the `rustrates._rustrates` extension module. Thin: every call forwards
-//! to the `rustrates` library.
+//! to the `rustrates` library; argument handling PyRates users rely on lives in the Python
+//! package (`python/rustrates`).
 
 use pyo3::prelude::*;
 
+mod circuit;
+mod errors;
+mod results;
+mod sweep;
+
 #[pymodule]
 fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RustratesError", py.get_type::<errors::RustratesError>())?;
+    m.add("TemplateError", py.get_type::<errors::TemplateError>())?;
+    m.add("EquationError", py.get_type::<errors::EquationError>())?;
+    m.add("SolverError", py.get_type::<errors::SolverError>())?;
+    m.add("SweepError", py.get_type::<errors::SweepError>())?;
+    m.add_class::<circuit::PyCircuit>()?;
+    m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(results::read_results, m)?)?;
     Ok(())
 }

@@ -1,0 +1,42 @@
+"""rustrates: PyRates-compatible neural population models and parameter sweeps, run by a
+Rust engine.
+
+The seed's code runs with only the import changed::
+
+    from rustrates import grid_search            # or: from rustrates.utility.grid_search import grid_search
+    results, result_map, t_ = grid_search(circuit_template, param_grid, param_map, dt=dt,
+                                          simulation_time=T, inputs=inputs, outputs=outputs,
+                                          sampling_step_size=dts, permute_grid=True,
+                                          init_kwargs={'backend': 'numpy', 'solver': 'euler'},
+                                          profile='t')
+
+Errors are :class:`RustratesError` subclasses whose message carries file:line:col
+diagnostics and whose ``diagnostics`` attribute lists them as dicts.
+"""
+
+from ._core import RustratesWarning
+from ._results import read_results
+from ._rustrates import (
+    EquationError,
+    RustratesError,
+    SolverError,
+    SweepError,
+    TemplateError,
+    __version__,
+)
+from .template import CircuitTemplate, simulate
+from .utility.grid_search import grid_search
+
+__all__ = [
+    "CircuitTemplate",
+    "EquationError",
+    "RustratesError",
+    "RustratesWarning",
+    "SolverError",
+    "SweepError",
+    "TemplateError",
+    "__version__",
+    "grid_search",
+    "read_results",
+    "simulate",
+]

@@ -1,0 +1,105 @@
+"""Type stubs of the compiled extension ``rustrates._rustrates`` (thin bindings of the Rust
+engine; the public API is in ``rustrates``)."""
+
+from collections.abc import Callable
+from os import PathLike
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import NDArray
+
+__version__: str
+
+class Diagnostic(TypedDict):
+    code: str
+    message: str
+    file: str | None
+    line: int | None
+    col: int | None
+    path: str
+    severity: str
+    help: str | None
+
+class RustratesError(Exception):
+    """Base class of rustrates' errors. The message holds every diagnostic rendered as
+    ``file:line:col: code: message``."""
+
+    diagnostics: list[Diagnostic]
+
+class TemplateError(RustratesError):
+    """A template could not be loaded (YAML, paths, inheritance)."""
+
+class EquationError(RustratesError):
+    """An equation in a template is invalid."""
+
+class SolverError(RustratesError):
+    """The simulation could not run (settings, inputs, compiling)."""
+
+class SweepError(RustratesError):
+    """The sweep's grid, param_map, inputs or outputs are invalid."""
+
+class Circuit:
+    """A loaded circuit template."""
+
+    name: str
+    nodes: list[str]
+    warnings: list[str]
+    source_text: str
+    @property
+    def variables(self) -> list[dict[str, Any]]:
+        """Every variable: ``name`` (node/op/var), ``kind`` (state, constant, input,
+        variable), ``value``, ``node``."""
+    def dump(self) -> str:
+        """The resolved equations of every node and the edge list."""
+
+def load_circuit(path: str) -> Circuit:
+    """Load and check a template (dotted path or ``file.yaml/Name``)."""
+
+class SweepResultDict(TypedDict):
+    circuit_name: str
+    labels: list[str]
+    grid_keys: list[str]
+    grid: NDArray[np.float64]  # (points, keys)
+    time: NDArray[np.float64]  # (n_time,)
+    n_time: int
+    columns: list[tuple[str, str]]  # (node, output key)
+    traces: NDArray[np.float64] | None  # (points, time, columns)
+    summaries: NDArray[np.float64] | None  # (points, columns, statistics)
+    summary_names: list[str]
+    status: list[str]  # 'ok', 'nonfinite', 'step_too_small'
+    status_time: NDArray[np.float64]  # NaN where ok
+    backend: str | None
+    out: str  # only when written to a file
+
+def run_sweep(
+    template: str,
+    *,
+    grid_keys: list[str],
+    grid_values: list[NDArray[np.float64]] | None = None,
+    grid_rows: NDArray[np.float64] | None = None,
+    permute: bool = False,
+    param_map: dict[str, dict[str, list[Any]]],
+    simulation_time: float,
+    step_size: float,
+    sampling_step_size: float | None = None,
+    inputs: dict[str, float | NDArray[np.float64]],
+    outputs: dict[str, str],
+    solver: str = "euler",
+    backend: str = "auto",
+    precision: str = "float64",
+    cutoff: float = 0.0,
+    summaries: list[str] = ...,
+    keep_traces: bool = True,
+    threads: int | None = None,
+    out: str | PathLike[str] | None = None,
+    progress: Callable[[int, int], object] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> SweepResultDict:
+    """Run a sweep with the GIL released. ``grid_values`` (one 1-D array per key, permuted
+    or zipped) or ``grid_rows`` (points × keys); inputs are numbers or C-contiguous float64
+    arrays of shape (steps,) or (steps, points). ``progress(done, total)`` is called about
+    every 100 ms; Ctrl-C stops the run after the blocks in flight."""
+
+def read_results(path: str | PathLike[str]) -> SweepResultDict:
+    """Load a complete results file."""

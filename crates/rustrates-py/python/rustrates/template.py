@@ -1,0 +1,180 @@
+"""Single simulations: ``CircuitTemplate.from_yaml(path).run(...)`` (PyRates 1.x's API) and
+``rustrates.simulate(...)``. A single run is a sweep of one point, so it goes through the
+same engine path as ``grid_search``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _core, _rustrates
+
+_IGNORED = frozenset(
+    {"vectorize", "verbose", "clear", "file_name", "in_place", "decorator", "matrix_sparseness",
+     "build_dir", "func_name", "apply_kwargs"}
+)
+
+
+def _node_var_target(path: str) -> tuple[str, str]:
+    """``'node/op/var'`` (nested: ``'sub/node/op/var'``) → (node, 'op/var')."""
+    parts = path.split("/")
+    if len(parts) < 3:
+        raise _core.argument_error(
+            "node_vars", f"node_vars key {path!r} must be 'node/op/var' (or 'sub/node/op/var')"
+        )
+    return "/".join(parts[:-2]), "/".join(parts[-2:])
+
+
+class CircuitTemplate:
+    """A circuit template loaded from YAML, with optional per-variable overrides.
+
+    ``name``, ``nodes`` and ``variables`` describe the flattened circuit; ``dump()`` returns
+    its resolved equations and edges.
+    """
+
+    def __init__(self, path: str, circuit: Any, overrides: Mapping[str, float] | None = None,
+                 edge_overrides: Mapping[tuple[str, str, int, str], float] | None = None) -> None:
+        self.path = path
+        self._circuit = circuit
+        self._overrides: dict[str, float] = dict(overrides or {})
+        self._edge_overrides: dict[tuple[str, str, int, str], float] = dict(edge_overrides or {})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> CircuitTemplate:
+        """Load ``path``: dotted (``model_templates.montbrio.simple_montbrio.Net3``) or a file
+        path with the template name last (``models/net.yaml/Net``). Raises
+        :class:`TemplateError`/:class:`EquationError` with file:line:col diagnostics."""
+        p = os.fspath(path)
+        return cls(p, _rustrates.load_circuit(p))
+
+    @property
+    def name(self) -> str:
+        return self._circuit.name
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self._circuit.nodes)
+
+    @property
+    def variables(self) -> list[dict[str, Any]]:
+        return list(self._circuit.variables)
+
+    def dump(self) -> str:
+        return self._circuit.dump()
+
+    def __repr__(self) -> str:
+        return f"CircuitTemplate({self.path!r}, nodes={self.nodes})"
+
+    def update_var(self, node_vars: Mapping[str, float] | None = None,
+                   edge_vars: list[tuple[Any, ...]] | None = None) -> CircuitTemplate:
+        """A copy with new values: ``node_vars={'PC/Op_e/eta': -3.0}`` (on a state variable:
+        its initial value) and ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
+        ``(source_node, target_node, idx, {...})``."""
+        overrides = dict(self._overrides)
+        for key, value in (node_vars or {}).items():
+            _node_var_target(key)
+            overrides[str(key)] = float(value)
+        edges = dict(self._edge_overrides)
+        for e in edge_vars or []:
+            if len(e) == 3:
+                src, tgt, values = e
+                idx = 0
+            elif len(e) == 4:
+                src, tgt, idx, values = e
+            else:
+                raise _core.argument_error("edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}")
+            for var, value in values.items():
+                edges[(str(src), str(tgt), int(idx), str(var))] = float(value)
+        return CircuitTemplate(self.path, self._circuit, overrides, edges)
+
+    def _grid(self) -> tuple[pd.DataFrame, dict[str, Any]]:
+        keys: dict[str, float] = {}
+        pmap: dict[str, Any] = {}
+        for i, (path, value) in enumerate(self._overrides.items()):
+            node, var = _node_var_target(path)
+            keys[f"v{i}"] = value
+            pmap[f"v{i}"] = {"vars": [var], "nodes": [node]}
+        for i, ((src, tgt, idx, var), value) in enumerate(self._edge_overrides.items()):
+            keys[f"e{i}"] = value
+            pmap[f"e{i}"] = {"vars": [var], "edges": [(src, tgt, idx)]}
+        return pd.DataFrame({k: [v] for k, v in keys.items()}, index=[0]), pmap
+
+    def run(
+        self,
+        simulation_time: float,
+        step_size: float,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, str] | None = None,
+        solver: str = "euler",
+        sampling_step_size: float | None = None,
+        backend: str | None = None,
+        float_precision: Any = "float64",
+        cutoff: float = 0.0,
+        rtol: float | None = None,
+        atol: float | None = None,
+        **kwargs: Any,
+    ) -> pd.DataFrame:
+        """Simulate the circuit once.
+
+        Returns a DataFrame with a time index and one column per output key (or per
+        ``(key, node)`` when an ``all/...`` output covers several nodes). ``inputs`` take
+        arrays of shape (steps,) or numbers, steps = round(simulation_time / step_size).
+        PyRates keywords without meaning here (``vectorize``, ``verbose``, ``clear``, ...)
+        are ignored; others are a TypeError.
+        """
+        unknown = set(kwargs) - _IGNORED
+        if unknown:
+            raise TypeError(f"run() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        grid_df, pmap = self._grid()
+        dt = _core.number("step_size", step_size)
+        t_total = _core.number("simulation_time", simulation_time)
+        grid = _core.make_grid(grid_df, False)
+        req = _core.RunRequest(
+            template=self.path,
+            grid=grid,
+            param_map=_core.make_param_map(pmap, grid.keys),
+            simulation_time=t_total,
+            step_size=dt,
+            sampling_step_size=None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size),
+            inputs=_core.make_inputs(inputs, _core.n_steps(t_total, dt), 1),
+            outputs=_core.make_outputs(outputs),
+            solver=_core.solver_name(solver),
+            backend=_core.backend_name(backend),
+            precision=_core.precision_name(float_precision),
+            cutoff=_core.number("cutoff", cutoff, positive=False),
+            rtol=rtol,
+            atol=atol,
+        )
+        res = _core.execute(req)
+        _core.warn_status(res)
+        traces = res["traces"][0]
+        names = [key for _, key in res["columns"]]
+        if len(set(names)) == len(names):
+            columns: Any = pd.Index(names)
+        else:
+            columns = pd.MultiIndex.from_tuples([(key, node) for node, key in res["columns"]])
+        return pd.DataFrame(np.asarray(traces), index=pd.Index(res["time"], name="time"), columns=columns)
+
+
+def simulate(
+    circuit_template: str | os.PathLike[str],
+    simulation_time: float,
+    step_size: float,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, str] | None = None,
+    solver: str = "euler",
+    sampling_step_size: float | None = None,
+    params: Mapping[str, float] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """One simulation of a template: ``CircuitTemplate.from_yaml(circuit_template)
+    .update_var(params).run(...)``. ``params`` maps ``'node/op/var'`` to a value."""
+    tmpl = CircuitTemplate.from_yaml(circuit_template)
+    if params:
+        tmpl = tmpl.update_var(node_vars=params)
+    return tmpl.run(simulation_time, step_size, inputs=inputs, outputs=outputs, solver=solver,
+                    sampling_step_size=sampling_step_size, **kwargs)

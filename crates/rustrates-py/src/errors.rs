@@ -1,0 +1,211 @@
+//! Engine errors → Python exceptions. Every exception carries the rendered diagnostics as its
+//! message and a `diagnostics` attribute: a list of dicts (code, message, file, line, col,
+//! path, severity, help), so notebooks can show them and tools can read them.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3::{create_exception, exceptions::PyException};
+
+use rustrates::syntax::{Diagnostic, Diagnostics, Severity, SourceMap};
+
+create_exception!(
+    rustrates,
+    RustratesError,
+    PyException,
+    "Base class of rustrates' errors; `diagnostics` lists the problems as dicts."
+);
+create_exception!(
+    rustrates,
+    TemplateError,
+    RustratesError,
+    "A template could not be loaded (YAML, paths, inheritance)."
+);
+create_exception!(
+    rustrates,
+    EquationError,
+    RustratesError,
+    "An equation in a template is invalid."
+);
+create_exception!(
+    rustrates,
+    SolverError,
+    RustratesError,
+    "The simulation could not run (settings, inputs, compiling)."
+);
+create_exception!(
+    rustrates,
+    SweepError,
+    RustratesError,
+    "The sweep's grid, param_map, inputs or outputs are invalid."
+);
+
+/// Which exception class a problem maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Template,
+    Equation,
+    Solver,
+    Sweep,
+}
+
+/// One diagnostic, located (file, line, col when it has a span).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Located {
+    pub code: String,
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    pub path: String,
+    pub severity: &'static str,
+    pub help: Option<String>,
+}
+
+impl Located {
+    pub fn from_diagnostic(d: &Diagnostic, sources: &SourceMap) -> Located {
+        let (file, line, col) = match d.span {
+            Some(span) => {
+                let (line, col) = sources.line_col(span);
+                (Some(sources.file(span.file).name.clone()), Some(line), Some(col))
+            }
+            None => (None, None, None),
+        };
+        Located {
+            code: d.code.to_string(),
+            message: d.message.clone(),
+            file,
+            line,
+            col,
+            path: d.path.clone(),
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            help: d.help.clone(),
+        }
+    }
+
+    /// A problem without a source location (a bad argument, a runtime failure); `path` names
+    /// the argument it concerns.
+    pub fn plain(code: &str, message: String, path: &str) -> Located {
+        Located {
+            code: code.to_string(),
+            message,
+            file: None,
+            line: None,
+            col: None,
+            path: path.to_string(),
+            severity: "error",
+            help: None,
+        }
+    }
+
+    /// `file:line:col: code: message` (the concise form of the CLI), then the help.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if let Some(file) = &self.file {
+            s.push_str(file);
+            if let (Some(line), Some(col)) = (self.line, self.col) {
+                s.push_str(&format!(":{line}:{col}"));
+            }
+            s.push_str(": ");
+        }
+        if self.severity == "warning" {
+            s.push_str("warning: ");
+        }
+        s.push_str(&format!("{}: {}", self.code, self.message));
+        if !self.path.is_empty() && self.file.is_some() {
+            s.push_str(&format!(" (in {})", self.path));
+        }
+        if let Some(help) = &self.help {
+            s.push_str(&format!("\n  help: {help}"));
+        }
+        s
+    }
+}
+
+/// A Python exception of `kind` whose message is every diagnostic rendered, one per line.
+pub fn to_pyerr(py: Python<'_>, kind: Kind, items: &[Located]) -> PyErr {
+    let message = items.iter().map(Located::render).collect::<Vec<_>>().join("\n");
+    let err = match kind {
+        Kind::Template => TemplateError::new_err(message),
+        Kind::Equation => EquationError::new_err(message),
+        Kind::Solver => SolverError::new_err(message),
+        Kind::Sweep => SweepError::new_err(message),
+    };
+    if let Err(e) = attach_diagnostics(py, &err, items) {
+        return e;
+    }
+    err
+}
+
+fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResult<()> {
+    let list = PyList::empty(py);
+    for d in items {
+        let dict = PyDict::new(py);
+        dict.set_item("code", &d.code)?;
+        dict.set_item("message", &d.message)?;
+        dict.set_item("file", &d.file)?;
+        dict.set_item("line", d.line)?;
+        dict.set_item("col", d.col)?;
+        dict.set_item("path", &d.path)?;
+        dict.set_item("severity", d.severity)?;
+        dict.set_item("help", &d.help)?;
+        list.append(dict)?;
+    }
+    err.value(py).setattr("diagnostics", list)
+}
+
+/// Errors of a failed load: equation problems (codes `eq/...`) make an [`EquationError`],
+/// everything else a [`TemplateError`]. Only errors are listed; warnings stay warnings.
+pub fn load_failure(py: Python<'_>, diagnostics: &Diagnostics, sources: &SourceMap) -> PyErr {
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+    let shown: Vec<&Diagnostic> = if errors.is_empty() {
+        diagnostics.iter().collect()
+    } else {
+        errors
+    };
+    let kind = if shown.iter().any(|d| d.code.starts_with("eq")) {
+        Kind::Equation
+    } else {
+        Kind::Template
+    };
+    let items: Vec<Located> = shown.iter().map(|d| Located::from_diagnostic(d, sources)).collect();
+    to_pyerr(py, kind, &items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustrates::syntax::Span;
+
+    #[test]
+    fn render_with_span_gives_file_line_col_code_message() {
+        let mut sources = SourceMap::new();
+        let file = sources.add(
+            "models/net.yaml",
+            "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = q\"\n",
+        );
+        let start = "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = ".len() as u32;
+        let d = Diagnostic::error("eq/undefined-symbol", "unknown symbol 'q'")
+            .with_span(Span::new(file, start, start + 1))
+            .with_path("Op.equations[0]")
+            .with_help("declare 'q' under variables");
+        let loc = Located::from_diagnostic(&d, &sources);
+        assert_eq!((loc.line, loc.col), (Some(3), Some(26)));
+        assert_eq!(
+            loc.render(),
+            "models/net.yaml:3:26: eq/undefined-symbol: unknown symbol 'q' (in Op.equations[0])\n  help: declare 'q' under variables"
+        );
+    }
+
+    #[test]
+    fn render_without_span_is_code_and_message() {
+        let loc = Located::plain(
+            "sweep/param-map",
+            "param_map['x']: unknown node 'P'".into(),
+            "param_map",
+        );
+        assert_eq!(loc.render(), "sweep/param-map: param_map['x']: unknown node 'P'");
+    }
+}
