@@ -12,6 +12,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 
-# The extension shares cargo's target directory and dev profile with the tests above.
-(cd crates/rustrates-py && maturin develop --quiet)
+# The extension shares cargo's target directory and dev profile with the tests above
+# (maturin reads the root pyproject.toml and installs into the venv).
+VIRTUAL_ENV="$PWD/$VENV" maturin develop --quiet
 python -m pytest tests/python -q
