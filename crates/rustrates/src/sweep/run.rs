@@ -434,19 +434,27 @@ enum Target {
     Init(usize),
 }
 
-/// Everything a block needs, built once per sweep.
-struct Plan<'a> {
-    spec: &'a SweepSpec,
+/// What depends on the compiled kernel: one per distinct gamma-chain structure.
+struct GroupPlan {
     kernel: Kernel,
     inputs: Vec<InputBinding>,
     outputs: Vec<OutputBinding>,
-    /// `(node, key)` per output binding.
-    columns: Vec<(String, String)>,
     /// Defaults per slot.
     params: Vec<f64>,
     init: Vec<f64>,
     /// Per grid key, its targets.
     targets: Vec<Vec<Target>>,
+}
+
+/// Everything a block needs, built once per sweep.
+struct Plan<'a> {
+    spec: &'a SweepSpec,
+    /// One kernel per distinct gamma-chain structure among the grid points; almost always one.
+    groups: Vec<GroupPlan>,
+    /// Group per grid point; `None` when there is a single group.
+    group_of: Option<Vec<u32>>,
+    /// `(node, key)` per output binding.
+    columns: Vec<(String, String)>,
     n_time: usize,
     /// Sample times after the cutoff.
     time: Vec<f64>,
@@ -544,18 +552,154 @@ fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
     }
 }
 
+/// The structure lowering gives one gamma-chain edge: `Some(n)` stages, or `None` for a
+/// discrete delay (a delay that is not positive), exactly as `lower_edges` decides.
+type ChainShape = Option<usize>;
+
+fn chain_shape(delay: f64, spread: f64) -> ChainShape {
+    (delay > 0.0).then(|| crate::model::passes::lower_edges::chain_len(delay, spread))
+}
+
+/// Edges with a spread whose delay or spread some grid key sets: `(delay var, spread var)`.
+fn swept_chain_edges(circuit: &Circuit, resolved: &param_map::ResolvedMap) -> Vec<(VarId, VarId)> {
+    let swept = |v: VarId| resolved.keys.iter().any(|(_, ids)| ids.contains(&v));
+    circuit
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
+            match (param("delay"), param("spread")) {
+                (Some(d), Some(s)) if swept(d) || swept(s) => Some((d, s)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Groups the grid points by their chain structure. Returns, per group, a representative
+/// point (`None` for the template's own values) and the group of every point (`None` when
+/// there is one group). Groups are numbered by first appearance, the template's own
+/// structure first when a point has it.
+fn group_points(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    resolved: &param_map::ResolvedMap,
+    edges: &[(VarId, VarId)],
+) -> (Vec<Option<usize>>, Option<Vec<u32>>) {
+    if edges.is_empty() {
+        return (vec![None], None);
+    }
+    let grid = &spec.param_grid;
+    // Per chain variable, the grid key that sets it last (later keys win, as in a block).
+    let key_of = |v: VarId| resolved.keys.iter().rposition(|(_, ids)| ids.contains(&v));
+    let sources: Vec<(Option<usize>, Option<usize>)> = edges.iter().map(|&(d, s)| (key_of(d), key_of(s))).collect();
+    let value = |v: VarId, key: Option<usize>, p: usize| key.map_or(circuit.var(v).value, |k| grid.column(k)[p]);
+    let default: Vec<ChainShape> = edges
+        .iter()
+        .map(|&(d, s)| chain_shape(circuit.var(d).value, circuit.var(s).value))
+        .collect();
+    let mut shapes: Vec<Vec<ChainShape>> = vec![default];
+    let mut reps: Vec<Option<usize>> = vec![None];
+    let mut used_default = false;
+    let mut group_of = Vec::with_capacity(grid.len());
+    let mut shape = Vec::with_capacity(edges.len());
+    for p in 0..grid.len() {
+        shape.clear();
+        shape.extend(
+            edges
+                .iter()
+                .zip(&sources)
+                .map(|(&(d, s), &(kd, ks))| chain_shape(value(d, kd, p), value(s, ks, p))),
+        );
+        let g = match shapes.iter().position(|x| *x == shape) {
+            Some(g) => g,
+            None => {
+                shapes.push(shape.clone());
+                reps.push(Some(p));
+                shapes.len() - 1
+            }
+        };
+        used_default |= g == 0;
+        group_of.push(g as u32);
+    }
+    if !used_default {
+        // No point has the template's structure: do not compile a kernel for it.
+        reps.remove(0);
+        for g in &mut group_of {
+            *g -= 1;
+        }
+    }
+    if reps.len() == 1 {
+        return (reps, None);
+    }
+    (reps, Some(group_of))
+}
+
 fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, SweepError> {
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     let names = resolved.names(circuit);
+    let chain_edges = swept_chain_edges(circuit, &resolved);
+    let (reps, group_of) = group_points(spec, circuit, &resolved, &chain_edges);
+    let mut groups = Vec::with_capacity(reps.len());
+    let mut columns = Vec::new();
+    for rep in reps {
+        // The circuit with the representative point's delays and spreads written in, so that
+        // lowering builds that point's chains; the per-lane values still set each k.
+        let template = match rep {
+            None => std::borrow::Cow::Borrowed(circuit),
+            Some(p) => {
+                let mut c = circuit.clone();
+                for (k, (_, ids)) in resolved.keys.iter().enumerate() {
+                    for &id in ids {
+                        if chain_edges.iter().any(|&(d, s)| d == id || s == id) {
+                            c.vars[id.0 as usize].value = spec.param_grid.column(k)[p];
+                        }
+                    }
+                }
+                std::borrow::Cow::Owned(c)
+            }
+        };
+        let (group, cols) = build_group(spec, &template, &names)?;
+        columns = cols;
+        groups.push(group);
+    }
+    let time_plan = solve::Plan::new(&spec.sim)?;
+    let time: Vec<f64> = (time_plan.first_emitted()..time_plan.samples)
+        .map(|k| time_plan.sample_time(k))
+        .collect();
+    let n_time = time.len();
+    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    Ok(Plan {
+        spec,
+        groups,
+        group_of,
+        n_cols: columns.len(),
+        columns,
+        n_time,
+        time,
+        dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
+        // Fewer than two samples have no spectrum: those statistics stay NaN.
+        fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
+        buffer_traces: spec.keep_traces || needs_fft,
+    })
+}
+
+/// Lowers and compiles `circuit` (unlowered, with one group's chain values) and binds the
+/// swept variables `names`, inputs and outputs to its layout.
+fn build_group(
+    spec: &SweepSpec,
+    circuit: &Circuit,
+    names: &[(String, Vec<String>)],
+) -> Result<(GroupPlan, Vec<Column>), SweepError> {
     let mut lowered = lower(circuit);
 
     // Swept variables by name in the lowered circuit; inputs that a key sets per lane become
     // parameters (an undriven input is a constant per lane, which is what a parameter is).
     let mut swept: Vec<Vec<VarId>> = Vec::with_capacity(names.len());
-    for (key, vars) in &names {
+    for (key, vars) in names {
         let mut ids = Vec::with_capacity(vars.len());
         for name in vars {
             let Some(mut id) = lowered.find_var(name) else {
@@ -628,32 +772,21 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
             cache_dir: None,
         },
     )?;
-    // The solver's own time grid, checked here so that bad settings or inputs fail before
-    // any sink is touched.
-    let time_plan = solve::Plan::new(&spec.sim)?;
+    // The solver's own time grid and the inputs, checked here so that bad settings or inputs
+    // fail before any sink is touched.
+    solve::Plan::new(&spec.sim)?;
     solve::validate_inputs(&kernel, &spec.sim, &inputs, spec.param_grid.len())?;
-    let time: Vec<f64> = (time_plan.first_emitted()..time_plan.samples)
-        .map(|k| time_plan.sample_time(k))
-        .collect();
-    let n_time = time.len();
-    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
-    Ok(Plan {
-        spec,
-        kernel,
-        inputs,
+    Ok((
+        GroupPlan {
+            kernel,
+            inputs,
+            outputs,
+            params,
+            init,
+            targets,
+        },
         columns,
-        n_cols: outputs.len(),
-        outputs,
-        params,
-        init,
-        targets,
-        n_time,
-        time,
-        dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
-        // Fewer than two samples have no spectrum: those statistics stay NaN.
-        fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
-        buffer_traces: spec.keep_traces || needs_fft,
-    })
+    ))
 }
 
 /// Collects one block's samples: into the trace array (`[lane][time][column]`) and into
@@ -700,6 +833,28 @@ struct BlockData {
 }
 
 impl Plan<'_> {
+    fn group_at(&self, point: usize) -> usize {
+        self.group_of.as_ref().map_or(0, |g| g[point] as usize)
+    }
+
+    /// The blocks `(first point, lanes)` of a chunk: at most `lanes` consecutive points of
+    /// one group each. Lanes of a block stay consecutive grid points because the solver
+    /// addresses per-point input columns and noise seeds by `first_point + lane`.
+    fn blocks(&self, range: Range<usize>, lanes: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut first = range.start;
+        while first < range.end {
+            let g = self.group_at(first);
+            let mut end = (first + lanes).min(range.end);
+            if let Some(of) = &self.group_of {
+                end = first + 1 + of[first + 1..end].iter().take_while(|&&x| x as usize == g).count();
+            }
+            out.push((first, end - first));
+            first = end;
+        }
+        out
+    }
+
     /// Runs the points `first..first + lanes`; `target` is where traces go if the sink owns
     /// the array.
     fn run_block(
@@ -710,15 +865,16 @@ impl Plan<'_> {
         runner: &BlockSolver<'_>,
     ) -> Result<BlockData, SweepError> {
         let grid = &self.spec.param_grid;
-        let mut params = Vec::with_capacity(self.params.len() * lanes);
-        for &v in &self.params {
+        let g = &self.groups[self.group_at(first)];
+        let mut params = Vec::with_capacity(g.params.len() * lanes);
+        for &v in &g.params {
             params.extend(std::iter::repeat_n(v, lanes));
         }
-        let mut init = Vec::with_capacity(self.init.len() * lanes);
-        for &v in &self.init {
+        let mut init = Vec::with_capacity(g.init.len() * lanes);
+        for &v in &g.init {
             init.extend(std::iter::repeat_n(v, lanes));
         }
-        for (key, targets) in self.targets.iter().enumerate() {
+        for (key, targets) in g.targets.iter().enumerate() {
             let values = &grid.column(key)[first..first + lanes];
             for t in targets {
                 let (dst, slot) = match *t {
@@ -759,10 +915,10 @@ impl Plan<'_> {
             init: &init,
         };
         let status = runner(
-            &self.kernel,
+            &g.kernel,
             &self.spec.sim,
-            &self.inputs,
-            &self.outputs,
+            &g.inputs,
+            &g.outputs,
             block,
             &mut collector,
         )?;
@@ -872,7 +1028,7 @@ fn run_inner(
         chunks_skipped: 0,
         lane_steps: 0,
         points_failed: 0,
-        backend: plan.kernel.backend(),
+        backend: plan.groups[0].kernel.backend(),
     };
     let per_point = plan.n_time * plan.n_cols;
     for (ci, range) in chunks.iter().enumerate() {
@@ -893,11 +1049,7 @@ fn run_inner(
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
-        let blocks: Vec<(usize, usize)> = range
-            .clone()
-            .step_by(lanes)
-            .map(|first| (first, lanes.min(range.end - first)))
-            .collect();
+        let blocks = plan.blocks(range.clone(), lanes);
         let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
             if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(SweepError::Cancelled {
@@ -927,9 +1079,16 @@ fn run_inner(
             None
         };
         if let Some(target) = target {
+            let mut rest = target;
+            let mut parts = Vec::with_capacity(blocks.len());
+            for &(_, n) in &blocks {
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut(n * per_point);
+                parts.push(part);
+                rest = tail;
+            }
             let results: Vec<Result<BlockData, SweepError>> = pool.install(|| {
-                target
-                    .par_chunks_mut(lanes * per_point)
+                parts
+                    .into_par_iter()
                     .zip(blocks.par_iter())
                     .map(|(dst, &(first, n))| one_block(first, n, Some(dst)))
                     .collect()
