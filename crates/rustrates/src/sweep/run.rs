@@ -1816,4 +1816,121 @@ pub(crate) mod tests {
         }
         assert!(differ, "the delay changes the traces");
     }
+
+    /// A source relaxing to 1 feeds a low-pass through a gamma-distributed edge (template
+    /// delay 0.15, spread 0.1: n = round(2.25) = 2 stages).
+    fn gamma_yaml(delay: f64, spread: f64) -> String {
+        format!(
+            r#"
+P:
+  base: OperatorTemplate
+  equations: "r' = (u - r) / 0.05 + r_in"
+  variables: {{r: output(0.0), u: 1.0, r_in: input(0.0)}}
+Q:
+  base: OperatorTemplate
+  equations: "y' = (r_in - y) / 0.02"
+  variables: {{y: output(0.0), r_in: input(0.0)}}
+Src: {{base: NodeTemplate, operators: [P]}}
+Dst: {{base: NodeTemplate, operators: [Q]}}
+Net:
+  base: CircuitTemplate
+  nodes: {{a: Src, b: Dst}}
+  edges:
+    - [a/P/r, b/Q/r_in, null, {{weight: 2.0, delay: {delay:?}, spread: {spread:?}}}]
+"#
+        )
+    }
+
+    fn load_yaml(dir: &std::path::Path, name: &str, text: String) -> Circuit {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let opts = crate::template::LoadOptions::default();
+        crate::model::load_circuit(&format!("{}/Net", file.display()), &opts)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+            .circuit
+    }
+
+    fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {
+        let values: IndexMap<String, Vec<f64>> = [("d".to_string(), delays.to_vec()), ("s".to_string(), spreads.to_vec())]
+            .into_iter()
+            .collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new()
+            .edges("d", &["delay"], &[("a", "b", Some(0))])
+            .edges("s", &["spread"], &[("a", "b", Some(0))]);
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt: 1e-3,
+            sampling_step: Some(1e-2),
+            method: Method::Rk4,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("y".into(), "b/Q/y".into())];
+        spec.backend = backend;
+        spec.summaries = vec![Statistic::Last];
+        (spec.block_size, spec.chunk_size, spec.threads) = (4, 4, Some(2));
+        spec
+    }
+
+    #[test]
+    fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
+        // n = round((d/s)²): 1, 4, 2 (the template's), 9, 4, 6, 1 (spread 0.3: 0.44 → 0, kept
+        // at 1), 4 — five distinct chains, interleaved so that chunks of 4 and blocks mix them.
+        let delays = [0.1, 0.2, 0.14, 0.3, 0.2, 0.25, 0.2, 0.4];
+        let spreads = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.2];
+        let dir = tempfile::tempdir().unwrap();
+        let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
+        for backend in [Backend::Reference, Backend::Jit] {
+            let spec = gamma_spec(&delays, &spreads, backend);
+            let plan = build_plan(&spec, &base).unwrap();
+            assert_eq!(plan.groups.len(), 5, "one kernel per distinct chain length");
+            let mut sink = MemorySink::new();
+            run(&spec, &base, &mut sink).unwrap();
+            let r = sink.into_result().unwrap();
+            // Summaries only: blocks deliver through the sink instead of its trace array.
+            let mut lean = spec.clone();
+            lean.keep_traces = false;
+            let mut sink = MemorySink::new();
+            run(&lean, &base, &mut sink).unwrap();
+            let lean = sink.into_result().unwrap();
+            for (p, (&d, &s)) in delays.iter().zip(&spreads).enumerate() {
+                let c = load_yaml(dir.path(), &format!("p{p}.yaml"), gamma_yaml(d, s));
+                let (rows, status) = single_run(&c, &spec, p, &[]);
+                assert_eq!((status, r.status[p]), (PointStatus::Ok, PointStatus::Ok));
+                let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+                let tr = r.trace(p, 0).unwrap();
+                assert!(same(&tr, &single), "{backend:?} point {p}: delay {d} spread {s}");
+                let last = single.last().copied().unwrap();
+                assert_eq!(r.summary(Statistic::Last, p, 0).unwrap().to_bits(), last.to_bits());
+                assert_eq!(lean.summary(Statistic::Last, p, 0).unwrap().to_bits(), last.to_bits());
+            }
+            // The chain length matters: same delay 0.2, n = 4 vs n = 1 differ.
+            assert!(!same(&r.trace(1, 0).unwrap(), &r.trace(6, 0).unwrap()));
+        }
+    }
+
+    #[test]
+    fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
+        // (d/s)² = 4, 4.04, 3.96, 4.41: all round to the template's 4 stages.
+        let dir = tempfile::tempdir().unwrap();
+        let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.2, 0.1));
+        let spec = gamma_spec(&[0.2, 0.201, 0.199, 0.21], &[0.1; 4], Backend::Reference);
+        let plan = build_plan(&spec, &base).unwrap();
+        assert_eq!(plan.groups.len(), 1);
+        assert!(plan.group_of.is_none());
+        assert_eq!(plan.blocks(0..4, 4), vec![(0, 4)]);
+        // A common length other than the template's (9, 9.3 → 9): still one kernel.
+        let spec = gamma_spec(&[0.3, 0.305], &[0.1; 2], Backend::Reference);
+        let plan = build_plan(&spec, &base).unwrap();
+        assert_eq!(plan.groups.len(), 1);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let c = load_yaml(dir.path(), "p1.yaml", gamma_yaml(0.305, 0.1));
+        let (rows, _) = single_run(&c, &spec, 1, &[]);
+        let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+        assert!(same(&r.trace(1, 0).unwrap(), &single));
+    }
 }
