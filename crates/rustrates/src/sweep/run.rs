@@ -741,18 +741,37 @@ fn build_group(
     }
     let (columns, outputs) = resolve_outputs(spec, &lowered)?;
     let layout = lowered.layout();
+    // A gamma chain starts at its source's initial value, so a key that sets that initial
+    // value sets the chain's too (as lowering the edited template would).
+    let chains: Vec<(VarId, Vec<VarId>)> = circuit
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let (_, d) = e.params.iter().find(|(n, _)| n == "delay")?;
+            let base = circuit.var(*d).name.trim_end_matches("/delay").to_string();
+            let stages: Vec<VarId> = (1..)
+                .map_while(|i| lowered.find_var(&format!("{base}/z{i}")))
+                .collect();
+            let source = lowered.find_var(&circuit.var(e.source).name)?;
+            (!stages.is_empty()).then_some((source, stages))
+        })
+        .collect();
     let targets = swept
         .iter()
         .map(|ids| {
-            ids.iter()
-                .map(|&id| {
-                    let slot = layout.slot[id.0 as usize] as usize;
-                    match lowered.var(id).kind {
-                        VarKind::State => Target::Init(slot),
-                        _ => Target::Param(slot),
-                    }
-                })
-                .collect()
+            let mut t = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let slot = layout.slot[id.0 as usize] as usize;
+                if lowered.var(id).kind != VarKind::State {
+                    t.push(Target::Param(slot));
+                    continue;
+                }
+                t.push(Target::Init(slot));
+                for (_, stages) in chains.iter().filter(|(src, _)| *src == id) {
+                    t.extend(stages.iter().map(|z| Target::Init(layout.slot[z.0 as usize] as usize)));
+                }
+            }
+            t
         })
         .collect();
     let params = layout.params.iter().map(|&id| lowered.var(id).value).collect();
@@ -1932,5 +1951,28 @@ Net:
         let (rows, _) = single_run(&c, &spec, 1, &[]);
         let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
         assert!(same(&r.trace(1, 0).unwrap(), &single));
+    }
+
+    #[test]
+    fn sweep_gamma_source_initial_value_starts_the_chain_like_single_runs() {
+        // The chain's stages start at the source's initial value: sweeping that value must
+        // move them too, as writing it into the YAML does.
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = |r0: f64| gamma_yaml(0.2, 0.1).replace("r: output(0.0)", &format!("r: output({r0:?})"));
+        let base = load_yaml(dir.path(), "base.yaml", yaml(0.0));
+        let values: IndexMap<String, Vec<f64>> = [("r0".to_string(), vec![0.0, 3.0])].into_iter().collect();
+        let mut spec = gamma_spec(&[0.2], &[0.1], Backend::Reference);
+        spec.param_grid = Grid::from_values(&values, false).unwrap();
+        spec.param_map = ParamMap::new().nodes("r0", &["P/r"], &["a"]);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        for (p, r0) in [0.0, 3.0].into_iter().enumerate() {
+            let c = load_yaml(dir.path(), &format!("p{p}.yaml"), yaml(r0));
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+            assert!(same(&r.trace(p, 0).unwrap(), &single), "r0 = {r0}");
+        }
+        assert!(!same(&r.trace(0, 0).unwrap(), &r.trace(1, 0).unwrap()));
     }
 }
