@@ -608,7 +608,7 @@ fn group_points(
         .iter()
         .map(|&(d, s)| chain_shape(circuit.var(d).value, circuit.var(s).value))
         .collect();
-    let mut shapes: Vec<Vec<ChainShape>> = vec![default];
+    let mut shapes: std::collections::HashMap<Vec<ChainShape>, usize> = [(default, 0)].into_iter().collect();
     let mut reps: Vec<Option<usize>> = vec![None];
     let mut used_default = false;
     let mut group_of = Vec::with_capacity(grid.len());
@@ -621,12 +621,12 @@ fn group_points(
                 .zip(&sources)
                 .map(|(&(d, s), &(kd, ks))| chain_shape(value(d, kd, p), value(s, ks, p))),
         );
-        let g = match shapes.iter().position(|x| *x == shape) {
-            Some(g) => g,
+        let g = match shapes.get(&shape) {
+            Some(&g) => g,
             None => {
-                shapes.push(shape.clone());
+                shapes.insert(shape.clone(), reps.len());
                 reps.push(Some(p));
-                shapes.len() - 1
+                reps.len() - 1
             }
         };
         used_default |= g == 0;
@@ -1999,5 +1999,55 @@ Net:
         crate::io::h5::sweep_to_file(&spec, &base, &out, &opts, RunControl::default()).unwrap();
         let file = crate::io::h5::read_results(&out).unwrap();
         assert!(same_result(&mem, &file));
+    }
+
+    #[test]
+    fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
+        // The library's delay-coupled pair, the 1 → 2 delay swept at spread 1 ms:
+        // n = 9, 16 (the template's), 25, 9.
+        let opts = crate::template::LoadOptions::default();
+        let base = crate::model::load_circuit("model_templates.neural_mass_models.jansenrit.JRC_2delaycoupled", &opts)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+            .circuit;
+        let yaml = include_str!("../library/model_templates/neural_mass_models/jansenrit.yaml");
+        let edge = "[jrc1/pc/pro/m, jrc2/pc/rpo_e_in/m_in, null, {weight: 20.0, delay: 0.004, spread: 0.001}]";
+        assert!(yaml.contains(edge));
+        let delays = [0.003, 0.004, 0.005, 0.003];
+        let values: IndexMap<String, Vec<f64>> = [("d".to_string(), delays.to_vec())].into_iter().collect();
+        let sim = SimConfig {
+            simulation_time: 0.2,
+            dt: 1e-4,
+            sampling_step: Some(1e-3),
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(
+            Grid::from_values(&values, false).unwrap(),
+            ParamMap::new().edges("d", &["delay"], &[("jrc1/pc", "jrc2/pc", Some(0))]),
+            sim,
+        );
+        spec.outputs = vec![("v".into(), "jrc2/pc/rpo_e_in/v".into())];
+        spec.backend = Backend::Reference;
+        (spec.block_size, spec.threads) = (2, Some(2));
+        assert_eq!(build_plan(&spec, &base).unwrap().groups.len(), 3);
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (p, &d) in delays.iter().enumerate() {
+            let file = dir.path().join(format!("jr{p}.yaml"));
+            let edited = edge.replace("delay: 0.004", &format!("delay: {d:?}"));
+            std::fs::write(&file, yaml.replace(edge, &edited)).unwrap();
+            let c = crate::model::load_circuit(&format!("{}/JRC_2delaycoupled", file.display()), &opts)
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .circuit;
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+            assert!(same(&r.trace(p, 0).unwrap(), &single), "delay {d}");
+        }
+        // The delay reaches the output: 3 ms and 5 ms differ.
+        assert!(!same(&r.trace(0, 0).unwrap(), &r.trace(2, 0).unwrap()));
     }
 }
