@@ -463,6 +463,10 @@ struct Plan<'a> {
     groups: Vec<GroupPlan>,
     /// Group per grid point; `None` when there is a single group.
     group_of: Option<Vec<u32>>,
+    /// Whether a block may hold any points of one group rather than consecutive ones: only
+    /// when nothing the solver does depends on a lane's grid index (no per-point input
+    /// columns, no `randn`, whose streams are seeded by `first_point + lane`).
+    gather: bool,
     /// `(node, key)` per output binding.
     columns: Vec<(String, String)>,
     n_time: usize,
@@ -682,9 +686,14 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         .collect();
     let n_time = time.len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    let per_point_inputs = spec.inputs.iter().any(|(_, s)| matches!(s, Signal::PerPoint { .. }));
+    let noise = groups
+        .iter()
+        .any(|g| g.kernel.circuit().exprs.iter().any(|e| matches!(e, crate::model::Expr::Randn)));
     Ok(Plan {
         spec,
         groups,
+        gather: group_of.is_some() && !per_point_inputs && !noise,
         group_of,
         n_cols: columns.len(),
         columns,
@@ -850,10 +859,36 @@ impl SampleSink for BlockCollector<'_> {
     }
 }
 
+/// The grid points of a block.
+#[derive(Clone, Debug, PartialEq)]
+enum Lanes {
+    /// `first..first + n`.
+    Run(usize, usize),
+    /// Points of one group in increasing order, not necessarily consecutive.
+    Gathered(Vec<usize>),
+}
+
+impl Lanes {
+    fn first(&self) -> usize {
+        match self {
+            Lanes::Run(first, _) => *first,
+            Lanes::Gathered(p) => p[0],
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Lanes::Run(_, n) => *n,
+            Lanes::Gathered(p) => p.len(),
+        }
+    }
+}
+
 /// A block's own results (traces only when not written into a sink-owned target).
 struct BlockData {
     first_point: usize,
     lanes: usize,
+    /// The points of a gathered block, lane by lane.
+    points: Option<Vec<usize>>,
     traces: Option<Vec<f64>>,
     summaries: Vec<f64>,
     status: Vec<PointStatus>,
@@ -864,10 +899,20 @@ impl Plan<'_> {
         self.group_of.as_ref().map_or(0, |g| g[point] as usize)
     }
 
-    /// The blocks `(first point, lanes)` of a chunk: at most `lanes` consecutive points of
-    /// one group each. Lanes of a block stay consecutive grid points because the solver
-    /// addresses per-point input columns and noise seeds by `first_point + lane`.
-    fn blocks(&self, range: Range<usize>, lanes: usize) -> Vec<(usize, usize)> {
+    /// The blocks of a chunk, at most `lanes` points of one group each: the points of each
+    /// group gathered when [`Plan::gather`] allows, else runs of consecutive points (the
+    /// solver addresses per-point input columns and noise seeds by `first_point + lane`).
+    fn blocks(&self, range: Range<usize>, lanes: usize) -> Vec<Lanes> {
+        if let (true, Some(of)) = (self.gather, &self.group_of) {
+            let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); self.groups.len()];
+            for p in range {
+                by_group[of[p] as usize].push(p);
+            }
+            return by_group
+                .iter()
+                .flat_map(|points| points.chunks(lanes).map(|c| Lanes::Gathered(c.to_vec())))
+                .collect();
+        }
         let mut out = Vec::new();
         let mut first = range.start;
         while first < range.end {
@@ -876,22 +921,21 @@ impl Plan<'_> {
             if let Some(of) = &self.group_of {
                 end = first + 1 + of[first + 1..end].iter().take_while(|&&x| x as usize == g).count();
             }
-            out.push((first, end - first));
+            out.push(Lanes::Run(first, end - first));
             first = end;
         }
         out
     }
 
-    /// Runs the points `first..first + lanes`; `target` is where traces go if the sink owns
-    /// the array.
+    /// Runs the points of `block`; `target` is where traces go if the sink owns the array.
     fn run_block(
         &self,
-        first: usize,
-        lanes: usize,
+        block: &Lanes,
         target: Option<&mut [f64]>,
         runner: &BlockSolver<'_>,
     ) -> Result<BlockData, SweepError> {
         let grid = &self.spec.param_grid;
+        let (first, lanes) = (block.first(), block.len());
         let g = &self.groups[self.group_at(first)];
         let mut params = Vec::with_capacity(g.params.len() * lanes);
         for &v in &g.params {
@@ -902,13 +946,21 @@ impl Plan<'_> {
             init.extend(std::iter::repeat_n(v, lanes));
         }
         for (key, targets) in g.targets.iter().enumerate() {
-            let values = &grid.column(key)[first..first + lanes];
+            let column = grid.column(key);
             for t in targets {
                 let (dst, slot) = match *t {
                     Target::Param(s) => (&mut params, s),
                     Target::Init(s) => (&mut init, s),
                 };
-                dst[slot * lanes..(slot + 1) * lanes].copy_from_slice(values);
+                let dst = &mut dst[slot * lanes..(slot + 1) * lanes];
+                match block {
+                    Lanes::Run(..) => dst.copy_from_slice(&column[first..first + lanes]),
+                    Lanes::Gathered(points) => {
+                        for (d, &p) in dst.iter_mut().zip(points) {
+                            *d = column[p];
+                        }
+                    }
+                }
             }
         }
         let per_lane = self.n_time * self.n_cols;
@@ -935,13 +987,13 @@ impl Plan<'_> {
             samples_seen: 0,
             overflow: false,
         };
-        let block = Block {
+        let lanes_in = Block {
             first_point: first,
             lanes,
             params: &params,
             init: &init,
         };
-        let status = runner(&g.kernel, &self.spec.sim, &g.inputs, &g.outputs, block, &mut collector)?;
+        let status = runner(&g.kernel, &self.spec.sim, &g.inputs, &g.outputs, lanes_in, &mut collector)?;
         if collector.overflow || collector.samples_seen != self.n_time {
             let found = if collector.overflow {
                 self.n_time + 1
@@ -987,6 +1039,10 @@ impl Plan<'_> {
         Ok(BlockData {
             first_point: first,
             lanes,
+            points: match block {
+                Lanes::Run(..) => None,
+                Lanes::Gathered(p) => Some(p.clone()),
+            },
             traces,
             summaries,
             status,
@@ -994,14 +1050,45 @@ impl Plan<'_> {
     }
 }
 
-fn deliver(sink: &mut dyn SweepSink, b: &BlockData) -> Result<(), SweepError> {
-    sink.block(BlockOutput {
-        first_point: b.first_point,
-        lanes: b.lanes,
-        traces: b.traces.as_deref(),
-        summaries: &b.summaries,
-        status: &b.status,
-    })
+/// Hands a block's results to the sink; `nc` is the number of columns.
+fn deliver(sink: &mut dyn SweepSink, b: &BlockData, nc: usize) -> Result<(), SweepError> {
+    let Some(points) = &b.points else {
+        return sink.block(BlockOutput {
+            first_point: b.first_point,
+            lanes: b.lanes,
+            traces: b.traces.as_deref(),
+            summaries: &b.summaries,
+            status: &b.status,
+        });
+    };
+    // A gathered block goes out as its runs of consecutive points, each laid out as a block
+    // of its own.
+    let per_lane = b.traces.as_ref().map_or(0, |t| t.len() / b.lanes.max(1));
+    let n_stats = b.summaries.len() / (b.lanes * nc).max(1);
+    let mut i = 0;
+    while i < points.len() {
+        let run = 1 + points[i + 1..]
+            .iter()
+            .zip(&points[i..])
+            .take_while(|(next, prev)| **next == **prev + 1)
+            .count();
+        // `[statistic][lane][column]`: per statistic, the run's lanes.
+        let summaries: Vec<f64> = (0..n_stats)
+            .flat_map(|si| {
+                let base = si * b.lanes * nc;
+                b.summaries[base + i * nc..base + (i + run) * nc].iter().copied()
+            })
+            .collect();
+        sink.block(BlockOutput {
+            first_point: points[i],
+            lanes: run,
+            traces: b.traces.as_deref().map(|t| &t[i * per_lane..(i + run) * per_lane]),
+            summaries: &summaries,
+            status: &b.status[i..i + run],
+        })?;
+        i += run;
+    }
+    Ok(())
 }
 
 fn run_inner(
@@ -1070,13 +1157,14 @@ fn run_inner(
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
         let blocks = plan.blocks(range.clone(), lanes);
-        let one_block = |first: usize, n: usize, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
+        let one_block = |block: &Lanes, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
             if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(SweepError::Cancelled {
                     points_done: done.load(Ordering::Relaxed),
                 });
             }
-            let data = plan.run_block(first, n, target, runner)?;
+            let n = block.len();
+            let data = plan.run_block(block, target, runner)?;
             failed.fetch_add(
                 data.status.iter().filter(|s| **s != PointStatus::Ok).count(),
                 Ordering::Relaxed,
@@ -1093,7 +1181,8 @@ fn run_inner(
             Ok(data)
         };
         // With nothing to sample per point there is no array to split among blocks.
-        let target = if per_point > 0 {
+        // Gathered blocks are not contiguous in the sink's array: they deliver their own.
+        let target = if per_point > 0 && !plan.gather {
             sink.trace_target(range.clone())
         } else {
             None
@@ -1101,8 +1190,8 @@ fn run_inner(
         if let Some(target) = target {
             let mut rest = target;
             let mut parts = Vec::with_capacity(blocks.len());
-            for &(_, n) in &blocks {
-                let (part, tail) = std::mem::take(&mut rest).split_at_mut(n * per_point);
+            for b in &blocks {
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut(b.len() * per_point);
                 parts.push(part);
                 rest = tail;
             }
@@ -1110,21 +1199,21 @@ fn run_inner(
                 parts
                     .into_par_iter()
                     .zip(blocks.par_iter())
-                    .map(|(dst, &(first, n))| one_block(first, n, Some(dst)))
+                    .map(|(dst, b)| one_block(b, Some(dst)))
                     .collect()
             });
             for r in results {
-                deliver(sink, &r?)?;
+                deliver(sink, &r?, plan.n_cols)?;
             }
         } else {
             let shared = Mutex::new(&mut *sink);
             pool.install(|| {
-                blocks.par_iter().try_for_each(|&(first, n)| {
-                    let data = one_block(first, n, None)?;
+                blocks.par_iter().try_for_each(|b| {
+                    let data = one_block(b, None)?;
                     let mut s = shared.lock().map_err(|_| SweepError::Output {
                         source: "a worker panicked while writing results".into(),
                     })?;
-                    deliver(&mut **s, &data)
+                    deliver(&mut **s, &data, plan.n_cols)
                 })
             })?;
         }
@@ -1943,7 +2032,7 @@ Net:
         let plan = build_plan(&spec, &base).unwrap();
         assert_eq!(plan.groups.len(), 1);
         assert!(plan.group_of.is_none());
-        assert_eq!(plan.blocks(0..4, 4), vec![(0, 4)]);
+        assert_eq!(plan.blocks(0..4, 4), vec![Lanes::Run(0, 4)]);
         // A common length other than the template's (9, 9.3 → 9): still one kernel.
         let spec = gamma_spec(&[0.3, 0.305], &[0.1; 2], Backend::Reference);
         let plan = build_plan(&spec, &base).unwrap();
