@@ -687,9 +687,13 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
     let n_time = time.len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
     let per_point_inputs = spec.inputs.iter().any(|(_, s)| matches!(s, Signal::PerPoint { .. }));
-    let noise = groups
-        .iter()
-        .any(|g| g.kernel.circuit().exprs.iter().any(|e| matches!(e, crate::model::Expr::Randn)));
+    let noise = groups.iter().any(|g| {
+        g.kernel
+            .circuit()
+            .exprs
+            .iter()
+            .any(|e| matches!(e, crate::model::Expr::Randn))
+    });
     Ok(Plan {
         spec,
         groups,
@@ -993,7 +997,14 @@ impl Plan<'_> {
             params: &params,
             init: &init,
         };
-        let status = runner(&g.kernel, &self.spec.sim, &g.inputs, &g.outputs, lanes_in, &mut collector)?;
+        let status = runner(
+            &g.kernel,
+            &self.spec.sim,
+            &g.inputs,
+            &g.outputs,
+            lanes_in,
+            &mut collector,
+        )?;
         if collector.overflow || collector.samples_seen != self.n_time {
             let found = if collector.overflow {
                 self.n_time + 1
@@ -1981,7 +1992,7 @@ Net:
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.outputs = vec![("y".into(), "b/Q/y".into())];
         spec.backend = backend;
-        spec.summaries = vec![Statistic::Last];
+        spec.summaries = vec![Statistic::Mean, Statistic::Last];
         (spec.block_size, spec.chunk_size, spec.threads) = (4, 4, Some(2));
         spec
     }
@@ -1998,6 +2009,26 @@ Net:
             let spec = gamma_spec(&delays, &spreads, backend);
             let plan = build_plan(&spec, &base).unwrap();
             assert_eq!(plan.groups.len(), 5, "one kernel per distinct chain length");
+            // Groups: the template's n = 2 first, then by first appearance n = 1, 4, 9, 6; each
+            // block holds one group's points of a chunk.
+            assert!(plan.gather);
+            assert_eq!(
+                plan.blocks(0..4, 4),
+                vec![
+                    Lanes::Gathered(vec![2]),
+                    Lanes::Gathered(vec![0]),
+                    Lanes::Gathered(vec![1]),
+                    Lanes::Gathered(vec![3])
+                ]
+            );
+            assert_eq!(
+                plan.blocks(4..8, 4),
+                vec![
+                    Lanes::Gathered(vec![6]),
+                    Lanes::Gathered(vec![4, 7]),
+                    Lanes::Gathered(vec![5])
+                ]
+            );
             let mut sink = MemorySink::new();
             run(&spec, &base, &mut sink).unwrap();
             let r = sink.into_result().unwrap();
@@ -2017,6 +2048,14 @@ Net:
                 let last = single.last().copied().unwrap();
                 assert_eq!(r.summary(Statistic::Last, p, 0).unwrap().to_bits(), last.to_bits());
                 assert_eq!(lean.summary(Statistic::Last, p, 0).unwrap().to_bits(), last.to_bits());
+                // The mean of the single run's trace, up to summation order (relative 1e-12
+                // is ~1e4 ulp for 100 samples); another point's or statistic's value would
+                // be off by far more.
+                let mean = single.iter().sum::<f64>() / single.len() as f64;
+                for res in [&r, &lean] {
+                    let m = res.summary(Statistic::Mean, p, 0).unwrap();
+                    assert!((m - mean).abs() <= 1e-12 * mean.abs(), "point {p}: mean {m} vs {mean}");
+                }
             }
             // The chain length matters: same delay 0.2, n = 4 vs n = 1 differ.
             assert!(!same(&r.trace(1, 0).unwrap(), &r.trace(6, 0).unwrap()));
@@ -2138,5 +2177,43 @@ Net:
         }
         // The delay reaches the output: 3 ms and 5 ms differ.
         assert!(!same(&r.trace(0, 0).unwrap(), &r.trace(2, 0).unwrap()));
+    }
+
+    #[test]
+    fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_runs() {
+        // A per-point input column is addressed by `first_point + lane`: blocks stay runs of
+        // consecutive points of one group, and every point still equals its single run.
+        let delays = [0.2, 0.2, 0.1, 0.1, 0.3, 0.2];
+        let spreads = [0.1; 6];
+        let dir = tempfile::tempdir().unwrap();
+        let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
+        let mut spec = gamma_spec(&delays, &spreads, Backend::Reference);
+        let steps = 1000;
+        let data: Vec<f64> = (0..steps * 6).map(|i| 0.5 * (i % 6) as f64).collect();
+        spec.inputs = vec![(
+            "a/P/r_in".into(),
+            Signal::PerPoint {
+                points: 6,
+                data: data.into(),
+            },
+        )];
+        (spec.block_size, spec.chunk_size) = (4, 0);
+        let plan = build_plan(&spec, &base).unwrap();
+        assert!(!plan.gather);
+        assert_eq!(
+            plan.blocks(0..6, 3),
+            vec![Lanes::Run(0, 2), Lanes::Run(2, 2), Lanes::Run(4, 1), Lanes::Run(5, 1)]
+        );
+        let mut sink = MemorySink::new();
+        run(&spec, &base, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        for (p, &d) in delays.iter().enumerate() {
+            let c = load_yaml(dir.path(), &format!("p{p}.yaml"), gamma_yaml(d, 0.1));
+            let (rows, _) = single_run(&c, &spec, p, &[]);
+            let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
+            assert!(same(&r.trace(p, 0).unwrap(), &single), "point {p}");
+        }
+        // The input columns differ per point: equal delays, different traces.
+        assert!(!same(&r.trace(0, 0).unwrap(), &r.trace(1, 0).unwrap()));
     }
 }
