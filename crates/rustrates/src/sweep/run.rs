@@ -15,10 +15,11 @@
 //! number of stages n = round((delay/spread)²) is structure. Points are then grouped by their
 //! vector of chain lengths (one per such edge, decided as `lower_edges` decides it), and each
 //! group gets its own lowered and compiled kernel; a sweep whose points all share the
-//! template's chains compiles one kernel as before. A block holds consecutive points of one
-//! group (the solver addresses per-point input columns and noise seeds by
-//! `first_point + lane`), so a grid whose fastest-varying key changes n gets narrow blocks:
-//! correct, but less vectorised.
+//! template's chains compiles one kernel as before. A block holds points of one group of a
+//! chunk, gathered from wherever they are in the chunk and delivered back to the sink as runs
+//! of consecutive points. With per-point input columns or `randn` (both addressed by
+//! `first_point + lane`) a block holds consecutive points only, so a grid whose
+//! fastest-varying key changes n then gets narrow blocks: correct, but less vectorised.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
