@@ -78,6 +78,18 @@ impl FileOptions {
     }
 }
 
+/// HDF5's own file locks add nothing here (files are written under temporary names and
+/// renamed; the manifest orders the writers), and they leak into child processes such as the
+/// C back end's compiler, which inherit the descriptor and keep the lock: another open of
+/// the same file then fails with EAGAIN. So every file is opened without them.
+fn create_file(path: &Path) -> hdf5::Result<File> {
+    File::with_options().with_fapl(|p| p.file_locking(false)).create(path)
+}
+
+fn open_file(path: &Path) -> hdf5::Result<File> {
+    File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
+}
+
 /// Level 1 with the shuffle filter: on sampled traces it compresses about as well as level 4
 /// at a fraction of the time (the write of a 10,000-point sweep was 15× slower at level 4).
 const DEFLATE_LEVEL: u8 = 1;
@@ -244,7 +256,7 @@ fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result
         return Ok(());
     }
     let tmp = tmp_path(&path);
-    let file = File::create(&tmp).map_err(h5(&tmp))?;
+    let file = create_file(&tmp).map_err(h5(&tmp))?;
     for (name, signal) in inputs {
         match signal {
             Signal::Constant(_) => {}
@@ -271,7 +283,7 @@ fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result
 
 fn copy_inputs(src: &Path, out: &File, out_path: &Path) -> Result<(), IoError> {
     let e = h5(src);
-    let input = File::open(src).map_err(&e)?;
+    let input = open_file(src).map_err(&e)?;
     let group = out.create_group("inputs").map_err(h5(out_path))?;
     for name in input.member_names().map_err(&e)? {
         let ds = input.dataset(&name).map_err(&e)?;
@@ -359,7 +371,7 @@ impl PartSink {
         let grid = self.grid.as_ref().expect("begin runs before chunks");
         let path = self.dir.join(part_file(range.start, range.end));
         let tmp = tmp_path(&path);
-        let file = File::create(&tmp).map_err(h5(&tmp))?;
+        let file = create_file(&tmp).map_err(h5(&tmp))?;
         let n = range.len();
         // Parts are temporary and read back once by the merge, which compresses the final
         // file: compressing them too would deflate every trace twice.
@@ -573,7 +585,7 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
 
     let tmp = tmp_path(out);
     let eo = h5(&tmp);
-    let file = File::create(&tmp).map_err(&eo)?;
+    let file = create_file(&tmp).map_err(&eo)?;
     for (name, value) in [
         ("template_source", record.template_source.as_str()),
         ("template_path", record.template_path.as_str()),
@@ -602,7 +614,7 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     };
     // Shape from the first part (every part shares it); a sweep of 0 points has no parts.
     let shape = match ordered.first() {
-        Some((p, _)) => read_shape(&File::open(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+        Some((p, _)) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
         None => Shape {
             circuit_name: record.circuit_name.clone(),
             time: Vec::new(),
@@ -623,7 +635,7 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     let nc = shape.columns.len();
     for (path, e) in &ordered {
         let ep = h5(path);
-        let part = File::open(path).map_err(&ep)?;
+        let part = open_file(path).map_err(&ep)?;
         let r = e.start..e.end;
         let pg = part.group("grid").map_err(&ep)?;
         for (k, ds) in grid_keys.iter().zip(&grid_sets) {
@@ -696,7 +708,7 @@ fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -
 /// Loads a complete results file into memory (traces included when the file has them).
 pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
     let e = h5(path);
-    let file = File::open(path).map_err(&e)?;
+    let file = open_file(path).map_err(&e)?;
     let complete: u8 = file.attr("complete").and_then(|a| a.read_scalar()).unwrap_or(0);
     if complete != 1 {
         return Err(IoError::Incomplete {
