@@ -104,6 +104,8 @@ fn shards_then_merge_equal_a_single_run() {
     run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&single).arg("-q"));
     let merged = dir.path().join("merged.h5");
     let parts = dir.path().join("parts");
+    // One part directory per shard, as examples/slurm/sweep_array.sbatch does.
+    let task_dir = |i: usize| parts.join(format!("task_{i}"));
     for i in 0..2 {
         run_ok(
             bin()
@@ -112,13 +114,21 @@ fn shards_then_merge_equal_a_single_run() {
                 .arg("--out")
                 .arg(&merged)
                 .arg("--parts-dir")
-                .arg(&parts)
+                .arg(task_dir(i))
                 .arg("--shard")
                 .arg(format!("{i}/2"))
                 .arg("-q"),
         );
     }
-    run_ok(bin().arg("merge").arg(&parts).arg("--out").arg(&merged));
+    assert!(!merged.exists(), "shards write parts only");
+    run_ok(
+        bin()
+            .arg("merge")
+            .arg(task_dir(0))
+            .arg(task_dir(1))
+            .arg("--out")
+            .arg(&merged),
+    );
     let (a, b) = (
         rustrates::io::h5::read_results(&single).expect("single"),
         rustrates::io::h5::read_results(&merged).expect("merged"),
