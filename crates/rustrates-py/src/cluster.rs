@@ -47,10 +47,19 @@ impl ClusterSweep {
         // one a worker's shard run writes carry the same fingerprint.
         let settings = self.spec.settings_json();
         SweepRecord {
-            fingerprint: io::fingerprint(&self.loaded.source_text, &self.spec.param_grid, &settings),
+            fingerprint: io::fingerprint(
+                &self.loaded.source_text,
+                &self.spec.param_grid,
+                &settings,
+            ),
             circuit_name: self.loaded.circuit.name.clone(),
             n_points: self.spec.param_grid.len(),
-            chunks: self.spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
+            chunks: self
+                .spec
+                .chunks()
+                .iter()
+                .map(|r| (r.start, r.end))
+                .collect(),
             template_source: self.loaded.source_text.clone(),
             template_path: self.template.clone(),
             settings,
@@ -170,7 +179,11 @@ impl ClusterSweep {
 
     /// `(start, end)` point ranges, one per chunk.
     fn chunks(&self) -> Vec<(usize, usize)> {
-        self.spec.chunks().iter().map(|r| (r.start, r.end)).collect()
+        self.spec
+            .chunks()
+            .iter()
+            .map(|r| (r.start, r.end))
+            .collect()
     }
 
     /// Creates `dir` with this sweep's `sweep.json`, or checks that the one there is the same
@@ -193,7 +206,10 @@ impl ClusterSweep {
                 py,
                 Kind::Sweep,
                 "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+                format!(
+                    "chunk {index} does not exist (the sweep has {})",
+                    chunks.len()
+                ),
             ));
         };
         let opts = FileOptions::new(&self.loaded.source_text, &self.template);
@@ -223,7 +239,10 @@ impl ClusterSweep {
                 py,
                 Kind::Sweep,
                 "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+                format!(
+                    "chunk {index} does not exist (the sweep has {})",
+                    chunks.len()
+                ),
             ));
         };
         let rel = parts::part_file(range.start, range.end);
@@ -254,7 +273,12 @@ impl ClusterSweep {
     ) -> PyResult<Bound<'py, PyDict>> {
         let chunks = self.spec.chunks();
         let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(py, Kind::Sweep, "chunk", format!("chunk {index} does not exist")));
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist"),
+            ));
         };
         let mut record = self.record();
         record.n_points = range.len();
