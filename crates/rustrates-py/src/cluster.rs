@@ -6,6 +6,10 @@
 //! `compute_dir` exactly as the engine's `PartSink` does (part written as `.tmp`, fsynced,
 //! renamed, then a manifest line), and merges at the end. No shared filesystem is needed.
 
+// Errors are built once per failed call; their typed fields are worth more than a smaller
+// `Result` (as in `rustrates::io`).
+#![allow(clippy::result_large_err)]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
