@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need on a fresh machine (Rust, gcc and
-# Python 3.11 with pip are assumed). Idempotent: a second run only checks.
+# Installs what the build needs on a fresh machine (Rust, gcc and Python 3.11 with pip are
+# assumed); with --python also the venv the Python tests use. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ if ! cmake --version 2>/dev/null | awk 'NR==1 { split($3, v, "."); exit !((v[1] 
   python3 -m pip install --quiet "cmake>=3.26"
   hash -r
 fi
+
+[ "${1:-}" = "--python" ] || exit 0
 
 # The Python side lives in its own venv so the machine's Python stays clean.
 VENV=${RUSTRATES_VENV:-.venv}

@@ -3,7 +3,8 @@
 # tests (PyRates parity and cluster tests included). What CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --python
+. scripts/env.sh
 VENV=${RUSTRATES_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 
@@ -11,6 +12,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 
-# The extension shares cargo's target directory and dev profile with the tests above.
-(cd crates/rustrates-py && maturin develop --quiet)
+# The extension shares cargo's target directory and dev profile with the tests above
+# (maturin reads the root pyproject.toml and installs into the venv).
+VIRTUAL_ENV="$PWD/$VENV" maturin develop --quiet
 python -m pytest tests/python -q

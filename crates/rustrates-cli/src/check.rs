@@ -10,7 +10,9 @@ use crate::DiagFormat;
 
 pub(crate) fn templates() -> anyhow::Result<ExitCode> {
     for (path, kind, description) in template::list_builtin() {
-        let description = description.map(|d| d.lines().next().unwrap_or_default().to_string()).unwrap_or_default();
+        let description = description
+            .map(|d| d.lines().next().unwrap_or_default().to_string())
+            .unwrap_or_default();
         println!("{path:<60} {kind:<16} {description}");
     }
     Ok(ExitCode::SUCCESS)
@@ -22,8 +24,11 @@ pub(crate) fn show(path: &str, lowered: bool, opts: &LoadOptions) -> anyhow::Res
             if !loaded.warnings.is_empty() {
                 eprint!("{}", render::render_all_full(&loaded.warnings, &loaded.sources));
             }
-            let circuit =
-                if lowered { rustrates::model::passes::lower_edges(&loaded.circuit) } else { loaded.circuit };
+            let circuit = if lowered {
+                rustrates::model::passes::lower_edges(&loaded.circuit)
+            } else {
+                loaded.circuit
+            };
             print!("{}", rustrates::model::dump(&circuit));
             Ok(ExitCode::SUCCESS)
         }

@@ -8,9 +8,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod plot;
+mod run;
+mod signal;
+mod spec;
 
 #[derive(Parser)]
-#[command(name = "rustrates", version, about = "PyRates-compatible neural population models and parameter sweeps")]
+#[command(
+    name = "rustrates",
+    version,
+    about = "PyRates-compatible neural population models and parameter sweeps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,15 +56,176 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiagFormat::Full)]
         format: DiagFormat,
     },
+    /// Simulate one parametrisation of a template and write its traces.
+    Simulate {
+        template: String,
+        /// Simulation time T in seconds.
+        #[arg(long = "T", alias = "simulation-time")]
+        simulation_time: f64,
+        /// Integration step size.
+        #[arg(long, alias = "step-size")]
+        dt: f64,
+        /// Sampling step size (a whole multiple of dt; default dt).
+        #[arg(long, alias = "sampling-step-size")]
+        dts: Option<f64>,
+        #[arg(long, default_value = "euler")]
+        solver: String,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Compute in single precision.
+        #[arg(long)]
+        float32: bool,
+        /// `node/op/var=value`: a parameter, or the initial value of a state variable.
+        #[arg(long)]
+        set: Vec<String>,
+        /// `node/op/var=FILE|constant`: an input signal (CSV/text or .npy, one row per step).
+        #[arg(long)]
+        input: Vec<String>,
+        /// `key=node/op/var` (node may be `all`); default: every state variable.
+        #[arg(long)]
+        output: Vec<String>,
+        /// `.csv` or `.h5` (by extension); default: CSV on standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also draw the traces into this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+    /// Run a parameter sweep described by a spec file into an HDF5 results file.
+    Sweep {
+        spec: PathBuf,
+        #[arg(long, default_value = "results.h5")]
+        out: PathBuf,
+        /// Worker threads (default: all cores; RAYON_NUM_THREADS is honoured).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// `i/n`: run one n-th of the chunks into part files (for job arrays); join with `merge`.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Where part files go (default: `<out>.parts`).
+        #[arg(long)]
+        parts_dir: Option<PathBuf>,
+        /// Store traces uncompressed.
+        #[arg(long)]
+        no_compression: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Join the part files of sharded sweeps into one results file.
+    Merge {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Plot a results file: a heatmap of a summary over two grid keys, and traces.
+    Plot {
+        file: PathBuf,
+        /// Summary statistic for the heatmap.
+        #[arg(long, default_value = "mean")]
+        summary: String,
+        /// Output key (default: the first output).
+        #[arg(long)]
+        output: Option<String>,
+        /// Grid key on the x axis (default: the first key).
+        #[arg(long)]
+        x: Option<String>,
+        /// Grid key on the y axis (default: the second key).
+        #[arg(long)]
+        y: Option<String>,
+        /// Heatmap PNG.
+        #[arg(long, default_value = "heatmap.png")]
+        out: PathBuf,
+        /// Grid points (labels like `Net3_4` or indices) whose traces to draw.
+        #[arg(long, value_delimiter = ',')]
+        traces: Vec<String>,
+        /// PNG for the traces.
+        #[arg(long, default_value = "traces.png")]
+        traces_out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = rustrates::template::LoadOptions { search_path: cli.search_path.clone(), cwd: None };
+    let opts = rustrates::template::LoadOptions {
+        search_path: cli.search_path.clone(),
+        cwd: None,
+    };
     let result = match cli.command {
         Command::Templates => check::templates(),
         Command::Show { template, lowered } => check::show(&template, lowered, &opts),
         Command::Check { files, format } => check::check(&files, format, &opts),
+        Command::Simulate {
+            template,
+            simulation_time,
+            dt,
+            dts,
+            solver,
+            backend,
+            float32,
+            set,
+            input,
+            output,
+            out,
+            plot,
+        } => run::simulate(
+            run::SimulateArgs {
+                template,
+                simulation_time,
+                dt,
+                dts,
+                solver,
+                backend,
+                float32,
+                set,
+                input,
+                output,
+                out,
+                plot,
+            },
+            &opts,
+        ),
+        Command::Sweep {
+            spec,
+            out,
+            threads,
+            shard,
+            parts_dir,
+            no_compression,
+            quiet,
+        } => run::sweep(
+            run::SweepArgs {
+                spec,
+                out,
+                threads,
+                shard,
+                parts_dir,
+                no_compression,
+                quiet,
+            },
+            &opts,
+        ),
+        Command::Merge { dirs, out } => run::merge(&dirs, &out),
+        Command::Plot {
+            file,
+            summary,
+            output,
+            x,
+            y,
+            out,
+            traces,
+            traces_out,
+        } => plot_file(
+            &file,
+            &summary,
+            output.as_deref(),
+            x.as_deref(),
+            y.as_deref(),
+            &out,
+            &traces,
+            &traces_out,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -65,4 +234,87 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plot_file(
+    file: &std::path::Path,
+    summary: &str,
+    output: Option<&str>,
+    x: Option<&str>,
+    y: Option<&str>,
+    out: &std::path::Path,
+    traces: &[String],
+    traces_out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let result = rustrates::io::h5::read_results(file)?;
+    let statistic = rustrates::sweep::Statistic::parse(summary).with_context(|| {
+        format!("unknown summary `{summary}`; use mean, std, min, max, last, ptp, dominant_frequency")
+    })?;
+    let column = match output {
+        Some(key) => result.columns.iter().position(|(_, k)| k == key).with_context(|| {
+            let keys: Vec<&str> = result.columns.iter().map(|(_, k)| k.as_str()).collect();
+            format!("no output `{key}` in {}; outputs: {}", file.display(), keys.join(", "))
+        })?,
+        None => 0,
+    };
+    if result.columns.is_empty() {
+        anyhow::bail!("{} has no outputs to plot", file.display());
+    }
+    if result.grid_keys.len() >= 2 || (x.is_some() && y.is_some()) {
+        let x_key = x.unwrap_or(&result.grid_keys[0]);
+        let y_key = y.unwrap_or_else(|| &result.grid_keys[1]);
+        plot::heatmap(
+            out,
+            &result,
+            &plot::HeatmapArgs {
+                statistic,
+                column,
+                x_key,
+                y_key,
+            },
+        )?;
+        eprintln!("wrote {}", out.display());
+    } else {
+        eprintln!(
+            "a heatmap needs two grid keys; {} has {}",
+            file.display(),
+            result.grid_keys.len()
+        );
+    }
+    if !traces.is_empty() {
+        let Some(data) = result.traces.as_deref() else {
+            anyhow::bail!("{} holds no traces (the sweep kept summaries only)", file.display());
+        };
+        let nc = result.columns.len();
+        let nt = result.time.len();
+        let mut series = Vec::new();
+        for t in traces {
+            let point = match result.labels.iter().position(|l| l == t) {
+                Some(p) => p,
+                None => t
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&p| p < result.labels.len())
+                    .with_context(|| {
+                        format!(
+                            "`{t}` is neither a label nor a point index below {}",
+                            result.labels.len()
+                        )
+                    })?,
+            };
+            let values = (0..nt).map(|k| data[(point * nt + k) * nc + column]).collect();
+            let params: Vec<String> = result
+                .grid_keys
+                .iter()
+                .zip(&result.grid_values)
+                .map(|(k, v)| format!("{k}={}", v[point]))
+                .collect();
+            series.push((format!("{} ({})", result.labels[point], params.join(", ")), values));
+        }
+        plot::lines(traces_out, &result.columns[column].1, &result.time, &series)?;
+        eprintln!("wrote {}", traces_out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

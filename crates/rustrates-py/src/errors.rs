@@ -66,11 +66,7 @@ impl Located {
         let (file, line, col) = match d.span {
             Some(span) => {
                 let (line, col) = sources.line_col(span);
-                (
-                    Some(sources.file(span.file).name.clone()),
-                    Some(line),
-                    Some(col),
-                )
+                (Some(sources.file(span.file).name.clone()), Some(line), Some(col))
             }
             None => (None, None, None),
         };
@@ -130,11 +126,7 @@ impl Located {
 
 /// A Python exception of `kind` whose message is every diagnostic rendered, one per line.
 pub fn to_pyerr(py: Python<'_>, kind: Kind, items: &[Located]) -> PyErr {
-    let message = items
-        .iter()
-        .map(Located::render)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let message = items.iter().map(Located::render).collect::<Vec<_>>().join("\n");
     let err = match kind {
         Kind::Template => TemplateError::new_err(message),
         Kind::Equation => EquationError::new_err(message),
@@ -167,10 +159,7 @@ fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResul
 /// Errors of a failed load: equation problems (codes `eq/...`) make an [`EquationError`],
 /// everything else a [`TemplateError`]. Only errors are listed; warnings stay warnings.
 pub fn load_failure(py: Python<'_>, diagnostics: &Diagnostics, sources: &SourceMap) -> PyErr {
-    let errors: Vec<&Diagnostic> = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
     let shown: Vec<&Diagnostic> = if errors.is_empty() {
         diagnostics.iter().collect()
     } else {
@@ -181,10 +170,7 @@ pub fn load_failure(py: Python<'_>, diagnostics: &Diagnostics, sources: &SourceM
     } else {
         Kind::Template
     };
-    let items: Vec<Located> = shown
-        .iter()
-        .map(|d| Located::from_diagnostic(d, sources))
-        .collect();
+    let items: Vec<Located> = shown.iter().map(|d| Located::from_diagnostic(d, sources)).collect();
     to_pyerr(py, kind, &items)
 }
 
@@ -220,9 +206,6 @@ mod tests {
             "param_map['x']: unknown node 'P'".into(),
             "param_map",
         );
-        assert_eq!(
-            loc.render(),
-            "sweep/param-map: param_map['x']: unknown node 'P'"
-        );
+        assert_eq!(loc.render(), "sweep/param-map: param_map['x']: unknown node 'P'");
     }
 }

@@ -19,11 +19,7 @@ fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
         IoError::Fs { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             pyo3::exceptions::PyFileNotFoundError::new_err(e.to_string())
         }
-        _ => to_pyerr(
-            py,
-            Kind::Sweep,
-            &[Located::plain("io", e.to_string(), "out")],
-        ),
+        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "out")]),
     }
 }
 
@@ -60,9 +56,6 @@ fn read<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyDict>> {
 
 /// Loads a complete results file: the same dict as `run_sweep` returns.
 #[pyfunction]
-pub fn read_results<'py>(
-    py: Python<'py>,
-    path: std::path::PathBuf,
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn read_results<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Bound<'py, PyDict>> {
     read(py, &path)
 }

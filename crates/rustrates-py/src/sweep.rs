@@ -19,19 +19,15 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, PointStatus, Signal, SimConfig, SolveError};
 use rustrates::sweep::{
-    self, EdgeRef, Grid, MapEntry, MapTargets, MemorySink, ParamMap, Progress, RunControl,
-    Statistic, SweepResult, SweepSpec,
+    self, EdgeRef, Grid, MapEntry, MapTargets, MemorySink, ParamMap, Progress, RunControl, Statistic, SweepResult,
+    SweepSpec,
 };
 
 use crate::errors::{to_pyerr, Kind, Located};
 
 /// An argument error naming the argument.
 pub fn arg_err(py: Python<'_>, kind: Kind, argument: &str, message: String) -> PyErr {
-    to_pyerr(
-        py,
-        kind,
-        &[Located::plain("argument/invalid", message, argument)],
-    )
+    to_pyerr(py, kind, &[Located::plain("argument/invalid", message, argument)])
 }
 
 /// Engine sweep errors → the exception class and the argument they concern.
@@ -46,12 +42,8 @@ pub fn engine_error(py: Python<'_>, e: &sweep::SweepError) -> PyErr {
         E::UnknownOutput { .. } | E::NoOutputs => (Kind::Sweep, "sweep/output", "outputs"),
         E::Kernel(_) => (Kind::Solver, "kernel", "backend"),
         E::Solve(s) => match s {
-            SolveError::InputLength { .. } | SolveError::InputColumns { .. } => {
-                (Kind::Solver, "solve/input", "inputs")
-            }
-            SolveError::SamplingNotMultiple { .. } => {
-                (Kind::Solver, "solve/sampling", "sampling_step_size")
-            }
+            SolveError::InputLength { .. } | SolveError::InputColumns { .. } => (Kind::Solver, "solve/input", "inputs"),
+            SolveError::SamplingNotMultiple { .. } => (Kind::Solver, "solve/sampling", "sampling_step_size"),
             SolveError::BadStep { .. } => (Kind::Solver, "solve/step", "step_size"),
             SolveError::BadTime { .. } => (Kind::Solver, "solve/time", "simulation_time"),
             #[allow(unreachable_patterns)]
@@ -108,11 +100,7 @@ pub(crate) fn parse_param_map(py: Python<'_>, map: &Bound<'_, PyDict>) -> PyResu
                 } else {
                     None
                 };
-                list.push(EdgeRef {
-                    source,
-                    target,
-                    idx,
-                });
+                list.push(EdgeRef { source, target, idx });
             }
             MapTargets::Edges(list)
         } else {
@@ -133,15 +121,15 @@ pub(crate) fn parse_inputs(
         let signal = if let Ok(v) = value.extract::<f64>() {
             Signal::Constant(v)
         } else if let Ok(a) = value.extract::<PyReadonlyArray1<'_, f64>>() {
-            let data = a.as_slice().map_err(|e| {
-                arg_err(py, Kind::Sweep, "inputs", format!("inputs['{name}']: {e}"))
-            })?;
+            let data = a
+                .as_slice()
+                .map_err(|e| arg_err(py, Kind::Sweep, "inputs", format!("inputs['{name}']: {e}")))?;
             Signal::Shared(Arc::from(data))
         } else if let Ok(a) = value.extract::<PyReadonlyArray2<'_, f64>>() {
             let points = a.shape()[1];
-            let data = a.as_slice().map_err(|e| {
-                arg_err(py, Kind::Sweep, "inputs", format!("inputs['{name}']: {e}"))
-            })?;
+            let data = a
+                .as_slice()
+                .map_err(|e| arg_err(py, Kind::Sweep, "inputs", format!("inputs['{name}']: {e}")))?;
             Signal::PerPoint {
                 points,
                 data: Arc::from(data),
@@ -209,7 +197,10 @@ pub(crate) fn make_spec(
             py,
             Kind::Solver,
             "backend",
-            format!("unknown backend '{}'; use auto, jit, c or reference (PyRates' names such as 'numpy' mean auto)", s.backend),
+            format!(
+                "unknown backend '{}'; use auto, jit, c or reference (PyRates' names such as 'numpy' mean auto)",
+                s.backend
+            ),
         )
     })?;
     spec.precision = match s.precision.as_str() {
@@ -336,11 +327,7 @@ fn status_code(s: &PointStatus) -> (&'static str, f64) {
 }
 
 /// The result dict Python's `_core` turns into DataFrames.
-pub fn result_dict<'py>(
-    py: Python<'py>,
-    r: SweepResult,
-    backend: Option<Backend>,
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let n_points = r.labels.len();
     let n_keys = r.grid_keys.len();
@@ -355,10 +342,7 @@ pub fn result_dict<'py>(
     d.set_item("circuit_name", &r.circuit_name)?;
     d.set_item("labels", &r.labels)?;
     d.set_item("grid_keys", &r.grid_keys)?;
-    d.set_item(
-        "grid",
-        PyArray1::from_vec(py, grid).reshape([n_points, n_keys])?,
-    )?;
+    d.set_item("grid", PyArray1::from_vec(py, grid).reshape([n_points, n_keys])?)?;
     d.set_item("time", PyArray1::from_vec(py, r.time))?;
     d.set_item("n_time", n_time)?;
     let columns = PyList::empty(py);
@@ -367,10 +351,7 @@ pub fn result_dict<'py>(
     }
     d.set_item("columns", columns)?;
     match r.traces {
-        Some(t) => d.set_item(
-            "traces",
-            PyArray1::from_vec(py, t).reshape([n_points, n_time, n_cols])?,
-        )?,
+        Some(t) => d.set_item("traces", PyArray1::from_vec(py, t).reshape([n_points, n_time, n_cols])?)?,
         None => d.set_item("traces", py.None())?,
     }
     match r.summaries {
@@ -386,10 +367,7 @@ pub fn result_dict<'py>(
                 "summaries",
                 PyArray1::from_vec(py, out).reshape([n_points, n_cols, n_stats])?,
             )?;
-            d.set_item(
-                "summary_names",
-                s.stats.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            )?;
+            d.set_item("summary_names", s.stats.iter().map(|s| s.name()).collect::<Vec<_>>())?;
         }
         None => {
             d.set_item("summaries", py.None())?;
@@ -501,8 +479,8 @@ pub fn run_sweep<'py>(
         sweep::run_with(spec_ref, circuit, sink_ref, ctrl).map_err(Box::new)
     })?
     .map_err(|e| engine_error(py, &e))?;
-    let result = sink.into_result().ok_or_else(|| {
-        crate::errors::RustratesError::new_err("the engine finished without results")
-    })?;
+    let result = sink
+        .into_result()
+        .ok_or_else(|| crate::errors::RustratesError::new_err("the engine finished without results"))?;
     result_dict(py, result, Some(summary.backend))
 }

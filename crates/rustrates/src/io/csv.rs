@@ -5,12 +5,7 @@ use std::io::Write;
 /// Writes `data[time][column]` with a header `time,<name>...`. Column names are the output
 /// keys when they are unique, else `node/key`. Numbers use Rust's shortest round-trip form,
 /// so reading the file back gives the same `f64`s.
-pub fn write_csv(
-    out: &mut dyn Write,
-    time: &[f64],
-    columns: &[(String, String)],
-    data: &[f64],
-) -> std::io::Result<()> {
+pub fn write_csv(out: &mut dyn Write, time: &[f64], columns: &[(String, String)], data: &[f64]) -> std::io::Result<()> {
     let keys_unique = columns
         .iter()
         .enumerate()
@@ -53,19 +48,9 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("time,PC/r,IIN/r"));
-        let row: Vec<f64> = lines
-            .next()
-            .unwrap()
-            .split(',')
-            .map(|x| x.parse().unwrap())
-            .collect();
+        let row: Vec<f64> = lines.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
         assert_eq!(row, [0.0, 0.1 + 0.2, -1.0 / 3.0]);
-        let row: Vec<f64> = lines
-            .next()
-            .unwrap()
-            .split(',')
-            .map(|x| x.parse().unwrap())
-            .collect();
+        let row: Vec<f64> = lines.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
         assert!(row[1].is_nan() && row[2] == 1e300 && row[0] == 1e-3);
     }
 }

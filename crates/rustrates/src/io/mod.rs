@@ -28,15 +28,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: {source}")]
-    Fs {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Fs { path: PathBuf, source: std::io::Error },
     #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[cfg(feature = "hdf5")]
     #[error("{path}: HDF5: {source}")]
     Hdf5 { path: PathBuf, source: hdf5::Error },
@@ -56,6 +50,8 @@ pub enum IoError {
     },
     #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
     Incomplete { path: PathBuf, what: &'static str },
+    #[error("input '{name}' has {len} values, not a whole number of rows of {points} points")]
+    InputShape { name: String, len: usize, points: usize },
     #[error("nothing to merge: no sweep.json in any of the given directories")]
     NothingToMerge,
     #[error("text '{text:.40}' cannot be stored in HDF5 (it contains a NUL byte)")]

@@ -3,8 +3,13 @@
 //! The circuit is compiled once into one function per precision (see `codegen` for its
 //! shape): `f64x2` (or `f32x4`) vectors in a main loop unrolled for instruction-level
 //! parallelism, a scalar loop for the remaining lanes, transcendental functions and the
-//! delay/noise hooks called out of line (`kernel::mathfns`). No compiler is needed at run
-//! time; compiling a small circuit takes milliseconds.
+//! delay/noise hooks called out of line (`kernel::mathfns`), constant subexpressions folded
+//! at compile time (`fold`). No compiler is needed at run time; compiling a small circuit
+//! takes about a millisecond.
+//!
+//! [`JitKernel::steps`] adds a fused fixed-step integrator per explicit tableau, compiled on
+//! first use: parameter-only subexpressions and reciprocals of invariant divisors are
+//! computed once per call, then the step loop runs around the lane loop.
 
 mod codegen;
 mod fold;
@@ -15,17 +20,39 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
-use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32};
-use crate::model::Circuit;
+use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs};
+use crate::model::{Circuit, Expr};
+
+/// In the fused stepper, divide by step-invariant divisors (`/tau`) as a multiplication by
+/// a reciprocal computed once per call: ≤ 1 ulp per division against stepping with `rhs`
+/// (the contract of [`crate::kernel::Kernel::steps`] allows 1e-12 relative), and it removes
+/// the divisions that otherwise dominate a neural-mass right-hand side. Same choice as the
+/// C back end.
+const RECIPROCAL_DIVISORS: bool = true;
+
+/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
+/// `codegen::define_stepper`).
+type StepFn = unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut f64, *mut KernelCtx);
+
+/// The JIT module and the steppers compiled into it so far (one per tableau).
+struct Code {
+    module: Option<Box<JITModule>>,
+    /// Per tableau: the stepper and the scratch rows per lane it needs.
+    steppers: Vec<(codegen::Tableau, StepFn, usize)>,
+}
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
-type KernelFn<T> =
-    unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
+type KernelFn<T> = unsafe extern "C" fn(usize, f64, *const T, *const T, *const T, *mut T, *mut T, *mut KernelCtx);
 
 pub struct JitKernel {
     /// Owns the executable memory the function pointers point into. Only touched again on
     /// drop; the mutex makes the kernel `Sync` (`JITModule` is `Send` but not `Sync`).
-    module: Mutex<Option<Box<JITModule>>>,
+    code: Mutex<Code>,
+    /// Kept for compiling fused steppers on first use.
+    circuit: Box<Circuit>,
+    /// `Past`/`Randn` need the solver between steps: no fused stepping.
+    needs_solver: bool,
+    reciprocal: bool,
     f64_fn: Option<KernelFn<f64>>,
     f32_fn: Option<KernelFn<f32>>,
     states: usize,
@@ -81,27 +108,27 @@ impl JitKernel {
                 return Err(e);
             }
         };
-        module
-            .finalize_definitions()
-            .map_err(|e| KernelError::Codegen {
-                reason: format!("finalizing: {e}"),
-            })?;
+        module.finalize_definitions().map_err(|e| KernelError::Codegen {
+            reason: format!("finalizing: {e}"),
+        })?;
         let code = module.get_finalized_function(id);
         let (mut f64_fn, mut f32_fn) = (None, None);
         // SAFETY: `code` is the entry of a function just generated with exactly this
         // signature (see `codegen::define_kernel`), living as long as `module`, which we keep.
         unsafe {
             match opts.precision {
-                Precision::F64 => {
-                    f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code))
-                }
-                Precision::F32 => {
-                    f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code))
-                }
+                Precision::F64 => f64_fn = Some(std::mem::transmute::<*const u8, KernelFn<f64>>(code)),
+                Precision::F32 => f32_fn = Some(std::mem::transmute::<*const u8, KernelFn<f32>>(code)),
             }
         }
         Ok(JitKernel {
-            module: Mutex::new(Some(Box::new(module))),
+            code: Mutex::new(Code {
+                module: Some(Box::new(module)),
+                steppers: Vec::new(),
+            }),
+            circuit: Box::new(circuit.clone()),
+            needs_solver: circuit.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
+            reciprocal: RECIPROCAL_DIVISORS,
             f64_fn,
             f32_fn,
             states: layout.states.len(),
@@ -114,13 +141,7 @@ impl JitKernel {
     /// Asserts that every buffer holds its rows for `lanes` lanes: the generated code reads
     /// and writes exactly `rows × lanes` elements per array and trusts these lengths.
     fn check_lengths(&self, lanes: usize, lens: [usize; 5]) {
-        let rows = [
-            self.states,
-            self.params,
-            self.inputs,
-            self.states,
-            self.algebraics,
-        ];
+        let rows = [self.states, self.params, self.inputs, self.states, self.algebraics];
         let names = ["y", "p", "u", "dy", "a"];
         for ((len, r), name) in lens.into_iter().zip(rows).zip(names) {
             let need = r.checked_mul(lanes).expect("rows × lanes overflows usize");
@@ -138,13 +159,7 @@ impl JitKernel {
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -166,19 +181,11 @@ impl JitKernel {
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let f = self
-            .f32_fn
-            .expect("JIT kernel compiled for Precision::F64: call rhs");
+        let f = self.f32_fn.expect("JIT kernel compiled for Precision::F64: call rhs");
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
-            [
-                args.y.len(),
-                args.p.len(),
-                args.u.len(),
-                args.dy.len(),
-                args.a.len(),
-            ],
+            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
         if lanes == 0 {
             return;
@@ -199,11 +206,101 @@ impl JitKernel {
     }
 }
 
+impl JitKernel {
+    /// Fused fixed-step integration (see [`crate::kernel::Kernel::steps`]). Compiles a
+    /// stepper for `args.tableau` on first use (≈ the cost of compiling the rhs) and keeps
+    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, and tableaux
+    /// that are not explicit (`a` strictly lower triangular) or malformed.
+    pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        if self.needs_solver || self.f64_fn.is_none() {
+            return false;
+        }
+        let tr = args.tableau;
+        let n = tr.b.len();
+        if n == 0 || tr.c.len() != n || tr.a.len() != n * n || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0)) {
+            return false;
+        }
+        let tab = codegen::Tableau {
+            a: tr.a.to_vec(),
+            b: tr.b.to_vec(),
+            c: tr.c.to_vec(),
+        };
+        let lanes = args.lanes;
+        self.check_lengths(
+            lanes,
+            [
+                args.y.len(),
+                args.p.len(),
+                args.u.len(),
+                self.states * lanes,
+                self.algebraics * lanes,
+            ],
+        );
+        let Some((f, rows)) = self.stepper(&tab) else {
+            return false;
+        };
+        if lanes == 0 || args.nsteps == 0 {
+            return true;
+        }
+        let need = rows.checked_mul(lanes).expect("scratch rows × lanes overflows usize");
+        if args.work.len() < need {
+            args.work.resize(need, 0.0);
+        }
+        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work` was just sized to `rows × lanes`; `y` is
+        // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
+        unsafe {
+            f(
+                lanes,
+                args.nsteps,
+                args.t0,
+                args.dt,
+                args.y.as_mut_ptr(),
+                args.p.as_ptr(),
+                args.u.as_ptr(),
+                args.work.as_mut_ptr(),
+                args.ctx,
+            )
+        }
+        true
+    }
+
+    /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
+    fn stepper(&self, tab: &codegen::Tableau) -> Option<(StepFn, usize)> {
+        let mut code = match self.code.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((_, f, rows)) = code.steppers.iter().find(|(t, _, _)| t == tab) {
+            return Some((*f, *rows));
+        }
+        let name = format!("rustrates_steps_{}", code.steppers.len());
+        let module = code.module.as_mut()?;
+        let layout = self.circuit.layout();
+        let (id, rows) = match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, &name) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+                return None;
+            }
+        };
+        if let Err(e) = module.finalize_definitions() {
+            log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+            return None;
+        }
+        let ptr = module.get_finalized_function(id);
+        // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
+        // signature (see `codegen::define_stepper`), alive as long as the module (= self).
+        let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
+        code.steppers.push((tab.clone(), f, rows));
+        Some((f, rows))
+    }
+}
+
 impl Drop for JitKernel {
     fn drop(&mut self) {
-        let module = match self.module.get_mut() {
-            Ok(m) => m.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let module = match self.code.get_mut() {
+            Ok(c) => c.module.take(),
+            Err(poisoned) => poisoned.into_inner().module.take(),
         };
         if let Some(module) = module {
             // SAFETY: the function pointers live in `self` and die with it; `&mut self`
@@ -216,7 +313,7 @@ impl Drop for JitKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Assign, BinOp, Edge, Expr, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
+    use crate::model::{Assign, BinOp, Edge, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
 
     fn add_var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> VarId {
         c.add_var(Var {
@@ -415,9 +512,7 @@ mod tests {
             case!("pow2", Pow, |b| b.pow_const(b.k, 2.0), |v| v.k.powf(2.0)),
             case!("pow3", Pow, |b| b.pow_const(b.s, 3.0), |v| v.s.powf(3.0)),
             case!("pow4", Pow, |b| b.pow_const(b.s, 4.0), |v| v.s.powf(4.0)),
-            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v
-                .w
-                .powf(-1.0)),
+            case!("pow_m1", Pow, |b| b.pow_const(b.w, -1.0), |v| v.w.powf(-1.0)),
             case!(
                 "pow_neg2",
                 Pow,
@@ -429,33 +524,15 @@ mod tests {
                 },
                 |v| v.w.powf(-2.0)
             ),
-            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v
-                .w
-                .powf(0.5)),
-            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v
-                .w
-                .powf(1.7)),
-            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v
-                .w
-                .powf(v.k)),
-            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(
-                u8::from(v.x < v.q)
-            )),
-            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(
-                u8::from(v.x <= v.q)
-            )),
-            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(
-                u8::from(v.x > v.q)
-            )),
-            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(
-                u8::from(v.x >= v.q)
-            )),
-            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(
-                u8::from(v.x == v.q)
-            )),
-            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(
-                u8::from(v.x != v.q)
-            )),
+            case!("pow_half", Pow, |b| b.pow_const(b.w, 0.5), |v| v.w.powf(0.5)),
+            case!("pow_general_const", Exact, |b| b.pow_const(b.w, 1.7), |v| v.w.powf(1.7)),
+            case!("pow_general_var", Exact, |b| b.vv(Pow, b.w, b.k), |v| v.w.powf(v.k)),
+            case!("lt", Exact, |b| b.vv(Lt, b.x, b.q), |v| f64::from(u8::from(v.x < v.q))),
+            case!("le", Exact, |b| b.vv(Le, b.x, b.q), |v| f64::from(u8::from(v.x <= v.q))),
+            case!("gt", Exact, |b| b.vv(Gt, b.x, b.q), |v| f64::from(u8::from(v.x > v.q))),
+            case!("ge", Exact, |b| b.vv(Ge, b.x, b.q), |v| f64::from(u8::from(v.x >= v.q))),
+            case!("eq", Exact, |b| b.vv(Eq, b.x, b.q), |v| f64::from(u8::from(v.x == v.q))),
+            case!("ne", Exact, |b| b.vv(Ne, b.x, b.q), |v| f64::from(u8::from(v.x != v.q))),
             case!(
                 "select_value",
                 Exact,
@@ -483,33 +560,20 @@ mod tests {
             case!("sinh", Exact, |b| b.call1(Func::Sinh, b.k), |v| v.k.sinh()),
             case!("cosh", Exact, |b| b.call1(Func::Cosh, b.k), |v| v.k.cosh()),
             case!("tanh", Exact, |b| b.call1(Func::Tanh, b.k), |v| v.k.tanh()),
-            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v
-                .x
-                .asin()),
-            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v
-                .x
-                .acos()),
-            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v
+            case!("arcsin", Exact, |b| b.call1(Func::Arcsin, b.x), |v| v.x.asin()),
+            case!("arccos", Exact, |b| b.call1(Func::Arccos, b.x), |v| v.x.acos()),
+            case!("arctan", Exact, |b| b.call1(Func::Arctan, b.k), |v| v.k.atan()),
+            case!("arctan2", Exact, |b| b.call2(Func::Arctan2, b.k, b.s), |v| v
                 .k
-                .atan()),
-            case!(
-                "arctan2",
-                Exact,
-                |b| b.call2(Func::Arctan2, b.k, b.s),
-                |v| v.k.atan2(v.s)
-            ),
+                .atan2(v.s)),
             case!("exp", Exact, |b| b.call1(Func::Exp, b.k), |v| v.k.exp()),
             case!("log", Exact, |b| b.call1(Func::Log, b.w), |v| v.w.ln()),
             case!("sqrt", Exact, |b| b.call1(Func::Sqrt, b.w), |v| v.w.sqrt()),
             case!("abs", Exact, |b| b.call1(Func::Abs, b.k), |v| v.k.abs()),
             case!("sigmoid", Exact, |b| b.call1(Func::Sigmoid, b.k), |v| 1.0
                 / (1.0 + (-v.k).exp())),
-            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v
-                .x
-                .max(v.q)),
-            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v
-                .x
-                .min(v.q)),
+            case!("max", Exact, |b| b.call2(Func::Max, b.x, b.q), |v| v.x.max(v.q)),
+            case!("min", Exact, |b| b.call2(Func::Min, b.x, b.q), |v| v.x.min(v.q)),
             case!(
                 "heaviside",
                 Exact,
@@ -528,9 +592,7 @@ mod tests {
                     }
                 }
             ),
-            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v
-                .k
-                .floor()),
+            case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v.k.floor()),
             case!("ceil", Exact, |b| b.call1(Func::Ceil, b.k), |v| v.k.ceil()),
             case!(
                 "sign",
@@ -558,6 +620,25 @@ mod tests {
                     b.e(Expr::Past(b.x, d))
                 },
                 |v| f64::from(X_ID) * 1000.0 + v.lane as f64 + 10.0 * v.t - v.w
+            ),
+            case!(
+                "past_negative_delay_is_current",
+                Exact,
+                |b| {
+                    let w = b.v(b.w);
+                    let d = b.e(Expr::Neg(w));
+                    b.e(Expr::Past(b.x, d))
+                },
+                |v| v.x
+            ),
+            case!(
+                "past_zero_delay_is_current",
+                Exact,
+                |b| {
+                    let d = b.num(0.0);
+                    b.e(Expr::Past(b.k, d))
+                },
+                |v| v.k
             ),
             case!(
                 "randn",
@@ -598,26 +679,12 @@ mod tests {
         let mut alg = Vec::new();
         for case in &cases {
             let rhs = (case.build)(&mut b);
-            let var = add_var(
-                &mut b.c,
-                &format!("n/op/{}", case.name),
-                VarKind::Algebraic,
-                0.0,
-            );
-            b.c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            let var = add_var(&mut b.c, &format!("n/op/{}", case.name), VarKind::Algebraic, 0.0);
+            b.c.assigns.push(Assign { var, rhs, span: None });
             alg.push(var);
         }
         assert!(b.randn.is_some());
-        let find = |name: &str| {
-            alg[cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists")]
-        };
+        let find = |name: &str| alg[cases.iter().position(|c| c.name == name).expect("case exists")];
         let (a_add, a_sin) = (find("add"), find("sin"));
         let chain = b.vv(BinOp::Mul, a_add, a_sin);
         let chain_var = add_var(&mut b.c, "n/op/chain", VarKind::Algebraic, 0.0);
@@ -662,11 +729,7 @@ mod tests {
                 } else {
                     -0.9 + 1.8 * f(0.618_033_988_7)
                 };
-                let q = if l % 3 == 0 {
-                    x
-                } else {
-                    -0.9 + 1.8 * f(0.414_213_562_3)
-                };
+                let q = if l % 3 == 0 { x } else { -0.9 + 1.8 * f(0.414_213_562_3) };
                 V {
                     x,
                     w: 0.2 + 2.4 * f(0.732_050_807_5),
@@ -701,11 +764,7 @@ mod tests {
             }
             out
         };
-        (
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        )
+        (fill(&layout.states), fill(&layout.params), fill(&layout.inputs))
     }
 
     fn hooked_ctx() -> KernelCtx {
@@ -729,13 +788,7 @@ mod tests {
         .expect("the test circuit compiles")
     }
 
-    fn run_f64(
-        k: &JitKernel,
-        c: &Circuit,
-        layout: &Layout,
-        vals: &[V],
-        t: f64,
-    ) -> (Vec<f64>, Vec<f64>) {
+    fn run_f64(k: &JitKernel, c: &Circuit, layout: &Layout, vals: &[V], t: f64) -> (Vec<f64>, Vec<f64>) {
         let lanes = vals.len();
         let (y, p, u) = buffers(c, layout, vals);
         let mut dy = vec![f64::NAN; layout.states.len() * lanes];
@@ -756,9 +809,7 @@ mod tests {
 
     fn same_or_close(got: f64, want: f64, tol: Tol) -> bool {
         match tol {
-            Tol::Exact => {
-                got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan())
-            }
+            Tol::Exact => got.to_bits() == want.to_bits() || (got == want) || (got.is_nan() && want.is_nan()),
             Tol::Pow => (got - want).abs() <= 1e-15 * want.abs(),
         }
     }
@@ -783,26 +834,13 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 let chain = a[cases.len() * lanes + l];
-                assert_eq!(
-                    chain.to_bits(),
-                    (add(v) * sin(v)).to_bits(),
-                    "chain lane {l}"
-                );
+                assert_eq!(chain.to_bits(), (add(v) * sin(v)).to_bits(), "chain lane {l}");
                 assert_eq!(dy[l].to_bits(), (add(v) + sin(v)).to_bits(), "x' lane {l}");
-                assert_eq!(
-                    dy[lanes + l].to_bits(),
-                    ((-v.w) * v.k + v.s).to_bits(),
-                    "w' lane {l}"
-                );
+                assert_eq!(dy[lanes + l].to_bits(), ((-v.w) * v.k + v.s).to_bits(), "w' lane {l}");
             }
         }
     }
@@ -826,9 +864,7 @@ mod tests {
                 let mut a1 = vec![0.0; layout.algebraics.len()];
                 let mut ctx = hooked_ctx();
                 ctx.first_point = FIRST_POINT + l;
-                ctx.past = Some(|ctx, var, lane, t, d| {
-                    past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d)
-                });
+                ctx.past = Some(|ctx, var, lane, t, d| past_hook(ctx, var, lane + ctx.first_point - FIRST_POINT, t, d));
                 k.rhs(RhsArgs {
                     t,
                     lanes: 1,
@@ -842,18 +878,10 @@ mod tests {
                 (dy1, a1)
             };
             for s in 0..layout.states.len() {
-                assert_eq!(
-                    dy[s * lanes + l].to_bits(),
-                    dy1[s].to_bits(),
-                    "dy slot {s} lane {l}"
-                );
+                assert_eq!(dy[s * lanes + l].to_bits(), dy1[s].to_bits(), "dy slot {s} lane {l}");
             }
             for s in 0..layout.algebraics.len() {
-                assert_eq!(
-                    a[s * lanes + l].to_bits(),
-                    a1[s].to_bits(),
-                    "a slot {s} lane {l}"
-                );
+                assert_eq!(a[s * lanes + l].to_bits(), a1[s].to_bits(), "a slot {s} lane {l}");
             }
         }
     }
@@ -899,8 +927,7 @@ mod tests {
             // with margin. Results that cancel towards 0 (x' = add + sin) get the same bound
             // relative to the operands' scale 1.
             let close = |got: f32, want: f64| {
-                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0)
-                    || (got.is_nan() && want.is_nan())
+                (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0) || (got.is_nan() && want.is_nan())
             };
             for (ci, case) in cases.iter().enumerate() {
                 for (l, v) in vals.iter().enumerate() {
@@ -913,12 +940,7 @@ mod tests {
                     );
                 }
             }
-            let pos = |name: &str| {
-                cases
-                    .iter()
-                    .position(|c| c.name == name)
-                    .expect("case exists")
-            };
+            let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
             let (add, sin) = (cases[pos("add")].reference, cases[pos("sin")].reference);
             for (l, v) in vals.iter().enumerate() {
                 assert!(close(dy[l], add(v) + sin(v)), "x' lane {l}");
@@ -948,28 +970,12 @@ mod tests {
         for f in funcs {
             let xe = c.add_expr(Expr::Var(x));
             let ye = c.add_expr(Expr::Var(y));
-            let args = if f.arity() == 2 {
-                vec![xe, ye]
-            } else {
-                vec![xe]
-            };
+            let args = if f.arity() == 2 { vec![xe, ye] } else { vec![xe] };
             let rhs = c.add_expr(Expr::Call(f, args));
             let var = add_var(&mut c, &format!("{f:?}"), VarKind::Algebraic, 0.0);
-            c.assigns.push(Assign {
-                var,
-                rhs,
-                span: None,
-            });
+            c.assigns.push(Assign { var, rhs, span: None });
         }
-        let specials = [
-            f64::NAN,
-            0.0,
-            -0.0,
-            1.5,
-            -2.5,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ];
+        let specials = [f64::NAN, 0.0, -0.0, 1.5, -2.5, f64::INFINITY, f64::NEG_INFINITY];
         let pairs: Vec<(f64, f64)> = specials
             .iter()
             .flat_map(|&a| specials.iter().map(move |&b| (a, b)))
@@ -1027,22 +1033,11 @@ mod tests {
             ctx: &mut ctx,
         });
         for name in ["past", "randn"] {
-            let ci = cases
-                .iter()
-                .position(|c| c.name == name)
-                .expect("case exists");
-            assert!(
-                a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()),
-                "{name}"
-            );
+            let ci = cases.iter().position(|c| c.name == name).expect("case exists");
+            assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_nan()), "{name}");
         }
-        let ci = cases
-            .iter()
-            .position(|c| c.name == "add")
-            .expect("case exists");
-        assert!(a[ci * lanes..(ci + 1) * lanes]
-            .iter()
-            .all(|x| x.is_finite()));
+        let ci = cases.iter().position(|c| c.name == "add").expect("case exists");
+        assert!(a[ci * lanes..(ci + 1) * lanes].iter().all(|x| x.is_finite()));
     }
 
     #[test]
@@ -1190,13 +1185,7 @@ mod tests {
 
     /// Per-lane buffers of the QIF circuit: defaults, with (eta_PC, eta_IIN) on the √N × √N
     /// grid of `linspace(-5, 5, √N)` in PyRates' `permute_grid=True` order, I_ext(PC) = 1.
-    fn qif_buffers(
-        c: &Circuit,
-        layout: &Layout,
-        lanes: usize,
-        first: usize,
-        n: usize,
-    ) -> [Vec<f64>; 3] {
+    fn qif_buffers(c: &Circuit, layout: &Layout, lanes: usize, first: usize, n: usize) -> [Vec<f64>; 3] {
         let e = |i: usize| {
             if n == 1 {
                 -5.0
@@ -1220,11 +1209,7 @@ mod tests {
             }
             out
         };
-        [
-            fill(&layout.states),
-            fill(&layout.params),
-            fill(&layout.inputs),
-        ]
+        [fill(&layout.states), fill(&layout.params), fill(&layout.inputs)]
     }
 
     /// The QIF circuit's JIT rhs against `montbrio_grid.c`'s formulas with τ = Δ = 1 folded
@@ -1282,6 +1267,11 @@ mod tests {
     #[test]
     #[ignore = "benchmark; run explicitly in release mode"]
     fn jit_bench_qif_ns_per_lane_step() {
+        let euler = crate::kernel::TableauRef {
+            a: &[0.0],
+            b: &[1.0],
+            c: &[0.0],
+        };
         for specialize in [false, true] {
             let c = qif_reference_circuit(specialize);
             let layout = c.layout();
@@ -1293,16 +1283,17 @@ mod tests {
             );
             let (total, steps, n, dt) = (10_000usize, 5_000usize, 100usize, 1e-4);
             for block in [64usize, 256, 1024, 10_000] {
-                let mut rhs_s = 0.0;
-                let mut full_s = 0.0;
-                let mut checksum = 0.0;
+                let (mut rhs_s, mut full_s, mut fused_s) = (0.0, 0.0, 0.0);
+                let (mut check_rhs, mut check_fused) = (0.0, 0.0);
                 let mut first = 0;
                 while first < total {
                     let lanes = block.min(total - first);
-                    let [mut y, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let [y0, p, u] = qif_buffers(&c, &layout, lanes, first, n);
+                    let mut y = y0.clone();
                     let mut dy = vec![0.0; y.len()];
                     let mut a = vec![0.0; 2 * lanes];
                     let mut ctx = KernelCtx::default();
+                    // Euler through rhs + the solver's update.
                     let start = std::time::Instant::now();
                     for step in 0..steps {
                         let t = step as f64 * dt;
@@ -1321,6 +1312,7 @@ mod tests {
                         }
                     }
                     full_s += start.elapsed().as_secs_f64();
+                    check_rhs += y[..lanes].iter().sum::<f64>();
                     // The rhs alone, on the final state (finite for this grid).
                     let start = std::time::Instant::now();
                     for step in 0..steps {
@@ -1337,17 +1329,429 @@ mod tests {
                         });
                     }
                     rhs_s += start.elapsed().as_secs_f64();
-                    checksum += y[..lanes].iter().sum::<f64>();
+                    // Fused Euler, returning every 10 steps (the C program samples that often).
+                    let mut y = y0;
+                    let mut work = Vec::new();
+                    let start = std::time::Instant::now();
+                    for chunk in 0..steps / 10 {
+                        let ok = k.steps(StepsArgs {
+                            lanes,
+                            nsteps: 10,
+                            t0: (chunk * 10) as f64 * dt,
+                            dt,
+                            tableau: euler,
+                            y: &mut y,
+                            p: &p,
+                            u: &u,
+                            a: &mut a,
+                            work: &mut work,
+                            ctx: &mut ctx,
+                        });
+                        assert!(ok);
+                    }
+                    fused_s += start.elapsed().as_secs_f64();
+                    check_fused += y[..lanes].iter().sum::<f64>();
                     first += lanes;
                 }
                 let per = 1e9 / (total * steps) as f64;
                 eprintln!(
-                "block {block:>5}: rhs {:.3} ns/lane-eval, Euler step {:.3} ns/lane-step (checksum r_PC {checksum:.9e})",
-                rhs_s * per,
-                full_s * per
-            );
+                    "block {block:>5}: rhs {:.3} ns/lane-eval; Euler via rhs {:.3} ns/lane-step; fused Euler {:.3} ns/lane-step (Σ r_PC {check_rhs:.9e} / {check_fused:.9e})",
+                    rhs_s * per,
+                    full_s * per,
+                    fused_s * per
+                );
             }
         }
+    }
+
+    /// Per-lane data for any circuit: each parameter and initial state its default scaled
+    /// by a lane-dependent factor in [0.8, 1.2] (0 stays 0, so add a small offset), inputs
+    /// their defaults. Mixed signs and magnitudes, all lanes different.
+    fn generic_buffers(c: &Circuit, layout: &Layout, lanes: usize) -> [Vec<f64>; 3] {
+        let fill = |ids: &[VarId], salt: usize| {
+            let mut out = vec![0.0; ids.len() * lanes];
+            for (slot, &id) in ids.iter().enumerate() {
+                let v = c.var(id).value;
+                for l in 0..lanes {
+                    let f = (((l + 1) * (slot + 3 + salt)) as f64 * 0.618_033_988_7).fract();
+                    out[slot * lanes + l] = v * (0.8 + 0.4 * f) + 0.01 * (f - 0.5);
+                }
+            }
+            out
+        };
+        [
+            fill(&layout.states, 0),
+            fill(&layout.params, 1),
+            fill(&layout.inputs, 2),
+        ]
+    }
+
+    fn circuits_for_cross_check() -> Vec<(String, Circuit)> {
+        use crate::model::test_models;
+        let mut out = vec![
+            ("all_ops".to_string(), all_ops_circuit().0),
+            ("qif_reference_ir".to_string(), qif_reference_circuit(false)),
+            ("exponential_decay".to_string(), test_models::exponential_decay().0),
+            ("harmonic_oscillator".to_string(), test_models::harmonic_oscillator().0),
+            ("mpr_single".to_string(), test_models::mpr_single().0),
+            ("reference_circuit".to_string(), test_models::reference_circuit().0),
+        ];
+        for path in [
+            "model_templates.montbrio.simple_montbrio.Net3",
+            "model_templates.neural_mass_models.qif.qif",
+            "model_templates.neural_mass_models.qif.qif_sfa",
+            "model_templates.neural_mass_models.jansenrit.JRC",
+            "model_templates.neural_mass_models.jansenrit.JRC_2delaycoupled",
+            "model_templates.neural_mass_models.wilsoncowan.WC",
+            "model_templates.oscillators.kuramoto.kmo_2coupled",
+            "model_templates.oscillators.vanderpol.vdp",
+        ] {
+            let loaded = crate::model::load_circuit(path, &crate::template::LoadOptions::default())
+                .unwrap_or_else(|e| panic!("built-in template {path} loads: {e}"));
+            out.push((path.to_string(), crate::model::passes::lower_edges(&loaded.circuit)));
+        }
+        out
+    }
+
+    /// Every test model and built-in template through the JIT and the reference evaluator
+    /// (`Backend::Reference`, the oracle). Both do the same IEEE operations in the same
+    /// order (Cranelift never contracts to FMA) and call the same Rust libm functions, so
+    /// they agree bit for bit except where `x**2`-style powers are expanded into products
+    /// (≤ 2 ulp of that intermediate); 1e-12 relative to the row's scale bounds that even
+    /// after cancellation in later sums.
+    #[test]
+    fn jit_matches_reference_kernel_on_test_models_and_library() {
+        use crate::kernel::reference::ReferenceKernel;
+        for (name, c) in circuits_for_cross_check() {
+            let layout = c.layout();
+            let jit64 = jit(&c, Precision::F64);
+            let jit32 = jit(&c, Precision::F32);
+            let reference = ReferenceKernel::new(&c);
+            for lanes in [1, 7, 64] {
+                let [y, p, u] = generic_buffers(&c, &layout, lanes);
+                let t = 0.3;
+                let run = |f: &dyn Fn(RhsArgs<'_>)| {
+                    let mut dy = vec![0.0; layout.states.len() * lanes];
+                    let mut a = vec![0.0; layout.algebraics.len() * lanes];
+                    let mut ctx = hooked_ctx();
+                    f(RhsArgs {
+                        t,
+                        lanes,
+                        y: &y,
+                        p: &p,
+                        u: &u,
+                        dy: &mut dy,
+                        a: &mut a,
+                        ctx: &mut ctx,
+                    });
+                    (dy, a)
+                };
+                let (dy_j, a_j) = run(&|args| jit64.rhs(args));
+                let (dy_r, a_r) = run(&|args| reference.rhs(args));
+                for (what, got, want) in [("dy", &dy_j, &dy_r), ("a", &a_j, &a_r)] {
+                    for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
+                        let scale = w
+                            .iter()
+                            .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+                        for l in 0..lanes {
+                            let ok = g[l].to_bits() == w[l].to_bits()
+                                || (g[l].is_nan() && w[l].is_nan())
+                                || (g[l] - w[l]).abs() <= 1e-12 * w[l].abs().max(scale);
+                            assert!(
+                                ok,
+                                "{name} {what} row {row} lane {l}/{lanes}: jit {} vs reference {}",
+                                g[l], w[l]
+                            );
+                        }
+                    }
+                }
+                // Single precision: same ops in f32 on both sides; 1e-6 of the row scale
+                // covers the f32 pow expansions (≤ 2 ulp = 1.2e-7 relative) after cancellation.
+                let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+                let (y32, p32, u32_) = (to32(&y), to32(&p), to32(&u));
+                let run32 = |f: &dyn Fn(RhsArgsF32<'_>)| {
+                    let mut dy = vec![0.0f32; layout.states.len() * lanes];
+                    let mut a = vec![0.0f32; layout.algebraics.len() * lanes];
+                    let mut ctx = hooked_ctx();
+                    f(RhsArgsF32 {
+                        t,
+                        lanes,
+                        y: &y32,
+                        p: &p32,
+                        u: &u32_,
+                        dy: &mut dy,
+                        a: &mut a,
+                        ctx: &mut ctx,
+                    });
+                    (dy, a)
+                };
+                let (dy_j, a_j) = run32(&|args| jit32.rhs_f32(args));
+                let (dy_r, a_r) = run32(&|args| reference.rhs_f32(args));
+                for (what, got, want) in [("dy32", &dy_j, &dy_r), ("a32", &a_j, &a_r)] {
+                    for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
+                        let scale = w
+                            .iter()
+                            .fold(0.0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+                        for l in 0..lanes {
+                            let ok = g[l].to_bits() == w[l].to_bits()
+                                || (g[l].is_nan() && w[l].is_nan())
+                                || (g[l] - w[l]).abs() <= 1e-6 * w[l].abs().max(scale);
+                            assert!(
+                                ok,
+                                "{name} {what} row {row} lane {l}/{lanes}: jit {} vs reference {}",
+                                g[l], w[l]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `(name, a, b, c)` of the solver's fixed-step methods.
+    type NamedTableau = (&'static str, Vec<f64>, Vec<f64>, Vec<f64>);
+
+    fn tableaux() -> Vec<NamedTableau> {
+        vec![
+            ("euler", vec![0.0], vec![1.0], vec![0.0]),
+            ("heun", vec![0.0, 0.0, 1.0, 0.0], vec![0.5, 0.5], vec![0.0, 1.0]),
+            (
+                "rk4",
+                vec![
+                    0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+                ],
+                vec![1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+                vec![0.0, 0.5, 0.5, 1.0],
+            ),
+        ]
+    }
+
+    /// `y + dt·Σ c_m·k_m` with the solver's arithmetic (`solve::fixed::combine`).
+    fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f64>]) -> Vec<f64> {
+        match coeffs {
+            [] => y.to_vec(),
+            [(m, c)] => y.iter().zip(&ks[*m]).map(|(y, k)| y + dt * (c * k)).collect(),
+            [(m0, c0), rest @ ..] => {
+                let mut acc: Vec<f64> = ks[*m0].iter().map(|k| c0 * k).collect();
+                for (m, c) in rest {
+                    for (a, k) in acc.iter_mut().zip(&ks[*m]) {
+                        // Written out as the solver writes it (no compound assignment).
+                        #[allow(clippy::assign_op_pattern)]
+                        {
+                            *a = *a + c * k;
+                        }
+                    }
+                }
+                y.iter().zip(&acc).map(|(y, a)| y + dt * a).collect()
+            }
+        }
+    }
+
+    /// The second method: explicit RK stepping through the (separately tested) rhs kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn step_with_rhs(
+        k: &JitKernel,
+        c: &Circuit,
+        tab: (&[f64], &[f64], &[f64]),
+        lanes: usize,
+        nsteps: usize,
+        t0: f64,
+        dt: f64,
+        y: &mut Vec<f64>,
+        p: &[f64],
+        u: &[f64],
+    ) {
+        let (a, b, cc) = tab;
+        let stages = b.len();
+        let nz = |row: &[f64]| {
+            row.iter()
+                .copied()
+                .enumerate()
+                .filter(|&(_, x)| x != 0.0)
+                .collect::<Vec<_>>()
+        };
+        for s in 0..nsteps {
+            let t = t0 + s as f64 * dt;
+            let mut ks: Vec<Vec<f64>> = Vec::new();
+            for st in 0..stages {
+                let ytmp = combine_like_solver(y, dt, &nz(&a[st * stages..st * stages + st]), &ks);
+                let mut dy = vec![0.0; y.len()];
+                let mut al = vec![0.0; c.assigns.len() * lanes];
+                let mut ctx = KernelCtx::default();
+                k.rhs(RhsArgs {
+                    t: t + cc[st] * dt,
+                    lanes,
+                    y: &ytmp,
+                    p,
+                    u,
+                    dy: &mut dy,
+                    a: &mut al,
+                    ctx: &mut ctx,
+                });
+                ks.push(dy);
+            }
+            *y = combine_like_solver(y, dt, &nz(b), &ks);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fused(
+        k: &JitKernel,
+        tab: (&[f64], &[f64], &[f64]),
+        lanes: usize,
+        nsteps: usize,
+        t0: f64,
+        dt: f64,
+        y: &mut [f64],
+        p: &[f64],
+        u: &[f64],
+        algebraics: usize,
+    ) -> bool {
+        let mut a = vec![0.0; algebraics * lanes];
+        let mut work = Vec::new();
+        let mut ctx = KernelCtx::default();
+        k.steps(StepsArgs {
+            lanes,
+            nsteps,
+            t0,
+            dt,
+            tableau: crate::kernel::TableauRef {
+                a: tab.0,
+                b: tab.1,
+                c: tab.2,
+            },
+            y,
+            p,
+            u,
+            a: &mut a,
+            work: &mut work,
+            ctx: &mut ctx,
+        })
+    }
+
+    fn stepper_circuits() -> Vec<(String, Circuit)> {
+        circuits_for_cross_check()
+            .into_iter()
+            .filter(|(_, c)| !c.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)))
+            .collect()
+    }
+
+    /// With reciprocals off, the fused stepper does exactly the solver's arithmetic on the
+    /// rhs's arithmetic: bit-identical states after 40 steps of Euler, Heun and RK4, in the
+    /// vector and the scalar loop (11 lanes), on every Past/Randn-free cross-check circuit.
+    #[test]
+    fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
+        for (name, c) in stepper_circuits() {
+            let layout = c.layout();
+            let mut k = jit(&c, Precision::F64);
+            k.reciprocal = false;
+            let lanes = 11;
+            let [y0, p, u] = generic_buffers(&c, &layout, lanes);
+            for (tname, a, b, cc) in tableaux() {
+                let tab = (&a[..], &b[..], &cc[..]);
+                let (t0, dt, nsteps) = (0.25, 1e-3, 40);
+                let mut want = y0.clone();
+                step_with_rhs(&k, &c, tab, lanes, nsteps, t0, dt, &mut want, &p, &u);
+                let mut got = y0.clone();
+                assert!(
+                    fused(
+                        &k,
+                        tab,
+                        lanes,
+                        nsteps,
+                        t0,
+                        dt,
+                        &mut got,
+                        &p,
+                        &u,
+                        layout.algebraics.len()
+                    ),
+                    "{name} {tname}"
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{name} {tname} y[{i}]: fused {g} vs rhs stepping {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Default mode (invariant divisors as reciprocals): each such division differs by
+    /// ≤ 1 ulp, so after 40 steps of these well-conditioned models the states agree with rhs
+    /// stepping to 1e-12 relative to each state row's scale (the `Kernel::steps` contract).
+    #[test]
+    fn jit_steps_reciprocal_mode_within_1e12_of_rhs_stepping() {
+        for (name, c) in stepper_circuits() {
+            let layout = c.layout();
+            let k = jit(&c, Precision::F64);
+            assert!(k.reciprocal);
+            let lanes = 9;
+            let [y0, p, u] = generic_buffers(&c, &layout, lanes);
+            for (tname, a, b, cc) in tableaux() {
+                let tab = (&a[..], &b[..], &cc[..]);
+                let (t0, dt, nsteps) = (0.0, 1e-3, 40);
+                let mut want = y0.clone();
+                step_with_rhs(&k, &c, tab, lanes, nsteps, t0, dt, &mut want, &p, &u);
+                let mut got = y0.clone();
+                assert!(fused(
+                    &k,
+                    tab,
+                    lanes,
+                    nsteps,
+                    t0,
+                    dt,
+                    &mut got,
+                    &p,
+                    &u,
+                    layout.algebraics.len()
+                ));
+                for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
+                    let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                    for l in 0..lanes {
+                        assert!(
+                            (g[l] - w[l]).abs() <= 1e-12 * scale.max(w[l].abs()),
+                            "{name} {tname} row {row} lane {l}: {} vs {}",
+                            g[l],
+                            w[l]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jit_steps_declines_what_it_cannot_fuse() {
+        let (all_ops, _) = all_ops_circuit(); // has Past and Randn
+        let k = jit(&all_ops, Precision::F64);
+        let layout = all_ops.layout();
+        let [mut y, p, u] = generic_buffers(&all_ops, &layout, 3);
+        let (a, b, c) = (vec![0.0], vec![1.0], vec![0.0]);
+        let before = y.clone();
+        assert!(!fused(
+            &k,
+            (&a, &b, &c),
+            3,
+            5,
+            0.0,
+            0.1,
+            &mut y,
+            &p,
+            &u,
+            layout.algebraics.len()
+        ));
+        assert_eq!(y, before, "a declined call leaves y alone");
+        // An implicit tableau (nonzero diagonal).
+        let qif = qif_reference_circuit(false);
+        let layout = qif.layout();
+        let k = jit(&qif, Precision::F64);
+        let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
+        assert!(!fused(&k, (&[0.5], &[1.0], &[0.5]), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
+        // Single precision kernels have no f64 stepper.
+        let k32 = jit(&qif, Precision::F32);
+        assert!(!fused(&k32, (&a, &b, &c), 3, 5, 0.0, 0.1, &mut y, &p, &u, 2));
     }
 
     #[test]
@@ -1376,10 +1780,7 @@ mod tests {
             rhs: r2,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Wrong arity.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -1390,10 +1791,7 @@ mod tests {
             rhs: call,
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Expression cycle.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -1404,10 +1802,7 @@ mod tests {
             rhs: ExprId(0),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Dangling expression id.
         let mut c = Circuit::default();
         let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
@@ -1416,10 +1811,7 @@ mod tests {
             rhs: ExprId(9),
             span: None,
         });
-        assert!(matches!(
-            JitKernel::new(&c, &opts),
-            Err(KernelError::Codegen { .. })
-        ));
+        assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
         // Edges not lowered.
         let mut c = Circuit::default();
         let s = add_var(&mut c, "s", VarKind::State, 0.0);

@@ -33,13 +33,7 @@ impl KernelCtx {
 /// # Safety
 /// `ctx` is null or points to a `KernelCtx` that nothing else accesses during the call (the
 /// kernel passes the `&mut KernelCtx` of its `RhsArgs`).
-pub unsafe extern "C" fn rustrates_past(
-    ctx: *mut KernelCtx,
-    var: u32,
-    lane: usize,
-    t: f64,
-    delay: f64,
-) -> f64 {
+pub unsafe extern "C" fn rustrates_past(ctx: *mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
     // SAFETY: guaranteed by the caller (see above); null is handled.
     match unsafe { ctx.as_mut() } {
         Some(ctx) => ctx.past_value(var, lane, t, delay),
@@ -163,14 +157,9 @@ pub fn func_f32(func: Func, x: f32, y: f32) -> f32 {
         Func::Log => x.ln(),
         Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         // Exact in either precision: the f64 result of f32 inputs is representable in f32.
-        Func::Sqrt
-        | Func::Abs
-        | Func::Max
-        | Func::Min
-        | Func::Heaviside
-        | Func::Floor
-        | Func::Ceil
-        | Func::Sign => func_f64(func, f64::from(x), f64::from(y)) as f32,
+        Func::Sqrt | Func::Abs | Func::Max | Func::Min | Func::Heaviside | Func::Floor | Func::Ceil | Func::Sign => {
+            func_f64(func, f64::from(x), f64::from(y)) as f32
+        }
     }
 }
 
@@ -276,10 +265,7 @@ mod tests {
         assert!(func_f64(Func::Max, f64::NAN, 1.0).is_nan());
         assert!(func_f64(Func::Min, 1.0, f64::NAN).is_nan());
         assert_eq!(func_f64(Func::Max, -0.0, 0.0).to_bits(), 0.0f64.to_bits());
-        assert_eq!(
-            func_f64(Func::Min, 0.0, -0.0).to_bits(),
-            (-0.0f64).to_bits()
-        );
+        assert_eq!(func_f64(Func::Min, 0.0, -0.0).to_bits(), (-0.0f64).to_bits());
         assert_eq!(func_f64(Func::Max, 2.0, 3.0), 3.0);
         assert_eq!(func_f64(Func::Min, 2.0, 3.0), 2.0);
         // sigmoid(0) = 1/2 exactly; sigmoid(2) = 1/(1+e^-2) = 0.8807970779778823 (published).

@@ -58,7 +58,9 @@ pub struct KernelOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    #[error("the C back end needs a C compiler: `{compiler}` could not be run ({reason}); install gcc or use backend 'jit'")]
+    #[error(
+        "the C back end needs a C compiler: `{compiler}` could not be run ({reason}); install gcc or use backend 'jit'"
+    )]
     NoCompiler { compiler: String, reason: String },
     #[error("the C compiler failed on the generated kernel (exit {status}):\n{stderr}")]
     CompileFailed { status: i32, stderr: String },
@@ -169,7 +171,9 @@ pub struct Kernel {
 impl Kernel {
     pub fn compile(circuit: &Circuit, opts: &KernelOptions) -> Result<Kernel, KernelError> {
         if !circuit.edges.is_empty() {
-            return Err(KernelError::NotLowered { count: circuit.edges.len() });
+            return Err(KernelError::NotLowered {
+                count: circuit.edges.len(),
+            });
         }
         let backend = match opts.backend {
             Backend::Auto => c::auto_choice(circuit, opts),
@@ -180,7 +184,13 @@ impl Kernel {
             Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
         };
-        Ok(Kernel { layout: circuit.layout(), circuit: Box::new(circuit.clone()), backend, precision: opts.precision, imp })
+        Ok(Kernel {
+            layout: circuit.layout(),
+            circuit: Box::new(circuit.clone()),
+            backend,
+            precision: opts.precision,
+            imp,
+        })
     }
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -217,7 +227,8 @@ impl Kernel {
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
         match &self.imp {
             KernelImpl::C(k) => k.steps(args),
-            KernelImpl::Reference(_) | KernelImpl::Jit(_) => false,
+            KernelImpl::Jit(k) => k.steps(args),
+            KernelImpl::Reference(_) => false,
         }
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.

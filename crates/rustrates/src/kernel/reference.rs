@@ -364,10 +364,7 @@ mod tests {
             &[-2.0, 0.0, 3.0],
         );
         assert_eq!(h, vec![0.0, 0.5, 1.0]);
-        let s = eval_alg(
-            |c, x| c.add_expr(Expr::Call(Func::Sign, vec![x])),
-            &[-2.0, 0.0, 3.0],
-        );
+        let s = eval_alg(|c, x| c.add_expr(Expr::Call(Func::Sign, vec![x])), &[-2.0, 0.0, 3.0]);
         assert_eq!(s, vec![-1.0, 0.0, 1.0]);
         let m = eval_alg(
             |c, x| {
@@ -382,10 +379,7 @@ mod tests {
 
     #[test]
     fn reference_sigmoid_and_comparisons_match_definitions() {
-        let s = eval_alg(
-            |c, x| c.add_expr(Expr::Call(Func::Sigmoid, vec![x])),
-            &[0.0, 2.0],
-        );
+        let s = eval_alg(|c, x| c.add_expr(Expr::Call(Func::Sigmoid, vec![x])), &[0.0, 2.0]);
         assert_eq!(s[0], 0.5);
         assert!((s[1] - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-16);
         let sel = eval_alg(

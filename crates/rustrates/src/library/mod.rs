@@ -10,10 +10,7 @@ pub fn modules() -> &'static [(&'static str, &'static str)] {
 
 /// The YAML text of a built-in module, if there is one.
 pub fn module_source(dotted: &str) -> Option<&'static str> {
-    MODULES
-        .iter()
-        .find(|(name, _)| *name == dotted)
-        .map(|(_, text)| *text)
+    MODULES.iter().find(|(name, _)| *name == dotted).map(|(_, text)| *text)
 }
 
 static MODULES: &[(&str, &str)] = &[
@@ -61,8 +58,7 @@ mod tests {
 
     #[test]
     fn module_source_known_path_returns_its_file() {
-        let text = module_source("model_templates.montbrio.simple_montbrio")
-            .expect("simple_montbrio is built in");
+        let text = module_source("model_templates.montbrio.simple_montbrio").expect("simple_montbrio is built in");
         assert!(text.contains("\nNet3:\n"));
         assert!(module_source("model_templates.montbrio.simple_montbri").is_none());
     }
@@ -85,9 +81,7 @@ mod tests {
         for (name, text) in modules() {
             let docs = Yaml::load_from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(docs.len(), 1, "{name}: one YAML document per file");
-            let map = docs[0]
-                .as_mapping()
-                .unwrap_or_else(|| panic!("{name}: not a mapping"));
+            let map = docs[0].as_mapping().unwrap_or_else(|| panic!("{name}: not a mapping"));
             assert!(map.len() >= 3, "{name}: expected templates");
         }
     }

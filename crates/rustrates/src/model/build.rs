@@ -9,9 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::syntax::ast::{self, ExprKind, LhsKind, UnOp};
 use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange};
-use crate::template::{
-    suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType,
-};
+use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
 use super::ir::{Assign, BinOp, Circuit, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
 
@@ -61,6 +59,8 @@ struct Builder<'s> {
     defined: HashMap<VarId, Span>,
     /// Per (source_node, target_node): next edge idx.
     edge_counts: HashMap<(String, String), usize>,
+    /// Operator variables by full name (edge ends are looked up here).
+    by_name: HashMap<String, VarId>,
 }
 
 fn edge_node_name(src: &str, tgt: &str, idx: usize) -> String {
@@ -75,6 +75,7 @@ impl<'s> Builder<'s> {
             sources,
             defined: HashMap::new(),
             edge_counts: HashMap::new(),
+            by_name: HashMap::new(),
         }
     }
 
@@ -87,20 +88,10 @@ impl<'s> Builder<'s> {
     }
 
     /// Add all nodes (depth first) and collect the edges, so an edge can name any node.
-    fn collect<'t>(
-        &mut self,
-        prefix: &str,
-        ct: &'t CircuitT,
-        _name: &str,
-        pending: &mut Vec<PendingEdge<'t>>,
-    ) {
+    fn collect<'t>(&mut self, prefix: &str, ct: &'t CircuitT, _name: &str, pending: &mut Vec<PendingEdge<'t>>) {
         for n in &ct.nodes {
             if let Body::Node(nt) = &n.template.body {
-                self.add_node(
-                    &format!("{prefix}{}", n.name),
-                    nt,
-                    Some(format!("{prefix}{}", n.name)),
-                );
+                self.add_node(&format!("{prefix}{}", n.name), nt, Some(format!("{prefix}{}", n.name)));
             }
         }
         for s in &ct.circuits {
@@ -126,7 +117,7 @@ impl<'s> Builder<'s> {
             for d in &mut self.diags.0[from..] {
                 d.labels.push(crate::syntax::Label {
                     span: o,
-                    message: "equation written here (shown after `replace`)".into(),
+                    message: "the equation as written (the message points into its text as read)".into(),
                 });
             }
         }
@@ -134,14 +125,11 @@ impl<'s> Builder<'s> {
 
     /// Add a node's operators; returns each operator's scope. `node` is `None` for the
     /// pseudo-node of an edge template (its variables belong to no node).
-    fn add_node(
-        &mut self,
-        path: &str,
-        nt: &NodeT,
-        node: Option<String>,
-    ) -> Vec<(String, Scope, Vec<VarId>)> {
+    fn add_node(&mut self, path: &str, nt: &NodeT, node: Option<String>) -> Vec<(String, Scope, Vec<VarId>)> {
         let mut scopes: Vec<(String, Scope, Vec<VarId>)> = Vec::new();
         let mut decl_types: Vec<HashMap<String, VType>> = Vec::new();
+        // Operators kept (same index as `scopes`): duplicates are reported and skipped.
+        let mut accepted: Vec<&crate::template::OpUse> = Vec::new();
         for u in &nt.operators {
             let Body::Operator(op) = &u.template.body else {
                 continue;
@@ -181,6 +169,7 @@ impl<'s> Builder<'s> {
                     external_input: None,
                     span: Some(d.span),
                 });
+                self.by_name.insert(self.c.var(id).name.clone(), id);
                 scope.insert(vn.clone(), id);
                 order.push(id);
                 types.insert(vn.clone(), d.vtype);
@@ -201,19 +190,20 @@ impl<'s> Builder<'s> {
                 }
             }
             scopes.push((u.name.clone(), scope, order));
+            accepted.push(u);
             decl_types.push(types);
         }
 
         // Equations: left-hand sides first (they decide kinds and wiring), then right-hand sides.
         let mut parsed: Vec<Vec<ParsedEq>> = Vec::new();
         let mut defined_by: Vec<HashSet<String>> = Vec::new();
-        for (oi, u) in nt.operators.iter().enumerate() {
+        for (oi, u) in accepted.iter().enumerate() {
             let Body::Operator(op) = &u.template.body else {
+                // Not reached (only operators are accepted); keeps the indices aligned.
+                parsed.push(Vec::new());
+                defined_by.push(HashSet::new());
                 continue;
             };
-            if oi >= scopes.len() || scopes[oi].0 != u.name {
-                continue;
-            }
             let mut eqs = Vec::new();
             let mut defs = HashSet::new();
             for (i, e) in op.equations.iter().enumerate() {
@@ -239,10 +229,7 @@ impl<'s> Builder<'s> {
                         .with_path(p.clone());
                         d = match suggest(&name, &names) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                            None => d.with_help(format!(
-                                "declare it under `variables:` of `{}`",
-                                u.template.name
-                            )),
+                            None => d.with_help(format!("declare it under `variables:` of `{}`", u.template.name)),
                         };
                         self.error(d);
                     }
@@ -280,7 +267,11 @@ impl<'s> Builder<'s> {
                                     );
                                 } else {
                                     self.defined.insert(id, lhs_span);
-                                    defs.insert(name.clone());
+                                    // As in PyRates, only an operator's `output` feeds the
+                                    // inputs of the same name in other operators of the node.
+                                    if vt == Some(VType::Output) {
+                                        defs.insert(name.clone());
+                                    }
                                     self.c.vars[id.0 as usize].kind = match eq.lhs.kind {
                                         LhsKind::Derivative => VarKind::State,
                                         LhsKind::Assign => VarKind::Algebraic,
@@ -297,8 +288,8 @@ impl<'s> Builder<'s> {
             defined_by.push(defs);
         }
 
-        // Wiring: an input of one operator that another operator defines is fed by it (summed
-        // over all operators that define it, as PyRates does).
+        // Wiring: an input of one operator that is another operator's output is fed by it
+        // (summed over all operators with that output, as PyRates does).
         let n = scopes.len().min(defined_by.len());
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
         for b in 0..n {
@@ -311,9 +302,7 @@ impl<'s> Builder<'s> {
             let mut inputs = inputs;
             inputs.sort_by_key(|(_, id)| *id);
             for (vn, id) in inputs {
-                let providers: Vec<usize> = (0..n)
-                    .filter(|&a| a != b && defined_by[a].contains(&vn))
-                    .collect();
+                let providers: Vec<usize> = (0..n).filter(|&a| a != b && defined_by[a].contains(&vn)).collect();
                 if providers.is_empty() {
                     continue;
                 }
@@ -337,14 +326,16 @@ impl<'s> Builder<'s> {
             Ok(o) => o,
             Err(cyc) => {
                 let names: Vec<String> = cyc.iter().map(|&i| scopes[i].0.clone()).collect();
-                let span = nt
-                    .operators
-                    .iter()
-                    .find(|u| u.name == names[0])
-                    .map(|u| u.span);
-                let mut d = Diagnostic::error("node/operator-cycle", format!("operators of node `{path}` feed each other in a cycle: {}", names.join(" -> ")))
-                    .with_path(path.to_string())
-                    .with_help("split the cycle: PyRates evaluates the operators of a node in dependency order");
+                let span = nt.operators.iter().find(|u| u.name == names[0]).map(|u| u.span);
+                let mut d = Diagnostic::error(
+                    "node/operator-cycle",
+                    format!(
+                        "operators of node `{path}` feed each other in a cycle: {}",
+                        names.join(" -> ")
+                    ),
+                )
+                .with_path(path.to_string())
+                .with_help("split the cycle: PyRates evaluates the operators of a node in dependency order");
                 if let Some(s) = span {
                     d = d.with_span(s);
                 }
@@ -418,7 +409,10 @@ impl<'s> Builder<'s> {
                 for d in ds.0 {
                     let mut d = d.with_path(path.to_string());
                     if e.offset.is_none() {
-                        d = d.with_label(e.span, "equation written here (shown after `replace`)");
+                        d = d.with_label(
+                            e.span,
+                            "the equation as written (the message points into its text as read)",
+                        );
                     }
                     self.error(d);
                 }
@@ -446,12 +440,9 @@ impl<'s> Builder<'s> {
                             let mut names: Vec<String> = ctx.scope.keys().cloned().collect();
                             names.sort();
                             names.extend(["t", "pi", "PI", "E"].map(String::from));
-                            let mut d = Diagnostic::error(
-                                "eq/undefined-symbol",
-                                format!("unknown symbol `{name}`"),
-                            )
-                            .with_span(span)
-                            .with_path(ctx.path.clone());
+                            let mut d = Diagnostic::error("eq/undefined-symbol", format!("unknown symbol `{name}`"))
+                                .with_span(span)
+                                .with_path(ctx.path.clone());
                             d = match suggest(name, &names) {
                                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                                 None => d.with_help("declare it under the operator's `variables:`"),
@@ -469,23 +460,12 @@ impl<'s> Builder<'s> {
                 let b = self.expr(b, ctx);
                 Expr::Binary(bin(*op), a?, b?)
             }
-            ExprKind::Call {
-                name,
-                name_range,
-                args,
-            } => return self.call(name, *name_range, args, span, ctx),
+            ExprKind::Call { name, name_range, args } => return self.call(name, *name_range, args, span, ctx),
         };
         Some(self.c.add_expr(x))
     }
 
-    fn call(
-        &mut self,
-        name: &str,
-        name_range: TextRange,
-        args: &[ast::Expr],
-        span: Span,
-        ctx: &Ctx,
-    ) -> Option<ExprId> {
+    fn call(&mut self, name: &str, name_range: TextRange, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<ExprId> {
         let name_span = Span {
             file: ctx.file,
             range: name_range.offset(ctx.off),
@@ -494,8 +474,7 @@ impl<'s> Builder<'s> {
         if let Some(&id) = ctx.scope.get(name) {
             if let [arg] = args {
                 match &arg.kind {
-                    ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") =>
-                    {
+                    ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") => {
                         let d = self.expr(d, ctx)?;
                         return Some(self.c.add_expr(Expr::Past(id, d)));
                     }
@@ -531,15 +510,12 @@ impl<'s> Builder<'s> {
                 }
                 let ExprKind::Ident(v) = &args[0].kind else {
                     self.error(
-                        Diagnostic::error(
-                            "eq/invalid-delay",
-                            "the first argument of `past` must be a variable",
-                        )
-                        .with_span(Span {
-                            file: ctx.file,
-                            range: args[0].range.offset(ctx.off),
-                        })
-                        .with_path(ctx.path.clone()),
+                        Diagnostic::error("eq/invalid-delay", "the first argument of `past` must be a variable")
+                            .with_span(Span {
+                                file: ctx.file,
+                                range: args[0].range.offset(ctx.off),
+                            })
+                            .with_path(ctx.path.clone()),
                     );
                     return None;
                 };
@@ -584,18 +560,12 @@ impl<'s> Builder<'s> {
         }
         let Some(f) = func_by_name(name) else {
             let mut d = Diagnostic::error(
-                if matches!(
-                    name,
-                    "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside"
-                ) {
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
                     "eq/wrong-arity"
                 } else {
                     "eq/unknown-function"
                 },
-                if matches!(
-                    name,
-                    "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside"
-                ) {
+                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
                     format!("`{name}` does not take {} arguments", args.len())
                 } else {
                     format!("unknown function `{name}`")
@@ -603,26 +573,18 @@ impl<'s> Builder<'s> {
             )
             .with_span(name_span)
             .with_path(ctx.path.clone());
-            if let Some(s) = suggest(
-                name,
-                &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            ) {
+            if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
             if name == "interp" {
-                d = d.with_help(
-                    "`interp` needs vector-valued variables, which rustrates does not support",
-                );
+                d = d.with_help("`interp` needs vector-valued variables, which rustrates does not support");
             }
             self.error(d);
             return None;
         };
         if f.arity() != ids.len() {
             let n = f.arity();
-            arity_err(
-                self,
-                &format!("{n} argument{}", if n == 1 { "" } else { "s" }),
-            );
+            arity_err(self, &format!("{n} argument{}", if n == 1 { "" } else { "s" }));
             return None;
         }
         Some(self.c.add_expr(Expr::Call(f, ids)))
@@ -632,7 +594,7 @@ impl<'s> Builder<'s> {
     /// the operator (`node/var`) is accepted when exactly one operator has that variable.
     fn find_edge_var(&self, prefix: &str, p: &str) -> Option<VarId> {
         let full = format!("{prefix}{p}");
-        if let Some(id) = self.c.find_var(&full) {
+        if let Some(&id) = self.by_name.get(&full) {
             return Some(id);
         }
         let (node, var) = full.rsplit_once('/')?;
@@ -641,9 +603,7 @@ impl<'s> Builder<'s> {
             .vars
             .iter()
             .enumerate()
-            .filter(|(_, v)| {
-                v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var)
-            })
+            .filter(|(_, v)| v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var))
             .map(|(i, _)| i)
             .collect();
         match cands.as_slice() {
@@ -652,30 +612,35 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn unknown_edge_end(
-        &mut self,
-        code: &'static str,
-        which: &str,
-        p: &str,
-        span: Span,
-        path: &str,
-    ) {
+    fn unknown_edge_end(&mut self, code: &'static str, which: &str, prefix: &str, p: &str, span: Span, path: &str) {
+        // Candidates relative to the circuit the edge is written in.
         let names: Vec<String> = self
             .c
             .vars
             .iter()
             .filter(|v| v.node.is_some())
-            .map(|v| v.name.clone())
+            .filter_map(|v| v.name.strip_prefix(prefix).map(str::to_string))
             .collect();
-        let mut d = Diagnostic::error(
-            code,
-            format!("edge {which} `{p}` is not a variable of the circuit"),
-        )
-        .with_span(span)
-        .with_path(path.to_string());
-        d = match suggest(p, &names) {
+        let first = p.split('/').next().unwrap_or("");
+        let last = p.rsplit('/').next().unwrap_or("");
+        // Same node and variable name, other operator: the usual slip (`qif_op` for `qif_gap_op`).
+        let same_var = names
+            .iter()
+            .find(|n| n.split('/').next() == Some(first) && n.rsplit('/').next() == Some(last))
+            .cloned();
+        let mut d = Diagnostic::error(code, format!("edge {which} `{p}` is not a variable of the circuit"))
+            .with_span(span)
+            .with_path(path.to_string());
+        d = match same_var.or_else(|| suggest(p, &names)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
-            None => d.with_help("write it as `node/operator/variable`"),
+            None => {
+                let mut nodes: Vec<&str> = self.c.nodes.iter().filter_map(|n| n.strip_prefix(prefix)).collect();
+                nodes.dedup();
+                d.with_help(format!(
+                    "write it as `node/operator/variable`; nodes here: {}",
+                    nodes.join(", ")
+                ))
+            }
         };
         self.error(d);
     }
@@ -687,6 +652,7 @@ impl<'s> Builder<'s> {
             self.unknown_edge_end(
                 "edge/unknown-source",
                 "source",
+                prefix,
                 &e.source,
                 e.source_span,
                 &e.path,
@@ -696,6 +662,7 @@ impl<'s> Builder<'s> {
             self.unknown_edge_end(
                 "edge/unknown-target",
                 "target",
+                prefix,
                 &e.target,
                 e.target_span,
                 &e.path,
@@ -706,8 +673,7 @@ impl<'s> Builder<'s> {
         };
         let tv = self.c.var(tgt);
         // Inputs, also those fed inside their node (algebraic without an equation of their own).
-        let is_input = tv.kind == VarKind::Input
-            || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
+        let is_input = tv.kind == VarKind::Input || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
         if !is_input {
             let what = match tv.kind {
                 VarKind::State => "a state variable",
@@ -749,24 +715,41 @@ impl<'s> Builder<'s> {
         let num = |key: &str| {
             e.params
                 .iter()
-                .find(|(k, _, _)| k == key)
-                .and_then(|(_, v, s)| match v {
+                .find(|(k, _, _, _)| k == key)
+                .and_then(|(_, v, s, _)| match v {
                     ParamValue::Num(x) => Some((*x, *s)),
                     ParamValue::Ref(_) => None,
                 })
         };
+        for (k, v, sp, key_span) in &e.params {
+            let core = matches!(k.as_str(), "weight" | "delay" | "spread");
+            if core && matches!(v, ParamValue::Ref(r) if !matches!(r.as_str(), "null" | "~" | "")) {
+                self.error(
+                    Diagnostic::error("edge/invalid", format!("edge `{k}` must be a number"))
+                        .with_span(*sp)
+                        .with_path(e.path.clone()),
+                );
+            } else if !core && e.template.is_none() {
+                let keys = ["weight", "delay", "spread"].map(String::from);
+                let mut d = Diagnostic::error("edge/unknown-parameter", format!("unknown edge parameter `{k}`"))
+                    .with_span(*key_span)
+                    .with_path(e.path.clone());
+                d = match suggest(k, &keys) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("an edge without a template takes `weight`, `delay` and `spread`"),
+                };
+                self.error(d);
+            }
+        }
         let (w, ws) = num("weight").map_or((1.0, None), |(x, s)| (x, Some(s)));
         add_param(self, "weight", w, ws.or(Some(e.span)));
         for key in ["delay", "spread"] {
             if let Some((x, s)) = num(key) {
                 if x < 0.0 || !x.is_finite() {
                     self.error(
-                        Diagnostic::error(
-                            "edge/invalid",
-                            format!("`{key}` must be a finite number >= 0"),
-                        )
-                        .with_span(s)
-                        .with_path(e.path.clone()),
+                        Diagnostic::error("edge/invalid", format!("`{key}` must be a finite number >= 0"))
+                            .with_span(s)
+                            .with_path(e.path.clone()),
                     );
                 }
                 add_param(self, key, x, Some(s));
@@ -791,25 +774,23 @@ impl<'s> Builder<'s> {
                 let scopes = self.add_node(&ename, nt, None);
                 // Overrides of edge-template variables: `tpl/op/var`, `op/var` or `var`.
                 let mut wired: HashSet<VarId> = HashSet::new();
-                for (k, v, s) in &e.params {
+                for (k, v, s, key_span) in &e.params {
                     if matches!(k.as_str(), "weight" | "delay" | "spread") {
                         continue;
                     }
                     let key = k.strip_prefix(&format!("{}/", t.name)).unwrap_or(k);
-                    let found = scopes
-                        .iter()
-                        .find_map(|(op, sc, _)| match key.split_once('/') {
-                            Some((o, vn)) if o == op => sc.get(vn).copied(),
-                            None => sc.get(key).copied(),
-                            _ => None,
-                        });
+                    let found = scopes.iter().find_map(|(op, sc, _)| match key.split_once('/') {
+                        Some((o, vn)) if o == op => sc.get(vn).copied(),
+                        None => sc.get(key).copied(),
+                        _ => None,
+                    });
                     let Some(id) = found else {
                         self.error(
                             Diagnostic::error(
                                 "edge/unknown-parameter",
                                 format!("edge template `{}` has no variable `{k}`", t.name),
                             )
-                            .with_span(*s)
+                            .with_span(*key_span)
                             .with_path(e.path.clone()),
                         );
                         continue;
@@ -827,13 +808,7 @@ impl<'s> Builder<'s> {
                                     self.feed(id, f);
                                     wired.insert(id);
                                 }
-                                None => self.unknown_edge_end(
-                                    "edge/unknown-source",
-                                    "input",
-                                    r,
-                                    *s,
-                                    &e.path,
-                                ),
+                                None => self.unknown_edge_end("edge/unknown-source", "input", prefix, r, *s, &e.path),
                             }
                         }
                     }
@@ -841,28 +816,15 @@ impl<'s> Builder<'s> {
                 // Unwired inputs of the edge operators receive the source.
                 let mut out: Option<VarId> = None;
                 for (op, sc, order) in &scopes {
-                    let Some(Body::Operator(opt)) = nt
-                        .operators
-                        .iter()
-                        .find(|u| &u.name == op)
-                        .map(|u| &u.template.body)
+                    let Some(Body::Operator(opt)) =
+                        nt.operators.iter().find(|u| &u.name == op).map(|u| &u.template.body)
                     else {
                         continue;
                     };
                     for id in order {
-                        let vn = self
-                            .c
-                            .var(*id)
-                            .name
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or("")
-                            .to_string();
+                        let vn = self.c.var(*id).name.rsplit('/').next().unwrap_or("").to_string();
                         let vt = opt.variables.get(&vn).map(|d| d.vtype);
-                        if vt == Some(VType::Input)
-                            && self.c.var(*id).kind == VarKind::Input
-                            && !wired.contains(id)
-                        {
+                        if vt == Some(VType::Input) && self.c.var(*id).kind == VarKind::Input && !wired.contains(id) {
                             self.feed(*id, src);
                         }
                         if vt == Some(VType::Output) {
@@ -906,13 +868,7 @@ impl<'s> Builder<'s> {
     fn finish(mut self) -> (Option<Circuit>, Diagnostics) {
         // Evaluation order of algebraics: by their dependencies on other algebraics.
         let n = self.c.assigns.len();
-        let pos: HashMap<VarId, usize> = self
-            .c
-            .assigns
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.var, i))
-            .collect();
+        let pos: HashMap<VarId, usize> = self.c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, a) in self.c.assigns.iter().enumerate() {
             let mut vars = Vec::new();
@@ -1239,11 +1195,7 @@ mod tests {
 
     fn assign_of(c: &Circuit, n: &str) -> ExprId {
         let id = var(c, n);
-        c.assigns
-            .iter()
-            .find(|a| a.var == id)
-            .map(|a| a.rhs)
-            .expect("assigned")
+        c.assigns.iter().find(|a| a.var == id).map(|a| a.rhs).expect("assigned")
     }
 
     #[test]
@@ -1254,8 +1206,7 @@ mod tests {
         );
         let vals = eval_all(&c);
         // 0.8's sigmoid(x, scaling, steepness, offset) = scaling/(1+exp(-steepness*(x-offset))).
-        let want =
-            5.0 / (1.0 + (-560.0f64 * (0.01 - 0.006)).exp()) + 1.0 / (1.0 + (-0.01f64).exp());
+        let want = 5.0 / (1.0 + (-560.0f64 * (0.01 - 0.006)).exp()) + 1.0 / (1.0 + (-0.01f64).exp());
         assert!((vals[var(&c, "Op/Op/m").0 as usize] - want).abs() < 1e-14);
     }
 
@@ -1274,10 +1225,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            pasts,
-            vec![(x, Expr::Const(0.1)), (x, Expr::Var(var(&c, "Op/Op/d")))]
-        );
+        assert_eq!(pasts, vec![(x, Expr::Const(0.1)), (x, Expr::Var(var(&c, "Op/Op/d")))]);
         assert!(c.exprs.contains(&Expr::Randn));
     }
 
@@ -1314,6 +1262,45 @@ N: {base: NodeTemplate, operators: [Sum, Syn1, Syn2]}
         // Both operators that define `v` feed Sum's input: m = 3*(2+5).
         assert_eq!(vals[var(&c, "N/Sum/m").0 as usize], 21.0);
         let _ = assign_of(&c, "N/Sum/v");
+    }
+
+    #[test]
+    fn duplicate_operator_is_reported_and_later_operators_still_checked() {
+        let y = r#"
+A:
+  base: OperatorTemplate
+  equations: "x' = -x"
+  variables: {x: output(1.0)}
+B:
+  base: OperatorTemplate
+  equations: "y' = -y + q"
+  variables: {y: output(1.0)}
+N: {base: NodeTemplate, operators: [A, A, B]}
+"#;
+        let (c, d) = build(y, "N");
+        assert!(c.is_none());
+        let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
+        assert_eq!(codes, vec!["node/duplicate-operator", "eq/undefined-symbol"]);
+    }
+
+    #[test]
+    fn only_outputs_feed_inputs_of_the_same_name() {
+        let y = r#"
+A:
+  base: OperatorTemplate
+  equations: ["x' = -x", "m = 2*x"]
+  variables: {x: variable(1.0), m: output}
+B:
+  base: OperatorTemplate
+  equations: "y = x + m"
+  variables: {y: output, x: input(5.0), m: input(0.0)}
+N: {base: NodeTemplate, operators: [B, A]}
+"#;
+        let c = ok(y, "N");
+        let vals = eval_all(&c);
+        // `m` is A's output and feeds B; `x` is only a variable of A: B's `x` keeps 5.
+        assert_eq!(vals[var(&c, "N/B/y").0 as usize], 5.0 + 2.0);
+        assert_eq!(c.var(var(&c, "N/B/x")).kind, VarKind::Input);
     }
 
     #[test]

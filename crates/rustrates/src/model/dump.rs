@@ -78,12 +78,7 @@ fn section(c: &Circuit, out: &mut String, prefix: &str, ind: &str, shown: &mut [
         );
     }
     for a in c.assigns.iter().filter(|a| ids.contains(&a.var)) {
-        let _ = writeln!(
-            out,
-            "{ind}{} = {}",
-            short(c, a.var, prefix),
-            expr(c, a.rhs, prefix, 0)
-        );
+        let _ = writeln!(out, "{ind}{} = {}", short(c, a.var, prefix), expr(c, a.rhs, prefix, 0));
     }
     for o in c.odes.iter().filter(|o| ids.contains(&o.var)) {
         let _ = writeln!(
@@ -107,10 +102,12 @@ fn num(x: f64) -> String {
     format!("{x}")
 }
 
-/// A constant as written in equations: `pi` for π (what `pi`/`PI` resolve to).
+/// A constant as written in equations: `pi` and `E` for what `pi`/`PI` and `E` resolve to.
 fn constant(x: f64) -> String {
     if x == std::f64::consts::PI {
         "pi".to_string()
+    } else if x == std::f64::consts::E {
+        "E".to_string()
     } else {
         num(x)
     }
@@ -151,18 +148,9 @@ pub(crate) fn expr(c: &Circuit, e: ExprId, prefix: &str, min: u8) -> String {
         Expr::Neg(a) => (format!("-{}", expr(c, *a, prefix, 5)), 4),
         Expr::Binary(op, a, b) => {
             let p = prec(*op);
-            let (la, lb) = if *op == BinOp::Pow {
-                (p + 1, p)
-            } else {
-                (p, p + 1)
-            };
+            let (la, lb) = if *op == BinOp::Pow { (p + 1, p) } else { (p, p + 1) };
             (
-                format!(
-                    "{}{}{}",
-                    expr(c, *a, prefix, la),
-                    op_str(*op),
-                    expr(c, *b, prefix, lb)
-                ),
+                format!("{}{}{}", expr(c, *a, prefix, la), op_str(*op), expr(c, *b, prefix, lb)),
                 p,
             )
         }
@@ -179,10 +167,7 @@ pub(crate) fn expr(c: &Circuit, e: ExprId, prefix: &str, min: u8) -> String {
             ),
             9,
         ),
-        Expr::Past(v, d) => (
-            format!("past({}, {})", short(c, *v, prefix), expr(c, *d, prefix, 0)),
-            9,
-        ),
+        Expr::Past(v, d) => (format!("past({}, {})", short(c, *v, prefix), expr(c, *d, prefix, 0)), 9),
     };
     if p < min {
         format!("({s})")

@@ -175,7 +175,10 @@ impl Circuit {
     /// Variables of one kind in slot order: states in `odes` order, algebraics in `assigns`
     /// order, params and inputs in declaration order. Kernels lay out their arrays this way.
     pub fn layout(&self) -> Layout {
-        let mut l = Layout { slot: vec![u32::MAX; self.vars.len()], ..Layout::default() };
+        let mut l = Layout {
+            slot: vec![u32::MAX; self.vars.len()],
+            ..Layout::default()
+        };
         for o in &self.odes {
             l.slot[o.var.0 as usize] = l.states.len() as u32;
             l.states.push(o.var);

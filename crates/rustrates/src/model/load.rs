@@ -41,18 +41,9 @@ impl fmt::Display for LoadFailure {
 
 impl std::error::Error for LoadFailure {}
 
-/// `file:line:col: code: message` (or `code: message` without a location), the concise
-/// format of STYLE §4; warnings say so after the code.
+/// `file:line:col: code: message (in PATH)`: the concise renderer of `syntax::render`.
 pub fn concise(sources: &SourceMap, d: &Diagnostic) -> String {
-    let loc = d.span.map(|s| {
-        let (l, c) = sources.line_col(s);
-        format!("{}:{l}:{c}: ", sources.file(s.file).name)
-    });
-    let sev = match d.severity {
-        crate::syntax::Severity::Error => "",
-        crate::syntax::Severity::Warning => " (warning)",
-    };
-    format!("{}{}{sev}: {}", loc.unwrap_or_default(), d.code, d.message)
+    crate::syntax::render::render_concise(d, sources)
 }
 
 /// Load and build the circuit a template path names (`model_templates.x.y.Net`,

@@ -32,11 +32,7 @@ impl Builder {
         }
     }
     pub fn var(&mut self, name: &str, kind: VarKind, value: f64) -> VarId {
-        let node = name
-            .split('/')
-            .next()
-            .filter(|_| name.contains('/'))
-            .map(str::to_owned);
+        let node = name.split('/').next().filter(|_| name.contains('/')).map(str::to_owned);
         if let Some(n) = &node {
             if !self.c.nodes.contains(n) {
                 self.c.nodes.push(n.clone());
@@ -79,18 +75,10 @@ impl Builder {
         self.c.add_expr(Expr::Call(f, args))
     }
     pub fn ode(&mut self, var: VarId, rhs: ExprId) {
-        self.c.odes.push(Ode {
-            var,
-            rhs,
-            span: None,
-        });
+        self.c.odes.push(Ode { var, rhs, span: None });
     }
     pub fn assign(&mut self, var: VarId, rhs: ExprId) {
-        self.c.assigns.push(Assign {
-            var,
-            rhs,
-            span: None,
-        });
+        self.c.assigns.push(Assign { var, rhs, span: None });
     }
 }
 
@@ -233,9 +221,7 @@ pub fn mpr_single() -> (Circuit, Reference) {
 /// ascending, by bisection on a fine grid of sign changes: independent of any simulation.
 pub fn mpr_fixed_points(eta: f64, input: f64, j: f64, delta: f64) -> Vec<f64> {
     let pi2 = std::f64::consts::PI.powi(2);
-    let f = |r: f64| {
-        pi2 * r.powi(4) - j * r.powi(3) - (eta + input) * r * r - delta * delta / (4.0 * pi2)
-    };
+    let f = |r: f64| pi2 * r.powi(4) - j * r.powi(3) - (eta + input) * r * r - delta * delta / (4.0 * pi2);
     let mut roots = Vec::new();
     let n = 200_000;
     let r_max = 10.0;

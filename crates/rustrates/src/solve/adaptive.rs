@@ -10,7 +10,7 @@ use super::fixed::{gather, init_history, Float};
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau};
 use crate::kernel::{Kernel, KernelCtx};
-use crate::model::VarKind;
+use crate::model::{Expr, VarKind};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tolerance {
@@ -89,8 +89,282 @@ pub(crate) fn run<T: Float>(
     sink: &mut dyn SampleSink,
     opts: &RunOptions,
 ) -> Vec<PointStatus> {
-    let (status, _) = run_stats::<T>(kernel, prep, block, tol, sink, opts);
-    status
+    run_with_stats::<T>(kernel, prep, block, tol, sink, opts).0
+}
+
+/// [`run`] with its counters: the masked block stepper where the circuit allows it, lane by
+/// lane otherwise.
+pub(crate) fn run_with_stats<T: Float>(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tol: Tolerance,
+    sink: &mut dyn SampleSink,
+    opts: &RunOptions,
+) -> (Vec<PointStatus>, Stats) {
+    if masked_ok(kernel) {
+        run_masked::<T>(kernel, prep, block, tol, sink)
+    } else {
+        run_stats::<T>(kernel, prep, block, tol, sink, opts)
+    }
+}
+
+/// Whether the whole block can step together, each lane with its own `t` and `h`: the
+/// kernel takes one time per call, so the circuit must not read `t`, and delays and noise
+/// (whose hooks are keyed by time and step) take the lane-by-lane path.
+fn masked_ok(kernel: &Kernel) -> bool {
+    !kernel
+        .circuit()
+        .exprs
+        .iter()
+        .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
+}
+
+/// Lane state of the masked stepper.
+#[derive(Clone, Copy, Debug)]
+struct LaneClock {
+    t: f64,
+    h: f64,
+    /// The step being attempted (0 for a lane that no longer steps).
+    h_step: f64,
+    next: usize,
+    active: bool,
+}
+
+/// Dormand–Prince over the whole block at once: every stage is one kernel call on all lanes,
+/// each lane advancing by its own step (`h_step`, 0 for finished lanes). Accept/reject and
+/// step-size control are per lane, so a lane's numbers do not depend on its neighbours.
+pub(crate) fn run_masked<T: Float>(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tol: Tolerance,
+    sink: &mut dyn SampleSink,
+) -> (Vec<PointStatus>, Stats) {
+    let lanes = prep.lanes;
+    let plan = prep.plan;
+    let layout = kernel.layout();
+    let ns = layout.states.len();
+    let n = ns * lanes;
+    let tab = Tableau::dopri5();
+    let stages = tab.stages();
+    let b_err = tab.b_err.clone().unwrap_or_default();
+    let e: Vec<f64> = tab.b.iter().zip(&b_err).map(|(b, be)| b - be).collect();
+    let nout = prep.outputs.len();
+    let first = plan.first_emitted();
+    let emitted = plan.emitted();
+    let mut store = vec![f64::NAN; emitted * nout * lanes];
+    let mut status = vec![PointStatus::Ok; lanes];
+    let mut stats = Stats::default();
+    let t_end = plan.sample_time(plan.samples.saturating_sub(1));
+    let need_a = prep.outputs.iter().any(|o| matches!(o, super::Source::Algebraic(_)));
+
+    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
+    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
+    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let mut a = vec![T::default(); layout.algebraics.len() * lanes];
+    let mut k = vec![T::default(); stages * n];
+    let mut ytmp = vec![T::default(); n];
+    let mut ynew = vec![T::default(); n];
+    let mut hs = vec![T::default(); lanes];
+    let mut out = vec![0.0; nout * lanes];
+    let mut out1 = vec![0.0; nout];
+    // Single-lane buffers for samples that need algebraics at an interpolated state.
+    let mut y1 = vec![T::default(); ns];
+    let mut p1 = vec![T::default(); layout.params.len()];
+    let mut u1 = vec![T::default(); layout.inputs.len()];
+    let mut a1 = vec![T::default(); layout.algebraics.len()];
+    let mut dy1 = vec![T::default(); ns];
+    let mut ctx = KernelCtx {
+        first_point: block.first_point,
+        ..KernelCtx::default()
+    };
+    let not_frozen = vec![false; lanes];
+    let set_inputs = |u: &mut [T], clocks: &[LaneClock], c: f64| {
+        for d in &prep.series {
+            for (l, ck) in clocks.iter().enumerate() {
+                let (slot, v) = d.at(ck.t + c * ck.h_step, plan.dt, l);
+                u[slot * lanes + l] = T::of(v);
+            }
+        }
+    };
+
+    let mut clocks = vec![
+        LaneClock {
+            t: 0.0,
+            h: plan.dt,
+            h_step: 0.0,
+            next: 0,
+            active: true
+        };
+        lanes
+    ];
+    set_inputs(&mut u, &clocks, 0.0);
+    T::rhs(kernel, 0.0, lanes, &y, &p, &u, &mut k[..n], &mut a, &mut ctx);
+    if plan.samples > 0 {
+        if first == 0 {
+            gather(&prep.outputs, lanes, &y, &a, &p, &u, &not_frozen, &mut out);
+            store[..nout * lanes].copy_from_slice(&out);
+        }
+        for ck in &mut clocks {
+            ck.next = 1;
+        }
+    }
+    for ck in &mut clocks {
+        ck.active = ck.next < plan.samples;
+    }
+    while clocks.iter().any(|c| c.active) {
+        for (l, ck) in clocks.iter_mut().enumerate() {
+            if !ck.active {
+                ck.h_step = 0.0;
+            } else {
+                let floor = 1e-12 * ck.t.abs().max(plan.dt);
+                if ck.h.partial_cmp(&floor).is_none_or(|o| o == std::cmp::Ordering::Less) {
+                    let bad = (0..ns).any(|s| !y[s * lanes + l].finite());
+                    status[l] = if bad {
+                        PointStatus::NonFinite { t: ck.t }
+                    } else {
+                        PointStatus::StepTooSmall { t: ck.t }
+                    };
+                    ck.active = false;
+                    ck.h_step = 0.0;
+                } else {
+                    ck.h_step = ck.h.min(t_end - ck.t).max(floor);
+                }
+            }
+            hs[l] = T::of(ck.h_step);
+        }
+        for s in 1..stages {
+            for slot in 0..ns {
+                let base = slot * lanes;
+                for (l, hl) in hs.iter().enumerate() {
+                    let j = base + l;
+                    let mut acc = T::default();
+                    for (m, c) in tab.a[s].iter().enumerate() {
+                        if *c != 0.0 {
+                            acc = acc + T::of(*c) * k[m * n + j];
+                        }
+                    }
+                    ytmp[j] = y[j] + *hl * acc;
+                }
+            }
+            set_inputs(&mut u, &clocks, tab.c[s]);
+            let (_, rest) = k.split_at_mut(s * n);
+            T::rhs(kernel, 0.0, lanes, &ytmp, &p, &u, &mut rest[..n], &mut a, &mut ctx);
+            if s == stages - 1 {
+                ynew.copy_from_slice(&ytmp);
+            }
+        }
+        for l in 0..lanes {
+            let ck = clocks[l];
+            if !ck.active {
+                continue;
+            }
+            let h_step = ck.h_step;
+            let mut err2 = 0.0f64;
+            for slot in 0..ns {
+                let j = slot * lanes + l;
+                let mut est = 0.0f64;
+                for (s, c) in e.iter().enumerate() {
+                    if *c != 0.0 {
+                        est += c * k[s * n + j].wide();
+                    }
+                }
+                let scale = tol.atol + tol.rtol * y[j].wide().abs().max(ynew[j].wide().abs());
+                let r = h_step * est / scale;
+                err2 += r * r;
+            }
+            let err = if ns == 0 { 0.0 } else { (err2 / ns as f64).sqrt() };
+            if !err.is_finite() || err > 1.0 {
+                stats.rejected += 1;
+                let factor = if err.is_finite() {
+                    (0.9 * err.powf(-0.2)).max(0.2)
+                } else {
+                    0.2
+                };
+                clocks[l].h = h_step * factor;
+                continue;
+            }
+            stats.accepted += 1;
+            let t_new = ck.t + h_step;
+            let mut next = ck.next;
+            while next < plan.samples && plan.sample_time(next) <= t_new + 1e-9 * plan.dts {
+                let ts = plan.sample_time(next);
+                if next >= first {
+                    let theta = ((ts - ck.t) / h_step).clamp(0.0, 1.0);
+                    let mut q = [0.0; 7];
+                    for (s, row) in P.iter().enumerate() {
+                        let mut pw = theta;
+                        for c in row {
+                            q[s] += c * pw;
+                            pw *= theta;
+                        }
+                    }
+                    for (slot, yv) in y1.iter_mut().enumerate() {
+                        let j = slot * lanes + l;
+                        let mut acc = T::default();
+                        for (s, qs) in q.iter().enumerate() {
+                            if *qs != 0.0 {
+                                acc = acc + T::of(*qs) * k[s * n + j];
+                            }
+                        }
+                        *yv = y[j] + hs[l] * acc;
+                    }
+                    for (i, v) in p1.iter_mut().enumerate() {
+                        *v = p[i * lanes + l];
+                    }
+                    for (i, v) in u1.iter_mut().enumerate() {
+                        *v = T::of(prep.u0[i * lanes + l]);
+                    }
+                    for d in &prep.series {
+                        let (slot, v) = d.at(ts, plan.dt, l);
+                        u1[slot] = T::of(v);
+                    }
+                    if need_a {
+                        let mut c1 = KernelCtx {
+                            first_point: block.first_point + l,
+                            ..KernelCtx::default()
+                        };
+                        T::rhs(kernel, ts, 1, &y1, &p1, &u1, &mut dy1, &mut a1, &mut c1);
+                    }
+                    gather(&prep.outputs, 1, &y1, &a1, &p1, &u1, &[false], &mut out1);
+                    put(&mut store, &out1, next - first, lanes, l);
+                }
+                next += 1;
+            }
+            let mut finite = true;
+            for slot in 0..ns {
+                let j = slot * lanes + l;
+                y[j] = ynew[j];
+                k[j] = k[(stages - 1) * n + j];
+                finite &= y[j].finite();
+            }
+            let factor = if err == 0.0 {
+                10.0
+            } else {
+                (0.9 * err.powf(-0.2)).clamp(0.2, 10.0)
+            };
+            let ck = &mut clocks[l];
+            ck.t = t_new;
+            ck.h = h_step * factor;
+            ck.next = next;
+            ck.active = next < plan.samples;
+            if !finite {
+                status[l] = PointStatus::NonFinite { t: t_new };
+                ck.active = false;
+            }
+        }
+    }
+    let block_len = nout * lanes;
+    for i in 0..emitted {
+        sink.samples(
+            i,
+            plan.sample_time(first + i),
+            lanes,
+            &store[i * block_len..(i + 1) * block_len],
+        );
+    }
+    (status, stats)
 }
 
 pub(crate) fn run_stats<T: Float>(
@@ -178,9 +452,7 @@ pub(crate) fn run_stats<T: Float>(
         }
         'steps: while next < plan.samples {
             let floor = 1e-12 * t.abs().max(plan.dt);
-            if h.partial_cmp(&floor)
-                .is_none_or(|o| o == std::cmp::Ordering::Less)
-            {
+            if h.partial_cmp(&floor).is_none_or(|o| o == std::cmp::Ordering::Less) {
                 let non_finite = y.iter().any(|v| !v.finite());
                 status[lane] = if non_finite {
                     PointStatus::NonFinite { t }
@@ -222,17 +494,7 @@ pub(crate) fn run_stats<T: Float>(
                 let ts = t + tab.c[s] * h_step;
                 inputs.set(ts, &mut u);
                 let (_, rest) = k.split_at_mut(s * ns);
-                T::rhs(
-                    kernel,
-                    ts,
-                    1,
-                    &ytmp,
-                    &p,
-                    &u,
-                    &mut rest[..ns],
-                    &mut a,
-                    &mut ctx,
-                );
+                T::rhs(kernel, ts, 1, &ytmp, &p, &u, &mut rest[..ns], &mut a, &mut ctx);
                 if s == stages - 1 {
                     // The last stage is evaluated at the new solution (a[6] = b, FSAL).
                     ynew.copy_from_slice(&ytmp);
@@ -250,11 +512,7 @@ pub(crate) fn run_stats<T: Float>(
                 let r = h_step * est / scale;
                 err2 += r * r;
             }
-            let err = if ns == 0 {
-                0.0
-            } else {
-                (err2 / ns as f64).sqrt()
-            };
+            let err = if ns == 0 { 0.0 } else { (err2 / ns as f64).sqrt() };
             if !err.is_finite() || err > 1.0 {
                 stats.rejected += 1;
                 let factor = if err.is_finite() {
@@ -294,10 +552,7 @@ pub(crate) fn run_stats<T: Float>(
                         }
                         ytmp[j] = y[j] + ht * acc;
                     }
-                    let need_rhs = prep
-                        .outputs
-                        .iter()
-                        .any(|o| matches!(o, super::Source::Algebraic(_)));
+                    let need_rhs = prep.outputs.iter().any(|o| matches!(o, super::Source::Algebraic(_)));
                     inputs.set(ts, &mut u);
                     if need_rhs {
                         T::rhs(kernel, ts, 1, &ytmp, &p, &u, &mut dy, &mut a, &mut ctx);

@@ -8,7 +8,7 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
-use crate::kernel::{Kernel, KernelCtx, RhsArgs, RhsArgsF32};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, RhsArgsF32, StepsArgs, TableauRef};
 use crate::model::VarKind;
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
@@ -291,7 +291,7 @@ pub(crate) fn run<T: Float>(
     let mut emitted = 0usize;
     for i in 0..=plan.steps {
         let sample_k = i / plan.stride;
-        let sample_now = i % plan.stride == 0 && sample_k < plan.samples;
+        let sample_now = i.is_multiple_of(plan.stride) && sample_k < plan.samples;
         if i == plan.steps && !(sample_now && sample_k >= first_emitted) {
             break;
         }
@@ -311,15 +311,7 @@ pub(crate) fn run<T: Float>(
             T::rhs(kernel, t, lanes, &y, &p, &u, k0, &mut a, &mut ctx);
         }
         if delays {
-            record_history(
-                runtime::rt_mut(&mut ctx),
-                kernel,
-                lanes,
-                t,
-                &y,
-                Some(&k[..n]),
-                &a,
-            );
+            record_history(runtime::rt_mut(&mut ctx), kernel, lanes, t, &y, Some(&k[..n]), &a);
         }
         if sample_now && sample_k >= first_emitted {
             gather(&prep.outputs, lanes, &y, &a, &p, &u, &frozen, &mut out);
@@ -345,29 +337,14 @@ pub(crate) fn run<T: Float>(
             );
         }
         advance(&mut y, dt_t, &b, &k, n, &mut acc);
-        check_finite(
-            &mut y,
-            lanes,
-            &mut frozen,
-            &mut bad,
-            &mut status,
-            (i + 1) as f64 * dt,
-        );
+        check_finite(&mut y, lanes, &mut frozen, &mut bad, &mut status, (i + 1) as f64 * dt);
     }
     status
 }
 
 /// `out = y + dt·Σ c_m·k_m` over the nonzero coefficients `(m, c_m)`, with the sum taken
 /// left to right. Stage-outer loops over contiguous slices, so each one vectorizes.
-fn combine<T: Float>(
-    out: &mut [T],
-    y: &[T],
-    dt: T,
-    coeffs: &[(usize, T)],
-    k: &[T],
-    n: usize,
-    acc: &mut [T],
-) {
+fn combine<T: Float>(out: &mut [T], y: &[T], dt: T, coeffs: &[(usize, T)], k: &[T], n: usize, acc: &mut [T]) {
     match coeffs {
         [] => out.copy_from_slice(y),
         [(m, c)] => {
@@ -457,4 +434,158 @@ pub(crate) fn check_finite<T: Float>(
             }
         }
     }
+}
+
+/// The fused path: a back end that integrates whole runs of steps itself
+/// ([`Kernel::steps`], the C back end) is handed every stretch between two samples (every
+/// step when an input is a time series). `None` when the back end has no fused path for this
+/// circuit (delays, noise, or not C), before anything was emitted.
+///
+/// Non-finite lanes are found at the end of each stretch; the stretch is then replayed one
+/// step per call from its saved start (the same arithmetic, so the other lanes are unchanged
+/// bit for bit) to mark the exact step.
+pub(crate) fn run_fused(
+    kernel: &Kernel,
+    prep: &Prepared<'_>,
+    block: &Block<'_>,
+    tab: &Tableau,
+    sink: &mut dyn SampleSink,
+) -> Option<Vec<PointStatus>> {
+    let lanes = prep.lanes;
+    let plan = prep.plan;
+    let layout = kernel.layout();
+    let n = layout.states.len() * lanes;
+    let stages = tab.stages();
+    let dt = plan.dt;
+    let mut ta = vec![0.0; stages * stages];
+    for (s, row) in tab.a.iter().enumerate() {
+        ta[s * stages..s * stages + row.len()].copy_from_slice(row);
+    }
+    let tableau = TableauRef {
+        a: &ta,
+        b: &tab.b,
+        c: &tab.c,
+    };
+    let mut y: Vec<f64> = block.init.to_vec();
+    let p = block.params;
+    let mut u = prep.u0.clone();
+    let mut a = vec![0.0; layout.algebraics.len() * lanes];
+    let mut dy = vec![0.0; n];
+    let mut work = Vec::new();
+    let mut ctx = KernelCtx {
+        first_point: block.first_point,
+        ..KernelCtx::default()
+    };
+    let probe = StepsArgs {
+        lanes,
+        nsteps: 0,
+        t0: 0.0,
+        dt,
+        tableau,
+        y: &mut y,
+        p,
+        u: &u,
+        a: &mut a,
+        work: &mut work,
+        ctx: &mut ctx,
+    };
+    if !kernel.steps(probe) {
+        return None;
+    }
+    let need_a = prep.outputs.iter().any(|o| matches!(o, Source::Algebraic(_)));
+    let mut saved = vec![0.0; n];
+    let mut out = vec![0.0; prep.outputs.len() * lanes];
+    let mut status = vec![PointStatus::Ok; lanes];
+    let mut frozen = vec![false; lanes];
+    let mut bad = vec![false; lanes];
+    let first_emitted = plan.first_emitted();
+    let mut emitted = 0usize;
+    let mut i = 0usize;
+    loop {
+        let t = i as f64 * dt;
+        for d in &prep.series {
+            d.fill(i, lanes, &mut u);
+        }
+        let sample_k = i / plan.stride;
+        if i.is_multiple_of(plan.stride) && sample_k < plan.samples && sample_k >= first_emitted {
+            if need_a {
+                kernel.rhs(RhsArgs {
+                    t,
+                    lanes,
+                    y: &y,
+                    p,
+                    u: &u,
+                    dy: &mut dy,
+                    a: &mut a,
+                    ctx: &mut ctx,
+                });
+            }
+            gather(&prep.outputs, lanes, &y, &a, p, &u, &frozen, &mut out);
+            sink.samples(emitted, plan.sample_time(sample_k), lanes, &out);
+            emitted += 1;
+        }
+        let next_sample = (sample_k + 1) * plan.stride;
+        let end = if prep.series.is_empty() {
+            next_sample.min(plan.steps)
+        } else {
+            (i + 1).min(plan.steps)
+        };
+        // Step on to the end even after the last sample, as the stepwise path does, so a lane
+        // diverging there is marked the same way.
+        if i >= plan.steps {
+            break;
+        }
+        let chunk = end - i;
+        saved.copy_from_slice(&y);
+        kernel.steps(StepsArgs {
+            lanes,
+            nsteps: chunk,
+            t0: t,
+            dt,
+            tableau,
+            y: &mut y,
+            p,
+            u: &u,
+            a: &mut a,
+            work: &mut work,
+            ctx: &mut ctx,
+        });
+        if newly_non_finite(&y, lanes, &frozen) {
+            y.copy_from_slice(&saved);
+            for s in 0..chunk {
+                kernel.steps(StepsArgs {
+                    lanes,
+                    nsteps: 1,
+                    t0: t + s as f64 * dt,
+                    dt,
+                    tableau,
+                    y: &mut y,
+                    p,
+                    u: &u,
+                    a: &mut a,
+                    work: &mut work,
+                    ctx: &mut ctx,
+                });
+                check_finite(
+                    &mut y,
+                    lanes,
+                    &mut frozen,
+                    &mut bad,
+                    &mut status,
+                    (i + s + 1) as f64 * dt,
+                );
+            }
+        }
+        i = end;
+    }
+    Some(status)
+}
+
+/// Whether a lane not yet frozen holds a non-finite state.
+fn newly_non_finite(y: &[f64], lanes: usize, frozen: &[bool]) -> bool {
+    if y.iter().all(|v| v.is_finite()) {
+        return false;
+    }
+    y.chunks_exact(lanes)
+        .any(|c| c.iter().zip(frozen).any(|(v, f)| !f && !v.is_finite()))
 }

@@ -4,6 +4,29 @@
 //! states, input signals and the outputs to sample. Output: samples streamed into a
 //! [`SampleSink`] and one [`PointStatus`] per lane. The solver does not own the state
 //! layout: that is the kernel's [`crate::model::Layout`].
+//!
+//! - **Time grid** ([`Plan`]): `steps = round(T/dt)`; sample `k` is the state at `t = k·dts`,
+//!   `k = 0 … round(T/dts) − 1`, taken before step `k·dts/dt` (row 0 = initial state), as
+//!   PyRates does; samples before `cutoff` are not emitted and indices count from the first
+//!   emitted one.
+//! - **Fixed step** (`fixed`): one kernel call per stage on the whole block; stage 0's
+//!   algebraics are the sampled ones, so they are consistent with the sampled state. Input row
+//!   `i` drives every stage of step `i`; a signal with `steps − 1` rows holds its last row.
+//!   Back ends with a fused loop ([`Kernel::steps`], the C back end) get whole stretches
+//!   between samples.
+//! - **rk45** (`adaptive`): Dormand–Prince 5(4), error control per lane (RMS norm, scipy's
+//!   rtol/atol), dense output for samples and for delayed values. Circuits that do not read
+//!   `t`, `past` or `randn` step the whole block at once with per-lane step sizes; the others
+//!   lane by lane. Either way a lane's numbers do not depend on its neighbours.
+//! - **Non-finite lanes**: after every step; the first NaN/Inf marks
+//!   [`PointStatus::NonFinite`] with the time, and the lane is frozen at NaN (its samples NaN
+//!   from then on), so the other lanes carry on unchanged.
+//! - **Delays and noise** (`runtime`): `past(x, d)` reads per-lane histories (cubic Hermite,
+//!   or rk45's dense output; constant initial history); `randn()` is a pure function of
+//!   (seed, grid point, step, source), reproducible whatever the block or thread. For
+//!   Euler–Maruyama write `x' = f + σ·randn()/sqrt(dt)`, i.e. `dx = f dt + σ dW`.
+//! - **float32**: a kernel compiled with `Precision::F32` is stepped in `f32` throughout;
+//!   samples are widened to `f64`.
 
 use std::sync::Arc;
 
@@ -35,10 +58,7 @@ impl Method {
             "euler" => Method::Euler,
             "heun" => Method::Heun,
             "rk4" => Method::Rk4,
-            "rk45" | "scipy" | "dopri5" => Method::Rk45 {
-                rtol: 1e-3,
-                atol: 1e-6,
-            },
+            "rk45" | "scipy" | "dopri5" => Method::Rk45 { rtol: 1e-3, atol: 1e-6 },
             _ => return None,
         })
     }
@@ -195,11 +215,7 @@ impl Plan {
             } else {
                 dt
             };
-            return Err(SolveError::SamplingNotMultiple {
-                dts,
-                dt,
-                suggestion,
-            });
+            return Err(SolveError::SamplingNotMultiple { dts, dt, suggestion });
         }
         Ok(Plan {
             dt,
@@ -254,20 +270,13 @@ pub fn validate_inputs(
     Ok(())
 }
 
-fn check_input(
-    kernel: &Kernel,
-    plan: &Plan,
-    inp: &InputBinding,
-    points: Option<usize>,
-) -> Result<(), SolveError> {
+fn check_input(kernel: &Kernel, plan: &Plan, inp: &InputBinding, points: Option<usize>) -> Result<(), SolveError> {
     let var = kernel
         .vars()
         .get(inp.var.0 as usize)
         .ok_or(SolveError::UnknownVar { id: inp.var.0 })?;
     if var.kind != VarKind::Input {
-        return Err(SolveError::NotAnInput {
-            name: var.name.clone(),
-        });
+        return Err(SolveError::NotAnInput { name: var.name.clone() });
     }
     let rows_ok = |found: usize| {
         if found == plan.steps || found + 1 == plan.steps {
@@ -488,15 +497,7 @@ pub fn run_block(
     block: Block<'_>,
     sink: &mut dyn SampleSink,
 ) -> Result<Vec<PointStatus>, SolveError> {
-    run_block_with(
-        kernel,
-        cfg,
-        inputs,
-        outputs,
-        block,
-        sink,
-        &RunOptions::default(),
-    )
+    run_block_with(kernel, cfg, inputs, outputs, block, sink, &RunOptions::default())
 }
 
 /// [`run_block`] with explicit [`RunOptions`].
@@ -532,11 +533,13 @@ pub fn run_block_with(
                 Method::Heun => Tableau::heun(),
                 _ => Tableau::rk4(),
             };
-            Ok(if f32_path {
-                fixed::run::<f32>(kernel, &prep, &block, &tab, sink, opts)
-            } else {
-                fixed::run::<f64>(kernel, &prep, &block, &tab, sink, opts)
-            })
+            if f32_path {
+                return Ok(fixed::run::<f32>(kernel, &prep, &block, &tab, sink, opts));
+            }
+            if let Some(status) = fixed::run_fused(kernel, &prep, &block, &tab, sink) {
+                return Ok(status);
+            }
+            Ok(fixed::run::<f64>(kernel, &prep, &block, &tab, sink, opts))
         }
     }
 }
@@ -608,12 +611,7 @@ pub fn simulate(
     let n = sink.time.len();
     let nout = outputs.len();
     let mut data = vec![0.0; nout * lanes * n];
-    for (k, row) in sink
-        .values
-        .chunks_exact((nout * lanes).max(1))
-        .enumerate()
-        .take(n)
-    {
+    for (k, row) in sink.values.chunks_exact((nout * lanes).max(1)).enumerate().take(n) {
         for (j, v) in row.iter().enumerate() {
             data[j * n + k] = *v;
         }

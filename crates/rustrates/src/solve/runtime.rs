@@ -1,5 +1,5 @@
 //! What the kernels call back into during a run: delay histories (`past`) and noise
-//! (`randn`). Installed into [`KernelCtx`] by the steppers; one [`Runtime`] per block.
+//! (`randn`). Installed into [`KernelCtx`] by the steppers; one `Runtime` per block.
 //!
 //! Delays: every state or algebraic variable read through `Past` keeps, per lane, the points
 //! `(t, x, x')` at step starts. A delayed read at `t − d` interpolates with a cubic Hermite
@@ -71,13 +71,7 @@ pub(crate) fn scan(circuit: &Circuit) -> (Vec<VarId>, bool) {
 }
 
 impl Runtime {
-    pub(crate) fn new(
-        circuit: &Circuit,
-        delayed: Vec<VarId>,
-        seed: u64,
-        first_point: usize,
-        lanes: usize,
-    ) -> Runtime {
+    pub(crate) fn new(circuit: &Circuit, delayed: Vec<VarId>, seed: u64, first_point: usize, lanes: usize) -> Runtime {
         let mut hist_of = vec![u32::MAX; circuit.vars.len()];
         for (h, v) in delayed.iter().enumerate() {
             hist_of[v.0 as usize] = h as u32;
@@ -164,12 +158,7 @@ impl Runtime {
         if delay > self.max_lag[h] {
             self.max_lag[h] = delay;
         }
-        if self.delays_seen.len() < 16
-            && !self
-                .delays_seen
-                .iter()
-                .any(|d| (d - delay).abs() <= 1e-12 * delay)
-        {
+        if self.delays_seen.len() < 16 && !self.delays_seen.iter().any(|d| (d - delay).abs() <= 1e-12 * delay) {
             self.delays_seen.push(delay);
         }
         let tq = t - delay;

@@ -66,12 +66,7 @@ impl Tableau {
                 vec![1.0 / 5.0],
                 vec![3.0 / 40.0, 9.0 / 40.0],
                 vec![44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
-                vec![
-                    19372.0 / 6561.0,
-                    -25360.0 / 2187.0,
-                    64448.0 / 6561.0,
-                    -212.0 / 729.0,
-                ],
+                vec![19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
                 vec![
                     9017.0 / 3168.0,
                     -355.0 / 33.0,
@@ -120,28 +115,15 @@ mod tests {
     /// Σb = 1, Σb·c = 1/2, Σb·c² = 1/3, Σb·c³ = 1/4), and c_s = Σ_j a[s][j].
     #[test]
     fn tableaux_satisfy_order_conditions() {
-        for t in [
-            Tableau::euler(),
-            Tableau::heun(),
-            Tableau::rk4(),
-            Tableau::dopri5(),
-        ] {
+        for t in [Tableau::euler(), Tableau::heun(), Tableau::rk4(), Tableau::dopri5()] {
             for (s, row) in t.a.iter().enumerate() {
                 assert_eq!(row.len(), s, "{}", t.name);
                 let sum: f64 = row.iter().sum();
                 assert!((sum - t.c[s]).abs() < 1e-14, "{} row {s}", t.name);
             }
             for q in 0..t.order.min(4) {
-                let lhs: f64 =
-                    t.b.iter()
-                        .zip(&t.c)
-                        .map(|(b, c)| b * c.powi(q as i32))
-                        .sum();
-                assert!(
-                    (lhs - 1.0 / f64::from(q + 1)).abs() < 1e-14,
-                    "{} q={q}",
-                    t.name
-                );
+                let lhs: f64 = t.b.iter().zip(&t.c).map(|(b, c)| b * c.powi(q as i32)).sum();
+                assert!((lhs - 1.0 / f64::from(q + 1)).abs() < 1e-14, "{} q={q}", t.name);
             }
             if let Some(be) = &t.b_err {
                 let sum: f64 = be.iter().sum();

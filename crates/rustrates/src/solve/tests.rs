@@ -37,13 +37,7 @@ fn out(c: &Circuit, name: &str) -> OutputBinding {
     }
 }
 
-fn run_default(
-    c: &Circuit,
-    k: &Kernel,
-    cfg: &SimConfig,
-    outputs: &[OutputBinding],
-    lanes: usize,
-) -> Trajectories {
+fn run_default(c: &Circuit, k: &Kernel, cfg: &SimConfig, outputs: &[OutputBinding], lanes: usize) -> Trajectories {
     simulate(
         k,
         cfg,
@@ -60,13 +54,7 @@ fn run_default(
 fn decay_error(method: Method, dt: f64, precision: Precision) -> f64 {
     let (c, reference) = test_models::exponential_decay();
     let k = compile(&c, precision);
-    let tr = run_default(
-        &c,
-        &k,
-        &cfg(method, 2.0, dt, Some(0.1)),
-        &[out(&c, "decay/op/x")],
-        1,
-    );
+    let tr = run_default(&c, &k, &cfg(method, 2.0, dt, Some(0.1)), &[out(&c, "decay/op/x")], 1);
     let exact = reference.exact.expect("decay has a closed form");
     tr.time
         .iter()
@@ -80,11 +68,7 @@ fn fixed_step_methods_exponential_decay_converge_at_their_order() {
     // Global error of an order-p method scales as dt^p, so log2(e(dt)/e(dt/2)) → p. At these
     // step sizes (0.1 … 0.0125 on e^(−t)) the leading term dominates: ±0.2 holds with margin
     // (the next term is O(dt) relative, ≤ 10 %, i.e. ≤ 0.15 in log2).
-    for (method, order) in [
-        (Method::Euler, 1.0),
-        (Method::Heun, 2.0),
-        (Method::Rk4, 4.0),
-    ] {
+    for (method, order) in [(Method::Euler, 1.0), (Method::Heun, 2.0), (Method::Rk4, 4.0)] {
         let errs: Vec<f64> = (0..4)
             .map(|i| decay_error(method, 0.1 / f64::from(1 << i), Precision::F64))
             .collect();
@@ -137,11 +121,7 @@ fn rk4_harmonic_oscillator_matches_discrete_closed_form_and_conserves_energy() {
         // Against the continuous solution: phase error (ωh)⁵/120 per step → 8e-9 at t = 10.
         assert!((x - exact(*t)[0]).abs() < 2e-8, "t={t}");
         let e = 0.5 * v * v + 0.5 * w * w * x * x;
-        assert!(
-            ((e - e0) / e0).abs() < 2e-11,
-            "energy drift {} at t={t}",
-            (e - e0) / e0
-        );
+        assert!(((e - e0) / e0).abs() < 2e-11, "energy drift {} at t={t}", (e - e0) / e0);
         z = cmul(z, r10);
     }
     assert_eq!(tr.time.len(), 1000);
@@ -161,45 +141,22 @@ fn lanes_with_different_params_equal_single_runs_bitwise() {
     let layout = c.layout();
     let eta_pc = layout.slot[c.find_var("PC/qif_op/eta").expect("var").0 as usize] as usize;
     let eta_iin = layout.slot[c.find_var("IIN/qif_op/eta").expect("var").0 as usize] as usize;
-    let etas = [
-        (-5.0, -5.0),
-        (-2.5, 0.0),
-        (0.0, -5.0),
-        (2.5, 2.5),
-        (5.0, -2.5),
-    ];
+    let etas = [(-5.0, -5.0), (-2.5, 0.0), (0.0, -5.0), (2.5, 2.5), (5.0, -2.5)];
     let lanes = etas.len();
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
-    for method in [
-        Method::Euler,
-        Method::Rk4,
-        Method::Rk45 {
-            rtol: 1e-6,
-            atol: 1e-9,
-        },
-    ] {
+    for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
         let config = cfg(method, 1.0, 1e-3, Some(1e-2));
         let mut p = default_params(&c, lanes);
         for (l, (a, b)) in etas.iter().enumerate() {
             p[eta_pc * lanes + l] = *a;
             p[eta_iin * lanes + l] = *b;
         }
-        let all = simulate(
-            &k,
-            &config,
-            &[],
-            &outputs,
-            &p,
-            &default_init(&c, lanes),
-            lanes,
-        )
-        .expect("run");
+        let all = simulate(&k, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
         for (l, (a, b)) in etas.iter().enumerate() {
             let mut p1 = default_params(&c, 1);
             p1[eta_pc] = *a;
             p1[eta_iin] = *b;
-            let one =
-                simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
+            let one = simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
             for o in 0..outputs.len() {
                 assert_bitwise_eq(all.trace(o, l), one.trace(o, 0));
             }
@@ -224,14 +181,8 @@ fn reference_circuit_euler_matches_hand_written_loop() {
     let (mut rp, mut vp, mut ri, mut vi) = (0.01f64, -2.0f64, 0.01f64, -2.0f64);
     let dt = 1e-3;
     for n in 0..1000 {
-        assert!(
-            (tr.trace(0, 0)[n] - rp).abs() < 1e-12 * rp.abs().max(1.0),
-            "step {n}"
-        );
-        assert!(
-            (tr.trace(1, 0)[n] - vi).abs() < 1e-12 * vi.abs().max(1.0),
-            "step {n}"
-        );
+        assert!((tr.trace(0, 0)[n] - rp).abs() < 1e-12 * rp.abs().max(1.0), "step {n}");
+        assert!((tr.trace(1, 0)[n] - vi).abs() < 1e-12 * vi.abs().max(1.0), "step {n}");
         let in_p = 15.0 * rp - 10.0 * ri;
         let in_i = 10.0 * rp;
         let drp = 1.0 / pi + 2.0 * rp * vp;
@@ -259,10 +210,7 @@ fn sampling_gives_round_t_over_dts_rows_before_each_step() {
     assert_eq!(tenth.trace(0, 0)[0], 1.0);
     for (kk, t) in tenth.time.iter().enumerate() {
         assert!((t - kk as f64 * 1e-2).abs() < 1e-15);
-        assert_eq!(
-            tenth.trace(0, 0)[kk].to_bits(),
-            every.trace(0, 0)[10 * kk].to_bits()
-        );
+        assert_eq!(tenth.trace(0, 0)[kk].to_bits(), every.trace(0, 0)[10 * kk].to_bits());
     }
     assert!((every.trace(0, 0)[999] - 0.999f64.powi(999)).abs() < 1e-13);
     // A cutoff drops the samples before it; indices restart at 0.
@@ -297,26 +245,10 @@ fn sampling_step_not_a_multiple_is_an_error_with_suggestion() {
         }
     );
     for dt in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
-        let r = simulate(
-            &k,
-            &cfg(Method::Euler, 1.0, dt, None),
-            &[],
-            &[],
-            &[1.0],
-            &[1.0],
-            1,
-        );
+        let r = simulate(&k, &cfg(Method::Euler, 1.0, dt, None), &[], &[], &[1.0], &[1.0], 1);
         assert!(matches!(r, Err(SolveError::BadStep { .. })), "{dt}: {r:?}");
     }
-    let r = simulate(
-        &k,
-        &cfg(Method::Euler, -1.0, 1e-3, None),
-        &[],
-        &[],
-        &[1.0],
-        &[1.0],
-        1,
-    );
+    let r = simulate(&k, &cfg(Method::Euler, -1.0, 1e-3, None), &[], &[], &[1.0], &[1.0], 1);
     assert_eq!(r, Err(SolveError::BadTime { t: -1.0 }));
 }
 
@@ -421,9 +353,7 @@ fn input_of_wrong_length_or_columns_is_an_error() {
             }],
             1
         ),
-        Err(SolveError::NotAnInput {
-            name: "n/op/x".into()
-        })
+        Err(SolveError::NotAnInput { name: "n/op/x".into() })
     );
 }
 
@@ -493,9 +423,7 @@ fn diverging_lane_is_marked_and_others_are_untouched() {
         s => panic!("lane 1 not marked: {s:?}"),
     }
     let n_before = all.time.iter().filter(|t| **t < 1.0).count();
-    assert!(all.trace(0, 1)[..n_before - 1]
-        .iter()
-        .all(|v| v.is_finite()));
+    assert!(all.trace(0, 1)[..n_before - 1].iter().all(|v| v.is_finite()));
     assert!(all.trace(0, 1)[n_before + 1..].iter().all(|v| v.is_nan()));
     assert_eq!(all.status[0], PointStatus::Ok);
     assert_eq!(all.status[2], PointStatus::Ok);
@@ -562,11 +490,7 @@ fn mpr_population_settles_on_analytic_fixed_points() {
         let roots = test_models::mpr_fixed_points(*eta, 0.0, 15.0, 1.0);
         assert_eq!(roots.len(), 1, "eta {eta}: {roots:?}");
         let r = *tr.trace(0, l).last().expect("samples");
-        assert!(
-            (r - roots[0]).abs() < 1e-6,
-            "eta {eta}: {r} vs {}",
-            roots[0]
-        );
+        assert!((r - roots[0]).abs() < 1e-6, "eta {eta}: {r} vs {}", roots[0]);
     }
 }
 
@@ -651,13 +575,7 @@ fn delay_model() -> Circuit {
 fn delay_error(method: Method, dt: f64) -> f64 {
     let c = delay_model();
     let k = compile(&c, Precision::F64);
-    let tr = run_default(
-        &c,
-        &k,
-        &cfg(method, 8.0, dt, Some(0.5)),
-        &[out(&c, "n/op/x")],
-        1,
-    );
+    let tr = run_default(&c, &k, &cfg(method, 8.0, dt, Some(0.5)), &[out(&c, "n/op/x")], 1);
     tr.time
         .iter()
         .zip(tr.trace(0, 0))
@@ -676,9 +594,7 @@ fn delay_equation_matches_method_of_steps_at_method_order() {
         (Method::Heun, 2.0, 0.2),
         (Method::Rk4, 3.0, -1.5),
     ] {
-        let errs: Vec<f64> = (0..3)
-            .map(|i| delay_error(method, 0.1 / f64::from(1 << i)))
-            .collect();
+        let errs: Vec<f64> = (0..3).map(|i| delay_error(method, 0.1 / f64::from(1 << i))).collect();
         for w in errs.windows(2) {
             let observed = (w[0] / w[1]).log2();
             if slack > 0.0 {
@@ -687,10 +603,7 @@ fn delay_equation_matches_method_of_steps_at_method_order() {
                     "{method:?}: order {observed} from {errs:?}"
                 );
             } else {
-                assert!(
-                    observed > order - 0.2,
-                    "{method:?}: order {observed} from {errs:?}"
-                );
+                assert!(observed > order - 0.2, "{method:?}: order {observed} from {errs:?}");
             }
         }
     }
@@ -718,11 +631,7 @@ fn lanes_with_different_delays_equal_single_runs_bitwise() {
         let one = simulate(&k, &config, &[], &x, &[*dl], &[1.0], 1).expect("run");
         assert_bitwise_eq(all.trace(0, l), one.trace(0, 0));
         // On [0, d] the solution is 1 − t exactly (RK4 integrates a linear x exactly).
-        let i = all
-            .time
-            .iter()
-            .position(|t| *t >= dl - 1e-12)
-            .expect("sample");
+        let i = all.time.iter().position(|t| *t >= dl - 1e-12).expect("sample");
         assert!((all.trace(0, l)[i] - (1.0 - all.time[i])).abs() < 1e-12);
     }
 }
@@ -817,7 +726,7 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
     };
     let prep = prepare(&k, &prep_cfg, &[], &outputs, &block).expect("valid");
     let mut sink = MemorySink::default();
-    let (status, stats) = adaptive::run_stats::<f64>(
+    let (status, stats) = adaptive::run_with_stats::<f64>(
         &k,
         &prep,
         &block,
@@ -869,10 +778,7 @@ fn load(path: &str) -> Circuit {
 }
 
 fn slot_of(c: &Circuit, name: &str) -> usize {
-    c.layout().slot[c
-        .find_var(name)
-        .unwrap_or_else(|| panic!("{name} exists"))
-        .0 as usize] as usize
+    c.layout().slot[c.find_var(name).unwrap_or_else(|| panic!("{name} exists")).0 as usize] as usize
 }
 
 #[test]
@@ -1005,4 +911,354 @@ fn rk45_delay_equation_within_ten_times_tolerance() {
             .fold(0.0, f64::max);
         assert!(worst < 10.0 * (rtol + atol), "rtol {rtol}: error {worst}");
     }
+}
+
+const JRC_DELAY_YAML: &str = r#"
+JRC_d:
+  base: CircuitTemplate
+  nodes:
+    pc: model_templates.neural_mass_models.jansenrit.PC
+    ein: model_templates.neural_mass_models.jansenrit.IN
+    iin: model_templates.neural_mass_models.jansenrit.IN
+  edges:
+    - [pc/pro/m, ein/rpo_e/m_in, null, {weight: 135.0}]
+    - [pc/pro/m, iin/rpo_e/m_in, null, {weight: 33.75}]
+    - [ein/pro/m, pc/rpo_e_in/m_in, null, {weight: 108.0, delay: 0.004}]
+    - [iin/pro/m, pc/rpo_i/m_in, null, {weight: 33.75}]
+
+PairEdge:
+  base: CircuitTemplate
+  circuits:
+    jrc1: JRC_d
+    jrc2: JRC_d
+  edges:
+    - [jrc1/pc/pro/m, jrc2/pc/rpo_e_in/m_in, null, {weight: 20.0, delay: 0.004}]
+    - [jrc2/pc/pro/m, jrc1/pc/rpo_e_in/m_in, null, {weight: 40.0, delay: 0.004}]
+
+rpo_e_in_past:
+  base: model_templates.neural_mass_models.jansenrit.rpo_e_in
+  equations:
+    replace:
+      "h*(m_in + u)/tau": "h*(past(m_in, 0.004) + u)/tau"
+
+PC_past:
+  base: NodeTemplate
+  operators:
+    - rpo_e_in_past
+    - model_templates.neural_mass_models.jansenrit.rpo_i
+    - model_templates.neural_mass_models.jansenrit.pro
+
+JRC_p:
+  base: CircuitTemplate
+  nodes:
+    pc: PC_past
+    ein: model_templates.neural_mass_models.jansenrit.IN
+    iin: model_templates.neural_mass_models.jansenrit.IN
+  edges:
+    - [pc/pro/m, ein/rpo_e/m_in, null, {weight: 135.0}]
+    - [pc/pro/m, iin/rpo_e/m_in, null, {weight: 33.75}]
+    - [ein/pro/m, pc/rpo_e_in_past/m_in, null, {weight: 108.0}]
+    - [iin/pro/m, pc/rpo_i/m_in, null, {weight: 33.75}]
+
+PairPast:
+  base: CircuitTemplate
+  circuits:
+    jrc1: JRC_p
+    jrc2: JRC_p
+  edges:
+    - [jrc1/pc/pro/m, jrc2/pc/rpo_e_in_past/m_in, null, {weight: 20.0}]
+    - [jrc2/pc/pro/m, jrc1/pc/rpo_e_in_past/m_in, null, {weight: 40.0}]
+"#;
+
+#[test]
+fn delay_coupled_jansen_rit_edge_delay_equals_past_in_equation() {
+    // Issue 4: the same delayed coupling written as edge delays (Σ w·m(t − d)) and as
+    // past(m_in, d) in the receiving equation (past(Σ w·m)(t − d)) gives the same traces.
+    // Both read algebraic histories at the same times through the same interpolation, which
+    // is linear in the data, so they differ only by rounding (1e-9 relative after 5000 steps
+    // of a system whose potentials are O(1e-2) V).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("jrc_delay.yaml");
+    std::fs::write(&file, JRC_DELAY_YAML).expect("write yaml");
+    let load_in = |name: &str| {
+        let path = format!("{}/{name}", file.display());
+        let loaded = crate::model::load_circuit(&path, &crate::template::LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name} loads: {e}"));
+        crate::model::passes::lower_edges(&loaded.circuit)
+    };
+    let edge = load_in("PairEdge");
+    let past = load_in("PairPast");
+    for method in [Method::Euler, Method::Rk4] {
+        let config = cfg(method, 0.5, 1e-4, Some(1e-3));
+        let mut traces = Vec::new();
+        for (c, op) in [(&edge, "rpo_e_in"), (&past, "rpo_e_in_past")] {
+            let k = compile(c, Precision::F64);
+            let outs = [
+                out(c, &format!("jrc1/pc/{op}/v")),
+                out(c, &format!("jrc2/pc/{op}/v")),
+                out(c, "jrc1/pc/rpo_i/v"),
+            ];
+            traces.push(run_default(c, &k, &config, &outs, 1));
+        }
+        let scale = traces[0].data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "the columns are active: {scale}");
+        // The delay matters: with the edge delays set to 0 per lane the traces move.
+        let k = compile(&edge, Precision::F64);
+        let mut p = default_params(&edge, 1);
+        for v in &edge.layout().params {
+            if edge.var(*v).name.ends_with("/delay") {
+                p[edge.layout().slot[v.0 as usize] as usize] = 0.0;
+            }
+        }
+        let outs = [
+            out(&edge, "jrc1/pc/rpo_e_in/v"),
+            out(&edge, "jrc2/pc/rpo_e_in/v"),
+            out(&edge, "jrc1/pc/rpo_i/v"),
+        ];
+        let undelayed = simulate(&k, &config, &[], &outs, &p, &default_init(&edge, 1), 1).expect("run");
+        let moved = traces[0]
+            .data
+            .iter()
+            .zip(&undelayed.data)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(moved > 1e-2 * scale, "delay has no effect: {moved}");
+        for (a, b) in traces[0].data.iter().zip(&traces[1].data) {
+            assert!((a - b).abs() <= 1e-9 * scale, "{method:?}: {a} vs {b}");
+        }
+    }
+}
+
+const GAMMA_YAML: &str = r#"
+src_op:
+  base: OperatorTemplate
+  equations: "s' = 0.0*s"
+  variables:
+    s: output(0.0)
+
+tgt_op:
+  base: OperatorTemplate
+  equations: "y' = m_in"
+  variables:
+    y: output(0.0)
+    m_in: input(0.0)
+
+src:
+  base: NodeTemplate
+  operators: [src_op]
+
+tgt:
+  base: NodeTemplate
+  operators: [tgt_op]
+
+Chain:
+  base: CircuitTemplate
+  nodes:
+    a: src
+    b: tgt
+  edges:
+    - [a/src_op/s, b/tgt_op/m_in, null, {weight: 1.0, delay: 1.0, spread: 0.5}]
+"#;
+
+#[test]
+fn gamma_chain_impulse_response_is_gamma_density() {
+    // delay 1, spread 0.5: n = round((1/0.5)²) = 4 stages at rate k = n/delay = 4. A unit
+    // impulse into the source makes z₁(0⁺) = k, and then z_n(t) = kⁿ tⁿ⁻¹ e^(−kt)/(n−1)!, the
+    // gamma density with mean n/k = 1 and standard deviation √n/k = 0.5. RK4 at dt = 1e-3 is
+    // accurate to ~1e-12 here; 1e-9 absolute.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("chain.yaml");
+    std::fs::write(&file, GAMMA_YAML).expect("write yaml");
+    let loaded = crate::model::load_circuit(
+        &format!("{}/Chain", file.display()),
+        &crate::template::LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("Chain loads: {e}"));
+    let c = crate::model::passes::lower_edges(&loaded.circuit);
+    let layout = c.layout();
+    let chain: Vec<_> = layout
+        .states
+        .iter()
+        .filter(|v| c.var(**v).name.contains("/z"))
+        .collect();
+    assert_eq!(chain.len(), 4, "n = round((delay/spread)²)");
+    let z1 = layout
+        .states
+        .iter()
+        .position(|v| c.var(*v).name.ends_with("/z1"))
+        .expect("first stage");
+    let k = compile(&c, Precision::F64);
+    let mut y0 = default_init(&c, 1);
+    y0[z1] = 4.0;
+    let tr = simulate(
+        &k,
+        &cfg(Method::Rk4, 4.0, 1e-3, Some(1e-2)),
+        &[],
+        &[out(&c, "b/tgt_op/m_in")],
+        &default_params(&c, 1),
+        &y0,
+        1,
+    )
+    .expect("run");
+    let mut mass = 0.0;
+    for (t, v) in tr.time.iter().zip(tr.trace(0, 0)) {
+        let g = 4f64.powi(4) * t.powi(3) * (-4.0 * t).exp() / 6.0;
+        assert!((v - g).abs() < 1e-9, "t={t}: {v} vs {g}");
+        mass += v * 1e-2;
+    }
+    assert!((mass - 1.0).abs() < 0.01, "density integrates to {mass} over [0, 4)");
+}
+
+fn compile_c(c: &Circuit) -> Kernel {
+    let dir = std::env::temp_dir().join("rustrates-solve-tests-cache");
+    Kernel::compile(
+        c,
+        &KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(dir),
+            ..KernelOptions::default()
+        },
+    )
+    .expect("the test machine has a C compiler")
+}
+
+#[test]
+fn fused_c_path_matches_reference_stepping() {
+    // The C back end integrates stretches between samples itself (Kernel::steps). Against the
+    // reference kernel stepped here: 1e-12 relative (the back ends' agreement contract; the
+    // arithmetic of a step is the same, only libm calls and hoisted divisions may round
+    // differently), and lanes equal their single runs bit for bit.
+    let (c, _) = test_models::reference_circuit();
+    let kc = compile_c(&c);
+    let kr = compile(&c, Precision::F64);
+    let eta = slot_of(&c, "PC/qif_op/eta");
+    let lanes = 3;
+    let mut p = default_params(&c, lanes);
+    p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&[-5.0, 0.0, 4.0]);
+    let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
+    for method in [Method::Euler, Method::Rk4] {
+        let config = cfg(method, 2.0, 1e-3, Some(1e-2));
+        let fused = simulate(&kc, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
+        let stepped = simulate(&kr, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
+        assert_eq!(fused.time, stepped.time);
+        for (x, y) in fused.data.iter().zip(&stepped.data) {
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-3), "{method:?}: {x} vs {y}");
+        }
+        for l in 0..lanes {
+            let mut p1 = default_params(&c, 1);
+            p1[eta] = p[eta * lanes + l];
+            let one = simulate(&kc, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
+            for o in 0..outputs.len() {
+                assert_bitwise_eq(fused.trace(o, l), one.trace(o, 0));
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_c_path_marks_divergence_at_the_exact_step() {
+    // The stretch in which a lane diverges is replayed step by step: the mark equals the
+    // stepwise reference path's, and the healthy lanes equal their single runs bit for bit.
+    let c = blow_up();
+    let kc = compile_c(&c);
+    let kr = compile(&c, Precision::F64);
+    let cs = [-1.0, 1.0, 0.25];
+    let config = cfg(Method::Rk4, 1.5, 1e-3, Some(5e-2));
+    let x = [out(&c, "n/op/x")];
+    let fused = simulate(&kc, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
+    let stepped = simulate(&kr, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
+    assert_eq!(fused.status, stepped.status);
+    assert!(matches!(fused.status[1], PointStatus::NonFinite { .. }));
+    for l in [0, 2] {
+        let one = simulate(&kc, &config, &[], &x, &[cs[l]], &[1.0], 1).expect("run");
+        assert_bitwise_eq(fused.trace(0, l), one.trace(0, 0));
+    }
+    let n_ok = fused.time.iter().filter(|t| **t < 0.95).count();
+    assert!(fused.trace(0, 1)[..n_ok].iter().all(|v| v.is_finite()));
+    assert!(fused.trace(0, 1)[n_ok + 2..].iter().all(|v| v.is_nan()));
+}
+
+#[test]
+fn compiled_back_ends_through_solver_hooks_match_reference() {
+    // Delays and noise reach the solver through KernelCtx hooks from generated code too: the
+    // JIT and C kernels, stepped by every method, agree with the reference kernel to 1e-12
+    // relative (the back ends' contract) on a delayed, noisy, time-dependent model.
+    let mut b = Builder::new("hooks");
+    let x = b.var("n/op/x", VarKind::State, 1.0);
+    let d = b.var("n/op/d", VarKind::Param, 0.3);
+    let de = b.v(d);
+    let past = b.c.add_expr(Expr::Past(x, de));
+    let np = b.neg(past);
+    let noise = b.c.add_expr(Expr::Randn);
+    let s = b.k(0.1);
+    let sn = b.mul(s, noise);
+    let tt = b.c.add_expr(Expr::Time);
+    let sin = b.call(crate::model::Func::Sin, vec![tt]);
+    let r1 = b.add(np, sn);
+    let rhs = b.add(r1, sin);
+    b.ode(x, rhs);
+    let c = b.c;
+    let kr = compile(&c, Precision::F64);
+    let kj = Kernel::compile(
+        &c,
+        &KernelOptions {
+            backend: Backend::Jit,
+            ..KernelOptions::default()
+        },
+    )
+    .expect("jit");
+    let kc = compile_c(&c);
+    let lanes = 3;
+    let p = [0.3, 0.5, 0.7];
+    let outputs = [out(&c, "n/op/x")];
+    for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
+        let config = cfg(method, 2.0, 1e-2, Some(5e-2));
+        let want = simulate(&kr, &config, &[], &outputs, &p, &[1.0; 3], lanes).expect("run");
+        for k in [&kj, &kc] {
+            let got = simulate(k, &config, &[], &outputs, &p, &[1.0; 3], lanes).expect("run");
+            for (x, y) in got.data.iter().zip(&want.data) {
+                assert!(
+                    (x - y).abs() <= 1e-12 * y.abs().max(1e-3),
+                    "{:?} {method:?}: {x} vs {y}",
+                    k.backend()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rk45_masked_block_equals_lane_by_lane_bitwise() {
+    // The masked block stepper (all lanes per kernel call, each with its own t and h) does the
+    // same arithmetic per lane as the lane-by-lane stepper: identical bits and counts, also
+    // with a lane that fails (a NaN parameter) beside healthy ones.
+    let (c, _) = test_models::reference_circuit();
+    let k = compile(&c, Precision::F64);
+    let eta = slot_of(&c, "PC/qif_op/eta");
+    let lanes = 4;
+    let mut p = default_params(&c, lanes);
+    p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&[-5.0, 0.0, f64::NAN, 4.0]);
+    let init = default_init(&c, lanes);
+    let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
+    let config = cfg(Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, 2.0, 1e-3, Some(1e-2));
+    let block = Block {
+        first_point: 0,
+        lanes,
+        params: &p,
+        init: &init,
+    };
+    let prep = prepare(&k, &config, &[], &outputs, &block).expect("valid");
+    let tol = adaptive::Tolerance { rtol: 1e-6, atol: 1e-9 };
+    let mut masked = MemorySink::default();
+    let (s1, n1) = adaptive::run_masked::<f64>(&k, &prep, &block, tol, &mut masked);
+    let mut lanewise = MemorySink::default();
+    let (s2, n2) = adaptive::run_stats::<f64>(&k, &prep, &block, tol, &mut lanewise, &RunOptions::default());
+    assert_eq!(s1, s2);
+    assert_eq!(n1, n2);
+    assert!(
+        matches!(s1[2], PointStatus::StepTooSmall { .. } | PointStatus::NonFinite { .. }),
+        "{s1:?}"
+    );
+    assert_eq!(s1[0], PointStatus::Ok);
+    assert_eq!(masked.time, lanewise.time);
+    assert_bitwise_eq(&masked.values, &lanewise.values);
 }

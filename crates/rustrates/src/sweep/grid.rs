@@ -28,11 +28,7 @@ pub enum GridError {
         .lengths.iter().map(|(k, n)| format!("'{k}': {n}")).collect::<Vec<_>>().join(", "))]
     UnequalLengths { lengths: Vec<(String, usize)> },
     #[error("param_grid row {row} has {found} values; expected {expected} (one per key)")]
-    RowLength {
-        row: usize,
-        found: usize,
-        expected: usize,
-    },
+    RowLength { row: usize, found: usize, expected: usize },
     #[error("param_grid key '{key}' appears twice")]
     DuplicateKey { key: String },
 }
@@ -40,10 +36,7 @@ pub enum GridError {
 impl Grid {
     /// From `{key: values}`: the Cartesian product in PyRates' order when `permute`, else the
     /// values zipped (all lists must have the same length).
-    pub fn from_values(
-        values: &IndexMap<String, Vec<f64>>,
-        permute: bool,
-    ) -> Result<Grid, GridError> {
+    pub fn from_values(values: &IndexMap<String, Vec<f64>>, permute: bool) -> Result<Grid, GridError> {
         let keys: Vec<String> = values.keys().cloned().collect();
         let lists: Vec<&Vec<f64>> = values.values().collect();
         if !permute {
@@ -123,11 +116,7 @@ impl Grid {
         let n = columns.first().map_or(0, Vec::len);
         if keys.len() != columns.len() || columns.iter().any(|c| c.len() != n) {
             return Err(GridError::UnequalLengths {
-                lengths: keys
-                    .iter()
-                    .cloned()
-                    .zip(columns.iter().map(Vec::len))
-                    .collect(),
+                lengths: keys.iter().cloned().zip(columns.iter().map(Vec::len)).collect(),
             });
         }
         Ok(Grid {
@@ -158,19 +147,13 @@ impl Grid {
     }
     /// PyRates' labels: `{circuit_name}_{i}`.
     pub fn labels(&self, circuit_name: &str) -> Vec<String> {
-        (0..self.n_points)
-            .map(|i| format!("{circuit_name}_{i}"))
-            .collect()
+        (0..self.n_points).map(|i| format!("{circuit_name}_{i}")).collect()
     }
     /// The sub-grid of points `range` (a chunk), keeping key order.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Grid {
         Grid {
             keys: self.keys.clone(),
-            columns: self
-                .columns
-                .iter()
-                .map(|c| c[range.clone()].to_vec())
-                .collect(),
+            columns: self.columns.iter().map(|c| c[range.clone()].to_vec()).collect(),
             n_points: range.len(),
         }
     }
@@ -181,10 +164,7 @@ mod tests {
     use super::*;
 
     fn map(entries: &[(&str, &[f64])]) -> IndexMap<String, Vec<f64>> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_vec()))
-            .collect()
+        entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
     }
 
     fn rows(g: &Grid) -> Vec<Vec<f64>> {
@@ -197,8 +177,7 @@ mod tests {
     // np.stack(np.meshgrid(a, b[, c]), -1).reshape(-1, k).tolist()
     #[test]
     fn grid_permute_two_keys_matches_numpy_meshgrid() {
-        let g =
-            Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.])]), true).unwrap();
+        let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.])]), true).unwrap();
         let numpy = [[1, 10], [2, 10], [1, 20], [2, 20], [1, 30], [2, 30]];
         let expected: Vec<Vec<f64>> = numpy
             .iter()
@@ -214,11 +193,7 @@ mod tests {
     #[test]
     fn grid_permute_three_keys_matches_numpy_meshgrid() {
         let g = Grid::from_values(
-            &map(&[
-                ("a", &[1., 2.]),
-                ("b", &[10., 20., 30.]),
-                ("c", &[100., 200.]),
-            ]),
+            &map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.]), ("c", &[100., 200.])]),
             true,
         )
         .unwrap();
@@ -246,22 +221,16 @@ mod tests {
 
     #[test]
     fn grid_zip_two_and_three_keys_pairs_rows() {
-        let g =
-            Grid::from_values(&map(&[("a", &[1., 2., 3.]), ("b", &[4., 5., 6.])]), false).unwrap();
+        let g = Grid::from_values(&map(&[("a", &[1., 2., 3.]), ("b", &[4., 5., 6.])]), false).unwrap();
         assert_eq!(rows(&g), vec![vec![1., 4.], vec![2., 5.], vec![3., 6.]]);
-        let g = Grid::from_values(
-            &map(&[("a", &[1., 2.]), ("b", &[4., 5.]), ("c", &[7., 8.])]),
-            false,
-        )
-        .unwrap();
+        let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[4., 5.]), ("c", &[7., 8.])]), false).unwrap();
         assert_eq!(rows(&g), vec![vec![1., 4., 7.], vec![2., 5., 8.]]);
         assert_eq!(g.labels("M"), ["M_0", "M_1"]);
     }
 
     #[test]
     fn grid_zip_unequal_lengths_names_keys_and_lengths() {
-        let err = Grid::from_values(&map(&[("eta", &[1., 2., 3.]), ("tau", &[4., 5.])]), false)
-            .unwrap_err();
+        let err = Grid::from_values(&map(&[("eta", &[1., 2., 3.]), ("tau", &[4., 5.])]), false).unwrap_err();
         assert_eq!(
             err,
             GridError::UnequalLengths {
@@ -269,16 +238,12 @@ mod tests {
             }
         );
         let msg = err.to_string();
-        assert!(
-            msg.contains("'eta': 3") && msg.contains("'tau': 2"),
-            "{msg}"
-        );
+        assert!(msg.contains("'eta': 3") && msg.contains("'tau': 2"), "{msg}");
     }
 
     #[test]
     fn grid_from_rows_bad_row_is_error() {
-        let err =
-            Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3.]]).unwrap_err();
+        let err = Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3.]]).unwrap_err();
         assert_eq!(
             err,
             GridError::RowLength {
@@ -287,8 +252,7 @@ mod tests {
                 expected: 2
             }
         );
-        let g =
-            Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3., 4.]]).unwrap();
+        let g = Grid::from_rows(vec!["a".into(), "b".into()], &[vec![1., 2.], vec![3., 4.]]).unwrap();
         assert_eq!(g.column(1), [2., 4.]);
     }
 

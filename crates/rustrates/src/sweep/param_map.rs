@@ -84,12 +84,7 @@ impl ParamMap {
         self
     }
     /// Adds `{key: {vars, edges}}`.
-    pub fn edges(
-        mut self,
-        key: &str,
-        vars: &[&str],
-        edges: &[(&str, &str, Option<usize>)],
-    ) -> ParamMap {
+    pub fn edges(mut self, key: &str, vars: &[&str], edges: &[(&str, &str, Option<usize>)]) -> ParamMap {
         self.entries.insert(
             key.to_string(),
             MapEntry {
@@ -150,22 +145,14 @@ pub enum ParamMapError {
         var: String,
         available: Vec<String>,
     },
-    #[error(
-        "param_map['{key}']: '{var}' is computed from other variables ({kind:?}) and cannot be set"
-    )]
-    NotSettable {
-        key: String,
-        var: String,
-        kind: VarKind,
-    },
+    #[error("param_map['{key}']: '{var}' is computed from other variables ({kind:?}) and cannot be set")]
+    NotSettable { key: String, var: String, kind: VarKind },
     #[error("param_map['{key}'] lists no variables")]
     NoVars { key: String },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
-    s.as_ref()
-        .map(|s| format!("; did you mean '{s}'?"))
-        .unwrap_or_default()
+    s.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
 }
 
 fn edge_list(existing: &[usize]) -> String {
@@ -183,9 +170,7 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -193,10 +178,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate within a distance of about a third of the name's length.
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let limit = (name.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -217,22 +199,13 @@ impl ResolvedMap {
     pub fn names(&self, circuit: &Circuit) -> Vec<(String, Vec<String>)> {
         self.keys
             .iter()
-            .map(|(k, ids)| {
-                (
-                    k.clone(),
-                    ids.iter().map(|&id| circuit.var(id).name.clone()).collect(),
-                )
-            })
+            .map(|(k, ids)| (k.clone(), ids.iter().map(|&id| circuit.var(id).name.clone()).collect()))
             .collect()
     }
 }
 
 /// Resolves `map` for the grid keys `grid_keys` against the unlowered `circuit`.
-pub fn resolve(
-    map: &ParamMap,
-    grid_keys: &[String],
-    circuit: &Circuit,
-) -> Result<ResolvedMap, ParamMapError> {
+pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Result<ResolvedMap, ParamMapError> {
     let mut keys = Vec::with_capacity(grid_keys.len());
     for key in grid_keys {
         let Some(entry) = map.entries.get(key) else {
@@ -341,12 +314,10 @@ fn resolve_edge(
     circuit: &Circuit,
     ids: &mut Vec<VarId>,
 ) -> Result<(), ParamMapError> {
-    let src_matches = |edge: &crate::model::Edge| {
-        edge.source_node == e.source || circuit.var(edge.source).name == e.source
-    };
-    let tgt_matches = |edge: &crate::model::Edge| {
-        edge.target_node == e.target || circuit.var(edge.target).name == e.target
-    };
+    let src_matches =
+        |edge: &crate::model::Edge| edge.source_node == e.source || circuit.var(edge.source).name == e.source;
+    let tgt_matches =
+        |edge: &crate::model::Edge| edge.target_node == e.target || circuit.var(edge.target).name == e.target;
     for name in [&e.source, &e.target] {
         let known = circuit.nodes.iter().any(|n| n == name) || circuit.find_var(name).is_some();
         if !known {
@@ -423,18 +394,8 @@ pub(crate) mod tests {
         var(&mut c, "IIN/Op_i/r", VarKind::State, Some("IIN"));
         var(&mut c, "IIN/Pro/m", VarKind::Algebraic, Some("IIN"));
         for (s, t, idx) in [("PC", "IIN", 0), ("PC", "IIN", 1), ("IIN", "PC", 0)] {
-            let w = var(
-                &mut c,
-                &format!("edge:{s}->{t}:{idx}/weight"),
-                VarKind::Param,
-                None,
-            );
-            let d = var(
-                &mut c,
-                &format!("edge:{s}->{t}:{idx}/delay"),
-                VarKind::Param,
-                None,
-            );
+            let w = var(&mut c, &format!("edge:{s}->{t}:{idx}/weight"), VarKind::Param, None);
+            let d = var(&mut c, &format!("edge:{s}->{t}:{idx}/delay"), VarKind::Param, None);
             let source = c.find_var(&format!("{s}/Pro/m")).unwrap();
             let target = c.find_var(&format!("{t}/Pro/m")).unwrap();
             c.edges.push(Edge {
@@ -465,10 +426,7 @@ pub(crate) mod tests {
         let r = resolve(&m, &keys(&["eta"]), &c).unwrap();
         assert_eq!(
             names(&c, &r),
-            vec![(
-                "eta".into(),
-                keys(&["PC/Op_e/eta", "PC/Pro/eta", "IIN/Op_i/eta"])
-            )]
+            vec![("eta".into(), keys(&["PC/Op_e/eta", "PC/Pro/eta", "IIN/Op_i/eta"]))]
         );
     }
 

@@ -1,8 +1,8 @@
 //! Per-point summaries of the post-cutoff sampled traces, computed inside the run.
 //!
 //! - `mean`, `std` (population, ddof = 0 as numpy's default), `min`, `max`, `last`, `ptp`
-//!   (max − min) are accumulated sample by sample (Welford for the variance), so they need no
-//!   trace buffer.
+//!   (max − min) are accumulated sample by sample (shifted sums for the variance), so they
+//!   need no trace buffer.
 //! - `dom_freq` and `dom_power` come from the discrete Fourier transform (`rustfft`) of the
 //!   whole post-cutoff sampled trace (n samples at fs = 1/dts) with its mean removed, no
 //!   window and no zero padding. Bins k = 1 … ⌊n/2⌋ are searched; the frequency is k·fs/n, so
@@ -74,26 +74,32 @@ impl Statistic {
     }
 }
 
-/// Streaming moments of one trace.
+/// Streaming moments of one trace: sums of the samples shifted by the first one (no division
+/// per sample, and the shift keeps the variance free of cancellation for traces whose spread
+/// is not tiny next to their offset).
 #[derive(Clone, Copy, Debug)]
 pub struct Moments {
     n: usize,
-    mean: f64,
-    m2: f64,
+    shift: f64,
+    s1: f64,
+    s2: f64,
     min: f64,
     max: f64,
     last: f64,
+    nan: bool,
 }
 
 impl Default for Moments {
     fn default() -> Self {
         Moments {
             n: 0,
-            mean: 0.0,
-            m2: 0.0,
+            shift: 0.0,
+            s1: 0.0,
+            s2: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             last: f64::NAN,
+            nan: false,
         }
     }
 }
@@ -101,34 +107,27 @@ impl Default for Moments {
 impl Moments {
     #[inline]
     pub fn push(&mut self, x: f64) {
-        self.n += 1;
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
-        // NaN must stick: f64::min/max would drop it.
-        self.min = if x < self.min || x.is_nan() {
-            x
-        } else {
-            self.min
-        };
-        self.max = if x > self.max || x.is_nan() {
-            x
-        } else {
-            self.max
-        };
-        if self.min.is_nan() || self.max.is_nan() {
-            self.min = f64::NAN;
-            self.max = f64::NAN;
+        if self.n == 0 {
+            self.shift = x;
         }
+        self.n += 1;
+        let d = x - self.shift;
+        self.s1 += d;
+        self.s2 += d * d;
+        self.min = if x < self.min { x } else { self.min };
+        self.max = if x > self.max { x } else { self.max };
+        // Comparisons skip NaN, so remember it: a NaN sample makes every statistic NaN.
+        self.nan |= x.is_nan();
         self.last = x;
     }
     pub fn get(&self, s: Statistic) -> f64 {
-        if self.n == 0 {
+        if self.n == 0 || self.nan {
             return f64::NAN;
         }
+        let n = self.n as f64;
         match s {
-            Statistic::Mean => self.mean,
-            Statistic::Std => (self.m2 / self.n as f64).sqrt(),
+            Statistic::Mean => self.shift + self.s1 / n,
+            Statistic::Std => ((self.s2 - self.s1 * self.s1 / n) / n).max(0.0).sqrt(),
             Statistic::Min => self.min,
             Statistic::Max => self.max,
             Statistic::Last => self.last,
@@ -138,44 +137,105 @@ impl Moments {
     }
 }
 
-/// A planned FFT of length n plus its scratch, one per block (plans are shared).
-pub struct Spectrum {
+/// A planned transform for traces of `n` samples, shared by all blocks of a sweep.
+///
+/// Even n (the usual case) uses the half-length trick: the real trace is packed as
+/// z_m = x_{2m} + i·x_{2m+1}, one complex FFT of length n/2 is taken, and
+/// X_k = E_k + e^{−2πik/n} O_k with E_k = (Z_k + conj Z_{n/2−k})/2,
+/// O_k = (Z_k − conj Z_{n/2−k})/(2i) — half the work of a full complex transform, and the
+/// result depends on the trace alone (not on which lanes share a block). Odd n takes the
+/// full-length complex transform.
+#[derive(Clone)]
+pub struct SpectrumPlan {
+    n: usize,
     fft: Arc<dyn Fft<f64>>,
+    /// e^{−2πik/n}, k = 0 … n/2 (even n only).
+    twiddle: Arc<[Complex<f64>]>,
+}
+
+/// One block's transform buffers.
+pub struct Spectrum {
+    plan: SpectrumPlan,
     buf: Vec<Complex<f64>>,
     scratch: Vec<Complex<f64>>,
+    /// |X_k|², k = 1 … ⌊n/2⌋ (index k − 1).
+    mag2: Vec<f64>,
 }
 
 impl Spectrum {
-    pub fn plan(n: usize) -> Arc<dyn Fft<f64>> {
-        FftPlanner::new().plan_fft_forward(n)
-    }
-    pub fn new(fft: Arc<dyn Fft<f64>>) -> Spectrum {
-        let n = fft.len();
-        let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        Spectrum {
-            fft,
-            buf: vec![Complex::default(); n],
-            scratch,
+    pub fn plan(n: usize) -> SpectrumPlan {
+        let mut planner = FftPlanner::new();
+        if n >= 2 && n.is_multiple_of(2) {
+            let twiddle = (0..=n / 2)
+                .map(|k| Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * k as f64 / n as f64))
+                .collect();
+            SpectrumPlan {
+                n,
+                fft: planner.plan_fft_forward(n / 2),
+                twiddle,
+            }
+        } else {
+            SpectrumPlan {
+                n,
+                fft: planner.plan_fft_forward(n),
+                twiddle: Arc::from(Vec::new()),
+            }
         }
     }
-    /// `(dominant frequency, its power)` of `x` (strided: `x[i * stride]`, `len` samples) at
-    /// sampling step `dts`. See the module docs for the definitions.
+    pub fn new(plan: SpectrumPlan) -> Spectrum {
+        let len = plan.fft.len();
+        let scratch = vec![Complex::default(); plan.fft.get_inplace_scratch_len()];
+        let n = plan.n;
+        Spectrum {
+            plan,
+            buf: vec![Complex::default(); len],
+            scratch,
+            mag2: vec![0.0; n / 2],
+        }
+    }
+
+    /// Fills `mag2` with |X_k|² of the mean-removed trace `x(0) … x(n−1)`.
+    fn transform(&mut self, x: impl Fn(usize) -> f64) {
+        let n = self.plan.n;
+        let mean = (0..n).map(&x).sum::<f64>() / n as f64;
+        if self.plan.twiddle.is_empty() {
+            for (i, b) in self.buf.iter_mut().enumerate() {
+                *b = Complex::new(x(i) - mean, 0.0);
+            }
+            self.plan.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+            for (k, m) in self.mag2.iter_mut().enumerate() {
+                *m = self.buf[k + 1].norm_sqr();
+            }
+            return;
+        }
+        let half = n / 2;
+        for (m, b) in self.buf.iter_mut().enumerate() {
+            *b = Complex::new(x(2 * m) - mean, x(2 * m + 1) - mean);
+        }
+        self.plan.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        let minus_half_i = Complex::new(0.0, -0.5);
+        for k in 1..=half {
+            let zk = self.buf[k % half];
+            let zc = self.buf[(half - k) % half].conj();
+            let e = (zk + zc) * 0.5;
+            let o = (zk - zc) * minus_half_i;
+            self.mag2[k - 1] = (e + self.plan.twiddle[k] * o).norm_sqr();
+        }
+    }
+
+    /// `(dominant frequency, its power)` of the trace `x(0) … x(n−1)` at sampling step
+    /// `dts`. See the module docs for the definitions.
     pub fn dominant(&mut self, x: impl Fn(usize) -> f64, dts: f64) -> (f64, f64) {
-        let n = self.buf.len();
+        let n = self.plan.n;
         if n < 2 {
             return (f64::NAN, f64::NAN);
         }
-        let mean = (0..n).map(&x).sum::<f64>() / n as f64;
-        for (i, b) in self.buf.iter_mut().enumerate() {
-            *b = Complex::new(x(i) - mean, 0.0);
-        }
-        self.fft
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.transform(x);
         let n2 = (n * n) as f64;
         let (mut best_k, mut best_p) = (0usize, 0.0f64);
         for k in 1..=n / 2 {
             let one_sided = if 2 * k == n { 1.0 } else { 2.0 };
-            let p = one_sided * self.buf[k].norm_sqr() / n2;
+            let p = one_sided * self.mag2[k - 1] / n2;
             if p.is_nan() {
                 return (f64::NAN, f64::NAN);
             }
@@ -195,13 +255,11 @@ mod tests {
     #[test]
     fn moments_random_trace_matches_two_pass_numpy_formulas() {
         // A deterministic pseudo-random trace (LCG), statistics by the textbook two-pass
-        // formulas numpy uses; Welford agrees to rounding (1e-12 relative).
+        // formulas numpy uses; the shifted sums agree to rounding (1e-12 relative).
         let mut s = 12345u64;
         let xs: Vec<f64> = (0..1000)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 (s >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 3.0
             })
             .collect();
@@ -225,11 +283,7 @@ mod tests {
         for x in [1.0, f64::NAN, 3.0] {
             m.push(x);
         }
-        assert!(
-            m.get(Statistic::Min).is_nan()
-                && m.get(Statistic::Max).is_nan()
-                && m.get(Statistic::Mean).is_nan()
-        );
+        assert!(m.get(Statistic::Min).is_nan() && m.get(Statistic::Max).is_nan() && m.get(Statistic::Mean).is_nan());
     }
 
     #[test]
@@ -248,14 +302,10 @@ mod tests {
     fn spectrum_powers_sum_to_variance() {
         // Parseval: Σ_k power_k = population variance; checked by summing every bin here.
         let n = 257usize;
-        let xs: Vec<f64> = (0..n)
-            .map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos())
-            .collect();
+        let xs: Vec<f64> = (0..n).map(|i| ((i * i) % 17) as f64 + (i as f64 * 0.3).cos()).collect();
         let mut sp = Spectrum::new(Spectrum::plan(n));
         sp.dominant(|i| xs[i], 1.0);
-        let total: f64 = (1..=n / 2)
-            .map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64)
-            .sum();
+        let total: f64 = (1..=n / 2).map(|k| 2.0 * sp.buf[k].norm_sqr() / (n * n) as f64).sum();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!((total - var).abs() < 1e-10 * var, "{total} vs {var}");
@@ -265,11 +315,49 @@ mod tests {
     fn spectrum_off_bin_sine_within_one_bin() {
         let (n, dts, f) = (500usize, 2e-3, 7.3);
         let mut sp = Spectrum::new(Spectrum::plan(n));
-        let (freq, _) = sp.dominant(
-            |i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(),
-            dts,
-        );
+        let (freq, _) = sp.dominant(|i| (2.0 * std::f64::consts::PI * f * i as f64 * dts).sin(), dts);
         let bin = 1.0 / (n as f64 * dts);
         assert!((freq - f).abs() <= bin, "{freq} vs {f} (bin {bin})");
+    }
+
+    #[test]
+    fn spectrum_half_length_trick_equals_naive_dft() {
+        // Even n goes through the packed half-length transform; a naive O(n²) DFT is the
+        // second method. Odd n (full transform) is checked the same way.
+        for n in [300usize, 301] {
+            let x = |i: usize| (i as f64 * 0.37).sin() + 0.1 * ((i * 7) % 5) as f64 + 0.3 * (i as f64 * 1.9).cos();
+            let mut sp = Spectrum::new(Spectrum::plan(n));
+            sp.transform(x);
+            let mean = (0..n).map(x).sum::<f64>() / n as f64;
+            for k in 1..=n / 2 {
+                let (mut re, mut im) = (0.0, 0.0);
+                for i in 0..n {
+                    let w = -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                    re += (x(i) - mean) * w.cos();
+                    im += (x(i) - mean) * w.sin();
+                }
+                let naive = re * re + im * im;
+                assert!(
+                    (sp.mag2[k - 1] - naive).abs() < 1e-9 * naive.max(1.0),
+                    "n {n} k {k}: {} vs {naive}",
+                    sp.mag2[k - 1]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn moments_large_offset_small_spread_keeps_std() {
+        // 1e6 + 1e-3·sin: naive Σx² − (Σx)²/n would lose every digit of the variance.
+        let xs: Vec<f64> = (0..1000).map(|i| 1e6 + 1e-3 * (i as f64 * 0.1).sin()).collect();
+        let mut m = Moments::default();
+        xs.iter().for_each(|&x| m.push(x));
+        let mean = xs.iter().sum::<f64>() / 1000.0;
+        let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 1000.0).sqrt();
+        assert!(
+            (m.get(Statistic::Std) - std).abs() < 1e-6 * std,
+            "{} vs {std}",
+            m.get(Statistic::Std)
+        );
     }
 }

@@ -64,5 +64,9 @@ pub enum ExprKind {
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `name(args...)`: a function call, or (when `name` is a variable and the single
     /// argument is `t - d`) a delayed access; the model builder decides which.
-    Call { name: String, name_range: TextRange, args: Vec<Expr> },
+    Call {
+        name: String,
+        name_range: TextRange,
+        args: Vec<Expr>,
+    },
 }

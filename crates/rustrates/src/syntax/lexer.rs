@@ -99,14 +99,9 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
                 match problem {
                     Some(NumberProblem::LoneDot) => {
                         diags.push(
-                            Diagnostic::error(
-                                "eq/unexpected-character",
-                                "unexpected character `.`",
-                            )
-                            .with_span(span(start, end))
-                            .with_help(
-                                "a number needs a digit before or after the point: `0.5`, `5.`",
-                            ),
+                            Diagnostic::error("eq/unexpected-character", "unexpected character `.`")
+                                .with_span(span(start, end))
+                                .with_help("a number needs a digit before or after the point: `0.5`, `5.`"),
                         );
                     }
                     Some(NumberProblem::EmptyExponent) => {
@@ -132,11 +127,8 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
                             .with_span(span(start, end)),
                         ),
                         Err(_) => diags.push(
-                            Diagnostic::error(
-                                "eq/malformed-number",
-                                format!("malformed number `{lexeme}`"),
-                            )
-                            .with_span(span(start, end)),
+                            Diagnostic::error("eq/malformed-number", format!("malformed number `{lexeme}`"))
+                                .with_span(span(start, end)),
                         ),
                     },
                 }
@@ -144,9 +136,7 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                 let mut end = i + 1;
-                while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_')
-                {
+                while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
                     end += 1;
                 }
                 (TokenKind::Ident, end - i)
@@ -175,11 +165,8 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
                     .next()
                     .expect("i is on a char boundary: every token ends on one");
                 let end = i + ch.len_utf8();
-                let mut d = Diagnostic::error(
-                    "eq/unexpected-character",
-                    format!("unexpected character `{ch}`"),
-                )
-                .with_span(span(start, end));
+                let mut d = Diagnostic::error("eq/unexpected-character", format!("unexpected character `{ch}`"))
+                    .with_span(span(start, end));
                 if let Some(help) = unexpected_char_help(ch) {
                     d = d.with_help(help);
                 }
@@ -263,10 +250,7 @@ mod tests {
 
     fn kinds(text: &str) -> Vec<TokenKind> {
         let (tokens, diags) = tokenize(text, FileId(0), 0);
-        assert!(
-            diags.is_empty(),
-            "unexpected diagnostics for {text:?}: {diags:?}"
-        );
+        assert!(diags.is_empty(), "unexpected diagnostics for {text:?}: {diags:?}");
         tokens.into_iter().map(|t| t.kind).collect()
     }
 
@@ -294,9 +278,8 @@ mod tests {
         assert_eq!(
             kinds("a**b^c<=d>=e==f!=g<h>i=j'(,)*/+-"),
             vec![
-                Ident, StarStar, Ident, Caret, Ident, Le, Ident, Ge, Ident, EqEq, Ident, Ne, Ident,
-                Lt, Ident, Gt, Ident, Assign, Ident, Prime, LParen, Comma, RParen, Star, Slash,
-                Plus, Minus
+                Ident, StarStar, Ident, Caret, Ident, Le, Ident, Ge, Ident, EqEq, Ident, Ne, Ident, Lt, Ident, Gt,
+                Ident, Assign, Ident, Prime, LParen, Comma, RParen, Star, Slash, Plus, Minus
             ]
         );
     }
@@ -325,9 +308,7 @@ mod tests {
             .collect();
         assert_eq!(spans, [(102, 103), (104, 106)]);
         assert!(diags.iter().all(|d| d.code == "eq/unexpected-character"));
-        assert!(diags
-            .iter()
-            .all(|d| d.span.is_some_and(|s| s.file == FileId(3))));
+        assert!(diags.iter().all(|d| d.span.is_some_and(|s| s.file == FileId(3))));
     }
 
     #[test]

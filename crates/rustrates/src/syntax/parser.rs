@@ -22,13 +22,10 @@ use super::source::{FileId, Span, TextRange};
 /// handful of levels.
 pub const MAX_NESTING: usize = 200;
 
-const HELP_LHS_FORMS: &str =
-    "the left-hand side is `x'`, `d/dt * x`, `dx/dt` (a derivative) or `x` (an assignment)";
-const HELP_FIRST_ORDER: &str =
-    "only first-order derivatives are allowed; write higher orders as a system of \
+const HELP_LHS_FORMS: &str = "the left-hand side is `x'`, `d/dt * x`, `dx/dt` (a derivative) or `x` (an assignment)";
+const HELP_FIRST_ORDER: &str = "only first-order derivatives are allowed; write higher orders as a system of \
      first-order equations, e.g. `x' = y` and `y' = ...`";
-const HELP_IMPLICIT_MUL: &str =
-    "multiplication must be written explicitly, e.g. `2*x` rather than `2x` or `2 x`";
+const HELP_IMPLICIT_MUL: &str = "multiplication must be written explicitly, e.g. `2*x` rather than `2x` or `2 x`";
 
 /// Parse one equation, e.g. `d/dt * r = (delta/(pi*tau) + 2.*r*v)/tau`.
 ///
@@ -42,11 +39,7 @@ pub fn parse_equation(text: &str, file: FileId, offset: u32) -> Result<Equation,
     let ctx = Ctx { text, file, offset };
     let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
         return Err(ctx
-            .error(
-                "eq/empty-equation",
-                TextRange::new(0, len_u32(text)),
-                "empty equation",
-            )
+            .error("eq/empty-equation", TextRange::new(0, len_u32(text)), "empty equation")
             .with_help("write an equation such as `x' = -x/tau` or `y = 2*x`")
             .into());
     };
@@ -88,25 +81,15 @@ pub fn parse_equation(text: &str, file: FileId, offset: u32) -> Result<Equation,
     let rhs_tokens = &tokens[eq_idx + 1..];
     let rhs = if rhs_tokens.is_empty() {
         diags.push(
-            ctx.error(
-                "eq/empty-expression",
-                eq_tok.range,
-                "missing right-hand side after `=`",
-            )
-            .with_help("write the expression the variable equals or changes by"),
+            ctx.error("eq/empty-expression", eq_tok.range, "missing right-hand side after `=`")
+                .with_help("write the expression the variable equals or changes by"),
         );
         None
     } else {
-        parse_tokens(&ctx, rhs_tokens)
-            .map_err(|d| diags.extend(d))
-            .ok()
+        parse_tokens(&ctx, rhs_tokens).map_err(|d| diags.extend(d)).ok()
     };
     match (lhs, rhs) {
-        (Some(lhs), Some(rhs)) if diags.is_empty() => Ok(Equation {
-            lhs,
-            rhs,
-            range: whole,
-        }),
+        (Some(lhs), Some(rhs)) if diags.is_empty() => Ok(Equation { lhs, rhs, range: whole }),
         _ => Err(diags),
     }
 }
@@ -144,18 +127,11 @@ impl Ctx<'_> {
             range: range.offset(self.offset),
         }
     }
-    fn error(
-        &self,
-        code: &'static str,
-        range: TextRange,
-        message: impl Into<String>,
-    ) -> Diagnostic {
+    fn error(&self, code: &'static str, range: TextRange, message: impl Into<String>) -> Diagnostic {
         Diagnostic::error(code, message).with_span(self.span(range))
     }
     fn slice(&self, range: TextRange) -> &str {
-        self.text
-            .get(range.start as usize..range.end as usize)
-            .unwrap_or("")
+        self.text.get(range.start as usize..range.end as usize).unwrap_or("")
     }
     /// A token as it reads in a message: ``the name `x` ``, `` `*` ``.
     fn describe(&self, tok: Token) -> String {
@@ -175,12 +151,8 @@ fn parse_lhs(ctx: &Ctx<'_>, toks: &[Token], eq_tok: Token) -> PResult<Lhs> {
     use TokenKind::{Caret, Ident, LParen, Prime, RParen, Slash, Star, StarStar};
     let (Some(first), Some(last)) = (toks.first(), toks.last()) else {
         return Err(Box::new(
-            ctx.error(
-                "eq/invalid-lhs",
-                eq_tok.range,
-                "missing the variable before `=`",
-            )
-            .with_help(HELP_LHS_FORMS),
+            ctx.error("eq/invalid-lhs", eq_tok.range, "missing the variable before `=`")
+                .with_help(HELP_LHS_FORMS),
         ));
     };
     let whole = first.range.cover(last.range);
@@ -288,16 +260,11 @@ fn parse_tokens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<Expr, Diagnostics> {
     };
     let (expr, _) = p.expr(0).map_err(|d| Diagnostics::from(*d))?;
     if let Some(tok) = p.peek() {
-        let last = tokens
-            .last()
-            .expect("peek found a token, so the slice is non-empty");
+        let last = tokens.last().expect("peek found a token, so the slice is non-empty");
         let mut d = ctx.error(
             "eq/trailing-input",
             tok.range.cover(last.range),
-            format!(
-                "unexpected {} after a complete expression",
-                ctx.describe(tok)
-            ),
+            format!("unexpected {} after a complete expression", ctx.describe(tok)),
         );
         if let Some(help) = juxtaposition_help(tok.kind) {
             d = d.with_help(help);
@@ -325,9 +292,9 @@ fn check_parens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<(), Diagnostics> {
             _ => {}
         }
     }
-    let end = tokens.last().map_or(TextRange::default(), |t| {
-        TextRange::new(t.range.end, t.range.end)
-    });
+    let end = tokens
+        .last()
+        .map_or(TextRange::default(), |t| TextRange::new(t.range.end, t.range.end));
     for r in open {
         diags.push(
             ctx.error("eq/unbalanced-paren", r, "unclosed `(`")
@@ -345,9 +312,7 @@ fn check_parens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<(), Diagnostics> {
 fn juxtaposition_help(kind: TokenKind) -> Option<&'static str> {
     match kind {
         TokenKind::Ident | TokenKind::Number(_) | TokenKind::LParen => Some(HELP_IMPLICIT_MUL),
-        TokenKind::Prime => {
-            Some("`'` marks a derivative and belongs only on the left-hand side: `x' = ...`")
-        }
+        TokenKind::Prime => Some("`'` marks a derivative and belongs only on the left-hand side: `x' = ...`"),
         TokenKind::Assign => Some("an expression cannot contain `=`; compare values with `==`"),
         _ => None,
     }
@@ -440,15 +405,9 @@ impl Parser<'_, '_> {
                 if let Some(first) = prev_cmp {
                     return Err(Box::new(
                         self.ctx
-                            .error(
-                                "eq/chained-comparison",
-                                tok.range,
-                                "comparisons cannot be chained",
-                            )
+                            .error("eq/chained-comparison", tok.range, "comparisons cannot be chained")
                             .with_label(self.ctx.span(first), "first comparison here")
-                            .with_help(
-                                "parenthesize the comparison meant first, e.g. `(a < b) < c`",
-                            ),
+                            .with_help("parenthesize the comparison meant first, e.g. `(a < b) < c`"),
                     ));
                 }
                 prev_cmp = Some(tok.range);
@@ -518,11 +477,7 @@ impl Parser<'_, '_> {
                 if let Some(close) = self.peek().filter(|t| t.kind == TokenKind::RParen) {
                     return Err(Box::new(
                         self.ctx
-                            .error(
-                                "eq/empty-expression",
-                                tok.range.cover(close.range),
-                                "empty parentheses",
-                            )
+                            .error("eq/empty-expression", tok.range.cover(close.range), "empty parentheses")
                             .with_help("put an expression inside the parentheses or remove them"),
                     ));
                 }
@@ -531,33 +486,20 @@ impl Parser<'_, '_> {
                 Ok((inner, tok.range.cover(close.range)))
             }
             _ => {
-                let prev = self
-                    .pos
-                    .checked_sub(2)
-                    .and_then(|i| self.tokens.get(i))
-                    .copied();
+                let prev = self.pos.checked_sub(2).and_then(|i| self.tokens.get(i)).copied();
                 let found = self.ctx.describe(tok);
                 let message = match prev {
-                    Some(p)
-                        if infix(p.kind).is_some()
-                            || p.kind == TokenKind::Comma
-                            || p.kind == TokenKind::LParen =>
-                    {
-                        format!(
-                            "expected an expression after {}, found {found}",
-                            self.ctx.describe(p)
-                        )
+                    Some(p) if infix(p.kind).is_some() || p.kind == TokenKind::Comma || p.kind == TokenKind::LParen => {
+                        format!("expected an expression after {}, found {found}", self.ctx.describe(p))
                     }
                     _ => format!("expected an expression, found {found}"),
                 };
                 let mut d = self.ctx.error("eq/syntax", tok.range, message);
                 if let Some(help) = match tok.kind {
-                    TokenKind::Prime => Some(
-                        "`'` marks a derivative and belongs only on the left-hand side: `x' = ...`",
-                    ),
-                    TokenKind::Assign => {
-                        Some("an expression cannot contain `=`; compare values with `==`")
+                    TokenKind::Prime => {
+                        Some("`'` marks a derivative and belongs only on the left-hand side: `x' = ...`")
                     }
+                    TokenKind::Assign => Some("an expression cannot contain `=`; compare values with `==`"),
                     _ => None,
                 } {
                     d = d.with_help(help);
@@ -599,11 +541,7 @@ impl Parser<'_, '_> {
         let range = name_range.cover(close.range);
         Ok((
             Expr {
-                kind: ExprKind::Call {
-                    name,
-                    name_range,
-                    args,
-                },
+                kind: ExprKind::Call { name, name_range, args },
                 range,
             },
             range,
@@ -619,10 +557,7 @@ impl Parser<'_, '_> {
                 let mut d = self.ctx.error(
                     "eq/syntax",
                     t.range,
-                    format!(
-                        "expected an operator or {expected}, found {}",
-                        self.ctx.describe(t)
-                    ),
+                    format!("expected an operator or {expected}, found {}", self.ctx.describe(t)),
                 );
                 if let Some(help) = juxtaposition_help(t.kind) {
                     d = d.with_help(help);
@@ -737,16 +672,10 @@ mod tests {
         };
         // A parenthesized node's own range excludes the parentheses.
         assert_eq!(l.range, TextRange::new(1, 6));
-        let ExprKind::Call {
-            name_range, args, ..
-        } = &r.kind
-        else {
+        let ExprKind::Call { name_range, args, .. } = &r.kind else {
             panic!("expected a call, got {r:?}")
         };
-        assert_eq!(
-            (r.range, *name_range),
-            (TextRange::new(10, 17), TextRange::new(10, 11))
-        );
+        assert_eq!((r.range, *name_range), (TextRange::new(10, 17), TextRange::new(10, 11)));
         assert_eq!(args[1].range, TextRange::new(15, 16));
     }
 
@@ -831,16 +760,8 @@ mod tests {
             ("x = a'", "eq/trailing-input", "'"),
             ("x = a < b < c", "eq/chained-comparison", "<"),
             ("x'' = -x", "eq/higher-order-derivative", "x''"),
-            (
-                "d/dt * d/dt * x = -x",
-                "eq/higher-order-derivative",
-                "d/dt * d/dt * x",
-            ),
-            (
-                "d^2/dt^2 * x = -x",
-                "eq/higher-order-derivative",
-                "d^2/dt^2 * x",
-            ),
+            ("d/dt * d/dt * x = -x", "eq/higher-order-derivative", "d/dt * d/dt * x"),
+            ("d^2/dt^2 * x = -x", "eq/higher-order-derivative", "d^2/dt^2 * x"),
             ("d2x/dt2 = -x", "eq/higher-order-derivative", "d2x/dt2"),
             ("d/dt = 1", "eq/invalid-lhs", "d/dt"),
             ("d/dt * (x + y) = 1", "eq/invalid-lhs", "d/dt * (x + y)"),
@@ -851,11 +772,7 @@ mod tests {
         ];
         for (text, code, under) in cases {
             let d = eq_err(text, 1000);
-            assert_eq!(
-                (d.code, span_text(text, &d, 1000)),
-                (code, under),
-                "{text}: {d:?}"
-            );
+            assert_eq!((d.code, span_text(text, &d, 1000)), (code, under), "{text}: {d:?}");
         }
     }
 
@@ -896,11 +813,7 @@ mod tests {
             "eq/too-deeply-nested"
         );
         // Just inside the limit parses.
-        let ok = format!(
-            "{}x{}",
-            "(".repeat(MAX_NESTING - 1),
-            ")".repeat(MAX_NESTING - 1)
-        );
+        let ok = format!("{}x{}", "(".repeat(MAX_NESTING - 1), ")".repeat(MAX_NESTING - 1));
         assert_eq!(sexp(&expr(&ok)), "x");
     }
 
@@ -916,26 +829,15 @@ mod tests {
         if let Ok(e) = parse_equation(text, FileId(0), 0) {
             let printed = print_equation(&e);
             match parse_equation(&printed, FileId(0), 0) {
-                Ok(b)
-                    if b.lhs.kind == e.lhs.kind
-                        && b.lhs.name == e.lhs.name
-                        && same_tree(&b.rhs, &e.rhs) => {}
-                other => {
-                    return Err(format!(
-                        "{text:?} printed as {printed:?} reparsed as {other:?}"
-                    ))
-                }
+                Ok(b) if b.lhs.kind == e.lhs.kind && b.lhs.name == e.lhs.name && same_tree(&b.rhs, &e.rhs) => {}
+                other => return Err(format!("{text:?} printed as {printed:?} reparsed as {other:?}")),
             }
         }
         if let Ok(e) = parse_expr(text, FileId(0), 0) {
             let printed = print_expr(&e);
             match parse_expr(&printed, FileId(0), 0) {
                 Ok(b) if same_tree(&b, &e) => {}
-                other => {
-                    return Err(format!(
-                        "{text:?} printed as {printed:?} reparsed as {other:?}"
-                    ))
-                }
+                other => return Err(format!("{text:?} printed as {printed:?} reparsed as {other:?}")),
             }
         }
         Ok(())
@@ -1004,14 +906,11 @@ mod fuzz {
     const NUMBERS: &[&str] = &[
         "0", "2", "2.", ".5", "1e-3", "1.5E+2", "007", "3.25", "1e308", "4.9e-324", "0.1",
     ];
-    const BINOPS: &[&str] = &[
-        "+", "-", "*", "/", "**", "^", "<", "<=", ">", ">=", "==", "!=",
-    ];
+    const BINOPS: &[&str] = &["+", "-", "*", "/", "**", "^", "<", "<=", ">", ">=", "==", "!="];
     const SPACES: &[&str] = &["", "", " ", "  ", "\t", "\n"];
     const SOUP: &[&str] = &[
-        "x", "d", "dt", "d/dt", "'", "=", "==", "(", ")", ",", "+", "-", "*", "**", "/", "^", "<",
-        ">=", "!", "!=", "2", ".", "e", "1e", "E+", " ", "\n", "é", "τ", "$", "[", "\0",
-        "\u{feff}", "😀",
+        "x", "d", "dt", "d/dt", "'", "=", "==", "(", ")", ",", "+", "-", "*", "**", "/", "^", "<", ">=", "!", "!=",
+        "2", ".", "e", "1e", "E+", " ", "\n", "é", "τ", "$", "[", "\0", "\u{feff}", "😀",
     ];
 
     fn gen_expr(rng: &mut Rng, depth: usize, out: &mut String) {
@@ -1128,11 +1027,8 @@ mod fuzz {
             ExprKind::Number(_) | ExprKind::Ident(_) => true,
             ExprKind::Unary(_, x) => expr_ranges_ok(text, x),
             ExprKind::Binary(_, a, b) => expr_ranges_ok(text, a) && expr_ranges_ok(text, b),
-            ExprKind::Call {
-                name_range, args, ..
-            } => {
-                in_bounds(text, name_range.start, name_range.end)
-                    && args.iter().all(|a| expr_ranges_ok(text, a))
+            ExprKind::Call { name_range, args, .. } => {
+                in_bounds(text, name_range.start, name_range.end) && args.iter().all(|a| expr_ranges_ok(text, a))
             }
         }
     }
@@ -1147,21 +1043,14 @@ mod fuzz {
         let file = sources.add("fuzz.yaml", file_text.clone());
         let offset = u32::try_from(prefix.len()).map_err(|e| e.to_string())?;
         let span_ok = |s: &Span| {
-            s.file == file
-                && s.range.start >= offset
-                && in_bounds(text, s.range.start - offset, s.range.end - offset)
+            s.file == file && s.range.start >= offset && in_bounds(text, s.range.start - offset, s.range.end - offset)
         };
         let check_diags = |ds: &Diagnostics| -> Result<(), String> {
             if ds.is_empty() {
                 return Err("an error without diagnostics".into());
             }
             for d in ds.iter() {
-                if !d
-                    .span
-                    .iter()
-                    .chain(d.labels.iter().map(|l| &l.span))
-                    .all(span_ok)
-                {
+                if !d.span.iter().chain(d.labels.iter().map(|l| &l.span)).all(span_ok) {
                     return Err(format!("span outside the input: {d:?}"));
                 }
             }
@@ -1172,22 +1061,13 @@ mod fuzz {
 
         match parse_equation(text, file, offset) {
             Ok(eq) => {
-                if !expr_ranges_ok(text, &eq.rhs)
-                    || !in_bounds(text, eq.lhs.range.start, eq.lhs.range.end)
-                {
+                if !expr_ranges_ok(text, &eq.rhs) || !in_bounds(text, eq.lhs.range.start, eq.lhs.range.end) {
                     return Err(format!("AST range outside the input: {eq:?}"));
                 }
                 let printed = print_equation(&eq);
                 match parse_equation(&printed, file, 0) {
-                    Ok(b)
-                        if b.lhs.kind == eq.lhs.kind
-                            && b.lhs.name == eq.lhs.name
-                            && same_tree(&b.rhs, &eq.rhs) => {}
-                    other => {
-                        return Err(format!(
-                            "round trip: printed {printed:?}, reparsed {other:?}"
-                        ))
-                    }
+                    Ok(b) if b.lhs.kind == eq.lhs.kind && b.lhs.name == eq.lhs.name && same_tree(&b.rhs, &eq.rhs) => {}
+                    other => return Err(format!("round trip: printed {printed:?}, reparsed {other:?}")),
                 }
             }
             Err(ds) => check_diags(&ds)?,
@@ -1200,11 +1080,7 @@ mod fuzz {
                 let printed = print_expr(&e);
                 match parse_expr(&printed, file, 0) {
                     Ok(b) if same_tree(&b, &e) => {}
-                    other => {
-                        return Err(format!(
-                            "round trip: printed {printed:?}, reparsed {other:?}"
-                        ))
-                    }
+                    other => return Err(format!("round trip: printed {printed:?}, reparsed {other:?}")),
                 }
             }
             Err(ds) => check_diags(&ds)?,

@@ -143,14 +143,9 @@ pub fn same_tree(a: &Expr, b: &Expr) -> bool {
         (ExprKind::Binary(o1, l1, r1), ExprKind::Binary(o2, l2, r2)) => {
             o1 == o2 && same_tree(l1, l2) && same_tree(r1, r2)
         }
-        (
-            ExprKind::Call {
-                name: n1, args: a1, ..
-            },
-            ExprKind::Call {
-                name: n2, args: a2, ..
-            },
-        ) => n1 == n2 && a1.len() == a2.len() && a1.iter().zip(a2).all(|(x, y)| same_tree(x, y)),
+        (ExprKind::Call { name: n1, args: a1, .. }, ExprKind::Call { name: n2, args: a2, .. }) => {
+            n1 == n2 && a1.len() == a2.len() && a1.iter().zip(a2).all(|(x, y)| same_tree(x, y))
+        }
         _ => false,
     }
 }
@@ -232,11 +227,7 @@ mod tests {
             123_456_789.012_345_68,
         ] {
             let back = parse(&print_expr(&n(v)));
-            assert!(
-                same_tree(&back, &n(v)),
-                "{v:?} printed as {}",
-                print_expr(&n(v))
-            );
+            assert!(same_tree(&back, &n(v)), "{v:?} printed as {}", print_expr(&n(v)));
         }
     }
 
@@ -260,8 +251,7 @@ mod tests {
         };
         assert_eq!(print_equation(&d), "d/dt * x = -x / tau");
         assert_eq!(print_equation(&a), "x = -x / tau");
-        let back =
-            parse_equation(&print_equation(&d), FileId(0), 0).expect("printed equations parse");
+        let back = parse_equation(&print_equation(&d), FileId(0), 0).expect("printed equations parse");
         assert_eq!(back.lhs.kind, LhsKind::Derivative);
     }
 
@@ -279,8 +269,7 @@ mod tests {
         prop_oneof![
             0.0..1e6_f64,
             (0u32..1000).prop_map(f64::from),
-            any::<f64>().prop_filter("finite, non-negative", |v| v.is_finite()
-                && v.is_sign_positive()),
+            any::<f64>().prop_filter("finite, non-negative", |v| v.is_finite() && v.is_sign_positive()),
         ]
     }
 
@@ -301,11 +290,7 @@ mod tests {
                 Just(BinOp::Ne),
             ];
             prop_oneof![
-                (
-                    prop_oneof![Just(UnOp::Neg), Just(UnOp::Plus)],
-                    inner.clone()
-                )
-                    .prop_map(|(op, x)| un(op, x)),
+                (prop_oneof![Just(UnOp::Neg), Just(UnOp::Plus)], inner.clone()).prop_map(|(op, x)| un(op, x)),
                 (binop, inner.clone(), inner.clone()).prop_map(|(op, l, r)| bin(op, l, r)),
                 (arb_ident(), prop::collection::vec(inner, 0..=3)).prop_map(|(name, args)| Expr {
                     kind: ExprKind::Call {

@@ -22,10 +22,7 @@ const TAB: &str = "    ";
 /// `code: message` when it has no location. No trailing newline.
 pub fn render_concise(d: &Diagnostic, sources: &SourceMap) -> String {
     let mut out = match d.span.and_then(|s| locate(s, sources)) {
-        Some(loc) => format!(
-            "{}:{}:{}: {}: {}",
-            loc.file.name, loc.line, loc.col, d.code, d.message
-        ),
+        Some(loc) => format!("{}:{}:{}: {}: {}", loc.file.name, loc.line, loc.col, d.code, d.message),
         None => format!("{}: {}", d.code, d.message),
     };
     if !d.path.is_empty() {
@@ -80,19 +77,10 @@ pub fn render_full(d: &Diagnostic, sources: &SourceMap) -> String {
         }
     }
     for (i, &file_id) in files.iter().enumerate() {
-        let mut in_file: Vec<&Mark<'_>> =
-            marks.iter().filter(|m| m.loc.file_id == file_id).collect();
+        let mut in_file: Vec<&Mark<'_>> = marks.iter().filter(|m| m.loc.file_id == file_id).collect();
         let head = in_file[0].loc;
-        let arrow = if i == 0 && primary.is_some() {
-            "-->"
-        } else {
-            ":::"
-        };
-        let _ = write!(
-            out,
-            "\n{pad}{arrow} {}:{}:{}",
-            head.file.name, head.line, head.col
-        );
+        let arrow = if i == 0 && primary.is_some() { "-->" } else { ":::" };
+        let _ = write!(out, "\n{pad}{arrow} {}:{}:{}", head.file.name, head.line, head.col);
         let _ = write!(out, "\n{pad} |");
         in_file.sort_by_key(|m| (m.loc.line, !m.primary, m.loc.col));
         let mut prev_line: Option<usize> = None;
@@ -127,11 +115,7 @@ pub fn render_full(d: &Diagnostic, sources: &SourceMap) -> String {
             let _ = write!(out, "\n{pad} |");
         }
         if let Some(help) = &d.help {
-            let _ = write!(
-                out,
-                "\n{pad} = help: {}",
-                indent_continuation(help, width + 9)
-            );
+            let _ = write!(out, "\n{pad} = help: {}", indent_continuation(help, width + 9));
         }
         if !d.path.is_empty() {
             let _ = write!(out, "\n{pad} = in: {}", d.path);
@@ -199,10 +183,7 @@ fn locate(span: Span, sources: &SourceMap) -> Option<Loc<'_>> {
 
 fn line_text(file: &SourceFile, line: usize) -> &str {
     let (start, end) = file.line_index.line_range(&file.text, line);
-    file.text
-        .get(start..end)
-        .unwrap_or("")
-        .trim_end_matches('\r')
+    file.text.get(start..end).unwrap_or("").trim_end_matches('\r')
 }
 
 fn floor_char_boundary(text: &str, mut i: usize) -> usize {
@@ -214,9 +195,7 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 }
 
 fn display_width(s: &str) -> usize {
-    s.chars()
-        .map(|c| if c == '\t' { TAB.len() } else { 1 })
-        .sum()
+    s.chars().map(|c| if c == '\t' { TAB.len() } else { 1 }).sum()
 }
 
 fn expand_tabs(s: &str) -> String {
@@ -241,9 +220,7 @@ mod tests {
 
     /// Byte offset of the equation string `eq` inside `yaml` (its first occurrence).
     fn offset_of(yaml: &str, eq: &str) -> u32 {
-        let i = yaml
-            .find(eq)
-            .unwrap_or_else(|| panic!("{eq:?} not in the YAML"));
+        let i = yaml.find(eq).unwrap_or_else(|| panic!("{eq:?} not in the YAML"));
         u32::try_from(i).expect("test files are small")
     }
 
@@ -293,20 +270,14 @@ qif_op:
         let parsed = parse_equation(eq, file, offset).expect("the QIF equation is valid");
         let ident = find_ident(&parsed.rhs, "r_inn").expect("r_inn occurs in the equation");
         let decl = offset_of(QIF, "r_in: input");
-        Diagnostic::error(
-            "eq/undefined-symbol",
-            "unknown symbol `r_inn` in operator `qif_op`",
-        )
-        .with_span(Span {
-            file,
-            range: ident.range.offset(offset),
-        })
-        .with_label(
-            Span::new(file, decl, decl + 4),
-            "similar name declared here",
-        )
-        .with_help("did you mean `r_in`?")
-        .with_path("qif_op.equations[1]")
+        Diagnostic::error("eq/undefined-symbol", "unknown symbol `r_inn` in operator `qif_op`")
+            .with_span(Span {
+                file,
+                range: ident.range.offset(offset),
+            })
+            .with_label(Span::new(file, decl, decl + 4), "similar name declared here")
+            .with_help("did you mean `r_in`?")
+            .with_path("qif_op.equations[1]")
     }
 
     #[test]
@@ -333,11 +304,7 @@ qif_op:
     fn render_unexpected_unicode_after_multibyte_on_same_line() {
         let mut sources = SourceMap::new();
         let file = sources.add("templates/greek.yaml", GREEK);
-        let ds = parse_all(
-            &sources,
-            file,
-            &[("v' = (v^2 + η)/τ", "jr_op.equations[0]")],
-        );
+        let ds = parse_all(&sources, file, &[("v' = (v^2 + η)/τ", "jr_op.equations[0]")]);
         assert_eq!(ds.len(), 2);
         // `τ` follows `η` (2 bytes): its column counts `η` as one character. Line 3 is
         // `  equations: ["v' = (v^2 + η)/τ", ...]`: `  equations: ["` is 15 characters, `v' = (v^2 + ` 12 more, so `η` is character 28
@@ -399,17 +366,10 @@ qif_op:
         let text = "cycle_node:\n  base: NodeTemplate\n  operators:\n    - op_a\n    - op_b\n";
         let file = sources.add("models/cycle.yaml", text);
         let start = offset_of(text, "operators:");
-        let d = Diagnostic::error(
-            "node/operator-cycle",
-            "operators `op_a` and `op_b` feed each other",
-        )
-        .with_span(Span::new(
-            file,
-            start,
-            u32::try_from(text.len()).expect("small") - 1,
-        ))
-        .with_label(Span::new(base, 0, 6), "both inherit from here")
-        .with_path("cycle_node");
+        let d = Diagnostic::error("node/operator-cycle", "operators `op_a` and `op_b` feed each other")
+            .with_span(Span::new(file, start, u32::try_from(text.len()).expect("small") - 1))
+            .with_label(Span::new(base, 0, 6), "both inherit from here")
+            .with_path("cycle_node");
         assert_eq!(
             render_concise(&d, &sources),
             "models/cycle.yaml:3:3: node/operator-cycle: operators `op_a` and `op_b` feed each other (in cycle_node)"
@@ -420,8 +380,7 @@ qif_op:
     #[test]
     fn render_without_span_has_no_location() {
         let sources = SourceMap::new();
-        let d = Diagnostic::warning("io/missing-file", "cannot read `sweep.yaml`")
-            .with_help("check the path");
+        let d = Diagnostic::warning("io/missing-file", "cannot read `sweep.yaml`").with_help("check the path");
         assert_eq!(
             render_concise(&d, &sources),
             "io/missing-file: cannot read `sweep.yaml`"
@@ -442,9 +401,7 @@ qif_op:
             Span::new(file, 1, 2),
             Span::new(FileId(9), 0, 1),
         ] {
-            let d = Diagnostic::error("x/y", "m")
-                .with_span(span)
-                .with_label(span, "l");
+            let d = Diagnostic::error("x/y", "m").with_span(span).with_label(span, "l");
             let concise = render_concise(&d, &sources);
             let full = render_full(&d, &sources);
             assert!(concise.ends_with("x/y: m"), "{concise}");
@@ -460,11 +417,10 @@ qif_op:
         let mut sources = SourceMap::new();
         let file = sources.add("t.yaml", "a:\n\tkey: \"x = \"\n");
         let at = offset_of("a:\n\tkey: \"x = \"\n", "\"\n");
-        let d =
-            Diagnostic::error("eq/empty-expression", "missing right-hand side").with_span(Span {
-                file,
-                range: TextRange::new(at, at),
-            });
+        let d = Diagnostic::error("eq/empty-expression", "missing right-hand side").with_span(Span {
+            file,
+            range: TextRange::new(at, at),
+        });
         assert_eq!(
             render_full(&d, &sources),
             "error[eq/empty-expression]: missing right-hand side\n --> t.yaml:2:15\n  |\n2 |     key: \"x = \"\n  |               ^"

@@ -17,10 +17,16 @@ impl TextRange {
     }
     /// Shift a range that is relative to a string's start by that string's offset in the file.
     pub fn offset(self, by: u32) -> Self {
-        Self { start: self.start + by, end: self.end + by }
+        Self {
+            start: self.start + by,
+            end: self.end + by,
+        }
     }
     pub fn cover(self, other: Self) -> Self {
-        Self { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Self {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
     pub fn len(self) -> u32 {
         self.end - self.start
@@ -39,7 +45,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: u32, end: u32) -> Self {
-        Self { file, range: TextRange::new(start, end) }
+        Self {
+            file,
+            range: TextRange::new(start, end),
+        }
     }
 }
 
@@ -74,7 +83,11 @@ impl LineIndex {
     pub fn line_range(&self, text: &str, line: usize) -> (usize, usize) {
         let start = self.line_starts[line - 1] as usize;
         let end = self.line_starts.get(line).map_or(text.len(), |&e| e as usize);
-        let end = if end > start && text.as_bytes().get(end - 1) == Some(&b'\n') { end - 1 } else { end };
+        let end = if end > start && text.as_bytes().get(end - 1) == Some(&b'\n') {
+            end - 1
+        } else {
+            end
+        };
         (start, end)
     }
 }
@@ -100,7 +113,11 @@ impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let text = text.into();
         let line_index = LineIndex::new(&text);
-        self.files.push(SourceFile { name: name.into(), text, line_index });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+            line_index,
+        });
         FileId(self.files.len() as u32 - 1)
     }
     pub fn file(&self, id: FileId) -> &SourceFile {

@@ -5,6 +5,17 @@
 //! inheritance applied (`base:` chains, `equations: {replace, remove, add}`, merged
 //! `variables`) and every referenced template resolved, or [`Diagnostic`]s. Equation strings
 //! keep the byte offset of their text in the YAML file so stage 3 reports exact positions.
+//!
+//! Where a path is looked for: `a.b.file.Name` → inside the `model_templates/` tree of the
+//! referring file (for `model_templates.*`), the built-in library, the working directory,
+//! the referring file's directory, the search path; `dir/file.yaml/Name` and `dir/file/Name`
+//! → the working directory, the referring file's directory, the search path; `Name` → the
+//! referring file.
+//!
+//! PyRates' rules kept here because users rely on them: `replace` substitutes whole terms
+//! only; a child drops inherited variables its equations no longer mention; a number
+//! replacing an inherited variable makes it a constant; only an operator's `output` feeds
+//! same-named inputs of the other operators of its node (summed when several do).
 
 pub mod yaml;
 
@@ -125,7 +136,7 @@ pub struct OpUse {
     /// The key the operator's variables live under (`node/<name>/var`): the template name.
     pub name: String,
     pub template: Rc<Template>,
-    /// `{Op: {var: value}}` overrides of variable defaults.
+    /// `{Op: {var: value}}` overrides of variable defaults (span: the variable's key).
     pub overrides: Vec<(String, f64, Span)>,
     pub span: Span,
 }
@@ -149,7 +160,8 @@ pub struct EdgeDecl {
     pub target: String,
     pub target_span: Span,
     pub template: Option<Rc<Template>>,
-    pub params: Vec<(String, ParamValue, Span)>,
+    /// (key, value, value span, key span).
+    pub params: Vec<(String, ParamValue, Span, Span)>,
     pub span: Span,
     /// `Net3.edges[0]`.
     pub path: String,
@@ -208,6 +220,8 @@ const TEMPLATE_KEYS: &[&str] = &[
 enum Origin {
     Builtin(#[allow(dead_code)] String),
     Disk(PathBuf),
+    /// Text given directly (`check_source`); resolves like a file in the working directory.
+    Memory,
 }
 
 struct LoadedFile {
@@ -284,6 +298,18 @@ impl<'o> Loader<'o> {
         ))
     }
 
+    /// Register YAML text that is not read from a file (the name is only for messages).
+    pub fn load_text(&mut self, name: &str, text: &str) -> usize {
+        let key = format!("memory:{}:{name}", self.files.len());
+        self.add_file(
+            key,
+            name.to_string(),
+            text.to_string(),
+            Origin::Memory,
+            name.to_string(),
+        )
+    }
+
     /// Load a file from disk (`None` when it does not exist or cannot be read).
     pub fn load_disk(&mut self, path: &Path) -> Option<usize> {
         let canon = path.canonicalize().ok()?;
@@ -299,14 +325,7 @@ impl<'o> Loader<'o> {
         Some(self.add_file(key, display.clone(), text, Origin::Disk(canon), display))
     }
 
-    fn add_file(
-        &mut self,
-        key: String,
-        name: String,
-        text: String,
-        origin: Origin,
-        display: String,
-    ) -> usize {
+    fn add_file(&mut self, key: String, name: String, text: String, origin: Origin, display: String) -> usize {
         let file = self.sources.add(name, text);
         let root = match yaml::parse(self.file_text(file), file) {
             Ok(r) => r,
@@ -320,7 +339,7 @@ impl<'o> Loader<'o> {
                 .ancestors()
                 .find(|a| a.file_name().is_some_and(|n| n == "model_templates"))
                 .and_then(|mt| mt.parent().map(Path::to_path_buf)),
-            Origin::Builtin(_) => None,
+            Origin::Builtin(_) | Origin::Memory => None,
         };
         if let Some(r) = &root {
             if r.as_map().is_none() {
@@ -331,6 +350,20 @@ impl<'o> Loader<'o> {
                     )
                     .with_span(r.span),
                 );
+            }
+            for (k, v) in r.as_map().unwrap_or(&[]) {
+                let name = k.as_str().unwrap_or("");
+                if name != "aliases" && v.as_map().is_none() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "template/invalid",
+                            format!("template `{name}` must be a mapping with `base:`"),
+                        )
+                        .with_span(v.span)
+                        .with_path(name)
+                        .with_help("keep anchored values under a top-level `aliases:` list"),
+                    );
+                }
             }
         }
         self.files.push(LoadedFile {
@@ -406,6 +439,13 @@ impl<'o> Loader<'o> {
         if let Some(i) = try_dir(self, &cwd) {
             return Some(i);
         }
+        // Next to the file that names the module (a project's templates referring to each
+        // other work from any working directory).
+        if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
+            if let Some(i) = p.parent().and_then(|d| try_dir(self, d)) {
+                return Some(i);
+            }
+        }
         for dir in self.opts.search_path.clone() {
             if let Some(i) = try_dir(self, &dir) {
                 return Some(i);
@@ -416,15 +456,14 @@ impl<'o> Loader<'o> {
 
     /// Find the file of a path form (`path/to/file.yaml` or `path/to/file`).
     fn find_path_file(&mut self, file_part: &str, from: Option<usize>) -> Option<usize> {
-        let candidates: Vec<PathBuf> =
-            if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
-                vec![PathBuf::from(file_part)]
-            } else {
-                vec![
-                    PathBuf::from(format!("{file_part}.yaml")),
-                    PathBuf::from(format!("{file_part}.yml")),
-                ]
-            };
+        let candidates: Vec<PathBuf> = if file_part.ends_with(".yaml") || file_part.ends_with(".yml") {
+            vec![PathBuf::from(file_part)]
+        } else {
+            vec![
+                PathBuf::from(format!("{file_part}.yaml")),
+                PathBuf::from(format!("{file_part}.yml")),
+            ]
+        };
         let mut dirs = vec![self.cwd()];
         if let Some(Origin::Disk(p)) = from.map(|f| self.files[f].origin.clone()) {
             if let Some(d) = p.parent() {
@@ -448,11 +487,47 @@ impl<'o> Loader<'o> {
         None
     }
 
+    /// A YAML file next to where `file_part` was looked for whose name is close to it.
+    fn similar_file(&self, file_part: &str) -> Option<String> {
+        let (dir, stem) = match file_part.rsplit_once('/') {
+            Some((d, s)) => (Some(d), s),
+            None => (None, file_part),
+        };
+        let stem = stem.trim_end_matches(".yaml").trim_end_matches(".yml");
+        let base = self.cwd();
+        let full = dir.map_or(base.clone(), |d| base.join(d));
+        let mut names: Vec<String> = std::fs::read_dir(&full)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| {
+                n.strip_suffix(".yaml")
+                    .or_else(|| n.strip_suffix(".yml"))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let s = suggest(stem, &names)?;
+        let ext = if file_part.ends_with(".yml") {
+            ".yml"
+        } else if file_part.ends_with(".yaml") {
+            ".yaml"
+        } else {
+            ""
+        };
+        Some(match dir {
+            Some(d) => format!("{d}/{s}{ext}"),
+            None => format!("{s}{ext}"),
+        })
+    }
+
     /// Resolve a template reference written in file `from` to (file, name).
     fn locate(&mut self, reference: &str, from: Option<usize>) -> Result<TplRef, Option<String>> {
         let reference = reference.trim();
         if let Some((file_part, name)) = reference.rsplit_once('/') {
-            let f = self.find_path_file(file_part, from).ok_or(None)?;
+            let Some(f) = self.find_path_file(file_part, from) else {
+                return Err(self.similar_file(file_part).map(|p| format!("{p}/{name}")));
+            };
             return if self.template_node(f, name).is_some() {
                 Ok((f, name.to_string()))
             } else {
@@ -467,10 +542,7 @@ impl<'o> Loader<'o> {
                     Err(suggest(name, &self.template_names(f)).map(|s| format!("{module}.{s}")))
                 };
             }
-            let mut mods: Vec<String> = crate::library::modules()
-                .iter()
-                .map(|(m, _)| m.to_string())
-                .collect();
+            let mut mods: Vec<String> = crate::library::modules().iter().map(|(m, _)| m.to_string()).collect();
             mods.sort();
             return Err(suggest(module, &mods).map(|m| format!("{m}.{name}")));
         }
@@ -496,8 +568,7 @@ impl<'o> Loader<'o> {
             Ok((f, name)) => self.resolve(f, &name),
             Err(sugg) => {
                 self.saw_broken = true;
-                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`"))
-                    .with_path(path);
+                let mut d = Diagnostic::error(code, format!("cannot find template `{reference}`")).with_path(path);
                 if let Some(sp) = span {
                     d = d.with_span(sp);
                 }
@@ -550,7 +621,7 @@ impl<'o> Loader<'o> {
                     .map(|n| n.get("base").map_or(n.span, |b| b.span));
                 let mut d = Diagnostic::error(
                     "template/base-cycle",
-                    format!("template `{name}` inherits from itself"),
+                    format!("template `{name}` refers back to itself (through `base:` or nested circuits)"),
                 )
                 .with_path(name);
                 if let Some(s) = span {
@@ -611,11 +682,8 @@ impl<'o> Loader<'o> {
                     // A misspelt key: an error, but read it as meant so the rest is checked.
                     Some(t) => {
                         renames.push((ks.to_string(), t));
-                        Diagnostic::error(
-                            "yaml/unknown-key",
-                            format!("unknown key `{ks}` in template `{name}`"),
-                        )
-                        .with_help(format!("did you mean `{t}`?"))
+                        Diagnostic::error("yaml/unknown-key", format!("unknown key `{ks}` in template `{name}`"))
+                            .with_help(format!("did you mean `{t}`?"))
                     }
                     None => Diagnostic::warning(
                         "yaml/unknown-key",
@@ -623,8 +691,7 @@ impl<'o> Loader<'o> {
                     )
                     .with_help(format!("template keys are: {}", TEMPLATE_KEYS.join(", "))),
                 };
-                self.diags
-                    .push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
+                self.diags.push(d.with_span(k.span).with_path(format!("{name}.{ks}")));
             }
         }
         let fixed: Node;
@@ -634,8 +701,7 @@ impl<'o> Loader<'o> {
             let mut n = node.clone();
             if let Value::Map(m) = &mut n.value {
                 for (k, _) in m.iter_mut() {
-                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from))
-                    {
+                    if let Some((_, t)) = renames.iter().find(|(from, _)| k.as_str() == Some(from)) {
                         k.value = Value::Scalar {
                             text: t.to_string(),
                             style: Style::Plain,
@@ -646,16 +712,16 @@ impl<'o> Loader<'o> {
             fixed = n;
             &fixed
         };
-        let description = node
-            .get("description")
-            .and_then(Node::as_str)
-            .map(str::to_string);
+        let description = node.get("description").and_then(Node::as_str).map(str::to_string);
         let Some(base) = node.get("base") else {
             self.diags.push(
                 Diagnostic::error("template/missing-base", format!("template `{name}` has no `base:`"))
-                    .with_span(node.span)
+                    .with_span(self.template_key_span(f, name).unwrap_or(node.span))
                     .with_path(name)
-                    .with_help("set `base:` to OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate or a parent template"),
+                    .with_help(
+                        "set `base:` to OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate or a parent \
+                         template; keep anchored values under a top-level `aliases:` list",
+                    ),
             );
             return None;
         };
@@ -681,15 +747,11 @@ impl<'o> Loader<'o> {
                     parent.as_ref()?.kind()
                 }
                 Err(sugg) => {
-                    let mut cands: Vec<String> = [
-                        "OperatorTemplate",
-                        "NodeTemplate",
-                        "EdgeTemplate",
-                        "CircuitTemplate",
-                    ]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                    let mut cands: Vec<String> =
+                        ["OperatorTemplate", "NodeTemplate", "EdgeTemplate", "CircuitTemplate"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect();
                     cands.extend(self.template_names(f));
                     let sugg = sugg.or_else(|| suggest(&base_s, &cands));
                     let mut d = Diagnostic::error(
@@ -745,16 +807,9 @@ impl<'o> Loader<'o> {
         })
     }
 
-    fn operator_body(
-        &mut self,
-        f: usize,
-        name: &str,
-        node: &Node,
-        parent: Option<&OperatorT>,
-    ) -> OperatorT {
+    fn operator_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&OperatorT>) -> OperatorT {
         let mut equations: Vec<EqText> = parent.map(|p| p.equations.clone()).unwrap_or_default();
-        let mut variables: IndexMap<String, VarDecl> =
-            parent.map(|p| p.variables.clone()).unwrap_or_default();
+        let mut variables: IndexMap<String, VarDecl> = parent.map(|p| p.variables.clone()).unwrap_or_default();
         let inherited = parent.is_some();
         let empty = |n: &Node| match &n.value {
             Value::Seq(v) => v.is_empty(),
@@ -769,12 +824,9 @@ impl<'o> Loader<'o> {
             };
             if let Some(at) = at {
                 self.diags.push(
-                    Diagnostic::error(
-                        "template/no-equations",
-                        format!("operator `{name}` has no equations"),
-                    )
-                    .with_span(at)
-                    .with_path(format!("{name}.equations")),
+                    Diagnostic::error("template/no-equations", format!("operator `{name}` has no equations"))
+                        .with_span(at)
+                        .with_path(format!("{name}.equations")),
                 );
             }
         }
@@ -786,12 +838,9 @@ impl<'o> Loader<'o> {
                     for (i, n) in items.iter().enumerate() {
                         if n.as_str().is_none() {
                             self.diags.push(
-                                Diagnostic::error(
-                                    "template/invalid",
-                                    "an equation must be a string",
-                                )
-                                .with_span(n.span)
-                                .with_path(format!("{name}.equations[{i}]")),
+                                Diagnostic::error("template/invalid", "an equation must be a string")
+                                    .with_span(n.span)
+                                    .with_path(format!("{name}.equations[{i}]")),
                             );
                         }
                     }
@@ -801,26 +850,22 @@ impl<'o> Loader<'o> {
                         match k.as_str().unwrap_or("") {
                             "replace" => {
                                 for (old, new) in v.as_map().unwrap_or(&[]) {
-                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new))
-                                    else {
+                                    let (Some(o), Some(n)) = (old.as_str(), scalar_text(new)) else {
                                         continue;
                                     };
-                                    if !equations
-                                        .iter()
-                                        .any(|e| replace_term(&e.text, o, "\u{0}") != e.text)
-                                    {
+                                    if !equations.iter().any(|e| replace_term(&e.text, o, "\u{0}") != e.text) {
                                         let mut d = Diagnostic::error(
                                             "template/replace-not-found",
-                                            format!(
-                                                "`{o}` does not occur in the inherited equations"
-                                            ),
+                                            format!("`{o}` does not occur in the inherited equations"),
                                         )
                                         .with_span(old.span)
                                         .with_path(format!("{name}.equations.replace"));
                                         if let Some(e) = equations.first() {
                                             d = d.with_label(e.span, "inherited equations");
                                         }
-                                        self.diags.push(d.with_help("`replace` substitutes whole terms of the parent's equation text"));
+                                        self.diags.push(d.with_help(
+                                            "`replace` substitutes whole terms of the parent's equation text",
+                                        ));
                                         continue;
                                     }
                                     for e in &mut equations {
@@ -842,27 +887,22 @@ impl<'o> Loader<'o> {
                                     let before = equations.len();
                                     equations.retain(|e| e.text.trim() != term.trim());
                                     if equations.len() == before
-                                        && !equations
-                                            .iter()
-                                            .any(|e| replace_term(&e.text, term, "\u{0}") != e.text)
+                                        && !equations.iter().any(|e| replace_term(&e.text, term, "\u{0}") != e.text)
                                     {
                                         let mut d = Diagnostic::error(
                                             "template/remove-not-found",
-                                            format!(
-                                                "no inherited equation or term `{term}` to remove"
-                                            ),
+                                            format!("no inherited equation or term `{term}` to remove"),
                                         )
                                         .with_span(it.span)
                                         .with_path(format!("{name}.equations.remove"));
                                         // Recover from a mistyped equation: drop the inherited
                                         // one with the same left-hand side, as meant.
-                                        let lhs = |t: &str| {
-                                            t.split_once('=').map(|(l, _)| l.trim().to_string())
-                                        };
+                                        let lhs = |t: &str| t.split_once('=').map(|(l, _)| l.trim().to_string());
                                         if let Some(l) = lhs(term) {
-                                            if let Some(pos) = equations.iter().position(|e| {
-                                                lhs(&e.text).as_deref() == Some(l.as_str())
-                                            }) {
+                                            if let Some(pos) = equations
+                                                .iter()
+                                                .position(|e| lhs(&e.text).as_deref() == Some(l.as_str()))
+                                            {
                                                 d = d.with_help(format!(
                                                     "did you mean `{}`?",
                                                     equations[pos].text.trim()
@@ -883,19 +923,14 @@ impl<'o> Loader<'o> {
                                 }
                             }
                             "add" => match &v.value {
-                                Value::Seq(s) => {
-                                    equations.extend(s.iter().map(|n| self.eq_text(n)))
-                                }
+                                Value::Seq(s) => equations.extend(s.iter().map(|n| self.eq_text(n))),
                                 _ => equations.push(self.eq_text(v)),
                             },
                             other => self.diags.push(
-                                Diagnostic::error(
-                                    "yaml/unknown-key",
-                                    format!("unknown equation update `{other}`"),
-                                )
-                                .with_span(k.span)
-                                .with_path(format!("{name}.equations.{other}"))
-                                .with_help("use `replace`, `remove` or `add`"),
+                                Diagnostic::error("yaml/unknown-key", format!("unknown equation update `{other}`"))
+                                    .with_span(k.span)
+                                    .with_path(format!("{name}.equations.{other}"))
+                                    .with_help("use `replace`, `remove` or `add`"),
                             ),
                         }
                     }
@@ -907,8 +942,7 @@ impl<'o> Loader<'o> {
                 Some(entries) => {
                     for (k, v) in entries {
                         let Some(vn) = k.as_str() else { continue };
-                        match self.var_decl(v, &format!("{name}.variables.{vn}"), variables.get(vn))
-                        {
+                        match self.var_decl(v, &format!("{name}.variables.{vn}")) {
                             Some(d) => {
                                 variables.insert(vn.to_string(), d);
                             }
@@ -943,10 +977,7 @@ impl<'o> Loader<'o> {
             variables.retain(|v, _| equations.iter().any(|e| e.text.contains(v.as_str())));
         }
         let _ = f;
-        OperatorT {
-            equations,
-            variables,
-        }
+        OperatorT { equations, variables }
     }
 
     fn eq_text(&self, n: &Node) -> EqText {
@@ -963,9 +994,8 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// Parse a variable definition in either dialect. `prev` is the inherited one (a bare
-    /// number then only changes the value, as PyRates' override of a default does).
-    fn var_decl(&mut self, v: &Node, path: &str, prev: Option<&VarDecl>) -> Option<VarDecl> {
+    /// Parse a variable definition in either dialect.
+    fn var_decl(&mut self, v: &Node, path: &str) -> Option<VarDecl> {
         let span = v.span;
         let spec: Node = match &v.value {
             Value::Map(_) => {
@@ -974,8 +1004,7 @@ impl<'o> Loader<'o> {
                 } else if v.get("vtype").is_some() || v.get("value").is_some() {
                     let vtype = v.get("vtype").and_then(Node::as_str).unwrap_or("constant");
                     let value = v.get("value").map_or(Some(0.0), |n| {
-                        n.as_f64()
-                            .or_else(|| n.as_str().and_then(yaml::parse_number))
+                        n.as_f64().or_else(|| n.as_str().and_then(yaml::parse_number))
                     });
                     let dtype = v.get("dtype").and_then(Node::as_str).unwrap_or("float");
                     if dtype.contains("complex") {
@@ -997,23 +1026,16 @@ impl<'o> Loader<'o> {
                         return None;
                     };
                     return match parse_vtype(vtype) {
-                        Some(vt) => Some(VarDecl {
-                            vtype: vt,
-                            value,
-                            span,
-                        }),
+                        Some(vt) => Some(VarDecl { vtype: vt, value, span }),
                         None => {
                             let at = v.get("vtype").map_or(span, |n| n.span);
-                            let mut d = Diagnostic::error(
-                                "template/invalid-variable",
-                                format!("unknown vtype `{vtype}`"),
-                            )
-                            .with_span(at)
-                            .with_path(path);
-                            if let Some(sg) = suggest(
-                                vtype,
-                                &["input", "output", "state_var", "constant"].map(String::from),
-                            ) {
+                            let mut d =
+                                Diagnostic::error("template/invalid-variable", format!("unknown vtype `{vtype}`"))
+                                    .with_span(at)
+                                    .with_path(path);
+                            if let Some(sg) =
+                                suggest(vtype, &["input", "output", "state_var", "constant"].map(String::from))
+                            {
                                 d = d.with_help(format!("did you mean `{sg}`?"));
                             }
                             self.diags.push(d);
@@ -1038,20 +1060,10 @@ impl<'o> Loader<'o> {
             }
         }
         if let Some(x) = spec.as_f64() {
-            // A bare number overriding an inherited input/state keeps its kind (new default).
-            let vtype = match prev {
-                Some(p)
-                    if p.vtype != VType::Constant && matches!(v.value, Value::Scalar { .. }) =>
-                {
-                    p.vtype
-                }
-                _ => VType::Constant,
-            };
-            return Some(VarDecl {
-                vtype,
-                value: x,
-                span,
-            });
+            // As in PyRates, a number is a constant, also where it replaces an inherited
+            // input or state (the definition is replaced, not its default).
+            let vtype = VType::Constant;
+            return Some(VarDecl { vtype, value: x, span });
         }
         let Some(s) = spec.as_str() else {
             self.bad_var(
@@ -1063,8 +1075,7 @@ impl<'o> Loader<'o> {
         };
         let span_err = spec.span;
         let s = s.replace(' ', "");
-        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit()))
-            || s.contains("complex")
+        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit())) || s.contains("complex")
         {
             self.unsupported(span, path, "complex-valued variables");
             return None;
@@ -1089,15 +1100,7 @@ impl<'o> Loader<'o> {
             .with_path(path);
             if let Some(sg) = suggest(
                 &head,
-                &[
-                    "input",
-                    "output",
-                    "variable",
-                    "state_var",
-                    "constant",
-                    "placeholder",
-                ]
-                .map(String::from),
+                &["input", "output", "variable", "state_var", "constant", "placeholder"].map(String::from),
             ) {
                 d = d.with_help(format!("did you mean `{sg}`?"));
             }
@@ -1127,39 +1130,21 @@ impl<'o> Loader<'o> {
 
     fn unsupported(&mut self, span: Span, path: &str, feature: &str) {
         self.diags.push(
-            Diagnostic::error(
-                "template/unsupported",
-                format!("{feature} are not supported"),
-            )
-            .with_span(span)
-            .with_path(path)
-            .with_help("rustrates simulates real scalar variables only"),
+            Diagnostic::error("template/unsupported", format!("{feature} are not supported"))
+                .with_span(span)
+                .with_path(path)
+                .with_help("rustrates simulates real scalar variables only"),
         );
     }
 
-    fn op_use(
-        &mut self,
-        f: usize,
-        reference: &Node,
-        overrides: Option<&Node>,
-        path: &str,
-    ) -> Option<OpUse> {
+    fn op_use(&mut self, f: usize, reference: &Node, overrides: Option<&Node>, path: &str) -> Option<OpUse> {
         let r = reference.as_str()?;
-        let t = self.resolve_ref(
-            r,
-            Some(f),
-            Some(reference.span),
-            "template/unknown-path",
-            path,
-        )?;
+        let t = self.resolve_ref(r, Some(f), Some(reference.span), "template/unknown-path", path)?;
         if t.kind() != TemplateKind::Operator {
             self.diags.push(
                 Diagnostic::error(
                     "template/wrong-kind",
-                    format!(
-                        "`{r}` is a {}, not an OperatorTemplate",
-                        t.kind().class_name()
-                    ),
+                    format!("`{r}` is a {}, not an OperatorTemplate", t.kind().class_name()),
                 )
                 .with_span(reference.span)
                 .with_path(path),
@@ -1170,12 +1155,8 @@ impl<'o> Loader<'o> {
         for (k, v) in overrides.and_then(Node::as_map).unwrap_or(&[]) {
             let Some(vn) = k.as_str() else { continue };
             match v.as_f64() {
-                Some(x) => ovs.push((vn.to_string(), x, v.span)),
-                None => self.bad_var(
-                    v.span,
-                    &format!("{path}.{vn}"),
-                    "an operator override must be a number",
-                ),
+                Some(x) => ovs.push((vn.to_string(), x, k.span)),
+                None => self.bad_var(v.span, &format!("{path}.{vn}"), "an operator override must be a number"),
             }
         }
         Some(OpUse {
@@ -1217,7 +1198,7 @@ impl<'o> Loader<'o> {
                     if let Some(existing) = operators.iter_mut().find(|o| o.name == short) {
                         for (vk, vv) in v.as_map().unwrap_or(&[]) {
                             if let (Some(vn), Some(x)) = (vk.as_str(), vv.as_f64()) {
-                                existing.overrides.push((vn.to_string(), x, vv.span));
+                                existing.overrides.push((vn.to_string(), x, vk.span));
                             }
                         }
                         continue;
@@ -1236,13 +1217,7 @@ impl<'o> Loader<'o> {
         NodeT { operators }
     }
 
-    fn circuit_body(
-        &mut self,
-        f: usize,
-        name: &str,
-        node: &Node,
-        parent: Option<&CircuitT>,
-    ) -> CircuitT {
+    fn circuit_body(&mut self, f: usize, name: &str, node: &Node, parent: Option<&CircuitT>) -> CircuitT {
         let mut c = parent.cloned().unwrap_or(CircuitT {
             nodes: Vec::new(),
             circuits: Vec::new(),
@@ -1261,41 +1236,28 @@ impl<'o> Loader<'o> {
                 .with_path(name),
             );
         }
-        for (key, want) in [
-            ("nodes", TemplateKind::Node),
-            ("circuits", TemplateKind::Circuit),
-        ] {
+        for (key, want) in [("nodes", TemplateKind::Node), ("circuits", TemplateKind::Circuit)] {
             let Some(m) = node.get(key) else { continue };
             for (k, v) in m.as_map().unwrap_or(&[]) {
                 let Some(sub) = k.as_str() else { continue };
                 let path = format!("{name}.{key}.{sub}");
                 let Some(r) = v.as_str() else {
                     self.diags.push(
-                        Diagnostic::error(
-                            "template/invalid",
-                            format!("`{sub}` must name a template"),
-                        )
-                        .with_span(v.span)
-                        .with_path(path),
+                        Diagnostic::error("template/invalid", format!("`{sub}` must name a template"))
+                            .with_span(v.span)
+                            .with_path(path),
                     );
                     continue;
                 };
-                let Some(t) =
-                    self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path)
-                else {
+                let Some(t) = self.resolve_ref(r, Some(f), Some(v.span), "template/unknown-path", &path) else {
                     continue;
                 };
-                let ok = t.kind() == want
-                    || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
+                let ok = t.kind() == want || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
                 if !ok {
                     self.diags.push(
                         Diagnostic::error(
                             "template/wrong-kind",
-                            format!(
-                                "`{r}` is a {}, expected a {}",
-                                t.kind().class_name(),
-                                want.class_name()
-                            ),
+                            format!("`{r}` is a {}, expected a {}", t.kind().class_name(), want.class_name()),
                         )
                         .with_span(v.span)
                         .with_path(path),
@@ -1313,8 +1275,11 @@ impl<'o> Loader<'o> {
                 } else {
                     &mut c.nodes
                 };
-                list.retain(|x| x.name != sub);
-                list.push(u);
+                // A child's entry replaces the parent's in place (dict update).
+                match list.iter_mut().find(|x| x.name == sub) {
+                    Some(x) => *x = u,
+                    None => list.push(u),
+                }
             }
         }
         if let Some(edges) = node.get("edges") {
@@ -1359,11 +1324,7 @@ impl<'o> Loader<'o> {
             }
             _ => e.as_seq().unwrap_or(&[]),
         };
-        if items.len() < 2
-            || items.len() > 4
-            || items[0].as_str().is_none()
-            || items[1].as_str().is_none()
-        {
+        if items.len() < 2 || items.len() > 4 || items[0].as_str().is_none() || items[1].as_str().is_none() {
             self.diags.push(
                 Diagnostic::error(
                     "edge/invalid",
@@ -1377,16 +1338,12 @@ impl<'o> Loader<'o> {
         let template = match items.get(2) {
             Some(t) if !t.is_null() => {
                 let r = t.as_str()?;
-                let tpl =
-                    self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
+                let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
                 if tpl.kind() != TemplateKind::Edge {
                     self.diags.push(
                         Diagnostic::error(
                             "template/wrong-kind",
-                            format!(
-                                "`{r}` is a {}, expected an EdgeTemplate",
-                                tpl.kind().class_name()
-                            ),
+                            format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
                         )
                         .with_span(t.span)
                         .with_path(path),
@@ -1418,17 +1375,14 @@ impl<'o> Loader<'o> {
                                 continue;
                             }
                         };
-                        params.push((ks.to_string(), val, v.span));
+                        params.push((ks.to_string(), val, v.span, k.span));
                     }
                 }
                 None if p.is_null() => {}
                 None => self.diags.push(
-                    Diagnostic::error(
-                        "edge/invalid",
-                        "edge parameters must be a mapping like {weight: 1.0}",
-                    )
-                    .with_span(p.span)
-                    .with_path(path),
+                    Diagnostic::error("edge/invalid", "edge parameters must be a mapping like {weight: 1.0}")
+                        .with_span(p.span)
+                        .with_path(path),
                 ),
             }
         }
@@ -1490,11 +1444,7 @@ pub fn replace_term(eq: &str, term: &str, replacement: &str) -> String {
     let mut rest = eq;
     let mut prev: Option<char> = None;
     while let Some(i) = rest.find(term) {
-        let before = if i == 0 {
-            prev
-        } else {
-            rest[..i].chars().next_back()
-        };
+        let before = if i == 0 { prev } else { rest[..i].chars().next_back() };
         let after = rest[i + term.len()..].chars().next();
         let ok_before = before.is_none_or(|c| SEP.contains(c));
         let ok_after = after.is_none_or(|c| SEP.contains(c));
@@ -1520,9 +1470,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for j in 0..b.len() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
+            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
             prev = cur;
         }
     }
@@ -1532,9 +1480,19 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// The closest candidate within a distance that still looks like a typo.
 pub fn suggest(word: &str, candidates: &[String]) -> Option<String> {
     let limit = (word.chars().count() / 3).max(2);
+    let lw = word.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            let lc = c.to_lowercase();
+            // A truncated name (`state` for `state_var`) is as close as a one-letter typo.
+            let d = if lw.len() >= 3 && lc.starts_with(&lw) {
+                1
+            } else {
+                edit_distance(&lw, &lc)
+            };
+            (d, c)
+        })
         .filter(|(d, c)| *d <= limit && c.as_str() != word)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.clone())
@@ -1556,10 +1514,9 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
                 .and_then(|n| n.get("description"))
                 .and_then(Node::as_str)
                 .map(|s| s.trim().to_string());
-            let kind = l.resolve(f, &name).map_or_else(
-                || "invalid".to_string(),
-                |t| t.kind().class_name().to_string(),
-            );
+            let kind = l
+                .resolve(f, &name)
+                .map_or_else(|| "invalid".to_string(), |t| t.kind().class_name().to_string());
             out.push((format!("{m}.{name}"), kind, desc));
         }
     }
@@ -1570,15 +1527,12 @@ pub fn list_builtin() -> Vec<(String, String, Option<String>)> {
 /// node alone), report all problems at once (each reported once).
 pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
     let mut l = Loader::new(opts);
-    let mut templates = Vec::new();
+    let templates = Vec::new();
     let Some(f) = l.load_disk(path) else {
         let mut diagnostics = Diagnostics::new();
         diagnostics.push(
-            Diagnostic::error(
-                "template/unknown-path",
-                format!("cannot read `{}`", path.display()),
-            )
-            .with_path(path.display().to_string()),
+            Diagnostic::error("template/unknown-path", format!("cannot read `{}`", path.display()))
+                .with_path(path.display().to_string()),
         );
         return CheckReport {
             sources: l.sources,
@@ -1586,6 +1540,18 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             templates,
         };
     };
+    check_loaded(l, f)
+}
+
+/// Like [`check_file`] for YAML text held in memory (`name` labels the messages).
+pub fn check_source(name: &str, text: &str, opts: &LoadOptions) -> CheckReport {
+    let mut l = Loader::new(opts);
+    let f = l.load_text(name, text);
+    check_loaded(l, f)
+}
+
+fn check_loaded(mut l: Loader<'_>, f: usize) -> CheckReport {
+    let mut templates = Vec::new();
     let mut extra = Diagnostics::new();
     for name in l.template_names(f) {
         let Some(t) = l.resolve(f, &name) else {
@@ -1621,7 +1587,10 @@ pub fn check_file(path: &Path, opts: &LoadOptions) -> CheckReport {
             ok: circuit.is_some() && !t.broken,
         };
         if let Some(c) = circuit {
-            s.n_nodes = c.nodes.len();
+            // Operators and edge templates are built as a one-node circuit only to check them.
+            if matches!(t.kind(), TemplateKind::Circuit | TemplateKind::Node) {
+                s.n_nodes = c.nodes.len();
+            }
             s.n_edges = c.edges.len();
             for v in &c.vars {
                 match v.kind {

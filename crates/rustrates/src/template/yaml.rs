@@ -148,6 +148,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut expanded = 0usize;
     let mut root: Option<Node> = None;
     while let Some(ev) = parser.next_event() {
         let (ev, sp) = match ev {
@@ -171,10 +172,21 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
                 None
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(n) => Some(Node {
-                    value: n.value.clone(),
-                    span: Span::new(file, start, end),
-                }),
+                Some(n) => {
+                    // Nested aliases can grow exponentially ("billion laughs"): cap the copies.
+                    expanded += node_count(n);
+                    if expanded > MAX_ALIAS_NODES {
+                        return Err(Box::new(
+                            Diagnostic::error("yaml/syntax", "aliases expand to too many nodes")
+                                .with_span(Span::new(file, start, end))
+                                .with_help(format!("at most {MAX_ALIAS_NODES} nodes may come from aliases")),
+                        ));
+                    }
+                    Some(Node {
+                        value: n.value.clone(),
+                        span: Span::new(file, start, end),
+                    })
+                }
                 None => {
                     return Err(Box::new(
                         Diagnostic::error("yaml/syntax", "alias to an unknown anchor")
@@ -242,9 +254,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
                     entries,
                     ..
                 }) => {
-                    let e = entries
-                        .last()
-                        .map_or(end, |(_, v)| v.span.range.end.max(end));
+                    let e = entries.last().map_or(end, |(_, v)| v.span.range.end.max(end));
                     let n = Node {
                         value: Value::Map(apply_merges(entries)),
                         span: Span::new(file, s, e),
@@ -263,13 +273,18 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
                 Some(Frame::Map { entries, key, .. }) => match key.take() {
                     Some(k) => entries.push((k, n)),
                     None => {
-                        let dup = n.as_str().is_some_and(|s| {
-                            s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s))
-                        });
+                        let dup = n
+                            .as_str()
+                            .is_some_and(|s| s != "<<" && entries.iter().any(|(k, _)| k.as_str() == Some(s)));
                         if dup {
-                            return Err(Box::new(Diagnostic::error("yaml/syntax", format!("duplicate key `{}`", n.as_str().unwrap_or("")))
+                            return Err(Box::new(
+                                Diagnostic::error(
+                                    "yaml/syntax",
+                                    format!("duplicate key `{}`", n.as_str().unwrap_or("")),
+                                )
                                 .with_span(n.span)
-                                .with_help("each key of a mapping (each template name in a file) may appear once")));
+                                .with_help("each key of a mapping (each template name in a file) may appear once"),
+                            ));
                         }
                         *key = Some(n)
                     }
@@ -279,6 +294,17 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Box<Diagnostic>> 
         }
     }
     Ok(root)
+}
+
+/// Nodes that alias expansion may create in one file.
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+fn node_count(n: &Node) -> usize {
+    1 + match &n.value {
+        Value::Scalar { .. } => 0,
+        Value::Seq(items) => items.iter().map(node_count).sum(),
+        Value::Map(m) => m.iter().map(|(k, v)| node_count(k) + node_count(v)).sum(),
+    }
 }
 
 /// `<<: *base` or `<<: [*a, *b]`: copy the merged mappings' keys that the mapping does not set
@@ -324,9 +350,7 @@ mod tests {
     use super::*;
 
     fn root(text: &str) -> Node {
-        parse(text, FileId(0))
-            .expect("valid yaml")
-            .expect("a document")
+        parse(text, FileId(0)).expect("valid yaml").expect("a document")
     }
 
     #[test]
@@ -367,6 +391,17 @@ mod tests {
         let e = parse(text, FileId(0)).expect_err("unclosed flow sequence");
         assert_eq!(e.code, "yaml/syntax");
         assert!(e.span.is_some());
+    }
+
+    #[test]
+    fn parse_nested_aliases_are_capped_not_expanded_without_bound() {
+        // Each level doubles: 2^30 nodes if expanded.
+        let mut text = String::from("a0: &a0 [x, x]\n");
+        for i in 1..30 {
+            text.push_str(&format!("a{i}: &a{i} [*a{}, *a{}]\n", i - 1, i - 1));
+        }
+        let e = parse(&text, FileId(0)).expect_err("capped");
+        assert_eq!(e.message, "aliases expand to too many nodes");
     }
 
     #[test]

@@ -18,11 +18,21 @@ use crate::kernel::{KernelError, KernelOptions};
 
 /// `-ffp-contract=off`: no FMA contraction, so results match the reference evaluator and do
 /// not depend on the lane count. No `-ffast-math`, for the same reason.
-pub(crate) const FLAGS: &[&str] = &["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"];
+pub(crate) const FLAGS: &[&str] = &[
+    "-O3",
+    "-march=native",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-fPIC",
+    "-shared",
+];
 
 /// The compiler command: `$CC` (may carry arguments, split on whitespace) or `cc`.
 pub(crate) fn compiler_command() -> Vec<String> {
-    let cc = std::env::var("CC").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "cc".to_string());
+    let cc = std::env::var("CC")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "cc".to_string());
     cc.split_whitespace().map(str::to_string).collect()
 }
 
@@ -32,8 +42,15 @@ type VersionCache = Mutex<HashMap<Vec<String>, Result<String, String>>>;
 pub(crate) fn compiler_version(cmd: &[String]) -> Result<String, KernelError> {
     static CACHE: OnceLock<VersionCache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let no_compiler = |reason: String| KernelError::NoCompiler { compiler: cmd.join(" "), reason };
-    if let Some(r) = cache.lock().map_err(|_| no_compiler("version cache poisoned".into()))?.get(cmd) {
+    let no_compiler = |reason: String| KernelError::NoCompiler {
+        compiler: cmd.join(" "),
+        reason,
+    };
+    if let Some(r) = cache
+        .lock()
+        .map_err(|_| no_compiler("version cache poisoned".into()))?
+        .get(cmd)
+    {
         return r.clone().map_err(no_compiler);
     }
     let r = match cmd.split_first() {
@@ -60,7 +77,9 @@ fn cpu_identity() -> &'static str {
         let mut id = std::env::consts::ARCH.to_string();
         if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
             for key in ["model name", "flags", "Features", "CPU part"] {
-                let found = info.lines().find(|l| l.split(':').next().is_some_and(|k| k.trim() == key));
+                let found = info
+                    .lines()
+                    .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key));
                 if let Some(line) = found {
                     id.push('\n');
                     id.push_str(line.trim());
@@ -93,7 +112,14 @@ pub(crate) fn cache_dir(opts: &KernelOptions) -> PathBuf {
 /// Hex SHA-256 cache key of a source for this compiler and machine.
 pub(crate) fn cache_key(source: &str, cmd: &[String], version: &str) -> String {
     let mut h = Sha256::new();
-    for part in [source, &cmd.join(" "), &FLAGS.join(" "), version, cpu_identity(), env!("CARGO_PKG_VERSION")] {
+    for part in [
+        source,
+        &cmd.join(" "),
+        &FLAGS.join(" "),
+        version,
+        cpu_identity(),
+        env!("CARGO_PKG_VERSION"),
+    ] {
         // Length-prefixed so that no two different tuples hash the same bytes.
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
@@ -106,7 +132,10 @@ pub(crate) fn library_path(dir: &Path, key: &str) -> PathBuf {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KernelError + '_ {
-    move |source| KernelError::CacheIo { path: path.display().to_string(), source }
+    move |source| KernelError::CacheIo {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Compile `source` into `target` (write to a temporary name, then rename into place).
@@ -114,8 +143,15 @@ pub(crate) fn compile(source: &str, cmd: &[String], target: &Path) -> Result<(),
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let stem = target.file_stem().and_then(|s| s.to_str()).unwrap_or("rustrates-kernel");
-    let tmp = format!("{stem}.tmp{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    let stem = target
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("rustrates-kernel");
+    let tmp = format!(
+        "{stem}.tmp{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
     let tmp_c = dir.join(format!("{tmp}.c"));
     let tmp_so = dir.join(format!("{tmp}.{}", std::env::consts::DLL_EXTENSION));
     std::fs::write(&tmp_c, source).map_err(io_err(&tmp_c))?;
@@ -125,21 +161,37 @@ pub(crate) fn compile(source: &str, cmd: &[String], target: &Path) -> Result<(),
     };
     let Some((prog, args)) = cmd.split_first() else {
         cleanup();
-        return Err(KernelError::NoCompiler { compiler: String::new(), reason: "empty compiler command".into() });
+        return Err(KernelError::NoCompiler {
+            compiler: String::new(),
+            reason: "empty compiler command".into(),
+        });
     };
-    let out = Command::new(prog).args(args).args(FLAGS).arg("-o").arg(&tmp_so).arg(&tmp_c).arg("-lm").output();
+    let out = Command::new(prog)
+        .args(args)
+        .args(FLAGS)
+        .arg("-o")
+        .arg(&tmp_so)
+        .arg(&tmp_c)
+        .arg("-lm")
+        .output();
     let out = match out {
         Ok(o) => o,
         Err(e) => {
             cleanup();
-            return Err(KernelError::NoCompiler { compiler: cmd.join(" "), reason: e.to_string() });
+            return Err(KernelError::NoCompiler {
+                compiler: cmd.join(" "),
+                reason: e.to_string(),
+            });
         }
     };
     if !out.status.success() {
         cleanup();
         let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         stderr.push_str(&String::from_utf8_lossy(&out.stdout));
-        return Err(KernelError::CompileFailed { status: out.status.code().unwrap_or(-1), stderr });
+        return Err(KernelError::CompileFailed {
+            status: out.status.code().unwrap_or(-1),
+            stderr,
+        });
     }
     let r = std::fs::rename(&tmp_so, target).map_err(io_err(target));
     // Keep the source beside the library for inspection; losing that race is harmless.

@@ -95,7 +95,7 @@ struct Emitter<'c> {
     /// Per algebraic slot: its local exists.
     assigned: Vec<bool>,
     out: String,
-    /// When set, step-invariant sub-expressions are read from `H[k*lanes+l]`.
+    /// When set, step-invariant sub-expressions are read from the rows `Hk[l]`.
     hoist: Option<&'c mut HoistPlan>,
     uses_callbacks: bool,
     pow_temps: usize,
@@ -103,6 +103,7 @@ struct Emitter<'c> {
 
 struct HoistPlan {
     invariant: Vec<Option<bool>>,
+    constant: Vec<Option<bool>>,
     items: Vec<Hoist>,
     index: HashMap<Hoist, usize>,
     /// Multiply by a hoisted reciprocal instead of dividing (not bit-identical to `rhs`).
@@ -111,7 +112,13 @@ struct HoistPlan {
 
 impl HoistPlan {
     fn new(c: &Circuit, recip: bool) -> Self {
-        HoistPlan { invariant: vec![None; c.exprs.len()], items: Vec::new(), index: HashMap::new(), recip }
+        HoistPlan {
+            invariant: vec![None; c.exprs.len()],
+            constant: vec![None; c.exprs.len()],
+            items: Vec::new(),
+            index: HashMap::new(),
+            recip,
+        }
     }
     /// Depends only on constants, parameters and inputs (held constant by the stepper).
     fn is_invariant(&mut self, c: &Circuit, id: ExprId) -> bool {
@@ -135,6 +142,30 @@ impl HoistPlan {
         };
         self.invariant[id.0 as usize] = Some(v);
         v
+    }
+    /// Depends on constants only: left inline for the C compiler to fold (hoisting it would
+    /// hide `x / 1.0` and friends behind a load).
+    fn is_constant(&mut self, c: &Circuit, id: ExprId) -> bool {
+        let Some(slot) = self.constant.get(id.0 as usize).copied() else {
+            return false;
+        };
+        if let Some(v) = slot {
+            return v;
+        }
+        let v = match c.expr(id) {
+            Expr::Const(_) => true,
+            Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => false,
+            Expr::Neg(a) => self.is_constant(c, *a),
+            Expr::Binary(_, a, b) => self.is_constant(c, *a) && self.is_constant(c, *b),
+            Expr::Call(_, args) => args.iter().all(|a| self.is_constant(c, *a)),
+            Expr::Select(x, a, b) => self.is_constant(c, *x) && self.is_constant(c, *a) && self.is_constant(c, *b),
+        };
+        self.constant[id.0 as usize] = Some(v);
+        v
+    }
+    /// Worth computing once per call: step-invariant but not a compile-time constant.
+    fn hoistable(&mut self, c: &Circuit, id: ExprId) -> bool {
+        self.is_invariant(c, id) && !self.is_constant(c, id)
     }
     fn slot(&mut self, h: Hoist) -> usize {
         if let Some(&k) = self.index.get(&h) {
@@ -172,7 +203,7 @@ impl<'c> Emitter<'c> {
     fn loads(&mut self, y: &str) {
         let t = self.ty.name();
         for k in 0..self.layout.states.len() {
-            self.line(&format!("const {t} y{k} = {y}[{k}*lanes+l];"));
+            self.line(&format!("const {t} y{k} = {y}{k}[l];"));
         }
         self.loads_params_inputs();
     }
@@ -180,10 +211,10 @@ impl<'c> Emitter<'c> {
     fn loads_params_inputs(&mut self) {
         let t = self.ty.name();
         for k in 0..self.layout.params.len() {
-            self.line(&format!("const {t} p{k} = P[{k}*lanes+l];"));
+            self.line(&format!("const {t} p{k} = P{k}[l];"));
         }
         for k in 0..self.layout.inputs.len() {
-            self.line(&format!("const {t} u{k} = U[{k}*lanes+l];"));
+            self.line(&format!("const {t} u{k} = U{k}[l];"));
         }
     }
 
@@ -198,7 +229,7 @@ impl<'c> Emitter<'c> {
                 *done = true;
             }
             if store {
-                self.line(&format!("A[{slot}*lanes+l] = a{slot};"));
+                self.line(&format!("A{slot}[l] = a{slot};"));
             }
         }
     }
@@ -256,9 +287,9 @@ impl<'c> Emitter<'c> {
         }
         let c = self.c;
         if let Some(plan) = self.hoist.as_deref_mut() {
-            if plan.is_invariant(c, id) {
+            if plan.hoistable(c, id) {
                 let k = plan.slot(Hoist::Value(id));
-                let name = format!("H[{k}*lanes+l]");
+                let name = format!("H{k}[l]");
                 self.temps.insert(id, name.clone());
                 return name;
             }
@@ -343,10 +374,10 @@ impl<'c> Emitter<'c> {
         if op == BinOp::Div {
             let c = self.c;
             if let Some(plan) = self.hoist.as_deref_mut() {
-                if plan.recip && plan.is_invariant(c, b) {
+                if plan.recip && plan.hoistable(c, b) {
                     let k = plan.slot(Hoist::Recip(b));
                     let x = self.expr(a);
-                    return format!("({x} * H[{k}*lanes+l])");
+                    return format!("({x} * H{k}[l])");
                 }
             }
         }
@@ -421,11 +452,20 @@ static inline double rr_past(void* ctx, unsigned var, size_t lane, double t, dou
 static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
     return rr_randn_hook ? rr_randn_hook(ctx, source, lane) : (double)NAN;
 }
-/* NaN-propagating like numpy's maximum/minimum. */
-static inline double rr_max(double a, double b) { return (a > b || a != a) ? a : b; }
-static inline double rr_min(double a, double b) { return (a < b || a != a) ? a : b; }
-static inline float rr_maxf(float a, float b) { return (a > b || a != a) ? a : b; }
-static inline float rr_minf(float a, float b) { return (a < b || a != a) ? a : b; }
+/* numpy's maximum/minimum (as kernel::mathfns): NaN in either gives NaN, max(-0,+0) = +0,
+   min(-0,+0) = -0. Branch-free enough to vectorise as blends. */
+static inline double rr_max(double a, double b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? b : a) : (a > b ? a : b));
+}
+static inline double rr_min(double a, double b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? a : b) : (a < b ? a : b));
+}
+static inline float rr_maxf(float a, float b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? b : a) : (a > b ? a : b));
+}
+static inline float rr_minf(float a, float b) {
+    return (a != a || b != b) ? a + b : (a == b ? (signbit(a) ? a : b) : (a < b ? a : b));
+}
 /* numpy heaviside(x, 0.5) and sign: NaN stays NaN, zero keeps its value. */
 static inline double rr_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }
 static inline float rr_heavisidef(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
@@ -441,6 +481,8 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
     text.push_str(PRELUDE);
     let ns = layout.states.len();
 
+    let (np, ni, na) = (layout.params.len(), layout.inputs.len(), layout.algebraics.len());
+
     // Plain right-hand sides.
     let mut uses_callbacks = false;
     for ty in [Ty::F64, Ty::F32] {
@@ -449,18 +491,29 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
             Ty::F64 => "rustrates_rhs",
             Ty::F32 => "rustrates_rhs_f32",
         };
-        let _ = writeln!(
-            text,
-            "\nvoid {fname}(size_t lanes, double t, const {t}* restrict Y, const {t}* restrict P, \
-             const {t}* restrict U, {t}* restrict DY, {t}* restrict A, void* ctx) {{\n    (void)t; (void)ctx;\n    for (size_t l = 0; l < lanes; l++) {{"
-        );
+        let mut pro = String::new();
+        rows(&mut pro, true, t, "Y", ns);
+        rows(&mut pro, true, t, "P", np);
+        rows(&mut pro, true, t, "U", ni);
+        rows(&mut pro, false, t, "DY", ns);
+        rows(&mut pro, false, t, "A", na);
         let mut em = Emitter::new(c, &layout, ty, None);
         em.loads("Y");
         em.assigns(true);
-        em.odes(|slot, v| format!("DY[{slot}*lanes+l] = {v};"));
+        em.odes(|slot, v| format!("DY{slot}[l] = {v};"));
         uses_callbacks |= em.uses_callbacks;
-        indent(&mut text, &em.out);
-        let _ = writeln!(text, "    }}\n}}");
+        let body = lane_loop(&pro, &em.out);
+        specialised(
+            &mut text,
+            fname,
+            true,
+            &format!(
+                "double t, const {t}* restrict Y, const {t}* restrict P, const {t}* restrict U, \
+                 {t}* restrict DY, {t}* restrict A, void* ctx"
+            ),
+            "t, Y, P, U, DY, A, ctx",
+            &body,
+        );
     }
 
     // Fused stepper: a stage function and an Euler loop that read step-invariant values
@@ -470,14 +523,14 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
         let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
         em.loads("Y");
         em.assigns(false);
-        em.odes(|slot, v| format!("DY[{slot}*lanes+l] = {v};"));
+        em.odes(|slot, v| format!("DY{slot}[l] = {v};"));
         em.out
     };
     let euler_body = {
         let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
         em.loads("Y");
         em.assigns(false);
-        em.odes(|slot, v| format!("Y[{slot}*lanes+l] = y{slot} + dt * {v};"));
+        em.odes(|slot, v| format!("Y{slot}[l] = y{slot} + dt * {v};"));
         em.out
     };
     let hoist_body = {
@@ -492,26 +545,59 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
                     format!("(1.0 / {v})")
                 }
             };
-            em.line(&format!("H[{k}*lanes+l] = {v};"));
+            em.line(&format!("H{k}[l] = {v};"));
         }
         em.out
     };
     let nh = plan.items.len();
+    let inputs_rows = |text: &mut String, hconst: bool| {
+        rows(text, true, "double", "P", np);
+        rows(text, true, "double", "U", ni);
+        rows(text, hconst, "double", "H", nh);
+    };
 
-    let _ = writeln!(
-        text,
-        "\nstatic void rr_hoist(size_t lanes, const double* restrict P, const double* restrict U, double* restrict H) {{\n    (void)P; (void)U; (void)H;\n    for (size_t l = 0; l < lanes; l++) {{"
+    let mut pro = String::new();
+    inputs_rows(&mut pro, false);
+    specialised(
+        &mut text,
+        "rr_hoist",
+        false,
+        "const double* restrict P, const double* restrict U, double* restrict H",
+        "P, U, H",
+        &lane_loop(&pro, &hoist_body),
     );
-    indent(&mut text, &hoist_body);
-    let _ = writeln!(text, "    }}\n}}");
 
-    let _ = writeln!(
-        text,
-        "\nstatic void rr_stage(size_t lanes, double t, const double* restrict Y, const double* restrict P, \
-         const double* restrict U, const double* restrict H, double* restrict DY, void* ctx) {{\n    (void)t; (void)ctx; (void)H;\n    for (size_t l = 0; l < lanes; l++) {{"
+    let mut pro = String::new();
+    rows(&mut pro, true, "double", "Y", ns);
+    inputs_rows(&mut pro, true);
+    rows(&mut pro, false, "double", "DY", ns);
+    specialised(
+        &mut text,
+        "rr_stage",
+        false,
+        "double t, const double* restrict Y, const double* restrict P, const double* restrict U, \
+         const double* restrict H, double* restrict DY, void* ctx",
+        "t, Y, P, U, H, DY, ctx",
+        &lane_loop(&pro, &stage_body),
     );
-    indent(&mut text, &stage_body);
-    let _ = writeln!(text, "    }}\n}}");
+
+    let mut pro = String::new();
+    rows(&mut pro, false, "double", "Y", ns);
+    inputs_rows(&mut pro, true);
+    let mut euler = String::new();
+    indent_by(&mut euler, &euler_body, 2);
+    specialised(
+        &mut text,
+        "rr_euler",
+        false,
+        "size_t nsteps, double t0, double dt, double* restrict Y, const double* restrict P, \
+         const double* restrict U, const double* restrict H, void* ctx",
+        "nsteps, t0, dt, Y, P, U, H, ctx",
+        &format!(
+            "{pro}    for (size_t s = 0; s < nsteps; s++) {{\n        const double t = t0 + (double)s * dt;\n        \
+             (void)t;\n        for (size_t l = 0; l < lanes; l++) {{\n{euler}        }}\n    }}\n"
+        ),
+    );
 
     let _ = write!(
         text,
@@ -524,17 +610,7 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
     double* restrict H = W;
     rr_hoist(lanes, P, U, H);
     if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
-        for (size_t s = 0; s < nsteps; s++) {{
-            const double t = t0 + (double)s * dt;
-            (void)t;
-            for (size_t l = 0; l < lanes; l++) {{
-"#
-    );
-    indent_by(&mut text, &euler_body, 3);
-    let _ = write!(
-        text,
-        r#"            }}
-        }}
+        rr_euler(lanes, nsteps, t0, dt, Y, P, U, H, ctx);
         return;
     }}
     const size_t n = (size_t){ns} * lanes;
@@ -545,35 +621,74 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
         for (int i = 0; i < stages; i++) {{
             const double* yin = Y;
             if (i > 0) {{
-                for (size_t j = 0; j < n; j++) {{
-                    double acc = 0.0;
-                    for (int m = 0; m < i; m++) {{
-                        const double am = TA[i * stages + m];
-                        if (am != 0.0) acc += am * K[(size_t)m * n + j];
-                    }}
-                    YT[j] = Y[j] + dt * acc;
+                /* YT = Y + dt * sum_m A[i][m] K[m], summed in m order, zero terms skipped. */
+                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+                for (int m = 0; m < i; m++) {{
+                    const double am = TA[i * stages + m];
+                    if (am == 0.0) continue;
+                    const double* restrict Km = K + (size_t)m * n;
+                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
                 }}
+                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
                 yin = YT;
             }}
             rr_stage(lanes, t + TC[i] * dt, yin, P, U, H, K + (size_t)i * n, ctx);
         }}
-        for (size_t j = 0; j < n; j++) {{
-            double acc = 0.0;
-            for (int m = 0; m < stages; m++) {{
-                const double bm = TB[m];
-                if (bm != 0.0) acc += bm * K[(size_t)m * n + j];
-            }}
-            Y[j] = Y[j] + dt * acc;
+        /* The stage state is free now: accumulate sum_m B[m] K[m] there. */
+        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+        for (int m = 0; m < stages; m++) {{
+            const double bm = TB[m];
+            if (bm == 0.0) continue;
+            const double* restrict Km = K + (size_t)m * n;
+            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
         }}
+        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
     }}
 }}
 "#
     );
-    Source { text, uses_callbacks, hoisted: nh }
+    Source {
+        text,
+        uses_callbacks,
+        hoisted: nh,
+    }
 }
 
-fn indent(text: &mut String, body: &str) {
-    indent_by(text, body, 1);
+/// Block width for which every function has a copy with constant strides: with the row
+/// stride known, the compiler proves rows disjoint and the trip count exact, and vectorises
+/// without runtime alias checks (which otherwise can make it give up on wide loops).
+pub(crate) const BLOCK: usize = 64;
+
+/// `body` (which uses `lanes`) as an always-inlined function plus a wrapper `name` that calls
+/// it with the constant [`BLOCK`] when `lanes` equals it.
+fn specialised(text: &mut String, name: &str, public: bool, params: &str, args: &str, body: &str) {
+    let _ = writeln!(
+        text,
+        "\nstatic inline __attribute__((always_inline)) void {name}_body(size_t lanes, {params}) {{\n{body}}}"
+    );
+    let vis = if public { "" } else { "static " };
+    let _ = writeln!(
+        text,
+        "{vis}void {name}(size_t lanes, {params}) {{\n    if (lanes == {BLOCK}) {name}_body({BLOCK}, {args});\n    \
+         else {name}_body(lanes, {args});\n}}"
+    );
+}
+
+/// Row declarations, then `for (l < lanes) { body }`.
+fn lane_loop(prologue: &str, body: &str) -> String {
+    let mut s = String::from(prologue);
+    s.push_str("    for (size_t l = 0; l < lanes; l++) {\n");
+    indent_by(&mut s, body, 2);
+    s.push_str("    }\n");
+    s
+}
+
+/// `const double* restrict Y0 = Y + 0*lanes;` ... for `n` rows of array `name`.
+fn rows(text: &mut String, constant: bool, ty: &str, name: &str, n: usize) {
+    let q = if constant { "const " } else { "" };
+    for k in 0..n {
+        let _ = writeln!(text, "    {q}{ty}* restrict {name}{k} = {name} + (size_t){k} * lanes;");
+    }
 }
 
 fn indent_by(text: &mut String, body: &str, levels: usize) {

@@ -32,9 +32,9 @@ use crate::kernel::mathfns;
 use crate::kernel::KernelError;
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
-/// Independent vector copies per main-loop iteration. Two already fill the two FP ports of
-/// current x86 cores for the dependent chains of a typical rhs; four mostly adds spills
-/// on larger circuits (measured on the QIF reference circuit: see the module tests).
+/// Independent vector copies per main-loop iteration: two give the out-of-order core two
+/// independent dependency chains per instruction stream; more mostly add spills, since
+/// Cranelift allocates only xmm0–15. (Not tuned further; see the benchmark test in `jit.rs`.)
 pub(super) const UNROLL: usize = 2;
 const MAX_COPIES: usize = 4;
 
@@ -150,18 +150,15 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
             }
             match state[ix] {
                 2 => continue,
-                1 => {
-                    return Err(codegen_err(format_args!(
-                        "expression {} depends on itself",
-                        id.0
-                    )))
-                }
+                1 => return Err(codegen_err(format_args!("expression {} depends on itself", id.0))),
                 _ => {}
             }
             let e = circuit.expr(id);
-            if let Expr::Var(v) = e {
+            if let Expr::Var(v) | Expr::Past(v, _) = e {
                 let var = circuit.var(*v);
-                if var.kind == VarKind::Algebraic && !assigned[v.0 as usize] {
+                // A delayed read may name an algebraic assigned later (its current value is
+                // then the one stored in `a`, as the reference evaluator reads it).
+                if matches!(e, Expr::Var(_)) && var.kind == VarKind::Algebraic && !assigned[v.0 as usize] {
                     return Err(codegen_err(format_args!(
                         "'{}' is read before it is assigned",
                         var.name
@@ -179,12 +176,7 @@ pub(super) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelE
             for c in children(e) {
                 match state[c.0 as usize] {
                     2 => {}
-                    1 => {
-                        return Err(codegen_err(format_args!(
-                            "expression {} depends on itself",
-                            c.0
-                        )))
-                    }
+                    1 => return Err(codegen_err(format_args!("expression {} depends on itself", c.0))),
                     _ => stack.push((c, false)),
                 }
             }
@@ -257,11 +249,7 @@ pub(super) fn define_kernel(
         };
         let kctx = params[7];
         let stride = b.ins().ishl_imm_u(lanes, flavor.elem_shift);
-        let t = if flavor.single {
-            b.ins().fdemote(F32, t64)
-        } else {
-            t64
-        };
+        let t = if flavor.single { b.ins().fdemote(F32, t64) } else { t64 };
         let zero = b.ins().iconst(ptr, 0);
         b.ins().jump(vhead, &[BlockArg::Value(zero)]);
 
@@ -270,13 +258,8 @@ pub(super) fn define_kernel(
         let i = b.block_params(vhead)[0];
         let end = b.ins().iadd_imm_u(i, step);
         let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
-        b.ins().brif(
-            fits,
-            vbody,
-            &[BlockArg::Value(i)],
-            shead,
-            &[BlockArg::Value(i)],
-        );
+        b.ins()
+            .brif(fits, vbody, &[BlockArg::Value(i)], shead, &[BlockArg::Value(i)]);
 
         b.switch_to_block(vbody);
         let i = b.block_params(vbody)[0];
@@ -288,9 +271,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -321,9 +306,11 @@ pub(super) fn define_kernel(
         Body::new(
             module,
             &mut b,
-            circuit,
-            layout,
-            &konst,
+            Program {
+                circuit,
+                layout,
+                konst: &konst,
+            },
             flavor,
             shape,
             Env {
@@ -351,11 +338,7 @@ pub(super) fn define_kernel(
         log::trace!("CLIF of {name}:\n{}", ctx.func.display());
     }
     module.define_function(id, &mut ctx).map_err(codegen_err)?;
-    if let Some(code) = ctx
-        .compiled_code()
-        .and_then(|c| c.vcode.as_ref())
-        .filter(|_| dump)
-    {
+    if let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()).filter(|_| dump) {
         log::trace!("machine code of {name}:\n{code}");
     }
     module.clear_context(&mut ctx);
@@ -393,6 +376,15 @@ struct Shape {
 
 type Vals = [Value; MAX_COPIES];
 
+/// What a loop body is compiled from.
+#[derive(Clone, Copy)]
+struct Program<'m> {
+    circuit: &'m Circuit,
+    layout: &'m Layout,
+    /// Compile-time value of each expression that has one (`fold::constants`).
+    konst: &'m [Option<f64>],
+}
+
 struct Body<'m, 'b, 'f> {
     module: &'m mut JITModule,
     b: &'b mut FunctionBuilder<'f>,
@@ -408,6 +400,14 @@ struct Body<'m, 'b, 'f> {
     vars: HashMap<VarId, Vals>,
     consts: HashMap<u64, Value>,
     funcs: HashMap<&'static str, FuncRef>,
+    /// Fused stepper only: `1/d` for loop-invariant divisors `d`, computed before the loop.
+    recip: HashMap<ExprId, Vals>,
+    /// Fused stepper only: rows of the scratch array (`arrays.a`) holding hoisted values
+    /// and reciprocals, loaded where first used (loading them all up front makes Cranelift
+    /// keep them live across the whole body and spill them).
+    hoist_rows: HashMap<ExprId, u32>,
+    recip_rows: HashMap<ExprId, u32>,
+    hoist_cache: HashMap<ExprId, Vals>,
 }
 
 /// Access flags: the caller checked every slice length, so nothing traps; no `aligned`
@@ -421,14 +421,13 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     fn new(
         module: &'m mut JITModule,
         b: &'b mut FunctionBuilder<'f>,
-        circuit: &'m Circuit,
-        layout: &'m Layout,
-        konst: &'m [Option<f64>],
+        prog: Program<'m>,
         flavor: Flavor,
         shape: Shape,
         env: Env,
     ) -> Self {
         let i_bytes = b.ins().ishl_imm_u(env.i, flavor.elem_shift);
+        let Program { circuit, layout, konst } = prog;
         Body {
             module,
             b,
@@ -443,6 +442,10 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             vars: HashMap::new(),
             consts: HashMap::new(),
             funcs: HashMap::new(),
+            recip: HashMap::new(),
+            hoist_rows: HashMap::new(),
+            recip_rows: HashMap::new(),
+            hoist_cache: HashMap::new(),
         }
     }
 
@@ -523,11 +526,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         [v; MAX_COPIES]
     }
 
-    fn map1(
-        &mut self,
-        x: Vals,
-        mut f: impl FnMut(&mut FunctionBuilder<'f>, Value) -> Value,
-    ) -> Vals {
+    fn map1(&mut self, x: Vals, mut f: impl FnMut(&mut FunctionBuilder<'f>, Value) -> Value) -> Vals {
         let mut out = x;
         for o in out.iter_mut().take(self.n()) {
             *o = f(self.b, *o);
@@ -535,12 +534,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         out
     }
 
-    fn map2(
-        &mut self,
-        x: Vals,
-        y: Vals,
-        mut f: impl FnMut(&mut FunctionBuilder<'f>, Value, Value) -> Value,
-    ) -> Vals {
+    fn map2(&mut self, x: Vals, y: Vals, mut f: impl FnMut(&mut FunctionBuilder<'f>, Value, Value) -> Value) -> Vals {
         let mut out = x;
         for (o, &yy) in out.iter_mut().zip(y.iter()).take(self.n()) {
             *o = f(self.b, *o, yy);
@@ -611,11 +605,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     /// Applies `g(self, lane_offset, scalars)` to every element of every copy and reassembles
     /// vectors; `lane_offset` is the element's lane relative to `i`.
-    fn per_element(
-        &mut self,
-        args: &[Vals],
-        mut g: impl FnMut(&mut Self, i64, &[Value]) -> Value,
-    ) -> Vals {
+    fn per_element(&mut self, args: &[Vals], mut g: impl FnMut(&mut Self, i64, &[Value]) -> Value) -> Vals {
         let mut out = [Value::reserved_value(); MAX_COPIES];
         let w = self.shape.width;
         let mut xs = Vec::with_capacity(args.len());
@@ -685,6 +675,18 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             if self.memo[id.0 as usize].is_some() {
                 continue;
             }
+            if let Some(&row) = self.hoist_rows.get(&id) {
+                let v = match self.hoist_cache.get(&id) {
+                    Some(&v) => v,
+                    None => {
+                        let v = self.load(self.env.arrays.a, row);
+                        self.hoist_cache.insert(id, v);
+                        v
+                    }
+                };
+                self.memo[id.0 as usize] = Some(v);
+                continue;
+            }
             if let Some(c) = self.konst[id.0 as usize] {
                 let v = self.constant(c);
                 self.memo[id.0 as usize] = Some([v; MAX_COPIES]);
@@ -704,6 +706,17 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             self.memo[id.0 as usize] = Some(v);
         }
         self.memo[root.0 as usize].expect("the root was just evaluated")
+    }
+
+    /// `1/d` if the fused stepper hoisted it (loaded on first use).
+    fn recip_of(&mut self, d: ExprId) -> Option<Vals> {
+        if let Some(&r) = self.recip.get(&d) {
+            return Some(r);
+        }
+        let row = *self.recip_rows.get(&d)?;
+        let r = self.load(self.env.arrays.a, row);
+        self.recip.insert(d, r);
+        Some(r)
     }
 
     fn get(&self, e: ExprId) -> Vals {
@@ -738,17 +751,19 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
                 let var_id = var.0;
                 let ptr = self.module.target_config().pointer_type();
                 let f = self.func_ref(mathfns::PAST_SYMBOL, &[ptr, I32, ptr, F64, F64], F64);
-                self.per_element(&[d], |this, lane, xs| {
+                let delayed = self.per_element(&[d], |this, lane, xs| {
                     let d64 = this.widen(xs[0]);
                     let var = this.b.ins().iconst(I32, i64::from(var_id));
                     let lane = this.b.ins().iadd_imm_u(this.env.i, lane);
-                    let call = this
-                        .b
-                        .ins()
-                        .call(f, &[this.env.kctx, var, lane, this.env.t64, d64]);
+                    let call = this.b.ins().call(f, &[this.env.kctx, var, lane, this.env.t64, d64]);
                     let r = this.b.inst_results(call)[0];
                     this.narrow(r)
-                })
+                });
+                // As the reference evaluator: a delay ≤ 0 (or NaN) reads the current value.
+                // The hook was still called for those lanes; its answer is discarded.
+                let current = self.var(*var);
+                let zero = [self.constant(0.0); MAX_COPIES];
+                self.select_where(FloatCC::GreaterThan, d, zero, delayed, current)
             }
             Expr::Randn => {
                 let source = id.0;
@@ -775,7 +790,10 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             BinOp::Add => self.map2(x, y, |b, x, y| b.ins().fadd(x, y)),
             BinOp::Sub => self.map2(x, y, |b, x, y| b.ins().fsub(x, y)),
             BinOp::Mul => self.map2(x, y, |b, x, y| b.ins().fmul(x, y)),
-            BinOp::Div => self.map2(x, y, |b, x, y| b.ins().fdiv(x, y)),
+            BinOp::Div => match self.recip_of(ye) {
+                Some(r) => self.map2(x, r, |b, x, r| b.ins().fmul(x, r)),
+                None => self.map2(x, y, |b, x, y| b.ins().fdiv(x, y)),
+            },
             BinOp::Pow => self.pow(x, y, ky),
             BinOp::Lt => self.compare(FloatCC::LessThan, x, y),
             BinOp::Le => self.compare(FloatCC::LessThanOrEqual, x, y),
@@ -863,4 +881,395 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             }
         }
     }
+}
+
+/// An explicit Runge–Kutta tableau, fixed at code generation.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Tableau {
+    /// `stages × stages`, row-major, strictly lower triangular.
+    pub(super) a: Vec<f64>,
+    pub(super) b: Vec<f64>,
+    pub(super) c: Vec<f64>,
+}
+
+impl Tableau {
+    fn stages(&self) -> usize {
+        self.b.len()
+    }
+    /// Nonzero coefficients of row `s` of `a`, in column order.
+    fn row(&self, s: usize) -> Vec<(usize, f64)> {
+        let n = self.stages();
+        (0..s)
+            .map(|m| (m, self.a[s * n + m]))
+            .filter(|&(_, c)| c != 0.0)
+            .collect()
+    }
+    fn weights(&self) -> Vec<(usize, f64)> {
+        self.b.iter().copied().enumerate().filter(|&(_, c)| c != 0.0).collect()
+    }
+}
+
+/// Which expressions stay the same over a fused run: built from constants, parameters and
+/// inputs only (inputs are held constant over a `steps` call).
+fn invariants(circuit: &Circuit) -> Vec<bool> {
+    let n = circuit.exprs.len();
+    let mut inv = vec![false; n];
+    let mut done = vec![false; n];
+    for start in 0..n {
+        let mut stack = vec![(ExprId(start as u32), false)];
+        while let Some((id, expanded)) = stack.pop() {
+            let ix = id.0 as usize;
+            if done[ix] {
+                continue;
+            }
+            let e = circuit.expr(id);
+            if !expanded {
+                stack.push((id, true));
+                stack.extend(
+                    children(e)
+                        .into_iter()
+                        .filter(|c| !done[c.0 as usize])
+                        .map(|c| (c, false)),
+                );
+                continue;
+            }
+            done[ix] = true;
+            inv[ix] = match e {
+                Expr::Const(_) => true,
+                Expr::Var(v) => matches!(circuit.var(*v).kind, VarKind::Param | VarKind::Input),
+                Expr::Time | Expr::Past(..) | Expr::Randn => false,
+                _ => children(e).iter().all(|c| inv[c.0 as usize]),
+            };
+        }
+    }
+    inv
+}
+
+/// Expressions reachable from the assignments and ODEs, in no particular order.
+fn reachable(circuit: &Circuit) -> Vec<ExprId> {
+    let mut seen = vec![false; circuit.exprs.len()];
+    let mut stack: Vec<ExprId> = circuit
+        .assigns
+        .iter()
+        .map(|a| a.rhs)
+        .chain(circuit.odes.iter().map(|o| o.rhs))
+        .collect();
+    let mut out = Vec::new();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id.0 as usize], true) {
+            continue;
+        }
+        out.push(id);
+        stack.extend(children(circuit.expr(id)));
+    }
+    out
+}
+
+/// What the fused stepper keeps per lane in its scratch rows: loop-invariant values that
+/// the step loop reads (computed once per call), and reciprocals of invariant divisors.
+struct Hoisted {
+    /// Invariant, non-constant expressions read by a varying parent (bare parameter and
+    /// input reads excluded: the step loop loads those from `p`/`u` directly).
+    values: Vec<ExprId>,
+    /// Invariant divisors `d` whose `x / d` becomes `x · (1/d)`.
+    recips: Vec<ExprId>,
+}
+
+impl Hoisted {
+    fn rows(&self) -> usize {
+        self.values.len() + self.recips.len()
+    }
+}
+
+fn hoisted(circuit: &Circuit, konst: &[Option<f64>], inv: &[bool], reach: &[ExprId], reciprocal: bool) -> Hoisted {
+    let mut values = Vec::new();
+    let mut recips = Vec::new();
+    let mut seen = vec![false; circuit.exprs.len()];
+    let mut seen_recip = vec![false; circuit.exprs.len()];
+    for &id in reach {
+        if inv[id.0 as usize] {
+            continue;
+        }
+        let e = circuit.expr(id);
+        for c in children(e) {
+            let ci = c.0 as usize;
+            let bare = matches!(circuit.expr(c), Expr::Var(_));
+            if inv[ci] && konst[ci].is_none() && !bare && !std::mem::replace(&mut seen[ci], true) {
+                values.push(c);
+            }
+        }
+        if let Expr::Binary(BinOp::Div, _, d) = e {
+            let di = d.0 as usize;
+            if reciprocal && inv[di] && konst[di] != Some(1.0) && !std::mem::replace(&mut seen_recip[di], true) {
+                recips.push(*d);
+            }
+        }
+    }
+    values.sort();
+    recips.sort();
+    Hoisted { values, recips }
+}
+
+/// Declares and defines a fused fixed-step integrator:
+/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`, advancing `y` (`[state][lane]`) in place
+/// by `nsteps` steps of `tab`. First, per lane, the expressions of parameters and inputs
+/// only that the rhs needs are computed once into `work` (rows × lanes values, rows
+/// returned with the id); with `reciprocal`, a division by such an expression becomes a multiplication by
+/// its reciprocal (≤ 1 ulp per division; `false` keeps every result bit-identical to stepping
+/// with the rhs kernel and the solver's stage arithmetic). Then the step loop runs outside
+/// the lane loop, as in `montbrio_grid.c`: lanes are independent, so the CPU overlaps them,
+/// while a block's rows stay in L1. The circuit must not contain `Past` or `Randn`.
+pub(super) fn define_stepper(
+    module: &mut JITModule,
+    circuit: &Circuit,
+    layout: &Layout,
+    tab: &Tableau,
+    reciprocal: bool,
+    name: &str,
+) -> Result<(FuncId, usize), KernelError> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for t in [ptr, ptr, F64, F64, ptr, ptr, ptr, ptr, ptr] {
+        sig.params.push(AbiParam::new(t)); // lanes nsteps t0 dt y p u work ctx
+    }
+    let id = module
+        .declare_function(name, Linkage::Local, &sig)
+        .map_err(codegen_err)?;
+    let frontend_config = module.target_config();
+    let konst = fold::constants(circuit, false);
+    let inv = invariants(circuit);
+    let reach = reachable(circuit);
+    let hoist = hoisted(circuit, &konst, &inv, &reach, reciprocal);
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.switch_to_block(entry);
+        b.append_block_params_for_function_params(entry);
+        let params = b.block_params(entry).to_vec();
+        let (lanes, nsteps, t0, dt) = (params[0], params[1], params[2], params[3]);
+        let (y, p, u, work, kctx) = (params[4], params[5], params[6], params[7], params[8]);
+        let stride = b.ins().ishl_imm_u(lanes, 3);
+        // `a` is never written; `dy` holds the hoisted rows (so `store`/`load` reach them).
+        let arrays = Arrays {
+            y,
+            p,
+            u,
+            dy: work,
+            a: work,
+        };
+        let prog = Program {
+            circuit,
+            layout,
+            konst: &konst,
+        };
+        let base = Env {
+            i: lanes,
+            stride,
+            t: t0,
+            t64: t0,
+            kctx,
+            arrays,
+        };
+
+        // Prologue: hoisted rows.
+        lane_loops(module, &mut b, prog, base, &mut |body| {
+            for (row, &e) in hoist.values.iter().enumerate() {
+                let v = body.eval(e);
+                body.store(work, row as u32, v);
+            }
+            let one = body.constant(1.0);
+            for (k, &d) in hoist.recips.iter().enumerate() {
+                let v = body.eval(d);
+                let r = body.map1(v, |b, x| b.ins().fdiv(one, x));
+                body.store(work, (hoist.values.len() + k) as u32, r);
+            }
+        });
+
+        // Step loop around the lane loops.
+        let head = b.create_block();
+        let step_blk = b.create_block();
+        let exit = b.create_block();
+        b.append_block_param(head, ptr);
+        b.append_block_param(step_blk, ptr);
+        let zero = b.ins().iconst(ptr, 0);
+        b.ins().jump(head, &[BlockArg::Value(zero)]);
+        b.switch_to_block(head);
+        let s = b.block_params(head)[0];
+        let go = b.ins().icmp(IntCC::UnsignedLessThan, s, nsteps);
+        b.ins().brif(go, step_blk, &[BlockArg::Value(s)], exit, &[]);
+        b.switch_to_block(step_blk);
+        let s = b.block_params(step_blk)[0];
+        // Step s starts at t0 + s·dt; stage j is evaluated at that + c_j·dt (the solver's order).
+        let sf = b.ins().fcvt_from_uint(F64, s);
+        let sdt = b.ins().fmul(sf, dt);
+        let t_step = b.ins().fadd(t0, sdt);
+        let stage_t: Vec<Value> = tab
+            .c
+            .iter()
+            .map(|&c| {
+                let cv = b.ins().f64const(c);
+                let cdt = b.ins().fmul(cv, dt);
+                b.ins().fadd(t_step, cdt)
+            })
+            .collect();
+        lane_loops(module, &mut b, prog, base, &mut |body| {
+            step_group(body, &hoist, tab, &stage_t, dt);
+        });
+        let s1 = b.ins().iadd_imm_u(s, 1);
+        b.ins().jump(head, &[BlockArg::Value(s1)]);
+
+        b.switch_to_block(exit);
+        b.ins().return_(&[]);
+        b.seal_all_blocks();
+        b.finalize(frontend_config);
+    }
+    module.define_function(id, &mut ctx).map_err(codegen_err)?;
+    module.clear_context(&mut ctx);
+    Ok((id, hoist.rows()))
+}
+
+/// Emits a vector loop (UNROLL × f64x2 lanes per iteration) and a scalar tail loop over
+/// `0..lanes` (`base.i` holds `lanes`), each body produced by `f`; continues in a new block
+/// after both loops.
+fn lane_loops(
+    module: &mut JITModule,
+    b: &mut FunctionBuilder<'_>,
+    prog: Program<'_>,
+    base: Env,
+    f: &mut dyn FnMut(&mut Body<'_, '_, '_>),
+) {
+    let ptr = module.target_config().pointer_type();
+    let lanes = base.i;
+    let flavor = F64_FLAVOR;
+    let vhead = b.create_block();
+    let vbody = b.create_block();
+    let shead = b.create_block();
+    let sbody = b.create_block();
+    let after = b.create_block();
+    for blk in [vhead, vbody, shead, sbody] {
+        b.append_block_param(blk, ptr);
+    }
+    let zero = b.ins().iconst(ptr, 0);
+    b.ins().jump(vhead, &[BlockArg::Value(zero)]);
+
+    let step = (UNROLL * flavor.width) as i64;
+    b.switch_to_block(vhead);
+    let i = b.block_params(vhead)[0];
+    let end = b.ins().iadd_imm_u(i, step);
+    let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
+    b.ins()
+        .brif(fits, vbody, &[BlockArg::Value(i)], shead, &[BlockArg::Value(i)]);
+
+    b.switch_to_block(vbody);
+    let i = b.block_params(vbody)[0];
+    let shape = Shape {
+        ty: flavor.vector,
+        width: flavor.width,
+        copies: UNROLL,
+    };
+    {
+        let mut body = Body::new(module, b, prog, flavor, shape, Env { i, ..base });
+        f(&mut body);
+    }
+    let next = b.ins().iadd_imm_u(i, step);
+    b.ins().jump(vhead, &[BlockArg::Value(next)]);
+
+    b.switch_to_block(shead);
+    let i = b.block_params(shead)[0];
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, i, lanes);
+    b.ins().brif(more, sbody, &[BlockArg::Value(i)], after, &[]);
+
+    b.switch_to_block(sbody);
+    let i = b.block_params(sbody)[0];
+    let shape = Shape {
+        ty: flavor.scalar,
+        width: 1,
+        copies: 1,
+    };
+    {
+        let mut body = Body::new(module, b, prog, flavor, shape, Env { i, ..base });
+        f(&mut body);
+    }
+    let next = b.ins().iadd_imm_u(i, 1);
+    b.ins().jump(shead, &[BlockArg::Value(next)]);
+
+    b.switch_to_block(after);
+}
+
+/// One step of `tab` for the lane group of `body`: evaluate the stages (states, parameters
+/// and hoisted rows loaded where first used), combine as the solver does, store the states.
+fn step_group(body: &mut Body<'_, '_, '_>, hoist: &Hoisted, tab: &Tableau, stage_t: &[Value], dt: Value) {
+    let circuit = body.circuit;
+    let layout = body.layout;
+    let y = body.env.arrays.y;
+    body.hoist_rows = hoist.values.iter().enumerate().map(|(r, &e)| (e, r as u32)).collect();
+    body.recip_rows = hoist
+        .recips
+        .iter()
+        .enumerate()
+        .map(|(r, &e)| (e, (hoist.values.len() + r) as u32))
+        .collect();
+    let dtv = body.splat_all(dt);
+    let mut ys: Vec<Vals> = Vec::new();
+    let mut ks: Vec<Vec<Vals>> = Vec::with_capacity(tab.stages());
+    for (st, &t) in stage_t.iter().enumerate() {
+        body.env.t = t;
+        body.env.t64 = t;
+        body.memo.iter_mut().for_each(|m| *m = None);
+        // Parameter and input loads stay valid across stages; everything else is per stage.
+        body.vars
+            .retain(|v, _| matches!(circuit.var(*v).kind, VarKind::Param | VarKind::Input));
+        if st > 0 {
+            let ytmp = combine(body, &ys, dtv, &tab.row(st), &ks);
+            for (&v, &val) in layout.states.iter().zip(&ytmp) {
+                body.vars.insert(v, val);
+            }
+        }
+        // Stage 0 reads the states themselves (row 0 of an explicit tableau is empty):
+        // `var` loads each from `y` where first used.
+        for asg in &circuit.assigns {
+            let v = body.eval(asg.rhs);
+            body.vars.insert(asg.var, v);
+        }
+        let k: Vec<Vals> = circuit.odes.iter().map(|o| body.eval(o.rhs)).collect();
+        if st == 0 {
+            ys = layout.states.iter().map(|&v| body.var(v)).collect();
+        }
+        ks.push(k);
+    }
+    let ynew = combine(body, &ys, dtv, &tab.weights(), &ks);
+    for (&v, val) in layout.states.iter().zip(ynew) {
+        body.store(y, layout.slot[v.0 as usize], val);
+    }
+}
+
+/// `y + dt·Σ c_m·k_m` over nonzero `(m, c_m)`, summed left to right, with exactly the
+/// solver's arithmetic (`solve::fixed::combine`): one term is `y + dt·(c·k)`, several are
+/// `y + dt·((c0·k0 + c1·k1) + …)`.
+fn combine(body: &mut Body<'_, '_, '_>, y: &[Vals], dt: Vals, coeffs: &[(usize, f64)], ks: &[Vec<Vals>]) -> Vec<Vals> {
+    let mut out = Vec::with_capacity(y.len());
+    for (j, &yj) in y.iter().enumerate() {
+        let Some((&(m0, c0), rest)) = coeffs.split_first() else {
+            out.push(yj);
+            continue;
+        };
+        // c·k with c = 1 is k exactly: skip the multiplication.
+        let c0v = [body.constant(c0); MAX_COPIES];
+        let mut acc = if c0 == 1.0 {
+            ks[m0][j]
+        } else {
+            body.map2(c0v, ks[m0][j], |b, c, k| b.ins().fmul(c, k))
+        };
+        for &(m, c) in rest {
+            let cv = [body.constant(c); MAX_COPIES];
+            let term = body.map2(cv, ks[m][j], |b, c, k| b.ins().fmul(c, k));
+            acc = body.map2(acc, term, |b, a, t| b.ins().fadd(a, t));
+        }
+        let inc = body.map2(dt, acc, |b, d, a| b.ins().fmul(d, a));
+        out.push(body.map2(yj, inc, |b, y, i| b.ins().fadd(y, i)));
+    }
+    out
 }

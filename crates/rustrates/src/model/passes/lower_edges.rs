@@ -7,6 +7,11 @@
 //! is a gamma chain of n = round((delay/spread)²) first-order states with rate k = n/delay
 //! (z₀ = source, zᵢ' = k (zᵢ₋₁ − zᵢ), the edge delivers z_n); n is fixed by the template
 //! values, k follows the `delay` parameter.
+//!
+//! Sweeps whose lanes need different chain lengths set the `delay`/`spread` parameter values
+//! of a copy of the (unlowered) circuit to a representative lane of each group and lower each
+//! copy: [`chain_len`] of those values fixes the structure, the per-lane parameter values
+//! still set k.
 
 use std::collections::HashMap;
 
@@ -120,12 +125,7 @@ fn out_add(exprs: &mut Vec<Expr>, a: ExprId, b: ExprId) -> ExprId {
 /// Restore evaluation order (an edge may make an earlier assignment read a later one). On an
 /// algebraic loop the order is left as is; the builder rejects such loops inside templates.
 fn reorder(c: &mut Circuit) {
-    let pos: HashMap<VarId, usize> = c
-        .assigns
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.var, i))
-        .collect();
+    let pos: HashMap<VarId, usize> = c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
     let deps: Vec<Vec<usize>> = c
         .assigns
         .iter()
@@ -200,10 +200,7 @@ Net:
         assert_eq!(tgt.kind, VarKind::Algebraic);
         assert_eq!(tgt.external_input, c.find_var("c/P/r_in#ext"));
         // The node without incoming edges keeps its input and default.
-        assert_eq!(
-            c.var(c.find_var("b/P/r_in").expect("b")).kind,
-            VarKind::Input
-        );
+        assert_eq!(c.var(c.find_var("b/P/r_in").expect("b")).kind, VarKind::Input);
         assert_eq!(c.var(c.find_var("b/P/r_in").expect("b")).value, 7.0);
     }
 
@@ -234,11 +231,7 @@ Net:
     fn lower_edges_spread_builds_gamma_chain_of_round_ratio_squared_stages() {
         let c = lower_edges(&circuit());
         // delay 0.004, spread 0.001: n = (0.004/0.001)^2 = 16 stages, k = 16/0.004 = 4000.
-        let stages: Vec<&Var> = c
-            .vars
-            .iter()
-            .filter(|v| v.name.starts_with("edge:b->a:0/z"))
-            .collect();
+        let stages: Vec<&Var> = c.vars.iter().filter(|v| v.name.starts_with("edge:b->a:0/z")).collect();
         assert_eq!(stages.len(), 16);
         let z1 = c.find_var("edge:b->a:0/z1").expect("z1");
         let ode = c.odes.iter().find(|o| o.var == z1).expect("z1 ode");
@@ -266,12 +259,7 @@ Net:
             .find(|a| c.var(a.var).name == "a/P/r_in")
             .expect("a input");
         let z16 = c.find_var("edge:b->a:0/z16").expect("z16");
-        let v = eval(
-            &c,
-            a_in.rhs,
-            &|v| if v == z16 { 2.0 } else { c.var(v).value },
-            0.0,
-        );
+        let v = eval(&c, a_in.rhs, &|v| if v == z16 { 2.0 } else { c.var(v).value }, 0.0);
         assert!((v - (1.5 * 2.0 + 0.0)).abs() < 1e-15);
     }
 

@@ -3,3 +3,6 @@
 pub mod lower_edges;
 
 pub use lower_edges::lower_edges;
+pub mod specialize_params;
+
+pub use specialize_params::specialize_params;

@@ -1,0 +1,189 @@
+//! The `rustrates` binary end to end: the README's example, simulate vs sweep, shards + merge,
+//! and diagnostics with positions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rustrates"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header").split(',').map(str::to_string).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|x| x.parse().expect("a number")).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("results.h5");
+    run_ok(
+        bin()
+            .arg("sweep")
+            .arg(repo().join("examples/montbrio/sweep.yaml"))
+            .arg("--out")
+            .arg(&out)
+            .arg("-q"),
+    );
+    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    assert_eq!(r.labels.len(), 25);
+    assert_eq!(r.labels[24], "Net3_24");
+    assert_eq!(r.time.len(), 5000, "T = 5 sampled every 1e-3");
+    let traces = r.traces.as_ref().expect("the example keeps traces");
+    // Point 7 of the permuted grid: eta_op = linspace(-5,5,5)[2] = 0, eta_iin = [1] = -2.5.
+    let point = 7;
+    assert_eq!((r.grid_values[0][point], r.grid_values[1][point]), (0.0, -2.5));
+    let sim = run_ok(bin().args([
+        "simulate",
+        "model_templates.montbrio.simple_montbrio.Net3",
+        "--T",
+        "5",
+        "--dt",
+        "1e-4",
+        "--dts",
+        "1e-3",
+        "--set",
+        "PC/Op_e/eta=0",
+        "--set",
+        "IIN/Op_i/eta=-2.5",
+        "--input",
+        "PC/Op_e/inp=1",
+        "--output",
+        "r=PC/Op_e/r",
+    ]));
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&sim.stdout));
+    assert_eq!(header, vec!["time", "r"]);
+    assert_eq!(rows.len(), 5000);
+    for (k, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row[1].to_bits(),
+            traces[point * 5000 + k].to_bits(),
+            "sample {k} differs"
+        );
+    }
+    // The heatmap of the README's second step.
+    let png = dir.path().join("heatmap.png");
+    run_ok(bin().arg("plot").arg(&out).arg("--out").arg(&png));
+    let bytes = std::fs::read(&png).expect("the heatmap exists");
+    assert_eq!(&bytes[1..4], b"PNG");
+}
+
+#[test]
+fn shards_then_merge_equal_a_single_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 0.5\nstep_size: 1.0e-4\n\
+         sampling_step_size: 1.0e-3\npermute_grid: true\nchunk_size: 4\n\
+         param_grid: {eta_op: {linspace: [-5, 5, 3]}, eta_iin: [-1, 1, 3]}\n\
+         param_map:\n  eta_op: {vars: [Op_e/eta], nodes: [PC]}\n  eta_iin: {vars: [Op_i/eta], nodes: [IIN]}\n\
+         inputs: {PC/Op_e/inp: 1.0}\noutputs: {r: PC/Op_e/r}\nsummaries: [mean, max]\n",
+    )
+    .expect("write spec");
+    let single = dir.path().join("single.h5");
+    run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&single).arg("-q"));
+    let merged = dir.path().join("merged.h5");
+    let parts = dir.path().join("parts");
+    // One part directory per shard, as examples/slurm/sweep_array.sbatch does.
+    let task_dir = |i: usize| parts.join(format!("task_{i}"));
+    for i in 0..2 {
+        run_ok(
+            bin()
+                .arg("sweep")
+                .arg(&spec)
+                .arg("--out")
+                .arg(&merged)
+                .arg("--parts-dir")
+                .arg(task_dir(i))
+                .arg("--shard")
+                .arg(format!("{i}/2"))
+                .arg("-q"),
+        );
+    }
+    assert!(!merged.exists(), "shards write parts only");
+    run_ok(
+        bin()
+            .arg("merge")
+            .arg(task_dir(0))
+            .arg(task_dir(1))
+            .arg("--out")
+            .arg(&merged),
+    );
+    let (a, b) = (
+        rustrates::io::h5::read_results(&single).expect("single"),
+        rustrates::io::h5::read_results(&merged).expect("merged"),
+    );
+    assert_eq!(a.labels, b.labels);
+    assert_eq!(a.grid_values, b.grid_values);
+    assert_eq!(a.traces, b.traces);
+    assert_eq!(a.summaries, b.summaries);
+    assert_eq!(a.status, b.status);
+}
+
+#[test]
+fn check_reports_file_line_col_and_exits_nonzero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n",
+    )
+    .expect("write");
+    let out = bin()
+        .arg("check")
+        .arg("--format")
+        .arg("concise")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Line 3: two spaces, `equations: ` (11 characters) and the quote put the string at column
+    // 15; `r_inn` is 20 characters into it: column 35.
+    assert!(stderr.contains("bad.yaml:3:35: eq/undefined-symbol"), "{stderr}");
+    let ok = bin()
+        .arg("check")
+        .arg(repo().join("examples/models/reference_qif.yaml"))
+        .output()
+        .expect("runs");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[test]
+fn sweep_spec_errors_name_the_line_and_exit_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(&spec, "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n").expect("write");
+    let out = bin()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--out")
+        .arg(dir.path().join("x.h5"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec/unknown-solver"), "{stderr}");
+    assert!(stderr.contains(":5:9"), "{stderr}");
+    assert!(!dir.path().join("x.h5").exists(), "no results file for a broken spec");
+}

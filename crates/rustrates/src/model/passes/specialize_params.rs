@@ -1,0 +1,62 @@
+//! Fold parameters that are the same in every lane into constants.
+
+use crate::model::{Circuit, Expr, VarId, VarKind};
+
+/// A copy of `circuit` in which every parameter not listed in `per_lane` reads as its
+/// default value. Variables, layout and buffers are unchanged, so callers still pass every
+/// parameter slot; only the listed ones are read per lane.
+pub fn specialize_params(circuit: &Circuit, per_lane: &[VarId]) -> Circuit {
+    let mut c = circuit.clone();
+    for e in &mut c.exprs {
+        if let Expr::Var(v) = *e {
+            if let Some(var) = circuit.vars.get(v.0 as usize) {
+                if var.kind == VarKind::Param && !per_lane.contains(&v) {
+                    *e = Expr::Const(var.value);
+                }
+            }
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Ode, Var};
+
+    fn var(name: &str, kind: VarKind, value: f64) -> Var {
+        Var {
+            name: name.into(),
+            kind,
+            value,
+            node: None,
+            external_input: None,
+            span: None,
+        }
+    }
+
+    #[test]
+    fn specialize_params_folds_only_unlisted_params() {
+        let mut c = Circuit::default();
+        let x = c.add_var(var("n/op/x", VarKind::State, 1.0));
+        let a = c.add_var(var("n/op/a", VarKind::Param, 2.0));
+        let b = c.add_var(var("n/op/b", VarKind::Param, 3.0));
+        let (ea, eb, ex) = (
+            c.add_expr(Expr::Var(a)),
+            c.add_expr(Expr::Var(b)),
+            c.add_expr(Expr::Var(x)),
+        );
+        let sum = c.add_expr(Expr::Binary(crate::model::BinOp::Add, ea, eb));
+        let rhs = c.add_expr(Expr::Binary(crate::model::BinOp::Mul, sum, ex));
+        c.odes.push(Ode {
+            var: x,
+            rhs,
+            span: None,
+        });
+        let s = specialize_params(&c, &[b]);
+        assert_eq!(s.exprs[ea.0 as usize], Expr::Const(2.0));
+        assert_eq!(s.exprs[eb.0 as usize], Expr::Var(b));
+        assert_eq!(s.exprs[ex.0 as usize], Expr::Var(x), "states are never folded");
+        assert_eq!(s.layout(), c.layout(), "buffers keep their shape");
+    }
+}
