@@ -29,11 +29,7 @@ use crate::sweep::{arg_err, engine_error, make_spec, parse_inputs, parse_param_m
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
     match e {
         IoError::Sweep(s) => engine_error(py, s),
-        _ => to_pyerr(
-            py,
-            Kind::Sweep,
-            &[Located::plain("io", e.to_string(), "compute_dir")],
-        ),
+        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "compute_dir")]),
     }
 }
 
@@ -51,19 +47,10 @@ impl ClusterSweep {
         // one a worker's shard run writes carry the same fingerprint.
         let settings = self.spec.settings_json();
         SweepRecord {
-            fingerprint: io::fingerprint(
-                &self.loaded.source_text,
-                &self.spec.param_grid,
-                &settings,
-            ),
+            fingerprint: io::fingerprint(&self.loaded.source_text, &self.spec.param_grid, &settings),
             circuit_name: self.loaded.circuit.name.clone(),
             n_points: self.spec.param_grid.len(),
-            chunks: self
-                .spec
-                .chunks()
-                .iter()
-                .map(|r| (r.start, r.end))
-                .collect(),
+            chunks: self.spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
             template_source: self.loaded.source_text.clone(),
             template_path: self.template.clone(),
             settings,
@@ -126,8 +113,7 @@ impl ClusterSweep {
                 Grid::from_values(&map, permute)
             }
             (None, Some(rows)) => {
-                let rows: Vec<Vec<f64>> =
-                    rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
+                let rows: Vec<Vec<f64>> = rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
                 Grid::from_rows(grid_keys, &rows)
             }
             _ => {
@@ -183,11 +169,7 @@ impl ClusterSweep {
 
     /// `(start, end)` point ranges, one per chunk.
     fn chunks(&self) -> Vec<(usize, usize)> {
-        self.spec
-            .chunks()
-            .iter()
-            .map(|r| (r.start, r.end))
-            .collect()
+        self.spec.chunks().iter().map(|r| (r.start, r.end)).collect()
     }
 
     /// Creates `dir` with this sweep's `sweep.json`, or checks that the one there is the same
@@ -210,10 +192,7 @@ impl ClusterSweep {
                 py,
                 Kind::Sweep,
                 "chunk",
-                format!(
-                    "chunk {index} does not exist (the sweep has {})",
-                    chunks.len()
-                ),
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
             ));
         };
         let opts = FileOptions::new(&self.loaded.source_text, &self.template);
@@ -243,10 +222,7 @@ impl ClusterSweep {
                 py,
                 Kind::Sweep,
                 "chunk",
-                format!(
-                    "chunk {index} does not exist (the sweep has {})",
-                    chunks.len()
-                ),
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
             ));
         };
         let rel = parts::part_file(range.start, range.end);
@@ -311,9 +287,7 @@ impl ClusterSweep {
             })
             .map_err(|e| io_err(py, &e))?;
         let mut result = result;
-        result.labels = range
-            .map(|i| format!("{}_{i}", self.loaded.circuit.name))
-            .collect();
+        result.labels = range.map(|i| format!("{}_{i}", self.loaded.circuit.name)).collect();
         crate::sweep::result_dict(py, result, None)
     }
 }

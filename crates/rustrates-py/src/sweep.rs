@@ -111,10 +111,7 @@ pub(crate) fn parse_param_map(py: Python<'_>, map: &Bound<'_, PyDict>) -> PyResu
     Ok(pm)
 }
 
-pub(crate) fn parse_inputs(
-    py: Python<'_>,
-    inputs: &Bound<'_, PyDict>,
-) -> PyResult<Vec<(String, Signal)>> {
+pub(crate) fn parse_inputs(py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Signal)>> {
     let mut out = Vec::new();
     for (name, value) in inputs.iter() {
         let name: String = name.extract()?;
@@ -163,12 +160,7 @@ pub struct Settings {
     pub threads: Option<usize>,
 }
 
-pub(crate) fn make_spec(
-    py: Python<'_>,
-    grid: Grid,
-    param_map: ParamMap,
-    s: &Settings,
-) -> PyResult<SweepSpec> {
+pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
     let mut method = Method::parse(&s.solver).ok_or_else(|| {
         arg_err(
             py,
