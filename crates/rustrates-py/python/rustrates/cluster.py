@@ -702,6 +702,7 @@ def _add_seed_keys(
         )
     else:
         res = _rustrates.read_results(path)
+        _core.warn_status(res)
     if res is None:
         # The grid and labels only (read_results would load the traces).
         with tables.open_file(path, "r") as h5:
