@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 . scripts/env.sh
-cargo build --release --locked -p rustrates-cli
-target/release/rustrates sweep examples/montbrio/sweep.yaml --out results.h5
-target/release/rustrates plot results.h5 --summary mean --out heatmap.png \
+rustrates() { cargo run --quiet --release --locked -p rustrates-cli -- "$@"; }
+rustrates sweep examples/montbrio/sweep.yaml --out results.h5
+rustrates plot results.h5 --summary mean --out heatmap.png \
   --traces Net3_0,Net3_12,Net3_24 --traces-out traces.png

@@ -53,14 +53,24 @@ pub(crate) fn compiler_version(cmd: &[String]) -> Result<String, KernelError> {
     {
         return r.clone().map_err(no_compiler);
     }
-    let r = match cmd.split_first() {
-        None => Err("empty compiler command".to_string()),
-        Some((prog, args)) => match Command::new(prog).args(args).arg("--version").output() {
+    let memo = version_memo_path(cmd);
+    let remembered = memo
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .filter(|v| !v.trim().is_empty());
+    let r = match (remembered, cmd.split_first()) {
+        (Some(v), _) => Ok(v.trim().to_string()),
+        (None, None) => Err("empty compiler command".to_string()),
+        (None, Some((prog, args))) => match Command::new(prog).args(args).arg("--version").output() {
             Err(e) => Err(e.to_string()),
             Ok(out) if !out.status.success() => Err(format!("`--version` exited with {}", out.status)),
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out.stdout);
-                Ok(text.lines().next().unwrap_or("").trim().to_string())
+                let version = text.lines().next().unwrap_or("").trim().to_string();
+                if let Some(p) = &memo {
+                    remember_version(p, &version);
+                }
+                Ok(version)
             }
         },
     };
@@ -68,6 +78,49 @@ pub(crate) fn compiler_version(cmd: &[String]) -> Result<String, KernelError> {
         c.insert(cmd.to_vec(), r.clone());
     }
     r.map_err(no_compiler)
+}
+
+/// Where the version line of this exact compiler binary is remembered across processes:
+/// running `cc --version` costs ≈ 10 ms, a large share of a small sweep. Keyed by the
+/// resolved binary's path, size and modification time, so an upgraded compiler is asked again.
+fn version_memo_path(cmd: &[String]) -> Option<PathBuf> {
+    let (prog, args) = cmd.split_first()?;
+    let resolved = if prog.contains('/') {
+        PathBuf::from(prog)
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())?
+    };
+    let real = std::fs::canonicalize(resolved).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mut h = Sha256::new();
+    h.update(real.as_os_str().as_encoded_bytes());
+    h.update(meta.len().to_le_bytes());
+    h.update(mtime.as_nanos().to_le_bytes());
+    for a in args {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Some(
+        cache_dir(&KernelOptions::default())
+            .join("compilers")
+            .join(format!("{key}.txt")),
+    )
+}
+
+/// Best effort: a memo that cannot be written only costs the next process a `--version`.
+fn remember_version(path: &Path, version: &str) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, version).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// Model name and feature flags of the first CPU (Linux); the architecture elsewhere.
