@@ -546,7 +546,11 @@ class ClusterGridSearch:
         failures: list[dict[str, Any]] = []
         if todo:
             self._check_workers()
-            payload = {"fingerprint": fingerprint, "kwargs": kwargs, "post_source": post_source, "post_name": post_name}
+            payload: Any = {"fingerprint": fingerprint, "kwargs": kwargs, "post_source": post_source, "post_name": post_name}
+            if _payload_bytes(kwargs) > _SCATTER_BYTES:
+                # Large per-point inputs: sent to every worker once, not inside every task.
+                # Replicated on all workers, so a dead worker does not lose it.
+                payload = self._client.scatter(payload, broadcast=True, hash=False)
             run_id = uuid.uuid4().hex[:8]
             futures = {}
             for i in todo:
@@ -617,6 +621,15 @@ class ClusterGridSearch:
                        circuit_template if add_template_info else None)
         os.replace(staging, final)
         return os.fspath(final)
+
+
+#: Payloads larger than this are scattered to the workers once instead of riding in each task.
+_SCATTER_BYTES = 8 * 1024**2
+
+
+def _payload_bytes(kwargs: Mapping[str, Any]) -> int:
+    arrays = list(kwargs["inputs"].values()) + list(kwargs.get("grid_values") or []) + [kwargs.get("grid_rows")]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
 def _alias(name: str, value: Any, alias: str, alias_value: Any) -> Any:
