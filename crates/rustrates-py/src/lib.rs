@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 mod circuit;
+mod cluster;
 mod errors;
 mod results;
 mod sweep;
@@ -22,5 +23,6 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(results::read_results, m)?)?;
+    cluster::register(m)?;
     Ok(())
 }

@@ -56,7 +56,7 @@ pub fn engine_error(py: Python<'_>, e: &sweep::SweepError) -> PyErr {
     to_pyerr(py, kind, &[Located::plain(code, e.to_string(), path)])
 }
 
-fn parse_param_map(py: Python<'_>, map: &Bound<'_, PyDict>) -> PyResult<ParamMap> {
+pub(crate) fn parse_param_map(py: Python<'_>, map: &Bound<'_, PyDict>) -> PyResult<ParamMap> {
     let mut pm = ParamMap::new();
     for (key, entry) in map.iter() {
         let key: String = key.extract()?;
@@ -111,7 +111,7 @@ fn parse_param_map(py: Python<'_>, map: &Bound<'_, PyDict>) -> PyResult<ParamMap
     Ok(pm)
 }
 
-fn parse_inputs(py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Signal)>> {
+pub(crate) fn parse_inputs(py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResult<Vec<(String, Signal)>> {
     let mut out = Vec::new();
     for (name, value) in inputs.iter() {
         let name: String = name.extract()?;
@@ -160,7 +160,7 @@ pub struct Settings {
     pub threads: Option<usize>,
 }
 
-fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
+pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
     let mut method = Method::parse(&s.solver).ok_or_else(|| {
         arg_err(
             py,

@@ -26,6 +26,7 @@ from ._rustrates import (
 )
 from .template import CircuitTemplate, simulate
 from .utility.grid_search import grid_search
+from .cluster import ClusterGridSearch  # noqa: F401 - cluster mode (rustrates.cluster)
 
 __all__ = [
     "CircuitTemplate",

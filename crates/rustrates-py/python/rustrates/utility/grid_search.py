@@ -255,3 +255,4 @@ def grid_search(
 
 # ClusterGridSearch (Dask) is defined in rustrates.utility.cluster and re-exported here by
 # the cluster task:  from .cluster import ClusterGridSearch
+from ..cluster import ClusterGridSearch  # noqa: E402, F401 - the seed's import site

@@ -1,0 +1,763 @@
+"""``ClusterGridSearch``: the seed's cluster mode, run on Dask distributed.
+
+The grid is cut into chunks of ``chunk_size`` points. Each chunk is one Dask task that runs
+the Rust engine on a worker, into a private temporary directory, and sends the chunk's part
+file back as bytes; the client records it in ``compute_dir`` exactly as the engine records the
+chunks of a local sweep (part file written as ``.tmp``, fsynced and renamed, then a line in
+``manifest.jsonl``). When every chunk is in, the client merges the parts with the engine and
+adds the seed's pandas keys. No filesystem is shared between client and workers.
+
+Why this survives failures:
+
+- a worker that dies costs the re-run of the chunks it held (Dask reschedules them; an
+  exception inside a task is retried ``retries`` times);
+- a chunk that fails every try is reported with its error and its points, the others are
+  kept, and the call raises :class:`ClusterSweepError` without writing a final file;
+- a client that dies leaves ``compute_dir`` with every finished chunk; the same call again
+  computes only the chunks the manifest does not list (``compute_dir=None`` means a folder
+  named by the sweep's fingerprint in the working directory, so repeating the call is enough);
+- a ``compute_dir`` that holds another sweep is refused (the engine's fingerprint check);
+- the final file is merged as ``results.h5.partial`` and renamed when complete.
+
+Layout of ``compute_dir``: the engine's (``sweep.json``, ``manifest.jsonl``, ``parts/``),
+plus ``post/`` (the ``worker_file`` outputs per chunk), ``failed.json`` (after a run with
+failed chunks) and ``results.h5`` (the final file).
+
+Cluster kinds (``nodes``):
+
+- ``'localhost'`` or an int: a :class:`dask.distributed.LocalCluster` with that many worker
+  processes (``'localhost'``: one per core), one thread each;
+- a :class:`dask.distributed.Client`, or a scheduler address (``'tcp://host:8786'``): use that
+  cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client);
+- a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``; keys and agent of
+  the user running the client). Dask runs the scheduler on the **first** host and workers on
+  the others (a single host is listed twice, so it runs both); ``worker_env`` is the Python
+  executable on the hosts, which must have rustrates (and dask) installed.
+
+Templates given as a file path must exist at the same path on the workers; the built-in
+library (``model_templates...``) is always there.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _core, _rustrates
+from ._results import PANDAS_KEYS_MAX_BYTES
+from ._rustrates import SweepError
+
+#: Name of the merged file inside ``compute_dir``.
+RESULT_FILE = "results.h5"
+
+
+class ClusterSweepError(SweepError):
+    """Some chunks failed on every try. ``failed`` lists ``{chunk, start, end, labels,
+    error}``; the finished chunks stay in ``compute_dir`` and the same call again retries only
+    the failed ones."""
+
+    failed: list[dict[str, Any]]
+
+
+class ClusterConnectionError(ConnectionError):
+    """The Dask scheduler could not be reached, or no worker joined in time."""
+
+
+# ---------------------------------------------------------------------------------------
+# what runs on a worker
+
+# The check is pickled by value (it is defined in ``__main__``'s name), so a worker without
+# rustrates can run it and say so instead of failing to unpickle a rustrates function.
+_CHECK_SOURCE = """
+def rustrates_worker_check():
+    import sys
+    try:
+        import rustrates
+    except Exception as exc:
+        return ("missing", f"{type(exc).__name__}: {exc}", sys.executable)
+    return ("ok", rustrates.__version__, sys.executable)
+"""
+
+_SWEEPS: dict[str, Any] = {}
+_POSTPROCESSORS: dict[str, Any] = {}
+
+
+def _worker_threads() -> int | None:
+    try:
+        from dask.distributed import get_worker  # noqa: PLC0415 - only on workers
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    state = getattr(worker, "state", None)
+    n = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None)
+    return int(n) if n else None
+
+
+def _sweep_for(payload: Mapping[str, Any]) -> Any:
+    """The sweep object of a payload, built once per worker process (loading the template
+    and checking the arguments are not repeated per chunk)."""
+    key = payload["fingerprint"]
+    sweep = _SWEEPS.get(key)
+    if sweep is None:
+        kwargs = _aligned(dict(payload["kwargs"]))
+        if kwargs.get("threads") is None:
+            kwargs["threads"] = _worker_threads()
+        sweep = _rustrates.ClusterSweep(**kwargs)
+        if sweep.fingerprint != key:
+            raise SweepError(
+                f"this worker computes fingerprint {sweep.fingerprint[:16]}… for the sweep, the "
+                f"client {key[:16]}…: the template differs between them (a template file must be "
+                "the same on every machine) or the rustrates versions do"
+            )
+        if len(_SWEEPS) >= 4:
+            _SWEEPS.clear()
+        _SWEEPS[key] = sweep
+    return sweep
+
+
+def _aligned(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Arrays unpickled from Dask's out-of-band buffers may be unaligned, which the engine's
+    array views refuse: aligned copies."""
+
+    def fix(a: Any) -> Any:
+        return np.require(a, requirements=["C", "A"]) if isinstance(a, np.ndarray) else a
+
+    if kwargs.get("grid_values") is not None:
+        kwargs["grid_values"] = [fix(v) for v in kwargs["grid_values"]]
+    kwargs["grid_rows"] = fix(kwargs.get("grid_rows"))
+    kwargs["inputs"] = {k: fix(v) for k, v in kwargs["inputs"].items()}
+    return kwargs
+
+
+def _postprocessor(source: str, name: str) -> Any:
+    key = hashlib.sha256(source.encode()).hexdigest()
+    fn = _POSTPROCESSORS.get(key)
+    if fn is None:
+        namespace: dict[str, Any] = {"__name__": "rustrates_worker_file", "__file__": name}
+        exec(compile(source, name, "exec"), namespace)  # noqa: S102 - the user's worker_file
+        fn = namespace["worker_postprocessing"]
+        _POSTPROCESSORS[key] = fn
+    return fn
+
+
+def _chunk_frames(res: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
+    return results, _core.result_map_frame(res)
+
+
+def _apply_postprocessing(fn: Any, res: Mapping[str, Any], where: str) -> pd.DataFrame:
+    results, result_map = _chunk_frames(res)
+    out = fn(results, result_map)
+    if isinstance(out, pd.Series):
+        out = out.to_frame()
+    if not isinstance(out, pd.DataFrame):
+        raise TypeError(f"worker_postprocessing ({where}) must return a pandas DataFrame, got {type(out).__name__}")
+    return out
+
+
+def run_chunk_task(payload: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """One Dask task: chunk ``index`` of the sweep, run into a temporary directory of this
+    worker. Returns the part file's bytes, the fingerprint the engine wrote, and the pickled
+    ``worker_postprocessing`` output when a worker_file was given."""
+    sweep = _sweep_for(payload)
+    with tempfile.TemporaryDirectory(prefix="rustrates-chunk-") as tmp:
+        rel = sweep.run_chunk(index, tmp)
+        part = os.path.join(tmp, rel)
+        with open(os.path.join(tmp, "sweep.json"), encoding="utf-8") as f:
+            fingerprint = json.load(f)["fingerprint"]
+        post = None
+        if payload.get("post_source") is not None:
+            fn = _postprocessor(payload["post_source"], payload["post_name"])
+            res = sweep.read_part(part, index, os.path.join(tmp, "view"))
+            post = pickle.dumps(_apply_postprocessing(fn, res, f"chunk {index}"), protocol=pickle.HIGHEST_PROTOCOL)
+        data = _rustrates.read_bytes(part)
+    return {"index": index, "data": data, "fingerprint": fingerprint, "post": post}
+
+
+# ---------------------------------------------------------------------------------------
+# progress over chunks
+
+
+class _ChunkProgress:
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self._bar = None
+        self._start = time.perf_counter()
+        if not enabled:
+            return
+        try:
+            from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency
+        except ImportError:
+            self._line()
+        else:
+            self._bar = tqdm(total=total, initial=done, desc="ClusterGridSearch", unit="chunk")
+
+    def _line(self) -> None:
+        elapsed = time.perf_counter() - self._start
+        sys.stderr.write(f"\rClusterGridSearch: {self.done}/{self.total} chunks, {elapsed:6.1f} s")
+        sys.stderr.flush()
+
+    def update(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif self.enabled:
+            self._line()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------
+# the client
+
+
+def _is_address(nodes: str) -> bool:
+    return "://" in nodes or (":" in nodes and nodes.rsplit(":", 1)[1].isdigit())
+
+
+class ClusterGridSearch:
+    """Parameter sweeps on a Dask cluster, with the seed's API.
+
+    Parameters
+    ----------
+    nodes
+        ``'localhost'`` or an int (local worker processes), a ``dask.distributed.Client``, a
+        scheduler address, or a list of host names (SSH; the first runs the scheduler).
+    compute_dir
+        Where the chunks and the final file go (no shared filesystem needed). None: a folder
+        ``rustrates_cgs_<fingerprint>`` in the working directory, so repeating a call resumes.
+    retries
+        Times a chunk whose task raised is tried again before it counts as failed. A worker
+        that dies does not use them up: Dask reschedules its chunks (up to its own
+        ``allowed-failures`` setting, default 3).
+    connect_timeout
+        Seconds to wait for the scheduler and for the first worker.
+    worker_env
+        SSH hosts only: the Python executable on the hosts (may also be given to ``run``).
+    progress
+        Show a progress bar over chunks (tqdm if installed, otherwise a line on stderr).
+    cluster_kwargs
+        Passed to ``LocalCluster`` or ``SSHCluster``.
+    """
+
+    def __init__(
+        self,
+        nodes: Any = "localhost",
+        compute_dir: str | os.PathLike[str] | None = None,
+        *,
+        retries: int = 3,
+        connect_timeout: float = 30.0,
+        worker_env: str | None = None,
+        progress: bool = True,
+        cluster_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        try:
+            import dask.distributed  # noqa: F401, PLC0415 - optional dependency
+        except ImportError:
+            raise ImportError(
+                "ClusterGridSearch needs Dask distributed: pip install 'rustrates[cluster]' "
+                "(or pip install 'dask[distributed]')"
+            ) from None
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        self.nodes = nodes
+        self.compute_dir = None if compute_dir is None else Path(compute_dir)
+        self.retries = retries
+        self.connect_timeout = float(connect_timeout)
+        self.worker_env = worker_env
+        self.progress = progress
+        self._cluster_kwargs = dict(cluster_kwargs or {})
+        self._cluster: Any = None
+        self._client: Any = None
+        self._own_client = False
+        #: Counts of the last ``run``: chunks total, already done, computed, failed.
+        self.last_run: dict[str, int] = {}
+        if not (isinstance(nodes, (list, tuple)) and nodes):
+            self._connect(None)
+
+    # -- cluster ---------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The ``dask.distributed.Client`` (None until SSH hosts are started by ``run``)."""
+        return self._client
+
+    def _connect(self, worker_env: str | None) -> None:
+        from dask.distributed import Client, LocalCluster  # noqa: PLC0415
+
+        nodes = self.nodes
+        if isinstance(nodes, Client):
+            self._client = nodes
+            return
+        if isinstance(nodes, (int, np.integer)) or (isinstance(nodes, str) and nodes == "localhost"):
+            n = int(nodes) if not isinstance(nodes, str) else (os.cpu_count() or 1)
+            if n < 1:
+                raise ValueError(f"nodes must be a positive number of worker processes, got {nodes!r}")
+            kwargs = {"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+            kwargs.update(self._cluster_kwargs)
+            self._cluster = LocalCluster(**kwargs)
+            self._client = Client(self._cluster)
+            self._own_client = True
+            return
+        if isinstance(nodes, str) and _is_address(nodes):
+            try:
+                self._client = Client(nodes, timeout=self.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterConnectionError(
+                    f"cannot reach the Dask scheduler at {nodes} within {self.connect_timeout:g} s "
+                    f"({type(exc).__name__}: {exc}); is `dask scheduler` running there and the "
+                    "port open? (connect_timeout= sets the wait)"
+                ) from None
+            self._own_client = True
+            return
+        if isinstance(nodes, (list, tuple)) and nodes and all(isinstance(h, str) for h in nodes):
+            from dask.distributed import SSHCluster  # noqa: PLC0415
+
+            hosts = list(nodes) if len(nodes) > 1 else [nodes[0], nodes[0]]
+            python = worker_env or self.worker_env
+            kwargs = {"worker_options": {"nthreads": 1}, "scheduler_options": {"dashboard_address": None}}
+            if python is not None:
+                kwargs["remote_python"] = python
+            kwargs.update(self._cluster_kwargs)
+            try:
+                self._cluster = SSHCluster(hosts, **kwargs)
+            except Exception as exc:
+                raise ClusterConnectionError(
+                    f"could not start Dask over SSH on {hosts} ({type(exc).__name__}: {exc}); check that "
+                    "each host is reachable with your SSH keys or agent and has dask and rustrates "
+                    f"installed in {python or 'the default python3'} (worker_env=)"
+                ) from None
+            self._client = Client(self._cluster)
+            self._own_client = True
+            return
+        raise TypeError(
+            "nodes must be 'localhost', a number of worker processes, a dask Client, a scheduler "
+            f"address or a list of host names, got {nodes!r}"
+        )
+
+    def _check_workers(self) -> None:
+        client = self._client
+        try:
+            client.wait_for_workers(1, timeout=self.connect_timeout)
+        except (TimeoutError, OSError) as exc:
+            raise ClusterConnectionError(
+                f"no Dask worker joined the scheduler {client.scheduler.address} within "
+                f"{self.connect_timeout:g} s ({exc})"
+            ) from None
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        exec(_CHECK_SOURCE, namespace)  # noqa: S102 - our own source, see _CHECK_SOURCE
+        answers = client.run(namespace["rustrates_worker_check"])
+        missing = {addr: a for addr, a in answers.items() if a[0] != "ok"}
+        if missing:
+            listed = "; ".join(f"{addr} ({a[2]}): {a[1]}" for addr, a in missing.items())
+            raise ImportError(
+                f"{len(missing)} of {len(answers)} Dask workers cannot import rustrates: {listed}. "
+                "Install rustrates (pip install rustrates) into the Python the workers run "
+                "(worker_env= for SSH hosts)"
+            )
+        versions = {a[1] for a in answers.values()}
+        if versions != {_rustrates.__version__}:
+            raise ImportError(
+                f"the Dask workers run rustrates {sorted(versions)}, this client "
+                f"{_rustrates.__version__}; install the same version everywhere"
+            )
+
+    def close(self) -> None:
+        """Closes the client and the cluster this object started (not a Client passed in)."""
+        if self._own_client and self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+    def __enter__(self) -> ClusterGridSearch:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the sweep ---------------------------------------------------------------------
+
+    def run(
+        self,
+        circuit_template: str,
+        param_grid: Any = None,
+        param_map: Mapping[str, Any] | None = None,
+        simulation_time: float | None = None,
+        dt: float | None = None,
+        permute_grid: bool | None = None,
+        sampling_step_size: float | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, str] | None = None,
+        chunk_size: int | None = None,
+        worker_env: str | None = None,
+        worker_file: str | os.PathLike[str] | None = None,
+        add_template_info: bool = False,
+        config_kwargs: Mapping[str, Any] | None = None,
+        result_kwargs: Mapping[str, Any] | None = None,
+        *,
+        params: Any = None,
+        step_size: float | None = None,
+        permute: bool | None = None,
+        **grid_search_kwargs: Any,
+    ) -> str:
+        """Runs the sweep on the cluster and returns the path of the HDF5 result file.
+
+        The arguments are ``grid_search``'s, with the seed's aliases (``params`` for
+        ``param_grid``, ``step_size`` for ``dt``, ``permute`` for ``permute_grid``), plus:
+
+        chunk_size
+            Points per task (default: the grid split evenly over the workers).
+        worker_env
+            SSH hosts: the Python on the workers.
+        worker_file
+            A Python file defining ``worker_postprocessing(results, result_map) -> DataFrame``;
+            read here, applied on the workers to each chunk (``results`` as ``grid_search``
+            returns it for the chunk's points). Its outputs are stored under
+            ``Results/results``: concatenated along the columns when they share their index
+            (one column per grid point, as PyRates' Welch-spectrum example), along the rows
+            otherwise.
+        add_template_info
+            Also store ``TemplateInfo/variables`` (every variable's default), ``/source``
+            (the template YAML) and ``/equations``.
+        config_kwargs
+            ``{'init_kwargs': {'backend': ..., 'solver': ...}}`` and other ``grid_search``
+            keywords.
+        result_kwargs
+            Stored under ``AdditionalData/<key>``.
+        **grid_search_kwargs
+            ``summaries``, ``keep_traces``, ``cutoff``, ``backend``, ``solver``,
+            ``float_precision``, ``rtol``/``atol`` and PyRates' ignored keywords.
+
+        The file has the engine's layout (``rustrates.read_results`` loads it lazily) plus
+        the seed's pandas keys: ``Results/results`` (traces, summaries when only summaries
+        were asked for, or the worker_file outputs), ``Results/result_map``,
+        ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...`` and
+        ``TemplateInfo/...``. Traces too large for memory are not copied into
+        ``Results/results`` (a warning says so; use ``rustrates.read_results``).
+        """
+        from dask.distributed import as_completed  # noqa: PLC0415
+
+        from .utility.grid_search import _split_kwargs  # noqa: PLC0415 - avoids an import cycle
+
+        param_grid = _alias("param_grid", param_grid, "params", params)
+        dt = _alias("dt", dt, "step_size", step_size)
+        permute_grid = bool(_alias("permute_grid", permute_grid, "permute", permute) or False)
+        if param_map is None:
+            raise _core.argument_error("param_map", "param_map is required")
+
+        extra = dict(grid_search_kwargs)
+        init_kwargs = None
+        for key, value in (config_kwargs or {}).items():
+            if key == "init_kwargs":
+                init_kwargs = value
+            else:
+                extra.setdefault(key, value)
+        own = {k: extra.pop(k) for k in ("summaries", "keep_traces", "cutoff", "backend", "solver",
+                                         "float_precision", "n_threads", "profile", "njit", "parallel") if k in extra}
+        settings = _split_kwargs(init_kwargs, extra)
+
+        dt_value = _core.number("dt", dt if dt is not None else settings.get("step_size", settings.get("dt")))
+        t_value = _core.number("simulation_time", simulation_time)
+        dts = None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size)
+        cutoff = _core.number("cutoff", own.get("cutoff", 0.0), positive=False)
+        stats = list(own.get("summaries") or [])
+        keep_traces = own.get("keep_traces")
+        if keep_traces is None:
+            keep_traces = not stats
+        grid = _core.make_grid(param_grid, permute_grid)
+        pmap = _core.make_param_map(param_map, grid.keys)
+        ins = _core.make_inputs(inputs, _core.n_steps(t_value, dt_value), grid.n_points)
+        outs = _core.make_outputs(outputs)
+
+        if self._client is None:
+            self._connect(worker_env)
+        n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+        if chunk_size is None:
+            chunk_size = max(1, -(-grid.n_points // n_workers))
+        if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise _core.argument_error("chunk_size", f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+        kwargs = {
+            "template": os.fspath(circuit_template),
+            "grid_keys": grid.keys,
+            "grid_values": grid.values,
+            "grid_rows": grid.rows,
+            "permute": grid.permute,
+            "param_map": pmap,
+            "simulation_time": t_value,
+            "step_size": dt_value,
+            "sampling_step_size": dts,
+            "inputs": ins,
+            "outputs": outs,
+            "solver": _core.solver_name(own.get("solver", settings.get("solver"))),
+            "backend": _core.backend_name(own.get("backend", settings.get("backend"))),
+            "precision": _core.precision_name(own.get("float_precision", settings.get("float_precision"))),
+            "cutoff": cutoff,
+            "summaries": stats,
+            "keep_traces": bool(keep_traces),
+            "threads": own.get("n_threads"),
+            "rtol": settings.get("rtol"),
+            "atol": settings.get("atol"),
+            "chunk_size": int(chunk_size),
+        }
+        # Built here first: bad arguments and template errors surface before any task runs,
+        # and the fingerprint names and guards compute_dir.
+        sweep = _rustrates.ClusterSweep(**kwargs)
+        fingerprint = sweep.fingerprint
+        compute_dir = self.compute_dir or Path.cwd() / f"rustrates_cgs_{fingerprint[:16]}"
+        compute_dir.mkdir(parents=True, exist_ok=True)
+        done = set(sweep.prepare_dir(os.fspath(compute_dir)))
+        chunks = sweep.chunks()
+
+        post_source = post_name = post_dir = None
+        if worker_file is not None:
+            post_name = os.fspath(worker_file)
+            post_source = Path(post_name).read_text(encoding="utf-8")
+            _check_worker_file(post_source, post_name)
+            tag = hashlib.sha256(post_source.encode()).hexdigest()[:16]
+            post_dir = compute_dir / "post" / tag
+            post_dir.mkdir(parents=True, exist_ok=True)
+
+        failed_path = compute_dir / "failed.json"
+        if failed_path.exists():
+            failed_path.unlink()
+        todo = [i for i in range(len(chunks)) if i not in done]
+        self.last_run = {"chunks": len(chunks), "skipped": len(done), "computed": 0, "failed": 0}
+        failures: list[dict[str, Any]] = []
+        if todo:
+            self._check_workers()
+            payload: Any = {"fingerprint": fingerprint, "kwargs": kwargs, "post_source": post_source, "post_name": post_name}
+            if _payload_bytes(kwargs) > _SCATTER_BYTES:
+                # Large per-point inputs: sent to every worker once, not inside every task.
+                # Replicated on all workers, so a dead worker does not lose it.
+                payload = self._client.scatter(payload, broadcast=True, hash=False)
+            run_id = uuid.uuid4().hex[:8]
+            futures = {}
+            for i in todo:
+                fut = self._client.submit(
+                    run_chunk_task, payload, i, retries=self.retries, pure=False,
+                    key=f"rustrates-chunk-{fingerprint[:12]}-{run_id}-{i}",
+                )
+                futures[fut] = i
+            bar = _ChunkProgress(len(chunks), len(done), self.progress)
+            try:
+                for fut in as_completed(list(futures)):
+                    i = futures[fut]
+                    try:
+                        out = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - reported per chunk below
+                        start, end = chunks[i]
+                        failures.append({
+                            "chunk": i, "start": start, "end": end,
+                            "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
+                            "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                        })
+                        continue
+                    if out["fingerprint"] != fingerprint:
+                        raise SweepError(
+                            f"chunk {i} came back with fingerprint {out['fingerprint'][:16]}…, expected "
+                            f"{fingerprint[:16]}…: the worker runs a different template or rustrates"
+                        )
+                    if post_dir is not None:
+                        _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
+                    sweep.record_part(os.fspath(compute_dir), i, out["data"])
+                    self.last_run["computed"] += 1
+                    bar.update()
+            finally:
+                bar.close()
+                for fut in futures:
+                    fut.cancel()
+
+        if failures:
+            failures.sort(key=lambda f: f["chunk"])
+            self.last_run["failed"] = len(failures)
+            _write_atomic(failed_path, json.dumps(failures, indent=1).encode())
+            shown = "; ".join(
+                f"chunk {f['chunk']} (points {f['start']}..{f['end'] - 1}): {f['error']}" for f in failures[:3]
+            )
+            more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+            err = ClusterSweepError(
+                f"{len(failures)} of {len(chunks)} chunks failed after {self.retries} retries: {shown}{more}. "
+                f"Their points are listed as failed in {failed_path}; the {len(chunks) - len(failures)} "
+                f"other chunks are saved in {compute_dir}, and the same call again computes only the failed ones"
+            )
+            err.failed = failures
+            raise err
+
+        final = compute_dir / RESULT_FILE
+        staging = compute_dir / (RESULT_FILE + ".partial")
+        _rustrates.merge_parts(os.fspath(compute_dir), os.fspath(staging))
+        post_frames = None
+        if post_dir is not None:
+            post_frames = [_load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
+                           for i in range(len(chunks))]
+        config = {
+            "circuit_template": os.fspath(circuit_template), "simulation_time": t_value, "dt": dt_value,
+            "sampling_step_size": dts if dts is not None else dt_value, "permute_grid": permute_grid,
+            "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
+            "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
+        }
+        _add_seed_keys(os.fspath(staging), post_frames, config, pmap, ins, outs, result_kwargs,
+                       circuit_template if add_template_info else None)
+        os.replace(staging, final)
+        return os.fspath(final)
+
+
+#: Payloads larger than this are scattered to the workers once instead of riding in each task.
+_SCATTER_BYTES = 8 * 1024**2
+
+
+def _payload_bytes(kwargs: Mapping[str, Any]) -> int:
+    arrays = list(kwargs["inputs"].values()) + list(kwargs.get("grid_values") or []) + [kwargs.get("grid_rows")]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+def _alias(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    if value is not None and alias_value is not None and value is not alias_value:
+        raise TypeError(f"pass {name} or its alias {alias}, not both")
+    return value if value is not None else alias_value
+
+
+def _check_worker_file(source: str, name: str) -> None:
+    try:
+        tree = ast.parse(source, filename=name)
+    except SyntaxError as exc:
+        raise SyntaxError(f"worker_file {name}: {exc}") from None
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "worker_postprocessing" for n in tree.body):
+        raise ValueError(f"worker_file {name} defines no function worker_postprocessing(results, result_map)")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: list, source: str, name: str) -> pd.DataFrame:
+    """A chunk's worker_file output; chunks finished by an earlier call with another (or no)
+    worker_file are postprocessed here from their part file."""
+    path = post_dir / f"chunk_{i:08d}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)  # noqa: S301 - written by this package in compute_dir
+    start, end = chunks[i]
+    part = compute_dir / "parts" / f"chunk_{start:08d}_{end:08d}.h5"
+    with tempfile.TemporaryDirectory(prefix="rustrates-post-") as tmp:
+        res = sweep.read_part(os.fspath(part), i, os.path.join(tmp, "view"))
+    frame = _apply_postprocessing(_postprocessor(source, name), res, f"chunk {i}")
+    _write_atomic(path, pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
+    return frame
+
+
+def _concat_post(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if all(f.index.equals(frames[0].index) for f in frames[1:]):
+        return pd.concat(frames, axis=1)
+    return pd.concat(frames, axis=0)
+
+
+def _to_pandas(value: Any) -> Any:
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value
+    arr = np.asarray(value) if not isinstance(value, Mapping) else None
+    if isinstance(value, Mapping):
+        return pd.Series({str(k): v for k, v in value.items()})
+    if arr.ndim == 2:
+        return pd.DataFrame(arr)
+    return pd.Series(arr.reshape(-1) if arr.ndim else [value])
+
+
+def _add_seed_keys(
+    path: str,
+    post_frames: list[pd.DataFrame] | None,
+    config: dict[str, Any],
+    pmap: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    result_kwargs: Mapping[str, Any] | None,
+    template: str | None,
+) -> None:
+    import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
+
+    with tables.open_file(path, "r") as h5:
+        has_traces = "/traces" in h5
+        traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
+    if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:
+        res = None
+        warnings.warn(
+            f"the traces ({traces_bytes / 1e9:.1f} GB) are too large to copy into the pandas key "
+            f"Results/results; {path} holds them in the engine's layout: load them with "
+            "rustrates.read_results(path) or h5py",
+            _core.RustratesWarning,
+            stacklevel=3,
+        )
+    else:
+        res = _rustrates.read_results(path)
+        _core.warn_status(res)
+    if res is None:
+        # The grid and labels only (read_results would load the traces).
+        with tables.open_file(path, "r") as h5:
+            keys = json.loads(h5.root.grid._v_attrs["keys"])
+            labels = [x.decode() if isinstance(x, bytes) else str(x) for x in h5.root.grid.labels.read()]
+            grid = np.column_stack([h5.get_node("/grid", k.replace("/", "%2F")).read() for k in keys]) if keys else np.zeros((len(labels), 0))
+        result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=keys)
+    else:
+        result_map = _core.result_map_frame(res)
+
+    with warnings.catch_warnings():
+        # Object columns (strings) are pickled by PyTables; pandas reads them back.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        with pd.HDFStore(path, mode="a") as store:
+            store.put("Results/result_map", result_map, track_times=False)
+            store.put("ParameterGrid/Grid_df", result_map, track_times=False)
+            if post_frames is not None:
+                store.put("Results/results", _concat_post(post_frames), track_times=False)
+            elif res is not None:
+                frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
+                store.put("Results/results", frame, track_times=False)
+            store.put("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object), track_times=False)
+            store.put("Config/outputs", pd.Series(dict(outputs), dtype=object), track_times=False)
+            store.put(
+                "Config/param_map",
+                pd.DataFrame(
+                    [(k, ", ".join(v["vars"]), ", ".join(map(str, v.get("nodes", v.get("edges", []))))) for k, v in pmap.items()],
+                    columns=["key", "vars", "targets"],
+                ),
+                track_times=False,
+            )
+            names = list(inputs)
+            store.put("Config/input_names", pd.Series(names, dtype=object), track_times=False)
+            for i, name in enumerate(names):
+                store.put(f"Config/inputs/input_{i}", _to_pandas(inputs[name]), track_times=False)
+            for key, value in (result_kwargs or {}).items():
+                store.put(f"AdditionalData/{key}", _to_pandas(value), track_times=False)
+            if template is not None:
+                circuit = _rustrates.load_circuit(os.fspath(template))
+                store.put("TemplateInfo/variables", pd.DataFrame(circuit.variables), track_times=False)
+                store.put("TemplateInfo/source", pd.Series([circuit.source_text], dtype=object), track_times=False)
+                store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
+
+
+__all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "RESULT_FILE", "run_chunk_task"]

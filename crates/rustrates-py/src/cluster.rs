@@ -1,0 +1,331 @@
+//! Bindings for `ClusterGridSearch`: one sweep split into chunks that run on Dask workers.
+//!
+//! The client and the workers build the same [`ClusterSweep`]; a worker runs one chunk into a
+//! private directory with the engine's shard mechanism (`Shard { index: i, count: n_chunks }`
+//! is exactly chunk i), and ships the part file's bytes back; the client records them in its
+//! `compute_dir` exactly as the engine's `PartSink` does (part written as `.tmp`, fsynced,
+//! renamed, then a manifest line), and merges at the end. No shared filesystem is needed.
+
+// Errors are built once per failed call; their typed fields are worth more than a smaller
+// `Result` (as in `rustrates::io`).
+#![allow(clippy::result_large_err)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use rustrates::io::{self, parts, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
+use rustrates::model::Loaded;
+use rustrates::sweep::{self, Grid, RunControl, Shard, SweepSpec};
+
+use crate::errors::{to_pyerr, Kind, Located};
+use crate::sweep::{arg_err, engine_error, make_spec, parse_inputs, parse_param_map, Settings};
+
+fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
+    match e {
+        IoError::Sweep(s) => engine_error(py, s),
+        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "compute_dir")]),
+    }
+}
+
+/// One sweep as both the client and the workers see it.
+#[pyclass(name = "ClusterSweep", module = "rustrates._rustrates", frozen)]
+pub struct ClusterSweep {
+    spec: SweepSpec,
+    loaded: Loaded,
+    template: String,
+}
+
+impl ClusterSweep {
+    fn record(&self) -> SweepRecord {
+        // Field by field what `PartSink::begin` writes, so the client's `sweep.json` and the
+        // one a worker's shard run writes carry the same fingerprint.
+        let settings = self.spec.settings_json();
+        SweepRecord {
+            fingerprint: io::fingerprint(&self.loaded.source_text, &self.spec.param_grid, &settings),
+            circuit_name: self.loaded.circuit.name.clone(),
+            n_points: self.spec.param_grid.len(),
+            chunks: self.spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
+            template_source: self.loaded.source_text.clone(),
+            template_path: self.template.clone(),
+            settings,
+            rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
+            compression: true,
+        }
+    }
+}
+
+#[pymethods]
+impl ClusterSweep {
+    /// The arguments of `run_sweep` (without `out` and `progress`) plus `chunk_size`.
+    #[new]
+    #[pyo3(signature = (
+        template, *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
+        simulation_time, step_size, sampling_step_size=None, inputs, outputs,
+        solver="euler".to_string(), backend="auto".to_string(), precision="float64".to_string(),
+        cutoff=0.0, summaries=Vec::new(), keep_traces=true, threads=None, rtol=None, atol=None,
+        chunk_size
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new<'py>(
+        py: Python<'py>,
+        template: &str,
+        grid_keys: Vec<String>,
+        grid_values: Option<Vec<PyReadonlyArray1<'py, f64>>>,
+        grid_rows: Option<PyReadonlyArray2<'py, f64>>,
+        permute: bool,
+        param_map: &Bound<'py, PyDict>,
+        simulation_time: f64,
+        step_size: f64,
+        sampling_step_size: Option<f64>,
+        inputs: &Bound<'py, PyDict>,
+        outputs: &Bound<'py, PyDict>,
+        solver: String,
+        backend: String,
+        precision: String,
+        cutoff: f64,
+        summaries: Vec<String>,
+        keep_traces: bool,
+        threads: Option<usize>,
+        rtol: Option<f64>,
+        atol: Option<f64>,
+        chunk_size: usize,
+    ) -> PyResult<ClusterSweep> {
+        if chunk_size == 0 {
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "chunk_size",
+                "chunk_size must be a positive number of points".into(),
+            ));
+        }
+        let grid = match (grid_values, grid_rows) {
+            (Some(values), None) => {
+                let mut map = IndexMap::new();
+                for (k, v) in grid_keys.iter().zip(&values) {
+                    map.insert(k.clone(), v.as_array().to_vec());
+                }
+                Grid::from_values(&map, permute)
+            }
+            (None, Some(rows)) => {
+                let rows: Vec<Vec<f64>> = rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
+                Grid::from_rows(grid_keys, &rows)
+            }
+            _ => {
+                return Err(arg_err(
+                    py,
+                    Kind::Sweep,
+                    "param_grid",
+                    "give exactly one of grid_values and grid_rows".into(),
+                ))
+            }
+        }
+        .map_err(|e| engine_error(py, &sweep::SweepError::Grid(e)))?;
+        let param_map = parse_param_map(py, param_map)?;
+        let settings = Settings {
+            simulation_time,
+            step_size,
+            sampling_step_size,
+            solver,
+            rtol,
+            atol,
+            cutoff,
+            backend,
+            precision,
+            summaries,
+            keep_traces,
+            threads,
+        };
+        let mut spec = make_spec(py, grid, param_map, &settings)?;
+        spec.inputs = parse_inputs(py, inputs)?;
+        spec.outputs = outputs
+            .iter()
+            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+            .collect::<PyResult<_>>()?;
+        spec.chunk_size = chunk_size;
+        let loaded = crate::circuit::load(py, template)?;
+        Ok(ClusterSweep {
+            spec,
+            loaded,
+            template: template.to_string(),
+        })
+    }
+
+    /// SHA-256 of template source, grid and settings: what names and guards a compute_dir.
+    #[getter]
+    fn fingerprint(&self) -> String {
+        self.record().fingerprint
+    }
+
+    #[getter]
+    fn circuit_name(&self) -> String {
+        self.loaded.circuit.name.clone()
+    }
+
+    /// `(start, end)` point ranges, one per chunk.
+    fn chunks(&self) -> Vec<(usize, usize)> {
+        self.spec.chunks().iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    /// Creates `dir` with this sweep's `sweep.json`, or checks that the one there is the same
+    /// sweep; returns the indices of the chunks the manifest already lists.
+    fn prepare_dir(&self, py: Python<'_>, dir: PathBuf) -> PyResult<Vec<usize>> {
+        let record = self.record();
+        record
+            .create_or_check(&dir)
+            .and_then(|()| Manifest::load(&dir))
+            .map(|m| m.entries.iter().map(|e| e.chunk).collect())
+            .map_err(|e| io_err(py, &e))
+    }
+
+    /// Runs chunk `index` into `dir` (a fresh directory of the worker) and returns the part
+    /// file's path relative to `dir`. The GIL is released while the engine runs.
+    fn run_chunk(&self, py: Python<'_>, index: usize, dir: PathBuf) -> PyResult<String> {
+        let chunks = self.spec.chunks();
+        let Some(range) = chunks.get(index).cloned() else {
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+            ));
+        };
+        let opts = FileOptions::new(&self.loaded.source_text, &self.template);
+        let shard = Shard {
+            index,
+            count: chunks.len(),
+        };
+        let (spec, circuit) = (&self.spec, &self.loaded.circuit);
+        let d = dir.clone();
+        py.detach(move || {
+            let ctrl = RunControl {
+                shard: Some(shard),
+                ..RunControl::default()
+            };
+            io::run_parts(spec, circuit, &d, &opts, ctrl).map_err(Box::new)
+        })
+        .map_err(|e| io_err(py, &e))?;
+        Ok(parts::part_file(range.start, range.end))
+    }
+
+    /// Records chunk `index`, whose part file's bytes are `data`, in `dir`: the part is written
+    /// as `.tmp`, fsynced and renamed, then its manifest line is appended (as `PartSink`).
+    fn record_part(&self, py: Python<'_>, dir: PathBuf, index: usize, data: &[u8]) -> PyResult<()> {
+        let chunks = self.spec.chunks();
+        let Some(range) = chunks.get(index).cloned() else {
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+            ));
+        };
+        let rel = parts::part_file(range.start, range.end);
+        let path = dir.join(&rel);
+        py.detach(|| -> Result<(), IoError> {
+            write_atomic(&path, data)?;
+            let entry = ManifestEntry {
+                chunk: index,
+                start: range.start,
+                end: range.end,
+                file: rel.clone(),
+                sha256: parts::sha256_file(&path)?,
+            };
+            Manifest::append(&dir, &entry)
+        })
+        .map_err(|e| io_err(py, &e))
+    }
+
+    /// Reads one part file (chunk `index`) as the `run_sweep` dict of its points, through the
+    /// engine's own merge into a one-chunk sweep in `scratch`. Labels are the chunk's own
+    /// (`{name}_{start + i}`).
+    fn read_part<'py>(
+        &self,
+        py: Python<'py>,
+        part: PathBuf,
+        index: usize,
+        scratch: PathBuf,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let chunks = self.spec.chunks();
+        let Some(range) = chunks.get(index).cloned() else {
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist"),
+            ));
+        };
+        let mut record = self.record();
+        record.n_points = range.len();
+        record.chunks = vec![(0, range.len())];
+        let out = scratch.join("chunk.h5");
+        let result = py
+            .detach(|| -> Result<_, IoError> {
+                let _ = fs::remove_dir_all(&scratch);
+                record.create_or_check(&scratch)?;
+                let rel = parts::part_file(0, range.len());
+                let copy = scratch.join(&rel);
+                fs::copy(&part, &copy).map_err(|source| IoError::Fs {
+                    path: copy.clone(),
+                    source,
+                })?;
+                let entry = ManifestEntry {
+                    chunk: 0,
+                    start: 0,
+                    end: range.len(),
+                    file: rel,
+                    sha256: parts::sha256_file(&copy)?,
+                };
+                Manifest::append(&scratch, &entry)?;
+                io::merge(&[scratch.as_path()], &out)?;
+                io::read_results(&out)
+            })
+            .map_err(|e| io_err(py, &e))?;
+        let mut result = result;
+        result.labels = range.map(|i| format!("{}_{i}", self.loaded.circuit.name)).collect();
+        crate::sweep::result_dict(py, result, None)
+    }
+}
+
+/// Writes `path` through `path.tmp` + fsync + rename (the engine's rule for part files).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let fs_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| IoError::Fs { path: p, source }
+    };
+    let mut f = fs::File::create(&tmp).map_err(fs_err(&tmp))?;
+    f.write_all(bytes).map_err(fs_err(&tmp))?;
+    f.sync_all().map_err(fs_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(fs_err(path))
+}
+
+/// Merges the parts of `dir` into `out` (written as `out.tmp`, then renamed).
+#[pyfunction]
+pub fn merge_parts(py: Python<'_>, dir: PathBuf, out: PathBuf) -> PyResult<()> {
+    py.detach(|| io::merge(&[dir.as_path()], &out))
+        .map_err(|e| io_err(py, &e))
+}
+
+/// The bytes of a file, read without the GIL (part files shipped from workers).
+#[pyfunction]
+pub fn read_bytes<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyBytes>> {
+    let data = py
+        .detach(|| fs::read(&path))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &data))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ClusterSweep>()?;
+    m.add_function(wrap_pyfunction!(merge_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
+    Ok(())
+}
