@@ -14,17 +14,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use indexmap::IndexMap;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use rustrates::io::{self, parts, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
 use rustrates::model::Loaded;
-use rustrates::sweep::{self, Grid, RunControl, Shard, SweepSpec};
+use rustrates::sweep::{RunControl, Shard, SweepSpec};
 
 use crate::errors::{to_pyerr, Kind, Located};
-use crate::sweep::{arg_err, engine_error, make_spec, parse_inputs, parse_param_map, Settings};
+use crate::sweep::{arg_err, build_spec, engine_error, Settings};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
     match e {
@@ -104,29 +103,6 @@ impl ClusterSweep {
                 "chunk_size must be a positive number of points".into(),
             ));
         }
-        let grid = match (grid_values, grid_rows) {
-            (Some(values), None) => {
-                let mut map = IndexMap::new();
-                for (k, v) in grid_keys.iter().zip(&values) {
-                    map.insert(k.clone(), v.as_array().to_vec());
-                }
-                Grid::from_values(&map, permute)
-            }
-            (None, Some(rows)) => {
-                let rows: Vec<Vec<f64>> = rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
-                Grid::from_rows(grid_keys, &rows)
-            }
-            _ => {
-                return Err(arg_err(
-                    py,
-                    Kind::Sweep,
-                    "param_grid",
-                    "give exactly one of grid_values and grid_rows".into(),
-                ))
-            }
-        }
-        .map_err(|e| engine_error(py, &sweep::SweepError::Grid(e)))?;
-        let param_map = parse_param_map(py, param_map)?;
         let settings = Settings {
             simulation_time,
             step_size,
@@ -141,12 +117,17 @@ impl ClusterSweep {
             keep_traces,
             threads,
         };
-        let mut spec = make_spec(py, grid, param_map, &settings)?;
-        spec.inputs = parse_inputs(py, inputs)?;
-        spec.outputs = outputs
-            .iter()
-            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
-            .collect::<PyResult<_>>()?;
+        let mut spec = build_spec(
+            py,
+            grid_keys,
+            grid_values,
+            grid_rows,
+            permute,
+            param_map,
+            inputs,
+            outputs,
+            &settings,
+        )?;
         spec.chunk_size = chunk_size;
         let loaded = crate::circuit::load(py, template)?;
         Ok(ClusterSweep {
