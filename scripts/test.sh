@@ -16,3 +16,6 @@ cargo test --workspace --locked
 # (maturin reads the root pyproject.toml and installs into the venv).
 VIRTUAL_ENV="$PWD/$VENV" maturin develop --quiet
 python -m pytest tests/python -q
+
+# The portable wheel for older cluster nodes (glibc 2.17), checked in a fresh venv.
+./scripts/check_wheel.sh
