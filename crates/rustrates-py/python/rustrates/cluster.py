@@ -29,10 +29,13 @@ Cluster kinds (``nodes``):
   processes (``'localhost'``: one per core), one thread each;
 - a :class:`dask.distributed.Client`, or a scheduler address (``'tcp://host:8786'``): use that
   cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client);
-- a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``; keys and agent of
-  the user running the client). Dask runs the scheduler on the **first** host and workers on
-  the others (a single host is listed twice, so it runs both); ``worker_env`` is the Python
-  executable on the hosts, which must have rustrates (and dask) installed.
+- a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``: the agent, keys,
+  ``~/.ssh/config`` and ``known_hosts`` of the user running the client, or
+  ``connect_options``). Dask runs the scheduler on the **first** host and one single-threaded
+  worker on each of the others (list a host again for another worker; a single host is listed
+  twice, so it runs both); ``worker_env`` is the Python executable on the hosts, which must have
+  the client's Python version, dask and the client's rustrates version. Each host is logged in
+  to and checked before Dask starts, so a host that cannot be used is named with the reason.
 
 Templates given as a file path must exist at the same path on the workers; the built-in
 library (``model_templates...``) is always there.
@@ -234,6 +237,161 @@ def _is_address(nodes: str) -> bool:
     return "://" in nodes or (":" in nodes and nodes.rsplit(":", 1)[1].isdigit())
 
 
+# ---------------------------------------------------------------------------------------
+# SSH hosts
+
+# Run on each SSH host by the Python given as worker_env, before Dask is started there.
+_SSH_PROBE = """
+import json, sys
+out = {"python": "%d.%d" % sys.version_info[:2]}
+for name in ("distributed", "rustrates"):
+    try:
+        out[name] = __import__(name).__version__
+    except Exception as exc:
+        out[name] = None
+        out[name + "_error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+def _per_host_options(options: Any, n_nodes: int, n_hosts: int) -> Any:
+    """``connect_options`` as SSHCluster takes them: one dict, or one per host (a single
+    node was doubled into scheduler and worker, so its one entry is too)."""
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return dict(options)
+    if isinstance(options, (list, tuple)) and all(isinstance(o, Mapping) for o in options):
+        if len(options) != n_nodes:
+            raise ValueError(
+                f"connect_options lists {len(options)} mappings for {n_nodes} hosts: give one per "
+                "entry of nodes, or a single mapping for all of them"
+            )
+        listed = [dict(o) for o in options]
+        return listed * 2 if n_hosts > n_nodes else listed
+    raise TypeError(
+        "connect_options must be a mapping of asyncssh.connect keywords (port=, username=, "
+        f"client_keys=, known_hosts=, ...) or a list of them, one per host; got {options!r}"
+    )
+
+
+def _check_ssh_hosts(hosts: list[str], options: Any, python: str, timeout: float) -> None:
+    """Logs in to every distinct host and runs ``python`` there: raises one clear error per
+    failing host (unreachable, login refused, unknown host key, no such Python, Python
+    without dask or rustrates, another rustrates version)."""
+    import asyncio  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    try:
+        import asyncssh  # noqa: F401, PLC0415 - optional dependency
+    except ImportError:
+        raise ImportError(
+            "ClusterGridSearch on SSH hosts needs asyncssh: pip install 'rustrates[cluster]' "
+            "(or pip install asyncssh)"
+        ) from None
+    per_host = options if isinstance(options, list) else [options] * len(hosts)
+    checks: dict[str, tuple[str, dict[str, Any], bool]] = {}
+    for i, (host, opts) in enumerate(zip(hosts, per_host)):
+        key = f"{host} {sorted(opts.items())!r}"
+        # The first host runs the scheduler (dask only); the others run the chunks.
+        needs_rustrates = i > 0 or checks.get(key, ("", {}, False))[2]
+        checks[key] = (host, opts, needs_rustrates)
+
+    async def check_all() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(_check_ssh_host(host, opts, python, rr, timeout) for host, opts, rr in checks.values()),
+            return_exceptions=True,
+        )
+
+    # Its own thread and event loop: the caller may be inside one (Jupyter).
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, check_all()).result()
+    errors = [r for r in results if r is not None]
+    if errors:
+        first = errors[0]
+        if len(errors) == 1:
+            raise first
+        raise type(first)("; ".join(str(e) for e in errors))
+
+
+async def _check_ssh_host(
+    host: str, options: Mapping[str, Any], python: str, needs_rustrates: bool, timeout: float
+) -> None:
+    import asyncio  # noqa: PLC0415
+    import getpass  # noqa: PLC0415
+    import shlex  # noqa: PLC0415
+
+    import asyncssh  # noqa: PLC0415
+
+    opts = dict(options)
+    opts.setdefault("connect_timeout", timeout)
+    where = f"SSH host {host}" + (f" port {opts['port']}" if "port" in opts else "")
+    user = opts.get("username") or getpass.getuser()
+    try:
+        async with asyncssh.connect(host, **opts) as conn:
+            result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_SSH_PROBE)}", check=False,
+                                    timeout=timeout + 60)
+    except asyncssh.PermissionDenied as exc:
+        return ClusterConnectionError(
+            f"{where} refused the login as {user!r} ({exc.reason}): add your public key to that user's "
+            "~/.ssh/authorized_keys there, load the key into your ssh-agent, or name it with "
+            "connect_options={'client_keys': ['~/.ssh/id_ed25519'], 'username': ...}"
+        )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        return ClusterConnectionError(
+            f"{where}: its host key is not trusted ({exc.reason}): log in once with `ssh {host}` to "
+            "add it to ~/.ssh/known_hosts, or pass connect_options={'known_hosts': 'path/to/known_hosts'}"
+        )
+    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {opts['connect_timeout']:g} s"
+        return ClusterConnectionError(
+            f"cannot reach {where} ({detail}): check the host name, that sshd runs there and that the "
+            "port is open from here (connect_options={'port': ...} for another port, connect_timeout= "
+            "for a longer wait)"
+        )
+    stderr = str(result.stderr or "").strip()
+    if result.exit_status in (126, 127):
+        return FileNotFoundError(
+            f"worker_env {python!r} is not an executable Python on {where} ({stderr}): set worker_env= "
+            "to the path of the Python that has rustrates there, e.g. '/home/me/venv/bin/python'"
+        )
+    try:
+        found = json.loads(str(result.stdout).strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return RuntimeError(
+            f"worker_env {python!r} on {where} failed to run a Python check (exit status "
+            f"{result.exit_status}: {stderr or result.stdout!r}); is it a Python 3 interpreter?"
+        )
+    client_python = "%d.%d" % sys.version_info[:2]
+    if found.get("python") != client_python:
+        return RuntimeError(
+            f"{python} on {where} is Python {found.get('python')}, this client {client_python}: Dask "
+            f"sends pickled functions, which need the same version; set worker_env= to a Python "
+            f"{client_python} there"
+        )
+    wheel = (f"`{python} -m pip install rustrates=={_rustrates.__version__}` there (or the "
+             "manylinux2014 wheel that scripts/check_wheel.sh builds)")
+    if found["distributed"] is None:
+        return ImportError(
+            f"{python} on {where} cannot import dask.distributed ({found['distributed_error']}): "
+            f"install it there with `{python} -m pip install 'dask[distributed]'`, or set worker_env= "
+            "to a Python that has it"
+        )
+    if not needs_rustrates:
+        return None
+    if found["rustrates"] is None:
+        return ImportError(
+            f"{python} on {where} cannot import rustrates ({found['rustrates_error']}): install "
+            f"{wheel}, or set worker_env= to a Python that has it"
+        )
+    if found["rustrates"] != _rustrates.__version__:
+        return ImportError(
+            f"{python} on {where} has rustrates {found['rustrates']}, this client "
+            f"{_rustrates.__version__}: install {wheel}"
+        )
+    return None
+
+
 class ClusterGridSearch:
     """Parameter sweeps on a Dask cluster, with the seed's API.
 
@@ -252,11 +410,17 @@ class ClusterGridSearch:
     connect_timeout
         Seconds to wait for the scheduler and for the first worker.
     worker_env
-        SSH hosts only: the Python executable on the hosts (may also be given to ``run``).
+        SSH hosts only: the Python executable on the hosts, with rustrates and dask installed
+        (may also be given to ``run``). Default: this client's ``sys.executable`` path.
+    connect_options
+        SSH hosts only: keywords for ``asyncssh.connect`` (``port``, ``username``,
+        ``client_keys``, ``known_hosts``, ``agent_path``, ``config``, ...), one mapping for all
+        hosts or a list with one per entry of ``nodes``. Without them asyncssh reads
+        ``~/.ssh/config``, ``~/.ssh/known_hosts``, the keys in ``~/.ssh`` and the SSH agent.
     progress
         Show a progress bar over chunks (tqdm if installed, otherwise a line on stderr).
     cluster_kwargs
-        Passed to ``LocalCluster`` or ``SSHCluster``.
+        Passed to ``LocalCluster`` or ``SSHCluster`` (e.g. ``worker_options``).
     """
 
     def __init__(
@@ -267,6 +431,7 @@ class ClusterGridSearch:
         retries: int = 3,
         connect_timeout: float = 30.0,
         worker_env: str | None = None,
+        connect_options: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
         progress: bool = True,
         cluster_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -284,6 +449,7 @@ class ClusterGridSearch:
         self.retries = retries
         self.connect_timeout = float(connect_timeout)
         self.worker_env = worker_env
+        self.connect_options = connect_options
         self.progress = progress
         self._cluster_kwargs = dict(cluster_kwargs or {})
         self._cluster: Any = None
@@ -298,7 +464,10 @@ class ClusterGridSearch:
 
     @property
     def client(self) -> Any:
-        """The ``dask.distributed.Client`` (None until SSH hosts are started by ``run``)."""
+        """The ``dask.distributed.Client``. SSH hosts are started by the first ``run`` (which
+        may name ``worker_env``) or by reading this property (with the constructor's)."""
+        if self._client is None and isinstance(self.nodes, (list, tuple)):
+            self._connect(None)
         return self._client
 
     def _connect(self, worker_env: str | None) -> None:
@@ -330,29 +499,41 @@ class ClusterGridSearch:
             self._own_client = True
             return
         if isinstance(nodes, (list, tuple)) and nodes and all(isinstance(h, str) for h in nodes):
-            from dask.distributed import SSHCluster  # noqa: PLC0415
-
-            hosts = list(nodes) if len(nodes) > 1 else [nodes[0], nodes[0]]
-            python = worker_env or self.worker_env
-            kwargs = {"worker_options": {"nthreads": 1}, "scheduler_options": {"dashboard_address": None}}
-            if python is not None:
-                kwargs["remote_python"] = python
-            kwargs.update(self._cluster_kwargs)
-            try:
-                self._cluster = SSHCluster(hosts, **kwargs)
-            except Exception as exc:
-                raise ClusterConnectionError(
-                    f"could not start Dask over SSH on {hosts} ({type(exc).__name__}: {exc}); check that "
-                    "each host is reachable with your SSH keys or agent and has dask and rustrates "
-                    f"installed in {python or 'the default python3'} (worker_env=)"
-                ) from None
-            self._client = Client(self._cluster)
-            self._own_client = True
+            self._start_ssh_cluster(list(nodes), worker_env or self.worker_env)
             return
         raise TypeError(
             "nodes must be 'localhost', a number of worker processes, a dask Client, a scheduler "
             f"address or a list of host names, got {nodes!r}"
         )
+
+    def _start_ssh_cluster(self, nodes: list[str], python: str | None) -> None:
+        """``SSHCluster`` on ``nodes`` (scheduler on the first), after a check of every host
+        over SSH: SSHCluster itself only says "failed to start" when a host refuses the login
+        or its Python lacks dask or rustrates."""
+        from dask.distributed import Client, SSHCluster  # noqa: PLC0415
+
+        hosts = nodes if len(nodes) > 1 else [nodes[0], nodes[0]]
+        options = _per_host_options(self.connect_options, len(nodes), len(hosts))
+        # SSHCluster's default remote Python is this process's own path.
+        python = python or sys.executable
+        _check_ssh_hosts(hosts, options, python, self.connect_timeout)
+        kwargs: dict[str, Any] = {
+            "connect_options": options,
+            "remote_python": python,
+            "worker_options": {"nthreads": 1},
+            "scheduler_options": {"dashboard_address": None},
+        }
+        kwargs.update(self._cluster_kwargs)
+        try:
+            self._cluster = SSHCluster(hosts, **kwargs)
+        except Exception as exc:
+            raise ClusterConnectionError(
+                f"could not start Dask over SSH on {hosts} ({type(exc).__name__}: {exc}); every host "
+                f"answered the check, so look at the Dask logs there (the scheduler on {hosts[0]} must be "
+                "reachable from the others on its port)"
+            ) from None
+        self._client = Client(self._cluster)
+        self._own_client = True
 
     def _check_workers(self) -> None:
         client = self._client
