@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -55,9 +56,11 @@ def sshd(tmp_path_factory):
     server.stop()
 
 
-def ssh_search(sshd, n_hosts: int, compute_dir: Path, **kw) -> ClusterGridSearch:
+def ssh_search(sshd, n_hosts: int, compute_dir: Path) -> ClusterGridSearch:
+    # Dask would listen on (and announce) the machine's own address: loopback is enough here.
+    loopback = {"scheduler_options": {"host": HOST}, "worker_options": {"host": HOST}}
     return ClusterGridSearch([HOST] * n_hosts, compute_dir=compute_dir, worker_env=sys.executable,
-                             connect_options=sshd.connect_options(), progress=False, **kw)
+                             connect_options=sshd.connect_options(), progress=False, cluster_kwargs=loopback)
 
 
 def ancestors(pid: int) -> list[int]:
@@ -76,10 +79,10 @@ def test_ssh_single_host_sweep_equals_grid_search_bit_for_bit(sshd, tmp_path):
         assert cgs.last_run == {"chunks": 3, "skipped": 0, "computed": 3, "failed": 0}
         workers = cgs.client.run(os.getpid)
         assert len(workers) == 1
-        # The worker is a process of an sshd session, not of this one.
-        for pid in workers.values():
-            chain = ancestors(pid)
-            assert sshd.proc.pid in chain and os.getpid() not in chain
+        # The worker is a process of an sshd session: it went through the SSH login.
+        for address, pid in workers.items():
+            assert address.startswith(f"tcp://{HOST}:")
+            assert sshd.proc.pid in ancestors(pid)
     assert_same(path, ref, ref_map)
 
 
@@ -128,6 +131,19 @@ def test_ssh_unreachable_host_is_named(sshd, tmp_path):
                              r"check the host name, that sshd runs there"):
         cgs.run(chunk_size=6, **seed_sweep())
     assert not (tmp_path / "cd").exists(), "nothing is prepared before the hosts answered"
+
+
+def test_ssh_silent_host_times_out_named(sshd):
+    # A port that accepts the connection but never speaks SSH: a host that hangs.
+    with socket.socket() as silent:
+        silent.bind((HOST, 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        cgs = ClusterGridSearch([HOST], worker_env=sys.executable, connect_timeout=1,
+                                connect_options=dict(sshd.connect_options(), port=port), progress=False)
+        with pytest.raises(ClusterConnectionError,
+                           match=rf"cannot reach SSH host 127\.0\.0\.1 port {port} \(no answer within 1 s\)"):
+            _ = cgs.client
 
 
 def test_ssh_wrong_key_is_refused_login(sshd, tmp_path):

@@ -77,7 +77,8 @@ class ClusterSweepError(SweepError):
 
 
 class ClusterConnectionError(ConnectionError):
-    """The Dask scheduler could not be reached, or no worker joined in time."""
+    """The Dask scheduler could not be reached, no worker joined in time, or an SSH host
+    cannot be reached or refused the login (the message names the host)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,7 +421,8 @@ class ClusterGridSearch:
     progress
         Show a progress bar over chunks (tqdm if installed, otherwise a line on stderr).
     cluster_kwargs
-        Passed to ``LocalCluster`` or ``SSHCluster`` (e.g. ``worker_options``).
+        Passed to ``LocalCluster`` or ``SSHCluster``; for SSHCluster, ``worker_options`` and
+        ``scheduler_options`` add to the defaults (one thread per worker, no dashboard).
     """
 
     def __init__(
@@ -523,7 +525,9 @@ class ClusterGridSearch:
             "worker_options": {"nthreads": 1},
             "scheduler_options": {"dashboard_address": None},
         }
-        kwargs.update(self._cluster_kwargs)
+        for key, value in self._cluster_kwargs.items():
+            # Extra worker or scheduler options add to the defaults above.
+            kwargs[key] = {**kwargs[key], **value} if key.endswith("_options") and key in kwargs else value
         try:
             self._cluster = SSHCluster(hosts, **kwargs)
         except Exception as exc:
@@ -534,6 +538,17 @@ class ClusterGridSearch:
             ) from None
         self._client = Client(self._cluster)
         self._own_client = True
+        # Started workers register a moment later; run() sizes chunks by the workers present.
+        n_workers = (len(hosts) - 1) * int(kwargs["worker_options"].get("n_workers", 1))
+        try:
+            self._client.wait_for_workers(n_workers, timeout=self.connect_timeout)
+        except (TimeoutError, OSError):
+            joined = len(self._client.scheduler_info().get("workers", {}))
+            raise ClusterConnectionError(
+                f"{joined} of the {n_workers} Dask workers started on {hosts[1:]} joined the scheduler on "
+                f"{hosts[0]} within {self.connect_timeout:g} s: the worker hosts must reach the scheduler's "
+                "port there (a firewall?); connect_timeout= sets the wait"
+            ) from None
 
     def _check_workers(self) -> None:
         client = self._client
