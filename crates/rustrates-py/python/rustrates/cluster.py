@@ -329,9 +329,7 @@ async def _check_ssh_host(
     where = f"SSH host {host}" + (f" port {opts['port']}" if "port" in opts else "")
     user = opts.get("username") or getpass.getuser()
     try:
-        async with asyncssh.connect(host, **opts) as conn:
-            result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_SSH_PROBE)}", check=False,
-                                    timeout=timeout + 60)
+        conn = await asyncssh.connect(host, **opts)
     except asyncssh.PermissionDenied as exc:
         return ClusterConnectionError(
             f"{where} refused the login as {user!r} ({exc.reason}): add your public key to that user's "
@@ -350,6 +348,17 @@ async def _check_ssh_host(
             "port is open from here (connect_options={'port': ...} for another port, connect_timeout= "
             "for a longer wait)"
         )
+    # Importing rustrates (numpy, pandas) on a cold disk takes a while: a generous limit.
+    limit = timeout + 60
+    async with conn:
+        try:
+            result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_SSH_PROBE)}", check=False,
+                                    timeout=limit)
+        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            return RuntimeError(
+                f"worker_env {python!r} on {where} did not finish a short Python check within {limit:g} s "
+                f"({type(exc).__name__}: {exc}); is that host overloaded, or its filesystem hanging?"
+            )
     stderr = str(result.stderr or "").strip()
     if result.exit_status in (126, 127):
         return FileNotFoundError(
@@ -409,7 +418,8 @@ class ClusterGridSearch:
         that dies does not use them up: Dask reschedules its chunks (up to its own
         ``allowed-failures`` setting, default 3).
     connect_timeout
-        Seconds to wait for the scheduler and for the first worker.
+        Seconds to wait for the scheduler and for the first worker (SSH hosts: for each login,
+        and for all workers to join).
     worker_env
         SSH hosts only: the Python executable on the hosts, with rustrates and dask installed
         (may also be given to ``run``). Default: this client's ``sys.executable`` path.
@@ -527,7 +537,8 @@ class ClusterGridSearch:
         }
         for key, value in self._cluster_kwargs.items():
             # Extra worker or scheduler options add to the defaults above.
-            kwargs[key] = {**kwargs[key], **value} if key.endswith("_options") and key in kwargs else value
+            merge = key in ("worker_options", "scheduler_options")
+            kwargs[key] = {**kwargs[key], **value} if merge else value
         try:
             self._cluster = SSHCluster(hosts, **kwargs)
         except Exception as exc:
@@ -544,6 +555,7 @@ class ClusterGridSearch:
             self._client.wait_for_workers(n_workers, timeout=self.connect_timeout)
         except (TimeoutError, OSError):
             joined = len(self._client.scheduler_info().get("workers", {}))
+            self.close()
             raise ClusterConnectionError(
                 f"{joined} of the {n_workers} Dask workers started on {hosts[1:]} joined the scheduler on "
                 f"{hosts[0]} within {self.connect_timeout:g} s: the worker hosts must reach the scheduler's "
