@@ -151,6 +151,23 @@ class SSHServer:
             self.proc.wait()
         self.proc = None
 
+    def login_error(self) -> str | None:
+        """None when the test key logs in and runs a command; otherwise why not, with the end
+        of sshd's log (e.g. an account whose password is locked, which sshd refuses without PAM)."""
+        import asyncio  # noqa: PLC0415
+
+        import asyncssh  # noqa: PLC0415
+
+        async def probe() -> int | None:
+            async with asyncssh.connect("127.0.0.1", **self.connect_options(), connect_timeout=20) as conn:
+                return (await conn.run("true", check=False, timeout=20)).exit_status
+
+        try:
+            status = asyncio.run(probe())
+        except Exception as exc:  # noqa: BLE001 - reported with the log
+            return f"{type(exc).__name__}: {exc}; sshd log: {self.log.read_text()[-600:]}"
+        return None if status == 0 else f"`true` exited with {status} (the user's login shell?)"
+
     def known_hosts(self) -> Path:
         path = self.dir / "known_hosts"
         key = (self.dir / "host_ed25519.pub").read_text().split()

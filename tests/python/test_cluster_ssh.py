@@ -52,6 +52,13 @@ def sshd(tmp_path_factory):
         pytest.skip(message)
     server = SSHServer(tmp_path_factory.mktemp("sshd"), path)
     server.start()
+    problem = server.login_error()
+    if problem is not None:
+        server.stop()
+        message = f"cannot log in to the test sshd as {server.user}: {problem}"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
     yield server
     server.stop()
 
