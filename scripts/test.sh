@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --python
+# The single-node Slurm the Slurm tests start (scripts/services/slurm.sh).
+./scripts/services/install_debian.sh slurm-wlm munge
 . scripts/env.sh
 VENV=${RUSTRATES_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
