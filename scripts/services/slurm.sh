@@ -22,6 +22,7 @@ usage() {
 action=$1
 dir=$2
 PARTITION=debug
+started=0
 NODE=${SLURM_TEST_NODE:-rustrates-node}
 
 log_tails() {
@@ -35,6 +36,8 @@ log_tails() {
 fail() {
   echo "slurm.sh: $*" >&2
   log_tails
+  # A start that failed half-way stops what it had started.
+  [ "$started" = 0 ] || stop
   exit 1
 }
 
@@ -82,11 +85,15 @@ start() {
   # munge: its own key, socket and pid file, so a system munged (if any) is left alone.
   local key=$dir/munge/private/munge.key socket=$dir/munge/munge.socket
   [ -s "$key" ] || { head -c 1024 /dev/urandom >"$key"; chmod 400 "$key"; }
+  started=1
   munged --socket="$socket" --key-file="$key" --pid-file="$dir/munge/munged.pid" \
     --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
     || fail "munged did not start"
 
-  local ports ctld_port slurmd_port cpus memory
+  local ports ctld_port slurmd_port cpus memory host
+  # slurmctld runs only where SlurmctldHost names this machine's short host name.
+  host=$(uname -n)
+  host=${host%%.*}
   ports=$(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(2)]
@@ -101,7 +108,7 @@ print(*(s.getsockname()[1] for s in socks))')
   cat >"$dir/slurm.conf" <<EOF
 # Written by scripts/services/slurm.sh: a single-node test Slurm, everything under $dir.
 ClusterName=rustrates-test
-SlurmctldHost=$(hostname -s)(127.0.0.1)
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -136,7 +143,7 @@ KillWait=2
 MinJobAge=10
 InactiveLimit=0
 MailProg=/bin/true
-NodeName=$NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN
+NodeName=$NODE NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
   export SLURM_CONF=$dir/slurm.conf
