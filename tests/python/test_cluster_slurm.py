@@ -10,6 +10,7 @@ engine computes the same lanes; only the split into chunks and processes differs
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,12 +22,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# dask-jobqueue 0.9.0 sets a SIGINT handler that calls sys.exit() when it is imported
+# (dask/dask-jobqueue#696, fixed after 0.9.0): Ctrl-C in every later test would raise
+# SystemExit instead of KeyboardInterrupt, so the handler before the import is put back.
+_sigint = signal.getsignal(signal.SIGINT)
 try:
     import dask_jobqueue  # noqa: F401
 except ImportError:  # pragma: no cover - exercised only where dask-jobqueue is missing
     if os.environ.get("CI") == "true":
         raise
     pytest.skip("dask-jobqueue is not installed (pip install 'rustrates[cluster]')", allow_module_level=True)
+finally:
+    signal.signal(signal.SIGINT, _sigint)
 
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster
