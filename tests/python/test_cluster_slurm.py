@@ -236,7 +236,10 @@ def test_slurm_worker_job_cancelled_mid_sweep_completes_identical(slurm_client, 
     assert not runner.is_alive()
     assert "error" not in box, box.get("error")
     assert 2 <= done_at_cancel < 12, "the cancel must land while chunks were still to run"
-    assert victim_job not in squeue_ids()
+    deadline = time.monotonic() + 30  # the job may still be COMPLETING for KillWait (2 s)
+    while victim_job in squeue_ids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert victim_job not in squeue_ids(), "the cancelled job ended"
     assert victim_address not in slurm_client.scheduler_info()["workers"], "the cancelled job's worker left"
     assert_same(box["path"], ref, ref_map)
     assert sorted(manifest_chunks(compute_dir)) == list(range(12)), "every chunk recorded once"
