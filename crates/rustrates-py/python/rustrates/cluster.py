@@ -28,7 +28,8 @@ Cluster kinds (``nodes``):
 - ``'localhost'`` or an int: a :class:`dask.distributed.LocalCluster` with that many worker
   processes (``'localhost'``: one per core), one thread each;
 - a :class:`dask.distributed.Client`, or a scheduler address (``'tcp://host:8786'``): use that
-  cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client);
+  cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client, whose partition is checked against
+  ``sinfo`` at once: :func:`check_slurm_partition`);
 - a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``: the agent, keys,
   ``~/.ssh/config`` and ``known_hosts`` of the user running the client, or
   ``connect_options``). Dask runs the scheduler on the **first** host and one single-threaded
@@ -48,6 +49,8 @@ import hashlib
 import json
 import os
 import pickle
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -232,6 +235,63 @@ class _ChunkProgress:
 
 # ---------------------------------------------------------------------------------------
 # the client
+
+
+class SlurmPartitionError(ValueError):
+    """A ``dask_jobqueue.SLURMCluster`` asks for a partition this Slurm does not have."""
+
+
+def _requested_partitions(job_header: str) -> list[str]:
+    """The partitions named by the ``#SBATCH -p``/``--partition`` lines of a job script."""
+    words: list[str] = []
+    for line in job_header.splitlines():
+        if line.startswith("#SBATCH"):
+            words += shlex.split(line[len("#SBATCH"):])
+    names: list[str] = []
+    for i, word in enumerate(words):
+        if word in ("-p", "--partition") and i + 1 < len(words):
+            value = words[i + 1]
+        elif word.startswith("--partition="):
+            value = word.split("=", 1)[1]
+        elif word.startswith("-p") and not word.startswith("--") and len(word) > 2:
+            value = word[2:]
+        else:
+            continue
+        names += [n for n in value.split(",") if n]
+    return names
+
+
+def check_slurm_partition(cluster: Any) -> None:
+    """Raises :class:`SlurmPartitionError` when ``cluster`` (a ``dask_jobqueue.SLURMCluster``)
+    submits its workers to a partition ``sinfo`` does not list, instead of letting
+    ``ClusterGridSearch`` wait for workers whose ``sbatch`` was refused. Anything else, or a
+    machine without ``sinfo``, passes."""
+    jobqueue = sys.modules.get("dask_jobqueue")
+    if jobqueue is None or not isinstance(cluster, jobqueue.SLURMCluster):
+        return
+    wanted = _requested_partitions(cluster.job_header)
+    if not wanted:
+        return
+    try:
+        out = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return
+    if out.returncode != 0:
+        raise ClusterConnectionError(
+            f"cannot list the Slurm partitions to check SLURMCluster's {wanted}: sinfo said "
+            f"{out.stderr.strip() or out.returncode}; is slurmctld reachable from here (SLURM_CONF)?"
+        )
+    listed = [p for p in out.stdout.split() if p]
+    known = [p.rstrip("*") for p in listed]
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        default = next((p.rstrip("*") for p in listed if p.endswith("*")), None)
+        fix = f"leave it unset for the default partition ({default}), or " if default else ""
+        raise SlurmPartitionError(
+            f"Slurm partition {', '.join(map(repr, unknown))} (SLURMCluster queue= or an #SBATCH -p "
+            f"directive) is unknown to this Slurm; sinfo lists: {', '.join(known) or 'none'}. "
+            f"Set SLURMCluster(queue=...) to one of those ({fix}ask the cluster's admins which to use)"
+        )
 
 
 def _is_address(nodes: str) -> bool:
@@ -487,6 +547,7 @@ class ClusterGridSearch:
 
         nodes = self.nodes
         if isinstance(nodes, Client):
+            check_slurm_partition(getattr(nodes, "cluster", None))
             self._client = nodes
             return
         if isinstance(nodes, (int, np.integer)) or (isinstance(nodes, str) and nodes == "localhost"):
@@ -968,4 +1029,7 @@ def _add_seed_keys(
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
 
 
-__all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "RESULT_FILE", "run_chunk_task"]
+__all__ = [
+    "ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "RESULT_FILE", "SlurmPartitionError",
+    "check_slurm_partition", "run_chunk_task",
+]
