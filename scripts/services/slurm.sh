@@ -11,7 +11,8 @@
 # pid and log files. Ports are picked free on 127.0.0.1, so it does not clash with a real Slurm
 # or another test Slurm. Needs the Debian packages slurm-wlm and munge
 # (scripts/services/install_debian.sh slurm-wlm munge). One partition, `debug`, holds the node;
-# the node has this machine's CPUs and (a little less than) its memory.
+# the node has at least 4 CPUs (more than a 2-core machine has, so a job still completing
+# never keeps the next test's workers waiting) and a little less than this machine's memory.
 set -euo pipefail
 
 usage() {
@@ -102,6 +103,7 @@ for s in socks:
 print(*(s.getsockname()[1] for s in socks))')
   read -r ctld_port slurmd_port <<<"$ports"
   cpus=$(nproc)
+  [ "$cpus" -ge 4 ] || cpus=4
   # slurmd drains a node configured with more memory than it has: stay 5 % below.
   memory=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.95 }' /proc/meminfo)
 
@@ -118,6 +120,8 @@ AuthInfo=socket=$socket
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
+# The node may claim more CPUs than the machine has (see CPUs= below).
+SlurmdParameters=config_overrides
 SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log

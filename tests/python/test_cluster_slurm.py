@@ -144,7 +144,7 @@ def test_sbatch_array_plus_merge_equals_a_single_run(slurm, tmp_path):
     parts, merged = tmp_path / "parts", tmp_path / "merged.h5"
     env = dict(os.environ, SPEC=os.fspath(spec), PARTS=os.fspath(parts), OUT=os.fspath(merged),
                RUSTRATES=os.fspath(binary))
-    # The node has 2 CPUs: one per task (the script's 4 would not fit), as a user overrides it.
+    # One CPU per task (the script asks for 4), as a user overrides it for a small node.
     array = subprocess.run(
         ["sbatch", "--parsable", "--array=0-2", "--cpus-per-task=1", f"--chdir={tmp_path}", EXAMPLES / "sweep_array.sbatch"],
         env=env, capture_output=True, text=True, check=True,
@@ -175,7 +175,7 @@ def test_sbatch_array_plus_merge_equals_a_single_run(slurm, tmp_path):
     pd.testing.assert_frame_equal(summaries_b, summaries_a, check_exact=True)
 
 
-# The SLURMCluster tests come last: their two workers hold both CPUs of the node, which the
+# The SLURMCluster tests come last: their two workers hold CPUs of the node, which the
 # job array above needs (the module fixture lives from its first use to the end of the file).
 
 
@@ -185,7 +185,11 @@ def slurm_client(slurm, tmp_path_factory):
     client = Client(cluster)
     try:
         cluster.scale(jobs=2)
-        client.wait_for_workers(2, timeout=120)
+        try:
+            client.wait_for_workers(2, timeout=120)
+        except Exception as exc:
+            queue = subprocess.run(["squeue", "-o", "%i %j %T %r"], capture_output=True, text=True).stdout
+            raise AssertionError(f"Slurm worker jobs did not all start: {exc}\nsqueue:\n{queue}") from exc
         yield client
     finally:
         client.close()
