@@ -834,7 +834,8 @@ fn build_group(
 /// per-lane moments.
 struct BlockCollector<'b> {
     traces: Option<&'b mut [f64]>,
-    moments: Vec<Moments>,
+    /// Per `(column, lane)`, in the solver's `[column][lane]` order.
+    moments: Option<Moments>,
     n_time: usize,
     n_cols: usize,
     samples_seen: usize,
@@ -856,10 +857,8 @@ impl SampleSink for BlockCollector<'_> {
                 }
             }
         }
-        if !self.moments.is_empty() {
-            for (m, &x) in self.moments.iter_mut().zip(&values[..nc * lanes]) {
-                m.push(x);
-            }
+        if let Some(m) = self.moments.as_mut() {
+            m.push(&values[..nc * lanes]);
         }
     }
 }
@@ -982,11 +981,7 @@ impl Plan<'_> {
         let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
         let mut collector = BlockCollector {
             traces,
-            moments: if moment_stats {
-                vec![Moments::default(); self.n_cols * lanes]
-            } else {
-                Vec::new()
-            },
+            moments: moment_stats.then(|| Moments::new(self.n_cols * lanes)),
             n_time: self.n_time,
             n_cols: self.n_cols,
             samples_seen: 0,
@@ -1042,7 +1037,7 @@ impl Plan<'_> {
                     summaries[(si * lanes + lane) * nc + c] = match stat {
                         Statistic::DomFreq => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.0),
                         Statistic::DomPower => dominant.get(lane * nc + c).map_or(f64::NAN, |d| d.1),
-                        s => moments[c * lanes + lane].get(s),
+                        s => moments.as_ref().map_or(f64::NAN, |m| m.get(c * lanes + lane, s)),
                     };
                 }
             }
