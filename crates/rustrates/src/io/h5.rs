@@ -585,7 +585,10 @@ impl FileSink {
 
 impl SweepSink for FileSink {
     fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
-        debug_assert_eq!(meta.chunks, [0..meta.grid.len()], "the direct route takes one chunk");
+        debug_assert!(
+            meta.chunks.len() == 1 && meta.chunks[0] == (0..meta.grid.len()),
+            "the direct route takes one chunk"
+        );
         self.begin_io(meta).map_err(out_err)
     }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
