@@ -47,6 +47,12 @@ type StepsFn = unsafe extern "C" fn(
     *const f64,
     *const f64,
     *mut f64,
+    *const u32,
+    usize,
+    usize,
+    usize,
+    usize,
+    *mut f64,
 );
 
 /// The block width the generated code is specialised for (constant strides, exact trip
@@ -263,6 +269,7 @@ impl CKernel {
             a,
             work,
             ctx,
+            samples,
         } = args;
         let stages = tableau.b.len();
         if self.uses_callbacks
@@ -274,7 +281,10 @@ impl CKernel {
             return false;
         }
         self.check(lanes, y.len(), p.len(), u.len(), y.len(), a.len());
-        if lanes == 0 || nsteps == 0 {
+        if let Some(s) = &samples {
+            s.check(lanes, nsteps, self.states);
+        }
+        if lanes == 0 || (nsteps == 0 && samples.as_ref().is_none_or(|s| s.count == 0)) {
             return true;
         }
         let need = (self.hoisted + (stages + 1) * self.states) * lanes;
@@ -282,9 +292,14 @@ impl CKernel {
             work.resize(need, 0.0);
         }
         let ctx: *mut KernelCtx = ctx;
+        let (slots, first, every, count, out) = match samples {
+            Some(s) => (s.slots, s.first, s.every, s.count, s.out.as_mut_ptr()),
+            None => (&[][..], 0, 1, 0, std::ptr::null_mut()),
+        };
         // SAFETY: array lengths checked above, `work` holds the hoisted values, stage
         // derivatives and a stage state (`need`), the tableau slices have the lengths the C
-        // code indexes (`stages²`, `stages`, `stages`).
+        // code indexes (`stages²`, `stages`, `stages`); the samples were checked above (slots in
+        // range, `out` long enough, every sample within the call).
         unsafe {
             (self.steps)(
                 lanes,
@@ -301,6 +316,12 @@ impl CKernel {
                 tableau.b.as_ptr(),
                 tableau.c.as_ptr(),
                 work.as_mut_ptr(),
+                slots.as_ptr(),
+                slots.len(),
+                first,
+                every,
+                count,
+                out,
             );
         }
         true
@@ -1263,6 +1284,7 @@ mod tests {
                         a: &mut a,
                         work: &mut work,
                         ctx: &mut ctx,
+                        samples: None,
                     });
                     assert!(ok, "the C back end has a fused path");
                 }
@@ -1324,6 +1346,7 @@ mod tests {
                 a: &mut a,
                 work: &mut work,
                 ctx: &mut ctx,
+                samples: None,
             };
             assert!(k.steps(args));
             finals.push(y);
@@ -1369,6 +1392,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         };
         assert!(kernel.steps(args));
         for (l, k) in p.iter().enumerate() {
@@ -1403,6 +1427,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         };
         assert!(!kernel.steps(args));
         assert_eq!(y, before);
@@ -1747,6 +1772,7 @@ mod tests {
                         a: &mut a,
                         work: &mut work,
                         ctx: &mut ctx,
+                        samples: None,
                     });
                     assert!(ok);
                 }

@@ -30,9 +30,21 @@ use crate::model::{Circuit, Expr};
 /// C back end.
 const RECIPROCAL_DIVISORS: bool = true;
 
-/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
+/// `fn(lanes, s0, nsteps, t0, dt, y, p, u, work, ctx, prologue)`: the fused stepper (see
 /// `codegen::define_stepper`).
-type StepFn = unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut f64, *mut KernelCtx);
+type StepFn = unsafe extern "C" fn(
+    usize,
+    usize,
+    usize,
+    f64,
+    f64,
+    *mut f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *mut KernelCtx,
+    usize,
+);
 
 /// The JIT module and the steppers compiled into it so far (one per tableau).
 struct Code {
@@ -239,28 +251,67 @@ impl JitKernel {
         let Some((f, rows)) = self.stepper(&tab) else {
             return false;
         };
-        if lanes == 0 || args.nsteps == 0 {
+        let StepsArgs {
+            nsteps,
+            t0,
+            dt,
+            y,
+            p,
+            u,
+            work,
+            ctx,
+            mut samples,
+            ..
+        } = args;
+        if let Some(s) = &samples {
+            s.check(lanes, nsteps, self.states);
+        }
+        if lanes == 0 {
             return true;
         }
         let need = rows.checked_mul(lanes).expect("scratch rows × lanes overflows usize");
-        if args.work.len() < need {
-            args.work.resize(need, 0.0);
+        if work.len() < need {
+            work.resize(need, 0.0);
         }
-        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work` was just sized to `rows × lanes`; `y` is
-        // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
-        unsafe {
-            f(
-                lanes,
-                args.nsteps,
-                args.t0,
-                args.dt,
-                args.y.as_mut_ptr(),
-                args.p.as_ptr(),
-                args.u.as_ptr(),
-                args.work.as_mut_ptr(),
-                args.ctx,
-            )
+        let mut hoisted = false;
+        let mut advance = |y: &mut [f64], s0: usize, n: usize| {
+            if n == 0 {
+                return;
+            }
+            // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work`
+            // was sized to `rows × lanes` and holds the hoisted rows once `hoisted`; `y` is
+            // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
+            unsafe {
+                f(
+                    lanes,
+                    s0,
+                    n,
+                    t0,
+                    dt,
+                    y.as_mut_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    work.as_mut_ptr(),
+                    &mut *ctx,
+                    usize::from(!hoisted),
+                );
+            }
+            hoisted = true;
+        };
+        let mut done = 0;
+        if let Some(s) = samples.as_mut() {
+            let width = s.slots.len() * lanes;
+            for k in 0..s.count {
+                let at = s.first + k * s.every;
+                advance(y, done, at - done);
+                done = at;
+                for (o, &slot) in s.slots.iter().enumerate() {
+                    let row = &y[slot as usize * lanes..(slot as usize + 1) * lanes];
+                    s.out[k * width + o * lanes..][..lanes].copy_from_slice(row);
+                }
+            }
         }
+        advance(y, done, nsteps - done);
         true
     }
 
@@ -1346,6 +1397,7 @@ mod tests {
                             a: &mut a,
                             work: &mut work,
                             ctx: &mut ctx,
+                            samples: None,
                         });
                         assert!(ok);
                     }
@@ -1626,6 +1678,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         })
     }
 
