@@ -30,8 +30,10 @@ use std::sync::OnceLock;
 use super::{Backend, KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
-type RhsF64 = unsafe extern "C" fn(usize, f64, *const f64, *const f64, *const f64, *mut f64, *mut f64, *mut c_void);
-type RhsF32 = unsafe extern "C" fn(usize, f64, *const f32, *const f32, *const f32, *mut f32, *mut f32, *mut c_void);
+/// `rustrates_rhs` (`R = f64`) and `rustrates_rhs_f32` (`R = f32`; `t` stays double).
+type RhsFn<R> = unsafe extern "C" fn(usize, f64, *const R, *const R, *const R, *mut R, *mut R, *mut c_void);
+type RhsF64 = RhsFn<f64>;
+type RhsF32 = RhsFn<f32>;
 type StepsFn = unsafe extern "C" fn(
     usize,
     usize,
@@ -193,6 +195,14 @@ impl CKernel {
     }
 
     pub fn rhs(&self, args: RhsArgs<'_>) {
+        self.call_rhs(self.rhs64, args);
+    }
+
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        self.call_rhs(self.rhs32, args);
+    }
+
+    fn call_rhs<R>(&self, f: RhsFn<R>, args: RhsArgs<'_, R>) {
         let RhsArgs {
             t,
             lanes,
@@ -208,41 +218,11 @@ impl CKernel {
             return;
         }
         let ctx: *mut KernelCtx = ctx;
-        // SAFETY: lengths checked above; the C function touches exactly `slots × lanes`
-        // elements of each array, and `ctx` points to a live `#[repr(C)] KernelCtx`.
+        // SAFETY: lengths checked above; `f` is the library's function for this precision,
+        // which touches exactly `slots × lanes` elements of each array, and `ctx` points to a
+        // live `#[repr(C)] KernelCtx`.
         unsafe {
-            (self.rhs64)(
-                lanes,
-                t,
-                y.as_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                dy.as_mut_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-            );
-        }
-    }
-
-    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        } = args;
-        self.check(lanes, y.len(), p.len(), u.len(), dy.len(), a.len());
-        if lanes == 0 {
-            return;
-        }
-        let ctx: *mut KernelCtx = ctx;
-        // SAFETY: as in `rhs`.
-        unsafe {
-            (self.rhs32)(
+            f(
                 lanes,
                 t,
                 y.as_ptr(),

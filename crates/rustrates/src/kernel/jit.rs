@@ -168,32 +168,15 @@ impl JitKernel {
         let f = self
             .f64_fn
             .expect("JIT kernel compiled for Precision::F32: call rhs_f32");
-        let lanes = args.lanes;
-        self.check_lengths(
-            lanes,
-            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
-        );
-        if lanes == 0 {
-            return;
-        }
-        // SAFETY: lengths checked above; the slices are distinct borrows (no aliasing between
-        // inputs and outputs); `ctx` is exclusively borrowed for the call.
-        unsafe {
-            f(
-                lanes,
-                args.t,
-                args.y.as_ptr(),
-                args.p.as_ptr(),
-                args.u.as_ptr(),
-                args.dy.as_mut_ptr(),
-                args.a.as_mut_ptr(),
-                args.ctx,
-            )
-        }
+        self.call_rhs(f, args);
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
         let f = self.f32_fn.expect("JIT kernel compiled for Precision::F64: call rhs");
+        self.call_rhs(f, args);
+    }
+
+    fn call_rhs<R>(&self, f: KernelFn<R>, args: RhsArgs<'_, R>) {
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
@@ -202,7 +185,9 @@ impl JitKernel {
         if lanes == 0 {
             return;
         }
-        // SAFETY: as in `rhs`.
+        // SAFETY: lengths checked above; `f` was generated for this precision; the slices are
+        // distinct borrows (no aliasing between inputs and outputs); `ctx` is exclusively
+        // borrowed for the call.
         unsafe {
             f(
                 lanes,

@@ -98,29 +98,21 @@ pub type PastHook = fn(&mut KernelCtx, u32, usize, f64, f64) -> f64;
 /// `randn(ctx, source, lane) -> sample` (see [`KernelCtx::randn`]). Must not panic.
 pub type RandnHook = fn(&mut KernelCtx, u32, usize) -> f64;
 
-/// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
-pub struct RhsArgs<'a> {
+/// One evaluation's buffers, all structure-of-arrays with stride `lanes`, in the kernel's
+/// precision `R` (`f64`, or `f32` for [`Precision::F32`]); `t` stays `f64`.
+pub struct RhsArgs<'a, R = f64> {
     pub t: f64,
     pub lanes: usize,
-    pub y: &'a [f64],
-    pub p: &'a [f64],
-    pub u: &'a [f64],
-    pub dy: &'a mut [f64],
-    pub a: &'a mut [f64],
+    pub y: &'a [R],
+    pub p: &'a [R],
+    pub u: &'a [R],
+    pub dy: &'a mut [R],
+    pub a: &'a mut [R],
     pub ctx: &'a mut KernelCtx,
 }
 
 /// One evaluation's buffers in single precision.
-pub struct RhsArgsF32<'a> {
-    pub t: f64,
-    pub lanes: usize,
-    pub y: &'a [f32],
-    pub p: &'a [f32],
-    pub u: &'a [f32],
-    pub dy: &'a mut [f32],
-    pub a: &'a mut [f32],
-    pub ctx: &'a mut KernelCtx,
-}
+pub type RhsArgsF32<'a> = RhsArgs<'a, f32>;
 
 /// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
 /// triangular), `b` and `c` have `stages` entries.

@@ -8,7 +8,7 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
-use crate::kernel::{Kernel, KernelCtx, RhsArgs, RhsArgsF32, StepSamples, StepsArgs, TableauRef};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs, TableauRef};
 use crate::model::VarKind;
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
@@ -25,6 +25,8 @@ pub(crate) trait Float:
     fn of(x: f64) -> Self;
     fn wide(self) -> f64;
     fn finite(self) -> bool;
+    /// The kernel's evaluation in this precision.
+    fn eval(kernel: &Kernel, args: RhsArgs<'_, Self>);
     #[allow(clippy::too_many_arguments)]
     fn rhs(
         kernel: &Kernel,
@@ -36,7 +38,21 @@ pub(crate) trait Float:
         dy: &mut [Self],
         a: &mut [Self],
         ctx: &mut KernelCtx,
-    );
+    ) {
+        Self::eval(
+            kernel,
+            RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            },
+        );
+    }
 }
 
 impl Float for f64 {
@@ -50,27 +66,8 @@ impl Float for f64 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn rhs(
-        kernel: &Kernel,
-        t: f64,
-        lanes: usize,
-        y: &[f64],
-        p: &[f64],
-        u: &[f64],
-        dy: &mut [f64],
-        a: &mut [f64],
-        ctx: &mut KernelCtx,
-    ) {
-        kernel.rhs(RhsArgs {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        });
+    fn eval(kernel: &Kernel, args: RhsArgs<'_>) {
+        kernel.rhs(args);
     }
 }
 
@@ -86,27 +83,8 @@ impl Float for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn rhs(
-        kernel: &Kernel,
-        t: f64,
-        lanes: usize,
-        y: &[f32],
-        p: &[f32],
-        u: &[f32],
-        dy: &mut [f32],
-        a: &mut [f32],
-        ctx: &mut KernelCtx,
-    ) {
-        kernel.rhs_f32(RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        });
+    fn eval(kernel: &Kernel, args: RhsArgs<'_, f32>) {
+        kernel.rhs_f32(args);
     }
 }
 
