@@ -46,11 +46,16 @@ type StepFn = unsafe extern "C" fn(
     usize,
 );
 
-/// The JIT module and the steppers compiled into it so far (one per tableau).
+/// Block width for which the fused stepper gets its own copy with the lane count, and so
+/// every row offset, a constant (as the C back end's [`super::c::BLOCK_LANES`]).
+const STEPPER_BLOCK: usize = super::c::BLOCK_LANES;
+
+/// The JIT module and the steppers compiled into it so far (one per tableau and block width).
 struct Code {
     module: Option<Box<JITModule>>,
     /// Per tableau: the stepper and the scratch rows per lane it needs.
-    steppers: Vec<(codegen::Tableau, StepFn, usize)>,
+    /// Per tableau and fixed lane count (`None`: any): the stepper and its scratch rows per lane.
+    steppers: Vec<(codegen::Tableau, Option<usize>, StepFn, usize)>,
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
@@ -233,7 +238,8 @@ impl JitKernel {
                 self.algebraics * lanes,
             ],
         );
-        let Some((f, rows)) = self.stepper(&tab) else {
+        let fixed = (lanes == STEPPER_BLOCK).then_some(lanes);
+        let Some((f, rows)) = self.stepper(&tab, fixed) else {
             return false;
         };
         let StepsArgs {
@@ -301,24 +307,25 @@ impl JitKernel {
     }
 
     /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
-    fn stepper(&self, tab: &codegen::Tableau) -> Option<(StepFn, usize)> {
+    fn stepper(&self, tab: &codegen::Tableau, fixed_lanes: Option<usize>) -> Option<(StepFn, usize)> {
         let mut code = match self.code.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, f, rows)) = code.steppers.iter().find(|(t, _, _)| t == tab) {
+        if let Some((_, _, f, rows)) = code.steppers.iter().find(|(t, n, _, _)| t == tab && *n == fixed_lanes) {
             return Some((*f, *rows));
         }
         let name = format!("rustrates_steps_{}", code.steppers.len());
         let module = code.module.as_mut()?;
         let layout = self.circuit.layout();
-        let (id, rows) = match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, &name) {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
-                return None;
-            }
-        };
+        let (id, rows) =
+            match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, fixed_lanes, &name) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+                    return None;
+                }
+            };
         if let Err(e) = module.finalize_definitions() {
             log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
             return None;
@@ -327,7 +334,7 @@ impl JitKernel {
         // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
         // signature (see `codegen::define_stepper`), alive as long as the module (= self).
         let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
-        code.steppers.push((tab.clone(), f, rows));
+        code.steppers.push((tab.clone(), fixed_lanes, f, rows));
         Some((f, rows))
     }
 }

@@ -1026,6 +1026,7 @@ pub(super) fn define_stepper(
     layout: &Layout,
     tab: &Tableau,
     reciprocal: bool,
+    fixed_lanes: Option<usize>,
     name: &str,
 ) -> Result<(FuncId, usize), KernelError> {
     let ptr = module.target_config().pointer_type();
@@ -1050,7 +1051,13 @@ pub(super) fn define_stepper(
         b.switch_to_block(entry);
         b.append_block_params_for_function_params(entry);
         let params = b.block_params(entry).to_vec();
-        let (lanes, s0, nsteps, t0, dt) = (params[0], params[1], params[2], params[3], params[4]);
+        let (s0, nsteps, t0, dt) = (params[1], params[2], params[3], params[4]);
+        // A constant lane count makes every row offset a constant: addresses become a base
+        // plus a displacement instead of products computed in the loop.
+        let lanes = match fixed_lanes {
+            Some(n) => b.ins().iconst(ptr, n as i64),
+            None => params[0],
+        };
         let (y, p, u, work, kctx, prologue) = (params[5], params[6], params[7], params[8], params[9], params[10]);
         let stride = b.ins().ishl_imm_u(lanes, 3);
         // `a` is never written; `dy` holds the hoisted rows (so `store`/`load` reach them).
