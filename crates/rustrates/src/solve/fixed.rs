@@ -616,8 +616,14 @@ pub(crate) fn run_fused(
                 }
             }
         }
-        for (j, row) in rows[..count * width].chunks_exact(width.max(1)).enumerate() {
-            sink.samples(emitted, plan.sample_time(k + j), lanes, row);
+        // One call per sample, also when there are no outputs (sinks count the samples).
+        for j in 0..count {
+            sink.samples(
+                emitted,
+                plan.sample_time(k + j),
+                lanes,
+                &rows[j * width..(j + 1) * width],
+            );
             emitted += 1;
         }
         k += count;

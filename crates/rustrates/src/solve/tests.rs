@@ -1253,6 +1253,20 @@ fn fused_recording_takes_the_same_samples_as_solver_sampling() {
 }
 
 #[test]
+fn run_without_outputs_still_delivers_every_sample_time() {
+    // Sinks count the samples (a sweep checks it got one per time row), so every back end,
+    // fused or not, delivers round(T/dts) = 100 samples at k·dts even with no outputs.
+    let (c, _) = test_models::exponential_decay();
+    for kernel in [compile(&c, Precision::F64), compile_c(&c), compile_jit(&c)] {
+        let tr = run_default(&c, &kernel, &cfg(Method::Euler, 1.0, 1e-3, Some(1e-2)), &[], 2);
+        assert_eq!(tr.time.len(), 100, "{:?}", kernel.backend());
+        for (k, t) in tr.time.iter().enumerate() {
+            assert!((t - k as f64 * 1e-2).abs() < 1e-15);
+        }
+    }
+}
+
+#[test]
 fn fused_recording_keeps_diverged_lanes_nan_in_later_calls() {
     // x' = c·x², x(0) = 1 blows up at t = 1/c. With c = 1 the lane diverges near step 1000,
     // inside the first fused call (1024 steps at stride 1); the call is replayed step by step,
