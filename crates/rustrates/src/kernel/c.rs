@@ -3,9 +3,11 @@
 //! The generated library exports three functions (all arrays `x[slot * lanes + lane]`):
 //! - `rustrates_rhs(lanes, t, y, p, u, dy, a, ctx)` and `rustrates_rhs_f32` (float arrays,
 //!   `t` stays double): algebraics into `a`, derivatives into `dy`;
-//! - `rustrates_steps(lanes, nsteps, t0, dt, y, p, u, a, ctx, stages, A, B, C, work)`: advance
-//!   `y` by `nsteps` explicit Runge–Kutta steps with inputs held constant, expressions that
-//!   depend only on parameters and inputs computed once per call, and a fused loop for Euler.
+//! - `rustrates_steps(lanes, nsteps, t0, dt, y, p, u, a, ctx, stages, A, B, C, work, slots,
+//!   nslots, first, every, count, out)`: advance `y` by `nsteps` explicit Runge–Kutta steps
+//!   with inputs held constant, expressions that depend only on parameters and inputs
+//!   computed once per call, and a fused loop for Euler; the states `slots` are copied to
+//!   `out` after `first + k·every` steps (`k < count`).
 //!   Reached through [`crate::kernel::Kernel::steps`].
 //!
 //! Every function has a copy specialised for blocks of [`BLOCK_LANES`] lanes (constant
