@@ -124,18 +124,41 @@ fn load(path: &Path) -> Result<Loaded, KernelError> {
     }
 }
 
-impl CKernel {
-    pub fn new(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
+/// A circuit's C source and the cache entry its library lives in: emitted and hashed once per
+/// kernel, whether `Auto` only asks if it is cached or the kernel is then built from it.
+pub(crate) struct CBuild {
+    source: emit::Source,
+    cmd: Vec<String>,
+    path: PathBuf,
+}
+
+impl CBuild {
+    pub(crate) fn new(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered {
                 count: circuit.edges.len(),
             });
         }
-        let source = emit::emit(circuit, RECIPROCAL_DIVISORS);
         let cmd = build::compiler_command();
         let version = build::compiler_version(&cmd)?;
+        let source = emit::emit(circuit, RECIPROCAL_DIVISORS);
         let key = build::cache_key(&source.text, &cmd, &version);
         let path = build::library_path(&build::cache_dir(opts), &key);
+        Ok(CBuild { source, cmd, path })
+    }
+
+    fn is_cached(&self) -> bool {
+        self.path.exists()
+    }
+}
+
+impl CKernel {
+    pub fn new(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
+        Self::from_build(circuit, CBuild::new(circuit, opts)?)
+    }
+
+    pub(crate) fn from_build(circuit: &Circuit, build: CBuild) -> Result<Self, KernelError> {
+        let CBuild { source, cmd, path } = build;
         let mut compiled = false;
         if !path.exists() {
             build::compile(&source.text, &cmd, &path)?;
@@ -320,13 +343,7 @@ pub fn compiler_available() -> bool {
 
 /// Whether the library for this circuit is already in the cache (no compile needed).
 pub fn is_cached(circuit: &Circuit, opts: &KernelOptions) -> bool {
-    let cmd = build::compiler_command();
-    let Ok(version) = build::compiler_version(&cmd) else {
-        return false;
-    };
-    let source = emit::emit(circuit, RECIPROCAL_DIVISORS);
-    let key = build::cache_key(&source.text, &cmd, &version);
-    build::library_path(&build::cache_dir(opts), &key).exists()
+    CBuild::new(circuit, opts).is_ok_and(|b| b.is_cached())
 }
 
 /// Typical time to compile a kernel library (cc -O3 on the two-population QIF circuit: about
@@ -398,15 +415,26 @@ fn jit_works(opts: &KernelOptions) -> bool {
 
 /// What `Backend::Auto` resolves to for this circuit and run size.
 pub fn auto_choice(circuit: &Circuit, opts: &KernelOptions) -> Backend {
-    let compiler = compiler_available();
-    let facts = AutoFacts {
-        compiler,
-        cached: compiler && is_cached(circuit, opts),
-        jit_works: jit_works(opts),
+    auto_resolve(circuit, opts).0
+}
+
+/// [`auto_choice`], plus the C build it looked up when that is the choice, so the kernel is
+/// built without emitting and hashing its source again. The JIT is probed only when C is not
+/// chosen (its probe costs a Cranelift compile in every process).
+pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend, Option<CBuild>) {
+    let build = CBuild::new(circuit, opts).ok();
+    let mut facts = AutoFacts {
+        compiler: build.is_some(),
+        cached: build.as_ref().is_some_and(CBuild::is_cached),
+        jit_works: true,
         work_hint: opts.work_hint,
         states: circuit.odes.len(),
     };
-    decide(facts)
+    if decide(facts) == Backend::C {
+        return (Backend::C, build);
+    }
+    facts.jit_works = jit_works(opts);
+    (decide(facts), None)
 }
 
 #[cfg(test)]

@@ -217,14 +217,15 @@ impl Kernel {
                 count: circuit.edges.len(),
             });
         }
-        let backend = match opts.backend {
-            Backend::Auto => c::auto_choice(circuit, opts),
-            b => b,
+        let (backend, c_build) = match opts.backend {
+            Backend::Auto => c::auto_resolve(circuit, opts),
+            b => (b, None),
         };
-        let imp = match backend {
-            Backend::Reference | Backend::Auto => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
-            Backend::Jit => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
-            Backend::C => KernelImpl::C(c::CKernel::new(circuit, opts)?),
+        let imp = match (backend, c_build) {
+            (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
+            (Backend::C, None) => KernelImpl::C(c::CKernel::new(circuit, opts)?),
+            (Backend::Jit, _) => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
+            (Backend::Reference | Backend::Auto, _) => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
         };
         Ok(Kernel {
             layout: circuit.layout(),
