@@ -5,23 +5,29 @@ the Rust engine on a worker, into a private temporary directory, and sends the c
 file back as bytes; the client records it in ``compute_dir`` exactly as the engine records the
 chunks of a local sweep (part file written as ``.tmp``, fsynced and renamed, then a line in
 ``manifest.jsonl``). When every chunk is in, the client merges the parts with the engine and
-adds the seed's pandas keys. No filesystem is shared between client and workers.
+adds the seed's pandas keys. No filesystem is shared between client and workers: the template
+files (and the ``worker_file``) travel with the tasks.
 
 Why this survives failures:
 
 - a worker that dies costs the re-run of the chunks it held (Dask reschedules them; an
   exception inside a task is retried ``retries`` times);
-- a chunk that fails every try is reported with its error and its points, the others are
-  kept, and the call raises :class:`ClusterSweepError` without writing a final file;
+- a chunk that fails every try does not stop the others: the file is still written, with that
+  chunk's points marked by the engine (status ``failed``, code 3 in ``/status/code``, the
+  error in ``/status/error``, NaN outputs, NaN columns in ``Results/results``), and the call
+  warns (or raises after writing, ``on_failure='raise'``); ``failed`` lists the chunks;
 - a client that dies leaves ``compute_dir`` with every finished chunk; the same call again
   computes only the chunks the manifest does not list (``compute_dir=None`` means a folder
   named by the sweep's fingerprint in the working directory, so repeating the call is enough);
+- failed chunks are never recorded as done, so the same call again retries exactly them and
+  replaces the marked file by the complete one;
 - a ``compute_dir`` that holds another sweep is refused (the engine's fingerprint check);
-- the final file is merged as ``results.h5.partial`` and renamed when complete.
+- the final file is merged as ``results.h5.partial`` and renamed when written: it is never
+  half-written, and it always holds every point of the sweep, computed or marked failed (the
+  root attribute ``failed_points`` is 0 when it is the complete result).
 
 Layout of ``compute_dir``: the engine's (``sweep.json``, ``manifest.jsonl``, ``parts/``),
-plus ``post/`` (the ``worker_file`` outputs per chunk), ``failed.json`` (after a run with
-failed chunks) and ``results.h5`` (the final file).
+plus ``post/`` (the ``worker_file`` outputs per chunk) and ``results.h5`` (the final file).
 
 Cluster kinds (``nodes``):
 
@@ -34,8 +40,10 @@ Cluster kinds (``nodes``):
   the others (a single host is listed twice, so it runs both); ``worker_env`` is the Python
   executable on the hosts, which must have rustrates (and dask) installed.
 
-Templates given as a file path must exist at the same path on the workers; the built-in
-library (``model_templates...``) is always there.
+Templates given as a file path need not exist on the workers: every template file the client
+read (the template's own and the files it refers to) is shipped with the tasks and loaded on
+the worker from a private copy laid out as on the client, so relative paths resolve as they
+did there. The built-in library (``model_templates...``) is part of rustrates.
 """
 
 from __future__ import annotations
@@ -66,11 +74,18 @@ RESULT_FILE = "results.h5"
 
 
 class ClusterSweepError(SweepError):
-    """Some chunks failed on every try. ``failed`` lists ``{chunk, start, end, labels,
-    error}``; the finished chunks stay in ``compute_dir`` and the same call again retries only
-    the failed ones."""
+    """Some chunks failed on every try (raised with ``on_failure='raise'``, or when no chunk
+    could be computed at all). ``failed`` lists ``{chunk, start, end, labels, error}``;
+    ``path`` is the written file with those points marked (None when nothing was computed).
+    The finished chunks stay in ``compute_dir`` and the same call again retries only the
+    failed ones."""
 
     failed: list[dict[str, Any]]
+    path: str | None
+
+
+class ClusterSweepWarning(_core.RustratesWarning):
+    """Some chunks failed on every try; the file was written with their points marked."""
 
 
 class ClusterConnectionError(ConnectionError):
@@ -120,8 +135,8 @@ def _sweep_for(payload: Mapping[str, Any]) -> Any:
         if sweep.fingerprint != key:
             raise SweepError(
                 f"this worker computes fingerprint {sweep.fingerprint[:16]}… for the sweep, the "
-                f"client {key[:16]}…: the template differs between them (a template file must be "
-                "the same on every machine) or the rustrates versions do"
+                f"client {key[:16]}…: the worker's rustrates reads the shipped template or the "
+                "settings differently; install the same rustrates version everywhere"
             )
         if len(_SWEEPS) >= 4:
             _SWEEPS.clear()
@@ -249,6 +264,11 @@ class ClusterGridSearch:
         Times a chunk whose task raised is tried again before it counts as failed. A worker
         that dies does not use them up: Dask reschedules its chunks (up to its own
         ``allowed-failures`` setting, default 3).
+    on_failure
+        What ``run`` does when chunks failed every try, after writing the file with their
+        points marked: ``'warn'`` (default: a :class:`ClusterSweepWarning`, and the path is
+        returned as usual) or ``'raise'`` (:class:`ClusterSweepError`, whose ``path`` is the
+        file). Either way ``failed`` lists them; the same call again retries only them.
     connect_timeout
         Seconds to wait for the scheduler and for the first worker.
     worker_env
@@ -265,6 +285,7 @@ class ClusterGridSearch:
         compute_dir: str | os.PathLike[str] | None = None,
         *,
         retries: int = 3,
+        on_failure: str = "warn",
         connect_timeout: float = 30.0,
         worker_env: str | None = None,
         progress: bool = True,
@@ -279,9 +300,12 @@ class ClusterGridSearch:
             ) from None
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        if on_failure not in ("warn", "raise"):
+            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
         self.nodes = nodes
         self.compute_dir = None if compute_dir is None else Path(compute_dir)
         self.retries = retries
+        self.on_failure = on_failure
         self.connect_timeout = float(connect_timeout)
         self.worker_env = worker_env
         self.progress = progress
@@ -291,6 +315,9 @@ class ClusterGridSearch:
         self._own_client = False
         #: Counts of the last ``run``: chunks total, already done, computed, failed.
         self.last_run: dict[str, int] = {}
+        #: Chunks of the last ``run`` that failed every try: ``{chunk, start, end, labels,
+        #: error}`` each, in chunk order (empty when the file is complete).
+        self.failed: list[dict[str, Any]] = []
         if not (isinstance(nodes, (list, tuple)) and nodes):
             self._connect(None)
 
@@ -538,15 +565,16 @@ class ClusterGridSearch:
             post_dir = compute_dir / "post" / tag
             post_dir.mkdir(parents=True, exist_ok=True)
 
-        failed_path = compute_dir / "failed.json"
-        if failed_path.exists():
-            failed_path.unlink()
         todo = [i for i in range(len(chunks)) if i not in done]
         self.last_run = {"chunks": len(chunks), "skipped": len(done), "computed": 0, "failed": 0}
+        self.failed = []
         failures: list[dict[str, Any]] = []
         if todo:
             self._check_workers()
-            payload: Any = {"fingerprint": fingerprint, "kwargs": kwargs, "post_source": post_source, "post_name": post_name}
+            # The template travels with the tasks: workers need not see the client's files.
+            worker_kwargs = dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())
+            payload: Any = {"fingerprint": fingerprint, "kwargs": worker_kwargs,
+                            "post_source": post_source, "post_name": post_name}
             if _payload_bytes(kwargs) > _SCATTER_BYTES:
                 # Large per-point inputs: sent to every worker once, not inside every task.
                 # Replicated on all workers, so a dead worker does not lose it.
@@ -570,8 +598,9 @@ class ClusterGridSearch:
                         failures.append({
                             "chunk": i, "start": start, "end": end,
                             "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
-                            "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                            "error": f"{type(exc).__name__}: {exc}",
                         })
+                        bar.update()
                         continue
                     if out["fingerprint"] != fingerprint:
                         raise SweepError(
@@ -587,29 +616,22 @@ class ClusterGridSearch:
                 bar.close()
                 for fut in futures:
                     fut.cancel()
-
-        if failures:
-            failures.sort(key=lambda f: f["chunk"])
-            self.last_run["failed"] = len(failures)
-            _write_atomic(failed_path, json.dumps(failures, indent=1).encode())
-            shown = "; ".join(
-                f"chunk {f['chunk']} (points {f['start']}..{f['end'] - 1}): {f['error']}" for f in failures[:3]
-            )
-            more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
-            err = ClusterSweepError(
-                f"{len(failures)} of {len(chunks)} chunks failed after {self.retries} retries: {shown}{more}. "
-                f"Their points are listed as failed in {failed_path}; the {len(chunks) - len(failures)} "
-                f"other chunks are saved in {compute_dir}, and the same call again computes only the failed ones"
-            )
-            err.failed = failures
-            raise err
+        failures.sort(key=lambda f: f["chunk"])
+        self.failed = failures
+        self.last_run["failed"] = len(failures)
 
         final = compute_dir / RESULT_FILE
         staging = compute_dir / (RESULT_FILE + ".partial")
-        _rustrates.merge_parts(os.fspath(compute_dir), os.fspath(staging))
+        if failures and len(failures) == len(chunks):
+            raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
+        # Failed chunks are merged as marked points by the engine; they stay out of the
+        # manifest, so the next call retries them and replaces this file.
+        sweep.merge(os.fspath(compute_dir), os.fspath(staging), [(f["chunk"], f["error"]) for f in failures])
+        failed_chunks = {f["chunk"] for f in failures}
         post_frames = None
         if post_dir is not None:
-            post_frames = [_load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
+            post_frames = [None if i in failed_chunks else
+                           _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
                            for i in range(len(chunks))]
         config = {
             "circuit_template": os.fspath(circuit_template), "simulation_time": t_value, "dt": dt_value,
@@ -617,10 +639,35 @@ class ClusterGridSearch:
             "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
             "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
         }
-        _add_seed_keys(os.fspath(staging), post_frames, config, pmap, ins, outs, result_kwargs,
+        _add_seed_keys(os.fspath(staging), post_frames, chunks, config, pmap, ins, outs, result_kwargs,
                        circuit_template if add_template_info else None)
         os.replace(staging, final)
+        if failures:
+            err = _failure_error(failures, len(chunks), self.retries, compute_dir, os.fspath(final))
+            if self.on_failure == "raise":
+                raise err
+            warnings.warn(str(err), ClusterSweepWarning, stacklevel=2)
         return os.fspath(final)
+
+
+def _failure_error(
+    failures: list[dict[str, Any]], n_chunks: int, retries: int, compute_dir: Path, path: str | None
+) -> ClusterSweepError:
+    shown = "; ".join(
+        f"chunk {f['chunk']} (points {f['start']}..{f['end'] - 1}): {f['error']}" for f in failures[:3]
+    )
+    more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+    where = (
+        f"{path} holds the other points, these marked with status 'failed' and NaN outputs"
+        if path is not None else "no chunk was computed, so no file was written"
+    )
+    err = ClusterSweepError(
+        f"{len(failures)} of {n_chunks} chunks failed after {retries} retries: {shown}{more}. "
+        f"{where}; the same call again (same compute_dir {compute_dir}) computes only the failed chunks"
+    )
+    err.failed = failures
+    err.path = path
+    return err
 
 
 #: Payloads larger than this are scattered to the workers once instead of riding in each task.
@@ -672,10 +719,41 @@ def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: li
     return frame
 
 
-def _concat_post(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if all(f.index.equals(frames[0].index) for f in frames[1:]):
-        return pd.concat(frames, axis=1)
-    return pd.concat(frames, axis=0)
+def _concat_post(frames: list[pd.DataFrame | None], res: Mapping[str, Any], chunks: list) -> pd.DataFrame:
+    """The worker_file outputs of all chunks, along the columns when they share their index
+    (one column per grid point, as PyRates' Welch example), along the rows otherwise. A failed
+    chunk (None) stands in as NaN: the results frame its points would have been given to
+    ``worker_postprocessing`` (their outputs are NaN in ``res``), on the shared index."""
+    computed = [f for f in frames if f is not None]
+    by_columns = all(f.index.equals(computed[0].index) for f in computed[1:])
+    filled = []
+    for i, frame in enumerate(frames):
+        if frame is None:
+            frame, _ = _chunk_frames(_points(res, *chunks[i]))
+            if by_columns:
+                frame = pd.DataFrame(np.nan, index=computed[0].index, columns=frame.columns)
+        filled.append(frame)
+    return pd.concat(filled, axis=1 if by_columns else 0)
+
+
+def _points(res: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
+    """The result dict restricted to points ``start..end``."""
+    part = dict(res)
+    part["labels"] = list(res["labels"])[start:end]
+    part["grid"] = res["grid"][start:end]
+    part["status"] = list(res["status"])[start:end]
+    part["status_time"] = res["status_time"][start:end]
+    for key in ("traces", "summaries"):
+        if res[key] is not None:
+            part[key] = res[key][start:end]
+    return part
+
+
+def _points_where(res: Mapping[str, Any], keep: Any) -> dict[str, Any]:
+    """The labels and status of the points whose status passes ``keep`` (what warn_status reads)."""
+    picked = [i for i, s in enumerate(res["status"]) if keep(s)]
+    return {"labels": [res["labels"][i] for i in picked], "status": [res["status"][i] for i in picked],
+            "status_time": np.asarray(res["status_time"])[picked]}
 
 
 def _to_pandas(value: Any) -> Any:
@@ -691,7 +769,8 @@ def _to_pandas(value: Any) -> Any:
 
 def _add_seed_keys(
     path: str,
-    post_frames: list[pd.DataFrame] | None,
+    post_frames: list[pd.DataFrame | None] | None,
+    chunks: list,
     config: dict[str, Any],
     pmap: Mapping[str, Any],
     inputs: Mapping[str, Any],
@@ -715,7 +794,8 @@ def _add_seed_keys(
         )
     else:
         res = _rustrates.read_results(path)
-        _core.warn_status(res)
+        # Failed points have their own warning, with the error (run's end).
+        _core.warn_status(_points_where(res, lambda s: s != "failed"))
     if res is None:
         # The grid and labels only (read_results would load the traces).
         with tables.open_file(path, "r") as h5:
@@ -733,7 +813,7 @@ def _add_seed_keys(
             store.put("Results/result_map", result_map, track_times=False)
             store.put("ParameterGrid/Grid_df", result_map, track_times=False)
             if post_frames is not None:
-                store.put("Results/results", _concat_post(post_frames), track_times=False)
+                store.put("Results/results", _concat_post(post_frames, res, chunks), track_times=False)
             elif res is not None:
                 frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
                 store.put("Results/results", frame, track_times=False)
@@ -760,4 +840,5 @@ def _add_seed_keys(
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
 
 
-__all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "RESULT_FILE", "run_chunk_task"]
+__all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "ClusterSweepWarning", "RESULT_FILE",
+           "run_chunk_task"]
