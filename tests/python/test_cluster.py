@@ -77,7 +77,9 @@ def slow_sweep() -> dict:
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    # ":0": the scheduler's HTTP server (there even without a dashboard) on a free port, so a
+    # cluster someone else runs on this machine (port 8787) does not make it warn.
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     c = Client(cluster)
     yield c
     c.close()

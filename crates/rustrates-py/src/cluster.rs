@@ -16,7 +16,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -258,6 +258,20 @@ impl ClusterSweep {
             }
         }
         out
+    }
+
+    /// The grid values, points × keys in point order: the rows of the result map, known
+    /// before any chunk has run.
+    fn grid<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let g = &self.spec.param_grid;
+        let (n, k) = (g.len(), g.keys().len());
+        let mut rows = vec![0.0; n * k];
+        for (j, col) in g.columns().iter().enumerate() {
+            for (p, v) in col.iter().enumerate() {
+                rows[p * k + j] = *v;
+            }
+        }
+        PyArray1::from_vec(py, rows).reshape([n, k])
     }
 
     /// `(start, end)` point ranges, one per chunk.

@@ -148,6 +148,8 @@ class ClusterSweep:
     def template_files(self) -> list[tuple[str, str, str]]:
         """``(absolute path, canonical path, text)`` of every template file the circuit was
         read from."""
+    def grid(self) -> NDArray[np.float64]:
+        """The grid values, points × keys in point order."""
     def chunks(self) -> list[tuple[int, int]]:
         """``(start, end)`` point range of each chunk."""
     def prepare_dir(self, dir: str | PathLike[str]) -> list[int]:

@@ -27,7 +27,9 @@ Why this survives failures:
   root attribute ``failed_points`` is 0 when it is the complete result).
 
 Layout of ``compute_dir``: the engine's (``sweep.json``, ``manifest.jsonl``, ``parts/``),
-plus ``post/`` (the ``worker_file`` outputs per chunk) and ``results.h5`` (the final file).
+plus ``post/`` (the ``worker_file`` outputs per chunk), ``results.h5`` (the final file) and,
+during a call, ``seed_keys.h5`` (the pandas keys that do not depend on the results, written
+while the chunks run and copied into the final file).
 
 Cluster kinds (``nodes``):
 
@@ -482,8 +484,6 @@ class ClusterGridSearch:
         ``TemplateInfo/...``. Traces too large for memory are not copied into
         ``Results/results`` (a warning says so; use ``rustrates.read_results``).
         """
-        from dask.distributed import as_completed  # noqa: PLC0415
-
         from .utility.grid_search import _split_kwargs  # noqa: PLC0415 - avoids an import cycle
 
         param_grid = _alias("param_grid", param_grid, "params", params)
@@ -568,86 +568,107 @@ class ClusterGridSearch:
         todo = [i for i in range(len(chunks)) if i not in done]
         self.last_run = {"chunks": len(chunks), "skipped": len(done), "computed": 0, "failed": 0}
         self.failed = []
-        failures: list[dict[str, Any]] = []
-        if todo:
-            self._check_workers()
-            # The template travels with the tasks: workers need not see the client's files.
-            worker_kwargs = dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())
-            payload: Any = {"fingerprint": fingerprint, "kwargs": worker_kwargs,
-                            "post_source": post_source, "post_name": post_name}
-            if _payload_bytes(kwargs) > _SCATTER_BYTES:
-                # Large per-point inputs: sent to every worker once, not inside every task.
-                # Replicated on all workers, so a dead worker does not lose it.
-                payload = self._client.scatter(payload, broadcast=True, hash=False)
-            run_id = uuid.uuid4().hex[:8]
-            futures = {}
-            for i in todo:
-                fut = self._client.submit(
-                    run_chunk_task, payload, i, retries=self.retries, pure=False,
-                    key=f"rustrates-chunk-{fingerprint[:12]}-{run_id}-{i}",
-                )
-                futures[fut] = i
-            bar = _ChunkProgress(len(chunks), len(done), self.progress)
-            try:
-                for fut in as_completed(list(futures)):
-                    i = futures[fut]
-                    try:
-                        out = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - reported per chunk below
-                        start, end = chunks[i]
-                        failures.append({
-                            "chunk": i, "start": start, "end": end,
-                            "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
-                            "error": f"{type(exc).__name__}: {exc}",
-                        })
-                        bar.update()
-                        continue
-                    if out["fingerprint"] != fingerprint:
-                        raise SweepError(
-                            f"chunk {i} came back with fingerprint {out['fingerprint'][:16]}…, expected "
-                            f"{fingerprint[:16]}…: the worker runs a different template or rustrates"
-                        )
-                    if post_dir is not None:
-                        _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
-                    sweep.record_part(os.fspath(compute_dir), i, out["data"])
-                    self.last_run["computed"] += 1
-                    bar.update()
-            finally:
-                bar.close()
-                for fut in futures:
-                    fut.cancel()
-        failures.sort(key=lambda f: f["chunk"])
-        self.failed = failures
-        self.last_run["failed"] = len(failures)
-
-        final = compute_dir / RESULT_FILE
-        staging = compute_dir / (RESULT_FILE + ".partial")
-        if failures and len(failures) == len(chunks):
-            raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
-        # Failed chunks are merged as marked points by the engine; they stay out of the
-        # manifest, so the next call retries them and replaces this file.
-        sweep.merge(os.fspath(compute_dir), os.fspath(staging), [(f["chunk"], f["error"]) for f in failures])
-        failed_chunks = {f["chunk"] for f in failures}
-        post_frames = None
-        if post_dir is not None:
-            post_frames = [None if i in failed_chunks else
-                           _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
-                           for i in range(len(chunks))]
         config = {
             "circuit_template": os.fspath(circuit_template), "simulation_time": t_value, "dt": dt_value,
             "sampling_step_size": dts if dts is not None else dt_value, "permute_grid": permute_grid,
             "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
             "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
         }
-        _add_seed_keys(os.fspath(staging), post_frames, chunks, config, pmap, ins, outs, result_kwargs,
-                       circuit_template if add_template_info else None)
-        os.replace(staging, final)
+        seed_keys = compute_dir / "seed_keys.h5"
+        try:
+            futures = {}
+            if todo:
+                self._check_workers()
+                payload = {"fingerprint": fingerprint, "post_source": post_source, "post_name": post_name,
+                           # The template travels with the tasks: workers need not see the client's files.
+                           "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())}
+                futures = self._submit(payload, fingerprint, todo)
+            # While the chunks run: the keys that do not depend on their results.
+            _write_seed_keys(seed_keys, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
+                             circuit_template if add_template_info else None)
+            failures = self._collect(futures, sweep, chunks, len(done), compute_dir, post_dir) if futures else []
+            self.failed = failures
+            self.last_run["failed"] = len(failures)
+
+            final = compute_dir / RESULT_FILE
+            staging = compute_dir / (RESULT_FILE + ".partial")
+            if failures and len(failures) == len(chunks):
+                raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
+            # Failed chunks are merged as marked points by the engine; they stay out of the
+            # manifest, so the next call retries them and replaces this file.
+            sweep.merge(os.fspath(compute_dir), os.fspath(staging), [(f["chunk"], f["error"]) for f in failures])
+            failed_chunks = {f["chunk"] for f in failures}
+            post_frames = None
+            if post_dir is not None:
+                post_frames = [None if i in failed_chunks else
+                               _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
+                               for i in range(len(chunks))]
+            _finish_file(os.fspath(staging), seed_keys, post_frames, chunks)
+            os.replace(staging, final)
+        finally:
+            seed_keys.unlink(missing_ok=True)
         if failures:
             err = _failure_error(failures, len(chunks), self.retries, compute_dir, os.fspath(final))
             if self.on_failure == "raise":
                 raise err
             warnings.warn(str(err), ClusterSweepWarning, stacklevel=2)
         return os.fspath(final)
+
+    def _submit(self, payload: dict[str, Any], fingerprint: str, todo: list[int]) -> dict[Any, int]:
+        """One task per chunk of ``todo``; returns future → chunk index."""
+        if _payload_bytes(payload["kwargs"]) > _SCATTER_BYTES:
+            # Large per-point inputs: sent to every worker once, not inside every task.
+            # Replicated on all workers, so a dead worker does not lose it.
+            payload = self._client.scatter(payload, broadcast=True, hash=False)
+        run_id = uuid.uuid4().hex[:8]
+        futures = {}
+        for i in todo:
+            fut = self._client.submit(
+                run_chunk_task, payload, i, retries=self.retries, pure=False,
+                key=f"rustrates-chunk-{fingerprint[:12]}-{run_id}-{i}",
+            )
+            futures[fut] = i
+        return futures
+
+    def _collect(
+        self, futures: dict[Any, int], sweep: Any, chunks: list, n_done: int, compute_dir: Path, post_dir: Path | None
+    ) -> list[dict[str, Any]]:
+        """Records each chunk in ``compute_dir`` as it comes back; returns the chunks that
+        failed every try, in chunk order."""
+        from dask.distributed import as_completed  # noqa: PLC0415
+
+        fingerprint = sweep.fingerprint
+        failures: list[dict[str, Any]] = []
+        bar = _ChunkProgress(len(chunks), n_done, self.progress)
+        try:
+            for fut in as_completed(list(futures)):
+                i = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported per chunk
+                    start, end = chunks[i]
+                    failures.append({
+                        "chunk": i, "start": start, "end": end,
+                        "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
+                        "error": f"{type(exc).__name__}: {exc}",
+                    })
+                    bar.update()
+                    continue
+                if out["fingerprint"] != fingerprint:
+                    raise SweepError(
+                        f"chunk {i} came back with fingerprint {out['fingerprint'][:16]}…, expected "
+                        f"{fingerprint[:16]}…: the worker runs a different template or rustrates"
+                    )
+                if post_dir is not None:
+                    _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
+                sweep.record_part(os.fspath(compute_dir), i, out["data"])
+                self.last_run["computed"] += 1
+                bar.update()
+        finally:
+            bar.close()
+            for fut in futures:
+                fut.cancel()
+        return sorted(failures, key=lambda f: f["chunk"])
 
 
 def _failure_error(
@@ -749,11 +770,14 @@ def _points(res: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
     return part
 
 
-def _points_where(res: Mapping[str, Any], keep: Any) -> dict[str, Any]:
-    """The labels and status of the points whose status passes ``keep`` (what warn_status reads)."""
-    picked = [i for i, s in enumerate(res["status"]) if keep(s)]
-    return {"labels": [res["labels"][i] for i in picked], "status": [res["status"][i] for i in picked],
-            "status_time": np.asarray(res["status_time"])[picked]}
+def _without_failed(res: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The labels and status of the points not marked failed (what warn_status reads)."""
+    status = np.asarray(res["status"])
+    keep = status != "failed"
+    if keep.all():
+        return res
+    return {"labels": list(np.asarray(res["labels"])[keep]), "status": list(status[keep]),
+            "status_time": np.asarray(res["status_time"])[keep]}
 
 
 def _to_pandas(value: Any) -> Any:
@@ -767,10 +791,10 @@ def _to_pandas(value: Any) -> Any:
     return pd.Series(arr.reshape(-1) if arr.ndim else [value])
 
 
-def _add_seed_keys(
-    path: str,
-    post_frames: list[pd.DataFrame | None] | None,
-    chunks: list,
+def _write_seed_keys(
+    path: Path,
+    sweep: Any,
+    grid_keys: list[str],
     config: dict[str, Any],
     pmap: Mapping[str, Any],
     inputs: Mapping[str, Any],
@@ -778,45 +802,18 @@ def _add_seed_keys(
     result_kwargs: Mapping[str, Any] | None,
     template: str | None,
 ) -> None:
-    import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
-
-    with tables.open_file(path, "r") as h5:
-        has_traces = "/traces" in h5
-        traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
-    if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:
-        res = None
-        warnings.warn(
-            f"the traces ({traces_bytes / 1e9:.1f} GB) are too large to copy into the pandas key "
-            f"Results/results; {path} holds them in the engine's layout: load them with "
-            "rustrates.read_results(path) or h5py",
-            _core.RustratesWarning,
-            stacklevel=3,
-        )
-    else:
-        res = _rustrates.read_results(path)
-        # Failed points have their own warning, with the error (run's end).
-        _core.warn_status(_points_where(res, lambda s: s != "failed"))
-    if res is None:
-        # The grid and labels only (read_results would load the traces).
-        with tables.open_file(path, "r") as h5:
-            keys = json.loads(h5.root.grid._v_attrs["keys"])
-            labels = [x.decode() if isinstance(x, bytes) else str(x) for x in h5.root.grid.labels.read()]
-            grid = np.column_stack([h5.get_node("/grid", k.replace("/", "%2F")).read() for k in keys]) if keys else np.zeros((len(labels), 0))
-        result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=keys)
-    else:
-        result_map = _core.result_map_frame(res)
-
+    """The seed's pandas keys that do not depend on the results (``Results/result_map``,
+    ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``, ``TemplateInfo/...``),
+    written to a file of their own while the chunks run; ``_finish_file`` copies them."""
+    grid = sweep.grid()
+    labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
+    result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
     with warnings.catch_warnings():
         # Object columns (strings) are pickled by PyTables; pandas reads them back.
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        with pd.HDFStore(path, mode="a") as store:
+        with pd.HDFStore(path, mode="w") as store:
             store.put("Results/result_map", result_map, track_times=False)
             store.put("ParameterGrid/Grid_df", result_map, track_times=False)
-            if post_frames is not None:
-                store.put("Results/results", _concat_post(post_frames, res, chunks), track_times=False)
-            elif res is not None:
-                frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
-                store.put("Results/results", frame, track_times=False)
             store.put("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object), track_times=False)
             store.put("Config/outputs", pd.Series(dict(outputs), dtype=object), track_times=False)
             store.put(
@@ -838,6 +835,38 @@ def _add_seed_keys(
                 store.put("TemplateInfo/variables", pd.DataFrame(circuit.variables), track_times=False)
                 store.put("TemplateInfo/source", pd.Series([circuit.source_text], dtype=object), track_times=False)
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
+
+
+def _finish_file(path: str, seed_keys: Path, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
+    """Adds the seed's pandas keys to the merged file at ``path``: those of ``seed_keys``
+    (copied by PyTables, no pandas work left) and ``Results/results``."""
+    import tables  # noqa: PLC0415 - a dependency of the package
+
+    with tables.open_file(path, "a") as h5, tables.open_file(seed_keys, "r") as keys:
+        for group in keys.root._f_iter_nodes("Group"):
+            group._f_copy(h5.root, recursive=True)
+        has_traces = "/traces" in h5
+        traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
+    if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:
+        warnings.warn(
+            f"the traces ({traces_bytes / 1e9:.1f} GB) are too large to copy into the pandas key "
+            f"Results/results; {path} holds them in the engine's layout: load them with "
+            "rustrates.read_results(path) or h5py",
+            _core.RustratesWarning,
+            stacklevel=3,
+        )
+        return
+    res = _rustrates.read_results(path)
+    # Failed points have their own warning, with the error (at the end of run).
+    _core.warn_status(_without_failed(res))
+    if post_frames is not None:
+        frame = _concat_post(post_frames, res, chunks)
+    else:
+        frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        with pd.HDFStore(path, mode="a") as store:
+            store.put("Results/results", frame, track_times=False)
 
 
 __all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "ClusterSweepWarning", "RESULT_FILE",
