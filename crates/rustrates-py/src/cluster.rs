@@ -348,17 +348,18 @@ impl ClusterSweep {
         .map_err(|e| io_err(py, &e))
     }
 
-    /// Merges the parts recorded in `dir` into `out` (written as `out.tmp`, then renamed).
-    /// `failed` maps chunk index → error for chunks that failed on every try: their points are
-    /// written with status `failed` and NaN outputs (the engine's `merge_marking_failed`).
-    /// Returns the number of failed points.
+    /// Merges the parts recorded in `dir` into the existing HDF5 file `out` (a staging file
+    /// the caller renames; its pandas keys stay). `failed` maps chunk index → error for
+    /// chunks that failed on every try: their points are written with status `failed` and
+    /// NaN outputs (the engine's `merge_marking_failed_into`). Returns the number of failed
+    /// points.
     fn merge(&self, py: Python<'_>, dir: PathBuf, out: PathBuf, failed: Vec<(usize, String)>) -> PyResult<usize> {
         let failed: Vec<FailedChunk> = failed
             .into_iter()
             .map(|(chunk, error)| FailedChunk { chunk, error })
             .collect();
         let grid = &self.spec.param_grid;
-        py.detach(|| io::merge_marking_failed(&[dir.as_path()], &out, grid, &failed))
+        py.detach(|| io::merge_marking_failed_into(&[dir.as_path()], &out, grid, &failed))
             .map_err(|e| io_err(py, &e))
     }
 

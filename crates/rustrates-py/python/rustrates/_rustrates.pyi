@@ -161,8 +161,9 @@ class ClusterSweep:
     def record_part(self, dir: str | PathLike[str], index: int, data: bytes) -> None:
         """Writes chunk ``index``'s part file (its bytes) into ``dir`` and its manifest line."""
     def merge(self, dir: str | PathLike[str], out: str | PathLike[str], failed: list[tuple[int, str]]) -> int:
-        """Merges the parts of ``dir`` into ``out``; chunks in ``failed`` (index, error) are
-        written as failed points. Returns the number of failed points."""
+        """Merges the parts of ``dir`` into the existing HDF5 file ``out`` (a staging file;
+        its other contents stay); chunks in ``failed`` (index, error) are written as failed
+        points. Returns the number of failed points."""
     def read_part(
         self, part: str | PathLike[str], index: int, scratch: str | PathLike[str]
     ) -> SweepResultDict:

@@ -22,14 +22,15 @@ Why this survives failures:
 - failed chunks are never recorded as done, so the same call again retries exactly them and
   replaces the marked file by the complete one;
 - a ``compute_dir`` that holds another sweep is refused (the engine's fingerprint check);
-- the final file is merged as ``results.h5.partial`` and renamed when written: it is never
+- the final file is written as ``results.h5.partial`` and renamed when done: it is never
   half-written, and it always holds every point of the sweep, computed or marked failed (the
   root attribute ``failed_points`` is 0 when it is the complete result).
 
 Layout of ``compute_dir``: the engine's (``sweep.json``, ``manifest.jsonl``, ``parts/``),
 plus ``post/`` (the ``worker_file`` outputs per chunk), ``results.h5`` (the final file) and,
-during a call, ``seed_keys.h5`` (the pandas keys that do not depend on the results, written
-while the chunks run and copied into the final file).
+during a call, ``results.h5.partial`` (the final file being written: the pandas keys that do
+not depend on the results go in while the chunks run, then the engine merges the chunks into
+it).
 
 Cluster kinds (``nodes``):
 
@@ -574,7 +575,8 @@ class ClusterGridSearch:
             "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
             "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
         }
-        seed_keys = compute_dir / "seed_keys.h5"
+        final = compute_dir / RESULT_FILE
+        staging = compute_dir / (RESULT_FILE + ".partial")
         try:
             futures = {}
             if todo:
@@ -583,15 +585,14 @@ class ClusterGridSearch:
                            # The template travels with the tasks: workers need not see the client's files.
                            "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())}
                 futures = self._submit(payload, fingerprint, todo)
-            # While the chunks run: the keys that do not depend on their results.
-            _write_seed_keys(seed_keys, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
+            # While the chunks run: the keys that do not depend on their results, into the
+            # file the engine then merges the chunks into.
+            _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
                              circuit_template if add_template_info else None)
             failures = self._collect(futures, sweep, chunks, len(done), compute_dir, post_dir) if futures else []
             self.failed = failures
             self.last_run["failed"] = len(failures)
 
-            final = compute_dir / RESULT_FILE
-            staging = compute_dir / (RESULT_FILE + ".partial")
             if failures and len(failures) == len(chunks):
                 raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
             # Failed chunks are merged as marked points by the engine; they stay out of the
@@ -603,10 +604,10 @@ class ClusterGridSearch:
                 post_frames = [None if i in failed_chunks else
                                _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
                                for i in range(len(chunks))]
-            _finish_file(os.fspath(staging), seed_keys, post_frames, chunks)
+            _add_results_key(os.fspath(staging), post_frames, chunks)
             os.replace(staging, final)
         finally:
-            seed_keys.unlink(missing_ok=True)
+            staging.unlink(missing_ok=True)
         if failures:
             err = _failure_error(failures, len(chunks), self.retries, compute_dir, os.fspath(final))
             if self.on_failure == "raise":
@@ -802,9 +803,10 @@ def _write_seed_keys(
     result_kwargs: Mapping[str, Any] | None,
     template: str | None,
 ) -> None:
-    """The seed's pandas keys that do not depend on the results (``Results/result_map``,
-    ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``, ``TemplateInfo/...``),
-    written to a file of their own while the chunks run; ``_finish_file`` copies them."""
+    """A new file ``path`` with the seed's pandas keys that do not depend on the results
+    (``Results/result_map``, ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``,
+    ``TemplateInfo/...``), written while the chunks run; the engine merges the chunks into it
+    and ``_add_results_key`` completes it."""
     grid = sweep.grid()
     labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
@@ -837,14 +839,12 @@ def _write_seed_keys(
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
 
 
-def _finish_file(path: str, seed_keys: Path, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
-    """Adds the seed's pandas keys to the merged file at ``path``: those of ``seed_keys``
-    (copied by PyTables, no pandas work left) and ``Results/results``."""
-    import tables  # noqa: PLC0415 - a dependency of the package
+def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
+    """Adds ``Results/results`` to the merged file at ``path``: the worker_file outputs, or
+    the engine's traces or summaries as ``grid_search`` returns them."""
+    import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
 
-    with tables.open_file(path, "a") as h5, tables.open_file(seed_keys, "r") as keys:
-        for group in keys.root._f_iter_nodes("Group"):
-            group._f_copy(h5.root, recursive=True)
+    with tables.open_file(path, "r") as h5:
         has_traces = "/traces" in h5
         traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
     if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:

@@ -547,7 +547,7 @@ pub fn sweep_to_file(
 /// directories) into `out`, written as `out.tmp` and renamed into place. Every chunk must
 /// have its part.
 pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
-    merge_sources(dirs, out, None).map(|_| ())
+    merge_sources(dirs, MergeTarget::New(out), None).map(|_| ())
 }
 
 /// A chunk that could not be computed (a cluster task that raised on every try).
@@ -566,7 +566,28 @@ pub struct FailedChunk {
 /// failed points written. The file's shape (time, columns) comes from a part, so at least one
 /// chunk must have been computed.
 pub fn merge_marking_failed(dirs: &[&Path], out: &Path, grid: &Grid, failed: &[FailedChunk]) -> Result<usize, IoError> {
-    merge_sources(dirs, out, Some((grid, failed)))
+    merge_sources(dirs, MergeTarget::New(out), Some((grid, failed)))
+}
+
+/// [`merge_marking_failed`] into the existing HDF5 file `file`, whose own contents stay
+/// (e.g. pandas keys written while the chunks ran; none may have the engine's names). The
+/// file is written in place, not renamed: it must be a staging file the caller renames.
+pub fn merge_marking_failed_into(
+    dirs: &[&Path],
+    file: &Path,
+    grid: &Grid,
+    failed: &[FailedChunk],
+) -> Result<usize, IoError> {
+    merge_sources(dirs, MergeTarget::Existing(file), Some((grid, failed)))
+}
+
+/// Where a merge writes.
+#[derive(Clone, Copy)]
+enum MergeTarget<'a> {
+    /// A new file, written as `out.tmp` and renamed.
+    New(&'a Path),
+    /// An existing file, added to in place.
+    Existing(&'a Path),
 }
 
 /// Where the points of one chunk come from when merging.
@@ -576,7 +597,11 @@ enum ChunkSource {
     Failed(Range<usize>, String),
 }
 
-fn merge_sources(dirs: &[&Path], out: &Path, fill: Option<(&Grid, &[FailedChunk])>) -> Result<usize, IoError> {
+fn merge_sources(
+    dirs: &[&Path],
+    target: MergeTarget<'_>,
+    fill: Option<(&Grid, &[FailedChunk])>,
+) -> Result<usize, IoError> {
     let mut record: Option<(SweepRecord, PathBuf)> = None;
     let mut entries: Vec<(PathBuf, ManifestEntry)> = Vec::new();
     for dir in dirs {
@@ -650,9 +675,21 @@ fn merge_sources(dirs: &[&Path], out: &Path, fill: Option<(&Grid, &[FailedChunk]
         }
     }
 
-    let tmp = tmp_path(out);
+    let (tmp, file) = match target {
+        MergeTarget::New(out) => {
+            let tmp = tmp_path(out);
+            let file = create_file(&tmp).map_err(h5(&tmp))?;
+            (tmp, file)
+        }
+        MergeTarget::Existing(path) => {
+            let file = File::with_options()
+                .with_fapl(|p| p.file_locking(false))
+                .open_rw(path)
+                .map_err(h5(path))?;
+            (path.to_path_buf(), file)
+        }
+    };
     let eo = h5(&tmp);
-    let file = create_file(&tmp).map_err(&eo)?;
     for (name, value) in [
         ("template_source", record.template_source.as_str()),
         ("template_path", record.template_path.as_str()),
@@ -773,7 +810,9 @@ fn merge_sources(dirs: &[&Path], out: &Path, fill: Option<(&Grid, &[FailedChunk]
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(IoError::fs(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(IoError::fs(out))?;
+    if let MergeTarget::New(out) = target {
+        std::fs::rename(&tmp, out).map_err(IoError::fs(out))?;
+    }
     Ok(failed_points)
 }
 
@@ -1079,6 +1118,29 @@ mod tests {
         let f = File::open(&out).unwrap();
         assert_eq!(f.attr("failed_points").unwrap().read_scalar::<u64>().unwrap(), 0);
         assert!(!f.group("status").unwrap().link_exists("error"));
+    }
+
+    #[test]
+    fn h5_merge_into_existing_file_keeps_its_contents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        parts(&spec, &dir, RunControl::default(), &n).unwrap();
+        let staging = tmp.path().join("staging.h5");
+        {
+            let f = create_file(&staging).unwrap();
+            let g = f.create_group("Config").unwrap();
+            write_f64s(&g, "dt", &[1e-3], &staging).unwrap();
+        }
+        assert_eq!(
+            merge_marking_failed_into(&[dir.as_path()], &staging, &spec.param_grid, &[]).unwrap(),
+            0
+        );
+        assert!(same_result(&read_results(&staging).unwrap(), &in_memory(&spec)));
+        let f = File::open(&staging).unwrap();
+        assert_eq!(f.dataset("Config/dt").unwrap().read_raw::<f64>().unwrap(), vec![1e-3]);
+        assert!(!tmp_path(&staging).exists(), "written in place");
     }
 
     #[test]
