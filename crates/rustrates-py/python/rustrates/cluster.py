@@ -316,6 +316,7 @@ class ClusterGridSearch:
         self._cluster: Any = None
         self._client: Any = None
         self._own_client = False
+        self._checked_workers: set[str] = set()
         #: Counts of the last ``run``: chunks total, already done, computed, failed.
         self.last_run: dict[str, int] = {}
         #: Chunks of the last ``run`` that failed every try: ``{chunk, start, end, labels,
@@ -393,9 +394,13 @@ class ClusterGridSearch:
                 f"no Dask worker joined the scheduler {client.scheduler.address} within "
                 f"{self.connect_timeout:g} s ({exc})"
             ) from None
+        # A worker checked by an earlier call of this object is not asked again.
+        new = sorted(set(client.scheduler_info().get("workers", {})) - self._checked_workers)
+        if not new:
+            return
         namespace: dict[str, Any] = {"__name__": "__main__"}
         exec(_CHECK_SOURCE, namespace)  # noqa: S102 - our own source, see _CHECK_SOURCE
-        answers = client.run(namespace["rustrates_worker_check"])
+        answers = client.run(namespace["rustrates_worker_check"], workers=new)
         missing = {addr: a for addr, a in answers.items() if a[0] != "ok"}
         if missing:
             listed = "; ".join(f"{addr} ({a[2]}): {a[1]}" for addr, a in missing.items())
@@ -410,6 +415,7 @@ class ClusterGridSearch:
                 f"the Dask workers run rustrates {sorted(versions)}, this client "
                 f"{_rustrates.__version__}; install the same version everywhere"
             )
+        self._checked_workers.update(answers)
 
     def close(self) -> None:
         """Closes the client and the cluster this object started (not a Client passed in)."""
@@ -605,6 +611,8 @@ class ClusterGridSearch:
                                _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
                                for i in range(len(chunks))]
             _add_results_key(os.fspath(staging), post_frames, chunks)
+            with open(staging, "rb") as f:
+                os.fsync(f.fileno())
             os.replace(staging, final)
         finally:
             staging.unlink(missing_ok=True)

@@ -571,7 +571,8 @@ pub fn merge_marking_failed(dirs: &[&Path], out: &Path, grid: &Grid, failed: &[F
 
 /// [`merge_marking_failed`] into the existing HDF5 file `file`, whose own contents stay
 /// (e.g. pandas keys written while the chunks ran; none may have the engine's names). The
-/// file is written in place, not renamed: it must be a staging file the caller renames.
+/// file is written in place, neither synced nor renamed: it must be a staging file the
+/// caller completes, syncs and renames.
 pub fn merge_marking_failed_into(
     dirs: &[&Path],
     file: &Path,
@@ -807,10 +808,11 @@ fn merge_sources(
     file.flush().map_err(&eo)?;
     drop((grid, sets, grid_sets));
     file.close().map_err(&eo)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(IoError::fs(&tmp))?;
+    // An existing file is the caller's staging file: it syncs it before its rename.
     if let MergeTarget::New(out) = target {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(IoError::fs(&tmp))?;
         std::fs::rename(&tmp, out).map_err(IoError::fs(out))?;
     }
     Ok(failed_points)
