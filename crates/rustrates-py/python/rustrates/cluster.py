@@ -490,6 +490,13 @@ class ClusterGridSearch:
         ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...`` and
         ``TemplateInfo/...``. Traces too large for memory are not copied into
         ``Results/results`` (a warning says so; use ``rustrates.read_results``).
+
+        Chunks that fail every try (``retries``) do not stop the others: the file is still
+        written, their points marked (status ``failed`` with the error in ``/status/error``,
+        NaN outputs and NaN columns in ``Results/results``); then ``on_failure`` decides
+        between a :class:`ClusterSweepWarning` and :class:`ClusterSweepError`, and
+        ``failed`` lists them. The same call again computes only what is missing (chunks of
+        an interrupted call and failed ones) and replaces the file with the complete one.
         """
         from .utility.grid_search import _split_kwargs  # noqa: PLC0415 - avoids an import cycle
 
