@@ -12,6 +12,10 @@ fi
 
 [ "${1:-}" = "--python" ] || exit 0
 
+# The servers the cluster tests start themselves: sshd and a single-node Slurm (on Debian, as
+# root; see the script).
+scripts/services/install_debian.sh openssh-server slurm-wlm munge
+
 # The Python side lives in its own venv so the machine's Python stays clean.
 VENV=${RUSTRATES_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then

@@ -1,9 +1,11 @@
 """The seed's ClusterGridSearch cell on rustrates (Dask instead of PyRates' SSH threads).
 
-    python examples/cluster/cluster_sweep.py [NODES]
+    python examples/cluster/cluster_sweep.py [NODES [WORKER_PYTHON]]
 
 NODES: a number of local worker processes (default 2), a scheduler address
-(tcp://host:8786) or comma-separated host names (SSH; the first runs the scheduler).
+(tcp://host:8786) or comma-separated host names (SSH; the first runs the scheduler, the
+others one worker each: `ws1,ws1,ws2`). WORKER_PYTHON: the Python with rustrates on the SSH
+hosts (default: this Python's path).
 """
 
 import sys
@@ -15,7 +17,7 @@ import pandas as pd
 from rustrates.utility.grid_search import ClusterGridSearch  # the seed's import site
 
 
-def main(nodes_arg: str) -> None:
+def main(nodes_arg: str, worker_env: str | None = None) -> None:
     if nodes_arg.isdigit():
         nodes = int(nodes_arg)
     elif "://" in nodes_arg:
@@ -35,7 +37,7 @@ def main(nodes_arg: str) -> None:
     param_map = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]},
                  "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]}}
 
-    with ClusterGridSearch(nodes, compute_dir=compute_dir) as cgs:
+    with ClusterGridSearch(nodes, compute_dir=compute_dir, worker_env=worker_env) as cgs:
         res_file = cgs.run(
             circuit_template=circuit_template, params=param_grid, param_map=param_map,
             simulation_time=T, dt=dt, permute=True, sampling_step_size=dts, inputs=inputs,
@@ -52,4 +54,4 @@ def main(nodes_arg: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "2")
+    main(*(sys.argv[1:3] or ["2"]))

@@ -105,7 +105,7 @@ enum Command {
         /// Where part files go (default: `<out>.parts`).
         #[arg(long)]
         parts_dir: Option<PathBuf>,
-        /// Store traces uncompressed.
+        /// Store traces uncompressed (by default traces of 64 MiB or more are deflated).
         #[arg(long)]
         no_compression: bool,
         /// No progress bar.

@@ -22,7 +22,7 @@
 //! cutoff: 0.0
 //! summaries: [mean, std, dominant_frequency]
 //! keep_traces: true
-//! chunk_size: 4096
+//! chunk_size: 4096         # points per part file; default 4096, 65536 for summaries only
 //! ```
 //!
 //! Every problem is reported with the file, line and column of the offending value.
@@ -339,9 +339,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     spec.precision = precision;
     spec.keep_traces = keep_traces;
     spec.summaries = summaries;
-    if let Some(c) = chunk_size {
-        spec.chunk_size = c;
-    }
+    spec.chunk_size = chunk_size.unwrap_or(SweepSpec::default_chunk_size(keep_traces));
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
@@ -631,6 +629,28 @@ mod tests {
         assert!(found.contains(&("spec/not-a-number", (3, 12))), "{found:?}");
         assert!(found.contains(&("spec/unknown-solver", (5, 9))), "{found:?}");
         assert!(found.iter().any(|(c, _)| *c == "spec/missing-key"), "{found:?}");
+    }
+
+    #[test]
+    fn spec_default_chunk_size_follows_what_is_kept() {
+        // Traces kept: 4096-point part files; summaries only: 65,536 points per chunk, so a
+        // 100 × 100 summaries-only sweep is one chunk, written without part files; a chunk_size
+        // in the file wins either way.
+        let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [mean]\n";
+        let chunk = |extra: &str| {
+            let f = load_text(&format!("{base}{extra}"))
+                .map_err(|(_, d)| format!("{d:?}"))
+                .expect("valid");
+            (f.spec.keep_traces, f.spec.chunk_size)
+        };
+        assert_eq!(chunk("keep_traces: true\n"), (true, 4096));
+        assert_eq!(
+            chunk(""),
+            (false, 65_536),
+            "summaries without keep_traces keep no traces"
+        );
+        assert_eq!(chunk("keep_traces: false\nchunk_size: 100\n"), (false, 100));
+        assert_eq!(chunk("keep_traces: true\nchunk_size: 0\n"), (true, 0));
     }
 
     #[test]

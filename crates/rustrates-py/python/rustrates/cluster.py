@@ -37,11 +37,15 @@ Cluster kinds (``nodes``):
 - ``'localhost'`` or an int: a :class:`dask.distributed.LocalCluster` with that many worker
   processes (``'localhost'``: one per core), one thread each;
 - a :class:`dask.distributed.Client`, or a scheduler address (``'tcp://host:8786'``): use that
-  cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client);
-- a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``; keys and agent of
-  the user running the client). Dask runs the scheduler on the **first** host and workers on
-  the others (a single host is listed twice, so it runs both); ``worker_env`` is the Python
-  executable on the hosts, which must have rustrates (and dask) installed.
+  cluster (e.g. ``dask_jobqueue.SLURMCluster``'s client, whose partition is checked against
+  ``sinfo`` at once: :func:`check_slurm_partition`);
+- a list of host names: a :class:`dask.distributed.SSHCluster` (``asyncssh``: the agent, keys,
+  ``~/.ssh/config`` and ``known_hosts`` of the user running the client, or
+  ``connect_options``). Dask runs the scheduler on the **first** host and one single-threaded
+  worker on each of the others (list a host again for another worker; a single host is listed
+  twice, so it runs both); ``worker_env`` is the Python executable on the hosts, which must have
+  the client's Python version, dask and the client's rustrates version. Each host is logged in
+  to and checked before Dask starts, so a host that cannot be used is named with the reason.
 
 Templates given as a file path need not exist on the workers: every template file the client
 read (the template's own and the files it refers to) is shipped with the tasks and loaded on
@@ -56,6 +60,8 @@ import hashlib
 import json
 import os
 import pickle
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,7 +98,8 @@ class ClusterSweepWarning(_core.RustratesWarning):
 
 
 class ClusterConnectionError(ConnectionError):
-    """The Dask scheduler could not be reached, or no worker joined in time."""
+    """The Dask scheduler could not be reached, no worker joined in time, or an SSH host
+    cannot be reached or refused the login (the message names the host)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,8 +255,229 @@ class _ChunkProgress:
 # the client
 
 
+class SlurmPartitionError(ValueError):
+    """A ``dask_jobqueue.SLURMCluster`` asks for a partition this Slurm does not have."""
+
+
+def _requested_partitions(job_header: str) -> list[str]:
+    """The partitions named by the ``#SBATCH -p``/``--partition`` lines of a job script."""
+    words: list[str] = []
+    for line in job_header.splitlines():
+        if line.startswith("#SBATCH"):
+            words += shlex.split(line[len("#SBATCH"):])
+    names: list[str] = []
+    for i, word in enumerate(words):
+        if word in ("-p", "--partition") and i + 1 < len(words):
+            value = words[i + 1]
+        elif word.startswith("--partition="):
+            value = word.split("=", 1)[1]
+        elif word.startswith("-p") and not word.startswith("--") and len(word) > 2:
+            value = word[2:]
+        else:
+            continue
+        names += [n for n in value.split(",") if n]
+    return names
+
+
+def check_slurm_partition(cluster: Any) -> None:
+    """Raises :class:`SlurmPartitionError` when ``cluster`` (a ``dask_jobqueue.SLURMCluster``)
+    submits its workers to a partition ``sinfo`` does not list, instead of letting
+    ``ClusterGridSearch`` wait for workers whose ``sbatch`` was refused. Anything else, or a
+    machine without ``sinfo``, passes."""
+    jobqueue = sys.modules.get("dask_jobqueue")
+    if jobqueue is None or not isinstance(cluster, jobqueue.SLURMCluster):
+        return
+    wanted = _requested_partitions(cluster.job_header)
+    if not wanted:
+        return
+    try:
+        out = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return
+    if out.returncode != 0:
+        raise ClusterConnectionError(
+            f"cannot list the Slurm partitions to check SLURMCluster's {wanted}: sinfo said "
+            f"{out.stderr.strip() or out.returncode}; is slurmctld reachable from here (SLURM_CONF)?"
+        )
+    listed = [p for p in out.stdout.split() if p]
+    known = [p.rstrip("*") for p in listed]
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        default = next((p.rstrip("*") for p in listed if p.endswith("*")), None)
+        fix = f"leave it unset for the default partition ({default}), or " if default else ""
+        raise SlurmPartitionError(
+            f"Slurm partition {', '.join(map(repr, unknown))} (SLURMCluster queue= or an #SBATCH -p "
+            f"directive) is unknown to this Slurm; sinfo lists: {', '.join(known) or 'none'}. "
+            f"Set SLURMCluster(queue=...) to one of those ({fix}ask the cluster's admins which to use)"
+        )
+
+
 def _is_address(nodes: str) -> bool:
     return "://" in nodes or (":" in nodes and nodes.rsplit(":", 1)[1].isdigit())
+
+
+# ---------------------------------------------------------------------------------------
+# SSH hosts
+
+# Run on each SSH host by the Python given as worker_env, before Dask is started there.
+_SSH_PROBE = """
+import json, sys
+out = {"python": "%d.%d" % sys.version_info[:2]}
+for name in ("distributed", "rustrates"):
+    try:
+        out[name] = __import__(name).__version__
+    except Exception as exc:
+        out[name] = None
+        out[name + "_error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+def _per_host_options(options: Any, n_nodes: int, n_hosts: int) -> Any:
+    """``connect_options`` as SSHCluster takes them: one dict, or one per host (a single
+    node was doubled into scheduler and worker, so its one entry is too)."""
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return dict(options)
+    if isinstance(options, (list, tuple)) and all(isinstance(o, Mapping) for o in options):
+        if len(options) != n_nodes:
+            raise ValueError(
+                f"connect_options lists {len(options)} mappings for {n_nodes} hosts: give one per "
+                "entry of nodes, or a single mapping for all of them"
+            )
+        listed = [dict(o) for o in options]
+        return listed * 2 if n_hosts > n_nodes else listed
+    raise TypeError(
+        "connect_options must be a mapping of asyncssh.connect keywords (port=, username=, "
+        f"client_keys=, known_hosts=, ...) or a list of them, one per host; got {options!r}"
+    )
+
+
+def _check_ssh_hosts(hosts: list[str], options: Any, python: str, timeout: float) -> None:
+    """Logs in to every distinct host and runs ``python`` there: raises one clear error per
+    failing host (unreachable, login refused, unknown host key, no such Python, Python
+    without dask or rustrates, another rustrates version)."""
+    import asyncio  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    try:
+        import asyncssh  # noqa: F401, PLC0415 - optional dependency
+    except ImportError:
+        raise ImportError(
+            "ClusterGridSearch on SSH hosts needs asyncssh: pip install 'rustrates[cluster]' "
+            "(or pip install asyncssh)"
+        ) from None
+    per_host = options if isinstance(options, list) else [options] * len(hosts)
+    checks: dict[str, tuple[str, dict[str, Any], bool]] = {}
+    for i, (host, opts) in enumerate(zip(hosts, per_host)):
+        key = f"{host} {sorted(opts.items())!r}"
+        # The first host runs the scheduler (dask only); the others run the chunks.
+        needs_rustrates = i > 0 or checks.get(key, ("", {}, False))[2]
+        checks[key] = (host, opts, needs_rustrates)
+
+    async def check_all() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(_check_ssh_host(host, opts, python, rr, timeout) for host, opts, rr in checks.values()),
+            return_exceptions=True,
+        )
+
+    # Its own thread and event loop: the caller may be inside one (Jupyter).
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, check_all()).result()
+    errors = [r for r in results if r is not None]
+    if errors:
+        first = errors[0]
+        if len(errors) == 1:
+            raise first
+        raise type(first)("; ".join(str(e) for e in errors))
+
+
+async def _check_ssh_host(
+    host: str, options: Mapping[str, Any], python: str, needs_rustrates: bool, timeout: float
+) -> None:
+    import asyncio  # noqa: PLC0415
+    import getpass  # noqa: PLC0415
+    import shlex  # noqa: PLC0415
+
+    import asyncssh  # noqa: PLC0415
+
+    opts = dict(options)
+    opts.setdefault("connect_timeout", timeout)
+    where = f"SSH host {host}" + (f" port {opts['port']}" if "port" in opts else "")
+    user = opts.get("username") or getpass.getuser()
+    try:
+        conn = await asyncssh.connect(host, **opts)
+    except asyncssh.PermissionDenied as exc:
+        return ClusterConnectionError(
+            f"{where} refused the login as {user!r} ({exc.reason}): add your public key to that user's "
+            "~/.ssh/authorized_keys there, load the key into your ssh-agent, or name it with "
+            "connect_options={'client_keys': ['~/.ssh/id_ed25519'], 'username': ...}"
+        )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        return ClusterConnectionError(
+            f"{where}: its host key is not trusted ({exc.reason}): log in once with `ssh {host}` to "
+            "add it to ~/.ssh/known_hosts, or pass connect_options={'known_hosts': 'path/to/known_hosts'}"
+        )
+    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {opts['connect_timeout']:g} s"
+        return ClusterConnectionError(
+            f"cannot reach {where} ({detail}): check the host name, that sshd runs there and that the "
+            "port is open from here (connect_options={'port': ...} for another port, connect_timeout= "
+            "for a longer wait)"
+        )
+    # Importing rustrates (numpy, pandas) on a cold disk takes a while: a generous limit.
+    limit = timeout + 60
+    async with conn:
+        try:
+            result = await conn.run(f"{shlex.quote(python)} -c {shlex.quote(_SSH_PROBE)}", check=False,
+                                    timeout=limit)
+        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            return RuntimeError(
+                f"worker_env {python!r} on {where} did not finish a short Python check within {limit:g} s "
+                f"({type(exc).__name__}: {exc}); is that host overloaded, or its filesystem hanging?"
+            )
+    stderr = str(result.stderr or "").strip()
+    if result.exit_status in (126, 127):
+        return FileNotFoundError(
+            f"worker_env {python!r} is not an executable Python on {where} ({stderr}): set worker_env= "
+            "to the path of the Python that has rustrates there, e.g. '/home/me/venv/bin/python'"
+        )
+    try:
+        found = json.loads(str(result.stdout).strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return RuntimeError(
+            f"worker_env {python!r} on {where} failed to run a Python check (exit status "
+            f"{result.exit_status}: {stderr or result.stdout!r}); is it a Python 3 interpreter?"
+        )
+    client_python = "%d.%d" % sys.version_info[:2]
+    if found.get("python") != client_python:
+        return RuntimeError(
+            f"{python} on {where} is Python {found.get('python')}, this client {client_python}: Dask "
+            f"sends pickled functions, which need the same version; set worker_env= to a Python "
+            f"{client_python} there"
+        )
+    wheel = (f"`{python} -m pip install rustrates=={_rustrates.__version__}` there (or the "
+             "manylinux2014 wheel that scripts/check_wheel.sh builds)")
+    if found["distributed"] is None:
+        return ImportError(
+            f"{python} on {where} cannot import dask.distributed ({found['distributed_error']}): "
+            f"install it there with `{python} -m pip install 'dask[distributed]'`, or set worker_env= "
+            "to a Python that has it"
+        )
+    if not needs_rustrates:
+        return None
+    if found["rustrates"] is None:
+        return ImportError(
+            f"{python} on {where} cannot import rustrates ({found['rustrates_error']}): install "
+            f"{wheel}, or set worker_env= to a Python that has it"
+        )
+    if found["rustrates"] != _rustrates.__version__:
+        return ImportError(
+            f"{python} on {where} has rustrates {found['rustrates']}, this client "
+            f"{_rustrates.__version__}: install {wheel}"
+        )
+    return None
 
 
 class ClusterGridSearch:
@@ -273,13 +501,21 @@ class ClusterGridSearch:
         returned as usual) or ``'raise'`` (:class:`ClusterSweepError`, whose ``path`` is the
         file). Either way ``failed`` lists them; the same call again retries only them.
     connect_timeout
-        Seconds to wait for the scheduler and for the first worker.
+        Seconds to wait for the scheduler and for the first worker (SSH hosts: for each login,
+        and for all workers to join).
     worker_env
-        SSH hosts only: the Python executable on the hosts (may also be given to ``run``).
+        SSH hosts only: the Python executable on the hosts, with rustrates and dask installed
+        (may also be given to ``run``). Default: this client's ``sys.executable`` path.
+    connect_options
+        SSH hosts only: keywords for ``asyncssh.connect`` (``port``, ``username``,
+        ``client_keys``, ``known_hosts``, ``agent_path``, ``config``, ...), one mapping for all
+        hosts or a list with one per entry of ``nodes``. Without them asyncssh reads
+        ``~/.ssh/config``, ``~/.ssh/known_hosts``, the keys in ``~/.ssh`` and the SSH agent.
     progress
         Show a progress bar over chunks (tqdm if installed, otherwise a line on stderr).
     cluster_kwargs
-        Passed to ``LocalCluster`` or ``SSHCluster``.
+        Passed to ``LocalCluster`` or ``SSHCluster``; for SSHCluster, ``worker_options`` and
+        ``scheduler_options`` add to the defaults (one thread per worker, no dashboard).
     """
 
     def __init__(
@@ -291,6 +527,7 @@ class ClusterGridSearch:
         on_failure: str = "warn",
         connect_timeout: float = 30.0,
         worker_env: str | None = None,
+        connect_options: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
         progress: bool = True,
         cluster_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -311,6 +548,7 @@ class ClusterGridSearch:
         self.on_failure = on_failure
         self.connect_timeout = float(connect_timeout)
         self.worker_env = worker_env
+        self.connect_options = connect_options
         self.progress = progress
         self._cluster_kwargs = dict(cluster_kwargs or {})
         self._cluster: Any = None
@@ -329,7 +567,10 @@ class ClusterGridSearch:
 
     @property
     def client(self) -> Any:
-        """The ``dask.distributed.Client`` (None until SSH hosts are started by ``run``)."""
+        """The ``dask.distributed.Client``. SSH hosts are started by the first ``run`` (which
+        may name ``worker_env``) or by reading this property (with the constructor's)."""
+        if self._client is None and isinstance(self.nodes, (list, tuple)):
+            self._connect(None)
         return self._client
 
     def _connect(self, worker_env: str | None) -> None:
@@ -337,6 +578,7 @@ class ClusterGridSearch:
 
         nodes = self.nodes
         if isinstance(nodes, Client):
+            check_slurm_partition(getattr(nodes, "cluster", None))
             self._client = nodes
             return
         if isinstance(nodes, (int, np.integer)) or (isinstance(nodes, str) and nodes == "localhost"):
@@ -361,29 +603,56 @@ class ClusterGridSearch:
             self._own_client = True
             return
         if isinstance(nodes, (list, tuple)) and nodes and all(isinstance(h, str) for h in nodes):
-            from dask.distributed import SSHCluster  # noqa: PLC0415
-
-            hosts = list(nodes) if len(nodes) > 1 else [nodes[0], nodes[0]]
-            python = worker_env or self.worker_env
-            kwargs = {"worker_options": {"nthreads": 1}, "scheduler_options": {"dashboard_address": None}}
-            if python is not None:
-                kwargs["remote_python"] = python
-            kwargs.update(self._cluster_kwargs)
-            try:
-                self._cluster = SSHCluster(hosts, **kwargs)
-            except Exception as exc:
-                raise ClusterConnectionError(
-                    f"could not start Dask over SSH on {hosts} ({type(exc).__name__}: {exc}); check that "
-                    "each host is reachable with your SSH keys or agent and has dask and rustrates "
-                    f"installed in {python or 'the default python3'} (worker_env=)"
-                ) from None
-            self._client = Client(self._cluster)
-            self._own_client = True
+            self._start_ssh_cluster(list(nodes), worker_env or self.worker_env)
             return
         raise TypeError(
             "nodes must be 'localhost', a number of worker processes, a dask Client, a scheduler "
             f"address or a list of host names, got {nodes!r}"
         )
+
+    def _start_ssh_cluster(self, nodes: list[str], python: str | None) -> None:
+        """``SSHCluster`` on ``nodes`` (scheduler on the first), after a check of every host
+        over SSH: SSHCluster itself only says "failed to start" when a host refuses the login
+        or its Python lacks dask or rustrates."""
+        from dask.distributed import Client, SSHCluster  # noqa: PLC0415
+
+        hosts = nodes if len(nodes) > 1 else [nodes[0], nodes[0]]
+        options = _per_host_options(self.connect_options, len(nodes), len(hosts))
+        # SSHCluster's default remote Python is this process's own path.
+        python = python or sys.executable
+        _check_ssh_hosts(hosts, options, python, self.connect_timeout)
+        kwargs: dict[str, Any] = {
+            "connect_options": options,
+            "remote_python": python,
+            "worker_options": {"nthreads": 1},
+            "scheduler_options": {"dashboard_address": None},
+        }
+        for key, value in self._cluster_kwargs.items():
+            # Extra worker or scheduler options add to the defaults above.
+            merge = key in ("worker_options", "scheduler_options")
+            kwargs[key] = {**kwargs[key], **value} if merge else value
+        try:
+            self._cluster = SSHCluster(hosts, **kwargs)
+        except Exception as exc:
+            raise ClusterConnectionError(
+                f"could not start Dask over SSH on {hosts} ({type(exc).__name__}: {exc}); every host "
+                f"answered the check, so look at the Dask logs there (the scheduler on {hosts[0]} must be "
+                "reachable from the others on its port)"
+            ) from None
+        self._client = Client(self._cluster)
+        self._own_client = True
+        # Started workers register a moment later; run() sizes chunks by the workers present.
+        n_workers = (len(hosts) - 1) * int(kwargs["worker_options"].get("n_workers", 1))
+        try:
+            self._client.wait_for_workers(n_workers, timeout=self.connect_timeout)
+        except (TimeoutError, OSError):
+            joined = len(self._client.scheduler_info().get("workers", {}))
+            self.close()
+            raise ClusterConnectionError(
+                f"{joined} of the {n_workers} Dask workers started on {hosts[1:]} joined the scheduler on "
+                f"{hosts[0]} within {self.connect_timeout:g} s: the worker hosts must reach the scheduler's "
+                "port there (a firewall?); connect_timeout= sets the wait"
+            ) from None
 
     def _check_workers(self) -> None:
         client = self._client
@@ -884,5 +1153,7 @@ def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, c
             store.put("Results/results", frame, track_times=False)
 
 
-__all__ = ["ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "ClusterSweepWarning", "RESULT_FILE",
-           "run_chunk_task"]
+__all__ = [
+    "ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "ClusterSweepWarning", "RESULT_FILE",
+    "SlurmPartitionError", "check_slurm_partition", "run_chunk_task",
+]

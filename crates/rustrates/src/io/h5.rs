@@ -30,8 +30,8 @@
 //!                           mean, std, min, max, last, ptp, dom_freq, dom_power)
 //! /traces                   f64 [n_points, n_time, n_columns]  when traces are kept;
 //!                           chunked (min(block_size, n_points), min(n_time, 1024), n_columns),
-//!                           shuffle + deflate level 1 unless compression is off
-//!                           (part files are never compressed)
+//!                           shuffle + deflate level 1 when there are at least 64 MiB of
+//!                           them, unless compression is off (part files are never compressed)
 //! /inputs/<var>             f64 [steps] or [steps, n_points]  time-series inputs (constants
 //!                           are in `settings`); `/` in a name stored as `%2F`
 //! ```
@@ -64,7 +64,8 @@ use crate::sweep::{
 pub struct FileOptions {
     pub template_source: String,
     pub template_path: String,
-    /// Deflate the traces (default on).
+    /// Deflate the traces when they are large enough to be worth it
+    /// ([`MIN_COMPRESSED_TRACE_BYTES`]; default on).
     pub compression: bool,
     /// Where part files go (default: `<out>.parts` next to the output file).
     pub parts_dir: Option<PathBuf>,
@@ -99,6 +100,27 @@ fn open_file(path: &Path) -> hdf5::Result<File> {
 /// Level 1 with the shuffle filter: on sampled traces it compresses about as well as level 4
 /// at a fraction of the time (the write of a 10,000-point sweep was 15× slower at level 4).
 const DEFLATE_LEVEL: u8 = 1;
+/// Traces smaller than this are stored uncompressed even when compression is on. Sampled
+/// float traces shrink only about 1.5× and deflate runs at about 50 MB/s, so for a small file
+/// it would cost more time than the whole simulation (0.3 s for the 16 MB of a 20×20 sweep,
+/// which otherwise takes 0.1 s) to save a few megabytes.
+pub const MIN_COMPRESSED_TRACE_BYTES: usize = 64 << 20;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests lower the threshold to see compressed files without writing 64 MiB. Layouts are
+    /// created on the thread that runs the sweep or the merge, so a test's setting holds for it.
+    static MIN_COMPRESSED: std::cell::Cell<usize> = const { std::cell::Cell::new(MIN_COMPRESSED_TRACE_BYTES) };
+}
+
+/// Whether traces of `bytes` bytes are deflated.
+fn deflate_traces(compression: bool, bytes: usize) -> bool {
+    #[cfg(test)]
+    let min = MIN_COMPRESSED.with(|m| m.get());
+    #[cfg(not(test))]
+    let min = MIN_COMPRESSED_TRACE_BYTES;
+    compression && bytes >= min
+}
 /// Points copied at a time when merging traces (bounds merge memory).
 const MERGE_POINTS: usize = 256;
 
@@ -192,6 +214,19 @@ struct Shape {
     block_size: usize,
 }
 
+impl Shape {
+    fn of(meta: &SweepMeta<'_>) -> Shape {
+        Shape {
+            circuit_name: meta.circuit_name.to_string(),
+            time: meta.time.to_vec(),
+            columns: meta.columns.to_vec(),
+            stats: meta.summaries.to_vec(),
+            keep_traces: meta.keep_traces,
+            block_size: meta.block_size,
+        }
+    }
+}
+
 /// The datasets written point by point.
 struct PointSets {
     traces: Option<Dataset>,
@@ -239,7 +274,7 @@ fn create_layout(
         let mut b = file.new_dataset::<f64>().fill_value(f64::NAN);
         if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
             b = b.chunk(chunk);
-            if compression {
+            if deflate_traces(compression, n * nt * nc * size_of::<f64>()) {
                 b = b.shuffle().deflate(DEFLATE_LEVEL);
             }
         }
@@ -261,18 +296,19 @@ fn create_layout(
 /// Time-series inputs of a sweep directory, written once so the merged file can carry them.
 const INPUTS_FILE: &str = "inputs.h5";
 
-fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result<(), IoError> {
+fn has_series(inputs: &[(String, crate::solve::Signal)]) -> bool {
+    inputs
+        .iter()
+        .any(|(_, s)| !matches!(s, crate::solve::Signal::Constant(_)))
+}
+
+/// One dataset per time-series input in `g`: `[steps]` shared, `[steps, points]` per point.
+fn write_input_sets(g: &Group, inputs: &[(String, crate::solve::Signal)], path: &Path) -> Result<(), IoError> {
     use crate::solve::Signal;
-    let path = dir.join(INPUTS_FILE);
-    if path.is_file() || inputs.iter().all(|(_, s)| matches!(s, Signal::Constant(_))) {
-        return Ok(());
-    }
-    let tmp = tmp_path(&path);
-    let file = create_file(&tmp).map_err(h5(&tmp))?;
     for (name, signal) in inputs {
         match signal {
             Signal::Constant(_) => {}
-            Signal::Shared(data) => write_f64s(&file, &key_name(name), data, &tmp)?,
+            Signal::Shared(data) => write_f64s(g, &key_name(name), data, path)?,
             Signal::PerPoint { points, data } => {
                 let view =
                     ndarray::ArrayView2::from_shape((data.len() / (*points).max(1), *points), data).map_err(|_| {
@@ -282,13 +318,24 @@ fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result
                             points: *points,
                         }
                     })?;
-                file.new_dataset_builder()
+                g.new_dataset_builder()
                     .with_data(view)
                     .create(key_name(name).as_str())
-                    .map_err(h5(&tmp))?;
+                    .map_err(h5(path))?;
             }
         }
     }
+    Ok(())
+}
+
+fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result<(), IoError> {
+    let path = dir.join(INPUTS_FILE);
+    if path.is_file() || !has_series(inputs) {
+        return Ok(());
+    }
+    let tmp = tmp_path(&path);
+    let file = create_file(&tmp).map_err(h5(&tmp))?;
+    write_input_sets(&file, inputs, &tmp)?;
     file.close().map_err(h5(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(IoError::fs(&path))
 }
@@ -309,17 +356,134 @@ fn copy_inputs(src: &Path, out: &File, out_path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
-/// A chunk's part file being written.
-struct OpenPart {
-    index: usize,
+/// A results file (a part file or a final file) being written under its temporary name,
+/// holding the points `range`: layout, grid values and labels at creation, traces block by
+/// block, status and summaries at [`OpenFile::finish`].
+struct OpenFile {
     range: Range<usize>,
     file: File,
     tmp: PathBuf,
     sets: PointSets,
     codes: Vec<u8>,
     times: Vec<f64>,
-    /// Per statistic, `[point][column]` within the chunk.
+    /// Per statistic, `[point][column]` within the range.
     summaries: Vec<Vec<f64>>,
+}
+
+impl OpenFile {
+    fn create(
+        tmp: PathBuf,
+        shape: &Shape,
+        grid: &Grid,
+        range: Range<usize>,
+        compression: bool,
+    ) -> Result<OpenFile, IoError> {
+        let file = create_file(&tmp).map_err(h5(&tmp))?;
+        let n = range.len();
+        let (g, sets) = create_layout(&file, shape, grid.keys(), n, compression, &tmp)?;
+        for (key, col) in grid.keys().iter().zip(grid.columns()) {
+            write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
+        }
+        let labels: Vec<String> = range.clone().map(|i| format!("{}_{i}", shape.circuit_name)).collect();
+        write_strings(&g, "labels", &labels, &tmp)?;
+        let nc = shape.columns.len();
+        Ok(OpenFile {
+            range,
+            file,
+            tmp,
+            sets,
+            codes: vec![0; n],
+            times: vec![f64::NAN; n],
+            summaries: vec![vec![f64::NAN; n * nc]; shape.stats.len()],
+        })
+    }
+
+    fn block(&mut self, shape: &Shape, out: &BlockOutput<'_>) -> Result<(), IoError> {
+        let (nt, nc) = (shape.time.len(), shape.columns.len());
+        let p0 = out.first_point - self.range.start;
+        for (i, s) in out.status.iter().enumerate() {
+            (self.codes[p0 + i], self.times[p0 + i]) = status_code(s);
+        }
+        let block = out.lanes * nc;
+        for (si, vals) in self.summaries.iter_mut().enumerate() {
+            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
+        }
+        if let (Some(ds), Some(tr)) = (&self.sets.traces, out.traces) {
+            let view =
+                ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
+            ds.write_slice(view, (p0..p0 + out.lanes, .., ..))
+                .map_err(h5(&self.tmp))?;
+        }
+        Ok(())
+    }
+
+    /// Writes status and summaries, closes and fsyncs the file and renames it to `path`.
+    fn finish(self, n_columns: usize, path: &Path) -> Result<(), IoError> {
+        let e = h5(&self.tmp);
+        self.sets.code.write_raw(&self.codes[..]).map_err(&e)?;
+        self.sets.t.write_raw(&self.times[..]).map_err(&e)?;
+        for (ds, vals) in self.sets.summaries.iter().zip(&self.summaries) {
+            let view = ndarray::ArrayView2::from_shape((self.range.len(), n_columns), vals).expect("points × columns");
+            ds.write(view).map_err(&e)?;
+        }
+        self.file.flush().map_err(&e)?;
+        drop(self.sets);
+        self.file.close().map_err(&e)?;
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(IoError::fs(&self.tmp))?;
+        std::fs::rename(&self.tmp, path).map_err(IoError::fs(path))
+    }
+}
+
+/// Removes the temporary file of a file left unfinished (cancel, error): an interrupted sweep
+/// leaves nothing behind that a later run or a reader could take for finished.
+fn abandon(open: Option<OpenFile>) {
+    if let Some(open) = open {
+        let tmp = open.tmp.clone();
+        drop(open);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// What `sweep.json` records, and what the root attributes of a final file hold.
+fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
+    let settings = meta.spec.settings_json();
+    SweepRecord {
+        fingerprint: fingerprint(&opts.template_source, meta.grid, &settings),
+        circuit_name: meta.circuit_name.to_string(),
+        n_points: meta.grid.len(),
+        chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
+        template_source: opts.template_source.clone(),
+        template_path: opts.template_path.clone(),
+        settings,
+        rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
+        compression: opts.compression,
+    }
+}
+
+/// The root attributes of a final file (all but `complete`).
+fn write_sweep_attrs(file: &File, record: &SweepRecord, path: &Path) -> Result<(), IoError> {
+    for (name, value) in [
+        ("template_source", record.template_source.as_str()),
+        ("template_path", record.template_path.as_str()),
+        ("circuit_name", record.circuit_name.as_str()),
+        ("fingerprint", record.fingerprint.as_str()),
+        ("rustrates_version", record.rustrates_version.as_str()),
+    ] {
+        write_str_attr(file, name, value, path)?;
+    }
+    write_str_attr(file, "settings", &record.settings.to_string(), path)
+}
+
+/// Marks a final file finished: readers refuse files without it. `failed_points`: the points
+/// of chunks that failed for good (merged as such), 0 for a file of a whole sweep.
+fn write_complete(file: &File, failed_points: usize, path: &Path) -> Result<(), IoError> {
+    write_u64_attr(file, "failed_points", failed_points as u64, path)?;
+    file.new_attr::<u8>()
+        .create("complete")
+        .and_then(|a| a.write_scalar(&1u8))
+        .map_err(h5(path))
 }
 
 /// Writes each chunk of a sweep into `DIR/parts/` and records it in the manifest.
@@ -329,7 +493,7 @@ pub struct PartSink {
     manifest: Manifest,
     shape: Option<Shape>,
     grid: Option<Grid>,
-    current: Option<OpenPart>,
+    current: Option<(usize, OpenFile)>,
     /// Chunks written by this sink (the rest were skipped as already done).
     pub chunks_written: usize,
 }
@@ -348,28 +512,9 @@ impl PartSink {
     }
 
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
-        let settings = meta.spec.settings_json();
-        let record = SweepRecord {
-            fingerprint: fingerprint(&self.opts.template_source, meta.grid, &settings),
-            circuit_name: meta.circuit_name.to_string(),
-            n_points: meta.grid.len(),
-            chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
-            template_source: self.opts.template_source.clone(),
-            template_path: self.opts.template_path.clone(),
-            settings,
-            rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
-            compression: self.opts.compression,
-        };
-        record.create_or_check(&self.dir)?;
+        sweep_record(meta, &self.opts).create_or_check(&self.dir)?;
         self.manifest = Manifest::load(&self.dir)?;
-        self.shape = Some(Shape {
-            circuit_name: meta.circuit_name.to_string(),
-            time: meta.time.to_vec(),
-            columns: meta.columns.to_vec(),
-            stats: meta.summaries.to_vec(),
-            keep_traces: meta.keep_traces,
-            block_size: meta.block_size,
-        });
+        self.shape = Some(Shape::of(meta));
         self.grid = Some(meta.grid.clone());
         write_inputs(&self.dir, &meta.spec.inputs)?;
         Ok(())
@@ -381,80 +526,34 @@ impl PartSink {
         }
         let shape = self.shape.as_ref().expect("begin runs before chunks");
         let grid = self.grid.as_ref().expect("begin runs before chunks");
-        let path = self.dir.join(part_file(range.start, range.end));
-        let tmp = tmp_path(&path);
-        let file = create_file(&tmp).map_err(h5(&tmp))?;
-        let n = range.len();
+        let tmp = tmp_path(&self.dir.join(part_file(range.start, range.end)));
         // Parts are temporary and read back once by the merge, which compresses the final
         // file: compressing them too would deflate every trace twice.
-        let (g, sets) = create_layout(&file, shape, grid.keys(), n, false, &tmp)?;
-        for (key, col) in grid.keys().iter().zip(grid.columns()) {
-            write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
-        }
-        let labels: Vec<String> = range.clone().map(|i| format!("{}_{i}", shape.circuit_name)).collect();
-        write_strings(&g, "labels", &labels, &tmp)?;
-        write_u64_attr(&file, "chunk_index", index as u64, &tmp)?;
-        write_u64_attr(&file, "chunk_start", range.start as u64, &tmp)?;
-        write_u64_attr(&file, "chunk_end", range.end as u64, &tmp)?;
-        let nc = shape.columns.len();
-        self.current = Some(OpenPart {
-            index,
-            range,
-            file,
-            tmp,
-            sets,
-            codes: vec![0; n],
-            times: vec![f64::NAN; n],
-            summaries: vec![vec![f64::NAN; n * nc]; shape.stats.len()],
-        });
+        let part = OpenFile::create(tmp, shape, grid, range.clone(), false)?;
+        write_u64_attr(&part.file, "chunk_index", index as u64, &part.tmp)?;
+        write_u64_attr(&part.file, "chunk_start", range.start as u64, &part.tmp)?;
+        write_u64_attr(&part.file, "chunk_end", range.end as u64, &part.tmp)?;
+        self.current = Some((index, part));
         Ok(true)
     }
 
     fn block_io(&mut self, out: &BlockOutput<'_>) -> Result<(), IoError> {
         let shape = self.shape.as_ref().expect("begin runs before blocks");
-        let part = self.current.as_mut().expect("blocks arrive inside a chunk");
-        let (nt, nc) = (shape.time.len(), shape.columns.len());
-        let p0 = out.first_point - part.range.start;
-        for (i, s) in out.status.iter().enumerate() {
-            (part.codes[p0 + i], part.times[p0 + i]) = status_code(s);
-        }
-        let block = out.lanes * nc;
-        for (si, vals) in part.summaries.iter_mut().enumerate() {
-            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
-        }
-        if let (Some(ds), Some(tr)) = (&part.sets.traces, out.traces) {
-            let view =
-                ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
-            ds.write_slice(view, (p0..p0 + out.lanes, .., ..))
-                .map_err(h5(&part.tmp))?;
-        }
-        Ok(())
+        let (_, part) = self.current.as_mut().expect("blocks arrive inside a chunk");
+        part.block(shape, out)
     }
 
     fn end_chunk_io(&mut self) -> Result<(), IoError> {
         let shape = self.shape.as_ref().expect("begin runs before chunks");
-        let part = self.current.take().expect("end_chunk follows begin_chunk");
-        let e = h5(&part.tmp);
-        let nc = shape.columns.len();
-        part.sets.code.write_raw(&part.codes[..]).map_err(&e)?;
-        part.sets.t.write_raw(&part.times[..]).map_err(&e)?;
-        for (ds, vals) in part.sets.summaries.iter().zip(&part.summaries) {
-            let view = ndarray::ArrayView2::from_shape((part.range.len(), nc), vals).expect("chunk × columns");
-            ds.write(view).map_err(&e)?;
-        }
-        part.file.flush().map_err(&e)?;
-        drop(part.sets);
-        part.file.close().map_err(&e)?;
-        std::fs::File::open(&part.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(IoError::fs(&part.tmp))?;
+        let (index, part) = self.current.take().expect("end_chunk follows begin_chunk");
         let rel = part_file(part.range.start, part.range.end);
+        let (start, end) = (part.range.start, part.range.end);
         let path = self.dir.join(&rel);
-        std::fs::rename(&part.tmp, &path).map_err(IoError::fs(&path))?;
+        part.finish(shape.columns.len(), &path)?;
         let entry = ManifestEntry {
-            chunk: part.index,
-            start: part.range.start,
-            end: part.range.end,
+            chunk: index,
+            start,
+            end,
             file: rel,
             sha256: parts::sha256_file(&path)?,
         };
@@ -462,6 +561,63 @@ impl PartSink {
         self.manifest.entries.push(entry);
         self.chunks_written += 1;
         Ok(())
+    }
+}
+
+/// Writes a sweep of one chunk straight into its results file, as `out.tmp` renamed when
+/// complete: the same content a merge of its one part file gives, without writing, hashing,
+/// reading back and deleting that part (which is most of the time of a small sweep).
+struct FileSink {
+    out: PathBuf,
+    opts: FileOptions,
+    shape: Option<Shape>,
+    current: Option<OpenFile>,
+}
+
+impl FileSink {
+    fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
+        let shape = Shape::of(meta);
+        let tmp = tmp_path(&self.out);
+        let open = OpenFile::create(tmp, &shape, meta.grid, 0..meta.grid.len(), self.opts.compression)?;
+        write_sweep_attrs(&open.file, &sweep_record(meta, &self.opts), &open.tmp)?;
+        if has_series(&meta.spec.inputs) {
+            let g = open.file.create_group("inputs").map_err(h5(&open.tmp))?;
+            write_input_sets(&g, &meta.spec.inputs, &open.tmp)?;
+        }
+        self.shape = Some(shape);
+        self.current = Some(open);
+        Ok(())
+    }
+
+    fn end_io(&mut self) -> Result<(), IoError> {
+        let shape = self.shape.as_ref().expect("begin runs before chunks");
+        let open = self.current.take().expect("one chunk, opened by begin");
+        write_complete(&open.file, 0, &open.tmp)?;
+        open.finish(shape.columns.len(), &self.out)
+    }
+}
+
+impl SweepSink for FileSink {
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        debug_assert!(
+            meta.chunks.len() == 1 && meta.chunks[0] == (0..meta.grid.len()),
+            "the direct route takes one chunk"
+        );
+        self.begin_io(meta).map_err(out_err)
+    }
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
+        let shape = self.shape.as_ref().expect("begin runs before blocks");
+        let open = self.current.as_mut().expect("blocks follow begin");
+        open.block(shape, &out).map_err(out_err)
+    }
+    fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
+        self.end_io().map_err(out_err)
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        abandon(self.current.take());
     }
 }
 
@@ -497,12 +653,7 @@ impl SweepSink for PartSink {
 
 impl Drop for PartSink {
     fn drop(&mut self) {
-        // An unfinished chunk (cancel, error) leaves no `.tmp` behind.
-        if let Some(part) = self.current.take() {
-            let tmp = part.tmp.clone();
-            drop(part);
-            let _ = std::fs::remove_file(tmp);
-        }
+        abandon(self.current.take().map(|(_, part)| part));
     }
 }
 
@@ -520,8 +671,13 @@ pub fn run_parts(
     Ok((summary, sink.chunks_written))
 }
 
-/// Runs a whole sweep into the results file `out` through part files (so an interrupted
-/// run resumes when called again), merges them and removes the parts.
+/// Runs a whole sweep into the results file `out`, written under a temporary name and
+/// renamed when complete.
+///
+/// A sweep of one chunk writes the file directly, unless its part directory already holds
+/// this sweep's parts (they are reused) or the parts are to be kept. Larger sweeps go through
+/// part files, so that an interrupted run resumes when called again; the parts are merged and
+/// removed. Both routes give the same file content.
 pub fn sweep_to_file(
     spec: &SweepSpec,
     circuit: &Circuit,
@@ -535,6 +691,15 @@ pub fn sweep_to_file(
         PathBuf::from(s)
     });
     let ctrl = RunControl { shard: None, ..ctrl };
+    if spec.chunks().len() == 1 && !opts.keep_parts && !SweepRecord::path(&dir).exists() {
+        let mut sink = FileSink {
+            out: out.to_path_buf(),
+            opts: opts.clone(),
+            shape: None,
+            current: None,
+        };
+        return run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out);
+    }
     let (summary, _) = run_parts(spec, circuit, &dir, opts, ctrl)?;
     merge(&[dir.as_path()], out)?;
     if !opts.keep_parts {
@@ -691,16 +856,7 @@ fn merge_sources(
         }
     };
     let eo = h5(&tmp);
-    for (name, value) in [
-        ("template_source", record.template_source.as_str()),
-        ("template_path", record.template_path.as_str()),
-        ("circuit_name", record.circuit_name.as_str()),
-        ("fingerprint", record.fingerprint.as_str()),
-        ("rustrates_version", record.rustrates_version.as_str()),
-    ] {
-        write_str_attr(&file, name, value, &tmp)?;
-    }
-    write_str_attr(&file, "settings", &record.settings.to_string(), &tmp)?;
+    write_sweep_attrs(&file, &record, &tmp)?;
     if let Some(src) = dirs.iter().map(|d| d.join(INPUTS_FILE)).find(|p| p.is_file()) {
         copy_inputs(&src, &file, &tmp)?;
     }
@@ -800,11 +956,7 @@ fn merge_sources(
         let status = file.group("status").map_err(&eo)?;
         write_strings(&status, "error", &errors, &tmp)?;
     }
-    write_u64_attr(&file, "failed_points", failed_points as u64, &tmp)?;
-    file.new_attr::<u8>()
-        .create("complete")
-        .and_then(|a| a.write_scalar(&1u8))
-        .map_err(&eo)?;
+    write_complete(&file, failed_points, &tmp)?;
     file.flush().map_err(&eo)?;
     drop((grid, sets, grid_sets));
     file.close().map_err(&eo)?;
@@ -1000,6 +1152,199 @@ mod tests {
         assert_eq!(f.dataset("traces").unwrap().shape(), vec![20, 15, 2]);
         let stored: Vec<f64> = f.dataset("inputs/A%2Fop%2Finp").unwrap().read_raw().unwrap();
         assert_eq!(stored, drive, "time-series inputs travel with the file");
+    }
+
+    /// Everything a reader of `path` can see, as text in name order: every attribute, and every
+    /// dataset's type, shape, chunking, filters and values (floats by bit pattern, so NaN
+    /// compares equal to itself).
+    fn contents(path: &Path) -> Vec<String> {
+        use hdf5::types::{IntSize, TypeDescriptor};
+        use hdf5::LocationType;
+        fn values(c: &hdf5::Container) -> String {
+            match c.dtype().unwrap().to_descriptor().unwrap() {
+                TypeDescriptor::Float(_) => {
+                    let v: Vec<f64> = c.read_raw().unwrap();
+                    format!("{:?}", v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                }
+                TypeDescriptor::Unsigned(IntSize::U1) => format!("{:?}", c.read_raw::<u8>().unwrap()),
+                TypeDescriptor::Unsigned(IntSize::U8) => format!("{:?}", c.read_raw::<u64>().unwrap()),
+                TypeDescriptor::VarLenUnicode => format!("{:?}", c.read_raw::<VarLenUnicode>().unwrap()),
+                other => panic!("no reader for {other:?} in this test"),
+            }
+        }
+        fn attrs(loc: &hdf5::Location, at: &str, out: &mut Vec<String>) {
+            let mut names = loc.attr_names().unwrap();
+            names.sort();
+            for n in names {
+                let a = loc.attr(&n).unwrap();
+                out.push(format!("{at}@{n} {:?} = {}", a.shape(), values(&a)));
+            }
+        }
+        fn walk(g: &Group, at: &str, out: &mut Vec<String>) {
+            attrs(g, at, out);
+            let mut names = g.member_names().unwrap();
+            names.sort();
+            for n in names {
+                let here = format!("{at}/{n}");
+                match g.loc_type_by_name(&n).unwrap() {
+                    LocationType::Group => walk(&g.group(&n).unwrap(), &here, out),
+                    _ => {
+                        let ds = g.dataset(&n).unwrap();
+                        attrs(&ds, &here, out);
+                        out.push(format!(
+                            "{here} {:?} chunk {:?} filters {:?} = {}",
+                            ds.shape(),
+                            ds.chunk(),
+                            ds.filters(),
+                            values(&ds)
+                        ));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&open_file(path).unwrap(), "", &mut out);
+        out
+    }
+
+    #[test]
+    fn h5_one_chunk_direct_write_equals_parts_route() {
+        // One chunk (chunk_size 0) with a time-series input, every summary, traces and a
+        // diverging row. The direct route must give the very file the parts route gives
+        // (`keep_parts` forces that route), compressed or not.
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = spec();
+        spec.chunk_size = 0;
+        let drive: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.5).collect();
+        spec.inputs = vec![("A/op/inp".into(), crate::solve::Signal::Shared(drive.into()))];
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        // These traces (20 × 15 × 2 doubles) are far below the size that is deflated: lower
+        // the threshold so that both routes really compress.
+        MIN_COMPRESSED.with(|m| m.set(0));
+        for compression in [true, false] {
+            let ctrl = RunControl {
+                solver: Some(&solver),
+                ..RunControl::default()
+            };
+            let o = FileOptions { compression, ..opts() };
+            let direct = dir.path().join(format!("direct_{compression}.h5"));
+            sweep_to_file(&spec, &c, &direct, &o, ctrl).unwrap();
+            assert!(
+                !dir.path().join(format!("direct_{compression}.h5.parts")).exists(),
+                "no part directory on the direct route"
+            );
+            let via_parts = dir.path().join(format!("parts_{compression}.h5"));
+            let kept = FileOptions { keep_parts: true, ..o };
+            sweep_to_file(&spec, &c, &via_parts, &kept, ctrl).unwrap();
+            assert!(dir
+                .path()
+                .join(format!("parts_{compression}.h5.parts/manifest.jsonl"))
+                .is_file());
+            let (a, b) = (contents(&direct), contents(&via_parts));
+            assert_eq!(a, b);
+            // The walk saw what matters: traces with their filters, summaries, inputs, status.
+            let traces = a.iter().find(|l| l.starts_with("/traces ")).unwrap();
+            assert_eq!(traces.contains("Deflate"), compression, "{traces}");
+            assert!(a.iter().any(|l| l.starts_with("/inputs/A%2Fop%2Finp ")));
+            assert!(a.iter().any(|l| l.starts_with("/summaries/dom_power ")));
+            assert!(a.iter().any(|l| l.starts_with("@complete ")));
+            assert!(same_result(&read_results(&direct).unwrap(), &in_memory(&spec)));
+        }
+    }
+
+    #[test]
+    fn h5_small_traces_are_stored_uncompressed() {
+        // 4,800 bytes of traces: compression on, yet no filter; the threshold itself is
+        // inclusive.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("small.h5");
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let ctrl = RunControl {
+            solver: Some(&solver),
+            ..RunControl::default()
+        };
+        sweep_to_file(&spec(), &c, &out, &opts(), ctrl).unwrap();
+        let f = open_file(&out).unwrap();
+        let traces = f.dataset("traces").unwrap();
+        assert_eq!(traces.shape(), vec![20, 15, 2]);
+        assert_eq!(traces.filters(), vec![]);
+        assert!(traces.chunk().is_some(), "still chunked, so h5py reads points lazily");
+        assert!(deflate_traces(true, MIN_COMPRESSED_TRACE_BYTES));
+        assert!(!deflate_traces(true, MIN_COMPRESSED_TRACE_BYTES - 1));
+        assert!(!deflate_traces(false, usize::MAX));
+    }
+
+    #[test]
+    fn h5_interrupted_direct_write_leaves_no_file_and_rerun_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r.h5");
+        let mut spec = spec();
+        (spec.chunk_size, spec.threads) = (0, Some(1));
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let cancel = AtomicBool::new(false);
+        let progress = |p: crate::sweep::Progress| {
+            if p.points_done >= 6 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let ctrl = RunControl {
+            solver: Some(&solver),
+            cancel: Some(&cancel),
+            progress: Some(&progress),
+            ..RunControl::default()
+        };
+        let err = sweep_to_file(&spec, &c, &out, &opts(), ctrl).unwrap_err();
+        assert!(matches!(err, IoError::Sweep(SweepError::Cancelled { .. })), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "neither the file, its .tmp nor parts: {left:?}");
+        // A killed run leaves its `.tmp` (no destructor runs): the next run overwrites it.
+        std::fs::write(tmp_path(&out), b"torn").unwrap();
+        let ctrl = RunControl {
+            solver: Some(&solver),
+            ..RunControl::default()
+        };
+        sweep_to_file(&spec, &c, &out, &opts(), ctrl).unwrap();
+        assert!(!tmp_path(&out).exists());
+        assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
+    }
+
+    #[test]
+    fn h5_one_chunk_sweep_reuses_parts_already_in_its_directory() {
+        // A previous run finished the chunk but not the merge: the rerun takes the parts route
+        // and computes nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r.h5");
+        let mut spec = spec();
+        spec.chunk_size = 0;
+        let first = AtomicUsize::new(0);
+        parts(&spec, &dir.path().join("r.h5.parts"), RunControl::default(), &first).unwrap();
+        assert_eq!(first.load(Ordering::Relaxed), 20);
+        let c = fake_circuit();
+        let solver = fake_solver(c.clone());
+        let counted = AtomicUsize::new(0);
+        let counting = |k: &crate::kernel::Kernel,
+                        cfg: &crate::solve::SimConfig,
+                        i: &[crate::solve::InputBinding],
+                        o: &[crate::solve::OutputBinding],
+                        b: crate::solve::Block<'_>,
+                        s: &mut dyn crate::solve::SampleSink| {
+            counted.fetch_add(b.lanes, Ordering::Relaxed);
+            solver(k, cfg, i, o, b, s)
+        };
+        let ctrl = RunControl {
+            solver: Some(&counting),
+            ..RunControl::default()
+        };
+        let summary = sweep_to_file(&spec, &c, &out, &opts(), ctrl).unwrap();
+        assert_eq!((counted.load(Ordering::Relaxed), summary.points_skipped), (0, 20));
+        assert!(!dir.path().join("r.h5.parts").exists());
+        assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! manifest for interrupted, sharded and cluster sweeps ([`parts`]), CSV for single runs.
 //!
 //! Invariant: a file that looks complete is complete — final files appear only by rename and
-//! carry `complete = 1`; part files are `*.h5.tmp` until their chunk is finished.
+//! carry `complete = 1`; part files are `*.h5.tmp` until their chunk is finished. A sweep of
+//! one chunk skips the part files and writes its final file the same way (`out.tmp`, renamed).
 
 // Errors are built once per failed call, never in the stepping loop: their typed fields are
 // worth more than a smaller `Result`.

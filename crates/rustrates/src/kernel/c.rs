@@ -3,9 +3,11 @@
 //! The generated library exports three functions (all arrays `x[slot * lanes + lane]`):
 //! - `rustrates_rhs(lanes, t, y, p, u, dy, a, ctx)` and `rustrates_rhs_f32` (float arrays,
 //!   `t` stays double): algebraics into `a`, derivatives into `dy`;
-//! - `rustrates_steps(lanes, nsteps, t0, dt, y, p, u, a, ctx, stages, A, B, C, work)`: advance
-//!   `y` by `nsteps` explicit Runge–Kutta steps with inputs held constant, expressions that
-//!   depend only on parameters and inputs computed once per call, and a fused loop for Euler.
+//! - `rustrates_steps(lanes, nsteps, t0, dt, y, p, u, a, ctx, stages, A, B, C, work, slots,
+//!   nslots, first, every, count, out)`: advance `y` by `nsteps` explicit Runge–Kutta steps
+//!   with inputs held constant, expressions that depend only on parameters and inputs
+//!   computed once per call, and a fused loop for Euler; the states `slots` are copied to
+//!   `out` after `first + k·every` steps (`k < count`).
 //!   Reached through [`crate::kernel::Kernel::steps`].
 //!
 //! Every function has a copy specialised for blocks of [`BLOCK_LANES`] lanes (constant
@@ -30,8 +32,10 @@ use std::sync::OnceLock;
 use super::{Backend, KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
-type RhsF64 = unsafe extern "C" fn(usize, f64, *const f64, *const f64, *const f64, *mut f64, *mut f64, *mut c_void);
-type RhsF32 = unsafe extern "C" fn(usize, f64, *const f32, *const f32, *const f32, *mut f32, *mut f32, *mut c_void);
+/// `rustrates_rhs` (`R = f64`) and `rustrates_rhs_f32` (`R = f32`; `t` stays double).
+type RhsFn<R> = unsafe extern "C" fn(usize, f64, *const R, *const R, *const R, *mut R, *mut R, *mut c_void);
+type RhsF64 = RhsFn<f64>;
+type RhsF32 = RhsFn<f32>;
 type StepsFn = unsafe extern "C" fn(
     usize,
     usize,
@@ -46,6 +50,12 @@ type StepsFn = unsafe extern "C" fn(
     *const f64,
     *const f64,
     *const f64,
+    *mut f64,
+    *const u32,
+    usize,
+    usize,
+    usize,
+    usize,
     *mut f64,
 );
 
@@ -187,6 +197,14 @@ impl CKernel {
     }
 
     pub fn rhs(&self, args: RhsArgs<'_>) {
+        self.call_rhs(self.rhs64, args);
+    }
+
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        self.call_rhs(self.rhs32, args);
+    }
+
+    fn call_rhs<R>(&self, f: RhsFn<R>, args: RhsArgs<'_, R>) {
         let RhsArgs {
             t,
             lanes,
@@ -202,41 +220,11 @@ impl CKernel {
             return;
         }
         let ctx: *mut KernelCtx = ctx;
-        // SAFETY: lengths checked above; the C function touches exactly `slots × lanes`
-        // elements of each array, and `ctx` points to a live `#[repr(C)] KernelCtx`.
+        // SAFETY: lengths checked above; `f` is the library's function for this precision,
+        // which touches exactly `slots × lanes` elements of each array, and `ctx` points to a
+        // live `#[repr(C)] KernelCtx`.
         unsafe {
-            (self.rhs64)(
-                lanes,
-                t,
-                y.as_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                dy.as_mut_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-            );
-        }
-    }
-
-    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        } = args;
-        self.check(lanes, y.len(), p.len(), u.len(), dy.len(), a.len());
-        if lanes == 0 {
-            return;
-        }
-        let ctx: *mut KernelCtx = ctx;
-        // SAFETY: as in `rhs`.
-        unsafe {
-            (self.rhs32)(
+            f(
                 lanes,
                 t,
                 y.as_ptr(),
@@ -263,6 +251,7 @@ impl CKernel {
             a,
             work,
             ctx,
+            samples,
         } = args;
         let stages = tableau.b.len();
         if self.uses_callbacks
@@ -274,7 +263,10 @@ impl CKernel {
             return false;
         }
         self.check(lanes, y.len(), p.len(), u.len(), y.len(), a.len());
-        if lanes == 0 || nsteps == 0 {
+        if let Some(s) = &samples {
+            s.check(lanes, nsteps, self.states);
+        }
+        if lanes == 0 || (nsteps == 0 && samples.as_ref().is_none_or(|s| s.count == 0)) {
             return true;
         }
         let need = (self.hoisted + (stages + 1) * self.states) * lanes;
@@ -282,9 +274,14 @@ impl CKernel {
             work.resize(need, 0.0);
         }
         let ctx: *mut KernelCtx = ctx;
+        let (slots, first, every, count, out) = match samples {
+            Some(s) => (s.slots, s.first, s.every, s.count, s.out.as_mut_ptr()),
+            None => (&[][..], 0, 1, 0, std::ptr::null_mut()),
+        };
         // SAFETY: array lengths checked above, `work` holds the hoisted values, stage
         // derivatives and a stage state (`need`), the tableau slices have the lengths the C
-        // code indexes (`stages²`, `stages`, `stages`).
+        // code indexes (`stages²`, `stages`, `stages`); the samples were checked above (slots in
+        // range, `out` long enough, every sample within the call).
         unsafe {
             (self.steps)(
                 lanes,
@@ -301,6 +298,12 @@ impl CKernel {
                 tableau.b.as_ptr(),
                 tableau.c.as_ptr(),
                 work.as_mut_ptr(),
+                slots.as_ptr(),
+                slots.len(),
+                first,
+                every,
+                count,
+                out,
             );
         }
         true
@@ -1263,6 +1266,7 @@ mod tests {
                         a: &mut a,
                         work: &mut work,
                         ctx: &mut ctx,
+                        samples: None,
                     });
                     assert!(ok, "the C back end has a fused path");
                 }
@@ -1324,6 +1328,7 @@ mod tests {
                 a: &mut a,
                 work: &mut work,
                 ctx: &mut ctx,
+                samples: None,
             };
             assert!(k.steps(args));
             finals.push(y);
@@ -1369,6 +1374,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         };
         assert!(kernel.steps(args));
         for (l, k) in p.iter().enumerate() {
@@ -1403,6 +1409,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         };
         assert!(!kernel.steps(args));
         assert_eq!(y, before);
@@ -1747,6 +1754,7 @@ mod tests {
                         a: &mut a,
                         work: &mut work,
                         ctx: &mut ctx,
+                        samples: None,
                     });
                     assert!(ok);
                 }

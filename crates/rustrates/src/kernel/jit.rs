@@ -30,15 +30,32 @@ use crate::model::{Circuit, Expr};
 /// C back end.
 const RECIPROCAL_DIVISORS: bool = true;
 
-/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`: the fused stepper (see
+/// `fn(lanes, s0, nsteps, t0, dt, y, p, u, work, ctx, prologue)`: the fused stepper (see
 /// `codegen::define_stepper`).
-type StepFn = unsafe extern "C" fn(usize, usize, f64, f64, *mut f64, *const f64, *const f64, *mut f64, *mut KernelCtx);
+type StepFn = unsafe extern "C" fn(
+    usize,
+    usize,
+    usize,
+    f64,
+    f64,
+    *mut f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *mut KernelCtx,
+    usize,
+);
 
-/// The JIT module and the steppers compiled into it so far (one per tableau).
+/// Block width for which the fused stepper gets its own copy with the lane count, and so
+/// every row offset, a constant (as the C back end's [`super::c::BLOCK_LANES`]).
+const STEPPER_BLOCK: usize = super::c::BLOCK_LANES;
+
+/// The JIT module and the steppers compiled into it so far (one per tableau and block width).
 struct Code {
     module: Option<Box<JITModule>>,
     /// Per tableau: the stepper and the scratch rows per lane it needs.
-    steppers: Vec<(codegen::Tableau, StepFn, usize)>,
+    /// Per tableau and fixed lane count (`None`: any): the stepper and its scratch rows per lane.
+    steppers: Vec<(codegen::Tableau, Option<usize>, StepFn, usize)>,
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
@@ -156,32 +173,15 @@ impl JitKernel {
         let f = self
             .f64_fn
             .expect("JIT kernel compiled for Precision::F32: call rhs_f32");
-        let lanes = args.lanes;
-        self.check_lengths(
-            lanes,
-            [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
-        );
-        if lanes == 0 {
-            return;
-        }
-        // SAFETY: lengths checked above; the slices are distinct borrows (no aliasing between
-        // inputs and outputs); `ctx` is exclusively borrowed for the call.
-        unsafe {
-            f(
-                lanes,
-                args.t,
-                args.y.as_ptr(),
-                args.p.as_ptr(),
-                args.u.as_ptr(),
-                args.dy.as_mut_ptr(),
-                args.a.as_mut_ptr(),
-                args.ctx,
-            )
-        }
+        self.call_rhs(f, args);
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
         let f = self.f32_fn.expect("JIT kernel compiled for Precision::F64: call rhs");
+        self.call_rhs(f, args);
+    }
+
+    fn call_rhs<R>(&self, f: KernelFn<R>, args: RhsArgs<'_, R>) {
         let lanes = args.lanes;
         self.check_lengths(
             lanes,
@@ -190,7 +190,9 @@ impl JitKernel {
         if lanes == 0 {
             return;
         }
-        // SAFETY: as in `rhs`.
+        // SAFETY: lengths checked above; `f` was generated for this precision; the slices are
+        // distinct borrows (no aliasing between inputs and outputs); `ctx` is exclusively
+        // borrowed for the call.
         unsafe {
             f(
                 lanes,
@@ -236,53 +238,94 @@ impl JitKernel {
                 self.algebraics * lanes,
             ],
         );
-        let Some((f, rows)) = self.stepper(&tab) else {
+        let fixed = (lanes == STEPPER_BLOCK).then_some(lanes);
+        let Some((f, rows)) = self.stepper(&tab, fixed) else {
             return false;
         };
-        if lanes == 0 || args.nsteps == 0 {
+        let StepsArgs {
+            nsteps,
+            t0,
+            dt,
+            y,
+            p,
+            u,
+            work,
+            ctx,
+            mut samples,
+            ..
+        } = args;
+        if let Some(s) = &samples {
+            s.check(lanes, nsteps, self.states);
+        }
+        if lanes == 0 {
             return true;
         }
         let need = rows.checked_mul(lanes).expect("scratch rows × lanes overflows usize");
-        if args.work.len() < need {
-            args.work.resize(need, 0.0);
+        if work.len() < need {
+            work.resize(need, 0.0);
         }
-        // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work` was just sized to `rows × lanes`; `y` is
-        // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
-        unsafe {
-            f(
-                lanes,
-                args.nsteps,
-                args.t0,
-                args.dt,
-                args.y.as_mut_ptr(),
-                args.p.as_ptr(),
-                args.u.as_ptr(),
-                args.work.as_mut_ptr(),
-                args.ctx,
-            )
+        let mut hoisted = false;
+        let mut advance = |y: &mut [f64], s0: usize, n: usize| {
+            if n == 0 {
+                return;
+            }
+            // SAFETY: `y`, `p`, `u` hold their rows for `lanes` lanes (checked above); `work`
+            // was sized to `rows × lanes` and holds the hoisted rows once `hoisted`; `y` is
+            // exclusively borrowed; `ctx` is never read (no `Past`/`Randn`).
+            unsafe {
+                f(
+                    lanes,
+                    s0,
+                    n,
+                    t0,
+                    dt,
+                    y.as_mut_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    work.as_mut_ptr(),
+                    &mut *ctx,
+                    usize::from(!hoisted),
+                );
+            }
+            hoisted = true;
+        };
+        let mut done = 0;
+        if let Some(s) = samples.as_mut() {
+            let width = s.slots.len() * lanes;
+            for k in 0..s.count {
+                let at = s.first + k * s.every;
+                advance(y, done, at - done);
+                done = at;
+                for (o, &slot) in s.slots.iter().enumerate() {
+                    let row = &y[slot as usize * lanes..(slot as usize + 1) * lanes];
+                    s.out[k * width + o * lanes..][..lanes].copy_from_slice(row);
+                }
+            }
         }
+        advance(y, done, nsteps - done);
         true
     }
 
     /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
-    fn stepper(&self, tab: &codegen::Tableau) -> Option<(StepFn, usize)> {
+    fn stepper(&self, tab: &codegen::Tableau, fixed_lanes: Option<usize>) -> Option<(StepFn, usize)> {
         let mut code = match self.code.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, f, rows)) = code.steppers.iter().find(|(t, _, _)| t == tab) {
+        if let Some((_, _, f, rows)) = code.steppers.iter().find(|(t, n, _, _)| t == tab && *n == fixed_lanes) {
             return Some((*f, *rows));
         }
         let name = format!("rustrates_steps_{}", code.steppers.len());
         let module = code.module.as_mut()?;
         let layout = self.circuit.layout();
-        let (id, rows) = match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, &name) {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
-                return None;
-            }
-        };
+        let (id, rows) =
+            match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, fixed_lanes, &name) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
+                    return None;
+                }
+            };
         if let Err(e) = module.finalize_definitions() {
             log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");
             return None;
@@ -291,7 +334,7 @@ impl JitKernel {
         // SAFETY: `ptr` is the entry of a function generated with exactly `StepFn`'s
         // signature (see `codegen::define_stepper`), alive as long as the module (= self).
         let f = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
-        code.steppers.push((tab.clone(), f, rows));
+        code.steppers.push((tab.clone(), fixed_lanes, f, rows));
         Some((f, rows))
     }
 }
@@ -1346,6 +1389,7 @@ mod tests {
                             a: &mut a,
                             work: &mut work,
                             ctx: &mut ctx,
+                            samples: None,
                         });
                         assert!(ok);
                     }
@@ -1626,6 +1670,7 @@ mod tests {
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples: None,
         })
     }
 

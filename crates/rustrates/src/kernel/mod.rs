@@ -98,29 +98,21 @@ pub type PastHook = fn(&mut KernelCtx, u32, usize, f64, f64) -> f64;
 /// `randn(ctx, source, lane) -> sample` (see [`KernelCtx::randn`]). Must not panic.
 pub type RandnHook = fn(&mut KernelCtx, u32, usize) -> f64;
 
-/// One evaluation's buffers, all structure-of-arrays with stride `lanes`.
-pub struct RhsArgs<'a> {
+/// One evaluation's buffers, all structure-of-arrays with stride `lanes`, in the kernel's
+/// precision `R` (`f64`, or `f32` for [`Precision::F32`]); `t` stays `f64`.
+pub struct RhsArgs<'a, R = f64> {
     pub t: f64,
     pub lanes: usize,
-    pub y: &'a [f64],
-    pub p: &'a [f64],
-    pub u: &'a [f64],
-    pub dy: &'a mut [f64],
-    pub a: &'a mut [f64],
+    pub y: &'a [R],
+    pub p: &'a [R],
+    pub u: &'a [R],
+    pub dy: &'a mut [R],
+    pub a: &'a mut [R],
     pub ctx: &'a mut KernelCtx,
 }
 
 /// One evaluation's buffers in single precision.
-pub struct RhsArgsF32<'a> {
-    pub t: f64,
-    pub lanes: usize,
-    pub y: &'a [f32],
-    pub p: &'a [f32],
-    pub u: &'a [f32],
-    pub dy: &'a mut [f32],
-    pub a: &'a mut [f32],
-    pub ctx: &'a mut KernelCtx,
-}
+pub type RhsArgsF32<'a> = RhsArgs<'a, f32>;
 
 /// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
 /// triangular), `b` and `c` have `stages` entries.
@@ -149,6 +141,56 @@ pub struct StepsArgs<'a> {
     /// Scratch, grown by the kernel as needed; reuse it across calls.
     pub work: &'a mut Vec<f64>,
     pub ctx: &'a mut KernelCtx,
+    /// States the stepper records on the way, so that a stretch of many samples runs in one
+    /// call; `None`: none.
+    pub samples: Option<StepSamples<'a>>,
+}
+
+/// Samples a fused stepper takes itself (see [`StepsArgs::samples`]): sample `k` is the state
+/// after `first + k·every` steps of the call, for `k < count`; `first + (count − 1)·every`
+/// must not exceed `nsteps`.
+pub struct StepSamples<'a> {
+    /// State slots recorded, in output order.
+    pub slots: &'a [u32],
+    pub first: usize,
+    pub every: usize,
+    pub count: usize,
+    /// `out[(k · slots.len() + o) · lanes + lane]`; at least `count · slots.len() · lanes` long.
+    pub out: &'a mut [f64],
+}
+
+impl StepSamples<'_> {
+    /// Panics when the request would make generated code write out of bounds: a programming
+    /// error of the caller, not bad input.
+    fn check(&self, lanes: usize, nsteps: usize, states: usize) {
+        assert!(self.every >= 1, "StepSamples: every must be at least 1");
+        if self.count > 0 {
+            let last = (self.count - 1)
+                .checked_mul(self.every)
+                .and_then(|x| x.checked_add(self.first));
+            assert!(
+                last.is_some_and(|l| l <= nsteps),
+                "StepSamples: sample {} after {} steps lies beyond the call's {nsteps} steps",
+                self.count - 1,
+                last.map_or("too many".into(), |l| l.to_string())
+            );
+        }
+        assert!(
+            self.slots.iter().all(|&s| (s as usize) < states),
+            "StepSamples: slot out of range ({states} states)"
+        );
+        let need = self
+            .count
+            .checked_mul(self.slots.len())
+            .and_then(|x| x.checked_mul(lanes));
+        assert!(
+            need.is_some_and(|n| self.out.len() >= n),
+            "StepSamples: out holds {} values, {} samples × {} slots × {lanes} lanes needed",
+            self.out.len(),
+            self.count,
+            self.slots.len()
+        );
+    }
 }
 
 enum KernelImpl {
@@ -223,7 +265,12 @@ impl Kernel {
     /// between steps. Returns `false` (and touches nothing) when this back end has no fused
     /// path or the circuit needs per-step solver work (`Past`, `Randn`); the solver then
     /// steps with [`Kernel::rhs`]. Within 1e-12 relative of stepping with `rhs`; the result
-    /// is the same for a lane whatever the block size.
+    /// is the same for a lane whatever the block size, and whether a stretch of steps is
+    /// taken in one call or several (step `s` of a call starts at exactly `t0 + s·dt`, so a
+    /// caller replaying part of a call from its step `s` passes `t0 + s·dt`).
+    ///
+    /// With [`StepsArgs::samples`], the requested states are copied out at the requested
+    /// steps inside the call (the whole run between two checks of the solver is one call).
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
         match &self.imp {
             KernelImpl::C(k) => k.steps(args),

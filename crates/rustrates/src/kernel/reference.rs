@@ -175,6 +175,14 @@ impl ReferenceKernel {
     }
 
     pub fn rhs(&self, args: RhsArgs<'_>) {
+        self.rhs_generic(args);
+    }
+
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        self.rhs_generic(args);
+    }
+
+    fn rhs_generic<T: Real>(&self, args: RhsArgs<'_, T>) {
         let RhsArgs {
             t,
             lanes,
@@ -185,35 +193,6 @@ impl ReferenceKernel {
             a,
             ctx,
         } = args;
-        self.rhs_generic(t, lanes, y, p, u, dy, a, ctx);
-    }
-
-    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        let RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        } = args;
-        self.rhs_generic(t, lanes, y, p, u, dy, a, ctx);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn rhs_generic<T: Real>(
-        &self,
-        t: f64,
-        lanes: usize,
-        y: &[T],
-        p: &[T],
-        u: &[T],
-        dy: &mut [T],
-        a: &mut [T],
-        ctx: &mut KernelCtx,
-    ) {
         for lane in 0..lanes {
             let view = Lane {
                 t: T::from_f64(t),

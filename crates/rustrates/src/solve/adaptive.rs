@@ -261,28 +261,10 @@ pub(crate) fn run_masked<T: Float>(
                 continue;
             }
             let h_step = ck.h_step;
-            let mut err2 = 0.0f64;
-            for slot in 0..ns {
-                let j = slot * lanes + l;
-                let mut est = 0.0f64;
-                for (s, c) in e.iter().enumerate() {
-                    if *c != 0.0 {
-                        est += c * k[s * n + j].wide();
-                    }
-                }
-                let scale = tol.atol + tol.rtol * y[j].wide().abs().max(ynew[j].wide().abs());
-                let r = h_step * est / scale;
-                err2 += r * r;
-            }
-            let err = if ns == 0 { 0.0 } else { (err2 / ns as f64).sqrt() };
+            let err = error_norm(&e, &k, n, &y, &ynew, (lanes, l, ns), h_step, tol);
             if !err.is_finite() || err > 1.0 {
                 stats.rejected += 1;
-                let factor = if err.is_finite() {
-                    (0.9 * err.powf(-0.2)).max(0.2)
-                } else {
-                    0.2
-                };
-                clocks[l].h = h_step * factor;
+                clocks[l].h = h_step * shrink_factor(err);
                 continue;
             }
             stats.accepted += 1;
@@ -500,27 +482,10 @@ pub(crate) fn run_stats<T: Float>(
                     ynew.copy_from_slice(&ytmp);
                 }
             }
-            let mut err2 = 0.0f64;
-            for j in 0..ns {
-                let mut est = 0.0f64;
-                for (s, c) in e.iter().enumerate() {
-                    if *c != 0.0 {
-                        est += c * k[s * ns + j].wide();
-                    }
-                }
-                let scale = tol.atol + tol.rtol * y[j].wide().abs().max(ynew[j].wide().abs());
-                let r = h_step * est / scale;
-                err2 += r * r;
-            }
-            let err = if ns == 0 { 0.0 } else { (err2 / ns as f64).sqrt() };
+            let err = error_norm(&e, &k, ns, &y, &ynew, (1, 0, ns), h_step, tol);
             if !err.is_finite() || err > 1.0 {
                 stats.rejected += 1;
-                let factor = if err.is_finite() {
-                    (0.9 * err.powf(-0.2)).max(0.2)
-                } else {
-                    0.2
-                };
-                h = h_step * factor;
+                h = h_step * shrink_factor(err);
                 continue;
             }
             stats.accepted += 1;
@@ -594,6 +559,48 @@ pub(crate) fn run_stats<T: Float>(
         );
     }
     (status, stats)
+}
+
+/// scipy's error norm for lane `l` of a block of `lanes` lanes with `ns` states: the RMS over
+/// the states of `h·Σ e_s k_s / (atol + rtol·max(|y|, |ynew|))`, stage `s` of the derivatives
+/// starting at `k[s * stage_len]`.
+#[allow(clippy::too_many_arguments)]
+fn error_norm<T: Float>(
+    e: &[f64],
+    k: &[T],
+    stage_len: usize,
+    y: &[T],
+    ynew: &[T],
+    (lanes, l, ns): (usize, usize, usize),
+    h: f64,
+    tol: Tolerance,
+) -> f64 {
+    if ns == 0 {
+        return 0.0;
+    }
+    let mut err2 = 0.0f64;
+    for slot in 0..ns {
+        let j = slot * lanes + l;
+        let mut est = 0.0f64;
+        for (s, c) in e.iter().enumerate() {
+            if *c != 0.0 {
+                est += c * k[s * stage_len + j].wide();
+            }
+        }
+        let scale = tol.atol + tol.rtol * y[j].wide().abs().max(ynew[j].wide().abs());
+        let r = h * est / scale;
+        err2 += r * r;
+    }
+    (err2 / ns as f64).sqrt()
+}
+
+/// How much a rejected step shrinks (scipy's safety 0.9 and exponent −1/5, at least ×0.2).
+fn shrink_factor(err: f64) -> f64 {
+    if err.is_finite() {
+        (0.9 * err.powf(-0.2)).max(0.2)
+    } else {
+        0.2
+    }
 }
 
 fn put(store: &mut [f64], out: &[f64], row: usize, lanes: usize, lane: usize) {

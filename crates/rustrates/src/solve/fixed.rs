@@ -8,7 +8,7 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
-use crate::kernel::{Kernel, KernelCtx, RhsArgs, RhsArgsF32, StepsArgs, TableauRef};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs, TableauRef};
 use crate::model::VarKind;
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
@@ -25,6 +25,8 @@ pub(crate) trait Float:
     fn of(x: f64) -> Self;
     fn wide(self) -> f64;
     fn finite(self) -> bool;
+    /// The kernel's evaluation in this precision.
+    fn eval(kernel: &Kernel, args: RhsArgs<'_, Self>);
     #[allow(clippy::too_many_arguments)]
     fn rhs(
         kernel: &Kernel,
@@ -36,7 +38,21 @@ pub(crate) trait Float:
         dy: &mut [Self],
         a: &mut [Self],
         ctx: &mut KernelCtx,
-    );
+    ) {
+        Self::eval(
+            kernel,
+            RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            },
+        );
+    }
 }
 
 impl Float for f64 {
@@ -50,27 +66,8 @@ impl Float for f64 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn rhs(
-        kernel: &Kernel,
-        t: f64,
-        lanes: usize,
-        y: &[f64],
-        p: &[f64],
-        u: &[f64],
-        dy: &mut [f64],
-        a: &mut [f64],
-        ctx: &mut KernelCtx,
-    ) {
-        kernel.rhs(RhsArgs {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        });
+    fn eval(kernel: &Kernel, args: RhsArgs<'_>) {
+        kernel.rhs(args);
     }
 }
 
@@ -86,27 +83,8 @@ impl Float for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn rhs(
-        kernel: &Kernel,
-        t: f64,
-        lanes: usize,
-        y: &[f32],
-        p: &[f32],
-        u: &[f32],
-        dy: &mut [f32],
-        a: &mut [f32],
-        ctx: &mut KernelCtx,
-    ) {
-        kernel.rhs_f32(RhsArgsF32 {
-            t,
-            lanes,
-            y,
-            p,
-            u,
-            dy,
-            a,
-            ctx,
-        });
+    fn eval(kernel: &Kernel, args: RhsArgs<'_, f32>) {
+        kernel.rhs_f32(args);
     }
 }
 
@@ -436,14 +414,25 @@ pub(crate) fn check_finite<T: Float>(
     }
 }
 
+/// Values of one fused call's sample buffer (`[sample][output][lane]`): 32 KiB, so the
+/// samples a call records are still in cache when the sink reads them.
+const CALL_SAMPLE_VALUES: usize = 4096;
+
+/// Steps one fused call may take when it records samples: bounds the one-step-per-call
+/// replay after a lane diverges.
+const CALL_STEPS: usize = 1024;
+
 /// The fused path: a back end that integrates whole runs of steps itself
-/// ([`Kernel::steps`], the C back end) is handed every stretch between two samples (every
-/// step when an input is a time series). `None` when the back end has no fused path for this
-/// circuit (delays, noise, or not C), before anything was emitted.
+/// ([`Kernel::steps`]; C and JIT) is handed long stretches. When every output is a state and
+/// no input is a time series, the back end also records the samples, so one call covers
+/// many samples; otherwise a call ends at each sample (the solver samples, evaluating the
+/// algebraics when an output needs them), or after every step when an input is a time
+/// series. `None` when the back end has no fused path for this circuit (delays, noise, or the
+/// reference back end), before anything was emitted.
 ///
-/// Non-finite lanes are found at the end of each stretch; the stretch is then replayed one
-/// step per call from its saved start (the same arithmetic, so the other lanes are unchanged
-/// bit for bit) to mark the exact step.
+/// Non-finite lanes are found at the end of each call; the call is then replayed one step
+/// per call from its saved start (the same arithmetic, so the other lanes are unchanged bit
+/// for bit) to mark the exact step.
 pub(crate) fn run_fused(
     kernel: &Kernel,
     prep: &Prepared<'_>,
@@ -488,59 +477,95 @@ pub(crate) fn run_fused(
         a: &mut a,
         work: &mut work,
         ctx: &mut ctx,
+        samples: None,
     };
     if !kernel.steps(probe) {
         return None;
     }
     let need_a = prep.outputs.iter().any(|o| matches!(o, Source::Algebraic(_)));
+    // State slots the back end records itself, when it can record every output.
+    let recorded: Option<Vec<u32>> = if prep.series.is_empty() {
+        prep.outputs
+            .iter()
+            .map(|o| match *o {
+                Source::State(s) => u32::try_from(s).ok(),
+                _ => None,
+            })
+            .collect()
+    } else {
+        None
+    };
+    let width = prep.outputs.len() * lanes;
+    let stride = plan.stride;
+    let per_call = match recorded {
+        Some(_) => (CALL_SAMPLE_VALUES / width.max(1)).min(CALL_STEPS / stride).max(1),
+        None => 1,
+    };
+    let mut rows = vec![0.0; per_call * width];
     let mut saved = vec![0.0; n];
-    let mut out = vec![0.0; prep.outputs.len() * lanes];
     let mut status = vec![PointStatus::Ok; lanes];
     let mut frozen = vec![false; lanes];
     let mut bad = vec![false; lanes];
-    let first_emitted = plan.first_emitted();
+    let total = plan.samples;
+    // Next sample to emit; every sample before it with a step below `i` has been emitted.
+    let mut k = plan.first_emitted();
     let mut emitted = 0usize;
     let mut i = 0usize;
-    loop {
-        let t = i as f64 * dt;
+    // The solver's own sampling: state, algebraics (evaluated at the sample) and the rest.
+    let take = |y: &[f64],
+                u: &[f64],
+                a: &mut [f64],
+                dy: &mut [f64],
+                ctx: &mut KernelCtx,
+                step: usize,
+                frozen: &[bool],
+                row: &mut [f64]| {
+        if need_a {
+            kernel.rhs(RhsArgs {
+                t: step as f64 * dt,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            });
+        }
+        gather(&prep.outputs, lanes, y, a, p, u, frozen, row);
+    };
+    while i < plan.steps {
         for d in &prep.series {
             d.fill(i, lanes, &mut u);
         }
-        let sample_k = i / plan.stride;
-        if i.is_multiple_of(plan.stride) && sample_k < plan.samples && sample_k >= first_emitted {
-            if need_a {
-                kernel.rhs(RhsArgs {
-                    t,
-                    lanes,
-                    y: &y,
-                    p,
-                    u: &u,
-                    dy: &mut dy,
-                    a: &mut a,
-                    ctx: &mut ctx,
-                });
-            }
-            gather(&prep.outputs, lanes, &y, &a, p, &u, &frozen, &mut out);
-            sink.samples(emitted, plan.sample_time(sample_k), lanes, &out);
-            emitted += 1;
-        }
-        let next_sample = (sample_k + 1) * plan.stride;
-        let end = if prep.series.is_empty() {
-            next_sample.min(plan.steps)
+        let end = if !prep.series.is_empty() {
+            i + 1
         } else {
-            (i + 1).min(plan.steps)
+            (i + per_call * stride - i % stride).min(plan.steps)
         };
-        // Step on to the end even after the last sample, as the stepwise path does, so a lane
-        // diverging there is marked the same way.
-        if i >= plan.steps {
-            break;
-        }
-        let chunk = end - i;
+        // Samples at steps i .. end - 1.
+        let count = total.min(end.div_ceil(stride)).saturating_sub(k);
+        let t0 = i as f64 * dt;
         saved.copy_from_slice(&y);
+        let samples = match &recorded {
+            Some(slots) => Some(StepSamples {
+                slots,
+                first: k * stride - i,
+                every: stride,
+                count,
+                out: &mut rows,
+            }),
+            None => {
+                if count > 0 {
+                    take(&y, &u, &mut a, &mut dy, &mut ctx, i, &frozen, &mut rows[..width]);
+                }
+                None
+            }
+        };
         kernel.steps(StepsArgs {
             lanes,
-            nsteps: chunk,
-            t0: t,
+            nsteps: end - i,
+            t0,
             dt,
             tableau,
             y: &mut y,
@@ -549,14 +574,28 @@ pub(crate) fn run_fused(
             a: &mut a,
             work: &mut work,
             ctx: &mut ctx,
+            samples,
         });
         if newly_non_finite(&y, lanes, &frozen) {
             y.copy_from_slice(&saved);
-            for s in 0..chunk {
+            for s in i..end {
+                if s % stride == 0 && (k..k + count).contains(&(s / stride)) {
+                    let j = s / stride - k;
+                    take(
+                        &y,
+                        &u,
+                        &mut a,
+                        &mut dy,
+                        &mut ctx,
+                        s,
+                        &frozen,
+                        &mut rows[j * width..(j + 1) * width],
+                    );
+                }
                 kernel.steps(StepsArgs {
                     lanes,
                     nsteps: 1,
-                    t0: t + s as f64 * dt,
+                    t0: t0 + (s - i) as f64 * dt,
                     dt,
                     tableau,
                     y: &mut y,
@@ -565,18 +604,49 @@ pub(crate) fn run_fused(
                     a: &mut a,
                     work: &mut work,
                     ctx: &mut ctx,
+                    samples: None,
                 });
-                check_finite(
-                    &mut y,
-                    lanes,
-                    &mut frozen,
-                    &mut bad,
-                    &mut status,
-                    (i + s + 1) as f64 * dt,
-                );
+                check_finite(&mut y, lanes, &mut frozen, &mut bad, &mut status, (s + 1) as f64 * dt);
+            }
+        } else if recorded.is_some() && frozen.contains(&true) {
+            // Frozen lanes read NaN exactly as `gather` writes it.
+            for row in rows[..count * width].chunks_exact_mut(lanes) {
+                for (v, _) in row.iter_mut().zip(&frozen).filter(|(_, f)| **f) {
+                    *v = f64::NAN;
+                }
             }
         }
+        // One call per sample, also when there are no outputs (sinks count the samples).
+        for j in 0..count {
+            sink.samples(
+                emitted,
+                plan.sample_time(k + j),
+                lanes,
+                &rows[j * width..(j + 1) * width],
+            );
+            emitted += 1;
+        }
+        k += count;
         i = end;
+    }
+    // A sample at the very end of the run (or the only one of a run shorter than a step).
+    for d in &prep.series {
+        d.fill(plan.steps, lanes, &mut u);
+    }
+    while k < total && k * stride <= plan.steps {
+        take(
+            &y,
+            &u,
+            &mut a,
+            &mut dy,
+            &mut ctx,
+            plan.steps,
+            &frozen,
+            &mut rows[..width],
+        );
+        sink.samples(emitted, plan.sample_time(k), lanes, &rows[..width]);
+        emitted += 1;
+        k += 1;
     }
     Some(status)
 }

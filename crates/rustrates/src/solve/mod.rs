@@ -12,8 +12,9 @@
 //! - **Fixed step** (`fixed`): one kernel call per stage on the whole block; stage 0's
 //!   algebraics are the sampled ones, so they are consistent with the sampled state. Input row
 //!   `i` drives every stage of step `i`; a signal with `steps − 1` rows holds its last row.
-//!   Back ends with a fused loop ([`Kernel::steps`], the C back end) get whole stretches
-//!   between samples.
+//!   Back ends with a fused loop ([`Kernel::steps`]: C and JIT) get stretches of up to 1024
+//!   steps and record the sampled states themselves when every output is a state and no input
+//!   is a time series; otherwise they get the stretches between samples (or single steps).
 //! - **rk45** (`adaptive`): Dormand–Prince 5(4), error control per lane (RMS norm, scipy's
 //!   rtol/atol), dense output for samples and for delayed values. Circuits that do not read
 //!   `t`, `past` or `randn` step the whole block at once with per-lane step sizes; the others

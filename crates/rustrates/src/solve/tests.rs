@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::kernel::{Backend, KernelOptions, Precision};
 use crate::model::test_models::{self, Builder};
-use crate::model::{BinOp, Circuit, Expr};
+use crate::model::{BinOp, Circuit, Expr, VarKind};
 
 fn compile(c: &Circuit, precision: Precision) -> Kernel {
     Kernel::compile(
@@ -1175,6 +1175,135 @@ fn fused_c_path_marks_divergence_at_the_exact_step() {
     let n_ok = fused.time.iter().filter(|t| **t < 0.95).count();
     assert!(fused.trace(0, 1)[..n_ok].iter().all(|v| v.is_finite()));
     assert!(fused.trace(0, 1)[n_ok + 2..].iter().all(|v| v.is_nan()));
+}
+
+fn compile_jit(c: &Circuit) -> Kernel {
+    Kernel::compile(
+        c,
+        &KernelOptions {
+            backend: Backend::Jit,
+            ..KernelOptions::default()
+        },
+    )
+    .expect("the JIT compiles the test models")
+}
+
+#[test]
+fn fused_recording_takes_the_same_samples_as_solver_sampling() {
+    // With only state outputs the fused back ends record the samples themselves, many per
+    // call; an algebraic output makes the solver sample between calls of one sample stretch
+    // each instead. Same steps, same arithmetic: the state columns must agree bit for bit,
+    // over 3000 steps (several calls of ≤ 1024 steps), with a cutoff that falls inside a
+    // call, for strides 1 and 7. Both also stay within 1e-12 relative of the reference
+    // kernel stepped by the solver (the back ends' contract). 64 lanes: the block width the
+    // back ends have constant-offset copies for; the first and last lane equal their
+    // single-lane runs (the generic copies) bit for bit.
+    let (c, _) = test_models::reference_circuit();
+    let algebraic = c
+        .vars
+        .iter()
+        .find(|v| v.kind == VarKind::Algebraic)
+        .expect("the reference circuit has algebraics (its lowered edges)")
+        .name
+        .clone();
+    let states = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/v")];
+    let mixed = [states[0].clone(), states[1].clone(), out(&c, &algebraic)];
+    let eta = slot_of(&c, "PC/qif_op/eta");
+    let lanes = 64;
+    let mut p = default_params(&c, lanes);
+    for l in 0..lanes {
+        p[eta * lanes + l] = -5.0 + 10.0 * l as f64 / (lanes - 1) as f64;
+    }
+    let init = default_init(&c, lanes);
+    let kr = compile(&c, Precision::F64);
+    for kernel in [compile_c(&c), compile_jit(&c)] {
+        for (method, dts) in [(Method::Euler, 1e-3), (Method::Euler, 7e-3), (Method::Rk4, 7e-3)] {
+            let config = SimConfig {
+                cutoff: 0.5,
+                ..cfg(method, 3.0, 1e-3, Some(dts))
+            };
+            let recorded = simulate(&kernel, &config, &[], &states, &p, &init, lanes).expect("run");
+            let sampled = simulate(&kernel, &config, &[], &mixed, &p, &init, lanes).expect("run");
+            let stepped = simulate(&kr, &config, &[], &states, &p, &init, lanes).expect("run");
+            let what = format!("{:?} {method:?} dts {dts}", kernel.backend());
+            assert_eq!(recorded.time, sampled.time, "{what}");
+            assert_eq!(recorded.time, stepped.time, "{what}");
+            assert!(
+                (recorded.time[0] - 0.5).abs() < 1e-12 * 0.5 + dts,
+                "{what}: cutoff applied"
+            );
+            for o in 0..states.len() {
+                for l in 0..lanes {
+                    assert_bitwise_eq(recorded.trace(o, l), sampled.trace(o, l));
+                    for (x, y) in recorded.trace(o, l).iter().zip(stepped.trace(o, l)) {
+                        assert!((x - y).abs() <= 1e-12 * y.abs().max(1e-3), "{what}: {x} vs {y}");
+                    }
+                }
+            }
+            for l in [0, lanes - 1] {
+                let mut p1 = default_params(&c, 1);
+                p1[eta] = p[eta * lanes + l];
+                let one = simulate(&kernel, &config, &[], &states, &p1, &default_init(&c, 1), 1).expect("run");
+                for o in 0..states.len() {
+                    assert_bitwise_eq(recorded.trace(o, l), one.trace(o, 0));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn run_without_outputs_still_delivers_every_sample_time() {
+    // Sinks count the samples (a sweep checks it got one per time row), so every back end,
+    // fused or not, delivers round(T/dts) = 100 samples at k·dts even with no outputs.
+    let (c, _) = test_models::exponential_decay();
+    for kernel in [compile(&c, Precision::F64), compile_c(&c), compile_jit(&c)] {
+        let tr = run_default(&c, &kernel, &cfg(Method::Euler, 1.0, 1e-3, Some(1e-2)), &[], 2);
+        assert_eq!(tr.time.len(), 100, "{:?}", kernel.backend());
+        for (k, t) in tr.time.iter().enumerate() {
+            assert!((t - k as f64 * 1e-2).abs() < 1e-15);
+        }
+    }
+}
+
+#[test]
+fn fused_recording_keeps_diverged_lanes_nan_in_later_calls() {
+    // x' = c·x², x(0) = 1 blows up at t = 1/c. With c = 1 the lane diverges near step 1000,
+    // inside the first fused call (1024 steps at stride 1); the call is replayed step by step,
+    // and the calls after it record the frozen lane as NaN (the bits `f64::NAN` has, like the
+    // solver's own sampling) while the other lanes equal their single runs bit for bit. The
+    // mark equals the one of the reference kernel stepped by the solver.
+    let c = blow_up();
+    let kr = compile(&c, Precision::F64);
+    let cs = [-1.0, 1.0, 0.25];
+    let config = cfg(Method::Rk4, 3.0, 1e-3, Some(1e-3));
+    let x = [out(&c, "n/op/x")];
+    let stepped = simulate(&kr, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
+    for kernel in [compile_c(&c), compile_jit(&c)] {
+        let fused = simulate(&kernel, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
+        assert_eq!(fused.status, stepped.status, "{:?}", kernel.backend());
+        let PointStatus::NonFinite { t } = fused.status[1] else {
+            panic!("lane 1 not marked: {:?}", fused.status[1]);
+        };
+        let trace = fused.trace(0, 1);
+        let first_nan = fused
+            .time
+            .iter()
+            .position(|&s| s >= t - 1e-9)
+            .expect("mark within the run");
+        assert!(
+            first_nan < 1024 && fused.time.len() > 2048,
+            "diverges in the first of ≥ 3 calls"
+        );
+        assert!(trace[..first_nan].iter().all(|v| v.is_finite()));
+        for v in &trace[first_nan..] {
+            assert_eq!(v.to_bits(), f64::NAN.to_bits());
+        }
+        for l in [0, 2] {
+            let one = simulate(&kernel, &config, &[], &x, &[cs[l]], &[1.0], 1).expect("run");
+            assert_bitwise_eq(fused.trace(0, l), one.trace(0, 0));
+        }
+    }
 }
 
 #[test]

@@ -74,64 +74,85 @@ impl Statistic {
     }
 }
 
-/// Streaming moments of one trace: sums of the samples shifted by the first one (no division
-/// per sample, and the shift keeps the variance free of cancellation for traces whose spread
-/// is not tiny next to their offset).
-#[derive(Clone, Copy, Debug)]
+/// Streaming moments of many traces at once (one per column and lane of a block): sums of
+/// the samples shifted by each trace's first one (no division per sample, and the shift keeps
+/// the variance free of cancellation for traces whose spread is not tiny next to their
+/// offset). Structure of arrays, so that one sample of every trace is a handful of vector
+/// operations: the solver delivers a sample for all lanes at once, and this runs every
+/// sampling step of every point of a summaries-only sweep.
+#[derive(Clone, Debug)]
 pub struct Moments {
+    /// Samples pushed (the same for every trace).
     n: usize,
-    shift: f64,
-    s1: f64,
-    s2: f64,
-    min: f64,
-    max: f64,
-    last: f64,
-    nan: bool,
-}
-
-impl Default for Moments {
-    fn default() -> Self {
-        Moments {
-            n: 0,
-            shift: 0.0,
-            s1: 0.0,
-            s2: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            last: f64::NAN,
-            nan: false,
-        }
-    }
+    shift: Vec<f64>,
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    last: Vec<f64>,
+    nan: Vec<bool>,
 }
 
 impl Moments {
+    /// Moments of `traces` traces, no samples yet.
+    pub fn new(traces: usize) -> Moments {
+        Moments {
+            n: 0,
+            shift: vec![0.0; traces],
+            s1: vec![0.0; traces],
+            s2: vec![0.0; traces],
+            min: vec![f64::INFINITY; traces],
+            max: vec![f64::NEG_INFINITY; traces],
+            last: vec![f64::NAN; traces],
+            nan: vec![false; traces],
+        }
+    }
+
+    /// Adds one sample to every trace: `x[i]` to trace i.
     #[inline]
-    pub fn push(&mut self, x: f64) {
+    pub fn push(&mut self, x: &[f64]) {
+        let x = &x[..self.shift.len()];
         if self.n == 0 {
-            self.shift = x;
+            self.shift.copy_from_slice(x);
         }
         self.n += 1;
-        let d = x - self.shift;
-        self.s1 += d;
-        self.s2 += d * d;
-        self.min = if x < self.min { x } else { self.min };
-        self.max = if x > self.max { x } else { self.max };
-        // Comparisons skip NaN, so remember it: a NaN sample makes every statistic NaN.
-        self.nan |= x.is_nan();
-        self.last = x;
+        let sums = x
+            .iter()
+            .zip(&self.shift)
+            .zip(self.s1.iter_mut().zip(self.s2.iter_mut()));
+        for ((&x, &shift), (s1, s2)) in sums {
+            let d = x - shift;
+            *s1 += d;
+            *s2 += d * d;
+        }
+        for ((&x, min), max) in x.iter().zip(self.min.iter_mut()).zip(self.max.iter_mut()) {
+            *min = if x < *min { x } else { *min };
+            *max = if x > *max { x } else { *max };
+        }
+        // Comparisons skip NaN, so remember it: a NaN sample makes every statistic NaN. The
+        // branch-free test over all traces is cheap; marking which ones is the rare case.
+        if x.iter().fold(false, |any, x| any | x.is_nan()) {
+            for (flag, x) in self.nan.iter_mut().zip(x) {
+                *flag |= x.is_nan();
+            }
+        }
+        self.last.copy_from_slice(x);
     }
-    pub fn get(&self, s: Statistic) -> f64 {
-        if self.n == 0 || self.nan {
+
+    /// Statistic `s` of trace `i`.
+    pub fn get(&self, i: usize, s: Statistic) -> f64 {
+        if self.n == 0 || self.nan[i] {
             return f64::NAN;
         }
         let n = self.n as f64;
+        let (s1, s2) = (self.s1[i], self.s2[i]);
         match s {
-            Statistic::Mean => self.shift + self.s1 / n,
-            Statistic::Std => ((self.s2 - self.s1 * self.s1 / n) / n).max(0.0).sqrt(),
-            Statistic::Min => self.min,
-            Statistic::Max => self.max,
-            Statistic::Last => self.last,
-            Statistic::Ptp => self.max - self.min,
+            Statistic::Mean => self.shift[i] + s1 / n,
+            Statistic::Std => ((s2 - s1 * s1 / n) / n).max(0.0).sqrt(),
+            Statistic::Min => self.min[i],
+            Statistic::Max => self.max[i],
+            Statistic::Last => self.last[i],
+            Statistic::Ptp => self.max[i] - self.min[i],
             Statistic::DomFreq | Statistic::DomPower => f64::NAN,
         }
     }
@@ -263,27 +284,32 @@ mod tests {
                 (s >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 3.0
             })
             .collect();
-        let mut m = Moments::default();
-        xs.iter().for_each(|&x| m.push(x));
+        let mut m = Moments::new(1);
+        xs.iter().for_each(|&x| m.push(&[x]));
+        let m = |s| m.get(0, s);
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         let min = xs.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        assert!((m.get(Statistic::Mean) - mean).abs() <= 1e-12 * mean.abs());
-        assert!((m.get(Statistic::Std) - var.sqrt()).abs() <= 1e-12 * var.sqrt());
-        assert_eq!(m.get(Statistic::Min), min);
-        assert_eq!(m.get(Statistic::Max), max);
-        assert_eq!(m.get(Statistic::Ptp), max - min);
-        assert_eq!(m.get(Statistic::Last), xs[999]);
+        assert!((m(Statistic::Mean) - mean).abs() <= 1e-12 * mean.abs());
+        assert!((m(Statistic::Std) - var.sqrt()).abs() <= 1e-12 * var.sqrt());
+        assert_eq!(m(Statistic::Min), min);
+        assert_eq!(m(Statistic::Max), max);
+        assert_eq!(m(Statistic::Ptp), max - min);
+        assert_eq!(m(Statistic::Last), xs[999]);
     }
 
     #[test]
     fn moments_nan_sample_makes_min_max_nan() {
-        let mut m = Moments::default();
-        for x in [1.0, f64::NAN, 3.0] {
-            m.push(x);
+        // Three traces side by side: only the middle one has a NaN sample; its neighbours
+        // keep their exact statistics.
+        let mut m = Moments::new(3);
+        for x in [[1.0, 1.0, -1.0], [2.0, f64::NAN, -2.0], [3.0, 3.0, -3.0]] {
+            m.push(&x);
         }
-        assert!(m.get(Statistic::Min).is_nan() && m.get(Statistic::Max).is_nan() && m.get(Statistic::Mean).is_nan());
+        assert!(Statistic::ALL.iter().all(|&s| m.get(1, s).is_nan()));
+        assert_eq!((m.get(0, Statistic::Min), m.get(0, Statistic::Max)), (1.0, 3.0));
+        assert_eq!((m.get(2, Statistic::Mean), m.get(2, Statistic::Last)), (-2.0, -3.0));
     }
 
     #[test]
@@ -350,14 +376,14 @@ mod tests {
     fn moments_large_offset_small_spread_keeps_std() {
         // 1e6 + 1e-3·sin: naive Σx² − (Σx)²/n would lose every digit of the variance.
         let xs: Vec<f64> = (0..1000).map(|i| 1e6 + 1e-3 * (i as f64 * 0.1).sin()).collect();
-        let mut m = Moments::default();
-        xs.iter().for_each(|&x| m.push(x));
+        let mut m = Moments::new(1);
+        xs.iter().for_each(|&x| m.push(&[x]));
         let mean = xs.iter().sum::<f64>() / 1000.0;
         let std = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 1000.0).sqrt();
         assert!(
-            (m.get(Statistic::Std) - std).abs() < 1e-6 * std,
+            (m.get(0, Statistic::Std) - std).abs() < 1e-6 * std,
             "{} vs {std}",
-            m.get(Statistic::Std)
+            m.get(0, Statistic::Std)
         );
     }
 }

@@ -590,11 +590,11 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
         &mut text,
         "rr_euler",
         false,
-        "size_t nsteps, double t0, double dt, double* restrict Y, const double* restrict P, \
+        "size_t s0, size_t nsteps, double t0, double dt, double* restrict Y, const double* restrict P, \
          const double* restrict U, const double* restrict H, void* ctx",
-        "nsteps, t0, dt, Y, P, U, H, ctx",
+        "s0, nsteps, t0, dt, Y, P, U, H, ctx",
         &format!(
-            "{pro}    for (size_t s = 0; s < nsteps; s++) {{\n        const double t = t0 + (double)s * dt;\n        \
+            "{pro}    for (size_t s = s0; s < s0 + nsteps; s++) {{\n        const double t = t0 + (double)s * dt;\n        \
              (void)t;\n        for (size_t l = 0; l < lanes; l++) {{\n{euler}        }}\n    }}\n"
         ),
     );
@@ -602,21 +602,20 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
     let _ = write!(
         text,
         r#"
-void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
-                     const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
-                     int stages, const double* restrict TA, const double* restrict TB,
-                     const double* restrict TC, double* restrict W) {{
-    (void)A;
-    double* restrict H = W;
-    rr_hoist(lanes, P, U, H);
+/* Steps s0 .. s0+nsteps-1 of a call; step s starts at t0 + s*dt. */
+static void rr_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double dt, double* restrict Y,
+                       const double* restrict P, const double* restrict U, void* ctx, int stages,
+                       const double* restrict TA, const double* restrict TB, const double* restrict TC,
+                       double* restrict W) {{
+    const double* restrict H = W;
     if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
-        rr_euler(lanes, nsteps, t0, dt, Y, P, U, H, ctx);
+        rr_euler(lanes, s0, nsteps, t0, dt, Y, P, U, H, ctx);
         return;
     }}
     const size_t n = (size_t){ns} * lanes;
     double* restrict K = W + (size_t){nh} * lanes;
     double* restrict YT = K + (size_t)stages * n;
-    for (size_t s = 0; s < nsteps; s++) {{
+    for (size_t s = s0; s < s0 + nsteps; s++) {{
         const double t = t0 + (double)s * dt;
         for (int i = 0; i < stages; i++) {{
             const double* yin = Y;
@@ -644,6 +643,31 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
         }}
         for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
     }}
+}}
+
+/* Sample k (k < count) copies the states SLOTS[..nslots] into OUT[k][o][lane] after
+   first + k*every steps, so a long stretch of samples needs one call. */
+void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
+                     const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                     int stages, const double* restrict TA, const double* restrict TB,
+                     const double* restrict TC, double* restrict W, const unsigned* restrict SLOTS,
+                     size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT) {{
+    (void)A;
+    rr_hoist(lanes, P, U, W);
+    size_t done = 0;
+    for (size_t k = 0; k < count; k++) {{
+        const size_t at = first + k * every;
+        if (at > done) {{
+            rr_advance(lanes, done, at - done, t0, dt, Y, P, U, ctx, stages, TA, TB, TC, W);
+            done = at;
+        }}
+        for (size_t o = 0; o < nslots; o++) {{
+            const double* restrict src = Y + (size_t)SLOTS[o] * lanes;
+            double* restrict dst = OUT + (k * nslots + o) * lanes;
+            for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
+        }}
+    }}
+    if (done < nsteps) rr_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, ctx, stages, TA, TB, TC, W);
 }}
 "#
     );

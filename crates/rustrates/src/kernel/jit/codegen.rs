@@ -1011,10 +1011,11 @@ fn hoisted(circuit: &Circuit, konst: &[Option<f64>], inv: &[bool], reach: &[Expr
 }
 
 /// Declares and defines a fused fixed-step integrator:
-/// `fn(lanes, nsteps, t0, dt, y, p, u, work, ctx)`, advancing `y` (`[state][lane]`) in place
-/// by `nsteps` steps of `tab`. First, per lane, the expressions of parameters and inputs
-/// only that the rhs needs are computed once into `work` (rows × lanes values, rows
-/// returned with the id); with `reciprocal`, a division by such an expression becomes a multiplication by
+/// `fn(lanes, s0, nsteps, t0, dt, y, p, u, work, ctx, prologue)`, advancing `y`
+/// (`[state][lane]`) in place by steps `s0 .. s0 + nsteps` of `tab`, step `s` starting at
+/// `t0 + s·dt`. First, when `prologue` is nonzero, per lane, the expressions of parameters
+/// and inputs only that the rhs needs are computed once into `work` (rows × lanes values,
+/// rows returned with the id; a later call with the same `p`, `u` may skip this); with `reciprocal`, a division by such an expression becomes a multiplication by
 /// its reciprocal (≤ 1 ulp per division; `false` keeps every result bit-identical to stepping
 /// with the rhs kernel and the solver's stage arithmetic). Then the step loop runs outside
 /// the lane loop, as in `montbrio_grid.c`: lanes are independent, so the CPU overlaps them,
@@ -1025,12 +1026,13 @@ pub(super) fn define_stepper(
     layout: &Layout,
     tab: &Tableau,
     reciprocal: bool,
+    fixed_lanes: Option<usize>,
     name: &str,
 ) -> Result<(FuncId, usize), KernelError> {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    for t in [ptr, ptr, F64, F64, ptr, ptr, ptr, ptr, ptr] {
-        sig.params.push(AbiParam::new(t)); // lanes nsteps t0 dt y p u work ctx
+    for t in [ptr, ptr, ptr, F64, F64, ptr, ptr, ptr, ptr, ptr, ptr] {
+        sig.params.push(AbiParam::new(t)); // lanes s0 nsteps t0 dt y p u work ctx prologue
     }
     let id = module
         .declare_function(name, Linkage::Local, &sig)
@@ -1049,8 +1051,14 @@ pub(super) fn define_stepper(
         b.switch_to_block(entry);
         b.append_block_params_for_function_params(entry);
         let params = b.block_params(entry).to_vec();
-        let (lanes, nsteps, t0, dt) = (params[0], params[1], params[2], params[3]);
-        let (y, p, u, work, kctx) = (params[4], params[5], params[6], params[7], params[8]);
+        let (s0, nsteps, t0, dt) = (params[1], params[2], params[3], params[4]);
+        // A constant lane count makes every row offset a constant: addresses become a base
+        // plus a displacement instead of products computed in the loop.
+        let lanes = match fixed_lanes {
+            Some(n) => b.ins().iconst(ptr, n as i64),
+            None => params[0],
+        };
+        let (y, p, u, work, kctx, prologue) = (params[5], params[6], params[7], params[8], params[9], params[10]);
         let stride = b.ins().ishl_imm_u(lanes, 3);
         // `a` is never written; `dy` holds the hoisted rows (so `store`/`load` reach them).
         let arrays = Arrays {
@@ -1074,7 +1082,11 @@ pub(super) fn define_stepper(
             arrays,
         };
 
-        // Prologue: hoisted rows.
+        // Prologue (when asked for): hoisted rows.
+        let prologue_blk = b.create_block();
+        let main_blk = b.create_block();
+        b.ins().brif(prologue, prologue_blk, &[], main_blk, &[]);
+        b.switch_to_block(prologue_blk);
         lane_loops(module, &mut b, prog, base, &mut |body| {
             for (row, &e) in hoist.values.iter().enumerate() {
                 let v = body.eval(e);
@@ -1087,6 +1099,8 @@ pub(super) fn define_stepper(
                 body.store(work, (hoist.values.len() + k) as u32, r);
             }
         });
+        b.ins().jump(main_blk, &[]);
+        b.switch_to_block(main_blk);
 
         // Step loop around the lane loops.
         let head = b.create_block();
@@ -1094,11 +1108,11 @@ pub(super) fn define_stepper(
         let exit = b.create_block();
         b.append_block_param(head, ptr);
         b.append_block_param(step_blk, ptr);
-        let zero = b.ins().iconst(ptr, 0);
-        b.ins().jump(head, &[BlockArg::Value(zero)]);
+        let end = b.ins().iadd(s0, nsteps);
+        b.ins().jump(head, &[BlockArg::Value(s0)]);
         b.switch_to_block(head);
         let s = b.block_params(head)[0];
-        let go = b.ins().icmp(IntCC::UnsignedLessThan, s, nsteps);
+        let go = b.ins().icmp(IntCC::UnsignedLessThan, s, end);
         b.ins().brif(go, step_blk, &[BlockArg::Value(s)], exit, &[]);
         b.switch_to_block(step_blk);
         let s = b.block_params(step_blk)[0];
