@@ -11,10 +11,17 @@ dt 1e-4, T 5, summaries only (mean, std, max of PC's r after 1 s of transient):
   files shipped back, manifest, merge, pandas keys. Cluster start-up (processes, imports) is
   excluded; every repetition uses a fresh compute_dir so nothing is resumed.
 
-Prints seconds (best of REPEATS) and the cluster's throughput relative to grid_search.
+CHUNK_SIZE 0 or absent: ClusterGridSearch's default. Prints wall seconds (best, median, worst
+of REPEATS interleaved rounds), the CPU seconds each run cost (client, scheduler and workers for
+the cluster), and the cluster's throughput relative to grid_search: wall best against best, the
+spread of the per-round wall ratios, and the ratio of CPU seconds, which other users of a
+shared machine disturb far less than wall time.
 """
 
 import math
+import resource
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -47,22 +54,30 @@ def sweep(n_points: int) -> dict:
     )
 
 
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, client=None) -> tuple[float, float]:
+    """Wall seconds of ``fn()`` and the CPU seconds it cost: this process (for the cluster
+    also the scheduler, which LocalCluster runs here) plus the workers'. CPU seconds do not
+    depend on what else the shared machine runs; on 2 idle cores, wall ≈ CPU / 2 when the
+    work is balanced."""
+    workers = (lambda: sum(client.run(cpu_seconds).values())) if client is not None else (lambda: 0.0)
+    c0, w0, t0 = cpu_seconds(), workers(), time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t0
+    return wall, cpu_seconds() - c0 + workers() - w0
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    chunk = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    chunk = (int(sys.argv[2]) or None) if len(sys.argv) > 2 else None
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     s = sweep(n)
     n = len(s["param_grid"]["eta_pc"]) ** 2
-    chunk = chunk or -(-n // 2)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -76,22 +91,38 @@ def main() -> None:
         cgs.run(chunk_size=chunk, **s)
 
     cluster_run()  # warm-up: the first task on each worker loads the template
-    # Interleaved, best of each: the machine is shared, so load changes between runs.
-    t_mem = t_file = t_cgs = math.inf
+    # Interleaved rounds: the machine is shared, so load changes between runs; each round
+    # gives one ratio, and the spread of the ratios shows how much the load moved.
+    t_mem, t_file, t_cgs = [], [], []
     for _ in range(repeats):
-        t_mem = min(t_mem, best(lambda: grid_search(n_threads=2, **s), 1))
+        t_mem.append(timed(lambda: grid_search(n_threads=2, **s)))
         # keep_traces=False: with out= grid_search keeps traces by default, the cluster does not.
-        t_file = min(t_file, best(lambda: grid_search(n_threads=2, out=tmp / f"gs_{next(counter)}.h5",
-                                                      keep_traces=False, **s), 1))
-        t_cgs = min(t_cgs, best(cluster_run, 1))
+        t_file.append(timed(lambda: grid_search(n_threads=2, out=tmp / f"gs_{next(counter)}.h5",
+                                                keep_traces=False, **s)))
+        t_cgs.append(timed(cluster_run, client))
     client.close()
     cluster.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"{n} points, summaries only, chunk_size {chunk} ({-(-n // chunk)} tasks), best of {repeats}")
-    print(f"grid_search n_threads=2 (memory) : {t_mem:7.3f} s")
-    print(f"grid_search n_threads=2 (out=)   : {t_file:7.3f} s")
-    print(f"ClusterGridSearch 2 workers x 1  : {t_cgs:7.3f} s")
-    print(f"cluster throughput / grid_search : {t_mem / t_cgs:5.2f}x (memory), {t_file / t_cgs:5.2f}x (out=)")
+    def row(name: str, runs: list[tuple[float, float]]) -> str:
+        wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+        return (f"{name}: wall best {min(wall):6.3f} s, median {statistics.median(wall):6.3f} s, "
+                f"worst {max(wall):6.3f} s; CPU median {statistics.median(cpu):6.3f} s")
+
+    def median(runs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(r[i] for r in runs)
+
+    ratios = sorted(m[0] / c[0] for m, c in zip(t_mem, t_cgs))
+    tasks = "default chunk_size" if chunk is None else f"chunk_size {chunk}"
+    print(f"{n} points, summaries only, {tasks}, {repeats} interleaved rounds")
+    print(row("grid_search n_threads=2 (memory)", t_mem))
+    print(row("grid_search n_threads=2 (out=)  ", t_file))
+    print(row("ClusterGridSearch 2 workers x 1 ", t_cgs))
+    print(f"cluster throughput / grid_search (memory): wall best vs best {min(t_mem)[0] / min(t_cgs)[0]:.2f}x, "
+          f"per round {ratios[0]:.2f}..{ratios[-1]:.2f}x (median {statistics.median(ratios):.2f}x); "
+          f"CPU seconds {median(t_mem, 1) / median(t_cgs, 1):.2f}x")
+    print(f"cluster throughput / grid_search (out=)  : wall best vs best {min(t_file)[0] / min(t_cgs)[0]:.2f}x; "
+          f"CPU seconds {median(t_file, 1) / median(t_cgs, 1):.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,9 @@ def slow_sweep() -> dict:
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    # ":0": the scheduler's HTTP server (there even without a dashboard) on a free port, so a
+    # cluster someone else runs on this machine (port 8787) does not make it warn.
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     c = Client(cluster)
     yield c
     c.close()
@@ -248,27 +251,143 @@ def worker_postprocessing(results, result_map):
 """
 
 
-def test_cluster_failing_chunk_reported_rest_kept_and_rerun_retries_only_it(client, tmp_path):
+def status_of(path: str) -> tuple[list[str], list[str], int]:
+    """The engine's per-point status, the per-point errors (/status/error) and the root
+    attribute failed_points, read with h5py (independent of rustrates' reader)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        codes = {0: "ok", 1: "nonfinite", 2: "step_too_small", 3: "failed"}
+        status = [codes[int(c)] for c in f["status/code"][()]]
+        errors = [e.decode() for e in f["status/error"][()]] if "status/error" in f else []
+        return status, errors, int(f.attrs["failed_points"])
+
+
+def nan_columns(frame: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """``frame`` with the columns of the grid points ``labels`` set to NaN."""
+    out = frame.copy()
+    out.loc[:, out.columns.get_level_values(0).isin(labels)] = np.nan
+    return out
+
+
+def test_cluster_failing_chunk_marked_in_file_and_rerun_retries_only_it(client, tmp_path):
     sweep = seed_sweep()
     ref, ref_map = reference(sweep)
     wf = tmp_path / "worker_template.py"
     wf.write_text(FAILING_WORKER_FILE)
     compute_dir = tmp_path / "cd"
     cgs = ClusterGridSearch(client, compute_dir=compute_dir, retries=1, progress=False)
-    with pytest.raises(ClusterSweepError, match=r"1 of 3 chunks failed after 1 retries: chunk 1 \(points 4\.\.7\): RuntimeError: chunk with Net3_5 refused") as info:
-        cgs.run(chunk_size=4, worker_file=wf, **sweep)
-    assert [f["chunk"] for f in info.value.failed] == [1]
-    assert info.value.failed[0]["labels"] == ["Net3_4", "Net3_5", "Net3_6", "Net3_7"]
-    assert json.loads((compute_dir / "failed.json").read_text())[0]["status"] == "failed"
-    assert sorted(manifest_chunks(compute_dir)) == [0, 2]
-    assert not (compute_dir / "results.h5").exists()
+    with pytest.warns(rustrates.cluster.ClusterSweepWarning, match=r"1 of 3 chunks failed after 1 retries: chunk 1 \(points 4\.\.7\): RuntimeError: chunk with Net3_5 refused"):
+        path = cgs.run(chunk_size=4, worker_file=wf, **sweep)
+    failed_labels = ["Net3_4", "Net3_5", "Net3_6", "Net3_7"]
+    assert path == os.fspath(compute_dir / "results.h5")
+    assert cgs.last_run == {"chunks": 3, "skipped": 0, "computed": 2, "failed": 1}
+    assert [(f["chunk"], f["labels"]) for f in cgs.failed] == [(1, failed_labels)]
+    assert sorted(manifest_chunks(compute_dir)) == [0, 2], "a failed chunk is never recorded as done"
 
+    # The engine marked exactly the failed chunk's points, with the error.
+    status, errors, failed_points = status_of(path)
+    assert [i for i, s in enumerate(status) if s == "failed"] == [4, 5, 6, 7]
+    assert failed_points == 4
+    assert errors[4:8] == [cgs.failed[0]["error"]] * 4 and errors[:4] == errors[8:] == [""] * 4
+    # Every other point is grid_search's, bit for bit; the failed ones are NaN columns (the
+    # identity worker_file stores the traces; the engine's layout holds the same).
+    expected = nan_columns(ref, failed_labels)
+    pd.testing.assert_frame_equal(pd.read_hdf(path, "Results/results"), expected, check_exact=True)
+    traces, rmap, _ = rustrates.read_results(path)
+    pd.testing.assert_frame_equal(traces, expected, check_exact=True)
+    pd.testing.assert_frame_equal(rmap, ref_map, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_hdf(path, "Results/result_map"), ref_map, check_exact=True)
+    assert not ref[failed_labels].isna().all().all(), "the reference has numbers where the file has NaN"
+
+    # Fixed worker_file, same call: only the failed chunk runs, and the file is complete.
     wf.write_text(FAILING_WORKER_FILE.replace('"Net3_5"', '"no such label"'))
-    path = cgs.run(chunk_size=4, worker_file=wf, **sweep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rustrates.cluster.ClusterSweepWarning)
+        path = cgs.run(chunk_size=4, worker_file=wf, **sweep)
     assert cgs.last_run == {"chunks": 3, "skipped": 2, "computed": 1, "failed": 0}
-    assert not (compute_dir / "failed.json").exists()
-    # The identity postprocessing stored per chunk, concatenated along the columns.
+    assert cgs.failed == []
+    assert sorted(manifest_chunks(compute_dir)) == [0, 1, 2]
     pd.testing.assert_frame_equal(pd.read_hdf(path, "Results/results"), ref, check_exact=True)
+    status, errors, failed_points = status_of(path)
+    assert "failed" not in status and errors == [] and failed_points == 0
+
+
+def test_cluster_failing_chunks_raise_when_asked_and_all_failed_writes_nothing(client, tmp_path):
+    sweep = seed_sweep()
+    wf = tmp_path / "worker_template.py"
+    wf.write_text(FAILING_WORKER_FILE)
+    cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", retries=0, on_failure="raise", progress=False)
+    with pytest.raises(ClusterSweepError, match="1 of 3 chunks failed after 0 retries") as info:
+        cgs.run(chunk_size=4, worker_file=wf, **sweep)
+    assert info.value.path == os.fspath(tmp_path / "cd" / "results.h5")
+    assert status_of(info.value.path)[2] == 4, "raised after writing the marked file"
+
+    wf.write_text(FAILING_WORKER_FILE.replace('if "Net3_5" in result_map.index:', "if True:"))
+    cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd2", retries=0, progress=False)
+    with pytest.raises(ClusterSweepError, match="3 of 3 chunks failed.*no chunk was computed, so no file") as info:
+        cgs.run(chunk_size=4, worker_file=wf, **sweep)
+    assert info.value.path is None and [f["chunk"] for f in info.value.failed] == [0, 1, 2]
+    assert not (tmp_path / "cd2" / "results.h5").exists()
+
+
+OPS_YAML = """
+my_op:
+  base: model_templates.neural_mass_models.qif.qif_op
+  variables:
+    eta: -4.0
+pop:
+  base: NodeTemplate
+  operators:
+    - my_op
+"""
+
+NET_YAML = """
+net:
+  base: CircuitTemplate
+  nodes:
+    PC: ops.pop
+    IIN: ops.pop
+  edges:
+    - [PC/my_op/r, PC/my_op/r_in, null, {weight: 15.0}]
+    - [PC/my_op/r, IIN/my_op/r_in, null, {weight: 10.0}]
+    - [IIN/my_op/r, PC/my_op/r_in, null, {weight: -10.0}]
+"""
+
+
+def test_cluster_template_files_only_on_the_client(client, tmp_path, monkeypatch):
+    # A relative template path in a directory the workers do not run in, whose circuit uses
+    # a node from a second file next to it (found there by the loader): both files travel
+    # with the tasks.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "ops.yaml").write_text(OPS_YAML)
+    (tmp_path / "models" / "net.yaml").write_text(NET_YAML)
+    monkeypatch.chdir(tmp_path)
+    assert all(not Path(cwd, "models", "net.yaml").exists() for cwd in client.run(os.getcwd).values()), \
+        "the workers must not see the template at the relative path"
+    sweep = dict(
+        circuit_template="models/net.yaml/net",
+        param_grid={"eta_pc": np.linspace(-5, 5, 3), "eta_iin": np.linspace(-5, 5, 3)},
+        param_map={"eta_pc": {"vars": ["my_op/eta"], "nodes": ["PC"]},
+                   "eta_iin": {"vars": ["my_op/eta"], "nodes": ["IIN"]}},
+        simulation_time=2.0, dt=1e-3, sampling_step_size=0.01,
+        inputs={"PC/my_op/I_ext": 1.0}, outputs={"r": "PC/my_op/r"}, permute_grid=True,
+    )
+    ref, ref_map = reference(sweep)
+    cgs = ClusterGridSearch(client, progress=False)
+    path = cgs.run(chunk_size=4, **sweep)
+    assert cgs.last_run["computed"] == 3
+    assert_same(path, ref, ref_map)
+    assert pd.read_hdf(path, "Config/simulation")["circuit_template"] == "models/net.yaml/net"
+
+    # The fingerprint still names and guards the folder: the same call resumes it, an
+    # edited template is another sweep.
+    cgs.run(chunk_size=4, **sweep)
+    assert cgs.last_run["skipped"] == 3 and cgs.last_run["computed"] == 0
+    (tmp_path / "models" / "net.yaml").write_text(NET_YAML.replace("weight: 15.0", "weight: 14.0"))
+    other = ClusterGridSearch(client, compute_dir=Path(path).parent, progress=False)
+    with pytest.raises(rustrates.SweepError, match="fingerprint"):
+        other.run(chunk_size=4, **sweep)
 
 
 def test_cluster_default_compute_dir_is_fingerprint_folder_and_other_sweep_is_refused(client, tmp_path, monkeypatch):

@@ -4,7 +4,9 @@
 //! private directory with the engine's shard mechanism (`Shard { index: i, count: n_chunks }`
 //! is exactly chunk i), and ships the part file's bytes back; the client records them in its
 //! `compute_dir` exactly as the engine's `PartSink` does (part written as `.tmp`, fsynced,
-//! renamed, then a manifest line), and merges at the end. No shared filesystem is needed.
+//! renamed, then a manifest line), and merges at the end. No shared filesystem is needed:
+//! the template files travel with the task (`template_files`) and a worker loads them from a
+//! private copy laid out as on the client.
 
 // Errors are built once per failed call; their typed fields are worth more than a smaller
 // `Result` (as in `rustrates::io`).
@@ -14,15 +16,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use rustrates::io::{self, parts, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
-use rustrates::model::Loaded;
+use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
+use rustrates::model::{self, Loaded};
 use rustrates::sweep::{RunControl, Shard, SweepSpec};
+use rustrates::template::LoadOptions;
 
-use crate::errors::{to_pyerr, Kind, Located};
+use crate::errors::{self, to_pyerr, Kind, Located};
 use crate::sweep::{arg_err, build_spec, engine_error, Settings};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
@@ -37,7 +40,79 @@ fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
 pub struct ClusterSweep {
     spec: SweepSpec,
     loaded: Loaded,
+    /// The template path as the user gave it on the client (labels, messages, `sweep.json`).
     template: String,
+}
+
+/// `path` re-rooted under `root` (`/a/b.yaml` → `root/a/b.yaml`); relative paths and dotted
+/// names are left as they are (they resolve against the loader's working directory).
+fn mirrored(root: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    if !path.has_root() {
+        return path.to_path_buf();
+    }
+    let mut out = root.to_path_buf();
+    for c in path.components() {
+        if !matches!(c, Component::Prefix(_) | Component::RootDir) {
+            out.push(c.as_os_str());
+        }
+    }
+    out
+}
+
+/// Loads `template` from copies of the client's template files, written under a private
+/// directory at their client paths (`(path, canonical path, text)`: the text at the canonical
+/// path, a symlink at the other, as the client's symlinked directories were), with the
+/// client's working directory mirrored too: the loader then finds every file (relative paths,
+/// files next to the template, `model_templates/` trees) where it found them on the client.
+fn load_shipped(py: Python<'_>, template: &str, files: &[(String, String, String)], cwd: &str) -> PyResult<Loaded> {
+    let os_err = |e: std::io::Error| {
+        to_pyerr(
+            py,
+            Kind::Template,
+            &[Located::plain(
+                "io",
+                format!("cannot lay out the shipped template files in a temporary directory: {e}"),
+                "template",
+            )],
+        )
+    };
+    let root = tempfile::Builder::new()
+        .prefix("rustrates-template-")
+        .tempdir()
+        .map_err(os_err)?;
+    for (_, canonical, text) in files {
+        let dest = mirrored(root.path(), Path::new(canonical));
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir).map_err(os_err)?;
+        }
+        fs::write(&dest, text).map_err(os_err)?;
+    }
+    for (path, canonical, _) in files {
+        let (link, dest) = (
+            mirrored(root.path(), Path::new(path)),
+            mirrored(root.path(), Path::new(canonical)),
+        );
+        if link.exists() {
+            continue;
+        }
+        if let Some(dir) = link.parent() {
+            fs::create_dir_all(dir).map_err(os_err)?;
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&dest, &link).map_err(os_err)?;
+        #[cfg(not(unix))]
+        fs::copy(&dest, &link).map_err(os_err)?;
+    }
+    let path = mirrored(root.path(), Path::new(template))
+        .to_string_lossy()
+        .into_owned();
+    let opts = LoadOptions {
+        cwd: Some(mirrored(root.path(), Path::new(cwd))),
+        ..LoadOptions::default()
+    };
+    let result = py.detach(move || model::load_circuit(&path, &opts));
+    result.map_err(|f| errors::load_failure(py, &f.diagnostics, &f.sources))
 }
 
 impl ClusterSweep {
@@ -68,7 +143,7 @@ impl ClusterSweep {
         simulation_time, step_size, sampling_step_size=None, inputs, outputs,
         solver="euler".to_string(), backend="auto".to_string(), precision="float64".to_string(),
         cutoff=0.0, summaries=Vec::new(), keep_traces=true, threads=None, rtol=None, atol=None,
-        chunk_size
+        chunk_size, template_files=None, template_cwd=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -94,6 +169,8 @@ impl ClusterSweep {
         rtol: Option<f64>,
         atol: Option<f64>,
         chunk_size: usize,
+        template_files: Option<Vec<(String, String, String)>>,
+        template_cwd: Option<String>,
     ) -> PyResult<ClusterSweep> {
         if chunk_size == 0 {
             return Err(arg_err(
@@ -129,7 +206,18 @@ impl ClusterSweep {
             &settings,
         )?;
         spec.chunk_size = chunk_size;
-        let loaded = crate::circuit::load(py, template)?;
+        let loaded = match (&template_files, &template_cwd) {
+            (Some(files), Some(cwd)) => load_shipped(py, template, files, cwd)?,
+            (None, None) => crate::circuit::load(py, template)?,
+            _ => {
+                return Err(arg_err(
+                    py,
+                    Kind::Sweep,
+                    "template_files",
+                    "template_files and template_cwd go together".into(),
+                ))
+            }
+        };
         Ok(ClusterSweep {
             spec,
             loaded,
@@ -146,6 +234,44 @@ impl ClusterSweep {
     #[getter]
     fn circuit_name(&self) -> String {
         self.loaded.circuit.name.clone()
+    }
+
+    /// The template files the circuit was read from, as `(path, canonical path, text)`:
+    /// what a worker needs to load the same template without the client's filesystem (see
+    /// `template_files=`). Paths are absolute; the canonical one differs under a symlinked
+    /// directory, and the loader looks for a file's neighbours next to its canonical path.
+    #[getter]
+    fn template_files(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = Vec::new();
+        for (_, f) in self.loaded.sources.files() {
+            let path = Path::new(&f.name);
+            // The sources also hold the built-in library and rewritten equations; the files
+            // read from disk are the absolute paths whose text is what was loaded.
+            if !path.is_absolute() || fs::read_to_string(path).ok().as_deref() != Some(f.text.as_str()) {
+                continue;
+            }
+            let Ok(canonical) = fs::canonicalize(path) else {
+                continue;
+            };
+            if !out.iter().any(|(p, _, _)| *p == f.name) {
+                out.push((f.name.clone(), canonical.to_string_lossy().into_owned(), f.text.clone()));
+            }
+        }
+        out
+    }
+
+    /// The grid values, points × keys in point order: the rows of the result map, known
+    /// before any chunk has run.
+    fn grid<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let g = &self.spec.param_grid;
+        let (n, k) = (g.len(), g.keys().len());
+        let mut rows = vec![0.0; n * k];
+        for (j, col) in g.columns().iter().enumerate() {
+            for (p, v) in col.iter().enumerate() {
+                rows[p * k + j] = *v;
+            }
+        }
+        PyArray1::from_vec(py, rows).reshape([n, k])
     }
 
     /// `(start, end)` point ranges, one per chunk.
@@ -222,6 +348,21 @@ impl ClusterSweep {
         .map_err(|e| io_err(py, &e))
     }
 
+    /// Merges the parts recorded in `dir` into the existing HDF5 file `out` (a staging file
+    /// the caller renames; its pandas keys stay). `failed` maps chunk index → error for
+    /// chunks that failed on every try: their points are written with status `failed` and
+    /// NaN outputs (the engine's `merge_marking_failed_into`). Returns the number of failed
+    /// points.
+    fn merge(&self, py: Python<'_>, dir: PathBuf, out: PathBuf, failed: Vec<(usize, String)>) -> PyResult<usize> {
+        let failed: Vec<FailedChunk> = failed
+            .into_iter()
+            .map(|(chunk, error)| FailedChunk { chunk, error })
+            .collect();
+        let grid = &self.spec.param_grid;
+        py.detach(|| io::merge_marking_failed_into(&[dir.as_path()], &out, grid, &failed))
+            .map_err(|e| io_err(py, &e))
+    }
+
     /// Reads one part file (chunk `index`) as the `run_sweep` dict of its points, through the
     /// engine's own merge into a one-chunk sweep in `scratch`. Labels are the chunk's own
     /// (`{name}_{start + i}`).
@@ -288,13 +429,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     fs::rename(&tmp, path).map_err(fs_err(path))
 }
 
-/// Merges the parts of `dir` into `out` (written as `out.tmp`, then renamed).
-#[pyfunction]
-pub fn merge_parts(py: Python<'_>, dir: PathBuf, out: PathBuf) -> PyResult<()> {
-    py.detach(|| io::merge(&[dir.as_path()], &out))
-        .map_err(|e| io_err(py, &e))
-}
-
 /// The bytes of a file, read without the GIL (part files shipped from workers).
 #[pyfunction]
 pub fn read_bytes<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyBytes>> {
@@ -306,7 +440,6 @@ pub fn read_bytes<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, Py
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClusterSweep>()?;
-    m.add_function(wrap_pyfunction!(merge_parts, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     Ok(())
 }

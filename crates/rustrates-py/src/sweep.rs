@@ -316,6 +316,7 @@ fn status_code(s: &PointStatus) -> (&'static str, f64) {
         PointStatus::Ok => ("ok", f64::NAN),
         PointStatus::NonFinite { t } => ("nonfinite", *t),
         PointStatus::StepTooSmall { t } => ("step_too_small", *t),
+        PointStatus::Failed => ("failed", f64::NAN),
     }
 }
 

@@ -66,7 +66,7 @@ class SweepResultDict(TypedDict):
     traces: NDArray[np.float64] | None  # (points, time, columns)
     summaries: NDArray[np.float64] | None  # (points, columns, statistics)
     summary_names: list[str]
-    status: list[str]  # 'ok', 'nonfinite', 'step_too_small'
+    status: list[str]  # 'ok', 'nonfinite', 'step_too_small', 'failed' (chunk not computed)
     status_time: NDArray[np.float64]  # NaN where ok
     backend: str | None
     out: str  # only when written to a file
@@ -103,3 +103,71 @@ def run_sweep(
 
 def read_results(path: str | PathLike[str]) -> SweepResultDict:
     """Load a complete results file."""
+
+class ClusterSweep:
+    """One sweep cut into chunks, as the ``ClusterGridSearch`` client and its Dask workers see
+    it. Takes ``run_sweep``'s arguments (without ``out`` and ``progress``) plus
+    ``chunk_size``; on a worker, ``template_files`` (the client's ``template_files``) and
+    ``template_cwd`` (the client's working directory) load the template without the client's
+    filesystem."""
+
+    def __init__(
+        self,
+        template: str,
+        *,
+        grid_keys: list[str],
+        grid_values: list[NDArray[np.float64]] | None = None,
+        grid_rows: NDArray[np.float64] | None = None,
+        permute: bool = False,
+        param_map: dict[str, dict[str, list[Any]]],
+        simulation_time: float,
+        step_size: float,
+        sampling_step_size: float | None = None,
+        inputs: dict[str, float | NDArray[np.float64]],
+        outputs: dict[str, str],
+        solver: str = "euler",
+        backend: str = "auto",
+        precision: str = "float64",
+        cutoff: float = 0.0,
+        summaries: list[str] = ...,
+        keep_traces: bool = True,
+        threads: int | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        chunk_size: int,
+        template_files: list[tuple[str, str, str]] | None = None,
+        template_cwd: str | None = None,
+    ) -> None: ...
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of template source, grid and settings (names and guards a compute_dir)."""
+    @property
+    def circuit_name(self) -> str:
+        """Label prefix of the points (``Net3`` → ``Net3_0``, ...)."""
+    @property
+    def template_files(self) -> list[tuple[str, str, str]]:
+        """``(absolute path, canonical path, text)`` of every template file the circuit was
+        read from."""
+    def grid(self) -> NDArray[np.float64]:
+        """The grid values, points × keys in point order."""
+    def chunks(self) -> list[tuple[int, int]]:
+        """``(start, end)`` point range of each chunk."""
+    def prepare_dir(self, dir: str | PathLike[str]) -> list[int]:
+        """Creates ``dir`` for this sweep or checks it holds this sweep; returns the chunks
+        already recorded."""
+    def run_chunk(self, index: int, dir: str | PathLike[str]) -> str:
+        """Runs chunk ``index`` into the fresh directory ``dir``; returns its part file's path
+        relative to ``dir``."""
+    def record_part(self, dir: str | PathLike[str], index: int, data: bytes) -> None:
+        """Writes chunk ``index``'s part file (its bytes) into ``dir`` and its manifest line."""
+    def merge(self, dir: str | PathLike[str], out: str | PathLike[str], failed: list[tuple[int, str]]) -> int:
+        """Merges the parts of ``dir`` into the existing HDF5 file ``out`` (a staging file;
+        its other contents stay); chunks in ``failed`` (index, error) are written as failed
+        points. Returns the number of failed points."""
+    def read_part(
+        self, part: str | PathLike[str], index: int, scratch: str | PathLike[str]
+    ) -> SweepResultDict:
+        """One part file (chunk ``index``) as the result dict of its points."""
+
+def read_bytes(path: str | PathLike[str]) -> bytes:
+    """A file's bytes, read without the GIL."""

@@ -5,23 +5,32 @@ the Rust engine on a worker, into a private temporary directory, and sends the c
 file back as bytes; the client records it in ``compute_dir`` exactly as the engine records the
 chunks of a local sweep (part file written as ``.tmp``, fsynced and renamed, then a line in
 ``manifest.jsonl``). When every chunk is in, the client merges the parts with the engine and
-adds the seed's pandas keys. No filesystem is shared between client and workers.
+adds the seed's pandas keys. No filesystem is shared between client and workers: the template
+files (and the ``worker_file``) travel with the tasks.
 
 Why this survives failures:
 
 - a worker that dies costs the re-run of the chunks it held (Dask reschedules them; an
   exception inside a task is retried ``retries`` times);
-- a chunk that fails every try is reported with its error and its points, the others are
-  kept, and the call raises :class:`ClusterSweepError` without writing a final file;
+- a chunk that fails every try does not stop the others: the file is still written, with that
+  chunk's points marked by the engine (status ``failed``, code 3 in ``/status/code``, the
+  error in ``/status/error``, NaN outputs, NaN columns in ``Results/results``), and the call
+  warns (or raises after writing, ``on_failure='raise'``); ``failed`` lists the chunks;
 - a client that dies leaves ``compute_dir`` with every finished chunk; the same call again
   computes only the chunks the manifest does not list (``compute_dir=None`` means a folder
   named by the sweep's fingerprint in the working directory, so repeating the call is enough);
+- failed chunks are never recorded as done, so the same call again retries exactly them and
+  replaces the marked file by the complete one;
 - a ``compute_dir`` that holds another sweep is refused (the engine's fingerprint check);
-- the final file is merged as ``results.h5.partial`` and renamed when complete.
+- the final file is written as ``results.h5.partial`` and renamed when done: it is never
+  half-written, and it always holds every point of the sweep, computed or marked failed (the
+  root attribute ``failed_points`` is 0 when it is the complete result).
 
 Layout of ``compute_dir``: the engine's (``sweep.json``, ``manifest.jsonl``, ``parts/``),
-plus ``post/`` (the ``worker_file`` outputs per chunk), ``failed.json`` (after a run with
-failed chunks) and ``results.h5`` (the final file).
+plus ``post/`` (the ``worker_file`` outputs per chunk), ``results.h5`` (the final file) and,
+during a call, ``results.h5.partial`` (the final file being written: the pandas keys that do
+not depend on the results go in while the chunks run, then the engine merges the chunks into
+it).
 
 Cluster kinds (``nodes``):
 
@@ -38,8 +47,10 @@ Cluster kinds (``nodes``):
   the client's Python version, dask and the client's rustrates version. Each host is logged in
   to and checked before Dask starts, so a host that cannot be used is named with the reason.
 
-Templates given as a file path must exist at the same path on the workers; the built-in
-library (``model_templates...``) is always there.
+Templates given as a file path need not exist on the workers: every template file the client
+read (the template's own and the files it refers to) is shipped with the tasks and loaded on
+the worker from a private copy laid out as on the client, so relative paths resolve as they
+did there. The built-in library (``model_templates...``) is part of rustrates.
 """
 
 from __future__ import annotations
@@ -72,11 +83,18 @@ RESULT_FILE = "results.h5"
 
 
 class ClusterSweepError(SweepError):
-    """Some chunks failed on every try. ``failed`` lists ``{chunk, start, end, labels,
-    error}``; the finished chunks stay in ``compute_dir`` and the same call again retries only
-    the failed ones."""
+    """Some chunks failed on every try (raised with ``on_failure='raise'``, or when no chunk
+    could be computed at all). ``failed`` lists ``{chunk, start, end, labels, error}``;
+    ``path`` is the written file with those points marked (None when nothing was computed).
+    The finished chunks stay in ``compute_dir`` and the same call again retries only the
+    failed ones."""
 
     failed: list[dict[str, Any]]
+    path: str | None
+
+
+class ClusterSweepWarning(_core.RustratesWarning):
+    """Some chunks failed on every try; the file was written with their points marked."""
 
 
 class ClusterConnectionError(ConnectionError):
@@ -127,8 +145,8 @@ def _sweep_for(payload: Mapping[str, Any]) -> Any:
         if sweep.fingerprint != key:
             raise SweepError(
                 f"this worker computes fingerprint {sweep.fingerprint[:16]}… for the sweep, the "
-                f"client {key[:16]}…: the template differs between them (a template file must be "
-                "the same on every machine) or the rustrates versions do"
+                f"client {key[:16]}…: the worker's rustrates reads the shipped template or the "
+                "settings differently; install the same rustrates version everywhere"
             )
         if len(_SWEEPS) >= 4:
             _SWEEPS.clear()
@@ -477,6 +495,11 @@ class ClusterGridSearch:
         Times a chunk whose task raised is tried again before it counts as failed. A worker
         that dies does not use them up: Dask reschedules its chunks (up to its own
         ``allowed-failures`` setting, default 3).
+    on_failure
+        What ``run`` does when chunks failed every try, after writing the file with their
+        points marked: ``'warn'`` (default: a :class:`ClusterSweepWarning`, and the path is
+        returned as usual) or ``'raise'`` (:class:`ClusterSweepError`, whose ``path`` is the
+        file). Either way ``failed`` lists them; the same call again retries only them.
     connect_timeout
         Seconds to wait for the scheduler and for the first worker (SSH hosts: for each login,
         and for all workers to join).
@@ -501,6 +524,7 @@ class ClusterGridSearch:
         compute_dir: str | os.PathLike[str] | None = None,
         *,
         retries: int = 3,
+        on_failure: str = "warn",
         connect_timeout: float = 30.0,
         worker_env: str | None = None,
         connect_options: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
@@ -516,9 +540,12 @@ class ClusterGridSearch:
             ) from None
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        if on_failure not in ("warn", "raise"):
+            raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
         self.nodes = nodes
         self.compute_dir = None if compute_dir is None else Path(compute_dir)
         self.retries = retries
+        self.on_failure = on_failure
         self.connect_timeout = float(connect_timeout)
         self.worker_env = worker_env
         self.connect_options = connect_options
@@ -527,8 +554,12 @@ class ClusterGridSearch:
         self._cluster: Any = None
         self._client: Any = None
         self._own_client = False
+        self._checked_workers: set[str] = set()
         #: Counts of the last ``run``: chunks total, already done, computed, failed.
         self.last_run: dict[str, int] = {}
+        #: Chunks of the last ``run`` that failed every try: ``{chunk, start, end, labels,
+        #: error}`` each, in chunk order (empty when the file is complete).
+        self.failed: list[dict[str, Any]] = []
         if not (isinstance(nodes, (list, tuple)) and nodes):
             self._connect(None)
 
@@ -632,9 +663,13 @@ class ClusterGridSearch:
                 f"no Dask worker joined the scheduler {client.scheduler.address} within "
                 f"{self.connect_timeout:g} s ({exc})"
             ) from None
+        # A worker checked by an earlier call of this object is not asked again.
+        new = sorted(set(client.scheduler_info().get("workers", {})) - self._checked_workers)
+        if not new:
+            return
         namespace: dict[str, Any] = {"__name__": "__main__"}
         exec(_CHECK_SOURCE, namespace)  # noqa: S102 - our own source, see _CHECK_SOURCE
-        answers = client.run(namespace["rustrates_worker_check"])
+        answers = client.run(namespace["rustrates_worker_check"], workers=new)
         missing = {addr: a for addr, a in answers.items() if a[0] != "ok"}
         if missing:
             listed = "; ".join(f"{addr} ({a[2]}): {a[1]}" for addr, a in missing.items())
@@ -649,6 +684,7 @@ class ClusterGridSearch:
                 f"the Dask workers run rustrates {sorted(versions)}, this client "
                 f"{_rustrates.__version__}; install the same version everywhere"
             )
+        self._checked_workers.update(answers)
 
     def close(self) -> None:
         """Closes the client and the cluster this object started (not a Client passed in)."""
@@ -723,9 +759,14 @@ class ClusterGridSearch:
         ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...`` and
         ``TemplateInfo/...``. Traces too large for memory are not copied into
         ``Results/results`` (a warning says so; use ``rustrates.read_results``).
-        """
-        from dask.distributed import as_completed  # noqa: PLC0415
 
+        Chunks that fail every try (``retries``) do not stop the others: the file is still
+        written, their points marked (status ``failed`` with the error in ``/status/error``,
+        NaN outputs and NaN columns in ``Results/results``); then ``on_failure`` decides
+        between a :class:`ClusterSweepWarning` and :class:`ClusterSweepError`, and
+        ``failed`` lists them. The same call again computes only what is missing (chunks of
+        an interrupted call and failed ones) and replaces the file with the complete one.
+        """
         from .utility.grid_search import _split_kwargs  # noqa: PLC0415 - avoids an import cycle
 
         param_grid = _alias("param_grid", param_grid, "params", params)
@@ -807,89 +848,132 @@ class ClusterGridSearch:
             post_dir = compute_dir / "post" / tag
             post_dir.mkdir(parents=True, exist_ok=True)
 
-        failed_path = compute_dir / "failed.json"
-        if failed_path.exists():
-            failed_path.unlink()
         todo = [i for i in range(len(chunks)) if i not in done]
         self.last_run = {"chunks": len(chunks), "skipped": len(done), "computed": 0, "failed": 0}
-        failures: list[dict[str, Any]] = []
-        if todo:
-            self._check_workers()
-            payload: Any = {"fingerprint": fingerprint, "kwargs": kwargs, "post_source": post_source, "post_name": post_name}
-            if _payload_bytes(kwargs) > _SCATTER_BYTES:
-                # Large per-point inputs: sent to every worker once, not inside every task.
-                # Replicated on all workers, so a dead worker does not lose it.
-                payload = self._client.scatter(payload, broadcast=True, hash=False)
-            run_id = uuid.uuid4().hex[:8]
-            futures = {}
-            for i in todo:
-                fut = self._client.submit(
-                    run_chunk_task, payload, i, retries=self.retries, pure=False,
-                    key=f"rustrates-chunk-{fingerprint[:12]}-{run_id}-{i}",
-                )
-                futures[fut] = i
-            bar = _ChunkProgress(len(chunks), len(done), self.progress)
-            try:
-                for fut in as_completed(list(futures)):
-                    i = futures[fut]
-                    try:
-                        out = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - reported per chunk below
-                        start, end = chunks[i]
-                        failures.append({
-                            "chunk": i, "start": start, "end": end,
-                            "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
-                            "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                        })
-                        continue
-                    if out["fingerprint"] != fingerprint:
-                        raise SweepError(
-                            f"chunk {i} came back with fingerprint {out['fingerprint'][:16]}…, expected "
-                            f"{fingerprint[:16]}…: the worker runs a different template or rustrates"
-                        )
-                    if post_dir is not None:
-                        _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
-                    sweep.record_part(os.fspath(compute_dir), i, out["data"])
-                    self.last_run["computed"] += 1
-                    bar.update()
-            finally:
-                bar.close()
-                for fut in futures:
-                    fut.cancel()
-
-        if failures:
-            failures.sort(key=lambda f: f["chunk"])
-            self.last_run["failed"] = len(failures)
-            _write_atomic(failed_path, json.dumps(failures, indent=1).encode())
-            shown = "; ".join(
-                f"chunk {f['chunk']} (points {f['start']}..{f['end'] - 1}): {f['error']}" for f in failures[:3]
-            )
-            more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
-            err = ClusterSweepError(
-                f"{len(failures)} of {len(chunks)} chunks failed after {self.retries} retries: {shown}{more}. "
-                f"Their points are listed as failed in {failed_path}; the {len(chunks) - len(failures)} "
-                f"other chunks are saved in {compute_dir}, and the same call again computes only the failed ones"
-            )
-            err.failed = failures
-            raise err
-
-        final = compute_dir / RESULT_FILE
-        staging = compute_dir / (RESULT_FILE + ".partial")
-        _rustrates.merge_parts(os.fspath(compute_dir), os.fspath(staging))
-        post_frames = None
-        if post_dir is not None:
-            post_frames = [_load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
-                           for i in range(len(chunks))]
+        self.failed = []
         config = {
             "circuit_template": os.fspath(circuit_template), "simulation_time": t_value, "dt": dt_value,
             "sampling_step_size": dts if dts is not None else dt_value, "permute_grid": permute_grid,
             "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
             "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
         }
-        _add_seed_keys(os.fspath(staging), post_frames, config, pmap, ins, outs, result_kwargs,
-                       circuit_template if add_template_info else None)
-        os.replace(staging, final)
+        final = compute_dir / RESULT_FILE
+        staging = compute_dir / (RESULT_FILE + ".partial")
+        try:
+            futures = {}
+            if todo:
+                self._check_workers()
+                payload = {"fingerprint": fingerprint, "post_source": post_source, "post_name": post_name,
+                           # The template travels with the tasks: workers need not see the client's files.
+                           "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())}
+                futures = self._submit(payload, fingerprint, todo)
+            # While the chunks run: the keys that do not depend on their results, into the
+            # file the engine then merges the chunks into.
+            _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
+                             circuit_template if add_template_info else None)
+            failures = self._collect(futures, sweep, chunks, len(done), compute_dir, post_dir) if futures else []
+            self.failed = failures
+            self.last_run["failed"] = len(failures)
+
+            if failures and len(failures) == len(chunks):
+                raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
+            # Failed chunks are merged as marked points by the engine; they stay out of the
+            # manifest, so the next call retries them and replaces this file.
+            sweep.merge(os.fspath(compute_dir), os.fspath(staging), [(f["chunk"], f["error"]) for f in failures])
+            failed_chunks = {f["chunk"] for f in failures}
+            post_frames = None
+            if post_dir is not None:
+                post_frames = [None if i in failed_chunks else
+                               _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
+                               for i in range(len(chunks))]
+            _add_results_key(os.fspath(staging), post_frames, chunks)
+            with open(staging, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(staging, final)
+        finally:
+            staging.unlink(missing_ok=True)
+        if failures:
+            err = _failure_error(failures, len(chunks), self.retries, compute_dir, os.fspath(final))
+            if self.on_failure == "raise":
+                raise err
+            warnings.warn(str(err), ClusterSweepWarning, stacklevel=2)
         return os.fspath(final)
+
+    def _submit(self, payload: dict[str, Any], fingerprint: str, todo: list[int]) -> dict[Any, int]:
+        """One task per chunk of ``todo``; returns future → chunk index."""
+        if _payload_bytes(payload["kwargs"]) > _SCATTER_BYTES:
+            # Large per-point inputs: sent to every worker once, not inside every task.
+            # Replicated on all workers, so a dead worker does not lose it.
+            payload = self._client.scatter(payload, broadcast=True, hash=False)
+        run_id = uuid.uuid4().hex[:8]
+        futures = {}
+        for i in todo:
+            fut = self._client.submit(
+                run_chunk_task, payload, i, retries=self.retries, pure=False,
+                key=f"rustrates-chunk-{fingerprint[:12]}-{run_id}-{i}",
+            )
+            futures[fut] = i
+        return futures
+
+    def _collect(
+        self, futures: dict[Any, int], sweep: Any, chunks: list, n_done: int, compute_dir: Path, post_dir: Path | None
+    ) -> list[dict[str, Any]]:
+        """Records each chunk in ``compute_dir`` as it comes back; returns the chunks that
+        failed every try, in chunk order."""
+        from dask.distributed import as_completed  # noqa: PLC0415
+
+        fingerprint = sweep.fingerprint
+        failures: list[dict[str, Any]] = []
+        bar = _ChunkProgress(len(chunks), n_done, self.progress)
+        try:
+            for fut in as_completed(list(futures)):
+                i = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported per chunk
+                    start, end = chunks[i]
+                    failures.append({
+                        "chunk": i, "start": start, "end": end,
+                        "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
+                        "error": f"{type(exc).__name__}: {exc}",
+                    })
+                    bar.update()
+                    continue
+                if out["fingerprint"] != fingerprint:
+                    raise SweepError(
+                        f"chunk {i} came back with fingerprint {out['fingerprint'][:16]}…, expected "
+                        f"{fingerprint[:16]}…: the worker runs a different template or rustrates"
+                    )
+                if post_dir is not None:
+                    _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
+                sweep.record_part(os.fspath(compute_dir), i, out["data"])
+                self.last_run["computed"] += 1
+                bar.update()
+        finally:
+            bar.close()
+            for fut in futures:
+                fut.cancel()
+        return sorted(failures, key=lambda f: f["chunk"])
+
+
+def _failure_error(
+    failures: list[dict[str, Any]], n_chunks: int, retries: int, compute_dir: Path, path: str | None
+) -> ClusterSweepError:
+    shown = "; ".join(
+        f"chunk {f['chunk']} (points {f['start']}..{f['end'] - 1}): {f['error']}" for f in failures[:3]
+    )
+    more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+    where = (
+        f"{path} holds the other points, these marked with status 'failed' and NaN outputs"
+        if path is not None else "no chunk was computed, so no file was written"
+    )
+    err = ClusterSweepError(
+        f"{len(failures)} of {n_chunks} chunks failed after {retries} retries: {shown}{more}. "
+        f"{where}; the same call again (same compute_dir {compute_dir}) computes only the failed chunks"
+    )
+    err.failed = failures
+    err.path = path
+    return err
 
 
 #: Payloads larger than this are scattered to the workers once instead of riding in each task.
@@ -941,10 +1025,44 @@ def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: li
     return frame
 
 
-def _concat_post(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if all(f.index.equals(frames[0].index) for f in frames[1:]):
-        return pd.concat(frames, axis=1)
-    return pd.concat(frames, axis=0)
+def _concat_post(frames: list[pd.DataFrame | None], res: Mapping[str, Any], chunks: list) -> pd.DataFrame:
+    """The worker_file outputs of all chunks, along the columns when they share their index
+    (one column per grid point, as PyRates' Welch example), along the rows otherwise. A failed
+    chunk (None) stands in as NaN: the results frame its points would have been given to
+    ``worker_postprocessing`` (their outputs are NaN in ``res``), on the shared index."""
+    computed = [f for f in frames if f is not None]
+    by_columns = all(f.index.equals(computed[0].index) for f in computed[1:])
+    filled = []
+    for i, frame in enumerate(frames):
+        if frame is None:
+            frame, _ = _chunk_frames(_points(res, *chunks[i]))
+            if by_columns:
+                frame = pd.DataFrame(np.nan, index=computed[0].index, columns=frame.columns)
+        filled.append(frame)
+    return pd.concat(filled, axis=1 if by_columns else 0)
+
+
+def _points(res: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
+    """The result dict restricted to points ``start..end``."""
+    part = dict(res)
+    part["labels"] = list(res["labels"])[start:end]
+    part["grid"] = res["grid"][start:end]
+    part["status"] = list(res["status"])[start:end]
+    part["status_time"] = res["status_time"][start:end]
+    for key in ("traces", "summaries"):
+        if res[key] is not None:
+            part[key] = res[key][start:end]
+    return part
+
+
+def _without_failed(res: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The labels and status of the points not marked failed (what warn_status reads)."""
+    status = np.asarray(res["status"])
+    keep = status != "failed"
+    if keep.all():
+        return res
+    return {"labels": list(np.asarray(res["labels"])[keep]), "status": list(status[keep]),
+            "status_time": np.asarray(res["status_time"])[keep]}
 
 
 def _to_pandas(value: Any) -> Any:
@@ -958,9 +1076,10 @@ def _to_pandas(value: Any) -> Any:
     return pd.Series(arr.reshape(-1) if arr.ndim else [value])
 
 
-def _add_seed_keys(
-    path: str,
-    post_frames: list[pd.DataFrame] | None,
+def _write_seed_keys(
+    path: Path,
+    sweep: Any,
+    grid_keys: list[str],
     config: dict[str, Any],
     pmap: Mapping[str, Any],
     inputs: Mapping[str, Any],
@@ -968,44 +1087,19 @@ def _add_seed_keys(
     result_kwargs: Mapping[str, Any] | None,
     template: str | None,
 ) -> None:
-    import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
-
-    with tables.open_file(path, "r") as h5:
-        has_traces = "/traces" in h5
-        traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
-    if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:
-        res = None
-        warnings.warn(
-            f"the traces ({traces_bytes / 1e9:.1f} GB) are too large to copy into the pandas key "
-            f"Results/results; {path} holds them in the engine's layout: load them with "
-            "rustrates.read_results(path) or h5py",
-            _core.RustratesWarning,
-            stacklevel=3,
-        )
-    else:
-        res = _rustrates.read_results(path)
-        _core.warn_status(res)
-    if res is None:
-        # The grid and labels only (read_results would load the traces).
-        with tables.open_file(path, "r") as h5:
-            keys = json.loads(h5.root.grid._v_attrs["keys"])
-            labels = [x.decode() if isinstance(x, bytes) else str(x) for x in h5.root.grid.labels.read()]
-            grid = np.column_stack([h5.get_node("/grid", k.replace("/", "%2F")).read() for k in keys]) if keys else np.zeros((len(labels), 0))
-        result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=keys)
-    else:
-        result_map = _core.result_map_frame(res)
-
+    """A new file ``path`` with the seed's pandas keys that do not depend on the results
+    (``Results/result_map``, ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``,
+    ``TemplateInfo/...``), written while the chunks run; the engine merges the chunks into it
+    and ``_add_results_key`` completes it."""
+    grid = sweep.grid()
+    labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
+    result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
     with warnings.catch_warnings():
         # Object columns (strings) are pickled by PyTables; pandas reads them back.
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        with pd.HDFStore(path, mode="a") as store:
+        with pd.HDFStore(path, mode="w") as store:
             store.put("Results/result_map", result_map, track_times=False)
             store.put("ParameterGrid/Grid_df", result_map, track_times=False)
-            if post_frames is not None:
-                store.put("Results/results", _concat_post(post_frames), track_times=False)
-            elif res is not None:
-                frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
-                store.put("Results/results", frame, track_times=False)
             store.put("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object), track_times=False)
             store.put("Config/outputs", pd.Series(dict(outputs), dtype=object), track_times=False)
             store.put(
@@ -1029,7 +1123,37 @@ def _add_seed_keys(
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
 
 
+def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
+    """Adds ``Results/results`` to the merged file at ``path``: the worker_file outputs, or
+    the engine's traces or summaries as ``grid_search`` returns them."""
+    import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
+
+    with tables.open_file(path, "r") as h5:
+        has_traces = "/traces" in h5
+        traces_bytes = int(np.prod(h5.root.traces.shape)) * 8 if has_traces else 0
+    if has_traces and traces_bytes > PANDAS_KEYS_MAX_BYTES and post_frames is None:
+        warnings.warn(
+            f"the traces ({traces_bytes / 1e9:.1f} GB) are too large to copy into the pandas key "
+            f"Results/results; {path} holds them in the engine's layout: load them with "
+            "rustrates.read_results(path) or h5py",
+            _core.RustratesWarning,
+            stacklevel=3,
+        )
+        return
+    res = _rustrates.read_results(path)
+    # Failed points have their own warning, with the error (at the end of run).
+    _core.warn_status(_without_failed(res))
+    if post_frames is not None:
+        frame = _concat_post(post_frames, res, chunks)
+    else:
+        frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        with pd.HDFStore(path, mode="a") as store:
+            store.put("Results/results", frame, track_times=False)
+
+
 __all__ = [
-    "ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "RESULT_FILE", "SlurmPartitionError",
-    "check_slurm_partition", "run_chunk_task",
+    "ClusterConnectionError", "ClusterGridSearch", "ClusterSweepError", "ClusterSweepWarning", "RESULT_FILE",
+    "SlurmPartitionError", "check_slurm_partition", "run_chunk_task",
 ]

@@ -11,13 +11,18 @@
 //!                             fingerprint        SHA-256 of template source + grid + settings
 //!                             rustrates_version
 //!                             complete = 1       only on a finished, merged file
+//!                             failed_points      points whose chunk failed (0 unless a
+//!                                                cluster chunk failed on every try)
 //! /time                     f64 [n_time]                    sample times after the cutoff
 //! /grid/<key>               f64 [n_points]                  one per grid key, point order
 //! /grid/labels              str [n_points]                  "{circuit_name}_{i}"
 //!                           (/grid attribute `keys`: JSON list of the keys in order; a `/`
 //!                           in a key is stored as `%2F` in its dataset name)
-//! /status/code              u8  [n_points]                  0 ok, 1 non-finite, 2 step too small
+//! /status/code              u8  [n_points]                  0 ok, 1 non-finite, 2 step too small,
+//!                                                           3 failed (not computed)
 //! /status/t                 f64 [n_points]                  time of the failure (NaN when ok)
+//! /status/error             str [n_points]                  only when failed_points > 0: why
+//!                                                           the point's chunk failed ("" else)
 //! /columns/node             str [n_columns]                 node of each output column
 //! /columns/key              str [n_columns]                 output key of each column
 //! /summaries/<stat>         f64 [n_points, n_columns]       when summaries were asked for
@@ -32,6 +37,7 @@
 //! ```
 //!
 //! h5py reads it lazily: `f["traces"][i, :, c]` is the trace of point i, column c.
+//! Failed points (see [`merge_marking_failed`]) have NaN summaries and traces.
 //!
 //! Part files (`DIR/parts/chunk_*.h5`, see [`super::parts`]) have the same layout restricted
 //! to their chunk's points, plus root attributes `chunk_index`, `chunk_start`, `chunk_end`,
@@ -176,11 +182,15 @@ fn key_name(key: &str) -> String {
     key.replace('%', "%25").replace('/', "%2F")
 }
 
+/// `/status/code` of a point that was never computed (its chunk failed).
+const FAILED_CODE: u8 = 3;
+
 fn status_code(s: &PointStatus) -> (u8, f64) {
     match *s {
         PointStatus::Ok => (0, f64::NAN),
         PointStatus::NonFinite { t } => (1, t),
         PointStatus::StepTooSmall { t } => (2, t),
+        PointStatus::Failed => (FAILED_CODE, f64::NAN),
     }
 }
 
@@ -188,6 +198,7 @@ fn status_from(code: u8, t: f64) -> PointStatus {
     match code {
         0 => PointStatus::Ok,
         1 => PointStatus::NonFinite { t },
+        FAILED_CODE => PointStatus::Failed,
         _ => PointStatus::StepTooSmall { t },
     }
 }
@@ -259,7 +270,8 @@ fn create_layout(
     let traces = if shape.keep_traces {
         let dims = (n, nt, nc);
         let chunk = (shape.block_size.min(n), nt.min(1024), nc);
-        let mut b = file.new_dataset::<f64>();
+        // NaN where nothing is written: the points of failed chunks.
+        let mut b = file.new_dataset::<f64>().fill_value(f64::NAN);
         if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
             b = b.chunk(chunk);
             if deflate_traces(compression, n * nt * nc * size_of::<f64>()) {
@@ -464,8 +476,10 @@ fn write_sweep_attrs(file: &File, record: &SweepRecord, path: &Path) -> Result<(
     write_str_attr(file, "settings", &record.settings.to_string(), path)
 }
 
-/// Marks a final file finished: readers refuse files without it.
-fn write_complete(file: &File, path: &Path) -> Result<(), IoError> {
+/// Marks a final file finished: readers refuse files without it. `failed_points`: the points
+/// of chunks that failed for good (merged as such), 0 for a file of a whole sweep.
+fn write_complete(file: &File, failed_points: usize, path: &Path) -> Result<(), IoError> {
+    write_u64_attr(file, "failed_points", failed_points as u64, path)?;
     file.new_attr::<u8>()
         .create("complete")
         .and_then(|a| a.write_scalar(&1u8))
@@ -578,7 +592,7 @@ impl FileSink {
     fn end_io(&mut self) -> Result<(), IoError> {
         let shape = self.shape.as_ref().expect("begin runs before chunks");
         let open = self.current.take().expect("one chunk, opened by begin");
-        write_complete(&open.file, &open.tmp)?;
+        write_complete(&open.file, 0, &open.tmp)?;
         open.finish(shape.columns.len(), &self.out)
     }
 }
@@ -695,15 +709,72 @@ pub fn sweep_to_file(
 }
 
 /// Joins the parts found in `dirs` (one sweep, possibly run as shards in several
-/// directories) into `out`, written as `out.tmp` and renamed into place.
+/// directories) into `out`, written as `out.tmp` and renamed into place. Every chunk must
+/// have its part.
 pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
-    let mut record: Option<SweepRecord> = None;
+    merge_sources(dirs, MergeTarget::New(out), None).map(|_| ())
+}
+
+/// A chunk that could not be computed (a cluster task that raised on every try).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedChunk {
+    pub chunk: usize,
+    /// Why, as the user should read it (stored per point in `/status/error`).
+    pub error: String,
+}
+
+/// [`merge`] for a sweep some chunks of which failed for good: the chunks in `failed` that no
+/// directory holds a part for are written as failed points (status code 3, NaN summaries and
+/// traces, their error in `/status/error`), so the file still has every point. `grid` is the
+/// sweep's grid: it gives those points' grid values and must match the fingerprint. A chunk
+/// with a part is taken from its part even when listed as failed. Returns the number of
+/// failed points written. The file's shape (time, columns) comes from a part, so at least one
+/// chunk must have been computed.
+pub fn merge_marking_failed(dirs: &[&Path], out: &Path, grid: &Grid, failed: &[FailedChunk]) -> Result<usize, IoError> {
+    merge_sources(dirs, MergeTarget::New(out), Some((grid, failed)))
+}
+
+/// [`merge_marking_failed`] into the existing HDF5 file `file`, whose own contents stay
+/// (e.g. pandas keys written while the chunks ran; none may have the engine's names). The
+/// file is written in place, neither synced nor renamed: it must be a staging file the
+/// caller completes, syncs and renames.
+pub fn merge_marking_failed_into(
+    dirs: &[&Path],
+    file: &Path,
+    grid: &Grid,
+    failed: &[FailedChunk],
+) -> Result<usize, IoError> {
+    merge_sources(dirs, MergeTarget::Existing(file), Some((grid, failed)))
+}
+
+/// Where a merge writes.
+#[derive(Clone, Copy)]
+enum MergeTarget<'a> {
+    /// A new file, written as `out.tmp` and renamed.
+    New(&'a Path),
+    /// An existing file, added to in place.
+    Existing(&'a Path),
+}
+
+/// Where the points of one chunk come from when merging.
+#[derive(Clone)]
+enum ChunkSource {
+    Part(PathBuf, ManifestEntry),
+    Failed(Range<usize>, String),
+}
+
+fn merge_sources(
+    dirs: &[&Path],
+    target: MergeTarget<'_>,
+    fill: Option<(&Grid, &[FailedChunk])>,
+) -> Result<usize, IoError> {
+    let mut record: Option<(SweepRecord, PathBuf)> = None;
     let mut entries: Vec<(PathBuf, ManifestEntry)> = Vec::new();
     for dir in dirs {
         let Some(r) = SweepRecord::load(dir)? else {
             continue;
         };
-        if let Some(first) = &record {
+        if let Some((first, _)) = &record {
             if first.fingerprint != r.fingerprint {
                 return Err(IoError::FingerprintMismatch {
                     dir: dir.to_path_buf(),
@@ -712,7 +783,7 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
                 });
             }
         } else {
-            record = Some(r);
+            record = Some((r, dir.to_path_buf()));
         }
         for e in Manifest::load(dir)?.entries {
             if !entries.iter().any(|(_, x)| x.chunk == e.chunk) {
@@ -720,35 +791,71 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
             }
         }
     }
-    let record = record.ok_or(IoError::NothingToMerge)?;
+    let (record, record_dir) = record.ok_or(IoError::NothingToMerge)?;
+    if let Some((grid, _)) = fill {
+        let found = fingerprint(&record.template_source, grid, &record.settings);
+        if found != record.fingerprint {
+            return Err(IoError::FingerprintMismatch {
+                dir: record_dir,
+                expected: found,
+                found: record.fingerprint,
+            });
+        }
+    }
     let mut ordered = Vec::with_capacity(record.chunks.len());
     let mut missing = Vec::new();
     for (ci, &(s, e)) in record.chunks.iter().enumerate() {
-        match entries
+        let part = entries
             .iter()
-            .find(|(_, x)| x.chunk == ci && x.start == s && x.end == e)
-        {
-            Some(found) => ordered.push(found.clone()),
-            None => missing.push((s, e)),
+            .find(|(_, x)| x.chunk == ci && x.start == s && x.end == e);
+        let failure = fill.and_then(|(_, failed)| failed.iter().find(|f| f.chunk == ci));
+        match (part, failure) {
+            (Some((path, entry)), _) => ordered.push(ChunkSource::Part(path.clone(), entry.clone())),
+            // HDF5 strings cannot hold NUL.
+            (None, Some(f)) => ordered.push(ChunkSource::Failed(s..e, f.error.replace('\0', "\\0"))),
+            (None, None) => missing.push((s, e)),
         }
     }
     if !missing.is_empty() {
         return Err(IoError::MissingChunks { missing });
     }
-    for (path, e) in &ordered {
-        let found = parts::sha256_file(path)?;
-        if found != e.sha256 {
-            return Err(IoError::CorruptPart {
-                path: path.clone(),
-                expected: e.sha256.clone(),
-                found,
-            });
+    let first_part = ordered.iter().find_map(|c| match c {
+        ChunkSource::Part(p, _) => Some(p.clone()),
+        ChunkSource::Failed(..) => None,
+    });
+    if first_part.is_none() && record.n_points > 0 {
+        return Err(IoError::NoChunkComputed {
+            chunks: record.chunks.len(),
+        });
+    }
+    for c in &ordered {
+        if let ChunkSource::Part(path, e) = c {
+            let found = parts::sha256_file(path)?;
+            if found != e.sha256 {
+                return Err(IoError::CorruptPart {
+                    path: path.clone(),
+                    expected: e.sha256.clone(),
+                    found,
+                });
+            }
         }
     }
 
-    let tmp = tmp_path(out);
+    let (tmp, file) = match target {
+        MergeTarget::New(out) => {
+            let tmp = tmp_path(out);
+            let file = create_file(&tmp).map_err(h5(&tmp))?;
+            (tmp, file)
+        }
+        MergeTarget::Existing(path) => {
+            let file = File::with_options()
+                .with_fapl(|p| p.file_locking(false))
+                .open_rw(path)
+                .map_err(h5(path))?;
+            (path.to_path_buf(), file)
+        }
+    };
     let eo = h5(&tmp);
-    let file = create_file(&tmp).map_err(&eo)?;
     write_sweep_attrs(&file, &record, &tmp)?;
     if let Some(src) = dirs.iter().map(|d| d.join(INPUTS_FILE)).find(|p| p.is_file()) {
         copy_inputs(&src, &file, &tmp)?;
@@ -766,9 +873,9 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
         })?,
         None => Vec::new(),
     };
-    // Shape from the first part (every part shares it); a sweep of 0 points has no parts.
-    let shape = match ordered.first() {
-        Some((p, _)) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+    // Shape from a part (every part shares it); a sweep of 0 points has no parts.
+    let shape = match &first_part {
+        Some(p) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
         None => Shape {
             circuit_name: record.circuit_name.clone(),
             time: Vec::new(),
@@ -787,7 +894,33 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
     let labels: Vec<String> = (0..n).map(|i| format!("{}_{i}", record.circuit_name)).collect();
     write_strings(&grid, "labels", &labels, &tmp)?;
     let nc = shape.columns.len();
-    for (path, e) in &ordered {
+    let mut errors: Vec<String> = Vec::new();
+    let mut failed_points = 0usize;
+    for source in &ordered {
+        let (path, e) = match source {
+            ChunkSource::Part(path, e) => (path, e),
+            ChunkSource::Failed(r, error) => {
+                let grid = fill.expect("failed chunks come with the grid").0;
+                for (col, ds) in grid.columns().iter().zip(&grid_sets) {
+                    ds.write_slice(&col[r.clone()], r.clone()).map_err(&eo)?;
+                }
+                sets.code
+                    .write_slice(&vec![FAILED_CODE; r.len()][..], r.clone())
+                    .map_err(&eo)?;
+                sets.t
+                    .write_slice(&vec![f64::NAN; r.len()][..], r.clone())
+                    .map_err(&eo)?;
+                let nan = ndarray::Array2::from_elem((r.len(), nc), f64::NAN);
+                for ds in &sets.summaries {
+                    ds.write_slice(&nan, (r.clone(), 0..nc)).map_err(&eo)?;
+                }
+                // Traces stay at the dataset's fill value, NaN.
+                errors.resize(n, String::new());
+                errors[r.clone()].fill(error.clone());
+                failed_points += r.len();
+                continue;
+            }
+        };
         let ep = h5(path);
         let part = open_file(path).map_err(&ep)?;
         let r = e.start..e.end;
@@ -819,14 +952,22 @@ pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
             }
         }
     }
-    write_complete(&file, &tmp)?;
+    if failed_points > 0 {
+        let status = file.group("status").map_err(&eo)?;
+        write_strings(&status, "error", &errors, &tmp)?;
+    }
+    write_complete(&file, failed_points, &tmp)?;
     file.flush().map_err(&eo)?;
     drop((grid, sets, grid_sets));
     file.close().map_err(&eo)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(IoError::fs(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(IoError::fs(out))
+    // An existing file is the caller's staging file: it syncs it before its rename.
+    if let MergeTarget::New(out) = target {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(IoError::fs(&tmp))?;
+        std::fs::rename(&tmp, out).map_err(IoError::fs(out))?;
+    }
+    Ok(failed_points)
 }
 
 fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
@@ -1229,6 +1370,150 @@ mod tests {
         let out = tmp.path().join("merged.h5");
         merge(&[d0.as_path(), d1.as_path()], &out).unwrap();
         assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
+    }
+
+    #[test]
+    fn h5_failed_chunks_are_marked_and_a_rerun_completes() {
+        // Shard 0 of 2 computes chunks 0 and 2 (points 0..6, 12..18); chunks 1 and 3 count
+        // as failed (as a cluster task raising on every try) and are merged as such.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        let shard = |i| RunControl {
+            shard: Some(crate::sweep::Shard { index: i, count: 2 }),
+            ..RunControl::default()
+        };
+        parts(&spec, &dir, shard(0), &n).unwrap();
+        let failed = vec![
+            FailedChunk {
+                chunk: 1,
+                error: "RuntimeError: worker lost".into(),
+            },
+            FailedChunk {
+                chunk: 3,
+                error: "nul\0byte".into(),
+            },
+        ];
+        let out = tmp.path().join("marked.h5");
+        // Every missing chunk must be accounted for.
+        let err = merge_marking_failed(&[dir.as_path()], &out, &spec.param_grid, &failed[..1]).unwrap_err();
+        assert!(
+            matches!(&err, IoError::MissingChunks { missing } if missing == &vec![(18, 20)]),
+            "{err}"
+        );
+        // The grid must be this sweep's.
+        let other = fake_spec(&[1.0, -2.0, 500.0, 3.5], &[0.0, 1.0, 2.0, 3.0, 4.0]).param_grid;
+        let err = merge_marking_failed(&[dir.as_path()], &out, &other, &failed).unwrap_err();
+        assert!(matches!(err, IoError::FingerprintMismatch { .. }), "{err}");
+        assert!(!out.exists());
+
+        assert_eq!(
+            merge_marking_failed(&[dir.as_path()], &out, &spec.param_grid, &failed).unwrap(),
+            8
+        );
+        let back = read_results(&out).unwrap();
+        let mem = in_memory(&spec);
+        let failed_points: Vec<usize> = (6..12).chain(18..20).collect();
+        let (nt, nc) = (mem.time.len(), mem.columns.len());
+        assert_eq!(back.labels, mem.labels);
+        assert_eq!(
+            back.grid_values, mem.grid_values,
+            "failed points keep their grid values"
+        );
+        let (bt, mt) = (back.traces.as_ref().unwrap(), mem.traces.as_ref().unwrap());
+        let (bs, ms) = (back.summaries.as_ref().unwrap(), mem.summaries.as_ref().unwrap());
+        for p in 0..20 {
+            let tr = p * nt * nc..(p + 1) * nt * nc;
+            let sm = p * nc..(p + 1) * nc;
+            if failed_points.contains(&p) {
+                assert_eq!(back.status[p], PointStatus::Failed, "point {p}");
+                assert!(bt[tr].iter().all(|x| x.is_nan()), "point {p}: traces NaN");
+                assert!(bs.values.iter().all(|v| v[sm.clone()].iter().all(|x| x.is_nan())));
+            } else {
+                // Bit for bit what the in-memory run gives (NaN where it diverged).
+                assert_eq!(back.status[p], mem.status[p], "point {p}");
+                let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same(&bt[tr.clone()], &mt[tr]), "point {p}: traces");
+                assert!(bs
+                    .values
+                    .iter()
+                    .zip(&ms.values)
+                    .all(|(x, y)| same(&x[sm.clone()], &y[sm.clone()])));
+            }
+        }
+        let f = File::open(&out).unwrap();
+        let failed_attr: u64 = f.attr("failed_points").unwrap().read_scalar().unwrap();
+        assert_eq!(failed_attr, 8);
+        let errors = read_strings(&f.group("status").unwrap(), "error", &out).unwrap();
+        assert_eq!(errors[5], "");
+        assert_eq!(errors[6], "RuntimeError: worker lost");
+        assert_eq!(
+            errors[19], "nul\\0byte",
+            "NUL, which HDF5 strings cannot hold, is escaped"
+        );
+        drop(f);
+
+        // The marked file does not make the chunks done: the rest of the sweep resumes, and
+        // the plain merge gives the complete file.
+        assert!(!Manifest::load(&dir).unwrap().contains(1));
+        let before = n.load(Ordering::Relaxed);
+        parts(&spec, &dir, RunControl::default(), &n).unwrap();
+        assert_eq!(n.load(Ordering::Relaxed) - before, 8, "only the failed chunks' points");
+        merge(&[dir.as_path()], &out).unwrap();
+        assert!(same_result(&read_results(&out).unwrap(), &mem));
+        let f = File::open(&out).unwrap();
+        assert_eq!(f.attr("failed_points").unwrap().read_scalar::<u64>().unwrap(), 0);
+        assert!(!f.group("status").unwrap().link_exists("error"));
+    }
+
+    #[test]
+    fn h5_merge_into_existing_file_keeps_its_contents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        parts(&spec, &dir, RunControl::default(), &n).unwrap();
+        let staging = tmp.path().join("staging.h5");
+        {
+            let f = create_file(&staging).unwrap();
+            let g = f.create_group("Config").unwrap();
+            write_f64s(&g, "dt", &[1e-3], &staging).unwrap();
+        }
+        assert_eq!(
+            merge_marking_failed_into(&[dir.as_path()], &staging, &spec.param_grid, &[]).unwrap(),
+            0
+        );
+        assert!(same_result(&read_results(&staging).unwrap(), &in_memory(&spec)));
+        let f = File::open(&staging).unwrap();
+        assert_eq!(f.dataset("Config/dt").unwrap().read_raw::<f64>().unwrap(), vec![1e-3]);
+        assert!(!tmp_path(&staging).exists(), "written in place");
+    }
+
+    #[test]
+    fn h5_every_chunk_failed_is_an_error_not_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = spec();
+        // The sweep directory exists (sweep.json) but no chunk was computed.
+        let rec_dir = tmp.path().join("sweep");
+        let cancel = AtomicBool::new(true);
+        let n = AtomicUsize::new(0);
+        let ctrl = RunControl {
+            cancel: Some(&cancel),
+            ..RunControl::default()
+        };
+        assert!(parts(&spec, &rec_dir, ctrl, &n).is_err());
+        assert_eq!(n.load(Ordering::Relaxed), 0);
+        let failed: Vec<FailedChunk> = (0..4)
+            .map(|chunk| FailedChunk {
+                chunk,
+                error: "x".into(),
+            })
+            .collect();
+        let out = tmp.path().join("none.h5");
+        let err = merge_marking_failed(&[rec_dir.as_path()], &out, &spec.param_grid, &failed).unwrap_err();
+        assert!(matches!(err, IoError::NoChunkComputed { chunks: 4 }), "{err}");
+        assert!(!out.exists());
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub use csv::write_csv;
 pub use parts::{fingerprint, Manifest, ManifestEntry, SweepRecord};
 
 #[cfg(feature = "hdf5")]
-pub use h5::{merge, read_results, run_parts, sweep_to_file, FileOptions, PartSink};
+pub use h5::{
+    merge, merge_marking_failed, merge_marking_failed_into, read_results, run_parts, sweep_to_file, FailedChunk,
+    FileOptions, PartSink,
+};
 
 use std::path::PathBuf;
 
@@ -55,6 +58,8 @@ pub enum IoError {
     InputShape { name: String, len: usize, points: usize },
     #[error("nothing to merge: no sweep.json in any of the given directories")]
     NothingToMerge,
+    #[error("no chunk of the sweep was computed (all {chunks} failed): there is nothing to write")]
+    NoChunkComputed { chunks: usize },
     #[error("text '{text:.40}' cannot be stored in HDF5 (it contains a NUL byte)")]
     BadText { text: String },
     #[error(transparent)]

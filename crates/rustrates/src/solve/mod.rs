@@ -115,6 +115,9 @@ pub enum PointStatus {
     StepTooSmall {
         t: f64,
     },
+    /// Never computed: the chunk holding the point failed for good (a cluster task that
+    /// raised on every try). The solver never returns it; merged result files record it.
+    Failed,
 }
 
 /// Receives samples as the run produces them.

@@ -1404,6 +1404,7 @@ pub(crate) mod tests {
                 (PointStatus::Ok, PointStatus::Ok) => true,
                 (PointStatus::NonFinite { t: s }, PointStatus::NonFinite { t }) => s == t,
                 (PointStatus::StepTooSmall { t: s }, PointStatus::StepTooSmall { t }) => s == t,
+                (PointStatus::Failed, PointStatus::Failed) => true,
                 _ => false,
             });
         a.circuit_name == b.circuit_name
