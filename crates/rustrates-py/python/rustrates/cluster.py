@@ -1099,7 +1099,6 @@ def _write_seed_keys(
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         with pd.HDFStore(path, mode="w") as store:
             store.put("Results/result_map", result_map, track_times=False)
-            store.put("ParameterGrid/Grid_df", result_map, track_times=False)
             store.put("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object), track_times=False)
             store.put("Config/outputs", pd.Series(dict(outputs), dtype=object), track_times=False)
             store.put(
@@ -1121,6 +1120,11 @@ def _write_seed_keys(
                 store.put("TemplateInfo/variables", pd.DataFrame(circuit.variables), track_times=False)
                 store.put("TemplateInfo/source", pd.Series([circuit.source_text], dtype=object), track_times=False)
                 store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
+    import tables  # noqa: PLC0415 - a dependency of the package (pandas' HDF5 layer)
+
+    # The same frame under the seed's second name: an HDF5 hard link, not a second copy.
+    with tables.open_file(path, "a") as h5:
+        h5.create_hard_link("/ParameterGrid", "Grid_df", "/Results/result_map", createparents=True)
 
 
 def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
