@@ -23,6 +23,7 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(results::read_results, m)?)?;
+    m.add_function(wrap_pyfunction!(results::write_pytables_nodes, m)?)?;
     cluster::register(m)?;
     Ok(())
 }

@@ -59,3 +59,81 @@ fn read<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyDict>> {
 pub fn read_results<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Bound<'py, PyDict>> {
     read(py, &path)
 }
+
+/// One node as Python passes it: `(path, kind, data, [(attribute, value)])`.
+type PyNode<'py> = (String, String, Bound<'py, PyAny>, Vec<(String, Bound<'py, PyAny>)>);
+
+/// Writes HDF5 nodes laid out as PyTables writes them (`rustrates._pandas_keys` builds
+/// them from pandas objects). `nodes`: `(path, kind, data, attrs)` with kind `"group"`
+/// (data None), `"array"` (data `(element, shape, bytes)`, element `"f8"`, `"i8"`, `"i1"`
+/// or `"S<n>"`), `"object"` (data: pickle bytes) or `"link"` (data: target path); attrs
+/// `[(name, value)]` with value str, bytes (stored as ASCII), bool or int.
+#[pyfunction]
+#[pyo3(signature = (path, create, nodes))]
+pub fn write_pytables_nodes(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    create: bool,
+    nodes: Vec<PyNode<'_>>,
+) -> PyResult<()> {
+    use pyo3::exceptions::PyValueError;
+    use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
+    use rustrates::io::pytables::{Attr, Element, Node, NodeKind};
+
+    let mut converted = Vec::with_capacity(nodes.len());
+    for (node_path, kind, data, attrs) in nodes {
+        let bad = |what: &str| PyValueError::new_err(format!("node {node_path}: {what}"));
+        let kind = match kind.as_str() {
+            "group" => NodeKind::Group,
+            "object" => NodeKind::Object(
+                data.cast::<PyBytes>()
+                    .map_err(|_| bad("object data must be bytes"))?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            "link" => NodeKind::HardLink(data.extract::<String>().map_err(|_| bad("link data must be a path"))?),
+            "array" => {
+                let (element, shape, bytes): (String, Vec<usize>, Vec<u8>) = data
+                    .extract()
+                    .map_err(|_| bad("array data must be (element, shape, bytes)"))?;
+                let element = match element.as_str() {
+                    "f8" => Element::F64,
+                    "i8" => Element::I64,
+                    "i1" => Element::I8,
+                    s => match s.strip_prefix('S').and_then(|n| n.parse::<usize>().ok()) {
+                        Some(n) if n > 0 => Element::Bytes(n),
+                        _ => return Err(bad(&format!("unknown element type {s:?}"))),
+                    },
+                };
+                NodeKind::Array {
+                    element,
+                    shape,
+                    data: bytes,
+                }
+            }
+            other => return Err(bad(&format!("unknown node kind {other:?}"))),
+        };
+        let mut node_attrs = Vec::with_capacity(attrs.len());
+        for (name, value) in attrs {
+            let attr = if value.is_instance_of::<PyBool>() {
+                Attr::Bool(value.extract()?)
+            } else if value.is_instance_of::<PyInt>() {
+                Attr::Int(value.extract()?)
+            } else if value.is_instance_of::<PyString>() {
+                Attr::Text(value.extract()?)
+            } else if let Ok(b) = value.cast::<PyBytes>() {
+                Attr::Ascii(b.as_bytes().to_vec())
+            } else {
+                return Err(bad(&format!("attribute {name}: unsupported value {value}")));
+            };
+            node_attrs.push((name, attr));
+        }
+        converted.push(Node {
+            path: node_path,
+            kind,
+            attrs: node_attrs,
+        });
+    }
+    py.detach(move || rustrates::io::pytables::write_nodes(&path, create, &converted).map_err(Box::new))
+        .map_err(|e| io_err(py, &e))
+}

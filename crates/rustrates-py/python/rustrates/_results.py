@@ -5,12 +5,11 @@ pandas-readable keys of the seed's cluster mode (``Results/results``, ``Results/
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import pandas as pd
 
-from . import _core, _rustrates
+from . import _core, _pandas_keys, _rustrates
 
 #: Traces larger than this are not copied into the pandas keys (PyTables stores a frame in
 #: one piece, so it must fit in memory twice); ``read_results`` reads them instead.
@@ -43,13 +42,9 @@ def add_pandas_keys(path: str, res: dict[str, Any], result_map: pd.DataFrame) ->
             traces_res = _rustrates.read_results(path)
             res = dict(res, traces=traces_res["traces"], time=traces_res["time"])
             traces = res["traces"]
-    with warnings.catch_warnings():
-        # PyTables warns that string labels in the column MultiIndex are pickled; that is
-        # the layout PyRates' files have and pandas reads back.
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        with pd.HDFStore(path, mode="a") as store:
-            store.put("Results/result_map", result_map, track_times=False)
-            store.put("ParameterGrid/Grid_df", result_map, track_times=False)
-            if traces is not None:
-                store.put("Results/results", _core.traces_frame(res), track_times=False)
+    keys = [("Results/result_map", result_map)]
+    if traces is not None:
+        keys.append(("Results/results", _core.traces_frame(res)))
+    # ParameterGrid/Grid_df: the same frame under the seed's second name, as an HDF5 hard link.
+    _pandas_keys.put_keys(path, keys, create=False, links=[("ParameterGrid/Grid_df", "Results/result_map")])
     return traces is not None

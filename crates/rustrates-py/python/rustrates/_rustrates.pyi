@@ -104,6 +104,16 @@ def run_sweep(
 def read_results(path: str | PathLike[str]) -> SweepResultDict:
     """Load a complete results file."""
 
+def write_pytables_nodes(
+    path: str | PathLike[str],
+    create: bool,
+    nodes: list[tuple[str, str, Any, list[tuple[str, str | bytes | bool | int]]]],
+) -> None:
+    """Write HDF5 nodes as PyTables lays them out: ``(path, kind, data, attrs)`` with kind
+    ``"group"`` (data None), ``"array"`` (data ``(element, shape, bytes)``, element ``"f8"``,
+    ``"i8"``, ``"i1"`` or ``"S<n>"``), ``"object"`` (data: pickle bytes) or ``"link"`` (data:
+    the target's path). A new file when ``create``."""
+
 class ClusterSweep:
     """One sweep cut into chunks, as the ``ClusterGridSearch`` client and its Dask workers see
     it. Takes ``run_sweep``'s arguments (without ``out`` and ``progress``) plus

@@ -74,7 +74,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _core, _rustrates
+from . import _core, _pandas_keys, _rustrates
 from ._results import PANDAS_KEYS_MAX_BYTES
 from ._rustrates import SweepError
 
@@ -1094,37 +1094,29 @@ def _write_seed_keys(
     grid = sweep.grid()
     labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
-    with warnings.catch_warnings():
-        # Object columns (strings) are pickled by PyTables; pandas reads them back.
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        with pd.HDFStore(path, mode="w") as store:
-            store.put("Results/result_map", result_map, track_times=False)
-            store.put("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object), track_times=False)
-            store.put("Config/outputs", pd.Series(dict(outputs), dtype=object), track_times=False)
-            store.put(
-                "Config/param_map",
-                pd.DataFrame(
-                    [(k, ", ".join(v["vars"]), ", ".join(map(str, v.get("nodes", v.get("edges", []))))) for k, v in pmap.items()],
-                    columns=["key", "vars", "targets"],
-                ),
-                track_times=False,
-            )
-            names = list(inputs)
-            store.put("Config/input_names", pd.Series(names, dtype=object), track_times=False)
-            for i, name in enumerate(names):
-                store.put(f"Config/inputs/input_{i}", _to_pandas(inputs[name]), track_times=False)
-            for key, value in (result_kwargs or {}).items():
-                store.put(f"AdditionalData/{key}", _to_pandas(value), track_times=False)
-            if template is not None:
-                circuit = _rustrates.load_circuit(os.fspath(template))
-                store.put("TemplateInfo/variables", pd.DataFrame(circuit.variables), track_times=False)
-                store.put("TemplateInfo/source", pd.Series([circuit.source_text], dtype=object), track_times=False)
-                store.put("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object), track_times=False)
-    import tables  # noqa: PLC0415 - a dependency of the package (pandas' HDF5 layer)
-
+    names = list(inputs)
+    keys: list[tuple[str, Any]] = [
+        ("Results/result_map", result_map),
+        ("Config/simulation", pd.Series({k: (v if v is not None else np.nan) for k, v in config.items()}, dtype=object)),
+        ("Config/outputs", pd.Series(dict(outputs), dtype=object)),
+        ("Config/param_map", pd.DataFrame(
+            np.array([(k, ", ".join(v["vars"]), ", ".join(map(str, v.get("nodes", v.get("edges", [])))))
+                      for k, v in pmap.items()], dtype=object).reshape(-1, 3),
+            columns=["key", "vars", "targets"], dtype=object,
+        )),
+        ("Config/input_names", pd.Series(names, dtype=object)),
+    ]
+    keys += [(f"Config/inputs/input_{i}", _to_pandas(inputs[name])) for i, name in enumerate(names)]
+    keys += [(f"AdditionalData/{key}", _to_pandas(value)) for key, value in (result_kwargs or {}).items()]
+    if template is not None:
+        circuit = _rustrates.load_circuit(os.fspath(template))
+        keys += [
+            ("TemplateInfo/variables", pd.DataFrame(circuit.variables)),
+            ("TemplateInfo/source", pd.Series([circuit.source_text], dtype=object)),
+            ("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object)),
+        ]
     # The same frame under the seed's second name: an HDF5 hard link, not a second copy.
-    with tables.open_file(path, "a") as h5:
-        h5.create_hard_link("/ParameterGrid", "Grid_df", "/Results/result_map", createparents=True)
+    _pandas_keys.put_keys(path, keys, create=True, links=[("ParameterGrid/Grid_df", "Results/result_map")])
 
 
 def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, chunks: list) -> None:
@@ -1151,10 +1143,7 @@ def _add_results_key(path: str, post_frames: list[pd.DataFrame | None] | None, c
         frame = _concat_post(post_frames, res, chunks)
     else:
         frame = _core.traces_frame(res) if res["traces"] is not None else _core.summaries_frame(res)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        with pd.HDFStore(path, mode="a") as store:
-            store.put("Results/results", frame, track_times=False)
+    _pandas_keys.put_keys(path, [("Results/results", frame)], create=False)
 
 
 __all__ = [

@@ -17,6 +17,8 @@ pub mod parts;
 
 #[cfg(feature = "hdf5")]
 pub mod h5;
+#[cfg(feature = "hdf5")]
+pub mod pytables;
 
 pub use csv::write_csv;
 pub use parts::{fingerprint, Manifest, ManifestEntry, SweepRecord};

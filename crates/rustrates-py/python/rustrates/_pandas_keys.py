@@ -1,0 +1,162 @@
+"""pandas' HDF5 keys ("fixed" format) written in one call to the engine.
+
+``pd.HDFStore.put`` spends ≈ 0.7 ms of Python per HDF5 node in PyTables (≈ 3–20 ms per key);
+a cluster sweep's file has ≈ 30 such nodes, more than a 10,000-point sweep may spend outside
+its chunks. Here the nodes pandas would write are built in Python, following pandas' fixed
+format, and written by ``_rustrates.write_pytables_nodes`` exactly as PyTables lays them out.
+``tests/python/test_pandas_keys.py`` checks node by node (classes, types, shapes, attributes,
+values) that the result equals what ``HDFStore.put`` writes for the same objects, and that
+``pd.read_hdf`` gives the objects back.
+
+Covered: Series and DataFrames whose values are all one numpy dtype (float64, int64 or
+object: pickled, as pandas stores them), with indexes of integers, floats or strings (columns
+may be a MultiIndex of such levels), no empty axes. Anything else is left to ``HDFStore.put``:
+``write_keys`` returns those and ``put_keys`` writes them through pandas.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Iterable
+from os import PathLike, fspath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _rustrates
+
+# PyTables stores a Python value it cannot map to a numpy type as its protocol-0 pickle.
+_NONE = pickle.dumps(None, 0)
+_VALUE_DTYPES = {np.dtype("float64"): "f8", np.dtype("int64"): "i8"}
+
+
+class Unsupported(Exception):
+    """The object needs pandas' own writer."""
+
+
+def _name_attr(name: Any) -> Any:
+    if name is None:
+        return _NONE
+    if isinstance(name, str):
+        return name
+    raise Unsupported(f"index name {name!r}")
+
+
+def _array(path: str, values: np.ndarray, attrs: list) -> tuple:
+    if values.dtype.kind == "S":
+        element = f"S{values.dtype.itemsize}"
+    elif values.dtype == np.int8:
+        element = "i1"
+    else:
+        element = _VALUE_DTYPES.get(values.dtype)
+        if element is None:
+            raise Unsupported(f"dtype {values.dtype}")
+    data = np.ascontiguousarray(values)
+    return (path, "array", (element, list(data.shape), data.tobytes()), attrs + [("transposed", True)])
+
+
+def _strings(values: Iterable[Any]) -> np.ndarray:
+    encoded = [v.encode("utf-8") for v in values]
+    return np.array(encoded, dtype=f"S{max(1, max(map(len, encoded)))}")
+
+
+def _converted(index: pd.Index) -> tuple[np.ndarray, str]:
+    """An index's values as pandas stores them, and pandas' ``kind`` for them."""
+    dtype = index.dtype
+    if dtype == np.int64:
+        return np.asarray(index, dtype=np.int64), "integer"
+    if dtype == np.float64:
+        return np.asarray(index, dtype=np.float64), "float"
+    if (dtype == object or isinstance(dtype, pd.StringDtype)) and pd.api.types.infer_dtype(index, skipna=False) == "string":
+        return _strings(index), "string"
+    raise Unsupported(f"index of dtype {dtype}")
+
+
+def _index(group: str, key: str, index: pd.Index, group_attrs: list) -> list:
+    if len(index) == 0:
+        raise Unsupported("empty axis")
+    if isinstance(index, pd.MultiIndex):
+        group_attrs += [(f"{key}_variety", "multi"), (f"{key}_nlevels", index.nlevels)]
+        nodes = []
+        for i, (level, codes, name) in enumerate(zip(index.levels, index.codes, index.names)):
+            values, kind = _converted(level)
+            attrs = [("kind", kind), ("name", _name_attr(name)), (f"{key}_name{name}", _name_attr(name))]
+            if kind == "string":
+                attrs.append(("nan_rep", ""))
+            nodes.append(_array(f"{group}/{key}_level{i}", values, attrs))
+            nodes.append(_array(f"{group}/{key}_label{i}", np.asarray(codes), []))
+        return nodes
+    if type(index) not in (pd.Index, pd.RangeIndex):
+        raise Unsupported(f"{type(index).__name__}")
+    group_attrs.append((f"{key}_variety", "regular"))
+    values, kind = _converted(index)
+    attrs = [("kind", kind), ("name", _name_attr(index.name))]
+    if kind == "string":
+        attrs.append(("nan_rep", ""))
+    return [_array(f"{group}/{key}", values, attrs)]
+
+
+def _values(path: str, values: np.ndarray) -> tuple:
+    """``values`` as pandas stores a block: transposed, object arrays pickled."""
+    if values.dtype == object:
+        return (path, "object", pickle.dumps(values, pickle.HIGHEST_PROTOCOL), [("transposed", True)])
+    return _array(path, values, [])
+
+
+def nodes_for(key: str, obj: Any) -> list:
+    """The HDF5 nodes ``HDFStore.put(key, obj)`` writes; raises :class:`Unsupported`."""
+    group = "/" + key.strip("/")
+    attrs: list = [("encoding", "UTF-8"), ("errors", "strict")]
+    if type(obj) is pd.Series:
+        if obj.dtype not in _VALUE_DTYPES and obj.dtype != object:
+            raise Unsupported(f"values of dtype {obj.dtype}")
+        nodes = _index(group, "index", obj.index, attrs)
+        nodes.append(_values(f"{group}/values", obj.to_numpy()))
+        attrs += [("name", _name_attr(obj.name)), ("pandas_type", "series")]
+    elif type(obj) is pd.DataFrame:
+        dtypes = set(obj.dtypes)
+        if len(dtypes) != 1 or not (dtypes <= set(_VALUE_DTYPES) or dtypes == {np.dtype(object)}):
+            raise Unsupported("columns of several or unsupported dtypes")
+        if not obj.columns.is_unique:
+            raise Unsupported("duplicate columns")  # pandas raises its own error
+        attrs.append(("ndim", 2))
+        nodes = _index(group, "axis0", obj.columns, attrs)
+        nodes += _index(group, "axis1", obj.index, attrs)
+        # One block (all columns share their dtype), its items the columns in order.
+        attrs.append(("nblocks", 1))
+        nodes.append(_values(f"{group}/block0_values", obj.to_numpy()))
+        nodes += _index(group, "block0_items", obj.columns, attrs)
+        attrs.append(("pandas_type", "frame"))
+    else:
+        raise Unsupported(type(obj).__name__)
+    return [(group, "group", None, attrs)] + nodes
+
+
+def write_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> list:
+    """Writes the supported ``(key, obj)`` items (and hard links ``(name, target)``) into
+    ``path`` — a new file when ``create`` — and returns the items left for pandas."""
+    nodes: list = []
+    rest = []
+    for key, obj in items:
+        try:
+            nodes += nodes_for(key, obj)
+        except Unsupported:
+            rest.append((key, obj))
+    nodes += [("/" + name.strip("/"), "link", "/" + target.strip("/"), []) for name, target in links]
+    _rustrates.write_pytables_nodes(fspath(path), create, nodes)
+    return rest
+
+
+def put_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> None:
+    """Writes every ``(key, obj)`` as ``HDFStore.put`` would: the engine where it can,
+    pandas for the rest."""
+    rest = write_keys(path, items, create, links)
+    if rest:
+        with warnings.catch_warnings():
+            # Object columns (strings) are pickled by PyTables; pandas reads them back.
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            with pd.HDFStore(fspath(path), mode="a") as store:
+                for key, obj in rest:
+                    store.put(key, obj, track_times=False)
