@@ -1,15 +1,18 @@
 """Throughput of ClusterGridSearch against grid_search (issue 7's benchmark).
 
-    python examples/cluster/bench_cluster.py [N_POINTS] [CHUNK_SIZE] [REPEATS]
+    python examples/cluster/bench_cluster.py [N_POINTS] [CHUNK_SIZE] [REPEATS] [dask-defaults]
 
 The reference circuit of bench/README.md (two qif_pop populations, edges 15/10/-10, constant
 input 1 into PC), a sqrt(N) x sqrt(N) grid of eta_PC, eta_IIN in linspace(-5, 5), Euler,
 dt 1e-4, T 5, summaries only (mean, std, max of PC's r after 1 s of transient):
 
 - grid_search(..., n_threads=2), in memory and with out= (a file, as the cluster writes);
-- ClusterGridSearch(LocalCluster 2 workers x 1 thread).run(...), end to end: tasks, part
-  files shipped back, manifest, merge, pandas keys. Cluster start-up (processes, imports) is
-  excluded; every repetition uses a fresh compute_dir so nothing is resumed.
+- ClusterGridSearch(2).run(...) — the LocalCluster of 2 worker processes x 1 thread that
+  ClusterGridSearch starts itself (with rustrates.cluster.DASK_CONFIG) — end to end: tasks,
+  part files shipped back, manifest, merge, pandas keys. Cluster start-up (processes,
+  imports) is excluded; every repetition uses a fresh compute_dir so nothing is resumed.
+  With ``dask-defaults``: a LocalCluster started here with Dask's default settings instead,
+  passed in as a Client (as users of their own clusters do).
 
 CHUNK_SIZE 0 or absent: ClusterGridSearch's default. Prints wall seconds (best, median, worst
 of REPEATS interleaved rounds), the CPU seconds each run cost (client, scheduler and workers for
@@ -80,10 +83,15 @@ def main() -> None:
     n = len(s["param_grid"]["eta_pc"]) ** 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(cluster)
+    dask_defaults = len(sys.argv) > 4 and sys.argv[4] == "dask-defaults"
+    if dask_defaults:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+        cgs = ClusterGridSearch(Client(cluster), progress=False)
+    else:
+        cluster = None
+        cgs = ClusterGridSearch(2, progress=False)
+    client = cgs.client
     client.run(lambda: __import__("rustrates"))  # start-up: worker imports
-    cgs = ClusterGridSearch(client, progress=False)
     counter = iter(range(10**6))
 
     def cluster_run():
@@ -101,7 +109,9 @@ def main() -> None:
                                                 keep_traces=False, **s)))
         t_cgs.append(timed(cluster_run, client))
     client.close()
-    cluster.close()
+    cgs.close()
+    if cluster is not None:
+        cluster.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
     def row(name: str, runs: list[tuple[float, float]]) -> str:
@@ -114,7 +124,8 @@ def main() -> None:
 
     ratios = sorted(m[0] / c[0] for m, c in zip(t_mem, t_cgs))
     tasks = "default chunk_size" if chunk is None else f"chunk_size {chunk}"
-    print(f"{n} points, summaries only, {tasks}, {repeats} interleaved rounds")
+    settings = "a LocalCluster with Dask's defaults" if dask_defaults else "ClusterGridSearch(2)'s LocalCluster"
+    print(f"{n} points, summaries only, {tasks}, {repeats} interleaved rounds, {settings}")
     print(row("grid_search n_threads=2 (memory)", t_mem))
     print(row("grid_search n_threads=2 (out=)  ", t_file))
     print(row("ClusterGridSearch 2 workers x 1 ", t_cgs))

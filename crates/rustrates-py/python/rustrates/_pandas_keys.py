@@ -57,9 +57,17 @@ def _array(path: str, values: np.ndarray, attrs: list) -> tuple:
     return (path, "array", (element, list(data.shape), data.tobytes()), attrs + [("transposed", True)])
 
 
-def _strings(values: Iterable[Any]) -> np.ndarray:
-    encoded = [v.encode("utf-8") for v in values]
-    return np.array(encoded, dtype=f"S{max(1, max(map(len, encoded)))}")
+def _strings(values: Any) -> np.ndarray:
+    """Strings as pandas stores them: UTF-8, fixed width = the longest (at least 1)."""
+    items = np.asarray(values, dtype=object).tolist()
+    try:
+        # ASCII (labels, names): numpy encodes in C, as wide as the longest.
+        encoded = np.array(items, dtype="S")
+    except UnicodeEncodeError:
+        encoded = np.array([v.encode("utf-8") for v in items], dtype="S")
+    if encoded.dtype.itemsize == 0:
+        encoded = encoded.astype("S1")
+    return encoded
 
 
 def _converted(index: pd.Index) -> tuple[np.ndarray, str]:

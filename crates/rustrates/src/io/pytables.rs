@@ -10,8 +10,10 @@
 //! PyTables' conventions reproduced here: every group carries `CLASS = "GROUP"`,
 //! `VERSION = "1.0"`, an empty `TITLE`; arrays `CLASS = "ARRAY"`, `VERSION = "2.4"`,
 //! `FLAVOR = "numpy"`; object VLArrays (one pickled row) `CLASS = "VLARRAY"`,
-//! `VERSION = "1.4"`, `PSEUDOATOM = "object"`, chunked by 65,536 rows; a new file's root
-//! also `PYTABLES_FORMAT_VERSION = "2.1"`. Text attributes are fixed-length UTF-8 strings,
+//! `VERSION = "1.4"`, `PSEUDOATOM = "object"`; a new file's root also
+//! `PYTABLES_FORMAT_VERSION = "2.1"`. One deliberate difference: PyTables chunks an object
+//! VLArray by 65,536 rows, which allocates 1 MiB of file (and of fsync) for its one row;
+//! here the chunk is that row (any chunking reads the same). Text attributes are fixed-length UTF-8 strings,
 //! pickled ones (PyTables pickles `None` as `N.`) fixed-length ASCII, the empty string a
 //! null dataspace, integers 64-bit, booleans 8-bit bitfields.
 
@@ -293,7 +295,7 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
                 "a dataspace",
             )?;
             let dcpl = check(unsafe { H5Pcreate(*H5P_CLS_DATASET_CREATE) }, "a dataset property list")?;
-            let chunk: [hsize_t; 1] = [65_536];
+            let chunk: [hsize_t; 1] = [1];
             check_status(unsafe { H5Pset_chunk(dcpl.0, 1, chunk.as_ptr()) }, "chunking")?;
             let name = c_name(&node.path)?;
             // SAFETY: every id is open; the dataset id is owned by `dset`.
