@@ -302,7 +302,11 @@ impl ClusterSweep {
                 format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
             ));
         };
-        let opts = FileOptions::new(&self.loaded.source_text, &self.template);
+        // The worker's directory is scratch: the client records (and syncs) the bytes.
+        let opts = FileOptions {
+            durable: false,
+            ..FileOptions::new(&self.loaded.source_text, &self.template)
+        };
         let shard = Shard {
             index,
             count: chunks.len(),
@@ -348,19 +352,16 @@ impl ClusterSweep {
         .map_err(|e| io_err(py, &e))
     }
 
-    /// Merges the parts recorded in `dir` into the existing HDF5 file `out` (a staging file
-    /// the caller renames; its pandas keys stay). `failed` maps chunk index → error for
-    /// chunks that failed on every try: their points are written with status `failed` and
-    /// NaN outputs (the engine's `merge_marking_failed_into`). Returns the number of failed
-    /// points.
-    fn merge(&self, py: Python<'_>, dir: PathBuf, out: PathBuf, failed: Vec<(usize, String)>) -> PyResult<usize> {
-        let failed: Vec<FailedChunk> = failed
-            .into_iter()
-            .map(|(chunk, error)| FailedChunk { chunk, error })
-            .collect();
+    /// A merge of the parts recorded in `dir` into the existing HDF5 file `out` (a staging
+    /// file the caller renames; its pandas keys stay), chunk by chunk as they are recorded
+    /// (the engine's `IncrementalMerge`).
+    fn merger(&self, py: Python<'_>, dir: PathBuf, out: PathBuf) -> PyResult<ChunkMerger> {
         let grid = &self.spec.param_grid;
-        py.detach(|| io::merge_marking_failed_into(&[dir.as_path()], &out, grid, &failed))
-            .map_err(|e| io_err(py, &e))
+        let merge = io::IncrementalMerge::new(&dir, &out, grid).map_err(|e| io_err(py, &e))?;
+        Ok(ChunkMerger {
+            merge: Some(merge),
+            grid: grid.clone(),
+        })
     }
 
     /// Reads one part file (chunk `index`) as the `run_sweep` dict of its points, through the
@@ -438,8 +439,41 @@ pub fn read_bytes<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, Py
     Ok(PyBytes::new(py, &data))
 }
 
+/// `ClusterSweep.merger(dir, out)`: `add(chunk)` copies a recorded chunk into the staging
+/// file while others still run; `finish(failed)` marks the chunks that failed on every try
+/// (`[(chunk, error)]`: status `failed`, NaN outputs) and completes the file, returning the
+/// number of failed points.
+#[pyclass(name = "ChunkMerger", module = "rustrates._rustrates")]
+pub struct ChunkMerger {
+    merge: Option<io::IncrementalMerge>,
+    grid: rustrates::sweep::Grid,
+}
+
+#[pymethods]
+impl ChunkMerger {
+    fn add(&mut self, py: Python<'_>, chunk: usize) -> PyResult<()> {
+        let merge = self.merge.as_mut().ok_or_else(finished)?;
+        py.detach(|| merge.add(chunk)).map_err(|e| io_err(py, &e))
+    }
+
+    fn finish(&mut self, py: Python<'_>, failed: Vec<(usize, String)>) -> PyResult<usize> {
+        let merge = self.merge.take().ok_or_else(finished)?;
+        let failed: Vec<FailedChunk> = failed
+            .into_iter()
+            .map(|(chunk, error)| FailedChunk { chunk, error })
+            .collect();
+        let grid = &self.grid;
+        py.detach(|| merge.finish(grid, &failed)).map_err(|e| io_err(py, &e))
+    }
+}
+
+fn finished() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("this merge is finished")
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClusterSweep>()?;
+    m.add_class::<ChunkMerger>()?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     Ok(())
 }

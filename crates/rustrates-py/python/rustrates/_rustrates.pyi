@@ -170,14 +170,20 @@ class ClusterSweep:
         relative to ``dir``."""
     def record_part(self, dir: str | PathLike[str], index: int, data: bytes) -> None:
         """Writes chunk ``index``'s part file (its bytes) into ``dir`` and its manifest line."""
-    def merge(self, dir: str | PathLike[str], out: str | PathLike[str], failed: list[tuple[int, str]]) -> int:
-        """Merges the parts of ``dir`` into the existing HDF5 file ``out`` (a staging file;
-        its other contents stay); chunks in ``failed`` (index, error) are written as failed
-        points. Returns the number of failed points."""
+    def merger(self, dir: str | PathLike[str], out: str | PathLike[str]) -> ChunkMerger:
+        """A merge of the parts recorded in ``dir`` into the existing HDF5 file ``out`` (a
+        staging file; its other contents stay), chunk by chunk."""
     def read_part(
         self, part: str | PathLike[str], index: int, scratch: str | PathLike[str]
     ) -> SweepResultDict:
         """One part file (chunk ``index``) as the result dict of its points."""
+
+class ChunkMerger:
+    def add(self, chunk: int) -> None:
+        """Copies recorded chunk ``chunk`` into the file (its part's SHA-256 checked)."""
+    def finish(self, failed: list[tuple[int, str]]) -> int:
+        """Writes the chunks in ``failed`` (index, error) as failed points, checks every
+        other chunk was added, completes the file. Returns the number of failed points."""
 
 def read_bytes(path: str | PathLike[str]) -> bytes:
     """A file's bytes, read without the GIL."""

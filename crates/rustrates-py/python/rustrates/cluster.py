@@ -891,7 +891,12 @@ class ClusterGridSearch:
             # file the engine then merges the chunks into.
             _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
                              circuit_template if add_template_info else None)
-            failures = self._collect(futures, sweep, chunks, len(done), compute_dir, post_dir) if futures else []
+            # The engine merges each chunk into the staging file as it is recorded, while the
+            # others still run: the chunks of an earlier call first.
+            merger = sweep.merger(os.fspath(compute_dir), os.fspath(staging))
+            for i in sorted(done):
+                merger.add(i)
+            failures = self._collect(futures, sweep, chunks, len(done), compute_dir, post_dir, merger) if futures else []
             self.failed = failures
             self.last_run["failed"] = len(failures)
 
@@ -899,7 +904,7 @@ class ClusterGridSearch:
                 raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
             # Failed chunks are merged as marked points by the engine; they stay out of the
             # manifest, so the next call retries them and replaces this file.
-            sweep.merge(os.fspath(compute_dir), os.fspath(staging), [(f["chunk"], f["error"]) for f in failures])
+            merger.finish([(f["chunk"], f["error"]) for f in failures])
             failed_chunks = {f["chunk"] for f in failures}
             post_frames = None
             if post_dir is not None:
@@ -936,10 +941,17 @@ class ClusterGridSearch:
         return futures
 
     def _collect(
-        self, futures: dict[Any, int], sweep: Any, chunks: list, n_done: int, compute_dir: Path, post_dir: Path | None
+        self,
+        futures: dict[Any, int],
+        sweep: Any,
+        chunks: list,
+        n_done: int,
+        compute_dir: Path,
+        post_dir: Path | None,
+        merger: Any,
     ) -> list[dict[str, Any]]:
-        """Records each chunk in ``compute_dir`` as it comes back; returns the chunks that
-        failed every try, in chunk order."""
+        """Records each chunk in ``compute_dir`` as it comes back and merges it into the
+        staging file; returns the chunks that failed every try, in chunk order."""
         from dask.distributed import as_completed  # noqa: PLC0415
 
         fingerprint = sweep.fingerprint
@@ -967,6 +979,7 @@ class ClusterGridSearch:
                 if post_dir is not None:
                     _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
                 sweep.record_part(os.fspath(compute_dir), i, out["data"])
+                merger.add(i)
                 self.last_run["computed"] += 1
                 bar.update()
         finally:

@@ -71,6 +71,10 @@ pub struct FileOptions {
     pub parts_dir: Option<PathBuf>,
     /// Keep the part directory after a successful merge.
     pub keep_parts: bool,
+    /// fsync files before they are renamed into place and manifest lines once written
+    /// (default on). Off only for scratch output whose bytes are shipped and recorded
+    /// elsewhere, e.g. a cluster worker's chunk: there the syncs only delay the result.
+    pub durable: bool,
 }
 
 impl FileOptions {
@@ -81,6 +85,7 @@ impl FileOptions {
             compression: true,
             parts_dir: None,
             keep_parts: false,
+            durable: true,
         }
     }
 }
@@ -417,8 +422,9 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Writes status and summaries, closes and fsyncs the file and renames it to `path`.
-    fn finish(self, n_columns: usize, path: &Path) -> Result<(), IoError> {
+    /// Writes status and summaries, closes the file, fsyncs it (when `durable`) and renames
+    /// it to `path`.
+    fn finish(self, n_columns: usize, path: &Path, durable: bool) -> Result<(), IoError> {
         let e = h5(&self.tmp);
         self.sets.code.write_raw(&self.codes[..]).map_err(&e)?;
         self.sets.t.write_raw(&self.times[..]).map_err(&e)?;
@@ -429,9 +435,11 @@ impl OpenFile {
         self.file.flush().map_err(&e)?;
         drop(self.sets);
         self.file.close().map_err(&e)?;
-        std::fs::File::open(&self.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(IoError::fs(&self.tmp))?;
+        if durable {
+            std::fs::File::open(&self.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(IoError::fs(&self.tmp))?;
+        }
         std::fs::rename(&self.tmp, path).map_err(IoError::fs(path))
     }
 }
@@ -512,7 +520,7 @@ impl PartSink {
     }
 
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
-        sweep_record(meta, &self.opts).create_or_check(&self.dir)?;
+        sweep_record(meta, &self.opts).create_or_check_with(&self.dir, self.opts.durable)?;
         self.manifest = Manifest::load(&self.dir)?;
         self.shape = Some(Shape::of(meta));
         self.grid = Some(meta.grid.clone());
@@ -549,7 +557,7 @@ impl PartSink {
         let rel = part_file(part.range.start, part.range.end);
         let (start, end) = (part.range.start, part.range.end);
         let path = self.dir.join(&rel);
-        part.finish(shape.columns.len(), &path)?;
+        part.finish(shape.columns.len(), &path, self.opts.durable)?;
         let entry = ManifestEntry {
             chunk: index,
             start,
@@ -557,7 +565,7 @@ impl PartSink {
             file: rel,
             sha256: parts::sha256_file(&path)?,
         };
-        Manifest::append(&self.dir, &entry)?;
+        Manifest::append_with(&self.dir, &entry, self.opts.durable)?;
         self.manifest.entries.push(entry);
         self.chunks_written += 1;
         Ok(())
@@ -593,7 +601,7 @@ impl FileSink {
         let shape = self.shape.as_ref().expect("begin runs before chunks");
         let open = self.current.take().expect("one chunk, opened by begin");
         write_complete(&open.file, 0, &open.tmp)?;
-        open.finish(shape.columns.len(), &self.out)
+        open.finish(shape.columns.len(), &self.out, self.opts.durable)
     }
 }
 
@@ -841,107 +849,134 @@ fn merge_sources(
         }
     }
 
-    let (tmp, file) = match target {
-        MergeTarget::New(out) => {
-            let tmp = tmp_path(out);
-            let file = create_file(&tmp).map_err(h5(&tmp))?;
-            (tmp, file)
-        }
-        MergeTarget::Existing(path) => {
-            let file = File::with_options()
-                .with_fapl(|p| p.file_locking(false))
-                .open_rw(path)
-                .map_err(h5(path))?;
-            (path.to_path_buf(), file)
-        }
-    };
-    let eo = h5(&tmp);
-    write_sweep_attrs(&file, &record, &tmp)?;
-    if let Some(src) = dirs.iter().map(|d| d.join(INPUTS_FILE)).find(|p| p.is_file()) {
-        copy_inputs(&src, &file, &tmp)?;
-    }
-    let n = record.n_points;
-    let block_size = record
-        .settings
-        .get("block_size")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(64) as usize;
-    let grid_keys: Vec<String> = match record.settings.get("grid_keys") {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|source| IoError::Json {
-            path: tmp.clone(),
-            source,
-        })?,
-        None => Vec::new(),
-    };
-    // Shape from a part (every part shares it); a sweep of 0 points has no parts.
-    let shape = match &first_part {
-        Some(p) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
-        None => Shape {
-            circuit_name: record.circuit_name.clone(),
-            time: Vec::new(),
-            columns: Vec::new(),
-            stats: Vec::new(),
-            keep_traces: false,
-            block_size,
-        },
-    };
-    let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;
-    let grid_sets: Vec<Dataset> = grid_keys
-        .iter()
-        .map(|k| grid.new_dataset::<f64>().shape(n).create(key_name(k).as_str()))
-        .collect::<Result<_, _>>()
-        .map_err(&eo)?;
-    let labels: Vec<String> = (0..n).map(|i| format!("{}_{i}", record.circuit_name)).collect();
-    write_strings(&grid, "labels", &labels, &tmp)?;
-    let nc = shape.columns.len();
-    let mut errors: Vec<String> = Vec::new();
-    let mut failed_points = 0usize;
+    let mut writer = MergeWriter::open(target, &record, dirs, first_part.as_deref())?;
     for source in &ordered {
-        let (path, e) = match source {
-            ChunkSource::Part(path, e) => (path, e),
+        match source {
+            ChunkSource::Part(path, e) => writer.add_part(path, e)?,
             ChunkSource::Failed(r, error) => {
                 let grid = fill.expect("failed chunks come with the grid").0;
-                for (col, ds) in grid.columns().iter().zip(&grid_sets) {
-                    ds.write_slice(&col[r.clone()], r.clone()).map_err(&eo)?;
-                }
-                sets.code
-                    .write_slice(&vec![FAILED_CODE; r.len()][..], r.clone())
-                    .map_err(&eo)?;
-                sets.t
-                    .write_slice(&vec![f64::NAN; r.len()][..], r.clone())
-                    .map_err(&eo)?;
-                let nan = ndarray::Array2::from_elem((r.len(), nc), f64::NAN);
-                for ds in &sets.summaries {
-                    ds.write_slice(&nan, (r.clone(), 0..nc)).map_err(&eo)?;
-                }
-                // Traces stay at the dataset's fill value, NaN.
-                errors.resize(n, String::new());
-                errors[r.clone()].fill(error.clone());
-                failed_points += r.len();
-                continue;
+                writer.add_failed(r.clone(), error, grid)?;
+            }
+        }
+    }
+    writer.finish(target)
+}
+
+/// The merged file while chunks are copied into it: its layout for all points is created
+/// from the first part, then each chunk's points are written where they belong.
+struct MergeWriter {
+    file: File,
+    tmp: PathBuf,
+    grid: Group,
+    sets: PointSets,
+    grid_sets: Vec<Dataset>,
+    grid_keys: Vec<String>,
+    stat_names: Vec<&'static str>,
+    n_columns: usize,
+    n_points: usize,
+    errors: Vec<String>,
+    failed_points: usize,
+}
+
+impl MergeWriter {
+    /// Opens the target (a new `out.tmp`, or the existing staging file) and creates the
+    /// layout; `first_part` gives its shape (None: a sweep of no points, or no part).
+    fn open(
+        target: MergeTarget<'_>,
+        record: &SweepRecord,
+        dirs: &[&Path],
+        first_part: Option<&Path>,
+    ) -> Result<MergeWriter, IoError> {
+        let (tmp, file) = match target {
+            MergeTarget::New(out) => {
+                let tmp = tmp_path(out);
+                let file = create_file(&tmp).map_err(h5(&tmp))?;
+                (tmp, file)
+            }
+            MergeTarget::Existing(path) => {
+                let file = File::with_options()
+                    .with_fapl(|p| p.file_locking(false))
+                    .open_rw(path)
+                    .map_err(h5(path))?;
+                (path.to_path_buf(), file)
             }
         };
-        let ep = h5(path);
+        write_sweep_attrs(&file, record, &tmp)?;
+        if let Some(src) = dirs.iter().map(|d| d.join(INPUTS_FILE)).find(|p| p.is_file()) {
+            copy_inputs(&src, &file, &tmp)?;
+        }
+        let n = record.n_points;
+        let block_size = record
+            .settings
+            .get("block_size")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(64) as usize;
+        let grid_keys: Vec<String> = match record.settings.get("grid_keys") {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|source| IoError::Json {
+                path: tmp.clone(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        // Shape from a part (every part shares it); a sweep of 0 points has no parts.
+        let shape = match first_part {
+            Some(p) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+            None => Shape {
+                circuit_name: record.circuit_name.clone(),
+                time: Vec::new(),
+                columns: Vec::new(),
+                stats: Vec::new(),
+                keep_traces: false,
+                block_size,
+            },
+        };
+        let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;
+        let grid_sets: Vec<Dataset> = grid_keys
+            .iter()
+            .map(|k| grid.new_dataset::<f64>().shape(n).create(key_name(k).as_str()))
+            .collect::<Result<_, _>>()
+            .map_err(h5(&tmp))?;
+        let labels: Vec<String> = (0..n).map(|i| format!("{}_{i}", record.circuit_name)).collect();
+        write_strings(&grid, "labels", &labels, &tmp)?;
+        Ok(MergeWriter {
+            file,
+            tmp,
+            grid,
+            sets,
+            grid_sets,
+            grid_keys,
+            stat_names: shape.stats.iter().map(|s| s.name()).collect(),
+            n_columns: shape.columns.len(),
+            n_points: n,
+            errors: Vec::new(),
+            failed_points: 0,
+        })
+    }
+
+    /// Copies the points of one part (already checked against its manifest entry).
+    fn add_part(&mut self, path: &Path, e: &ManifestEntry) -> Result<(), IoError> {
+        let (eo, ep) = (h5(&self.tmp), h5(path));
         let part = open_file(path).map_err(&ep)?;
         let r = e.start..e.end;
         let pg = part.group("grid").map_err(&ep)?;
-        for (k, ds) in grid_keys.iter().zip(&grid_sets) {
+        for (k, ds) in self.grid_keys.iter().zip(&self.grid_sets) {
             let v: Vec<f64> = pg.dataset(&key_name(k)).and_then(|d| d.read_raw()).map_err(&ep)?;
             ds.write_slice(&v[..], r.clone()).map_err(&eo)?;
         }
         let ps = part.group("status").map_err(&ep)?;
         let codes: Vec<u8> = ps.dataset("code").and_then(|d| d.read_raw()).map_err(&ep)?;
         let times: Vec<f64> = ps.dataset("t").and_then(|d| d.read_raw()).map_err(&ep)?;
-        sets.code.write_slice(&codes[..], r.clone()).map_err(&eo)?;
-        sets.t.write_slice(&times[..], r.clone()).map_err(&eo)?;
-        for (s, ds) in shape.stats.iter().zip(&sets.summaries) {
+        self.sets.code.write_slice(&codes[..], r.clone()).map_err(&eo)?;
+        self.sets.t.write_slice(&times[..], r.clone()).map_err(&eo)?;
+        let nc = self.n_columns;
+        for (name, ds) in self.stat_names.iter().zip(&self.sets.summaries) {
             let v: ndarray::Array2<f64> = part
-                .dataset(&format!("summaries/{}", s.name()))
+                .dataset(&format!("summaries/{name}"))
                 .and_then(|d| d.read_2d())
                 .map_err(&ep)?;
             ds.write_slice(&v, (r.clone(), 0..nc)).map_err(&eo)?;
         }
-        if let Some(ds) = &sets.traces {
+        if let Some(ds) = &self.sets.traces {
             let src = part.dataset("traces").map_err(&ep)?;
             let mut p = 0;
             while p < r.len() {
@@ -951,23 +986,153 @@ fn merge_sources(
                 p = q;
             }
         }
+        Ok(())
     }
-    if failed_points > 0 {
-        let status = file.group("status").map_err(&eo)?;
-        write_strings(&status, "error", &errors, &tmp)?;
+
+    /// Marks the points `r` of a chunk that failed: grid values, status "failed" with the
+    /// error, NaN summaries (traces stay at their fill value, NaN).
+    fn add_failed(&mut self, r: Range<usize>, error: &str, grid: &Grid) -> Result<(), IoError> {
+        let eo = h5(&self.tmp);
+        for (col, ds) in grid.columns().iter().zip(&self.grid_sets) {
+            ds.write_slice(&col[r.clone()], r.clone()).map_err(&eo)?;
+        }
+        self.sets
+            .code
+            .write_slice(&vec![FAILED_CODE; r.len()][..], r.clone())
+            .map_err(&eo)?;
+        self.sets
+            .t
+            .write_slice(&vec![f64::NAN; r.len()][..], r.clone())
+            .map_err(&eo)?;
+        let nan = ndarray::Array2::from_elem((r.len(), self.n_columns), f64::NAN);
+        for ds in &self.sets.summaries {
+            ds.write_slice(&nan, (r.clone(), 0..self.n_columns)).map_err(&eo)?;
+        }
+        self.errors.resize(self.n_points, String::new());
+        self.errors[r.clone()].fill(error.to_string());
+        self.failed_points += r.len();
+        Ok(())
     }
-    write_complete(&file, failed_points, &tmp)?;
-    file.flush().map_err(&eo)?;
-    drop((grid, sets, grid_sets));
-    file.close().map_err(&eo)?;
-    // An existing file is the caller's staging file: it syncs it before its rename.
-    if let MergeTarget::New(out) = target {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(IoError::fs(&tmp))?;
-        std::fs::rename(&tmp, out).map_err(IoError::fs(out))?;
+
+    /// Writes the error texts and the completion mark, closes the file and, for a new
+    /// file, syncs and renames it into place. Returns the number of failed points.
+    fn finish(self, target: MergeTarget<'_>) -> Result<usize, IoError> {
+        let eo = h5(&self.tmp);
+        if self.failed_points > 0 {
+            let status = self.file.group("status").map_err(&eo)?;
+            write_strings(&status, "error", &self.errors, &self.tmp)?;
+        }
+        write_complete(&self.file, self.failed_points, &self.tmp)?;
+        self.file.flush().map_err(&eo)?;
+        drop((self.grid, self.sets, self.grid_sets));
+        self.file.close().map_err(&eo)?;
+        // An existing file is the caller's staging file: it syncs it before its rename.
+        if let MergeTarget::New(out) = target {
+            std::fs::File::open(&self.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(IoError::fs(&self.tmp))?;
+            std::fs::rename(&self.tmp, out).map_err(IoError::fs(out))?;
+        }
+        Ok(self.failed_points)
     }
-    Ok(failed_points)
+}
+
+/// A merge into an existing staging file done chunk by chunk, as a cluster client receives
+/// them: each recorded part is copied in when it arrives, while other chunks still run, so
+/// only the last one is left to copy at the end. The same file as
+/// [`merge_marking_failed_into`] gives.
+pub struct IncrementalMerge {
+    dir: PathBuf,
+    file: PathBuf,
+    record: SweepRecord,
+    writer: Option<MergeWriter>,
+    merged: Vec<bool>,
+}
+
+impl IncrementalMerge {
+    /// Checks `dir`'s sweep against `grid`; nothing is written before the first chunk.
+    pub fn new(dir: &Path, file: &Path, grid: &Grid) -> Result<IncrementalMerge, IoError> {
+        let record = SweepRecord::load(dir)?.ok_or(IoError::NothingToMerge)?;
+        let found = fingerprint(&record.template_source, grid, &record.settings);
+        if found != record.fingerprint {
+            return Err(IoError::FingerprintMismatch {
+                dir: dir.to_path_buf(),
+                expected: found,
+                found: record.fingerprint,
+            });
+        }
+        let merged = vec![false; record.chunks.len()];
+        Ok(IncrementalMerge {
+            dir: dir.to_path_buf(),
+            file: file.to_path_buf(),
+            record,
+            writer: None,
+            merged,
+        })
+    }
+
+    /// Copies chunk `chunk`, which the manifest must list, after checking its part's SHA-256.
+    pub fn add(&mut self, chunk: usize) -> Result<(), IoError> {
+        let Some(&(s, e)) = self.record.chunks.get(chunk) else {
+            return Err(IoError::MissingChunks { missing: vec![] });
+        };
+        let entry = Manifest::load(&self.dir)?
+            .entries
+            .into_iter()
+            .find(|x| x.chunk == chunk && x.start == s && x.end == e)
+            .ok_or(IoError::MissingChunks { missing: vec![(s, e)] })?;
+        let path = self.dir.join(&entry.file);
+        let found = parts::sha256_file(&path)?;
+        if found != entry.sha256 {
+            return Err(IoError::CorruptPart {
+                path,
+                expected: entry.sha256,
+                found,
+            });
+        }
+        if self.writer.is_none() {
+            let dirs = [self.dir.as_path()];
+            let target = MergeTarget::Existing(&self.file);
+            self.writer = Some(MergeWriter::open(target, &self.record, &dirs, Some(&path))?);
+        }
+        self.writer.as_mut().expect("opened above").add_part(&path, &entry)?;
+        self.merged[chunk] = true;
+        Ok(())
+    }
+
+    /// Marks the chunks in `failed`, checks that every other chunk was added, and completes
+    /// the file (not synced or renamed: the caller's staging file). Returns the failed points.
+    pub fn finish(mut self, grid: &Grid, failed: &[FailedChunk]) -> Result<usize, IoError> {
+        let mut missing = Vec::new();
+        let mut marked = Vec::new();
+        for (ci, &(s, e)) in self.record.chunks.iter().enumerate() {
+            if self.merged[ci] {
+                continue;
+            }
+            match failed.iter().find(|f| f.chunk == ci) {
+                // HDF5 strings cannot hold NUL.
+                Some(f) => marked.push((s..e, f.error.replace('\0', "\\0"))),
+                None => missing.push((s, e)),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(IoError::MissingChunks { missing });
+        }
+        let Some(mut writer) = self.writer.take() else {
+            if self.record.n_points == 0 {
+                let dirs = [self.dir.as_path()];
+                let writer = MergeWriter::open(MergeTarget::Existing(&self.file), &self.record, &dirs, None)?;
+                return writer.finish(MergeTarget::Existing(&self.file));
+            }
+            return Err(IoError::NoChunkComputed {
+                chunks: self.record.chunks.len(),
+            });
+        };
+        for (r, error) in marked {
+            writer.add_failed(r, &error, grid)?;
+        }
+        writer.finish(MergeTarget::Existing(&self.file))
+    }
 }
 
 fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
@@ -1488,6 +1653,80 @@ mod tests {
         let f = File::open(&staging).unwrap();
         assert_eq!(f.dataset("Config/dt").unwrap().read_raw::<f64>().unwrap(), vec![1e-3]);
         assert!(!tmp_path(&staging).exists(), "written in place");
+    }
+
+    #[test]
+    fn h5_incremental_merge_equals_the_merge_at_once() {
+        // Shard 0 of 2 computes chunks 0 and 2; chunk 1 failed, chunk 3 never came. Added in
+        // arrival order (2 before 0), the incremental merge must give the very file the
+        // merge of everything at once gives; it refuses to finish with a chunk unaccounted
+        // for, and a part whose bytes changed.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        let shard0 = RunControl {
+            shard: Some(crate::sweep::Shard { index: 0, count: 2 }),
+            ..RunControl::default()
+        };
+        parts(&spec, &dir, shard0, &n).unwrap();
+        let failed = vec![
+            FailedChunk {
+                chunk: 1,
+                error: "RuntimeError: worker lost".into(),
+            },
+            FailedChunk {
+                chunk: 3,
+                error: "nul\0byte".into(),
+            },
+        ];
+        let staging = |name: &str| {
+            let p = tmp.path().join(name);
+            create_file(&p).unwrap().close().unwrap();
+            p
+        };
+        let at_once = staging("at_once.h5");
+        merge_marking_failed_into(&[dir.as_path()], &at_once, &spec.param_grid, &failed).unwrap();
+
+        let inc = staging("incremental.h5");
+        let mut m = IncrementalMerge::new(&dir, &inc, &spec.param_grid).unwrap();
+        m.add(2).unwrap();
+        assert!(m.add(1).is_err(), "chunk 1 has no part");
+        m.add(0).unwrap();
+        let err = m.finish(&spec.param_grid, &failed[..1]).unwrap_err();
+        assert!(
+            matches!(&err, IoError::MissingChunks { missing } if missing == &vec![(18, 20)]),
+            "{err}"
+        );
+
+        let inc = staging("incremental.h5");
+        let mut m = IncrementalMerge::new(&dir, &inc, &spec.param_grid).unwrap();
+        m.add(2).unwrap();
+        m.add(0).unwrap();
+        assert_eq!(m.finish(&spec.param_grid, &failed).unwrap(), 8);
+        assert_eq!(contents(&inc), contents(&at_once));
+
+        // Without failures, after the rest of the sweep ran: the complete file.
+        parts(&spec, &dir, RunControl::default(), &n).unwrap();
+        let full = staging("full.h5");
+        let mut m = IncrementalMerge::new(&dir, &full, &spec.param_grid).unwrap();
+        for chunk in [3, 1, 0, 2] {
+            m.add(chunk).unwrap();
+        }
+        assert_eq!(m.finish(&spec.param_grid, &[]).unwrap(), 0);
+        assert!(same_result(&read_results(&full).unwrap(), &in_memory(&spec)));
+
+        // A part changed after it was recorded is refused.
+        let entry = Manifest::load(&dir).unwrap().entries[0].clone();
+        std::fs::write(dir.join(&entry.file), b"not the part").unwrap();
+        let mut m = IncrementalMerge::new(&dir, &staging("bad.h5"), &spec.param_grid).unwrap();
+        assert!(matches!(m.add(entry.chunk), Err(IoError::CorruptPart { .. })));
+        // Another sweep's grid is refused.
+        let other = fake_spec(&[1.0, -2.0, 500.0, 3.5], &[0.0, 1.0, 2.0, 3.0, 4.0]).param_grid;
+        assert!(matches!(
+            IncrementalMerge::new(&dir, &staging("other.h5"), &other),
+            Err(IoError::FingerprintMismatch { .. })
+        ));
     }
 
     #[test]

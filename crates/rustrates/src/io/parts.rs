@@ -71,6 +71,11 @@ impl SweepRecord {
     /// Creates `dir` with this record, or checks that the record already there is the same
     /// sweep.
     pub fn create_or_check(&self, dir: &Path) -> Result<(), IoError> {
+        self.create_or_check_with(dir, true)
+    }
+    /// [`SweepRecord::create_or_check`]; `durable = false` skips the fsync (scratch
+    /// directories whose files are shipped elsewhere).
+    pub fn create_or_check_with(&self, dir: &Path, durable: bool) -> Result<(), IoError> {
         fs::create_dir_all(dir.join("parts")).map_err(IoError::fs(dir))?;
         if let Some(existing) = Self::load(dir)? {
             if existing.fingerprint != self.fingerprint {
@@ -86,16 +91,18 @@ impl SweepRecord {
             path: Self::path(dir),
             source,
         })?;
-        write_atomic(&Self::path(dir), text.as_bytes())
+        write_file(&Self::path(dir), text.as_bytes(), durable)
     }
 }
 
-/// Writes `path` through `path.tmp` + fsync + rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+/// Writes `path` through `path.tmp` + fsync (when `durable`) + rename.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoError> {
     let tmp = tmp_path(path);
     let mut f = fs::File::create(&tmp).map_err(IoError::fs(&tmp))?;
     f.write_all(bytes).map_err(IoError::fs(&tmp))?;
-    f.sync_all().map_err(IoError::fs(&tmp))?;
+    if durable {
+        f.sync_all().map_err(IoError::fs(&tmp))?;
+    }
     fs::rename(&tmp, path).map_err(IoError::fs(path))
 }
 
@@ -159,6 +166,10 @@ impl Manifest {
     }
     /// Appends one line and fsyncs it.
     pub fn append(dir: &Path, entry: &ManifestEntry) -> Result<(), IoError> {
+        Self::append_with(dir, entry, true)
+    }
+    /// [`Manifest::append`]; `durable = false` skips the fsync.
+    pub fn append_with(dir: &Path, entry: &ManifestEntry, durable: bool) -> Result<(), IoError> {
         let path = Self::path(dir);
         let mut line = serde_json::to_string(entry).map_err(|source| IoError::Json {
             path: path.clone(),
@@ -171,7 +182,10 @@ impl Manifest {
             .open(&path)
             .map_err(IoError::fs(&path))?;
         f.write_all(line.as_bytes()).map_err(IoError::fs(&path))?;
-        f.sync_all().map_err(IoError::fs(&path))
+        if durable {
+            f.sync_all().map_err(IoError::fs(&path))?;
+        }
+        Ok(())
     }
 }
 
