@@ -456,14 +456,32 @@ impl ChunkMerger {
         py.detach(|| merge.add(chunk)).map_err(|e| io_err(py, &e))
     }
 
-    fn finish(&mut self, py: Python<'_>, failed: Vec<(usize, String)>) -> PyResult<usize> {
+    /// Returns `{failed_points, status_codes, columns, summary_names, summaries}`:
+    /// `summaries` is `[point, column × statistic]` (statistics inner) for sweeps without
+    /// traces, else None.
+    fn finish<'py>(&mut self, py: Python<'py>, failed: Vec<(usize, String)>) -> PyResult<Bound<'py, PyDict>> {
         let merge = self.merge.take().ok_or_else(finished)?;
         let failed: Vec<FailedChunk> = failed
             .into_iter()
             .map(|(chunk, error)| FailedChunk { chunk, error })
             .collect();
         let grid = &self.grid;
-        py.detach(|| merge.finish(grid, &failed)).map_err(|e| io_err(py, &e))
+        let merged = py.detach(|| merge.finish(grid, &failed)).map_err(|e| io_err(py, &e))?;
+        let d = PyDict::new(py);
+        d.set_item("failed_points", merged.failed_points)?;
+        d.set_item("status_codes", PyArray1::from_vec(py, merged.status_codes))?;
+        let width = merged.columns.len() * merged.statistics.len();
+        d.set_item("columns", merged.columns)?;
+        d.set_item("summary_names", merged.statistics)?;
+        match merged.summaries {
+            Some(values) if width > 0 => {
+                let rows = values.len() / width;
+                let array = PyArray1::from_vec(py, values).reshape([rows, width])?;
+                d.set_item("summaries", array)?;
+            }
+            _ => d.set_item("summaries", py.None())?,
+        }
+        Ok(d)
     }
 }
 

@@ -70,15 +70,26 @@ def _strings(values: Any) -> np.ndarray:
     return encoded
 
 
+#: The last string indexes encoded, with their index objects (held, so that an id is not
+#: reused): a sweep's labels index serves Results/result_map and Results/results.
+_ENCODED: list[tuple[pd.Index, np.ndarray]] = []
+
+
 def _converted(index: pd.Index) -> tuple[np.ndarray, str]:
     """An index's values as pandas stores them, and pandas' ``kind`` for them."""
+    for seen, encoded in _ENCODED:
+        if seen is index:
+            return encoded, "string"
     dtype = index.dtype
     if dtype == np.int64:
         return np.asarray(index, dtype=np.int64), "integer"
     if dtype == np.float64:
         return np.asarray(index, dtype=np.float64), "float"
     if (dtype == object or isinstance(dtype, pd.StringDtype)) and pd.api.types.infer_dtype(index, skipna=False) == "string":
-        return _strings(index), "string"
+        encoded = _strings(index)
+        if len(index) > 1000:
+            _ENCODED[:] = [(index, encoded)] + _ENCODED[:1]
+        return encoded, "string"
     raise Unsupported(f"index of dtype {dtype}")
 
 

@@ -889,8 +889,8 @@ class ClusterGridSearch:
                 futures = self._submit(payload, fingerprint, todo)
             # While the chunks run: the keys that do not depend on their results, into the
             # file the engine then merges the chunks into.
-            _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
-                             circuit_template if add_template_info else None)
+            labels = _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
+                                      circuit_template if add_template_info else None)
             # The engine merges each chunk into the staging file as it is recorded, while the
             # others still run: the chunks of an earlier call first.
             merger = sweep.merger(os.fspath(compute_dir), os.fspath(staging))
@@ -904,14 +904,14 @@ class ClusterGridSearch:
                 raise _failure_error(failures, len(chunks), self.retries, compute_dir, None)
             # Failed chunks are merged as marked points by the engine; they stay out of the
             # manifest, so the next call retries them and replaces this file.
-            merger.finish([(f["chunk"], f["error"]) for f in failures])
+            merged = merger.finish([(f["chunk"], f["error"]) for f in failures])
             failed_chunks = {f["chunk"] for f in failures}
             post_frames = None
             if post_dir is not None:
                 post_frames = [None if i in failed_chunks else
                                _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
                                for i in range(len(chunks))]
-            _add_results_key(os.fspath(staging), post_frames, chunks, kwargs["keep_traces"])
+            _add_results_key(os.fspath(staging), post_frames, chunks, kwargs["keep_traces"], merged, labels)
             with open(staging, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(staging, final)
@@ -1119,11 +1119,11 @@ def _write_seed_keys(
     outputs: Mapping[str, str],
     result_kwargs: Mapping[str, Any] | None,
     template: str | None,
-) -> None:
+) -> pd.Index:
     """A new file ``path`` with the seed's pandas keys that do not depend on the results
     (``Results/result_map``, ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``,
     ``TemplateInfo/...``), written while the chunks run; the engine merges the chunks into it
-    and ``_add_results_key`` completes it."""
+    and ``_add_results_key`` completes it. Returns the labels (the frames' index)."""
     grid = sweep.grid()
     labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
@@ -1150,13 +1150,30 @@ def _write_seed_keys(
         ]
     # The same frame under the seed's second name: an HDF5 hard link, not a second copy.
     _pandas_keys.put_keys(path, keys, create=True, links=[("ParameterGrid/Grid_df", "Results/result_map")])
+    return result_map.index
 
 
 def _add_results_key(
-    path: str, post_frames: list[pd.DataFrame | None] | None, chunks: list, keep_traces: bool
+    path: str,
+    post_frames: list[pd.DataFrame | None] | None,
+    chunks: list,
+    keep_traces: bool,
+    merged: Mapping[str, Any],
+    labels: pd.Index,
 ) -> None:
     """Adds ``Results/results`` to the merged file at ``path``: the worker_file outputs, or
-    the engine's traces or summaries as ``grid_search`` returns them."""
+    the engine's traces or summaries as ``grid_search`` returns them (``summaries_frame``).
+    Summaries come from what the merge kept (``merged``) unless a point diverged, whose
+    warning needs the file's status."""
+    codes = merged["status_codes"]
+    if post_frames is None and merged["summaries"] is not None and not np.isin(codes, (1, 2)).any():
+        columns = pd.MultiIndex.from_tuples(
+            [(name, stat) for name in _core.column_names(merged["columns"]) for stat in merged["summary_names"]],
+            names=["output", "statistic"],
+        )
+        frame = pd.DataFrame(merged["summaries"], index=labels, columns=columns)
+        _pandas_keys.put_keys(path, [("Results/results", frame)], create=False)
+        return
     import tables  # noqa: PLC0415 - a dependency of the package; only the shape is read here
 
     has_traces, traces_bytes = keep_traces, 0

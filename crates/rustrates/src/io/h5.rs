@@ -849,7 +849,7 @@ fn merge_sources(
         }
     }
 
-    let mut writer = MergeWriter::open(target, &record, dirs, first_part.as_deref())?;
+    let mut writer = MergeWriter::open(target, &record, dirs, first_part.as_deref(), false)?;
     for source in &ordered {
         match source {
             ChunkSource::Part(path, e) => writer.add_part(path, e)?,
@@ -859,7 +859,7 @@ fn merge_sources(
             }
         }
     }
-    writer.finish(target)
+    writer.finish(target).map(|m| m.failed_points)
 }
 
 /// The merged file while chunks are copied into it: its layout for all points is created
@@ -872,10 +872,28 @@ struct MergeWriter {
     grid_sets: Vec<Dataset>,
     grid_keys: Vec<String>,
     stat_names: Vec<&'static str>,
+    columns: Vec<(String, String)>,
     n_columns: usize,
     n_points: usize,
     errors: Vec<String>,
     failed_points: usize,
+    /// Kept for [`MergedPoints`] when asked for: every point's status code and, for a
+    /// sweep without traces, its summaries.
+    kept: Option<(Vec<u8>, Option<Vec<f64>>)>,
+}
+
+/// What an [`IncrementalMerge`] wrote, for callers that present it without reading the file
+/// back (the Python package's pandas keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergedPoints {
+    pub failed_points: usize,
+    /// Per point: 0 ok, 1 non-finite, 2 step too small, 3 failed.
+    pub status_codes: Vec<u8>,
+    /// The output columns, (node, key).
+    pub columns: Vec<(String, String)>,
+    pub statistics: Vec<&'static str>,
+    /// `[point][column][statistic]`, for sweeps with summaries and without traces.
+    pub summaries: Option<Vec<f64>>,
 }
 
 impl MergeWriter {
@@ -886,6 +904,7 @@ impl MergeWriter {
         record: &SweepRecord,
         dirs: &[&Path],
         first_part: Option<&Path>,
+        keep_points: bool,
     ) -> Result<MergeWriter, IoError> {
         let (tmp, file) = match target {
             MergeTarget::New(out) => {
@@ -950,6 +969,12 @@ impl MergeWriter {
             n_points: n,
             errors: Vec::new(),
             failed_points: 0,
+            kept: keep_points.then(|| {
+                let summaries = (!shape.keep_traces && !shape.stats.is_empty())
+                    .then(|| vec![f64::NAN; n * shape.columns.len() * shape.stats.len()]);
+                (vec![0; n], summaries)
+            }),
+            columns: shape.columns,
         })
     }
 
@@ -968,13 +993,21 @@ impl MergeWriter {
         let times: Vec<f64> = ps.dataset("t").and_then(|d| d.read_raw()).map_err(&ep)?;
         self.sets.code.write_slice(&codes[..], r.clone()).map_err(&eo)?;
         self.sets.t.write_slice(&times[..], r.clone()).map_err(&eo)?;
-        let nc = self.n_columns;
-        for (name, ds) in self.stat_names.iter().zip(&self.sets.summaries) {
+        let (nc, ns) = (self.n_columns, self.stat_names.len());
+        if let Some((kept_codes, _)) = &mut self.kept {
+            kept_codes[r.clone()].copy_from_slice(&codes);
+        }
+        for (si, (name, ds)) in self.stat_names.iter().zip(&self.sets.summaries).enumerate() {
             let v: ndarray::Array2<f64> = part
                 .dataset(&format!("summaries/{name}"))
                 .and_then(|d| d.read_2d())
                 .map_err(&ep)?;
             ds.write_slice(&v, (r.clone(), 0..nc)).map_err(&eo)?;
+            if let Some((_, Some(kept))) = &mut self.kept {
+                for ((p, c), x) in v.indexed_iter() {
+                    kept[((r.start + p) * nc + c) * ns + si] = *x;
+                }
+            }
         }
         if let Some(ds) = &self.sets.traces {
             let src = part.dataset("traces").map_err(&ep)?;
@@ -1008,6 +1041,9 @@ impl MergeWriter {
         for ds in &self.sets.summaries {
             ds.write_slice(&nan, (r.clone(), 0..self.n_columns)).map_err(&eo)?;
         }
+        if let Some((kept_codes, _)) = &mut self.kept {
+            kept_codes[r.clone()].fill(FAILED_CODE);
+        }
         self.errors.resize(self.n_points, String::new());
         self.errors[r.clone()].fill(error.to_string());
         self.failed_points += r.len();
@@ -1015,8 +1051,8 @@ impl MergeWriter {
     }
 
     /// Writes the error texts and the completion mark, closes the file and, for a new
-    /// file, syncs and renames it into place. Returns the number of failed points.
-    fn finish(self, target: MergeTarget<'_>) -> Result<usize, IoError> {
+    /// file, syncs and renames it into place.
+    fn finish(self, target: MergeTarget<'_>) -> Result<MergedPoints, IoError> {
         let eo = h5(&self.tmp);
         if self.failed_points > 0 {
             let status = self.file.group("status").map_err(&eo)?;
@@ -1033,7 +1069,14 @@ impl MergeWriter {
                 .map_err(IoError::fs(&self.tmp))?;
             std::fs::rename(&self.tmp, out).map_err(IoError::fs(out))?;
         }
-        Ok(self.failed_points)
+        let (status_codes, summaries) = self.kept.unwrap_or_default();
+        Ok(MergedPoints {
+            failed_points: self.failed_points,
+            status_codes,
+            columns: self.columns,
+            statistics: self.stat_names,
+            summaries,
+        })
     }
 }
 
@@ -1093,7 +1136,7 @@ impl IncrementalMerge {
         if self.writer.is_none() {
             let dirs = [self.dir.as_path()];
             let target = MergeTarget::Existing(&self.file);
-            self.writer = Some(MergeWriter::open(target, &self.record, &dirs, Some(&path))?);
+            self.writer = Some(MergeWriter::open(target, &self.record, &dirs, Some(&path), true)?);
         }
         self.writer.as_mut().expect("opened above").add_part(&path, &entry)?;
         self.merged[chunk] = true;
@@ -1101,8 +1144,8 @@ impl IncrementalMerge {
     }
 
     /// Marks the chunks in `failed`, checks that every other chunk was added, and completes
-    /// the file (not synced or renamed: the caller's staging file). Returns the failed points.
-    pub fn finish(mut self, grid: &Grid, failed: &[FailedChunk]) -> Result<usize, IoError> {
+    /// the file (not synced or renamed: the caller's staging file).
+    pub fn finish(mut self, grid: &Grid, failed: &[FailedChunk]) -> Result<MergedPoints, IoError> {
         let mut missing = Vec::new();
         let mut marked = Vec::new();
         for (ci, &(s, e)) in self.record.chunks.iter().enumerate() {
@@ -1121,7 +1164,7 @@ impl IncrementalMerge {
         let Some(mut writer) = self.writer.take() else {
             if self.record.n_points == 0 {
                 let dirs = [self.dir.as_path()];
-                let writer = MergeWriter::open(MergeTarget::Existing(&self.file), &self.record, &dirs, None)?;
+                let writer = MergeWriter::open(MergeTarget::Existing(&self.file), &self.record, &dirs, None, true)?;
                 return writer.finish(MergeTarget::Existing(&self.file));
             }
             return Err(IoError::NoChunkComputed {
@@ -1703,8 +1746,16 @@ mod tests {
         let mut m = IncrementalMerge::new(&dir, &inc, &spec.param_grid).unwrap();
         m.add(2).unwrap();
         m.add(0).unwrap();
-        assert_eq!(m.finish(&spec.param_grid, &failed).unwrap(), 8);
+        let merged = m.finish(&spec.param_grid, &failed).unwrap();
+        assert_eq!(merged.failed_points, 8);
         assert_eq!(contents(&inc), contents(&at_once));
+        // What it kept is what the file holds: status codes and (traces being kept) no
+        // summaries copy.
+        let back = read_results(&inc).unwrap();
+        let codes: Vec<u8> = back.status.iter().map(|s| status_code(s).0).collect();
+        assert_eq!(merged.status_codes, codes);
+        assert_eq!(merged.columns, back.columns);
+        assert!(merged.summaries.is_none(), "the traces hold the results");
 
         // Without failures, after the rest of the sweep ran: the complete file.
         parts(&spec, &dir, RunControl::default(), &n).unwrap();
@@ -1713,8 +1764,37 @@ mod tests {
         for chunk in [3, 1, 0, 2] {
             m.add(chunk).unwrap();
         }
-        assert_eq!(m.finish(&spec.param_grid, &[]).unwrap(), 0);
+        assert_eq!(m.finish(&spec.param_grid, &[]).unwrap().failed_points, 0);
         assert!(same_result(&read_results(&full).unwrap(), &in_memory(&spec)));
+
+        // Summaries only: the copy it keeps is the file's summaries, [point][column][stat].
+        let sdir = tmp.path().join("summaries_only");
+        let mut sspec = spec.clone();
+        sspec.keep_traces = false;
+        parts(&sspec, &sdir, RunControl::default(), &n).unwrap();
+        let sfile = staging("summaries.h5");
+        let mut m = IncrementalMerge::new(&sdir, &sfile, &sspec.param_grid).unwrap();
+        for chunk in 0..4 {
+            m.add(chunk).unwrap();
+        }
+        let merged = m.finish(&sspec.param_grid, &[]).unwrap();
+        let back = read_results(&sfile).unwrap();
+        let summ = back.summaries.as_ref().unwrap();
+        let (nc, ns) = (back.columns.len(), summ.stats.len());
+        let kept = merged.summaries.as_ref().unwrap();
+        assert_eq!(kept.len(), 20 * nc * ns);
+        for p in 0..20 {
+            for c in 0..nc {
+                for (si, vals) in summ.values.iter().enumerate() {
+                    let (x, y) = (kept[(p * nc + c) * ns + si], vals[p * nc + c]);
+                    assert_eq!(x.to_bits(), y.to_bits(), "point {p} column {c} statistic {si}");
+                }
+            }
+        }
+        assert_eq!(
+            merged.statistics,
+            summ.stats.iter().map(|s| s.name()).collect::<Vec<_>>()
+        );
 
         // A part changed after it was recorded is refused.
         let entry = Manifest::load(&dir).unwrap().entries[0].clone();

@@ -26,7 +26,7 @@ pub use parts::{fingerprint, Manifest, ManifestEntry, SweepRecord};
 #[cfg(feature = "hdf5")]
 pub use h5::{
     merge, merge_marking_failed, merge_marking_failed_into, read_results, run_parts, sweep_to_file, FailedChunk,
-    FileOptions, IncrementalMerge, PartSink,
+    FileOptions, IncrementalMerge, MergedPoints, PartSink,
 };
 
 use std::path::PathBuf;
