@@ -153,9 +153,10 @@ def nodes_for(key: str, obj: Any) -> list:
     return [(group, "group", None, attrs)] + nodes
 
 
-def write_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> list:
-    """Writes the supported ``(key, obj)`` items (and hard links ``(name, target)``) into
-    ``path`` — a new file when ``create`` — and returns the items left for pandas."""
+def prepare(items: Iterable[tuple[str, Any]], links: Iterable[tuple[str, str]] = ()) -> tuple[list, list]:
+    """The nodes of the supported ``(key, obj)`` items and hard links ``(name, target)``, and
+    the items left for pandas. Building holds the GIL, writing them does not: a caller with
+    other threads to keep going builds first and writes when convenient."""
     nodes: list = []
     rest = []
     for key, obj in items:
@@ -164,14 +165,20 @@ def write_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], crea
         except Unsupported:
             rest.append((key, obj))
     nodes += [("/" + name.strip("/"), "link", "/" + target.strip("/"), []) for name, target in links]
+    return nodes, rest
+
+
+def write_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> list:
+    """Writes the supported ``(key, obj)`` items (and hard links ``(name, target)``) into
+    ``path`` — a new file when ``create`` — and returns the items left for pandas."""
+    nodes, rest = prepare(items, links)
     _rustrates.write_pytables_nodes(fspath(path), create, nodes)
     return rest
 
 
-def put_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> None:
-    """Writes every ``(key, obj)`` as ``HDFStore.put`` would: the engine where it can,
-    pandas for the rest."""
-    rest = write_keys(path, items, create, links)
+def put_prepared(path: str | PathLike[str], nodes: list, rest: list, create: bool) -> None:
+    """Writes what :func:`prepare` gave: the nodes by the engine, the rest through pandas."""
+    _rustrates.write_pytables_nodes(fspath(path), create, nodes)
     if rest:
         with warnings.catch_warnings():
             # Object columns (strings) are pickled by PyTables; pandas reads them back.
@@ -179,3 +186,9 @@ def put_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create
             with pd.HDFStore(fspath(path), mode="a") as store:
                 for key, obj in rest:
                     store.put(key, obj, track_times=False)
+
+
+def put_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> None:
+    """Writes every ``(key, obj)`` as ``HDFStore.put`` would: the engine where it can,
+    pandas for the rest."""
+    put_prepared(path, *prepare(items, links), create)

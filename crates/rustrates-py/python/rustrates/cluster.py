@@ -821,7 +821,8 @@ class ClusterGridSearch:
 
         if self._client is None:
             self._connect(worker_env)
-        n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+        workers = set(self._client.scheduler_info().get("workers", {}))
+        n_workers = max(1, len(workers))
         if chunk_size is None:
             chunk_size = max(1, -(-grid.n_points // n_workers))
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
@@ -882,15 +883,19 @@ class ClusterGridSearch:
         try:
             futures = {}
             if todo:
-                self._check_workers()
+                # Workers this object checked before are not asked again (a round trip each).
+                if not workers or not workers <= self._checked_workers:
+                    self._check_workers()
                 payload = {"fingerprint": fingerprint, "post_source": post_source, "post_name": post_name,
                            # The template travels with the tasks: workers need not see the client's files.
                            "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd())}
                 futures = self._submit(payload, fingerprint, todo)
             # While the chunks run: the keys that do not depend on their results, into the
-            # file the engine then merges the chunks into.
-            labels = _write_seed_keys(staging, sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
-                                      circuit_template if add_template_info else None)
+            # file the engine then merges the chunks into. (Built before submitting, they
+            # would delay the tasks more than their building delays the dispatch: measured.)
+            seed_nodes, seed_rest, labels = _seed_keys(sweep, grid.keys, config, pmap, ins, outs, result_kwargs,
+                                                       circuit_template if add_template_info else None)
+            _pandas_keys.put_prepared(staging, seed_nodes, seed_rest, create=True)
             # The engine merges each chunk into the staging file as it is recorded, while the
             # others still run: the chunks of an earlier call first.
             merger = sweep.merger(os.fspath(compute_dir), os.fspath(staging))
@@ -1109,8 +1114,7 @@ def _to_pandas(value: Any) -> Any:
     return pd.Series(arr.reshape(-1) if arr.ndim else [value])
 
 
-def _write_seed_keys(
-    path: Path,
+def _seed_keys(
     sweep: Any,
     grid_keys: list[str],
     config: dict[str, Any],
@@ -1119,11 +1123,12 @@ def _write_seed_keys(
     outputs: Mapping[str, str],
     result_kwargs: Mapping[str, Any] | None,
     template: str | None,
-) -> pd.Index:
-    """A new file ``path`` with the seed's pandas keys that do not depend on the results
-    (``Results/result_map``, ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``,
-    ``TemplateInfo/...``), written while the chunks run; the engine merges the chunks into it
-    and ``_add_results_key`` completes it. Returns the labels (the frames' index)."""
+) -> tuple[list, list, pd.Index]:
+    """The seed's pandas keys that do not depend on the results (``Results/result_map``,
+    ``ParameterGrid/Grid_df``, ``Config/...``, ``AdditionalData/...``, ``TemplateInfo/...``),
+    as :func:`_pandas_keys.prepare` gives them, and the labels (the frames' index). Written
+    into a new staging file while the chunks run; the engine merges the chunks into it and
+    ``_add_results_key`` completes it."""
     grid = sweep.grid()
     labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
@@ -1149,8 +1154,8 @@ def _write_seed_keys(
             ("TemplateInfo/equations", pd.Series([circuit.dump()], dtype=object)),
         ]
     # The same frame under the seed's second name: an HDF5 hard link, not a second copy.
-    _pandas_keys.put_keys(path, keys, create=True, links=[("ParameterGrid/Grid_df", "Results/result_map")])
-    return result_map.index
+    nodes, rest = _pandas_keys.prepare(keys, links=[("ParameterGrid/Grid_df", "Results/result_map")])
+    return nodes, rest, result_map.index
 
 
 def _add_results_key(
