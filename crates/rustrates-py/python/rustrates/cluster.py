@@ -963,10 +963,13 @@ class ClusterGridSearch:
         failures: list[dict[str, Any]] = []
         bar = _ChunkProgress(len(chunks), n_done, self.progress)
         try:
-            for fut in as_completed(list(futures)):
+            # with_results: Dask's own thread fetches each result as its task ends, rather
+            # than this one asking for it afterwards (a round trip per chunk).
+            for fut, out in as_completed(list(futures), with_results=True, raise_errors=False):
                 i = futures[fut]
                 try:
-                    out = fut.result()
+                    if fut.status != "finished":
+                        out = fut.result()  # raises the task's error (a cancellation propagates)
                 except Exception as exc:  # noqa: BLE001 - reported per chunk
                     start, end = chunks[i]
                     failures.append({
