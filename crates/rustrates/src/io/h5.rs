@@ -1580,20 +1580,15 @@ mod tests {
         assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
     }
 
-    #[test]
-    fn h5_failed_chunks_are_marked_and_a_rerun_completes() {
-        // Shard 0 of 2 computes chunks 0 and 2 (points 0..6, 12..18); chunks 1 and 3 count
-        // as failed (as a cluster task raising on every try) and are merged as such.
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("sweep");
-        let spec = spec();
-        let n = AtomicUsize::new(0);
-        let shard = |i| RunControl {
-            shard: Some(crate::sweep::Shard { index: i, count: 2 }),
+    /// Shard 0 of 2 of `spec` run into `dir` (chunks 0 and 2); chunks 1 and 3 reported as
+    /// failed on every try, one error with a NUL byte.
+    fn shard_0_with_chunks_1_and_3_failed(spec: &SweepSpec, dir: &Path, n: &AtomicUsize) -> Vec<FailedChunk> {
+        let shard0 = RunControl {
+            shard: Some(crate::sweep::Shard { index: 0, count: 2 }),
             ..RunControl::default()
         };
-        parts(&spec, &dir, shard(0), &n).unwrap();
-        let failed = vec![
+        parts(spec, dir, shard0, n).unwrap();
+        vec![
             FailedChunk {
                 chunk: 1,
                 error: "RuntimeError: worker lost".into(),
@@ -1602,7 +1597,18 @@ mod tests {
                 chunk: 3,
                 error: "nul\0byte".into(),
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn h5_failed_chunks_are_marked_and_a_rerun_completes() {
+        // Shard 0 of 2 computes chunks 0 and 2 (points 0..6, 12..18); chunks 1 and 3 count
+        // as failed (as a cluster task raising on every try) and are merged as such.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sweep");
+        let spec = spec();
+        let n = AtomicUsize::new(0);
+        let failed = shard_0_with_chunks_1_and_3_failed(&spec, &dir, &n);
         let out = tmp.path().join("marked.h5");
         // Every missing chunk must be accounted for.
         let err = merge_marking_failed(&[dir.as_path()], &out, &spec.param_grid, &failed[..1]).unwrap_err();
@@ -1708,21 +1714,7 @@ mod tests {
         let dir = tmp.path().join("sweep");
         let spec = spec();
         let n = AtomicUsize::new(0);
-        let shard0 = RunControl {
-            shard: Some(crate::sweep::Shard { index: 0, count: 2 }),
-            ..RunControl::default()
-        };
-        parts(&spec, &dir, shard0, &n).unwrap();
-        let failed = vec![
-            FailedChunk {
-                chunk: 1,
-                error: "RuntimeError: worker lost".into(),
-            },
-            FailedChunk {
-                chunk: 3,
-                error: "nul\0byte".into(),
-            },
-        ];
+        let failed = shard_0_with_chunks_1_and_3_failed(&spec, &dir, &n);
         let staging = |name: &str| {
             let p = tmp.path().join(name);
             create_file(&p).unwrap().close().unwrap();

@@ -257,22 +257,7 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
                 unsafe { H5Pset_fill_time(dcpl.0, H5D_fill_time_t::H5D_FILL_TIME_NEVER) },
                 "fill time",
             )?;
-            let name = c_name(&node.path)?;
-            // SAFETY: every id is open; the dataset id is owned by `dset`.
-            let dset = check(
-                unsafe {
-                    H5Dcreate2(
-                        root,
-                        name.as_ptr(),
-                        file_type.0,
-                        space.0,
-                        H5P_DEFAULT,
-                        dcpl.0,
-                        H5P_DEFAULT,
-                    )
-                },
-                "creating the array",
-            )?;
+            let dset = create_dataset(root, &node.path, &file_type, &space, &dcpl)?;
             if !data.is_empty() {
                 // SAFETY: data holds exactly the dataspace's elements of mem_type (checked above).
                 check_status(
@@ -297,22 +282,7 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
             let dcpl = check(unsafe { H5Pcreate(*H5P_CLS_DATASET_CREATE) }, "a dataset property list")?;
             let chunk: [hsize_t; 1] = [1];
             check_status(unsafe { H5Pset_chunk(dcpl.0, 1, chunk.as_ptr()) }, "chunking")?;
-            let name = c_name(&node.path)?;
-            // SAFETY: every id is open; the dataset id is owned by `dset`.
-            let dset = check(
-                unsafe {
-                    H5Dcreate2(
-                        root,
-                        name.as_ptr(),
-                        file_type.0,
-                        space.0,
-                        H5P_DEFAULT,
-                        dcpl.0,
-                        H5P_DEFAULT,
-                    )
-                },
-                "creating the object array",
-            )?;
+            let dset = create_dataset(root, &node.path, &file_type, &space, &dcpl)?;
             let row = hvl_t {
                 len: bytes.len(),
                 p: bytes.as_ptr() as *mut _,
@@ -334,6 +304,25 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
             set_attrs(dset.0, &leaf_attrs("VLARRAY", "1.4", node))
         }
     }
+}
+
+fn create_dataset(root: hid_t, path: &str, file_type: &Id, space: &Id, dcpl: &Id) -> Result<Id, hdf5::Error> {
+    let name = c_name(path)?;
+    // SAFETY: every id is open; the dataset id is owned by the returned Id.
+    check(
+        unsafe {
+            H5Dcreate2(
+                root,
+                name.as_ptr(),
+                file_type.0,
+                space.0,
+                H5P_DEFAULT,
+                dcpl.0,
+                H5P_DEFAULT,
+            )
+        },
+        "creating the dataset",
+    )
 }
 
 /// (file type, memory type) of an element.
