@@ -139,8 +139,13 @@ def test_cluster_local_two_workers_equals_grid_search_bit_for_bit(client, tmp_pa
     assert len(client.scheduler_info()["workers"]) == 2
 
 
-def test_cluster_summaries_only_equal_grid_search(client, tmp_path):
+@pytest.mark.parametrize("diverging", [True, False])
+def test_cluster_summaries_only_equal_grid_search(client, tmp_path, diverging):
+    # Without diverged points Results/results is built from what the merge kept; with them,
+    # from the file read back (for their warning): both must be grid_search's frame.
     sweep = seed_sweep(n=5)
+    if not diverging:
+        sweep["param_grid"] = {"eta_op": np.linspace(-5.0, -4.0, 5), "eta_iin": np.linspace(-5.0, -4.0, 3)}
     ref, ref_map = reference(sweep, summaries=["mean", "max", "last"])
     cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
     path = cgs.run(chunk_size=4, summaries=["mean", "max", "last"], **sweep)
@@ -148,6 +153,24 @@ def test_cluster_summaries_only_equal_grid_search(client, tmp_path):
     traces, _, summaries = rustrates.read_results(path)
     assert traces is None
     pd.testing.assert_frame_equal(summaries, ref, check_exact=True)
+    status, _, _ = status_of(path)
+    assert ("nonfinite" in status) == diverging, status
+
+
+def test_cluster_own_local_cluster_gets_the_dask_settings(tmp_path):
+    # The LocalCluster ClusterGridSearch starts hands rustrates.cluster.DASK_CONFIG to its
+    # workers (their profiler is off, their event-loop check every 500 ms) and does not take
+    # Dask's default port.
+    import dask
+
+    def worker_settings():
+        return (dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval"))
+
+    with ClusterGridSearch(1, compute_dir=tmp_path / "cd", progress=False) as cgs:
+        assert list(cgs.client.run(worker_settings).values()) == [(False, "500ms")]
+        assert cgs.client.scheduler_info()["services"].get("dashboard") != 8787
+    # The settings were set for the cluster's start only, not left in this process.
+    assert dask.config.get("distributed.worker.profile.enabled") is True
 
 
 def test_cluster_worker_killed_mid_sweep_completes_identical(client, tmp_path):
