@@ -9,10 +9,26 @@ VENV=${RUSTRATES_VENV:-.venv}
 export PATH="$ROOT/$VENV/bin:$PATH"
 OUT=$ROOT/target/wheel-check
 rm -rf "$OUT"
-maturin build --release --zig --compatibility manylinux2014 -o "$OUT/dist" --quiet
+mkdir -p "$OUT/dist"
+
+# The release build with zig takes ~8 minutes on two cores; its wheel is kept, by the hash of
+# everything that goes into it, outside the tree (so a fresh clone on the same machine finds
+# it). The check below always runs, on the kept or the new wheel.
+inputs=$( { rustc -V; git ls-files -z -- crates Cargo.toml Cargo.lock pyproject.toml \
+  scripts/check_wheel.sh scripts/lock/dev.lock | xargs -0 sha256sum; } | sha256sum | cut -c1-32)
+CACHE=${RUSTRATES_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rustrates/wheel-check}/$inputs
+if ls "$CACHE"/rustrates-*manylinux*.whl >/dev/null 2>&1; then
+  echo "check_wheel.sh: inputs unchanged ($inputs), checking the wheel built for them"
+  cp "$CACHE"/rustrates-*manylinux*.whl "$OUT/dist/"
+else
+  maturin build --release --zig --compatibility manylinux2014 -o "$OUT/dist" --quiet
+fi
 wheel=$(ls "$OUT"/dist/rustrates-*manylinux*.whl)
 python3 -m venv "$OUT/venv"
-"$OUT/venv/bin/pip" install --quiet "$wheel" h5py
+"$OUT/venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+  -r scripts/lock/wheel-check.lock
+"$OUT/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "$wheel"
+"$OUT/venv/bin/pip" check
 newest_glibc=$(cd "$OUT" && unzip -o -q "$wheel" 'rustrates/_rustrates*.so' -d so &&
   objdump -T so/rustrates/_rustrates*.so | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
 if [ "$(printf '%s\nGLIBC_2.17\n' "$newest_glibc" | sort -V | tail -1)" != "GLIBC_2.17" ]; then
@@ -40,3 +56,4 @@ assert np.array_equal(results.to_numpy().T, traces)
 assert list(pd.read_hdf(path, "Results/result_map").index) == ["Net3_0", "Net3_1", "Net3_2"]
 print("wheel check: ok")
 PY
+mkdir -p "$CACHE" && cp "$wheel" "$CACHE/"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+PYRATES_LOCK = REPO / "scripts" / "lock" / "pyrates.lock"
 NET3 = "model_templates.montbrio.simple_montbrio.Net3"
 REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_iin"
 
@@ -95,8 +96,9 @@ def rustrates():
 
 @pytest.fixture(scope="session")
 def pyrates_python(tmp_path_factory) -> Path:
-    """The Python of a venv with pyrates==1.2.3, created once per test run (≈ 20 s with a
-    warm pip cache). ``RUSTRATES_PYRATES_VENV`` points to an existing one instead."""
+    """The Python of a venv with pyrates==1.2.3 and its dependencies exactly as
+    ``scripts/lock/pyrates.lock`` pins them, created once per test run (≈ 20 s with a warm
+    pip cache). ``RUSTRATES_PYRATES_VENV`` points to an existing one instead."""
     existing = os.environ.get("RUSTRATES_PYRATES_VENV")
     if existing:
         return Path(existing) / "bin" / "python"
@@ -104,7 +106,10 @@ def pyrates_python(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "pyrates==1.2.3"],
+        [
+            str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--require-hashes", "--no-deps", "-r", str(PYRATES_LOCK),
+        ],
         check=True,
         timeout=900,
     )
