@@ -26,6 +26,19 @@ PYRATES = "pyrates==1.2.3"
 TEST = "templates::pyrates_templates_load_or_are_listed"
 
 
+def pinned_requirement(lock: Path, name: str) -> str:
+    """The `name==version \\ --hash=...` entry of a hashed lock file, as a requirement file."""
+    lines, taking = [], False
+    for line in lock.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            taking = line.lower().startswith(f"{name}==")
+        if taking and not line.lstrip().startswith("#"):
+            lines.append(line)
+    if not lines or PYRATES not in lines[0]:
+        raise RuntimeError(f"{lock} does not pin {PYRATES}")
+    return "\n".join(lines).rstrip(" \\") + "\n"
+
+
 def fetch_templates(cache: Path) -> Path:
     """Return the `model_templates` folder of the PyRates wheel, downloading it once."""
     target = cache / "model_templates"
@@ -33,8 +46,12 @@ def fetch_templates(cache: Path) -> Path:
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # The exact file scripts/lock/pyrates.lock pins (its hashes), nothing else.
+        requirement = Path(tmp) / "pyrates.txt"
+        requirement.write_text(pinned_requirement(ROOT / "scripts" / "lock" / "pyrates.lock", "pyrates"))
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", PYRATES, "--no-deps", "--quiet", "-d", tmp],
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
+             "-r", str(requirement), "-d", tmp],
             check=True,
         )
         wheels = list(Path(tmp).glob("pyrates-*.whl"))

@@ -1,0 +1,459 @@
+"""PyRates 1.2.3's API on the rustrates engine: ``from pyrates import X`` becomes
+``from rustrates.pyrates import X`` and nothing else changes.
+
+    from rustrates.pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate, grid_search
+
+Results use PyRates 1.2.3's layouts: ``CircuitTemplate.run`` returns a frame with one plain
+column per output key, or columns ``(key, *node_path, 'op/var')`` where a key covers several
+nodes; ``grid_search`` returns ``(results, result_map)`` with columns
+``(key, f"{circuit}_{i}", *node_path, 'op/var')``. (``rustrates.utility.grid_search`` keeps the
+seed's 0.8 layout; the top-level ``rustrates`` API is unchanged.)
+
+Keywords that only steer PyRates' code generation (``vectorize``, ``verbose``, ``clear``,
+``backend`` names such as ``'numpy'``, ``file_name``, ...) are accepted; anything that would
+change results and is not supported raises an error naming it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _core, _rustrates
+from ..template import CircuitTemplate as _EngineCircuit
+from ..utility.grid_search import PYRATES_IGNORED_KWARGS
+from ._templates import (
+    EdgeTemplate,
+    NodeTemplate,
+    OperatorTemplate,
+    TemplateBuildError,
+    YamlWriter,
+    _path_reference,
+    normalise_edge,
+    write_document,
+)
+
+__all__ = [
+    "CircuitTemplate",
+    "EdgeTemplate",
+    "NodeTemplate",
+    "OperatorTemplate",
+    "TemplateBuildError",
+    "clear",
+    "clear_frontend_caches",
+    "grid_search",
+    "integrate",
+]
+
+#: ``run``/``grid_search`` keywords of PyRates 1.2.3 that pick among its code generators and
+#: change no number: accepted and ignored.
+RUN_IGNORED_KWARGS = PYRATES_IGNORED_KWARGS | {"adaptive_steps", "float_format", "backend_kwargs"}
+
+
+class CircuitTemplate:
+    """PyRates 1.x's ``CircuitTemplate``: built in Python (``nodes``, ``edges``, ``circuits``)
+    or loaded with :meth:`from_yaml`, then changed with ``update_var``, ``update_template`` and
+    ``add_edges_from_matrix`` and simulated with :meth:`run`."""
+
+    def __init__(self, name: str, path: str | None = None, description: str = "A circuit template.",
+                 circuits: Mapping[str, Any] | None = None, nodes: Mapping[str, Any] | None = None,
+                 edges: Sequence[Any] | None = None, populations: Any = None, connections: Any = None) -> None:
+        if populations is not None or connections is not None:
+            raise NotImplementedError(
+                "CircuitTemplate(populations=..., connections=...) is not supported yet; "
+                "give nodes and edges, or use add_edges_from_matrix"
+            )
+        if not isinstance(name, str) or not name or "/" in name:
+            raise TemplateBuildError(f"CircuitTemplate name must be a non-empty string without '/', got {name!r}")
+        self.name = name
+        self.path = path
+        self.description = description
+        self._reference: str | None = None
+        self._added_nodes: dict[str, Any] = {}
+        self._added_circuits: dict[str, Any] = {}
+        self._added_edges: list[tuple[str, str, Any, dict[str, Any]]] = []
+        self._node_vars: dict[str, float] = {}
+        self._edge_vars: dict[tuple[str, str, int, str], float] = {}
+        for key, node in (nodes or {}).items():
+            if not isinstance(node, (NodeTemplate, str)):
+                raise TemplateBuildError(f"CircuitTemplate {name!r}: node {key!r} must be a NodeTemplate or a path, got {node!r}")
+            self._added_nodes[str(key)] = node
+        for key, circuit in (circuits or {}).items():
+            if not isinstance(circuit, (CircuitTemplate, str)):
+                raise TemplateBuildError(f"CircuitTemplate {name!r}: circuit {key!r} must be a CircuitTemplate or a path, got {circuit!r}")
+            self._added_circuits[str(key)] = circuit
+        self._added_edges = [normalise_edge(e) for e in (edges or [])]
+        self._engine: _EngineCircuit | None = None
+        self._engine_path: str | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> CircuitTemplate:
+        """A circuit defined in YAML: dotted (``model_templates.neural_mass_models.qif.qif``)
+        or ``file.yaml/Name``. Loaded (and checked) at once."""
+        text = os.fspath(path)
+        obj = cls(text.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[-1], text)
+        obj._reference = _path_reference(text)
+        obj._load()
+        return obj
+
+    # -- the engine's view -------------------------------------------------------------
+
+    def _document_path(self) -> str:
+        if self._reference and not (self._added_edges or self._added_nodes or self._added_circuits):
+            return self._reference
+        writer = YamlWriter()
+        key = writer.circuit(self)
+        return f"{write_document(writer.doc)}/{key}"
+
+    def _load(self) -> _EngineCircuit:
+        path = self._document_path()
+        if self._engine is None or self._engine_path != path:
+            self._engine = _EngineCircuit(path, _rustrates.load_circuit(path))
+            self._engine_path = path
+        return self._engine
+
+    def _changed(self) -> None:
+        self._engine = None
+
+    @property
+    def nodes(self) -> dict[str, Any]:
+        """``{node: template}`` of the circuit's own level, as built in Python."""
+        return dict(self._added_nodes)
+
+    @property
+    def circuits(self) -> dict[str, Any]:
+        return dict(self._added_circuits)
+
+    @property
+    def edges(self) -> list[tuple[str, str, Any, dict[str, Any]]]:
+        return list(self._added_edges)
+
+    def get_nodes(self, node_identifier: str | Sequence[str], var_identifier: tuple[str, str] | None = None) -> list[str]:
+        """Node keys (``'c1/p'`` for nested circuits) matching ``node_identifier`` (a key, a
+        path, or ``'all'`` at any level), optionally only those with operator variable
+        ``var_identifier = (op, var)``."""
+        parts = node_identifier.split("/") if isinstance(node_identifier, str) else list(node_identifier)
+        flat = self._load()
+        matches = []
+        for node in flat.nodes:
+            levels = node.split("/")
+            if len(parts) == 1 and parts[0] == "all":
+                ok = True
+            elif len(parts) != len(levels):
+                ok = False
+            else:
+                ok = all(p in ("all", level) for p, level in zip(parts, levels))
+            if ok and var_identifier is not None:
+                op, var = var_identifier
+                ok = any(v["name"] == f"{node}/{op}/{var}" for v in flat.variables)
+            if ok:
+                matches.append(node)
+        return matches
+
+    def get_var(self, var: str) -> list[dict[str, Any]]:
+        """The variables ``'node/op/var'`` names (``node`` may be ``all``): one dict per node
+        with its kind and value."""
+        *node, op, name = var.split("/")
+        nodes = set(self.get_nodes(node or ["all"], (op, name)))
+        return [v for v in self._load().variables if v["node"] in nodes and v["name"] == f"{v['node']}/{op}/{name}"]
+
+    # -- changes -----------------------------------------------------------------------
+
+    def update_template(self, name: str | None = None, path: str | None = None, description: str | None = None,
+                        circuits: Mapping[str, Any] | None = None, nodes: Mapping[str, Any] | None = None,
+                        edges: Sequence[Any] | None = None, in_place: bool = False) -> CircuitTemplate:
+        """Adds nodes, circuits and edges (PyRates 1.x): in place or to a copy."""
+        target = self if in_place else self._copy()
+        if name is not None:
+            target.name = name
+        if path is not None:
+            target.path = path
+        if description is not None:
+            target.description = description
+        extra = CircuitTemplate(target.name, circuits=circuits, nodes=nodes, edges=edges)
+        target._added_nodes.update(extra._added_nodes)
+        target._added_circuits.update(extra._added_circuits)
+        target._added_edges.extend(extra._added_edges)
+        target._changed()
+        return target
+
+    def _copy(self) -> CircuitTemplate:
+        other = CircuitTemplate.__new__(CircuitTemplate)
+        other.__dict__.update(self.__dict__)
+        other._added_nodes = dict(self._added_nodes)
+        other._added_circuits = dict(self._added_circuits)
+        other._added_edges = list(self._added_edges)
+        other._node_vars = dict(self._node_vars)
+        other._edge_vars = dict(self._edge_vars)
+        other._engine = None
+        return other
+
+    def update_var(self, node_vars: Mapping[str, Any] | None = None, edge_vars: Sequence[Any] | None = None) -> CircuitTemplate:
+        """Sets variable values in place and returns the template (PyRates 1.x):
+        ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
+        ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
+        for key, value in (node_vars or {}).items():
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.ndim != 0:
+                raise TemplateBuildError(
+                    f"update_var: node_vars[{key!r}] is an array; one value per call is supported "
+                    "(set each node's value by its own path)"
+                )
+            if len(str(key).split("/")) < 3:
+                raise TemplateBuildError(f"update_var: node_vars keys are 'node/op/var', got {key!r}")
+            self._node_vars[str(key)] = float(arr)
+        for edge in edge_vars or []:
+            if len(edge) == 3:
+                source, target, values = edge
+                idx = 0
+            elif len(edge) == 4:
+                source, target, idx, values = edge
+            else:
+                raise TemplateBuildError(f"update_var: edge_vars entries are (source, target[, idx], {{var: value}}), got {edge!r}")
+            for var, value in values.items():
+                self._edge_vars[(str(source), str(target), int(idx), str(var))] = float(value)
+        return self
+
+    def add_edges_from_matrix(self, source_var: str, target_var: str, source_nodes: Sequence[str],
+                              target_nodes: Sequence[str] | None = None, weight: Any = None,
+                              template: Any = None, edge_attr: Mapping[str, Any] | None = None,
+                              min_weight: float = 1e-6) -> None:
+        """Edges from every source node's ``source_var`` ('op/var') to every target node's
+        ``target_var``, with ``weight[target, source]`` (default 1) and ``edge_attr`` values
+        that are matrices of the same shape or scalars; edges whose |weight| is at most
+        ``min_weight`` are left out, as PyRates does."""
+        targets = list(source_nodes if target_nodes is None else target_nodes)
+        sources = list(source_nodes)
+        w = np.ones((len(targets), len(sources))) if weight is None else np.asarray(weight, dtype=np.float64)
+        if w.shape != (len(targets), len(sources)):
+            raise TemplateBuildError(
+                f"add_edges_from_matrix: weight has shape {w.shape}; expected (targets, sources) = "
+                f"({len(targets)}, {len(sources)})"
+            )
+        matrices, scalars = {}, {}
+        for key, value in (edge_attr or {}).items():
+            if hasattr(value, "shape") and len(value.shape) >= 2:
+                if tuple(value.shape[:2]) != w.shape:
+                    raise TemplateBuildError(f"add_edges_from_matrix: edge_attr[{key!r}] has shape {value.shape}; expected {w.shape}")
+                matrices[key] = np.asarray(value)
+            else:
+                scalars[key] = value
+        edges = []
+        for i, source in enumerate(sources):
+            for j, target in enumerate(targets):
+                if abs(w[j, i]) > min_weight:
+                    attrs = {"weight": float(w[j, i])}
+                    attrs.update({k: m[j, i] for k, m in matrices.items()})
+                    attrs.update(scalars)
+                    edges.append((f"{source}/{source_var}", f"{target}/{target_var}", template, attrs))
+        self.update_template(edges=edges, in_place=True)
+
+    def clear(self) -> None:
+        """Nothing to clean: rustrates writes no build files (PyRates 1.x compatibility)."""
+
+    # -- running -----------------------------------------------------------------------
+
+    def _overrides(self) -> _EngineCircuit:
+        engine = self._load()
+        edge_vars = [(s, t, i, {v: value}) for (s, t, i, v), value in self._edge_vars.items()]
+        return engine.update_var(node_vars=self._node_vars, edge_vars=edge_vars)
+
+    def run(self, simulation_time: float, step_size: float, inputs: Mapping[str, Any] | None = None,
+            outputs: Mapping[str, str] | Sequence[str] | None = None, sampling_step_size: float | None = None,
+            cutoff: float | None = 0.0, solver: str = "euler", backend: str | None = None,
+            vectorize: bool = True, verbose: bool = True, clear: bool = True, in_place: bool | None = True,
+            **kwargs: Any) -> pd.DataFrame:
+        """Simulates the circuit once; PyRates 1.2.3's frame: time index, a plain column per
+        output key, or ``(key, *node_path, 'op/var')`` columns where a key covers several
+        nodes."""
+        del vectorize, verbose, clear, in_place
+        settings = _run_settings(kwargs, "run")
+        outs = _outputs_dict(outputs)
+        engine = self._overrides()
+        grid_df, pmap = engine._grid()
+        res = _execute(engine.path, _core.make_grid(grid_df, False), pmap, simulation_time, step_size, inputs,
+                       outs, sampling_step_size, cutoff, solver, backend, settings)
+        return _run_frame(res, outs)
+
+
+def _outputs_dict(outputs: Any) -> dict[str, str]:
+    if outputs is None:
+        raise _core.argument_error("outputs", "outputs is required: a dict key -> 'node/op/var'")
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if not isinstance(outputs, Mapping):
+        # PyRates' list form names each output by its path.
+        outputs = {str(path): str(path) for path in outputs}
+    return _core.make_outputs(outputs)
+
+
+def _run_settings(kwargs: Mapping[str, Any], front: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in ("rtol", "atol", "float_precision"):
+            settings[key] = value
+        elif key == "method":
+            if str(value).upper() != "RK45":
+                raise ValueError(f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)")
+        elif key not in RUN_IGNORED_KWARGS:
+            raise TypeError(f"{front}() got an unexpected keyword argument {key!r}")
+    return settings
+
+
+def _execute(template: str, grid: _core.Grid, pmap: Mapping[str, Any], simulation_time: float, step_size: float,
+             inputs: Any, outputs: dict[str, str], sampling_step_size: float | None, cutoff: float | None,
+             solver: str, backend: str | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+    dt = _core.number("step_size", step_size)
+    t_total = _core.number("simulation_time", simulation_time)
+    cut = _core.number("cutoff", cutoff or 0.0, positive=False)
+    if cut < 0.0:
+        raise _core.argument_error("cutoff", f"cutoff must not be negative, got {cutoff}")
+    req = _core.RunRequest(
+        template=template,
+        grid=grid,
+        param_map=_core.make_param_map(pmap, grid.keys),
+        simulation_time=t_total,
+        step_size=dt,
+        sampling_step_size=None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size),
+        inputs=_core.make_inputs(inputs, _core.n_steps(t_total, dt), grid.n_points),
+        outputs=outputs,
+        solver=_core.solver_name(solver),
+        backend=_core.backend_name(backend),
+        # PyRates 1.2.3 computes in float32 unless told otherwise; so does its drop-in.
+        precision=_core.precision_name(settings.get("float_precision", "float32")),
+        cutoff=cut,
+        rtol=settings.get("rtol"),
+        atol=settings.get("atol"),
+    )
+    res = _core.execute(req)
+    _core.warn_status(res)
+    if req.precision == "float32":
+        # The engine hands float32 runs over widened to float64 (exactly); PyRates' frames
+        # are float32 then.
+        res = dict(res, traces=np.asarray(res["traces"], dtype=np.float32))
+    return res
+
+
+def _op_var(path: str) -> str:
+    return "/".join(path.split("/")[-2:])
+
+
+def _run_frame(res: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFrame:
+    traces = np.asarray(res["traces"][0])
+    per_key: dict[str, list[int]] = {key: [] for key in outputs}
+    for i, (_node, key) in enumerate(res["columns"]):
+        per_key[key].append(i)
+    columns: list[Any] = []
+    order: list[int] = []
+    multi = False
+    for key, idx in per_key.items():
+        if len(idx) > 1:
+            multi = True
+            for i in idx:
+                node = res["columns"][i][0]
+                columns.append((key, *node.split("/"), _op_var(outputs[key])))
+                order.append(i)
+        else:
+            columns.append(key)
+            order.extend(idx)
+    index = pd.Index(np.asarray(res["time"], dtype=np.float64))
+    cols: Any = pd.MultiIndex.from_tuples(columns) if multi else pd.Index(columns)
+    return pd.DataFrame(traces[:, order], index=index, columns=cols)
+
+
+# ---------------------------------------------------------------------------------------
+# module functions
+
+
+def _linear_rows(param_grid: Any, permute_grid: bool) -> pd.DataFrame:
+    """PyRates 1.2.3's ``linearize_grid``: a DataFrame as it is; a dict zipped, or with
+    ``permute_grid`` every combination with the first key varying fastest."""
+    if isinstance(param_grid, pd.DataFrame):
+        return param_grid
+    if not isinstance(param_grid, Mapping):
+        raise TypeError(f"param_grid must be a dict of value lists or a pandas DataFrame, got {type(param_grid).__name__}")
+    grid = _core.make_grid(param_grid, permute_grid)
+    assert grid.values is not None
+    if not permute_grid:
+        return pd.DataFrame(dict(zip(grid.keys, grid.values)))
+    combos = [tuple(reversed(c)) for c in itertools.product(*reversed(grid.values))]
+    return pd.DataFrame(combos, columns=grid.keys)
+
+
+def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_map: Mapping[str, Any],
+                step_size: float, simulation_time: float, outputs: Mapping[str, str],
+                inputs: Mapping[str, Any] | None = None, sampling_step_size: float | None = None,
+                permute_grid: bool = False, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PyRates 1.2.3's ``grid_search``: one circuit (a path or a :class:`CircuitTemplate`)
+    simulated at every point of ``param_grid``, in one compiled run.
+
+    Returns ``(results, result_map)``: results with columns
+    ``(key, f"{circuit}_{i}", *node_path, 'op/var')``, result_map the linearised grid
+    indexed by those circuit labels. ``kwargs`` are ``run``'s (``solver``, ``backend``,
+    ``cutoff``, ...)."""
+    template = CircuitTemplate.from_yaml(circuit_template) if isinstance(circuit_template, (str, os.PathLike)) else circuit_template
+    if not isinstance(template, CircuitTemplate):
+        raise TypeError(f"circuit_template must be a template path or a CircuitTemplate, got {type(template).__name__}")
+    solver = kwargs.pop("solver", "euler")
+    backend = kwargs.pop("backend", None)
+    cutoff = kwargs.pop("cutoff", 0.0)
+    settings = _run_settings(kwargs, "grid_search")
+    outs = _outputs_dict(outputs)
+
+    rows = _linear_rows(param_grid, permute_grid)
+    keys = [str(k) for k in rows.columns]
+    pmap = {k: param_map[k] for k in keys if k in param_map}
+    engine = template._overrides()
+    override_df, override_map = engine._grid()
+    frame = rows.copy()
+    frame.columns = keys
+    for key in override_map:
+        # Values set with update_var hold at every point, unless the grid sweeps them.
+        frame[f"__update_var_{key}"] = float(override_df[key].iloc[0])
+        pmap[f"__update_var_{key}"] = override_map[key]
+    res = _execute(engine.path, _core.make_grid(frame, False), pmap, simulation_time, step_size, inputs, outs,
+                   sampling_step_size, cutoff, solver, backend, settings)
+
+    labels = [f"{template.name}_{i}" for i in rows.index]
+    result_map = rows.copy()
+    result_map.index = labels
+    return _grid_frame(res, outs, labels), result_map
+
+
+def _grid_frame(res: Mapping[str, Any], outputs: Mapping[str, str], labels: Sequence[str]) -> pd.DataFrame:
+    traces = np.asarray(res["traces"])  # (points, time, columns)
+    columns: list[tuple[str, ...]] = []
+    picks: list[tuple[int, int]] = []
+    for key, path in outputs.items():
+        for p, label in enumerate(labels):
+            for c, (node, col_key) in enumerate(res["columns"]):
+                if col_key == key:
+                    columns.append((key, label, *node.split("/"), _op_var(path)))
+                    picks.append((p, c))
+    data = np.empty((traces.shape[1], len(picks)), dtype=traces.dtype)
+    for j, (p, c) in enumerate(picks):
+        data[:, j] = traces[p, :, c]
+    index = pd.Index(np.asarray(res["time"], dtype=np.float64))
+    return pd.DataFrame(data, index=index, columns=pd.MultiIndex.from_tuples(columns))
+
+
+def integrate(circuit: CircuitTemplate | str, **kwargs: Any) -> pd.DataFrame:
+    """``CircuitTemplate.from_yaml(circuit).run(**kwargs)`` for a path, ``circuit.run`` for
+    a template (PyRates 1.2.3)."""
+    template = CircuitTemplate.from_yaml(circuit) if isinstance(circuit, (str, os.PathLike)) else circuit
+    return template.run(**kwargs)
+
+
+def clear(model: Any, **kwargs: Any) -> None:
+    """PyRates removes its generated build files; rustrates writes none, so this does nothing."""
+    del model, kwargs
+
+
+def clear_frontend_caches(clear_template_cache: bool = True, clear_ir_cache: bool = True) -> None:
+    """PyRates' template caches; rustrates loads templates per call, so this does nothing."""
+    del clear_template_cache, clear_ir_cache
