@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepSpec};
+use rustrates::sweep::checks;
+use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Setting, Statistic, SweepError, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
 use rustrates::template::yaml::{self, Node};
 
@@ -44,6 +45,10 @@ pub(crate) struct SpecFile {
     /// The spec file's directory: relative template and input paths resolve against it.
     pub base_dir: PathBuf,
     pub spec: SweepSpec,
+    /// The file's text and its YAML tree, to point at a setting the engine refuses later.
+    pub sources: SourceMap,
+    pub root: Node,
+    pub path: PathBuf,
 }
 
 const KEYS: &[&str] = &[
@@ -139,6 +144,13 @@ impl Ctx<'_> {
 
 fn describe(node: &Node) -> String {
     match node.as_str() {
+        // A message quotes at most a line's worth of the value (a 10 MB scalar stays in
+        // the file).
+        Some(s) if s.chars().count() > 60 => format!(
+            "`{}…` ({} characters)",
+            s.chars().take(60).collect::<String>(),
+            s.chars().count()
+        ),
         Some(s) => format!("`{s}`"),
         None => node.kind_name().to_string(),
     }
@@ -170,13 +182,149 @@ pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
         file: path,
     };
     let parsed = parse(&root, &base_dir, &mut cx);
-    match parsed {
-        Some(spec) if !cx.diags.has_errors() => Ok(spec),
-        _ => Err((sources, cx.diags)),
+    let Some((template, spec)) = parsed.filter(|_| !cx.diags.has_errors()) else {
+        return Err((sources, cx.diags));
+    };
+    // The engine's rules for the settings, pointed at where the file sets them.
+    let mut problems = checks::check_time(&spec);
+    problems.extend(checks::check_grid(&spec));
+    if !problems.is_empty() {
+        let err = SweepError::Settings(problems);
+        let diags = locate_in(&root, path, &err);
+        return Err((sources, diags));
+    }
+    Ok(SpecFile {
+        template,
+        base_dir,
+        spec,
+        sources,
+        root,
+        path: path.to_path_buf(),
+    })
+}
+
+impl SpecFile {
+    /// The engine's error about this spec as diagnostics at the settings it concerns.
+    pub(crate) fn locate(&self, err: &SweepError) -> Diagnostics {
+        locate_in(&self.root, &self.path, err)
     }
 }
 
-fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
+/// Diagnostics for `err` at the node of the setting it names (the whole file when it names
+/// none the file sets).
+fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
+    let file = path.display().to_string();
+    let at = |node: &Node, code: &'static str, msg: String, help: Option<String>| {
+        let d = Diagnostic::error(code, msg)
+            .with_span(node.span)
+            .with_path(file.clone());
+        match help {
+            Some(h) => d.with_help(h),
+            None => d,
+        }
+    };
+    let key_node = |map_key: &str, key: &str| -> Option<&Node> {
+        root.get(map_key)?
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k)
+    };
+    let value_node = |map_key: &str, key: &str| -> Option<&Node> {
+        root.get(map_key)?
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    };
+    let mut diags = Diagnostics::new();
+    match err {
+        SweepError::Settings(problems) => {
+            for p in problems {
+                let node = match &p.setting {
+                    Setting::SimulationTime => root.get("simulation_time"),
+                    Setting::StepSize => root.get("step_size").or_else(|| root.get("dt")),
+                    Setting::SamplingStepSize => root.get("sampling_step_size"),
+                    Setting::Cutoff => root.get("cutoff"),
+                    Setting::ParamGrid => root.get("param_grid"),
+                    Setting::GridKey(k) => value_node("param_grid", k),
+                    Setting::Size => root.get("keep_traces"),
+                }
+                .unwrap_or(root);
+                diags.push(at(
+                    node,
+                    "spec/bad-setting",
+                    format!("`{}` {}", p.setting.name(), p.message),
+                    Some(p.help.clone()),
+                ));
+            }
+        }
+        SweepError::UnknownOutput { key, .. } => {
+            let node = value_node("outputs", key).unwrap_or(root);
+            diags.push(at(node, "spec/unknown-output", err.to_string(), None));
+        }
+        SweepError::NoOutputs => {
+            diags.push(at(
+                root.get("outputs").unwrap_or(root),
+                "spec/no-outputs",
+                err.to_string(),
+                None,
+            ));
+        }
+        SweepError::UnknownInput { name, .. } | SweepError::NotAnInput { name, .. } => {
+            let node = key_node("inputs", name).unwrap_or(root);
+            diags.push(at(node, "spec/bad-input", err.to_string(), None));
+        }
+        SweepError::ParamMap(pm) => {
+            use rustrates::sweep::ParamMapError as E;
+            let (key, field) = match pm {
+                E::UnknownKey { key, .. } => {
+                    let node = key_node("param_grid", key).unwrap_or(root);
+                    diags.push(at(
+                        node,
+                        "spec/param-map",
+                        err.to_string(),
+                        Some(format!(
+                            "add `{key}: {{vars: [op/var], nodes: [node]}}` under `param_map`"
+                        )),
+                    ));
+                    return diags;
+                }
+                E::UnknownNode { key, .. } | E::EdgeNotFound { key, .. } => (key, Some("nodes")),
+                E::VarNotFound { key, .. }
+                | E::PathNotFound { key, .. }
+                | E::EdgeVarNotFound { key, .. }
+                | E::NotSettable { key, .. }
+                | E::NoVars { key } => (key, Some("vars")),
+                E::NoTargets { key, what } => (key, Some(*what)),
+            };
+            let entry = value_node("param_map", key);
+            let node = entry
+                .and_then(|e| field.and_then(|f| e.get(f).or_else(|| if f == "nodes" { e.get("edges") } else { None })))
+                .or(entry)
+                .or_else(|| root.get("param_map"))
+                .unwrap_or(root);
+            diags.push(at(node, "spec/param-map", err.to_string(), None));
+        }
+        SweepError::Grid(_) => {
+            diags.push(at(
+                root.get("param_grid").unwrap_or(root),
+                "spec/bad-grid",
+                err.to_string(),
+                None,
+            ));
+        }
+        SweepError::Memory(m) => {
+            diags.push(at(root, "spec/too-large", m.to_string(), None));
+        }
+        other => {
+            diags.push(at(root, "spec/invalid", other.to_string(), None));
+        }
+    }
+    diags
+}
+
+fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, SweepSpec)> {
     let Some(map) = root.as_map() else {
         cx.err(
             root,
@@ -343,11 +491,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
-    Some(SpecFile {
-        template,
-        base_dir: base_dir.to_path_buf(),
-        spec,
-    })
+    Some((template, spec))
 }
 
 /// `{key: [values] | {linspace: [a, b, n]} | {arange: [a, b, step]} | number}`; absent = one
@@ -376,6 +520,10 @@ fn parse_grid(node: Option<&Node>, permute: bool, cx: &mut Ctx<'_>) -> Option<Gr
     }
     match Grid::from_values(&values, permute) {
         Ok(g) => Some(g),
+        Err(e @ rustrates::sweep::GridError::Memory(_)) => {
+            cx.err(node, "spec/too-large", e.to_string());
+            None
+        }
         Err(e) => {
             cx.err_help(
                 node,
@@ -422,6 +570,14 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
                 "spec/bad-range",
                 "the count of `linspace` must be a whole number ≥ 1",
             );
+            return None;
+        }
+        if let Err(e) = checks::check_alloc(
+            format!("`linspace` of {count:.4e} values"),
+            count * 8.0,
+            "sweep fewer values, or split the sweep into several",
+        ) {
+            cx.err(n, "spec/too-large", e.to_string());
             return None;
         }
         let count = count as usize;

@@ -50,6 +50,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group};
 use ndarray::ArrayView3;
 
+use super::guard;
 use super::parts::{self, fingerprint, part_file, tmp_path, Manifest, ManifestEntry, SweepRecord};
 use super::IoError;
 use crate::model::Circuit;
@@ -75,6 +76,10 @@ pub struct FileOptions {
     /// (default on). Off only for scratch output whose bytes are shipped and recorded
     /// elsewhere, e.g. a cluster worker's chunk: there the syncs only delay the result.
     pub durable: bool,
+    /// Replace an existing results file (default off: an existing file is an error).
+    pub overwrite: bool,
+    /// Files the results must never replace, even with `overwrite` (the spec, the template).
+    pub protect: Vec<PathBuf>,
 }
 
 impl FileOptions {
@@ -86,6 +91,8 @@ impl FileOptions {
             parts_dir: None,
             keep_parts: false,
             durable: true,
+            overwrite: false,
+            protect: Vec::new(),
         }
     }
 }
@@ -299,7 +306,7 @@ fn create_layout(
 }
 
 /// Time-series inputs of a sweep directory, written once so the merged file can carry them.
-const INPUTS_FILE: &str = "inputs.h5";
+use super::guard::INPUTS_FILE;
 
 fn has_series(inputs: &[(String, crate::solve::Signal)]) -> bool {
     inputs
@@ -504,6 +511,8 @@ pub struct PartSink {
     current: Option<(usize, OpenFile)>,
     /// Chunks written by this sink (the rest were skipped as already done).
     pub chunks_written: usize,
+    /// Part files that failed their checksum, set aside and computed again.
+    pub set_aside: Vec<PathBuf>,
 }
 
 impl PartSink {
@@ -516,12 +525,13 @@ impl PartSink {
             grid: None,
             current: None,
             chunks_written: 0,
+            set_aside: Vec::new(),
         }
     }
 
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
         sweep_record(meta, &self.opts).create_or_check_with(&self.dir, self.opts.durable)?;
-        self.manifest = Manifest::load(&self.dir)?;
+        (self.manifest, self.set_aside) = Manifest::load_verified(&self.dir)?;
         self.shape = Some(Shape::of(meta));
         self.grid = Some(meta.grid.clone());
         write_inputs(&self.dir, &meta.spec.inputs)?;
@@ -675,7 +685,8 @@ pub fn run_parts(
     ctrl: RunControl<'_>,
 ) -> Result<(SweepSummary, usize), IoError> {
     let mut sink = PartSink::new(dir, opts.clone());
-    let summary = run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)?;
+    let mut summary = run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)?;
+    summary.notes.extend(guard::set_aside_notes(&sink.set_aside));
     Ok((summary, sink.chunks_written))
 }
 
@@ -693,34 +704,34 @@ pub fn sweep_to_file(
     opts: &FileOptions,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, IoError> {
-    let dir = opts.parts_dir.clone().unwrap_or_else(|| {
-        let mut s = out.as_os_str().to_owned();
-        s.push(".parts");
-        PathBuf::from(s)
-    });
+    let dir = opts.parts_dir.clone().unwrap_or_else(|| guard::default_parts_dir(out));
     let ctrl = RunControl { shard: None, ..ctrl };
-    if spec.chunks().len() == 1 && !opts.keep_parts && !SweepRecord::path(&dir).exists() {
+    let direct = spec.chunks().len() == 1 && !opts.keep_parts && !SweepRecord::path(&dir).exists();
+    // Every output is checked, and the output locked, before anything is computed.
+    let lock = guard::prepare_sweep(out, (!direct).then_some(dir.as_path()), opts)?;
+    let result = if direct {
         let mut sink = FileSink {
             out: out.to_path_buf(),
             opts: opts.clone(),
             shape: None,
             current: None,
         };
-        return run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out);
-    }
-    let (summary, _) = run_parts(spec, circuit, &dir, opts, ctrl)?;
-    merge(&[dir.as_path()], out)?;
-    if !opts.keep_parts {
-        std::fs::remove_dir_all(&dir).map_err(IoError::fs(&dir))?;
-    }
-    Ok(summary)
+        run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)
+    } else {
+        run_parts(spec, circuit, &dir, opts, ctrl).and_then(|(summary, _)| {
+            merge(&[dir.as_path()], out)?;
+            Ok(summary)
+        })
+    };
+    guard::finish_sweep(result, out, (!direct).then_some(dir.as_path()), opts.keep_parts, lock)
 }
 
 /// Joins the parts found in `dirs` (one sweep, possibly run as shards in several
 /// directories) into `out`, written as `out.tmp` and renamed into place. Every chunk must
 /// have its part.
 pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
-    merge_sources(dirs, MergeTarget::New(out), None).map(|_| ())
+    parts::check_merge_dirs(dirs)?;
+    parts::after_merge(merge_sources(dirs, MergeTarget::New(out), None).map(|_| ()), dirs, out)
 }
 
 /// A chunk that could not be computed (a cluster task that raised on every try).
@@ -1569,7 +1580,7 @@ mod tests {
         // Merging one shard alone must refuse: half the chunks are missing.
         let err = merge(&[d0.as_path()], &tmp.path().join("half.h5")).unwrap_err();
         assert!(
-            matches!(&err, IoError::MissingChunks { missing } if missing == &vec![(6, 12), (18, 20)]),
+            matches!(&err, IoError::MissingChunksIn { missing, total: 4, .. } if missing == &vec![(6, 12), (18, 20)]),
             "{err}"
         );
         assert!(!tmp.path().join("half.h5").exists());
@@ -1858,7 +1869,7 @@ mod tests {
             .collect();
         assert_eq!(leftovers.len(), 2, "two finished parts, no .tmp: {leftovers:?}");
         let err = merge(&[dir.as_path()], &tmp.path().join("x.h5")).unwrap_err();
-        assert!(matches!(err, IoError::MissingChunks { .. }));
+        assert!(matches!(err, IoError::MissingChunksIn { .. }));
 
         let second = AtomicUsize::new(0);
         assert_eq!(parts(&spec, &dir, RunControl::default(), &second).unwrap(), 2);

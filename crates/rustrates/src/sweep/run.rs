@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::checks::{self, MemoryError, SettingError};
 use super::grid::Grid;
 use super::param_map::{self, ParamMap, ParamMapError};
 use super::summary::{Moments, Spectrum, SpectrumPlan, Statistic};
@@ -59,8 +60,11 @@ pub struct SweepSpec {
     pub precision: Precision,
     pub keep_traces: bool,
     pub summaries: Vec<Statistic>,
-    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores).
+    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
+    /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
+    /// Run more threads than cores when `threads` asks for them.
+    pub oversubscribe: bool,
     pub block_size: usize,
     /// Points per chunk (part file). 0 = the whole grid in one chunk. [`SweepSpec::new`] sets
     /// [`DEFAULT_CHUNK_SIZE`]; fronts that learn later that only summaries are kept use
@@ -82,6 +86,7 @@ impl SweepSpec {
             keep_traces: true,
             summaries: Vec::new(),
             threads: None,
+            oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
         }
@@ -247,6 +252,11 @@ pub trait SweepSink: Send {
     fn trace_target(&mut self, _range: Range<usize>) -> Option<&mut [f64]> {
         None
     }
+    /// Whether the sink keeps every point's traces in memory (then a sweep's traces must fit
+    /// in memory as a whole, not only a block of them per thread).
+    fn holds_traces_in_memory(&self) -> bool {
+        false
+    }
     /// Called once per block, in completion order (not point order).
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError>;
     /// Every block of chunk `index` has been delivered.
@@ -300,6 +310,10 @@ pub enum SweepError {
     Output {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Settings(Vec<SettingError>),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -317,6 +331,9 @@ pub struct SweepSummary {
     /// Points whose status is not ok.
     pub points_failed: usize,
     pub backend: Backend,
+    /// What the user should know about the run that is not an error (a thread count capped,
+    /// a corrupt part set aside and recomputed, a folder kept because it holds other files).
+    pub notes: Vec<String>,
 }
 
 /// Summaries kept in memory: `values[statistic][point * n_columns + column]`.
@@ -399,6 +416,9 @@ impl SweepSink for MemorySink {
             status: vec![PointStatus::Ok; n],
         });
         Ok(())
+    }
+    fn holds_traces_in_memory(&self) -> bool {
+        true
     }
     fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
         let r = self.result.as_mut()?;
@@ -512,6 +532,50 @@ type Column = (String, String);
 /// running it: PyRates' DataFrame columns are `(label, node, key)` for each label.
 pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>, SweepError> {
     Ok(resolve_outputs(spec, &lower(circuit))?.0)
+}
+
+/// Everything about a sweep of the unlowered `circuit` that can be checked without compiling
+/// or running it: time settings, grid values, `param_map`, delays, outputs and input names.
+/// [`run`] makes the same checks; fronts call this first to point at the offending setting.
+pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
+    let mut problems = checks::check_time(spec);
+    problems.extend(checks::check_grid(spec));
+    if !problems.is_empty() {
+        return Err(SweepError::Settings(problems));
+    }
+    let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    check_timing_keys(spec, circuit, &resolved)?;
+    let lowered = lower(circuit);
+    resolve_outputs(spec, &lowered)?;
+    for (name, _) in &spec.inputs {
+        input_var(&lowered, name)?;
+    }
+    Ok(())
+}
+
+/// Grid keys that set an edge's delay or spread must hold times ≥ 0.
+fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::ResolvedMap) -> Result<(), SweepError> {
+    let timing: Vec<VarId> = circuit
+        .edges
+        .iter()
+        .flat_map(|e| {
+            e.params
+                .iter()
+                .filter(|(n, _)| n == "delay" || n == "spread")
+                .map(|(_, id)| *id)
+        })
+        .collect();
+    let sets_timing: Vec<bool> = resolved
+        .keys
+        .iter()
+        .map(|(_, ids)| ids.iter().any(|id| timing.contains(id)))
+        .collect();
+    let problems = checks::check_delays(spec, &sets_timing);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SweepError::Settings(problems))
+    }
 }
 
 /// Expands outputs (`all` nodes) into columns and bindings.
@@ -672,6 +736,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         return Err(SweepError::BadBlockSize);
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    check_timing_keys(spec, circuit, &resolved)?;
     let names = resolved.names(circuit);
     let chain_edges = swept_chain_edges(circuit, &resolved);
     let (reps, group_of) = group_points(spec, circuit, &resolved, &chain_edges);
@@ -1127,14 +1192,33 @@ fn run_inner(
             return Err(SweepError::BadShard { index, count });
         }
     }
-    let plan = build_plan(spec, circuit)?;
-    let chunks = spec.chunks();
-    let threads = spec.threads.unwrap_or(0);
+    let mut problems = checks::check_time(spec);
+    problems.extend(checks::check_grid(spec));
+    if !problems.is_empty() {
+        return Err(SweepError::Settings(problems));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (threads, threads_note) = checks::thread_count(spec.threads, spec.oversubscribe, cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|source| SweepError::ThreadPool { threads, source })?;
     let n_threads = pool.current_num_threads().max(1);
+    let in_memory = sink.holds_traces_in_memory();
+    // Before compiling, with one column per output (the least there can be); again below with
+    // the exact columns.
+    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    checks::check_run_memory(
+        spec,
+        checks::n_time(spec) as usize,
+        spec.outputs.len().max(1),
+        n_threads,
+        in_memory,
+        spec.keep_traces || needs_fft,
+    )?;
+    let plan = build_plan(spec, circuit)?;
+    checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
+    let chunks = spec.chunks();
     sink.begin(&SweepMeta {
         circuit_name: &circuit.name,
         grid: &spec.param_grid,
@@ -1160,6 +1244,7 @@ fn run_inner(
         lane_steps: 0,
         points_failed: 0,
         backend: plan.groups[0].kernel.backend(),
+        notes: threads_note.into_iter().collect(),
     };
     let per_point = plan.n_time * plan.n_cols;
     for (ci, range) in chunks.iter().enumerate() {
