@@ -158,14 +158,18 @@ fn describe(node: &Node) -> String {
 
 /// Read and check a spec file. On failure, the sources and every problem found.
 pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
-    let mut sources = SourceMap::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_text(path, text),
         Err(e) => {
             let d = Diagnostic::error("spec/unreadable", format!("cannot read {}: {e}", path.display()));
-            return Err((sources, d.into()));
+            Err((SourceMap::new(), d.into()))
         }
-    };
+    }
+}
+
+/// [`load`] of the text of the file `path` (input files are read relative to its folder).
+pub(crate) fn load_text(path: &Path, text: String) -> Result<SpecFile, (SourceMap, Diagnostics)> {
+    let mut sources = SourceMap::new();
     let file = sources.add(path.display().to_string(), text);
     let root = match yaml::parse(&sources.file(file).text, file) {
         Ok(Some(root)) => root,
@@ -816,5 +820,137 @@ mod tests {
             panic!("unequal lengths without permute must fail")
         };
         assert!(diags.iter().any(|d| d.code == "spec/bad-grid"));
+    }
+
+    /// Mutates `corpus` texts with a fixed-seed generator (the template fuzzer's mutations
+    /// plus spec tokens) and loads each as a spec: diagnostics rendered both ways, and a spec
+    /// that loads is checked against the seed model by the engine (`sweep::check`) and its
+    /// error located and rendered. Returns (inputs, loaded, refused); panics name the input.
+    fn fuzz_spec_loader(stop: impl Fn(u64) -> bool) -> (u64, u64, u64) {
+        use rustrates::syntax::render;
+        let circuit = rustrates::model::load_circuit(
+            "model_templates.montbrio.simple_montbrio.Net3",
+            &rustrates::template::LoadOptions::default(),
+        )
+        .expect("Net3 loads")
+        .circuit;
+        let example =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/montbrio/sweep.yaml"))
+                .expect("example spec");
+        let corpus = [
+            example.as_str(),
+            "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nparam_grid: {k: {linspace: [0, 1, 4]}}\n",
+            "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 0.1\nstep_size: 1.0e-3\nparam_grid: {eta_op: [-5, 5], eta_iin: {arange: [0, 1, 0.5]}}\npermute_grid: true\nparam_map:\n  eta_op: {vars: [Op_e/eta], nodes: [PC]}\n  eta_iin: {vars: [Op_i/eta], nodes: [IIN]}\n  w: {vars: [weight], edges: [[PC, IIN, 0]]}\ninputs: {PC/Op_e/inp: 1.0}\noutputs: {r: all/Op_e/r}\nsummaries: [mean, std]\ncutoff: 0.05\nsampling_step_size: 2.0e-3\nchunk_size: 3\nblock_size: 2\n",
+        ];
+        let alphabet: Vec<char> = " \n-:[]{},'\"&*<#|>/.()^+=01eE9xyr_".chars().collect();
+        let tokens = [
+            "linspace: ",
+            "arange: ",
+            "1e400",
+            ".nan",
+            "-.inf",
+            "1e19",
+            "0",
+            "-1",
+            "[]",
+            "{}",
+            "nodes: ",
+            "vars: ",
+            "edges: ",
+            "\n  ",
+            "*a",
+            "&a ",
+            "<<: ",
+            "null",
+            "true",
+            "1.0e-300",
+            ": [",
+            "file: x.csv",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut runs, mut loaded, mut refused) = (0u64, 0u64, 0u64);
+        let path = Path::new("fuzz/spec.yaml");
+        while !stop(runs) {
+            let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
+            for _ in 0..1 + next() % 6 {
+                let mut p = (next() % (text.len() as u64 + 1)) as usize;
+                while !text.is_char_boundary(p) {
+                    p -= 1;
+                }
+                match next() % 4 {
+                    0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
+                    1 => {
+                        let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
+                        while !text.is_char_boundary(e) {
+                            e += 1;
+                        }
+                        text.replace_range(p..e, "");
+                    }
+                    2 => {
+                        let mut a = (next() % (text.len() as u64 + 1)) as usize;
+                        while !text.is_char_boundary(a) {
+                            a -= 1;
+                        }
+                        let mut b = (a + (next() % 40) as usize).min(text.len());
+                        while !text.is_char_boundary(b) {
+                            b += 1;
+                        }
+                        let piece = text[a..b].to_string();
+                        text.insert_str(p, &piece);
+                    }
+                    _ => text.insert_str(p, tokens[(next() % tokens.len() as u64) as usize]),
+                }
+            }
+            let result = std::panic::catch_unwind(|| match super::load_text(path, text.clone()) {
+                Ok(f) => {
+                    if let Err(e) = rustrates::sweep::check(&f.spec, &circuit) {
+                        let d = f.locate(&e);
+                        assert!(!d.is_empty());
+                        let _ = render::render_all_full(&d, &f.sources);
+                    }
+                    true
+                }
+                Err((sources, diags)) => {
+                    assert!(diags.has_errors(), "a refused spec has an error");
+                    let _ = render::render_all_concise(&diags, &sources);
+                    let _ = render::render_all_full(&diags, &sources);
+                    false
+                }
+            });
+            match result {
+                Ok(true) => loaded += 1,
+                Ok(false) => refused += 1,
+                Err(_) => panic!("panic on input:\n{text}"),
+            }
+            runs += 1;
+        }
+        (runs, loaded, refused)
+    }
+
+    #[test]
+    fn spec_fuzz_2000_mutated_specs_never_panic() {
+        let (runs, loaded, refused) = fuzz_spec_loader(|n| n >= 2000);
+        assert_eq!(runs, loaded + refused);
+        assert!(loaded > 0 && refused > 0, "{loaded} loaded, {refused} refused");
+    }
+
+    /// Time-boxed: `FUZZ_SECONDS=600 cargo test -p rustrates-cli spec_fuzz_for_a_while --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore = "long-running: set FUZZ_SECONDS"]
+    fn spec_fuzz_for_a_while() {
+        let secs: u64 = std::env::var("FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let start = std::time::Instant::now();
+        let (runs, loaded, refused) = fuzz_spec_loader(|_| start.elapsed().as_secs() >= secs);
+        println!("spec_fuzz_for_a_while: {runs} inputs in {secs} s ({loaded} loaded, {refused} refused), 0 panics");
     }
 }

@@ -462,3 +462,125 @@ pub fn set_aside_notes(files: &[PathBuf]) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = walk(dir, dir);
+        v.sort();
+        v
+    }
+
+    fn walk(root: &Path, dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).expect("under root").display().to_string());
+            if p.is_dir() {
+                out.extend(walk(root, &p));
+            }
+        }
+        out
+    }
+
+    fn record(chunks: Vec<(usize, usize)>) -> SweepRecord {
+        SweepRecord {
+            fingerprint: "f".into(),
+            circuit_name: "Net".into(),
+            n_points: 4,
+            chunks,
+            template_source: String::new(),
+            template_path: String::new(),
+            settings: serde_json::json!({}),
+            rustrates_version: "0".into(),
+            compression: false,
+        }
+    }
+
+    /// A sweep directory laid out by hand, as `PartSink` leaves it: the record, two parts, a
+    /// temporary and a set-aside one, the manifest; plus a file of the user's.
+    fn populate(dir: &Path) {
+        record(vec![(0, 2), (2, 4)]).create_or_check(dir).expect("record");
+        for name in [
+            "parts/chunk_00000000_00000002.h5",
+            "parts/chunk_00000002_00000004.h5.tmp",
+            "parts/chunk_00000002_00000004.h5.corrupt",
+            "manifest.jsonl",
+            INPUTS_FILE,
+        ] {
+            fs::write(dir.join(name), b"x").expect("write");
+        }
+    }
+
+    #[test]
+    fn remove_sweep_files_removes_what_rustrates_wrote_and_the_folders_it_made() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("made");
+        populate(&dir);
+        let left = remove_sweep_files(&dir).expect("removed");
+        assert_eq!(left, LeftBehind::default());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn remove_sweep_files_keeps_the_users_files_and_folder() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("given");
+        fs::create_dir(&dir).expect("the user's folder");
+        fs::write(dir.join("notes.txt"), b"mine").expect("write");
+        populate(&dir);
+        fs::write(dir.join("parts/chunk_x.h5"), b"mine too").expect("write");
+        let before = names(&dir);
+        let left = remove_sweep_files(&dir).expect("removed");
+        let after = names(&dir);
+        eprintln!("before {before:?}\nafter {after:?}");
+        assert_eq!(after, ["notes.txt", "parts", "parts/chunk_x.h5"]);
+        assert_eq!(
+            left.folders,
+            [dir.join("parts")],
+            "parts/ was made by rustrates but holds a file of the user's"
+        );
+    }
+
+    #[test]
+    fn lock_refuses_a_live_holder_and_takes_over_a_dead_one() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let out = tmp.path().join("r.h5");
+        let held = OutputLock::of_output(&out).expect("free");
+        let err = OutputLock::of_output(&out).expect_err("held by this process");
+        match &err {
+            GuardError::Locked { pid, host, .. } => {
+                assert_eq!((*pid, host.as_str()), (std::process::id(), host_name().as_str()));
+            }
+            other => panic!("{other}"),
+        }
+        drop(held);
+        assert!(!tmp.path().join("r.h5.lock").exists());
+        // A holder that is gone: a child that has exited (and been reaped).
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("reaped");
+        let lock = tmp.path().join("r.h5.lock");
+        let info = LockInfo {
+            rustrates_lock: 1,
+            pid: dead,
+            host: host_name(),
+            started: 0,
+            what: out.clone(),
+        };
+        fs::write(&lock, serde_json::to_string(&info).expect("json")).expect("write");
+        let taken = OutputLock::of_output(&out).expect("stale lock taken over");
+        let now: LockInfo = serde_json::from_str(&fs::read_to_string(&lock).expect("read")).expect("ours");
+        assert_eq!(now.pid, std::process::id());
+        drop(taken);
+        // Not a lock of ours: never removed.
+        fs::write(&lock, "user data").expect("write");
+        assert!(matches!(
+            OutputLock::of_output(&out),
+            Err(GuardError::ForeignLock { .. })
+        ));
+        assert_eq!(fs::read_to_string(&lock).expect("kept"), "user data");
+    }
+}

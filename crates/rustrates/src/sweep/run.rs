@@ -516,6 +516,31 @@ struct Plan<'a> {
     buffer_traces: bool,
 }
 
+/// Stack of the thread that lowers and compiles a sweep's kernels. The back ends walk
+/// expression trees recursively, one frame per level, and a tree may be as deep as the
+/// parser's [`crate::syntax::parser::MAX_TREE_HEIGHT`]: with the C emitter's frames (several
+/// KiB in a debug build) that is more than a caller's 2 or 8 MiB. Only the pages touched are
+/// committed, so the reservation costs nothing when trees are shallow.
+const COMPILE_STACK: usize = 256 << 20;
+
+/// Runs `f` on a thread with [`COMPILE_STACK`] (in place when such a thread cannot be made).
+fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let slot = Mutex::new(Some(f));
+    let take = || slot.lock().ok().and_then(|mut g| g.take());
+    let spawned = std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("rustrates-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(s, || take().map(|f| f()))
+            .ok()?;
+        Some(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    match spawned.flatten() {
+        Some(v) => v,
+        None => (take().expect("not run when the thread could not be made"))(),
+    }
+}
+
 /// Lowers edges into assignments (the kernel only takes edge-free circuits).
 fn lower(circuit: &Circuit) -> Circuit {
     if circuit.edges.is_empty() {
@@ -1216,7 +1241,7 @@ fn run_inner(
         in_memory,
         spec.keep_traces || needs_fft,
     )?;
-    let plan = build_plan(spec, circuit)?;
+    let plan = on_compile_stack(|| build_plan(spec, circuit))?;
     checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
     let chunks = spec.chunks();
     sink.begin(&SweepMeta {
@@ -2068,6 +2093,73 @@ Net:
             .map_err(|e| format!("{e:?}"))
             .unwrap()
             .circuit
+    }
+
+    /// Issue 14 item 7: a flat sum as deep as the parser accepts goes through every stage in a
+    /// debug build: template, model passes and dropping the trees on an 8 MiB stack (a main
+    /// thread's, where the CLI and Python load templates), each back end's compile on its own
+    /// thread ([`COMPILE_STACK`]), the run; and one term more is a positioned error. Reference: x' = Σ a_k is a
+    /// constant, so Euler gives x(t) = t·Σ a_k (up to the rounding of the sum and of the
+    /// steps: 1e-12 relative).
+    #[test]
+    fn parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack() {
+        let terms = crate::syntax::parser::MAX_TREE_HEIGHT;
+        let sum: Vec<String> = (0..terms).map(|i| format!("a{}", i % 3)).collect();
+        let yaml = |sum: &str| {
+            format!(
+                "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * x = {sum}\"\n  variables:\n    x: output(0.0)\n    a0: 1.0\n    a1: 2.0\n    a2: 3.0\nN: {{base: NodeTemplate, operators: [Op]}}\nNet: {{base: CircuitTemplate, nodes: {{p: N}}}}\n"
+            )
+        };
+        let text = yaml(&sum.join(" + "));
+        let rate: f64 = (0..terms).map(|i| [1.0, 2.0, 3.0][i % 3]).sum();
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let dir = tempfile::tempdir().unwrap();
+                let circuit = load_yaml(dir.path(), "deep.yaml", text);
+                for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+                    let grid = Grid::from_rows(Vec::new(), &[Vec::new()]).unwrap();
+                    let sim = SimConfig {
+                        simulation_time: 0.01,
+                        dt: 1e-3,
+                        sampling_step: None,
+                        method: Method::Euler,
+                        cutoff: 0.0,
+                    };
+                    let mut spec = SweepSpec::new(grid, ParamMap::new(), sim);
+                    spec.outputs = vec![("x".into(), "p/Op/x".into())];
+                    spec.backend = backend;
+                    let mut sink = MemorySink::new();
+                    run(&spec, &circuit, &mut sink).unwrap();
+                    let r = sink.into_result().unwrap();
+                    let traces = r.traces.unwrap();
+                    for (k, (&t, &x)) in r.time.iter().zip(&traces).enumerate() {
+                        assert!(
+                            (x - rate * t).abs() <= 1e-12 * rate * t.max(1e-3),
+                            "{backend:?} sample {k}: {x} vs {}",
+                            rate * t
+                        );
+                    }
+                }
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let dir = tempfile::tempdir().unwrap();
+        let one_more: Vec<String> = (0..=terms).map(|i| format!("a{}", i % 3)).collect();
+        std::fs::write(dir.path().join("deeper.yaml"), yaml(&one_more.join(" + "))).unwrap();
+        let opts = crate::template::LoadOptions::default();
+        let Err(err) = crate::model::load_circuit(&format!("{}/Net", dir.path().join("deeper.yaml").display()), &opts)
+        else {
+            panic!("one term more is refused");
+        };
+        let codes: Vec<&str> = err.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["eq/too-deep"]);
+        let d = err.diagnostics.iter().next().unwrap();
+        let (line, col) = err.sources.line_col(d.span.unwrap());
+        // The `+` that makes the tree one level too deep, the `terms`-th: `  equations: "d/dt *
+        // x = ` is 25 columns, then `aK + ` per term.
+        assert_eq!((line, col), (3, 25 + 5 * (terms - 1) + 4), "{}", d.message);
     }
 
     fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {

@@ -25,9 +25,11 @@ pub const MAX_NESTING: usize = 200;
 /// Deepest expression tree accepted: operators chain without nesting (`a + b + c + …` is a
 /// tree as deep as it has terms), and every later pass walks trees recursively (printers,
 /// model passes, kernel emitters, even dropping the tree), so depth is bounded here, where
-/// the error can point at the operator. 2,000 fits every walk in a 2 MiB thread stack
+/// the error can point at the operator. At 2,000 levels template loading and the model
+/// passes fit an 8 MiB stack (a main thread's) even in a debug build, and kernels compile on a
+/// thread of their own with a larger one
 /// (`parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack`); real equations
-/// are a few dozen deep.
+/// are a few dozen levels deep.
 pub const MAX_TREE_HEIGHT: usize = 2_000;
 
 const HELP_LHS_FORMS: &str = "the left-hand side is `x'`, `d/dt * x`, `dx/dt` (a derivative) or `x` (an assignment)";

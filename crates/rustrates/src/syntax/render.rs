@@ -288,6 +288,44 @@ mod tests {
     use crate::syntax::parser::parse_equation;
     use crate::syntax::source::{FileId, TextRange};
 
+    /// Issue 14 item 15: a 10 MB line is shown as a window of [`MAX_FRAME_COLS`] columns
+    /// around the mark, `…` at the cut ends, the caret still under the marked character; a
+    /// line that fits is shown whole (the other tests' snapshots).
+    #[test]
+    fn render_full_cuts_a_long_line_to_a_window_around_the_mark() {
+        let mut text = "k: [".to_string();
+        for i in 0..2_000_000 {
+            text.push_str(&format!("{}, ", i % 10));
+        }
+        let at = text.len();
+        text.push_str("oops, 1, 2]\n");
+        let mut sources = SourceMap::new();
+        let file = sources.add("big.yaml", text);
+        let span = Span {
+            file,
+            range: TextRange::new(u32::try_from(at).expect("fits"), u32::try_from(at + 4).expect("fits")),
+        };
+        let d = Diagnostic::error("spec/not-a-number", "not a number");
+        let out = render_full(&d.clone().with_span(span), &sources);
+        assert!(out.len() < 600, "{} bytes", out.len());
+        let lines: Vec<&str> = out.lines().collect();
+        let shown = lines
+            .iter()
+            .find(|l| l.contains("oops"))
+            .expect("the window holds the mark");
+        let caret = lines.iter().find(|l| l.contains('^')).expect("a caret line");
+        let col = |l: &str, pat: &str| l[..l.find(pat).expect("found")].chars().count();
+        assert_eq!(col(caret, "^"), col(shown, "oops"), "{out}");
+        assert_eq!(caret.matches('^').count(), 4);
+        assert!(
+            shown.contains("| …") && shown.ends_with('…') || shown.ends_with("2]"),
+            "{shown}"
+        );
+        assert!(shown.chars().count() <= MAX_FRAME_COLS + 10, "{shown}");
+        // The location is the real one.
+        assert!(out.contains(&format!("big.yaml:1:{}", at + 1)), "{out}");
+    }
+
     /// Byte offset of the equation string `eq` inside `yaml` (its first occurrence).
     fn offset_of(yaml: &str, eq: &str) -> u32 {
         let i = yaml.find(eq).unwrap_or_else(|| panic!("{eq:?} not in the YAML"));
