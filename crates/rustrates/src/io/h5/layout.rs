@@ -29,6 +29,10 @@ pub struct FileOptions {
     /// (default on). Off only for scratch output whose bytes are shipped and recorded
     /// elsewhere, e.g. a cluster worker's chunk: there the syncs only delay the result.
     pub durable: bool,
+    /// Replace an existing results file (default off: an existing file is an error).
+    pub overwrite: bool,
+    /// Files the results must never replace, even with `overwrite` (the spec, the template).
+    pub protect: Vec<PathBuf>,
 }
 
 impl FileOptions {
@@ -40,6 +44,8 @@ impl FileOptions {
             parts_dir: None,
             keep_parts: false,
             durable: true,
+            overwrite: false,
+            protect: Vec::new(),
         }
     }
 }
@@ -251,7 +257,7 @@ pub(super) fn create_layout(
 }
 
 /// Time-series inputs of a sweep directory, written once so the merged file can carry them.
-pub(super) const INPUTS_FILE: &str = "inputs.h5";
+pub(super) use super::super::guard::INPUTS_FILE;
 
 pub(super) fn has_series(inputs: &[(String, crate::solve::Signal)]) -> bool {
     inputs

@@ -18,7 +18,8 @@ pub(super) const MERGE_POINTS: usize = 256;
 /// directories) into `out`, written as `out.tmp` and renamed into place. Every chunk must
 /// have its part.
 pub fn merge(dirs: &[&Path], out: &Path) -> Result<(), IoError> {
-    merge_sources(dirs, MergeTarget::New(out), None).map(|_| ())
+    parts::check_merge_dirs(dirs)?;
+    parts::after_merge(merge_sources(dirs, MergeTarget::New(out), None).map(|_| ()), dirs, out)
 }
 
 /// A chunk that could not be computed (a cluster task that raised on every try).

@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::super::guard;
 use super::super::parts::{self, part_file, tmp_path, Manifest, ManifestEntry, SweepRecord};
 use super::super::IoError;
 use super::layout::*;
@@ -23,6 +24,8 @@ pub struct PartSink {
     current: Option<(usize, OpenFile)>,
     /// Chunks written by this sink (the rest were skipped as already done).
     pub chunks_written: usize,
+    /// Part files that failed their checksum, set aside and computed again.
+    pub set_aside: Vec<PathBuf>,
 }
 
 impl PartSink {
@@ -35,12 +38,13 @@ impl PartSink {
             grid: None,
             current: None,
             chunks_written: 0,
+            set_aside: Vec::new(),
         }
     }
 
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
         sweep_record(meta, &self.opts).create_or_check_with(&self.dir, self.opts.durable)?;
-        self.manifest = Manifest::load(&self.dir)?;
+        (self.manifest, self.set_aside) = Manifest::load_verified(&self.dir)?;
         self.shape = Some(Shape::of(meta));
         self.grid = Some(meta.grid.clone());
         write_inputs(&self.dir, &meta.spec.inputs)?;
@@ -194,7 +198,8 @@ pub fn run_parts(
     ctrl: RunControl<'_>,
 ) -> Result<(SweepSummary, usize), IoError> {
     let mut sink = PartSink::new(dir, opts.clone());
-    let summary = run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)?;
+    let mut summary = run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)?;
+    summary.notes.extend(guard::set_aside_notes(&sink.set_aside));
     Ok((summary, sink.chunks_written))
 }
 
@@ -212,25 +217,24 @@ pub fn sweep_to_file(
     opts: &FileOptions,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, IoError> {
-    let dir = opts.parts_dir.clone().unwrap_or_else(|| {
-        let mut s = out.as_os_str().to_owned();
-        s.push(".parts");
-        PathBuf::from(s)
-    });
+    let dir = opts.parts_dir.clone().unwrap_or_else(|| guard::default_parts_dir(out));
     let ctrl = RunControl { shard: None, ..ctrl };
-    if spec.chunks().len() == 1 && !opts.keep_parts && !SweepRecord::path(&dir).exists() {
+    let direct = spec.chunks().len() == 1 && !opts.keep_parts && !SweepRecord::path(&dir).exists();
+    // Every output is checked, and the output locked, before anything is computed.
+    let lock = guard::prepare_sweep(out, (!direct).then_some(dir.as_path()), opts)?;
+    let result = if direct {
         let mut sink = FileSink {
             out: out.to_path_buf(),
             opts: opts.clone(),
             shape: None,
             current: None,
         };
-        return run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out);
-    }
-    let (summary, _) = run_parts(spec, circuit, &dir, opts, ctrl)?;
-    merge(&[dir.as_path()], out)?;
-    if !opts.keep_parts {
-        std::fs::remove_dir_all(&dir).map_err(IoError::fs(&dir))?;
-    }
-    Ok(summary)
+        run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)
+    } else {
+        run_parts(spec, circuit, &dir, opts, ctrl).and_then(|(summary, _)| {
+            merge(&[dir.as_path()], out)?;
+            Ok(summary)
+        })
+    };
+    guard::finish_sweep(result, out, (!direct).then_some(dir.as_path()), opts.keep_parts, lock)
 }

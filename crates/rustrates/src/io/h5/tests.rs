@@ -304,7 +304,7 @@ fn h5_shards_then_merge_equal_single_run() {
     // Merging one shard alone must refuse: half the chunks are missing.
     let err = merge(&[d0.as_path()], &tmp.path().join("half.h5")).unwrap_err();
     assert!(
-        matches!(&err, IoError::MissingChunks { missing } if missing == &vec![(6, 12), (18, 20)]),
+        matches!(&err, IoError::MissingChunksIn { missing, total: 4, .. } if missing == &vec![(6, 12), (18, 20)]),
         "{err}"
     );
     assert!(!tmp.path().join("half.h5").exists());
@@ -593,7 +593,7 @@ fn h5_interrupted_rerun_computes_only_missing_chunks() {
         .collect();
     assert_eq!(leftovers.len(), 2, "two finished parts, no .tmp: {leftovers:?}");
     let err = merge(&[dir.as_path()], &tmp.path().join("x.h5")).unwrap_err();
-    assert!(matches!(err, IoError::MissingChunks { .. }));
+    assert!(matches!(err, IoError::MissingChunksIn { .. }));
 
     let second = AtomicUsize::new(0);
     assert_eq!(parts(&spec, &dir, RunControl::default(), &second).unwrap(), 2);
