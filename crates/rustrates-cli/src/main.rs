@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod interrupt;
 mod plot;
 mod run;
 mod signal;
@@ -90,15 +91,22 @@ enum Command {
         /// Also draw the traces into this PNG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Replace an existing file at `--out`.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Run a parameter sweep described by a spec file into an HDF5 results file.
     Sweep {
         spec: PathBuf,
         #[arg(long, default_value = "results.h5")]
         out: PathBuf,
-        /// Worker threads (default: all cores; RAYON_NUM_THREADS is honoured).
+        /// Worker threads (default: all cores; RAYON_NUM_THREADS is honoured). More than the
+        /// cores are capped at the cores unless `--oversubscribe`.
         #[arg(long)]
         threads: Option<usize>,
+        /// Run as many threads as `--threads` asks even beyond the cores.
+        #[arg(long)]
+        oversubscribe: bool,
         /// `i/n`: run one n-th of the chunks into part files (for job arrays); join with `merge`.
         #[arg(long)]
         shard: Option<String>,
@@ -111,6 +119,9 @@ enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// Replace an existing results file at `--out` (never the spec or the template).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Join the part files of sharded sweeps into one results file.
     Merge {
@@ -118,6 +129,9 @@ enum Command {
         dirs: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing results file at `--out`.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Plot a results file: a heatmap of a summary over two grid keys, and traces.
     Plot {
@@ -169,6 +183,7 @@ fn main() -> ExitCode {
             output,
             out,
             plot,
+            overwrite,
         } => run::simulate(
             run::SimulateArgs {
                 template,
@@ -183,6 +198,7 @@ fn main() -> ExitCode {
                 output,
                 out,
                 plot,
+                overwrite,
             },
             &opts,
         ),
@@ -194,6 +210,8 @@ fn main() -> ExitCode {
             parts_dir,
             no_compression,
             quiet,
+            overwrite,
+            oversubscribe,
         } => run::sweep(
             run::SweepArgs {
                 spec,
@@ -203,10 +221,12 @@ fn main() -> ExitCode {
                 parts_dir,
                 no_compression,
                 quiet,
+                overwrite,
+                oversubscribe,
             },
             &opts,
         ),
-        Command::Merge { dirs, out } => run::merge(&dirs, &out),
+        Command::Merge { dirs, out, overwrite } => run::merge(&dirs, &out, overwrite),
         Command::Plot {
             file,
             summary,

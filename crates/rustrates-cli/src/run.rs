@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use rustrates::io::guard;
 use rustrates::io::h5::{self, FileOptions};
 use rustrates::kernel::{Backend, Precision};
 use rustrates::model::{load_circuit, Loaded};
@@ -16,7 +17,7 @@ use rustrates::sweep::{Grid, MapEntry, MapTargets, ParamMap, SweepSpec};
 use rustrates::syntax::render;
 use rustrates::template::LoadOptions;
 
-use crate::{signal, spec};
+use crate::{interrupt, signal, spec};
 
 /// Load a template, printing its diagnostics; `None` when it has errors.
 pub(crate) fn load(template: &str, opts: &LoadOptions) -> Option<Loaded> {
@@ -47,6 +48,7 @@ pub(crate) struct SimulateArgs {
     pub output: Vec<String>,
     pub out: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    pub overwrite: bool,
 }
 
 fn split_assignment<'a>(text: &'a str, flag: &str) -> anyhow::Result<(&'a str, &'a str)> {
@@ -69,6 +71,10 @@ pub(crate) fn simulate(args: SimulateArgs, opts: &LoadOptions) -> anyhow::Result
     let Some(loaded) = load(&args.template, opts) else {
         return Ok(ExitCode::from(1));
     };
+    let protect = protected_inputs(Path::new(&args.template), &loaded);
+    if let Some(out) = &args.out {
+        guard::check_output(out, &protect, args.overwrite)?;
+    }
     let mut keys = Vec::new();
     let mut row = Vec::new();
     let mut map = ParamMap::new();
@@ -133,7 +139,9 @@ pub(crate) fn simulate(args: SimulateArgs, opts: &LoadOptions) -> anyhow::Result
     let traces = result.traces.as_deref().unwrap_or_default();
     match &args.out {
         Some(path) if path.extension().is_some_and(|e| e == "h5" || e == "hdf5") => {
-            let fo = FileOptions::new(&loaded.source_text, &args.template);
+            let mut fo = FileOptions::new(&loaded.source_text, &args.template);
+            fo.overwrite = args.overwrite;
+            fo.protect = protect;
             h5::sweep_to_file(&spec, &loaded.circuit, path, &fo, RunControl::default())?;
             eprintln!("wrote {}", path.display());
         }
@@ -173,6 +181,8 @@ pub(crate) struct SweepArgs {
     pub parts_dir: Option<PathBuf>,
     pub no_compression: bool,
     pub quiet: bool,
+    pub overwrite: bool,
+    pub oversubscribe: bool,
 }
 
 fn parse_shard(text: &str) -> anyhow::Result<Shard> {
@@ -216,14 +226,22 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
     let Some(loaded) = load(&file.template, &opts) else {
         return Ok(ExitCode::from(1));
     };
+    // What the engine would refuse, pointed at where the spec file says it.
+    if let Err(e) = rustrates::sweep::check(&file.spec, &loaded.circuit) {
+        eprint!("{}", render::render_all_full(&file.locate(&e), &file.sources));
+        return Ok(ExitCode::from(1));
+    }
     let mut spec = file.spec;
     if args.threads.is_some() {
         spec.threads = args.threads;
     }
+    spec.oversubscribe = args.oversubscribe;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let mut fo = FileOptions::new(&loaded.source_text, &file.template);
     fo.compression = !args.no_compression;
     fo.parts_dir = args.parts_dir.clone();
+    fo.overwrite = args.overwrite;
+    fo.protect = protected_inputs(&args.spec, &loaded);
 
     let bar = Arc::new(progress_bar(spec.param_grid.len(), spec.steps(), args.quiet));
     let started = Instant::now();
@@ -233,28 +251,42 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         progress_bar.set_message(format!("{:.3e} lane-steps/s", p.lane_steps as f64 / secs));
     };
+    interrupt::install();
     let ctrl = RunControl {
         progress: Some(&progress),
         shard,
+        cancel: Some(&interrupt::STOP),
         ..RunControl::default()
     };
-    let summary = match shard {
-        Some(_) => {
-            let dir = args.parts_dir.clone().unwrap_or_else(|| parts_dir_of(&args.out));
-            let (summary, written) = h5::run_parts(&spec, &loaded.circuit, &dir, &fo, ctrl)?;
-            bar.finish_and_clear();
-            eprintln!(
-                "shard {}: {written} chunk(s) written to {} ({} skipped as already done); join with `rustrates merge {} --out {}`",
-                args.shard.as_deref().unwrap_or_default(),
-                dir.display(),
-                summary.chunks_skipped,
-                dir.display(),
-                args.out.display()
-            );
-            summary
+    let dir = args
+        .parts_dir
+        .clone()
+        .unwrap_or_else(|| guard::default_parts_dir(&args.out));
+    let result = match shard {
+        Some(s) => {
+            // Shards of one sweep share its directory: each locks only its own share.
+            guard::check_parts_dir(&dir)?;
+            guard::ensure_sweep_dir(&dir)?;
+            let _lock = guard::OutputLock::of_shard(&dir, s.index, s.count)?;
+            h5::run_parts(&spec, &loaded.circuit, &dir, &fo, ctrl).map(|(summary, written)| {
+                bar.finish_and_clear();
+                eprintln!(
+                    "shard {}/{}: {written} chunk(s) written to {} ({} skipped as already done)",
+                    s.index,
+                    s.count,
+                    dir.display(),
+                    summary.chunks_skipped,
+                );
+                eprintln!(
+                    "when all {} shards have finished, join them with `rustrates merge {} --out {}` (give every directory the shards wrote to)",
+                    s.count,
+                    dir.display(),
+                    args.out.display()
+                );
+                summary
+            })
         }
-        None => {
-            let summary = h5::sweep_to_file(&spec, &loaded.circuit, &args.out, &fo, ctrl)?;
+        None => h5::sweep_to_file(&spec, &loaded.circuit, &args.out, &fo, ctrl).inspect(|summary| {
             bar.finish_and_clear();
             eprintln!(
                 "wrote {}: {} point(s) run, {} resumed from earlier parts, {} diverged; backend {:?}, {:.2} s",
@@ -265,17 +297,56 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
                 summary.backend,
                 started.elapsed().as_secs_f64()
             );
-            summary
-        }
+        }),
     };
-    let _ = summary;
-    Ok(ExitCode::SUCCESS)
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            for note in &summary.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if interrupt::requested() && is_cancelled(&e) => {
+            eprintln!("{}", interrupted_message(&dir, &spec));
+            Ok(ExitCode::from(interrupt::exit_status()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn parts_dir_of(out: &Path) -> PathBuf {
-    let mut s = out.as_os_str().to_owned();
-    s.push(".parts");
-    PathBuf::from(s)
+fn is_cancelled(e: &rustrates::io::IoError) -> bool {
+    matches!(
+        e,
+        rustrates::io::IoError::Sweep(rustrates::sweep::SweepError::Cancelled { .. })
+    )
+}
+
+/// What an interrupted sweep kept and how to go on.
+fn interrupted_message(dir: &Path, spec: &SweepSpec) -> String {
+    let total = spec.chunks().len();
+    let kept = rustrates::io::Manifest::load(dir).map_or(0, |m| m.entries.len());
+    if kept == 0 {
+        return format!(
+            "interrupted: no chunk had finished, nothing was kept (of {total} chunk(s)); the same command starts the sweep again"
+        );
+    }
+    format!(
+        "interrupted: {kept} of {total} chunk(s) finished and kept in {}; run the same command again to resume (only the missing chunks are computed)",
+        dir.display()
+    )
+}
+
+/// Files a sweep's output must never replace: the spec, and the template when it is a file.
+fn protected_inputs(spec_path: &Path, loaded: &Loaded) -> Vec<PathBuf> {
+    let mut out = vec![spec_path.to_path_buf()];
+    for (_, file) in loaded.sources.files() {
+        let p = PathBuf::from(&file.name);
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -285,8 +356,10 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-pub(crate) fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn merge(dirs: &[PathBuf], out: &Path, overwrite: bool) -> anyhow::Result<ExitCode> {
     let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    guard::check_output(out, &[], overwrite)?;
+    let _lock = guard::OutputLock::of_output(out)?;
     h5::merge(&refs, out)?;
     eprintln!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)

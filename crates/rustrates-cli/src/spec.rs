@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepSpec};
+use rustrates::sweep::checks;
+use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Setting, Statistic, SweepError, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
 use rustrates::template::yaml::{self, Node};
 
@@ -44,6 +45,10 @@ pub(crate) struct SpecFile {
     /// The spec file's directory: relative template and input paths resolve against it.
     pub base_dir: PathBuf,
     pub spec: SweepSpec,
+    /// The file's text and its YAML tree, to point at a setting the engine refuses later.
+    pub sources: SourceMap,
+    pub root: Node,
+    pub path: PathBuf,
 }
 
 const KEYS: &[&str] = &[
@@ -139,6 +144,13 @@ impl Ctx<'_> {
 
 fn describe(node: &Node) -> String {
     match node.as_str() {
+        // A message quotes at most a line's worth of the value (a 10 MB scalar stays in
+        // the file).
+        Some(s) if s.chars().count() > 60 => format!(
+            "`{}…` ({} characters)",
+            s.chars().take(60).collect::<String>(),
+            s.chars().count()
+        ),
         Some(s) => format!("`{s}`"),
         None => node.kind_name().to_string(),
     }
@@ -146,14 +158,18 @@ fn describe(node: &Node) -> String {
 
 /// Read and check a spec file. On failure, the sources and every problem found.
 pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
-    let mut sources = SourceMap::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_text(path, text),
         Err(e) => {
             let d = Diagnostic::error("spec/unreadable", format!("cannot read {}: {e}", path.display()));
-            return Err((sources, d.into()));
+            Err((SourceMap::new(), d.into()))
         }
-    };
+    }
+}
+
+/// [`load`] of the text of the file `path` (input files are read relative to its folder).
+pub(crate) fn load_text(path: &Path, text: String) -> Result<SpecFile, (SourceMap, Diagnostics)> {
+    let mut sources = SourceMap::new();
     let file = sources.add(path.display().to_string(), text);
     let root = match yaml::parse(&sources.file(file).text, file) {
         Ok(Some(root)) => root,
@@ -170,13 +186,149 @@ pub(crate) fn load(path: &Path) -> Result<SpecFile, (SourceMap, Diagnostics)> {
         file: path,
     };
     let parsed = parse(&root, &base_dir, &mut cx);
-    match parsed {
-        Some(spec) if !cx.diags.has_errors() => Ok(spec),
-        _ => Err((sources, cx.diags)),
+    let Some((template, spec)) = parsed.filter(|_| !cx.diags.has_errors()) else {
+        return Err((sources, cx.diags));
+    };
+    // The engine's rules for the settings, pointed at where the file sets them.
+    let mut problems = checks::check_time(&spec);
+    problems.extend(checks::check_grid(&spec));
+    if !problems.is_empty() {
+        let err = SweepError::Settings(problems);
+        let diags = locate_in(&root, path, &err);
+        return Err((sources, diags));
+    }
+    Ok(SpecFile {
+        template,
+        base_dir,
+        spec,
+        sources,
+        root,
+        path: path.to_path_buf(),
+    })
+}
+
+impl SpecFile {
+    /// The engine's error about this spec as diagnostics at the settings it concerns.
+    pub(crate) fn locate(&self, err: &SweepError) -> Diagnostics {
+        locate_in(&self.root, &self.path, err)
     }
 }
 
-fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
+/// Diagnostics for `err` at the node of the setting it names (the whole file when it names
+/// none the file sets).
+fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
+    let file = path.display().to_string();
+    let at = |node: &Node, code: &'static str, msg: String, help: Option<String>| {
+        let d = Diagnostic::error(code, msg)
+            .with_span(node.span)
+            .with_path(file.clone());
+        match help {
+            Some(h) => d.with_help(h),
+            None => d,
+        }
+    };
+    let key_node = |map_key: &str, key: &str| -> Option<&Node> {
+        root.get(map_key)?
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k)
+    };
+    let value_node = |map_key: &str, key: &str| -> Option<&Node> {
+        root.get(map_key)?
+            .as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    };
+    let mut diags = Diagnostics::new();
+    match err {
+        SweepError::Settings(problems) => {
+            for p in problems {
+                let node = match &p.setting {
+                    Setting::SimulationTime => root.get("simulation_time"),
+                    Setting::StepSize => root.get("step_size").or_else(|| root.get("dt")),
+                    Setting::SamplingStepSize => root.get("sampling_step_size"),
+                    Setting::Cutoff => root.get("cutoff"),
+                    Setting::ParamGrid => root.get("param_grid"),
+                    Setting::GridKey(k) => value_node("param_grid", k),
+                    Setting::Size => root.get("keep_traces"),
+                }
+                .unwrap_or(root);
+                diags.push(at(
+                    node,
+                    "spec/bad-setting",
+                    format!("`{}` {}", p.setting.name(), p.message),
+                    Some(p.help.clone()),
+                ));
+            }
+        }
+        SweepError::UnknownOutput { key, .. } => {
+            let node = value_node("outputs", key).unwrap_or(root);
+            diags.push(at(node, "spec/unknown-output", err.to_string(), None));
+        }
+        SweepError::NoOutputs => {
+            diags.push(at(
+                root.get("outputs").unwrap_or(root),
+                "spec/no-outputs",
+                err.to_string(),
+                None,
+            ));
+        }
+        SweepError::UnknownInput { name, .. } | SweepError::NotAnInput { name, .. } => {
+            let node = key_node("inputs", name).unwrap_or(root);
+            diags.push(at(node, "spec/bad-input", err.to_string(), None));
+        }
+        SweepError::ParamMap(pm) => {
+            use rustrates::sweep::ParamMapError as E;
+            let (key, field) = match pm {
+                E::UnknownKey { key, .. } => {
+                    let node = key_node("param_grid", key).unwrap_or(root);
+                    diags.push(at(
+                        node,
+                        "spec/param-map",
+                        err.to_string(),
+                        Some(format!(
+                            "add `{key}: {{vars: [op/var], nodes: [node]}}` under `param_map`"
+                        )),
+                    ));
+                    return diags;
+                }
+                E::UnknownNode { key, .. } | E::EdgeNotFound { key, .. } => (key, Some("nodes")),
+                E::VarNotFound { key, .. }
+                | E::PathNotFound { key, .. }
+                | E::EdgeVarNotFound { key, .. }
+                | E::NotSettable { key, .. }
+                | E::NoVars { key } => (key, Some("vars")),
+                E::NoTargets { key, what } => (key, Some(*what)),
+            };
+            let entry = value_node("param_map", key);
+            let node = entry
+                .and_then(|e| field.and_then(|f| e.get(f).or_else(|| if f == "nodes" { e.get("edges") } else { None })))
+                .or(entry)
+                .or_else(|| root.get("param_map"))
+                .unwrap_or(root);
+            diags.push(at(node, "spec/param-map", err.to_string(), None));
+        }
+        SweepError::Grid(_) => {
+            diags.push(at(
+                root.get("param_grid").unwrap_or(root),
+                "spec/bad-grid",
+                err.to_string(),
+                None,
+            ));
+        }
+        SweepError::Memory(m) => {
+            diags.push(at(root, "spec/too-large", m.to_string(), None));
+        }
+        other => {
+            diags.push(at(root, "spec/invalid", other.to_string(), None));
+        }
+    }
+    diags
+}
+
+fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, SweepSpec)> {
     let Some(map) = root.as_map() else {
         cx.err(
             root,
@@ -343,11 +495,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<SpecFile> {
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
-    Some(SpecFile {
-        template,
-        base_dir: base_dir.to_path_buf(),
-        spec,
-    })
+    Some((template, spec))
 }
 
 /// `{key: [values] | {linspace: [a, b, n]} | {arange: [a, b, step]} | number}`; absent = one
@@ -376,6 +524,10 @@ fn parse_grid(node: Option<&Node>, permute: bool, cx: &mut Ctx<'_>) -> Option<Gr
     }
     match Grid::from_values(&values, permute) {
         Ok(g) => Some(g),
+        Err(e @ rustrates::sweep::GridError::Memory(_)) => {
+            cx.err(node, "spec/too-large", e.to_string());
+            None
+        }
         Err(e) => {
             cx.err_help(
                 node,
@@ -422,6 +574,14 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
                 "spec/bad-range",
                 "the count of `linspace` must be a whole number ≥ 1",
             );
+            return None;
+        }
+        if let Err(e) = checks::check_alloc(
+            format!("`linspace` of {count:.4e} values"),
+            count * 8.0,
+            "sweep fewer values, or split the sweep into several",
+        ) {
+            cx.err(n, "spec/too-large", e.to_string());
             return None;
         }
         let count = count as usize;
@@ -660,5 +820,137 @@ mod tests {
             panic!("unequal lengths without permute must fail")
         };
         assert!(diags.iter().any(|d| d.code == "spec/bad-grid"));
+    }
+
+    /// Mutates `corpus` texts with a fixed-seed generator (the template fuzzer's mutations
+    /// plus spec tokens) and loads each as a spec: diagnostics rendered both ways, and a spec
+    /// that loads is checked against the seed model by the engine (`sweep::check`) and its
+    /// error located and rendered. Returns (inputs, loaded, refused); panics name the input.
+    fn fuzz_spec_loader(stop: impl Fn(u64) -> bool) -> (u64, u64, u64) {
+        use rustrates::syntax::render;
+        let circuit = rustrates::model::load_circuit(
+            "model_templates.montbrio.simple_montbrio.Net3",
+            &rustrates::template::LoadOptions::default(),
+        )
+        .expect("Net3 loads")
+        .circuit;
+        let example =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/montbrio/sweep.yaml"))
+                .expect("example spec");
+        let corpus = [
+            example.as_str(),
+            "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nparam_grid: {k: {linspace: [0, 1, 4]}}\n",
+            "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 0.1\nstep_size: 1.0e-3\nparam_grid: {eta_op: [-5, 5], eta_iin: {arange: [0, 1, 0.5]}}\npermute_grid: true\nparam_map:\n  eta_op: {vars: [Op_e/eta], nodes: [PC]}\n  eta_iin: {vars: [Op_i/eta], nodes: [IIN]}\n  w: {vars: [weight], edges: [[PC, IIN, 0]]}\ninputs: {PC/Op_e/inp: 1.0}\noutputs: {r: all/Op_e/r}\nsummaries: [mean, std]\ncutoff: 0.05\nsampling_step_size: 2.0e-3\nchunk_size: 3\nblock_size: 2\n",
+        ];
+        let alphabet: Vec<char> = " \n-:[]{},'\"&*<#|>/.()^+=01eE9xyr_".chars().collect();
+        let tokens = [
+            "linspace: ",
+            "arange: ",
+            "1e400",
+            ".nan",
+            "-.inf",
+            "1e19",
+            "0",
+            "-1",
+            "[]",
+            "{}",
+            "nodes: ",
+            "vars: ",
+            "edges: ",
+            "\n  ",
+            "*a",
+            "&a ",
+            "<<: ",
+            "null",
+            "true",
+            "1.0e-300",
+            ": [",
+            "file: x.csv",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut runs, mut loaded, mut refused) = (0u64, 0u64, 0u64);
+        let path = Path::new("fuzz/spec.yaml");
+        while !stop(runs) {
+            let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
+            for _ in 0..1 + next() % 6 {
+                let mut p = (next() % (text.len() as u64 + 1)) as usize;
+                while !text.is_char_boundary(p) {
+                    p -= 1;
+                }
+                match next() % 4 {
+                    0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
+                    1 => {
+                        let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
+                        while !text.is_char_boundary(e) {
+                            e += 1;
+                        }
+                        text.replace_range(p..e, "");
+                    }
+                    2 => {
+                        let mut a = (next() % (text.len() as u64 + 1)) as usize;
+                        while !text.is_char_boundary(a) {
+                            a -= 1;
+                        }
+                        let mut b = (a + (next() % 40) as usize).min(text.len());
+                        while !text.is_char_boundary(b) {
+                            b += 1;
+                        }
+                        let piece = text[a..b].to_string();
+                        text.insert_str(p, &piece);
+                    }
+                    _ => text.insert_str(p, tokens[(next() % tokens.len() as u64) as usize]),
+                }
+            }
+            let result = std::panic::catch_unwind(|| match super::load_text(path, text.clone()) {
+                Ok(f) => {
+                    if let Err(e) = rustrates::sweep::check(&f.spec, &circuit) {
+                        let d = f.locate(&e);
+                        assert!(!d.is_empty());
+                        let _ = render::render_all_full(&d, &f.sources);
+                    }
+                    true
+                }
+                Err((sources, diags)) => {
+                    assert!(diags.has_errors(), "a refused spec has an error");
+                    let _ = render::render_all_concise(&diags, &sources);
+                    let _ = render::render_all_full(&diags, &sources);
+                    false
+                }
+            });
+            match result {
+                Ok(true) => loaded += 1,
+                Ok(false) => refused += 1,
+                Err(_) => panic!("panic on input:\n{text}"),
+            }
+            runs += 1;
+        }
+        (runs, loaded, refused)
+    }
+
+    #[test]
+    fn spec_fuzz_2000_mutated_specs_never_panic() {
+        let (runs, loaded, refused) = fuzz_spec_loader(|n| n >= 2000);
+        assert_eq!(runs, loaded + refused);
+        assert!(loaded > 0 && refused > 0, "{loaded} loaded, {refused} refused");
+    }
+
+    /// Time-boxed: `FUZZ_SECONDS=600 cargo test -p rustrates-cli spec_fuzz_for_a_while --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore = "long-running: set FUZZ_SECONDS"]
+    fn spec_fuzz_for_a_while() {
+        let secs: u64 = std::env::var("FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        let start = std::time::Instant::now();
+        let (runs, loaded, refused) = fuzz_spec_loader(|_| start.elapsed().as_secs() >= secs);
+        println!("spec_fuzz_for_a_while: {runs} inputs in {secs} s ({loaded} loaded, {refused} refused), 0 panics");
     }
 }

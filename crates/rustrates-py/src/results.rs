@@ -31,9 +31,13 @@ pub fn run_to_file<'py>(
     loaded: &Loaded,
     template: &str,
     out: &Path,
+    overwrite: bool,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let opts = FileOptions::new(&loaded.source_text, template);
+    let opts = FileOptions {
+        overwrite,
+        ..FileOptions::new(&loaded.source_text, template)
+    };
     let circuit = &loaded.circuit;
     let opts_ref = &opts;
     let summary = run_interruptible(py, spec.param_grid.len(), progress, move |ctrl| {
@@ -43,6 +47,7 @@ pub fn run_to_file<'py>(
     let d = read(py, out)?;
     d.set_item("backend", format!("{:?}", summary.backend).to_lowercase())?;
     d.set_item("out", out)?;
+    d.set_item("notes", summary.notes)?;
     Ok(d)
 }
 

@@ -434,7 +434,7 @@ pub(crate) fn build_spec<'py>(
     template, *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
     simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler".to_string(),
     backend="auto".to_string(), precision="float64".to_string(), cutoff=0.0, summaries=Vec::new(),
-    keep_traces=true, threads=None, out=None, progress=None, rtol=None, atol=None
+    keep_traces=true, threads=None, out=None, progress=None, rtol=None, atol=None, overwrite=false
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_sweep<'py>(
@@ -461,6 +461,7 @@ pub fn run_sweep<'py>(
     progress: Option<Bound<'py, PyAny>>,
     rtol: Option<f64>,
     atol: Option<f64>,
+    overwrite: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let settings = Settings {
         simulation_time,
@@ -490,7 +491,7 @@ pub fn run_sweep<'py>(
 
     let loaded = crate::circuit::load(py, template)?;
     if let Some(path) = out {
-        return crate::results::run_to_file(py, &spec, &loaded, template, &path, progress.as_ref());
+        return crate::results::run_to_file(py, &spec, &loaded, template, &path, overwrite, progress.as_ref());
     }
     let mut sink = MemorySink::new();
     let circuit = &loaded.circuit;
@@ -503,5 +504,7 @@ pub fn run_sweep<'py>(
     let result = sink
         .into_result()
         .ok_or_else(|| crate::errors::RustratesError::new_err("the engine finished without results"))?;
-    result_dict(py, result, Some(summary.backend))
+    let d = result_dict(py, result, Some(summary.backend))?;
+    d.set_item("notes", summary.notes)?;
+    Ok(d)
 }

@@ -291,6 +291,7 @@ class RunRequest:
     keep_traces: bool = True
     threads: int | None = None
     out: str | None = None
+    overwrite: bool = False
     rtol: float | None = None
     atol: float | None = None
 
@@ -320,11 +321,15 @@ def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
         progress=progress,
         rtol=req.rtol,
         atol=req.atol,
+        overwrite=req.overwrite,
     )
 
 
 def warn_status(res: Mapping[str, Any]) -> None:
-    """One warning naming the grid points that diverged (their outputs are NaN from then)."""
+    """The engine's notes (e.g. threads capped at the cores), then one warning naming the grid
+    points that diverged (their outputs are NaN from then)."""
+    for note in res.get("notes", ()):
+        warnings.warn(note, RustratesWarning, stacklevel=3)
     status = list(res["status"])
     bad = [(label, s, t) for label, s, t in zip(res["labels"], status, res["status_time"]) if s != "ok"]
     if not bad:

@@ -70,6 +70,7 @@ class SweepResultDict(TypedDict):
     status_time: NDArray[np.float64]  # NaN where ok
     backend: str | None
     out: str  # only when written to a file
+    notes: list[str]  # from run_sweep: what the user should know (threads capped, a part recomputed)
 
 def run_sweep(
     template: str,
@@ -95,6 +96,7 @@ def run_sweep(
     progress: Callable[[int, int], object] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    overwrite: bool = False,
 ) -> SweepResultDict:
     """Run a sweep with the GIL released. ``grid_values`` (one 1-D array per key, permuted
     or zipped) or ``grid_rows`` (points × keys); inputs are numbers or C-contiguous float64

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod csv;
+pub mod guard;
 pub mod parts;
 
 #[cfg(feature = "hdf5")]
@@ -37,6 +38,12 @@ pub enum IoError {
     Fs { path: PathBuf, source: std::io::Error },
     #[error("{path}: invalid JSON: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path} cannot be read ({source}): without it rustrates cannot tell which sweep the parts next to it belong to, so it cannot resume; use another directory, or delete that one if its parts are not needed")]
+    UnreadableRecord { path: PathBuf, source: serde_json::Error },
+    #[error("{dir} holds part files or a manifest but no sweep.json: rustrates cannot tell which sweep they belong to, so it cannot resume from them; use another directory, or delete that one if its parts are not needed")]
+    PartsWithoutRecord { dir: PathBuf },
+    #[error(transparent)]
+    Guard(Box<guard::GuardError>),
     #[cfg(feature = "hdf5")]
     #[error("{path}: HDF5: {source}")]
     Hdf5 { path: PathBuf, source: hdf5::Error },
@@ -46,9 +53,17 @@ pub enum IoError {
         expected: String,
         found: String,
     },
-    #[error("cannot merge: {} chunk(s) missing, e.g. points {}..{}", .missing.len(), .missing[0].0, .missing[0].1)]
+    #[error("cannot merge: {} chunk(s) missing{}", .missing.len(), example(.missing))]
     MissingChunks { missing: Vec<(usize, usize)> },
-    #[error("{path} does not match the SHA-256 in the manifest (expected {expected}, found {found}); rerun the sweep to recompute that chunk")]
+    #[error("cannot merge: {} of the sweep's {total} chunk(s) missing from {}{}; run the shards that compute them (every shard of the sweep, or the whole sweep) into these directories, then merge again", .missing.len(), dirs_text(.dirs), example(.missing))]
+    MissingChunksIn {
+        missing: Vec<(usize, usize)>,
+        total: usize,
+        dirs: Vec<PathBuf>,
+    },
+    #[error("nothing to merge: {}", nothing_text(.dirs))]
+    NoSweepIn { dirs: Vec<(PathBuf, bool)> },
+    #[error("{path} does not match the SHA-256 in the manifest (expected {expected}, found {found}); rerun the same sweep or shard command: it sets the file aside and recomputes that chunk")]
     CorruptPart {
         path: PathBuf,
         expected: String,
@@ -66,6 +81,39 @@ pub enum IoError {
     BadText { text: String },
     #[error(transparent)]
     Sweep(#[from] crate::sweep::SweepError),
+}
+
+fn example(missing: &[(usize, usize)]) -> String {
+    missing
+        .first()
+        .map(|(s, e)| format!(", e.g. points {s}..{e}"))
+        .unwrap_or_default()
+}
+
+fn dirs_text(dirs: &[PathBuf]) -> String {
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// `(directory, exists)` per directory given to a merge.
+fn nothing_text(dirs: &[(PathBuf, bool)]) -> String {
+    let each: Vec<String> = dirs
+        .iter()
+        .map(|(d, exists)| {
+            if *exists {
+                format!(
+                    "{} holds no sweep.json (not a sweep directory, or its sweep never started)",
+                    d.display()
+                )
+            } else {
+                format!("{} does not exist", d.display())
+            }
+        })
+        .collect();
+    format!(
+        "{}; give the part directories the sweep or its shards wrote (by default `<out>.parts`)",
+        each.join("; ")
+    )
 }
 
 impl IoError {

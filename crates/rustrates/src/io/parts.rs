@@ -61,9 +61,10 @@ impl SweepRecord {
     pub fn load(dir: &Path) -> Result<Option<SweepRecord>, IoError> {
         let path = Self::path(dir);
         match fs::read_to_string(&path) {
+            // An unreadable record is "cannot resume", never "no sweep here".
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|source| IoError::Json { path, source }),
+                .map_err(|source| IoError::UnreadableRecord { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IoError::Fs { path, source: e }),
         }
@@ -76,7 +77,7 @@ impl SweepRecord {
     /// [`SweepRecord::create_or_check`]; `durable = false` skips the fsync (scratch
     /// directories whose files are shipped elsewhere).
     pub fn create_or_check_with(&self, dir: &Path, durable: bool) -> Result<(), IoError> {
-        fs::create_dir_all(dir.join("parts")).map_err(IoError::fs(dir))?;
+        super::guard::ensure_sweep_dir(dir)?;
         if let Some(existing) = Self::load(dir)? {
             if existing.fingerprint != self.fingerprint {
                 return Err(IoError::FingerprintMismatch {
@@ -87,6 +88,9 @@ impl SweepRecord {
             }
             return Ok(());
         }
+        if holds_parts(dir) {
+            return Err(IoError::PartsWithoutRecord { dir: dir.to_path_buf() });
+        }
         let text = serde_json::to_string_pretty(self).map_err(|source| IoError::Json {
             path: Self::path(dir),
             source,
@@ -95,15 +99,75 @@ impl SweepRecord {
     }
 }
 
-/// Writes `path` through `path.tmp` + fsync (when `durable`) + rename.
+/// Whether `dir` holds a manifest or a chunk's part file (finished or not): the traces of a
+/// sweep, whose record must then be there too.
+fn holds_parts(dir: &Path) -> bool {
+    if Manifest::path(dir).exists() {
+        return true;
+    }
+    let Ok(entries) = fs::read_dir(dir.join("parts")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("chunk_") && name.contains(".h5")
+    })
+}
+
+/// Writes `path` through `path.tmp` + fsync (when `durable`) + rename. A failed write (a full
+/// disk) removes its temporary file rather than leave it filling the disk.
 pub(crate) fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), IoError> {
     let tmp = tmp_path(path);
-    let mut f = fs::File::create(&tmp).map_err(IoError::fs(&tmp))?;
-    f.write_all(bytes).map_err(IoError::fs(&tmp))?;
-    if durable {
-        f.sync_all().map_err(IoError::fs(&tmp))?;
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(source) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(IoError::Fs { path: tmp, source });
     }
     fs::rename(&tmp, path).map_err(IoError::fs(path))
+}
+
+/// Before a merge: at least one of `dirs` must hold a sweep record, else the error names each
+/// directory and what is wrong with it (missing, or no `sweep.json`).
+pub fn check_merge_dirs(dirs: &[&Path]) -> Result<(), IoError> {
+    if dirs.iter().any(|d| SweepRecord::path(d).is_file()) {
+        return Ok(());
+    }
+    Err(IoError::NoSweepIn {
+        dirs: dirs.iter().map(|d| (d.to_path_buf(), d.exists())).collect(),
+    })
+}
+
+/// After a merge into `out` (as `out.tmp`): on failure, removes the temporary file (a full
+/// disk is not left full) and names the directories and chunk count in a missing-chunks
+/// error.
+pub fn after_merge<T>(result: Result<T, IoError>, dirs: &[&Path], out: &Path) -> Result<T, IoError> {
+    let err = match result {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let _ = fs::remove_file(tmp_path(out));
+    Err(match err {
+        IoError::MissingChunks { missing } => {
+            let total = dirs
+                .iter()
+                .find_map(|d| SweepRecord::load(d).ok().flatten())
+                .map_or(missing.len(), |r| r.chunks.len());
+            IoError::MissingChunksIn {
+                missing,
+                total,
+                dirs: dirs.iter().map(|d| d.to_path_buf()).collect(),
+            }
+        }
+        other => other,
+    })
 }
 
 /// `x.h5` → `x.h5.tmp`.
@@ -161,6 +225,31 @@ impl Manifest {
         }
         Ok(Manifest { entries })
     }
+    /// [`Manifest::load`], then checks every listed part against its SHA-256: a part that
+    /// fails is set aside (`….h5.corrupt`) and left out, so its chunk is computed again.
+    /// Returns the manifest and the files set aside.
+    pub fn load_verified(dir: &Path) -> Result<(Manifest, Vec<PathBuf>), IoError> {
+        let mut m = Manifest::load(dir)?;
+        let mut aside = Vec::new();
+        let mut kept = Vec::with_capacity(m.entries.len());
+        for e in m.entries {
+            let path = dir.join(&e.file);
+            if sha256_file(&path)? == e.sha256 {
+                kept.push(e);
+            } else {
+                let moved = super::guard::set_aside(&path)?;
+                log::warn!(
+                    "{} does not match its SHA-256 in the manifest: set aside as {}, chunk {} is computed again",
+                    path.display(),
+                    moved.display(),
+                    e.chunk
+                );
+                aside.push(moved);
+            }
+        }
+        m.entries = kept;
+        Ok((m, aside))
+    }
     pub fn contains(&self, chunk: usize) -> bool {
         self.entries.iter().any(|e| e.chunk == chunk)
     }
@@ -178,15 +267,33 @@ impl Manifest {
         line.push('\n');
         let mut f = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(IoError::fs(&path))?;
+        // A torn last line (a crash mid-append) has no newline: without one first, this entry
+        // would be glued to it and lost with it.
+        if ends_torn(&f).map_err(IoError::fs(&path))? {
+            line.insert(0, '\n');
+        }
         f.write_all(line.as_bytes()).map_err(IoError::fs(&path))?;
         if durable {
             f.sync_all().map_err(IoError::fs(&path))?;
         }
         Ok(())
     }
+}
+
+/// Whether a non-empty file does not end with a newline.
+fn ends_torn(mut f: &fs::File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1))?;
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// SHA-256 of a file's bytes.

@@ -31,6 +31,8 @@ pub enum GridError {
     RowLength { row: usize, found: usize, expected: usize },
     #[error("param_grid key '{key}' appears twice")]
     DuplicateKey { key: String },
+    #[error("param_grid: {0}")]
+    Memory(#[from] super::checks::MemoryError),
 }
 
 impl Grid {
@@ -53,6 +55,14 @@ impl Grid {
             });
         }
         let k = lists.len();
+        // Sized in f64 first: the product of the lengths may not fit a usize, and must fit in
+        // memory before the columns are allocated.
+        let points: f64 = lists.iter().map(|l| l.len() as f64).product();
+        super::checks::check_alloc(
+            format!("the permuted grid of {points:.4e} points × {k} keys"),
+            points * k as f64 * 8.0,
+            "sweep fewer values per key, or split the sweep into several along one key",
+        )?;
         let n_points: usize = if k == 0 {
             0
         } else {

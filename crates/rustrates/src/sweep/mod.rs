@@ -17,15 +17,17 @@
 // worth more than a smaller `Result`.
 #![allow(clippy::result_large_err)]
 
+pub mod checks;
 pub mod grid;
 pub mod param_map;
 pub mod run;
 pub mod summary;
 
+pub use checks::{MemoryError, Setting, SettingError};
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
 pub use run::{
-    output_columns, run, run_with, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard, Summaries,
+    check, output_columns, run, run_with, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard, Summaries,
     SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
 };
 pub use summary::Statistic;

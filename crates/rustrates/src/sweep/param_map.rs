@@ -149,6 +149,8 @@ pub enum ParamMapError {
     NotSettable { key: String, var: String, kind: VarKind },
     #[error("param_map['{key}'] lists no variables")]
     NoVars { key: String },
+    #[error("param_map['{key}'] lists no {what}, so sweeping '{key}' would change nothing; name at least one")]
+    NoTargets { key: String, what: &'static str },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -219,6 +221,18 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
         }
         let mut ids = Vec::new();
         match &entry.targets {
+            MapTargets::Nodes(nodes) if nodes.is_empty() => {
+                return Err(ParamMapError::NoTargets {
+                    key: key.clone(),
+                    what: "nodes",
+                })
+            }
+            MapTargets::Edges(edges) if edges.is_empty() => {
+                return Err(ParamMapError::NoTargets {
+                    key: key.clone(),
+                    what: "edges",
+                })
+            }
             MapTargets::Nodes(nodes) => {
                 for node in nodes {
                     resolve_node(key, node, &entry.vars, circuit, &mut ids)?;

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::checks::{self, MemoryError, SettingError};
 use super::grid::Grid;
 use super::param_map::{self, ParamMap, ParamMapError};
 use super::summary::{Moments, Spectrum, SpectrumPlan, Statistic};
@@ -59,8 +60,11 @@ pub struct SweepSpec {
     pub precision: Precision,
     pub keep_traces: bool,
     pub summaries: Vec<Statistic>,
-    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores).
+    /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
+    /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
+    /// Run more threads than cores when `threads` asks for them.
+    pub oversubscribe: bool,
     pub block_size: usize,
     /// Points per chunk (part file). 0 = the whole grid in one chunk. [`SweepSpec::new`] sets
     /// [`DEFAULT_CHUNK_SIZE`]; fronts that learn later that only summaries are kept use
@@ -82,6 +86,7 @@ impl SweepSpec {
             keep_traces: true,
             summaries: Vec::new(),
             threads: None,
+            oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
         }
@@ -247,6 +252,11 @@ pub trait SweepSink: Send {
     fn trace_target(&mut self, _range: Range<usize>) -> Option<&mut [f64]> {
         None
     }
+    /// Whether the sink keeps every point's traces in memory (then a sweep's traces must fit
+    /// in memory as a whole, not only a block of them per thread).
+    fn holds_traces_in_memory(&self) -> bool {
+        false
+    }
     /// Called once per block, in completion order (not point order).
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError>;
     /// Every block of chunk `index` has been delivered.
@@ -300,6 +310,10 @@ pub enum SweepError {
     Output {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Settings(Vec<SettingError>),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -317,6 +331,9 @@ pub struct SweepSummary {
     /// Points whose status is not ok.
     pub points_failed: usize,
     pub backend: Backend,
+    /// What the user should know about the run that is not an error (a thread count capped,
+    /// a corrupt part set aside and recomputed, a folder kept because it holds other files).
+    pub notes: Vec<String>,
 }
 
 /// Summaries kept in memory: `values[statistic][point * n_columns + column]`.
@@ -399,6 +416,9 @@ impl SweepSink for MemorySink {
             status: vec![PointStatus::Ok; n],
         });
         Ok(())
+    }
+    fn holds_traces_in_memory(&self) -> bool {
+        true
     }
     fn trace_target(&mut self, range: Range<usize>) -> Option<&mut [f64]> {
         let r = self.result.as_mut()?;
@@ -496,6 +516,31 @@ struct Plan<'a> {
     buffer_traces: bool,
 }
 
+/// Stack of the thread that lowers and compiles a sweep's kernels. The back ends walk
+/// expression trees recursively, one frame per level, and a tree may be as deep as the
+/// parser's [`crate::syntax::parser::MAX_TREE_HEIGHT`]: with the C emitter's frames (several
+/// KiB in a debug build) that is more than a caller's 2 or 8 MiB. Only the pages touched are
+/// committed, so the reservation costs nothing when trees are shallow.
+const COMPILE_STACK: usize = 256 << 20;
+
+/// Runs `f` on a thread with [`COMPILE_STACK`] (in place when such a thread cannot be made).
+fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let slot = Mutex::new(Some(f));
+    let take = || slot.lock().ok().and_then(|mut g| g.take());
+    let spawned = std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("rustrates-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(s, || take().map(|f| f()))
+            .ok()?;
+        Some(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    match spawned.flatten() {
+        Some(v) => v,
+        None => (take().expect("not run when the thread could not be made"))(),
+    }
+}
+
 /// Lowers edges into assignments (the kernel only takes edge-free circuits).
 fn lower(circuit: &Circuit) -> Circuit {
     if circuit.edges.is_empty() {
@@ -512,6 +557,50 @@ type Column = (String, String);
 /// running it: PyRates' DataFrame columns are `(label, node, key)` for each label.
 pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>, SweepError> {
     Ok(resolve_outputs(spec, &lower(circuit))?.0)
+}
+
+/// Everything about a sweep of the unlowered `circuit` that can be checked without compiling
+/// or running it: time settings, grid values, `param_map`, delays, outputs and input names.
+/// [`run`] makes the same checks; fronts call this first to point at the offending setting.
+pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
+    let mut problems = checks::check_time(spec);
+    problems.extend(checks::check_grid(spec));
+    if !problems.is_empty() {
+        return Err(SweepError::Settings(problems));
+    }
+    let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    check_timing_keys(spec, circuit, &resolved)?;
+    let lowered = lower(circuit);
+    resolve_outputs(spec, &lowered)?;
+    for (name, _) in &spec.inputs {
+        input_var(&lowered, name)?;
+    }
+    Ok(())
+}
+
+/// Grid keys that set an edge's delay or spread must hold times ≥ 0.
+fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::ResolvedMap) -> Result<(), SweepError> {
+    let timing: Vec<VarId> = circuit
+        .edges
+        .iter()
+        .flat_map(|e| {
+            e.params
+                .iter()
+                .filter(|(n, _)| n == "delay" || n == "spread")
+                .map(|(_, id)| *id)
+        })
+        .collect();
+    let sets_timing: Vec<bool> = resolved
+        .keys
+        .iter()
+        .map(|(_, ids)| ids.iter().any(|id| timing.contains(id)))
+        .collect();
+    let problems = checks::check_delays(spec, &sets_timing);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SweepError::Settings(problems))
+    }
 }
 
 /// Expands outputs (`all` nodes) into columns and bindings.
@@ -672,6 +761,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         return Err(SweepError::BadBlockSize);
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
+    check_timing_keys(spec, circuit, &resolved)?;
     let names = resolved.names(circuit);
     let chain_edges = swept_chain_edges(circuit, &resolved);
     let (reps, group_of) = group_points(spec, circuit, &resolved, &chain_edges);
@@ -1127,14 +1217,33 @@ fn run_inner(
             return Err(SweepError::BadShard { index, count });
         }
     }
-    let plan = build_plan(spec, circuit)?;
-    let chunks = spec.chunks();
-    let threads = spec.threads.unwrap_or(0);
+    let mut problems = checks::check_time(spec);
+    problems.extend(checks::check_grid(spec));
+    if !problems.is_empty() {
+        return Err(SweepError::Settings(problems));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (threads, threads_note) = checks::thread_count(spec.threads, spec.oversubscribe, cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|source| SweepError::ThreadPool { threads, source })?;
     let n_threads = pool.current_num_threads().max(1);
+    let in_memory = sink.holds_traces_in_memory();
+    // Before compiling, with one column per output (the least there can be); again below with
+    // the exact columns.
+    let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    checks::check_run_memory(
+        spec,
+        checks::n_time(spec) as usize,
+        spec.outputs.len().max(1),
+        n_threads,
+        in_memory,
+        spec.keep_traces || needs_fft,
+    )?;
+    let plan = on_compile_stack(|| build_plan(spec, circuit))?;
+    checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
+    let chunks = spec.chunks();
     sink.begin(&SweepMeta {
         circuit_name: &circuit.name,
         grid: &spec.param_grid,
@@ -1160,6 +1269,7 @@ fn run_inner(
         lane_steps: 0,
         points_failed: 0,
         backend: plan.groups[0].kernel.backend(),
+        notes: threads_note.into_iter().collect(),
     };
     let per_point = plan.n_time * plan.n_cols;
     for (ci, range) in chunks.iter().enumerate() {
@@ -1983,6 +2093,73 @@ Net:
             .map_err(|e| format!("{e:?}"))
             .unwrap()
             .circuit
+    }
+
+    /// Issue 14 item 7: a flat sum as deep as the parser accepts goes through every stage in a
+    /// debug build: template, model passes and dropping the trees on an 8 MiB stack (a main
+    /// thread's, where the CLI and Python load templates), each back end's compile on its own
+    /// thread ([`COMPILE_STACK`]), the run; and one term more is a positioned error. Reference: x' = Σ a_k is a
+    /// constant, so Euler gives x(t) = t·Σ a_k (up to the rounding of the sum and of the
+    /// steps: 1e-12 relative).
+    #[test]
+    fn parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack() {
+        let terms = crate::syntax::parser::MAX_TREE_HEIGHT;
+        let sum: Vec<String> = (0..terms).map(|i| format!("a{}", i % 3)).collect();
+        let yaml = |sum: &str| {
+            format!(
+                "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * x = {sum}\"\n  variables:\n    x: output(0.0)\n    a0: 1.0\n    a1: 2.0\n    a2: 3.0\nN: {{base: NodeTemplate, operators: [Op]}}\nNet: {{base: CircuitTemplate, nodes: {{p: N}}}}\n"
+            )
+        };
+        let text = yaml(&sum.join(" + "));
+        let rate: f64 = (0..terms).map(|i| [1.0, 2.0, 3.0][i % 3]).sum();
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let dir = tempfile::tempdir().unwrap();
+                let circuit = load_yaml(dir.path(), "deep.yaml", text);
+                for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+                    let grid = Grid::from_rows(Vec::new(), &[Vec::new()]).unwrap();
+                    let sim = SimConfig {
+                        simulation_time: 0.01,
+                        dt: 1e-3,
+                        sampling_step: None,
+                        method: Method::Euler,
+                        cutoff: 0.0,
+                    };
+                    let mut spec = SweepSpec::new(grid, ParamMap::new(), sim);
+                    spec.outputs = vec![("x".into(), "p/Op/x".into())];
+                    spec.backend = backend;
+                    let mut sink = MemorySink::new();
+                    run(&spec, &circuit, &mut sink).unwrap();
+                    let r = sink.into_result().unwrap();
+                    let traces = r.traces.unwrap();
+                    for (k, (&t, &x)) in r.time.iter().zip(&traces).enumerate() {
+                        assert!(
+                            (x - rate * t).abs() <= 1e-12 * rate * t.max(1e-3),
+                            "{backend:?} sample {k}: {x} vs {}",
+                            rate * t
+                        );
+                    }
+                }
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let dir = tempfile::tempdir().unwrap();
+        let one_more: Vec<String> = (0..=terms).map(|i| format!("a{}", i % 3)).collect();
+        std::fs::write(dir.path().join("deeper.yaml"), yaml(&one_more.join(" + "))).unwrap();
+        let opts = crate::template::LoadOptions::default();
+        let Err(err) = crate::model::load_circuit(&format!("{}/Net", dir.path().join("deeper.yaml").display()), &opts)
+        else {
+            panic!("one term more is refused");
+        };
+        let codes: Vec<&str> = err.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["eq/too-deep"]);
+        let d = err.diagnostics.iter().next().unwrap();
+        let (line, col) = err.sources.line_col(d.span.unwrap());
+        // The `+` that makes the tree one level too deep, the `terms`-th: `  equations: "d/dt *
+        // x = ` is 25 columns, then `aK + ` per term.
+        assert_eq!((line, col), (3, 25 + 5 * (terms - 1) + 4), "{}", d.message);
     }
 
     fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {

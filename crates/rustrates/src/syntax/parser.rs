@@ -22,6 +22,16 @@ use super::source::{FileId, Span, TextRange};
 /// handful of levels.
 pub const MAX_NESTING: usize = 200;
 
+/// Deepest expression tree accepted: operators chain without nesting (`a + b + c + …` is a
+/// tree as deep as it has terms), and every later pass walks trees recursively (printers,
+/// model passes, kernel emitters, even dropping the tree), so depth is bounded here, where
+/// the error can point at the operator. At 2,000 levels template loading and the model
+/// passes fit an 8 MiB stack (a main thread's) even in a debug build, and kernels compile on a
+/// thread of their own with a larger one
+/// (`parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack`); real equations
+/// are a few dozen levels deep.
+pub const MAX_TREE_HEIGHT: usize = 2_000;
+
 const HELP_LHS_FORMS: &str = "the left-hand side is `x'`, `d/dt * x`, `dx/dt` (a derivative) or `x` (an assignment)";
 const HELP_FIRST_ORDER: &str = "only first-order derivatives are allowed; write higher orders as a system of \
      first-order equations, e.g. `x' = y` and `y' = ...`";
@@ -257,6 +267,7 @@ fn parse_tokens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<Expr, Diagnostics> {
         tokens,
         pos: 0,
         depth: 0,
+        height: 0,
     };
     let (expr, _) = p.expr(0).map_err(|d| Diagnostics::from(*d))?;
     if let Some(tok) = p.peek() {
@@ -355,6 +366,8 @@ struct Parser<'a, 'c> {
     tokens: &'a [Token],
     pos: usize,
     depth: usize,
+    /// Height of the tree of the expression parsed last (a leaf is 1).
+    height: usize,
 }
 
 /// An expression and its extent including any parentheses around it, which the node's own
@@ -391,6 +404,7 @@ impl Parser<'_, '_> {
             )));
         }
         let (mut lhs, mut outer) = self.prefix()?;
+        let mut height = self.height;
         // Set once this loop builds a comparison: `a < b < c` is ambiguous (Python chains it,
         // C nests it), so it is rejected; `(a < b) < c` is not.
         let mut prev_cmp: Option<TextRange> = None;
@@ -414,6 +428,21 @@ impl Parser<'_, '_> {
             }
             self.bump();
             let (rhs, rhs_outer) = self.operand_after(tok, r_bp)?;
+            height = height.max(self.height) + 1;
+            if height > MAX_TREE_HEIGHT {
+                return Err(Box::new(
+                    self.ctx
+                        .error(
+                            "eq/too-deep",
+                            tok.range,
+                            format!("expression is more than {MAX_TREE_HEIGHT} operations deep here"),
+                        )
+                        .with_help(
+                            "a chain like `a + b + c + …` is as deep as it has terms; split it into several \
+                             variables, e.g. `s1 = a + b + …`, `s2 = …`, `x = s1 + s2`",
+                        ),
+                ));
+            }
             let range = outer.cover(rhs_outer);
             lhs = Expr {
                 kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
@@ -421,6 +450,7 @@ impl Parser<'_, '_> {
             };
             outer = range;
         }
+        self.height = height;
         Ok((lhs, outer))
     }
 
@@ -448,12 +478,16 @@ impl Parser<'_, '_> {
             )));
         };
         match tok.kind {
-            TokenKind::Number(v) => Ok(leaf(ExprKind::Number(v), tok.range)),
+            TokenKind::Number(v) => {
+                self.height = 1;
+                Ok(leaf(ExprKind::Number(v), tok.range))
+            }
             TokenKind::Ident => {
                 let name = self.ctx.slice(tok.range).to_string();
                 if self.peek().is_some_and(|t| t.kind == TokenKind::LParen) {
                     self.call(name, tok.range)
                 } else {
+                    self.height = 1;
                     Ok(leaf(ExprKind::Ident(name), tok.range))
                 }
             }
@@ -464,6 +498,7 @@ impl Parser<'_, '_> {
                     UnOp::Plus
                 };
                 let (operand, operand_outer) = self.operand_after(tok, UNARY_BP)?;
+                self.height += 1;
                 let range = tok.range.cover(operand_outer);
                 Ok((
                     Expr {
@@ -512,12 +547,14 @@ impl Parser<'_, '_> {
     fn call(&mut self, name: String, name_range: TextRange) -> PResult<Parsed> {
         self.bump(); // `(`
         let mut args = Vec::new();
+        let mut height = 0;
         let close = if let Some(close) = self.peek().filter(|t| t.kind == TokenKind::RParen) {
             self.bump();
             close
         } else {
             loop {
                 let (arg, _) = self.expr(0)?;
+                height = height.max(self.height);
                 args.push(arg);
                 match self.peek() {
                     Some(t) if t.kind == TokenKind::Comma => {
@@ -539,6 +576,7 @@ impl Parser<'_, '_> {
             }
         };
         let range = name_range.cover(close.range);
+        self.height = height + 1;
         Ok((
             Expr {
                 kind: ExprKind::Call { name, name_range, args },

@@ -18,6 +18,13 @@ use super::source::{SourceFile, SourceMap, Span};
 
 const TAB: &str = "    ";
 
+/// Widest source line shown in a code frame, in columns: a longer line (minified YAML, a
+/// 10 MB line of generated values) is cut to a window around its marks, elided ends shown
+/// as `…`.
+pub const MAX_FRAME_COLS: usize = 120;
+/// Columns kept before the first mark of a cut line.
+const WINDOW_LEAD: usize = 40;
+
 /// `file:line:col: code: message`, plus ` (in PATH)` when the diagnostic has a template path;
 /// `code: message` when it has no location. No trailing newline.
 pub fn render_concise(d: &Diagnostic, sources: &SourceMap) -> String {
@@ -84,26 +91,30 @@ pub fn render_full(d: &Diagnostic, sources: &SourceMap) -> String {
         let _ = write!(out, "\n{pad} |");
         in_file.sort_by_key(|m| (m.loc.line, !m.primary, m.loc.col));
         let mut prev_line: Option<usize> = None;
+        let mut window = Window::whole();
         for m in &in_file {
             if prev_line != Some(m.loc.line) {
                 if prev_line.is_some_and(|p| m.loc.line > p + 1) {
                     let _ = write!(out, "\n{pad}...");
                 }
                 let text = expand_tabs(line_text(m.loc.file, m.loc.line));
-                if text.is_empty() {
+                let on_line: Vec<(usize, usize)> = in_file
+                    .iter()
+                    .filter(|x| x.loc.line == m.loc.line)
+                    .map(|x| (x.loc.col, x.loc.width))
+                    .collect();
+                window = Window::around(&text, &on_line);
+                let shown = window.cut(&text);
+                if shown.is_empty() {
                     let _ = write!(out, "\n{:>width$} |", m.loc.line);
                 } else {
-                    let _ = write!(out, "\n{:>width$} | {text}", m.loc.line);
+                    let _ = write!(out, "\n{:>width$} | {shown}", m.loc.line);
                 }
                 prev_line = Some(m.loc.line);
             }
             let marker = if m.primary { "^" } else { "-" };
-            let _ = write!(
-                out,
-                "\n{pad} | {}{}",
-                " ".repeat(m.loc.col - 1),
-                marker.repeat(m.loc.width)
-            );
+            let (col, mark_width) = window.mark(m.loc.col, m.loc.width);
+            let _ = write!(out, "\n{pad} | {}{}", " ".repeat(col - 1), marker.repeat(mark_width));
             if !m.message.is_empty() {
                 let _ = write!(out, " {}", m.message);
             }
@@ -134,6 +145,65 @@ pub fn render_all_full(ds: &Diagnostics, sources: &SourceMap) -> String {
         out.push('\n');
         out
     })
+}
+
+/// The columns of a source line shown in a frame: all of a short line, a window around the
+/// marks of a long one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Window {
+    /// First shown column, zero-based; `None`: the whole line.
+    start: Option<usize>,
+    len: usize,
+}
+
+impl Window {
+    fn whole() -> Window {
+        Window { start: None, len: 0 }
+    }
+
+    /// `marks`: (one-based column, width) on the line.
+    fn around(text: &str, marks: &[(usize, usize)]) -> Window {
+        let cols = text.chars().count();
+        if cols <= MAX_FRAME_COLS {
+            return Window::whole();
+        }
+        let first = marks.iter().map(|&(c, _)| c - 1).min().unwrap_or(0);
+        let start = first
+            .saturating_sub(WINDOW_LEAD)
+            .min(cols.saturating_sub(MAX_FRAME_COLS));
+        Window {
+            start: Some(start),
+            len: MAX_FRAME_COLS,
+        }
+    }
+
+    /// The shown text, `…` where the line goes on.
+    fn cut(&self, text: &str) -> String {
+        let Some(start) = self.start else {
+            return text.to_string();
+        };
+        let cols = text.chars().count();
+        let mut s = String::new();
+        if start > 0 {
+            s.push('…');
+        }
+        s.extend(text.chars().skip(start).take(self.len));
+        if start + self.len < cols {
+            s.push('…');
+        }
+        s
+    }
+
+    /// A mark's column and width within the shown text (clipped to it).
+    fn mark(&self, col: usize, width: usize) -> (usize, usize) {
+        let Some(start) = self.start else {
+            return (col, width);
+        };
+        let lead = usize::from(start > 0);
+        let first = (col - 1).clamp(start, start + self.len - 1);
+        let end = (col - 1 + width).clamp(first + 1, start + self.len);
+        (first - start + lead + 1, end - first)
+    }
 }
 
 /// Where a span starts, in display terms, and how many columns of its first line it covers.
@@ -217,6 +287,44 @@ mod tests {
     use crate::syntax::ast::{Expr, ExprKind};
     use crate::syntax::parser::parse_equation;
     use crate::syntax::source::{FileId, TextRange};
+
+    /// Issue 14 item 15: a 10 MB line is shown as a window of [`MAX_FRAME_COLS`] columns
+    /// around the mark, `…` at the cut ends, the caret still under the marked character; a
+    /// line that fits is shown whole (the other tests' snapshots).
+    #[test]
+    fn render_full_cuts_a_long_line_to_a_window_around_the_mark() {
+        let mut text = "k: [".to_string();
+        for i in 0..2_000_000 {
+            text.push_str(&format!("{}, ", i % 10));
+        }
+        let at = text.len();
+        text.push_str("oops, 1, 2]\n");
+        let mut sources = SourceMap::new();
+        let file = sources.add("big.yaml", text);
+        let span = Span {
+            file,
+            range: TextRange::new(u32::try_from(at).expect("fits"), u32::try_from(at + 4).expect("fits")),
+        };
+        let d = Diagnostic::error("spec/not-a-number", "not a number");
+        let out = render_full(&d.clone().with_span(span), &sources);
+        assert!(out.len() < 600, "{} bytes", out.len());
+        let lines: Vec<&str> = out.lines().collect();
+        let shown = lines
+            .iter()
+            .find(|l| l.contains("oops"))
+            .expect("the window holds the mark");
+        let caret = lines.iter().find(|l| l.contains('^')).expect("a caret line");
+        let col = |l: &str, pat: &str| l[..l.find(pat).expect("found")].chars().count();
+        assert_eq!(col(caret, "^"), col(shown, "oops"), "{out}");
+        assert_eq!(caret.matches('^').count(), 4);
+        assert!(
+            shown.contains("| …") && shown.ends_with('…') || shown.ends_with("2]"),
+            "{shown}"
+        );
+        assert!(shown.chars().count() <= MAX_FRAME_COLS + 10, "{shown}");
+        // The location is the real one.
+        assert!(out.contains(&format!("big.yaml:1:{}", at + 1)), "{out}");
+    }
 
     /// Byte offset of the equation string `eq` inside `yaml` (its first occurrence).
     fn offset_of(yaml: &str, eq: &str) -> u32 {

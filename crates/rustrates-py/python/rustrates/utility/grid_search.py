@@ -94,6 +94,7 @@ def grid_search(
     summaries: list[str] | None = None,
     keep_traces: bool | None = None,
     out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     n_threads: int | None = None,
     progress: bool = False,
     backend: str | None = None,
@@ -151,9 +152,14 @@ def grid_search(
     out
         Write everything to this HDF5 file (resumed if an interrupted run left its parts)
         and return its path first; :func:`rustrates.read_results` loads it, and
-        ``pd.read_hdf(out, 'Results/results')`` works for sweeps that fit in memory.
+        ``pd.read_hdf(out, 'Results/results')`` works for sweeps that fit in memory. An
+        existing file is an error unless ``overwrite=True``; ``out`` is checked (not a
+        folder, a writable place, not locked by another sweep) before anything runs.
+    overwrite
+        Replace an existing file at ``out``.
     n_threads
-        Threads (default: all cores).
+        Threads (default: all cores; more than the cores are capped at the cores, with a
+        warning).
     progress
         Show a progress bar (tqdm if installed, otherwise a line on stderr).
     backend, solver, float_precision
@@ -223,6 +229,7 @@ def grid_search(
         keep_traces=bool(keep_traces),
         threads=n_threads,
         out=None if out is None else os.fspath(out),
+        overwrite=bool(overwrite),
         rtol=settings.get("rtol"),
         atol=settings.get("atol"),
     )

@@ -1,0 +1,484 @@
+//! The file layout (see the module documentation of [`super`]): creating it, the shared
+//! helpers for attributes and string datasets, and a file being written ([`OpenFile`]).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{Dataset, File, Group};
+use ndarray::ArrayView3;
+
+use super::super::parts::{fingerprint, tmp_path, SweepRecord};
+use super::super::IoError;
+use crate::solve::PointStatus;
+use crate::sweep::{BlockOutput, Grid, Statistic, SweepMeta};
+
+/// What a results file records beyond the sweep itself.
+#[derive(Clone, Debug, Default)]
+pub struct FileOptions {
+    pub template_source: String,
+    pub template_path: String,
+    /// Deflate the traces when they are large enough to be worth it
+    /// ([`MIN_COMPRESSED_TRACE_BYTES`]; default on).
+    pub compression: bool,
+    /// Where part files go (default: `<out>.parts` next to the output file).
+    pub parts_dir: Option<PathBuf>,
+    /// Keep the part directory after a successful merge.
+    pub keep_parts: bool,
+    /// fsync files before they are renamed into place and manifest lines once written
+    /// (default on). Off only for scratch output whose bytes are shipped and recorded
+    /// elsewhere, e.g. a cluster worker's chunk: there the syncs only delay the result.
+    pub durable: bool,
+    /// Replace an existing results file (default off: an existing file is an error).
+    pub overwrite: bool,
+    /// Files the results must never replace, even with `overwrite` (the spec, the template).
+    pub protect: Vec<PathBuf>,
+}
+
+impl FileOptions {
+    pub fn new(template_source: &str, template_path: &str) -> FileOptions {
+        FileOptions {
+            template_source: template_source.to_string(),
+            template_path: template_path.to_string(),
+            compression: true,
+            parts_dir: None,
+            keep_parts: false,
+            durable: true,
+            overwrite: false,
+            protect: Vec::new(),
+        }
+    }
+}
+
+/// HDF5's own file locks add nothing here (files are written under temporary names and
+/// renamed; the manifest orders the writers), and they leak into child processes such as the
+/// C back end's compiler, which inherit the descriptor and keep the lock: another open of
+/// the same file then fails with EAGAIN. So every file is opened without them.
+pub(super) fn create_file(path: &Path) -> hdf5::Result<File> {
+    File::with_options().with_fapl(|p| p.file_locking(false)).create(path)
+}
+
+pub(super) fn open_file(path: &Path) -> hdf5::Result<File> {
+    File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
+}
+
+/// Level 1 with the shuffle filter: on sampled traces it compresses about as well as level 4
+/// at a fraction of the time (the write of a 10,000-point sweep was 15× slower at level 4).
+pub(super) const DEFLATE_LEVEL: u8 = 1;
+/// Traces smaller than this are stored uncompressed even when compression is on. Sampled
+/// float traces shrink only about 1.5× and deflate runs at about 50 MB/s, so for a small file
+/// it would cost more time than the whole simulation (0.3 s for the 16 MB of a 20×20 sweep,
+/// which otherwise takes 0.1 s) to save a few megabytes.
+pub const MIN_COMPRESSED_TRACE_BYTES: usize = 64 << 20;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests lower the threshold to see compressed files without writing 64 MiB. Layouts are
+    /// created on the thread that runs the sweep or the merge, so a test's setting holds for it.
+    pub(super) static MIN_COMPRESSED: std::cell::Cell<usize> = const { std::cell::Cell::new(MIN_COMPRESSED_TRACE_BYTES) };
+}
+
+/// Whether traces of `bytes` bytes are deflated.
+pub(super) fn deflate_traces(compression: bool, bytes: usize) -> bool {
+    #[cfg(test)]
+    let min = MIN_COMPRESSED.with(|m| m.get());
+    #[cfg(not(test))]
+    let min = MIN_COMPRESSED_TRACE_BYTES;
+    compression && bytes >= min
+}
+
+pub(super) fn h5(path: &Path) -> impl Fn(hdf5::Error) -> IoError + '_ {
+    move |source| IoError::Hdf5 {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(super) fn text(s: &str) -> Result<VarLenUnicode, IoError> {
+    s.parse::<VarLenUnicode>()
+        .map_err(|_| IoError::BadText { text: s.to_string() })
+}
+
+pub(super) fn write_str_attr(loc: &hdf5::Location, name: &str, value: &str, path: &Path) -> Result<(), IoError> {
+    let v = text(value)?;
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(h5(path))
+}
+
+pub(super) fn read_str_attr(loc: &hdf5::Location, name: &str, path: &Path) -> Result<String, IoError> {
+    let v: VarLenUnicode = loc.attr(name).and_then(|a| a.read_scalar()).map_err(h5(path))?;
+    Ok(v.as_str().to_string())
+}
+
+pub(super) fn write_u64_attr(loc: &hdf5::Location, name: &str, value: u64, path: &Path) -> Result<(), IoError> {
+    loc.new_attr::<u64>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .map_err(h5(path))
+}
+
+pub(super) fn write_strings(g: &Group, name: &str, values: &[String], path: &Path) -> Result<(), IoError> {
+    let data = values.iter().map(|s| text(s)).collect::<Result<Vec<_>, _>>()?;
+    g.new_dataset_builder()
+        .with_data(&data[..])
+        .create(name)
+        .map(|_| ())
+        .map_err(h5(path))
+}
+
+pub(super) fn read_strings(g: &Group, name: &str, path: &Path) -> Result<Vec<String>, IoError> {
+    let v: Vec<VarLenUnicode> = g.dataset(name).and_then(|d| d.read_raw()).map_err(h5(path))?;
+    Ok(v.iter().map(|s| s.as_str().to_string()).collect())
+}
+
+pub(super) fn write_f64s(g: &Group, name: &str, values: &[f64], path: &Path) -> Result<(), IoError> {
+    g.new_dataset_builder()
+        .with_data(values)
+        .create(name)
+        .map(|_| ())
+        .map_err(h5(path))
+}
+
+pub(super) fn key_name(key: &str) -> String {
+    key.replace('%', "%25").replace('/', "%2F")
+}
+
+/// `/status/code` of a point that was never computed (its chunk failed).
+pub(super) const FAILED_CODE: u8 = 3;
+
+pub(super) fn status_code(s: &PointStatus) -> (u8, f64) {
+    match *s {
+        PointStatus::Ok => (0, f64::NAN),
+        PointStatus::NonFinite { t } => (1, t),
+        PointStatus::StepTooSmall { t } => (2, t),
+        PointStatus::Failed => (FAILED_CODE, f64::NAN),
+    }
+}
+
+pub(super) fn status_from(code: u8, t: f64) -> PointStatus {
+    match code {
+        0 => PointStatus::Ok,
+        1 => PointStatus::NonFinite { t },
+        FAILED_CODE => PointStatus::Failed,
+        _ => PointStatus::StepTooSmall { t },
+    }
+}
+
+/// The shape information every file of a sweep shares.
+#[derive(Clone, Debug)]
+pub(super) struct Shape {
+    pub(super) circuit_name: String,
+    pub(super) time: Vec<f64>,
+    pub(super) columns: Vec<(String, String)>,
+    pub(super) stats: Vec<Statistic>,
+    pub(super) keep_traces: bool,
+    pub(super) block_size: usize,
+}
+
+impl Shape {
+    pub(super) fn of(meta: &SweepMeta<'_>) -> Shape {
+        Shape {
+            circuit_name: meta.circuit_name.to_string(),
+            time: meta.time.to_vec(),
+            columns: meta.columns.to_vec(),
+            stats: meta.summaries.to_vec(),
+            keep_traces: meta.keep_traces,
+            block_size: meta.block_size,
+        }
+    }
+}
+
+/// The datasets written point by point.
+pub(super) struct PointSets {
+    pub(super) traces: Option<Dataset>,
+    pub(super) summaries: Vec<Dataset>,
+    pub(super) code: Dataset,
+    pub(super) t: Dataset,
+}
+
+/// Creates the layout for `n` points (grid, labels and status datasets empty) in `file`.
+pub(super) fn create_layout(
+    file: &File,
+    shape: &Shape,
+    grid_keys: &[String],
+    n: usize,
+    compression: bool,
+    path: &Path,
+) -> Result<(Group, PointSets), IoError> {
+    let e = h5(path);
+    write_f64s(file, "time", &shape.time, path)?;
+    let grid = file.create_group("grid").map_err(&e)?;
+    write_str_attr(&grid, "keys", &serde_json::json!(grid_keys).to_string(), path)?;
+    let cols = file.create_group("columns").map_err(&e)?;
+    let nodes: Vec<String> = shape.columns.iter().map(|(n, _)| n.clone()).collect();
+    let keys: Vec<String> = shape.columns.iter().map(|(_, k)| k.clone()).collect();
+    write_strings(&cols, "node", &nodes, path)?;
+    write_strings(&cols, "key", &keys, path)?;
+    let status = file.create_group("status").map_err(&e)?;
+    let code = status.new_dataset::<u8>().shape(n).create("code").map_err(&e)?;
+    let t = status.new_dataset::<f64>().shape(n).create("t").map_err(&e)?;
+    let nc = shape.columns.len();
+    let mut summaries = Vec::new();
+    if !shape.stats.is_empty() {
+        let g = file.create_group("summaries").map_err(&e)?;
+        let names: Vec<&str> = shape.stats.iter().map(|s| s.name()).collect();
+        write_str_attr(&g, "stats", &serde_json::json!(names).to_string(), path)?;
+        for s in &shape.stats {
+            summaries.push(g.new_dataset::<f64>().shape((n, nc)).create(s.name()).map_err(&e)?);
+        }
+    }
+    let nt = shape.time.len();
+    let traces = if shape.keep_traces {
+        let dims = (n, nt, nc);
+        let chunk = (shape.block_size.min(n), nt.min(1024), nc);
+        // NaN where nothing is written: the points of failed chunks.
+        let mut b = file.new_dataset::<f64>().fill_value(f64::NAN);
+        if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
+            b = b.chunk(chunk);
+            if deflate_traces(compression, n * nt * nc * size_of::<f64>()) {
+                b = b.shuffle().deflate(DEFLATE_LEVEL);
+            }
+        }
+        Some(b.shape(dims).create("traces").map_err(&e)?)
+    } else {
+        None
+    };
+    Ok((
+        grid,
+        PointSets {
+            traces,
+            summaries,
+            code,
+            t,
+        },
+    ))
+}
+
+/// Time-series inputs of a sweep directory, written once so the merged file can carry them.
+pub(super) use super::super::guard::INPUTS_FILE;
+
+pub(super) fn has_series(inputs: &[(String, crate::solve::Signal)]) -> bool {
+    inputs
+        .iter()
+        .any(|(_, s)| !matches!(s, crate::solve::Signal::Constant(_)))
+}
+
+/// One dataset per time-series input in `g`: `[steps]` shared, `[steps, points]` per point.
+pub(super) fn write_input_sets(
+    g: &Group,
+    inputs: &[(String, crate::solve::Signal)],
+    path: &Path,
+) -> Result<(), IoError> {
+    use crate::solve::Signal;
+    for (name, signal) in inputs {
+        match signal {
+            Signal::Constant(_) => {}
+            Signal::Shared(data) => write_f64s(g, &key_name(name), data, path)?,
+            Signal::PerPoint { points, data } => {
+                let view =
+                    ndarray::ArrayView2::from_shape((data.len() / (*points).max(1), *points), data).map_err(|_| {
+                        IoError::InputShape {
+                            name: name.clone(),
+                            len: data.len(),
+                            points: *points,
+                        }
+                    })?;
+                g.new_dataset_builder()
+                    .with_data(view)
+                    .create(key_name(name).as_str())
+                    .map_err(h5(path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn write_inputs(dir: &Path, inputs: &[(String, crate::solve::Signal)]) -> Result<(), IoError> {
+    let path = dir.join(INPUTS_FILE);
+    if path.is_file() || !has_series(inputs) {
+        return Ok(());
+    }
+    let tmp = tmp_path(&path);
+    let file = create_file(&tmp).map_err(h5(&tmp))?;
+    write_input_sets(&file, inputs, &tmp)?;
+    file.close().map_err(h5(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(IoError::fs(&path))
+}
+
+pub(super) fn copy_inputs(src: &Path, out: &File, out_path: &Path) -> Result<(), IoError> {
+    let e = h5(src);
+    let input = open_file(src).map_err(&e)?;
+    let group = out.create_group("inputs").map_err(h5(out_path))?;
+    for name in input.member_names().map_err(&e)? {
+        let ds = input.dataset(&name).map_err(&e)?;
+        let data: ndarray::ArrayD<f64> = ds.read_dyn().map_err(&e)?;
+        group
+            .new_dataset_builder()
+            .with_data(&data)
+            .create(name.as_str())
+            .map_err(h5(out_path))?;
+    }
+    Ok(())
+}
+
+/// A results file (a part file or a final file) being written under its temporary name,
+/// holding the points `range`: layout, grid values and labels at creation, traces block by
+/// block, status and summaries at [`OpenFile::finish`].
+pub(super) struct OpenFile {
+    pub(super) range: Range<usize>,
+    pub(super) file: File,
+    pub(super) tmp: PathBuf,
+    pub(super) sets: PointSets,
+    pub(super) codes: Vec<u8>,
+    pub(super) times: Vec<f64>,
+    /// Per statistic, `[point][column]` within the range.
+    pub(super) summaries: Vec<Vec<f64>>,
+}
+
+impl OpenFile {
+    pub(super) fn create(
+        tmp: PathBuf,
+        shape: &Shape,
+        grid: &Grid,
+        range: Range<usize>,
+        compression: bool,
+    ) -> Result<OpenFile, IoError> {
+        let file = create_file(&tmp).map_err(h5(&tmp))?;
+        let n = range.len();
+        let (g, sets) = create_layout(&file, shape, grid.keys(), n, compression, &tmp)?;
+        for (key, col) in grid.keys().iter().zip(grid.columns()) {
+            write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
+        }
+        let labels: Vec<String> = range.clone().map(|i| format!("{}_{i}", shape.circuit_name)).collect();
+        write_strings(&g, "labels", &labels, &tmp)?;
+        let nc = shape.columns.len();
+        Ok(OpenFile {
+            range,
+            file,
+            tmp,
+            sets,
+            codes: vec![0; n],
+            times: vec![f64::NAN; n],
+            summaries: vec![vec![f64::NAN; n * nc]; shape.stats.len()],
+        })
+    }
+
+    pub(super) fn block(&mut self, shape: &Shape, out: &BlockOutput<'_>) -> Result<(), IoError> {
+        let (nt, nc) = (shape.time.len(), shape.columns.len());
+        let p0 = out.first_point - self.range.start;
+        for (i, s) in out.status.iter().enumerate() {
+            (self.codes[p0 + i], self.times[p0 + i]) = status_code(s);
+        }
+        let block = out.lanes * nc;
+        for (si, vals) in self.summaries.iter_mut().enumerate() {
+            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
+        }
+        if let (Some(ds), Some(tr)) = (&self.sets.traces, out.traces) {
+            let view =
+                ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
+            ds.write_slice(view, (p0..p0 + out.lanes, .., ..))
+                .map_err(h5(&self.tmp))?;
+        }
+        Ok(())
+    }
+
+    /// Writes status and summaries, closes the file, fsyncs it (when `durable`) and renames
+    /// it to `path`.
+    pub(super) fn finish(self, n_columns: usize, path: &Path, durable: bool) -> Result<(), IoError> {
+        let e = h5(&self.tmp);
+        self.sets.code.write_raw(&self.codes[..]).map_err(&e)?;
+        self.sets.t.write_raw(&self.times[..]).map_err(&e)?;
+        for (ds, vals) in self.sets.summaries.iter().zip(&self.summaries) {
+            let view = ndarray::ArrayView2::from_shape((self.range.len(), n_columns), vals).expect("points × columns");
+            ds.write(view).map_err(&e)?;
+        }
+        self.file.flush().map_err(&e)?;
+        drop(self.sets);
+        self.file.close().map_err(&e)?;
+        if durable {
+            std::fs::File::open(&self.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(IoError::fs(&self.tmp))?;
+        }
+        std::fs::rename(&self.tmp, path).map_err(IoError::fs(path))
+    }
+}
+
+/// Removes the temporary file of a file left unfinished (cancel, error): an interrupted sweep
+/// leaves nothing behind that a later run or a reader could take for finished.
+pub(super) fn abandon(open: Option<OpenFile>) {
+    if let Some(open) = open {
+        let tmp = open.tmp.clone();
+        drop(open);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// What `sweep.json` records, and what the root attributes of a final file hold.
+pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
+    let settings = meta.spec.settings_json();
+    SweepRecord {
+        fingerprint: fingerprint(&opts.template_source, meta.grid, &settings),
+        circuit_name: meta.circuit_name.to_string(),
+        n_points: meta.grid.len(),
+        chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
+        template_source: opts.template_source.clone(),
+        template_path: opts.template_path.clone(),
+        settings,
+        rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
+        compression: opts.compression,
+    }
+}
+
+/// The root attributes of a final file (all but `complete`).
+pub(super) fn write_sweep_attrs(file: &File, record: &SweepRecord, path: &Path) -> Result<(), IoError> {
+    for (name, value) in [
+        ("template_source", record.template_source.as_str()),
+        ("template_path", record.template_path.as_str()),
+        ("circuit_name", record.circuit_name.as_str()),
+        ("fingerprint", record.fingerprint.as_str()),
+        ("rustrates_version", record.rustrates_version.as_str()),
+    ] {
+        write_str_attr(file, name, value, path)?;
+    }
+    write_str_attr(file, "settings", &record.settings.to_string(), path)
+}
+
+/// Marks a final file finished: readers refuse files without it. `failed_points`: the points
+/// of chunks that failed for good (merged as such), 0 for a file of a whole sweep.
+pub(super) fn write_complete(file: &File, failed_points: usize, path: &Path) -> Result<(), IoError> {
+    write_u64_attr(file, "failed_points", failed_points as u64, path)?;
+    file.new_attr::<u8>()
+        .create("complete")
+        .and_then(|a| a.write_scalar(&1u8))
+        .map_err(h5(path))
+}
+
+pub(super) fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
+    let e = h5(path);
+    let time: Vec<f64> = file.dataset("time").and_then(|d| d.read_raw()).map_err(&e)?;
+    let cols = file.group("columns").map_err(&e)?;
+    let nodes = read_strings(&cols, "node", path)?;
+    let keys = read_strings(&cols, "key", path)?;
+    let stats = match file.group("summaries") {
+        Ok(g) => {
+            let names: Vec<String> =
+                serde_json::from_str(&read_str_attr(&g, "stats", path)?).map_err(|source| IoError::Json {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            names.iter().filter_map(|n| Statistic::parse(n)).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    Ok(Shape {
+        circuit_name: circuit_name.to_string(),
+        time,
+        columns: nodes.into_iter().zip(keys).collect(),
+        stats,
+        keep_traces: file.link_exists("traces"),
+        block_size,
+    })
+}
