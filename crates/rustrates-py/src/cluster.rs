@@ -285,8 +285,9 @@ impl ClusterSweep {
         let record = self.record();
         record
             .create_or_check(&dir)
-            .and_then(|()| Manifest::load(&dir))
-            .map(|m| m.entries.iter().map(|e| e.chunk).collect())
+            // A corrupt part is set aside and its chunk computed again, as in `sweep_to_file`.
+            .and_then(|()| Manifest::load_verified(&dir))
+            .map(|(m, _)| m.entries.iter().map(|e| e.chunk).collect())
             .map_err(|e| io_err(py, &e))
     }
 
