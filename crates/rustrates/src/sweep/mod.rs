@@ -25,7 +25,7 @@ pub mod summary;
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
 pub use run::{
-    output_columns, run, run_with, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard, Summaries,
-    SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
+    output_columns, run, run_with, BlockHandler, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard,
+    Summaries, SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
 };
 pub use summary::Statistic;
