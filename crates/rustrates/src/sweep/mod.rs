@@ -27,7 +27,7 @@ pub use checks::{MemoryError, Setting, SettingError};
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
 pub use run::{
-    check, output_columns, run, run_with, BlockOutput, BlockSolver, MemorySink, Progress, RunControl, Shard, Summaries,
-    SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
+    check, output_columns, run, run_with, BlockHandler, BlockOutput, BlockSolver, MemorySink, Progress, RunControl,
+    Shard, Summaries, SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
 };
 pub use summary::Statistic;

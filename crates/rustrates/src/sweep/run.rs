@@ -23,7 +23,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -259,6 +259,12 @@ pub trait SweepSink: Send {
     }
     /// Called once per block, in completion order (not point order).
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError>;
+    /// For the chunk just begun: a handler the worker threads give their blocks to directly,
+    /// in parallel, instead of [`SweepSink::block`] one at a time (a file sink encodes its
+    /// chunks there and queues them for its writer thread).
+    fn block_handler(&mut self) -> Option<Arc<dyn BlockHandler>> {
+        None
+    }
     /// Every block of chunk `index` has been delivered.
     fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
         Ok(())
@@ -267,6 +273,12 @@ pub trait SweepSink: Send {
     fn finish(&mut self) -> Result<(), SweepError> {
         Ok(())
     }
+}
+
+/// Takes blocks from several worker threads at once (see [`SweepSink::block_handler`]).
+pub trait BlockHandler: Send + Sync {
+    /// Called once per block, on the worker thread that computed it.
+    fn block(&self, out: BlockOutput<'_>) -> Result<(), SweepError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1164,10 +1176,14 @@ impl Plan<'_> {
     }
 }
 
-/// Hands a block's results to the sink; `nc` is the number of columns.
-fn deliver(sink: &mut dyn SweepSink, b: &BlockData, nc: usize) -> Result<(), SweepError> {
+/// Hands a block's results to the sink (`emit`); `nc` is the number of columns.
+fn deliver(
+    mut emit: impl FnMut(BlockOutput<'_>) -> Result<(), SweepError>,
+    b: &BlockData,
+    nc: usize,
+) -> Result<(), SweepError> {
     let Some(points) = &b.points else {
-        return sink.block(BlockOutput {
+        return emit(BlockOutput {
             first_point: b.first_point,
             lanes: b.lanes,
             traces: b.traces.as_deref(),
@@ -1193,7 +1209,7 @@ fn deliver(sink: &mut dyn SweepSink, b: &BlockData, nc: usize) -> Result<(), Swe
                 b.summaries[base + i * nc..base + (i + run) * nc].iter().copied()
             })
             .collect();
-        sink.block(BlockOutput {
+        emit(BlockOutput {
             first_point: points[i],
             lanes: run,
             traces: b.traces.as_deref().map(|t| &t[i * per_lane..(i + run) * per_lane]),
@@ -1337,8 +1353,14 @@ fn run_inner(
                     .collect()
             });
             for r in results {
-                deliver(sink, &r?, plan.n_cols)?;
+                deliver(|o| sink.block(o), &r?, plan.n_cols)?;
             }
+        } else if let Some(handler) = sink.block_handler() {
+            pool.install(|| {
+                blocks
+                    .par_iter()
+                    .try_for_each(|b| deliver(|o| handler.block(o), &one_block(b, None)?, plan.n_cols))
+            })?;
         } else {
             let shared = Mutex::new(&mut *sink);
             pool.install(|| {
@@ -1347,7 +1369,7 @@ fn run_inner(
                     let mut s = shared.lock().map_err(|_| SweepError::Output {
                         source: "a worker panicked while writing results".into(),
                     })?;
-                    deliver(&mut **s, &data, plan.n_cols)
+                    deliver(|o| s.block(o), &data, plan.n_cols)
                 })
             })?;
         }

@@ -1,6 +1,7 @@
 //! The file layout (see the module documentation of [`super`]): creating it, the shared
 //! helpers for attributes and string datasets, and a file being written ([`OpenFile`]).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,10 @@ use ndarray::ArrayView3;
 
 use super::super::parts::{fingerprint, tmp_path, SweepRecord};
 use super::super::IoError;
+use super::codec::{ChunkCodec, TraceType};
+use super::writer::{BlockMsg, TracePiece};
 use crate::solve::PointStatus;
-use crate::sweep::{BlockOutput, Grid, Statistic, SweepMeta};
+use crate::sweep::{Grid, Statistic, SweepMeta};
 
 /// What a results file records beyond the sweep itself.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +36,9 @@ pub struct FileOptions {
     pub overwrite: bool,
     /// Files the results must never replace, even with `overwrite` (the spec, the template).
     pub protect: Vec<PathBuf>,
+    /// The type `/traces` is stored as: `Float32` halves the bytes (values rounded to the
+    /// nearest single; default `Float64`, the values as computed).
+    pub trace_type: TraceType,
 }
 
 impl FileOptions {
@@ -46,6 +52,7 @@ impl FileOptions {
             durable: true,
             overwrite: false,
             protect: Vec::new(),
+            trace_type: TraceType::Float64,
         }
     }
 }
@@ -175,10 +182,15 @@ pub(super) struct Shape {
     pub(super) stats: Vec<Statistic>,
     pub(super) keep_traces: bool,
     pub(super) block_size: usize,
+    /// Points of the whole sweep (a part file holds some of them): whether traces are
+    /// compressed, and their chunk size, depend on the sweep, so parts and the merged file
+    /// agree and the merge copies chunks as they are.
+    pub(super) total_points: usize,
+    pub(super) trace_type: TraceType,
 }
 
 impl Shape {
-    pub(super) fn of(meta: &SweepMeta<'_>) -> Shape {
+    pub(super) fn of(meta: &SweepMeta<'_>, trace_type: TraceType) -> Shape {
         Shape {
             circuit_name: meta.circuit_name.to_string(),
             time: meta.time.to_vec(),
@@ -186,13 +198,75 @@ impl Shape {
             stats: meta.summaries.to_vec(),
             keep_traces: meta.keep_traces,
             block_size: meta.block_size,
+            total_points: meta.grid.len(),
+            trace_type,
         }
     }
+
+    /// Values per point in `/traces` (samples × columns).
+    pub(super) fn per_point(&self) -> usize {
+        self.time.len() * self.columns.len()
+    }
+
+    /// The chunk layout of `/traces` in a file of `n` of the sweep's points.
+    pub(super) fn trace_layout(&self, n: usize, compression: bool) -> TraceLayout {
+        let (nt, nc) = (self.time.len(), self.columns.len());
+        let point_bytes = self.per_point() * self.trace_type.size();
+        let deflate = deflate_traces(compression, self.total_points * self.per_point() * size_of::<f64>())
+            .then_some(DEFLATE_LEVEL);
+        if n == 0 || nt == 0 || nc == 0 {
+            return TraceLayout {
+                chunk: None,
+                deflate: None,
+                codec: None,
+            };
+        }
+        if point_bytes > MAX_CHUNK_BYTES {
+            // A point larger than a chunk may be: its samples are cut in time, as before
+            // whole-point chunks, and written as hyperslabs.
+            return TraceLayout {
+                chunk: Some((1, nt.min(MAX_CHUNK_BYTES / (nc * self.trace_type.size())).max(1), nc)),
+                deflate,
+                codec: None,
+            };
+        }
+        let points_per_chunk = self
+            .block_size
+            .min(self.total_points)
+            .min(MAX_CHUNK_BYTES / point_bytes)
+            .min(n)
+            .max(1);
+        TraceLayout {
+            chunk: Some((points_per_chunk, nt, nc)),
+            deflate,
+            codec: Some(ChunkCodec {
+                points_per_chunk,
+                per_point: self.per_point(),
+                dtype: self.trace_type,
+                deflate,
+            }),
+        }
+    }
+}
+
+/// Largest chunk of `/traces`, in bytes (well under HDF5's limit of 4 GiB). A reader decodes a
+/// whole chunk to get one point's trace from it.
+pub(super) const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+/// How `/traces` is chunked and filtered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct TraceLayout {
+    /// `None`: no chunks (an empty dataset).
+    pub(super) chunk: Option<(usize, usize, usize)>,
+    pub(super) deflate: Option<u8>,
+    /// Set when chunks hold whole points, so blocks are written chunk by chunk, encoded.
+    pub(super) codec: Option<ChunkCodec>,
 }
 
 /// The datasets written point by point.
 pub(super) struct PointSets {
     pub(super) traces: Option<Dataset>,
+    pub(super) codec: Option<ChunkCodec>,
     pub(super) summaries: Vec<Dataset>,
     pub(super) code: Dataset,
     pub(super) t: Dataset,
@@ -230,15 +304,19 @@ pub(super) fn create_layout(
         }
     }
     let nt = shape.time.len();
+    let layout = shape.trace_layout(n, compression);
     let traces = if shape.keep_traces {
         let dims = (n, nt, nc);
-        let chunk = (shape.block_size.min(n), nt.min(1024), nc);
         // NaN where nothing is written: the points of failed chunks.
-        let mut b = file.new_dataset::<f64>().fill_value(f64::NAN);
-        if chunk.0 > 0 && chunk.1 > 0 && chunk.2 > 0 {
+        let mut b = match shape.trace_type {
+            TraceType::Float64 => file.new_dataset::<f64>().fill_value(f64::NAN),
+            TraceType::Float32 => file.new_dataset::<f32>().fill_value(f32::NAN),
+        };
+        if let Some(chunk) = layout.chunk {
             b = b.chunk(chunk);
-            if deflate_traces(compression, n * nt * nc * size_of::<f64>()) {
-                b = b.shuffle().deflate(DEFLATE_LEVEL);
+            if let Some(level) = layout.deflate {
+                // The order the chunk encoder applies them in.
+                b = b.shuffle().deflate(level);
             }
         }
         Some(b.shape(dims).create("traces").map_err(&e)?)
@@ -249,6 +327,7 @@ pub(super) fn create_layout(
         grid,
         PointSets {
             traces,
+            codec: layout.codec.filter(|_| shape.keep_traces),
             summaries,
             code,
             t,
@@ -335,6 +414,11 @@ pub(super) struct OpenFile {
     pub(super) times: Vec<f64>,
     /// Per statistic, `[point][column]` within the range.
     pub(super) summaries: Vec<Vec<f64>>,
+    n_time: usize,
+    n_columns: usize,
+    /// Chunks of `/traces` being put together from blocks that each hold part of them:
+    /// chunk index → (its values, points received).
+    assembling: BTreeMap<usize, (Vec<f64>, usize)>,
 }
 
 impl OpenFile {
@@ -362,31 +446,113 @@ impl OpenFile {
             codes: vec![0; n],
             times: vec![f64::NAN; n],
             summaries: vec![vec![f64::NAN; n * nc]; shape.stats.len()],
+            n_time: shape.time.len(),
+            n_columns: nc,
+            assembling: BTreeMap::new(),
         })
     }
 
-    pub(super) fn block(&mut self, shape: &Shape, out: &BlockOutput<'_>) -> Result<(), IoError> {
-        let (nt, nc) = (shape.time.len(), shape.columns.len());
-        let p0 = out.first_point - self.range.start;
-        for (i, s) in out.status.iter().enumerate() {
+    /// The codec of the file's trace chunks, when they hold whole points.
+    pub(super) fn codec(&self) -> Option<ChunkCodec> {
+        self.sets.codec
+    }
+
+    /// Records one finished block (`b.first` relative to the file's first point).
+    pub(super) fn write_block(&mut self, b: BlockMsg) -> Result<(), IoError> {
+        let (p0, lanes, nc) = (b.first, b.status.len(), self.n_columns);
+        for (i, s) in b.status.iter().enumerate() {
             (self.codes[p0 + i], self.times[p0 + i]) = status_code(s);
         }
-        let block = out.lanes * nc;
+        let block = lanes * nc;
         for (si, vals) in self.summaries.iter_mut().enumerate() {
-            vals[p0 * nc..(p0 + out.lanes) * nc].copy_from_slice(&out.summaries[si * block..(si + 1) * block]);
+            vals[p0 * nc..(p0 + lanes) * nc].copy_from_slice(&b.summaries[si * block..(si + 1) * block]);
         }
-        if let (Some(ds), Some(tr)) = (&self.sets.traces, out.traces) {
-            let view =
-                ArrayView3::from_shape((out.lanes, nt, nc), tr).expect("block traces are lanes × time × columns");
-            ds.write_slice(view, (p0..p0 + out.lanes, .., ..))
-                .map_err(h5(&self.tmp))?;
+        for piece in b.traces {
+            match piece {
+                TracePiece::Chunk { index, bytes } => self.write_chunk(index, &bytes)?,
+                TracePiece::Points { first, values } => self.write_points(first, &values)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes chunk `index` of `/traces`, encoded by the codec, as it is.
+    fn write_chunk(&self, index: usize, bytes: &[u8]) -> Result<(), IoError> {
+        let (Some(ds), Some(codec)) = (&self.sets.traces, self.sets.codec) else {
+            return Ok(());
+        };
+        let offset: [hdf5_sys::h5::hsize_t; 3] = [(index * codec.points_per_chunk) as _, 0, 0];
+        let status = hdf5::sync::sync(|| {
+            // SAFETY: `ds` is an open chunked dataset of rank 3; `offset` is a chunk's logical
+            // position and `bytes` the chunk encoded by the dataset's own filter pipeline.
+            unsafe {
+                hdf5_sys::h5d::H5Dwrite_chunk(
+                    ds.id(),
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    0,
+                    offset.as_ptr(),
+                    bytes.len(),
+                    bytes.as_ptr().cast(),
+                )
+            }
+        });
+        if status < 0 {
+            return Err(IoError::Hdf5 {
+                path: self.tmp.clone(),
+                source: hdf5::Error::from(format!("writing chunk {index} of /traces failed")),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes points from `first` on: into the chunks being assembled when chunks hold whole
+    /// points (each written once complete), else straight into `/traces`.
+    fn write_points(&mut self, first: usize, values: &[f64]) -> Result<(), IoError> {
+        let Some(ds) = &self.sets.traces else {
+            return Ok(());
+        };
+        let per_point = self.n_time * self.n_columns;
+        let lanes = values.len() / per_point.max(1);
+        let Some(codec) = self.sets.codec else {
+            let view = ArrayView3::from_shape((lanes, self.n_time, self.n_columns), values)
+                .expect("block traces are lanes × time × columns");
+            return ds
+                .write_slice(view, (first..first + lanes, .., ..))
+                .map_err(h5(&self.tmp));
+        };
+        let (cp, n) = (codec.points_per_chunk, self.range.len());
+        let mut p = first;
+        while p < first + lanes {
+            let chunk = p / cp;
+            let (c0, c1) = (chunk * cp, ((chunk + 1) * cp).min(n));
+            let q = c1.min(first + lanes);
+            let (buf, got) = self
+                .assembling
+                .entry(chunk)
+                .or_insert_with(|| (vec![f64::NAN; (c1 - c0) * per_point], 0));
+            buf[(p - c0) * per_point..(q - c0) * per_point]
+                .copy_from_slice(&values[(p - first) * per_point..(q - first) * per_point]);
+            *got += q - p;
+            if *got == c1 - c0 {
+                let (buf, _) = self.assembling.remove(&chunk).expect("just filled");
+                self.write_chunk(chunk, &codec.encode(&buf))?;
+            }
+            p = q;
         }
         Ok(())
     }
 
     /// Writes status and summaries, closes the file, fsyncs it (when `durable`) and renames
     /// it to `path`.
-    pub(super) fn finish(self, n_columns: usize, path: &Path, durable: bool) -> Result<(), IoError> {
+    pub(super) fn finish(mut self, path: &Path, durable: bool) -> Result<(), IoError> {
+        // Every point arrives in some block, so nothing is left to assemble; were a point
+        // missing, its chunk is still written, NaN where no block came.
+        for (chunk, (buf, _)) in std::mem::take(&mut self.assembling) {
+            if let Some(codec) = self.sets.codec {
+                self.write_chunk(chunk, &codec.encode(&buf))?;
+            }
+        }
+        let n_columns = self.n_columns;
         let e = h5(&self.tmp);
         self.sets.code.write_raw(&self.codes[..]).map_err(&e)?;
         self.sets.t.write_raw(&self.times[..]).map_err(&e)?;
@@ -456,7 +622,15 @@ pub(super) fn write_complete(file: &File, failed_points: usize, path: &Path) -> 
         .map_err(h5(path))
 }
 
-pub(super) fn read_shape(file: &File, path: &Path, circuit_name: &str, block_size: usize) -> Result<Shape, IoError> {
+/// The shape of the sweep a file (part or whole) belongs to; `block_size` and `total_points`
+/// are the sweep's, which the file does not hold.
+pub(super) fn read_shape(
+    file: &File,
+    path: &Path,
+    circuit_name: &str,
+    block_size: usize,
+    total_points: usize,
+) -> Result<Shape, IoError> {
     let e = h5(path);
     let time: Vec<f64> = file.dataset("time").and_then(|d| d.read_raw()).map_err(&e)?;
     let cols = file.group("columns").map_err(&e)?;
@@ -480,5 +654,24 @@ pub(super) fn read_shape(file: &File, path: &Path, circuit_name: &str, block_siz
         stats,
         keep_traces: file.link_exists("traces"),
         block_size,
+        total_points,
+        trace_type: trace_type_of(file, path)?,
+    })
+}
+
+/// The type a file's `/traces` is stored as (`Float64` when it has none).
+pub(super) fn trace_type_of(file: &File, path: &Path) -> Result<TraceType, IoError> {
+    if !file.link_exists("traces") {
+        return Ok(TraceType::Float64);
+    }
+    let size = file
+        .dataset("traces")
+        .and_then(|d| d.dtype())
+        .map(|t| t.size())
+        .map_err(h5(path))?;
+    Ok(if size == 4 {
+        TraceType::Float32
+    } else {
+        TraceType::Float64
     })
 }

@@ -8,6 +8,7 @@ use hdf5::{Dataset, File, Group};
 
 use super::super::parts::{self, fingerprint, tmp_path, Manifest, ManifestEntry, SweepRecord};
 use super::super::IoError;
+use super::codec::TraceType;
 use super::layout::*;
 use crate::sweep::Grid;
 
@@ -238,7 +239,7 @@ impl MergeWriter {
         };
         // Shape from a part (every part shares it); a sweep of 0 points has no parts.
         let shape = match first_part {
-            Some(p) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size)?,
+            Some(p) => read_shape(&open_file(p).map_err(h5(p))?, p, &record.circuit_name, block_size, n)?,
             None => Shape {
                 circuit_name: record.circuit_name.clone(),
                 time: Vec::new(),
@@ -246,6 +247,8 @@ impl MergeWriter {
                 stats: Vec::new(),
                 keep_traces: false,
                 block_size,
+                total_points: n,
+                trace_type: TraceType::Float64,
             },
         };
         let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;

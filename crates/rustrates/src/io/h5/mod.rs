@@ -28,10 +28,12 @@
 //! /summaries/<stat>         f64 [n_points, n_columns]       when summaries were asked for
 //!                           (/summaries attribute `stats`: JSON list in order; stats are
 //!                           mean, std, min, max, last, ptp, dom_freq, dom_power)
-//! /traces                   f64 [n_points, n_time, n_columns]  when traces are kept;
-//!                           chunked (min(block_size, n_points), min(n_time, 1024), n_columns),
-//!                           shuffle + deflate level 1 when there are at least 64 MiB of
-//!                           them, unless compression is off (part files are never compressed)
+//! /traces                   f64 [n_points, n_time, n_columns]  when traces are kept (f32 when
+//!                           asked for, `FileOptions::trace_type`); chunked
+//!                           (min(block_size, n_points), n_time, n_columns): a chunk holds whole
+//!                           points, at most 8 MiB of them (a point larger than that is cut in
+//!                           time), shuffle + deflate level 1 when there are
+//!                           at least 64 MiB of them, unless compression is off
 //! /inputs/<var>             f64 [steps] or [steps, n_points]  time-series inputs (constants
 //!                           are in `settings`); `/` in a name stored as `%2F`
 //! ```
@@ -41,21 +43,28 @@
 //!
 //! Part files (`DIR/parts/chunk_*.h5`, see [`super::parts`]) have the same layout restricted
 //! to their chunk's points, plus root attributes `chunk_index`, `chunk_start`, `chunk_end`,
-//! and no `complete`.
+//! and no `complete`; their traces are chunked and compressed as the merged file's.
 //!
 //! The code follows the seams of that job: [`layout`] (the layout and a file being written),
 //! [`sinks`] (the sweep sinks: direct and part files), [`merge`] (parts into one file) and
-//! [`read`] (a complete file back into memory).
+//! [`read`] (a complete file back into memory). While a sweep runs, the worker threads encode
+//! each finished block's trace chunks ([`codec`]: HDF5's shuffle and deflate filters, done by
+//! libdeflate) and queue them for one writer thread ([`writer`]), which writes them with
+//! `H5Dwrite_chunk`; the queue holds at most [`QUEUE_BYTES`] before workers wait for it.
 
+mod codec;
 mod layout;
 mod merge;
 mod read;
 mod sinks;
+mod writer;
 
+pub use codec::TraceType;
 pub use layout::{FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
 pub use read::read_results;
 pub use sinks::{run_parts, sweep_to_file, PartSink};
+pub use writer::QUEUE_BYTES;
 
 #[cfg(test)]
 use layout::*;

@@ -18,7 +18,7 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
         });
     }
     let circuit_name = read_str_attr(&file, "circuit_name", path)?;
-    let shape = read_shape(&file, path, &circuit_name, 1)?;
+    let shape = read_shape(&file, path, &circuit_name, 1, 0)?;
     let grid = file.group("grid").map_err(&e)?;
     let grid_keys: Vec<String> =
         serde_json::from_str(&read_str_attr(&grid, "keys", path)?).map_err(|source| IoError::Json {

@@ -1,18 +1,39 @@
 //! The sweep sinks that write results files: part files with a manifest ([`PartSink`]) and
-//! the direct write of a one-chunk sweep ([`FileSink`]).
+//! the direct write of a one-chunk sweep ([`FileSink`]). Both hand blocks to a writer thread
+//! ([`super::writer`]) after encoding their trace chunks on the worker threads.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::super::guard;
 use super::super::parts::{self, part_file, tmp_path, Manifest, ManifestEntry, SweepRecord};
 use super::super::IoError;
 use super::layout::*;
 use super::merge::merge;
+use super::writer::{Msg, Writer};
 use crate::model::Circuit;
 use crate::sweep::{
-    run_with, BlockOutput, Grid, RunControl, SweepError, SweepMeta, SweepSink, SweepSpec, SweepSummary,
+    run_with, BlockHandler, BlockOutput, Grid, RunControl, SweepError, SweepMeta, SweepSink, SweepSpec, SweepSummary,
 };
+
+/// The writer of a sweep whose blocks carry `shape`'s traces: its queue holds
+/// [`super::writer::QUEUE_BYTES`] of them.
+fn spawn_writer(shape: &Shape) -> Result<Writer, IoError> {
+    let block_bytes = if shape.keep_traces {
+        shape.block_size * shape.per_point() * size_of::<f64>()
+    } else {
+        shape.block_size * shape.columns.len() * shape.stats.len() * size_of::<f64>()
+    };
+    Writer::spawn(block_bytes)
+}
+
+/// The chunk a part sink is writing, and the handler its blocks go to.
+struct Current {
+    index: usize,
+    range: Range<usize>,
+    handler: Arc<dyn BlockHandler>,
+}
 
 /// Writes each chunk of a sweep into `DIR/parts/` and records it in the manifest.
 pub struct PartSink {
@@ -21,7 +42,8 @@ pub struct PartSink {
     manifest: Manifest,
     shape: Option<Shape>,
     grid: Option<Grid>,
-    current: Option<(usize, OpenFile)>,
+    writer: Option<Writer>,
+    current: Option<Current>,
     /// Chunks written by this sink (the rest were skipped as already done).
     pub chunks_written: usize,
     /// Part files that failed their checksum, set aside and computed again.
@@ -36,6 +58,7 @@ impl PartSink {
             manifest: Manifest::default(),
             shape: None,
             grid: None,
+            writer: None,
             current: None,
             chunks_written: 0,
             set_aside: Vec::new(),
@@ -45,7 +68,9 @@ impl PartSink {
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
         sweep_record(meta, &self.opts).create_or_check_with(&self.dir, self.opts.durable)?;
         (self.manifest, self.set_aside) = Manifest::load_verified(&self.dir)?;
-        self.shape = Some(Shape::of(meta));
+        let shape = Shape::of(meta, self.opts.trace_type);
+        self.writer = Some(spawn_writer(&shape)?);
+        self.shape = Some(shape);
         self.grid = Some(meta.grid.clone());
         write_inputs(&self.dir, &meta.spec.inputs)?;
         Ok(())
@@ -57,41 +82,54 @@ impl PartSink {
         }
         let shape = self.shape.as_ref().expect("begin runs before chunks");
         let grid = self.grid.as_ref().expect("begin runs before chunks");
+        let writer = self.writer.as_ref().expect("begin runs before chunks");
         let tmp = tmp_path(&self.dir.join(part_file(range.start, range.end)));
-        // Parts are temporary and read back once by the merge, which compresses the final
-        // file: compressing them too would deflate every trace twice.
-        let part = OpenFile::create(tmp, shape, grid, range.clone(), false)?;
+        // Parts are encoded as the merged file is (its chunks are whole chunks of the merged
+        // file), so the merge copies their chunks without decoding them.
+        let part = OpenFile::create(tmp, shape, grid, range.clone(), self.opts.compression)?;
         write_u64_attr(&part.file, "chunk_index", index as u64, &part.tmp)?;
         write_u64_attr(&part.file, "chunk_start", range.start as u64, &part.tmp)?;
         write_u64_attr(&part.file, "chunk_end", range.end as u64, &part.tmp)?;
-        self.current = Some((index, part));
+        let codec = part.codec();
+        writer.send(Msg::Open(Box::new(part)))?;
+        self.current = Some(Current {
+            index,
+            handler: writer.handler(range.start, range.len(), codec),
+            range,
+        });
         Ok(true)
     }
 
-    fn block_io(&mut self, out: &BlockOutput<'_>) -> Result<(), IoError> {
-        let shape = self.shape.as_ref().expect("begin runs before blocks");
-        let (_, part) = self.current.as_mut().expect("blocks arrive inside a chunk");
-        part.block(shape, out)
-    }
-
     fn end_chunk_io(&mut self) -> Result<(), IoError> {
-        let shape = self.shape.as_ref().expect("begin runs before chunks");
-        let (index, part) = self.current.take().expect("end_chunk follows begin_chunk");
-        let rel = part_file(part.range.start, part.range.end);
-        let (start, end) = (part.range.start, part.range.end);
-        let path = self.dir.join(&rel);
-        part.finish(shape.columns.len(), &path, self.opts.durable)?;
-        let entry = ManifestEntry {
-            chunk: index,
-            start,
-            end,
-            file: rel,
-            sha256: parts::sha256_file(&path)?,
+        let Current { index, range, .. } = self.current.take().expect("end_chunk follows begin_chunk");
+        let (dir, durable) = (self.dir.clone(), self.opts.durable);
+        let finish = move |part: OpenFile| -> Result<(), IoError> {
+            let rel = part_file(range.start, range.end);
+            let path = dir.join(&rel);
+            part.finish(&path, durable)?;
+            let entry = ManifestEntry {
+                chunk: index,
+                start: range.start,
+                end: range.end,
+                file: rel,
+                sha256: parts::sha256_file(&path)?,
+            };
+            Manifest::append_with(&dir, &entry, durable)
         };
-        Manifest::append_with(&self.dir, &entry, self.opts.durable)?;
-        self.manifest.entries.push(entry);
+        // The writer finishes the part while the workers go on with the next chunk.
+        self.writer
+            .as_ref()
+            .expect("begin runs before chunks")
+            .send(Msg::Finish(Box::new(finish)))?;
         self.chunks_written += 1;
         Ok(())
+    }
+
+    fn finish_io(&mut self) -> Result<(), IoError> {
+        match self.writer.as_mut() {
+            Some(w) => w.close(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -101,30 +139,38 @@ impl PartSink {
 pub(super) struct FileSink {
     out: PathBuf,
     opts: FileOptions,
-    shape: Option<Shape>,
-    current: Option<OpenFile>,
+    writer: Option<Writer>,
+    handler: Option<Arc<dyn BlockHandler>>,
 }
 
 impl FileSink {
     fn begin_io(&mut self, meta: &SweepMeta<'_>) -> Result<(), IoError> {
-        let shape = Shape::of(meta);
+        let shape = Shape::of(meta, self.opts.trace_type);
         let tmp = tmp_path(&self.out);
-        let open = OpenFile::create(tmp, &shape, meta.grid, 0..meta.grid.len(), self.opts.compression)?;
+        let n = meta.grid.len();
+        let open = OpenFile::create(tmp, &shape, meta.grid, 0..n, self.opts.compression)?;
         write_sweep_attrs(&open.file, &sweep_record(meta, &self.opts), &open.tmp)?;
         if has_series(&meta.spec.inputs) {
             let g = open.file.create_group("inputs").map_err(h5(&open.tmp))?;
             write_input_sets(&g, &meta.spec.inputs, &open.tmp)?;
         }
-        self.shape = Some(shape);
-        self.current = Some(open);
+        let writer = spawn_writer(&shape)?;
+        let codec = open.codec();
+        writer.send(Msg::Open(Box::new(open)))?;
+        self.handler = Some(writer.handler(0, n, codec));
+        self.writer = Some(writer);
         Ok(())
     }
 
     fn end_io(&mut self) -> Result<(), IoError> {
-        let shape = self.shape.as_ref().expect("begin runs before chunks");
-        let open = self.current.take().expect("one chunk, opened by begin");
-        write_complete(&open.file, 0, &open.tmp)?;
-        open.finish(shape.columns.len(), &self.out, self.opts.durable)
+        let (out, durable) = (self.out.clone(), self.opts.durable);
+        let finish = move |open: OpenFile| -> Result<(), IoError> {
+            write_complete(&open.file, 0, &open.tmp)?;
+            open.finish(&out, durable)
+        };
+        let writer = self.writer.as_mut().expect("one chunk, opened by begin");
+        writer.send(Msg::Finish(Box::new(finish)))?;
+        writer.close()
     }
 }
 
@@ -136,19 +182,14 @@ impl SweepSink for FileSink {
         );
         self.begin_io(meta).map_err(out_err)
     }
+    fn block_handler(&mut self) -> Option<Arc<dyn BlockHandler>> {
+        self.handler.clone()
+    }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        let shape = self.shape.as_ref().expect("begin runs before blocks");
-        let open = self.current.as_mut().expect("blocks follow begin");
-        open.block(shape, &out).map_err(out_err)
+        self.handler.as_ref().expect("blocks follow begin").block(out)
     }
     fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
         self.end_io().map_err(out_err)
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        abandon(self.current.take());
     }
 }
 
@@ -174,17 +215,21 @@ impl SweepSink for PartSink {
     fn begin_chunk(&mut self, index: usize, range: Range<usize>) -> Result<bool, SweepError> {
         self.begin_chunk_io(index, range).map_err(out_err)
     }
+    fn block_handler(&mut self) -> Option<Arc<dyn BlockHandler>> {
+        self.current.as_ref().map(|c| Arc::clone(&c.handler))
+    }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        self.block_io(&out).map_err(out_err)
+        self.current
+            .as_ref()
+            .expect("blocks arrive inside a chunk")
+            .handler
+            .block(out)
     }
     fn end_chunk(&mut self, _index: usize, _range: Range<usize>) -> Result<(), SweepError> {
         self.end_chunk_io().map_err(out_err)
     }
-}
-
-impl Drop for PartSink {
-    fn drop(&mut self) {
-        abandon(self.current.take().map(|(_, part)| part));
+    fn finish(&mut self) -> Result<(), SweepError> {
+        self.finish_io().map_err(out_err)
     }
 }
 
@@ -226,8 +271,8 @@ pub fn sweep_to_file(
         let mut sink = FileSink {
             out: out.to_path_buf(),
             opts: opts.clone(),
-            shape: None,
-            current: None,
+            writer: None,
+            handler: None,
         };
         run_with(spec, circuit, &mut sink, ctrl).map_err(unwrap_out)
     } else {

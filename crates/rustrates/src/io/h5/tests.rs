@@ -688,3 +688,98 @@ fn h5_qif_sweep_file_equals_memory_run() {
     assert!(same_result(&read_results(&out).unwrap(), &mem));
     assert!(mem.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
 }
+
+/// `read_results` of `file` against the in-memory run of `spec` (an independent path: no
+/// HDF5, no encoding), with the traces rounded to `trace_type` first.
+fn assert_file_equals_memory(file: &Path, spec: &SweepSpec, trace_type: TraceType) {
+    let mut expected = in_memory(spec);
+    if trace_type == TraceType::Float32 {
+        // Rounded to the nearest single, as the conversion to f32 does; NaN stays NaN.
+        for v in expected.traces.as_mut().unwrap().iter_mut() {
+            *v = f64::from(*v as f32);
+        }
+    }
+    let back = read_results(file).unwrap();
+    assert!(same_result(&back, &expected), "{}", file.display());
+}
+
+#[test]
+fn h5_traces_equal_memory_for_any_block_chunk_alignment_compression_and_type() {
+    // Blocks that fill whole chunks (written encoded from the workers), blocks that share a
+    // chunk (assembled by the writer), short last chunks, the direct and the parts route,
+    // each compressed and not, as doubles and singles: every value read back through HDF5's
+    // own filters equals the in-memory run's.
+    let dir = tempfile::tempdir().unwrap();
+    let c = fake_circuit();
+    let solver = fake_solver(c.clone());
+    MIN_COMPRESSED.with(|m| m.set(0));
+    let mut n = 0;
+    // (block_size, chunk_size, threads): 20 points.
+    for (block, chunk, threads) in [(2, 6, 2), (4, 6, 2), (16, 0, 2), (3, 0, 1), (7, 8, 2), (64, 0, 2)] {
+        for compression in [true, false] {
+            for trace_type in [TraceType::Float64, TraceType::Float32] {
+                let mut spec = spec();
+                (spec.block_size, spec.chunk_size, spec.threads) = (block, chunk, Some(threads));
+                let ctrl = RunControl {
+                    solver: Some(&solver),
+                    ..RunControl::default()
+                };
+                let o = FileOptions {
+                    compression,
+                    trace_type,
+                    ..opts()
+                };
+                n += 1;
+                let out = dir.path().join(format!("r{n}.h5"));
+                sweep_to_file(&spec, &c, &out, &o, ctrl).unwrap();
+                assert_file_equals_memory(&out, &spec, trace_type);
+                let f = open_file(&out).unwrap();
+                let traces = f.dataset("traces").unwrap();
+                assert_eq!(traces.dtype().unwrap().size(), trace_type.size());
+                // Chunks hold whole points: `block_size` of them (at most all 20).
+                assert_eq!(traces.chunk(), Some(vec![block.min(20), 15, 2]));
+                let filters = traces.filters();
+                if compression {
+                    // HDF5's standard filters, so any reader decodes them with no plugin.
+                    assert_eq!(
+                        filters,
+                        vec![
+                            hdf5::filters::Filter::Shuffle,
+                            hdf5::filters::Filter::Deflate(DEFLATE_LEVEL)
+                        ],
+                    );
+                } else {
+                    assert_eq!(filters, vec![]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn h5_writer_error_stops_the_sweep_and_leaves_no_file() {
+    // The writer fails on the first file (its directory vanished under it): the error reaches
+    // the caller, typed, and neither a results file nor a temporary one is left.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("gone");
+    std::fs::create_dir(&sub).unwrap();
+    let out = sub.join("r.h5");
+    let c = fake_circuit();
+    let solver = fake_solver(c.clone());
+    let removed = AtomicBool::new(false);
+    let progress = |_: crate::sweep::Progress| {
+        if !removed.swap(true, Ordering::Relaxed) {
+            std::fs::remove_dir_all(&sub).unwrap();
+        }
+    };
+    let mut spec = spec();
+    spec.chunk_size = 0;
+    let ctrl = RunControl {
+        solver: Some(&solver),
+        progress: Some(&progress),
+        ..RunControl::default()
+    };
+    let err = sweep_to_file(&spec, &c, &out, &opts(), ctrl).unwrap_err();
+    assert!(matches!(err, IoError::Fs { .. } | IoError::Hdf5 { .. }), "{err}");
+    assert!(!out.exists() && !tmp_path(&out).exists());
+}
