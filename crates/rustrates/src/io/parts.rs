@@ -393,4 +393,58 @@ mod tests {
         );
         assert_eq!(SweepRecord::load(dir.path()).unwrap(), Some(rec));
     }
+
+    /// Issue 14 item 9: after a torn last line, the next append starts a line of its own, so
+    /// the chunk it records is not lost with the torn text.
+    #[test]
+    fn manifest_append_after_a_torn_line_keeps_the_new_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("parts")).unwrap();
+        let entry = |chunk: usize| ManifestEntry {
+            chunk,
+            start: 2 * chunk,
+            end: 2 * chunk + 2,
+            file: part_file(2 * chunk, 2 * chunk + 2),
+            sha256: "h".into(),
+        };
+        for c in [0, 1] {
+            fs::write(dir.path().join(entry(c).file), b"part").unwrap();
+        }
+        Manifest::append(dir.path(), &entry(0)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(Manifest::path(dir.path()))
+            .unwrap();
+        f.write_all(b"{\"chunk\": 1, \"sta").unwrap();
+        Manifest::append(dir.path(), &entry(1)).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap().entries, vec![entry(0), entry(1)]);
+    }
+
+    /// Issue 14 item 3: parts without a record, or a record that cannot be read, are "cannot
+    /// resume", never a fresh start over them or "the same sweep".
+    #[test]
+    fn sweep_record_missing_or_unreadable_next_to_parts_cannot_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = SweepRecord {
+            fingerprint: "aaa".into(),
+            circuit_name: "Net".into(),
+            n_points: 4,
+            chunks: vec![(0, 2), (2, 4)],
+            template_source: String::new(),
+            template_path: String::new(),
+            settings: serde_json::json!({}),
+            rustrates_version: "0".into(),
+            compression: true,
+        };
+        rec.create_or_check(dir.path()).unwrap();
+        fs::write(dir.path().join(part_file(0, 2)), b"part").unwrap();
+        fs::remove_file(SweepRecord::path(dir.path())).unwrap();
+        let err = rec.create_or_check(dir.path()).unwrap_err();
+        assert!(matches!(err, IoError::PartsWithoutRecord { .. }), "{err}");
+        assert!(!SweepRecord::path(dir.path()).exists(), "no record written over them");
+        fs::write(SweepRecord::path(dir.path()), "{\"fingerprint\": ").unwrap();
+        let err = rec.create_or_check(dir.path()).unwrap_err();
+        assert!(matches!(err, IoError::UnreadableRecord { .. }), "{err}");
+        assert!(err.to_string().contains("cannot resume"));
+    }
 }

@@ -2210,6 +2210,33 @@ Net:
         spec
     }
 
+    /// Issue 14 item 5: a swept delay or spread that is negative or NaN would act as no
+    /// delay; it is refused, naming the key and the point, before anything compiles. 0 (no
+    /// delay) stays valid.
+    #[test]
+    fn sweep_negative_or_nan_delay_is_an_error_naming_key_and_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let circuit = load_yaml(dir.path(), "g.yaml", gamma_yaml(0.2, 0.1));
+        for (delays, spreads, key, point) in [
+            (vec![0.2, -0.1], vec![0.1, 0.1], "d", 1),
+            (vec![0.2, f64::NAN], vec![0.1, 0.1], "d", 1),
+            (vec![0.2, 0.2], vec![-0.1, 0.1], "s", 0),
+        ] {
+            let spec = gamma_spec(&delays, &spreads, Backend::Reference);
+            let mut sink = MemorySink::new();
+            let err = run(&spec, &circuit, &mut sink).unwrap_err();
+            let SweepError::Settings(problems) = &err else {
+                panic!("{err}")
+            };
+            assert_eq!(problems[0].setting, checks::Setting::GridKey(key.into()), "{err}");
+            assert!(problems[0].message.contains(&format!("point {point}")), "{err}");
+            assert!(sink.into_result().is_none(), "nothing ran");
+            assert!(matches!(check(&spec, &circuit), Err(SweepError::Settings(_))));
+        }
+        let spec = gamma_spec(&[0.0, 0.2], &[0.1, 0.1], Backend::Reference);
+        check(&spec, &circuit).unwrap();
+    }
+
     #[test]
     fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
         // n = round((d/s)²): 1, 4, 2 (the template's), 9, 4, 6, 1 (spread 0.3: 0.44 → 0, kept
