@@ -482,10 +482,10 @@ impl OpenFile {
             return Ok(());
         };
         let offset: [hdf5_sys::h5::hsize_t; 3] = [(index * codec.points_per_chunk) as _, 0, 0];
-        let status = hdf5::sync::sync(|| {
+        hdf5::sync::sync(|| {
             // SAFETY: `ds` is an open chunked dataset of rank 3; `offset` is a chunk's logical
             // position and `bytes` the chunk encoded by the dataset's own filter pipeline.
-            unsafe {
+            let status = unsafe {
                 hdf5_sys::h5d::H5Dwrite_chunk(
                     ds.id(),
                     hdf5_sys::h5p::H5P_DEFAULT,
@@ -494,15 +494,15 @@ impl OpenFile {
                     bytes.len(),
                     bytes.as_ptr().cast(),
                 )
-            }
-        });
-        if status < 0 {
-            return Err(IoError::Hdf5 {
-                path: self.tmp.clone(),
-                source: hdf5::Error::from(format!("writing chunk {index} of /traces failed")),
-            });
-        }
-        Ok(())
+            };
+            // The error stack holds the cause (e.g. the file driver's "File too large" or "No
+            // space left on device"), which is what the user can act on.
+            hdf5::h5check(status).map(|_| ())
+        })
+        .map_err(|source| IoError::Hdf5 {
+            path: self.tmp.clone(),
+            source: hdf5::Error::from(format!("writing chunk {index} of /traces failed: {source}")),
+        })
     }
 
     /// Writes points from `first` on: into the chunks being assembled when chunks hold whole
