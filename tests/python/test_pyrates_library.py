@@ -176,6 +176,24 @@ li_chain:
     - [a/li_op/r, b/li_op/m_in, null, {weight: 0.5}]
     - [a/li_op/r, c/li_op/u, null, {weight: -1.5}]
     - [b/tanh_op/m, c/li_op/m_in, model_templates.base_templates.sigmoid_edge, {weight: 1.0}]
+kernels:
+  base: NodeTemplate
+  operators:
+    - model_templates.base_templates.monoexp_op
+    - model_templates.base_templates.biexp_op
+    - model_templates.base_templates.alpha_op
+kernel_bank:
+  base: CircuitTemplate
+  nodes:
+    drive: model_templates.base_templates.nonlinear_li_node
+    k: kernels
+    o: model_templates.oscillators.kuramoto.sin_pop
+  edges:
+    - [drive/sigmoid_op/m, k/monoexp_op/r_in, null, {weight: 3.0}]
+    - [drive/sigmoid_op/m, k/biexp_op/r_in, null, {weight: 20.0}]
+    - [drive/sigmoid_op/m, k/alpha_op/r_in, null, {weight: 50.0}]
+    - [k/alpha_op/v, drive/li_op/u, null, {weight: 1.0}]
+    - [o/sin_op/s, drive/li_op/m_in, null, {weight: 2.0}]
 """
 
 
