@@ -347,6 +347,9 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
                     problems.append(f"{template}: second method off by {excess:.3g} x tolerance")
                 statuses[template] = "matched (second method)"
             else:
+                # Not built in either: rustrates refuses the name and says why.
+                with pytest.raises(Exception, match="not built in"):
+                    CircuitTemplate.from_yaml(template)
                 statuses[template] = f"PyRates cannot run it: {PYRATES_CANNOT_WHY.get(template, entry['error'])}"
         else:
             fixture = template.startswith(PACKAGE + "test_resources.")
