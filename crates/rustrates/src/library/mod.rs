@@ -13,7 +13,52 @@ pub fn module_source(dotted: &str) -> Option<&'static str> {
     MODULES.iter().find(|(name, _)| *name == dotted).map(|(_, text)| *text)
 }
 
+/// Why a template PyRates 1.2.3 ships is not built in, if it is one of those (dotted path
+/// with the template name). The list is the one the library walk test
+/// (tests/python/test_pyrates_library.py) checks against PyRates' package.
+pub fn left_out(dotted: &str) -> Option<&'static str> {
+    if dotted.starts_with("model_templates.test_resources.") {
+        return Some(
+            "PyRates 1.2.3's `model_templates.test_resources` are fixtures of its own test suite, \
+             not model templates; they are not built in (load them from PyRates' file by path)",
+        );
+    }
+    LEFT_OUT.iter().find(|(name, _)| *name == dotted).map(|(_, why)| *why)
+}
+
+const NEEDS_COMPLEX: &str = "this PyRates 1.2.3 template needs complex-valued variables, \
+     which rustrates does not support yet; it is not built in";
+
+static LEFT_OUT: &[(&str, &str)] = &[
+    ("model_templates.neural_mass_models.theta.theta_op", NEEDS_COMPLEX),
+    ("model_templates.neural_mass_models.theta.conductance_op", NEEDS_COMPLEX),
+    ("model_templates.neural_mass_models.theta.theta_pop", NEEDS_COMPLEX),
+    (
+        "model_templates.neural_mass_models.theta.conductance_pop",
+        NEEDS_COMPLEX,
+    ),
+    ("model_templates.neural_mass_models.theta.kmo_theta", NEEDS_COMPLEX),
+    (
+        "model_templates.neural_mass_models.theta.kmo_conductance",
+        NEEDS_COMPLEX,
+    ),
+    ("model_templates.oscillators.kuramoto.kmo_op", NEEDS_COMPLEX),
+    ("model_templates.oscillators.kuramoto.kmo_pop", NEEDS_COMPLEX),
+    ("model_templates.oscillators.kuramoto.kmo_mf", NEEDS_COMPLEX),
+    ("model_templates.oscillators.kuramoto.kmo_mf_2coupled", NEEDS_COMPLEX),
+    (
+        "model_templates.neural_mass_models.qif.qif_alpha_syn",
+        "PyRates 1.2.3's qif_alpha_syn uses an edge template `alpha_edge` that its package does \
+         not define, so PyRates cannot load it either; it is not built in (an alpha-kernel \
+         synapse: `model_templates.base_templates.alpha_op` in an edge template of your own)",
+    ),
+];
+
 static MODULES: &[(&str, &str)] = &[
+    (
+        "model_templates.CNS_2019_Tutorial.templates",
+        include_str!("model_templates/CNS_2019_Tutorial/templates.yaml"),
+    ),
     (
         "model_templates.base_templates",
         include_str!("model_templates/base_templates.yaml"),
@@ -21,6 +66,10 @@ static MODULES: &[(&str, &str)] = &[
     (
         "model_templates.montbrio.simple_montbrio",
         include_str!("model_templates/montbrio/simple_montbrio.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.ik",
+        include_str!("model_templates/neural_mass_models/ik.yaml"),
     ),
     (
         "model_templates.neural_mass_models.jansenrit",
@@ -61,6 +110,17 @@ mod tests {
         let text = module_source("model_templates.montbrio.simple_montbrio").expect("simple_montbrio is built in");
         assert!(text.contains("\nNet3:\n"));
         assert!(module_source("model_templates.montbrio.simple_montbri").is_none());
+    }
+
+    #[test]
+    fn left_out_templates_are_not_built_in() {
+        for (dotted, why) in LEFT_OUT {
+            let (module, name) = dotted.rsplit_once('.').expect("dotted path with a name");
+            let built_in = module_source(module).is_some_and(|text| text.contains(&format!("\n{name}:\n")));
+            assert!(!built_in, "{dotted} is built in but listed as left out ({why})");
+        }
+        assert!(left_out("model_templates.test_resources.test_backend.net0").is_some());
+        assert!(left_out("model_templates.oscillators.kuramoto.kmo").is_none());
     }
 
     #[test]

@@ -542,9 +542,7 @@ impl<'o> Loader<'o> {
                     Err(suggest(name, &self.template_names(f)).map(|s| format!("{module}.{s}")))
                 };
             }
-            let mut mods: Vec<String> = crate::library::modules().iter().map(|(m, _)| m.to_string()).collect();
-            mods.sort();
-            return Err(suggest(module, &mods).map(|m| format!("{m}.{name}")));
+            return Err(self.builtin_holding(module, name));
         }
         if let Some(f) = from {
             if self.template_node(f, reference).is_some() {
@@ -553,6 +551,28 @@ impl<'o> Loader<'o> {
             return Err(suggest(reference, &self.template_names(f)));
         }
         Err(None)
+    }
+
+    /// A built-in dotted path for `module.name` when `module` does not exist: the module
+    /// closest to `module` among those that define `name`, else the closest existing dotted
+    /// template path — never a module that lacks the name.
+    fn builtin_holding(&mut self, module: &str, name: &str) -> Option<String> {
+        let mut holders = Vec::new();
+        let mut every = Vec::new();
+        for (m, _) in crate::library::modules() {
+            let Some(f) = self.load_builtin(m) else { continue };
+            for t in self.template_names(f) {
+                if t == name {
+                    holders.push(*m);
+                }
+                every.push(format!("{m}.{t}"));
+            }
+        }
+        if let Some(m) = holders.iter().min_by_key(|m| edit_distance(module, m)) {
+            return Some(format!("{m}.{name}"));
+        }
+        every.sort();
+        suggest(&format!("{module}.{name}"), &every)
     }
 
     /// Resolve a reference and report `code` at `span` when it cannot be found.
@@ -572,7 +592,9 @@ impl<'o> Loader<'o> {
                 if let Some(sp) = span {
                     d = d.with_span(sp);
                 }
-                if let Some(s) = sugg {
+                if let Some(why) = crate::library::left_out(reference) {
+                    d = d.with_help(why);
+                } else if let Some(s) = sugg {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if reference.contains('.') && !reference.contains('/') {
                     d = d.with_help("dotted paths are looked up in the built-in library, then the working directory, then the search path");

@@ -896,3 +896,51 @@ fn circuit_containing_itself_is_reported_not_looped() {
     let r = check_source("self.yaml", y, &LoadOptions::default());
     assert_eq!(codes(&r.sources, &r.diagnostics), vec!["template/base-cycle@2:9"]);
 }
+
+/// An unknown module is never corrected to a module that lacks the name: `qiff` is closest
+/// to `qif`, but JRC lives in `jansenrit` (issue 18).
+#[test]
+fn unknown_module_suggests_a_module_that_has_the_name() {
+    let d = tree(&[("m.yaml", SIMPLE)]);
+    for (wrong, right) in [
+        (
+            "model_templates.neural_mass_models.qiff.JRC",
+            "model_templates.neural_mass_models.jansenrit.JRC",
+        ),
+        (
+            "model_templates.oscillator.vanderpol.vdp",
+            "model_templates.oscillators.vanderpol.vdp",
+        ),
+        (
+            "model_templates.neural_mass_models.izhikevich.ik_eta",
+            "model_templates.neural_mass_models.ik.ik_eta",
+        ),
+    ] {
+        let e = load_circuit(wrong, &opts(d.path())).expect_err("no such module");
+        let diag = e.diagnostics.iter().next().expect("one");
+        assert_eq!(diag.code, "template/unknown-path");
+        assert_eq!(
+            diag.help.as_deref(),
+            Some(format!("did you mean `{right}`?").as_str()),
+            "{wrong}"
+        );
+        load_circuit(right, &opts(d.path())).expect("the suggestion loads");
+    }
+    // A name no module has: the closest whole dotted path that exists.
+    let e =
+        load_circuit("model_templates.neural_mass_model.qif.qif_sfaa", &opts(d.path())).expect_err("no such module");
+    let help = e.diagnostics.iter().next().and_then(|d| d.help.clone());
+    assert_eq!(
+        help.as_deref(),
+        Some("did you mean `model_templates.neural_mass_models.qif.qif_sfa`?")
+    );
+}
+
+/// PyRates templates that are left out say why instead of suggesting a neighbour.
+#[test]
+fn left_out_pyrates_template_says_why() {
+    let d = tree(&[("m.yaml", SIMPLE)]);
+    let e = load_circuit("model_templates.oscillators.kuramoto.kmo_mf", &opts(d.path())).expect_err("left out");
+    let help = e.diagnostics.iter().next().and_then(|d| d.help.clone()).expect("help");
+    assert!(help.contains("complex-valued variables"), "{help}");
+}
