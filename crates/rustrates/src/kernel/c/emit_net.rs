@@ -1,0 +1,405 @@
+//! C source for a network (see [`crate::model::network`]): one loop over the nodes of a
+//! population per template assignment, one per population for its ODEs, and each coupling as
+//! a sparse (CSR) or dense matrix product over a chunk of lanes (lanes innermost, weights
+//! shared by all lanes; dense rows four at a time, so each loaded source value serves four
+//! accumulators, as in `network_grid.c`).
+//!
+//! The weights, the CSR structure and the per-node constants are data ([`NetData`]), passed
+//! by the caller on every call: the text depends on the templates and the slot layout only,
+//! not on the edges, and its size does not grow with them. Every term is added in the order of
+//! the sum `lower_edges` built (the compiler may not contract or reorder: `-ffp-contract=off`,
+//! no fast-math), so the loops round exactly like the unrolled code of the other back ends.
+//!
+//! Exported: `rustrates_net_rhs`, `rustrates_net_rhs_f32` and `rustrates_net_steps`, the
+//! scalar functions' signatures plus `(const unsigned long long* NI, const double* ND)`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::emit::{indent_by, Emitter, Source, Ty, PRELUDE};
+use crate::model::network::{Group, Network, Population};
+use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
+
+/// The runtime data of a network kernel: integers (CSR rows and source slots) and doubles
+/// (weights, per-node constants), at offsets baked into the generated text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct NetData {
+    pub ni: Vec<u64>,
+    pub nd: Vec<f64>,
+}
+
+/// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
+/// 256-bit registers of AVX2, so the partial sums stay in registers.
+const CHUNK: usize = 16;
+
+/// Helpers per precision (`RTYPE` replaced by the C type, `_SFX` by `_d` or `_f`).
+const HELPERS: &str = r#"
+/* One coupling row over lanes l0 .. l0+m: O = E + sum_k CW[k] * SRC[CJ[k]], in k order. */
+static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_t l0, size_t m, const RTYPE* restrict E,
+        RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict CW,
+        size_t k0, size_t k1) {
+    RTYPE acc[RR_CHUNK];
+    for (size_t l = 0; l < m; l++) acc[l] = E[l0 + l];
+    for (size_t k = k0; k < k1; k++) {
+        const RTYPE w = (RTYPE)CW[k];
+        const RTYPE* restrict x = SRC + (size_t)CJ[k] * lanes + l0;
+        for (size_t l = 0; l < m; l++) acc[l] = acc[l] + w * x[l];
+    }
+    for (size_t l = 0; l < m; l++) O[l0 + l] = acc[l];
+}
+static void rr_csr_SFX(size_t lanes, const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC,
+        const unsigned long long* restrict CJ, const double* restrict CW, size_t k0, size_t k1) {
+    size_t l0 = 0;
+    for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK) rr_row_SFX(lanes, l0, RR_CHUNK, E, O, SRC, CJ, CW, k0, k1);
+    if (l0 < lanes) rr_row_SFX(lanes, l0, lanes - l0, E, O, SRC, CJ, CW, k0, k1);
+}
+/* Four rows of a dense coupling (rows es / os elements apart in E / O), each summed in
+   column order exactly as rr_row_T would. */
+static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0, size_t m,
+        const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
+    RTYPE a0[RR_CHUNK], a1[RR_CHUNK], a2[RR_CHUNK], a3[RR_CHUNK];
+    for (size_t l = 0; l < m; l++) {
+        a0[l] = E[l0 + l]; a1[l] = E[es + l0 + l]; a2[l] = E[2 * es + l0 + l]; a3[l] = E[3 * es + l0 + l];
+    }
+    const double *w0 = W, *w1 = W + ncols, *w2 = W + 2 * ncols, *w3 = W + 3 * ncols;
+    for (size_t k = 0; k < ncols; k++) {
+        const RTYPE* restrict x = SRC + (size_t)CJ[k] * lanes + l0;
+        const RTYPE b0 = (RTYPE)w0[k], b1 = (RTYPE)w1[k], b2 = (RTYPE)w2[k], b3 = (RTYPE)w3[k];
+        for (size_t l = 0; l < m; l++) {
+            const RTYPE v = x[l];
+            a0[l] = a0[l] + b0 * v; a1[l] = a1[l] + b1 * v; a2[l] = a2[l] + b2 * v; a3[l] = a3[l] + b3 * v;
+        }
+    }
+    for (size_t l = 0; l < m; l++) {
+        O[l0 + l] = a0[l]; O[os + l0 + l] = a1[l]; O[2 * os + l0 + l] = a2[l]; O[3 * os + l0 + l] = a3[l];
+    }
+}
+static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
+        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        size_t l0 = 0;
+        for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK)
+            rr_rows4_SFX(lanes, l0, RR_CHUNK, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
+        if (l0 < lanes) rr_rows4_SFX(lanes, l0, lanes - l0, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
+    }
+    for (; i < n; i++) rr_csr_SFX(lanes, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+}
+"#;
+
+/// Where the data of each coupling and per-node constant table starts.
+struct Offsets {
+    /// Per coupling: (rows in NI, sources in NI, weights in ND).
+    couplings: Vec<(usize, usize, usize)>,
+    /// Per population: node-0 constant → offset of its per-node values in ND.
+    consts: Vec<HashMap<ExprId, usize>>,
+}
+
+fn data(net: &Network) -> (NetData, Offsets) {
+    let mut d = NetData::default();
+    let mut couplings = Vec::new();
+    for cp in &net.couplings {
+        let rows = d.ni.len();
+        d.ni.extend_from_slice(&cp.rows);
+        let sources = d.ni.len();
+        if cp.dense {
+            d.ni.extend(cp.sources[..cp.columns()].iter().map(|&s| u64::from(s)));
+        } else {
+            d.ni.extend(cp.sources.iter().map(|&s| u64::from(s)));
+        }
+        let weights = d.nd.len();
+        d.nd.extend_from_slice(&cp.weights);
+        couplings.push((rows, sources, weights));
+    }
+    let consts = net
+        .populations
+        .iter()
+        .map(|p| {
+            p.node_consts
+                .iter()
+                .map(|(e, values)| {
+                    let off = d.nd.len();
+                    d.nd.extend_from_slice(values);
+                    (*e, off)
+                })
+                .collect()
+        })
+        .collect();
+    (d, Offsets { couplings, consts })
+}
+
+fn array(kind: VarKind) -> &'static str {
+    match kind {
+        VarKind::State => "Y",
+        VarKind::Param => "P",
+        VarKind::Input => "U",
+        VarKind::Algebraic => "A",
+    }
+}
+
+/// `(size_t)(base + i*stride) * lanes`, the start of node `i`'s row.
+fn row(base: u32, stride: u32) -> String {
+    format!("((size_t){base} + i * (size_t){stride}) * lanes")
+}
+
+/// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
+/// then the lane loop with the expressions and `stores(value texts)`.
+fn node_loop(
+    c: &Circuit,
+    layout: &Layout,
+    ty: Ty,
+    pop: &Population,
+    consts: &HashMap<ExprId, usize>,
+    outputs: &[(String, ExprId)],
+) -> String {
+    let t = ty.name();
+    let mut reads = Vec::new();
+    for (_, rhs) in outputs {
+        crate::model::build::collect_vars(c, *rhs, &mut reads);
+    }
+    reads.sort_unstable();
+    reads.dedup();
+    let mut s = String::new();
+    let _ = writeln!(s, "for (size_t i = 0; i < (size_t){}; i++) {{", pop.len());
+    for v in &reads {
+        if let Some(&k) = pop.local_of.get(v) {
+            let l = pop.locals[k];
+            let _ = writeln!(
+                s,
+                "    const {t}* restrict X{k} = {} + {};",
+                array(l.kind),
+                row(l.base, l.stride)
+            );
+        }
+    }
+    let mut const_names: HashMap<ExprId, String> = HashMap::new();
+    for (j, (e, _)) in pop.node_consts.iter().enumerate() {
+        let off = consts[e];
+        let _ = writeln!(s, "    const {t} NC{j} = ({t})ND[(size_t){off} + i];");
+        const_names.insert(*e, format!("NC{j}"));
+    }
+    let remap = |id: ExprId, e: &Expr| -> Option<String> {
+        match e {
+            Expr::Var(v) => pop.local_of.get(v).map(|k| format!("X{k}[l]")),
+            Expr::Const(_) => const_names.get(&id).cloned(),
+            _ => None,
+        }
+    };
+    let mut em = Emitter::new(c, layout, ty, None);
+    em.remap = Some(&remap);
+    let mut stores = Vec::new();
+    for (target, rhs) in outputs {
+        let v = em.expr(*rhs);
+        stores.push(format!("{target}[l] = {v};"));
+    }
+    for st in stores {
+        em.line(&st);
+    }
+    let mut body = String::new();
+    indent_by(&mut body, &em.out, 1);
+    s.push_str("    for (size_t l = 0; l < lanes; l++) {\n");
+    indent_by(&mut s, &body, 1);
+    s.push_str("    }\n}\n");
+    s
+}
+
+/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`.
+fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty) -> String {
+    let sfx = match ty {
+        Ty::F64 => "d",
+        Ty::F32 => "f",
+    };
+    let t = ty.name();
+    let mut s = String::from("(void)t; (void)ctx; (void)P; (void)U; (void)NI; (void)ND;\n");
+    for g in &net.order {
+        match *g {
+            Group::Assign { pop, item } => {
+                let p = &net.populations[pop];
+                let (local, rhs) = p.assigns[item];
+                let l = p.locals[local];
+                let _ = writeln!(s, "/* {} over population {pop} */", c.var(l.var).name);
+                let out = format!("A + {}", row(l.base, l.stride));
+                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)]);
+                let body = body.replacen("i++) {\n", &format!("i++) {{\n    {t}* restrict O = {out};\n"), 1);
+                s.push_str(&body);
+            }
+            Group::Coupling(k) => {
+                let cp = &net.couplings[k];
+                let p = &net.populations[cp.pop];
+                let (tgt, ext) = (p.locals[cp.target], p.locals[cp.external]);
+                let (rows, srcs, ws) = off.couplings[k];
+                let src = array(cp.source_kind);
+                let _ = writeln!(s, "/* edges into {} */", c.var(tgt.var).name);
+                let es = format!("(size_t){} * lanes", ext.stride);
+                let os = format!("(size_t){} * lanes", tgt.stride);
+                let e0 = format!("U + (size_t){} * lanes", ext.base);
+                let o0 = format!("A + (size_t){} * lanes", tgt.base);
+                if cp.dense {
+                    let _ = writeln!(
+                        s,
+                        "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});",
+                        n = cp.len(),
+                        cols = cp.columns()
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_csr_{sfx}(lanes, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+                        n = cp.len(),
+                        er = row(ext.base, ext.stride),
+                        or = row(tgt.base, tgt.stride),
+                    );
+                }
+            }
+        }
+    }
+    for (pi, p) in net.populations.iter().enumerate() {
+        if p.odes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
+        let outs: Vec<(String, ExprId)> = p.odes.iter().map(|&(k, rhs)| (format!("D{k}"), rhs)).collect();
+        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs);
+        let decls: String = p
+            .odes
+            .iter()
+            .map(|&(k, _)| {
+                let l = p.locals[k];
+                format!("    {t}* restrict D{k} = DY + {};\n", row(l.base, l.stride))
+            })
+            .collect();
+        body = body.replacen("i++) {\n", &format!("i++) {{\n{decls}"), 1);
+        s.push_str(&body);
+    }
+    s
+}
+
+/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.
+fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
+    let mut b = String::new();
+    indent_by(&mut b, body, 1);
+    let _ = writeln!(
+        text,
+        "\nstatic inline __attribute__((always_inline)) void {name}_body(size_t lanes, {params}) {{\n{b}}}"
+    );
+    let _ = writeln!(
+        text,
+        "void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
+         else if (lanes == {CHUNK}) {name}_body({CHUNK}, {args});\n    else {name}_body(lanes, {args});\n}}",
+        big = super::emit::BLOCK
+    );
+}
+
+/// The whole translation unit for a network, and its runtime data.
+pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
+    let layout = c.layout();
+    let (d, off) = data(net);
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "/* generated by rustrates {} (network) */",
+        env!("CARGO_PKG_VERSION")
+    );
+    text.push_str(PRELUDE);
+    let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
+    for (t, sfx) in [("double", "d"), ("float", "f")] {
+        text.push_str(&HELPERS.replace("_SFX(", &format!("_{sfx}(")).replace("RTYPE", t));
+    }
+    for ty in [Ty::F64, Ty::F32] {
+        let t = ty.name();
+        let name = match ty {
+            Ty::F64 => "rustrates_net_rhs",
+            Ty::F32 => "rustrates_net_rhs_f32",
+        };
+        widths(
+            &mut text,
+            name,
+            &format!(
+                "double t, const {t}* restrict Y, const {t}* restrict P, const {t}* restrict U, {t}* restrict DY, \
+                 {t}* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND"
+            ),
+            "t, Y, P, U, DY, A, ctx, NI, ND",
+            &eval_body(c, &layout, net, &off, ty),
+        );
+    }
+    let ns = layout.states.len();
+    let _ = write!(
+        text,
+        r#"
+/* Steps s0 .. s0+nsteps-1; step s starts at t0 + s*dt. K: stages x n, YT: n. */
+static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double dt, double* restrict Y,
+                           const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                           int stages, const double* restrict TA, const double* restrict TB,
+                           const double* restrict TC, double* restrict W, const unsigned long long* restrict NI,
+                           const double* restrict ND) {{
+    const size_t n = (size_t){ns} * lanes;
+    double* restrict K = W;
+    double* restrict YT = K + (size_t)stages * n;
+    if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
+        for (size_t s = s0; s < s0 + nsteps; s++) {{
+            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND);
+            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];
+        }}
+        return;
+    }}
+    for (size_t s = s0; s < s0 + nsteps; s++) {{
+        const double t = t0 + (double)s * dt;
+        for (int i = 0; i < stages; i++) {{
+            const double* yin = Y;
+            if (i > 0) {{
+                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+                for (int m = 0; m < i; m++) {{
+                    const double am = TA[i * stages + m];
+                    if (am == 0.0) continue;
+                    const double* restrict Km = K + (size_t)m * n;
+                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
+                }}
+                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
+                yin = YT;
+            }}
+            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND);
+        }}
+        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+        for (int m = 0; m < stages; m++) {{
+            const double bm = TB[m];
+            if (bm == 0.0) continue;
+            const double* restrict Km = K + (size_t)m * n;
+            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
+        }}
+        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
+    }}
+}}
+
+void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
+                         const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                         int stages, const double* restrict TA, const double* restrict TB,
+                         const double* restrict TC, double* restrict W, const unsigned* restrict SLOTS,
+                         size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT,
+                         const unsigned long long* restrict NI, const double* restrict ND) {{
+    size_t done = 0;
+    for (size_t k = 0; k < count; k++) {{
+        const size_t at = first + k * every;
+        if (at > done) {{
+            rr_net_advance(lanes, done, at - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
+            done = at;
+        }}
+        for (size_t o = 0; o < nslots; o++) {{
+            const double* restrict src = Y + (size_t)SLOTS[o] * lanes;
+            double* restrict dst = OUT + (k * nslots + o) * lanes;
+            for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
+        }}
+    }}
+    if (done < nsteps) rr_net_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
+}}
+"#
+    );
+    (
+        Source {
+            text,
+            uses_callbacks: false,
+            hoisted: 0,
+        },
+        d,
+    )
+}
