@@ -104,10 +104,15 @@ pub struct Coupling {
     /// Slot of each term's source in the array of `source_kind`.
     pub sources: Vec<u32>,
     pub weights: Vec<f64>,
-    /// Source variables, for the evaluation order (each once).
+    /// Per term: the source variable read through the solver's history (`past`), or `None`
+    /// for the current value. All `None` when the coupling has no delays.
+    pub delayed: Vec<Option<VarId>>,
+    /// Per term: its delay in seconds (0 for a current value).
+    pub delays: Vec<f64>,
+    /// Sources read at the current time, for the evaluation order (each once).
     pub source_vars: Vec<VarId>,
-    /// Every row reads the same sources in the same order (`sources` of row 0): the weights
-    /// are then a dense `len × columns` matrix, row-major, in `weights`.
+    /// Every row reads the same sources in the same order (`sources` of row 0), none with a
+    /// delay: the weights are then a dense `len × columns` matrix, row-major, in `weights`.
     pub dense: bool,
 }
 
@@ -122,6 +127,10 @@ impl Coupling {
     /// Terms per row when dense.
     pub fn columns(&self) -> usize {
         (self.rows.get(1).copied().unwrap_or(0)) as usize
+    }
+    /// Some term reads a source's past.
+    pub fn has_delays(&self) -> bool {
+        self.delayed.iter().any(Option::is_some)
     }
 }
 
@@ -147,8 +156,17 @@ fn unsupported<T>(why: impl Into<String>) -> Result<T, NotANetwork> {
     Err(NotANetwork::Unsupported(why.into()))
 }
 
-/// The terms of an edge sum in order: (weight, source).
-type Terms = Vec<(f64, VarId)>;
+/// One term of an edge sum: weight, source, and the delay (seconds) it is read with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Term {
+    weight: f64,
+    source: VarId,
+    /// `Some(d)` with `d > 0`: `past(source, d)`; `None`: the current value.
+    delay: Option<f64>,
+}
+
+/// The terms of an edge sum in order.
+type Terms = Vec<Term>;
 
 /// One node's equations, before grouping.
 struct NodeItems {
@@ -199,7 +217,7 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
             Some(ext) => {
                 let terms = parse_sum(c, a.rhs, ext).ok_or_else(|| {
                     NotANetwork::Unsupported(format!(
-                        "the edges into {} are not a plain weighted sum with constant weights and no delays",
+                        "the edges into {} are not a plain weighted sum with constant weights and delays",
                         c.var(a.var).name
                     ))
                 })?;
@@ -294,24 +312,36 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
     })
 }
 
-/// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·source` (`w`
-/// a constant) or `source`: the terms in order, or `None` for any other shape.
+/// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
+/// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`: the
+/// terms in order, or `None` for any other shape.
 fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<Terms> {
+    let read = |x: ExprId| -> Option<(VarId, Option<f64>)> {
+        match c.expr(x) {
+            Expr::Var(s) => Some((*s, None)),
+            // A delay that is not positive reads the current value (the reference
+            // evaluator's rule), so such a term is an ordinary one.
+            Expr::Past(s, d) => match c.expr(*d) {
+                Expr::Const(d) => Some((*s, (*d > 0.0).then_some(*d))),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
     let mut terms = Vec::new();
     let mut e = rhs;
     loop {
         match c.expr(e) {
             Expr::Binary(BinOp::Add, a, b) => {
-                let term = match c.expr(*b) {
-                    Expr::Binary(BinOp::Mul, w, s) => match (c.expr(*w), c.expr(*s)) {
-                        (Expr::Const(w), Expr::Var(s)) => (*w, *s),
+                let (weight, (source, delay)) = match c.expr(*b) {
+                    Expr::Binary(BinOp::Mul, w, x) => match c.expr(*w) {
+                        Expr::Const(w) => (*w, read(*x)?),
                         _ => return None,
                     },
                     // Without a weight: 1·x rounds to x, so the loop may multiply by one.
-                    Expr::Var(s) => (1.0, *s),
-                    _ => return None,
+                    _ => (1.0, read(*b)?),
                 };
-                terms.push(term);
+                terms.push(Term { weight, source, delay });
                 e = *a;
             }
             Expr::Var(v) if *v == ext => break,
@@ -532,11 +562,18 @@ fn coupling(
     let mut sources = Vec::new();
     let mut weights = Vec::new();
     let mut source_vars = Vec::new();
+    let mut delayed = Vec::new();
+    let mut delays = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut source_kind = None;
     for &n in members {
         let (_, _, terms) = &items[n].couplings[ci];
-        for &(w, s) in terms {
+        for &Term {
+            weight: w,
+            source: s,
+            delay,
+        } in terms
+        {
             let kind = c.var(s).kind;
             if !matches!(kind, VarKind::State | VarKind::Algebraic) {
                 return unsupported(format!(
@@ -551,7 +588,10 @@ fn coupling(
             }
             sources.push(layout.slot[s.0 as usize]);
             weights.push(w);
-            if seen.insert(s) {
+            delayed.push(delay.map(|_| s));
+            delays.push(delay.unwrap_or(0.0));
+            // A delayed read comes from history: no ordering against this step's value.
+            if delay.is_none() && seen.insert(s) {
                 source_vars.push(s);
             }
         }
@@ -559,6 +599,7 @@ fn coupling(
     }
     let width = rows[1] as usize;
     let dense = width > 0
+        && delayed.iter().all(Option::is_none)
         && rows.windows(2).all(|r| (r[1] - r[0]) as usize == width)
         && sources.chunks(width).all(|row| row == &sources[..width]);
     Ok(Coupling {
@@ -569,6 +610,8 @@ fn coupling(
         rows,
         sources,
         weights,
+        delayed,
+        delays,
         source_vars,
         dense,
     })
@@ -698,6 +741,13 @@ mod tests {
     use super::*;
     use crate::model::passes::{lower_edges, specialize_params};
 
+    fn vars_named(c: &Circuit, suffix: &str) -> Vec<VarId> {
+        (0..c.vars.len() as u32)
+            .map(VarId)
+            .filter(|v| c.var(*v).name.ends_with(suffix))
+            .collect()
+    }
+
     /// Lowered, with every parameter but `G` and `eta` folded (what a sweep over them compiles).
     fn swept(c: &Circuit) -> Circuit {
         let low = lower_edges(c);
@@ -761,6 +811,29 @@ mod tests {
     }
 
     #[test]
+    fn plan_delays_are_per_term_and_only_current_reads_order_the_groups() {
+        let (n, dt, dmax) = (5, 1e-4, 0.002);
+        let c = swept(&load(&yaml(n, dmax, dt, |_, _| true)));
+        let net = plan(&c).expect("a network");
+        let cp = &net.couplings[0];
+        assert!(cp.has_delays() && !cp.dense);
+        for i in 0..n {
+            for j in 0..n {
+                let k = i * n + j;
+                let d = delay_steps(dmax, dt, i, j) as f64 * dt;
+                let r_j = c.find_var(&format!("n{j}/qif_net_op/r")).expect("r");
+                // A zero delay is an ordinary read (the reference evaluator's rule).
+                assert_eq!(cp.delayed[k], (d > 0.0).then_some(r_j), "term {i},{j}");
+                assert!(
+                    (cp.delays[k] - d).abs() <= 1e-15,
+                    "term {i},{j}: {} vs {d}",
+                    cp.delays[k]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn plan_per_node_constants_become_a_table() {
         let n = 4;
         let mut c = lower_edges(&load(&yaml(n, 0.0, 1e-4, |_, _| true)));
@@ -776,14 +849,16 @@ mod tests {
     }
 
     #[test]
-    fn plan_declines_small_circuits_delays_and_per_lane_weights() {
+    fn plan_declines_small_circuits_per_lane_delays_and_per_lane_weights() {
         // Three nodes: below MIN_POPULATION, the unrolled code stays.
         let small = swept(&load(&yaml(3, 0.0, 1e-4, |_, _| true)));
         assert_eq!(plan(&small), Err(NotANetwork::Small));
-        // Conduction delays are read through `past`: not expressed by the loops yet.
-        let delayed = swept(&load(&yaml(5, 0.002, 1e-4, |_, _| true)));
-        match plan(&delayed) {
-            Err(NotANetwork::Unsupported(why)) => assert!(why.contains("no delays"), "{why}"),
+        // Delays that vary per lane (a sweep over conduction delays) are not data yet.
+        let low = lower_edges(&load(&yaml(5, 0.002, 1e-4, |_, _| true)));
+        let delays = vars_named(&low, "/delay");
+        let per_lane_delays = specialize_params(&low, &delays);
+        match plan(&per_lane_delays) {
+            Err(NotANetwork::Unsupported(why)) => assert!(why.contains("constant weights and delays"), "{why}"),
             other => panic!("expected a reason, got {other:?}"),
         }
         // Weights left as per-lane parameters (a sweep over one edge's weight).

@@ -34,10 +34,27 @@ const CHUNK: usize = 16;
 
 /// Helpers per precision (`RTYPE` replaced by the C type, `_SFX` by `_d` or `_f`).
 const HELPERS: &str = r#"
+/* Whole chunks use explicit vectors of lanes (GCC/Clang vector extensions): left to itself
+   the vectoriser may vectorise over columns with gathers instead of over lanes. */
+typedef RTYPE rr_v_SFX __attribute__((vector_size(64), aligned(sizeof(RTYPE)), may_alias));
+#define RR_VW_SFX (64 / (int)sizeof(RTYPE))
+#define RR_NV_SFX (RR_CHUNK / RR_VW_SFX)
+
 /* One coupling row over lanes l0 .. l0+m: O = E + sum_k CW[k] * SRC[CJ[k]], in k order. */
 static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_t l0, size_t m, const RTYPE* restrict E,
         RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict CW,
         size_t k0, size_t k1) {
+    if (m == RR_CHUNK) {
+        rr_v_SFX acc[RR_NV_SFX];
+        for (int q = 0; q < RR_NV_SFX; q++) acc[q] = *(const rr_v_SFX*)(E + l0 + q * RR_VW_SFX);
+        for (size_t k = k0; k < k1; k++) {
+            const RTYPE w = (RTYPE)CW[k];
+            const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
+            for (int q = 0; q < RR_NV_SFX; q++) acc[q] = acc[q] + w * x[q];
+        }
+        for (int q = 0; q < RR_NV_SFX; q++) *(rr_v_SFX*)(O + l0 + q * RR_VW_SFX) = acc[q];
+        return;
+    }
     RTYPE acc[RR_CHUNK];
     for (size_t l = 0; l < m; l++) acc[l] = E[l0 + l];
     for (size_t k = k0; k < k1; k++) {
@@ -53,45 +70,79 @@ static void rr_csr_SFX(size_t lanes, const RTYPE* restrict E, RTYPE* restrict O,
     for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK) rr_row_SFX(lanes, l0, RR_CHUNK, E, O, SRC, CJ, CW, k0, k1);
     if (l0 < lanes) rr_row_SFX(lanes, l0, lanes - l0, E, O, SRC, CJ, CW, k0, k1);
 }
-/* Four rows of a dense coupling (rows es / os elements apart in E / O), each summed in
-   column order exactly as rr_row_T would. */
-static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0, size_t m,
+/* Four rows of a dense coupling over a whole chunk of lanes (rows es / os elements apart in
+   E / O), each summed in column order exactly as rr_row_SFX would: every loaded source
+   vector serves four accumulators. */
+static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
-    RTYPE a0[RR_CHUNK], a1[RR_CHUNK], a2[RR_CHUNK], a3[RR_CHUNK];
-    for (size_t l = 0; l < m; l++) {
-        a0[l] = E[l0 + l]; a1[l] = E[es + l0 + l]; a2[l] = E[2 * es + l0 + l]; a3[l] = E[3 * es + l0 + l];
+    rr_v_SFX a0[RR_NV_SFX], a1[RR_NV_SFX], a2[RR_NV_SFX], a3[RR_NV_SFX];
+    for (int q = 0; q < RR_NV_SFX; q++) {
+        const size_t o = l0 + (size_t)q * RR_VW_SFX;
+        a0[q] = *(const rr_v_SFX*)(E + o); a1[q] = *(const rr_v_SFX*)(E + es + o);
+        a2[q] = *(const rr_v_SFX*)(E + 2 * es + o); a3[q] = *(const rr_v_SFX*)(E + 3 * es + o);
     }
     const double *w0 = W, *w1 = W + ncols, *w2 = W + 2 * ncols, *w3 = W + 3 * ncols;
     for (size_t k = 0; k < ncols; k++) {
-        const RTYPE* restrict x = SRC + (size_t)CJ[k] * lanes + l0;
+        const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
         const RTYPE b0 = (RTYPE)w0[k], b1 = (RTYPE)w1[k], b2 = (RTYPE)w2[k], b3 = (RTYPE)w3[k];
-        for (size_t l = 0; l < m; l++) {
-            const RTYPE v = x[l];
-            a0[l] = a0[l] + b0 * v; a1[l] = a1[l] + b1 * v; a2[l] = a2[l] + b2 * v; a3[l] = a3[l] + b3 * v;
+        for (int q = 0; q < RR_NV_SFX; q++) {
+            const rr_v_SFX v = x[q];
+            a0[q] = a0[q] + b0 * v; a1[q] = a1[q] + b1 * v; a2[q] = a2[q] + b2 * v; a3[q] = a3[q] + b3 * v;
         }
     }
-    for (size_t l = 0; l < m; l++) {
-        O[l0 + l] = a0[l]; O[os + l0 + l] = a1[l]; O[2 * os + l0 + l] = a2[l]; O[3 * os + l0 + l] = a3[l];
+    for (int q = 0; q < RR_NV_SFX; q++) {
+        const size_t o = l0 + (size_t)q * RR_VW_SFX;
+        *(rr_v_SFX*)(O + o) = a0[q]; *(rr_v_SFX*)(O + os + o) = a1[q];
+        *(rr_v_SFX*)(O + 2 * os + o) = a2[q]; *(rr_v_SFX*)(O + 3 * os + o) = a3[q];
+    }
+}
+/* A row whose terms may read a source's past through the solver (rr_past, as the unrolled
+   code does); lane by lane. DV[k]: the variable read with delay DD[k], or ~0 for SRC now. */
+static void rr_delayed_SFX(size_t lanes, double t, void* ctx, const RTYPE* restrict E, RTYPE* restrict O,
+        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict CW,
+        const unsigned long long* restrict DV, const double* restrict DD, size_t k0, size_t k1) {
+    for (size_t l = 0; l < lanes; l++) {
+        RTYPE acc = E[l];
+        for (size_t k = k0; k < k1; k++) {
+            const RTYPE x = DV[k] == ~0ULL ? SRC[(size_t)CJ[k] * lanes + l]
+                                          : (RTYPE)rr_past(ctx, (unsigned)DV[k], l, t, (double)(RTYPE)DD[k]);
+            acc = acc + (RTYPE)CW[k] * x;
+        }
+        O[l] = acc;
     }
 }
 static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
         const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
+    const size_t whole = lanes / RR_CHUNK * RR_CHUNK;
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        size_t l0 = 0;
-        for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK)
-            rr_rows4_SFX(lanes, l0, RR_CHUNK, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
-        if (l0 < lanes) rr_rows4_SFX(lanes, l0, lanes - l0, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
-    }
-    for (; i < n; i++) rr_csr_SFX(lanes, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+    for (; i + 4 <= n; i += 4)
+        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
+            rr_rows4_SFX(lanes, l0, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
+    for (; i < n; i++)
+        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
+            rr_row_SFX(lanes, l0, RR_CHUNK, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+    /* The lanes after the last whole chunk, one row at a time. */
+    if (whole < lanes)
+        for (size_t r = 0; r < n; r++)
+            rr_row_SFX(lanes, whole, lanes - whole, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
 }
 "#;
 
+/// Where one coupling's data starts.
+#[derive(Clone, Copy)]
+struct CouplingAt {
+    /// Row offsets and source slots in NI, weights in ND.
+    rows: usize,
+    sources: usize,
+    weights: usize,
+    /// Delayed variables in NI and delays in ND, when it has delays.
+    delays: Option<(usize, usize)>,
+}
+
 /// Where the data of each coupling and per-node constant table starts.
 struct Offsets {
-    /// Per coupling: (rows in NI, sources in NI, weights in ND).
-    couplings: Vec<(usize, usize, usize)>,
+    couplings: Vec<CouplingAt>,
     /// Per population: node-0 constant → offset of its per-node values in ND.
     consts: Vec<HashMap<ExprId, usize>>,
 }
@@ -110,7 +161,19 @@ fn data(net: &Network) -> (NetData, Offsets) {
         }
         let weights = d.nd.len();
         d.nd.extend_from_slice(&cp.weights);
-        couplings.push((rows, sources, weights));
+        let delays = cp.has_delays().then(|| {
+            let vars = d.ni.len();
+            d.ni.extend(cp.delayed.iter().map(|v| v.map_or(u64::MAX, |v| u64::from(v.0))));
+            let secs = d.nd.len();
+            d.nd.extend_from_slice(&cp.delays);
+            (vars, secs)
+        });
+        couplings.push(CouplingAt {
+            rows,
+            sources,
+            weights,
+            delays,
+        });
     }
     let consts = net
         .populations
@@ -228,14 +291,27 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 let cp = &net.couplings[k];
                 let p = &net.populations[cp.pop];
                 let (tgt, ext) = (p.locals[cp.target], p.locals[cp.external]);
-                let (rows, srcs, ws) = off.couplings[k];
+                let CouplingAt {
+                    rows,
+                    sources: srcs,
+                    weights: ws,
+                    delays,
+                } = off.couplings[k];
                 let src = array(cp.source_kind);
                 let _ = writeln!(s, "/* edges into {} */", c.var(tgt.var).name);
                 let es = format!("(size_t){} * lanes", ext.stride);
                 let os = format!("(size_t){} * lanes", tgt.stride);
                 let e0 = format!("U + (size_t){} * lanes", ext.base);
                 let o0 = format!("A + (size_t){} * lanes", tgt.base);
-                if cp.dense {
+                if let Some((dv, dd)) = delays {
+                    let _ = writeln!(
+                        s,
+                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+                        n = cp.len(),
+                        er = row(ext.base, ext.stride),
+                        or = row(tgt.base, tgt.stride),
+                    );
+                } else if cp.dense {
                     let _ = writeln!(
                         s,
                         "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});",
@@ -304,7 +380,7 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
     text.push_str(PRELUDE);
     let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
     for (t, sfx) in [("double", "d"), ("float", "f")] {
-        text.push_str(&HELPERS.replace("_SFX(", &format!("_{sfx}(")).replace("RTYPE", t));
+        text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
     }
     for ty in [Ty::F64, Ty::F32] {
         let t = ty.name();
@@ -397,7 +473,8 @@ void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, doub
     (
         Source {
             text,
-            uses_callbacks: false,
+            // Delayed reads need the solver between steps (its history): no fused stepper.
+            uses_callbacks: net.couplings.iter().any(|c| c.has_delays()),
             hoisted: 0,
         },
         d,
