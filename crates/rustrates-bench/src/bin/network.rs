@@ -5,8 +5,11 @@
 //! ```text
 //! cargo build --release -p rustrates-bench --bin network
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
-//!                        [--cases 200x16x1,68x256x1] [--compile 10,100,1000]
+//!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
 //! ```
+//!
+//! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
+//! the C program).
 //!
 //! rustrates reads the circuit as a PyRates YAML edge list (N² edges, the C program's
 //! formula), sweeps G and eta in every node (`param_map` with all nodes) on one thread,
@@ -49,6 +52,8 @@ struct Case {
     n: usize,
     points: usize,
     time: f64,
+    /// Largest conduction delay (s); 0: none.
+    dmax: f64,
 }
 
 struct Args {
@@ -71,11 +76,19 @@ fn parse_args() -> Result<Args, String> {
                 n: 200,
                 points: 16,
                 time: 1.0,
+                dmax: 0.0,
             },
             Case {
                 n: 68,
                 points: 256,
                 time: 1.0,
+                dmax: 0.0,
+            },
+            Case {
+                n: 68,
+                points: 16,
+                time: 0.05,
+                dmax: 0.02,
             },
         ],
         compile: vec![10, 100, 1000],
@@ -92,14 +105,15 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|s| !s.is_empty())
                     .map(|s| {
                         let f: Vec<&str> = s.split('x').collect();
-                        let bad = || format!("--cases: '{s}' is not NxPxT (e.g. 200x16x1)");
-                        if f.len() != 3 {
+                        let bad = || format!("--cases: '{s}' is not NxPxT[xDMAX] (e.g. 200x16x1)");
+                        if !(3..=4).contains(&f.len()) {
                             return Err(bad());
                         }
                         Ok(Case {
                             n: f[0].parse().map_err(|_| bad())?,
                             points: f[1].parse().map_err(|_| bad())?,
                             time: f[2].parse().map_err(|_| bad())?,
+                            dmax: f.get(3).map_or(Ok(0.0), |d| d.parse()).map_err(|_| bad())?,
                         })
                     })
                     .collect::<Result<_, _>>()?;
@@ -127,8 +141,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// `network_grid.c`'s circuit as a PyRates YAML edge list, edges into each target in source
-/// order (the C program's summation order).
-fn network_yaml(n: usize) -> String {
+/// order (the C program's summation order), delays rounded to whole steps as it reads them.
+fn network_yaml(n: usize, dmax: f64) -> String {
     let mut s = String::with_capacity(80 * n * n + 1000);
     s.push_str(OPERATOR);
     s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
@@ -139,8 +153,14 @@ fn network_yaml(n: usize) -> String {
     for i in 0..n {
         for j in 0..n {
             let w = 0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64;
+            let delay = if dmax > 0.0 {
+                let steps = (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round();
+                format!(", delay: {:e}", steps * DT)
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}}}]\n"
+                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}{delay}}}]\n"
             ));
         }
     }
@@ -168,7 +188,7 @@ fn run_c(exe: &Path, case: &Case) -> Result<(f64, f64), String> {
         .env("OMP_NUM_THREADS", "1")
         .args([case.n.to_string(), case.points.to_string(), case.time.to_string()])
         .arg(DT.to_string())
-        .arg("0")
+        .arg(case.dmax.to_string())
         .output()
         .map_err(|e| format!("{}: {e}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -244,14 +264,17 @@ fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let exe = build_c(&args.c_source, work.path())?;
-    println!("network benchmark: N QIF nodes all-to-all, Euler dt {DT}, one thread, no delays");
     println!(
-        "{:>6} {:>7} {:>5} {:>10} {:>12} {:>8} {:>12} {:>12}",
-        "N", "points", "T", "C sim s", "rustrates s", "× C", "ns/node-lane-step", "checksum rel. diff"
+        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, C back end, best of {}",
+        args.repeats
+    );
+    println!(
+        "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>7} {:>9} {:>12} {:>10}",
+        "N", "points", "T", "dmax", "C sim s", "ours s", "× C", "2 thr. s", "1 thr./2 thr.", "checksum Δ"
     );
     for case in &args.cases {
         let path = work.path().join(format!("net{}.yaml", case.n));
-        std::fs::write(&path, network_yaml(case.n)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, network_yaml(case.n, case.dmax)).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
         let s = spec(case, Backend::C);
@@ -268,17 +291,27 @@ fn real_main() -> Result<(), String> {
             rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
             ours_best = ours_best.min(t0.elapsed().as_secs_f64());
         }
-        let steps = (case.time / DT).round();
+        let ours_sum = sink.0;
+        let mut two = s.clone();
+        two.threads = Some(2);
+        let mut two_best = f64::INFINITY;
+        for _ in 0..args.repeats.max(1) {
+            let t0 = Instant::now();
+            rustrates::sweep::run(&two, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
+            two_best = two_best.min(t0.elapsed().as_secs_f64());
+        }
         println!(
-            "{:>6} {:>7} {:>5} {:>10.3} {:>12.3} {:>8.2} {:>12.2} {:>12.1e}",
+            "{:>5} {:>6} {:>5} {:>6} {:>9.3} {:>9.3} {:>7.2} {:>9.3} {:>12.2} {:>10.1e}",
             case.n,
             case.points,
             case.time,
+            case.dmax,
             c_best,
             ours_best,
             ours_best / c_best,
-            1e9 * ours_best / (case.n as f64 * case.points as f64 * steps),
-            (sink.0 - c_sum).abs() / c_sum.abs()
+            two_best,
+            ours_best / two_best,
+            (ours_sum - c_sum).abs() / c_sum.abs()
         );
     }
     if !args.compile.is_empty() {
@@ -290,7 +323,7 @@ fn real_main() -> Result<(), String> {
     }
     for &n in &args.compile {
         let path = work.path().join(format!("compile{n}.yaml"));
-        std::fs::write(&path, network_yaml(n)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, network_yaml(n, 0.0)).map_err(|e| e.to_string())?;
         let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         let loaded =

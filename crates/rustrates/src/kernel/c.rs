@@ -540,6 +540,12 @@ pub fn auto_choice(circuit: &Circuit, opts: &KernelOptions) -> Backend {
 /// chosen (its probe costs a Cranelift compile in every process).
 pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend, Option<CBuild>) {
     let build = CBuild::new(circuit, opts).ok();
+    // A network compiles to loops only here: the JIT would compile one term per edge (code
+    // growing with the edges; 53 s to first result at N = 200 all-to-all), and the cost model
+    // below counts states, not the coupling's N² terms per step.
+    if build.as_ref().is_some_and(|b| b.net.is_some()) {
+        return (Backend::C, build);
+    }
     let mut facts = AutoFacts {
         compiler: build.is_some(),
         cached: build.as_ref().is_some_and(CBuild::is_cached),

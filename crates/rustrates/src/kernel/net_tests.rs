@@ -87,8 +87,8 @@ fn kernel(c: &Circuit, backend: Backend, dir: &std::path::Path) -> Kernel {
     .expect("compiles")
 }
 
-/// `lanes` points with distinct (G, eta): more than one chunk of 16 lanes (whole chunks run
-/// as explicit vectors, the rest lane by lane).
+/// `lanes` points with distinct (G, eta). Couplings run whole chunks of 16 lanes, then whole
+/// vectors (8 doubles), then the rest lane by lane: 28 = 16 + 8 + 4 takes every path.
 fn spread_points(lanes: usize) -> Vec<(f64, f64)> {
     (0..lanes).map(|l| (0.1 * l as f64, -6.0 + 0.07 * l as f64)).collect()
 }
@@ -176,14 +176,14 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
 /// derivative, on states spread around the initial state, is identical bit for bit between
 /// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
 /// network (12 nodes: three blocks of four rows; 6: one block and two single rows), a sparse
-/// ring and per-node constants, on 36 lanes (two vector chunks and a tail of 4).
+/// ring and per-node constants, on 44 lanes (two chunks, one vector, four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
     if !super::c::compiler_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let points = spread_points(36);
+    let points = spread_points(44);
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
     let cases: Vec<(&str, Circuit)> = vec![
@@ -241,8 +241,8 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
     }
 }
 
-/// A lane's result does not depend on the block it runs in: 20 points in one block of the C
-/// network kernel (a vector chunk of 16 and 4 lanes one by one) equal each point run alone,
+/// A lane's result does not depend on the block it runs in: 28 points in one block of the C
+/// network kernel (a chunk of 16, a vector of 8, 4 lanes one by one) equal each point run alone,
 /// bit for bit (RK4, so every stage goes through the coupling).
 #[test]
 fn network_lanes_equal_single_runs_bit_for_bit() {
@@ -251,7 +251,7 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
     }
     let (n, dt, steps, every) = (6, 1e-4, 300, 30);
     let dir = tempfile::tempdir().expect("temp dir");
-    let points = spread_points(20);
+    let points = spread_points(28);
     let c = load(&yaml(n, 0.0, dt, |_, _| true));
     let (compiled, params) = prepared(&c, &points);
     let k = kernel(&compiled, Backend::C, dir.path());
@@ -321,4 +321,25 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
     let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
     assert!(a.data.iter().all(|x| x.is_finite()));
     assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+/// `Auto` takes the C back end for a network however short the run: the JIT would compile
+/// one term per edge. The same circuit below the population size keeps the cost model's
+/// choice (the JIT for a run this short).
+#[test]
+fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = KernelOptions {
+        backend: Backend::Auto,
+        work_hint: 1.0,
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..KernelOptions::default()
+    };
+    let (network, _) = prepared(&load(&yaml(5, 0.0, 1e-4, |_, _| true)), &grid());
+    assert_eq!(super::c::auto_choice(&network, &opts), Backend::C);
+    let (small, _) = prepared(&load(&yaml(3, 0.0, 1e-4, |_, _| true)), &grid());
+    assert_ne!(super::c::auto_choice(&small, &opts), Backend::C);
 }

@@ -40,19 +40,20 @@ typedef RTYPE rr_v_SFX __attribute__((vector_size(64), aligned(sizeof(RTYPE)), m
 #define RR_VW_SFX (64 / (int)sizeof(RTYPE))
 #define RR_NV_SFX (RR_CHUNK / RR_VW_SFX)
 
-/* One coupling row over lanes l0 .. l0+m: O = E + sum_k CW[k] * SRC[CJ[k]], in k order. */
-static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_t l0, size_t m, const RTYPE* restrict E,
-        RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict CW,
-        size_t k0, size_t k1) {
-    if (m == RR_CHUNK) {
+/* One coupling row over lanes l0 .. l0+m: O = E + sum_k CW[k] * SRC[CJ[k]], in k order;
+   m = nv vectors of lanes (nv a constant after inlining), or any m lane by lane (nv = 0). */
+static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_t l0, size_t m, int nv,
+        const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ,
+        const double* restrict CW, size_t k0, size_t k1) {
+    if (nv > 0) {
         rr_v_SFX acc[RR_NV_SFX];
-        for (int q = 0; q < RR_NV_SFX; q++) acc[q] = *(const rr_v_SFX*)(E + l0 + q * RR_VW_SFX);
+        for (int q = 0; q < nv; q++) acc[q] = *(const rr_v_SFX*)(E + l0 + q * RR_VW_SFX);
         for (size_t k = k0; k < k1; k++) {
             const RTYPE w = (RTYPE)CW[k];
             const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
-            for (int q = 0; q < RR_NV_SFX; q++) acc[q] = acc[q] + w * x[q];
+            for (int q = 0; q < nv; q++) acc[q] = acc[q] + w * x[q];
         }
-        for (int q = 0; q < RR_NV_SFX; q++) *(rr_v_SFX*)(O + l0 + q * RR_VW_SFX) = acc[q];
+        for (int q = 0; q < nv; q++) *(rr_v_SFX*)(O + l0 + q * RR_VW_SFX) = acc[q];
         return;
     }
     RTYPE acc[RR_CHUNK];
@@ -64,20 +65,27 @@ static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_
     }
     for (size_t l = 0; l < m; l++) O[l0 + l] = acc[l];
 }
+/* A row over all lanes: whole chunks, then whole vectors, then the rest lane by lane. */
+static inline __attribute__((always_inline)) void rr_row_all_SFX(size_t lanes, const RTYPE* restrict E,
+        RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ,
+        const double* restrict CW, size_t k0, size_t k1) {
+    size_t l0 = 0;
+    for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK) rr_row_SFX(lanes, l0, RR_CHUNK, RR_NV_SFX, E, O, SRC, CJ, CW, k0, k1);
+    for (; l0 + RR_VW_SFX <= lanes; l0 += RR_VW_SFX) rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E, O, SRC, CJ, CW, k0, k1);
+    if (l0 < lanes) rr_row_SFX(lanes, l0, lanes - l0, 0, E, O, SRC, CJ, CW, k0, k1);
+}
 static void rr_csr_SFX(size_t lanes, const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC,
         const unsigned long long* restrict CJ, const double* restrict CW, size_t k0, size_t k1) {
-    size_t l0 = 0;
-    for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK) rr_row_SFX(lanes, l0, RR_CHUNK, E, O, SRC, CJ, CW, k0, k1);
-    if (l0 < lanes) rr_row_SFX(lanes, l0, lanes - l0, E, O, SRC, CJ, CW, k0, k1);
+    rr_row_all_SFX(lanes, E, O, SRC, CJ, CW, k0, k1);
 }
-/* Four rows of a dense coupling over a whole chunk of lanes (rows es / os elements apart in
-   E / O), each summed in column order exactly as rr_row_SFX would: every loaded source
+/* Four rows of a dense coupling over nv vectors of lanes from l0 (rows es / os elements apart
+   in E / O), each summed in column order exactly as rr_row_SFX would: every loaded source
    vector serves four accumulators. */
-static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0,
+static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0, int nv,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
     rr_v_SFX a0[RR_NV_SFX], a1[RR_NV_SFX], a2[RR_NV_SFX], a3[RR_NV_SFX];
-    for (int q = 0; q < RR_NV_SFX; q++) {
+    for (int q = 0; q < nv; q++) {
         const size_t o = l0 + (size_t)q * RR_VW_SFX;
         a0[q] = *(const rr_v_SFX*)(E + o); a1[q] = *(const rr_v_SFX*)(E + es + o);
         a2[q] = *(const rr_v_SFX*)(E + 2 * es + o); a3[q] = *(const rr_v_SFX*)(E + 3 * es + o);
@@ -86,12 +94,12 @@ static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, siz
     for (size_t k = 0; k < ncols; k++) {
         const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
         const RTYPE b0 = (RTYPE)w0[k], b1 = (RTYPE)w1[k], b2 = (RTYPE)w2[k], b3 = (RTYPE)w3[k];
-        for (int q = 0; q < RR_NV_SFX; q++) {
+        for (int q = 0; q < nv; q++) {
             const rr_v_SFX v = x[q];
             a0[q] = a0[q] + b0 * v; a1[q] = a1[q] + b1 * v; a2[q] = a2[q] + b2 * v; a3[q] = a3[q] + b3 * v;
         }
     }
-    for (int q = 0; q < RR_NV_SFX; q++) {
+    for (int q = 0; q < nv; q++) {
         const size_t o = l0 + (size_t)q * RR_VW_SFX;
         *(rr_v_SFX*)(O + o) = a0[q]; *(rr_v_SFX*)(O + os + o) = a1[q];
         *(rr_v_SFX*)(O + 2 * os + o) = a2[q]; *(rr_v_SFX*)(O + 3 * os + o) = a3[q];
@@ -115,17 +123,25 @@ static void rr_delayed_SFX(size_t lanes, double t, void* ctx, const RTYPE* restr
 static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
         const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
     const size_t whole = lanes / RR_CHUNK * RR_CHUNK;
+    const size_t vectors = lanes / RR_VW_SFX * RR_VW_SFX;
     size_t i = 0;
-    for (; i + 4 <= n; i += 4)
+    for (; i + 4 <= n; i += 4) {
+        const RTYPE* restrict Ei = E + i * es;
+        RTYPE* restrict Oi = O + i * os;
+        const double* restrict Wi = W + i * ncols;
+        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK) rr_rows4_SFX(lanes, l0, RR_NV_SFX, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
+        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX) rr_rows4_SFX(lanes, l0, 1, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
+    }
+    for (; i < n; i++) {
         for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
-            rr_rows4_SFX(lanes, l0, E + i * es, es, O + i * os, os, SRC, CJ, W + i * ncols, ncols);
-    for (; i < n; i++)
-        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
-            rr_row_SFX(lanes, l0, RR_CHUNK, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
-    /* The lanes after the last whole chunk, one row at a time. */
-    if (whole < lanes)
+            rr_row_SFX(lanes, l0, RR_CHUNK, RR_NV_SFX, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX)
+            rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+    }
+    /* The lanes after the last whole vector, one row at a time, lane by lane. */
+    if (vectors < lanes)
         for (size_t r = 0; r < n; r++)
-            rr_row_SFX(lanes, whole, lanes - whole, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
+            rr_row_SFX(lanes, vectors, lanes - vectors, 0, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
 }
 "#;
 
