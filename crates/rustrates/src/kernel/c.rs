@@ -24,6 +24,7 @@
 
 mod build;
 mod emit;
+mod emit_net;
 
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -68,11 +69,54 @@ pub const BLOCK_LANES: usize = emit::BLOCK;
 /// divisions dominate the cost of typical neural-mass right-hand sides otherwise.
 const RECIPROCAL_DIVISORS: bool = true;
 
+/// The network variants (`rustrates_net_*`, see `emit_net`): the same arguments plus the
+/// network's integer and double data.
+type NetRhsFn<R> =
+    unsafe extern "C" fn(usize, f64, *const R, *const R, *const R, *mut R, *mut R, *mut c_void, *const u64, *const f64);
+type NetStepsFn = unsafe extern "C" fn(
+    usize,
+    usize,
+    f64,
+    f64,
+    *mut f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *mut c_void,
+    c_int,
+    *const f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *const u32,
+    usize,
+    usize,
+    usize,
+    usize,
+    *mut f64,
+    *const u64,
+    *const f64,
+);
+
+/// The library's entry points: one copy of the equations per node, or loops over the
+/// populations of a network with its data.
+enum Entry {
+    Scalar {
+        rhs64: RhsF64,
+        rhs32: RhsF32,
+        steps: StepsFn,
+    },
+    Network {
+        rhs64: NetRhsFn<f64>,
+        rhs32: NetRhsFn<f32>,
+        steps: NetStepsFn,
+        data: emit_net::NetData,
+    },
+}
+
 /// A compiled and loaded kernel library.
 pub struct CKernel {
-    rhs64: RhsF64,
-    rhs32: RhsF32,
-    steps: StepsFn,
+    entry: Entry,
     states: usize,
     params: usize,
     inputs: usize,
@@ -91,13 +135,11 @@ type SetHooksFn = unsafe extern "C" fn(
 );
 
 struct Loaded {
-    rhs64: RhsF64,
-    rhs32: RhsF32,
-    steps: StepsFn,
+    entry: Entry,
     lib: libloading::Library,
 }
 
-fn load(path: &Path) -> Result<Loaded, KernelError> {
+fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<Loaded, KernelError> {
     let fail = |e: libloading::Error| KernelError::LoadFailed {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -108,26 +150,39 @@ fn load(path: &Path) -> Result<Loaded, KernelError> {
     // SAFETY: the symbol types match the C prototypes emitted by `emit::emit`; the pointers
     // are only used while `lib` is alive (both live in the same `CKernel`).
     unsafe {
-        let rhs64 = *lib.get::<RhsF64>(b"rustrates_rhs\0").map_err(fail)?;
-        let rhs32 = *lib.get::<RhsF32>(b"rustrates_rhs_f32\0").map_err(fail)?;
-        let steps = *lib.get::<StepsFn>(b"rustrates_steps\0").map_err(fail)?;
+        let entry = match net {
+            None => Entry::Scalar {
+                rhs64: *lib.get::<RhsF64>(b"rustrates_rhs\0").map_err(fail)?,
+                rhs32: *lib.get::<RhsF32>(b"rustrates_rhs_f32\0").map_err(fail)?,
+                steps: *lib.get::<StepsFn>(b"rustrates_steps\0").map_err(fail)?,
+            },
+            Some(data) => Entry::Network {
+                rhs64: *lib.get::<NetRhsFn<f64>>(b"rustrates_net_rhs\0").map_err(fail)?,
+                rhs32: *lib.get::<NetRhsFn<f32>>(b"rustrates_net_rhs_f32\0").map_err(fail)?,
+                steps: *lib.get::<NetStepsFn>(b"rustrates_net_steps\0").map_err(fail)?,
+                data: data.clone(),
+            },
+        };
         let set_hooks = *lib.get::<SetHooksFn>(b"rustrates_set_hooks\0").map_err(fail)?;
         // Generated code reaches `Past`/`Randn` through these trampolines, which forward to
         // the hooks the solver installs in the `KernelCtx`.
         set_hooks(super::mathfns::rustrates_past, super::mathfns::rustrates_randn);
-        Ok(Loaded {
-            rhs64,
-            rhs32,
-            steps,
-            lib,
-        })
+        Ok(Loaded { entry, lib })
     }
+}
+
+/// The function `call_rhs` calls, with the network's data when it has some.
+enum Call<'a, R> {
+    Scalar(RhsFn<R>),
+    Network(NetRhsFn<R>, &'a emit_net::NetData),
 }
 
 /// A circuit's C source and the cache entry its library lives in: emitted and hashed once per
 /// kernel, whether `Auto` only asks if it is cached or the kernel is then built from it.
 pub(crate) struct CBuild {
     source: emit::Source,
+    /// The network's data when the source is the network form (`emit_net`).
+    net: Option<emit_net::NetData>,
     cmd: Vec<String>,
     path: PathBuf,
 }
@@ -141,10 +196,21 @@ impl CBuild {
         }
         let cmd = build::compiler_command();
         let version = build::compiler_version(&cmd)?;
-        let source = emit::emit(circuit, RECIPROCAL_DIVISORS);
+        let (source, net) = match crate::model::network::plan(circuit) {
+            Ok(plan) => {
+                let (source, data) = emit_net::emit(circuit, &plan);
+                (source, Some(data))
+            }
+            Err(why) => {
+                if why != crate::model::network::NotANetwork::Small {
+                    log::info!("C back end: unrolled code for circuit {}: {why}", circuit.name);
+                }
+                (emit::emit(circuit, RECIPROCAL_DIVISORS), None)
+            }
+        };
         let key = build::cache_key(&source.text, &cmd, &version);
         let path = build::library_path(&build::cache_dir(opts), &key);
-        Ok(CBuild { source, cmd, path })
+        Ok(CBuild { source, net, cmd, path })
     }
 
     fn is_cached(&self) -> bool {
@@ -158,28 +224,26 @@ impl CKernel {
     }
 
     pub(crate) fn from_build(circuit: &Circuit, build: CBuild) -> Result<Self, KernelError> {
-        let CBuild { source, cmd, path } = build;
+        let CBuild { source, net, cmd, path } = build;
         let mut compiled = false;
         if !path.exists() {
             build::compile(&source.text, &cmd, &path)?;
             compiled = true;
         }
-        let loaded = match load(&path) {
+        let loaded = match load(&path, net.as_ref()) {
             Ok(l) => l,
             // A damaged cache entry (e.g. a disk filled up): rebuild it once.
             Err(e) if !compiled => {
                 log::warn!("{e}; recompiling");
                 build::compile(&source.text, &cmd, &path)?;
                 compiled = true;
-                load(&path)?
+                load(&path, net.as_ref())?
             }
             Err(e) => return Err(e),
         };
         let layout = circuit.layout();
         Ok(CKernel {
-            rhs64: loaded.rhs64,
-            rhs32: loaded.rhs32,
-            steps: loaded.steps,
+            entry: loaded.entry,
             states: layout.states.len(),
             params: layout.params.len(),
             inputs: layout.inputs.len(),
@@ -219,15 +283,27 @@ impl CKernel {
         );
     }
 
+    /// Whether the library runs loops over a network's populations (see `emit_net`) rather
+    /// than one copy of the equations per node.
+    pub fn is_network(&self) -> bool {
+        matches!(self.entry, Entry::Network { .. })
+    }
+
     pub fn rhs(&self, args: RhsArgs<'_>) {
-        self.call_rhs(self.rhs64, args);
+        match &self.entry {
+            Entry::Scalar { rhs64, .. } => self.call_rhs(Call::Scalar(*rhs64), args),
+            Entry::Network { rhs64, data, .. } => self.call_rhs(Call::Network(*rhs64, data), args),
+        }
     }
 
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        self.call_rhs(self.rhs32, args);
+        match &self.entry {
+            Entry::Scalar { rhs32, .. } => self.call_rhs(Call::Scalar(*rhs32), args),
+            Entry::Network { rhs32, data, .. } => self.call_rhs(Call::Network(*rhs32, data), args),
+        }
     }
 
-    fn call_rhs<R>(&self, f: RhsFn<R>, args: RhsArgs<'_, R>) {
+    fn call_rhs<R>(&self, f: Call<'_, R>, args: RhsArgs<'_, R>) {
         let RhsArgs {
             t,
             lanes,
@@ -245,18 +321,33 @@ impl CKernel {
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: lengths checked above; `f` is the library's function for this precision,
         // which touches exactly `slots × lanes` elements of each array, and `ctx` points to a
-        // live `#[repr(C)] KernelCtx`.
+        // live `#[repr(C)] KernelCtx`. A network's function also reads its data at the offsets
+        // `emit_net` baked into the same library from this very data.
         unsafe {
-            f(
-                lanes,
-                t,
-                y.as_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                dy.as_mut_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-            );
+            match f {
+                Call::Scalar(f) => f(
+                    lanes,
+                    t,
+                    y.as_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    dy.as_mut_ptr(),
+                    a.as_mut_ptr(),
+                    ctx.cast(),
+                ),
+                Call::Network(f, d) => f(
+                    lanes,
+                    t,
+                    y.as_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    dy.as_mut_ptr(),
+                    a.as_mut_ptr(),
+                    ctx.cast(),
+                    d.ni.as_ptr(),
+                    d.nd.as_ptr(),
+                ),
+            }
         }
     }
 
@@ -306,28 +397,54 @@ impl CKernel {
         // code indexes (`stages²`, `stages`, `stages`); the samples were checked above (slots in
         // range, `out` long enough, every sample within the call).
         unsafe {
-            (self.steps)(
-                lanes,
-                nsteps,
-                t0,
-                dt,
-                y.as_mut_ptr(),
-                p.as_ptr(),
-                u.as_ptr(),
-                a.as_mut_ptr(),
-                ctx.cast(),
-                stages as c_int,
-                tableau.a.as_ptr(),
-                tableau.b.as_ptr(),
-                tableau.c.as_ptr(),
-                work.as_mut_ptr(),
-                slots.as_ptr(),
-                slots.len(),
-                first,
-                every,
-                count,
-                out,
-            );
+            match &self.entry {
+                Entry::Scalar { steps, .. } => steps(
+                    lanes,
+                    nsteps,
+                    t0,
+                    dt,
+                    y.as_mut_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    a.as_mut_ptr(),
+                    ctx.cast(),
+                    stages as c_int,
+                    tableau.a.as_ptr(),
+                    tableau.b.as_ptr(),
+                    tableau.c.as_ptr(),
+                    work.as_mut_ptr(),
+                    slots.as_ptr(),
+                    slots.len(),
+                    first,
+                    every,
+                    count,
+                    out,
+                ),
+                Entry::Network { steps, data, .. } => steps(
+                    lanes,
+                    nsteps,
+                    t0,
+                    dt,
+                    y.as_mut_ptr(),
+                    p.as_ptr(),
+                    u.as_ptr(),
+                    a.as_mut_ptr(),
+                    ctx.cast(),
+                    stages as c_int,
+                    tableau.a.as_ptr(),
+                    tableau.b.as_ptr(),
+                    tableau.c.as_ptr(),
+                    work.as_mut_ptr(),
+                    slots.as_ptr(),
+                    slots.len(),
+                    first,
+                    every,
+                    count,
+                    out,
+                    data.ni.as_ptr(),
+                    data.nd.as_ptr(),
+                ),
+            }
         }
         true
     }
@@ -423,6 +540,12 @@ pub fn auto_choice(circuit: &Circuit, opts: &KernelOptions) -> Backend {
 /// chosen (its probe costs a Cranelift compile in every process).
 pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend, Option<CBuild>) {
     let build = CBuild::new(circuit, opts).ok();
+    // A network compiles to loops only here: the JIT would compile one term per edge (code
+    // growing with the edges; 53 s to first result at N = 200 all-to-all), and the cost model
+    // below counts states, not the coupling's N² terms per step.
+    if build.as_ref().is_some_and(|b| b.net.is_some()) {
+        return (Backend::C, build);
+    }
     let mut facts = AutoFacts {
         compiler: build.is_some(),
         cached: build.as_ref().is_some_and(CBuild::is_cached),
@@ -1589,7 +1712,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("junk.so");
         std::fs::write(&path, b"junk").expect("write");
-        assert!(matches!(load(&path), Err(KernelError::LoadFailed { .. })));
+        assert!(matches!(load(&path, None), Err(KernelError::LoadFailed { .. })));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::model::{Circuit, Layout, Var};
 pub mod c;
 pub mod jit;
 pub mod mathfns;
+#[cfg(test)]
+mod net_tests;
 pub mod reference;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -252,6 +254,12 @@ impl Kernel {
     }
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+    /// Whether the kernel runs loops over the populations of a network (see
+    /// [`crate::model::network`]) rather than one copy of the equations per node. Only the C
+    /// back end has loops so far; the others always run the unrolled code.
+    pub fn is_network(&self) -> bool {
+        matches!(&self.imp, KernelImpl::C(k) if k.is_network())
     }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {

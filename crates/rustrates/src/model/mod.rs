@@ -13,6 +13,7 @@ pub mod build;
 pub mod dump;
 pub mod ir;
 pub mod load;
+pub mod network;
 pub mod passes;
 pub mod test_models;
 

@@ -21,13 +21,13 @@ pub(crate) struct Source {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Ty {
+pub(crate) enum Ty {
     F64,
     F32,
 }
 
 impl Ty {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Ty::F64 => "double",
             Ty::F32 => "float",
@@ -45,7 +45,7 @@ impl Ty {
 /// A C literal that parses back to exactly `c` (in the target precision). Rust's `{:e}`
 /// prints the shortest digits that round-trip, and C compilers round decimal literals
 /// correctly.
-fn lit(c: f64, ty: Ty) -> String {
+pub(crate) fn lit(c: f64, ty: Ty) -> String {
     match ty {
         Ty::F64 => {
             if c.is_nan() {
@@ -86,7 +86,10 @@ enum Hoist {
     Recip(ExprId),
 }
 
-struct Emitter<'c> {
+/// See [`Emitter::remap`].
+pub(crate) type Remap<'a> = dyn Fn(ExprId, &Expr) -> Option<String> + 'a;
+
+pub(crate) struct Emitter<'c> {
     c: &'c Circuit,
     layout: &'c Layout,
     ty: Ty,
@@ -94,14 +97,17 @@ struct Emitter<'c> {
     temps: HashMap<ExprId, String>,
     /// Per algebraic slot: its local exists.
     assigned: Vec<bool>,
-    out: String,
+    pub(crate) out: String,
     /// When set, step-invariant sub-expressions are read from the rows `Hk[l]`.
     hoist: Option<&'c mut HoistPlan>,
     uses_callbacks: bool,
     pow_temps: usize,
+    /// Overrides the text of variables and constants (the network loops read a node's copy
+    /// of a template variable, or its value of a per-node constant).
+    pub(crate) remap: Option<&'c Remap<'c>>,
 }
 
-struct HoistPlan {
+pub(crate) struct HoistPlan {
     invariant: Vec<Option<bool>>,
     constant: Vec<Option<bool>>,
     items: Vec<Hoist>,
@@ -178,7 +184,7 @@ impl HoistPlan {
 }
 
 impl<'c> Emitter<'c> {
-    fn new(c: &'c Circuit, layout: &'c Layout, ty: Ty, hoist: Option<&'c mut HoistPlan>) -> Self {
+    pub(crate) fn new(c: &'c Circuit, layout: &'c Layout, ty: Ty, hoist: Option<&'c mut HoistPlan>) -> Self {
         Emitter {
             c,
             layout,
@@ -189,10 +195,11 @@ impl<'c> Emitter<'c> {
             hoist,
             uses_callbacks: false,
             pow_temps: 0,
+            remap: None,
         }
     }
 
-    fn line(&mut self, s: &str) {
+    pub(crate) fn line(&mut self, s: &str) {
         self.out.push_str("    ");
         self.out.push_str(s);
         self.out.push('\n');
@@ -273,13 +280,18 @@ impl<'c> Emitter<'c> {
     }
 
     /// The operand text for `id`, emitting locals for it and its children as needed.
-    fn expr(&mut self, id: ExprId) -> String {
+    pub(crate) fn expr(&mut self, id: ExprId) -> String {
         if let Some(name) = self.temps.get(&id) {
             return name.clone();
         }
         let Some(e) = self.c.exprs.get(id.0 as usize) else {
             return self.nan();
         };
+        if let (Some(remap), Expr::Const(_) | Expr::Var(_)) = (self.remap, e) {
+            if let Some(text) = remap(id, e) {
+                return text;
+            }
+        }
         match e {
             Expr::Const(c) => return lit(*c, self.ty),
             Expr::Var(v) => return self.var(*v),
@@ -435,7 +447,7 @@ impl<'c> Emitter<'c> {
     }
 }
 
-const PRELUDE: &str = r#"#include <math.h>
+pub(crate) const PRELUDE: &str = r#"#include <math.h>
 #include <stddef.h>
 
 typedef double (*rr_past_fn)(void*, unsigned, size_t, double, double);
@@ -715,7 +727,7 @@ fn rows(text: &mut String, constant: bool, ty: &str, name: &str, n: usize) {
     }
 }
 
-fn indent_by(text: &mut String, body: &str, levels: usize) {
+pub(crate) fn indent_by(text: &mut String, body: &str, levels: usize) {
     for line in body.lines() {
         for _ in 0..levels {
             text.push_str("    ");

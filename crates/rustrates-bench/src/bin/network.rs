@@ -1,0 +1,363 @@
+//! Network benchmark: rustrates vs `shared/bench/network_grid.c` (N QIF populations coupled
+//! all-to-all through a dense weight matrix, a √P × √P grid of (G, eta), Euler, the time
+//! average of every node's r), both measured in this one run, reported as ratios.
+//!
+//! ```text
+//! cargo build --release -p rustrates-bench --bin network
+//! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
+//!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
+//! ```
+//!
+//! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
+//! the C program).
+//!
+//! rustrates reads the circuit as a PyRates YAML edge list (N² edges, the C program's
+//! formula), sweeps G and eta in every node (`param_map` with all nodes) on one thread,
+//! keeping the mean of every node's r (summaries only, sampled every step, which is the
+//! C program's average over the state before each step). Its time is the whole `sweep::run`
+//! (kernel cached by a warm-up run), against the C program's timed region `sim_s`; the
+//! checksum (sum of all means) is compared. Compile time is file read → kernel ready (load,
+//! lower, compile, with an empty kernel cache) per N, for the C back end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rustrates::kernel::{Backend, Kernel, KernelOptions};
+use rustrates::model::load_circuit;
+use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::solve::{Method, SimConfig};
+use rustrates::sweep::{BlockOutput, Grid, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
+use rustrates::template::LoadOptions;
+
+const DT: f64 = 1e-4;
+
+/// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
+const OPERATOR: &str = r#"
+qif_net_op:
+  base: OperatorTemplate
+  equations:
+    - "r' = 1/pi + 2.0*r*v"
+    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
+  variables:
+    r: output(0.01)
+    v: variable(-2.0)
+    eta: -5.0
+    G: 1.0
+    r_in: input(0.0)
+qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
+"#;
+
+struct Case {
+    n: usize,
+    points: usize,
+    time: f64,
+    /// Largest conduction delay (s); 0: none.
+    dmax: f64,
+}
+
+struct Args {
+    c_source: PathBuf,
+    repeats: usize,
+    cases: Vec<Case>,
+    compile: Vec<usize>,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        c_source: repo_root().join("../shared/bench/network_grid.c"),
+        repeats: 3,
+        cases: vec![
+            Case {
+                n: 200,
+                points: 16,
+                time: 1.0,
+                dmax: 0.0,
+            },
+            Case {
+                n: 68,
+                points: 256,
+                time: 1.0,
+                dmax: 0.0,
+            },
+            Case {
+                n: 68,
+                points: 16,
+                time: 0.05,
+                dmax: 0.02,
+            },
+        ],
+        compile: vec![10, 100, 1000],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--c-source" => a.c_source = PathBuf::from(value()?),
+            "--repeats" => a.repeats = value()?.parse().map_err(|e| format!("--repeats: {e}"))?,
+            "--cases" => {
+                a.cases = value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        let f: Vec<&str> = s.split('x').collect();
+                        let bad = || format!("--cases: '{s}' is not NxPxT[xDMAX] (e.g. 200x16x1)");
+                        if !(3..=4).contains(&f.len()) {
+                            return Err(bad());
+                        }
+                        Ok(Case {
+                            n: f[0].parse().map_err(|_| bad())?,
+                            points: f[1].parse().map_err(|_| bad())?,
+                            time: f[2].parse().map_err(|_| bad())?,
+                            dmax: f.get(3).map_or(Ok(0.0), |d| d.parse()).map_err(|_| bad())?,
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--compile" => {
+                a.compile = value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().map_err(|e| format!("--compile: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    for c in &a.cases {
+        let side = (c.points as f64).sqrt().round() as usize;
+        if side * side != c.points || c.n == 0 {
+            return Err(format!(
+                "case {}x{}: N ≥ 1 and a perfect square of points",
+                c.n, c.points
+            ));
+        }
+    }
+    Ok(a)
+}
+
+/// `network_grid.c`'s circuit as a PyRates YAML edge list, edges into each target in source
+/// order (the C program's summation order), delays rounded to whole steps as it reads them.
+fn network_yaml(n: usize, dmax: f64) -> String {
+    let mut s = String::with_capacity(80 * n * n + 1000);
+    s.push_str(OPERATOR);
+    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+    for i in 0..n {
+        s.push_str(&format!("    n{i}: qif_net_pop\n"));
+    }
+    s.push_str("  edges:\n");
+    for i in 0..n {
+        for j in 0..n {
+            let w = 0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64;
+            let delay = if dmax > 0.0 {
+                let steps = (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round();
+                format!(", delay: {:e}", steps * DT)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}{delay}}}]\n"
+            ));
+        }
+    }
+    s
+}
+
+fn build_c(source: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let exe = dir.join("network_grid");
+    let status = Command::new("gcc")
+        .args(["-O3", "-march=native", "-fopenmp-simd", "-o"])
+        .arg(&exe)
+        .arg(source)
+        .arg("-lm")
+        .status()
+        .map_err(|e| format!("gcc: {e}"))?;
+    if !status.success() {
+        return Err(format!("gcc failed on {}", source.display()));
+    }
+    Ok(exe)
+}
+
+/// (the program's `sim_s`, its checksum).
+fn run_c(exe: &Path, case: &Case) -> Result<(f64, f64), String> {
+    let out = Command::new(exe)
+        .env("OMP_NUM_THREADS", "1")
+        .args([case.n.to_string(), case.points.to_string(), case.time.to_string()])
+        .arg(DT.to_string())
+        .arg(case.dmax.to_string())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| -> Result<f64, String> {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("unexpected output of the C program: {text}"))
+    };
+    Ok((field("sim_s=")?, field("checksum=")?))
+}
+
+/// Sums every summary (the C program's checksum: the sum of all nodes' means).
+struct Checksum(f64);
+
+impl SweepSink for Checksum {
+    fn begin(&mut self, _meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        self.0 = 0.0;
+        Ok(())
+    }
+    fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
+        self.0 += out.summaries.iter().sum::<f64>();
+        Ok(())
+    }
+}
+
+fn spec(case: &Case, backend: Backend) -> SweepSpec {
+    let side = (case.points as f64).sqrt().round() as usize;
+    let lin = |a: f64, b: f64| -> Vec<f64> {
+        (0..side)
+            .map(|i| {
+                if side == 1 {
+                    a
+                } else {
+                    a + (b - a) * i as f64 / (side - 1) as f64
+                }
+            })
+            .collect()
+    };
+    let mut values = indexmap::IndexMap::new();
+    values.insert("G".to_string(), lin(0.0, 2.0));
+    values.insert("eta".to_string(), lin(-6.0, -4.0));
+    let grid = Grid::from_values(&values, true).expect("equal lengths");
+    let nodes: Vec<String> = (0..case.n).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let map = ParamMap::new()
+        .nodes("G", &["qif_net_op/G"], &nodes)
+        .nodes("eta", &["qif_net_op/eta"], &nodes);
+    let sim = SimConfig {
+        simulation_time: case.time,
+        dt: DT,
+        sampling_step: Some(DT),
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let mut s = SweepSpec::new(grid, map, sim);
+    s.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+    s.keep_traces = false;
+    s.summaries = vec![Statistic::Mean];
+    s.backend = backend;
+    s.threads = Some(1);
+    s
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> Result<(), String> {
+    let args = parse_args()?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let exe = build_c(&args.c_source, work.path())?;
+    println!(
+        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, C back end, best of {}",
+        args.repeats
+    );
+    println!(
+        "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>7} {:>9} {:>12} {:>10}",
+        "N", "points", "T", "dmax", "C sim s", "ours s", "× C", "2 thr. s", "1 thr./2 thr.", "checksum Δ"
+    );
+    for case in &args.cases {
+        let path = work.path().join(format!("net{}.yaml", case.n));
+        std::fs::write(&path, network_yaml(case.n, case.dmax)).map_err(|e| e.to_string())?;
+        let loaded =
+            load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
+        let s = spec(case, Backend::C);
+        let mut sink = Checksum(0.0);
+        // Compile (or load from the cache) outside the timed runs.
+        rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
+        let (mut c_best, mut ours_best, mut c_sum) = (f64::INFINITY, f64::INFINITY, 0.0);
+        for _ in 0..args.repeats.max(1) {
+            // Interleaved, so both best-ofs come from the same minutes of a shared machine.
+            let (c_sim, sum) = run_c(&exe, case)?;
+            c_best = c_best.min(c_sim);
+            c_sum = sum;
+            let t0 = Instant::now();
+            rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
+            ours_best = ours_best.min(t0.elapsed().as_secs_f64());
+        }
+        let ours_sum = sink.0;
+        let mut two = s.clone();
+        two.threads = Some(2);
+        let mut two_best = f64::INFINITY;
+        for _ in 0..args.repeats.max(1) {
+            let t0 = Instant::now();
+            rustrates::sweep::run(&two, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
+            two_best = two_best.min(t0.elapsed().as_secs_f64());
+        }
+        println!(
+            "{:>5} {:>6} {:>5} {:>6} {:>9.3} {:>9.3} {:>7.2} {:>9.3} {:>12.2} {:>10.1e}",
+            case.n,
+            case.points,
+            case.time,
+            case.dmax,
+            c_best,
+            ours_best,
+            ours_best / c_best,
+            two_best,
+            ours_best / two_best,
+            (ours_sum - c_sum).abs() / c_sum.abs()
+        );
+    }
+    if !args.compile.is_empty() {
+        println!("\ncompile time, file read → kernel ready (C back end, empty kernel cache)");
+        println!(
+            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "N", "edges", "load s", "lower s", "kernel s", "loops"
+        );
+    }
+    for &n in &args.compile {
+        let path = work.path().join(format!("compile{n}.yaml"));
+        std::fs::write(&path, network_yaml(n, 0.0)).map_err(|e| e.to_string())?;
+        let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let loaded =
+            load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
+        let t1 = Instant::now();
+        let low = lower_edges(&loaded.circuit);
+        let per_lane: Vec<_> = (0..low.vars.len() as u32)
+            .map(rustrates::model::VarId)
+            .filter(|v| {
+                let name = &low.var(*v).name;
+                name.ends_with("/G") || name.ends_with("/eta")
+            })
+            .collect();
+        let compiled = specialize_params(&low, &per_lane);
+        let t2 = Instant::now();
+        let k = Kernel::compile(
+            &compiled,
+            &KernelOptions {
+                backend: Backend::C,
+                cache_dir: Some(cache.path().to_path_buf()),
+                ..KernelOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let t3 = Instant::now();
+        println!(
+            "{:>6} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>8}",
+            n,
+            n * n,
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            (t3 - t2).as_secs_f64(),
+            k.is_network()
+        );
+    }
+    Ok(())
+}

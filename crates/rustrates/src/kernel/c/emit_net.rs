@@ -1,0 +1,498 @@
+//! C source for a network (see [`crate::model::network`]): one loop over the nodes of a
+//! population per template assignment, one per population for its ODEs, and each coupling as
+//! a sparse (CSR) or dense matrix product over a chunk of lanes (lanes innermost, weights
+//! shared by all lanes; dense rows four at a time, so each loaded source value serves four
+//! accumulators, as in `network_grid.c`).
+//!
+//! The weights, the CSR structure and the per-node constants are data ([`NetData`]), passed
+//! by the caller on every call: the text depends on the templates and the slot layout only,
+//! not on the edges, and its size does not grow with them. Every term is added in the order of
+//! the sum `lower_edges` built (the compiler may not contract or reorder: `-ffp-contract=off`,
+//! no fast-math), so the loops round exactly like the unrolled code of the other back ends.
+//!
+//! Exported: `rustrates_net_rhs`, `rustrates_net_rhs_f32` and `rustrates_net_steps`, the
+//! scalar functions' signatures plus `(const unsigned long long* NI, const double* ND)`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::emit::{indent_by, Emitter, Source, Ty, PRELUDE};
+use crate::model::network::{Group, Network, Population};
+use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
+
+/// The runtime data of a network kernel: integers (CSR rows and source slots) and doubles
+/// (weights, per-node constants), at offsets baked into the generated text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct NetData {
+    pub ni: Vec<u64>,
+    pub nd: Vec<f64>,
+}
+
+/// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
+/// 256-bit registers of AVX2, so the partial sums stay in registers.
+const CHUNK: usize = 16;
+
+/// Helpers per precision (`RTYPE` replaced by the C type, `_SFX` by `_d` or `_f`).
+const HELPERS: &str = r#"
+/* Whole chunks use explicit vectors of lanes (GCC/Clang vector extensions): left to itself
+   the vectoriser may vectorise over columns with gathers instead of over lanes. */
+typedef RTYPE rr_v_SFX __attribute__((vector_size(64), aligned(sizeof(RTYPE)), may_alias));
+#define RR_VW_SFX (64 / (int)sizeof(RTYPE))
+#define RR_NV_SFX (RR_CHUNK / RR_VW_SFX)
+
+/* One coupling row over lanes l0 .. l0+m: O = E + sum_k CW[k] * SRC[CJ[k]], in k order;
+   m = nv vectors of lanes (nv a constant after inlining), or any m lane by lane (nv = 0). */
+static inline __attribute__((always_inline)) void rr_row_SFX(size_t lanes, size_t l0, size_t m, int nv,
+        const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ,
+        const double* restrict CW, size_t k0, size_t k1) {
+    if (nv > 0) {
+        rr_v_SFX acc[RR_NV_SFX];
+        for (int q = 0; q < nv; q++) acc[q] = *(const rr_v_SFX*)(E + l0 + q * RR_VW_SFX);
+        for (size_t k = k0; k < k1; k++) {
+            const RTYPE w = (RTYPE)CW[k];
+            const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
+            for (int q = 0; q < nv; q++) acc[q] = acc[q] + w * x[q];
+        }
+        for (int q = 0; q < nv; q++) *(rr_v_SFX*)(O + l0 + q * RR_VW_SFX) = acc[q];
+        return;
+    }
+    RTYPE acc[RR_CHUNK];
+    for (size_t l = 0; l < m; l++) acc[l] = E[l0 + l];
+    for (size_t k = k0; k < k1; k++) {
+        const RTYPE w = (RTYPE)CW[k];
+        const RTYPE* restrict x = SRC + (size_t)CJ[k] * lanes + l0;
+        for (size_t l = 0; l < m; l++) acc[l] = acc[l] + w * x[l];
+    }
+    for (size_t l = 0; l < m; l++) O[l0 + l] = acc[l];
+}
+/* A row over all lanes: whole chunks, then whole vectors, then the rest lane by lane. */
+static inline __attribute__((always_inline)) void rr_row_all_SFX(size_t lanes, const RTYPE* restrict E,
+        RTYPE* restrict O, const RTYPE* restrict SRC, const unsigned long long* restrict CJ,
+        const double* restrict CW, size_t k0, size_t k1) {
+    size_t l0 = 0;
+    for (; l0 + RR_CHUNK <= lanes; l0 += RR_CHUNK) rr_row_SFX(lanes, l0, RR_CHUNK, RR_NV_SFX, E, O, SRC, CJ, CW, k0, k1);
+    for (; l0 + RR_VW_SFX <= lanes; l0 += RR_VW_SFX) rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E, O, SRC, CJ, CW, k0, k1);
+    if (l0 < lanes) rr_row_SFX(lanes, l0, lanes - l0, 0, E, O, SRC, CJ, CW, k0, k1);
+}
+static void rr_csr_SFX(size_t lanes, const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC,
+        const unsigned long long* restrict CJ, const double* restrict CW, size_t k0, size_t k1) {
+    rr_row_all_SFX(lanes, E, O, SRC, CJ, CW, k0, k1);
+}
+/* Four rows of a dense coupling over nv vectors of lanes from l0 (rows es / os elements apart
+   in E / O), each summed in column order exactly as rr_row_SFX would: every loaded source
+   vector serves four accumulators. */
+static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0, int nv,
+        const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
+    rr_v_SFX a0[RR_NV_SFX], a1[RR_NV_SFX], a2[RR_NV_SFX], a3[RR_NV_SFX];
+    for (int q = 0; q < nv; q++) {
+        const size_t o = l0 + (size_t)q * RR_VW_SFX;
+        a0[q] = *(const rr_v_SFX*)(E + o); a1[q] = *(const rr_v_SFX*)(E + es + o);
+        a2[q] = *(const rr_v_SFX*)(E + 2 * es + o); a3[q] = *(const rr_v_SFX*)(E + 3 * es + o);
+    }
+    const double *w0 = W, *w1 = W + ncols, *w2 = W + 2 * ncols, *w3 = W + 3 * ncols;
+    for (size_t k = 0; k < ncols; k++) {
+        const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
+        const RTYPE b0 = (RTYPE)w0[k], b1 = (RTYPE)w1[k], b2 = (RTYPE)w2[k], b3 = (RTYPE)w3[k];
+        for (int q = 0; q < nv; q++) {
+            const rr_v_SFX v = x[q];
+            a0[q] = a0[q] + b0 * v; a1[q] = a1[q] + b1 * v; a2[q] = a2[q] + b2 * v; a3[q] = a3[q] + b3 * v;
+        }
+    }
+    for (int q = 0; q < nv; q++) {
+        const size_t o = l0 + (size_t)q * RR_VW_SFX;
+        *(rr_v_SFX*)(O + o) = a0[q]; *(rr_v_SFX*)(O + os + o) = a1[q];
+        *(rr_v_SFX*)(O + 2 * os + o) = a2[q]; *(rr_v_SFX*)(O + 3 * os + o) = a3[q];
+    }
+}
+/* A row whose terms may read a source's past through the solver (rr_past, as the unrolled
+   code does); lane by lane. DV[k]: the variable read with delay DD[k], or ~0 for SRC now. */
+static void rr_delayed_SFX(size_t lanes, double t, void* ctx, const RTYPE* restrict E, RTYPE* restrict O,
+        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict CW,
+        const unsigned long long* restrict DV, const double* restrict DD, size_t k0, size_t k1) {
+    for (size_t l = 0; l < lanes; l++) {
+        RTYPE acc = E[l];
+        for (size_t k = k0; k < k1; k++) {
+            const RTYPE x = DV[k] == ~0ULL ? SRC[(size_t)CJ[k] * lanes + l]
+                                          : (RTYPE)rr_past(ctx, (unsigned)DV[k], l, t, (double)(RTYPE)DD[k]);
+            acc = acc + (RTYPE)CW[k] * x;
+        }
+        O[l] = acc;
+    }
+}
+static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
+        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
+    const size_t whole = lanes / RR_CHUNK * RR_CHUNK;
+    const size_t vectors = lanes / RR_VW_SFX * RR_VW_SFX;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const RTYPE* restrict Ei = E + i * es;
+        RTYPE* restrict Oi = O + i * os;
+        const double* restrict Wi = W + i * ncols;
+        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK) rr_rows4_SFX(lanes, l0, RR_NV_SFX, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
+        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX) rr_rows4_SFX(lanes, l0, 1, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
+    }
+    for (; i < n; i++) {
+        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
+            rr_row_SFX(lanes, l0, RR_CHUNK, RR_NV_SFX, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX)
+            rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+    }
+    /* The lanes after the last whole vector, one row at a time, lane by lane. */
+    if (vectors < lanes)
+        for (size_t r = 0; r < n; r++)
+            rr_row_SFX(lanes, vectors, lanes - vectors, 0, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
+}
+"#;
+
+/// Where one coupling's data starts.
+#[derive(Clone, Copy)]
+struct CouplingAt {
+    /// Row offsets and source slots in NI, weights in ND.
+    rows: usize,
+    sources: usize,
+    weights: usize,
+    /// Delayed variables in NI and delays in ND, when it has delays.
+    delays: Option<(usize, usize)>,
+}
+
+/// Where the data of each coupling and per-node constant table starts.
+struct Offsets {
+    couplings: Vec<CouplingAt>,
+    /// Per population: node-0 constant → offset of its per-node values in ND.
+    consts: Vec<HashMap<ExprId, usize>>,
+}
+
+fn data(net: &Network) -> (NetData, Offsets) {
+    let mut d = NetData::default();
+    let mut couplings = Vec::new();
+    for cp in &net.couplings {
+        let rows = d.ni.len();
+        d.ni.extend_from_slice(&cp.rows);
+        let sources = d.ni.len();
+        if cp.dense {
+            d.ni.extend(cp.sources[..cp.columns()].iter().map(|&s| u64::from(s)));
+        } else {
+            d.ni.extend(cp.sources.iter().map(|&s| u64::from(s)));
+        }
+        let weights = d.nd.len();
+        d.nd.extend_from_slice(&cp.weights);
+        let delays = cp.has_delays().then(|| {
+            let vars = d.ni.len();
+            d.ni.extend(cp.delayed.iter().map(|v| v.map_or(u64::MAX, |v| u64::from(v.0))));
+            let secs = d.nd.len();
+            d.nd.extend_from_slice(&cp.delays);
+            (vars, secs)
+        });
+        couplings.push(CouplingAt {
+            rows,
+            sources,
+            weights,
+            delays,
+        });
+    }
+    let consts = net
+        .populations
+        .iter()
+        .map(|p| {
+            p.node_consts
+                .iter()
+                .map(|(e, values)| {
+                    let off = d.nd.len();
+                    d.nd.extend_from_slice(values);
+                    (*e, off)
+                })
+                .collect()
+        })
+        .collect();
+    (d, Offsets { couplings, consts })
+}
+
+fn array(kind: VarKind) -> &'static str {
+    match kind {
+        VarKind::State => "Y",
+        VarKind::Param => "P",
+        VarKind::Input => "U",
+        VarKind::Algebraic => "A",
+    }
+}
+
+/// `(size_t)(base + i*stride) * lanes`, the start of node `i`'s row.
+fn row(base: u32, stride: u32) -> String {
+    format!("((size_t){base} + i * (size_t){stride}) * lanes")
+}
+
+/// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
+/// then the lane loop with the expressions and `stores(value texts)`.
+fn node_loop(
+    c: &Circuit,
+    layout: &Layout,
+    ty: Ty,
+    pop: &Population,
+    consts: &HashMap<ExprId, usize>,
+    outputs: &[(String, ExprId)],
+) -> String {
+    let t = ty.name();
+    let mut reads = Vec::new();
+    for (_, rhs) in outputs {
+        crate::model::build::collect_vars(c, *rhs, &mut reads);
+    }
+    reads.sort_unstable();
+    reads.dedup();
+    let mut s = String::new();
+    let _ = writeln!(s, "for (size_t i = 0; i < (size_t){}; i++) {{", pop.len());
+    for v in &reads {
+        if let Some(&k) = pop.local_of.get(v) {
+            let l = pop.locals[k];
+            let _ = writeln!(
+                s,
+                "    const {t}* restrict X{k} = {} + {};",
+                array(l.kind),
+                row(l.base, l.stride)
+            );
+        }
+    }
+    let mut const_names: HashMap<ExprId, String> = HashMap::new();
+    for (j, (e, _)) in pop.node_consts.iter().enumerate() {
+        let off = consts[e];
+        let _ = writeln!(s, "    const {t} NC{j} = ({t})ND[(size_t){off} + i];");
+        const_names.insert(*e, format!("NC{j}"));
+    }
+    let remap = |id: ExprId, e: &Expr| -> Option<String> {
+        match e {
+            Expr::Var(v) => pop.local_of.get(v).map(|k| format!("X{k}[l]")),
+            Expr::Const(_) => const_names.get(&id).cloned(),
+            _ => None,
+        }
+    };
+    let mut em = Emitter::new(c, layout, ty, None);
+    em.remap = Some(&remap);
+    let mut stores = Vec::new();
+    for (target, rhs) in outputs {
+        let v = em.expr(*rhs);
+        stores.push(format!("{target}[l] = {v};"));
+    }
+    for st in stores {
+        em.line(&st);
+    }
+    let mut body = String::new();
+    indent_by(&mut body, &em.out, 1);
+    s.push_str("    for (size_t l = 0; l < lanes; l++) {\n");
+    indent_by(&mut s, &body, 1);
+    s.push_str("    }\n}\n");
+    s
+}
+
+/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`.
+fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty) -> String {
+    let sfx = match ty {
+        Ty::F64 => "d",
+        Ty::F32 => "f",
+    };
+    let t = ty.name();
+    let mut s = String::from("(void)t; (void)ctx; (void)P; (void)U; (void)NI; (void)ND;\n");
+    for g in &net.order {
+        match *g {
+            Group::Assign { pop, item } => {
+                let p = &net.populations[pop];
+                let (local, rhs) = p.assigns[item];
+                let l = p.locals[local];
+                let _ = writeln!(s, "/* {} over population {pop} */", c.var(l.var).name);
+                let out = format!("A + {}", row(l.base, l.stride));
+                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)]);
+                let body = body.replacen("i++) {\n", &format!("i++) {{\n    {t}* restrict O = {out};\n"), 1);
+                s.push_str(&body);
+            }
+            Group::Coupling(k) => {
+                let cp = &net.couplings[k];
+                let p = &net.populations[cp.pop];
+                let (tgt, ext) = (p.locals[cp.target], p.locals[cp.external]);
+                let CouplingAt {
+                    rows,
+                    sources: srcs,
+                    weights: ws,
+                    delays,
+                } = off.couplings[k];
+                let src = array(cp.source_kind);
+                let _ = writeln!(s, "/* edges into {} */", c.var(tgt.var).name);
+                let es = format!("(size_t){} * lanes", ext.stride);
+                let os = format!("(size_t){} * lanes", tgt.stride);
+                let e0 = format!("U + (size_t){} * lanes", ext.base);
+                let o0 = format!("A + (size_t){} * lanes", tgt.base);
+                if let Some((dv, dd)) = delays {
+                    let _ = writeln!(
+                        s,
+                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+                        n = cp.len(),
+                        er = row(ext.base, ext.stride),
+                        or = row(tgt.base, tgt.stride),
+                    );
+                } else if cp.dense {
+                    let _ = writeln!(
+                        s,
+                        "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});",
+                        n = cp.len(),
+                        cols = cp.columns()
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_csr_{sfx}(lanes, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+                        n = cp.len(),
+                        er = row(ext.base, ext.stride),
+                        or = row(tgt.base, tgt.stride),
+                    );
+                }
+            }
+        }
+    }
+    for (pi, p) in net.populations.iter().enumerate() {
+        if p.odes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
+        let outs: Vec<(String, ExprId)> = p.odes.iter().map(|&(k, rhs)| (format!("D{k}"), rhs)).collect();
+        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs);
+        let decls: String = p
+            .odes
+            .iter()
+            .map(|&(k, _)| {
+                let l = p.locals[k];
+                format!("    {t}* restrict D{k} = DY + {};\n", row(l.base, l.stride))
+            })
+            .collect();
+        body = body.replacen("i++) {\n", &format!("i++) {{\n{decls}"), 1);
+        s.push_str(&body);
+    }
+    s
+}
+
+/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.
+fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
+    let mut b = String::new();
+    indent_by(&mut b, body, 1);
+    let _ = writeln!(
+        text,
+        "\nstatic inline __attribute__((always_inline)) void {name}_body(size_t lanes, {params}) {{\n{b}}}"
+    );
+    let _ = writeln!(
+        text,
+        "void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
+         else if (lanes == {CHUNK}) {name}_body({CHUNK}, {args});\n    else {name}_body(lanes, {args});\n}}",
+        big = super::emit::BLOCK
+    );
+}
+
+/// The whole translation unit for a network, and its runtime data.
+pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
+    let layout = c.layout();
+    let (d, off) = data(net);
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "/* generated by rustrates {} (network) */",
+        env!("CARGO_PKG_VERSION")
+    );
+    text.push_str(PRELUDE);
+    let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
+    for (t, sfx) in [("double", "d"), ("float", "f")] {
+        text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
+    }
+    for ty in [Ty::F64, Ty::F32] {
+        let t = ty.name();
+        let name = match ty {
+            Ty::F64 => "rustrates_net_rhs",
+            Ty::F32 => "rustrates_net_rhs_f32",
+        };
+        widths(
+            &mut text,
+            name,
+            &format!(
+                "double t, const {t}* restrict Y, const {t}* restrict P, const {t}* restrict U, {t}* restrict DY, \
+                 {t}* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND"
+            ),
+            "t, Y, P, U, DY, A, ctx, NI, ND",
+            &eval_body(c, &layout, net, &off, ty),
+        );
+    }
+    let ns = layout.states.len();
+    let _ = write!(
+        text,
+        r#"
+/* Steps s0 .. s0+nsteps-1; step s starts at t0 + s*dt. K: stages x n, YT: n. */
+static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double dt, double* restrict Y,
+                           const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                           int stages, const double* restrict TA, const double* restrict TB,
+                           const double* restrict TC, double* restrict W, const unsigned long long* restrict NI,
+                           const double* restrict ND) {{
+    const size_t n = (size_t){ns} * lanes;
+    double* restrict K = W;
+    double* restrict YT = K + (size_t)stages * n;
+    if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
+        for (size_t s = s0; s < s0 + nsteps; s++) {{
+            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND);
+            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];
+        }}
+        return;
+    }}
+    for (size_t s = s0; s < s0 + nsteps; s++) {{
+        const double t = t0 + (double)s * dt;
+        for (int i = 0; i < stages; i++) {{
+            const double* yin = Y;
+            if (i > 0) {{
+                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+                for (int m = 0; m < i; m++) {{
+                    const double am = TA[i * stages + m];
+                    if (am == 0.0) continue;
+                    const double* restrict Km = K + (size_t)m * n;
+                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
+                }}
+                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
+                yin = YT;
+            }}
+            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND);
+        }}
+        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
+        for (int m = 0; m < stages; m++) {{
+            const double bm = TB[m];
+            if (bm == 0.0) continue;
+            const double* restrict Km = K + (size_t)m * n;
+            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
+        }}
+        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
+    }}
+}}
+
+void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
+                         const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
+                         int stages, const double* restrict TA, const double* restrict TB,
+                         const double* restrict TC, double* restrict W, const unsigned* restrict SLOTS,
+                         size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT,
+                         const unsigned long long* restrict NI, const double* restrict ND) {{
+    size_t done = 0;
+    for (size_t k = 0; k < count; k++) {{
+        const size_t at = first + k * every;
+        if (at > done) {{
+            rr_net_advance(lanes, done, at - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
+            done = at;
+        }}
+        for (size_t o = 0; o < nslots; o++) {{
+            const double* restrict src = Y + (size_t)SLOTS[o] * lanes;
+            double* restrict dst = OUT + (k * nslots + o) * lanes;
+            for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
+        }}
+    }}
+    if (done < nsteps) rr_net_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
+}}
+"#
+    );
+    (
+        Source {
+            text,
+            // Delayed reads need the solver between steps (its history): no fused stepper.
+            uses_callbacks: net.couplings.iter().any(|c| c.has_delays()),
+            hoisted: 0,
+        },
+        d,
+    )
+}

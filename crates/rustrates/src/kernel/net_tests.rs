@@ -1,0 +1,345 @@
+//! Networks on every back end: `network_grid.c`'s circuit (N QIF nodes, weights and delays by
+//! formula) run through the solver on the reference, JIT and C back ends, against an
+//! independent transcription of the C program's loop. The C back end runs it as population
+//! loops (`emit_net`); the reference and JIT back ends run the unrolled code.
+
+use super::{Backend, Kernel, KernelCtx, KernelOptions, RhsArgs};
+use crate::model::network::testing::{delay_steps, load, weight, yaml};
+use crate::model::passes::{lower_edges, specialize_params};
+use crate::model::{Circuit, VarId};
+use crate::solve::{default_init, default_params, simulate, Method, OutputBinding, SimConfig};
+
+/// The grid of `network_grid.c` for 2×2 points: G = linspace(0, 2, 2) fastest,
+/// eta = linspace(−6, −4, 2).
+fn grid() -> Vec<(f64, f64)> {
+    let g = [0.0, 2.0];
+    let e = [-6.0, -4.0];
+    (0..4).map(|k| (g[k % 2], e[k / 2])).collect()
+}
+
+/// `network_grid.c`'s loop, transcribed: r of every node after every step, `[step][node]`
+/// (step 0 is the initial state), for one point.
+// Indices as in the C program: i the target, j the source, s the step.
+#[allow(clippy::needless_range_loop)]
+fn transcription(n: usize, g: f64, eta: f64, steps: usize, dt: f64, dmax: f64) -> Vec<Vec<f64>> {
+    let pi = std::f64::consts::PI;
+    let mut r = vec![0.01; n];
+    let mut v = vec![-2.0; n];
+    let mut hist: Vec<Vec<f64>> = vec![r.clone()];
+    for s in 0..steps {
+        let mut rin = vec![0.0; n];
+        for (i, x) in rin.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for j in 0..n {
+                let d = if dmax > 0.0 { delay_steps(dmax, dt, i, j) } else { 0 };
+                // Before t = 0 the history is the initial value.
+                let past = s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
+                acc += weight(n, i, j) * past;
+            }
+            *x = g * acc;
+        }
+        for i in 0..n {
+            let (a, b) = (r[i], v[i]);
+            r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
+            v[i] = b + dt * (b * b + eta + rin[i] - (pi * a) * (pi * a));
+        }
+        hist.push(r.clone());
+    }
+    hist
+}
+
+fn vars_ending(c: &Circuit, suffix: &str) -> Vec<VarId> {
+    (0..c.vars.len() as u32)
+        .map(VarId)
+        .filter(|v| c.var(*v).name.ends_with(suffix))
+        .collect()
+}
+
+/// The lowered circuit with every parameter but G and eta folded, and per-lane parameters
+/// with (G, eta) of the grid's points in every node.
+fn prepared(c: &Circuit, lanes: &[(f64, f64)]) -> (Circuit, Vec<f64>) {
+    let low = lower_edges(c);
+    let (gs, etas) = (vars_ending(&low, "/G"), vars_ending(&low, "/eta"));
+    let per_lane: Vec<VarId> = gs.iter().chain(&etas).copied().collect();
+    let compiled = specialize_params(&low, &per_lane);
+    let layout = compiled.layout();
+    let mut params = default_params(&compiled, lanes.len());
+    for (l, &(g, eta)) in lanes.iter().enumerate() {
+        for v in &gs {
+            params[layout.slot[v.0 as usize] as usize * lanes.len() + l] = g;
+        }
+        for v in &etas {
+            params[layout.slot[v.0 as usize] as usize * lanes.len() + l] = eta;
+        }
+    }
+    (compiled, params)
+}
+
+fn kernel(c: &Circuit, backend: Backend, dir: &std::path::Path) -> Kernel {
+    Kernel::compile(
+        c,
+        &KernelOptions {
+            backend,
+            cache_dir: Some(dir.to_path_buf()),
+            ..KernelOptions::default()
+        },
+    )
+    .expect("compiles")
+}
+
+/// `lanes` points with distinct (G, eta). Couplings run whole chunks of 16 lanes, then whole
+/// vectors (8 doubles), then the rest lane by lane: 28 = 16 + 8 + 4 takes every path.
+fn spread_points(lanes: usize) -> Vec<(f64, f64)> {
+    (0..lanes).map(|l| (0.1 * l as f64, -6.0 + 0.07 * l as f64)).collect()
+}
+
+fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Reference, Backend::Jit];
+    if super::c::compiler_available() {
+        b.push(Backend::C);
+    }
+    b
+}
+
+/// r of every node, sampled every `every` steps: the step of each sample, and the values
+/// `[node][lane][sample]`.
+fn run(
+    k: &Kernel,
+    c: &Circuit,
+    params: &[f64],
+    lanes: usize,
+    steps: usize,
+    dt: f64,
+    every: usize,
+) -> (Vec<usize>, Vec<f64>) {
+    let outputs: Vec<OutputBinding> = vars_ending(c, "/qif_net_op/r")
+        .into_iter()
+        .map(|var| OutputBinding {
+            key: c.var(var).name.clone(),
+            var,
+        })
+        .collect();
+    let cfg = SimConfig {
+        simulation_time: steps as f64 * dt,
+        dt,
+        sampling_step: Some(every as f64 * dt),
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let tr = simulate(k, &cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    assert!(tr.time.len() >= steps / every, "{} samples", tr.time.len());
+    let at = tr.time.iter().map(|t| (t / dt).round() as usize).collect();
+    (at, tr.data)
+}
+
+/// N = 5 without and with delays (up to 2 ms = 20 steps), 4 grid points, T = 0.05 (500 Euler
+/// steps), every back end against the transcription. 1e-12 relative: the transcription's
+/// operations are the kernels' in the same order (bit-identical where both evaluate the same
+/// expression), so only libm's `pow`/`sin` or the delay history's interpolation at exact
+/// sample times (cubic Hermite, reproduces the sample to rounding) could differ.
+#[test]
+fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
+    let (n, dt, steps, every) = (5, 1e-4, 500, 10);
+    let points = grid();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for dmax in [0.0, 0.002] {
+        let want: Vec<Vec<Vec<f64>>> = points
+            .iter()
+            .map(|&(g, eta)| transcription(n, g, eta, steps, dt, dmax))
+            .collect();
+        let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
+        for backend in backends() {
+            let k = kernel(&c, backend, dir.path());
+            // The C back end runs loops (with delays: reading the solver's history per term).
+            assert_eq!(k.is_network(), backend == Backend::C, "{backend:?}");
+            let (at, got) = run(&k, &c, &params, points.len(), steps, dt, every);
+            let samples = at.len();
+            let mut worst = 0.0f64;
+            for i in 0..n {
+                for (l, w) in want.iter().enumerate() {
+                    for s in 0..samples {
+                        let g = got[(i * points.len() + l) * samples + s];
+                        let x = w[at[s]][i];
+                        worst = worst.max((g - x).abs() / x.abs().max(1e-300));
+                    }
+                }
+            }
+            assert!(
+                worst <= 1e-12,
+                "{backend:?} dmax {dmax}: worst relative error {worst:e}"
+            );
+        }
+    }
+}
+
+/// The loops and the unrolled code round alike: one evaluation of every algebraic and
+/// derivative, on states spread around the initial state, is identical bit for bit between
+/// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
+/// network (12 nodes: three blocks of four rows; 6: one block and two single rows), a sparse
+/// ring and per-node constants, on 44 lanes (two chunks, one vector, four lane by lane).
+#[test]
+fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(44);
+    let lanes = points.len();
+    let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
+    let cases: Vec<(&str, Circuit)> = vec![
+        ("dense 12", load(&yaml(12, 0.0, 1e-4, |_, _| true))),
+        ("dense 6", load(&yaml(6, 0.0, 1e-4, |_, _| true))),
+        ("ring 7", load(&yaml(7, 0.0, 1e-4, ring(7)))),
+        ("per-node eta", {
+            let mut c = load(&yaml(5, 0.0, 1e-4, |_, _| true));
+            for i in 0..5 {
+                let eta = c.find_var(&format!("n{i}/qif_net_op/eta")).expect("eta");
+                c.vars[eta.0 as usize].value = -6.0 + 0.5 * i as f64;
+            }
+            c
+        }),
+    ];
+    for (name, c) in cases {
+        let (compiled, params) = if name == "per-node eta" {
+            let low = lower_edges(&c);
+            let g = vars_ending(&low, "/G");
+            let s = specialize_params(&low, &g);
+            let p = default_params(&s, lanes);
+            (s, p)
+        } else {
+            prepared(&c, &points)
+        };
+        let ck = kernel(&compiled, Backend::C, dir.path());
+        assert!(ck.is_network(), "{name}");
+        let rk = kernel(&compiled, Backend::Reference, dir.path());
+        let layout = compiled.layout();
+        let (ns, na) = (layout.states.len(), layout.algebraics.len());
+        let y: Vec<f64> = (0..ns * lanes)
+            .map(|x| 0.01 + 0.003 * (x as f64 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
+            .collect();
+        let u = vec![0.0; layout.inputs.len() * lanes];
+        let eval = |k: &Kernel| {
+            let (mut dy, mut a) = (vec![0.0; ns * lanes], vec![0.0; na * lanes]);
+            k.rhs(RhsArgs {
+                t: 0.0,
+                lanes,
+                y: &y,
+                p: &params,
+                u: &u,
+                dy: &mut dy,
+                a: &mut a,
+                ctx: &mut KernelCtx::default(),
+            });
+            (dy, a)
+        };
+        let (cd, ca) = eval(&ck);
+        let (rd, ra) = eval(&rk);
+        assert!(cd.iter().any(|x| *x != 0.0), "{name}: derivatives computed");
+        for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
+            assert_eq!(x.to_bits(), w.to_bits(), "{name}: {x} vs {w}");
+        }
+    }
+}
+
+/// A lane's result does not depend on the block it runs in: 28 points in one block of the C
+/// network kernel (a chunk of 16, a vector of 8, 4 lanes one by one) equal each point run alone,
+/// bit for bit (RK4, so every stage goes through the coupling).
+#[test]
+fn network_lanes_equal_single_runs_bit_for_bit() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let (n, dt, steps, every) = (6, 1e-4, 300, 30);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(28);
+    let c = load(&yaml(n, 0.0, dt, |_, _| true));
+    let (compiled, params) = prepared(&c, &points);
+    let k = kernel(&compiled, Backend::C, dir.path());
+    assert!(k.is_network());
+    let outputs: Vec<OutputBinding> = vars_ending(&compiled, "/qif_net_op/r")
+        .into_iter()
+        .map(|var| OutputBinding {
+            key: compiled.var(var).name.clone(),
+            var,
+        })
+        .collect();
+    let cfg = SimConfig {
+        simulation_time: steps as f64 * dt,
+        dt,
+        sampling_step: Some(every as f64 * dt),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let lanes = points.len();
+    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&compiled, lanes), lanes).expect("runs");
+    let np = params.len() / lanes;
+    for l in 0..lanes {
+        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
+        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&compiled, 1), 1).expect("runs");
+        for o in 0..outputs.len() {
+            let (a, b) = (all.trace(o, l), single.trace(o, 0));
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "lane {l} output {o}"
+            );
+        }
+    }
+}
+
+/// With conduction delays the C loops read each delayed term from the solver's history, as
+/// the unrolled code does: a run with delays of 0 to 20 steps (RK4, so history is read between
+/// samples too) equals the reference evaluator's run of the unrolled circuit bit for bit.
+#[test]
+fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let (n, dt, steps, every) = (6, 1e-4, 400, 20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(18);
+    let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
+    let ck = kernel(&c, Backend::C, dir.path());
+    assert!(ck.is_network());
+    let rk = kernel(&c, Backend::Reference, dir.path());
+    let outputs: Vec<OutputBinding> = vars_ending(&c, "/qif_net_op/r")
+        .into_iter()
+        .map(|var| OutputBinding {
+            key: c.var(var).name.clone(),
+            var,
+        })
+        .collect();
+    let cfg = SimConfig {
+        simulation_time: steps as f64 * dt,
+        dt,
+        sampling_step: Some(every as f64 * dt),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let lanes = points.len();
+    let init = default_init(&c, lanes);
+    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    assert!(a.data.iter().all(|x| x.is_finite()));
+    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+/// `Auto` takes the C back end for a network however short the run: the JIT would compile
+/// one term per edge. The same circuit below the population size keeps the cost model's
+/// choice (the JIT for a run this short).
+#[test]
+fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = KernelOptions {
+        backend: Backend::Auto,
+        work_hint: 1.0,
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..KernelOptions::default()
+    };
+    let (network, _) = prepared(&load(&yaml(5, 0.0, 1e-4, |_, _| true)), &grid());
+    assert_eq!(super::c::auto_choice(&network, &opts), Backend::C);
+    let (small, _) = prepared(&load(&yaml(3, 0.0, 1e-4, |_, _| true)), &grid());
+    assert_ne!(super::c::auto_choice(&small, &opts), Backend::C);
+}

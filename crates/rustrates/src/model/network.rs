@@ -1,0 +1,875 @@
+//! Networks: nodes built from the same template form a population, the edges between
+//! populations a coupling, so a back end can compile one loop per template instead of one
+//! copy of the equations per node and one term per edge in its code.
+//!
+//! [`plan`] reads a lowered (and usually specialised) circuit — the form every back end
+//! receives — and recognises:
+//! - **populations**: nodes whose assignments and ODEs are the same expressions up to the
+//!   node's own variables and the values of constants. Constants that differ between nodes
+//!   (a parameter with a per-node value that the sweep does not vary) become a per-node
+//!   table. A variable of a population lives at slot `base + i·stride` of its kind's array
+//!   for node `i` (the builder declares node by node, so strides are the number of such
+//!   variables per node).
+//! - **couplings**: the sums `lower_edges` builds, `target = ext + w₁·s₁ + w₂·s₂ + …` with
+//!   constant weights, as one sparse row per target node (CSR) whose terms keep the order of
+//!   the sum, so a loop over them rounds exactly like the unrolled expression. When every row
+//!   reads the same sources in the same order the coupling is also marked dense (one weight
+//!   matrix, columns shared by all rows).
+//!
+//! Anything else — a delayed read `past` (conduction delays), `randn`, gamma-chain states,
+//! weights that vary per lane, an input fed both inside its node and by edges — makes
+//! [`plan`] answer why not, and the back end keeps the unrolled code, which is always correct.
+
+use std::collections::HashMap;
+
+use crate::model::{BinOp, Circuit, Expr, ExprId, Layout, VarId, VarKind};
+
+/// Smallest population for which a back end should use loops: below it the unrolled code
+/// (every expression inlined per node, step-invariant values hoisted) is at least as fast,
+/// and small circuits such as the two-population reference circuit keep their code.
+pub const MIN_POPULATION: usize = 4;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub populations: Vec<Population>,
+    pub couplings: Vec<Coupling>,
+    /// Every assignment group, in an order where each reads only groups before it.
+    pub order: Vec<Group>,
+}
+
+/// A unit of evaluation: one loop over a population's nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// Template assignment `item` (an index into [`Population::assigns`]) of population `pop`.
+    Assign { pop: usize, item: usize },
+    /// Coupling number `k` (an index into [`Network::couplings`]).
+    Coupling(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Population {
+    /// Node paths, in circuit order; node `i` of the population is `nodes[i]`.
+    pub nodes: Vec<String>,
+    /// The template's variables, with where each node's copy lives.
+    pub locals: Vec<Local>,
+    /// Node 0's variable → its index in `locals`.
+    pub local_of: HashMap<VarId, usize>,
+    /// Template assignments other than couplings: (local assigned, node 0's right-hand side).
+    pub assigns: Vec<(usize, ExprId)>,
+    /// Template ODEs: (local integrated, node 0's right-hand side).
+    pub odes: Vec<(usize, ExprId)>,
+    /// Constants of node 0's expressions whose value differs between nodes: values per node.
+    pub node_consts: Vec<(ExprId, Vec<f64>)>,
+    /// Per template assignment, the locals its right-hand side reads.
+    pub assign_reads: Vec<Vec<usize>>,
+}
+
+impl Population {
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// A template variable: node `i`'s copy is at slot `base + i·stride` of the array of `kind`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Local {
+    /// Node 0's variable.
+    pub var: VarId,
+    pub kind: VarKind,
+    pub base: u32,
+    pub stride: u32,
+}
+
+impl Local {
+    pub fn slot(&self, node: usize) -> usize {
+        self.base as usize + node * self.stride as usize
+    }
+}
+
+/// `target[i] = external[i] + Σ_k weights[k] · source[sources[k]]` for `k` in row `i`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coupling {
+    pub pop: usize,
+    /// Local (of `pop`) the sum is assigned to (an algebraic).
+    pub target: usize,
+    /// Local (of `pop`) of the input added to the sum (`target#ext`).
+    pub external: usize,
+    /// Kind of every source: `State` or `Algebraic`.
+    pub source_kind: VarKind,
+    /// CSR row offsets, `len() + 1` entries: row `i`'s terms are `rows[i]..rows[i + 1]`.
+    pub rows: Vec<u64>,
+    /// Slot of each term's source in the array of `source_kind`.
+    pub sources: Vec<u32>,
+    pub weights: Vec<f64>,
+    /// Per term: the source variable read through the solver's history (`past`), or `None`
+    /// for the current value. All `None` when the coupling has no delays.
+    pub delayed: Vec<Option<VarId>>,
+    /// Per term: its delay in seconds (0 for a current value).
+    pub delays: Vec<f64>,
+    /// Sources read at the current time, for the evaluation order (each once).
+    pub source_vars: Vec<VarId>,
+    /// Every row reads the same sources in the same order (`sources` of row 0), none with a
+    /// delay: the weights are then a dense `len × columns` matrix, row-major, in `weights`.
+    pub dense: bool,
+}
+
+impl Coupling {
+    /// Number of target nodes.
+    pub fn len(&self) -> usize {
+        self.rows.len() - 1
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Terms per row when dense.
+    pub fn columns(&self) -> usize {
+        (self.rows.get(1).copied().unwrap_or(0)) as usize
+    }
+    /// Some term reads a source's past.
+    pub fn has_delays(&self) -> bool {
+        self.delayed.iter().any(Option::is_some)
+    }
+}
+
+/// Why a circuit keeps the unrolled code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotANetwork {
+    /// No template is repeated often enough ([`MIN_POPULATION`]).
+    Small,
+    /// Something the loops do not express yet, named.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for NotANetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotANetwork::Small => write!(f, "no node template is repeated {MIN_POPULATION} times or more"),
+            NotANetwork::Unsupported(why) => f.write_str(why),
+        }
+    }
+}
+
+fn unsupported<T>(why: impl Into<String>) -> Result<T, NotANetwork> {
+    Err(NotANetwork::Unsupported(why.into()))
+}
+
+/// One term of an edge sum: weight, source, and the delay (seconds) it is read with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Term {
+    weight: f64,
+    source: VarId,
+    /// `Some(d)` with `d > 0`: `past(source, d)`; `None`: the current value.
+    delay: Option<f64>,
+}
+
+/// The terms of an edge sum in order.
+type Terms = Vec<Term>;
+
+/// One node's equations, before grouping.
+struct NodeItems {
+    /// Local variable name → variable.
+    vars: HashMap<String, VarId>,
+    /// `(local name, rhs)` of plain assignments and ODEs, sorted by local name.
+    assigns: Vec<(String, ExprId)>,
+    odes: Vec<(String, ExprId)>,
+    /// Coupling targets: (local name, external input, terms (weight, source)).
+    couplings: Vec<(String, VarId, Terms)>,
+    signature: String,
+}
+
+/// Recognises populations and couplings in a lowered circuit (see the module docs).
+pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
+    if !c.edges.is_empty() {
+        return unsupported("the circuit still has edges (lower them first)");
+    }
+    let node_index: HashMap<&str, usize> = c.nodes.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    // Owner node and local name of every variable that belongs to a node.
+    let mut owner: Vec<Option<(usize, String)>> = vec![None; c.vars.len()];
+    let mut items: Vec<NodeItems> = (0..c.nodes.len())
+        .map(|_| NodeItems {
+            vars: HashMap::new(),
+            assigns: Vec::new(),
+            odes: Vec::new(),
+            couplings: Vec::new(),
+            signature: String::new(),
+        })
+        .collect();
+    for (i, v) in c.vars.iter().enumerate() {
+        let Some(node) = &v.node else { continue };
+        let Some(&n) = node_index.get(node.as_str()) else {
+            return unsupported(format!("variable {} names an unknown node {node}", v.name));
+        };
+        let Some(local) = v.name.strip_prefix(node.as_str()).and_then(|s| s.strip_prefix('/')) else {
+            return unsupported(format!("variable {} is not under its node's path", v.name));
+        };
+        owner[i] = Some((n, local.to_string()));
+        items[n].vars.insert(local.to_string(), VarId(i as u32));
+    }
+    let node_of = |v: VarId| owner.get(v.0 as usize).and_then(|o| o.as_ref());
+    for a in &c.assigns {
+        let Some((n, local)) = node_of(a.var) else {
+            return unsupported(format!("{} belongs to no node", c.var(a.var).name));
+        };
+        match c.var(a.var).external_input {
+            Some(ext) => {
+                let terms = parse_sum(c, a.rhs, ext).ok_or_else(|| {
+                    NotANetwork::Unsupported(format!(
+                        "the edges into {} are not a plain weighted sum with constant weights and delays",
+                        c.var(a.var).name
+                    ))
+                })?;
+                items[*n].couplings.push((local.clone(), ext, terms));
+            }
+            None => items[*n].assigns.push((local.clone(), a.rhs)),
+        }
+    }
+    for o in &c.odes {
+        let Some((n, local)) = node_of(o.var) else {
+            return unsupported(format!("{} belongs to no node", c.var(o.var).name));
+        };
+        items[*n].odes.push((local.clone(), o.rhs));
+    }
+    // Signatures: equal for nodes whose equations are the same up to their own variables and
+    // constant values.
+    for (n, it) in items.iter_mut().enumerate() {
+        it.assigns.sort_by(|a, b| a.0.cmp(&b.0));
+        it.odes.sort_by(|a, b| a.0.cmp(&b.0));
+        it.couplings.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut s = String::new();
+        for (local, rhs) in &it.assigns {
+            s.push_str("A ");
+            s.push_str(local);
+            s.push('=');
+            canon(c, *rhs, n, &owner, &mut s)?;
+            s.push('\n');
+        }
+        for (local, rhs) in &it.odes {
+            s.push_str("D ");
+            s.push_str(local);
+            s.push('=');
+            canon(c, *rhs, n, &owner, &mut s)?;
+            s.push('\n');
+        }
+        for (local, ext, _) in &it.couplings {
+            let ext_local = match node_of(*ext) {
+                Some((m, l)) if *m == n => l,
+                _ => return unsupported(format!("the external input of {local} is not in its node")),
+            };
+            s.push_str("C ");
+            s.push_str(local);
+            s.push('+');
+            s.push_str(ext_local);
+            s.push('\n');
+        }
+        it.signature = s;
+    }
+    let mut by_signature: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (n, it) in items.iter().enumerate() {
+        let g = *by_signature.entry(it.signature.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(n);
+    }
+    if groups.iter().all(|g| g.len() < MIN_POPULATION) {
+        return Err(NotANetwork::Small);
+    }
+    let layout = c.layout();
+    let mut populations = Vec::with_capacity(groups.len());
+    // Variable → (population, local), for every node's copy.
+    let mut var_place: HashMap<VarId, (usize, usize)> = HashMap::new();
+    for (p, members) in groups.iter().enumerate() {
+        let pop = population(c, &layout, &items, members, &owner)?;
+        for (k, l) in pop.locals.iter().enumerate() {
+            let local = &owner[l.var.0 as usize]
+                .as_ref()
+                .map(|o| o.1.clone())
+                .unwrap_or_default();
+            for &n in members {
+                if let Some(&v) = items[n].vars.get(local) {
+                    var_place.insert(v, (p, k));
+                }
+            }
+        }
+        populations.push(pop);
+    }
+    let mut couplings = Vec::new();
+    for (p, members) in groups.iter().enumerate() {
+        let first = &items[members[0]];
+        for (ci, (local, _, _)) in first.couplings.iter().enumerate() {
+            couplings.push(coupling(c, &layout, &items, members, ci, local, p, &populations[p])?);
+        }
+    }
+    let order = evaluation_order(&populations, &couplings, &var_place)?;
+    Ok(Network {
+        populations,
+        couplings,
+        order,
+    })
+}
+
+/// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
+/// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`: the
+/// terms in order, or `None` for any other shape.
+fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<Terms> {
+    let read = |x: ExprId| -> Option<(VarId, Option<f64>)> {
+        match c.expr(x) {
+            Expr::Var(s) => Some((*s, None)),
+            // A delay that is not positive reads the current value (the reference
+            // evaluator's rule), so such a term is an ordinary one.
+            Expr::Past(s, d) => match c.expr(*d) {
+                Expr::Const(d) => Some((*s, (*d > 0.0).then_some(*d))),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut terms = Vec::new();
+    let mut e = rhs;
+    loop {
+        match c.expr(e) {
+            Expr::Binary(BinOp::Add, a, b) => {
+                let (weight, (source, delay)) = match c.expr(*b) {
+                    Expr::Binary(BinOp::Mul, w, x) => match c.expr(*w) {
+                        Expr::Const(w) => (*w, read(*x)?),
+                        _ => return None,
+                    },
+                    // Without a weight: 1·x rounds to x, so the loop may multiply by one.
+                    _ => (1.0, read(*b)?),
+                };
+                terms.push(Term { weight, source, delay });
+                e = *a;
+            }
+            Expr::Var(v) if *v == ext => break,
+            _ => return None,
+        }
+    }
+    terms.reverse();
+    Some(terms)
+}
+
+/// Appends the canonical text of `e` for node `n`: the node's own variables by local name,
+/// constants without their value.
+fn canon(
+    c: &Circuit,
+    e: ExprId,
+    n: usize,
+    owner: &[Option<(usize, String)>],
+    s: &mut String,
+) -> Result<(), NotANetwork> {
+    use std::fmt::Write as _;
+    match c.expr(e) {
+        Expr::Const(_) => s.push('#'),
+        Expr::Var(v) => match owner.get(v.0 as usize).and_then(|o| o.as_ref()) {
+            Some((m, local)) if *m == n => {
+                let _ = write!(s, "${local}:{:?}", c.var(*v).kind);
+            }
+            _ => {
+                return unsupported(format!(
+                    "an equation reads {}, which is outside its node",
+                    c.var(*v).name
+                ))
+            }
+        },
+        Expr::Time => s.push('t'),
+        Expr::Neg(a) => {
+            s.push_str("-(");
+            canon(c, *a, n, owner, s)?;
+            s.push(')');
+        }
+        Expr::Binary(op, a, b) => {
+            let _ = write!(s, "{op:?}(");
+            canon(c, *a, n, owner, s)?;
+            s.push(',');
+            canon(c, *b, n, owner, s)?;
+            s.push(')');
+        }
+        Expr::Call(f, args) => {
+            let _ = write!(s, "{f:?}(");
+            for a in args {
+                canon(c, *a, n, owner, s)?;
+                s.push(',');
+            }
+            s.push(')');
+        }
+        Expr::Select(x, a, b) => {
+            s.push_str("?(");
+            for y in [x, a, b] {
+                canon(c, *y, n, owner, s)?;
+                s.push(',');
+            }
+            s.push(')');
+        }
+        Expr::Past(..) => return unsupported("delayed reads (past) inside a node's equations"),
+        Expr::Randn => return unsupported("noise (randn) per node"),
+    }
+    Ok(())
+}
+
+/// Pairs of constants at the same place of two expressions with the same canonical text.
+fn zip_consts(c: &Circuit, a: ExprId, b: ExprId, f: &mut impl FnMut(ExprId, f64)) {
+    match (c.expr(a), c.expr(b)) {
+        (Expr::Const(_), Expr::Const(y)) => f(a, *y),
+        (Expr::Neg(x), Expr::Neg(y)) => zip_consts(c, *x, *y, f),
+        (Expr::Binary(_, x1, x2), Expr::Binary(_, y1, y2)) => {
+            zip_consts(c, *x1, *y1, f);
+            zip_consts(c, *x2, *y2, f);
+        }
+        (Expr::Call(_, xs), Expr::Call(_, ys)) => {
+            for (x, y) in xs.iter().zip(ys) {
+                zip_consts(c, *x, *y, f);
+            }
+        }
+        (Expr::Select(x1, x2, x3), Expr::Select(y1, y2, y3)) => {
+            zip_consts(c, *x1, *y1, f);
+            zip_consts(c, *x2, *y2, f);
+            zip_consts(c, *x3, *y3, f);
+        }
+        _ => {}
+    }
+}
+
+fn population(
+    c: &Circuit,
+    layout: &Layout,
+    items: &[NodeItems],
+    members: &[usize],
+    owner: &[Option<(usize, String)>],
+) -> Result<Population, NotANetwork> {
+    let first = &items[members[0]];
+    let mut locals: Vec<Local> = Vec::new();
+    let mut local_of: HashMap<VarId, usize> = HashMap::new();
+    let mut add_local = |v0: VarId, locals: &mut Vec<Local>| -> Result<usize, NotANetwork> {
+        if let Some(&k) = local_of.get(&v0) {
+            return Ok(k);
+        }
+        let name = owner[v0.0 as usize].as_ref().map(|o| o.1.as_str()).unwrap_or_default();
+        let slots: Vec<u32> = members
+            .iter()
+            .map(|&n| items[n].vars.get(name).map_or(u32::MAX, |v| layout.slot[v.0 as usize]))
+            .collect();
+        let kind = c.var(v0).kind;
+        let base = slots[0];
+        let stride = if slots.len() > 1 {
+            slots[1].wrapping_sub(base)
+        } else {
+            0
+        };
+        let affine = slots
+            .iter()
+            .enumerate()
+            .all(|(i, &s)| s != u32::MAX && u64::from(s) == u64::from(base) + i as u64 * u64::from(stride));
+        if !affine || (slots.len() > 1 && slots[1] <= base) {
+            return unsupported(format!(
+                "the copies of {name} in the nodes of a population are not evenly spaced in the kernel's arrays"
+            ));
+        }
+        locals.push(Local {
+            var: v0,
+            kind,
+            base,
+            stride,
+        });
+        local_of.insert(v0, locals.len() - 1);
+        Ok(locals.len() - 1)
+    };
+    let mut reads = Vec::new();
+    let mut assigns = Vec::new();
+    let mut assign_vars = Vec::new();
+    for (local, rhs) in &first.assigns {
+        let k = add_local(first.vars[local], &mut locals)?;
+        assigns.push((k, *rhs));
+        let mut vs = Vec::new();
+        crate::model::build::collect_vars(c, *rhs, &mut vs);
+        reads.extend_from_slice(&vs);
+        assign_vars.push(vs);
+    }
+    let mut odes = Vec::new();
+    for (local, rhs) in &first.odes {
+        let k = add_local(first.vars[local], &mut locals)?;
+        odes.push((k, *rhs));
+        crate::model::build::collect_vars(c, *rhs, &mut reads);
+    }
+    for (local, ext, _) in &first.couplings {
+        add_local(first.vars[local], &mut locals)?;
+        add_local(*ext, &mut locals)?;
+    }
+    for v in reads {
+        add_local(v, &mut locals)?;
+    }
+    let assign_reads = assign_vars
+        .iter()
+        .map(|vs| vs.iter().filter_map(|v| local_of.get(v).copied()).collect())
+        .collect();
+    // Per-node constants: every node's value at each constant of node 0's expressions.
+    let mut values: HashMap<ExprId, Vec<f64>> = HashMap::new();
+    let mut order: Vec<ExprId> = Vec::new();
+    for (i, &n) in members.iter().enumerate() {
+        let it = &items[n];
+        let pairs = first
+            .assigns
+            .iter()
+            .zip(&it.assigns)
+            .chain(first.odes.iter().zip(&it.odes));
+        for ((_, a), (_, b)) in pairs {
+            zip_consts(c, *a, *b, &mut |e0, x| {
+                let row = values.entry(e0).or_insert_with(|| {
+                    order.push(e0);
+                    vec![0.0; members.len()]
+                });
+                row[i] = x;
+            });
+        }
+    }
+    let node_consts = order
+        .into_iter()
+        .filter_map(|e| {
+            let v = values.remove(&e)?;
+            let differs = v.iter().any(|x| x.to_bits() != v[0].to_bits());
+            differs.then_some((e, v))
+        })
+        .collect();
+    Ok(Population {
+        nodes: members.iter().map(|&n| c.nodes[n].clone()).collect(),
+        locals,
+        local_of,
+        assigns,
+        odes,
+        node_consts,
+        assign_reads,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn coupling(
+    c: &Circuit,
+    layout: &Layout,
+    items: &[NodeItems],
+    members: &[usize],
+    ci: usize,
+    local: &str,
+    p: usize,
+    pop: &Population,
+) -> Result<Coupling, NotANetwork> {
+    let first = &items[members[0]];
+    let target = pop.local_of[&first.vars[local]];
+    let external = pop.local_of[&first.couplings[ci].1];
+    let mut rows = vec![0u64];
+    let mut sources = Vec::new();
+    let mut weights = Vec::new();
+    let mut source_vars = Vec::new();
+    let mut delayed = Vec::new();
+    let mut delays = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut source_kind = None;
+    for &n in members {
+        let (_, _, terms) = &items[n].couplings[ci];
+        for &Term {
+            weight: w,
+            source: s,
+            delay,
+        } in terms
+        {
+            let kind = c.var(s).kind;
+            if !matches!(kind, VarKind::State | VarKind::Algebraic) {
+                return unsupported(format!(
+                    "an edge reads {}, which is neither a state nor computed",
+                    c.var(s).name
+                ));
+            }
+            if *source_kind.get_or_insert(kind) != kind {
+                return unsupported(format!(
+                    "the edges into {local} read both states and computed variables"
+                ));
+            }
+            sources.push(layout.slot[s.0 as usize]);
+            weights.push(w);
+            delayed.push(delay.map(|_| s));
+            delays.push(delay.unwrap_or(0.0));
+            // A delayed read comes from history: no ordering against this step's value.
+            if delay.is_none() && seen.insert(s) {
+                source_vars.push(s);
+            }
+        }
+        rows.push(sources.len() as u64);
+    }
+    let width = rows[1] as usize;
+    let dense = width > 0
+        && delayed.iter().all(Option::is_none)
+        && rows.windows(2).all(|r| (r[1] - r[0]) as usize == width)
+        && sources.chunks(width).all(|row| row == &sources[..width]);
+    Ok(Coupling {
+        pop: p,
+        target,
+        external,
+        source_kind: source_kind.unwrap_or(VarKind::State),
+        rows,
+        sources,
+        weights,
+        delayed,
+        delays,
+        source_vars,
+        dense,
+    })
+}
+
+fn evaluation_order(
+    pops: &[Population],
+    couplings: &[Coupling],
+    var_place: &HashMap<VarId, (usize, usize)>,
+) -> Result<Vec<Group>, NotANetwork> {
+    let mut groups: Vec<Group> = Vec::new();
+    // (population, local) assigned → group index.
+    let mut producer: HashMap<(usize, usize), usize> = HashMap::new();
+    for (p, pop) in pops.iter().enumerate() {
+        for (item, &(local, _)) in pop.assigns.iter().enumerate() {
+            producer.insert((p, local), groups.len());
+            groups.push(Group::Assign { pop: p, item });
+        }
+    }
+    for (k, cp) in couplings.iter().enumerate() {
+        producer.insert((cp.pop, cp.target), groups.len());
+        groups.push(Group::Coupling(k));
+    }
+    let deps: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| match *g {
+            Group::Assign { pop, item } => {
+                // Node 0's reads stand for every node's: the equations are the same.
+                pops[pop].assign_reads[item]
+                    .iter()
+                    .filter_map(|&l| producer.get(&(pop, l)).copied())
+                    .collect()
+            }
+            Group::Coupling(k) => couplings[k]
+                .source_vars
+                .iter()
+                .filter_map(|v| var_place.get(v).and_then(|pl| producer.get(pl)).copied())
+                .collect(),
+        })
+        .collect();
+    match crate::model::build::topo_order(&deps) {
+        Ok(order) => Ok(order.into_iter().map(|i| groups[i]).collect()),
+        Err(_) => unsupported("the populations' assignments depend on each other in a loop"),
+    }
+}
+
+/// Networks for the tests of every back end: `network_grid.c`'s circuit written as a PyRates
+/// YAML edge list.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::model::build::build_template;
+    use crate::model::Circuit;
+    use crate::template::{LoadOptions, Loader};
+
+    /// `network_grid.c`'s weights: `W[i][j]` (from `j` to `i`).
+    pub fn weight(n: usize, i: usize, j: usize) -> f64 {
+        0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
+    }
+
+    /// `network_grid.c`'s delays in whole steps: `round(D[i][j] / dt)`.
+    pub fn delay_steps(dmax: f64, dt: f64, i: usize, j: usize) -> usize {
+        (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / dt).round() as usize
+    }
+
+    /// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
+    pub const OPERATOR: &str = r#"
+qif_net_op:
+  base: OperatorTemplate
+  equations:
+    - "r' = 1/pi + 2.0*r*v"
+    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
+  variables:
+    r: output(0.01)
+    v: variable(-2.0)
+    eta: -5.0
+    G: 1.0
+    r_in: input(0.0)
+qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
+"#;
+
+    /// `n` nodes `n0 … n{n-1}`, every pair connected (`W`; with `dmax > 0` a delay of
+    /// whole steps of `dt`), edges into each target in source order; `extra` edges appended.
+    pub fn yaml(n: usize, dmax: f64, dt: f64, edges: impl Fn(usize, usize) -> bool) -> String {
+        let mut s = String::from(OPERATOR);
+        s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+        for i in 0..n {
+            s.push_str(&format!("    n{i}: qif_net_pop\n"));
+        }
+        s.push_str("  edges:\n");
+        for i in 0..n {
+            for j in 0..n {
+                if !edges(i, j) {
+                    continue;
+                }
+                let w = weight(n, i, j);
+                let delay = if dmax > 0.0 {
+                    format!(", delay: {:e}", delay_steps(dmax, dt, i, j) as f64 * dt)
+                } else {
+                    String::new()
+                };
+                s.push_str(&format!(
+                    "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}{delay}}}]\n"
+                ));
+            }
+        }
+        s
+    }
+
+    /// The circuit `Net` of a YAML text (unlowered).
+    pub fn load(text: &str) -> Circuit {
+        let d = tempfile::tempdir().expect("temp dir");
+        std::fs::write(d.path().join("net.yaml"), text).expect("write");
+        let o = LoadOptions {
+            search_path: Vec::new(),
+            cwd: Some(d.path().to_path_buf()),
+        };
+        let mut l = Loader::new(&o);
+        let t = l.resolve_path("net.Net").expect("resolves");
+        let (c, diags) = build_template(&t, &mut l.sources);
+        c.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::model::passes::{lower_edges, specialize_params};
+
+    fn vars_named(c: &Circuit, suffix: &str) -> Vec<VarId> {
+        (0..c.vars.len() as u32)
+            .map(VarId)
+            .filter(|v| c.var(*v).name.ends_with(suffix))
+            .collect()
+    }
+
+    /// Lowered, with every parameter but `G` and `eta` folded (what a sweep over them compiles).
+    fn swept(c: &Circuit) -> Circuit {
+        let low = lower_edges(c);
+        let per_lane: Vec<VarId> = (0..low.vars.len() as u32)
+            .map(VarId)
+            .filter(|v| {
+                let n = &low.var(*v).name;
+                n.ends_with("/G") || n.ends_with("/eta")
+            })
+            .collect();
+        specialize_params(&low, &per_lane)
+    }
+
+    #[test]
+    fn plan_all_to_all_is_one_population_with_a_dense_coupling_of_the_edge_weights() {
+        let n = 6;
+        let c = swept(&load(&yaml(n, 0.0, 1e-4, |_, _| true)));
+        let net = plan(&c).expect("a network");
+        assert_eq!(net.populations.len(), 1);
+        let pop = &net.populations[0];
+        assert_eq!(pop.nodes, (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>());
+        assert_eq!(pop.odes.len(), 2);
+        assert!(pop.node_consts.is_empty(), "every node has the same constants");
+        assert_eq!(net.couplings.len(), 1);
+        let cp = &net.couplings[0];
+        assert!(cp.dense);
+        assert_eq!(cp.columns(), n);
+        assert_eq!(cp.source_kind, VarKind::State);
+        let layout = c.layout();
+        for i in 0..n {
+            for j in 0..n {
+                // Row i, column j: the weight of j -> i, read from the source's r.
+                assert_eq!(cp.weights[i * n + j], weight(n, i, j), "W[{i}][{j}]");
+                let r_j = c.find_var(&format!("n{j}/qif_net_op/r")).expect("r");
+                assert_eq!(cp.sources[i * n + j], layout.slot[r_j.0 as usize]);
+            }
+        }
+        // The target of node i is its r_in, evenly spaced.
+        let tgt = pop.locals[cp.target];
+        for i in 0..n {
+            let r_in = c.find_var(&format!("n{i}/qif_net_op/r_in")).expect("r_in");
+            assert_eq!(tgt.slot(i), layout.slot[r_in.0 as usize] as usize);
+        }
+        assert_eq!(net.order, vec![Group::Coupling(0)]);
+    }
+
+    #[test]
+    fn plan_ring_is_sparse_and_keeps_the_edge_order_of_each_row() {
+        let n = 5;
+        // Node i hears i+1 and i-1 (mod n), written in ascending source order.
+        let ring = |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
+        let c = swept(&load(&yaml(n, 0.0, 1e-4, ring)));
+        let net = plan(&c).expect("a network");
+        let cp = &net.couplings[0];
+        assert!(!cp.dense, "rows read different sources");
+        assert_eq!(cp.rows, vec![0, 2, 4, 6, 8, 10]);
+        let w: Vec<f64> = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| ring(i, j)).map(move |j| weight(n, i, j)))
+            .collect();
+        assert_eq!(cp.weights, w);
+    }
+
+    #[test]
+    fn plan_delays_are_per_term_and_only_current_reads_order_the_groups() {
+        let (n, dt, dmax) = (5, 1e-4, 0.002);
+        let c = swept(&load(&yaml(n, dmax, dt, |_, _| true)));
+        let net = plan(&c).expect("a network");
+        let cp = &net.couplings[0];
+        assert!(cp.has_delays() && !cp.dense);
+        for i in 0..n {
+            for j in 0..n {
+                let k = i * n + j;
+                let d = delay_steps(dmax, dt, i, j) as f64 * dt;
+                let r_j = c.find_var(&format!("n{j}/qif_net_op/r")).expect("r");
+                // A zero delay is an ordinary read (the reference evaluator's rule).
+                assert_eq!(cp.delayed[k], (d > 0.0).then_some(r_j), "term {i},{j}");
+                assert!(
+                    (cp.delays[k] - d).abs() <= 1e-15,
+                    "term {i},{j}: {} vs {d}",
+                    cp.delays[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plan_per_node_constants_become_a_table() {
+        let n = 4;
+        let mut c = lower_edges(&load(&yaml(n, 0.0, 1e-4, |_, _| true)));
+        for i in 0..n {
+            let eta = c.find_var(&format!("n{i}/qif_net_op/eta")).expect("eta");
+            c.vars[eta.0 as usize].value = -6.0 + i as f64;
+        }
+        let c = specialize_params(&c, &[]);
+        let net = plan(&c).expect("a network");
+        let pop = &net.populations[0];
+        assert_eq!(pop.node_consts.len(), 1, "only eta differs between nodes");
+        assert_eq!(pop.node_consts[0].1, vec![-6.0, -5.0, -4.0, -3.0]);
+    }
+
+    #[test]
+    fn plan_declines_small_circuits_per_lane_delays_and_per_lane_weights() {
+        // Three nodes: below MIN_POPULATION, the unrolled code stays.
+        let small = swept(&load(&yaml(3, 0.0, 1e-4, |_, _| true)));
+        assert_eq!(plan(&small), Err(NotANetwork::Small));
+        // Delays that vary per lane (a sweep over conduction delays) are not data yet.
+        let low = lower_edges(&load(&yaml(5, 0.002, 1e-4, |_, _| true)));
+        let delays = vars_named(&low, "/delay");
+        let per_lane_delays = specialize_params(&low, &delays);
+        match plan(&per_lane_delays) {
+            Err(NotANetwork::Unsupported(why)) => assert!(why.contains("constant weights and delays"), "{why}"),
+            other => panic!("expected a reason, got {other:?}"),
+        }
+        // Weights left as per-lane parameters (a sweep over one edge's weight).
+        let per_lane = lower_edges(&load(&yaml(5, 0.0, 1e-4, |_, _| true)));
+        assert!(matches!(plan(&per_lane), Err(NotANetwork::Unsupported(_))));
+        // The two-population reference circuit keeps its code.
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/reference_qif.yaml");
+        let text = std::fs::read_to_string(p).expect("reference circuit");
+        let mut t = text.replace("pc_iin:", "Net:");
+        t.push('\n');
+        let reference = swept(&load(&t));
+        assert_eq!(plan(&reference), Err(NotANetwork::Small));
+    }
+}
