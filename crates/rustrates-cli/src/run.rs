@@ -223,6 +223,7 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let mut fo = FileOptions::new(&loaded.source_text, &file.template);
     fo.compression = !args.no_compression;
+    fo.trace_type = file.trace_type;
     fo.parts_dir = args.parts_dir.clone();
 
     let bar = Arc::new(progress_bar(spec.param_grid.len(), spec.steps(), args.quiet));

@@ -6,6 +6,7 @@ use std::path::Path;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use rustrates::io::h5::TraceType;
 use rustrates::io::{self, FileOptions, IoError};
 use rustrates::model::Loaded;
 use rustrates::sweep::SweepSpec;
@@ -31,9 +32,13 @@ pub fn run_to_file<'py>(
     loaded: &Loaded,
     template: &str,
     out: &Path,
+    trace_type: TraceType,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let opts = FileOptions::new(&loaded.source_text, template);
+    let opts = FileOptions {
+        trace_type,
+        ..FileOptions::new(&loaded.source_text, template)
+    };
     let circuit = &loaded.circuit;
     let opts_ref = &opts;
     let summary = run_interruptible(py, spec.param_grid.len(), progress, move |ctrl| {

@@ -293,6 +293,7 @@ class RunRequest:
     out: str | None = None
     rtol: float | None = None
     atol: float | None = None
+    trace_precision: str = "float64"
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
@@ -320,6 +321,7 @@ def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
         progress=progress,
         rtol=req.rtol,
         atol=req.atol,
+        trace_precision=req.trace_precision,
     )
 
 

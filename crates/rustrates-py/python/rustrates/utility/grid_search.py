@@ -99,6 +99,7 @@ def grid_search(
     backend: str | None = None,
     solver: str | None = None,
     float_precision: Any = None,
+    trace_precision: str = "float64",
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -152,6 +153,9 @@ def grid_search(
         Write everything to this HDF5 file (resumed if an interrupted run left its parts)
         and return its path first; :func:`rustrates.read_results` loads it, and
         ``pd.read_hdf(out, 'Results/results')`` works for sweeps that fit in memory.
+    trace_precision
+        ``'float32'`` stores the traces in ``out`` as single precision: half the bytes,
+        each value rounded to the nearest single (default ``'float64'``, as computed).
     n_threads
         Threads (default: all cores).
     progress
@@ -225,6 +229,7 @@ def grid_search(
         out=None if out is None else os.fspath(out),
         rtol=settings.get("rtol"),
         atol=settings.get("atol"),
+        trace_precision=trace_precision,
     )
     bar = make_progress(progress, "grid_search")
     try:
