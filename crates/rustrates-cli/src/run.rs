@@ -239,6 +239,7 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let mut fo = FileOptions::new(&loaded.source_text, &file.template);
     fo.compression = !args.no_compression;
+    fo.trace_type = file.trace_type;
     fo.parts_dir = args.parts_dir.clone();
     fo.overwrite = args.overwrite;
     fo.protect = protected_inputs(&args.spec, &loaded);

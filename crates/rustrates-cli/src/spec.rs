@@ -22,6 +22,7 @@
 //! cutoff: 0.0
 //! summaries: [mean, std, dominant_frequency]
 //! keep_traces: true
+//! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
 //! chunk_size: 4096         # points per part file; default 4096, 65536 for summaries only
 //! ```
 //!
@@ -30,6 +31,7 @@
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::checks;
@@ -49,6 +51,8 @@ pub(crate) struct SpecFile {
     pub sources: SourceMap,
     pub root: Node,
     pub path: PathBuf,
+    /// How the results file stores traces (`trace_precision`).
+    pub trace_type: TraceType,
 }
 
 const KEYS: &[&str] = &[
@@ -69,6 +73,7 @@ const KEYS: &[&str] = &[
     "cutoff",
     "summaries",
     "keep_traces",
+    "trace_precision",
     "chunk_size",
     "block_size",
     "rtol",
@@ -186,7 +191,7 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<SpecFile, (SourceMa
         file: path,
     };
     let parsed = parse(&root, &base_dir, &mut cx);
-    let Some((template, spec)) = parsed.filter(|_| !cx.diags.has_errors()) else {
+    let Some((template, spec, trace_type)) = parsed.filter(|_| !cx.diags.has_errors()) else {
         return Err((sources, cx.diags));
     };
     // The engine's rules for the settings, pointed at where the file sets them.
@@ -204,6 +209,7 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<SpecFile, (SourceMa
         sources,
         root,
         path: path.to_path_buf(),
+        trace_type,
     })
 }
 
@@ -328,7 +334,7 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
     diags
 }
 
-fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, SweepSpec)> {
+fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, SweepSpec, TraceType)> {
     let Some(map) = root.as_map() else {
         cx.err(
             root,
@@ -430,6 +436,20 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
             None => {}
         }
     }
+    let mut trace_type = TraceType::Float64;
+    if let Some(n) = get("trace_precision") {
+        if let Some(name) = cx.string(n, "trace_precision") {
+            match TraceType::parse(&name) {
+                Some(t) => trace_type = t,
+                None => cx.err_help(
+                    n,
+                    "spec/unknown-precision",
+                    format!("unknown trace_precision `{name}`"),
+                    "use float64 or float32",
+                ),
+            }
+        }
+    }
     let permute = get("permute_grid")
         .and_then(|n| cx.bool(n, "permute_grid"))
         .unwrap_or(false);
@@ -495,7 +515,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
-    Some((template, spec))
+    Some((template, spec, trace_type))
 }
 
 /// `{key: [values] | {linspace: [a, b, n]} | {arange: [a, b, step]} | number}`; absent = one
@@ -789,6 +809,23 @@ mod tests {
         assert!(found.contains(&("spec/not-a-number", (3, 12))), "{found:?}");
         assert!(found.contains(&("spec/unknown-solver", (5, 9))), "{found:?}");
         assert!(found.iter().any(|(c, _)| *c == "spec/missing-key"), "{found:?}");
+    }
+
+    #[test]
+    fn spec_trace_precision_float32_or_an_error_at_its_value() {
+        let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\n";
+        let f = load_text(base).map_err(|(_, d)| format!("{d:?}")).expect("valid");
+        assert_eq!(f.trace_type, TraceType::Float64, "the values as computed by default");
+        let f = load_text(&format!("{base}trace_precision: float32\n"))
+            .map_err(|(_, d)| format!("{d:?}"))
+            .expect("valid");
+        assert_eq!(f.trace_type, TraceType::Float32);
+        let Err((sources, diags)) = load_text(&format!("{base}trace_precision: half\n")) else {
+            panic!("`half` is not a trace precision")
+        };
+        let d = diags.iter().next().expect("one problem");
+        assert_eq!(d.code, "spec/unknown-precision");
+        assert_eq!(sources.line_col(d.span.expect("positioned")), (5, 18));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use rustrates::io::h5::TraceType;
 use rustrates::io::{self, FileOptions, IoError};
 use rustrates::model::Loaded;
 use rustrates::sweep::SweepSpec;
@@ -32,10 +33,12 @@ pub fn run_to_file<'py>(
     template: &str,
     out: &Path,
     overwrite: bool,
+    trace_type: TraceType,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = FileOptions {
         overwrite,
+        trace_type,
         ..FileOptions::new(&loaded.source_text, template)
     };
     let circuit = &loaded.circuit;

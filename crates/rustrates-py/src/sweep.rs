@@ -16,6 +16,7 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUnty
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, PointStatus, Signal, SimConfig, SolveError};
 use rustrates::sweep::{
@@ -434,7 +435,8 @@ pub(crate) fn build_spec<'py>(
     template, *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
     simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler".to_string(),
     backend="auto".to_string(), precision="float64".to_string(), cutoff=0.0, summaries=Vec::new(),
-    keep_traces=true, threads=None, out=None, progress=None, rtol=None, atol=None, overwrite=false
+    keep_traces=true, threads=None, out=None, progress=None, rtol=None, atol=None, overwrite=false,
+    trace_precision="float64".to_string()
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_sweep<'py>(
@@ -462,7 +464,17 @@ pub fn run_sweep<'py>(
     rtol: Option<f64>,
     atol: Option<f64>,
     overwrite: bool,
+    trace_precision: String,
 ) -> PyResult<Bound<'py, PyDict>> {
+    // How a results file stores traces; the engine knows the names.
+    let trace_type = TraceType::parse(&trace_precision).ok_or_else(|| {
+        arg_err(
+            py,
+            Kind::Sweep,
+            "trace_precision",
+            format!("trace_precision must be float64 or float32, got '{trace_precision}'"),
+        )
+    })?;
     let settings = Settings {
         simulation_time,
         step_size,
@@ -491,7 +503,16 @@ pub fn run_sweep<'py>(
 
     let loaded = crate::circuit::load(py, template)?;
     if let Some(path) = out {
-        return crate::results::run_to_file(py, &spec, &loaded, template, &path, overwrite, progress.as_ref());
+        return crate::results::run_to_file(
+            py,
+            &spec,
+            &loaded,
+            template,
+            &path,
+            overwrite,
+            trace_type,
+            progress.as_ref(),
+        );
     }
     let mut sink = MemorySink::new();
     let circuit = &loaded.circuit;

@@ -294,6 +294,7 @@ class RunRequest:
     overwrite: bool = False
     rtol: float | None = None
     atol: float | None = None
+    trace_precision: str = "float64"
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
@@ -322,6 +323,7 @@ def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
         rtol=req.rtol,
         atol=req.atol,
         overwrite=req.overwrite,
+        trace_precision=req.trace_precision,
     )
 
 

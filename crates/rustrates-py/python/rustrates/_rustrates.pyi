@@ -97,6 +97,7 @@ def run_sweep(
     rtol: float | None = None,
     atol: float | None = None,
     overwrite: bool = False,
+    trace_precision: str = "float64",
 ) -> SweepResultDict:
     """Run a sweep with the GIL released. ``grid_values`` (one 1-D array per key, permuted
     or zipped) or ``grid_rows`` (points × keys); inputs are numbers or C-contiguous float64

@@ -100,6 +100,7 @@ def grid_search(
     backend: str | None = None,
     solver: str | None = None,
     float_precision: Any = None,
+    trace_precision: str = "float64",
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -157,6 +158,9 @@ def grid_search(
         folder, a writable place, not locked by another sweep) before anything runs.
     overwrite
         Replace an existing file at ``out``.
+    trace_precision
+        ``'float32'`` stores the traces in ``out`` as single precision: half the bytes,
+        each value rounded to the nearest single (default ``'float64'``, as computed).
     n_threads
         Threads (default: all cores; more than the cores are capped at the cores, with a
         warning).
@@ -232,6 +236,7 @@ def grid_search(
         overwrite=bool(overwrite),
         rtol=settings.get("rtol"),
         atol=settings.get("atol"),
+        trace_precision=trace_precision,
     )
     bar = make_progress(progress, "grid_search")
     try:

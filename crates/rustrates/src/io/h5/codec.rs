@@ -17,6 +17,17 @@ pub enum TraceType {
 }
 
 impl TraceType {
+    /// The names front ends accept, as for `float_precision`: `float64` (also `double`,
+    /// `f64`) and `float32` (`single`, `f32`).
+    pub fn parse(name: &str) -> Option<TraceType> {
+        match name {
+            "float64" | "double" | "f64" => Some(TraceType::Float64),
+            "float32" | "single" | "f32" => Some(TraceType::Float32),
+            _ => None,
+        }
+    }
+
+    /// Bytes per stored value.
     pub fn size(self) -> usize {
         match self {
             TraceType::Float64 => 8,

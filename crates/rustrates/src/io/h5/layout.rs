@@ -481,28 +481,7 @@ impl OpenFile {
         let (Some(ds), Some(codec)) = (&self.sets.traces, self.sets.codec) else {
             return Ok(());
         };
-        let offset: [hdf5_sys::h5::hsize_t; 3] = [(index * codec.points_per_chunk) as _, 0, 0];
-        hdf5::sync::sync(|| {
-            // SAFETY: `ds` is an open chunked dataset of rank 3; `offset` is a chunk's logical
-            // position and `bytes` the chunk encoded by the dataset's own filter pipeline.
-            let status = unsafe {
-                hdf5_sys::h5d::H5Dwrite_chunk(
-                    ds.id(),
-                    hdf5_sys::h5p::H5P_DEFAULT,
-                    0,
-                    offset.as_ptr(),
-                    bytes.len(),
-                    bytes.as_ptr().cast(),
-                )
-            };
-            // The error stack holds the cause (e.g. the file driver's "File too large" or "No
-            // space left on device"), which is what the user can act on.
-            hdf5::h5check(status).map(|_| ())
-        })
-        .map_err(|source| IoError::Hdf5 {
-            path: self.tmp.clone(),
-            source: hdf5::Error::from(format!("writing chunk {index} of /traces failed: {source}")),
-        })
+        write_raw_chunk(ds, index * codec.points_per_chunk, 0, bytes, &self.tmp)
     }
 
     /// Writes points from `first` on: into the chunks being assembled when chunks hold whole
@@ -673,5 +652,82 @@ pub(super) fn trace_type_of(file: &File, path: &Path) -> Result<TraceType, IoErr
         TraceType::Float32
     } else {
         TraceType::Float64
+    })
+}
+
+/// Writes the chunk of `/traces` that starts at point `first` as stored bytes (`filters`: the
+/// mask of filters skipped, 0 for all applied).
+pub(super) fn write_raw_chunk(
+    ds: &Dataset,
+    first: usize,
+    filters: u32,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(), IoError> {
+    let offset: [hdf5_sys::h5::hsize_t; 3] = [first as _, 0, 0];
+    hdf5::sync::sync(|| {
+        // SAFETY: `ds` is an open chunked dataset of rank 3; `offset` is a chunk's logical
+        // position and `bytes` the chunk encoded by the dataset's own filter pipeline.
+        let status = unsafe {
+            hdf5_sys::h5d::H5Dwrite_chunk(
+                ds.id(),
+                hdf5_sys::h5p::H5P_DEFAULT,
+                filters,
+                offset.as_ptr(),
+                bytes.len(),
+                bytes.as_ptr().cast(),
+            )
+        };
+        // The error stack holds the cause (e.g. the file driver's "File too large" or "No
+        // space left on device"), which is what the user can act on.
+        hdf5::h5check(status).map(|_| ())
+    })
+    .map_err(|source| IoError::Hdf5 {
+        path: path.to_path_buf(),
+        source: hdf5::Error::from(format!(
+            "writing the chunk of /traces at point {first} failed: {source}"
+        )),
+    })
+}
+
+/// The stored bytes of the chunk of `/traces` that starts at point `first` and its filter
+/// mask; `None` when that chunk was never written.
+pub(super) fn read_raw_chunk(ds: &Dataset, first: usize, path: &Path) -> Result<Option<(u32, Vec<u8>)>, IoError> {
+    let offset: [hdf5_sys::h5::hsize_t; 3] = [first as _, 0, 0];
+    let failed = || IoError::Hdf5 {
+        path: path.to_path_buf(),
+        source: hdf5::Error::from(format!("reading the chunk of /traces at point {first} failed")),
+    };
+    hdf5::sync::sync(|| {
+        let (mut mask, mut addr, mut size) = (0u32, 0, 0);
+        // SAFETY: `ds` is an open chunked dataset of rank 3 and `offset` a chunk's position;
+        // the out-pointers are valid for the call.
+        let status = unsafe {
+            hdf5_sys::h5d::H5Dget_chunk_info_by_coord(ds.id(), offset.as_ptr(), &mut mask, &mut addr, &mut size)
+        };
+        if status < 0 {
+            return Err(failed());
+        }
+        if addr == hdf5_sys::h5::HADDR_UNDEF {
+            return Ok(None);
+        }
+        let mut len = size as usize;
+        let mut buf = vec![0u8; len];
+        // SAFETY: `buf` holds `len` bytes, the chunk's stored size as
+        // H5Dget_chunk_info_by_coord gave it (HDF5 2 checks it against `len`).
+        let status = unsafe {
+            hdf5_sys::h5d::H5Dread_chunk(
+                ds.id(),
+                hdf5_sys::h5p::H5P_DEFAULT,
+                offset.as_ptr(),
+                &mut mask,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if status < 0 {
+            return Err(failed());
+        }
+        Ok(Some((mask, buf)))
     })
 }

@@ -313,15 +313,39 @@ impl MergeWriter {
         }
         if let Some(ds) = &self.sets.traces {
             let src = part.dataset("traces").map_err(&ep)?;
-            let mut p = 0;
-            while p < r.len() {
-                let q = (p + MERGE_POINTS).min(r.len());
-                let v: ndarray::Array3<f64> = src.read_slice((p..q, .., ..)).map_err(&ep)?;
-                ds.write_slice(&v, (r.start + p..r.start + q, .., ..)).map_err(&eo)?;
-                p = q;
+            if self.chunks_copy_as_stored(&src, &r)? {
+                // The part's chunks are whole chunks of this file, encoded alike: copied as
+                // stored, neither decoded nor encoded again.
+                let cp = self.sets.codec.expect("checked").points_per_chunk;
+                for first in r.clone().step_by(cp) {
+                    if let Some((mask, bytes)) = read_raw_chunk(&src, first - r.start, path)? {
+                        write_raw_chunk(ds, first, mask, &bytes, &self.tmp)?;
+                    }
+                }
+            } else {
+                let mut p = 0;
+                while p < r.len() {
+                    let q = (p + MERGE_POINTS).min(r.len());
+                    let v: ndarray::Array3<f64> = src.read_slice((p..q, .., ..)).map_err(&ep)?;
+                    ds.write_slice(&v, (r.start + p..r.start + q, .., ..)).map_err(&eo)?;
+                    p = q;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Whether the chunks of a part's `/traces` (`src`, the points `r`) are chunks of this
+    /// file as they are: same chunk shape, filters and type, and the part's points start and
+    /// end on this file's chunk boundaries (or at its end).
+    fn chunks_copy_as_stored(&self, src: &Dataset, r: &Range<usize>) -> Result<bool, IoError> {
+        let (Some(dst), Some(codec)) = (&self.sets.traces, self.sets.codec) else {
+            return Ok(false);
+        };
+        let cp = codec.points_per_chunk;
+        let aligned = r.start.is_multiple_of(cp) && (r.end.is_multiple_of(cp) || r.end == self.n_points);
+        let size = |d: &Dataset| d.dtype().map(|t| t.size()).map_err(h5(&self.tmp));
+        Ok(aligned && src.chunk() == dst.chunk() && src.filters() == dst.filters() && size(src)? == size(dst)?)
     }
 
     /// Marks the points `r` of a chunk that failed: grid values, status "failed" with the
