@@ -6,7 +6,6 @@ use std::path::Path;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use rustrates::io::h5::TraceType;
 use rustrates::io::{self, FileOptions, IoError};
 use rustrates::model::Loaded;
 use rustrates::sweep::SweepSpec;
@@ -25,22 +24,16 @@ fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
 }
 
 /// Runs the sweep into `out` (part files next to it, merged and renamed when complete; an
-/// interrupted run resumes) and returns the file's contents as `run_sweep` does.
+/// interrupted run resumes) with the file options `opts`, and returns the file's contents as
+/// `run_sweep` does.
 pub fn run_to_file<'py>(
     py: Python<'py>,
     spec: &SweepSpec,
     loaded: &Loaded,
-    template: &str,
     out: &Path,
-    overwrite: bool,
-    trace_type: TraceType,
+    opts: FileOptions,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let opts = FileOptions {
-        overwrite,
-        trace_type,
-        ..FileOptions::new(&loaded.source_text, template)
-    };
     let circuit = &loaded.circuit;
     let opts_ref = &opts;
     let summary = run_interruptible(py, spec.param_grid.len(), progress, move |ctrl| {

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use rustrates::io::h5::TraceType;
+use rustrates::io::FileOptions;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, PointStatus, Signal, SimConfig, SolveError};
 use rustrates::sweep::{
@@ -503,16 +504,12 @@ pub fn run_sweep<'py>(
 
     let loaded = crate::circuit::load(py, template)?;
     if let Some(path) = out {
-        return crate::results::run_to_file(
-            py,
-            &spec,
-            &loaded,
-            template,
-            &path,
+        let opts = FileOptions {
             overwrite,
             trace_type,
-            progress.as_ref(),
-        );
+            ..FileOptions::new(&loaded.source_text, template)
+        };
+        return crate::results::run_to_file(py, &spec, &loaded, &path, opts, progress.as_ref());
     }
     let mut sink = MemorySink::new();
     let circuit = &loaded.circuit;
