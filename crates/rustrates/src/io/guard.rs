@@ -393,6 +393,7 @@ pub fn default_parts_dir(out: &Path) -> PathBuf {
 
 /// The checks of a sweep into `out` (through the sweep directory `parts_dir`, when it uses
 /// one), done before anything is computed, then the output's lock.
+#[cfg(feature = "hdf5")]
 pub fn prepare_sweep(
     out: &Path,
     parts_dir: Option<&Path>,
