@@ -176,7 +176,8 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
 /// derivative, on states spread around the initial state, is identical bit for bit between
 /// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
 /// network (12 nodes: three blocks of four rows; 6: one block and two single rows), a sparse
-/// ring and per-node constants, on 44 lanes (two chunks, one vector, four lane by lane).
+/// ring and per-node constants (a term and an exponent), on 44 lanes (two chunks, one vector,
+/// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
     if !super::c::compiler_available() {
@@ -198,9 +199,21 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
             }
             c
         }),
+        // A per-node exponent: node 0's value must not decide how every node raises to it.
+        ("per-node exponent", {
+            let text = yaml(5, 0.0, 1e-4, |_, _| true)
+                .replace("v^2 + eta", "v^p + eta")
+                .replace("    G: 1.0\n", "    G: 1.0\n    p: 2.0\n");
+            let mut c = load(&text);
+            for i in 0..5 {
+                let p = c.find_var(&format!("n{i}/qif_net_op/p")).expect("p");
+                c.vars[p.0 as usize].value = 2.0 + (i % 2) as f64;
+            }
+            c
+        }),
     ];
     for (name, c) in cases {
-        let (compiled, params) = if name == "per-node eta" {
+        let (compiled, params) = if name.starts_with("per-node") {
             let low = lower_edges(&c);
             let g = vars_ending(&low, "/G");
             let s = specialize_params(&low, &g);
