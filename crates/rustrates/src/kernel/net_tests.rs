@@ -419,3 +419,59 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
     assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
     assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
+
+/// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants
+/// rounded to float once, as the unrolled code's literals are) against the reference
+/// evaluator in single precision. 1e-5 (relative, absolute below 1): a few float operations
+/// per value (float epsilon 6e-8 each) on values of order 1 to 10; a wrong term or slot is off
+/// by far more.
+#[test]
+fn network_single_precision_matches_the_reference_evaluator() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(28);
+    let lanes = points.len();
+    let (c, params) = prepared(&load(&yaml(7, 0.0, 1e-4, |_, _| true)), &points);
+    let compile = |backend| {
+        Kernel::compile(
+            &c,
+            &KernelOptions {
+                backend,
+                precision: super::Precision::F32,
+                cache_dir: Some(dir.path().to_path_buf()),
+                ..KernelOptions::default()
+            },
+        )
+        .expect("compiles")
+    };
+    let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
+    assert!(ck.is_network());
+    let layout = c.layout();
+    let (ns, na) = (layout.states.len(), layout.algebraics.len());
+    let y: Vec<f32> = (0..ns * lanes)
+        .map(|x| 0.01 + 0.003 * (x as f32 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
+        .collect();
+    let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
+    let u = vec![0.0f32; layout.inputs.len() * lanes];
+    let eval = |k: &Kernel| {
+        let (mut dy, mut a) = (vec![0.0f32; ns * lanes], vec![0.0f32; na * lanes]);
+        k.rhs_f32(super::RhsArgsF32 {
+            t: 0.0,
+            lanes,
+            y: &y,
+            p: &p,
+            u: &u,
+            dy: &mut dy,
+            a: &mut a,
+            ctx: &mut KernelCtx::default(),
+        });
+        (dy, a)
+    };
+    let (cd, ca) = eval(&ck);
+    let (rd, ra) = eval(&rk);
+    for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
+        assert!((x - w).abs() <= 1e-5 * w.abs().max(1.0), "{x} vs {w}");
+    }
+}
