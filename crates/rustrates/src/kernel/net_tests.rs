@@ -176,7 +176,8 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
 /// derivative, on states spread around the initial state, is identical bit for bit between
 /// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
 /// network (12 nodes: three blocks of four rows; 6: one block and two single rows), a sparse
-/// ring and per-node constants, on 44 lanes (two chunks, one vector, four lane by lane).
+/// ring and per-node constants (a term and an exponent), on 44 lanes (two chunks, one vector,
+/// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
     if !super::c::compiler_available() {
@@ -198,9 +199,21 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
             }
             c
         }),
+        // A per-node exponent: node 0's value must not decide how every node raises to it.
+        ("per-node exponent", {
+            let text = yaml(5, 0.0, 1e-4, |_, _| true)
+                .replace("v^2 + eta", "v^p + eta")
+                .replace("    G: 1.0\n", "    G: 1.0\n    p: 2.0\n");
+            let mut c = load(&text);
+            for i in 0..5 {
+                let p = c.find_var(&format!("n{i}/qif_net_op/p")).expect("p");
+                c.vars[p.0 as usize].value = 2.0 + (i % 2) as f64;
+            }
+            c
+        }),
     ];
     for (name, c) in cases {
-        let (compiled, params) = if name == "per-node eta" {
+        let (compiled, params) = if name.starts_with("per-node") {
             let low = lower_edges(&c);
             let g = vars_ending(&low, "/G");
             let s = specialize_params(&low, &g);
@@ -342,4 +355,123 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
     assert_eq!(super::c::auto_choice(&network, &opts), Backend::C);
     let (small, _) = prepared(&load(&yaml(3, 0.0, 1e-4, |_, _| true)), &grid());
     assert_ne!(super::c::auto_choice(&small, &opts), Backend::C);
+}
+
+/// Two populations of different templates coupled both ways: five QIF nodes all-to-all plus
+/// a driver node (a population of one) that hears every QIF node and feeds them all back; the
+/// QIF input sums sources from both populations. C loops vs the reference evaluator of the
+/// unrolled circuit, bit for bit over an RK4 run.
+#[test]
+fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let n = 5;
+    let mut text = yaml(n, 0.0, 1e-4, |_, _| true);
+    text = text.replace(
+        "qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}\n",
+        "qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}\n\
+         drive_op:\n  base: OperatorTemplate\n  equations: \"x' = -x/tau + r_in\"\n  \
+         variables: {x: output(0.2), tau: 0.05, r_in: input(0.0)}\n\
+         drive_pop: {base: NodeTemplate, operators: [drive_op]}\n",
+    );
+    text = text.replace("  edges:\n", "    d: drive_pop\n  edges:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "    - [d/drive_op/x, n{i}/qif_net_op/r_in, null, {{weight: {:e}}}]\n",
+            0.3 + 0.1 * i as f64
+        ));
+    }
+    for j in 0..n {
+        text.push_str(&format!(
+            "    - [n{j}/qif_net_op/r, d/drive_op/r_in, null, {{weight: 0.5}}]\n"
+        ));
+    }
+    let points = spread_points(28);
+    let (c, params) = prepared(&load(&text), &points);
+    let net = crate::model::network::plan(&c).expect("a network");
+    assert_eq!(net.populations.len(), 2);
+    assert_eq!(net.couplings.len(), 2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ck = kernel(&c, Backend::C, dir.path());
+    assert!(ck.is_network());
+    let rk = kernel(&c, Backend::Reference, dir.path());
+    let outputs: Vec<OutputBinding> = ["n0/qif_net_op/r", "n4/qif_net_op/v", "d/drive_op/x"]
+        .iter()
+        .map(|name| OutputBinding {
+            key: name.to_string(),
+            var: c.find_var(name).expect("output"),
+        })
+        .collect();
+    let cfg = SimConfig {
+        simulation_time: 0.02,
+        dt: 1e-4,
+        sampling_step: Some(1e-3),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let lanes = points.len();
+    let init = default_init(&c, lanes);
+    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    assert!(a.data.iter().all(|x| x.is_finite()));
+    // The driver moved away from its initial value: the coupling into it is live.
+    assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
+    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+/// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants
+/// rounded to float once, as the unrolled code's literals are) against the reference
+/// evaluator in single precision. 1e-5 (relative, absolute below 1): a few float operations
+/// per value (float epsilon 6e-8 each) on values of order 1 to 10; a wrong term or slot is off
+/// by far more.
+#[test]
+fn network_single_precision_matches_the_reference_evaluator() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(28);
+    let lanes = points.len();
+    let (c, params) = prepared(&load(&yaml(7, 0.0, 1e-4, |_, _| true)), &points);
+    let compile = |backend| {
+        Kernel::compile(
+            &c,
+            &KernelOptions {
+                backend,
+                precision: super::Precision::F32,
+                cache_dir: Some(dir.path().to_path_buf()),
+                ..KernelOptions::default()
+            },
+        )
+        .expect("compiles")
+    };
+    let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
+    assert!(ck.is_network());
+    let layout = c.layout();
+    let (ns, na) = (layout.states.len(), layout.algebraics.len());
+    let y: Vec<f32> = (0..ns * lanes)
+        .map(|x| 0.01 + 0.003 * (x as f32 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
+        .collect();
+    let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
+    let u = vec![0.0f32; layout.inputs.len() * lanes];
+    let eval = |k: &Kernel| {
+        let (mut dy, mut a) = (vec![0.0f32; ns * lanes], vec![0.0f32; na * lanes]);
+        k.rhs_f32(super::RhsArgsF32 {
+            t: 0.0,
+            lanes,
+            y: &y,
+            p: &p,
+            u: &u,
+            dy: &mut dy,
+            a: &mut a,
+            ctx: &mut KernelCtx::default(),
+        });
+        (dy, a)
+    };
+    let (cd, ca) = eval(&ck);
+    let (rd, ra) = eval(&rk);
+    for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
+        assert!((x - w).abs() <= 1e-5 * w.abs().max(1.0), "{x} vs {w}");
+    }
 }

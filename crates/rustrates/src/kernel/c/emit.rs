@@ -376,7 +376,10 @@ impl<'c> Emitter<'c> {
     fn binary(&mut self, op: BinOp, a: ExprId, b: ExprId) -> String {
         let ty = self.ty;
         if op == BinOp::Pow {
-            if let Some(Expr::Const(n)) = self.c.exprs.get(b.0 as usize) {
+            // An exponent the remap replaces (a per-node constant of a network) is not this
+            // constant in every node: no repeated squaring by its node-0 value.
+            let remapped = |e: &Expr| self.remap.is_some_and(|r| r(b, e).is_some());
+            if let Some(Expr::Const(n)) = self.c.exprs.get(b.0 as usize).filter(|e| !remapped(e)) {
                 if n.fract() == 0.0 && n.abs() <= 64.0 {
                     let x = self.expr(a);
                     return self.int_pow(&x, *n as i32);
