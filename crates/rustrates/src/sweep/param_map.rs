@@ -328,8 +328,19 @@ fn resolve_edge(
     circuit: &Circuit,
     ids: &mut Vec<VarId>,
 ) -> Result<(), ParamMapError> {
-    let src_matches =
-        |edge: &crate::model::Edge| edge.source_node == e.source || circuit.var(edge.source).name == e.source;
+    // An edge is named by its nodes or, as PyRates 1.x names it, by the variable paths it
+    // connects. Through an edge operator the IR's source is the operator's output, so there the
+    // declared source path (`node/op/var` of the source node) names it.
+    let through_operator = |edge: &crate::model::Edge| circuit.var(edge.source).name.starts_with("edge:");
+    let src_matches = |edge: &crate::model::Edge| {
+        edge.source_node == e.source
+            || circuit.var(edge.source).name == e.source
+            || (through_operator(edge)
+                && e.source
+                    .strip_prefix(edge.source_node.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+                && circuit.find_var(&e.source).is_some())
+    };
     let tgt_matches =
         |edge: &crate::model::Edge| edge.target_node == e.target || circuit.var(edge.target).name == e.target;
     for name in [&e.source, &e.target] {
@@ -358,17 +369,34 @@ fn resolve_edge(
         });
     };
     for var in vars {
-        let Some((_, id)) = edge.params.iter().find(|(n, _)| n == var) else {
+        // An edge operator's own variables (`op/var`) are the edge's too, whether or not the
+        // edge's attribute dict set them.
+        let operator_prefix = format!("edge:{}->{}:{}/", edge.source_node, edge.target_node, edge.idx);
+        let found = edge
+            .params
+            .iter()
+            .find(|(n, _)| n == var)
+            .map(|(_, id)| *id)
+            .or_else(|| circuit.find_var(&format!("{operator_prefix}{var}")));
+        let Some(id) = found else {
+            let mut available: Vec<String> = edge.params.iter().map(|(n, _)| n.clone()).collect();
+            for v in &circuit.vars {
+                if let Some(rest) = v.name.strip_prefix(&operator_prefix) {
+                    if v.kind == VarKind::Param && !available.iter().any(|a| a == rest) {
+                        available.push(rest.to_string());
+                    }
+                }
+            }
             return Err(ParamMapError::EdgeVarNotFound {
                 key: key.to_string(),
                 from: e.source.clone(),
                 to: e.target.clone(),
                 idx,
                 var: var.clone(),
-                available: edge.params.iter().map(|(n, _)| n.clone()).collect(),
+                available,
             });
         };
-        ids.push(*id);
+        ids.push(id);
     }
     Ok(())
 }
