@@ -56,3 +56,36 @@ def test_delayed_circuit_jacobian_error_points_at_the_equation():
     d = err.value.diagnostics[0]
     assert d["code"] == "jacobian/not-differentiable"
     assert "delayed read" in d["message"]
+
+
+HOPF = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+
+
+def test_grid_search_regime_summary_stuart_landau(tmp_path):
+    # Stuart–Landau, ω = 2: μ < 0 a stable focus with leading eigenvalue μ + 2i; μ > 0 a
+    # cycle of amplitude √μ and period π (1e-3 relative: the bound; rk4 at
+    # dt = 0.01 and a cutoff at 150 leave errors far below it, see the engine's test).
+    # (μ = −0.1 has decayed to ~1e-9 by t = 200; a slower focus would still be a transient,
+    # which the classification calls irregular.)
+    mus = np.array([-0.2, -0.1, 0.05, 0.2])
+    summ, result_map = rustrates.grid_search(
+        HOPF, param_grid={"mu": mus}, param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False,
+    )
+    assert list(summ.columns.get_level_values(1)) == ["regime", "period", "amplitude", "eig_re", "eig_im"]
+    assert list(summ[("x", "regime")].astype(str)) == ["stable_focus"] * 2 + ["periodic"] * 2
+    np.testing.assert_allclose(summ[("x", "eig_re")].to_numpy()[:2], mus[:2], atol=1e-9)
+    np.testing.assert_allclose(summ[("x", "eig_im")].to_numpy()[:2], [2.0, 2.0], atol=1e-9)
+    np.testing.assert_allclose(summ[("x", "period")].to_numpy()[2:], [np.pi, np.pi], rtol=1e-3)
+    np.testing.assert_allclose(summ[("x", "amplitude")].to_numpy()[2:], np.sqrt(mus[2:]), rtol=1e-3)
+    assert np.isnan(summ[("x", "period")].to_numpy()[:2]).all()
+    # The file records the codes with the settings, and reads back as the same names.
+    path = tmp_path / "regimes.h5"
+    rustrates.grid_search(
+        HOPF, param_grid={"mu": mus}, param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False, out=str(path),
+    )
+    _, _, back = rustrates.read_results(path)
+    assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
