@@ -139,6 +139,10 @@ enum Command {
         /// Summary statistic for the heatmap.
         #[arg(long, default_value = "mean")]
         summary: String,
+        /// Draw the phase diagram of the `regime` summary (over one or two grid keys)
+        /// instead of a heatmap.
+        #[arg(long)]
+        regimes: bool,
         /// Output key (default: the first output).
         #[arg(long)]
         output: Option<String>,
@@ -230,6 +234,7 @@ fn main() -> ExitCode {
         Command::Plot {
             file,
             summary,
+            regimes,
             output,
             x,
             y,
@@ -238,7 +243,7 @@ fn main() -> ExitCode {
             traces_out,
         } => plot_file(
             &file,
-            &summary,
+            if regimes { None } else { Some(&summary) },
             output.as_deref(),
             x.as_deref(),
             y.as_deref(),
@@ -275,7 +280,7 @@ fn error_text(e: &anyhow::Error) -> String {
 #[allow(clippy::too_many_arguments)]
 fn plot_file(
     file: &std::path::Path,
-    summary: &str,
+    summary: Option<&str>,
     output: Option<&str>,
     x: Option<&str>,
     y: Option<&str>,
@@ -285,9 +290,12 @@ fn plot_file(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let result = rustrates::io::h5::read_results(file)?;
-    let statistic = rustrates::sweep::Statistic::parse(summary).with_context(|| {
-        format!("unknown summary `{summary}`; use mean, std, min, max, last, ptp, dominant_frequency")
-    })?;
+    let statistic = match summary {
+        Some(summary) => Some(rustrates::sweep::Statistic::parse(summary).with_context(|| {
+            format!("unknown summary `{summary}`; use mean, std, min, max, last, ptp, dominant_frequency, period, amplitude, eig_re, eig_im")
+        })?),
+        None => None,
+    };
     let column = match output {
         Some(key) => result.columns.iter().position(|(_, k)| k == key).with_context(|| {
             let keys: Vec<&str> = result.columns.iter().map(|(_, k)| k.as_str()).collect();
@@ -298,7 +306,14 @@ fn plot_file(
     if result.columns.is_empty() {
         anyhow::bail!("{} has no outputs to plot", file.display());
     }
-    if result.grid_keys.len() >= 2 || (x.is_some() && y.is_some()) {
+    if let (None, Some(first)) = (statistic, result.grid_keys.first()) {
+        let x_key = x.unwrap_or(first);
+        let y_key = y.or(result.grid_keys.get(1).map(String::as_str));
+        plot::phase_diagram(out, &result, column, x_key, y_key)?;
+        eprintln!("wrote {}", out.display());
+    } else if let (None, None) = (statistic, result.grid_keys.first()) {
+        eprintln!("a phase diagram needs a grid key; {} has none", file.display());
+    } else if let (Some(statistic), true) = (statistic, result.grid_keys.len() >= 2 || (x.is_some() && y.is_some())) {
         let x_key = x.unwrap_or(&result.grid_keys[0]);
         let y_key = y.unwrap_or_else(|| &result.grid_keys[1]);
         plot::heatmap(

@@ -1,4 +1,5 @@
-//! PNG plots: traces over time, and heatmaps of a summary over two grid keys.
+//! PNG plots: traces over time, heatmaps of a summary over two grid keys, and phase diagrams
+//! of the `regime` summary.
 //!
 //! The font is embedded (DejaVu Sans, see `assets/DejaVuSans-LICENSE`) so plotting needs no
 //! system font libraries.
@@ -8,6 +9,7 @@ use std::sync::Once;
 
 use anyhow::{bail, Context};
 use plotters::prelude::*;
+use rustrates::sweep::regime::Regime;
 use rustrates::sweep::{Statistic, SweepResult};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -242,6 +244,203 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
     Ok(())
 }
 
+/// A colour per regime (code order), picked to tell apart quiet, oscillating and failing.
+fn regime_colour(r: Regime) -> RGBColor {
+    match r {
+        Regime::Diverged => RGBColor(40, 40, 40),
+        Regime::StableNode => RGBColor(70, 120, 200),
+        Regime::StableFocus => RGBColor(120, 190, 230),
+        Regime::UnstableFixedPoint => RGBColor(150, 100, 200),
+        Regime::Periodic => RGBColor(230, 120, 40),
+        Regime::Irregular => RGBColor(200, 40, 60),
+    }
+}
+
+/// One cell of a phase diagram: the most frequent regime of its points (ties: the lower
+/// code; `None` when no point has one) and the mean period of its periodic points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RegimeCell {
+    regime: Option<Regime>,
+    period: f64,
+}
+
+/// Cells `[y][x]` over the levels of two grid columns (`ys` may be a single level for a 1-D
+/// grid): `codes[p]` and `periods[p]` per point.
+fn regime_cells(
+    xs: &[f64],
+    ys: &[f64],
+    px: &[f64],
+    py: Option<&[f64]>,
+    codes: &[f64],
+    periods: &[f64],
+) -> Vec<RegimeCell> {
+    let mut counts = vec![[0usize; Regime::ALL.len()]; xs.len() * ys.len()];
+    let mut period = vec![(0.0, 0usize); xs.len() * ys.len()];
+    for p in 0..codes.len() {
+        let x = xs.partition_point(|v| *v < px[p]);
+        let y = py.map_or(0, |py| ys.partition_point(|v| *v < py[p]));
+        let cell = y * xs.len() + x;
+        if let Some(r) = Regime::from_code(codes[p]) {
+            counts[cell][r.code() as usize] += 1;
+            if r == Regime::Periodic && periods[p].is_finite() {
+                period[cell].0 += periods[p];
+                period[cell].1 += 1;
+            }
+        }
+    }
+    counts
+        .iter()
+        .zip(&period)
+        .map(|(c, &(sum, n))| {
+            let best = (0..c.len())
+                .filter(|&i| c[i] > 0)
+                .max_by(|&a, &b| c[a].cmp(&c[b]).then(b.cmp(&a)));
+            RegimeCell {
+                regime: best.map(|i| Regime::ALL[i]),
+                period: if n == 0 { f64::NAN } else { sum / n as f64 },
+            }
+        })
+        .collect()
+}
+
+/// A phase diagram of the `regime` summary: a colour per regime over one or two grid keys,
+/// periodic cells shaded by their period (darker = longer, over the file's range), black
+/// lines where neighbouring cells differ in regime, and a legend of the regimes present.
+pub(crate) fn phase_diagram(
+    png: &Path,
+    result: &SweepResult,
+    column: usize,
+    x_key: &str,
+    y_key: Option<&str>,
+) -> anyhow::Result<()> {
+    register_font()?;
+    let key_index = |k: &str| {
+        result.grid_keys.iter().position(|g| g == k).with_context(|| {
+            format!(
+                "`{k}` is not a grid key of this file; its keys are: {}",
+                result.grid_keys.join(", ")
+            )
+        })
+    };
+    let xi = key_index(x_key)?;
+    let yi = y_key.map(key_index).transpose()?;
+    let summaries = result
+        .summaries
+        .as_ref()
+        .context("the file has no summaries; run the sweep with `summaries: [regime]` to plot regimes")?;
+    let stat = |s: Statistic| summaries.stats.iter().position(|x| *x == s);
+    let si = stat(Statistic::Regime)
+        .context("the file has no `regime` summary; run the sweep with `summaries: [regime]` to plot regimes")?;
+    let nc = result.columns.len();
+    let n = result.labels.len();
+    let codes: Vec<f64> = (0..n).map(|p| summaries.values[si][p * nc + column]).collect();
+    let periods: Vec<f64> = match stat(Statistic::Period) {
+        Some(pi) => (0..n).map(|p| summaries.values[pi][p * nc + column]).collect(),
+        None => vec![f64::NAN; n],
+    };
+    let xs = levels(&result.grid_values[xi]);
+    let ys = yi.map_or(vec![0.0], |yi| levels(&result.grid_values[yi]));
+    let cells = regime_cells(
+        &xs,
+        &ys,
+        &result.grid_values[xi],
+        yi.map(|yi| result.grid_values[yi].as_slice()),
+        &codes,
+        &periods,
+    );
+    let (plo, phi) = finite_range(cells.iter().map(|c| c.period));
+
+    let root = BitMapBackend::new(png, (900, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (main, bar) = root.split_horizontally(720);
+    let (node, key) = &result.columns[column];
+    let mut chart = ChartBuilder::on(&main)
+        .caption(format!("regimes of {node}/{key}"), (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        // Cell i spans i − ½ … i + ½, so whole-number ticks sit at cell centres.
+        .build_cartesian_2d(-0.5..xs.len() as f64 - 0.5, -0.5..ys.len() as f64 - 0.5)?;
+    let label = |levels: &[f64], v: f64| {
+        let i = v.round();
+        if (v - i).abs() < 1e-9 && i >= 0.0 {
+            levels.get(i as usize).map(|l| format!("{l:.4}")).unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_key)
+        .y_desc(y_key.unwrap_or(""))
+        .x_labels(xs.len().min(12))
+        .y_labels(ys.len().min(12))
+        .x_label_formatter(&|v| label(&xs, *v))
+        .y_label_formatter(&|v| label(&ys, *v))
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 16))
+        .draw()?;
+    let nx = xs.len();
+    chart.draw_series(cells.iter().enumerate().map(|(i, c)| {
+        let (x, y) = ((i % nx) as f64 - 0.5, (i / nx) as f64 - 0.5);
+        let colour = match c.regime {
+            None => RGBColor(200, 200, 200),
+            Some(Regime::Periodic) if c.period.is_finite() => {
+                // Shade: 1 (the shortest period) to 0.45 (the longest).
+                let f = 1.0 - 0.55 * (c.period - plo) / (phi - plo);
+                let RGBColor(r, g, b) = regime_colour(Regime::Periodic);
+                RGBColor(
+                    (f64::from(r) * f) as u8,
+                    (f64::from(g) * f) as u8,
+                    (f64::from(b) * f) as u8,
+                )
+            }
+            Some(r) => regime_colour(r),
+        };
+        Rectangle::new([(x, y), (x + 1.0, y + 1.0)], colour.filled())
+    }))?;
+    // Boundaries: the shared edge of two neighbouring cells in different regimes.
+    let mut edges = Vec::new();
+    for (i, c) in cells.iter().enumerate() {
+        let (x, y) = (i % nx, i / nx);
+        let (x0, y0) = (x as f64 - 0.5, y as f64 - 0.5);
+        if x + 1 < nx && cells[i + 1].regime != c.regime {
+            edges.push([(x0 + 1.0, y0), (x0 + 1.0, y0 + 1.0)]);
+        }
+        if y + 1 < ys.len() && cells[i + nx].regime != c.regime {
+            edges.push([(x0, y0 + 1.0), (x0 + 1.0, y0 + 1.0)]);
+        }
+    }
+    chart.draw_series(
+        edges
+            .into_iter()
+            .map(|e| PathElement::new(e.to_vec(), BLACK.stroke_width(2))),
+    )?;
+
+    let present: Vec<Regime> = Regime::ALL
+        .into_iter()
+        .filter(|r| cells.iter().any(|c| c.regime == Some(*r)))
+        .collect();
+    for (k, r) in present.iter().enumerate() {
+        let top = 80 + 34 * k as i32;
+        bar.draw(&Rectangle::new([(10, top), (34, top + 24)], regime_colour(*r).filled()))?;
+        bar.draw(&Text::new(r.name().replace('_', " "), (40, top + 5), (FAMILY, 14)))?;
+    }
+    if present.contains(&Regime::Periodic) && phi > plo {
+        let top = 100 + 34 * present.len() as i32;
+        bar.draw(&Text::new(
+            format!("period {plo:.3} … {phi:.3}"),
+            (10, top),
+            (FAMILY, 13),
+        ))?;
+        bar.draw(&Text::new("(darker = longer)", (10, top + 18), (FAMILY, 13)))?;
+    }
+    root.present()
+        .with_context(|| format!("cannot write {}", png.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +450,32 @@ mod tests {
         assert_eq!(colormap(0.0), RGBColor(68, 1, 84));
         assert_eq!(colormap(1.0), RGBColor(253, 231, 37));
         assert_eq!(colormap(f64::NAN), RGBColor(200, 200, 200));
+    }
+
+    #[test]
+    fn regime_cells_take_the_most_frequent_regime_and_mean_period() {
+        // 2 × 2 cells over (x, y); cell (0, 0) holds three points (another key varies):
+        // two periodic (periods 2 and 4) and one focus, so periodic with mean period 3; cell
+        // (1, 1) has a NaN code only, so no regime.
+        let (xs, ys) = (vec![0.0, 1.0], vec![10.0, 20.0]);
+        let px = [0.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let py = [10.0, 10.0, 10.0, 10.0, 20.0, 20.0];
+        let codes = [4.0, 2.0, 4.0, 1.0, 0.0, f64::NAN];
+        let periods = [2.0, f64::NAN, 4.0, f64::NAN, f64::NAN, f64::NAN];
+        let c = regime_cells(&xs, &ys, &px, Some(&py), &codes, &periods);
+        assert_eq!(
+            c[0],
+            RegimeCell {
+                regime: Some(Regime::Periodic),
+                period: 3.0
+            }
+        );
+        assert_eq!(c[1].regime, Some(Regime::StableNode));
+        assert_eq!(c[2].regime, Some(Regime::Diverged));
+        assert_eq!(c[3].regime, None);
+        // A tie goes to the lower code; a 1-D grid is one row.
+        let one = regime_cells(&xs, &[0.0], &[0.0, 0.0], None, &[4.0, 2.0], &[1.0, f64::NAN]);
+        assert_eq!(one[0].regime, Some(Regime::StableFocus));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! outputs:
 //!   r: PC/Op_e/r
 //! cutoff: 0.0
-//! summaries: [mean, std, dominant_frequency]
+//! summaries: [mean, std, dominant_frequency]   # or regime (+ period, amplitude, eig_re, eig_im)
+//! regime: {stationary_tol: 1.0e-6, period_rtol: 0.01, min_cycles: 3, flat_tol: 1.0e-9}
 //! keep_traces: true
 //! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
 //! chunk_size: 4096         # points per part file; default 4096, 65536 for summaries only
@@ -35,6 +36,7 @@ use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::checks;
+use rustrates::sweep::regime::RegimeSettings;
 use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Setting, Statistic, SweepError, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
 use rustrates::template::yaml::{self, Node};
@@ -72,6 +74,7 @@ const KEYS: &[&str] = &[
     "outputs",
     "cutoff",
     "summaries",
+    "regime",
     "keep_traces",
     "trace_precision",
     "chunk_size",
@@ -259,6 +262,7 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
                     Setting::ParamGrid => root.get("param_grid"),
                     Setting::GridKey(k) => value_node("param_grid", k),
                     Setting::Size => root.get("keep_traces"),
+                    Setting::Regime(k) => value_node("regime", k),
                 }
                 .unwrap_or(root);
                 diags.push(at(
@@ -471,15 +475,16 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
                             name_node,
                             "spec/unknown-statistic",
                             format!("unknown summary `{name}`"),
-                            "use mean, std, min, max, last, ptp, dominant_frequency, dominant_power",
+                            "use mean, std, min, max, last, ptp, dominant_frequency, dominant_power, regime (brings period, amplitude, eig_re, eig_im)",
                         ),
                     }
                 }
             }
-            out
+            Statistic::expand(&out)
         }
         None => Vec::new(),
     };
+    let regime = get("regime").map(|n| parse_regime(n, cx)).unwrap_or_default();
     let keep_traces = get("keep_traces")
         .and_then(|n| cx.bool(n, "keep_traces"))
         .unwrap_or(summaries.is_empty());
@@ -511,6 +516,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     spec.precision = precision;
     spec.keep_traces = keep_traces;
     spec.summaries = summaries;
+    spec.regime = regime;
     spec.chunk_size = chunk_size.unwrap_or(SweepSpec::default_chunk_size(keep_traces));
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
@@ -730,6 +736,41 @@ fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, 
     out
 }
 
+/// `regime: {stationary_tol: 1e-6, period_rtol: 0.01, min_cycles: 3, flat_tol: 1e-9}`; the
+/// engine checks the values (`sweep::checks::check_regime`).
+fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
+    let mut out = RegimeSettings::default();
+    let Some(entries) = node.as_map() else {
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            "`regime` maps thresholds to numbers, e.g. `regime: {stationary_tol: 1.0e-6}`",
+        );
+        return out;
+    };
+    for (k, v) in entries {
+        let Some(key) = cx.string(k, "regime threshold") else {
+            continue;
+        };
+        let Some(x) = cx.number(v, &format!("regime.{key}")) else {
+            continue;
+        };
+        match key.as_str() {
+            "stationary_tol" => out.stationary_tol = x,
+            "period_rtol" => out.period_rtol = x,
+            "flat_tol" => out.flat_tol = x,
+            "min_cycles" if x >= 0.0 && x.fract() == 0.0 => out.min_cycles = x as usize,
+            "min_cycles" => cx.err(v, "spec/not-a-count", "`regime.min_cycles` must be a whole number"),
+            _ => cx.err(
+                k,
+                "spec/unknown-key",
+                format!("unknown regime threshold `{key}`: use stationary_tol, period_rtol, min_cycles, flat_tol"),
+            ),
+        }
+    }
+    out
+}
+
 fn parse_outputs(node: &Node, cx: &mut Ctx<'_>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Some(entries) = node.as_map() else {
@@ -848,6 +889,31 @@ mod tests {
         );
         assert_eq!(chunk("keep_traces: false\nchunk_size: 100\n"), (false, 100));
         assert_eq!(chunk("keep_traces: true\nchunk_size: 0\n"), (true, 0));
+    }
+
+    #[test]
+    fn spec_regime_summary_and_thresholds() {
+        // `regime` brings its four companion statistics; thresholds are read, and a bad one
+        // is refused by the engine's check at the line and column of its value.
+        let base =
+            "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [regime, mean]\n";
+        let f = load_text(&format!("{base}regime: {{stationary_tol: 1.0e-8, min_cycles: 4}}\n"))
+            .map_err(|(_, d)| format!("{d:?}"))
+            .expect("valid");
+        let names: Vec<&str> = f.spec.summaries.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["regime", "period", "amplitude", "eig_re", "eig_im", "mean"]);
+        assert_eq!((f.spec.regime.stationary_tol, f.spec.regime.min_cycles), (1e-8, 4));
+        assert_eq!(f.spec.regime.period_rtol, 1e-2);
+        let f = load_text(&format!("{base}regime: {{period_rtol: -1}}\n")).expect("parses");
+        let problems = checks::check_regime(&f.spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let diags = f.locate(&SweepError::Settings(problems));
+        let d = diags.iter().next().unwrap();
+        assert_eq!(f.sources.line_col(d.span.unwrap()), (6, 23), "{d:?}");
+        let Err((_, diags)) = load_text(&format!("{base}regime: {{period: 1}}\n")) else {
+            panic!("an unknown threshold must fail")
+        };
+        assert!(diags.iter().any(|d| d.code == "spec/unknown-key"), "{diags:?}");
     }
 
     #[test]

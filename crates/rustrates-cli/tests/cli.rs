@@ -187,3 +187,58 @@ fn sweep_spec_errors_name_the_line_and_exit_one() {
     assert!(stderr.contains(":5:9"), "{stderr}");
     assert!(!dir.path().join("x.h5").exists(), "no results file for a broken spec");
 }
+
+#[test]
+fn regime_example_sweep_matches_the_hopf_normal_form_and_plots() {
+    // examples/regimes/hopf.yaml: Stuart–Landau over μ ∈ linspace(−0.5, 0.5, 21) ×
+    // ω ∈ linspace(0.5, 3, 11). Analytic: a stable focus with eigenvalues μ ± iω for μ < 0, a
+    // cycle of amplitude √μ and period 2π/ω for μ > 0. Points with |μ| ≤ 0.05 decay or grow
+    // at rate |μ| and may still be in their transient at T = 200, so they are left out; the
+    // others must match to 1e-3 relative (period, amplitude) and 1e-9 (eigenvalues: the
+    // state is within ~e^{−0.1·200} of the origin).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("hopf.h5");
+    run_ok(
+        bin()
+            .arg("sweep")
+            .arg(repo().join("examples/regimes/hopf.yaml"))
+            .arg("--out")
+            .arg(&out)
+            .arg("-q"),
+    );
+    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    let s = r.summaries.as_ref().expect("summaries");
+    let stat = |name: &str, p: usize| {
+        let i = s
+            .stats
+            .iter()
+            .position(|x| x.name() == name)
+            .expect("statistic present");
+        s.values[i][p]
+    };
+    let mut checked = 0;
+    for p in 0..r.labels.len() {
+        let (mu, omega) = (r.grid_values[0][p], r.grid_values[1][p]);
+        if mu.abs() <= 0.05 + 1e-12 {
+            continue;
+        }
+        checked += 1;
+        if mu < 0.0 {
+            assert_eq!(stat("regime", p), 2.0, "mu {mu} omega {omega}: stable focus");
+            assert!((stat("eig_re", p) - mu).abs() < 1e-9 && (stat("eig_im", p) - omega).abs() < 1e-9);
+        } else {
+            assert_eq!(stat("regime", p), 4.0, "mu {mu} omega {omega}: periodic");
+            let want = std::f64::consts::TAU / omega;
+            assert!((stat("period", p) - want).abs() < 1e-3 * want, "mu {mu} omega {omega}");
+            assert!(
+                (stat("amplitude", p) - mu.sqrt()).abs() < 1e-3 * mu.sqrt(),
+                "mu {mu} omega {omega}"
+            );
+        }
+    }
+    assert_eq!(checked, 18 * 11, "21 values of μ less −0.05, 0, 0.05, times 11 of ω");
+    let png = dir.path().join("regimes.png");
+    run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
+    let bytes = std::fs::read(&png).expect("the phase diagram exists");
+    assert_eq!(&bytes[1..4], b"PNG");
+}

@@ -3,7 +3,9 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use rustrates::model::jacobian::{self, JacobianAtError};
 use rustrates::model::{self, Circuit, Loaded, VarKind};
+use rustrates::syntax::SourceMap;
 use rustrates::template::LoadOptions;
 
 use crate::errors::{self, Located};
@@ -24,6 +26,8 @@ pub struct PyCircuit {
     #[pyo3(get)]
     source_text: String,
     circuit: Circuit,
+    /// The files the circuit came from, to position errors found after the load.
+    sources: SourceMap,
 }
 
 fn kind_name(kind: VarKind) -> &'static str {
@@ -60,6 +64,37 @@ impl PyCircuit {
         model::dump(&self.circuit)
     }
 
+    /// The Jacobian ∂(dx_i/dt)/∂x_j at time `t`, derived symbolically (engine:
+    /// `model::jacobian::jacobian_at`): `values` sets states (the point), parameters and
+    /// inputs by name (`node/op/var`, `edge:SRC->TGT:IDX/weight`); the rest keep their
+    /// defaults. Returns `(state names, rows)`.
+    #[pyo3(signature = (values=None, t=0.0))]
+    fn jacobian(
+        &self,
+        py: Python<'_>,
+        values: Option<Vec<(String, f64)>>,
+        t: f64,
+    ) -> PyResult<(Vec<String>, Vec<Vec<f64>>)> {
+        let values = values.unwrap_or_default();
+        let circuit = &self.circuit;
+        let result = py.detach(|| jacobian::jacobian_at(circuit, &values, t));
+        let (names, m) = result.map_err(|e| match e {
+            JacobianAtError::NotDifferentiable(e) => errors::to_pyerr(
+                py,
+                errors::Kind::Equation,
+                &[Located::from_diagnostic(&e.diagnostic(), &self.sources)],
+            ),
+            e @ (JacobianAtError::UnknownVariable { .. } | JacobianAtError::NotSettable { .. }) => {
+                pyo3::exceptions::PyValueError::new_err(e.to_string())
+            }
+            e @ JacobianAtError::Kernel(_) => {
+                errors::to_pyerr(py, errors::Kind::Solver, &[Located::plain("kernel", e.to_string(), "")])
+            }
+        })?;
+        let n = names.len();
+        Ok((names, m.chunks(n.max(1)).map(<[f64]>::to_vec).collect()))
+    }
+
     fn __repr__(&self) -> String {
         format!("<Circuit {} nodes={:?}>", self.name, self.nodes)
     }
@@ -88,5 +123,6 @@ pub fn load_circuit(py: Python<'_>, path: &str) -> PyResult<PyCircuit> {
         warnings,
         source_text: loaded.source_text,
         circuit: loaded.circuit,
+        sources: loaded.sources,
     })
 }

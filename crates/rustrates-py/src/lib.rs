@@ -19,6 +19,12 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EquationError", py.get_type::<errors::EquationError>())?;
     m.add("SolverError", py.get_type::<errors::SolverError>())?;
     m.add("SweepError", py.get_type::<errors::SweepError>())?;
+    // `{code: name}` of the `regime` summary (engine: `sweep::regime::Regime`).
+    let codes = pyo3::types::PyDict::new(py);
+    for r in rustrates::sweep::regime::Regime::ALL {
+        codes.set_item(r.code(), r.name())?;
+    }
+    m.add("REGIME_CODES", codes)?;
     m.add_class::<circuit::PyCircuit>()?;
     m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;

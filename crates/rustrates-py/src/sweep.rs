@@ -209,12 +209,16 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
             ))
         }
     };
-    spec.summaries = s
+    let requested: Vec<Statistic> = s
         .summaries
         .iter()
         .map(|name| {
             Statistic::parse(name).ok_or_else(|| {
-                let known: Vec<&str> = Statistic::ALL.iter().map(|s| s.name()).collect();
+                let known: Vec<&str> = Statistic::ALL
+                    .iter()
+                    .chain(&Statistic::REGIME)
+                    .map(|s| s.name())
+                    .collect();
                 arg_err(
                     py,
                     Kind::Sweep,
@@ -224,6 +228,7 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
             })
         })
         .collect::<PyResult<_>>()?;
+    spec.summaries = Statistic::expand(&requested);
     spec.keep_traces = s.keep_traces;
     spec.chunk_size = SweepSpec::default_chunk_size(s.keep_traces);
     spec.threads = s.threads;

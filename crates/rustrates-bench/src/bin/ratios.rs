@@ -6,7 +6,12 @@
 //! target/release/ratios [--points 10000] [--c-source ../shared/bench/montbrio_grid.c]
 //!                       [--pyrates-python /path/to/venv/bin/python] [--json out.json]
 //!                       [--repeats 3] [--simulation-time 5] [--backends jit,c,auto] [--kernel-only]
+//!                       [--regime]
 //! ```
+//!
+//! `--regime`: only the cost of the `regime` summary (Jacobian, eigenvalues, period
+//! detection) against a `mean`-only sweep of the same grid, in-process, summaries only, one
+//! thread per back end, the two interleaved repeat by repeat.
 //!
 //! Cases (the reference sweep: two QIF populations, Euler, dt 1e-4, T 5, r of PC every 10 steps):
 //! - kernel: N points in-process, traces kept in memory, one thread, per back end, vs the C
@@ -47,6 +52,8 @@ struct Args {
     backends: Vec<(String, Backend)>,
     /// Only the in-process cases (no whole-process or PyRates cases).
     kernel_only: bool,
+    /// Only the cost of the `regime` summary against a mean-only sweep of the same grid.
+    regime: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -67,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
             ("auto".into(), Backend::Auto),
         ],
         kernel_only: false,
+        regime: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--kernel-only" => a.kernel_only = true,
+            "--regime" => a.regime = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -293,6 +302,52 @@ fn real_main() -> Result<(), String> {
         args.points,
         (args.time / DT).round()
     );
+
+    if args.regime {
+        let template = format!(
+            "{}/pc_iin",
+            repo_root().join("examples/models/reference_qif.yaml").display()
+        );
+        let loaded = load_circuit(&template, &LoadOptions::default()).map_err(|e| e.to_string())?;
+        println!(
+            "\n{:<44} {:>10} {:>10} {:>10}",
+            "summaries only, 1 thread", "mean s", "regime s", "× mean"
+        );
+        for (name, backend) in &args.backends {
+            let specs: Vec<SweepSpec> = [vec![Statistic::Mean], Statistic::expand(&[Statistic::Regime])]
+                .iter()
+                .map(|stats| {
+                    let mut spec = reference_spec(side, args.time, false, stats);
+                    (spec.backend, spec.threads) = (*backend, Some(1));
+                    spec
+                })
+                .collect();
+            let mut secs = [f64::INFINITY; 2];
+            for (spec, s) in specs.iter().zip(secs.iter_mut()) {
+                // Compile (or load from the cache) outside the timed runs.
+                let start = Instant::now();
+                rustrates::sweep::run(spec, &loaded.circuit, &mut MemorySink::new()).map_err(|e| e.to_string())?;
+                *s = start.elapsed().as_secs_f64();
+            }
+            for _ in 0..args.repeats.max(1) {
+                for (spec, s) in specs.iter().zip(secs.iter_mut()) {
+                    let start = Instant::now();
+                    rustrates::sweep::run(spec, &loaded.circuit, &mut MemorySink::new()).map_err(|e| e.to_string())?;
+                    *s = s.min(start.elapsed().as_secs_f64());
+                }
+            }
+            println!(
+                "{:<44} {:>10.3} {:>10.3} {:>10.3}",
+                format!("backend {name}"),
+                secs[0],
+                secs[1],
+                secs[1] / secs[0]
+            );
+            report.insert(format!("summary_mean_{name}_s"), secs[0].into());
+            report.insert(format!("summary_regime_{name}_s"), secs[1].into());
+        }
+        return write_json(&args, &report);
+    }
 
     let c_exe = build_c(&args.c_source, work.path())?;
     let c_sim = best(args.repeats, || run_c(&c_exe, args.points, args.time).map(|x| x.1))?;

@@ -24,7 +24,7 @@ from ._rustrates import (
     TemplateError,
     __version__,
 )
-from .template import CircuitTemplate, simulate
+from .template import CircuitTemplate, jacobian, simulate
 from .utility.grid_search import grid_search
 from .cluster import ClusterGridSearch  # noqa: F401 - cluster mode (rustrates.cluster)
 
@@ -38,6 +38,7 @@ __all__ = [
     "TemplateError",
     "__version__",
     "grid_search",
+    "jacobian",
     "read_results",
     "simulate",
 ]

@@ -386,6 +386,14 @@ def summaries_frame(res: Mapping[str, Any]) -> pd.DataFrame:
         [(name, stat) for name in column_names(res["columns"]) for stat in stats],
         names=["output", "statistic"],
     )
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         summ.reshape(n_points, n_cols * n_stats), index=pd.Index(list(res["labels"])), columns=columns
     )
+    if "regime" in stats:
+        # Codes → names (the engine's `Regime`), a categorical with every regime as a category.
+        names = dict(_rustrates.REGIME_CODES)
+        categories = [names[c] for c in sorted(names)]
+        for col in [c for c in frame.columns if c[1] == "regime"]:
+            frame[col] = pd.Categorical(frame[col].map(lambda x: names.get(int(x)) if x == x else None),
+                                        categories=categories)
+    return frame

@@ -5,7 +5,7 @@ same engine path as ``grid_search``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,43 @@ class CircuitTemplate:
             for var, value in values.items():
                 edges[(str(src), str(tgt), int(idx), str(var))] = float(value)
         return CircuitTemplate(self.path, self._circuit, overrides, edges)
+
+    def _values(self) -> list[tuple[str, float]]:
+        """The overrides as the engine names variables (``node/op/var``,
+        ``edge:SRC->TGT:IDX/var``)."""
+        values = list(self._overrides.items())
+        values += [(f"edge:{src}->{tgt}:{idx}/{var}", v) for (src, tgt, idx, var), v in self._edge_overrides.items()]
+        return values
+
+    def get_jacobian_func(self) -> Callable[..., np.ndarray]:
+        """The Jacobian of the circuit's right-hand side as a function (PyRates 1.2's
+        ``get_jacobian_func``), derived symbolically by the engine.
+
+        The returned ``jac(state=None, params=None, t=0.0)`` gives the ``n × n`` matrix
+        ``J[i, j] = ∂(dx_i/dt)/∂x_j``; ``state`` is an array in ``jac.states`` order or a
+        mapping ``{'node/op/var': value}`` (unset states: their initial values), ``params``
+        a mapping of parameters and inputs (on top of ``update_var``'s values). A circuit
+        with delays or noise raises :class:`EquationError` at the offending equation.
+        """
+        base = self._values()
+        circuit = self._circuit
+        states, _ = circuit.jacobian(base, 0.0)
+
+        def jac(state: Any = None, params: Mapping[str, float] | None = None, t: float = 0.0) -> np.ndarray:
+            values = list(base)
+            values += [(str(k), float(v)) for k, v in (params or {}).items()]
+            if isinstance(state, Mapping):
+                values += [(str(k), float(v)) for k, v in state.items()]
+            elif state is not None:
+                arr = np.asarray(state, dtype=float).reshape(-1)
+                if arr.shape[0] != len(states):
+                    raise ValueError(f"state has {arr.shape[0]} values; the circuit has {len(states)} states {states}")
+                values += list(zip(states, arr.tolist()))
+            _, rows = circuit.jacobian(values, float(t))
+            return np.asarray(rows, dtype=float).reshape(len(states), len(states))
+
+        jac.states = list(states)  # type: ignore[attr-defined]
+        return jac
 
     def _grid(self) -> tuple[pd.DataFrame, dict[str, Any]]:
         keys: dict[str, float] = {}
@@ -178,3 +215,12 @@ def simulate(
         tmpl = tmpl.update_var(node_vars=params)
     return tmpl.run(simulation_time, step_size, inputs=inputs, outputs=outputs, solver=solver,
                     sampling_step_size=sampling_step_size, **kwargs)
+
+
+def jacobian(circuit_template: str | os.PathLike[str] | CircuitTemplate, state: Any = None,
+             params: Mapping[str, float] | None = None, t: float = 0.0) -> np.ndarray:
+    """The Jacobian matrix of a template at ``state`` (see
+    :meth:`CircuitTemplate.get_jacobian_func`; rows and columns in the order of its
+    ``states``)."""
+    tmpl = circuit_template if isinstance(circuit_template, CircuitTemplate) else CircuitTemplate.from_yaml(circuit_template)
+    return tmpl.get_jacobian_func()(state, params, t)

@@ -12,6 +12,7 @@
 pub mod build;
 pub mod dump;
 pub mod ir;
+pub mod jacobian;
 pub mod load;
 pub mod network;
 pub mod passes;

@@ -20,6 +20,8 @@ pub enum Setting {
     GridKey(String),
     /// What the sweep keeps (traces, chunk, block sizes): a problem of its size.
     Size,
+    /// One threshold of the regime classification (`regime.<name>`).
+    Regime(String),
 }
 
 impl Setting {
@@ -33,6 +35,7 @@ impl Setting {
             Setting::ParamGrid => "param_grid".into(),
             Setting::GridKey(k) => format!("param_grid.{k}"),
             Setting::Size => "keep_traces".into(),
+            Setting::Regime(k) => format!("regime.{k}"),
         }
     }
 }
@@ -146,6 +149,24 @@ pub fn n_time(spec: &SweepSpec) -> f64 {
 }
 
 /// Every problem of the grid: no points, or values that are not finite numbers.
+/// Problems with the regime thresholds, when the sweep classifies regimes.
+pub fn check_regime(spec: &SweepSpec) -> Vec<SettingError> {
+    if !spec.summaries.iter().any(|s| s.needs_regime()) {
+        return Vec::new();
+    }
+    spec.regime
+        .problems()
+        .into_iter()
+        .map(|(field, message)| {
+            problem(
+                Setting::Regime(field.into()),
+                message,
+                "see the defaults in the README's regime section",
+            )
+        })
+        .collect()
+}
+
 pub fn check_grid(spec: &SweepSpec) -> Vec<SettingError> {
     let grid = &spec.param_grid;
     let mut out = Vec::new();

@@ -9,6 +9,7 @@
 //! - [`run`]: compile once, cut the grid into chunks (the unit of part files and resume) and
 //!   blocks of lanes (the unit of parallel work), run blocks on a dedicated rayon pool.
 //! - [`summary`]: statistics of post-cutoff traces computed inside the run.
+//! - [`regime`]: the regime of each point (fixed point and its stability, cycle, divergence).
 //!
 //! Invariants: the kernel is compiled once per sweep; a block writes only its own points;
 //! a chunk is reported finished ([`SweepSink::end_chunk`]) only when all its blocks are.
@@ -20,6 +21,7 @@
 pub mod checks;
 pub mod grid;
 pub mod param_map;
+pub mod regime;
 pub mod run;
 pub mod summary;
 

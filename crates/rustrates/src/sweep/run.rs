@@ -30,8 +30,10 @@ use rayon::prelude::*;
 use super::checks::{self, MemoryError, SettingError};
 use super::grid::Grid;
 use super::param_map::{self, ParamMap, ParamMapError};
+use super::regime::{self, RegimeSettings};
 use super::summary::{Moments, Spectrum, SpectrumPlan, Statistic};
 use crate::kernel::{Backend, Kernel, KernelError, KernelOptions, Precision};
+use crate::model::jacobian::{JacobianError, JacobianFn};
 use crate::model::{Circuit, VarId, VarKind};
 use crate::solve::{self, Block, InputBinding, OutputBinding, PointStatus, SampleSink, Signal, SimConfig, SolveError};
 
@@ -60,6 +62,8 @@ pub struct SweepSpec {
     pub precision: Precision,
     pub keep_traces: bool,
     pub summaries: Vec<Statistic>,
+    /// Thresholds of the `regime` summary (used when `summaries` asks for it).
+    pub regime: RegimeSettings,
     /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
     /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
@@ -85,6 +89,7 @@ impl SweepSpec {
             precision: Precision::F64,
             keep_traces: true,
             summaries: Vec::new(),
+            regime: RegimeSettings::default(),
             threads: None,
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
@@ -162,7 +167,7 @@ impl SweepSpec {
                 }),
             })
             .collect();
-        serde_json::json!({
+        let mut settings = serde_json::json!({
             "grid_keys": self.param_grid.keys(),
             "n_points": self.param_grid.len(),
             "param_map": self.param_map.to_json(),
@@ -179,7 +184,16 @@ impl SweepSpec {
             "summaries": self.summaries.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "block_size": self.block_size,
             "chunk_size": self.chunk_size,
-        })
+        });
+        // Only sweeps that classify regimes record the thresholds (and the codes), so the
+        // fingerprints of every other sweep stay what they were.
+        if self.summaries.iter().any(|s| s.needs_regime()) {
+            settings["regime"] = serde_json::json!({
+                "thresholds": self.regime,
+                "codes": regime::Regime::codes_json(),
+            });
+        }
+        settings
     }
 }
 
@@ -326,6 +340,9 @@ pub enum SweepError {
     Settings(Vec<SettingError>),
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    /// The `regime` summary needs the Jacobian, and the circuit has none.
+    #[error("summary `regime`: {0}")]
+    Jacobian(#[from] JacobianError),
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -504,6 +521,9 @@ struct GroupPlan {
     init: Vec<f64>,
     /// Per grid key, its targets.
     targets: Vec<Vec<Target>>,
+    /// The compiled Jacobian, when the sweep classifies regimes (then `outputs` ends with one
+    /// binding per state, after the columns, so the final state reaches the collector).
+    jacobian: Option<JacobianFn>,
 }
 
 /// Everything a block needs, built once per sweep.
@@ -526,6 +546,8 @@ struct Plan<'a> {
     dts: f64,
     fft: Option<SpectrumPlan>,
     buffer_traces: bool,
+    /// Whether the sweep classifies regimes.
+    regime: bool,
 }
 
 /// Stack of the thread that lowers and compiles a sweep's kernels. The back ends walk
@@ -577,6 +599,7 @@ pub fn output_columns(spec: &SweepSpec, circuit: &Circuit) -> Result<Vec<Column>
 pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
     let mut problems = checks::check_time(spec);
     problems.extend(checks::check_grid(spec));
+    problems.extend(checks::check_regime(spec));
     if !problems.is_empty() {
         return Err(SweepError::Settings(problems));
     }
@@ -806,6 +829,7 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         .collect();
     let n_time = time.len();
     let needs_fft = spec.summaries.iter().any(|s| s.needs_fft());
+    let needs_regime = spec.summaries.iter().any(|s| s.needs_regime());
     let per_point_inputs = spec.inputs.iter().any(|(_, s)| matches!(s, Signal::PerPoint { .. }));
     let noise = groups.iter().any(|g| {
         g.kernel
@@ -826,7 +850,8 @@ fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, Sw
         dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
         // Fewer than two samples have no spectrum: those statistics stay NaN.
         fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
-        buffer_traces: spec.keep_traces || needs_fft,
+        buffer_traces: spec.keep_traces || needs_fft || needs_regime,
+        regime: needs_regime,
     })
 }
 
@@ -882,7 +907,7 @@ fn build_group(
             }
         }
     }
-    let (columns, outputs) = resolve_outputs(spec, &lowered)?;
+    let (columns, mut outputs) = resolve_outputs(spec, &lowered)?;
     let layout = lowered.layout();
     // A gamma chain starts at its source's initial value, so a key that sets that initial
     // value sets the chain's too (as lowering the edited template would).
@@ -932,6 +957,22 @@ fn build_group(
             cache_dir: None,
         },
     )?;
+    let jacobian = if spec.summaries.iter().any(|s| s.needs_regime()) {
+        let jac = crate::model::jacobian::jacobian(&compiled)?;
+        outputs.extend(layout.states.iter().map(|&var| OutputBinding {
+            key: String::new(),
+            var,
+        }));
+        Some(JacobianFn::new(
+            &jac,
+            &KernelOptions {
+                backend: Backend::Reference,
+                ..KernelOptions::default()
+            },
+        )?)
+    } else {
+        None
+    };
     // The solver's own time grid and the inputs, checked here so that bad settings or inputs
     // fail before any sink is touched.
     solve::Plan::new(&spec.sim)?;
@@ -944,6 +985,7 @@ fn build_group(
             params,
             init,
             targets,
+            jacobian,
         },
         columns,
     ))
@@ -959,6 +1001,9 @@ struct BlockCollector<'b> {
     n_cols: usize,
     samples_seen: usize,
     overflow: bool,
+    /// `[state][lane]` at the last sample, when regimes are classified (the bindings after
+    /// the columns).
+    final_state: Option<Vec<f64>>,
 }
 
 impl SampleSink for BlockCollector<'_> {
@@ -978,6 +1023,10 @@ impl SampleSink for BlockCollector<'_> {
         }
         if let Some(m) = self.moments.as_mut() {
             m.push(&values[..nc * lanes]);
+        }
+        if let (Some(fs), true) = (self.final_state.as_mut(), index + 1 == nt) {
+            let len = fs.len();
+            fs.copy_from_slice(&values[nc * lanes..nc * lanes + len]);
         }
     }
 }
@@ -1105,6 +1154,7 @@ impl Plan<'_> {
             n_cols: self.n_cols,
             samples_seen: 0,
             overflow: false,
+            final_state: g.jacobian.as_ref().map(|j| vec![f64::NAN; j.n() * lanes]),
         };
         let lanes_in = Block {
             first_point: first,
@@ -1131,7 +1181,12 @@ impl Plan<'_> {
                 found,
             });
         }
-        let BlockCollector { traces, moments, .. } = collector;
+        let BlockCollector {
+            traces,
+            moments,
+            final_state,
+            ..
+        } = collector;
         let nc = self.n_cols;
         let mut summaries = vec![f64::NAN; self.spec.summaries.len() * lanes * nc];
         let mut spectrum = self.fft.clone().map(Spectrum::new);
@@ -1147,9 +1202,29 @@ impl Plan<'_> {
                 }
             }
         }
+        let regimes = match (&g.jacobian, &final_state, traces.as_deref()) {
+            (Some(jac), Some(y), Some(tr)) if self.regime => {
+                Some(self.regimes(g, jac, first, y, &params, lanes, &status, |lane, c, i| {
+                    tr[lane * per_lane + i * nc + c]
+                }))
+            }
+            _ => None,
+        };
         for (si, &stat) in self.spec.summaries.iter().enumerate() {
             for lane in 0..lanes {
+                if let (Statistic::Regime, PointStatus::NonFinite { .. } | PointStatus::StepTooSmall { .. }) =
+                    (stat, status[lane])
+                {
+                    let code = f64::from(regime::Regime::Diverged.code());
+                    summaries[(si * lanes + lane) * nc..(si * lanes + lane + 1) * nc].fill(code);
+                }
                 if status[lane] != PointStatus::Ok {
+                    continue;
+                }
+                if let (true, Some(r)) = (stat.needs_regime(), regimes.as_ref()) {
+                    for c in 0..nc {
+                        summaries[(si * lanes + lane) * nc + c] = r.get(stat, lane, c);
+                    }
                     continue;
                 }
                 for c in 0..nc {
@@ -1173,6 +1248,111 @@ impl Plan<'_> {
             summaries,
             status,
         })
+    }
+}
+
+/// One block's regime statistics (see [`regime`]).
+struct BlockRegimes {
+    nc: usize,
+    /// Per lane: code, leading eigenvalue (re, im).
+    point: Vec<(f64, f64, f64)>,
+    /// Per lane and column: period, amplitude.
+    column: Vec<(f64, f64)>,
+}
+
+impl BlockRegimes {
+    fn get(&self, stat: Statistic, lane: usize, c: usize) -> f64 {
+        let (code, re, im) = self.point[lane];
+        let (period, amplitude) = self.column[lane * self.nc + c];
+        match stat {
+            Statistic::Regime => code,
+            Statistic::EigRe => re,
+            Statistic::EigIm => im,
+            Statistic::Period => period,
+            Statistic::Amplitude => amplitude,
+            _ => f64::NAN,
+        }
+    }
+}
+
+impl Plan<'_> {
+    /// Classifies the lanes of a finished block: `y` is the state at the last sample
+    /// (`[state][lane]`), `params` the block's parameters, `sample(lane, column, i)` the
+    /// post-cutoff traces. Inputs take their value at the last sample's step.
+    #[allow(clippy::too_many_arguments)]
+    fn regimes(
+        &self,
+        g: &GroupPlan,
+        jac: &JacobianFn,
+        first: usize,
+        y: &[f64],
+        params: &[f64],
+        lanes: usize,
+        status: &[PointStatus],
+        sample: impl Fn(usize, usize, usize) -> f64,
+    ) -> BlockRegimes {
+        let (n, nc, nt) = (jac.n(), self.n_cols, self.n_time);
+        let settings = &self.spec.regime;
+        let t_end = self.time.last().copied().unwrap_or(0.0);
+        let step = (t_end / self.spec.sim.dt).round() as usize;
+        let layout = g.kernel.layout();
+        let mut u = Vec::with_capacity(layout.inputs.len() * lanes);
+        for &var in &layout.inputs {
+            let binding = g.inputs.iter().find(|b| b.var == var);
+            for lane in 0..lanes {
+                u.push(match binding.map(|b| &b.signal) {
+                    None => g.kernel.circuit().var(var).value,
+                    Some(Signal::Constant(v)) => *v,
+                    Some(Signal::Shared(d)) => d[step.min(d.len().saturating_sub(1))],
+                    // Per-point columns address points by `first_point + lane`: the solver's
+                    // runs of consecutive points (a block with such inputs is never gathered).
+                    Some(Signal::PerPoint { points, data }) => {
+                        let steps = data.len() / (*points).max(1);
+                        data[step.min(steps.saturating_sub(1)) * points + (first + lane)]
+                    }
+                });
+            }
+        }
+        let mut dy = vec![0.0; n * lanes];
+        let mut m = vec![0.0; n * n * lanes];
+        jac.eval(t_end, lanes, y, params, &u, &mut dy, &mut m);
+        let mut point = vec![(f64::NAN, f64::NAN, f64::NAN); lanes];
+        let mut column = vec![(f64::NAN, f64::NAN); lanes * nc];
+        for lane in 0..lanes {
+            if status[lane] != PointStatus::Ok || nt == 0 {
+                continue;
+            }
+            let mut cols = Vec::with_capacity(nc);
+            for c in 0..nc {
+                let (period, amplitude, moves) = regime::periodicity(|i| sample(lane, c, i), nt, self.dts, settings);
+                column[lane * nc + c] = (period, amplitude);
+                cols.push((period, moves));
+            }
+            let residual = (0..n).map(|i| dy[i * lanes + lane].abs()).fold(0.0, f64::max);
+            let scale = (0..n).map(|i| y[i * lanes + lane].abs()).fold(0.0, f64::max);
+            let stationary = residual <= settings.stationary_tol * (1.0 + scale);
+            let leading = if stationary {
+                crate::model::jacobian::eigenvalues(&m[lane * n * n..(lane + 1) * n * n], n)
+                    .and_then(|e| e.first().copied())
+            } else {
+                None
+            };
+            let r = regime::classify(residual, scale, leading, &cols, settings);
+            let (re, im) = match (r, leading) {
+                (
+                    regime::Regime::StableNode | regime::Regime::StableFocus | regime::Regime::UnstableFixedPoint,
+                    Some(l),
+                ) => l,
+                _ => (f64::NAN, f64::NAN),
+            };
+            if r != regime::Regime::Periodic {
+                for c in 0..nc {
+                    column[lane * nc + c].0 = f64::NAN;
+                }
+            }
+            point[lane] = (f64::from(r.code()), re, im);
+        }
+        BlockRegimes { nc, point, column }
     }
 }
 
@@ -1235,6 +1415,7 @@ fn run_inner(
     }
     let mut problems = checks::check_time(spec);
     problems.extend(checks::check_grid(spec));
+    problems.extend(checks::check_regime(spec));
     if !problems.is_empty() {
         return Err(SweepError::Settings(problems));
     }

@@ -11,7 +11,11 @@
 //!   a sine of amplitude A exactly on a bin gives A²/2, and the powers of all bins sum to the
 //!   population variance (Parseval). A trace with no variance gives frequency 0 and power 0.
 //!
-//! A point whose status is not ok gets NaN for every statistic.
+//! - `regime`, `period`, `amplitude`, `eig_re`, `eig_im`: the regime classification of
+//!   [`super::regime`] (asking for `regime` brings the other four along, [`Statistic::expand`]).
+//!
+//! A point whose status is not ok gets NaN for every statistic, except `regime`, which is
+//! then the code of `diverged`.
 
 use std::sync::Arc;
 
@@ -29,6 +33,11 @@ pub enum Statistic {
     Ptp,
     DomFreq,
     DomPower,
+    Regime,
+    Period,
+    Amplitude,
+    EigRe,
+    EigIm,
 }
 
 impl Statistic {
@@ -42,6 +51,14 @@ impl Statistic {
         Statistic::DomFreq,
         Statistic::DomPower,
     ];
+    /// The statistics of the regime classification, in the order `regime` brings them.
+    pub const REGIME: [Statistic; 5] = [
+        Statistic::Regime,
+        Statistic::Period,
+        Statistic::Amplitude,
+        Statistic::EigRe,
+        Statistic::EigIm,
+    ];
     /// The name used in files, DataFrame columns and specs.
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +70,11 @@ impl Statistic {
             Statistic::Ptp => "ptp",
             Statistic::DomFreq => "dom_freq",
             Statistic::DomPower => "dom_power",
+            Statistic::Regime => "regime",
+            Statistic::Period => "period",
+            Statistic::Amplitude => "amplitude",
+            Statistic::EigRe => "eig_re",
+            Statistic::EigIm => "eig_im",
         }
     }
     /// Accepts the names above plus `peak_to_peak`, `dominant_frequency`, `freq`, `power`, ....
@@ -66,11 +88,38 @@ impl Statistic {
             "ptp" | "peak_to_peak" => Statistic::Ptp,
             "dom_freq" | "dominant_frequency" | "freq" | "frequency" => Statistic::DomFreq,
             "dom_power" | "dominant_power" | "power" => Statistic::DomPower,
+            "regime" => Statistic::Regime,
+            "period" => Statistic::Period,
+            "amplitude" => Statistic::Amplitude,
+            "eig_re" | "leading_eigenvalue_real" => Statistic::EigRe,
+            "eig_im" | "leading_eigenvalue_imag" => Statistic::EigIm,
             _ => return None,
         })
     }
     pub fn needs_fft(self) -> bool {
         matches!(self, Statistic::DomFreq | Statistic::DomPower)
+    }
+    /// Computed by the regime classification (not from the moments).
+    pub fn needs_regime(self) -> bool {
+        Statistic::REGIME.contains(&self)
+    }
+    /// The statistics a request stands for, in order without repeats: `regime` brings
+    /// `period`, `amplitude`, `eig_re` and `eig_im` right after it.
+    pub fn expand(requested: &[Statistic]) -> Vec<Statistic> {
+        let mut out: Vec<Statistic> = Vec::new();
+        for &s in requested {
+            let group: &[Statistic] = if s == Statistic::Regime {
+                &Statistic::REGIME
+            } else {
+                std::slice::from_ref(&s)
+            };
+            for &g in group {
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -153,7 +202,7 @@ impl Moments {
             Statistic::Max => self.max[i],
             Statistic::Last => self.last[i],
             Statistic::Ptp => self.max[i] - self.min[i],
-            Statistic::DomFreq | Statistic::DomPower => f64::NAN,
+            _ => f64::NAN,
         }
     }
 }

@@ -1,0 +1,489 @@
+//! The `regime` summary: what each point's trajectory settled into, decided in the run.
+//!
+//! Per point, from the status, the state at the last sample (t_end) and the post-cutoff
+//! sampled outputs:
+//! - **diverged** — the state became non-finite (or the step size collapsed);
+//! - **fixed point** — the right-hand side at t_end is stationary:
+//!   `max_i |f_i(x)| ≤ stationary_tol · (1 + max_i |x_i|)`. The eigenvalues of the
+//!   Jacobian there ([`crate::model::jacobian`]) decide between **stable node** (leading
+//!   eigenvalue real and negative), **stable focus** (leading pair complex, negative real
+//!   part) and **unstable fixed point** (leading real part ≥ 0: a trajectory that sits on a
+//!   saddle or an unstable equilibrium, e.g. started there);
+//! - **periodic** — every output column that moves (max − min > `flat_tol · (1 + |mean|)`)
+//!   repeats: its upward crossings of the mid-range level (armed only after the trace went
+//!   below the lower quarter, so ripples do not count) are spaced by a period that is the
+//!   same, within `period_rtol` relative, for at least `min_cycles` cycles, and so are the
+//!   per-cycle maxima (within `period_rtol` of the range). A cycle that crosses the level
+//!   several times per period (period 2, 3, 4) is found by grouping 2–4 crossings;
+//! - **irregular** — none of these (chaos, quasi-periodicity, or a transient still going
+//!   on at t_end: simulate longer or raise the cutoff).
+//!
+//! Columns per output: `period` (time units; NaN unless that column repeats) and `amplitude`
+//! ((max − min)/2 after the cutoff). Per point (the same in every column): `regime` (the
+//! code of [`Regime`]) and `eig_re`, `eig_im`, the leading eigenvalue of a fixed point (NaN
+//! otherwise).
+//!
+//! The period is the span between the first and last counted crossing divided by the cycles
+//! between them; crossing times are interpolated linearly, which is exact to O(dts³) where a
+//! smooth cycle crosses its mid-range level (an inflection for a sine).
+
+/// Thresholds of the classification, with their defaults (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegimeSettings {
+    /// Fixed point when `max|f(x)| ≤ stationary_tol · (1 + max|x|)` at t_end. Default 1e-6.
+    pub stationary_tol: f64,
+    /// Relative spread allowed between cycle periods (and between cycle maxima, relative to
+    /// the range). Default 1e-2.
+    pub period_rtol: f64,
+    /// Cycles a periodic column must show after the cutoff. Default 3.
+    pub min_cycles: usize,
+    /// A column with `max − min ≤ flat_tol · (1 + |mean|)` does not move. Default 1e-9.
+    pub flat_tol: f64,
+}
+
+impl Default for RegimeSettings {
+    fn default() -> Self {
+        RegimeSettings {
+            stationary_tol: 1e-6,
+            period_rtol: 1e-2,
+            min_cycles: 3,
+            flat_tol: 1e-9,
+        }
+    }
+}
+
+impl RegimeSettings {
+    /// Problems with the thresholds, as `(field, message)`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        for (name, v) in [
+            ("stationary_tol", self.stationary_tol),
+            ("period_rtol", self.period_rtol),
+            ("flat_tol", self.flat_tol),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                p.push((name, format!("regime.{name} must be a positive number, got {v}")));
+            }
+        }
+        if self.min_cycles < 2 {
+            p.push((
+                "min_cycles",
+                format!(
+                    "regime.min_cycles must be at least 2 (a period needs two cycles to compare), got {}",
+                    self.min_cycles
+                ),
+            ));
+        }
+        p
+    }
+}
+
+/// A point's regime; the discriminant is the code stored in files and DataFrames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Regime {
+    Diverged = 0,
+    StableNode = 1,
+    StableFocus = 2,
+    UnstableFixedPoint = 3,
+    Periodic = 4,
+    Irregular = 5,
+}
+
+impl Regime {
+    pub const ALL: [Regime; 6] = [
+        Regime::Diverged,
+        Regime::StableNode,
+        Regime::StableFocus,
+        Regime::UnstableFixedPoint,
+        Regime::Periodic,
+        Regime::Irregular,
+    ];
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Diverged => "diverged",
+            Regime::StableNode => "stable_node",
+            Regime::StableFocus => "stable_focus",
+            Regime::UnstableFixedPoint => "unstable_fixed_point",
+            Regime::Periodic => "periodic",
+            Regime::Irregular => "irregular",
+        }
+    }
+    /// The regime of a stored code (NaN or unknown: `None`).
+    pub fn from_code(code: f64) -> Option<Regime> {
+        Regime::ALL.into_iter().find(|r| f64::from(r.code()) == code)
+    }
+    /// `{"0": "diverged", ...}`: the codes as files record them.
+    pub fn codes_json() -> serde_json::Value {
+        Regime::ALL
+            .iter()
+            .map(|r| (r.code().to_string(), serde_json::Value::from(r.name())))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+/// Period and amplitude of one sampled column `x(0) … x(n−1)` at step `dts`: `(period,
+/// amplitude, moves)`; period NaN unless it repeats (see the module docs).
+pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSettings) -> (f64, f64, bool) {
+    if n == 0 {
+        return (f64::NAN, f64::NAN, false);
+    }
+    let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+    for i in 0..n {
+        let v = x(i);
+        if v.is_nan() {
+            return (f64::NAN, f64::NAN, true);
+        }
+        lo = lo.min(v);
+        hi = hi.max(v);
+        sum += v;
+    }
+    let amplitude = 0.5 * (hi - lo);
+    let mean = sum / n as f64;
+    if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
+        return (f64::NAN, amplitude, false);
+    }
+    let level = 0.5 * (hi + lo);
+    let arm = lo + 0.25 * (hi - lo);
+    // Upward crossings of `level` (time, sample index after the crossing).
+    let mut crossings: Vec<(f64, usize)> = Vec::new();
+    let mut armed = false;
+    let mut prev = x(0);
+    for i in 1..n {
+        let v = x(i);
+        armed |= prev < arm;
+        if armed && prev < level && v >= level {
+            let frac = (level - prev) / (v - prev);
+            crossings.push(((i as f64 - 1.0 + frac) * dts, i));
+            armed = false;
+        }
+        prev = v;
+    }
+    for group in 1..=4usize {
+        let cycles = crossings.len().saturating_sub(1) / group;
+        if cycles < s.min_cycles {
+            break;
+        }
+        let spans: Vec<(f64, f64)> = (0..cycles)
+            .map(|c| {
+                let (a, b) = (crossings[c * group], crossings[(c + 1) * group]);
+                let peak = (a.1..b.1).map(&x).fold(f64::NEG_INFINITY, f64::max);
+                (b.0 - a.0, peak)
+            })
+            .collect();
+        let (pmin, pmax) = spans
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.0), b.max(s.0)));
+        let (mmin, mmax) = spans
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
+        let period = (crossings[cycles * group].0 - crossings[0].0) / cycles as f64;
+        if pmax - pmin <= s.period_rtol * period && mmax - mmin <= s.period_rtol * (hi - lo) {
+            return (period, amplitude, true);
+        }
+    }
+    (f64::NAN, amplitude, true)
+}
+
+/// Classifies a point whose run finished: `residual` and `scale` are `max|f(x)|` and
+/// `max|x|` at t_end, `leading` the leading eigenvalue of the Jacobian there (`None` when it
+/// could not be computed), `columns` each output's `(period, moves)`.
+pub fn classify(
+    residual: f64,
+    scale: f64,
+    leading: Option<(f64, f64)>,
+    columns: &[(f64, bool)],
+    s: &RegimeSettings,
+) -> Regime {
+    if !(residual.is_finite() && scale.is_finite()) {
+        return Regime::Diverged;
+    }
+    if residual <= s.stationary_tol * (1.0 + scale) {
+        return match leading {
+            Some((re, im)) if re < 0.0 && im != 0.0 => Regime::StableFocus,
+            Some((re, _)) if re < 0.0 => Regime::StableNode,
+            Some(_) => Regime::UnstableFixedPoint,
+            None => Regime::Irregular,
+        };
+    }
+    let moving: Vec<f64> = columns.iter().filter(|c| c.1).map(|c| c.0).collect();
+    if !moving.is_empty() && moving.iter().all(|p| p.is_finite()) {
+        Regime::Periodic
+    } else {
+        Regime::Irregular
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sine_period_and_amplitude() {
+        // A 1.7-time-unit sine of amplitude 0.8 sampled at 0.01 over 20 units: linear
+        // interpolation at the inflection is exact to O(dts³) ≈ 1e-6 per crossing, so the
+        // period is within 1e-5 relative; the sampled max/min miss the peak by at most
+        // A(ω dts/2)²/2 ≈ 1.4e-4·A.
+        let (p, a, dts) = (1.7, 0.8, 0.01);
+        let n = 2000;
+        let x = |i: usize| 3.0 + a * (std::f64::consts::TAU * i as f64 * dts / p + 0.3).sin();
+        let (period, amp, moves) = periodicity(x, n, dts, &RegimeSettings::default());
+        assert!(moves && (period - p).abs() < 1e-5 * p, "{period}");
+        assert!((amp - a).abs() < 2e-4 * a, "{amp}");
+    }
+
+    #[test]
+    fn period_two_cycle_is_found_by_grouping_crossings() {
+        // Two unequal humps per period (crossing the mid level twice): the single-crossing
+        // intervals alternate, the pairs repeat with period 2.
+        let dts = 0.001;
+        let x = |i: usize| {
+            let t = i as f64 * dts;
+            (std::f64::consts::TAU * t).sin() + 0.9 * (2.0 * std::f64::consts::TAU * t).sin()
+        };
+        let (period, _, _) = periodicity(x, 10_000, dts, &RegimeSettings::default());
+        assert!((period - 1.0).abs() < 1e-4, "{period}");
+    }
+
+    #[test]
+    fn decaying_oscillation_and_incommensurate_sum_are_not_periodic() {
+        // Maxima shrinking by 5 % per cycle (beyond period_rtol), and sin t + sin √2 t
+        // (quasi-periodic: neither its intervals nor its maxima repeat).
+        let s = RegimeSettings::default();
+        let decay = |i: usize| {
+            let t = i as f64 * 0.01;
+            (-0.05 * t).exp() * (std::f64::consts::TAU * t).sin()
+        };
+        assert!(periodicity(decay, 3000, 0.01, &s).0.is_nan());
+        let quasi = |i: usize| {
+            let t = i as f64 * 0.01;
+            t.sin() + (std::f64::consts::SQRT_2 * t).sin()
+        };
+        assert!(periodicity(quasi, 20_000, 0.01, &s).0.is_nan());
+    }
+
+    #[test]
+    fn flat_column_does_not_move() {
+        let (p, a, moves) = periodicity(|_| 2.5, 100, 0.1, &RegimeSettings::default());
+        assert!(p.is_nan() && a == 0.0 && !moves);
+    }
+
+    #[test]
+    fn classification_rules() {
+        let s = RegimeSettings::default();
+        let osc = [(1.0, true), (f64::NAN, false)];
+        assert_eq!(classify(1e-9, 1.0, Some((-1.0, 0.0)), &osc, &s), Regime::StableNode);
+        assert_eq!(classify(1e-9, 1.0, Some((-1.0, 2.0)), &osc, &s), Regime::StableFocus);
+        assert_eq!(
+            classify(1e-9, 1.0, Some((0.5, 0.0)), &osc, &s),
+            Regime::UnstableFixedPoint
+        );
+        assert_eq!(classify(1e-3, 1.0, None, &osc, &s), Regime::Periodic);
+        assert_eq!(classify(1e-3, 1.0, None, &[(f64::NAN, true)], &s), Regime::Irregular);
+        assert_eq!(classify(f64::NAN, 1.0, None, &osc, &s), Regime::Diverged);
+        assert_eq!(Regime::from_code(4.0), Some(Regime::Periodic));
+        assert_eq!(Regime::codes_json()["2"], "stable_focus");
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::kernel::Backend;
+    use crate::model::jacobian::tests::stuart_landau;
+    use crate::model::test_models;
+    use crate::solve::{Method, SimConfig};
+    use crate::sweep::{run, Grid, MemorySink, ParamMap, Statistic, SweepSpec};
+
+    fn sweep(
+        c: &crate::model::Circuit,
+        grid: Grid,
+        map: ParamMap,
+        sim: SimConfig,
+        outputs: &[(&str, &str)],
+    ) -> crate::sweep::SweepResult {
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last]);
+        spec.keep_traces = false;
+        spec.backend = Backend::Jit;
+        (spec.block_size, spec.threads) = (4, Some(2));
+        let mut sink = MemorySink::new();
+        run(&spec, c, &mut sink).unwrap();
+        sink.into_result().unwrap()
+    }
+
+    #[test]
+    fn stuart_landau_fixed_point_below_hopf_cycle_above() {
+        // ω = 2. μ < 0: a stable focus at the origin with eigenvalues μ ± iω (the state decays
+        // like e^{μt} to ~1e-9 by t = 200, so the Jacobian there differs from the origin's by
+        // ~1e-18: 1e-9 is generous). μ > 0: the cycle of radius √μ and period 2π/ω; after the
+        // cutoff (t ≥ 150) the radius has converged like e^{−2μt} and rk4 at dt = 0.01 keeps
+        // the phase to ~1e-9 per unit time, so period and amplitude are checked to 1e-3
+        // relative (the issue's bound; sampling at 0.01 costs ≤ 5e-5 of the amplitude).
+        let omega = 2.0;
+        let mus = [-0.3, -0.1, 0.1, 0.25, 0.5];
+        let values: IndexMap<String, Vec<f64>> = [("mu".to_string(), mus.to_vec())].into_iter().collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
+        let sim = SimConfig {
+            simulation_time: 200.0,
+            dt: 0.01,
+            sampling_step: Some(0.01),
+            method: Method::Rk4,
+            cutoff: 150.0,
+        };
+        let r = sweep(
+            &stuart_landau(0.0, omega),
+            grid,
+            map,
+            sim,
+            &[("x", "p/sl/x"), ("z", "p/sl/z")],
+        );
+        for (p, &mu) in mus.iter().enumerate() {
+            let code = r.summary(Statistic::Regime, p, 0).unwrap();
+            let (re, im) = (
+                r.summary(Statistic::EigRe, p, 0).unwrap(),
+                r.summary(Statistic::EigIm, p, 0).unwrap(),
+            );
+            if mu < 0.0 {
+                assert_eq!(Regime::from_code(code), Some(Regime::StableFocus), "mu {mu}");
+                assert!(
+                    (re - mu).abs() < 1e-9 && (im - omega).abs() < 1e-9,
+                    "mu {mu}: {re} {im}"
+                );
+                assert!(r.summary(Statistic::Period, p, 0).unwrap().is_nan());
+            } else {
+                assert_eq!(Regime::from_code(code), Some(Regime::Periodic), "mu {mu}");
+                assert!(re.is_nan() && im.is_nan());
+                for c in 0..2 {
+                    let period = r.summary(Statistic::Period, p, c).unwrap();
+                    let amp = r.summary(Statistic::Amplitude, p, c).unwrap();
+                    let want = std::f64::consts::TAU / omega;
+                    assert!(
+                        (period - want).abs() < 1e-3 * want,
+                        "mu {mu}: period {period} vs {want}"
+                    );
+                    assert!((amp - mu.sqrt()).abs() < 1e-3 * mu.sqrt(), "mu {mu}: amplitude {amp}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn montbrio_bistable_range_two_starts_find_both_fixed_points() {
+        // One MPR population (τ = Δ = 1, J = 15): three fixed points (bistable) for
+        // η ∈ (−5.7435, −3.1361), one outside. Two starts per η (as grid keys setting the
+        // initial r and v): near the low state and near the high one. Each run must settle
+        // on the lowest / highest root of the quartic (`mpr_fixed_points`, bisection: an
+        // independent method), and its leading eigenvalue must be that of the analytic
+        // Jacobian [[2v, 2r], [J − 2π²r, 2v]] at v = −1/(2πr). The slowest decay here is
+        // ~0.3/unit time, so by t = 100 the state is within ~1e-12: 1e-6 (the issue's bound).
+        let etas = [-7.0, -6.0, -5.5, -5.0, -4.0, -3.5, -2.5];
+        let starts = [(0.01, -2.0), (1.1, -0.15)];
+        let mut cols = vec![Vec::new(); 3];
+        for &eta in &etas {
+            for &(r0, v0) in &starts {
+                cols[0].push(eta);
+                cols[1].push(r0);
+                cols[2].push(v0);
+            }
+        }
+        let grid = Grid::from_columns(vec!["eta".into(), "r0".into(), "v0".into()], cols).unwrap();
+        let map = ParamMap::new()
+            .nodes("eta", &["qif_op/eta"], &["p"])
+            .nodes("r0", &["qif_op/r"], &["p"])
+            .nodes("v0", &["qif_op/v"], &["p"]);
+        let sim = SimConfig {
+            simulation_time: 100.0,
+            dt: 0.005,
+            sampling_step: Some(0.05),
+            method: Method::Rk4,
+            cutoff: 90.0,
+        };
+        let (mut c, _) = test_models::mpr_single();
+        c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+        let r = sweep(&c, grid, map, sim, &[("r", "p/qif_op/r"), ("v", "p/qif_op/v")]);
+        let pi2 = std::f64::consts::PI.powi(2);
+        for (e, &eta) in etas.iter().enumerate() {
+            let roots = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0);
+            let bistable = eta > -5.7435 && eta < -3.1361;
+            assert_eq!(roots.len(), if bistable { 3 } else { 1 }, "eta {eta}: {roots:?}");
+            let finals: Vec<f64> = (0..2)
+                .map(|s| r.summary(Statistic::Last, 2 * e + s, 0).unwrap())
+                .collect();
+            for (s, want) in [(0, roots[0]), (1, roots[roots.len() - 1])] {
+                let p = 2 * e + s;
+                let code = Regime::from_code(r.summary(Statistic::Regime, p, 0).unwrap());
+                assert!(
+                    matches!(code, Some(Regime::StableNode | Regime::StableFocus)),
+                    "eta {eta} start {s}: {code:?}"
+                );
+                assert!(
+                    (finals[s] - want).abs() < 1e-6,
+                    "eta {eta} start {s}: r {} vs {want}",
+                    finals[s]
+                );
+                let v = -1.0 / (2.0 * std::f64::consts::PI * want);
+                let disc = 2.0 * want * (15.0 - 2.0 * pi2 * want);
+                let (lre, lim) = if disc >= 0.0 {
+                    (2.0 * v + disc.sqrt(), 0.0)
+                } else {
+                    (2.0 * v, (-disc).sqrt())
+                };
+                let (re, im) = (
+                    r.summary(Statistic::EigRe, p, 0).unwrap(),
+                    r.summary(Statistic::EigIm, p, 0).unwrap(),
+                );
+                assert!(
+                    (re - lre).abs() < 1e-6 && (im - lim).abs() < 1e-6,
+                    "eta {eta} start {s}: {re}+{im}i vs {lre}+{lim}i"
+                );
+                assert_eq!(code == Some(Regime::StableFocus), lim > 0.0);
+            }
+            // Bistable exactly where the two starts end apart.
+            assert_eq!((finals[0] - finals[1]).abs() > 1e-3, bistable, "eta {eta}: {finals:?}");
+        }
+    }
+
+    #[test]
+    fn delayed_circuit_regime_is_a_clear_error() {
+        let mut b = test_models::Builder::new("d");
+        let x = b.var("n/o/x", crate::model::VarKind::State, 1.0);
+        let d = b.k(0.5);
+        let past = b.c.add_expr(crate::model::Expr::Past(x, d));
+        let k = b.var("n/o/k", crate::model::VarKind::Param, 1.0);
+        let ke = b.v(k);
+        let rhs = b.mul(ke, past);
+        b.ode(x, rhs);
+        b.c.node_operators = vec![("n".into(), vec!["o".into()])];
+        let grid = Grid::from_columns(vec!["k".into()], vec![vec![-1.0]]).unwrap();
+        let map = ParamMap::new().nodes("k", &["o/k"], &["n"]);
+        let mut spec = SweepSpec::new(
+            grid,
+            map,
+            SimConfig {
+                simulation_time: 1.0,
+                dt: 0.01,
+                sampling_step: None,
+                method: Method::Euler,
+                cutoff: 0.0,
+            },
+        );
+        spec.outputs = vec![("x".into(), "n/o/x".into())];
+        spec.summaries = vec![Statistic::Regime];
+        spec.backend = Backend::Reference;
+        let err = run(&spec, &b.c, &mut MemorySink::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("summary `regime`") && err.to_string().contains("delayed read"),
+            "{err}"
+        );
+    }
+}
