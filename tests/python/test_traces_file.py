@@ -55,3 +55,18 @@ def test_trace_precision_unknown_name_is_an_argument_error(rustrates, tmp_path):
     with pytest.raises(Exception, match="trace_precision must be float64 or float32, got 'half'"):
         sweep(rustrates, SHORT, out=str(tmp_path / "x.h5"), trace_precision="half")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_read_results_points_equals_that_slice_of_the_whole_read(rustrates, tmp_path):
+    path = tmp_path / "sweep.h5"
+    sweep(rustrates, SHORT, out=str(path), summaries=["mean"], keep_traces=True)
+    results, result_map, summaries = rustrates.read_results(path)
+    for points in [range(0, 1), range(5, 40), slice(60, None), slice(62, 100)]:
+        part, part_map, part_summ = rustrates.read_results(path, points=points)
+        labels = list(result_map.index)[points if isinstance(points, slice) else slice(points.start, points.stop)]
+        assert list(part_map.index) == labels
+        pd.testing.assert_frame_equal(part_map, result_map.loc[labels])
+        pd.testing.assert_frame_equal(part, results[labels])
+        pd.testing.assert_frame_equal(part_summ, summaries.loc[labels])
+    with pytest.raises(ValueError, match="step 1"):
+        rustrates.read_results(path, points=range(0, 10, 2))

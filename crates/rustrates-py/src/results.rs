@@ -48,17 +48,33 @@ pub fn run_to_file<'py>(
 }
 
 fn read<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyDict>> {
+    read_points(py, path, None)
+}
+
+fn read_points<'py>(py: Python<'py>, path: &Path, points: Option<(usize, usize)>) -> PyResult<Bound<'py, PyDict>> {
     let owned = path.to_path_buf();
     let result = py
-        .detach(move || io::read_results(&owned).map_err(Box::new))
+        .detach(move || {
+            match points {
+                Some((start, end)) => io::h5::read_results_points(&owned, start..end),
+                None => io::read_results(&owned),
+            }
+            .map_err(Box::new)
+        })
         .map_err(|e| io_err(py, &e))?;
     result_dict(py, result, None)
 }
 
-/// Loads a complete results file: the same dict as `run_sweep` returns.
+/// Loads a complete results file, or the points `start..end` of it: the same dict as
+/// `run_sweep` returns.
 #[pyfunction]
-pub fn read_results<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    read(py, &path)
+#[pyo3(signature = (path, points=None))]
+pub fn read_results<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    points: Option<(usize, usize)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    read_points(py, &path, points)
 }
 
 /// One node as Python passes it: `(path, kind, data, [(attribute, value)])`.

@@ -16,9 +16,18 @@ from . import _core, _pandas_keys, _rustrates
 PANDAS_KEYS_MAX_BYTES = 2 * 1024**3
 
 
-def read_results(path: str | os.PathLike[str]) -> tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]:
+def read_results(
+    path: str | os.PathLike[str], points: range | slice | None = None
+) -> tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]:
     """Load a results file written by ``grid_search(out=...)``, ``rustrates sweep`` or
     ``ClusterGridSearch``.
+
+    Parameters
+    ----------
+    points
+        Only these grid points (``range(i, j)`` or ``slice(i, j)``, step 1; a stop past the
+        end stops at the end): only their values are read from the file, for traces the
+        chunks holding them (``block_size`` points each). Default: every point.
 
     Returns
     -------
@@ -26,7 +35,15 @@ def read_results(path: str | os.PathLike[str]) -> tuple[pd.DataFrame | None, pd.
         ``(results, result_map, summaries)`` as ``grid_search`` returns them; ``results`` is
         None when the file holds no traces, ``summaries`` None when it holds no summaries.
     """
-    res = _rustrates.read_results(os.fspath(path))
+    span = None
+    if points is not None:
+        start, stop, step = points.start, points.stop, points.step
+        if not isinstance(points, (range, slice)) or step not in (None, 1) or (start or 0) < 0 or (
+            stop is not None and stop < 0
+        ):
+            raise ValueError(f"points must be range(i, j) or slice(i, j) with 0 <= i, step 1; got {points!r}")
+        span = (start or 0, 2**63 - 1 if stop is None else max(stop, start or 0))
+    res = _rustrates.read_results(os.fspath(path), span)
     results = _core.traces_frame(res) if res["traces"] is not None else None
     summaries = _core.summaries_frame(res) if res["summaries"] is not None else None
     return results, _core.result_map_frame(res), summaries

@@ -109,7 +109,7 @@ def run_sweep(
     arrays of shape (steps,) or (steps, points). ``progress(done, total)`` is called about
     every 100 ms; Ctrl-C stops the run after the blocks in flight."""
 
-def read_results(path: str | PathLike[str]) -> SweepResultDict:
+def read_results(path: str | PathLike[str], points: tuple[int, int] | None = None) -> SweepResultDict:
     """Load a complete results file."""
 
 def write_pytables_nodes(

@@ -1,6 +1,10 @@
-//! Reading a complete results file back.
+//! Reading a complete results file back: all of it, or the points of a range (hyperslabs:
+//! only the trace chunks holding those points are read and inflated).
 
+use std::ops::Range;
 use std::path::Path;
+
+use hdf5::Dataset;
 
 use super::super::IoError;
 use super::layout::*;
@@ -8,6 +12,17 @@ use crate::sweep::{Summaries, SweepResult};
 
 /// Loads a complete results file into memory (traces included when the file has them).
 pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
+    read(path, None)
+}
+
+/// The points `points` of a complete results file, as [`read_results`] gives them for the
+/// whole file (labels keep their sweep-wide numbers). Reads only those points' values: for
+/// traces, the chunks holding them. A range past the end is cut to the file's points.
+pub fn read_results_points(path: &Path, points: Range<usize>) -> Result<SweepResult, IoError> {
+    read(path, Some(points))
+}
+
+fn read(path: &Path, points: Option<Range<usize>>) -> Result<SweepResult, IoError> {
     let e = h5(path);
     let file = open_file(path).map_err(&e)?;
     let complete: u8 = file.attr("complete").and_then(|a| a.read_scalar()).unwrap_or(0);
@@ -25,15 +40,30 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
             path: path.to_path_buf(),
             source,
         })?;
+    let status_g = file.group("status").map_err(&e)?;
+    let code_set = status_g.dataset("code").map_err(&e)?;
+    let n = code_set.shape().first().copied().unwrap_or(0);
+    let r = points.map_or(0..n, |p| p.start.min(n)..p.end.min(n));
+    // The points `r` along the first axis, whatever the rank.
+    let rows = |d: &Dataset| -> hdf5::Result<Vec<f64>> {
+        match d.ndim() {
+            1 => d.read_slice_1d::<f64, _>(r.clone()).map(|a| a.to_vec()),
+            2 => d
+                .read_slice_2d::<f64, _>((r.clone(), ..))
+                .map(|a| a.iter().copied().collect()),
+            _ => d
+                .read_slice::<f64, _, ndarray::Ix3>((r.clone(), .., ..))
+                .map(|a| a.iter().copied().collect()),
+        }
+    };
     let grid_values = grid_keys
         .iter()
-        .map(|k| grid.dataset(&key_name(k)).and_then(|d| d.read_raw::<f64>()))
+        .map(|k| grid.dataset(&key_name(k)).and_then(|d| rows(&d)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(&e)?;
-    let labels = read_strings(&grid, "labels", path)?;
-    let status_g = file.group("status").map_err(&e)?;
-    let codes: Vec<u8> = status_g.dataset("code").and_then(|d| d.read_raw()).map_err(&e)?;
-    let times: Vec<f64> = status_g.dataset("t").and_then(|d| d.read_raw()).map_err(&e)?;
+    let labels = read_strings(&grid, "labels", path)?[r.clone()].to_vec();
+    let codes: Vec<u8> = code_set.read_slice_1d(r.clone()).map(|a| a.to_vec()).map_err(&e)?;
+    let times: Vec<f64> = status_g.dataset("t").and_then(|d| rows(&d)).map_err(&e)?;
     let status = codes.iter().zip(&times).map(|(&c, &t)| status_from(c, t)).collect();
     let summaries = if shape.stats.is_empty() {
         None
@@ -41,10 +71,7 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
         let values = shape
             .stats
             .iter()
-            .map(|s| {
-                file.dataset(&format!("summaries/{}", s.name()))
-                    .and_then(|d| d.read_raw::<f64>())
-            })
+            .map(|s| file.dataset(&format!("summaries/{}", s.name())).and_then(|d| rows(&d)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(&e)?;
         Some(Summaries {
@@ -53,7 +80,7 @@ pub fn read_results(path: &Path) -> Result<SweepResult, IoError> {
         })
     };
     let traces = if shape.keep_traces {
-        Some(file.dataset("traces").and_then(|d| d.read_raw::<f64>()).map_err(&e)?)
+        Some(file.dataset("traces").and_then(|d| rows(&d)).map_err(&e)?)
     } else {
         None
     };

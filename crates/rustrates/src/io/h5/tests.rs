@@ -814,3 +814,40 @@ fn h5_merge_copies_aligned_part_chunks_as_stored() {
         assert_eq!(read_raw_chunk(&merged, 6 + 2 * k, &out).unwrap().unwrap(), stored);
     }
 }
+
+#[test]
+fn h5_read_results_points_equals_that_slice_of_the_whole_file() {
+    // Ranges inside one trace chunk, across chunks, to the end and past it, compressed and
+    // not: the same values as the whole file's read, sliced in memory.
+    let dir = tempfile::tempdir().unwrap();
+    let c = fake_circuit();
+    let solver = fake_solver(c.clone());
+    MIN_COMPRESSED.with(|m| m.set(0));
+    for compression in [true, false] {
+        let ctrl = RunControl {
+            solver: Some(&solver),
+            ..RunControl::default()
+        };
+        let out = dir.path().join(format!("r_{compression}.h5"));
+        sweep_to_file(&spec(), &c, &out, &FileOptions { compression, ..opts() }, ctrl).unwrap();
+        let all = read_results(&out).unwrap();
+        let (nt, nc) = (all.time.len(), all.columns.len());
+        for r in [0..1, 3..4, 1..7, 12..20, 18..25, 20..20] {
+            let part = read_results_points(&out, r.clone()).unwrap();
+            let r = r.start.min(20)..r.end.min(20);
+            assert_eq!(part.labels, all.labels[r.clone()]);
+            assert_eq!(part.status, all.status[r.clone()]);
+            for (p, a) in part.grid_values.iter().zip(&all.grid_values) {
+                assert_eq!(p[..], a[r.clone()]);
+            }
+            let (pt, at) = (part.traces.unwrap(), all.traces.as_ref().unwrap());
+            let same =
+                |x: &[f64], y: &[f64]| x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same(&pt, &at[r.start * nt * nc..r.end * nt * nc]), "{r:?}");
+            let (ps, a_s) = (part.summaries.unwrap(), all.summaries.as_ref().unwrap());
+            for (p, a) in ps.values.iter().zip(&a_s.values) {
+                assert!(same(p, &a[r.start * nc..r.end * nc]), "{r:?}");
+            }
+        }
+    }
+}
