@@ -16,17 +16,17 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
 use rustrates::model::{self, Loaded};
-use rustrates::sweep::{RunControl, Shard, SweepSpec};
+use rustrates::sweep::{self, RunControl, Shard, SweepSpec};
 use rustrates::template::LoadOptions;
 
-use crate::errors::{self, to_pyerr, Kind, Located};
-use crate::sweep::{arg_err, build_spec, engine_error, Settings};
+use crate::args::SweepArgs;
+use crate::errors::{self, arg_err, engine_error, to_pyerr, Kind, Located};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
     match e {
@@ -136,38 +136,15 @@ impl ClusterSweep {
 
 #[pymethods]
 impl ClusterSweep {
-    /// The arguments of `run_sweep` (without `out` and `progress`) plus `chunk_size`.
+    /// A sweep's [`SweepArgs`] cut into chunks of `chunk_size` points; the engine's checks
+    /// that need no compile (time settings, grid, param_map, outputs, inputs) run here, so a
+    /// bad argument stops the client before any task is sent.
     #[new]
-    #[pyo3(signature = (
-        template, *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
-        simulation_time, step_size, sampling_step_size=None, inputs, outputs,
-        solver="euler".to_string(), backend="auto".to_string(), precision="float64".to_string(),
-        cutoff=0.0, summaries=Vec::new(), keep_traces=true, threads=None, rtol=None, atol=None,
-        chunk_size, template_files=None, template_cwd=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new<'py>(
-        py: Python<'py>,
+    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None))]
+    fn new(
+        py: Python<'_>,
         template: &str,
-        grid_keys: Vec<String>,
-        grid_values: Option<Vec<PyReadonlyArray1<'py, f64>>>,
-        grid_rows: Option<PyReadonlyArray2<'py, f64>>,
-        permute: bool,
-        param_map: &Bound<'py, PyDict>,
-        simulation_time: f64,
-        step_size: f64,
-        sampling_step_size: Option<f64>,
-        inputs: &Bound<'py, PyDict>,
-        outputs: &Bound<'py, PyDict>,
-        solver: String,
-        backend: String,
-        precision: String,
-        cutoff: f64,
-        summaries: Vec<String>,
-        keep_traces: bool,
-        threads: Option<usize>,
-        rtol: Option<f64>,
-        atol: Option<f64>,
+        args: &SweepArgs,
         chunk_size: usize,
         template_files: Option<Vec<(String, String, String)>>,
         template_cwd: Option<String>,
@@ -180,31 +157,7 @@ impl ClusterSweep {
                 "chunk_size must be a positive number of points".into(),
             ));
         }
-        let settings = Settings {
-            simulation_time,
-            step_size,
-            sampling_step_size,
-            solver,
-            rtol,
-            atol,
-            cutoff,
-            backend,
-            precision,
-            summaries,
-            keep_traces,
-            threads,
-        };
-        let mut spec = build_spec(
-            py,
-            grid_keys,
-            grid_values,
-            grid_rows,
-            permute,
-            param_map,
-            inputs,
-            outputs,
-            &settings,
-        )?;
+        let mut spec = args.spec.clone();
         spec.chunk_size = chunk_size;
         let loaded = match (&template_files, &template_cwd) {
             (Some(files), Some(cwd)) => load_shipped(py, template, files, cwd)?,
@@ -218,6 +171,7 @@ impl ClusterSweep {
                 ))
             }
         };
+        sweep::check(&spec, &loaded.circuit).map_err(|e| engine_error(py, &e))?;
         Ok(ClusterSweep {
             spec,
             loaded,

@@ -156,6 +156,31 @@ fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResul
     err.value(py).setattr("diagnostics", list)
 }
 
+/// An argument error naming the argument.
+pub fn arg_err(py: Python<'_>, kind: Kind, argument: &str, message: String) -> PyErr {
+    to_pyerr(py, kind, &[Located::plain("argument/invalid", message, argument)])
+}
+
+/// An engine sweep error as the exception of its kind, one diagnostic per problem with the
+/// engine's code and argument (`SweepError::problems`): nothing is re-mapped here.
+pub fn engine_error(py: Python<'_>, e: &rustrates::sweep::SweepError) -> PyErr {
+    let problems = e.problems();
+    let kind = match problems.first().map(|p| p.code) {
+        Some(code) if code.starts_with("solve") || code.starts_with("kernel") || code == "sweep/threads" => {
+            Kind::Solver
+        }
+        _ => Kind::Sweep,
+    };
+    let items: Vec<Located> = problems
+        .into_iter()
+        .map(|p| Located {
+            help: p.help,
+            ..Located::plain(p.code, p.message, &p.argument)
+        })
+        .collect();
+    to_pyerr(py, kind, &items)
+}
+
 /// Errors of a failed load: equation problems (codes `eq/...`) make an [`EquationError`],
 /// everything else a [`TemplateError`]. Only errors are listed; warnings stay warnings.
 pub fn load_failure(py: Python<'_>, diagnostics: &Diagnostics, sources: &SourceMap) -> PyErr {

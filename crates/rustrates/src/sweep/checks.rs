@@ -5,7 +5,7 @@
 //! Each problem names the setting it is about ([`Setting`]), so a front can point at it: the
 //! CLI at the line and column of that key in the spec file, Python at the argument.
 
-use super::run::SweepSpec;
+use super::run::{SweepError, SweepSpec};
 
 /// The setting a problem is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,73 @@ fn problem(setting: Setting, message: String, help: impl Into<String>) -> Settin
         setting,
         message,
         help: help.into(),
+    }
+}
+
+/// One problem of a failed sweep as every front reports it: a stable code, the setting or
+/// argument it concerns (as `grid_search` and a spec file spell it; empty when none), the
+/// message and a hint. The CLI points `argument` at the spec's line, Python names it in the
+/// exception's diagnostics; neither maps error variants itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub code: &'static str,
+    pub argument: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl SweepError {
+    /// The problems this error reports: one per setting for [`SweepError::Settings`], one
+    /// otherwise.
+    pub fn problems(&self) -> Vec<Problem> {
+        use crate::solve::SolveError as S;
+        let one = |code: &'static str, argument: &str| {
+            vec![Problem {
+                code,
+                argument: argument.to_string(),
+                message: self.to_string(),
+                help: None,
+            }]
+        };
+        match self {
+            SweepError::Settings(list) => list
+                .iter()
+                .map(|p| Problem {
+                    code: "sweep/bad-setting",
+                    argument: p.setting.name(),
+                    message: format!("`{}` {}", p.setting.name(), p.message),
+                    help: Some(p.help.clone()),
+                })
+                .collect(),
+            SweepError::Grid(_) => one("sweep/grid", "param_grid"),
+            SweepError::ParamMap(_) => one("sweep/param-map", "param_map"),
+            SweepError::UnknownInput { .. }
+            | SweepError::NotAnInput { .. }
+            | SweepError::InputSweptAndDriven { .. } => one("sweep/input", "inputs"),
+            SweepError::UnknownOutput { .. } | SweepError::NoOutputs => one("sweep/output", "outputs"),
+            SweepError::BadBlockSize => one("sweep/block-size", "block_size"),
+            SweepError::BadShard { .. } => one("sweep/shard", "shard"),
+            SweepError::SampleCount { .. } => one("sweep/internal", ""),
+            SweepError::Kernel(_) => one("kernel", "backend"),
+            SweepError::Solve(s) => match s {
+                S::InputLength { .. } | S::InputColumns { .. } | S::NotAnInput { .. } => one("solve/input", "inputs"),
+                S::SamplingNotMultiple { .. } => one("solve/sampling", "sampling_step_size"),
+                S::BadStep { .. } => one("solve/step", "step_size"),
+                S::BadTime { .. } => one("solve/time", "simulation_time"),
+                S::BadTolerance { .. } => one("solve/tolerance", "rtol"),
+                S::UnknownVar { .. } | S::BufferLength { .. } => one("solve/internal", ""),
+            },
+            SweepError::ThreadPool { .. } => one("sweep/threads", "n_threads"),
+            SweepError::Cancelled { .. } => one("sweep/cancelled", ""),
+            SweepError::Output { .. } => one("io", "out"),
+            SweepError::Memory(m) => vec![Problem {
+                code: "sweep/too-large",
+                argument: Setting::Size.name(),
+                // The message ends with the hint already.
+                message: m.to_string(),
+                help: None,
+            }],
+        }
     }
 }
 
