@@ -32,7 +32,8 @@ class RustratesWarning(UserWarning):
 def argument_error(argument: str, message: str) -> SweepError:
     """A :class:`SweepError` for a bad argument, with the same ``diagnostics`` shape as the
     engine's errors (``path`` names the argument)."""
-    err = SweepError(message)
+    # Rendered as the engine renders a problem without a location: `code: message`.
+    err = SweepError(f"argument/invalid: {message}")
     err.diagnostics = [
         {"code": "argument/invalid", "message": message, "file": None, "line": None,
          "col": None, "path": argument}

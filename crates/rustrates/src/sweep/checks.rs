@@ -185,6 +185,15 @@ pub fn check_time(spec: &SweepSpec) -> Vec<SettingError> {
             return out;
         }
     }
+    // The solver's own rule (`solve::Plan`), so every front meets it before anything runs.
+    if let Err(e @ crate::solve::SolveError::SamplingNotMultiple { .. }) = crate::solve::Plan::new(sim) {
+        out.push(problem(
+            Setting::SamplingStepSize,
+            e.to_string().trim_start_matches("sampling_step_size ").to_string(),
+            "samples are taken every few steps: pick a whole multiple of step_size",
+        ));
+        return out;
+    }
     let c = sim.cutoff;
     if !c.is_finite() || c < 0.0 {
         out.push(problem(
@@ -373,6 +382,52 @@ mod tests {
         assert_eq!(thread_count(Some(10_000), true, 2), (10_000, None));
         assert_eq!(thread_count(Some(2), false, 2), (2, None));
         assert_eq!(thread_count(None, false, 2), (0, None));
+    }
+
+    fn spec_with(dt: f64, sampling: Option<f64>, cutoff: f64) -> SweepSpec {
+        use crate::solve::{Method, SimConfig};
+        use crate::sweep::{Grid, ParamMap};
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt,
+            sampling_step: sampling,
+            method: Method::Euler,
+            cutoff,
+        };
+        SweepSpec::new(
+            Grid::from_rows(vec![], &[vec![]]).expect("one point"),
+            ParamMap::new(),
+            sim,
+        )
+    }
+
+    #[test]
+    fn every_time_problem_names_its_setting_with_the_shared_code() {
+        let cases = [
+            (spec_with(1e-3, None, -0.5), "cutoff", "must be a time ≥ 0, got -0.5"),
+            (spec_with(1e-3, None, 1.0), "cutoff", "leaves no sample"),
+            (
+                spec_with(0.0, None, 0.0),
+                "step_size",
+                "must be positive and finite, got 0",
+            ),
+            (
+                spec_with(1e-3, Some(1.5e-3), 0.0),
+                "sampling_step_size",
+                "is not a whole multiple of step_size 0.001",
+            ),
+        ];
+        for (spec, setting, text) in cases {
+            let problems = SweepError::Settings(check_time(&spec)).problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            let p = &problems[0];
+            assert_eq!((p.code, p.argument.as_str()), ("sweep/bad-setting", setting), "{p:?}");
+            assert!(
+                p.message.starts_with(&format!("`{setting}` ")) && p.message.contains(text),
+                "{p:?}"
+            );
+        }
+        assert!(check_time(&spec_with(1e-3, Some(2e-3), 0.5)).is_empty());
     }
 
     #[test]
