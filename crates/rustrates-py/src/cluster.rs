@@ -116,6 +116,19 @@ fn load_shipped(py: Python<'_>, template: &str, files: &[(String, String, String
 }
 
 impl ClusterSweep {
+    /// The point range of chunk `index`, or an error naming the chunk.
+    fn chunk(&self, py: Python<'_>, index: usize) -> PyResult<std::ops::Range<usize>> {
+        let chunks = self.spec.chunks();
+        chunks.get(index).cloned().ok_or_else(|| {
+            arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+            )
+        })
+    }
+
     fn record(&self) -> SweepRecord {
         // Field by field what `PartSink::begin` writes, so the client's `sweep.json` and the
         // one a worker's shard run writes carry the same fingerprint.
@@ -228,6 +241,20 @@ impl ClusterSweep {
         PyArray1::from_vec(py, rows).reshape([n, k])
     }
 
+    /// The labels of points `start..end` (all by default), as the engine writes them.
+    #[pyo3(signature = (start=0, end=None))]
+    fn labels(&self, start: usize, end: Option<usize>) -> Vec<String> {
+        let all = self.spec.param_grid.labels(&self.loaded.circuit.name);
+        let end = end.unwrap_or(all.len()).min(all.len());
+        all.get(start.min(end)..end).map(<[String]>::to_vec).unwrap_or_default()
+    }
+
+    /// The part file of chunk `index`, relative to the sweep's directory.
+    fn part_path(&self, py: Python<'_>, index: usize) -> PyResult<String> {
+        let range = self.chunk(py, index)?;
+        Ok(parts::part_file(range.start, range.end))
+    }
+
     /// `(start, end)` point ranges, one per chunk.
     fn chunks(&self) -> Vec<(usize, usize)> {
         self.spec.chunks().iter().map(|r| (r.start, r.end)).collect()
@@ -248,15 +275,7 @@ impl ClusterSweep {
     /// Runs chunk `index` into `dir` (a fresh directory of the worker) and returns the part
     /// file's path relative to `dir`. The GIL is released while the engine runs.
     fn run_chunk(&self, py: Python<'_>, index: usize, dir: PathBuf) -> PyResult<String> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         // The worker's directory is scratch: the client records (and syncs) the bytes.
         let opts = FileOptions {
             durable: false,
@@ -264,7 +283,7 @@ impl ClusterSweep {
         };
         let shard = Shard {
             index,
-            count: chunks.len(),
+            count: self.spec.chunks().len(),
         };
         let (spec, circuit) = (&self.spec, &self.loaded.circuit);
         let d = dir.clone();
@@ -282,15 +301,7 @@ impl ClusterSweep {
     /// Records chunk `index`, whose part file's bytes are `data`, in `dir`: the part is written
     /// as `.tmp`, fsynced and renamed, then its manifest line is appended (as `PartSink`).
     fn record_part(&self, py: Python<'_>, dir: PathBuf, index: usize, data: &[u8]) -> PyResult<()> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         let rel = parts::part_file(range.start, range.end);
         let path = dir.join(&rel);
         py.detach(|| -> Result<(), IoError> {
@@ -329,15 +340,7 @@ impl ClusterSweep {
         index: usize,
         scratch: PathBuf,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist"),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         let mut record = self.record();
         record.n_points = range.len();
         record.chunks = vec![(0, range.len())];
@@ -365,7 +368,7 @@ impl ClusterSweep {
             })
             .map_err(|e| io_err(py, &e))?;
         let mut result = result;
-        result.labels = range.map(|i| format!("{}_{i}", self.loaded.circuit.name)).collect();
+        result.labels = self.labels(range.start, Some(range.end));
         crate::sweep::result_dict(py, result, None)
     }
 }

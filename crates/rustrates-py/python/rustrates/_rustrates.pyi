@@ -178,6 +178,10 @@ class ClusterSweep:
         read from."""
     def grid(self) -> NDArray[np.float64]:
         """The grid values, points × keys in point order."""
+    def labels(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The labels of points ``start..end`` (all by default), as the engine writes them."""
+    def part_path(self, index: int) -> str:
+        """Chunk ``index``'s part file, relative to the sweep's directory."""
     def chunks(self) -> list[tuple[int, int]]:
         """``(start, end)`` point range of each chunk."""
     def prepare_dir(self, dir: str | PathLike[str]) -> list[int]:

@@ -971,7 +971,7 @@ class ClusterGridSearch:
                     start, end = chunks[i]
                     failures.append({
                         "chunk": i, "start": start, "end": end,
-                        "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
+                        "labels": sweep.labels(start, end),
                         "error": f"{type(exc).__name__}: {exc}",
                     })
                     bar.update()
@@ -1070,8 +1070,7 @@ def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: li
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)  # noqa: S301 - written by this package in compute_dir
-    start, end = chunks[i]
-    part = compute_dir / "parts" / f"chunk_{start:08d}_{end:08d}.h5"
+    part = compute_dir / sweep.part_path(i)
     with tempfile.TemporaryDirectory(prefix="rustrates-post-") as tmp:
         res = sweep.read_part(os.fspath(part), i, os.path.join(tmp, "view"))
     frame = _apply_postprocessing(_postprocessor(source, name), res, f"chunk {i}")
@@ -1146,7 +1145,7 @@ def _seed_keys(
     into a new staging file while the chunks run; the engine merges the chunks into it and
     ``_add_results_key`` completes it."""
     grid = sweep.grid()
-    labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
+    labels = sweep.labels()
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
     names = list(inputs)
     keys: list[tuple[str, Any]] = [
