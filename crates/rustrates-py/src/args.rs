@@ -187,59 +187,6 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
     Ok(spec)
 }
 
-/// The arguments `run_sweep` and `ClusterSweep` share, turned into a sweep spec.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn build_spec<'py>(
-    py: Python<'py>,
-    grid_keys: Vec<String>,
-    grid_values: Option<Vec<PyReadonlyArray1<'py, f64>>>,
-    grid_rows: Option<PyReadonlyArray2<'py, f64>>,
-    permute: bool,
-    param_map: &Bound<'py, PyDict>,
-    inputs: &Bound<'py, PyDict>,
-    outputs: &Bound<'py, PyDict>,
-    settings: &Settings,
-) -> PyResult<SweepSpec> {
-    let grid = match (grid_values, grid_rows) {
-        (Some(values), None) => {
-            if values.len() != grid_keys.len() {
-                return Err(arg_err(
-                    py,
-                    Kind::Sweep,
-                    "param_grid",
-                    "grid_values needs one array per key".into(),
-                ));
-            }
-            let mut map = IndexMap::new();
-            for (k, v) in grid_keys.iter().zip(&values) {
-                map.insert(k.clone(), v.as_array().to_vec());
-            }
-            Grid::from_values(&map, permute)
-        }
-        (None, Some(rows)) => {
-            let rows: Vec<Vec<f64>> = rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
-            Grid::from_rows(grid_keys, &rows)
-        }
-        _ => {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "param_grid",
-                "give exactly one of grid_values and grid_rows".into(),
-            ))
-        }
-    }
-    .map_err(|e| engine_error(py, &sweep::SweepError::Grid(e)))?;
-    let param_map = parse_param_map(py, param_map)?;
-    let mut spec = make_spec(py, grid, param_map, settings)?;
-    spec.inputs = parse_inputs(py, inputs)?;
-    spec.outputs = outputs
-        .iter()
-        .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
-        .collect::<PyResult<_>>()?;
-    Ok(spec)
-}
-
 /// One sweep's arguments, checked and turned into the engine's spec at construction.
 #[pyclass(name = "SweepArgs", module = "rustrates._rustrates", frozen)]
 pub struct SweepArgs {
@@ -292,17 +239,43 @@ impl SweepArgs {
             keep_traces,
             threads,
         };
-        let spec = build_spec(
-            py,
-            grid_keys,
-            grid_values,
-            grid_rows,
-            permute,
-            param_map,
-            inputs,
-            outputs,
-            &settings,
-        )?;
+        let grid = match (grid_values, grid_rows) {
+            (Some(values), None) => {
+                if values.len() != grid_keys.len() {
+                    return Err(arg_err(
+                        py,
+                        Kind::Sweep,
+                        "param_grid",
+                        "grid_values needs one array per key".into(),
+                    ));
+                }
+                let mut map = IndexMap::new();
+                for (k, v) in grid_keys.iter().zip(&values) {
+                    map.insert(k.clone(), v.as_array().to_vec());
+                }
+                Grid::from_values(&map, permute)
+            }
+            (None, Some(rows)) => {
+                let rows: Vec<Vec<f64>> = rows.as_array().outer_iter().map(|r| r.to_vec()).collect();
+                Grid::from_rows(grid_keys, &rows)
+            }
+            _ => {
+                return Err(arg_err(
+                    py,
+                    Kind::Sweep,
+                    "param_grid",
+                    "give exactly one of grid_values and grid_rows".into(),
+                ))
+            }
+        }
+        .map_err(|e| engine_error(py, &sweep::SweepError::Grid(e)))?;
+        let param_map = parse_param_map(py, param_map)?;
+        let mut spec = make_spec(py, grid, param_map, &settings)?;
+        spec.inputs = parse_inputs(py, inputs)?;
+        spec.outputs = outputs
+            .iter()
+            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+            .collect::<PyResult<_>>()?;
         Ok(SweepArgs { spec })
     }
 
