@@ -24,6 +24,8 @@ step "cargo test" cargo test --workspace --locked
 # The extension shares cargo's target directory and dev profile with the tests above
 # (maturin reads the root pyproject.toml and installs into the venv).
 step "maturin develop" env VIRTUAL_ENV="$PWD/$VENV" maturin develop --quiet
+# The extension's stub (_rustrates.pyi) against what it exports: signatures and defaults.
+step "stubtest" python -m mypy.stubtest rustrates._rustrates --allowlist scripts/stubtest-allowlist.txt
 step "pytest" python -m pytest tests/python -q
 
 # The portable wheel for older cluster nodes (glibc 2.17), checked in a fresh venv.

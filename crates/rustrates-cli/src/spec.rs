@@ -252,8 +252,9 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
     };
     let mut diags = Diagnostics::new();
     match err {
-        SweepError::Settings(problems) => {
-            for p in problems {
+        SweepError::Settings(settings) => {
+            // The engine's code and message (what Python reports too), at the setting's line.
+            for (p, problem) in settings.iter().zip(err.problems()) {
                 let node = match &p.setting {
                     Setting::SimulationTime => root.get("simulation_time"),
                     Setting::StepSize => root.get("step_size").or_else(|| root.get("dt")),
@@ -265,12 +266,7 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
                     Setting::Regime(k) => value_node("regime", k),
                 }
                 .unwrap_or(root);
-                diags.push(at(
-                    node,
-                    "spec/bad-setting",
-                    format!("`{}` {}", p.setting.name(), p.message),
-                    Some(p.help.clone()),
-                ));
+                diags.push(at(node, problem.code, problem.message, problem.help));
             }
         }
         SweepError::UnknownOutput { key, .. } => {
@@ -332,7 +328,9 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
             diags.push(at(root, "spec/too-large", m.to_string(), None));
         }
         other => {
-            diags.push(at(root, "spec/invalid", other.to_string(), None));
+            for problem in other.problems() {
+                diags.push(at(root, problem.code, problem.message, problem.help));
+            }
         }
     }
     diags

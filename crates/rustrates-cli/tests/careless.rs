@@ -289,7 +289,7 @@ fn item05_settings_that_give_no_or_wrong_samples_are_errors() {
         assert_ne!(spec, SPEC, "{from}");
         let (l, c) = line_col_of(&spec, at);
         eprintln!("case {to}");
-        assert_at(&invalid(&spec), "spec/bad-setting", l, c);
+        assert_at(&invalid(&spec), "sweep/bad-setting", l, c);
     }
 }
 
@@ -313,7 +313,7 @@ fn item06_sizes_beyond_memory_are_errors_before_anything_is_allocated() {
         // comes before anything is allocated.
         assert!(matches!(o.status.code(), Some(1 | 2)), "{to}: {}", stderr(&o));
         assert!(
-            stderr(&o).contains("spec/") || stderr(&o).contains("needs"),
+            stderr(&o).contains("spec/") || stderr(&o).contains("sweep/") || stderr(&o).contains("needs"),
             "{}",
             stderr(&o)
         );
@@ -557,35 +557,35 @@ fn item14_spec_errors_carry_file_line_and_column() {
             "step_size: 0",
             "step_size: 0",
             11,
-            "spec/bad-setting",
+            "sweep/bad-setting",
         ),
         (
             "step_size: 1.0e-3",
             "step_size: -1.0e-3",
             "-1.0e-3",
             0,
-            "spec/bad-setting",
+            "sweep/bad-setting",
         ),
         (
             "simulation_time: 0.1",
             "simulation_time: 0",
             "simulation_time: 0",
             17,
-            "spec/bad-setting",
+            "sweep/bad-setting",
         ),
         (
             "simulation_time: 0.1",
             "simulation_time: .inf",
             ".inf",
             0,
-            "spec/bad-setting",
+            "sweep/bad-setting",
         ),
         (
             "chunk_size: 2",
             "chunk_size: 2\nsampling_step_size: -1",
             "sampling_step_size: -1",
             20,
-            "spec/bad-setting",
+            "sweep/bad-setting",
         ),
         ("r: PC/Op_e/r", "r: PC/Op_e/rr", "PC/Op_e/rr", 0, "spec/unknown-output"),
         (

@@ -16,17 +16,17 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
 use rustrates::model::{self, Loaded};
-use rustrates::sweep::{RunControl, Shard, SweepSpec};
+use rustrates::sweep::{self, RunControl, Shard, SweepSpec};
 use rustrates::template::LoadOptions;
 
-use crate::errors::{self, to_pyerr, Kind, Located};
-use crate::sweep::{arg_err, build_spec, engine_error, Settings};
+use crate::args::SweepArgs;
+use crate::errors::{self, arg_err, engine_error, to_pyerr, Kind, Located};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
     match e {
@@ -116,6 +116,19 @@ fn load_shipped(py: Python<'_>, template: &str, files: &[(String, String, String
 }
 
 impl ClusterSweep {
+    /// The point range of chunk `index`, or an error naming the chunk.
+    fn chunk(&self, py: Python<'_>, index: usize) -> PyResult<std::ops::Range<usize>> {
+        let chunks = self.spec.chunks();
+        chunks.get(index).cloned().ok_or_else(|| {
+            arg_err(
+                py,
+                Kind::Sweep,
+                "chunk",
+                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
+            )
+        })
+    }
+
     fn record(&self) -> SweepRecord {
         // Field by field what `PartSink::begin` writes, so the client's `sweep.json` and the
         // one a worker's shard run writes carry the same fingerprint.
@@ -136,38 +149,15 @@ impl ClusterSweep {
 
 #[pymethods]
 impl ClusterSweep {
-    /// The arguments of `run_sweep` (without `out` and `progress`) plus `chunk_size`.
+    /// A sweep's [`SweepArgs`] cut into chunks of `chunk_size` points; the engine's checks
+    /// that need no compile (time settings, grid, param_map, outputs, inputs) run here, so a
+    /// bad argument stops the client before any task is sent.
     #[new]
-    #[pyo3(signature = (
-        template, *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
-        simulation_time, step_size, sampling_step_size=None, inputs, outputs,
-        solver="euler".to_string(), backend="auto".to_string(), precision="float64".to_string(),
-        cutoff=0.0, summaries=Vec::new(), keep_traces=true, threads=None, rtol=None, atol=None,
-        chunk_size, template_files=None, template_cwd=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new<'py>(
-        py: Python<'py>,
+    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None))]
+    fn new(
+        py: Python<'_>,
         template: &str,
-        grid_keys: Vec<String>,
-        grid_values: Option<Vec<PyReadonlyArray1<'py, f64>>>,
-        grid_rows: Option<PyReadonlyArray2<'py, f64>>,
-        permute: bool,
-        param_map: &Bound<'py, PyDict>,
-        simulation_time: f64,
-        step_size: f64,
-        sampling_step_size: Option<f64>,
-        inputs: &Bound<'py, PyDict>,
-        outputs: &Bound<'py, PyDict>,
-        solver: String,
-        backend: String,
-        precision: String,
-        cutoff: f64,
-        summaries: Vec<String>,
-        keep_traces: bool,
-        threads: Option<usize>,
-        rtol: Option<f64>,
-        atol: Option<f64>,
+        args: &SweepArgs,
         chunk_size: usize,
         template_files: Option<Vec<(String, String, String)>>,
         template_cwd: Option<String>,
@@ -180,31 +170,7 @@ impl ClusterSweep {
                 "chunk_size must be a positive number of points".into(),
             ));
         }
-        let settings = Settings {
-            simulation_time,
-            step_size,
-            sampling_step_size,
-            solver,
-            rtol,
-            atol,
-            cutoff,
-            backend,
-            precision,
-            summaries,
-            keep_traces,
-            threads,
-        };
-        let mut spec = build_spec(
-            py,
-            grid_keys,
-            grid_values,
-            grid_rows,
-            permute,
-            param_map,
-            inputs,
-            outputs,
-            &settings,
-        )?;
+        let mut spec = args.spec.clone();
         spec.chunk_size = chunk_size;
         let loaded = match (&template_files, &template_cwd) {
             (Some(files), Some(cwd)) => load_shipped(py, template, files, cwd)?,
@@ -218,6 +184,7 @@ impl ClusterSweep {
                 ))
             }
         };
+        sweep::check(&spec, &loaded.circuit).map_err(|e| engine_error(py, &e))?;
         Ok(ClusterSweep {
             spec,
             loaded,
@@ -274,6 +241,20 @@ impl ClusterSweep {
         PyArray1::from_vec(py, rows).reshape([n, k])
     }
 
+    /// The labels of points `start..end` (all by default), as the engine writes them.
+    #[pyo3(signature = (start=0, end=None))]
+    fn labels(&self, start: usize, end: Option<usize>) -> Vec<String> {
+        let all = self.spec.param_grid.labels(&self.loaded.circuit.name);
+        let end = end.unwrap_or(all.len()).min(all.len());
+        all.get(start.min(end)..end).map(<[String]>::to_vec).unwrap_or_default()
+    }
+
+    /// The part file of chunk `index`, relative to the sweep's directory.
+    fn part_path(&self, py: Python<'_>, index: usize) -> PyResult<String> {
+        let range = self.chunk(py, index)?;
+        Ok(parts::part_file(range.start, range.end))
+    }
+
     /// `(start, end)` point ranges, one per chunk.
     fn chunks(&self) -> Vec<(usize, usize)> {
         self.spec.chunks().iter().map(|r| (r.start, r.end)).collect()
@@ -294,15 +275,7 @@ impl ClusterSweep {
     /// Runs chunk `index` into `dir` (a fresh directory of the worker) and returns the part
     /// file's path relative to `dir`. The GIL is released while the engine runs.
     fn run_chunk(&self, py: Python<'_>, index: usize, dir: PathBuf) -> PyResult<String> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         // The worker's directory is scratch: the client records (and syncs) the bytes.
         let opts = FileOptions {
             durable: false,
@@ -310,7 +283,7 @@ impl ClusterSweep {
         };
         let shard = Shard {
             index,
-            count: chunks.len(),
+            count: self.spec.chunks().len(),
         };
         let (spec, circuit) = (&self.spec, &self.loaded.circuit);
         let d = dir.clone();
@@ -328,15 +301,7 @@ impl ClusterSweep {
     /// Records chunk `index`, whose part file's bytes are `data`, in `dir`: the part is written
     /// as `.tmp`, fsynced and renamed, then its manifest line is appended (as `PartSink`).
     fn record_part(&self, py: Python<'_>, dir: PathBuf, index: usize, data: &[u8]) -> PyResult<()> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist (the sweep has {})", chunks.len()),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         let rel = parts::part_file(range.start, range.end);
         let path = dir.join(&rel);
         py.detach(|| -> Result<(), IoError> {
@@ -375,15 +340,7 @@ impl ClusterSweep {
         index: usize,
         scratch: PathBuf,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let chunks = self.spec.chunks();
-        let Some(range) = chunks.get(index).cloned() else {
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "chunk",
-                format!("chunk {index} does not exist"),
-            ));
-        };
+        let range = self.chunk(py, index)?;
         let mut record = self.record();
         record.n_points = range.len();
         record.chunks = vec![(0, range.len())];
@@ -411,7 +368,7 @@ impl ClusterSweep {
             })
             .map_err(|e| io_err(py, &e))?;
         let mut result = result;
-        result.labels = range.map(|i| format!("{}_{i}", self.loaded.circuit.name)).collect();
+        result.labels = self.labels(range.start, Some(range.end));
         crate::sweep::result_dict(py, result, None)
     }
 }

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3::{create_exception, exceptions::PyException};
 
-use rustrates::syntax::{Diagnostic, Diagnostics, Severity, SourceMap};
+use rustrates::syntax::{render, Diagnostic, Diagnostics, Severity, SourceMap};
 
 create_exception!(
     rustrates,
@@ -48,7 +48,8 @@ pub enum Kind {
     Sweep,
 }
 
-/// One diagnostic, located (file, line, col when it has a span).
+/// One diagnostic, located (file, line, col when it has a span), with its text as the
+/// engine's renderer writes it (`syntax::render_concise`, the CLI's concise form).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Located {
     pub code: String,
@@ -59,16 +60,18 @@ pub struct Located {
     pub path: String,
     pub severity: &'static str,
     pub help: Option<String>,
+    rendered: String,
 }
 
 impl Located {
     pub fn from_diagnostic(d: &Diagnostic, sources: &SourceMap) -> Located {
-        let (file, line, col) = match d.span {
-            Some(span) => {
-                let (line, col) = sources.line_col(span);
-                (Some(sources.file(span.file).name.clone()), Some(line), Some(col))
-            }
+        let (file, line, col) = match d.span.and_then(|span| render::location(span, sources)) {
+            Some((file, line, col)) => (Some(file), Some(line), Some(col)),
             None => (None, None, None),
+        };
+        let rendered = match d.severity {
+            Severity::Error => render::render_concise(d, sources),
+            Severity::Warning => format!("warning: {}", render::render_concise(d, sources)),
         };
         Located {
             code: d.code.to_string(),
@@ -82,12 +85,19 @@ impl Located {
                 Severity::Warning => "warning",
             },
             help: d.help.clone(),
+            rendered,
         }
     }
 
     /// A problem without a source location (a bad argument, a runtime failure); `path` names
     /// the argument it concerns.
-    pub fn plain(code: &str, message: String, path: &str) -> Located {
+    pub fn plain(code: &'static str, message: String, path: &str) -> Located {
+        Located::unlocated(code, message, path, None)
+    }
+
+    /// As [`Located::plain`], with a hint.
+    pub fn unlocated(code: &'static str, message: String, path: &str, help: Option<String>) -> Located {
+        let d = Diagnostic::error(code, message.clone());
         Located {
             code: code.to_string(),
             message,
@@ -96,31 +106,18 @@ impl Located {
             col: None,
             path: path.to_string(),
             severity: "error",
-            help: None,
+            help,
+            // The argument is not a template path: it is not printed as ` (in ...)`.
+            rendered: render::render_concise(&d, &SourceMap::new()),
         }
     }
 
-    /// `file:line:col: code: message` (the concise form of the CLI), then the help.
+    /// The engine's concise line, then the help.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        if let Some(file) = &self.file {
-            s.push_str(file);
-            if let (Some(line), Some(col)) = (self.line, self.col) {
-                s.push_str(&format!(":{line}:{col}"));
-            }
-            s.push_str(": ");
+        match &self.help {
+            Some(help) => format!("{}\n  help: {help}", self.rendered),
+            None => self.rendered.clone(),
         }
-        if self.severity == "warning" {
-            s.push_str("warning: ");
-        }
-        s.push_str(&format!("{}: {}", self.code, self.message));
-        if !self.path.is_empty() && self.file.is_some() {
-            s.push_str(&format!(" (in {})", self.path));
-        }
-        if let Some(help) = &self.help {
-            s.push_str(&format!("\n  help: {help}"));
-        }
-        s
     }
 }
 
@@ -154,6 +151,28 @@ fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResul
         list.append(dict)?;
     }
     err.value(py).setattr("diagnostics", list)
+}
+
+/// An argument error naming the argument.
+pub fn arg_err(py: Python<'_>, kind: Kind, argument: &str, message: String) -> PyErr {
+    to_pyerr(py, kind, &[Located::plain("argument/invalid", message, argument)])
+}
+
+/// An engine sweep error as the exception of its kind, one diagnostic per problem with the
+/// engine's code and argument (`SweepError::problems`): nothing is re-mapped here.
+pub fn engine_error(py: Python<'_>, e: &rustrates::sweep::SweepError) -> PyErr {
+    let problems = e.problems();
+    let kind = match problems.first().map(|p| p.code) {
+        Some(code) if code.starts_with("solve") || code.starts_with("kernel") || code == "sweep/threads" => {
+            Kind::Solver
+        }
+        _ => Kind::Sweep,
+    };
+    let items: Vec<Located> = problems
+        .into_iter()
+        .map(|p| Located::unlocated(p.code, p.message, &p.argument, p.help))
+        .collect();
+    to_pyerr(py, kind, &items)
 }
 
 /// Errors of a failed load: equation problems (codes `eq/...`) make an [`EquationError`],

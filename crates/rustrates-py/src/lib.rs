@@ -4,6 +4,7 @@
 
 use pyo3::prelude::*;
 
+mod args;
 mod circuit;
 mod cluster;
 mod errors;
@@ -26,6 +27,7 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("REGIME_CODES", codes)?;
     m.add_class::<circuit::PyCircuit>()?;
+    m.add_class::<args::SweepArgs>()?;
     m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(results::read_results, m)?)?;

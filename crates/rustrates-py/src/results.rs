@@ -10,8 +10,9 @@ use rustrates::io::{self, FileOptions, IoError};
 use rustrates::model::Loaded;
 use rustrates::sweep::SweepSpec;
 
+use crate::errors::engine_error;
 use crate::errors::{to_pyerr, Kind, Located};
-use crate::sweep::{engine_error, result_dict, run_interruptible};
+use crate::sweep::{result_dict, run_interruptible};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
     match e {

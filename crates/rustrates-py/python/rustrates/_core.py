@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ class RustratesWarning(UserWarning):
 def argument_error(argument: str, message: str) -> SweepError:
     """A :class:`SweepError` for a bad argument, with the same ``diagnostics`` shape as the
     engine's errors (``path`` names the argument)."""
-    err = SweepError(message)
+    # Rendered as the engine renders a problem without a location: `code: message`.
+    err = SweepError(f"argument/invalid: {message}")
     err.diagnostics = [
         {"code": "argument/invalid", "message": message, "file": None, "line": None,
          "col": None, "path": argument}
@@ -77,6 +79,73 @@ def solver_name(value: Any) -> str:
     if not isinstance(value, str):
         raise argument_error("solver", f"solver must be a string, got {value!r}")
     return value
+
+
+#: PyRates 1.x / 0.8 keywords that have no meaning here, for every front. They are accepted
+#: so existing code runs, and ignored: rustrates always compiles once and vectorizes over grid
+#: points (``vectorize``, ``njit``, ``parallel``, ``matrix_sparseness``, ``adaptive_steps``),
+#: keeps nothing to clear (``clear``, ``clear_template``), writes no build files
+#: (``file_name``, ``build_dir``, ``func_name``, ``in_place``, ``build_in_place``,
+#: ``decorator``, ``float_format``, ``backend_kwargs``) and prints nothing (``verbose``; use
+#: ``progress=True``).
+PYRATES_IGNORED_KWARGS = frozenset(
+    {
+        "vectorize",
+        "vectorization",
+        "matrix_sparseness",
+        "verbose",
+        "clear",
+        "clear_template",
+        "file_name",
+        "build_dir",
+        "func_name",
+        "in_place",
+        "build_in_place",
+        "decorator",
+        "apply_kwargs",
+        "name",
+        "njit",
+        "parallel",
+        "adaptive_steps",
+        "float_format",
+        "backend_kwargs",
+    }
+)
+
+#: Keys of the seed's ``init_kwargs`` that mean something here.
+_INIT_KWARGS_USED = frozenset({"backend", "solver", "float_precision", "step_size", "dt"})
+
+#: Keywords every front takes flat (PyRates 1.x passes them to ``run``/``grid_search``).
+_FLAT_SETTINGS = frozenset({"rtol", "atol", "float_precision", "backend", "solver"})
+
+_PROFILES = {"t", "m", "mt", "tm"}
+
+
+def split_kwargs(front: str, init_kwargs: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from the seed's ``init_kwargs`` dict and PyRates 1.x flat keywords (flat ones
+    win); ignored PyRates keywords are dropped and anything else is a TypeError, as Python
+    raises for a misspelt keyword."""
+    settings: dict[str, Any] = {}
+    if init_kwargs is not None:
+        if not isinstance(init_kwargs, Mapping):
+            raise TypeError(f"init_kwargs must be a dict, got {type(init_kwargs).__name__}")
+        for key, value in init_kwargs.items():
+            if key in _INIT_KWARGS_USED:
+                settings[key] = value
+            elif key not in PYRATES_IGNORED_KWARGS:
+                raise TypeError(f"{front}() got an unexpected key {key!r} in init_kwargs")
+    for key, value in extra.items():
+        if key in _FLAT_SETTINGS:
+            if value is not None:
+                settings[key] = value
+        elif key == "method":
+            # PyRates 1.x passes scipy's solve_ivp method with solver='scipy'; only its
+            # default RK45 is what rustrates' rk45 computes.
+            if str(value).upper() != "RK45":
+                raise ValueError(f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)")
+        elif key not in PYRATES_IGNORED_KWARGS:
+            raise TypeError(f"{front}() got an unexpected keyword argument {key!r}")
+    return settings
 
 
 # ---------------------------------------------------------------------------------------
@@ -201,13 +270,10 @@ def make_param_map(param_map: Any, keys: Sequence[str]) -> dict[str, dict[str, l
 # inputs and outputs
 
 
-def n_steps(simulation_time: float, step_size: float) -> int:
-    return int(round(simulation_time / step_size))
-
-
-def make_inputs(inputs: Any, steps: int, n_points: int) -> dict[str, Any]:
+def make_inputs(inputs: Any, steps: int | None, n_points: int) -> dict[str, Any]:
     """numpy arrays of shape (steps,), (steps, 1) or (steps, n_points), or numbers. One row
-    fewer than ``steps`` is accepted (the seed builds ``int(T/dt)`` rows)."""
+    fewer than ``steps`` is accepted (the seed builds ``int(T/dt)`` rows); without ``steps``
+    (time settings the engine refuses) rows are not counted."""
     if inputs is None:
         return {}
     if not isinstance(inputs, Mapping):
@@ -229,7 +295,7 @@ def make_inputs(inputs: Any, steps: int, n_points: int) -> dict[str, Any]:
             arr = arr[:, 0]
         if arr.ndim > 2:
             raise argument_error(arg, f"{arg} must have shape (steps,), (steps, 1) or (steps, n_points), got {arr.shape}")
-        if arr.shape[0] not in (steps, steps - 1):
+        if steps is not None and arr.shape[0] not in (steps, steps - 1):
             raise argument_error(
                 arg,
                 f"{arg} has {arr.shape[0]} rows; expected {steps} "
@@ -257,16 +323,25 @@ def make_outputs(outputs: Any) -> dict[str, str]:
     return out
 
 
-def number(name: str, value: Any, *, positive: bool = True) -> float:
+def number(name: str, value: Any) -> float:
+    """``value`` as a float, or an error naming ``name`` when it is missing or no number.
+    Whether the number makes sense (a positive step, a cutoff inside the run) is the
+    engine's rule (``sweep::checks``), reported with the same argument name."""
     if value is None:
         raise argument_error(name, f"{name} is required")
+    if isinstance(value, bool):
+        raise argument_error(name, f"{name} must be a number, got {value!r}")
     try:
-        v = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise argument_error(name, f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or (positive and v <= 0.0):
-        raise argument_error(name, f"{name} must be a positive finite number, got {value!r}")
-    return v
+
+
+def step_count(simulation_time: float, step_size: float) -> int | None:
+    """Steps of a run, or None when the engine will refuse the time settings anyway."""
+    if not (math.isfinite(step_size) and step_size > 0.0 and math.isfinite(simulation_time)):
+        return None
+    return int(round(simulation_time / step_size))
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,6 +350,9 @@ def number(name: str, value: Any, *, positive: bool = True) -> float:
 
 @dataclass
 class RunRequest:
+    """One sweep's arguments, normalised once for every front; :meth:`engine_args` are the
+    keywords of the extension's ``SweepArgs`` (what ``run_sweep`` and ``ClusterSweep`` take)."""
+
     template: str
     grid: Grid
     param_map: dict[str, dict[str, list]]
@@ -294,37 +372,131 @@ class RunRequest:
     overwrite: bool = False
     rtol: float | None = None
     atol: float | None = None
+    profile: str | None = None
     trace_precision: str = "float64"
+
+    def engine_args(self) -> dict[str, Any]:
+        return {
+            "grid_keys": self.grid.keys,
+            "grid_values": self.grid.values,
+            "grid_rows": self.grid.rows,
+            "permute": self.grid.permute,
+            "param_map": self.param_map,
+            "simulation_time": self.simulation_time,
+            "step_size": self.step_size,
+            "sampling_step_size": self.sampling_step_size,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "solver": self.solver,
+            "backend": self.backend,
+            "precision": self.precision,
+            "cutoff": self.cutoff,
+            "summaries": self.summaries,
+            "keep_traces": self.keep_traces,
+            "threads": self.threads,
+            "rtol": self.rtol,
+            "atol": self.atol,
+        }
+
+
+def _step_size(dt: Any, step_size: Any, settings: Mapping[str, Any]) -> Any:
+    """``dt`` and ``step_size`` are one setting under two names: both may be given when their
+    values agree (compared as numbers, so ``1e-3`` and ``np.float64(1e-3)`` agree)."""
+    if dt is not None and step_size is not None:
+        if number("step_size", dt) != number("step_size", step_size):
+            raise argument_error("step_size", f"dt={dt} and step_size={step_size} disagree; pass one of them")
+        return step_size
+    if dt is not None:
+        return dt
+    if step_size is not None:
+        return step_size
+    return settings.get("step_size", settings.get("dt"))
+
+
+def build_request(
+    front: str,
+    template: str | os.PathLike[str],
+    param_grid: Any,
+    param_map: Any,
+    *,
+    simulation_time: Any,
+    dt: Any = None,
+    step_size: Any = None,
+    inputs: Any = None,
+    outputs: Any = None,
+    sampling_step_size: Any = None,
+    permute_grid: bool = False,
+    cutoff: Any = 0.0,
+    summaries: Any = None,
+    keep_traces: bool | None = None,
+    n_threads: Any = None,
+    profile: Any = None,
+    solver: Any = None,
+    backend: Any = None,
+    float_precision: Any = None,
+    init_kwargs: Any = None,
+    extra: Mapping[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    trace_precision: str = "float64",
+    default_precision: str = "float64",
+) -> RunRequest:
+    """The PyRates arguments of any front (``grid_search``, ``ClusterGridSearch.run``,
+    ``CircuitTemplate.run``, ``rustrates.pyrates``) as one :class:`RunRequest`. Only types and
+    shapes are checked here; what the values mean (a step that is not positive, a cutoff
+    outside the run, unknown nodes) is the engine's, which reports it with the same argument
+    name from every front. ``front`` names the caller in TypeErrors; ``extra`` holds the
+    caller's remaining keywords (flat PyRates settings, ``method``, ignored keywords)."""
+    settings = split_kwargs(front, init_kwargs, extra or {})
+    if not isinstance(template, (str, os.PathLike)):
+        raise TypeError(f"circuit_template must be a template path string, got {type(template).__name__}")
+    t_value = number("simulation_time", simulation_time)
+    dt_value = number("step_size", _step_size(dt, step_size, settings))
+    dts = None if sampling_step_size is None else number("sampling_step_size", sampling_step_size)
+    cutoff_value = 0.0 if cutoff is None else number("cutoff", cutoff)
+    if profile is not None and profile not in _PROFILES:
+        raise argument_error("profile", f"profile must be 't', 'm' or 'mt', got {profile!r}")
+    if summaries is not None and (isinstance(summaries, str) or not all(isinstance(s, str) for s in summaries)):
+        raise argument_error("summaries", f"summaries must be a list of statistic names, got {summaries!r}")
+    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1):
+        raise argument_error("n_threads", f"n_threads must be a positive integer, got {n_threads!r}")
+    grid = make_grid(param_grid, permute_grid)
+    stats = list(summaries or [])
+    if keep_traces is None:
+        # Traces unless only summaries were asked for and nothing is written to a file.
+        keep_traces = out is not None or not stats
+    return RunRequest(
+        template=os.fspath(template),
+        grid=grid,
+        param_map=make_param_map(param_map, grid.keys),
+        simulation_time=t_value,
+        step_size=dt_value,
+        sampling_step_size=dts,
+        inputs=make_inputs(inputs, step_count(t_value, dt_value), grid.n_points),
+        outputs=make_outputs(outputs),
+        solver=solver_name(solver if solver is not None else settings.get("solver")),
+        backend=backend_name(backend if backend is not None else settings.get("backend")),
+        precision=precision_name(
+            float_precision if float_precision is not None else settings.get("float_precision", default_precision)
+        ),
+        cutoff=cutoff_value,
+        summaries=stats,
+        keep_traces=bool(keep_traces),
+        threads=None if n_threads is None else int(n_threads),
+        out=None if out is None else os.fspath(out),
+        overwrite=bool(overwrite),
+        rtol=settings.get("rtol"),
+        atol=settings.get("atol"),
+        profile=profile,
+        trace_precision=trace_precision,
+    )
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
     """One call of the engine. The GIL is released inside; Ctrl-C stops it between blocks."""
-    return _rustrates.run_sweep(
-        req.template,
-        grid_keys=req.grid.keys,
-        grid_values=req.grid.values,
-        grid_rows=req.grid.rows,
-        permute=req.grid.permute,
-        param_map=req.param_map,
-        simulation_time=req.simulation_time,
-        step_size=req.step_size,
-        sampling_step_size=req.sampling_step_size,
-        inputs=req.inputs,
-        outputs=req.outputs,
-        solver=req.solver,
-        backend=req.backend,
-        precision=req.precision,
-        cutoff=req.cutoff,
-        summaries=req.summaries,
-        keep_traces=req.keep_traces,
-        threads=req.threads,
-        out=req.out,
-        progress=progress,
-        rtol=req.rtol,
-        atol=req.atol,
-        overwrite=req.overwrite,
-        trace_precision=req.trace_precision,
-    )
+    args = _rustrates.SweepArgs(**req.engine_args())
+    return _rustrates.run_sweep(req.template, args, out=req.out, progress=progress, overwrite=req.overwrite,
+                                trace_precision=req.trace_precision)
 
 
 def warn_status(res: Mapping[str, Any]) -> None:

@@ -3,10 +3,28 @@ engine; the public API is in ``rustrates``)."""
 
 from collections.abc import Callable
 from os import PathLike
-from typing import Any, TypedDict
+from typing import Any, TypedDict, final
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = [
+    "__version__",
+    "ChunkMerger",
+    "Circuit",
+    "ClusterSweep",
+    "EquationError",
+    "RustratesError",
+    "SolverError",
+    "SweepArgs",
+    "SweepError",
+    "TemplateError",
+    "load_circuit",
+    "read_bytes",
+    "read_results",
+    "run_sweep",
+    "write_pytables_nodes",
+]
 
 __version__: str
 
@@ -38,6 +56,7 @@ class SolverError(RustratesError):
 class SweepError(RustratesError):
     """The sweep's grid, param_map, inputs or outputs are invalid."""
 
+@final
 class Circuit:
     """A loaded circuit template."""
 
@@ -77,61 +96,15 @@ class SweepResultDict(TypedDict):
     out: str  # only when written to a file
     notes: list[str]  # from run_sweep: what the user should know (threads capped, a part recomputed)
 
-def run_sweep(
-    template: str,
-    *,
-    grid_keys: list[str],
-    grid_values: list[NDArray[np.float64]] | None = None,
-    grid_rows: NDArray[np.float64] | None = None,
-    permute: bool = False,
-    param_map: dict[str, dict[str, list[Any]]],
-    simulation_time: float,
-    step_size: float,
-    sampling_step_size: float | None = None,
-    inputs: dict[str, float | NDArray[np.float64]],
-    outputs: dict[str, str],
-    solver: str = "euler",
-    backend: str = "auto",
-    precision: str = "float64",
-    cutoff: float = 0.0,
-    summaries: list[str] = ...,
-    keep_traces: bool = True,
-    threads: int | None = None,
-    out: str | PathLike[str] | None = None,
-    progress: Callable[[int, int], object] | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    overwrite: bool = False,
-    trace_precision: str = "float64",
-) -> SweepResultDict:
-    """Run a sweep with the GIL released. ``grid_values`` (one 1-D array per key, permuted
+@final
+class SweepArgs:
+    """One sweep's arguments, checked and turned into the engine's spec once; what
+    ``run_sweep`` and ``ClusterSweep`` take. ``grid_values`` (one 1-D array per key, permuted
     or zipped) or ``grid_rows`` (points × keys); inputs are numbers or C-contiguous float64
-    arrays of shape (steps,) or (steps, points). ``progress(done, total)`` is called about
-    every 100 ms; Ctrl-C stops the run after the blocks in flight."""
+    arrays of shape (steps,) or (steps, points)."""
 
-def read_results(path: str | PathLike[str], points: tuple[int, int] | None = None) -> SweepResultDict:
-    """Load a complete results file."""
-
-def write_pytables_nodes(
-    path: str | PathLike[str],
-    create: bool,
-    nodes: list[tuple[str, str, Any, list[tuple[str, str | bytes | bool | int]]]],
-) -> None:
-    """Write HDF5 nodes as PyTables lays them out: ``(path, kind, data, attrs)`` with kind
-    ``"group"`` (data None), ``"array"`` (data ``(element, shape, bytes)``, element ``"f8"``,
-    ``"i8"``, ``"i1"`` or ``"S<n>"``), ``"object"`` (data: pickle bytes) or ``"link"`` (data:
-    the target's path). A new file when ``create``."""
-
-class ClusterSweep:
-    """One sweep cut into chunks, as the ``ClusterGridSearch`` client and its Dask workers see
-    it. Takes ``run_sweep``'s arguments (without ``out`` and ``progress``) plus
-    ``chunk_size``; on a worker, ``template_files`` (the client's ``template_files``) and
-    ``template_cwd`` (the client's working directory) load the template without the client's
-    filesystem."""
-
-    def __init__(
-        self,
-        template: str,
+    def __new__(
+        cls,
         *,
         grid_keys: list[str],
         grid_values: list[NDArray[np.float64]] | None = None,
@@ -152,10 +125,53 @@ class ClusterSweep:
         threads: int | None = None,
         rtol: float | None = None,
         atol: float | None = None,
+    ) -> SweepArgs: ...
+    @property
+    def n_points(self) -> int:
+        """Number of grid points."""
+
+def run_sweep(
+    template: str,
+    args: SweepArgs,
+    *,
+    out: str | PathLike[str] | None = None,
+    progress: Callable[[int, int], object] | None = None,
+    overwrite: bool = False,
+    trace_precision: str = "float64",
+) -> SweepResultDict:
+    """Run a sweep with the GIL released. ``progress(done, total)`` is called about every
+    100 ms; Ctrl-C stops the run after the blocks in flight."""
+
+def read_results(path: str | PathLike[str], points: tuple[int, int] | None = None) -> SweepResultDict:
+    """Load a complete results file."""
+
+def write_pytables_nodes(
+    path: str | PathLike[str],
+    create: bool,
+    nodes: list[tuple[str, str, Any, list[tuple[str, str | bytes | bool | int]]]],
+) -> None:
+    """Write HDF5 nodes as PyTables lays them out: ``(path, kind, data, attrs)`` with kind
+    ``"group"`` (data None), ``"array"`` (data ``(element, shape, bytes)``, element ``"f8"``,
+    ``"i8"``, ``"i1"`` or ``"S<n>"``), ``"object"`` (data: pickle bytes) or ``"link"`` (data:
+    the target's path). A new file when ``create``."""
+
+@final
+class ClusterSweep:
+    """One sweep cut into chunks, as the ``ClusterGridSearch`` client and its Dask workers see
+    it: a :class:`SweepArgs` and ``chunk_size``; on a worker, ``template_files`` (the client's
+    ``template_files``) and ``template_cwd`` (the client's working directory) load the
+    template without the client's filesystem. The engine's checks that need no compile run
+    at construction."""
+
+    def __new__(
+        cls,
+        template: str,
+        args: SweepArgs,
+        *,
         chunk_size: int,
         template_files: list[tuple[str, str, str]] | None = None,
         template_cwd: str | None = None,
-    ) -> None: ...
+    ) -> ClusterSweep: ...
     @property
     def fingerprint(self) -> str:
         """SHA-256 of template source, grid and settings (names and guards a compute_dir)."""
@@ -168,6 +184,10 @@ class ClusterSweep:
         read from."""
     def grid(self) -> NDArray[np.float64]:
         """The grid values, points × keys in point order."""
+    def labels(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The labels of points ``start..end`` (all by default), as the engine writes them."""
+    def part_path(self, index: int) -> str:
+        """Chunk ``index``'s part file, relative to the sweep's directory."""
     def chunks(self) -> list[tuple[int, int]]:
         """``(start, end)`` point range of each chunk."""
     def prepare_dir(self, dir: str | PathLike[str]) -> list[int]:
@@ -186,6 +206,7 @@ class ClusterSweep:
     ) -> SweepResultDict:
         """One part file (chunk ``index``) as the result dict of its points."""
 
+@final
 class ChunkMerger:
     def add(self, chunk: int) -> None:
         """Copies recorded chunk ``chunk`` into the file (its part's SHA-256 checked)."""

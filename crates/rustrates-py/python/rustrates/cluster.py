@@ -152,10 +152,11 @@ def _sweep_for(payload: Mapping[str, Any]) -> Any:
     key = payload["fingerprint"]
     sweep = _SWEEPS.get(key)
     if sweep is None:
-        kwargs = _aligned(dict(payload["kwargs"]))
-        if kwargs.get("threads") is None:
-            kwargs["threads"] = _worker_threads()
-        sweep = _rustrates.ClusterSweep(**kwargs)
+        kwargs = dict(payload["kwargs"])
+        kwargs["args"] = _aligned(dict(kwargs["args"]))
+        if kwargs["args"].get("threads") is None:
+            kwargs["args"]["threads"] = _worker_threads()
+        sweep = _new_sweep(kwargs)
         if sweep.fingerprint != key:
             raise SweepError(
                 f"this worker computes fingerprint {sweep.fingerprint[:16]}… for the sweep, the "
@@ -166,6 +167,13 @@ def _sweep_for(payload: Mapping[str, Any]) -> Any:
             _SWEEPS.clear()
         _SWEEPS[key] = sweep
     return sweep
+
+
+def _new_sweep(kwargs: Mapping[str, Any]) -> Any:
+    """A ``ClusterSweep`` from the picklable form the client sends: ``{template, args,
+    chunk_size[, template_files, template_cwd]}`` with ``args`` the keywords of ``SweepArgs``."""
+    rest = {k: v for k, v in kwargs.items() if k not in ("template", "args")}
+    return _rustrates.ClusterSweep(kwargs["template"], _rustrates.SweepArgs(**kwargs["args"]), **rest)
 
 
 def _aligned(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -787,10 +795,7 @@ class ClusterGridSearch:
         ``failed`` lists them. The same call again computes only what is missing (chunks of
         an interrupted call and failed ones) and replaces the file with the complete one.
         """
-        from .utility.grid_search import _split_kwargs  # noqa: PLC0415 - avoids an import cycle
-
         param_grid = _alias("param_grid", param_grid, "params", params)
-        dt = _alias("dt", dt, "step_size", step_size)
         permute_grid = bool(_alias("permute_grid", permute_grid, "permute", permute) or False)
         if param_map is None:
             raise _core.argument_error("param_map", "param_map is required")
@@ -802,22 +807,29 @@ class ClusterGridSearch:
                 init_kwargs = value
             else:
                 extra.setdefault(key, value)
-        own = {k: extra.pop(k) for k in ("summaries", "keep_traces", "cutoff", "backend", "solver",
-                                         "float_precision", "n_threads", "profile", "njit", "parallel") if k in extra}
-        settings = _split_kwargs(init_kwargs, extra)
-
-        dt_value = _core.number("dt", dt if dt is not None else settings.get("step_size", settings.get("dt")))
-        t_value = _core.number("simulation_time", simulation_time)
-        dts = None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size)
-        cutoff = _core.number("cutoff", own.get("cutoff", 0.0), positive=False)
-        stats = list(own.get("summaries") or [])
-        keep_traces = own.get("keep_traces")
-        if keep_traces is None:
-            keep_traces = not stats
-        grid = _core.make_grid(param_grid, permute_grid)
-        pmap = _core.make_param_map(param_map, grid.keys)
-        ins = _core.make_inputs(inputs, _core.n_steps(t_value, dt_value), grid.n_points)
-        outs = _core.make_outputs(outputs)
+        own = {k: extra.pop(k) for k in ("summaries", "keep_traces", "cutoff", "n_threads", "profile") if k in extra}
+        req = _core.build_request(
+            "ClusterGridSearch.run",
+            circuit_template,
+            param_grid,
+            param_map,
+            simulation_time=simulation_time,
+            dt=dt,
+            step_size=step_size,
+            inputs=inputs,
+            outputs=outputs,
+            sampling_step_size=sampling_step_size,
+            permute_grid=permute_grid,
+            cutoff=own.get("cutoff", 0.0),
+            summaries=own.get("summaries"),
+            keep_traces=own.get("keep_traces"),
+            n_threads=own.get("n_threads"),
+            profile=own.get("profile"),
+            init_kwargs=init_kwargs,
+            extra=extra,
+        )
+        grid, pmap, ins, outs = req.grid, req.param_map, req.inputs, req.outputs
+        t_value, dt_value, dts, cutoff = req.simulation_time, req.step_size, req.sampling_step_size, req.cutoff
 
         if self._client is None:
             self._connect(worker_env)
@@ -828,32 +840,10 @@ class ClusterGridSearch:
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise _core.argument_error("chunk_size", f"chunk_size must be a positive integer, got {chunk_size!r}")
 
-        kwargs = {
-            "template": os.fspath(circuit_template),
-            "grid_keys": grid.keys,
-            "grid_values": grid.values,
-            "grid_rows": grid.rows,
-            "permute": grid.permute,
-            "param_map": pmap,
-            "simulation_time": t_value,
-            "step_size": dt_value,
-            "sampling_step_size": dts,
-            "inputs": ins,
-            "outputs": outs,
-            "solver": _core.solver_name(own.get("solver", settings.get("solver"))),
-            "backend": _core.backend_name(own.get("backend", settings.get("backend"))),
-            "precision": _core.precision_name(own.get("float_precision", settings.get("float_precision"))),
-            "cutoff": cutoff,
-            "summaries": stats,
-            "keep_traces": bool(keep_traces),
-            "threads": own.get("n_threads"),
-            "rtol": settings.get("rtol"),
-            "atol": settings.get("atol"),
-            "chunk_size": int(chunk_size),
-        }
+        kwargs = {"template": req.template, "args": req.engine_args(), "chunk_size": int(chunk_size)}
         # Built here first: bad arguments and template errors surface before any task runs,
         # and the fingerprint names and guards compute_dir.
-        sweep = _rustrates.ClusterSweep(**kwargs)
+        sweep = _new_sweep(kwargs)
         fingerprint = sweep.fingerprint
         compute_dir = self.compute_dir or Path.cwd() / f"rustrates_cgs_{fingerprint[:16]}"
         compute_dir.mkdir(parents=True, exist_ok=True)
@@ -875,8 +865,8 @@ class ClusterGridSearch:
         config = {
             "circuit_template": os.fspath(circuit_template), "simulation_time": t_value, "dt": dt_value,
             "sampling_step_size": dts if dts is not None else dt_value, "permute_grid": permute_grid,
-            "chunk_size": int(chunk_size), "solver": kwargs["solver"], "backend": kwargs["backend"],
-            "float_precision": kwargs["precision"], "cutoff": cutoff, "fingerprint": fingerprint,
+            "chunk_size": int(chunk_size), "solver": req.solver, "backend": req.backend,
+            "float_precision": req.precision, "cutoff": cutoff, "fingerprint": fingerprint,
         }
         final = compute_dir / RESULT_FILE
         staging = compute_dir / (RESULT_FILE + ".partial")
@@ -922,7 +912,7 @@ class ClusterGridSearch:
                 post_frames = [None if i in failed_chunks else
                                _load_post(post_dir, i, sweep, compute_dir, chunks, post_source, post_name)
                                for i in range(len(chunks))]
-            _add_results_key(os.fspath(staging), post_frames, chunks, kwargs["keep_traces"], merged, labels)
+            _add_results_key(os.fspath(staging), post_frames, chunks, req.keep_traces, merged, labels)
             with open(staging, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(staging, final)
@@ -981,7 +971,7 @@ class ClusterGridSearch:
                     start, end = chunks[i]
                     failures.append({
                         "chunk": i, "start": start, "end": end,
-                        "labels": [f"{sweep.circuit_name}_{p}" for p in range(start, end)],
+                        "labels": sweep.labels(start, end),
                         "error": f"{type(exc).__name__}: {exc}",
                     })
                     bar.update()
@@ -1044,7 +1034,8 @@ _SCATTER_BYTES = 8 * 1024**2
 
 
 def _payload_bytes(kwargs: Mapping[str, Any]) -> int:
-    arrays = list(kwargs["inputs"].values()) + list(kwargs.get("grid_values") or []) + [kwargs.get("grid_rows")]
+    args = kwargs["args"]
+    arrays = list(args["inputs"].values()) + list(args.get("grid_values") or []) + [args.get("grid_rows")]
     return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
@@ -1079,8 +1070,7 @@ def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: li
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)  # noqa: S301 - written by this package in compute_dir
-    start, end = chunks[i]
-    part = compute_dir / "parts" / f"chunk_{start:08d}_{end:08d}.h5"
+    part = compute_dir / sweep.part_path(i)
     with tempfile.TemporaryDirectory(prefix="rustrates-post-") as tmp:
         res = sweep.read_part(os.fspath(part), i, os.path.join(tmp, "view"))
     frame = _apply_postprocessing(_postprocessor(source, name), res, f"chunk {i}")
@@ -1155,7 +1145,7 @@ def _seed_keys(
     into a new staging file while the chunks run; the engine merges the chunks into it and
     ``_add_results_key`` completes it."""
     grid = sweep.grid()
-    labels = [f"{sweep.circuit_name}_{i}" for i in range(grid.shape[0])]
+    labels = sweep.labels()
     result_map = pd.DataFrame(grid, index=pd.Index(labels), columns=list(grid_keys))
     names = list(inputs)
     keys: list[tuple[str, Any]] = [

@@ -13,12 +13,6 @@ import pandas as pd
 
 from . import _core, _rustrates
 
-_IGNORED = frozenset(
-    {"vectorize", "verbose", "clear", "file_name", "in_place", "decorator", "matrix_sparseness",
-     "build_dir", "func_name", "apply_kwargs"}
-)
-
-
 def _node_var_target(path: str) -> tuple[str, str]:
     """``'node/op/var'`` (nested: ``'sub/node/op/var'``) → (node, 'op/var')."""
     parts = path.split("/")
@@ -163,28 +157,22 @@ class CircuitTemplate:
         PyRates keywords without meaning here (``vectorize``, ``verbose``, ``clear``, ...)
         are ignored; others are a TypeError.
         """
-        unknown = set(kwargs) - _IGNORED
-        if unknown:
-            raise TypeError(f"run() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         grid_df, pmap = self._grid()
-        dt = _core.number("step_size", step_size)
-        t_total = _core.number("simulation_time", simulation_time)
-        grid = _core.make_grid(grid_df, False)
-        req = _core.RunRequest(
-            template=self.path,
-            grid=grid,
-            param_map=_core.make_param_map(pmap, grid.keys),
-            simulation_time=t_total,
-            step_size=dt,
-            sampling_step_size=None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size),
-            inputs=_core.make_inputs(inputs, _core.n_steps(t_total, dt), 1),
-            outputs=_core.make_outputs(outputs),
-            solver=_core.solver_name(solver),
-            backend=_core.backend_name(backend),
-            precision=_core.precision_name(float_precision),
-            cutoff=_core.number("cutoff", cutoff, positive=False),
-            rtol=rtol,
-            atol=atol,
+        req = _core.build_request(
+            "run",
+            self.path,
+            grid_df,
+            pmap,
+            simulation_time=simulation_time,
+            step_size=step_size,
+            inputs=inputs,
+            outputs=outputs,
+            sampling_step_size=sampling_step_size,
+            cutoff=cutoff,
+            solver=solver,
+            backend=backend,
+            float_precision=float_precision,
+            extra=dict(kwargs, rtol=rtol, atol=atol),
         )
         res = _core.execute(req)
         _core.warn_status(res)

@@ -1085,19 +1085,31 @@ mod tests {
 
     #[test]
     fn jit_zero_lanes_is_a_no_op() {
+        // Buffers with room for a lane, filled with a sentinel: zero lanes must write nothing.
         let (c, _) = all_ops_circuit();
+        let layout = c.layout();
         let k = jit(&c, Precision::F64);
         let mut ctx = KernelCtx::default();
+        let sentinel = -1234.5;
+        let (y, p, u) = (
+            vec![0.5; layout.states.len()],
+            vec![0.5; layout.params.len()],
+            vec![0.5; layout.inputs.len()],
+        );
+        let mut dy = vec![sentinel; layout.states.len()];
+        let mut a = vec![sentinel; layout.algebraics.len()];
+        assert!(!dy.is_empty() && !a.is_empty(), "the circuit has states and algebraics");
         k.rhs(RhsArgs {
             t: 0.0,
             lanes: 0,
-            y: &[],
-            p: &[],
-            u: &[],
-            dy: &mut [],
-            a: &mut [],
+            y: &y,
+            p: &p,
+            u: &u,
+            dy: &mut dy,
+            a: &mut a,
             ctx: &mut ctx,
         });
+        assert!(dy.iter().chain(&a).all(|&v| v == sentinel), "dy {dy:?}, a {a:?}");
     }
 
     #[test]

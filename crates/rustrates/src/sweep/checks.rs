@@ -5,7 +5,7 @@
 //! Each problem names the setting it is about ([`Setting`]), so a front can point at it: the
 //! CLI at the line and column of that key in the spec file, Python at the argument.
 
-use super::run::SweepSpec;
+use super::run::{SweepError, SweepSpec};
 
 /// The setting a problem is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,74 @@ fn problem(setting: Setting, message: String, help: impl Into<String>) -> Settin
         setting,
         message,
         help: help.into(),
+    }
+}
+
+/// One problem of a failed sweep as every front reports it: a stable code, the setting or
+/// argument it concerns (as `grid_search` and a spec file spell it; empty when none), the
+/// message and a hint. The CLI points `argument` at the spec's line, Python names it in the
+/// exception's diagnostics; neither maps error variants itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub code: &'static str,
+    pub argument: String,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl SweepError {
+    /// The problems this error reports: one per setting for [`SweepError::Settings`], one
+    /// otherwise.
+    pub fn problems(&self) -> Vec<Problem> {
+        use crate::solve::SolveError as S;
+        let one = |code: &'static str, argument: &str| {
+            vec![Problem {
+                code,
+                argument: argument.to_string(),
+                message: self.to_string(),
+                help: None,
+            }]
+        };
+        match self {
+            SweepError::Settings(list) => list
+                .iter()
+                .map(|p| Problem {
+                    code: "sweep/bad-setting",
+                    argument: p.setting.name(),
+                    message: format!("`{}` {}", p.setting.name(), p.message),
+                    help: Some(p.help.clone()),
+                })
+                .collect(),
+            SweepError::Grid(_) => one("sweep/grid", "param_grid"),
+            SweepError::ParamMap(_) => one("sweep/param-map", "param_map"),
+            SweepError::UnknownInput { .. }
+            | SweepError::NotAnInput { .. }
+            | SweepError::InputSweptAndDriven { .. } => one("sweep/input", "inputs"),
+            SweepError::UnknownOutput { .. } | SweepError::NoOutputs => one("sweep/output", "outputs"),
+            SweepError::BadBlockSize => one("sweep/block-size", "block_size"),
+            SweepError::BadShard { .. } => one("sweep/shard", "shard"),
+            SweepError::SampleCount { .. } => one("sweep/internal", ""),
+            SweepError::Kernel(_) => one("kernel", "backend"),
+            SweepError::Jacobian(_) => one("sweep/jacobian", "summaries"),
+            SweepError::Solve(s) => match s {
+                S::InputLength { .. } | S::InputColumns { .. } | S::NotAnInput { .. } => one("solve/input", "inputs"),
+                S::SamplingNotMultiple { .. } => one("solve/sampling", "sampling_step_size"),
+                S::BadStep { .. } => one("solve/step", "step_size"),
+                S::BadTime { .. } => one("solve/time", "simulation_time"),
+                S::BadTolerance { .. } => one("solve/tolerance", "rtol"),
+                S::UnknownVar { .. } | S::BufferLength { .. } => one("solve/internal", ""),
+            },
+            SweepError::ThreadPool { .. } => one("sweep/threads", "n_threads"),
+            SweepError::Cancelled { .. } => one("sweep/cancelled", ""),
+            SweepError::Output { .. } => one("io", "out"),
+            SweepError::Memory(m) => vec![Problem {
+                code: "sweep/too-large",
+                argument: Setting::Size.name(),
+                // The message ends with the hint already.
+                message: m.to_string(),
+                help: None,
+            }],
+        }
     }
 }
 
@@ -120,6 +188,15 @@ pub fn check_time(spec: &SweepSpec) -> Vec<SettingError> {
             ));
             return out;
         }
+    }
+    // The solver's own rule (`solve::Plan`), so every front meets it before anything runs.
+    if let Err(e @ crate::solve::SolveError::SamplingNotMultiple { .. }) = crate::solve::Plan::new(sim) {
+        out.push(problem(
+            Setting::SamplingStepSize,
+            e.to_string().trim_start_matches("sampling_step_size ").to_string(),
+            "samples are taken every few steps: pick a whole multiple of step_size",
+        ));
+        return out;
     }
     let c = sim.cutoff;
     if !c.is_finite() || c < 0.0 {
@@ -327,6 +404,52 @@ mod tests {
         assert_eq!(thread_count(Some(10_000), true, 2), (10_000, None));
         assert_eq!(thread_count(Some(2), false, 2), (2, None));
         assert_eq!(thread_count(None, false, 2), (0, None));
+    }
+
+    fn spec_with(dt: f64, sampling: Option<f64>, cutoff: f64) -> SweepSpec {
+        use crate::solve::{Method, SimConfig};
+        use crate::sweep::{Grid, ParamMap};
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt,
+            sampling_step: sampling,
+            method: Method::Euler,
+            cutoff,
+        };
+        SweepSpec::new(
+            Grid::from_rows(vec![], &[vec![]]).expect("one point"),
+            ParamMap::new(),
+            sim,
+        )
+    }
+
+    #[test]
+    fn every_time_problem_names_its_setting_with_the_shared_code() {
+        let cases = [
+            (spec_with(1e-3, None, -0.5), "cutoff", "must be a time ≥ 0, got -0.5"),
+            (spec_with(1e-3, None, 1.0), "cutoff", "leaves no sample"),
+            (
+                spec_with(0.0, None, 0.0),
+                "step_size",
+                "must be positive and finite, got 0",
+            ),
+            (
+                spec_with(1e-3, Some(1.5e-3), 0.0),
+                "sampling_step_size",
+                "is not a whole multiple of step_size 0.001",
+            ),
+        ];
+        for (spec, setting, text) in cases {
+            let problems = SweepError::Settings(check_time(&spec)).problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            let p = &problems[0];
+            assert_eq!((p.code, p.argument.as_str()), ("sweep/bad-setting", setting), "{p:?}");
+            assert!(
+                p.message.starts_with(&format!("`{setting}` ")) && p.message.contains(text),
+                "{p:?}"
+            );
+        }
+        assert!(check_time(&spec_with(1e-3, Some(2e-3), 0.5)).is_empty());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod regime;
 pub mod run;
 pub mod summary;
 
-pub use checks::{MemoryError, Setting, SettingError};
+pub use checks::{MemoryError, Problem, Setting, SettingError};
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
 pub use run::{

@@ -38,6 +38,13 @@ pub fn render_concise(d: &Diagnostic, sources: &SourceMap) -> String {
     out
 }
 
+/// Where a span points as the renderers count it: file name, one-based line and display
+/// column (tabs as four). None for a span outside its file or into a file the map does not
+/// hold. For fronts that report the location as data (Python's `diagnostics`).
+pub fn location(span: Span, sources: &SourceMap) -> Option<(String, usize, usize)> {
+    locate(span, sources).map(|loc| (loc.file.name.clone(), loc.line, loc.col))
+}
+
 /// Every diagnostic in concise form, one per line, each ending in a newline.
 pub fn render_all_concise(ds: &Diagnostics, sources: &SourceMap) -> String {
     ds.iter().fold(String::new(), |mut out, d| {

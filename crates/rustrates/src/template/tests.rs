@@ -70,14 +70,20 @@ fn check_file_shared_fixtures_match_declarations() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     let mut failures = Vec::new();
     for folder in ["invalid", "valid"] {
-        let Ok(rd) = std::fs::read_dir(root.join(folder)) else {
-            continue;
-        };
+        // A moved or emptied fixture folder is a failure, not a walk over nothing.
+        let rd =
+            std::fs::read_dir(root.join(folder)).unwrap_or_else(|e| panic!("{}: {e}", root.join(folder).display()));
         let mut files: Vec<_> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
             .collect();
+        assert!(
+            files.len() >= 10,
+            "{} holds {} YAML fixtures; expected the shared set (≥ 10)",
+            root.join(folder).display(),
+            files.len()
+        );
         files.sort();
         for p in files {
             let text = std::fs::read_to_string(&p).expect("read fixture");

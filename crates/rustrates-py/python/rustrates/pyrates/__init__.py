@@ -26,7 +26,6 @@ import pandas as pd
 
 from .. import _core, _rustrates
 from ..template import CircuitTemplate as _EngineCircuit
-from ..utility.grid_search import PYRATES_IGNORED_KWARGS
 from ._templates import (
     EdgeTemplate,
     NodeTemplate,
@@ -52,7 +51,7 @@ __all__ = [
 
 #: ``run``/``grid_search`` keywords of PyRates 1.2.3 that pick among its code generators and
 #: change no number: accepted and ignored.
-RUN_IGNORED_KWARGS = PYRATES_IGNORED_KWARGS | {"adaptive_steps", "float_format", "backend_kwargs"}
+RUN_IGNORED_KWARGS = _core.PYRATES_IGNORED_KWARGS
 
 
 class CircuitTemplate:
@@ -272,12 +271,11 @@ class CircuitTemplate:
         output key, or ``(key, *node_path, 'op/var')`` columns where a key covers several
         nodes."""
         del vectorize, verbose, clear, in_place
-        settings = _run_settings(kwargs, "run")
         outs = _outputs_dict(outputs)
         engine = self._overrides()
         grid_df, pmap = engine._grid()
-        res = _execute(engine.path, _core.make_grid(grid_df, False), pmap, simulation_time, step_size, inputs,
-                       outs, sampling_step_size, cutoff, solver, backend, settings)
+        res = _execute("run", engine.path, grid_df, pmap, simulation_time, step_size, inputs, outs,
+                       sampling_step_size, cutoff, solver, backend, kwargs)
         return _run_frame(res, outs)
 
 
@@ -292,43 +290,25 @@ def _outputs_dict(outputs: Any) -> dict[str, str]:
     return _core.make_outputs(outputs)
 
 
-def _run_settings(kwargs: Mapping[str, Any], front: str) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        if key in ("rtol", "atol", "float_precision"):
-            settings[key] = value
-        elif key == "method":
-            if str(value).upper() != "RK45":
-                raise ValueError(f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)")
-        elif key not in RUN_IGNORED_KWARGS:
-            raise TypeError(f"{front}() got an unexpected keyword argument {key!r}")
-    return settings
-
-
-def _execute(template: str, grid: _core.Grid, pmap: Mapping[str, Any], simulation_time: float, step_size: float,
-             inputs: Any, outputs: dict[str, str], sampling_step_size: float | None, cutoff: float | None,
-             solver: str, backend: str | None, settings: Mapping[str, Any]) -> dict[str, Any]:
-    dt = _core.number("step_size", step_size)
-    t_total = _core.number("simulation_time", simulation_time)
-    cut = _core.number("cutoff", cutoff or 0.0, positive=False)
-    if cut < 0.0:
-        raise _core.argument_error("cutoff", f"cutoff must not be negative, got {cutoff}")
-    req = _core.RunRequest(
-        template=template,
-        grid=grid,
-        param_map=_core.make_param_map(pmap, grid.keys),
-        simulation_time=t_total,
-        step_size=dt,
-        sampling_step_size=None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size),
-        inputs=_core.make_inputs(inputs, _core.n_steps(t_total, dt), grid.n_points),
+def _execute(front: str, template: str, grid_df: pd.DataFrame, pmap: Mapping[str, Any], simulation_time: Any,
+             step_size: Any, inputs: Any, outputs: dict[str, str], sampling_step_size: Any, cutoff: Any,
+             solver: Any, backend: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    req = _core.build_request(
+        front,
+        template,
+        grid_df,
+        pmap,
+        simulation_time=simulation_time,
+        step_size=step_size,
+        inputs=inputs,
         outputs=outputs,
-        solver=_core.solver_name(solver),
-        backend=_core.backend_name(backend),
+        sampling_step_size=sampling_step_size,
+        cutoff=cutoff,
+        solver=solver,
+        backend=backend,
+        extra=kwargs,
         # PyRates 1.2.3 computes in float32 unless told otherwise; so does its drop-in.
-        precision=_core.precision_name(settings.get("float_precision", "float32")),
-        cutoff=cut,
-        rtol=settings.get("rtol"),
-        atol=settings.get("atol"),
+        default_precision="float32",
     )
     res = _core.execute(req)
     _core.warn_status(res)
@@ -402,7 +382,6 @@ def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_
     solver = kwargs.pop("solver", "euler")
     backend = kwargs.pop("backend", None)
     cutoff = kwargs.pop("cutoff", 0.0)
-    settings = _run_settings(kwargs, "grid_search")
     outs = _outputs_dict(outputs)
 
     rows = _linear_rows(param_grid, permute_grid)
@@ -416,8 +395,8 @@ def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_
         # Values set with update_var hold at every point, unless the grid sweeps them.
         frame[f"__update_var_{key}"] = float(override_df[key].iloc[0])
         pmap[f"__update_var_{key}"] = override_map[key]
-    res = _execute(engine.path, _core.make_grid(frame, False), pmap, simulation_time, step_size, inputs, outs,
-                   sampling_step_size, cutoff, solver, backend, settings)
+    res = _execute("grid_search", engine.path, frame, pmap, simulation_time, step_size, inputs, outs,
+                   sampling_step_size, cutoff, solver, backend, kwargs)
 
     labels = [f"{template.name}_{i}" for i in rows.index]
     result_map = rows.copy()

@@ -18,60 +18,8 @@ from .. import _core
 from .._progress import make_progress
 from .._results import add_pandas_keys
 
-#: PyRates 1.x / 0.8 keywords that have no meaning here. They are accepted so existing code
-#: runs, and ignored: rustrates always compiles once and vectorizes over grid points
-#: (``vectorize``, ``njit``, ``parallel``, ``matrix_sparseness``), keeps nothing to clear
-#: (``clear``, ``clear_template``), writes no build files (``file_name``, ``build_dir``,
-#: ``func_name``, ``in_place``, ``build_in_place``, ``decorator``) and prints nothing
-#: (``verbose``; use ``progress=True``).
-PYRATES_IGNORED_KWARGS = frozenset(
-    {
-        "vectorize",
-        "vectorization",
-        "matrix_sparseness",
-        "verbose",
-        "clear",
-        "clear_template",
-        "file_name",
-        "build_dir",
-        "func_name",
-        "in_place",
-        "build_in_place",
-        "decorator",
-        "apply_kwargs",
-        "name",
-    }
-)
-
-#: Keys of the seed's ``init_kwargs`` that mean something here.
-_INIT_KWARGS_USED = frozenset({"backend", "solver", "float_precision", "step_size", "dt"})
-
-_PROFILES = {"t", "m", "mt", "tm"}
-
-
-def _split_kwargs(init_kwargs: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """Settings from the seed's ``init_kwargs`` dict and PyRates 1.x flat keywords; anything
-    unknown is a TypeError, as Python does for a misspelt keyword."""
-    settings: dict[str, Any] = {}
-    if init_kwargs is not None:
-        if not isinstance(init_kwargs, Mapping):
-            raise TypeError(f"init_kwargs must be a dict, got {type(init_kwargs).__name__}")
-        for key, value in init_kwargs.items():
-            if key in _INIT_KWARGS_USED:
-                settings[key] = value
-            elif key not in PYRATES_IGNORED_KWARGS:
-                raise TypeError(f"grid_search() got an unexpected key {key!r} in init_kwargs")
-    for key, value in extra.items():
-        if key in ("rtol", "atol"):
-            settings[key] = value
-        elif key == "method":
-            # PyRates 1.x passes scipy's solve_ivp method with solver='scipy'; only its
-            # default RK45 is what rustrates' rk45 computes.
-            if str(value).upper() != "RK45":
-                raise ValueError(f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)")
-        elif key not in PYRATES_IGNORED_KWARGS:
-            raise TypeError(f"grid_search() got an unexpected keyword argument {key!r}")
-    return settings
+#: PyRates keywords accepted and ignored (one list for every front: :mod:`rustrates._core`).
+PYRATES_IGNORED_KWARGS = _core.PYRATES_IGNORED_KWARGS
 
 
 def grid_search(
@@ -183,59 +131,30 @@ def grid_search(
         DataFrame; with ``out`` it is the file's path.
     """
     t_start = time.perf_counter()
-    settings = _split_kwargs(init_kwargs, pyrates_1x_kwargs)
-    del njit, parallel  # accepted for the seed's code; see PYRATES_IGNORED_KWARGS
-
-    if dt is not None and step_size is not None and float(dt) != float(step_size):
-        raise _core.argument_error("step_size", f"dt={dt} and step_size={step_size} disagree; pass one of them")
-    if dt is None:
-        dt = step_size if step_size is not None else settings.get("step_size", settings.get("dt"))
-    dt_value = _core.number("dt", dt)
-    t_value = _core.number("simulation_time", simulation_time)
-    dts = None if sampling_step_size is None else _core.number("sampling_step_size", sampling_step_size)
-    cutoff_value = _core.number("cutoff", cutoff, positive=False)
-    if cutoff_value < 0.0:
-        raise _core.argument_error("cutoff", f"cutoff must not be negative, got {cutoff}")
-    if profile is not None and profile not in _PROFILES:
-        raise _core.argument_error("profile", f"profile must be 't', 'm' or 'mt', got {profile!r}")
-    if summaries is not None and (isinstance(summaries, str) or not all(isinstance(s, str) for s in summaries)):
-        raise _core.argument_error("summaries", f"summaries must be a list of statistic names, got {summaries!r}")
-    if n_threads is not None and (not isinstance(n_threads, int) or n_threads < 1):
-        raise _core.argument_error("n_threads", f"n_threads must be a positive integer, got {n_threads!r}")
-    if not isinstance(circuit_template, (str, os.PathLike)):
-        raise TypeError(f"circuit_template must be a template path string, got {type(circuit_template).__name__}")
-
-    grid = _core.make_grid(param_grid, permute_grid)
-    pmap = _core.make_param_map(param_map, grid.keys)
-    steps = _core.n_steps(t_value, dt_value)
-    ins = _core.make_inputs(inputs, steps, grid.n_points)
-    outs = _core.make_outputs(outputs)
-    stats = list(summaries or [])
-    if keep_traces is None:
-        keep_traces = out is not None or not stats
-
-    req = _core.RunRequest(
-        template=os.fspath(circuit_template),
-        grid=grid,
-        param_map=pmap,
-        simulation_time=t_value,
-        step_size=dt_value,
-        sampling_step_size=dts,
-        inputs=ins,
-        outputs=outs,
-        solver=_core.solver_name(solver if solver is not None else settings.get("solver")),
-        backend=_core.backend_name(backend if backend is not None else settings.get("backend")),
-        precision=_core.precision_name(
-            float_precision if float_precision is not None else settings.get("float_precision")
-        ),
-        cutoff=cutoff_value,
-        summaries=stats,
-        keep_traces=bool(keep_traces),
-        threads=n_threads,
-        out=None if out is None else os.fspath(out),
-        overwrite=bool(overwrite),
-        rtol=settings.get("rtol"),
-        atol=settings.get("atol"),
+    req = _core.build_request(
+        "grid_search",
+        circuit_template,
+        param_grid,
+        param_map,
+        simulation_time=simulation_time,
+        dt=dt,
+        step_size=step_size,
+        inputs=inputs,
+        outputs=outputs,
+        sampling_step_size=sampling_step_size,
+        permute_grid=permute_grid,
+        cutoff=cutoff,
+        summaries=summaries,
+        keep_traces=keep_traces,
+        n_threads=n_threads,
+        profile=profile,
+        solver=solver,
+        backend=backend,
+        float_precision=float_precision,
+        init_kwargs=init_kwargs,
+        extra=dict(pyrates_1x_kwargs, njit=njit, parallel=parallel),
+        out=out,
+        overwrite=overwrite,
         trace_precision=trace_precision,
     )
     bar = make_progress(progress, "grid_search")
@@ -248,20 +167,20 @@ def grid_search(
 
     result_map = _core.result_map_frame(res)
     first: Any
-    if out is not None:
+    if req.out is not None:
         add_pandas_keys(req.out, res, result_map)
         first = req.out
-    elif stats:
+    elif req.summaries:
         first = _core.summaries_frame(res)
     else:
         first = _core.traces_frame(res)
 
-    if profile is None:
+    if req.profile is None:
         return first, result_map
     seconds = time.perf_counter() - t_start
     # ru_maxrss is in KiB on Linux: the process' peak, which includes the engine's buffers.
     megabytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    prof: Any = {"t": seconds, "m": megabytes}.get(profile, (seconds, megabytes))
+    prof: Any = {"t": seconds, "m": megabytes}.get(req.profile, (seconds, megabytes))
     return first, result_map, prof
 
 

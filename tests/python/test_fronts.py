@@ -1,0 +1,214 @@
+"""Issue 17: the same bad and edge-case arguments fed to every front — ``grid_search``,
+``ClusterGridSearch.run``, ``CircuitTemplate.run``, the PyRates 1.x drop-in
+(``rustrates.pyrates``) and the CLI's spec file — give the same error code and argument
+name, or the same result. The rules live in the engine (``sweep::checks``, reported through
+``SweepError::problems``) or, for type and shape checks, in ``rustrates._core``'s one request
+builder; a front that re-derived a rule would drift from the others and fail here."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dask.distributed import Client, LocalCluster
+
+from conftest import NET3, REPO
+
+T, DT = 0.02, 1e-3
+GRID = {"eta_op": [-5.0, 0.0]}
+PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
+INPUTS = {"PC/Op_e/inp": 1.0}
+OUTPUTS = {"r": "PC/Op_e/r"}
+CI = bool(os.environ.get("CI"))
+
+
+def rustrates_binary() -> Path:
+    """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
+    binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"
+    if not binary.exists():
+        if CI:
+            pytest.fail(f"{binary} is missing: cargo test --workspace builds it", pytrace=False)
+        pytest.skip(f"{binary} is missing (cargo build -p rustrates-cli)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def client():
+    # Bad arguments are refused before any task is sent; one in-process worker suffices.
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def settings(case: dict) -> dict:
+    """The run's settings with the case's changes (``dt`` only when the case gives it)."""
+    s = {"simulation_time": T, "step_size": DT, "inputs": INPUTS, "outputs": OUTPUTS}
+    s.update(case)
+    return s
+
+
+def run_grid_search(rr, tmp_path, client, case):
+    s = settings(case)
+    return rr.grid_search(NET3, GRID, PMAP, backend="reference", **s)
+
+
+def run_cluster(rr, tmp_path, client, case):
+    from rustrates.cluster import ClusterGridSearch
+
+    s = settings(case)
+    cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
+    return cgs.run(NET3, GRID, PMAP, chunk_size=1, backend="reference", **s)
+
+
+def run_template(rr, tmp_path, client, case):
+    s = settings(case)
+    tmpl = rr.CircuitTemplate.from_yaml(NET3).update_var(node_vars={"PC/Op_e/eta": GRID["eta_op"][0]})
+    return tmpl.run(s.pop("simulation_time"), s.pop("step_size"), backend="reference", **s)
+
+
+def run_dropin(rr, tmp_path, client, case):
+    from rustrates import pyrates
+
+    s = settings(case)
+    return pyrates.grid_search(NET3, GRID, PMAP, s.pop("step_size"), s.pop("simulation_time"), s.pop("outputs"),
+                               backend="reference", float_precision="float64", **s)
+
+
+def cli_spec(case: dict) -> str:
+    s = settings(case)
+    lines = [f"template: {NET3}", "backend: reference", "param_grid:", "  eta_op: [-5.0, 0.0]",
+             "param_map:", "  eta_op: {vars: [Op_e/eta], nodes: [PC]}", "inputs:", "  PC/Op_e/inp: 1.0",
+             "outputs:"]
+    lines += [f"  {k}: {v}" for k, v in s.pop("outputs").items()]
+    del s["inputs"]
+    for key, value in s.items():
+        text = ".nan" if isinstance(value, float) and math.isnan(value) else repr(value)
+        lines.append(f"{key}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def run_cli(rr, tmp_path, client, case):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(cli_spec(case), encoding="utf-8")
+    return subprocess.run([rustrates_binary(), "sweep", spec, "--out", tmp_path / "r.h5", "-q"],
+                          capture_output=True, text=True, timeout=120)
+
+
+FRONTS = {
+    "grid_search": run_grid_search,
+    "ClusterGridSearch.run": run_cluster,
+    "CircuitTemplate.run": run_template,
+    "rustrates.pyrates": run_dropin,
+    "cli": run_cli,
+}
+ALL = tuple(FRONTS)
+PYTHON = ALL[:-1]
+
+# (case, its arguments, the fronts that take them, code, argument)
+BAD = [
+    ("negative cutoff", {"cutoff": -0.01}, ALL, "sweep/bad-setting", "cutoff"),
+    ("cutoff past the last sample", {"cutoff": T}, ALL, "sweep/bad-setting", "cutoff"),
+    ("zero step", {"step_size": 0.0}, ALL, "sweep/bad-setting", "step_size"),
+    ("NaN step", {"step_size": math.nan}, ALL, "sweep/bad-setting", "step_size"),
+    ("negative simulation_time", {"simulation_time": -1.0}, ALL, "sweep/bad-setting", "simulation_time"),
+    ("sampling longer than the run", {"sampling_step_size": 1.0}, ALL, "sweep/bad-setting", "sampling_step_size"),
+    ("sampling not a multiple of the step", {"sampling_step_size": 1.5e-3}, ALL, "sweep/bad-setting",
+     "sampling_step_size"),
+    ("summaries as a string", {"summaries": "mean"}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid",
+     "summaries"),
+    ("dt and step_size disagree", {"dt": 2e-3}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid",
+     "step_size"),
+    ("zero threads", {"n_threads": 0}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid", "n_threads"),
+    ("step that is no number", {"step_size": "fast"}, PYTHON, "argument/invalid", "step_size"),
+    ("unknown output", {"outputs": {"r": "PC/Op_e/rr"}}, PYTHON, "sweep/output", "outputs"),
+]
+
+
+def bad_cases():
+    for name, case, fronts, code, argument in BAD:
+        for front in fronts:
+            yield pytest.param(front, case, code, argument, id=f"{name}-{front}")
+
+
+@pytest.mark.parametrize(("front", "case", "code", "argument"), list(bad_cases()))
+def test_the_same_bad_argument_gives_the_same_code_and_argument_on_every_front(
+    rustrates, tmp_path, client, front, case, code, argument
+):
+    if front == "cli":
+        out = run_cli(rustrates, tmp_path, client, case)
+        assert out.returncode == 1, out.stderr
+        # The full form: `error[code]: `argument` message`, at the setting's line.
+        found = re.findall(r"error\[([^\]]+)\]: `([^`]+)`", out.stderr)
+        assert found[:1] == [(code, argument)], out.stderr
+        assert not (tmp_path / "r.h5").exists()
+        return
+    with pytest.raises(rustrates.RustratesError) as info:
+        FRONTS[front](rustrates, tmp_path, client, case)
+    first = info.value.diagnostics[0]
+    assert (first["code"], first["path"]) == (code, argument), str(info.value)
+    # The message is the engine's concise rendering: `code: message`.
+    assert str(info.value).startswith(f"{code}: "), str(info.value)
+
+
+def traces_of(front, result, tmp_path):
+    """Each front's result as (time, points × 1 column of r) float64."""
+    import rustrates
+
+    if front in ("ClusterGridSearch.run", "cli"):
+        path = result if front != "cli" else tmp_path / "r.h5"
+        if front == "cli":
+            assert result.returncode == 0, result.stderr
+        frame, _, _ = rustrates.read_results(path)
+        return frame.to_numpy()
+    if front == "grid_search":
+        return result[0].to_numpy()
+    if front == "rustrates.pyrates":
+        return result[0].to_numpy()
+    return result.to_numpy()
+
+
+# (case, fronts): edge cases every front takes, each giving what the plain run gives.
+EDGE = [
+    ("dt and step_size agree by value", {"dt": np.float64(DT)}, ("grid_search", "ClusterGridSearch.run")),
+    ("cutoff zero", {"cutoff": 0.0}, ALL),
+    # 0.5 · 2e-3 is exactly 1e-3 in binary floating point.
+    ("step given as a numpy number", {"step_size": np.float32(0.5) * np.float64(2 * DT)}, PYTHON),
+    ("step given as text", {"step_size": "1e-3"}, PYTHON),
+]
+
+
+def edge_cases():
+    for name, case, fronts in EDGE:
+        for front in fronts:
+            yield pytest.param(front, case, id=f"{name}-{front}")
+
+
+@pytest.mark.parametrize(("front", "case"), list(edge_cases()))
+def test_an_edge_case_gives_what_the_plain_run_gives_on_every_front(rustrates, tmp_path, client, front, case):
+    # Same engine, same reference back end, same steps: the traces agree bitwise.
+    plain = traces_of(front, FRONTS[front](rustrates, tmp_path / "plain", client, {}), tmp_path / "plain")
+    edge = traces_of(front, FRONTS[front](rustrates, tmp_path / "edge", client, case), tmp_path / "edge")
+    np.testing.assert_array_equal(edge, plain)
+
+
+def test_every_front_computes_the_same_traces(rustrates, tmp_path, client):
+    """The plain run through each front: grid point 0 (eta_op = -5) equal bitwise everywhere
+    (one engine path, the reference back end, float64); the grid fronts' point 1 as well."""
+    results = {front: traces_of(front, FRONTS[front](rustrates, tmp_path / front.replace(".", "_"), client, {}),
+                                tmp_path / front.replace(".", "_"))
+               for front in ALL}
+    reference = results["grid_search"]
+    assert reference.shape == (round(T / DT), 2)
+    for front, traces in results.items():
+        if front == "CircuitTemplate.run":
+            np.testing.assert_array_equal(traces[:, 0], reference[:, 0], err_msg=front)
+        else:
+            np.testing.assert_array_equal(traces, reference, err_msg=front)
