@@ -243,13 +243,9 @@ pub(crate) fn run<T: Float>(
     let (delayed, noise) = runtime::scan(kernel.circuit());
     let hooks = !delayed.is_empty() || noise;
     let mut ctx = if hooks {
-        runtime::make_ctx(Runtime::new(
-            kernel.circuit(),
-            delayed,
-            opts.seed,
-            block.first_point,
-            lanes,
-        ))
+        let mut rt = Runtime::new(kernel.circuit(), delayed, opts.seed, block.first_point, lanes);
+        rt.grid_dt = Some(dt);
+        runtime::make_ctx(rt)
     } else {
         KernelCtx {
             first_point: block.first_point,

@@ -53,6 +53,9 @@ pub(crate) struct Runtime {
     /// Distinct delays read so far (at most 16): adaptive steppers step onto their
     /// multiples, where the solution's derivatives jump.
     pub(crate) delays_seen: Vec<f64>,
+    /// The step of a fixed-step run: its history points sit at consecutive steps `k·dt`, so a
+    /// read finds its step by index instead of searching, and no breakpoints are collected.
+    pub(crate) grid_dt: Option<f64>,
 }
 
 /// Variables the circuit reads with `Past`, and whether it draws noise.
@@ -88,6 +91,7 @@ impl Runtime {
             init: vec![f64::NAN; n],
             max_lag: vec![0.0; delayed.len()],
             delays_seen: Vec::new(),
+            grid_dt: None,
             delayed,
         }
     }
@@ -158,7 +162,10 @@ impl Runtime {
         if delay > self.max_lag[h] {
             self.max_lag[h] = delay;
         }
-        if self.delays_seen.len() < 16 && !self.delays_seen.iter().any(|d| (d - delay).abs() <= 1e-12 * delay) {
+        if self.grid_dt.is_none()
+            && self.delays_seen.len() < 16
+            && !self.delays_seen.iter().any(|d| (d - delay).abs() <= 1e-12 * delay)
+        {
             self.delays_seen.push(delay);
         }
         let tq = t - delay;
@@ -174,17 +181,11 @@ impl Runtime {
             let slope = if last.dx.is_nan() { 0.0 } else { last.dx };
             return last.x + slope * (tq - last.t);
         }
-        // Binary search for the step [p0, p1] containing tq.
-        let (mut lo, mut hi) = (0usize, q.len() - 1);
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if q[mid].t <= tq {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        let (p0, p1) = (q[lo], q[hi]);
+        let lo = match self.grid_dt {
+            Some(dt) => grid_step(q, dt, tq),
+            None => search_step(q, tq),
+        };
+        let (p0, p1) = (q[lo], q[lo + 1]);
         if p0.poly[0].is_nan() {
             hermite(p0, p1, tq)
         } else {
@@ -197,6 +198,42 @@ impl Runtime {
             p0.x + h * acc
         }
     }
+}
+
+/// Index `lo` of the step `[q[lo], q[lo + 1]]` containing `tq`, i.e. `q[lo].t <= tq <
+/// q[lo + 1].t`, for `q[0].t <= tq < q[last].t`: binary search.
+fn search_step(q: &VecDeque<Point>, tq: f64) -> usize {
+    let (mut lo, mut hi) = (0usize, q.len() - 1);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if q[mid].t <= tq {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// [`search_step`] on points about `dt` apart: guess the index from `tq / dt`, then correct it
+/// by comparing with the recorded times (so the answer is the same even where `k·dt`
+/// rounds, or a point is missing).
+fn grid_step(q: &VecDeque<Point>, dt: f64, tq: f64) -> usize {
+    let last = q.len() - 2;
+    let guess = ((tq - q[0].t) / dt).floor();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let mut lo = if guess.is_finite() && guess > 0.0 {
+        (guess as usize).min(last)
+    } else {
+        0
+    };
+    while lo < last && q[lo + 1].t <= tq {
+        lo += 1;
+    }
+    while lo > 0 && q[lo].t > tq {
+        lo -= 1;
+    }
+    lo
 }
 
 /// The first multiple `m·d` (m = 1…6, d a delay seen) after `t`: a derivative jump of the
@@ -304,6 +341,58 @@ mod tests {
         for s in [0.5, 0.7, 1.0, 1.2, 1.25] {
             assert!((hermite(p0, p1, s) - f(s)).abs() < 1e-14, "{s}");
         }
+    }
+
+    /// A runtime with one delayed variable (id 0) over `lanes` lanes.
+    fn one_history(lanes: usize, grid_dt: Option<f64>) -> Runtime {
+        let mut rt = Runtime::new(&Circuit::default(), Vec::new(), 0, 0, lanes);
+        rt.hist_of = vec![0];
+        rt.delayed = vec![VarId(0)];
+        rt.hist = vec![VecDeque::new(); lanes];
+        rt.init = (0..lanes).map(|l| 0.25 - l as f64).collect();
+        rt.max_lag = vec![0.0];
+        rt.grid_dt = grid_dt;
+        rt
+    }
+
+    #[test]
+    fn fixed_step_reads_find_the_same_step_as_the_search() {
+        // The reference is the binary search over the recorded times. dt = 1e-4 is not a
+        // binary fraction, so k·dt rounds and delays of whole steps land on or next to a
+        // recorded point: the index guess must be corrected exactly like the search decides.
+        let (lanes, dt) = (3, 1e-4);
+        let mut grid = one_history(lanes, Some(dt));
+        let mut search = one_history(lanes, None);
+        let delays = [0.5 * dt, dt, 3.0 * dt, 2.5e-3, 7.3e-3, 2e-2, 0.0];
+        let mut interior = 0usize;
+        for k in 0..400usize {
+            let t = k as f64 * dt;
+            for l in 0..lanes {
+                let x = (k as f64 * 0.37 + l as f64).sin();
+                let dx = (k as f64 * 0.37 + l as f64).cos();
+                for rt in [&mut grid, &mut search] {
+                    rt.push(0, l, t, x, f64::NAN);
+                }
+                // Stage 0 reads the newest point before its slope is known (secant rule).
+                for &d in &delays {
+                    let (a, b) = (grid.value_at(0, l, t, d), search.value_at(0, l, t, d));
+                    assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} stage 0");
+                }
+                for rt in [&mut grid, &mut search] {
+                    rt.set_last_dx(0, l, dx);
+                }
+                for c in [0.5, 1.0] {
+                    for &d in &delays {
+                        let tc = t + c * dt;
+                        let (a, b) = (grid.value_at(0, l, tc, d), search.value_at(0, l, tc, d));
+                        assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} c {c}");
+                        interior += usize::from(tc - d > 0.0 && tc - d < t);
+                    }
+                }
+            }
+        }
+        // Most reads fall between recorded points, where the step index matters.
+        assert!(interior > 5000, "{interior}");
     }
 
     #[test]
