@@ -193,6 +193,8 @@ impl ClusterSweep {
             summaries,
             keep_traces,
             threads,
+            regime: None,
+            initial_conditions: Vec::new(),
         };
         let mut spec = build_spec(
             py,

@@ -294,6 +294,8 @@ class RunRequest:
     overwrite: bool = False
     rtol: float | None = None
     atol: float | None = None
+    regime: dict[str, float] | None = None
+    initial_conditions: list[dict[str, float]] = field(default_factory=list)
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
@@ -322,6 +324,8 @@ def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
         rtol=req.rtol,
         atol=req.atol,
         overwrite=req.overwrite,
+        regime=None if req.regime is None else [(str(k), float(v)) for k, v in req.regime.items()],
+        initial_conditions=[[(str(k), float(v)) for k, v in start.items()] for start in req.initial_conditions],
     )
 
 

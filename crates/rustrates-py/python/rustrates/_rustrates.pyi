@@ -102,6 +102,8 @@ def run_sweep(
     rtol: float | None = None,
     atol: float | None = None,
     overwrite: bool = False,
+    regime: list[tuple[str, float]] | None = None,
+    initial_conditions: list[list[tuple[str, float]]] = ...,
 ) -> SweepResultDict:
     """Run a sweep with the GIL released. ``grid_values`` (one 1-D array per key, permuted
     or zipped) or ``grid_rows`` (points × keys); inputs are numbers or C-contiguous float64
