@@ -120,3 +120,28 @@ def test_grid_search_initial_conditions_multistable_montbrio():
             simulation_time=1.0, step_size=0.01, outputs={"r": "p/qif_op/r"}, summaries=["regime"],
             regime={"period": 1.0},
         )
+
+
+def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
+    # μ × ω of the Stuart–Landau normal form: every cell with μ ≤ −0.1 is a stable focus
+    # (code 2) and every cell with μ ≥ 0.1 periodic (code 4), analytically; the periodic
+    # cells' mean period is 2π/ω (1e-3). The image is written.
+    import matplotlib
+    matplotlib.use("Agg")
+    from rustrates._regimes import regime_grid
+
+    mus, omegas = np.array([-0.3, -0.1, 0.1, 0.3]), np.array([1.0, 2.0])
+    summ, result_map = rustrates.grid_search(
+        HOPF, param_grid={"mu": mus, "omega": omegas}, permute_grid=True,
+        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}, "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]}},
+        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False,
+    )
+    xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")
+    np.testing.assert_array_equal(xs, mus)
+    np.testing.assert_array_equal(cell, [[2, 2, 4, 4], [2, 2, 4, 4]])
+    np.testing.assert_allclose(period[:, 2:], np.tile(2 * np.pi / omegas[:, None], (1, 2)), rtol=1e-3)
+    png = tmp_path / "regimes.png"
+    ax = rustrates.plot_regimes(summ, result_map, path=png)
+    assert png.read_bytes()[1:4] == b"PNG"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["stable focus", "periodic"]
