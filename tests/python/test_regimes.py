@@ -89,3 +89,59 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     )
     _, _, back = rustrates.read_results(path)
     assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
+
+
+def test_grid_search_initial_conditions_multistable_montbrio():
+    # One Montbrió population (qif, τ = Δ = 1, J = 15): bistable for η ∈ (−5.7435, −3.1361)
+    # (the quartic's root count). Three starts per point; `multistable` must be 1 inside,
+    # 0 outside (points a cell or more from the folds, where convergence is fast), and the
+    # reported last r is the first start's, the lowest fixed point (numpy roots, 1e-6).
+    etas = np.array([-7.0, -6.0, -5.0, -4.0, -3.5, -2.5])
+    summ, _ = rustrates.grid_search(
+        "model_templates.neural_mass_models.qif.qif", param_grid={"eta": etas},
+        param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+        simulation_time=100.0, step_size=0.005, sampling_step_size=0.05, solver="rk4", cutoff=90.0,
+        outputs={"r": "p/qif_op/r"}, summaries=["regime", "multistable", "last"], keep_traces=False,
+        initial_conditions=[{"p/qif_op/r": 0.01, "p/qif_op/v": -2.0},
+                            {"p/qif_op/r": 0.9, "p/qif_op/v": -0.19},
+                            {"p/qif_op/r": 1.25, "p/qif_op/v": -0.13}],
+        regime={"stationary_tol": 1e-7},
+    )
+    bistable = (etas > -5.7435) & (etas < -3.1361)
+    np.testing.assert_array_equal(summ[("r", "multistable")].to_numpy(), bistable.astype(float))
+    for eta, last in zip(etas, summ[("r", "last")].to_numpy()):
+        roots = np.roots([np.pi**2, -15.0, -eta, 0.0, -1.0 / (4 * np.pi**2)])
+        low = min(r.real for r in roots if abs(r.imag) < 1e-9 and r.real > 0)
+        assert abs(last - low) < 1e-6, (eta, last, low)
+    with pytest.raises(rustrates.SweepError, match="regime"):
+        rustrates.grid_search(
+            "model_templates.neural_mass_models.qif.qif", param_grid={"eta": etas[:1]},
+            param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+            simulation_time=1.0, step_size=0.01, outputs={"r": "p/qif_op/r"}, summaries=["regime"],
+            regime={"period": 1.0},
+        )
+
+
+def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
+    # μ × ω of the Stuart–Landau normal form: every cell with μ ≤ −0.1 is a stable focus
+    # (code 2) and every cell with μ ≥ 0.1 periodic (code 4), analytically; the periodic
+    # cells' mean period is 2π/ω (1e-3). The image is written.
+    import matplotlib
+    matplotlib.use("Agg")
+    from rustrates._regimes import regime_grid
+
+    mus, omegas = np.array([-0.3, -0.1, 0.1, 0.3]), np.array([1.0, 2.0])
+    summ, result_map = rustrates.grid_search(
+        HOPF, param_grid={"mu": mus, "omega": omegas}, permute_grid=True,
+        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}, "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]}},
+        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False,
+    )
+    xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")
+    np.testing.assert_array_equal(xs, mus)
+    np.testing.assert_array_equal(cell, [[2, 2, 4, 4], [2, 2, 4, 4]])
+    np.testing.assert_allclose(period[:, 2:], np.tile(2 * np.pi / omegas[:, None], (1, 2)), rtol=1e-3)
+    png = tmp_path / "regimes.png"
+    ax = rustrates.plot_regimes(summ, result_map, path=png)
+    assert png.read_bytes()[1:4] == b"PNG"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["stable focus", "periodic"]

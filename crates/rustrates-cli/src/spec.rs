@@ -22,6 +22,7 @@
 //! cutoff: 0.0
 //! summaries: [mean, std, dominant_frequency]   # or regime (+ period, amplitude, eig_re, eig_im)
 //! regime: {stationary_tol: 1.0e-6, period_rtol: 0.01, min_cycles: 3, flat_tol: 1.0e-9}
+//! initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]   # several starts per point
 //! keep_traces: true
 //! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
 //! chunk_size: 4096         # points per part file; default 4096, 65536 for summaries only
@@ -75,6 +76,7 @@ const KEYS: &[&str] = &[
     "cutoff",
     "summaries",
     "regime",
+    "initial_conditions",
     "keep_traces",
     "trace_precision",
     "chunk_size",
@@ -264,6 +266,7 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
                     Setting::GridKey(k) => value_node("param_grid", k),
                     Setting::Size => root.get("keep_traces"),
                     Setting::Regime(k) => value_node("regime", k),
+                    Setting::InitialConditions => root.get("initial_conditions"),
                 }
                 .unwrap_or(root);
                 diags.push(at(node, problem.code, problem.message, problem.help));
@@ -483,6 +486,9 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
         None => Vec::new(),
     };
     let regime = get("regime").map(|n| parse_regime(n, cx)).unwrap_or_default();
+    let initial_conditions = get("initial_conditions")
+        .map(|n| parse_initial_conditions(n, cx))
+        .unwrap_or_default();
     let keep_traces = get("keep_traces")
         .and_then(|n| cx.bool(n, "keep_traces"))
         .unwrap_or(summaries.is_empty());
@@ -515,6 +521,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     spec.keep_traces = keep_traces;
     spec.summaries = summaries;
     spec.regime = regime;
+    spec.initial_conditions = initial_conditions;
     spec.chunk_size = chunk_size.unwrap_or(SweepSpec::default_chunk_size(keep_traces));
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
@@ -757,14 +764,47 @@ fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
             "stationary_tol" => out.stationary_tol = x,
             "period_rtol" => out.period_rtol = x,
             "flat_tol" => out.flat_tol = x,
+            "attractor_rtol" => out.attractor_rtol = x,
             "min_cycles" if x >= 0.0 && x.fract() == 0.0 => out.min_cycles = x as usize,
             "min_cycles" => cx.err(v, "spec/not-a-count", "`regime.min_cycles` must be a whole number"),
             _ => cx.err(
                 k,
                 "spec/unknown-key",
-                format!("unknown regime threshold `{key}`: use stationary_tol, period_rtol, min_cycles, flat_tol"),
+                format!("unknown regime threshold `{key}`: use stationary_tol, period_rtol, min_cycles, flat_tol, attractor_rtol"),
             ),
         }
+    }
+    out
+}
+
+/// `initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0, PC/Op_e/v: -1}]`; the engine
+/// checks that the names are states.
+fn parse_initial_conditions(node: &Node, cx: &mut Ctx<'_>) -> Vec<Vec<(String, f64)>> {
+    let Some(starts) = node.as_seq() else {
+        cx.err(
+            node,
+            "spec/not-a-list",
+            "`initial_conditions` is a list of starts, e.g. `[{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]`",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(starts.len());
+    for start in starts {
+        let Some(entries) = start.as_map() else {
+            cx.err(
+                start,
+                "spec/not-a-mapping",
+                "each start maps state variables to initial values, e.g. `{PC/Op_e/r: 0.01}`",
+            );
+            continue;
+        };
+        let mut values = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            if let (Some(name), Some(x)) = (cx.string(k, "state variable"), cx.number(v, "initial value")) {
+                values.push((name, x));
+            }
+        }
+        out.push(values);
     }
     out
 }
@@ -912,6 +952,26 @@ mod tests {
             panic!("an unknown threshold must fail")
         };
         assert!(diags.iter().any(|d| d.code == "spec/unknown-key"), "{diags:?}");
+        // Starts per point, in order; `multistable` with one start is refused at its key.
+        let f = load_text(&format!(
+            "{base}initial_conditions: [{{p/o/r: 0.01, p/o/v: -2}}, {{p/o/r: 2}}]\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            f.spec.initial_conditions,
+            vec![
+                vec![("p/o/r".to_string(), 0.01), ("p/o/v".to_string(), -2.0)],
+                vec![("p/o/r".to_string(), 2.0)]
+            ]
+        );
+        let f = load_text(&format!(
+            "{}initial_conditions: [{{p/o/r: 1}}]\n",
+            base.replace("[regime, mean]", "[regime, multistable]")
+        ))
+        .expect("parses");
+        let diags = f.locate(&SweepError::Settings(checks::check_regime(&f.spec)));
+        let d = diags.iter().next().expect("one problem");
+        assert_eq!(f.sources.line_col(d.span.unwrap()), (6, 21), "{d:?}");
     }
 
     #[test]

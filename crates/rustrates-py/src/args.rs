@@ -117,6 +117,10 @@ pub struct Settings {
     pub summaries: Vec<String>,
     pub keep_traces: bool,
     pub threads: Option<usize>,
+    /// Regime thresholds by name (`regime=` of `grid_search`); `None`: the defaults.
+    pub regime: Option<Vec<(String, f64)>>,
+    /// Starts per point (`initial_conditions=`), each `[(state name, value)]`.
+    pub initial_conditions: Vec<Vec<(String, f64)>>,
 }
 
 pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
@@ -174,6 +178,7 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
                 let known: Vec<&str> = Statistic::ALL
                     .iter()
                     .chain(&Statistic::REGIME)
+                    .chain([&Statistic::Multistable])
                     .map(|s| s.name())
                     .collect();
                 arg_err(
@@ -186,6 +191,24 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
         })
         .collect::<PyResult<_>>()?;
     spec.summaries = Statistic::expand(&requested);
+    if let Some(thresholds) = &s.regime {
+        // The engine's own (de)serialisation of its settings: unknown names and wrong types
+        // are refused there, with the field named.
+        let obj: serde_json::Map<String, serde_json::Value> = thresholds
+            .iter()
+            .map(|(k, v)| {
+                let v = if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 {
+                    serde_json::Value::from(*v as u64)
+                } else {
+                    serde_json::Value::from(*v)
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        spec.regime = serde_json::from_value(serde_json::Value::Object(obj))
+            .map_err(|e| arg_err(py, Kind::Sweep, "regime", format!("regime: {e}")))?;
+    }
+    spec.initial_conditions = s.initial_conditions.clone();
     spec.keep_traces = s.keep_traces;
     spec.chunk_size = SweepSpec::default_chunk_size(s.keep_traces);
     spec.threads = s.threads;
@@ -205,7 +228,8 @@ impl SweepArgs {
         *, grid_keys, grid_values=None, grid_rows=None, permute=false, param_map,
         simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler",
         backend="auto", precision="float64", cutoff=0.0, summaries=Vec::new(),
-        keep_traces=true, threads=None, rtol=None, atol=None
+        keep_traces=true, threads=None, rtol=None, atol=None, regime=None,
+        initial_conditions=Vec::new()
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -229,6 +253,8 @@ impl SweepArgs {
         threads: Option<usize>,
         rtol: Option<f64>,
         atol: Option<f64>,
+        regime: Option<Vec<(String, f64)>>,
+        initial_conditions: Vec<Vec<(String, f64)>>,
     ) -> PyResult<SweepArgs> {
         let settings = Settings {
             simulation_time,
@@ -243,6 +269,8 @@ impl SweepArgs {
             summaries,
             keep_traces,
             threads,
+            regime,
+            initial_conditions,
         };
         let grid = match (grid_values, grid_rows) {
             (Some(values), None) => {

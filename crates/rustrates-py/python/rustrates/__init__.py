@@ -15,6 +15,7 @@ diagnostics and whose ``diagnostics`` attribute lists them as dicts.
 """
 
 from ._core import RustratesWarning
+from ._regimes import plot_regimes
 from ._results import read_results
 from ._rustrates import (
     EquationError,
@@ -39,6 +40,7 @@ __all__ = [
     "__version__",
     "grid_search",
     "jacobian",
+    "plot_regimes",
     "read_results",
     "simulate",
 ]

@@ -374,6 +374,8 @@ class RunRequest:
     atol: float | None = None
     profile: str | None = None
     trace_precision: str = "float64"
+    regime: dict[str, float] | None = None
+    initial_conditions: list[dict[str, float]] = field(default_factory=list)
 
     def engine_args(self) -> dict[str, Any]:
         return {
@@ -396,6 +398,8 @@ class RunRequest:
             "threads": self.threads,
             "rtol": self.rtol,
             "atol": self.atol,
+            "regime": None if self.regime is None else [(str(k), float(v)) for k, v in self.regime.items()],
+            "initial_conditions": [[(str(k), float(v)) for k, v in start.items()] for start in self.initial_conditions],
         }
 
 
@@ -439,6 +443,8 @@ def build_request(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     trace_precision: str = "float64",
+    regime: Mapping[str, float] | None = None,
+    initial_conditions: Sequence[Mapping[str, float]] | None = None,
     default_precision: str = "float64",
 ) -> RunRequest:
     """The PyRates arguments of any front (``grid_search``, ``ClusterGridSearch.run``,
@@ -489,6 +495,8 @@ def build_request(
         atol=settings.get("atol"),
         profile=profile,
         trace_precision=trace_precision,
+        regime=None if regime is None else dict(regime),
+        initial_conditions=[dict(start) for start in (initial_conditions or [])],
     )
 
 

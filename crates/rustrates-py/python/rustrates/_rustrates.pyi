@@ -125,6 +125,8 @@ class SweepArgs:
         threads: int | None = None,
         rtol: float | None = None,
         atol: float | None = None,
+        regime: list[tuple[str, float]] | None = None,
+        initial_conditions: list[list[tuple[str, float]]] = ...,
     ) -> SweepArgs: ...
     @property
     def n_points(self) -> int:

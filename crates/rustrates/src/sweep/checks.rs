@@ -22,6 +22,8 @@ pub enum Setting {
     Size,
     /// One threshold of the regime classification (`regime.<name>`).
     Regime(String),
+    /// The starts per point.
+    InitialConditions,
 }
 
 impl Setting {
@@ -36,6 +38,7 @@ impl Setting {
             Setting::GridKey(k) => format!("param_grid.{k}"),
             Setting::Size => "keep_traces".into(),
             Setting::Regime(k) => format!("regime.{k}"),
+            Setting::InitialConditions => "initial_conditions".into(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl SweepError {
             SweepError::SampleCount { .. } => one("sweep/internal", ""),
             SweepError::Kernel(_) => one("kernel", "backend"),
             SweepError::Jacobian(_) => one("sweep/jacobian", "summaries"),
+            SweepError::InitialCondition { .. } => one("sweep/initial-condition", "initial_conditions"),
             SweepError::Solve(s) => match s {
                 S::InputLength { .. } | S::InputColumns { .. } | S::NotAnInput { .. } => one("solve/input", "inputs"),
                 S::SamplingNotMultiple { .. } => one("solve/sampling", "sampling_step_size"),
@@ -231,7 +235,8 @@ pub fn check_regime(spec: &SweepSpec) -> Vec<SettingError> {
     if !spec.summaries.iter().any(|s| s.needs_regime()) {
         return Vec::new();
     }
-    spec.regime
+    let mut out: Vec<SettingError> = spec
+        .regime
         .problems()
         .into_iter()
         .map(|(field, message)| {
@@ -241,7 +246,18 @@ pub fn check_regime(spec: &SweepSpec) -> Vec<SettingError> {
                 "see the defaults in the README's regime section",
             )
         })
-        .collect()
+        .collect();
+    if spec.summaries.contains(&super::Statistic::Multistable) && spec.initial_conditions.len() < 2 {
+        out.push(problem(
+            Setting::InitialConditions,
+            format!(
+                "gives {} start(s); the `multistable` summary compares at least two",
+                spec.initial_conditions.len()
+            ),
+            "list two or more initial_conditions, e.g. [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]",
+        ));
+    }
+    out
 }
 
 pub fn check_grid(spec: &SweepSpec) -> Vec<SettingError> {

@@ -40,6 +40,9 @@ pub struct RegimeSettings {
     pub min_cycles: usize,
     /// A column with `max − min ≤ flat_tol · (1 + |mean|)` does not move. Default 1e-9.
     pub flat_tol: f64,
+    /// Two fixed points are different attractors when their states differ by more than
+    /// `attractor_rtol · (1 + max|x|)` in some component. Default 1e-4.
+    pub attractor_rtol: f64,
 }
 
 impl Default for RegimeSettings {
@@ -49,6 +52,7 @@ impl Default for RegimeSettings {
             period_rtol: 1e-2,
             min_cycles: 3,
             flat_tol: 1e-9,
+            attractor_rtol: 1e-4,
         }
     }
 }
@@ -61,6 +65,7 @@ impl RegimeSettings {
             ("stationary_tol", self.stationary_tol),
             ("period_rtol", self.period_rtol),
             ("flat_tol", self.flat_tol),
+            ("attractor_rtol", self.attractor_rtol),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 p.push((name, format!("regime.{name} must be a positive number, got {v}")));
@@ -219,6 +224,56 @@ pub fn classify(
     }
 }
 
+/// Where one start of a point ended (see [`multistable`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attractor {
+    pub regime: Option<Regime>,
+    /// The state at the last sample.
+    pub state: Vec<f64>,
+    /// `(period, amplitude)` per output.
+    pub cycles: Vec<(f64, f64)>,
+}
+
+impl Attractor {
+    fn is_fixed_point(&self) -> bool {
+        matches!(
+            self.regime,
+            Some(Regime::StableNode | Regime::StableFocus | Regime::UnstableFixedPoint)
+        )
+    }
+}
+
+/// Whether the starts of one point ended in different attractors: two different fixed
+/// points (states apart by more than `attractor_rtol`), a fixed point and a cycle, or two
+/// cycles whose period or amplitude differ by more than `period_rtol` in some output. Ends
+/// that diverged or are irregular are not compared (they name no attractor); `None` when
+/// fewer than two ends can be compared.
+pub fn multistable(ends: impl Iterator<Item = Attractor>, s: &RegimeSettings) -> Option<bool> {
+    let ends: Vec<Attractor> = ends
+        .filter(|a| a.is_fixed_point() || a.regime == Some(Regime::Periodic))
+        .collect();
+    if ends.len() < 2 {
+        return None;
+    }
+    let differ = |a: &Attractor, b: &Attractor| -> bool {
+        match (a.is_fixed_point(), b.is_fixed_point()) {
+            (true, true) => {
+                let scale = a.state.iter().chain(&b.state).fold(0.0f64, |m, x| m.max(x.abs()));
+                a.state
+                    .iter()
+                    .zip(&b.state)
+                    .any(|(x, y)| (x - y).abs() > s.attractor_rtol * (1.0 + scale))
+            }
+            (false, false) => a.cycles.iter().zip(&b.cycles).any(|(p, q)| {
+                let rel = |x: f64, y: f64| (x - y).abs() > s.period_rtol * x.abs().max(y.abs());
+                rel(p.0, q.0) || rel(p.1, q.1)
+            }),
+            _ => true,
+        }
+    };
+    Some(ends.iter().skip(1).any(|e| differ(&ends[0], e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +326,33 @@ mod tests {
     fn flat_column_does_not_move() {
         let (p, a, moves) = periodicity(|_| 2.5, 100, 0.1, &RegimeSettings::default());
         assert!(p.is_nan() && a == 0.0 && !moves);
+    }
+
+    #[test]
+    fn multistable_compares_fixed_points_and_cycles() {
+        let s = RegimeSettings::default();
+        let fp = |x: f64| Attractor {
+            regime: Some(Regime::StableNode),
+            state: vec![x, 1.0],
+            cycles: vec![(f64::NAN, 0.0)],
+        };
+        let cycle = |p: f64| Attractor {
+            regime: Some(Regime::Periodic),
+            state: vec![0.0, 0.0],
+            cycles: vec![(p, 1.0)],
+        };
+        let diverged = Attractor {
+            regime: Some(Regime::Diverged),
+            ..fp(0.0)
+        };
+        // Same fixed point within attractor_rtol (1e-4 of 1 + 1): not multistable.
+        assert_eq!(multistable([fp(0.5), fp(0.5 + 1e-5)].into_iter(), &s), Some(false));
+        assert_eq!(multistable([fp(0.5), fp(0.9)].into_iter(), &s), Some(true));
+        assert_eq!(multistable([fp(0.5), cycle(2.0)].into_iter(), &s), Some(true));
+        assert_eq!(multistable([cycle(2.0), cycle(2.001)].into_iter(), &s), Some(false));
+        assert_eq!(multistable([cycle(2.0), cycle(3.0)].into_iter(), &s), Some(true));
+        // A diverged end names no attractor: one end left, nothing to compare.
+        assert_eq!(multistable([fp(0.5), diverged].into_iter(), &s), None);
     }
 
     #[test]
@@ -451,6 +533,74 @@ mod sweep_tests {
             // Bistable exactly where the two starts end apart.
             assert_eq!((finals[0] - finals[1]).abs() > 1e-3, bistable, "eta {eta}: {finals:?}");
         }
+    }
+
+    #[test]
+    fn montbrio_initial_conditions_find_both_bistability_boundaries() {
+        // η on a 0.05 grid over (−7, −2), three starts per point (`initial_conditions`: near
+        // the low state, and near the high state at either end of its range, which moves from
+        // r ≈ 0.82 at the lower fold to 1.27 at the upper one). `multistable` must be 1 exactly inside the
+        // analytic bistable range (−5.7435, −3.1361) — the quartic's root count, an
+        // independent method — except within one cell of a boundary, where the decay rate
+        // goes to zero at the fold and an end may still be moving (then NaN or either
+        // answer); so the first and last multistable points bracket the boundaries within
+        // the cell width.
+        let etas: Vec<f64> = (0..=100).map(|i| -7.0 + 0.05 * f64::from(i)).collect();
+        let values: IndexMap<String, Vec<f64>> = [("eta".to_string(), etas.clone())].into_iter().collect();
+        let grid = Grid::from_values(&values, false).unwrap();
+        let map = ParamMap::new().nodes("eta", &["qif_op/eta"], &["p"]);
+        let sim = SimConfig {
+            simulation_time: 100.0,
+            dt: 0.005,
+            sampling_step: Some(0.05),
+            method: Method::Rk4,
+            cutoff: 90.0,
+        };
+        let (mut c, _) = test_models::mpr_single();
+        c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
+        spec.summaries = vec![Statistic::Regime, Statistic::Multistable, Statistic::Last];
+        spec.initial_conditions = vec![
+            vec![("p/qif_op/r".into(), 0.01), ("p/qif_op/v".into(), -2.0)],
+            vec![("p/qif_op/r".into(), 0.9), ("p/qif_op/v".into(), -0.19)],
+            vec![("p/qif_op/r".into(), 1.25), ("p/qif_op/v".into(), -0.13)],
+        ];
+        spec.keep_traces = false;
+        spec.backend = Backend::Jit;
+        (spec.block_size, spec.threads) = (16, Some(2));
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        let r = sink.into_result().unwrap();
+        let (lo, hi) = (-5.7435, -3.1361);
+        let cell = 0.05;
+        let mut flagged = Vec::new();
+        for (p, &eta) in etas.iter().enumerate() {
+            let flag = r.summary(Statistic::Multistable, p, 0).unwrap();
+            let near = (eta - lo).abs() <= cell || (eta - hi).abs() <= cell;
+            if !near {
+                let bistable = eta > lo && eta < hi;
+                assert_eq!(flag, f64::from(u8::from(bistable)), "eta {eta}");
+                // The reported statistics are the first (low) start's: the lowest root.
+                let want = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0)[0];
+                assert!(
+                    (r.summary(Statistic::Last, p, 0).unwrap() - want).abs() < 1e-6,
+                    "eta {eta}"
+                );
+            }
+            if flag == 1.0 {
+                flagged.push(eta);
+            }
+        }
+        let (first, last) = (flagged[0], flagged[flagged.len() - 1]);
+        assert!(
+            (first - lo).abs() <= cell && (last - hi).abs() <= cell,
+            "{first} … {last}"
+        );
+        // Without two starts, `multistable` is a settings error naming the setting.
+        spec.initial_conditions.truncate(1);
+        let err = run(&spec, &c, &mut MemorySink::new()).unwrap_err();
+        assert!(err.to_string().contains("initial_conditions"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct SweepSpec {
     pub summaries: Vec<Statistic>,
     /// Thresholds of the `regime` summary (used when `summaries` asks for it).
     pub regime: RegimeSettings,
+    /// Several starts per point: each entry sets initial values by state name
+    /// (`node/op/var`; states it does not name keep the point's own). Every point runs once
+    /// per entry; traces and statistics are those of the first, `multistable` compares the
+    /// ends. Empty: one start.
+    pub initial_conditions: Vec<Vec<(String, f64)>>,
     /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
     /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
@@ -90,6 +95,7 @@ impl SweepSpec {
             keep_traces: true,
             summaries: Vec::new(),
             regime: RegimeSettings::default(),
+            initial_conditions: Vec::new(),
             threads: None,
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
@@ -192,6 +198,19 @@ impl SweepSpec {
                 "thresholds": self.regime,
                 "codes": regime::Regime::codes_json(),
             });
+        }
+        if !self.initial_conditions.is_empty() {
+            settings["initial_conditions"] = self
+                .initial_conditions
+                .iter()
+                .map(|start| {
+                    start
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                        .collect::<serde_json::Map<_, _>>()
+                })
+                .collect::<Vec<_>>()
+                .into();
         }
         settings
     }
@@ -340,6 +359,12 @@ pub enum SweepError {
     Settings(Vec<SettingError>),
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    #[error("initial_conditions[{start}]: '{name}' is not a state variable{}", suggestion_text(.suggestion))]
+    InitialCondition {
+        start: usize,
+        name: String,
+        suggestion: Option<String>,
+    },
     /// The `regime` summary needs the Jacobian, and the circuit has none.
     #[error("summary `regime`: {0}")]
     Jacobian(#[from] JacobianError),
@@ -524,6 +549,9 @@ struct GroupPlan {
     /// The compiled Jacobian, when the sweep classifies regimes (then `outputs` ends with one
     /// binding per state, after the columns, so the final state reaches the collector).
     jacobian: Option<JacobianFn>,
+    /// Per start of `initial_conditions`: `(state slot, value)` overrides of the initial
+    /// values; empty for one start.
+    starts: Vec<Vec<(usize, f64)>>,
 }
 
 /// Everything a block needs, built once per sweep.
@@ -957,6 +985,24 @@ fn build_group(
             cache_dir: None,
         },
     )?;
+    let mut starts = Vec::with_capacity(spec.initial_conditions.len());
+    for (k, start) in spec.initial_conditions.iter().enumerate() {
+        let mut overrides = Vec::with_capacity(start.len());
+        for (name, value) in start {
+            let id = lowered
+                .find_var(name)
+                .filter(|&id| lowered.var(id).kind == VarKind::State);
+            let Some(id) = id else {
+                return Err(SweepError::InitialCondition {
+                    start: k,
+                    name: name.clone(),
+                    suggestion: param_map::closest(name, layout.states.iter().map(|&s| lowered.var(s).name.as_str())),
+                });
+            };
+            overrides.push((layout.slot[id.0 as usize] as usize, *value));
+        }
+        starts.push(overrides);
+    }
     let jacobian = if spec.summaries.iter().any(|s| s.needs_regime()) {
         let jac = crate::model::jacobian::jacobian(&compiled)?;
         outputs.extend(layout.states.iter().map(|&var| OutputBinding {
@@ -986,6 +1032,7 @@ fn build_group(
             init,
             targets,
             jacobian,
+            starts,
         },
         columns,
     ))
@@ -1135,6 +1182,57 @@ impl Plan<'_> {
                 }
             }
         }
+        if g.starts.is_empty() {
+            return Ok(self.solve_lanes(g, block, lanes, &params, &init, target, runner)?.0);
+        }
+        // Several starts: the same lanes once per start (so a point keeps its grid index for
+        // the solver), the first start's traces and statistics reported, the ends compared.
+        let mut target = target;
+        let mut first_run: Option<BlockData> = None;
+        let mut ends = Vec::with_capacity(g.starts.len());
+        for start in &g.starts {
+            let mut init_k = init.clone();
+            for &(slot, value) in start {
+                init_k[slot * lanes..(slot + 1) * lanes].fill(value);
+            }
+            let (data, end) = self.solve_lanes(g, block, lanes, &params, &init_k, target.take(), runner)?;
+            ends.push(end);
+            first_run.get_or_insert(data);
+        }
+        let mut data = first_run.expect("at least one start");
+        let nc = self.n_cols;
+        if let Some(si) = self.spec.summaries.iter().position(|s| *s == Statistic::Multistable) {
+            for lane in 0..lanes {
+                let flag = regime::multistable(
+                    ends.iter().filter_map(|e| e.as_ref()).map(|e| e.attractor(lane)),
+                    &self.spec.regime,
+                );
+                let value = if data.status[lane] == PointStatus::Ok {
+                    flag.map_or(f64::NAN, |f| f64::from(u8::from(f)))
+                } else {
+                    f64::NAN
+                };
+                data.summaries[(si * lanes + lane) * nc..(si * lanes + lane + 1) * nc].fill(value);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Solves the lanes of `block` from `init` and computes their statistics; also returns
+    /// the regime ends (state at the last sample and classification) when regimes are
+    /// classified.
+    #[allow(clippy::too_many_arguments)]
+    fn solve_lanes(
+        &self,
+        g: &GroupPlan,
+        block: &Lanes,
+        lanes: usize,
+        params: &[f64],
+        init: &[f64],
+        target: Option<&mut [f64]>,
+        runner: &BlockSolver<'_>,
+    ) -> Result<(BlockData, Option<LaneEnds>), SweepError> {
+        let first = block.first();
         let per_lane = self.n_time * self.n_cols;
         let has_target = target.is_some();
         let mut own = if !has_target && self.buffer_traces {
@@ -1159,8 +1257,8 @@ impl Plan<'_> {
         let lanes_in = Block {
             first_point: first,
             lanes,
-            params: &params,
-            init: &init,
+            params,
+            init,
         };
         let status = runner(
             &g.kernel,
@@ -1204,7 +1302,7 @@ impl Plan<'_> {
         }
         let regimes = match (&g.jacobian, &final_state, traces.as_deref()) {
             (Some(jac), Some(y), Some(tr)) if self.regime => {
-                Some(self.regimes(g, jac, first, y, &params, lanes, &status, |lane, c, i| {
+                Some(self.regimes(g, jac, first, y, params, lanes, &status, |lane, c, i| {
                     tr[lane * per_lane + i * nc + c]
                 }))
             }
@@ -1237,17 +1335,45 @@ impl Plan<'_> {
             }
         }
         let traces = if self.spec.keep_traces { own } else { None };
-        Ok(BlockData {
-            first_point: first,
-            lanes,
-            points: match block {
-                Lanes::Run(..) => None,
-                Lanes::Gathered(p) => Some(p.clone()),
+        let ends = match (regimes, final_state) {
+            (Some(regimes), Some(y)) => Some(LaneEnds { regimes, y, lanes }),
+            _ => None,
+        };
+        Ok((
+            BlockData {
+                first_point: first,
+                lanes,
+                points: match block {
+                    Lanes::Run(..) => None,
+                    Lanes::Gathered(p) => Some(p.clone()),
+                },
+                traces,
+                summaries,
+                status,
             },
-            traces,
-            summaries,
-            status,
-        })
+            ends,
+        ))
+    }
+}
+
+/// Where one run of a block's lanes ended: for comparing the ends of several starts.
+struct LaneEnds {
+    regimes: BlockRegimes,
+    /// `[state][lane]` at the last sample.
+    y: Vec<f64>,
+    lanes: usize,
+}
+
+impl LaneEnds {
+    fn attractor(&self, lane: usize) -> regime::Attractor {
+        let n = self.y.len() / self.lanes.max(1);
+        let (code, _, _) = self.regimes.point[lane];
+        let nc = self.regimes.nc;
+        regime::Attractor {
+            regime: regime::Regime::from_code(code),
+            state: (0..n).map(|i| self.y[i * self.lanes + lane]).collect(),
+            cycles: self.regimes.column[lane * nc..(lane + 1) * nc].to_vec(),
+        }
     }
 }
 

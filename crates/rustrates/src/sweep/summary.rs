@@ -12,7 +12,8 @@
 //!   population variance (Parseval). A trace with no variance gives frequency 0 and power 0.
 //!
 //! - `regime`, `period`, `amplitude`, `eig_re`, `eig_im`: the regime classification of
-//!   [`super::regime`] (asking for `regime` brings the other four along, [`Statistic::expand`]).
+//!   [`super::regime`] (asking for `regime` brings the other four along, [`Statistic::expand`]);
+//!   `multistable` (1 or 0) compares the ends of several starts (`initial_conditions`).
 //!
 //! A point whose status is not ok gets NaN for every statistic, except `regime`, which is
 //! then the code of `diverged`.
@@ -38,6 +39,7 @@ pub enum Statistic {
     Amplitude,
     EigRe,
     EigIm,
+    Multistable,
 }
 
 impl Statistic {
@@ -75,6 +77,7 @@ impl Statistic {
             Statistic::Amplitude => "amplitude",
             Statistic::EigRe => "eig_re",
             Statistic::EigIm => "eig_im",
+            Statistic::Multistable => "multistable",
         }
     }
     /// Accepts the names above plus `peak_to_peak`, `dominant_frequency`, `freq`, `power`, ....
@@ -93,6 +96,7 @@ impl Statistic {
             "amplitude" => Statistic::Amplitude,
             "eig_re" | "leading_eigenvalue_real" => Statistic::EigRe,
             "eig_im" | "leading_eigenvalue_imag" => Statistic::EigIm,
+            "multistable" => Statistic::Multistable,
             _ => return None,
         })
     }
@@ -101,7 +105,7 @@ impl Statistic {
     }
     /// Computed by the regime classification (not from the moments).
     pub fn needs_regime(self) -> bool {
-        Statistic::REGIME.contains(&self)
+        Statistic::REGIME.contains(&self) || self == Statistic::Multistable
     }
     /// The statistics a request stands for, in order without repeats: `regime` brings
     /// `period`, `amplitude`, `eig_re` and `eig_im` right after it.

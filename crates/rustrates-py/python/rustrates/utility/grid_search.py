@@ -49,6 +49,8 @@ def grid_search(
     solver: str | None = None,
     float_precision: Any = None,
     trace_precision: str = "float64",
+    regime: Mapping[str, float] | None = None,
+    initial_conditions: list[Mapping[str, float]] | None = None,
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -95,6 +97,16 @@ def grid_search(
         Statistics computed inside the run (``mean``, ``std``, ``min``, ``max``, ``last``,
         ``ptp``, ``dominant_frequency``, ...): the first return value is then a DataFrame of
         them (index: labels, columns ``(output_key, statistic)``) and no traces are kept.
+        ``regime`` classifies each point (fixed point and its stability, cycle, divergence;
+        brings ``period``, ``amplitude``, ``eig_re``, ``eig_im``; see the README's "Regime
+        maps"); ``multistable`` (1/0) compares the ends of ``initial_conditions``.
+    regime
+        Thresholds of the ``regime`` summary, e.g. ``{'stationary_tol': 1e-8}``
+        (``stationary_tol``, ``period_rtol``, ``min_cycles``, ``flat_tol``,
+        ``attractor_rtol``).
+    initial_conditions
+        Several starts per point: a list of ``{'node/op/var': initial value}``; every point
+        runs once per start, traces and statistics are the first start's.
     keep_traces
         Keep traces as well as summaries (default: traces unless ``summaries`` is given
         without ``out``).
@@ -156,6 +168,8 @@ def grid_search(
         out=out,
         overwrite=overwrite,
         trace_precision=trace_precision,
+        regime=regime,
+        initial_conditions=initial_conditions,
     )
     bar = make_progress(progress, "grid_search")
     try:
