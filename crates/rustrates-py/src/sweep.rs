@@ -173,7 +173,7 @@ pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend
 
 /// Runs a sweep. See `_rustrates.pyi` for the arguments and the returned dict.
 #[pyfunction]
-#[pyo3(signature = (template, args, *, out=None, progress=None, overwrite=false, trace_precision="float64".to_string()))]
+#[pyo3(signature = (template, args, *, out=None, progress=None, overwrite=false, trace_precision="float64"))]
 pub fn run_sweep<'py>(
     py: Python<'py>,
     template: &str,
@@ -181,10 +181,10 @@ pub fn run_sweep<'py>(
     out: Option<PathBuf>,
     progress: Option<Bound<'py, PyAny>>,
     overwrite: bool,
-    trace_precision: String,
+    trace_precision: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     // How a results file stores traces; the engine knows the names.
-    let trace_type = TraceType::parse(&trace_precision).ok_or_else(|| {
+    let trace_type = TraceType::parse(trace_precision).ok_or_else(|| {
         arg_err(
             py,
             Kind::Sweep,

@@ -14,6 +14,7 @@ __all__ = [
     "Circuit",
     "ClusterSweep",
     "EquationError",
+    "REGIME_CODES",
     "RustratesError",
     "SolverError",
     "SweepArgs",
