@@ -148,15 +148,35 @@ pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSetti
         hi = hi.max(v);
         sum += v;
     }
+    periodicity_in_range(x, n, dts, s, (lo, hi, sum / n as f64))
+}
+
+/// [`periodicity`] given the column's `(min, max, mean)` (the run's moments have them), in
+/// one pass over the samples.
+pub fn periodicity_in_range(
+    x: impl Fn(usize) -> f64,
+    n: usize,
+    dts: f64,
+    s: &RegimeSettings,
+    (lo, hi, mean): (f64, f64, f64),
+) -> (f64, f64, bool) {
+    if n == 0 {
+        return (f64::NAN, f64::NAN, false);
+    }
+    if lo.is_nan() || hi.is_nan() || mean.is_nan() {
+        return (f64::NAN, f64::NAN, true);
+    }
     let amplitude = 0.5 * (hi - lo);
-    let mean = sum / n as f64;
     if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
         return (f64::NAN, amplitude, false);
     }
     let level = 0.5 * (hi + lo);
     let arm = lo + 0.25 * (hi - lo);
-    // Upward crossings of `level` (time, sample index after the crossing).
-    let mut crossings: Vec<(f64, usize)> = Vec::new();
+    // Upward crossings of `level`: their times, and the maximum of the samples from each
+    // crossing (the sample after it) to the next.
+    let mut crossings: Vec<f64> = Vec::new();
+    let mut peaks: Vec<f64> = Vec::new();
+    let mut peak = f64::NEG_INFINITY;
     let mut armed = false;
     let mut prev = x(0);
     for i in 1..n {
@@ -164,9 +184,14 @@ pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSetti
         armed |= prev < arm;
         if armed && prev < level && v >= level {
             let frac = (level - prev) / (v - prev);
-            crossings.push(((i as f64 - 1.0 + frac) * dts, i));
+            if !crossings.is_empty() {
+                peaks.push(peak);
+            }
+            crossings.push((i as f64 - 1.0 + frac) * dts);
+            peak = f64::NEG_INFINITY;
             armed = false;
         }
+        peak = peak.max(v);
         prev = v;
     }
     for group in 1..=4usize {
@@ -176,9 +201,10 @@ pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSetti
         }
         let spans: Vec<(f64, f64)> = (0..cycles)
             .map(|c| {
-                let (a, b) = (crossings[c * group], crossings[(c + 1) * group]);
-                let peak = (a.1..b.1).map(&x).fold(f64::NEG_INFINITY, f64::max);
-                (b.0 - a.0, peak)
+                let peak = peaks[c * group..(c + 1) * group]
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &p| m.max(p));
+                (crossings[(c + 1) * group] - crossings[c * group], peak)
             })
             .collect();
         let (pmin, pmax) = spans
@@ -187,7 +213,7 @@ pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSetti
         let (mmin, mmax) = spans
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
-        let period = (crossings[cycles * group].0 - crossings[0].0) / cycles as f64;
+        let period = (crossings[cycles * group] - crossings[0]) / cycles as f64;
         if pmax - pmin <= s.period_rtol * period && mmax - mmin <= s.period_rtol * (hi - lo) {
             return (period, amplitude, true);
         }
@@ -391,10 +417,29 @@ mod sweep_tests {
         sim: SimConfig,
         outputs: &[(&str, &str)],
     ) -> crate::sweep::SweepResult {
+        let r = sweep_keeping(c, grid.clone(), map.clone(), sim.clone(), outputs, false);
+        // With traces kept the samples reach the classification through the trace array
+        // instead of the sample-major buffer: the same numbers, bit for bit.
+        let kept = sweep_keeping(c, grid, map, sim, outputs, true);
+        let (a, b) = (r.summaries.as_ref().unwrap(), kept.summaries.as_ref().unwrap());
+        for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
+            assert_eq!(x.to_bits(), y.to_bits());
+        }
+        r
+    }
+
+    fn sweep_keeping(
+        c: &crate::model::Circuit,
+        grid: Grid,
+        map: ParamMap,
+        sim: SimConfig,
+        outputs: &[(&str, &str)],
+        keep_traces: bool,
+    ) -> crate::sweep::SweepResult {
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last]);
-        spec.keep_traces = false;
+        spec.keep_traces = keep_traces;
         spec.backend = Backend::Jit;
         (spec.block_size, spec.threads) = (4, Some(2));
         let mut sink = MemorySink::new();

@@ -1051,6 +1051,8 @@ struct BlockCollector<'b> {
     /// `[state][lane]` at the last sample, when regimes are classified (the bindings after
     /// the columns).
     final_state: Option<Vec<f64>>,
+    /// `[time][column][lane]`: the samples for the regime when no traces are buffered.
+    by_sample: Option<Vec<f64>>,
 }
 
 impl SampleSink for BlockCollector<'_> {
@@ -1070,6 +1072,9 @@ impl SampleSink for BlockCollector<'_> {
         }
         if let Some(m) = self.moments.as_mut() {
             m.push(&values[..nc * lanes]);
+        }
+        if let Some(bs) = self.by_sample.as_mut() {
+            bs[index * nc * lanes..(index + 1) * nc * lanes].copy_from_slice(&values[..nc * lanes]);
         }
         if let (Some(fs), true) = (self.final_state.as_mut(), index + 1 == nt) {
             let len = fs.len();
@@ -1235,11 +1240,16 @@ impl Plan<'_> {
         let first = block.first();
         let per_lane = self.n_time * self.n_cols;
         let has_target = target.is_some();
-        let mut own = if !has_target && self.buffer_traces {
+        let needs_fft = self.spec.summaries.iter().any(|s| s.needs_fft());
+        let mut own = if !has_target && (self.spec.keep_traces || needs_fft) {
             Some(vec![f64::NAN; lanes * per_lane])
         } else {
             None
         };
+        // The regime's period detection alone reads the samples in the solver's order
+        // (`[time][column][lane]`: one contiguous copy per sample) rather than transposed
+        // into the `[lane][time][column]` of kept traces.
+        let by_sample = (self.regime && !has_target && own.is_none()).then(|| vec![f64::NAN; per_lane * lanes]);
         let traces = match target {
             Some(t) => Some(t),
             None => own.as_deref_mut(),
@@ -1253,6 +1263,7 @@ impl Plan<'_> {
             samples_seen: 0,
             overflow: false,
             final_state: g.jacobian.as_ref().map(|j| vec![f64::NAN; j.n() * lanes]),
+            by_sample,
         };
         let lanes_in = Block {
             first_point: first,
@@ -1283,6 +1294,7 @@ impl Plan<'_> {
             traces,
             moments,
             final_state,
+            by_sample,
             ..
         } = collector;
         let nc = self.n_cols;
@@ -1300,12 +1312,39 @@ impl Plan<'_> {
                 }
             }
         }
-        let regimes = match (&g.jacobian, &final_state, traces.as_deref()) {
-            (Some(jac), Some(y), Some(tr)) if self.regime => {
-                Some(self.regimes(g, jac, first, y, params, lanes, &status, |lane, c, i| {
-                    tr[lane * per_lane + i * nc + c]
-                }))
-            }
+        // Each column's (min, max, mean) from the moments, so that period detection reads the
+        // samples once.
+        let range = |lane: usize, c: usize| match moments.as_ref() {
+            Some(m) => (
+                m.get(c * lanes + lane, Statistic::Min),
+                m.get(c * lanes + lane, Statistic::Max),
+                m.get(c * lanes + lane, Statistic::Mean),
+            ),
+            None => (f64::NAN, f64::NAN, f64::NAN),
+        };
+        let regimes = match (&g.jacobian, &final_state, traces.as_deref(), &by_sample) {
+            (Some(jac), Some(y), Some(tr), _) if self.regime => Some(self.regimes(
+                g,
+                jac,
+                first,
+                y,
+                params,
+                lanes,
+                &status,
+                |lane, c, i| tr[lane * per_lane + i * nc + c],
+                range,
+            )),
+            (Some(jac), Some(y), None, Some(bs)) if self.regime => Some(self.regimes(
+                g,
+                jac,
+                first,
+                y,
+                params,
+                lanes,
+                &status,
+                |lane, c, i| bs[(i * nc + c) * lanes + lane],
+                range,
+            )),
             _ => None,
         };
         for (si, &stat) in self.spec.summaries.iter().enumerate() {
@@ -1416,6 +1455,7 @@ impl Plan<'_> {
         lanes: usize,
         status: &[PointStatus],
         sample: impl Fn(usize, usize, usize) -> f64,
+        range: impl Fn(usize, usize) -> (f64, f64, f64),
     ) -> BlockRegimes {
         let (n, nc, nt) = (jac.n(), self.n_cols, self.n_time);
         let settings = &self.spec.regime;
@@ -1450,7 +1490,8 @@ impl Plan<'_> {
             }
             let mut cols = Vec::with_capacity(nc);
             for c in 0..nc {
-                let (period, amplitude, moves) = regime::periodicity(|i| sample(lane, c, i), nt, self.dts, settings);
+                let (period, amplitude, moves) =
+                    regime::periodicity_in_range(|i| sample(lane, c, i), nt, self.dts, settings, range(lane, c));
                 column[lane * nc + c] = (period, amplitude);
                 cols.push((period, moves));
             }
