@@ -16,7 +16,6 @@ change results and is not supported raises an error naming it.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -292,12 +291,13 @@ def _outputs_dict(outputs: Any) -> dict[str, str]:
 
 def _execute(front: str, template: str, grid_df: pd.DataFrame, pmap: Mapping[str, Any], simulation_time: Any,
              step_size: Any, inputs: Any, outputs: dict[str, str], sampling_step_size: Any, cutoff: Any,
-             solver: Any, backend: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+             solver: Any, backend: Any, kwargs: Mapping[str, Any], permute_grid: bool = False) -> dict[str, Any]:
     req = _core.build_request(
         front,
         template,
         grid_df,
         pmap,
+        permute_grid=permute_grid,
         simulation_time=simulation_time,
         step_size=step_size,
         inputs=inputs,
@@ -350,21 +350,6 @@ def _run_frame(res: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFra
 # module functions
 
 
-def _linear_rows(param_grid: Any, permute_grid: bool) -> pd.DataFrame:
-    """PyRates 1.2.3's ``linearize_grid``: a DataFrame as it is; a dict zipped, or with
-    ``permute_grid`` every combination with the first key varying fastest."""
-    if isinstance(param_grid, pd.DataFrame):
-        return param_grid
-    if not isinstance(param_grid, Mapping):
-        raise TypeError(f"param_grid must be a dict of value lists or a pandas DataFrame, got {type(param_grid).__name__}")
-    grid = _core.make_grid(param_grid, permute_grid)
-    assert grid.values is not None
-    if not permute_grid:
-        return pd.DataFrame(dict(zip(grid.keys, grid.values)))
-    combos = [tuple(reversed(c)) for c in itertools.product(*reversed(grid.values))]
-    return pd.DataFrame(combos, columns=grid.keys)
-
-
 def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_map: Mapping[str, Any],
                 step_size: float, simulation_time: float, outputs: Mapping[str, str],
                 inputs: Mapping[str, Any] | None = None, sampling_step_size: float | None = None,
@@ -384,22 +369,32 @@ def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_
     cutoff = kwargs.pop("cutoff", 0.0)
     outs = _outputs_dict(outputs)
 
-    rows = _linear_rows(param_grid, permute_grid)
-    keys = [str(k) for k in rows.columns]
-    pmap = {k: param_map[k] for k in keys if k in param_map}
     engine = template._overrides()
     override_df, override_map = engine._grid()
-    frame = rows.copy()
-    frame.columns = keys
-    for key in override_map:
-        # Values set with update_var hold at every point, unless the grid sweeps them.
-        frame[f"__update_var_{key}"] = float(override_df[key].iloc[0])
-        pmap[f"__update_var_{key}"] = override_map[key]
-    res = _execute("grid_search", engine.path, frame, pmap, simulation_time, step_size, inputs, outs,
-                   sampling_step_size, cutoff, solver, backend, kwargs)
+    # The engine linearises the grid (PyRates' order: the first key varies fastest); values set
+    # with update_var join it as keys of one value that hold at every point.
+    if isinstance(param_grid, pd.DataFrame):
+        grid: Any = param_grid.copy()
+        grid.columns = [str(k) for k in grid.columns]
+        keys = list(grid.columns)
+        for key in override_map:
+            grid[f"__update_var_{key}"] = float(override_df[key].iloc[0])
+    elif isinstance(param_grid, Mapping):
+        keys = [str(k) for k in param_grid]
+        grid = {str(k): v for k, v in param_grid.items()}
+        points = 1 if permute_grid or not grid else len(np.atleast_1d(next(iter(grid.values()))))
+        for key in override_map:
+            grid[f"__update_var_{key}"] = [float(override_df[key].iloc[0])] * (1 if permute_grid else points)
+    else:
+        raise TypeError(f"param_grid must be a dict of value lists or a pandas DataFrame, got {type(param_grid).__name__}")
+    pmap = {k: param_map[k] for k in keys if k in param_map}
+    pmap.update({f"__update_var_{key}": entry for key, entry in override_map.items()})
+    res = _execute("grid_search", engine.path, grid, pmap, simulation_time, step_size, inputs, outs,
+                   sampling_step_size, cutoff, solver, backend, kwargs, permute_grid=permute_grid)
 
-    labels = [f"{template.name}_{i}" for i in rows.index]
-    result_map = rows.copy()
+    point_names = param_grid.index if isinstance(param_grid, pd.DataFrame) else range(len(res["labels"]))
+    labels = [f"{template.name}_{i}" for i in point_names]
+    result_map = _core.result_map_frame(res)[keys]
     result_map.index = labels
     return _grid_frame(res, outs, labels), result_map
 
