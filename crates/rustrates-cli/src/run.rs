@@ -12,8 +12,8 @@ use rustrates::io::h5::{self, FileOptions};
 use rustrates::kernel::{Backend, Precision};
 use rustrates::model::{load_circuit, Loaded};
 use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::run::{Progress, RunControl, Shard};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, ParamMap, SweepSpec};
+use rustrates::sweep::{Progress, RunControl, Shard};
 use rustrates::syntax::render;
 use rustrates::template::LoadOptions;
 

@@ -5,7 +5,7 @@
 //! Each problem names the setting it is about ([`Setting`]), so a front can point at it: the
 //! CLI at the line and column of that key in the spec file, Python at the argument.
 
-use super::run::{SweepError, SweepSpec};
+use super::{SweepError, SweepSpec};
 
 /// The setting a problem is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,13 @@
 //!
 //! - [`grid`]: parameter grids in PyRates' point order, labels `{circuit}_{i}`.
 //! - [`param_map`]: grid keys → model variables, checked before anything runs.
+//! - [`spec`]: what defines a sweep ([`SweepSpec`]) and how a run is driven ([`RunControl`]).
+//! - `plan`: outputs and timing checked, points grouped by kernel structure, kernels compiled.
 //! - [`run`]: compile once, cut the grid into chunks (the unit of part files and resume) and
 //!   blocks of lanes (the unit of parallel work), run blocks on a dedicated rayon pool.
+//! - `block`: one block of lanes: parameters from the grid, the solver, samples collected.
+//! - [`sink`]: where results go ([`SweepSink`]); the in-memory [`SweepResult`].
+//! - [`error`]: [`SweepError`].
 //! - [`summary`]: statistics of post-cutoff traces computed inside the run.
 //! - [`regime`]: the regime of each point (fixed point and its stability, cycle, divergence).
 //!
@@ -18,18 +23,30 @@
 // worth more than a smaller `Result`.
 #![allow(clippy::result_large_err)]
 
+mod block;
 pub mod checks;
+pub mod error;
 pub mod grid;
 pub mod param_map;
+mod plan;
 pub mod regime;
 pub mod run;
+pub mod sink;
+pub mod spec;
 pub mod summary;
 
 pub use checks::{MemoryError, Problem, Setting, SettingError};
+pub use error::SweepError;
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
-pub use run::{
-    check, output_columns, run, run_with, BlockHandler, BlockOutput, BlockSolver, MemorySink, Progress, RunControl,
-    Shard, Summaries, SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec, SweepSummary,
+pub use plan::{check, output_columns};
+pub use run::{run, run_with, BlockSolver};
+pub use sink::{BlockHandler, MemorySink, Summaries, SweepResult, SweepSink, SweepSummary};
+pub use spec::{
+    BlockOutput, Progress, RunControl, Shard, SweepMeta, SweepSpec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
+    DEFAULT_SUMMARY_CHUNK_SIZE,
 };
 pub use summary::Statistic;
+
+#[cfg(test)]
+pub(crate) mod tests;

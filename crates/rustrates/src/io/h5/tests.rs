@@ -8,7 +8,7 @@ use super::*;
 use crate::io::parts::{part_file, tmp_path, Manifest};
 use crate::io::IoError;
 use crate::solve::PointStatus;
-use crate::sweep::run::tests::{fake_circuit, fake_solver, fake_spec, same_result};
+use crate::sweep::tests::{fake_circuit, fake_solver, fake_spec, same_result};
 use crate::sweep::{run_with, MemorySink, RunControl, Statistic, SweepError, SweepResult, SweepSpec};
 
 fn spec() -> SweepSpec {
@@ -674,7 +674,7 @@ fn h5_summaries_only_without_compression_round_trip() {
 fn h5_qif_sweep_file_equals_memory_run() {
     // The real solver on the reference circuit, 4 × 4 grid, summaries and traces, three
     // chunks written as parts and merged.
-    use crate::sweep::run::tests::{qif_spec, reference_qif};
+    use crate::sweep::tests::{qif_spec, reference_qif};
     let c = reference_qif();
     let mut spec = qif_spec(4);
     spec.summaries = Statistic::ALL.to_vec();
