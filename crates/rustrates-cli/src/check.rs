@@ -42,7 +42,7 @@ pub(crate) fn show(path: &str, lowered: bool, opts: &LoadOptions) -> anyhow::Res
 pub(crate) fn check(files: &[PathBuf], format: DiagFormat, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for file in files {
-        let report = template::check_file(file, opts);
+        let report = rustrates::model::check_file(file, opts);
         if !report.diagnostics.is_empty() {
             let text = match format {
                 DiagFormat::Concise => render::render_all_concise(&report.diagnostics, &report.sources),

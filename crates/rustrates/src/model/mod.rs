@@ -1,6 +1,7 @@
 //! Stage 3: the circuit IR — a flat system of variables and expressions.
 //!
-//! Input: a resolved circuit template (`template` stage). Output: [`Circuit`].
+//! Input: a resolved circuit template (`template` stage). Output: [`Circuit`]; [`check_file`]
+//! checks a whole template file (every template resolved and built) for `rustrates check`.
 //! Invariants of a [`Circuit`] that passed validation:
 //! - every [`Expr::Var`] refers to an existing variable;
 //! - every state variable has exactly one ODE, every algebraic variable exactly one assignment;
@@ -10,6 +11,7 @@
 //!   without touching the structure.
 
 pub mod build;
+pub mod check;
 pub mod dump;
 pub mod ir;
 pub mod jacobian;
@@ -18,6 +20,7 @@ pub mod network;
 pub mod passes;
 pub mod test_models;
 
+pub use check::{check_file, check_source, CheckReport, TemplateSummary};
 pub use dump::dump;
 pub use ir::*;
 pub use load::{load_circuit, LoadFailure, Loaded};

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::model::{dump, load_circuit};
+use crate::model::{check_file, check_source, dump, load_circuit, CheckReport};
 
 /// Write `files` into a fresh temp dir; returns it (kept alive by the caller).
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -139,10 +139,11 @@ fn fixtures_valid_declare_no_expectations() {
 
 // ------------------------------------------------------------------ loading the fixtures
 
+use rustrates::model::check_file;
 use rustrates::model::{self, BinOp, Circuit, Expr, ExprId, Func, VarKind};
 use rustrates::syntax::render::{render_all_concise, render_all_full};
 use rustrates::syntax::{Diagnostics, Severity, SourceMap};
-use rustrates::template::{check_file, LoadOptions, TemplateKind};
+use rustrates::template::{LoadOptions, TemplateKind};
 
 fn load_options() -> LoadOptions {
     // Relative paths in fixtures resolve against the fixture root, not wherever cargo runs.
