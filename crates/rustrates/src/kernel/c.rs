@@ -134,12 +134,12 @@ type SetHooksFn = unsafe extern "C" fn(
     unsafe extern "C" fn(*mut KernelCtx, u32, usize) -> f64,
 );
 
-struct Loaded {
+struct LoadedLibrary {
     entry: Entry,
     lib: libloading::Library,
 }
 
-fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<Loaded, KernelError> {
+fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<LoadedLibrary, KernelError> {
     let fail = |e: libloading::Error| KernelError::LoadFailed {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -167,7 +167,7 @@ fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<Loaded, KernelEr
         // Generated code reaches `Past`/`Randn` through these trampolines, which forward to
         // the hooks the solver installs in the `KernelCtx`.
         set_hooks(super::mathfns::rustrates_past, super::mathfns::rustrates_randn);
-        Ok(Loaded { entry, lib })
+        Ok(LoadedLibrary { entry, lib })
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`SampleSink`] and one [`PointStatus`] per lane. The solver does not own the state
 //! layout: that is the kernel's [`crate::model::Layout`].
 //!
-//! - **Time grid** ([`Plan`]): `steps = round(T/dt)`; sample `k` is the state at `t = k·dts`,
+//! - **Time grid** ([`TimeGrid`]): `steps = round(T/dt)`; sample `k` is the state at `t = k·dts`,
 //!   `k = 0 … round(T/dts) − 1`, taken before step `k·dts/dt` (row 0 = initial state), as
 //!   PyRates does; samples before `cutoff` are not emitted and indices count from the first
 //!   emitted one.
@@ -188,7 +188,7 @@ impl Default for RunOptions {
 
 /// The time grid of a run, checked.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Plan {
+pub struct TimeGrid {
     pub dt: f64,
     /// round(T / dt): fixed steps, and the row count an input must have (or one fewer).
     pub steps: usize,
@@ -200,8 +200,8 @@ pub struct Plan {
     pub cutoff: f64,
 }
 
-impl Plan {
-    pub fn new(cfg: &SimConfig) -> Result<Plan, SolveError> {
+impl TimeGrid {
+    pub fn new(cfg: &SimConfig) -> Result<TimeGrid, SolveError> {
         let dt = cfg.dt;
         if !(dt.is_finite() && dt > 0.0) {
             return Err(SolveError::BadStep { dt });
@@ -221,7 +221,7 @@ impl Plan {
             };
             return Err(SolveError::SamplingNotMultiple { dts, dt, suggestion });
         }
-        Ok(Plan {
+        Ok(TimeGrid {
             dt,
             steps: round_count(t / dt),
             dts,
@@ -267,14 +267,14 @@ pub fn validate_inputs(
     inputs: &[InputBinding],
     points: usize,
 ) -> Result<(), SolveError> {
-    let plan = Plan::new(cfg)?;
+    let plan = TimeGrid::new(cfg)?;
     for inp in inputs {
         check_input(kernel, &plan, inp, Some(points))?;
     }
     Ok(())
 }
 
-fn check_input(kernel: &Kernel, plan: &Plan, inp: &InputBinding, points: Option<usize>) -> Result<(), SolveError> {
+fn check_input(kernel: &Kernel, plan: &TimeGrid, inp: &InputBinding, points: Option<usize>) -> Result<(), SolveError> {
     let var = kernel
         .vars()
         .get(inp.var.0 as usize)
@@ -350,7 +350,7 @@ pub(crate) enum Drive<'a> {
 
 /// Everything a stepper needs, checked and resolved.
 pub(crate) struct Prepared<'a> {
-    pub(crate) plan: Plan,
+    pub(crate) plan: TimeGrid,
     pub(crate) lanes: usize,
     /// `u0[slot * lanes + lane]`: defaults and constants; series overwrite their slots.
     pub(crate) u0: Vec<f64>,
@@ -416,7 +416,7 @@ fn prepare<'a>(
     outputs: &[OutputBinding],
     block: &Block<'_>,
 ) -> Result<Prepared<'a>, SolveError> {
-    let plan = Plan::new(cfg)?;
+    let plan = TimeGrid::new(cfg)?;
     let layout = kernel.layout();
     let lanes = block.lanes;
     let vars = kernel.vars();
@@ -572,12 +572,12 @@ impl Trajectories {
 
 /// A [`SampleSink`] that keeps everything, `[sample][output][lane]` as it arrives.
 #[derive(Clone, Debug, Default)]
-pub struct MemorySink {
+pub struct SampleBuffer {
     pub time: Vec<f64>,
     pub values: Vec<f64>,
 }
 
-impl SampleSink for MemorySink {
+impl SampleSink for SampleBuffer {
     fn samples(&mut self, index: usize, t: f64, _lanes: usize, values: &[f64]) {
         debug_assert_eq!(index, self.time.len(), "samples arrive in order");
         self.time.push(t);
@@ -598,7 +598,7 @@ pub fn simulate(
     init: &[f64],
     lanes: usize,
 ) -> Result<Trajectories, SolveError> {
-    let mut sink = MemorySink::default();
+    let mut sink = SampleBuffer::default();
     let status = run_block(
         kernel,
         cfg,

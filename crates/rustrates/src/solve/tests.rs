@@ -370,7 +370,7 @@ fn per_point_input_columns_follow_global_point_index() {
         var,
         signal: Signal::PerPoint { points, data },
     }];
-    let mut sink = MemorySink::default();
+    let mut sink = SampleBuffer::default();
     let status = run_block(
         &k,
         &config,
@@ -660,7 +660,7 @@ fn ou_noise_has_theoretical_moments_and_is_reproducible_per_point() {
     let k = compile(&c, Precision::F64);
     let lanes = 4000;
     let config = cfg(Method::Euler, 10.0 + dt, dt, None);
-    let mut sink = MemorySink::default();
+    let mut sink = SampleBuffer::default();
     run_block(
         &k,
         &config,
@@ -686,7 +686,7 @@ fn ou_noise_has_theoretical_moments_and_is_reproducible_per_point() {
         "var {var} vs {theory}"
     );
     // Point 7 run alone (block starting at 7) equals lane 7 of the big block, bit for bit.
-    let mut one = MemorySink::default();
+    let mut one = SampleBuffer::default();
     run_block(
         &k,
         &config,
@@ -725,7 +725,7 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
         init: &y0,
     };
     let prep = prepare(&k, &prep_cfg, &[], &outputs, &block).expect("valid");
-    let mut sink = MemorySink::default();
+    let mut sink = SampleBuffer::default();
     let (status, stats) = adaptive::run_with_stats::<f64>(
         &k,
         &prep,
@@ -1377,9 +1377,9 @@ fn rk45_masked_block_equals_lane_by_lane_bitwise() {
     };
     let prep = prepare(&k, &config, &[], &outputs, &block).expect("valid");
     let tol = adaptive::Tolerance { rtol: 1e-6, atol: 1e-9 };
-    let mut masked = MemorySink::default();
+    let mut masked = SampleBuffer::default();
     let (s1, n1) = adaptive::run_masked::<f64>(&k, &prep, &block, tol, &mut masked);
-    let mut lanewise = MemorySink::default();
+    let mut lanewise = SampleBuffer::default();
     let (s2, n2) = adaptive::run_stats::<f64>(&k, &prep, &block, tol, &mut lanewise, &RunOptions::default());
     assert_eq!(s1, s2);
     assert_eq!(n1, n2);

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::plan::{GroupPlan, Plan, Target};
+use super::plan::{GroupPlan, SweepPlan, Target};
 use super::regime::{self};
 use super::summary::{Moments, Spectrum, Statistic};
 use super::{BlockSolver, SweepError};
@@ -90,13 +90,13 @@ pub(super) struct BlockData {
     pub(super) status: Vec<PointStatus>,
 }
 
-impl Plan<'_> {
+impl SweepPlan<'_> {
     fn group_at(&self, point: usize) -> usize {
         self.group_of.as_ref().map_or(0, |g| g[point] as usize)
     }
 
     /// The blocks of a chunk, at most `lanes` points of one group each: the points of each
-    /// group gathered when [`Plan::gather`] allows, else runs of consecutive points (the
+    /// group gathered when [`SweepPlan::gather`] allows, else runs of consecutive points (the
     /// solver addresses per-point input columns and noise seeds by `first_point + lane`).
     pub(super) fn blocks(&self, range: Range<usize>, lanes: usize) -> Vec<Lanes> {
         if let (true, Some(of)) = (self.gather, &self.group_of) {
@@ -412,7 +412,7 @@ impl BlockRegimes {
     }
 }
 
-impl Plan<'_> {
+impl SweepPlan<'_> {
     /// Classifies the lanes of a finished block: `y` is the state at the last sample
     /// (`[state][lane]`), `params` the block's parameters, `sample(lane, column, i)` the
     /// post-cutoff traces. Inputs take their value at the last sample's step.

@@ -193,8 +193,8 @@ pub fn check_time(spec: &SweepSpec) -> Vec<SettingError> {
             return out;
         }
     }
-    // The solver's own rule (`solve::Plan`), so every front meets it before anything runs.
-    if let Err(e @ crate::solve::SolveError::SamplingNotMultiple { .. }) = crate::solve::Plan::new(sim) {
+    // The solver's own rule (`solve::TimeGrid`), so every front meets it before anything runs.
+    if let Err(e @ crate::solve::SolveError::SamplingNotMultiple { .. }) = crate::solve::TimeGrid::new(sim) {
         out.push(problem(
             Setting::SamplingStepSize,
             e.to_string().trim_start_matches("sampling_step_size ").to_string(),
@@ -220,7 +220,7 @@ pub fn check_time(spec: &SweepSpec) -> Vec<SettingError> {
 }
 
 /// Samples kept per point and output, computed without enumerating them (as
-/// `solve::Plan::first_emitted` counts them, within its hair of tolerance).
+/// `solve::TimeGrid::first_emitted` counts them, within its hair of tolerance).
 pub fn n_time(spec: &SweepSpec) -> f64 {
     let sim = &spec.sim;
     let dts = sim.sampling_step.unwrap_or(sim.dt);

@@ -12,7 +12,7 @@
 //!   blocks of lanes (the unit of parallel work), run blocks on a dedicated rayon pool.
 //! - `block`: one block of lanes: parameters from the grid, the solver, samples collected.
 //! - [`sink`]: where results go ([`SweepSink`]); the in-memory [`SweepResult`].
-//! - [`error`]: [`SweepError`].
+//! - [`error`]: every way a sweep refuses to run or stops ([`SweepError`]).
 //! - [`summary`]: statistics of post-cutoff traces computed inside the run.
 //! - [`regime`]: the regime of each point (fixed point and its stability, cycle, divergence).
 //!

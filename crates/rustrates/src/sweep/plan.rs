@@ -38,7 +38,7 @@ pub(super) struct GroupPlan {
 }
 
 /// Everything a block needs, built once per sweep.
-pub(super) struct Plan<'a> {
+pub(super) struct SweepPlan<'a> {
     pub(super) spec: &'a SweepSpec,
     /// One kernel per distinct gamma-chain structure among the grid points; almost always one.
     pub(super) groups: Vec<GroupPlan>,
@@ -302,7 +302,7 @@ fn group_points(
     (reps, Some(group_of))
 }
 
-pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<Plan<'a>, SweepError> {
+pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<SweepPlan<'a>, SweepError> {
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
@@ -334,7 +334,7 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<P
         columns = cols;
         groups.push(group);
     }
-    let time_plan = solve::Plan::new(&spec.sim)?;
+    let time_plan = solve::TimeGrid::new(&spec.sim)?;
     let time: Vec<f64> = (time_plan.first_emitted()..time_plan.samples)
         .map(|k| time_plan.sample_time(k))
         .collect();
@@ -349,7 +349,7 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<P
             .iter()
             .any(|e| matches!(e, crate::model::Expr::Randn))
     });
-    Ok(Plan {
+    Ok(SweepPlan {
         spec,
         groups,
         gather: group_of.is_some() && !per_point_inputs && !noise,
@@ -504,7 +504,7 @@ fn build_group(
     };
     // The solver's own time grid and the inputs, checked here so that bad settings or inputs
     // fail before any sink is touched.
-    solve::Plan::new(&spec.sim)?;
+    solve::TimeGrid::new(&spec.sim)?;
     solve::validate_inputs(&kernel, &spec.sim, &inputs, spec.param_grid.len())?;
     Ok((
         GroupPlan {

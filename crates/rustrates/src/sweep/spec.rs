@@ -103,7 +103,7 @@ impl SweepSpec {
     pub fn sample_times(&self) -> Vec<f64> {
         let dts = self.sim.sampling_step.unwrap_or(self.sim.dt);
         let n = (self.sim.simulation_time / dts).round() as usize;
-        // The solver's rule (`solve::Plan::first_emitted`): a hair of tolerance so that a
+        // The solver's rule (`solve::TimeGrid::first_emitted`): a hair of tolerance so that a
         // cutoff of 3·dts keeps sample 3 although 3·0.1 > 0.3 in floating point.
         (0..n)
             .map(|k| k as f64 * dts)

@@ -1,0 +1,282 @@
+//! Edges: their ends found by variable path, their parameters as variables, delays and
+//! gamma-distributed spreads.
+
+use super::*;
+
+pub(super) struct PendingEdge<'t> {
+    pub(super) prefix: String,
+    pub(super) decl: &'t EdgeDecl,
+}
+
+fn edge_node_name(src: &str, tgt: &str, idx: usize) -> String {
+    format!("edge:{src}->{tgt}:{idx}")
+}
+
+impl Builder<'_> {
+    /// Find a variable by an edge path (`node/op/var` relative to `prefix`); a path without
+    /// the operator (`node/var`) is accepted when exactly one operator has that variable.
+    fn find_edge_var(&self, prefix: &str, p: &str) -> Option<VarId> {
+        let full = format!("{prefix}{p}");
+        if let Some(&id) = self.by_name.get(&full) {
+            return Some(id);
+        }
+        let (node, var) = full.rsplit_once('/')?;
+        let cands: Vec<usize> = self
+            .c
+            .vars
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.node.as_deref() == Some(node) && v.name.rsplit_once('/').map(|x| x.1) == Some(var))
+            .map(|(i, _)| i)
+            .collect();
+        match cands.as_slice() {
+            [i] => Some(VarId(*i as u32)),
+            _ => None,
+        }
+    }
+
+    fn unknown_edge_end(&mut self, code: &'static str, which: &str, prefix: &str, p: &str, span: Span, path: &str) {
+        // Candidates relative to the circuit the edge is written in.
+        let names: Vec<String> = self
+            .c
+            .vars
+            .iter()
+            .filter(|v| v.node.is_some())
+            .filter_map(|v| v.name.strip_prefix(prefix).map(str::to_string))
+            .collect();
+        let first = p.split('/').next().unwrap_or("");
+        let last = p.rsplit('/').next().unwrap_or("");
+        // Same node and variable name, other operator: the usual slip (`qif_op` for `qif_gap_op`).
+        let same_var = names
+            .iter()
+            .find(|n| n.split('/').next() == Some(first) && n.rsplit('/').next() == Some(last))
+            .cloned();
+        let mut d = Diagnostic::error(code, format!("edge {which} `{p}` is not a variable of the circuit"))
+            .with_span(span)
+            .with_path(path.to_string());
+        d = match same_var.or_else(|| suggest(p, &names)) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => {
+                let mut nodes: Vec<&str> = self.c.nodes.iter().filter_map(|n| n.strip_prefix(prefix)).collect();
+                nodes.dedup();
+                d.with_help(format!(
+                    "write it as `node/operator/variable`; nodes here: {}",
+                    nodes.join(", ")
+                ))
+            }
+        };
+        self.error(d);
+    }
+
+    pub(super) fn add_edge(&mut self, prefix: &str, e: &EdgeDecl) {
+        let src = self.find_edge_var(prefix, &e.source);
+        let tgt = self.find_edge_var(prefix, &e.target);
+        if src.is_none() {
+            self.unknown_edge_end(
+                "edge/unknown-source",
+                "source",
+                prefix,
+                &e.source,
+                e.source_span,
+                &e.path,
+            );
+        }
+        if tgt.is_none() {
+            self.unknown_edge_end(
+                "edge/unknown-target",
+                "target",
+                prefix,
+                &e.target,
+                e.target_span,
+                &e.path,
+            );
+        }
+        let (Some(src), Some(tgt)) = (src, tgt) else {
+            return;
+        };
+        let tv = self.c.var(tgt);
+        // Inputs, also those fed inside their node (algebraic without an equation of their own).
+        let is_input = tv.kind == VarKind::Input || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
+        if !is_input {
+            let what = match tv.kind {
+                VarKind::State => "a state variable",
+                VarKind::Param => "a constant",
+                _ => "computed by an equation",
+            };
+            self.error(
+                Diagnostic::error(
+                    "edge/target-not-input",
+                    format!("edge target `{}` is {what}, not an input", e.target),
+                )
+                .with_span(e.target_span)
+                .with_path(e.path.clone())
+                .with_help("edges deliver into variables declared as `input`"),
+            );
+            return;
+        }
+        let src_node = self.c.var(src).node.clone().unwrap_or_default();
+        let tgt_node = self.c.var(tgt).node.clone().unwrap_or_default();
+        let cnt = self
+            .edge_counts
+            .entry((src_node.clone(), tgt_node.clone()))
+            .or_insert(0);
+        let idx = *cnt;
+        *cnt += 1;
+        let ename = edge_node_name(&src_node, &tgt_node, idx);
+        let mut params: Vec<(String, VarId)> = Vec::new();
+        let mut add_param = |this: &mut Self, key: &str, value: f64, span: Option<Span>| {
+            let id = this.c.add_var(Var {
+                name: format!("{ename}/{key}"),
+                kind: VarKind::Param,
+                value,
+                node: None,
+                external_input: None,
+                span,
+            });
+            params.push((key.to_string(), id));
+        };
+        let num = |key: &str| {
+            e.params
+                .iter()
+                .find(|(k, _, _, _)| k == key)
+                .and_then(|(_, v, s, _)| match v {
+                    ParamValue::Num(x) => Some((*x, *s)),
+                    ParamValue::Ref(_) => None,
+                })
+        };
+        for (k, v, sp, key_span) in &e.params {
+            let core = matches!(k.as_str(), "weight" | "delay" | "spread");
+            if core && matches!(v, ParamValue::Ref(r) if !matches!(r.as_str(), "null" | "~" | "")) {
+                self.error(
+                    Diagnostic::error("edge/invalid", format!("edge `{k}` must be a number"))
+                        .with_span(*sp)
+                        .with_path(e.path.clone()),
+                );
+            } else if !core && e.template.is_none() {
+                let keys = ["weight", "delay", "spread"].map(String::from);
+                let mut d = Diagnostic::error("edge/unknown-parameter", format!("unknown edge parameter `{k}`"))
+                    .with_span(*key_span)
+                    .with_path(e.path.clone());
+                d = match suggest(k, &keys) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("an edge without a template takes `weight`, `delay` and `spread`"),
+                };
+                self.error(d);
+            }
+        }
+        let (w, ws) = num("weight").map_or((1.0, None), |(x, s)| (x, Some(s)));
+        add_param(self, "weight", w, ws.or(Some(e.span)));
+        for key in ["delay", "spread"] {
+            if let Some((x, s)) = num(key) {
+                if x < 0.0 || !x.is_finite() {
+                    self.error(
+                        Diagnostic::error("edge/invalid", format!("`{key}` must be a finite number >= 0"))
+                            .with_span(s)
+                            .with_path(e.path.clone()),
+                    );
+                }
+                add_param(self, key, x, Some(s));
+            }
+        }
+        if let Some((_, s)) = num("spread") {
+            if num("delay").is_none_or(|(d, _)| d <= 0.0) {
+                self.error(
+                    Diagnostic::error("edge/invalid", "`spread` needs a positive `delay`")
+                        .with_span(s)
+                        .with_path(e.path.clone()),
+                );
+            }
+        }
+        let mut source = src;
+        if let Some(t) = &e.template {
+            // An edge template without operators (PyRates' `DummyEdge`) is a weighted copy.
+            if let Some(nt) = match &t.body {
+                Body::Edge(nt) if !nt.operators.is_empty() => Some(nt),
+                _ => None,
+            } {
+                let scopes = self.add_node(&ename, nt, None);
+                // Overrides of edge-template variables: `tpl/op/var`, `op/var` or `var`.
+                let mut wired: HashSet<VarId> = HashSet::new();
+                for (k, v, s, key_span) in &e.params {
+                    if matches!(k.as_str(), "weight" | "delay" | "spread") {
+                        continue;
+                    }
+                    let key = k.strip_prefix(&format!("{}/", t.name)).unwrap_or(k);
+                    let found = scopes.iter().find_map(|(op, sc, _)| match key.split_once('/') {
+                        Some((o, vn)) if o == op => sc.get(vn).copied(),
+                        None => sc.get(key).copied(),
+                        _ => None,
+                    });
+                    let Some(id) = found else {
+                        self.error(
+                            Diagnostic::error(
+                                "edge/unknown-parameter",
+                                format!("edge template `{}` has no variable `{k}`", t.name),
+                            )
+                            .with_span(*key_span)
+                            .with_path(e.path.clone()),
+                        );
+                        continue;
+                    };
+                    match v {
+                        ParamValue::Num(x) => self.c.vars[id.0 as usize].value = *x,
+                        ParamValue::Ref(r) => {
+                            let from = if r == "source" {
+                                Some(src)
+                            } else {
+                                self.find_edge_var(prefix, r)
+                            };
+                            match from {
+                                Some(f) => {
+                                    self.feed(id, f);
+                                    wired.insert(id);
+                                }
+                                None => self.unknown_edge_end("edge/unknown-source", "input", prefix, r, *s, &e.path),
+                            }
+                        }
+                    }
+                }
+                // Unwired inputs of the edge operators receive the source.
+                let mut out: Option<VarId> = None;
+                for (op, sc, order) in &scopes {
+                    let Some(Body::Operator(opt)) =
+                        nt.operators.iter().find(|u| &u.name == op).map(|u| &u.template.body)
+                    else {
+                        continue;
+                    };
+                    for id in order {
+                        let vn = self.c.var(*id).name.rsplit('/').next().unwrap_or("").to_string();
+                        let vt = opt.variables.get(&vn).map(|d| d.vtype);
+                        if vt == Some(VType::Input) && self.c.var(*id).kind == VarKind::Input && !wired.contains(id) {
+                            self.feed(*id, src);
+                        }
+                        if vt == Some(VType::Output) {
+                            out = Some(*id);
+                        }
+                    }
+                    let _ = sc;
+                }
+                match out {
+                    Some(o) => source = o,
+                    None => self.error(
+                        Diagnostic::error(
+                            "edge/invalid",
+                            format!("edge template `{}` declares no `output` variable", t.name),
+                        )
+                        .with_span(e.span)
+                        .with_path(e.path.clone()),
+                    ),
+                }
+            }
+        }
+        self.c.edges.push(Edge {
+            source_node: src_node,
+            target_node: tgt_node,
+            idx,
+            source,
+            target: tgt,
+            params,
+            span: Some(e.span),
+        });
+    }
+}
