@@ -619,6 +619,35 @@ fn h5_reused_dir_with_other_sweep_is_error() {
 }
 
 #[test]
+fn h5_resume_with_another_trace_precision_is_another_sweep() {
+    // Parts written as float64, then the same sweep asked as float32 into the same
+    // directory: refused (the parts would mix types), and the record says which it is.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = fake_circuit();
+    let solver = fake_solver(c.clone());
+    let ctrl = || RunControl {
+        solver: Some(&solver),
+        ..RunControl::default()
+    };
+    run_parts(&spec(), &c, tmp.path(), &opts(), ctrl()).unwrap();
+    let single = FileOptions {
+        trace_type: TraceType::Float32,
+        ..opts()
+    };
+    let err = run_parts(&spec(), &c, tmp.path(), &single, ctrl()).unwrap_err();
+    assert!(matches!(err, IoError::FingerprintMismatch { .. }), "{err}");
+    // Float32 parts in a fresh directory merge into a float32 file whose settings say so.
+    let dir32 = tmp.path().join("f32");
+    run_parts(&spec(), &c, &dir32, &single, ctrl()).unwrap();
+    let out = tmp.path().join("f32.h5");
+    merge(&[dir32.as_path()], &out).unwrap();
+    assert_file_equals_memory(&out, &spec(), TraceType::Float32);
+    let settings: serde_json::Value =
+        serde_json::from_str(&read_str_attr(&open_file(&out).unwrap(), "settings", &out).unwrap()).unwrap();
+    assert_eq!(settings["trace_precision"], "float32");
+}
+
+#[test]
 fn h5_part_file_is_not_a_complete_result() {
     let tmp = tempfile::tempdir().unwrap();
     let n = AtomicUsize::new(0);
