@@ -208,7 +208,11 @@ fn h5_small_traces_are_stored_uncompressed() {
         solver: Some(&solver),
         ..RunControl::default()
     };
-    sweep_to_file(&spec(), &c, &out, &opts(), ctrl).unwrap();
+    let o = FileOptions {
+        compression: true,
+        ..opts()
+    };
+    sweep_to_file(&spec(), &c, &out, &o, ctrl).unwrap();
     let f = open_file(&out).unwrap();
     let traces = f.dataset("traces").unwrap();
     assert_eq!(traces.shape(), vec![20, 15, 2]);
@@ -830,6 +834,7 @@ fn h5_merge_copies_aligned_part_chunks_as_stored() {
     let out = dir.path().join("merged.h5");
     let o = FileOptions {
         keep_parts: true,
+        compression: true,
         ..opts()
     };
     sweep_to_file(&spec, &c, &out, &o, ctrl).unwrap();
@@ -838,6 +843,10 @@ fn h5_merge_copies_aligned_part_chunks_as_stored() {
     let part_path = dir.path().join("merged.h5.parts").join(part_file(6, 12));
     let part = open_file(&part_path).unwrap().dataset("traces").unwrap();
     assert_eq!(part.filters(), merged.filters());
+    assert!(
+        matches!(merged.filters()[..], [_, hdf5::filters::Filter::Deflate(_)]),
+        "deflated chunks"
+    );
     for k in 0..3 {
         let stored = read_raw_chunk(&part, 2 * k, &part_path).unwrap().unwrap();
         assert_eq!(read_raw_chunk(&merged, 6 + 2 * k, &out).unwrap().unwrap(), stored);
