@@ -15,7 +15,7 @@ ETA_MAP = {
     "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]},
 }
 # 64 points. At T = 140 s the traces (64 × 140,000 samples of float64, 72 MB) pass the size
-# from which the engine compresses them (64 MiB); at T = 0.5 s they are stored raw.
+# from which the engine compresses them when asked (64 MiB); at T = 0.5 s they are stored raw.
 LONG, SHORT = 140.0, 0.5
 
 
@@ -26,16 +26,18 @@ def sweep(rr, simulation_time, **kw):
                           solver="euler", **kw)
 
 
-@pytest.mark.parametrize("simulation_time", [SHORT, LONG])
+@pytest.mark.parametrize("simulation_time, compress", [(SHORT, True), (LONG, True), (LONG, False)])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_trace_file_equals_memory_in_h5py_pytables_and_pandas(rustrates, tmp_path, simulation_time, precision):
+def test_trace_file_equals_memory_in_h5py_pytables_and_pandas(rustrates, tmp_path, simulation_time, compress,
+                                                              precision):
     results, result_map = sweep(rustrates, simulation_time)
     # [point, time] of the in-memory run; float32 files hold each value rounded to single.
     ref = np.stack([results[(label, "PC", "r")].to_numpy() for label in result_map.index])
     ref = ref.astype(precision)
     path = tmp_path / "sweep.h5"
-    sweep(rustrates, simulation_time, out=str(path), trace_precision=precision)
-    compressed = simulation_time == LONG
+    sweep(rustrates, simulation_time, out=str(path), trace_precision=precision, compress=compress)
+    # Deflated only when asked and 64 MiB or more; uncompressed by default.
+    compressed = compress and simulation_time == LONG
     with h5py.File(path, "r") as f:
         traces = f["traces"]
         assert traces.dtype == np.dtype(precision)

@@ -113,8 +113,13 @@ enum Command {
         /// Where part files go (default: `<out>.parts`).
         #[arg(long)]
         parts_dir: Option<PathBuf>,
-        /// Store traces uncompressed (by default traces of 64 MiB or more are deflated).
+        /// Deflate traces of 64 MiB or more (shuffle + deflate level 1, HDF5's standard
+        /// filters, read with no plugin): float64 files ≈ 1.4× smaller, float32 ≈ 1.8×, at
+        /// ≈ 90 MB/s per thread, several times the sweep's own time. Off by default.
         #[arg(long)]
+        compress: bool,
+        /// Store traces uncompressed: the default now; accepted for scripts that pass it.
+        #[arg(long, hide = true, conflicts_with = "compress")]
         no_compression: bool,
         /// No progress bar.
         #[arg(long, short)]
@@ -212,7 +217,8 @@ fn main() -> ExitCode {
             threads,
             shard,
             parts_dir,
-            no_compression,
+            compress,
+            no_compression: _,
             quiet,
             overwrite,
             oversubscribe,
@@ -223,7 +229,7 @@ fn main() -> ExitCode {
                 threads,
                 shard,
                 parts_dir,
-                no_compression,
+                compress,
                 quiet,
                 overwrite,
                 oversubscribe,

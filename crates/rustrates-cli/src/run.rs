@@ -179,7 +179,7 @@ pub(crate) struct SweepArgs {
     pub threads: Option<usize>,
     pub shard: Option<String>,
     pub parts_dir: Option<PathBuf>,
-    pub no_compression: bool,
+    pub compress: bool,
     pub quiet: bool,
     pub overwrite: bool,
     pub oversubscribe: bool,
@@ -238,7 +238,7 @@ pub(crate) fn sweep(args: SweepArgs, opts: &LoadOptions) -> anyhow::Result<ExitC
     spec.oversubscribe = args.oversubscribe;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let mut fo = FileOptions::new(&loaded.source_text, &file.template);
-    fo.compression = !args.no_compression;
+    fo.compression = args.compress;
     fo.trace_type = file.trace_type;
     fo.parts_dir = args.parts_dir.clone();
     fo.overwrite = args.overwrite;

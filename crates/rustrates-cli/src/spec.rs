@@ -25,7 +25,7 @@
 //! initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]   # several starts per point
 //! keep_traces: true
 //! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
-//! chunk_size: 4096         # points per part file; default 4096, 65536 for summaries only
+//! chunk_size: 65536        # points per part file (the unit of resume); default 65536
 //! ```
 //!
 //! Every problem is reported with the file, line and column of the offending value.
@@ -522,7 +522,9 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     spec.summaries = summaries;
     spec.regime = regime;
     spec.initial_conditions = initial_conditions;
-    spec.chunk_size = chunk_size.unwrap_or(SweepSpec::default_chunk_size(keep_traces));
+    if let Some(c) = chunk_size {
+        spec.chunk_size = c;
+    }
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
@@ -908,10 +910,9 @@ mod tests {
     }
 
     #[test]
-    fn spec_default_chunk_size_follows_what_is_kept() {
-        // Traces kept: 4096-point part files; summaries only: 65,536 points per chunk, so a
-        // 100 × 100 summaries-only sweep is one chunk, written without part files; a chunk_size
-        // in the file wins either way.
+    fn spec_default_chunk_size_is_65536_points_kept_or_not() {
+        // 65,536 points per chunk whether traces are kept or not, so a 100 × 100 sweep is one
+        // chunk, written without part files; a chunk_size in the file wins either way.
         let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [mean]\n";
         let chunk = |extra: &str| {
             let f = load_text(&format!("{base}{extra}"))
@@ -919,7 +920,7 @@ mod tests {
                 .expect("valid");
             (f.spec.keep_traces, f.spec.chunk_size)
         };
-        assert_eq!(chunk("keep_traces: true\n"), (true, 4096));
+        assert_eq!(chunk("keep_traces: true\n"), (true, 65_536));
         assert_eq!(
             chunk(""),
             (false, 65_536),

@@ -210,7 +210,6 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
     }
     spec.initial_conditions = s.initial_conditions.clone();
     spec.keep_traces = s.keep_traces;
-    spec.chunk_size = SweepSpec::default_chunk_size(s.keep_traces);
     spec.threads = s.threads;
     Ok(spec)
 }

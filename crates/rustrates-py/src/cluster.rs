@@ -142,7 +142,7 @@ impl ClusterSweep {
             template_path: self.template.clone(),
             settings,
             rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
-            compression: true,
+            compression: false,
         }
     }
 }

@@ -173,7 +173,11 @@ pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend
 
 /// Runs a sweep. See `_rustrates.pyi` for the arguments and the returned dict.
 #[pyfunction]
-#[pyo3(signature = (template, args, *, out=None, progress=None, overwrite=false, trace_precision="float64"))]
+#[pyo3(signature = (template, args, *, out=None, progress=None, overwrite=false, trace_precision="float64", compress=false))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the keywords of the Python function, one parameter each"
+)]
 pub fn run_sweep<'py>(
     py: Python<'py>,
     template: &str,
@@ -182,6 +186,7 @@ pub fn run_sweep<'py>(
     progress: Option<Bound<'py, PyAny>>,
     overwrite: bool,
     trace_precision: &str,
+    compress: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     // How a results file stores traces; the engine knows the names.
     let trace_type = TraceType::parse(trace_precision).ok_or_else(|| {
@@ -198,6 +203,7 @@ pub fn run_sweep<'py>(
         let opts = FileOptions {
             overwrite,
             trace_type,
+            compression: compress,
             ..FileOptions::new(&loaded.source_text, template)
         };
         return crate::results::run_to_file(py, &spec, &loaded, &path, opts, progress.as_ref());

@@ -241,23 +241,9 @@ fn run_process(cmd: &mut Command) -> Result<f64, String> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-const PYRATES_SCRIPT: &str = r#"
-import sys, time
-import numpy as np
-t0 = time.perf_counter()
-from pyrates import grid_search
-n = int(sys.argv[2])
-e = np.linspace(-5, 5, n)
-T, dt = 5.0, 1e-4
-inp = np.ones((int(round(T / dt)), 1))
-grid_search(sys.argv[1], param_grid={'eta_pc': e, 'eta_iin': e},
-            param_map={'eta_pc': {'vars': ['qif_op/eta'], 'nodes': ['PC']},
-                       'eta_iin': {'vars': ['qif_op/eta'], 'nodes': ['IIN']}},
-            simulation_time=T, step_size=dt, sampling_step_size=1e-3, permute_grid=True,
-            inputs={'PC/qif_op/I_ext': inp}, outputs={'r': 'PC/qif_op/r'},
-            solver='euler', backend='default', float_precision='float64', matrix_sparseness=0.0)
-print(time.perf_counter() - t0)
-"#;
+/// PyRates' `grid_search` of the reference sweep, timed from its import: `python script.py
+/// TEMPLATE n` prints the seconds of an n × n sweep (shared with the `traces` bench).
+const PYRATES_SCRIPT: &str = include_str!("../pyrates_grid_search.py");
 
 fn main() {
     if let Err(e) = real_main() {

@@ -5,14 +5,23 @@
 //! ```text
 //! cargo build --release -p rustrates-cli -p rustrates-bench
 //! target/release/traces [--points 10000] [--threads 2] [--repeats 3] [--simulation-time 5]
+//!                        [--pyrates-python /path/to/venv/bin/python]
 //! ```
 //!
 //! Process cases (the reference sweep of `shared/bench`: r of PC every 10 steps, 5,000 samples
-//! per point at T 5): summaries only; traces uncompressed and compressed by the default route
-//! (part files of 4,096 points, merged: resumable) and by the direct route (`chunk_size: 0`,
-//! one file); traces as float32. Each is the median of `--repeats` runs, the cases interleaved.
-//! Reports seconds, × the summaries-only sweep, file size and write bandwidth (file bytes /
-//! the time beyond the summaries-only sweep's).
+//! per point at T 5): summaries only; traces by the default route (one file, uncompressed);
+//! deflated (`--compress`); as float32, plain and deflated; and through part files of 4,096
+//! points (`chunk_size: 4096`: resumable, merged). Each is the median of `--repeats` runs, the
+//! cases interleaved. Reports seconds, × the summaries-only sweep, file size, write bandwidth
+//! (file bytes / the time beyond the summaries-only sweep's) and the process' peak resident
+//! memory (the largest of the runs), checked against the bound the design gives
+//! ([`rss_bound_mb`]). Then the codec alone on the reference traces: shuffle, and shuffle +
+//! deflate per level, one thread.
+//!
+//! With `--pyrates-python`: the 50×50 sweep keeping traces, end to end, against its
+//! summaries-only sweep and against PyRates 1.x's `grid_search` of the same sweep, estimated
+//! from PyRates' 20×20 timed in this run (its 50×50 takes ≈ 10 minutes) scaled by its
+//! measured cost per point.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +40,7 @@ struct Args {
     threads: usize,
     repeats: usize,
     time: f64,
+    pyrates_python: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 2,
         repeats: 3,
         time: 5.0,
+        pyrates_python: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--repeats" => a.repeats = value()?.parse().map_err(|e| format!("--repeats: {e}"))?,
             "--simulation-time" => a.time = value()?.parse().map_err(|e| format!("--simulation-time: {e}"))?,
+            "--pyrates-python" => a.pyrates_python = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -70,13 +82,45 @@ fn spec_yaml(side: usize, time: f64, keep_traces: bool, extra: &str) -> String {
     )
 }
 
-fn timed(cmd: &mut Command) -> Result<f64, String> {
+/// Runs `cmd` to its end: wall seconds and peak resident memory in MB (`wait4`'s
+/// `ru_maxrss`, that process only).
+fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
     let start = Instant::now();
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this child only.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for; status and usage are valid pointers.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    if waited != pid {
+        return Err(format!("{cmd:?}: wait4 failed: {}", std::io::Error::last_os_error()));
     }
-    Ok(start.elapsed().as_secs_f64())
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!("{cmd:?} failed ({status}): {err}"));
+    }
+    // ru_maxrss is in KiB on Linux.
+    Ok((secs, usage.ru_maxrss as f64 * 1024.0 / 1e6))
+}
+
+/// The peak memory the design allows a sweep process keeping traces, in MB: the writer's
+/// queue ([`rustrates::io::h5::QUEUE_BYTES`]); per worker thread the block it computes into
+/// and the three buffers of encoding one (raw bytes, shuffled, deflated: each at most a
+/// block); the block the writer is writing and one chunk it assembles; and what the process
+/// holds without traces (the summaries-only run's peak, measured: code, HDF5, the kernel).
+fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64 {
+    let blocks = (4 * threads + 2) as f64;
+    (rustrates::io::h5::QUEUE_BYTES as f64 + block_bytes * blocks) / 1e6 + summaries_peak_mb
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -127,7 +171,7 @@ fn deflate_levels(time: f64) -> Result<(), String> {
     let traces = sink.into_result().and_then(|r| r.traces).ok_or("no traces")?;
     let per_chunk = traces.len() / (side * side) * 64;
     println!("\ndeflate on the reference traces ({side}×{side}, shuffled chunks of 64 points, one thread)");
-    println!("{:<10} {:>8} {:>8} {:>10}", "", "level", "ratio", "MB/s");
+    println!("{:<10} {:>18} {:>8} {:>10}", "", "codec", "ratio", "MB/s");
     for (label, size) in [("float64", 8usize), ("float32", 4)] {
         let raw: Vec<u8> = traces
             .iter()
@@ -139,19 +183,39 @@ fn deflate_levels(time: f64) -> Result<(), String> {
                 }
             })
             .collect();
-        for level in [1, 2, 3, 4, 6, 9] {
+        let start = Instant::now();
+        let shuffled: Vec<Vec<u8>> = raw.chunks(per_chunk * size).map(|c| shuffle(c, size)).collect();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{label:<10} {:>18} {:>8.2} {:>10.0}",
+            "shuffle only",
+            1.0,
+            raw.len() as f64 / secs / 1e6
+        );
+        // Level 0 is deflate's stored blocks (a standard stream, no compression); "no
+        // shuffle" is the deflate filter alone.
+        for (name, level, shuffled_first) in [
+            ("deflate 0", 0, true),
+            ("deflate 1", 1, true),
+            ("deflate 1 no shuf.", 1, false),
+            ("deflate 2", 2, true),
+            ("deflate 4", 4, true),
+            ("deflate 6", 6, true),
+            ("deflate 9", 9, true),
+        ] {
             let mut c =
                 libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).map_err(|e| format!("{e:?}"))?);
             let start = Instant::now();
             let mut stored = 0;
-            for chunk in raw.chunks(per_chunk * size) {
-                let s = shuffle(chunk, size);
-                let mut out = vec![0u8; c.zlib_compress_bound(s.len())];
-                stored += c.zlib_compress(&s, &mut out).map_err(|e| format!("{e:?}"))?;
+            for (chunk, shuffled) in raw.chunks(per_chunk * size).zip(&shuffled) {
+                let input: &[u8] = if shuffled_first { shuffled } else { chunk };
+                let mut out = vec![0u8; c.zlib_compress_bound(input.len())];
+                stored += c.zlib_compress(input, &mut out).map_err(|e| format!("{e:?}"))?;
             }
-            let secs = start.elapsed().as_secs_f64();
+            // The shuffle's own time counts where it is part of the filter pipeline.
+            let secs = start.elapsed().as_secs_f64() + if shuffled_first { secs } else { 0.0 };
             println!(
-                "{label:<10} {level:>8} {:>8.2} {:>10.0}",
+                "{label:<10} {name:>18} {:>8.2} {:>10.0}",
                 raw.len() as f64 / stored as f64,
                 raw.len() as f64 / secs / 1e6
             );
@@ -186,23 +250,19 @@ fn real_main() -> Result<(), String> {
     let work = tempfile::tempdir_in(repo_root().join("target")).map_err(|e| e.to_string())?;
     let cases: [(&str, bool, &str, &[&str]); 6] = [
         ("summaries only", false, "", &[]),
-        ("traces, uncompressed (parts, merged)", true, "", &["--no-compression"]),
-        ("traces, deflate (parts, merged)", true, "", &[]),
+        ("traces, default (one file, uncompressed)", true, "", &[]),
+        ("traces, --compress (deflate)", true, "", &["--compress"]),
+        ("traces, float32", true, "trace_precision: float32\n", &[]),
         (
-            "traces, uncompressed (direct)",
+            "traces, float32 --compress",
             true,
-            "chunk_size: 0\n",
-            &["--no-compression"],
+            "trace_precision: float32\n",
+            &["--compress"],
         ),
-        ("traces, deflate (direct)", true, "chunk_size: 0\n", &[]),
-        (
-            "traces, float32 deflate (direct)",
-            true,
-            "chunk_size: 0\ntrace_precision: float32\n",
-            &[],
-        ),
+        ("traces, parts of 4,096 points, merged", true, "chunk_size: 4096\n", &[]),
     ];
     let mut times = vec![Vec::new(); cases.len()];
+    let mut peaks = vec![0.0f64; cases.len()];
     let mut sizes = vec![0u64; cases.len()];
     let mut dd = Vec::new();
     let x = work.path().join("x");
@@ -221,7 +281,9 @@ fn real_main() -> Result<(), String> {
                 .arg("--threads")
                 .arg(args.threads.to_string())
                 .args(*flags);
-            times[i].push(timed(&mut cmd)?);
+            let (secs, peak) = timed(&mut cmd)?;
+            times[i].push(secs);
+            peaks[i] = peaks[i].max(peak);
             sizes[i] = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
             std::fs::remove_file(&out).map_err(|e| e.to_string())?;
         }
@@ -229,7 +291,7 @@ fn real_main() -> Result<(), String> {
         cmd.arg("if=/dev/zero")
             .arg(format!("of={}", x.display()))
             .args(["bs=1M", "count=400", "conv=fsync"]);
-        dd.push(timed(&mut cmd)?);
+        dd.push(timed(&mut cmd)?.0);
         std::fs::remove_file(&x).map_err(|e| e.to_string())?;
     }
     let dd = median(dd);
@@ -241,10 +303,15 @@ fn real_main() -> Result<(), String> {
         args.repeats
     );
     println!(
-        "\n{:<40} {:>9} {:>11} {:>10} {:>12}",
-        "whole `rustrates sweep` process", "seconds", "× summaries", "file MB", "write MB/s"
+        "\n{:<42} {:>9} {:>11} {:>10} {:>12} {:>9}",
+        "whole `rustrates sweep` process", "seconds", "× summaries", "file MB", "write MB/s", "peak MB"
     );
     let base = median(times[0].clone());
+    let samples = (args.time / (DT * EVERY as f64)).round();
+    // One block of the default 64 points × the samples of one column, as float64.
+    let block_bytes = 64.0 * samples * 8.0;
+    let bound = rss_bound_mb(block_bytes, args.threads, peaks[0]);
+    let mut over = Vec::new();
     for (i, (label, keep, _, _)) in cases.iter().enumerate() {
         let t = median(times[i].clone());
         let mb = sizes[i] as f64 / 1e6;
@@ -253,7 +320,14 @@ fn real_main() -> Result<(), String> {
         } else {
             "-".to_string()
         };
-        println!("{label:<40} {t:>9.3} {:>11.2} {mb:>10.1} {bandwidth:>12}", t / base);
+        println!(
+            "{label:<42} {t:>9.3} {:>11.2} {mb:>10.1} {bandwidth:>12} {:>9.0}",
+            t / base,
+            peaks[i]
+        );
+        if *keep && peaks[i] > bound {
+            over.push(format!("{label}: {:.0} MB", peaks[i]));
+        }
     }
     println!(
         "{:<40} {dd:>9.3} {:>11} {:>10.1} {:>12.0}",
@@ -262,5 +336,77 @@ fn real_main() -> Result<(), String> {
         419.4,
         419.4 / dd
     );
+    println!(
+        "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB)",
+        rustrates::io::h5::QUEUE_BYTES / 1_000_000,
+        4 * args.threads + 2,
+        block_bytes / 1e6,
+        peaks[0]
+    );
+    if !over.is_empty() {
+        return Err(format!("peak memory above the bound: {}", over.join(", ")));
+    }
+    if let Some(python) = &args.pyrates_python {
+        against_pyrates(&args, &cli, python, work.path())?;
+    }
     deflate_levels(args.time)
+}
+
+/// PyRates' `grid_search` of the reference sweep (T 5 as here): `python script.py TEMPLATE n`.
+const PYRATES_SCRIPT: &str = include_str!("../pyrates_grid_search.py");
+
+/// 50×50 with traces end to end against its summaries-only sweep and against PyRates.
+fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Result<(), String> {
+    if (args.time - 5.0).abs() > 1e-12 {
+        return Err("--pyrates-python needs --simulation-time 5 (the PyRates script's T)".into());
+    }
+    let side = 50;
+    let mut ours = [Vec::new(), Vec::new()];
+    for _ in 0..args.repeats.max(1) {
+        for (i, keep) in [false, true].into_iter().enumerate() {
+            let spec = work.join(format!("spec50_{keep}.yaml"));
+            std::fs::write(&spec, spec_yaml(side, args.time, keep, "")).map_err(|e| e.to_string())?;
+            let out = work.join(format!("out50_{keep}.h5"));
+            let _ = std::fs::remove_file(&out);
+            let mut cmd = Command::new(cli);
+            cmd.arg("sweep")
+                .arg(&spec)
+                .arg("--out")
+                .arg(&out)
+                .arg("-q")
+                .arg("--threads")
+                .arg(args.threads.to_string());
+            ours[i].push(timed(&mut cmd)?.0);
+            std::fs::remove_file(&out).map_err(|e| e.to_string())?;
+        }
+    }
+    let script = work.join("pyrates_grid_search.py");
+    std::fs::write(&script, PYRATES_SCRIPT).map_err(|e| e.to_string())?;
+    let template = repo_root().join("examples/models/reference_qif");
+    let pyrates_side = 20;
+    let (py, _) = timed(
+        Command::new(python)
+            .arg(&script)
+            .arg(format!("{}/pc_iin", template.display()))
+            .arg(pyrates_side.to_string()),
+    )?;
+    let per_point = py / (pyrates_side * pyrates_side) as f64;
+    let py50 = per_point * (side * side) as f64;
+    let (summaries, traces) = (median(ours[0].clone()), median(ours[1].clone()));
+    println!(
+        "
+50×50, T {}, whole processes ({} threads, median of {})",
+        args.time, args.threads, args.repeats
+    );
+    println!("summaries only                           {summaries:>9.3} s");
+    println!(
+        "traces, default                          {traces:>9.3} s  {:.2}× summaries only",
+        traces / summaries
+    );
+    println!(
+        "PyRates 20×20 grid_search                {py:>9.1} s  ({:.3} s per point; 50×50 ≈ {py50:.0} s)",
+        per_point
+    );
+    println!("speed-up on 50×50 with traces            {:>9.0}×", py50 / traces);
+    Ok(())
 }

@@ -374,6 +374,7 @@ class RunRequest:
     atol: float | None = None
     profile: str | None = None
     trace_precision: str = "float64"
+    compress: bool = False
     regime: dict[str, float] | None = None
     initial_conditions: list[dict[str, float]] = field(default_factory=list)
 
@@ -443,6 +444,7 @@ def build_request(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     trace_precision: str = "float64",
+    compress: bool = False,
     regime: Mapping[str, float] | None = None,
     initial_conditions: Sequence[Mapping[str, float]] | None = None,
     default_precision: str = "float64",
@@ -495,6 +497,7 @@ def build_request(
         atol=settings.get("atol"),
         profile=profile,
         trace_precision=trace_precision,
+        compress=bool(compress),
         regime=None if regime is None else dict(regime),
         initial_conditions=[dict(start) for start in (initial_conditions or [])],
     )
@@ -504,7 +507,7 @@ def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
     """One call of the engine. The GIL is released inside; Ctrl-C stops it between blocks."""
     args = _rustrates.SweepArgs(**req.engine_args())
     return _rustrates.run_sweep(req.template, args, out=req.out, progress=progress, overwrite=req.overwrite,
-                                trace_precision=req.trace_precision)
+                                trace_precision=req.trace_precision, compress=req.compress)
 
 
 def warn_status(res: Mapping[str, Any]) -> None:

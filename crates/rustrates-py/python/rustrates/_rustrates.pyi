@@ -141,6 +141,7 @@ def run_sweep(
     progress: Callable[[int, int], object] | None = None,
     overwrite: bool = False,
     trace_precision: str = "float64",
+    compress: bool = False,
 ) -> SweepResultDict:
     """Run a sweep with the GIL released. ``progress(done, total)`` is called about every
     100 ms; Ctrl-C stops the run after the blocks in flight."""

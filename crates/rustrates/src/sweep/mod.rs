@@ -44,7 +44,6 @@ pub use run::{run, run_with, BlockSolver};
 pub use sink::{BlockHandler, MemorySink, Summaries, SweepResult, SweepSink, SweepSummary};
 pub use spec::{
     BlockOutput, Progress, RunControl, Shard, SweepMeta, SweepSpec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
-    DEFAULT_SUMMARY_CHUNK_SIZE,
 };
 pub use summary::Statistic;
 

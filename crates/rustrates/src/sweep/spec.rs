@@ -13,14 +13,13 @@ use crate::solve::{self, PointStatus, Signal, SimConfig};
 
 /// Default lanes per block (one SIMD-friendly block of structure-of-arrays lanes).
 pub const DEFAULT_BLOCK_SIZE: usize = 64;
-/// Default points per chunk (one part file) of a sweep that keeps traces.
-pub const DEFAULT_CHUNK_SIZE: usize = 4096;
-/// Default points per chunk of a summaries-only sweep. Its part files hold a few numbers per
-/// point, so its chunks are sized to the work between resume points rather than to memory
-/// (65,536 points of 50,000 steps are tens of seconds on one core), and a sweep of up to that
-/// many points needs no part files at all: writing, hashing, merging and deleting three of
-/// them took about a tenth of a 10,000-point sweep.
-pub const DEFAULT_SUMMARY_CHUNK_SIZE: usize = 65_536;
+/// Default points per chunk: the unit of resume (one part file), not of memory (the results
+/// writer's queue bounds that, see `io::h5::QUEUE_BYTES`). A chunk of 65,536 points of 50,000
+/// steps is tens of seconds on one core, and a sweep of up to that many points needs no part
+/// files at all: writing, hashing, merging and deleting the three part files of a 10,000-point
+/// sweep took about a tenth of a summaries-only sweep's time and 3.7 of the 5 seconds of a
+/// sweep keeping traces. A user who wants a finer resume sets `chunk_size`.
+pub const DEFAULT_CHUNK_SIZE: usize = 65_536;
 
 /// Everything that defines a sweep (what `grid_search` and a sweep spec file carry).
 #[derive(Clone, Debug)]
@@ -50,8 +49,7 @@ pub struct SweepSpec {
     pub oversubscribe: bool,
     pub block_size: usize,
     /// Points per chunk (part file). 0 = the whole grid in one chunk. [`SweepSpec::new`] sets
-    /// [`DEFAULT_CHUNK_SIZE`]; fronts that learn later that only summaries are kept use
-    /// [`SweepSpec::default_chunk_size`].
+    /// [`DEFAULT_CHUNK_SIZE`].
     pub chunk_size: usize,
 }
 
@@ -74,15 +72,6 @@ impl SweepSpec {
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
-        }
-    }
-
-    /// The default `chunk_size` of a sweep that does (or does not) keep traces.
-    pub fn default_chunk_size(keep_traces: bool) -> usize {
-        if keep_traces {
-            DEFAULT_CHUNK_SIZE
-        } else {
-            DEFAULT_SUMMARY_CHUNK_SIZE
         }
     }
 

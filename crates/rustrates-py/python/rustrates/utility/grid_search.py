@@ -49,6 +49,7 @@ def grid_search(
     solver: str | None = None,
     float_precision: Any = None,
     trace_precision: str = "float64",
+    compress: bool = False,
     regime: Mapping[str, float] | None = None,
     initial_conditions: list[Mapping[str, float]] | None = None,
     **pyrates_1x_kwargs: Any,
@@ -121,6 +122,10 @@ def grid_search(
     trace_precision
         ``'float32'`` stores the traces in ``out`` as single precision: half the bytes,
         each value rounded to the nearest single (default ``'float64'``, as computed).
+    compress
+        Deflate the traces in ``out`` when they reach 64 MiB (HDF5's shuffle + deflate, read
+        with no plugin): ≈ 1.4× smaller float64 files (1.8× float32) at several times the
+        sweep's own time, hence off by default.
     n_threads
         Threads (default: all cores; more than the cores are capped at the cores, with a
         warning).
@@ -168,6 +173,7 @@ def grid_search(
         out=out,
         overwrite=overwrite,
         trace_precision=trace_precision,
+        compress=compress,
         regime=regime,
         initial_conditions=initial_conditions,
     )

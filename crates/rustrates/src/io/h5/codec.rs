@@ -27,6 +27,14 @@ impl TraceType {
         }
     }
 
+    /// The canonical name, as [`TraceType::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceType::Float64 => "float64",
+            TraceType::Float32 => "float32",
+        }
+    }
+
     /// Bytes per stored value.
     pub fn size(self) -> usize {
         match self {
@@ -62,24 +70,25 @@ impl ChunkCodec {
         let n = self.chunk_values();
         debug_assert!(values.len() <= n, "at most one chunk of values");
         let size = self.dtype.size();
-        let mut raw = Vec::with_capacity(n * size);
+        // Into a buffer of the final size, the values then the padding: loops with no
+        // capacity checks, which the compiler turns into vector code.
+        let mut raw = vec![0u8; n * size];
+        let (head, tail) = raw.split_at_mut(values.len() * size);
         match self.dtype {
             TraceType::Float64 => {
-                for v in values
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(f64::NAN, n - values.len()))
-                {
-                    raw.extend_from_slice(&v.to_le_bytes());
+                for (out, v) in head.chunks_exact_mut(8).zip(values) {
+                    out.copy_from_slice(&v.to_le_bytes());
+                }
+                for out in tail.chunks_exact_mut(8) {
+                    out.copy_from_slice(&f64::NAN.to_le_bytes());
                 }
             }
             TraceType::Float32 => {
-                for v in values
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(f64::NAN, n - values.len()))
-                {
-                    raw.extend_from_slice(&(v as f32).to_le_bytes());
+                for (out, v) in head.chunks_exact_mut(4).zip(values) {
+                    out.copy_from_slice(&(*v as f32).to_le_bytes());
+                }
+                for out in tail.chunks_exact_mut(4) {
+                    out.copy_from_slice(&f32::NAN.to_le_bytes());
                 }
             }
         }

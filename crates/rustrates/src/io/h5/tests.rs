@@ -208,7 +208,11 @@ fn h5_small_traces_are_stored_uncompressed() {
         solver: Some(&solver),
         ..RunControl::default()
     };
-    sweep_to_file(&spec(), &c, &out, &opts(), ctrl).unwrap();
+    let o = FileOptions {
+        compression: true,
+        ..opts()
+    };
+    sweep_to_file(&spec(), &c, &out, &o, ctrl).unwrap();
     let f = open_file(&out).unwrap();
     let traces = f.dataset("traces").unwrap();
     assert_eq!(traces.shape(), vec![20, 15, 2]);
@@ -619,6 +623,35 @@ fn h5_reused_dir_with_other_sweep_is_error() {
 }
 
 #[test]
+fn h5_resume_with_another_trace_precision_is_another_sweep() {
+    // Parts written as float64, then the same sweep asked as float32 into the same
+    // directory: refused (the parts would mix types), and the record says which it is.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = fake_circuit();
+    let solver = fake_solver(c.clone());
+    let ctrl = || RunControl {
+        solver: Some(&solver),
+        ..RunControl::default()
+    };
+    run_parts(&spec(), &c, tmp.path(), &opts(), ctrl()).unwrap();
+    let single = FileOptions {
+        trace_type: TraceType::Float32,
+        ..opts()
+    };
+    let err = run_parts(&spec(), &c, tmp.path(), &single, ctrl()).unwrap_err();
+    assert!(matches!(err, IoError::FingerprintMismatch { .. }), "{err}");
+    // Float32 parts in a fresh directory merge into a float32 file whose settings say so.
+    let dir32 = tmp.path().join("f32");
+    run_parts(&spec(), &c, &dir32, &single, ctrl()).unwrap();
+    let out = tmp.path().join("f32.h5");
+    merge(&[dir32.as_path()], &out).unwrap();
+    assert_file_equals_memory(&out, &spec(), TraceType::Float32);
+    let settings: serde_json::Value =
+        serde_json::from_str(&read_str_attr(&open_file(&out).unwrap(), "settings", &out).unwrap()).unwrap();
+    assert_eq!(settings["trace_precision"], "float32");
+}
+
+#[test]
 fn h5_part_file_is_not_a_complete_result() {
     let tmp = tempfile::tempdir().unwrap();
     let n = AtomicUsize::new(0);
@@ -801,6 +834,7 @@ fn h5_merge_copies_aligned_part_chunks_as_stored() {
     let out = dir.path().join("merged.h5");
     let o = FileOptions {
         keep_parts: true,
+        compression: true,
         ..opts()
     };
     sweep_to_file(&spec, &c, &out, &o, ctrl).unwrap();
@@ -809,6 +843,10 @@ fn h5_merge_copies_aligned_part_chunks_as_stored() {
     let part_path = dir.path().join("merged.h5.parts").join(part_file(6, 12));
     let part = open_file(&part_path).unwrap().dataset("traces").unwrap();
     assert_eq!(part.filters(), merged.filters());
+    assert!(
+        matches!(merged.filters()[..], [_, hdf5::filters::Filter::Deflate(_)]),
+        "deflated chunks"
+    );
     for k in 0..3 {
         let stored = read_raw_chunk(&part, 2 * k, &part_path).unwrap().unwrap();
         assert_eq!(read_raw_chunk(&merged, 6 + 2 * k, &out).unwrap().unwrap(), stored);
