@@ -4,7 +4,7 @@
 Fetches the `pyrates==1.2.3` wheel with `pip download` (no install: only its
 `model_templates/` YAML files are needed), unpacks `model_templates/` into a cache folder,
 and runs the Rust test `templates::pyrates_templates_load_or_are_listed` on it. That test
-prints one line per template (ok, needs complex variables, or PyRates itself cannot load it,
+prints one line per template (ok, or PyRates itself cannot load it,
 with the reason) and the counts, and fails if a template that should load does not.
 
     python scripts/check_pyrates_templates.py              # fetch (cached) and check

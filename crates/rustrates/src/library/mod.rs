@@ -26,33 +26,12 @@ pub fn left_out(dotted: &str) -> Option<&'static str> {
     LEFT_OUT.iter().find(|(name, _)| *name == dotted).map(|(_, why)| *why)
 }
 
-const NEEDS_COMPLEX: &str = "this PyRates 1.2.3 template needs complex-valued variables, \
-     which rustrates does not support yet; it is not built in";
-
-static LEFT_OUT: &[(&str, &str)] = &[
-    ("model_templates.neural_mass_models.theta.theta_op", NEEDS_COMPLEX),
-    ("model_templates.neural_mass_models.theta.conductance_op", NEEDS_COMPLEX),
-    ("model_templates.neural_mass_models.theta.theta_pop", NEEDS_COMPLEX),
-    (
-        "model_templates.neural_mass_models.theta.conductance_pop",
-        NEEDS_COMPLEX,
-    ),
-    ("model_templates.neural_mass_models.theta.kmo_theta", NEEDS_COMPLEX),
-    (
-        "model_templates.neural_mass_models.theta.kmo_conductance",
-        NEEDS_COMPLEX,
-    ),
-    ("model_templates.oscillators.kuramoto.kmo_op", NEEDS_COMPLEX),
-    ("model_templates.oscillators.kuramoto.kmo_pop", NEEDS_COMPLEX),
-    ("model_templates.oscillators.kuramoto.kmo_mf", NEEDS_COMPLEX),
-    ("model_templates.oscillators.kuramoto.kmo_mf_2coupled", NEEDS_COMPLEX),
-    (
-        "model_templates.neural_mass_models.qif.qif_alpha_syn",
-        "PyRates 1.2.3's qif_alpha_syn uses an edge template `alpha_edge` that its package does \
+static LEFT_OUT: &[(&str, &str)] = &[(
+    "model_templates.neural_mass_models.qif.qif_alpha_syn",
+    "PyRates 1.2.3's qif_alpha_syn uses an edge template `alpha_edge` that its package does \
          not define, so PyRates cannot load it either; it is not built in (an alpha-kernel \
          synapse: `model_templates.base_templates.alpha_op` in an edge template of your own)",
-    ),
-];
+)];
 
 static MODULES: &[(&str, &str)] = &[
     (
@@ -82,6 +61,10 @@ static MODULES: &[(&str, &str)] = &[
     (
         "model_templates.neural_mass_models.synaptic_plasticity",
         include_str!("model_templates/neural_mass_models/synaptic_plasticity.yaml"),
+    ),
+    (
+        "model_templates.neural_mass_models.theta",
+        include_str!("model_templates/neural_mass_models/theta.yaml"),
     ),
     (
         "model_templates.neural_mass_models.wilsoncowan",

@@ -11,7 +11,7 @@ use crate::syntax::ast::{self, ExprKind, LhsKind, UnOp};
 use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange};
 use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
-use super::ir::{Assign, BinOp, Circuit, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
+use super::ir::{Assign, BinOp, Circuit, ComplexVar, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
 
 /// Build the circuit of any template: a circuit as is; a node as a one-node circuit named
 /// after it; an operator or edge template as a one-node circuit (so `check` sees its equations).
@@ -47,7 +47,7 @@ mod tests;
 
 use edges::PendingEdge;
 pub(crate) use equations::func_name;
-use equations::Ctx;
+use equations::{Ctx, Val};
 #[cfg(test)]
 pub(crate) use eval::{eval, eval_all};
 
@@ -66,8 +66,11 @@ struct Builder<'s> {
     defined: HashMap<VarId, Span>,
     /// Per (source_node, target_node): next edge idx.
     edge_counts: HashMap<(String, String), usize>,
-    /// Operator variables by full name (edge ends are looked up here).
+    /// Operator variables by full name (edge ends are looked up here); a complex variable
+    /// by its real part.
     by_name: HashMap<String, VarId>,
+    /// Real part → imaginary part of every complex variable.
+    imag: HashMap<VarId, VarId>,
 }
 
 impl<'s> Builder<'s> {
@@ -79,6 +82,7 @@ impl<'s> Builder<'s> {
             defined: HashMap::new(),
             edge_counts: HashMap::new(),
             by_name: HashMap::new(),
+            imag: HashMap::new(),
         }
     }
 
@@ -164,15 +168,33 @@ impl<'s> Builder<'s> {
                     // Decided by its equation; a state nothing defines stays constant.
                     VType::State | VType::Output => VarKind::Param,
                 };
-                let id = self.c.add_var(Var {
-                    name: format!("{path}/{}/{vn}", u.name),
+                let full = format!("{path}/{}/{vn}", u.name);
+                let part = |name: String, value: f64| Var {
+                    name,
                     kind,
                     value,
                     node: node.clone(),
                     external_input: None,
                     span: Some(d.span),
-                });
-                self.by_name.insert(self.c.var(id).name.clone(), id);
+                };
+                let id = match d.imag {
+                    None => self.c.add_var(part(full.clone(), value)),
+                    Some(im_default) => {
+                        // A real override replaces the whole complex default, as in PyRates.
+                        let overridden = u.overrides.iter().any(|(n, _, _)| n == vn);
+                        let im_value = if overridden { 0.0 } else { im_default };
+                        let re = self.c.add_var(part(format!("{full}.real"), value));
+                        let im = self.c.add_var(part(format!("{full}.imag"), im_value));
+                        self.imag.insert(re, im);
+                        self.c.complex.push(ComplexVar {
+                            name: full.clone(),
+                            re,
+                            im,
+                        });
+                        re
+                    }
+                };
+                self.by_name.insert(full, id);
                 scope.insert(vn.clone(), id);
                 order.push(id);
                 types.insert(vn.clone(), d.vtype);
@@ -275,10 +297,14 @@ impl<'s> Builder<'s> {
                                     if vt == Some(VType::Output) {
                                         defs.insert(name.clone());
                                     }
-                                    self.c.vars[id.0 as usize].kind = match eq.lhs.kind {
+                                    let kind = match eq.lhs.kind {
                                         LhsKind::Derivative => VarKind::State,
                                         LhsKind::Assign => VarKind::Algebraic,
                                     };
+                                    self.c.vars[id.0 as usize].kind = kind;
+                                    if let Some(&im) = self.imag.get(&id) {
+                                        self.c.vars[im.0 as usize].kind = kind;
+                                    }
                                 }
                             }
                         }
@@ -310,18 +336,35 @@ impl<'s> Builder<'s> {
                     continue;
                 }
                 let mut rhs: Option<ExprId> = None;
+                let mut rhs_im: Option<ExprId> = None;
                 for &a in &providers {
                     deps[b].push(a);
-                    let v = self.c.add_expr(Expr::Var(scopes[a].1[&vn]));
+                    let from = scopes[a].1[&vn];
+                    let v = self.c.add_expr(Expr::Var(from));
                     rhs = Some(match rhs {
                         None => v,
                         Some(r) => self.c.add_expr(Expr::Binary(BinOp::Add, r, v)),
                     });
+                    if let Some(&from_im) = self.imag.get(&from) {
+                        let v = self.c.add_expr(Expr::Var(from_im));
+                        rhs_im = Some(match rhs_im {
+                            None => v,
+                            Some(r) => self.c.add_expr(Expr::Binary(BinOp::Add, r, v)),
+                        });
+                    }
                 }
                 if let Some(rhs) = rhs {
                     self.c.vars[id.0 as usize].kind = VarKind::Algebraic;
                     let span = self.c.vars[id.0 as usize].span;
                     self.c.assigns.push(Assign { var: id, rhs, span });
+                    // A complex input takes the imaginary parts too (0 from real outputs);
+                    // a real input fed by complex outputs takes their real parts, as numpy's
+                    // cast does in PyRates.
+                    if let Some(&im) = self.imag.get(&id) {
+                        let rhs = rhs_im.unwrap_or_else(|| self.c.add_expr(Expr::Const(0.0)));
+                        self.c.vars[im.0 as usize].kind = VarKind::Algebraic;
+                        self.c.assigns.push(Assign { var: im, rhs, span });
+                    }
                 }
             }
         }
@@ -357,12 +400,20 @@ impl<'s> Builder<'s> {
                     origin,
                 };
                 let n_before = self.diags.len();
-                let rhs = self.expr(&eq.rhs, &ctx);
+                let rhs = self.cexpr(&eq.rhs, &ctx);
                 self.label_rewritten(n_before, ctx.origin);
                 let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else {
                     continue;
                 };
                 let Some(rhs) = rhs else { continue };
+                // A complex right-hand side assigned to a real variable keeps its real part
+                // (numpy's cast in PyRates); a real one assigned to a complex variable has
+                // imaginary part 0.
+                let (rhs, rhs_im) = match (rhs, self.imag.get(&id).copied()) {
+                    (Val::Real(x), None) | (Val::Complex(x, _), None) => (x, None),
+                    (Val::Real(x), Some(im)) => (x, Some((im, self.c.add_expr(Expr::Const(0.0))))),
+                    (Val::Complex(x, y), Some(im)) => (x, Some((im, y))),
+                };
                 let span = Some(Span {
                     file,
                     range: eq.range.offset(off),
@@ -376,9 +427,12 @@ impl<'s> Builder<'s> {
                 {
                     continue;
                 }
-                match eq.lhs.kind {
-                    LhsKind::Derivative => self.c.odes.push(Ode { var: id, rhs, span }),
-                    LhsKind::Assign => self.c.assigns.push(Assign { var: id, rhs, span }),
+                let parts = std::iter::once((id, rhs)).chain(rhs_im);
+                for (var, rhs) in parts {
+                    match eq.lhs.kind {
+                        LhsKind::Derivative => self.c.odes.push(Ode { var, rhs, span }),
+                        LhsKind::Assign => self.c.assigns.push(Assign { var, rhs, span }),
+                    }
                 }
             }
         }
@@ -397,6 +451,14 @@ impl<'s> Builder<'s> {
         self.c.vars[id.0 as usize].kind = VarKind::Algebraic;
         let span = self.c.vars[id.0 as usize].span;
         self.c.assigns.push(Assign { var: id, rhs, span });
+        if let Some(&im) = self.imag.get(&id) {
+            let rhs = match self.imag.get(&from) {
+                Some(&from_im) => self.c.add_expr(Expr::Var(from_im)),
+                None => self.c.add_expr(Expr::Const(0.0)),
+            };
+            self.c.vars[im.0 as usize].kind = VarKind::Algebraic;
+            self.c.assigns.push(Assign { var: im, rhs, span });
+        }
     }
 
     fn finish(mut self) -> (Option<Circuit>, Diagnostics) {

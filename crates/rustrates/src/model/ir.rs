@@ -152,9 +152,30 @@ pub struct Circuit {
     /// In evaluation order.
     pub assigns: Vec<Assign>,
     pub edges: Vec<Edge>,
+    /// Complex-valued variables, each lowered to two real variables `name.real` and
+    /// `name.imag` of the same kind (complex arithmetic is expanded into real expressions
+    /// when the equations are built, so kernels only ever see reals).
+    pub complex: Vec<ComplexVar>,
+}
+
+/// A complex-valued variable of the template and its two real parts in the IR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComplexVar {
+    /// The variable's path as written (`p/kmo_op/z`).
+    pub name: String,
+    pub re: VarId,
+    pub im: VarId,
 }
 
 impl Circuit {
+    /// The complex variable `name` (`p/kmo_op/z`) lowers to, if it is one.
+    pub fn find_complex(&self, name: &str) -> Option<&ComplexVar> {
+        self.complex.iter().find(|z| z.name == name)
+    }
+    /// The imaginary part of the complex variable whose real part is `re`.
+    pub fn imag_part(&self, re: VarId) -> Option<VarId> {
+        self.complex.iter().find(|z| z.re == re).map(|z| z.im)
+    }
     pub fn var(&self, id: VarId) -> &Var {
         &self.vars[id.0 as usize]
     }

@@ -156,20 +156,32 @@ fn resolve_outputs(spec: &SweepSpec, c: &Circuit) -> Result<(Vec<Column>, Vec<Ou
     }
     let mut columns = Vec::new();
     let mut bindings = Vec::new();
+    // A complex variable is two columns, `key.real` and `key.imag` (its IR parts).
+    let find = |path: &str| -> Vec<(&'static str, VarId)> {
+        match (c.find_var(path), c.find_complex(path)) {
+            (Some(id), _) => vec![("", id)],
+            (None, Some(z)) => vec![(".real", z.re), (".imag", z.im)],
+            (None, None) => Vec::new(),
+        }
+    };
     for (key, path) in &spec.outputs {
-        let found: Vec<(String, VarId)> = match path.strip_prefix("all/") {
+        let found: Vec<(String, &str, VarId)> = match path.strip_prefix("all/") {
             Some(rest) => c
                 .nodes
                 .iter()
-                .filter_map(|n| c.find_var(&format!("{n}/{rest}")).map(|id| (n.clone(), id)))
-                .collect(),
-            None => c
-                .find_var(path)
-                .map(|id| {
-                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
-                    vec![(node, id)]
+                .flat_map(|n| {
+                    find(&format!("{n}/{rest}"))
+                        .into_iter()
+                        .map(move |(p, id)| (n.clone(), p, id))
                 })
-                .unwrap_or_default(),
+                .collect(),
+            None => find(path)
+                .into_iter()
+                .map(|(part, id)| {
+                    let node = c.var(id).node.clone().unwrap_or_else(|| node_of(path).to_string());
+                    (node, part, id)
+                })
+                .collect(),
         };
         if found.is_empty() {
             return Err(SweepError::UnknownOutput {
@@ -178,9 +190,10 @@ fn resolve_outputs(spec: &SweepSpec, c: &Circuit) -> Result<(Vec<Column>, Vec<Ou
                 suggestion: param_map::closest(path, c.vars.iter().map(|v| v.name.as_str())),
             });
         }
-        for (node, var) in found {
+        for (node, part, var) in found {
+            let key = format!("{key}{part}");
             columns.push((node, key.clone()));
-            bindings.push(OutputBinding { key: key.clone(), var });
+            bindings.push(OutputBinding { key, var });
         }
     }
     Ok((columns, bindings))

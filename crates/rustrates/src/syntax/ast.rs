@@ -58,6 +58,8 @@ pub struct Expr {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     Number(f64),
+    /// An imaginary literal `2.5j`: 2.5·i.
+    Imaginary(f64),
     /// A symbol: variable, constant (`pi`, `E`), or time `t`. Resolved later.
     Ident(String),
     Unary(UnOp, Box<Expr>),

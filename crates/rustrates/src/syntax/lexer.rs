@@ -10,6 +10,8 @@ use super::source::{FileId, Span, TextRange};
 pub enum TokenKind {
     /// A finite, non-negative literal (a leading `-` is a separate token).
     Number(f64),
+    /// An imaginary literal `2.5j` (Python's spelling): the number before the `j`.
+    Imaginary(f64),
     /// An identifier; its text is `source[range]`.
     Ident,
     Plus,
@@ -41,6 +43,7 @@ impl TokenKind {
     pub fn describe(self) -> &'static str {
         match self {
             TokenKind::Number(_) => "a number",
+            TokenKind::Imaginary(_) => "an imaginary number",
             TokenKind::Ident => "a name",
             TokenKind::Plus => "`+`",
             TokenKind::Minus => "`-`",
@@ -93,9 +96,18 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
                 continue;
             }
             b'0'..=b'9' | b'.' => {
-                let (end, problem) = scan_number(bytes, i);
-                i = end;
+                let (mut end, problem) = scan_number(bytes, i);
+                // `2j`: a `j` right after the number that does not start a name.
+                let imaginary = problem.is_none()
+                    && matches!(bytes.get(end), Some(b'j' | b'J'))
+                    && !bytes
+                        .get(end + 1)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
                 let lexeme = &text[start..end];
+                if imaginary {
+                    end += 1;
+                }
+                i = end;
                 match problem {
                     Some(NumberProblem::LoneDot) => {
                         diags.push(
@@ -116,7 +128,11 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
                     }
                     None => match lexeme.parse::<f64>() {
                         Ok(v) if v.is_finite() => tokens.push(Token {
-                            kind: TokenKind::Number(v),
+                            kind: if imaginary {
+                                TokenKind::Imaginary(v)
+                            } else {
+                                TokenKind::Number(v)
+                            },
                             range: range(start, end),
                         }),
                         Ok(_) => diags.push(

@@ -147,7 +147,7 @@ impl Ctx<'_> {
     fn describe(&self, tok: Token) -> String {
         match tok.kind {
             TokenKind::Ident => format!("name `{}`", self.slice(tok.range)),
-            TokenKind::Number(_) => format!("number `{}`", self.slice(tok.range)),
+            TokenKind::Number(_) | TokenKind::Imaginary(_) => format!("number `{}`", self.slice(tok.range)),
             k => k.describe().to_string(),
         }
     }
@@ -322,7 +322,9 @@ fn check_parens(ctx: &Ctx<'_>, tokens: &[Token]) -> Result<(), Diagnostics> {
 
 fn juxtaposition_help(kind: TokenKind) -> Option<&'static str> {
     match kind {
-        TokenKind::Ident | TokenKind::Number(_) | TokenKind::LParen => Some(HELP_IMPLICIT_MUL),
+        TokenKind::Ident | TokenKind::Number(_) | TokenKind::Imaginary(_) | TokenKind::LParen => {
+            Some(HELP_IMPLICIT_MUL)
+        }
         TokenKind::Prime => Some("`'` marks a derivative and belongs only on the left-hand side: `x' = ...`"),
         TokenKind::Assign => Some("an expression cannot contain `=`; compare values with `==`"),
         _ => None,
@@ -481,6 +483,10 @@ impl Parser<'_, '_> {
             TokenKind::Number(v) => {
                 self.height = 1;
                 Ok(leaf(ExprKind::Number(v), tok.range))
+            }
+            TokenKind::Imaginary(v) => {
+                self.height = 1;
+                Ok(leaf(ExprKind::Imaginary(v), tok.range))
             }
             TokenKind::Ident => {
                 let name = self.ctx.slice(tok.range).to_string();
@@ -658,6 +664,7 @@ mod tests {
     fn sexp(e: &Expr) -> String {
         match &e.kind {
             ExprKind::Number(v) => format!("{v}"),
+            ExprKind::Imaginary(v) => format!("{v}j"),
             ExprKind::Ident(n) => n.clone(),
             ExprKind::Unary(UnOp::Neg, x) => format!("(neg {})", sexp(x)),
             ExprKind::Unary(UnOp::Plus, x) => format!("(pos {})", sexp(x)),
@@ -1062,7 +1069,7 @@ mod fuzz {
     fn expr_ranges_ok(text: &str, e: &Expr) -> bool {
         let own = in_bounds(text, e.range.start, e.range.end);
         own && match &e.kind {
-            ExprKind::Number(_) | ExprKind::Ident(_) => true,
+            ExprKind::Number(_) | ExprKind::Imaginary(_) | ExprKind::Ident(_) => true,
             ExprKind::Unary(_, x) => expr_ranges_ok(text, x),
             ExprKind::Binary(_, a, b) => expr_ranges_ok(text, a) && expr_ranges_ok(text, b),
             ExprKind::Call { name_range, args, .. } => {

@@ -52,7 +52,7 @@ fn prec(e: &Expr) -> u8 {
         ExprKind::Binary(op, _, _) => op_prec(*op),
         ExprKind::Unary(..) => UNARY,
         ExprKind::Number(v) if v.is_sign_negative() => UNARY,
-        ExprKind::Number(_) | ExprKind::Ident(_) | ExprKind::Call { .. } => ATOM,
+        ExprKind::Number(_) | ExprKind::Imaginary(_) | ExprKind::Ident(_) | ExprKind::Call { .. } => ATOM,
     }
 }
 
@@ -75,6 +75,10 @@ fn op_text(op: BinOp) -> &'static str {
 fn write_expr(out: &mut String, e: &Expr) {
     match &e.kind {
         ExprKind::Number(v) => write_number(out, *v),
+        ExprKind::Imaginary(v) => {
+            write_number(out, *v);
+            out.push('j');
+        }
         ExprKind::Ident(name) => out.push_str(name),
         ExprKind::Unary(op, operand) => {
             out.push(match op {
@@ -137,7 +141,9 @@ fn write_number(out: &mut String, v: f64) {
 /// versus `0.0` or a one-ulp difference counts as a mismatch.
 pub fn same_tree(a: &Expr, b: &Expr) -> bool {
     match (&a.kind, &b.kind) {
-        (ExprKind::Number(x), ExprKind::Number(y)) => x.to_bits() == y.to_bits(),
+        (ExprKind::Number(x), ExprKind::Number(y)) | (ExprKind::Imaginary(x), ExprKind::Imaginary(y)) => {
+            x.to_bits() == y.to_bits()
+        }
         (ExprKind::Ident(x), ExprKind::Ident(y)) => x == y,
         (ExprKind::Unary(o1, x), ExprKind::Unary(o2, y)) => o1 == o2 && same_tree(x, y),
         (ExprKind::Binary(o1, l1, r1), ExprKind::Binary(o2, l2, r2)) => {

@@ -357,7 +357,7 @@ mod tests {
     fn find_ident<'e>(e: &'e Expr, name: &str) -> Option<&'e Expr> {
         match &e.kind {
             ExprKind::Ident(n) if n == name => Some(e),
-            ExprKind::Number(_) | ExprKind::Ident(_) => None,
+            ExprKind::Number(_) | ExprKind::Imaginary(_) | ExprKind::Ident(_) => None,
             ExprKind::Unary(_, x) => find_ident(x, name),
             ExprKind::Binary(_, a, b) => find_ident(a, name).or_else(|| find_ident(b, name)),
             ExprKind::Call { args, .. } => args.iter().find_map(|a| find_ident(a, name)),

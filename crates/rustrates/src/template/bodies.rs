@@ -303,6 +303,7 @@ impl<'o> Loader<'o> {
                                     VarDecl {
                                         vtype,
                                         value: 0.0,
+                                        imag: None,
                                         span: v.span,
                                     },
                                 );
@@ -351,21 +352,20 @@ impl<'o> Loader<'o> {
                     d.clone()
                 } else if v.get("vtype").is_some() || v.get("value").is_some() {
                     let vtype = v.get("vtype").and_then(Node::as_str).unwrap_or("constant");
-                    let value = v.get("value").map_or(Some(0.0), |n| {
-                        n.as_f64().or_else(|| n.as_str().and_then(yaml::parse_number))
+                    let value = v.get("value").map_or(Some((0.0, 0.0)), |n| {
+                        n.as_f64()
+                            .map(|x| (x, 0.0))
+                            .or_else(|| n.as_str().and_then(yaml::parse_complex))
                     });
                     let dtype = v.get("dtype").and_then(Node::as_str).unwrap_or("float");
-                    if dtype.contains("complex") {
-                        self.unsupported(span, path, "complex-valued variables");
-                        return None;
-                    }
+                    let is_complex = dtype.contains("complex") || value.is_some_and(|(_, im)| im != 0.0);
                     if let Some(sh) = v.get("shape") {
                         if !shape_is_scalar(sh) {
                             self.unsupported(sh.span, path, "vector-valued variables (`shape`)");
                             return None;
                         }
                     }
-                    let Some(value) = value else {
+                    let Some((value, im)) = value else {
                         self.bad_var(
                             v.get("value").map_or(span, |n| n.span),
                             path,
@@ -373,8 +373,14 @@ impl<'o> Loader<'o> {
                         );
                         return None;
                     };
+                    let imag = is_complex.then_some(im);
                     return match parse_vtype(vtype) {
-                        Some(vt) => Some(VarDecl { vtype: vt, value, span }),
+                        Some(vt) => Some(VarDecl {
+                            vtype: vt,
+                            value,
+                            imag,
+                            span,
+                        }),
                         None => {
                             let at = v.get("vtype").map_or(span, |n| n.span);
                             let mut d =
@@ -411,7 +417,12 @@ impl<'o> Loader<'o> {
             // As in PyRates, a number is a constant, also where it replaces an inherited
             // input or state (the definition is replaced, not its default).
             let vtype = VType::Constant;
-            return Some(VarDecl { vtype, value: x, span });
+            return Some(VarDecl {
+                vtype,
+                value: x,
+                imag: None,
+                span,
+            });
         }
         let Some(s) = spec.as_str() else {
             self.bad_var(
@@ -423,19 +434,16 @@ impl<'o> Loader<'o> {
         };
         let span_err = spec.span;
         let s = s.replace(' ', "");
-        if s.contains('j') && (s.contains("complex") || s.chars().any(|c| c.is_ascii_digit())) || s.contains("complex")
-        {
-            self.unsupported(span, path, "complex-valued variables");
-            return None;
-        }
         let (head, arg) = match s.split_once('(') {
             Some((h, rest)) => (h.to_string(), Some(rest.trim_end_matches(')').to_string())),
             None => (s.clone(), None),
         };
-        if let Some(x) = yaml::parse_number(&s) {
+        if let Some((re, im)) = yaml::parse_complex(&s) {
+            // As PyRates: `0.0+1.0j` is a complex constant, `2.0` a real one.
             return Some(VarDecl {
                 vtype: VType::Constant,
-                value: x,
+                value: re,
+                imag: yaml::parse_number(&s).is_none().then_some(im),
                 span,
             });
         }
@@ -455,17 +463,24 @@ impl<'o> Loader<'o> {
             self.diags.push(d);
             return None;
         };
-        let value = match arg.as_deref() {
-            None | Some("") | Some("float") | Some("float64") | Some("float32") => 0.0,
-            Some(a) => match yaml::parse_number(a) {
-                Some(x) => x,
-                None => {
+        let (value, imag) = match arg.as_deref() {
+            None | Some("") | Some("float") | Some("float64") | Some("float32") => (0.0, None),
+            Some("complex") | Some("complex64") | Some("complex128") => (0.0, Some(0.0)),
+            Some(a) => match (yaml::parse_number(a), yaml::parse_complex(a)) {
+                (Some(x), _) => (x, None),
+                (None, Some((re, im))) => (re, Some(im)),
+                (None, None) => {
                     self.bad_var(span_err, path, &format!("`{a}` is not a number"));
                     return None;
                 }
             },
         };
-        Some(VarDecl { vtype, value, span })
+        Some(VarDecl {
+            vtype,
+            value,
+            imag,
+            span,
+        })
     }
 
     fn bad_var(&mut self, span: Span, path: &str, msg: &str) {

@@ -129,7 +129,11 @@ pub enum VType {
 #[derive(Clone, Debug)]
 pub struct VarDecl {
     pub vtype: VType,
+    /// The default; for a complex variable its real part.
     pub value: f64,
+    /// `Some(imaginary part of the default)` for a complex-valued variable (`dtype: complex`,
+    /// `variable(complex)`, `output(0.5+0.1j)`, a constant `0.0+1.0j`), `None` for a real one.
+    pub imag: Option<f64>,
     pub span: Span,
 }
 

@@ -437,31 +437,20 @@ fn pyrates_own_templates_load_except_known_unsupported() {
             "qif_alpha_syn",
             "PyRates cannot load it: edge template `alpha_edge` is undefined",
         ),
-        ("neural_mass_models/theta.yaml", "theta_op", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "conductance_op",
-            "complex-valued variables (and a misindented `variables:`)",
+            "PyRates cannot load it: `variables:` misindented under `equations:`, so `v_s` is undeclared",
         ),
-        ("neural_mass_models/theta.yaml", "theta_pop", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "conductance_pop",
-            "complex-valued variables",
+            "uses conductance_op",
         ),
-        ("neural_mass_models/theta.yaml", "kmo_theta", "complex-valued variables"),
         (
             "neural_mass_models/theta.yaml",
             "kmo_conductance",
-            "complex-valued variables (and a misindented `edges:`)",
-        ),
-        ("oscillators/kuramoto.yaml", "kmo_op", "complex-valued variables"),
-        ("oscillators/kuramoto.yaml", "kmo_pop", "complex-valued variables"),
-        ("oscillators/kuramoto.yaml", "kmo_mf", "complex-valued variables"),
-        (
-            "oscillators/kuramoto.yaml",
-            "kmo_mf_2coupled",
-            "complex-valued variables",
+            "PyRates cannot load it: `edges:` misindented under `nodes:`",
         ),
         (
             "test_resources/linear.yaml",
@@ -946,7 +935,8 @@ fn unknown_module_suggests_a_module_that_has_the_name() {
 #[test]
 fn left_out_pyrates_template_says_why() {
     let d = tree(&[("m.yaml", SIMPLE)]);
-    let e = load_circuit("model_templates.oscillators.kuramoto.kmo_mf", &opts(d.path())).expect_err("left out");
+    let e =
+        load_circuit("model_templates.neural_mass_models.qif.qif_alpha_syn", &opts(d.path())).expect_err("left out");
     let help = e.diagnostics.iter().next().and_then(|d| d.help.clone()).expect("help");
-    assert!(help.contains("complex-valued variables"), "{help}");
+    assert!(help.contains("`alpha_edge`"), "{help}");
 }

@@ -104,6 +104,36 @@ pub fn parse_number(text: &str) -> Option<f64> {
     t.replace('_', "").parse::<f64>().ok()
 }
 
+/// A number in one of the forms Python's `complex()` reads: `2`, `1j`, `-0.6-0.8j`,
+/// `(0.5+0.1j)`; returns (real part, imaginary part).
+pub fn parse_complex(text: &str) -> Option<(f64, f64)> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .unwrap_or(t)
+        .trim();
+    let Some(body) = t.strip_suffix(['j', 'J']) else {
+        return parse_number(t).map(|x| (x, 0.0));
+    };
+    // The sign that starts the imaginary part: the last `+`/`-` not at the start and not
+    // the sign of an exponent.
+    let bytes = body.as_bytes();
+    let split = (1..bytes.len())
+        .rev()
+        .find(|&k| matches!(bytes[k], b'+' | b'-') && !matches!(bytes[k - 1], b'e' | b'E'));
+    let (re, im) = match split {
+        Some(k) => (parse_number(&body[..k])?, &body[k..]),
+        None => (0.0, body),
+    };
+    let im = match im {
+        "" | "+" => 1.0,
+        "-" => -1.0,
+        x => parse_number(x)?,
+    };
+    Some((re, im))
+}
+
 /// Byte offset of every character index (saphyr's markers count characters).
 struct CharOffsets(Vec<u32>);
 
@@ -411,5 +441,19 @@ mod tests {
         assert_eq!(parse_number("-5"), Some(-5.0));
         assert_eq!(parse_number("input"), None);
         assert_eq!(parse_number("e"), None);
+    }
+
+    #[test]
+    fn parse_complex_reads_python_complex_forms() {
+        // Each expected value is what Python's complex() gives for the same text.
+        assert_eq!(parse_complex("0.0+1.0j"), Some((0.0, 1.0)));
+        assert_eq!(parse_complex("-0.6-0.8j"), Some((-0.6, -0.8)));
+        assert_eq!(parse_complex("(0.5+0.1j)"), Some((0.5, 0.1)));
+        assert_eq!(parse_complex("2j"), Some((0.0, 2.0)));
+        assert_eq!(parse_complex("-j"), Some((0.0, -1.0)));
+        assert_eq!(parse_complex("1e-3-2e+1j"), Some((1e-3, -20.0)));
+        assert_eq!(parse_complex("3.5"), Some((3.5, 0.0)));
+        assert_eq!(parse_complex("complex"), None);
+        assert_eq!(parse_complex("1+2"), None);
     }
 }

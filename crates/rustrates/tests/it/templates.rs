@@ -607,17 +607,6 @@ const PYRATES_FAILS: &[(&str, &str)] = &[
     ("test_resources.test_operator_caching_templates.TestCircuit2", "base TestOp1 does not exist"),
 ];
 
-/// Templates that need complex-valued variables, which rustrates does not have.
-const NEEDS_COMPLEX: &[&str] = &[
-    "oscillators.kuramoto.kmo_op",
-    "oscillators.kuramoto.kmo_pop",
-    "oscillators.kuramoto.kmo_mf",
-    "oscillators.kuramoto.kmo_mf_2coupled",
-    "neural_mass_models.theta.theta_op",
-    "neural_mass_models.theta.theta_pop",
-    "neural_mass_models.theta.kmo_theta",
-];
-
 /// Top-level template names of a YAML file, in file order (`aliases` is not a template).
 fn template_names(text: &str) -> Vec<String> {
     use saphyr::{LoadableYamlNode, Yaml};
@@ -655,9 +644,9 @@ fn load_alone(path: &Path, name: &str) -> Result<(), String> {
     }
 }
 
-/// PyRates 1.2.3's own YAML files (SPEC §2, issue 2 item 6): every template loads, except
-/// the ones listed as needing complex variables (which must then be reported, not crash)
-/// and the ones PyRates itself cannot load (reported, not counted). Point
+/// PyRates 1.2.3's own YAML files (SPEC §2, issue 2 item 6): every template loads (the
+/// complex-valued ones too), except the ones PyRates itself cannot load (reported, not
+/// counted). Point
 /// RUSTRATES_PYRATES_TEMPLATES at the `model_templates` folder of the pyrates wheel;
 /// `scripts/check_pyrates_templates.py` fetches it and runs this test.
 #[test]
@@ -687,7 +676,7 @@ fn pyrates_templates_load_or_are_listed() {
         root.display()
     );
 
-    let (mut loaded, mut failed, mut complex_reported, mut pyrates_broken) = (0, 0, 0, 0);
+    let (mut loaded, mut failed, mut pyrates_broken) = (0, 0, 0);
     let mut unexpected = Vec::new();
     let mut table = String::new();
     for path in &files {
@@ -698,9 +687,8 @@ fn pyrates_templates_load_or_are_listed() {
             let key = format!("{module}.{name}");
             let result = load_alone(path, &name);
             let broken = PYRATES_FAILS.iter().find(|(k, _)| *k == key).map(|(_, why)| *why);
-            let complex = NEEDS_COMPLEX.contains(&key.as_str());
-            let status = match (&result, broken, complex) {
-                (_, Some(why), _) => {
+            let status = match (&result, broken) {
+                (_, Some(why)) => {
                     pyrates_broken += 1;
                     let ours = match &result {
                         Ok(()) => "loads here".to_string(),
@@ -711,15 +699,11 @@ fn pyrates_templates_load_or_are_listed() {
                     };
                     format!("pyrates-fails ({why}); {ours}")
                 }
-                (Ok(()), None, _) => {
+                (Ok(()), None) => {
                     loaded += 1;
                     "ok".to_string()
                 }
-                (Err(_), None, true) => {
-                    complex_reported += 1;
-                    "needs complex variables (reported)".to_string()
-                }
-                (Err(e), None, false) => {
+                (Err(e), None) => {
                     failed += 1;
                     unexpected.push(format!("{key}:\n{e}"));
                     "FAILED".to_string()
@@ -730,8 +714,8 @@ fn pyrates_templates_load_or_are_listed() {
     }
     println!("{table}");
     println!(
-        "PyRates 1.2.3 templates: {loaded} loaded, {failed} failed, {complex_reported} need \
-         complex variables, {pyrates_broken} that PyRates itself cannot load or run"
+        "PyRates 1.2.3 templates: {loaded} loaded, {failed} failed, {pyrates_broken} that \
+         PyRates itself cannot load or run"
     );
     assert!(
         unexpected.is_empty(),

@@ -269,6 +269,19 @@ impl Builder<'_> {
                 }
             }
         }
+        if self.imag.contains_key(&source) {
+            if let Some((_, s)) = num("delay").filter(|(d, _)| *d > 0.0) {
+                self.error(
+                    Diagnostic::error(
+                        "edge/complex-delay",
+                        "a delay on an edge whose source is complex-valued is not supported",
+                    )
+                    .with_span(s)
+                    .with_path(e.path.clone())
+                    .with_help("rustrates delays real variables only; remove the delay or couple a real variable"),
+                );
+            }
+        }
         self.c.edges.push(Edge {
             source_node: src_node,
             target_node: tgt_node,

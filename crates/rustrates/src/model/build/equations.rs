@@ -37,13 +37,134 @@ impl Builder<'_> {
         }
     }
 
+    /// Lower an expression that must be real-valued; `what` names the operation needing it
+    /// when the value turns out complex.
+    fn real_expr(&mut self, e: &ast::Expr, ctx: &Ctx, what: &str) -> Option<ExprId> {
+        match self.cexpr(e, ctx)? {
+            Val::Real(x) => Some(x),
+            Val::Complex(..) => {
+                let span = Span {
+                    file: ctx.file,
+                    range: e.range.offset(ctx.off),
+                };
+                self.error(
+                    Diagnostic::error(
+                        "eq/complex-unsupported",
+                        format!("{what} of a complex value is not supported"),
+                    )
+                    .with_span(span)
+                    .with_path(ctx.path.clone())
+                    .with_help(
+                        "complex values support + - * /, ** with a real exponent, real, imag, abs, angle, \
+                             conj and exp; take `real(...)`, `imag(...)` or `abs(...)` first",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn expr(&mut self, e: &ast::Expr, ctx: &Ctx) -> Option<ExprId> {
+        self.real_expr(e, ctx, "this use")
+    }
+
+    /// Lower an expression, complex values to (real part, imaginary part) pairs.
+    pub(super) fn cexpr(&mut self, e: &ast::Expr, ctx: &Ctx) -> Option<Val> {
+        let span = Span {
+            file: ctx.file,
+            range: e.range.offset(ctx.off),
+        };
+        match &e.kind {
+            ExprKind::Imaginary(v) => {
+                let re = self.c.add_expr(Expr::Const(0.0));
+                let im = self.c.add_expr(Expr::Const(*v));
+                Some(Val::Complex(re, im))
+            }
+            ExprKind::Ident(name) if ctx.scope.get(name).is_some_and(|id| self.imag.contains_key(id)) => {
+                let re = ctx.scope[name];
+                let im = self.imag[&re];
+                Some(Val::Complex(
+                    self.c.add_expr(Expr::Var(re)),
+                    self.c.add_expr(Expr::Var(im)),
+                ))
+            }
+            ExprKind::Unary(UnOp::Plus, inner) => self.cexpr(inner, ctx),
+            ExprKind::Unary(UnOp::Neg, inner) => Some(match self.cexpr(inner, ctx)? {
+                Val::Real(x) => Val::Real(self.c.add_expr(Expr::Neg(x))),
+                Val::Complex(a, b) => Val::Complex(self.c.add_expr(Expr::Neg(a)), self.c.add_expr(Expr::Neg(b))),
+            }),
+            ExprKind::Binary(op, a, b) => {
+                let a = self.cexpr(a, ctx);
+                let b = self.cexpr(b, ctx);
+                match (a?, b?) {
+                    (Val::Real(a), Val::Real(b)) => Some(Val::Real(self.c.add_expr(Expr::Binary(bin(*op), a, b)))),
+                    (a, b) => self.complex_binary(bin(*op), a, b, span, ctx),
+                }
+            }
+            ExprKind::Call { name, args, .. }
+                if complex::FUNCS.contains(&name.as_str())
+                    && !ctx.scope.contains_key(name)
+                    && args.len() == complex::arity(name) =>
+            {
+                let vals: Vec<Option<Val>> = args.iter().map(|a| self.cexpr(a, ctx)).collect();
+                let vals: Vec<Val> = vals.into_iter().collect::<Option<_>>()?;
+                Some(complex::call(&mut self.c, name, &vals))
+            }
+            _ => self.real_leaf(e, ctx).map(Val::Real),
+        }
+    }
+
+    /// A complex operation on two values, at least one complex.
+    fn complex_binary(&mut self, op: BinOp, a: Val, b: Val, span: Span, ctx: &Ctx) -> Option<Val> {
+        let refuse = |this: &mut Self, msg: String| {
+            this.error(
+                Diagnostic::error("eq/complex-unsupported", msg)
+                    .with_span(span)
+                    .with_path(ctx.path.clone())
+                    .with_help("compare `real(...)`, `imag(...)` or `abs(...)` instead"),
+            );
+            None
+        };
+        match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => Some(complex::arith(&mut self.c, op, a, b)),
+            BinOp::Pow => match b {
+                Val::Real(p) => Some(complex::pow(&mut self.c, a, p)),
+                Val::Complex(..) => {
+                    self.error(
+                        Diagnostic::error(
+                            "eq/complex-unsupported",
+                            "`**` with a complex exponent is not supported",
+                        )
+                        .with_span(span)
+                        .with_path(ctx.path.clone())
+                        .with_help("write the power with a real exponent, or as `exp(w * log|z| ...)` by hand"),
+                    );
+                    None
+                }
+            },
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => {
+                let sym = match op {
+                    BinOp::Lt => "<",
+                    BinOp::Le => "<=",
+                    BinOp::Gt => ">",
+                    BinOp::Ge => ">=",
+                    BinOp::Eq => "==",
+                    _ => "!=",
+                };
+                refuse(self, format!("comparison `{sym}` of complex values is not supported"))
+            }
+        }
+    }
+
+    /// Numbers, real variables and calls of real functions.
+    fn real_leaf(&mut self, e: &ast::Expr, ctx: &Ctx) -> Option<ExprId> {
         let span = Span {
             file: ctx.file,
             range: e.range.offset(ctx.off),
         };
         let x = match &e.kind {
             ExprKind::Number(v) => Expr::Const(*v),
+            ExprKind::Imaginary(_) => unreachable!("lowered by cexpr"),
             ExprKind::Ident(name) => {
                 if let Some(&id) = ctx.scope.get(name) {
                     Expr::Var(id)
@@ -69,13 +190,7 @@ impl Builder<'_> {
                     }
                 }
             }
-            ExprKind::Unary(UnOp::Plus, inner) => return self.expr(inner, ctx),
-            ExprKind::Unary(UnOp::Neg, inner) => Expr::Neg(self.expr(inner, ctx)?),
-            ExprKind::Binary(op, a, b) => {
-                let a = self.expr(a, ctx);
-                let b = self.expr(b, ctx);
-                Expr::Binary(bin(*op), a?, b?)
-            }
+            ExprKind::Unary(..) | ExprKind::Binary(..) => return self.expr(e, ctx),
             ExprKind::Call { name, name_range, args } => return self.call(name, *name_range, args, span, ctx),
         };
         Some(self.c.add_expr(x))
@@ -88,6 +203,18 @@ impl Builder<'_> {
         };
         // `x(t - d)`: delayed access to a variable.
         if let Some(&id) = ctx.scope.get(name) {
+            if self.imag.contains_key(&id) {
+                self.error(
+                    Diagnostic::error(
+                        "eq/complex-unsupported",
+                        format!("delayed access `{name}(...)` to a complex value is not supported"),
+                    )
+                    .with_span(span)
+                    .with_path(ctx.path.clone())
+                    .with_help("rustrates delays real variables only"),
+                );
+                return None;
+            }
             if let [arg] = args {
                 match &arg.kind {
                     ExprKind::Binary(ast::BinOp::Sub, t, d) if matches!(&t.kind, ExprKind::Ident(s) if s == "t") => {
@@ -138,6 +265,15 @@ impl Builder<'_> {
                 let Some(&id) = ctx.scope.get(v) else {
                     return self.expr(&args[0], ctx).and(None);
                 };
+                if self.imag.contains_key(&id) {
+                    self.error(
+                        Diagnostic::error("eq/complex-unsupported", "`past` of a complex value is not supported")
+                            .with_span(span)
+                            .with_path(ctx.path.clone())
+                            .with_help("rustrates delays real variables only"),
+                    );
+                    return None;
+                }
                 let d = self.expr(&args[1], ctx)?;
                 return Some(self.c.add_expr(Expr::Past(id, d)));
             }
@@ -150,7 +286,8 @@ impl Builder<'_> {
             }
             _ => {}
         }
-        let conv: Vec<Option<ExprId>> = args.iter().map(|a| self.expr(a, ctx)).collect();
+        let what = format!("`{name}`");
+        let conv: Vec<Option<ExprId>> = args.iter().map(|a| self.real_expr(a, ctx, &what)).collect();
         let ids: Vec<ExprId> = conv.into_iter().collect::<Option<Vec<_>>>()?;
         match (name, ids.as_slice()) {
             // Real scalars: trivial forms of the complex/vector helpers.
@@ -204,6 +341,183 @@ impl Builder<'_> {
             return None;
         }
         Some(self.c.add_expr(Expr::Call(f, ids)))
+    }
+}
+
+/// A lowered value: real, or complex as (real part, imaginary part).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Val {
+    Real(ExprId),
+    Complex(ExprId, ExprId),
+}
+
+/// Complex arithmetic expanded into real expressions.
+mod complex {
+    use super::Val;
+    use crate::model::ir::{BinOp, Circuit, Expr, ExprId, Func};
+
+    /// Functions that take or make complex values (`absv` is PyRates' spelling of `abs`).
+    pub const FUNCS: &[&str] = &["real", "imag", "conj", "abs", "absv", "angle", "exp", "complex"];
+
+    pub fn arity(name: &str) -> usize {
+        if name == "complex" {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn parts(c: &mut Circuit, v: Val) -> (ExprId, ExprId) {
+        match v {
+            Val::Real(x) => (x, c.add_expr(Expr::Const(0.0))),
+            Val::Complex(a, b) => (a, b),
+        }
+    }
+
+    fn bin(c: &mut Circuit, op: BinOp, a: ExprId, b: ExprId) -> ExprId {
+        c.add_expr(Expr::Binary(op, a, b))
+    }
+
+    /// `+ - * /` with at least one complex operand. A real operand is not widened to
+    /// `x + 0i`, so `2 * z` is `(2a, 2b)` exactly as numpy computes it.
+    pub fn arith(c: &mut Circuit, op: BinOp, x: Val, y: Val) -> Val {
+        use BinOp::{Add, Div, Mul, Sub};
+        match (op, x, y) {
+            (Add | Sub, Val::Complex(a, b), Val::Real(r)) => Val::Complex(bin(c, op, a, r), b),
+            (Add, Val::Real(r), Val::Complex(a, b)) => Val::Complex(bin(c, Add, r, a), b),
+            (Sub, Val::Real(r), Val::Complex(a, b)) => {
+                let nb = c.add_expr(Expr::Neg(b));
+                Val::Complex(bin(c, Sub, r, a), nb)
+            }
+            (Mul, Val::Real(r), Val::Complex(a, b)) | (Mul | Div, Val::Complex(a, b), Val::Real(r)) => {
+                let (ra, rb) = if op == Mul {
+                    (bin(c, Mul, r, a), bin(c, Mul, r, b))
+                } else {
+                    (bin(c, Div, a, r), bin(c, Div, b, r))
+                };
+                Val::Complex(ra, rb)
+            }
+            _ => {
+                let (a, b) = parts(c, x);
+                let (p, q) = parts(c, y);
+                match op {
+                    Add | Sub => Val::Complex(bin(c, op, a, p), bin(c, op, b, q)),
+                    Mul => mul(c, (a, b), (p, q)),
+                    _ => {
+                        // (a + bi)/(p + qi) = ((ap + bq) + (bp − aq)i) / (p² + q²)
+                        let pp = bin(c, Mul, p, p);
+                        let qq = bin(c, Mul, q, q);
+                        let den = bin(c, Add, pp, qq);
+                        let ap = bin(c, Mul, a, p);
+                        let bq = bin(c, Mul, b, q);
+                        let bp = bin(c, Mul, b, p);
+                        let aq = bin(c, Mul, a, q);
+                        let re = bin(c, Add, ap, bq);
+                        let im = bin(c, Sub, bp, aq);
+                        Val::Complex(bin(c, Div, re, den), bin(c, Div, im, den))
+                    }
+                }
+            }
+        }
+    }
+
+    fn mul(c: &mut Circuit, (a, b): (ExprId, ExprId), (p, q): (ExprId, ExprId)) -> Val {
+        let ap = bin(c, BinOp::Mul, a, p);
+        let bq = bin(c, BinOp::Mul, b, q);
+        let aq = bin(c, BinOp::Mul, a, q);
+        let bp = bin(c, BinOp::Mul, b, p);
+        Val::Complex(bin(c, BinOp::Sub, ap, bq), bin(c, BinOp::Add, aq, bp))
+    }
+
+    /// `z ** p` for a real exponent: integer constants by repeated multiplication (as numpy
+    /// does for small integer powers), others through the polar form |z|^p·e^{ipθ}.
+    pub fn pow(c: &mut Circuit, z: Val, p: ExprId) -> Val {
+        let (a, b) = parts(c, z);
+        if let Expr::Const(n) = *c.expr(p) {
+            if n.fract() == 0.0 && n.abs() <= 100.0 && n != 0.0 {
+                let k = n.abs() as u32;
+                // Binary exponentiation: the same products numpy's integer power forms.
+                let mut acc: Option<(ExprId, ExprId)> = None;
+                let mut base = (a, b);
+                let mut e = k;
+                while e > 0 {
+                    if e & 1 == 1 {
+                        acc = Some(match acc {
+                            None => base,
+                            Some(r) => match mul(c, r, base) {
+                                Val::Complex(x, y) => (x, y),
+                                Val::Real(_) => unreachable!(),
+                            },
+                        });
+                    }
+                    e >>= 1;
+                    if e > 0 {
+                        base = match mul(c, base, base) {
+                            Val::Complex(x, y) => (x, y),
+                            Val::Real(_) => unreachable!(),
+                        };
+                    }
+                }
+                let (x, y) = acc.expect("k >= 1");
+                if n > 0.0 {
+                    return Val::Complex(x, y);
+                }
+                let one = c.add_expr(Expr::Const(1.0));
+                return arith(c, BinOp::Div, Val::Real(one), Val::Complex(x, y));
+            }
+        }
+        // |z|^p = (a² + b²)^(p/2), θ = atan2(b, a)
+        let aa = bin(c, BinOp::Mul, a, a);
+        let bb = bin(c, BinOp::Mul, b, b);
+        let r2 = bin(c, BinOp::Add, aa, bb);
+        let two = c.add_expr(Expr::Const(2.0));
+        let half_p = bin(c, BinOp::Div, p, two);
+        let mag = bin(c, BinOp::Pow, r2, half_p);
+        let theta = c.add_expr(Expr::Call(Func::Arctan2, vec![b, a]));
+        let ang = bin(c, BinOp::Mul, p, theta);
+        let cos = c.add_expr(Expr::Call(Func::Cos, vec![ang]));
+        let sin = c.add_expr(Expr::Call(Func::Sin, vec![ang]));
+        Val::Complex(bin(c, BinOp::Mul, mag, cos), bin(c, BinOp::Mul, mag, sin))
+    }
+
+    /// One of [`FUNCS`] on lowered arguments (real ones included: `abs(x)` stays `|x|`).
+    pub fn call(c: &mut Circuit, name: &str, args: &[Val]) -> Val {
+        let zero = |c: &mut Circuit| c.add_expr(Expr::Const(0.0));
+        match (name, args) {
+            ("complex", [re, im]) => {
+                let (a, b) = parts(c, *re);
+                let (p, q) = parts(c, *im);
+                // complex(a + bi, p + qi) = (a − q) + (b + p)i, as Python's complex().
+                let re = bin(c, BinOp::Sub, a, q);
+                let im = bin(c, BinOp::Add, b, p);
+                Val::Complex(re, im)
+            }
+            ("real", [Val::Real(x)] | [Val::Complex(x, _)]) => Val::Real(*x),
+            ("imag", [Val::Real(_)]) => Val::Real(zero(c)),
+            ("imag", [Val::Complex(_, y)]) => Val::Real(*y),
+            ("conj", [Val::Real(x)]) => Val::Real(*x),
+            ("conj", [Val::Complex(x, y)]) => Val::Complex(*x, c.add_expr(Expr::Neg(*y))),
+            ("abs" | "absv", [Val::Real(x)]) => Val::Real(c.add_expr(Expr::Call(Func::Abs, vec![*x]))),
+            ("abs" | "absv", [Val::Complex(x, y)]) => {
+                let xx = bin(c, BinOp::Mul, *x, *x);
+                let yy = bin(c, BinOp::Mul, *y, *y);
+                let r2 = bin(c, BinOp::Add, xx, yy);
+                Val::Real(c.add_expr(Expr::Call(Func::Sqrt, vec![r2])))
+            }
+            ("angle", [v]) => {
+                let (x, y) = parts(c, *v);
+                Val::Real(c.add_expr(Expr::Call(Func::Arctan2, vec![y, x])))
+            }
+            ("exp", [Val::Real(x)]) => Val::Real(c.add_expr(Expr::Call(Func::Exp, vec![*x]))),
+            ("exp", [Val::Complex(x, y)]) => {
+                // e^{x+iy} = e^x (cos y + i sin y)
+                let ex = c.add_expr(Expr::Call(Func::Exp, vec![*x]));
+                let cos = c.add_expr(Expr::Call(Func::Cos, vec![*y]));
+                let sin = c.add_expr(Expr::Call(Func::Sin, vec![*y]));
+                Val::Complex(bin(c, BinOp::Mul, ex, cos), bin(c, BinOp::Mul, ex, sin))
+            }
+            _ => unreachable!("`{name}` with {} arguments is not in FUNCS", args.len()),
+        }
     }
 }
 

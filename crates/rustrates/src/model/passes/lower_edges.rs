@@ -84,6 +84,23 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
             order.push(e.target);
         }
         terms.entry(e.target).or_default().push(term);
+        // A complex source delivers its imaginary part to a complex target with the same
+        // weight (the builder refuses delays of complex sources); a real target keeps the
+        // real part, as numpy's cast does in PyRates.
+        if let (Some(src_im), Some(tgt_im)) = (c.imag_part(e.source), c.imag_part(e.target)) {
+            let src = out.add_expr(Expr::Var(src_im));
+            let term = match param("weight") {
+                Some(w) => {
+                    let wv = out.add_expr(Expr::Var(w));
+                    out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
+                }
+                None => src,
+            };
+            if !terms.contains_key(&tgt_im) {
+                order.push(tgt_im);
+            }
+            terms.entry(tgt_im).or_default().push(term);
+        }
     }
     for tgt in order {
         let tv = out.var(tgt).clone();

@@ -1,0 +1,323 @@
+//! Complex-valued variables (issue 18, item 4): lowered to real pairs in the IR, so every back
+//! end runs them; checked against closed-form solutions on each back end, and the uses that
+//! are not supported must be positioned errors naming the operation.
+
+use rustrates::kernel::Backend;
+use rustrates::model::{self, Circuit};
+use rustrates::solve::{Method, SimConfig};
+use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
+use rustrates::template::LoadOptions;
+
+/// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
+/// a complex constant, plus algebraic outputs using every complex operation.
+const STUART_LANDAU: &str = r#"
+sl_op:
+  base: OperatorTemplate
+  equations:
+    - "d/dt * z = (1.0j*omega + mu - abs(z)**2) * z"
+    - "amp = abs(z)"
+    - "phase = angle(z)"
+    - "phasor = exp(i*angle(z))"
+    - "root = z**0.5"
+    - "inverse = 1/conj(z)"
+    - "cube = (z/amp)^3"
+    - "rebuilt = complex(real(z), imag(z)) - 2*z + z*1"
+  variables:
+    z: output(0.1+0.0j)
+    amp: variable(0.0)
+    phase: variable(0.0)
+    phasor: variable(complex)
+    root: variable(complex)
+    inverse: variable(complex)
+    cube: variable(complex)
+    rebuilt: variable(complex)
+    i: 0.0+1.0j
+    omega: 1.0
+    mu: 1.0
+sl_pop:
+  base: NodeTemplate
+  operators: [sl_op]
+sl:
+  base: CircuitTemplate
+  nodes: {p: sl_pop}
+"#;
+
+const OMEGA: f64 = 1.0;
+const R0: f64 = 0.1;
+
+fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("c.yaml"), text).expect("write template");
+    let opts = LoadOptions {
+        search_path: Vec::new(),
+        cwd: Some(dir.path().to_path_buf()),
+    };
+    match model::load_circuit(&format!("c.{name}"), &opts) {
+        Ok(l) => Ok(l.circuit),
+        Err(e) => Err(e
+            .diagnostics
+            .iter()
+            .map(|d| model::load::concise(&e.sources, d))
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
+/// RK4 with `dt` for 10 time units, sampled every 0.01, one point per μ.
+fn run(c: &Circuit, backend: Backend, mus: &[f64], outputs: &[(&str, &str)], dt: f64) -> SweepResult {
+    let mut values = indexmap::IndexMap::new();
+    values.insert("mu".to_string(), mus.to_vec());
+    let grid = Grid::from_values(&values, false).expect("one key");
+    let sim = SimConfig {
+        simulation_time: 10.0,
+        dt,
+        sampling_step: Some(0.01),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(grid, ParamMap::new().nodes("mu", &["sl_op/mu"], &["p"]), sim);
+    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.backend = backend;
+    spec.threads = Some(1);
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&spec, c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+    sink.into_result().expect("a finished sweep has a result")
+}
+
+/// |z(t)| = √(μ / (1 + (μ/r0² − 1) e^{−2μt})), arg z(t) = ωt: the closed form of the
+/// Stuart–Landau equation from z(0) = r0 (amplitude → √μ, period 2π/ω).
+fn exact(mu: f64, t: f64) -> (f64, f64) {
+    let r = (mu / (1.0 + (mu / (R0 * R0) - 1.0) * (-2.0 * mu * t).exp())).sqrt();
+    (r, OMEGA * t)
+}
+
+fn column(res: &SweepResult, point: usize, key: &str) -> Vec<f64> {
+    let c = res
+        .columns
+        .iter()
+        .position(|(_, k)| k == key)
+        .unwrap_or_else(|| panic!("no column {key} in {:?}", res.columns));
+    res.trace(point, c).expect("traces are kept")
+}
+
+#[test]
+fn stuart_landau_matches_its_closed_form_on_every_back_end() {
+    let c = load_text(STUART_LANDAU, "sl").expect("loads");
+    let outputs = [
+        ("z", "p/sl_op/z"),
+        ("amp", "p/sl_op/amp"),
+        ("phase", "p/sl_op/phase"),
+        ("phasor", "p/sl_op/phasor"),
+        ("root", "p/sl_op/root"),
+        ("inverse", "p/sl_op/inverse"),
+        ("cube", "p/sl_op/cube"),
+        ("rebuilt", "p/sl_op/rebuilt"),
+    ];
+    let mus = [1.0, 0.25];
+    // RK4's global error with dt = 1e-3 over 10 time units is O(dt⁴) ≈ 1e-12 times the
+    // derivatives' size (all O(1) here): 1e-9 leaves three orders of margin, and any wrong
+    // sign or dropped term in the lowering (e.g. conj without the minus) is O(0.1).
+    const TOL: f64 = 1e-9;
+    let wrap = |a: f64| (a + std::f64::consts::PI).rem_euclid(2.0 * std::f64::consts::PI) - std::f64::consts::PI;
+    let mut results = Vec::new();
+    for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+        let res = run(&c, backend, &mus, &outputs, 1e-3);
+        let keys: Vec<&str> = res.columns.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "z.real",
+                "z.imag",
+                "amp",
+                "phase",
+                "phasor.real",
+                "phasor.imag",
+                "root.real",
+                "root.imag",
+                "inverse.real",
+                "inverse.imag",
+                "cube.real",
+                "cube.imag",
+                "rebuilt.real",
+                "rebuilt.imag"
+            ]
+        );
+        for (p, &mu) in mus.iter().enumerate() {
+            let cols: Vec<Vec<f64>> = keys.iter().map(|k| column(&res, p, k)).collect();
+            let mut worst = 0.0f64;
+            for (i, &t) in res.time.iter().enumerate() {
+                let (r, th) = exact(mu, t);
+                let want = [
+                    r * th.cos(),
+                    r * th.sin(),
+                    r,
+                    wrap(th),
+                    th.cos(),
+                    th.sin(),
+                    r.sqrt() * (wrap(th) / 2.0).cos(),
+                    r.sqrt() * (wrap(th) / 2.0).sin(),
+                    th.cos() / r,
+                    th.sin() / r,
+                    (3.0 * th).cos(),
+                    (3.0 * th).sin(),
+                    0.0,
+                    0.0,
+                ];
+                for (k, w) in want.iter().enumerate() {
+                    let mut d = (cols[k][i] - w).abs();
+                    if keys[k] == "phase" {
+                        // ±π are the same angle.
+                        d = d.min((d - 2.0 * std::f64::consts::PI).abs());
+                    }
+                    assert!(d <= TOL, "{backend:?} mu={mu} t={t} {}: {} vs {w}", keys[k], cols[k][i]);
+                    worst = worst.max(d);
+                }
+            }
+            // With μ = 1 the amplitude has reached √μ after 10 ≫ 1/(2μ) time units
+            // (closed form: within 1e-7).
+            let amp = &cols[2];
+            if mu == 1.0 {
+                assert!(
+                    (amp[amp.len() - 1] - mu.sqrt()).abs() < 1e-6,
+                    "{backend:?}: {}",
+                    amp[amp.len() - 1]
+                );
+            }
+            println!("{backend:?} mu={mu}: worst |diff| {worst:.2e}");
+        }
+        results.push(res.traces.expect("traces"));
+    }
+    // The back ends evaluate the same real expressions: equal to rounding.
+    for r in &results[1..] {
+        let d = r
+            .iter()
+            .zip(&results[0])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d <= 1e-12, "back ends differ by {d}");
+    }
+}
+
+/// A Kuramoto mean field coupled to itself through a complex edge (PyRates' kmo_mf form):
+/// the edge delivers w·z into the complex input s. With Δ = 0, ω = 0 and w = 1 the equation
+/// is z' = (z − z̄ z²)/2 = z (1 − |z|²)/2: the phase φ of z(0) = 0.3 + 0.4i stays, and
+/// |z(t)| = 1/√(1 + (1/|z0|² − 1) e^{−t}). An edge that dropped the imaginary part would
+/// turn the phase.
+#[test]
+fn complex_edges_carry_both_parts() {
+    let text = r#"
+kmo_op:
+  base: OperatorTemplate
+  equations:
+    - "s = s_in + s_ext"
+    - "z' = (i*omega - Delta)*z + (s - conj(s)*z^2) / 2"
+  variables:
+    z: output(0.3+0.4j)
+    s: variable(complex)
+    omega: 0.0
+    Delta: 0.0
+    i: 0.0+1.0j
+    s_in: input(complex)
+    s_ext: input(complex)
+pop:
+  base: NodeTemplate
+  operators: [kmo_op]
+mf:
+  base: CircuitTemplate
+  nodes: {p: pop}
+  edges:
+    - [p/kmo_op/z, p/kmo_op/s_in, null, {weight: 1.0}]
+"#;
+    let c = load_text(text, "mf").expect("loads");
+    for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+        let mut values = indexmap::IndexMap::new();
+        values.insert("w".to_string(), vec![1.0]);
+        let grid = Grid::from_values(&values, false).expect("one key");
+        let sim = SimConfig {
+            simulation_time: 5.0,
+            dt: 1e-3,
+            sampling_step: Some(0.01),
+            method: Method::Rk4,
+            cutoff: 0.0,
+        };
+        let map = ParamMap::new().edges("w", &["weight"], &[("p", "p", None)]);
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("z".into(), "p/kmo_op/z".into()), ("s".into(), "p/kmo_op/s".into())];
+        spec.backend = backend;
+        spec.threads = Some(1);
+        let mut sink = MemorySink::new();
+        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        let res = sink.into_result().expect("result");
+        let (re, im, s_re) = (
+            column(&res, 0, "z.real"),
+            column(&res, 0, "z.imag"),
+            column(&res, 0, "s.real"),
+        );
+        for (i, &t) in res.time.iter().enumerate() {
+            let x = 1.0 / (1.0 + (1.0 / 0.25 - 1.0) * (-t).exp()).sqrt();
+            let (want_re, want_im) = (x * 0.6, x * 0.8);
+            // Same RK4 error budget as above.
+            assert!(
+                (re[i] - want_re).abs() <= 1e-9,
+                "{backend:?} t={t}: {} vs {want_re}",
+                re[i]
+            );
+            assert!(
+                (im[i] - want_im).abs() <= 1e-9,
+                "{backend:?} t={t}: {} vs {want_im}",
+                im[i]
+            );
+            assert_eq!(s_re[i], re[i], "s is the edge's weight 1 times z");
+        }
+    }
+}
+
+/// Each unsupported use of a complex value is an error at the operation, saying which.
+#[test]
+fn unsupported_complex_uses_are_positioned_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("x' = real(z) - (z < 1)", "z < 1", "comparison `<` of complex values"),
+        ("x' = sin(z)", "z", "`sin` of a complex value"),
+        ("x' = real(z**z)", "z**z", "`**` with a complex exponent"),
+        (
+            "x' = real(z(t - 1.0))",
+            "z(t - 1.0)",
+            "delayed access `z(...)` to a complex value",
+        ),
+        ("x' = real(past(z, 1.0))", "past(z, 1.0)", "`past` of a complex value"),
+        ("x' = max(imag(z), z)", "z", "`max` of a complex value"),
+    ];
+    for (eq, at, message) in cases {
+        let text = format!(
+            "op:\n  base: OperatorTemplate\n  equations:\n    - \"z' = 1.0j*z\"\n    - \"{eq}\"\n  variables:\n    z: output(1.0+0.0j)\n    x: output(0.0)\n"
+        );
+        let err = load_text(&text, "op").expect_err(eq);
+        assert!(
+            err.contains("eq/complex-unsupported") && err.contains(message),
+            "{eq}: {err}"
+        );
+        // file:line:col of the operation: line 5 holds the equation, after `    - "`.
+        let col = 8 + eq.rfind(at).expect("operation in the equation");
+        assert!(
+            err.contains(&format!("c.yaml:5:{col}:")),
+            "{eq}: expected column {col}: {err}"
+        );
+    }
+    let delayed_edge = r#"
+op:
+  base: OperatorTemplate
+  equations: ["z' = 1.0j*z + u"]
+  variables: {z: output(1.0+0.0j), u: input(complex)}
+pop: {base: NodeTemplate, operators: [op]}
+net:
+  base: CircuitTemplate
+  nodes: {a: pop, b: pop}
+  edges:
+    - [a/op/z, b/op/u, null, {weight: 1.0, delay: 0.5}]
+"#;
+    let err = load_text(delayed_edge, "net").expect_err("delayed complex edge");
+    assert!(
+        err.contains("edge/complex-delay") && err.contains("c.yaml:11:51:"),
+        "{err}"
+    );
+}
