@@ -17,6 +17,7 @@
 //! replacing an inherited variable makes it a constant; only an operator's `output` feeds
 //! same-named inputs of the other operators of its node (summed when several do).
 
+pub mod connectivity;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -179,6 +180,8 @@ pub struct CircuitT {
     pub nodes: Vec<SubUse>,
     pub circuits: Vec<SubUse>,
     pub edges: Vec<EdgeDecl>,
+    /// Edges given as matrices (`connectivity:`); they follow `edges` in edge order.
+    pub connectivity: Vec<connectivity::ConnectivityDecl>,
 }
 
 /// Summary of one template for `rustrates check`.
@@ -214,6 +217,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "nodes",
     "circuits",
     "edges",
+    "connectivity",
 ];
 
 #[derive(Clone, Debug)]
@@ -1244,6 +1248,7 @@ impl<'o> Loader<'o> {
             nodes: Vec::new(),
             circuits: Vec::new(),
             edges: Vec::new(),
+            connectivity: Vec::new(),
         });
         if parent.is_none()
             && node.get("nodes").is_none_or(Node::is_null)
@@ -1321,6 +1326,27 @@ impl<'o> Loader<'o> {
                     .with_span(edges.span)
                     .with_path(format!("{name}.edges")),
                 );
+            }
+        }
+        if let Some(blocks) = node.get("connectivity").filter(|b| !b.is_null()) {
+            let base_idx = c.connectivity.len();
+            match blocks.as_seq() {
+                Some(items) => {
+                    for (i, b) in items.iter().enumerate() {
+                        let path = format!("{name}.connectivity[{}]", base_idx + i);
+                        if let Some(d) = self.connectivity_decl(f, b, &path) {
+                            c.connectivity.push(d);
+                        }
+                    }
+                }
+                None => self.diags.push(
+                    Diagnostic::error(
+                        "template/invalid",
+                        "`connectivity` must be a list of {source, target, source_nodes, weight, ...}",
+                    )
+                    .with_span(blocks.span)
+                    .with_path(format!("{name}.connectivity")),
+                ),
             }
         }
         c
