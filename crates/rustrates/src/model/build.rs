@@ -726,6 +726,16 @@ impl<'s> Builder<'s> {
                 return;
             }
         }
+        let scale = m.scale.map(|(value, span)| {
+            self.c.add_var(Var {
+                name: format!("{prefix}{}/scale", m.name),
+                kind: VarKind::Param,
+                value,
+                node: None,
+                external_input: None,
+                span: Some(span),
+            })
+        });
         let n_sources = sources.len();
         for (i, j) in m.edges() {
             let e = EdgeDecl {
@@ -746,6 +756,9 @@ impl<'s> Builder<'s> {
                 path: m.path.clone(),
             };
             self.add_resolved_edge(prefix, &e, sources[j], targets[i]);
+            if let (Some(id), Some(edge)) = (scale, self.c.edges.last_mut()) {
+                edge.params.push(("scale".into(), id));
+            }
         }
     }
 

@@ -44,6 +44,12 @@ pub struct ConnectivityDecl {
     /// `weight` first, then `delay`, `spread` and edge-template variables.
     pub values: Vec<EdgeValues>,
     pub min_weight: f64,
+    /// `name:` (default `connectivity<k>`, `k` its place in the list): the block's scale is
+    /// the parameter `<name>/scale`.
+    pub name: String,
+    /// `scale:` — a global coupling: the block's contribution to each target is
+    /// `scale · Σ weight · source`, one parameter shared by all its edges (sweepable).
+    pub scale: Option<(f64, Span)>,
     pub span: Span,
     /// `Net.connectivity[0]`.
     pub path: String,
@@ -100,10 +106,18 @@ const KEYS: &[&str] = &[
     "spread",
     "variables",
     "min_weight",
+    "name",
+    "scale",
 ];
 
 impl Loader<'_> {
-    pub(super) fn connectivity_decl(&mut self, f: usize, node: &Node, path: &str) -> Option<ConnectivityDecl> {
+    pub(super) fn connectivity_decl(
+        &mut self,
+        f: usize,
+        node: &Node,
+        path: &str,
+        index: usize,
+    ) -> Option<ConnectivityDecl> {
         let Some(map) = node.as_map() else {
             self.diags.push(
                 Diagnostic::error(
@@ -190,6 +204,38 @@ impl Loader<'_> {
                 }
             },
         };
+        let name = match node.get("name") {
+            None => format!("connectivity{index}"),
+            Some(v) => match v.as_str().map(str::trim) {
+                Some(s) if !s.is_empty() && !v.is_null() && !s.contains(['/', '.', ' ']) => s.to_string(),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "connectivity/invalid",
+                            "`name` must be a word without '/', '.' or spaces, like `C`",
+                        )
+                        .with_span(v.span)
+                        .with_path(path),
+                    );
+                    String::new()
+                }
+            },
+        };
+        let scale = match node.get("scale") {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() => Some((x, v.span)),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("connectivity/invalid", "`scale` must be a finite number")
+                            .with_span(v.span)
+                            .with_path(path)
+                            .with_help("the global coupling's value when it is not swept, e.g. `scale: 1.0`"),
+                    );
+                    None
+                }
+            },
+        };
         let (source_nodes, target_nodes) = (source_nodes?, target_nodes?);
         let shape = (target_nodes.len(), source_nodes.len());
         let mut values = Vec::new();
@@ -267,6 +313,8 @@ impl Loader<'_> {
             template,
             values,
             min_weight,
+            name,
+            scale,
             span: node.span,
             path: path.to_string(),
         })

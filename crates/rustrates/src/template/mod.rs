@@ -1334,9 +1334,22 @@ impl<'o> Loader<'o> {
                 Some(items) => {
                     for (i, b) in items.iter().enumerate() {
                         let path = format!("{name}.connectivity[{}]", base_idx + i);
-                        if let Some(d) = self.connectivity_decl(f, b, &path) {
-                            c.connectivity.push(d);
+                        let Some(d) = self.connectivity_decl(f, b, &path, base_idx + i) else {
+                            continue;
+                        };
+                        if d.scale.is_some() && c.connectivity.iter().any(|o| o.scale.is_some() && o.name == d.name) {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "connectivity/invalid",
+                                    format!("two scaled connectivities are named `{}`", d.name),
+                                )
+                                .with_span(b.get("name").map_or(b.span, |n| n.span))
+                                .with_path(path)
+                                .with_help("give each a `name:` of its own; its scale is `<name>/scale`"),
+                            );
+                            continue;
                         }
+                        c.connectivity.push(d);
                     }
                 }
                 None => self.diags.push(

@@ -6,10 +6,12 @@
 use std::path::Path;
 
 use indexmap::IndexMap;
-use rustrates::kernel::Backend;
+use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
+use rustrates::model::network::{plan, Scale};
+use rustrates::model::passes::{lower_edges, specialize_params};
 use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
+use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
@@ -122,21 +124,34 @@ fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
     std::fs::write(path, out).expect("write .npy");
 }
 
-/// A G × eta sweep (G fastest, as `network_grid.c`'s grid), every node's r at every step.
+/// A G × eta sweep (G fastest, as `network_grid.c`'s grid), every node's r at every step;
+/// G is every node's `G`.
 fn sweep(dir: &Path, file: &str, yaml: &str, n: usize, backend: Backend, steps: usize) -> SweepResult {
-    let path = dir.join(file);
-    std::fs::write(&path, yaml).expect("write yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -4.0]);
-    let grid = Grid::from_values(&values, true).expect("grid");
     let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let map = ParamMap::new()
         .nodes("G", &["qif_net_op/G"], &nodes)
         .nodes("eta", &["qif_net_op/eta"], &nodes);
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    sweep_with(dir, file, yaml, &values, map, backend, steps)
+}
+
+fn sweep_with(
+    dir: &Path,
+    file: &str,
+    yaml: &str,
+    values: &IndexMap<String, Vec<f64>>,
+    map: ParamMap,
+    backend: Backend,
+    steps: usize,
+) -> SweepResult {
+    let path = dir.join(file);
+    std::fs::write(&path, yaml).expect("write yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let grid = Grid::from_values(values, true).expect("grid");
     let sim = SimConfig {
         simulation_time: steps as f64 * DT,
         dt: DT,
@@ -189,6 +204,15 @@ fn matrix_forms_run_the_edge_list_bit_for_bit() {
                     (dmax > 0.0).then_some(format!("d{n}.npy").as_str()),
                 ),
             ),
+            // A scale of 1 (not swept: a constant) multiplies exactly.
+            (
+                "scaled",
+                matrix_block(
+                    n,
+                    &format!("w{n}.npy"),
+                    (dmax > 0.0).then_some(format!("d{n}.npy").as_str()),
+                ) + "      name: C\n      scale: 1.0\n",
+            ),
         ];
         for backend in backends() {
             let results: Vec<(&str, SweepResult)> = forms
@@ -238,6 +262,97 @@ fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
     hist
 }
 
+/// The worst relative difference of every node's r trace from the transcription.
+fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize) -> f64 {
+    let mut worst: f64 = 0.0;
+    for p in 0..res.labels.len() {
+        let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
+        let want = transcription(n, g, eta, steps);
+        for (c, (node, _)) in res.columns.iter().enumerate() {
+            let i: usize = node.trim_start_matches('n').parse().expect("node index");
+            let got = res.trace(p, c).expect("trace");
+            for (k, x) in got.iter().enumerate() {
+                worst = worst.max((x - want[k][i]).abs() / want[k][i].abs().max(1e-300));
+            }
+        }
+    }
+    worst
+}
+
+/// `param_map` naming a connectivity's scale (`C/scale`) as G, and every node's eta.
+fn scale_map(n: usize) -> ParamMap {
+    let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
+    map.entries.insert(
+        "G".into(),
+        MapEntry {
+            vars: vec!["C/scale".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    map
+}
+
+fn trace_bits(res: &SweepResult, point: usize) -> Vec<u64> {
+    (0..res.columns.len())
+        .flat_map(|c| res.trace(point, c).expect("trace"))
+        .map(f64::to_bits)
+        .collect()
+}
+
+#[test]
+fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps) = (20, 300);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    // The nodes' own G stays 1; the block's scale is the global coupling.
+    let yaml = matrix_block(n, "w.npy", None) + "      name: C\n      scale: 1.0\n";
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 0.5, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
+    for backend in backends() {
+        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let worst = worst_against_transcription(&res, n, steps);
+        // As in the test below: the same operations, a few ulps apart at most.
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+        // Lanes = single runs: each point alone gives the same bits.
+        for p in [0, 5, 11] {
+            let mut one = IndexMap::new();
+            one.insert("G".to_string(), vec![res.grid_values[0][p]]);
+            one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
+            let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
+            assert!(
+                trace_bits(&res, p) == trace_bits(&alone, 0),
+                "{backend:?}: point {p} in a sweep differs from its single run"
+            );
+        }
+    }
+    // The C back end runs it as loops with the weights shared by every lane: the scale is the
+    // coupling's only per-lane value.
+    let path = dir.path().join("net.yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let low = lower_edges(&loaded.circuit);
+    let scale = low.find_var("C/scale").expect("the scale parameter");
+    let net = plan(&specialize_params(&low, &[scale])).expect("a network");
+    assert_eq!(net.couplings.len(), 1);
+    assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
+    assert!(net.couplings[0].dense);
+    if rustrates::kernel::c::compiler_available() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        let kernel = Kernel::compile(&specialize_params(&low, &[scale]), &options).expect("compiles");
+        assert!(
+            kernel.is_network(),
+            "the C back end compiled the scaled coupling as loops"
+        );
+    }
+}
+
 #[test]
 fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -246,20 +361,8 @@ fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
     let yaml = matrix_block(n, "w.npy", None);
     for backend in backends() {
         let res = sweep(dir.path(), "net.yaml", &yaml, n, backend, steps);
-        let nt = res.time.len();
-        assert_eq!(nt, steps);
-        let mut worst: f64 = 0.0;
-        for p in 0..res.labels.len() {
-            let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
-            let want = transcription(n, g, eta, steps);
-            for (c, (node, _)) in res.columns.iter().enumerate() {
-                let i: usize = node.trim_start_matches('n').parse().expect("node index");
-                let got = res.trace(p, c).expect("trace");
-                for (k, x) in got.iter().enumerate() {
-                    worst = worst.max((x - want[k][i]).abs() / want[k][i].abs().max(1e-300));
-                }
-            }
-        }
+        assert_eq!(res.time.len(), steps);
+        let worst = worst_against_transcription(&res, n, steps);
         // Same operations as the C program; only the association of `G·Σ` and of the
         // equations' terms may differ, a few ulps per step over 300 steps.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
