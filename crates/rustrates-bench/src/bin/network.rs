@@ -6,13 +6,16 @@
 //! cargo build --release -p rustrates-bench --bin network
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
 //!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
+//!                        [--form edges|matrix]
 //! ```
 //!
 //! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
 //! the C program).
 //!
 //! rustrates reads the circuit as a PyRates YAML edge list (N² edges, the C program's
-//! formula), sweeps G and eta in every node (`param_map` with all nodes) on one thread,
+//! formula) and sweeps G and eta in every node (`param_map` with all nodes), or with
+//! `--form matrix` as a `connectivity:` block (weights in a `.npy` file) whose `scale` is G
+//! (global coupling), on one thread,
 //! keeping the mean of every node's r (summaries only, sampled every step, which is the
 //! C program's average over the state before each step). Its time is the whole `sweep::run`
 //! (kernel cached by a warm-up run), against the C program's timed region `sim_s`; the
@@ -27,7 +30,9 @@ use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::passes::{lower_edges, specialize_params};
 use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{BlockOutput, Grid, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
+use rustrates::sweep::{
+    BlockOutput, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
+};
 use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
@@ -61,6 +66,7 @@ struct Args {
     repeats: usize,
     cases: Vec<Case>,
     compile: Vec<usize>,
+    matrix: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
             },
         ],
         compile: vec![10, 100, 1000],
+        matrix: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -124,6 +131,13 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.parse().map_err(|e| format!("--compile: {e}")))
                     .collect::<Result<_, _>>()?;
+            }
+            "--form" => {
+                a.matrix = match value()?.as_str() {
+                    "edges" => false,
+                    "matrix" => true,
+                    other => return Err(format!("--form: '{other}' is not edges or matrix")),
+                }
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -165,6 +179,50 @@ fn network_yaml(n: usize, dmax: f64) -> String {
         }
     }
     s
+}
+
+/// `network_grid.c`'s circuit as one `connectivity:` block named `C` (its `scale` is the
+/// global coupling G, the nodes' own G stays 1): the weights (and delays) written to
+/// `.npy` files in `dir`, in the YAML file's folder.
+fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String> {
+    let write_npy = |name: &str, f: &dyn Fn(usize, usize) -> f64| -> Result<(), String> {
+        let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header);
+        for i in 0..n {
+            for j in 0..n {
+                out.extend(f(i, j).to_le_bytes());
+            }
+        }
+        std::fs::write(dir.join(name), out).map_err(|e| e.to_string())
+    };
+    write_npy(&format!("w{n}.npy"), &|i, j| {
+        0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
+    })?;
+    let mut s = String::from(OPERATOR);
+    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+    for i in 0..n {
+        s.push_str(&format!("    n{i}: qif_net_pop\n"));
+    }
+    let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    s.push_str(&format!(
+        "  connectivity:\n    - {{source: qif_net_op/r, target: qif_net_op/r_in, name: C, scale: 1.0, weight: w{n}.npy, source_nodes: [{}]",
+        nodes.join(", ")
+    ));
+    if dmax > 0.0 {
+        write_npy(&format!("d{n}.npy"), &|i, j| {
+            (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round() * DT
+        })?;
+        s.push_str(&format!(", delay: d{n}.npy"));
+    }
+    s.push_str("}\n");
+    Ok(s)
 }
 
 fn build_c(source: &Path, dir: &Path) -> Result<PathBuf, String> {
@@ -215,7 +273,7 @@ impl SweepSink for Checksum {
     }
 }
 
-fn spec(case: &Case, backend: Backend) -> SweepSpec {
+fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
     let side = (case.points as f64).sqrt().round() as usize;
     let lin = |a: f64, b: f64| -> Vec<f64> {
         (0..side)
@@ -234,9 +292,18 @@ fn spec(case: &Case, backend: Backend) -> SweepSpec {
     let grid = Grid::from_values(&values, true).expect("equal lengths");
     let nodes: Vec<String> = (0..case.n).map(|i| format!("n{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let map = ParamMap::new()
-        .nodes("G", &["qif_net_op/G"], &nodes)
-        .nodes("eta", &["qif_net_op/eta"], &nodes);
+    let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
+    if matrix {
+        map.entries.insert(
+            "G".into(),
+            MapEntry {
+                vars: vec!["C/scale".into()],
+                targets: MapTargets::Paths,
+            },
+        );
+    } else {
+        map = map.nodes("G", &["qif_net_op/G"], &nodes);
+    }
     let sim = SimConfig {
         simulation_time: case.time,
         dt: DT,
@@ -274,10 +341,15 @@ fn real_main() -> Result<(), String> {
     );
     for case in &args.cases {
         let path = work.path().join(format!("net{}.yaml", case.n));
-        std::fs::write(&path, network_yaml(case.n, case.dmax)).map_err(|e| e.to_string())?;
+        let text = if args.matrix {
+            network_matrix_yaml(case.n, case.dmax, work.path())?
+        } else {
+            network_yaml(case.n, case.dmax)
+        };
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let s = spec(case, Backend::C);
+        let s = spec(case, Backend::C, args.matrix);
         let mut sink = Checksum(0.0);
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
@@ -315,7 +387,14 @@ fn real_main() -> Result<(), String> {
         );
     }
     if !args.compile.is_empty() {
-        println!("\ncompile time, file read → kernel ready (C back end, empty kernel cache)");
+        println!(
+            "\ncompile time, file read → kernel ready (C back end, empty kernel cache; {})",
+            if args.matrix {
+                "connectivity block, .npy weights"
+            } else {
+                "YAML edge list"
+            }
+        );
         println!(
             "{:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
             "N", "edges", "load s", "lower s", "kernel s", "loops"
@@ -323,7 +402,12 @@ fn real_main() -> Result<(), String> {
     }
     for &n in &args.compile {
         let path = work.path().join(format!("compile{n}.yaml"));
-        std::fs::write(&path, network_yaml(n, 0.0)).map_err(|e| e.to_string())?;
+        let text = if args.matrix {
+            network_matrix_yaml(n, 0.0, work.path())?
+        } else {
+            network_yaml(n, 0.0)
+        };
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         let loaded =
@@ -334,7 +418,7 @@ fn real_main() -> Result<(), String> {
             .map(rustrates::model::VarId)
             .filter(|v| {
                 let name = &low.var(*v).name;
-                name.ends_with("/G") || name.ends_with("/eta")
+                name.ends_with("/G") || name.ends_with("/eta") || name == "C/scale"
             })
             .collect();
         let compiled = specialize_params(&low, &per_lane);

@@ -243,15 +243,16 @@ def make_param_map(param_map: Any, keys: Sequence[str]) -> dict[str, dict[str, l
         vars_ = [entry["vars"]] if isinstance(entry["vars"], str) else list(entry["vars"])
         nodes = entry.get("nodes")
         edges = entry.get("edges")
-        if (nodes is None) == (edges is None):
+        if nodes is not None and edges is not None:
             raise argument_error(
                 f"param_map[{key!r}]",
-                f"param_map[{key!r}] needs exactly one of 'nodes' and 'edges'",
+                f"param_map[{key!r}] takes 'nodes' or 'edges', not both "
+                "(without either, each var is a full path such as 'C/scale')",
             )
         item: dict[str, list] = {"vars": [str(v) for v in vars_]}
         if nodes is not None:
             item["nodes"] = [nodes] if isinstance(nodes, str) else [str(n) for n in nodes]
-        else:
+        elif edges is not None:
             edge_list = []
             for e in edges:
                 if isinstance(e, str) or len(e) not in (2, 3):

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::syntax::ast::{self, ExprKind, LhsKind, UnOp};
 use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange};
+use crate::template::connectivity::ConnectivityDecl;
 use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
 use super::ir::{Assign, BinOp, Circuit, ComplexVar, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
@@ -45,7 +46,7 @@ mod eval;
 #[cfg(test)]
 mod tests;
 
-use edges::PendingEdge;
+use edges::{PendingDecl, PendingEdge};
 pub(crate) use equations::func_name;
 use equations::{Ctx, Val};
 #[cfg(test)]
@@ -90,7 +91,10 @@ impl<'s> Builder<'s> {
         let mut pending = Vec::new();
         self.collect(prefix, ct, name, &mut pending);
         for p in pending {
-            self.add_edge(&p.prefix, p.decl);
+            match p.decl {
+                PendingDecl::Edge(e) => self.add_edge(&p.prefix, e),
+                PendingDecl::Matrix(m) => self.add_connectivity(&p.prefix, m),
+            }
         }
     }
 
@@ -109,7 +113,13 @@ impl<'s> Builder<'s> {
         for e in &ct.edges {
             pending.push(PendingEdge {
                 prefix: prefix.to_string(),
-                decl: e,
+                decl: PendingDecl::Edge(e),
+            });
+        }
+        for m in &ct.connectivity {
+            pending.push(PendingEdge {
+                prefix: prefix.to_string(),
+                decl: PendingDecl::Matrix(m),
             });
         }
     }

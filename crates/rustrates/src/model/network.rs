@@ -114,6 +114,18 @@ pub struct Coupling {
     /// Every row reads the same sources in the same order (`sources` of row 0), none with a
     /// delay: the weights are then a dense `len × columns` matrix, row-major, in `weights`.
     pub dense: bool,
+    /// A `connectivity:` block's scale (global coupling): then
+    /// `target[i] = external[i] + scale · Σ_k weights[k] · source[sources[k]]`, the sum starting
+    /// from its first term. Never together with delays.
+    pub scale: Option<Scale>,
+}
+
+/// The scale of a coupling: a parameter read per lane (swept) or a constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scale {
+    /// Read from the parameter array at this variable's slot, per lane.
+    Param(VarId),
+    Const(f64),
 }
 
 impl Coupling {
@@ -175,8 +187,8 @@ struct NodeItems {
     /// `(local name, rhs)` of plain assignments and ODEs, sorted by local name.
     assigns: Vec<(String, ExprId)>,
     odes: Vec<(String, ExprId)>,
-    /// Coupling targets: (local name, external input, terms (weight, source)).
-    couplings: Vec<(String, VarId, Terms)>,
+    /// Coupling targets: (local name, external input, terms (weight, source), scale).
+    couplings: Vec<(String, VarId, Terms, Option<Scale>)>,
     signature: String,
 }
 
@@ -215,13 +227,13 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
         };
         match c.var(a.var).external_input {
             Some(ext) => {
-                let terms = parse_sum(c, a.rhs, ext).ok_or_else(|| {
+                let (terms, scale) = parse_sum(c, a.rhs, ext).ok_or_else(|| {
                     NotANetwork::Unsupported(format!(
                         "the edges into {} are not a plain weighted sum with constant weights and delays",
                         c.var(a.var).name
                     ))
                 })?;
-                items[*n].couplings.push((local.clone(), ext, terms));
+                items[*n].couplings.push((local.clone(), ext, terms, scale));
             }
             None => items[*n].assigns.push((local.clone(), a.rhs)),
         }
@@ -253,7 +265,7 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
             canon(c, *rhs, n, &owner, &mut s)?;
             s.push('\n');
         }
-        for (local, ext, _) in &it.couplings {
+        for (local, ext, _, _) in &it.couplings {
             let ext_local = match node_of(*ext) {
                 Some((m, l)) if *m == n => l,
                 _ => return unsupported(format!("the external input of {local} is not in its node")),
@@ -300,7 +312,7 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
     let mut couplings = Vec::new();
     for (p, members) in groups.iter().enumerate() {
         let first = &items[members[0]];
-        for (ci, (local, _, _)) in first.couplings.iter().enumerate() {
+        for (ci, (local, _, _, _)) in first.couplings.iter().enumerate() {
             couplings.push(coupling(c, &layout, &items, members, ci, local, p, &populations[p])?);
         }
     }
@@ -313,9 +325,33 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
 }
 
 /// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
-/// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`: the
-/// terms in order, or `None` for any other shape.
-fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<Terms> {
+/// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`; or a
+/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant, no delays): the terms
+/// in order and the scale, or `None` for any other shape.
+fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scale>)> {
+    if let Some(terms) = parse_terms(c, rhs, Some(ext)) {
+        return Some((terms, None));
+    }
+    let Expr::Binary(BinOp::Add, a, b) = c.expr(rhs) else {
+        return None;
+    };
+    let Expr::Binary(BinOp::Mul, s, inner) = c.expr(*b) else {
+        return None;
+    };
+    if !matches!(c.expr(*a), Expr::Var(v) if *v == ext) {
+        return None;
+    }
+    let scale = match c.expr(*s) {
+        Expr::Var(p) if c.var(*p).kind == VarKind::Param => Scale::Param(*p),
+        Expr::Const(x) => Scale::Const(*x),
+        _ => return None,
+    };
+    let terms = parse_terms(c, *inner, None)?;
+    terms.iter().all(|t| t.delay.is_none()).then_some((terms, Some(scale)))
+}
+
+/// The terms of a left-nested sum ending in `ext` (or, without `ext`, in its first term).
+fn parse_terms(c: &Circuit, rhs: ExprId, ext: Option<VarId>) -> Option<Terms> {
     let read = |x: ExprId| -> Option<(VarId, Option<f64>)> {
         match c.expr(x) {
             Expr::Var(s) => Some((*s, None)),
@@ -328,23 +364,30 @@ fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<Terms> {
             _ => None,
         }
     };
+    let term = |t: ExprId| -> Option<Term> {
+        let (weight, (source, delay)) = match c.expr(t) {
+            Expr::Binary(BinOp::Mul, w, x) => match c.expr(*w) {
+                Expr::Const(w) => (*w, read(*x)?),
+                _ => return None,
+            },
+            // Without a weight: 1·x rounds to x, so the loop may multiply by one.
+            _ => (1.0, read(t)?),
+        };
+        Some(Term { weight, source, delay })
+    };
     let mut terms = Vec::new();
     let mut e = rhs;
     loop {
-        match c.expr(e) {
-            Expr::Binary(BinOp::Add, a, b) => {
-                let (weight, (source, delay)) = match c.expr(*b) {
-                    Expr::Binary(BinOp::Mul, w, x) => match c.expr(*w) {
-                        Expr::Const(w) => (*w, read(*x)?),
-                        _ => return None,
-                    },
-                    // Without a weight: 1·x rounds to x, so the loop may multiply by one.
-                    _ => (1.0, read(*b)?),
-                };
-                terms.push(Term { weight, source, delay });
+        match (c.expr(e), ext) {
+            (Expr::Var(v), Some(x)) if *v == x => break,
+            (Expr::Binary(BinOp::Add, a, b), _) => {
+                terms.push(term(*b)?);
                 e = *a;
             }
-            Expr::Var(v) if *v == ext => break,
+            (_, None) => {
+                terms.push(term(e)?);
+                break;
+            }
             _ => return None,
         }
     }
@@ -494,7 +537,7 @@ fn population(
         odes.push((k, *rhs));
         crate::model::build::collect_vars(c, *rhs, &mut reads);
     }
-    for (local, ext, _) in &first.couplings {
+    for (local, ext, _, _) in &first.couplings {
         add_local(first.vars[local], &mut locals)?;
         add_local(*ext, &mut locals)?;
     }
@@ -566,8 +609,14 @@ fn coupling(
     let mut delays = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut source_kind = None;
+    let scale = first.couplings[ci].3;
     for &n in members {
-        let (_, _, terms) = &items[n].couplings[ci];
+        let (_, _, terms, node_scale) = &items[n].couplings[ci];
+        if *node_scale != scale {
+            return unsupported(format!(
+                "the edges into {local} are scaled differently in the nodes of a population"
+            ));
+        }
         for &Term {
             weight: w,
             source: s,
@@ -603,6 +652,7 @@ fn coupling(
         && rows.windows(2).all(|r| (r[1] - r[0]) as usize == width)
         && sources.chunks(width).all(|row| row == &sources[..width]);
     Ok(Coupling {
+        scale,
         pop: p,
         target,
         external,

@@ -4,7 +4,9 @@
 //! is `Op/var` (that operator) or a bare `var` (every operator of the node that has it), or
 //! `{key: {vars: ["weight" | "delay" | ...], edges: [(source, target[, idx])]}}` for edge
 //! variables (`idx` counts edges between the same two nodes in template order; omitted = 0).
-//! Without `nodes` or `edges`, each var must be a full path `node/op/var`.
+//! Without `nodes` or `edges`, each var must be a full path `node/op/var` — or the path of a
+//! `connectivity:` block's scale, `name/scale` (a global coupling: one parameter per lane,
+//! the block's weights shared by all lanes).
 //!
 //! Resolution against the circuit happens before anything runs and reports unknown keys,
 //! nodes (with the closest name), variables and edges as typed errors.

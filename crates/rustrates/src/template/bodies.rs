@@ -585,6 +585,7 @@ impl<'o> Loader<'o> {
             nodes: Vec::new(),
             circuits: Vec::new(),
             edges: Vec::new(),
+            connectivity: Vec::new(),
         });
         if parent.is_none()
             && node.get("nodes").is_none_or(Node::is_null)
@@ -662,6 +663,40 @@ impl<'o> Loader<'o> {
                     .with_span(edges.span)
                     .with_path(format!("{name}.edges")),
                 );
+            }
+        }
+        if let Some(blocks) = node.get("connectivity").filter(|b| !b.is_null()) {
+            let base_idx = c.connectivity.len();
+            match blocks.as_seq() {
+                Some(items) => {
+                    for (i, b) in items.iter().enumerate() {
+                        let path = format!("{name}.connectivity[{}]", base_idx + i);
+                        let Some(d) = self.connectivity_decl(f, b, &path, base_idx + i) else {
+                            continue;
+                        };
+                        if d.scale.is_some() && c.connectivity.iter().any(|o| o.scale.is_some() && o.name == d.name) {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "connectivity/invalid",
+                                    format!("two scaled connectivities are named `{}`", d.name),
+                                )
+                                .with_span(b.get("name").map_or(b.span, |n| n.span))
+                                .with_path(path)
+                                .with_help("give each a `name:` of its own; its scale is `<name>/scale`"),
+                            );
+                            continue;
+                        }
+                        c.connectivity.push(d);
+                    }
+                }
+                None => self.diags.push(
+                    Diagnostic::error(
+                        "template/invalid",
+                        "`connectivity` must be a list of {source, target, source_nodes, weight, ...}",
+                    )
+                    .with_span(blocks.span)
+                    .with_path(format!("{name}.connectivity")),
+                ),
             }
         }
         c

@@ -16,7 +16,7 @@ impl<'o> Loader<'o> {
         }
     }
 
-    fn cwd(&self) -> PathBuf {
+    pub(super) fn cwd(&self) -> PathBuf {
         self.opts
             .cwd
             .clone()

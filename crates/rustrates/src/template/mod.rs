@@ -21,6 +21,7 @@
 //! `text` (whole-term replace, suggestions), `yaml` (the positioned YAML reader).
 
 mod bodies;
+pub mod connectivity;
 mod locate;
 mod text;
 pub mod yaml;
@@ -191,6 +192,8 @@ pub struct CircuitT {
     pub nodes: Vec<SubUse>,
     pub circuits: Vec<SubUse>,
     pub edges: Vec<EdgeDecl>,
+    /// Edges given as matrices (`connectivity:`); they follow `edges` in edge order.
+    pub connectivity: Vec<connectivity::ConnectivityDecl>,
 }
 
 const TEMPLATE_KEYS: &[&str] = &[
@@ -203,6 +206,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "nodes",
     "circuits",
     "edges",
+    "connectivity",
 ];
 
 #[derive(Clone, Debug)]

@@ -1,4 +1,5 @@
 //! The crate's integration tests: one binary, one module per area.
 
 mod complex;
+mod connectivity;
 mod templates;

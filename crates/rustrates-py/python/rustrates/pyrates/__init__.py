@@ -32,6 +32,7 @@ from ._templates import (
     TemplateBuildError,
     YamlWriter,
     _path_reference,
+    matrix_edges,
     normalise_edge,
     write_document,
 )
@@ -75,6 +76,8 @@ class CircuitTemplate:
         self._added_nodes: dict[str, Any] = {}
         self._added_circuits: dict[str, Any] = {}
         self._added_edges: list[tuple[str, str, Any, dict[str, Any]]] = []
+        # add_edges_from_matrix blocks, written as the engine's `connectivity:` form.
+        self._added_matrices: list[dict[str, Any]] = []
         self._node_vars: dict[str, float] = {}
         self._edge_vars: dict[tuple[str, str, int, str], float] = {}
         for key, node in (nodes or {}).items():
@@ -102,7 +105,8 @@ class CircuitTemplate:
     # -- the engine's view -------------------------------------------------------------
 
     def _document_path(self) -> str:
-        if self._reference and not (self._added_edges or self._added_nodes or self._added_circuits):
+        if self._reference and not (self._added_edges or self._added_matrices or self._added_nodes
+                                    or self._added_circuits):
             return self._reference
         writer = YamlWriter()
         key = writer.circuit(self)
@@ -129,7 +133,9 @@ class CircuitTemplate:
 
     @property
     def edges(self) -> list[tuple[str, str, Any, dict[str, Any]]]:
-        return list(self._added_edges)
+        """The edges added in Python, those of ``add_edges_from_matrix`` spelled out one by one
+        (built only when asked for: the engine reads the matrices as they are)."""
+        return list(self._added_edges) + [e for block in self._added_matrices for e in matrix_edges(block)]
 
     def get_nodes(self, node_identifier: str | Sequence[str], var_identifier: tuple[str, str] | None = None) -> list[str]:
         """Node keys (``'c1/p'`` for nested circuits) matching ``node_identifier`` (a key, a
@@ -186,6 +192,7 @@ class CircuitTemplate:
         other._added_nodes = dict(self._added_nodes)
         other._added_circuits = dict(self._added_circuits)
         other._added_edges = list(self._added_edges)
+        other._added_matrices = list(self._added_matrices)
         other._node_vars = dict(self._node_vars)
         other._edge_vars = dict(self._edge_vars)
         other._engine = None
@@ -220,35 +227,71 @@ class CircuitTemplate:
     def add_edges_from_matrix(self, source_var: str, target_var: str, source_nodes: Sequence[str],
                               target_nodes: Sequence[str] | None = None, weight: Any = None,
                               template: Any = None, edge_attr: Mapping[str, Any] | None = None,
-                              min_weight: float = 1e-6) -> None:
+                              min_weight: float = 1e-6, *, name: str | None = None,
+                              scale: float | None = None) -> None:
         """Edges from every source node's ``source_var`` ('op/var') to every target node's
         ``target_var``, with ``weight[target, source]`` (default 1) and ``edge_attr`` values
-        that are matrices of the same shape or scalars; edges whose |weight| is at most
-        ``min_weight`` are left out, as PyRates does."""
-        targets = list(source_nodes if target_nodes is None else target_nodes)
-        sources = list(source_nodes)
+        that are matrices of the same shape or numbers; edges whose |weight| is at most
+        ``min_weight`` are left out, as PyRates does. The matrices reach the engine as one
+        ``connectivity:`` block (no edge list of N² entries); the engine checks them and builds
+        the same edges, in PyRates' order, as the edge list would. rustrates' additions:
+        ``scale`` makes the block's sum ``scale * (W @ source)``, a global coupling swept as
+        ``param_map={'G': {'vars': [f'{name}/scale']}}`` (``name`` defaults to
+        ``connectivity<k>``, k the block's place in the circuit)."""
+        targets = [str(t) for t in (source_nodes if target_nodes is None else target_nodes)]
+        sources = [str(s) for s in source_nodes]
         w = np.ones((len(targets), len(sources))) if weight is None else np.asarray(weight, dtype=np.float64)
         if w.shape != (len(targets), len(sources)):
             raise TemplateBuildError(
                 f"add_edges_from_matrix: weight has shape {w.shape}; expected (targets, sources) = "
                 f"({len(targets)}, {len(sources)})"
             )
-        matrices, scalars = {}, {}
+        block: dict[str, Any] = {"source": str(source_var), "target": str(target_var), "source_nodes": sources}
+        if target_nodes is not None:
+            block["target_nodes"] = targets
+        if template is not None:
+            if not isinstance(template, (EdgeTemplate, str)):
+                raise TemplateBuildError(f"add_edges_from_matrix: template must be an EdgeTemplate, a path or None, got {template!r}")
+            block["template"] = template
+        block["weight"] = w.tolist()
+        variables: dict[str, Any] = {}
         for key, value in (edge_attr or {}).items():
-            if hasattr(value, "shape") and len(value.shape) >= 2:
-                if tuple(value.shape[:2]) != w.shape:
-                    raise TemplateBuildError(f"add_edges_from_matrix: edge_attr[{key!r}] has shape {value.shape}; expected {w.shape}")
-                matrices[key] = np.asarray(value)
+            arr = np.asarray(value)
+            if arr.ndim >= 2:
+                if tuple(arr.shape[:2]) != w.shape:
+                    raise TemplateBuildError(f"add_edges_from_matrix: edge_attr[{key!r}] has shape {arr.shape}; expected {w.shape}")
+                entry: Any = np.asarray(arr, dtype=np.float64).tolist()
+            elif arr.ndim == 0 and np.issubdtype(arr.dtype, np.number):
+                entry = float(arr)
             else:
-                scalars[key] = value
+                # A wiring such as {'tpl/op/in': 'source'} has no matrix form: spelled out.
+                self._add_matrix_as_edges(block, edge_attr or {}, template, min_weight)
+                return
+            if key in ("delay", "spread"):
+                block[key] = entry
+            else:
+                variables[str(key)] = entry
+        if variables:
+            block["variables"] = variables
+        block["min_weight"] = float(min_weight)
+        if name is not None:
+            block["name"] = str(name)
+        if scale is not None:
+            block["scale"] = float(scale)
+        self._added_matrices.append(block)
+        self._changed()
+
+    def _add_matrix_as_edges(self, block: dict[str, Any], edge_attr: Mapping[str, Any], template: Any,
+                             min_weight: float) -> None:
+        w = np.asarray(block["weight"])
         edges = []
-        for i, source in enumerate(sources):
-            for j, target in enumerate(targets):
+        for i, source in enumerate(block["source_nodes"]):
+            for j, target in enumerate(block.get("target_nodes", block["source_nodes"])):
                 if abs(w[j, i]) > min_weight:
                     attrs = {"weight": float(w[j, i])}
-                    attrs.update({k: m[j, i] for k, m in matrices.items()})
-                    attrs.update(scalars)
-                    edges.append((f"{source}/{source_var}", f"{target}/{target_var}", template, attrs))
+                    for key, value in edge_attr.items():
+                        attrs[key] = value[j, i] if np.ndim(value) >= 2 else value
+                    edges.append((f"{source}/{block['source']}", f"{target}/{block['target']}", template, attrs))
         self.update_template(edges=edges, in_place=True)
 
     def clear(self) -> None:

@@ -193,6 +193,26 @@ def normalise_edge(edge: Any) -> Edge:
     return str(source), str(target), template, dict(attrs or {})
 
 
+def matrix_edges(block: Mapping[str, Any]) -> list[Edge]:
+    """The edges a ``connectivity`` block stands for, as the engine builds them: sources
+    outer, targets inner, |weight| > ``min_weight``."""
+    sources = block["source_nodes"]
+    targets = block.get("target_nodes", sources)
+    def at(value: Any, j: int, i: int) -> Any:
+        return value[j][i] if isinstance(value, list) else value
+    attrs_of = {k: block[k] for k in ("delay", "spread") if k in block}
+    attrs_of.update(block.get("variables", {}))
+    edges = []
+    for i, source in enumerate(sources):
+        for j, target in enumerate(targets):
+            w = at(block["weight"], j, i)
+            if abs(w) > block.get("min_weight", 0.0):
+                attrs = {"weight": w}
+                attrs.update({k: at(v, j, i) for k, v in attrs_of.items()})
+                edges.append((f"{source}/{block['source']}", f"{target}/{block['target']}", block.get("template"), attrs))
+    return edges
+
+
 class YamlWriter:
     """Collects the Python-built templates a circuit uses into one YAML document."""
 
@@ -243,7 +263,7 @@ class YamlWriter:
 
     def circuit(self, circuit: Any) -> str:
         """The key of ``circuit`` (a drop-in ``CircuitTemplate``) in the document."""
-        if circuit._reference and not circuit._added_edges and not circuit._added_nodes:
+        if circuit._reference and not (circuit._added_edges or circuit._added_matrices or circuit._added_nodes):
             return circuit._reference
         body: dict[str, Any] = {"base": circuit._reference or "CircuitTemplate"}
         nodes = {key: self.node(n) for key, n in circuit._added_nodes.items()}
@@ -264,6 +284,14 @@ class YamlWriter:
             edges.append([source, target, ref, values])
         if edges:
             body["edges"] = edges
+        blocks = []
+        for block in circuit._added_matrices:
+            block = dict(block)
+            if block.get("template") is not None:
+                block["template"] = self.node(block["template"], "EdgeTemplate")
+            blocks.append(block)
+        if blocks:
+            body["connectivity"] = blocks
         if circuit._reference is None and not nodes and not circuits:
             raise TemplateBuildError(f"CircuitTemplate {circuit.name!r} has neither nodes nor circuits")
         # The circuit keeps its own name: it labels the grid points (``f"{name}_{i}"``).

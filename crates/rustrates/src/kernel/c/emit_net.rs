@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::emit::{indent_by, Emitter, Source, Ty, PRELUDE};
-use crate::model::network::{Group, Network, Population};
+use crate::model::network::{Coupling, Group, Network, Population, Scale};
 use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
 
 /// The runtime data of a network kernel: integers (CSR rows and source slots) and doubles
@@ -315,6 +315,10 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 } = off.couplings[k];
                 let src = array(cp.source_kind);
                 let _ = writeln!(s, "/* edges into {} */", c.var(tgt.var).name);
+                if cp.scale.is_some() {
+                    s.push_str(&scaled_coupling(layout, cp, p, off.couplings[k], ty));
+                    continue;
+                }
                 let es = format!("(size_t){} * lanes", ext.stride);
                 let os = format!("(size_t){} * lanes", tgt.stride);
                 let e0 = format!("U + (size_t){} * lanes", ext.base);
@@ -365,6 +369,59 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
         s.push_str(&body);
     }
     s
+}
+
+/// A coupling with a scale (a `connectivity:` block's global coupling, per lane or constant):
+/// the weighted sums into the target rows from zero, by the same row routines, then
+/// `target = external + scale · sum` — the unrolled `ext + s·(w₁x₁ + …)` bit for bit (a sum
+/// from 0 adds its first term exactly). No delays (the plan keeps those unrolled).
+fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingAt, ty: Ty) -> String {
+    let sfx = match ty {
+        Ty::F64 => "d",
+        Ty::F32 => "f",
+    };
+    let t = ty.name();
+    let (tgt, ext) = (p.locals[cp.target], p.locals[cp.external]);
+    let (rows, srcs, ws) = (at.rows, at.sources, at.weights);
+    let src = array(cp.source_kind);
+    let scale = match cp.scale {
+        Some(Scale::Param(v)) => format!("P[(size_t){} * lanes + l]", layout.slot[v.0 as usize]),
+        Some(Scale::Const(x)) => format!("({t}){x:?}"),
+        None => unreachable!("called for scaled couplings only"),
+    };
+    let sums = if cp.dense {
+        format!(
+            "    rr_dense_{sfx}(lanes, (size_t){n}, Z, 0, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});
+",
+            n = cp.len(),
+            ob = tgt.base,
+            os = tgt.stride,
+            cols = cp.columns()
+        )
+    } else {
+        format!(
+            "    for (size_t i = 0; i < (size_t){n}; i++)
+        rr_csr_{sfx}(lanes, Z, A + {or}, {src}, NI + {srcs}, ND + {ws}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);
+",
+            n = cp.len(),
+            or = row(tgt.base, tgt.stride),
+        )
+    };
+    format!(
+        "{{
+    {t} Z[lanes];
+    for (size_t l = 0; l < lanes; l++) Z[l] = 0;
+{sums}    for (size_t i = 0; i < (size_t){n}; i++) {{
+        const {t}* restrict E = U + {er};
+        {t}* restrict O = A + {or};
+        for (size_t l = 0; l < lanes; l++) O[l] = E[l] + {scale} * O[l];
+    }}
+}}
+",
+        n = cp.len(),
+        er = row(ext.base, ext.stride),
+        or = row(tgt.base, tgt.stride),
+    )
 }
 
 /// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.

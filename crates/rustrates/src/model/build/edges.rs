@@ -5,7 +5,12 @@ use super::*;
 
 pub(super) struct PendingEdge<'t> {
     pub(super) prefix: String,
-    pub(super) decl: &'t EdgeDecl,
+    pub(super) decl: PendingDecl<'t>,
+}
+
+pub(super) enum PendingDecl<'t> {
+    Edge(&'t EdgeDecl),
+    Matrix(&'t ConnectivityDecl),
 }
 
 fn edge_node_name(src: &str, tgt: &str, idx: usize) -> String {
@@ -94,6 +99,83 @@ impl Builder<'_> {
         let (Some(src), Some(tgt)) = (src, tgt) else {
             return;
         };
+        if self.edge_target_is_input(tgt, &e.target, e.target_span, &e.path) {
+            self.add_resolved_edge(prefix, e, src, tgt);
+        }
+    }
+
+    /// Edges of a `connectivity:` block: the edges of the equivalent edge list, in its order.
+    /// Each end is looked up and checked once per node, so a wrong name is one error, not
+    /// one per matrix entry.
+    pub(super) fn add_connectivity(&mut self, prefix: &str, m: &ConnectivityDecl) {
+        // The first node without the variable is reported, at the variable's name.
+        let ends = |this: &mut Self, nodes: &[(String, Span)], var: &str, span: Span, which: &str| {
+            let mut ids = Vec::with_capacity(nodes.len());
+            for (node, _) in nodes {
+                let p = format!("{node}/{var}");
+                match this.find_edge_var(prefix, &p) {
+                    Some(id) => ids.push(id),
+                    None => {
+                        let code = if which == "source" {
+                            "edge/unknown-source"
+                        } else {
+                            "edge/unknown-target"
+                        };
+                        this.unknown_edge_end(code, which, prefix, &p, span, &m.path);
+                        return None;
+                    }
+                }
+            }
+            Some(ids)
+        };
+        let sources = ends(self, &m.source_nodes, &m.source, m.source_span, "source");
+        let targets = ends(self, &m.target_nodes, &m.target, m.target_span, "target");
+        let (Some(sources), Some(targets)) = (sources, targets) else {
+            return;
+        };
+        for (k, &t) in targets.iter().enumerate() {
+            let text = format!("{}/{}", m.target_nodes[k].0, m.target);
+            if !self.edge_target_is_input(t, &text, m.target_span, &m.path) {
+                return;
+            }
+        }
+        let scale = m.scale.map(|(value, span)| {
+            self.c.add_var(Var {
+                name: format!("{prefix}{}/scale", m.name),
+                kind: VarKind::Param,
+                value,
+                node: None,
+                external_input: None,
+                span: Some(span),
+            })
+        });
+        let n_sources = sources.len();
+        for (i, j) in m.edges() {
+            let e = EdgeDecl {
+                source: format!("{}/{}", m.source_nodes[j].0, m.source),
+                source_span: m.source_span,
+                target: format!("{}/{}", m.target_nodes[i].0, m.target),
+                target_span: m.target_span,
+                template: m.template.clone(),
+                params: m
+                    .values
+                    .iter()
+                    .map(|v| {
+                        let x = v.entries.at(i, j, n_sources);
+                        (v.key.clone(), ParamValue::Num(x), v.span, v.key_span)
+                    })
+                    .collect(),
+                span: m.span,
+                path: m.path.clone(),
+            };
+            self.add_resolved_edge(prefix, &e, sources[j], targets[i]);
+            if let (Some(id), Some(edge)) = (scale, self.c.edges.last_mut()) {
+                edge.params.push(("scale".into(), id));
+            }
+        }
+    }
+
+    fn edge_target_is_input(&mut self, tgt: VarId, target: &str, target_span: Span, path: &str) -> bool {
         let tv = self.c.var(tgt);
         // Inputs, also those fed inside their node (algebraic without an equation of their own).
         let is_input = tv.kind == VarKind::Input || (tv.kind == VarKind::Algebraic && !self.defined.contains_key(&tgt));
@@ -106,14 +188,18 @@ impl Builder<'_> {
             self.error(
                 Diagnostic::error(
                     "edge/target-not-input",
-                    format!("edge target `{}` is {what}, not an input", e.target),
+                    format!("edge target `{target}` is {what}, not an input"),
                 )
-                .with_span(e.target_span)
-                .with_path(e.path.clone())
+                .with_span(target_span)
+                .with_path(path)
                 .with_help("edges deliver into variables declared as `input`"),
             );
-            return;
+            return false;
         }
+        true
+    }
+
+    fn add_resolved_edge(&mut self, prefix: &str, e: &EdgeDecl, src: VarId, tgt: VarId) {
         let src_node = self.c.var(src).node.clone().unwrap_or_default();
         let tgt_node = self.c.var(tgt).node.clone().unwrap_or_default();
         let cnt = self

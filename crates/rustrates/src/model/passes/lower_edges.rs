@@ -6,7 +6,8 @@
 //! the expression: a sweep changes them per lane without rebuilding. With `spread`, the delay
 //! is a gamma chain of n = round((delay/spread)²) first-order states with rate k = n/delay
 //! (z₀ = source, zᵢ' = k (zᵢ₋₁ − zᵢ), the edge delivers z_n); n is fixed by the template
-//! values, k follows the `delay` parameter.
+//! values, k follows the `delay` parameter. The edges of a `connectivity:` block with a
+//! `scale` enter as one term `scale · (Σ weight · source)`.
 //!
 //! Sweeps whose lanes need different chain lengths set the `delay`/`spread` parameter values
 //! of a copy of the (unlowered) circuit to a representative lane of each group and lower each
@@ -32,7 +33,8 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
     let mut out = c.clone();
     out.edges.clear();
     let mut order: Vec<VarId> = Vec::new();
-    let mut terms: HashMap<VarId, Vec<ExprId>> = HashMap::new();
+    // Per target: each term with the scale of its connectivity block, if any.
+    let mut terms: HashMap<VarId, Vec<(ExprId, Option<VarId>)>> = HashMap::new();
     for e in &c.edges {
         let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
         let mut src = out.add_expr(Expr::Var(e.source));
@@ -83,7 +85,7 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
         if !terms.contains_key(&e.target) {
             order.push(e.target);
         }
-        terms.entry(e.target).or_default().push(term);
+        terms.entry(e.target).or_default().push((term, param("scale")));
         // A complex source delivers its imaginary part to a complex target with the same
         // weight (the builder refuses delays of complex sources); a real target keeps the
         // real part, as numpy's cast does in PyRates.
@@ -99,7 +101,7 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
             if !terms.contains_key(&tgt_im) {
                 order.push(tgt_im);
             }
-            terms.entry(tgt_im).or_default().push(term);
+            terms.entry(tgt_im).or_default().push((term, param("scale")));
         }
     }
     for tgt in order {
@@ -113,8 +115,28 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
             span: tv.span,
         });
         let mut rhs = out.add_expr(Expr::Var(ext));
-        for t in terms.remove(&tgt).unwrap_or_default() {
-            rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, t));
+        let list = terms.remove(&tgt).unwrap_or_default();
+        let mut k = 0;
+        while k < list.len() {
+            match list[k].1 {
+                None => {
+                    rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, list[k].0));
+                    k += 1;
+                }
+                // A scaled block's consecutive terms: ext + s·(w₁x₁ + w₂x₂ + …), as
+                // `network_grid.c` computes G·Σ — the sum rounds like the unscaled one.
+                Some(scale) => {
+                    let mut inner = list[k].0;
+                    k += 1;
+                    while k < list.len() && list[k].1 == Some(scale) {
+                        inner = out.add_expr(Expr::Binary(BinOp::Add, inner, list[k].0));
+                        k += 1;
+                    }
+                    let s = out.add_expr(Expr::Var(scale));
+                    let scaled = out.add_expr(Expr::Binary(BinOp::Mul, s, inner));
+                    rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, scaled));
+                }
+            }
         }
         // An input already fed inside its node keeps that sum and gets the edges on top.
         if let Some(a) = out.assigns.iter_mut().find(|a| a.var == tgt) {

@@ -1,0 +1,489 @@
+//! `connectivity:` blocks (edges as matrices): the same network written as an edge list, as an
+//! inline matrix and as a `.npy` file gives the same sweep bit for bit on every back end; a
+//! G × eta sweep of the matrix form equals a transcription of `shared/bench/network_grid.c`;
+//! bad matrices are reported at their line and column.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use rustrates::kernel::{Backend, Kernel, KernelOptions};
+use rustrates::model::load_circuit;
+use rustrates::model::network::{plan, Scale};
+use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::solve::{Method, SimConfig};
+use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
+use rustrates::template::LoadOptions;
+
+const DT: f64 = 1e-4;
+
+/// `network_grid.c`'s node: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
+const OPERATOR: &str = r#"
+qif_net_op:
+  base: OperatorTemplate
+  equations:
+    - "r' = 1/pi + 2.0*r*v"
+    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
+  variables:
+    r: output(0.01)
+    v: variable(-2.0)
+    eta: -5.0
+    G: 1.0
+    r_in: input(0.0)
+qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
+"#;
+
+/// `network_grid.c`'s `W[i][j]` (from `j` to `i`); with `sparse`, every third entry is 0 so
+/// the matrix forms must leave those edges out as the edge list does.
+fn weight(n: usize, i: usize, j: usize, sparse: bool) -> f64 {
+    if sparse && (i + 2 * j) % 3 == 0 {
+        return 0.0;
+    }
+    0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
+}
+
+/// `network_grid.c`'s delays, whole steps.
+fn delay(dmax: f64, i: usize, j: usize) -> f64 {
+    (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round() * DT
+}
+
+fn header(n: usize) -> String {
+    let mut s = String::from(OPERATOR);
+    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+    for i in 0..n {
+        s.push_str(&format!("    n{i}: qif_net_pop\n"));
+    }
+    s
+}
+
+fn node_list(n: usize) -> String {
+    (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Edges written one by one, targets outer (as the bench writes them): a target's terms are
+/// in source order either way, which is all the sum's rounding depends on.
+fn edge_list(n: usize, sparse: bool, dmax: f64) -> String {
+    let mut s = header(n);
+    s.push_str("  edges:\n");
+    for i in 0..n {
+        for j in 0..n {
+            let w = weight(n, i, j, sparse);
+            if w == 0.0 {
+                continue;
+            }
+            let d = if dmax > 0.0 {
+                format!(", delay: {:?}", delay(dmax, i, j))
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:?}{d}}}]\n"
+            ));
+        }
+    }
+    s
+}
+
+fn inline_rows(n: usize, f: impl Fn(usize, usize) -> f64) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
+            format!("[{}]", r.join(", "))
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
+}
+
+fn matrix_block(n: usize, weight: &str, delay: Option<&str>) -> String {
+    let mut s = header(n);
+    s.push_str(&format!(
+        "  connectivity:\n    - source: qif_net_op/r\n      target: qif_net_op/r_in\n      source_nodes: [{}]\n      weight: {weight}\n",
+        node_list(n)
+    ));
+    if let Some(d) = delay {
+        s.push_str(&format!("      delay: {d}\n"));
+    }
+    s
+}
+
+/// A `.npy` file (format 1.0, C order) as `np.save` writes it.
+fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header);
+    for i in 0..n {
+        for j in 0..n {
+            out.extend(f(i, j).to_le_bytes());
+        }
+    }
+    std::fs::write(path, out).expect("write .npy");
+}
+
+/// A G × eta sweep (G fastest, as `network_grid.c`'s grid), every node's r at every step;
+/// G is every node's `G`.
+fn sweep(dir: &Path, file: &str, yaml: &str, n: usize, backend: Backend, steps: usize) -> SweepResult {
+    let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let map = ParamMap::new()
+        .nodes("G", &["qif_net_op/G"], &nodes)
+        .nodes("eta", &["qif_net_op/eta"], &nodes);
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    sweep_with(dir, file, yaml, &values, map, backend, steps)
+}
+
+fn sweep_with(
+    dir: &Path,
+    file: &str,
+    yaml: &str,
+    values: &IndexMap<String, Vec<f64>>,
+    map: ParamMap,
+    backend: Backend,
+    steps: usize,
+) -> SweepResult {
+    let path = dir.join(file);
+    std::fs::write(&path, yaml).expect("write yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let grid = Grid::from_values(values, true).expect("grid");
+    let sim = SimConfig {
+        simulation_time: steps as f64 * DT,
+        dt: DT,
+        sampling_step: Some(DT),
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(grid, map, sim);
+    spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+    spec.backend = backend;
+    spec.threads = Some(1);
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).unwrap_or_else(|e| panic!("{file}: {e}"));
+    sink.into_result().expect("result")
+}
+
+fn bits(r: &SweepResult) -> Vec<u64> {
+    r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
+}
+
+fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Reference, Backend::Jit];
+    if rustrates::kernel::c::compiler_available() {
+        b.push(Backend::C);
+    }
+    b
+}
+
+#[test]
+fn matrix_forms_run_the_edge_list_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // N = 5 with delays (history reads), N = 20 sparse (left-out zeros, population loops in C).
+    for (n, sparse, dmax) in [(5, false, 0.002), (20, true, 0.0)] {
+        let w = |i, j| weight(n, i, j, sparse);
+        let d = |i, j| if dmax > 0.0 { delay(dmax, i, j) } else { 0.0 };
+        write_npy(&dir.path().join(format!("w{n}.npy")), n, w);
+        write_npy(&dir.path().join(format!("d{n}.npy")), n, d);
+        let inline_delay = inline_rows(n, d);
+        let forms = [
+            ("edges", edge_list(n, sparse, dmax)),
+            (
+                "inline",
+                matrix_block(n, &inline_rows(n, w), (dmax > 0.0).then_some(inline_delay.as_str())),
+            ),
+            (
+                "npy",
+                matrix_block(
+                    n,
+                    &format!("w{n}.npy"),
+                    (dmax > 0.0).then_some(format!("d{n}.npy").as_str()),
+                ),
+            ),
+            // A scale of 1 (not swept: a constant) multiplies exactly.
+            (
+                "scaled",
+                matrix_block(
+                    n,
+                    &format!("w{n}.npy"),
+                    (dmax > 0.0).then_some(format!("d{n}.npy").as_str()),
+                ) + "      name: C\n      scale: 1.0\n",
+            ),
+        ];
+        for backend in backends() {
+            let results: Vec<(&str, SweepResult)> = forms
+                .iter()
+                .map(|(name, yaml)| {
+                    (
+                        *name,
+                        sweep(dir.path(), &format!("{name}{n}.yaml"), yaml, n, backend, 200),
+                    )
+                })
+                .collect();
+            let reference = bits(&results[0].1);
+            assert!(results[0].1.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
+            for (name, r) in &results[1..] {
+                assert_eq!(r.columns, results[0].1.columns, "{name}, N = {n}, {backend:?}");
+                assert!(
+                    bits(r) == reference,
+                    "{name} differs from the edge list: N = {n}, {backend:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`.
+#[allow(clippy::needless_range_loop)]
+fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
+    let pi = std::f64::consts::PI;
+    let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
+    let mut hist = vec![r.clone()];
+    for _ in 0..steps {
+        let mut rin = vec![0.0; n];
+        for i in 0..n {
+            let mut acc = 0.0;
+            for j in 0..n {
+                acc += weight(n, i, j, false) * r[j];
+            }
+            rin[i] = g * acc;
+        }
+        for i in 0..n {
+            let (a, b) = (r[i], v[i]);
+            r[i] = a + DT * (1.0 / pi + 2.0 * a * b);
+            v[i] = b + DT * (b * b + eta + rin[i] - (pi * a) * (pi * a));
+        }
+        hist.push(r.clone());
+    }
+    hist
+}
+
+/// The worst relative difference of every node's r trace from the transcription.
+fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize) -> f64 {
+    let mut worst: f64 = 0.0;
+    for p in 0..res.labels.len() {
+        let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
+        let want = transcription(n, g, eta, steps);
+        for (c, (node, _)) in res.columns.iter().enumerate() {
+            let i: usize = node.trim_start_matches('n').parse().expect("node index");
+            let got = res.trace(p, c).expect("trace");
+            for (k, x) in got.iter().enumerate() {
+                worst = worst.max((x - want[k][i]).abs() / want[k][i].abs().max(1e-300));
+            }
+        }
+    }
+    worst
+}
+
+/// `param_map` naming a connectivity's scale (`C/scale`) as G, and every node's eta.
+fn scale_map(n: usize) -> ParamMap {
+    let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
+    map.entries.insert(
+        "G".into(),
+        MapEntry {
+            vars: vec!["C/scale".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    map
+}
+
+fn trace_bits(res: &SweepResult, point: usize) -> Vec<u64> {
+    (0..res.columns.len())
+        .flat_map(|c| res.trace(point, c).expect("trace"))
+        .map(f64::to_bits)
+        .collect()
+}
+
+#[test]
+fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps) = (20, 300);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    // The nodes' own G stays 1; the block's scale is the global coupling.
+    let yaml = matrix_block(n, "w.npy", None) + "      name: C\n      scale: 1.0\n";
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 0.5, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
+    for backend in backends() {
+        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let worst = worst_against_transcription(&res, n, steps);
+        // As in the test below: the same operations, a few ulps apart at most.
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+        // Lanes = single runs: each point alone gives the same bits.
+        for p in [0, 5, 11] {
+            let mut one = IndexMap::new();
+            one.insert("G".to_string(), vec![res.grid_values[0][p]]);
+            one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
+            let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
+            assert!(
+                trace_bits(&res, p) == trace_bits(&alone, 0),
+                "{backend:?}: point {p} in a sweep differs from its single run"
+            );
+        }
+    }
+    // The C back end runs it as loops with the weights shared by every lane: the scale is the
+    // coupling's only per-lane value.
+    let path = dir.path().join("net.yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let low = lower_edges(&loaded.circuit);
+    let scale = low.find_var("C/scale").expect("the scale parameter");
+    let net = plan(&specialize_params(&low, &[scale])).expect("a network");
+    assert_eq!(net.couplings.len(), 1);
+    assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
+    assert!(net.couplings[0].dense);
+    if rustrates::kernel::c::compiler_available() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        let kernel = Kernel::compile(&specialize_params(&low, &[scale]), &options).expect("compiles");
+        assert!(
+            kernel.is_network(),
+            "the C back end compiled the scaled coupling as loops"
+        );
+    }
+}
+
+#[test]
+fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps) = (20, 300);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let yaml = matrix_block(n, "w.npy", None);
+    for backend in backends() {
+        let res = sweep(dir.path(), "net.yaml", &yaml, n, backend, steps);
+        assert_eq!(res.time.len(), steps);
+        let worst = worst_against_transcription(&res, n, steps);
+        // Same operations as the C program; only the association of `G·Σ` and of the
+        // equations' terms may differ, a few ulps per step over 300 steps.
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+    }
+}
+
+/// Code, line and column of every error of loading `Net` from `yaml`.
+fn errors(dir: &Path, yaml: &str) -> Vec<(String, usize, usize, String)> {
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let failure = match load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()) {
+        Ok(_) => panic!("loads:\n{yaml}"),
+        Err(f) => f,
+    };
+    failure
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let (l, c) = d.span.map_or((0, 0), |s| failure.sources.line_col(s));
+            (d.code.to_string(), l, c, d.message.clone())
+        })
+        .collect()
+}
+
+/// Line and column (from 1) of the first occurrence of `needle` in `text`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in the text"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |k| k + 1) + 1;
+    (line, col)
+}
+
+#[test]
+fn bad_matrices_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 3;
+    let one = |code: &str, yaml: &str, at: &str, message: &str| {
+        let errs = errors(dir.path(), yaml);
+        let (l, c) = position(yaml, at);
+        assert!(
+            errs.iter()
+                .any(|(k, el, ec, m)| k == code && (*el, *ec) == (l, c) && m.contains(message)),
+            "want {code} at {l}:{c} ({message}); got {errs:?}"
+        );
+        assert_eq!(errs.len(), 1, "one error per mistake, not one per entry: {errs:?}");
+    };
+    // Two rows for three target nodes.
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "[[1, 2, 3], [4, 5, 6]]", None),
+        "[[1, 2, 3], [4, 5, 6]]",
+        "has 2 rows, expected 3",
+    );
+    // A row of the wrong length.
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "[[1, 2, 3], [4, 5], [7, 8, 9]]", None),
+        "[4, 5]",
+        "row 1 of `weight` has 2 values",
+    );
+    // NaN, as YAML and as JSON (numpy's json.dumps) write it.
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "[[1, 2, 3], [4, .nan, 6], [7, 8, 9]]", None),
+        ".nan",
+        "`weight`[1][1] must be a finite number",
+    );
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "[[1, 2, 3], [4, 5, 6], [7, NaN, 9]]", None),
+        "NaN",
+        "`weight`[2][1]",
+    );
+    // A negative delay.
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "1.0", Some("[[0, 0, 0], [0, -0.001, 0], [0, 0, 0]]")),
+        "-0.001",
+        "`delay`[1][1] must be a finite number >= 0",
+    );
+    // A .npy file of the wrong shape, and one that is missing: at the file's name.
+    write_npy(&dir.path().join("w2.npy"), 2, |_, _| 1.0);
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "w2.npy", None),
+        "w2.npy",
+        "has shape [2, 2], expected [3, 3]",
+    );
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "nowhere.npy", None),
+        "nowhere.npy",
+        "cannot read",
+    );
+    // A NaN inside a .npy file: at the file's name, with the entry.
+    write_npy(&dir.path().join("wnan.npy"), 3, |i, j| {
+        if (i, j) == (2, 0) {
+            f64::NAN
+        } else {
+            1.0
+        }
+    });
+    one(
+        "connectivity/invalid",
+        &matrix_block(n, "wnan.npy", None),
+        "wnan.npy",
+        "[2][0] = NaN must be a finite number",
+    );
+    // Unknown variables: once, at the `source` / the node name, not once per entry.
+    let yaml = matrix_block(n, "1.0", None).replace("source: qif_net_op/r\n", "source: qif_net_op/rr\n");
+    one("edge/unknown-source", &yaml, "qif_net_op/rr", "is not a variable");
+    let yaml = matrix_block(n, "1.0", None).replace("target: qif_net_op/r_in", "target: qif_net_op/v");
+    one("edge/target-not-input", &yaml, "qif_net_op/v", "not an input");
+    // An unknown key, with the likely one.
+    let yaml = matrix_block(n, "1.0", None).replace("      weight:", "      weights:");
+    one(
+        "connectivity/unknown-key",
+        &yaml,
+        "weights",
+        "unknown connectivity key `weights`",
+    );
+}

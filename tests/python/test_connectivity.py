@@ -1,0 +1,141 @@
+"""``add_edges_from_matrix`` reaches the engine as one ``connectivity:`` block (issue 15):
+the same results bit for bit as the network written edge by edge, a G x eta grid equal to a
+numpy transcription of ``shared/bench/network_grid.c``, and bad matrices named by the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rustrates.pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate, grid_search
+
+DT = 1e-4
+
+# network_grid.c's node: r' = 1/pi + 2rv, v' = v^2 + eta + G r_in - (pi r)^2.
+NET_OP = OperatorTemplate(
+    name="net_op", path=None,
+    equations=["d/dt * r = 1/pi + 2.0*r*v", "d/dt * v = v^2 + eta + G*r_in - (pi*r)^2"],
+    variables={"r": "output(0.01)", "v": "variable(-2.0)", "eta": -5.0, "G": 1.0, "r_in": "input(0.0)"},
+)
+NET_POP = NodeTemplate(name="net_pop", path=None, operators=[NET_OP])
+
+
+def weights(n: int, sparse: bool = False) -> np.ndarray:
+    """network_grid.c's W[i, j] (from j to i); ``sparse`` zeroes every third entry."""
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    w = 0.5 * (1 + np.sin(7 * i + 13 * j)) * 15.0 / n
+    if sparse:
+        w[(i + 2 * j) % 3 == 0] = 0.0
+    return w
+
+
+def delays(n: int, dmax: float) -> np.ndarray:
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    return np.round(dmax * 0.5 * (1 + np.cos(3 * i + 5 * j)) / DT) * DT
+
+
+def network(n: int, w: np.ndarray, d: np.ndarray | None, as_matrix: bool) -> CircuitTemplate:
+    names = [f"n{i}" for i in range(n)]
+    if as_matrix:
+        net = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
+        net.add_edges_from_matrix("net_op/r", "net_op/r_in", names, weight=w,
+                                  edge_attr=None if d is None else {"delay": d}, min_weight=0.0)
+        return net
+    edges = []
+    for i in range(n):
+        for j in range(n):
+            if w[i, j] != 0.0:
+                attrs = {"weight": float(w[i, j])}
+                if d is not None:
+                    attrs["delay"] = float(d[i, j])
+                edges.append((f"n{j}/net_op/r", f"n{i}/net_op/r_in", None, attrs))
+    return CircuitTemplate(name="net", nodes={k: NET_POP for k in names}, edges=edges)
+
+
+def sweep(net: CircuitTemplate, n: int, steps: int):
+    names = [f"n{i}" for i in range(n)]
+    return grid_search(
+        net, param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
+        param_map={"G": {"vars": ["net_op/G"], "nodes": names}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
+        step_size=DT, simulation_time=steps * DT, outputs={"r": "all/net_op/r"}, sampling_step_size=DT,
+        solver="euler", float_precision="float64", verbose=False, permute_grid=True,
+    )
+
+
+@pytest.mark.parametrize(("n", "sparse", "dmax"), [(5, False, 0.002), (20, True, 0.0)])
+def test_matrix_gives_the_edge_list_bit_for_bit(n, sparse, dmax):
+    w = weights(n, sparse)
+    d = delays(n, dmax) if dmax > 0 else None
+    matrix_net = network(n, w, d, as_matrix=True)
+    text = Path(matrix_net._document_path().rsplit("/", 1)[0]).read_text()
+    assert '"connectivity"' in text and '"edges"' not in text, "the matrix reaches the engine as one block"
+    by_matrix, map_m = sweep(matrix_net, n, 200)
+    by_edges, map_e = sweep(network(n, w, d, as_matrix=False), n, 200)
+    assert np.isfinite(by_edges.to_numpy()).all()
+    assert list(by_matrix.columns) == list(by_edges.columns)
+    assert map_m.equals(map_e)
+    assert np.array_equal(by_matrix.to_numpy(), by_edges.to_numpy()), "same circuit, same bits"
+
+
+def transcription(n: int, g: float, eta: float, steps: int) -> np.ndarray:
+    """network_grid.c's loop in numpy: r of every node before every step, [step, node]."""
+    w = weights(n)
+    r, v = np.full(n, 0.01), np.full(n, -2.0)
+    out = [r.copy()]
+    for _ in range(steps - 1):
+        rin = g * np.array([sum(w[i, j] * r[j] for j in range(n)) for i in range(n)])
+        r, v = r + DT * (1.0 / np.pi + 2.0 * r * v), v + DT * (v * v + eta + rin - (np.pi * r) * (np.pi * r))
+        out.append(r.copy())
+    return np.array(out)
+
+
+def test_g_eta_grid_of_a_matrix_network_equals_the_c_program():
+    n, steps = 5, 300
+    res, res_map = sweep(network(n, weights(n), None, as_matrix=True), n, steps)
+    worst = 0.0
+    for label, row in res_map.iterrows():
+        want = transcription(n, row["G"], row["eta"], steps)
+        for i in range(n):
+            got = res[("r", label, f"n{i}", "net_op/r")].to_numpy()
+            worst = max(worst, float(np.max(np.abs(got - want[:, i]) / np.abs(want[:, i]))))
+    # The same operations as the C program in another association order: a few ulps per step.
+    assert worst <= 1e-12, worst
+
+
+def test_bad_matrix_is_reported_by_the_engine_with_its_position():
+    names = ["a", "b", "c"]
+    net = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
+    w = np.ones((3, 3))
+    w[1, 2] = np.nan
+    net.add_edges_from_matrix("net_op/r", "net_op/r_in", names, weight=w)
+    with pytest.raises(Exception, match=r"weight`\[1\]\[2\] must be a finite number") as err:
+        net.run(simulation_time=0.01, step_size=1e-3, outputs={"r": "a/net_op/r"})
+    assert "circuit_" in str(err.value) and ".yaml:" in str(err.value), str(err.value)
+    net = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
+    net.add_edges_from_matrix("net_op/rr", "net_op/r_in", names, weight=np.ones((3, 3)))
+    with pytest.raises(Exception, match="is not a variable"):
+        net.run(simulation_time=0.01, step_size=1e-3, outputs={"r": "a/net_op/r"})
+
+
+def test_global_coupling_scale_sweeps_like_the_nodes_g():
+    """G as the connectivity's scale (one parameter, weights shared by the lanes) equals G as
+    every node's own parameter: G * sum_j W_ij r_j either way."""
+    n, steps = 5, 300
+    names = [f"n{i}" for i in range(n)]
+    scaled = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
+    scaled.add_edges_from_matrix("net_op/r", "net_op/r_in", names, weight=weights(n), min_weight=0.0,
+                                 name="C", scale=1.0)
+    res, res_map = grid_search(
+        scaled, param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
+        param_map={"G": {"vars": ["C/scale"]}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
+        step_size=DT, simulation_time=steps * DT, outputs={"r": "all/net_op/r"}, sampling_step_size=DT,
+        solver="euler", float_precision="float64", verbose=False, permute_grid=True,
+    )
+    by_nodes, map_n = sweep(network(n, weights(n), None, as_matrix=True), n, steps)
+    assert map_n[["G", "eta"]].to_numpy().tolist() == res_map[["G", "eta"]].to_numpy().tolist()
+    a, b = res.to_numpy(), by_nodes.to_numpy()
+    assert np.isfinite(a).all()
+    # 0 + G·Σ then 1·(that) against G·Σ: the same products, equal up to a few ulps at most.
+    assert np.max(np.abs(a - b) / np.abs(b)) <= 1e-12
