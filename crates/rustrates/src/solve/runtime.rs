@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 
+use crate::kernel::ring::hermite_weights;
 use crate::kernel::KernelCtx;
 use crate::model::{Circuit, Expr, VarId, VarKind};
 
@@ -253,19 +254,15 @@ pub(crate) fn next_breakpoint(delays: &[f64], t: f64) -> Option<f64> {
     best
 }
 
-/// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant.
+/// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant. The
+/// weights are the ring buffer's ([`hermite_weights`]), so both histories read alike.
 fn hermite(p0: Point, p1: Point, t: f64) -> f64 {
     let h = p1.t - p0.t;
     let secant = (p1.x - p0.x) / h;
     let m0 = if p0.dx.is_nan() { secant } else { p0.dx };
     let m1 = if p1.dx.is_nan() { secant } else { p1.dx };
-    let s = (t - p0.t) / h;
-    let s2 = s * s;
-    let s3 = s2 * s;
-    (2.0 * s3 - 3.0 * s2 + 1.0) * p0.x
-        + (s3 - 2.0 * s2 + s) * h * m0
-        + (-2.0 * s3 + 3.0 * s2) * p1.x
-        + (s3 - s2) * h * m1
+    let w = hermite_weights((t - p0.t) / h, h);
+    w[0] * p0.x + w[1] * m0 + w[2] * p1.x + w[3] * m1
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -292,6 +289,9 @@ fn runtime(ctx: &mut KernelCtx) -> Option<&mut Runtime> {
 }
 
 fn past_hook(ctx: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    if let Some(ring) = &ctx.ring {
+        return ring.value(var, lane, t, delay);
+    }
     runtime(ctx).map_or(f64::NAN, |rt| rt.value_at(var, lane, t, delay))
 }
 
@@ -309,6 +309,7 @@ pub(crate) fn make_ctx(rt: Runtime) -> KernelCtx {
         past: Some(past_hook),
         randn: Some(randn_hook),
         data: Some(Box::new(rt)),
+        ring: None,
     }
 }
 
