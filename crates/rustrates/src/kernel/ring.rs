@@ -73,7 +73,11 @@ impl DelayRing {
     pub(crate) fn slots_for(max_delay: f64, dt: f64) -> usize {
         let steps = (max_delay / dt).ceil();
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let steps = if steps.is_finite() && steps > 0.0 { steps as usize } else { 0 };
+        let steps = if steps.is_finite() && steps > 0.0 {
+            steps as usize
+        } else {
+            0
+        };
         steps + 4
     }
 

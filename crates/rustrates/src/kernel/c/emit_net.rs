@@ -272,7 +272,10 @@ fn delayed_coupling(
     (dv, dd): (usize, usize),
 ) {
     let CouplingAt {
-        rows, sources: srcs, weights: ws, ..
+        rows,
+        sources: srcs,
+        weights: ws,
+        ..
     } = at;
     let _ = writeln!(
         s,
