@@ -41,6 +41,8 @@ pub struct DelayRing {
     hist_of: Vec<u32>,
     /// Step index of the newest point per history (`-1`: none yet).
     newest: Vec<i64>,
+    /// Its slot (`newest mod slots`), so the C reads need no integer division.
+    newest_slot: Vec<u64>,
     /// `[h][slot][row][lane]`, rows `x`, `m0`, `m1`.
     data: Vec<f64>,
     /// Slope of the newest point as recorded (NaN: not known yet), `[h][lane]`.
@@ -58,6 +60,7 @@ pub(crate) struct RingView {
     extrapolate: *const f64,
     init: *const f64,
     newest: *const i64,
+    newest_slot: *const u64,
     hist_of: *const u32,
     vars: u64,
     slots: u64,
@@ -96,6 +99,7 @@ impl DelayRing {
             dt,
             hist_of,
             newest: vec![-1; n],
+            newest_slot: vec![0; n],
             data: vec![0.0; n * slots * ROWS * lanes],
             newest_dx: vec![f64::NAN; n * lanes],
             extrapolate: vec![0.0; n * lanes],
@@ -119,6 +123,7 @@ impl DelayRing {
     /// Start point `step` of history `h` (its lanes follow with [`DelayRing::push_lane`]).
     pub(crate) fn begin_point(&mut self, h: usize, step: usize) {
         self.newest[h] = step as i64;
+        self.newest_slot[h] = (step % self.slots) as u64;
     }
 
     /// The newest point's value and time in `lane` (for backward-difference slopes).
@@ -228,6 +233,7 @@ impl DelayRing {
             extrapolate: self.extrapolate.as_ptr(),
             init: self.init.as_ptr(),
             newest: self.newest.as_ptr(),
+            newest_slot: self.newest_slot.as_ptr(),
             hist_of: self.hist_of.as_ptr(),
             vars: self.hist_of.len() as u64,
             slots: self.slots as u64,

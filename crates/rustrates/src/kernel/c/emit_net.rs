@@ -159,6 +159,7 @@ typedef struct {
     const double* extrapolate; /* [h][lane] */
     const double* init; /* [h][lane] */
     const long long* newest; /* [h]: step of the newest point, -1 none */
+    const unsigned long long* newest_slot; /* [h]: its slot (newest % slots), so no division here */
     const unsigned* hist_of; /* by variable */
     unsigned long long vars, slots, lanes;
     double dt;
@@ -183,9 +184,10 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
         return p;
     }
     const double tn = (double)(size_t)newest * R->dt;
+    const size_t ns = (size_t)R->newest_slot[h];
     if (tq >= tn) {
         p.kind = 2;
-        p.a = R->data + (h * S + (size_t)newest % S) * 3 * L;
+        p.a = R->data + (h * S + ns) * 3 * L;
         p.b = R->extrapolate + h * L;
         p.w0 = tq - tn;
         return p;
@@ -202,8 +204,12 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     p.w1 = (s3 - 2.0 * s2 + s) * step;
     p.w2 = -2.0 * s3 + 3.0 * s2;
     p.w3 = (s3 - s2) * step;
-    p.a = R->data + (h * S + lo % S) * 3 * L;
-    p.b = R->data + (h * S + (lo + 1) % S) * 3 * L;
+    /* lo is within the ring (newest - lo < slots): its slot counts back from the newest's */
+    const size_t back = (size_t)newest - lo;
+    const size_t s0 = ns >= back ? ns - back : ns + S - back;
+    const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
+    p.a = R->data + (h * S + s0) * 3 * L;
+    p.b = R->data + (h * S + s1) * 3 * L;
     return p;
 }
 "#;
@@ -238,6 +244,11 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
     }
     }
 }
+/* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
+   all known before the first one), then the lane loops, prefetching a few rows ahead: the
+   reads scatter over the source's past, so they would otherwise wait on memory one by one. */
+#define RR_TAPS 64
+#define RR_AHEAD 4
 static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
@@ -248,12 +259,29 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
         if (len > width) width = len;
         for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
     }
+    rr_tap taps[RR_TAPS];
+    size_t rows[RR_TAPS], terms[RR_TAPS];
     for (size_t c = 0; c < width; c++)
-        for (size_t i = 0; i < n; i++) {
-            const size_t k = (size_t)ROWS[i] + c;
-            if (k >= (size_t)ROWS[i + 1]) continue;
-            const rr_tap p = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k]);
-            rr_tap_add_SFX(lanes, p, (RTYPE)CW[k], O + i * os, SRC + (size_t)CJ[k] * lanes);
+        for (size_t i0 = 0; i0 < n;) {
+            size_t m = 0;
+            for (; i0 < n && m < RR_TAPS; i0++) {
+                const size_t k = (size_t)ROWS[i0] + c;
+                if (k >= (size_t)ROWS[i0 + 1]) continue;
+                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k]);
+                rows[m] = i0;
+                terms[m] = k;
+                m++;
+            }
+            for (size_t q = 0; q < m; q++) {
+                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind == 3) {
+                    const char* a = (const char*)taps[q + RR_AHEAD].a;
+                    for (size_t b = 0; b < 3 * lanes * sizeof(double); b += 64) __builtin_prefetch(a + b);
+                    const char* x1 = (const char*)taps[q + RR_AHEAD].b;
+                    for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x1 + b);
+                }
+                const size_t k = terms[q];
+                rr_tap_add_SFX(lanes, taps[q], (RTYPE)CW[k], O + rows[q] * os, SRC + (size_t)CJ[k] * lanes);
+            }
         }
 }
 "#;
