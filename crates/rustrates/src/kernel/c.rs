@@ -71,8 +71,20 @@ const RECIPROCAL_DIVISORS: bool = true;
 
 /// The network variants (`rustrates_net_*`, see `emit_net`): the same arguments plus the
 /// network's integer and double data.
-type NetRhsFn<R> =
-    unsafe extern "C" fn(usize, f64, *const R, *const R, *const R, *mut R, *mut R, *mut c_void, *const u64, *const f64);
+/// `rhs` also takes the delay ring buffer's view (null when none).
+type NetRhsFn<R> = unsafe extern "C" fn(
+    usize,
+    f64,
+    *const R,
+    *const R,
+    *const R,
+    *mut R,
+    *mut R,
+    *mut c_void,
+    *const u64,
+    *const f64,
+    *const crate::kernel::ring::RingView,
+);
 type NetStepsFn = unsafe extern "C" fn(
     usize,
     usize,
@@ -289,6 +301,14 @@ impl CKernel {
         matches!(self.entry, Entry::Network { .. })
     }
 
+    /// See [`crate::kernel::Kernel::delay_ring_span`].
+    pub fn delay_ring_span(&self) -> Option<f64> {
+        match &self.entry {
+            Entry::Network { data, .. } => data.ring_span,
+            Entry::Scalar { .. } => None,
+        }
+    }
+
     pub fn rhs(&self, args: RhsArgs<'_>) {
         match &self.entry {
             Entry::Scalar { rhs64, .. } => self.call_rhs(Call::Scalar(*rhs64), args),
@@ -318,11 +338,21 @@ impl CKernel {
         if lanes == 0 {
             return;
         }
+        // The network loops read delayed terms from the ring when the solver keeps one for
+        // exactly these lanes (else through the `past` hook).
+        let ring = ctx
+            .ring
+            .as_ref()
+            .filter(|r| r.lanes() == lanes)
+            .map(crate::kernel::ring::DelayRing::view);
+        let ring_ptr = ring.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: lengths checked above; `f` is the library's function for this precision,
         // which touches exactly `slots × lanes` elements of each array, and `ctx` points to a
         // live `#[repr(C)] KernelCtx`. A network's function also reads its data at the offsets
-        // `emit_net` baked into the same library from this very data.
+        // `emit_net` baked into the same library from this very data, and the ring (if any)
+        // through `ring`, whose pointers stay valid as the ring is borrowed for this call
+        // (lanes equal to this call's; slots cover every read, `DelayRing::slots_for`).
         unsafe {
             match f {
                 Call::Scalar(f) => f(
@@ -346,6 +376,7 @@ impl CKernel {
                     ctx.cast(),
                     d.ni.as_ptr(),
                     d.nd.as_ptr(),
+                    ring_ptr,
                 ),
             }
         }

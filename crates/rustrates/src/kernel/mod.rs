@@ -15,6 +15,7 @@ pub mod mathfns;
 #[cfg(test)]
 mod net_tests;
 pub mod reference;
+pub mod ring;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -92,6 +93,9 @@ pub struct KernelCtx {
     /// The solver's own state for its hooks (delay buffers, random streams); kernels never
     /// touch it.
     pub data: Option<Box<dyn std::any::Any + Send>>,
+    /// Delay history the network loops of the C back end read directly (fixed-step runs of a
+    /// kernel with [`Kernel::delay_ring_span`]); `None`: delayed reads go through `past`.
+    pub ring: Option<ring::DelayRing>,
 }
 
 /// `past(ctx, var, lane, t, delay) -> value` (see [`KernelCtx::past`]). Must not panic: it is
@@ -260,6 +264,14 @@ impl Kernel {
     /// back end has loops so far; the others always run the unrolled code.
     pub fn is_network(&self) -> bool {
         matches!(&self.imp, KernelImpl::C(k) if k.is_network())
+    }
+    /// The largest delay of a kernel whose loops read a [`ring::DelayRing`] when the context
+    /// holds one (the C back end's network loops with constant delays); `None` otherwise.
+    pub fn delay_ring_span(&self) -> Option<f64> {
+        match &self.imp {
+            KernelImpl::C(k) => k.delay_ring_span(),
+            _ => None,
+        }
     }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {

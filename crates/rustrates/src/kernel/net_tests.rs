@@ -150,8 +150,13 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
         let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
         for backend in backends() {
             let k = kernel(&c, backend, dir.path());
-            // The C back end runs loops (with delays: reading the solver's history per term).
+            // The C back end runs loops (with delays: reading the delay ring buffer).
             assert_eq!(k.is_network(), backend == Backend::C, "{backend:?}");
+            assert_eq!(
+                k.delay_ring_span().is_some(),
+                backend == Backend::C && dmax > 0.0,
+                "{backend:?}"
+            );
             let (at, got) = run(&k, &c, &params, points.len(), steps, dt, every);
             let samples = at.len();
             let mut worst = 0.0f64;
@@ -473,5 +478,139 @@ fn network_single_precision_matches_the_reference_evaluator() {
     let (rd, ra) = eval(&rk);
     for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
         assert!((x - w).abs() <= 1e-5 * w.abs().max(1.0), "{x} vs {w}");
+    }
+}
+
+/// `n` nodes with the C program's weights and a delay of `delay(i, j)` seconds on every edge
+/// `edges(i, j)` (from `j` to `i`), edges into each target in source order.
+fn yaml_with_delays(n: usize, delay: impl Fn(usize, usize) -> f64, edges: impl Fn(usize, usize) -> bool) -> String {
+    let mut s = String::from(crate::model::network::testing::OPERATOR);
+    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+    for i in 0..n {
+        s.push_str(&format!("    n{i}: qif_net_pop\n"));
+    }
+    s.push_str("  edges:\n");
+    for i in 0..n {
+        for j in (0..n).filter(|&j| edges(i, j)) {
+            s.push_str(&format!(
+                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {:e}, delay: {:e}}}]\n",
+                weight(n, i, j),
+                delay(i, j)
+            ));
+        }
+    }
+    s
+}
+
+fn r_outputs(c: &Circuit) -> Vec<OutputBinding> {
+    vars_ending(c, "/qif_net_op/r")
+        .into_iter()
+        .map(|var| OutputBinding {
+            key: c.var(var).name.clone(),
+            var,
+        })
+        .collect()
+}
+
+/// The ring buffer's edge cases: delays shorter than a step (0.3 and 0.7 steps: read inside
+/// the step in progress, by Hermite on the newest step or by extrapolation at later stages),
+/// zero (an ordinary read), fractional (7.25 steps), and longer than the run (always the
+/// initial value), in an all-to-all and a sparse ring network, with Euler, RK4 (stage reads
+/// half a step ahead) and Heun. The C loops read the ring; the reference evaluator runs the
+/// unrolled circuit through the solver's deque history: equal bit for bit (the ring resolves
+/// the same slopes and computes the same Hermite weights, in the same order). rk45 keeps the
+/// `past` hook on the C back end (no ring): equal bit for bit too.
+#[test]
+fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let (n, dt, steps) = (7, 1e-4, 300);
+    let t_end = steps as f64 * dt;
+    let menu = [0.0, 0.3 * dt, 0.7 * dt, 7.25 * dt, 3.0 * dt, 2.0 * t_end];
+    let delay = |i: usize, j: usize| menu[(3 * i + 5 * j) % menu.len()];
+    let ring = |i: usize, j: usize| j == (i + 1) % n || (j + 2) % n == i || i == j;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(20);
+    let lanes = points.len();
+    let cases = [
+        ("all-to-all", yaml_with_delays(n, delay, |_, _| true)),
+        ("sparse", yaml_with_delays(n, delay, ring)),
+    ];
+    for (name, text) in cases {
+        let (c, params) = prepared(&load(&text), &points);
+        let ck = kernel(&c, Backend::C, dir.path());
+        assert!(ck.is_network(), "{name}");
+        // The loops read a ring spanning the longest delay.
+        assert_eq!(ck.delay_ring_span(), Some(2.0 * t_end), "{name}");
+        let rk = kernel(&c, Backend::Reference, dir.path());
+        let outputs = r_outputs(&c);
+        let init = default_init(&c, lanes);
+        for method in [
+            Method::Euler,
+            Method::Rk4,
+            Method::Heun,
+            Method::Rk45 { rtol: 1e-6, atol: 1e-9 },
+        ] {
+            let cfg = SimConfig {
+                simulation_time: t_end,
+                dt,
+                sampling_step: Some(10.0 * dt),
+                method,
+                cutoff: 0.0,
+            };
+            let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+            let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+            assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");
+            let differ = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{name} {method:?}: {differ} of {} values differ",
+                a.data.len()
+            );
+        }
+    }
+}
+
+/// With delays, a lane's result does not depend on its block either: 28 points in one block
+/// (each lane's history in the ring) equal each point run alone, bit for bit (RK4).
+#[test]
+fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
+    if !super::c::compiler_available() {
+        return;
+    }
+    let (n, dt, steps, every) = (6, 1e-4, 300, 30);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(28);
+    let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
+    let k = kernel(&c, Backend::C, dir.path());
+    assert!(k.is_network() && k.delay_ring_span().is_some());
+    let outputs = r_outputs(&c);
+    let cfg = SimConfig {
+        simulation_time: steps as f64 * dt,
+        dt,
+        sampling_step: Some(every as f64 * dt),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let lanes = points.len();
+    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&c, lanes), lanes).expect("runs");
+    let np = params.len() / lanes;
+    for l in 0..lanes {
+        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
+        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&c, 1), 1).expect("runs");
+        for o in 0..outputs.len() {
+            let (a, b) = (all.trace(o, l), single.trace(o, 0));
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "lane {l} output {o}"
+            );
+        }
     }
 }

@@ -8,8 +8,9 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
+use crate::kernel::ring::DelayRing;
 use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs, TableauRef};
-use crate::model::VarKind;
+use crate::model::{VarId, VarKind};
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
 pub(crate) trait Float:
@@ -153,6 +154,51 @@ pub(crate) fn record_history<T: Float>(
     }
 }
 
+/// [`record_history`] into the ring buffer the kernel reads (see [`crate::kernel::ring`]):
+/// point `step` of every delayed variable, with the same values and slopes.
+pub(crate) fn record_ring<T: Float>(
+    ring: &mut DelayRing,
+    delayed: &[VarId],
+    kernel: &Kernel,
+    step: usize,
+    y: &[T],
+    k0: Option<&[T]>,
+    a: &[T],
+) {
+    let layout = kernel.layout();
+    let lanes = ring.lanes();
+    for (h, v) in delayed.iter().enumerate() {
+        let slot = layout.slot[v.0 as usize] as usize;
+        let state = kernel.vars()[v.0 as usize].kind == VarKind::State;
+        match (state, k0) {
+            (true, None) => {
+                ring.begin_point(h, step);
+                for l in 0..lanes {
+                    ring.push_lane(h, l, y[slot * lanes + l].wide(), f64::NAN);
+                }
+            }
+            (true, Some(k)) => {
+                for l in 0..lanes {
+                    ring.set_newest_dx(h, l, k[slot * lanes + l].wide());
+                }
+            }
+            (false, None) => {}
+            (false, Some(_)) => {
+                let t = step as f64 * ring.dt();
+                let last: Vec<Option<(f64, f64)>> = (0..lanes).map(|l| ring.last(h, l)).collect();
+                ring.begin_point(h, step);
+                for (l, prev) in last.into_iter().enumerate() {
+                    let x = a[slot * lanes + l].wide();
+                    let slope = prev
+                        .filter(|(t0, _)| *t0 < t)
+                        .map_or(f64::NAN, |(t0, x0)| (x - x0) / (t - t0));
+                    ring.push_lane(h, l, x, slope);
+                }
+            }
+        }
+    }
+}
+
 /// Initial (constant) histories: states from `y0`; algebraics from evaluating the circuit
 /// at t = 0, twice, so an algebraic that itself reads a delayed algebraic settles.
 #[allow(clippy::too_many_arguments)]
@@ -259,7 +305,21 @@ pub(crate) fn run<T: Float>(
         }
         let (k0, _) = k.split_at_mut(n);
         init_history(&mut ctx, kernel, lanes, &y, &p, &u, k0, &mut a);
+        // Network loops read the history from a ring buffer instead of calling back per
+        // term; its initial values are the ones just settled.
+        if let Some(span) = kernel.delay_ring_span() {
+            let rt = runtime::rt_mut(&mut ctx);
+            let vars: Vec<u32> = rt.delayed.iter().map(|v| v.0).collect();
+            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span);
+            ctx.ring = Some(ring);
+        }
     }
+    let deque_history = delays && ctx.ring.is_none();
+    let ring_vars: Vec<VarId> = if ctx.ring.is_some() {
+        runtime::rt_mut(&mut ctx).delayed.clone()
+    } else {
+        Vec::new()
+    };
 
     let first_emitted = plan.first_emitted();
     let mut emitted = 0usize;
@@ -276,15 +336,20 @@ pub(crate) fn run<T: Float>(
         if hooks {
             let rt = runtime::rt_mut(&mut ctx);
             rt.step = i as u64;
-            if delays {
+            if deque_history {
                 record_history(rt, kernel, lanes, t, &y, None, &a);
             }
+        }
+        if let Some(ring) = ctx.ring.as_mut() {
+            record_ring(ring, &ring_vars, kernel, i, &y, None, &a);
         }
         {
             let (k0, _) = k.split_at_mut(n);
             T::rhs(kernel, t, lanes, &y, &p, &u, k0, &mut a, &mut ctx);
         }
-        if delays {
+        if let Some(ring) = ctx.ring.as_mut() {
+            record_ring(ring, &ring_vars, kernel, i, &y, Some(&k[..n]), &a);
+        } else if deque_history {
             record_history(runtime::rt_mut(&mut ctx), kernel, lanes, t, &y, Some(&k[..n]), &a);
         }
         if sample_now && sample_k >= first_emitted {

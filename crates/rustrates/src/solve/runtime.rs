@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 
+use crate::kernel::ring::hermite_weights;
 use crate::kernel::KernelCtx;
 use crate::model::{Circuit, Expr, VarId, VarKind};
 
@@ -253,19 +254,15 @@ pub(crate) fn next_breakpoint(delays: &[f64], t: f64) -> Option<f64> {
     best
 }
 
-/// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant.
+/// Cubic Hermite interpolation on [p0, p1]; a missing slope falls back to the secant. The
+/// weights are the ring buffer's ([`hermite_weights`]), so both histories read alike.
 fn hermite(p0: Point, p1: Point, t: f64) -> f64 {
     let h = p1.t - p0.t;
     let secant = (p1.x - p0.x) / h;
     let m0 = if p0.dx.is_nan() { secant } else { p0.dx };
     let m1 = if p1.dx.is_nan() { secant } else { p1.dx };
-    let s = (t - p0.t) / h;
-    let s2 = s * s;
-    let s3 = s2 * s;
-    (2.0 * s3 - 3.0 * s2 + 1.0) * p0.x
-        + (s3 - 2.0 * s2 + s) * h * m0
-        + (-2.0 * s3 + 3.0 * s2) * p1.x
-        + (s3 - s2) * h * m1
+    let w = hermite_weights((t - p0.t) / h, h);
+    w[0] * p0.x + w[1] * m0 + w[2] * p1.x + w[3] * m1
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -292,6 +289,9 @@ fn runtime(ctx: &mut KernelCtx) -> Option<&mut Runtime> {
 }
 
 fn past_hook(ctx: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    if let Some(ring) = &ctx.ring {
+        return ring.value(var, lane, t, delay);
+    }
     runtime(ctx).map_or(f64::NAN, |rt| rt.value_at(var, lane, t, delay))
 }
 
@@ -309,6 +309,7 @@ pub(crate) fn make_ctx(rt: Runtime) -> KernelCtx {
         past: Some(past_hook),
         randn: Some(randn_hook),
         data: Some(Box::new(rt)),
+        ring: None,
     }
 }
 
@@ -393,6 +394,75 @@ mod tests {
         }
         // Most reads fall between recorded points, where the step index matters.
         assert!(interior > 5000, "{interior}");
+    }
+
+    /// The ring buffer the C network loops read answers every read like the deque history:
+    /// a state (pushed before stage 0 without its slope, slope set after), an algebraic
+    /// (pushed after stage 0 with a backward-difference slope, the first without one), a
+    /// lane whose slope goes NaN for a while (secant fallback), reads at stage offsets 0, ½,
+    /// 1 with delays below a step, of whole and fractional steps, zero and longer than the
+    /// run: equal bit for bit. The ring is sized for the longest delay read.
+    #[test]
+    fn ring_reads_equal_the_deque_history_bit_for_bit() {
+        use crate::kernel::ring::DelayRing;
+        let (lanes, dt, steps) = (3, 1e-4, 300usize);
+        let delays = [0.0, 0.3 * dt, 0.5 * dt, dt, 3.0 * dt, 7.25 * dt, 2.5e-3, 0.05];
+        let max_delay = 2.5e-3;
+        for algebraic in [false, true] {
+            let mut deque = one_history(lanes, Some(dt));
+            let init = deque.init.clone();
+            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay);
+            let mut compared = 0usize;
+            let read = |deque: &mut Runtime, ring: &DelayRing, t: f64, what: &str, compared: &mut usize| {
+                for l in 0..lanes {
+                    // Reads beyond the ring's span are never made by the loops.
+                    for &d in delays.iter().filter(|d| **d <= max_delay || t - **d <= 0.0) {
+                        let (a, b) = (deque.value_at(0, l, t, d), ring.value(0, l, t, d));
+                        assert_eq!(a.to_bits(), b.to_bits(), "{what} lane {l} t {t} delay {d}: {a} vs {b}");
+                        *compared += 1;
+                    }
+                }
+            };
+            for k in 0..steps {
+                let t = k as f64 * dt;
+                let x = |l: usize| (k as f64 * 0.37 + l as f64).sin();
+                // Lane 2's slope is unknown (NaN) on steps 40..45.
+                let dx = |l: usize| {
+                    if l == 2 && (40..45).contains(&k) {
+                        f64::NAN
+                    } else {
+                        (k as f64 * 0.37 + l as f64).cos()
+                    }
+                };
+                if algebraic {
+                    read(&mut deque, &ring, t, "algebraic stage 0", &mut compared);
+                    let last: Vec<_> = (0..lanes).map(|l| deque.last(0, l)).collect();
+                    ring.begin_point(0, k);
+                    for (l, prev) in last.iter().enumerate() {
+                        let slope = prev
+                            .filter(|(t0, _)| *t0 < t)
+                            .map_or(f64::NAN, |(t0, x0)| (x(l) - x0) / (t - t0));
+                        deque.push(0, l, t, x(l), slope);
+                        ring.push_lane(0, l, x(l), slope);
+                    }
+                } else {
+                    ring.begin_point(0, k);
+                    for l in 0..lanes {
+                        deque.push(0, l, t, x(l), f64::NAN);
+                        ring.push_lane(0, l, x(l), f64::NAN);
+                    }
+                    read(&mut deque, &ring, t, "state stage 0", &mut compared);
+                    for l in 0..lanes {
+                        deque.set_last_dx(0, l, dx(l));
+                        ring.set_newest_dx(0, l, dx(l));
+                    }
+                }
+                for c in [0.5, 1.0] {
+                    read(&mut deque, &ring, t + c * dt, "later stage", &mut compared);
+                }
+            }
+            assert!(compared > 5000, "{compared}");
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! no fast-math), so the loops round exactly like the unrolled code of the other back ends.
 //!
 //! Exported: `rustrates_net_rhs`, `rustrates_net_rhs_f32` and `rustrates_net_steps`, the
-//! scalar functions' signatures plus `(const unsigned long long* NI, const double* ND)`.
+//! scalar functions' signatures plus `(const unsigned long long* NI, const double* ND)`, and
+//! for the two `rhs` the delay ring buffer (`const rr_ring* R`, null: delayed terms call the
+//! solver's `past` hook).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,6 +28,8 @@ use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
 pub(crate) struct NetData {
     pub ni: Vec<u64>,
     pub nd: Vec<f64>,
+    /// The largest coupling delay when the loops read a delay ring buffer.
+    pub ring_span: Option<f64>,
 }
 
 /// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
@@ -144,6 +148,184 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
             rr_row_SFX(lanes, vectors, lanes - vectors, 0, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
 }
 "#;
+
+/// The delay ring buffer (`kernel::ring::DelayRing`, `#[repr(C)]` view) and how one term reads
+/// it, once per term and evaluation: every lane of a term reads the same delay, so the step and
+/// the Hermite weights are computed here and the lane loop is a short sum. The same
+/// operations, in the same order, as `DelayRing::value` and the solver's history.
+const RING: &str = r#"
+typedef struct {
+    const double* data; /* [h][slot][x, m0, m1][lane] */
+    const double* extrapolate; /* [h][lane] */
+    const double* init; /* [h][lane] */
+    const long long* newest; /* [h]: step of the newest point, -1 none */
+    const unsigned long long* newest_slot; /* [h]: its slot (newest % slots), so no division here */
+    const unsigned* hist_of; /* by variable */
+    unsigned long long vars, slots, lanes;
+    double dt;
+} rr_ring;
+
+/* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
+   the newest point); 3: w0*a[l] + w1*m0[l] + w2*b[l] + w3*m1[l] (Hermite on a step, a the
+   step's slot, b the next one). */
+typedef struct { const double* a; const double* b; double w0, w1, w2, w3; int kind; } rr_tap;
+
+static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R, unsigned long long var, double t,
+        double delay) {
+    rr_tap p = {0, 0, 0.0, 0.0, 0.0, 0.0, 0};
+    if (var == ~0ULL) return p;
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const size_t h = R->hist_of[var];
+    const double tq = t - delay;
+    const long long newest = R->newest[h];
+    if (newest < 0 || tq <= 0.0) {
+        p.kind = 1;
+        p.a = R->init + h * L;
+        return p;
+    }
+    const double tn = (double)(size_t)newest * R->dt;
+    const size_t ns = (size_t)R->newest_slot[h];
+    if (tq >= tn) {
+        p.kind = 2;
+        p.a = R->data + (h * S + ns) * 3 * L;
+        p.b = R->extrapolate + h * L;
+        p.w0 = tq - tn;
+        return p;
+    }
+    const size_t last = (size_t)newest - 1;
+    const double guess = floor(tq / R->dt);
+    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
+    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
+    while (lo > 0 && (double)lo * R->dt > tq) lo--;
+    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
+    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    p.kind = 3;
+    p.w0 = 2.0 * s3 - 3.0 * s2 + 1.0;
+    p.w1 = (s3 - 2.0 * s2 + s) * step;
+    p.w2 = -2.0 * s3 + 3.0 * s2;
+    p.w3 = (s3 - s2) * step;
+    /* lo is within the ring (newest - lo < slots): its slot counts back from the newest's */
+    const size_t back = (size_t)newest - lo;
+    const size_t s0 = ns >= back ? ns - back : ns + S - back;
+    const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
+    p.a = R->data + (h * S + s0) * 3 * L;
+    p.b = R->data + (h * S + s1) * 3 * L;
+    return p;
+}
+"#;
+
+/// Per precision: a delayed coupling read from the ring, terms taken column by column (term
+/// `c` of every row, then term `c + 1`), so each row still sums its terms in order (rounding
+/// as the unrolled code) while, for rows reading the same sources, one source's past is read
+/// by all targets in turn (as `network_grid.c` does).
+const RING_HELPERS: &str = r#"
+static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, rr_tap p, RTYPE w,
+        RTYPE* restrict O, const RTYPE* restrict now) {
+    const double* restrict a = p.a;
+    const double* restrict b = p.b;
+    switch (p.kind) {
+    case 0:
+        for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * now[l];
+        break;
+    case 1:
+        for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * (RTYPE)a[l];
+        break;
+    case 2: {
+        const double d = p.w0;
+        for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * (RTYPE)(a[l] + b[l] * d);
+        break;
+    }
+    default: {
+        const double* restrict m0 = a + lanes;
+        const double* restrict m1 = a + 2 * lanes;
+        const double w0 = p.w0, w1 = p.w1, w2 = p.w2, w3 = p.w3;
+        for (size_t l = 0; l < lanes; l++)
+            O[l] = O[l] + w * (RTYPE)(w0 * a[l] + w1 * m0[l] + w2 * b[l] + w3 * m1[l]);
+    }
+    }
+}
+/* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
+   all known before the first one), then the lane loops, prefetching a few rows ahead: the
+   reads scatter over the source's past, so they would otherwise wait on memory one by one. */
+#define RR_TAPS 64
+#define RR_AHEAD 4
+static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
+        const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
+        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD) {
+    size_t width = 0;
+    for (size_t i = 0; i < n; i++) {
+        const size_t len = (size_t)(ROWS[i + 1] - ROWS[i]);
+        if (len > width) width = len;
+        for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
+    }
+    rr_tap taps[RR_TAPS];
+    size_t rows[RR_TAPS], terms[RR_TAPS];
+    for (size_t c = 0; c < width; c++)
+        for (size_t i0 = 0; i0 < n;) {
+            size_t m = 0;
+            for (; i0 < n && m < RR_TAPS; i0++) {
+                const size_t k = (size_t)ROWS[i0] + c;
+                if (k >= (size_t)ROWS[i0 + 1]) continue;
+                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k]);
+                rows[m] = i0;
+                terms[m] = k;
+                m++;
+            }
+            for (size_t q = 0; q < m; q++) {
+                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind == 3) {
+                    const char* a = (const char*)taps[q + RR_AHEAD].a;
+                    for (size_t b = 0; b < 3 * lanes * sizeof(double); b += 64) __builtin_prefetch(a + b);
+                    const char* x1 = (const char*)taps[q + RR_AHEAD].b;
+                    for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x1 + b);
+                }
+                const size_t k = terms[q];
+                rr_tap_add_SFX(lanes, taps[q], (RTYPE)CW[k], O + rows[q] * os, SRC + (size_t)CJ[k] * lanes);
+            }
+        }
+}
+"#;
+
+/// A delayed coupling's evaluation: from the ring buffer when the solver gave one (`R`),
+/// else through the solver's `past` hook term by term.
+#[allow(clippy::too_many_arguments)]
+fn delayed_coupling(
+    s: &mut String,
+    sfx: &str,
+    cp: &crate::model::network::Coupling,
+    ext: crate::model::network::Local,
+    tgt: crate::model::network::Local,
+    src: &str,
+    at: CouplingAt,
+    (dv, dd): (usize, usize),
+) {
+    let CouplingAt {
+        rows,
+        sources: srcs,
+        weights: ws,
+        ..
+    } = at;
+    let _ = writeln!(
+        s,
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, U + (size_t){eb} * lanes, (size_t){es} * lanes, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        n = cp.len(),
+        eb = ext.base,
+        es = ext.stride,
+        ob = tgt.base,
+        os = tgt.stride,
+        er = row(ext.base, ext.stride),
+        or = row(tgt.base, tgt.stride),
+    );
+}
+
+/// The largest delay of the network's couplings: the ring buffer's span (`None`: no delays).
+fn ring_span(net: &Network) -> Option<f64> {
+    net.couplings
+        .iter()
+        .filter(|c| c.has_delays())
+        .flat_map(|c| c.delays.iter().copied())
+        .reduce(f64::max)
+}
 
 /// Where one coupling's data starts.
 #[derive(Clone, Copy)]
@@ -290,7 +472,7 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
         Ty::F32 => "f",
     };
     let t = ty.name();
-    let mut s = String::from("(void)t; (void)ctx; (void)P; (void)U; (void)NI; (void)ND;\n");
+    let mut s = String::from("(void)t; (void)ctx; (void)P; (void)U; (void)NI; (void)ND; (void)R;\n");
     for g in &net.order {
         match *g {
             Group::Assign { pop, item } => {
@@ -323,14 +505,8 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 let os = format!("(size_t){} * lanes", tgt.stride);
                 let e0 = format!("U + (size_t){} * lanes", ext.base);
                 let o0 = format!("A + (size_t){} * lanes", tgt.base);
-                if let Some((dv, dd)) = delays {
-                    let _ = writeln!(
-                        s,
-                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
-                        n = cp.len(),
-                        er = row(ext.base, ext.stride),
-                        or = row(tgt.base, tgt.stride),
-                    );
+                if let Some(d) = delays {
+                    delayed_coupling(&mut s, sfx, cp, ext, tgt, src, off.couplings[k], d);
                 } else if cp.dense {
                     let _ = writeln!(
                         s,
@@ -443,7 +619,8 @@ fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
 /// The whole translation unit for a network, and its runtime data.
 pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
     let layout = c.layout();
-    let (d, off) = data(net);
+    let (mut d, off) = data(net);
+    d.ring_span = ring_span(net);
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -452,8 +629,10 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
     );
     text.push_str(PRELUDE);
     let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
+    text.push_str(RING);
     for (t, sfx) in [("double", "d"), ("float", "f")] {
         text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
+        text.push_str(&RING_HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
     }
     for ty in [Ty::F64, Ty::F32] {
         let t = ty.name();
@@ -466,9 +645,10 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
             name,
             &format!(
                 "double t, const {t}* restrict Y, const {t}* restrict P, const {t}* restrict U, {t}* restrict DY, \
-                 {t}* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND"
+                 {t}* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND, \
+                 const rr_ring* restrict R"
             ),
-            "t, Y, P, U, DY, A, ctx, NI, ND",
+            "t, Y, P, U, DY, A, ctx, NI, ND, R",
             &eval_body(c, &layout, net, &off, ty),
         );
     }
@@ -487,7 +667,7 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
     double* restrict YT = K + (size_t)stages * n;
     if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
         for (size_t s = s0; s < s0 + nsteps; s++) {{
-            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND);
+            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
             for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];
         }}
         return;
@@ -507,7 +687,7 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
                 for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
                 yin = YT;
             }}
-            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND);
+            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0);
         }}
         for (size_t j = 0; j < n; j++) YT[j] = 0.0;
         for (int m = 0; m < stages; m++) {{
