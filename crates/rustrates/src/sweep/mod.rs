@@ -9,6 +9,7 @@
 //! - [`run`]: compile once, cut the grid into chunks (the unit of part files and resume) and
 //!   blocks of lanes (the unit of parallel work), run blocks on a dedicated rayon pool.
 //! - [`summary`]: statistics of post-cutoff traces computed inside the run.
+//! - [`refine`]: adaptive refinement of 1-D/2-D grids where regimes (or a summary) change.
 //! - [`regime`]: the regime of each point (fixed point and its stability, cycle, divergence).
 //!
 //! Invariants: the kernel is compiled once per sweep; a block writes only its own points;
@@ -21,6 +22,7 @@
 pub mod checks;
 pub mod grid;
 pub mod param_map;
+pub mod refine;
 pub mod regime;
 pub mod run;
 pub mod summary;

@@ -79,6 +79,8 @@ pub struct SweepSpec {
     /// [`DEFAULT_CHUNK_SIZE`]; fronts that learn later that only summaries are kept use
     /// [`SweepSpec::default_chunk_size`].
     pub chunk_size: usize,
+    /// Adaptive refinement: the grid is the coarse level ([`super::refine`]).
+    pub refine: Option<super::refine::Refine>,
 }
 
 impl SweepSpec {
@@ -100,6 +102,7 @@ impl SweepSpec {
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            refine: None,
         }
     }
 
@@ -198,6 +201,9 @@ impl SweepSpec {
                 "thresholds": self.regime,
                 "codes": regime::Regime::codes_json(),
             });
+        }
+        if let Some(r) = &self.refine {
+            settings["refine"] = r.to_json();
         }
         if !self.initial_conditions.is_empty() {
             settings["initial_conditions"] = self
@@ -318,6 +324,8 @@ pub trait BlockHandler: Send + Sync {
 pub enum SweepError {
     #[error(transparent)]
     Grid(#[from] super::grid::GridError),
+    #[error(transparent)]
+    Refine(#[from] super::refine::RefineError),
     #[error(transparent)]
     ParamMap(#[from] ParamMapError),
     #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
@@ -525,6 +533,12 @@ pub fn run_with(
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, SweepError> {
+    if let Some(refine) = &spec.refine {
+        if ctrl.shard.is_some() {
+            return Err(super::refine::RefineError::Shard.into());
+        }
+        return super::refine::run(spec, refine, circuit, sink, ctrl);
+    }
     let solver: &BlockSolver<'_> = ctrl.solver.unwrap_or(&solve::run_block);
     run_inner(spec, circuit, sink, ctrl, solver)
 }
@@ -630,6 +644,9 @@ pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
     problems.extend(checks::check_regime(spec));
     if !problems.is_empty() {
         return Err(SweepError::Settings(problems));
+    }
+    if let Some(refine) = &spec.refine {
+        super::refine::check(spec, refine)?;
     }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
