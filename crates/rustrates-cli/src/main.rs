@@ -314,7 +314,11 @@ fn plot_file(
     }
     if let (None, Some(first)) = (statistic, result.grid_keys.first()) {
         let x_key = x.unwrap_or(first);
-        let y_key = y.or(result.grid_keys.get(1).map(String::as_str));
+        // A refined file's level column is not an axis.
+        let y_key = y.or(result.grid_keys[1..]
+            .iter()
+            .find(|k| *k != rustrates::sweep::refine::LEVEL_KEY)
+            .map(String::as_str));
         plot::phase_diagram(out, &result, column, x_key, y_key)?;
         eprintln!("wrote {}", out.display());
     } else if let (None, None) = (statistic, result.grid_keys.first()) {

@@ -130,6 +130,9 @@ pub(crate) struct HeatmapArgs<'a> {
 /// show their mean, grid points that diverged show grey.
 pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) -> anyhow::Result<()> {
     register_font()?;
+    // A refined file is drawn on its finest lattice, each cell from the nearest computed point.
+    let regular = rustrates::sweep::refine::regular_result(result);
+    let result = regular.as_ref().unwrap_or(result);
     let key_index = |k: &str| {
         result.grid_keys.iter().position(|g| g == k).with_context(|| {
             format!(
@@ -306,6 +309,7 @@ fn regime_cells(
 /// A phase diagram of the `regime` summary: a colour per regime over one or two grid keys,
 /// periodic cells shaded by their period (darker = longer, over the file's range), black
 /// lines where neighbouring cells differ in regime, and a legend of the regimes present.
+/// A refined sweep (`refine:`) is drawn on its regular view ([`rustrates::sweep::refine::regular_view`]).
 pub(crate) fn phase_diagram(
     png: &Path,
     result: &SweepResult,

@@ -23,6 +23,7 @@
 //! summaries: [mean, std, dominant_frequency]   # or regime (+ period, amplitude, eig_re, eig_im)
 //! regime: {stationary_tol: 1.0e-6, period_rtol: 0.01, min_cycles: 3, flat_tol: 1.0e-9}
 //! initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]   # several starts per point
+//! refine: {levels: 5, criterion: regime}   # or criterion: <summary>, tolerance: 0.1
 //! keep_traces: true
 //! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
 //! chunk_size: 65536        # points per part file (the unit of resume); default 65536
@@ -37,6 +38,7 @@ use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::checks;
+use rustrates::sweep::refine::{Criterion, Refine};
 use rustrates::sweep::regime::RegimeSettings;
 use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Setting, Statistic, SweepError, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
@@ -77,6 +79,7 @@ const KEYS: &[&str] = &[
     "summaries",
     "regime",
     "initial_conditions",
+    "refine",
     "keep_traces",
     "trace_precision",
     "chunk_size",
@@ -330,6 +333,22 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
         SweepError::Memory(m) => {
             diags.push(at(root, "spec/too-large", m.to_string(), None));
         }
+        SweepError::Refine(r) => {
+            use rustrates::sweep::refine::RefineError as E;
+            let node = match r {
+                E::Levels { .. } => value_node("refine", "levels"),
+                E::Tolerance { .. } => value_node("refine", "tolerance"),
+                E::MissingSummary { .. } => value_node("refine", "criterion").or_else(|| root.get("summaries")),
+                E::Keys { .. } | E::TooFewValues { .. } | E::NotCartesian { .. } | E::ReservedKey => {
+                    root.get("param_grid")
+                }
+                E::PerPointInput { name } => key_node("inputs", name),
+                E::Shard => None,
+            }
+            .or_else(|| root.get("refine"))
+            .unwrap_or(root);
+            diags.push(at(node, "spec/refine", err.to_string(), None));
+        }
         other => {
             for problem in other.problems() {
                 diags.push(at(root, problem.code, problem.message, problem.help));
@@ -489,6 +508,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     let initial_conditions = get("initial_conditions")
         .map(|n| parse_initial_conditions(n, cx))
         .unwrap_or_default();
+    let refine = get("refine").and_then(|n| parse_refine(n, cx));
     let keep_traces = get("keep_traces")
         .and_then(|n| cx.bool(n, "keep_traces"))
         .unwrap_or(summaries.is_empty());
@@ -522,6 +542,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     spec.summaries = summaries;
     spec.regime = regime;
     spec.initial_conditions = initial_conditions;
+    spec.refine = refine;
     if let Some(c) = chunk_size {
         spec.chunk_size = c;
     }
@@ -779,6 +800,75 @@ fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
     out
 }
 
+/// `refine: {levels: 5, criterion: regime | <summary>, tolerance: 0.1}` (criterion default
+/// `regime`, tolerance 0); the engine checks the values (`sweep::refine::check`).
+fn parse_refine(node: &Node, cx: &mut Ctx<'_>) -> Option<Refine> {
+    let Some(entries) = node.as_map() else {
+        cx.err(
+            node,
+            "spec/not-a-mapping",
+            "`refine` is a mapping, e.g. `refine: {levels: 5, criterion: regime}`",
+        );
+        return None;
+    };
+    let (mut levels, mut criterion, mut tolerance) = (None, Some(Criterion::Regime), 0.0);
+    for (k, v) in entries {
+        let Some(key) = cx.string(k, "refine setting") else {
+            continue;
+        };
+        match key.as_str() {
+            "levels" => {
+                let Some(x) = cx.number(v, "refine.levels") else {
+                    levels = Some(None);
+                    continue;
+                };
+                if x < 0.0 || x.fract() != 0.0 || x > f64::from(u32::MAX) {
+                    cx.err(v, "spec/not-a-count", "`refine.levels` must be a whole number, e.g. 5");
+                    levels = Some(None);
+                } else {
+                    levels = Some(Some(x as u32));
+                }
+            }
+            "criterion" => {
+                criterion = cx.string(v, "refine.criterion").and_then(|name| {
+                    if name == "regime" {
+                        return Some(Criterion::Regime);
+                    }
+                    let stat = Statistic::parse(&name).map(Criterion::Summary);
+                    if stat.is_none() {
+                        cx.err_help(
+                            v,
+                            "spec/unknown-statistic",
+                            format!("unknown refine criterion `{name}`"),
+                            "use regime, or the name of a summary the sweep computes (mean, max, period, …)",
+                        );
+                    }
+                    stat
+                });
+            }
+            "tolerance" => tolerance = cx.number(v, "refine.tolerance").unwrap_or(f64::NAN),
+            _ => cx.err(
+                k,
+                "spec/unknown-key",
+                format!("unknown refine setting `{key}`: use levels, criterion, tolerance"),
+            ),
+        }
+    }
+    let Some(levels) = levels else {
+        cx.err(
+            node,
+            "spec/missing-key",
+            "`refine` needs `levels`, e.g. `refine: {levels: 5}`",
+        );
+        return None;
+    };
+    Some(Refine {
+        levels: levels?,
+        criterion: criterion?,
+        tolerance,
+    })
+}
+
 /// `initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0, PC/Op_e/v: -1}]`; the engine
 /// checks that the names are states.
 fn parse_initial_conditions(node: &Node, cx: &mut Ctx<'_>) -> Vec<Vec<(String, f64)>> {
@@ -890,6 +980,69 @@ mod tests {
         assert!(found.contains(&("spec/not-a-number", (3, 12))), "{found:?}");
         assert!(found.contains(&("spec/unknown-solver", (5, 9))), "{found:?}");
         assert!(found.iter().any(|(c, _)| *c == "spec/missing-key"), "{found:?}");
+    }
+
+    #[test]
+    fn spec_refine_parses_and_bad_values_are_positioned() {
+        use rustrates::sweep::refine::RefineError;
+        let base =
+            "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [regime, mean]\n";
+        let f = load_text(&format!("{base}refine: {{levels: 4}}\n"))
+            .map_err(|(_, d)| format!("{d:?}"))
+            .expect("valid");
+        assert_eq!(
+            f.spec.refine,
+            Some(Refine {
+                levels: 4,
+                criterion: Criterion::Regime,
+                tolerance: 0.0
+            })
+        );
+        let f = load_text(&format!(
+            "{base}refine: {{levels: 2, criterion: mean, tolerance: 0.5}}\n"
+        ))
+        .map_err(|(_, d)| format!("{d:?}"))
+        .expect("valid");
+        assert_eq!(
+            f.spec.refine,
+            Some(Refine {
+                levels: 2,
+                criterion: Criterion::Summary(Statistic::Mean),
+                tolerance: 0.5
+            })
+        );
+        // What the parser refuses, at the offending value (line 6 is the refine line).
+        for (extra, code, col) in [
+            ("refine: {levels: 2.5}", "spec/not-a-count", 18),
+            ("refine: {levels: 2, criterion: wobble}", "spec/unknown-statistic", 32),
+            ("refine: {levels: 2, tolerance: tight}", "spec/not-a-number", 32),
+            ("refine: {level: 2}", "spec/unknown-key", 10),
+            ("refine: {criterion: regime}", "spec/missing-key", 9),
+            ("refine: 5", "spec/not-a-mapping", 9),
+        ] {
+            let Err((sources, diags)) = load_text(&format!("{base}{extra}\n")) else {
+                panic!("{extra} is invalid")
+            };
+            let d = diags.iter().next().expect("one problem");
+            assert_eq!(
+                (d.code, sources.line_col(d.span.expect("positioned"))),
+                (code, (6, col)),
+                "{extra}"
+            );
+        }
+        // What the engine refuses, located at the value it names.
+        let f = load_text(&format!("{base}refine: {{levels: 0, tolerance: -1}}\n"))
+            .map_err(|(_, d)| format!("{d:?}"))
+            .expect("parses");
+        for (err, col) in [
+            (RefineError::Levels { levels: 0 }, 18),
+            (RefineError::Tolerance { tolerance: -1.0 }, 32),
+        ] {
+            let diags = f.locate(&SweepError::Refine(err));
+            let d = diags.iter().next().expect("one problem");
+            assert_eq!(d.code, "spec/refine");
+            assert_eq!(f.sources.line_col(d.span.expect("positioned")), (6, col));
+        }
     }
 
     #[test]

@@ -242,3 +242,46 @@ fn regime_example_sweep_matches_the_hopf_normal_form_and_plots() {
     let bytes = std::fs::read(&png).expect("the phase diagram exists");
     assert_eq!(&bytes[1..4], b"PNG");
 }
+
+#[test]
+fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
+    // Stuart–Landau over μ from −1.03 every 0.5 (5 coarse points), 3 levels: the finest
+    // cell is 1/16 and the Hopf bifurcation is at μ = 0 exactly (analytic), so the stable
+    // focus / periodic switch must lie between the lattice nodes −0.03 and 0.0325. At
+    // |μ| ≥ 0.03 the transient has decayed like e^{−|μ|t} below 1e-6 by the cutoff t = 500.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("hopf_refined.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "template: {}/hopf\nsimulation_time: 600.0\nstep_size: 0.02\nsolver: rk4\ncutoff: 500.0\n\
+             param_grid:\n  mu: {{linspace: [-1.03, 0.97, 5]}}\nparam_map:\n  mu: {{vars: [hopf_op/mu], nodes: [p]}}\n\
+             outputs:\n  x: p/hopf_op/x\nsummaries: [regime]\nrefine: {{levels: 3, criterion: regime}}\n",
+            repo().join("examples/models/stuart_landau_hopf.yaml").display()
+        ),
+    )
+    .expect("spec written");
+    let out = dir.path().join("hopf_refined.h5");
+    let run = run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("refine: 8 points computed"), "{stderr}");
+    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    assert_eq!(r.grid_keys, ["mu", "refine_level"]);
+    assert_eq!(r.labels.len(), 8, "5 coarse points and one per level");
+    let s = r.summaries.as_ref().expect("summaries");
+    let regime = s.stats.iter().position(|x| x.name() == "regime").expect("regime");
+    let mut points: Vec<(f64, f64, f64)> = (0..8)
+        .map(|p| (r.grid_values[0][p], r.grid_values[1][p], s.values[regime][p]))
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for &(mu, _, code) in &points {
+        assert_eq!(code, if mu < 0.0 { 2.0 } else { 4.0 }, "mu {mu}");
+    }
+    let switch = points.windows(2).find(|w| w[0].2 != w[1].2).expect("a switch");
+    assert!((switch[1].0 - switch[0].0 - 1.0 / 16.0).abs() < 1e-12, "{switch:?}");
+    // −0.03 is a coarse point; 0.0325 was made at the finest level.
+    assert_eq!((switch[0].1, switch[1].1), (0.0, 3.0));
+    let png = dir.path().join("regimes.png");
+    run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
+    assert_eq!(&std::fs::read(&png).expect("the phase diagram exists")[1..4], b"PNG");
+}

@@ -96,6 +96,7 @@ impl SweepError {
                 })
                 .collect(),
             SweepError::Grid(_) => one("sweep/grid", "param_grid"),
+            SweepError::Refine(_) => one("sweep/refine", "refine"),
             SweepError::ParamMap(_) => one("sweep/param-map", "param_map"),
             SweepError::UnknownInput { .. }
             | SweepError::NotAnInput { .. }

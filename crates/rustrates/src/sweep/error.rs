@@ -12,6 +12,8 @@ pub enum SweepError {
     #[error(transparent)]
     Grid(#[from] super::grid::GridError),
     #[error(transparent)]
+    Refine(#[from] super::refine::RefineError),
+    #[error(transparent)]
     ParamMap(#[from] ParamMapError),
     #[error("unknown input variable '{name}'{}", suggestion_text(.suggestion))]
     UnknownInput { name: String, suggestion: Option<String> },

@@ -14,6 +14,7 @@
 //! - [`sink`]: where results go ([`SweepSink`]); the in-memory [`SweepResult`].
 //! - [`error`]: every way a sweep refuses to run or stops ([`SweepError`]).
 //! - [`summary`]: statistics of post-cutoff traces computed inside the run.
+//! - [`refine`]: adaptive refinement of 1-D/2-D grids where regimes (or a summary) change.
 //! - [`regime`]: the regime of each point (fixed point and its stability, cycle, divergence).
 //!
 //! Invariants: the kernel is compiled once per sweep; a block writes only its own points;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod grid;
 pub mod param_map;
 mod plan;
+pub mod refine;
 pub mod regime;
 pub mod run;
 pub mod sink;

@@ -114,6 +114,9 @@ pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
     if !problems.is_empty() {
         return Err(SweepError::Settings(problems));
     }
+    if let Some(refine) = &spec.refine {
+        super::refine::check(spec, refine)?;
+    }
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
     let lowered = lower(circuit);

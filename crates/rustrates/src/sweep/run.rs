@@ -59,6 +59,12 @@ pub fn run_with(
     sink: &mut dyn SweepSink,
     ctrl: RunControl<'_>,
 ) -> Result<SweepSummary, SweepError> {
+    if let Some(refine) = &spec.refine {
+        if ctrl.shard.is_some() {
+            return Err(super::refine::RefineError::Shard.into());
+        }
+        return super::refine::run(spec, refine, circuit, sink, ctrl);
+    }
     let solver: &BlockSolver<'_> = ctrl.solver.unwrap_or(&solve::run_block);
     run_inner(spec, circuit, sink, ctrl, solver)
 }

@@ -51,6 +51,8 @@ pub struct SweepSpec {
     /// Points per chunk (part file). 0 = the whole grid in one chunk. [`SweepSpec::new`] sets
     /// [`DEFAULT_CHUNK_SIZE`].
     pub chunk_size: usize,
+    /// Adaptive refinement: the grid is the coarse level ([`super::refine`]).
+    pub refine: Option<super::refine::Refine>,
 }
 
 impl SweepSpec {
@@ -72,6 +74,7 @@ impl SweepSpec {
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            refine: None,
         }
     }
 
@@ -161,6 +164,9 @@ impl SweepSpec {
                 "thresholds": self.regime,
                 "codes": regime::Regime::codes_json(),
             });
+        }
+        if let Some(r) = &self.refine {
+            settings["refine"] = r.to_json();
         }
         if !self.initial_conditions.is_empty() {
             settings["initial_conditions"] = self
