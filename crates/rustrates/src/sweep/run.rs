@@ -69,6 +69,9 @@ pub struct SweepSpec {
     /// per entry; traces and statistics are those of the first, `multistable` compares the
     /// ends. Empty: one start.
     pub initial_conditions: Vec<Vec<(String, f64)>>,
+    /// Random starts per point, run after the `initial_conditions` ones (see
+    /// [`regime::RandomStarts`] for the distribution and the seeding).
+    pub random_starts: Option<regime::RandomStarts>,
     /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
     /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
@@ -96,6 +99,7 @@ impl SweepSpec {
             summaries: Vec::new(),
             regime: RegimeSettings::default(),
             initial_conditions: Vec::new(),
+            random_starts: None,
             threads: None,
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
@@ -212,7 +216,19 @@ impl SweepSpec {
                 .collect::<Vec<_>>()
                 .into();
         }
+        if let Some(rs) = &self.random_starts {
+            settings["random_starts"] = serde_json::json!({
+                "n": rs.n,
+                "seed": rs.seed,
+                "bounds": rs.bounds.iter().map(|(k, lo, hi)| (k.clone(), serde_json::json!([lo, hi]))).collect::<serde_json::Map<_, _>>(),
+            });
+        }
         settings
+    }
+
+    /// Starts per point: the `initial_conditions` entries and the random ones.
+    pub fn starts_per_point(&self) -> usize {
+        (self.initial_conditions.len() + self.random_starts.as_ref().map_or(0, |r| r.n)).max(1)
     }
 }
 
@@ -365,6 +381,8 @@ pub enum SweepError {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("random_starts.bounds: '{name}' is not a state variable{}", suggestion_text(.suggestion))]
+    RandomStart { name: String, suggestion: Option<String> },
     /// The `regime` summary needs the Jacobian, and the circuit has none.
     #[error("summary `regime`: {0}")]
     Jacobian(#[from] JacobianError),
@@ -552,6 +570,8 @@ struct GroupPlan {
     /// Per start of `initial_conditions`: `(state slot, value)` overrides of the initial
     /// values; empty for one start.
     starts: Vec<Vec<(usize, f64)>>,
+    /// The state slot of each of `random_starts`' bounds.
+    random_slots: Vec<usize>,
 }
 
 /// Everything a block needs, built once per sweep.
@@ -1003,6 +1023,19 @@ fn build_group(
         }
         starts.push(overrides);
     }
+    let mut random_slots = Vec::new();
+    for (name, _, _) in spec.random_starts.iter().flat_map(|r| &r.bounds) {
+        let id = lowered
+            .find_var(name)
+            .filter(|&id| lowered.var(id).kind == VarKind::State);
+        let Some(id) = id else {
+            return Err(SweepError::RandomStart {
+                name: name.clone(),
+                suggestion: param_map::closest(name, layout.states.iter().map(|&s| lowered.var(s).name.as_str())),
+            });
+        };
+        random_slots.push(layout.slot[id.0 as usize] as usize);
+    }
     let jacobian = if spec.summaries.iter().any(|s| s.needs_regime()) {
         let jac = crate::model::jacobian::jacobian(&compiled)?;
         outputs.extend(layout.states.iter().map(|&var| OutputBinding {
@@ -1033,6 +1066,7 @@ fn build_group(
             targets,
             jacobian,
             starts,
+            random_slots,
         },
         columns,
     ))
@@ -1187,18 +1221,33 @@ impl Plan<'_> {
                 }
             }
         }
-        if g.starts.is_empty() {
+        let random = self.spec.random_starts.as_ref().filter(|_| !g.random_slots.is_empty());
+        let n_random = random.map_or(0, |r| r.n);
+        if g.starts.is_empty() && n_random == 0 {
             return Ok(self.solve_lanes(g, block, lanes, &params, &init, target, runner)?.0);
         }
         // Several starts: the same lanes once per start (so a point keeps its grid index for
         // the solver), the first start's traces and statistics reported, the ends compared.
         let mut target = target;
         let mut first_run: Option<BlockData> = None;
-        let mut ends = Vec::with_capacity(g.starts.len());
-        for start in &g.starts {
+        let mut ends = Vec::with_capacity(g.starts.len() + n_random);
+        for k in 0..g.starts.len() + n_random {
             let mut init_k = init.clone();
-            for &(slot, value) in start {
-                init_k[slot * lanes..(slot + 1) * lanes].fill(value);
+            if let Some(start) = g.starts.get(k) {
+                for &(slot, value) in start {
+                    init_k[slot * lanes..(slot + 1) * lanes].fill(value);
+                }
+            } else if let Some(r) = random {
+                let k = k - g.starts.len();
+                for (b, &slot) in g.random_slots.iter().enumerate() {
+                    for (lane, x) in init_k[slot * lanes..(slot + 1) * lanes].iter_mut().enumerate() {
+                        let point = match block {
+                            Lanes::Run(first, _) => first + lane,
+                            Lanes::Gathered(points) => points[lane],
+                        };
+                        *x = r.value(point, k, b);
+                    }
+                }
             }
             let (data, end) = self.solve_lanes(g, block, lanes, &params, &init_k, target.take(), runner)?;
             ends.push(end);
