@@ -24,6 +24,7 @@
 //! regime: {stationary_tol: 1.0e-6, period_rtol: 0.01, min_cycles: 3, flat_tol: 1.0e-9}
 //! initial_conditions: [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]   # several starts per point
 //! refine: {levels: 5, criterion: regime}   # or criterion: <summary>, tolerance: 0.1
+//! random_starts: {n: 8, seed: 0, bounds: {PC/Op_e/r: [0, 3]}}  # and/or uniform random ones
 //! keep_traces: true
 //! trace_precision: float64  # float32 stores traces in half the bytes (rounded to single)
 //! chunk_size: 65536        # points per part file (the unit of resume); default 65536
@@ -39,7 +40,7 @@ use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::checks;
 use rustrates::sweep::refine::{Criterion, Refine};
-use rustrates::sweep::regime::RegimeSettings;
+use rustrates::sweep::regime::{RandomStarts, RegimeSettings};
 use rustrates::sweep::{EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Setting, Statistic, SweepError, SweepSpec};
 use rustrates::syntax::{Diagnostic, Diagnostics, SourceMap};
 use rustrates::template::yaml::{self, Node};
@@ -80,6 +81,7 @@ const KEYS: &[&str] = &[
     "regime",
     "initial_conditions",
     "refine",
+    "random_starts",
     "keep_traces",
     "trace_precision",
     "chunk_size",
@@ -270,6 +272,7 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
                     Setting::Size => root.get("keep_traces"),
                     Setting::Regime(k) => value_node("regime", k),
                     Setting::InitialConditions => root.get("initial_conditions"),
+                    Setting::RandomStarts => root.get("random_starts"),
                 }
                 .unwrap_or(root);
                 diags.push(at(node, problem.code, problem.message, problem.help));
@@ -348,6 +351,17 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
             .or_else(|| root.get("refine"))
             .unwrap_or(root);
             diags.push(at(node, "spec/refine", err.to_string(), None));
+        }
+        SweepError::RandomStart { name, .. } => {
+            let node = root
+                .get("random_starts")
+                .and_then(|r| r.get("bounds"))
+                .and_then(|b| b.as_map())
+                .and_then(|b| b.iter().find(|(k, _)| k.as_str() == Some(name)).map(|(k, _)| k))
+                .unwrap_or(root);
+            for problem in err.problems() {
+                diags.push(at(node, problem.code, problem.message, problem.help));
+            }
         }
         other => {
             for problem in other.problems() {
@@ -509,6 +523,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
         .map(|n| parse_initial_conditions(n, cx))
         .unwrap_or_default();
     let refine = get("refine").and_then(|n| parse_refine(n, cx));
+    let random_starts = get("random_starts").and_then(|n| parse_random_starts(n, cx));
     let keep_traces = get("keep_traces")
         .and_then(|n| cx.bool(n, "keep_traces"))
         .unwrap_or(summaries.is_empty());
@@ -546,6 +561,7 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
     if let Some(c) = chunk_size {
         spec.chunk_size = c;
     }
+    spec.random_starts = random_starts;
     if let Some(b) = block_size.filter(|&b| b > 0) {
         spec.block_size = b;
     }
@@ -901,6 +917,94 @@ fn parse_initial_conditions(node: &Node, cx: &mut Ctx<'_>) -> Vec<Vec<(String, f
     out
 }
 
+/// `random_starts: {n: 8, seed: 0, bounds: {PC/Op_e/r: [0, 3], PC/Op_e/v: [-3, 0]}}` (seed
+/// defaults to 0); the engine checks the values and the names.
+fn parse_random_starts(node: &Node, cx: &mut Ctx<'_>) -> Option<RandomStarts> {
+    const HELP: &str = "`random_starts` is {n: starts per point, seed: integer, bounds: {state: [low, high]}}";
+    let Some(entries) = node.as_map() else {
+        cx.err(node, "spec/not-a-mapping", HELP);
+        return None;
+    };
+    let mut out = RandomStarts {
+        n: 0,
+        seed: 0,
+        bounds: Vec::new(),
+    };
+    let mut ok = true;
+    let count = |cx: &mut Ctx<'_>, v: &Node, what: &str| -> Option<u64> {
+        let x = cx.number(v, what)?;
+        if x < 0.0 || x.fract() != 0.0 || x > 2f64.powi(53) {
+            cx.err(v, "spec/not-a-count", format!("`{what}` must be a whole number ≥ 0"));
+            return None;
+        }
+        Some(x as u64)
+    };
+    let mut has_n = false;
+    for (k, v) in entries {
+        let Some(key) = cx.string(k, "random_starts key") else {
+            ok = false;
+            continue;
+        };
+        match key.as_str() {
+            "n" => {
+                has_n = true;
+                match count(cx, v, "random_starts.n") {
+                    Some(n) => out.n = n as usize,
+                    None => ok = false,
+                }
+            }
+            "seed" => match count(cx, v, "random_starts.seed") {
+                Some(seed) => out.seed = seed,
+                None => ok = false,
+            },
+            "bounds" => {
+                let Some(bounds) = v.as_map() else {
+                    cx.err(
+                        v,
+                        "spec/not-a-mapping",
+                        "`random_starts.bounds` maps states to [low, high], e.g. {PC/Op_e/r: [0, 3]}",
+                    );
+                    ok = false;
+                    continue;
+                };
+                for (name, range) in bounds {
+                    let pair = range.as_seq().filter(|s| s.len() == 2);
+                    let Some(pair) = pair else {
+                        cx.err(
+                            range,
+                            "spec/bad-bounds",
+                            "each bound is a list [low, high], e.g. [0, 3]",
+                        );
+                        ok = false;
+                        continue;
+                    };
+                    match (
+                        cx.string(name, "state variable"),
+                        cx.number(&pair[0], "low bound"),
+                        cx.number(&pair[1], "high bound"),
+                    ) {
+                        (Some(name), Some(low), Some(high)) => out.bounds.push((name, low, high)),
+                        _ => ok = false,
+                    }
+                }
+            }
+            _ => {
+                cx.err(
+                    k,
+                    "spec/unknown-key",
+                    format!("unknown random_starts key `{key}`: use n, seed, bounds"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if !has_n {
+        cx.err(node, "spec/missing-key", format!("`random_starts` needs `n`; {HELP}"));
+        ok = false;
+    }
+    ok.then_some(out)
+}
+
 fn parse_outputs(node: &Node, cx: &mut Ctx<'_>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Some(entries) = node.as_map() else {
@@ -1126,6 +1230,33 @@ mod tests {
         let diags = f.locate(&SweepError::Settings(checks::check_regime(&f.spec)));
         let d = diags.iter().next().expect("one problem");
         assert_eq!(f.sources.line_col(d.span.unwrap()), (6, 21), "{d:?}");
+        // Random starts: parsed as written; bad bounds refused by the engine at the key's line.
+        let f = load_text(&format!(
+            "{base}random_starts: {{n: 3, seed: 11, bounds: {{p/o/r: [0, 2.5], p/o/v: [-1, 0]}}}}\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            f.spec.random_starts,
+            Some(RandomStarts {
+                n: 3,
+                seed: 11,
+                bounds: vec![("p/o/r".into(), 0.0, 2.5), ("p/o/v".into(), -1.0, 0.0)]
+            })
+        );
+        let f = load_text(&format!("{base}random_starts: {{n: 3, bounds: {{p/o/r: [2, 1]}}}}\n")).expect("parses");
+        assert_eq!(f.spec.random_starts.as_ref().map(|r| r.seed), Some(0));
+        let diags = f.locate(&SweepError::Settings(checks::check_regime(&f.spec)));
+        let d = diags.iter().next().expect("one problem");
+        assert_eq!(f.sources.line_col(d.span.unwrap()), (6, 16), "{d:?}");
+        assert!(d.message.contains("low ≤ high"), "{d:?}");
+        for bad in [
+            "{n: -1, bounds: {p/o/r: [0, 1]}}",
+            "{bounds: {p/o/r: [0, 1]}}",
+            "{n: 2, bounds: {p/o/r: 1}}",
+            "{n: 2, spread: 1}",
+        ] {
+            assert!(load_text(&format!("{base}random_starts: {bad}\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

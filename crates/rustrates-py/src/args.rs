@@ -121,7 +121,12 @@ pub struct Settings {
     pub regime: Option<Vec<(String, f64)>>,
     /// Starts per point (`initial_conditions=`), each `[(state name, value)]`.
     pub initial_conditions: Vec<Vec<(String, f64)>>,
+    /// `random_starts=`: `(n, seed, [(state name, low, high)])`.
+    pub random_starts: Option<RandomStartsArg>,
 }
+
+/// `(n, seed, [(state name, low, high)])`.
+pub type RandomStartsArg = (usize, u64, Vec<(String, f64, f64)>);
 
 pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
     let mut method = Method::parse(&s.solver).ok_or_else(|| {
@@ -209,6 +214,10 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
             .map_err(|e| arg_err(py, Kind::Sweep, "regime", format!("regime: {e}")))?;
     }
     spec.initial_conditions = s.initial_conditions.clone();
+    spec.random_starts = s
+        .random_starts
+        .clone()
+        .map(|(n, seed, bounds)| rustrates::sweep::regime::RandomStarts { n, seed, bounds });
     spec.keep_traces = s.keep_traces;
     spec.threads = s.threads;
     Ok(spec)
@@ -228,7 +237,7 @@ impl SweepArgs {
         simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler",
         backend="auto", precision="float64", cutoff=0.0, summaries=Vec::new(),
         keep_traces=true, threads=None, rtol=None, atol=None, regime=None,
-        initial_conditions=Vec::new()
+        initial_conditions=Vec::new(), random_starts=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -254,6 +263,7 @@ impl SweepArgs {
         atol: Option<f64>,
         regime: Option<Vec<(String, f64)>>,
         initial_conditions: Vec<Vec<(String, f64)>>,
+        random_starts: Option<RandomStartsArg>,
     ) -> PyResult<SweepArgs> {
         let settings = Settings {
             simulation_time,
@@ -270,6 +280,7 @@ impl SweepArgs {
             threads,
             regime,
             initial_conditions,
+            random_starts,
         };
         let grid = match (grid_values, grid_rows) {
             (Some(values), None) => {

@@ -378,6 +378,7 @@ class RunRequest:
     compress: bool = False
     regime: dict[str, float] | None = None
     initial_conditions: list[dict[str, float]] = field(default_factory=list)
+    random_starts: tuple[int, int, list[tuple[str, float, float]]] | None = None
 
     def engine_args(self) -> dict[str, Any]:
         return {
@@ -402,6 +403,7 @@ class RunRequest:
             "atol": self.atol,
             "regime": None if self.regime is None else [(str(k), float(v)) for k, v in self.regime.items()],
             "initial_conditions": [[(str(k), float(v)) for k, v in start.items()] for start in self.initial_conditions],
+            "random_starts": self.random_starts,
         }
 
 
@@ -448,6 +450,7 @@ def build_request(
     compress: bool = False,
     regime: Mapping[str, float] | None = None,
     initial_conditions: Sequence[Mapping[str, float]] | None = None,
+    random_starts: Mapping[str, Any] | None = None,
     default_precision: str = "float64",
 ) -> RunRequest:
     """The PyRates arguments of any front (``grid_search``, ``ClusterGridSearch.run``,
@@ -501,7 +504,25 @@ def build_request(
         compress=bool(compress),
         regime=None if regime is None else dict(regime),
         initial_conditions=[dict(start) for start in (initial_conditions or [])],
+        random_starts=None if random_starts is None else _random_starts(random_starts),
     )
+
+
+def _random_starts(arg: Any) -> tuple[int, int, list[tuple[str, float, float]]]:
+    """``{"n": 8, "seed": 0, "bounds": {"PC/Op_e/r": (0, 3)}}`` as the engine takes it (the
+    engine checks the values and the state names)."""
+    usage = 'random_starts is {"n": starts per point, "seed": int (default 0), "bounds": {state: (low, high)}}'
+    if not isinstance(arg, Mapping) or "n" not in arg or set(arg) - {"n", "seed", "bounds"}:
+        raise argument_error("random_starts", f"{usage}; got {arg!r}")
+    n, seed, bounds = arg["n"], arg.get("seed", 0), arg.get("bounds", {})
+    for name, v in (("n", n), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise argument_error("random_starts", f"random_starts[{name!r}] must be an integer >= 0, got {v!r}")
+    if not isinstance(bounds, Mapping) or not all(
+        isinstance(b, Sequence) and not isinstance(b, str) and len(b) == 2 for b in bounds.values()
+    ):
+        raise argument_error("random_starts", f"{usage}; bounds got {bounds!r}")
+    return int(n), int(seed), [(str(k), number("random_starts", lo), number("random_starts", hi)) for k, (lo, hi) in bounds.items()]
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import _core, _pandas_keys, _rustrates
@@ -16,9 +17,120 @@ from . import _core, _pandas_keys, _rustrates
 PANDAS_KEYS_MAX_BYTES = 2 * 1024**3
 
 
+class Results(tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]):
+    """``(results, result_map, summaries)`` of a results file (unpacks like the tuple
+    ``grid_search`` returns), and :meth:`to_xarray`."""
+
+    _path: str
+    _span: tuple[int, int] | None
+
+    def __new__(
+        cls,
+        frames: tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None],
+        path: str,
+        span: tuple[int, int] | None,
+    ) -> Results:
+        obj = super().__new__(cls, frames)
+        obj._path, obj._span = path, span
+        return obj
+
+    def to_xarray(self) -> Any:
+        """The file as an ``xarray.Dataset`` (read again from the file, so the frames are not
+        held twice in memory).
+
+        Dimensions: one per grid key when the grid is a Cartesian product (every combination
+        of the keys' distinct values exactly once, in any order; the coordinates are the sorted
+        values), else ``point`` with the grid keys as coordinates along it; ``label`` (the
+        circuit labels of ``result_map``) is a coordinate over the same dimensions. Variables:
+        one per summary statistic over the grid dimensions and ``output``; the regime as
+        ``regime`` (the engine's code, NaN where there is none) and ``regime_name``; ``traces``
+        over the grid dimensions, ``time`` and ``output`` when the file keeps traces; the
+        ``status`` of each point.
+
+        Needs xarray (``pip install 'rustrates[xarray]'``).
+        """
+        try:
+            import xarray as xr
+        except ImportError as err:
+            raise ImportError(
+                "read_results(...).to_xarray() needs xarray, which is not installed: "
+                "pip install 'rustrates[xarray]' (or pip install xarray)"
+            ) from err
+        res = _rustrates.read_results(self._path, self._span)
+        return results_dataset(xr, res)
+
+
+def _cartesian(keys: list[str], grid: np.ndarray) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """Per key its sorted distinct values, and per point its flat index in the product of
+    them; None unless every combination occurs exactly once."""
+    n_points = grid.shape[0]
+    if not keys or n_points == 0:
+        return None
+    axes, inverse = [], []
+    for k in range(len(keys)):
+        values, inv = np.unique(grid[:, k], return_inverse=True)
+        axes.append(values)
+        inverse.append(inv.reshape(-1))
+    shape = tuple(len(a) for a in axes)
+    if int(np.prod(shape)) != n_points:
+        return None
+    flat = np.ravel_multi_index(tuple(inverse), shape)
+    if len(np.unique(flat)) != n_points:
+        return None
+    return axes, flat
+
+
+def results_dataset(xr: Any, res: dict[str, Any]) -> Any:
+    """The engine's result dict as an ``xarray.Dataset`` (see :meth:`Results.to_xarray`)."""
+    keys = list(res["grid_keys"])
+    labels = np.asarray(list(res["labels"]), dtype=object)
+    grid = np.asarray(res["grid"], dtype=np.float64).reshape(len(labels), len(keys))
+    outputs = _core.column_names(res["columns"])
+    cart = _cartesian(keys, grid)
+    if cart is None:
+        dims: list[str] = ["point"]
+        shape: tuple[int, ...] = (len(labels),)
+        coords: dict[str, Any] = {k: ("point", grid[:, i]) for i, k in enumerate(keys)}
+
+        def lay(data: np.ndarray) -> np.ndarray:
+            return data
+    else:
+        axes, flat = cart
+        dims, shape = keys, tuple(len(a) for a in axes)
+        coords = {k: a for k, a in zip(keys, axes)}
+
+        def lay(data: np.ndarray) -> np.ndarray:
+            fill: Any = None if data.dtype == object else np.nan
+            out = np.full((int(np.prod(shape)),) + data.shape[1:], fill, dtype=data.dtype)
+            out[flat] = data
+            return out.reshape(shape + data.shape[1:])
+
+    coords["label"] = (dims, lay(labels))
+    coords["output"] = outputs
+    variables: dict[str, Any] = {"status": (dims, lay(np.asarray(list(res["status"]), dtype=object)))}
+    summ = res["summaries"]
+    if summ is not None:
+        for i, stat in enumerate(res["summary_names"]):
+            variables[stat] = (dims + ["output"], lay(np.asarray(summ[:, :, i])))
+        if "regime" in res["summary_names"]:
+            # The code is the same in every output column: one value per point.
+            codes = np.asarray(summ[:, 0, list(res["summary_names"]).index("regime")])
+            names = dict(_rustrates.REGIME_CODES)
+            variables["regime"] = (dims, lay(codes), {"codes": ", ".join(f"{c}: {n}" for c, n in sorted(names.items()))})
+            variables["regime_name"] = (
+                dims,
+                lay(np.asarray([names.get(int(c)) if c == c else None for c in codes], dtype=object)),
+            )
+    traces = res["traces"]
+    if traces is not None:
+        coords["time"] = np.asarray(res["time"], dtype=np.float64)
+        variables["traces"] = (dims + ["time", "output"], lay(np.asarray(traces)))
+    return xr.Dataset(variables, coords=coords, attrs={"circuit_name": res["circuit_name"]})
+
+
 def read_results(
     path: str | os.PathLike[str], points: range | slice | None = None
-) -> tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]:
+) -> Results:
     """Load a results file written by ``grid_search(out=...)``, ``rustrates sweep`` or
     ``ClusterGridSearch``.
 
@@ -31,9 +143,10 @@ def read_results(
 
     Returns
     -------
-    tuple
+    Results
         ``(results, result_map, summaries)`` as ``grid_search`` returns them; ``results`` is
         None when the file holds no traces, ``summaries`` None when it holds no summaries.
+        ``read_results(path).to_xarray()`` gives the same as an ``xarray.Dataset``.
     """
     span = None
     if points is not None:
@@ -46,7 +159,7 @@ def read_results(
     res = _rustrates.read_results(os.fspath(path), span)
     results = _core.traces_frame(res) if res["traces"] is not None else None
     summaries = _core.summaries_frame(res) if res["summaries"] is not None else None
-    return results, _core.result_map_frame(res), summaries
+    return Results((results, _core.result_map_frame(res), summaries), os.fspath(path), span)
 
 
 def add_pandas_keys(path: str, res: dict[str, Any], result_map: pd.DataFrame) -> bool:

@@ -128,6 +128,7 @@ class SweepArgs:
         atol: float | None = None,
         regime: list[tuple[str, float]] | None = None,
         initial_conditions: list[list[tuple[str, float]]] = ...,
+        random_starts: tuple[int, int, list[tuple[str, float, float]]] | None = ...,
     ) -> SweepArgs: ...
     @property
     def n_points(self) -> int:

@@ -159,18 +159,33 @@ impl SweepPlan<'_> {
                 }
             }
         }
-        if g.starts.is_empty() {
+        let random = self.spec.random_starts.as_ref().filter(|_| !g.random_slots.is_empty());
+        let n_random = random.map_or(0, |r| r.n);
+        if g.starts.is_empty() && n_random == 0 {
             return Ok(self.solve_lanes(g, block, lanes, &params, &init, target, runner)?.0);
         }
         // Several starts: the same lanes once per start (so a point keeps its grid index for
         // the solver), the first start's traces and statistics reported, the ends compared.
         let mut target = target;
         let mut first_run: Option<BlockData> = None;
-        let mut ends = Vec::with_capacity(g.starts.len());
-        for start in &g.starts {
+        let mut ends = Vec::with_capacity(g.starts.len() + n_random);
+        for k in 0..g.starts.len() + n_random {
             let mut init_k = init.clone();
-            for &(slot, value) in start {
-                init_k[slot * lanes..(slot + 1) * lanes].fill(value);
+            if let Some(start) = g.starts.get(k) {
+                for &(slot, value) in start {
+                    init_k[slot * lanes..(slot + 1) * lanes].fill(value);
+                }
+            } else if let Some(r) = random {
+                let k = k - g.starts.len();
+                for (b, &slot) in g.random_slots.iter().enumerate() {
+                    for (lane, x) in init_k[slot * lanes..(slot + 1) * lanes].iter_mut().enumerate() {
+                        let point = match block {
+                            Lanes::Run(first, _) => first + lane,
+                            Lanes::Gathered(points) => points[lane],
+                        };
+                        *x = r.value(point, k, b);
+                    }
+                }
             }
             let (data, end) = self.solve_lanes(g, block, lanes, &params, &init_k, target.take(), runner)?;
             ends.push(end);

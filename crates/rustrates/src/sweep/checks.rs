@@ -24,6 +24,8 @@ pub enum Setting {
     Regime(String),
     /// The starts per point.
     InitialConditions,
+    /// The random starts per point.
+    RandomStarts,
 }
 
 impl Setting {
@@ -39,6 +41,7 @@ impl Setting {
             Setting::Size => "keep_traces".into(),
             Setting::Regime(k) => format!("regime.{k}"),
             Setting::InitialConditions => "initial_conditions".into(),
+            Setting::RandomStarts => "random_starts".into(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl SweepError {
             SweepError::Kernel(_) => one("kernel", "backend"),
             SweepError::Jacobian(_) => one("sweep/jacobian", "summaries"),
             SweepError::InitialCondition { .. } => one("sweep/initial-condition", "initial_conditions"),
+            SweepError::RandomStart { .. } => one("sweep/initial-condition", "random_starts"),
             SweepError::Solve(s) => match s {
                 S::InputLength { .. } | S::InputColumns { .. } | S::NotAnInput { .. } => one("solve/input", "inputs"),
                 S::SamplingNotMultiple { .. } => one("solve/sampling", "sampling_step_size"),
@@ -232,30 +236,39 @@ pub fn n_time(spec: &SweepSpec) -> f64 {
 
 /// Every problem of the grid: no points, or values that are not finite numbers.
 /// Problems with the regime thresholds, when the sweep classifies regimes.
+/// Problems with the random starts, too (they run with or without regimes).
 pub fn check_regime(spec: &SweepSpec) -> Vec<SettingError> {
-    if !spec.summaries.iter().any(|s| s.needs_regime()) {
-        return Vec::new();
-    }
-    let mut out: Vec<SettingError> = spec
-        .regime
-        .problems()
-        .into_iter()
-        .map(|(field, message)| {
+    let starts: Vec<SettingError> = spec
+        .random_starts
+        .iter()
+        .flat_map(|r| r.problems())
+        .map(|message| {
             problem(
-                Setting::Regime(field.into()),
+                Setting::RandomStarts,
                 message,
-                "see the defaults in the README's regime section",
+                "random_starts is {n: starts per point, seed: integer, bounds: {state: [low, high]}}",
             )
         })
         .collect();
-    if spec.summaries.contains(&super::Statistic::Multistable) && spec.initial_conditions.len() < 2 {
+    if !spec.summaries.iter().any(|s| s.needs_regime()) {
+        return starts;
+    }
+    let mut out: Vec<SettingError> = starts;
+    out.extend(spec.regime.problems().into_iter().map(|(field, message)| {
+        problem(
+            Setting::Regime(field.into()),
+            message,
+            "see the defaults in the README's regime section",
+        )
+    }));
+    if spec.summaries.contains(&super::Statistic::Multistable) && spec.starts_per_point() < 2 {
         out.push(problem(
             Setting::InitialConditions,
             format!(
                 "gives {} start(s); the `multistable` summary compares at least two",
-                spec.initial_conditions.len()
+                spec.starts_per_point()
             ),
-            "list two or more initial_conditions, e.g. [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}]",
+            "list two or more initial_conditions, e.g. [{PC/Op_e/r: 0.01}, {PC/Op_e/r: 2.0}], or random_starts: {n: 8, bounds: {PC/Op_e/r: [0, 3]}}",
         ));
     }
     out

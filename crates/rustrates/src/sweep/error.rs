@@ -60,6 +60,8 @@ pub enum SweepError {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("random_starts.bounds: '{name}' is not a state variable{}", suggestion_text(.suggestion))]
+    RandomStart { name: String, suggestion: Option<String> },
     /// The `regime` summary needs the Jacobian, and the circuit has none.
     #[error("summary `regime`: {0}")]
     Jacobian(#[from] JacobianError),

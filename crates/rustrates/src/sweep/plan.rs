@@ -35,6 +35,8 @@ pub(super) struct GroupPlan {
     /// Per start of `initial_conditions`: `(state slot, value)` overrides of the initial
     /// values; empty for one start.
     pub(super) starts: Vec<Vec<(usize, f64)>>,
+    /// The state slot of each of `random_starts`' bounds.
+    pub(super) random_slots: Vec<usize>,
 }
 
 /// Everything a block needs, built once per sweep.
@@ -502,6 +504,19 @@ fn build_group(
         }
         starts.push(overrides);
     }
+    let mut random_slots = Vec::new();
+    for (name, _, _) in spec.random_starts.iter().flat_map(|r| &r.bounds) {
+        let id = lowered
+            .find_var(name)
+            .filter(|&id| lowered.var(id).kind == VarKind::State);
+        let Some(id) = id else {
+            return Err(SweepError::RandomStart {
+                name: name.clone(),
+                suggestion: param_map::closest(name, layout.states.iter().map(|&s| lowered.var(s).name.as_str())),
+            });
+        };
+        random_slots.push(layout.slot[id.0 as usize] as usize);
+    }
     let jacobian = if spec.summaries.iter().any(|s| s.needs_regime()) {
         let jac = crate::model::jacobian::jacobian(&compiled)?;
         outputs.extend(layout.states.iter().map(|&var| OutputBinding {
@@ -532,6 +547,7 @@ fn build_group(
             targets,
             jacobian,
             starts,
+            random_slots,
         },
         columns,
     ))

@@ -250,6 +250,63 @@ pub fn classify(
     }
 }
 
+/// `n` random starts per point (`random_starts`), after any `initial_conditions`.
+///
+/// Start `k` of grid point `p` sets each bounded state `j` (`bounds[j]`, in the order given)
+/// to `low + (high − low) · u`, `u` uniform in [0, 1) drawn from a counter-based generator
+/// keyed by `(seed, p, k, j)` alone: the starts of a point do not depend on the block size,
+/// the threads, the chunking or the shard that runs it. States without bounds keep the
+/// point's own initial value (the template's, or the grid's).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RandomStarts {
+    /// Starts per point.
+    pub n: usize,
+    pub seed: u64,
+    /// `(state node/op/var, low, high)`.
+    pub bounds: Vec<(String, f64, f64)>,
+}
+
+impl RandomStarts {
+    /// The value of bound `bound` for start `start` of grid point `point`.
+    pub fn value(&self, point: usize, start: usize, bound: usize) -> f64 {
+        let (_, low, high) = self.bounds[bound];
+        low + (high - low) * unit_uniform(self.seed, point as u64, start as u64, bound as u64)
+    }
+
+    /// Problems with the settings, as messages.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.n == 0 {
+            p.push("asks for 0 starts; give n ≥ 1".to_string());
+        }
+        if self.bounds.is_empty() {
+            p.push("bounds no state; give at least one, e.g. {PC/Op_e/r: [0, 3]}".to_string());
+        }
+        for (name, low, high) in &self.bounds {
+            if !(low.is_finite() && high.is_finite() && low <= high) {
+                p.push(format!(
+                    "bounds of '{name}' are [{low}, {high}]; give finite [low, high] with low ≤ high"
+                ));
+            }
+        }
+        p
+    }
+}
+
+/// A uniform number in [0, 1) determined by its four keys (splitmix64 finalisers chained,
+/// the top 53 bits as the mantissa).
+fn unit_uniform(seed: u64, point: u64, start: u64, bound: u64) -> f64 {
+    let k = splitmix(seed ^ splitmix(point ^ splitmix(start ^ splitmix(bound ^ 0x5_7A27))));
+    (k >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Where one start of a point ended (see [`multistable`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attractor {
@@ -646,6 +703,210 @@ mod sweep_tests {
         spec.initial_conditions.truncate(1);
         let err = run(&spec, &c, &mut MemorySink::new()).unwrap_err();
         assert!(err.to_string().contains("initial_conditions"), "{err}");
+    }
+
+    #[test]
+    fn random_start_values_are_uniform_within_bounds_and_keyed() {
+        let rs = RandomStarts {
+            n: 1,
+            seed: 7,
+            bounds: vec![("a".into(), -3.0, 1.0)],
+        };
+        // 20,000 draws over points and starts: in [−3, 1), mean −1 and variance 16/12 of the
+        // uniform law; the standard error of the mean is √(16/12/20000) ≈ 0.0082, so 0.04 is
+        // ~5σ; of the variance ≈ 16/12·√(0.8/20000)·… ≈ 0.0084, so 0.05 is ~6σ.
+        let xs: Vec<f64> = (0..200)
+            .flat_map(|p| (0..100).map(move |k| (p, k)))
+            .map(|(p, k)| rs.value(p, k, 0))
+            .collect();
+        assert!(xs.iter().all(|&x| (-3.0..1.0).contains(&x)));
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!((mean + 1.0).abs() < 0.04, "{mean}");
+        assert!((var - 16.0 / 12.0).abs() < 0.05, "{var}");
+        // Every key changes the draw.
+        let other_seed = RandomStarts { seed: 8, ..rs.clone() };
+        assert_ne!(rs.value(3, 2, 0), other_seed.value(3, 2, 0));
+        assert_ne!(rs.value(3, 2, 0), rs.value(4, 2, 0));
+        assert_ne!(rs.value(3, 2, 0), rs.value(3, 3, 0));
+        let two = RandomStarts {
+            bounds: vec![("a".into(), -3.0, 1.0), ("b".into(), -3.0, 1.0)],
+            ..rs.clone()
+        };
+        assert_ne!(two.value(3, 2, 0), two.value(3, 2, 1));
+        assert_eq!(rs.value(3, 2, 0), two.value(3, 2, 0));
+    }
+
+    /// The Montbrió sweep of the random-starts test: η per point, `n` random starts.
+    fn montbrio_random_starts(
+        etas: &[f64],
+        random: Option<RandomStarts>,
+        init: Option<(&[f64], &[f64])>,
+        block_size: usize,
+        threads: usize,
+        chunk_size: usize,
+    ) -> crate::sweep::SweepResult {
+        let mut keys = vec!["eta".to_string()];
+        let mut cols = vec![etas.to_vec()];
+        let mut map = ParamMap::new().nodes("eta", &["qif_op/eta"], &["p"]);
+        if let Some((r0, v0)) = init {
+            keys.extend(["r0".to_string(), "v0".to_string()]);
+            cols.extend([r0.to_vec(), v0.to_vec()]);
+            map = map
+                .nodes("r0", &["qif_op/r"], &["p"])
+                .nodes("v0", &["qif_op/v"], &["p"]);
+        }
+        let grid = Grid::from_columns(keys, cols).unwrap();
+        let sim = SimConfig {
+            simulation_time: 100.0,
+            dt: 0.005,
+            sampling_step: Some(0.05),
+            method: Method::Rk4,
+            cutoff: 90.0,
+        };
+        let (mut c, _) = test_models::mpr_single();
+        c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("r".into(), "p/qif_op/r".into()), ("v".into(), "p/qif_op/v".into())];
+        spec.summaries = vec![Statistic::Regime, Statistic::EigRe, Statistic::EigIm, Statistic::Last];
+        if random.is_some() {
+            spec.summaries.insert(1, Statistic::Multistable);
+        }
+        spec.random_starts = random;
+        spec.keep_traces = false;
+        spec.backend = Backend::Jit;
+        (spec.block_size, spec.threads, spec.chunk_size) = (block_size, Some(threads), chunk_size);
+        let mut sink = MemorySink::new();
+        run(&spec, &c, &mut sink).unwrap();
+        sink.into_result().unwrap()
+    }
+
+    #[test]
+    fn montbrio_random_starts_find_both_attractors_inside_the_bistable_range() {
+        // Single MPR population (τ = Δ = 1, J = 15), bistable for η ∈ (−5.7435, −3.1361).
+        // Eight random starts per η, r ∈ [0, 2.5), v ∈ [−2.5, 0). A second method: each start
+        // run on its own (its r and v as grid keys, from `RandomStarts::value`), whose ends
+        // must be the lowest or highest root of the quartic (`mpr_fixed_points`) ≤ 1e-6 with
+        // the analytic Jacobian's leading eigenvalue ≤ 1e-6 (the slowest decay is ~0.3 per
+        // unit time: by t = 100 the state is within ~1e-12); both roots reached inside the
+        // range, the one root outside; `multistable` says the same; and the random-start
+        // sweep reports the first start's end, bit for bit that of its single run.
+        let etas = [-7.0, -6.2, -5.3, -4.6, -3.8, -3.4, -2.5];
+        let n = 8;
+        let random = RandomStarts {
+            n,
+            seed: 2026,
+            bounds: vec![("p/qif_op/r".into(), 0.0, 2.5), ("p/qif_op/v".into(), -2.5, 0.0)],
+        };
+        let r = montbrio_random_starts(&etas, Some(random.clone()), None, 4, 2, 0);
+        let (mut eta_col, mut r0, mut v0) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, &eta) in etas.iter().enumerate() {
+            for k in 0..n {
+                eta_col.push(eta);
+                r0.push(random.value(p, k, 0));
+                v0.push(random.value(p, k, 1));
+            }
+        }
+        let single = montbrio_random_starts(&eta_col, None, Some((&r0, &v0)), 16, 2, 0);
+        let pi2 = std::f64::consts::PI.powi(2);
+        for (p, &eta) in etas.iter().enumerate() {
+            let roots = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0);
+            let bistable = eta > -5.7435 && eta < -3.1361;
+            assert_eq!(roots.len(), if bistable { 3 } else { 1 }, "eta {eta}: {roots:?}");
+            let stable = [roots[0], roots[roots.len() - 1]];
+            let mut reached = [false, false];
+            for k in 0..n {
+                let q = p * n + k;
+                let end = single.summary(Statistic::Last, q, 0).unwrap();
+                let which = usize::from((end - stable[1]).abs() < (end - stable[0]).abs());
+                let want = stable[which];
+                assert!((end - want).abs() < 1e-6, "eta {eta} start {k}: r {end} vs {want}");
+                reached[which] = true;
+                let v = -1.0 / (2.0 * std::f64::consts::PI * want);
+                let disc = 2.0 * want * (15.0 - 2.0 * pi2 * want);
+                let (lre, lim) = if disc >= 0.0 {
+                    (2.0 * v + disc.sqrt(), 0.0)
+                } else {
+                    (2.0 * v, (-disc).sqrt())
+                };
+                let (re, im) = (
+                    single.summary(Statistic::EigRe, q, 0).unwrap(),
+                    single.summary(Statistic::EigIm, q, 0).unwrap(),
+                );
+                assert!(
+                    (re - lre).abs() < 1e-6 && (im - lim).abs() < 1e-6,
+                    "eta {eta} start {k}: {re}+{im}i vs {lre}+{lim}i"
+                );
+            }
+            assert_eq!(reached, [true, bistable], "eta {eta}");
+            assert_eq!(
+                r.summary(Statistic::Multistable, p, 0),
+                Some(f64::from(u8::from(bistable))),
+                "eta {eta}"
+            );
+            for stat in [Statistic::Regime, Statistic::EigRe, Statistic::EigIm, Statistic::Last] {
+                for c in 0..2 {
+                    assert_eq!(
+                        r.summary(stat, p, c).unwrap().to_bits(),
+                        single.summary(stat, p * n, c).unwrap().to_bits(),
+                        "eta {eta} {stat:?}"
+                    );
+                }
+            }
+        }
+        // The same seeds whatever the threads, block size or chunking: bit for bit.
+        for (block, threads, chunk) in [(1, 1, 0), (3, 2, 2), (64, 1, 5)] {
+            let again = montbrio_random_starts(&etas, Some(random.clone()), None, block, threads, chunk);
+            let (a, b) = (r.summaries.as_ref().unwrap(), again.summaries.as_ref().unwrap());
+            for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "block {block} threads {threads} chunk {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_starts_bad_settings_are_clear_errors() {
+        let (mut c, _) = test_models::mpr_single();
+        c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+        let grid = Grid::from_columns(vec!["eta".into()], vec![vec![-5.0]]).unwrap();
+        let map = ParamMap::new().nodes("eta", &["qif_op/eta"], &["p"]);
+        let sim = SimConfig {
+            simulation_time: 1.0,
+            dt: 0.01,
+            sampling_step: None,
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map, sim);
+        spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
+        spec.summaries = vec![Statistic::Regime, Statistic::Multistable];
+        spec.backend = Backend::Reference;
+        let with = |n: usize, bounds: Vec<(&str, f64, f64)>| RandomStarts {
+            n,
+            seed: 0,
+            bounds: bounds.into_iter().map(|(k, a, b)| (k.to_string(), a, b)).collect(),
+        };
+        spec.random_starts = Some(with(4, vec![("p/qif_op/rr", 0.0, 1.0)]));
+        let err = run(&spec, &c, &mut MemorySink::new()).unwrap_err();
+        assert_eq!(err.problems()[0].argument, "random_starts");
+        assert!(err.to_string().contains("did you mean 'p/qif_op/r'"), "{err}");
+        spec.random_starts = Some(with(4, vec![("p/qif_op/r", 1.0, 0.0)]));
+        let err = run(&spec, &c, &mut MemorySink::new()).unwrap_err();
+        assert!(err.to_string().contains("low ≤ high"), "{err}");
+        // One random start and no initial_conditions: `multistable` has nothing to compare.
+        spec.random_starts = Some(with(1, vec![("p/qif_op/r", 0.0, 1.0)]));
+        let err = run(&spec, &c, &mut MemorySink::new()).unwrap_err();
+        assert!(err.to_string().contains("gives 1 start(s)"), "{err}");
+        spec.random_starts = Some(with(0, vec![]));
+        let problems = run(&spec, &c, &mut MemorySink::new()).unwrap_err().problems();
+        assert!(
+            problems.iter().filter(|p| p.argument == "random_starts").count() == 2,
+            "{problems:?}"
+        );
     }
 
     #[test]

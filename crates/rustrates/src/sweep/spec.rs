@@ -42,6 +42,9 @@ pub struct SweepSpec {
     /// per entry; traces and statistics are those of the first, `multistable` compares the
     /// ends. Empty: one start.
     pub initial_conditions: Vec<Vec<(String, f64)>>,
+    /// Random starts per point, run after the `initial_conditions` ones (see
+    /// [`regime::RandomStarts`] for the distribution and the seeding).
+    pub random_starts: Option<regime::RandomStarts>,
     /// Worker threads (default: rayon's default, i.e. `RAYON_NUM_THREADS` or all cores),
     /// capped at the cores unless `oversubscribe`.
     pub threads: Option<usize>,
@@ -70,6 +73,7 @@ impl SweepSpec {
             summaries: Vec::new(),
             regime: RegimeSettings::default(),
             initial_conditions: Vec::new(),
+            random_starts: None,
             threads: None,
             oversubscribe: false,
             block_size: DEFAULT_BLOCK_SIZE,
@@ -181,7 +185,19 @@ impl SweepSpec {
                 .collect::<Vec<_>>()
                 .into();
         }
+        if let Some(rs) = &self.random_starts {
+            settings["random_starts"] = serde_json::json!({
+                "n": rs.n,
+                "seed": rs.seed,
+                "bounds": rs.bounds.iter().map(|(k, lo, hi)| (k.clone(), serde_json::json!([lo, hi]))).collect::<serde_json::Map<_, _>>(),
+            });
+        }
         settings
+    }
+
+    /// Starts per point: the `initial_conditions` entries and the random ones.
+    pub fn starts_per_point(&self) -> usize {
+        (self.initial_conditions.len() + self.random_starts.as_ref().map_or(0, |r| r.n)).max(1)
     }
 }
 

@@ -52,6 +52,7 @@ def grid_search(
     compress: bool = False,
     regime: Mapping[str, float] | None = None,
     initial_conditions: list[Mapping[str, float]] | None = None,
+    random_starts: Mapping[str, Any] | None = None,
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -108,6 +109,11 @@ def grid_search(
     initial_conditions
         Several starts per point: a list of ``{'node/op/var': initial value}``; every point
         runs once per start, traces and statistics are the first start's.
+    random_starts
+        ``{'n': 8, 'seed': 0, 'bounds': {'node/op/var': (low, high)}}``: ``n`` more starts per
+        point (after ``initial_conditions``), each bounded state uniform in [low, high), drawn
+        from (seed, point index, start, state) alone, so results do not depend on threads,
+        blocks or chunks; unbounded states keep the point's initial value.
     keep_traces
         Keep traces as well as summaries (default: traces unless ``summaries`` is given
         without ``out``).
@@ -176,6 +182,7 @@ def grid_search(
         compress=compress,
         regime=regime,
         initial_conditions=initial_conditions,
+        random_starts=random_starts,
     )
     bar = make_progress(progress, "grid_search")
     try:
