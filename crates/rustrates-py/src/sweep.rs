@@ -15,14 +15,12 @@ use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use rustrates::io::h5::TraceType;
 use rustrates::io::FileOptions;
 use rustrates::kernel::Backend;
-use rustrates::solve::PointStatus;
 use rustrates::sweep::{self, MemorySink, Progress, RunControl, SweepResult};
 
 use crate::args::SweepArgs;
-use crate::errors::{arg_err, engine_error, Kind};
+use crate::errors::engine_error;
 
 /// Waits for the engine with the GIL released, waking every 100 ms to let Python handle
 /// signals and show progress.
@@ -107,15 +105,6 @@ pub fn run_interruptible<R: Send>(
     })
 }
 
-fn status_code(s: &PointStatus) -> (&'static str, f64) {
-    match s {
-        PointStatus::Ok => ("ok", f64::NAN),
-        PointStatus::NonFinite { t } => ("nonfinite", *t),
-        PointStatus::StepTooSmall { t } => ("step_too_small", *t),
-        PointStatus::Failed => ("failed", f64::NAN),
-    }
-}
-
 /// The result dict Python's `_core` turns into DataFrames.
 pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -164,7 +153,7 @@ pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend
             d.set_item("summary_names", Vec::<String>::new())?;
         }
     }
-    let (codes, times): (Vec<&str>, Vec<f64>) = r.status.iter().map(status_code).unzip();
+    let (codes, times): (Vec<&str>, Vec<f64>) = r.status.iter().map(|s| (s.name(), s.time())).unzip();
     d.set_item("status", codes)?;
     d.set_item("status_time", PyArray1::from_vec(py, times))?;
     d.set_item("backend", backend.map(|b| format!("{b:?}").to_lowercase()))?;
@@ -183,15 +172,7 @@ pub fn run_sweep<'py>(
     overwrite: bool,
     trace_precision: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    // How a results file stores traces; the engine knows the names.
-    let trace_type = TraceType::parse(trace_precision).ok_or_else(|| {
-        arg_err(
-            py,
-            Kind::Sweep,
-            "trace_precision",
-            format!("trace_precision must be float64 or float32, got '{trace_precision}'"),
-        )
-    })?;
+    let trace_type = crate::args::trace_type(py, trace_precision)?;
     let spec = args.spec.clone();
     let loaded = crate::circuit::load(py, template)?;
     if let Some(path) = out {

@@ -229,7 +229,7 @@ def run_chunk_task(payload: Mapping[str, Any], index: int) -> dict[str, Any]:
         post = None
         if payload.get("post_source") is not None:
             fn = _postprocessor(payload["post_source"], payload["post_name"])
-            res = sweep.read_part(part, index, os.path.join(tmp, "view"))
+            res = sweep.read_part(part)
             post = pickle.dumps(_apply_postprocessing(fn, res, f"chunk {index}"), protocol=pickle.HIGHEST_PROTOCOL)
         data = _rustrates.read_bytes(part)
     return {"index": index, "data": data, "fingerprint": fingerprint, "post": post}
@@ -779,7 +779,8 @@ class ClusterGridSearch:
             Stored under ``AdditionalData/<key>``.
         **grid_search_kwargs
             ``summaries``, ``keep_traces``, ``cutoff``, ``backend``, ``solver``,
-            ``float_precision``, ``rtol``/``atol`` and PyRates' ignored keywords.
+            ``float_precision``, ``rtol``/``atol``, ``regime``, ``initial_conditions``,
+            ``trace_precision`` (as ``grid_search``'s) and PyRates' ignored keywords.
 
         The file has the engine's layout (``rustrates.read_results`` loads it lazily) plus
         the seed's pandas keys: ``Results/results`` (traces, summaries when only summaries
@@ -807,7 +808,7 @@ class ClusterGridSearch:
                 init_kwargs = value
             else:
                 extra.setdefault(key, value)
-        own = {k: extra.pop(k) for k in ("summaries", "keep_traces", "cutoff", "n_threads", "profile") if k in extra}
+        own = {k: extra.pop(k) for k in _OWN_KWARGS if k in extra}
         req = _core.build_request(
             "ClusterGridSearch.run",
             circuit_template,
@@ -825,6 +826,9 @@ class ClusterGridSearch:
             keep_traces=own.get("keep_traces"),
             n_threads=own.get("n_threads"),
             profile=own.get("profile"),
+            trace_precision=own.get("trace_precision", "float64"),
+            regime=own.get("regime"),
+            initial_conditions=own.get("initial_conditions"),
             init_kwargs=init_kwargs,
             extra=extra,
         )
@@ -840,7 +844,8 @@ class ClusterGridSearch:
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise _core.argument_error("chunk_size", f"chunk_size must be a positive integer, got {chunk_size!r}")
 
-        kwargs = {"template": req.template, "args": req.engine_args(), "chunk_size": int(chunk_size)}
+        kwargs = {"template": req.template, "args": req.engine_args(), "chunk_size": int(chunk_size),
+                  "trace_precision": req.trace_precision}
         # Built here first: bad arguments and template errors surface before any task runs,
         # and the fingerprint names and guards compute_dir.
         sweep = _new_sweep(kwargs)
@@ -1029,6 +1034,12 @@ def _failure_error(
     return err
 
 
+#: ``grid_search`` keywords ``run`` takes through ``**grid_search_kwargs`` and hands to the one
+#: request builder by name (the rest are flat PyRates settings or ignored keywords).
+_OWN_KWARGS = ("summaries", "keep_traces", "cutoff", "n_threads", "profile", "trace_precision", "regime",
+               "initial_conditions")
+
+
 #: Payloads larger than this are scattered to the workers once instead of riding in each task.
 _SCATTER_BYTES = 8 * 1024**2
 
@@ -1070,9 +1081,7 @@ def _load_post(post_dir: Path, i: int, sweep: Any, compute_dir: Path, chunks: li
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)  # noqa: S301 - written by this package in compute_dir
-    part = compute_dir / sweep.part_path(i)
-    with tempfile.TemporaryDirectory(prefix="rustrates-post-") as tmp:
-        res = sweep.read_part(os.fspath(part), i, os.path.join(tmp, "view"))
+    res = sweep.read_part(os.fspath(compute_dir / sweep.part_path(i)))
     frame = _apply_postprocessing(_postprocessor(source, name), res, f"chunk {i}")
     _write_atomic(path, pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
     return frame
@@ -1111,7 +1120,7 @@ def _points(res: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
 def _without_failed(res: Mapping[str, Any]) -> Mapping[str, Any]:
     """The labels and status of the points not marked failed (what warn_status reads)."""
     status = np.asarray(res["status"])
-    keep = status != "failed"
+    keep = ~np.isin(status, [_rustrates.STATUS_NAMES[c] for c in _rustrates.FAILED_CODES])
     if keep.all():
         return res
     return {"labels": list(np.asarray(res["labels"])[keep]), "status": list(status[keep]),
@@ -1186,7 +1195,7 @@ def _add_results_key(
     Summaries come from what the merge kept (``merged``) unless a point diverged, whose
     warning needs the file's status."""
     codes = merged["status_codes"]
-    if post_frames is None and merged["summaries"] is not None and not np.isin(codes, (1, 2)).any():
+    if post_frames is None and merged["summaries"] is not None and not np.isin(codes, _rustrates.DIVERGED_CODES).any():
         columns = pd.MultiIndex.from_tuples(
             [(name, stat) for name in _core.column_names(merged["columns"]) for stat in merged["summary_names"]],
             names=["output", "statistic"],

@@ -9,7 +9,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group};
 use ndarray::ArrayView3;
 
-use super::super::parts::{fingerprint, tmp_path, SweepRecord};
+use super::super::parts::{tmp_path, SweepRecord};
 use super::super::IoError;
 use super::codec::{ChunkCodec, TraceType};
 use super::writer::{BlockMsg, TracePiece};
@@ -153,24 +153,14 @@ pub(super) fn key_name(key: &str) -> String {
 }
 
 /// `/status/code` of a point that was never computed (its chunk failed).
-pub(super) const FAILED_CODE: u8 = 3;
+pub(super) const FAILED_CODE: u8 = PointStatus::Failed.code();
 
 pub(super) fn status_code(s: &PointStatus) -> (u8, f64) {
-    match *s {
-        PointStatus::Ok => (0, f64::NAN),
-        PointStatus::NonFinite { t } => (1, t),
-        PointStatus::StepTooSmall { t } => (2, t),
-        PointStatus::Failed => (FAILED_CODE, f64::NAN),
-    }
+    (s.code(), s.time())
 }
 
 pub(super) fn status_from(code: u8, t: f64) -> PointStatus {
-    match code {
-        0 => PointStatus::Ok,
-        1 => PointStatus::NonFinite { t },
-        FAILED_CODE => PointStatus::Failed,
-        _ => PointStatus::StepTooSmall { t },
-    }
+    PointStatus::from_code(code, t)
 }
 
 /// The shape information every file of a sweep shares.
@@ -563,18 +553,13 @@ pub(super) fn abandon(open: Option<OpenFile>) {
 
 /// What `sweep.json` records, and what the root attributes of a final file hold.
 pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
-    let settings = meta.spec.settings_json();
-    SweepRecord {
-        fingerprint: fingerprint(&opts.template_source, meta.grid, &settings),
-        circuit_name: meta.circuit_name.to_string(),
-        n_points: meta.grid.len(),
-        chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
-        template_source: opts.template_source.clone(),
-        template_path: opts.template_path.clone(),
-        settings,
-        rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
-        compression: opts.compression,
-    }
+    SweepRecord::new(
+        meta.spec,
+        meta.circuit_name,
+        &opts.template_source,
+        &opts.template_path,
+        opts.compression,
+    )
 }
 
 /// The root attributes of a final file (all but `complete`).
