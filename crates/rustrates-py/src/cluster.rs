@@ -29,10 +29,7 @@ use crate::args::{trace_type, SweepArgs};
 use crate::errors::{self, arg_err, engine_error, to_pyerr, Kind, Located};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
-    match e {
-        IoError::Sweep(s) => engine_error(py, s),
-        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "compute_dir")]),
-    }
+    errors::io_error(py, e, "compute_dir")
 }
 
 /// One sweep as both the client and the workers see it.
@@ -321,7 +318,7 @@ impl ClusterSweep {
     fn read_part<'py>(&self, py: Python<'py>, part: PathBuf) -> PyResult<Bound<'py, PyDict>> {
         let name = &self.loaded.circuit.name;
         let result = py.detach(|| io::read_part(&part, name)).map_err(|e| io_err(py, &e))?;
-        crate::sweep::result_dict(py, result, None)
+        crate::results::result_dict(py, result, None)
     }
 }
 

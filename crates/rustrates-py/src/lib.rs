@@ -9,6 +9,7 @@ mod args;
 mod circuit;
 mod cluster;
 mod errors;
+mod interrupt;
 mod results;
 mod sweep;
 
