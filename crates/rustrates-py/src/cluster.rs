@@ -128,14 +128,7 @@ impl ClusterSweep {
     }
 
     fn record(&self) -> SweepRecord {
-        let o = &self.opts;
-        SweepRecord::new(
-            &self.spec,
-            &self.loaded.circuit.name,
-            &o.template_source,
-            &o.template_path,
-            o.compression,
-        )
+        io::sweep_record_of(&self.spec, &self.loaded.circuit.name, &self.opts)
     }
 }
 

@@ -26,8 +26,8 @@ pub use parts::{fingerprint, record_finished_part, record_part_bytes, Manifest, 
 
 #[cfg(feature = "hdf5")]
 pub use h5::{
-    merge, merge_marking_failed, merge_marking_failed_into, read_part, read_results, run_parts, sweep_to_file,
-    FailedChunk, FileOptions, IncrementalMerge, MergedPoints, PartSink,
+    merge, merge_marking_failed, merge_marking_failed_into, read_part, read_results, run_parts, sweep_record_of,
+    sweep_to_file, FailedChunk, FileOptions, IncrementalMerge, MergedPoints, PartSink,
 };
 
 use std::path::PathBuf;

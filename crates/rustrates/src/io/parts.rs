@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::ops::Range;
 
 use super::IoError;
-use crate::sweep::{Grid, SweepSpec};
+use crate::sweep::Grid;
 
 /// SHA-256 over the template source, the grid (keys and values) and the settings JSON.
 pub fn fingerprint(template_source: &str, grid: &Grid, settings: &serde_json::Value) -> String {
@@ -57,29 +57,6 @@ pub struct SweepRecord {
 }
 
 impl SweepRecord {
-    /// The record of `spec` run on the circuit `circuit_name` loaded from `template_source`
-    /// (`template_path` as the user named it): what every writer of a sweep directory (the
-    /// part sink, a cluster client) puts in `sweep.json`, so their fingerprints agree.
-    pub fn new(
-        spec: &SweepSpec,
-        circuit_name: &str,
-        template_source: &str,
-        template_path: &str,
-        compression: bool,
-    ) -> SweepRecord {
-        let settings = spec.settings_json();
-        SweepRecord {
-            fingerprint: fingerprint(template_source, &spec.param_grid, &settings),
-            circuit_name: circuit_name.to_string(),
-            n_points: spec.param_grid.len(),
-            chunks: spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
-            template_source: template_source.to_string(),
-            template_path: template_path.to_string(),
-            settings,
-            rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
-            compression,
-        }
-    }
     pub fn path(dir: &Path) -> PathBuf {
         dir.join("sweep.json")
     }

@@ -9,12 +9,12 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group};
 use ndarray::ArrayView3;
 
-use super::super::parts::{tmp_path, SweepRecord};
+use super::super::parts::{fingerprint, tmp_path, SweepRecord};
 use super::super::IoError;
 use super::codec::{ChunkCodec, TraceType};
 use super::writer::{BlockMsg, TracePiece};
 use crate::solve::PointStatus;
-use crate::sweep::{Grid, Statistic, SweepMeta};
+use crate::sweep::{Grid, Statistic, SweepMeta, SweepSpec};
 
 /// What a results file records beyond the sweep itself.
 #[derive(Clone, Debug, Default)]
@@ -552,14 +552,27 @@ pub(super) fn abandon(open: Option<OpenFile>) {
 }
 
 /// What `sweep.json` records, and what the root attributes of a final file hold.
+/// The record of `spec` run on the circuit `circuit_name` and written with `opts`: what
+/// every writer of a sweep directory (the part sink, a cluster client recording parts
+/// computed elsewhere) puts in `sweep.json`, so their fingerprints agree.
+pub fn sweep_record_of(spec: &SweepSpec, circuit_name: &str, opts: &FileOptions) -> SweepRecord {
+    let settings = spec.settings_json();
+    SweepRecord {
+        fingerprint: fingerprint(&opts.template_source, &spec.param_grid, &settings),
+        circuit_name: circuit_name.to_string(),
+        n_points: spec.param_grid.len(),
+        chunks: spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
+        template_source: opts.template_source.clone(),
+        template_path: opts.template_path.clone(),
+        settings,
+        rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
+        compression: opts.compression,
+    }
+}
+
+/// [`sweep_record_of`] the sweep being run (its grid and chunks are the spec's).
 pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
-    SweepRecord::new(
-        meta.spec,
-        meta.circuit_name,
-        &opts.template_source,
-        &opts.template_path,
-        opts.compression,
-    )
+    sweep_record_of(meta.spec, meta.circuit_name, opts)
 }
 
 /// The root attributes of a final file (all but `complete`).

@@ -864,7 +864,7 @@ fn h5_parts_recorded_from_bytes_and_read_back_match_the_merge() {
     let worker = tmp.path().join("worker");
     assert_eq!(parts(&spec, &worker, RunControl::default(), &n).unwrap(), 4);
     let client = tmp.path().join("client");
-    let record = SweepRecord::new(&spec, "Toy", &opts().template_source, &opts().template_path, true);
+    let record = sweep_record_of(&spec, "Toy", &opts());
     assert_eq!(
         Some(record.clone()),
         SweepRecord::load(&worker).unwrap(),
