@@ -19,8 +19,16 @@ def request():
     from rustrates import _core
 
     return _core.build_request(
-        "test", NET3, GRID, PMAP, simulation_time=0.05, step_size=1e-3, inputs={"PC/Op_e/inp": 1.0},
-        outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"}, backend="reference", summaries=["mean", "max"],
+        "test",
+        NET3,
+        GRID,
+        PMAP,
+        simulation_time=0.05,
+        step_size=1e-3,
+        inputs={"PC/Op_e/inp": 1.0},
+        outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"},
+        backend="reference",
+        summaries=["mean", "max"],
         keep_traces=True,
     )
 

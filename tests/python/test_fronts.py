@@ -223,6 +223,7 @@ def test_the_cluster_mode_passes_every_sweep_argument_grid_search_takes(rustrate
     ``settings`` attribute, which the fingerprint hashes; only ``chunk_size`` differs) and
     hold bitwise-equal traces and summaries (same engine, reference back end)."""
     import h5py
+
     from rustrates import _rustrates
     from rustrates.cluster import ClusterGridSearch
 
