@@ -18,6 +18,9 @@ VENV=${RUSTRATES_VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 
 step "cargo fmt" cargo fmt --all --check
+# The Python: lint and format (configured in pyproject.toml's [tool.ruff]).
+step "ruff check" ruff check .
+step "ruff format" ruff format --check .
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test" cargo test --workspace --locked
 

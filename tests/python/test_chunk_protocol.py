@@ -19,8 +19,16 @@ def request():
     from rustrates import _core
 
     return _core.build_request(
-        "test", NET3, GRID, PMAP, simulation_time=0.05, step_size=1e-3, inputs={"PC/Op_e/inp": 1.0},
-        outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"}, backend="reference", summaries=["mean", "max"],
+        "test",
+        NET3,
+        GRID,
+        PMAP,
+        simulation_time=0.05,
+        step_size=1e-3,
+        inputs={"PC/Op_e/inp": 1.0},
+        outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"},
+        backend="reference",
+        summaries=["mean", "max"],
         keep_traces=True,
     )
 
@@ -60,7 +68,7 @@ def test_a_part_read_through_the_engine_equals_its_points_in_the_merged_file(rus
     assert list(merged["labels"]) == list(at_once["labels"]) == sweep.labels()
 
     for i, (start, end) in enumerate(chunks):
-        part = sweep.read_part(compute_dir / sweep.part_path(i), i, tmp_path / f"view{i}")
+        part = sweep.read_part(compute_dir / sweep.part_path(i))
         assert list(part["labels"]) == list(merged["labels"])[start:end] == sweep.labels(start, end)
         np.testing.assert_array_equal(part["grid"], merged["grid"][start:end])
         np.testing.assert_array_equal(part["time"], merged["time"])

@@ -88,9 +88,16 @@ def client():
 
 def reference(sweep: dict, **kw):
     return grid_search(
-        sweep["circuit_template"], sweep["param_grid"], sweep["param_map"], dt=sweep["dt"],
-        simulation_time=sweep["simulation_time"], inputs=sweep.get("inputs"), outputs=sweep["outputs"],
-        sampling_step_size=sweep["sampling_step_size"], permute_grid=sweep["permute_grid"], **kw,
+        sweep["circuit_template"],
+        sweep["param_grid"],
+        sweep["param_map"],
+        dt=sweep["dt"],
+        simulation_time=sweep["simulation_time"],
+        inputs=sweep.get("inputs"),
+        outputs=sweep["outputs"],
+        sampling_step_size=sweep["sampling_step_size"],
+        permute_grid=sweep["permute_grid"],
+        **kw,
     )
 
 
@@ -116,9 +123,14 @@ def test_cluster_local_two_workers_equals_grid_search_bit_for_bit(client, tmp_pa
     s = dict(sweep)
     # The seed's spelling: params / permute / config_kwargs['init_kwargs'].
     path = cgs.run(
-        s.pop("circuit_template"), params=s.pop("param_grid"), permute=s.pop("permute_grid"),
-        chunk_size=5, config_kwargs={"init_kwargs": {"backend": "numpy", "solver": "euler"}},
-        result_kwargs={"note": [1.0, 2.0]}, add_template_info=True, **s,
+        s.pop("circuit_template"),
+        params=s.pop("param_grid"),
+        permute=s.pop("permute_grid"),
+        chunk_size=5,
+        config_kwargs={"init_kwargs": {"backend": "numpy", "solver": "euler"}},
+        result_kwargs={"note": [1.0, 2.0]},
+        add_template_info=True,
+        **s,
     )
     assert path == os.fspath(tmp_path / "cd" / "results.h5")
     assert cgs.last_run == {"chunks": 3, "skipped": 0, "computed": 3, "failed": 0}
@@ -160,7 +172,10 @@ def test_cluster_own_local_cluster_gets_the_dask_settings(tmp_path):
     import dask
 
     def worker_settings():
-        return (dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval"))
+        return (
+            dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.admin.tick.interval"),
+        )
 
     with ClusterGridSearch(1, compute_dir=tmp_path / "cd", progress=False) as cgs:
         assert list(cgs.client.run(worker_settings).values()) == [(False, "500ms")]
@@ -209,8 +224,9 @@ def test_cluster_client_killed_then_rerun_computes_only_unfinished(client, tmp_p
     compute_dir = tmp_path / "cd"
     script = CLIENT_SCRIPT.format(tests=os.fspath(Path(__file__).parent), cd=os.fspath(compute_dir))
     # Its own session: killing the group kills the client and the LocalCluster it started.
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 60
         while len(manifest_chunks(compute_dir)) < 3 and time.monotonic() < deadline and proc.poll() is None:
@@ -296,7 +312,10 @@ def test_cluster_failing_chunk_marked_in_file_and_rerun_retries_only_it(client, 
     wf.write_text(FAILING_WORKER_FILE)
     compute_dir = tmp_path / "cd"
     cgs = ClusterGridSearch(client, compute_dir=compute_dir, retries=1, progress=False)
-    with pytest.warns(rustrates.cluster.ClusterSweepWarning, match=r"1 of 3 chunks failed after 1 retries: chunk 1 \(points 4\.\.7\): RuntimeError: chunk with Net3_5 refused"):
+    with pytest.warns(
+        rustrates.cluster.ClusterSweepWarning,
+        match=r"1 of 3 chunks failed after 1 retries: chunk 1 \(points 4\.\.7\): RuntimeError: chunk with Net3_5 refused",
+    ):
         path = cgs.run(chunk_size=4, worker_file=wf, **sweep)
     failed_labels = ["Net3_4", "Net3_5", "Net3_6", "Net3_7"]
     assert path == os.fspath(compute_dir / "results.h5")
@@ -382,15 +401,22 @@ def test_cluster_template_files_only_on_the_client(client, tmp_path, monkeypatch
     (tmp_path / "models" / "ops.yaml").write_text(OPS_YAML)
     (tmp_path / "models" / "net.yaml").write_text(NET_YAML)
     monkeypatch.chdir(tmp_path)
-    assert all(not Path(cwd, "models", "net.yaml").exists() for cwd in client.run(os.getcwd).values()), \
+    assert all(not Path(cwd, "models", "net.yaml").exists() for cwd in client.run(os.getcwd).values()), (
         "the workers must not see the template at the relative path"
+    )
     sweep = dict(
         circuit_template="models/net.yaml/net",
         param_grid={"eta_pc": np.linspace(-5, 5, 3), "eta_iin": np.linspace(-5, 5, 3)},
-        param_map={"eta_pc": {"vars": ["my_op/eta"], "nodes": ["PC"]},
-                   "eta_iin": {"vars": ["my_op/eta"], "nodes": ["IIN"]}},
-        simulation_time=2.0, dt=1e-3, sampling_step_size=0.01,
-        inputs={"PC/my_op/I_ext": 1.0}, outputs={"r": "PC/my_op/r"}, permute_grid=True,
+        param_map={
+            "eta_pc": {"vars": ["my_op/eta"], "nodes": ["PC"]},
+            "eta_iin": {"vars": ["my_op/eta"], "nodes": ["IIN"]},
+        },
+        simulation_time=2.0,
+        dt=1e-3,
+        sampling_step_size=0.01,
+        inputs={"PC/my_op/I_ext": 1.0},
+        outputs={"r": "PC/my_op/r"},
+        permute_grid=True,
     )
     ref, ref_map = reference(sweep)
     cgs = ClusterGridSearch(client, progress=False)
@@ -434,7 +460,9 @@ def test_cluster_unreachable_scheduler_is_clear_error():
         port = s.getsockname()[1]
     # Nothing listens on the port once the socket is closed.
     t0 = time.monotonic()
-    with pytest.raises(ClusterConnectionError, match=rf"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 2 s"):
+    with pytest.raises(
+        ClusterConnectionError, match=rf"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 2 s"
+    ):
         ClusterGridSearch(f"tcp://127.0.0.1:{port}", connect_timeout=2)
     assert time.monotonic() - t0 < 30
 
@@ -454,9 +482,12 @@ def test_cluster_bad_arguments_fail_before_tasks(client, tmp_path):
 
 def test_cluster_worker_without_rustrates_is_named(client, tmp_path, monkeypatch):
     # A worker whose check reports a failed import (what a Python without rustrates answers).
-    import rustrates.cluster as cl
+    import rustrates.cluster._worker as cl
 
-    monkeypatch.setattr(cl, "_CHECK_SOURCE", textwrap.dedent("""
+    monkeypatch.setattr(
+        cl,
+        "_CHECK_SOURCE",
+        textwrap.dedent("""
         def rustrates_worker_check():
             import sys
             try:
@@ -464,7 +495,8 @@ def test_cluster_worker_without_rustrates_is_named(client, tmp_path, monkeypatch
             except Exception as exc:
                 return ("missing", f"{type(exc).__name__}: {exc}", sys.executable)
             return ("ok", "", sys.executable)
-    """))
+    """),
+    )
     cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
     with pytest.raises(ImportError, match=r"2 of 2 Dask workers cannot import rustrates: tcp://.*ModuleNotFoundError"):
         cgs.run(chunk_size=6, **seed_sweep())

@@ -37,12 +37,12 @@ finally:
 
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster
-from slurm_server import CI, REPO, slurm  # noqa: F401 - the session fixture
-from test_cluster import assert_same, manifest_chunks, reference, seed_sweep, slow_sweep
 
 import rustrates
 from rustrates import ClusterGridSearch
 from rustrates.cluster import SlurmPartitionError
+from slurm_server import CI, REPO, slurm  # noqa: F401 - the session fixture
+from test_cluster import assert_same, manifest_chunks, reference, seed_sweep, slow_sweep
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slurm, pytest.mark.filterwarnings("ignore::rustrates.RustratesWarning")]
 
@@ -57,8 +57,15 @@ def squeue_ids() -> set[str]:
 def slurm_cluster(tmp: Path, **kwargs) -> SLURMCluster:
     """Workers of one core each, as Slurm jobs on the loopback interface, logs in ``tmp``."""
     options = dict(
-        queue="debug", cores=1, processes=1, memory="1GB", walltime="00:10:00", python=sys.executable,
-        interface="lo", log_directory=os.fspath(tmp), scheduler_options={"dashboard_address": "127.0.0.1:0"},
+        queue="debug",
+        cores=1,
+        processes=1,
+        memory="1GB",
+        walltime="00:10:00",
+        python=sys.executable,
+        interface="lo",
+        log_directory=os.fspath(tmp),
+        scheduler_options={"dashboard_address": "127.0.0.1:0"},
     )
     options.update(kwargs)
     return SLURMCluster(**options)
@@ -68,11 +75,14 @@ def test_unknown_partition_is_named_with_the_known_ones(slurm, tmp_path):
     cluster = slurm_cluster(tmp_path, queue="no-such-partition")
     try:
         with Client(cluster) as client:
-            with pytest.raises(SlurmPartitionError, match=(
-                r"Slurm partition 'no-such-partition' \(SLURMCluster queue= or an #SBATCH -p directive\) is "
-                r"unknown to this Slurm; sinfo lists: debug\. Set SLURMCluster\(queue=\.\.\.\) to one of those "
-                r"\(leave it unset for the default partition \(debug\)"
-            )):
+            with pytest.raises(
+                SlurmPartitionError,
+                match=(
+                    r"Slurm partition 'no-such-partition' \(SLURMCluster queue= or an #SBATCH -p directive\) is "
+                    r"unknown to this Slurm; sinfo lists: debug\. Set SLURMCluster\(queue=\.\.\.\) to one of those "
+                    r"\(leave it unset for the default partition \(debug\)"
+                ),
+            ):
                 ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
     finally:
         cluster.close()
@@ -142,17 +152,31 @@ def test_sbatch_array_plus_merge_equals_a_single_run(slurm, tmp_path):
     subprocess.run([binary, "sweep", spec, "--out", single, "-q"], check=True, capture_output=True)
 
     parts, merged = tmp_path / "parts", tmp_path / "merged.h5"
-    env = dict(os.environ, SPEC=os.fspath(spec), PARTS=os.fspath(parts), OUT=os.fspath(merged),
-               RUSTRATES=os.fspath(binary))
+    env = dict(
+        os.environ, SPEC=os.fspath(spec), PARTS=os.fspath(parts), OUT=os.fspath(merged), RUSTRATES=os.fspath(binary)
+    )
     # One CPU per task (the script asks for 4), as a user overrides it for a small node.
     array = subprocess.run(
-        ["sbatch", "--parsable", "--array=0-2", "--cpus-per-task=1", f"--chdir={tmp_path}", EXAMPLES / "sweep_array.sbatch"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "sbatch",
+            "--parsable",
+            "--array=0-2",
+            "--cpus-per-task=1",
+            f"--chdir={tmp_path}",
+            EXAMPLES / "sweep_array.sbatch",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     array_job = array.stdout.strip().split(";")[0]
     merge_job = subprocess.run(
         ["sbatch", "--parsable", f"--dependency=afterok:{array_job}", f"--chdir={tmp_path}", EXAMPLES / "merge.sbatch"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     state = job_end_state(merge_job, timeout=120)
     logs = "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(tmp_path.glob("rustrates-*.log")))

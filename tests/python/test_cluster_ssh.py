@@ -27,8 +27,9 @@ try:
 except ImportError:  # pragma: no cover - exercised only where they are missing
     if CI:
         raise
-    pytest.skip("dask[distributed] and asyncssh are not installed (pip install 'rustrates[cluster]')",
-                allow_module_level=True)
+    pytest.skip(
+        "dask[distributed] and asyncssh are not installed (pip install 'rustrates[cluster]')", allow_module_level=True
+    )
 
 import rustrates
 from rustrates import ClusterGridSearch
@@ -45,8 +46,10 @@ HOST = "127.0.0.1"
 def sshd(tmp_path_factory):
     path = find_sshd()
     if path is None:
-        message = ("OpenSSH's sshd is not installed: apt-get install openssh-server "
-                   "(scripts/setup.sh --python does it as root)")
+        message = (
+            "OpenSSH's sshd is not installed: apt-get install openssh-server "
+            "(scripts/setup.sh --python does it as root)"
+        )
         if CI:
             pytest.fail(message)
         pytest.skip(message)
@@ -66,8 +69,14 @@ def sshd(tmp_path_factory):
 def ssh_search(sshd, n_hosts: int, compute_dir: Path) -> ClusterGridSearch:
     # Dask would listen on (and announce) the machine's own address: loopback is enough here.
     loopback = {"scheduler_options": {"host": HOST}, "worker_options": {"host": HOST}}
-    return ClusterGridSearch([HOST] * n_hosts, compute_dir=compute_dir, worker_env=sys.executable,
-                             connect_options=sshd.connect_options(), progress=False, cluster_kwargs=loopback)
+    return ClusterGridSearch(
+        [HOST] * n_hosts,
+        compute_dir=compute_dir,
+        worker_env=sys.executable,
+        connect_options=sshd.connect_options(),
+        progress=False,
+        cluster_kwargs=loopback,
+    )
 
 
 def ancestors(pid: int) -> list[int]:
@@ -131,11 +140,14 @@ def test_ssh_worker_host_killed_mid_sweep_completes_identical(sshd, tmp_path):
 def test_ssh_unreachable_host_is_named(sshd, tmp_path):
     port = spare_port()  # closed again: nothing listens there
     options = dict(sshd.connect_options(), port=port)
-    cgs = ClusterGridSearch([HOST, HOST], compute_dir=tmp_path / "cd", worker_env=sys.executable,
-                            connect_options=options, progress=False)
-    with pytest.raises(ClusterConnectionError,
-                       match=rf"cannot reach SSH host 127\.0\.0\.1 port {port} \(ConnectionRefusedError.*"
-                             r"check the host name, that sshd runs there"):
+    cgs = ClusterGridSearch(
+        [HOST, HOST], compute_dir=tmp_path / "cd", worker_env=sys.executable, connect_options=options, progress=False
+    )
+    with pytest.raises(
+        ClusterConnectionError,
+        match=rf"cannot reach SSH host 127\.0\.0\.1 port {port} \(ConnectionRefusedError.*"
+        r"check the host name, that sshd runs there",
+    ):
         cgs.run(chunk_size=6, **seed_sweep())
     assert not (tmp_path / "cd").exists(), "nothing is prepared before the hosts answered"
 
@@ -146,20 +158,29 @@ def test_ssh_silent_host_times_out_named(sshd):
         silent.bind((HOST, 0))
         silent.listen()
         port = silent.getsockname()[1]
-        cgs = ClusterGridSearch([HOST], worker_env=sys.executable, connect_timeout=1,
-                                connect_options=dict(sshd.connect_options(), port=port), progress=False)
-        with pytest.raises(ClusterConnectionError,
-                           match=rf"cannot reach SSH host 127\.0\.0\.1 port {port} \(no answer within 1 s\)"):
+        cgs = ClusterGridSearch(
+            [HOST],
+            worker_env=sys.executable,
+            connect_timeout=1,
+            connect_options=dict(sshd.connect_options(), port=port),
+            progress=False,
+        )
+        with pytest.raises(
+            ClusterConnectionError, match=rf"cannot reach SSH host 127\.0\.0\.1 port {port} \(no answer within 1 s\)"
+        ):
             _ = cgs.client
 
 
 def test_ssh_wrong_key_is_refused_login(sshd, tmp_path):
     stranger = keygen(tmp_path / "stranger_ed25519")
-    cgs = ClusterGridSearch([HOST], worker_env=sys.executable, connect_options=sshd.connect_options(stranger),
-                            progress=False)
-    with pytest.raises(ClusterConnectionError,
-                       match=rf"SSH host 127\.0\.0\.1 port {sshd.port} refused the login as '{sshd.user}' "
-                             r"\(.*\): add your public key .*client_keys"):
+    cgs = ClusterGridSearch(
+        [HOST], worker_env=sys.executable, connect_options=sshd.connect_options(stranger), progress=False
+    )
+    with pytest.raises(
+        ClusterConnectionError,
+        match=rf"SSH host 127\.0\.0\.1 port {sshd.port} refused the login as '{sshd.user}' "
+        r"\(.*\): add your public key .*client_keys",
+    ):
         _ = cgs.client
 
 
@@ -167,8 +188,12 @@ def test_ssh_unknown_host_key_is_named(sshd, tmp_path):
     other = keygen(tmp_path / "other_host_ed25519").with_suffix(".pub").read_text().split()
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
-    cgs = ClusterGridSearch([HOST], worker_env=sys.executable,
-                            connect_options=dict(sshd.connect_options(), known_hosts=str(known)), progress=False)
+    cgs = ClusterGridSearch(
+        [HOST],
+        worker_env=sys.executable,
+        connect_options=dict(sshd.connect_options(), known_hosts=str(known)),
+        progress=False,
+    )
     with pytest.raises(ClusterConnectionError, match=r"SSH host 127\.0\.0\.1 port \d+: its host key is not trusted"):
         _ = cgs.client
 
@@ -176,9 +201,11 @@ def test_ssh_unknown_host_key_is_named(sshd, tmp_path):
 def test_ssh_missing_worker_env_is_named(sshd, tmp_path):
     python = str(tmp_path / "no-venv" / "bin" / "python")
     cgs = ClusterGridSearch([HOST], worker_env=python, connect_options=sshd.connect_options(), progress=False)
-    with pytest.raises(FileNotFoundError,
-                       match=rf"worker_env '{python}' is not an executable Python on SSH host 127\.0\.0\.1 "
-                             rf"port {sshd.port} \(.*(not found|No such file).*\): set worker_env="):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"worker_env '{python}' is not an executable Python on SSH host 127\.0\.0\.1 "
+        rf"port {sshd.port} \(.*(not found|No such file).*\): set worker_env=",
+    ):
         _ = cgs.client
 
 
@@ -198,10 +225,12 @@ def python_without_rustrates(tmp: Path) -> Path:
 def test_ssh_worker_env_without_rustrates_is_named(sshd, tmp_path):
     python = python_without_rustrates(tmp_path)
     cgs = ClusterGridSearch([HOST], worker_env=str(python), connect_options=sshd.connect_options(), progress=False)
-    with pytest.raises(ImportError,
-                       match=rf"{python} on SSH host 127\.0\.0\.1 port {sshd.port} cannot import rustrates "
-                             rf"\(ModuleNotFoundError: No module named 'rustrates'\): install `{python} -m pip "
-                             rf"install rustrates=={rustrates.__version__}` there"):
+    with pytest.raises(
+        ImportError,
+        match=rf"{python} on SSH host 127\.0\.0\.1 port {sshd.port} cannot import rustrates "
+        rf"\(ModuleNotFoundError: No module named 'rustrates'\): install `{python} -m pip "
+        rf"install rustrates=={rustrates.__version__}` there",
+    ):
         cgs.run(chunk_size=6, **seed_sweep())
 
 

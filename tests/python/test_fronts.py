@@ -7,6 +7,7 @@ builder; a front that re-derived a rule would drift from the others and fail her
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -212,3 +213,47 @@ def test_every_front_computes_the_same_traces(rustrates, tmp_path, client):
             np.testing.assert_array_equal(traces[:, 0], reference[:, 0], err_msg=front)
         else:
             np.testing.assert_array_equal(traces, reference, err_msg=front)
+
+
+def test_the_cluster_mode_passes_every_sweep_argument_grid_search_takes(rustrates, tmp_path, client):
+    """Issue 17: the engine arguments beyond the plain run — the regime summary and its
+    thresholds, several initial conditions (``multistable``), ``trace_precision``, a cutoff,
+    the solver and precision — reach the engine the same through ``ClusterGridSearch.run`` as
+    through ``grid_search``: the files record the same settings (the engine's own
+    ``settings`` attribute, which the fingerprint hashes; only ``chunk_size`` differs) and
+    hold bitwise-equal traces and summaries (same engine, reference back end)."""
+    import h5py
+
+    from rustrates import _rustrates
+    from rustrates.cluster import ClusterGridSearch
+
+    grid = {"eta_op": [-5.0, -1.0, 2.0]}
+    args = dict(
+        simulation_time=0.5, step_size=1e-3, inputs=INPUTS, outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"},
+        summaries=["mean", "regime", "multistable"], keep_traces=True, cutoff=0.1, solver="heun",
+        regime={"stationary_tol": 1e-3, "min_cycles": 2}, initial_conditions=[{"PC/Op_e/r": 0.0}, {"PC/Op_e/r": 2.5}],
+        trace_precision="float32", backend="reference", float_precision="float64",
+    )
+    out = tmp_path / "grid_search.h5"
+    rustrates.grid_search(NET3, grid, PMAP, out=out, **args)
+    cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
+    path = cgs.run(NET3, grid, PMAP, chunk_size=2, **args)
+
+    def settings_of(p):
+        with h5py.File(p, "r") as f:
+            settings = json.loads(f.attrs["settings"])
+            assert f["traces"].dtype == np.float32, p
+        settings.pop("chunk_size")
+        return settings
+
+    recorded = settings_of(out)
+    assert recorded == settings_of(path)
+    # The arguments did reach the engine (the test fails if a front dropped them).
+    assert recorded["regime"]["thresholds"]["stationary_tol"] == 1e-3
+    assert recorded["initial_conditions"] == [{"PC/Op_e/r": 0.0}, {"PC/Op_e/r": 2.5}]
+    assert recorded["cutoff"] == 0.1 and recorded["solver"]["name"] == "heun"
+    a, b = _rustrates.read_results(out), _rustrates.read_results(path)
+    assert a["summary_names"] == b["summary_names"] and "multistable" in a["summary_names"]
+    np.testing.assert_array_equal(a["traces"], b["traces"])
+    np.testing.assert_array_equal(a["summaries"], b["summaries"])
+    assert list(a["status"]) == list(b["status"]) and list(a["labels"]) == list(b["labels"])

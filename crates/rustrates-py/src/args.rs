@@ -9,6 +9,7 @@ use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{self, EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepSpec};
@@ -327,4 +328,17 @@ impl SweepArgs {
     fn n_points(&self) -> usize {
         self.spec.param_grid.len()
     }
+}
+
+/// The type a results file stores traces as, by its name (`trace_precision=`); the engine
+/// knows the names.
+pub(crate) fn trace_type(py: Python<'_>, name: &str) -> PyResult<TraceType> {
+    TraceType::parse(name).ok_or_else(|| {
+        arg_err(
+            py,
+            Kind::Sweep,
+            "trace_precision",
+            format!("trace_precision must be float64 or float32, got '{name}'"),
+        )
+    })
 }

@@ -3,8 +3,9 @@
 //! The client and the workers build the same [`ClusterSweep`]; a worker runs one chunk into a
 //! private directory with the engine's shard mechanism (`Shard { index: i, count: n_chunks }`
 //! is exactly chunk i), and ships the part file's bytes back; the client records them in its
-//! `compute_dir` exactly as the engine's `PartSink` does (part written as `.tmp`, fsynced,
-//! renamed, then a manifest line), and merges at the end. No shared filesystem is needed:
+//! `compute_dir` with the engine's `record_part_bytes` (as its `PartSink` records a chunk),
+//! and merges at the end. The sweep record, part paths, labels and the part reader are the
+//! engine's too: nothing of the chunk protocol is re-derived here. No shared filesystem is needed:
 //! the template files travel with the task (`template_files`) and a worker loads them from a
 //! private copy laid out as on the client.
 
@@ -13,26 +14,22 @@
 #![allow(clippy::result_large_err)]
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, ManifestEntry, SweepRecord};
+use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, SweepRecord};
 use rustrates::model::{self, Loaded};
 use rustrates::sweep::{self, RunControl, Shard, SweepSpec};
 use rustrates::template::LoadOptions;
 
-use crate::args::SweepArgs;
+use crate::args::{trace_type, SweepArgs};
 use crate::errors::{self, arg_err, engine_error, to_pyerr, Kind, Located};
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
-    match e {
-        IoError::Sweep(s) => engine_error(py, s),
-        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "compute_dir")]),
-    }
+    errors::io_error(py, e, "compute_dir")
 }
 
 /// One sweep as both the client and the workers see it.
@@ -40,8 +37,9 @@ fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
 pub struct ClusterSweep {
     spec: SweepSpec,
     loaded: Loaded,
-    /// The template path as the user gave it on the client (labels, messages, `sweep.json`).
-    template: String,
+    /// What the parts and `sweep.json` record: the template's source and its path as the
+    /// user gave it on the client, the trace type.
+    opts: FileOptions,
 }
 
 /// `path` re-rooted under `root` (`/a/b.yaml` → `root/a/b.yaml`); relative paths and dotted
@@ -130,20 +128,7 @@ impl ClusterSweep {
     }
 
     fn record(&self) -> SweepRecord {
-        // Field by field what `PartSink::begin` writes, so the client's `sweep.json` and the
-        // one a worker's shard run writes carry the same fingerprint.
-        let settings = self.spec.settings_json();
-        SweepRecord {
-            fingerprint: io::fingerprint(&self.loaded.source_text, &self.spec.param_grid, &settings),
-            circuit_name: self.loaded.circuit.name.clone(),
-            n_points: self.spec.param_grid.len(),
-            chunks: self.spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
-            template_source: self.loaded.source_text.clone(),
-            template_path: self.template.clone(),
-            settings,
-            rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
-            compression: false,
-        }
+        io::sweep_record_of(&self.spec, &self.loaded.circuit.name, &self.opts)
     }
 }
 
@@ -153,7 +138,7 @@ impl ClusterSweep {
     /// that need no compile (time settings, grid, param_map, outputs, inputs) run here, so a
     /// bad argument stops the client before any task is sent.
     #[new]
-    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None))]
+    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None, trace_precision="float64"))]
     fn new(
         py: Python<'_>,
         template: &str,
@@ -161,7 +146,9 @@ impl ClusterSweep {
         chunk_size: usize,
         template_files: Option<Vec<(String, String, String)>>,
         template_cwd: Option<String>,
+        trace_precision: &str,
     ) -> PyResult<ClusterSweep> {
+        let trace_type = trace_type(py, trace_precision)?;
         if chunk_size == 0 {
             return Err(arg_err(
                 py,
@@ -185,11 +172,11 @@ impl ClusterSweep {
             }
         };
         sweep::check(&spec, &loaded.circuit).map_err(|e| engine_error(py, &e))?;
-        Ok(ClusterSweep {
-            spec,
-            loaded,
-            template: template.to_string(),
-        })
+        let opts = FileOptions {
+            trace_type,
+            ..FileOptions::new(&loaded.source_text, template)
+        };
+        Ok(ClusterSweep { spec, loaded, opts })
     }
 
     /// SHA-256 of template source, grid and settings: what names and guards a compute_dir.
@@ -279,7 +266,7 @@ impl ClusterSweep {
         // The worker's directory is scratch: the client records (and syncs) the bytes.
         let opts = FileOptions {
             durable: false,
-            ..FileOptions::new(&self.loaded.source_text, &self.template)
+            ..self.opts.clone()
         };
         let shard = Shard {
             index,
@@ -298,24 +285,13 @@ impl ClusterSweep {
         Ok(parts::part_file(range.start, range.end))
     }
 
-    /// Records chunk `index`, whose part file's bytes are `data`, in `dir`: the part is written
-    /// as `.tmp`, fsynced and renamed, then its manifest line is appended (as `PartSink`).
+    /// Records chunk `index`, whose part file's bytes are `data`, in `dir` (the engine's
+    /// `record_part_bytes`: the part durably in place, then its manifest line).
     fn record_part(&self, py: Python<'_>, dir: PathBuf, index: usize, data: &[u8]) -> PyResult<()> {
         let range = self.chunk(py, index)?;
-        let rel = parts::part_file(range.start, range.end);
-        let path = dir.join(&rel);
-        py.detach(|| -> Result<(), IoError> {
-            write_atomic(&path, data)?;
-            let entry = ManifestEntry {
-                chunk: index,
-                start: range.start,
-                end: range.end,
-                file: rel.clone(),
-                sha256: parts::sha256_file(&path)?,
-            };
-            Manifest::append(&dir, &entry)
-        })
-        .map_err(|e| io_err(py, &e))
+        py.detach(|| io::record_part_bytes(&dir, index, range, data))
+            .map(drop)
+            .map_err(|e| io_err(py, &e))
     }
 
     /// A merge of the parts recorded in `dir` into the existing HDF5 file `out` (a staging
@@ -330,62 +306,13 @@ impl ClusterSweep {
         })
     }
 
-    /// Reads one part file (chunk `index`) as the `run_sweep` dict of its points, through the
-    /// engine's own merge into a one-chunk sweep in `scratch`. Labels are the chunk's own
-    /// (`{name}_{start + i}`).
-    fn read_part<'py>(
-        &self,
-        py: Python<'py>,
-        part: PathBuf,
-        index: usize,
-        scratch: PathBuf,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let range = self.chunk(py, index)?;
-        let mut record = self.record();
-        record.n_points = range.len();
-        record.chunks = vec![(0, range.len())];
-        let out = scratch.join("chunk.h5");
-        let result = py
-            .detach(|| -> Result<_, IoError> {
-                let _ = fs::remove_dir_all(&scratch);
-                record.create_or_check(&scratch)?;
-                let rel = parts::part_file(0, range.len());
-                let copy = scratch.join(&rel);
-                fs::copy(&part, &copy).map_err(|source| IoError::Fs {
-                    path: copy.clone(),
-                    source,
-                })?;
-                let entry = ManifestEntry {
-                    chunk: 0,
-                    start: 0,
-                    end: range.len(),
-                    file: rel,
-                    sha256: parts::sha256_file(&copy)?,
-                };
-                Manifest::append(&scratch, &entry)?;
-                io::merge(&[scratch.as_path()], &out)?;
-                io::read_results(&out)
-            })
-            .map_err(|e| io_err(py, &e))?;
-        let mut result = result;
-        result.labels = self.labels(range.start, Some(range.end));
-        crate::sweep::result_dict(py, result, None)
+    /// Reads a finished part file of this sweep as the `run_sweep` dict of its points, with
+    /// the engine's part reader (labels keep their sweep-wide numbers).
+    fn read_part<'py>(&self, py: Python<'py>, part: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+        let name = &self.loaded.circuit.name;
+        let result = py.detach(|| io::read_part(&part, name)).map_err(|e| io_err(py, &e))?;
+        crate::results::result_dict(py, result, None)
     }
-}
-
-/// Writes `path` through `path.tmp` + fsync + rename (the engine's rule for part files).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let fs_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| IoError::Fs { path: p, source }
-    };
-    let mut f = fs::File::create(&tmp).map_err(fs_err(&tmp))?;
-    f.write_all(bytes).map_err(fs_err(&tmp))?;
-    f.sync_all().map_err(fs_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(fs_err(path))
 }
 
 /// The bytes of a file, read without the GIL (part files shipped from workers).

@@ -160,6 +160,20 @@ pub fn arg_err(py: Python<'_>, kind: Kind, argument: &str, message: String) -> P
 
 /// An engine sweep error as the exception of its kind, one diagnostic per problem with the
 /// engine's code and argument (`SweepError::problems`): nothing is re-mapped here.
+/// An I/O error of the engine's results files: a sweep error as [`engine_error`], a missing
+/// file as `FileNotFoundError`, anything else a `SweepError` naming `argument` (the file or
+/// directory argument it concerns).
+pub fn io_error(py: Python<'_>, e: &rustrates::io::IoError, argument: &str) -> PyErr {
+    use rustrates::io::IoError;
+    match e {
+        IoError::Sweep(s) => engine_error(py, s),
+        IoError::Fs { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            pyo3::exceptions::PyFileNotFoundError::new_err(e.to_string())
+        }
+        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), argument)]),
+    }
+}
+
 pub fn engine_error(py: Python<'_>, e: &rustrates::sweep::SweepError) -> PyErr {
     let problems = e.problems();
     let kind = match problems.first().map(|p| p.code) {

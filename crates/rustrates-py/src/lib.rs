@@ -3,11 +3,13 @@
 //! package (`python/rustrates`).
 
 use pyo3::prelude::*;
+use rustrates::solve::PointStatus;
 
 mod args;
 mod circuit;
 mod cluster;
 mod errors;
+mod interrupt;
 mod results;
 mod sweep;
 
@@ -26,6 +28,22 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
         codes.set_item(r.code(), r.name())?;
     }
     m.add("REGIME_CODES", codes)?;
+    // `{code: name}` of a point's status (`/status/code` of a results file, the names of the
+    // `status` lists), and the codes of diverged and of never computed points (engine:
+    // `solve::PointStatus`).
+    let names = pyo3::types::PyDict::new(py);
+    let (mut diverged, mut failed) = (Vec::new(), Vec::new());
+    for (code, name) in PointStatus::CODES {
+        names.set_item(code, name)?;
+        match PointStatus::from_code(code, f64::NAN) {
+            s if s.diverged() => diverged.push(code),
+            PointStatus::Failed => failed.push(code),
+            _ => {}
+        }
+    }
+    m.add("STATUS_NAMES", names)?;
+    m.add("DIVERGED_CODES", pyo3::types::PyTuple::new(py, diverged)?)?;
+    m.add("FAILED_CODES", pyo3::types::PyTuple::new(py, failed)?)?;
     m.add_class::<circuit::PyCircuit>()?;
     m.add_class::<args::SweepArgs>()?;
     m.add_function(wrap_pyfunction!(circuit::load_circuit, m)?)?;

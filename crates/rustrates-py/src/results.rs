@@ -1,27 +1,76 @@
-//! Result files: a sweep streamed to HDF5 through the engine's part files (resumable), and
-//! a results file read back.
+//! Results: the engine's [`SweepResult`] as the dict Python's `_core` reads, a sweep streamed
+//! to HDF5 through the engine's part files (resumable), and a results file read back.
 
 use std::path::Path;
 
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
 use rustrates::io::{self, FileOptions, IoError};
+use rustrates::kernel::Backend;
 use rustrates::model::Loaded;
-use rustrates::sweep::SweepSpec;
+use rustrates::sweep::{SweepResult, SweepSpec};
 
-use crate::errors::engine_error;
-use crate::errors::{to_pyerr, Kind, Located};
-use crate::sweep::{result_dict, run_interruptible};
+use crate::interrupt::run_interruptible;
 
 fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
-    match e {
-        IoError::Sweep(s) => engine_error(py, s),
-        IoError::Fs { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            pyo3::exceptions::PyFileNotFoundError::new_err(e.to_string())
+    crate::errors::io_error(py, e, "out")
+}
+
+/// The result dict Python's `_core` turns into DataFrames.
+pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let n_points = r.labels.len();
+    let n_keys = r.grid_keys.len();
+    let n_time = r.time.len();
+    let n_cols = r.columns.len();
+    let mut grid = vec![0.0; n_points * n_keys];
+    for (k, col) in r.grid_values.iter().enumerate() {
+        for (p, v) in col.iter().enumerate() {
+            grid[p * n_keys + k] = *v;
         }
-        _ => to_pyerr(py, Kind::Sweep, &[Located::plain("io", e.to_string(), "out")]),
     }
+    d.set_item("circuit_name", &r.circuit_name)?;
+    d.set_item("labels", &r.labels)?;
+    d.set_item("grid_keys", &r.grid_keys)?;
+    d.set_item("grid", PyArray1::from_vec(py, grid).reshape([n_points, n_keys])?)?;
+    d.set_item("time", PyArray1::from_vec(py, r.time))?;
+    d.set_item("n_time", n_time)?;
+    let columns = PyList::empty(py);
+    for (node, key) in &r.columns {
+        columns.append((node, key))?;
+    }
+    d.set_item("columns", columns)?;
+    match r.traces {
+        Some(t) => d.set_item("traces", PyArray1::from_vec(py, t).reshape([n_points, n_time, n_cols])?)?,
+        None => d.set_item("traces", py.None())?,
+    }
+    match r.summaries {
+        Some(s) => {
+            let n_stats = s.stats.len();
+            let mut out = vec![f64::NAN; n_points * n_cols * n_stats];
+            for (i, vals) in s.values.iter().enumerate() {
+                for (pc, v) in vals.iter().enumerate() {
+                    out[pc * n_stats + i] = *v;
+                }
+            }
+            d.set_item(
+                "summaries",
+                PyArray1::from_vec(py, out).reshape([n_points, n_cols, n_stats])?,
+            )?;
+            d.set_item("summary_names", s.stats.iter().map(|s| s.name()).collect::<Vec<_>>())?;
+        }
+        None => {
+            d.set_item("summaries", py.None())?;
+            d.set_item("summary_names", Vec::<String>::new())?;
+        }
+    }
+    let (codes, times): (Vec<&str>, Vec<f64>) = r.status.iter().map(|s| (s.name(), s.time())).unzip();
+    d.set_item("status", codes)?;
+    d.set_item("status_time", PyArray1::from_vec(py, times))?;
+    d.set_item("backend", backend.map(|b| format!("{b:?}").to_lowercase()))?;
+    Ok(d)
 }
 
 /// Runs the sweep into `out` (part files next to it, merged and renamed when complete; an

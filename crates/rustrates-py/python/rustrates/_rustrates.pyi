@@ -13,9 +13,12 @@ __all__ = [
     "ChunkMerger",
     "Circuit",
     "ClusterSweep",
+    "DIVERGED_CODES",
     "EquationError",
+    "FAILED_CODES",
     "REGIME_CODES",
     "RustratesError",
+    "STATUS_NAMES",
     "SolverError",
     "SweepArgs",
     "SweepError",
@@ -76,6 +79,13 @@ class Circuit:
 
 REGIME_CODES: dict[int, str]
 """`{code: name}` of the `regime` summary."""
+STATUS_NAMES: dict[int, str]
+"""`{code: name}` of a point's status: ``/status/code`` of a results file, the names of the
+result dict's ``status``."""
+DIVERGED_CODES: tuple[int, ...]
+"""The status codes of points the solver gave up on (values NaN from ``status_time``)."""
+FAILED_CODES: tuple[int, ...]
+"""The status codes of points never computed (their chunk failed on every try)."""
 
 def load_circuit(path: str) -> Circuit:
     """Load and check a template (dotted path or ``file.yaml/Name``)."""
@@ -176,6 +186,7 @@ class ClusterSweep:
         chunk_size: int,
         template_files: list[tuple[str, str, str]] | None = None,
         template_cwd: str | None = None,
+        trace_precision: str = "float64",
     ) -> ClusterSweep: ...
     @property
     def fingerprint(self) -> str:
@@ -202,14 +213,14 @@ class ClusterSweep:
         """Runs chunk ``index`` into the fresh directory ``dir``; returns its part file's path
         relative to ``dir``."""
     def record_part(self, dir: str | PathLike[str], index: int, data: bytes) -> None:
-        """Writes chunk ``index``'s part file (its bytes) into ``dir`` and its manifest line."""
+        """Records chunk ``index`` from its part file's bytes in ``dir`` (the engine's
+        ``record_part_bytes``: the part durably in place, then its manifest line)."""
     def merger(self, dir: str | PathLike[str], out: str | PathLike[str]) -> ChunkMerger:
         """A merge of the parts recorded in ``dir`` into the existing HDF5 file ``out`` (a
         staging file; its other contents stay), chunk by chunk."""
-    def read_part(
-        self, part: str | PathLike[str], index: int, scratch: str | PathLike[str]
-    ) -> SweepResultDict:
-        """One part file (chunk ``index``) as the result dict of its points."""
+    def read_part(self, part: str | PathLike[str]) -> SweepResultDict:
+        """A finished part file of this sweep as the result dict of its points (the
+        engine's part reader; labels keep their sweep-wide numbers)."""
 
 @final
 class ChunkMerger:

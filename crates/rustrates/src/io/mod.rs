@@ -22,12 +22,12 @@ pub mod h5;
 pub mod pytables;
 
 pub use csv::write_csv;
-pub use parts::{fingerprint, Manifest, ManifestEntry, SweepRecord};
+pub use parts::{fingerprint, record_finished_part, record_part_bytes, Manifest, ManifestEntry, SweepRecord};
 
 #[cfg(feature = "hdf5")]
 pub use h5::{
-    merge, merge_marking_failed, merge_marking_failed_into, read_results, run_parts, sweep_to_file, FailedChunk,
-    FileOptions, IncrementalMerge, MergedPoints, PartSink,
+    merge, merge_marking_failed, merge_marking_failed_into, read_part, read_results, run_parts, sweep_record_of,
+    sweep_to_file, FailedChunk, FileOptions, IncrementalMerge, MergedPoints, PartSink,
 };
 
 use std::path::PathBuf;
@@ -71,6 +71,8 @@ pub enum IoError {
     },
     #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
     Incomplete { path: PathBuf, what: &'static str },
+    #[error("{path} is not a finished rustrates part file (no chunk_start attribute, or a .tmp still being written): give a file that parts/ of a sweep directory lists in its manifest.jsonl")]
+    NotAPart { path: PathBuf },
     #[error("input '{name}' has {len} values, not a whole number of rows of {points} points")]
     InputShape { name: String, len: usize, points: usize },
     #[error("nothing to merge: no sweep.json in any of the given directories")]

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use std::ops::Range;
+
 use super::IoError;
 use crate::sweep::Grid;
 
@@ -180,6 +182,40 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 /// Relative path of a chunk's part file.
 pub fn part_file(start: usize, end: usize) -> String {
     format!("parts/chunk_{start:08}_{end:08}.h5")
+}
+
+/// Records chunk `index` (points `range`), whose finished part file is in place in `dir`:
+/// hashes it and appends its manifest line (fsynced when `durable`). From then on the chunk
+/// counts as done.
+pub fn record_finished_part(
+    dir: &Path,
+    index: usize,
+    range: Range<usize>,
+    durable: bool,
+) -> Result<ManifestEntry, IoError> {
+    let file = part_file(range.start, range.end);
+    let entry = ManifestEntry {
+        chunk: index,
+        start: range.start,
+        end: range.end,
+        sha256: sha256_file(&dir.join(&file))?,
+        file,
+    };
+    Manifest::append_with(dir, &entry, durable)?;
+    Ok(entry)
+}
+
+/// Records chunk `index` (points `range`) from the bytes of its part file computed elsewhere
+/// (a cluster worker's): the part is written as `.tmp`, fsynced and renamed, then its
+/// manifest line is appended, as [`super::PartSink`] records a chunk it computed.
+pub fn record_part_bytes(
+    dir: &Path,
+    index: usize,
+    range: Range<usize>,
+    bytes: &[u8],
+) -> Result<ManifestEntry, IoError> {
+    write_file(&dir.join(part_file(range.start, range.end)), bytes, true)?;
+    record_finished_part(dir, index, range, true)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

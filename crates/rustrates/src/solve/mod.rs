@@ -120,6 +120,51 @@ pub enum PointStatus {
     Failed,
 }
 
+impl PointStatus {
+    /// Every status as `(code, name)`, in code order: the code is `/status/code` of a results
+    /// file, the name what the fronts show (Python's `status` lists, `rustrates.STATUS_NAMES`).
+    pub const CODES: [(u8, &'static str); 4] = [(0, "ok"), (1, "nonfinite"), (2, "step_too_small"), (3, "failed")];
+
+    /// Its code in results files (see [`PointStatus::CODES`]).
+    pub const fn code(&self) -> u8 {
+        match self {
+            PointStatus::Ok => 0,
+            PointStatus::NonFinite { .. } => 1,
+            PointStatus::StepTooSmall { .. } => 2,
+            PointStatus::Failed => 3,
+        }
+    }
+
+    /// Its name (see [`PointStatus::CODES`]).
+    pub fn name(&self) -> &'static str {
+        Self::CODES[usize::from(self.code())].1
+    }
+
+    /// When the run of the point stopped being usable; NaN for `Ok` and `Failed`.
+    pub fn time(&self) -> f64 {
+        match *self {
+            PointStatus::NonFinite { t } | PointStatus::StepTooSmall { t } => t,
+            PointStatus::Ok | PointStatus::Failed => f64::NAN,
+        }
+    }
+
+    /// The status of `code` (from a results file) stopped at `t`; a code no file writes reads
+    /// as `StepTooSmall`, a diverged point, so it is never taken for a good one.
+    pub fn from_code(code: u8, t: f64) -> PointStatus {
+        match code {
+            0 => PointStatus::Ok,
+            1 => PointStatus::NonFinite { t },
+            3 => PointStatus::Failed,
+            _ => PointStatus::StepTooSmall { t },
+        }
+    }
+
+    /// The solver gave up on the point (its values stop at [`PointStatus::time`]).
+    pub fn diverged(&self) -> bool {
+        matches!(self, PointStatus::NonFinite { .. } | PointStatus::StepTooSmall { .. })
+    }
+}
+
 /// Receives samples as the run produces them.
 pub trait SampleSink {
     /// `values[output * lanes + lane]` at sample `index` (counted from the first emitted

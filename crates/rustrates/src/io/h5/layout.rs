@@ -14,7 +14,7 @@ use super::super::IoError;
 use super::codec::{ChunkCodec, TraceType};
 use super::writer::{BlockMsg, TracePiece};
 use crate::solve::PointStatus;
-use crate::sweep::{Grid, Statistic, SweepMeta};
+use crate::sweep::{Grid, Statistic, SweepMeta, SweepSpec};
 
 /// What a results file records beyond the sweep itself.
 #[derive(Clone, Debug, Default)]
@@ -155,24 +155,14 @@ pub(super) fn key_name(key: &str) -> String {
 }
 
 /// `/status/code` of a point that was never computed (its chunk failed).
-pub(super) const FAILED_CODE: u8 = 3;
+pub(super) const FAILED_CODE: u8 = PointStatus::Failed.code();
 
 pub(super) fn status_code(s: &PointStatus) -> (u8, f64) {
-    match *s {
-        PointStatus::Ok => (0, f64::NAN),
-        PointStatus::NonFinite { t } => (1, t),
-        PointStatus::StepTooSmall { t } => (2, t),
-        PointStatus::Failed => (FAILED_CODE, f64::NAN),
-    }
+    (s.code(), s.time())
 }
 
 pub(super) fn status_from(code: u8, t: f64) -> PointStatus {
-    match code {
-        0 => PointStatus::Ok,
-        1 => PointStatus::NonFinite { t },
-        FAILED_CODE => PointStatus::Failed,
-        _ => PointStatus::StepTooSmall { t },
-    }
+    PointStatus::from_code(code, t)
 }
 
 /// The shape information every file of a sweep shares.
@@ -621,8 +611,11 @@ pub(super) fn abandon(open: Option<OpenFile>) {
 }
 
 /// What `sweep.json` records, and what the root attributes of a final file hold.
-pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
-    let mut settings = meta.spec.settings_json();
+/// The record of `spec` run on the circuit `circuit_name` and written with `opts`: what
+/// every writer of a sweep directory (the part sink, a cluster client recording parts
+/// computed elsewhere) puts in `sweep.json`, so their fingerprints agree.
+pub fn sweep_record_of(spec: &SweepSpec, circuit_name: &str, opts: &FileOptions) -> SweepRecord {
+    let mut settings = spec.settings_json();
     // The stored type is part of what a part file holds, so it is part of the fingerprint: a
     // resume asking for another precision is another sweep, never a mix. Recorded only when
     // it is not the default, so the fingerprints of float64 sweeps (and of cluster sweeps,
@@ -631,16 +624,21 @@ pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRec
         settings["trace_precision"] = opts.trace_type.name().into();
     }
     SweepRecord {
-        fingerprint: fingerprint(&opts.template_source, meta.grid, &settings),
-        circuit_name: meta.circuit_name.to_string(),
-        n_points: meta.grid.len(),
-        chunks: meta.chunks.iter().map(|r| (r.start, r.end)).collect(),
+        fingerprint: fingerprint(&opts.template_source, &spec.param_grid, &settings),
+        circuit_name: circuit_name.to_string(),
+        n_points: spec.param_grid.len(),
+        chunks: spec.chunks().iter().map(|r| (r.start, r.end)).collect(),
         template_source: opts.template_source.clone(),
         template_path: opts.template_path.clone(),
         settings,
         rustrates_version: env!("CARGO_PKG_VERSION").to_string(),
         compression: opts.compression,
     }
+}
+
+/// [`sweep_record_of`] the sweep being run (its grid and chunks are the spec's).
+pub(super) fn sweep_record(meta: &SweepMeta<'_>, opts: &FileOptions) -> SweepRecord {
+    sweep_record_of(meta.spec, meta.circuit_name, opts)
 }
 
 /// The root attributes of a final file (all but `complete`).

@@ -60,9 +60,9 @@ mod sinks;
 mod writer;
 
 pub use codec::TraceType;
-pub use layout::{FileOptions, MIN_COMPRESSED_TRACE_BYTES};
+pub use layout::{sweep_record_of, FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
-pub use read::{read_results, read_results_points};
+pub use read::{read_part, read_results, read_results_points};
 pub use sinks::{run_parts, sweep_to_file, PartSink};
 pub use writer::QUEUE_BYTES;
 

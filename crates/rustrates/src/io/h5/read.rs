@@ -22,6 +22,23 @@ pub fn read_results_points(path: &Path, points: Range<usize>) -> Result<SweepRes
     read(path, Some(points))
 }
 
+/// A finished part file (`DIR/parts/chunk_*.h5`, see [`super::super::parts`]) as
+/// [`read_results`] gives a complete file: its chunk's points, labels with their sweep-wide
+/// numbers. Parts do not record the circuit's name; it is the sweep record's
+/// (`circuit_name`).
+pub fn read_part(path: &Path, circuit_name: &str) -> Result<SweepResult, IoError> {
+    let file = open_file(path).map_err(h5(path))?;
+    // A part's chunk attributes are written before its first point; `.tmp` parts are not
+    // finished, and a results file has none.
+    let is_part = file.attr("chunk_start").is_ok() && path.extension().is_some_and(|x| x == "h5");
+    if !is_part {
+        return Err(IoError::NotAPart {
+            path: path.to_path_buf(),
+        });
+    }
+    read_open(&file, path, circuit_name.to_string(), None)
+}
+
 fn read(path: &Path, points: Option<Range<usize>>) -> Result<SweepResult, IoError> {
     let e = h5(path);
     let file = open_file(path).map_err(&e)?;
@@ -33,7 +50,17 @@ fn read(path: &Path, points: Option<Range<usize>>) -> Result<SweepResult, IoErro
         });
     }
     let circuit_name = read_str_attr(&file, "circuit_name", path)?;
-    let shape = read_shape(&file, path, &circuit_name, 1, 0)?;
+    read_open(&file, path, circuit_name, points)
+}
+
+fn read_open(
+    file: &hdf5::File,
+    path: &Path,
+    circuit_name: String,
+    points: Option<Range<usize>>,
+) -> Result<SweepResult, IoError> {
+    let e = h5(path);
+    let shape = read_shape(file, path, &circuit_name, 1, 0)?;
     let grid = file.group("grid").map_err(&e)?;
     let grid_keys: Vec<String> =
         serde_json::from_str(&read_str_attr(&grid, "keys", path)?).map_err(|source| IoError::Json {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::guard;
-use super::super::parts::{self, part_file, tmp_path, Manifest, ManifestEntry, SweepRecord};
+use super::super::parts::{self, part_file, tmp_path, Manifest, SweepRecord};
 use super::super::IoError;
 use super::layout::*;
 use super::merge::merge;
@@ -105,17 +105,8 @@ impl PartSink {
         let Current { index, range, .. } = self.current.take().expect("end_chunk follows begin_chunk");
         let (dir, durable) = (self.dir.clone(), self.opts.durable);
         let finish = move |part: OpenFile| -> Result<(), IoError> {
-            let rel = part_file(range.start, range.end);
-            let path = dir.join(&rel);
-            part.finish(&path, durable)?;
-            let entry = ManifestEntry {
-                chunk: index,
-                start: range.start,
-                end: range.end,
-                file: rel,
-                sha256: parts::sha256_file(&path)?,
-            };
-            Manifest::append_with(&dir, &entry, durable)
+            part.finish(&dir.join(part_file(range.start, range.end)), durable)?;
+            parts::record_finished_part(&dir, index, range, durable).map(drop)
         };
         // The writer finishes the part while the workers go on with the next chunk.
         self.writer

@@ -5,7 +5,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group};
 
 use super::*;
-use crate::io::parts::{part_file, tmp_path, Manifest};
+use crate::io::parts::{part_file, tmp_path, Manifest, SweepRecord};
 use crate::io::IoError;
 use crate::solve::PointStatus;
 use crate::sweep::tests::{fake_circuit, fake_solver, fake_spec, same_result};
@@ -888,4 +888,42 @@ fn h5_read_results_points_equals_that_slice_of_the_whole_file() {
             }
         }
     }
+}
+
+/// Issue 17: the chunk protocol's two ends a cluster client uses. Parts shipped as bytes and
+/// recorded with `record_part_bytes` in another directory merge into the file the sweep's own
+/// directory merges into (compared with the in-memory run); each part read with `read_part`
+/// is the merged file's points of its chunk (`read_results_points`, a second reader).
+#[test]
+fn h5_parts_recorded_from_bytes_and_read_back_match_the_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = spec();
+    let n = AtomicUsize::new(0);
+    let worker = tmp.path().join("worker");
+    assert_eq!(parts(&spec, &worker, RunControl::default(), &n).unwrap(), 4);
+    let client = tmp.path().join("client");
+    let record = sweep_record_of(&spec, "Toy", &opts());
+    assert_eq!(
+        Some(record.clone()),
+        SweepRecord::load(&worker).unwrap(),
+        "the record a client builds is the one the part sink wrote"
+    );
+    record.create_or_check(&client).unwrap();
+    for (i, range) in spec.chunks().into_iter().enumerate() {
+        let bytes = std::fs::read(worker.join(part_file(range.start, range.end))).unwrap();
+        let entry = crate::io::record_part_bytes(&client, i, range, &bytes).unwrap();
+        assert!(!tmp_path(&client.join(&entry.file)).exists());
+    }
+    let (manifest, aside) = Manifest::load_verified(&client).unwrap();
+    assert!(aside.is_empty() && manifest.entries.len() == 4);
+    let out = tmp.path().join("merged.h5");
+    merge(&[client.as_path()], &out).unwrap();
+    assert!(same_result(&read_results(&out).unwrap(), &in_memory(&spec)));
+    for range in spec.chunks() {
+        let part = read_part(&client.join(part_file(range.start, range.end)), "Toy").unwrap();
+        let points = read_results_points(&out, range.clone()).unwrap();
+        assert!(same_result(&part, &points), "chunk {range:?}:\n{part:?}\n{points:?}");
+    }
+    let err = read_part(&out, "Toy").unwrap_err();
+    assert!(matches!(err, IoError::NotAPart { .. }), "{err}");
 }
