@@ -352,6 +352,21 @@ mod tests {
     use super::*;
     use indexmap::IndexMap;
 
+    /// A record of fingerprint `aaa`, 4 points cut into `chunks`.
+    fn record(chunks: &[(usize, usize)]) -> SweepRecord {
+        SweepRecord {
+            fingerprint: "aaa".into(),
+            circuit_name: "Net".into(),
+            n_points: 4,
+            chunks: chunks.to_vec(),
+            template_source: String::new(),
+            template_path: String::new(),
+            settings: serde_json::json!({}),
+            rustrates_version: "0".into(),
+            compression: true,
+        }
+    }
+
     fn grid(v: &[f64]) -> Grid {
         let m: IndexMap<String, Vec<f64>> = [("a".to_string(), v.to_vec())].into_iter().collect();
         Grid::from_values(&m, false).unwrap()
@@ -405,17 +420,7 @@ mod tests {
     #[test]
     fn sweep_record_other_fingerprint_is_error() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = SweepRecord {
-            fingerprint: "aaa".into(),
-            circuit_name: "Net".into(),
-            n_points: 4,
-            chunks: vec![(0, 4)],
-            template_source: String::new(),
-            template_path: String::new(),
-            settings: serde_json::json!({}),
-            rustrates_version: "0".into(),
-            compression: true,
-        };
+        let rec = record(&[(0, 4)]);
         rec.create_or_check(dir.path()).unwrap();
         rec.create_or_check(dir.path()).unwrap();
         let other = SweepRecord {
@@ -461,17 +466,7 @@ mod tests {
     #[test]
     fn sweep_record_missing_or_unreadable_next_to_parts_cannot_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = SweepRecord {
-            fingerprint: "aaa".into(),
-            circuit_name: "Net".into(),
-            n_points: 4,
-            chunks: vec![(0, 2), (2, 4)],
-            template_source: String::new(),
-            template_path: String::new(),
-            settings: serde_json::json!({}),
-            rustrates_version: "0".into(),
-            compression: true,
-        };
+        let rec = record(&[(0, 2), (2, 4)]);
         rec.create_or_check(dir.path()).unwrap();
         fs::write(dir.path().join(part_file(0, 2)), b"part").unwrap();
         fs::remove_file(SweepRecord::path(dir.path())).unwrap();

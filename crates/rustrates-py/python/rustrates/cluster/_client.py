@@ -389,6 +389,7 @@ class ClusterGridSearch:
                 init_kwargs = value
             else:
                 extra.setdefault(key, value)
+        # grid_search's own keywords go to the request builder by name, the rest as PyRates'.
         own = {k: extra.pop(k) for k in _OWN_KWARGS if k in extra}
         req = _core.build_request(
             "ClusterGridSearch.run",
@@ -402,16 +403,9 @@ class ClusterGridSearch:
             outputs=outputs,
             sampling_step_size=sampling_step_size,
             permute_grid=permute_grid,
-            cutoff=own.get("cutoff", 0.0),
-            summaries=own.get("summaries"),
-            keep_traces=own.get("keep_traces"),
-            n_threads=own.get("n_threads"),
-            profile=own.get("profile"),
-            trace_precision=own.get("trace_precision", "float64"),
-            regime=own.get("regime"),
-            initial_conditions=own.get("initial_conditions"),
             init_kwargs=init_kwargs,
             extra=extra,
+            **own,
         )
         grid, pmap, ins, outs = req.grid, req.param_map, req.inputs, req.outputs
         t_value, dt_value, dts, cutoff = req.simulation_time, req.step_size, req.sampling_step_size, req.cutoff
