@@ -138,7 +138,7 @@ impl ClusterSweep {
     /// that need no compile (time settings, grid, param_map, outputs, inputs) run here, so a
     /// bad argument stops the client before any task is sent.
     #[new]
-    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None, trace_precision="float64"))]
+    #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None, trace_precision="float64", compress=false))]
     fn new(
         py: Python<'_>,
         template: &str,
@@ -147,6 +147,7 @@ impl ClusterSweep {
         template_files: Option<Vec<(String, String, String)>>,
         template_cwd: Option<String>,
         trace_precision: &str,
+        compress: bool,
     ) -> PyResult<ClusterSweep> {
         let trace_type = trace_type(py, trace_precision)?;
         if chunk_size == 0 {
@@ -174,6 +175,7 @@ impl ClusterSweep {
         sweep::check(&spec, &loaded.circuit).map_err(|e| engine_error(py, &e))?;
         let opts = FileOptions {
             trace_type,
+            compression: compress,
             ..FileOptions::new(&loaded.source_text, template)
         };
         Ok(ClusterSweep { spec, loaded, opts })

@@ -187,6 +187,7 @@ class ClusterSweep:
         template_files: list[tuple[str, str, str]] | None = None,
         template_cwd: str | None = None,
         trace_precision: str = "float64",
+        compress: bool = False,
     ) -> ClusterSweep: ...
     @property
     def fingerprint(self) -> str:

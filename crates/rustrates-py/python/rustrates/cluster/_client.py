@@ -361,7 +361,7 @@ class ClusterGridSearch:
         **grid_search_kwargs
             ``summaries``, ``keep_traces``, ``cutoff``, ``backend``, ``solver``,
             ``float_precision``, ``rtol``/``atol``, ``regime``, ``initial_conditions``,
-            ``trace_precision`` (as ``grid_search``'s) and PyRates' ignored keywords.
+            ``random_starts``, ``trace_precision``, ``compress`` (as ``grid_search``'s) and PyRates' ignored keywords.
 
         The file has the engine's layout (``rustrates.read_results`` loads it lazily) plus
         the seed's pandas keys: ``Results/results`` (traces, summaries when only summaries
@@ -424,6 +424,7 @@ class ClusterGridSearch:
             "args": req.engine_args(),
             "chunk_size": int(chunk_size),
             "trace_precision": req.trace_precision,
+            "compress": req.compress,
         }
         # Built here first: bad arguments and template errors surface before any task runs,
         # and the fingerprint names and guards compute_dir.
@@ -653,8 +654,10 @@ _OWN_KWARGS = (
     "n_threads",
     "profile",
     "trace_precision",
+    "compress",
     "regime",
     "initial_conditions",
+    "random_starts",
 )
 
 
