@@ -28,9 +28,8 @@ mod emit_net;
 
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use super::{Backend, KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
+use super::{KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
 /// `rustrates_rhs` (`R = f64`) and `rustrates_rhs_f32` (`R = f32`; `t` stays double).
@@ -225,8 +224,14 @@ impl CBuild {
         Ok(CBuild { source, net, cmd, path })
     }
 
-    fn is_cached(&self) -> bool {
+    pub(crate) fn is_cached(&self) -> bool {
         self.path.exists()
+    }
+
+    /// Whether the source is the network form (population loops), which only this back end
+    /// emits.
+    pub(crate) fn is_network(&self) -> bool {
+        self.net.is_some()
     }
 }
 
@@ -494,106 +499,11 @@ pub fn is_cached(circuit: &Circuit, opts: &KernelOptions) -> bool {
     CBuild::new(circuit, opts).is_ok_and(|b| b.is_cached())
 }
 
-/// Typical time to compile a kernel library (cc -O3 on the two-population QIF circuit: about
-/// 0.3 s of CPU on this project's machines; larger circuits take longer).
-pub const COMPILE_SECONDS: f64 = 0.3;
-/// Largest share of the expected run time `Auto` lets a C compile take.
-pub const MAX_COMPILE_SHARE: f64 = 0.1;
-/// Cost model for the expected run time: seconds per lane-step per state variable.
-pub const SECONDS_PER_LANE_STEP_STATE: f64 = 1e-9;
-
-/// Everything `Backend::Auto` decides on.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AutoFacts {
-    pub compiler: bool,
-    pub cached: bool,
-    pub jit_works: bool,
-    /// Lanes × steps of the run.
-    pub work_hint: f64,
-    pub states: usize,
-}
-
-/// The `Auto` rule: C when a compiler exists and either its library is cached or the compile
-/// costs at most [`MAX_COMPILE_SHARE`] of the expected run; otherwise the JIT, or the
-/// reference evaluator while the JIT back end cannot build kernels.
-pub fn decide(f: AutoFacts) -> Backend {
-    let expected_run = f.work_hint.max(0.0) * f.states.max(1) as f64 * SECONDS_PER_LANE_STEP_STATE;
-    let long_enough = COMPILE_SECONDS <= MAX_COMPILE_SHARE * expected_run;
-    if f.compiler && (f.cached || long_enough) {
-        Backend::C
-    } else if f.jit_works {
-        Backend::Jit
-    } else {
-        Backend::Reference
-    }
-}
-
-/// Whether the JIT back end builds kernels at all (probed once on a one-variable circuit).
-fn jit_works(opts: &KernelOptions) -> bool {
-    static WORKS: OnceLock<bool> = OnceLock::new();
-    *WORKS.get_or_init(|| {
-        use crate::model::{Expr, Ode, Var, VarKind};
-        let mut c = Circuit {
-            name: "probe".into(),
-            ..Circuit::default()
-        };
-        let x = c.add_var(Var {
-            name: "n/op/x".into(),
-            kind: VarKind::State,
-            value: 1.0,
-            node: Some("n".into()),
-            external_input: None,
-            span: None,
-        });
-        let e = c.add_expr(Expr::Var(x));
-        let rhs = c.add_expr(Expr::Neg(e));
-        c.odes.push(Ode {
-            var: x,
-            rhs,
-            span: None,
-        });
-        let probe = KernelOptions {
-            backend: Backend::Jit,
-            cache_dir: None,
-            ..opts.clone()
-        };
-        super::jit::JitKernel::new(&c, &probe).is_ok()
-    })
-}
-
-/// What `Backend::Auto` resolves to for this circuit and run size.
-pub fn auto_choice(circuit: &Circuit, opts: &KernelOptions) -> Backend {
-    auto_resolve(circuit, opts).0
-}
-
-/// [`auto_choice`], plus the C build it looked up when that is the choice, so the kernel is
-/// built without emitting and hashing its source again. The JIT is probed only when C is not
-/// chosen (its probe costs a Cranelift compile in every process).
-pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend, Option<CBuild>) {
-    let build = CBuild::new(circuit, opts).ok();
-    // A network compiles to loops only here: the JIT would compile one term per edge (code
-    // growing with the edges; 53 s to first result at N = 200 all-to-all), and the cost model
-    // below counts states, not the coupling's N² terms per step.
-    if build.as_ref().is_some_and(|b| b.net.is_some()) {
-        return (Backend::C, build);
-    }
-    let mut facts = AutoFacts {
-        compiler: build.is_some(),
-        cached: build.as_ref().is_some_and(CBuild::is_cached),
-        jit_works: true,
-        work_hint: opts.work_hint,
-        states: circuit.odes.len(),
-    };
-    if decide(facts) == Backend::C {
-        return (Backend::C, build);
-    }
-    facts.jit_works = jit_works(opts);
-    (decide(facts), None)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::auto::{auto_choice, decide, jit_works, AutoFacts};
     use super::*;
+    use crate::kernel::Backend;
     use crate::kernel::{Kernel, Precision, TableauRef};
     use crate::model::{Assign, BinOp, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
     use std::sync::RwLock;

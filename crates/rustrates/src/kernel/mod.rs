@@ -9,6 +9,7 @@
 
 use crate::model::{Circuit, Layout, Var};
 
+pub mod auto;
 pub mod c;
 pub mod jit;
 pub mod mathfns;
@@ -224,7 +225,7 @@ impl Kernel {
             });
         }
         let (backend, c_build) = match opts.backend {
-            Backend::Auto => c::auto_resolve(circuit, opts),
+            Backend::Auto => auto::auto_resolve(circuit, opts),
             b => (b, None),
         };
         let imp = match (backend, c_build) {

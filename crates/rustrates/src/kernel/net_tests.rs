@@ -357,9 +357,9 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
         ..KernelOptions::default()
     };
     let (network, _) = prepared(&load(&yaml(5, 0.0, 1e-4, |_, _| true)), &grid());
-    assert_eq!(super::c::auto_choice(&network, &opts), Backend::C);
+    assert_eq!(super::auto::auto_choice(&network, &opts), Backend::C);
     let (small, _) = prepared(&load(&yaml(3, 0.0, 1e-4, |_, _| true)), &grid());
-    assert_ne!(super::c::auto_choice(&small, &opts), Backend::C);
+    assert_ne!(super::auto::auto_choice(&small, &opts), Backend::C);
 }
 
 /// Two populations of different templates coupled both ways: five QIF nodes all-to-all plus
