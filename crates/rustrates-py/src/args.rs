@@ -121,6 +121,8 @@ pub struct Settings {
     pub regime: Option<Vec<(String, f64)>>,
     /// Starts per point (`initial_conditions=`), each `[(state name, value)]`.
     pub initial_conditions: Vec<Vec<(String, f64)>>,
+    /// `refine=` as `(levels, criterion, tolerance)`; `None`: the grid as given.
+    pub refine: Option<(u32, String, f64)>,
 }
 
 pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
@@ -209,6 +211,23 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
             .map_err(|e| arg_err(py, Kind::Sweep, "regime", format!("regime: {e}")))?;
     }
     spec.initial_conditions = s.initial_conditions.clone();
+    if let Some((levels, criterion, tolerance)) = &s.refine {
+        let criterion = rustrates::sweep::refine::Criterion::parse(criterion).ok_or_else(|| {
+            arg_err(
+                py,
+                Kind::Sweep,
+                "refine",
+                format!(
+                    "unknown refine criterion '{criterion}'; use 'regime' or the name of a summary the sweep computes"
+                ),
+            )
+        })?;
+        spec.refine = Some(rustrates::sweep::refine::Refine {
+            levels: *levels,
+            criterion,
+            tolerance: *tolerance,
+        });
+    }
     spec.keep_traces = s.keep_traces;
     spec.chunk_size = SweepSpec::default_chunk_size(s.keep_traces);
     spec.threads = s.threads;
@@ -229,7 +248,7 @@ impl SweepArgs {
         simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler",
         backend="auto", precision="float64", cutoff=0.0, summaries=Vec::new(),
         keep_traces=true, threads=None, rtol=None, atol=None, regime=None,
-        initial_conditions=Vec::new()
+        initial_conditions=Vec::new(), refine=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -255,6 +274,7 @@ impl SweepArgs {
         atol: Option<f64>,
         regime: Option<Vec<(String, f64)>>,
         initial_conditions: Vec<Vec<(String, f64)>>,
+        refine: Option<(u32, String, f64)>,
     ) -> PyResult<SweepArgs> {
         let settings = Settings {
             simulation_time,
@@ -271,6 +291,7 @@ impl SweepArgs {
             threads,
             regime,
             initial_conditions,
+            refine,
         };
         let grid = match (grid_values, grid_rows) {
             (Some(values), None) => {

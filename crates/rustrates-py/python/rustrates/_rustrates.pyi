@@ -14,6 +14,7 @@ __all__ = [
     "Circuit",
     "ClusterSweep",
     "EquationError",
+    "REFINE_LEVEL_KEY",
     "REGIME_CODES",
     "RustratesError",
     "SolverError",
@@ -23,6 +24,7 @@ __all__ = [
     "load_circuit",
     "read_bytes",
     "read_results",
+    "refine_regular_view",
     "run_sweep",
     "write_pytables_nodes",
 ]
@@ -128,6 +130,7 @@ class SweepArgs:
         atol: float | None = None,
         regime: list[tuple[str, float]] | None = None,
         initial_conditions: list[list[tuple[str, float]]] = ...,
+        refine: tuple[int, str, float] | None = None,
     ) -> SweepArgs: ...
     @property
     def n_points(self) -> int:
@@ -219,3 +222,9 @@ class ChunkMerger:
 
 def read_bytes(path: str | PathLike[str]) -> bytes:
     """A file's bytes, read without the GIL."""
+
+REFINE_LEVEL_KEY: str
+
+def refine_regular_view(keys: list[str], values: list[list[float]]) -> tuple[list[list[float]], list[int]] | None:
+    """The finest lattice of a refined point set, each node filled from the nearest computed
+    point: ``(lattice values per key, source point per node)``, first key fastest."""

@@ -55,6 +55,16 @@ pub struct Refine {
     pub tolerance: f64,
 }
 
+impl Criterion {
+    /// `regime`, or the name of a summary (`mean`, `period`, …).
+    pub fn parse(name: &str) -> Option<Criterion> {
+        if name == "regime" {
+            return Some(Criterion::Regime);
+        }
+        Statistic::parse(name).map(Criterion::Summary)
+    }
+}
+
 impl Refine {
     /// What a results file records of the refinement (its settings' `refine` entry).
     pub fn to_json(&self) -> serde_json::Value {
@@ -462,13 +472,9 @@ pub fn run(
         }
     }
 
-    let n = points.nodes.len();
-    let finest: usize = axes.iter().map(Axis::nodes).product();
+    // Passes are the unit of work here (what chunks are to a plain sweep); `points_run`
+    // counts every computed point (notes are for what the user must know: fronts warn them).
     summary.chunks_run = passes;
-    summary.notes.push(format!(
-        "refine: {n} points computed in {passes} passes, {:.1} % of the {finest} points of the finest grid",
-        100.0 * n as f64 / finest as f64
-    ));
 
     // The final point set, levels as an extra column.
     let mut keys = spec.param_grid.keys().to_vec();

@@ -51,6 +51,7 @@ def grid_search(
     trace_precision: str = "float64",
     regime: Mapping[str, float] | None = None,
     initial_conditions: list[Mapping[str, float]] | None = None,
+    refine: Mapping[str, Any] | None = None,
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -107,6 +108,12 @@ def grid_search(
     initial_conditions
         Several starts per point: a list of ``{'node/op/var': initial value}``; every point
         runs once per start, traces and statistics are the first start's.
+    refine
+        Adaptive refinement of a 1-D or 2-D Cartesian grid, e.g. ``{'levels': 5,
+        'criterion': 'regime'}`` (or a summary name with ``'tolerance'``): ``param_grid`` is
+        the coarse level; cells whose points differ are halved down to ``levels`` below it,
+        computing only new points. The results list every computed point; ``result_map``
+        has a ``refine_level`` column (0 = coarse). See the README's "Refined regime maps".
     keep_traces
         Keep traces as well as summaries (default: traces unless ``summaries`` is given
         without ``out``).
@@ -170,6 +177,7 @@ def grid_search(
         trace_precision=trace_precision,
         regime=regime,
         initial_conditions=initial_conditions,
+        refine=refine,
     )
     bar = make_progress(progress, "grid_search")
     try:
