@@ -635,8 +635,8 @@ pub fn regular_view(keys: &[String], values: &[Vec<f64>]) -> Option<RegularView>
     let (nx, ny) = (axes[0].nodes(), axes.get(1).map_or(1, Axis::nodes));
     let mut source = vec![usize::MAX; nx * ny];
     let mut queue = VecDeque::new();
-    for p in 0..values[li].len() {
-        let i = axes[0].node_of(values[param[0]][p])?;
+    for (p, &x) in values[param[0]].iter().enumerate() {
+        let i = axes[0].node_of(x)?;
         let j = match axes.get(1) {
             Some(a) => a.node_of(values[param[1]][p])?,
             None => 0,
