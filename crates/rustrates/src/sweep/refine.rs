@@ -894,6 +894,30 @@ mod tests {
             };
             assert_eq!(Regime::from_code(code), Some(want), "mu {mu}");
         }
+        // With traces kept, every point's trace and summaries are those of a plain sweep of
+        // the same point set, bit for bit (the passes and the replay lose nothing).
+        spec.keep_traces = true;
+        let (kept, _) = run_memory(&spec, &stuart_landau(0.0, 2.0));
+        let mut plain = spec.clone();
+        plain.refine = None;
+        plain.param_grid = Grid::from_columns(vec!["mu".into()], vec![kept.grid_values[0].clone()]).unwrap();
+        let (direct, _) = run_memory(&plain, &stuart_landau(0.0, 2.0));
+        assert_eq!(kept.grid_values[0], r.grid_values[0]);
+        assert_eq!(kept.traces.as_ref().unwrap().len(), 8 * 5000);
+        assert!(kept
+            .traces
+            .iter()
+            .flatten()
+            .zip(direct.traces.iter().flatten())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let bits = |r: &SweepResult| -> Vec<u64> {
+            r.summaries
+                .iter()
+                .flat_map(|s| s.values.iter().flatten().map(|v| v.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&kept), bits(&direct));
+        assert_eq!(kept.status, direct.status);
     }
 
     fn mpr_spec(grid: Grid, map: ParamMap) -> SweepSpec {
