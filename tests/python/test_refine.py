@@ -41,6 +41,16 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     np.testing.assert_array_equal(cell[0], want)
     ax = rustrates.plot_regimes(summ, result_map, path=tmp_path / "refined.png")
     assert ax.get_xlabel() == "mu" and (tmp_path / "refined.png").stat().st_size > 0
+    # Written to a file, the same points and levels read back.
+    path = tmp_path / "refined.h5"
+    rustrates.grid_search(
+        HOPF, param_grid={"mu": mus}, param_map=HOPF_MAP, simulation_time=600.0, step_size=0.02,
+        solver="rk4", cutoff=500.0, outputs={"x": "p/hopf_op/x"}, summaries=["regime"],
+        refine={"levels": 3, "criterion": "regime"}, out=path,
+    )
+    _, back_map, back = rustrates.read_results(path)
+    np.testing.assert_array_equal(back_map.to_numpy(), result_map.to_numpy())
+    assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
 
 
 def test_grid_search_refine_bad_settings_name_the_argument():
