@@ -377,3 +377,14 @@ def test_client_takes_every_grid_search_keyword():
             continue
         assert name in run or name in _client._OWN_KWARGS or name in _core._FLAT_SETTINGS, name
     assert set(_client._OWN_KWARGS) <= builder
+
+
+def test_the_cluster_mode_refuses_refine_by_name():
+    # Refinement decides each level's points from the last; the cluster mode sends one fixed
+    # set of chunks, so it says so at once instead of failing every task.
+    from rustrates import SweepError
+
+    req = request(refine={"levels": 2})
+    with pytest.raises(SweepError, match="cluster mode does not refine") as err:
+        client_payload(req, chunk_size=2)
+    assert [d["path"] for d in err.value.diagnostics] == ["refine"]

@@ -127,7 +127,8 @@ pub(crate) struct HeatmapArgs<'a> {
 }
 
 /// A heatmap of one summary over two grid keys; cells with several points (other keys vary)
-/// show their mean, grid points that diverged show grey.
+/// show their mean, grid points that diverged show grey. A refined sweep is drawn on its
+/// regular view, as [`phase_diagram`] draws it.
 pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) -> anyhow::Result<()> {
     register_font()?;
     // A refined file is drawn on its finest lattice, each cell from the nearest computed point.
@@ -318,6 +319,8 @@ pub(crate) fn phase_diagram(
     y_key: Option<&str>,
 ) -> anyhow::Result<()> {
     register_font()?;
+    let regular = rustrates::sweep::refine::regular_result(result);
+    let result = regular.as_ref().unwrap_or(result);
     let key_index = |k: &str| {
         result.grid_keys.iter().position(|g| g == k).with_context(|| {
             format!(

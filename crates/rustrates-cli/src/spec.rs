@@ -847,10 +847,7 @@ fn parse_refine(node: &Node, cx: &mut Ctx<'_>) -> Option<Refine> {
             }
             "criterion" => {
                 criterion = cx.string(v, "refine.criterion").and_then(|name| {
-                    if name == "regime" {
-                        return Some(Criterion::Regime);
-                    }
-                    let stat = Statistic::parse(&name).map(Criterion::Summary);
+                    let stat = Criterion::parse(&name);
                     if stat.is_none() {
                         cx.err_help(
                             v,

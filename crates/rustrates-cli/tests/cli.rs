@@ -264,7 +264,7 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     let out = dir.path().join("hopf_refined.h5");
     let run = run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("refine: 8 points computed"), "{stderr}");
+    assert!(stderr.contains("8 point(s) run"), "{stderr}");
     let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
     assert_eq!(r.grid_keys, ["mu", "refine_level"]);
     assert_eq!(r.labels.len(), 8, "5 coarse points and one per level");

@@ -124,6 +124,8 @@ pub struct Settings {
     pub initial_conditions: Vec<Vec<(String, f64)>>,
     /// `random_starts=`: `(n, seed, [(state name, low, high)])`.
     pub random_starts: Option<RandomStartsArg>,
+    /// `refine=` as `(levels, criterion, tolerance)`; `None`: the grid as given.
+    pub refine: Option<(u32, String, f64)>,
 }
 
 /// `(n, seed, [(state name, low, high)])`.
@@ -219,6 +221,23 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
         .random_starts
         .clone()
         .map(|(n, seed, bounds)| rustrates::sweep::regime::RandomStarts { n, seed, bounds });
+    if let Some((levels, criterion, tolerance)) = &s.refine {
+        let criterion = rustrates::sweep::refine::Criterion::parse(criterion).ok_or_else(|| {
+            arg_err(
+                py,
+                Kind::Sweep,
+                "refine",
+                format!(
+                    "unknown refine criterion '{criterion}'; use 'regime' or the name of a summary the sweep computes"
+                ),
+            )
+        })?;
+        spec.refine = Some(rustrates::sweep::refine::Refine {
+            levels: *levels,
+            criterion,
+            tolerance: *tolerance,
+        });
+    }
     spec.keep_traces = s.keep_traces;
     spec.threads = s.threads;
     Ok(spec)
@@ -238,7 +257,7 @@ impl SweepArgs {
         simulation_time, step_size, sampling_step_size=None, inputs, outputs, solver="euler",
         backend="auto", precision="float64", cutoff=0.0, summaries=Vec::new(),
         keep_traces=true, threads=None, rtol=None, atol=None, regime=None,
-        initial_conditions=Vec::new(), random_starts=None
+        initial_conditions=Vec::new(), random_starts=None, refine=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new<'py>(
@@ -265,6 +284,7 @@ impl SweepArgs {
         regime: Option<Vec<(String, f64)>>,
         initial_conditions: Vec<Vec<(String, f64)>>,
         random_starts: Option<RandomStartsArg>,
+        refine: Option<(u32, String, f64)>,
     ) -> PyResult<SweepArgs> {
         let settings = Settings {
             simulation_time,
@@ -282,6 +302,7 @@ impl SweepArgs {
             regime,
             initial_conditions,
             random_starts,
+            refine,
         };
         let grid = match (grid_values, grid_rows) {
             (Some(values), None) => {

@@ -50,6 +50,16 @@ fn _rustrates(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sweep::run_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(results::read_results, m)?)?;
     m.add_function(wrap_pyfunction!(results::write_pytables_nodes, m)?)?;
+    m.add_function(wrap_pyfunction!(refine_regular_view, m)?)?;
+    m.add("REFINE_LEVEL_KEY", rustrates::sweep::refine::LEVEL_KEY)?;
     cluster::register(m)?;
     Ok(())
+}
+
+/// The regular view of a refined point set (engine: `sweep::refine::regular_view`):
+/// `(lattice values per key, source point per node, first key fastest)`, or `None` when the
+/// columns are not a refined point set.
+#[pyfunction]
+fn refine_regular_view(keys: Vec<String>, values: Vec<Vec<f64>>) -> Option<(Vec<Vec<f64>>, Vec<usize>)> {
+    rustrates::sweep::refine::regular_view(&keys, &values).map(|v| (v.axes, v.source))
 }

@@ -379,6 +379,7 @@ class RunRequest:
     regime: dict[str, float] | None = None
     initial_conditions: list[dict[str, float]] = field(default_factory=list)
     random_starts: tuple[int, int, list[tuple[str, float, float]]] | None = None
+    refine: tuple[int, str, float] | None = None
 
     def engine_args(self) -> dict[str, Any]:
         return {
@@ -404,6 +405,7 @@ class RunRequest:
             "regime": None if self.regime is None else [(str(k), float(v)) for k, v in self.regime.items()],
             "initial_conditions": [[(str(k), float(v)) for k, v in start.items()] for start in self.initial_conditions],
             "random_starts": self.random_starts,
+            "refine": self.refine,
         }
 
 
@@ -452,6 +454,7 @@ def build_request(
     initial_conditions: Sequence[Mapping[str, float]] | None = None,
     random_starts: Mapping[str, Any] | None = None,
     default_precision: str = "float64",
+    refine: Mapping[str, Any] | None = None,
 ) -> RunRequest:
     """The PyRates arguments of any front (``grid_search``, ``ClusterGridSearch.run``,
     ``CircuitTemplate.run``, ``rustrates.pyrates``) as one :class:`RunRequest`. Only types and
@@ -505,6 +508,7 @@ def build_request(
         regime=None if regime is None else dict(regime),
         initial_conditions=[dict(start) for start in (initial_conditions or [])],
         random_starts=None if random_starts is None else _random_starts(random_starts),
+        refine=_refine(refine),
     )
 
 
@@ -523,6 +527,25 @@ def _random_starts(arg: Any) -> tuple[int, int, list[tuple[str, float, float]]]:
     ):
         raise argument_error("random_starts", f"{usage}; bounds got {bounds!r}")
     return int(n), int(seed), [(str(k), number("random_starts", lo), number("random_starts", hi)) for k, (lo, hi) in bounds.items()]
+
+
+def _refine(refine: Mapping[str, Any] | None) -> tuple[int, str, float] | None:
+    """``refine={'levels': 5, 'criterion': 'regime', 'tolerance': 0.0}`` as the engine's
+    ``(levels, criterion, tolerance)``; the engine checks the values."""
+    if refine is None:
+        return None
+    if not isinstance(refine, Mapping):
+        raise argument_error("refine", f"refine must be a dict such as {{'levels': 5}}, got {refine!r}")
+    unknown = set(refine) - {"levels", "criterion", "tolerance"}
+    if unknown:
+        raise argument_error("refine", f"unknown refine setting(s) {sorted(unknown)}; use levels, criterion, tolerance")
+    levels = refine.get("levels")
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or not 0 <= levels < 2**32:
+        raise argument_error("refine", f"refine['levels'] must be a whole number such as 5, got {levels!r}")
+    criterion = refine.get("criterion", "regime")
+    if not isinstance(criterion, str):
+        raise argument_error("refine", f"refine['criterion'] must be a summary name, got {criterion!r}")
+    return int(levels), criterion, number("refine", refine.get("tolerance", 0.0))
 
 
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:

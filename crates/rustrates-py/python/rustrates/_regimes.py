@@ -25,7 +25,9 @@ def regime_grid(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: st
                 output: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x levels, y levels, codes[y, x], periods[y, x])`` of a regime sweep: per cell the
     most frequent regime code of its points (ties: the lower code; NaN when none) and the
-    mean period of its periodic points."""
+    mean period of its periodic points. A refined sweep (``refine=``; ``result_map`` has a
+    ``refine_level`` column) gives its finest lattice instead, each node showing the computed
+    point nearest to it (see the README's "Refined regime maps")."""
     names = dict(_rustrates.REGIME_CODES)
     codes_by_name = {v: k for k, v in names.items()}
     outputs = list(dict.fromkeys(summaries.columns.get_level_values(0)))
@@ -37,6 +39,20 @@ def regime_grid(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: st
                      dtype=float)
     periods = summaries[(out, "period")].to_numpy(dtype=float) if (out, "period") in summaries.columns \
         else np.full(len(codes), np.nan)
+    level_key = _rustrates.REFINE_LEVEL_KEY
+    if level_key in result_map.columns:
+        # A refined sweep: its finest lattice, each node from the nearest computed point
+        # (the engine's rule, `sweep::refine::regular_view`).
+        keys = [x] + ([y] if y is not None else []) + [level_key]
+        rows = result_map.loc[summaries.index]
+        view = _rustrates.refine_regular_view(keys, [rows[k].to_numpy(dtype=float).tolist() for k in keys])
+        if view is not None:
+            axes, source = view
+            src = np.asarray(source)
+            xs = np.asarray(axes[0])
+            ys = np.asarray(axes[1]) if y is not None else np.zeros(1)
+            shape = (len(ys), len(xs))
+            return xs, ys, codes[src].reshape(shape), periods[src].reshape(shape)
     xv = result_map.loc[summaries.index, x].to_numpy(dtype=float)
     yv = result_map.loc[summaries.index, y].to_numpy(dtype=float) if y is not None else np.zeros(len(codes))
     xs, ys = np.unique(xv), np.unique(yv)
@@ -66,7 +82,7 @@ def plot_regimes(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str | Non
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    keys = list(result_map.columns)
+    keys = [k for k in result_map.columns if k != _rustrates.REFINE_LEVEL_KEY]
     x = keys[0] if x is None else x
     y = (keys[1] if len(keys) > 1 else None) if y is None else y
     xs, ys, cell, period = regime_grid(summaries, result_map, x, y, output)

@@ -16,6 +16,7 @@ __all__ = [
     "DIVERGED_CODES",
     "EquationError",
     "FAILED_CODES",
+    "REFINE_LEVEL_KEY",
     "REGIME_CODES",
     "RustratesError",
     "STATUS_NAMES",
@@ -26,6 +27,7 @@ __all__ = [
     "load_circuit",
     "read_bytes",
     "read_results",
+    "refine_regular_view",
     "run_sweep",
     "write_pytables_nodes",
 ]
@@ -139,6 +141,7 @@ class SweepArgs:
         regime: list[tuple[str, float]] | None = None,
         initial_conditions: list[list[tuple[str, float]]] = ...,
         random_starts: tuple[int, int, list[tuple[str, float, float]]] | None = ...,
+        refine: tuple[int, str, float] | None = None,
     ) -> SweepArgs: ...
     @property
     def n_points(self) -> int:
@@ -233,3 +236,9 @@ class ChunkMerger:
 
 def read_bytes(path: str | PathLike[str]) -> bytes:
     """A file's bytes, read without the GIL."""
+
+REFINE_LEVEL_KEY: str
+
+def refine_regular_view(keys: list[str], values: list[list[float]]) -> tuple[list[list[float]], list[int]] | None:
+    """The finest lattice of a refined point set, each node filled from the nearest computed
+    point: ``(lattice values per key, source point per node)``, first key fastest."""

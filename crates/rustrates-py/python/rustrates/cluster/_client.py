@@ -658,6 +658,7 @@ _OWN_KWARGS = (
     "regime",
     "initial_conditions",
     "random_starts",
+    "refine",
 )
 
 

@@ -53,6 +53,7 @@ def grid_search(
     regime: Mapping[str, float] | None = None,
     initial_conditions: list[Mapping[str, float]] | None = None,
     random_starts: Mapping[str, Any] | None = None,
+    refine: Mapping[str, Any] | None = None,
     **pyrates_1x_kwargs: Any,
 ) -> tuple[Any, ...]:
     """Simulate one circuit at many parameter points at once.
@@ -114,6 +115,12 @@ def grid_search(
         point (after ``initial_conditions``), each bounded state uniform in [low, high), drawn
         from (seed, point index, start, state) alone, so results do not depend on threads,
         blocks or chunks; unbounded states keep the point's initial value.
+    refine
+        Adaptive refinement of a 1-D or 2-D Cartesian grid, e.g. ``{'levels': 5,
+        'criterion': 'regime'}`` (or a summary name with ``'tolerance'``): ``param_grid`` is
+        the coarse level; cells whose points differ are halved down to ``levels`` below it,
+        computing only new points. The results list every computed point; ``result_map``
+        has a ``refine_level`` column (0 = coarse). See the README's "Refined regime maps".
     keep_traces
         Keep traces as well as summaries (default: traces unless ``summaries`` is given
         without ``out``).
@@ -183,6 +190,7 @@ def grid_search(
         regime=regime,
         initial_conditions=initial_conditions,
         random_starts=random_starts,
+        refine=refine,
     )
     bar = make_progress(progress, "grid_search")
     try:
