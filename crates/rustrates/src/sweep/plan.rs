@@ -445,6 +445,9 @@ fn build_group(
         .iter()
         .filter_map(|e| {
             let (_, d) = e.params.iter().find(|(n, _)| n == "delay")?;
+            // Only an edge with a spread lowers to a chain (`lower_edges`): skip the name
+            // look-ups (linear in the variables) for the others, e.g. a network's N² delays.
+            e.params.iter().find(|(n, _)| n == "spread")?;
             let base = circuit.var(*d).name.trim_end_matches("/delay").to_string();
             let stages: Vec<VarId> = (1..).map_while(|i| lowered.find_var(&format!("{base}/z{i}"))).collect();
             let source = lowered.find_var(&circuit.var(e.source).name)?;
