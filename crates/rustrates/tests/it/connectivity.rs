@@ -35,7 +35,7 @@ qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
 /// `network_grid.c`'s `W[i][j]` (from `j` to `i`); with `sparse`, every third entry is 0 so
 /// the matrix forms must leave those edges out as the edge list does.
 fn weight(n: usize, i: usize, j: usize, sparse: bool) -> f64 {
-    if sparse && (i + 2 * j) % 3 == 0 {
+    if sparse && (i + 2 * j).is_multiple_of(3) {
         return 0.0;
     }
     0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
