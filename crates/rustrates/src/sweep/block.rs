@@ -236,7 +236,7 @@ impl SweepPlan<'_> {
         // The regime's period detection alone reads the samples in the solver's order
         // (`[time][column][lane]`: one contiguous copy per sample) rather than transposed
         // into the `[lane][time][column]` of kept traces.
-        let by_sample = (self.regime && !has_target && own.is_none()).then(|| vec![f64::NAN; per_lane * lanes]);
+        let by_sample = (self.regime && !has_target && own.is_none()).then(|| sample_buffer(per_lane * lanes));
         let traces = match target {
             Some(t) => Some(t),
             None => own.as_deref_mut(),
@@ -360,6 +360,9 @@ impl SweepPlan<'_> {
                 }
             }
         }
+        if let Some(bs) = by_sample {
+            SAMPLE_BUFFER.set(bs);
+        }
         let traces = if self.spec.keep_traces { own } else { None };
         let ends = match (regimes, final_state) {
             (Some(regimes), Some(y)) => Some(LaneEnds { regimes, y, lanes }),
@@ -380,6 +383,25 @@ impl SweepPlan<'_> {
             ends,
         ))
     }
+}
+
+thread_local! {
+    /// The regime's sample-major buffer, kept by each worker thread from one block to the
+    /// next (the sweep's pool threads end with the sweep): a fresh buffer of megabytes per
+    /// block paid its page faults every time.
+    static SAMPLE_BUFFER: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's sample buffer with `len` values. Every value is written before it is read
+/// (the collector stores every sample, and a block that saw fewer is an error), so a buffer
+/// of the right length is handed over as it is.
+fn sample_buffer(len: usize) -> Vec<f64> {
+    let mut v = SAMPLE_BUFFER.take();
+    if v.len() != len {
+        v.clear();
+        v.resize(len, f64::NAN);
+    }
+    v
 }
 
 /// Where one run of a block's lanes ended: for comparing the ends of several starts.
@@ -471,27 +493,61 @@ impl SweepPlan<'_> {
         jac.eval(t_end, lanes, y, params, &u, &mut dy, &mut m);
         let mut point = vec![(f64::NAN, f64::NAN, f64::NAN); lanes];
         let mut column = vec![(f64::NAN, f64::NAN); lanes * nc];
+        // Per lane: residual, scale, whether stationary; per column (period, amplitude,
+        // moves), from a crossing scan unless the lane is a fixed point (whose class does not
+        // depend on its columns and whose period is reported as NaN: only the amplitude, from
+        // the range, is needed) or the column needs none.
+        let mut lane_state = vec![None; lanes];
+        let mut cols = vec![(f64::NAN, f64::NAN, false); lanes * nc];
+        let mut scans: Vec<(usize, usize, regime::CrossingScan)> = Vec::new();
         for lane in 0..lanes {
             if status[lane] != PointStatus::Ok || nt == 0 {
                 continue;
             }
-            let mut cols = Vec::with_capacity(nc);
-            for c in 0..nc {
-                let (period, amplitude, moves) =
-                    regime::periodicity_in_range(|i| sample(lane, c, i), nt, self.dts, settings, range(lane, c));
-                column[lane * nc + c] = (period, amplitude);
-                cols.push((period, moves));
-            }
             let residual = (0..n).map(|i| dy[i * lanes + lane].abs()).fold(0.0, f64::max);
             let scale = (0..n).map(|i| y[i * lanes + lane].abs()).fold(0.0, f64::max);
             let stationary = residual <= settings.stationary_tol * (1.0 + scale);
+            lane_state[lane] = Some((residual, scale, stationary));
+            for c in 0..nc {
+                if stationary {
+                    cols[lane * nc + c] = (f64::NAN, regime::amplitude_in_range(range(lane, c)), false);
+                    continue;
+                }
+                match regime::CrossingScan::start(nt, self.dts, settings, range(lane, c), sample(lane, c, 0)) {
+                    Ok(scan) => scans.push((lane, c, scan)),
+                    Err(done) => cols[lane * nc + c] = done,
+                }
+            }
+        }
+        // All scans advance together, sample by sample: the sample-major buffer is then
+        // read in its own order.
+        for i in 1..nt {
+            for (lane, c, scan) in scans.iter_mut() {
+                scan.push(sample(*lane, *c, i));
+            }
+        }
+        for (lane, c, scan) in scans {
+            cols[lane * nc + c] = scan.finish(settings);
+        }
+        for lane in 0..lanes {
+            let Some((residual, scale, stationary)) = lane_state[lane] else {
+                continue;
+            };
+            let lane_cols: Vec<(f64, bool)> = cols[lane * nc..(lane + 1) * nc]
+                .iter()
+                .map(|&(period, _, moves)| (period, moves))
+                .collect();
+            for c in 0..nc {
+                let (period, amplitude, _) = cols[lane * nc + c];
+                column[lane * nc + c] = (period, amplitude);
+            }
             let leading = if stationary {
                 crate::model::jacobian::eigenvalues(&m[lane * n * n..(lane + 1) * n * n], n)
                     .and_then(|e| e.first().copied())
             } else {
                 None
             };
-            let r = regime::classify(residual, scale, leading, &cols, settings);
+            let r = regime::classify(residual, scale, leading, &lane_cols, settings);
             let (re, im) = match (r, leading) {
                 (
                     regime::Regime::StableNode | regime::Regime::StableFocus | regime::Regime::UnstableFixedPoint,

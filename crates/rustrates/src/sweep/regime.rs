@@ -158,67 +158,141 @@ pub fn periodicity_in_range(
     n: usize,
     dts: f64,
     s: &RegimeSettings,
-    (lo, hi, mean): (f64, f64, f64),
+    range: (f64, f64, f64),
 ) -> (f64, f64, bool) {
     if n == 0 {
         return (f64::NAN, f64::NAN, false);
     }
-    if lo.is_nan() || hi.is_nan() || mean.is_nan() {
-        return (f64::NAN, f64::NAN, true);
-    }
-    let amplitude = 0.5 * (hi - lo);
-    if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
-        return (f64::NAN, amplitude, false);
-    }
-    let level = 0.5 * (hi + lo);
-    let arm = lo + 0.25 * (hi - lo);
-    // Upward crossings of `level`: their times, and the maximum of the samples from each
-    // crossing (the sample after it) to the next.
-    let mut crossings: Vec<f64> = Vec::new();
-    let mut peaks: Vec<f64> = Vec::new();
-    let mut peak = f64::NEG_INFINITY;
-    let mut armed = false;
-    let mut prev = x(0);
-    for i in 1..n {
-        let v = x(i);
-        armed |= prev < arm;
-        if armed && prev < level && v >= level {
-            let frac = (level - prev) / (v - prev);
-            if !crossings.is_empty() {
-                peaks.push(peak);
+    match CrossingScan::start(n, dts, s, range, x(0)) {
+        Err(done) => done,
+        Ok(mut scan) => {
+            for i in 1..n {
+                scan.push(x(i));
             }
-            crossings.push((i as f64 - 1.0 + frac) * dts);
-            peak = f64::NEG_INFINITY;
-            armed = false;
-        }
-        peak = peak.max(v);
-        prev = v;
-    }
-    for group in 1..=4usize {
-        let cycles = crossings.len().saturating_sub(1) / group;
-        if cycles < s.min_cycles {
-            break;
-        }
-        let spans: Vec<(f64, f64)> = (0..cycles)
-            .map(|c| {
-                let peak = peaks[c * group..(c + 1) * group]
-                    .iter()
-                    .fold(f64::NEG_INFINITY, |m, &p| m.max(p));
-                (crossings[(c + 1) * group] - crossings[c * group], peak)
-            })
-            .collect();
-        let (pmin, pmax) = spans
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.0), b.max(s.0)));
-        let (mmin, mmax) = spans
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
-        let period = (crossings[cycles * group] - crossings[0]) / cycles as f64;
-        if pmax - pmin <= s.period_rtol * period && mmax - mmin <= s.period_rtol * (hi - lo) {
-            return (period, amplitude, true);
+            scan.finish(s)
         }
     }
-    (f64::NAN, amplitude, true)
+}
+
+/// The crossing scan of [`periodicity_in_range`] fed one sample at a time, so that the
+/// lanes of a block can be scanned together in the order the samples are stored.
+pub struct CrossingScan {
+    dts: f64,
+    lo: f64,
+    hi: f64,
+    level: f64,
+    arm: f64,
+    /// Upward crossings of `level`: their times, and the maximum of the samples from each
+    /// crossing (the sample after it) to the next.
+    crossings: Vec<f64>,
+    peaks: Vec<f64>,
+    peak: f64,
+    armed: bool,
+    prev: f64,
+    /// Index of the last sample pushed.
+    i: usize,
+}
+
+impl CrossingScan {
+    /// A scan from the first sample `x0` of a column of `n` samples with this
+    /// `(min, max, mean)`; `Err` holds the result when no scan is needed (no samples, NaN,
+    /// a flat column).
+    pub fn start(
+        n: usize,
+        dts: f64,
+        s: &RegimeSettings,
+        (lo, hi, mean): (f64, f64, f64),
+        x0: f64,
+    ) -> Result<CrossingScan, (f64, f64, bool)> {
+        if n == 0 {
+            return Err((f64::NAN, f64::NAN, false));
+        }
+        if lo.is_nan() || hi.is_nan() || mean.is_nan() {
+            return Err((f64::NAN, f64::NAN, true));
+        }
+        if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
+            return Err((f64::NAN, 0.5 * (hi - lo), false));
+        }
+        Ok(CrossingScan {
+            dts,
+            lo,
+            hi,
+            level: 0.5 * (hi + lo),
+            arm: lo + 0.25 * (hi - lo),
+            crossings: Vec::new(),
+            peaks: Vec::new(),
+            peak: f64::NEG_INFINITY,
+            armed: false,
+            prev: x0,
+            i: 0,
+        })
+    }
+
+    /// The next sample.
+    #[inline]
+    pub fn push(&mut self, v: f64) {
+        self.i += 1;
+        let prev = self.prev;
+        self.armed |= prev < self.arm;
+        if self.armed && prev < self.level && v >= self.level {
+            let frac = (self.level - prev) / (v - prev);
+            if !self.crossings.is_empty() {
+                self.peaks.push(self.peak);
+            }
+            self.crossings.push((self.i as f64 - 1.0 + frac) * self.dts);
+            self.peak = f64::NEG_INFINITY;
+            self.armed = false;
+        }
+        self.peak = self.peak.max(v);
+        self.prev = v;
+    }
+
+    /// `(period, amplitude, moves)` from the crossings found.
+    pub fn finish(self, s: &RegimeSettings) -> (f64, f64, bool) {
+        let CrossingScan {
+            lo,
+            hi,
+            crossings,
+            peaks,
+            ..
+        } = self;
+        let amplitude = 0.5 * (hi - lo);
+        for group in 1..=4usize {
+            let cycles = crossings.len().saturating_sub(1) / group;
+            if cycles < s.min_cycles {
+                break;
+            }
+            let spans: Vec<(f64, f64)> = (0..cycles)
+                .map(|c| {
+                    let peak = peaks[c * group..(c + 1) * group]
+                        .iter()
+                        .fold(f64::NEG_INFINITY, |m, &p| m.max(p));
+                    (crossings[(c + 1) * group] - crossings[c * group], peak)
+                })
+                .collect();
+            let (pmin, pmax) = spans
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.0), b.max(s.0)));
+            let (mmin, mmax) = spans
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(s.1), b.max(s.1)));
+            let period = (crossings[cycles * group] - crossings[0]) / cycles as f64;
+            if pmax - pmin <= s.period_rtol * period && mmax - mmin <= s.period_rtol * (hi - lo) {
+                return (period, amplitude, true);
+            }
+        }
+        (f64::NAN, amplitude, true)
+    }
+}
+
+/// The amplitude [`periodicity_in_range`] reports for a non-empty column with this
+/// `(min, max, mean)`, without its crossing scan.
+pub fn amplitude_in_range((lo, hi, mean): (f64, f64, f64)) -> f64 {
+    if lo.is_nan() || hi.is_nan() || mean.is_nan() {
+        f64::NAN
+    } else {
+        0.5 * (hi - lo)
+    }
 }
 
 /// Classifies a point whose run finished: `residual` and `scale` are `max|f(x)|` and
@@ -474,6 +548,7 @@ mod sweep_tests {
         sim: SimConfig,
         outputs: &[(&str, &str)],
     ) -> crate::sweep::SweepResult {
+        let dts = sim.sampling_step.unwrap_or(sim.dt);
         let r = sweep_keeping(c, grid.clone(), map.clone(), sim.clone(), outputs, false);
         // With traces kept the samples reach the classification through the trace array
         // instead of the sample-major buffer: the same numbers, bit for bit.
@@ -481,6 +556,22 @@ mod sweep_tests {
         let (a, b) = (r.summaries.as_ref().unwrap(), kept.summaries.as_ref().unwrap());
         for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
             assert_eq!(x.to_bits(), y.to_bits());
+        }
+        // The block's lanes are scanned together; each periodic column's period and
+        // amplitude are those `periodicity` finds in that one trace alone, bit for bit.
+        for p in 0..r.labels.len() {
+            if Regime::from_code(r.summary(Statistic::Regime, p, 0).unwrap()) != Some(Regime::Periodic) {
+                continue;
+            }
+            for c in 0..r.columns.len() {
+                let trace = kept.trace(p, c).unwrap();
+                let (period, amplitude, _) = periodicity(|i| trace[i], trace.len(), dts, &RegimeSettings::default());
+                assert_eq!(r.summary(Statistic::Period, p, c).unwrap().to_bits(), period.to_bits());
+                assert_eq!(
+                    r.summary(Statistic::Amplitude, p, c).unwrap().to_bits(),
+                    amplitude.to_bits()
+                );
+            }
         }
         r
     }
@@ -495,7 +586,7 @@ mod sweep_tests {
     ) -> crate::sweep::SweepResult {
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last]);
+        spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last, Statistic::Min, Statistic::Max]);
         spec.keep_traces = keep_traces;
         spec.backend = Backend::Jit;
         (spec.block_size, spec.threads) = (4, Some(2));
@@ -544,6 +635,19 @@ mod sweep_tests {
                     "mu {mu}: {re} {im}"
                 );
                 assert!(r.summary(Statistic::Period, p, 0).unwrap().is_nan());
+                // A fixed point's amplitude is half its post-cutoff range (taken from the
+                // range alone, without the crossing scan).
+                for c in 0..2 {
+                    let (lo, hi) = (
+                        r.summary(Statistic::Min, p, c).unwrap(),
+                        r.summary(Statistic::Max, p, c).unwrap(),
+                    );
+                    assert_eq!(
+                        r.summary(Statistic::Amplitude, p, c).unwrap(),
+                        0.5 * (hi - lo),
+                        "mu {mu}"
+                    );
+                }
             } else {
                 assert_eq!(Regime::from_code(code), Some(Regime::Periodic), "mu {mu}");
                 assert!(re.is_nan() && im.is_nan());
