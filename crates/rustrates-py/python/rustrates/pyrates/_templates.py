@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 class TemplateBuildError(ValueError):
     """A Python-built template that cannot be written as YAML (names, values)."""
@@ -33,6 +35,12 @@ def _number_or_text(owner: str, name: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         # 0.8's verbose form {default: ..., ...} passes through as written.
         return {str(k): _number_or_text(owner, f"{name}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (complex, np.complexfloating)):
+        # A complex constant, as PyRates takes `1j`: written the way YAML templates write it.
+        z = complex(value)
+        if not (math.isfinite(z.real) and math.isfinite(z.imag)):
+            raise TemplateBuildError(f"{owner}: variable {name!r} = {value!r} is not finite")
+        return f"{z.real!r}{z.imag:+}j"
     try:
         number = float(value)
     except (TypeError, ValueError):
