@@ -90,3 +90,18 @@ def test_unsupported_complex_use_names_the_operation():
     bad = CircuitTemplate(name="bad", path=None, nodes={"p": NodeTemplate(name="bad_pop", path=None, operators=[op])})
     with pytest.raises(rustrates.RustratesError, match=r"`sin` of a complex value is not supported"):
         bad.run(simulation_time=0.1, step_size=1e-3, outputs={"x": "p/bad_op/x"})
+
+
+def test_update_var_sets_a_complex_initial_value():
+    """update_var with a complex value sets both parts; the run starts there and follows the
+    numpy transcription from that start."""
+    start = -0.05 + 0.12j
+    res = SL._copy().update_var(node_vars={"p/sl_op/z": start}).run(
+        simulation_time=T, step_size=DT, outputs={"z": "p/sl_op/z"}, solver="euler", float_precision="complex128")
+    assert res["z"].iloc[0] == start
+    z, want = start, []
+    for _ in range(res.shape[0]):
+        want.append(z)
+        z = z + DT * (2j + 1.0 - abs(z) ** 2) * z
+    # Same rounding argument as the test above.
+    np.testing.assert_allclose(res["z"].to_numpy(), np.array(want), rtol=0, atol=1e-12)

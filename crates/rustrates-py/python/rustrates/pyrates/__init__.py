@@ -196,7 +196,7 @@ class CircuitTemplate:
         ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
         ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
         for key, value in (node_vars or {}).items():
-            arr = np.asarray(value, dtype=np.float64)
+            arr = np.asarray(value)
             if arr.ndim != 0:
                 raise TemplateBuildError(
                     f"update_var: node_vars[{key!r}] is an array; one value per call is supported "
@@ -204,7 +204,12 @@ class CircuitTemplate:
                 )
             if len(str(key).split("/")) < 3:
                 raise TemplateBuildError(f"update_var: node_vars keys are 'node/op/var', got {key!r}")
-            self._node_vars[str(key)] = float(arr)
+            if np.iscomplexobj(arr):
+                # The engine holds a complex variable as its two parts (`var.real`, `var.imag`).
+                self._node_vars[f"{key}.real"] = float(arr.real)
+                self._node_vars[f"{key}.imag"] = float(arr.imag)
+            else:
+                self._node_vars[str(key)] = float(arr.astype(np.float64))
         for edge in edge_vars or []:
             if len(edge) == 3:
                 source, target, values = edge
