@@ -85,10 +85,10 @@ def test_results_file_holds_real_and_imaginary_parts_as_two_columns(tmp_path):
 
 
 def test_unsupported_complex_use_names_the_operation():
-    op = OperatorTemplate(name="bad_op", path=None, equations=["z' = 1j*z", "x' = sin(z)"],
+    op = OperatorTemplate(name="bad_op", path=None, equations=["z' = 1j*z", "x' = tanh(z)"],
                           variables={"z": "output(1.0+0.0j)", "x": "output(0.0)"})
     bad = CircuitTemplate(name="bad", path=None, nodes={"p": NodeTemplate(name="bad_pop", path=None, operators=[op])})
-    with pytest.raises(rustrates.RustratesError, match=r"`sin` of a complex value is not supported"):
+    with pytest.raises(rustrates.RustratesError, match=r"`tanh` of a complex value is not supported"):
         bad.run(simulation_time=0.1, step_size=1e-3, outputs={"x": "p/bad_op/x"})
 
 
