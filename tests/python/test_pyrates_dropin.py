@@ -69,9 +69,9 @@ def test_pyrates_script_runs_unchanged_but_the_import(script, pyrates_python, tm
         assert a.index.equals(b.index) and a.index.name == b.index.name, name
         assert list(a.dtypes) == list(b.dtypes), name
         # float64 forward Euler on the same equations: the two differ only in the order of
-        # floating-point operations, so rounding level over these short runs.
-        np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=0, atol=1e-9,
-                                   err_msg=name)
+        # floating-point operations, so rounding level over these short runs. Complex frames
+        # (complex128) compare as complex: |b - a| covers both parts.
+        np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=0, atol=1e-9, err_msg=name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,6 +210,38 @@ def test_python_built_circuit_equals_its_yaml_twin(tmp_path):
     built = qif_pair_with_delay(0.01).run(**settings)
     loaded = CircuitTemplate.from_yaml(f"{yaml}/pair").update_var(node_vars={"p1/qif_op/eta": -3.0}).run(**settings)
     pd.testing.assert_frame_equal(built, loaded, check_exact=True)
+
+
+def test_nested_sub_circuits_sharing_a_name_stay_distinct(tmp_path):
+    """Two different Python-built sub-circuits both named 'inner' (time constants 2 and 4): each
+    keeps its own definition. Reference: the same hierarchy written as YAML by hand."""
+    def inner(tau: float) -> CircuitTemplate:
+        op = OperatorTemplate(name="li_op", path=None, equations=["x' = -x/tau + u"],
+                              variables={"x": "output(1.0)", "tau": tau, "u": "input(0.0)"})
+        node = NodeTemplate(name=f"li_{int(tau)}", path=None, operators=[op])
+        return CircuitTemplate(name="inner", path=None, nodes={"a": node})
+
+    with pytest.raises(Exception, match="two different OperatorTemplates are named 'li_op'"):
+        CircuitTemplate(name="outer", path=None, circuits={"c1": inner(2.0), "c2": inner(4.0)}).run(
+            simulation_time=0.1, step_size=1e-3, outputs={"x": "all/li_op/x"})
+    yaml = tmp_path / "nest.yaml"
+    yaml.write_text(
+        "op2: {base: OperatorTemplate, equations: [\"x' = -x/tau + u\"], variables: {x: output(1.0), tau: 2.0, u: input(0.0)}}\n"
+        "op4: {base: OperatorTemplate, equations: [\"x' = -x/tau + u\"], variables: {x: output(1.0), tau: 4.0, u: input(0.0)}}\n"
+        "n2: {base: NodeTemplate, operators: [op2]}\nn4: {base: NodeTemplate, operators: [op4]}\n"
+        "i2: {base: CircuitTemplate, nodes: {a: n2}}\ni4: {base: CircuitTemplate, nodes: {a: n4}}\n"
+        "outer: {base: CircuitTemplate, circuits: {c1: i2, c2: i4}, edges: [[c1/a/op2/x, c2/a/op4/u, null, {weight: 1.0}]]}\n"
+    )
+    ops = [OperatorTemplate(name=f"op{k}", path=None, equations=["x' = -x/tau + u"],
+                            variables={"x": "output(1.0)", "tau": float(k), "u": "input(0.0)"}) for k in (2, 4)]
+    subs = [CircuitTemplate(name="inner", path=None, nodes={"a": NodeTemplate(name=f"n{k}", path=None, operators=[o])})
+            for k, o in zip((2, 4), ops)]
+    built = CircuitTemplate(name="outer", path=None, circuits={"c1": subs[0], "c2": subs[1]},
+                            edges=[("c1/a/op2/x", "c2/a/op4/u", None, {"weight": 1.0})])
+    settings = dict(simulation_time=1.0, step_size=1e-3, outputs={"x1": "c1/a/op2/x", "x2": "c2/a/op4/x"}, float_precision="float64")
+    res = built.run(**settings)
+    pd.testing.assert_frame_equal(res, CircuitTemplate.from_yaml(f"{yaml}/outer").run(**settings), check_exact=True)
+    assert res.shape[1] == 2
 
 
 def test_defaults_follow_pyrates_float32_and_layouts():

@@ -9,8 +9,10 @@ with the same settings and outputs. Every template ends with one status:
 - ``matched (second method)``: PyRates cannot run it, rustrates' built-in is checked against an
   independent numpy transcription of its equations (or against a PyRates circuit that is the
   same model);
-- ``needs complex variables``: not built in until complex variables exist (issue 18, item 4);
-  rustrates must refuse the name and say why;
+- ``matched (complex)``: the complex-valued templates (Kuramoto and theta-neuron mean fields,
+  issue 18 item 4). PyRates computes them in ``float_precision='float64'`` by dropping the
+  imaginary parts (ComplexWarning), which is no result, so the walk reruns each one that
+  warns in ``'complex128'``; both sides' complex traces are compared;
 - ``PyRates cannot run it``: with the reason; not built in (where the fault is a slip in
   PyRates' file, rustrates builds the corrected template in: "matched (second method)");
 - ``fixture, by file``: PyRates' ``test_resources`` (its own test suite's fixtures) are not
@@ -70,18 +72,19 @@ PYRATES_CANNOT_WHY = {
     "model_templates.CNS_2019_Tutorial.templates.JRC": "0.8-dialect variables",
     "model_templates.neural_mass_models.qif.qif_gap": "edge names qif_op, the node runs qif_gap_op",
     "model_templates.neural_mass_models.qif.qif_alpha_syn": "edge template alpha_edge is defined nowhere",
-    "model_templates.neural_mass_models.theta.kmo_conductance": "`edges` nested under `nodes` (and complex)",
+    "model_templates.neural_mass_models.theta.kmo_conductance": "`edges` nested under `nodes` (built in as the lines describe)",
     "model_templates.test_resources.linear.ExampleCircuit": "`label` is no CircuitTemplate argument",
     "model_templates.test_resources.linear.MatrixCircuit": "base CircuitFromMatrix does not exist",
     "model_templates.test_resources.test_backend.net11": "two delayed edges between one pair",
     "model_templates.test_resources.test_operator_caching_templates.TestCircuit2": "base TestOp1 does not exist",
 }
-# PyRates "runs" these in float64 by dropping the imaginary part (ComplexWarning): not a result.
-NEEDS_COMPLEX = {
+# PyRates "runs" these in float64 by dropping the imaginary part (ComplexWarning), so the
+# walk reruns them in complex128; the list guards the walk itself (a template that stopped
+# warning, or a new one that warns, is reported).
+COMPLEX = {
     "model_templates.oscillators.kuramoto.kmo_mf",
     "model_templates.oscillators.kuramoto.kmo_mf_2coupled",
     "model_templates.neural_mass_models.theta.kmo_theta",
-    "model_templates.neural_mass_models.theta.kmo_conductance",
 }
 
 WALKER = r'''
@@ -142,8 +145,15 @@ for template, file, name in circuits:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = circuit.run(outputs={p: p for p in paths}, verbose=False, **settings)
-        entry["complex_dropped"] = any("ComplexWarning" in type(w.message).__name__ for w in caught)
-        arrays = {str(i): res[p].to_numpy(dtype=float) for i, p in enumerate(paths)}
+        entry["complex"] = any("ComplexWarning" in type(w.message).__name__ for w in caught)
+        if entry["complex"]:
+            # Dropped imaginary parts: the float64 run is no result; complex128 is.
+            clear_frontend_caches()
+            circuit = CircuitTemplate.from_yaml(entry["template"])
+            res = circuit.run(outputs={p: p for p in paths}, verbose=False,
+                              **dict(settings, float_precision="complex128"))
+        kind = complex if entry["complex"] else float
+        arrays = {str(i): res[p].to_numpy(dtype=kind) for i, p in enumerate(paths)}
         np.savez(out / (entry["template"].replace("/", "|") + ".npz"), time=res.index.to_numpy(dtype=float), **arrays)
         entry["status"] = "ran"
     except Exception as error:
@@ -216,9 +226,10 @@ def pyrates_traces(out: Path, entry: dict) -> tuple[np.ndarray, np.ndarray]:
     return saved["time"], np.column_stack([saved[str(i)] for i in range(len(entry["outputs"]))])
 
 
-def rustrates_traces(reference: str, outputs: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    res = CircuitTemplate.from_yaml(reference).run(outputs={p: p for p in outputs}, **SETTINGS)
-    return res.index.to_numpy(dtype=float), res[outputs].to_numpy(dtype=float)
+def rustrates_traces(reference: str, outputs: list[str], precision: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    settings = dict(SETTINGS, float_precision=precision)
+    res = CircuitTemplate.from_yaml(reference).run(outputs={p: p for p in outputs}, **settings)
+    return res.index.to_numpy(dtype=float), res[outputs].to_numpy()
 
 
 def worst_excess(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -233,7 +244,7 @@ def worst_excess(ours: np.ndarray, theirs: np.ndarray) -> float:
 def euler(rhs, state: dict[str, float]) -> dict[str, np.ndarray]:
     """Forward Euler with SETTINGS' step; the trace of every state, sample k at t = k dt."""
     steps = int(round(SETTINGS["simulation_time"] / SETTINGS["step_size"]))
-    trace = {k: np.empty(steps) for k in state}
+    trace = {k: np.empty(steps, dtype=np.asarray(v).dtype) for k, v in state.items()}
     for step in range(steps):
         for k, v in state.items():
             trace[k][step] = v
@@ -282,6 +293,17 @@ def cns_jrc(s):
             **qif_synapses(s, "IIN", "Op_inh_syns", 0.3375 * r["PC"], r["IIN"], 0.0)}
 
 
+def theta_conductance(s):
+    """kmo_conductance as its misindented lines describe: conductance_op (theta_op with
+    I_ext + s v_s and the shunt - s (z^2 - 1), v_s = -10; tau 1, eta -5, Delta 1) with its own
+    rate r fed back with weight 15. Complex arithmetic by numpy."""
+    z = s["p/conductance_op/z"]
+    r = (1 - abs(z) ** 2) / (np.pi * (1 + z + np.conj(z) + abs(z) ** 2))
+    syn = 15.0 * r.real
+    dz = ((z + 1) ** 2 * (1j * (-5.0 + syn * -10.0) - 1.0) - syn * (z**2 - 1) - 1j * (z - 1) ** 2) / 2.0
+    return {"p/conductance_op/z": dz}
+
+
 def states(*groups: tuple[str, str, tuple[str, ...]]) -> dict[str, float]:
     return {f"{node}/{op}/{v}": 0.0 for node, op, names in groups for v in names}
 
@@ -294,6 +316,7 @@ TRANSCRIPTIONS = {
         states(("PC", "Op_exc", ("r", "v")), ("EIN", "Op_exc", ("r", "v")), ("IIN", "Op_inh", ("r", "v")))),
     "model_templates.CNS_2019_Tutorial.templates.JRC": (
         cns_jrc, states(("PC", "Op_exc_syns", SYNS), ("EIN", "Op_exc_syns", SYNS), ("IIN", "Op_inh_syns", SYNS))),
+    "model_templates.neural_mass_models.theta.kmo_conductance": (theta_conductance, {"p/conductance_op/z": -0.6 - 0.8j}),
 }
 
 
@@ -307,7 +330,8 @@ def second_method(template: str, reports: dict[str, dict], out: Path) -> tuple[n
         return ours, theirs
     rhs, start = TRANSCRIPTIONS[template]
     reference = euler(rhs, start)
-    _, ours = rustrates_traces(template, list(reference))
+    complex_valued = any(np.iscomplexobj(v) for v in start.values())
+    _, ours = rustrates_traces(template, list(reference), "complex128" if complex_valued else "float64")
     return ours, np.column_stack(list(reference.values()))
 
 
@@ -331,14 +355,10 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
         problems.append(f"{template}: recorded as failing in PyRates, but PyRates ran it")
 
     for template, entry in reports.items():
-        if template in NEEDS_COMPLEX:
-            # rustrates refuses the name and says why (the library's left_out list).
-            with pytest.raises(Exception, match="complex-valued variables"):
-                CircuitTemplate.from_yaml(template)
-            if entry["status"] == "ran" and not entry["complex_dropped"]:
-                problems.append(f"{template}: PyRates ran it without dropping imaginary parts")
-            statuses[template] = "needs complex variables"
-        elif entry["status"] == "failed":
+        if entry["status"] == "ran" and entry["complex"] != (template in COMPLEX):
+            problems.append(f"{template}: PyRates {'dropped' if entry['complex'] else 'kept'} imaginary parts "
+                            "in float64, unlike recorded in COMPLEX")
+        if entry["status"] == "failed":
             if template in TRANSCRIPTIONS or template.endswith(".qif.qif_gap"):
                 ours, reference = second_method(template, reports, out)
                 excess = worst_excess(ours, reference)
@@ -356,7 +376,8 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
             extra = not template.startswith(PACKAGE)
             reference = f"{entry['file']}/{entry['name']}" if fixture else template
             try:
-                time, ours = rustrates_traces(reference, entry["outputs"])
+                time, ours = rustrates_traces(reference, entry["outputs"],
+                                              "complex128" if entry["complex"] else "float64")
             except Exception as error:  # reported with the others below
                 problems.append(f"{template}: rustrates cannot run it: {str(error).splitlines()[0]}")
                 statuses[template] = "FAILED"
@@ -370,7 +391,9 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
                 statuses[template] = "FAILED"
             else:
                 statuses[template] = "fixture, by file: matched" if fixture else (
-                    "library extra: matched" if extra else "matched")
+                    "library extra: matched" if extra else "matched (complex)" if entry["complex"] else "matched")
+                if entry["complex"] and not np.iscomplexobj(ours):
+                    problems.append(f"{template}: rustrates' frame is not complex")
 
     table = "\n".join(f"  {status:<30} {gaps.get(template, float('nan')):9.2e}  "
                       f"{template.removeprefix(PACKAGE).replace(str(out) + '/', '')}"

@@ -44,11 +44,15 @@ def argument_error(argument: str, message: str) -> SweepError:
 # ---------------------------------------------------------------------------------------
 # names PyRates users pass
 
-_PRECISIONS = {"float64": "float64", "double": "float64", "float32": "float32", "single": "float32"}
+_PRECISIONS = {"float64": "float64", "double": "float64", "float32": "float32", "single": "float32",
+               # PyRates' complex precisions: complex variables are computed as pairs of reals
+               # of this width whatever the precision names, so these name the real width.
+               "complex128": "float64", "complex64": "float32"}
 
 
 def precision_name(value: Any) -> str:
-    """``'float64'``/``'float32'`` from a name or a numpy dtype (PyRates accepted both)."""
+    """``'float64'``/``'float32'`` from a name or a numpy dtype (PyRates accepted both;
+    ``complex128``/``complex64`` name the width of a complex value's parts)."""
     if value is None:
         return "float64"
     if isinstance(value, str) and value.lower() in _PRECISIONS:
@@ -57,10 +61,11 @@ def precision_name(value: Any) -> str:
         name = np.dtype(value).name
     except TypeError:
         name = None
-    if name in ("float64", "float32"):
-        return name
+    if name in _PRECISIONS:
+        return _PRECISIONS[name]
     raise argument_error(
-        "float_precision", f"float_precision must be 'float64' or 'float32', got {value!r}"
+        "float_precision",
+        f"float_precision must be 'float64', 'float32', 'complex128' or 'complex64', got {value!r}",
     )
 
 

@@ -215,15 +215,19 @@ fn node_of(path: &str) -> &str {
 /// The variable an input name drives in the lowered circuit.
 fn input_var(c: &Circuit, name: &str) -> Result<VarId, SweepError> {
     let Some(id) = c.find_var(name) else {
+        // A complex input is driven part by part (`name.real`, `name.imag`).
+        let complex_part = c.find_complex(name).map(|z| c.var(z.re).name.clone());
         return Err(SweepError::UnknownInput {
             name: name.to_string(),
-            suggestion: param_map::closest(
-                name,
-                c.vars
-                    .iter()
-                    .filter(|v| v.kind == VarKind::Input)
-                    .map(|v| v.name.as_str()),
-            ),
+            suggestion: complex_part.or_else(|| {
+                param_map::closest(
+                    name,
+                    c.vars
+                        .iter()
+                        .filter(|v| v.kind == VarKind::Input)
+                        .map(|v| v.name.as_str()),
+                )
+            }),
         });
     };
     let v = c.var(id);

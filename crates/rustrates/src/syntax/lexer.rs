@@ -289,6 +289,17 @@ mod tests {
     }
 
     #[test]
+    fn tokenize_imaginary_literals_as_python_writes_them() {
+        use TokenKind::*;
+        // Python: 2j, 1.5J and 1e-3j are imaginary; `2jx` is the number 2 then the name `jx`
+        // (which the parser reports as implicit multiplication).
+        assert_eq!(kinds("2j"), vec![Imaginary(2.0)]);
+        assert_eq!(kinds("1.5J+1e-3j"), vec![Imaginary(1.5), Plus, Imaginary(0.001)]);
+        assert_eq!(kinds("2jx"), vec![Number(2.0), Ident]);
+        assert_eq!(kinds("2*j"), vec![Number(2.0), Star, Ident]);
+    }
+
+    #[test]
     fn tokenize_operators_take_the_longest_match() {
         use TokenKind::*;
         assert_eq!(

@@ -203,7 +203,7 @@ class CircuitTemplate:
         ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
         ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
         for key, value in (node_vars or {}).items():
-            arr = np.asarray(value, dtype=np.float64)
+            arr = np.asarray(value)
             if arr.ndim != 0:
                 raise TemplateBuildError(
                     f"update_var: node_vars[{key!r}] is an array; one value per call is supported "
@@ -211,7 +211,12 @@ class CircuitTemplate:
                 )
             if len(str(key).split("/")) < 3:
                 raise TemplateBuildError(f"update_var: node_vars keys are 'node/op/var', got {key!r}")
-            self._node_vars[str(key)] = float(arr)
+            if np.iscomplexobj(arr):
+                # The engine holds a complex variable as its two parts (`var.real`, `var.imag`).
+                self._node_vars[f"{key}.real"] = float(arr.real)
+                self._node_vars[f"{key}.imag"] = float(arr.imag)
+            else:
+                self._node_vars[str(key)] = float(arr.astype(np.float64))
         for edge in edge_vars or []:
             if len(edge) == 3:
                 source, target, values = edge
@@ -359,7 +364,34 @@ def _execute(front: str, template: str, grid_df: pd.DataFrame, pmap: Mapping[str
         # The engine hands float32 runs over widened to float64 (exactly); PyRates' frames
         # are float32 then.
         res = dict(res, traces=np.asarray(res["traces"], dtype=np.float32))
-    return res
+    return _complex_columns(res)
+
+
+def _complex_columns(res: dict[str, Any]) -> dict[str, Any]:
+    """The engine returns a complex output as two columns, ``key.real`` then ``key.imag``;
+    PyRates returns it as one complex column, and its frame is complex as a whole (it
+    computes every variable in ``float_precision='complex128'``, which complex models need),
+    so with any complex output every column is complex here (complex64 in float32)."""
+    columns = res["columns"]
+    if not any(key.endswith(".imag") for _node, key in columns):
+        return res
+    traces = np.asarray(res["traces"])
+    dtype = np.complex64 if traces.dtype == np.float32 else np.complex128
+    merged: list[tuple[str, str]] = []
+    parts: list[np.ndarray] = []
+    i = 0
+    while i < len(columns):
+        node, key = columns[i]
+        base = key.removesuffix(".real")
+        if key != base and i + 1 < len(columns) and tuple(columns[i + 1]) == (node, f"{base}.imag"):
+            parts.append(traces[..., i] + 1j * traces[..., i + 1])
+            merged.append((node, base))
+            i += 2
+        else:
+            parts.append(traces[..., i].astype(dtype))
+            merged.append((node, key))
+            i += 1
+    return dict(res, columns=merged, traces=np.stack(parts, axis=-1).astype(dtype))
 
 
 def _op_var(path: str) -> str:

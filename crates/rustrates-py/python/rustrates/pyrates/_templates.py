@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 class TemplateBuildError(ValueError):
     """A Python-built template that cannot be written as YAML (names, values)."""
@@ -33,6 +35,12 @@ def _number_or_text(owner: str, name: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         # 0.8's verbose form {default: ..., ...} passes through as written.
         return {str(k): _number_or_text(owner, f"{name}.{k}", v) for k, v in value.items()}
+    if isinstance(value, (complex, np.complexfloating)):
+        # A complex constant, as PyRates takes `1j`: written the way YAML templates write it.
+        z = complex(value)
+        if not (math.isfinite(z.real) and math.isfinite(z.imag)):
+            raise TemplateBuildError(f"{owner}: variable {name!r} = {value!r} is not finite")
+        return f"{z.real!r}{z.imag:+}j"
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -261,15 +269,20 @@ class YamlWriter:
             body = {"base": kind, "operators": {k: (v or {}) for k, v in operators.items()}}
         return self._key(node, body, f"{node.name}_{'edge' if kind == 'EdgeTemplate' else 'node'}")
 
-    def circuit(self, circuit: Any) -> str:
-        """The key of ``circuit`` (a drop-in ``CircuitTemplate``) in the document."""
+    def circuit(self, circuit: Any, top: bool = True) -> str:
+        """The key of ``circuit`` (a drop-in ``CircuitTemplate``) in the document. The top
+        circuit keeps its own name (it labels the grid points, ``f"{name}_{i}"``); a
+        sub-circuit used several times is written once, and different sub-circuits that share
+        a name get distinct keys."""
         if circuit._reference and not (circuit._added_edges or circuit._added_matrices or circuit._added_nodes):
             return circuit._reference
+        if top:
+            self.doc[circuit.name] = None  # reserved before the sub-templates take keys
         body: dict[str, Any] = {"base": circuit._reference or "CircuitTemplate"}
         nodes = {key: self.node(n) for key, n in circuit._added_nodes.items()}
         if nodes:
             body["nodes"] = nodes
-        circuits = {key: self.circuit(c) if not isinstance(c, str) else _path_reference(c)
+        circuits = {key: self.circuit(c, top=False) if not isinstance(c, str) else _path_reference(c)
                     for key, c in circuit._added_circuits.items()}
         if circuits:
             body["circuits"] = circuits
@@ -294,9 +307,8 @@ class YamlWriter:
             body["connectivity"] = blocks
         if circuit._reference is None and not nodes and not circuits:
             raise TemplateBuildError(f"CircuitTemplate {circuit.name!r} has neither nodes nor circuits")
-        # The circuit keeps its own name: it labels the grid points (``f"{name}_{i}"``).
-        if circuit.name in self.doc:
-            raise TemplateBuildError(f"CircuitTemplate {circuit.name!r}: a sub-template uses the same name")
+        if not top:
+            return self._key(circuit, body, circuit.name)
         self.doc[circuit.name] = body
         return circuit.name
 

@@ -102,6 +102,18 @@ impl Builder<'_> {
                 }
             }
             ExprKind::Call { name, args, .. }
+                if matches!(args.as_slice(), [a] if matches!(&a.kind, ExprKind::Ident(t) if t == "t"))
+                    && ctx.scope.get(name).is_some_and(|id| self.imag.contains_key(id)) =>
+            {
+                // `z(t)`: the current value, as for a real variable.
+                let re = ctx.scope[name];
+                let im = self.imag[&re];
+                Some(Val::Complex(
+                    self.c.add_expr(Expr::Var(re)),
+                    self.c.add_expr(Expr::Var(im)),
+                ))
+            }
+            ExprKind::Call { name, args, .. }
                 if complex::FUNCS.contains(&name.as_str())
                     && !ctx.scope.contains_key(name)
                     && args.len() == complex::arity(name) =>
@@ -357,7 +369,9 @@ mod complex {
     use crate::model::ir::{BinOp, Circuit, Expr, ExprId, Func};
 
     /// Functions that take or make complex values (`absv` is PyRates' spelling of `abs`).
-    pub const FUNCS: &[&str] = &["real", "imag", "conj", "abs", "absv", "angle", "exp", "complex"];
+    pub const FUNCS: &[&str] = &[
+        "real", "imag", "conj", "abs", "absv", "angle", "exp", "log", "sqrt", "sin", "cos", "complex",
+    ];
 
     pub fn arity(name: &str) -> usize {
         if name == "complex" {
@@ -508,7 +522,45 @@ mod complex {
                 let (x, y) = parts(c, *v);
                 Val::Real(c.add_expr(Expr::Call(Func::Arctan2, vec![y, x])))
             }
-            ("exp", [Val::Real(x)]) => Val::Real(c.add_expr(Expr::Call(Func::Exp, vec![*x]))),
+            // Real arguments keep the real functions (numpy's: sqrt(-1) is nan, not i).
+            ("exp" | "log" | "sqrt" | "sin" | "cos", [Val::Real(x)]) => {
+                let f = match name {
+                    "exp" => Func::Exp,
+                    "log" => Func::Log,
+                    "sqrt" => Func::Sqrt,
+                    "sin" => Func::Sin,
+                    _ => Func::Cos,
+                };
+                Val::Real(c.add_expr(Expr::Call(f, vec![*x])))
+            }
+            ("sqrt", [z @ Val::Complex(..)]) => {
+                // The principal root, as numpy's: |z|^½ e^{iθ/2} with θ in (−π, π].
+                let half = c.add_expr(Expr::Const(0.5));
+                pow(c, *z, half)
+            }
+            ("log", [Val::Complex(x, y)]) => {
+                // log z = ln|z| + i arg z = ½ ln(x² + y²) + i atan2(y, x)
+                let xx = bin(c, BinOp::Mul, *x, *x);
+                let yy = bin(c, BinOp::Mul, *y, *y);
+                let r2 = bin(c, BinOp::Add, xx, yy);
+                let ln = c.add_expr(Expr::Call(Func::Log, vec![r2]));
+                let half = c.add_expr(Expr::Const(0.5));
+                let arg = c.add_expr(Expr::Call(Func::Arctan2, vec![*y, *x]));
+                Val::Complex(bin(c, BinOp::Mul, half, ln), arg)
+            }
+            ("sin" | "cos", [Val::Complex(x, y)]) => {
+                // sin(x+iy) = sin x cosh y + i cos x sinh y; cos(x+iy) = cos x cosh y − i sin x sinh y
+                let sin = c.add_expr(Expr::Call(Func::Sin, vec![*x]));
+                let cos = c.add_expr(Expr::Call(Func::Cos, vec![*x]));
+                let cosh = c.add_expr(Expr::Call(Func::Cosh, vec![*y]));
+                let sinh = c.add_expr(Expr::Call(Func::Sinh, vec![*y]));
+                if name == "sin" {
+                    Val::Complex(bin(c, BinOp::Mul, sin, cosh), bin(c, BinOp::Mul, cos, sinh))
+                } else {
+                    let im = bin(c, BinOp::Mul, sin, sinh);
+                    Val::Complex(bin(c, BinOp::Mul, cos, cosh), c.add_expr(Expr::Neg(im)))
+                }
+            }
             ("exp", [Val::Complex(x, y)]) => {
                 // e^{x+iy} = e^x (cos y + i sin y)
                 let ex = c.add_expr(Expr::Call(Func::Exp, vec![*x]));
