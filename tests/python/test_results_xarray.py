@@ -3,6 +3,7 @@ returns, and ``random_starts`` through ``grid_search`` (issue 19 item 2)."""
 
 from __future__ import annotations
 
+import pickle
 import sys
 
 import numpy as np
@@ -79,9 +80,11 @@ def test_to_xarray_without_xarray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "xarray", None)
     with pytest.raises(ImportError, match=r"pip install 'rustrates\[xarray\]'"):
         rustrates.read_results(path).to_xarray()
-    # The tuple unpacks as before.
+    # The tuple unpacks as before, and survives pickling with its file.
     results, result_map, summ = rustrates.read_results(path)
     assert results is None and list(result_map.columns) == ["mu", "omega"]
+    back = pickle.loads(pickle.dumps(rustrates.read_results(path)))
+    assert back._path == str(path) and back[1].equals(result_map)
 
 
 def test_grid_search_random_starts_montbrio_multistable():

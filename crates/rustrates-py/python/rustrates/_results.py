@@ -34,6 +34,10 @@ class Results(tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]):
         obj._path, obj._span = path, span
         return obj
 
+    def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]
+        # Pickling (e.g. a result handed between processes) rebuilds it with its file.
+        return (tuple(self), self._path, self._span)
+
     def to_xarray(self) -> Any:
         """The file as an ``xarray.Dataset`` (read again from the file, so the frames are not
         held twice in memory).
