@@ -150,24 +150,26 @@ impl Builder<'_> {
             })
         });
         let n_sources = sources.len();
+        // One declaration for the whole block, its values set per entry: the ends are already
+        // resolved, so no per-edge strings are built (10⁶ entries at N = 1000).
+        let mut e = EdgeDecl {
+            source: m.source.clone(),
+            source_span: m.source_span,
+            target: m.target.clone(),
+            target_span: m.target_span,
+            template: m.template.clone(),
+            params: m
+                .values
+                .iter()
+                .map(|v| (v.key.clone(), ParamValue::Num(0.0), v.span, v.key_span))
+                .collect(),
+            span: m.span,
+            path: m.path.clone(),
+        };
         for (i, j) in m.edges() {
-            let e = EdgeDecl {
-                source: format!("{}/{}", m.source_nodes[j].0, m.source),
-                source_span: m.source_span,
-                target: format!("{}/{}", m.target_nodes[i].0, m.target),
-                target_span: m.target_span,
-                template: m.template.clone(),
-                params: m
-                    .values
-                    .iter()
-                    .map(|v| {
-                        let x = v.entries.at(i, j, n_sources);
-                        (v.key.clone(), ParamValue::Num(x), v.span, v.key_span)
-                    })
-                    .collect(),
-                span: m.span,
-                path: m.path.clone(),
-            };
+            for (p, v) in e.params.iter_mut().zip(&m.values) {
+                p.1 = ParamValue::Num(v.entries.at(i, j, n_sources));
+            }
             self.add_resolved_edge(prefix, &e, sources[j], targets[i]);
             if let (Some(id), Some(edge)) = (scale, self.c.edges.last_mut()) {
                 edge.params.push(("scale".into(), id));
