@@ -50,8 +50,19 @@ def fetch_templates(cache: Path) -> Path:
         requirement = Path(tmp) / "pyrates.txt"
         requirement.write_text(pinned_requirement(ROOT / "scripts" / "lock" / "pyrates.lock", "pyrates"))
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
-             "-r", str(requirement), "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--require-hashes",
+                "--quiet",
+                "-r",
+                str(requirement),
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         wheels = list(Path(tmp).glob("pyrates-*.whl"))
@@ -66,16 +77,19 @@ def fetch_templates(cache: Path) -> Path:
 def run_check(templates: Path) -> subprocess.CompletedProcess[str]:
     """Run the Rust test on a `model_templates` folder; output is captured."""
     env = dict(os.environ, RUSTRATES_PYRATES_TEMPLATES=str(templates))
-    cmd = ["cargo", "test", "-p", "rustrates", "--test", "it", "--", "--ignored", "--exact",
-           "--nocapture", TEST]
+    cmd = ["cargo", "test", "-p", "rustrates", "--test", "it", "--", "--ignored", "--exact", "--nocapture", TEST]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--templates", type=Path, help="an existing model_templates folder")
-    ap.add_argument("--cache", type=Path, default=ROOT / "target" / "pyrates-1.2.3",
-                    help="where the wheel's model_templates are unpacked")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / "target" / "pyrates-1.2.3",
+        help="where the wheel's model_templates are unpacked",
+    )
     args = ap.parse_args()
     templates = args.templates or fetch_templates(args.cache)
     result = run_check(templates)

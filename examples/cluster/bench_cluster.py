@@ -44,8 +44,10 @@ def sweep(n_points: int) -> dict:
     return dict(
         circuit_template=TEMPLATE,
         param_grid={"eta_pc": np.linspace(-5, 5, side), "eta_iin": np.linspace(-5, 5, side)},
-        param_map={"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]},
-                   "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}},
+        param_map={
+            "eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]},
+            "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]},
+        },
         simulation_time=5.0,
         dt=1e-4,
         sampling_step_size=1e-3,
@@ -105,8 +107,9 @@ def main() -> None:
     for _ in range(repeats):
         t_mem.append(timed(lambda: grid_search(n_threads=2, **s)))
         # keep_traces=False: with out= grid_search keeps traces by default, the cluster does not.
-        t_file.append(timed(lambda: grid_search(n_threads=2, out=tmp / f"gs_{next(counter)}.h5",
-                                                keep_traces=False, **s)))
+        t_file.append(
+            timed(lambda: grid_search(n_threads=2, out=tmp / f"gs_{next(counter)}.h5", keep_traces=False, **s))
+        )
         t_cgs.append(timed(cluster_run, client))
     client.close()
     cgs.close()
@@ -116,8 +119,10 @@ def main() -> None:
 
     def row(name: str, runs: list[tuple[float, float]]) -> str:
         wall, cpu = [w for w, _ in runs], [c for _, c in runs]
-        return (f"{name}: wall best {min(wall):6.3f} s, median {statistics.median(wall):6.3f} s, "
-                f"worst {max(wall):6.3f} s; CPU median {statistics.median(cpu):6.3f} s")
+        return (
+            f"{name}: wall best {min(wall):6.3f} s, median {statistics.median(wall):6.3f} s, "
+            f"worst {max(wall):6.3f} s; CPU median {statistics.median(cpu):6.3f} s"
+        )
 
     def median(runs: list[tuple[float, float]], i: int) -> float:
         return statistics.median(r[i] for r in runs)
@@ -129,11 +134,15 @@ def main() -> None:
     print(row("grid_search n_threads=2 (memory)", t_mem))
     print(row("grid_search n_threads=2 (out=)  ", t_file))
     print(row("ClusterGridSearch 2 workers x 1 ", t_cgs))
-    print(f"cluster throughput / grid_search (memory): wall best vs best {min(t_mem)[0] / min(t_cgs)[0]:.2f}x, "
-          f"per round {ratios[0]:.2f}..{ratios[-1]:.2f}x (median {statistics.median(ratios):.2f}x); "
-          f"CPU seconds {median(t_mem, 1) / median(t_cgs, 1):.2f}x")
-    print(f"cluster throughput / grid_search (out=)  : wall best vs best {min(t_file)[0] / min(t_cgs)[0]:.2f}x; "
-          f"CPU seconds {median(t_file, 1) / median(t_cgs, 1):.2f}x")
+    print(
+        f"cluster throughput / grid_search (memory): wall best vs best {min(t_mem)[0] / min(t_cgs)[0]:.2f}x, "
+        f"per round {ratios[0]:.2f}..{ratios[-1]:.2f}x (median {statistics.median(ratios):.2f}x); "
+        f"CPU seconds {median(t_mem, 1) / median(t_cgs, 1):.2f}x"
+    )
+    print(
+        f"cluster throughput / grid_search (out=)  : wall best vs best {min(t_file)[0] / min(t_cgs)[0]:.2f}x; "
+        f"CPU seconds {median(t_file, 1) / median(t_cgs, 1):.2f}x"
+    )
 
 
 if __name__ == "__main__":

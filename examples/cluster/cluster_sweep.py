@@ -34,14 +34,20 @@ def main(nodes_arg: str, worker_env: str | None = None) -> None:
     inputs = {"PC/Op_e/inp": inp}
     outputs = {"r": "PC/Op_e/r"}
     param_grid = {"eta_op": np.linspace(-5, 5, 5), "eta_iin": np.linspace(-5, 5, 5)}
-    param_map = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]},
-                 "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]}}
+    param_map = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]}}
 
     with ClusterGridSearch(nodes, compute_dir=compute_dir, worker_env=worker_env) as cgs:
         res_file = cgs.run(
-            circuit_template=circuit_template, params=param_grid, param_map=param_map,
-            simulation_time=T, dt=dt, permute=True, sampling_step_size=dts, inputs=inputs,
-            outputs=outputs, chunk_size=5,
+            circuit_template=circuit_template,
+            params=param_grid,
+            param_map=param_map,
+            simulation_time=T,
+            dt=dt,
+            permute=True,
+            sampling_step_size=dts,
+            inputs=inputs,
+            outputs=outputs,
+            chunk_size=5,
             worker_file=Path(__file__).with_name("worker_template.py"),
             add_template_info=False,
             config_kwargs={"init_kwargs": {"backend": "numpy", "solver": "euler"}},

@@ -38,9 +38,7 @@ def locked_versions(lock: Path) -> dict[str, str]:
 
 def installed_versions() -> dict[str, str]:
     return {
-        normalise(dist.metadata["Name"]): dist.version
-        for dist in metadata.distributions()
-        if dist.metadata["Name"]
+        normalise(dist.metadata["Name"]): dist.version for dist in metadata.distributions() if dist.metadata["Name"]
     }
 
 
@@ -68,9 +66,7 @@ def main(argv: list[str]) -> int:
     if uninstall_extra:
         extra = [p.split(":")[0] for p in differences(lock) if p.endswith("not in the lock")]
         if extra:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "uninstall", "--quiet", "-y", *extra], check=True
-            )
+            subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "-y", *extra], check=True)
     problems = differences(lock)
     for problem in problems:
         print(f"{lock}: {problem}", file=sys.stderr)

@@ -23,8 +23,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 T, DT, DTS = 5.0, 1e-4, 1e-3
-PARAM_MAP = {"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]},
-             "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}}
+PARAM_MAP = {"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}}
 
 
 def grid(n: int) -> dict:
@@ -35,23 +34,45 @@ def rustrates_seconds(n: int) -> float:
     import rustrates
 
     start = time.perf_counter()
-    rustrates.grid_search(str(REPO / "examples/models/reference_qif.yaml") + "/pc_iin", grid(n), PARAM_MAP,
-                          dt=DT, simulation_time=T, sampling_step_size=DTS, permute_grid=True,
-                          inputs={"PC/qif_op/I_ext": np.ones(int(round(T / DT)))}, outputs={"r": "PC/qif_op/r"},
-                          solver="euler", backend="default", float_precision="float64")
+    rustrates.grid_search(
+        str(REPO / "examples/models/reference_qif.yaml") + "/pc_iin",
+        grid(n),
+        PARAM_MAP,
+        dt=DT,
+        simulation_time=T,
+        sampling_step_size=DTS,
+        permute_grid=True,
+        inputs={"PC/qif_op/I_ext": np.ones(int(round(T / DT)))},
+        outputs={"r": "PC/qif_op/r"},
+        solver="euler",
+        backend="default",
+        float_precision="float64",
+    )
     return time.perf_counter() - start
 
 
 def pyrates_seconds(python: Path, n: int) -> float:
-    spec = {"template": "examples/models/reference_qif/pc_iin", "param_grid": grid(n), "param_map": PARAM_MAP,
-            "step_size": DT, "simulation_time": T, "sampling_step_size": DTS, "permute_grid": True,
-            "inputs": {"PC/qif_op/I_ext": 1.0}, "outputs": {"r": "PC/qif_op/r"}}
+    spec = {
+        "template": "examples/models/reference_qif/pc_iin",
+        "param_grid": grid(n),
+        "param_map": PARAM_MAP,
+        "step_size": DT,
+        "simulation_time": T,
+        "sampling_step_size": DTS,
+        "permute_grid": True,
+        "inputs": {"PC/qif_op/I_ext": 1.0},
+        "outputs": {"r": "PC/qif_op/r"},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(json.dumps(spec))
         out = Path(tmp) / "out.npz"
-        subprocess.run([str(python), str(HERE / "pyrates_reference.py"), str(spec_file), str(out)],
-                       cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [str(python), str(HERE / "pyrates_reference.py"), str(spec_file), str(out)],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         with np.load(out) as z:
             return float(z["seconds"])
 
@@ -67,6 +88,7 @@ def main() -> None:
         rs_text = f"{rs:8.3f} s" if rs is not None else "       - "
         ps_text = f"{ps:8.2f} s" if ps is not None else "       - "
         print(f"{n:>3}x{n:<3} rustrates {rs_text}   PyRates {ps_text}   {ratio}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -53,8 +53,9 @@ def qif_rhs(y: np.ndarray, inp: np.ndarray, eta_pc, eta_iin) -> np.ndarray:
     return np.stack([dr_p, dv_p, dr_i, dv_i])
 
 
-def integrate(rhs, y0: np.ndarray, inp: np.ndarray, dt: float, dts: float, T: float,
-              method: str = "euler", **params) -> np.ndarray:
+def integrate(
+    rhs, y0: np.ndarray, inp: np.ndarray, dt: float, dts: float, T: float, method: str = "euler", **params
+) -> np.ndarray:
     """Fixed-step integration; ``inp[step]`` (shape (steps, points)) drives step ``step``
     for all its stages. Returns the states sampled at t = k·dts, k = 0 … round(T/dts) − 1,
     shape (samples, 4, points); row 0 is the initial state."""
@@ -107,8 +108,16 @@ def pyrates_python(tmp_path_factory) -> Path:
     python = venv / "bin" / "python"
     subprocess.run(
         [
-            str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--require-hashes", "--no-deps", "-r", str(PYRATES_LOCK),
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(PYRATES_LOCK),
         ],
         check=True,
         timeout=900,

@@ -63,8 +63,11 @@ def spare_port() -> int:
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rustrates-test", "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rustrates-test", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -85,26 +88,28 @@ class SSHServer:
     def _config(self) -> Path:
         config = self.dir / "sshd_config"
         config.write_text(
-            "\n".join([
-                "ListenAddress 127.0.0.1",
-                f"Port {self.port}",
-                f"HostKey {self.host_key}",
-                f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-                f"PidFile {self.dir / 'sshd.pid'}",
-                f"AllowUsers {self.user}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                # The keys live in a pytest tmp dir, whose modes sshd would otherwise check.
-                "StrictModes no",
-                "UsePAM no",
-                # Dask opens one connection per scheduler and worker, the checks one per host.
-                "MaxStartups 100",
-                "MaxSessions 100",
-                "LogLevel VERBOSE",
-                "",
-            ])
+            "\n".join(
+                [
+                    "ListenAddress 127.0.0.1",
+                    f"Port {self.port}",
+                    f"HostKey {self.host_key}",
+                    f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+                    f"PidFile {self.dir / 'sshd.pid'}",
+                    f"AllowUsers {self.user}",
+                    "PermitRootLogin prohibit-password",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    # The keys live in a pytest tmp dir, whose modes sshd would otherwise check.
+                    "StrictModes no",
+                    "UsePAM no",
+                    # Dask opens one connection per scheduler and worker, the checks one per host.
+                    "MaxStartups 100",
+                    "MaxSessions 100",
+                    "LogLevel VERBOSE",
+                    "",
+                ]
+            )
         )
         return config
 
@@ -120,8 +125,13 @@ class SSHServer:
             if check.returncode != 0:
                 raise RuntimeError(f"sshd refuses the test config {config}: {check.stderr.strip()}")
             with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([self.sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=log, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    [self.sshd, "-D", "-e", "-f", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:

@@ -19,8 +19,14 @@ GRID = {"eta_op": [-5.0, 0.0], "eta_iin": [-1.0]}
 
 
 def run(rr, grid=GRID, **kw):
-    args = dict(simulation_time=0.05, dt=1e-3, inputs={"PC/Op_e/inp": 1.0}, outputs={"r": "PC/Op_e/r"},
-                permute_grid=True, backend="reference")
+    args = dict(
+        simulation_time=0.05,
+        dt=1e-3,
+        inputs={"PC/Op_e/inp": 1.0},
+        outputs={"r": "PC/Op_e/r"},
+        permute_grid=True,
+        backend="reference",
+    )
     args.update(kw)
     return rr.grid_search(NET3, grid, ETA_MAP, **args)
 
@@ -60,9 +66,16 @@ def test_item05_grid_search_settings_without_samples_are_errors(rustrates):
     with pytest.raises(rustrates.RustratesError, match="param_grid.eta_op.*not a finite number"):
         run(rustrates, grid={"eta_op": [-5.0, np.nan], "eta_iin": [-1.0]})
     with pytest.raises(rustrates.RustratesError, match="lists no nodes"):
-        rustrates.grid_search(NET3, GRID, {**ETA_MAP, "eta_iin": {"vars": ["Op_i/eta"], "nodes": []}},
-                              simulation_time=0.05, dt=1e-3, inputs={"PC/Op_e/inp": 1.0},
-                              outputs={"r": "PC/Op_e/r"}, permute_grid=True)
+        rustrates.grid_search(
+            NET3,
+            GRID,
+            {**ETA_MAP, "eta_iin": {"vars": ["Op_i/eta"], "nodes": []}},
+            simulation_time=0.05,
+            dt=1e-3,
+            inputs={"PC/Op_e/inp": 1.0},
+            outputs={"r": "PC/Op_e/r"},
+            permute_grid=True,
+        )
 
 
 def test_item16_grid_search_threads_beyond_the_cores_are_capped_with_a_warning(rustrates):

@@ -15,7 +15,8 @@ DT = 1e-4
 
 # network_grid.c's node: r' = 1/pi + 2rv, v' = v^2 + eta + G r_in - (pi r)^2.
 NET_OP = OperatorTemplate(
-    name="net_op", path=None,
+    name="net_op",
+    path=None,
     equations=["d/dt * r = 1/pi + 2.0*r*v", "d/dt * v = v^2 + eta + G*r_in - (pi*r)^2"],
     variables={"r": "output(0.01)", "v": "variable(-2.0)", "eta": -5.0, "G": 1.0, "r_in": "input(0.0)"},
 )
@@ -40,8 +41,9 @@ def network(n: int, w: np.ndarray, d: np.ndarray | None, as_matrix: bool) -> Cir
     names = [f"n{i}" for i in range(n)]
     if as_matrix:
         net = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
-        net.add_edges_from_matrix("net_op/r", "net_op/r_in", names, weight=w,
-                                  edge_attr=None if d is None else {"delay": d}, min_weight=0.0)
+        net.add_edges_from_matrix(
+            "net_op/r", "net_op/r_in", names, weight=w, edge_attr=None if d is None else {"delay": d}, min_weight=0.0
+        )
         return net
     edges = []
     for i in range(n):
@@ -57,10 +59,17 @@ def network(n: int, w: np.ndarray, d: np.ndarray | None, as_matrix: bool) -> Cir
 def sweep(net: CircuitTemplate, n: int, steps: int):
     names = [f"n{i}" for i in range(n)]
     return grid_search(
-        net, param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
+        net,
+        param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
         param_map={"G": {"vars": ["net_op/G"], "nodes": names}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
-        step_size=DT, simulation_time=steps * DT, outputs={"r": "all/net_op/r"}, sampling_step_size=DT,
-        solver="euler", float_precision="float64", verbose=False, permute_grid=True,
+        step_size=DT,
+        simulation_time=steps * DT,
+        outputs={"r": "all/net_op/r"},
+        sampling_step_size=DT,
+        solver="euler",
+        float_precision="float64",
+        verbose=False,
+        permute_grid=True,
     )
 
 
@@ -125,13 +134,21 @@ def test_global_coupling_scale_sweeps_like_the_nodes_g():
     n, steps = 5, 300
     names = [f"n{i}" for i in range(n)]
     scaled = CircuitTemplate(name="net", nodes={k: NET_POP for k in names})
-    scaled.add_edges_from_matrix("net_op/r", "net_op/r_in", names, weight=weights(n), min_weight=0.0,
-                                 name="C", scale=1.0)
+    scaled.add_edges_from_matrix(
+        "net_op/r", "net_op/r_in", names, weight=weights(n), min_weight=0.0, name="C", scale=1.0
+    )
     res, res_map = grid_search(
-        scaled, param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
+        scaled,
+        param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
         param_map={"G": {"vars": ["C/scale"]}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
-        step_size=DT, simulation_time=steps * DT, outputs={"r": "all/net_op/r"}, sampling_step_size=DT,
-        solver="euler", float_precision="float64", verbose=False, permute_grid=True,
+        step_size=DT,
+        simulation_time=steps * DT,
+        outputs={"r": "all/net_op/r"},
+        sampling_step_size=DT,
+        solver="euler",
+        float_precision="float64",
+        verbose=False,
+        permute_grid=True,
     )
     by_nodes, map_n = sweep(network(n, weights(n), None, as_matrix=True), n, steps)
     assert map_n[["G", "eta"]].to_numpy().tolist() == res_map[["G", "eta"]].to_numpy().tolist()

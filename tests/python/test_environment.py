@@ -68,6 +68,8 @@ print("no warning")
 """
     done = subprocess.run(
         [sys.executable, "-c", code, *pytest_filters()[1:]],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0 and "no warning" in done.stdout, done.stderr[-3000:]

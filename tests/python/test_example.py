@@ -14,7 +14,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_example_parameter_sweep_writes_heatmap_and_traces(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / "parameter_sweep.py"), str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "25 grid points simulated" in proc.stdout

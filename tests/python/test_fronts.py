@@ -78,15 +78,32 @@ def run_dropin(rr, tmp_path, client, case):
     from rustrates import pyrates
 
     s = settings(case)
-    return pyrates.grid_search(NET3, GRID, PMAP, s.pop("step_size"), s.pop("simulation_time"), s.pop("outputs"),
-                               backend="reference", float_precision="float64", **s)
+    return pyrates.grid_search(
+        NET3,
+        GRID,
+        PMAP,
+        s.pop("step_size"),
+        s.pop("simulation_time"),
+        s.pop("outputs"),
+        backend="reference",
+        float_precision="float64",
+        **s,
+    )
 
 
 def cli_spec(case: dict) -> str:
     s = settings(case)
-    lines = [f"template: {NET3}", "backend: reference", "param_grid:", "  eta_op: [-5.0, 0.0]",
-             "param_map:", "  eta_op: {vars: [Op_e/eta], nodes: [PC]}", "inputs:", "  PC/Op_e/inp: 1.0",
-             "outputs:"]
+    lines = [
+        f"template: {NET3}",
+        "backend: reference",
+        "param_grid:",
+        "  eta_op: [-5.0, 0.0]",
+        "param_map:",
+        "  eta_op: {vars: [Op_e/eta], nodes: [PC]}",
+        "inputs:",
+        "  PC/Op_e/inp: 1.0",
+        "outputs:",
+    ]
     lines += [f"  {k}: {v}" for k, v in s.pop("outputs").items()]
     del s["inputs"]
     for key, value in s.items():
@@ -99,8 +116,12 @@ def run_cli(rr, tmp_path, client, case):
     tmp_path.mkdir(parents=True, exist_ok=True)
     spec = tmp_path / "s.yaml"
     spec.write_text(cli_spec(case), encoding="utf-8")
-    return subprocess.run([rustrates_binary(), "sweep", spec, "--out", tmp_path / "r.h5", "-q"],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [rustrates_binary(), "sweep", spec, "--out", tmp_path / "r.h5", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 FRONTS = {
@@ -121,12 +142,27 @@ BAD = [
     ("NaN step", {"step_size": math.nan}, ALL, "sweep/bad-setting", "step_size"),
     ("negative simulation_time", {"simulation_time": -1.0}, ALL, "sweep/bad-setting", "simulation_time"),
     ("sampling longer than the run", {"sampling_step_size": 1.0}, ALL, "sweep/bad-setting", "sampling_step_size"),
-    ("sampling not a multiple of the step", {"sampling_step_size": 1.5e-3}, ALL, "sweep/bad-setting",
-     "sampling_step_size"),
-    ("summaries as a string", {"summaries": "mean"}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid",
-     "summaries"),
-    ("dt and step_size disagree", {"dt": 2e-3}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid",
-     "step_size"),
+    (
+        "sampling not a multiple of the step",
+        {"sampling_step_size": 1.5e-3},
+        ALL,
+        "sweep/bad-setting",
+        "sampling_step_size",
+    ),
+    (
+        "summaries as a string",
+        {"summaries": "mean"},
+        ("grid_search", "ClusterGridSearch.run"),
+        "argument/invalid",
+        "summaries",
+    ),
+    (
+        "dt and step_size disagree",
+        {"dt": 2e-3},
+        ("grid_search", "ClusterGridSearch.run"),
+        "argument/invalid",
+        "step_size",
+    ),
     ("zero threads", {"n_threads": 0}, ("grid_search", "ClusterGridSearch.run"), "argument/invalid", "n_threads"),
     ("step that is no number", {"step_size": "fast"}, PYTHON, "argument/invalid", "step_size"),
     ("unknown output", {"outputs": {"r": "PC/Op_e/rr"}}, PYTHON, "sweep/output", "outputs"),
@@ -203,9 +239,14 @@ def test_an_edge_case_gives_what_the_plain_run_gives_on_every_front(rustrates, t
 def test_every_front_computes_the_same_traces(rustrates, tmp_path, client):
     """The plain run through each front: grid point 0 (eta_op = -5) equal bitwise everywhere
     (one engine path, the reference back end, float64); the grid fronts' point 1 as well."""
-    results = {front: traces_of(front, FRONTS[front](rustrates, tmp_path / front.replace(".", "_"), client, {}),
-                                tmp_path / front.replace(".", "_"))
-               for front in ALL}
+    results = {
+        front: traces_of(
+            front,
+            FRONTS[front](rustrates, tmp_path / front.replace(".", "_"), client, {}),
+            tmp_path / front.replace(".", "_"),
+        )
+        for front in ALL
+    }
     reference = results["grid_search"]
     assert reference.shape == (round(T / DT), 2)
     for front, traces in results.items():
@@ -229,10 +270,19 @@ def test_the_cluster_mode_passes_every_sweep_argument_grid_search_takes(rustrate
 
     grid = {"eta_op": [-5.0, -1.0, 2.0]}
     args = dict(
-        simulation_time=0.5, step_size=1e-3, inputs=INPUTS, outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"},
-        summaries=["mean", "regime", "multistable"], keep_traces=True, cutoff=0.1, solver="heun",
-        regime={"stationary_tol": 1e-3, "min_cycles": 2}, initial_conditions=[{"PC/Op_e/r": 0.0}, {"PC/Op_e/r": 2.5}],
-        trace_precision="float32", backend="reference", float_precision="float64",
+        simulation_time=0.5,
+        step_size=1e-3,
+        inputs=INPUTS,
+        outputs={"r": "PC/Op_e/r", "v": "PC/Op_e/v"},
+        summaries=["mean", "regime", "multistable"],
+        keep_traces=True,
+        cutoff=0.1,
+        solver="heun",
+        regime={"stationary_tol": 1e-3, "min_cycles": 2},
+        initial_conditions=[{"PC/Op_e/r": 0.0}, {"PC/Op_e/r": 2.5}],
+        trace_precision="float32",
+        backend="reference",
+        float_precision="float64",
     )
     out = tmp_path / "grid_search.h5"
     rustrates.grid_search(NET3, grid, PMAP, out=out, **args)

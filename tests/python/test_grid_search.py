@@ -24,8 +24,16 @@ ATOL = 1e-9
 
 
 def run(rr, grid, pmap=ETA_MAP, **kw):
-    args = dict(simulation_time=T, dt=DT, sampling_step_size=DTS, inputs={"PC/Op_e/inp": np.ones(STEPS)},
-                outputs={"r": "PC/Op_e/r"}, permute_grid=True, backend="auto", solver="euler")
+    args = dict(
+        simulation_time=T,
+        dt=DT,
+        sampling_step_size=DTS,
+        inputs={"PC/Op_e/inp": np.ones(STEPS)},
+        outputs={"r": "PC/Op_e/r"},
+        permute_grid=True,
+        backend="auto",
+        solver="euler",
+    )
     args.update(kw)
     return rr.grid_search(NET3, grid, pmap, **args)
 
@@ -39,16 +47,29 @@ def test_grid_search_one_point_equals_single_run(rustrates):
         single = (
             rustrates.CircuitTemplate.from_yaml(NET3)
             .update_var(node_vars={"PC/Op_e/eta": eta_op, "IIN/Op_i/eta": eta_iin})
-            .run(simulation_time=T, step_size=DT, sampling_step_size=DTS,
-                 inputs={"PC/Op_e/inp": np.ones(STEPS)}, outputs={"r": "PC/Op_e/r"}, solver="euler")
+            .run(
+                simulation_time=T,
+                step_size=DT,
+                sampling_step_size=DTS,
+                inputs={"PC/Op_e/inp": np.ones(STEPS)},
+                outputs={"r": "PC/Op_e/r"},
+                solver="euler",
+            )
         )
         # Lanes are independent copies of the model: bit for bit the single run.
         np.testing.assert_array_equal(results[(label, "PC", "r")].to_numpy(), single["r"].to_numpy())
 
 
 def test_simulate_equals_numpy_euler(rustrates):
-    df = rustrates.simulate(NET3, T, DT, inputs={"PC/Op_e/inp": 0.5}, outputs={"r": "PC/Op_e/r", "ri": "IIN/Op_i/r"},
-                            sampling_step_size=DTS, params={"PC/Op_e/eta": -4.0})
+    df = rustrates.simulate(
+        NET3,
+        T,
+        DT,
+        inputs={"PC/Op_e/inp": 0.5},
+        outputs={"r": "PC/Op_e/r", "ri": "IIN/Op_i/r"},
+        sampling_step_size=DTS,
+        params={"PC/Op_e/eta": -4.0},
+    )
     ref = integrate(net3_rhs, np.zeros((4, 1)), np.full((STEPS, 1), 0.5), DT, DTS, T, eta_e=-4.0, eta_i=-1.0)
     np.testing.assert_allclose(df["r"].to_numpy(), ref[:, 0, 0], rtol=0, atol=ATOL)
     np.testing.assert_allclose(df["ri"].to_numpy(), ref[:, 2, 0], rtol=0, atol=ATOL)
@@ -58,8 +79,16 @@ def test_grid_search_dataframe_grid_is_explicit_rows(rustrates):
     rows = pd.DataFrame({"eta_op": [-5.0, 2.0, 0.0], "eta_iin": [1.0, 1.0, -3.0]})
     results, result_map = run(rustrates, rows)
     np.testing.assert_array_equal(result_map.to_numpy(), rows.to_numpy())
-    ref = integrate(net3_rhs, np.zeros((4, 3)), np.ones((STEPS, 3)), DT, DTS, T,
-                    eta_e=rows["eta_op"].to_numpy(), eta_i=rows["eta_iin"].to_numpy())
+    ref = integrate(
+        net3_rhs,
+        np.zeros((4, 3)),
+        np.ones((STEPS, 3)),
+        DT,
+        DTS,
+        T,
+        eta_e=rows["eta_op"].to_numpy(),
+        eta_i=rows["eta_iin"].to_numpy(),
+    )
     np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
 
 
@@ -74,8 +103,7 @@ def test_grid_search_edge_weight_sweep_equals_numpy(rustrates):
     pmap = {"w": {"vars": ["weight"], "edges": [("PC", "IIN")]}}
     results, result_map = run(rustrates, {"w": weights}, pmap)
     np.testing.assert_array_equal(result_map["w"].to_numpy(), weights)
-    ref = integrate(net3_rhs, np.zeros((4, 4)), np.ones((STEPS, 4)), DT, DTS, T,
-                    eta_e=-5.0, eta_i=-1.0, w_pi=weights)
+    ref = integrate(net3_rhs, np.zeros((4, 4)), np.ones((STEPS, 4)), DT, DTS, T, eta_e=-5.0, eta_i=-1.0, w_pi=weights)
     np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
 
 
@@ -84,8 +112,9 @@ def test_grid_search_per_point_inputs(rustrates):
     t = np.arange(STEPS) * DT
     inp = np.stack([np.ones(STEPS), 2.0 * np.sin(2 * np.pi * 4 * t), np.where(t > 0.2, 3.0, 0.0)], axis=1)
     results, _ = run(rustrates, grid, permute_grid=False, inputs={"PC/Op_e/inp": inp})
-    ref = integrate(net3_rhs, np.zeros((4, 3)), inp, DT, DTS, T,
-                    eta_e=np.array(grid["eta_op"]), eta_i=np.array(grid["eta_iin"]))
+    ref = integrate(
+        net3_rhs, np.zeros((4, 3)), inp, DT, DTS, T, eta_e=np.array(grid["eta_op"]), eta_i=np.array(grid["eta_iin"])
+    )
     np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
     # The first two points differ only by their input column: their traces must differ.
     assert np.abs(results.iloc[:, 0] - results.iloc[:, 1]).max() > 1e-3
@@ -106,19 +135,38 @@ def test_grid_search_float32_close_to_float64(rustrates):
 def test_grid_search_fixed_step_solvers_equal_numpy(rustrates, solver):
     grid = {"eta_op": [-5.0, 0.0, 4.0], "eta_iin": [-1.0, 2.0, -3.0]}
     results, _ = run(rustrates, grid, permute_grid=False, solver=solver, dt=1e-3, inputs={"PC/Op_e/inp": 1.0})
-    ref = integrate(net3_rhs, np.zeros((4, 3)), np.ones((STEPS, 3)), 1e-3, DTS, T, solver,
-                    eta_e=np.array(grid["eta_op"]), eta_i=np.array(grid["eta_iin"]))
+    ref = integrate(
+        net3_rhs,
+        np.zeros((4, 3)),
+        np.ones((STEPS, 3)),
+        1e-3,
+        DTS,
+        T,
+        solver,
+        eta_e=np.array(grid["eta_op"]),
+        eta_i=np.array(grid["eta_iin"]),
+    )
     np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize("solver", ["rk45", "scipy"])
 def test_grid_search_adaptive_solver_close_to_fine_rk4(rustrates, solver):
     grid = {"eta_op": [-5.0, 0.0], "eta_iin": [-1.0, 2.0]}
-    results, _ = run(rustrates, grid, permute_grid=False, solver=solver, dt=1e-3, rtol=1e-8, atol=1e-10,
-                     inputs={"PC/Op_e/inp": 1.0})
+    results, _ = run(
+        rustrates, grid, permute_grid=False, solver=solver, dt=1e-3, rtol=1e-8, atol=1e-10, inputs={"PC/Op_e/inp": 1.0}
+    )
     # RK4 at dt = 1e-4 has a global error ~1e-12 here: the truth for this comparison.
-    ref = integrate(net3_rhs, np.zeros((4, 2)), np.ones((STEPS, 2)), 1e-4, DTS, T, "rk4",
-                    eta_e=np.array(grid["eta_op"]), eta_i=np.array(grid["eta_iin"]))
+    ref = integrate(
+        net3_rhs,
+        np.zeros((4, 2)),
+        np.ones((STEPS, 2)),
+        1e-4,
+        DTS,
+        T,
+        "rk4",
+        eta_e=np.array(grid["eta_op"]),
+        eta_i=np.array(grid["eta_iin"]),
+    )
     # Tolerances 1e-8/1e-10 per step; dense-output sampling and error accumulation allow
     # a few hundred times that globally.
     np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=1e-5)
@@ -133,8 +181,12 @@ def test_grid_search_summaries_equal_numpy_statistics(rustrates):
     x = traces.to_numpy()  # (time, points), samples with t >= 0.1
     assert np.isclose(traces.index[0], 0.1)
     expected = {
-        "mean": x.mean(axis=0), "std": x.std(axis=0), "min": x.min(axis=0), "max": x.max(axis=0),
-        "last": x[-1], "ptp": np.ptp(x, axis=0),
+        "mean": x.mean(axis=0),
+        "std": x.std(axis=0),
+        "min": x.min(axis=0),
+        "max": x.max(axis=0),
+        "last": x[-1],
+        "ptp": np.ptp(x, axis=0),
     }
     for name, values in expected.items():
         np.testing.assert_allclose(summ[("r", name)].to_numpy(), values, rtol=1e-10, atol=1e-12, err_msg=name)
@@ -278,8 +330,17 @@ def test_error_unknown_keyword_is_type_error(rustrates):
 def test_pyrates_keywords_are_accepted_and_ignored(rustrates):
     grid = {"eta_op": [-5.0], "eta_iin": [-1.0]}
     plain, _ = run(rustrates, grid)
-    noisy, _ = run(rustrates, grid, vectorize=True, matrix_sparseness=0.0, verbose=False, clear=True,
-                   file_name="x", njit=False, parallel=True)
+    noisy, _ = run(
+        rustrates,
+        grid,
+        vectorize=True,
+        matrix_sparseness=0.0,
+        verbose=False,
+        clear=True,
+        file_name="x",
+        njit=False,
+        parallel=True,
+    )
     pd.testing.assert_frame_equal(plain, noisy)
 
 
@@ -291,7 +352,7 @@ def test_error_unknown_output_names_it(rustrates):
 def test_error_template_diagnostic_has_file_line_col(rustrates, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r + qq\"\n"
+        'Op:\n  base: OperatorTemplate\n  equations: "d/dt * r = -r + qq"\n'
         "  variables:\n    r: output(0.0)\n"
         "Pop:\n  base: NodeTemplate\n  operators: [Op]\n"
         "Net:\n  base: CircuitTemplate\n  nodes: {P: Pop}\n"
@@ -308,12 +369,21 @@ def test_grid_search_all_nodes_output_gives_one_column_per_node(rustrates):
 
     grid = {"eta_pc": [-5.0, 1.0], "eta_iin": [-5.0, -2.0]}
     pmap = {"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}}
-    results, _ = rustrates.grid_search(REFERENCE_QIF, grid, pmap, dt=DT, simulation_time=T, sampling_step_size=DTS,
-                                       inputs={"PC/qif_op/I_ext": 1.0}, outputs={"r": "all/qif_op/r"})
+    results, _ = rustrates.grid_search(
+        REFERENCE_QIF,
+        grid,
+        pmap,
+        dt=DT,
+        simulation_time=T,
+        sampling_step_size=DTS,
+        inputs={"PC/qif_op/I_ext": 1.0},
+        outputs={"r": "all/qif_op/r"},
+    )
     assert list(results.columns) == [(f"pc_iin_{i}", node, "r") for i in range(2) for node in ("PC", "IIN")]
     y0 = np.tile(np.array([[0.01], [-2.0], [0.01], [-2.0]]), (1, 2))
-    ref = integrate(qif_rhs, y0, np.ones((STEPS, 2)), DT, DTS, T, eta_pc=np.array(grid["eta_pc"]),
-                    eta_iin=np.array(grid["eta_iin"]))
+    ref = integrate(
+        qif_rhs, y0, np.ones((STEPS, 2)), DT, DTS, T, eta_pc=np.array(grid["eta_pc"]), eta_iin=np.array(grid["eta_iin"])
+    )
     for i in range(2):
         np.testing.assert_allclose(results[(f"pc_iin_{i}", "PC", "r")], ref[:, 0, i], rtol=0, atol=ATOL)
         np.testing.assert_allclose(results[(f"pc_iin_{i}", "IIN", "r")], ref[:, 2, i], rtol=0, atol=ATOL)

@@ -36,9 +36,14 @@ CASES = {
         index=pd.Index(np.arange(5) * 1e-3, name="time"),
         columns=pd.MultiIndex.from_product([["r", "v"], ["pc_iin_0", "pc_iin_1"]]),
     ),
-    "config_series": pd.Series({"circuit_template": "x/y", "dt": 1e-4, "permute_grid": True, "chunk_size": 5, "rtol": np.nan}, dtype=object),
-    "object_frame": pd.DataFrame(np.array([("eta", "qif_op/eta", "PC"), ("j", "qif_op/J", "PC, IIN")], dtype=object),
-                                 columns=["key", "vars", "targets"], dtype=object),
+    "config_series": pd.Series(
+        {"circuit_template": "x/y", "dt": 1e-4, "permute_grid": True, "chunk_size": 5, "rtol": np.nan}, dtype=object
+    ),
+    "object_frame": pd.DataFrame(
+        np.array([("eta", "qif_op/eta", "PC"), ("j", "qif_op/J", "PC, IIN")], dtype=object),
+        columns=["key", "vars", "targets"],
+        dtype=object,
+    ),
     "input_scalar": pd.Series([1.0]),
     "input_matrix": pd.DataFrame(np.arange(12.0).reshape(4, 3)),
     "int_series": pd.Series(np.arange(4, dtype=np.int64), index=pd.Index(["a", "b", "c", "ü"]), name="counts"),
@@ -128,8 +133,9 @@ def test_written_nodes_equal_pandas_own(tmp_path, case):
     else:
         pd.testing.assert_frame_equal(back, pd.read_hdf(ref, key), check_exact=True)
         # pandas reads object columns of strings back as its string dtype, from its own file too.
-        pd.testing.assert_frame_equal(back, obj, check_exact=True, check_dtype=False, check_index_type=False,
-                                      check_column_type=False)
+        pd.testing.assert_frame_equal(
+            back, obj, check_exact=True, check_dtype=False, check_index_type=False, check_column_type=False
+        )
 
 
 def test_several_keys_a_link_and_pandas_for_the_rest(tmp_path):
@@ -147,7 +153,14 @@ def test_several_keys_a_link_and_pandas_for_the_rest(tmp_path):
     assert [k for k, _ in rest] == ["AdditionalData/mixed", "AdditionalData/dated"]
     _pandas_keys.put_keys(path, rest, create=False)
     with pd.HDFStore(path, mode="r") as store:
-        assert sorted(store.keys()) == ["/AdditionalData/dated", "/AdditionalData/mixed", "/ParameterGrid/Grid_df", "/Results/result_map"]
-    pd.testing.assert_frame_equal(pd.read_hdf(path, "ParameterGrid/Grid_df"), CASES["result_map"], check_index_type=False)
+        assert sorted(store.keys()) == [
+            "/AdditionalData/dated",
+            "/AdditionalData/mixed",
+            "/ParameterGrid/Grid_df",
+            "/Results/result_map",
+        ]
+    pd.testing.assert_frame_equal(
+        pd.read_hdf(path, "ParameterGrid/Grid_df"), CASES["result_map"], check_index_type=False
+    )
     pd.testing.assert_frame_equal(pd.read_hdf(path, "AdditionalData/mixed"), mixed)
     pd.testing.assert_series_equal(pd.read_hdf(path, "AdditionalData/dated"), dated, check_freq=False)

@@ -15,7 +15,8 @@ from rustrates.pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate, g
 
 # Stuart–Landau normal form with a complex constant given as a Python complex, as PyRates takes it.
 SL_OP = OperatorTemplate(
-    name="sl_op", path=None,
+    name="sl_op",
+    path=None,
     equations=["z' = (i*omega + mu - absv(z)**2) * z", "amp = abs(z)"],
     variables={"z": "output(0.1+0.05j)", "amp": "variable(0.0)", "i": 1j, "omega": 2.0, "mu": 1.0},
 )
@@ -35,8 +36,13 @@ def numpy_euler(mu: float = 1.0, omega: float = 2.0) -> np.ndarray:
 
 
 def test_run_returns_complex128_columns_equal_to_numpy_complex_euler():
-    res = SL.run(simulation_time=T, step_size=DT, outputs={"z": "p/sl_op/z", "amp": "p/sl_op/amp"},
-                 solver="euler", float_precision="complex128")
+    res = SL.run(
+        simulation_time=T,
+        step_size=DT,
+        outputs={"z": "p/sl_op/z", "amp": "p/sl_op/amp"},
+        solver="euler",
+        float_precision="complex128",
+    )
     assert list(res.columns) == ["z", "amp"]
     # With a complex output the frame is complex as a whole, as PyRates' complex128 frames.
     assert list(res.dtypes) == [np.complex128, np.complex128]
@@ -56,10 +62,16 @@ def test_default_float32_gives_complex64():
 
 
 def test_grid_search_columns_are_complex_per_point():
-    res, res_map = grid_search(SL, param_grid={"mu": [0.5, 1.0]},
-                               param_map={"mu": {"vars": ["sl_op/mu"], "nodes": ["p"]}},
-                               step_size=DT, simulation_time=T, outputs={"z": "p/sl_op/z"}, solver="euler",
-                               float_precision="complex128")
+    res, res_map = grid_search(
+        SL,
+        param_grid={"mu": [0.5, 1.0]},
+        param_map={"mu": {"vars": ["sl_op/mu"], "nodes": ["p"]}},
+        step_size=DT,
+        simulation_time=T,
+        outputs={"z": "p/sl_op/z"},
+        solver="euler",
+        float_precision="complex128",
+    )
     assert res.columns.tolist() == [("z", "sl_0", "p", "sl_op/z"), ("z", "sl_1", "p", "sl_op/z")]
     assert list(res.dtypes) == [np.complex128] * 2
     for label, mu in zip(res_map.index, res_map["mu"]):
@@ -69,14 +81,22 @@ def test_grid_search_columns_are_complex_per_point():
 def test_results_file_holds_real_and_imaginary_parts_as_two_columns(tmp_path):
     yaml = tmp_path / "sl.yaml"
     yaml.write_text(
-        "sl_op:\n  base: OperatorTemplate\n  equations: [\"z' = (1.0j*omega + mu - abs(z)**2) * z\"]\n"
+        'sl_op:\n  base: OperatorTemplate\n  equations: ["z\' = (1.0j*omega + mu - abs(z)**2) * z"]\n'
         "  variables: {z: output(0.1+0.05j), omega: 2.0, mu: 1.0}\n"
         "sl_pop: {base: NodeTemplate, operators: [sl_op]}\n"
         "sl: {base: CircuitTemplate, nodes: {p: sl_pop}}\n"
     )
     path = tmp_path / "sl_sweep.h5"
-    rustrates.grid_search(f"{yaml}/sl", {"mu": [1.0]}, {"mu": {"vars": ["sl_op/mu"], "nodes": ["p"]}},
-                          simulation_time=T, dt=DT, outputs={"z": "p/sl_op/z"}, solver="euler", out=str(path))
+    rustrates.grid_search(
+        f"{yaml}/sl",
+        {"mu": [1.0]},
+        {"mu": {"vars": ["sl_op/mu"], "nodes": ["p"]}},
+        simulation_time=T,
+        dt=DT,
+        outputs={"z": "p/sl_op/z"},
+        solver="euler",
+        out=str(path),
+    )
     with h5py.File(path, "r") as f:
         keys = [k.decode() if isinstance(k, bytes) else k for k in f["columns/key"][:]]
         assert keys == ["z.real", "z.imag"]
@@ -85,8 +105,12 @@ def test_results_file_holds_real_and_imaginary_parts_as_two_columns(tmp_path):
 
 
 def test_unsupported_complex_use_names_the_operation():
-    op = OperatorTemplate(name="bad_op", path=None, equations=["z' = 1j*z", "x' = tanh(z)"],
-                          variables={"z": "output(1.0+0.0j)", "x": "output(0.0)"})
+    op = OperatorTemplate(
+        name="bad_op",
+        path=None,
+        equations=["z' = 1j*z", "x' = tanh(z)"],
+        variables={"z": "output(1.0+0.0j)", "x": "output(0.0)"},
+    )
     bad = CircuitTemplate(name="bad", path=None, nodes={"p": NodeTemplate(name="bad_pop", path=None, operators=[op])})
     with pytest.raises(rustrates.RustratesError, match=r"`tanh` of a complex value is not supported"):
         bad.run(simulation_time=0.1, step_size=1e-3, outputs={"x": "p/bad_op/x"})
@@ -96,8 +120,11 @@ def test_update_var_sets_a_complex_initial_value():
     """update_var with a complex value sets both parts; the run starts there and follows the
     numpy transcription from that start."""
     start = -0.05 + 0.12j
-    res = SL._copy().update_var(node_vars={"p/sl_op/z": start}).run(
-        simulation_time=T, step_size=DT, outputs={"z": "p/sl_op/z"}, solver="euler", float_precision="complex128")
+    res = (
+        SL._copy()
+        .update_var(node_vars={"p/sl_op/z": start})
+        .run(simulation_time=T, step_size=DT, outputs={"z": "p/sl_op/z"}, solver="euler", float_precision="complex128")
+    )
     assert res["z"].iloc[0] == start
     z, want = start, []
     for _ in range(res.shape[0]):

@@ -31,8 +31,16 @@ QIF_EQUATIONS = [
     "d/dt * r = (Delta/(pi*tau) + 2.0*r*v) / tau",
     "d/dt * v = (v^2 + eta + I_ext + (r_in*J - pi*r*tau)*tau) / tau",
 ]
-QIF_VARIABLES = {"r": "output(0.01)", "v": "variable(-2.0)", "Delta": 1.0, "tau": 1.0, "eta": -5.0,
-                 "J": 15.0, "I_ext": "input(0.0)", "r_in": "input(0.0)"}
+QIF_VARIABLES = {
+    "r": "output(0.01)",
+    "v": "variable(-2.0)",
+    "Delta": 1.0,
+    "tau": 1.0,
+    "eta": -5.0,
+    "J": 15.0,
+    "I_ext": "input(0.0)",
+    "r_in": "input(0.0)",
+}
 
 
 def run_script(python: str, script: Path, out: Path, cwd: Path) -> None:
@@ -91,8 +99,9 @@ np.save(sys.argv[1], res.to_numpy()[:, 0])
 @pytest.mark.slow
 def test_heun_is_second_order_where_pyrates_heun_is_not(pyrates_python, tmp_path):
     jrc = "model_templates.neural_mass_models.jansenrit.JRC"
-    settings = dict(simulation_time=1.0, sampling_step_size=1e-3, outputs={"v": "pc/rpo_e_in/v"},
-                    float_precision="float64")
+    settings = dict(
+        simulation_time=1.0, sampling_step_size=1e-3, outputs={"v": "pc/rpo_e_in/v"}, float_precision="float64"
+    )
     # Second method: classical RK4 at a tenth of the step (error far below 1e-9 here).
     truth = CircuitTemplate.from_yaml(jrc).run(step_size=1e-5, solver="rk4", **settings).to_numpy()[:, 0]
     ours = CircuitTemplate.from_yaml(jrc).run(step_size=1e-4, solver="heun", **settings).to_numpy()[:, 0]
@@ -113,9 +122,15 @@ def test_heun_is_second_order_where_pyrates_heun_is_not(pyrates_python, tmp_path
 def qif_pair_with_delay(delay: float) -> CircuitTemplate:
     op = OperatorTemplate(name="qif_op", path=None, equations=QIF_EQUATIONS, variables=QIF_VARIABLES)
     node = NodeTemplate(name="qif_node", path=None, operators=[op])
-    net = CircuitTemplate(name="pair", path=None, nodes={"p1": node, "p2": node},
-                          edges=[("p1/qif_op/r", "p2/qif_op/r_in", None, {"weight": 2.0}),
-                                 ("p2/qif_op/r", "p1/qif_op/r_in", None, {"weight": -1.0, "delay": delay})])
+    net = CircuitTemplate(
+        name="pair",
+        path=None,
+        nodes={"p1": node, "p2": node},
+        edges=[
+            ("p1/qif_op/r", "p2/qif_op/r_in", None, {"weight": 2.0}),
+            ("p2/qif_op/r", "p1/qif_op/r_in", None, {"weight": -1.0, "delay": delay}),
+        ],
+    )
     return net.update_var(node_vars={"p1/qif_op/eta": -3.0})
 
 
@@ -148,8 +163,13 @@ def test_delayed_edge_is_the_dde_with_constant_history():
     T, dt = 2.0, 1e-4
     inp = np.zeros(20000)
     inp[5000:10000] = 3.0
-    res = qif_pair_with_delay(0.01).run(simulation_time=T, step_size=dt, inputs={"p1/qif_op/I_ext": inp},
-                                        outputs={"r": "all/qif_op/r"}, float_precision="float64")
+    res = qif_pair_with_delay(0.01).run(
+        simulation_time=T,
+        step_size=dt,
+        inputs={"p1/qif_op/I_ext": inp},
+        outputs={"r": "all/qif_op/r"},
+        float_precision="float64",
+    )
     reference = euler_transcription(None)
     # Same operations in the same order: exact.
     np.testing.assert_array_equal(res.to_numpy(), reference)
@@ -199,8 +219,9 @@ def test_python_built_circuit_equals_its_yaml_twin(tmp_path):
     yaml = tmp_path / "pair.yaml"
     yaml.write_text(
         "qif_op:\n  base: OperatorTemplate\n  equations:\n"
-        + "".join(f"    - \"{e}\"\n" for e in QIF_EQUATIONS)
-        + "  variables:\n" + "".join(f"    {k}: {v}\n" for k, v in QIF_VARIABLES.items())
+        + "".join(f'    - "{e}"\n' for e in QIF_EQUATIONS)
+        + "  variables:\n"
+        + "".join(f"    {k}: {v}\n" for k, v in QIF_VARIABLES.items())
         + "qif_node:\n  base: NodeTemplate\n  operators: [qif_op]\n"
         + "pair:\n  base: CircuitTemplate\n  nodes: {p1: qif_node, p2: qif_node}\n  edges:\n"
         + "    - [p1/qif_op/r, p2/qif_op/r_in, null, {weight: 2.0}]\n"
@@ -215,30 +236,51 @@ def test_python_built_circuit_equals_its_yaml_twin(tmp_path):
 def test_nested_sub_circuits_sharing_a_name_stay_distinct(tmp_path):
     """Two different Python-built sub-circuits both named 'inner' (time constants 2 and 4): each
     keeps its own definition. Reference: the same hierarchy written as YAML by hand."""
+
     def inner(tau: float) -> CircuitTemplate:
-        op = OperatorTemplate(name="li_op", path=None, equations=["x' = -x/tau + u"],
-                              variables={"x": "output(1.0)", "tau": tau, "u": "input(0.0)"})
+        op = OperatorTemplate(
+            name="li_op",
+            path=None,
+            equations=["x' = -x/tau + u"],
+            variables={"x": "output(1.0)", "tau": tau, "u": "input(0.0)"},
+        )
         node = NodeTemplate(name=f"li_{int(tau)}", path=None, operators=[op])
         return CircuitTemplate(name="inner", path=None, nodes={"a": node})
 
     with pytest.raises(Exception, match="two different OperatorTemplates are named 'li_op'"):
         CircuitTemplate(name="outer", path=None, circuits={"c1": inner(2.0), "c2": inner(4.0)}).run(
-            simulation_time=0.1, step_size=1e-3, outputs={"x": "all/li_op/x"})
+            simulation_time=0.1, step_size=1e-3, outputs={"x": "all/li_op/x"}
+        )
     yaml = tmp_path / "nest.yaml"
     yaml.write_text(
-        "op2: {base: OperatorTemplate, equations: [\"x' = -x/tau + u\"], variables: {x: output(1.0), tau: 2.0, u: input(0.0)}}\n"
-        "op4: {base: OperatorTemplate, equations: [\"x' = -x/tau + u\"], variables: {x: output(1.0), tau: 4.0, u: input(0.0)}}\n"
+        'op2: {base: OperatorTemplate, equations: ["x\' = -x/tau + u"], variables: {x: output(1.0), tau: 2.0, u: input(0.0)}}\n'
+        'op4: {base: OperatorTemplate, equations: ["x\' = -x/tau + u"], variables: {x: output(1.0), tau: 4.0, u: input(0.0)}}\n'
         "n2: {base: NodeTemplate, operators: [op2]}\nn4: {base: NodeTemplate, operators: [op4]}\n"
         "i2: {base: CircuitTemplate, nodes: {a: n2}}\ni4: {base: CircuitTemplate, nodes: {a: n4}}\n"
         "outer: {base: CircuitTemplate, circuits: {c1: i2, c2: i4}, edges: [[c1/a/op2/x, c2/a/op4/u, null, {weight: 1.0}]]}\n"
     )
-    ops = [OperatorTemplate(name=f"op{k}", path=None, equations=["x' = -x/tau + u"],
-                            variables={"x": "output(1.0)", "tau": float(k), "u": "input(0.0)"}) for k in (2, 4)]
-    subs = [CircuitTemplate(name="inner", path=None, nodes={"a": NodeTemplate(name=f"n{k}", path=None, operators=[o])})
-            for k, o in zip((2, 4), ops)]
-    built = CircuitTemplate(name="outer", path=None, circuits={"c1": subs[0], "c2": subs[1]},
-                            edges=[("c1/a/op2/x", "c2/a/op4/u", None, {"weight": 1.0})])
-    settings = dict(simulation_time=1.0, step_size=1e-3, outputs={"x1": "c1/a/op2/x", "x2": "c2/a/op4/x"}, float_precision="float64")
+    ops = [
+        OperatorTemplate(
+            name=f"op{k}",
+            path=None,
+            equations=["x' = -x/tau + u"],
+            variables={"x": "output(1.0)", "tau": float(k), "u": "input(0.0)"},
+        )
+        for k in (2, 4)
+    ]
+    subs = [
+        CircuitTemplate(name="inner", path=None, nodes={"a": NodeTemplate(name=f"n{k}", path=None, operators=[o])})
+        for k, o in zip((2, 4), ops)
+    ]
+    built = CircuitTemplate(
+        name="outer",
+        path=None,
+        circuits={"c1": subs[0], "c2": subs[1]},
+        edges=[("c1/a/op2/x", "c2/a/op4/u", None, {"weight": 1.0})],
+    )
+    settings = dict(
+        simulation_time=1.0, step_size=1e-3, outputs={"x1": "c1/a/op2/x", "x2": "c2/a/op4/x"}, float_precision="float64"
+    )
     res = built.run(**settings)
     pd.testing.assert_frame_equal(res, CircuitTemplate.from_yaml(f"{yaml}/outer").run(**settings), check_exact=True)
     assert res.shape[1] == 2
@@ -249,19 +291,27 @@ def test_defaults_follow_pyrates_float32_and_layouts():
     single = qif.run(simulation_time=0.1, step_size=1e-4, outputs={"r": "p/qif_op/r"})
     assert list(single.columns) == ["r"] and single.dtypes.iloc[0] == np.float32
     res, res_map = grid_search(
-        qif, param_grid={"eta": [-5.0, 0.0], "J": [1.0, 2.0]},
-        param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]},
-                   "J": {"vars": ["weight"], "edges": [("p/qif_op/r", "p/qif_op/r_in")]}},
-        step_size=1e-4, simulation_time=0.1, outputs={"r": "p/qif_op/r"}, permute_grid=True,
+        qif,
+        param_grid={"eta": [-5.0, 0.0], "J": [1.0, 2.0]},
+        param_map={
+            "eta": {"vars": ["qif_op/eta"], "nodes": ["p"]},
+            "J": {"vars": ["weight"], "edges": [("p/qif_op/r", "p/qif_op/r_in")]},
+        },
+        step_size=1e-4,
+        simulation_time=0.1,
+        outputs={"r": "p/qif_op/r"},
+        permute_grid=True,
         float_precision="float64",
     )
     assert res.columns.tolist() == [("r", f"qif_{i}", "p", "qif_op/r") for i in range(4)]
     # PyRates' linearize_grid: the first key varies fastest.
     assert res_map.to_dict("list") == {"eta": [-5.0, 0.0, -5.0, 0.0], "J": [1.0, 1.0, 2.0, 2.0]}
     # Each column is the single run with that point's values (lanes = single runs).
-    one = CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif").update_var(
-        node_vars={"p/qif_op/eta": 0.0}, edge_vars=[("p/qif_op/r", "p/qif_op/r_in", {"weight": 2.0})]
-    ).run(simulation_time=0.1, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    one = (
+        CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif")
+        .update_var(node_vars={"p/qif_op/eta": 0.0}, edge_vars=[("p/qif_op/r", "p/qif_op/r_in", {"weight": 2.0})])
+        .run(simulation_time=0.1, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    )
     np.testing.assert_array_equal(res[("r", "qif_3", "p", "qif_op/r")].to_numpy(), one["r"].to_numpy())
 
 
@@ -269,18 +319,28 @@ def test_grid_search_keeps_update_var_values_and_dataframe_labels():
     qif = CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif")
     qif.update_var(node_vars={"p/qif_op/Delta": 2.0})
     grid = pd.DataFrame({"eta": [-4.0, -1.0]}, index=[10, 20])
-    res, res_map = grid_search(qif, grid, {"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-                               step_size=1e-4, simulation_time=0.2, outputs={"r": "p/qif_op/r"},
-                               float_precision="float64")
+    res, res_map = grid_search(
+        qif,
+        grid,
+        {"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+        step_size=1e-4,
+        simulation_time=0.2,
+        outputs={"r": "p/qif_op/r"},
+        float_precision="float64",
+    )
     assert list(res_map.index) == ["qif_10", "qif_20"] and list(res_map.columns) == ["eta"]
-    single = CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif").update_var(
-        node_vars={"p/qif_op/Delta": 2.0, "p/qif_op/eta": -1.0}
-    ).run(simulation_time=0.2, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    single = (
+        CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif")
+        .update_var(node_vars={"p/qif_op/Delta": 2.0, "p/qif_op/eta": -1.0})
+        .run(simulation_time=0.2, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    )
     np.testing.assert_array_equal(res[("r", "qif_20", "p", "qif_op/r")].to_numpy(), single["r"].to_numpy())
     # Delta = 2 changes the run: the override really reached the engine.
-    plain = CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif").update_var(
-        node_vars={"p/qif_op/eta": -1.0}
-    ).run(simulation_time=0.2, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    plain = (
+        CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif")
+        .update_var(node_vars={"p/qif_op/eta": -1.0})
+        .run(simulation_time=0.2, step_size=1e-4, outputs={"r": "p/qif_op/r"}, float_precision="float64")
+    )
     assert np.abs(plain["r"].to_numpy() - single["r"].to_numpy()).max() > 1e-3
 
 
@@ -292,8 +352,10 @@ def test_get_nodes_and_edges_from_matrix():
     net.add_edges_from_matrix("qif_op/r", "qif_op/r_in", names, weight=weights, edge_attr={"delay": 0.002})
     # weight[target, source]; |w| <= 1e-6 is left out, as PyRates does.
     assert [(s, t, a["weight"], a["delay"]) for s, t, _, a in net.edges] == [
-        ("a/qif_op/r", "b/qif_op/r_in", 2.0, 0.002), ("a/qif_op/r", "c/qif_op/r_in", 0.5, 0.002),
-        ("b/qif_op/r", "a/qif_op/r_in", 1.0, 0.002), ("b/qif_op/r", "c/qif_op/r_in", 0.5, 0.002),
+        ("a/qif_op/r", "b/qif_op/r_in", 2.0, 0.002),
+        ("a/qif_op/r", "c/qif_op/r_in", 0.5, 0.002),
+        ("b/qif_op/r", "a/qif_op/r_in", 1.0, 0.002),
+        ("b/qif_op/r", "c/qif_op/r_in", 0.5, 0.002),
     ]
     assert net.get_nodes("all") == names
     assert net.get_nodes("b", var_identifier=("qif_op", "eta")) == ["b"]
@@ -304,8 +366,9 @@ def test_get_nodes_and_edges_from_matrix():
 def test_bad_templates_and_arguments_are_named():
     op = OperatorTemplate(name="op", path=None, equations=QIF_EQUATIONS, variables=QIF_VARIABLES)
     other = OperatorTemplate(name="op", path=None, equations=["d/dt * r = -r"], variables={"r": "output(1.0)"})
-    net = CircuitTemplate(name="c", nodes={"a": NodeTemplate("n1", operators=[op]),
-                                           "b": NodeTemplate("n2", operators=[other])})
+    net = CircuitTemplate(
+        name="c", nodes={"a": NodeTemplate("n1", operators=[op]), "b": NodeTemplate("n2", operators=[other])}
+    )
     with pytest.raises(TemplateBuildError, match="two different OperatorTemplates are named 'op'"):
         net.run(simulation_time=0.1, step_size=1e-3, outputs={"r": "a/op/r"})
     with pytest.raises(TemplateBuildError, match="variable 'tau' = \\[1, 2\\]"):
@@ -316,5 +379,13 @@ def test_bad_templates_and_arguments_are_named():
     with pytest.raises(NotImplementedError, match="populations"):
         CircuitTemplate(name="c", populations={"p": None})
     # PyRates' code-generation keywords change no number and are accepted.
-    qif.run(simulation_time=0.01, step_size=1e-3, outputs={"r": "p/qif_op/r"}, vectorize=False,
-            verbose=False, clear=True, file_name="x", backend="numpy")
+    qif.run(
+        simulation_time=0.01,
+        step_size=1e-3,
+        outputs={"r": "p/qif_op/r"},
+        vectorize=False,
+        verbose=False,
+        clear=True,
+        file_name="x",
+        backend="numpy",
+    )

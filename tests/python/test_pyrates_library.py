@@ -40,8 +40,13 @@ from rustrates.pyrates import CircuitTemplate
 
 # The same for both sides. PyRates' vectorize=True delays undelayed edges by one step (see
 # test_pyrates_dropin.py); vectorize=False builds each edge as written. rustrates ignores it.
-SETTINGS = {"simulation_time": 0.05, "step_size": 1e-4, "solver": "euler", "float_precision": "float64",
-            "vectorize": False}
+SETTINGS = {
+    "simulation_time": 0.05,
+    "step_size": 1e-4,
+    "solver": "euler",
+    "float_precision": "float64",
+    "vectorize": False,
+}
 
 # Both sides compute the same float64 forward-Euler recurrences, so they can differ only in the
 # order of floating-point operations: rounding level. Measured: at most 2.2e-16 (JRC2; most
@@ -215,8 +220,13 @@ def pyrates_walk(pyrates_python, tmp_path_factory):
     script.write_text(WALKER)
     extras = out / "library_extras.yaml"
     extras.write_text(EXTRAS)
-    done = subprocess.run([str(pyrates_python), str(script), str(out), json.dumps(SETTINGS), str(extras)], cwd=out,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [str(pyrates_python), str(script), str(out), json.dumps(SETTINGS), str(extras)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((out / "report.json").read_text()), out
 
@@ -257,8 +267,10 @@ def qif_rates(s, node, op, drive, delta=1.0, tau=1.0, eta=-5.0):
     """The CNS tutorial's instantaneous QIF populations: J (r + r_exc - r_inh) or
     J (r_exc - r_inh - r) is `drive`, J = 15."""
     r, v = s[f"{node}/{op}/r"], s[f"{node}/{op}/v"]
-    return {f"{node}/{op}/r": (delta / (np.pi * tau) + 2.0 * r * v) / tau,
-            f"{node}/{op}/v": (v**2 + eta + 15.0 * drive * tau - (np.pi * r * tau) ** 2) / tau}
+    return {
+        f"{node}/{op}/r": (delta / (np.pi * tau) + 2.0 * r * v) / tau,
+        f"{node}/{op}/v": (v**2 + eta + 15.0 * drive * tau - (np.pi * r * tau) ** 2) / tau,
+    }
 
 
 def qif_synapses(s, node, op, exc_in, inh_in, j_i):
@@ -281,16 +293,20 @@ def cns_ec(s):
 
 def cns_jrc_nosyns(s):
     r = {n: s[f"{n}/{op}/r"] for n, op in (("PC", "Op_exc"), ("EIN", "Op_exc"), ("IIN", "Op_inh"))}
-    return {**qif_rates(s, "PC", "Op_exc", r["PC"] + 1.35 * r["EIN"] - 0.3375 * r["IIN"]),
-            **qif_rates(s, "EIN", "Op_exc", r["EIN"] + 1.08 * r["PC"]),
-            **qif_rates(s, "IIN", "Op_inh", 0.3375 * r["PC"] - r["IIN"])}
+    return {
+        **qif_rates(s, "PC", "Op_exc", r["PC"] + 1.35 * r["EIN"] - 0.3375 * r["IIN"]),
+        **qif_rates(s, "EIN", "Op_exc", r["EIN"] + 1.08 * r["PC"]),
+        **qif_rates(s, "IIN", "Op_inh", 0.3375 * r["PC"] - r["IIN"]),
+    }
 
 
 def cns_jrc(s):
     r = {n: s[f"{n}/{op}/r"] for n, op in (("PC", "Op_exc_syns"), ("EIN", "Op_exc_syns"), ("IIN", "Op_inh_syns"))}
-    return {**qif_synapses(s, "PC", "Op_exc_syns", r["PC"] + 1.35 * r["EIN"], 0.3375 * r["IIN"], 10.0),
-            **qif_synapses(s, "EIN", "Op_exc_syns", r["EIN"] + 1.08 * r["PC"], 0.0, 10.0),
-            **qif_synapses(s, "IIN", "Op_inh_syns", 0.3375 * r["PC"], r["IIN"], 0.0)}
+    return {
+        **qif_synapses(s, "PC", "Op_exc_syns", r["PC"] + 1.35 * r["EIN"], 0.3375 * r["IIN"], 10.0),
+        **qif_synapses(s, "EIN", "Op_exc_syns", r["EIN"] + 1.08 * r["PC"], 0.0, 10.0),
+        **qif_synapses(s, "IIN", "Op_inh_syns", 0.3375 * r["PC"], r["IIN"], 0.0),
+    }
 
 
 def theta_conductance(s):
@@ -313,10 +329,16 @@ TRANSCRIPTIONS = {
     "model_templates.CNS_2019_Tutorial.templates.EC": (cns_ec, states(("Pop_exc", "Op_exc", ("r", "v")))),
     "model_templates.CNS_2019_Tutorial.templates.JRC_nosyns": (
         cns_jrc_nosyns,
-        states(("PC", "Op_exc", ("r", "v")), ("EIN", "Op_exc", ("r", "v")), ("IIN", "Op_inh", ("r", "v")))),
+        states(("PC", "Op_exc", ("r", "v")), ("EIN", "Op_exc", ("r", "v")), ("IIN", "Op_inh", ("r", "v"))),
+    ),
     "model_templates.CNS_2019_Tutorial.templates.JRC": (
-        cns_jrc, states(("PC", "Op_exc_syns", SYNS), ("EIN", "Op_exc_syns", SYNS), ("IIN", "Op_inh_syns", SYNS))),
-    "model_templates.neural_mass_models.theta.kmo_conductance": (theta_conductance, {"p/conductance_op/z": -0.6 - 0.8j}),
+        cns_jrc,
+        states(("PC", "Op_exc_syns", SYNS), ("EIN", "Op_exc_syns", SYNS), ("IIN", "Op_inh_syns", SYNS)),
+    ),
+    "model_templates.neural_mass_models.theta.kmo_conductance": (
+        theta_conductance,
+        {"p/conductance_op/z": -0.6 - 0.8j},
+    ),
 }
 
 
@@ -356,8 +378,10 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
 
     for template, entry in reports.items():
         if entry["status"] == "ran" and entry["complex"] != (template in COMPLEX):
-            problems.append(f"{template}: PyRates {'dropped' if entry['complex'] else 'kept'} imaginary parts "
-                            "in float64, unlike recorded in COMPLEX")
+            problems.append(
+                f"{template}: PyRates {'dropped' if entry['complex'] else 'kept'} imaginary parts "
+                "in float64, unlike recorded in COMPLEX"
+            )
         if entry["status"] == "failed":
             if template in TRANSCRIPTIONS or template.endswith(".qif.qif_gap"):
                 ours, reference = second_method(template, reports, out)
@@ -376,8 +400,9 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
             extra = not template.startswith(PACKAGE)
             reference = f"{entry['file']}/{entry['name']}" if fixture else template
             try:
-                time, ours = rustrates_traces(reference, entry["outputs"],
-                                              "complex128" if entry["complex"] else "float64")
+                time, ours = rustrates_traces(
+                    reference, entry["outputs"], "complex128" if entry["complex"] else "float64"
+                )
             except Exception as error:  # reported with the others below
                 problems.append(f"{template}: rustrates cannot run it: {str(error).splitlines()[0]}")
                 statuses[template] = "FAILED"
@@ -390,14 +415,19 @@ def test_every_pyrates_template_is_built_in_and_matches(pyrates_walk):
                 problems.append(f"{template}: off by {excess:.3g} x tolerance (max |diff| {gaps[template]:.3g})")
                 statuses[template] = "FAILED"
             else:
-                statuses[template] = "fixture, by file: matched" if fixture else (
-                    "library extra: matched" if extra else "matched (complex)" if entry["complex"] else "matched")
+                statuses[template] = (
+                    "fixture, by file: matched"
+                    if fixture
+                    else ("library extra: matched" if extra else "matched (complex)" if entry["complex"] else "matched")
+                )
                 if entry["complex"] and not np.iscomplexobj(ours):
                     problems.append(f"{template}: rustrates' frame is not complex")
 
-    table = "\n".join(f"  {status:<30} {gaps.get(template, float('nan')):9.2e}  "
-                      f"{template.removeprefix(PACKAGE).replace(str(out) + '/', '')}"
-                      for template, status in statuses.items())
+    table = "\n".join(
+        f"  {status:<30} {gaps.get(template, float('nan')):9.2e}  "
+        f"{template.removeprefix(PACKAGE).replace(str(out) + '/', '')}"
+        for template, status in statuses.items()
+    )
     print(f"\nPyRates 1.2.3 model_templates, {len(statuses)} circuits (status, max |diff|, name):\n{table}")
     counts: dict[str, int] = {}
     for status in statuses.values():

@@ -26,13 +26,20 @@ def pyrates_grid_search(python: Path, tmp_path: Path, spec: dict) -> dict:
     out = tmp_path / "pyrates.npz"
     proc = subprocess.run(
         [str(python), str(HERE / "pyrates_reference.py"), str(spec_file), str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     with np.load(out) as z:
         return {
-            "time": z["time"], "traces": z["traces"], "grid": z["grid"], "seconds": float(z["seconds"]),
-            "columns": json.loads(str(z["columns"])), "labels": json.loads(str(z["labels"])),
+            "time": z["time"],
+            "traces": z["traces"],
+            "grid": z["grid"],
+            "seconds": float(z["seconds"]),
+            "columns": json.loads(str(z["columns"])),
+            "labels": json.loads(str(z["labels"])),
             "grid_keys": json.loads(str(z["grid_keys"])),
         }
 
@@ -41,11 +48,18 @@ def compare(rustrates, python, tmp_path, spec, rr_template, prefix):
     ref = pyrates_grid_search(python, tmp_path, spec)
     start = time.perf_counter()
     results, result_map = rustrates.grid_search(
-        rr_template, spec["param_grid"], spec["param_map"],
-        step_size=spec["step_size"], simulation_time=spec["simulation_time"],
-        sampling_step_size=spec["sampling_step_size"], permute_grid=spec["permute_grid"],
-        inputs=spec["inputs"], outputs=spec["outputs"],
-        solver="euler", backend="default", float_precision="float64",
+        rr_template,
+        spec["param_grid"],
+        spec["param_map"],
+        step_size=spec["step_size"],
+        simulation_time=spec["simulation_time"],
+        sampling_step_size=spec["sampling_step_size"],
+        permute_grid=spec["permute_grid"],
+        inputs=spec["inputs"],
+        outputs=spec["outputs"],
+        solver="euler",
+        backend="default",
+        float_precision="float64",
     )
     seconds = time.perf_counter() - start
     print(f"{prefix}: PyRates {ref['seconds']:.2f} s, rustrates {seconds:.3f} s")
@@ -69,10 +83,16 @@ def test_pyrates_parity_reference_qif_sweep(rustrates, pyrates_python, tmp_path)
     spec = {
         "template": "examples/models/reference_qif/pc_iin",
         "param_grid": {"eta_pc": list(np.linspace(-5, 5, 4)), "eta_iin": list(np.linspace(-5, 5, 4))},
-        "param_map": {"eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]},
-                      "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]}},
-        "step_size": 1e-4, "simulation_time": 2.0, "sampling_step_size": 1e-3, "permute_grid": True,
-        "inputs": {"PC/qif_op/I_ext": 1.0}, "outputs": {"r": "PC/qif_op/r"},
+        "param_map": {
+            "eta_pc": {"vars": ["qif_op/eta"], "nodes": ["PC"]},
+            "eta_iin": {"vars": ["qif_op/eta"], "nodes": ["IIN"]},
+        },
+        "step_size": 1e-4,
+        "simulation_time": 2.0,
+        "sampling_step_size": 1e-3,
+        "permute_grid": True,
+        "inputs": {"PC/qif_op/I_ext": 1.0},
+        "outputs": {"r": "PC/qif_op/r"},
     }
     compare(rustrates, pyrates_python, tmp_path, spec, "examples/models/reference_qif.yaml/pc_iin", "pc_iin")
 
@@ -81,13 +101,19 @@ def test_pyrates_parity_jansen_rit_input_sweep(rustrates, pyrates_python, tmp_pa
     # PyRates' own JRC file, so both sides read the very same YAML.
     site = subprocess.run(
         [str(pyrates_python), "-c", "import model_templates, os; print(os.path.dirname(model_templates.__file__))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     spec = {
         "template": "model_templates.neural_mass_models.jansenrit.JRC",
         "param_grid": {"u": [80.0, 130.0, 220.0, 300.0]},
         "param_map": {"u": {"vars": ["rpo_e_in/u"], "nodes": ["pc"]}},
-        "step_size": 1e-4, "simulation_time": 1.0, "sampling_step_size": 1e-3, "permute_grid": False,
-        "inputs": {}, "outputs": {"v": "pc/rpo_e_in/v"},
+        "step_size": 1e-4,
+        "simulation_time": 1.0,
+        "sampling_step_size": 1e-3,
+        "permute_grid": False,
+        "inputs": {},
+        "outputs": {"v": "pc/rpo_e_in/v"},
     }
     compare(rustrates, pyrates_python, tmp_path, spec, f"{site}/neural_mass_models/jansenrit.yaml/JRC", "JRC")

@@ -20,8 +20,15 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     # decays like e^{−|μ|t} below 1e-6 by the cutoff.
     mus = -1.03 + 0.5 * np.arange(5)
     summ, result_map = rustrates.grid_search(
-        HOPF, param_grid={"mu": mus}, param_map=HOPF_MAP, simulation_time=600.0, step_size=0.02,
-        solver="rk4", cutoff=500.0, outputs={"x": "p/hopf_op/x"}, summaries=["regime"],
+        HOPF,
+        param_grid={"mu": mus},
+        param_map=HOPF_MAP,
+        simulation_time=600.0,
+        step_size=0.02,
+        solver="rk4",
+        cutoff=500.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime"],
         refine={"levels": 3, "criterion": "regime"},
     )
     assert list(result_map.columns) == ["mu", "refine_level"]
@@ -44,9 +51,17 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     # Written to a file, the same points and levels read back.
     path = tmp_path / "refined.h5"
     rustrates.grid_search(
-        HOPF, param_grid={"mu": mus}, param_map=HOPF_MAP, simulation_time=600.0, step_size=0.02,
-        solver="rk4", cutoff=500.0, outputs={"x": "p/hopf_op/x"}, summaries=["regime"],
-        refine={"levels": 3, "criterion": "regime"}, out=path,
+        HOPF,
+        param_grid={"mu": mus},
+        param_map=HOPF_MAP,
+        simulation_time=600.0,
+        step_size=0.02,
+        solver="rk4",
+        cutoff=500.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime"],
+        refine={"levels": 3, "criterion": "regime"},
+        out=path,
     )
     _, back_map, back = rustrates.read_results(path)
     np.testing.assert_array_equal(back_map.to_numpy(), result_map.to_numpy())
@@ -54,8 +69,14 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
 
 
 def test_grid_search_refine_bad_settings_name_the_argument():
-    base = dict(param_grid={"mu": [-1.0, 1.0]}, param_map=HOPF_MAP, simulation_time=1.0, step_size=0.1,
-                outputs={"x": "p/hopf_op/x"}, summaries=["mean"])
+    base = dict(
+        param_grid={"mu": [-1.0, 1.0]},
+        param_map=HOPF_MAP,
+        simulation_time=1.0,
+        step_size=0.1,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["mean"],
+    )
     for refine, match in [
         ({"levels": 2}, "add `regime` to the summaries"),
         ({"levels": 0, "criterion": "mean"}, "levels must be 1"),

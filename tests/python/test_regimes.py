@@ -40,8 +40,7 @@ def test_net3_jacobian_matches_numpy_finite_differences():
 def test_montbrio_jacobian_is_analytic_and_errors_are_clear():
     # qif_op: J = [[2v, 2r], [J − 2π²r, 2v]] for τ = 1; rounding only.
     r, v = 0.7, -0.4
-    m = rustrates.jacobian("model_templates.neural_mass_models.qif.qif",
-                           state={"p/qif_op/r": r, "p/qif_op/v": v})
+    m = rustrates.jacobian("model_templates.neural_mass_models.qif.qif", state={"p/qif_op/r": r, "p/qif_op/v": v})
     want = np.array([[2 * v, 2 * r], [15.0 - 2 * np.pi**2 * r, 2 * v]])
     np.testing.assert_allclose(m, want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="did you mean `p/qif_op/eta`"):
@@ -58,7 +57,10 @@ def test_delayed_circuit_jacobian_error_points_at_the_equation():
     assert "delayed read" in d["message"]
 
 
-HOPF = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+HOPF = (
+    str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml")
+    + "/hopf"
+)
 
 
 def test_grid_search_regime_summary_stuart_landau(tmp_path):
@@ -69,9 +71,16 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     # which the classification calls irregular.)
     mus = np.array([-0.2, -0.1, 0.05, 0.2])
     summ, result_map = rustrates.grid_search(
-        HOPF, param_grid={"mu": mus}, param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
-        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False,
+        HOPF,
+        param_grid={"mu": mus},
+        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        simulation_time=200.0,
+        step_size=0.01,
+        solver="rk4",
+        cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime"],
+        keep_traces=False,
     )
     assert list(summ.columns.get_level_values(1)) == ["regime", "period", "amplitude", "eig_re", "eig_im"]
     assert list(summ[("x", "regime")].astype(str)) == ["stable_focus"] * 2 + ["periodic"] * 2
@@ -83,9 +92,17 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     # The file records the codes with the settings, and reads back as the same names.
     path = tmp_path / "regimes.h5"
     rustrates.grid_search(
-        HOPF, param_grid={"mu": mus}, param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
-        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False, out=str(path),
+        HOPF,
+        param_grid={"mu": mus},
+        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        simulation_time=200.0,
+        step_size=0.01,
+        solver="rk4",
+        cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime"],
+        keep_traces=False,
+        out=str(path),
     )
     _, _, back = rustrates.read_results(path)
     assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
@@ -98,13 +115,22 @@ def test_grid_search_initial_conditions_multistable_montbrio():
     # reported last r is the first start's, the lowest fixed point (numpy roots, 1e-6).
     etas = np.array([-7.0, -6.0, -5.0, -4.0, -3.5, -2.5])
     summ, _ = rustrates.grid_search(
-        "model_templates.neural_mass_models.qif.qif", param_grid={"eta": etas},
+        "model_templates.neural_mass_models.qif.qif",
+        param_grid={"eta": etas},
         param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-        simulation_time=100.0, step_size=0.005, sampling_step_size=0.05, solver="rk4", cutoff=90.0,
-        outputs={"r": "p/qif_op/r"}, summaries=["regime", "multistable", "last"], keep_traces=False,
-        initial_conditions=[{"p/qif_op/r": 0.01, "p/qif_op/v": -2.0},
-                            {"p/qif_op/r": 0.9, "p/qif_op/v": -0.19},
-                            {"p/qif_op/r": 1.25, "p/qif_op/v": -0.13}],
+        simulation_time=100.0,
+        step_size=0.005,
+        sampling_step_size=0.05,
+        solver="rk4",
+        cutoff=90.0,
+        outputs={"r": "p/qif_op/r"},
+        summaries=["regime", "multistable", "last"],
+        keep_traces=False,
+        initial_conditions=[
+            {"p/qif_op/r": 0.01, "p/qif_op/v": -2.0},
+            {"p/qif_op/r": 0.9, "p/qif_op/v": -0.19},
+            {"p/qif_op/r": 1.25, "p/qif_op/v": -0.13},
+        ],
         regime={"stationary_tol": 1e-7},
     )
     bistable = (etas > -5.7435) & (etas < -3.1361)
@@ -115,9 +141,13 @@ def test_grid_search_initial_conditions_multistable_montbrio():
         assert abs(last - low) < 1e-6, (eta, last, low)
     with pytest.raises(rustrates.SweepError, match="regime"):
         rustrates.grid_search(
-            "model_templates.neural_mass_models.qif.qif", param_grid={"eta": etas[:1]},
+            "model_templates.neural_mass_models.qif.qif",
+            param_grid={"eta": etas[:1]},
             param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-            simulation_time=1.0, step_size=0.01, outputs={"r": "p/qif_op/r"}, summaries=["regime"],
+            simulation_time=1.0,
+            step_size=0.01,
+            outputs={"r": "p/qif_op/r"},
+            summaries=["regime"],
             regime={"period": 1.0},
         )
 
@@ -127,15 +157,26 @@ def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
     # (code 2) and every cell with μ ≥ 0.1 periodic (code 4), analytically; the periodic
     # cells' mean period is 2π/ω (1e-3). The image is written.
     import matplotlib
+
     matplotlib.use("Agg")
     from rustrates._regimes import regime_grid
 
     mus, omegas = np.array([-0.3, -0.1, 0.1, 0.3]), np.array([1.0, 2.0])
     summ, result_map = rustrates.grid_search(
-        HOPF, param_grid={"mu": mus, "omega": omegas}, permute_grid=True,
-        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}, "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]}},
-        simulation_time=200.0, step_size=0.01, solver="rk4", cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"}, summaries=["regime"], keep_traces=False,
+        HOPF,
+        param_grid={"mu": mus, "omega": omegas},
+        permute_grid=True,
+        param_map={
+            "mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]},
+            "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]},
+        },
+        simulation_time=200.0,
+        step_size=0.01,
+        solver="rk4",
+        cutoff=150.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime"],
+        keep_traces=False,
     )
     xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")
     np.testing.assert_array_equal(xs, mus)

@@ -11,7 +11,10 @@ import pytest
 
 import rustrates
 
-HOPF = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+HOPF = (
+    str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml")
+    + "/hopf"
+)
 HOPF_MAP = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}, "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]}}
 QIF = "model_templates.neural_mass_models.qif.qif"
 
@@ -19,10 +22,19 @@ QIF = "model_templates.neural_mass_models.qif.qif"
 def hopf_file(tmp_path, param_grid, permute, keep_traces):
     path = tmp_path / "hopf.h5"
     rustrates.grid_search(
-        HOPF, param_grid=param_grid, permute_grid=permute, param_map=HOPF_MAP,
-        simulation_time=60.0, step_size=0.01, sampling_step_size=0.1, solver="rk4", cutoff=20.0,
-        outputs={"x": "p/hopf_op/x", "z": "p/hopf_op/z"}, summaries=["regime", "mean"],
-        keep_traces=keep_traces, out=str(path),
+        HOPF,
+        param_grid=param_grid,
+        permute_grid=permute,
+        param_map=HOPF_MAP,
+        simulation_time=60.0,
+        step_size=0.01,
+        sampling_step_size=0.1,
+        solver="rk4",
+        cutoff=20.0,
+        outputs={"x": "p/hopf_op/x", "z": "p/hopf_op/z"},
+        summaries=["regime", "mean"],
+        keep_traces=keep_traces,
+        out=str(path),
     )
     return path
 
@@ -95,9 +107,16 @@ def test_grid_search_random_starts_montbrio_multistable():
     # threads: bit for bit; another seed draws other starts.
     etas = np.array([-7.0, -5.0, -4.0, -2.5])
     kwargs = dict(
-        param_grid={"eta": etas}, param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-        simulation_time=100.0, step_size=0.005, sampling_step_size=0.05, solver="rk4", cutoff=90.0,
-        outputs={"r": "p/qif_op/r"}, summaries=["regime", "multistable", "last"], keep_traces=False,
+        param_grid={"eta": etas},
+        param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+        simulation_time=100.0,
+        step_size=0.005,
+        sampling_step_size=0.05,
+        solver="rk4",
+        cutoff=90.0,
+        outputs={"r": "p/qif_op/r"},
+        summaries=["regime", "multistable", "last"],
+        keep_traces=False,
     )
     starts = {"n": 8, "seed": 3, "bounds": {"p/qif_op/r": (0.0, 2.5), "p/qif_op/v": (-2.5, 0.0)}}
     summ, _ = rustrates.grid_search(QIF, random_starts=starts, n_threads=2, **kwargs)

@@ -1,7 +1,6 @@
 """The seed's grid_search cell (PyRates "Parameter Sweeps" page), copied as it stands with
 only the import changed, against an independent numpy integration of Net3."""
 
-import numpy as np
 import pandas as pd
 
 from conftest import integrate, net3_rhs
@@ -10,23 +9,20 @@ from conftest import integrate, net3_rhs
 def test_seed_cell_runs_with_only_the_import_changed():
     # --- the seed's cell, verbatim except `pyrates` -> `rustrates` (and no .plot()) ---
     import numpy as np
+
     from rustrates.utility.grid_search import grid_search
 
     circuit_template = "model_templates.montbrio.simple_montbrio.Net3"
-    dt = 1e-4                                     # integration step size in s
-    dts = 1e-3                                    # variable storage sub-sampling step size in s
-    T = 5.                                        # total simulation time in s
-    inp = np.ones((int(T/dt), 1))                 # external input to the population
+    dt = 1e-4  # integration step size in s
+    dts = 1e-3  # variable storage sub-sampling step size in s
+    T = 5.0  # total simulation time in s
+    inp = np.ones((int(T / dt), 1))  # external input to the population
     inputs = {"PC/Op_e/inp": inp}
-    outputs = {'r': 'PC/Op_e/r'}                  # model output parameters
+    outputs = {"r": "PC/Op_e/r"}  # model output parameters
 
-    param_grid = {'eta_op': np.linspace(-5, 5, 5),
-                  'eta_iin': np.linspace(-5, 5, 5)}
+    param_grid = {"eta_op": np.linspace(-5, 5, 5), "eta_iin": np.linspace(-5, 5, 5)}
 
-    param_map = {'eta_op': {'vars': ['Op_e/eta'],
-                            'nodes': ['PC']},
-                 'eta_iin': {'vars': ['Op_i/eta'],
-                             'nodes': ['IIN']}}
+    param_map = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]}}
 
     # Execution
     results, result_map, t_ = grid_search(
@@ -38,14 +34,14 @@ def test_seed_cell_runs_with_only_the_import_changed():
         sampling_step_size=dts,
         inputs=inputs.copy(),
         outputs=outputs.copy(),
-        permute_grid=True,                            # Creates all permutations of the param_grid values if set to True
-        init_kwargs={                                 # Additional keyword arguments for the compute graph
-            'backend': 'numpy',                       # Can be either 'numpy' or 'tensorflow'
-            'solver': 'euler'                         # Solver for the differential equation approximation.
+        permute_grid=True,  # Creates all permutations of the param_grid values if set to True
+        init_kwargs={  # Additional keyword arguments for the compute graph
+            "backend": "numpy",  # Can be either 'numpy' or 'tensorflow'
+            "solver": "euler",  # Solver for the differential equation approximation.
         },
-        profile='t',                                  # Automated runtime tracking
-        njit=True,                                    # Uses Numba's njit compiler if set to True
-        parallel=False
+        profile="t",  # Automated runtime tracking
+        njit=True,  # Uses Numba's njit compiler if set to True
+        parallel=False,
     )
     # --- end of the seed's cell ---
 

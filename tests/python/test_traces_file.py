@@ -21,15 +21,26 @@ LONG, SHORT = 140.0, 0.5
 
 def sweep(rr, simulation_time, **kw):
     grid = {"eta_op": np.linspace(-5, 5, 8), "eta_iin": np.linspace(-5, 5, 8)}
-    return rr.grid_search(NET3, grid, ETA_MAP, simulation_time=simulation_time, dt=1e-4, sampling_step_size=1e-3,
-                          inputs={"PC/Op_e/inp": 1.0}, outputs={"r": "PC/Op_e/r"}, permute_grid=True,
-                          solver="euler", **kw)
+    return rr.grid_search(
+        NET3,
+        grid,
+        ETA_MAP,
+        simulation_time=simulation_time,
+        dt=1e-4,
+        sampling_step_size=1e-3,
+        inputs={"PC/Op_e/inp": 1.0},
+        outputs={"r": "PC/Op_e/r"},
+        permute_grid=True,
+        solver="euler",
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("simulation_time, compress", [(SHORT, True), (LONG, True), (LONG, False)])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_trace_file_equals_memory_in_h5py_pytables_and_pandas(rustrates, tmp_path, simulation_time, compress,
-                                                              precision):
+def test_trace_file_equals_memory_in_h5py_pytables_and_pandas(
+    rustrates, tmp_path, simulation_time, compress, precision
+):
     results, result_map = sweep(rustrates, simulation_time)
     # [point, time] of the in-memory run; float32 files hold each value rounded to single.
     ref = np.stack([results[(label, "PC", "r")].to_numpy() for label in result_map.index])

@@ -12,13 +12,18 @@ net = CircuitTemplate(name="net", nodes={n: node for n in names})
 rng = np.random.default_rng(7)
 weights = rng.uniform(0.0, 2.0, size=(5, 5))
 weights[weights < 0.5] = 0.0  # a sparse matrix: PyRates leaves out edges with |w| <= 1e-6
-net.add_edges_from_matrix(source_var="qif_op/r", target_var="qif_op/r_in", source_nodes=names,
-                          weight=weights)
+net.add_edges_from_matrix(source_var="qif_op/r", target_var="qif_op/r_in", source_nodes=names, weight=weights)
 res, res_map = grid_search(
-    net, param_grid={"eta": [-6.0, -4.0, -2.0]},
+    net,
+    param_grid={"eta": [-6.0, -4.0, -2.0]},
     param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["n0", "n2"]}},
-    step_size=1e-4, simulation_time=0.5, outputs={"r": "all/qif_op/r"}, sampling_step_size=1e-3,
-    solver="euler", float_precision="float64", verbose=False,
+    step_size=1e-4,
+    simulation_time=0.5,
+    outputs={"r": "all/qif_op/r"},
+    sampling_step_size=1e-3,
+    solver="euler",
+    float_precision="float64",
+    verbose=False,
 )
 res.to_pickle(sys.argv[1])
 res_map.to_pickle(sys.argv[1] + ".map")

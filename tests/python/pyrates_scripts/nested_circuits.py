@@ -7,20 +7,46 @@ import sys
 
 from pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate
 
-op = OperatorTemplate(name="li_op", path=None, equations=["x' = -x/tau + u"],
-                      variables={"x": "output(1.0)", "tau": 2.0, "u": "input(0.0)"})
+op = OperatorTemplate(
+    name="li_op",
+    path=None,
+    equations=["x' = -x/tau + u"],
+    variables={"x": "output(1.0)", "tau": 2.0, "u": "input(0.0)"},
+)
 node = NodeTemplate(name="li_node", path=None, operators=[op])
-inner = CircuitTemplate(name="inner", path=None, nodes={"a": node, "b": node},
-                        edges=[("a/li_op/x", "b/li_op/u", None, {"weight": 0.5})])
-outer = CircuitTemplate(name="outer", path=None, circuits={"c1": inner, "c2": inner},
-                        edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})])
-res = outer.run(simulation_time=2.0, step_size=1e-3, sampling_step_size=1e-2, outputs={"x": "all/li_op/x"},
-                solver="euler", float_precision="float64", verbose=False)
+inner = CircuitTemplate(
+    name="inner", path=None, nodes={"a": node, "b": node}, edges=[("a/li_op/x", "b/li_op/u", None, {"weight": 0.5})]
+)
+outer = CircuitTemplate(
+    name="outer",
+    path=None,
+    circuits={"c1": inner, "c2": inner},
+    edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})],
+)
+res = outer.run(
+    simulation_time=2.0,
+    step_size=1e-3,
+    sampling_step_size=1e-2,
+    outputs={"x": "all/li_op/x"},
+    solver="euler",
+    float_precision="float64",
+    verbose=False,
+)
 res.to_pickle(sys.argv[1])
 # PyRates 1.2.3's run changes the circuit's edge list in place (a second run of the same object
 # fails), so the single-node output is taken from a circuit built afresh.
-again = CircuitTemplate(name="outer", path=None, circuits={"c1": inner, "c2": inner},
-                        edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})])
-one = again.run(simulation_time=2.0, step_size=1e-3, outputs={"x": "c2/a/li_op/x"}, solver="euler",
-                float_precision="float64", verbose=False)
+again = CircuitTemplate(
+    name="outer",
+    path=None,
+    circuits={"c1": inner, "c2": inner},
+    edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})],
+)
+one = again.run(
+    simulation_time=2.0,
+    step_size=1e-3,
+    outputs={"x": "c2/a/li_op/x"},
+    solver="euler",
+    float_precision="float64",
+    verbose=False,
+)
 one.to_pickle(sys.argv[1] + ".single")

@@ -25,9 +25,9 @@ from ._rustrates import (
     TemplateError,
     __version__,
 )
+from .cluster import ClusterGridSearch  # noqa: F401 - cluster mode (rustrates.cluster)
 from .template import CircuitTemplate, jacobian, simulate
 from .utility.grid_search import grid_search
-from .cluster import ClusterGridSearch  # noqa: F401 - cluster mode (rustrates.cluster)
 
 __all__ = [
     "CircuitTemplate",

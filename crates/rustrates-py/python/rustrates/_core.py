@@ -35,8 +35,7 @@ def argument_error(argument: str, message: str) -> SweepError:
     # Rendered as the engine renders a problem without a location: `code: message`.
     err = SweepError(f"argument/invalid: {message}")
     err.diagnostics = [
-        {"code": "argument/invalid", "message": message, "file": None, "line": None,
-         "col": None, "path": argument}
+        {"code": "argument/invalid", "message": message, "file": None, "line": None, "col": None, "path": argument}
     ]
     return err
 
@@ -44,10 +43,16 @@ def argument_error(argument: str, message: str) -> SweepError:
 # ---------------------------------------------------------------------------------------
 # names PyRates users pass
 
-_PRECISIONS = {"float64": "float64", "double": "float64", "float32": "float32", "single": "float32",
-               # PyRates' complex precisions: complex variables are computed as pairs of reals
-               # of this width whatever the precision names, so these name the real width.
-               "complex128": "float64", "complex64": "float32"}
+_PRECISIONS = {
+    "float64": "float64",
+    "double": "float64",
+    "float32": "float32",
+    "single": "float32",
+    # PyRates' complex precisions: complex variables are computed as pairs of reals
+    # of this width whatever the precision names, so these name the real width.
+    "complex128": "float64",
+    "complex64": "float32",
+}
 
 
 def precision_name(value: Any) -> str:
@@ -147,7 +152,9 @@ def split_kwargs(front: str, init_kwargs: Any, extra: Mapping[str, Any]) -> dict
             # PyRates 1.x passes scipy's solve_ivp method with solver='scipy'; only its
             # default RK45 is what rustrates' rk45 computes.
             if str(value).upper() != "RK45":
-                raise ValueError(f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)")
+                raise ValueError(
+                    f"method={value!r} is not supported; rustrates' adaptive solver is RK45 (Dormand-Prince)"
+                )
         elif key not in PYRATES_IGNORED_KWARGS:
             raise TypeError(f"{front}() got an unexpected keyword argument {key!r}")
     return settings
@@ -300,7 +307,9 @@ def make_inputs(inputs: Any, steps: int | None, n_points: int) -> dict[str, Any]
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim > 2:
-            raise argument_error(arg, f"{arg} must have shape (steps,), (steps, 1) or (steps, n_points), got {arr.shape}")
+            raise argument_error(
+                arg, f"{arg} must have shape (steps,), (steps, 1) or (steps, n_points), got {arr.shape}"
+            )
         if steps is not None and arr.shape[0] not in (steps, steps - 1):
             raise argument_error(
                 arg,
@@ -478,7 +487,9 @@ def build_request(
         raise argument_error("profile", f"profile must be 't', 'm' or 'mt', got {profile!r}")
     if summaries is not None and (isinstance(summaries, str) or not all(isinstance(s, str) for s in summaries)):
         raise argument_error("summaries", f"summaries must be a list of statistic names, got {summaries!r}")
-    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1):
+    if n_threads is not None and (
+        isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1
+    ):
         raise argument_error("n_threads", f"n_threads must be a positive integer, got {n_threads!r}")
     grid = make_grid(param_grid, permute_grid)
     stats = list(summaries or [])
@@ -531,7 +542,11 @@ def _random_starts(arg: Any) -> tuple[int, int, list[tuple[str, float, float]]]:
         isinstance(b, Sequence) and not isinstance(b, str) and len(b) == 2 for b in bounds.values()
     ):
         raise argument_error("random_starts", f"{usage}; bounds got {bounds!r}")
-    return int(n), int(seed), [(str(k), number("random_starts", lo), number("random_starts", hi)) for k, (lo, hi) in bounds.items()]
+    return (
+        int(n),
+        int(seed),
+        [(str(k), number("random_starts", lo), number("random_starts", hi)) for k, (lo, hi) in bounds.items()],
+    )
 
 
 def _refine(refine: Mapping[str, Any] | None) -> tuple[int, str, float] | None:
@@ -556,8 +571,15 @@ def _refine(refine: Mapping[str, Any] | None) -> tuple[int, str, float] | None:
 def execute(req: RunRequest, progress: Any = None) -> dict[str, Any]:
     """One call of the engine. The GIL is released inside; Ctrl-C stops it between blocks."""
     args = _rustrates.SweepArgs(**req.engine_args())
-    return _rustrates.run_sweep(req.template, args, out=req.out, progress=progress, overwrite=req.overwrite,
-                                trace_precision=req.trace_precision, compress=req.compress)
+    return _rustrates.run_sweep(
+        req.template,
+        args,
+        out=req.out,
+        progress=progress,
+        overwrite=req.overwrite,
+        trace_precision=req.trace_precision,
+        compress=req.compress,
+    )
 
 
 def warn_status(res: Mapping[str, Any]) -> None:
@@ -619,14 +641,13 @@ def summaries_frame(res: Mapping[str, Any]) -> pd.DataFrame:
         [(name, stat) for name in column_names(res["columns"]) for stat in stats],
         names=["output", "statistic"],
     )
-    frame = pd.DataFrame(
-        summ.reshape(n_points, n_cols * n_stats), index=pd.Index(list(res["labels"])), columns=columns
-    )
+    frame = pd.DataFrame(summ.reshape(n_points, n_cols * n_stats), index=pd.Index(list(res["labels"])), columns=columns)
     if "regime" in stats:
         # Codes → names (the engine's `Regime`), a categorical with every regime as a category.
         names = dict(_rustrates.REGIME_CODES)
         categories = [names[c] for c in sorted(names)]
         for col in [c for c in frame.columns if c[1] == "regime"]:
-            frame[col] = pd.Categorical(frame[col].map(lambda x: names.get(int(x)) if x == x else None),
-                                        categories=categories)
+            frame[col] = pd.Categorical(
+                frame[col].map(lambda x: names.get(int(x)) if x == x else None), categories=categories
+            )
     return frame

@@ -85,7 +85,9 @@ def _converted(index: pd.Index) -> tuple[np.ndarray, str]:
         return np.asarray(index, dtype=np.int64), "integer"
     if dtype == np.float64:
         return np.asarray(index, dtype=np.float64), "float"
-    if (dtype == object or isinstance(dtype, pd.StringDtype)) and pd.api.types.infer_dtype(index, skipna=False) == "string":
+    if (dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)) and pd.api.types.infer_dtype(
+        index, skipna=False
+    ) == "string":
         encoded = _strings(index)
         if len(index) > 1000:
             _ENCODED[:] = [(index, encoded)] + _ENCODED[:1]
@@ -168,7 +170,9 @@ def prepare(items: Iterable[tuple[str, Any]], links: Iterable[tuple[str, str]] =
     return nodes, rest
 
 
-def write_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> list:
+def write_keys(
+    path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()
+) -> list:
     """Writes the supported ``(key, obj)`` items (and hard links ``(name, target)``) into
     ``path`` — a new file when ``create`` — and returns the items left for pandas."""
     nodes, rest = prepare(items, links)
@@ -188,7 +192,9 @@ def put_prepared(path: str | PathLike[str], nodes: list, rest: list, create: boo
                     store.put(key, obj, track_times=False)
 
 
-def put_keys(path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()) -> None:
+def put_keys(
+    path: str | PathLike[str], items: Iterable[tuple[str, Any]], create: bool, links: Iterable[tuple[str, str]] = ()
+) -> None:
     """Writes every ``(key, obj)`` as ``HDFStore.put`` would: the engine where it can,
     pandas for the rest."""
     put_prepared(path, *prepare(items, links), create)

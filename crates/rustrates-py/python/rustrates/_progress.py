@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Any
 
-
 #: Seconds between two progress lines in a log file when a tenth of the run takes longer.
 LOG_INTERVAL = 30.0
 
@@ -46,8 +45,7 @@ class Progress:
         elapsed = now - self._start
         pct = 100.0 * done / total if total else 100.0
         eta = elapsed / done * (total - done) if done else float("nan")
-        line = (f"{self._description}: {done}/{total} points ({pct:5.1f}%) "
-                f"{elapsed:6.1f} s elapsed, ETA {eta:6.1f} s")
+        line = f"{self._description}: {done}/{total} points ({pct:5.1f}%) {elapsed:6.1f} s elapsed, ETA {eta:6.1f} s"
         if not self._terminal:
             # A log file keeps every write: one line per tenth of the run, or every
             # LOG_INTERVAL seconds when tenths are slow, and the last one.

@@ -21,8 +21,9 @@ _COLOURS = {
 }
 
 
-def regime_grid(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: str | None = None,
-                output: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def regime_grid(
+    summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: str | None = None, output: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x levels, y levels, codes[y, x], periods[y, x])`` of a regime sweep: per cell the
     most frequent regime code of its points (ties: the lower code; NaN when none) and the
     mean period of its periodic points. A refined sweep (``refine=``; ``result_map`` has a
@@ -35,10 +36,14 @@ def regime_grid(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: st
     if (out, "regime") not in summaries.columns:
         raise ValueError(f"no `regime` summary for output {out!r}; run grid_search with summaries=['regime']")
     regime = summaries[(out, "regime")]
-    codes = np.array([codes_by_name.get(v, np.nan) if isinstance(v, str) else v for v in regime.astype(object)],
-                     dtype=float)
-    periods = summaries[(out, "period")].to_numpy(dtype=float) if (out, "period") in summaries.columns \
+    codes = np.array(
+        [codes_by_name.get(v, np.nan) if isinstance(v, str) else v for v in regime.astype(object)], dtype=float
+    )
+    periods = (
+        summaries[(out, "period")].to_numpy(dtype=float)
+        if (out, "period") in summaries.columns
         else np.full(len(codes), np.nan)
+    )
     level_key = _rustrates.REFINE_LEVEL_KEY
     if level_key in result_map.columns:
         # A refined sweep: its finest lattice, each node from the nearest computed point
@@ -72,9 +77,15 @@ def regime_grid(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str, y: st
     return xs, ys, cell, period
 
 
-def plot_regimes(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str | None = None,
-                 y: str | None = None, output: str | None = None, ax: Any = None,
-                 path: Any = None) -> Any:
+def plot_regimes(
+    summaries: pd.DataFrame,
+    result_map: pd.DataFrame,
+    x: str | None = None,
+    y: str | None = None,
+    output: str | None = None,
+    ax: Any = None,
+    path: Any = None,
+) -> Any:
     """Draw the phase diagram of a ``regime`` sweep (``grid_search(..., summaries=['regime'])``
     or ``read_results``): a colour per regime over one or two grid keys (default: the first
     two columns of ``result_map``), periodic cells shaded by their period (darker = longer),
@@ -96,8 +107,13 @@ def plot_regimes(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str | Non
         rgb[periodic] *= shade[periodic][:, None]
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 6))
-    ax.imshow(rgb / 255.0, origin="lower", aspect="auto", interpolation="nearest",
-              extent=(-0.5, len(xs) - 0.5, -0.5, len(ys) - 0.5))
+    ax.imshow(
+        rgb / 255.0,
+        origin="lower",
+        aspect="auto",
+        interpolation="nearest",
+        extent=(-0.5, len(xs) - 0.5, -0.5, len(ys) - 0.5),
+    )
     step = max(1, len(xs) // 10)
     ax.set_xticks(range(0, len(xs), step), [f"{v:.4g}" for v in xs[::step]])
     ax.set_xlabel(x)
@@ -109,8 +125,11 @@ def plot_regimes(summaries: pd.DataFrame, result_map: pd.DataFrame, x: str | Non
         ax.set_yticks([])
     names = dict(_rustrates.REGIME_CODES)
     present = sorted({int(c) for c in cell[np.isfinite(cell)]})
-    ax.legend(handles=[Patch(color=np.array(_COLOURS[c]) / 255.0, label=names[c].replace("_", " ")) for c in present],
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        handles=[Patch(color=np.array(_COLOURS[c]) / 255.0, label=names[c].replace("_", " ")) for c in present],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     ax.set_title("regimes")
     if path is not None:
         ax.figure.savefig(path, bbox_inches="tight")

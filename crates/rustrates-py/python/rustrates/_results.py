@@ -120,7 +120,11 @@ def results_dataset(xr: Any, res: dict[str, Any]) -> Any:
             # The code is the same in every output column: one value per point.
             codes = np.asarray(summ[:, 0, list(res["summary_names"]).index("regime")])
             names = dict(_rustrates.REGIME_CODES)
-            variables["regime"] = (dims, lay(codes), {"codes": ", ".join(f"{c}: {n}" for c, n in sorted(names.items()))})
+            variables["regime"] = (
+                dims,
+                lay(codes),
+                {"codes": ", ".join(f"{c}: {n}" for c, n in sorted(names.items()))},
+            )
             variables["regime_name"] = (
                 dims,
                 lay(np.asarray([names.get(int(c)) if c == c else None for c in codes], dtype=object)),
@@ -132,9 +136,7 @@ def results_dataset(xr: Any, res: dict[str, Any]) -> Any:
     return xr.Dataset(variables, coords=coords, attrs={"circuit_name": res["circuit_name"]})
 
 
-def read_results(
-    path: str | os.PathLike[str], points: range | slice | None = None
-) -> Results:
+def read_results(path: str | os.PathLike[str], points: range | slice | None = None) -> Results:
     """Load a results file written by ``grid_search(out=...)``, ``rustrates sweep`` or
     ``ClusterGridSearch``.
 
@@ -155,8 +157,11 @@ def read_results(
     span = None
     if points is not None:
         start, stop, step = points.start, points.stop, points.step
-        if not isinstance(points, (range, slice)) or step not in (None, 1) or (start or 0) < 0 or (
-            stop is not None and stop < 0
+        if (
+            not isinstance(points, (range, slice))
+            or step not in (None, 1)
+            or (start or 0) < 0
+            or (stop is not None and stop < 0)
         ):
             raise ValueError(f"points must be range(i, j) or slice(i, j) with 0 <= i, step 1; got {points!r}")
         span = (start or 0, 2**63 - 1 if stop is None else max(stop, start or 0))

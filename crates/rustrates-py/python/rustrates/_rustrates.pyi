@@ -76,7 +76,9 @@ class Circuit:
         variable), ``value``, ``node``."""
     def dump(self) -> str:
         """The resolved equations of every node and the edge list."""
-    def jacobian(self, values: list[tuple[str, float]] | None = None, t: float = 0.0) -> tuple[list[str], list[list[float]]]:
+    def jacobian(
+        self, values: list[tuple[str, float]] | None = None, t: float = 0.0
+    ) -> tuple[list[str], list[list[float]]]:
         """The Jacobian at the given state/parameter values: (state names, rows)."""
 
 REGIME_CODES: dict[int, str]

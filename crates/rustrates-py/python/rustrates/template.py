@@ -13,13 +13,12 @@ import pandas as pd
 
 from . import _core, _rustrates
 
+
 def _node_var_target(path: str) -> tuple[str, str]:
     """``'node/op/var'`` (nested: ``'sub/node/op/var'``) → (node, 'op/var')."""
     parts = path.split("/")
     if len(parts) < 3:
-        raise _core.argument_error(
-            "node_vars", f"node_vars key {path!r} must be 'node/op/var' (or 'sub/node/op/var')"
-        )
+        raise _core.argument_error("node_vars", f"node_vars key {path!r} must be 'node/op/var' (or 'sub/node/op/var')")
     return "/".join(parts[:-2]), "/".join(parts[-2:])
 
 
@@ -30,8 +29,13 @@ class CircuitTemplate:
     its resolved equations and edges.
     """
 
-    def __init__(self, path: str, circuit: Any, overrides: Mapping[str, float] | None = None,
-                 edge_overrides: Mapping[tuple[str, str, int, str], float] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        circuit: Any,
+        overrides: Mapping[str, float] | None = None,
+        edge_overrides: Mapping[tuple[str, str, int, str], float] | None = None,
+    ) -> None:
         self.path = path
         self._circuit = circuit
         self._overrides: dict[str, float] = dict(overrides or {})
@@ -63,8 +67,9 @@ class CircuitTemplate:
     def __repr__(self) -> str:
         return f"CircuitTemplate({self.path!r}, nodes={self.nodes})"
 
-    def update_var(self, node_vars: Mapping[str, float] | None = None,
-                   edge_vars: list[tuple[Any, ...]] | None = None) -> CircuitTemplate:
+    def update_var(
+        self, node_vars: Mapping[str, float] | None = None, edge_vars: list[tuple[Any, ...]] | None = None
+    ) -> CircuitTemplate:
         """A copy with new values: ``node_vars={'PC/Op_e/eta': -3.0}`` (on a state variable:
         its initial value) and ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
         ``(source_node, target_node, idx, {...})``."""
@@ -80,7 +85,9 @@ class CircuitTemplate:
             elif len(e) == 4:
                 src, tgt, idx, values = e
             else:
-                raise _core.argument_error("edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}")
+                raise _core.argument_error(
+                    "edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}"
+                )
             for var, value in values.items():
                 edges[(str(src), str(tgt), int(idx), str(var))] = float(value)
         return CircuitTemplate(self.path, self._circuit, overrides, edges)
@@ -201,14 +208,29 @@ def simulate(
     tmpl = CircuitTemplate.from_yaml(circuit_template)
     if params:
         tmpl = tmpl.update_var(node_vars=params)
-    return tmpl.run(simulation_time, step_size, inputs=inputs, outputs=outputs, solver=solver,
-                    sampling_step_size=sampling_step_size, **kwargs)
+    return tmpl.run(
+        simulation_time,
+        step_size,
+        inputs=inputs,
+        outputs=outputs,
+        solver=solver,
+        sampling_step_size=sampling_step_size,
+        **kwargs,
+    )
 
 
-def jacobian(circuit_template: str | os.PathLike[str] | CircuitTemplate, state: Any = None,
-             params: Mapping[str, float] | None = None, t: float = 0.0) -> np.ndarray:
+def jacobian(
+    circuit_template: str | os.PathLike[str] | CircuitTemplate,
+    state: Any = None,
+    params: Mapping[str, float] | None = None,
+    t: float = 0.0,
+) -> np.ndarray:
     """The Jacobian matrix of a template at ``state`` (see
     :meth:`CircuitTemplate.get_jacobian_func`; rows and columns in the order of its
     ``states``)."""
-    tmpl = circuit_template if isinstance(circuit_template, CircuitTemplate) else CircuitTemplate.from_yaml(circuit_template)
+    tmpl = (
+        circuit_template
+        if isinstance(circuit_template, CircuitTemplate)
+        else CircuitTemplate.from_yaml(circuit_template)
+    )
     return tmpl.get_jacobian_func()(state, params, t)

@@ -59,9 +59,17 @@ class CircuitTemplate:
     or loaded with :meth:`from_yaml`, then changed with ``update_var``, ``update_template`` and
     ``add_edges_from_matrix`` and simulated with :meth:`run`."""
 
-    def __init__(self, name: str, path: str | None = None, description: str = "A circuit template.",
-                 circuits: Mapping[str, Any] | None = None, nodes: Mapping[str, Any] | None = None,
-                 edges: Sequence[Any] | None = None, populations: Any = None, connections: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str | None = None,
+        description: str = "A circuit template.",
+        circuits: Mapping[str, Any] | None = None,
+        nodes: Mapping[str, Any] | None = None,
+        edges: Sequence[Any] | None = None,
+        populations: Any = None,
+        connections: Any = None,
+    ) -> None:
         if populations is not None or connections is not None:
             raise NotImplementedError(
                 "CircuitTemplate(populations=..., connections=...) is not supported yet; "
@@ -82,11 +90,15 @@ class CircuitTemplate:
         self._edge_vars: dict[tuple[str, str, int, str], float] = {}
         for key, node in (nodes or {}).items():
             if not isinstance(node, (NodeTemplate, str)):
-                raise TemplateBuildError(f"CircuitTemplate {name!r}: node {key!r} must be a NodeTemplate or a path, got {node!r}")
+                raise TemplateBuildError(
+                    f"CircuitTemplate {name!r}: node {key!r} must be a NodeTemplate or a path, got {node!r}"
+                )
             self._added_nodes[str(key)] = node
         for key, circuit in (circuits or {}).items():
             if not isinstance(circuit, (CircuitTemplate, str)):
-                raise TemplateBuildError(f"CircuitTemplate {name!r}: circuit {key!r} must be a CircuitTemplate or a path, got {circuit!r}")
+                raise TemplateBuildError(
+                    f"CircuitTemplate {name!r}: circuit {key!r} must be a CircuitTemplate or a path, got {circuit!r}"
+                )
             self._added_circuits[str(key)] = circuit
         self._added_edges = [normalise_edge(e) for e in (edges or [])]
         self._engine: _EngineCircuit | None = None
@@ -105,8 +117,9 @@ class CircuitTemplate:
     # -- the engine's view -------------------------------------------------------------
 
     def _document_path(self) -> str:
-        if self._reference and not (self._added_edges or self._added_matrices or self._added_nodes
-                                    or self._added_circuits):
+        if self._reference and not (
+            self._added_edges or self._added_matrices or self._added_nodes or self._added_circuits
+        ):
             return self._reference
         writer = YamlWriter()
         key = writer.circuit(self)
@@ -137,7 +150,9 @@ class CircuitTemplate:
         (built only when asked for: the engine reads the matrices as they are)."""
         return list(self._added_edges) + [e for block in self._added_matrices for e in matrix_edges(block)]
 
-    def get_nodes(self, node_identifier: str | Sequence[str], var_identifier: tuple[str, str] | None = None) -> list[str]:
+    def get_nodes(
+        self, node_identifier: str | Sequence[str], var_identifier: tuple[str, str] | None = None
+    ) -> list[str]:
         """Node keys (``'c1/p'`` for nested circuits) matching ``node_identifier`` (a key, a
         path, or ``'all'`` at any level), optionally only those with operator variable
         ``var_identifier = (op, var)``."""
@@ -168,9 +183,16 @@ class CircuitTemplate:
 
     # -- changes -----------------------------------------------------------------------
 
-    def update_template(self, name: str | None = None, path: str | None = None, description: str | None = None,
-                        circuits: Mapping[str, Any] | None = None, nodes: Mapping[str, Any] | None = None,
-                        edges: Sequence[Any] | None = None, in_place: bool = False) -> CircuitTemplate:
+    def update_template(
+        self,
+        name: str | None = None,
+        path: str | None = None,
+        description: str | None = None,
+        circuits: Mapping[str, Any] | None = None,
+        nodes: Mapping[str, Any] | None = None,
+        edges: Sequence[Any] | None = None,
+        in_place: bool = False,
+    ) -> CircuitTemplate:
         """Adds nodes, circuits and edges (PyRates 1.x): in place or to a copy."""
         target = self if in_place else self._copy()
         if name is not None:
@@ -198,7 +220,9 @@ class CircuitTemplate:
         other._engine = None
         return other
 
-    def update_var(self, node_vars: Mapping[str, Any] | None = None, edge_vars: Sequence[Any] | None = None) -> CircuitTemplate:
+    def update_var(
+        self, node_vars: Mapping[str, Any] | None = None, edge_vars: Sequence[Any] | None = None
+    ) -> CircuitTemplate:
         """Sets variable values in place and returns the template (PyRates 1.x):
         ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
         ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
@@ -224,16 +248,27 @@ class CircuitTemplate:
             elif len(edge) == 4:
                 source, target, idx, values = edge
             else:
-                raise TemplateBuildError(f"update_var: edge_vars entries are (source, target[, idx], {{var: value}}), got {edge!r}")
+                raise TemplateBuildError(
+                    f"update_var: edge_vars entries are (source, target[, idx], {{var: value}}), got {edge!r}"
+                )
             for var, value in values.items():
                 self._edge_vars[(str(source), str(target), int(idx), str(var))] = float(value)
         return self
 
-    def add_edges_from_matrix(self, source_var: str, target_var: str, source_nodes: Sequence[str],
-                              target_nodes: Sequence[str] | None = None, weight: Any = None,
-                              template: Any = None, edge_attr: Mapping[str, Any] | None = None,
-                              min_weight: float = 1e-6, *, name: str | None = None,
-                              scale: float | None = None) -> None:
+    def add_edges_from_matrix(
+        self,
+        source_var: str,
+        target_var: str,
+        source_nodes: Sequence[str],
+        target_nodes: Sequence[str] | None = None,
+        weight: Any = None,
+        template: Any = None,
+        edge_attr: Mapping[str, Any] | None = None,
+        min_weight: float = 1e-6,
+        *,
+        name: str | None = None,
+        scale: float | None = None,
+    ) -> None:
         """Edges from every source node's ``source_var`` ('op/var') to every target node's
         ``target_var``, with ``weight[target, source]`` (default 1) and ``edge_attr`` values
         that are matrices of the same shape or numbers; edges whose |weight| is at most
@@ -256,7 +291,9 @@ class CircuitTemplate:
             block["target_nodes"] = targets
         if template is not None:
             if not isinstance(template, (EdgeTemplate, str)):
-                raise TemplateBuildError(f"add_edges_from_matrix: template must be an EdgeTemplate, a path or None, got {template!r}")
+                raise TemplateBuildError(
+                    f"add_edges_from_matrix: template must be an EdgeTemplate, a path or None, got {template!r}"
+                )
             block["template"] = template
         block["weight"] = w.tolist()
         variables: dict[str, Any] = {}
@@ -264,7 +301,9 @@ class CircuitTemplate:
             arr = np.asarray(value)
             if arr.ndim >= 2:
                 if tuple(arr.shape[:2]) != w.shape:
-                    raise TemplateBuildError(f"add_edges_from_matrix: edge_attr[{key!r}] has shape {arr.shape}; expected {w.shape}")
+                    raise TemplateBuildError(
+                        f"add_edges_from_matrix: edge_attr[{key!r}] has shape {arr.shape}; expected {w.shape}"
+                    )
                 entry: Any = np.asarray(arr, dtype=np.float64).tolist()
             elif arr.ndim == 0 and np.issubdtype(arr.dtype, np.number):
                 entry = float(arr)
@@ -286,8 +325,9 @@ class CircuitTemplate:
         self._added_matrices.append(block)
         self._changed()
 
-    def _add_matrix_as_edges(self, block: dict[str, Any], edge_attr: Mapping[str, Any], template: Any,
-                             min_weight: float) -> None:
+    def _add_matrix_as_edges(
+        self, block: dict[str, Any], edge_attr: Mapping[str, Any], template: Any, min_weight: float
+    ) -> None:
         w = np.asarray(block["weight"])
         edges = []
         for i, source in enumerate(block["source_nodes"]):
@@ -309,11 +349,22 @@ class CircuitTemplate:
         edge_vars = [(s, t, i, {v: value}) for (s, t, i, v), value in self._edge_vars.items()]
         return engine.update_var(node_vars=self._node_vars, edge_vars=edge_vars)
 
-    def run(self, simulation_time: float, step_size: float, inputs: Mapping[str, Any] | None = None,
-            outputs: Mapping[str, str] | Sequence[str] | None = None, sampling_step_size: float | None = None,
-            cutoff: float | None = 0.0, solver: str = "euler", backend: str | None = None,
-            vectorize: bool = True, verbose: bool = True, clear: bool = True, in_place: bool | None = True,
-            **kwargs: Any) -> pd.DataFrame:
+    def run(
+        self,
+        simulation_time: float,
+        step_size: float,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, str] | Sequence[str] | None = None,
+        sampling_step_size: float | None = None,
+        cutoff: float | None = 0.0,
+        solver: str = "euler",
+        backend: str | None = None,
+        vectorize: bool = True,
+        verbose: bool = True,
+        clear: bool = True,
+        in_place: bool | None = True,
+        **kwargs: Any,
+    ) -> pd.DataFrame:
         """Simulates the circuit once; PyRates 1.2.3's frame: time index, a plain column per
         output key, or ``(key, *node_path, 'op/var')`` columns where a key covers several
         nodes."""
@@ -321,8 +372,21 @@ class CircuitTemplate:
         outs = _outputs_dict(outputs)
         engine = self._overrides()
         grid_df, pmap = engine._grid()
-        res = _execute("run", engine.path, grid_df, pmap, simulation_time, step_size, inputs, outs,
-                       sampling_step_size, cutoff, solver, backend, kwargs)
+        res = _execute(
+            "run",
+            engine.path,
+            grid_df,
+            pmap,
+            simulation_time,
+            step_size,
+            inputs,
+            outs,
+            sampling_step_size,
+            cutoff,
+            solver,
+            backend,
+            kwargs,
+        )
         return _run_frame(res, outs)
 
 
@@ -337,9 +401,22 @@ def _outputs_dict(outputs: Any) -> dict[str, str]:
     return _core.make_outputs(outputs)
 
 
-def _execute(front: str, template: str, grid_df: pd.DataFrame, pmap: Mapping[str, Any], simulation_time: Any,
-             step_size: Any, inputs: Any, outputs: dict[str, str], sampling_step_size: Any, cutoff: Any,
-             solver: Any, backend: Any, kwargs: Mapping[str, Any], permute_grid: bool = False) -> dict[str, Any]:
+def _execute(
+    front: str,
+    template: str,
+    grid_df: pd.DataFrame,
+    pmap: Mapping[str, Any],
+    simulation_time: Any,
+    step_size: Any,
+    inputs: Any,
+    outputs: dict[str, str],
+    sampling_step_size: Any,
+    cutoff: Any,
+    solver: Any,
+    backend: Any,
+    kwargs: Mapping[str, Any],
+    permute_grid: bool = False,
+) -> dict[str, Any]:
     req = _core.build_request(
         front,
         template,
@@ -425,10 +502,18 @@ def _run_frame(res: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFra
 # module functions
 
 
-def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_map: Mapping[str, Any],
-                step_size: float, simulation_time: float, outputs: Mapping[str, str],
-                inputs: Mapping[str, Any] | None = None, sampling_step_size: float | None = None,
-                permute_grid: bool = False, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def grid_search(
+    circuit_template: CircuitTemplate | str,
+    param_grid: Any,
+    param_map: Mapping[str, Any],
+    step_size: float,
+    simulation_time: float,
+    outputs: Mapping[str, str],
+    inputs: Mapping[str, Any] | None = None,
+    sampling_step_size: float | None = None,
+    permute_grid: bool = False,
+    **kwargs: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PyRates 1.2.3's ``grid_search``: one circuit (a path or a :class:`CircuitTemplate`)
     simulated at every point of ``param_grid``, in one compiled run.
 
@@ -436,7 +521,11 @@ def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_
     ``(key, f"{circuit}_{i}", *node_path, 'op/var')``, result_map the linearised grid
     indexed by those circuit labels. ``kwargs`` are ``run``'s (``solver``, ``backend``,
     ``cutoff``, ...)."""
-    template = CircuitTemplate.from_yaml(circuit_template) if isinstance(circuit_template, (str, os.PathLike)) else circuit_template
+    template = (
+        CircuitTemplate.from_yaml(circuit_template)
+        if isinstance(circuit_template, (str, os.PathLike))
+        else circuit_template
+    )
     if not isinstance(template, CircuitTemplate):
         raise TypeError(f"circuit_template must be a template path or a CircuitTemplate, got {type(template).__name__}")
     solver = kwargs.pop("solver", "euler")
@@ -461,11 +550,27 @@ def grid_search(circuit_template: CircuitTemplate | str, param_grid: Any, param_
         for key in override_map:
             grid[f"__update_var_{key}"] = [float(override_df[key].iloc[0])] * (1 if permute_grid else points)
     else:
-        raise TypeError(f"param_grid must be a dict of value lists or a pandas DataFrame, got {type(param_grid).__name__}")
+        raise TypeError(
+            f"param_grid must be a dict of value lists or a pandas DataFrame, got {type(param_grid).__name__}"
+        )
     pmap = {k: param_map[k] for k in keys if k in param_map}
     pmap.update({f"__update_var_{key}": entry for key, entry in override_map.items()})
-    res = _execute("grid_search", engine.path, grid, pmap, simulation_time, step_size, inputs, outs,
-                   sampling_step_size, cutoff, solver, backend, kwargs, permute_grid=permute_grid)
+    res = _execute(
+        "grid_search",
+        engine.path,
+        grid,
+        pmap,
+        simulation_time,
+        step_size,
+        inputs,
+        outs,
+        sampling_step_size,
+        cutoff,
+        solver,
+        backend,
+        kwargs,
+        permute_grid=permute_grid,
+    )
 
     point_names = param_grid.index if isinstance(param_grid, pd.DataFrame) else range(len(res["labels"]))
     labels = [f"{template.name}_{i}" for i in point_names]

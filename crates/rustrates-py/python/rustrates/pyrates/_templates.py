@@ -29,7 +29,9 @@ def _number_or_text(owner: str, name: str, value: Any) -> Any:
     """Variable definitions as PyRates takes them: a number (constant) or a string such as
     ``'output(0.0)'``, ``'input(0.0)'``, ``'variable(-2.0)'``."""
     if isinstance(value, bool):
-        raise TemplateBuildError(f"{owner}: variable {name!r} is a bool; give a number or a string such as 'input(0.0)'")
+        raise TemplateBuildError(
+            f"{owner}: variable {name!r} is a bool; give a number or a string such as 'input(0.0)'"
+        )
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
@@ -101,20 +103,33 @@ class OperatorTemplate(_Template):
 
     kind = "OperatorTemplate"
 
-    def __init__(self, name: str, path: str | None = None, equations: Sequence[str] | str | None = None,
-                 variables: Mapping[str, Any] | None = None, description: str = "An operator template.") -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str | None = None,
+        equations: Sequence[str] | str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        description: str = "An operator template.",
+    ) -> None:
         super().__init__(name, path, description)
         if isinstance(equations, str):
             equations = [equations]
         self.equations = [str(e) for e in (equations or [])]
-        self.variables = {str(k): _number_or_text(f"OperatorTemplate {name!r}", k, v) for k, v in (variables or {}).items()}
+        self.variables = {
+            str(k): _number_or_text(f"OperatorTemplate {name!r}", k, v) for k, v in (variables or {}).items()
+        }
 
     def _init_empty(self) -> None:
         self.equations, self.variables = [], {}
 
-    def update_template(self, name: str | None = None, path: str | None = None,
-                        equations: Sequence[str] | None = None, variables: Mapping[str, Any] | None = None,
-                        description: str | None = None) -> OperatorTemplate:
+    def update_template(
+        self,
+        name: str | None = None,
+        path: str | None = None,
+        equations: Sequence[str] | None = None,
+        variables: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> OperatorTemplate:
         """A new operator with the given parts replaced (``variables`` are merged)."""
         if self._reference:
             raise TemplateBuildError(
@@ -123,9 +138,13 @@ class OperatorTemplate(_Template):
             )
         merged = dict(self.variables)
         merged.update(variables or {})
-        return OperatorTemplate(name or self.name, path or self.path,
-                                list(equations) if equations is not None else self.equations, merged,
-                                description or self.description)
+        return OperatorTemplate(
+            name or self.name,
+            path or self.path,
+            list(equations) if equations is not None else self.equations,
+            merged,
+            description or self.description,
+        )
 
     def _yaml(self) -> dict[str, Any]:
         return {"base": "OperatorTemplate", "equations": list(self.equations), "variables": dict(self.variables)}
@@ -138,9 +157,13 @@ class NodeTemplate(_Template):
 
     kind = "NodeTemplate"
 
-    def __init__(self, name: str, path: str | None = None,
-                 operators: Sequence[Any] | Mapping[Any, Mapping[str, Any]] | None = None,
-                 description: str = "A node template.") -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str | None = None,
+        operators: Sequence[Any] | Mapping[Any, Mapping[str, Any]] | None = None,
+        description: str = "A node template.",
+    ) -> None:
         super().__init__(name, path, description)
         self.operators: list[tuple[Any, dict[str, Any]]] = []
         if isinstance(operators, Mapping):
@@ -149,8 +172,12 @@ class NodeTemplate(_Template):
             items = [(op, {}) for op in (operators or [])]
         for op, changes in items:
             if not isinstance(op, (OperatorTemplate, str)):
-                raise TemplateBuildError(f"{self.kind} {name!r}: operators are OperatorTemplates or template paths, got {op!r}")
-            self.operators.append((op, {str(k): _number_or_text(f"{self.kind} {name!r}", k, v) for k, v in changes.items()}))
+                raise TemplateBuildError(
+                    f"{self.kind} {name!r}: operators are OperatorTemplates or template paths, got {op!r}"
+                )
+            self.operators.append(
+                (op, {str(k): _number_or_text(f"{self.kind} {name!r}", k, v) for k, v in changes.items()})
+            )
 
     def _init_empty(self) -> None:
         self.operators = []
@@ -163,7 +190,9 @@ class NodeTemplate(_Template):
                 changes[var] = _number_or_text(f"{self.kind} {self.name!r}", var, val)
                 self.operators[i] = (operator, changes)
                 return
-        raise TemplateBuildError(f"{self!r} has no operator {op!r} (operators: {[_op_name(o) for o, _ in self.operators]})")
+        raise TemplateBuildError(
+            f"{self!r} has no operator {op!r} (operators: {[_op_name(o) for o, _ in self.operators]})"
+        )
 
 
 class EdgeTemplate(NodeTemplate):
@@ -174,7 +203,11 @@ class EdgeTemplate(NodeTemplate):
 
 
 def _op_name(op: Any) -> str:
-    return op.name if isinstance(op, OperatorTemplate) else str(op).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    return (
+        op.name
+        if isinstance(op, OperatorTemplate)
+        else str(op).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+    )
 
 
 Edge = tuple[str, str, Any, dict[str, Any]]
@@ -197,7 +230,9 @@ def normalise_edge(edge: Any) -> Edge:
     else:
         raise TemplateBuildError(f"an edge is (source, target, template, {{weight, delay}}), got {edge!r}")
     if template is not None and not isinstance(template, (EdgeTemplate, str)):
-        raise TemplateBuildError(f"edge {source} -> {target}: the template must be an EdgeTemplate, a path or None, got {template!r}")
+        raise TemplateBuildError(
+            f"edge {source} -> {target}: the template must be an EdgeTemplate, a path or None, got {template!r}"
+        )
     return str(source), str(target), template, dict(attrs or {})
 
 
@@ -206,8 +241,10 @@ def matrix_edges(block: Mapping[str, Any]) -> list[Edge]:
     outer, targets inner, |weight| > ``min_weight``."""
     sources = block["source_nodes"]
     targets = block.get("target_nodes", sources)
+
     def at(value: Any, j: int, i: int) -> Any:
         return value[j][i] if isinstance(value, list) else value
+
     attrs_of = {k: block[k] for k in ("delay", "spread") if k in block}
     attrs_of.update(block.get("variables", {}))
     edges = []
@@ -217,7 +254,9 @@ def matrix_edges(block: Mapping[str, Any]) -> list[Edge]:
             if abs(w) > block.get("min_weight", 0.0):
                 attrs = {"weight": w}
                 attrs.update({k: at(v, j, i) for k, v in attrs_of.items()})
-                edges.append((f"{source}/{block['source']}", f"{target}/{block['target']}", block.get("template"), attrs))
+                edges.append(
+                    (f"{source}/{block['source']}", f"{target}/{block['target']}", block.get("template"), attrs)
+                )
     return edges
 
 
@@ -282,8 +321,10 @@ class YamlWriter:
         nodes = {key: self.node(n) for key, n in circuit._added_nodes.items()}
         if nodes:
             body["nodes"] = nodes
-        circuits = {key: self.circuit(c, top=False) if not isinstance(c, str) else _path_reference(c)
-                    for key, c in circuit._added_circuits.items()}
+        circuits = {
+            key: self.circuit(c, top=False) if not isinstance(c, str) else _path_reference(c)
+            for key, c in circuit._added_circuits.items()
+        }
         if circuits:
             body["circuits"] = circuits
         edges = []
