@@ -29,6 +29,7 @@ use std::time::Instant;
 use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{
     BlockOutput, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
@@ -36,22 +37,6 @@ use rustrates::sweep::{
 use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
-
-/// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
-const OPERATOR: &str = r#"
-qif_net_op:
-  base: OperatorTemplate
-  equations:
-    - "r' = 1/pi + 2.0*r*v"
-    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
-  variables:
-    r: output(0.01)
-    v: variable(-2.0)
-    eta: -5.0
-    G: 1.0
-    r_in: input(0.0)
-qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
-"#;
 
 struct Case {
     n: usize,
@@ -157,28 +142,7 @@ fn parse_args() -> Result<Args, String> {
 /// `network_grid.c`'s circuit as a PyRates YAML edge list, edges into each target in source
 /// order (the C program's summation order), delays rounded to whole steps as it reads them.
 fn network_yaml(n: usize, dmax: f64) -> String {
-    let mut s = String::with_capacity(80 * n * n + 1000);
-    s.push_str(OPERATOR);
-    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
-    for i in 0..n {
-        s.push_str(&format!("    n{i}: qif_net_pop\n"));
-    }
-    s.push_str("  edges:\n");
-    for i in 0..n {
-        for j in 0..n {
-            let w = 0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64;
-            let delay = if dmax > 0.0 {
-                let steps = (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round();
-                format!(", delay: {:e}", steps * DT)
-            } else {
-                String::new()
-            };
-            s.push_str(&format!(
-                "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}{delay}}}]\n"
-            ));
-        }
-    }
-    s
+    network_grid::yaml(n, dmax, DT, |_, _| true)
 }
 
 /// `network_grid.c`'s circuit as one `connectivity:` block named `C` (its `scale` is the
@@ -202,9 +166,7 @@ fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String
         }
         std::fs::write(dir.join(name), out).map_err(|e| e.to_string())
     };
-    write_npy(&format!("w{n}.npy"), &|i, j| {
-        0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
-    })?;
+    write_npy(&format!("w{n}.npy"), &|i, j| network_grid::weight(n, i, j))?;
     let mut s = String::from(OPERATOR);
     s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
     for i in 0..n {
@@ -217,7 +179,7 @@ fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String
     ));
     if dmax > 0.0 {
         write_npy(&format!("d{n}.npy"), &|i, j| {
-            (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round() * DT
+            network_grid::delay_steps(dmax, DT, i, j) as f64 * DT
         })?;
         s.push_str(&format!(", delay: d{n}.npy"));
     }

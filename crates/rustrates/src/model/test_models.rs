@@ -317,3 +317,61 @@ mod tests {
         }
     }
 }
+
+/// `../shared/bench/network_grid.c`'s network — N QIF nodes, `W` and `D` given by a formula
+/// any tool can rebuild — for the tests and benches that compare with that program.
+pub mod network_grid {
+    /// `network_grid.c`'s weights: `W[i][j]` (from `j` to `i`).
+    pub fn weight(n: usize, i: usize, j: usize) -> f64 {
+        0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
+    }
+
+    /// `network_grid.c`'s delays in whole steps: `round(D[i][j] / dt)`.
+    pub fn delay_steps(dmax: f64, dt: f64, i: usize, j: usize) -> usize {
+        (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / dt).round() as usize
+    }
+
+    /// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
+    pub const OPERATOR: &str = r#"
+qif_net_op:
+  base: OperatorTemplate
+  equations:
+    - "r' = 1/pi + 2.0*r*v"
+    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
+  variables:
+    r: output(0.01)
+    v: variable(-2.0)
+    eta: -5.0
+    G: 1.0
+    r_in: input(0.0)
+qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
+"#;
+
+    /// `n` nodes `n0 … n{n-1}`, every pair connected (`W`; with `dmax > 0` a delay of
+    /// whole steps of `dt`), edges into each target in source order; `extra` edges appended.
+    pub fn yaml(n: usize, dmax: f64, dt: f64, edges: impl Fn(usize, usize) -> bool) -> String {
+        let mut s = String::from(OPERATOR);
+        s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
+        for i in 0..n {
+            s.push_str(&format!("    n{i}: qif_net_pop\n"));
+        }
+        s.push_str("  edges:\n");
+        for i in 0..n {
+            for j in 0..n {
+                if !edges(i, j) {
+                    continue;
+                }
+                let w = weight(n, i, j);
+                let delay = if dmax > 0.0 {
+                    format!(", delay: {:e}", delay_steps(dmax, dt, i, j) as f64 * dt)
+                } else {
+                    String::new()
+                };
+                s.push_str(&format!(
+                    "    - [n{j}/qif_net_op/r, n{i}/qif_net_op/r_in, null, {{weight: {w:e}{delay}}}]\n"
+                ));
+            }
+        }
+        s
+    }
+}

@@ -10,27 +10,12 @@ use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
-
-/// `network_grid.c`'s node: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
-const OPERATOR: &str = r#"
-qif_net_op:
-  base: OperatorTemplate
-  equations:
-    - "r' = 1/pi + 2.0*r*v"
-    - "v' = v^2 + eta + G*r_in - (pi*r)^2"
-  variables:
-    r: output(0.01)
-    v: variable(-2.0)
-    eta: -5.0
-    G: 1.0
-    r_in: input(0.0)
-qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
-"#;
 
 /// `network_grid.c`'s `W[i][j]` (from `j` to `i`); with `sparse`, every third entry is 0 so
 /// the matrix forms must leave those edges out as the edge list does.
@@ -38,12 +23,12 @@ fn weight(n: usize, i: usize, j: usize, sparse: bool) -> f64 {
     if sparse && (i + 2 * j).is_multiple_of(3) {
         return 0.0;
     }
-    0.5 * (1.0 + (7.0 * i as f64 + 13.0 * j as f64).sin()) * 15.0 / n as f64
+    network_grid::weight(n, i, j)
 }
 
 /// `network_grid.c`'s delays, whole steps.
 fn delay(dmax: f64, i: usize, j: usize) -> f64 {
-    (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / DT).round() * DT
+    network_grid::delay_steps(dmax, DT, i, j) as f64 * DT
 }
 
 fn header(n: usize) -> String {
