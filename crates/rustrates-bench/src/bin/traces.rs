@@ -118,10 +118,17 @@ fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
 /// and the three buffers of encoding one (raw bytes, shuffled, deflated: each at most a
 /// block); the block the writer is writing and one chunk it assembles; and what the process
 /// holds without traces (the summaries-only run's peak, measured: code, HDF5, the kernel).
+///
+/// RSS counts freed memory that glibc's per-thread arenas keep for reuse rather than return at
+/// once (blocks of a few MB are freed and reallocated on every thread), so the bound allows
+/// [`ALLOCATOR_SLACK`] above the live bytes: a quiet run measured 184 MB against 182 MB live.
 fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64 {
     let blocks = (4 * threads + 2) as f64;
-    (rustrates::io::h5::QUEUE_BYTES as f64 + block_bytes * blocks) / 1e6 + summaries_peak_mb
+    ((rustrates::io::h5::QUEUE_BYTES as f64 + block_bytes * blocks) / 1e6 + summaries_peak_mb) * (1.0 + ALLOCATOR_SLACK)
 }
+
+/// The share of the bound allowed for memory the allocator holds freed but not yet returned.
+const ALLOCATOR_SLACK: f64 = 0.05;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -337,11 +344,12 @@ fn real_main() -> Result<(), String> {
         419.4 / dd
     );
     println!(
-        "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB)",
+        "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB, + {:.0} % allocator slack)",
         rustrates::io::h5::QUEUE_BYTES / 1_000_000,
         4 * args.threads + 2,
         block_bytes / 1e6,
-        peaks[0]
+        peaks[0],
+        ALLOCATOR_SLACK * 100.0
     );
     if !over.is_empty() {
         return Err(format!("peak memory above the bound: {}", over.join(", ")));
