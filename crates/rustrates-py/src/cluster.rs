@@ -138,6 +138,8 @@ impl ClusterSweep {
     /// that need no compile (time settings, grid, param_map, outputs, inputs) run here, so a
     /// bad argument stops the client before any task is sent.
     #[new]
+    // Python keyword arguments, one per parameter (the sweep's own are in `args`).
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (template, args, *, chunk_size, template_files=None, template_cwd=None, trace_precision="float64", compress=false))]
     fn new(
         py: Python<'_>,
