@@ -223,7 +223,8 @@ pub struct RunControl<'a> {
     /// Checked between blocks; when set, the run stops with [`SweepError::Cancelled`] and the
     /// chunk in progress is not reported finished.
     pub cancel: Option<&'a AtomicBool>,
-    /// Called after every block (from worker threads).
+    /// Called after every block, from the worker threads: two blocks finishing at once may
+    /// report out of order (a smaller `points_done` after a larger one), so keep the largest.
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
     /// Replaces [`solve::run_block`] when set.
