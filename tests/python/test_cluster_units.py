@@ -385,6 +385,6 @@ def test_the_cluster_mode_refuses_refine_by_name():
     from rustrates import SweepError
 
     req = request(refine={"levels": 2})
-    with pytest.raises(SweepError, match="cluster mode does not refine") as err:
+    with pytest.raises(SweepError, match="cannot be cut into shards or cluster chunks") as err:
         client_payload(req, chunk_size=2)
     assert [d["path"] for d in err.value.diagnostics] == ["refine"]

@@ -160,16 +160,8 @@ impl ClusterSweep {
                 "chunk_size must be a positive number of points".into(),
             ));
         }
-        if args.spec.refine.is_some() {
-            // Refinement runs level after level, each level's points decided by the last; the
-            // cluster mode sends one fixed set of chunks.
-            return Err(arg_err(
-                py,
-                Kind::Sweep,
-                "refine",
-                "the cluster mode does not refine: run grid_search(..., refine=...) in one process".into(),
-            ));
-        }
+        // The cluster mode sends one fixed set of chunks.
+        sweep::refine::check_distributable(&args.spec).map_err(|e| engine_error(py, &e.into()))?;
         let mut spec = args.spec.clone();
         spec.chunk_size = chunk_size;
         let loaded = match (&template_files, &template_cwd) {

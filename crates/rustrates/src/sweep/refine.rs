@@ -100,7 +100,11 @@ pub enum RefineError {
     MissingSummary { stat: Statistic },
     #[error("grid key '{LEVEL_KEY}' is reserved: refine records each point's level under that name")]
     ReservedKey,
-    #[error("refine runs level after level and cannot be cut into shards; run it without a shard")]
+    #[error(
+        "refine runs level after level in one process (each level's points depend on the last), so it \
+         cannot be cut into shards or cluster chunks; run it in one process (grid_search, or \
+         `rustrates sweep` without --shard)"
+    )]
     Shard,
     #[error(
         "input '{name}' gives one series per grid point, which refine cannot follow (it makes its points as it runs); \
@@ -503,6 +507,15 @@ pub fn run(
     final_spec.param_grid = Grid::from_columns(keys, cols)?;
     replay(&final_spec, circuit, &time, &columns, &points, sink)?;
     Ok(summary)
+}
+
+/// Whether `spec` can be cut into chunks that run independently (shards, cluster tasks): not
+/// when it refines, since each level's points depend on the level before.
+pub fn check_distributable(spec: &SweepSpec) -> Result<(), RefineError> {
+    if spec.refine.is_some() {
+        return Err(RefineError::Shard);
+    }
+    Ok(())
 }
 
 /// What the engine refuses before anything runs.

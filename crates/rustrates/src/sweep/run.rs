@@ -61,7 +61,7 @@ pub fn run_with(
 ) -> Result<SweepSummary, SweepError> {
     if let Some(refine) = &spec.refine {
         if ctrl.shard.is_some() {
-            return Err(super::refine::RefineError::Shard.into());
+            super::refine::check_distributable(spec)?;
         }
         return super::refine::run(spec, refine, circuit, sink, ctrl);
     }
