@@ -733,25 +733,7 @@ impl<'o> Loader<'o> {
             );
             return None;
         }
-        let template = match items.get(2) {
-            Some(t) if !t.is_null() => {
-                let r = t.as_str()?;
-                let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
-                if tpl.kind() != TemplateKind::Edge {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "template/wrong-kind",
-                            format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
-                        )
-                        .with_span(t.span)
-                        .with_path(path),
-                    );
-                    return None;
-                }
-                Some(tpl)
-            }
-            _ => None,
-        };
+        let template = self.edge_template(items.get(2), f, path)?;
         let mut params = Vec::new();
         if let Some(p) = items.get(3) {
             match p.as_map() {
@@ -828,5 +810,30 @@ fn scalar_text(n: &Node) -> Option<String> {
             Some(text.clone())
         }
         _ => None,
+    }
+}
+
+impl Loader<'_> {
+    /// The edge template an edge (or a connectivity block) names: `Some(None)` when absent or
+    /// null; `None` (the declaration is dropped) when it is not text, does not resolve or is not
+    /// an EdgeTemplate, the last two reported.
+    pub(super) fn edge_template(&mut self, t: Option<&Node>, f: usize, path: &str) -> Option<Option<Rc<Template>>> {
+        let Some(t) = t.filter(|t| !t.is_null()) else {
+            return Some(None);
+        };
+        let r = t.as_str()?;
+        let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
+        if tpl.kind() != TemplateKind::Edge {
+            self.diags.push(
+                Diagnostic::error(
+                    "template/wrong-kind",
+                    format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
+                )
+                .with_span(t.span)
+                .with_path(path),
+            );
+            return None;
+        }
+        Some(Some(tpl))
     }
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::yaml::Node;
-use super::{suggest, Loader, Origin, Template, TemplateKind};
+use super::{suggest, Loader, Origin, Template};
 use crate::syntax::{Diagnostic, Span};
 
 /// One `connectivity:` block.
@@ -171,25 +171,7 @@ impl Loader<'_> {
             Some(v) if !v.is_null() => self.node_list(node, "target_nodes", path, true),
             _ => source_nodes.clone(),
         };
-        let template = match node.get("template") {
-            Some(t) if !t.is_null() => {
-                let r = t.as_str()?;
-                let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
-                if tpl.kind() != TemplateKind::Edge {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "template/wrong-kind",
-                            format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
-                        )
-                        .with_span(t.span)
-                        .with_path(path),
-                    );
-                    return None;
-                }
-                Some(tpl)
-            }
-            _ => None,
-        };
+        let template = self.edge_template(node.get("template"), f, path)?;
         let min_weight = match node.get("min_weight") {
             None => 0.0,
             Some(v) => match v.as_f64() {
