@@ -223,8 +223,9 @@ pub struct RunControl<'a> {
     /// Checked between blocks; when set, the run stops with [`SweepError::Cancelled`] and the
     /// chunk in progress is not reported finished.
     pub cancel: Option<&'a AtomicBool>,
-    /// Called after every block, from the worker threads: two blocks finishing at once may
-    /// report out of order (a smaller `points_done` after a larger one), so keep the largest.
+    /// Called after every block, from the worker threads, one call at a time; `points_done`
+    /// only grows from one call to the next (a block that finishes with a count already
+    /// passed by another thread's report is not reported).
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
     /// Replaces [`solve::run_block`] when set.

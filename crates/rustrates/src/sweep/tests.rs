@@ -295,6 +295,33 @@ fn run_cancel_flag_stops_between_blocks() {
 }
 
 #[test]
+fn run_progress_reports_only_grow_and_end_at_the_total() {
+    // 2 threads and one-point blocks: many blocks finish close together, the situation in which
+    // a count computed first used to reach the callback after a larger one.
+    let etas: Vec<f64> = (0..60).map(f64::from).collect();
+    let mut spec = fake_spec(&etas, &[0.0, 1.0]);
+    (spec.chunk_size, spec.block_size, spec.threads, spec.oversubscribe) = (40, 1, Some(2), true);
+    let seen = std::sync::Mutex::new(Vec::new());
+    // A report that takes a while (as a slow terminal or a Python callback may) widens the
+    // window: a count computed first must still not be passed by the next one.
+    let progress = |p: Progress| {
+        if p.points_done.is_multiple_of(2) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        seen.lock().unwrap().push(p.points_done);
+    };
+    let mut sink = MemorySink::new();
+    let ctrl = RunControl {
+        progress: Some(&progress),
+        ..RunControl::default()
+    };
+    run_fake(&spec, &mut sink, ctrl).unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&120));
+}
+
+#[test]
 fn run_unknown_output_input_and_shard_are_errors() {
     let mut spec = fake_spec(&[1.0], &[0.0]);
     spec.outputs = vec![("x".into(), "A/op/xx".into())];
