@@ -67,7 +67,9 @@ Net:
     y.push_str("  edges:\n");
     for i in 0..NODES {
         let j = (i + 1) % NODES;
-        y.push_str(&format!("    - [n{i}/ou_op/x, n{j}/ou_op/x_in, null, {{weight: 1.0}}]\n"));
+        y.push_str(&format!(
+            "    - [n{i}/ou_op/x, n{j}/ou_op/x_in, null, {{weight: 1.0}}]\n"
+        ));
     }
     y
 }
@@ -130,7 +132,11 @@ fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
         let r = &runs[0].1;
         assert_eq!(r.columns.len(), NODES);
         let last: Vec<Vec<f64>> = (0..NODES)
-            .map(|node| (0..points).map(|p| *r.trace(p, node).unwrap().last().unwrap()).collect())
+            .map(|node| {
+                (0..points)
+                    .map(|p| *r.trace(p, node).unwrap().last().unwrap())
+                    .collect()
+            })
             .collect();
         // Stationary variance of x_{k+1} = (1 - dt) x_k + σ√dt ξ_k is σ²/(2 - dt) (the 1e-3
         // coupling changes it by O(1e-3)); 256 independent draws: its standard error is
@@ -191,7 +197,9 @@ fn driven_yaml(n: usize) -> String {
     for i in 0..n {
         for j in 0..n {
             let w = network_grid::weight(n, i, j);
-            s.push_str(&format!("    - [n{j}/drv_op/r, n{i}/drv_op/r_in, null, {{weight: {w:e}}}]\n"));
+            s.push_str(&format!(
+                "    - [n{j}/drv_op/r, n{i}/drv_op/r_in, null, {{weight: {w:e}}}]\n"
+            ));
         }
     }
     s
@@ -309,5 +317,45 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
         assert!(worst < 1e-12, "{backend:?}: {worst:e} from the transcription");
         // The drive reaches the output: node 0 and node 4 of one point differ.
         assert_ne!(swept.trace(0, 0).unwrap(), swept.trace(0, 4).unwrap());
+    }
+}
+
+#[test]
+fn param_map_all_sweeps_a_population_like_its_node_list() {
+    // `nodes: [all]` (PyRates' identifier for every node having the var) is the node list.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = load(dir.path(), "driven.yaml", &driven_yaml(NODES));
+    let nodes = node_names(NODES);
+    let listed: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut values = IndexMap::new();
+    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    values.insert("G".to_string(), vec![0.5, 1.5]);
+    let sim = SimConfig {
+        simulation_time: 100.0 * 1e-4,
+        dt: 1e-4,
+        sampling_step: Some(1e-4),
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    for backend in backends() {
+        let runs: Vec<SweepResult> = [
+            ParamMap::new()
+                .nodes("eta", &["drv_op/eta"], &listed)
+                .nodes("G", &["G"], &listed),
+            ParamMap::new()
+                .nodes("eta", &["drv_op/eta"], &["all"])
+                .nodes("G", &["G"], &["all"]),
+        ]
+        .into_iter()
+        .map(|map| {
+            let mut spec = SweepSpec::new(Grid::from_values(&values, true).unwrap(), map, sim.clone());
+            spec.outputs = vec![("r".into(), "all/drv_op/r".into())];
+            spec.backend = backend;
+            run(&spec, &c)
+        })
+        .collect();
+        assert!(bits(&runs[0]) == bits(&runs[1]), "{backend:?}");
+        // The grid reaches every node: G = 0.5 and 1.5 differ at node 4.
+        assert_ne!(runs[1].trace(0, 4).unwrap(), runs[1].trace(2, 4).unwrap());
     }
 }
