@@ -240,11 +240,7 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
             }
             MapTargets::Nodes(nodes) => {
                 for node in nodes {
-                    if is_node_pattern(node) && !circuit.nodes.contains(node) {
-                        resolve_pattern(key, node, &entry.vars, circuit, &mut ids)?;
-                    } else {
-                        resolve_node(key, node, &entry.vars, circuit, &mut ids)?;
-                    }
+                    resolve_nodes(key, node, &entry.vars, circuit, &mut ids)?;
                 }
             }
             MapTargets::Edges(edges) => {
@@ -337,68 +333,57 @@ fn operators_of<'c>(node: &str, circuit: &'c Circuit) -> &'c [String] {
         .map_or(&[], |(_, ops)| ops.as_slice())
 }
 
-/// A node pattern: each var is set on every matched node that has it (PyRates filters the
-/// nodes by the variable the same way); a var no matched node has is an error.
-fn resolve_pattern(
+/// A node entry (a node, or a pattern): each var is set on every named node that has it
+/// (PyRates filters the nodes by the variable the same way); a var none of them has is an
+/// error.
+fn resolve_nodes(
     key: &str,
     pattern: &str,
     vars: &[String],
     circuit: &Circuit,
     ids: &mut Vec<VarId>,
 ) -> Result<(), ParamMapError> {
-    let nodes = pattern_nodes(pattern, circuit);
-    let Some(first) = nodes.first() else {
-        return Err(ParamMapError::UnknownNode {
-            key: key.to_string(),
-            node: pattern.to_string(),
-            suggestion: None,
-        });
-    };
     for var in vars {
-        let found: Vec<VarId> = nodes
-            .iter()
-            .flat_map(|node| node_vars(node, operators_of(node, circuit), var, circuit))
-            .collect();
-        if found.is_empty() {
-            return Err(ParamMapError::VarNotFound {
-                key: key.to_string(),
-                node: pattern.to_string(),
-                var: var.clone(),
-                available: available_vars(first, operators_of(first, circuit), circuit),
-            });
+        for node in nodes_having(key, pattern, var, circuit)? {
+            ids.extend(node_vars(&node, operators_of(&node, circuit), var, circuit));
         }
-        ids.extend(found);
     }
     Ok(())
 }
 
-fn resolve_node(
-    key: &str,
-    node: &str,
-    vars: &[String],
-    circuit: &Circuit,
-    ids: &mut Vec<VarId>,
-) -> Result<(), ParamMapError> {
-    let Some((_, ops)) = circuit.node_operators.iter().find(|(n, _)| n == node) else {
+/// The nodes a `param_map` node entry (a node, or a pattern with `all`) names that have `var`,
+/// in circuit order: a vector of per-node values (PyRates' `update_var` with an array) gives
+/// value `i` to node `i`. Errors name the entry as `key`.
+pub fn nodes_having(key: &str, node: &str, var: &str, circuit: &Circuit) -> Result<Vec<String>, ParamMapError> {
+    let literal = circuit.nodes.iter().any(|n| n == node);
+    let candidates: Vec<&str> = if literal || !is_node_pattern(node) {
+        vec![node]
+    } else {
+        pattern_nodes(node, circuit)
+    };
+    let Some(first) = candidates.first().filter(|n| circuit.nodes.iter().any(|c| c == *n)) else {
         return Err(ParamMapError::UnknownNode {
             key: key.to_string(),
             node: node.to_string(),
-            suggestion: closest(node, circuit.nodes.iter().map(String::as_str)),
+            suggestion: (!is_node_pattern(node))
+                .then(|| closest(node, circuit.nodes.iter().map(String::as_str)))
+                .flatten(),
         });
     };
-    for var in vars {
-        let found = node_vars(node, ops, var, circuit);
-        if found.is_empty() {
-            return Err(ParamMapError::VarNotFound {
-                key: key.to_string(),
-                node: node.to_string(),
-                var: var.clone(),
-                available: available_vars(node, ops, circuit),
-            });
-        }
-        ids.extend(found);
+    let having: Vec<String> = candidates
+        .iter()
+        .filter(|n| !node_vars(n, operators_of(n, circuit), var, circuit).is_empty())
+        .map(|n| n.to_string())
+        .collect();
+    if having.is_empty() {
+        return Err(ParamMapError::VarNotFound {
+            key: key.to_string(),
+            node: node.to_string(),
+            var: var.to_string(),
+            available: available_vars(first, operators_of(first, circuit), circuit),
+        });
     }
-    Ok(())
+    Ok(having)
 }
 
 fn resolve_edge(
@@ -698,6 +683,29 @@ pub(crate) mod tests {
             names(&c, &resolve(&m, &keys(&["r"]), &c).unwrap()),
             vec![("r".into(), keys(&["c1/p2/qif_op/r", "c1/p3/qif_op/r"]))]
         );
+    }
+
+    #[test]
+    fn nodes_having_lists_a_population_in_circuit_order_for_per_node_values() {
+        let c = population();
+        assert_eq!(
+            nodes_having("k", "all", "qif_op/eta", &c).unwrap(),
+            keys(&["c0/p0", "c0/p1", "c1/p2", "c1/p3"])
+        );
+        assert_eq!(nodes_having("k", "all", "r", &c).unwrap().len(), 5);
+        assert_eq!(
+            nodes_having("k", "c1/all", "eta", &c).unwrap(),
+            keys(&["c1/p2", "c1/p3"])
+        );
+        assert_eq!(nodes_having("k", "x", "other/r", &c).unwrap(), keys(&["x"]));
+        assert!(matches!(
+            nodes_having("k", "x", "eta", &c),
+            Err(ParamMapError::VarNotFound { ref node, .. }) if node == "x"
+        ));
+        assert!(matches!(
+            nodes_having("k", "c0/p9", "eta", &c),
+            Err(ParamMapError::UnknownNode { suggestion: Some(ref s), .. }) if s == "c0/p0"
+        ));
     }
 
     #[test]
