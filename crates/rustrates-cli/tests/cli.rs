@@ -285,3 +285,37 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
     assert_eq!(&std::fs::read(&png).expect("the phase diagram exists")[1..4], b"PNG");
 }
+
+#[test]
+fn param_map_nodes_all_in_a_spec_sweeps_the_population_like_its_node_list() {
+    // The CLI passes `nodes: all` (a bare word or a list) to the engine, which owns the rule.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = repo().join("examples/models/reference_qif.yaml/pc_iin");
+    let results: Vec<rustrates::sweep::SweepResult> = ["all", "[all]", "[PC, IIN]", "[PC]"]
+        .iter()
+        .enumerate()
+        .map(|(i, nodes)| {
+            let spec = dir.path().join(format!("spec{i}.yaml"));
+            std::fs::write(
+                &spec,
+                format!(
+                    "template: {}\nsimulation_time: 0.05\nstep_size: 1.0e-4\nparam_grid:\n  eta: [-5.0, -2.0, 1.0]\n\
+                     param_map:\n  eta: {{vars: [qif_op/eta], nodes: {nodes}}}\ninputs:\n  PC/qif_op/I_ext: 1.0\n\
+                     outputs:\n  r: all/qif_op/r\n",
+                    template.display()
+                ),
+            )
+            .expect("write spec");
+            let out = dir.path().join(format!("r{i}.h5"));
+            run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+            rustrates::io::h5::read_results(&out).expect("a results file")
+        })
+        .collect();
+    let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
+        r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
+    };
+    assert_eq!(bits(&results[0]), bits(&results[2]));
+    assert_eq!(bits(&results[1]), bits(&results[2]));
+    // `all` reaches IIN too: eta in PC alone is another sweep.
+    assert_ne!(bits(&results[0]), bits(&results[3]));
+}
