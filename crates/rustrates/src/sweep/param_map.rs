@@ -2,11 +2,11 @@
 //!
 //! Spec form (PyRates'): `{key: {vars: [...], nodes: [...]}}` for node variables, where a var
 //! is `Op/var` (that operator) or a bare `var` (every operator of the node that has it), or
+//! `{key: {vars: ["weight" | "delay" | ...], edges: [(source, target[, idx])]}}` for edge
+//! variables (`idx` counts edges between the same two nodes in template order; omitted = 0).
 //! A node may be `all` (every node having the var, at any depth of nested circuits) or a
 //! path with `all` at some levels (`c1/all`, `all/p`), PyRates' node identifiers: one grid
 //! value then sets the var of a whole population.
-//! `{key: {vars: ["weight" | "delay" | ...], edges: [(source, target[, idx])]}}` for edge
-//! variables (`idx` counts edges between the same two nodes in template order; omitted = 0).
 //! Without `nodes` or `edges`, each var must be a full path `node/op/var` — or the path of a
 //! `connectivity:` block's scale, `name/scale` (a global coupling: one parameter per lane,
 //! the block's weights shared by all lanes).
