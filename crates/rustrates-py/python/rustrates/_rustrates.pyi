@@ -80,6 +80,9 @@ class Circuit:
         self, values: list[tuple[str, float]] | None = None, t: float = 0.0
     ) -> tuple[list[str], list[list[float]]]:
         """The Jacobian at the given state/parameter values: (state names, rows)."""
+    def nodes_having(self, node: str, var: str, argument: str = "node_vars") -> list[str]:
+        """The nodes ``node`` names (a path, or ``all`` at any level) that have ``var``
+        (``op/var``), in circuit order."""
 
 REGIME_CODES: dict[int, str]
 """`{code: name}` of the `regime` summary."""

@@ -68,15 +68,29 @@ class CircuitTemplate:
         return f"CircuitTemplate({self.path!r}, nodes={self.nodes})"
 
     def update_var(
-        self, node_vars: Mapping[str, float] | None = None, edge_vars: list[tuple[Any, ...]] | None = None
+        self, node_vars: Mapping[str, Any] | None = None, edge_vars: list[tuple[Any, ...]] | None = None
     ) -> CircuitTemplate:
         """A copy with new values: ``node_vars={'PC/Op_e/eta': -3.0}`` (on a state variable:
-        its initial value) and ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
+        its initial value; ``all/op/var`` for every node having it, and with a 1-D array one
+        value per such node in ``nodes`` order, as PyRates does) and
+        ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
         ``(source_node, target_node, idx, {...})``."""
         overrides = dict(self._overrides)
         for key, value in (node_vars or {}).items():
-            _node_var_target(key)
-            overrides[str(key)] = float(value)
+            node, var = _node_var_target(key)
+            arr = np.asarray(value, dtype=float)
+            if arr.ndim == 0:
+                overrides[str(key)] = float(arr)
+                continue
+            nodes = self._circuit.nodes_having(node, var)
+            if arr.shape != (len(nodes),):
+                raise _core.argument_error(
+                    "node_vars",
+                    f"node_vars[{key!r}] has shape {arr.shape}; {key!r} names {len(nodes)} nodes "
+                    f"({', '.join(nodes)}): give one number, or an array of {len(nodes)} values",
+                )
+            for n, x in zip(nodes, arr.tolist()):
+                overrides[f"{n}/{var}"] = x
         edges = dict(self._edge_overrides)
         for e in edge_vars or []:
             if len(e) == 3:

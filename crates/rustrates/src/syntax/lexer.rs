@@ -203,7 +203,11 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
 fn unexpected_char_help(ch: char) -> Option<&'static str> {
     Some(match ch {
         '!' => "`!` only appears in `!=`",
-        '[' | ']' | '{' | '}' => "only round parentheses `(` `)` group expressions",
+        '[' | ']' => {
+            "only round parentheses `(` `)` group expressions; indexing (`x[0]`) needs vector-valued \
+variables, which rustrates does not have: write one node per element"
+        }
+        '{' | '}' => "only round parentheses `(` `)` group expressions",
         '&' | '|' => "logical operators are not part of the equation language; use comparisons and `heaviside`",
         '%' => "the equation language has no modulo operator",
         '"' => "an equation is not quoted inside its YAML string",

@@ -361,7 +361,7 @@ impl<'o> Loader<'o> {
                     let is_complex = dtype.contains("complex") || value.is_some_and(|(_, im)| im != 0.0);
                     if let Some(sh) = v.get("shape") {
                         if !shape_is_scalar(sh) {
-                            self.unsupported(sh.span, path, "vector-valued variables (`shape`)");
+                            self.vector_variable(sh.span, path, "`shape`");
                             return None;
                         }
                     }
@@ -409,7 +409,7 @@ impl<'o> Loader<'o> {
         };
         if let Some(sh) = v.get("shape") {
             if !shape_is_scalar(sh) {
-                self.unsupported(sh.span, path, "vector-valued variables (`shape`)");
+                self.vector_variable(sh.span, path, "`shape`");
                 return None;
             }
         }
@@ -463,6 +463,10 @@ impl<'o> Loader<'o> {
             self.diags.push(d);
             return None;
         };
+        if let Some((_, len)) = arg.as_deref().and_then(|a| a.split_once(',')) {
+            self.vector_variable(span_err, path, &format!("length {len}"));
+            return None;
+        }
         let (value, imag) = match arg.as_deref() {
             None | Some("") | Some("float") | Some("float64") | Some("float32") => (0.0, None),
             Some("complex") | Some("complex64") | Some("complex128") => (0.0, Some(0.0)),
@@ -491,12 +495,20 @@ impl<'o> Loader<'o> {
         );
     }
 
-    fn unsupported(&mut self, span: Span, path: &str, feature: &str) {
+    /// A PyRates 1.x vector variable (`shape:`, or a length as in `variable(0.0, 3)`).
+    fn vector_variable(&mut self, span: Span, path: &str, how: &str) {
         self.diags.push(
-            Diagnostic::error("template/unsupported", format!("{feature} are not supported"))
-                .with_span(span)
-                .with_path(path)
-                .with_help("rustrates simulates real scalar variables only"),
+            Diagnostic::error(
+                "template/unsupported",
+                format!("vector-valued variables ({how}) are not supported"),
+            )
+            .with_span(span)
+            .with_path(path)
+            .with_help(
+                "rustrates simulates real scalar variables: write one node per element (nodes made from \
+one template form a population, swept together with `nodes: [all]` in `param_map`) and couple them \
+with edges or a `connectivity:` block",
+            ),
         );
     }
 

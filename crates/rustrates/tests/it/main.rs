@@ -2,4 +2,5 @@
 
 mod complex;
 mod connectivity;
+mod populations;
 mod templates;

@@ -86,7 +86,7 @@ class CircuitTemplate:
         self._added_edges: list[tuple[str, str, Any, dict[str, Any]]] = []
         # add_edges_from_matrix blocks, written as the engine's `connectivity:` form.
         self._added_matrices: list[dict[str, Any]] = []
-        self._node_vars: dict[str, float] = {}
+        self._node_vars: dict[str, Any] = {}
         self._edge_vars: dict[tuple[str, str, int, str], float] = {}
         for key, node in (nodes or {}).items():
             if not isinstance(node, (NodeTemplate, str)):
@@ -224,18 +224,22 @@ class CircuitTemplate:
         self, node_vars: Mapping[str, Any] | None = None, edge_vars: Sequence[Any] | None = None
     ) -> CircuitTemplate:
         """Sets variable values in place and returns the template (PyRates 1.x):
-        ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
+        ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node; an array gives one
+        value per node, in node order),
         ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
         for key, value in (node_vars or {}).items():
             arr = np.asarray(value)
-            if arr.ndim != 0:
-                raise TemplateBuildError(
-                    f"update_var: node_vars[{key!r}] is an array; one value per call is supported "
-                    "(set each node's value by its own path)"
-                )
             if len(str(key).split("/")) < 3:
                 raise TemplateBuildError(f"update_var: node_vars keys are 'node/op/var', got {key!r}")
-            if np.iscomplexobj(arr):
+            if arr.ndim != 0 and np.iscomplexobj(arr):
+                raise TemplateBuildError(
+                    f"update_var: node_vars[{key!r}] is a complex array; set each node's complex value by its own path"
+                )
+            if arr.ndim != 0:
+                # One value per node the key names (PyRates: `val[i]` for its i-th node); the
+                # engine's template checks the length against those nodes when it is built.
+                self._node_vars[str(key)] = arr.astype(np.float64)
+            elif np.iscomplexobj(arr):
                 # The engine holds a complex variable as its two parts (`var.real`, `var.imag`).
                 self._node_vars[f"{key}.real"] = float(arr.real)
                 self._node_vars[f"{key}.imag"] = float(arr.imag)

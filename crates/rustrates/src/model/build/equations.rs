@@ -302,8 +302,10 @@ impl Builder<'_> {
         let conv: Vec<Option<ExprId>> = args.iter().map(|a| self.real_expr(a, ctx, &what)).collect();
         let ids: Vec<ExprId> = conv.into_iter().collect::<Option<Vec<_>>>()?;
         match (name, ids.as_slice()) {
-            // Real scalars: trivial forms of the complex/vector helpers.
-            ("vsum" | "real" | "conj", [x]) => return Some(*x),
+            // Real scalars: trivial forms of the complex/vector helpers (PyRates 1.x's numpy
+            // `sum`, `mean` and `dot` of scalars: the value itself and the product).
+            ("vsum" | "sum" | "mean" | "real" | "conj", [x]) => return Some(*x),
+            ("dot" | "matmul" | "matvec", [a, b]) => return Some(self.c.add_expr(Expr::Binary(BinOp::Mul, *a, *b))),
             ("imag", [_]) => return Some(self.c.add_expr(Expr::Const(0.0))),
             ("sigmoid", [x, scaling, steepness, offset]) => {
                 // 0.8: scaling / (1 + exp(-steepness * (x - offset)))
@@ -323,14 +325,52 @@ impl Builder<'_> {
             }
             _ => {}
         }
+        if let Some(help) = vector_only_help(name) {
+            self.error(
+                Diagnostic::error(
+                    "eq/vector-unsupported",
+                    format!("`{name}` works on vector-valued variables, which rustrates does not have"),
+                )
+                .with_span(name_span)
+                .with_path(ctx.path.clone())
+                .with_help(help),
+            );
+            return None;
+        }
         let Some(f) = func_by_name(name) else {
             let mut d = Diagnostic::error(
-                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
+                if matches!(
+                    name,
+                    "vsum"
+                        | "sum"
+                        | "mean"
+                        | "dot"
+                        | "matmul"
+                        | "matvec"
+                        | "real"
+                        | "imag"
+                        | "conj"
+                        | "sigmoid"
+                        | "heaviside"
+                ) {
                     "eq/wrong-arity"
                 } else {
                     "eq/unknown-function"
                 },
-                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
+                if matches!(
+                    name,
+                    "vsum"
+                        | "sum"
+                        | "mean"
+                        | "dot"
+                        | "matmul"
+                        | "matvec"
+                        | "real"
+                        | "imag"
+                        | "conj"
+                        | "sigmoid"
+                        | "heaviside"
+                ) {
                     format!("`{name}` does not take {} arguments", args.len())
                 } else {
                     format!("unknown function `{name}`")
@@ -340,9 +380,6 @@ impl Builder<'_> {
             .with_path(ctx.path.clone());
             if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            if name == "interp" {
-                d = d.with_help("`interp` needs vector-valued variables, which rustrates does not support");
             }
             self.error(d);
             return None;
@@ -616,6 +653,8 @@ const FUNC_NAMES: &[&str] = &[
     "sigmoid",
     "max",
     "min",
+    "maxi",
+    "mini",
     "heaviside",
     "floor",
     "ceil",
@@ -623,9 +662,29 @@ const FUNC_NAMES: &[&str] = &[
     "past",
     "randn",
     "vsum",
+    "sum",
+    "mean",
+    "dot",
     "real",
     "imag",
 ];
+
+/// PyRates 1.x functions that only make sense on vectors (or tables): how to write the model
+/// with scalar variables instead.
+fn vector_only_help(name: &str) -> Option<&'static str> {
+    const NODES: &str = "write one node per element (nodes made from one template form a population) \
+and couple them with edges or a `connectivity:` block; an edge sum into an input is the `sum`/`dot` \
+over the elements";
+    Some(match name {
+        "interp" | "interp_rows" => {
+            "`interp` looks a value up in a table; give the tabulated series as a time-series input \
+(`inputs=` in Python, `inputs:` in a sweep spec), one value per step"
+        }
+        "index" | "index_1d" | "index_2d" | "index_range" | "index_axis" | "roll" | "concatenate" | "reshape2d"
+        | "flatten1d" | "broadcast_pre" | "broadcast_post" | "wsum" => NODES,
+        _ => return None,
+    })
+}
 
 fn func_by_name(name: &str) -> Option<Func> {
     Some(match name {
@@ -644,8 +703,8 @@ fn func_by_name(name: &str) -> Option<Func> {
         "sqrt" => Func::Sqrt,
         "abs" | "absv" => Func::Abs,
         "sigmoid" => Func::Sigmoid,
-        "max" | "maximum" => Func::Max,
-        "min" | "minimum" => Func::Min,
+        "max" | "maximum" | "maxi" => Func::Max,
+        "min" | "minimum" | "mini" => Func::Min,
         "heaviside" => Func::Heaviside,
         "floor" => Func::Floor,
         "ceil" => Func::Ceil,
