@@ -1,7 +1,8 @@
 //! Before anything runs: outputs and timing checked, points grouped by kernel structure,
 //! one compiled kernel per group.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::checks::{self};
 use super::param_map::{self, ParamMapError};
@@ -43,7 +44,7 @@ pub(super) struct GroupPlan {
 pub(super) struct SweepPlan<'a> {
     pub(super) spec: &'a SweepSpec,
     /// One kernel per distinct gamma-chain structure among the grid points; almost always one.
-    pub(super) groups: Vec<GroupPlan>,
+    pub(super) groups: Vec<Arc<GroupPlan>>,
     /// Group per grid point; `None` when there is a single group.
     pub(super) group_of: Option<Vec<u32>>,
     /// Whether a block may hold any points of one group rather than consecutive ones: only
@@ -61,6 +62,25 @@ pub(super) struct SweepPlan<'a> {
     pub(super) buffer_traces: bool,
     /// Whether the sweep classifies regimes.
     pub(super) regime: bool,
+}
+
+/// The compiled kernel and its bindings kept across runs of one spec that differ only in
+/// their grid's points — the passes of a refine run ([`super::RunControl::plans`]): the first
+/// run compiles, the others reuse it. Only a sweep with one kernel structure (no swept
+/// gamma-chain lengths, the usual case) is kept; one with several groups compiles per run.
+/// The spec must stay the same but for the grid's points and the concrete back end `Auto`
+/// chose at the first run (what refine gives its passes).
+#[derive(Default)]
+pub struct PlanMemo {
+    group: Mutex<Option<(Arc<GroupPlan>, Vec<Column>)>>,
+    builds: AtomicUsize,
+}
+
+impl PlanMemo {
+    /// How many times a kernel was compiled through this memo.
+    pub fn builds(&self) -> usize {
+        self.builds.load(Ordering::Relaxed)
+    }
 }
 
 /// Stack of the thread that lowers and compiles a sweep's kernels. The back ends walk
@@ -324,7 +344,11 @@ fn group_points(
     (reps, Some(group_of))
 }
 
-pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<SweepPlan<'a>, SweepError> {
+pub(super) fn build_plan<'a>(
+    spec: &'a SweepSpec,
+    circuit: &Circuit,
+    memo: Option<&PlanMemo>,
+) -> Result<SweepPlan<'a>, SweepError> {
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
@@ -335,7 +359,17 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<S
     let (reps, group_of) = group_points(spec, circuit, &resolved, &chain_edges);
     let mut groups = Vec::with_capacity(reps.len());
     let mut columns = Vec::new();
-    for rep in reps {
+    let memo = memo.filter(|_| reps == [None]);
+    let kept = memo.and_then(|m| m.group.lock().ok().and_then(|g| g.clone()));
+    let reused = kept.is_some();
+    if let Some((group, cols)) = kept {
+        // Built for another grid of the same spec: only the inputs' length check depends on
+        // the grid.
+        solve::validate_inputs(&group.kernel, &spec.sim, &group.inputs, spec.param_grid.len())?;
+        columns = cols;
+        groups.push(group);
+    }
+    for rep in reps.into_iter().filter(|_| !reused) {
         // The circuit with the representative point's delays and spreads written in, so that
         // lowering builds that point's chains; the per-lane values still set each k.
         let template = match rep {
@@ -353,6 +387,13 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<S
             }
         };
         let (group, cols) = build_group(spec, &template, &names)?;
+        let group = Arc::new(group);
+        if let Some(m) = memo {
+            m.builds.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut kept) = m.group.lock() {
+                *kept = Some((Arc::clone(&group), cols.clone()));
+            }
+        }
         columns = cols;
         groups.push(group);
     }

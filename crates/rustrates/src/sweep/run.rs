@@ -150,7 +150,7 @@ fn run_inner(
         in_memory,
         spec.keep_traces || needs_fft,
     )?;
-    let plan = on_compile_stack(|| build_plan(spec, circuit))?;
+    let plan = on_compile_stack(|| build_plan(spec, circuit, ctrl.plans))?;
     checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
     let chunks = spec.chunks();
     sink.begin(&SweepMeta {

@@ -230,6 +230,11 @@ pub struct RunControl<'a> {
     pub shard: Option<Shard>,
     /// Replaces [`solve::run_block`] when set.
     pub solver: Option<&'a BlockSolver<'a>>,
+    /// Keeps the compiled kernel across runs of this spec with other points (refine passes).
+    pub plans: Option<&'a super::PlanMemo>,
+    /// Computes refine passes elsewhere (the cluster mode's workers) instead of in this
+    /// process; the refine rule and the results stay the engine's.
+    pub refine_passes: Option<&'a (dyn super::refine::PassRunner + Sync)>,
 }
 
 /// What the sink learns before the first block.

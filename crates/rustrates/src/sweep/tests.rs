@@ -886,7 +886,7 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
     let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
     for backend in [Backend::Reference, Backend::Jit] {
         let spec = gamma_spec(&delays, &spreads, backend);
-        let plan = build_plan(&spec, &base).unwrap();
+        let plan = build_plan(&spec, &base, None).unwrap();
         assert_eq!(plan.groups.len(), 5, "one kernel per distinct chain length");
         // Groups: the template's n = 2 first, then by first appearance n = 1, 4, 9, 6; each
         // block holds one group's points of a chunk.
@@ -947,13 +947,13 @@ fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.2, 0.1));
     let spec = gamma_spec(&[0.2, 0.201, 0.199, 0.21], &[0.1; 4], Backend::Reference);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
     assert!(plan.group_of.is_none());
     assert_eq!(plan.blocks(0..4, 4), vec![Lanes::Run(0, 4)]);
     // A common length other than the template's (9, 9.3 → 9): still one kernel.
     let spec = gamma_spec(&[0.3, 0.305], &[0.1; 2], Backend::Reference);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
@@ -1037,7 +1037,7 @@ fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
     spec.outputs = vec![("v".into(), "jrc2/pc/rpo_e_in/v".into())];
     spec.backend = Backend::Reference;
     (spec.block_size, spec.threads) = (2, Some(2));
-    assert_eq!(build_plan(&spec, &base).unwrap().groups.len(), 3);
+    assert_eq!(build_plan(&spec, &base, None).unwrap().groups.len(), 3);
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
     let r = sink.into_result().unwrap();
@@ -1077,7 +1077,7 @@ fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_r
         },
     )];
     (spec.block_size, spec.chunk_size) = (4, 0);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert!(!plan.gather);
     assert_eq!(
         plan.blocks(0..6, 3),
