@@ -10,6 +10,8 @@
 use crate::model::{Circuit, Layout, Var};
 
 pub mod auto;
+#[cfg(test)]
+mod backend_tests;
 pub mod c;
 pub mod jit;
 pub mod mathfns;
@@ -17,6 +19,8 @@ pub mod mathfns;
 mod net_tests;
 pub mod reference;
 pub mod ring;
+#[cfg(test)]
+pub(crate) mod test_kit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
