@@ -18,6 +18,14 @@ pub(crate) fn env_read() -> std::sync::RwLockReadGuard<'static, ()> {
     ENV.read().unwrap_or_else(|e| e.into_inner())
 }
 
+/// [`Kit::backends`] for a test that holds no kit.
+pub(crate) fn backends() -> Vec<Backend> {
+    let _env = env_read();
+    let mut out = vec![Backend::Reference, Backend::Jit];
+    out.extend(c_if_available());
+    out
+}
+
 /// C, unless no compiler runs: then `None` and a loud note (a failure under CI). The caller
 /// holds [`ENV`] shared (taking it again here could deadlock behind a waiting writer).
 fn c_if_available() -> Option<Backend> {
