@@ -2,9 +2,9 @@
 //! (`kernel::test_kit`): reference, JIT and C.
 
 use super::test_kit::{
-    all_ops_circuit, buffers, circuits_for_cross_check, close, eval, eval_f32, fused, generic_buffers, hooked_ctx,
-    lane_values, past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
-    stepper_circuits, to_f32, Kit, Tol, FIRST_POINT, RK4, TABLEAUX, V,
+    all_ops_circuit, buffers, circuits_for_cross_check, close, eval, fused, generic_buffers, hooked_ctx, lane_values,
+    past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, to_f32,
+    Kit, Tol, FIRST_POINT, RK4, TABLEAUX, V,
 };
 use super::{Backend, KernelCtx, Precision, RhsArgs};
 use crate::model::passes::specialize_params;
@@ -133,7 +133,7 @@ fn every_expr_and_func_matches_closures_f32() {
                 .collect();
             let [y, p, u] = buffers(&c, &layout, &vals);
             let (y, p, u) = (to_f32(&y), to_f32(&p), to_f32(&u));
-            let (dy, a) = eval_f32(&k, t, lanes, [&y, &p, &u], &mut hooked_ctx());
+            let (dy, a) = eval(&k, t, lanes, [&y, &p, &u], &mut hooked_ctx());
             for (ci, case) in cases.iter().enumerate() {
                 for (l, v) in vals.iter().enumerate() {
                     let (got, want) = (a[ci * lanes + l], (case.reference)(v));
@@ -314,7 +314,7 @@ fn literals_round_trip_exactly() {
     });
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
-        let (_, a) = eval(&k, 0.0, 1, [&[0.0], &[], &[]], &mut KernelCtx::default());
+        let (_, a) = eval::<f64>(&k, 0.0, 1, [&[0.0], &[], &[]], &mut KernelCtx::default());
         for (got, want) in a.iter().zip(consts) {
             assert_eq!(got.to_bits(), want.to_bits(), "{backend:?}: {got:e} vs {want:e}");
         }
@@ -402,8 +402,8 @@ fn compiled_back_ends_match_the_reference_evaluator_on_models_and_library() {
                 // covers the f32 pow expansions (≤ 2 ulp = 1.2e-7 relative) after
                 // cancellation.
                 let (y32, p32, u32_) = (to_f32(&y), to_f32(&p), to_f32(&u));
-                let got = eval_f32(&k32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
-                let want = eval_f32(&reference32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
+                let got = eval(&k32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
+                let want = eval(&reference32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
                 for (what, got, want) in [("dy32", &got.0, &want.0), ("a32", &got.1, &want.1)] {
                     for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
                         let scale = w

@@ -17,6 +17,7 @@ pub mod jit;
 pub mod mathfns;
 #[cfg(test)]
 mod net_tests;
+pub mod precision;
 pub mod reference;
 pub mod ring;
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! that would have run it says so on stderr, and under CI (`CI` set, where gcc is
 //! installed) a missing compiler fails the test instead.
 
-use super::{Backend, Kernel, KernelCtx, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs, TableauRef};
+use super::precision::Real;
+use super::{Backend, Kernel, KernelCtx, KernelOptions, Precision, StepsArgs, TableauRef};
 use crate::model::{Assign, BinOp, Circuit, Expr, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
 use std::sync::RwLock;
 
@@ -83,52 +84,19 @@ impl Kit {
     }
 }
 
-/// `dy` and `a` of one evaluation in double precision (both prefilled with NaN, so a value
+/// `dy` and `a` of one evaluation in the precision `R` (both prefilled with NaN, so a value
 /// the kernel does not write shows).
-pub(crate) fn eval(
+pub(crate) fn eval<R: Real>(
     k: &Kernel,
     t: f64,
     lanes: usize,
-    [y, p, u]: [&[f64]; 3],
+    [y, p, u]: [&[R]; 3],
     ctx: &mut KernelCtx,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Vec<R>, Vec<R>) {
     let layout = k.layout();
-    let mut dy = vec![f64::NAN; layout.states.len() * lanes];
-    let mut a = vec![f64::NAN; layout.algebraics.len() * lanes];
-    k.rhs(RhsArgs {
-        t,
-        lanes,
-        y,
-        p,
-        u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx,
-    });
-    (dy, a)
-}
-
-/// [`eval`] in single precision.
-pub(crate) fn eval_f32(
-    k: &Kernel,
-    t: f64,
-    lanes: usize,
-    [y, p, u]: [&[f32]; 3],
-    ctx: &mut KernelCtx,
-) -> (Vec<f32>, Vec<f32>) {
-    let layout = k.layout();
-    let mut dy = vec![f32::NAN; layout.states.len() * lanes];
-    let mut a = vec![f32::NAN; layout.algebraics.len() * lanes];
-    k.rhs_f32(RhsArgsF32 {
-        t,
-        lanes,
-        y,
-        p,
-        u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx,
-    });
+    let mut dy = vec![R::NAN; layout.states.len() * lanes];
+    let mut a = vec![R::NAN; layout.algebraics.len() * lanes];
+    R::rhs(k, t, lanes, y, p, u, &mut dy, &mut a, ctx);
     (dy, a)
 }
 
