@@ -282,6 +282,44 @@ fn zero_lanes_is_a_no_op() {
     }
 }
 
+/// A buffer too short for the block panics before any generated code runs, with the same
+/// message on every back end (`kernel::ffi`).
+#[test]
+fn short_buffer_panics_before_evaluating() {
+    let kit = Kit::new();
+    let (c, _) = all_ops_circuit();
+    let layout = c.layout();
+    let vals = lane_values(&c, 4, 0.0);
+    let [y, p, u] = buffers(&c, &layout, &vals);
+    for backend in kit.backends() {
+        let k = kit.kernel(&c, backend, Precision::F64);
+        let mut dy = vec![0.0; 7]; // needs 2 × 4
+        let mut a = vec![0.0; layout.algebraics.len() * 4];
+        let call = std::panic::AssertUnwindSafe(|| {
+            k.rhs(RhsArgs {
+                t: 0.0,
+                lanes: 4,
+                y: &y,
+                p: &p,
+                u: &u,
+                dy: &mut dy,
+                a: &mut a,
+                ctx: &mut KernelCtx::default(),
+            })
+        });
+        let err = std::panic::catch_unwind(call).expect_err("a short `dy` panics");
+        let msg = err
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| err.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("`dy` holds 7 values, 2 rows × 4 lanes need 8"),
+            "{backend:?}: {msg}"
+        );
+    }
+}
+
 #[test]
 fn literals_round_trip_exactly() {
     let kit = Kit::new();

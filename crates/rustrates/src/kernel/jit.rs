@@ -20,6 +20,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
+use super::ffi::Rows;
 use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::{Circuit, Expr};
 
@@ -155,17 +156,12 @@ impl JitKernel {
         })
     }
 
-    /// Asserts that every buffer holds its rows for `lanes` lanes: the generated code reads
-    /// and writes exactly `rows × lanes` elements per array and trusts these lengths.
-    fn check_lengths(&self, lanes: usize, lens: [usize; 5]) {
-        let rows = [self.states, self.params, self.inputs, self.states, self.algebraics];
-        let names = ["y", "p", "u", "dy", "a"];
-        for ((len, r), name) in lens.into_iter().zip(rows).zip(names) {
-            let need = r.checked_mul(lanes).expect("rows × lanes overflows usize");
-            assert!(
-                len >= need,
-                "JIT kernel: `{name}` holds {len} values, {r} rows × {lanes} lanes need {need}"
-            );
+    fn rows(&self) -> Rows {
+        Rows {
+            states: self.states,
+            params: self.params,
+            inputs: self.inputs,
+            algebraics: self.algebraics,
         }
     }
 
@@ -183,7 +179,8 @@ impl JitKernel {
 
     fn call_rhs<R>(&self, f: KernelFn<R>, args: RhsArgs<'_, R>) {
         let lanes = args.lanes;
-        self.check_lengths(
+        self.rows().check(
+            "JIT",
             lanes,
             [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
@@ -228,7 +225,8 @@ impl JitKernel {
             c: tr.c.to_vec(),
         };
         let lanes = args.lanes;
-        self.check_lengths(
+        self.rows().check(
+            "JIT",
             lanes,
             [
                 args.y.len(),

@@ -13,6 +13,7 @@ pub mod auto;
 #[cfg(test)]
 mod backend_tests;
 pub mod c;
+pub(crate) mod ffi;
 pub mod jit;
 pub mod mathfns;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! diverging lane stays visibly non-finite), `Past` with a delay ≤ 0 is the current value,
 //! `Past` and `Randn` otherwise ask the solver through the hooks of [`KernelCtx`].
 
+use super::ffi::Rows;
 use super::precision::Real;
 use super::{KernelCtx, RhsArgs, RhsArgsF32};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
@@ -93,6 +94,7 @@ impl ReferenceKernel {
             a,
             ctx,
         } = args;
+        Rows::of(&self.layout).check("reference", lanes, [y.len(), p.len(), u.len(), dy.len(), a.len()]);
         for lane in 0..lanes {
             let view = Lane {
                 t: T::of(t),

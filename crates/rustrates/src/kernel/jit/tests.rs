@@ -1,11 +1,11 @@
-//! JIT-only kernel tests: its own length-check message, exact-arithmetic stepping mode,
-//! declined tableaux, code generation errors, and its benchmark. What every back end must do
-//! is tested once for all in `kernel::backend_tests`.
+//! JIT-only kernel tests: its exact-arithmetic stepping mode, declined tableaux, code
+//! generation errors and its benchmark. What every back end must do is tested once for all
+//! in `kernel::backend_tests`.
 
 use super::*;
 use crate::kernel::test_kit::{
-    all_ops_circuit, buffers, fused, generic_buffers, lane_values, qif_buffers, qif_reference_circuit, same_bits,
-    step_with_rhs, stepper_circuits, Kit, EULER, TABLEAUX,
+    fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, Kit, EULER,
+    TABLEAUX,
 };
 use crate::kernel::{Backend, Kernel, KernelImpl};
 use crate::model::{Assign, Edge, ExprId, Func, VarKind};
@@ -34,29 +34,6 @@ fn exact_mode(kit: &Kit, c: &Circuit) -> Kernel {
         _ => unreachable!("compiled for the JIT"),
     }
     k
-}
-
-#[test]
-#[should_panic(expected = "`dy` holds")]
-fn jit_short_buffer_panics_before_calling_generated_code() {
-    let (c, _) = all_ops_circuit();
-    let layout = c.layout();
-    let k = jit(&c, Precision::F64);
-    let vals = lane_values(&c, 4, 0.0);
-    let [y, p, u] = buffers(&c, &layout, &vals);
-    let mut dy = vec![0.0; 7]; // needs 2 × 4
-    let mut a = vec![0.0; layout.algebraics.len() * 4];
-    let mut ctx = KernelCtx::default();
-    k.rhs(RhsArgs {
-        t: 0.0,
-        lanes: 4,
-        y: &y,
-        p: &p,
-        u: &u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx: &mut ctx,
-    });
 }
 
 /// Timing, not a test: `cargo test --release -p rustrates --lib jit_bench -- --ignored
