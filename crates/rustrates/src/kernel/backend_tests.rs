@@ -3,10 +3,10 @@
 
 use super::test_kit::{
     all_ops_circuit, buffers, circuits_for_cross_check, close, eval, fused, generic_buffers, hooked_ctx, lane_values,
-    past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, to_f32,
-    Kit, Tol, FIRST_POINT, RK4, TABLEAUX, V,
+    past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, tableaux,
+    to_f32, Kit, Tol, FIRST_POINT, V,
 };
-use super::{Backend, KernelCtx, Precision, RhsArgs};
+use super::{Backend, KernelCtx, Precision, RhsArgs, Tableau};
 use crate::model::passes::specialize_params;
 use crate::model::{BinOp, Circuit, Expr, Func, Ode, VarId, VarKind};
 
@@ -480,7 +480,8 @@ fn fused_steps_match_rhs_stepping() {
             let k = kit.kernel(&c, backend, Precision::F64);
             for lanes in [1, 3, 9, 64] {
                 let [y0, p, u] = generic_buffers(&c, &layout, lanes);
-                for (tname, tab) in TABLEAUX {
+                for tab in tableaux() {
+                    let (tname, tab) = (tab.name, &tab);
                     // 300 steps on the QIF circuit; 40 on the others, some of which leave
                     // their range (to NaN) within 300 steps of these lane values.
                     let nsteps = if name == "qif_reference_ir" { 300 } else { 40 };
@@ -518,12 +519,22 @@ fn fused_steps_match_rhs_stepping() {
         }
         let [mut y, p, u] = generic_buffers(&c, &layout, 3);
         let mut ctx = KernelCtx::default();
-        assert!(!fused(&reference, RK4, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx));
+        assert!(!fused(
+            &reference,
+            &Tableau::rk4(),
+            3,
+            5,
+            0.0,
+            0.1,
+            &mut y,
+            [&p, &u],
+            &mut ctx
+        ));
     }
 }
 
 #[test]
-fn fused_steps_decline_past_and_randn() {
+fn fused_steps_decline_past_randn_and_implicit_tableaux() {
     let kit = Kit::new();
     let (c, _) = all_ops_circuit(); // has Past and Randn
     let layout = c.layout();
@@ -532,7 +543,39 @@ fn fused_steps_decline_past_and_randn() {
         let k = kit.kernel(&c, backend, Precision::F64);
         let mut y = y0.clone();
         assert!(
-            !fused(&k, TABLEAUX[0].1, 3, 10, 0.0, 0.01, &mut y, [&p, &u], &mut hooked_ctx()),
+            !fused(
+                &k,
+                &Tableau::euler(),
+                3,
+                10,
+                0.0,
+                0.01,
+                &mut y,
+                [&p, &u],
+                &mut hooked_ctx()
+            ),
+            "{backend:?}"
+        );
+        assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
+    }
+    // An implicit tableau (nonzero diagonal) on a circuit every fused stepper takes.
+    let qif = qif_reference_circuit(false);
+    let layout = qif.layout();
+    let [y0, p, u] = generic_buffers(&qif, &layout, 3);
+    let implicit = Tableau {
+        name: "implicit midpoint",
+        a: vec![0.5],
+        b: vec![1.0],
+        c: vec![0.5],
+        order: 2,
+        b_err: None,
+    };
+    for backend in kit.backends() {
+        let k = kit.kernel(&qif, backend, Precision::F64);
+        let mut y = y0.clone();
+        let mut ctx = KernelCtx::default();
+        assert!(
+            !fused(&k, &implicit, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx),
             "{backend:?}"
         );
         assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
@@ -563,7 +606,7 @@ fn fused_rk4_decay_matches_exponential() {
         let mut ctx = KernelCtx::default();
         assert!(fused(
             &kernel,
-            RK4,
+            &Tableau::rk4(),
             p.len(),
             100,
             0.0,
@@ -612,7 +655,17 @@ fn specialized_params_match_per_lane_params() {
         for k in [&generic, &specialized] {
             let mut y = y0.clone();
             let mut ctx = KernelCtx::default();
-            assert!(fused(k, RK4, lanes, 500, 0.0, 1e-3, &mut y, [&p, &u], &mut ctx));
+            assert!(fused(
+                k,
+                &Tableau::rk4(),
+                lanes,
+                500,
+                0.0,
+                1e-3,
+                &mut y,
+                [&p, &u],
+                &mut ctx
+            ));
             finals.push(y);
         }
         for (g, s) in finals[0].iter().zip(&finals[1]) {

@@ -399,13 +399,8 @@ impl CKernel {
             ctx,
             samples,
         } = args;
-        let stages = tableau.b.len();
-        if self.uses_callbacks
-            || stages == 0
-            || tableau.a.len() != stages * stages
-            || tableau.c.len() != stages
-            || c_int::try_from(stages).is_err()
-        {
+        let stages = tableau.stages();
+        if self.uses_callbacks || !tableau.is_explicit() || c_int::try_from(stages).is_err() {
             return false;
         }
         self.check(lanes, y.len(), p.len(), u.len(), y.len(), a.len());

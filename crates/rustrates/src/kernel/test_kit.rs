@@ -7,7 +7,7 @@
 //! installed) a missing compiler fails the test instead.
 
 use super::precision::Real;
-use super::{Backend, Kernel, KernelCtx, KernelOptions, Precision, StepsArgs, TableauRef};
+use super::{Backend, Kernel, KernelCtx, KernelOptions, Precision, StepsArgs, Tableau};
 use crate::model::{Assign, BinOp, Circuit, Expr, ExprId, Func, Layout, Ode, Var, VarId, VarKind};
 use std::sync::RwLock;
 
@@ -115,23 +115,9 @@ pub(crate) fn same_bits(got: f64, want: f64) -> bool {
 }
 
 /// The solver's fixed-step methods.
-pub(crate) const EULER: TableauRef<'static> = TableauRef {
-    a: &[0.0],
-    b: &[1.0],
-    c: &[0.0],
-};
-pub(crate) const HEUN: TableauRef<'static> = TableauRef {
-    a: &[0.0, 0.0, 1.0, 0.0],
-    b: &[0.5, 0.5],
-    c: &[0.0, 1.0],
-};
-#[rustfmt::skip]
-pub(crate) const RK4: TableauRef<'static> = TableauRef {
-    a: &[0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
-    b: &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
-    c: &[0.0, 0.5, 0.5, 1.0],
-};
-pub(crate) const TABLEAUX: [(&str, TableauRef<'static>); 3] = [("euler", EULER), ("heun", HEUN), ("rk4", RK4)];
+pub(crate) fn tableaux() -> [Tableau; 3] {
+    [Tableau::euler(), Tableau::heun(), Tableau::rk4()]
+}
 
 /// `y + dt·Σ c_m·k_m` with the solver's arithmetic (`solve::fixed::combine`).
 fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f64>]) -> Vec<f64> {
@@ -159,7 +145,7 @@ fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f6
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step_with_rhs(
     k: &Kernel,
-    tab: TableauRef<'_>,
+    tab: &Tableau,
     lanes: usize,
     nsteps: usize,
     t0: f64,
@@ -168,22 +154,15 @@ pub(crate) fn step_with_rhs(
     [p, u]: [&[f64]; 2],
 ) {
     let stages = tab.b.len();
-    let nz = |row: &[f64]| {
-        row.iter()
-            .copied()
-            .enumerate()
-            .filter(|&(_, x)| x != 0.0)
-            .collect::<Vec<_>>()
-    };
     for s in 0..nsteps {
         let t = t0 + s as f64 * dt;
         let mut ks: Vec<Vec<f64>> = Vec::new();
         for st in 0..stages {
-            let ytmp = combine_like_solver(y, dt, &nz(&tab.a[st * stages..st * stages + st]), &ks);
+            let ytmp = combine_like_solver(y, dt, &tab.nonzero_row(st), &ks);
             let (dy, _) = eval(k, t + tab.c[st] * dt, lanes, [&ytmp, p, u], &mut KernelCtx::default());
             ks.push(dy);
         }
-        *y = combine_like_solver(y, dt, &nz(tab.b), &ks);
+        *y = combine_like_solver(y, dt, &tab.nonzero_weights(), &ks);
     }
 }
 
@@ -191,7 +170,7 @@ pub(crate) fn step_with_rhs(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fused(
     k: &Kernel,
-    tab: TableauRef<'_>,
+    tab: &Tableau,
     lanes: usize,
     nsteps: usize,
     t0: f64,

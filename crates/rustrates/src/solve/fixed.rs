@@ -9,7 +9,7 @@
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
 use crate::kernel::ring::DelayRing;
-use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs, TableauRef};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs};
 use crate::model::{VarId, VarKind};
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
@@ -193,16 +193,8 @@ pub(crate) fn run<T: Float>(
     let mut frozen = vec![false; lanes];
     let mut bad = vec![false; lanes];
     // Nonzero coefficients only: skipping exact zeros changes no finite result.
-    let a_rows: Vec<Vec<(usize, T)>> = tab
-        .a
-        .iter()
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .filter(|(_, c)| **c != 0.0)
-                .map(|(j, c)| (j, T::of(*c)))
-                .collect()
-        })
+    let a_rows: Vec<Vec<(usize, T)>> = (0..tab.stages())
+        .map(|s| tab.nonzero_row(s).into_iter().map(|(j, c)| (j, T::of(c))).collect())
         .collect();
     let b: Vec<(usize, T)> = tab
         .b
@@ -431,17 +423,8 @@ pub(crate) fn run_fused(
     let plan = prep.plan;
     let layout = kernel.layout();
     let n = layout.states.len() * lanes;
-    let stages = tab.stages();
     let dt = plan.dt;
-    let mut ta = vec![0.0; stages * stages];
-    for (s, row) in tab.a.iter().enumerate() {
-        ta[s * stages..s * stages + row.len()].copy_from_slice(row);
-    }
-    let tableau = TableauRef {
-        a: &ta,
-        b: &tab.b,
-        c: &tab.c,
-    };
+    let tableau = tab;
     let mut y: Vec<f64> = block.init.to_vec();
     let p = block.params;
     let mut u = prep.u0.clone();

@@ -4,8 +4,8 @@
 
 use super::super::auto::{auto_choice, decide, jit_works, AutoFacts};
 use super::*;
-use crate::kernel::test_kit::{close, env_read, qif_buffers, qif_reference_circuit, ENV, EULER};
-use crate::kernel::{Backend, Kernel};
+use crate::kernel::test_kit::{close, env_read, qif_buffers, qif_reference_circuit, ENV};
+use crate::kernel::{Backend, Kernel, Tableau};
 use crate::model::VarId;
 
 fn opts(dir: &Path) -> KernelOptions {
@@ -322,7 +322,7 @@ fn c_bench_qif_euler_vs_hand_written_c() {
             .flat_map(|v| std::iter::repeat_n(c.var(*v).value, lanes))
             .collect()
     };
-    let tab = EULER;
+    let tab = &Tableau::euler();
     let mut run_rust = |kernel: &Kernel| -> (f64, f64) {
         let t0 = std::time::Instant::now();
         let mut k0 = 0;

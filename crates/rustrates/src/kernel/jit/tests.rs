@@ -4,10 +4,10 @@
 
 use super::*;
 use crate::kernel::test_kit::{
-    fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, Kit, EULER,
-    TABLEAUX,
+    fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, tableaux,
+    Kit,
 };
-use crate::kernel::{Backend, Kernel, KernelImpl};
+use crate::kernel::{Backend, Kernel, KernelImpl, Tableau};
 use crate::model::{Assign, Edge, ExprId, Func, VarKind};
 
 fn add_var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> crate::model::VarId {
@@ -42,6 +42,7 @@ fn exact_mode(kit: &Kit, c: &Circuit) -> Kernel {
 #[test]
 #[ignore = "benchmark; run explicitly in release mode"]
 fn jit_bench_qif_ns_per_lane_step() {
+    let euler = Tableau::euler();
     for specialize in [false, true] {
         let c = qif_reference_circuit(specialize);
         let layout = c.layout();
@@ -109,7 +110,7 @@ fn jit_bench_qif_ns_per_lane_step() {
                         nsteps: 10,
                         t0: (chunk * 10) as f64 * dt,
                         dt,
-                        tableau: EULER,
+                        tableau: &euler,
                         y: &mut y,
                         p: &p,
                         u: &u,
@@ -146,7 +147,8 @@ fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
         let k = exact_mode(&kit, &c);
         let lanes = 11;
         let [y0, p, u] = generic_buffers(&c, &layout, lanes);
-        for (tname, tab) in TABLEAUX {
+        for tab in tableaux() {
+            let (tname, tab) = (tab.name, &tab);
             let (t0, dt, nsteps) = (0.25, 1e-3, 40);
             let mut want = y0.clone();
             step_with_rhs(&k, tab, lanes, nsteps, t0, dt, &mut want, [&p, &u]);
@@ -166,27 +168,28 @@ fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
     }
 }
 
-/// Beyond what every back end declines (`Past`/`Randn`, tested in `backend_tests`): the
-/// JIT's stepper also declines implicit tableaux and single-precision kernels.
+/// Beyond what every back end declines (`backend_tests`): the JIT's stepper also declines
+/// single-precision kernels.
 #[test]
-fn jit_steps_declines_implicit_tableaux_and_single_precision() {
+fn jit_steps_declines_single_precision() {
     let kit = Kit::new();
     let qif = qif_reference_circuit(false);
     let layout = qif.layout();
     let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
     let before = y.clone();
     let mut ctx = KernelCtx::default();
-    // An implicit tableau (nonzero diagonal).
-    let k = kit.kernel(&qif, Backend::Jit, Precision::F64);
-    let implicit = crate::kernel::TableauRef {
-        a: &[0.5],
-        b: &[1.0],
-        c: &[0.5],
-    };
-    assert!(!fused(&k, implicit, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx));
-    // Single precision kernels have no f64 stepper.
     let k32 = kit.kernel(&qif, Backend::Jit, Precision::F32);
-    assert!(!fused(&k32, EULER, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx));
+    assert!(!fused(
+        &k32,
+        &Tableau::euler(),
+        3,
+        5,
+        0.0,
+        0.1,
+        &mut y,
+        [&p, &u],
+        &mut ctx
+    ));
     assert_eq!(y, before, "a declined call leaves y alone");
 }
 
