@@ -19,6 +19,35 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A bench's `main`: an error is printed and the process exits with status 2.
+pub fn exit_on_error(result: Result<(), String>) {
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// The `rustrates` command line tool beside this bench binary (same target directory and
+/// profile; `cargo build -p rustrates-cli` puts it there).
+pub fn cli_beside_bench() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("the bench binary has no directory")?;
+    Ok(dir.join("rustrates"))
+}
+
+/// `rustrates sweep SPEC --out OUT -q --threads N`.
+pub fn sweep_command(cli: &Path, spec: &Path, out: &Path, threads: usize) -> Command {
+    let mut cmd = Command::new(cli);
+    cmd.arg("sweep")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .arg("-q")
+        .arg("--threads")
+        .arg(threads.to_string());
+    cmd
+}
+
 /// The reference model file of the sweep (`examples/models/reference_qif.yaml`).
 pub fn reference_template() -> PathBuf {
     repo_root().join("examples/models/reference_qif.yaml")

@@ -259,10 +259,7 @@ fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
 }
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {

@@ -152,22 +152,14 @@ impl SweepSink for PreparedTraces {
 const PYRATES_SCRIPT: &str = include_str!("../pyrates_grid_search.py");
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let side = (args.points as f64).sqrt().round() as usize;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe_dir = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let cli = exe_dir.join("rustrates");
+    let cli = rustrates_bench::cli_beside_bench()?;
     let lane_steps = args.points as f64 * (args.time / DT).round();
     let mut report = serde_json::Map::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -326,14 +318,7 @@ fn real_main() -> Result<(), String> {
             let out = work.path().join("out.h5");
             let secs = best(args.repeats, || {
                 let _ = std::fs::remove_file(&out);
-                let mut cmd = Command::new(&cli);
-                cmd.arg("sweep")
-                    .arg(&spec_path)
-                    .arg("--out")
-                    .arg(&out)
-                    .arg("-q")
-                    .arg("--threads")
-                    .arg(threads.to_string());
+                let mut cmd = rustrates_bench::sweep_command(&cli, &spec_path, &out, threads);
                 if let Some(x) = extra {
                     cmd.arg(x);
                 }

@@ -30,7 +30,9 @@ use std::time::Instant;
 use rustrates::model::load_circuit;
 use rustrates::sweep::MemorySink;
 use rustrates::template::LoadOptions;
-use rustrates_bench::{median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, DT, EVERY};
+use rustrates_bench::{
+    median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, sweep_command, DT, EVERY,
+};
 
 struct Args {
     points: usize,
@@ -159,21 +161,13 @@ fn deflate_levels(time: f64) -> Result<(), String> {
 }
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let side = (args.points as f64).sqrt().round() as usize;
-    let exe_dir = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .parent()
-        .ok_or("no exe dir")?
-        .to_path_buf();
-    let cli = exe_dir.join("rustrates");
+    let cli = rustrates_bench::cli_beside_bench()?;
     if !cli.exists() {
         return Err(format!(
             "build {} first: cargo build --release -p rustrates-cli",
@@ -206,15 +200,8 @@ fn real_main() -> Result<(), String> {
             std::fs::write(&spec, reference_spec_yaml(side, args.time, *keep, extra)).map_err(|e| e.to_string())?;
             let out = work.path().join(format!("out{i}.h5"));
             let _ = std::fs::remove_file(&out);
-            let mut cmd = Command::new(&cli);
-            cmd.arg("sweep")
-                .arg(&spec)
-                .arg("--out")
-                .arg(&out)
-                .arg("-q")
-                .arg("--threads")
-                .arg(args.threads.to_string())
-                .args(*flags);
+            let mut cmd = sweep_command(&cli, &spec, &out, args.threads);
+            cmd.args(*flags);
             let (secs, peak) = run_process_with_peak(&mut cmd)?;
             times[i].push(secs);
             peaks[i] = peaks[i].max(peak);
@@ -303,14 +290,7 @@ fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Resul
             std::fs::write(&spec, reference_spec_yaml(side, args.time, keep, "")).map_err(|e| e.to_string())?;
             let out = work.join(format!("out50_{keep}.h5"));
             let _ = std::fs::remove_file(&out);
-            let mut cmd = Command::new(cli);
-            cmd.arg("sweep")
-                .arg(&spec)
-                .arg("--out")
-                .arg(&out)
-                .arg("-q")
-                .arg("--threads")
-                .arg(args.threads.to_string());
+            let mut cmd = sweep_command(cli, &spec, &out, args.threads);
             ours[i].push(run_process_with_peak(&mut cmd)?.0);
             std::fs::remove_file(&out).map_err(|e| e.to_string())?;
         }
