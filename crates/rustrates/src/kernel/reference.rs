@@ -195,19 +195,9 @@ impl ReferenceKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::test_kit::add_var as var;
     use crate::kernel::KernelCtx;
-    use crate::model::{Assign, Ode, Var};
-
-    fn var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> VarId {
-        c.add_var(Var {
-            name: name.into(),
-            kind,
-            value,
-            node: None,
-            external_input: None,
-            span: None,
-        })
-    }
+    use crate::model::{Assign, Ode};
 
     /// One algebraic `out = expr(x)` of a param `x`, evaluated for each of `xs` (one per lane).
     fn eval_alg(build: impl Fn(&mut Circuit, ExprId) -> ExprId, xs: &[f64]) -> Vec<f64> {

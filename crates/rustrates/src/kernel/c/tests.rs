@@ -4,6 +4,7 @@
 
 use super::super::auto::{auto_choice, decide, jit_works, AutoFacts};
 use super::*;
+use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{close, env_read, qif_buffers, qif_reference_circuit, ENV};
 use crate::kernel::{Backend, Kernel, Tableau};
 use crate::model::VarId;
@@ -81,16 +82,7 @@ fn c_kernel_concurrent_builds_all_succeed() {
                 s.spawn(|| {
                     let k = Kernel::compile(&c, &o).expect("every concurrent build succeeds");
                     let (mut dy, mut a, mut ctx) = (vec![0.0; 4 * lanes], vec![0.0; 2 * lanes], KernelCtx::default());
-                    k.rhs(RhsArgs {
-                        t: 0.0,
-                        lanes,
-                        y: &y,
-                        p: &p,
-                        u: &u,
-                        dy: &mut dy,
-                        a: &mut a,
-                        ctx: &mut ctx,
-                    });
+                    f64::rhs(&k, 0.0, lanes, &y, &p, &u, &mut dy, &mut a, &mut ctx);
                     dy
                 })
             })

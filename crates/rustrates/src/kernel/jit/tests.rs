@@ -3,28 +3,13 @@
 //! in `kernel::backend_tests`.
 
 use super::*;
+use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{
-    fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, tableaux,
-    Kit,
+    add_var, fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits,
+    tableaux, Kit,
 };
 use crate::kernel::{Backend, Kernel, KernelImpl, Tableau};
 use crate::model::{Assign, Edge, ExprId, Func, VarKind};
-
-fn add_var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> crate::model::VarId {
-    crate::kernel::test_kit::add_var(c, name, kind, value)
-}
-
-fn jit(c: &Circuit, precision: Precision) -> JitKernel {
-    JitKernel::new(
-        c,
-        &KernelOptions {
-            backend: Backend::Jit,
-            precision,
-            ..KernelOptions::default()
-        },
-    )
-    .expect("the test circuit compiles")
-}
 
 /// A JIT `Kernel` whose fused stepper does exactly the solver's arithmetic (no reciprocals).
 fn exact_mode(kit: &Kit, c: &Circuit) -> Kernel {
@@ -47,7 +32,14 @@ fn jit_bench_qif_ns_per_lane_step() {
         let c = qif_reference_circuit(specialize);
         let layout = c.layout();
         let t0 = std::time::Instant::now();
-        let k = jit(&c, Precision::F64);
+        let k = Kernel::compile(
+            &c,
+            &KernelOptions {
+                backend: Backend::Jit,
+                ..KernelOptions::default()
+            },
+        )
+        .expect("the QIF circuit compiles");
         eprintln!(
             "constants specialised: {specialize}; compile: {:.2} ms",
             t0.elapsed().as_secs_f64() * 1e3
@@ -68,16 +60,7 @@ fn jit_bench_qif_ns_per_lane_step() {
                 let start = std::time::Instant::now();
                 for step in 0..steps {
                     let t = step as f64 * dt;
-                    k.rhs(RhsArgs {
-                        t,
-                        lanes,
-                        y: &y,
-                        p: &p,
-                        u: &u,
-                        dy: &mut dy,
-                        a: &mut a,
-                        ctx: &mut ctx,
-                    });
+                    f64::rhs(&k, t, lanes, &y, &p, &u, &mut dy, &mut a, &mut ctx);
                     for (yi, di) in y.iter_mut().zip(&dy) {
                         *yi += dt * di;
                     }
@@ -88,16 +71,7 @@ fn jit_bench_qif_ns_per_lane_step() {
                 let start = std::time::Instant::now();
                 for step in 0..steps {
                     let t = step as f64 * dt;
-                    k.rhs(RhsArgs {
-                        t,
-                        lanes,
-                        y: &y,
-                        p: &p,
-                        u: &u,
-                        dy: &mut dy,
-                        a: &mut a,
-                        ctx: &mut ctx,
-                    });
+                    f64::rhs(&k, t, lanes, &y, &p, &u, &mut dy, &mut a, &mut ctx);
                 }
                 rhs_s += start.elapsed().as_secs_f64();
                 // Fused Euler, returning every 10 steps (the C program samples that often).
