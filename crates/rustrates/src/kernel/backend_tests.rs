@@ -1,12 +1,13 @@
 //! Kernel tests written once and run on every back end through the test kit
 //! (`kernel::test_kit`): reference, JIT and C.
 
+use super::precision::Real;
 use super::test_kit::{
     all_ops_circuit, buffers, circuits_for_cross_check, close, eval, fused, generic_buffers, hooked_ctx, lane_values,
     past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, tableaux,
     to_f32, Kit, Tol, FIRST_POINT, V,
 };
-use super::{Backend, KernelCtx, Precision, RhsArgs, Tableau};
+use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
 use crate::model::{BinOp, Circuit, Expr, Func, Ode, VarId, VarKind};
 
@@ -265,16 +266,7 @@ fn zero_lanes_is_a_no_op() {
         let mut dy = vec![sentinel; layout.states.len()];
         let mut a = vec![sentinel; layout.algebraics.len()];
         assert!(!dy.is_empty() && !a.is_empty(), "the circuit has states and algebraics");
-        k.rhs(RhsArgs {
-            t: 0.0,
-            lanes: 0,
-            y: &y,
-            p: &p,
-            u: &u,
-            dy: &mut dy,
-            a: &mut a,
-            ctx: &mut KernelCtx::default(),
-        });
+        f64::rhs(&k, 0.0, 0, &y, &p, &u, &mut dy, &mut a, &mut KernelCtx::default());
         assert!(
             dy.iter().chain(&a).all(|&v| v == sentinel),
             "{backend:?}: dy {dy:?}, a {a:?}"
@@ -296,16 +288,7 @@ fn short_buffer_panics_before_evaluating() {
         let mut dy = vec![0.0; 7]; // needs 2 × 4
         let mut a = vec![0.0; layout.algebraics.len() * 4];
         let call = std::panic::AssertUnwindSafe(|| {
-            k.rhs(RhsArgs {
-                t: 0.0,
-                lanes: 4,
-                y: &y,
-                p: &p,
-                u: &u,
-                dy: &mut dy,
-                a: &mut a,
-                ctx: &mut KernelCtx::default(),
-            })
+            f64::rhs(&k, 0.0, 4, &y, &p, &u, &mut dy, &mut a, &mut KernelCtx::default())
         });
         let err = std::panic::catch_unwind(call).expect_err("a short `dy` panics");
         let msg = err
