@@ -391,6 +391,14 @@ fn qif_reference_circuit_matches_hand_written_rhs() {
 /// that even after cancellation in later sums.
 #[test]
 fn compiled_back_ends_match_the_reference_evaluator_on_models_and_library() {
+    const PER_VALUE: [&str; 6] = [
+        "all_ops",
+        "qif_reference_ir",
+        "exponential_decay",
+        "harmonic_oscillator",
+        "mpr_single",
+        "reference_circuit",
+    ];
     let kit = Kit::new();
     for (name, c) in circuits_for_cross_check() {
         let layout = c.layout();
@@ -409,9 +417,12 @@ fn compiled_back_ends_match_the_reference_evaluator_on_models_and_library() {
                         let scale = w
                             .iter()
                             .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+                        // The models with no cancellation to speak of hold each value to 1e-12
+                        // of itself (what the C back end's own test asked of them).
+                        let row_scale = if PER_VALUE.contains(&name.as_str()) { 0.0 } else { scale };
                         for l in 0..lanes {
                             assert!(
-                                same_bits(g[l], w[l]) || (g[l] - w[l]).abs() <= 1e-12 * w[l].abs().max(scale),
+                                same_bits(g[l], w[l]) || (g[l] - w[l]).abs() <= 1e-12 * w[l].abs().max(row_scale),
                                 "{name} {backend:?} {what} row {row} lane {l}/{lanes}: {} vs reference {}",
                                 g[l],
                                 w[l]
@@ -487,9 +498,12 @@ fn fused_steps_match_rhs_stepping() {
                         let scale = w
                             .iter()
                             .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+                        // The QIF circuit's states each to 1e-12 of themselves (what the C
+                        // back end's own test asked of it).
+                        let row_scale = if name == "qif_reference_ir" { 0.0 } else { scale };
                         for l in 0..lanes {
                             assert!(
-                                same_bits(g[l], w[l]) || (g[l] - w[l]).abs() <= 1e-12 * scale.max(w[l].abs()),
+                                same_bits(g[l], w[l]) || (g[l] - w[l]).abs() <= 1e-12 * row_scale.max(w[l].abs()),
                                 "{name} {backend:?} {tname} lanes {lanes} row {row} lane {l}: {} vs {}",
                                 g[l],
                                 w[l]
