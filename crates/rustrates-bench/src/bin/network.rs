@@ -35,6 +35,7 @@ use rustrates::sweep::{
     BlockOutput, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
 };
 use rustrates::template::LoadOptions;
+use rustrates_bench::{build_c, c_field, repo_root};
 
 const DT: f64 = 1e-4;
 
@@ -52,10 +53,6 @@ struct Args {
     cases: Vec<Case>,
     compile: Vec<usize>,
     matrix: bool,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -187,21 +184,6 @@ fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String
     Ok(s)
 }
 
-fn build_c(source: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let exe = dir.join("network_grid");
-    let status = Command::new("gcc")
-        .args(["-O3", "-march=native", "-fopenmp-simd", "-o"])
-        .arg(&exe)
-        .arg(source)
-        .arg("-lm")
-        .status()
-        .map_err(|e| format!("gcc: {e}"))?;
-    if !status.success() {
-        return Err(format!("gcc failed on {}", source.display()));
-    }
-    Ok(exe)
-}
-
 /// (the program's `sim_s`, its checksum).
 fn run_c(exe: &Path, case: &Case) -> Result<(f64, f64), String> {
     let out = Command::new(exe)
@@ -212,13 +194,7 @@ fn run_c(exe: &Path, case: &Case) -> Result<(f64, f64), String> {
         .output()
         .map_err(|e| format!("{}: {e}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| -> Result<f64, String> {
-        text.split_whitespace()
-            .find_map(|f| f.strip_prefix(k))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("unexpected output of the C program: {text}"))
-    };
-    Ok((field("sim_s=")?, field("checksum=")?))
+    Ok((c_field(&text, "sim_s=")?, c_field(&text, "checksum=")?))
 }
 
 /// Sums every summary (the C program's checksum: the sum of all nodes' means).
@@ -283,16 +259,13 @@ fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
 }
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe = build_c(&args.c_source, work.path())?;
+    let exe = build_c(&args.c_source, work.path(), "network_grid", &["-fopenmp-simd"])?;
     println!(
         "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, C back end, best of {}",
         args.repeats

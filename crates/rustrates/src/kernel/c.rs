@@ -29,6 +29,7 @@ mod emit_net;
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 
+use super::ffi::Rows;
 use super::{KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
@@ -286,18 +287,13 @@ impl CKernel {
     /// Buffers too short for the layout would make the C code read or write out of bounds:
     /// a programming error of the caller, so it panics rather than risk memory corruption.
     fn check(&self, lanes: usize, y: usize, p: usize, u: usize, dy: usize, a: usize) {
-        assert!(
-            y >= self.states * lanes
-                && p >= self.params * lanes
-                && u >= self.inputs * lanes
-                && dy >= self.states * lanes
-                && a >= self.algebraics * lanes,
-            "C kernel buffers too short for {lanes} lanes (states {}, params {}, inputs {}, algebraics {})",
-            self.states,
-            self.params,
-            self.inputs,
-            self.algebraics
-        );
+        let rows = Rows {
+            states: self.states,
+            params: self.params,
+            inputs: self.inputs,
+            algebraics: self.algebraics,
+        };
+        rows.check("C", lanes, [y, p, u, dy, a]);
     }
 
     /// Whether the library runs loops over a network's populations (see `emit_net`) rather
@@ -403,13 +399,8 @@ impl CKernel {
             ctx,
             samples,
         } = args;
-        let stages = tableau.b.len();
-        if self.uses_callbacks
-            || stages == 0
-            || tableau.a.len() != stages * stages
-            || tableau.c.len() != stages
-            || c_int::try_from(stages).is_err()
-        {
+        let stages = tableau.stages();
+        if self.uses_callbacks || !tableau.is_explicit() || c_int::try_from(stages).is_err() {
             return false;
         }
         self.check(lanes, y.len(), p.len(), u.len(), y.len(), a.len());

@@ -8,15 +8,23 @@
 //! (system C compiler, cached shared library). All agree to 1e-12 relative.
 
 use crate::model::{Circuit, Layout, Var};
+pub use tableau::Tableau;
 
 pub mod auto;
+#[cfg(test)]
+mod backend_tests;
 pub mod c;
+pub(crate) mod ffi;
 pub mod jit;
 pub mod mathfns;
 #[cfg(test)]
 mod net_tests;
+pub mod precision;
 pub mod reference;
 pub mod ring;
+pub mod tableau;
+#[cfg(test)]
+pub(crate) mod test_kit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -121,15 +129,6 @@ pub struct RhsArgs<'a, R = f64> {
 /// One evaluation's buffers in single precision.
 pub type RhsArgsF32<'a> = RhsArgs<'a, f32>;
 
-/// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
-/// triangular), `b` and `c` have `stages` entries.
-#[derive(Clone, Copy, Debug)]
-pub struct TableauRef<'a> {
-    pub a: &'a [f64],
-    pub b: &'a [f64],
-    pub c: &'a [f64],
-}
-
 /// Arguments of [`Kernel::steps`]: advance a block `nsteps` fixed steps in place.
 pub struct StepsArgs<'a> {
     pub lanes: usize,
@@ -137,7 +136,7 @@ pub struct StepsArgs<'a> {
     /// Time at the start of the first step; step `s` starts at `t0 + s·dt`.
     pub t0: f64,
     pub dt: f64,
-    pub tableau: TableauRef<'a>,
+    pub tableau: &'a Tableau,
     /// States, advanced in place.
     pub y: &'a mut [f64],
     pub p: &'a [f64],

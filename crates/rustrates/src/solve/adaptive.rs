@@ -240,7 +240,7 @@ pub(crate) fn run_masked<T: Float>(
                 for (l, hl) in hs.iter().enumerate() {
                     let j = base + l;
                     let mut acc = T::default();
-                    for (m, c) in tab.a[s].iter().enumerate() {
+                    for (m, c) in tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * n + j];
                         }
@@ -466,7 +466,7 @@ pub(crate) fn run_stats<T: Float>(
             for s in 1..stages {
                 for j in 0..ns {
                     let mut acc = T::default();
-                    for (m, c) in tab.a[s].iter().enumerate() {
+                    for (m, c) in tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * ns + j];
                         }
