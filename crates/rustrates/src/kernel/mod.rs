@@ -224,9 +224,24 @@ impl Kernel {
                 count: circuit.edges.len(),
             });
         }
+        if circuit.couplings.iter().any(|cp| !cp.lowered) {
+            return Err(KernelError::NotLowered {
+                count: circuit.couplings.iter().map(|cp| cp.len()).sum(),
+            });
+        }
         let (backend, c_build) = match opts.backend {
             Backend::Auto => auto::auto_resolve(circuit, opts),
             b => (b, None),
+        };
+        // Kept couplings run in the C back end's network loops (which write the sums out
+        // themselves when the circuit is not a network); the other back ends get the sums
+        // written into the assignments, term by term (the same layout and results).
+        let expanded;
+        let circuit = if circuit.couplings.is_empty() || backend == Backend::C {
+            circuit
+        } else {
+            expanded = crate::model::passes::expand_couplings(circuit);
+            &expanded
         };
         let imp = match (backend, c_build) {
             (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),

@@ -88,12 +88,14 @@ pub(super) fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// Lowers edges into assignments (the kernel only takes edge-free circuits).
+/// Lowers edges into assignments (the kernel only takes edge-free circuits); connectivity
+/// blocks stay couplings where they can (`Kernel::compile` writes them out for the back
+/// ends that do not run them).
 fn lower(circuit: &Circuit) -> Circuit {
-    if circuit.edges.is_empty() {
+    if circuit.edges.is_empty() && circuit.couplings.is_empty() {
         circuit.clone()
     } else {
-        crate::model::passes::lower_edges(circuit)
+        crate::model::passes::lower_edges_keeping_couplings(circuit)
     }
 }
 
