@@ -11,6 +11,7 @@ use crate::model::{Circuit, Layout, Var};
 
 pub mod auto;
 pub mod c;
+mod coupling;
 pub mod jit;
 pub mod mathfns;
 #[cfg(test)]
@@ -215,6 +216,8 @@ pub struct Kernel {
     backend: Backend,
     precision: Precision,
     imp: KernelImpl,
+    /// Couplings the engine runs before `imp` (see [`coupling`]).
+    engine: Option<coupling::EngineCouplings>,
 }
 
 impl Kernel {
@@ -234,14 +237,20 @@ impl Kernel {
             b => (b, None),
         };
         // Kept couplings run in the C back end's network loops (which write the sums out
-        // themselves when the circuit is not a network); the other back ends get the sums
-        // written into the assignments, term by term (the same layout and results).
-        let expanded;
+        // themselves when the circuit is not a network); for the other back ends the engine
+        // runs them before the compiled right-hand side (`coupling`), or, when it cannot,
+        // the sums are written into the assignments term by term. Same results either way.
+        let rewritten;
+        let mut engine = None;
         let circuit = if circuit.couplings.is_empty() || backend == Backend::C {
             circuit
+        } else if let Some((c, e)) = coupling::prepare(circuit) {
+            engine = Some(e);
+            rewritten = c;
+            &rewritten
         } else {
-            expanded = crate::model::passes::expand_couplings(circuit);
-            &expanded
+            rewritten = crate::model::passes::expand_couplings(circuit);
+            &rewritten
         };
         let imp = match (backend, c_build) {
             (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
@@ -255,6 +264,7 @@ impl Kernel {
             backend,
             precision: opts.precision,
             imp,
+            engine,
         })
     }
     pub fn layout(&self) -> &Layout {
@@ -281,6 +291,11 @@ impl Kernel {
     pub fn is_network(&self) -> bool {
         matches!(&self.imp, KernelImpl::C(k) if k.is_network())
     }
+    /// Whether the engine runs the circuit's couplings before the compiled right-hand side
+    /// (reference and JIT kernels of a circuit with kept couplings of states, no delays).
+    pub fn runs_couplings(&self) -> bool {
+        self.engine.is_some()
+    }
     /// The largest delay of a kernel whose loops read a [`ring::DelayRing`] when the context
     /// holds one (the C back end's network loops with constant delays); `None` otherwise.
     pub fn delay_ring_span(&self) -> Option<f64> {
@@ -291,6 +306,33 @@ impl Kernel {
     }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
+        if let Some(engine) = &self.engine {
+            let RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            } = args;
+            return engine.with_inputs(lanes, y, p, u, |u| {
+                self.rhs_compiled(RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                })
+            });
+        }
+        self.rhs_compiled(args)
+    }
+    fn rhs_compiled(&self, args: RhsArgs<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs(args),
             KernelImpl::Jit(k) => k.rhs(args),
@@ -309,6 +351,10 @@ impl Kernel {
     /// With [`StepsArgs::samples`], the requested states are copied out at the requested
     /// steps inside the call (the whole run between two checks of the solver is one call).
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        // The engine's couplings run between stages, outside compiled code.
+        if self.engine.is_some() {
+            return false;
+        }
         match &self.imp {
             KernelImpl::C(k) => k.steps(args),
             KernelImpl::Jit(k) => k.steps(args),
@@ -317,6 +363,33 @@ impl Kernel {
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        if let Some(engine) = &self.engine {
+            let RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            } = args;
+            return engine.with_inputs_f32(lanes, y, p, u, |u| {
+                self.rhs_f32_compiled(RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                })
+            });
+        }
+        self.rhs_f32_compiled(args)
+    }
+    fn rhs_f32_compiled(&self, args: RhsArgsF32<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs_f32(args),
             KernelImpl::Jit(k) => k.rhs_f32(args),
