@@ -51,7 +51,7 @@ pub enum Precision {
     F32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct KernelOptions {
     pub backend: Backend,
     pub precision: Precision,
@@ -220,7 +220,38 @@ pub struct Kernel {
     engine: Option<coupling::EngineCouplings>,
 }
 
+/// How many kernels [`Kernel::compile_shared`] keeps: the last few circuits a process ran
+/// (a network's kernel holds its weights, so not more).
+const SHARED_KERNELS: usize = 2;
+
+/// Kernels compiled by [`Kernel::compile_shared`], with the circuit and options each was
+/// compiled from, oldest first.
+type SharedKernels = Vec<(Circuit, KernelOptions, std::sync::Arc<Kernel>)>;
+
+static SHARED: std::sync::Mutex<SharedKernels> = std::sync::Mutex::new(Vec::new());
+
 impl Kernel {
+    /// [`Kernel::compile`], reusing the kernel of an equal circuit compiled with equal
+    /// options by an earlier call in this process (a sweep run again, a refine pass): the
+    /// network plan, the C source, its hash and the library load, or the JIT's code
+    /// generation, happen once. Equality is the whole circuit's (values included), so a
+    /// reused kernel is the one a compile would build.
+    pub fn compile_shared(circuit: &Circuit, opts: &KernelOptions) -> Result<std::sync::Arc<Kernel>, KernelError> {
+        if let Ok(shared) = SHARED.lock() {
+            if let Some((_, _, k)) = shared.iter().find(|(c, o, _)| o == opts && c == circuit) {
+                return Ok(k.clone());
+            }
+        }
+        let kernel = std::sync::Arc::new(Kernel::compile(circuit, opts)?);
+        if let Ok(mut shared) = SHARED.lock() {
+            if shared.len() >= SHARED_KERNELS {
+                shared.remove(0);
+            }
+            shared.push((circuit.clone(), opts.clone(), kernel.clone()));
+        }
+        Ok(kernel)
+    }
+
     pub fn compile(circuit: &Circuit, opts: &KernelOptions) -> Result<Kernel, KernelError> {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered {

@@ -21,7 +21,7 @@ pub(super) enum Target {
 
 /// What depends on the compiled kernel: one per distinct gamma-chain structure.
 pub(super) struct GroupPlan {
-    pub(super) kernel: Kernel,
+    pub(super) kernel: std::sync::Arc<Kernel>,
     pub(super) inputs: Vec<InputBinding>,
     pub(super) outputs: Vec<OutputBinding>,
     /// Defaults per slot.
@@ -486,7 +486,7 @@ fn build_group(
     // stay per-lane data; the layout and buffers do not change.
     let per_lane: Vec<crate::model::VarId> = swept.iter().flatten().copied().collect();
     let compiled = crate::model::passes::specialize_params(&lowered, &per_lane);
-    let kernel = Kernel::compile(
+    let kernel = Kernel::compile_shared(
         &compiled,
         &KernelOptions {
             backend: spec.backend,

@@ -631,3 +631,42 @@ fn bad_matrices_are_reported_where_they_are_written() {
         "unknown connectivity key `weights`",
     );
 }
+
+#[test]
+fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 6;
+    let path = dir.path().join("shared_kernel.yaml");
+    std::fs::write(
+        &path,
+        matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+    )
+    .expect("write");
+    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit;
+    let compiled = specialize_params(&lower_edges_keeping_couplings(&c), &[]);
+    let options = KernelOptions {
+        backend: Backend::Jit,
+        ..KernelOptions::default()
+    };
+    let first = Kernel::compile_shared(&compiled, &options).expect("compiles");
+    let again = Kernel::compile_shared(&compiled.clone(), &options).expect("compiles");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "the same circuit reuses the kernel"
+    );
+    let reference = KernelOptions {
+        backend: Backend::Reference,
+        ..KernelOptions::default()
+    };
+    let other_backend = Kernel::compile_shared(&compiled, &reference).expect("compiles");
+    assert!(!std::sync::Arc::ptr_eq(&first, &other_backend));
+    assert_eq!(other_backend.backend(), Backend::Reference);
+    // One weight changed: a kernel of its own, whose evaluation differs.
+    let mut changed = compiled.clone();
+    changed.couplings[0].weights[3] *= 2.0;
+    let other = Kernel::compile_shared(&changed, &options).expect("compiles");
+    assert!(!std::sync::Arc::ptr_eq(&first, &other));
+    assert!(evaluate(&other).1 != evaluate(&first).1, "the changed weight is used");
+}
