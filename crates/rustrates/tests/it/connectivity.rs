@@ -321,8 +321,50 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
             let (dy_written, a_written) = evaluate(&written);
             assert!(dy_node == dy_written, "{case}, {backend:?}: derivatives differ");
             assert!(a_node == a_written, "{case}, {backend:?}: algebraics differ");
+            // Single precision: every operation of the sum rounded to f32 in both forms.
+            let options = KernelOptions {
+                backend,
+                precision: rustrates::kernel::Precision::F32,
+                ..KernelOptions::default()
+            };
+            let node = Kernel::compile(&compiled, &options).expect("compiles");
+            let written = Kernel::compile(&expand_couplings(&compiled), &options).expect("compiles");
+            assert!(
+                evaluate_f32(&node) == evaluate_f32(&written),
+                "{case}, {backend:?}, f32: evaluations differ"
+            );
         }
     }
+}
+
+/// [`evaluate`] in single precision: derivatives then algebraics, as bits.
+fn evaluate_f32(kernel: &Kernel) -> Vec<u32> {
+    use rustrates::kernel::{KernelCtx, RhsArgsF32};
+    let lanes = 3;
+    let l = kernel.layout();
+    let c = kernel.circuit();
+    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<f32> {
+        vars.iter()
+            .enumerate()
+            .flat_map(|(k, v)| {
+                (0..lanes).map(move |lane| (c.var(*v).value * (1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64)) as f32)
+            })
+            .collect()
+    };
+    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
+    let mut dy = vec![0.0f32; l.states.len() * lanes];
+    let mut a = vec![0.0f32; l.algebraics.len() * lanes];
+    kernel.rhs_f32(RhsArgsF32 {
+        t: 0.0,
+        lanes,
+        y: &y,
+        p: &p,
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
 }
 
 /// One evaluation of `kernel` over 3 lanes at a state and parameters that differ per lane:
