@@ -7,6 +7,7 @@
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
 //!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
 //!                        [--form edges|matrix] [--jit-max 100] [--rss 1000x16x0.01]
+//!                        [--backend c|jit]
 //! ```
 //!
 //! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
@@ -56,6 +57,8 @@ struct Args {
     matrix: bool,
     jit_max: usize,
     rss: Option<Case>,
+    /// Back end of the sweeps (`--backend c|jit`; the compile table measures both).
+    backend: Backend,
 }
 
 fn repo_root() -> PathBuf {
@@ -112,6 +115,7 @@ fn parse_args() -> Result<Args, String> {
         matrix: false,
         jit_max: 100,
         rss: None,
+        backend: Backend::C,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +131,13 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--rss" => a.rss = Some(parse_case(&value()?)?),
+            "--backend" => {
+                a.backend = match value()?.as_str() {
+                    "c" => Backend::C,
+                    "jit" => Backend::Jit,
+                    other => return Err(format!("--backend: '{other}' is not c or jit")),
+                }
+            }
             "--jit-max" => a.jit_max = value()?.parse().map_err(|e| format!("--jit-max: {e}"))?,
             "--compile" => {
                 a.compile = value()?
@@ -322,13 +333,14 @@ fn real_main() -> Result<(), String> {
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
         let mut sink = Checksum(0.0);
-        rustrates::sweep::run(&spec(case, Backend::C, args.matrix), &loaded.circuit, &mut sink)
+        rustrates::sweep::run(&spec(case, args.backend, args.matrix), &loaded.circuit, &mut sink)
             .map_err(|e| e.to_string())?;
         println!(
-            "peak RSS, N = {} × {} points, T = {}, file → results (C back end, {}): {:.0} MB in {:.2} s",
+            "peak RSS, N = {} × {} points, T = {}, file → results ({:?} back end, {}): {:.0} MB in {:.2} s",
             case.n,
             case.points,
             case.time,
+            args.backend,
             if args.matrix {
                 "connectivity block"
             } else {
@@ -340,8 +352,8 @@ fn real_main() -> Result<(), String> {
     }
     let exe = build_c(&args.c_source, work.path())?;
     println!(
-        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, C back end, best of {}",
-        args.repeats
+        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, {:?} back end, best of {}",
+        args.backend, args.repeats
     );
     println!(
         "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>7} {:>9} {:>12} {:>10}",
@@ -357,7 +369,7 @@ fn real_main() -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let s = spec(case, Backend::C, args.matrix);
+        let s = spec(case, args.backend, args.matrix);
         let mut sink = Checksum(0.0);
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;

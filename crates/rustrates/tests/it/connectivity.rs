@@ -712,3 +712,36 @@ fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
     assert!(!std::sync::Arc::ptr_eq(&first, &other));
     assert!(evaluate(&other).1 != evaluate(&first).1, "the changed weight is used");
 }
+
+#[test]
+fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_the_reference() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 500;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let path = dir.path().join("large.yaml");
+    std::fs::write(&path, matrix_block(n, "w.npy", None)).expect("write");
+    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit;
+    let kept = lower_edges_keeping_couplings(&c);
+    let compiled = specialize_params(&kept, &per_lane(&kept));
+    let compile = |backend| {
+        Kernel::compile(
+            &compiled,
+            &KernelOptions {
+                backend,
+                ..KernelOptions::default()
+            },
+        )
+        .expect("compiles")
+    };
+    let (jit, reference) = (compile(Backend::Jit), compile(Backend::Reference));
+    assert!(
+        jit.circuit().exprs.len() > rustrates::kernel::jit::LARGE_CIRCUIT_EXPRS,
+        "{} expressions: the single-pass allocator is not exercised",
+        jit.circuit().exprs.len()
+    );
+    assert!(jit.runs_couplings() && reference.runs_couplings());
+    // Register allocation changes no value: the same bits as the tree-walking evaluator.
+    assert!(evaluate(&jit) == evaluate(&reference), "JIT and reference differ");
+}
