@@ -6,7 +6,8 @@
 //! cargo build --release -p rustrates-bench --bin network
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
 //!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
-//!                        [--form edges|matrix]
+//!                        [--form edges|matrix] [--jit-max 100] [--rss 1000x16x0.01]
+//!                        [--backend c|jit]
 //! ```
 //!
 //! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
@@ -20,7 +21,9 @@
 //! C program's average over the state before each step). Its time is the whole `sweep::run`
 //! (kernel cached by a warm-up run), against the C program's timed region `sim_s`; the
 //! checksum (sum of all means) is compared. Compile time is file read → kernel ready (load,
-//! lower, compile, with an empty kernel cache) per N, for the C back end.
+//! lower, compile, with an empty kernel cache) per N, for the C back end and, up to
+//! `--jit-max` nodes, the JIT. `--rss NxPxT` first runs that one sweep (1 thread) and prints
+//! the process's peak resident memory (VmHWM) after it, before anything else runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +31,7 @@ use std::time::Instant;
 
 use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
-use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::model::passes::{lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{
@@ -53,6 +56,32 @@ struct Args {
     cases: Vec<Case>,
     compile: Vec<usize>,
     matrix: bool,
+    jit_max: usize,
+    rss: Option<Case>,
+    /// Back end of the sweeps (`--backend c|jit`; the compile table measures both).
+    backend: Backend,
+}
+
+fn parse_case(s: &str) -> Result<Case, String> {
+    let f: Vec<&str> = s.split('x').collect();
+    let bad = || format!("case '{s}' is not NxPxT[xDMAX] (e.g. 200x16x1)");
+    if !(3..=4).contains(&f.len()) {
+        return Err(bad());
+    }
+    Ok(Case {
+        n: f[0].parse().map_err(|_| bad())?,
+        points: f[1].parse().map_err(|_| bad())?,
+        time: f[2].parse().map_err(|_| bad())?,
+        dmax: f.get(3).map_or(Ok(0.0), |d| d.parse()).map_err(|_| bad())?,
+    })
+}
+
+/// This process's peak resident memory so far (Linux `VmHWM`), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -81,6 +110,9 @@ fn parse_args() -> Result<Args, String> {
         ],
         compile: vec![10, 100, 1000],
         matrix: false,
+        jit_max: 100,
+        rss: None,
+        backend: Backend::C,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,21 +124,18 @@ fn parse_args() -> Result<Args, String> {
                 a.cases = value()?
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        let f: Vec<&str> = s.split('x').collect();
-                        let bad = || format!("--cases: '{s}' is not NxPxT[xDMAX] (e.g. 200x16x1)");
-                        if !(3..=4).contains(&f.len()) {
-                            return Err(bad());
-                        }
-                        Ok(Case {
-                            n: f[0].parse().map_err(|_| bad())?,
-                            points: f[1].parse().map_err(|_| bad())?,
-                            time: f[2].parse().map_err(|_| bad())?,
-                            dmax: f.get(3).map_or(Ok(0.0), |d| d.parse()).map_err(|_| bad())?,
-                        })
-                    })
+                    .map(parse_case)
                     .collect::<Result<_, _>>()?;
             }
+            "--rss" => a.rss = Some(parse_case(&value()?)?),
+            "--backend" => {
+                a.backend = match value()?.as_str() {
+                    "c" => Backend::C,
+                    "jit" => Backend::Jit,
+                    other => return Err(format!("--backend: '{other}' is not c or jit")),
+                }
+            }
+            "--jit-max" => a.jit_max = value()?.parse().map_err(|e| format!("--jit-max: {e}"))?,
             "--compile" => {
                 a.compile = value()?
                     .split(',')
@@ -265,10 +294,39 @@ fn main() {
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    if let Some(case) = &args.rss {
+        let path = work.path().join("rss.yaml");
+        let text = if args.matrix {
+            network_matrix_yaml(case.n, case.dmax, work.path())?
+        } else {
+            network_yaml(case.n, case.dmax)
+        };
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let loaded =
+            load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
+        let mut sink = Checksum(0.0);
+        rustrates::sweep::run(&spec(case, args.backend, args.matrix), &loaded.circuit, &mut sink)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "peak RSS, N = {} × {} points, T = {}, file → results ({:?} back end, {}): {:.0} MB in {:.2} s",
+            case.n,
+            case.points,
+            case.time,
+            args.backend,
+            if args.matrix {
+                "connectivity block"
+            } else {
+                "YAML edge list"
+            },
+            peak_rss_mb().unwrap_or(f64::NAN),
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let exe = build_c(&args.c_source, work.path(), "network_grid", &["-fopenmp-simd"])?;
     println!(
-        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, C back end, best of {}",
-        args.repeats
+        "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, {:?} back end, best of {}",
+        args.backend, args.repeats
     );
     println!(
         "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>7} {:>9} {:>12} {:>10}",
@@ -284,7 +342,7 @@ fn real_main() -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let s = spec(case, Backend::C, args.matrix);
+        let s = spec(case, args.backend, args.matrix);
         let mut sink = Checksum(0.0);
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
@@ -331,8 +389,8 @@ fn real_main() -> Result<(), String> {
             }
         );
         println!(
-            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            "N", "edges", "load s", "lower s", "kernel s", "loops"
+            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}",
+            "N", "edges", "load s", "lower s", "C kernel s", "loops", "C total s", "JIT kern s", "JIT total s"
         );
     }
     for &n in &args.compile {
@@ -348,7 +406,7 @@ fn real_main() -> Result<(), String> {
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
         let t1 = Instant::now();
-        let low = lower_edges(&loaded.circuit);
+        let low = lower_edges_keeping_couplings(&loaded.circuit);
         let per_lane: Vec<_> = (0..low.vars.len() as u32)
             .map(rustrates::model::VarId)
             .filter(|v| {
@@ -368,14 +426,35 @@ fn real_main() -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         let t3 = Instant::now();
+        // The JIT compiles the coupling written out (one term per edge).
+        let jit = (n <= args.jit_max)
+            .then(|| {
+                let t = Instant::now();
+                Kernel::compile(
+                    &compiled,
+                    &KernelOptions {
+                        backend: Backend::Jit,
+                        ..KernelOptions::default()
+                    },
+                )
+                .map(|_| t.elapsed().as_secs_f64())
+            })
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let front = (t2 - t0).as_secs_f64();
+        let jit_cols = match jit {
+            Some(s) => format!("{s:>10.3} {:>10.3}", front + s),
+            None => format!("{:>10} {:>10}", "-", "-"),
+        };
         println!(
-            "{:>6} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>8}",
+            "{:>6} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>8} {:>10.3} {jit_cols}",
             n,
             n * n,
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
             (t3 - t2).as_secs_f64(),
-            k.is_network()
+            k.is_network(),
+            (t3 - t0).as_secs_f64(),
         );
     }
     Ok(())

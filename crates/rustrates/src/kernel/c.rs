@@ -217,6 +217,14 @@ impl CBuild {
                 if why != crate::model::network::NotANetwork::Small {
                     log::info!("C back end: unrolled code for circuit {}: {why}", circuit.name);
                 }
+                // Couplings the loops do not run are written out (same layout).
+                let expanded;
+                let circuit = if circuit.couplings.is_empty() {
+                    circuit
+                } else {
+                    expanded = crate::model::passes::expand_couplings(circuit);
+                    &expanded
+                };
                 (emit::emit(circuit, RECIPROCAL_DIVISORS), None)
             }
         };

@@ -12,7 +12,9 @@ use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange}
 use crate::template::connectivity::ConnectivityDecl;
 use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
-use super::ir::{Assign, BinOp, Circuit, ComplexVar, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
+use super::ir::{
+    Assign, BinOp, Circuit, ComplexVar, Coupling, Edge, Expr, ExprId, Func, Ode, Scale, Var, VarId, VarKind,
+};
 
 /// Build the circuit of any template: a circuit as is; a node as a one-node circuit named
 /// after it; an operator or edge template as a one-node circuit (so `check` sees its equations).

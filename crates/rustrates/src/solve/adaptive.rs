@@ -113,11 +113,12 @@ pub(crate) fn run_with_stats<T: Float>(
 /// kernel takes one time per call, so the circuit must not read `t`, and delays and noise
 /// (whose hooks are keyed by time and step) take the lane-by-lane path.
 fn masked_ok(kernel: &Kernel) -> bool {
-    !kernel
-        .circuit()
-        .exprs
-        .iter()
-        .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
+    kernel.circuit().couplings.iter().all(|cp| cp.delays.is_none())
+        && !kernel
+            .circuit()
+            .exprs
+            .iter()
+            .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
 }
 
 /// Lane state of the masked stepper.

@@ -70,6 +70,15 @@ pub(crate) fn scan(circuit: &Circuit) -> (Vec<VarId>, bool) {
             _ => {}
         }
     }
+    // A kept coupling with delays reads every source through the history, as its expansion
+    // (one `past` per entry) would.
+    for cp in circuit.couplings.iter().filter(|cp| cp.delays.is_some()) {
+        for v in &cp.sources {
+            if !delayed.contains(v) {
+                delayed.push(*v);
+            }
+        }
+    }
     delayed.retain(|v| matches!(circuit.var(*v).kind, VarKind::State | VarKind::Algebraic));
     (delayed, noise)
 }

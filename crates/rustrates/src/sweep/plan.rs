@@ -22,7 +22,7 @@ pub(super) enum Target {
 
 /// What depends on the compiled kernel: one per distinct gamma-chain structure.
 pub(super) struct GroupPlan {
-    pub(super) kernel: Kernel,
+    pub(super) kernel: std::sync::Arc<Kernel>,
     pub(super) inputs: Vec<InputBinding>,
     pub(super) outputs: Vec<OutputBinding>,
     /// Defaults per slot.
@@ -108,12 +108,14 @@ pub(super) fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// Lowers edges into assignments (the kernel only takes edge-free circuits).
+/// Lowers edges into assignments (the kernel only takes edge-free circuits); connectivity
+/// blocks stay couplings where they can (`Kernel::compile` writes them out for the back
+/// ends that do not run them).
 fn lower(circuit: &Circuit) -> Circuit {
-    if circuit.edges.is_empty() {
+    if circuit.edges.is_empty() && circuit.couplings.is_empty() {
         circuit.clone()
     } else {
-        crate::model::passes::lower_edges(circuit)
+        crate::model::passes::lower_edges_keeping_couplings(circuit)
     }
 }
 
@@ -525,7 +527,7 @@ fn build_group(
     // stay per-lane data; the layout and buffers do not change.
     let per_lane: Vec<crate::model::VarId> = swept.iter().flatten().copied().collect();
     let compiled = crate::model::passes::specialize_params(&lowered, &per_lane);
-    let kernel = Kernel::compile(
+    let kernel = Kernel::compile_shared(
         &compiled,
         &KernelOptions {
             backend: spec.backend,
