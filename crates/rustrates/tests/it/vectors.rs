@@ -233,3 +233,63 @@ fn vector_errors_are_positioned() {
         );
     }
 }
+
+/// A path (`--set`, a spec's bare paths) names every element, `x[1]` one; the array form of
+/// `update_var` finds the elements of a vector on one node (`value_targets`).
+#[test]
+fn param_map_paths_name_a_vector_or_one_element() {
+    use rustrates::sweep::param_map::{self, MapEntry, MapTargets};
+    let c = load_text(LEAKY, "net").expect("loads");
+    let mut map = ParamMap::new();
+    for (key, path) in [("whole", "p/li_op/x"), ("one", "p/li_op/x[1]")] {
+        map.entries.insert(
+            key.to_string(),
+            MapEntry {
+                vars: vec![path.to_string()],
+                targets: MapTargets::Paths,
+            },
+        );
+    }
+    let r = param_map::resolve(&map, &["whole".to_string(), "one".to_string()], &c).expect("resolves");
+    let elements = |names: &[&str]| names.iter().map(|n| format!("p/li_op/{n}")).collect::<Vec<_>>();
+    assert_eq!(
+        r.names(&c),
+        [
+            ("whole".to_string(), elements(&["x[0]", "x[1]", "x[2]"])),
+            ("one".to_string(), elements(&["x[1]"])),
+        ]
+    );
+    assert_eq!(
+        param_map::value_targets("node_vars", "p", "li_op/x", &c).expect("a vector"),
+        elements(&["x[0]", "x[1]", "x[2]"])
+    );
+    assert_eq!(
+        param_map::value_targets("node_vars", "all", "li_op/c", &c).expect("a scalar"),
+        elements(&["c"])
+    );
+}
+
+/// A vector output of one operator feeding another's input is refused at the input.
+#[test]
+fn vectors_between_operators_are_a_positioned_error() {
+    let text = r#"
+src_op:
+  base: OperatorTemplate
+  equations: "x' = -x"
+  variables:
+    x: output(0.5, 3)
+dst_op:
+  base: OperatorTemplate
+  equations: "y' = vsum(x) - y"
+  variables:
+    y: output(0.0)
+    x: input(0.0, 3)
+n: {base: NodeTemplate, operators: [src_op, dst_op]}
+"#;
+    let err = load_text(text, "n").expect_err("vector wiring");
+    // The input's declaration, line 12 after `    x: `.
+    assert!(
+        err.contains("node/vector-wiring") && err.contains("c.yaml:12:8:"),
+        "{err}"
+    );
+}
