@@ -293,3 +293,85 @@ n: {base: NodeTemplate, operators: [src_op, dst_op]}
         "{err}"
     );
 }
+
+/// Eight nodes of one template with vector variables, coupled through scalar edges, swept on
+/// every other node: all three back ends agree to rounding. (`model::network::plan` declines
+/// this circuit, as it does with a scalar `x`: the copies of `r_in` are not evenly spaced.)
+#[test]
+fn vector_nodes_in_a_network_run_alike_on_every_back_end() {
+    let mut text = String::from(
+        r#"
+v_op:
+  base: OperatorTemplate
+  equations:
+    - "d/dt * x = -x/tau + k*vsum(x) + c + r_in"
+    - "r = mean(x)"
+  variables:
+    x: output(0.5, 3)
+    r: output(0.0)
+    r_in: input(0.0)
+    tau: 2.0
+    k: 0.1
+    c: 0.3
+v: {base: NodeTemplate, operators: [v_op]}
+net:
+  base: CircuitTemplate
+  nodes: {n0: v, n1: v, n2: v, n3: v, n4: v, n5: v, n6: v, n7: v}
+  edges:
+"#,
+    );
+    for i in 0..8 {
+        let j = (i + 1) % 8;
+        text.push_str(&format!(
+            "    - [n{i}/v_op/r, n{j}/v_op/r_in, null, {{weight: -0.5}}]\n"
+        ));
+    }
+    let c = load_text(&text, "net").expect("loads");
+    let run_on = |backend: Backend| {
+        let mut values = indexmap::IndexMap::new();
+        values.insert("c".to_string(), vec![0.1, 0.2, 0.3, 0.4]);
+        let grid = Grid::from_values(&values, false).expect("one key");
+        let sim = SimConfig {
+            simulation_time: 2.0,
+            dt: 1e-3,
+            sampling_step: Some(0.1),
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(
+            grid,
+            ParamMap::new().nodes("c", &["v_op/c"], &["n0", "n2", "n4", "n6"]),
+            sim,
+        );
+        spec.outputs = vec![("x".to_string(), "all/v_op/x".to_string())];
+        spec.backend = backend;
+        spec.threads = Some(1);
+        let mut sink = MemorySink::new();
+        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        sink.into_result().expect("a finished sweep has a result")
+    };
+    let reference = run_on(Backend::Reference);
+    assert_eq!(reference.columns.len(), 24, "{:?}", reference.columns);
+    assert_eq!(reference.columns[4], ("n1".to_string(), "x[1]".to_string()));
+    let moved = (0..4)
+        .flat_map(|p| reference.trace(p, 0).expect("traces"))
+        .map(|x| (x - 0.5).abs())
+        .fold(0.0, f64::max);
+    assert!(moved > 0.01, "the network stays put");
+    for backend in [Backend::Jit, Backend::C] {
+        let res = run_on(backend);
+        assert_eq!(res.columns, reference.columns);
+        // The same real expressions, at most in another association order (the JIT's and
+        // the loops'): rounding level, far below the O(0.01) the elements move.
+        for p in 0..4 {
+            for col in 0..24 {
+                let (a, b) = (
+                    res.trace(p, col).expect("traces"),
+                    reference.trace(p, col).expect("traces"),
+                );
+                let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                assert!(d <= 1e-12, "{backend:?} point {p} column {col}: differs by {d}");
+            }
+        }
+    }
+}
