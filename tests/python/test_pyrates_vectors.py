@@ -116,3 +116,40 @@ def test_update_var_sets_a_vector_whole_by_element_or_by_array(tmp_path):
 
     with pytest.raises(rustrates.SweepError, match=r"names 3 elements \(p/li_op/x\[0\]"):
         run({"p/li_op/x": np.zeros(2)})
+
+
+def test_grid_search_gives_a_column_per_element_in_memory_and_in_files(tmp_path):
+    """rustrates.grid_search names a vector's columns ``x[0]``, ... (per point and node) in
+    memory and in its results file, each equal, bit for bit, to a single run of that point."""
+    (tmp_path / "vec.yaml").write_text(VECTORS)
+    template = f"{tmp_path}/vec.yaml/net"
+    args = dict(
+        param_grid={"c": [0.1, 0.4]},
+        param_map={"c": {"vars": ["li_op/c"], "nodes": ["p"]}},
+        step_size=1e-3,
+        simulation_time=0.5,
+        sampling_step_size=0.1,
+        outputs={"x": "p/li_op/x", "m": "p/li_op/m"},
+        solver="euler",
+        backend="reference",
+    )
+    results, _ = rustrates.grid_search(template, **args)
+    assert [k for _, _, k in results.columns] == ["x[0]", "x[1]", "x[2]", "m"] * 2
+    rustrates.grid_search(template, out=str(tmp_path / "r.h5"), **args)
+    on_disk, _, _ = rustrates.read_results(tmp_path / "r.h5")
+    np.testing.assert_array_equal(on_disk.to_numpy(), results.to_numpy())
+    assert list(on_disk.columns) == list(results.columns)
+    for i, c in enumerate([0.1, 0.4]):
+        single = CircuitTemplate.from_yaml(f"{tmp_path}/vec/net")
+        single.update_var(node_vars={"p/li_op/c": c})
+        frame = single.run(
+            simulation_time=0.5,
+            step_size=1e-3,
+            sampling_step_size=0.1,
+            outputs={"x": "p/li_op/x", "m": "p/li_op/m"},
+            solver="euler",
+            backend="reference",
+            float_precision="float64",
+        )
+        label = results.columns[4 * i][0]
+        np.testing.assert_array_equal(results[label].to_numpy(), frame.to_numpy())
