@@ -104,6 +104,14 @@ impl PyCircuit {
             .map_err(|e| errors::arg_err(py, errors::Kind::Sweep, argument, e.to_string()))
     }
 
+    /// Where an array of values for `var` on `node` goes: a vector variable's elements
+    /// (`node/var[i]`) or one node each (engine: `sweep::param_map::value_targets`).
+    #[pyo3(signature = (node, var, argument="node_vars"))]
+    fn value_targets(&self, py: Python<'_>, node: &str, var: &str, argument: &str) -> PyResult<Vec<String>> {
+        rustrates::sweep::param_map::value_targets(argument, node, var, &self.circuit)
+            .map_err(|e| errors::arg_err(py, errors::Kind::Sweep, argument, e.to_string()))
+    }
+
     fn __repr__(&self) -> String {
         format!("<Circuit {} nodes={:?}>", self.name, self.nodes)
     }

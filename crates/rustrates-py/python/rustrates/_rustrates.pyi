@@ -83,6 +83,9 @@ class Circuit:
     def nodes_having(self, node: str, var: str, argument: str = "node_vars") -> list[str]:
         """The nodes ``node`` names (a path, or ``all`` at any level) that have ``var``
         (``op/var``), in circuit order."""
+    def value_targets(self, node: str, var: str, argument: str = "node_vars") -> list[str]:
+        """Where an array of values for ``var`` on ``node`` goes: the elements
+        ``node/var[i]`` of a vector variable, or ``node/var`` of each node ``nodes_having`` names."""
 
 REGIME_CODES: dict[int, str]
 """`{code: name}` of the `regime` summary."""

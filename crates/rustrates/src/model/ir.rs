@@ -270,6 +270,14 @@ impl Circuit {
     pub fn find_var(&self, name: &str) -> Option<VarId> {
         self.vars.iter().position(|v| v.name == name).map(|i| VarId(i as u32))
     }
+    /// The variable `name`, or the elements `name[0]`, `name[1]`, ... of the vector variable
+    /// it names (empty: neither).
+    pub fn find_vars(&self, name: &str) -> Vec<VarId> {
+        if let Some(id) = self.find_var(name) {
+            return vec![id];
+        }
+        (0..).map_while(|i| self.find_var(&format!("{name}[{i}]"))).collect()
+    }
     /// Variables of one kind in slot order: states in `odes` order, algebraics in `assigns`
     /// order, params and inputs in declaration order. Kernels lay out their arrays this way.
     pub fn layout(&self) -> Layout {

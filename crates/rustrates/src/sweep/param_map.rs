@@ -250,14 +250,16 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
             }
             MapTargets::Paths => {
                 for path in &entry.vars {
-                    let Some(id) = circuit.find_var(path) else {
+                    // A vector variable's path sets all its elements, `path[i]` one.
+                    let found = circuit.find_vars(path);
+                    if found.is_empty() {
                         return Err(ParamMapError::PathNotFound {
                             key: key.clone(),
                             path: path.clone(),
                             suggestion: closest(path, circuit.vars.iter().map(|v| v.name.as_str())),
                         });
-                    };
-                    ids.push(id);
+                    }
+                    ids.extend(found);
                 }
             }
         }
@@ -304,11 +306,12 @@ fn pattern_nodes<'c>(pattern: &str, circuit: &'c Circuit) -> Vec<&'c str> {
 /// The variables `var` (`op/var`, or a bare `var`: every operator of the node having it)
 /// names on `node`, whose operators are `ops`.
 fn node_vars(node: &str, ops: &[String], var: &str, circuit: &Circuit) -> Vec<VarId> {
+    // A vector variable names all its elements (`x`), or one (`x[1]`).
     if var.contains('/') {
-        circuit.find_var(&format!("{node}/{var}")).into_iter().collect()
+        circuit.find_vars(&format!("{node}/{var}"))
     } else {
         ops.iter()
-            .filter_map(|op| circuit.find_var(&format!("{node}/{op}/{var}")))
+            .flat_map(|op| circuit.find_vars(&format!("{node}/{op}/{var}")))
             .collect()
     }
 }
@@ -384,6 +387,23 @@ pub fn nodes_having(key: &str, node: &str, var: &str, circuit: &Circuit) -> Resu
         });
     }
     Ok(having)
+}
+
+/// Where the values of an array go (PyRates' `update_var` with an array): the elements
+/// `node/var[i]` when `node` names one node whose `var` is a vector variable, else one node
+/// each (`nodes_having`, as `node/var`). The caller checks the array's length against them.
+pub fn value_targets(key: &str, node: &str, var: &str, circuit: &Circuit) -> Result<Vec<String>, ParamMapError> {
+    let nodes = nodes_having(key, node, var, circuit)?;
+    if let [only] = nodes.as_slice() {
+        let path = format!("{only}/{var}");
+        if circuit.find_var(&path).is_none() {
+            let n = circuit.find_vars(&path).len();
+            if n > 0 {
+                return Ok((0..n).map(|i| format!("{path}[{i}]")).collect());
+            }
+        }
+    }
+    Ok(nodes.iter().map(|n| format!("{n}/{var}")).collect())
 }
 
 fn resolve_edge(

@@ -183,16 +183,22 @@ fn resolve_outputs(spec: &SweepSpec, c: &Circuit) -> Result<(Vec<Column>, Vec<Ou
     }
     let mut columns = Vec::new();
     let mut bindings = Vec::new();
-    // A complex variable is two columns, `key.real` and `key.imag` (its IR parts).
-    let find = |path: &str| -> Vec<(&'static str, VarId)> {
+    // A complex variable is two columns, `key.real` and `key.imag` (its IR parts); a vector
+    // variable one per element, `key[0]`, `key[1]`, ...
+    let find = |path: &str| -> Vec<(String, VarId)> {
         match (c.find_var(path), c.find_complex(path)) {
-            (Some(id), _) => vec![("", id)],
-            (None, Some(z)) => vec![(".real", z.re), (".imag", z.im)],
-            (None, None) => Vec::new(),
+            (Some(id), _) => vec![(String::new(), id)],
+            (None, Some(z)) => vec![(".real".into(), z.re), (".imag".into(), z.im)],
+            (None, None) => c
+                .find_vars(path)
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| (format!("[{i}]"), id))
+                .collect(),
         }
     };
     for (key, path) in &spec.outputs {
-        let found: Vec<(String, &str, VarId)> = match path.strip_prefix("all/") {
+        let found: Vec<(String, String, VarId)> = match path.strip_prefix("all/") {
             Some(rest) => c
                 .nodes
                 .iter()

@@ -4,3 +4,4 @@ mod complex;
 mod connectivity;
 mod populations;
 mod templates;
+mod vectors;
