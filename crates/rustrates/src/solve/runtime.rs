@@ -6,7 +6,9 @@
 //! polynomial on the step containing it (third-order accurate, so fixed-step methods keep
 //! their order up to 3 on smooth histories); before t = 0 the history is constant (the initial
 //! value); a read inside the step in progress (delay shorter than the step) extrapolates
-//! linearly from the step start. Each lane has its own deque, so lanes may have their own delays
+//! linearly from the step start. In a fixed-step run a read whose delay and time are both whole
+//! steps (`kernel::ring::whole_steps`, e.g. every read of an Euler run with a delay of k·dt)
+//! takes the recorded point of step `n − k` itself. Each lane has its own deque, so lanes may have their own delays
 //! and (rk45) their own step times.
 //!
 //! Noise: `randn()` is a pure function of (seed, global grid point, step, source): the same
@@ -16,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use crate::kernel::ring::hermite_weights;
+use crate::kernel::ring::{hermite_weights, whole_step_read};
 use crate::kernel::KernelCtx;
 use crate::model::{Circuit, Expr, VarId, VarKind};
 
@@ -169,7 +171,13 @@ impl Runtime {
         {
             self.delays_seen.push(delay);
         }
-        let tq = t - delay;
+        // Fixed-step runs read whole-step delays at whole steps (the ring's rule, `kernel::ring`).
+        let whole = self.grid_dt.and_then(|dt| whole_step_read(t, delay, dt));
+        #[allow(clippy::cast_precision_loss)]
+        let tq = match (whole, self.grid_dt) {
+            (Some(m), Some(dt)) => m as f64 * dt,
+            _ => t - delay,
+        };
         let q = &self.hist[h * self.lanes + lane];
         let init = self.init[h * self.lanes + lane];
         let (Some(first), Some(last)) = (q.front(), q.back()) else {
@@ -187,6 +195,9 @@ impl Runtime {
             None => search_step(q, tq),
         };
         let (p0, p1) = (q[lo], q[lo + 1]);
+        if whole.is_some() && p0.t == tq {
+            return p0.x;
+        }
         if p0.poly[0].is_nan() {
             hermite(p0, p1, tq)
         } else {
@@ -411,7 +422,7 @@ mod tests {
         for algebraic in [false, true] {
             let mut deque = one_history(lanes, Some(dt));
             let init = deque.init.clone();
-            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay);
+            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[]);
             let mut compared = 0usize;
             let read = |deque: &mut Runtime, ring: &DelayRing, t: f64, what: &str, compared: &mut usize| {
                 for l in 0..lanes {

@@ -30,6 +30,9 @@ pub(crate) struct NetData {
     pub nd: Vec<f64>,
     /// The largest coupling delay when the loops read a delay ring buffer.
     pub ring_span: Option<f64>,
+    /// Every delayed coupling's delays, one per term, coupling after coupling: the ring
+    /// decides per term and run whether it is a whole number of steps (`DelayRing::new`).
+    pub delay_terms: Vec<f64>,
 }
 
 /// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
@@ -155,28 +158,40 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
 /// operations, in the same order, as `DelayRing::value` and the solver's history.
 const RING: &str = r#"
 typedef struct {
-    const double* data; /* [h][slot][x, m0, m1][lane] */
+    const double* data; /* [h][x, m0, m1][slot][lane] */
     const double* extrapolate; /* [h][lane] */
     const double* init; /* [h][lane] */
     const long long* newest; /* [h]: step of the newest point, -1 none */
     const unsigned long long* newest_slot; /* [h]: its slot (newest % slots), so no division here */
     const unsigned* hist_of; /* by variable */
+    const long long* whole; /* per delayed term: its delay in whole steps, -1 a fraction */
+    long long now; /* the step this evaluation starts, -1 between steps */
     unsigned long long vars, slots, lanes;
     double dt;
 } rr_ring;
 
 /* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
    the newest point); 3: w0*a[l] + w1*m0[l] + w2*b[l] + w3*m1[l] (Hermite on a step, a the
-   step's slot, b the next one). */
-typedef struct { const double* a; const double* b; double w0, w1, w2, w3; int kind; } rr_tap;
+   step's value, b the next one's, m0/m1 its slopes); 4: a[l], the value of a whole step. */
+typedef struct { const double* a; const double* b; const double* m0; const double* m1; double w0, w1, w2, w3; int kind; } rr_tap;
 
+/* The slot of step m, counted back from the newest point's (m within the ring). */
+static inline __attribute__((always_inline)) size_t rr_slot_of(const rr_ring* R, size_t h, size_t m) {
+    const size_t S = (size_t)R->slots, ns = (size_t)R->newest_slot[h], back = (size_t)R->newest[h] - m;
+    return ns >= back ? ns - back : ns + S - back;
+}
+
+/* whole: the term's delay in whole steps (-1: a fraction); with R->now >= 0 such a read takes
+   the point of step now - whole (kernel::ring::whole_step_read). */
 static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R, unsigned long long var, double t,
-        double delay) {
-    rr_tap p = {0, 0, 0.0, 0.0, 0.0, 0.0, 0};
+        double delay, long long whole) {
+    rr_tap p = {0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0};
     if (var == ~0ULL) return p;
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const size_t h = R->hist_of[var];
-    const double tq = t - delay;
+    const long long m = (R->now >= 0 && whole >= 0) ? R->now - whole : 0;
+    const int at_step = R->now >= 0 && whole >= 0;
+    const double tq = at_step ? (double)m * R->dt : t - delay;
     const long long newest = R->newest[h];
     if (newest < 0 || tq <= 0.0) {
         p.kind = 1;
@@ -185,11 +200,17 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     }
     const double tn = (double)(size_t)newest * R->dt;
     const size_t ns = (size_t)R->newest_slot[h];
+    const double* X = R->data + h * 3 * S * L;
     if (tq >= tn) {
         p.kind = 2;
-        p.a = R->data + (h * S + ns) * 3 * L;
+        p.a = X + ns * L;
         p.b = R->extrapolate + h * L;
         p.w0 = tq - tn;
+        return p;
+    }
+    if (at_step) {
+        p.kind = 4;
+        p.a = X + rr_slot_of(R, h, (size_t)m) * L;
         return p;
     }
     const size_t last = (size_t)newest - 1;
@@ -204,12 +225,13 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     p.w1 = (s3 - 2.0 * s2 + s) * step;
     p.w2 = -2.0 * s3 + 3.0 * s2;
     p.w3 = (s3 - s2) * step;
-    /* lo is within the ring (newest - lo < slots): its slot counts back from the newest's */
-    const size_t back = (size_t)newest - lo;
-    const size_t s0 = ns >= back ? ns - back : ns + S - back;
+    /* lo is within the ring (newest - lo < slots) */
+    const size_t s0 = rr_slot_of(R, h, lo);
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
-    p.a = R->data + (h * S + s0) * 3 * L;
-    p.b = R->data + (h * S + s1) * 3 * L;
+    p.a = X + s0 * L;
+    p.b = X + s1 * L;
+    p.m0 = X + (S + s0) * L;
+    p.m1 = X + (2 * S + s0) * L;
     return p;
 }
 "#;
@@ -228,6 +250,7 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
         for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * now[l];
         break;
     case 1:
+    case 4:
         for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * (RTYPE)a[l];
         break;
     case 2: {
@@ -236,8 +259,8 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
         break;
     }
     default: {
-        const double* restrict m0 = a + lanes;
-        const double* restrict m1 = a + 2 * lanes;
+        const double* restrict m0 = p.m0;
+        const double* restrict m1 = p.m1;
         const double w0 = p.w0, w1 = p.w1, w2 = p.w2, w3 = p.w3;
         for (size_t l = 0; l < lanes; l++)
             O[l] = O[l] + w * (RTYPE)(w0 * a[l] + w1 * m0[l] + w2 * b[l] + w3 * m1[l]);
@@ -252,7 +275,8 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
 static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
-        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD) {
+        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
+        const long long* restrict WS) {
     size_t width = 0;
     for (size_t i = 0; i < n; i++) {
         const size_t len = (size_t)(ROWS[i + 1] - ROWS[i]);
@@ -267,17 +291,17 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
             for (; i0 < n && m < RR_TAPS; i0++) {
                 const size_t k = (size_t)ROWS[i0] + c;
                 if (k >= (size_t)ROWS[i0 + 1]) continue;
-                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k]);
+                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k], WS[k]);
                 rows[m] = i0;
                 terms[m] = k;
                 m++;
             }
             for (size_t q = 0; q < m; q++) {
-                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind == 3) {
-                    const char* a = (const char*)taps[q + RR_AHEAD].a;
-                    for (size_t b = 0; b < 3 * lanes * sizeof(double); b += 64) __builtin_prefetch(a + b);
-                    const char* x1 = (const char*)taps[q + RR_AHEAD].b;
-                    for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x1 + b);
+                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind >= 3) {
+                    const rr_tap* f = &taps[q + RR_AHEAD];
+                    const char* rows4[4] = {(const char*)f->a, (const char*)f->b, (const char*)f->m0, (const char*)f->m1};
+                    for (int r = 0; r < (f->kind == 3 ? 4 : 1); r++)
+                        for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(rows4[r] + b);
                 }
                 const size_t k = terms[q];
                 rr_tap_add_SFX(lanes, taps[q], (RTYPE)CW[k], O + rows[q] * os, SRC + (size_t)CJ[k] * lanes);
@@ -297,7 +321,7 @@ fn delayed_coupling(
     tgt: crate::model::network::Local,
     src: &str,
     at: CouplingAt,
-    (dv, dd): (usize, usize),
+    (dv, dd, dw): (usize, usize, usize),
 ) {
     let CouplingAt {
         rows,
@@ -307,7 +331,7 @@ fn delayed_coupling(
     } = at;
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, U + (size_t){eb} * lanes, (size_t){es} * lanes, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, U + (size_t){eb} * lanes, (size_t){es} * lanes, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
         eb = ext.base,
         es = ext.stride,
@@ -315,6 +339,7 @@ fn delayed_coupling(
         os = tgt.stride,
         er = row(ext.base, ext.stride),
         or = row(tgt.base, tgt.stride),
+        whole = dw,
     );
 }
 
@@ -334,8 +359,9 @@ struct CouplingAt {
     rows: usize,
     sources: usize,
     weights: usize,
-    /// Delayed variables in NI and delays in ND, when it has delays.
-    delays: Option<(usize, usize)>,
+    /// Delayed variables in NI, delays in ND and the first term in `NetData::delay_terms`,
+    /// when it has delays.
+    delays: Option<(usize, usize, usize)>,
 }
 
 /// Where the data of each coupling and per-node constant table starts.
@@ -364,7 +390,9 @@ fn data(net: &Network) -> (NetData, Offsets) {
             d.ni.extend(cp.delayed.iter().map(|v| v.map_or(u64::MAX, |v| u64::from(v.0))));
             let secs = d.nd.len();
             d.nd.extend_from_slice(&cp.delays);
-            (vars, secs)
+            let terms = d.delay_terms.len();
+            d.delay_terms.extend_from_slice(&cp.delays);
+            (vars, secs, terms)
         });
         couplings.push(CouplingAt {
             rows,
