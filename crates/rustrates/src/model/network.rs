@@ -326,7 +326,7 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
 
 /// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
 /// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`; or a
-/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant, no delays): the terms
+/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant): the terms
 /// in order and the scale, or `None` for any other shape.
 fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scale>)> {
     if let Some(terms) = parse_terms(c, rhs, Some(ext)) {
@@ -347,7 +347,7 @@ fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scal
         _ => return None,
     };
     let terms = parse_terms(c, *inner, None)?;
-    terms.iter().all(|t| t.delay.is_none()).then_some((terms, Some(scale)))
+    Some((terms, Some(scale)))
 }
 
 /// The terms of a left-nested sum ending in `ext` (or, without `ext`, in its first term).

@@ -310,6 +310,13 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
 }
 "#;
 
+/// Where a coupling's sums start: each target's external input (`U`), or zero (`Z`, a row of
+/// zeros, for a scaled coupling whose sums are scaled afterwards).
+enum Start {
+    External(crate::model::network::Local),
+    Zero,
+}
+
 /// A delayed coupling's evaluation: from the ring buffer when the solver gave one (`R`),
 /// else through the solver's `past` hook term by term.
 #[allow(clippy::too_many_arguments)]
@@ -317,12 +324,20 @@ fn delayed_coupling(
     s: &mut String,
     sfx: &str,
     cp: &crate::model::network::Coupling,
-    ext: crate::model::network::Local,
+    start: &Start,
     tgt: crate::model::network::Local,
     src: &str,
     at: CouplingAt,
     (dv, dd, dw): (usize, usize, usize),
 ) {
+    let (e0, es, er) = match start {
+        Start::External(ext) => (
+            format!("U + (size_t){} * lanes", ext.base),
+            format!("(size_t){} * lanes", ext.stride),
+            format!("U + {}", row(ext.base, ext.stride)),
+        ),
+        Start::Zero => ("Z".to_string(), "0".to_string(), "Z".to_string()),
+    };
     let CouplingAt {
         rows,
         sources: srcs,
@@ -331,13 +346,10 @@ fn delayed_coupling(
     } = at;
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, U + (size_t){eb} * lanes, (size_t){es} * lanes, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
-        eb = ext.base,
-        es = ext.stride,
         ob = tgt.base,
         os = tgt.stride,
-        er = row(ext.base, ext.stride),
         or = row(tgt.base, tgt.stride),
         whole = dw,
     );
@@ -534,7 +546,7 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 let e0 = format!("U + (size_t){} * lanes", ext.base);
                 let o0 = format!("A + (size_t){} * lanes", tgt.base);
                 if let Some(d) = delays {
-                    delayed_coupling(&mut s, sfx, cp, ext, tgt, src, off.couplings[k], d);
+                    delayed_coupling(&mut s, sfx, cp, &Start::External(ext), tgt, src, off.couplings[k], d);
                 } else if cp.dense {
                     let _ = writeln!(
                         s,
@@ -578,7 +590,8 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
 /// A coupling with a scale (a `connectivity:` block's global coupling, per lane or constant):
 /// the weighted sums into the target rows from zero, by the same row routines, then
 /// `target = external + scale · sum` — the unrolled `ext + s·(w₁x₁ + …)` bit for bit (a sum
-/// from 0 adds its first term exactly). No delays (the plan keeps those unrolled).
+/// from 0 adds its first term exactly). Delayed terms read the ring (or the solver's `past`)
+/// as an unscaled delayed coupling does.
 fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingAt, ty: Ty) -> String {
     let sfx = match ty {
         Ty::F64 => "d",
@@ -593,7 +606,13 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
         Some(Scale::Const(x)) => format!("({t}){x:?}"),
         None => unreachable!("called for scaled couplings only"),
     };
-    let sums = if cp.dense {
+    let sums = if let Some(d) = at.delays {
+        let mut text = String::new();
+        delayed_coupling(&mut text, sfx, cp, &Start::Zero, tgt, src, at, d);
+        let mut indented = String::new();
+        indent_by(&mut indented, &text, 1);
+        indented
+    } else if cp.dense {
         format!(
             "    rr_dense_{sfx}(lanes, (size_t){n}, Z, 0, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});
 ",
