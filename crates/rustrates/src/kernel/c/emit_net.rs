@@ -267,12 +267,49 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
     }
     }
 }
+/* An evaluation at a step start (R->now >= 0): a whole-step term reads its step's values (or the
+   initial ones) directly, with no tap; the rest (fractional delays, current values, reads at or
+   after the newest point) take the general tap. Every row still sums its terms in order. */
+static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes, size_t n, size_t width,
+        const rr_ring* restrict R, double t, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
+        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
+        const long long* restrict WS) {
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const long long now = R->now;
+    for (size_t c = 0; c < width; c++)
+        for (size_t i = 0; i < n; i++) {
+            const size_t k = (size_t)ROWS[i] + c;
+            if (k >= (size_t)ROWS[i + 1]) continue;
+            const long long d = WS[k];
+            const unsigned long long var = DV[k];
+            const RTYPE w = (RTYPE)CW[k];
+            RTYPE* restrict Oi = O + i * os;
+            const double* restrict a;
+            if (d >= 0 && var != ~0ULL) {
+                const size_t h = R->hist_of[var];
+                const long long newest = R->newest[h], m = now - d;
+                if (newest < 0 || m <= 0) {
+                    a = R->init + h * L;
+                } else if (m < newest) {
+                    a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * L;
+                } else {
+                    rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)DD[k], d), w, Oi, SRC + (size_t)CJ[k] * lanes);
+                    continue;
+                }
+            } else {
+                rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)DD[k], d), w, Oi, SRC + (size_t)CJ[k] * lanes);
+                continue;
+            }
+            for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+        }
+}
 /* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
    all known before the first one), then the lane loops, prefetching a few rows ahead: the
    reads scatter over the source's past, so they would otherwise wait on memory one by one. */
 #define RR_TAPS 64
 #define RR_AHEAD 4
-static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
+static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
         const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
@@ -282,6 +319,10 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
         const size_t len = (size_t)(ROWS[i + 1] - ROWS[i]);
         if (len > width) width = len;
         for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
+    }
+    if (R->now >= 0) {
+        rr_ring_whole_SFX(lanes, n, width, R, t, O, os, SRC, ROWS, CJ, CW, DV, DD, WS);
+        return;
     }
     rr_tap taps[RR_TAPS];
     size_t rows[RR_TAPS], terms[RR_TAPS];
