@@ -169,6 +169,17 @@ impl DelayRing {
         step as f64 * self.dt
     }
 
+    /// Rows of the newest point of history `h` (its value) and of the step before it (value,
+    /// left and right slope), from the newest slot without a division: the solver records
+    /// every history every step, so this runs `histories × lanes` times per step.
+    fn newest_rows(&self, h: usize) -> (usize, usize, usize, usize) {
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = self.newest_slot[h] as usize;
+        let prev = if slot == 0 { self.slots - 1 } else { slot - 1 };
+        let at = |plane: usize, slot: usize| ((h * ROWS + plane) * self.slots + slot) * self.lanes;
+        (at(0, slot), at(0, prev), at(1, prev), at(2, prev))
+    }
+
     /// Start point `step` of history `h` (its lanes follow with [`DelayRing::push_lane`]).
     pub(crate) fn begin_point(&mut self, h: usize, step: usize) {
         self.newest[h] = step as i64;
@@ -187,17 +198,14 @@ impl DelayRing {
         let Ok(i) = usize::try_from(self.newest[h]) else {
             return;
         };
-        let at = self.row(h, i, 0) + lane;
-        self.data[at] = x;
+        let (at, x_prev, m0_prev, m1_prev) = self.newest_rows(h);
+        self.data[at + lane] = x;
         let hl = h * self.lanes + lane;
         if i > 0 {
             let prev_dx = self.newest_dx[hl];
-            let (x0, step) = self.step_before(h, i, lane);
-            let secant = (x - x0) / step;
-            let m0 = self.row(h, i - 1, 1) + lane;
-            self.data[m0] = if prev_dx.is_nan() { secant } else { prev_dx };
-            let m1 = self.row(h, i - 1, 2) + lane;
-            self.data[m1] = if dx.is_nan() { secant } else { dx };
+            let secant = (x - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
+            self.data[m0_prev + lane] = if prev_dx.is_nan() { secant } else { prev_dx };
+            self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
         }
         self.set_newest(hl, dx);
     }
@@ -208,17 +216,11 @@ impl DelayRing {
             return;
         };
         if i > 0 {
-            let x = self.data[self.row(h, i, 0) + lane];
-            let (x0, step) = self.step_before(h, i, lane);
-            let secant = (x - x0) / step;
-            let m1 = self.row(h, i - 1, 2) + lane;
-            self.data[m1] = if dx.is_nan() { secant } else { dx };
+            let (at, x_prev, _, m1_prev) = self.newest_rows(h);
+            let secant = (self.data[at + lane] - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
+            self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
         }
         self.set_newest(h * self.lanes + lane, dx);
-    }
-
-    fn step_before(&self, h: usize, i: usize, lane: usize) -> (f64, f64) {
-        (self.data[self.row(h, i - 1, 0) + lane], self.time(i) - self.time(i - 1))
     }
 
     fn set_newest(&mut self, hl: usize, dx: f64) {
