@@ -116,7 +116,7 @@ pub struct Coupling {
     pub dense: bool,
     /// A `connectivity:` block's scale (global coupling): then
     /// `target[i] = external[i] + scale · Σ_k weights[k] · source[sources[k]]`, the sum starting
-    /// from its first term. Never together with delays.
+    /// from its first term (delayed terms included).
     pub scale: Option<Scale>,
 }
 

@@ -30,8 +30,9 @@ pub(crate) struct NetData {
     pub nd: Vec<f64>,
     /// The largest coupling delay when the loops read a delay ring buffer.
     pub ring_span: Option<f64>,
-    /// Every delayed coupling's delays, one per term, coupling after coupling: the ring
-    /// decides per term and run whether it is a whole number of steps (`DelayRing::new`).
+    /// Every delayed coupling's delays, one per term in column order (`ColumnOrder`), coupling
+    /// after coupling: the ring decides per term and run whether it is a whole number of steps
+    /// (`DelayRing::new`).
     pub delay_terms: Vec<f64>,
 }
 
@@ -267,42 +268,43 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
     }
     }
 }
-/* An evaluation at a step start (R->now >= 0): a whole-step term reads its step's values (or the
-   initial ones) directly, with no tap; the rest (fractional delays, current values, reads at or
-   after the newest point) take the general tap. Every row still sums its terms in order. */
-static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes, size_t n, size_t width,
+/* An evaluation at a step start (R->now >= 0): the terms in column order (term c of every row,
+   then term c + 1: every row still sums its terms in order, and for a dense coupling one
+   source's past is read by all targets in turn, as network_grid.c does), each term's target
+   row QI, source slot QJ, weight QW, delayed variable QV, delay QD and whole steps WS stored
+   in that order, so they stream. A whole-step term reads its step's values (or the initial
+   ones) directly; the rest (fractional delays, current values, reads at or after the newest
+   point) take the general tap. */
+static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes, size_t nq,
         const rr_ring* restrict R, double t, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
-        const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
-        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
+        const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
+        const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
         const long long* restrict WS) {
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long now = R->now;
-    for (size_t c = 0; c < width; c++)
-        for (size_t i = 0; i < n; i++) {
-            const size_t k = (size_t)ROWS[i] + c;
-            if (k >= (size_t)ROWS[i + 1]) continue;
-            const long long d = WS[k];
-            const unsigned long long var = DV[k];
-            const RTYPE w = (RTYPE)CW[k];
-            RTYPE* restrict Oi = O + i * os;
-            const double* restrict a;
-            if (d >= 0 && var != ~0ULL) {
-                const size_t h = R->hist_of[var];
-                const long long newest = R->newest[h], m = now - d;
-                if (newest < 0 || m <= 0) {
-                    a = R->init + h * L;
-                } else if (m < newest) {
-                    a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * L;
-                } else {
-                    rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)DD[k], d), w, Oi, SRC + (size_t)CJ[k] * lanes);
-                    continue;
-                }
+    for (size_t q = 0; q < nq; q++) {
+        const long long d = WS[q];
+        const unsigned long long var = QV[q];
+        const RTYPE w = (RTYPE)QW[q];
+        RTYPE* restrict Oi = O + (size_t)QI[q] * os;
+        const double* restrict a;
+        if (d >= 0 && var != ~0ULL) {
+            const size_t h = R->hist_of[var];
+            const long long newest = R->newest[h], m = now - d;
+            if (newest < 0 || m <= 0) {
+                a = R->init + h * L;
+            } else if (m < newest) {
+                a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * L;
             } else {
-                rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)DD[k], d), w, Oi, SRC + (size_t)CJ[k] * lanes);
+                rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
                 continue;
             }
-            for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+        } else {
+            rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
+            continue;
         }
+        for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+    }
 }
 /* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
    all known before the first one), then the lane loops, prefetching a few rows ahead: the
@@ -313,6 +315,8 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
         const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
+        size_t nq, const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
+        const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
         const long long* restrict WS) {
     size_t width = 0;
     for (size_t i = 0; i < n; i++) {
@@ -321,7 +325,7 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
         for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
     }
     if (R->now >= 0) {
-        rr_ring_whole_SFX(lanes, n, width, R, t, O, os, SRC, ROWS, CJ, CW, DV, DD, WS);
+        rr_ring_whole_SFX(lanes, nq, R, t, O, os, SRC, QI, QJ, QW, QV, QD, WS);
         return;
     }
     rr_tap taps[RR_TAPS];
@@ -332,7 +336,7 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
             for (; i0 < n && m < RR_TAPS; i0++) {
                 const size_t k = (size_t)ROWS[i0] + c;
                 if (k >= (size_t)ROWS[i0 + 1]) continue;
-                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k], WS[k]);
+                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k], -1);
                 rows[m] = i0;
                 terms[m] = k;
                 m++;
@@ -369,8 +373,13 @@ fn delayed_coupling(
     tgt: crate::model::network::Local,
     src: &str,
     at: CouplingAt,
-    (dv, dd, dw): (usize, usize, usize),
+    delayed: Delayed,
 ) {
+    let Delayed {
+        vars: dv,
+        secs: dd,
+        columns: q,
+    } = delayed;
     let (e0, es, er) = match start {
         Start::External(ext) => (
             format!("U + (size_t){} * lanes", ext.base),
@@ -387,12 +396,18 @@ fn delayed_coupling(
     } = at;
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
         ob = tgt.base,
         os = tgt.stride,
         or = row(tgt.base, tgt.stride),
-        whole = dw,
+        nq = q.terms,
+        qi = q.rows,
+        qj = q.sources,
+        qw = q.weights,
+        qv = q.vars,
+        qd = q.delays,
+        whole = q.whole,
     );
 }
 
@@ -412,9 +427,30 @@ struct CouplingAt {
     rows: usize,
     sources: usize,
     weights: usize,
-    /// Delayed variables in NI, delays in ND and the first term in `NetData::delay_terms`,
-    /// when it has delays.
-    delays: Option<(usize, usize, usize)>,
+    /// When it has delays: per term in row order, the delayed variable (NI) and the delay
+    /// (ND); and the same terms in column order ([`ColumnOrder`]).
+    delays: Option<Delayed>,
+}
+
+#[derive(Clone, Copy)]
+struct Delayed {
+    vars: usize,
+    secs: usize,
+    columns: ColumnOrder,
+}
+
+/// A delayed coupling's terms in column order (term 0 of every row, then term 1, ...): target
+/// row, source slot and delayed variable (NI), weight and delay (ND), and the first term in
+/// `NetData::delay_terms` (whose whole steps the ring decides, in this order too).
+#[derive(Clone, Copy)]
+struct ColumnOrder {
+    terms: usize,
+    rows: usize,
+    sources: usize,
+    vars: usize,
+    weights: usize,
+    delays: usize,
+    whole: usize,
 }
 
 /// Where the data of each coupling and per-node constant table starts.
@@ -439,13 +475,43 @@ fn data(net: &Network) -> (NetData, Offsets) {
         let weights = d.nd.len();
         d.nd.extend_from_slice(&cp.weights);
         let delays = cp.has_delays().then(|| {
+            let var_of = |k: usize| cp.delayed[k].map_or(u64::MAX, |v| u64::from(v.0));
             let vars = d.ni.len();
-            d.ni.extend(cp.delayed.iter().map(|v| v.map_or(u64::MAX, |v| u64::from(v.0))));
+            d.ni.extend((0..cp.delayed.len()).map(var_of));
             let secs = d.nd.len();
             d.nd.extend_from_slice(&cp.delays);
-            let terms = d.delay_terms.len();
-            d.delay_terms.extend_from_slice(&cp.delays);
-            (vars, secs, terms)
+            let width = (0..cp.len()).map(|i| cp.rows[i + 1] - cp.rows[i]).max().unwrap_or(0);
+            #[allow(clippy::cast_possible_truncation)]
+            let order: Vec<(usize, usize)> = (0..width)
+                .flat_map(|c| (0..cp.len()).map(move |i| (i, c)))
+                .filter(|&(i, c)| cp.rows[i] + c < cp.rows[i + 1])
+                .map(|(i, c)| (i, (cp.rows[i] + c) as usize))
+                .collect();
+            let rows = d.ni.len();
+            d.ni.extend(order.iter().map(|&(i, _)| i as u64));
+            let sources = d.ni.len();
+            d.ni.extend(order.iter().map(|&(_, k)| u64::from(cp.sources[k])));
+            let cvars = d.ni.len();
+            d.ni.extend(order.iter().map(|&(_, k)| var_of(k)));
+            let weights = d.nd.len();
+            d.nd.extend(order.iter().map(|&(_, k)| cp.weights[k]));
+            let delays = d.nd.len();
+            d.nd.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+            let whole = d.delay_terms.len();
+            d.delay_terms.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+            Delayed {
+                vars,
+                secs,
+                columns: ColumnOrder {
+                    terms: order.len(),
+                    rows,
+                    sources,
+                    vars: cvars,
+                    weights,
+                    delays,
+                    whole,
+                },
+            }
         });
         couplings.push(CouplingAt {
             rows,
