@@ -268,6 +268,8 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
     }
     }
 }
+#define RR_TAPS 64
+#define RR_AHEAD 8
 /* An evaluation at a step start (R->now >= 0): the terms in column order (term c of every row,
    then term c + 1: every row still sums its terms in order, and for a dense coupling one
    source's past is read by all targets in turn, as network_grid.c does), each term's target
@@ -283,6 +285,21 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long now = R->now;
     for (size_t q = 0; q < nq; q++) {
+        /* The reads scatter over each source's past (and the ring outgrows the caches): ask for
+           the values RR_AHEAD terms on now, so several reads wait on memory at once. */
+        if (q + RR_AHEAD < nq) {
+            const size_t p = q + RR_AHEAD;
+            const long long dp = WS[p];
+            const unsigned long long vp = QV[p];
+            if (dp >= 0 && vp != ~0ULL) {
+                const size_t hp = R->hist_of[vp];
+                const long long np = R->newest[hp], mp = now - dp;
+                if (np >= 0 && mp > 0 && mp < np) {
+                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
+                }
+            }
+        }
         const long long d = WS[q];
         const unsigned long long var = QV[q];
         const RTYPE w = (RTYPE)QW[q];
@@ -309,8 +326,6 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
 /* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
    all known before the first one), then the lane loops, prefetching a few rows ahead: the
    reads scatter over the source's past, so they would otherwise wait on memory one by one. */
-#define RR_TAPS 64
-#define RR_AHEAD 4
 static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
