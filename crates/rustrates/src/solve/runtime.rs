@@ -370,9 +370,16 @@ mod tests {
     #[test]
     fn fixed_step_reads_find_the_same_step_as_the_search() {
         // The reference is the binary search over the recorded times. dt = 1e-4 is not a
-        // binary fraction, so k·dt rounds and delays of whole steps land on or next to a
-        // recorded point: the index guess must be corrected exactly like the search decides.
+        // binary fraction, so k·dt rounds and delays of whole steps at stages between steps
+        // land on or next to a recorded point: the index guess must be corrected exactly like
+        // the search decides. A whole-step delay read at a step start takes the recorded point
+        // of step m = n − k: the search's read at exactly t_m (Hermite at the point itself).
         let (lanes, dt) = (3, 1e-4);
+        // The search read a fixed-step read stands for.
+        let searched = |search: &mut Runtime, l: usize, t: f64, d: f64| match whole_step_read(t, d, dt) {
+            Some(m) => search.value_at(0, l, m as f64 * dt, 0.0),
+            None => search.value_at(0, l, t, d),
+        };
         let mut grid = one_history(lanes, Some(dt));
         let mut search = one_history(lanes, None);
         let delays = [0.5 * dt, dt, 3.0 * dt, 2.5e-3, 7.3e-3, 2e-2, 0.0];
@@ -387,7 +394,7 @@ mod tests {
                 }
                 // Stage 0 reads the newest point before its slope is known (secant rule).
                 for &d in &delays {
-                    let (a, b) = (grid.value_at(0, l, t, d), search.value_at(0, l, t, d));
+                    let (a, b) = (grid.value_at(0, l, t, d), searched(&mut search, l, t, d));
                     assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} stage 0");
                 }
                 for rt in [&mut grid, &mut search] {
@@ -396,7 +403,7 @@ mod tests {
                 for c in [0.5, 1.0] {
                     for &d in &delays {
                         let tc = t + c * dt;
-                        let (a, b) = (grid.value_at(0, l, tc, d), search.value_at(0, l, tc, d));
+                        let (a, b) = (grid.value_at(0, l, tc, d), searched(&mut search, l, tc, d));
                         assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} c {c}");
                         interior += usize::from(tc - d > 0.0 && tc - d < t);
                     }
