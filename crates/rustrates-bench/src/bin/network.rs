@@ -19,11 +19,13 @@
 //! (global coupling), on one thread,
 //! keeping the mean of every node's r (summaries only, sampled every step, which is the
 //! C program's average over the state before each step). Its time is the whole `sweep::run`
-//! (kernel cached by a warm-up run), against the C program's timed region `sim_s`; the
-//! checksum (sum of all means) is compared. Compile time is file read → kernel ready (load,
-//! lower, compile, with an empty kernel cache) per N, for the C back end and, up to
-//! `--jit-max` nodes, the JIT. `--rss NxPxT` first runs that one sweep (1 thread) and prints
-//! the process's peak resident memory (VmHWM) after it, before anything else runs.
+//! (kernel cached by a warm-up run), against the C program's timed region `sim_s`, on one
+//! thread and on two (the C program built with `-fopenmp`); every node's mean of every point
+//! is compared with the C program's CSV output (the run fails beyond 1e-12, relative).
+//! Compile time is file read → kernel ready (load, lower, compile, with an empty kernel
+//! cache) per N, for the C back end and, up to `--jit-max` nodes, the JIT. `--rss NxPxT`
+//! first runs that one sweep (1 thread) and prints the process's peak resident memory
+//! (VmHWM) after it, before anything else runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,32 +215,105 @@ fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String
     Ok(s)
 }
 
-/// (the program's `sim_s`, its checksum).
-fn run_c(exe: &Path, case: &Case) -> Result<(f64, f64), String> {
-    let out = Command::new(exe)
-        .env("OMP_NUM_THREADS", "1")
+/// (the program's `sim_s`, its checksum) on `threads` threads (the OpenMP build for more
+/// than one); with `csv`, it also writes every node's mean per point there (after its timed
+/// region).
+fn run_c(exe: &Path, threads: usize, case: &Case, csv: Option<&Path>) -> Result<(f64, f64), String> {
+    let mut cmd = Command::new(exe);
+    cmd.env("OMP_NUM_THREADS", threads.to_string())
         .args([case.n.to_string(), case.points.to_string(), case.time.to_string()])
         .arg(DT.to_string())
-        .arg(case.dmax.to_string())
-        .output()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .arg(case.dmax.to_string());
+    if let Some(csv) = csv {
+        cmd.arg(csv);
+    }
+    let out = cmd.output().map_err(|e| format!("{}: {e}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok((c_field(&text, "sim_s=")?, c_field(&text, "checksum=")?))
 }
 
-/// Sums every summary (the C program's checksum: the sum of all nodes' means).
-struct Checksum(f64);
+/// Sums every summary (the C program's checksum: the sum of all nodes' means) and keeps every
+/// node's mean per point, `means[point][node]`.
+#[derive(Default)]
+struct Checksum {
+    sum: f64,
+    /// Node index of every output column (the nodes are `n0 … n{N-1}`).
+    node_of: Vec<usize>,
+    means: Vec<Vec<f64>>,
+}
 
 impl SweepSink for Checksum {
-    fn begin(&mut self, _meta: &SweepMeta<'_>) -> Result<(), SweepError> {
-        self.0 = 0.0;
+    fn begin(&mut self, meta: &SweepMeta<'_>) -> Result<(), SweepError> {
+        self.sum = 0.0;
+        self.node_of = meta
+            .columns
+            .iter()
+            .map(|(node, _)| {
+                let digits: String = node
+                    .trim_start_matches('n')
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse().expect("nodes are named n0 … n{N-1}")
+            })
+            .collect();
+        self.means = vec![vec![f64::NAN; meta.columns.len()]; meta.grid.len()];
         Ok(())
     }
     fn block(&mut self, out: BlockOutput<'_>) -> Result<(), SweepError> {
-        self.0 += out.summaries.iter().sum::<f64>();
+        self.sum += out.summaries.iter().sum::<f64>();
+        let cols = self.node_of.len();
+        for lane in 0..out.lanes {
+            for (c, &node) in self.node_of.iter().enumerate() {
+                self.means[out.first_point + lane][node] = out.summaries[lane * cols + c];
+            }
+        }
         Ok(())
     }
 }
+
+/// The largest relative difference between our means and the C program's CSV (`G, eta`, then
+/// the mean r of node 0 … N−1 per point, in grid order).
+fn compare_means(csv: &Path, means: &[Vec<f64>]) -> Result<f64, String> {
+    let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    let mut worst = 0.0f64;
+    let mut rows = 0;
+    for (k, line) in text.lines().skip(1).enumerate() {
+        let ours = means
+            .get(k)
+            .ok_or_else(|| format!("{}: more points than the sweep's", csv.display()))?;
+        let theirs: Vec<f64> = line
+            .split(',')
+            .skip(2)
+            .map(|v| v.parse().map_err(|e| format!("{}: row {}: {e}", csv.display(), k + 2)))
+            .collect::<Result<_, _>>()?;
+        if theirs.len() != ours.len() {
+            return Err(format!(
+                "{}: row {}: {} nodes, the sweep has {}",
+                csv.display(),
+                k + 2,
+                theirs.len(),
+                ours.len()
+            ));
+        }
+        for (a, b) in ours.iter().zip(&theirs) {
+            worst = worst.max((a - b).abs() / b.abs().max(1e-300));
+        }
+        rows += 1;
+    }
+    if rows != means.len() {
+        return Err(format!(
+            "{}: {rows} points, the sweep has {}",
+            csv.display(),
+            means.len()
+        ));
+    }
+    Ok(worst)
+}
+
+/// Euler with delays of whole steps: our means equal the C program's to rounding (the same
+/// operations; only the coupling's sum may round differently, ≈ 1e-16 per step, relative).
+const MEANS_TOLERANCE: f64 = 1e-12;
 
 fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
     let side = (case.points as f64).sqrt().round() as usize;
@@ -305,7 +380,7 @@ fn real_main() -> Result<(), String> {
         let t0 = Instant::now();
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let mut sink = Checksum(0.0);
+        let mut sink = Checksum::default();
         rustrates::sweep::run(&spec(case, args.backend, args.matrix), &loaded.circuit, &mut sink)
             .map_err(|e| e.to_string())?;
         println!(
@@ -324,13 +399,19 @@ fn real_main() -> Result<(), String> {
         );
     }
     let exe = build_c(&args.c_source, work.path(), "network_grid", &["-fopenmp-simd"])?;
+    let exe_omp = build_c(
+        &args.c_source,
+        work.path(),
+        "network_grid_omp",
+        &["-fopenmp-simd", "-fopenmp"],
+    )?;
     println!(
         "network benchmark: N QIF nodes all-to-all, Euler dt {DT}, {:?} back end, best of {}",
         args.backend, args.repeats
     );
     println!(
-        "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>7} {:>9} {:>12} {:>10}",
-        "N", "points", "T", "dmax", "C sim s", "ours s", "× C", "2 thr. s", "1 thr./2 thr.", "checksum Δ"
+        "{:>5} {:>6} {:>5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6} {:>9} {:>10}",
+        "N", "points", "T", "dmax", "C 1 thr.", "ours 1", "× C", "C 2 thr.", "ours 2", "× C", "ours 1/2", "means Δ"
     );
     for case in &args.cases {
         let path = work.path().join(format!("net{}.yaml", case.n));
@@ -343,30 +424,39 @@ fn real_main() -> Result<(), String> {
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
         let s = spec(case, args.backend, args.matrix);
-        let mut sink = Checksum(0.0);
+        let mut sink = Checksum::default();
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
         let (mut c_best, mut ours_best, mut c_sum) = (f64::INFINITY, f64::INFINITY, 0.0);
+        let (mut c2_best, mut two_best) = (f64::INFINITY, f64::INFINITY);
+        let mut two = s.clone();
+        two.threads = Some(2);
         for _ in 0..args.repeats.max(1) {
             // Interleaved, so both best-ofs come from the same minutes of a shared machine.
-            let (c_sim, sum) = run_c(&exe, case)?;
+            let (c_sim, sum) = run_c(&exe, 1, case, None)?;
             c_best = c_best.min(c_sim);
             c_sum = sum;
             let t0 = Instant::now();
             rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
             ours_best = ours_best.min(t0.elapsed().as_secs_f64());
-        }
-        let ours_sum = sink.0;
-        let mut two = s.clone();
-        two.threads = Some(2);
-        let mut two_best = f64::INFINITY;
-        for _ in 0..args.repeats.max(1) {
+            c2_best = c2_best.min(run_c(&exe_omp, 2, case, None)?.0);
             let t0 = Instant::now();
             rustrates::sweep::run(&two, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
             two_best = two_best.min(t0.elapsed().as_secs_f64());
         }
+        // The last run (two threads) left its sums and means in the sink.
+        let ours_sum = sink.sum;
+        let csv = work.path().join(format!("means{}x{}.csv", case.n, case.points));
+        run_c(&exe, 1, case, Some(&csv))?;
+        let means_delta = compare_means(&csv, &sink.means)?;
+        if means_delta > MEANS_TOLERANCE || (ours_sum - c_sum).abs() > MEANS_TOLERANCE * c_sum.abs() {
+            return Err(format!(
+                "case {}x{}x{}x{}: node means differ from the C program's by up to {means_delta:e}, checksums {ours_sum:e} vs {c_sum:e} (tolerance {MEANS_TOLERANCE:e})",
+                case.n, case.points, case.time, case.dmax
+            ));
+        }
         println!(
-            "{:>5} {:>6} {:>5} {:>6} {:>9.3} {:>9.3} {:>7.2} {:>9.3} {:>12.2} {:>10.1e}",
+            "{:>5} {:>6} {:>5} {:>6} {:>9.3} {:>9.3} {:>6.2} {:>9.3} {:>9.3} {:>6.2} {:>9.2} {:>10.1e}",
             case.n,
             case.points,
             case.time,
@@ -374,9 +464,11 @@ fn real_main() -> Result<(), String> {
             c_best,
             ours_best,
             ours_best / c_best,
+            c2_best,
             two_best,
+            two_best / c2_best,
             ours_best / two_best,
-            (ours_sum - c_sum).abs() / c_sum.abs()
+            means_delta
         );
     }
     if !args.compile.is_empty() {

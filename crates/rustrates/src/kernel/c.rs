@@ -318,6 +318,14 @@ impl CKernel {
         }
     }
 
+    /// See [`crate::kernel::Kernel::delay_ring_terms`].
+    pub fn delay_ring_terms(&self) -> &[f64] {
+        match &self.entry {
+            Entry::Network { data, .. } => &data.delay_terms,
+            Entry::Scalar { .. } => &[],
+        }
+    }
+
     pub fn rhs(&self, args: RhsArgs<'_>) {
         match &self.entry {
             Entry::Scalar { rhs64, .. } => self.call_rhs(Call::Scalar(*rhs64), args),
@@ -349,11 +357,7 @@ impl CKernel {
         }
         // The network loops read delayed terms from the ring when the solver keeps one for
         // exactly these lanes (else through the `past` hook).
-        let ring = ctx
-            .ring
-            .as_ref()
-            .filter(|r| r.lanes() == lanes)
-            .map(crate::kernel::ring::DelayRing::view);
+        let ring = ctx.ring.as_ref().filter(|r| r.lanes() == lanes).map(|r| r.view(t));
         let ring_ptr = ring.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: lengths checked above; `f` is the library's function for this precision,

@@ -334,6 +334,13 @@ impl Kernel {
             _ => None,
         }
     }
+    /// The delays of the delayed terms the ring-reading loops index (empty without a ring).
+    pub fn delay_ring_terms(&self) -> &[f64] {
+        match &self.imp {
+            KernelImpl::C(k) => k.delay_ring_terms(),
+            _ => &[],
+        }
+    }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
         if let Some(engine) = &self.engine {

@@ -116,7 +116,7 @@ pub struct Coupling {
     pub dense: bool,
     /// A `connectivity:` block's scale (global coupling): then
     /// `target[i] = external[i] + scale · Σ_k weights[k] · source[sources[k]]`, the sum starting
-    /// from its first term. Never together with delays.
+    /// from its first term (delayed terms included).
     pub scale: Option<Scale>,
 }
 
@@ -350,7 +350,7 @@ fn coupling_row(cp: &crate::model::Coupling, i: usize) -> Result<(Terms, Option<
 
 /// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
 /// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`; or a
-/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant, no delays): the terms
+/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant): the terms
 /// in order and the scale, or `None` for any other shape.
 fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scale>)> {
     if let Some(terms) = parse_terms(c, rhs, Some(ext)) {
@@ -371,7 +371,7 @@ fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scal
         _ => return None,
     };
     let terms = parse_terms(c, *inner, None)?;
-    terms.iter().all(|t| t.delay.is_none()).then_some((terms, Some(scale)))
+    Some((terms, Some(scale)))
 }
 
 /// The terms of a left-nested sum ending in `ext` (or, without `ext`, in its first term).

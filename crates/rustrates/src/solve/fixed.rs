@@ -228,7 +228,8 @@ pub(crate) fn run<T: Float>(
         if let Some(span) = kernel.delay_ring_span() {
             let rt = runtime::rt_mut(&mut ctx);
             let vars: Vec<u32> = rt.delayed.iter().map(|v| v.0).collect();
-            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span);
+            let terms: Vec<f64> = kernel.delay_ring_terms().iter().map(|d| T::of(*d).wide()).collect();
+            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span, &terms);
             ctx.ring = Some(ring);
         }
     }

@@ -423,18 +423,24 @@ fn a_block_sharing_a_target_with_an_edge_is_written_out_in_the_edge_lists_order(
     }
 }
 
-/// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`.
+/// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`;
+/// with `dmax > 0` it reads r of the step `s − round(D/dt)` (the initial value before 0).
 #[allow(clippy::needless_range_loop)]
-fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
+fn transcription(n: usize, g: f64, eta: f64, steps: usize, dmax: f64) -> Vec<Vec<f64>> {
     let pi = std::f64::consts::PI;
     let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
     let mut hist = vec![r.clone()];
-    for _ in 0..steps {
+    for s in 0..steps {
         let mut rin = vec![0.0; n];
         for i in 0..n {
             let mut acc = 0.0;
             for j in 0..n {
-                acc += weight(n, i, j, false) * r[j];
+                let d = if dmax > 0.0 {
+                    network_grid::delay_steps(dmax, DT, i, j)
+                } else {
+                    0
+                };
+                acc += weight(n, i, j, false) * s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
             }
             rin[i] = g * acc;
         }
@@ -449,11 +455,11 @@ fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
 }
 
 /// The worst relative difference of every node's r trace from the transcription.
-fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize) -> f64 {
+fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize, dmax: f64) -> f64 {
     let mut worst: f64 = 0.0;
     for p in 0..res.labels.len() {
         let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
-        let want = transcription(n, g, eta, steps);
+        let want = transcription(n, g, eta, steps, dmax);
         for (c, (node, _)) in res.columns.iter().enumerate() {
             let i: usize = node.trim_start_matches('n').parse().expect("node index");
             let got = res.trace(p, c).expect("trace");
@@ -499,7 +505,7 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
     for backend in backends() {
         let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
-        let worst = worst_against_transcription(&res, n, steps);
+        let worst = worst_against_transcription(&res, n, steps, 0.0);
         // As in the test below: the same operations, a few ulps apart at most.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
         // Lanes = single runs: each point alone gives the same bits.
@@ -548,7 +554,7 @@ fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
     for backend in backends() {
         let res = sweep(dir.path(), "net.yaml", &yaml, n, backend, steps);
         assert_eq!(res.time.len(), steps);
-        let worst = worst_against_transcription(&res, n, steps);
+        let worst = worst_against_transcription(&res, n, steps, 0.0);
         // Same operations as the C program; only the association of `G·Σ` and of the
         // equations' terms may differ, a few ulps per step over 300 steps.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
@@ -744,4 +750,57 @@ fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_th
     assert!(jit.runs_couplings() && reference.runs_couplings());
     // Register allocation changes no value: the same bits as the tree-walking evaluator.
     assert!(evaluate(&jit) == evaluate(&reference), "JIT and reference differ");
+}
+
+/// A scaled block with delays (global coupling swept per lane, conduction delays of whole
+/// steps) runs as population loops reading the delay ring (C back end) and gives the C
+/// program's traces on every back end; each point equals its single run bit for bit.
+#[test]
+fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps, dmax) = (12, 200, 0.002);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    for backend in backends() {
+        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let worst = worst_against_transcription(&res, n, steps, dmax);
+        // Whole-step reads take the recorded r itself, so the operations are the C
+        // program's: a few ulps apart at most over 200 steps.
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+        let p = 4;
+        let mut one = IndexMap::new();
+        one.insert("G".to_string(), vec![res.grid_values[0][p]]);
+        one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
+        let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
+        assert!(
+            trace_bits(&res, p) == trace_bits(&alone, 0),
+            "{backend:?}: point {p} in a sweep differs from its single run"
+        );
+    }
+    let path = dir.path().join("net.yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let low = lower_edges(&loaded.circuit);
+    let scale = low.find_var("C/scale").expect("the scale parameter");
+    let compiled = specialize_params(&low, &[scale]);
+    let net = plan(&compiled).expect("a network");
+    assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
+    assert!(net.couplings[0].has_delays());
+    if rustrates::kernel::c::compiler_available() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        let kernel = Kernel::compile(&compiled, &options).expect("compiles");
+        assert!(kernel.is_network(), "the scaled delayed coupling runs as loops");
+        assert_eq!(
+            kernel.delay_ring_span(),
+            Some(network_grid::delay_steps(dmax, DT, 0, 0) as f64 * DT)
+        );
+    }
 }
