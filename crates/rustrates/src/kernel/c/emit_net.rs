@@ -146,10 +146,24 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
         for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX)
             rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
     }
-    /* The lanes after the last whole vector, one row at a time, lane by lane. */
-    if (vectors < lanes)
-        for (size_t r = 0; r < n; r++)
-            rr_row_SFX(lanes, vectors, lanes - vectors, 0, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
+    /* The lanes after the last whole vector (all of them in a sweep of fewer points than a
+       vector holds), lane by lane: eight rows at a time, so eight independent sums are in
+       flight instead of one dependent chain per row; each still adds its terms in column
+       order, as rr_row_SFX does. */
+    for (size_t l = vectors; l < lanes; l++) {
+        size_t r = 0;
+        for (; r + 8 <= n; r += 8) {
+            RTYPE a[8];
+            for (int q = 0; q < 8; q++) a[q] = E[(r + q) * es + l];
+            const double* restrict w = W + r * ncols;
+            for (size_t k = 0; k < ncols; k++) {
+                const RTYPE x = SRC[(size_t)CJ[k] * lanes + l];
+                for (int q = 0; q < 8; q++) a[q] = a[q] + (RTYPE)w[(size_t)q * ncols + k] * x;
+            }
+            for (int q = 0; q < 8; q++) O[(r + q) * os + l] = a[q];
+        }
+        for (; r < n; r++) rr_row_SFX(lanes, l, 1, 0, E + r * es, O + r * os, SRC, CJ, W + r * ncols, 0, ncols);
+    }
 }
 "#;
 
