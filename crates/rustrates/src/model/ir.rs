@@ -162,8 +162,13 @@ pub struct Coupling {
     /// source, in order), which saves 4 bytes per entry and lets loops use the matrix form.
     pub columns: Vec<u32>,
     pub weights: Vec<f64>,
-    /// Per entry, its delay in seconds, when the block has a `delay`.
+    /// Per entry, its delay in seconds, when the block has a `delay`; with a `velocity`,
+    /// its length instead (the delay is [`conduction_delay`]`(length, velocity)`).
     pub delays: Option<Vec<f64>>,
+    /// The conduction velocity of a block given by `lengths`: a parameter
+    /// (`<name>/velocity`, read per lane when swept, so lanes read different delays) or,
+    /// never left behind by `specialize_params` (which folds the delays then), a constant.
+    pub velocity: Option<Scale>,
     /// The block's `scale`, added as `ext + scale · (Σ …)`.
     pub scale: Option<Scale>,
     pub span: Option<Span>,
@@ -206,10 +211,30 @@ impl Coupling {
             (k, col)
         })
     }
-    /// The entry's delay, or `None` when the block has no delays.
+    /// The entry's delay, or `None` when the block has no delays. With a velocity parameter
+    /// the delay is not one number but one per lane: NaN here (callers that need numbers
+    /// check [`Coupling::per_lane_delays`] first; the expansion reads the parameter).
     pub fn delay(&self, k: usize) -> Option<f64> {
-        self.delays.as_ref().map(|d| d[k])
+        let d = self.delays.as_ref()?[k];
+        Some(match self.velocity {
+            Some(Scale::Const(v)) => conduction_delay(d, v),
+            Some(Scale::Param(_)) => f64::NAN,
+            None => d,
+        })
     }
+    /// Whether the delays are `length / velocity` with the velocity a parameter.
+    pub fn per_lane_delays(&self) -> bool {
+        matches!(self.velocity, Some(Scale::Param(_)))
+    }
+}
+
+/// The delay of a connection of `length` at conduction `velocity`: the one rule for every
+/// back end and lane (the expanded form computes the same division as an expression, so a
+/// lane's delay has the same bits as this). Whether that delay is a whole number of steps is
+/// then decided per read, as for any delay (`kernel::ring::whole_steps`): per lane, since
+/// lanes of a velocity sweep have their own delays.
+pub fn conduction_delay(length: f64, velocity: f64) -> f64 {
+    length / velocity
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
