@@ -222,6 +222,15 @@ impl Coupling {
             None => d,
         })
     }
+    /// The entry from source column `j` into target row `i`, if the block has one.
+    pub fn entry(&self, i: usize, j: usize) -> Option<usize> {
+        let (a, b) = (self.row_starts[i], self.row_starts[i + 1]);
+        if self.columns.is_empty() {
+            (j < b - a).then_some(a + j)
+        } else {
+            self.columns[a..b].binary_search(&(j as u32)).ok().map(|k| a + k)
+        }
+    }
     /// Whether the delays are `length / velocity` with the velocity a parameter.
     pub fn per_lane_delays(&self) -> bool {
         matches!(self.velocity, Some(Scale::Param(_)))
@@ -269,7 +278,49 @@ pub struct ComplexVar {
     pub im: VarId,
 }
 
+/// An edge named as the edge list names it: `edge:SOURCE_NODE->TARGET_NODE:IDX/var`, split
+/// into its nodes, index and variable (`None`: not such a name).
+pub fn parse_edge_name(name: &str) -> Option<(&str, &str, usize, &str)> {
+    // Node paths hold '/' (nested circuits) and variables may (`op/var`); ':' only
+    // separates the index.
+    let rest = name.strip_prefix("edge:")?;
+    let (pair, tail) = rest.rsplit_once(':')?;
+    let (idx, var) = tail.split_once('/')?;
+    let (src, tgt) = pair.split_once("->")?;
+    Some((src, tgt, idx.parse().ok()?, var))
+}
+
 impl Circuit {
+    /// The entry of a `connectivity:` block that the equivalent edge list would number
+    /// `edge:source_node->target_node:idx`, as `(block, entry)`. The one numbering rule for
+    /// edge lists and blocks alike: an edge's `idx` counts the edges between the same two nodes
+    /// declared before it, a block's entries counting as the edges they stand for (a block
+    /// stands where it is declared: after its first `after_edges` edges, after the blocks
+    /// declared before it). The builder numbers edges so; this finds a block's entry again.
+    pub fn block_entry_named(&self, source_node: &str, target_node: &str, idx: usize) -> Option<(usize, usize)> {
+        let pair = |e: &Edge| e.source_node == source_node && e.target_node == target_node;
+        let node_of = |ids: &[VarId], node: &str| ids.iter().position(|v| self.var(*v).node.as_deref() == Some(node));
+        let mut seen = 0;
+        let mut next_edge = 0;
+        for (k, cp) in self.couplings.iter().enumerate() {
+            seen += self.edges[next_edge..cp.after_edges.min(self.edges.len())]
+                .iter()
+                .filter(|e| pair(e))
+                .count();
+            next_edge = next_edge.max(cp.after_edges.min(self.edges.len()));
+            let (Some(j), Some(i)) = (node_of(&cp.sources, source_node), node_of(&cp.targets, target_node)) else {
+                continue;
+            };
+            if let Some(e) = cp.entry(i, j) {
+                if seen == idx {
+                    return Some((k, e));
+                }
+                seen += 1;
+            }
+        }
+        None
+    }
+
     /// The complex variable `name` (`p/kmo_op/z`) lowers to, if it is one.
     pub fn find_complex(&self, name: &str) -> Option<&ComplexVar> {
         self.complex.iter().find(|z| z.name == name)

@@ -141,6 +141,8 @@ pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
     if let Some(refine) = &spec.refine {
         super::refine::check(spec, refine)?;
     }
+    let written = param_map::write_out_named_blocks(&spec.param_map, circuit)?;
+    let circuit = written.as_ref().unwrap_or(circuit);
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
     let lowered = lower(circuit);
@@ -360,6 +362,8 @@ pub(super) fn build_plan<'a>(
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
+    let written = param_map::write_out_named_blocks(&spec.param_map, circuit)?;
+    let circuit = written.as_ref().unwrap_or(circuit);
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
     let names = resolved.names(circuit);

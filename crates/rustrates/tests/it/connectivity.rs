@@ -1060,3 +1060,182 @@ fn bad_lengths_and_velocities_are_reported_where_they_are_written() {
     let yaml = block("      velocity: 3.0\n");
     one(&yaml, "velocity:", "`velocity` needs `lengths`");
 }
+
+/// One entry of a block, named as the equivalent edge list names its edge — by path
+/// (`edge:n1->n3:0/weight`) or by its nodes and index (`edges: [[n2, n0, 0]]`) — sweeps
+/// exactly as that edge of the edge list does: bit for bit, every back end (the block is
+/// written out as its edges).
+#[test]
+fn a_blocks_entries_answer_to_their_edge_list_names_in_a_sweep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, dmax, steps) = (5, 0.002, 150);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    let mut map = ParamMap::new().edges("d", &["delay"], &[("n2", "n0", Some(0))]);
+    map.entries.insert(
+        "w".into(),
+        MapEntry {
+            vars: vec!["edge:n1->n3:0/weight".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    let mut values = IndexMap::new();
+    values.insert("w".to_string(), vec![0.5, 3.0]);
+    values.insert("d".to_string(), vec![0.0015, 0.00333]);
+    let block = matrix_block(n, "w.npy", Some("d.npy"));
+    for backend in backends() {
+        let by_edges = sweep_with(
+            dir.path(),
+            "edges.yaml",
+            &edge_list(n, false, dmax),
+            &values,
+            map.clone(),
+            backend,
+            steps,
+        );
+        let by_block = sweep_with(dir.path(), "block.yaml", &block, &values, map.clone(), backend, steps);
+        assert!(by_edges.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
+        assert_eq!(by_block.columns, by_edges.columns);
+        assert!(
+            bits(&by_block) == bits(&by_edges),
+            "{backend:?}: the block's named entries differ from the edge list's edges"
+        );
+        // The entries were set: another weight gives other traces.
+        assert_ne!(trace_bits(&by_block, 0), trace_bits(&by_block, 2), "{backend:?}");
+    }
+}
+
+/// `jacobian_at` sets a block's entry by its edge-list name, as it sets the edge list's edge.
+#[test]
+fn jacobian_at_sets_a_blocks_entry_by_its_edge_list_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    let forms = [
+        ("edges.yaml", edge_list(n, false, 0.0)),
+        (
+            "block.yaml",
+            matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+        ),
+    ];
+    let values = vec![
+        ("edge:n1->n3:0/weight".to_string(), 4.0),
+        ("n1/qif_net_op/r".to_string(), 0.3),
+        ("n3/qif_net_op/v".to_string(), -1.0),
+    ];
+    let jacobians: Vec<Vec<u64>> = forms
+        .iter()
+        .map(|(file, yaml)| {
+            let path = dir.path().join(file);
+            std::fs::write(&path, yaml).expect("write");
+            let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+            let (names, m) = rustrates::model::jacobian::jacobian_at(&loaded.circuit, &values, 0.0).expect("jacobian");
+            assert_eq!(names.len(), 2 * n);
+            // ∂v3'/∂r1 = G·w[3][1] = 4 with the entry set (G = 1).
+            let (v3, r1) = (
+                names.iter().position(|x| x == "n3/qif_net_op/v").unwrap(),
+                names.iter().position(|x| x == "n1/qif_net_op/r").unwrap(),
+            );
+            assert_eq!(m[v3 * names.len() + r1], 4.0, "{file}");
+            m.iter().map(|x| x.to_bits()).collect()
+        })
+        .collect();
+    assert!(
+        jacobians[0] == jacobians[1],
+        "the block's Jacobian differs from the edge list's"
+    );
+}
+
+/// An edge declared after a block (here in the circuit around it) is numbered after the
+/// block's entries between the same nodes, as in the edge list: `edge:s/a->s/b:1`; the
+/// block's own entry is `:0`. Both sweep as the edge list's edges, bit for bit.
+#[test]
+fn an_edge_after_a_block_is_numbered_after_its_entries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sub_edges = "Sub:\n  base: CircuitTemplate\n  nodes: {a: qif_net_pop, b: qif_net_pop}\n  edges:\n    \
+                     - [a/qif_net_op/r, b/qif_net_op/r_in, null, {weight: 1.25}]\n    \
+                     - [b/qif_net_op/r, a/qif_net_op/r_in, null, {weight: 2.5}]\n";
+    let sub_block = "Sub:\n  base: CircuitTemplate\n  nodes: {a: qif_net_pop, b: qif_net_pop}\n  connectivity:\n    \
+                     - {source: qif_net_op/r, target: qif_net_op/r_in, source_nodes: [a, b], weight: [[0, 2.5], [1.25, 0]]}\n";
+    let top = "Net:\n  base: CircuitTemplate\n  circuits: {s: Sub}\n  edges:\n    \
+               - [s/a/qif_net_op/r, s/b/qif_net_op/r_in, null, {weight: 0.75}]\n";
+    let mut map = ParamMap::new();
+    for (key, var) in [
+        ("first", "edge:s/a->s/b:0/weight"),
+        ("second", "edge:s/a->s/b:1/weight"),
+    ] {
+        map.entries.insert(
+            key.into(),
+            MapEntry {
+                vars: vec![var.into()],
+                targets: MapTargets::Paths,
+            },
+        );
+    }
+    let mut values = IndexMap::new();
+    values.insert("first".to_string(), vec![0.5, 2.0]);
+    values.insert("second".to_string(), vec![-1.0, 1.5]);
+    let run = |file: &str, sub: &str| {
+        let yaml = format!("{OPERATOR}{sub}{top}");
+        let path = dir.path().join(file);
+        std::fs::write(&path, &yaml).expect("write");
+        let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+        let second = loaded.circuit.find_var("edge:s/a->s/b:1/weight");
+        assert_eq!(second.map(|v| loaded.circuit.var(v).value), Some(0.75), "{file}");
+        let grid = Grid::from_values(&values, true).expect("grid");
+        let sim = SimConfig {
+            simulation_time: 0.01,
+            dt: DT,
+            sampling_step: Some(DT),
+            method: Method::Rk4,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map.clone(), sim);
+        spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+        spec.backend = Backend::Reference;
+        let mut sink = MemorySink::new();
+        rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).expect("runs");
+        sink.into_result().expect("result")
+    };
+    let by_edges = run("edges.yaml", sub_edges);
+    let by_block = run("block.yaml", sub_block);
+    assert!(
+        bits(&by_block) == bits(&by_edges),
+        "numbered differently from the edge list"
+    );
+    assert_ne!(trace_bits(&by_block, 0), trace_bits(&by_block, 3));
+}
+
+/// A block whose delays are lengths / velocity has no per-entry delay to set: naming one of
+/// its entries says to sweep the velocity instead.
+#[test]
+fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
+    let path = dir.path().join("net.yaml");
+    std::fs::write(&path, velocity_block(n)).expect("write");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let mut map = ParamMap::new();
+    map.entries.insert(
+        "w".into(),
+        MapEntry {
+            vars: vec!["edge:n1->n3:0/weight".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    let mut values = IndexMap::new();
+    values.insert("w".to_string(), vec![1.0]);
+    let sim = SimConfig {
+        simulation_time: 0.001,
+        dt: DT,
+        sampling_step: None,
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
+    spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
+    let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("an error");
+    let text = err.to_string();
+    assert!(text.contains("param_map['w']") && text.contains("C/velocity"), "{text}");
+}

@@ -271,6 +271,13 @@ impl Builder<'_> {
             lowered: false,
             after_edges: self.c.edges.len(),
         });
+        let index = |ids: &[VarId]| -> HashMap<String, usize> {
+            ids.iter()
+                .enumerate()
+                .map(|(k, v)| (self.c.var(*v).node.clone().unwrap_or_default(), k))
+                .collect()
+        };
+        self.block_ends.push((index(sources), index(targets)));
         true
     }
 
@@ -301,11 +308,20 @@ impl Builder<'_> {
     fn add_resolved_edge(&mut self, prefix: &str, e: &EdgeDecl, src: VarId, tgt: VarId) {
         let src_node = self.c.var(src).node.clone().unwrap_or_default();
         let tgt_node = self.c.var(tgt).node.clone().unwrap_or_default();
+        let in_blocks = self
+            .block_ends
+            .iter()
+            .zip(&self.c.couplings)
+            .filter(|((cols, rows), cp)| match (cols.get(&src_node), rows.get(&tgt_node)) {
+                (Some(&j), Some(&i)) => cp.entry(i, j).is_some(),
+                _ => false,
+            })
+            .count();
         let cnt = self
             .edge_counts
             .entry((src_node.clone(), tgt_node.clone()))
             .or_insert(0);
-        let idx = *cnt;
+        let idx = *cnt + in_blocks;
         *cnt += 1;
         let ename = edge_node_name(&src_node, &tgt_node, idx);
         let mut params: Vec<(String, VarId)> = Vec::new();

@@ -172,7 +172,7 @@ pub fn expand_couplings(c: &Circuit) -> Circuit {
 
 /// A block's entries as the equivalent edge list orders them (sources outer, targets
 /// inner): `(target row, entry, source column)`.
-fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+pub(crate) fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     let mut next: Vec<usize> = cp.row_starts[..cp.targets.len()].to_vec();
     (0..cp.sources.len()).flat_map(move |j| {
         let mut col = Vec::new();
