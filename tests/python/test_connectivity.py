@@ -263,6 +263,10 @@ def test_update_var_sets_a_blocks_entry_by_its_edge_list_name():
     assert np.isfinite(runs[1]).all()
     assert np.array_equal(runs[0], runs[1]), "the block's entry differs from the edge list's edge"
     unchanged = network(n, w, delays(n, 0.002), as_matrix=True).run(
-        simulation_time=steps * DT, step_size=DT, outputs={"r": "all/net_op/r"}, solver="euler", float_precision="float64"
+        simulation_time=steps * DT,
+        step_size=DT,
+        outputs={"r": "all/net_op/r"},
+        solver="euler",
+        float_precision="float64",
     )
     assert not np.array_equal(unchanged.to_numpy(), runs[0]), "the entry was set"
