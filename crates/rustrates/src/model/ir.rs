@@ -141,7 +141,8 @@ pub struct Edge {
 /// A `connectivity:` block as one node: `target[i] (+)= scale · Σ_j w[i][j] · source[j](t − d[i][j])`
 /// over the row's entries, in ascending source order — the terms of the equivalent edge list
 /// for that target, in its order. Kept instead of one [`Edge`] and one weight parameter per
-/// entry (10⁶ at N = 1000); weights and delays are data, not sweepable.
+/// entry (10⁶ at N = 1000); weights and delays are data, not sweepable (the scale and the
+/// velocity are parameters; naming one entry writes the block out, `passes::write_out`).
 ///
 /// Unlowered (`lowered == false`), the targets are the inputs the block feeds. `lower_edges`
 /// keeps a block whose targets nothing else feeds: each target becomes an algebraic whose

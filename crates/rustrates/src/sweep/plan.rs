@@ -170,7 +170,21 @@ fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::
         .iter()
         .map(|(_, ids)| ids.iter().any(|id| timing.contains(id)))
         .collect();
-    let problems = checks::check_delays(spec, &sets_timing);
+    let velocities: Vec<VarId> = circuit
+        .couplings
+        .iter()
+        .filter_map(|cp| match cp.velocity {
+            Some(crate::model::Scale::Param(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let sets_velocity: Vec<bool> = resolved
+        .keys
+        .iter()
+        .map(|(_, ids)| ids.iter().any(|id| velocities.contains(id)))
+        .collect();
+    let mut problems = checks::check_delays(spec, &sets_timing);
+    problems.extend(checks::check_velocities(spec, &sets_velocity));
     if problems.is_empty() {
         Ok(())
     } else {

@@ -1239,3 +1239,38 @@ fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
     let text = err.to_string();
     assert!(text.contains("param_map['w']") && text.contains("C/velocity"), "{text}");
 }
+
+/// A grid value of a block's velocity that is not a finite number > 0 is refused before
+/// anything runs, naming the grid key (the CLI points at it, Python names `param_grid`).
+#[test]
+fn a_velocity_grid_value_that_is_not_positive_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
+    let path = dir.path().join("net.yaml");
+    std::fs::write(&path, velocity_block(n)).expect("write");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+        let mut values = IndexMap::new();
+        values.insert("G".to_string(), vec![1.0, 1.0]);
+        values.insert("velocity".to_string(), vec![5.0, bad]);
+        let sim = SimConfig {
+            simulation_time: 0.001,
+            dt: DT,
+            sampling_step: None,
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(Grid::from_values(&values, false).expect("grid"), velocity_map(), sim);
+        spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
+        let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("refused");
+        let text = err.to_string();
+        // NaN and inf are refused as any grid value is (finite); 0 and below by the velocity rule.
+        let rule = if bad.is_finite() { "> 0" } else { "finite" };
+        assert!(
+            text.contains("velocity") && text.contains("point 1") && text.contains(rule),
+            "{bad}: {text}"
+        );
+    }
+}
