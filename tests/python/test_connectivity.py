@@ -156,3 +156,117 @@ def test_global_coupling_scale_sweeps_like_the_nodes_g():
     assert np.isfinite(a).all()
     # 0 + G·Σ then 1·(that) against G·Σ: the same products, equal up to a few ulps at most.
     assert np.max(np.abs(a - b) / np.abs(b)) <= 1e-12
+
+
+def velocity_net(tmp_path: Path, n: int, lengths: np.ndarray | None, d: np.ndarray | None) -> str:
+    """network_grid.c's network as one scaled block ``C`` (weights in ``w.npy``), with
+    ``lengths`` and a velocity, or with its delays ``d`` given directly."""
+    np.save(tmp_path / "w.npy", weights(n))
+    nodes = ", ".join(f"n{i}: net_pop" for i in range(n))
+    block = (
+        "  connectivity:\n    - source: net_op/r\n      target: net_op/r_in\n"
+        f"      source_nodes: [{', '.join(f'n{i}' for i in range(n))}]\n      weight: w.npy\n"
+        "      name: C\n      scale: 1.0\n"
+    )
+    if lengths is not None:
+        np.save(tmp_path / "l.npy", lengths)
+        block += "      lengths: l.npy\n      velocity: 10.0\n"
+        name = "velocity.yaml"
+    else:
+        np.save(tmp_path / "d.npy", d)
+        block += "      delay: d.npy\n"
+        name = "given.yaml"
+    (tmp_path / name).write_text(
+        "net_op:\n  base: OperatorTemplate\n  equations:\n"
+        '    - "d/dt * r = 1/pi + 2.0*r*v"\n    - "d/dt * v = v^2 + eta + G*r_in - (pi*r)^2"\n'
+        "  variables: {r: output(0.01), v: variable(-2.0), eta: -5.0, G: 1.0, r_in: input(0.0)}\n"
+        "net_pop: {base: NodeTemplate, operators: [net_op]}\n"
+        f"Net:\n  base: CircuitTemplate\n  nodes: {{{nodes}}}\n" + block
+    )
+    return f"{tmp_path / name}/Net"
+
+
+def test_velocity_grid_search_equals_the_c_program_and_runs_with_the_delays_given(tmp_path):
+    """grid_search over G x conduction velocity (param_map naming ``C/velocity``): every lane
+    reads its own delays ``lengths / velocity``. Against a numpy transcription of
+    network_grid.c with those delays (velocities 10, 5, 2.5 make whole steps: 1, 2, 4 times the
+    C program's), and, bit for bit, against grid_search of the block with ``delay: L / v``."""
+    n, steps, dmax = 5, 300, 0.002
+    base = delays(n, dmax)
+    lengths = base * 10.0
+    grid = {"G": [0.5, 2.0], "velocity": [10.0, 5.0, 2.5]}
+    args = dict(
+        step_size=DT,
+        simulation_time=steps * DT,
+        outputs={"r": "all/net_op/r"},
+        sampling_step_size=DT,
+        solver="euler",
+        float_precision="float64",
+        verbose=False,
+    )
+    res, res_map = grid_search(
+        velocity_net(tmp_path, n, lengths, None),
+        param_grid=grid,
+        param_map={"G": {"vars": ["C/scale"]}, "velocity": {"vars": ["C/velocity"]}},
+        permute_grid=True,
+        **args,
+    )
+    w = weights(n)
+    worst = 0.0
+    for label, row in res_map.iterrows():
+        g, v = row["G"], row["velocity"]
+        k = np.round(lengths / v / DT).astype(int)
+        r, vv = np.full(n, 0.01), np.full(n, -2.0)
+        hist = [r.copy()]
+        for s in range(steps - 1):
+            past = np.array([[hist[s - k[i, j]][j] if s >= k[i, j] else 0.01 for j in range(n)] for i in range(n)])
+            rin = g * np.array([sum(w[i, j] * past[i, j] for j in range(n)) for i in range(n)])
+            r, vv = r + DT * (1.0 / np.pi + 2.0 * r * vv), vv + DT * (vv * vv - 5.0 + rin - (np.pi * r) * (np.pi * r))
+            hist.append(r.copy())
+        want = np.array(hist)
+        for i in range(n):
+            got = res[("r", label, f"n{i}", "net_op/r")].to_numpy()
+            worst = max(worst, float(np.max(np.abs(got - want[:, i]) / np.abs(want[:, i]))))
+        # The lane equals the block with its delays written out: length / velocity, the same
+        # IEEE division in numpy and in the engine.
+        alone, _ = grid_search(
+            velocity_net(tmp_path, n, None, lengths / v),
+            param_grid={"G": [g]},
+            param_map={"G": {"vars": ["C/scale"]}},
+            **args,
+        )
+        for i in range(n):
+            a = res[("r", label, f"n{i}", "net_op/r")].to_numpy()
+            b = alone.iloc[:, i].to_numpy()
+            assert np.array_equal(a, b), (label, i)
+    # Whole-step reads: the C program's operations in another association order, a few ulps.
+    assert worst <= 1e-12, worst
+
+
+def test_update_var_sets_a_blocks_entry_by_its_edge_list_name():
+    """``update_var(edge_vars=...)`` on a network given by ``add_edges_from_matrix`` sets one
+    entry as it sets that edge of the edge list: the runs are equal bit for bit."""
+    n, steps = 5, 200
+    w = weights(n)
+    runs = []
+    for as_matrix in (True, False):
+        net = network(n, w, delays(n, 0.002), as_matrix=as_matrix)
+        net = net.update_var(edge_vars=[("n1", "n3", {"weight": 4.0}), ("n2", "n0", 0, {"delay": 0.0015})])
+        res = net.run(
+            simulation_time=steps * DT,
+            step_size=DT,
+            outputs={"r": "all/net_op/r"},
+            solver="euler",
+            float_precision="float64",
+        )
+        runs.append(res.to_numpy())
+    assert np.isfinite(runs[1]).all()
+    assert np.array_equal(runs[0], runs[1]), "the block's entry differs from the edge list's edge"
+    unchanged = network(n, w, delays(n, 0.002), as_matrix=True).run(
+        simulation_time=steps * DT,
+        step_size=DT,
+        outputs={"r": "all/net_op/r"},
+        solver="euler",
+        float_precision="float64",
+    )
+    assert not np.array_equal(unchanged.to_numpy(), runs[0]), "the entry was set"

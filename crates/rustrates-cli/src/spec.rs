@@ -309,7 +309,9 @@ fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnostics {
                     ));
                     return diags;
                 }
-                E::UnknownNode { key, .. } | E::EdgeNotFound { key, .. } => (key, Some("nodes")),
+                E::UnknownNode { key, .. } | E::EdgeNotFound { key, .. } | E::BlockEntry { key, .. } => {
+                    (key, Some("nodes"))
+                }
                 E::VarNotFound { key, .. }
                 | E::PathNotFound { key, .. }
                 | E::EdgeVarNotFound { key, .. }

@@ -394,3 +394,78 @@ fn per_node_input_files_in_a_spec_equal_the_engine_with_per_point_columns() {
     assert_eq!(cli.columns, engine.columns);
     assert!(bits(&cli) == bits(&engine), "the CLI's sweep differs from the engine's");
 }
+
+/// A spec sweeping a block's conduction velocity (`C/velocity`, with its scale `C/scale`)
+/// gives, point by point and bit for bit, the single runs of the same block with its delays
+/// written directly (`delay:` = lengths / velocity as `conduction_delay` computes it).
+#[test]
+fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
+    use rustrates::model::test_models::network_grid::{delay_steps, weight, OPERATOR};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, dt, dmax) = (5, 1e-4, 0.002);
+    let rows = |f: &dyn Fn(usize, usize) -> f64| {
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
+                format!("[{}]", r.join(", "))
+            })
+            .collect();
+        format!("[{}]", rows.join(", "))
+    };
+    let length = |i: usize, j: usize| delay_steps(dmax, dt, i, j) as f64 * dt * 10.0;
+    let net = |delays: &str| {
+        let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        format!(
+            "{OPERATOR}Net:\n  base: CircuitTemplate\n  nodes: {{{}}}\n  connectivity:\n    - source: qif_net_op/r\n      \
+             target: qif_net_op/r_in\n      source_nodes: [{}]\n      weight: {}\n{delays}      name: C\n      scale: 1.0\n",
+            nodes.iter().map(|k| format!("{k}: qif_net_pop")).collect::<Vec<_>>().join(", "),
+            nodes.join(", "),
+            rows(&|i, j| weight(n, i, j)),
+        )
+    };
+    let sweep = |name: &str, yaml: &str, grid: &str, map: &str| {
+        let template = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&template, yaml).expect("write template");
+        let spec = dir.path().join(format!("{name}_spec.yaml"));
+        std::fs::write(
+            &spec,
+            format!(
+                "template: {}/Net\nsimulation_time: 0.015\nstep_size: 1.0e-4\nsampling_step_size: 1.0e-4\n\
+                 param_grid:\n{grid}param_map:\n{map}outputs:\n  r: all/qif_net_op/r\n",
+                template.display()
+            ),
+        )
+        .expect("write spec");
+        let out = dir.path().join(format!("{name}.h5"));
+        run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+        rustrates::io::h5::read_results(&out).expect("a results file")
+    };
+    let velocities = [10.0, 5.0, 3.0];
+    let swept = sweep(
+        "velocity",
+        &net(&format!("      lengths: {}\n      velocity: 10.0\n", rows(&length))),
+        "  G: [1.5, 1.5, 1.5]\n  v: [10.0, 5.0, 3.0]\n",
+        "  G: {vars: [C/scale]}\n  v: {vars: [C/velocity]}\n",
+    );
+    let point_bits = |r: &rustrates::sweep::SweepResult, p: usize| -> Vec<u64> {
+        (0..r.columns.len())
+            .flat_map(|c| r.trace(p, c).expect("trace"))
+            .map(f64::to_bits)
+            .collect()
+    };
+    for (p, v) in velocities.iter().enumerate() {
+        let delays = rows(&|i, j| rustrates::model::conduction_delay(length(i, j), *v));
+        let alone = sweep(
+            &format!("given{p}"),
+            &net(&format!("      delay: {delays}\n")),
+            "  G: [1.5]\n",
+            "  G: {vars: [C/scale]}\n",
+        );
+        assert_eq!(swept.columns, alone.columns);
+        assert!(
+            point_bits(&swept, p) == point_bits(&alone, 0),
+            "velocity {v}: the swept point differs from the run with its delays given"
+        );
+        assert!(point_bits(&alone, 0).iter().all(|b| f64::from_bits(*b).is_finite()));
+    }
+}

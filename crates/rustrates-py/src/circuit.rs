@@ -84,9 +84,9 @@ impl PyCircuit {
                 errors::Kind::Equation,
                 &[Located::from_diagnostic(&e.diagnostic(), &self.sources)],
             ),
-            e @ (JacobianAtError::UnknownVariable { .. } | JacobianAtError::NotSettable { .. }) => {
-                pyo3::exceptions::PyValueError::new_err(e.to_string())
-            }
+            e @ (JacobianAtError::UnknownVariable { .. }
+            | JacobianAtError::NotSettable { .. }
+            | JacobianAtError::BlockEntry(_)) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
             e @ JacobianAtError::Kernel(_) => {
                 errors::to_pyerr(py, errors::Kind::Solver, &[Located::plain("kernel", e.to_string(), "")])
             }

@@ -6,7 +6,7 @@
 //! cargo build --release -p rustrates-bench --bin network
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
 //!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
-//!                        [--form edges|matrix] [--jit-max 100] [--rss 1000x16x0.01]
+//!                        [--form edges|matrix|velocity] [--jit-max 100] [--rss 1000x16x0.01]
 //!                        [--backend c|jit]
 //! ```
 //!
@@ -16,7 +16,9 @@
 //! rustrates reads the circuit as a PyRates YAML edge list (N² edges, the C program's
 //! formula) and sweeps G and eta in every node (`param_map` with all nodes), or with
 //! `--form matrix` as a `connectivity:` block (weights in a `.npy` file) whose `scale` is G
-//! (global coupling), on one thread,
+//! (global coupling), or with `--form velocity` as that block with `lengths` (10 × the C
+//! program's delays) and a conduction velocity swept per lane (`C/velocity`, a grid key of one
+//! value, 10: the C program's delays, read per lane through the written-out terms), on one thread,
 //! keeping the mean of every node's r (summaries only, sampled every step, which is the
 //! C program's average over the state before each step). Its time is the whole `sweep::run`
 //! (kernel cached by a warm-up run), against the C program's timed region `sim_s`, on one
@@ -52,12 +54,20 @@ struct Case {
     dmax: f64,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Edges,
+    Matrix,
+    Velocity,
+}
+
 struct Args {
     c_source: PathBuf,
     repeats: usize,
     cases: Vec<Case>,
     compile: Vec<usize>,
-    matrix: bool,
+    /// `--form`: `Edges`, or a `connectivity:` block (`Matrix`, `Velocity`).
+    form: Form,
     jit_max: usize,
     rss: Option<Case>,
     /// Back end of the sweeps (`--backend c|jit`; the compile table measures both).
@@ -111,7 +121,7 @@ fn parse_args() -> Result<Args, String> {
             },
         ],
         compile: vec![10, 100, 1000],
-        matrix: false,
+        form: Form::Edges,
         jit_max: 100,
         rss: None,
         backend: Backend::C,
@@ -146,10 +156,11 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--form" => {
-                a.matrix = match value()?.as_str() {
-                    "edges" => false,
-                    "matrix" => true,
-                    other => return Err(format!("--form: '{other}' is not edges or matrix")),
+                a.form = match value()?.as_str() {
+                    "edges" => Form::Edges,
+                    "matrix" => Form::Matrix,
+                    "velocity" => Form::Velocity,
+                    other => return Err(format!("--form: '{other}' is not edges, matrix or velocity")),
                 }
             }
             other => return Err(format!("unknown argument {other}")),
@@ -176,7 +187,7 @@ fn network_yaml(n: usize, dmax: f64) -> String {
 /// `network_grid.c`'s circuit as one `connectivity:` block named `C` (its `scale` is the
 /// global coupling G, the nodes' own G stays 1): the weights (and delays) written to
 /// `.npy` files in `dir`, in the YAML file's folder.
-fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String> {
+fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path, form: Form) -> Result<String, String> {
     let write_npy = |name: &str, f: &dyn Fn(usize, usize) -> f64| -> Result<(), String> {
         let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
         let mut header = dict.into_bytes();
@@ -205,7 +216,13 @@ fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path) -> Result<String, String
         "  connectivity:\n    - {{source: qif_net_op/r, target: qif_net_op/r_in, name: C, scale: 1.0, weight: w{n}.npy, source_nodes: [{}]",
         nodes.join(", ")
     ));
-    if dmax > 0.0 {
+    if dmax > 0.0 && form == Form::Velocity {
+        // At velocity 10 each delay is a whole number of steps (`whole_steps`), as the C program's.
+        write_npy(&format!("l{n}.npy"), &|i, j| {
+            network_grid::delay_steps(dmax, DT, i, j) as f64 * DT * 10.0
+        })?;
+        s.push_str(&format!(", lengths: l{n}.npy, velocity: 10.0"));
+    } else if dmax > 0.0 {
         write_npy(&format!("d{n}.npy"), &|i, j| {
             network_grid::delay_steps(dmax, DT, i, j) as f64 * DT
         })?;
@@ -315,7 +332,7 @@ fn compare_means(csv: &Path, means: &[Vec<f64>]) -> Result<f64, String> {
 /// operations; only the coupling's sum may round differently, ≈ 1e-16 per step, relative).
 const MEANS_TOLERANCE: f64 = 1e-12;
 
-fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
+fn spec(case: &Case, backend: Backend, form: Form) -> SweepSpec {
     let side = (case.points as f64).sqrt().round() as usize;
     let lin = |a: f64, b: f64| -> Vec<f64> {
         (0..side)
@@ -331,11 +348,14 @@ fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
     let mut values = indexmap::IndexMap::new();
     values.insert("G".to_string(), lin(0.0, 2.0));
     values.insert("eta".to_string(), lin(-6.0, -4.0));
+    if form == Form::Velocity && case.dmax > 0.0 {
+        values.insert("velocity".to_string(), vec![10.0]);
+    }
     let grid = Grid::from_values(&values, true).expect("equal lengths");
     let nodes: Vec<String> = (0..case.n).map(|i| format!("n{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
-    if matrix {
+    if form != Form::Edges {
         map.entries.insert(
             "G".into(),
             MapEntry {
@@ -343,6 +363,15 @@ fn spec(case: &Case, backend: Backend, matrix: bool) -> SweepSpec {
                 targets: MapTargets::Paths,
             },
         );
+        if values.contains_key("velocity") {
+            map.entries.insert(
+                "velocity".into(),
+                MapEntry {
+                    vars: vec!["C/velocity".into()],
+                    targets: MapTargets::Paths,
+                },
+            );
+        }
     } else {
         map = map.nodes("G", &["qif_net_op/G"], &nodes);
     }
@@ -371,8 +400,8 @@ fn real_main() -> Result<(), String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     if let Some(case) = &args.rss {
         let path = work.path().join("rss.yaml");
-        let text = if args.matrix {
-            network_matrix_yaml(case.n, case.dmax, work.path())?
+        let text = if args.form != Form::Edges {
+            network_matrix_yaml(case.n, case.dmax, work.path(), args.form)?
         } else {
             network_yaml(case.n, case.dmax)
         };
@@ -381,7 +410,7 @@ fn real_main() -> Result<(), String> {
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
         let mut sink = Checksum::default();
-        rustrates::sweep::run(&spec(case, args.backend, args.matrix), &loaded.circuit, &mut sink)
+        rustrates::sweep::run(&spec(case, args.backend, args.form), &loaded.circuit, &mut sink)
             .map_err(|e| e.to_string())?;
         println!(
             "peak RSS, N = {} × {} points, T = {}, file → results ({:?} back end, {}): {:.0} MB in {:.2} s",
@@ -389,7 +418,7 @@ fn real_main() -> Result<(), String> {
             case.points,
             case.time,
             args.backend,
-            if args.matrix {
+            if args.form != Form::Edges {
                 "connectivity block"
             } else {
                 "YAML edge list"
@@ -415,15 +444,15 @@ fn real_main() -> Result<(), String> {
     );
     for case in &args.cases {
         let path = work.path().join(format!("net{}.yaml", case.n));
-        let text = if args.matrix {
-            network_matrix_yaml(case.n, case.dmax, work.path())?
+        let text = if args.form != Form::Edges {
+            network_matrix_yaml(case.n, case.dmax, work.path(), args.form)?
         } else {
             network_yaml(case.n, case.dmax)
         };
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let s = spec(case, args.backend, args.matrix);
+        let s = spec(case, args.backend, args.form);
         let mut sink = Checksum::default();
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
@@ -474,7 +503,7 @@ fn real_main() -> Result<(), String> {
     if !args.compile.is_empty() {
         println!(
             "\ncompile time, file read → kernel ready (C back end, empty kernel cache; {})",
-            if args.matrix {
+            if args.form != Form::Edges {
                 "connectivity block, .npy weights"
             } else {
                 "YAML edge list"
@@ -487,8 +516,8 @@ fn real_main() -> Result<(), String> {
     }
     for &n in &args.compile {
         let path = work.path().join(format!("compile{n}.yaml"));
-        let text = if args.matrix {
-            network_matrix_yaml(n, 0.0, work.path())?
+        let text = if args.form != Form::Edges {
+            network_matrix_yaml(n, 0.0, work.path(), args.form)?
         } else {
             network_yaml(n, 0.0)
         };

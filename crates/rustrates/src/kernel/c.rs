@@ -208,8 +208,20 @@ impl CBuild {
         }
         let cmd = build::compiler_command();
         let version = build::compiler_version(&cmd)?;
-        let (source, net) = match crate::model::network::plan(circuit) {
-            Ok(plan) => {
+        // Couplings the loops do not read as nodes (a scaled block with delays) are written
+        // out (same layout), and the written-out sums planned again.
+        let first = crate::model::network::plan(circuit);
+        let expanded = match &first {
+            Err(_) if !circuit.couplings.is_empty() => Some(crate::model::passes::expand_couplings(circuit)),
+            _ => None,
+        };
+        let planned = match (first, &expanded) {
+            (Ok(p), _) => Ok((circuit, p)),
+            (Err(_), Some(e)) => crate::model::network::plan(e).map(|p| (e, p)),
+            (Err(why), None) => Err(why),
+        };
+        let (source, net) = match planned {
+            Ok((circuit, plan)) => {
                 let (source, data) = emit_net::emit(circuit, &plan);
                 (source, Some(data))
             }
@@ -217,14 +229,7 @@ impl CBuild {
                 if why != crate::model::network::NotANetwork::Small {
                     log::info!("C back end: unrolled code for circuit {}: {why}", circuit.name);
                 }
-                // Couplings the loops do not run are written out (same layout).
-                let expanded;
-                let circuit = if circuit.couplings.is_empty() {
-                    circuit
-                } else {
-                    expanded = crate::model::passes::expand_couplings(circuit);
-                    &expanded
-                };
+                let circuit = expanded.as_ref().unwrap_or(circuit);
                 (emit::emit(circuit, RECIPROCAL_DIVISORS), None)
             }
         };

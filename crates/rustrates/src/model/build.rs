@@ -67,8 +67,12 @@ struct Builder<'s> {
     sources: &'s mut SourceMap,
     /// Var → where its defining equation is (for duplicate-definition labels).
     defined: HashMap<VarId, Span>,
-    /// Per (source_node, target_node): next edge idx.
+    /// Per (source_node, target_node): edges of the edge list so far.
     edge_counts: HashMap<(String, String), usize>,
+    /// Per block kept as a coupling: its source nodes' columns and target nodes' rows, so
+    /// an edge declared after it counts the block's entries between its nodes
+    /// (`Circuit::block_entry_named`'s numbering).
+    block_ends: Vec<(HashMap<String, usize>, HashMap<String, usize>)>,
     /// Operator variables by full name (edge ends are looked up here); a complex variable
     /// by its real part.
     by_name: HashMap<String, VarId>,
@@ -87,6 +91,7 @@ impl<'s> Builder<'s> {
             sources,
             defined: HashMap::new(),
             edge_counts: HashMap::new(),
+            block_ends: Vec::new(),
             by_name: HashMap::new(),
             imag: HashMap::new(),
             elems: HashMap::new(),

@@ -65,6 +65,11 @@ pub fn dump(c: &Circuit) -> String {
             Some(crate::model::Scale::Const(x)) => format!(" scale={}", num(x)),
             None => String::new(),
         };
+        let velocity = match cp.velocity {
+            Some(crate::model::Scale::Param(p)) => format!(" delay=length/{}", c.var(p).name),
+            Some(crate::model::Scale::Const(x)) => format!(" delay=length/{}", num(x)),
+            None => String::new(),
+        };
         let end = |v: &[VarId]| {
             let name = |id: &VarId| c.var(*id).name.clone();
             match v {
@@ -75,7 +80,7 @@ pub fn dump(c: &Circuit) -> String {
         };
         let _ = writeln!(
             out,
-            "  coupling {}: {} sources ({}) -> {} targets ({}), {} entries ({what}){scale}",
+            "  coupling {}: {} sources ({}) -> {} targets ({}), {} entries ({what}){scale}{velocity}",
             cp.name,
             cp.sources.len(),
             end(&cp.sources),

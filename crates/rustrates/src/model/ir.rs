@@ -141,7 +141,8 @@ pub struct Edge {
 /// A `connectivity:` block as one node: `target[i] (+)= scale · Σ_j w[i][j] · source[j](t − d[i][j])`
 /// over the row's entries, in ascending source order — the terms of the equivalent edge list
 /// for that target, in its order. Kept instead of one [`Edge`] and one weight parameter per
-/// entry (10⁶ at N = 1000); weights and delays are data, not sweepable.
+/// entry (10⁶ at N = 1000); weights and delays are data, not sweepable (the scale and the
+/// velocity are parameters; naming one entry writes the block out, `passes::write_out`).
 ///
 /// Unlowered (`lowered == false`), the targets are the inputs the block feeds. `lower_edges`
 /// keeps a block whose targets nothing else feeds: each target becomes an algebraic whose
@@ -162,8 +163,13 @@ pub struct Coupling {
     /// source, in order), which saves 4 bytes per entry and lets loops use the matrix form.
     pub columns: Vec<u32>,
     pub weights: Vec<f64>,
-    /// Per entry, its delay in seconds, when the block has a `delay`.
+    /// Per entry, its delay in seconds, when the block has a `delay`; with a `velocity`,
+    /// its length instead (the delay is [`conduction_delay`]`(length, velocity)`).
     pub delays: Option<Vec<f64>>,
+    /// The conduction velocity of a block given by `lengths`: a parameter
+    /// (`<name>/velocity`, read per lane when swept, so lanes read different delays) or,
+    /// never left behind by `specialize_params` (which folds the delays then), a constant.
+    pub velocity: Option<Scale>,
     /// The block's `scale`, added as `ext + scale · (Σ …)`.
     pub scale: Option<Scale>,
     pub span: Option<Span>,
@@ -206,10 +212,39 @@ impl Coupling {
             (k, col)
         })
     }
-    /// The entry's delay, or `None` when the block has no delays.
+    /// The entry's delay, or `None` when the block has no delays. With a velocity parameter
+    /// the delay is not one number but one per lane: NaN here (callers that need numbers
+    /// check [`Coupling::per_lane_delays`] first; the expansion reads the parameter).
     pub fn delay(&self, k: usize) -> Option<f64> {
-        self.delays.as_ref().map(|d| d[k])
+        let d = self.delays.as_ref()?[k];
+        Some(match self.velocity {
+            Some(Scale::Const(v)) => conduction_delay(d, v),
+            Some(Scale::Param(_)) => f64::NAN,
+            None => d,
+        })
     }
+    /// The entry from source column `j` into target row `i`, if the block has one.
+    pub fn entry(&self, i: usize, j: usize) -> Option<usize> {
+        let (a, b) = (self.row_starts[i], self.row_starts[i + 1]);
+        if self.columns.is_empty() {
+            (j < b - a).then_some(a + j)
+        } else {
+            self.columns[a..b].binary_search(&(j as u32)).ok().map(|k| a + k)
+        }
+    }
+    /// Whether the delays are `length / velocity` with the velocity a parameter.
+    pub fn per_lane_delays(&self) -> bool {
+        matches!(self.velocity, Some(Scale::Param(_)))
+    }
+}
+
+/// The delay of a connection of `length` at conduction `velocity`: the one rule for every
+/// back end and lane (the expanded form computes the same division as an expression, so a
+/// lane's delay has the same bits as this). Whether that delay is a whole number of steps is
+/// then decided per read, as for any delay (`kernel::ring::whole_steps`): per lane, since
+/// lanes of a velocity sweep have their own delays.
+pub fn conduction_delay(length: f64, velocity: f64) -> f64 {
+    length / velocity
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -244,7 +279,49 @@ pub struct ComplexVar {
     pub im: VarId,
 }
 
+/// An edge named as the edge list names it: `edge:SOURCE_NODE->TARGET_NODE:IDX/var`, split
+/// into its nodes, index and variable (`None`: not such a name).
+pub fn parse_edge_name(name: &str) -> Option<(&str, &str, usize, &str)> {
+    // Node paths hold '/' (nested circuits) and variables may (`op/var`); ':' only
+    // separates the index.
+    let rest = name.strip_prefix("edge:")?;
+    let (pair, tail) = rest.rsplit_once(':')?;
+    let (idx, var) = tail.split_once('/')?;
+    let (src, tgt) = pair.split_once("->")?;
+    Some((src, tgt, idx.parse().ok()?, var))
+}
+
 impl Circuit {
+    /// The entry of a `connectivity:` block that the equivalent edge list would number
+    /// `edge:source_node->target_node:idx`, as `(block, entry)`. The one numbering rule for
+    /// edge lists and blocks alike: an edge's `idx` counts the edges between the same two nodes
+    /// declared before it, a block's entries counting as the edges they stand for (a block
+    /// stands where it is declared: after its first `after_edges` edges, after the blocks
+    /// declared before it). The builder numbers edges so; this finds a block's entry again.
+    pub fn block_entry_named(&self, source_node: &str, target_node: &str, idx: usize) -> Option<(usize, usize)> {
+        let pair = |e: &Edge| e.source_node == source_node && e.target_node == target_node;
+        let node_of = |ids: &[VarId], node: &str| ids.iter().position(|v| self.var(*v).node.as_deref() == Some(node));
+        let mut seen = 0;
+        let mut next_edge = 0;
+        for (k, cp) in self.couplings.iter().enumerate() {
+            seen += self.edges[next_edge..cp.after_edges.min(self.edges.len())]
+                .iter()
+                .filter(|e| pair(e))
+                .count();
+            next_edge = next_edge.max(cp.after_edges.min(self.edges.len()));
+            let (Some(j), Some(i)) = (node_of(&cp.sources, source_node), node_of(&cp.targets, target_node)) else {
+                continue;
+            };
+            if let Some(e) = cp.entry(i, j) {
+                if seen == idx {
+                    return Some((k, e));
+                }
+                seen += 1;
+            }
+        }
+        None
+    }
+
     /// The complex variable `name` (`p/kmo_op/z`) lowers to, if it is one.
     pub fn find_complex(&self, name: &str) -> Option<&ComplexVar> {
         self.complex.iter().find(|z| z.name == name)

@@ -503,11 +503,13 @@ pub enum JacobianAtError {
     NotSettable { name: String },
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    #[error(transparent)]
+    BlockEntry(#[from] super::passes::WriteOutError),
 }
 
 /// The Jacobian of `circuit` (as loaded: edges are lowered here) at time `t`, with the
-/// variables named in `values` (`node/op/var`, edge parameters `edge:SRC->TGT:IDX/weight`)
-/// set — states to the point, parameters and inputs to their values — and every other one at
+/// variables named in `values` (`node/op/var`, edge parameters `edge:SRC->TGT:IDX/weight`,
+/// also of a block's entries) set — states to the point, parameters and inputs to their values — and every other one at
 /// its default (states: their initial values). Returns the state names (row and column
 /// order) and the row-major matrix. Through the reference back end: one evaluation.
 pub fn jacobian_at(
@@ -515,7 +517,11 @@ pub fn jacobian_at(
     values: &[(String, f64)],
     t: f64,
 ) -> Result<(Vec<String>, Vec<f64>), JacobianAtError> {
-    let mut lowered = super::passes::lower_edges(circuit);
+    // An entry of a `connectivity:` block answers to its edge-list name: the block is
+    // written out as those edges first.
+    let names: Vec<String> = values.iter().map(|(n, _)| n.clone()).collect();
+    let written = super::passes::write_out_named(circuit, &names, &[])?;
+    let mut lowered = super::passes::lower_edges(written.as_ref().unwrap_or(circuit));
     for (name, value) in values {
         let Some(id) = lowered.find_var(name) else {
             return Err(JacobianAtError::UnknownVariable {

@@ -334,6 +334,12 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
 /// Row `i` of a kept coupling as the terms its expansion would parse to (a delay that is
 /// not positive is a current read), in the same order.
 fn coupling_row(cp: &crate::model::Coupling, i: usize) -> Result<(Terms, Option<Scale>), NotANetwork> {
+    if cp.per_lane_delays() {
+        return unsupported(format!(
+            "the block {} has a swept conduction velocity (delays per lane)",
+            cp.name
+        ));
+    }
     let terms: Terms = cp
         .row(i)
         .map(|(e, j)| Term {
@@ -381,10 +387,18 @@ fn parse_terms(c: &Circuit, rhs: ExprId, ext: Option<VarId>) -> Option<Terms> {
             Expr::Var(s) => Some((*s, None)),
             // A delay that is not positive reads the current value (the reference
             // evaluator's rule), so such a term is an ordinary one.
-            Expr::Past(s, d) => match c.expr(*d) {
-                Expr::Const(d) => Some((*s, (*d > 0.0).then_some(*d))),
-                _ => None,
-            },
+            Expr::Past(s, d) => {
+                let d = match c.expr(*d) {
+                    Expr::Const(d) => *d,
+                    // A written-out block's `length / velocity` once the velocity is folded.
+                    Expr::Binary(BinOp::Div, l, v) => match (c.expr(*l), c.expr(*v)) {
+                        (Expr::Const(l), Expr::Const(v)) => crate::model::conduction_delay(*l, *v),
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                Some((*s, (d > 0.0).then_some(d)))
+            }
             _ => None,
         }
     };

@@ -313,6 +313,29 @@ pub fn check_delays(spec: &SweepSpec, delays: &[bool]) -> Vec<SettingError> {
     out
 }
 
+/// Grid keys that set a block's conduction velocity (`velocities[k]`): every value finite and
+/// > 0, since each lane's delays are length / velocity.
+pub fn check_velocities(spec: &SweepSpec, velocities: &[bool]) -> Vec<SettingError> {
+    let grid = &spec.param_grid;
+    let mut out = Vec::new();
+    for ((key, col), _) in grid
+        .keys()
+        .iter()
+        .zip(grid.columns())
+        .zip(velocities)
+        .filter(|(_, &v)| v)
+    {
+        if let Some((i, x)) = col.iter().enumerate().find(|(_, x)| !(x.is_finite() && **x > 0.0)) {
+            out.push(problem(
+                Setting::GridKey(key.clone()),
+                format!("sets a conduction velocity, and point {i} has {x}"),
+                "velocities are finite numbers > 0 (each delay is length / velocity)",
+            ));
+        }
+    }
+    out
+}
+
 /// What a run needs in memory, and what the machine has.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{what} needs {} but the machine has {} available; {help}", bytes_text(*.needed), bytes_text(*.available))]

@@ -156,6 +156,11 @@ pub enum ParamMapError {
     NoVars { key: String },
     #[error("param_map['{key}'] lists no {what}, so sweeping '{key}' would change nothing; name at least one")]
     NoTargets { key: String, what: &'static str },
+    #[error("param_map['{key}']: {error}")]
+    BlockEntry {
+        key: String,
+        error: crate::model::passes::WriteOutError,
+    },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -209,6 +214,53 @@ impl ResolvedMap {
             .map(|(k, ids)| (k.clone(), ids.iter().map(|&id| circuit.var(id).name.clone()).collect()))
             .collect()
     }
+}
+
+/// `circuit` with the `connectivity:` blocks written out whose entries `map` names by their
+/// edge-list names (`edges: [[src, tgt, idx]]`, or a path `edge:SRC->TGT:IDX/var`), so they
+/// resolve as the equivalent edge list's edges (`None`: no such name). Sweeping one entry
+/// makes its block edges: the C back end still runs them as loops when their weights stay
+/// constant, otherwise as written-out code.
+pub fn write_out_named_blocks(map: &ParamMap, circuit: &Circuit) -> Result<Option<Circuit>, ParamMapError> {
+    if circuit.couplings.is_empty() {
+        return Ok(None);
+    }
+    let node_of = |name: &str| -> Option<String> {
+        if circuit.nodes.iter().any(|n| n == name) {
+            return Some(name.to_string());
+        }
+        circuit.find_var(name).and_then(|v| circuit.var(v).node.clone())
+    };
+    let mut paths = Vec::new();
+    let mut triples = Vec::new();
+    // The key each name came from, for the error.
+    let mut keys = Vec::new();
+    for (key, entry) in &map.entries {
+        match &entry.targets {
+            MapTargets::Paths => {
+                paths.extend(entry.vars.iter().cloned());
+                keys.extend(entry.vars.iter().map(|v| (v.clone(), key)));
+            }
+            MapTargets::Edges(edges) => {
+                for e in edges {
+                    if let (Some(s), Some(t)) = (node_of(&e.source), node_of(&e.target)) {
+                        let idx = e.idx.unwrap_or(0);
+                        keys.push((format!("edge:{s}->{t}:{idx}"), key));
+                        triples.push((s, t, idx));
+                    }
+                }
+            }
+            MapTargets::Nodes(_) => {}
+        }
+    }
+    crate::model::passes::write_out_named(circuit, &paths, &triples).map_err(|error| {
+        let crate::model::passes::WriteOutError::Velocity { name, .. } = &error;
+        let key = keys.iter().find(|(n, _)| n == name).map_or("", |(_, k)| k.as_str());
+        ParamMapError::BlockEntry {
+            key: key.to_string(),
+            error,
+        }
+    })
 }
 
 /// Resolves `map` for the grid keys `grid_keys` against the unlowered `circuit`.

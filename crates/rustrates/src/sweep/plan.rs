@@ -141,6 +141,8 @@ pub fn check(spec: &SweepSpec, circuit: &Circuit) -> Result<(), SweepError> {
     if let Some(refine) = &spec.refine {
         super::refine::check(spec, refine)?;
     }
+    let written = param_map::write_out_named_blocks(&spec.param_map, circuit)?;
+    let circuit = written.as_ref().unwrap_or(circuit);
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
     let lowered = lower(circuit);
@@ -168,7 +170,21 @@ fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::
         .iter()
         .map(|(_, ids)| ids.iter().any(|id| timing.contains(id)))
         .collect();
-    let problems = checks::check_delays(spec, &sets_timing);
+    let velocities: Vec<VarId> = circuit
+        .couplings
+        .iter()
+        .filter_map(|cp| match cp.velocity {
+            Some(crate::model::Scale::Param(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let sets_velocity: Vec<bool> = resolved
+        .keys
+        .iter()
+        .map(|(_, ids)| ids.iter().any(|id| velocities.contains(id)))
+        .collect();
+    let mut problems = checks::check_delays(spec, &sets_timing);
+    problems.extend(checks::check_velocities(spec, &sets_velocity));
     if problems.is_empty() {
         Ok(())
     } else {
@@ -360,6 +376,8 @@ pub(super) fn build_plan<'a>(
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
+    let written = param_map::write_out_named_blocks(&spec.param_map, circuit)?;
+    let circuit = written.as_ref().unwrap_or(circuit);
     let resolved = param_map::resolve(&spec.param_map, spec.param_grid.keys(), circuit)?;
     check_timing_keys(spec, circuit, &resolved)?;
     let names = resolved.names(circuit);

@@ -736,15 +736,19 @@ one node per element and couple them with edges or a `connectivity:` block",
                         let Some(d) = self.connectivity_decl(f, b, &path, base_idx + i) else {
                             continue;
                         };
-                        if d.scale.is_some() && c.connectivity.iter().any(|o| o.scale.is_some() && o.name == d.name) {
+                        let named =
+                            |o: &super::connectivity::ConnectivityDecl| o.scale.is_some() || o.velocity.is_some();
+                        if named(&d) && c.connectivity.iter().any(|o| named(o) && o.name == d.name) {
                             self.diags.push(
                                 Diagnostic::error(
                                     "connectivity/invalid",
-                                    format!("two scaled connectivities are named `{}`", d.name),
+                                    format!("two scaled (or velocity) connectivities are named `{}`", d.name),
                                 )
                                 .with_span(b.get("name").map_or(b.span, |n| n.span))
                                 .with_path(path)
-                                .with_help("give each a `name:` of its own; its scale is `<name>/scale`"),
+                                .with_help(
+                                    "give each a `name:` of its own; its parameters are `<name>/scale` and `<name>/velocity`",
+                                ),
                             );
                             continue;
                         }

@@ -13,6 +13,11 @@
 //!       delay: delays.npy           # optional, seconds; a number applies to every edge
 //! ```
 //!
+//! Instead of `delay`, a block may give `lengths` (a matrix like `delay`, any unit) and a
+//! `velocity` (that unit per second, > 0): each entry's delay is `length / velocity`
+//! ([`crate::model::conduction_delay`]), and the velocity is the parameter `<name>/velocity`,
+//! which a sweep sets per lane (every lane then reads its own delays; no recompile).
+//!
 //! One block stands for the edges `source_nodes[j]/source → target_nodes[i]/target` with
 //! `weight[i][j]` (rows are targets, as in PyRates' `add_edges_from_matrix`), in PyRates'
 //! order (sources outer, targets inner), leaving out entries with |weight| ≤ `min_weight`
@@ -50,6 +55,9 @@ pub struct ConnectivityDecl {
     /// `scale:` — a global coupling: the block's contribution to each target is
     /// `scale · Σ weight · source`, one parameter shared by all its edges (sweepable).
     pub scale: Option<(f64, Span)>,
+    /// `velocity:` — with `lengths` (in `values`), delays are `length / velocity`; the
+    /// velocity is the sweepable parameter `<name>/velocity`.
+    pub velocity: Option<(f64, Span)>,
     pub span: Span,
     /// `Net.connectivity[0]`.
     pub path: String,
@@ -103,6 +111,8 @@ const KEYS: &[&str] = &[
     "template",
     "weight",
     "delay",
+    "lengths",
+    "velocity",
     "spread",
     "variables",
     "min_weight",
@@ -218,6 +228,24 @@ impl Loader<'_> {
                 }
             },
         };
+        let velocity = match node.get("velocity") {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x > 0.0 => Some((x, v.span)),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("connectivity/invalid", "`velocity` must be a finite number > 0")
+                            .with_span(v.span)
+                            .with_path(path)
+                            .with_help(
+                                "the conduction velocity in length units per second, e.g. `velocity: 10.0`; \
+                                 every delay is length / velocity",
+                            ),
+                    );
+                    None
+                }
+            },
+        };
         let (source_nodes, target_nodes) = (source_nodes?, target_nodes?);
         let shape = (target_nodes.len(), source_nodes.len());
         let mut values = Vec::new();
@@ -231,7 +259,7 @@ impl Loader<'_> {
             }),
         };
         values.extend(weight);
-        for key in ["delay", "spread"] {
+        for key in ["delay", "lengths", "spread"] {
             if let Some((k, v)) = map.iter().find(|(k, _)| k.as_str() == Some(key)) {
                 values.extend(self.edge_values(f, key, k, v, shape, path));
             }
@@ -262,6 +290,35 @@ impl Loader<'_> {
                         .with_path(path),
                 ),
             }
+        }
+        let key_span = |key: &str| map.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, _)| k.span);
+        let spread = values.iter().any(|v| v.key == "spread");
+        match (key_span("lengths"), key_span("velocity"), key_span("delay")) {
+            (Some(at), _, Some(_)) => self.diags.push(
+                Diagnostic::error("connectivity/invalid", "a block gives `lengths` or `delay`, not both")
+                    .with_span(at)
+                    .with_path(path)
+                    .with_help("delays are `lengths / velocity`; drop `delay`, or drop `lengths` and `velocity`"),
+            ),
+            (Some(at), None, None) => self.diags.push(
+                Diagnostic::error("connectivity/invalid", "`lengths` needs a `velocity`")
+                    .with_span(at)
+                    .with_path(path)
+                    .with_help("add `velocity: <length units per second>`; each delay is length / velocity"),
+            ),
+            (None, Some(at), _) => self.diags.push(
+                Diagnostic::error("connectivity/invalid", "`velocity` needs `lengths`")
+                    .with_span(at)
+                    .with_path(path)
+                    .with_help("give the connection lengths as a matrix (or `.npy` file) under `lengths:`"),
+            ),
+            (Some(at), Some(_), None) if spread => self.diags.push(
+                Diagnostic::error("connectivity/invalid", "`lengths` cannot be combined with `spread`")
+                    .with_span(at)
+                    .with_path(path)
+                    .with_help("gamma-distributed delays need `delay` and `spread` per entry"),
+            ),
+            _ => {}
         }
         let delay = values.iter().find(|v| v.key == "delay");
         if let Some(spread) = values.iter().find(|v| v.key == "spread") {
@@ -297,6 +354,7 @@ impl Loader<'_> {
             min_weight,
             name,
             scale,
+            velocity,
             span: node.span,
             path: path.to_string(),
         })
@@ -344,7 +402,7 @@ impl Loader<'_> {
         shape: (usize, usize),
         path: &str,
     ) -> Option<EdgeValues> {
-        let nonnegative = matches!(key, "delay" | "spread");
+        let nonnegative = matches!(key, "delay" | "spread" | "lengths");
         let bad_value = |x: f64| !x.is_finite() || (nonnegative && x < 0.0);
         let what = if nonnegative {
             "a finite number >= 0"

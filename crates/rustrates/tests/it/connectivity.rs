@@ -425,8 +425,26 @@ fn a_block_sharing_a_target_with_an_edge_is_written_out_in_the_edge_lists_order(
 
 /// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`;
 /// with `dmax > 0` it reads r of the step `s − round(D/dt)` (the initial value before 0).
-#[allow(clippy::needless_range_loop)]
 fn transcription(n: usize, g: f64, eta: f64, steps: usize, dmax: f64) -> Vec<Vec<f64>> {
+    let steps_of = |i, j| {
+        if dmax > 0.0 {
+            network_grid::delay_steps(dmax, DT, i, j)
+        } else {
+            0
+        }
+    };
+    transcription_with(n, g, eta, steps, steps_of)
+}
+
+/// [`transcription`] with the delay of each entry given in whole steps.
+#[allow(clippy::needless_range_loop)]
+fn transcription_with(
+    n: usize,
+    g: f64,
+    eta: f64,
+    steps: usize,
+    delay_steps: impl Fn(usize, usize) -> usize,
+) -> Vec<Vec<f64>> {
     let pi = std::f64::consts::PI;
     let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
     let mut hist = vec![r.clone()];
@@ -435,11 +453,7 @@ fn transcription(n: usize, g: f64, eta: f64, steps: usize, dmax: f64) -> Vec<Vec
         for i in 0..n {
             let mut acc = 0.0;
             for j in 0..n {
-                let d = if dmax > 0.0 {
-                    network_grid::delay_steps(dmax, DT, i, j)
-                } else {
-                    0
-                };
+                let d = delay_steps(i, j);
                 acc += weight(n, i, j, false) * s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
             }
             rin[i] = g * acc;
@@ -801,6 +815,462 @@ fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
         assert_eq!(
             kernel.delay_ring_span(),
             Some(network_grid::delay_steps(dmax, DT, 0, 0) as f64 * DT)
+        );
+    }
+}
+
+/// `lengths` of `network_grid.c`'s delays at velocity 10: `D[i][j]·10` (whole steps of `DT`
+/// at velocity 10, twice as many at 5, four times at 2.5; fractional at 3 and 7).
+fn lengths(dmax: f64, i: usize, j: usize) -> f64 {
+    delay(dmax, i, j) * 10.0
+}
+
+/// A scaled block `C` with `lengths` (`l.npy`) and a velocity.
+fn velocity_block(n: usize) -> String {
+    let mut s = header(n);
+    s.push_str(&format!(
+        "  connectivity:\n    - source: qif_net_op/r\n      target: qif_net_op/r_in\n      source_nodes: [{}]\n      weight: w.npy\n      lengths: l.npy\n      velocity: 10.0\n      name: C\n      scale: 1.0\n",
+        node_list(n)
+    ));
+    s
+}
+
+/// `param_map`: `G` the block's scale, `velocity` its conduction velocity.
+fn velocity_map() -> ParamMap {
+    let mut map = ParamMap::new();
+    for (key, var) in [("G", "C/scale"), ("velocity", "C/velocity")] {
+        map.entries.insert(
+            key.into(),
+            MapEntry {
+                vars: vec![var.into()],
+                targets: MapTargets::Paths,
+            },
+        );
+    }
+    map
+}
+
+#[allow(clippy::too_many_arguments)]
+fn velocity_sweep(
+    dir: &Path,
+    file: &str,
+    yaml: &str,
+    values: &IndexMap<String, Vec<f64>>,
+    map: ParamMap,
+    backend: Backend,
+    method: Method,
+    steps: usize,
+) -> SweepResult {
+    let path = dir.join(file);
+    std::fs::write(&path, yaml).expect("write yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let grid = Grid::from_values(values, true).expect("grid");
+    let sim = SimConfig {
+        simulation_time: steps as f64 * DT,
+        dt: DT,
+        sampling_step: Some(DT),
+        method,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(grid, map, sim);
+    spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+    spec.backend = backend;
+    spec.threads = Some(1);
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).unwrap_or_else(|e| panic!("{file}: {e}"));
+    sink.into_result().expect("result")
+}
+
+/// A sweep over the conduction velocity gives, point by point and bit for bit, the single
+/// runs of the same block with its delays given directly (`delay:` = lengths / velocity,
+/// computed by `conduction_delay`): whole-step delays (velocities 10, 5, 2.5) and fractional
+/// ones (3, 7), every back end, Euler, RK4 and rk45. The lanes read different delays from
+/// one kernel.
+#[test]
+fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps, dmax) = (5, 120, 0.002);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(dmax, i, j));
+    let velocities = [10.0, 5.0, 2.5, 3.0, 7.0];
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![1.5]);
+    values.insert("velocity".to_string(), velocities.to_vec());
+    let given = |v: f64| {
+        let d = inline_rows(n, |i, j| rustrates::model::conduction_delay(lengths(dmax, i, j), v));
+        matrix_block(n, "w.npy", Some(&d)) + "      name: C\n      scale: 1.5\n"
+    };
+    let mut scale_only = ParamMap::new();
+    scale_only.entries.insert(
+        "G".into(),
+        MapEntry {
+            vars: vec!["C/scale".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    let methods = [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }];
+    for backend in backends() {
+        for method in methods {
+            let res = velocity_sweep(
+                dir.path(),
+                "net.yaml",
+                &velocity_block(n),
+                &values,
+                velocity_map(),
+                backend,
+                method,
+                steps,
+            );
+            for (p, &v) in velocities.iter().enumerate() {
+                assert_eq!(res.grid_values[1][p], v);
+                let mut one = IndexMap::new();
+                one.insert("G".to_string(), vec![1.5]);
+                let alone = velocity_sweep(
+                    dir.path(),
+                    "one.yaml",
+                    &given(v),
+                    &one,
+                    scale_only.clone(),
+                    backend,
+                    method,
+                    steps,
+                );
+                assert!(
+                    trace_bits(&res, p) == trace_bits(&alone, 0),
+                    "{backend:?} {method:?}: velocity {v} in a sweep differs from the block with its delays given"
+                );
+            }
+        }
+    }
+}
+
+/// N = 5 against `network_grid.c`'s loop: velocities 10, 5 and 2.5 make the delays 1, 2 and
+/// 4 times the C program's whole steps; G swept with them (the block's scale).
+#[test]
+fn a_velocity_sweep_equals_the_c_program_transcription() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps, dmax) = (5, 300, 0.002);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(dmax, i, j));
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.5, 2.0]);
+    values.insert("velocity".to_string(), vec![10.0, 5.0, 2.5]);
+    for backend in backends() {
+        let res = velocity_sweep(
+            dir.path(),
+            "net.yaml",
+            &velocity_block(n),
+            &values,
+            velocity_map(),
+            backend,
+            Method::Euler,
+            steps,
+        );
+        let mut worst: f64 = 0.0;
+        for p in 0..res.labels.len() {
+            let (g, v) = (res.grid_values[0][p], res.grid_values[1][p]);
+            let factor = (10.0 / v).round() as usize;
+            let want = transcription_with(n, g, -5.0, steps, |i, j| {
+                factor * network_grid::delay_steps(dmax, DT, i, j)
+            });
+            for (c, (node, _)) in res.columns.iter().enumerate() {
+                let i: usize = node.trim_start_matches('n').parse().expect("node index");
+                for (k, x) in res.trace(p, c).expect("trace").iter().enumerate() {
+                    worst = worst.max((x - want[k][i]).abs() / want[k][i].abs().max(1e-300));
+                }
+            }
+        }
+        // Whole-step reads take the recorded r itself: the C program's operations, a few
+        // ulps apart at most over 300 steps (as the tests above).
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+    }
+    // Not swept, the velocity folds into constant delays: the C back end's loops run it.
+    let path = dir.path().join("net.yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let velocity = loaded.circuit.find_var("C/velocity").expect("the velocity parameter");
+    for low in [
+        lower_edges(&loaded.circuit),
+        lower_edges_keeping_couplings(&loaded.circuit),
+    ] {
+        assert!(
+            plan(&expand_couplings(&specialize_params(&low, &[]))).is_ok(),
+            "a fixed velocity plans as loops"
+        );
+        assert!(
+            plan(&expand_couplings(&specialize_params(&low, &[velocity]))).is_err(),
+            "per-lane delays are not loops (yet): written out"
+        );
+        if rustrates::kernel::c::compiler_available() {
+            let cache = tempfile::tempdir().expect("temp dir");
+            let options = KernelOptions {
+                backend: Backend::C,
+                cache_dir: Some(cache.path().to_path_buf()),
+                ..KernelOptions::default()
+            };
+            let kernel = Kernel::compile(&specialize_params(&low, &[]), &options).expect("compiles");
+            assert!(kernel.is_network(), "a fixed velocity runs as loops on the C back end");
+        }
+    }
+}
+
+#[test]
+fn bad_lengths_and_velocities_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 3;
+    let block = |extra: &str| matrix_block(n, "1.0", None) + extra;
+    let one = |yaml: &str, at: &str, message: &str| {
+        let errs = errors(dir.path(), yaml);
+        let (l, c) = position(yaml, at);
+        assert!(
+            errs.iter()
+                .any(|(k, el, ec, m)| k == "connectivity/invalid" && (*el, *ec) == (l, c) && m.contains(message)),
+            "want {message} at {l}:{c}; got {errs:?}"
+        );
+        assert_eq!(errs.len(), 1, "one error per mistake: {errs:?}");
+    };
+    let rows = "[[0, 1, 2], [1, 0, 1], [2, 1, 0]]";
+    for bad in ["0.0", "-2.0", ".nan", ".inf"] {
+        let yaml = block(&format!("      lengths: {rows}\n      velocity: {bad}\n"));
+        let (l, c) = position(&yaml, &format!("velocity: {bad}"));
+        let errs = errors(dir.path(), &yaml);
+        assert!(
+            errs == [(
+                "connectivity/invalid".to_string(),
+                l,
+                c + "velocity: ".len(),
+                "`velocity` must be a finite number > 0".to_string()
+            )],
+            "{bad}: {errs:?}"
+        );
+    }
+    let yaml = block("      lengths: [[0, 1, 2], [1, -0.5, 1], [2, 1, 0]]\n      velocity: 3.0\n");
+    one(&yaml, "-0.5", "`lengths`[1][1] must be a finite number >= 0");
+    let yaml = block("      lengths: [[0, 1, 2], [1, .nan, 1], [2, 1, 0]]\n      velocity: 3.0\n");
+    one(&yaml, ".nan", "`lengths`[1][1] must be a finite number >= 0");
+    let yaml = block("      lengths: [[0, 1, 2], [1, 0, 1]]\n      velocity: 3.0\n");
+    one(&yaml, "[[0, 1, 2], [1, 0, 1]]", "`lengths` has 2 rows, expected 3");
+    write_npy(&dir.path().join("l2.npy"), 2, |_, _| 1.0);
+    let yaml = block("      lengths: l2.npy\n      velocity: 3.0\n");
+    one(&yaml, "l2.npy", "has shape [2, 2], expected [3, 3]");
+    let yaml = matrix_block(n, "1.0", Some("0.001")) + &format!("      lengths: {rows}\n      velocity: 3.0\n");
+    one(&yaml, "lengths:", "`lengths` or `delay`, not both");
+    let yaml = block(&format!("      lengths: {rows}\n"));
+    one(&yaml, "lengths:", "`lengths` needs a `velocity`");
+    let yaml = block("      velocity: 3.0\n");
+    one(&yaml, "velocity:", "`velocity` needs `lengths`");
+}
+
+/// One entry of a block, named as the equivalent edge list names its edge — by path
+/// (`edge:n1->n3:0/weight`) or by its nodes and index (`edges: [[n2, n0, 0]]`) — sweeps
+/// exactly as that edge of the edge list does: bit for bit, every back end (the block is
+/// written out as its edges).
+#[test]
+fn a_blocks_entries_answer_to_their_edge_list_names_in_a_sweep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, dmax, steps) = (5, 0.002, 150);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    let mut map = ParamMap::new().edges("d", &["delay"], &[("n2", "n0", Some(0))]);
+    map.entries.insert(
+        "w".into(),
+        MapEntry {
+            vars: vec!["edge:n1->n3:0/weight".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    let mut values = IndexMap::new();
+    values.insert("w".to_string(), vec![0.5, 3.0]);
+    values.insert("d".to_string(), vec![0.0015, 0.00333]);
+    let block = matrix_block(n, "w.npy", Some("d.npy"));
+    for backend in backends() {
+        let by_edges = sweep_with(
+            dir.path(),
+            "edges.yaml",
+            &edge_list(n, false, dmax),
+            &values,
+            map.clone(),
+            backend,
+            steps,
+        );
+        let by_block = sweep_with(dir.path(), "block.yaml", &block, &values, map.clone(), backend, steps);
+        assert!(by_edges.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
+        assert_eq!(by_block.columns, by_edges.columns);
+        assert!(
+            bits(&by_block) == bits(&by_edges),
+            "{backend:?}: the block's named entries differ from the edge list's edges"
+        );
+        // The entries were set: another weight gives other traces.
+        assert_ne!(trace_bits(&by_block, 0), trace_bits(&by_block, 2), "{backend:?}");
+    }
+}
+
+/// `jacobian_at` sets a block's entry by its edge-list name, as it sets the edge list's edge.
+#[test]
+fn jacobian_at_sets_a_blocks_entry_by_its_edge_list_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    let forms = [
+        ("edges.yaml", edge_list(n, false, 0.0)),
+        (
+            "block.yaml",
+            matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+        ),
+    ];
+    let values = vec![
+        ("edge:n1->n3:0/weight".to_string(), 4.0),
+        ("n1/qif_net_op/r".to_string(), 0.3),
+        ("n3/qif_net_op/v".to_string(), -1.0),
+    ];
+    let jacobians: Vec<Vec<u64>> = forms
+        .iter()
+        .map(|(file, yaml)| {
+            let path = dir.path().join(file);
+            std::fs::write(&path, yaml).expect("write");
+            let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+            let (names, m) = rustrates::model::jacobian::jacobian_at(&loaded.circuit, &values, 0.0).expect("jacobian");
+            assert_eq!(names.len(), 2 * n);
+            // ∂v3'/∂r1 = G·w[3][1] = 4 with the entry set (G = 1).
+            let (v3, r1) = (
+                names.iter().position(|x| x == "n3/qif_net_op/v").unwrap(),
+                names.iter().position(|x| x == "n1/qif_net_op/r").unwrap(),
+            );
+            assert_eq!(m[v3 * names.len() + r1], 4.0, "{file}");
+            m.iter().map(|x| x.to_bits()).collect()
+        })
+        .collect();
+    assert!(
+        jacobians[0] == jacobians[1],
+        "the block's Jacobian differs from the edge list's"
+    );
+}
+
+/// An edge declared after a block (here in the circuit around it) is numbered after the
+/// block's entries between the same nodes, as in the edge list: `edge:s/a->s/b:1`; the
+/// block's own entry is `:0`. Both sweep as the edge list's edges, bit for bit.
+#[test]
+fn an_edge_after_a_block_is_numbered_after_its_entries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sub_edges = "Sub:\n  base: CircuitTemplate\n  nodes: {a: qif_net_pop, b: qif_net_pop}\n  edges:\n    \
+                     - [a/qif_net_op/r, b/qif_net_op/r_in, null, {weight: 1.25}]\n    \
+                     - [b/qif_net_op/r, a/qif_net_op/r_in, null, {weight: 2.5}]\n";
+    let sub_block = "Sub:\n  base: CircuitTemplate\n  nodes: {a: qif_net_pop, b: qif_net_pop}\n  connectivity:\n    \
+                     - {source: qif_net_op/r, target: qif_net_op/r_in, source_nodes: [a, b], weight: [[0, 2.5], [1.25, 0]]}\n";
+    let top = "Net:\n  base: CircuitTemplate\n  circuits: {s: Sub}\n  edges:\n    \
+               - [s/a/qif_net_op/r, s/b/qif_net_op/r_in, null, {weight: 0.75}]\n";
+    let mut map = ParamMap::new();
+    for (key, var) in [
+        ("first", "edge:s/a->s/b:0/weight"),
+        ("second", "edge:s/a->s/b:1/weight"),
+    ] {
+        map.entries.insert(
+            key.into(),
+            MapEntry {
+                vars: vec![var.into()],
+                targets: MapTargets::Paths,
+            },
+        );
+    }
+    let mut values = IndexMap::new();
+    values.insert("first".to_string(), vec![0.5, 2.0]);
+    values.insert("second".to_string(), vec![-1.0, 1.5]);
+    let run = |file: &str, sub: &str| {
+        let yaml = format!("{OPERATOR}{sub}{top}");
+        let path = dir.path().join(file);
+        std::fs::write(&path, &yaml).expect("write");
+        let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+        let second = loaded.circuit.find_var("edge:s/a->s/b:1/weight");
+        assert_eq!(second.map(|v| loaded.circuit.var(v).value), Some(0.75), "{file}");
+        let grid = Grid::from_values(&values, true).expect("grid");
+        let sim = SimConfig {
+            simulation_time: 0.01,
+            dt: DT,
+            sampling_step: Some(DT),
+            method: Method::Rk4,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(grid, map.clone(), sim);
+        spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+        spec.backend = Backend::Reference;
+        let mut sink = MemorySink::new();
+        rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).expect("runs");
+        sink.into_result().expect("result")
+    };
+    let by_edges = run("edges.yaml", sub_edges);
+    let by_block = run("block.yaml", sub_block);
+    assert!(
+        bits(&by_block) == bits(&by_edges),
+        "numbered differently from the edge list"
+    );
+    assert_ne!(trace_bits(&by_block, 0), trace_bits(&by_block, 3));
+}
+
+/// A block whose delays are lengths / velocity has no per-entry delay to set: naming one of
+/// its entries says to sweep the velocity instead.
+#[test]
+fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
+    let path = dir.path().join("net.yaml");
+    std::fs::write(&path, velocity_block(n)).expect("write");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let mut map = ParamMap::new();
+    map.entries.insert(
+        "w".into(),
+        MapEntry {
+            vars: vec!["edge:n1->n3:0/weight".into()],
+            targets: MapTargets::Paths,
+        },
+    );
+    let mut values = IndexMap::new();
+    values.insert("w".to_string(), vec![1.0]);
+    let sim = SimConfig {
+        simulation_time: 0.001,
+        dt: DT,
+        sampling_step: None,
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
+    spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
+    let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("an error");
+    let text = err.to_string();
+    assert!(text.contains("param_map['w']") && text.contains("C/velocity"), "{text}");
+}
+
+/// A grid value of a block's velocity that is not a finite number > 0 is refused before
+/// anything runs, naming the grid key (the CLI points at it, Python names `param_grid`).
+#[test]
+fn a_velocity_grid_value_that_is_not_positive_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 5;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
+    let path = dir.path().join("net.yaml");
+    std::fs::write(&path, velocity_block(n)).expect("write");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+        let mut values = IndexMap::new();
+        values.insert("G".to_string(), vec![1.0, 1.0]);
+        values.insert("velocity".to_string(), vec![5.0, bad]);
+        let sim = SimConfig {
+            simulation_time: 0.001,
+            dt: DT,
+            sampling_step: None,
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(Grid::from_values(&values, false).expect("grid"), velocity_map(), sim);
+        spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
+        let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("refused");
+        let text = err.to_string();
+        // NaN and inf are refused as any grid value is (finite); 0 and below by the velocity rule.
+        let rule = if bad.is_finite() { "> 0" } else { "finite" };
+        assert!(
+            text.contains("velocity") && text.contains("point 1") && text.contains(rule),
+            "{bad}: {text}"
         );
     }
 }

@@ -149,7 +149,29 @@ impl Builder<'_> {
                 span: Some(span),
             })
         });
-        if self.add_coupling(prefix, m, &sources, &targets, scale) {
+        let velocity = m.velocity.map(|(value, span)| {
+            self.c.add_var(Var {
+                name: format!("{prefix}{}/velocity", m.name),
+                kind: VarKind::Param,
+                value,
+                node: None,
+                external_input: None,
+                span: Some(span),
+            })
+        });
+        if self.add_coupling(prefix, m, &sources, &targets, scale, velocity) {
+            return;
+        }
+        if let Some(lengths) = m.values.iter().find(|v| v.key == "lengths") {
+            self.error(
+                Diagnostic::error(
+                    "connectivity/invalid",
+                    "`lengths` and `velocity` need a block of weights alone (no edge template with operators or variables, no complex ends)",
+                )
+                .with_span(lengths.key_span)
+                .with_path(m.path.clone())
+                .with_help("give such a block its delays per entry under `delay:`"),
+            );
             return;
         }
         let n_sources = sources.len();
@@ -191,8 +213,12 @@ impl Builder<'_> {
         sources: &[VarId],
         targets: &[VarId],
         scale: Option<VarId>,
+        velocity: Option<VarId>,
     ) -> bool {
-        let plain_values = m.values.iter().all(|v| matches!(v.key.as_str(), "weight" | "delay"));
+        let plain_values = m
+            .values
+            .iter()
+            .all(|v| matches!(v.key.as_str(), "weight" | "delay" | "lengths"));
         let copies_source = m
             .template
             .as_ref()
@@ -203,7 +229,12 @@ impl Builder<'_> {
         }
         let (ns, nt) = (sources.len(), targets.len());
         let weight = &m.values[0].entries;
-        let delay = m.values.iter().find(|v| v.key == "delay").map(|v| &v.entries);
+        // With a velocity, `delays` holds the lengths (see `Coupling::delays`).
+        let delay = m
+            .values
+            .iter()
+            .find(|v| matches!(v.key.as_str(), "delay" | "lengths"))
+            .map(|v| &v.entries);
         let mut row_starts = Vec::with_capacity(nt + 1);
         row_starts.push(0);
         let mut columns = Vec::new();
@@ -235,10 +266,18 @@ impl Builder<'_> {
             weights,
             delays,
             scale: scale.map(Scale::Param),
+            velocity: velocity.map(Scale::Param),
             span: Some(m.span),
             lowered: false,
             after_edges: self.c.edges.len(),
         });
+        let index = |ids: &[VarId]| -> HashMap<String, usize> {
+            ids.iter()
+                .enumerate()
+                .map(|(k, v)| (self.c.var(*v).node.clone().unwrap_or_default(), k))
+                .collect()
+        };
+        self.block_ends.push((index(sources), index(targets)));
         true
     }
 
@@ -269,11 +308,20 @@ impl Builder<'_> {
     fn add_resolved_edge(&mut self, prefix: &str, e: &EdgeDecl, src: VarId, tgt: VarId) {
         let src_node = self.c.var(src).node.clone().unwrap_or_default();
         let tgt_node = self.c.var(tgt).node.clone().unwrap_or_default();
+        let in_blocks = self
+            .block_ends
+            .iter()
+            .zip(&self.c.couplings)
+            .filter(|((cols, rows), cp)| match (cols.get(&src_node), rows.get(&tgt_node)) {
+                (Some(&j), Some(&i)) => cp.entry(i, j).is_some(),
+                _ => false,
+            })
+            .count();
         let cnt = self
             .edge_counts
             .entry((src_node.clone(), tgt_node.clone()))
             .or_insert(0);
-        let idx = *cnt;
+        let idx = *cnt + in_blocks;
         *cnt += 1;
         let ename = edge_node_name(&src_node, &tgt_node, idx);
         let mut params: Vec<(String, VarId)> = Vec::new();

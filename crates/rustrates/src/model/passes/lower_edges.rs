@@ -172,7 +172,7 @@ pub fn expand_couplings(c: &Circuit) -> Circuit {
 
 /// A block's entries as the equivalent edge list orders them (sources outer, targets
 /// inner): `(target row, entry, source column)`.
-fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+pub(crate) fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     let mut next: Vec<usize> = cp.row_starts[..cp.targets.len()].to_vec();
     (0..cp.sources.len()).flat_map(move |j| {
         let mut col = Vec::new();
@@ -196,12 +196,21 @@ fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, u
 /// `w · source` (or `w · past(source, d)` when the block has delays) of entry `e`.
 fn coupling_term(out: &mut Circuit, cp: &Coupling, e: usize, j: usize) -> ExprId {
     let x = out.add_expr(Expr::Var(cp.sources[j]));
-    let x = match cp.delay(e) {
-        Some(d) => {
-            let d = out.add_expr(Expr::Const(d));
+    let x = match (cp.velocity, &cp.delays) {
+        // Per lane: length / velocity, the division `conduction_delay` does.
+        (Some(Scale::Param(v)), Some(lengths)) => {
+            let length = out.add_expr(Expr::Const(lengths[e]));
+            let velocity = out.add_expr(Expr::Var(v));
+            let d = out.add_expr(Expr::Binary(BinOp::Div, length, velocity));
             out.add_expr(Expr::Past(cp.sources[j], d))
         }
-        None => x,
+        _ => match cp.delay(e) {
+            Some(d) => {
+                let d = out.add_expr(Expr::Const(d));
+                out.add_expr(Expr::Past(cp.sources[j], d))
+            }
+            None => x,
+        },
     };
     let w = out.add_expr(Expr::Const(cp.weights[e]));
     out.add_expr(Expr::Binary(BinOp::Mul, w, x))

@@ -4,5 +4,7 @@ pub mod lower_edges;
 
 pub use lower_edges::{expand_couplings, lower_edges, lower_edges_keeping_couplings};
 pub mod specialize_params;
+pub mod write_out;
 
 pub use specialize_params::specialize_params;
+pub use write_out::{write_out, write_out_named, WriteOutError};

@@ -24,8 +24,19 @@ pub fn specialize_params(circuit: &Circuit, per_lane: &[VarId]) -> Circuit {
             }
         }
     }
-    // A coupling's scale is read from the parameter array only while a lane sets it.
+    // A coupling's scale is read from the parameter array only while a lane sets it; so is
+    // its velocity: otherwise the lengths become the delays they stand for, and every later
+    // stage sees a block with constant delays.
     for cp in &mut c.couplings {
+        if let (Some(Scale::Param(v)), Some(lengths)) = (cp.velocity, cp.delays.as_mut()) {
+            if !swept[v.0 as usize] {
+                let velocity = circuit.var(v).value;
+                for d in lengths.iter_mut() {
+                    *d = crate::model::conduction_delay(*d, velocity);
+                }
+                cp.velocity = None;
+            }
+        }
         if let Some(Scale::Param(v)) = cp.scale {
             if !swept[v.0 as usize] {
                 cp.scale = Some(Scale::Const(circuit.var(v).value));
