@@ -23,8 +23,8 @@ struct BlockCollector<'b> {
     /// `[state][lane]` at the last sample, when regimes are classified (the bindings after
     /// the columns).
     final_state: Option<Vec<f64>>,
-    /// `[time][column][lane]`: the samples for the regime when no traces are buffered.
-    by_sample: Option<Vec<f64>>,
+    /// The regime's period detection, fed every sample as it arrives.
+    scans: Option<regime::CrossingScans>,
 }
 
 impl SampleSink for BlockCollector<'_> {
@@ -45,8 +45,8 @@ impl SampleSink for BlockCollector<'_> {
         if let Some(m) = self.moments.as_mut() {
             m.push(&values[..nc * lanes]);
         }
-        if let Some(bs) = self.by_sample.as_mut() {
-            bs[index * nc * lanes..(index + 1) * nc * lanes].copy_from_slice(&values[..nc * lanes]);
+        if let Some(scans) = self.scans.as_mut() {
+            scans.push(index, &values[..nc * lanes]);
         }
         if let (Some(fs), true) = (self.final_state.as_mut(), index + 1 == nt) {
             let len = fs.len();
@@ -233,10 +233,6 @@ impl SweepPlan<'_> {
         } else {
             None
         };
-        // The regime's period detection alone reads the samples in the solver's order
-        // (`[time][column][lane]`: one contiguous copy per sample) rather than transposed
-        // into the `[lane][time][column]` of kept traces.
-        let by_sample = (self.regime && !has_target && own.is_none()).then(|| sample_buffer(per_lane * lanes));
         let traces = match target {
             Some(t) => Some(t),
             None => own.as_deref_mut(),
@@ -245,19 +241,15 @@ impl SweepPlan<'_> {
         let mut collector = BlockCollector {
             traces,
             // The regime reads each column's range and mean from the moments.
-            moments: moment_stats.then(|| {
-                if self.regime {
-                    Moments::new(self.n_cols * lanes)
-                } else {
-                    Moments::for_stats(self.n_cols * lanes, &self.spec.summaries)
-                }
-            }),
+            moments: moment_stats.then(|| Moments::for_stats(self.n_cols * lanes, &self.spec.summaries)),
             n_time: self.n_time,
             n_cols: self.n_cols,
             samples_seen: 0,
             overflow: false,
             final_state: g.jacobian.as_ref().map(|j| vec![f64::NAN; j.n() * lanes]),
-            by_sample,
+            scans: self.regime.then(|| {
+                regime::CrossingScans::reusing(SCAN_BUFFER.take(), self.n_cols * lanes, self.n_time, self.dts)
+            }),
         };
         let lanes_in = Block {
             first_point: first,
@@ -288,7 +280,7 @@ impl SweepPlan<'_> {
             traces,
             moments,
             final_state,
-            by_sample,
+            scans,
             ..
         } = collector;
         let nc = self.n_cols;
@@ -316,29 +308,10 @@ impl SweepPlan<'_> {
             ),
             None => (f64::NAN, f64::NAN, f64::NAN),
         };
-        let regimes = match (&g.jacobian, &final_state, traces.as_deref(), &by_sample) {
-            (Some(jac), Some(y), Some(tr), _) if self.regime => Some(self.regimes(
-                g,
-                jac,
-                first,
-                y,
-                params,
-                lanes,
-                &status,
-                |lane, c, i| tr[lane * per_lane + i * nc + c],
-                range,
-            )),
-            (Some(jac), Some(y), None, Some(bs)) if self.regime => Some(self.regimes(
-                g,
-                jac,
-                first,
-                y,
-                params,
-                lanes,
-                &status,
-                |lane, c, i| bs[(i * nc + c) * lanes + lane],
-                range,
-            )),
+        let regimes = match (&g.jacobian, &final_state, &scans) {
+            (Some(jac), Some(y), Some(scans)) => {
+                Some(self.regimes(g, jac, first, y, params, lanes, &status, scans, range))
+            }
             _ => None,
         };
         for (si, &stat) in self.spec.summaries.iter().enumerate() {
@@ -367,8 +340,8 @@ impl SweepPlan<'_> {
                 }
             }
         }
-        if let Some(bs) = by_sample {
-            SAMPLE_BUFFER.set(bs);
+        if let Some(scans) = scans {
+            SCAN_BUFFER.set(scans.into_buffer());
         }
         let traces = if self.spec.keep_traces { own } else { None };
         let ends = match (regimes, final_state) {
@@ -393,22 +366,10 @@ impl SweepPlan<'_> {
 }
 
 thread_local! {
-    /// The regime's sample-major buffer, kept by each worker thread from one block to the
-    /// next (the sweep's pool threads end with the sweep): a fresh buffer of megabytes per
-    /// block paid its page faults every time.
-    static SAMPLE_BUFFER: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// This thread's sample buffer with `len` values. Every value is written before it is read
-/// (the collector stores every sample, and a block that saw fewer is an error), so a buffer
-/// of the right length is handed over as it is.
-fn sample_buffer(len: usize) -> Vec<f64> {
-    let mut v = SAMPLE_BUFFER.take();
-    if v.len() != len {
-        v.clear();
-        v.resize(len, f64::NAN);
-    }
-    v
+    /// The regime scans' buffer of level samples, kept by each worker thread from one block
+    /// to the next (the sweep's pool threads end with the sweep): a fresh buffer of a
+    /// megabyte per block paid its page faults every time.
+    static SCAN_BUFFER: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Where one run of a block's lanes ended: for comparing the ends of several starts.
@@ -458,8 +419,9 @@ impl BlockRegimes {
 
 impl SweepPlan<'_> {
     /// Classifies the lanes of a finished block: `y` is the state at the last sample
-    /// (`[state][lane]`), `params` the block's parameters, `sample(lane, column, i)` the
-    /// post-cutoff traces. Inputs take their value at the last sample's step.
+    /// (`[state][lane]`), `params` the block's parameters, `scans` the crossings of the
+    /// post-cutoff outputs (trace `column · lanes + lane`). Inputs take their value at the
+    /// last sample's step.
     #[allow(clippy::too_many_arguments)]
     fn regimes(
         &self,
@@ -470,7 +432,7 @@ impl SweepPlan<'_> {
         params: &[f64],
         lanes: usize,
         status: &[PointStatus],
-        sample: impl Fn(usize, usize, usize) -> f64,
+        scans: &regime::CrossingScans,
         range: impl Fn(usize, usize) -> (f64, f64, f64),
     ) -> BlockRegimes {
         let (n, nc, nt) = (jac.n(), self.n_cols, self.n_time);
@@ -501,12 +463,11 @@ impl SweepPlan<'_> {
         let mut point = vec![(f64::NAN, f64::NAN, f64::NAN); lanes];
         let mut column = vec![(f64::NAN, f64::NAN); lanes * nc];
         // Per lane: residual, scale, whether stationary; per column (period, amplitude,
-        // moves), from a crossing scan unless the lane is a fixed point (whose class does not
+        // moves), from its crossings unless the lane is a fixed point (whose class does not
         // depend on its columns and whose period is reported as NaN: only the amplitude, from
-        // the range, is needed) or the column needs none.
+        // the range, is needed).
         let mut lane_state = vec![None; lanes];
         let mut cols = vec![(f64::NAN, f64::NAN, false); lanes * nc];
-        let mut scans: Vec<(usize, usize, regime::CrossingScan)> = Vec::new();
         for lane in 0..lanes {
             if status[lane] != PointStatus::Ok || nt == 0 {
                 continue;
@@ -516,25 +477,12 @@ impl SweepPlan<'_> {
             let stationary = residual <= settings.stationary_tol * (1.0 + scale);
             lane_state[lane] = Some((residual, scale, stationary));
             for c in 0..nc {
-                if stationary {
-                    cols[lane * nc + c] = (f64::NAN, regime::amplitude_in_range(range(lane, c)), false);
-                    continue;
-                }
-                match regime::CrossingScan::start(nt, self.dts, settings, range(lane, c), sample(lane, c, 0)) {
-                    Ok(scan) => scans.push((lane, c, scan)),
-                    Err(done) => cols[lane * nc + c] = done,
-                }
+                cols[lane * nc + c] = if stationary {
+                    (f64::NAN, regime::amplitude_in_range(range(lane, c)), false)
+                } else {
+                    scans.finish(c * lanes + lane, range(lane, c), settings)
+                };
             }
-        }
-        // All scans advance together, sample by sample: the sample-major buffer is then
-        // read in its own order.
-        for i in 1..nt {
-            for (lane, c, scan) in scans.iter_mut() {
-                scan.push(sample(*lane, *c, i));
-            }
-        }
-        for (lane, c, scan) in scans {
-            cols[lane * nc + c] = scan.finish(settings);
         }
         for lane in 0..lanes {
             let Some((residual, scale, stationary)) = lane_state[lane] else {

@@ -450,7 +450,7 @@ pub(super) fn build_plan<'a>(
         dts: spec.sim.sampling_step.unwrap_or(spec.sim.dt),
         // Fewer than two samples have no spectrum: those statistics stay NaN.
         fft: (needs_fft && n_time >= 2).then(|| Spectrum::plan(n_time)),
-        buffer_traces: spec.keep_traces || needs_fft || needs_regime,
+        buffer_traces: spec.keep_traces || needs_fft,
         regime: needs_regime,
     })
 }

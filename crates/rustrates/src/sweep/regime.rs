@@ -10,11 +10,14 @@
 //!   part) and **unstable fixed point** (leading real part ≥ 0: a trajectory that sits on a
 //!   saddle or an unstable equilibrium, e.g. started there);
 //! - **periodic** — every output column that moves (max − min > `flat_tol · (1 + |mean|)`)
-//!   repeats: its upward crossings of the mid-range level (armed only after the trace went
-//!   below the lower quarter, so ripples do not count) are spaced by a period that is the
-//!   same, within `period_rtol` relative, for at least `min_cycles` cycles, and so are the
-//!   per-cycle maxima (within `period_rtol` of the range). A cycle that crosses the level
-//!   several times per period (period 2, 3, 4) is found by grouping 2–4 crossings;
+//!   repeats: its upward crossings of a level are spaced by a period that is the same,
+//!   within `period_rtol` relative, for at least `min_cycles` cycles, and so are the
+//!   per-cycle maxima (within `period_rtol` of the range). The crossings are those of the
+//!   whole post-cutoff window, upwards through the mid-range level of its first quarter
+//!   ([`level_samples`]), each armed only after the trace went below the lower quarter of
+//!   that first range (so ripples do not count): the samples are scanned as they arrive,
+//!   only the first quarter is kept until its range is known. A cycle that crosses the
+//!   level several times per period (period 2, 3, 4) is found by grouping 2–4 crossings;
 //! - **irregular** — none of these (chaos, quasi-periodicity, or a transient still going
 //!   on at t_end: simulate longer or raise the cutoff).
 //!
@@ -133,7 +136,8 @@ impl Regime {
 }
 
 /// Period and amplitude of one sampled column `x(0) … x(n−1)` at step `dts`: `(period,
-/// amplitude, moves)`; period NaN unless it repeats (see the module docs).
+/// amplitude, moves)`; period NaN unless it repeats (see the module docs). The same scan as
+/// the run's ([`CrossingScans`]), one trace at a time.
 pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSettings) -> (f64, f64, bool) {
     if n == 0 {
         return (f64::NAN, f64::NAN, false);
@@ -148,115 +152,173 @@ pub fn periodicity(x: impl Fn(usize) -> f64, n: usize, dts: f64, s: &RegimeSetti
         hi = hi.max(v);
         sum += v;
     }
-    periodicity_in_range(x, n, dts, s, (lo, hi, sum / n as f64))
-}
-
-/// [`periodicity`] given the column's `(min, max, mean)` (the run's moments have them), in
-/// one pass over the samples.
-pub fn periodicity_in_range(
-    x: impl Fn(usize) -> f64,
-    n: usize,
-    dts: f64,
-    s: &RegimeSettings,
-    range: (f64, f64, f64),
-) -> (f64, f64, bool) {
-    if n == 0 {
-        return (f64::NAN, f64::NAN, false);
+    let mut scans = CrossingScans::new(1, n, dts);
+    for i in 0..n {
+        scans.push(i, &[x(i)]);
     }
-    match CrossingScan::start(n, dts, s, range, x(0)) {
-        Err(done) => done,
-        Ok(mut scan) => {
-            for i in 1..n {
-                scan.push(x(i));
-            }
-            scan.finish(s)
-        }
-    }
+    scans.finish(0, (lo, hi, sum / n as f64), s)
 }
 
-/// The crossing scan of [`periodicity_in_range`] fed one sample at a time, so that the
-/// lanes of a block can be scanned together in the order the samples are stored.
-pub struct CrossingScan {
+/// How many samples at the start of an `n`-sample window set the crossing level: the first
+/// quarter (rounded up). A column found periodic shows `min_cycles` ≥ 2 cycles in the
+/// window, so that quarter holds half a cycle or more; for a periodic trace any level
+/// strictly inside its range is crossed once per cycle at the same phase, so the period
+/// does not depend on which (ripples aside, which the arm keeps out).
+pub fn level_samples(n: usize) -> usize {
+    n.div_ceil(4)
+}
+
+/// The crossing scans of a block's traces, fed each sample as the solver emits it
+/// (`x[trace]` at sample `index`, every trace at once: the solver's `[column][lane]` order),
+/// so that no trace is kept for them.
+///
+/// The first [`level_samples`] samples set each trace's level (mid-range of their range) and
+/// arm (a quarter up that range): they are kept until then, and scanned then. Every upward
+/// crossing of the level in the window is counted, armed only after the trace went below
+/// the arm, and the maximum between crossings kept. Nearly every sample crosses nothing in
+/// any trace: that case is one branch-free pass over the traces.
+pub struct CrossingScans {
     dts: f64,
-    lo: f64,
-    hi: f64,
-    level: f64,
-    arm: f64,
-    /// Upward crossings of `level`: their times, and the maximum of the samples from each
-    /// crossing (the sample after it) to the next.
-    crossings: Vec<f64>,
-    peaks: Vec<f64>,
-    peak: f64,
-    armed: bool,
-    prev: f64,
-    /// Index of the last sample pushed.
-    i: usize,
+    level_samples: usize,
+    /// The level samples (`[sample][trace]`), until they set the level.
+    head: Vec<f64>,
+    /// The range of the level samples, per trace.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    level: Vec<f64>,
+    arm: Vec<f64>,
+    armed: Vec<bool>,
+    /// The previous sample, and the maximum since the last crossing.
+    prev: Vec<f64>,
+    peak: Vec<f64>,
+    /// Per trace: the upward crossings' times (linear interpolation between samples), and
+    /// the maximum of the samples from each crossing (the sample after it) to the next.
+    crossings: Vec<Vec<f64>>,
+    peaks: Vec<Vec<f64>>,
 }
 
-impl CrossingScan {
-    /// A scan from the first sample `x0` of a column of `n` samples with this
-    /// `(min, max, mean)`; `Err` holds the result when no scan is needed (no samples, NaN,
-    /// a flat column).
-    pub fn start(
-        n: usize,
-        dts: f64,
-        s: &RegimeSettings,
-        (lo, hi, mean): (f64, f64, f64),
-        x0: f64,
-    ) -> Result<CrossingScan, (f64, f64, bool)> {
-        if n == 0 {
-            return Err((f64::NAN, f64::NAN, false));
-        }
-        if lo.is_nan() || hi.is_nan() || mean.is_nan() {
-            return Err((f64::NAN, f64::NAN, true));
-        }
-        if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
-            return Err((f64::NAN, 0.5 * (hi - lo), false));
-        }
-        Ok(CrossingScan {
+impl CrossingScans {
+    /// Scans of `traces` traces of `n` samples at step `dts`, no samples yet.
+    pub fn new(traces: usize, n: usize, dts: f64) -> CrossingScans {
+        CrossingScans::reusing(Vec::new(), traces, n, dts)
+    }
+
+    /// [`CrossingScans::new`] keeping the level samples in `buffer` (its values dropped, its
+    /// allocation kept: see [`CrossingScans::into_buffer`]).
+    pub fn reusing(mut buffer: Vec<f64>, traces: usize, n: usize, dts: f64) -> CrossingScans {
+        buffer.clear();
+        buffer.reserve(level_samples(n) * traces);
+        CrossingScans {
             dts,
-            lo,
-            hi,
-            level: 0.5 * (hi + lo),
-            arm: lo + 0.25 * (hi - lo),
-            crossings: Vec::new(),
-            peaks: Vec::new(),
-            peak: f64::NEG_INFINITY,
-            armed: false,
-            prev: x0,
-            i: 0,
-        })
-    }
-
-    /// The next sample.
-    #[inline]
-    pub fn push(&mut self, v: f64) {
-        self.i += 1;
-        let prev = self.prev;
-        self.armed |= prev < self.arm;
-        if self.armed && prev < self.level && v >= self.level {
-            let frac = (self.level - prev) / (v - prev);
-            if !self.crossings.is_empty() {
-                self.peaks.push(self.peak);
-            }
-            self.crossings.push((self.i as f64 - 1.0 + frac) * self.dts);
-            self.peak = f64::NEG_INFINITY;
-            self.armed = false;
+            level_samples: level_samples(n),
+            head: buffer,
+            lo: vec![f64::INFINITY; traces],
+            hi: vec![f64::NEG_INFINITY; traces],
+            level: vec![f64::NAN; traces],
+            arm: vec![f64::NAN; traces],
+            armed: vec![false; traces],
+            prev: vec![f64::NAN; traces],
+            peak: vec![f64::NEG_INFINITY; traces],
+            crossings: vec![Vec::new(); traces],
+            peaks: vec![Vec::new(); traces],
         }
-        self.peak = self.peak.max(v);
-        self.prev = v;
     }
 
-    /// `(period, amplitude, moves)` from the crossings found.
-    pub fn finish(self, s: &RegimeSettings) -> (f64, f64, bool) {
-        let CrossingScan {
-            lo,
-            hi,
-            crossings,
-            peaks,
-            ..
-        } = self;
+    /// Sample `index` (from 0, in order) of every trace.
+    #[inline]
+    pub fn push(&mut self, index: usize, x: &[f64]) {
+        let traces = self.prev.len();
+        let x = &x[..traces];
+        if index >= self.level_samples {
+            self.step(index, x);
+            return;
+        }
+        // The first quarter is kept until its range sets the level, then scanned.
+        for ((&v, lo), hi) in x.iter().zip(self.lo.iter_mut()).zip(self.hi.iter_mut()) {
+            *lo = if v < *lo { v } else { *lo };
+            *hi = if v > *hi { v } else { *hi };
+        }
+        self.head.extend_from_slice(x);
+        if index + 1 < self.level_samples {
+            return;
+        }
+        let levels = self.level.iter_mut().zip(self.arm.iter_mut());
+        for ((&lo, &hi), (level, arm)) in self.lo.iter().zip(&self.hi).zip(levels) {
+            *level = 0.5 * (hi + lo);
+            *arm = lo + 0.25 * (hi - lo);
+        }
+        let head = std::mem::take(&mut self.head);
+        self.prev.copy_from_slice(&head[..traces]);
+        for (i, sample) in head.chunks_exact(traces).enumerate().skip(1) {
+            self.step(i, sample);
+        }
+        self.head = head;
+    }
+
+    /// The scan's step to sample `index` (after the level is set).
+    #[inline]
+    fn step(&mut self, index: usize, x: &[f64]) {
+        // Nearly always no trace crosses: one pass to find that out and one to take the
+        // sample, both branch-free over the traces (so they vectorise).
+        let crosses = |v: f64, prev: f64, level: f64, arm: f64, armed: bool| {
+            (armed | (prev < arm)) & (prev < level) & (v >= level)
+        };
+        let any = x
+            .iter()
+            .zip(&self.prev)
+            .zip(self.level.iter().zip(&self.arm))
+            .zip(&self.armed)
+            .fold(false, |any, (((&v, &prev), (&level, &arm)), &armed)| {
+                any | crosses(v, prev, level, arm, armed)
+            });
+        if !any {
+            let state = self
+                .armed
+                .iter_mut()
+                .zip(self.prev.iter_mut().zip(self.peak.iter_mut()));
+            for ((&v, &arm), (armed, (prev, peak))) in x.iter().zip(&self.arm).zip(state) {
+                *armed |= *prev < arm;
+                // A NaN sample leaves the maximum as it is (the whole trace is NaN then).
+                *peak = if v > *peak { v } else { *peak };
+                *prev = v;
+            }
+            return;
+        }
+        for (t, &v) in x.iter().enumerate() {
+            let (prev, level) = (self.prev[t], self.level[t]);
+            if crosses(v, prev, level, self.arm[t], self.armed[t]) {
+                let frac = (level - prev) / (v - prev);
+                if !self.crossings[t].is_empty() {
+                    self.peaks[t].push(self.peak[t]);
+                }
+                self.crossings[t].push((index as f64 - 1.0 + frac) * self.dts);
+                // The maximum starts again from the sample after the crossing.
+                self.peak[t] = v;
+                self.armed[t] = false;
+            } else {
+                self.armed[t] |= prev < self.arm[t];
+                self.peak[t] = if v > self.peak[t] { v } else { self.peak[t] };
+            }
+            self.prev[t] = v;
+        }
+    }
+
+    /// The buffer of the level samples, for the next scans to reuse.
+    pub fn into_buffer(self) -> Vec<f64> {
+        self.head
+    }
+
+    /// `(period, amplitude, moves)` of trace `t` whose whole window has this `(min, max,
+    /// mean)`, from the crossings found.
+    pub fn finish(&self, t: usize, (lo, hi, mean): (f64, f64, f64), s: &RegimeSettings) -> (f64, f64, bool) {
+        if lo.is_nan() || hi.is_nan() || mean.is_nan() {
+            return (f64::NAN, f64::NAN, true);
+        }
         let amplitude = 0.5 * (hi - lo);
+        if hi - lo <= s.flat_tol * (1.0 + mean.abs()) {
+            return (f64::NAN, amplitude, false);
+        }
+        let (crossings, peaks) = (&self.crossings[t], &self.peaks[t]);
         for group in 1..=4usize {
             let cycles = crossings.len().saturating_sub(1) / group;
             if cycles < s.min_cycles {
@@ -285,8 +347,8 @@ impl CrossingScan {
     }
 }
 
-/// The amplitude [`periodicity_in_range`] reports for a non-empty column with this
-/// `(min, max, mean)`, without its crossing scan.
+/// The amplitude [`CrossingScans::finish`] reports for a column with this `(min, max,
+/// mean)`, without its crossings.
 pub fn amplitude_in_range((lo, hi, mean): (f64, f64, f64)) -> f64 {
     if lo.is_nan() || hi.is_nan() || mean.is_nan() {
         f64::NAN
@@ -480,6 +542,40 @@ mod tests {
     }
 
     #[test]
+    fn level_is_set_by_the_first_quarter_and_crossings_counted_in_the_whole_window() {
+        // sin(2πt + 0.1) over 5 time units (dts 0.001) crosses 0 upwards at t = k − 0.016,
+        // k = 1…5. The first quarter (t < 1.25) sets the level near 0 and holds the k = 1
+        // crossing, which counts: 4 cycles, so min_cycles 4 finds the period and 5 does not.
+        // Linear interpolation at the zero crossing (an inflection) is exact to O(dts³), so
+        // the period is within 1e-6; the sampled extremes miss the peaks by at most
+        // (2π·dts/2)²/2 ≈ 5e-6, so the amplitude is within 1e-5.
+        let dts = 0.001;
+        let n = 5000;
+        assert_eq!(level_samples(n), 1250);
+        let sine = |i: usize| (std::f64::consts::TAU * i as f64 * dts + 0.1).sin();
+        let four = RegimeSettings {
+            min_cycles: 4,
+            ..RegimeSettings::default()
+        };
+        let (period, amp, moves) = periodicity(sine, n, dts, &four);
+        assert!(moves && (period - 1.0).abs() < 1e-6, "{period}");
+        assert!((amp - 1.0).abs() < 1e-5, "{amp}");
+        let five = RegimeSettings { min_cycles: 5, ..four };
+        assert!(periodicity(sine, n, dts, &five).0.is_nan());
+        // A cycle at half its later size in the first quarter: the level (≈ 0) and arm
+        // (≈ −0.25) from that range cut every cycle once, at the same phase, so the period
+        // is as exact and the amplitude is the whole window's.
+        let growing = |i: usize| if i < n / 4 { 0.5 } else { 1.0 } * sine(i);
+        let (period, amp, _) = periodicity(growing, n, dts, &four);
+        assert!((period - 1.0).abs() < 1e-6, "{period}");
+        assert!((amp - 1.0).abs() < 1e-5, "{amp}");
+        // A transient that ends after the first quarter: its level (≈ 5) is never crossed
+        // again, so no period is found (raise the cutoff).
+        let late = |i: usize| if i < n / 4 { 5.0 } else { 0.0 } + sine(i);
+        assert!(periodicity(late, n, dts, &four).0.is_nan());
+    }
+
+    #[test]
     fn flat_column_does_not_move() {
         let (p, a, moves) = periodicity(|_| 2.5, 100, 0.1, &RegimeSettings::default());
         assert!(p.is_nan() && a == 0.0 && !moves);
@@ -550,8 +646,7 @@ mod sweep_tests {
     ) -> crate::sweep::SweepResult {
         let dts = sim.sampling_step.unwrap_or(sim.dt);
         let r = sweep_keeping(c, grid.clone(), map.clone(), sim.clone(), outputs, false);
-        // With traces kept the samples reach the classification through the trace array
-        // instead of the sample-major buffer: the same numbers, bit for bit.
+        // Keeping traces (another collector path) changes no number, bit for bit.
         let kept = sweep_keeping(c, grid, map, sim, outputs, true);
         let (a, b) = (r.summaries.as_ref().unwrap(), kept.summaries.as_ref().unwrap());
         for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {

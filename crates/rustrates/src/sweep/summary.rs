@@ -147,6 +147,9 @@ pub struct Moments {
     /// Only the shifted sum is kept (a sweep that asks for the mean alone): one add per value
     /// and sample instead of six passes; a NaN sample still makes the mean NaN, through the sum.
     mean_only: bool,
+    /// Only the sum, the extremes and the NaN flags are kept (mean, min, max, ptp: what the
+    /// regime reads): the sums of squares and the last sample are not.
+    range_only: bool,
 }
 
 impl Moments {
@@ -162,15 +165,29 @@ impl Moments {
             last: vec![f64::NAN; traces],
             nan: vec![false; traces],
             mean_only: false,
+            range_only: false,
         }
     }
 
-    /// Moments for `stats` alone: only the mean's sum when the mean is all they need.
+    /// Moments for `stats` alone: only the mean's sum when the mean is all they need; the
+    /// sum and the extremes when nothing else is (the regime statistics read the range and
+    /// the mean).
     pub fn for_stats(traces: usize, stats: &[Statistic]) -> Moments {
         let mut m = Moments::new(traces);
         m.mean_only = stats.iter().all(|s| matches!(s, Statistic::Mean) || s.needs_fft());
+        m.range_only = !m.mean_only
+            && stats.iter().all(|s| {
+                matches!(s, Statistic::Mean | Statistic::Min | Statistic::Max | Statistic::Ptp)
+                    || s.needs_fft()
+                    || s.needs_regime()
+            });
         if m.mean_only {
             for v in [&mut m.s2, &mut m.min, &mut m.max, &mut m.last] {
+                *v = Vec::new();
+            }
+        }
+        if m.range_only {
+            for v in [&mut m.s2, &mut m.last] {
                 *v = Vec::new();
             }
         }
@@ -191,14 +208,20 @@ impl Moments {
             }
             return;
         }
-        let sums = x
-            .iter()
-            .zip(&self.shift)
-            .zip(self.s1.iter_mut().zip(self.s2.iter_mut()));
-        for ((&x, &shift), (s1, s2)) in sums {
-            let d = x - shift;
-            *s1 += d;
-            *s2 += d * d;
+        if self.range_only {
+            for ((&x, &shift), s1) in x.iter().zip(&self.shift).zip(self.s1.iter_mut()) {
+                *s1 += x - shift;
+            }
+        } else {
+            let sums = x
+                .iter()
+                .zip(&self.shift)
+                .zip(self.s1.iter_mut().zip(self.s2.iter_mut()));
+            for ((&x, &shift), (s1, s2)) in sums {
+                let d = x - shift;
+                *s1 += d;
+                *s2 += d * d;
+            }
         }
         for ((&x, min), max) in x.iter().zip(self.min.iter_mut()).zip(self.max.iter_mut()) {
             *min = if x < *min { x } else { *min };
@@ -211,12 +234,19 @@ impl Moments {
                 *flag |= x.is_nan();
             }
         }
-        self.last.copy_from_slice(x);
+        if !self.range_only {
+            self.last.copy_from_slice(x);
+        }
     }
 
     /// Statistic `s` of trace `i`.
     pub fn get(&self, i: usize, s: Statistic) -> f64 {
-        if self.n == 0 || self.nan[i] || (self.mean_only && s != Statistic::Mean) {
+        let kept = match s {
+            Statistic::Mean => true,
+            Statistic::Min | Statistic::Max | Statistic::Ptp => !self.mean_only,
+            _ => !(self.mean_only || self.range_only),
+        };
+        if self.n == 0 || self.nan[i] || !kept {
             return f64::NAN;
         }
         let n = self.n as f64;
@@ -405,6 +435,45 @@ mod tests {
         let plain = (-1.0 - 2.5 - 3.0) / 3.0;
         assert!((mean.get(2, Statistic::Mean) - plain).abs() <= 4.0 * f64::EPSILON * plain.abs());
         assert!(mean.get(0, Statistic::Max).is_nan());
+    }
+
+    /// Moments kept for the range give the full moments' mean, min, max and ptp bit for bit
+    /// (NaN where a sample was NaN), and NaN for what they do not keep.
+    #[test]
+    fn range_only_moments_give_the_same_range_and_mean() {
+        let traces = [
+            [1.0, 1.0, -1.0, 1e300],
+            [2.0, f64::NAN, -2.5, 3.0],
+            [3.25, 3.0, -3.0, -1e300],
+            [-0.5, 2.0, -2.75, 7.0],
+        ];
+        let mut full = Moments::new(4);
+        let stats = Statistic::expand(&[Statistic::Regime, Statistic::Mean]);
+        let mut range = Moments::for_stats(4, &stats);
+        assert!(range.range_only && !range.mean_only);
+        assert!(!Moments::for_stats(4, &[Statistic::Regime, Statistic::Std]).range_only);
+        for x in traces {
+            full.push(&x);
+            range.push(&x);
+        }
+        for i in 0..4 {
+            for s in [Statistic::Mean, Statistic::Min, Statistic::Max, Statistic::Ptp] {
+                let (a, b) = (full.get(i, s), range.get(i, s));
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "trace {i} {s:?}: {a} vs {b}"
+                );
+            }
+        }
+        // Against the plain values: min, max exact; the mean within 4 ulps (shifted sum).
+        assert_eq!(
+            (range.get(2, Statistic::Min), range.get(2, Statistic::Max)),
+            (-3.0, -1.0)
+        );
+        let plain = (-1.0 - 2.5 - 3.0 - 2.75) / 4.0;
+        assert!((range.get(2, Statistic::Mean) - plain).abs() <= 4.0 * f64::EPSILON * plain.abs());
+        assert!(range.get(1, Statistic::Min).is_nan());
+        assert!(range.get(0, Statistic::Std).is_nan() && range.get(0, Statistic::Last).is_nan());
     }
 
     #[test]
