@@ -2,44 +2,22 @@
 //! node reads its own input series and its own noise stream, and a point's results do not
 //! depend on how the grid is cut into blocks, threads and chunks.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Kernel, KernelOptions};
-use rustrates::model::load_circuit;
 use rustrates::model::network::plan;
 use rustrates::model::passes::{lower_edges, specialize_params};
 use rustrates::model::test_models::network_grid;
-use rustrates::model::Circuit;
 use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
-use rustrates::template::LoadOptions;
+use rustrates::sweep::{Grid, ParamMap, SweepResult, SweepSpec};
+
+use crate::support::{backends, bits, load_net, run};
 
 const NODES: usize = 5;
 
-fn backends() -> Vec<Backend> {
-    let mut b = vec![Backend::Reference, Backend::Jit];
-    if rustrates::kernel::c::compiler_available() {
-        b.push(Backend::C);
-    }
-    b
-}
-
 fn node_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("n{i}")).collect()
-}
-
-fn load(dir: &Path, file: &str, yaml: &str) -> Circuit {
-    let path = dir.join(file);
-    std::fs::write(&path, yaml).expect("write yaml");
-    load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-        .circuit
-}
-
-fn bits(r: &SweepResult) -> Vec<u64> {
-    r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
 }
 
 /// `NODES` uncoupled Ornstein–Uhlenbeck nodes `x' = -(x - mu) + s·randn()` (Euler–Maruyama
@@ -93,17 +71,11 @@ fn ou_sweep(mus: &[f64], dt: f64, steps: usize, backend: Backend) -> SweepSpec {
     spec
 }
 
-fn run(spec: &SweepSpec, c: &Circuit) -> SweepResult {
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(spec, c, &mut sink).unwrap_or_else(|e| panic!("{e}"));
-    sink.into_result().expect("result")
-}
-
 #[test]
 fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (dt, sigma): (f64, f64) = (1e-2, 0.5);
-    let c = load(dir.path(), "ou.yaml", &ou_yaml(sigma / dt.sqrt()));
+    let c = load_net(dir.path(), "ou.yaml", &ou_yaml(sigma / dt.sqrt()));
     // 256 points whose `mu` differ by at most 1e-9 (so their stationary laws are the same to
     // far below the statistical tolerances): 256 independent draws per node at t = 5.
     let points = 256;
@@ -236,7 +208,7 @@ fn driven_transcription(n: usize, eta: f64, p: usize, steps: usize, dt: f64) -> 
 #[test]
 fn per_node_input_series_equal_single_runs_and_the_transcription() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = load(dir.path(), "driven.yaml", &driven_yaml(NODES));
+    let c = load_net(dir.path(), "driven.yaml", &driven_yaml(NODES));
     // The driven population is still a network for the C back end's loops.
     let low = lower_edges(&c);
     plan(&specialize_params(&low, &[])).expect("five driven nodes form a network");
@@ -324,7 +296,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
 fn param_map_all_sweeps_a_population_like_its_node_list() {
     // `nodes: [all]` (PyRates' identifier for every node having the var) is the node list.
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = load(dir.path(), "driven.yaml", &driven_yaml(NODES));
+    let c = load_net(dir.path(), "driven.yaml", &driven_yaml(NODES));
     let nodes = node_names(NODES);
     let listed: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut values = IndexMap::new();
