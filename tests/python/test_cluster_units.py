@@ -358,13 +358,13 @@ def test_client_helpers():
 
 def test_client_takes_every_grid_search_keyword():
     """Every keyword of ``grid_search`` reaches ``ClusterGridSearch.run``: in its signature,
-    handed to the request builder by name (``_OWN_KWARGS``), or a flat PyRates setting. Only
+    handed to the request builder by name (``_core.REQUEST_KEYWORDS``), or a flat PyRates setting. Only
     what has no meaning on a cluster is left out. A keyword added to ``grid_search`` (and the
     engine's ``SweepArgs``) without the cluster mode fails here."""
     import inspect
 
     from rustrates import _core
-    from rustrates.cluster import ClusterGridSearch, _client
+    from rustrates.cluster import ClusterGridSearch
     from rustrates.utility.grid_search import grid_search
 
     # out/overwrite: the cluster writes compute_dir/results.h5; progress: a constructor
@@ -375,8 +375,8 @@ def test_client_takes_every_grid_search_keyword():
     for name, p in inspect.signature(grid_search).parameters.items():
         if p.kind is p.VAR_KEYWORD or name in not_on_a_cluster:
             continue
-        assert name in run or name in _client._OWN_KWARGS or name in _core._FLAT_SETTINGS, name
-    assert set(_client._OWN_KWARGS) <= builder
+        assert name in run or name in _core.REQUEST_KEYWORDS or name in _core._FLAT_SETTINGS, name
+    assert _core.REQUEST_KEYWORDS <= builder
 
 
 def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path):

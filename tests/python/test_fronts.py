@@ -307,3 +307,43 @@ def test_the_cluster_mode_passes_every_sweep_argument_grid_search_takes(rustrate
     np.testing.assert_array_equal(a["traces"], b["traces"])
     np.testing.assert_array_equal(a["summaries"], b["summaries"])
     assert list(a["status"]) == list(b["status"]) and list(a["labels"]) == list(b["labels"])
+
+
+def test_every_front_names_its_settings_as_the_request_builder_does():
+    """The fronts hand their settings to ``_core.build_request`` with
+    ``_core.request_keywords(locals())``, which keeps the names the builder takes: a front
+    parameter under any other name would be dropped silently. Each front's parameters are the
+    builder's keywords, or listed here with where they go instead."""
+    import inspect
+
+    from rustrates import _core, pyrates
+    from rustrates.cluster import ClusterGridSearch
+    from rustrates.template import CircuitTemplate
+    from rustrates.utility.grid_search import grid_search
+
+    positional = {"self", "circuit_template", "param_grid", "param_map"}
+    handled_elsewhere = {
+        # progress bar; accepted and ignored PyRates keywords
+        grid_search: {"progress", "njit", "parallel"},
+        # cluster settings; the seed's aliases; config_kwargs is split into builder keywords
+        ClusterGridSearch.run: {
+            "chunk_size",
+            "worker_env",
+            "worker_file",
+            "add_template_info",
+            "config_kwargs",
+            "result_kwargs",
+            "params",
+            "permute",
+        },
+        # flat PyRates settings, passed in `extra`
+        CircuitTemplate.run: {"rtol", "atol"},
+        # PyRates 1.2.3's keywords without meaning here
+        pyrates.CircuitTemplate.run: {"vectorize", "verbose", "clear", "in_place"},
+        pyrates.grid_search: set(),
+    }
+    for front, elsewhere in handled_elsewhere.items():
+        params = inspect.signature(front).parameters
+        named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - positional - elsewhere
+        assert named, front
+        assert named <= _core.REQUEST_KEYWORDS, (front.__qualname__, named - _core.REQUEST_KEYWORDS)

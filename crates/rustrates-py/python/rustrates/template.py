@@ -183,23 +183,10 @@ class CircuitTemplate:
         PyRates keywords without meaning here (``vectorize``, ``verbose``, ``clear``, ...)
         are ignored; others are a TypeError.
         """
+        # The settings are the request builder's, by the same names (rtol/atol as flat ones).
+        named = _core.request_keywords(locals())
         grid_df, pmap = self._grid()
-        req = _core.build_request(
-            "run",
-            self.path,
-            grid_df,
-            pmap,
-            simulation_time=simulation_time,
-            step_size=step_size,
-            inputs=inputs,
-            outputs=outputs,
-            sampling_step_size=sampling_step_size,
-            cutoff=cutoff,
-            solver=solver,
-            backend=backend,
-            float_precision=float_precision,
-            extra=dict(kwargs, rtol=rtol, atol=atol),
-        )
+        req = _core.build_request("run", self.path, grid_df, pmap, extra=dict(kwargs, rtol=rtol, atol=atol), **named)
         res = _core.execute(req)
         _core.warn_status(res)
         traces = res["traces"][0]

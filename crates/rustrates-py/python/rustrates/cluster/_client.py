@@ -386,30 +386,20 @@ class ClusterGridSearch:
         if param_map is None:
             raise _core.argument_error("param_map", "param_map is required")
 
+        # The seed's aliases resolved, this signature's settings (simulation_time, dt, ...)
+        # carry the request builder's names; so do grid_search's keywords in
+        # grid_search_kwargs or config_kwargs (init_kwargs among them). The rest are flat
+        # PyRates settings or ignored keywords, and out/overwrite a TypeError here: the
+        # cluster writes compute_dir/results.h5.
+        named = _core.request_keywords(locals())
         extra = dict(grid_search_kwargs)
-        init_kwargs = None
         for key, value in (config_kwargs or {}).items():
-            if key == "init_kwargs":
-                init_kwargs = value
-            else:
-                extra.setdefault(key, value)
-        # grid_search's own keywords go to the request builder by name, the rest as PyRates'.
-        own = {k: extra.pop(k) for k in _OWN_KWARGS if k in extra}
+            extra.setdefault(key, value)
+        for key in _core.REQUEST_KEYWORDS - named.keys() - {"out", "overwrite"}:
+            if key in extra:
+                named[key] = extra.pop(key)
         req = _core.build_request(
-            "ClusterGridSearch.run",
-            circuit_template,
-            param_grid,
-            param_map,
-            simulation_time=simulation_time,
-            dt=dt,
-            step_size=step_size,
-            inputs=inputs,
-            outputs=outputs,
-            sampling_step_size=sampling_step_size,
-            permute_grid=permute_grid,
-            init_kwargs=init_kwargs,
-            extra=extra,
-            **own,
+            "ClusterGridSearch.run", circuit_template, param_grid, param_map, extra=extra, **named
         )
         grid, pmap, ins, outs = req.grid, req.param_map, req.inputs, req.outputs
         t_value, dt_value, dts, cutoff = req.simulation_time, req.step_size, req.sampling_step_size, req.cutoff
@@ -764,23 +754,6 @@ def _failure_error(
     err.failed = failures
     err.path = path
     return err
-
-
-#: ``grid_search`` keywords ``run`` takes through ``**grid_search_kwargs`` and hands to the one
-#: request builder by name (the rest are flat PyRates settings or ignored keywords).
-_OWN_KWARGS = (
-    "summaries",
-    "keep_traces",
-    "cutoff",
-    "n_threads",
-    "profile",
-    "trace_precision",
-    "compress",
-    "regime",
-    "initial_conditions",
-    "random_starts",
-    "refine",
-)
 
 
 #: Payloads larger than this are scattered to the workers once instead of riding in each task.
