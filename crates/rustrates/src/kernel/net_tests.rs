@@ -110,24 +110,61 @@ fn run(
     dt: f64,
     every: usize,
 ) -> (Vec<usize>, Vec<f64>) {
-    let outputs: Vec<OutputBinding> = vars_ending(c, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: c.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let tr = simulate(k, &cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    let cfg = sim_config(Method::Euler, steps, dt, every);
+    let tr = simulate(k, &cfg, &[], &r_outputs(c), params, &default_init(c, lanes), lanes).expect("runs");
     assert!(tr.time.len() >= steps / every, "{} samples", tr.time.len());
     let at = tr.time.iter().map(|t| (t / dt).round() as usize).collect();
     (at, tr.data)
+}
+
+/// `steps` steps of `dt`, sampled every `every` steps.
+fn sim_config(method: Method, steps: usize, dt: f64, every: usize) -> SimConfig {
+    SimConfig {
+        simulation_time: steps as f64 * dt,
+        dt,
+        sampling_step: Some(every as f64 * dt),
+        method,
+        cutoff: 0.0,
+    }
+}
+
+/// Each lane of one block run of `k` equals that lane's point run alone, bit for bit.
+fn assert_lanes_equal_single_runs(k: &Kernel, c: &Circuit, cfg: &SimConfig, params: &[f64], lanes: usize) {
+    let outputs = r_outputs(c);
+    let all = simulate(k, cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    let np = params.len() / lanes;
+    for l in 0..lanes {
+        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
+        let single = simulate(k, cfg, &[], &outputs, &one, &default_init(c, 1), 1).expect("runs");
+        for o in 0..outputs.len() {
+            let (a, b) = (all.trace(o, l), single.trace(o, 0));
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "lane {l} output {o}"
+            );
+        }
+    }
+}
+
+/// The C network kernel's run of `outputs` equals the reference evaluator's run of the
+/// unrolled circuit bit for bit; the C run is returned.
+fn assert_c_loops_equal_unrolled_run(
+    c: &Circuit,
+    cfg: &SimConfig,
+    outputs: &[OutputBinding],
+    params: &[f64],
+    lanes: usize,
+) -> crate::solve::Trajectories {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ck = kernel(c, Backend::C, dir.path());
+    assert!(ck.is_network());
+    let rk = kernel(c, Backend::Reference, dir.path());
+    let init = default_init(c, lanes);
+    let a = simulate(&ck, cfg, &[], outputs, params, &init, lanes).expect("runs");
+    let b = simulate(&rk, cfg, &[], outputs, params, &init, lanes).expect("runs");
+    assert!(a.data.iter().all(|x| x.is_finite()));
+    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+    a
 }
 
 /// N = 5 without and with delays (up to 2 ms = 20 steps), 4 grid points, T = 0.05 (500 Euler
@@ -183,7 +220,7 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
 /// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -262,7 +299,7 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
 /// bit for bit (RK4, so every stage goes through the coupling).
 #[test]
 fn network_lanes_equal_single_runs_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (6, 1e-4, 300, 30);
@@ -272,34 +309,13 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
     let (compiled, params) = prepared(&c, &points);
     let k = kernel(&compiled, Backend::C, dir.path());
     assert!(k.is_network());
-    let outputs: Vec<OutputBinding> = vars_ending(&compiled, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: compiled.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&compiled, lanes), lanes).expect("runs");
-    let np = params.len() / lanes;
-    for l in 0..lanes {
-        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
-        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&compiled, 1), 1).expect("runs");
-        for o in 0..outputs.len() {
-            let (a, b) = (all.trace(o, l), single.trace(o, 0));
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "lane {l} output {o}"
-            );
-        }
-    }
+    assert_lanes_equal_single_runs(
+        &k,
+        &compiled,
+        &sim_config(Method::Rk4, steps, dt, every),
+        &params,
+        points.len(),
+    );
 }
 
 /// With conduction delays the C loops read each delayed term from the solver's history, as
@@ -307,36 +323,14 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
 /// samples too) equals the reference evaluator's run of the unrolled circuit bit for bit.
 #[test]
 fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (6, 1e-4, 400, 20);
-    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(18);
     let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
-    let ck = kernel(&c, Backend::C, dir.path());
-    assert!(ck.is_network());
-    let rk = kernel(&c, Backend::Reference, dir.path());
-    let outputs: Vec<OutputBinding> = vars_ending(&c, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: c.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let init = default_init(&c, lanes);
-    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    assert!(a.data.iter().all(|x| x.is_finite()));
-    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+    let cfg = sim_config(Method::Rk4, steps, dt, every);
+    assert_c_loops_equal_unrolled_run(&c, &cfg, &r_outputs(&c), &params, points.len());
 }
 
 /// `Auto` takes the C back end for a network however short the run: the JIT would compile
@@ -344,7 +338,7 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
 /// choice (the JIT for a run this short).
 #[test]
 fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -366,7 +360,7 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
 /// unrolled circuit, bit for bit over an RK4 run.
 #[test]
 fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let n = 5;
@@ -395,10 +389,6 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
     let net = crate::model::network::plan(&c).expect("a network");
     assert_eq!(net.populations.len(), 2);
     assert_eq!(net.couplings.len(), 2);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ck = kernel(&c, Backend::C, dir.path());
-    assert!(ck.is_network());
-    let rk = kernel(&c, Backend::Reference, dir.path());
     let outputs: Vec<OutputBinding> = ["n0/qif_net_op/r", "n4/qif_net_op/v", "d/drive_op/x"]
         .iter()
         .map(|name| OutputBinding {
@@ -406,21 +396,15 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
             var: c.find_var(name).expect("output"),
         })
         .collect();
-    let cfg = SimConfig {
-        simulation_time: 0.02,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let init = default_init(&c, lanes);
-    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    assert!(a.data.iter().all(|x| x.is_finite()));
+    let a = assert_c_loops_equal_unrolled_run(
+        &c,
+        &sim_config(Method::Rk4, 200, 1e-4, 10),
+        &outputs,
+        &params,
+        points.len(),
+    );
     // The driver moved away from its initial value: the coupling into it is live.
     assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
-    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
 /// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants
@@ -430,7 +414,7 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
 /// by far more.
 #[test]
 fn network_single_precision_matches_the_reference_evaluator() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -520,7 +504,7 @@ fn r_outputs(c: &Circuit) -> Vec<OutputBinding> {
 /// `past` hook on the C back end (no ring): equal bit for bit too.
 #[test]
 fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps) = (7, 1e-4, 300);
@@ -580,7 +564,7 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
 /// (each lane's history in the ring) equal each point run alone, bit for bit (RK4).
 #[test]
 fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (6, 1e-4, 300, 30);
@@ -589,26 +573,11 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
     let k = kernel(&c, Backend::C, dir.path());
     assert!(k.is_network() && k.delay_ring_span().is_some());
-    let outputs = r_outputs(&c);
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&c, lanes), lanes).expect("runs");
-    let np = params.len() / lanes;
-    for l in 0..lanes {
-        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
-        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&c, 1), 1).expect("runs");
-        for o in 0..outputs.len() {
-            let (a, b) = (all.trace(o, l), single.trace(o, 0));
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "lane {l} output {o}"
-            );
-        }
-    }
+    assert_lanes_equal_single_runs(
+        &k,
+        &c,
+        &sim_config(Method::Rk4, steps, dt, every),
+        &params,
+        points.len(),
+    );
 }

@@ -27,6 +27,13 @@ pub(crate) fn backends() -> Vec<Backend> {
     out
 }
 
+/// Whether a test of the C back end alone can run: false, with the loud note of
+/// [`backends`] (a failure under CI), when no compiler runs.
+pub(crate) fn c_available() -> bool {
+    let _env = env_read();
+    c_if_available().is_some()
+}
+
 /// C, unless no compiler runs: then `None` and a loud note (a failure under CI). The caller
 /// holds [`ENV`] shared (taking it again here could deadlock behind a waiting writer).
 fn c_if_available() -> Option<Backend> {
