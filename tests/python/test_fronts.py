@@ -347,3 +347,22 @@ def test_every_front_names_its_settings_as_the_request_builder_does():
         named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - positional - elsewhere
         assert named, front
         assert named <= _core.REQUEST_KEYWORDS, (front.__qualname__, named - _core.REQUEST_KEYWORDS)
+
+
+def test_both_template_classes_read_edge_vars_alike(rustrates):
+    """``update_var(edge_vars=...)`` of ``rustrates.CircuitTemplate`` and of the PyRates
+    drop-in read entries with one function: the same keys and values for the 3- and 4-tuple
+    forms, and the same argument error for a malformed entry."""
+    from rustrates import pyrates
+
+    entries = [("PC", "IIN", {"weight": 2.0}), ("IIN", "PC", 1, {"delay": 1e-3, "weight": 3})]
+    want = {("PC", "IIN", 0, "weight"): 2.0, ("IIN", "PC", 1, "delay"): 1e-3, ("IIN", "PC", 1, "weight"): 3.0}
+    engine = rustrates.CircuitTemplate.from_yaml(NET3).update_var(edge_vars=entries)
+    dropin = pyrates.CircuitTemplate.from_yaml(NET3).update_var(edge_vars=entries)
+    assert engine._edge_overrides == want
+    assert dropin._edge_vars == want
+    for tmpl in (rustrates.CircuitTemplate.from_yaml(NET3), pyrates.CircuitTemplate.from_yaml(NET3)):
+        with pytest.raises(rustrates.RustratesError) as info:
+            tmpl.update_var(edge_vars=[("PC", "IIN")])
+        first = info.value.diagnostics[0]
+        assert (first["code"], first["path"]) == ("argument/invalid", "edge_vars"), str(info.value)

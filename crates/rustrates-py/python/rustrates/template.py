@@ -96,19 +96,7 @@ class CircuitTemplate:
                 )
             for target, x in zip(targets, arr.tolist()):
                 overrides[target] = x
-        edges = dict(self._edge_overrides)
-        for e in edge_vars or []:
-            if len(e) == 3:
-                src, tgt, values = e
-                idx = 0
-            elif len(e) == 4:
-                src, tgt, idx, values = e
-            else:
-                raise _core.argument_error(
-                    "edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}"
-                )
-            for var, value in values.items():
-                edges[(str(src), str(tgt), int(idx), str(var))] = float(value)
+        edges = {**self._edge_overrides, **edge_var_values(edge_vars)}
         return CircuitTemplate(self.path, self._circuit, overrides, edges)
 
     def _values(self) -> list[tuple[str, float]]:
@@ -196,6 +184,25 @@ class CircuitTemplate:
         else:
             columns = pd.MultiIndex.from_tuples([(key, node) for node, key in res["columns"]])
         return pd.DataFrame(np.asarray(traces), index=pd.Index(res["time"], name="time"), columns=columns)
+
+
+def edge_var_values(edge_vars: Any) -> dict[tuple[str, str, int, str], float]:
+    """``update_var``'s ``edge_vars`` (``(source, target[, idx], {var: value})`` entries, the
+    same for this class and the PyRates drop-in) keyed ``(source, target, idx, var)``."""
+    values: dict[tuple[str, str, int, str], float] = {}
+    for e in edge_vars or []:
+        if len(e) == 3:
+            src, tgt, entries = e
+            idx = 0
+        elif len(e) == 4:
+            src, tgt, idx, entries = e
+        else:
+            raise _core.argument_error(
+                "edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}"
+            )
+        for var, value in entries.items():
+            values[(str(src), str(tgt), int(idx), str(var))] = float(value)
+    return values
 
 
 def simulate(

@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import _core, _rustrates
 from ..template import CircuitTemplate as _EngineCircuit
+from ..template import edge_var_values as _edge_var_values
 from ._templates import (
     EdgeTemplate,
     NodeTemplate,
@@ -246,18 +247,7 @@ class CircuitTemplate:
                 self._node_vars[f"{key}.imag"] = float(arr.imag)
             else:
                 self._node_vars[str(key)] = float(arr.astype(np.float64))
-        for edge in edge_vars or []:
-            if len(edge) == 3:
-                source, target, values = edge
-                idx = 0
-            elif len(edge) == 4:
-                source, target, idx, values = edge
-            else:
-                raise TemplateBuildError(
-                    f"update_var: edge_vars entries are (source, target[, idx], {{var: value}}), got {edge!r}"
-                )
-            for var, value in values.items():
-                self._edge_vars[(str(source), str(target), int(idx), str(var))] = float(value)
+        self._edge_vars.update(_edge_var_values(edge_vars))
         return self
 
     def add_edges_from_matrix(
