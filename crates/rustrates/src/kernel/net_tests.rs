@@ -3,7 +3,8 @@
 //! independent transcription of the C program's loop. The C back end runs it as population
 //! loops (`emit_net`); the reference and JIT back ends run the unrolled code.
 
-use super::{Backend, Kernel, KernelCtx, KernelOptions, RhsArgs};
+use super::test_kit::eval;
+use super::{Backend, Kernel, KernelCtx, KernelOptions};
 use crate::model::network::testing::{delay_steps, load, weight, yaml};
 use crate::model::passes::{lower_edges, specialize_params};
 use crate::model::{Circuit, VarId};
@@ -266,27 +267,14 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
         assert!(ck.is_network(), "{name}");
         let rk = kernel(&compiled, Backend::Reference, dir.path());
         let layout = compiled.layout();
-        let (ns, na) = (layout.states.len(), layout.algebraics.len());
+        let ns = layout.states.len();
         let y: Vec<f64> = (0..ns * lanes)
             .map(|x| 0.01 + 0.003 * (x as f64 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
             .collect();
         let u = vec![0.0; layout.inputs.len() * lanes];
-        let eval = |k: &Kernel| {
-            let (mut dy, mut a) = (vec![0.0; ns * lanes], vec![0.0; na * lanes]);
-            k.rhs(RhsArgs {
-                t: 0.0,
-                lanes,
-                y: &y,
-                p: &params,
-                u: &u,
-                dy: &mut dy,
-                a: &mut a,
-                ctx: &mut KernelCtx::default(),
-            });
-            (dy, a)
-        };
-        let (cd, ca) = eval(&ck);
-        let (rd, ra) = eval(&rk);
+        let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &params, &u], &mut KernelCtx::default());
+        let (cd, ca) = rhs_of(&ck);
+        let (rd, ra) = rhs_of(&rk);
         assert!(cd.iter().any(|x| *x != 0.0), "{name}: derivatives computed");
         for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
             assert_eq!(x.to_bits(), w.to_bits(), "{name}: {x} vs {w}");
@@ -436,28 +424,15 @@ fn network_single_precision_matches_the_reference_evaluator() {
     let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
     assert!(ck.is_network());
     let layout = c.layout();
-    let (ns, na) = (layout.states.len(), layout.algebraics.len());
+    let ns = layout.states.len();
     let y: Vec<f32> = (0..ns * lanes)
         .map(|x| 0.01 + 0.003 * (x as f32 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
         .collect();
     let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
     let u = vec![0.0f32; layout.inputs.len() * lanes];
-    let eval = |k: &Kernel| {
-        let (mut dy, mut a) = (vec![0.0f32; ns * lanes], vec![0.0f32; na * lanes]);
-        k.rhs_f32(super::RhsArgsF32 {
-            t: 0.0,
-            lanes,
-            y: &y,
-            p: &p,
-            u: &u,
-            dy: &mut dy,
-            a: &mut a,
-            ctx: &mut KernelCtx::default(),
-        });
-        (dy, a)
-    };
-    let (cd, ca) = eval(&ck);
-    let (rd, ra) = eval(&rk);
+    let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &p, &u], &mut KernelCtx::default());
+    let (cd, ca) = rhs_of(&ck);
+    let (rd, ra) = rhs_of(&rk);
     for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
         assert!((x - w).abs() <= 1e-5 * w.abs().max(1.0), "{x} vs {w}");
     }
