@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -19,6 +22,24 @@ REPO = Path(__file__).resolve().parents[2]
 PYRATES_LOCK = REPO / "scripts" / "lock" / "pyrates.lock"
 NET3 = "model_templates.montbrio.simple_montbrio.Net3"
 REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_iin"
+
+#: Under CI nothing may skip: what a test needs and does not find is a failure there.
+CI = bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skips the test for want of ``reason``, or fails it under CI."""
+    if CI:
+        pytest.fail(f"cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def rustrates_binary() -> Path:
+    """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
+    binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"
+    if not binary.exists():
+        unavailable(f"{binary} is missing (cargo build -p rustrates-cli)")
+    return binary
 
 
 # ---------------------------------------------------------------------------------------
@@ -89,6 +110,22 @@ def rustrates():
     import rustrates as rr
 
     return rr
+
+
+@contextmanager
+def local_dask_client(n_workers: int, processes: bool) -> Iterator:
+    """A Dask client of a ``LocalCluster`` of one-thread workers, closed at the end. ":0": the
+    scheduler's HTTP server (there even without a dashboard) on a free port, so a cluster
+    someone else runs on this machine (port 8787) does not make it warn."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
 
 
 # ---------------------------------------------------------------------------------------

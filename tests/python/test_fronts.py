@@ -9,43 +9,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from dask.distributed import Client, LocalCluster
 
-from conftest import NET3, REPO
+from conftest import NET3, local_dask_client, rustrates_binary
 
 T, DT = 0.02, 1e-3
 GRID = {"eta_op": [-5.0, 0.0]}
 PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
 INPUTS = {"PC/Op_e/inp": 1.0}
 OUTPUTS = {"r": "PC/Op_e/r"}
-CI = bool(os.environ.get("CI"))
-
-
-def rustrates_binary() -> Path:
-    """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
-    binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"
-    if not binary.exists():
-        if CI:
-            pytest.fail(f"{binary} is missing: cargo test --workspace builds it", pytrace=False)
-        pytest.skip(f"{binary} is missing (cargo build -p rustrates-cli)")
-    return binary
 
 
 @pytest.fixture(scope="module")
 def client():
     # Bad arguments are refused before any task is sent; one in-process worker suffices.
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    with local_dask_client(1, processes=False) as c:
+        yield c
 
 
 def settings(case: dict) -> dict:

@@ -440,7 +440,7 @@ def test_grid_search_population_param_map_and_per_node_inputs(rustrates):
 def test_results_file_reads_with_h5py_and_pytables_in_the_same_process(rustrates, tmp_path):
     # The extension links its own static HDF5; h5py and PyTables bring theirs. All three
     # in one process must not clash.
-    h5py = pytest.importorskip("h5py")
+    import h5py
     import tables  # noqa: F401  (loaded before the engine writes)
 
     grid = {"eta_op": [-5.0, 0.0], "eta_iin": [-1.0]}
