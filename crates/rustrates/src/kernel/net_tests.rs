@@ -132,19 +132,8 @@ fn sim_config(method: Method, steps: usize, dt: f64, every: usize) -> SimConfig 
 /// Each lane of one block run of `k` equals that lane's point run alone, bit for bit.
 fn assert_lanes_equal_single_runs(k: &Kernel, c: &Circuit, cfg: &SimConfig, params: &[f64], lanes: usize) {
     let outputs = r_outputs(c);
-    let all = simulate(k, cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
-    let np = params.len() / lanes;
-    for l in 0..lanes {
-        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
-        let single = simulate(k, cfg, &[], &outputs, &one, &default_init(c, 1), 1).expect("runs");
-        for o in 0..outputs.len() {
-            let (a, b) = (all.trace(o, l), single.trace(o, 0));
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "lane {l} output {o}"
-            );
-        }
-    }
+    let block = simulate(k, cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    super::test_kit::assert_lanes_equal_single_runs(&block, k, c, (cfg, &outputs), params, 0..lanes);
 }
 
 /// The C network kernel's run of `outputs` equals the reference evaluator's run of the

@@ -46,6 +46,33 @@ fn c_if_available() -> Option<Backend> {
     None
 }
 
+/// Lanes `which` of `block`, a run of `lanes` lanes of `k` from the default initial state
+/// with the parameter columns `params`, each equal that lane's point run alone, bit for bit:
+/// a lane's result does not depend on the block it runs in.
+pub(crate) fn assert_lanes_equal_single_runs(
+    block: &crate::solve::Trajectories,
+    k: &Kernel,
+    c: &Circuit,
+    (cfg, outputs): (&crate::solve::SimConfig, &[crate::solve::OutputBinding]),
+    params: &[f64],
+    which: impl IntoIterator<Item = usize>,
+) {
+    let lanes = block.lanes;
+    let np = params.len() / lanes;
+    for l in which {
+        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
+        let init = crate::solve::default_init(c, 1);
+        let single = crate::solve::simulate(k, cfg, &[], outputs, &one, &init, 1).expect("runs");
+        for o in 0..outputs.len() {
+            let (a, b) = (block.trace(o, l), single.trace(o, 0));
+            assert_eq!(a.len(), b.len(), "lane {l} output {o}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "lane {l} output {o} sample {i}: {x} vs {y}");
+            }
+        }
+    }
+}
+
 /// A test's kernels: C libraries are cached in a directory of the test's own, and `$CC` is
 /// held shared while the kit lives (see [`ENV`]).
 pub(crate) struct Kit {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::kernel::test_kit::assert_lanes_equal_single_runs;
 use crate::kernel::{Backend, KernelOptions, Precision};
 use crate::model::test_models::{self, Builder};
 use crate::model::{BinOp, Circuit, Expr, VarKind};
@@ -152,15 +153,7 @@ fn lanes_with_different_params_equal_single_runs_bitwise() {
             p[eta_iin * lanes + l] = *b;
         }
         let all = simulate(&k, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
-        for (l, (a, b)) in etas.iter().enumerate() {
-            let mut p1 = default_params(&c, 1);
-            p1[eta_pc] = *a;
-            p1[eta_iin] = *b;
-            let one = simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
-            for o in 0..outputs.len() {
-                assert_bitwise_eq(all.trace(o, l), one.trace(o, 0));
-            }
-        }
+        assert_lanes_equal_single_runs(&all, &k, &c, (&config, &outputs), &p, 0..lanes);
     }
 }
 
@@ -1143,14 +1136,7 @@ fn fused_c_path_matches_reference_stepping() {
         for (x, y) in fused.data.iter().zip(&stepped.data) {
             assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-3), "{method:?}: {x} vs {y}");
         }
-        for l in 0..lanes {
-            let mut p1 = default_params(&c, 1);
-            p1[eta] = p[eta * lanes + l];
-            let one = simulate(&kc, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
-            for o in 0..outputs.len() {
-                assert_bitwise_eq(fused.trace(o, l), one.trace(o, 0));
-            }
-        }
+        assert_lanes_equal_single_runs(&fused, &kc, &c, (&config, &outputs), &p, 0..lanes);
     }
 }
 
@@ -1240,14 +1226,7 @@ fn fused_recording_takes_the_same_samples_as_solver_sampling() {
                     }
                 }
             }
-            for l in [0, lanes - 1] {
-                let mut p1 = default_params(&c, 1);
-                p1[eta] = p[eta * lanes + l];
-                let one = simulate(&kernel, &config, &[], &states, &p1, &default_init(&c, 1), 1).expect("run");
-                for o in 0..states.len() {
-                    assert_bitwise_eq(recorded.trace(o, l), one.trace(o, 0));
-                }
-            }
+            assert_lanes_equal_single_runs(&recorded, &kernel, &c, (&config, &states), &p, [0, lanes - 1]);
         }
     }
 }
