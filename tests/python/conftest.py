@@ -22,6 +22,24 @@ REPO = Path(__file__).resolve().parents[2]
 PYRATES_LOCK = REPO / "scripts" / "lock" / "pyrates.lock"
 NET3 = "model_templates.montbrio.simple_montbrio.Net3"
 REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_iin"
+#: The Stuart–Landau normal form with its Hopf bifurcation at mu = 0, and a map of mu.
+HOPF = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+HOPF_MU = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
+#: One Montbrió population (qif, tau = Delta = 1, J = 15), bistable for eta in
+#: (-5.7435, -3.1361) (the quartic's root count): a sweep of eta that settles by t = 90, with
+#: the summaries that tell its attractors apart.
+QIF = "model_templates.neural_mass_models.qif.qif"
+QIF_SETTLED_SWEEP = dict(
+    param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+    simulation_time=100.0,
+    step_size=0.005,
+    sampling_step_size=0.05,
+    solver="rk4",
+    cutoff=90.0,
+    outputs={"r": "p/qif_op/r"},
+    summaries=["regime", "multistable", "last"],
+    keep_traces=False,
+)
 
 #: Under CI nothing may skip: what a test needs and does not find is a failure there.
 CI = bool(os.environ.get("CI"))

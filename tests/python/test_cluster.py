@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CI, local_dask_client
+from conftest import CI, HOPF, HOPF_MU, local_dask_client
 
 try:
     import dask.distributed  # noqa: F401
@@ -503,11 +503,10 @@ def test_cluster_refine_equals_grid_search_refine_and_resumes_from_recorded_pass
     # the workers compute each pass's points as chunks of 2. The file has grid_search's point
     # set — points, labels, refine_level, summaries, traces — bit for bit (same engine and back
     # end; a chunk is only another subset of lanes), and the pandas keys of a cluster sweep.
-    hopf = str(Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
     sweep = dict(
-        circuit_template=hopf,
+        circuit_template=HOPF,
         param_grid={"mu": -1.03 + 0.5 * np.arange(5)},
-        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        param_map=HOPF_MU,
         simulation_time=60.0,
         dt=0.02,
         sampling_step_size=0.1,
