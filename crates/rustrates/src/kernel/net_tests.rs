@@ -5,8 +5,9 @@
 
 use super::test_kit::eval;
 use super::{Backend, Kernel, KernelCtx, KernelOptions};
-use crate::model::network::testing::{delay_steps, load, weight, yaml};
+use crate::model::network::testing::{load, weight, yaml};
 use crate::model::passes::{lower_edges, specialize_params};
+use crate::model::test_models::network_grid::transcription;
 use crate::model::{Circuit, VarId};
 use crate::solve::{default_init, default_params, simulate, Method, OutputBinding, SimConfig};
 
@@ -16,37 +17,6 @@ fn grid() -> Vec<(f64, f64)> {
     let g = [0.0, 2.0];
     let e = [-6.0, -4.0];
     (0..4).map(|k| (g[k % 2], e[k / 2])).collect()
-}
-
-/// `network_grid.c`'s loop, transcribed: r of every node after every step, `[step][node]`
-/// (step 0 is the initial state), for one point.
-// Indices as in the C program: i the target, j the source, s the step.
-#[allow(clippy::needless_range_loop)]
-fn transcription(n: usize, g: f64, eta: f64, steps: usize, dt: f64, dmax: f64) -> Vec<Vec<f64>> {
-    let pi = std::f64::consts::PI;
-    let mut r = vec![0.01; n];
-    let mut v = vec![-2.0; n];
-    let mut hist: Vec<Vec<f64>> = vec![r.clone()];
-    for s in 0..steps {
-        let mut rin = vec![0.0; n];
-        for (i, x) in rin.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for j in 0..n {
-                let d = if dmax > 0.0 { delay_steps(dmax, dt, i, j) } else { 0 };
-                // Before t = 0 the history is the initial value.
-                let past = s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
-                acc += weight(n, i, j) * past;
-            }
-            *x = g * acc;
-        }
-        for i in 0..n {
-            let (a, b) = (r[i], v[i]);
-            r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
-            v[i] = b + dt * (b * b + eta + rin[i] - (pi * a) * (pi * a));
-        }
-        hist.push(r.clone());
-    }
-    hist
 }
 
 fn vars_ending(c: &Circuit, suffix: &str) -> Vec<VarId> {
@@ -170,7 +140,7 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
     for dmax in [0.0, 0.002] {
         let want: Vec<Vec<Vec<f64>>> = points
             .iter()
-            .map(|&(g, eta)| transcription(n, g, eta, steps, dt, dmax))
+            .map(|&(g, eta)| transcription(n, (g, eta), (steps, dt), dmax, |_, _| 0.0))
             .collect();
         let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
         for backend in backends() {

@@ -331,6 +331,44 @@ pub mod network_grid {
         (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / dt).round() as usize
     }
 
+    /// `network_grid.c`'s Euler loop, transcribed: r of every node after every step,
+    /// `[step][node]` (step 0 the initial state), for one point (G, eta). With `dmax > 0` the
+    /// edges have the delays of [`delay_steps`] (before t = 0 the history is the initial
+    /// value); `drive(i, k)` is added to node `i`'s `v'` at step `k` (the C program has none).
+    // Indices as in the C program: i the target, j the source, s the step.
+    #[allow(clippy::needless_range_loop)]
+    pub fn transcription(
+        n: usize,
+        (g, eta): (f64, f64),
+        (steps, dt): (usize, f64),
+        dmax: f64,
+        drive: impl Fn(usize, usize) -> f64,
+    ) -> Vec<Vec<f64>> {
+        let pi = std::f64::consts::PI;
+        let mut r = vec![0.01; n];
+        let mut v = vec![-2.0; n];
+        let mut hist: Vec<Vec<f64>> = vec![r.clone()];
+        for s in 0..steps {
+            let mut rin = vec![0.0; n];
+            for (i, x) in rin.iter_mut().enumerate() {
+                let mut acc = 0.0;
+                for j in 0..n {
+                    let d = if dmax > 0.0 { delay_steps(dmax, dt, i, j) } else { 0 };
+                    let past = s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
+                    acc += weight(n, i, j) * past;
+                }
+                *x = g * acc;
+            }
+            for i in 0..n {
+                let (a, b) = (r[i], v[i]);
+                r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
+                v[i] = b + dt * (b * b + eta + rin[i] + drive(i, s) - (pi * a) * (pi * a));
+            }
+            hist.push(r.clone());
+        }
+        hist
+    }
+
     /// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
     pub const OPERATOR: &str = r#"
 qif_net_op:

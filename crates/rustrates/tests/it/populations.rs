@@ -182,29 +182,6 @@ fn drive(i: usize, p: usize, k: usize) -> f64 {
     (1.0 + i as f64) * (0.3 * k as f64 * (1.0 + 0.1 * p as f64)).sin()
 }
 
-/// `network_grid.c`'s Euler loop with G = 1 and the drive added: r per step and node.
-#[allow(clippy::needless_range_loop)]
-fn driven_transcription(n: usize, eta: f64, p: usize, steps: usize, dt: f64) -> Vec<Vec<f64>> {
-    let pi = std::f64::consts::PI;
-    let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
-    let mut hist = vec![r.clone()];
-    for k in 0..steps {
-        let mut rin = vec![0.0; n];
-        for i in 0..n {
-            for j in 0..n {
-                rin[i] += network_grid::weight(n, i, j) * r[j];
-            }
-        }
-        for i in 0..n {
-            let (a, b) = (r[i], v[i]);
-            r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
-            v[i] = b + dt * (b * b + eta + rin[i] + drive(i, p, k) - (pi * a) * (pi * a));
-        }
-        hist.push(r.clone());
-    }
-    hist
-}
-
 #[test]
 fn per_node_input_series_equal_single_runs_and_the_transcription() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -270,7 +247,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
                 })
                 .collect();
             let alone = run(&single, &c);
-            let want = driven_transcription(NODES, eta, p, steps, dt);
+            let want = network_grid::transcription(NODES, (1.0, eta), (steps, dt), 0.0, |i, k| drive(i, p, k));
             for (col, (node, _)) in swept.columns.iter().enumerate() {
                 let i: usize = node.trim_start_matches('n').parse().unwrap();
                 let got = swept.trace(p, col).unwrap();
