@@ -383,19 +383,33 @@ C3:
 #[test]
 fn rewritten_equation_error_points_into_rewritten_text_with_label_at_source() {
     let y = "A:\n  base: OperatorTemplate\n  equations: \"x' = -x\"\n  variables: {x: output(0.0)}\nB:\n  base: A\n  equations:\n    replace: {\"-x\": -x + q}\n";
-    let d = tree(&[("r.yaml", y)]);
-    let r = check_file(&d.path().join("r.yaml"), &LoadOptions::default());
+    let (text, at, label, label_message) = undefined_symbol_error(y);
+    assert_eq!((text.as_str(), at.as_str()), ("x' = -x + q", "q"));
+    assert_eq!(label, (3, 14));
+    assert!(label_message.contains("as written"));
+}
+
+/// The `eq/undefined-symbol` error of a file holding `yaml`: the text its span is in (the
+/// equation as read), the text under the span, and the line:col and message of its first
+/// label (in the file).
+fn undefined_symbol_error(yaml: &str) -> (String, String, (usize, usize), String) {
+    let d = tree(&[("t.yaml", yaml)]);
+    let r = check_file(&d.path().join("t.yaml"), &LoadOptions::default());
     let e = r
         .diagnostics
         .iter()
         .find(|d| d.code == "eq/undefined-symbol")
-        .expect("q undefined");
+        .expect("an undefined symbol");
     let sp = e.span.expect("span");
     let f = r.sources.file(sp.file);
-    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
-    assert_eq!(f.text, "x' = -x + q");
-    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
-    assert!(e.labels[0].message.contains("as written"));
+    let at = f.text[sp.range.start as usize..sp.range.end as usize].to_string();
+    let label = &e.labels[0];
+    (
+        f.text.to_string(),
+        at,
+        r.sources.line_col(label.span),
+        label.message.clone(),
+    )
 }
 
 #[test]
@@ -629,18 +643,9 @@ NC: {base: NodeTemplate, operators: [C]}
 fn escaped_quoted_equation_reports_into_its_text_as_read() {
     // `\t` makes the text differ from the source bytes: spans cannot map 1:1.
     let y = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x\\t+ q\"\n  variables: {x: output(0.0)}\n";
-    let d = tree(&[("e.yaml", y)]);
-    let r = check_file(&d.path().join("e.yaml"), &LoadOptions::default());
-    let e = r
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "eq/undefined-symbol")
-        .expect("q undefined");
-    let sp = e.span.expect("span");
-    let f = r.sources.file(sp.file);
-    assert_eq!(f.text, "x' = -x\t+ q");
-    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
-    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
+    let (text, at, label, _) = undefined_symbol_error(y);
+    assert_eq!((text.as_str(), at.as_str()), ("x' = -x\t+ q", "q"));
+    assert_eq!(label, (3, 14));
 }
 
 #[test]
