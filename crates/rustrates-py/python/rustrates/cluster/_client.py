@@ -468,17 +468,7 @@ class ClusterGridSearch:
         try:
             futures = {}
             if todo:
-                # Workers this object checked before are not asked again (a round trip each).
-                if not workers or not workers <= self._checked_workers:
-                    self._check_workers()
-                payload = {
-                    "fingerprint": fingerprint,
-                    "post_source": post_source,
-                    "post_name": post_name,
-                    # The template travels with the tasks: workers need not see the client's files.
-                    "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd()),
-                }
-                futures = self._submit(payload, fingerprint, todo)
+                futures = self._submit(sweep, kwargs, todo, workers, post_source, post_name)
 
             def open_staging() -> tuple[Any, pd.Index]:
                 # The keys that do not depend on the results, in the file the engine then
@@ -579,15 +569,7 @@ class ClusterGridSearch:
             self.last_run["skipped"] += len(done)
             if todo:
                 workers = set(self._client.scheduler_info().get("workers", {}))
-                if not workers or not workers <= self._checked_workers:
-                    self._check_workers()
-                payload = {
-                    "fingerprint": fingerprint,
-                    "post_source": None,
-                    "post_name": None,
-                    "kwargs": dict(pass_kwargs, template_files=pass_sweep.template_files, template_cwd=os.getcwd()),
-                }
-                futures = self._submit(payload, fingerprint, todo)
+                futures = self._submit(pass_sweep, pass_kwargs, todo, workers)
                 failures = self._collect(futures, pass_sweep, chunks, len(done), pass_dir, None, None)
                 if failures:
                     self.failed = failures
@@ -631,8 +613,27 @@ class ClusterGridSearch:
             staging.unlink(missing_ok=True)
         return os.fspath(final)
 
-    def _submit(self, payload: dict[str, Any], fingerprint: str, todo: list[int]) -> dict[Any, int]:
-        """One task per chunk of ``todo``; returns future → chunk index."""
+    def _submit(
+        self,
+        sweep: Any,
+        kwargs: dict[str, Any],
+        todo: list[int],
+        workers: set[str],
+        post_source: str | None = None,
+        post_name: str | None = None,
+    ) -> dict[Any, int]:
+        """One task per chunk of ``todo`` of ``sweep``; returns future → chunk index."""
+        # Workers this object checked before are not asked again (a round trip each).
+        if not workers or not workers <= self._checked_workers:
+            self._check_workers()
+        fingerprint = sweep.fingerprint
+        payload = {
+            "fingerprint": fingerprint,
+            "post_source": post_source,
+            "post_name": post_name,
+            # The template travels with the tasks: workers need not see the client's files.
+            "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd()),
+        }
         if _payload_bytes(payload["kwargs"]) > _SCATTER_BYTES:
             # Large per-point inputs: sent to every worker once, not inside every task.
             # Replicated on all workers, so a dead worker does not lose it.
