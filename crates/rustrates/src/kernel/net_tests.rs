@@ -90,13 +90,7 @@ fn run(
 
 /// `steps` steps of `dt`, sampled every `every` steps.
 fn sim_config(method: Method, steps: usize, dt: f64, every: usize) -> SimConfig {
-    SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method,
-        cutoff: 0.0,
-    }
+    SimConfig::new(method, steps as f64 * dt, dt, Some(every as f64 * dt))
 }
 
 /// Each lane of one block run of `k` equals that lane's point run alone, bit for bit.
@@ -468,13 +462,7 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
             Method::Heun,
             Method::Rk45 { rtol: 1e-6, atol: 1e-9 },
         ] {
-            let cfg = SimConfig {
-                simulation_time: t_end,
-                dt,
-                sampling_step: Some(10.0 * dt),
-                method,
-                cutoff: 0.0,
-            };
+            let cfg = SimConfig::new(method, t_end, dt, Some(10.0 * dt));
             let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");

@@ -98,11 +98,8 @@ pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
         .nodes("eta", &["eta"], &["A"])
         .nodes("x0", &["op/x"], &["B"]);
     let sim = SimConfig {
-        simulation_time: 2.0,
-        dt: 0.05,
-        sampling_step: Some(0.1),
-        method: Method::Euler,
         cutoff: 0.5,
+        ..SimConfig::new(Method::Euler, 2.0, 0.05, Some(0.1))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("x".into(), "all/op/x".into())];
@@ -506,11 +503,8 @@ pub(crate) fn qif_spec(n: usize) -> SweepSpec {
         .nodes("eta_pc", &["qif_op/eta"], &["PC"])
         .nodes("eta_iin", &["eta"], &["IIN"]);
     let sim = SimConfig {
-        simulation_time: 0.5,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Euler,
         cutoff: 0.1,
+        ..SimConfig::new(Method::Euler, 0.5, 1e-4, Some(1e-3))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
@@ -604,11 +598,8 @@ fn sweep_sine_input_dominant_frequency_within_one_bin() {
     let grid = Grid::from_values(&values, false).unwrap();
     let map = ParamMap::new().nodes("tau", &["tau"], &["n"]);
     let sim = SimConfig {
-        simulation_time: t_end,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Rk4,
         cutoff: 0.5,
+        ..SimConfig::new(Method::Rk4, t_end, dt, Some(dt))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("n/op/inp".into(), Signal::Shared(sine.into()))];
@@ -641,13 +632,7 @@ fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
     let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])].into_iter().collect();
     let grid = Grid::from_values(&values, false).unwrap();
     let map = ParamMap::new().nodes("a", &["a"], &["n"]);
-    let sim = SimConfig {
-        simulation_time: 1.0,
-        dt: 1e-3,
-        sampling_step: Some(1e-2),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1e-2));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("x".into(), "n/op/x".into())];
     spec.backend = Backend::Reference;
@@ -782,13 +767,7 @@ fn parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack() {
             let circuit = load_yaml(dir.path(), "deep.yaml", text);
             for backend in [Backend::Reference, Backend::Jit, Backend::C] {
                 let grid = Grid::from_rows(Vec::new(), &[Vec::new()]).unwrap();
-                let sim = SimConfig {
-                    simulation_time: 0.01,
-                    dt: 1e-3,
-                    sampling_step: None,
-                    method: Method::Euler,
-                    cutoff: 0.0,
-                };
+                let sim = SimConfig::new(Method::Euler, 0.01, 1e-3, None);
                 let mut spec = SweepSpec::new(grid, ParamMap::new(), sim);
                 spec.outputs = vec![("x".into(), "p/Op/x".into())];
                 spec.backend = backend;
@@ -834,13 +813,7 @@ fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {
         ParamMap::new()
             .edges("d", &["delay"], &[("a", "b", Some(0))])
             .edges("s", &["spread"], &[("a", "b", Some(0))]);
-    let sim = SimConfig {
-        simulation_time: 1.0,
-        dt: 1e-3,
-        sampling_step: Some(1e-2),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Rk4, 1.0, 1e-3, Some(1e-2));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("y".into(), "b/Q/y".into())];
     spec.backend = backend;
@@ -1022,13 +995,7 @@ fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
     assert!(yaml.contains(edge));
     let delays = [0.003, 0.004, 0.005, 0.003];
     let values: IndexMap<String, Vec<f64>> = [("d".to_string(), delays.to_vec())].into_iter().collect();
-    let sim = SimConfig {
-        simulation_time: 0.2,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 0.2, 1e-4, Some(1e-3));
     let mut spec = SweepSpec::new(
         Grid::from_values(&values, false).unwrap(),
         ParamMap::new().edges("d", &["delay"], &[("jrc1/pc", "jrc2/pc", Some(0))]),

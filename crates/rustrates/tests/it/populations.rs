@@ -57,13 +57,7 @@ fn ou_sweep(mus: &[f64], dt: f64, steps: usize, backend: Backend) -> SweepSpec {
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut values = IndexMap::new();
     values.insert("mu".to_string(), mus.to_vec());
-    let sim = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, steps as f64 * dt, dt, Some(dt));
     let map = ParamMap::new().nodes("mu", &["ou_op/mu"], &nodes);
     let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
     spec.outputs = vec![("x".into(), "all/ou_op/x".into())];
@@ -191,13 +185,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
     plan(&specialize_params(&low, &[])).expect("five driven nodes form a network");
     let (dt, steps) = (1e-4, 300);
     let etas = [-6.0, -5.0, -4.0, -3.0];
-    let sim = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, steps as f64 * dt, dt, Some(dt));
     let nodes = node_names(NODES);
     let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let map = || ParamMap::new().nodes("eta", &["drv_op/eta"], &node_refs);
@@ -279,13 +267,7 @@ fn param_map_all_sweeps_a_population_like_its_node_list() {
     let mut values = IndexMap::new();
     values.insert("eta".to_string(), vec![-6.0, -4.0]);
     values.insert("G".to_string(), vec![0.5, 1.5]);
-    let sim = SimConfig {
-        simulation_time: 100.0 * 1e-4,
-        dt: 1e-4,
-        sampling_step: Some(1e-4),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 100.0 * 1e-4, 1e-4, Some(1e-4));
     for backend in backends() {
         let runs: Vec<SweepResult> = [
             ParamMap::new()

@@ -63,13 +63,7 @@ pub fn sweep_spec(
     backend: Backend,
 ) -> SweepSpec {
     let values = grid.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let sim = SimConfig {
-        simulation_time,
-        dt,
-        sampling_step: Some(sampling_step),
-        method,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(method, simulation_time, dt, Some(sampling_step));
     let mut spec = SweepSpec::new(Grid::from_values(&values, false).expect("zipped keys"), map, sim);
     spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     spec.backend = backend;

@@ -746,13 +746,7 @@ fn simulate_sum(
     grid_values.insert(key.0.to_string(), values.to_vec());
     let grid = Grid::from_values(&grid_values, false).expect("one key");
     let map = ParamMap::new().nodes(key.0, key.1, key.2);
-    let sim = SimConfig {
-        simulation_time: t_end,
-        dt,
-        sampling_step: Some(1e-3),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Rk4, t_end, dt, Some(1e-3));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     spec.backend = Backend::Jit;
