@@ -136,39 +136,18 @@ fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
     }
 }
 
-/// `network_grid.c`'s operator with an external drive `I` per node.
-const DRIVEN: &str = r#"
-drv_op:
-  base: OperatorTemplate
-  equations:
-    - "r' = 1/pi + 2.0*r*v"
-    - "v' = v^2 + eta + G*r_in + I - (pi*r)^2"
-  variables:
-    r: output(0.01)
-    v: variable(-2.0)
-    eta: -5.0
-    G: 1.0
-    r_in: input(0.0)
-    I: input(0.0)
-drv_pop: {base: NodeTemplate, operators: [drv_op]}
-"#;
-
+/// `network_grid.c`'s network with an external drive `I` per node, added to `v'`.
 fn driven_yaml(n: usize) -> String {
-    let mut s = String::from(DRIVEN);
-    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
-    for i in 0..n {
-        s.push_str(&format!("    n{i}: drv_pop\n"));
-    }
-    s.push_str("  edges:\n");
-    for i in 0..n {
-        for j in 0..n {
-            let w = network_grid::weight(n, i, j);
-            s.push_str(&format!(
-                "    - [n{j}/drv_op/r, n{i}/drv_op/r_in, null, {{weight: {w:e}}}]\n"
-            ));
-        }
-    }
-    s
+    let yaml = network_grid::yaml(n, 0.0, 1.0, |_, _| true);
+    let driven = yaml
+        .replace("G*r_in - (pi*r)^2", "G*r_in + I - (pi*r)^2")
+        .replace("    r_in: input(0.0)\n", "    r_in: input(0.0)\n    I: input(0.0)\n");
+    assert_eq!(
+        driven.matches("I").count(),
+        yaml.matches("I").count() + 2,
+        "the drive is added"
+    );
+    driven
 }
 
 /// The drive of node `i` at step `k` for grid point `p`: different for every node and point.
@@ -188,7 +167,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
     let sim = SimConfig::new(Method::Euler, steps as f64 * dt, dt, Some(dt));
     let nodes = node_names(NODES);
     let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let map = || ParamMap::new().nodes("eta", &["drv_op/eta"], &node_refs);
+    let map = || ParamMap::new().nodes("eta", &["qif_net_op/eta"], &node_refs);
     // One (steps, points) column per node, numpy's C order: data[step * points + point].
     let per_point = |i: usize| Signal::PerPoint {
         points: etas.len(),
@@ -201,10 +180,12 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
         let mut values = IndexMap::new();
         values.insert("eta".to_string(), etas.to_vec());
         let mut spec = SweepSpec::new(Grid::from_values(&values, true).unwrap(), map(), sim.clone());
-        spec.outputs = vec![("r".into(), "all/drv_op/r".into())];
+        spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
         spec.backend = backend;
         spec.block_size = 4;
-        spec.inputs = (0..NODES).map(|i| (format!("n{i}/drv_op/I"), per_point(i))).collect();
+        spec.inputs = (0..NODES)
+            .map(|i| (format!("n{i}/qif_net_op/I"), per_point(i)))
+            .collect();
         let swept = run(&spec, &c);
         if backend == Backend::C {
             let cache = tempfile::tempdir().expect("temp dir");
@@ -215,7 +196,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
             };
             let eta_ids: Vec<_> = nodes
                 .iter()
-                .map(|n| low.find_var(&format!("{n}/drv_op/eta")).unwrap())
+                .map(|n| low.find_var(&format!("{n}/qif_net_op/eta")).unwrap())
                 .collect();
             let kernel = Kernel::compile(&specialize_params(&low, &eta_ids), &options).expect("compiles");
             assert!(kernel.is_network(), "the C back end runs the driven nodes as loops");
@@ -231,7 +212,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
             single.inputs = (0..NODES)
                 .map(|i| {
                     let series: Arc<[f64]> = (0..steps).map(|k| drive(i, p, k)).collect::<Vec<_>>().into();
-                    (format!("n{i}/drv_op/I"), Signal::Shared(series))
+                    (format!("n{i}/qif_net_op/I"), Signal::Shared(series))
                 })
                 .collect();
             let alone = run(&single, &c);
@@ -271,16 +252,16 @@ fn param_map_all_sweeps_a_population_like_its_node_list() {
     for backend in backends() {
         let runs: Vec<SweepResult> = [
             ParamMap::new()
-                .nodes("eta", &["drv_op/eta"], &listed)
+                .nodes("eta", &["qif_net_op/eta"], &listed)
                 .nodes("G", &["G"], &listed),
             ParamMap::new()
-                .nodes("eta", &["drv_op/eta"], &["all"])
+                .nodes("eta", &["qif_net_op/eta"], &["all"])
                 .nodes("G", &["G"], &["all"]),
         ]
         .into_iter()
         .map(|map| {
             let mut spec = SweepSpec::new(Grid::from_values(&values, true).unwrap(), map, sim.clone());
-            spec.outputs = vec![("r".into(), "all/drv_op/r".into())];
+            spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
             spec.backend = backend;
             run(&spec, &c)
         })
