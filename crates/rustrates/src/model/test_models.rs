@@ -318,6 +318,21 @@ mod tests {
     }
 }
 
+/// Circuit `name` of the YAML `text`, written to a file of its own and loaded by its path
+/// (not lowered); a load error panics with the loader's message.
+#[cfg(test)]
+pub fn from_yaml(text: &str, name: &str) -> Circuit {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("model.yaml");
+    std::fs::write(&file, text).expect("write yaml");
+    crate::model::load_circuit(
+        &format!("{}/{name}", file.display()),
+        &crate::template::LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+    .circuit
+}
+
 /// `../shared/bench/network_grid.c`'s network — N QIF nodes, `W` and `D` given by a formula
 /// any tool can rebuild — for the tests and benches that compare with that program.
 pub mod network_grid {

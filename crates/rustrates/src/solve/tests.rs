@@ -988,15 +988,7 @@ fn delay_coupled_jansen_rit_edge_delay_equals_past_in_equation() {
     // Both read algebraic histories at the same times through the same interpolation, which
     // is linear in the data, so they differ only by rounding (1e-9 relative after 5000 steps
     // of a system whose potentials are O(1e-2) V).
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("jrc_delay.yaml");
-    std::fs::write(&file, JRC_DELAY_YAML).expect("write yaml");
-    let load_in = |name: &str| {
-        let path = format!("{}/{name}", file.display());
-        let loaded = crate::model::load_circuit(&path, &crate::template::LoadOptions::default())
-            .unwrap_or_else(|e| panic!("{name} loads: {e}"));
-        crate::model::passes::lower_edges(&loaded.circuit)
-    };
+    let load_in = |name: &str| crate::model::passes::lower_edges(&test_models::from_yaml(JRC_DELAY_YAML, name));
     let edge = load_in("PairEdge");
     let past = load_in("PairPast");
     for method in [Method::Euler, Method::Rk4] {
@@ -1076,15 +1068,7 @@ fn gamma_chain_impulse_response_is_gamma_density() {
     // impulse into the source makes z₁(0⁺) = k, and then z_n(t) = kⁿ tⁿ⁻¹ e^(−kt)/(n−1)!, the
     // gamma density with mean n/k = 1 and standard deviation √n/k = 0.5. RK4 at dt = 1e-3 is
     // accurate to ~1e-12 here; 1e-9 absolute.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("chain.yaml");
-    std::fs::write(&file, GAMMA_YAML).expect("write yaml");
-    let loaded = crate::model::load_circuit(
-        &format!("{}/Chain", file.display()),
-        &crate::template::LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("Chain loads: {e}"));
-    let c = crate::model::passes::lower_edges(&loaded.circuit);
+    let c = crate::model::passes::lower_edges(&test_models::from_yaml(GAMMA_YAML, "Chain"));
     let layout = c.layout();
     let chain: Vec<_> = layout
         .states
