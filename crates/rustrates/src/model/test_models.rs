@@ -428,3 +428,62 @@ qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
         s
     }
 }
+
+/// Random edits of a text for the fuzz runs of templates and spec files: deterministic per
+/// seed (xorshift64), every edit at a character boundary.
+pub struct TextMutator(u64);
+
+impl TextMutator {
+    pub fn new(seed: u64) -> TextMutator {
+        TextMutator(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One of `items`, at random.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next_u64() % items.len() as u64) as usize]
+    }
+
+    /// 1 to 6 edits: insert a character of `alphabet`, delete up to 8 bytes, copy a slice of
+    /// up to 40 bytes elsewhere (moves keys and indentation around), or insert a token.
+    pub fn mutate(&mut self, text: &mut String, alphabet: &[char], tokens: &[&str]) {
+        let boundary_at_or_before = |text: &str, mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let boundary_at_or_after = |text: &str, mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i += 1;
+            }
+            i
+        };
+        for _ in 0..1 + self.next_u64() % 6 {
+            let p = boundary_at_or_before(text, (self.next_u64() % (text.len() as u64 + 1)) as usize);
+            match self.next_u64() % 4 {
+                0 => text.insert(p, *self.pick(alphabet)),
+                1 => {
+                    let e = boundary_at_or_after(text, (p + 1 + (self.next_u64() % 8) as usize).min(text.len()));
+                    text.replace_range(p..e, "");
+                }
+                2 => {
+                    let a = boundary_at_or_before(text, (self.next_u64() % (text.len() as u64 + 1)) as usize);
+                    let b = boundary_at_or_after(text, (a + (self.next_u64() % 40) as usize).min(text.len()));
+                    let piece = text[a..b].to_string();
+                    text.insert_str(p, &piece);
+                }
+                _ => {
+                    let token = *self.pick::<&str>(tokens);
+                    text.insert_str(p, token);
+                }
+            }
+        }
+    }
+}

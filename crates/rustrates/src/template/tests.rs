@@ -801,13 +801,7 @@ fn fuzz_for_a_while() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut mutator = crate::model::test_models::TextMutator::new(0x9E37_79B9_7F4A_7C15);
     let corpus = [
         NET3,
         SIMPLE,
@@ -815,43 +809,12 @@ fn fuzz_for_a_while() {
         include_str!("testdata/invalid/operator_cycle.yaml"),
     ];
     let alphabet: Vec<char> = " \n-:[]{},'\"&*<#|>/.()^+=01xyrtvp_".chars().collect();
+    let tokens = ["base: ", "\n  ", "*a", "&a ", "<<: ", "x(t - 1)", "past(", ": ["];
     let start = std::time::Instant::now();
     let mut runs = 0u64;
     while start.elapsed().as_secs() < secs {
-        let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
-        for _ in 0..1 + next() % 6 {
-            let mut p = (next() % (text.len() as u64 + 1)) as usize;
-            while !text.is_char_boundary(p) {
-                p -= 1;
-            }
-            match next() % 4 {
-                0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
-                1 => {
-                    let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
-                    while !text.is_char_boundary(e) {
-                        e += 1;
-                    }
-                    text.replace_range(p..e, "");
-                }
-                2 => {
-                    // Duplicate a slice elsewhere (moves keys, equations and indentation around).
-                    let mut a = (next() % (text.len() as u64 + 1)) as usize;
-                    while !text.is_char_boundary(a) {
-                        a -= 1;
-                    }
-                    let mut b = (a + (next() % 40) as usize).min(text.len());
-                    while !text.is_char_boundary(b) {
-                        b += 1;
-                    }
-                    let piece = text[a..b].to_string();
-                    text.insert_str(p, &piece);
-                }
-                _ => text.insert_str(
-                    p,
-                    ["base: ", "\n  ", "*a", "&a ", "<<: ", "x(t - 1)", "past(", ": ["][(next() % 8) as usize],
-                ),
-            }
-        }
+        let mut text = mutator.pick(&corpus).to_string();
+        mutator.mutate(&mut text, &alphabet, &tokens);
         let result = std::panic::catch_unwind(|| {
             let r = check_source("fuzz.yaml", &text, &LoadOptions::default());
             for d in r.diagnostics.iter() {
