@@ -315,10 +315,7 @@ fn spec_fuzz_2000_mutated_specs_never_panic() {
 #[test]
 #[ignore = "long-running: set FUZZ_SECONDS"]
 fn spec_fuzz_for_a_while() {
-    let secs: u64 = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = rustrates::model::test_models::fuzz_seconds(10);
     let start = std::time::Instant::now();
     let (runs, loaded, refused) = fuzz_spec_loader(|_| start.elapsed().as_secs() >= secs);
     println!("spec_fuzz_for_a_while: {runs} inputs in {secs} s ({loaded} loaded, {refused} refused), 0 panics");

@@ -429,6 +429,15 @@ qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
     }
 }
 
+/// How long a time-boxed fuzz run lasts: `FUZZ_SECONDS` (one variable for every fuzz run),
+/// else `default`.
+pub fn fuzz_seconds(default: u64) -> u64 {
+    std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Random edits of a text for the fuzz runs of templates and spec files: deterministic per
 /// seed (xorshift64), every edit at a character boundary.
 pub struct TextMutator(u64);

@@ -797,10 +797,7 @@ Child:
 #[test]
 #[ignore = "long-running: set FUZZ_SECONDS"]
 fn fuzz_for_a_while() {
-    let secs: u64 = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = crate::model::test_models::fuzz_seconds(10);
     let mut mutator = crate::model::test_models::TextMutator::new(0x9E37_79B9_7F4A_7C15);
     let corpus = [
         NET3,
