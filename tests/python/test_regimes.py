@@ -57,6 +57,19 @@ def test_delayed_circuit_jacobian_error_points_at_the_equation():
     assert "delayed read" in d["message"]
 
 
+#: Stuart–Landau runs settled by the cutoff (rk4, dt = 0.01; |mu| >= 0.1 decays below 1e-6
+#: by t = 150), classified by the regime summary.
+HOPF_SETTLED = dict(
+    simulation_time=200.0,
+    step_size=0.01,
+    solver="rk4",
+    cutoff=150.0,
+    outputs={"x": "p/hopf_op/x"},
+    summaries=["regime"],
+    keep_traces=False,
+)
+
+
 def test_grid_search_regime_summary_stuart_landau(tmp_path):
     # Stuart–Landau, ω = 2: μ < 0 a stable focus with leading eigenvalue μ + 2i; μ > 0 a
     # cycle of amplitude √μ and period π (1e-3 relative: the bound; rk4 at
@@ -64,17 +77,7 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     # (μ = −0.1 has decayed to ~1e-9 by t = 200; a slower focus would still be a transient,
     # which the classification calls irregular.)
     mus = np.array([-0.2, -0.1, 0.05, 0.2])
-    sweep = dict(
-        param_grid={"mu": mus},
-        param_map=HOPF_MU,
-        simulation_time=200.0,
-        step_size=0.01,
-        solver="rk4",
-        cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        keep_traces=False,
-    )
+    sweep = dict(param_grid={"mu": mus}, param_map=HOPF_MU, **HOPF_SETTLED)
     summ, result_map = rustrates.grid_search(HOPF, **sweep)
     assert list(summ.columns.get_level_values(1)) == ["regime", "period", "amplitude", "eig_re", "eig_im"]
     assert list(summ[("x", "regime")].astype(str)) == ["stable_focus"] * 2 + ["periodic"] * 2
@@ -141,13 +144,7 @@ def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
         param_grid={"mu": mus, "omega": omegas},
         permute_grid=True,
         param_map=dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]}),
-        simulation_time=200.0,
-        step_size=0.01,
-        solver="rk4",
-        cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        keep_traces=False,
+        **HOPF_SETTLED,
     )
     xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")
     np.testing.assert_array_equal(xs, mus)
