@@ -7,7 +7,7 @@ use rustrates::model::{self, Circuit};
 use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
-use crate::support::{column, load_text, sweep_spec, try_run};
+use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec, try_run};
 
 /// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
 /// a complex constant, plus algebraic outputs using every complex operation.
@@ -283,17 +283,7 @@ fn unsupported_complex_uses_are_positioned_errors() {
         let text = format!(
             "op:\n  base: OperatorTemplate\n  equations:\n    - \"z' = 1.0j*z\"\n    - \"{eq}\"\n  variables:\n    z: output(1.0+0.0j)\n    x: output(0.0)\n"
         );
-        let err = load_text(&text, "op").expect_err(eq);
-        assert!(
-            err.contains("eq/complex-unsupported") && err.contains(message),
-            "{eq}: {err}"
-        );
-        // file:line:col of the operation: line 5 holds the equation, after `    - "`.
-        let col = 8 + eq.rfind(at).expect("operation in the equation");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{eq}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, eq, at, "eq/complex-unsupported", message);
     }
     let delayed_edge = r#"
 op:

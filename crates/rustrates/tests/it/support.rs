@@ -43,6 +43,19 @@ pub fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
     }
 }
 
+/// Operator `op` of the YAML `text` fails to load with `code` and `message` at line 5 (where
+/// the tests write the line under test), column `8 +` the byte offset of the last `at` in
+/// `line_text` (the line's text after its 8-byte prefix: `    - "` or `    x: `).
+pub fn assert_op_error_on_line_5(text: &str, line_text: &str, at: &str, code: &str, message: &str) {
+    let err = load_text(text, "op").expect_err(line_text);
+    assert!(err.contains(code) && err.contains(message), "{line_text}: {err}");
+    let col = 8 + line_text.rfind(at).expect("`at` is part of the line");
+    assert!(
+        err.contains(&format!("c.yaml:5:{col}:")),
+        "{line_text}: expected column {col}: {err}"
+    );
+}
+
 /// Circuit `Net` of the YAML `yaml`, written to `dir/file` and loaded by its path.
 pub fn load_net(dir: &Path, file: &str, yaml: &str) -> Circuit {
     let path = dir.join(file);

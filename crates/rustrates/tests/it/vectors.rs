@@ -9,7 +9,7 @@ use rustrates::model::Circuit;
 use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
-use crate::support::{column, load_text, sweep_spec};
+use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec};
 
 /// Three leaky integrators in one vector, coupled through their sum, with a reduction of
 /// each kind and an element-wise function as algebraic outputs.
@@ -162,14 +162,7 @@ fn vector_errors_are_positioned() {
         let text = format!(
             "op:\n  base: OperatorTemplate\n  equations:\n    - \"x' = -x\"\n    - \"{eq}\"\n  variables:\n    x: output(0.5, 3)\n    z: variable(0.1, 2)\n    m: variable(0.0)\n"
         );
-        let err = load_text(&text, "op").expect_err(eq);
-        assert!(err.contains(code) && err.contains(message), "{eq}: {err}");
-        // file:line:col of the operand: line 5 holds the equation, after `    - "`.
-        let col = 8 + eq.rfind(at).expect("operand in the equation");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{eq}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, eq, at, code, message);
     }
     // Declarations: two dimensions, a list as the value, complex elements.
     for (decl, at, message) in [
@@ -182,17 +175,7 @@ fn vector_errors_are_positioned() {
         ("output(complex, 3)", "output", "complex elements"),
     ] {
         let text = format!("op:\n  base: OperatorTemplate\n  equations: [\"x' = -x\"]\n  variables:\n    x: {decl}\n");
-        let err = load_text(&text, "op").expect_err(decl);
-        assert!(
-            err.contains("template/unsupported") && err.contains(message),
-            "{decl}: {err}"
-        );
-        // After `    x: ` on line 5.
-        let col = 8 + decl.find(at).expect("part of the declaration");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{decl}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, decl, at, "template/unsupported", message);
     }
 }
 
