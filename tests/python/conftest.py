@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -19,6 +22,42 @@ REPO = Path(__file__).resolve().parents[2]
 PYRATES_LOCK = REPO / "scripts" / "lock" / "pyrates.lock"
 NET3 = "model_templates.montbrio.simple_montbrio.Net3"
 REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_iin"
+#: The Stuart–Landau normal form with its Hopf bifurcation at mu = 0, and a map of mu.
+HOPF = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+HOPF_MU = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
+#: One Montbrió population (qif, tau = Delta = 1, J = 15), bistable for eta in
+#: (-5.7435, -3.1361) (the quartic's root count): a sweep of eta that settles by t = 90, with
+#: the summaries that tell its attractors apart.
+QIF = "model_templates.neural_mass_models.qif.qif"
+QIF_SETTLED_SWEEP = dict(
+    param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
+    simulation_time=100.0,
+    step_size=0.005,
+    sampling_step_size=0.05,
+    solver="rk4",
+    cutoff=90.0,
+    outputs={"r": "p/qif_op/r"},
+    summaries=["regime", "multistable", "last"],
+    keep_traces=False,
+)
+
+#: Under CI nothing may skip: what a test needs and does not find is a failure there.
+CI = bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skips the test for want of ``reason``, or fails it under CI."""
+    if CI:
+        pytest.fail(f"cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def rustrates_binary() -> Path:
+    """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
+    binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"
+    if not binary.exists():
+        unavailable(f"{binary} is missing (cargo build -p rustrates-cli)")
+    return binary
 
 
 # ---------------------------------------------------------------------------------------
@@ -89,6 +128,22 @@ def rustrates():
     import rustrates as rr
 
     return rr
+
+
+@contextmanager
+def local_dask_client(n_workers: int, processes: bool) -> Iterator:
+    """A Dask client of a ``LocalCluster`` of one-thread workers, closed at the end. ":0": the
+    scheduler's HTTP server (there even without a dashboard) on a free port, so a cluster
+    someone else runs on this machine (port 8787) does not make it warn."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO, unavailable
+
 SCRIPT = REPO / "scripts" / "services" / "slurm.sh"
-CI = os.environ.get("CI") == "true"
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,6 @@ class Slurm:
     conf: Path  # the slurm.conf, also in os.environ["SLURM_CONF"]
     partition: str  # the one partition, holding the one node
     state_dir: Path
-
-
-def unavailable(reason: str) -> None:
-    """Skips, or fails under CI where nothing may skip."""
-    if CI:
-        pytest.fail(f"Slurm tests cannot run under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -22,14 +22,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import CI, HOPF, HOPF_MU, local_dask_client
+
 try:
     import dask.distributed  # noqa: F401
 except ImportError:  # pragma: no cover - exercised only where dask is missing
-    if os.environ.get("CI") == "true":
+    if CI:
         raise
     pytest.skip("dask[distributed] is not installed (pip install 'rustrates[cluster]')", allow_module_level=True)
 
-from dask.distributed import Client, LocalCluster
 
 import rustrates
 from rustrates import ClusterGridSearch, grid_search
@@ -77,13 +78,8 @@ def slow_sweep() -> dict:
 
 @pytest.fixture(scope="module")
 def client():
-    # ":0": the scheduler's HTTP server (there even without a dashboard) on a free port, so a
-    # cluster someone else runs on this machine (port 8787) does not make it warn.
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    with local_dask_client(2, processes=True) as c:
+        yield c
 
 
 def reference(sweep: dict, **kw):
@@ -507,11 +503,10 @@ def test_cluster_refine_equals_grid_search_refine_and_resumes_from_recorded_pass
     # the workers compute each pass's points as chunks of 2. The file has grid_search's point
     # set — points, labels, refine_level, summaries, traces — bit for bit (same engine and back
     # end; a chunk is only another subset of lanes), and the pandas keys of a cluster sweep.
-    hopf = str(Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
     sweep = dict(
-        circuit_template=hopf,
+        circuit_template=HOPF,
         param_grid={"mu": -1.03 + 0.5 * np.arange(5)},
-        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        param_map=HOPF_MU,
         simulation_time=60.0,
         dt=0.02,
         sampling_step_size=0.1,

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import CI, REPO, rustrates_binary
+
 # dask-jobqueue 0.9.0 sets a SIGINT handler that calls sys.exit() when it is imported
 # (dask/dask-jobqueue#696, fixed after 0.9.0): Ctrl-C in every later test would raise
 # SystemExit instead of KeyboardInterrupt, so the handler before the import is put back.
@@ -29,7 +31,7 @@ _sigint = signal.getsignal(signal.SIGINT)
 try:
     import dask_jobqueue  # noqa: F401
 except ImportError:  # pragma: no cover - exercised only where dask-jobqueue is missing
-    if os.environ.get("CI") == "true":
+    if CI:
         raise
     pytest.skip("dask-jobqueue is not installed (pip install 'rustrates[cluster]')", allow_module_level=True)
 finally:
@@ -41,7 +43,7 @@ from dask_jobqueue import SLURMCluster
 import rustrates
 from rustrates import ClusterGridSearch
 from rustrates.cluster import SlurmPartitionError
-from slurm_server import CI, REPO, slurm  # noqa: F401 - the session fixture
+from slurm_server import slurm  # noqa: F401 - the session fixture
 from test_cluster import assert_same, manifest_chunks, reference, seed_sweep, slow_sweep
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slurm, pytest.mark.filterwarnings("ignore::rustrates.RustratesWarning")]
@@ -111,17 +113,6 @@ outputs: {r: PC/Op_e/r}
 summaries: [mean, max]
 keep_traces: true
 """
-
-
-def rustrates_binary() -> Path:
-    """The CLI ``cargo test --workspace`` built (scripts/test.sh runs it before pytest)."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-    binary = target / "debug" / "rustrates"
-    if not binary.exists():
-        if CI:
-            pytest.fail(f"{binary} is missing: cargo test --workspace builds it", pytrace=False)
-        pytest.skip(f"{binary} is missing (cargo build -p rustrates-cli)")
-    return binary
 
 
 def job_end_state(job: str, timeout: float) -> tuple[str, str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-CI = os.environ.get("CI") == "true"
+from conftest import CI, unavailable
+
 try:
     import asyncssh  # noqa: F401
     import dask.distributed  # noqa: F401
@@ -50,18 +51,14 @@ def sshd(tmp_path_factory):
             "OpenSSH's sshd is not installed: apt-get install openssh-server "
             "(scripts/setup.sh --python does it as root)"
         )
-        if CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     server = SSHServer(tmp_path_factory.mktemp("sshd"), path)
     server.start()
     problem = server.login_error()
     if problem is not None:
         server.stop()
         message = f"cannot log in to the test sshd as {server.user}: {problem}"
-        if CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(message)
     yield server
     server.stop()
 

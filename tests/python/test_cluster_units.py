@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import NET3, REPO
+from conftest import HOPF, HOPF_MU, NET3
 
 GRID = {"eta_op": [-5.0, -2.0, 1.0, 4.0, 7.0]}
 PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
@@ -358,13 +358,13 @@ def test_client_helpers():
 
 def test_client_takes_every_grid_search_keyword():
     """Every keyword of ``grid_search`` reaches ``ClusterGridSearch.run``: in its signature,
-    handed to the request builder by name (``_OWN_KWARGS``), or a flat PyRates setting. Only
+    handed to the request builder by name (``_core.REQUEST_KEYWORDS``), or a flat PyRates setting. Only
     what has no meaning on a cluster is left out. A keyword added to ``grid_search`` (and the
     engine's ``SweepArgs``) without the cluster mode fails here."""
     import inspect
 
     from rustrates import _core
-    from rustrates.cluster import ClusterGridSearch, _client
+    from rustrates.cluster import ClusterGridSearch
     from rustrates.utility.grid_search import grid_search
 
     # out/overwrite: the cluster writes compute_dir/results.h5; progress: a constructor
@@ -375,8 +375,8 @@ def test_client_takes_every_grid_search_keyword():
     for name, p in inspect.signature(grid_search).parameters.items():
         if p.kind is p.VAR_KEYWORD or name in not_on_a_cluster:
             continue
-        assert name in run or name in _client._OWN_KWARGS or name in _core._FLAT_SETTINGS, name
-    assert set(_client._OWN_KWARGS) <= builder
+        assert name in run or name in _core.REQUEST_KEYWORDS or name in _core._FLAT_SETTINGS, name
+    assert _core.REQUEST_KEYWORDS <= builder
 
 
 def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path):
@@ -389,7 +389,6 @@ def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path
     from rustrates import _rustrates
     from rustrates.cluster import _worker
 
-    hopf = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
     settings = dict(
         simulation_time=60.0,
         step_size=0.02,
@@ -400,8 +399,8 @@ def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path
         backend="jit",
         refine={"levels": 4, "criterion": "regime"},
     )
-    grid, pmap = {"mu": -1.03 + 0.5 * np.arange(5)}, {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
-    req = _core_request(hopf, grid, pmap, settings)
+    grid = {"mu": -1.03 + 0.5 * np.arange(5)}
+    req = _core_request(HOPF, grid, HOPF_MU, settings)
     sweep, payload = client_payload(req, chunk_size=2)
     assert sweep.refines
     passes = []
@@ -418,7 +417,7 @@ def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path
         return pass_sweep, os.fspath(pass_dir)
 
     sweep.run_refined(os.fspath(tmp_path / "cluster.h5"), run_pass)
-    rustrates.grid_search(hopf, grid, pmap, out=tmp_path / "local.h5", **settings)
+    rustrates.grid_search(HOPF, grid, HOPF_MU, out=tmp_path / "local.h5", **settings)
     cluster = _rustrates.read_results(os.fspath(tmp_path / "cluster.h5"))
     local = _rustrates.read_results(os.fspath(tmp_path / "local.h5"))
     assert len(passes) >= 4 and sum(passes) == len(local["labels"])

@@ -9,43 +9,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from dask.distributed import Client, LocalCluster
 
-from conftest import NET3, REPO
+from conftest import NET3, local_dask_client, rustrates_binary
 
 T, DT = 0.02, 1e-3
 GRID = {"eta_op": [-5.0, 0.0]}
 PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
 INPUTS = {"PC/Op_e/inp": 1.0}
 OUTPUTS = {"r": "PC/Op_e/r"}
-CI = bool(os.environ.get("CI"))
-
-
-def rustrates_binary() -> Path:
-    """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
-    binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"
-    if not binary.exists():
-        if CI:
-            pytest.fail(f"{binary} is missing: cargo test --workspace builds it", pytrace=False)
-        pytest.skip(f"{binary} is missing (cargo build -p rustrates-cli)")
-    return binary
 
 
 @pytest.fixture(scope="module")
 def client():
     # Bad arguments are refused before any task is sent; one in-process worker suffices.
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    with local_dask_client(1, processes=False) as c:
+        yield c
 
 
 def settings(case: dict) -> dict:
@@ -307,3 +290,62 @@ def test_the_cluster_mode_passes_every_sweep_argument_grid_search_takes(rustrate
     np.testing.assert_array_equal(a["traces"], b["traces"])
     np.testing.assert_array_equal(a["summaries"], b["summaries"])
     assert list(a["status"]) == list(b["status"]) and list(a["labels"]) == list(b["labels"])
+
+
+def test_every_front_names_its_settings_as_the_request_builder_does():
+    """The fronts hand their settings to ``_core.build_request`` with
+    ``_core.request_keywords(locals())``, which keeps the names the builder takes: a front
+    parameter under any other name would be dropped silently. Each front's parameters are the
+    builder's keywords, or listed here with where they go instead."""
+    import inspect
+
+    from rustrates import _core, pyrates
+    from rustrates.cluster import ClusterGridSearch
+    from rustrates.template import CircuitTemplate
+    from rustrates.utility.grid_search import grid_search
+
+    positional = {"self", "circuit_template", "param_grid", "param_map"}
+    handled_elsewhere = {
+        # progress bar; accepted and ignored PyRates keywords
+        grid_search: {"progress", "njit", "parallel"},
+        # cluster settings; the seed's aliases; config_kwargs is split into builder keywords
+        ClusterGridSearch.run: {
+            "chunk_size",
+            "worker_env",
+            "worker_file",
+            "add_template_info",
+            "config_kwargs",
+            "result_kwargs",
+            "params",
+            "permute",
+        },
+        # flat PyRates settings, passed in `extra`
+        CircuitTemplate.run: {"rtol", "atol"},
+        # PyRates 1.2.3's keywords without meaning here
+        pyrates.CircuitTemplate.run: {"vectorize", "verbose", "clear", "in_place"},
+        pyrates.grid_search: set(),
+    }
+    for front, elsewhere in handled_elsewhere.items():
+        params = inspect.signature(front).parameters
+        named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - positional - elsewhere
+        assert named, front
+        assert named <= _core.REQUEST_KEYWORDS, (front.__qualname__, named - _core.REQUEST_KEYWORDS)
+
+
+def test_both_template_classes_read_edge_vars_alike(rustrates):
+    """``update_var(edge_vars=...)`` of ``rustrates.CircuitTemplate`` and of the PyRates
+    drop-in read entries with one function: the same keys and values for the 3- and 4-tuple
+    forms, and the same argument error for a malformed entry."""
+    from rustrates import pyrates
+
+    entries = [("PC", "IIN", {"weight": 2.0}), ("IIN", "PC", 1, {"delay": 1e-3, "weight": 3})]
+    want = {("PC", "IIN", 0, "weight"): 2.0, ("IIN", "PC", 1, "delay"): 1e-3, ("IIN", "PC", 1, "weight"): 3.0}
+    engine = rustrates.CircuitTemplate.from_yaml(NET3).update_var(edge_vars=entries)
+    dropin = pyrates.CircuitTemplate.from_yaml(NET3).update_var(edge_vars=entries)
+    assert engine._edge_overrides == want
+    assert dropin._edge_vars == want
+    for tmpl in (rustrates.CircuitTemplate.from_yaml(NET3), pyrates.CircuitTemplate.from_yaml(NET3)):
+        with pytest.raises(rustrates.RustratesError) as info:
+            tmpl.update_var(edge_vars=[("PC", "IIN")])
+        first = info.value.diagnostics[0]
+        assert (first["code"], first["path"]) == ("argument/invalid", "edge_vars"), str(info.value)

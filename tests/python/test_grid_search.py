@@ -60,6 +60,14 @@ def test_grid_search_one_point_equals_single_run(rustrates):
         np.testing.assert_array_equal(results[(label, "PC", "r")].to_numpy(), single["r"].to_numpy())
 
 
+def net3_r_of_pc(grid, dt: float = DT, solver: str = "euler", inp=None) -> np.ndarray:
+    """numpy's r of PC, (samples, points), for the zipped points of ``grid`` (``eta_op``,
+    ``eta_iin``; a dict or DataFrame), input 1 unless ``inp`` is given."""
+    eta_e, eta_i = np.asarray(grid["eta_op"], dtype=float), np.asarray(grid["eta_iin"], dtype=float)
+    u = np.ones((STEPS, len(eta_e))) if inp is None else inp
+    return integrate(net3_rhs, np.zeros((4, len(eta_e))), u, dt, DTS, T, solver, eta_e=eta_e, eta_i=eta_i)[:, 0, :]
+
+
 def test_simulate_equals_numpy_euler(rustrates):
     df = rustrates.simulate(
         NET3,
@@ -79,17 +87,7 @@ def test_grid_search_dataframe_grid_is_explicit_rows(rustrates):
     rows = pd.DataFrame({"eta_op": [-5.0, 2.0, 0.0], "eta_iin": [1.0, 1.0, -3.0]})
     results, result_map = run(rustrates, rows)
     np.testing.assert_array_equal(result_map.to_numpy(), rows.to_numpy())
-    ref = integrate(
-        net3_rhs,
-        np.zeros((4, 3)),
-        np.ones((STEPS, 3)),
-        DT,
-        DTS,
-        T,
-        eta_e=rows["eta_op"].to_numpy(),
-        eta_i=rows["eta_iin"].to_numpy(),
-    )
-    np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(results.to_numpy(), net3_r_of_pc(rows), rtol=0, atol=ATOL)
 
 
 def test_grid_search_zip_order_and_step_size_alias(rustrates):
@@ -112,10 +110,7 @@ def test_grid_search_per_point_inputs(rustrates):
     t = np.arange(STEPS) * DT
     inp = np.stack([np.ones(STEPS), 2.0 * np.sin(2 * np.pi * 4 * t), np.where(t > 0.2, 3.0, 0.0)], axis=1)
     results, _ = run(rustrates, grid, permute_grid=False, inputs={"PC/Op_e/inp": inp})
-    ref = integrate(
-        net3_rhs, np.zeros((4, 3)), inp, DT, DTS, T, eta_e=np.array(grid["eta_op"]), eta_i=np.array(grid["eta_iin"])
-    )
-    np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(results.to_numpy(), net3_r_of_pc(grid, inp=inp), rtol=0, atol=ATOL)
     # The first two points differ only by their input column: their traces must differ.
     assert np.abs(results.iloc[:, 0] - results.iloc[:, 1]).max() > 1e-3
 
@@ -135,18 +130,7 @@ def test_grid_search_float32_close_to_float64(rustrates):
 def test_grid_search_fixed_step_solvers_equal_numpy(rustrates, solver):
     grid = {"eta_op": [-5.0, 0.0, 4.0], "eta_iin": [-1.0, 2.0, -3.0]}
     results, _ = run(rustrates, grid, permute_grid=False, solver=solver, dt=1e-3, inputs={"PC/Op_e/inp": 1.0})
-    ref = integrate(
-        net3_rhs,
-        np.zeros((4, 3)),
-        np.ones((STEPS, 3)),
-        1e-3,
-        DTS,
-        T,
-        solver,
-        eta_e=np.array(grid["eta_op"]),
-        eta_i=np.array(grid["eta_iin"]),
-    )
-    np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(results.to_numpy(), net3_r_of_pc(grid, 1e-3, solver), rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize("solver", ["rk45", "scipy"])
@@ -156,20 +140,10 @@ def test_grid_search_adaptive_solver_close_to_fine_rk4(rustrates, solver):
         rustrates, grid, permute_grid=False, solver=solver, dt=1e-3, rtol=1e-8, atol=1e-10, inputs={"PC/Op_e/inp": 1.0}
     )
     # RK4 at dt = 1e-4 has a global error ~1e-12 here: the truth for this comparison.
-    ref = integrate(
-        net3_rhs,
-        np.zeros((4, 2)),
-        np.ones((STEPS, 2)),
-        1e-4,
-        DTS,
-        T,
-        "rk4",
-        eta_e=np.array(grid["eta_op"]),
-        eta_i=np.array(grid["eta_iin"]),
-    )
+    ref = net3_r_of_pc(grid, 1e-4, "rk4")
     # Tolerances 1e-8/1e-10 per step; dense-output sampling and error accumulation allow
     # a few hundred times that globally.
-    np.testing.assert_allclose(results.to_numpy(), ref[:, 0, :], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(results.to_numpy(), ref, rtol=0, atol=1e-5)
 
 
 def test_grid_search_summaries_equal_numpy_statistics(rustrates):
@@ -440,7 +414,7 @@ def test_grid_search_population_param_map_and_per_node_inputs(rustrates):
 def test_results_file_reads_with_h5py_and_pytables_in_the_same_process(rustrates, tmp_path):
     # The extension links its own static HDF5; h5py and PyTables bring theirs. All three
     # in one process must not clash.
-    h5py = pytest.importorskip("h5py")
+    import h5py
     import tables  # noqa: F401  (loaded before the engine writes)
 
     grid = {"eta_op": [-5.0, 0.0], "eta_iin": [-1.0]}

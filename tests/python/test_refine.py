@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import REPO
-
-HOPF = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
-HOPF_MAP = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
+from conftest import HOPF, HOPF_MU
 
 
 def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regular_view(tmp_path):
@@ -19,10 +16,9 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     # 5 + 3 points, and the switch lies between −0.03 and 0.0325. At |μ| ≥ 0.03 the transient
     # decays like e^{−|μ|t} below 1e-6 by the cutoff.
     mus = -1.03 + 0.5 * np.arange(5)
-    summ, result_map = rustrates.grid_search(
-        HOPF,
+    sweep = dict(
         param_grid={"mu": mus},
-        param_map=HOPF_MAP,
+        param_map=HOPF_MU,
         simulation_time=600.0,
         step_size=0.02,
         solver="rk4",
@@ -31,6 +27,7 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
         summaries=["regime"],
         refine={"levels": 3, "criterion": "regime"},
     )
+    summ, result_map = rustrates.grid_search(HOPF, **sweep)
     assert list(result_map.columns) == ["mu", "refine_level"]
     assert len(result_map) == 8 and len(summ) == 8
     order = np.argsort(result_map["mu"].to_numpy())
@@ -50,19 +47,7 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     assert ax.get_xlabel() == "mu" and (tmp_path / "refined.png").stat().st_size > 0
     # Written to a file, the same points and levels read back.
     path = tmp_path / "refined.h5"
-    rustrates.grid_search(
-        HOPF,
-        param_grid={"mu": mus},
-        param_map=HOPF_MAP,
-        simulation_time=600.0,
-        step_size=0.02,
-        solver="rk4",
-        cutoff=500.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        refine={"levels": 3, "criterion": "regime"},
-        out=path,
-    )
+    rustrates.grid_search(HOPF, **sweep, out=path)
     _, back_map, back = rustrates.read_results(path)
     np.testing.assert_array_equal(back_map.to_numpy(), result_map.to_numpy())
     assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
@@ -71,7 +56,7 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
 def test_grid_search_refine_bad_settings_name_the_argument():
     base = dict(
         param_grid={"mu": [-1.0, 1.0]},
-        param_map=HOPF_MAP,
+        param_map=HOPF_MU,
         simulation_time=1.0,
         step_size=0.1,
         outputs={"x": "p/hopf_op/x"},

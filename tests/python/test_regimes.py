@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import NET3, net3_rhs
+from conftest import HOPF, HOPF_MU, NET3, QIF, QIF_SETTLED_SWEEP, net3_rhs
 
 
 def numpy_jacobian(rhs, y: np.ndarray, h: float = 1e-6, **params) -> np.ndarray:
@@ -57,9 +57,16 @@ def test_delayed_circuit_jacobian_error_points_at_the_equation():
     assert "delayed read" in d["message"]
 
 
-HOPF = (
-    str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml")
-    + "/hopf"
+#: Stuart–Landau runs settled by the cutoff (rk4, dt = 0.01; |mu| >= 0.1 decays below 1e-6
+#: by t = 150), classified by the regime summary.
+HOPF_SETTLED = dict(
+    simulation_time=200.0,
+    step_size=0.01,
+    solver="rk4",
+    cutoff=150.0,
+    outputs={"x": "p/hopf_op/x"},
+    summaries=["regime"],
+    keep_traces=False,
 )
 
 
@@ -70,18 +77,8 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     # (μ = −0.1 has decayed to ~1e-9 by t = 200; a slower focus would still be a transient,
     # which the classification calls irregular.)
     mus = np.array([-0.2, -0.1, 0.05, 0.2])
-    summ, result_map = rustrates.grid_search(
-        HOPF,
-        param_grid={"mu": mus},
-        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
-        simulation_time=200.0,
-        step_size=0.01,
-        solver="rk4",
-        cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        keep_traces=False,
-    )
+    sweep = dict(param_grid={"mu": mus}, param_map=HOPF_MU, **HOPF_SETTLED)
+    summ, result_map = rustrates.grid_search(HOPF, **sweep)
     assert list(summ.columns.get_level_values(1)) == ["regime", "period", "amplitude", "eig_re", "eig_im"]
     assert list(summ[("x", "regime")].astype(str)) == ["stable_focus"] * 2 + ["periodic"] * 2
     np.testing.assert_allclose(summ[("x", "eig_re")].to_numpy()[:2], mus[:2], atol=1e-9)
@@ -91,19 +88,7 @@ def test_grid_search_regime_summary_stuart_landau(tmp_path):
     assert np.isnan(summ[("x", "period")].to_numpy()[:2]).all()
     # The file records the codes with the settings, and reads back as the same names.
     path = tmp_path / "regimes.h5"
-    rustrates.grid_search(
-        HOPF,
-        param_grid={"mu": mus},
-        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
-        simulation_time=200.0,
-        step_size=0.01,
-        solver="rk4",
-        cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        keep_traces=False,
-        out=str(path),
-    )
+    rustrates.grid_search(HOPF, **sweep, out=str(path))
     _, _, back = rustrates.read_results(path)
     assert list(back[("x", "regime")].astype(str)) == list(summ[("x", "regime")].astype(str))
 
@@ -115,17 +100,9 @@ def test_grid_search_initial_conditions_multistable_montbrio():
     # reported last r is the first start's, the lowest fixed point (numpy roots, 1e-6).
     etas = np.array([-7.0, -6.0, -5.0, -4.0, -3.5, -2.5])
     summ, _ = rustrates.grid_search(
-        "model_templates.neural_mass_models.qif.qif",
+        QIF,
         param_grid={"eta": etas},
-        param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-        simulation_time=100.0,
-        step_size=0.005,
-        sampling_step_size=0.05,
-        solver="rk4",
-        cutoff=90.0,
-        outputs={"r": "p/qif_op/r"},
-        summaries=["regime", "multistable", "last"],
-        keep_traces=False,
+        **QIF_SETTLED_SWEEP,
         initial_conditions=[
             {"p/qif_op/r": 0.01, "p/qif_op/v": -2.0},
             {"p/qif_op/r": 0.9, "p/qif_op/v": -0.19},
@@ -166,17 +143,8 @@ def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
         HOPF,
         param_grid={"mu": mus, "omega": omegas},
         permute_grid=True,
-        param_map={
-            "mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]},
-            "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]},
-        },
-        simulation_time=200.0,
-        step_size=0.01,
-        solver="rk4",
-        cutoff=150.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        keep_traces=False,
+        param_map=dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]}),
+        **HOPF_SETTLED,
     )
     xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")
     np.testing.assert_array_equal(xs, mus)

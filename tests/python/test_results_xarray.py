@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 import rustrates
+from conftest import HOPF, HOPF_MU, QIF, QIF_SETTLED_SWEEP
 
-HOPF = (
-    str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml")
-    + "/hopf"
-)
-HOPF_MAP = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}, "omega": {"vars": ["hopf_op/omega"], "nodes": ["p"]}}
-QIF = "model_templates.neural_mass_models.qif.qif"
+HOPF_MAP = dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]})
 
 
 def hopf_file(tmp_path, param_grid, permute, keep_traces):
@@ -106,18 +102,7 @@ def test_grid_search_random_starts_montbrio_multistable():
     # roots (numpy roots, 1e-6: the decay by t = 100 leaves ~1e-12). Same seed, other
     # threads: bit for bit; another seed draws other starts.
     etas = np.array([-7.0, -5.0, -4.0, -2.5])
-    kwargs = dict(
-        param_grid={"eta": etas},
-        param_map={"eta": {"vars": ["qif_op/eta"], "nodes": ["p"]}},
-        simulation_time=100.0,
-        step_size=0.005,
-        sampling_step_size=0.05,
-        solver="rk4",
-        cutoff=90.0,
-        outputs={"r": "p/qif_op/r"},
-        summaries=["regime", "multistable", "last"],
-        keep_traces=False,
-    )
+    kwargs = dict(param_grid={"eta": etas}, **QIF_SETTLED_SWEEP)
     starts = {"n": 8, "seed": 3, "bounds": {"p/qif_op/r": (0.0, 2.5), "p/qif_op/v": (-2.5, 0.0)}}
     summ, _ = rustrates.grid_search(QIF, random_starts=starts, n_threads=2, **kwargs)
     bistable = (etas > -5.7435) & (etas < -3.1361)

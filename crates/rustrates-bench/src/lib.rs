@@ -76,13 +76,7 @@ pub fn reference_spec(side: usize, time: f64, keep_traces: bool, summaries: &[St
     let map = ParamMap::new()
         .nodes("eta_pc", &["qif_op/eta"], &["PC"])
         .nodes("eta_iin", &["qif_op/eta"], &["IIN"]);
-    let sim = SimConfig {
-        simulation_time: time,
-        dt: DT,
-        sampling_step: Some(DT * EVERY as f64),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, time, DT, Some(DT * EVERY as f64));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
     spec.outputs = vec![("r".into(), "PC/qif_op/r".into())];

@@ -58,76 +58,9 @@ enum Command {
         format: DiagFormat,
     },
     /// Simulate one parametrisation of a template and write its traces.
-    Simulate {
-        template: String,
-        /// Simulation time T in seconds.
-        #[arg(long = "T", alias = "simulation-time")]
-        simulation_time: f64,
-        /// Integration step size.
-        #[arg(long, alias = "step-size")]
-        dt: f64,
-        /// Sampling step size (a whole multiple of dt; default dt).
-        #[arg(long, alias = "sampling-step-size")]
-        dts: Option<f64>,
-        #[arg(long, default_value = "euler")]
-        solver: String,
-        #[arg(long, default_value = "auto")]
-        backend: String,
-        /// Compute in single precision.
-        #[arg(long)]
-        float32: bool,
-        /// `node/op/var=value`: a parameter, or the initial value of a state variable.
-        #[arg(long)]
-        set: Vec<String>,
-        /// `node/op/var=FILE|constant`: an input signal (CSV/text or .npy, one row per step).
-        #[arg(long)]
-        input: Vec<String>,
-        /// `key=node/op/var` (node may be `all`); default: every state variable.
-        #[arg(long)]
-        output: Vec<String>,
-        /// `.csv` or `.h5` (by extension); default: CSV on standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Also draw the traces into this PNG.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Replace an existing file at `--out`.
-        #[arg(long)]
-        overwrite: bool,
-    },
+    Simulate(run::SimulateArgs),
     /// Run a parameter sweep described by a spec file into an HDF5 results file.
-    Sweep {
-        spec: PathBuf,
-        #[arg(long, default_value = "results.h5")]
-        out: PathBuf,
-        /// Worker threads (default: all cores; RAYON_NUM_THREADS is honoured). More than the
-        /// cores are capped at the cores unless `--oversubscribe`.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Run as many threads as `--threads` asks even beyond the cores.
-        #[arg(long)]
-        oversubscribe: bool,
-        /// `i/n`: run one n-th of the chunks into part files (for job arrays); join with `merge`.
-        #[arg(long)]
-        shard: Option<String>,
-        /// Where part files go (default: `<out>.parts`).
-        #[arg(long)]
-        parts_dir: Option<PathBuf>,
-        /// Deflate traces of 64 MiB or more (shuffle + deflate level 1, HDF5's standard
-        /// filters, read with no plugin): float64 files ≈ 1.4× smaller, float32 ≈ 1.8×, at
-        /// ≈ 90 MB/s per thread, several times the sweep's own time. Off by default.
-        #[arg(long)]
-        compress: bool,
-        /// Store traces uncompressed: the default now; accepted for scripts that pass it.
-        #[arg(long, hide = true, conflicts_with = "compress")]
-        no_compression: bool,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Replace an existing results file at `--out` (never the spec or the template).
-        #[arg(long)]
-        overwrite: bool,
-    },
+    Sweep(run::SweepArgs),
     /// Join the part files of sharded sweeps into one results file.
     Merge {
         #[arg(required = true)]
@@ -179,63 +112,8 @@ fn main() -> ExitCode {
         Command::Templates => check::templates(),
         Command::Show { template, lowered } => check::show(&template, lowered, &opts),
         Command::Check { files, format } => check::check(&files, format, &opts),
-        Command::Simulate {
-            template,
-            simulation_time,
-            dt,
-            dts,
-            solver,
-            backend,
-            float32,
-            set,
-            input,
-            output,
-            out,
-            plot,
-            overwrite,
-        } => run::simulate(
-            run::SimulateArgs {
-                template,
-                simulation_time,
-                dt,
-                dts,
-                solver,
-                backend,
-                float32,
-                set,
-                input,
-                output,
-                out,
-                plot,
-                overwrite,
-            },
-            &opts,
-        ),
-        Command::Sweep {
-            spec,
-            out,
-            threads,
-            shard,
-            parts_dir,
-            compress,
-            no_compression: _,
-            quiet,
-            overwrite,
-            oversubscribe,
-        } => run::sweep(
-            run::SweepArgs {
-                spec,
-                out,
-                threads,
-                shard,
-                parts_dir,
-                compress,
-                quiet,
-                overwrite,
-                oversubscribe,
-            },
-            &opts,
-        ),
+        Command::Simulate(args) => run::simulate(args, &opts),
+        Command::Sweep(args) => run::sweep(args, &opts),
         Command::Merge { dirs, out, overwrite } => run::merge(&dirs, &out, overwrite),
         Command::Plot {
             file,

@@ -375,13 +375,7 @@ fn spec(case: &Case, backend: Backend, form: Form) -> SweepSpec {
     } else {
         map = map.nodes("G", &["qif_net_op/G"], &nodes);
     }
-    let sim = SimConfig {
-        simulation_time: case.time,
-        dt: DT,
-        sampling_step: Some(DT),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, case.time, DT, Some(DT));
     let mut s = SweepSpec::new(grid, map, sim);
     s.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
     s.keep_traces = false;

@@ -36,11 +36,8 @@ fn spec(side: usize, backend: Backend) -> SweepSpec {
         .nodes("eta_op", &["Op_e/eta"], &["PC"])
         .nodes("eta_iin", &["Op_i/eta"], &["IIN"]);
     let sim = SimConfig {
-        simulation_time: 150.0,
-        dt: 5e-3,
-        sampling_step: Some(1e-2),
-        method: Method::Rk4,
         cutoff: 100.0,
+        ..SimConfig::new(Method::Rk4, 150.0, 5e-3, Some(1e-2))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "PC/Op_e/r".into())];

@@ -271,46 +271,12 @@ fn fuzz_spec_loader(stop: impl Fn(u64) -> bool) -> (u64, u64, u64) {
         ": [",
         "file: x.csv",
     ];
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut mutator = rustrates::model::test_models::TextMutator::new(0x9E37_79B9_7F4A_7C15);
     let (mut runs, mut loaded, mut refused) = (0u64, 0u64, 0u64);
     let path = Path::new("fuzz/spec.yaml");
     while !stop(runs) {
-        let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
-        for _ in 0..1 + next() % 6 {
-            let mut p = (next() % (text.len() as u64 + 1)) as usize;
-            while !text.is_char_boundary(p) {
-                p -= 1;
-            }
-            match next() % 4 {
-                0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
-                1 => {
-                    let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
-                    while !text.is_char_boundary(e) {
-                        e += 1;
-                    }
-                    text.replace_range(p..e, "");
-                }
-                2 => {
-                    let mut a = (next() % (text.len() as u64 + 1)) as usize;
-                    while !text.is_char_boundary(a) {
-                        a -= 1;
-                    }
-                    let mut b = (a + (next() % 40) as usize).min(text.len());
-                    while !text.is_char_boundary(b) {
-                        b += 1;
-                    }
-                    let piece = text[a..b].to_string();
-                    text.insert_str(p, &piece);
-                }
-                _ => text.insert_str(p, tokens[(next() % tokens.len() as u64) as usize]),
-            }
-        }
+        let mut text = mutator.pick(&corpus).to_string();
+        mutator.mutate(&mut text, &alphabet, &tokens);
         let result = std::panic::catch_unwind(|| match super::load_text(path, text.clone()) {
             Ok(f) => {
                 if let Err(e) = rustrates::sweep::check(&f.spec, &circuit) {
@@ -349,10 +315,7 @@ fn spec_fuzz_2000_mutated_specs_never_panic() {
 #[test]
 #[ignore = "long-running: set FUZZ_SECONDS"]
 fn spec_fuzz_for_a_while() {
-    let secs: u64 = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = rustrates::model::test_models::fuzz_seconds(10);
     let start = std::time::Instant::now();
     let (runs, loaded, refused) = fuzz_spec_loader(|_| start.elapsed().as_secs() >= secs);
     println!("spec_fuzz_for_a_while: {runs} inputs in {secs} s ({loaded} loaded, {refused} refused), 0 panics");

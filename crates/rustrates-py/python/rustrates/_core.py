@@ -10,6 +10,7 @@ its diagnostics.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -526,6 +527,22 @@ def build_request(
         random_starts=None if random_starts is None else _random_starts(random_starts),
         refine=_refine(refine),
     )
+
+
+#: The keywords :func:`build_request` takes by name. A front whose parameters carry these
+#: names hands them over with :func:`request_keywords` instead of listing them again, so a
+#: new option is added to the builder and to the front's signature, nowhere else.
+REQUEST_KEYWORDS = frozenset(
+    name
+    for name, p in inspect.signature(build_request).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in {"extra", "default_precision"}
+)
+
+
+def request_keywords(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a front's arguments (its ``locals()`` where it starts, or its
+    ``**kwargs``) that :func:`build_request` takes under the same name."""
+    return {name: value for name, value in arguments.items() if name in REQUEST_KEYWORDS}
 
 
 def _random_starts(arg: Any) -> tuple[int, int, list[tuple[str, float, float]]]:

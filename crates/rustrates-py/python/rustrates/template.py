@@ -96,19 +96,7 @@ class CircuitTemplate:
                 )
             for target, x in zip(targets, arr.tolist()):
                 overrides[target] = x
-        edges = dict(self._edge_overrides)
-        for e in edge_vars or []:
-            if len(e) == 3:
-                src, tgt, values = e
-                idx = 0
-            elif len(e) == 4:
-                src, tgt, idx, values = e
-            else:
-                raise _core.argument_error(
-                    "edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}"
-                )
-            for var, value in values.items():
-                edges[(str(src), str(tgt), int(idx), str(var))] = float(value)
+        edges = {**self._edge_overrides, **edge_var_values(edge_vars)}
         return CircuitTemplate(self.path, self._circuit, overrides, edges)
 
     def _values(self) -> list[tuple[str, float]]:
@@ -183,23 +171,10 @@ class CircuitTemplate:
         PyRates keywords without meaning here (``vectorize``, ``verbose``, ``clear``, ...)
         are ignored; others are a TypeError.
         """
+        # The settings are the request builder's, by the same names (rtol/atol as flat ones).
+        named = _core.request_keywords(locals())
         grid_df, pmap = self._grid()
-        req = _core.build_request(
-            "run",
-            self.path,
-            grid_df,
-            pmap,
-            simulation_time=simulation_time,
-            step_size=step_size,
-            inputs=inputs,
-            outputs=outputs,
-            sampling_step_size=sampling_step_size,
-            cutoff=cutoff,
-            solver=solver,
-            backend=backend,
-            float_precision=float_precision,
-            extra=dict(kwargs, rtol=rtol, atol=atol),
-        )
+        req = _core.build_request("run", self.path, grid_df, pmap, extra=dict(kwargs, rtol=rtol, atol=atol), **named)
         res = _core.execute(req)
         _core.warn_status(res)
         traces = res["traces"][0]
@@ -209,6 +184,25 @@ class CircuitTemplate:
         else:
             columns = pd.MultiIndex.from_tuples([(key, node) for node, key in res["columns"]])
         return pd.DataFrame(np.asarray(traces), index=pd.Index(res["time"], name="time"), columns=columns)
+
+
+def edge_var_values(edge_vars: Any) -> dict[tuple[str, str, int, str], float]:
+    """``update_var``'s ``edge_vars`` (``(source, target[, idx], {var: value})`` entries, the
+    same for this class and the PyRates drop-in) keyed ``(source, target, idx, var)``."""
+    values: dict[tuple[str, str, int, str], float] = {}
+    for e in edge_vars or []:
+        if len(e) == 3:
+            src, tgt, entries = e
+            idx = 0
+        elif len(e) == 4:
+            src, tgt, idx, entries = e
+        else:
+            raise _core.argument_error(
+                "edge_vars", f"edge_vars entries are (source, target[, idx], {{var: value}}), got {e!r}"
+            )
+        for var, value in entries.items():
+            values[(str(src), str(tgt), int(idx), str(var))] = float(value)
+    return values
 
 
 def simulate(

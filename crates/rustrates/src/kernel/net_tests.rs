@@ -3,9 +3,11 @@
 //! independent transcription of the C program's loop. The C back end runs it as population
 //! loops (`emit_net`); the reference and JIT back ends run the unrolled code.
 
-use super::{Backend, Kernel, KernelCtx, KernelOptions, RhsArgs};
-use crate::model::network::testing::{delay_steps, load, weight, yaml};
+use super::test_kit::eval;
+use super::{Backend, Kernel, KernelCtx, KernelOptions};
+use crate::model::network::testing::{load, weight, yaml};
 use crate::model::passes::{lower_edges, specialize_params};
+use crate::model::test_models::network_grid::transcription;
 use crate::model::{Circuit, VarId};
 use crate::solve::{default_init, default_params, simulate, Method, OutputBinding, SimConfig};
 
@@ -15,37 +17,6 @@ fn grid() -> Vec<(f64, f64)> {
     let g = [0.0, 2.0];
     let e = [-6.0, -4.0];
     (0..4).map(|k| (g[k % 2], e[k / 2])).collect()
-}
-
-/// `network_grid.c`'s loop, transcribed: r of every node after every step, `[step][node]`
-/// (step 0 is the initial state), for one point.
-// Indices as in the C program: i the target, j the source, s the step.
-#[allow(clippy::needless_range_loop)]
-fn transcription(n: usize, g: f64, eta: f64, steps: usize, dt: f64, dmax: f64) -> Vec<Vec<f64>> {
-    let pi = std::f64::consts::PI;
-    let mut r = vec![0.01; n];
-    let mut v = vec![-2.0; n];
-    let mut hist: Vec<Vec<f64>> = vec![r.clone()];
-    for s in 0..steps {
-        let mut rin = vec![0.0; n];
-        for (i, x) in rin.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for j in 0..n {
-                let d = if dmax > 0.0 { delay_steps(dmax, dt, i, j) } else { 0 };
-                // Before t = 0 the history is the initial value.
-                let past = s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
-                acc += weight(n, i, j) * past;
-            }
-            *x = g * acc;
-        }
-        for i in 0..n {
-            let (a, b) = (r[i], v[i]);
-            r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
-            v[i] = b + dt * (b * b + eta + rin[i] - (pi * a) * (pi * a));
-        }
-        hist.push(r.clone());
-    }
-    hist
 }
 
 fn vars_ending(c: &Circuit, suffix: &str) -> Vec<VarId> {
@@ -110,24 +81,44 @@ fn run(
     dt: f64,
     every: usize,
 ) -> (Vec<usize>, Vec<f64>) {
-    let outputs: Vec<OutputBinding> = vars_ending(c, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: c.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let tr = simulate(k, &cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    let cfg = sim_config(Method::Euler, steps, dt, every);
+    let tr = simulate(k, &cfg, &[], &r_outputs(c), params, &default_init(c, lanes), lanes).expect("runs");
     assert!(tr.time.len() >= steps / every, "{} samples", tr.time.len());
     let at = tr.time.iter().map(|t| (t / dt).round() as usize).collect();
     (at, tr.data)
+}
+
+/// `steps` steps of `dt`, sampled every `every` steps.
+fn sim_config(method: Method, steps: usize, dt: f64, every: usize) -> SimConfig {
+    SimConfig::new(method, steps as f64 * dt, dt, Some(every as f64 * dt))
+}
+
+/// Each lane of one block run of `k` equals that lane's point run alone, bit for bit.
+fn assert_lanes_equal_single_runs(k: &Kernel, c: &Circuit, cfg: &SimConfig, params: &[f64], lanes: usize) {
+    let outputs = r_outputs(c);
+    let block = simulate(k, cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
+    super::test_kit::assert_lanes_equal_single_runs(&block, k, c, (cfg, &outputs), params, 0..lanes);
+}
+
+/// The C network kernel's run of `outputs` equals the reference evaluator's run of the
+/// unrolled circuit bit for bit; the C run is returned.
+fn assert_c_loops_equal_unrolled_run(
+    c: &Circuit,
+    cfg: &SimConfig,
+    outputs: &[OutputBinding],
+    params: &[f64],
+    lanes: usize,
+) -> crate::solve::Trajectories {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ck = kernel(c, Backend::C, dir.path());
+    assert!(ck.is_network());
+    let rk = kernel(c, Backend::Reference, dir.path());
+    let init = default_init(c, lanes);
+    let a = simulate(&ck, cfg, &[], outputs, params, &init, lanes).expect("runs");
+    let b = simulate(&rk, cfg, &[], outputs, params, &init, lanes).expect("runs");
+    assert!(a.data.iter().all(|x| x.is_finite()));
+    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+    a
 }
 
 /// N = 5 without and with delays (up to 2 ms = 20 steps), 4 grid points, T = 0.05 (500 Euler
@@ -143,7 +134,7 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
     for dmax in [0.0, 0.002] {
         let want: Vec<Vec<Vec<f64>>> = points
             .iter()
-            .map(|&(g, eta)| transcription(n, g, eta, steps, dt, dmax))
+            .map(|&(g, eta)| transcription(n, (g, eta), (steps, dt), dmax, |_, _| 0.0))
             .collect();
         let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
         for backend in backends() {
@@ -183,7 +174,7 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
 /// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -229,27 +220,14 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
         assert!(ck.is_network(), "{name}");
         let rk = kernel(&compiled, Backend::Reference, dir.path());
         let layout = compiled.layout();
-        let (ns, na) = (layout.states.len(), layout.algebraics.len());
+        let ns = layout.states.len();
         let y: Vec<f64> = (0..ns * lanes)
             .map(|x| 0.01 + 0.003 * (x as f64 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
             .collect();
         let u = vec![0.0; layout.inputs.len() * lanes];
-        let eval = |k: &Kernel| {
-            let (mut dy, mut a) = (vec![0.0; ns * lanes], vec![0.0; na * lanes]);
-            k.rhs(RhsArgs {
-                t: 0.0,
-                lanes,
-                y: &y,
-                p: &params,
-                u: &u,
-                dy: &mut dy,
-                a: &mut a,
-                ctx: &mut KernelCtx::default(),
-            });
-            (dy, a)
-        };
-        let (cd, ca) = eval(&ck);
-        let (rd, ra) = eval(&rk);
+        let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &params, &u], &mut KernelCtx::default());
+        let (cd, ca) = rhs_of(&ck);
+        let (rd, ra) = rhs_of(&rk);
         assert!(cd.iter().any(|x| *x != 0.0), "{name}: derivatives computed");
         for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
             assert_eq!(x.to_bits(), w.to_bits(), "{name}: {x} vs {w}");
@@ -263,7 +241,7 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
 /// by one sum eight rows at a time, then two rows alone.
 #[test]
 fn network_lanes_equal_single_runs_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (10, 1e-4, 300, 30);
@@ -273,34 +251,13 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
     let (compiled, params) = prepared(&c, &points);
     let k = kernel(&compiled, Backend::C, dir.path());
     assert!(k.is_network());
-    let outputs: Vec<OutputBinding> = vars_ending(&compiled, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: compiled.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&compiled, lanes), lanes).expect("runs");
-    let np = params.len() / lanes;
-    for l in 0..lanes {
-        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
-        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&compiled, 1), 1).expect("runs");
-        for o in 0..outputs.len() {
-            let (a, b) = (all.trace(o, l), single.trace(o, 0));
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "lane {l} output {o}"
-            );
-        }
-    }
+    assert_lanes_equal_single_runs(
+        &k,
+        &compiled,
+        &sim_config(Method::Rk4, steps, dt, every),
+        &params,
+        points.len(),
+    );
 }
 
 /// With conduction delays the C loops read each delayed term from the solver's history, as
@@ -308,36 +265,14 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
 /// samples too) equals the reference evaluator's run of the unrolled circuit bit for bit.
 #[test]
 fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (6, 1e-4, 400, 20);
-    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(18);
     let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
-    let ck = kernel(&c, Backend::C, dir.path());
-    assert!(ck.is_network());
-    let rk = kernel(&c, Backend::Reference, dir.path());
-    let outputs: Vec<OutputBinding> = vars_ending(&c, "/qif_net_op/r")
-        .into_iter()
-        .map(|var| OutputBinding {
-            key: c.var(var).name.clone(),
-            var,
-        })
-        .collect();
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let init = default_init(&c, lanes);
-    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    assert!(a.data.iter().all(|x| x.is_finite()));
-    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
+    let cfg = sim_config(Method::Rk4, steps, dt, every);
+    assert_c_loops_equal_unrolled_run(&c, &cfg, &r_outputs(&c), &params, points.len());
 }
 
 /// `Auto` takes the C back end for a network however short the run: the JIT would compile
@@ -345,7 +280,7 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
 /// choice (the JIT for a run this short).
 #[test]
 fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -367,7 +302,7 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
 /// unrolled circuit, bit for bit over an RK4 run.
 #[test]
 fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let n = 5;
@@ -396,10 +331,6 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
     let net = crate::model::network::plan(&c).expect("a network");
     assert_eq!(net.populations.len(), 2);
     assert_eq!(net.couplings.len(), 2);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ck = kernel(&c, Backend::C, dir.path());
-    assert!(ck.is_network());
-    let rk = kernel(&c, Backend::Reference, dir.path());
     let outputs: Vec<OutputBinding> = ["n0/qif_net_op/r", "n4/qif_net_op/v", "d/drive_op/x"]
         .iter()
         .map(|name| OutputBinding {
@@ -407,21 +338,15 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
             var: c.find_var(name).expect("output"),
         })
         .collect();
-    let cfg = SimConfig {
-        simulation_time: 0.02,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let init = default_init(&c, lanes);
-    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    assert!(a.data.iter().all(|x| x.is_finite()));
+    let a = assert_c_loops_equal_unrolled_run(
+        &c,
+        &sim_config(Method::Rk4, 200, 1e-4, 10),
+        &outputs,
+        &params,
+        points.len(),
+    );
     // The driver moved away from its initial value: the coupling into it is live.
     assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
-    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
 /// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants
@@ -431,7 +356,7 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
 /// by far more.
 #[test]
 fn network_single_precision_matches_the_reference_evaluator() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -453,28 +378,15 @@ fn network_single_precision_matches_the_reference_evaluator() {
     let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
     assert!(ck.is_network());
     let layout = c.layout();
-    let (ns, na) = (layout.states.len(), layout.algebraics.len());
+    let ns = layout.states.len();
     let y: Vec<f32> = (0..ns * lanes)
         .map(|x| 0.01 + 0.003 * (x as f32 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
         .collect();
     let p: Vec<f32> = params.iter().map(|&x| x as f32).collect();
     let u = vec![0.0f32; layout.inputs.len() * lanes];
-    let eval = |k: &Kernel| {
-        let (mut dy, mut a) = (vec![0.0f32; ns * lanes], vec![0.0f32; na * lanes]);
-        k.rhs_f32(super::RhsArgsF32 {
-            t: 0.0,
-            lanes,
-            y: &y,
-            p: &p,
-            u: &u,
-            dy: &mut dy,
-            a: &mut a,
-            ctx: &mut KernelCtx::default(),
-        });
-        (dy, a)
-    };
-    let (cd, ca) = eval(&ck);
-    let (rd, ra) = eval(&rk);
+    let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &p, &u], &mut KernelCtx::default());
+    let (cd, ca) = rhs_of(&ck);
+    let (rd, ra) = rhs_of(&rk);
     for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
         assert!((x - w).abs() <= 1e-5 * w.abs().max(1.0), "{x} vs {w}");
     }
@@ -521,7 +433,7 @@ fn r_outputs(c: &Circuit) -> Vec<OutputBinding> {
 /// `past` hook on the C back end (no ring): equal bit for bit too.
 #[test]
 fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps) = (7, 1e-4, 300);
@@ -551,13 +463,7 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
             Method::Heun,
             Method::Rk45 { rtol: 1e-6, atol: 1e-9 },
         ] {
-            let cfg = SimConfig {
-                simulation_time: t_end,
-                dt,
-                sampling_step: Some(10.0 * dt),
-                method,
-                cutoff: 0.0,
-            };
+            let cfg = SimConfig::new(method, t_end, dt, Some(10.0 * dt));
             let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");
@@ -581,7 +487,7 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
 /// (each lane's history in the ring) equal each point run alone, bit for bit (RK4).
 #[test]
 fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
-    if !super::c::compiler_available() {
+    if !super::test_kit::c_available() {
         return;
     }
     let (n, dt, steps, every) = (6, 1e-4, 300, 30);
@@ -590,26 +496,11 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
     let k = kernel(&c, Backend::C, dir.path());
     assert!(k.is_network() && k.delay_ring_span().is_some());
-    let outputs = r_outputs(&c);
-    let cfg = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(every as f64 * dt),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let lanes = points.len();
-    let all = simulate(&k, &cfg, &[], &outputs, &params, &default_init(&c, lanes), lanes).expect("runs");
-    let np = params.len() / lanes;
-    for l in 0..lanes {
-        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
-        let single = simulate(&k, &cfg, &[], &outputs, &one, &default_init(&c, 1), 1).expect("runs");
-        for o in 0..outputs.len() {
-            let (a, b) = (all.trace(o, l), single.trace(o, 0));
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "lane {l} output {o}"
-            );
-        }
-    }
+    assert_lanes_equal_single_runs(
+        &k,
+        &c,
+        &sim_config(Method::Rk4, steps, dt, every),
+        &params,
+        points.len(),
+    );
 }

@@ -27,6 +27,13 @@ pub(crate) fn backends() -> Vec<Backend> {
     out
 }
 
+/// Whether a test of the C back end alone can run: false, with the loud note of
+/// [`backends`] (a failure under CI), when no compiler runs.
+pub(crate) fn c_available() -> bool {
+    let _env = env_read();
+    c_if_available().is_some()
+}
+
 /// C, unless no compiler runs: then `None` and a loud note (a failure under CI). The caller
 /// holds [`ENV`] shared (taking it again here could deadlock behind a waiting writer).
 fn c_if_available() -> Option<Backend> {
@@ -37,6 +44,33 @@ fn c_if_available() -> Option<Backend> {
     assert!(std::env::var_os("CI").is_none(), "{msg}; CI installs gcc");
     eprintln!("{msg}");
     None
+}
+
+/// Lanes `which` of `block`, a run of `lanes` lanes of `k` from the default initial state
+/// with the parameter columns `params`, each equal that lane's point run alone, bit for bit:
+/// a lane's result does not depend on the block it runs in.
+pub(crate) fn assert_lanes_equal_single_runs(
+    block: &crate::solve::Trajectories,
+    k: &Kernel,
+    c: &Circuit,
+    (cfg, outputs): (&crate::solve::SimConfig, &[crate::solve::OutputBinding]),
+    params: &[f64],
+    which: impl IntoIterator<Item = usize>,
+) {
+    let lanes = block.lanes;
+    let np = params.len() / lanes;
+    for l in which {
+        let one: Vec<f64> = (0..np).map(|s| params[s * lanes + l]).collect();
+        let init = crate::solve::default_init(c, 1);
+        let single = crate::solve::simulate(k, cfg, &[], outputs, &one, &init, 1).expect("runs");
+        for o in 0..outputs.len() {
+            let (a, b) = (block.trace(o, l), single.trace(o, 0));
+            assert_eq!(a.len(), b.len(), "lane {l} output {o}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "lane {l} output {o} sample {i}: {x} vs {y}");
+            }
+        }
+    }
 }
 
 /// A test's kernels: C libraries are cached in a directory of the test's own, and `$CC` is

@@ -318,6 +318,21 @@ mod tests {
     }
 }
 
+/// Circuit `name` of the YAML `text`, written to a file of its own and loaded by its path
+/// (not lowered); a load error panics with the loader's message.
+#[cfg(test)]
+pub fn from_yaml(text: &str, name: &str) -> Circuit {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("model.yaml");
+    std::fs::write(&file, text).expect("write yaml");
+    crate::model::load_circuit(
+        &format!("{}/{name}", file.display()),
+        &crate::template::LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+    .circuit
+}
+
 /// `../shared/bench/network_grid.c`'s network — N QIF nodes, `W` and `D` given by a formula
 /// any tool can rebuild — for the tests and benches that compare with that program.
 pub mod network_grid {
@@ -329,6 +344,44 @@ pub mod network_grid {
     /// `network_grid.c`'s delays in whole steps: `round(D[i][j] / dt)`.
     pub fn delay_steps(dmax: f64, dt: f64, i: usize, j: usize) -> usize {
         (dmax * 0.5 * (1.0 + (3.0 * i as f64 + 5.0 * j as f64).cos()) / dt).round() as usize
+    }
+
+    /// `network_grid.c`'s Euler loop, transcribed: r of every node after every step,
+    /// `[step][node]` (step 0 the initial state), for one point (G, eta). With `dmax > 0` the
+    /// edges have the delays of [`delay_steps`] (before t = 0 the history is the initial
+    /// value); `drive(i, k)` is added to node `i`'s `v'` at step `k` (the C program has none).
+    // Indices as in the C program: i the target, j the source, s the step.
+    #[allow(clippy::needless_range_loop)]
+    pub fn transcription(
+        n: usize,
+        (g, eta): (f64, f64),
+        (steps, dt): (usize, f64),
+        dmax: f64,
+        drive: impl Fn(usize, usize) -> f64,
+    ) -> Vec<Vec<f64>> {
+        let pi = std::f64::consts::PI;
+        let mut r = vec![0.01; n];
+        let mut v = vec![-2.0; n];
+        let mut hist: Vec<Vec<f64>> = vec![r.clone()];
+        for s in 0..steps {
+            let mut rin = vec![0.0; n];
+            for (i, x) in rin.iter_mut().enumerate() {
+                let mut acc = 0.0;
+                for j in 0..n {
+                    let d = if dmax > 0.0 { delay_steps(dmax, dt, i, j) } else { 0 };
+                    let past = s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
+                    acc += weight(n, i, j) * past;
+                }
+                *x = g * acc;
+            }
+            for i in 0..n {
+                let (a, b) = (r[i], v[i]);
+                r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
+                v[i] = b + dt * (b * b + eta + rin[i] + drive(i, s) - (pi * a) * (pi * a));
+            }
+            hist.push(r.clone());
+        }
+        hist
     }
 
     /// The operator of `network_grid.c`: `r' = 1/π + 2rv`, `v' = v² + η + G·r_in − (πr)²`.
@@ -373,5 +426,73 @@ qif_net_pop: {base: NodeTemplate, operators: [qif_net_op]}
             }
         }
         s
+    }
+}
+
+/// How long a time-boxed fuzz run lasts: `FUZZ_SECONDS` (one variable for every fuzz run),
+/// else `default`.
+pub fn fuzz_seconds(default: u64) -> u64 {
+    std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Random edits of a text for the fuzz runs of templates and spec files: deterministic per
+/// seed (xorshift64), every edit at a character boundary.
+pub struct TextMutator(u64);
+
+impl TextMutator {
+    pub fn new(seed: u64) -> TextMutator {
+        TextMutator(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One of `items`, at random.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next_u64() % items.len() as u64) as usize]
+    }
+
+    /// 1 to 6 edits: insert a character of `alphabet`, delete up to 8 bytes, copy a slice of
+    /// up to 40 bytes elsewhere (moves keys and indentation around), or insert a token.
+    pub fn mutate(&mut self, text: &mut String, alphabet: &[char], tokens: &[&str]) {
+        let boundary_at_or_before = |text: &str, mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let boundary_at_or_after = |text: &str, mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i += 1;
+            }
+            i
+        };
+        for _ in 0..1 + self.next_u64() % 6 {
+            let p = boundary_at_or_before(text, (self.next_u64() % (text.len() as u64 + 1)) as usize);
+            match self.next_u64() % 4 {
+                0 => text.insert(p, *self.pick(alphabet)),
+                1 => {
+                    let e = boundary_at_or_after(text, (p + 1 + (self.next_u64() % 8) as usize).min(text.len()));
+                    text.replace_range(p..e, "");
+                }
+                2 => {
+                    let a = boundary_at_or_before(text, (self.next_u64() % (text.len() as u64 + 1)) as usize);
+                    let b = boundary_at_or_after(text, (a + (self.next_u64() % 40) as usize).min(text.len()));
+                    let piece = text[a..b].to_string();
+                    text.insert_str(p, &piece);
+                }
+                _ => {
+                    let token = *self.pick::<&str>(tokens);
+                    text.insert_str(p, token);
+                }
+            }
+        }
     }
 }

@@ -77,6 +77,20 @@ pub struct SimConfig {
     pub cutoff: f64,
 }
 
+impl SimConfig {
+    /// `simulation_time` in steps of `dt` by `method`, sampled every `sampling_step` (default
+    /// `dt`), no cutoff.
+    pub fn new(method: Method, simulation_time: f64, dt: f64, sampling_step: Option<f64>) -> SimConfig {
+        SimConfig {
+            simulation_time,
+            dt,
+            sampling_step,
+            method,
+            cutoff: 0.0,
+        }
+    }
+}
+
 /// An external signal driving one input variable.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Signal {

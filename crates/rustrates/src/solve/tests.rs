@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::kernel::test_kit::assert_lanes_equal_single_runs;
 use crate::kernel::{Backend, KernelOptions, Precision};
 use crate::model::test_models::{self, Builder};
 use crate::model::{BinOp, Circuit, Expr, VarKind};
@@ -18,16 +19,6 @@ fn compile(c: &Circuit, precision: Precision) -> Kernel {
         },
     )
     .expect("the reference back end always compiles")
-}
-
-fn cfg(method: Method, t: f64, dt: f64, dts: Option<f64>) -> SimConfig {
-    SimConfig {
-        simulation_time: t,
-        dt,
-        sampling_step: dts,
-        method,
-        cutoff: 0.0,
-    }
 }
 
 fn out(c: &Circuit, name: &str) -> OutputBinding {
@@ -54,7 +45,13 @@ fn run_default(c: &Circuit, k: &Kernel, cfg: &SimConfig, outputs: &[OutputBindin
 fn decay_error(method: Method, dt: f64, precision: Precision) -> f64 {
     let (c, reference) = test_models::exponential_decay();
     let k = compile(&c, precision);
-    let tr = run_default(&c, &k, &cfg(method, 2.0, dt, Some(0.1)), &[out(&c, "decay/op/x")], 1);
+    let tr = run_default(
+        &c,
+        &k,
+        &SimConfig::new(method, 2.0, dt, Some(0.1)),
+        &[out(&c, "decay/op/x")],
+        1,
+    );
     let exact = reference.exact.expect("decay has a closed form");
     tr.time
         .iter()
@@ -94,7 +91,7 @@ fn rk4_harmonic_oscillator_matches_discrete_closed_form_and_conserves_energy() {
     let tr = run_default(
         &c,
         &k,
-        &cfg(Method::Rk4, 10.0, h, Some(0.01)),
+        &SimConfig::new(Method::Rk4, 10.0, h, Some(0.01)),
         &[out(&c, "osc/op/x"), out(&c, "osc/op/v")],
         1,
     );
@@ -145,22 +142,14 @@ fn lanes_with_different_params_equal_single_runs_bitwise() {
     let lanes = etas.len();
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
     for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
-        let config = cfg(method, 1.0, 1e-3, Some(1e-2));
+        let config = SimConfig::new(method, 1.0, 1e-3, Some(1e-2));
         let mut p = default_params(&c, lanes);
         for (l, (a, b)) in etas.iter().enumerate() {
             p[eta_pc * lanes + l] = *a;
             p[eta_iin * lanes + l] = *b;
         }
         let all = simulate(&k, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
-        for (l, (a, b)) in etas.iter().enumerate() {
-            let mut p1 = default_params(&c, 1);
-            p1[eta_pc] = *a;
-            p1[eta_iin] = *b;
-            let one = simulate(&k, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
-            for o in 0..outputs.len() {
-                assert_bitwise_eq(all.trace(o, l), one.trace(o, 0));
-            }
-        }
+        assert_lanes_equal_single_runs(&all, &k, &c, (&config, &outputs), &p, 0..lanes);
     }
 }
 
@@ -173,7 +162,7 @@ fn reference_circuit_euler_matches_hand_written_loop() {
     let tr = run_default(
         &c,
         &k,
-        &cfg(Method::Euler, 1.0, 1e-3, None),
+        &SimConfig::new(Method::Euler, 1.0, 1e-3, None),
         &[out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/v")],
         1,
     );
@@ -201,8 +190,8 @@ fn sampling_gives_round_t_over_dts_rows_before_each_step() {
     let (c, _) = test_models::exponential_decay();
     let k = compile(&c, Precision::F64);
     let x = [out(&c, "decay/op/x")];
-    let every = run_default(&c, &k, &cfg(Method::Euler, 1.0, 1e-3, None), &x, 1);
-    let tenth = run_default(&c, &k, &cfg(Method::Euler, 1.0, 1e-3, Some(1e-2)), &x, 1);
+    let every = run_default(&c, &k, &SimConfig::new(Method::Euler, 1.0, 1e-3, None), &x, 1);
+    let tenth = run_default(&c, &k, &SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1e-2)), &x, 1);
     assert_eq!(every.time.len(), 1000);
     assert_eq!(tenth.time.len(), 100);
     // Row 0 is the initial state; row k is the state after 10k steps (x_n = 0.999^n exactly
@@ -214,7 +203,7 @@ fn sampling_gives_round_t_over_dts_rows_before_each_step() {
     }
     assert!((every.trace(0, 0)[999] - 0.999f64.powi(999)).abs() < 1e-13);
     // A cutoff drops the samples before it; indices restart at 0.
-    let mut config = cfg(Method::Euler, 1.0, 1e-3, Some(1e-2));
+    let mut config = SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1e-2));
     config.cutoff = 0.3;
     let cut = run_default(&c, &k, &config, &x, 1);
     assert_eq!(cut.time.len(), 70);
@@ -228,7 +217,7 @@ fn sampling_step_not_a_multiple_is_an_error_with_suggestion() {
     let k = compile(&c, Precision::F64);
     let err = simulate(
         &k,
-        &cfg(Method::Euler, 1.0, 1e-3, Some(1.6e-3)),
+        &SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1.6e-3)),
         &[],
         &[],
         &[1.0],
@@ -245,10 +234,26 @@ fn sampling_step_not_a_multiple_is_an_error_with_suggestion() {
         }
     );
     for dt in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
-        let r = simulate(&k, &cfg(Method::Euler, 1.0, dt, None), &[], &[], &[1.0], &[1.0], 1);
+        let r = simulate(
+            &k,
+            &SimConfig::new(Method::Euler, 1.0, dt, None),
+            &[],
+            &[],
+            &[1.0],
+            &[1.0],
+            1,
+        );
         assert!(matches!(r, Err(SolveError::BadStep { .. })), "{dt}: {r:?}");
     }
-    let r = simulate(&k, &cfg(Method::Euler, -1.0, 1e-3, None), &[], &[], &[1.0], &[1.0], 1);
+    let r = simulate(
+        &k,
+        &SimConfig::new(Method::Euler, -1.0, 1e-3, None),
+        &[],
+        &[],
+        &[1.0],
+        &[1.0],
+        1,
+    );
     assert_eq!(r, Err(SolveError::BadTime { t: -1.0 }));
 }
 
@@ -270,7 +275,7 @@ fn input_with_one_row_fewer_holds_its_last_value() {
     let x = [out(&c, "n/op/x"), out(&c, "n/op/I")];
     // T = 1, dt = 0.125: 8 steps, 8 samples (t = 0 … 0.875); with dts = dt the last step's row
     // only shows through the state, so sample 4 s later (T = 1 + dt would change steps).
-    let config = cfg(Method::Euler, 1.0, 0.125, None);
+    let config = SimConfig::new(Method::Euler, 1.0, 0.125, None);
     let rows: Vec<f64> = (0..7).map(|i| f64::from(i) + 1.0).collect(); // 7 = steps − 1 rows
     let short = InputBinding {
         var,
@@ -304,7 +309,7 @@ fn input_of_wrong_length_or_columns_is_an_error() {
     let c = integrator();
     let k = compile(&c, Precision::F64);
     let var = c.find_var("n/op/I").expect("var");
-    let config = cfg(Method::Euler, 1.0, 0.125, None);
+    let config = SimConfig::new(Method::Euler, 1.0, 0.125, None);
     let bad = InputBinding {
         var,
         signal: Signal::Shared(vec![0.0; 6].into()),
@@ -362,7 +367,7 @@ fn per_point_input_columns_follow_global_point_index() {
     let c = integrator();
     let k = compile(&c, Precision::F64);
     let var = c.find_var("n/op/I").expect("var");
-    let config = cfg(Method::Euler, 1.0, 0.125, None);
+    let config = SimConfig::new(Method::Euler, 1.0, 0.125, None);
     let points = 5;
     // Column j holds j + 1 in every row: lane l of a block starting at point 2 integrates l + 3.
     let data: Arc<[f64]> = (0..8 * points).map(|i| (i % points) as f64 + 1.0).collect();
@@ -410,7 +415,7 @@ fn diverging_lane_is_marked_and_others_are_untouched() {
     let k = compile(&c, Precision::F64);
     let cs = [-1.0, 1.0, 0.25];
     let dt = 1e-3;
-    let config = cfg(Method::Rk4, 1.5, dt, Some(1e-2));
+    let config = SimConfig::new(Method::Rk4, 1.5, dt, Some(1e-2));
     let x = [out(&c, "n/op/x")];
     let all = simulate(&k, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
     match all.status[1] {
@@ -444,7 +449,7 @@ fn f32_path_matches_f64_on_decay() {
     let (c, _) = test_models::exponential_decay();
     let k64 = compile(&c, Precision::F64);
     let k32 = compile(&c, Precision::F32);
-    let config = cfg(Method::Rk4, 2.0, 0.01, None);
+    let config = SimConfig::new(Method::Rk4, 2.0, 0.01, None);
     let x = [out(&c, "decay/op/x")];
     let a = run_default(&c, &k64, &config, &x, 2);
     let b = run_default(&c, &k32, &config, &x, 2);
@@ -469,7 +474,7 @@ fn settle(c: &Circuit, etas: &[f64], init_rv: &[(f64, f64)], t: f64) -> Trajecto
     }
     simulate(
         &k,
-        &cfg(Method::Rk4, t, 1e-2, Some(0.1)),
+        &SimConfig::new(Method::Rk4, t, 1e-2, Some(0.1)),
         &[],
         &[out(c, "p/qif_op/r")],
         &p,
@@ -515,7 +520,7 @@ fn mpr_bistable_reaches_both_stable_points_and_oscillates_at_0528() {
     let dt = 1e-3;
     let tr = simulate(
         &k,
-        &cfg(Method::Rk4, 12.0, dt, None),
+        &SimConfig::new(Method::Rk4, 12.0, dt, None),
         &[],
         &[out(&c, "p/qif_op/r")],
         &default_params(&c, 1),
@@ -575,7 +580,13 @@ fn delay_model() -> Circuit {
 fn delay_error(method: Method, dt: f64) -> f64 {
     let c = delay_model();
     let k = compile(&c, Precision::F64);
-    let tr = run_default(&c, &k, &cfg(method, 8.0, dt, Some(0.5)), &[out(&c, "n/op/x")], 1);
+    let tr = run_default(
+        &c,
+        &k,
+        &SimConfig::new(method, 8.0, dt, Some(0.5)),
+        &[out(&c, "n/op/x")],
+        1,
+    );
     tr.time
         .iter()
         .zip(tr.trace(0, 0))
@@ -624,7 +635,7 @@ fn lanes_with_different_delays_equal_single_runs_bitwise() {
     let c = b.c;
     let k = compile(&c, Precision::F64);
     let delays = [0.5, 1.0, 1.7];
-    let config = cfg(Method::Rk4, 4.0, 1e-2, Some(0.05));
+    let config = SimConfig::new(Method::Rk4, 4.0, 1e-2, Some(0.05));
     let x = [out(&c, "n/op/x")];
     let all = simulate(&k, &config, &[], &x, &delays, &[1.0; 3], 3).expect("run");
     for (l, dl) in delays.iter().enumerate() {
@@ -659,7 +670,7 @@ fn ou_noise_has_theoretical_moments_and_is_reproducible_per_point() {
     let c = ou(dt, sigma);
     let k = compile(&c, Precision::F64);
     let lanes = 4000;
-    let config = cfg(Method::Euler, 10.0 + dt, dt, None);
+    let config = SimConfig::new(Method::Euler, 10.0 + dt, dt, None);
     let mut sink = SampleBuffer::default();
     run_block(
         &k,
@@ -714,7 +725,7 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
     let k = compile(&c, Precision::F64);
     let exact = reference.exact.expect("closed form");
     let (rtol, atol) = (1e-6, 1e-8);
-    let prep_cfg = cfg(Method::Rk45 { rtol, atol }, 5.0, 1e-2, Some(0.05));
+    let prep_cfg = SimConfig::new(Method::Rk45 { rtol, atol }, 5.0, 1e-2, Some(0.05));
     let outputs = [out(&c, "osc/op/x"), out(&c, "osc/op/v")];
     let p = default_params(&c, 1);
     let y0 = default_init(&c, 1);
@@ -751,7 +762,7 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
         let tr = run_default(
             &c,
             &k,
-            &cfg(Method::Rk4, 5.0, h, Some(0.05f64.max(h))),
+            &SimConfig::new(Method::Rk4, 5.0, h, Some(0.05f64.max(h))),
             &outputs[..1],
             1,
         );
@@ -794,7 +805,7 @@ fn builtin_qif_settles_on_analytic_fixed_points() {
     p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&etas);
     let tr = simulate(
         &k,
-        &cfg(Method::Rk4, 300.0, 1e-2, Some(1.0)),
+        &SimConfig::new(Method::Rk4, 300.0, 1e-2, Some(1.0)),
         &[],
         &[out(&c, "p/qif_op/r")],
         &p,
@@ -821,7 +832,7 @@ fn builtin_net3_matches_hand_built_equations() {
     let tr = run_default(
         &c,
         &k,
-        &cfg(Method::Euler, 1.0, dt, None),
+        &SimConfig::new(Method::Euler, 1.0, dt, None),
         &[out(&c, "PC/Op_e/r"), out(&c, "IIN/Op_i/r")],
         1,
     );
@@ -856,7 +867,7 @@ fn builtin_jansen_rit_oscillates_at_alpha_frequency() {
     let k = compile(&c, Precision::F64);
     let u = c.find_var("pc/rpo_e_in/u").expect("extrinsic input");
     let dt = 1e-4;
-    let mut config = cfg(Method::Rk4, 3.0, dt, None);
+    let mut config = SimConfig::new(Method::Rk4, 3.0, dt, None);
     config.cutoff = 1.0;
     let inputs = [InputBinding {
         var: u,
@@ -898,7 +909,7 @@ fn rk45_delay_equation_within_ten_times_tolerance() {
         let tr = run_default(
             &c,
             &k,
-            &cfg(Method::Rk45 { rtol, atol }, 8.0, 1e-2, Some(0.05)),
+            &SimConfig::new(Method::Rk45 { rtol, atol }, 8.0, 1e-2, Some(0.05)),
             &[out(&c, "n/op/x")],
             1,
         );
@@ -977,19 +988,11 @@ fn delay_coupled_jansen_rit_edge_delay_equals_past_in_equation() {
     // Both read algebraic histories at the same times through the same interpolation, which
     // is linear in the data, so they differ only by rounding (1e-9 relative after 5000 steps
     // of a system whose potentials are O(1e-2) V).
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("jrc_delay.yaml");
-    std::fs::write(&file, JRC_DELAY_YAML).expect("write yaml");
-    let load_in = |name: &str| {
-        let path = format!("{}/{name}", file.display());
-        let loaded = crate::model::load_circuit(&path, &crate::template::LoadOptions::default())
-            .unwrap_or_else(|e| panic!("{name} loads: {e}"));
-        crate::model::passes::lower_edges(&loaded.circuit)
-    };
+    let load_in = |name: &str| crate::model::passes::lower_edges(&test_models::from_yaml(JRC_DELAY_YAML, name));
     let edge = load_in("PairEdge");
     let past = load_in("PairPast");
     for method in [Method::Euler, Method::Rk4] {
-        let config = cfg(method, 0.5, 1e-4, Some(1e-3));
+        let config = SimConfig::new(method, 0.5, 1e-4, Some(1e-3));
         let mut traces = Vec::new();
         for (c, op) in [(&edge, "rpo_e_in"), (&past, "rpo_e_in_past")] {
             let k = compile(c, Precision::F64);
@@ -1065,15 +1068,7 @@ fn gamma_chain_impulse_response_is_gamma_density() {
     // impulse into the source makes z₁(0⁺) = k, and then z_n(t) = kⁿ tⁿ⁻¹ e^(−kt)/(n−1)!, the
     // gamma density with mean n/k = 1 and standard deviation √n/k = 0.5. RK4 at dt = 1e-3 is
     // accurate to ~1e-12 here; 1e-9 absolute.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("chain.yaml");
-    std::fs::write(&file, GAMMA_YAML).expect("write yaml");
-    let loaded = crate::model::load_circuit(
-        &format!("{}/Chain", file.display()),
-        &crate::template::LoadOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("Chain loads: {e}"));
-    let c = crate::model::passes::lower_edges(&loaded.circuit);
+    let c = crate::model::passes::lower_edges(&test_models::from_yaml(GAMMA_YAML, "Chain"));
     let layout = c.layout();
     let chain: Vec<_> = layout
         .states
@@ -1091,7 +1086,7 @@ fn gamma_chain_impulse_response_is_gamma_density() {
     y0[z1] = 4.0;
     let tr = simulate(
         &k,
-        &cfg(Method::Rk4, 4.0, 1e-3, Some(1e-2)),
+        &SimConfig::new(Method::Rk4, 4.0, 1e-3, Some(1e-2)),
         &[],
         &[out(&c, "b/tgt_op/m_in")],
         &default_params(&c, 1),
@@ -1136,21 +1131,14 @@ fn fused_c_path_matches_reference_stepping() {
     p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&[-5.0, 0.0, 4.0]);
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
     for method in [Method::Euler, Method::Rk4] {
-        let config = cfg(method, 2.0, 1e-3, Some(1e-2));
+        let config = SimConfig::new(method, 2.0, 1e-3, Some(1e-2));
         let fused = simulate(&kc, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
         let stepped = simulate(&kr, &config, &[], &outputs, &p, &default_init(&c, lanes), lanes).expect("run");
         assert_eq!(fused.time, stepped.time);
         for (x, y) in fused.data.iter().zip(&stepped.data) {
             assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-3), "{method:?}: {x} vs {y}");
         }
-        for l in 0..lanes {
-            let mut p1 = default_params(&c, 1);
-            p1[eta] = p[eta * lanes + l];
-            let one = simulate(&kc, &config, &[], &outputs, &p1, &default_init(&c, 1), 1).expect("run");
-            for o in 0..outputs.len() {
-                assert_bitwise_eq(fused.trace(o, l), one.trace(o, 0));
-            }
-        }
+        assert_lanes_equal_single_runs(&fused, &kc, &c, (&config, &outputs), &p, 0..lanes);
     }
 }
 
@@ -1162,7 +1150,7 @@ fn fused_c_path_marks_divergence_at_the_exact_step() {
     let kc = compile_c(&c);
     let kr = compile(&c, Precision::F64);
     let cs = [-1.0, 1.0, 0.25];
-    let config = cfg(Method::Rk4, 1.5, 1e-3, Some(5e-2));
+    let config = SimConfig::new(Method::Rk4, 1.5, 1e-3, Some(5e-2));
     let x = [out(&c, "n/op/x")];
     let fused = simulate(&kc, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
     let stepped = simulate(&kr, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
@@ -1220,7 +1208,7 @@ fn fused_recording_takes_the_same_samples_as_solver_sampling() {
         for (method, dts) in [(Method::Euler, 1e-3), (Method::Euler, 7e-3), (Method::Rk4, 7e-3)] {
             let config = SimConfig {
                 cutoff: 0.5,
-                ..cfg(method, 3.0, 1e-3, Some(dts))
+                ..SimConfig::new(method, 3.0, 1e-3, Some(dts))
             };
             let recorded = simulate(&kernel, &config, &[], &states, &p, &init, lanes).expect("run");
             let sampled = simulate(&kernel, &config, &[], &mixed, &p, &init, lanes).expect("run");
@@ -1240,14 +1228,7 @@ fn fused_recording_takes_the_same_samples_as_solver_sampling() {
                     }
                 }
             }
-            for l in [0, lanes - 1] {
-                let mut p1 = default_params(&c, 1);
-                p1[eta] = p[eta * lanes + l];
-                let one = simulate(&kernel, &config, &[], &states, &p1, &default_init(&c, 1), 1).expect("run");
-                for o in 0..states.len() {
-                    assert_bitwise_eq(recorded.trace(o, l), one.trace(o, 0));
-                }
-            }
+            assert_lanes_equal_single_runs(&recorded, &kernel, &c, (&config, &states), &p, [0, lanes - 1]);
         }
     }
 }
@@ -1258,7 +1239,13 @@ fn run_without_outputs_still_delivers_every_sample_time() {
     // fused or not, delivers round(T/dts) = 100 samples at k·dts even with no outputs.
     let (c, _) = test_models::exponential_decay();
     for kernel in [compile(&c, Precision::F64), compile_c(&c), compile_jit(&c)] {
-        let tr = run_default(&c, &kernel, &cfg(Method::Euler, 1.0, 1e-3, Some(1e-2)), &[], 2);
+        let tr = run_default(
+            &c,
+            &kernel,
+            &SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1e-2)),
+            &[],
+            2,
+        );
         assert_eq!(tr.time.len(), 100, "{:?}", kernel.backend());
         for (k, t) in tr.time.iter().enumerate() {
             assert!((t - k as f64 * 1e-2).abs() < 1e-15);
@@ -1276,7 +1263,7 @@ fn fused_recording_keeps_diverged_lanes_nan_in_later_calls() {
     let c = blow_up();
     let kr = compile(&c, Precision::F64);
     let cs = [-1.0, 1.0, 0.25];
-    let config = cfg(Method::Rk4, 3.0, 1e-3, Some(1e-3));
+    let config = SimConfig::new(Method::Rk4, 3.0, 1e-3, Some(1e-3));
     let x = [out(&c, "n/op/x")];
     let stepped = simulate(&kr, &config, &[], &x, &cs, &[1.0; 3], 3).expect("run");
     for kernel in [compile_c(&c), compile_jit(&c)] {
@@ -1340,7 +1327,7 @@ fn compiled_back_ends_through_solver_hooks_match_reference() {
     let p = [0.3, 0.5, 0.7];
     let outputs = [out(&c, "n/op/x")];
     for method in [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }] {
-        let config = cfg(method, 2.0, 1e-2, Some(5e-2));
+        let config = SimConfig::new(method, 2.0, 1e-2, Some(5e-2));
         let want = simulate(&kr, &config, &[], &outputs, &p, &[1.0; 3], lanes).expect("run");
         for k in [&kj, &kc] {
             let got = simulate(k, &config, &[], &outputs, &p, &[1.0; 3], lanes).expect("run");
@@ -1368,7 +1355,7 @@ fn rk45_masked_block_equals_lane_by_lane_bitwise() {
     p[eta * lanes..(eta + 1) * lanes].copy_from_slice(&[-5.0, 0.0, f64::NAN, 4.0]);
     let init = default_init(&c, lanes);
     let outputs = [out(&c, "PC/qif_op/r"), out(&c, "IIN/qif_op/r_in")];
-    let config = cfg(Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, 2.0, 1e-3, Some(1e-2));
+    let config = SimConfig::new(Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, 2.0, 1e-3, Some(1e-2));
     let block = Block {
         first_point: 0,
         lanes,

@@ -874,13 +874,7 @@ mod tests {
     #[test]
     fn refine_settings_errors_name_what_to_fix() {
         let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
-        let sim = SimConfig {
-            simulation_time: 1.0,
-            dt: 0.01,
-            sampling_step: None,
-            method: Method::Rk4,
-            cutoff: 0.0,
-        };
+        let sim = SimConfig::new(Method::Rk4, 1.0, 0.01, None);
         let mut spec = SweepSpec::new(grid(&[("mu", vec![-1.0, 1.0])]), map, sim);
         spec.summaries = vec![Statistic::Mean];
         let refine = |levels, criterion, tolerance| Refine {
@@ -910,11 +904,8 @@ mod tests {
         let mus: Vec<f64> = (0..5).map(|i| -1.03 + 0.5 * f64::from(i)).collect();
         let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
         let sim = SimConfig {
-            simulation_time: 600.0,
-            dt: 0.02,
-            sampling_step: Some(0.02),
-            method: Method::Rk4,
             cutoff: 500.0,
+            ..SimConfig::new(Method::Rk4, 600.0, 0.02, Some(0.02))
         };
         let mut spec = SweepSpec::new(grid(&[("mu", mus)]), map, sim);
         spec.outputs = vec![("x".into(), "p/sl/x".into())];
@@ -988,11 +979,8 @@ mod tests {
         let mus: Vec<f64> = (0..5).map(|i| -1.03 + 0.5 * f64::from(i)).collect();
         let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
         let sim = SimConfig {
-            simulation_time: 60.0,
-            dt: 0.02,
-            sampling_step: Some(0.02),
-            method: Method::Rk4,
             cutoff: 40.0,
+            ..SimConfig::new(Method::Rk4, 60.0, 0.02, Some(0.02))
         };
         let mut spec = SweepSpec::new(grid(&[("mu", mus)]), map, sim);
         spec.outputs = vec![("x".into(), "p/sl/x".into())];
@@ -1125,11 +1113,8 @@ mod tests {
         // Three starts per point: near the low state and near the high one at either end of
         // its range (as `sweep::regime`'s boundary test).
         let sim = SimConfig {
-            simulation_time: 100.0,
-            dt: 0.005,
-            sampling_step: Some(0.05),
-            method: Method::Rk4,
             cutoff: 90.0,
+            ..SimConfig::new(Method::Rk4, 100.0, 0.005, Some(0.05))
         };
         let mut spec = SweepSpec::new(grid, map, sim);
         spec.outputs = vec![("r".into(), "p/qif_op/r".into())];

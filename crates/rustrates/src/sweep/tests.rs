@@ -4,6 +4,7 @@ use super::block::Lanes;
 use super::plan::build_plan;
 use super::*;
 use crate::kernel::{Backend, Kernel, KernelOptions};
+use crate::model::test_models;
 use crate::model::{Circuit, VarKind};
 use crate::model::{Expr, Ode, Var};
 use crate::solve::Method;
@@ -98,11 +99,8 @@ pub(crate) fn fake_spec(etas: &[f64], x0s: &[f64]) -> SweepSpec {
         .nodes("eta", &["eta"], &["A"])
         .nodes("x0", &["op/x"], &["B"]);
     let sim = SimConfig {
-        simulation_time: 2.0,
-        dt: 0.05,
-        sampling_step: Some(0.1),
-        method: Method::Euler,
         cutoff: 0.5,
+        ..SimConfig::new(Method::Euler, 2.0, 0.05, Some(0.1))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("x".into(), "all/op/x".into())];
@@ -506,11 +504,8 @@ pub(crate) fn qif_spec(n: usize) -> SweepSpec {
         .nodes("eta_pc", &["qif_op/eta"], &["PC"])
         .nodes("eta_iin", &["eta"], &["IIN"]);
     let sim = SimConfig {
-        simulation_time: 0.5,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Euler,
         cutoff: 0.1,
+        ..SimConfig::new(Method::Euler, 0.5, 1e-4, Some(1e-3))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
@@ -604,11 +599,8 @@ fn sweep_sine_input_dominant_frequency_within_one_bin() {
     let grid = Grid::from_values(&values, false).unwrap();
     let map = ParamMap::new().nodes("tau", &["tau"], &["n"]);
     let sim = SimConfig {
-        simulation_time: t_end,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Rk4,
         cutoff: 0.5,
+        ..SimConfig::new(Method::Rk4, t_end, dt, Some(dt))
     };
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.inputs = vec![("n/op/inp".into(), Signal::Shared(sine.into()))];
@@ -641,13 +633,7 @@ fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
     let values: IndexMap<String, Vec<f64>> = [("a".to_string(), vec![0.1, 4.0, 0.5, 20.0])].into_iter().collect();
     let grid = Grid::from_values(&values, false).unwrap();
     let map = ParamMap::new().nodes("a", &["a"], &["n"]);
-    let sim = SimConfig {
-        simulation_time: 1.0,
-        dt: 1e-3,
-        sampling_step: Some(1e-2),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 1.0, 1e-3, Some(1e-2));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("x".into(), "n/op/x".into())];
     spec.backend = Backend::Reference;
@@ -748,16 +734,6 @@ Net:
     )
 }
 
-fn load_yaml(dir: &std::path::Path, name: &str, text: String) -> Circuit {
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    let opts = crate::template::LoadOptions::default();
-    crate::model::load_circuit(&format!("{}/Net", file.display()), &opts)
-        .map_err(|e| format!("{e:?}"))
-        .unwrap()
-        .circuit
-}
-
 /// Issue 14 item 7: a flat sum as deep as the parser accepts goes through every stage in a
 /// debug build: template, model passes and dropping the trees on an 8 MiB stack (a main
 /// thread's, where the CLI and Python load templates), each back end's compile on its own
@@ -778,17 +754,10 @@ fn parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack() {
     std::thread::Builder::new()
         .stack_size(8 << 20)
         .spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            let circuit = load_yaml(dir.path(), "deep.yaml", text);
+            let circuit = test_models::from_yaml(&text, "Net");
             for backend in [Backend::Reference, Backend::Jit, Backend::C] {
                 let grid = Grid::from_rows(Vec::new(), &[Vec::new()]).unwrap();
-                let sim = SimConfig {
-                    simulation_time: 0.01,
-                    dt: 1e-3,
-                    sampling_step: None,
-                    method: Method::Euler,
-                    cutoff: 0.0,
-                };
+                let sim = SimConfig::new(Method::Euler, 0.01, 1e-3, None);
                 let mut spec = SweepSpec::new(grid, ParamMap::new(), sim);
                 spec.outputs = vec![("x".into(), "p/Op/x".into())];
                 spec.backend = backend;
@@ -834,13 +803,7 @@ fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {
         ParamMap::new()
             .edges("d", &["delay"], &[("a", "b", Some(0))])
             .edges("s", &["spread"], &[("a", "b", Some(0))]);
-    let sim = SimConfig {
-        simulation_time: 1.0,
-        dt: 1e-3,
-        sampling_step: Some(1e-2),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Rk4, 1.0, 1e-3, Some(1e-2));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("y".into(), "b/Q/y".into())];
     spec.backend = backend;
@@ -854,8 +817,7 @@ fn gamma_spec(delays: &[f64], spreads: &[f64], backend: Backend) -> SweepSpec {
 /// delay) stays valid.
 #[test]
 fn sweep_negative_or_nan_delay_is_an_error_naming_key_and_point() {
-    let dir = tempfile::tempdir().unwrap();
-    let circuit = load_yaml(dir.path(), "g.yaml", gamma_yaml(0.2, 0.1));
+    let circuit = test_models::from_yaml(&gamma_yaml(0.2, 0.1), "Net");
     for (delays, spreads, key, point) in [
         (vec![0.2, -0.1], vec![0.1, 0.1], "d", 1),
         (vec![0.2, f64::NAN], vec![0.1, 0.1], "d", 1),
@@ -882,8 +844,7 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
     // at 1), 4 — five distinct chains, interleaved so that chunks of 4 and blocks mix them.
     let delays = [0.1, 0.2, 0.14, 0.3, 0.2, 0.25, 0.2, 0.4];
     let spreads = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.2];
-    let dir = tempfile::tempdir().unwrap();
-    let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
+    let base = test_models::from_yaml(&gamma_yaml(0.15, 0.1), "Net");
     for backend in [Backend::Reference, Backend::Jit] {
         let spec = gamma_spec(&delays, &spreads, backend);
         let plan = build_plan(&spec, &base, None).unwrap();
@@ -918,7 +879,7 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
         run(&lean, &base, &mut sink).unwrap();
         let lean = sink.into_result().unwrap();
         for (p, (&d, &s)) in delays.iter().zip(&spreads).enumerate() {
-            let c = load_yaml(dir.path(), &format!("p{p}.yaml"), gamma_yaml(d, s));
+            let c = test_models::from_yaml(&gamma_yaml(d, s), "Net");
             let (rows, status) = single_run(&c, &spec, p, &[]);
             assert_eq!((status, r.status[p]), (PointStatus::Ok, PointStatus::Ok));
             let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
@@ -944,8 +905,7 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
 #[test]
 fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
     // (d/s)² = 4, 4.04, 3.96, 4.41: all round to the template's 4 stages.
-    let dir = tempfile::tempdir().unwrap();
-    let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.2, 0.1));
+    let base = test_models::from_yaml(&gamma_yaml(0.2, 0.1), "Net");
     let spec = gamma_spec(&[0.2, 0.201, 0.199, 0.21], &[0.1; 4], Backend::Reference);
     let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
@@ -958,7 +918,7 @@ fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
     let r = sink.into_result().unwrap();
-    let c = load_yaml(dir.path(), "p1.yaml", gamma_yaml(0.305, 0.1));
+    let c = test_models::from_yaml(&gamma_yaml(0.305, 0.1), "Net");
     let (rows, _) = single_run(&c, &spec, 1, &[]);
     let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
     assert!(same(&r.trace(1, 0).unwrap(), &single));
@@ -968,9 +928,8 @@ fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
 fn sweep_gamma_source_initial_value_starts_the_chain_like_single_runs() {
     // The chain's stages start at the source's initial value: sweeping that value must
     // move them too, as writing it into the YAML does.
-    let dir = tempfile::tempdir().unwrap();
     let yaml = |r0: f64| gamma_yaml(0.2, 0.1).replace("r: output(0.0)", &format!("r: output({r0:?})"));
-    let base = load_yaml(dir.path(), "base.yaml", yaml(0.0));
+    let base = test_models::from_yaml(&yaml(0.0), "Net");
     let values: IndexMap<String, Vec<f64>> = [("r0".to_string(), vec![0.0, 3.0])].into_iter().collect();
     let mut spec = gamma_spec(&[0.2], &[0.1], Backend::Reference);
     spec.param_grid = Grid::from_values(&values, false).unwrap();
@@ -979,7 +938,7 @@ fn sweep_gamma_source_initial_value_starts_the_chain_like_single_runs() {
     run(&spec, &base, &mut sink).unwrap();
     let r = sink.into_result().unwrap();
     for (p, r0) in [0.0, 3.0].into_iter().enumerate() {
-        let c = load_yaml(dir.path(), &format!("p{p}.yaml"), yaml(r0));
+        let c = test_models::from_yaml(&yaml(r0), "Net");
         let (rows, _) = single_run(&c, &spec, p, &[]);
         let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
         assert!(same(&r.trace(p, 0).unwrap(), &single), "r0 = {r0}");
@@ -996,7 +955,7 @@ fn sweep_gamma_chain_groups_through_part_files_equal_memory_result() {
     let spreads = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.2];
     let dir = tempfile::tempdir().unwrap();
     let text = gamma_yaml(0.15, 0.1);
-    let base = load_yaml(dir.path(), "base.yaml", text.clone());
+    let base = test_models::from_yaml(&text, "Net");
     let spec = gamma_spec(&delays, &spreads, Backend::Reference);
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
@@ -1022,13 +981,7 @@ fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
     assert!(yaml.contains(edge));
     let delays = [0.003, 0.004, 0.005, 0.003];
     let values: IndexMap<String, Vec<f64>> = [("d".to_string(), delays.to_vec())].into_iter().collect();
-    let sim = SimConfig {
-        simulation_time: 0.2,
-        dt: 1e-4,
-        sampling_step: Some(1e-3),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 0.2, 1e-4, Some(1e-3));
     let mut spec = SweepSpec::new(
         Grid::from_values(&values, false).unwrap(),
         ParamMap::new().edges("d", &["delay"], &[("jrc1/pc", "jrc2/pc", Some(0))]),
@@ -1064,8 +1017,7 @@ fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_r
     // consecutive points of one group, and every point still equals its single run.
     let delays = [0.2, 0.2, 0.1, 0.1, 0.3, 0.2];
     let spreads = [0.1; 6];
-    let dir = tempfile::tempdir().unwrap();
-    let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
+    let base = test_models::from_yaml(&gamma_yaml(0.15, 0.1), "Net");
     let mut spec = gamma_spec(&delays, &spreads, Backend::Reference);
     let steps = 1000;
     let data: Vec<f64> = (0..steps * 6).map(|i| 0.5 * (i % 6) as f64).collect();
@@ -1087,7 +1039,7 @@ fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_r
     run(&spec, &base, &mut sink).unwrap();
     let r = sink.into_result().unwrap();
     for (p, &d) in delays.iter().enumerate() {
-        let c = load_yaml(dir.path(), &format!("p{p}.yaml"), gamma_yaml(d, 0.1));
+        let c = test_models::from_yaml(&gamma_yaml(d, 0.1), "Net");
         let (rows, _) = single_run(&c, &spec, p, &[]);
         let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
         assert!(same(&r.trace(p, 0).unwrap(), &single), "point {p}");

@@ -628,7 +628,7 @@ fn leaf(kind: ExprKind, range: TextRange) -> Parsed {
 mod tests;
 
 /// A long-running, deterministic fuzzer for the parser, run on demand:
-/// `RUSTRATES_FUZZ_SECONDS=600 cargo test -p rustrates --lib fuzz_equation -- --ignored --nocapture`.
+/// `FUZZ_SECONDS=600 cargo test -p rustrates --lib fuzz_equation -- --ignored --nocapture`.
 ///
 /// Inputs come from three sources: a grammar that writes (mostly) valid equations with random
 /// spacing, number spellings and left-hand-side forms; a soup of the token alphabet with

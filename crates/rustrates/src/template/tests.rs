@@ -383,19 +383,33 @@ C3:
 #[test]
 fn rewritten_equation_error_points_into_rewritten_text_with_label_at_source() {
     let y = "A:\n  base: OperatorTemplate\n  equations: \"x' = -x\"\n  variables: {x: output(0.0)}\nB:\n  base: A\n  equations:\n    replace: {\"-x\": -x + q}\n";
-    let d = tree(&[("r.yaml", y)]);
-    let r = check_file(&d.path().join("r.yaml"), &LoadOptions::default());
+    let (text, at, label, label_message) = undefined_symbol_error(y);
+    assert_eq!((text.as_str(), at.as_str()), ("x' = -x + q", "q"));
+    assert_eq!(label, (3, 14));
+    assert!(label_message.contains("as written"));
+}
+
+/// The `eq/undefined-symbol` error of a file holding `yaml`: the text its span is in (the
+/// equation as read), the text under the span, and the line:col and message of its first
+/// label (in the file).
+fn undefined_symbol_error(yaml: &str) -> (String, String, (usize, usize), String) {
+    let d = tree(&[("t.yaml", yaml)]);
+    let r = check_file(&d.path().join("t.yaml"), &LoadOptions::default());
     let e = r
         .diagnostics
         .iter()
         .find(|d| d.code == "eq/undefined-symbol")
-        .expect("q undefined");
+        .expect("an undefined symbol");
     let sp = e.span.expect("span");
     let f = r.sources.file(sp.file);
-    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
-    assert_eq!(f.text, "x' = -x + q");
-    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
-    assert!(e.labels[0].message.contains("as written"));
+    let at = f.text[sp.range.start as usize..sp.range.end as usize].to_string();
+    let label = &e.labels[0];
+    (
+        f.text.to_string(),
+        at,
+        r.sources.line_col(label.span),
+        label.message.clone(),
+    )
 }
 
 #[test]
@@ -629,18 +643,9 @@ NC: {base: NodeTemplate, operators: [C]}
 fn escaped_quoted_equation_reports_into_its_text_as_read() {
     // `\t` makes the text differ from the source bytes: spans cannot map 1:1.
     let y = "Op:\n  base: OperatorTemplate\n  equations: \"x' = -x\\t+ q\"\n  variables: {x: output(0.0)}\n";
-    let d = tree(&[("e.yaml", y)]);
-    let r = check_file(&d.path().join("e.yaml"), &LoadOptions::default());
-    let e = r
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "eq/undefined-symbol")
-        .expect("q undefined");
-    let sp = e.span.expect("span");
-    let f = r.sources.file(sp.file);
-    assert_eq!(f.text, "x' = -x\t+ q");
-    assert_eq!(&f.text[sp.range.start as usize..sp.range.end as usize], "q");
-    assert_eq!(r.sources.line_col(e.labels[0].span), (3, 14));
+    let (text, at, label, _) = undefined_symbol_error(y);
+    assert_eq!((text.as_str(), at.as_str()), ("x' = -x\t+ q", "q"));
+    assert_eq!(label, (3, 14));
 }
 
 #[test]
@@ -792,17 +797,8 @@ Child:
 #[test]
 #[ignore = "long-running: set FUZZ_SECONDS"]
 fn fuzz_for_a_while() {
-    let secs: u64 = std::env::var("FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let secs = crate::model::test_models::fuzz_seconds(10);
+    let mut mutator = crate::model::test_models::TextMutator::new(0x9E37_79B9_7F4A_7C15);
     let corpus = [
         NET3,
         SIMPLE,
@@ -810,43 +806,12 @@ fn fuzz_for_a_while() {
         include_str!("testdata/invalid/operator_cycle.yaml"),
     ];
     let alphabet: Vec<char> = " \n-:[]{},'\"&*<#|>/.()^+=01xyrtvp_".chars().collect();
+    let tokens = ["base: ", "\n  ", "*a", "&a ", "<<: ", "x(t - 1)", "past(", ": ["];
     let start = std::time::Instant::now();
     let mut runs = 0u64;
     while start.elapsed().as_secs() < secs {
-        let mut text = corpus[(next() % corpus.len() as u64) as usize].to_string();
-        for _ in 0..1 + next() % 6 {
-            let mut p = (next() % (text.len() as u64 + 1)) as usize;
-            while !text.is_char_boundary(p) {
-                p -= 1;
-            }
-            match next() % 4 {
-                0 => text.insert(p, alphabet[(next() % alphabet.len() as u64) as usize]),
-                1 => {
-                    let mut e = (p + 1 + (next() % 8) as usize).min(text.len());
-                    while !text.is_char_boundary(e) {
-                        e += 1;
-                    }
-                    text.replace_range(p..e, "");
-                }
-                2 => {
-                    // Duplicate a slice elsewhere (moves keys, equations and indentation around).
-                    let mut a = (next() % (text.len() as u64 + 1)) as usize;
-                    while !text.is_char_boundary(a) {
-                        a -= 1;
-                    }
-                    let mut b = (a + (next() % 40) as usize).min(text.len());
-                    while !text.is_char_boundary(b) {
-                        b += 1;
-                    }
-                    let piece = text[a..b].to_string();
-                    text.insert_str(p, &piece);
-                }
-                _ => text.insert_str(
-                    p,
-                    ["base: ", "\n  ", "*a", "&a ", "<<: ", "x(t - 1)", "past(", ": ["][(next() % 8) as usize],
-                ),
-            }
-        }
+        let mut text = mutator.pick(&corpus).to_string();
+        mutator.mutate(&mut text, &alphabet, &tokens);
         let result = std::panic::catch_unwind(|| {
             let r = check_source("fuzz.yaml", &text, &LoadOptions::default());
             for d in r.diagnostics.iter() {

@@ -4,9 +4,10 @@
 
 use rustrates::kernel::Backend;
 use rustrates::model::{self, Circuit};
-use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
-use rustrates::template::LoadOptions;
+use rustrates::solve::Method;
+use rustrates::sweep::{ParamMap, SweepResult};
+
+use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec, try_run};
 
 /// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
 /// a complex constant, plus algebraic outputs using every complex operation.
@@ -53,43 +54,20 @@ sl:
 const OMEGA: f64 = 1.0;
 const R0: f64 = 0.1;
 
-fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("c.yaml"), text).expect("write template");
-    let opts = LoadOptions {
-        search_path: Vec::new(),
-        cwd: Some(dir.path().to_path_buf()),
-    };
-    match model::load_circuit(&format!("c.{name}"), &opts) {
-        Ok(l) => Ok(l.circuit),
-        Err(e) => Err(e
-            .diagnostics
-            .iter()
-            .map(|d| model::load::concise(&e.sources, d))
-            .collect::<Vec<_>>()
-            .join("\n")),
-    }
-}
-
 /// RK4 with `dt` for 10 time units, sampled every 0.01, one point per μ.
 fn run(c: &Circuit, backend: Backend, mus: &[f64], outputs: &[(&str, &str)], dt: f64) -> SweepResult {
-    let mut values = indexmap::IndexMap::new();
-    values.insert("mu".to_string(), mus.to_vec());
-    let grid = Grid::from_values(&values, false).expect("one key");
-    let sim = SimConfig {
-        simulation_time: 10.0,
-        dt,
-        sampling_step: Some(0.01),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(grid, ParamMap::new().nodes("mu", &["sl_op/mu"], &["p"]), sim);
-    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    spec.backend = backend;
-    spec.threads = Some(1);
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(&spec, c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-    sink.into_result().expect("a finished sweep has a result")
+    let map = ParamMap::new().nodes("mu", &["sl_op/mu"], &["p"]);
+    crate::support::run(
+        &sweep_spec(
+            &[("mu", mus.to_vec())],
+            map,
+            Method::Rk4,
+            (10.0, dt, 0.01),
+            outputs,
+            backend,
+        ),
+        c,
+    )
 }
 
 /// |z(t)| = √(μ / (1 + (μ/r0² − 1) e^{−2μt})), arg z(t) = ωt: the closed form of the
@@ -97,15 +75,6 @@ fn run(c: &Circuit, backend: Backend, mus: &[f64], outputs: &[(&str, &str)], dt:
 fn exact(mu: f64, t: f64) -> (f64, f64) {
     let r = (mu / (1.0 + (mu / (R0 * R0) - 1.0) * (-2.0 * mu * t).exp())).sqrt();
     (r, OMEGA * t)
-}
-
-fn column(res: &SweepResult, point: usize, key: &str) -> Vec<f64> {
-    let c = res
-        .columns
-        .iter()
-        .position(|(_, k)| k == key)
-        .unwrap_or_else(|| panic!("no column {key} in {:?}", res.columns));
-    res.trace(point, c).expect("traces are kept")
 }
 
 #[test]
@@ -258,24 +227,19 @@ mf:
 "#;
     let c = load_text(text, "mf").expect("loads");
     for backend in [Backend::Reference, Backend::Jit, Backend::C] {
-        let mut values = indexmap::IndexMap::new();
-        values.insert("w".to_string(), vec![1.0]);
-        let grid = Grid::from_values(&values, false).expect("one key");
-        let sim = SimConfig {
-            simulation_time: 5.0,
-            dt: 1e-3,
-            sampling_step: Some(0.01),
-            method: Method::Rk4,
-            cutoff: 0.0,
-        };
         let map = ParamMap::new().edges("w", &["weight"], &[("p", "p", None)]);
-        let mut spec = SweepSpec::new(grid, map, sim);
-        spec.outputs = vec![("z".into(), "p/kmo_op/z".into()), ("s".into(), "p/kmo_op/s".into())];
-        spec.backend = backend;
-        spec.threads = Some(1);
-        let mut sink = MemorySink::new();
-        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        let res = sink.into_result().expect("result");
+        let outputs = [("z", "p/kmo_op/z"), ("s", "p/kmo_op/s")];
+        let res = crate::support::run(
+            &sweep_spec(
+                &[("w", vec![1.0])],
+                map,
+                Method::Rk4,
+                (5.0, 1e-3, 0.01),
+                &outputs,
+                backend,
+            ),
+            &c,
+        );
         let (re, im, s_re) = (
             column(&res, 0, "z.real"),
             column(&res, 0, "z.imag"),
@@ -319,17 +283,7 @@ fn unsupported_complex_uses_are_positioned_errors() {
         let text = format!(
             "op:\n  base: OperatorTemplate\n  equations:\n    - \"z' = 1.0j*z\"\n    - \"{eq}\"\n  variables:\n    z: output(1.0+0.0j)\n    x: output(0.0)\n"
         );
-        let err = load_text(&text, "op").expect_err(eq);
-        assert!(
-            err.contains("eq/complex-unsupported") && err.contains(message),
-            "{eq}: {err}"
-        );
-        // file:line:col of the operation: line 5 holds the equation, after `    - "`.
-        let col = 8 + eq.rfind(at).expect("operation in the equation");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{eq}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, eq, at, "eq/complex-unsupported", message);
     }
     let delayed_edge = r#"
 op:
@@ -400,26 +354,19 @@ ring:
     }
     let mut traces = Vec::new();
     for backend in [Backend::Reference, Backend::Jit, Backend::C] {
-        let mut values = indexmap::IndexMap::new();
         // Different initial values per node break the ring's symmetry.
-        values.insert("omega".to_string(), vec![8.0, 12.0]);
-        let grid = Grid::from_values(&values, false).expect("one key");
-        let sim = SimConfig {
-            simulation_time: 2.0,
-            dt: 1e-3,
-            sampling_step: Some(0.01),
-            method: Method::Rk4,
-            cutoff: 0.0,
-        };
         let nodes: Vec<String> = (0..n).step_by(2).map(|k| format!("n{k}")).collect();
         let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-        let mut spec = SweepSpec::new(grid, ParamMap::new().nodes("omega", &["kmo_op/omega"], &nodes), sim);
-        spec.outputs = vec![("z".into(), "all/kmo_op/z".into())];
-        spec.backend = backend;
-        spec.threads = Some(1);
-        let mut sink = MemorySink::new();
-        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        let res = sink.into_result().expect("result");
+        let map = ParamMap::new().nodes("omega", &["kmo_op/omega"], &nodes);
+        let spec = sweep_spec(
+            &[("omega", vec![8.0, 12.0])],
+            map,
+            Method::Rk4,
+            (2.0, 1e-3, 0.01),
+            &[("z", "all/kmo_op/z")],
+            backend,
+        );
+        let res = crate::support::run(&spec, &c);
         assert_eq!(res.columns.len(), 2 * n, "{:?}", res.columns);
         assert_eq!(res.columns[1], ("n0".to_string(), "z.imag".to_string()));
         traces.push(res.traces.expect("traces"));
@@ -450,24 +397,17 @@ one: {base: CircuitTemplate, nodes: {p: pop}}
 "#;
     let c = load_text(text, "one").expect("loads");
     let run_with = |input: &str| {
-        let mut values = indexmap::IndexMap::new();
-        values.insert("Delta".to_string(), vec![0.0]);
-        let grid = Grid::from_values(&values, false).expect("one key");
-        let sim = SimConfig {
-            simulation_time: 2.0,
-            dt: 1e-3,
-            sampling_step: Some(0.1),
-            method: Method::Rk4,
-            cutoff: 0.0,
-        };
-        let mut spec = SweepSpec::new(grid, ParamMap::new().nodes("Delta", &["kmo_op/Delta"], &["p"]), sim);
-        spec.outputs = vec![("z".into(), "p/kmo_op/z".into())];
+        let map = ParamMap::new().nodes("Delta", &["kmo_op/Delta"], &["p"]);
+        let mut spec = sweep_spec(
+            &[("Delta", vec![0.0])],
+            map,
+            Method::Rk4,
+            (2.0, 1e-3, 0.1),
+            &[("z", "p/kmo_op/z")],
+            Backend::Jit,
+        );
         spec.inputs = vec![(input.to_string(), Signal::Constant(0.8))];
-        spec.backend = Backend::Jit;
-        let mut sink = MemorySink::new();
-        rustrates::sweep::run(&spec, &c, &mut sink)
-            .map(|_| sink.into_result().expect("result"))
-            .map_err(|e| e.to_string())
+        try_run(&spec, &c)
     };
     let err = run_with("p/kmo_op/s_ext").expect_err("a complex input by its whole name");
     assert_eq!(

@@ -3,5 +3,6 @@
 mod complex;
 mod connectivity;
 mod populations;
+mod support;
 mod templates;
 mod vectors;

@@ -2,44 +2,22 @@
 //! node reads its own input series and its own noise stream, and a point's results do not
 //! depend on how the grid is cut into blocks, threads and chunks.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Kernel, KernelOptions};
-use rustrates::model::load_circuit;
 use rustrates::model::network::plan;
 use rustrates::model::passes::{lower_edges, specialize_params};
 use rustrates::model::test_models::network_grid;
-use rustrates::model::Circuit;
 use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
-use rustrates::template::LoadOptions;
+use rustrates::sweep::{Grid, ParamMap, SweepResult, SweepSpec};
+
+use crate::support::{backends, bits, load_net, run};
 
 const NODES: usize = 5;
 
-fn backends() -> Vec<Backend> {
-    let mut b = vec![Backend::Reference, Backend::Jit];
-    if rustrates::kernel::c::compiler_available() {
-        b.push(Backend::C);
-    }
-    b
-}
-
 fn node_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("n{i}")).collect()
-}
-
-fn load(dir: &Path, file: &str, yaml: &str) -> Circuit {
-    let path = dir.join(file);
-    std::fs::write(&path, yaml).expect("write yaml");
-    load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-        .circuit
-}
-
-fn bits(r: &SweepResult) -> Vec<u64> {
-    r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
 }
 
 /// `NODES` uncoupled Ornstein–Uhlenbeck nodes `x' = -(x - mu) + s·randn()` (Euler–Maruyama
@@ -79,13 +57,7 @@ fn ou_sweep(mus: &[f64], dt: f64, steps: usize, backend: Backend) -> SweepSpec {
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut values = IndexMap::new();
     values.insert("mu".to_string(), mus.to_vec());
-    let sim = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, steps as f64 * dt, dt, Some(dt));
     let map = ParamMap::new().nodes("mu", &["ou_op/mu"], &nodes);
     let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
     spec.outputs = vec![("x".into(), "all/ou_op/x".into())];
@@ -93,17 +65,11 @@ fn ou_sweep(mus: &[f64], dt: f64, steps: usize, backend: Backend) -> SweepSpec {
     spec
 }
 
-fn run(spec: &SweepSpec, c: &Circuit) -> SweepResult {
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(spec, c, &mut sink).unwrap_or_else(|e| panic!("{e}"));
-    sink.into_result().expect("result")
-}
-
 #[test]
 fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (dt, sigma): (f64, f64) = (1e-2, 0.5);
-    let c = load(dir.path(), "ou.yaml", &ou_yaml(sigma / dt.sqrt()));
+    let c = load_net(dir.path(), "ou.yaml", &ou_yaml(sigma / dt.sqrt()));
     // 256 points whose `mu` differ by at most 1e-9 (so their stationary laws are the same to
     // far below the statistical tolerances): 256 independent draws per node at t = 5.
     let points = 256;
@@ -170,39 +136,18 @@ fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
     }
 }
 
-/// `network_grid.c`'s operator with an external drive `I` per node.
-const DRIVEN: &str = r#"
-drv_op:
-  base: OperatorTemplate
-  equations:
-    - "r' = 1/pi + 2.0*r*v"
-    - "v' = v^2 + eta + G*r_in + I - (pi*r)^2"
-  variables:
-    r: output(0.01)
-    v: variable(-2.0)
-    eta: -5.0
-    G: 1.0
-    r_in: input(0.0)
-    I: input(0.0)
-drv_pop: {base: NodeTemplate, operators: [drv_op]}
-"#;
-
+/// `network_grid.c`'s network with an external drive `I` per node, added to `v'`.
 fn driven_yaml(n: usize) -> String {
-    let mut s = String::from(DRIVEN);
-    s.push_str("Net:\n  base: CircuitTemplate\n  nodes:\n");
-    for i in 0..n {
-        s.push_str(&format!("    n{i}: drv_pop\n"));
-    }
-    s.push_str("  edges:\n");
-    for i in 0..n {
-        for j in 0..n {
-            let w = network_grid::weight(n, i, j);
-            s.push_str(&format!(
-                "    - [n{j}/drv_op/r, n{i}/drv_op/r_in, null, {{weight: {w:e}}}]\n"
-            ));
-        }
-    }
-    s
+    let yaml = network_grid::yaml(n, 0.0, 1.0, |_, _| true);
+    let driven = yaml
+        .replace("G*r_in - (pi*r)^2", "G*r_in + I - (pi*r)^2")
+        .replace("    r_in: input(0.0)\n", "    r_in: input(0.0)\n    I: input(0.0)\n");
+    assert_eq!(
+        driven.matches("I").count(),
+        yaml.matches("I").count() + 2,
+        "the drive is added"
+    );
+    driven
 }
 
 /// The drive of node `i` at step `k` for grid point `p`: different for every node and point.
@@ -210,48 +155,19 @@ fn drive(i: usize, p: usize, k: usize) -> f64 {
     (1.0 + i as f64) * (0.3 * k as f64 * (1.0 + 0.1 * p as f64)).sin()
 }
 
-/// `network_grid.c`'s Euler loop with G = 1 and the drive added: r per step and node.
-#[allow(clippy::needless_range_loop)]
-fn driven_transcription(n: usize, eta: f64, p: usize, steps: usize, dt: f64) -> Vec<Vec<f64>> {
-    let pi = std::f64::consts::PI;
-    let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
-    let mut hist = vec![r.clone()];
-    for k in 0..steps {
-        let mut rin = vec![0.0; n];
-        for i in 0..n {
-            for j in 0..n {
-                rin[i] += network_grid::weight(n, i, j) * r[j];
-            }
-        }
-        for i in 0..n {
-            let (a, b) = (r[i], v[i]);
-            r[i] = a + dt * (1.0 / pi + 2.0 * a * b);
-            v[i] = b + dt * (b * b + eta + rin[i] + drive(i, p, k) - (pi * a) * (pi * a));
-        }
-        hist.push(r.clone());
-    }
-    hist
-}
-
 #[test]
 fn per_node_input_series_equal_single_runs_and_the_transcription() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = load(dir.path(), "driven.yaml", &driven_yaml(NODES));
+    let c = load_net(dir.path(), "driven.yaml", &driven_yaml(NODES));
     // The driven population is still a network for the C back end's loops.
     let low = lower_edges(&c);
     plan(&specialize_params(&low, &[])).expect("five driven nodes form a network");
     let (dt, steps) = (1e-4, 300);
     let etas = [-6.0, -5.0, -4.0, -3.0];
-    let sim = SimConfig {
-        simulation_time: steps as f64 * dt,
-        dt,
-        sampling_step: Some(dt),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, steps as f64 * dt, dt, Some(dt));
     let nodes = node_names(NODES);
     let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let map = || ParamMap::new().nodes("eta", &["drv_op/eta"], &node_refs);
+    let map = || ParamMap::new().nodes("eta", &["qif_net_op/eta"], &node_refs);
     // One (steps, points) column per node, numpy's C order: data[step * points + point].
     let per_point = |i: usize| Signal::PerPoint {
         points: etas.len(),
@@ -264,10 +180,12 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
         let mut values = IndexMap::new();
         values.insert("eta".to_string(), etas.to_vec());
         let mut spec = SweepSpec::new(Grid::from_values(&values, true).unwrap(), map(), sim.clone());
-        spec.outputs = vec![("r".into(), "all/drv_op/r".into())];
+        spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
         spec.backend = backend;
         spec.block_size = 4;
-        spec.inputs = (0..NODES).map(|i| (format!("n{i}/drv_op/I"), per_point(i))).collect();
+        spec.inputs = (0..NODES)
+            .map(|i| (format!("n{i}/qif_net_op/I"), per_point(i)))
+            .collect();
         let swept = run(&spec, &c);
         if backend == Backend::C {
             let cache = tempfile::tempdir().expect("temp dir");
@@ -278,7 +196,7 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
             };
             let eta_ids: Vec<_> = nodes
                 .iter()
-                .map(|n| low.find_var(&format!("{n}/drv_op/eta")).unwrap())
+                .map(|n| low.find_var(&format!("{n}/qif_net_op/eta")).unwrap())
                 .collect();
             let kernel = Kernel::compile(&specialize_params(&low, &eta_ids), &options).expect("compiles");
             assert!(kernel.is_network(), "the C back end runs the driven nodes as loops");
@@ -294,11 +212,11 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
             single.inputs = (0..NODES)
                 .map(|i| {
                     let series: Arc<[f64]> = (0..steps).map(|k| drive(i, p, k)).collect::<Vec<_>>().into();
-                    (format!("n{i}/drv_op/I"), Signal::Shared(series))
+                    (format!("n{i}/qif_net_op/I"), Signal::Shared(series))
                 })
                 .collect();
             let alone = run(&single, &c);
-            let want = driven_transcription(NODES, eta, p, steps, dt);
+            let want = network_grid::transcription(NODES, (1.0, eta), (steps, dt), 0.0, |i, k| drive(i, p, k));
             for (col, (node, _)) in swept.columns.iter().enumerate() {
                 let i: usize = node.trim_start_matches('n').parse().unwrap();
                 let got = swept.trace(p, col).unwrap();
@@ -324,32 +242,26 @@ fn per_node_input_series_equal_single_runs_and_the_transcription() {
 fn param_map_all_sweeps_a_population_like_its_node_list() {
     // `nodes: [all]` (PyRates' identifier for every node having the var) is the node list.
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = load(dir.path(), "driven.yaml", &driven_yaml(NODES));
+    let c = load_net(dir.path(), "driven.yaml", &driven_yaml(NODES));
     let nodes = node_names(NODES);
     let listed: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut values = IndexMap::new();
     values.insert("eta".to_string(), vec![-6.0, -4.0]);
     values.insert("G".to_string(), vec![0.5, 1.5]);
-    let sim = SimConfig {
-        simulation_time: 100.0 * 1e-4,
-        dt: 1e-4,
-        sampling_step: Some(1e-4),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Euler, 100.0 * 1e-4, 1e-4, Some(1e-4));
     for backend in backends() {
         let runs: Vec<SweepResult> = [
             ParamMap::new()
-                .nodes("eta", &["drv_op/eta"], &listed)
+                .nodes("eta", &["qif_net_op/eta"], &listed)
                 .nodes("G", &["G"], &listed),
             ParamMap::new()
-                .nodes("eta", &["drv_op/eta"], &["all"])
+                .nodes("eta", &["qif_net_op/eta"], &["all"])
                 .nodes("G", &["G"], &["all"]),
         ]
         .into_iter()
         .map(|map| {
             let mut spec = SweepSpec::new(Grid::from_values(&values, true).unwrap(), map, sim.clone());
-            spec.outputs = vec![("r".into(), "all/drv_op/r".into())];
+            spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
             spec.backend = backend;
             run(&spec, &c)
         })

@@ -140,7 +140,7 @@ fn fixtures_valid_declare_no_expectations() {
 // ------------------------------------------------------------------ loading the fixtures
 
 use rustrates::model::check_file;
-use rustrates::model::{self, BinOp, Circuit, Expr, ExprId, Func, VarKind};
+use rustrates::model::{self, Circuit, VarKind};
 use rustrates::syntax::render::{render_all_concise, render_all_full};
 use rustrates::syntax::{Diagnostics, Severity, SourceMap};
 use rustrates::template::{LoadOptions, TemplateKind};
@@ -494,58 +494,44 @@ fn builtin_jansenrit_has_standard_constants() {
 
 // ------------------------------------------------------------------ equations at a fixed point
 
-/// Evaluates the right-hand sides of a circuit without delays, edges lowered to
-/// assignments, at the given state; returns d/dt of every named state.
+/// The right-hand side of a circuit without delays (edges lowered) at the given state, the
+/// rest at its defaults, evaluated by the reference back end; d/dt of every named state.
 fn rhs_at(c: &Circuit, state: &[(&str, f64)]) -> Vec<(String, f64)> {
+    use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, RhsArgs};
+    use rustrates::solve::{default_init, default_params};
     let c = model::passes::lower_edges(c);
-    let mut vals: Vec<f64> = c.vars.iter().map(|v| v.value).collect();
+    let options = KernelOptions {
+        backend: Backend::Reference,
+        ..KernelOptions::default()
+    };
+    let k = Kernel::compile(&c, &options).expect("the reference back end compiles");
+    let layout = k.layout();
+    let mut y = default_init(&c, 1);
     for (name, v) in state {
         let id = c.find_var(name).unwrap_or_else(|| panic!("no state {name}"));
-        vals[id.0 as usize] = *v;
+        y[layout.slot[id.0 as usize] as usize] = *v;
     }
-    for a in &c.assigns {
-        vals[a.var.0 as usize] = eval(&c, a.rhs, &vals);
-    }
-    c.odes
+    let u: Vec<f64> = layout.inputs.iter().map(|v| c.var(*v).value).collect();
+    let (mut dy, mut a) = (
+        vec![f64::NAN; layout.states.len()],
+        vec![f64::NAN; layout.algebraics.len()],
+    );
+    k.rhs(RhsArgs {
+        t: 0.0,
+        lanes: 1,
+        y: &y,
+        p: &default_params(&c, 1),
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    layout
+        .states
         .iter()
-        .map(|o| (c.var(o.var).name.clone(), eval(&c, o.rhs, &vals)))
+        .zip(dy)
+        .map(|(v, d)| (c.var(*v).name.clone(), d))
         .collect()
-}
-
-fn eval(c: &Circuit, id: ExprId, vals: &[f64]) -> f64 {
-    let e = |x: ExprId| eval(c, x, vals);
-    match c.expr(id) {
-        Expr::Const(v) => *v,
-        Expr::Var(v) => vals[v.0 as usize],
-        Expr::Time => 0.0,
-        Expr::Neg(a) => -e(*a),
-        Expr::Binary(op, a, b) => {
-            let (a, b) = (e(*a), e(*b));
-            match op {
-                BinOp::Add => a + b,
-                BinOp::Sub => a - b,
-                BinOp::Mul => a * b,
-                BinOp::Div => a / b,
-                BinOp::Pow => a.powf(b),
-                BinOp::Lt => f64::from(a < b),
-                BinOp::Le => f64::from(a <= b),
-                BinOp::Gt => f64::from(a > b),
-                BinOp::Ge => f64::from(a >= b),
-                BinOp::Eq => f64::from(a == b),
-                BinOp::Ne => f64::from(a != b),
-            }
-        }
-        Expr::Call(f, args) => {
-            let a: Vec<f64> = args.iter().map(|x| e(*x)).collect();
-            match f {
-                Func::Exp => a[0].exp(),
-                Func::Tanh => a[0].tanh(),
-                Func::Sigmoid => 1.0 / (1.0 + (-a[0]).exp()),
-                other => panic!("fixed-point tests do not use {other:?}"),
-            }
-        }
-        other => panic!("fixed-point tests do not use {other:?}"),
-    }
 }
 
 /// SPEC §9: with tau = Delta = 1, J = 15, eta = -5 and no input the Montbrió model has fixed
@@ -746,13 +732,7 @@ fn simulate_sum(
     grid_values.insert(key.0.to_string(), values.to_vec());
     let grid = Grid::from_values(&grid_values, false).expect("one key");
     let map = ParamMap::new().nodes(key.0, key.1, key.2);
-    let sim = SimConfig {
-        simulation_time: t_end,
-        dt,
-        sampling_step: Some(1e-3),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
+    let sim = SimConfig::new(Method::Rk4, t_end, dt, Some(1e-3));
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     spec.backend = Backend::Jit;

@@ -5,10 +5,11 @@
 //! supported must be positioned errors.
 
 use rustrates::kernel::Backend;
-use rustrates::model::{self, Circuit};
-use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
-use rustrates::template::LoadOptions;
+use rustrates::model::Circuit;
+use rustrates::solve::Method;
+use rustrates::sweep::{ParamMap, SweepResult};
+
+use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec};
 
 /// Three leaky integrators in one vector, coupled through their sum, with a reduction of
 /// each kind and an element-wise function as algebraic outputs.
@@ -39,57 +40,18 @@ net:
 const TAU: f64 = 2.0;
 const K: f64 = 0.1;
 
-fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("c.yaml"), text).expect("write template");
-    let opts = LoadOptions {
-        search_path: Vec::new(),
-        cwd: Some(dir.path().to_path_buf()),
-    };
-    match model::load_circuit(&format!("c.{name}"), &opts) {
-        Ok(l) => Ok(l.circuit),
-        Err(e) => Err(e
-            .diagnostics
-            .iter()
-            .map(|d| model::load::concise(&e.sources, d))
-            .collect::<Vec<_>>()
-            .join("\n")),
-    }
-}
-
 /// RK4 with dt = 1e-3 for 5 time units, sampled every 0.05; one point per row of `grid`
 /// (key → values, zipped), each key setting the `li_op` variable `vars[key]` of node `p`.
 fn run(c: &Circuit, backend: Backend, grid: &[(&str, &str, Vec<f64>)], outputs: &[(&str, &str)]) -> SweepResult {
-    let mut values = indexmap::IndexMap::new();
     let mut map = ParamMap::new();
-    for (key, var, vals) in grid {
-        values.insert(key.to_string(), vals.clone());
+    for (key, var, _) in grid {
         map = map.nodes(key, &[var], &["p"]);
     }
-    let grid = Grid::from_values(&values, false).expect("zipped keys");
-    let sim = SimConfig {
-        simulation_time: 5.0,
-        dt: 1e-3,
-        sampling_step: Some(0.05),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(grid, map, sim);
-    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    spec.backend = backend;
-    spec.threads = Some(1);
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(&spec, c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-    sink.into_result().expect("a finished sweep has a result")
-}
-
-fn column(res: &SweepResult, point: usize, key: &str) -> Vec<f64> {
-    let c = res
-        .columns
-        .iter()
-        .position(|(_, k)| k == key)
-        .unwrap_or_else(|| panic!("no column {key} in {:?}", res.columns));
-    res.trace(point, c).expect("traces are kept")
+    let values: Vec<(&str, Vec<f64>)> = grid.iter().map(|(key, _, vals)| (*key, vals.clone())).collect();
+    crate::support::run(
+        &sweep_spec(&values, map, Method::Rk4, (5.0, 1e-3, 0.05), outputs, backend),
+        c,
+    )
 }
 
 /// x_i(t) of dx_i/dt = −x_i/τ + kΣx + c: the sum S obeys dS/dt = aS + 3c with a = 3k − 1/τ,
@@ -200,14 +162,7 @@ fn vector_errors_are_positioned() {
         let text = format!(
             "op:\n  base: OperatorTemplate\n  equations:\n    - \"x' = -x\"\n    - \"{eq}\"\n  variables:\n    x: output(0.5, 3)\n    z: variable(0.1, 2)\n    m: variable(0.0)\n"
         );
-        let err = load_text(&text, "op").expect_err(eq);
-        assert!(err.contains(code) && err.contains(message), "{eq}: {err}");
-        // file:line:col of the operand: line 5 holds the equation, after `    - "`.
-        let col = 8 + eq.rfind(at).expect("operand in the equation");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{eq}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, eq, at, code, message);
     }
     // Declarations: two dimensions, a list as the value, complex elements.
     for (decl, at, message) in [
@@ -220,17 +175,7 @@ fn vector_errors_are_positioned() {
         ("output(complex, 3)", "output", "complex elements"),
     ] {
         let text = format!("op:\n  base: OperatorTemplate\n  equations: [\"x' = -x\"]\n  variables:\n    x: {decl}\n");
-        let err = load_text(&text, "op").expect_err(decl);
-        assert!(
-            err.contains("template/unsupported") && err.contains(message),
-            "{decl}: {err}"
-        );
-        // After `    x: ` on line 5.
-        let col = 8 + decl.find(at).expect("part of the declaration");
-        assert!(
-            err.contains(&format!("c.yaml:5:{col}:")),
-            "{decl}: expected column {col}: {err}"
-        );
+        assert_op_error_on_line_5(&text, decl, at, "template/unsupported", message);
     }
 }
 
@@ -328,27 +273,19 @@ net:
     }
     let c = load_text(&text, "net").expect("loads");
     let run_on = |backend: Backend| {
-        let mut values = indexmap::IndexMap::new();
-        values.insert("c".to_string(), vec![0.1, 0.2, 0.3, 0.4]);
-        let grid = Grid::from_values(&values, false).expect("one key");
-        let sim = SimConfig {
-            simulation_time: 2.0,
-            dt: 1e-3,
-            sampling_step: Some(0.1),
-            method: Method::Euler,
-            cutoff: 0.0,
-        };
-        let mut spec = SweepSpec::new(
-            grid,
-            ParamMap::new().nodes("c", &["v_op/c"], &["n0", "n2", "n4", "n6"]),
-            sim,
-        );
-        spec.outputs = vec![("x".to_string(), "all/v_op/x".to_string())];
-        spec.backend = backend;
-        spec.threads = Some(1);
-        let mut sink = MemorySink::new();
-        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        sink.into_result().expect("a finished sweep has a result")
+        let map = ParamMap::new().nodes("c", &["v_op/c"], &["n0", "n2", "n4", "n6"]);
+        let grid = [("c", vec![0.1, 0.2, 0.3, 0.4])];
+        crate::support::run(
+            &sweep_spec(
+                &grid,
+                map,
+                Method::Euler,
+                (2.0, 1e-3, 0.1),
+                &[("x", "all/v_op/x")],
+                backend,
+            ),
+            &c,
+        )
     };
     let reference = run_on(Backend::Reference);
     assert_eq!(reference.columns.len(), 24, "{:?}", reference.columns);
@@ -407,29 +344,19 @@ net:
     };
     let c = load_text(&text("a/src_op/x[1]"), "net").expect("loads");
     // Both elements decay at rate 2; x[1] starts at 3 (x[0] at 1): x[1] = 3e^{-2t}.
-    let mut values = indexmap::IndexMap::new();
-    values.insert("r".to_string(), vec![2.0]);
-    values.insert("x1".to_string(), vec![3.0]);
-    let sim = SimConfig {
-        simulation_time: 2.0,
-        dt: 1e-3,
-        sampling_step: Some(0.5),
-        method: Method::Rk4,
-        cutoff: 0.0,
-    };
-    let spec_grid = Grid::from_values(&values, false).expect("one key");
-    let mut spec = SweepSpec::new(
-        spec_grid,
-        ParamMap::new()
-            .nodes("r", &["src_op/rate"], &["a"])
-            .nodes("x1", &["src_op/x[1]"], &["a"]),
-        sim,
+    let map = ParamMap::new()
+        .nodes("r", &["src_op/rate"], &["a"])
+        .nodes("x1", &["src_op/x[1]"], &["a"]);
+    let grid = [("r", vec![2.0]), ("x1", vec![3.0])];
+    let spec = sweep_spec(
+        &grid,
+        map,
+        Method::Rk4,
+        (2.0, 1e-3, 0.5),
+        &[("y", "b/dst_op/y")],
+        Backend::Reference,
     );
-    spec.outputs = vec![("y".to_string(), "b/dst_op/y".to_string())];
-    spec.backend = Backend::Reference;
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(&spec, &c, &mut sink).expect("runs");
-    let res = sink.into_result().expect("result");
+    let res = crate::support::run(&spec, &c);
     let y = column(&res, 0, "y");
     // y' = 2 x[1] = 6 e^{-2t}: y(t) = 3(1 − e^{-2t}) (x[0] would give a third of it); RK4 at
     // dt = 1e-3 is within 1e-12 of it.

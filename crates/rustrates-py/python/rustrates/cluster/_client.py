@@ -386,30 +386,20 @@ class ClusterGridSearch:
         if param_map is None:
             raise _core.argument_error("param_map", "param_map is required")
 
+        # The seed's aliases resolved, this signature's settings (simulation_time, dt, ...)
+        # carry the request builder's names; so do grid_search's keywords in
+        # grid_search_kwargs or config_kwargs (init_kwargs among them). The rest are flat
+        # PyRates settings or ignored keywords, and out/overwrite a TypeError here: the
+        # cluster writes compute_dir/results.h5.
+        named = _core.request_keywords(locals())
         extra = dict(grid_search_kwargs)
-        init_kwargs = None
         for key, value in (config_kwargs or {}).items():
-            if key == "init_kwargs":
-                init_kwargs = value
-            else:
-                extra.setdefault(key, value)
-        # grid_search's own keywords go to the request builder by name, the rest as PyRates'.
-        own = {k: extra.pop(k) for k in _OWN_KWARGS if k in extra}
+            extra.setdefault(key, value)
+        for key in _core.REQUEST_KEYWORDS - named.keys() - {"out", "overwrite"}:
+            if key in extra:
+                named[key] = extra.pop(key)
         req = _core.build_request(
-            "ClusterGridSearch.run",
-            circuit_template,
-            param_grid,
-            param_map,
-            simulation_time=simulation_time,
-            dt=dt,
-            step_size=step_size,
-            inputs=inputs,
-            outputs=outputs,
-            sampling_step_size=sampling_step_size,
-            permute_grid=permute_grid,
-            init_kwargs=init_kwargs,
-            extra=extra,
-            **own,
+            "ClusterGridSearch.run", circuit_template, param_grid, param_map, extra=extra, **named
         )
         grid, pmap, ins, outs = req.grid, req.param_map, req.inputs, req.outputs
         t_value, dt_value, dts, cutoff = req.simulation_time, req.step_size, req.sampling_step_size, req.cutoff
@@ -478,17 +468,7 @@ class ClusterGridSearch:
         try:
             futures = {}
             if todo:
-                # Workers this object checked before are not asked again (a round trip each).
-                if not workers or not workers <= self._checked_workers:
-                    self._check_workers()
-                payload = {
-                    "fingerprint": fingerprint,
-                    "post_source": post_source,
-                    "post_name": post_name,
-                    # The template travels with the tasks: workers need not see the client's files.
-                    "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd()),
-                }
-                futures = self._submit(payload, fingerprint, todo)
+                futures = self._submit(sweep, kwargs, todo, workers, post_source, post_name)
 
             def open_staging() -> tuple[Any, pd.Index]:
                 # The keys that do not depend on the results, in the file the engine then
@@ -589,15 +569,7 @@ class ClusterGridSearch:
             self.last_run["skipped"] += len(done)
             if todo:
                 workers = set(self._client.scheduler_info().get("workers", {}))
-                if not workers or not workers <= self._checked_workers:
-                    self._check_workers()
-                payload = {
-                    "fingerprint": fingerprint,
-                    "post_source": None,
-                    "post_name": None,
-                    "kwargs": dict(pass_kwargs, template_files=pass_sweep.template_files, template_cwd=os.getcwd()),
-                }
-                futures = self._submit(payload, fingerprint, todo)
+                futures = self._submit(pass_sweep, pass_kwargs, todo, workers)
                 failures = self._collect(futures, pass_sweep, chunks, len(done), pass_dir, None, None)
                 if failures:
                     self.failed = failures
@@ -641,8 +613,27 @@ class ClusterGridSearch:
             staging.unlink(missing_ok=True)
         return os.fspath(final)
 
-    def _submit(self, payload: dict[str, Any], fingerprint: str, todo: list[int]) -> dict[Any, int]:
-        """One task per chunk of ``todo``; returns future → chunk index."""
+    def _submit(
+        self,
+        sweep: Any,
+        kwargs: dict[str, Any],
+        todo: list[int],
+        workers: set[str],
+        post_source: str | None = None,
+        post_name: str | None = None,
+    ) -> dict[Any, int]:
+        """One task per chunk of ``todo`` of ``sweep``; returns future → chunk index."""
+        # Workers this object checked before are not asked again (a round trip each).
+        if not workers or not workers <= self._checked_workers:
+            self._check_workers()
+        fingerprint = sweep.fingerprint
+        payload = {
+            "fingerprint": fingerprint,
+            "post_source": post_source,
+            "post_name": post_name,
+            # The template travels with the tasks: workers need not see the client's files.
+            "kwargs": dict(kwargs, template_files=sweep.template_files, template_cwd=os.getcwd()),
+        }
         if _payload_bytes(payload["kwargs"]) > _SCATTER_BYTES:
             # Large per-point inputs: sent to every worker once, not inside every task.
             # Replicated on all workers, so a dead worker does not lose it.
@@ -764,23 +755,6 @@ def _failure_error(
     err.failed = failures
     err.path = path
     return err
-
-
-#: ``grid_search`` keywords ``run`` takes through ``**grid_search_kwargs`` and hands to the one
-#: request builder by name (the rest are flat PyRates settings or ignored keywords).
-_OWN_KWARGS = (
-    "summaries",
-    "keep_traces",
-    "cutoff",
-    "n_threads",
-    "profile",
-    "trace_precision",
-    "compress",
-    "regime",
-    "initial_conditions",
-    "random_starts",
-    "refine",
-)
 
 
 #: Payloads larger than this are scattered to the workers once instead of riding in each task.

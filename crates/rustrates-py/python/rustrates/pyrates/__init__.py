@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import _core, _rustrates
 from ..template import CircuitTemplate as _EngineCircuit
+from ..template import edge_var_values as _edge_var_values
 from ._templates import (
     EdgeTemplate,
     NodeTemplate,
@@ -246,18 +247,7 @@ class CircuitTemplate:
                 self._node_vars[f"{key}.imag"] = float(arr.imag)
             else:
                 self._node_vars[str(key)] = float(arr.astype(np.float64))
-        for edge in edge_vars or []:
-            if len(edge) == 3:
-                source, target, values = edge
-                idx = 0
-            elif len(edge) == 4:
-                source, target, idx, values = edge
-            else:
-                raise TemplateBuildError(
-                    f"update_var: edge_vars entries are (source, target[, idx], {{var: value}}), got {edge!r}"
-                )
-            for var, value in values.items():
-                self._edge_vars[(str(source), str(target), int(idx), str(var))] = float(value)
+        self._edge_vars.update(_edge_var_values(edge_vars))
         return self
 
     def add_edges_from_matrix(
@@ -374,25 +364,12 @@ class CircuitTemplate:
         output key, or ``(key, *node_path, 'op/var')`` columns where a key covers several
         nodes."""
         del vectorize, verbose, clear, in_place
-        outs = _outputs_dict(outputs)
+        outputs = _outputs_dict(outputs)
+        named = _core.request_keywords(locals())
         engine = self._overrides()
         grid_df, pmap = engine._grid()
-        res = _execute(
-            "run",
-            engine.path,
-            grid_df,
-            pmap,
-            simulation_time,
-            step_size,
-            inputs,
-            outs,
-            sampling_step_size,
-            cutoff,
-            solver,
-            backend,
-            kwargs,
-        )
-        return _run_frame(res, outs)
+        res = _execute("run", engine.path, grid_df, pmap, kwargs, named)
+        return _run_frame(res, outputs)
 
 
 def _outputs_dict(outputs: Any) -> dict[str, str]:
@@ -409,34 +386,20 @@ def _outputs_dict(outputs: Any) -> dict[str, str]:
 def _execute(
     front: str,
     template: str,
-    grid_df: pd.DataFrame,
+    grid_df: Any,
     pmap: Mapping[str, Any],
-    simulation_time: Any,
-    step_size: Any,
-    inputs: Any,
-    outputs: dict[str, str],
-    sampling_step_size: Any,
-    cutoff: Any,
-    solver: Any,
-    backend: Any,
     kwargs: Mapping[str, Any],
-    permute_grid: bool = False,
+    named: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """One run of the engine: ``named`` holds the front's settings under the request
+    builder's names, ``kwargs`` the rest (flat PyRates settings, ignored keywords)."""
     req = _core.build_request(
         front,
         template,
         grid_df,
         pmap,
-        permute_grid=permute_grid,
-        simulation_time=simulation_time,
-        step_size=step_size,
-        inputs=inputs,
-        outputs=outputs,
-        sampling_step_size=sampling_step_size,
-        cutoff=cutoff,
-        solver=solver,
-        backend=backend,
         extra=kwargs,
+        **named,
         # PyRates 1.2.3 computes in float32 unless told otherwise; so does its drop-in.
         default_precision="float32",
     )
@@ -551,7 +514,9 @@ def grid_search(
     solver = kwargs.pop("solver", "euler")
     backend = kwargs.pop("backend", None)
     cutoff = kwargs.pop("cutoff", 0.0)
-    outs = _outputs_dict(outputs)
+    outputs = _outputs_dict(outputs)
+    # The settings by the request builder's names (the grid and its map are built below).
+    named = _core.request_keywords(locals())
 
     engine = template._overrides()
     override_df, override_map = engine._grid()
@@ -575,28 +540,13 @@ def grid_search(
         )
     pmap = {k: param_map[k] for k in keys if k in param_map}
     pmap.update({f"__update_var_{key}": entry for key, entry in override_map.items()})
-    res = _execute(
-        "grid_search",
-        engine.path,
-        grid,
-        pmap,
-        simulation_time,
-        step_size,
-        inputs,
-        outs,
-        sampling_step_size,
-        cutoff,
-        solver,
-        backend,
-        kwargs,
-        permute_grid=permute_grid,
-    )
+    res = _execute("grid_search", engine.path, grid, pmap, kwargs, named)
 
     point_names = param_grid.index if isinstance(param_grid, pd.DataFrame) else range(len(res["labels"]))
     labels = [f"{template.name}_{i}" for i in point_names]
     result_map = _core.result_map_frame(res)[keys]
     result_map.index = labels
-    return _grid_frame(res, outs, labels), result_map
+    return _grid_frame(res, outputs, labels), result_map
 
 
 def _grid_frame(res: Mapping[str, Any], outputs: Mapping[str, str], labels: Sequence[str]) -> pd.DataFrame:

@@ -161,37 +161,16 @@ def grid_search(
         labels, one column per grid key. With ``summaries`` the first value is the summaries
         DataFrame; with ``out`` it is the file's path.
     """
+    # Every parameter but progress, njit and parallel is the request builder's, by the same name.
+    named = _core.request_keywords(locals())
     t_start = time.perf_counter()
     req = _core.build_request(
         "grid_search",
         circuit_template,
         param_grid,
         param_map,
-        simulation_time=simulation_time,
-        dt=dt,
-        step_size=step_size,
-        inputs=inputs,
-        outputs=outputs,
-        sampling_step_size=sampling_step_size,
-        permute_grid=permute_grid,
-        cutoff=cutoff,
-        summaries=summaries,
-        keep_traces=keep_traces,
-        n_threads=n_threads,
-        profile=profile,
-        solver=solver,
-        backend=backend,
-        float_precision=float_precision,
-        init_kwargs=init_kwargs,
         extra=dict(pyrates_1x_kwargs, njit=njit, parallel=parallel),
-        out=out,
-        overwrite=overwrite,
-        trace_precision=trace_precision,
-        compress=compress,
-        regime=regime,
-        initial_conditions=initial_conditions,
-        random_starts=random_starts,
-        refine=refine,
+        **named,
     )
     bar = make_progress(progress, "grid_search")
     try:

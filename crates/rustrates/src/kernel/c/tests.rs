@@ -1,13 +1,12 @@
-//! C-only kernel tests: the library cache, concurrent builds, compiler errors, the `Auto`
-//! decision and the benchmark against hand-written C. What every back end must do is tested
-//! once for all in `kernel::backend_tests`.
+//! C-only kernel tests: the library cache, concurrent builds, compiler errors and the `Auto`
+//! decision (the speed against hand-written C is the `ratios` bench's). What every back end
+//! must do is tested once for all in `kernel::backend_tests`.
 
 use super::super::auto::{auto_choice, decide, jit_works, AutoFacts};
 use super::*;
 use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{close, env_read, qif_buffers, qif_reference_circuit, ENV};
-use crate::kernel::{Backend, Kernel, Tableau};
-use crate::model::VarId;
+use crate::kernel::{Backend, Kernel};
 
 fn opts(dir: &Path) -> KernelOptions {
     KernelOptions {
@@ -246,138 +245,5 @@ fn auto_choice_small_uncached_run_avoids_compiling() {
     assert_eq!(
         auto_choice(&qif(), &big),
         if compiler_available() { Backend::C } else { want }
-    );
-}
-
-/// The issue's speed target: 10,000 lanes × 50,000 Euler steps of the two-population QIF
-/// reference circuit, r_PC kept every 10 steps, one thread, against
-/// ../shared/bench/montbrio_grid.c in the same run (best of 3 each, interleaved, because
-/// the machine is shared). Run with
-/// `cargo test --release -p rustrates --lib c_bench -- --ignored --nocapture`.
-#[test]
-#[ignore = "benchmark: release build, several seconds"]
-fn c_bench_qif_euler_vs_hand_written_c() {
-    let _g = env_read();
-    let src = std::env::var_os("RUSTRATES_BENCH_C")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/bench/montbrio_grid.c"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let exe = dir.path().join("mg");
-    let st = std::process::Command::new("gcc")
-        .args(["-O3", "-march=native", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-lm")
-        .status()
-        .expect("gcc runs");
-    assert!(st.success());
-    let run_c = || -> (f64, f64) {
-        let out = std::process::Command::new(&exe)
-            .arg("10000")
-            .output()
-            .expect("C program runs");
-        let line = String::from_utf8_lossy(&out.stdout).into_owned();
-        let field = |k: &str| -> f64 {
-            let v = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .expect("field printed");
-            v.parse().expect("number")
-        };
-        (field("ns_per_combo_step="), field("checksum="))
-    };
-
-    let c = crate::model::test_models::reference_circuit().0;
-    let t_compile = std::time::Instant::now();
-    let generic = Kernel::compile(&c, &opts(dir.path())).expect("C kernel compiles");
-    let compile_s = t_compile.elapsed().as_secs_f64();
-    let layout = generic.layout().clone();
-    let (n, steps, every) = (100usize, 50_000usize, 10usize);
-    let points = n * n;
-    let samples = steps / every;
-    let e: Vec<f64> = (0..n).map(|a| -5.0 + 10.0 * a as f64 / (n - 1) as f64).collect();
-    let mut out_buf = vec![0.0f64; points * samples];
-    let slot_of = |name: &str| {
-        let id = c.find_var(name).expect("var");
-        layout.slot[id.0 as usize] as usize
-    };
-    let (eta_pc, eta_iin, r_pc) = (
-        slot_of("PC/qif_op/eta"),
-        slot_of("IIN/qif_op/eta"),
-        slot_of("PC/qif_op/r"),
-    );
-    // What a sweep over (eta_PC, eta_IIN) can compile: every other parameter a constant.
-    let etas = [layout.params[eta_pc], layout.params[eta_iin]];
-    let special = Kernel::compile(&specialize_params(&c, &etas), &opts(dir.path())).expect("C kernel compiles");
-    let defaults = |ids: &[VarId], lanes: usize| -> Vec<f64> {
-        ids.iter()
-            .flat_map(|v| std::iter::repeat_n(c.var(*v).value, lanes))
-            .collect()
-    };
-    let tab = &Tableau::euler();
-    let mut run_rust = |kernel: &Kernel| -> (f64, f64) {
-        let t0 = std::time::Instant::now();
-        let mut k0 = 0;
-        let (mut work, mut ctx) = (Vec::new(), KernelCtx::default());
-        while k0 < points {
-            let lanes = BLOCK_LANES.min(points - k0);
-            let mut y = defaults(&layout.states, lanes);
-            let mut p = defaults(&layout.params, lanes);
-            // Inputs at their defaults: I_ext(PC) = 1, I_ext(IIN) = 0, as in the C program.
-            let u = defaults(&layout.inputs, lanes);
-            for l in 0..lanes {
-                let k = k0 + l;
-                p[eta_pc * lanes + l] = e[k % n];
-                p[eta_iin * lanes + l] = e[k / n];
-            }
-            let mut a = vec![0.0; layout.algebraics.len() * lanes];
-            for s in 0..samples {
-                for l in 0..lanes {
-                    out_buf[(k0 + l) * samples + s] = y[r_pc * lanes + l];
-                }
-                let ok = kernel.steps(StepsArgs {
-                    lanes,
-                    nsteps: every,
-                    t0: (s * every) as f64 * 1e-4,
-                    dt: 1e-4,
-                    tableau: tab,
-                    y: &mut y,
-                    p: &p,
-                    u: &u,
-                    a: &mut a,
-                    work: &mut work,
-                    ctx: &mut ctx,
-                    samples: None,
-                });
-                assert!(ok);
-            }
-            k0 += lanes;
-        }
-        let ns = 1e9 * t0.elapsed().as_secs_f64() / (points * steps) as f64;
-        (ns, out_buf.iter().filter(|x| x.is_finite()).sum())
-    };
-    let (mut c_ns, mut ns, mut ns_s) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
-    let (mut c_sum, mut sum, mut sum_s) = (0.0, 0.0, 0.0);
-    for _ in 0..3 {
-        let (a, b) = run_c();
-        let (x, y) = run_rust(&generic);
-        let (xs, ys) = run_rust(&special);
-        (c_ns, c_sum, ns, sum, ns_s, sum_s) = (c_ns.min(a), b, ns.min(x), y, ns_s.min(xs), ys);
-    }
-    println!("compile (uncached): {compile_s:.3} s");
-    println!("hand-written C: {c_ns:.3} ns/lane-step");
-    println!(
-        "C back end, every parameter per lane: {ns:.3} ns/lane-step; ratio {:.3}",
-        ns / c_ns
-    );
-    println!(
-        "C back end, non-swept parameters constant: {ns_s:.3} ns/lane-step; ratio {:.3}",
-        ns_s / c_ns
-    );
-    println!("checksums: C {c_sum:.12e}, per lane {sum:.12e}, specialised {sum_s:.12e}");
-    assert!(close(sum, c_sum, 1e-9, 0.0), "same arithmetic as the hand-written loop");
-    assert!(
-        close(sum_s, c_sum, 1e-9, 0.0),
-        "same arithmetic as the hand-written loop"
     );
 }

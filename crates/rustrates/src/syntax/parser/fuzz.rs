@@ -217,12 +217,9 @@ fn check(text: &str) -> Result<(), String> {
 }
 
 #[test]
-#[ignore = "long-running; set RUSTRATES_FUZZ_SECONDS and run with --ignored"]
+#[ignore = "long-running; set FUZZ_SECONDS and run with --ignored"]
 fn fuzz_equation_parser_for_duration() {
-    let seconds: u64 = std::env::var("RUSTRATES_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds = crate::model::test_models::fuzz_seconds(5);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut executions, mut crashes, mut parsed_ok) = (0u64, 0u64, 0u64);
