@@ -16,6 +16,13 @@ pub const COMPILE_SECONDS: f64 = 0.3;
 pub const MAX_COMPILE_SHARE: f64 = 0.1;
 /// Cost model for the expected run time: seconds per lane-step per state variable.
 pub const SECONDS_PER_LANE_STEP_STATE: f64 = 1e-9;
+/// Largest circuit (in expressions) `Auto` hands to the C compiler when it is not a network
+/// and its library is not cached: `cc -O3` on one function grows much faster than the
+/// function (a swept conduction velocity at N = 68, 4,624 delayed terms written out, had not
+/// compiled after 5 minutes; an N = 200 edge list written out, 42 MB of C, not after 15),
+/// while the JIT takes such circuits in seconds (its single-pass register allocation from
+/// the same size, `jit::LARGE_CIRCUIT_EXPRS`).
+pub const C_COMPILE_MAX_EXPRS: usize = super::jit::LARGE_CIRCUIT_EXPRS;
 
 /// Everything `Backend::Auto` decides on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,15 +33,19 @@ pub struct AutoFacts {
     /// Lanes × steps of the run.
     pub work_hint: f64,
     pub states: usize,
+    /// Expressions of the circuit (the size of the C function to compile).
+    pub exprs: usize,
 }
 
 /// The `Auto` rule: C when a compiler exists and either its library is cached or the compile
-/// costs at most [`MAX_COMPILE_SHARE`] of the expected run; otherwise the JIT, or the
-/// reference evaluator while the JIT back end cannot build kernels.
+/// costs at most [`MAX_COMPILE_SHARE`] of the expected run and the circuit is at most
+/// [`C_COMPILE_MAX_EXPRS`] expressions; otherwise the JIT, or the reference evaluator while
+/// the JIT back end cannot build kernels.
 pub fn decide(f: AutoFacts) -> Backend {
     let expected_run = f.work_hint.max(0.0) * f.states.max(1) as f64 * SECONDS_PER_LANE_STEP_STATE;
     let long_enough = COMPILE_SECONDS <= MAX_COMPILE_SHARE * expected_run;
-    if f.compiler && (f.cached || long_enough) {
+    let compile_bounded = f.exprs <= C_COMPILE_MAX_EXPRS;
+    if f.compiler && (f.cached || (long_enough && compile_bounded)) {
         Backend::C
     } else if f.jit_works {
         Backend::Jit
@@ -98,6 +109,7 @@ pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend,
         jit_works: true,
         work_hint: opts.work_hint,
         states: circuit.odes.len(),
+        exprs: circuit.exprs.len(),
     };
     if decide(facts) == Backend::C {
         return (Backend::C, build);

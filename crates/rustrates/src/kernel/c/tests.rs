@@ -2,7 +2,7 @@
 //! decision (the speed against hand-written C is the `ratios` bench's). What every back end
 //! must do is tested once for all in `kernel::backend_tests`.
 
-use super::super::auto::{auto_choice, decide, jit_works, AutoFacts};
+use super::super::auto::{auto_choice, decide, jit_works, AutoFacts, C_COMPILE_MAX_EXPRS};
 use super::*;
 use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{close, env_read, qif_buffers, qif_reference_circuit, ENV};
@@ -168,6 +168,7 @@ fn auto_decide_follows_compile_share_rule() {
         jit_works: true,
         work_hint: 0.0,
         states: 4,
+        exprs: 10,
     };
     // 0.3 s compile ≤ 10 % of run ⇔ work·states·1 ns ≥ 3 s ⇔ work ≥ 7.5e8 for 4 states.
     assert_eq!(
@@ -224,6 +225,22 @@ fn auto_decide_follows_compile_share_rule() {
         }),
         Backend::Jit
     );
+    // A circuit too large for cc -O3 in reasonable time goes to the JIT however long the run,
+    // unless its library is already cached.
+    let huge = AutoFacts {
+        work_hint: 1e15,
+        exprs: C_COMPILE_MAX_EXPRS + 1,
+        ..base
+    };
+    assert_eq!(decide(huge), Backend::Jit);
+    assert_eq!(
+        decide(AutoFacts {
+            exprs: C_COMPILE_MAX_EXPRS,
+            ..huge
+        }),
+        Backend::C
+    );
+    assert_eq!(decide(AutoFacts { cached: true, ..huge }), Backend::C);
 }
 
 #[test]
