@@ -64,7 +64,7 @@ pub use layout::{sweep_record_of, FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
 pub use read::{read_part, read_results, read_results_points, read_results_selected, select_columns, ReadSelection};
 pub use sinks::{run_parts, sweep_to_file, PartSink};
-pub use writer::QUEUE_BYTES;
+pub use writer::{QUEUE_BYTES, SPARE_BUFFERS};
 
 #[cfg(test)]
 use layout::*;
