@@ -500,3 +500,53 @@ def test_cluster_worker_without_rustrates_is_named(client, tmp_path, monkeypatch
     cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
     with pytest.raises(ImportError, match=r"2 of 2 Dask workers cannot import rustrates: tcp://.*ModuleNotFoundError"):
         cgs.run(chunk_size=6, **seed_sweep())
+
+
+def test_cluster_refine_equals_grid_search_refine_and_resumes_from_recorded_passes(client, tmp_path):
+    # Stuart–Landau over μ (Hopf at 0), 4 levels: the engine decides each pass on the client,
+    # the workers compute each pass's points as chunks of 2. The file has grid_search's point
+    # set — points, labels, refine_level, summaries, traces — bit for bit (same engine and back
+    # end; a chunk is only another subset of lanes), and the pandas keys of a cluster sweep.
+    hopf = str(Path(__file__).resolve().parents[2] / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+    sweep = dict(
+        circuit_template=hopf,
+        param_grid={"mu": -1.03 + 0.5 * np.arange(5)},
+        param_map={"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}},
+        simulation_time=60.0,
+        dt=0.02,
+        sampling_step_size=0.1,
+        solver="rk4",
+        cutoff=40.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime", "mean"],
+        keep_traces=True,
+        refine={"levels": 4, "criterion": "regime"},
+    )
+    local_path = tmp_path / "local.h5"
+    grid_search(
+        sweep["circuit_template"],
+        sweep["param_grid"],
+        sweep["param_map"],
+        **{k: v for k, v in sweep.items() if k not in ("circuit_template", "param_grid", "param_map")},
+        out=local_path,
+    )
+    local_traces, local_map, local_summ = rustrates.read_results(local_path)
+    cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
+    path = cgs.run(chunk_size=2, **sweep)
+    assert cgs.last_run["passes"] >= 4 and cgs.last_run["computed"] == cgs.last_run["chunks"] > cgs.last_run["passes"]
+    traces, rmap, summ = rustrates.read_results(path)
+    assert list(rmap.columns) == ["mu", "refine_level"] and sorted(set(rmap["refine_level"])) == [0, 1, 2, 3, 4]
+    pd.testing.assert_frame_equal(rmap, local_map, check_exact=True)
+    pd.testing.assert_frame_equal(summ, local_summ, check_exact=True)
+    pd.testing.assert_frame_equal(traces, local_traces, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_hdf(path, "Results/result_map"), local_map, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_hdf(path, "Results/results"), local_traces, check_exact=True)
+    # Every pass is recorded: the same call again (after the file is lost, as when a client
+    # dies before writing it) computes nothing and writes the same point set.
+    os.remove(path)
+    path = cgs.run(chunk_size=2, **sweep)
+    assert cgs.last_run["computed"] == 0 and cgs.last_run["skipped"] == cgs.last_run["chunks"]
+    traces, rmap, summ = rustrates.read_results(path)
+    pd.testing.assert_frame_equal(rmap, local_map, check_exact=True)
+    pd.testing.assert_frame_equal(summ, local_summ, check_exact=True)
+    pd.testing.assert_frame_equal(traces, local_traces, check_exact=True)

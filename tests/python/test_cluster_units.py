@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import NET3
+from conftest import NET3, REPO
 
 GRID = {"eta_op": [-5.0, -2.0, 1.0, 4.0, 7.0]}
 PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
@@ -379,12 +379,64 @@ def test_client_takes_every_grid_search_keyword():
     assert set(_client._OWN_KWARGS) <= builder
 
 
-def test_the_cluster_mode_refuses_refine_by_name():
-    # Refinement decides each level's points from the last; the cluster mode sends one fixed
-    # set of chunks, so it says so at once instead of failing every task.
-    from rustrates import SweepError
+def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path):
+    # refine= in the cluster mode: the engine runs the refinement and asks run_pass for each
+    # pass's points; here each pass's chunks run through the worker's task in this process
+    # (as a Dask worker would) and are recorded. The file holds the points, labels, levels and
+    # summaries of grid_search(refine=..., out=...) bit for bit (same engine and back end; a
+    # chunk is only another subset of lanes).
+    import rustrates
+    from rustrates import _rustrates
+    from rustrates.cluster import _worker
 
-    req = request(refine={"levels": 2})
-    with pytest.raises(SweepError, match="cannot be cut into shards or cluster chunks") as err:
-        client_payload(req, chunk_size=2)
-    assert [d["path"] for d in err.value.diagnostics] == ["refine"]
+    hopf = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
+    settings = dict(
+        simulation_time=60.0,
+        step_size=0.02,
+        solver="rk4",
+        cutoff=40.0,
+        outputs={"x": "p/hopf_op/x"},
+        summaries=["regime", "mean"],
+        backend="jit",
+        refine={"levels": 4, "criterion": "regime"},
+    )
+    grid, pmap = {"mu": -1.03 + 0.5 * np.arange(5)}, {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
+    req = _core_request(hopf, grid, pmap, settings)
+    sweep, payload = client_payload(req, chunk_size=2)
+    assert sweep.refines
+    passes = []
+
+    def run_pass(points, backend):
+        assert backend == "jit" and points.shape[1] == 1
+        args = dict(payload["kwargs"]["args"], grid_values=None, grid_rows=points, permute=False, refine=None)
+        kwargs = dict(payload["kwargs"], args=dict(args, backend=backend), chunk_size=2)
+        pass_sweep = _worker._new_sweep(kwargs)
+        pass_payload = dict(payload, fingerprint=pass_sweep.fingerprint, kwargs=kwargs)
+        pass_dir = tmp_path / f"pass_{len(passes)}"
+        run_all_chunks(pass_sweep, pass_payload, pass_dir)
+        passes.append(len(points))
+        return pass_sweep, os.fspath(pass_dir)
+
+    sweep.run_refined(os.fspath(tmp_path / "cluster.h5"), run_pass)
+    rustrates.grid_search(hopf, grid, pmap, out=tmp_path / "local.h5", **settings)
+    cluster = _rustrates.read_results(os.fspath(tmp_path / "cluster.h5"))
+    local = _rustrates.read_results(os.fspath(tmp_path / "local.h5"))
+    assert len(passes) >= 4 and sum(passes) == len(local["labels"])
+    assert cluster["labels"] == local["labels"] and cluster["grid_keys"] == ["mu", "refine_level"]
+    for key in ("grid", "summaries"):
+        np.testing.assert_array_equal(cluster[key].view(np.uint64), local[key].view(np.uint64))
+    assert list(cluster["status"]) == list(local["status"])
+    # A run_pass that raises stops the refinement with its own exception.
+
+    def broken(points, backend):
+        raise KeyError("no workers today")
+
+    with pytest.raises(KeyError, match="no workers today"):
+        sweep.run_refined(os.fspath(tmp_path / "broken.h5"), broken)
+    assert not (tmp_path / "broken.h5").exists()
+
+
+def _core_request(template, grid, pmap, settings):
+    from rustrates import _core
+
+    return _core.build_request("test", template, grid, pmap, **settings)

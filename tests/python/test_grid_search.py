@@ -389,6 +389,54 @@ def test_grid_search_all_nodes_output_gives_one_column_per_node(rustrates):
         np.testing.assert_allclose(results[(f"pc_iin_{i}", "IIN", "r")], ref[:, 2, i], rtol=0, atol=ATOL)
 
 
+def test_grid_search_population_param_map_and_per_node_inputs(rustrates):
+    """``nodes: 'all'`` (a whole population, PyRates' ``all``) equals the node list, and each
+    node reads its own (steps, points) input series: both against a numpy integration."""
+    from conftest import REFERENCE_QIF
+
+    etas = np.array([-5.0, -3.0])
+    t = np.arange(STEPS) * DT
+    inp = np.stack(
+        [
+            np.stack([np.sin(2 * np.pi * 3 * t), np.where(t > 0.2, 2.0, 0.0)], axis=1),
+            np.cos(2 * np.pi * 5 * t)[:, None] * [1.0, -1.0],
+        ],
+        axis=1,
+    )  # (steps, node, point): PC's two columns, IIN's two columns
+
+    def rhs(y, u, eta):
+        r_p, v_p, r_i, v_i = y
+        return np.stack(
+            [
+                1.0 / np.pi + 2.0 * r_p * v_p,
+                v_p**2 + eta + u[0] + 15.0 * r_p - 10.0 * r_i - (np.pi * r_p) ** 2,
+                1.0 / np.pi + 2.0 * r_i * v_i,
+                v_i**2 + eta + u[1] + 10.0 * r_p - (np.pi * r_i) ** 2,
+            ]
+        )
+
+    def sweep(nodes):
+        results, _ = rustrates.grid_search(
+            REFERENCE_QIF,
+            {"eta": etas},
+            {"eta": {"vars": ["qif_op/eta"], "nodes": nodes}},
+            dt=DT,
+            simulation_time=T,
+            sampling_step_size=DTS,
+            inputs={"PC/qif_op/I_ext": inp[:, 0, :], "IIN/qif_op/I_ext": inp[:, 1, :]},
+            outputs={"r": "all/qif_op/r"},
+        )
+        return results
+
+    population, listed = sweep("all"), sweep(["PC", "IIN"])
+    np.testing.assert_array_equal(population.to_numpy(), listed.to_numpy())
+    y0 = np.tile(np.array([[0.01], [-2.0], [0.01], [-2.0]]), (1, 2))
+    ref = integrate(rhs, y0, inp, DT, DTS, T, eta=etas)
+    for i, label in enumerate(dict.fromkeys(c[0] for c in population.columns)):
+        np.testing.assert_allclose(population[(label, "PC", "r")], ref[:, 0, i], rtol=0, atol=ATOL)
+        np.testing.assert_allclose(population[(label, "IIN", "r")], ref[:, 2, i], rtol=0, atol=ATOL)
+
+
 def test_results_file_reads_with_h5py_and_pytables_in_the_same_process(rustrates, tmp_path):
     # The extension links its own static HDF5; h5py and PyTables bring theirs. All three
     # in one process must not clash.

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import rustrates
 from rustrates.pyrates import (
     CircuitTemplate,
     NodeTemplate,
@@ -231,6 +232,26 @@ def test_python_built_circuit_equals_its_yaml_twin(tmp_path):
     built = qif_pair_with_delay(0.01).run(**settings)
     loaded = CircuitTemplate.from_yaml(f"{yaml}/pair").update_var(node_vars={"p1/qif_op/eta": -3.0}).run(**settings)
     pd.testing.assert_frame_equal(built, loaded, check_exact=True)
+
+
+def test_update_var_array_gives_one_value_per_node():
+    """PyRates 1.x: ``update_var(node_vars={'all/op/var': array})`` gives the i-th value to the
+    i-th node having the variable. eta = (-3, -5) is the Euler transcription's."""
+    settings = dict(
+        simulation_time=2.0,
+        step_size=1e-4,
+        inputs={"p1/qif_op/I_ext": np.r_[np.zeros(5000), np.full(5000, 3.0), np.zeros(10000)]},
+        outputs={"r": "all/qif_op/r"},
+        float_precision="float64",
+    )
+    by_array = qif_pair_with_delay(0.01).update_var(node_vars={"all/qif_op/eta": np.array([-3.0, -5.0])})
+    # Same operations in the same order as the transcription: exact.
+    np.testing.assert_array_equal(by_array.run(**settings).to_numpy(), euler_transcription(None))
+    # One number for `all` sets every node: eta = -5 in p1 too changes p1's trace.
+    one = qif_pair_with_delay(0.01).update_var(node_vars={"all/qif_op/eta": -5.0}).run(**settings)
+    assert np.abs(one.to_numpy()[:, 0] - euler_transcription(None)[:, 0]).max() > 1e-3
+    with pytest.raises(rustrates.SweepError, match=r"names 2 nodes \(p1, p2\)"):
+        qif_pair_with_delay(0.01).update_var(node_vars={"all/qif_op/eta": np.zeros(3)}).run(**settings)
 
 
 def test_nested_sub_circuits_sharing_a_name_stay_distinct(tmp_path):

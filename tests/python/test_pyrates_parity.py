@@ -117,3 +117,42 @@ def test_pyrates_parity_jansen_rit_input_sweep(rustrates, pyrates_python, tmp_pa
         "outputs": {"v": "pc/rpo_e_in/v"},
     }
     compare(rustrates, pyrates_python, tmp_path, spec, f"{site}/neural_mass_models/jansenrit.yaml/JRC", "JRC")
+
+
+VECTOR_HELPERS = """\
+clip_op:
+  base: OperatorTemplate
+  equations: "x' = a - 2.0*x + maxi(x_in, 0.5) - mini(x, 0.2)"
+  variables:
+    x: output(1.0)
+    a: 0.0
+    x_in: input(0.0)
+clip_node: {base: NodeTemplate, operators: [clip_op]}
+net:
+  base: CircuitTemplate
+  nodes: {p1: clip_node, p2: clip_node}
+  edges:
+    - [p1/clip_op/x, p2/clip_op/x_in, null, {weight: 1.0}]
+    - [p2/clip_op/x, p1/clip_op/x_in, null, {weight: -0.5}]
+"""
+
+
+def test_pyrates_parity_vector_helpers_and_all_nodes_param_map(rustrates, pyrates_python, tmp_path):
+    """PyRates 1.x's maxi/mini (numpy's maximum, minimum) and a param_map naming every node
+    with ``nodes: ['all']``: a's values move x and x_in across the clipping levels 0.2 and
+    0.5, so both branches of each are taken. (Not vsum: PyRates 1.2.3's grid_search
+    vectorises all nodes of all points into one vector, and vsum of a node's scalar then sums
+    that whole vector — 8 values here — where the template means the node's own value.)"""
+    (tmp_path / "vec.yaml").write_text(VECTOR_HELPERS)
+    spec = {
+        "template": f"{tmp_path}/vec/net",
+        "param_grid": {"a": [-1.0, 0.0, 1.0, 2.0]},
+        "param_map": {"a": {"vars": ["clip_op/a"], "nodes": ["all"]}},
+        "step_size": 1e-3,
+        "simulation_time": 3.0,
+        "sampling_step_size": 1e-2,
+        "permute_grid": True,
+        "inputs": {},
+        "outputs": {"x1": "p1/clip_op/x", "x2": "p2/clip_op/x"},
+    }
+    compare(rustrates, pyrates_python, tmp_path, spec, f"{tmp_path}/vec.yaml/net", "net")

@@ -285,3 +285,112 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
     assert_eq!(&std::fs::read(&png).expect("the phase diagram exists")[1..4], b"PNG");
 }
+
+#[test]
+fn param_map_nodes_all_in_a_spec_sweeps_the_population_like_its_node_list() {
+    // The CLI passes `nodes: all` (a bare word or a list) to the engine, which owns the rule.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = repo().join("examples/models/reference_qif.yaml/pc_iin");
+    let results: Vec<rustrates::sweep::SweepResult> = ["all", "[all]", "[PC, IIN]", "[PC]"]
+        .iter()
+        .enumerate()
+        .map(|(i, nodes)| {
+            let spec = dir.path().join(format!("spec{i}.yaml"));
+            std::fs::write(
+                &spec,
+                format!(
+                    "template: {}\nsimulation_time: 0.05\nstep_size: 1.0e-4\nparam_grid:\n  eta: [-5.0, -2.0, 1.0]\n\
+                     param_map:\n  eta: {{vars: [qif_op/eta], nodes: {nodes}}}\ninputs:\n  PC/qif_op/I_ext: 1.0\n\
+                     outputs:\n  r: all/qif_op/r\n",
+                    template.display()
+                ),
+            )
+            .expect("write spec");
+            let out = dir.path().join(format!("r{i}.h5"));
+            run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+            rustrates::io::h5::read_results(&out).expect("a results file")
+        })
+        .collect();
+    let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
+        r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
+    };
+    assert_eq!(bits(&results[0]), bits(&results[2]));
+    assert_eq!(bits(&results[1]), bits(&results[2]));
+    // `all` reaches IIN too: eta in PC alone is another sweep.
+    assert_ne!(bits(&results[0]), bits(&results[3]));
+}
+
+#[test]
+fn per_node_input_files_in_a_spec_equal_the_engine_with_per_point_columns() {
+    // One CSV per node, one column per grid point: the CLI reads them into the engine's
+    // per-point signals, so the sweep equals the engine run on the same columns bit for bit.
+    use rustrates::solve::{Method, Signal, SimConfig};
+    use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepSpec};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = repo().join("examples/models/reference_qif.yaml/pc_iin");
+    let (steps, points) = (500, 3);
+    let drive = |node: usize, p: usize, k: usize| ((k * (p + 1) + 7 * node) as f64 * 0.01).sin() * (1.0 + node as f64);
+    let mut inputs = Vec::new();
+    for (node, name) in ["PC", "IIN"].iter().enumerate() {
+        let rows: Vec<String> = (0..steps)
+            .map(|k| {
+                (0..points)
+                    .map(|p| format!("{:?}", drive(node, p, k)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        std::fs::write(dir.path().join(format!("{name}.csv")), rows.join("\n")).expect("write csv");
+        let data: Vec<f64> = (0..steps * points)
+            .map(|i| drive(node, i % points, i / points))
+            .collect();
+        inputs.push((
+            format!("{name}/qif_op/I_ext"),
+            Signal::PerPoint {
+                points,
+                data: data.into(),
+            },
+        ));
+    }
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "template: {}\nsimulation_time: 0.05\nstep_size: 1.0e-4\nparam_grid:\n  eta: [-5.0, -2.0, 1.0]\n\
+             param_map:\n  eta: {{vars: [qif_op/eta], nodes: all}}\ninputs:\n  PC/qif_op/I_ext: {{file: PC.csv}}\n\
+             \x20 IIN/qif_op/I_ext: {{file: IIN.csv}}\noutputs:\n  r: all/qif_op/r\n",
+            template.display()
+        ),
+    )
+    .expect("write spec");
+    let out = dir.path().join("r.h5");
+    run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+    let cli = rustrates::io::h5::read_results(&out).expect("a results file");
+
+    let loaded = rustrates::model::load_circuit(
+        &template.display().to_string(),
+        &rustrates::template::LoadOptions::default(),
+    )
+    .expect("loads");
+    let mut values = indexmap::IndexMap::new();
+    values.insert("eta".to_string(), vec![-5.0, -2.0, 1.0]);
+    let sim = SimConfig {
+        simulation_time: 0.05,
+        dt: 1e-4,
+        sampling_step: None,
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let map = ParamMap::new().nodes("eta", &["qif_op/eta"], &["PC", "IIN"]);
+    let mut engine_spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
+    engine_spec.inputs = inputs;
+    engine_spec.outputs = vec![("r".into(), "all/qif_op/r".into())];
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&engine_spec, &loaded.circuit, &mut sink).expect("runs");
+    let engine = sink.into_result().expect("result");
+    let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
+        r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
+    };
+    assert_eq!(cli.columns, engine.columns);
+    assert!(bits(&cli) == bits(&engine), "the CLI's sweep differs from the engine's");
+}

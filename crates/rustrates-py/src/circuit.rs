@@ -95,6 +95,23 @@ impl PyCircuit {
         Ok((names, m.chunks(n.max(1)).map(<[f64]>::to_vec).collect()))
     }
 
+    /// The nodes `node` names (a node path, or PyRates' `all` at any level) that have `var`
+    /// (`op/var`), in circuit order: where an array of per-node values goes (engine:
+    /// `sweep::param_map::nodes_having`). Errors are a `SweepError` naming `argument`.
+    #[pyo3(signature = (node, var, argument="node_vars"))]
+    fn nodes_having(&self, py: Python<'_>, node: &str, var: &str, argument: &str) -> PyResult<Vec<String>> {
+        rustrates::sweep::param_map::nodes_having(argument, node, var, &self.circuit)
+            .map_err(|e| errors::arg_err(py, errors::Kind::Sweep, argument, e.to_string()))
+    }
+
+    /// Where an array of values for `var` on `node` goes: a vector variable's elements
+    /// (`node/var[i]`) or one node each (engine: `sweep::param_map::value_targets`).
+    #[pyo3(signature = (node, var, argument="node_vars"))]
+    fn value_targets(&self, py: Python<'_>, node: &str, var: &str, argument: &str) -> PyResult<Vec<String>> {
+        rustrates::sweep::param_map::value_targets(argument, node, var, &self.circuit)
+            .map_err(|e| errors::arg_err(py, errors::Kind::Sweep, argument, e.to_string()))
+    }
+
     fn __repr__(&self) -> String {
         format!("<Circuit {} nodes={:?}>", self.name, self.nodes)
     }

@@ -15,14 +15,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use rustrates::io::{self, parts, FailedChunk, FileOptions, IoError, Manifest, SweepRecord};
-use rustrates::model::{self, Loaded};
-use rustrates::sweep::{self, RunControl, Shard, SweepSpec};
+use rustrates::model::{self, Circuit, Loaded};
+use rustrates::sweep::refine::PassRunner;
+use rustrates::sweep::{self, RunControl, Shard, SweepError, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
 use crate::args::{trace_type, SweepArgs};
@@ -36,7 +38,7 @@ fn io_err(py: Python<'_>, e: &IoError) -> PyErr {
 #[pyclass(name = "ClusterSweep", module = "rustrates._rustrates", frozen)]
 pub struct ClusterSweep {
     spec: SweepSpec,
-    loaded: Loaded,
+    loaded: Arc<Loaded>,
     /// What the parts and `sweep.json` record: the template's source and its path as the
     /// user gave it on the client, the trace type.
     opts: FileOptions,
@@ -160,10 +162,10 @@ impl ClusterSweep {
                 "chunk_size must be a positive number of points".into(),
             ));
         }
-        // The cluster mode sends one fixed set of chunks.
-        sweep::refine::check_distributable(&args.spec).map_err(|e| engine_error(py, &e.into()))?;
         let mut spec = args.spec.clone();
-        spec.chunk_size = chunk_size;
+        // A refining sweep runs pass by pass (`run_refined`), each pass a sweep of its own
+        // cut into chunks; the refined file itself is written in one chunk.
+        spec.chunk_size = if spec.refine.is_some() { 0 } else { chunk_size };
         let loaded = match (&template_files, &template_cwd) {
             (Some(files), Some(cwd)) => load_shipped(py, template, files, cwd)?,
             (None, None) => crate::circuit::load(py, template)?,
@@ -177,6 +179,10 @@ impl ClusterSweep {
             }
         };
         sweep::check(&spec, &loaded.circuit).map_err(|e| engine_error(py, &e))?;
+        if let Some(refine) = &spec.refine {
+            sweep::refine::check(&spec, refine).map_err(|e| engine_error(py, &e.into()))?;
+        }
+        let loaded = Arc::new(loaded);
         let opts = FileOptions {
             trace_type,
             compression: compress,
@@ -189,6 +195,56 @@ impl ClusterSweep {
     #[getter]
     fn fingerprint(&self) -> String {
         self.record().fingerprint
+    }
+
+    /// Whether the sweep refines (`refine=`): then it runs with `run_refined`, not by chunks.
+    #[getter]
+    fn refines(&self) -> bool {
+        self.spec.refine.is_some()
+    }
+
+    /// The back end of the sweep's spec (`auto` unless one was named); a refine pass's is
+    /// the one the engine chose for the whole refined sweep.
+    #[getter]
+    fn backend(&self) -> String {
+        format!("{:?}", self.spec.backend).to_ascii_lowercase()
+    }
+
+    /// Runs a refining sweep into the results file `out` (replaced if it exists): the engine
+    /// decides each pass's points and writes the final point set as `grid_search(refine=...)`
+    /// does; `run_pass(points, backend)` computes a pass — `points` the pass's grid rows
+    /// (points × keys, the keys of this sweep), `backend` the back end every pass runs on —
+    /// and returns `(sweep, dir)`: the pass's `ClusterSweep` and the directory where all its
+    /// chunks are recorded. An exception raised by `run_pass` stops the run and is raised here.
+    fn run_refined(&self, py: Python<'_>, out: PathBuf, run_pass: Py<PyAny>) -> PyResult<()> {
+        if self.spec.refine.is_none() {
+            return Err(arg_err(
+                py,
+                Kind::Sweep,
+                "refine",
+                "run_refined needs a sweep with refine=; run the chunks of this one".into(),
+            ));
+        }
+        let runner = ClusterPasses {
+            run_pass,
+            raised: Mutex::new(None),
+        };
+        let opts = FileOptions {
+            overwrite: true,
+            ..self.opts.clone()
+        };
+        let (spec, circuit) = (&self.spec, &self.loaded.circuit);
+        let result = py.detach(|| {
+            let ctrl = RunControl {
+                refine_passes: Some(&runner),
+                ..RunControl::default()
+            };
+            io::sweep_to_file(spec, circuit, &out, &opts, ctrl).map_err(Box::new)
+        });
+        if let Some(err) = runner.raised.lock().ok().and_then(|mut e| e.take()) {
+            return Err(err);
+        }
+        result.map(drop).map_err(|e| io_err(py, &e))
     }
 
     #[getter]
@@ -318,6 +374,91 @@ impl ClusterSweep {
         let name = &self.loaded.circuit.name;
         let result = py.detach(|| io::read_part(&part, name)).map_err(|e| io_err(py, &e))?;
         crate::results::result_dict(py, result, None)
+    }
+}
+
+/// A refine pass computed by the Python client's `run_pass` (chunks on the workers, recorded
+/// in a directory), read back with the engine's part reader.
+struct ClusterPasses {
+    run_pass: Py<PyAny>,
+    /// What `run_pass` raised: handed back to Python as it was.
+    raised: Mutex<Option<PyErr>>,
+}
+
+impl ClusterPasses {
+    fn pass(&self, py: Python<'_>, spec: &SweepSpec, circuit: &Circuit) -> PyResult<Result<SweepResult, SweepError>> {
+        let grid = &spec.param_grid;
+        let (n, k) = (grid.len(), grid.keys().len());
+        let mut rows = vec![0.0; n * k];
+        for (j, col) in grid.columns().iter().enumerate() {
+            for (p, v) in col.iter().enumerate() {
+                rows[p * k + j] = *v;
+            }
+        }
+        let rows = PyArray1::from_vec(py, rows).reshape([n, k])?;
+        let backend = format!("{:?}", spec.backend).to_ascii_lowercase();
+        let (sweep, dir): (Py<ClusterSweep>, PathBuf) = self.run_pass.call1(py, (rows, backend))?.extract(py)?;
+        let sweep = sweep.get();
+        // The pass the workers computed must be the one the engine asked for.
+        let same_points = sweep.spec.param_grid.keys() == grid.keys()
+            && sweep
+                .spec
+                .param_grid
+                .columns()
+                .iter()
+                .zip(grid.columns())
+                .all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        if !same_points || sweep.spec.backend != spec.backend {
+            return Ok(Err(SweepError::Output {
+                source: "run_pass returned a sweep of other points or another back end than the refine pass".into(),
+            }));
+        }
+        let mut result: Option<SweepResult> = None;
+        for range in sweep.spec.chunks() {
+            let path = dir.join(parts::part_file(range.start, range.end));
+            let part = match py.detach(|| io::read_part(&path, &circuit.name)) {
+                Ok(part) => part,
+                Err(e) => return Err(io_err(py, &e)),
+            };
+            match result.as_mut() {
+                None => result = Some(part),
+                Some(all) => append(all, part),
+            }
+        }
+        Ok(result.ok_or_else(|| SweepError::Output {
+            source: "a refine pass without points".into(),
+        }))
+    }
+}
+
+/// `part`'s points after `all`'s.
+fn append(all: &mut SweepResult, part: SweepResult) {
+    all.labels.extend(part.labels);
+    for (a, b) in all.grid_values.iter_mut().zip(part.grid_values) {
+        a.extend(b);
+    }
+    if let (Some(a), Some(b)) = (all.traces.as_mut(), part.traces) {
+        a.extend(b);
+    }
+    if let (Some(a), Some(b)) = (all.summaries.as_mut(), part.summaries) {
+        for (x, y) in a.values.iter_mut().zip(b.values) {
+            x.extend(y);
+        }
+    }
+    all.status.extend(part.status);
+}
+
+impl PassRunner for ClusterPasses {
+    fn run_pass(&self, spec: &SweepSpec, circuit: &Circuit) -> Result<SweepResult, SweepError> {
+        Python::attach(|py| match self.pass(py, spec, circuit) {
+            Ok(result) => result,
+            Err(err) => {
+                if let Ok(mut raised) = self.raised.lock() {
+                    *raised = Some(err);
+                }
+                Err(SweepError::Cancelled { points_done: 0 })
+            }
+        })
     }
 }
 

@@ -35,10 +35,9 @@ pub fn run_interruptible<R: Send>(
         points_done: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
     };
-    // Workers report from several threads, so a smaller count can arrive after a larger one:
-    // keep the largest (the last block's report may otherwise be overwritten by an earlier one).
+    // The engine reports one call at a time, counts only growing (RunControl::progress).
     let on_progress = |p: Progress| {
-        w.points_done.fetch_max(p.points_done, Ordering::Relaxed);
+        w.points_done.store(p.points_done, Ordering::Relaxed);
     };
     let ctrl = RunControl {
         cancel: Some(&w.cancel),

@@ -29,16 +29,12 @@ use std::time::Instant;
 
 use rustrates::kernel::Backend;
 use rustrates::model::load_circuit;
-use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{
-    BlockOutput, Grid, MemorySink, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
-};
+use rustrates::sweep::{BlockOutput, MemorySink, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
 use rustrates::template::LoadOptions;
+use rustrates_bench::{best, build_c, c_field, reference_spec, reference_spec_yaml, repo_root, run_process, DT, EVERY};
 
-const DT: f64 = 1e-4;
 /// The PyRates script's T (fixed in `PYRATES_SCRIPT`).
 const PYRATES_T: f64 = 5.0;
-const EVERY: usize = 10;
 
 struct Args {
     points: usize,
@@ -54,10 +50,6 @@ struct Args {
     kernel_only: bool,
     /// Only the cost of the `regime` summary against a mean-only sweep of the same grid.
     regime: bool,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -113,77 +105,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn linspace(n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|i| {
-            if n == 1 {
-                -5.0
-            } else {
-                -5.0 + 10.0 * i as f64 / (n - 1) as f64
-            }
-        })
-        .collect()
-}
-
-fn reference_spec(side: usize, time: f64, keep_traces: bool, summaries: &[Statistic]) -> SweepSpec {
-    let mut values = indexmap::IndexMap::new();
-    values.insert("eta_pc".to_string(), linspace(side));
-    values.insert("eta_iin".to_string(), linspace(side));
-    let grid = Grid::from_values(&values, true).expect("equal lengths");
-    let map = ParamMap::new()
-        .nodes("eta_pc", &["qif_op/eta"], &["PC"])
-        .nodes("eta_iin", &["qif_op/eta"], &["IIN"]);
-    let sim = SimConfig {
-        simulation_time: time,
-        dt: DT,
-        sampling_step: Some(DT * EVERY as f64),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(grid, map, sim);
-    spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
-    spec.outputs = vec![("r".into(), "PC/qif_op/r".into())];
-    spec.keep_traces = keep_traces;
-    spec.summaries = summaries.to_vec();
-    spec
-}
-
-fn spec_yaml(side: usize, time: f64, keep_traces: bool) -> String {
-    let template = repo_root().join("examples/models/reference_qif.yaml");
-    format!(
-        "template: {}/pc_iin\nsimulation_time: {time}\nstep_size: {DT}\nsampling_step_size: {}\nsolver: euler\n\
-         permute_grid: true\nparam_grid: {{eta_pc: {{linspace: [-5, 5, {side}]}}, eta_iin: {{linspace: [-5, 5, {side}]}}}}\n\
-         param_map:\n  eta_pc: {{vars: [qif_op/eta], nodes: [PC]}}\n  eta_iin: {{vars: [qif_op/eta], nodes: [IIN]}}\n\
-         inputs: {{PC/qif_op/I_ext: 1.0}}\noutputs: {{r: PC/qif_op/r}}\nsummaries: [mean, std, max]\nkeep_traces: {keep_traces}\n",
-        template.display(),
-        DT * EVERY as f64
-    )
-}
-
-/// Best of `repeats` wall times of `f`.
-fn best<F: FnMut() -> Result<f64, String>>(repeats: usize, mut f: F) -> Result<f64, String> {
-    let mut best = f64::INFINITY;
-    for _ in 0..repeats.max(1) {
-        best = best.min(f()?);
-    }
-    Ok(best)
-}
-
-fn build_c(source: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let exe = dir.join("montbrio_grid");
-    let status = Command::new("gcc")
-        .args(["-O3", "-march=native", "-o"])
-        .arg(&exe)
-        .arg(source)
-        .arg("-lm")
-        .status()
-        .map_err(|e| format!("gcc: {e}"))?;
-    if !status.success() {
-        return Err(format!("gcc failed on {}", source.display()));
-    }
-    Ok(exe)
-}
-
 /// (whole-process seconds, the program's own `sim_s`).
 fn run_c(exe: &Path, points: usize, time: f64) -> Result<(f64, f64), String> {
     let start = Instant::now();
@@ -194,13 +115,7 @@ fn run_c(exe: &Path, points: usize, time: f64) -> Result<(f64, f64), String> {
         .output()
         .map_err(|e| format!("{}: {e}", exe.display()))?;
     let wall = start.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let sim = text
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("sim_s="))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("unexpected output of the C program: {text}"))?;
-    Ok((wall, sim))
+    Ok((wall, c_field(&String::from_utf8_lossy(&out.stdout), "sim_s=")?))
 }
 
 /// Keeps traces in an array the caller allocated and touched before the clock starts, as
@@ -232,36 +147,19 @@ impl SweepSink for PreparedTraces {
     }
 }
 
-fn run_process(cmd: &mut Command) -> Result<f64, String> {
-    let start = Instant::now();
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(start.elapsed().as_secs_f64())
-}
-
 /// PyRates' `grid_search` of the reference sweep, timed from its import: `python script.py
 /// TEMPLATE n` prints the seconds of an n × n sweep (shared with the `traces` bench).
 const PYRATES_SCRIPT: &str = include_str!("../pyrates_grid_search.py");
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let side = (args.points as f64).sqrt().round() as usize;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe_dir = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let cli = exe_dir.join("rustrates");
+    let cli = rustrates_bench::cli_beside_bench()?;
     let lane_steps = args.points as f64 * (args.time / DT).round();
     let mut report = serde_json::Map::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -335,7 +233,7 @@ fn real_main() -> Result<(), String> {
         return write_json(&args, &report);
     }
 
-    let c_exe = build_c(&args.c_source, work.path())?;
+    let c_exe = build_c(&args.c_source, work.path(), "montbrio_grid", &[])?;
     let c_sim = best(args.repeats, || run_c(&c_exe, args.points, args.time).map(|x| x.1))?;
     let c_wall = best(args.repeats, || run_c(&c_exe, args.points, args.time).map(|x| x.0))?;
     println!(
@@ -416,18 +314,11 @@ fn real_main() -> Result<(), String> {
             ),
         ] {
             let spec_path = work.path().join(format!("spec_{keep}.yaml"));
-            std::fs::write(&spec_path, spec_yaml(side, args.time, keep)).map_err(|e| e.to_string())?;
+            std::fs::write(&spec_path, reference_spec_yaml(side, args.time, keep, "")).map_err(|e| e.to_string())?;
             let out = work.path().join("out.h5");
             let secs = best(args.repeats, || {
                 let _ = std::fs::remove_file(&out);
-                let mut cmd = Command::new(&cli);
-                cmd.arg("sweep")
-                    .arg(&spec_path)
-                    .arg("--out")
-                    .arg(&out)
-                    .arg("-q")
-                    .arg("--threads")
-                    .arg(threads.to_string());
+                let mut cmd = rustrates_bench::sweep_command(&cli, &spec_path, &out, threads);
                 if let Some(x) = extra {
                     cmd.arg(x);
                 }
@@ -462,7 +353,7 @@ fn real_main() -> Result<(), String> {
                     .arg(n.to_string()),
             )?;
             let spec_path = work.path().join(format!("spec_py{n}.yaml"));
-            std::fs::write(&spec_path, spec_yaml(n, PYRATES_T, true)).map_err(|e| e.to_string())?;
+            std::fs::write(&spec_path, reference_spec_yaml(n, PYRATES_T, true, "")).map_err(|e| e.to_string())?;
             let ours = best(args.repeats, || {
                 let out = work.path().join(format!("py{n}.h5"));
                 let _ = std::fs::remove_file(&out);

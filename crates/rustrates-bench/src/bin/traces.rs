@@ -30,12 +30,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use rustrates::model::load_circuit;
-use rustrates::solve::{Method, Signal, SimConfig};
-use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepSpec};
+use rustrates::sweep::MemorySink;
 use rustrates::template::LoadOptions;
-
-const DT: f64 = 1e-4;
-const EVERY: usize = 10;
+use rustrates_bench::{
+    median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, sweep_command, DT, EVERY,
+};
 
 struct Args {
     points: usize,
@@ -68,53 +67,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn spec_yaml(side: usize, time: f64, keep_traces: bool, extra: &str) -> String {
-    let template = repo_root().join("examples/models/reference_qif.yaml");
-    format!(
-        "template: {}/pc_iin\nsimulation_time: {time}\nstep_size: {DT}\nsampling_step_size: {}\nsolver: euler\n\
-         permute_grid: true\nparam_grid: {{eta_pc: {{linspace: [-5, 5, {side}]}}, eta_iin: {{linspace: [-5, 5, {side}]}}}}\n\
-         param_map:\n  eta_pc: {{vars: [qif_op/eta], nodes: [PC]}}\n  eta_iin: {{vars: [qif_op/eta], nodes: [IIN]}}\n\
-         inputs: {{PC/qif_op/I_ext: 1.0}}\noutputs: {{r: PC/qif_op/r}}\nsummaries: [mean, std, max]\nkeep_traces: {keep_traces}\n{extra}",
-        template.display(),
-        DT * EVERY as f64
-    )
-}
-
-/// Runs `cmd` to its end: wall seconds and peak resident memory in MB (`wait4`'s
-/// `ru_maxrss`, that process only).
-fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this child only.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child, not yet waited for; status and usage are valid pointers.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = start.elapsed().as_secs_f64();
-    if waited != pid {
-        return Err(format!("{cmd:?}: wait4 failed: {}", std::io::Error::last_os_error()));
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!("{cmd:?} failed ({status}): {err}"));
-    }
-    // ru_maxrss is in KiB on Linux.
-    Ok((secs, usage.ru_maxrss as f64 * 1024.0 / 1e6))
-}
-
 /// The peak memory the design allows a sweep process keeping traces, in MB: the writer's
 /// queue ([`rustrates::io::h5::QUEUE_BYTES`]); per worker thread the block it computes into
 /// and the three buffers of encoding one (raw bytes, shuffled, deflated: each at most a
@@ -133,11 +85,6 @@ fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64
 /// The share of the bound allowed for memory the allocator holds freed but not yet returned.
 const ALLOCATOR_SLACK: f64 = 0.05;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// HDF5's shuffle filter (byte planes), as the engine applies it before deflate.
 fn shuffle(raw: &[u8], size: usize) -> Vec<u8> {
     let n = raw.len() / size;
@@ -154,28 +101,10 @@ fn shuffle(raw: &[u8], size: usize) -> Vec<u8> {
 /// the files hold them, shuffled): compression ratio and single-thread speed per level.
 fn deflate_levels(time: f64) -> Result<(), String> {
     let side = 20;
-    let path = repo_root().join("examples/models/reference_qif.yaml");
+    let path = rustrates_bench::reference_template();
     let loaded =
         load_circuit(&format!("{}/pc_iin", path.display()), &LoadOptions::default()).map_err(|e| format!("{e:?}"))?;
-    let mut values = indexmap::IndexMap::new();
-    let lin: Vec<f64> = (0..side).map(|i| -5.0 + 10.0 * i as f64 / (side - 1) as f64).collect();
-    values.insert("eta_pc".to_string(), lin.clone());
-    values.insert("eta_iin".to_string(), lin);
-    let grid = Grid::from_values(&values, true).map_err(|e| e.to_string())?;
-    let map = ParamMap::new()
-        .nodes("eta_pc", &["qif_op/eta"], &["PC"])
-        .nodes("eta_iin", &["qif_op/eta"], &["IIN"]);
-    let sim = SimConfig {
-        simulation_time: time,
-        dt: DT,
-        sampling_step: Some(DT * EVERY as f64),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(grid, map, sim);
-    spec.inputs = vec![("PC/qif_op/I_ext".into(), Signal::Constant(1.0))];
-    spec.outputs = vec![("r".into(), "PC/qif_op/r".into())];
-    spec.keep_traces = true;
+    let spec = reference_spec(side, time, true, &[]);
     let mut sink = MemorySink::new();
     rustrates::sweep::run_with(&spec, &loaded.circuit, &mut sink, Default::default()).map_err(|e| e.to_string())?;
     let traces = sink.into_result().and_then(|r| r.traces).ok_or("no traces")?;
@@ -235,21 +164,13 @@ fn deflate_levels(time: f64) -> Result<(), String> {
 }
 
 fn main() {
-    if let Err(e) = real_main() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
+    rustrates_bench::exit_on_error(real_main());
 }
 
 fn real_main() -> Result<(), String> {
     let args = parse_args()?;
     let side = (args.points as f64).sqrt().round() as usize;
-    let exe_dir = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .parent()
-        .ok_or("no exe dir")?
-        .to_path_buf();
-    let cli = exe_dir.join("rustrates");
+    let cli = rustrates_bench::cli_beside_bench()?;
     if !cli.exists() {
         return Err(format!(
             "build {} first: cargo build --release -p rustrates-cli",
@@ -279,19 +200,12 @@ fn real_main() -> Result<(), String> {
     for _ in 0..args.repeats.max(1) {
         for (i, (_, keep, extra, flags)) in cases.iter().enumerate() {
             let spec = work.path().join(format!("spec{i}.yaml"));
-            std::fs::write(&spec, spec_yaml(side, args.time, *keep, extra)).map_err(|e| e.to_string())?;
+            std::fs::write(&spec, reference_spec_yaml(side, args.time, *keep, extra)).map_err(|e| e.to_string())?;
             let out = work.path().join(format!("out{i}.h5"));
             let _ = std::fs::remove_file(&out);
-            let mut cmd = Command::new(&cli);
-            cmd.arg("sweep")
-                .arg(&spec)
-                .arg("--out")
-                .arg(&out)
-                .arg("-q")
-                .arg("--threads")
-                .arg(args.threads.to_string())
-                .args(*flags);
-            let (secs, peak) = timed(&mut cmd)?;
+            let mut cmd = sweep_command(&cli, &spec, &out, args.threads);
+            cmd.args(*flags);
+            let (secs, peak) = run_process_with_peak(&mut cmd)?;
             times[i].push(secs);
             peaks[i] = peaks[i].max(peak);
             sizes[i] = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
@@ -301,7 +215,7 @@ fn real_main() -> Result<(), String> {
         cmd.arg("if=/dev/zero")
             .arg(format!("of={}", x.display()))
             .args(["bs=1M", "count=400", "conv=fsync"]);
-        dd.push(timed(&mut cmd)?.0);
+        dd.push(run_process_with_peak(&mut cmd)?.0);
         std::fs::remove_file(&x).map_err(|e| e.to_string())?;
     }
     let dd = median(dd);
@@ -377,12 +291,12 @@ fn read_back(args: &Args, cli: &Path, work: &Path, side: usize) -> Result<(), St
     let n = side * side;
     for (label, flags) in [("uncompressed", &[][..]), ("--compress", &["--compress"][..])] {
         let spec = work.join("spec_read.yaml");
-        std::fs::write(&spec, spec_yaml(side, args.time, true, "")).map_err(|e| e.to_string())?;
+        std::fs::write(&spec, reference_spec_yaml(side, args.time, true, "")).map_err(|e| e.to_string())?;
         let out = work.join("read.h5");
         let _ = std::fs::remove_file(&out);
-        let mut cmd = Command::new(cli);
-        cmd.arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q").args(flags);
-        timed(&mut cmd)?;
+        let mut cmd = sweep_command(cli, &spec, &out, args.threads);
+        cmd.args(flags);
+        run_process_with_peak(&mut cmd)?;
         let selections = [
             ("whole file", ReadSelection::default()),
             (
@@ -435,18 +349,11 @@ fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Resul
     for _ in 0..args.repeats.max(1) {
         for (i, keep) in [false, true].into_iter().enumerate() {
             let spec = work.join(format!("spec50_{keep}.yaml"));
-            std::fs::write(&spec, spec_yaml(side, args.time, keep, "")).map_err(|e| e.to_string())?;
+            std::fs::write(&spec, reference_spec_yaml(side, args.time, keep, "")).map_err(|e| e.to_string())?;
             let out = work.join(format!("out50_{keep}.h5"));
             let _ = std::fs::remove_file(&out);
-            let mut cmd = Command::new(cli);
-            cmd.arg("sweep")
-                .arg(&spec)
-                .arg("--out")
-                .arg(&out)
-                .arg("-q")
-                .arg("--threads")
-                .arg(args.threads.to_string());
-            ours[i].push(timed(&mut cmd)?.0);
+            let mut cmd = sweep_command(cli, &spec, &out, args.threads);
+            ours[i].push(run_process_with_peak(&mut cmd)?.0);
             std::fs::remove_file(&out).map_err(|e| e.to_string())?;
         }
     }
@@ -458,7 +365,7 @@ fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Resul
     // through them, next to the per-point scaling of the smaller one.
     let mut pyrates = Vec::new();
     for n in [20usize, 30] {
-        let (secs, _) = timed(
+        let (secs, _) = run_process_with_peak(
             Command::new(python)
                 .arg(&script)
                 .arg(format!("{}/pc_iin", template.display()))

@@ -80,6 +80,12 @@ class Circuit:
         self, values: list[tuple[str, float]] | None = None, t: float = 0.0
     ) -> tuple[list[str], list[list[float]]]:
         """The Jacobian at the given state/parameter values: (state names, rows)."""
+    def nodes_having(self, node: str, var: str, argument: str = "node_vars") -> list[str]:
+        """The nodes ``node`` names (a path, or ``all`` at any level) that have ``var``
+        (``op/var``), in circuit order."""
+    def value_targets(self, node: str, var: str, argument: str = "node_vars") -> list[str]:
+        """Where an array of values for ``var`` on ``node`` goes: the elements
+        ``node/var[i]`` of a vector variable, or ``node/var`` of each node ``nodes_having`` names."""
 
 REGIME_CODES: dict[int, str]
 """`{code: name}` of the `regime` summary."""
@@ -209,6 +215,23 @@ class ClusterSweep:
     @property
     def circuit_name(self) -> str:
         """Label prefix of the points (``Net3`` → ``Net3_0``, ...)."""
+    @property
+    def refines(self) -> bool:
+        """Whether the sweep refines (``refine=``): it runs with ``run_refined``, not by chunks."""
+    @property
+    def backend(self) -> str:
+        """The spec's back end (``auto`` unless one was named; a refine pass's is the one
+        chosen for the whole refined sweep)."""
+    def run_refined(
+        self,
+        out: str | PathLike[str],
+        run_pass: Callable[[NDArray[np.float64], str], tuple[ClusterSweep, str | PathLike[str]]],
+    ) -> None:
+        """Runs a refining sweep into the results file ``out`` (replaced): the engine decides
+        each pass and writes the point set as ``grid_search(refine=...)``; ``run_pass(points,
+        backend)`` computes a pass (its grid rows and the back end of every pass) and returns
+        the pass's ``ClusterSweep`` and the directory holding all its recorded chunks. What
+        ``run_pass`` raises is raised here."""
     @property
     def template_files(self) -> list[tuple[str, str, str]]:
         """``(absolute path, canonical path, text)`` of every template file the circuit was

@@ -68,15 +68,34 @@ class CircuitTemplate:
         return f"CircuitTemplate({self.path!r}, nodes={self.nodes})"
 
     def update_var(
-        self, node_vars: Mapping[str, float] | None = None, edge_vars: list[tuple[Any, ...]] | None = None
+        self, node_vars: Mapping[str, Any] | None = None, edge_vars: list[tuple[Any, ...]] | None = None
     ) -> CircuitTemplate:
         """A copy with new values: ``node_vars={'PC/Op_e/eta': -3.0}`` (on a state variable:
-        its initial value) and ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
+        its initial value; ``all/op/var`` for every node having it, and with a 1-D array one
+        value per such node in ``nodes`` order, as PyRates does; a vector variable takes one
+        number for all its elements, an array element by element, ``'p/op/x[1]'`` one) and
+        ``edge_vars=[(source_node, target_node, {'weight': 2.0})]`` or
         ``(source_node, target_node, idx, {...})``."""
         overrides = dict(self._overrides)
         for key, value in (node_vars or {}).items():
-            _node_var_target(key)
-            overrides[str(key)] = float(value)
+            node, var = _node_var_target(key)
+            arr = np.asarray(value, dtype=float)
+            if arr.ndim == 0:
+                overrides[str(key)] = float(arr)
+                continue
+            # One value per element of a vector variable, or per node the key names.
+            targets = self._circuit.value_targets(node, var)
+            if arr.shape != (len(targets),):
+                elements = targets[0].endswith("]")
+                names = targets if elements else [t.removesuffix(f"/{var}") for t in targets]
+                raise _core.argument_error(
+                    "node_vars",
+                    f"node_vars[{key!r}] has shape {arr.shape}; {key!r} names {len(targets)} "
+                    f"{'elements' if elements else 'nodes'} ({', '.join(names)}): give one number, "
+                    f"or an array of {len(targets)} values",
+                )
+            for target, x in zip(targets, arr.tolist()):
+                overrides[target] = x
         edges = dict(self._edge_overrides)
         for e in edge_vars or []:
             if len(e) == 3:

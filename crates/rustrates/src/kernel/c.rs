@@ -29,6 +29,7 @@ mod emit_net;
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 
+use super::ffi::Rows;
 use super::{KernelCtx, KernelError, KernelOptions, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::Circuit;
 
@@ -216,6 +217,14 @@ impl CBuild {
                 if why != crate::model::network::NotANetwork::Small {
                     log::info!("C back end: unrolled code for circuit {}: {why}", circuit.name);
                 }
+                // Couplings the loops do not run are written out (same layout).
+                let expanded;
+                let circuit = if circuit.couplings.is_empty() {
+                    circuit
+                } else {
+                    expanded = crate::model::passes::expand_couplings(circuit);
+                    &expanded
+                };
                 (emit::emit(circuit, RECIPROCAL_DIVISORS), None)
             }
         };
@@ -286,18 +295,13 @@ impl CKernel {
     /// Buffers too short for the layout would make the C code read or write out of bounds:
     /// a programming error of the caller, so it panics rather than risk memory corruption.
     fn check(&self, lanes: usize, y: usize, p: usize, u: usize, dy: usize, a: usize) {
-        assert!(
-            y >= self.states * lanes
-                && p >= self.params * lanes
-                && u >= self.inputs * lanes
-                && dy >= self.states * lanes
-                && a >= self.algebraics * lanes,
-            "C kernel buffers too short for {lanes} lanes (states {}, params {}, inputs {}, algebraics {})",
-            self.states,
-            self.params,
-            self.inputs,
-            self.algebraics
-        );
+        let rows = Rows {
+            states: self.states,
+            params: self.params,
+            inputs: self.inputs,
+            algebraics: self.algebraics,
+        };
+        rows.check("C", lanes, [y, p, u, dy, a]);
     }
 
     /// Whether the library runs loops over a network's populations (see `emit_net`) rather
@@ -311,6 +315,14 @@ impl CKernel {
         match &self.entry {
             Entry::Network { data, .. } => data.ring_span,
             Entry::Scalar { .. } => None,
+        }
+    }
+
+    /// See [`crate::kernel::Kernel::delay_ring_terms`].
+    pub fn delay_ring_terms(&self) -> &[f64] {
+        match &self.entry {
+            Entry::Network { data, .. } => &data.delay_terms,
+            Entry::Scalar { .. } => &[],
         }
     }
 
@@ -345,11 +357,7 @@ impl CKernel {
         }
         // The network loops read delayed terms from the ring when the solver keeps one for
         // exactly these lanes (else through the `past` hook).
-        let ring = ctx
-            .ring
-            .as_ref()
-            .filter(|r| r.lanes() == lanes)
-            .map(crate::kernel::ring::DelayRing::view);
+        let ring = ctx.ring.as_ref().filter(|r| r.lanes() == lanes).map(|r| r.view(t));
         let ring_ptr = ring.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: lengths checked above; `f` is the library's function for this precision,
@@ -403,13 +411,8 @@ impl CKernel {
             ctx,
             samples,
         } = args;
-        let stages = tableau.b.len();
-        if self.uses_callbacks
-            || stages == 0
-            || tableau.a.len() != stages * stages
-            || tableau.c.len() != stages
-            || c_int::try_from(stages).is_err()
-        {
+        let stages = tableau.stages();
+        if self.uses_callbacks || !tableau.is_explicit() || c_int::try_from(stages).is_err() {
             return false;
         }
         self.check(lanes, y.len(), p.len(), u.len(), y.len(), a.len());

@@ -20,6 +20,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 
+use super::ffi::Rows;
+use super::Tableau;
 use super::{mathfns, KernelCtx, KernelError, KernelOptions, Precision, RhsArgs, RhsArgsF32, StepsArgs};
 use crate::model::{Circuit, Expr};
 
@@ -29,6 +31,12 @@ use crate::model::{Circuit, Expr};
 /// the divisions that otherwise dominate a neural-mass right-hand side. Same choice as the
 /// C back end.
 const RECIPROCAL_DIVISORS: bool = true;
+
+/// Above this many expressions the register allocator is Cranelift's single-pass one:
+/// the backtracking allocator grows faster than the function (78 % of a 3–4 s compile of a
+/// 1,000-node network's equations, one function), the single-pass one compiles it in a
+/// fraction of that at the cost of more spills. Allocation never changes a value.
+pub const LARGE_CIRCUIT_EXPRS: usize = 10_000;
 
 /// `fn(lanes, s0, nsteps, t0, dt, y, p, u, work, ctx, prologue)`: the fused stepper (see
 /// `codegen::define_stepper`).
@@ -55,7 +63,7 @@ struct Code {
     module: Option<Box<JITModule>>,
     /// Per tableau: the stepper and the scratch rows per lane it needs.
     /// Per tableau and fixed lane count (`None`: any): the stepper and its scratch rows per lane.
-    steppers: Vec<(codegen::Tableau, Option<usize>, StepFn, usize)>,
+    steppers: Vec<(Tableau, Option<usize>, StepFn, usize)>,
 }
 
 /// `fn(lanes, t, y, p, u, dy, a, ctx)`, arrays structure-of-arrays with stride `lanes`.
@@ -96,6 +104,9 @@ impl JitKernel {
             })
         };
         set(&mut flags, "opt_level", "speed")?;
+        if circuit.exprs.len() > LARGE_CIRCUIT_EXPRS {
+            set(&mut flags, "regalloc_algorithm", "single_pass")?;
+        }
         // Required by cranelift-jit: calls to Rust helpers may be far from the JIT memory.
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
@@ -155,17 +166,12 @@ impl JitKernel {
         })
     }
 
-    /// Asserts that every buffer holds its rows for `lanes` lanes: the generated code reads
-    /// and writes exactly `rows × lanes` elements per array and trusts these lengths.
-    fn check_lengths(&self, lanes: usize, lens: [usize; 5]) {
-        let rows = [self.states, self.params, self.inputs, self.states, self.algebraics];
-        let names = ["y", "p", "u", "dy", "a"];
-        for ((len, r), name) in lens.into_iter().zip(rows).zip(names) {
-            let need = r.checked_mul(lanes).expect("rows × lanes overflows usize");
-            assert!(
-                len >= need,
-                "JIT kernel: `{name}` holds {len} values, {r} rows × {lanes} lanes need {need}"
-            );
+    fn rows(&self) -> Rows {
+        Rows {
+            states: self.states,
+            params: self.params,
+            inputs: self.inputs,
+            algebraics: self.algebraics,
         }
     }
 
@@ -183,7 +189,8 @@ impl JitKernel {
 
     fn call_rhs<R>(&self, f: KernelFn<R>, args: RhsArgs<'_, R>) {
         let lanes = args.lanes;
-        self.check_lengths(
+        self.rows().check(
+            "JIT",
             lanes,
             [args.y.len(), args.p.len(), args.u.len(), args.dy.len(), args.a.len()],
         );
@@ -217,18 +224,13 @@ impl JitKernel {
         if self.needs_solver || self.f64_fn.is_none() {
             return false;
         }
-        let tr = args.tableau;
-        let n = tr.b.len();
-        if n == 0 || tr.c.len() != n || tr.a.len() != n * n || (0..n).any(|s| (s..n).any(|m| tr.a[s * n + m] != 0.0)) {
+        let tab = args.tableau;
+        if !tab.is_explicit() {
             return false;
         }
-        let tab = codegen::Tableau {
-            a: tr.a.to_vec(),
-            b: tr.b.to_vec(),
-            c: tr.c.to_vec(),
-        };
         let lanes = args.lanes;
-        self.check_lengths(
+        self.rows().check(
+            "JIT",
             lanes,
             [
                 args.y.len(),
@@ -239,7 +241,7 @@ impl JitKernel {
             ],
         );
         let fixed = (lanes == STEPPER_BLOCK).then_some(lanes);
-        let Some((f, rows)) = self.stepper(&tab, fixed) else {
+        let Some((f, rows)) = self.stepper(tab, fixed) else {
             return false;
         };
         let StepsArgs {
@@ -307,7 +309,7 @@ impl JitKernel {
     }
 
     /// The stepper for `tab`, compiled on first request; `None` if code generation failed.
-    fn stepper(&self, tab: &codegen::Tableau, fixed_lanes: Option<usize>) -> Option<(StepFn, usize)> {
+    fn stepper(&self, tab: &Tableau, fixed_lanes: Option<usize>) -> Option<(StepFn, usize)> {
         let mut code = match self.code.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),

@@ -8,15 +8,24 @@
 //! (system C compiler, cached shared library). All agree to 1e-12 relative.
 
 use crate::model::{Circuit, Layout, Var};
+pub use tableau::Tableau;
 
 pub mod auto;
+#[cfg(test)]
+mod backend_tests;
 pub mod c;
+mod coupling;
+pub(crate) mod ffi;
 pub mod jit;
 pub mod mathfns;
 #[cfg(test)]
 mod net_tests;
+pub mod precision;
 pub mod reference;
 pub mod ring;
+pub mod tableau;
+#[cfg(test)]
+pub(crate) mod test_kit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -50,7 +59,7 @@ pub enum Precision {
     F32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct KernelOptions {
     pub backend: Backend,
     pub precision: Precision,
@@ -121,15 +130,6 @@ pub struct RhsArgs<'a, R = f64> {
 /// One evaluation's buffers in single precision.
 pub type RhsArgsF32<'a> = RhsArgs<'a, f32>;
 
-/// A Butcher tableau as plain data: `a` is `stages × stages` row-major (strictly lower
-/// triangular), `b` and `c` have `stages` entries.
-#[derive(Clone, Copy, Debug)]
-pub struct TableauRef<'a> {
-    pub a: &'a [f64],
-    pub b: &'a [f64],
-    pub c: &'a [f64],
-}
-
 /// Arguments of [`Kernel::steps`]: advance a block `nsteps` fixed steps in place.
 pub struct StepsArgs<'a> {
     pub lanes: usize,
@@ -137,7 +137,7 @@ pub struct StepsArgs<'a> {
     /// Time at the start of the first step; step `s` starts at `t0 + s·dt`.
     pub t0: f64,
     pub dt: f64,
-    pub tableau: TableauRef<'a>,
+    pub tableau: &'a Tableau,
     /// States, advanced in place.
     pub y: &'a mut [f64],
     pub p: &'a [f64],
@@ -215,18 +215,72 @@ pub struct Kernel {
     backend: Backend,
     precision: Precision,
     imp: KernelImpl,
+    /// Couplings the engine runs before `imp` (see [`coupling`]).
+    engine: Option<coupling::EngineCouplings>,
 }
 
+/// How many kernels [`Kernel::compile_shared`] keeps: the last few circuits a process ran
+/// (a network's kernel holds its weights, so not more).
+const SHARED_KERNELS: usize = 2;
+
+/// Kernels compiled by [`Kernel::compile_shared`], with the circuit and options each was
+/// compiled from, oldest first.
+type SharedKernels = Vec<(Circuit, KernelOptions, std::sync::Arc<Kernel>)>;
+
+static SHARED: std::sync::Mutex<SharedKernels> = std::sync::Mutex::new(Vec::new());
+
 impl Kernel {
+    /// [`Kernel::compile`], reusing the kernel of an equal circuit compiled with equal
+    /// options by an earlier call in this process (a sweep run again, a refine pass): the
+    /// network plan, the C source, its hash and the library load, or the JIT's code
+    /// generation, happen once. Equality is the whole circuit's (values included), so a
+    /// reused kernel is the one a compile would build.
+    pub fn compile_shared(circuit: &Circuit, opts: &KernelOptions) -> Result<std::sync::Arc<Kernel>, KernelError> {
+        if let Ok(shared) = SHARED.lock() {
+            if let Some((_, _, k)) = shared.iter().find(|(c, o, _)| o == opts && c == circuit) {
+                return Ok(k.clone());
+            }
+        }
+        let kernel = std::sync::Arc::new(Kernel::compile(circuit, opts)?);
+        if let Ok(mut shared) = SHARED.lock() {
+            if shared.len() >= SHARED_KERNELS {
+                shared.remove(0);
+            }
+            shared.push((circuit.clone(), opts.clone(), kernel.clone()));
+        }
+        Ok(kernel)
+    }
+
     pub fn compile(circuit: &Circuit, opts: &KernelOptions) -> Result<Kernel, KernelError> {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered {
                 count: circuit.edges.len(),
             });
         }
+        if circuit.couplings.iter().any(|cp| !cp.lowered) {
+            return Err(KernelError::NotLowered {
+                count: circuit.couplings.iter().map(|cp| cp.len()).sum(),
+            });
+        }
         let (backend, c_build) = match opts.backend {
             Backend::Auto => auto::auto_resolve(circuit, opts),
             b => (b, None),
+        };
+        // Kept couplings run in the C back end's network loops (which write the sums out
+        // themselves when the circuit is not a network); for the other back ends the engine
+        // runs them before the compiled right-hand side (`coupling`), or, when it cannot,
+        // the sums are written into the assignments term by term. Same results either way.
+        let rewritten;
+        let mut engine = None;
+        let circuit = if circuit.couplings.is_empty() || backend == Backend::C {
+            circuit
+        } else if let Some((c, e)) = coupling::prepare(circuit) {
+            engine = Some(e);
+            rewritten = c;
+            &rewritten
+        } else {
+            rewritten = crate::model::passes::expand_couplings(circuit);
+            &rewritten
         };
         let imp = match (backend, c_build) {
             (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
@@ -240,6 +294,7 @@ impl Kernel {
             backend,
             precision: opts.precision,
             imp,
+            engine,
         })
     }
     pub fn layout(&self) -> &Layout {
@@ -266,6 +321,11 @@ impl Kernel {
     pub fn is_network(&self) -> bool {
         matches!(&self.imp, KernelImpl::C(k) if k.is_network())
     }
+    /// Whether the engine runs the circuit's couplings before the compiled right-hand side
+    /// (reference and JIT kernels of a circuit with kept couplings of states, no delays).
+    pub fn runs_couplings(&self) -> bool {
+        self.engine.is_some()
+    }
     /// The largest delay of a kernel whose loops read a [`ring::DelayRing`] when the context
     /// holds one (the C back end's network loops with constant delays); `None` otherwise.
     pub fn delay_ring_span(&self) -> Option<f64> {
@@ -274,8 +334,42 @@ impl Kernel {
             _ => None,
         }
     }
+    /// The delays of the delayed terms the ring-reading loops index (empty without a ring).
+    pub fn delay_ring_terms(&self) -> &[f64] {
+        match &self.imp {
+            KernelImpl::C(k) => k.delay_ring_terms(),
+            _ => &[],
+        }
+    }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
+        if let Some(engine) = &self.engine {
+            let RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            } = args;
+            return engine.with_inputs(lanes, y, p, u, |u| {
+                self.rhs_compiled(RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                })
+            });
+        }
+        self.rhs_compiled(args)
+    }
+    fn rhs_compiled(&self, args: RhsArgs<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs(args),
             KernelImpl::Jit(k) => k.rhs(args),
@@ -294,6 +388,10 @@ impl Kernel {
     /// With [`StepsArgs::samples`], the requested states are copied out at the requested
     /// steps inside the call (the whole run between two checks of the solver is one call).
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
+        // The engine's couplings run between stages, outside compiled code.
+        if self.engine.is_some() {
+            return false;
+        }
         match &self.imp {
             KernelImpl::C(k) => k.steps(args),
             KernelImpl::Jit(k) => k.steps(args),
@@ -302,6 +400,33 @@ impl Kernel {
     }
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        if let Some(engine) = &self.engine {
+            let RhsArgs {
+                t,
+                lanes,
+                y,
+                p,
+                u,
+                dy,
+                a,
+                ctx,
+            } = args;
+            return engine.with_inputs_f32(lanes, y, p, u, |u| {
+                self.rhs_f32_compiled(RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                })
+            });
+        }
+        self.rhs_f32_compiled(args)
+    }
+    fn rhs_f32_compiled(&self, args: RhsArgsF32<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs_f32(args),
             KernelImpl::Jit(k) => k.rhs_f32(args),

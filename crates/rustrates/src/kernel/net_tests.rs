@@ -76,6 +76,8 @@ fn prepared(c: &Circuit, lanes: &[(f64, f64)]) -> (Circuit, Vec<f64>) {
 }
 
 fn kernel(c: &Circuit, backend: Backend, dir: &std::path::Path) -> Kernel {
+    // `$CC` held shared while compiling (a C-only test changes it).
+    let _env = super::test_kit::env_read();
     Kernel::compile(
         c,
         &KernelOptions {
@@ -94,11 +96,7 @@ fn spread_points(lanes: usize) -> Vec<(f64, f64)> {
 }
 
 fn backends() -> Vec<Backend> {
-    let mut b = vec![Backend::Reference, Backend::Jit];
-    if super::c::compiler_available() {
-        b.push(Backend::C);
-    }
-    b
+    super::test_kit::backends()
 }
 
 /// r of every node, sampled every `every` steps: the step of each sample, and the values

@@ -5,6 +5,8 @@
 //! diverging lane stays visibly non-finite), `Past` with a delay ≤ 0 is the current value,
 //! `Past` and `Randn` otherwise ask the solver through the hooks of [`KernelCtx`].
 
+use super::ffi::Rows;
+use super::precision::Real;
 use super::{KernelCtx, RhsArgs, RhsArgsF32};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
@@ -12,107 +14,6 @@ pub struct ReferenceKernel {
     circuit: Box<Circuit>,
     layout: Box<Layout>,
 }
-
-/// The arithmetic the evaluator needs, in either precision.
-trait Real: Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> {
-    const ZERO: Self;
-    const ONE: Self;
-    const NAN: Self;
-    fn from_f64(x: f64) -> Self;
-    fn to_f64(self) -> f64;
-    fn mul(self, o: Self) -> Self;
-    fn div(self, o: Self) -> Self;
-    fn neg(self) -> Self;
-    fn powf(self, o: Self) -> Self;
-    fn is_nan(self) -> bool;
-    fn is_sign_negative(self) -> bool;
-    fn unary(f: Func, x: Self) -> Self;
-    fn atan2(self, o: Self) -> Self;
-}
-
-macro_rules! impl_real {
-    ($t:ty) => {
-        impl Real for $t {
-            const ZERO: Self = 0.0;
-            const ONE: Self = 1.0;
-            const NAN: Self = <$t>::NAN;
-            #[allow(clippy::cast_possible_truncation, clippy::unnecessary_cast)]
-            fn from_f64(x: f64) -> Self {
-                x as $t
-            }
-            #[allow(clippy::unnecessary_cast)]
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            fn mul(self, o: Self) -> Self {
-                self * o
-            }
-            fn div(self, o: Self) -> Self {
-                self / o
-            }
-            fn neg(self) -> Self {
-                -self
-            }
-            fn powf(self, o: Self) -> Self {
-                <$t>::powf(self, o)
-            }
-            fn is_nan(self) -> bool {
-                <$t>::is_nan(self)
-            }
-            fn is_sign_negative(self) -> bool {
-                <$t>::is_sign_negative(self)
-            }
-            fn atan2(self, o: Self) -> Self {
-                <$t>::atan2(self, o)
-            }
-            fn unary(f: Func, x: Self) -> Self {
-                match f {
-                    Func::Sin => x.sin(),
-                    Func::Cos => x.cos(),
-                    Func::Tan => x.tan(),
-                    Func::Sinh => x.sinh(),
-                    Func::Cosh => x.cosh(),
-                    Func::Tanh => x.tanh(),
-                    Func::Arcsin => x.asin(),
-                    Func::Arccos => x.acos(),
-                    Func::Arctan => x.atan(),
-                    Func::Exp => x.exp(),
-                    Func::Log => x.ln(),
-                    Func::Sqrt => x.sqrt(),
-                    Func::Abs => x.abs(),
-                    Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-                    Func::Floor => x.floor(),
-                    Func::Ceil => x.ceil(),
-                    Func::Heaviside => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            0.0
-                        } else if x == 0.0 {
-                            0.5
-                        } else {
-                            x
-                        }
-                    }
-                    // numpy's sign: zero and NaN pass through (unlike `signum`).
-                    Func::Sign => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            -1.0
-                        } else {
-                            x
-                        }
-                    }
-                    // Binary functions never reach here (see `eval`).
-                    Func::Arctan2 | Func::Max | Func::Min => <$t>::NAN,
-                }
-            }
-        }
-    };
-}
-impl_real!(f64);
-impl_real!(f32);
 
 /// numpy's `maximum`: NaN in either argument wins; `max(−0, +0) = +0`.
 fn nan_max<T: Real>(x: T, y: T) -> T {
@@ -193,9 +94,10 @@ impl ReferenceKernel {
             a,
             ctx,
         } = args;
+        Rows::of(&self.layout).check("reference", lanes, [y.len(), p.len(), u.len(), dy.len(), a.len()]);
         for lane in 0..lanes {
             let view = Lane {
-                t: T::from_f64(t),
+                t: T::of(t),
                 t64: t,
                 lane,
                 lanes,
@@ -225,18 +127,18 @@ impl ReferenceKernel {
 
     fn eval<T: Real>(&self, id: ExprId, l: &Lane<'_, T>, a: &[T], ctx: &mut KernelCtx) -> T {
         match self.circuit.expr(id) {
-            Expr::Const(c) => T::from_f64(*c),
+            Expr::Const(c) => T::of(*c),
             Expr::Var(v) => self.current(*v, l, a),
             Expr::Time => l.t,
-            Expr::Neg(e) => self.eval(*e, l, a, ctx).neg(),
+            Expr::Neg(e) => -self.eval(*e, l, a, ctx),
             Expr::Binary(op, x, y) => {
                 let x = self.eval(*x, l, a, ctx);
                 let y = self.eval(*y, l, a, ctx);
                 match op {
                     BinOp::Add => x + y,
                     BinOp::Sub => x - y,
-                    BinOp::Mul => x.mul(y),
-                    BinOp::Div => x.div(y),
+                    BinOp::Mul => x * y,
+                    BinOp::Div => x / y,
                     BinOp::Pow => x.powf(y),
                     BinOp::Lt => truth(x < y),
                     BinOp::Le => truth(x <= y),
@@ -273,7 +175,7 @@ impl ReferenceKernel {
                 let d = self.eval(*d, l, a, ctx);
                 if d > T::ZERO {
                     match ctx.past {
-                        Some(hook) => T::from_f64(hook(ctx, v.0, l.lane, l.t64, d.to_f64())),
+                        Some(hook) => T::of(hook(ctx, v.0, l.lane, l.t64, d.wide())),
                         None => T::NAN,
                     }
                 } else {
@@ -283,7 +185,7 @@ impl ReferenceKernel {
                 }
             }
             Expr::Randn => match ctx.randn {
-                Some(hook) => T::from_f64(hook(ctx, id.0, l.lane)),
+                Some(hook) => T::of(hook(ctx, id.0, l.lane)),
                 None => T::NAN,
             },
         }
@@ -293,19 +195,9 @@ impl ReferenceKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::test_kit::add_var as var;
     use crate::kernel::KernelCtx;
-    use crate::model::{Assign, Ode, Var};
-
-    fn var(c: &mut Circuit, name: &str, kind: VarKind, value: f64) -> VarId {
-        c.add_var(Var {
-            name: name.into(),
-            kind,
-            value,
-            node: None,
-            external_input: None,
-            span: None,
-        })
-    }
+    use crate::model::{Assign, Ode};
 
     /// One algebraic `out = expr(x)` of a param `x`, evaluated for each of `xs` (one per lane).
     fn eval_alg(build: impl Fn(&mut Circuit, ExprId) -> ExprId, xs: &[f64]) -> Vec<f64> {

@@ -4,13 +4,17 @@
 //! starts `t_k = k·dt`; a read at `t_q = t − d` returns the initial value for `t_q ≤ 0`,
 //! extrapolates linearly from the newest point for `t_q` at or after it (slope 0 while the
 //! newest slope is unknown), and otherwise interpolates with a cubic Hermite polynomial on the
-//! step containing `t_q`, a missing end slope replaced by the step's secant. The ring keeps the
-//! same numbers in a layout a loop can read without calling back: per delayed variable `h`
-//! and slot `k mod slots`, three rows of `lanes` values — `x_k`, the left slope `m0` and the
-//! right slope `m1` of the step `[t_k, t_k+1]`, each already resolved (given slope, or the
-//! secant) — so one source's past is contiguous, and a Hermite read is four products per lane
-//! with weights computed once per (edge, evaluation) by [`hermite_weights`]. Reads agree with
-//! the solver's deque history bit for bit (same operations in the same order).
+//! step containing `t_q`, a missing end slope replaced by the step's secant. A read whose
+//! delay and evaluation time are both whole steps ([`whole_steps`]) reads the point of that
+//! step instead: the step `m = n − k` exactly (the initial value for `m ≤ 0`, the
+//! extrapolation for `m` at or after the newest point), with no interpolation and no rounding
+//! of `t − d`. The ring keeps the same numbers in a layout a loop can read without calling
+//! back: per delayed variable `h` three planes of `slots × lanes` values — `x_k`, the left
+//! slope `m0` and the right slope `m1` of the step `[t_k, t_k+1]`, each already resolved (given
+//! slope, or the secant) — so one source's past values are contiguous (a whole-step read
+//! touches the value plane only), and a Hermite read is four products per lane with weights
+//! computed once per (edge, evaluation) by [`hermite_weights`]. Reads agree with the solver's
+//! deque history bit for bit (same rule, same operations in the same order).
 //!
 //! Only the population loops of the C back end use it, for couplings whose delays are
 //! constants (the ring length follows from the largest); rk45 keeps the deque history.
@@ -28,8 +32,32 @@ pub(crate) fn hermite_weights(s: f64, h: f64) -> [f64; 4] {
     ]
 }
 
-/// Rows per slot: the value, the step's left slope and its right slope.
+/// Planes per history: the values, the steps' left slopes and their right slopes.
 const ROWS: usize = 3;
+
+/// How far, in steps and relative to the step count, a delay or an evaluation time may be
+/// from a whole number of steps and still count as one: a few hundred roundings of the
+/// division, far below any delay meant as a fraction of a step (`0.0013 / 1e-4` is
+/// `12.999999999999998`; a delay of 13.0001 steps stays fractional).
+pub const WHOLE_STEP_TOLERANCE: f64 = 1e-9;
+
+/// The whole-step rule of fixed-step runs, written once for every back end and both
+/// histories: `x` (a delay, or the time of an evaluation) as a whole number of steps of `dt`,
+/// when it is one within [`WHOLE_STEP_TOLERANCE`].
+pub fn whole_steps(x: f64, dt: f64) -> Option<u64> {
+    let q = x / dt;
+    let k = q.round();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    ((0.0..9.0e15).contains(&k) && (q - k).abs() <= WHOLE_STEP_TOLERANCE * k.max(1.0)).then_some(k as u64)
+}
+
+/// The step a read at time `t` of `delay` takes whole on steps of `dt` (negative: before the
+/// first step), or `None` when it interpolates.
+pub(crate) fn whole_step_read(t: f64, delay: f64, dt: f64) -> Option<i64> {
+    let n = i64::try_from(whole_steps(t, dt)?).ok()?;
+    let k = i64::try_from(whole_steps(delay, dt)?).ok()?;
+    Some(n - k)
+}
 
 /// Per-block delay history of the variables a network's couplings read with a delay.
 #[derive(Debug, Default)]
@@ -43,8 +71,11 @@ pub struct DelayRing {
     newest: Vec<i64>,
     /// Its slot (`newest mod slots`), so the C reads need no integer division.
     newest_slot: Vec<u64>,
-    /// `[h][slot][row][lane]`, rows `x`, `m0`, `m1`.
+    /// `[h][plane][slot][lane]`, planes `x`, `m0`, `m1`.
     data: Vec<f64>,
+    /// Per delayed term of the kernel (its order of `NetData::delay_terms`): the delay in
+    /// whole steps, or `-1` when it is a fraction of a step.
+    whole: Vec<i64>,
     /// Slope of the newest point as recorded (NaN: not known yet), `[h][lane]`.
     newest_dx: Vec<f64>,
     /// Extrapolation slope of the newest point (its slope, 0 while unknown), `[h][lane]`.
@@ -62,6 +93,9 @@ pub(crate) struct RingView {
     newest: *const i64,
     newest_slot: *const u64,
     hist_of: *const u32,
+    whole: *const i64,
+    /// The step this evaluation starts (`-1`: it is between steps, a later stage).
+    now: i64,
     vars: u64,
     slots: u64,
     lanes: u64,
@@ -85,8 +119,19 @@ impl DelayRing {
     }
 
     /// An empty history for the variables `delayed` (by `VarId` index, in history order) of a
-    /// circuit with `vars` variables; `init[h * lanes + lane]` is the constant history.
-    pub(crate) fn new(vars: usize, delayed: &[u32], init: &[f64], lanes: usize, dt: f64, max_delay: f64) -> DelayRing {
+    /// circuit with `vars` variables; `init[h * lanes + lane]` is the constant history;
+    /// `terms` the delays of the kernel's delayed terms (each decided whole or fractional
+    /// here, once per run, by [`whole_steps`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        vars: usize,
+        delayed: &[u32],
+        init: &[f64],
+        lanes: usize,
+        dt: f64,
+        max_delay: f64,
+        terms: &[f64],
+    ) -> DelayRing {
         let slots = Self::slots_for(max_delay, dt);
         let mut hist_of = vec![u32::MAX; vars];
         for (h, v) in delayed.iter().enumerate() {
@@ -101,6 +146,10 @@ impl DelayRing {
             newest: vec![-1; n],
             newest_slot: vec![0; n],
             data: vec![0.0; n * slots * ROWS * lanes],
+            whole: terms
+                .iter()
+                .map(|d| whole_steps(*d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1))
+                .collect(),
             newest_dx: vec![f64::NAN; n * lanes],
             extrapolate: vec![0.0; n * lanes],
             init: init.to_vec(),
@@ -112,12 +161,23 @@ impl DelayRing {
         8 * (self.data.len() + self.newest_dx.len() + self.extrapolate.len() + self.init.len())
     }
 
-    fn row(&self, h: usize, step: usize, row: usize) -> usize {
-        ((h * self.slots + step % self.slots) * ROWS + row) * self.lanes
+    fn row(&self, h: usize, step: usize, plane: usize) -> usize {
+        ((h * ROWS + plane) * self.slots + step % self.slots) * self.lanes
     }
 
     fn time(&self, step: usize) -> f64 {
         step as f64 * self.dt
+    }
+
+    /// Rows of the newest point of history `h` (its value) and of the step before it (value,
+    /// left and right slope), from the newest slot without a division: the solver records
+    /// every history every step, so this runs `histories × lanes` times per step.
+    fn newest_rows(&self, h: usize) -> (usize, usize, usize, usize) {
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = self.newest_slot[h] as usize;
+        let prev = if slot == 0 { self.slots - 1 } else { slot - 1 };
+        let at = |plane: usize, slot: usize| ((h * ROWS + plane) * self.slots + slot) * self.lanes;
+        (at(0, slot), at(0, prev), at(1, prev), at(2, prev))
     }
 
     /// Start point `step` of history `h` (its lanes follow with [`DelayRing::push_lane`]).
@@ -138,17 +198,14 @@ impl DelayRing {
         let Ok(i) = usize::try_from(self.newest[h]) else {
             return;
         };
-        let at = self.row(h, i, 0) + lane;
-        self.data[at] = x;
+        let (at, x_prev, m0_prev, m1_prev) = self.newest_rows(h);
+        self.data[at + lane] = x;
         let hl = h * self.lanes + lane;
         if i > 0 {
             let prev_dx = self.newest_dx[hl];
-            let (x0, step) = self.step_before(h, i, lane);
-            let secant = (x - x0) / step;
-            let m0 = self.row(h, i - 1, 1) + lane;
-            self.data[m0] = if prev_dx.is_nan() { secant } else { prev_dx };
-            let m1 = self.row(h, i - 1, 2) + lane;
-            self.data[m1] = if dx.is_nan() { secant } else { dx };
+            let secant = (x - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
+            self.data[m0_prev + lane] = if prev_dx.is_nan() { secant } else { prev_dx };
+            self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
         }
         self.set_newest(hl, dx);
     }
@@ -159,17 +216,11 @@ impl DelayRing {
             return;
         };
         if i > 0 {
-            let x = self.data[self.row(h, i, 0) + lane];
-            let (x0, step) = self.step_before(h, i, lane);
-            let secant = (x - x0) / step;
-            let m1 = self.row(h, i - 1, 2) + lane;
-            self.data[m1] = if dx.is_nan() { secant } else { dx };
+            let (at, x_prev, _, m1_prev) = self.newest_rows(h);
+            let secant = (self.data[at + lane] - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
+            self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
         }
         self.set_newest(h * self.lanes + lane, dx);
-    }
-
-    fn step_before(&self, h: usize, i: usize, lane: usize) -> (f64, f64) {
-        (self.data[self.row(h, i - 1, 0) + lane], self.time(i) - self.time(i - 1))
     }
 
     fn set_newest(&mut self, hl: usize, dx: f64) {
@@ -186,7 +237,9 @@ impl DelayRing {
             return f64::NAN;
         }
         let h = h as usize;
-        let tq = t - delay;
+        let whole = whole_step_read(t, delay, self.dt);
+        #[allow(clippy::cast_precision_loss)]
+        let tq = whole.map_or(t - delay, |m| m as f64 * self.dt);
         let newest = self.newest[h];
         let hl = h * self.lanes + lane;
         if newest < 0 || tq <= 0.0 {
@@ -197,6 +250,10 @@ impl DelayRing {
         let tn = self.time(newest);
         if tq >= tn {
             return self.data[self.row(h, newest, 0) + lane] + self.extrapolate[hl] * (tq - tn);
+        }
+        if let Some(m) = whole {
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            return self.data[self.row(h, m as usize, 0) + lane];
         }
         let lo = self.step_of(tq, newest);
         let (t0, t1) = (self.time(lo), self.time(lo + 1));
@@ -226,8 +283,8 @@ impl DelayRing {
         lo
     }
 
-    /// The C view; valid while `self` is neither moved nor resized.
-    pub(crate) fn view(&self) -> RingView {
+    /// The C view for an evaluation at `t`; valid while `self` is neither moved nor resized.
+    pub(crate) fn view(&self, t: f64) -> RingView {
         RingView {
             data: self.data.as_ptr(),
             extrapolate: self.extrapolate.as_ptr(),
@@ -235,6 +292,10 @@ impl DelayRing {
             newest: self.newest.as_ptr(),
             newest_slot: self.newest_slot.as_ptr(),
             hist_of: self.hist_of.as_ptr(),
+            whole: self.whole.as_ptr(),
+            now: whole_steps(t, self.dt)
+                .and_then(|n| i64::try_from(n).ok())
+                .unwrap_or(-1),
             vars: self.hist_of.len() as u64,
             slots: self.slots as u64,
             lanes: self.lanes as u64,
@@ -248,5 +309,75 @@ impl DelayRing {
 
     pub(crate) fn dt(&self) -> f64 {
         self.dt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_steps_snaps_within_the_tolerance_only() {
+        let dt = 1e-4;
+        // 0.0013 / 1e-4 = 12.999999999999998: a whole number of steps given in seconds.
+        assert_eq!(whole_steps(0.0013, dt), Some(13));
+        assert_eq!(whole_steps(0.0, dt), Some(0));
+        assert_eq!(whole_steps(0.02, dt), Some(200));
+        // A hundredth of a step off, a half step, negative or not finite: fractional.
+        assert_eq!(whole_steps(13.01 * dt, dt), None);
+        assert_eq!(whole_steps(2.5 * dt, dt), None);
+        assert_eq!(whole_steps(-dt, dt), None);
+        assert_eq!(whole_steps(f64::NAN, dt), None);
+        // Every step time of a long run, as the solver computes it (i·dt).
+        for i in (0..2_000_000usize).step_by(997) {
+            assert_eq!(whole_steps(i as f64 * dt, dt), Some(i as u64), "step {i}");
+        }
+        // A stage between steps is not a step start.
+        assert_eq!(whole_steps(17.5 * dt, dt), None);
+        assert_eq!(whole_step_read(40.0 * dt, 0.0013, dt), Some(27));
+        assert_eq!(whole_step_read(40.5 * dt, 0.0013, dt), None);
+    }
+
+    /// A whole-step read is the recorded value of step n − k itself, for every step and delay,
+    /// and the initial value before the first step; the Hermite rule at the rounded `t − d`
+    /// (what it replaces) differs from it in some of these reads, so the comparison bites.
+    #[test]
+    fn whole_step_reads_return_the_recorded_point() {
+        let (lanes, dt, steps) = (2, 1e-4, 400usize);
+        let x = |k: usize, l: usize| (k as f64 * 0.37 + l as f64).sin() + 2.0;
+        let init = [x(0, 0), x(0, 1)];
+        let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, 0.02, &[]);
+        let (mut reads, mut hermite_differs) = (0usize, 0usize);
+        for n in 0..steps {
+            ring.begin_point(0, n);
+            for l in 0..lanes {
+                // A huge slope: Hermite at an exact step would still give x (0·m), but any
+                // read a rounding away from the step would not.
+                ring.push_lane(0, l, x(n, l), 1e6 * (n as f64).cos());
+            }
+            let t = n as f64 * dt;
+            for k in [0usize, 1, 7, 13, 150, 199] {
+                let delay = k as f64 * dt;
+                for (l, first) in init.iter().enumerate() {
+                    let want = if n > k { x(n - k, l) } else { *first };
+                    let got = ring.value(0, l, t, delay);
+                    assert_eq!(got.to_bits(), want.to_bits(), "step {n} delay {k} lane {l}");
+                    reads += 1;
+                    let tq = t - delay;
+                    if tq > 0.0 && n > k && tq < t {
+                        let lo = ((tq / dt).floor() as usize).min(n - 1);
+                        let s = (tq - lo as f64 * dt) / dt;
+                        if s != 0.0 || lo != n - k {
+                            hermite_differs += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(reads > 4000, "{reads}");
+        assert!(
+            hermite_differs > 100,
+            "the rounded t − d lands off the step only {hermite_differs} times"
+        );
     }
 }

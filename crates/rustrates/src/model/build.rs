@@ -12,7 +12,9 @@ use crate::syntax::{Diagnostic, Diagnostics, FileId, SourceMap, Span, TextRange}
 use crate::template::connectivity::ConnectivityDecl;
 use crate::template::{suggest, Body, CircuitT, EdgeDecl, EqText, NodeT, ParamValue, Template, VType};
 
-use super::ir::{Assign, BinOp, Circuit, ComplexVar, Edge, Expr, ExprId, Func, Ode, Var, VarId, VarKind};
+use super::ir::{
+    Assign, BinOp, Circuit, ComplexVar, Coupling, Edge, Expr, ExprId, Func, Ode, Scale, Var, VarId, VarKind,
+};
 
 /// Build the circuit of any template: a circuit as is; a node as a one-node circuit named
 /// after it; an operator or edge template as a one-node circuit (so `check` sees its equations).
@@ -72,6 +74,9 @@ struct Builder<'s> {
     by_name: HashMap<String, VarId>,
     /// Real part → imaginary part of every complex variable.
     imag: HashMap<VarId, VarId>,
+    /// First element → all elements (`name[0]`, `name[1]`, ...) of every vector variable;
+    /// its scope entry is the first element.
+    elems: HashMap<VarId, Vec<VarId>>,
 }
 
 impl<'s> Builder<'s> {
@@ -84,6 +89,7 @@ impl<'s> Builder<'s> {
             edge_counts: HashMap::new(),
             by_name: HashMap::new(),
             imag: HashMap::new(),
+            elems: HashMap::new(),
         }
     }
 
@@ -187,9 +193,27 @@ impl<'s> Builder<'s> {
                     external_input: None,
                     span: Some(d.span),
                 };
-                let id = match d.imag {
-                    None => self.c.add_var(part(full.clone(), value)),
-                    Some(im_default) => {
+                let id = match (d.imag, d.len) {
+                    (_, Some(n)) => {
+                        // A vector of n elements is n real variables `name[i]`; the template
+                        // layer refuses complex vectors.
+                        let ids: Vec<VarId> = (0..n)
+                            .map(|i| {
+                                let name = format!("{full}[{i}]");
+                                let id = self.c.add_var(part(name.clone(), value));
+                                self.by_name.insert(name, id);
+                                id
+                            })
+                            .collect();
+                        let first = ids[0];
+                        self.elems.insert(first, ids);
+                        scope.insert(vn.clone(), first);
+                        order.push(first);
+                        types.insert(vn.clone(), d.vtype);
+                        continue;
+                    }
+                    (None, None) => self.c.add_var(part(full.clone(), value)),
+                    (Some(im_default), None) => {
                         // A real override replaces the whole complex default, as in PyRates.
                         let overridden = u.overrides.iter().any(|(n, _, _)| n == vn);
                         let im_value = if overridden { 0.0 } else { im_default };
@@ -315,6 +339,9 @@ impl<'s> Builder<'s> {
                                     if let Some(&im) = self.imag.get(&id) {
                                         self.c.vars[im.0 as usize].kind = kind;
                                     }
+                                    for &el in self.elems.get(&id).into_iter().flatten() {
+                                        self.c.vars[el.0 as usize].kind = kind;
+                                    }
                                 }
                             }
                         }
@@ -343,6 +370,21 @@ impl<'s> Builder<'s> {
             for (vn, id) in inputs {
                 let providers: Vec<usize> = (0..n).filter(|&a| a != b && defined_by[a].contains(&vn)).collect();
                 if providers.is_empty() {
+                    continue;
+                }
+                let is_vector = |this: &Self, v: VarId| this.elems.contains_key(&v);
+                if is_vector(self, id) || providers.iter().any(|&a| is_vector(self, scopes[a].1[&vn])) {
+                    let span = self.c.vars[id.0 as usize].span;
+                    let mut d = Diagnostic::error(
+                        "node/vector-wiring",
+                        format!("the vector variable `{vn}` cannot be passed between the operators of node `{path}`"),
+                    )
+                    .with_path(format!("{path}.{}.{vn}", scopes[b].0))
+                    .with_help("compute it in one operator, or pass a scalar such as `vsum(...)` as the output");
+                    if let Some(sp) = span {
+                        d = d.with_span(sp);
+                    }
+                    self.error(d);
                     continue;
                 }
                 let mut rhs: Option<ExprId> = None;
@@ -402,19 +444,67 @@ impl<'s> Builder<'s> {
 
         for (oi, eqs) in parsed.into_iter().enumerate().take(n) {
             for (eq, off, file, p, origin) in eqs {
+                let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else {
+                    let ctx = Ctx {
+                        scope: &scopes[oi].1,
+                        file,
+                        off,
+                        path: p,
+                        origin,
+                        elem: None,
+                    };
+                    let n_before = self.diags.len();
+                    let _ = self.cexpr(&eq.rhs, &ctx);
+                    self.label_rewritten(n_before, ctx.origin);
+                    continue;
+                };
+                if let Some(elems) = self.elems.get(&id).cloned() {
+                    // A vector left-hand side: the right-hand side once per element, scalars
+                    // broadcast (numpy's rule in PyRates).
+                    let span = Some(Span {
+                        file,
+                        range: eq.range.offset(off),
+                    });
+                    let first_def = self.defined.get(&id)
+                        == Some(&Span {
+                            file,
+                            range: eq.lhs.range.offset(off),
+                        });
+                    let n_before = self.diags.len();
+                    for (i, &var) in elems.iter().enumerate() {
+                        let ctx = Ctx {
+                            scope: &scopes[oi].1,
+                            file,
+                            off,
+                            path: p.clone(),
+                            origin,
+                            elem: Some((i, elems.len())),
+                        };
+                        let Some(rhs) = self.real_expr(&eq.rhs, &ctx, "an element of a vector") else {
+                            break;
+                        };
+                        if !first_def {
+                            continue;
+                        }
+                        match eq.lhs.kind {
+                            LhsKind::Derivative => self.c.odes.push(Ode { var, rhs, span }),
+                            LhsKind::Assign => self.c.assigns.push(Assign { var, rhs, span }),
+                        }
+                    }
+                    self.label_rewritten(n_before, origin);
+                    continue;
+                }
                 let ctx = Ctx {
                     scope: &scopes[oi].1,
                     file,
                     off,
                     path: p,
                     origin,
+                    elem: None,
                 };
                 let n_before = self.diags.len();
                 let rhs = self.cexpr(&eq.rhs, &ctx);
                 self.label_rewritten(n_before, ctx.origin);
-                let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else {
-                    continue;
-                };
                 let Some(rhs) = rhs else { continue };
                 // A complex right-hand side assigned to a real variable keeps its real part
                 // (numpy's cast in PyRates); a real one assigned to a complex variable has

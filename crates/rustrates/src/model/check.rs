@@ -98,7 +98,7 @@ fn check_loaded(mut l: Loader<'_>, f: usize) -> CheckReport {
             if matches!(t.kind(), TemplateKind::Circuit | TemplateKind::Node) {
                 s.n_nodes = c.nodes.len();
             }
-            s.n_edges = c.edges.len();
+            s.n_edges = c.edges.len() + c.couplings.iter().map(|cp| cp.len()).sum::<usize>();
             for v in &c.vars {
                 match v.kind {
                     super::VarKind::State => s.n_states += 1,

@@ -53,6 +53,37 @@ pub fn dump(c: &Circuit) -> String {
             );
         }
     }
+    for cp in &c.couplings {
+        let what = match (cp.is_dense(), &cp.delays) {
+            (true, None) => "dense",
+            (true, Some(_)) => "dense, delayed",
+            (false, None) => "sparse",
+            (false, Some(_)) => "sparse, delayed",
+        };
+        let scale = match cp.scale {
+            Some(crate::model::Scale::Param(p)) => format!(" scale={}", c.var(p).name),
+            Some(crate::model::Scale::Const(x)) => format!(" scale={}", num(x)),
+            None => String::new(),
+        };
+        let end = |v: &[VarId]| {
+            let name = |id: &VarId| c.var(*id).name.clone();
+            match v {
+                [] => String::new(),
+                [a] => name(a),
+                [a, .., b] => format!("{} .. {}", name(a), name(b)),
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  coupling {}: {} sources ({}) -> {} targets ({}), {} entries ({what}){scale}",
+            cp.name,
+            cp.sources.len(),
+            end(&cp.sources),
+            cp.targets.len(),
+            end(&cp.targets),
+            cp.len()
+        );
+    }
     out
 }
 

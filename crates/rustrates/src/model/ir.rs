@@ -138,6 +138,80 @@ pub struct Edge {
     pub span: Option<Span>,
 }
 
+/// A `connectivity:` block as one node: `target[i] (+)= scale · Σ_j w[i][j] · source[j](t − d[i][j])`
+/// over the row's entries, in ascending source order — the terms of the equivalent edge list
+/// for that target, in its order. Kept instead of one [`Edge`] and one weight parameter per
+/// entry (10⁶ at N = 1000); weights and delays are data, not sweepable.
+///
+/// Unlowered (`lowered == false`), the targets are the inputs the block feeds. `lower_edges`
+/// keeps a block whose targets nothing else feeds: each target becomes an algebraic whose
+/// assignment is its external input alone, `lowered` is set, and the block's sum is added by
+/// whoever runs the coupling (the C back end's loops) — or, for any other kernel,
+/// `passes::expand_couplings` writes the sum into the assignment, exactly as the edge list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coupling {
+    /// `<circuit prefix><name>` (`connectivity0`, or the block's `name:`).
+    pub name: String,
+    /// Per source node (column), the variable read.
+    pub sources: Vec<VarId>,
+    /// Per target node (row), the input fed.
+    pub targets: Vec<VarId>,
+    /// Row `i`'s entries are `row_starts[i]..row_starts[i + 1]` of `weights` (and `delays`).
+    pub row_starts: Vec<usize>,
+    /// Source (column) of each entry; empty when the block is dense (every row holds every
+    /// source, in order), which saves 4 bytes per entry and lets loops use the matrix form.
+    pub columns: Vec<u32>,
+    pub weights: Vec<f64>,
+    /// Per entry, its delay in seconds, when the block has a `delay`.
+    pub delays: Option<Vec<f64>>,
+    /// The block's `scale`, added as `ext + scale · (Σ …)`.
+    pub scale: Option<Scale>,
+    pub span: Option<Span>,
+    /// See the type's docs.
+    pub lowered: bool,
+    /// Where the block sits in the edge sequence: after the first `after_edges` of
+    /// [`Circuit::edges`] (a target fed by edges and blocks sums their terms in that order).
+    pub after_edges: usize,
+}
+
+/// A coupling's scale: a parameter (read per lane when swept) or, once a sweep has folded
+/// the parameters it does not vary, a constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scale {
+    /// Read from the parameter array at this variable's slot, per lane.
+    Param(VarId),
+    Const(f64),
+}
+
+impl Coupling {
+    pub fn is_dense(&self) -> bool {
+        self.columns.is_empty()
+    }
+    /// Number of entries (edges) of the block.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+    /// Row `i`'s entries: `(entry index, source column)`, in ascending source order.
+    pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (a, b) = (self.row_starts[i], self.row_starts[i + 1]);
+        (a..b).map(move |k| {
+            let col = if self.columns.is_empty() {
+                k - a
+            } else {
+                self.columns[k] as usize
+            };
+            (k, col)
+        })
+    }
+    /// The entry's delay, or `None` when the block has no delays.
+    pub fn delay(&self, k: usize) -> Option<f64> {
+        self.delays.as_ref().map(|d| d[k])
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Circuit {
     /// Template name (`Net3`), used for sweep labels `Net3_0`, ...
@@ -152,6 +226,9 @@ pub struct Circuit {
     /// In evaluation order.
     pub assigns: Vec<Assign>,
     pub edges: Vec<Edge>,
+    /// `connectivity:` blocks kept as matrices (one per block, not one edge per entry); see
+    /// [`Coupling`].
+    pub couplings: Vec<Coupling>,
     /// Complex-valued variables, each lowered to two real variables `name.real` and
     /// `name.imag` of the same kind (complex arithmetic is expanded into real expressions
     /// when the equations are built, so kernels only ever see reals).
@@ -192,6 +269,14 @@ impl Circuit {
     }
     pub fn find_var(&self, name: &str) -> Option<VarId> {
         self.vars.iter().position(|v| v.name == name).map(|i| VarId(i as u32))
+    }
+    /// The variable `name`, or the elements `name[0]`, `name[1]`, ... of the vector variable
+    /// it names (empty: neither).
+    pub fn find_vars(&self, name: &str) -> Vec<VarId> {
+        if let Some(id) = self.find_var(name) {
+            return vec![id];
+        }
+        (0..).map_while(|i| self.find_var(&format!("{name}[{i}]"))).collect()
     }
     /// Variables of one kind in slot order: states in `odes` order, algebraics in `assigns`
     /// order, params and inputs in declaration order. Kernels lay out their arrays this way.

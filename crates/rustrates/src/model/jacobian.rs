@@ -342,6 +342,14 @@ impl Deriver<'_> {
 
 /// Derives the Jacobian of a lowered circuit (see the module docs).
 pub fn jacobian(circuit: &Circuit) -> Result<Jacobian, JacobianError> {
+    // Kept couplings are differentiated term by term, written out.
+    let expanded;
+    let circuit = if circuit.couplings.is_empty() {
+        circuit
+    } else {
+        expanded = super::passes::expand_couplings(circuit);
+        &expanded
+    };
     let layout = circuit.layout();
     let states = layout.states.clone();
     let n = states.len();

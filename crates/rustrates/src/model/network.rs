@@ -116,17 +116,11 @@ pub struct Coupling {
     pub dense: bool,
     /// A `connectivity:` block's scale (global coupling): then
     /// `target[i] = external[i] + scale · Σ_k weights[k] · source[sources[k]]`, the sum starting
-    /// from its first term. Never together with delays.
+    /// from its first term (delayed terms included).
     pub scale: Option<Scale>,
 }
 
-/// The scale of a coupling: a parameter read per lane (swept) or a constant.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Scale {
-    /// Read from the parameter array at this variable's slot, per lane.
-    Param(VarId),
-    Const(f64),
-}
+pub use crate::model::ir::Scale;
 
 impl Coupling {
     /// Number of target nodes.
@@ -221,11 +215,24 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
         items[n].vars.insert(local.to_string(), VarId(i as u32));
     }
     let node_of = |v: VarId| owner.get(v.0 as usize).and_then(|o| o.as_ref());
+    // Targets of the couplings lowering kept: (coupling, row).
+    let mut coupled: HashMap<VarId, (usize, usize)> = HashMap::new();
+    for (k, cp) in c.couplings.iter().enumerate() {
+        if !cp.lowered {
+            return unsupported("the circuit still has connectivity blocks (lower them first)");
+        }
+        coupled.extend(cp.targets.iter().enumerate().map(|(i, t)| (*t, (k, i))));
+    }
     for a in &c.assigns {
         let Some((n, local)) = node_of(a.var) else {
             return unsupported(format!("{} belongs to no node", c.var(a.var).name));
         };
         match c.var(a.var).external_input {
+            Some(ext) if coupled.contains_key(&a.var) => {
+                let (k, i) = coupled[&a.var];
+                let (terms, scale) = coupling_row(&c.couplings[k], i)?;
+                items[*n].couplings.push((local.clone(), ext, terms, scale));
+            }
             Some(ext) => {
                 let (terms, scale) = parse_sum(c, a.rhs, ext).ok_or_else(|| {
                     NotANetwork::Unsupported(format!(
@@ -324,9 +331,26 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
     })
 }
 
+/// Row `i` of a kept coupling as the terms its expansion would parse to (a delay that is
+/// not positive is a current read), in the same order.
+fn coupling_row(cp: &crate::model::Coupling, i: usize) -> Result<(Terms, Option<Scale>), NotANetwork> {
+    let terms: Terms = cp
+        .row(i)
+        .map(|(e, j)| Term {
+            weight: cp.weights[e],
+            source: cp.sources[j],
+            delay: cp.delay(e).filter(|d| *d > 0.0),
+        })
+        .collect();
+    if cp.scale.is_some() && terms.iter().any(|t| t.delay.is_some()) {
+        return unsupported(format!("the block {} is scaled and has delays", cp.name));
+    }
+    Ok((terms, cp.scale))
+}
+
 /// `ext + t₁ + t₂ + …` (left-nested, as `lower_edges` builds it) with `tₖ = w·x` (`w` a
 /// constant) or `x`, where `x` is `source` or `past(source, d)` with a constant `d`; or a
-/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant, no delays): the terms
+/// scaled block `ext + s·(t₁ + t₂ + …)` (`s` a parameter or a constant): the terms
 /// in order and the scale, or `None` for any other shape.
 fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scale>)> {
     if let Some(terms) = parse_terms(c, rhs, Some(ext)) {
@@ -347,7 +371,7 @@ fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scal
         _ => return None,
     };
     let terms = parse_terms(c, *inner, None)?;
-    terms.iter().all(|t| t.delay.is_none()).then_some((terms, Some(scale)))
+    Some((terms, Some(scale)))
 }
 
 /// The terms of a left-nested sum ending in `ext` (or, without `ext`, in its first term).

@@ -113,11 +113,12 @@ pub(crate) fn run_with_stats<T: Float>(
 /// kernel takes one time per call, so the circuit must not read `t`, and delays and noise
 /// (whose hooks are keyed by time and step) take the lane-by-lane path.
 fn masked_ok(kernel: &Kernel) -> bool {
-    !kernel
-        .circuit()
-        .exprs
-        .iter()
-        .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
+    kernel.circuit().couplings.iter().all(|cp| cp.delays.is_none())
+        && !kernel
+            .circuit()
+            .exprs
+            .iter()
+            .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
 }
 
 /// Lane state of the masked stepper.
@@ -240,7 +241,7 @@ pub(crate) fn run_masked<T: Float>(
                 for (l, hl) in hs.iter().enumerate() {
                     let j = base + l;
                     let mut acc = T::default();
-                    for (m, c) in tab.a[s].iter().enumerate() {
+                    for (m, c) in tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * n + j];
                         }
@@ -466,7 +467,7 @@ pub(crate) fn run_stats<T: Float>(
             for s in 1..stages {
                 for j in 0..ns {
                     let mut acc = T::default();
-                    for (m, c) in tab.a[s].iter().enumerate() {
+                    for (m, c) in tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * ns + j];
                         }

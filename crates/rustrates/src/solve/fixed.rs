@@ -9,85 +9,11 @@
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
 use crate::kernel::ring::DelayRing;
-use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs, TableauRef};
+use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs};
 use crate::model::{VarId, VarKind};
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
-pub(crate) trait Float:
-    Copy
-    + Default
-    + PartialEq
-    + std::ops::Add<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Div<Output = Self>
-{
-    const NAN: Self;
-    fn of(x: f64) -> Self;
-    fn wide(self) -> f64;
-    fn finite(self) -> bool;
-    /// The kernel's evaluation in this precision.
-    fn eval(kernel: &Kernel, args: RhsArgs<'_, Self>);
-    #[allow(clippy::too_many_arguments)]
-    fn rhs(
-        kernel: &Kernel,
-        t: f64,
-        lanes: usize,
-        y: &[Self],
-        p: &[Self],
-        u: &[Self],
-        dy: &mut [Self],
-        a: &mut [Self],
-        ctx: &mut KernelCtx,
-    ) {
-        Self::eval(
-            kernel,
-            RhsArgs {
-                t,
-                lanes,
-                y,
-                p,
-                u,
-                dy,
-                a,
-                ctx,
-            },
-        );
-    }
-}
-
-impl Float for f64 {
-    const NAN: Self = f64::NAN;
-    fn of(x: f64) -> Self {
-        x
-    }
-    fn wide(self) -> f64 {
-        self
-    }
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    fn eval(kernel: &Kernel, args: RhsArgs<'_>) {
-        kernel.rhs(args);
-    }
-}
-
-impl Float for f32 {
-    const NAN: Self = f32::NAN;
-    #[allow(clippy::cast_possible_truncation)]
-    fn of(x: f64) -> Self {
-        x as f32
-    }
-    fn wide(self) -> f64 {
-        f64::from(self)
-    }
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    fn eval(kernel: &Kernel, args: RhsArgs<'_, f32>) {
-        kernel.rhs_f32(args);
-    }
-}
+pub(crate) use crate::kernel::precision::Real as Float;
 
 /// Fill `out[o * lanes + lane]` from the block buffers; frozen lanes read NaN.
 #[allow(clippy::too_many_arguments)]
@@ -267,16 +193,8 @@ pub(crate) fn run<T: Float>(
     let mut frozen = vec![false; lanes];
     let mut bad = vec![false; lanes];
     // Nonzero coefficients only: skipping exact zeros changes no finite result.
-    let a_rows: Vec<Vec<(usize, T)>> = tab
-        .a
-        .iter()
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .filter(|(_, c)| **c != 0.0)
-                .map(|(j, c)| (j, T::of(*c)))
-                .collect()
-        })
+    let a_rows: Vec<Vec<(usize, T)>> = (0..tab.stages())
+        .map(|s| tab.nonzero_row(s).into_iter().map(|(j, c)| (j, T::of(c))).collect())
         .collect();
     let b: Vec<(usize, T)> = tab
         .b
@@ -310,7 +228,8 @@ pub(crate) fn run<T: Float>(
         if let Some(span) = kernel.delay_ring_span() {
             let rt = runtime::rt_mut(&mut ctx);
             let vars: Vec<u32> = rt.delayed.iter().map(|v| v.0).collect();
-            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span);
+            let terms: Vec<f64> = kernel.delay_ring_terms().iter().map(|d| T::of(*d).wide()).collect();
+            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span, &terms);
             ctx.ring = Some(ring);
         }
     }
@@ -505,17 +424,8 @@ pub(crate) fn run_fused(
     let plan = prep.plan;
     let layout = kernel.layout();
     let n = layout.states.len() * lanes;
-    let stages = tab.stages();
     let dt = plan.dt;
-    let mut ta = vec![0.0; stages * stages];
-    for (s, row) in tab.a.iter().enumerate() {
-        ta[s * stages..s * stages + row.len()].copy_from_slice(row);
-    }
-    let tableau = TableauRef {
-        a: &ta,
-        b: &tab.b,
-        c: &tab.c,
-    };
+    let tableau = tab;
     let mut y: Vec<f64> = block.init.to_vec();
     let p = block.params;
     let mut u = prep.u0.clone();

@@ -37,11 +37,10 @@ use crate::model::{Circuit, VarId, VarKind};
 mod adaptive;
 mod fixed;
 pub mod runtime;
-pub mod tableau;
 #[cfg(test)]
 mod tests;
 
-pub use tableau::Tableau;
+pub use crate::kernel::Tableau;
 
 /// Integration method. Fixed-step methods are tableaux; `Rk45` is Dormand–Prince 5(4).
 #[derive(Clone, Copy, Debug, PartialEq)]

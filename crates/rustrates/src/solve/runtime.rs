@@ -6,7 +6,9 @@
 //! polynomial on the step containing it (third-order accurate, so fixed-step methods keep
 //! their order up to 3 on smooth histories); before t = 0 the history is constant (the initial
 //! value); a read inside the step in progress (delay shorter than the step) extrapolates
-//! linearly from the step start. Each lane has its own deque, so lanes may have their own delays
+//! linearly from the step start. In a fixed-step run a read whose delay and time are both whole
+//! steps (`kernel::ring::whole_steps`, e.g. every read of an Euler run with a delay of k·dt)
+//! takes the recorded point of step `n − k` itself. Each lane has its own deque, so lanes may have their own delays
 //! and (rk45) their own step times.
 //!
 //! Noise: `randn()` is a pure function of (seed, global grid point, step, source): the same
@@ -16,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use crate::kernel::ring::hermite_weights;
+use crate::kernel::ring::{hermite_weights, whole_step_read};
 use crate::kernel::KernelCtx;
 use crate::model::{Circuit, Expr, VarId, VarKind};
 
@@ -68,6 +70,15 @@ pub(crate) fn scan(circuit: &Circuit) -> (Vec<VarId>, bool) {
             Expr::Past(v, _) if !delayed.contains(v) => delayed.push(*v),
             Expr::Randn => noise = true,
             _ => {}
+        }
+    }
+    // A kept coupling with delays reads every source through the history, as its expansion
+    // (one `past` per entry) would.
+    for cp in circuit.couplings.iter().filter(|cp| cp.delays.is_some()) {
+        for v in &cp.sources {
+            if !delayed.contains(v) {
+                delayed.push(*v);
+            }
         }
     }
     delayed.retain(|v| matches!(circuit.var(*v).kind, VarKind::State | VarKind::Algebraic));
@@ -169,7 +180,13 @@ impl Runtime {
         {
             self.delays_seen.push(delay);
         }
-        let tq = t - delay;
+        // Fixed-step runs read whole-step delays at whole steps (the ring's rule, `kernel::ring`).
+        let whole = self.grid_dt.and_then(|dt| whole_step_read(t, delay, dt));
+        #[allow(clippy::cast_precision_loss)]
+        let tq = match (whole, self.grid_dt) {
+            (Some(m), Some(dt)) => m as f64 * dt,
+            _ => t - delay,
+        };
         let q = &self.hist[h * self.lanes + lane];
         let init = self.init[h * self.lanes + lane];
         let (Some(first), Some(last)) = (q.front(), q.back()) else {
@@ -187,6 +204,9 @@ impl Runtime {
             None => search_step(q, tq),
         };
         let (p0, p1) = (q[lo], q[lo + 1]);
+        if whole.is_some() && p0.t == tq {
+            return p0.x;
+        }
         if p0.poly[0].is_nan() {
             hermite(p0, p1, tq)
         } else {
@@ -359,9 +379,16 @@ mod tests {
     #[test]
     fn fixed_step_reads_find_the_same_step_as_the_search() {
         // The reference is the binary search over the recorded times. dt = 1e-4 is not a
-        // binary fraction, so k·dt rounds and delays of whole steps land on or next to a
-        // recorded point: the index guess must be corrected exactly like the search decides.
+        // binary fraction, so k·dt rounds and delays of whole steps at stages between steps
+        // land on or next to a recorded point: the index guess must be corrected exactly like
+        // the search decides. A whole-step delay read at a step start takes the recorded point
+        // of step m = n − k: the search's read at exactly t_m (Hermite at the point itself).
         let (lanes, dt) = (3, 1e-4);
+        // The search read a fixed-step read stands for.
+        let searched = |search: &mut Runtime, l: usize, t: f64, d: f64| match whole_step_read(t, d, dt) {
+            Some(m) => search.value_at(0, l, m as f64 * dt, 0.0),
+            None => search.value_at(0, l, t, d),
+        };
         let mut grid = one_history(lanes, Some(dt));
         let mut search = one_history(lanes, None);
         let delays = [0.5 * dt, dt, 3.0 * dt, 2.5e-3, 7.3e-3, 2e-2, 0.0];
@@ -376,7 +403,7 @@ mod tests {
                 }
                 // Stage 0 reads the newest point before its slope is known (secant rule).
                 for &d in &delays {
-                    let (a, b) = (grid.value_at(0, l, t, d), search.value_at(0, l, t, d));
+                    let (a, b) = (grid.value_at(0, l, t, d), searched(&mut search, l, t, d));
                     assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} stage 0");
                 }
                 for rt in [&mut grid, &mut search] {
@@ -385,7 +412,7 @@ mod tests {
                 for c in [0.5, 1.0] {
                     for &d in &delays {
                         let tc = t + c * dt;
-                        let (a, b) = (grid.value_at(0, l, tc, d), search.value_at(0, l, tc, d));
+                        let (a, b) = (grid.value_at(0, l, tc, d), searched(&mut search, l, tc, d));
                         assert_eq!(a.to_bits(), b.to_bits(), "step {k} lane {l} delay {d} c {c}");
                         interior += usize::from(tc - d > 0.0 && tc - d < t);
                     }
@@ -411,7 +438,7 @@ mod tests {
         for algebraic in [false, true] {
             let mut deque = one_history(lanes, Some(dt));
             let init = deque.init.clone();
-            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay);
+            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[]);
             let mut compared = 0usize;
             let read = |deque: &mut Runtime, ring: &DelayRing, t: f64, what: &str, compared: &mut usize| {
                 for l in 0..lanes {

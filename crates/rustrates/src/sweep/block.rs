@@ -244,7 +244,14 @@ impl SweepPlan<'_> {
         let moment_stats = self.spec.summaries.iter().any(|s| !s.needs_fft());
         let mut collector = BlockCollector {
             traces,
-            moments: moment_stats.then(|| Moments::new(self.n_cols * lanes)),
+            // The regime reads each column's range and mean from the moments.
+            moments: moment_stats.then(|| {
+                if self.regime {
+                    Moments::new(self.n_cols * lanes)
+                } else {
+                    Moments::for_stats(self.n_cols * lanes, &self.spec.summaries)
+                }
+            }),
             n_time: self.n_time,
             n_cols: self.n_cols,
             samples_seen: 0,

@@ -41,7 +41,7 @@ pub use checks::{MemoryError, Problem, Setting, SettingError};
 pub use error::SweepError;
 pub use grid::{Grid, GridError};
 pub use param_map::{EdgeRef, MapEntry, MapTargets, ParamMap, ParamMapError};
-pub use plan::{check, output_columns};
+pub use plan::{check, output_columns, PlanMemo};
 pub use run::{run, run_with, BlockSolver};
 pub use sink::{BlockHandler, MemorySink, Summaries, SweepResult, SweepSink, SweepSummary};
 pub use spec::{

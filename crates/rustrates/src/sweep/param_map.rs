@@ -4,6 +4,9 @@
 //! is `Op/var` (that operator) or a bare `var` (every operator of the node that has it), or
 //! `{key: {vars: ["weight" | "delay" | ...], edges: [(source, target[, idx])]}}` for edge
 //! variables (`idx` counts edges between the same two nodes in template order; omitted = 0).
+//! A node may be `all` (every node having the var, at any depth of nested circuits) or a
+//! path with `all` at some levels (`c1/all`, `all/p`), PyRates' node identifiers: one grid
+//! value then sets the var of a whole population.
 //! Without `nodes` or `edges`, each var must be a full path `node/op/var` — or the path of a
 //! `connectivity:` block's scale, `name/scale` (a global coupling: one parameter per lane,
 //! the block's weights shared by all lanes).
@@ -237,7 +240,7 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
             }
             MapTargets::Nodes(nodes) => {
                 for node in nodes {
-                    resolve_node(key, node, &entry.vars, circuit, &mut ids)?;
+                    resolve_nodes(key, node, &entry.vars, circuit, &mut ids)?;
                 }
             }
             MapTargets::Edges(edges) => {
@@ -247,14 +250,16 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
             }
             MapTargets::Paths => {
                 for path in &entry.vars {
-                    let Some(id) = circuit.find_var(path) else {
+                    // A vector variable's path sets all its elements, `path[i]` one.
+                    let found = circuit.find_vars(path);
+                    if found.is_empty() {
                         return Err(ParamMapError::PathNotFound {
                             key: key.clone(),
                             path: path.clone(),
                             suggestion: closest(path, circuit.vars.iter().map(|v| v.name.as_str())),
                         });
-                    };
-                    ids.push(id);
+                    }
+                    ids.extend(found);
                 }
             }
         }
@@ -276,51 +281,129 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
     Ok(ResolvedMap { keys })
 }
 
-fn resolve_node(
+/// A node entry that names several nodes: `all` (every node, at any depth) or a path with
+/// `all` at some levels (`all/p`, `c1/all`: any name at that level), as PyRates'
+/// `CircuitTemplate.get_nodes` reads it.
+fn is_node_pattern(node: &str) -> bool {
+    node.split('/').any(|level| level == "all")
+}
+
+/// The circuit's nodes a pattern names, in circuit order.
+fn pattern_nodes<'c>(pattern: &str, circuit: &'c Circuit) -> Vec<&'c str> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    circuit
+        .nodes
+        .iter()
+        .map(String::as_str)
+        .filter(|node| {
+            let levels: Vec<&str> = node.split('/').collect();
+            parts == ["all"]
+                || (parts.len() == levels.len() && parts.iter().zip(&levels).all(|(p, l)| *p == "all" || p == l))
+        })
+        .collect()
+}
+
+/// The variables `var` (`op/var`, or a bare `var`: every operator of the node having it)
+/// names on `node`, whose operators are `ops`.
+fn node_vars(node: &str, ops: &[String], var: &str, circuit: &Circuit) -> Vec<VarId> {
+    // A vector variable names all its elements (`x`), or one (`x[1]`).
+    if var.contains('/') {
+        circuit.find_vars(&format!("{node}/{var}"))
+    } else {
+        ops.iter()
+            .flat_map(|op| circuit.find_vars(&format!("{node}/{op}/{var}")))
+            .collect()
+    }
+}
+
+/// The `op/var` names a node has, for error messages.
+fn available_vars(node: &str, ops: &[String], circuit: &Circuit) -> Vec<String> {
+    let prefix = format!("{node}/");
+    circuit
+        .vars
+        .iter()
+        .filter_map(|v| v.name.strip_prefix(&prefix))
+        .filter(|rest| ops.iter().any(|op| rest.starts_with(&format!("{op}/"))))
+        .map(str::to_string)
+        .collect()
+}
+
+fn operators_of<'c>(node: &str, circuit: &'c Circuit) -> &'c [String] {
+    circuit
+        .node_operators
+        .iter()
+        .find(|(n, _)| n == node)
+        .map_or(&[], |(_, ops)| ops.as_slice())
+}
+
+/// A node entry (a node, or a pattern): each var is set on every named node that has it
+/// (PyRates filters the nodes by the variable the same way); a var none of them has is an
+/// error.
+fn resolve_nodes(
     key: &str,
-    node: &str,
+    pattern: &str,
     vars: &[String],
     circuit: &Circuit,
     ids: &mut Vec<VarId>,
 ) -> Result<(), ParamMapError> {
-    let Some((_, ops)) = circuit.node_operators.iter().find(|(n, _)| n == node) else {
-        return Err(ParamMapError::UnknownNode {
-            key: key.to_string(),
-            node: node.to_string(),
-            suggestion: closest(node, circuit.nodes.iter().map(String::as_str)),
-        });
-    };
-    let prefix = format!("{node}/");
     for var in vars {
-        let before = ids.len();
-        if var.contains('/') {
-            if let Some(id) = circuit.find_var(&format!("{node}/{var}")) {
-                ids.push(id);
-            }
-        } else {
-            for op in ops {
-                if let Some(id) = circuit.find_var(&format!("{node}/{op}/{var}")) {
-                    ids.push(id);
-                }
-            }
-        }
-        if ids.len() == before {
-            let available = circuit
-                .vars
-                .iter()
-                .filter_map(|v| v.name.strip_prefix(&prefix))
-                .filter(|rest| ops.iter().any(|op| rest.starts_with(&format!("{op}/"))))
-                .map(str::to_string)
-                .collect();
-            return Err(ParamMapError::VarNotFound {
-                key: key.to_string(),
-                node: node.to_string(),
-                var: var.clone(),
-                available,
-            });
+        for node in nodes_having(key, pattern, var, circuit)? {
+            ids.extend(node_vars(&node, operators_of(&node, circuit), var, circuit));
         }
     }
     Ok(())
+}
+
+/// The nodes a `param_map` node entry (a node, or a pattern with `all`) names that have `var`,
+/// in circuit order: a vector of per-node values (PyRates' `update_var` with an array) gives
+/// value `i` to node `i`. Errors name the entry as `key`.
+pub fn nodes_having(key: &str, node: &str, var: &str, circuit: &Circuit) -> Result<Vec<String>, ParamMapError> {
+    let literal = circuit.nodes.iter().any(|n| n == node);
+    let candidates: Vec<&str> = if literal || !is_node_pattern(node) {
+        vec![node]
+    } else {
+        pattern_nodes(node, circuit)
+    };
+    let Some(first) = candidates.first().filter(|n| circuit.nodes.iter().any(|c| c == *n)) else {
+        return Err(ParamMapError::UnknownNode {
+            key: key.to_string(),
+            node: node.to_string(),
+            suggestion: (!is_node_pattern(node))
+                .then(|| closest(node, circuit.nodes.iter().map(String::as_str)))
+                .flatten(),
+        });
+    };
+    let having: Vec<String> = candidates
+        .iter()
+        .filter(|n| !node_vars(n, operators_of(n, circuit), var, circuit).is_empty())
+        .map(|n| n.to_string())
+        .collect();
+    if having.is_empty() {
+        return Err(ParamMapError::VarNotFound {
+            key: key.to_string(),
+            node: node.to_string(),
+            var: var.to_string(),
+            available: available_vars(first, operators_of(first, circuit), circuit),
+        });
+    }
+    Ok(having)
+}
+
+/// Where the values of an array go (PyRates' `update_var` with an array): the elements
+/// `node/var[i]` when `node` names one node whose `var` is a vector variable, else one node
+/// each (`nodes_having`, as `node/var`). The caller checks the array's length against them.
+pub fn value_targets(key: &str, node: &str, var: &str, circuit: &Circuit) -> Result<Vec<String>, ParamMapError> {
+    let nodes = nodes_having(key, node, var, circuit)?;
+    if let [only] = nodes.as_slice() {
+        let path = format!("{only}/{var}");
+        if circuit.find_var(&path).is_none() {
+            let n = circuit.find_vars(&path).len();
+            if n > 0 {
+                return Ok((0..n).map(|i| format!("{path}[{i}]")).collect());
+            }
+        }
+    }
+    Ok(nodes.iter().map(|n| format!("{n}/{var}")).collect())
 }
 
 fn resolve_edge(
@@ -573,6 +656,97 @@ pub(crate) mod tests {
         let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
         assert!(
             matches!(&err, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"]))
+        );
+    }
+
+    /// Four nodes of one template (`p0 … p3`, in circuits `c0`, `c1`) and a node `x` of
+    /// another template without `eta`.
+    fn population() -> Circuit {
+        let mut c = Circuit {
+            name: "Pop".into(),
+            ..Circuit::default()
+        };
+        for node in ["c0/p0", "c0/p1", "c1/p2", "c1/p3", "x"] {
+            c.nodes.push(node.into());
+            let op = if node == "x" { "other" } else { "qif_op" };
+            c.node_operators.push((node.into(), vec![op.into()]));
+            if node != "x" {
+                var(&mut c, &format!("{node}/{op}/eta"), VarKind::Param, Some(node));
+            }
+            var(&mut c, &format!("{node}/{op}/r"), VarKind::State, Some(node));
+        }
+        c
+    }
+
+    #[test]
+    fn param_map_all_names_every_node_having_the_var_as_the_node_list_does() {
+        let c = population();
+        let listed = ParamMap::new().nodes("eta", &["qif_op/eta"], &["c0/p0", "c0/p1", "c1/p2", "c1/p3"]);
+        let listed = resolve(&listed, &keys(&["eta"]), &c).unwrap();
+        for nodes in [
+            &["all"][..],
+            &["all/all"],
+            &["c0/all", "c1/all"],
+            &["all/p0", "all/p1", "c1/all"],
+        ] {
+            for var in ["qif_op/eta", "eta"] {
+                let m = ParamMap::new().nodes("eta", &[var], nodes);
+                let r = resolve(&m, &keys(&["eta"]), &c).unwrap();
+                assert_eq!(r, listed, "nodes {nodes:?}, var {var}");
+            }
+        }
+        // `r` is on every node: `all` takes `x` too, `c1/all` only that circuit's nodes.
+        let m = ParamMap::new().nodes("r", &["r"], &["all"]);
+        assert_eq!(resolve(&m, &keys(&["r"]), &c).unwrap().keys[0].1.len(), 5);
+        let m = ParamMap::new().nodes("r", &["r"], &["c1/all"]);
+        assert_eq!(
+            names(&c, &resolve(&m, &keys(&["r"]), &c).unwrap()),
+            vec![("r".into(), keys(&["c1/p2/qif_op/r", "c1/p3/qif_op/r"]))]
+        );
+    }
+
+    #[test]
+    fn nodes_having_lists_a_population_in_circuit_order_for_per_node_values() {
+        let c = population();
+        assert_eq!(
+            nodes_having("k", "all", "qif_op/eta", &c).unwrap(),
+            keys(&["c0/p0", "c0/p1", "c1/p2", "c1/p3"])
+        );
+        assert_eq!(nodes_having("k", "all", "r", &c).unwrap().len(), 5);
+        assert_eq!(
+            nodes_having("k", "c1/all", "eta", &c).unwrap(),
+            keys(&["c1/p2", "c1/p3"])
+        );
+        assert_eq!(nodes_having("k", "x", "other/r", &c).unwrap(), keys(&["x"]));
+        assert!(matches!(
+            nodes_having("k", "x", "eta", &c),
+            Err(ParamMapError::VarNotFound { ref node, .. }) if node == "x"
+        ));
+        assert!(matches!(
+            nodes_having("k", "c0/p9", "eta", &c),
+            Err(ParamMapError::UnknownNode { suggestion: Some(ref s), .. }) if s == "c0/p0"
+        ));
+    }
+
+    #[test]
+    fn param_map_pattern_errors_name_the_pattern() {
+        let c = population();
+        let m = ParamMap::new().nodes("tau", &["qif_op/tau"], &["all"]);
+        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
+        assert_eq!(
+            err,
+            ParamMapError::VarNotFound {
+                key: "tau".into(),
+                node: "all".into(),
+                var: "qif_op/tau".into(),
+                available: keys(&["qif_op/eta", "qif_op/r"]),
+            }
+        );
+        let m = ParamMap::new().nodes("eta", &["eta"], &["c2/all"]);
+        let err = resolve(&m, &keys(&["eta"]), &c).unwrap_err();
+        assert!(
+            matches!(&err, ParamMapError::UnknownNode { node, .. } if node == "c2/all"),
+            "{err:?}"
         );
     }
 

@@ -1,7 +1,8 @@
 //! Before anything runs: outputs and timing checked, points grouped by kernel structure,
 //! one compiled kernel per group.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::checks::{self};
 use super::param_map::{self, ParamMapError};
@@ -21,7 +22,7 @@ pub(super) enum Target {
 
 /// What depends on the compiled kernel: one per distinct gamma-chain structure.
 pub(super) struct GroupPlan {
-    pub(super) kernel: Kernel,
+    pub(super) kernel: std::sync::Arc<Kernel>,
     pub(super) inputs: Vec<InputBinding>,
     pub(super) outputs: Vec<OutputBinding>,
     /// Defaults per slot.
@@ -43,7 +44,7 @@ pub(super) struct GroupPlan {
 pub(super) struct SweepPlan<'a> {
     pub(super) spec: &'a SweepSpec,
     /// One kernel per distinct gamma-chain structure among the grid points; almost always one.
-    pub(super) groups: Vec<GroupPlan>,
+    pub(super) groups: Vec<Arc<GroupPlan>>,
     /// Group per grid point; `None` when there is a single group.
     pub(super) group_of: Option<Vec<u32>>,
     /// Whether a block may hold any points of one group rather than consecutive ones: only
@@ -61,6 +62,25 @@ pub(super) struct SweepPlan<'a> {
     pub(super) buffer_traces: bool,
     /// Whether the sweep classifies regimes.
     pub(super) regime: bool,
+}
+
+/// The compiled kernel and its bindings kept across runs of one spec that differ only in
+/// their grid's points — the passes of a refine run ([`super::RunControl::plans`]): the first
+/// run compiles, the others reuse it. Only a sweep with one kernel structure (no swept
+/// gamma-chain lengths, the usual case) is kept; one with several groups compiles per run.
+/// The spec must stay the same but for the grid's points and the concrete back end `Auto`
+/// chose at the first run (what refine gives its passes).
+#[derive(Default)]
+pub struct PlanMemo {
+    group: Mutex<Option<(Arc<GroupPlan>, Vec<Column>)>>,
+    builds: AtomicUsize,
+}
+
+impl PlanMemo {
+    /// How many times a kernel was compiled through this memo.
+    pub fn builds(&self) -> usize {
+        self.builds.load(Ordering::Relaxed)
+    }
 }
 
 /// Stack of the thread that lowers and compiles a sweep's kernels. The back ends walk
@@ -88,12 +108,14 @@ pub(super) fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// Lowers edges into assignments (the kernel only takes edge-free circuits).
+/// Lowers edges into assignments (the kernel only takes edge-free circuits); connectivity
+/// blocks stay couplings where they can (`Kernel::compile` writes them out for the back
+/// ends that do not run them).
 fn lower(circuit: &Circuit) -> Circuit {
-    if circuit.edges.is_empty() {
+    if circuit.edges.is_empty() && circuit.couplings.is_empty() {
         circuit.clone()
     } else {
-        crate::model::passes::lower_edges(circuit)
+        crate::model::passes::lower_edges_keeping_couplings(circuit)
     }
 }
 
@@ -161,16 +183,22 @@ fn resolve_outputs(spec: &SweepSpec, c: &Circuit) -> Result<(Vec<Column>, Vec<Ou
     }
     let mut columns = Vec::new();
     let mut bindings = Vec::new();
-    // A complex variable is two columns, `key.real` and `key.imag` (its IR parts).
-    let find = |path: &str| -> Vec<(&'static str, VarId)> {
+    // A complex variable is two columns, `key.real` and `key.imag` (its IR parts); a vector
+    // variable one per element, `key[0]`, `key[1]`, ...
+    let find = |path: &str| -> Vec<(String, VarId)> {
         match (c.find_var(path), c.find_complex(path)) {
-            (Some(id), _) => vec![("", id)],
-            (None, Some(z)) => vec![(".real", z.re), (".imag", z.im)],
-            (None, None) => Vec::new(),
+            (Some(id), _) => vec![(String::new(), id)],
+            (None, Some(z)) => vec![(".real".into(), z.re), (".imag".into(), z.im)],
+            (None, None) => c
+                .find_vars(path)
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| (format!("[{i}]"), id))
+                .collect(),
         }
     };
     for (key, path) in &spec.outputs {
-        let found: Vec<(String, &str, VarId)> = match path.strip_prefix("all/") {
+        let found: Vec<(String, String, VarId)> = match path.strip_prefix("all/") {
             Some(rest) => c
                 .nodes
                 .iter()
@@ -324,7 +352,11 @@ fn group_points(
     (reps, Some(group_of))
 }
 
-pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<SweepPlan<'a>, SweepError> {
+pub(super) fn build_plan<'a>(
+    spec: &'a SweepSpec,
+    circuit: &Circuit,
+    memo: Option<&PlanMemo>,
+) -> Result<SweepPlan<'a>, SweepError> {
     if spec.block_size == 0 {
         return Err(SweepError::BadBlockSize);
     }
@@ -335,7 +367,17 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<S
     let (reps, group_of) = group_points(spec, circuit, &resolved, &chain_edges);
     let mut groups = Vec::with_capacity(reps.len());
     let mut columns = Vec::new();
-    for rep in reps {
+    let memo = memo.filter(|_| reps == [None]);
+    let kept = memo.and_then(|m| m.group.lock().ok().and_then(|g| g.clone()));
+    let reused = kept.is_some();
+    if let Some((group, cols)) = kept {
+        // Built for another grid of the same spec: only the inputs' length check depends on
+        // the grid.
+        solve::validate_inputs(&group.kernel, &spec.sim, &group.inputs, spec.param_grid.len())?;
+        columns = cols;
+        groups.push(group);
+    }
+    for rep in reps.into_iter().filter(|_| !reused) {
         // The circuit with the representative point's delays and spreads written in, so that
         // lowering builds that point's chains; the per-lane values still set each k.
         let template = match rep {
@@ -353,6 +395,13 @@ pub(super) fn build_plan<'a>(spec: &'a SweepSpec, circuit: &Circuit) -> Result<S
             }
         };
         let (group, cols) = build_group(spec, &template, &names)?;
+        let group = Arc::new(group);
+        if let Some(m) = memo {
+            m.builds.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut kept) = m.group.lock() {
+                *kept = Some((Arc::clone(&group), cols.clone()));
+            }
+        }
         columns = cols;
         groups.push(group);
     }
@@ -484,7 +533,7 @@ fn build_group(
     // stay per-lane data; the layout and buffers do not change.
     let per_lane: Vec<crate::model::VarId> = swept.iter().flatten().copied().collect();
     let compiled = crate::model::passes::specialize_params(&lowered, &per_lane);
-    let kernel = Kernel::compile(
+    let kernel = Kernel::compile_shared(
         &compiled,
         &KernelOptions {
             backend: spec.backend,

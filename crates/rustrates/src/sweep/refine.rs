@@ -22,11 +22,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::grid::Grid;
+use super::plan::{build_plan, on_compile_stack, PlanMemo};
 use super::summary::Statistic;
 use super::{
     run_with, BlockOutput, MemorySink, Progress, RunControl, SweepError, SweepMeta, SweepResult, SweepSink, SweepSpec,
     SweepSummary,
 };
+use crate::kernel::Backend;
 use crate::model::Circuit;
 use crate::solve::{PointStatus, Signal};
 
@@ -101,9 +103,9 @@ pub enum RefineError {
     #[error("grid key '{LEVEL_KEY}' is reserved: refine records each point's level under that name")]
     ReservedKey,
     #[error(
-        "refine runs level after level in one process (each level's points depend on the last), so it \
-         cannot be cut into shards or cluster chunks; run it in one process (grid_search, or \
-         `rustrates sweep` without --shard)"
+        "refine runs level after level (each level's points depend on the last), so it cannot be cut \
+         into shards; run it without --shard, or on a cluster with ClusterGridSearch.run(refine=...), \
+         which hands each level's points to the workers"
     )]
     Shard,
     #[error(
@@ -318,6 +320,14 @@ fn members(points: &Points, cell: Cell, two_d: bool) -> Vec<usize> {
     out
 }
 
+/// Computes the points of one refine pass outside this process's memory — the cluster mode
+/// hands them to its workers as chunks. `spec` is an ordinary sweep of the pass's points (no
+/// `refine`, the concrete back end of the whole refine run); the result holds them in
+/// `spec`'s point order. Deciding the next pass and writing the results stay with [`run`].
+pub trait PassRunner {
+    fn run_pass(&self, spec: &SweepSpec, circuit: &Circuit) -> Result<SweepResult, SweepError>;
+}
+
 /// Runs the sweep `spec` (its grid the coarse level) refined by `refine` into `sink`: the
 /// sink sees one sweep over the final point set, whose grid has the extra column
 /// [`LEVEL_KEY`].
@@ -362,12 +372,52 @@ pub fn run(
         backend: spec.backend,
         notes: Vec::new(),
     };
-    // One pass: the points `grid` in memory.
+    // Every pass runs on the back end `Auto` picks for the coarse grid (one kernel for all
+    // passes, and the same choice wherever a pass runs), compiled once into `memo`.
+    let own_memo = PlanMemo::default();
+    let memo = ctrl.plans.unwrap_or(&own_memo);
+    let backend = match spec.backend {
+        Backend::Auto => {
+            let mut coarse = spec.clone();
+            coarse.refine = None;
+            on_compile_stack(|| build_plan(&coarse, circuit, Some(memo)).map(|p| p.groups[0].kernel.backend()))?
+        }
+        b => b,
+    };
+    let level_ctrl = RunControl {
+        plans: Some(memo),
+        refine_passes: None,
+        ..level_ctrl
+    };
+    // One pass: the points `grid`, in memory or by `ctrl.refine_passes`.
     let run_pass = |grid: Grid, summary: &mut SweepSummary| -> Result<SweepResult, SweepError> {
         let mut pass = spec.clone();
         pass.refine = None;
         pass.param_grid = grid;
         pass.chunk_size = 0;
+        pass.backend = backend;
+        if let Some(runner) = ctrl.refine_passes {
+            let result = runner.run_pass(&pass, circuit)?;
+            let n_stats = result.summaries.as_ref().map_or(0, |s| s.values.len());
+            if result.status.len() != pass.param_grid.len() || n_stats != pass.summaries.len() {
+                return Err(SweepError::Output {
+                    source: format!(
+                        "a refine pass of {} points came back with {} points and {n_stats} summaries",
+                        pass.param_grid.len(),
+                        result.status.len()
+                    )
+                    .into(),
+                });
+            }
+            let failed = result.status.iter().filter(|s| **s != PointStatus::Ok).count();
+            let n = pass.param_grid.len();
+            done_before.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            summary.points_run += n;
+            summary.lane_steps += n as u64 * pass.steps();
+            summary.points_failed += failed;
+            summary.backend = backend;
+            return Ok(result);
+        }
         let mut mem = MemorySink::new();
         let s = run_with(&pass, circuit, &mut mem, level_ctrl)?;
         done_before.fetch_add(s.points_run, std::sync::atomic::Ordering::Relaxed);
@@ -395,8 +445,8 @@ pub fn run(
         };
         (i, j)
     };
-    let nodes: Vec<Node> = (0..coarse.labels.len())
-        .map(|p| node_of(p, &coarse.grid_values))
+    let nodes: Vec<Node> = (0..spec.param_grid.len())
+        .map(|p| node_of(p, spec.param_grid.columns()))
         .collect();
     let mut points = Points {
         at: nodes.iter().enumerate().map(|(p, n)| (*n, p)).collect(),
@@ -509,8 +559,9 @@ pub fn run(
     Ok(summary)
 }
 
-/// Whether `spec` can be cut into chunks that run independently (shards, cluster tasks): not
-/// when it refines, since each level's points depend on the level before.
+/// Whether `spec` can be cut into shards that run independently: not when it refines, since
+/// each level's points depend on the level before (the cluster mode runs each level's
+/// points as chunks through a [`PassRunner`] instead).
 pub fn check_distributable(spec: &SweepSpec) -> Result<(), RefineError> {
     if spec.refine.is_some() {
         return Err(RefineError::Shard);
@@ -931,6 +982,143 @@ mod tests {
         };
         assert_eq!(bits(&kept), bits(&direct));
         assert_eq!(kept.status, direct.status);
+    }
+
+    fn stuart_landau_refined(backend: Backend) -> SweepSpec {
+        let mus: Vec<f64> = (0..5).map(|i| -1.03 + 0.5 * f64::from(i)).collect();
+        let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
+        let sim = SimConfig {
+            simulation_time: 60.0,
+            dt: 0.02,
+            sampling_step: Some(0.02),
+            method: Method::Rk4,
+            cutoff: 40.0,
+        };
+        let mut spec = SweepSpec::new(grid(&[("mu", mus)]), map, sim);
+        spec.outputs = vec![("x".into(), "p/sl/x".into())];
+        spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Mean]);
+        spec.keep_traces = false;
+        spec.backend = backend;
+        spec.refine = Some(Refine {
+            levels: 4,
+            criterion: Criterion::Regime,
+            tolerance: 0.0,
+        });
+        spec
+    }
+
+    /// The result's summaries, every statistic and column, as bits (NaN compared by its bits).
+    fn summary_bits(r: &SweepResult) -> Vec<Vec<u64>> {
+        let s = r.summaries.as_ref().unwrap();
+        s.values
+            .iter()
+            .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn every_refine_pass_runs_on_one_kernel_compiled_once() {
+        // Auto resolves once (for the coarse grid) and every pass reuses that kernel: one
+        // build for all passes. The results are a plain sweep's of the same points on that
+        // back end, bit for bit (a second kernel, compiled by the plain sweep itself).
+        let circuit = stuart_landau(0.0, 2.0);
+        let spec = stuart_landau_refined(Backend::Auto);
+        let memo = PlanMemo::default();
+        let mut sink = MemorySink::new();
+        let ctrl = RunControl {
+            plans: Some(&memo),
+            ..RunControl::default()
+        };
+        let summary = run_with(&spec, &circuit, &mut sink, ctrl).unwrap();
+        let refined = sink.into_result().unwrap();
+        assert!(summary.chunks_run >= 4, "passes: {}", summary.chunks_run);
+        assert_eq!(memo.builds(), 1, "{} passes", summary.chunks_run);
+        assert_ne!(summary.backend, Backend::Auto);
+        let mut plain = spec.clone();
+        plain.refine = None;
+        plain.backend = summary.backend;
+        plain.param_grid = Grid::from_columns(vec!["mu".into()], vec![refined.grid_values[0].clone()]).unwrap();
+        let (direct, _) = run_memory(&plain, &circuit);
+        assert_eq!(summary_bits(&refined), summary_bits(&direct));
+        assert_eq!(refined.status, direct.status);
+        // A concrete back end: no resolution, the first pass builds and the others reuse.
+        let memo = PlanMemo::default();
+        let ctrl = RunControl {
+            plans: Some(&memo),
+            ..RunControl::default()
+        };
+        let jit = stuart_landau_refined(Backend::Jit);
+        let summary = run_with(&jit, &circuit, &mut MemorySink::new(), ctrl).unwrap();
+        assert!(summary.chunks_run >= 4);
+        assert_eq!(memo.builds(), 1);
+    }
+
+    /// Runs each pass as two halves (as workers would run chunks) and records the passes.
+    struct HalvesRunner {
+        passes: std::sync::Mutex<Vec<(usize, Backend)>>,
+    }
+
+    impl PassRunner for HalvesRunner {
+        fn run_pass(&self, spec: &SweepSpec, circuit: &Circuit) -> Result<SweepResult, SweepError> {
+            assert!(spec.refine.is_none());
+            self.passes.lock().unwrap().push((spec.param_grid.len(), spec.backend));
+            let n = spec.param_grid.len();
+            let half = |range: std::ops::Range<usize>| {
+                let mut part = spec.clone();
+                let cols = (0..spec.param_grid.keys().len())
+                    .map(|k| spec.param_grid.column(k)[range.clone()].to_vec())
+                    .collect();
+                part.param_grid = Grid::from_columns(spec.param_grid.keys().to_vec(), cols).unwrap();
+                run_memory(&part, circuit).0
+            };
+            let (mut a, b) = (half(0..n / 2), half(n / 2..n));
+            a.labels.extend(b.labels);
+            for (x, y) in a.grid_values.iter_mut().zip(b.grid_values) {
+                x.extend(y);
+            }
+            a.status.extend(b.status);
+            if let (Some(sa), Some(sb)) = (a.summaries.as_mut(), b.summaries) {
+                for (x, y) in sa.values.iter_mut().zip(sb.values) {
+                    x.extend(y);
+                }
+            }
+            Ok(a)
+        }
+    }
+
+    #[test]
+    fn passes_run_elsewhere_give_the_in_process_result_bit_for_bit() {
+        // The cluster mode's route: the engine decides each pass, a PassRunner computes its
+        // points (here in two halves, as chunks), the engine writes the point set. Same points,
+        // labels, levels and summaries as the in-process refine.
+        let circuit = stuart_landau(0.0, 2.0);
+        let spec = stuart_landau_refined(Backend::Jit);
+        let (local, local_summary) = run_memory(&spec, &circuit);
+        let runner = HalvesRunner {
+            passes: std::sync::Mutex::new(Vec::new()),
+        };
+        let mut sink = MemorySink::new();
+        let ctrl = RunControl {
+            refine_passes: Some(&runner),
+            ..RunControl::default()
+        };
+        let summary = run_with(&spec, &circuit, &mut sink, ctrl).unwrap();
+        let remote = sink.into_result().unwrap();
+        let passes = runner.passes.into_inner().unwrap();
+        assert_eq!(passes.len(), summary.chunks_run);
+        assert_eq!(passes.len(), local_summary.chunks_run);
+        assert!(passes.iter().all(|(_, b)| *b == Backend::Jit));
+        assert_eq!(passes.iter().map(|p| p.0).sum::<usize>(), local.labels.len());
+        assert_eq!(remote.labels, local.labels);
+        let bits = |r: &SweepResult| -> Vec<Vec<u64>> {
+            r.grid_values
+                .iter()
+                .map(|c| c.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        assert_eq!(bits(&remote), bits(&local));
+        assert_eq!(summary_bits(&remote), summary_bits(&local));
+        assert_eq!(remote.status, local.status);
     }
 
     fn mpr_spec(grid: Grid, map: ParamMap) -> SweepSpec {

@@ -150,7 +150,7 @@ fn run_inner(
         in_memory,
         spec.keep_traces || needs_fft,
     )?;
-    let plan = on_compile_stack(|| build_plan(spec, circuit))?;
+    let plan = on_compile_stack(|| build_plan(spec, circuit, ctrl.plans))?;
     checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
     let chunks = spec.chunks();
     sink.begin(&SweepMeta {
@@ -181,6 +181,22 @@ fn run_inner(
         notes: threads_note.into_iter().collect(),
     };
     let per_point = plan.n_time * plan.n_cols;
+    // Blocks finish on several threads: the count a block computed may reach the callback
+    // after a larger one, so reports pass one at a time and only forward.
+    let last_reported = Mutex::new(0usize);
+    let report = |points_done: usize, lane_steps: u64| {
+        if let Some(p) = ctrl.progress {
+            let mut last = last_reported.lock().unwrap_or_else(|e| e.into_inner());
+            if points_done > *last {
+                *last = points_done;
+                p(Progress {
+                    points_done,
+                    points_total: total,
+                    lane_steps,
+                });
+            }
+        }
+    };
     for (ci, range) in chunks.iter().enumerate() {
         if ctrl.shard.is_some_and(|s| ci % s.count != s.index) {
             continue;
@@ -189,13 +205,7 @@ fn run_inner(
             summary.chunks_skipped += 1;
             summary.points_skipped += range.len();
             let d = done.fetch_add(range.len(), Ordering::Relaxed) + range.len();
-            if let Some(p) = ctrl.progress {
-                p(Progress {
-                    points_done: d,
-                    points_total: total,
-                    lane_steps: lane_steps.load(Ordering::Relaxed),
-                });
-            }
+            report(d, lane_steps.load(Ordering::Relaxed));
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
@@ -214,13 +224,7 @@ fn run_inner(
             );
             let d = done.fetch_add(n, Ordering::Relaxed) + n;
             let ls = lane_steps.fetch_add(n as u64 * steps, Ordering::Relaxed) + n as u64 * steps;
-            if let Some(p) = ctrl.progress {
-                p(Progress {
-                    points_done: d,
-                    points_total: total,
-                    lane_steps: ls,
-                });
-            }
+            report(d, ls);
             Ok(data)
         };
         // With nothing to sample per point there is no array to split among blocks.

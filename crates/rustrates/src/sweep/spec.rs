@@ -223,12 +223,18 @@ pub struct RunControl<'a> {
     /// Checked between blocks; when set, the run stops with [`SweepError::Cancelled`] and the
     /// chunk in progress is not reported finished.
     pub cancel: Option<&'a AtomicBool>,
-    /// Called after every block, from the worker threads: two blocks finishing at once may
-    /// report out of order (a smaller `points_done` after a larger one), so keep the largest.
+    /// Called after every block, from the worker threads, one call at a time; `points_done`
+    /// only grows from one call to the next (a block that finishes with a count already
+    /// passed by another thread's report is not reported).
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     pub shard: Option<Shard>,
     /// Replaces [`solve::run_block`] when set.
     pub solver: Option<&'a BlockSolver<'a>>,
+    /// Keeps the compiled kernel across runs of this spec with other points (refine passes).
+    pub plans: Option<&'a super::PlanMemo>,
+    /// Computes refine passes elsewhere (the cluster mode's workers) instead of in this
+    /// process; the refine rule and the results stay the engine's.
+    pub refine_passes: Option<&'a (dyn super::refine::PassRunner + Sync)>,
 }
 
 /// What the sink learns before the first block.

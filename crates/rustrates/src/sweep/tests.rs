@@ -295,6 +295,33 @@ fn run_cancel_flag_stops_between_blocks() {
 }
 
 #[test]
+fn run_progress_reports_only_grow_and_end_at_the_total() {
+    // 2 threads and one-point blocks: many blocks finish close together, the situation in which
+    // a count computed first used to reach the callback after a larger one.
+    let etas: Vec<f64> = (0..60).map(f64::from).collect();
+    let mut spec = fake_spec(&etas, &[0.0, 1.0]);
+    (spec.chunk_size, spec.block_size, spec.threads, spec.oversubscribe) = (40, 1, Some(2), true);
+    let seen = std::sync::Mutex::new(Vec::new());
+    // A report that takes a while (as a slow terminal or a Python callback may) widens the
+    // window: a count computed first must still not be passed by the next one.
+    let progress = |p: Progress| {
+        if p.points_done.is_multiple_of(2) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        seen.lock().unwrap().push(p.points_done);
+    };
+    let mut sink = MemorySink::new();
+    let ctrl = RunControl {
+        progress: Some(&progress),
+        ..RunControl::default()
+    };
+    run_fake(&spec, &mut sink, ctrl).unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&120));
+}
+
+#[test]
 fn run_unknown_output_input_and_shard_are_errors() {
     let mut spec = fake_spec(&[1.0], &[0.0]);
     spec.outputs = vec![("x".into(), "A/op/xx".into())];
@@ -859,7 +886,7 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
     let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.15, 0.1));
     for backend in [Backend::Reference, Backend::Jit] {
         let spec = gamma_spec(&delays, &spreads, backend);
-        let plan = build_plan(&spec, &base).unwrap();
+        let plan = build_plan(&spec, &base, None).unwrap();
         assert_eq!(plan.groups.len(), 5, "one kernel per distinct chain length");
         // Groups: the template's n = 2 first, then by first appearance n = 1, 4, 9, 6; each
         // block holds one group's points of a chunk.
@@ -920,13 +947,13 @@ fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
     let dir = tempfile::tempdir().unwrap();
     let base = load_yaml(dir.path(), "base.yaml", gamma_yaml(0.2, 0.1));
     let spec = gamma_spec(&[0.2, 0.201, 0.199, 0.21], &[0.1; 4], Backend::Reference);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
     assert!(plan.group_of.is_none());
     assert_eq!(plan.blocks(0..4, 4), vec![Lanes::Run(0, 4)]);
     // A common length other than the template's (9, 9.3 → 9): still one kernel.
     let spec = gamma_spec(&[0.3, 0.305], &[0.1; 2], Backend::Reference);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
@@ -1010,7 +1037,7 @@ fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
     spec.outputs = vec![("v".into(), "jrc2/pc/rpo_e_in/v".into())];
     spec.backend = Backend::Reference;
     (spec.block_size, spec.threads) = (2, Some(2));
-    assert_eq!(build_plan(&spec, &base).unwrap().groups.len(), 3);
+    assert_eq!(build_plan(&spec, &base, None).unwrap().groups.len(), 3);
     let mut sink = MemorySink::new();
     run(&spec, &base, &mut sink).unwrap();
     let r = sink.into_result().unwrap();
@@ -1050,7 +1077,7 @@ fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_r
         },
     )];
     (spec.block_size, spec.chunk_size) = (4, 0);
-    let plan = build_plan(&spec, &base).unwrap();
+    let plan = build_plan(&spec, &base, None).unwrap();
     assert!(!plan.gather);
     assert_eq!(
         plan.blocks(0..6, 3),

@@ -203,7 +203,12 @@ pub fn tokenize(text: &str, file: FileId, offset: u32) -> (Vec<Token>, Diagnosti
 fn unexpected_char_help(ch: char) -> Option<&'static str> {
     Some(match ch {
         '!' => "`!` only appears in `!=`",
-        '[' | ']' | '{' | '}' => "only round parentheses `(` `)` group expressions",
+        '[' | ']' => {
+            "only round parentheses `(` `)` group expressions; indexing (`x[0]`) is not part of the \
+equation language (PyRates 1.2.3 cannot run it either): reduce a vector with `vsum`, `mean` or `dot`, or \
+read one element through an edge (`'a/op/x[1]'`)"
+        }
+        '{' | '}' => "only round parentheses `(` `)` group expressions",
         '&' | '|' => "logical operators are not part of the equation language; use comparisons and `heaviside`",
         '%' => "the equation language has no modulo operator",
         '"' => "an equation is not quoted inside its YAML string",

@@ -304,6 +304,7 @@ impl<'o> Loader<'o> {
                                         vtype,
                                         value: 0.0,
                                         imag: None,
+                                        len: None,
                                         span: v.span,
                                     },
                                 );
@@ -359,12 +360,10 @@ impl<'o> Loader<'o> {
                     });
                     let dtype = v.get("dtype").and_then(Node::as_str).unwrap_or("float");
                     let is_complex = dtype.contains("complex") || value.is_some_and(|(_, im)| im != 0.0);
-                    if let Some(sh) = v.get("shape") {
-                        if !shape_is_scalar(sh) {
-                            self.unsupported(sh.span, path, "vector-valued variables (`shape`)");
-                            return None;
-                        }
-                    }
+                    let len = match v.get("shape") {
+                        Some(sh) => self.shape_len(sh, path)?,
+                        None => None,
+                    };
                     let Some((value, im)) = value else {
                         self.bad_var(
                             v.get("value").map_or(span, |n| n.span),
@@ -374,11 +373,16 @@ impl<'o> Loader<'o> {
                         return None;
                     };
                     let imag = is_complex.then_some(im);
+                    if imag.is_some() && len.is_some() {
+                        self.vector_variable(span, path, "vectors of complex elements are not supported".into());
+                        return None;
+                    }
                     return match parse_vtype(vtype) {
                         Some(vt) => Some(VarDecl {
                             vtype: vt,
                             value,
                             imag,
+                            len,
                             span,
                         }),
                         None => {
@@ -407,12 +411,10 @@ impl<'o> Loader<'o> {
             }
             _ => v.clone(),
         };
-        if let Some(sh) = v.get("shape") {
-            if !shape_is_scalar(sh) {
-                self.unsupported(sh.span, path, "vector-valued variables (`shape`)");
-                return None;
-            }
-        }
+        let shape_len = match v.get("shape") {
+            Some(sh) => self.shape_len(sh, path)?,
+            None => None,
+        };
         if let Some(x) = spec.as_f64() {
             // As in PyRates, a number is a constant, also where it replaces an inherited
             // input or state (the definition is replaced, not its default).
@@ -421,6 +423,7 @@ impl<'o> Loader<'o> {
                 vtype,
                 value: x,
                 imag: None,
+                len: shape_len,
                 span,
             });
         }
@@ -444,6 +447,7 @@ impl<'o> Loader<'o> {
                 vtype: VType::Constant,
                 value: re,
                 imag: yaml::parse_number(&s).is_none().then_some(im),
+                len: None,
                 span,
             });
         }
@@ -463,6 +467,21 @@ impl<'o> Loader<'o> {
             self.diags.push(d);
             return None;
         };
+        // `variable(0.5, 3)`: PyRates' vector of 3 elements, each starting at 0.5.
+        let (arg, len) = match arg.as_deref().and_then(|a| a.split_once(',')) {
+            Some((value, len)) => match len.parse::<usize>() {
+                Ok(n) if n >= 1 && !value.starts_with('[') => (Some(value.to_string()), Some(n)),
+                _ => {
+                    self.vector_variable(
+                        span_err,
+                        path,
+                        format!("cannot read the vector `{s}`: write `variable(value, length)`"),
+                    );
+                    return None;
+                }
+            },
+            None => (arg, shape_len),
+        };
         let (value, imag) = match arg.as_deref() {
             None | Some("") | Some("float") | Some("float64") | Some("float32") => (0.0, None),
             Some("complex") | Some("complex64") | Some("complex128") => (0.0, Some(0.0)),
@@ -475,12 +494,49 @@ impl<'o> Loader<'o> {
                 }
             },
         };
+        if imag.is_some() && len.is_some() {
+            self.vector_variable(span_err, path, "vectors of complex elements are not supported".into());
+            return None;
+        }
         Some(VarDecl {
             vtype,
             value,
             imag,
+            len,
             span,
         })
+    }
+
+    /// The length a `shape:` gives: `None` for a scalar (`[1]`, `()`), `Some(n)` for one
+    /// dimension of n; more dimensions are reported (and the declaration dropped).
+    fn shape_len(&mut self, sh: &Node, path: &str) -> Option<Option<usize>> {
+        if shape_is_scalar(sh) {
+            return Some(None);
+        }
+        let dims: Vec<Option<usize>> = match &sh.value {
+            Value::Seq(items) => items
+                .iter()
+                .map(|i| i.as_f64().filter(|x| x.fract() == 0.0 && *x >= 1.0).map(|x| x as usize))
+                .collect(),
+            Value::Scalar { text, .. } => text
+                .trim_matches(|c| matches!(c, '(' | ')' | '[' | ']' | ' '))
+                .split(',')
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| d.trim().parse().ok())
+                .collect(),
+            Value::Map(_) => vec![None],
+        };
+        match dims.as_slice() {
+            [Some(n)] if *n >= 1 => Some(Some(*n)),
+            _ => {
+                self.vector_variable(
+                    sh.span,
+                    path,
+                    "a `shape` of more than one dimension is not supported".into(),
+                );
+                None
+            }
+        }
     }
 
     fn bad_var(&mut self, span: Span, path: &str, msg: &str) {
@@ -491,12 +547,18 @@ impl<'o> Loader<'o> {
         );
     }
 
-    fn unsupported(&mut self, span: Span, path: &str, feature: &str) {
+    /// A PyRates 1.x vector variable rustrates cannot lower (two dimensions, a list of values,
+    /// complex elements).
+    fn vector_variable(&mut self, span: Span, path: &str, message: String) {
         self.diags.push(
-            Diagnostic::error("template/unsupported", format!("{feature} are not supported"))
+            Diagnostic::error("template/unsupported", message)
                 .with_span(span)
                 .with_path(path)
-                .with_help("rustrates simulates real scalar variables only"),
+                .with_help(
+                    "rustrates has real vectors of one dimension, `variable(0.5, 3)` or `shape: [3]`, every \
+element starting at the same value (set elements with `update_var`/`param_map`, `x[1]`); otherwise write \
+one node per element and couple them with edges or a `connectivity:` block",
+                ),
         );
     }
 

@@ -135,6 +135,9 @@ pub struct VarDecl {
     /// `Some(imaginary part of the default)` for a complex-valued variable (`dtype: complex`,
     /// `variable(complex)`, `output(0.5+0.1j)`, a constant `0.0+1.0j`), `None` for a real one.
     pub imag: Option<f64>,
+    /// `Some(n)` for a PyRates 1.x vector variable of n elements (`variable(0.5, 3)`,
+    /// `shape: [3]`), every element starting at `value`; `None` for a scalar.
+    pub len: Option<usize>,
     pub span: Span,
 }
 

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
-use rustrates::model::passes::{lower_edges, specialize_params};
+use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
@@ -222,18 +222,225 @@ fn matrix_forms_run_the_edge_list_bit_for_bit() {
     }
 }
 
-/// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`.
+/// Every node's `G` and `eta`, and the block's scale when it has one: what a sweep over
+/// them leaves per lane.
+fn per_lane(c: &rustrates::model::Circuit) -> Vec<rustrates::model::VarId> {
+    (0..c.vars.len() as u32)
+        .map(rustrates::model::VarId)
+        .filter(|v| {
+            let name = &c.var(*v).name;
+            name.ends_with("/G") || name.ends_with("/eta") || name == "C/scale"
+        })
+        .collect()
+}
+
+#[test]
+fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // N = 5 with delays, N = 20 sparse, N = 20 dense and scaled.
+    for (n, sparse, dmax, scaled) in [(5, false, 0.002, false), (20, true, 0.0, false), (20, false, 0.0, true)] {
+        let w = |i, j| weight(n, i, j, sparse);
+        let d = |i, j| delay(dmax, i, j);
+        write_npy(&dir.path().join("w.npy"), n, w);
+        write_npy(&dir.path().join("d.npy"), n, d);
+        let mut yaml = matrix_block(n, "w.npy", (dmax > 0.0).then_some("d.npy"));
+        if scaled {
+            yaml += "      name: C\n      scale: 1.5\n";
+        }
+        let path = dir.path().join(format!("node{n}.yaml"));
+        std::fs::write(&path, &yaml).expect("write");
+        let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+            .expect("loads")
+            .circuit;
+        let list_path = dir.path().join(format!("list{n}.yaml"));
+        std::fs::write(&list_path, edge_list(n, sparse, dmax)).expect("write");
+        let list = load_circuit(&format!("{}/Net", list_path.display()), &LoadOptions::default())
+            .expect("loads")
+            .circuit;
+        let case = format!("N = {n}, sparse {sparse}, delays {}, scaled {scaled}", dmax > 0.0);
+        // One node: no edge, no parameter per entry; the edge list has one weight (and one
+        // delay) parameter per edge, otherwise the same variables.
+        assert!(c.edges.is_empty(), "{case}");
+        assert_eq!(c.couplings.len(), 1, "{case}");
+        let cp = &c.couplings[0];
+        assert_eq!(cp.len(), list.edges.len(), "{case}: one entry per edge");
+        assert_eq!(cp.is_dense(), !sparse, "{case}");
+        let per_edge = if dmax > 0.0 { 2 } else { 1 };
+        assert_eq!(
+            c.vars.len() + per_edge * list.edges.len(),
+            list.vars.len() + usize::from(scaled),
+            "{case}"
+        );
+        // The entries are the edge list's weights and delays, row by row in source order.
+        for (i, t) in cp.targets.iter().enumerate() {
+            let into: Vec<_> = list.edges.iter().filter(|e| e.target == *t).collect();
+            let row: Vec<_> = cp.row(i).collect();
+            assert_eq!(row.len(), into.len(), "{case}: row {i}");
+            for ((e, j), edge) in row.into_iter().zip(into) {
+                assert_eq!(cp.sources[j], edge.source, "{case}: row {i}");
+                let value = |k: &str| list.var(edge.params.iter().find(|(n, _)| n == k).expect(k).1).value;
+                assert_eq!(cp.weights[e].to_bits(), value("weight").to_bits(), "{case}: row {i}");
+                if dmax > 0.0 {
+                    assert_eq!(cp.delay(e), Some(value("delay")), "{case}: row {i}");
+                }
+            }
+        }
+        // Lowering keeps it; the network plan read from the node equals the plan parsed from
+        // the sums written out (the form the other back ends run), field for field.
+        let kept = lower_edges_keeping_couplings(&c);
+        assert_eq!(kept.couplings.len(), 1, "{case}");
+        assert!(kept.couplings[0].lowered);
+        let compiled = specialize_params(&kept, &per_lane(&kept));
+        let from_node = plan(&compiled);
+        let from_sums = plan(&expand_couplings(&compiled));
+        assert!(from_sums.is_ok(), "{case}: {from_sums:?}");
+        assert_eq!(from_node, from_sums, "{case}");
+        assert_eq!(expand_couplings(&kept).layout(), kept.layout(), "{case}: same buffers");
+        if rustrates::kernel::c::compiler_available() {
+            let cache = tempfile::tempdir().expect("temp dir");
+            let options = KernelOptions {
+                backend: Backend::C,
+                cache_dir: Some(cache.path().to_path_buf()),
+                ..KernelOptions::default()
+            };
+            let kernel = Kernel::compile(&compiled, &options).expect("compiles");
+            assert!(kernel.is_network(), "{case}: the C loops run the node");
+        }
+        // Reference and JIT: the engine runs a coupling of states without delays before the
+        // compiled right-hand side; one evaluation equals the written-out sums bit for bit.
+        for backend in [Backend::Reference, Backend::Jit] {
+            let options = KernelOptions {
+                backend,
+                ..KernelOptions::default()
+            };
+            let node = Kernel::compile(&compiled, &options).expect("compiles");
+            let written = Kernel::compile(&expand_couplings(&compiled), &options).expect("compiles");
+            assert_eq!(node.runs_couplings(), dmax == 0.0, "{case}, {backend:?}");
+            assert!(!written.runs_couplings());
+            let (dy_node, a_node) = evaluate(&node);
+            let (dy_written, a_written) = evaluate(&written);
+            assert!(dy_node == dy_written, "{case}, {backend:?}: derivatives differ");
+            assert!(a_node == a_written, "{case}, {backend:?}: algebraics differ");
+            // Single precision: every operation of the sum rounded to f32 in both forms.
+            let options = KernelOptions {
+                backend,
+                precision: rustrates::kernel::Precision::F32,
+                ..KernelOptions::default()
+            };
+            let node = Kernel::compile(&compiled, &options).expect("compiles");
+            let written = Kernel::compile(&expand_couplings(&compiled), &options).expect("compiles");
+            assert!(
+                evaluate_f32(&node) == evaluate_f32(&written),
+                "{case}, {backend:?}, f32: evaluations differ"
+            );
+        }
+    }
+}
+
+/// [`evaluate`] in single precision: derivatives then algebraics, as bits.
+fn evaluate_f32(kernel: &Kernel) -> Vec<u32> {
+    use rustrates::kernel::{KernelCtx, RhsArgsF32};
+    let lanes = 3;
+    let l = kernel.layout();
+    let c = kernel.circuit();
+    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<f32> {
+        vars.iter()
+            .enumerate()
+            .flat_map(|(k, v)| {
+                (0..lanes).map(move |lane| (c.var(*v).value * (1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64)) as f32)
+            })
+            .collect()
+    };
+    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
+    let mut dy = vec![0.0f32; l.states.len() * lanes];
+    let mut a = vec![0.0f32; l.algebraics.len() * lanes];
+    kernel.rhs_f32(RhsArgsF32 {
+        t: 0.0,
+        lanes,
+        y: &y,
+        p: &p,
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
+}
+
+/// One evaluation of `kernel` over 3 lanes at a state and parameters that differ per lane:
+/// the derivatives and algebraics, as bits.
+fn evaluate(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
+    use rustrates::kernel::{KernelCtx, RhsArgs};
+    let lanes = 3;
+    let l = kernel.layout();
+    let c = kernel.circuit();
+    let spread = |k: usize, lane: usize| 1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64;
+    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<f64> {
+        vars.iter()
+            .enumerate()
+            .flat_map(|(k, v)| (0..lanes).map(move |lane| c.var(*v).value * spread(k, lane) + 0.001 * lane as f64))
+            .collect()
+    };
+    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
+    let mut dy = vec![0.0; l.states.len() * lanes];
+    let mut a = vec![0.0; l.algebraics.len() * lanes];
+    kernel.rhs(RhsArgs {
+        t: 0.0,
+        lanes,
+        y: &y,
+        p: &p,
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+    (bits(&dy), bits(&a))
+}
+
+#[test]
+fn a_block_sharing_a_target_with_an_edge_is_written_out_in_the_edge_lists_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 6;
+    let extra = "    - [n0/qif_net_op/r, n1/qif_net_op/r_in, null, {weight: 0.37}]\n";
+    // A circuit's edges come before its blocks, so the extra edge is first in the list too.
+    let list = edge_list(n, true, 0.0).replacen("  edges:\n", &format!("  edges:\n{extra}"), 1);
+    let block = matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, true)), None) + "  edges:\n" + extra;
+    let path = dir.path().join("shared.yaml");
+    std::fs::write(&path, &block).expect("write");
+    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit;
+    assert_eq!(c.couplings.len(), 1);
+    assert!(
+        lower_edges_keeping_couplings(&c).couplings.is_empty(),
+        "n1's input is fed twice: the block is written out"
+    );
+    for backend in backends() {
+        let want = sweep(dir.path(), "list.yaml", &list, n, backend, 200);
+        let got = sweep(dir.path(), "block.yaml", &block, n, backend, 200);
+        assert!(bits(&got) == bits(&want), "{backend:?}: differs from the edge list");
+    }
+}
+
+/// `network_grid.c`'s loop for one point: r of every node after every step, `[step][node]`;
+/// with `dmax > 0` it reads r of the step `s − round(D/dt)` (the initial value before 0).
 #[allow(clippy::needless_range_loop)]
-fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
+fn transcription(n: usize, g: f64, eta: f64, steps: usize, dmax: f64) -> Vec<Vec<f64>> {
     let pi = std::f64::consts::PI;
     let (mut r, mut v) = (vec![0.01; n], vec![-2.0; n]);
     let mut hist = vec![r.clone()];
-    for _ in 0..steps {
+    for s in 0..steps {
         let mut rin = vec![0.0; n];
         for i in 0..n {
             let mut acc = 0.0;
             for j in 0..n {
-                acc += weight(n, i, j, false) * r[j];
+                let d = if dmax > 0.0 {
+                    network_grid::delay_steps(dmax, DT, i, j)
+                } else {
+                    0
+                };
+                acc += weight(n, i, j, false) * s.checked_sub(d).map_or(0.01, |k| hist[k][j]);
             }
             rin[i] = g * acc;
         }
@@ -248,11 +455,11 @@ fn transcription(n: usize, g: f64, eta: f64, steps: usize) -> Vec<Vec<f64>> {
 }
 
 /// The worst relative difference of every node's r trace from the transcription.
-fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize) -> f64 {
+fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize, dmax: f64) -> f64 {
     let mut worst: f64 = 0.0;
     for p in 0..res.labels.len() {
         let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
-        let want = transcription(n, g, eta, steps);
+        let want = transcription(n, g, eta, steps, dmax);
         for (c, (node, _)) in res.columns.iter().enumerate() {
             let i: usize = node.trim_start_matches('n').parse().expect("node index");
             let got = res.trace(p, c).expect("trace");
@@ -298,7 +505,7 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
     for backend in backends() {
         let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
-        let worst = worst_against_transcription(&res, n, steps);
+        let worst = worst_against_transcription(&res, n, steps, 0.0);
         // As in the test below: the same operations, a few ulps apart at most.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
         // Lanes = single runs: each point alone gives the same bits.
@@ -347,7 +554,7 @@ fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
     for backend in backends() {
         let res = sweep(dir.path(), "net.yaml", &yaml, n, backend, steps);
         assert_eq!(res.time.len(), steps);
-        let worst = worst_against_transcription(&res, n, steps);
+        let worst = worst_against_transcription(&res, n, steps, 0.0);
         // Same operations as the C program; only the association of `G·Σ` and of the
         // equations' terms may differ, a few ulps per step over 300 steps.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
@@ -471,4 +678,129 @@ fn bad_matrices_are_reported_where_they_are_written() {
         "weights",
         "unknown connectivity key `weights`",
     );
+}
+
+#[test]
+fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 6;
+    let path = dir.path().join("shared_kernel.yaml");
+    std::fs::write(
+        &path,
+        matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+    )
+    .expect("write");
+    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit;
+    let compiled = specialize_params(&lower_edges_keeping_couplings(&c), &[]);
+    let options = KernelOptions {
+        backend: Backend::Jit,
+        ..KernelOptions::default()
+    };
+    let first = Kernel::compile_shared(&compiled, &options).expect("compiles");
+    let again = Kernel::compile_shared(&compiled.clone(), &options).expect("compiles");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "the same circuit reuses the kernel"
+    );
+    let reference = KernelOptions {
+        backend: Backend::Reference,
+        ..KernelOptions::default()
+    };
+    let other_backend = Kernel::compile_shared(&compiled, &reference).expect("compiles");
+    assert!(!std::sync::Arc::ptr_eq(&first, &other_backend));
+    assert_eq!(other_backend.backend(), Backend::Reference);
+    // One weight changed: a kernel of its own, whose evaluation differs.
+    let mut changed = compiled.clone();
+    changed.couplings[0].weights[3] *= 2.0;
+    let other = Kernel::compile_shared(&changed, &options).expect("compiles");
+    assert!(!std::sync::Arc::ptr_eq(&first, &other));
+    assert!(evaluate(&other).1 != evaluate(&first).1, "the changed weight is used");
+}
+
+#[test]
+fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_the_reference() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 500;
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let path = dir.path().join("large.yaml");
+    std::fs::write(&path, matrix_block(n, "w.npy", None)).expect("write");
+    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit;
+    let kept = lower_edges_keeping_couplings(&c);
+    let compiled = specialize_params(&kept, &per_lane(&kept));
+    let compile = |backend| {
+        Kernel::compile(
+            &compiled,
+            &KernelOptions {
+                backend,
+                ..KernelOptions::default()
+            },
+        )
+        .expect("compiles")
+    };
+    let (jit, reference) = (compile(Backend::Jit), compile(Backend::Reference));
+    assert!(
+        jit.circuit().exprs.len() > rustrates::kernel::jit::LARGE_CIRCUIT_EXPRS,
+        "{} expressions: the single-pass allocator is not exercised",
+        jit.circuit().exprs.len()
+    );
+    assert!(jit.runs_couplings() && reference.runs_couplings());
+    // Register allocation changes no value: the same bits as the tree-walking evaluator.
+    assert!(evaluate(&jit) == evaluate(&reference), "JIT and reference differ");
+}
+
+/// A scaled block with delays (global coupling swept per lane, conduction delays of whole
+/// steps) runs as population loops reading the delay ring (C back end) and gives the C
+/// program's traces on every back end; each point equals its single run bit for bit.
+#[test]
+fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps, dmax) = (12, 200, 0.002);
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
+    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    for backend in backends() {
+        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let worst = worst_against_transcription(&res, n, steps, dmax);
+        // Whole-step reads take the recorded r itself, so the operations are the C
+        // program's: a few ulps apart at most over 200 steps.
+        assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
+        let p = 4;
+        let mut one = IndexMap::new();
+        one.insert("G".to_string(), vec![res.grid_values[0][p]]);
+        one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
+        let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
+        assert!(
+            trace_bits(&res, p) == trace_bits(&alone, 0),
+            "{backend:?}: point {p} in a sweep differs from its single run"
+        );
+    }
+    let path = dir.path().join("net.yaml");
+    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let low = lower_edges(&loaded.circuit);
+    let scale = low.find_var("C/scale").expect("the scale parameter");
+    let compiled = specialize_params(&low, &[scale]);
+    let net = plan(&compiled).expect("a network");
+    assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
+    assert!(net.couplings[0].has_delays());
+    if rustrates::kernel::c::compiler_available() {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        let kernel = Kernel::compile(&compiled, &options).expect("compiles");
+        assert!(kernel.is_network(), "the scaled delayed coupling runs as loops");
+        assert_eq!(
+            kernel.delay_ring_span(),
+            Some(network_grid::delay_steps(dmax, DT, 0, 0) as f64 * DT)
+        );
+    }
 }

@@ -2,4 +2,6 @@
 
 mod complex;
 mod connectivity;
+mod populations;
 mod templates;
+mod vectors;

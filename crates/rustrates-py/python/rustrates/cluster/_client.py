@@ -361,7 +361,11 @@ class ClusterGridSearch:
         **grid_search_kwargs
             ``summaries``, ``keep_traces``, ``cutoff``, ``backend``, ``solver``,
             ``float_precision``, ``rtol``/``atol``, ``regime``, ``initial_conditions``,
-            ``random_starts``, ``trace_precision``, ``compress`` (as ``grid_search``'s) and PyRates' ignored keywords.
+            ``random_starts``, ``refine``, ``trace_precision``, ``compress`` (as ``grid_search``'s)
+            and PyRates' ignored keywords. With ``refine`` the engine decides every pass here
+            and the workers compute each pass's points as chunks (recorded under
+            ``compute_dir/passes``, so a repeated call resumes); the file holds the point set
+            ``grid_search(refine=...)`` gives.
 
         The file has the engine's layout (``rustrates.read_results`` loads it lazily) plus
         the seed's pandas keys: ``Results/results`` (traces, summaries when only summaries
@@ -414,6 +418,7 @@ class ClusterGridSearch:
             self._connect(worker_env)
         workers = set(self._client.scheduler_info().get("workers", {}))
         n_workers = max(1, len(workers))
+        chunk_size_given = chunk_size is not None
         if chunk_size is None:
             chunk_size = max(1, -(-grid.n_points // n_workers))
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
@@ -432,6 +437,27 @@ class ClusterGridSearch:
         fingerprint = sweep.fingerprint
         compute_dir = self.compute_dir or Path.cwd() / f"rustrates_cgs_{fingerprint[:16]}"
         compute_dir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "circuit_template": os.fspath(circuit_template),
+            "simulation_time": t_value,
+            "dt": dt_value,
+            "sampling_step_size": dts if dts is not None else dt_value,
+            "permute_grid": permute_grid,
+            "chunk_size": int(chunk_size),
+            "solver": req.solver,
+            "backend": req.backend,
+            "float_precision": req.precision,
+            "cutoff": cutoff,
+            "fingerprint": fingerprint,
+        }
+        if sweep.refines:
+            if worker_file is not None:
+                raise _core.argument_error(
+                    "worker_file", "worker_file is not supported with refine= (its chunks are the passes' points)"
+                )
+            seed = (config, pmap, ins, outs, result_kwargs, circuit_template if add_template_info else None)
+            size = int(chunk_size) if chunk_size_given else None
+            return self._run_refined(sweep, kwargs, size, n_workers, compute_dir, seed, req.keep_traces)
         done = set(sweep.prepare_dir(os.fspath(compute_dir)))
         chunks = sweep.chunks()
 
@@ -447,19 +473,6 @@ class ClusterGridSearch:
         todo = [i for i in range(len(chunks)) if i not in done]
         self.last_run = {"chunks": len(chunks), "skipped": len(done), "computed": 0, "failed": 0}
         self.failed = []
-        config = {
-            "circuit_template": os.fspath(circuit_template),
-            "simulation_time": t_value,
-            "dt": dt_value,
-            "sampling_step_size": dts if dts is not None else dt_value,
-            "permute_grid": permute_grid,
-            "chunk_size": int(chunk_size),
-            "solver": req.solver,
-            "backend": req.backend,
-            "float_precision": req.precision,
-            "cutoff": cutoff,
-            "fingerprint": fingerprint,
-        }
         final = compute_dir / RESULT_FILE
         staging = compute_dir / (RESULT_FILE + ".partial")
         try:
@@ -534,6 +547,100 @@ class ClusterGridSearch:
             warnings.warn(str(err), ClusterSweepWarning, stacklevel=2)
         return os.fspath(final)
 
+    def _run_refined(
+        self,
+        sweep: Any,
+        kwargs: dict[str, Any],
+        chunk_size: int | None,
+        n_workers: int,
+        compute_dir: Path,
+        seed: tuple,
+        keep_traces: bool,
+    ) -> str:
+        """``refine=``: the engine runs the refinement and decides every pass; each pass's
+        points are a sweep of their own, cut into chunks for the workers and recorded under
+        ``compute_dir/passes/<fingerprint>`` (so a call interrupted between or within passes
+        resumes: the recorded chunks are read back, not computed again). The engine then
+        writes the point set as ``grid_search(refine=...)`` does; the pandas keys follow."""
+        passes_dir = compute_dir / "passes"
+        self.last_run = {"chunks": 0, "skipped": 0, "computed": 0, "failed": 0, "passes": 0}
+        self.failed = []
+
+        def run_pass(points: np.ndarray, backend: str) -> tuple[Any, str]:
+            size = chunk_size or max(1, -(-len(points) // n_workers))
+            args = dict(
+                kwargs["args"],
+                grid_values=None,
+                grid_rows=np.ascontiguousarray(points),
+                permute=False,
+                refine=None,
+                backend=backend,
+            )
+            pass_kwargs = dict(kwargs, args=args, chunk_size=int(size))
+            pass_sweep = _new_sweep(pass_kwargs)
+            fingerprint = pass_sweep.fingerprint
+            pass_dir = passes_dir / fingerprint[:16]
+            pass_dir.mkdir(parents=True, exist_ok=True)
+            done = set(pass_sweep.prepare_dir(os.fspath(pass_dir)))
+            chunks = pass_sweep.chunks()
+            todo = [i for i in range(len(chunks)) if i not in done]
+            self.last_run["passes"] += 1
+            self.last_run["chunks"] += len(chunks)
+            self.last_run["skipped"] += len(done)
+            if todo:
+                workers = set(self._client.scheduler_info().get("workers", {}))
+                if not workers or not workers <= self._checked_workers:
+                    self._check_workers()
+                payload = {
+                    "fingerprint": fingerprint,
+                    "post_source": None,
+                    "post_name": None,
+                    "kwargs": dict(pass_kwargs, template_files=pass_sweep.template_files, template_cwd=os.getcwd()),
+                }
+                futures = self._submit(payload, fingerprint, todo)
+                failures = self._collect(futures, pass_sweep, chunks, len(done), pass_dir, None, None)
+                if failures:
+                    self.failed = failures
+                    self.last_run["failed"] = len(failures)
+                    shown = "; ".join(f"chunk {f['chunk']}: {f['error']}" for f in failures[:3])
+                    err = ClusterSweepError(
+                        f"refine pass {self.last_run['passes']}: {len(failures)} of {len(chunks)} chunks failed "
+                        f"after {self.retries} retries ({shown}); refine needs every point of a pass to decide "
+                        f"the next, so no file was written. The finished passes and chunks are kept in "
+                        f"{passes_dir}: the same call again computes only what is missing"
+                    )
+                    err.failed = failures
+                    err.path = None
+                    raise err
+            return pass_sweep, os.fspath(pass_dir)
+
+        final = compute_dir / RESULT_FILE
+        staging = compute_dir / (RESULT_FILE + ".partial")
+        try:
+            sweep.run_refined(os.fspath(staging), run_pass)
+            res = _rustrates.read_results(os.fspath(staging))
+            nodes, rest, labels = _seed_keys(_PointSet(res), list(res["grid_keys"]), *seed)
+            _pandas_keys.put_prepared(staging, nodes, rest, create=False)
+            # What a chunked sweep's merge returns, from the file the engine wrote.
+            code_of = {name: code for code, name in _rustrates.STATUS_NAMES.items()}
+            summaries = res["summaries"]
+            merged = {
+                "status_codes": np.array([code_of[s] for s in res["status"]], dtype=np.int64),
+                # With traces the key holds them, read back from the file (as after a merge).
+                "summaries": None
+                if summaries is None or res["traces"] is not None
+                else summaries.reshape(len(summaries), -1),
+                "columns": res["columns"],
+                "summary_names": res["summary_names"],
+            }
+            _add_results_key(os.fspath(staging), None, [], keep_traces, merged, labels)
+            with open(staging, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(staging, final)
+        finally:
+            staging.unlink(missing_ok=True)
+        return os.fspath(final)
+
     def _submit(self, payload: dict[str, Any], fingerprint: str, todo: list[int]) -> dict[Any, int]:
         """One task per chunk of ``todo``; returns future → chunk index."""
         if _payload_bytes(payload["kwargs"]) > _SCATTER_BYTES:
@@ -565,7 +672,7 @@ class ClusterGridSearch:
         staging_file: Any,
     ) -> list[dict[str, Any]]:
         """Records each chunk in ``compute_dir`` as it comes back and merges it into the
-        staging file (``staging_file()`` gives its merger); returns the chunks that failed
+        staging file (``staging_file()`` gives its merger; None: recorded only); returns the chunks that failed
         every try, in chunk order."""
         from dask.distributed import as_completed  # noqa: PLC0415
 
@@ -601,7 +708,8 @@ class ClusterGridSearch:
                 if post_dir is not None:
                     _write_atomic(post_dir / f"chunk_{i:08d}.pkl", out["post"])
                 sweep.record_part(os.fspath(compute_dir), i, out["data"])
-                staging_file()[0].add(i)
+                if staging_file is not None:
+                    staging_file()[0].add(i)
                 self.last_run["computed"] += 1
                 bar.update()
         finally:
@@ -609,6 +717,19 @@ class ClusterGridSearch:
             for fut in futures:
                 fut.cancel()
         return sorted(failures, key=lambda f: f["chunk"])
+
+
+class _PointSet:
+    """A results file's point set where ``_seed_keys`` expects a sweep (its grid and labels)."""
+
+    def __init__(self, res: Mapping[str, Any]) -> None:
+        self._res = res
+
+    def grid(self) -> np.ndarray:
+        return np.asarray(self._res["grid"])
+
+    def labels(self) -> list[str]:
+        return list(self._res["labels"])
 
 
 class _Once:

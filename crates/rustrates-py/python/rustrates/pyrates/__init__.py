@@ -17,6 +17,7 @@ change results and is not supported raises an error naming it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,7 +87,7 @@ class CircuitTemplate:
         self._added_edges: list[tuple[str, str, Any, dict[str, Any]]] = []
         # add_edges_from_matrix blocks, written as the engine's `connectivity:` form.
         self._added_matrices: list[dict[str, Any]] = []
-        self._node_vars: dict[str, float] = {}
+        self._node_vars: dict[str, Any] = {}
         self._edge_vars: dict[tuple[str, str, int, str], float] = {}
         for key, node in (nodes or {}).items():
             if not isinstance(node, (NodeTemplate, str)):
@@ -224,18 +225,22 @@ class CircuitTemplate:
         self, node_vars: Mapping[str, Any] | None = None, edge_vars: Sequence[Any] | None = None
     ) -> CircuitTemplate:
         """Sets variable values in place and returns the template (PyRates 1.x):
-        ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node),
+        ``node_vars={'p/qif_op/eta': -3.0}`` (``all/...`` for every node; an array gives one
+        value per node, in node order),
         ``edge_vars=[(source, target, {'weight': 2.0})]`` with node or variable paths."""
         for key, value in (node_vars or {}).items():
             arr = np.asarray(value)
-            if arr.ndim != 0:
-                raise TemplateBuildError(
-                    f"update_var: node_vars[{key!r}] is an array; one value per call is supported "
-                    "(set each node's value by its own path)"
-                )
             if len(str(key).split("/")) < 3:
                 raise TemplateBuildError(f"update_var: node_vars keys are 'node/op/var', got {key!r}")
-            if np.iscomplexobj(arr):
+            if arr.ndim != 0 and np.iscomplexobj(arr):
+                raise TemplateBuildError(
+                    f"update_var: node_vars[{key!r}] is a complex array; set each node's complex value by its own path"
+                )
+            if arr.ndim != 0:
+                # One value per node the key names (PyRates: `val[i]` for its i-th node); the
+                # engine's template checks the length against those nodes when it is built.
+                self._node_vars[str(key)] = arr.astype(np.float64)
+            elif np.iscomplexobj(arr):
                 # The engine holds a complex variable as its two parts (`var.real`, `var.imag`).
                 self._node_vars[f"{key}.real"] = float(arr.real)
                 self._node_vars[f"{key}.imag"] = float(arr.imag)
@@ -477,25 +482,40 @@ def _op_var(path: str) -> str:
 
 def _run_frame(res: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFrame:
     traces = np.asarray(res["traces"][0])
-    per_key: dict[str, list[int]] = {key: [] for key in outputs}
+    # (column, element) per key: the engine names a vector variable's elements `key[i]`.
+    per_key: dict[str, list[tuple[int, int | None]]] = {key: [] for key in outputs}
     for i, (_node, key) in enumerate(res["columns"]):
-        per_key[key].append(i)
+        element = _ELEMENT.fullmatch(key)
+        if key not in per_key and element is not None:
+            per_key[element.group(1)].append((i, int(element.group(2))))
+        else:
+            per_key[key].append((i, None))
+    elements = [el for idx in per_key.values() for _, el in idx]
+    vectors = any(el is not None for el in elements)
+    # PyRates labels a vector's columns (key, i); next to a scalar's (key, nan), i is a float.
+    with_scalars = vectors and None in elements
     columns: list[Any] = []
     order: list[int] = []
-    multi = False
+    multi = vectors
     for key, idx in per_key.items():
-        if len(idx) > 1:
-            multi = True
-            for i in idx:
+        nodes = {res["columns"][i][0] for i, _ in idx}
+        for i, el in idx:
+            order.append(i)
+            if len(nodes) > 1:
+                multi = True
                 node = res["columns"][i][0]
-                columns.append((key, *node.split("/"), _op_var(outputs[key])))
-                order.append(i)
-        else:
-            columns.append(key)
-            order.extend(idx)
+                columns.append((key, *node.split("/"), _op_var(outputs[key]), *(() if el is None else (el,))))
+            elif vectors:
+                label: Any = float("nan") if el is None else (float(el) if with_scalars else el)
+                columns.append((key, label))
+            else:
+                columns.append(key)
     index = pd.Index(np.asarray(res["time"], dtype=np.float64))
     cols: Any = pd.MultiIndex.from_tuples(columns) if multi else pd.Index(columns)
     return pd.DataFrame(traces[:, order], index=index, columns=cols)
+
+
+_ELEMENT = re.compile(r"(.*)\[(\d+)\]")
 
 
 # ---------------------------------------------------------------------------------------

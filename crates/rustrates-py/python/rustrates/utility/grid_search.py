@@ -69,7 +69,8 @@ def grid_search(
     param_grid
         ``{key: values}`` or a DataFrame with one row per point.
     param_map
-        ``{key: {'vars': ['Op/var' | 'var'], 'nodes': [node, ...]}}`` or
+        ``{key: {'vars': ['Op/var' | 'var'], 'nodes': [node, ...]}}`` (a node may be ``'all'``:
+        every node having the var, or ``'c1/all'``: those of circuit ``c1``) or
         ``{key: {'vars': ['weight' | 'delay' | ...], 'edges': [(source, target[, idx])]}}``.
     dt, step_size
         Integration step in seconds (``step_size`` is PyRates 1.x's name).

@@ -354,10 +354,12 @@ impl<'c> Emitter<'c> {
             Expr::Past(var, delay) => {
                 self.uses_callbacks = true;
                 let d = self.expr(delay);
-                match ty {
+                let delayed = match ty {
                     Ty::F64 => format!("rr_past(ctx, {}u, l, t, {d})", var.0),
                     Ty::F32 => format!("((float)rr_past(ctx, {}u, l, t, (double){d}))", var.0),
-                }
+                };
+                // As the reference evaluator: a delay ≤ 0 (or NaN) reads the current value.
+                format!("({d} > {zero} ? {delayed} : {})", self.var(var))
             }
             Expr::Randn => {
                 self.uses_callbacks = true;

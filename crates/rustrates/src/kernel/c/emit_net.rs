@@ -30,6 +30,10 @@ pub(crate) struct NetData {
     pub nd: Vec<f64>,
     /// The largest coupling delay when the loops read a delay ring buffer.
     pub ring_span: Option<f64>,
+    /// Every delayed coupling's delays, one per term in column order (`ColumnOrder`), coupling
+    /// after coupling: the ring decides per term and run whether it is a whole number of steps
+    /// (`DelayRing::new`).
+    pub delay_terms: Vec<f64>,
 }
 
 /// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
@@ -155,28 +159,40 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
 /// operations, in the same order, as `DelayRing::value` and the solver's history.
 const RING: &str = r#"
 typedef struct {
-    const double* data; /* [h][slot][x, m0, m1][lane] */
+    const double* data; /* [h][x, m0, m1][slot][lane] */
     const double* extrapolate; /* [h][lane] */
     const double* init; /* [h][lane] */
     const long long* newest; /* [h]: step of the newest point, -1 none */
     const unsigned long long* newest_slot; /* [h]: its slot (newest % slots), so no division here */
     const unsigned* hist_of; /* by variable */
+    const long long* whole; /* per delayed term: its delay in whole steps, -1 a fraction */
+    long long now; /* the step this evaluation starts, -1 between steps */
     unsigned long long vars, slots, lanes;
     double dt;
 } rr_ring;
 
 /* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
    the newest point); 3: w0*a[l] + w1*m0[l] + w2*b[l] + w3*m1[l] (Hermite on a step, a the
-   step's slot, b the next one). */
-typedef struct { const double* a; const double* b; double w0, w1, w2, w3; int kind; } rr_tap;
+   step's value, b the next one's, m0/m1 its slopes); 4: a[l], the value of a whole step. */
+typedef struct { const double* a; const double* b; const double* m0; const double* m1; double w0, w1, w2, w3; int kind; } rr_tap;
 
+/* The slot of step m, counted back from the newest point's (m within the ring). */
+static inline __attribute__((always_inline)) size_t rr_slot_of(const rr_ring* R, size_t h, size_t m) {
+    const size_t S = (size_t)R->slots, ns = (size_t)R->newest_slot[h], back = (size_t)R->newest[h] - m;
+    return ns >= back ? ns - back : ns + S - back;
+}
+
+/* whole: the term's delay in whole steps (-1: a fraction); with R->now >= 0 such a read takes
+   the point of step now - whole (kernel::ring::whole_step_read). */
 static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R, unsigned long long var, double t,
-        double delay) {
-    rr_tap p = {0, 0, 0.0, 0.0, 0.0, 0.0, 0};
+        double delay, long long whole) {
+    rr_tap p = {0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0};
     if (var == ~0ULL) return p;
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const size_t h = R->hist_of[var];
-    const double tq = t - delay;
+    const long long m = (R->now >= 0 && whole >= 0) ? R->now - whole : 0;
+    const int at_step = R->now >= 0 && whole >= 0;
+    const double tq = at_step ? (double)m * R->dt : t - delay;
     const long long newest = R->newest[h];
     if (newest < 0 || tq <= 0.0) {
         p.kind = 1;
@@ -185,11 +201,17 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     }
     const double tn = (double)(size_t)newest * R->dt;
     const size_t ns = (size_t)R->newest_slot[h];
+    const double* X = R->data + h * 3 * S * L;
     if (tq >= tn) {
         p.kind = 2;
-        p.a = R->data + (h * S + ns) * 3 * L;
+        p.a = X + ns * L;
         p.b = R->extrapolate + h * L;
         p.w0 = tq - tn;
+        return p;
+    }
+    if (at_step) {
+        p.kind = 4;
+        p.a = X + rr_slot_of(R, h, (size_t)m) * L;
         return p;
     }
     const size_t last = (size_t)newest - 1;
@@ -204,12 +226,13 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     p.w1 = (s3 - 2.0 * s2 + s) * step;
     p.w2 = -2.0 * s3 + 3.0 * s2;
     p.w3 = (s3 - s2) * step;
-    /* lo is within the ring (newest - lo < slots): its slot counts back from the newest's */
-    const size_t back = (size_t)newest - lo;
-    const size_t s0 = ns >= back ? ns - back : ns + S - back;
+    /* lo is within the ring (newest - lo < slots) */
+    const size_t s0 = rr_slot_of(R, h, lo);
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
-    p.a = R->data + (h * S + s0) * 3 * L;
-    p.b = R->data + (h * S + s1) * 3 * L;
+    p.a = X + s0 * L;
+    p.b = X + s1 * L;
+    p.m0 = X + (S + s0) * L;
+    p.m1 = X + (2 * S + s0) * L;
     return p;
 }
 "#;
@@ -228,6 +251,7 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
         for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * now[l];
         break;
     case 1:
+    case 4:
         for (size_t l = 0; l < lanes; l++) O[l] = O[l] + w * (RTYPE)a[l];
         break;
     case 2: {
@@ -236,28 +260,88 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
         break;
     }
     default: {
-        const double* restrict m0 = a + lanes;
-        const double* restrict m1 = a + 2 * lanes;
+        const double* restrict m0 = p.m0;
+        const double* restrict m1 = p.m1;
         const double w0 = p.w0, w1 = p.w1, w2 = p.w2, w3 = p.w3;
         for (size_t l = 0; l < lanes; l++)
             O[l] = O[l] + w * (RTYPE)(w0 * a[l] + w1 * m0[l] + w2 * b[l] + w3 * m1[l]);
     }
     }
 }
+#define RR_TAPS 64
+#define RR_AHEAD 8
+/* An evaluation at a step start (R->now >= 0): the terms in column order (term c of every row,
+   then term c + 1: every row still sums its terms in order, and for a dense coupling one
+   source's past is read by all targets in turn, as network_grid.c does), each term's target
+   row QI, source slot QJ, weight QW, delayed variable QV, delay QD and whole steps WS stored
+   in that order, so they stream. A whole-step term reads its step's values (or the initial
+   ones) directly; the rest (fractional delays, current values, reads at or after the newest
+   point) take the general tap. */
+static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes, size_t nq,
+        const rr_ring* restrict R, double t, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
+        const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
+        const long long* restrict WS) {
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const long long now = R->now;
+    for (size_t q = 0; q < nq; q++) {
+        /* The reads scatter over each source's past (and the ring outgrows the caches): ask for
+           the values RR_AHEAD terms on now, so several reads wait on memory at once. */
+        if (q + RR_AHEAD < nq) {
+            const size_t p = q + RR_AHEAD;
+            const long long dp = WS[p];
+            const unsigned long long vp = QV[p];
+            if (dp >= 0 && vp != ~0ULL) {
+                const size_t hp = R->hist_of[vp];
+                const long long np = R->newest[hp], mp = now - dp;
+                if (np >= 0 && mp > 0 && mp < np) {
+                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
+                }
+            }
+        }
+        const long long d = WS[q];
+        const unsigned long long var = QV[q];
+        const RTYPE w = (RTYPE)QW[q];
+        RTYPE* restrict Oi = O + (size_t)QI[q] * os;
+        const double* restrict a;
+        if (d >= 0 && var != ~0ULL) {
+            const size_t h = R->hist_of[var];
+            const long long newest = R->newest[h], m = now - d;
+            if (newest < 0 || m <= 0) {
+                a = R->init + h * L;
+            } else if (m < newest) {
+                a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * L;
+            } else {
+                rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
+                continue;
+            }
+        } else {
+            rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
+            continue;
+        }
+        for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+    }
+}
 /* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
    all known before the first one), then the lane loops, prefetching a few rows ahead: the
    reads scatter over the source's past, so they would otherwise wait on memory one by one. */
-#define RR_TAPS 64
-#define RR_AHEAD 4
-static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
+static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring* restrict R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict ROWS, const unsigned long long* restrict CJ,
-        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD) {
+        const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
+        size_t nq, const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
+        const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
+        const long long* restrict WS) {
     size_t width = 0;
     for (size_t i = 0; i < n; i++) {
         const size_t len = (size_t)(ROWS[i + 1] - ROWS[i]);
         if (len > width) width = len;
         for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
+    }
+    if (R->now >= 0) {
+        rr_ring_whole_SFX(lanes, nq, R, t, O, os, SRC, QI, QJ, QW, QV, QD, WS);
+        return;
     }
     rr_tap taps[RR_TAPS];
     size_t rows[RR_TAPS], terms[RR_TAPS];
@@ -267,17 +351,17 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
             for (; i0 < n && m < RR_TAPS; i0++) {
                 const size_t k = (size_t)ROWS[i0] + c;
                 if (k >= (size_t)ROWS[i0 + 1]) continue;
-                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k]);
+                taps[m] = rr_ring_tap(R, DV[k], t, (double)(RTYPE)DD[k], -1);
                 rows[m] = i0;
                 terms[m] = k;
                 m++;
             }
             for (size_t q = 0; q < m; q++) {
-                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind == 3) {
-                    const char* a = (const char*)taps[q + RR_AHEAD].a;
-                    for (size_t b = 0; b < 3 * lanes * sizeof(double); b += 64) __builtin_prefetch(a + b);
-                    const char* x1 = (const char*)taps[q + RR_AHEAD].b;
-                    for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x1 + b);
+                if (q + RR_AHEAD < m && taps[q + RR_AHEAD].kind >= 3) {
+                    const rr_tap* f = &taps[q + RR_AHEAD];
+                    const char* rows4[4] = {(const char*)f->a, (const char*)f->b, (const char*)f->m0, (const char*)f->m1};
+                    for (int r = 0; r < (f->kind == 3 ? 4 : 1); r++)
+                        for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(rows4[r] + b);
                 }
                 const size_t k = terms[q];
                 rr_tap_add_SFX(lanes, taps[q], (RTYPE)CW[k], O + rows[q] * os, SRC + (size_t)CJ[k] * lanes);
@@ -286,6 +370,13 @@ static void rr_ring_coupling_SFX(size_t lanes, size_t n, double t, const rr_ring
 }
 "#;
 
+/// Where a coupling's sums start: each target's external input (`U`), or zero (`Z`, a row of
+/// zeros, for a scaled coupling whose sums are scaled afterwards).
+enum Start {
+    External(crate::model::network::Local),
+    Zero,
+}
+
 /// A delayed coupling's evaluation: from the ring buffer when the solver gave one (`R`),
 /// else through the solver's `past` hook term by term.
 #[allow(clippy::too_many_arguments)]
@@ -293,12 +384,25 @@ fn delayed_coupling(
     s: &mut String,
     sfx: &str,
     cp: &crate::model::network::Coupling,
-    ext: crate::model::network::Local,
+    start: &Start,
     tgt: crate::model::network::Local,
     src: &str,
     at: CouplingAt,
-    (dv, dd): (usize, usize),
+    delayed: Delayed,
 ) {
+    let Delayed {
+        vars: dv,
+        secs: dd,
+        columns: q,
+    } = delayed;
+    let (e0, es, er) = match start {
+        Start::External(ext) => (
+            format!("U + (size_t){} * lanes", ext.base),
+            format!("(size_t){} * lanes", ext.stride),
+            format!("U + {}", row(ext.base, ext.stride)),
+        ),
+        Start::Zero => ("Z".to_string(), "0".to_string(), "Z".to_string()),
+    };
     let CouplingAt {
         rows,
         sources: srcs,
@@ -307,14 +411,18 @@ fn delayed_coupling(
     } = at;
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, U + (size_t){eb} * lanes, (size_t){es} * lanes, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
-        eb = ext.base,
-        es = ext.stride,
         ob = tgt.base,
         os = tgt.stride,
-        er = row(ext.base, ext.stride),
         or = row(tgt.base, tgt.stride),
+        nq = q.terms,
+        qi = q.rows,
+        qj = q.sources,
+        qw = q.weights,
+        qv = q.vars,
+        qd = q.delays,
+        whole = q.whole,
     );
 }
 
@@ -334,8 +442,30 @@ struct CouplingAt {
     rows: usize,
     sources: usize,
     weights: usize,
-    /// Delayed variables in NI and delays in ND, when it has delays.
-    delays: Option<(usize, usize)>,
+    /// When it has delays: per term in row order, the delayed variable (NI) and the delay
+    /// (ND); and the same terms in column order ([`ColumnOrder`]).
+    delays: Option<Delayed>,
+}
+
+#[derive(Clone, Copy)]
+struct Delayed {
+    vars: usize,
+    secs: usize,
+    columns: ColumnOrder,
+}
+
+/// A delayed coupling's terms in column order (term 0 of every row, then term 1, ...): target
+/// row, source slot and delayed variable (NI), weight and delay (ND), and the first term in
+/// `NetData::delay_terms` (whose whole steps the ring decides, in this order too).
+#[derive(Clone, Copy)]
+struct ColumnOrder {
+    terms: usize,
+    rows: usize,
+    sources: usize,
+    vars: usize,
+    weights: usize,
+    delays: usize,
+    whole: usize,
 }
 
 /// Where the data of each coupling and per-node constant table starts.
@@ -360,11 +490,43 @@ fn data(net: &Network) -> (NetData, Offsets) {
         let weights = d.nd.len();
         d.nd.extend_from_slice(&cp.weights);
         let delays = cp.has_delays().then(|| {
+            let var_of = |k: usize| cp.delayed[k].map_or(u64::MAX, |v| u64::from(v.0));
             let vars = d.ni.len();
-            d.ni.extend(cp.delayed.iter().map(|v| v.map_or(u64::MAX, |v| u64::from(v.0))));
+            d.ni.extend((0..cp.delayed.len()).map(var_of));
             let secs = d.nd.len();
             d.nd.extend_from_slice(&cp.delays);
-            (vars, secs)
+            let width = (0..cp.len()).map(|i| cp.rows[i + 1] - cp.rows[i]).max().unwrap_or(0);
+            #[allow(clippy::cast_possible_truncation)]
+            let order: Vec<(usize, usize)> = (0..width)
+                .flat_map(|c| (0..cp.len()).map(move |i| (i, c)))
+                .filter(|&(i, c)| cp.rows[i] + c < cp.rows[i + 1])
+                .map(|(i, c)| (i, (cp.rows[i] + c) as usize))
+                .collect();
+            let rows = d.ni.len();
+            d.ni.extend(order.iter().map(|&(i, _)| i as u64));
+            let sources = d.ni.len();
+            d.ni.extend(order.iter().map(|&(_, k)| u64::from(cp.sources[k])));
+            let cvars = d.ni.len();
+            d.ni.extend(order.iter().map(|&(_, k)| var_of(k)));
+            let weights = d.nd.len();
+            d.nd.extend(order.iter().map(|&(_, k)| cp.weights[k]));
+            let delays = d.nd.len();
+            d.nd.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+            let whole = d.delay_terms.len();
+            d.delay_terms.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+            Delayed {
+                vars,
+                secs,
+                columns: ColumnOrder {
+                    terms: order.len(),
+                    rows,
+                    sources,
+                    vars: cvars,
+                    weights,
+                    delays,
+                    whole,
+                },
+            }
         });
         couplings.push(CouplingAt {
             rows,
@@ -506,7 +668,7 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 let e0 = format!("U + (size_t){} * lanes", ext.base);
                 let o0 = format!("A + (size_t){} * lanes", tgt.base);
                 if let Some(d) = delays {
-                    delayed_coupling(&mut s, sfx, cp, ext, tgt, src, off.couplings[k], d);
+                    delayed_coupling(&mut s, sfx, cp, &Start::External(ext), tgt, src, off.couplings[k], d);
                 } else if cp.dense {
                     let _ = writeln!(
                         s,
@@ -550,7 +712,8 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
 /// A coupling with a scale (a `connectivity:` block's global coupling, per lane or constant):
 /// the weighted sums into the target rows from zero, by the same row routines, then
 /// `target = external + scale · sum` — the unrolled `ext + s·(w₁x₁ + …)` bit for bit (a sum
-/// from 0 adds its first term exactly). No delays (the plan keeps those unrolled).
+/// from 0 adds its first term exactly). Delayed terms read the ring (or the solver's `past`)
+/// as an unscaled delayed coupling does.
 fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingAt, ty: Ty) -> String {
     let sfx = match ty {
         Ty::F64 => "d",
@@ -565,7 +728,13 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
         Some(Scale::Const(x)) => format!("({t}){x:?}"),
         None => unreachable!("called for scaled couplings only"),
     };
-    let sums = if cp.dense {
+    let sums = if let Some(d) = at.delays {
+        let mut text = String::new();
+        delayed_coupling(&mut text, sfx, cp, &Start::Zero, tgt, src, at, d);
+        let mut indented = String::new();
+        indent_by(&mut indented, &text, 1);
+        indented
+    } else if cp.dense {
         format!(
             "    rr_dense_{sfx}(lanes, (size_t){n}, Z, 0, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});
 ",

@@ -28,8 +28,8 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::fold::{self, PowPlan};
-use crate::kernel::mathfns;
 use crate::kernel::KernelError;
+use crate::kernel::{mathfns, Tableau};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
 /// Independent vector copies per main-loop iteration: two give the out-of-order core two
@@ -883,32 +883,6 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     }
 }
 
-/// An explicit Runge–Kutta tableau, fixed at code generation.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Tableau {
-    /// `stages × stages`, row-major, strictly lower triangular.
-    pub(super) a: Vec<f64>,
-    pub(super) b: Vec<f64>,
-    pub(super) c: Vec<f64>,
-}
-
-impl Tableau {
-    fn stages(&self) -> usize {
-        self.b.len()
-    }
-    /// Nonzero coefficients of row `s` of `a`, in column order.
-    fn row(&self, s: usize) -> Vec<(usize, f64)> {
-        let n = self.stages();
-        (0..s)
-            .map(|m| (m, self.a[s * n + m]))
-            .filter(|&(_, c)| c != 0.0)
-            .collect()
-    }
-    fn weights(&self) -> Vec<(usize, f64)> {
-        self.b.iter().copied().enumerate().filter(|&(_, c)| c != 0.0).collect()
-    }
-}
-
 /// Which expressions stay the same over a fused run: built from constants, parameters and
 /// inputs only (inputs are held constant over a `steps` call).
 fn invariants(circuit: &Circuit) -> Vec<bool> {
@@ -1237,7 +1211,7 @@ fn step_group(body: &mut Body<'_, '_, '_>, hoist: &Hoisted, tab: &Tableau, stage
         body.vars
             .retain(|v, _| matches!(circuit.var(*v).kind, VarKind::Param | VarKind::Input));
         if st > 0 {
-            let ytmp = combine(body, &ys, dtv, &tab.row(st), &ks);
+            let ytmp = combine(body, &ys, dtv, &tab.nonzero_row(st), &ks);
             for (&v, &val) in layout.states.iter().zip(&ytmp) {
                 body.vars.insert(v, val);
             }
@@ -1254,7 +1228,7 @@ fn step_group(body: &mut Body<'_, '_, '_>, hoist: &Hoisted, tab: &Tableau, stage
         }
         ks.push(k);
     }
-    let ynew = combine(body, &ys, dtv, &tab.weights(), &ks);
+    let ynew = combine(body, &ys, dtv, &tab.nonzero_weights(), &ks);
     for (&v, val) in layout.states.iter().zip(ynew) {
         body.store(y, layout.slot[v.0 as usize], val);
     }

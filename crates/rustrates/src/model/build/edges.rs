@@ -149,6 +149,9 @@ impl Builder<'_> {
                 span: Some(span),
             })
         });
+        if self.add_coupling(prefix, m, &sources, &targets, scale) {
+            return;
+        }
         let n_sources = sources.len();
         // One declaration for the whole block, its values set per entry: the ends are already
         // resolved, so no per-edge strings are built (10⁶ entries at N = 1000).
@@ -175,6 +178,68 @@ impl Builder<'_> {
                 edge.params.push(("scale".into(), id));
             }
         }
+    }
+
+    /// A block as one [`Coupling`] (weights and delays as data) when nothing but weights and
+    /// delays describe its edges: no edge template with operators or variables, no spread
+    /// (gamma chains are states per edge), no complex ends (two parts per term). Returns
+    /// false, adding nothing, for any other block, which is then expanded into its edges.
+    fn add_coupling(
+        &mut self,
+        prefix: &str,
+        m: &ConnectivityDecl,
+        sources: &[VarId],
+        targets: &[VarId],
+        scale: Option<VarId>,
+    ) -> bool {
+        let plain_values = m.values.iter().all(|v| matches!(v.key.as_str(), "weight" | "delay"));
+        let copies_source = m
+            .template
+            .as_ref()
+            .is_none_or(|t| !matches!(&t.body, Body::Edge(nt) if !nt.operators.is_empty()));
+        let complex = sources.iter().chain(targets).any(|v| self.imag.contains_key(v));
+        if !plain_values || !copies_source || complex {
+            return false;
+        }
+        let (ns, nt) = (sources.len(), targets.len());
+        let weight = &m.values[0].entries;
+        let delay = m.values.iter().find(|v| v.key == "delay").map(|v| &v.entries);
+        let mut row_starts = Vec::with_capacity(nt + 1);
+        row_starts.push(0);
+        let mut columns = Vec::new();
+        let mut weights = Vec::new();
+        let mut delays = delay.map(|_| Vec::new());
+        // Entries in the edge list's order for each target: ascending source.
+        for i in 0..nt {
+            for j in 0..ns {
+                let w = weight.at(i, j, ns);
+                if w.abs() > m.min_weight {
+                    columns.push(j as u32);
+                    weights.push(w);
+                    if let (Some(d), Some(ds)) = (delay, delays.as_mut()) {
+                        ds.push(d.at(i, j, ns));
+                    }
+                }
+            }
+            row_starts.push(weights.len());
+        }
+        if weights.len() == nt * ns {
+            columns = Vec::new();
+        }
+        self.c.couplings.push(Coupling {
+            name: format!("{prefix}{}", m.name),
+            sources: sources.to_vec(),
+            targets: targets.to_vec(),
+            row_starts,
+            columns,
+            weights,
+            delays,
+            scale: scale.map(Scale::Param),
+            span: Some(m.span),
+            lowered: false,
+            after_edges: self.c.edges.len(),
+        });
+        true
     }
 
     fn edge_target_is_input(&mut self, tgt: VarId, target: &str, target_span: Span, path: &str) -> bool {

@@ -39,7 +39,7 @@ impl Builder<'_> {
 
     /// Lower an expression that must be real-valued; `what` names the operation needing it
     /// when the value turns out complex.
-    fn real_expr(&mut self, e: &ast::Expr, ctx: &Ctx, what: &str) -> Option<ExprId> {
+    pub(super) fn real_expr(&mut self, e: &ast::Expr, ctx: &Ctx, what: &str) -> Option<ExprId> {
         match self.cexpr(e, ctx)? {
             Val::Real(x) => Some(x),
             Val::Complex(..) => {
@@ -179,7 +179,7 @@ impl Builder<'_> {
             ExprKind::Imaginary(_) => unreachable!("lowered by cexpr"),
             ExprKind::Ident(name) => {
                 if let Some(&id) = ctx.scope.get(name) {
-                    Expr::Var(id)
+                    Expr::Var(self.element(id, name, span, ctx)?)
                 } else {
                     match name.as_str() {
                         "t" => Expr::Time,
@@ -215,6 +215,24 @@ impl Builder<'_> {
         };
         // `x(t - d)`: delayed access to a variable.
         if let Some(&id) = ctx.scope.get(name) {
+            if self.elems.contains_key(&id) {
+                if let [arg] = args {
+                    if matches!(&arg.kind, ExprKind::Ident(s) if s == "t") {
+                        let el = self.element(id, name, span, ctx)?;
+                        return Some(self.c.add_expr(Expr::Var(el)));
+                    }
+                }
+                self.error(
+                    Diagnostic::error(
+                        "eq/vector-unsupported",
+                        format!("delayed access `{name}(...)` to a vector variable is not supported"),
+                    )
+                    .with_span(span)
+                    .with_path(ctx.path.clone())
+                    .with_help("rustrates delays scalar variables only: write one node per element"),
+                );
+                return None;
+            }
             if self.imag.contains_key(&id) {
                 self.error(
                     Diagnostic::error(
@@ -298,12 +316,17 @@ impl Builder<'_> {
             }
             _ => {}
         }
+        if let Some(reduced) = self.reduction(name, args, span, ctx) {
+            return reduced;
+        }
         let what = format!("`{name}`");
         let conv: Vec<Option<ExprId>> = args.iter().map(|a| self.real_expr(a, ctx, &what)).collect();
         let ids: Vec<ExprId> = conv.into_iter().collect::<Option<Vec<_>>>()?;
         match (name, ids.as_slice()) {
-            // Real scalars: trivial forms of the complex/vector helpers.
-            ("vsum" | "real" | "conj", [x]) => return Some(*x),
+            // Real scalars: trivial forms of the complex/vector helpers (PyRates 1.x's numpy
+            // `sum`, `mean` and `dot` of scalars: the value itself and the product).
+            ("vsum" | "sum" | "mean" | "real" | "conj", [x]) => return Some(*x),
+            ("dot" | "matmul" | "matvec", [a, b]) => return Some(self.c.add_expr(Expr::Binary(BinOp::Mul, *a, *b))),
             ("imag", [_]) => return Some(self.c.add_expr(Expr::Const(0.0))),
             ("sigmoid", [x, scaling, steepness, offset]) => {
                 // 0.8: scaling / (1 + exp(-steepness * (x - offset)))
@@ -323,14 +346,52 @@ impl Builder<'_> {
             }
             _ => {}
         }
+        if let Some(help) = vector_only_help(name) {
+            self.error(
+                Diagnostic::error(
+                    "eq/vector-unsupported",
+                    format!("`{name}` is a PyRates array function rustrates does not have"),
+                )
+                .with_span(name_span)
+                .with_path(ctx.path.clone())
+                .with_help(help),
+            );
+            return None;
+        }
         let Some(f) = func_by_name(name) else {
             let mut d = Diagnostic::error(
-                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
+                if matches!(
+                    name,
+                    "vsum"
+                        | "sum"
+                        | "mean"
+                        | "dot"
+                        | "matmul"
+                        | "matvec"
+                        | "real"
+                        | "imag"
+                        | "conj"
+                        | "sigmoid"
+                        | "heaviside"
+                ) {
                     "eq/wrong-arity"
                 } else {
                     "eq/unknown-function"
                 },
-                if matches!(name, "vsum" | "real" | "imag" | "conj" | "sigmoid" | "heaviside") {
+                if matches!(
+                    name,
+                    "vsum"
+                        | "sum"
+                        | "mean"
+                        | "dot"
+                        | "matmul"
+                        | "matvec"
+                        | "real"
+                        | "imag"
+                        | "conj"
+                        | "sigmoid"
+                        | "heaviside"
+                ) {
                     format!("`{name}` does not take {} arguments", args.len())
                 } else {
                     format!("unknown function `{name}`")
@@ -340,9 +401,6 @@ impl Builder<'_> {
             .with_path(ctx.path.clone());
             if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
                 d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            if name == "interp" {
-                d = d.with_help("`interp` needs vector-valued variables, which rustrates does not support");
             }
             self.error(d);
             return None;
@@ -354,6 +412,119 @@ impl Builder<'_> {
         }
         Some(self.c.add_expr(Expr::Call(f, ids)))
     }
+}
+
+impl Builder<'_> {
+    /// The variable a name reads: a scalar's own, a vector's element at `ctx.elem`; a vector
+    /// where a scalar is needed or of another length is reported (once, at element 0).
+    fn element(&mut self, id: VarId, name: &str, span: Span, ctx: &Ctx) -> Option<VarId> {
+        let Some(elems) = self.elems.get(&id) else {
+            return Some(id);
+        };
+        let len = elems.len();
+        let d = match ctx.elem {
+            Some((i, n)) if n == len => return Some(elems[i]),
+            Some((0, n)) => Diagnostic::error(
+                "eq/vector-length",
+                format!("`{name}` has {len} elements where the expression has {n}"),
+            )
+            .with_help(format!(
+                "element-wise arithmetic needs vectors of one length (numpy: operands could not be broadcast \
+together with shapes ({n},) ({len},)); declare them alike or reduce one with `vsum(...)`"
+            )),
+            Some(_) => return None,
+            None => Diagnostic::error(
+                "eq/vector-as-scalar",
+                format!("`{name}` is a vector of {len} elements where a scalar is needed"),
+            )
+            .with_help(
+                "reduce it with `vsum(...)`, `mean(...)` or `dot(..., ...)`, or make the left-hand side a vector \
+of the same length",
+            ),
+        };
+        self.error(d.with_span(span).with_path(ctx.path.clone()));
+        None
+    }
+
+    /// The vector length of an expression: that of the first vector it reads outside a
+    /// reduction (`None`: a scalar). Mismatches are reported when the elements are lowered.
+    fn vector_len(&self, e: &ast::Expr, ctx: &Ctx) -> Option<usize> {
+        let of_name = |name: &str| ctx.scope.get(name).and_then(|id| self.elems.get(id)).map(Vec::len);
+        match &e.kind {
+            ExprKind::Ident(name) => of_name(name),
+            ExprKind::Unary(_, inner) => self.vector_len(inner, ctx),
+            ExprKind::Binary(_, a, b) => self.vector_len(a, ctx).or_else(|| self.vector_len(b, ctx)),
+            ExprKind::Call { name, args, .. } => {
+                if ctx.scope.contains_key(name) {
+                    of_name(name)
+                } else if is_reduction(name) {
+                    None
+                } else {
+                    args.iter().find_map(|a| self.vector_len(a, ctx))
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// PyRates' reductions over a vector (`vsum`, `sum`, `mean`, `dot`, `matmul`, `matvec`):
+    /// `None` when no argument is a vector (then they are the scalar forms in `call`).
+    /// Elements are added first to last, as numpy does below 8 elements.
+    fn reduction(&mut self, name: &str, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<Option<ExprId>> {
+        if !is_reduction(name) || ctx.scope.contains_key(name) {
+            return None;
+        }
+        let lens: Vec<Option<usize>> = args.iter().map(|a| self.vector_len(a, ctx)).collect();
+        let len = lens.iter().find_map(|l| *l)?;
+        let pairwise = matches!(name, "dot" | "matmul" | "matvec");
+        if args.len() != if pairwise { 2 } else { 1 } {
+            return None;
+        }
+        if pairwise && lens.iter().any(Option::is_none) {
+            self.error(
+                Diagnostic::error(
+                    "eq/vector-unsupported",
+                    format!("`{name}` of a vector and a scalar is not supported"),
+                )
+                .with_span(span)
+                .with_path(ctx.path.clone())
+                .with_help("write the product `c * x` (a vector) or `c * vsum(x)` (a scalar)"),
+            );
+            return Some(None);
+        }
+        let mut total: Option<ExprId> = None;
+        for i in 0..len {
+            let el = ctx.at_element(Some((i, len)));
+            let what = format!("`{name}`");
+            let term = if pairwise {
+                let a = self.real_expr(&args[0], &el, &what);
+                let b = self.real_expr(&args[1], &el, &what);
+                let (Some(a), Some(b)) = (a, b) else {
+                    return Some(None);
+                };
+                self.c.add_expr(Expr::Binary(BinOp::Mul, a, b))
+            } else {
+                let Some(x) = self.real_expr(&args[0], &el, &what) else {
+                    return Some(None);
+                };
+                x
+            };
+            total = Some(match total {
+                None => term,
+                Some(t) => self.c.add_expr(Expr::Binary(BinOp::Add, t, term)),
+            });
+        }
+        let total = total.expect("a vector has at least one element");
+        if name == "mean" {
+            let n = self.c.add_expr(Expr::Const(len as f64));
+            return Some(Some(self.c.add_expr(Expr::Binary(BinOp::Div, total, n))));
+        }
+        Some(Some(total))
+    }
+}
+
+fn is_reduction(name: &str) -> bool {
+    matches!(name, "vsum" | "sum" | "mean" | "dot" | "matmul" | "matvec")
 }
 
 /// A lowered value: real, or complex as (real part, imaginary part).
@@ -581,6 +752,22 @@ pub(super) struct Ctx<'a> {
     /// The YAML scalar of an equation that was rewritten by `replace` (diagnostics point into
     /// the rewritten text and label the original).
     pub(super) origin: Option<Span>,
+    /// `Some((i, n))` while lowering element i of an expression over vectors of n elements
+    /// (a vector's name then reads its element i); `None` where the value must be a scalar.
+    pub(super) elem: Option<(usize, usize)>,
+}
+
+impl Ctx<'_> {
+    fn at_element(&self, elem: Option<(usize, usize)>) -> Ctx<'_> {
+        Ctx {
+            scope: self.scope,
+            file: self.file,
+            off: self.off,
+            path: self.path.clone(),
+            origin: self.origin,
+            elem,
+        }
+    }
 }
 fn bin(op: ast::BinOp) -> BinOp {
     match op {
@@ -616,6 +803,8 @@ const FUNC_NAMES: &[&str] = &[
     "sigmoid",
     "max",
     "min",
+    "maxi",
+    "mini",
     "heaviside",
     "floor",
     "ceil",
@@ -623,9 +812,29 @@ const FUNC_NAMES: &[&str] = &[
     "past",
     "randn",
     "vsum",
+    "sum",
+    "mean",
+    "dot",
     "real",
     "imag",
 ];
+
+/// PyRates 1.x functions that only make sense on vectors (or tables): how to write the model
+/// with scalar variables instead.
+fn vector_only_help(name: &str) -> Option<&'static str> {
+    const NODES: &str = "write one node per element (nodes made from one template form a population) \
+and couple them with edges or a `connectivity:` block; an edge sum into an input is the `sum`/`dot` \
+over the elements";
+    Some(match name {
+        "interp" | "interp_rows" => {
+            "`interp` looks a value up in a table; give the tabulated series as a time-series input \
+(`inputs=` in Python, `inputs:` in a sweep spec), one value per step"
+        }
+        "index" | "index_1d" | "index_2d" | "index_range" | "index_axis" | "roll" | "concatenate" | "reshape2d"
+        | "flatten1d" | "broadcast_pre" | "broadcast_post" | "wsum" => NODES,
+        _ => return None,
+    })
+}
 
 fn func_by_name(name: &str) -> Option<Func> {
     Some(match name {
@@ -644,8 +853,8 @@ fn func_by_name(name: &str) -> Option<Func> {
         "sqrt" => Func::Sqrt,
         "abs" | "absv" => Func::Abs,
         "sigmoid" => Func::Sigmoid,
-        "max" | "maximum" => Func::Max,
-        "min" | "minimum" => Func::Min,
+        "max" | "maximum" | "maxi" => Func::Max,
+        "min" | "minimum" | "mini" => Func::Min,
         "heaviside" => Func::Heaviside,
         "floor" => Func::Floor,
         "ceil" => Func::Ceil,

@@ -71,6 +71,38 @@ fn scalar_forms_of_vector_and_complex_helpers() {
 }
 
 #[test]
+fn pyrates_vector_helpers_have_their_numpy_scalar_values() {
+    // numpy on scalars: maximum/minimum (PyRates' maxi/mini), sum, mean and vsum give the
+    // value, dot/matmul/matvec the product; every term is scaled apart so each is checked.
+    let c = ok(
+        "Op:\n  base: OperatorTemplate\n  equations: 'y = maxi(a, b) + 10*mini(a, b) + 100*sum(a) + 1000*mean(b) + 1e4*vsum(a) + 1e5*dot(a, b) + 1e6*matmul(b, b) + 1e7*matvec(a, a)'\n  variables: {y: output, a: 2.0, b: -3.0}\n",
+        "Op",
+    );
+    let vals = eval_all(&c);
+    let want = 2.0 - 30.0 + 200.0 - 3000.0 + 2e4 - 6e5 + 9e6 + 4e7;
+    assert_eq!(vals[var(&c, "Op/Op/y").0 as usize], want);
+}
+
+#[test]
+fn vector_only_functions_and_indexing_are_reported_with_a_rewrite() {
+    for (eq, code, help) in [
+        ("y = interp(t, a, a)", "eq/vector-unsupported", "time-series input"),
+        ("y = roll(a, 1)", "eq/vector-unsupported", "one node per element"),
+        ("y = index(a, 0)", "eq/vector-unsupported", "one node per element"),
+        ("y = a[0]", "eq/unexpected-character", "indexing (`x[0]`)"),
+    ] {
+        let y = format!("Op:\n  base: OperatorTemplate\n  equations: '{eq}'\n  variables: {{y: output, a: 2.0}}\n");
+        let (c, d) = build(&y, "Op");
+        assert!(c.is_none(), "{eq}");
+        let found = d
+            .iter()
+            .find(|x| x.code == code)
+            .unwrap_or_else(|| panic!("{eq}: {d:?}"));
+        assert!(found.help.iter().any(|h| h.contains(help)), "{eq}: {found:?}");
+    }
+}
+
+#[test]
 fn operators_wired_by_name_evaluate_in_dependency_order() {
     let y = r#"
 Sum:

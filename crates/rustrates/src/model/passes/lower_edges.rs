@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::model::build::{collect_vars, topo_order};
-use crate::model::ir::{Assign, BinOp, Circuit, Expr, ExprId, Ode, Var, VarId, VarKind};
+use crate::model::ir::{Assign, BinOp, Circuit, Coupling, Expr, ExprId, Ode, Scale, Var, VarId, VarKind};
 
 /// Number of gamma-chain stages for a delay and spread (at least 1).
 pub fn chain_len(delay: f64, spread: f64) -> usize {
@@ -29,81 +29,81 @@ pub fn chain_len(delay: f64, spread: f64) -> usize {
     ((delay / spread).powi(2).round() as usize).max(1)
 }
 
+/// Edges and `connectivity:` blocks → assignments of their target inputs, every block
+/// written out term by term: the form every back end runs.
 pub fn lower_edges(c: &Circuit) -> Circuit {
+    expand_couplings(&lower_edges_keeping_couplings(c))
+}
+
+/// How a term enters its target's sum: alone, or grouped with the other consecutive terms
+/// of the same scaled block (`ext + s·(t₁ + t₂ + …)`).
+type TermScale = Option<(usize, Scale)>;
+
+/// As [`lower_edges`], but a block whose targets nothing else feeds (no edge, no other block,
+/// no equation of their node) and that reaches every target stays one [`Coupling`]: its
+/// targets' assignments are their external inputs alone and `lowered` is set, so the sum
+/// is added by the back end that runs the coupling, or written out by [`expand_couplings`].
+pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
     let mut out = c.clone();
     out.edges.clear();
-    let mut order: Vec<VarId> = Vec::new();
-    // Per target: each term with the scale of its connectivity block, if any.
-    let mut terms: HashMap<VarId, Vec<(ExprId, Option<VarId>)>> = HashMap::new();
+    out.couplings.clear();
+    // How many edges and blocks feed each variable.
+    let mut feeds = vec![0u32; c.vars.len()];
     for e in &c.edges {
-        let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
-        let mut src = out.add_expr(Expr::Var(e.source));
-        match (param("delay"), param("spread")) {
-            (Some(d), Some(s)) if c.var(d).value > 0.0 => {
-                let n = chain_len(c.var(d).value, c.var(s).value);
-                let base = c.var(d).name.trim_end_matches("/delay").to_string();
-                // k = n / delay, recomputed from the lane's delay parameter.
-                let nn = out.add_expr(Expr::Const(n as f64));
-                let dv = out.add_expr(Expr::Var(d));
-                let k = out.add_expr(Expr::Binary(BinOp::Div, nn, dv));
-                let init = c.var(e.source).value;
-                let mut prev = src;
-                for i in 1..=n {
-                    let z = out.add_var(Var {
-                        name: format!("{base}/z{i}"),
-                        kind: VarKind::State,
-                        value: init,
-                        node: None,
-                        external_input: None,
-                        span: e.span,
-                    });
-                    let zv = out.add_expr(Expr::Var(z));
-                    let diff = out.add_expr(Expr::Binary(BinOp::Sub, prev, zv));
-                    let rhs = out.add_expr(Expr::Binary(BinOp::Mul, k, diff));
-                    out.odes.push(Ode {
-                        var: z,
-                        rhs,
-                        span: e.span,
-                    });
-                    prev = out.add_expr(Expr::Var(z));
-                }
-                src = prev;
-            }
-            (Some(d), _) => {
-                let dv = out.add_expr(Expr::Var(d));
-                src = out.add_expr(Expr::Past(e.source, dv));
-            }
-            _ => {}
-        }
-        let term = match param("weight") {
-            Some(w) => {
-                let wv = out.add_expr(Expr::Var(w));
-                out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
-            }
-            None => src,
-        };
-        if !terms.contains_key(&e.target) {
-            order.push(e.target);
-        }
-        terms.entry(e.target).or_default().push((term, param("scale")));
-        // A complex source delivers its imaginary part to a complex target with the same
-        // weight (the builder refuses delays of complex sources); a real target keeps the
-        // real part, as numpy's cast does in PyRates.
-        if let (Some(src_im), Some(tgt_im)) = (c.imag_part(e.source), c.imag_part(e.target)) {
-            let src = out.add_expr(Expr::Var(src_im));
-            let term = match param("weight") {
-                Some(w) => {
-                    let wv = out.add_expr(Expr::Var(w));
-                    out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
-                }
-                None => src,
-            };
-            if !terms.contains_key(&tgt_im) {
-                order.push(tgt_im);
-            }
-            terms.entry(tgt_im).or_default().push((term, param("scale")));
+        feeds[e.target.0 as usize] += 1;
+        if let Some(im) = c.imag_part(e.target) {
+            feeds[im.0 as usize] += 1;
         }
     }
+    for cp in &c.couplings {
+        for (i, t) in cp.targets.iter().enumerate() {
+            if cp.row_starts[i + 1] > cp.row_starts[i] {
+                feeds[t.0 as usize] += 1;
+            }
+        }
+    }
+    let keep: Vec<bool> = c
+        .couplings
+        .iter()
+        .map(|cp| {
+            !cp.lowered
+                && cp.targets.iter().enumerate().all(|(i, t)| {
+                    cp.row_starts[i + 1] > cp.row_starts[i]
+                        && feeds[t.0 as usize] == 1
+                        && c.var(*t).kind == VarKind::Input
+                })
+        })
+        .collect();
+    let mut order: Vec<VarId> = Vec::new();
+    let mut terms: HashMap<VarId, Vec<(ExprId, TermScale)>> = HashMap::new();
+    let mut kept_targets: Vec<(VarId, usize)> = Vec::new();
+    let mut next_block = 0;
+    for pos in 0..=c.edges.len() {
+        while next_block < c.couplings.len() && c.couplings[next_block].after_edges <= pos {
+            let k = next_block;
+            next_block += 1;
+            let cp = &c.couplings[k];
+            if keep[k] {
+                for &t in &cp.targets {
+                    order.push(t);
+                    kept_targets.push((t, k));
+                }
+                continue;
+            }
+            let scale = cp.scale.map(|s| (k, s));
+            for (i, e, j) in entries_in_edge_order(cp) {
+                let term = coupling_term(&mut out, cp, e, j);
+                let t = cp.targets[i];
+                if !terms.contains_key(&t) {
+                    order.push(t);
+                }
+                terms.entry(t).or_default().push((term, scale));
+            }
+        }
+        let Some(e) = c.edges.get(pos) else { break };
+        lower_edge(c, &mut out, e, &mut order, &mut terms);
+    }
+    let kept: HashMap<VarId, usize> = kept_targets.into_iter().collect();
     for tgt in order {
         let tv = out.var(tgt).clone();
         let ext = out.add_var(Var {
@@ -115,28 +115,9 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
             span: tv.span,
         });
         let mut rhs = out.add_expr(Expr::Var(ext));
-        let list = terms.remove(&tgt).unwrap_or_default();
-        let mut k = 0;
-        while k < list.len() {
-            match list[k].1 {
-                None => {
-                    rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, list[k].0));
-                    k += 1;
-                }
-                // A scaled block's consecutive terms: ext + s·(w₁x₁ + w₂x₂ + …), as
-                // `network_grid.c` computes G·Σ — the sum rounds like the unscaled one.
-                Some(scale) => {
-                    let mut inner = list[k].0;
-                    k += 1;
-                    while k < list.len() && list[k].1 == Some(scale) {
-                        inner = out.add_expr(Expr::Binary(BinOp::Add, inner, list[k].0));
-                        k += 1;
-                    }
-                    let s = out.add_expr(Expr::Var(scale));
-                    let scaled = out.add_expr(Expr::Binary(BinOp::Mul, s, inner));
-                    rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, scaled));
-                }
-            }
+        if !kept.contains_key(&tgt) {
+            let list = terms.remove(&tgt).unwrap_or_default();
+            rhs = sum_terms(&mut out, rhs, &list);
         }
         // An input already fed inside its node keeps that sum and gets the edges on top.
         if let Some(a) = out.assigns.iter_mut().find(|a| a.var == tgt) {
@@ -152,8 +133,188 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
         v.kind = VarKind::Algebraic;
         v.external_input = Some(ext);
     }
+    for (k, cp) in c.couplings.iter().enumerate() {
+        if keep[k] {
+            let mut cp = cp.clone();
+            cp.lowered = true;
+            out.couplings.push(cp);
+        }
+    }
     reorder(&mut out);
     out
+}
+
+/// A circuit lowered by [`lower_edges_keeping_couplings`] with every kept coupling written
+/// into its targets' assignments, term by term in the edge list's order: the same sums as
+/// lowering the equivalent edge list, so every back end rounds them alike. Variables and
+/// the order of assignments do not change (the layout stays the same).
+pub fn expand_couplings(c: &Circuit) -> Circuit {
+    let mut out = c.clone();
+    if c.couplings.is_empty() {
+        return out;
+    }
+    out.couplings.clear();
+    let assign_of: HashMap<VarId, usize> = c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+    for (k, cp) in c.couplings.iter().enumerate() {
+        let scale = cp.scale.map(|s| (k, s));
+        for (i, &t) in cp.targets.iter().enumerate() {
+            let list: Vec<(ExprId, TermScale)> = cp
+                .row(i)
+                .map(|(e, j)| (coupling_term(&mut out, cp, e, j), scale))
+                .collect();
+            let a = assign_of[&t];
+            let rhs = sum_terms(&mut out, c.assigns[a].rhs, &list);
+            out.assigns[a].rhs = rhs;
+        }
+    }
+    out
+}
+
+/// A block's entries as the equivalent edge list orders them (sources outer, targets
+/// inner): `(target row, entry, source column)`.
+fn entries_in_edge_order(cp: &Coupling) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let mut next: Vec<usize> = cp.row_starts[..cp.targets.len()].to_vec();
+    (0..cp.sources.len()).flat_map(move |j| {
+        let mut col = Vec::new();
+        for (i, n) in next.iter_mut().enumerate() {
+            let column = |e: usize| {
+                if cp.columns.is_empty() {
+                    e - cp.row_starts[i]
+                } else {
+                    cp.columns[e] as usize
+                }
+            };
+            if *n < cp.row_starts[i + 1] && column(*n) == j {
+                col.push((i, *n, j));
+                *n += 1;
+            }
+        }
+        col
+    })
+}
+
+/// `w · source` (or `w · past(source, d)` when the block has delays) of entry `e`.
+fn coupling_term(out: &mut Circuit, cp: &Coupling, e: usize, j: usize) -> ExprId {
+    let x = out.add_expr(Expr::Var(cp.sources[j]));
+    let x = match cp.delay(e) {
+        Some(d) => {
+            let d = out.add_expr(Expr::Const(d));
+            out.add_expr(Expr::Past(cp.sources[j], d))
+        }
+        None => x,
+    };
+    let w = out.add_expr(Expr::Const(cp.weights[e]));
+    out.add_expr(Expr::Binary(BinOp::Mul, w, x))
+}
+
+/// `start + t₁ + t₂ + …`, left-nested, a scaled block's consecutive terms as
+/// `+ s·(t₁ + t₂ + …)`, as `network_grid.c` computes G·Σ — the sum rounds like the
+/// unscaled one.
+fn sum_terms(out: &mut Circuit, start: ExprId, list: &[(ExprId, TermScale)]) -> ExprId {
+    let mut rhs = start;
+    let mut k = 0;
+    while k < list.len() {
+        match list[k].1 {
+            None => {
+                rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, list[k].0));
+                k += 1;
+            }
+            Some((block, scale)) => {
+                let mut inner = list[k].0;
+                k += 1;
+                while k < list.len() && list[k].1.is_some_and(|(b, _)| b == block) {
+                    inner = out.add_expr(Expr::Binary(BinOp::Add, inner, list[k].0));
+                    k += 1;
+                }
+                let s = out.add_expr(match scale {
+                    Scale::Param(p) => Expr::Var(p),
+                    Scale::Const(x) => Expr::Const(x),
+                });
+                let scaled = out.add_expr(Expr::Binary(BinOp::Mul, s, inner));
+                rhs = out.add_expr(Expr::Binary(BinOp::Add, rhs, scaled));
+            }
+        }
+    }
+    rhs
+}
+
+/// One edge's terms (its imaginary part too, for complex ends), appended to its target's.
+fn lower_edge(
+    c: &Circuit,
+    out: &mut Circuit,
+    e: &crate::model::ir::Edge,
+    order: &mut Vec<VarId>,
+    terms: &mut HashMap<VarId, Vec<(ExprId, TermScale)>>,
+) {
+    let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
+    // Edges of a block expanded when the circuit was built carry the block's scale.
+    let scale = param("scale").map(|s| (usize::MAX - s.0 as usize, Scale::Param(s)));
+    let mut src = out.add_expr(Expr::Var(e.source));
+    match (param("delay"), param("spread")) {
+        (Some(d), Some(s)) if c.var(d).value > 0.0 => {
+            let n = chain_len(c.var(d).value, c.var(s).value);
+            let base = c.var(d).name.trim_end_matches("/delay").to_string();
+            // k = n / delay, recomputed from the lane's delay parameter.
+            let nn = out.add_expr(Expr::Const(n as f64));
+            let dv = out.add_expr(Expr::Var(d));
+            let k = out.add_expr(Expr::Binary(BinOp::Div, nn, dv));
+            let init = c.var(e.source).value;
+            let mut prev = src;
+            for i in 1..=n {
+                let z = out.add_var(Var {
+                    name: format!("{base}/z{i}"),
+                    kind: VarKind::State,
+                    value: init,
+                    node: None,
+                    external_input: None,
+                    span: e.span,
+                });
+                let zv = out.add_expr(Expr::Var(z));
+                let diff = out.add_expr(Expr::Binary(BinOp::Sub, prev, zv));
+                let rhs = out.add_expr(Expr::Binary(BinOp::Mul, k, diff));
+                out.odes.push(Ode {
+                    var: z,
+                    rhs,
+                    span: e.span,
+                });
+                prev = out.add_expr(Expr::Var(z));
+            }
+            src = prev;
+        }
+        (Some(d), _) => {
+            let dv = out.add_expr(Expr::Var(d));
+            src = out.add_expr(Expr::Past(e.source, dv));
+        }
+        _ => {}
+    }
+    let term = match param("weight") {
+        Some(w) => {
+            let wv = out.add_expr(Expr::Var(w));
+            out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
+        }
+        None => src,
+    };
+    if !terms.contains_key(&e.target) {
+        order.push(e.target);
+    }
+    terms.entry(e.target).or_default().push((term, scale));
+    // A complex source delivers its imaginary part to a complex target with the same
+    // weight (the builder refuses delays of complex sources); a real target keeps the
+    // real part, as numpy's cast does in PyRates.
+    if let (Some(src_im), Some(tgt_im)) = (c.imag_part(e.source), c.imag_part(e.target)) {
+        let src = out.add_expr(Expr::Var(src_im));
+        let term = match param("weight") {
+            Some(w) => {
+                let wv = out.add_expr(Expr::Var(w));
+                out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
+            }
+            None => src,
+        };
+        if !terms.contains_key(&tgt_im) {
+            order.push(tgt_im);
+        }
+        terms.entry(tgt_im).or_default().push((term, scale));
+    }
 }
 
 fn out_add(exprs: &mut Vec<Expr>, a: ExprId, b: ExprId) -> ExprId {
@@ -163,14 +324,26 @@ fn out_add(exprs: &mut Vec<Expr>, a: ExprId, b: ExprId) -> ExprId {
 
 /// Restore evaluation order (an edge may make an earlier assignment read a later one). On an
 /// algebraic loop the order is left as is; the builder rejects such loops inside templates.
+/// A kept coupling's target reads the sources its expansion would read now (a block without
+/// delays), so it is ordered as the expansion is and expanding keeps the order.
 fn reorder(c: &mut Circuit) {
     let pos: HashMap<VarId, usize> = c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+    let mut coupled: HashMap<VarId, (usize, usize)> = HashMap::new();
+    for (k, cp) in c.couplings.iter().enumerate() {
+        if cp.delays.is_none() {
+            coupled.extend(cp.targets.iter().enumerate().map(|(i, t)| (*t, (k, i))));
+        }
+    }
     let deps: Vec<Vec<usize>> = c
         .assigns
         .iter()
         .map(|a| {
             let mut vs = Vec::new();
             collect_vars(c, a.rhs, &mut vs);
+            if let Some(&(k, i)) = coupled.get(&a.var) {
+                let cp = &c.couplings[k];
+                vs.extend(cp.row(i).map(|(_, j)| cp.sources[j]));
+            }
             vs.iter().filter_map(|v| pos.get(v).copied()).collect()
         })
         .collect();

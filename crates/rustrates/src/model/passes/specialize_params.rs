@@ -1,6 +1,6 @@
 //! Fold parameters that are the same in every lane into constants.
 
-use crate::model::{Circuit, Expr, VarId, VarKind};
+use crate::model::{Circuit, Expr, Scale, VarId, VarKind};
 
 /// A copy of `circuit` in which every parameter not listed in `per_lane` reads as its
 /// default value. Variables, layout and buffers are unchanged, so callers still pass every
@@ -21,6 +21,14 @@ pub fn specialize_params(circuit: &Circuit, per_lane: &[VarId]) -> Circuit {
                 if var.kind == VarKind::Param && !swept[v.0 as usize] {
                     *e = Expr::Const(var.value);
                 }
+            }
+        }
+    }
+    // A coupling's scale is read from the parameter array only while a lane sets it.
+    for cp in &mut c.couplings {
+        if let Some(Scale::Param(v)) = cp.scale {
+            if !swept[v.0 as usize] {
+                cp.scale = Some(Scale::Const(circuit.var(v).value));
             }
         }
     }

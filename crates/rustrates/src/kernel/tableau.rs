@@ -2,12 +2,13 @@
 //! neither the stepper nor the kernels change.
 
 /// An explicit Runge–Kutta method: stage `s` evaluates `f(t + c[s]·dt, y + dt·Σ_{j<s} a[s][j]·k_j)`
-/// and the step is `y + dt·Σ_s b[s]·k_s`.
+/// and the step is `y + dt·Σ_s b[s]·k_s`. The one tableau type of the solvers and the
+/// kernels' fused steppers (which read `a` as it is laid out here).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tableau {
     pub name: &'static str,
-    /// Strictly lower triangular, `a[s]` has `s` entries.
-    pub a: Vec<Vec<f64>>,
+    /// `stages × stages`, row-major: `a[s · stages + j]`, strictly lower triangular.
+    pub a: Vec<f64>,
     pub b: Vec<f64>,
     pub c: Vec<f64>,
     /// Order of the `b` solution.
@@ -21,10 +22,48 @@ impl Tableau {
         self.b.len()
     }
 
+    /// Row `s` of `a` below the diagonal: the coefficients of `k_0 … k_{s−1}`.
+    pub fn row(&self, s: usize) -> &[f64] {
+        let n = self.stages();
+        &self.a[s * n..s * n + s]
+    }
+
+    /// The nonzero `(j, a[s][j])` of row `s`, in column order.
+    pub fn nonzero_row(&self, s: usize) -> Vec<(usize, f64)> {
+        self.row(s)
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, c)| c != 0.0)
+            .collect()
+    }
+
+    /// The nonzero `(s, b[s])`, in stage order.
+    pub fn nonzero_weights(&self) -> Vec<(usize, f64)> {
+        self.b.iter().copied().enumerate().filter(|&(_, c)| c != 0.0).collect()
+    }
+
+    /// Whether this is a well-formed explicit method: at least one stage, `a` square and
+    /// strictly lower triangular, `c` one entry per stage. The fused steppers take nothing else.
+    pub fn is_explicit(&self) -> bool {
+        let n = self.stages();
+        n > 0 && self.c.len() == n && self.a.len() == n * n && (0..n).all(|s| (s..n).all(|j| self.a[s * n + j] == 0.0))
+    }
+
+    /// `a` from its rows below the diagonal (`rows[s]` has `s` entries).
+    fn dense(rows: &[&[f64]]) -> Vec<f64> {
+        let n = rows.len();
+        let mut a = vec![0.0; n * n];
+        for (s, row) in rows.iter().enumerate() {
+            a[s * n..s * n + row.len()].copy_from_slice(row);
+        }
+        a
+    }
+
     pub fn euler() -> Tableau {
         Tableau {
             name: "euler",
-            a: vec![vec![]],
+            a: Self::dense(&[&[]]),
             b: vec![1.0],
             c: vec![0.0],
             order: 1,
@@ -36,7 +75,7 @@ impl Tableau {
     pub fn heun() -> Tableau {
         Tableau {
             name: "heun",
-            a: vec![vec![], vec![1.0]],
+            a: Self::dense(&[&[], &[1.0]]),
             b: vec![0.5, 0.5],
             c: vec![0.0, 1.0],
             order: 2,
@@ -48,7 +87,7 @@ impl Tableau {
     pub fn rk4() -> Tableau {
         Tableau {
             name: "rk4",
-            a: vec![vec![], vec![0.5], vec![0.0, 0.5], vec![0.0, 0.0, 1.0]],
+            a: Self::dense(&[&[], &[0.5], &[0.0, 0.5], &[0.0, 0.0, 1.0]]),
             b: vec![1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
             c: vec![0.0, 0.5, 0.5, 1.0],
             order: 4,
@@ -61,20 +100,20 @@ impl Tableau {
     pub fn dopri5() -> Tableau {
         Tableau {
             name: "rk45",
-            a: vec![
-                vec![],
-                vec![1.0 / 5.0],
-                vec![3.0 / 40.0, 9.0 / 40.0],
-                vec![44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
-                vec![19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
-                vec![
+            a: Self::dense(&[
+                &[],
+                &[1.0 / 5.0],
+                &[3.0 / 40.0, 9.0 / 40.0],
+                &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
+                &[19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0],
+                &[
                     9017.0 / 3168.0,
                     -355.0 / 33.0,
                     46732.0 / 5247.0,
                     49.0 / 176.0,
                     -5103.0 / 18656.0,
                 ],
-                vec![
+                &[
                     35.0 / 384.0,
                     0.0,
                     500.0 / 1113.0,
@@ -82,7 +121,7 @@ impl Tableau {
                     -2187.0 / 6784.0,
                     11.0 / 84.0,
                 ],
-            ],
+            ]),
             b: vec![
                 35.0 / 384.0,
                 0.0,
@@ -116,9 +155,9 @@ mod tests {
     #[test]
     fn tableaux_satisfy_order_conditions() {
         for t in [Tableau::euler(), Tableau::heun(), Tableau::rk4(), Tableau::dopri5()] {
-            for (s, row) in t.a.iter().enumerate() {
-                assert_eq!(row.len(), s, "{}", t.name);
-                let sum: f64 = row.iter().sum();
+            assert!(t.is_explicit(), "{}", t.name);
+            for s in 0..t.stages() {
+                let sum: f64 = t.row(s).iter().sum();
                 assert!((sum - t.c[s]).abs() < 1e-14, "{} row {s}", t.name);
             }
             for q in 0..t.order.min(4) {

@@ -1,0 +1,449 @@
+//! PyRates 1.x vector variables of fixed length (issue 15, item 6): `variable(0.5, 3)` is
+//! lowered to the real variables `x[0]`, `x[1]`, `x[2]`, so every back end runs it; checked
+//! against the closed form of a small linear model on each back end (PyRates 1.2.3's own
+//! output is compared in `tests/python/test_pyrates_vectors.py`), and the uses that are not
+//! supported must be positioned errors.
+
+use rustrates::kernel::Backend;
+use rustrates::model::{self, Circuit};
+use rustrates::solve::{Method, SimConfig};
+use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
+use rustrates::template::LoadOptions;
+
+/// Three leaky integrators in one vector, coupled through their sum, with a reduction of
+/// each kind and an element-wise function as algebraic outputs.
+const LEAKY: &str = r#"
+li_op:
+  base: OperatorTemplate
+  equations:
+    - "d/dt * x = -x/tau + k*vsum(x) + c"
+    - "m = mean(x)"
+    - "q = dot(x, x) + 0*sum(x)"
+    - "w = maxi(x, 0.55) - 2*x(t)"
+  variables:
+    x: output(0.5, 3)
+    m: variable(0.0)
+    q: variable(0.0)
+    w: variable(0.0, 3)
+    tau: 2.0
+    k: 0.1
+    c: 0.3
+li:
+  base: NodeTemplate
+  operators: [li_op]
+net:
+  base: CircuitTemplate
+  nodes: {p: li}
+"#;
+
+const TAU: f64 = 2.0;
+const K: f64 = 0.1;
+
+fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("c.yaml"), text).expect("write template");
+    let opts = LoadOptions {
+        search_path: Vec::new(),
+        cwd: Some(dir.path().to_path_buf()),
+    };
+    match model::load_circuit(&format!("c.{name}"), &opts) {
+        Ok(l) => Ok(l.circuit),
+        Err(e) => Err(e
+            .diagnostics
+            .iter()
+            .map(|d| model::load::concise(&e.sources, d))
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
+/// RK4 with dt = 1e-3 for 5 time units, sampled every 0.05; one point per row of `grid`
+/// (key → values, zipped), each key setting the `li_op` variable `vars[key]` of node `p`.
+fn run(c: &Circuit, backend: Backend, grid: &[(&str, &str, Vec<f64>)], outputs: &[(&str, &str)]) -> SweepResult {
+    let mut values = indexmap::IndexMap::new();
+    let mut map = ParamMap::new();
+    for (key, var, vals) in grid {
+        values.insert(key.to_string(), vals.clone());
+        map = map.nodes(key, &[var], &["p"]);
+    }
+    let grid = Grid::from_values(&values, false).expect("zipped keys");
+    let sim = SimConfig {
+        simulation_time: 5.0,
+        dt: 1e-3,
+        sampling_step: Some(0.05),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(grid, map, sim);
+    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.backend = backend;
+    spec.threads = Some(1);
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&spec, c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+    sink.into_result().expect("a finished sweep has a result")
+}
+
+fn column(res: &SweepResult, point: usize, key: &str) -> Vec<f64> {
+    let c = res
+        .columns
+        .iter()
+        .position(|(_, k)| k == key)
+        .unwrap_or_else(|| panic!("no column {key} in {:?}", res.columns));
+    res.trace(point, c).expect("traces are kept")
+}
+
+/// x_i(t) of dx_i/dt = −x_i/τ + kΣx + c: the sum S obeys dS/dt = aS + 3c with a = 3k − 1/τ,
+/// and each x_i − S/3 decays as e^{−t/τ}.
+fn exact(x0: [f64; 3], c: f64, t: f64) -> [f64; 3] {
+    let a = 3.0 * K - 1.0 / TAU;
+    let s0: f64 = x0.iter().sum();
+    let s = (s0 + 3.0 * c / a) * (a * t).exp() - 3.0 * c / a;
+    x0.map(|xi| s / 3.0 + (xi - s0 / 3.0) * (-t / TAU).exp())
+}
+
+#[test]
+fn vector_of_leaky_integrators_matches_its_closed_form_on_every_back_end() {
+    let c = load_text(LEAKY, "net").expect("loads");
+    // Per-element initial values through `x[i]`, and c for the whole point.
+    let x0s = [[0.1, 0.5, 0.9], [-0.4, 0.2, 1.3]];
+    let cs = [0.3, -0.2];
+    let grid = [
+        ("x0", "li_op/x[0]", x0s.iter().map(|x| x[0]).collect()),
+        ("x1", "li_op/x[1]", x0s.iter().map(|x| x[1]).collect()),
+        ("x2", "li_op/x[2]", x0s.iter().map(|x| x[2]).collect()),
+        ("c", "li_op/c", cs.to_vec()),
+    ];
+    let outputs = [
+        ("x", "p/li_op/x"),
+        ("m", "p/li_op/m"),
+        ("q", "p/li_op/q"),
+        ("w", "p/li_op/w"),
+    ];
+    // RK4's global error with dt = 1e-3 over 5 time units is O(dt⁴) ≈ 1e-12 of values O(1):
+    // 1e-9 leaves three orders of margin, while a wrong element, a missing term of a sum or
+    // mean's divisor is O(0.1).
+    const TOL: f64 = 1e-9;
+    for backend in [Backend::Reference, Backend::Jit, Backend::C] {
+        let res = run(&c, backend, &grid, &outputs);
+        let keys: Vec<&str> = res.columns.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(keys, ["x[0]", "x[1]", "x[2]", "m", "q", "w[0]", "w[1]", "w[2]"]);
+        for (p, (&x0, &cp)) in x0s.iter().zip(&cs).enumerate() {
+            let cols: Vec<Vec<f64>> = keys.iter().map(|k| column(&res, p, k)).collect();
+            let mut worst = 0.0f64;
+            // Algebraics are sampled with the state they are computed from; at t = 0 they are
+            // not computed yet (PyRates' convention: their declared default), so start at 1.
+            for (i, &t) in res.time.iter().enumerate().skip(1) {
+                let x = exact(x0, cp, t);
+                let mean = x.iter().sum::<f64>() / 3.0;
+                let dot: f64 = x.iter().map(|v| v * v).sum();
+                let w = x.map(|v| v.max(0.55) - 2.0 * v);
+                let want = [x[0], x[1], x[2], mean, dot, w[0], w[1], w[2]];
+                for (col, want) in cols.iter().zip(want) {
+                    worst = worst.max((col[i] - want).abs());
+                }
+            }
+            assert!(worst < TOL, "{backend:?} point {p}: max error {worst:e}");
+            // The elements stay apart (the initial differences decay as e^{-t/τ}, 8 % left).
+            let last = cols[0].len() - 1;
+            assert!(
+                (cols[2][last] - cols[0][last]).abs() > 0.05,
+                "{backend:?}: elements merged"
+            );
+        }
+    }
+}
+
+/// The vector's path sets every element (PyRates' `update_var` with one number).
+#[test]
+fn param_map_naming_a_vector_sets_every_element() {
+    let c = load_text(LEAKY, "net").expect("loads");
+    let grid = [("x", "li_op/x", vec![0.25, 0.75])];
+    let res = run(&c, Backend::Reference, &grid, &[("x", "p/li_op/x")]);
+    for (p, x0) in [0.25, 0.75].into_iter().enumerate() {
+        for key in ["x[0]", "x[1]", "x[2]"] {
+            let col = column(&res, p, key);
+            assert_eq!(col[0], x0, "{key} starts at the grid value");
+            // With equal starts the elements stay equal: the closed form with c = 0.3.
+            let want = exact([x0; 3], 0.3, res.time[col.len() - 1])[0];
+            // RK4 as above: 1e-9 is three orders above its error.
+            assert!((col[col.len() - 1] - want).abs() < 1e-9, "{key}");
+        }
+    }
+}
+
+/// Each unsupported or ill-formed vector use is an error at its position, saying which.
+#[test]
+fn vector_errors_are_positioned() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "x' = -x + z",
+            "z",
+            "eq/vector-length",
+            "`z` has 2 elements where the expression has 3",
+        ),
+        ("m = x + 1", "x", "eq/vector-as-scalar", "`x` is a vector of 3 elements"),
+        ("m = vsum(x + z)", "z", "eq/vector-length", "`z` has 2 elements"),
+        (
+            "m = dot(x, 2.0)",
+            "dot(x, 2.0)",
+            "eq/vector-unsupported",
+            "`dot` of a vector and a scalar",
+        ),
+        (
+            "m = vsum(x(t - 1.0))",
+            "x(t - 1.0)",
+            "eq/vector-unsupported",
+            "delayed access `x(...)` to a vector",
+        ),
+    ];
+    for (eq, at, code, message) in cases {
+        let text = format!(
+            "op:\n  base: OperatorTemplate\n  equations:\n    - \"x' = -x\"\n    - \"{eq}\"\n  variables:\n    x: output(0.5, 3)\n    z: variable(0.1, 2)\n    m: variable(0.0)\n"
+        );
+        let err = load_text(&text, "op").expect_err(eq);
+        assert!(err.contains(code) && err.contains(message), "{eq}: {err}");
+        // file:line:col of the operand: line 5 holds the equation, after `    - "`.
+        let col = 8 + eq.rfind(at).expect("operand in the equation");
+        assert!(
+            err.contains(&format!("c.yaml:5:{col}:")),
+            "{eq}: expected column {col}: {err}"
+        );
+    }
+    // Declarations: two dimensions, a list as the value, complex elements.
+    for (decl, at, message) in [
+        (
+            "{vtype: state_var, value: 0.0, shape: [2, 2]}",
+            "[2, 2]",
+            "more than one dimension",
+        ),
+        ("output([0.1, 0.2])", "output", "variable(value, length)"),
+        ("output(complex, 3)", "output", "complex elements"),
+    ] {
+        let text = format!("op:\n  base: OperatorTemplate\n  equations: [\"x' = -x\"]\n  variables:\n    x: {decl}\n");
+        let err = load_text(&text, "op").expect_err(decl);
+        assert!(
+            err.contains("template/unsupported") && err.contains(message),
+            "{decl}: {err}"
+        );
+        // After `    x: ` on line 5.
+        let col = 8 + decl.find(at).expect("part of the declaration");
+        assert!(
+            err.contains(&format!("c.yaml:5:{col}:")),
+            "{decl}: expected column {col}: {err}"
+        );
+    }
+}
+
+/// A path (`--set`, a spec's bare paths) names every element, `x[1]` one; the array form of
+/// `update_var` finds the elements of a vector on one node (`value_targets`).
+#[test]
+fn param_map_paths_name_a_vector_or_one_element() {
+    use rustrates::sweep::param_map::{self, MapEntry, MapTargets};
+    let c = load_text(LEAKY, "net").expect("loads");
+    let mut map = ParamMap::new();
+    for (key, path) in [("whole", "p/li_op/x"), ("one", "p/li_op/x[1]")] {
+        map.entries.insert(
+            key.to_string(),
+            MapEntry {
+                vars: vec![path.to_string()],
+                targets: MapTargets::Paths,
+            },
+        );
+    }
+    let r = param_map::resolve(&map, &["whole".to_string(), "one".to_string()], &c).expect("resolves");
+    let elements = |names: &[&str]| names.iter().map(|n| format!("p/li_op/{n}")).collect::<Vec<_>>();
+    assert_eq!(
+        r.names(&c),
+        [
+            ("whole".to_string(), elements(&["x[0]", "x[1]", "x[2]"])),
+            ("one".to_string(), elements(&["x[1]"])),
+        ]
+    );
+    assert_eq!(
+        param_map::value_targets("node_vars", "p", "li_op/x", &c).expect("a vector"),
+        elements(&["x[0]", "x[1]", "x[2]"])
+    );
+    assert_eq!(
+        param_map::value_targets("node_vars", "all", "li_op/c", &c).expect("a scalar"),
+        elements(&["c"])
+    );
+}
+
+/// A vector output of one operator feeding another's input is refused at the input.
+#[test]
+fn vectors_between_operators_are_a_positioned_error() {
+    let text = r#"
+src_op:
+  base: OperatorTemplate
+  equations: "x' = -x"
+  variables:
+    x: output(0.5, 3)
+dst_op:
+  base: OperatorTemplate
+  equations: "y' = vsum(x) - y"
+  variables:
+    y: output(0.0)
+    x: input(0.0, 3)
+n: {base: NodeTemplate, operators: [src_op, dst_op]}
+"#;
+    let err = load_text(text, "n").expect_err("vector wiring");
+    // The input's declaration, line 12 after `    x: `.
+    assert!(
+        err.contains("node/vector-wiring") && err.contains("c.yaml:12:8:"),
+        "{err}"
+    );
+}
+
+/// Eight nodes of one template with vector variables, coupled through scalar edges, swept on
+/// every other node: all three back ends agree to rounding. (`model::network::plan` declines
+/// this circuit, as it does with a scalar `x`: the copies of `r_in` are not evenly spaced.)
+#[test]
+fn vector_nodes_in_a_network_run_alike_on_every_back_end() {
+    let mut text = String::from(
+        r#"
+v_op:
+  base: OperatorTemplate
+  equations:
+    - "d/dt * x = -x/tau + k*vsum(x) + c + r_in"
+    - "r = mean(x)"
+  variables:
+    x: output(0.5, 3)
+    r: output(0.0)
+    r_in: input(0.0)
+    tau: 2.0
+    k: 0.1
+    c: 0.3
+v: {base: NodeTemplate, operators: [v_op]}
+net:
+  base: CircuitTemplate
+  nodes: {n0: v, n1: v, n2: v, n3: v, n4: v, n5: v, n6: v, n7: v}
+  edges:
+"#,
+    );
+    for i in 0..8 {
+        let j = (i + 1) % 8;
+        text.push_str(&format!(
+            "    - [n{i}/v_op/r, n{j}/v_op/r_in, null, {{weight: -0.5}}]\n"
+        ));
+    }
+    let c = load_text(&text, "net").expect("loads");
+    let run_on = |backend: Backend| {
+        let mut values = indexmap::IndexMap::new();
+        values.insert("c".to_string(), vec![0.1, 0.2, 0.3, 0.4]);
+        let grid = Grid::from_values(&values, false).expect("one key");
+        let sim = SimConfig {
+            simulation_time: 2.0,
+            dt: 1e-3,
+            sampling_step: Some(0.1),
+            method: Method::Euler,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(
+            grid,
+            ParamMap::new().nodes("c", &["v_op/c"], &["n0", "n2", "n4", "n6"]),
+            sim,
+        );
+        spec.outputs = vec![("x".to_string(), "all/v_op/x".to_string())];
+        spec.backend = backend;
+        spec.threads = Some(1);
+        let mut sink = MemorySink::new();
+        rustrates::sweep::run(&spec, &c, &mut sink).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        sink.into_result().expect("a finished sweep has a result")
+    };
+    let reference = run_on(Backend::Reference);
+    assert_eq!(reference.columns.len(), 24, "{:?}", reference.columns);
+    assert_eq!(reference.columns[4], ("n1".to_string(), "x[1]".to_string()));
+    let moved = (0..4)
+        .flat_map(|p| reference.trace(p, 0).expect("traces"))
+        .map(|x| (x - 0.5).abs())
+        .fold(0.0, f64::max);
+    assert!(moved > 0.01, "the network stays put");
+    for backend in [Backend::Jit, Backend::C] {
+        let res = run_on(backend);
+        assert_eq!(res.columns, reference.columns);
+        // The same real expressions, at most in another association order (the JIT's and
+        // the loops'): rounding level, far below the O(0.01) the elements move.
+        for p in 0..4 {
+            for col in 0..24 {
+                let (a, b) = (
+                    res.trace(p, col).expect("traces"),
+                    reference.trace(p, col).expect("traces"),
+                );
+                let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                assert!(d <= 1e-12, "{backend:?} point {p} column {col}: differs by {d}");
+            }
+        }
+    }
+}
+
+/// An edge reads one element (`'a/src_op/x[1]'`, quoted in a YAML flow list); naming the
+/// whole vector is an unknown edge end at its position.
+#[test]
+fn an_edge_reads_one_element_of_a_vector() {
+    let text = |source: &str| {
+        format!(
+            r#"
+src_op:
+  base: OperatorTemplate
+  equations: "x' = -x*rate"
+  variables:
+    x: output(1.0, 2)
+    rate: 1.0
+dst_op:
+  base: OperatorTemplate
+  equations: "y' = u_in"
+  variables:
+    y: output(0.0)
+    u_in: input(0.0)
+src: {{base: NodeTemplate, operators: [src_op]}}
+dst: {{base: NodeTemplate, operators: [dst_op]}}
+net:
+  base: CircuitTemplate
+  nodes: {{a: src, b: dst}}
+  edges:
+    - ['{source}', b/dst_op/u_in, null, {{weight: 2.0}}]
+"#
+        )
+    };
+    let c = load_text(&text("a/src_op/x[1]"), "net").expect("loads");
+    // Both elements decay at rate 2; x[1] starts at 3 (x[0] at 1): x[1] = 3e^{-2t}.
+    let mut values = indexmap::IndexMap::new();
+    values.insert("r".to_string(), vec![2.0]);
+    values.insert("x1".to_string(), vec![3.0]);
+    let sim = SimConfig {
+        simulation_time: 2.0,
+        dt: 1e-3,
+        sampling_step: Some(0.5),
+        method: Method::Rk4,
+        cutoff: 0.0,
+    };
+    let spec_grid = Grid::from_values(&values, false).expect("one key");
+    let mut spec = SweepSpec::new(
+        spec_grid,
+        ParamMap::new()
+            .nodes("r", &["src_op/rate"], &["a"])
+            .nodes("x1", &["src_op/x[1]"], &["a"]),
+        sim,
+    );
+    spec.outputs = vec![("y".to_string(), "b/dst_op/y".to_string())];
+    spec.backend = Backend::Reference;
+    let mut sink = MemorySink::new();
+    rustrates::sweep::run(&spec, &c, &mut sink).expect("runs");
+    let res = sink.into_result().expect("result");
+    let y = column(&res, 0, "y");
+    // y' = 2 x[1] = 6 e^{-2t}: y(t) = 3(1 − e^{-2t}) (x[0] would give a third of it); RK4 at
+    // dt = 1e-3 is within 1e-12 of it.
+    for (i, &t) in res.time.iter().enumerate() {
+        assert!(
+            (y[i] - 3.0 * (1.0 - (-2.0 * t).exp())).abs() < 1e-9,
+            "t = {t}: {}",
+            y[i]
+        );
+    }
+    let err = load_text(&text("a/src_op/x"), "net").expect_err("the whole vector");
+    // Line 20, after `    - ['`.
+    assert!(
+        err.contains("edge/unknown-source") && err.contains("c.yaml:20:8:"),
+        "{err}"
+    );
+}
