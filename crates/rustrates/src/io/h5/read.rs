@@ -124,6 +124,25 @@ pub fn read_part(path: &Path, circuit_name: &str) -> Result<SweepResult, IoError
     read_open(&file, path, circuit_name.to_string(), &ReadSelection::default())
 }
 
+/// The values of `a` in row-major order: its own buffer when it is laid out so (as HDF5
+/// reads it), else a copy; the traces are the largest thing read, and a copy of them costs
+/// as much as reading them from the page cache.
+pub(super) fn into_vec<D: ndarray::Dimension>(a: ndarray::Array<f64, D>) -> Vec<f64> {
+    if !a.is_standard_layout() {
+        return a.iter().copied().collect();
+    }
+    // Standard layout: the elements are contiguous, in order, from the offset on.
+    let n = a.len();
+    let (mut values, offset) = a.into_raw_vec_and_offset();
+    match offset.unwrap_or(0) {
+        0 => {
+            values.truncate(n);
+            values
+        }
+        first => values[first..first + n].to_vec(),
+    }
+}
+
 /// Runs of consecutive indices: `[0, 1, 2, 5, 6]` → `[0..3, 5..7]`.
 fn runs(indices: &[usize]) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
@@ -173,12 +192,8 @@ fn read_open(
         let inner = n_time.unwrap_or(1);
         if all_cols || n_sel == 0 {
             return match n_time {
-                None => d
-                    .read_slice_2d::<f64, _>((r.clone(), ..))
-                    .map(|a| a.iter().copied().collect()),
-                Some(_) => d
-                    .read_slice::<f64, _, ndarray::Ix3>((r.clone(), .., ..))
-                    .map(|a| a.iter().copied().collect()),
+                None => d.read_slice_2d::<f64, _>((r.clone(), ..)).map(into_vec),
+                Some(_) => d.read_slice::<f64, _, ndarray::Ix3>((r.clone(), .., ..)).map(into_vec),
             };
         }
         let width = cols.len();
@@ -186,16 +201,8 @@ fn read_open(
         let mut at = 0;
         for run in &col_runs {
             let block: Vec<f64> = match n_time {
-                None => d
-                    .read_slice_2d::<f64, _>((r.clone(), run.clone()))?
-                    .iter()
-                    .copied()
-                    .collect(),
-                Some(_) => d
-                    .read_slice::<f64, _, ndarray::Ix3>((r.clone(), .., run.clone()))?
-                    .iter()
-                    .copied()
-                    .collect(),
+                None => into_vec(d.read_slice_2d::<f64, _>((r.clone(), run.clone()))?),
+                Some(_) => into_vec(d.read_slice::<f64, _, ndarray::Ix3>((r.clone(), .., run.clone()))?),
             };
             let w = run.len();
             for (row, values) in block.chunks_exact(w).enumerate() {

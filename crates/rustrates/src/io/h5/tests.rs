@@ -1101,3 +1101,27 @@ fn h5_traces_block_is_the_transposed_traces_in_bands() {
         assert!(same_result(&read_results(&out).unwrap(), &all));
     }
 }
+
+/// `read::into_vec` hands over an array's own buffer only where that buffer is exactly its
+/// elements in order; the reference is ndarray's own row-major iteration.
+#[test]
+fn into_vec_gives_the_elements_in_row_major_order_for_every_layout() {
+    use ndarray::{s, Array, Array3};
+    let whole = Array3::from_shape_fn((4, 3, 2), |(p, t, c)| (p * 100 + t * 10 + c) as f64);
+    let cases = [
+        ("standard", whole.clone()),
+        (
+            "offset: leading points dropped",
+            whole.clone().slice_move(s![1.., .., ..]),
+        ),
+        ("trailing points dropped", whole.clone().slice_move(s![..2, .., ..])),
+        ("transposed", whole.clone().permuted_axes([2, 1, 0])),
+        ("strided", whole.clone().slice_move(s![..;2, .., ..])),
+    ];
+    for (what, a) in cases {
+        let want: Vec<f64> = a.iter().copied().collect();
+        assert_eq!(read::into_vec(a), want, "{what}");
+    }
+    let one = Array::from_vec(vec![1.0, 2.0, 3.0]).slice_move(s![1..]);
+    assert_eq!(read::into_vec(one), vec![2.0, 3.0]);
+}
