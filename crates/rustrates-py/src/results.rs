@@ -7,6 +7,7 @@ use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use rustrates::io::h5::ReadSelection;
 use rustrates::io::{self, FileOptions, IoError};
 use rustrates::kernel::Backend;
 use rustrates::model::Loaded;
@@ -75,7 +76,7 @@ pub fn result_dict<'py>(py: Python<'py>, r: SweepResult, backend: Option<Backend
 
 /// Runs the sweep into `out` (part files next to it, merged and renamed when complete; an
 /// interrupted run resumes) with the file options `opts`, and returns the file's contents as
-/// `run_sweep` does.
+/// `run_sweep` does, without the traces (`traces_in_file` says whether the file has them).
 pub fn run_to_file<'py>(
     py: Python<'py>,
     spec: &SweepSpec,
@@ -90,41 +91,51 @@ pub fn run_to_file<'py>(
         io::sweep_to_file(spec, circuit, out, opts_ref, ctrl).map_err(Box::new)
     })?
     .map_err(|e| io_err(py, &e))?;
-    let d = read(py, out)?;
+    // The traces stay in the file: Python's pandas key copies them there from `/traces`
+    // (`write_pytables_nodes`, kind "traces_block") and `read_results` reads what is asked.
+    let without_traces = ReadSelection {
+        traces: false,
+        ..ReadSelection::default()
+    };
+    let d = read_selected(py, out, without_traces)?;
     d.set_item("backend", format!("{:?}", summary.backend).to_lowercase())?;
     d.set_item("out", out)?;
+    d.set_item("traces_in_file", spec.keep_traces)?;
     d.set_item("notes", summary.notes)?;
     Ok(d)
 }
 
-fn read<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyDict>> {
-    read_points(py, path, None)
-}
-
-fn read_points<'py>(py: Python<'py>, path: &Path, points: Option<(usize, usize)>) -> PyResult<Bound<'py, PyDict>> {
+fn read_selected<'py>(py: Python<'py>, path: &Path, selection: ReadSelection) -> PyResult<Bound<'py, PyDict>> {
     let owned = path.to_path_buf();
     let result = py
-        .detach(move || {
-            match points {
-                Some((start, end)) => io::h5::read_results_points(&owned, start..end),
-                None => io::read_results(&owned),
-            }
-            .map_err(Box::new)
-        })
-        .map_err(|e| io_err(py, &e))?;
+        .detach(move || io::h5::read_results_selected(&owned, &selection).map_err(Box::new))
+        .map_err(|e| match *e {
+            IoError::UnknownOutput { .. } => crate::errors::io_error(py, &e, "outputs"),
+            _ => io_err(py, &e),
+        })?;
     result_dict(py, result, None)
 }
 
-/// Loads a complete results file, or the points `start..end` of it: the same dict as
-/// `run_sweep` returns.
+/// Loads a complete results file, or what is asked of it: the points `start..end`, the
+/// output columns `outputs` selects (output keys, `node/key`; see the engine's
+/// `ReadSelection`), without traces or summaries. The same dict as `run_sweep` returns.
 #[pyfunction]
-#[pyo3(signature = (path, points=None))]
+#[pyo3(signature = (path, points=None, outputs=None, traces=true, summaries=true))]
 pub fn read_results<'py>(
     py: Python<'py>,
     path: std::path::PathBuf,
     points: Option<(usize, usize)>,
+    outputs: Option<Vec<String>>,
+    traces: bool,
+    summaries: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    read_points(py, &path, points)
+    let selection = ReadSelection {
+        points: points.map(|(start, end)| start..end),
+        outputs,
+        traces,
+        summaries,
+    };
+    read_selected(py, &path, selection)
 }
 
 /// One node as Python passes it: `(path, kind, data, [(attribute, value)])`.
@@ -134,7 +145,9 @@ type PyNode<'py> = (String, String, Bound<'py, PyAny>, Vec<(String, Bound<'py, P
 /// them from pandas objects). `nodes`: `(path, kind, data, attrs)` with kind `"group"`
 /// (data None), `"array"` (data `(element, shape, bytes)`, element `"f8"`, `"i8"`, `"i1"`
 /// or `"S<n>"`), `"object"` (data: pickle bytes) or `"link"` (data: target path); attrs
-/// `[(name, value)]` with value str, bytes (stored as ASCII), bool or int.
+/// `[(name, value)]` with value str, bytes (stored as ASCII), bool or int. Kind
+/// `"traces_block"` (data None): the file's `/traces` as the float64 block of the traces
+/// frame, `[time, points × columns]`, copied band by band (engine: `NodeKind::TracesBlock`).
 #[pyfunction]
 #[pyo3(signature = (path, create, nodes))]
 pub fn write_pytables_nodes(
@@ -158,6 +171,7 @@ pub fn write_pytables_nodes(
                     .as_bytes()
                     .to_vec(),
             ),
+            "traces_block" => NodeKind::TracesBlock,
             "link" => NodeKind::HardLink(data.extract::<String>().map_err(|_| bad("link data must be a path"))?),
             "array" => {
                 let (element, shape, bytes): (String, Vec<usize>, Vec<u8>) = data

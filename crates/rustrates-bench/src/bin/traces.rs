@@ -16,12 +16,14 @@
 //! (file bytes / the time beyond the summaries-only sweep's) and the process' peak resident
 //! memory (the largest of the runs), checked against the bound the design gives
 //! ([`rss_bound_mb`]). Then the codec alone on the reference traces: shuffle, and shuffle +
-//! deflate per level, one thread.
+//! deflate per level, one thread. Then reading a file back with the engine's reader (whole,
+//! a tenth of the points, without traces; from the page cache).
 //!
 //! With `--pyrates-python`: the 50×50 sweep keeping traces, end to end, against its
 //! summaries-only sweep and against PyRates 1.x's `grid_search` of the same sweep, estimated
-//! from PyRates' 20×20 timed in this run (its 50×50 takes ≈ 10 minutes) scaled by its
-//! measured cost per point.
+//! from PyRates' 20×20 and 30×30 timed in this run (its 50×50 takes ≈ 10 minutes) by the
+//! power law through them (its cost per point grows with the grid), and for comparison by the
+//! 20×20's cost per point.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,14 +70,15 @@ fn parse_args() -> Result<Args, String> {
 /// The peak memory the design allows a sweep process keeping traces, in MB: the writer's
 /// queue ([`rustrates::io::h5::QUEUE_BYTES`]); per worker thread the block it computes into
 /// and the three buffers of encoding one (raw bytes, shuffled, deflated: each at most a
-/// block); the block the writer is writing and one chunk it assembles; and what the process
+/// block); the block the writer is writing and one chunk it assembles; the written chunks'
+/// buffers it keeps for the next encodes ([`rustrates::io::h5::SPARE_BUFFERS`]); and what the process
 /// holds without traces (the summaries-only run's peak, measured: code, HDF5, the kernel).
 ///
 /// RSS counts freed memory that glibc's per-thread arenas keep for reuse rather than return at
 /// once (blocks of a few MB are freed and reallocated on every thread), so the bound allows
 /// [`ALLOCATOR_SLACK`] above the live bytes: a quiet run measured 184 MB against 182 MB live.
 fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64 {
-    let blocks = (4 * threads + 2) as f64;
+    let blocks = (4 * threads + 2 + rustrates::io::h5::SPARE_BUFFERS) as f64;
     ((rustrates::io::h5::QUEUE_BYTES as f64 + block_bytes * blocks) / 1e6 + summaries_peak_mb) * (1.0 + ALLOCATOR_SLACK)
 }
 
@@ -260,7 +263,7 @@ fn real_main() -> Result<(), String> {
     println!(
         "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB, + {:.0} % allocator slack)",
         rustrates::io::h5::QUEUE_BYTES / 1_000_000,
-        4 * args.threads + 2,
+        4 * args.threads + 2 + rustrates::io::h5::SPARE_BUFFERS,
         block_bytes / 1e6,
         peaks[0],
         ALLOCATOR_SLACK * 100.0
@@ -268,10 +271,69 @@ fn real_main() -> Result<(), String> {
     if !over.is_empty() {
         return Err(format!("peak memory above the bound: {}", over.join(", ")));
     }
+    read_back(&args, &cli, work.path(), side)?;
     if let Some(python) = &args.pyrates_python {
         against_pyrates(&args, &cli, python, work.path())?;
     }
     deflate_levels(args.time)
+}
+
+/// Reading traces back through the engine's reader, in this process, from a file just written
+/// (so from the page cache, not the disk): the whole file, a tenth of its points, and the file
+/// without its traces; uncompressed and deflated. MB/s counts the traces' values as float64.
+fn read_back(args: &Args, cli: &Path, work: &Path, side: usize) -> Result<(), String> {
+    use rustrates::io::h5::{read_results_selected, ReadSelection};
+    println!(
+        "\nreading back ({side}×{side}, engine's reader, file in the page cache, median of {})",
+        args.repeats.max(1)
+    );
+    println!("{:<42} {:>9} {:>12}", "what", "seconds", "traces MB/s");
+    let n = side * side;
+    for (label, flags) in [("uncompressed", &[][..]), ("--compress", &["--compress"][..])] {
+        let spec = work.join("spec_read.yaml");
+        std::fs::write(&spec, reference_spec_yaml(side, args.time, true, "")).map_err(|e| e.to_string())?;
+        let out = work.join("read.h5");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = sweep_command(cli, &spec, &out, args.threads);
+        cmd.args(flags);
+        run_process_with_peak(&mut cmd)?;
+        let selections = [
+            ("whole file", ReadSelection::default()),
+            (
+                "a tenth of the points",
+                ReadSelection {
+                    points: Some(0..n / 10),
+                    ..ReadSelection::default()
+                },
+            ),
+            (
+                "no traces (result map, status)",
+                ReadSelection {
+                    traces: false,
+                    ..ReadSelection::default()
+                },
+            ),
+        ];
+        for (what, selection) in selections {
+            let mut secs = Vec::new();
+            let mut bytes = 0.0;
+            for _ in 0..args.repeats.max(1) {
+                let start = Instant::now();
+                let r = read_results_selected(&out, &selection).map_err(|e| e.to_string())?;
+                secs.push(start.elapsed().as_secs_f64());
+                bytes = r.traces.map_or(0.0, |t| (t.len() * 8) as f64);
+            }
+            let t = median(secs);
+            let rate = if bytes > 0.0 {
+                format!("{:.0}", bytes / 1e6 / t)
+            } else {
+                "-".to_string()
+            };
+            println!("{:<42} {t:>9.3} {rate:>12}", format!("{label}: {what}"));
+        }
+        std::fs::remove_file(&out).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// PyRates' `grid_search` of the reference sweep (T 5 as here): `python script.py TEMPLATE n`.
@@ -298,15 +360,24 @@ fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Resul
     let script = work.join("pyrates_grid_search.py");
     std::fs::write(&script, PYRATES_SCRIPT).map_err(|e| e.to_string())?;
     let template = repo_root().join("examples/models/reference_qif");
-    let pyrates_side = 20;
-    let (py, _) = run_process_with_peak(
-        Command::new(python)
-            .arg(&script)
-            .arg(format!("{}/pc_iin", template.display()))
-            .arg(pyrates_side.to_string()),
-    )?;
-    let per_point = py / (pyrates_side * pyrates_side) as f64;
-    let py50 = per_point * (side * side) as f64;
+    // PyRates' cost per point grows with the grid (measured: CPU time ≈ quadratic in points
+    // from 20×20 to 40×40), so 50×50 is estimated from two sizes timed here, by the power law
+    // through them, next to the per-point scaling of the smaller one.
+    let mut pyrates = Vec::new();
+    for n in [20usize, 30] {
+        let (secs, _) = run_process_with_peak(
+            Command::new(python)
+                .arg(&script)
+                .arg(format!("{}/pc_iin", template.display()))
+                .arg(n.to_string()),
+        )?;
+        pyrates.push(((n * n) as f64, secs));
+    }
+    let [(n20, t20), (n30, t30)] = [pyrates[0], pyrates[1]];
+    let points50 = (side * side) as f64;
+    let exponent = (t30 / t20).ln() / (n30 / n20).ln();
+    let py50 = t30 * (points50 / n30).powf(exponent);
+    let py50_per_point = t20 / n20 * points50;
     let (summaries, traces) = (median(ours[0].clone()), median(ours[1].clone()));
     println!(
         "
@@ -318,10 +389,15 @@ fn against_pyrates(args: &Args, cli: &Path, python: &Path, work: &Path) -> Resul
         "traces, default                          {traces:>9.3} s  {:.2}× summaries only",
         traces / summaries
     );
+    println!("PyRates 20×20 grid_search                {t20:>9.1} s");
+    println!("PyRates 30×30 grid_search                {t30:>9.1} s  (time ∝ points^{exponent:.2})");
     println!(
-        "PyRates 20×20 grid_search                {py:>9.1} s  ({:.3} s per point; 50×50 ≈ {py50:.0} s)",
-        per_point
+        "PyRates 50×50 estimated                  {py50:>9.0} s  (per-point scaling of 20×20: {py50_per_point:.0} s)"
     );
-    println!("speed-up on 50×50 with traces            {:>9.0}×", py50 / traces);
+    println!(
+        "speed-up on 50×50 with traces            {:>9.0}×  (per-point scaling: {:.0}×)",
+        py50 / traces,
+        py50_per_point / traces
+    );
     Ok(())
 }

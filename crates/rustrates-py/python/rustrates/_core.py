@@ -627,12 +627,18 @@ def traces_frame(res: Mapping[str, Any]) -> pd.DataFrame:
     n_points, n_time, n_cols = traces.shape
     # pandas keeps a 2-D float block as (columns, rows): build exactly that layout.
     block = np.ascontiguousarray(traces.transpose(0, 2, 1)).reshape(n_points * n_cols, n_time)
+    columns, index = traces_axes(res)
+    return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
+
+
+def traces_axes(res: Mapping[str, Any]) -> tuple[pd.MultiIndex, pd.Index]:
+    """The columns ``(circuit_label, node, output_key)``, label-major, and the time index of
+    the traces frame of ``res`` (also when ``res`` holds no traces)."""
     columns = pd.MultiIndex.from_tuples(
         [(label, node, key) for label in res["labels"] for (node, key) in res["columns"]],
         names=["circuit", "node", "output"],
     )
-    index = pd.Index(np.asarray(res["time"], dtype=np.float64), name="time")
-    return pd.DataFrame(block.T, index=index, columns=columns, copy=False)
+    return columns, pd.Index(np.asarray(res["time"], dtype=np.float64), name="time")
 
 
 def result_map_frame(res: Mapping[str, Any]) -> pd.DataFrame:

@@ -142,17 +142,32 @@ def nodes_for(key: str, obj: Any) -> list:
             raise Unsupported("columns of several or unsupported dtypes")
         if not obj.columns.is_unique:
             raise Unsupported("duplicate columns")  # pandas raises its own error
-        attrs.append(("ndim", 2))
-        nodes = _index(group, "axis0", obj.columns, attrs)
-        nodes += _index(group, "axis1", obj.index, attrs)
-        # One block (all columns share their dtype), its items the columns in order.
-        attrs.append(("nblocks", 1))
-        nodes.append(_values(f"{group}/block0_values", obj.to_numpy()))
-        nodes += _index(group, "block0_items", obj.columns, attrs)
-        attrs.append(("pandas_type", "frame"))
+        return _frame_nodes(group, obj.columns, obj.index, _values(f"{group}/block0_values", obj.to_numpy()))
     else:
         raise Unsupported(type(obj).__name__)
     return [(group, "group", None, attrs)] + nodes
+
+
+def _frame_nodes(group: str, columns: pd.Index, index: pd.Index, block: tuple) -> list:
+    """The nodes of a frame of one block (all columns share their dtype, its items the
+    columns in order) whose values node is ``block``."""
+    attrs: list = [("encoding", "UTF-8"), ("errors", "strict"), ("ndim", 2)]
+    nodes = _index(group, "axis0", columns, attrs)
+    nodes += _index(group, "axis1", index, attrs)
+    attrs.append(("nblocks", 1))
+    nodes.append(block)
+    nodes += _index(group, "block0_items", columns, attrs)
+    attrs.append(("pandas_type", "frame"))
+    return [(group, "group", None, attrs)] + nodes
+
+
+def traces_frame_nodes(key: str, columns: pd.Index, index: pd.Index) -> list:
+    """The nodes ``HDFStore.put(key, frame)`` writes for the traces frame (columns
+    ``columns``, index ``index``, float64) of the results file they are written into, with its
+    values copied by the engine from the file's ``/traces`` (node kind ``traces_block``), so
+    the traces are never read into Python."""
+    group = "/" + key.strip("/")
+    return _frame_nodes(group, columns, index, (f"{group}/block0_values", "traces_block", None, [("transposed", True)]))
 
 
 def prepare(items: Iterable[tuple[str, Any]], links: Iterable[tuple[str, str]] = ()) -> tuple[list, list]:

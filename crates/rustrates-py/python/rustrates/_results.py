@@ -22,21 +22,21 @@ class Results(tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]):
     ``grid_search`` returns), and :meth:`to_xarray`."""
 
     _path: str
-    _span: tuple[int, int] | None
+    _selection: dict[str, Any]
 
     def __new__(
         cls,
         frames: tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None],
         path: str,
-        span: tuple[int, int] | None,
+        selection: dict[str, Any],
     ) -> Results:
         obj = super().__new__(cls, frames)
-        obj._path, obj._span = path, span
+        obj._path, obj._selection = path, selection
         return obj
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]
         # Pickling (e.g. a result handed between processes) rebuilds it with its file.
-        return (tuple(self), self._path, self._span)
+        return (tuple(self), self._path, self._selection)
 
     def to_xarray(self) -> Any:
         """The file as an ``xarray.Dataset`` (read again from the file, so the frames are not
@@ -60,7 +60,7 @@ class Results(tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame | None]):
                 "read_results(...).to_xarray() needs xarray, which is not installed: "
                 "pip install 'rustrates[xarray]' (or pip install xarray)"
             ) from err
-        res = _rustrates.read_results(self._path, self._span)
+        res = _rustrates.read_results(self._path, **self._selection)
         return results_dataset(xr, res)
 
 
@@ -136,16 +136,32 @@ def results_dataset(xr: Any, res: dict[str, Any]) -> Any:
     return xr.Dataset(variables, coords=coords, attrs={"circuit_name": res["circuit_name"]})
 
 
-def read_results(path: str | os.PathLike[str], points: range | slice | None = None) -> Results:
+def read_results(
+    path: str | os.PathLike[str],
+    points: range | slice | None = None,
+    outputs: str | list[str] | None = None,
+    traces: bool = True,
+    summaries: bool = True,
+) -> Results:
     """Load a results file written by ``grid_search(out=...)``, ``rustrates sweep`` or
-    ``ClusterGridSearch``.
+    ``ClusterGridSearch``, or only the part of it asked for: only those values are read from
+    the file (HDF5 hyperslabs), the rest never leaves the disk.
 
     Parameters
     ----------
     points
         Only these grid points (``range(i, j)`` or ``slice(i, j)``, step 1; a stop past the
-        end stops at the end): only their values are read from the file, for traces the
-        chunks holding them (``block_size`` points each). Default: every point.
+        end stops at the end). For traces, the chunks holding them are read (``block_size``
+        points each). Default: every point.
+    outputs
+        Only these output columns: an output key (``'r'``: every column of that key, e.g. each
+        node of an ``all/...`` output or both parts of a complex output), ``'node/key'`` for
+        one column, or a list of them. A name the file has no column for is an error that
+        lists the names there are. Default: every column.
+    traces, summaries
+        False leaves the traces (the summaries) unread; ``results`` (``summaries``) is then
+        None. ``read_results(path, traces=False)`` reads the result map and summaries of a
+        file of any size.
 
     Returns
     -------
@@ -165,25 +181,26 @@ def read_results(path: str | os.PathLike[str], points: range | slice | None = No
         ):
             raise ValueError(f"points must be range(i, j) or slice(i, j) with 0 <= i, step 1; got {points!r}")
         span = (start or 0, 2**63 - 1 if stop is None else max(stop, start or 0))
-    res = _rustrates.read_results(os.fspath(path), span)
+    names = [outputs] if isinstance(outputs, str) else None if outputs is None else [str(o) for o in outputs]
+    selection = {"points": span, "outputs": names, "traces": bool(traces), "summaries": bool(summaries)}
+    res = _rustrates.read_results(os.fspath(path), **selection)
     results = _core.traces_frame(res) if res["traces"] is not None else None
-    summaries = _core.summaries_frame(res) if res["summaries"] is not None else None
-    return Results((results, _core.result_map_frame(res), summaries), os.fspath(path), span)
+    summ = _core.summaries_frame(res) if res["summaries"] is not None else None
+    return Results((results, _core.result_map_frame(res), summ), os.fspath(path), selection)
 
 
 def add_pandas_keys(path: str, res: dict[str, Any], result_map: pd.DataFrame) -> bool:
-    """Write the seed's pandas keys into the engine's file. Returns False (and writes only
-    the result map) when the traces are too large to hold in memory as one frame."""
-    traces = res.get("traces")
-    if traces is None and res.get("n_time"):
-        size = 8 * len(res["labels"]) * int(res["n_time"]) * len(res["columns"])
-        if size <= PANDAS_KEYS_MAX_BYTES:
-            traces_res = _rustrates.read_results(path)
-            res = dict(res, traces=traces_res["traces"], time=traces_res["time"])
-            traces = res["traces"]
-    keys = [("Results/result_map", result_map)]
-    if traces is not None:
-        keys.append(("Results/results", _core.traces_frame(res)))
+    """Write the seed's pandas keys into the engine's file ``res`` describes (what
+    ``run_sweep(out=...)`` returns). ``Results/results``, the traces frame, is copied by the
+    engine from the file's ``/traces`` (never read into Python). Returns False (and writes
+    only the result map) when the file keeps no traces or they are too large for
+    ``pd.read_hdf`` to hold as one frame."""
+    nodes, rest = _pandas_keys.prepare([("Results/result_map", result_map)])
+    size = 8 * len(res["labels"]) * int(res["n_time"]) * len(res["columns"])
+    with_traces = bool(res.get("traces_in_file")) and 0 < size <= PANDAS_KEYS_MAX_BYTES
+    if with_traces:
+        nodes += _pandas_keys.traces_frame_nodes("Results/results", *_core.traces_axes(res))
     # ParameterGrid/Grid_df: the same frame under the seed's second name, as an HDF5 hard link.
-    _pandas_keys.put_keys(path, keys, create=False, links=[("ParameterGrid/Grid_df", "Results/result_map")])
-    return traces is not None
+    links, _ = _pandas_keys.prepare([], links=[("ParameterGrid/Grid_df", "Results/result_map")])
+    _pandas_keys.put_prepared(path, nodes + links, rest, create=False)
+    return with_traces

@@ -108,7 +108,8 @@ class SweepResultDict(TypedDict):
     time: NDArray[np.float64]  # (n_time,)
     n_time: int
     columns: list[tuple[str, str]]  # (node, output key)
-    traces: NDArray[np.float64] | None  # (points, time, columns)
+    traces: NDArray[np.float64] | None  # (points, time, columns); None from run_sweep(out=...)
+    traces_in_file: bool  # only when written to a file: the file keeps traces (read_results reads them)
     summaries: NDArray[np.float64] | None  # (points, columns, statistics)
     summary_names: list[str]
     status: list[str]  # 'ok', 'nonfinite', 'step_too_small', 'failed' (chunk not computed)
@@ -168,8 +169,15 @@ def run_sweep(
     """Run a sweep with the GIL released. ``progress(done, total)`` is called about every
     100 ms; Ctrl-C stops the run after the blocks in flight."""
 
-def read_results(path: str | PathLike[str], points: tuple[int, int] | None = None) -> SweepResultDict:
-    """Load a complete results file."""
+def read_results(
+    path: str | PathLike[str],
+    points: tuple[int, int] | None = None,
+    outputs: list[str] | None = None,
+    traces: bool = True,
+    summaries: bool = True,
+) -> SweepResultDict:
+    """Load a complete results file, or only the points ``start..end``, the output columns
+    ``outputs`` selects, with or without traces and summaries."""
 
 def write_pytables_nodes(
     path: str | PathLike[str],
@@ -178,8 +186,9 @@ def write_pytables_nodes(
 ) -> None:
     """Write HDF5 nodes as PyTables lays them out: ``(path, kind, data, attrs)`` with kind
     ``"group"`` (data None), ``"array"`` (data ``(element, shape, bytes)``, element ``"f8"``,
-    ``"i8"``, ``"i1"`` or ``"S<n>"``), ``"object"`` (data: pickle bytes) or ``"link"`` (data:
-    the target's path). A new file when ``create``."""
+    ``"i8"``, ``"i1"`` or ``"S<n>"``), ``"object"`` (data: pickle bytes), ``"link"`` (data:
+    the target's path) or ``"traces_block"`` (data None: the file's ``/traces`` as the block of
+    the traces frame, ``[time, points × columns]``). A new file when ``create``."""
 
 @final
 class ClusterSweep:

@@ -71,6 +71,12 @@ pub enum IoError {
     },
     #[error("{path} is not a complete rustrates results file (missing or unfinished: {what})")]
     Incomplete { path: PathBuf, what: &'static str },
+    #[error("{path} has no output column '{name}': ask for one of {}", .available.join(", "))]
+    UnknownOutput {
+        path: PathBuf,
+        name: String,
+        available: Vec<String>,
+    },
     #[error("{path} is not a finished rustrates part file (no chunk_start attribute, or a .tmp still being written): give a file that parts/ of a sweep directory lists in its manifest.jsonl")]
     NotAPart { path: PathBuf },
     #[error("input '{name}' has {len} values, not a whole number of rows of {points} points")]

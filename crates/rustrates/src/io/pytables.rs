@@ -79,6 +79,31 @@ pub enum NodeKind {
     Object(Vec<u8>),
     /// A second name for the node at this absolute path (an HDF5 hard link).
     HardLink(String),
+    /// A float64 `Array` holding the file's own `/traces` (`[points, time, columns]`, see
+    /// [`super::h5`]) as pandas stores the block of the traces frame whose columns are
+    /// `(label, node, key)`, label-major: `[time, points × columns]`, element
+    /// `[t][p · columns + c]` = `/traces[p][t][c]` (float32 traces widened exactly). Copied
+    /// band by band of points ([`TRACES_BAND_BYTES`]), so memory holds one band, not the
+    /// traces.
+    TracesBlock,
+}
+
+/// Bytes of `/traces` a [`NodeKind::TracesBlock`] copies at a time (a whole number of its
+/// chunks, so a compressed chunk is inflated once); memory holds them twice (as read and
+/// transposed).
+pub const TRACES_BAND_BYTES: usize = 32 << 20;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests copy small files in several bands.
+    pub(crate) static TRACES_BAND: std::cell::Cell<usize> = const { std::cell::Cell::new(TRACES_BAND_BYTES) };
+}
+
+fn traces_band_bytes() -> usize {
+    #[cfg(test)]
+    return TRACES_BAND.with(|b| b.get());
+    #[cfg(not(test))]
+    TRACES_BAND_BYTES
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,10 +122,18 @@ pub fn write_nodes(path: &Path, create: bool, nodes: &[Node]) -> Result<(), IoEr
         path: path.to_path_buf(),
         source,
     };
+    // No sieve buffer: the rows of a `TracesBlock` band are strided pieces of a contiguous
+    // array, which a sieve buffer (64 KiB by default) would read and write back whole for
+    // each piece; without one, each piece is one write.
+    let options = || {
+        let mut b = hdf5::File::with_options();
+        b.with_fapl(|p| p.sieve_buf_size(0));
+        b
+    };
     let file = if create {
-        hdf5::File::create(path)
+        options().create(path)
     } else {
-        hdf5::File::open_rw(path)
+        options().open_rw(path)
     }
     .map_err(err)?;
     hdf5::sync::sync(|| -> Result<(), hdf5::Error> {
@@ -109,7 +142,7 @@ pub fn write_nodes(path: &Path, create: bool, nodes: &[Node]) -> Result<(), IoEr
             set_attrs(root, &group_attrs(true))?;
         }
         for node in nodes {
-            write_node(root, node).map_err(|e| hdf5::Error::from(format!("{}: {e}", node.path)))?;
+            write_node(&file, root, node).map_err(|e| hdf5::Error::from(format!("{}: {e}", node.path)))?;
         }
         Ok(())
     })
@@ -218,7 +251,7 @@ fn open_object(root: hid_t, path: &str) -> Result<Id, hdf5::Error> {
     )
 }
 
-fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
+fn write_node(file: &hdf5::File, root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
     match &node.kind {
         NodeKind::Group => {
             ensure_groups(root, &node.path, true)?;
@@ -243,21 +276,7 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
                     data.len()
                 )));
             }
-            ensure_groups(root, &node.path, false)?;
-            let (file_type, mem_type) = element_types(*element)?;
-            let dims: Vec<hsize_t> = shape.iter().map(|&d| d as hsize_t).collect();
-            // SAFETY: dims outlives the call; a rank-0 shape makes a scalar dataspace.
-            let space = check(
-                unsafe { H5Screate_simple(dims.len() as i32, dims.as_ptr(), std::ptr::null()) },
-                "a dataspace",
-            )?;
-            // SAFETY: plain property-list calls on an owned list.
-            let dcpl = check(unsafe { H5Pcreate(*H5P_CLS_DATASET_CREATE) }, "a dataset property list")?;
-            check_status(
-                unsafe { H5Pset_fill_time(dcpl.0, H5D_fill_time_t::H5D_FILL_TIME_NEVER) },
-                "fill time",
-            )?;
-            let dset = create_dataset(root, &node.path, &file_type, &space, &dcpl)?;
+            let (dset, mem_type) = create_array(root, &node.path, *element, shape)?;
             if !data.is_empty() {
                 // SAFETY: data holds exactly the dataspace's elements of mem_type (checked above).
                 check_status(
@@ -267,6 +286,7 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
             }
             set_attrs(dset.0, &leaf_attrs("ARRAY", "2.4", node))
         }
+        NodeKind::TracesBlock => write_traces_block(file, root, node),
         NodeKind::Object(bytes) => {
             ensure_groups(root, &node.path, false)?;
             // SAFETY: type construction from library constants; owned ids.
@@ -304,6 +324,63 @@ fn write_node(root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
             set_attrs(dset.0, &leaf_attrs("VLARRAY", "1.4", node))
         }
     }
+}
+
+/// A PyTables `Array`'s dataset (no attributes yet) and the memory type of its elements.
+fn create_array(root: hid_t, path: &str, element: Element, shape: &[usize]) -> Result<(Id, Id), hdf5::Error> {
+    ensure_groups(root, path, false)?;
+    let (file_type, mem_type) = element_types(element)?;
+    let dims: Vec<hsize_t> = shape.iter().map(|&d| d as hsize_t).collect();
+    // SAFETY: dims outlives the call; a rank-0 shape makes a scalar dataspace.
+    let space = check(
+        unsafe { H5Screate_simple(dims.len() as i32, dims.as_ptr(), std::ptr::null()) },
+        "a dataspace",
+    )?;
+    // SAFETY: plain property-list calls on an owned list.
+    let dcpl = check(unsafe { H5Pcreate(*H5P_CLS_DATASET_CREATE) }, "a dataset property list")?;
+    check_status(
+        unsafe { H5Pset_fill_time(dcpl.0, H5D_fill_time_t::H5D_FILL_TIME_NEVER) },
+        "fill time",
+    )?;
+    Ok((create_dataset(root, path, &file_type, &space, &dcpl)?, mem_type))
+}
+
+/// Writes a [`NodeKind::TracesBlock`]: bands of whole chunks of `/traces` read, transposed
+/// and written as the columns of their points.
+fn write_traces_block(file: &hdf5::File, root: hid_t, node: &Node) -> Result<(), hdf5::Error> {
+    let traces = file.dataset("traces")?;
+    let &[n_points, n_time, n_cols] = traces.shape().as_slice() else {
+        return Err(hdf5::Error::from("/traces is not [points, time, columns]"));
+    };
+    let width = n_points * n_cols;
+    let (dset, _) = create_array(root, &node.path, Element::F64, &[n_time, width])?;
+    let out = file.dataset(&node.path)?;
+    let point_bytes = n_time * n_cols * size_of::<f64>();
+    if width > 0 && n_time > 0 {
+        let chunk_points = traces.chunk().map_or(1, |c| c[0]).max(1);
+        let band = (traces_band_bytes() / point_bytes.max(1) / chunk_points).max(1) * chunk_points;
+        let mut block = Vec::new();
+        let mut p0 = 0;
+        while p0 < n_points {
+            let p1 = (p0 + band).min(n_points);
+            let values = traces.read_slice::<f64, _, ndarray::Ix3>((p0..p1, .., ..))?;
+            let w = (p1 - p0) * n_cols;
+            block.clear();
+            block.resize(n_time * w, 0.0);
+            for (p, point) in values.outer_iter().enumerate() {
+                for (t, row) in point.outer_iter().enumerate() {
+                    for (c, v) in row.iter().enumerate() {
+                        block[t * w + p * n_cols + c] = *v;
+                    }
+                }
+            }
+            let view =
+                ndarray::ArrayView2::from_shape((n_time, w), &block).map_err(|e| hdf5::Error::from(e.to_string()))?;
+            out.write_slice(view, (.., p0 * n_cols..p1 * n_cols))?;
+            p0 = p1;
+        }
+    }
+    set_attrs(dset.0, &leaf_attrs("ARRAY", "2.4", node))
 }
 
 fn create_dataset(root: hid_t, path: &str, file_type: &Id, space: &Id, dcpl: &Id) -> Result<Id, hdf5::Error> {

@@ -67,12 +67,22 @@ impl ChunkCodec {
     /// dataset may hold fewer points: HDF5 stores edge chunks at full size, so the rest is
     /// padded with NaN (never visible: readers see only the dataset's extent).
     pub fn encode(&self, values: &[f64]) -> Vec<u8> {
+        self.encode_into(values, Vec::new())
+    }
+
+    /// [`ChunkCodec::encode`] into `raw`, a buffer of an earlier chunk handed back by the
+    /// writer: a buffer of the chunk's size is reused as it is (no allocation, no page faults,
+    /// no zeroing; every byte is overwritten).
+    pub fn encode_into(&self, values: &[f64], mut raw: Vec<u8>) -> Vec<u8> {
         let n = self.chunk_values();
         debug_assert!(values.len() <= n, "at most one chunk of values");
         let size = self.dtype.size();
         // Into a buffer of the final size, the values then the padding: loops with no
         // capacity checks, which the compiler turns into vector code.
-        let mut raw = vec![0u8; n * size];
+        if raw.len() != n * size {
+            raw.clear();
+            raw.resize(n * size, 0);
+        }
         let (head, tail) = raw.split_at_mut(values.len() * size);
         match self.dtype {
             TraceType::Float64 => {

@@ -494,8 +494,9 @@ impl OpenFile {
         self.sets.codec
     }
 
-    /// Records one finished block (`b.first` relative to the file's first point).
-    pub(super) fn write_block(&mut self, b: BlockMsg) -> Result<(), IoError> {
+    /// Records one finished block (`b.first` relative to the file's first point); gives back
+    /// the buffers of the chunks it wrote.
+    pub(super) fn write_block(&mut self, b: BlockMsg) -> Result<Vec<Vec<u8>>, IoError> {
         let (p0, lanes, nc) = (b.first, b.status.len(), self.n_columns);
         for (i, s) in b.status.iter().enumerate() {
             (self.codes[p0 + i], self.times[p0 + i]) = status_code(s);
@@ -505,11 +506,13 @@ impl OpenFile {
             vals[p0 * nc..(p0 + lanes) * nc].copy_from_slice(&b.summaries[si * block..(si + 1) * block]);
         }
         let mut bytes_written = 0;
+        let mut written = Vec::new();
         for piece in b.traces {
             match piece {
                 TracePiece::Chunk { index, bytes } => {
                     bytes_written += bytes.len();
-                    self.write_chunk(index, &bytes)?
+                    self.write_chunk(index, &bytes)?;
+                    written.push(bytes);
                 }
                 TracePiece::Points { first, values } => {
                     bytes_written += values.len() * size_of::<f64>();
@@ -520,7 +523,7 @@ impl OpenFile {
         if let Some(w) = self.write_behind.as_mut() {
             w.wrote(bytes_written);
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Writes chunk `index` of `/traces`, encoded by the codec, as it is.

@@ -47,7 +47,7 @@
 //!
 //! The code follows the seams of that job: [`layout`] (the layout and a file being written),
 //! [`sinks`] (the sweep sinks: direct and part files), [`merge`] (parts into one file) and
-//! [`read`] (a complete file back into memory). While a sweep runs, the worker threads encode
+//! [`read`] (a complete file back into memory, or the part of it a [`ReadSelection`] asks for). While a sweep runs, the worker threads encode
 //! each finished block's trace chunks ([`codec`]: HDF5's shuffle and deflate filters, done by
 //! libdeflate) and queue them for one writer thread ([`writer`]), which writes them with
 //! `H5Dwrite_chunk`; the queue holds at most [`QUEUE_BYTES`] before workers wait for it.
@@ -62,9 +62,9 @@ mod writer;
 pub use codec::TraceType;
 pub use layout::{sweep_record_of, FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
-pub use read::{read_part, read_results, read_results_points};
+pub use read::{read_part, read_results, read_results_points, read_results_selected, select_columns, ReadSelection};
 pub use sinks::{run_parts, sweep_to_file, PartSink};
-pub use writer::QUEUE_BYTES;
+pub use writer::{QUEUE_BYTES, SPARE_BUFFERS};
 
 #[cfg(test)]
 use layout::*;

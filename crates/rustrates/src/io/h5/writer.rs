@@ -24,6 +24,11 @@ use crate::sweep::{BlockHandler, BlockOutput, SweepError};
 /// Bytes of finished blocks the queue to the writer holds before workers wait for it.
 pub const QUEUE_BYTES: usize = 128 << 20;
 
+/// Chunk buffers the writer keeps, once written, for the workers to encode the next chunks
+/// into: a fresh buffer per chunk costs a page fault per 4 KiB (and the kernel's zeroing of
+/// the page) on every chunk, CPU time the 2 worker threads of a 2-core machine lose.
+pub const SPARE_BUFFERS: usize = 4;
+
 /// What a file's last step does once every block is written (close, sync and rename it; for
 /// a part file also hash it and append its manifest line).
 pub(super) type FinishJob = Box<dyn FnOnce(OpenFile) -> Result<(), IoError> + Send>;
@@ -60,9 +65,29 @@ pub(super) enum Msg {
 struct Shared {
     stop: AtomicBool,
     error: Mutex<Option<IoError>>,
+    /// Written chunks' buffers, for the next encodes (at most [`SPARE_BUFFERS`]).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
+    fn spare_buffer(&self) -> Vec<u8> {
+        self.spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give_back(&self, buffers: Vec<Vec<u8>>) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        for b in buffers {
+            if spare.len() >= SPARE_BUFFERS {
+                break;
+            }
+            spare.push(b);
+        }
+    }
+
     fn fail(&self, e: IoError) {
         self.stop.store(true, Ordering::Release);
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
@@ -185,7 +210,7 @@ fn write_loop(rx: Receiver<Msg>, shared: &Shared) {
                 Ok(())
             }
             Msg::Block(b) => match current.as_mut() {
-                Some(f) => f.write_block(b),
+                Some(f) => f.write_block(b).map(|written| shared.give_back(written)),
                 None => Ok(()),
             },
             Msg::Finish(job) => match current.take() {
@@ -236,7 +261,7 @@ impl BlockEncoder {
             if p == c0 && q == c1 {
                 pieces.push(TracePiece::Chunk {
                     index: chunk,
-                    bytes: codec.encode(values),
+                    bytes: codec.encode_into(values, self.shared.spare_buffer()),
                 });
             } else {
                 pieces.push(TracePiece::Points {
