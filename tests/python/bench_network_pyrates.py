@@ -33,13 +33,14 @@ import sys
 import numpy as np
 from pyrates import grid_search
 template, n, points, T, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+dt, dts = float(sys.argv[6]), float(sys.argv[7])
 res, res_map = grid_search(
     template,
     param_grid={"eta": np.linspace(-6.0, -4.0, points)},
     param_map={"eta": {"vars": ["qif_op/eta"], "nodes": [f"n{i}" for i in range(n)]}},
-    step_size=%(dt)r,
+    step_size=dt,
     simulation_time=T,
-    sampling_step_size=%(dts)r,
+    sampling_step_size=dts,
     outputs={"r": "all/qif_op/r"},
     solver="euler",
     float_precision="float64",
@@ -54,7 +55,7 @@ traces = np.full((len(labels), len(res.index), n), np.nan)
 for k, c in enumerate(cols):
     traces[labels.index(next(p for p in c if p in labels)), :, node_of(c)] = res.iloc[:, k].to_numpy()
 np.save(out, traces)
-""" % {"dt": DT, "dts": DTS}
+"""
 
 
 def network_yaml(n: int) -> str:
@@ -135,6 +136,8 @@ def main() -> None:
                     str(args.points),
                     str(args.time),
                     str(tmp / "pyrates.npy"),
+                    repr(DT),
+                    repr(DTS),
                 ],
                 check=True,
                 capture_output=True,
