@@ -15,6 +15,8 @@ use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
+use crate::support::{backends, bits};
+
 const DT: f64 = 1e-4;
 
 /// `network_grid.c`'s `W[i][j]` (from `j` to `i`); with `sparse`, every third entry is 0 so
@@ -132,37 +134,7 @@ fn sweep_with(
     backend: Backend,
     steps: usize,
 ) -> SweepResult {
-    let path = dir.join(file);
-    std::fs::write(&path, yaml).expect("write yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
-    let grid = Grid::from_values(values, true).expect("grid");
-    let sim = SimConfig {
-        simulation_time: steps as f64 * DT,
-        dt: DT,
-        sampling_step: Some(DT),
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(grid, map, sim);
-    spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
-    spec.backend = backend;
-    spec.threads = Some(1);
-    let mut sink = MemorySink::new();
-    rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).unwrap_or_else(|e| panic!("{file}: {e}"));
-    sink.into_result().expect("result")
-}
-
-fn bits(r: &SweepResult) -> Vec<u64> {
-    r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
-}
-
-fn backends() -> Vec<Backend> {
-    let mut b = vec![Backend::Reference, Backend::Jit];
-    if rustrates::kernel::c::compiler_available() {
-        b.push(Backend::C);
-    }
-    b
+    sweep_with_method(dir, file, yaml, values, map, backend, Method::Euler, steps)
 }
 
 #[test]
@@ -850,8 +822,10 @@ fn velocity_map() -> ParamMap {
     map
 }
 
+/// One sweep of the circuit `Net` in `yaml` (written as `file` in `dir`) over the grid
+/// `values`, r of every node sampled every step, one thread, in memory.
 #[allow(clippy::too_many_arguments)]
-fn velocity_sweep(
+fn sweep_with_method(
     dir: &Path,
     file: &str,
     yaml: &str,
@@ -912,7 +886,7 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
     let methods = [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }];
     for backend in backends() {
         for method in methods {
-            let res = velocity_sweep(
+            let res = sweep_with_method(
                 dir.path(),
                 "net.yaml",
                 &velocity_block(n),
@@ -926,7 +900,7 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
                 assert_eq!(res.grid_values[1][p], v);
                 let mut one = IndexMap::new();
                 one.insert("G".to_string(), vec![1.5]);
-                let alone = velocity_sweep(
+                let alone = sweep_with_method(
                     dir.path(),
                     "one.yaml",
                     &given(v),
@@ -957,7 +931,7 @@ fn a_velocity_sweep_equals_the_c_program_transcription() {
     values.insert("G".to_string(), vec![0.5, 2.0]);
     values.insert("velocity".to_string(), vec![10.0, 5.0, 2.5]);
     for backend in backends() {
-        let res = velocity_sweep(
+        let res = sweep_with_method(
             dir.path(),
             "net.yaml",
             &velocity_block(n),
