@@ -37,6 +37,7 @@ use rustrates::kernel::{Backend, Kernel, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::passes::{lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
+use rustrates::model::test_models::npy_bytes;
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{
     BlockOutput, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
@@ -189,21 +190,8 @@ fn network_yaml(n: usize, dmax: f64) -> String {
 /// `.npy` files in `dir`, in the YAML file's folder.
 fn network_matrix_yaml(n: usize, dmax: f64, dir: &Path, form: Form) -> Result<String, String> {
     let write_npy = |name: &str, f: &dyn Fn(usize, usize) -> f64| -> Result<(), String> {
-        let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
-        let mut header = dict.into_bytes();
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(b' ');
-        }
-        header.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((header.len() as u16).to_le_bytes());
-        out.extend(header);
-        for i in 0..n {
-            for j in 0..n {
-                out.extend(f(i, j).to_le_bytes());
-            }
-        }
-        std::fs::write(dir.join(name), out).map_err(|e| e.to_string())
+        let values: Vec<f64> = (0..n).flat_map(|i| (0..n).map(move |j| f(i, j))).collect();
+        std::fs::write(dir.join(name), npy_bytes(n, n, &values, false)).map_err(|e| e.to_string())
     };
     write_npy(&format!("w{n}.npy"), &|i, j| network_grid::weight(n, i, j))?;
     let mut s = String::from(OPERATOR);

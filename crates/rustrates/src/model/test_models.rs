@@ -333,6 +333,29 @@ pub fn from_yaml(text: &str, name: &str) -> Circuit {
     .circuit
 }
 
+/// A `.npy` file of a `rows × cols` float64 matrix as numpy 1.x/2.x's `np.save` writes it
+/// (format 1.0, header padded so the data starts at a multiple of 64): `values` in C order,
+/// or in Fortran order (column by column) with `fortran`. For the tests and benches that
+/// hand the template loader matrices as files.
+pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '<f8', 'fortran_order': {}, 'shape': ({rows}, {cols}), }}",
+        if fortran { "True" } else { "False" }
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header);
+    for v in values {
+        out.extend(v.to_le_bytes());
+    }
+    out
+}
+
 /// `../shared/bench/network_grid.c`'s network — N QIF nodes, `W` and `D` given by a formula
 /// any tool can rebuild — for the tests and benches that compare with that program.
 pub mod network_grid {

@@ -612,26 +612,7 @@ fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
 mod tests {
     use super::*;
 
-    /// A .npy file as numpy 1.x/2.x's `np.save` writes it (format 1.0, header padded so the
-    /// data starts at a multiple of 64).
-    pub(crate) fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec<u8> {
-        let dict = format!(
-            "{{'descr': '<f8', 'fortran_order': {}, 'shape': ({rows}, {cols}), }}",
-            if fortran { "True" } else { "False" }
-        );
-        let mut header = dict.into_bytes();
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(b' ');
-        }
-        header.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((header.len() as u16).to_le_bytes());
-        out.extend(header);
-        for v in values {
-            out.extend(v.to_le_bytes());
-        }
-        out
-    }
+    use crate::model::test_models::npy_bytes;
 
     #[test]
     fn npy_reads_c_and_fortran_order_to_the_same_rows() {

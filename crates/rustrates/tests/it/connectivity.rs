@@ -11,6 +11,7 @@ use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
+use rustrates::model::test_models::npy_bytes;
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
@@ -92,23 +93,13 @@ fn matrix_block(n: usize, weight: &str, delay: Option<&str>) -> String {
     s
 }
 
-/// A `.npy` file (format 1.0, C order) as `np.save` writes it.
+/// A `.npy` file (format 1.0, C order) of the `n × n` matrix `f(i, j)`.
 fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
-    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
-    let mut header = dict.into_bytes();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(b' ');
-    }
-    header.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header);
-    for i in 0..n {
-        for j in 0..n {
-            out.extend(f(i, j).to_le_bytes());
-        }
-    }
-    std::fs::write(path, out).expect("write .npy");
+    let values: Vec<f64> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .map(|(i, j)| f(i, j))
+        .collect();
+    std::fs::write(path, npy_bytes(n, n, &values, false)).expect("write .npy");
 }
 
 /// A G × eta sweep (G fastest, as `network_grid.c`'s grid), every node's r at every step;
