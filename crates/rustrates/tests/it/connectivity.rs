@@ -16,7 +16,7 @@ use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
-use crate::support::{backends, bits};
+use crate::support::{backends, bits, c_available};
 
 const DT: f64 = 1e-4;
 
@@ -259,7 +259,7 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
         assert!(from_sums.is_ok(), "{case}: {from_sums:?}");
         assert_eq!(from_node, from_sums, "{case}");
         assert_eq!(expand_couplings(&kept).layout(), kept.layout(), "{case}: same buffers");
-        if rustrates::kernel::c::compiler_available() {
+        if c_available() {
             let cache = tempfile::tempdir().expect("temp dir");
             let options = KernelOptions {
                 backend: Backend::C,
@@ -507,7 +507,7 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     assert_eq!(net.couplings.len(), 1);
     assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
     assert!(net.couplings[0].dense);
-    if rustrates::kernel::c::compiler_available() {
+    if c_available() {
         let cache = tempfile::tempdir().expect("temp dir");
         let options = KernelOptions {
             backend: Backend::C,
@@ -766,7 +766,7 @@ fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
     let net = plan(&compiled).expect("a network");
     assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
     assert!(net.couplings[0].has_delays());
-    if rustrates::kernel::c::compiler_available() {
+    if c_available() {
         let cache = tempfile::tempdir().expect("temp dir");
         let options = KernelOptions {
             backend: Backend::C,
@@ -966,7 +966,7 @@ fn a_velocity_sweep_equals_the_c_program_transcription() {
             plan(&expand_couplings(&specialize_params(&low, &[velocity]))).is_err(),
             "per-lane delays are not loops (yet): written out"
         );
-        if rustrates::kernel::c::compiler_available() {
+        if c_available() {
             let cache = tempfile::tempdir().expect("temp dir");
             let options = KernelOptions {
                 backend: Backend::C,
