@@ -65,6 +65,8 @@ pub(super) enum Msg {
 struct Shared {
     stop: AtomicBool,
     error: Mutex<Option<IoError>>,
+    /// The first error's message, kept when the error itself is taken, for the others.
+    message: Mutex<Option<String>>,
     /// Written chunks' buffers, for the next encodes (at most [`SPARE_BUFFERS`]).
     spare: Mutex<Vec<Vec<u8>>>,
 }
@@ -91,16 +93,24 @@ impl Shared {
     fn fail(&self, e: IoError) {
         self.stop.store(true, Ordering::Release);
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(e);
+        if slot.is_none() {
+            *self.message.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            *slot = Some(e);
+        }
     }
 
-    /// The writer's error for whoever notices the writer stopped first, a generic one for the
-    /// rest (the run stops at the first error it sees).
+    /// The writer's error for whoever notices the writer stopped first; for the rest an error
+    /// that quotes it. Which worker's error the run reports is not fixed (two may notice at
+    /// once), so every one of them names the cause.
     fn take_error(&self) -> IoError {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.take().unwrap_or_else(|| {
+            let message = self.message.lock().unwrap_or_else(|p| p.into_inner()).clone();
             IoError::Sweep(SweepError::Output {
-                source: "the results writer stopped after an error".into(),
+                source: match message {
+                    Some(m) => format!("the results writer stopped: {m}").into(),
+                    None => "the results writer stopped after an error".into(),
+                },
             })
         })
     }
@@ -289,5 +299,35 @@ impl BlockHandler for BlockEncoder {
             traces,
         });
         send(self.tx.as_ref(), &self.shared, msg).map_err(super::sinks::out_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two workers noticing a failed write at once: whichever the run reports, it names the
+    /// cause (a full disk, here EFBIG's message); the first gets the error itself.
+    #[test]
+    fn every_worker_that_notices_the_stop_names_the_writers_error() {
+        let shared = Shared::default();
+        shared.fail(IoError::Fs {
+            path: "r.h5.tmp".into(),
+            source: std::io::Error::other("File too large"),
+        });
+        shared.fail(IoError::Fs {
+            path: "r.h5.tmp".into(),
+            source: std::io::Error::other("a later error"),
+        });
+        let first = shared.take_error();
+        assert!(matches!(first, IoError::Fs { .. }), "{first}");
+        assert_eq!(first.to_string(), "r.h5.tmp: File too large");
+        let second = shared.take_error().to_string();
+        assert!(second.contains("r.h5.tmp: File too large"), "{second}");
+        assert!(!second.contains("later"), "{second}");
+        assert!(Shared::default()
+            .take_error()
+            .to_string()
+            .contains("stopped after an error"));
     }
 }
