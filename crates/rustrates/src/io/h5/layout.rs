@@ -607,8 +607,11 @@ impl OpenFile {
 /// leaves nothing behind that a later run or a reader could take for finished.
 pub(super) fn abandon(open: Option<OpenFile>) {
     if let Some(open) = open {
-        let tmp = open.tmp.clone();
-        drop(open);
+        let OpenFile { file, tmp, sets, .. } = open;
+        // The datasets before the file: the file's handle closes last, so HDF5 never flushes
+        // a dataset whose handle is already gone.
+        drop(sets);
+        drop(file);
         let _ = std::fs::remove_file(tmp);
     }
 }
