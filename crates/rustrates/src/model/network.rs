@@ -298,11 +298,15 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
         return Err(NotANetwork::Small);
     }
     let layout = c.layout();
+    let mut planned: Vec<(Vec<usize>, Population)> = Vec::with_capacity(groups.len());
+    for members in groups {
+        planned.extend(populations_of(c, &layout, &items, members, &owner)?);
+    }
+    let (groups, pops): (Vec<Vec<usize>>, Vec<Population>) = planned.into_iter().unzip();
     let mut populations = Vec::with_capacity(groups.len());
     // Variable → (population, local), for every node's copy.
     let mut var_place: HashMap<VarId, (usize, usize)> = HashMap::new();
-    for (p, members) in groups.iter().enumerate() {
-        let pop = population(c, &layout, &items, members, &owner)?;
+    for ((p, members), pop) in groups.iter().enumerate().zip(pops) {
         for (k, l) in pop.locals.iter().enumerate() {
             let local = &owner[l.var.0 as usize]
                 .as_ref()
@@ -512,6 +516,45 @@ fn zip_consts(c: &Circuit, a: ExprId, b: ExprId, f: &mut impl FnMut(ExprId, f64)
         }
         _ => {}
     }
+}
+
+/// The populations of one group of nodes with the same equations. Circuits nested in a
+/// circuit declare their nodes column by column (`c0/pc`, `c0/ein`, `c0/iin`, `c1/pc`, …), so
+/// nodes of one template at different places of the repeated circuit (`ein`, `iin`) are
+/// interleaved and not evenly spaced in the kernel's arrays: such a group is split by the
+/// node's own name (the last part of its path), each part then evenly spaced — one loop per
+/// place in the repeated circuit, still independent of how many times it is repeated.
+fn populations_of(
+    c: &Circuit,
+    layout: &Layout,
+    items: &[NodeItems],
+    members: Vec<usize>,
+    owner: &[Option<(usize, String)>],
+) -> Result<Vec<(Vec<usize>, Population)>, NotANetwork> {
+    let whole = match population(c, layout, items, &members, owner) {
+        Ok(pop) => return Ok(vec![(members, pop)]),
+        Err(why) => why,
+    };
+    let mut by_name: Vec<(&str, Vec<usize>)> = Vec::new();
+    for &n in &members {
+        let name = c.nodes[n].rsplit('/').next().unwrap_or_default();
+        match by_name.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, part)) => part.push(n),
+            None => by_name.push((name, vec![n])),
+        }
+    }
+    // A flat node list names every node differently: its parts would be single nodes, one
+    // loop each, so it keeps the unrolled code.
+    if by_name.len() < 2 || by_name.iter().any(|(_, part)| part.len() < 2) {
+        return Err(whole);
+    }
+    by_name
+        .into_iter()
+        .map(|(_, part)| {
+            let pop = population(c, layout, items, &part, owner).map_err(|_| whole.clone())?;
+            Ok((part, pop))
+        })
+        .collect()
 }
 
 fn population(

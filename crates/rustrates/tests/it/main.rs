@@ -2,6 +2,7 @@
 
 mod complex;
 mod connectivity;
+mod nested;
 mod populations;
 mod support;
 mod templates;
