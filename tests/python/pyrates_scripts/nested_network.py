@@ -18,7 +18,10 @@ column = CircuitTemplate(
     name="column",
     path=None,
     nodes={"e": node, "i": node},
-    edges=[("e/rate_op/x", "i/rate_op/u", None, {"weight": 1.2}), ("i/rate_op/x", "e/rate_op/u", None, {"weight": -0.8})],
+    edges=[
+        ("e/rate_op/x", "i/rate_op/u", None, {"weight": 1.2}),
+        ("i/rate_op/x", "e/rate_op/u", None, {"weight": -0.8}),
+    ],
 )
 columns = 6
 net = CircuitTemplate(
