@@ -323,7 +323,8 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
 /// Two populations of different templates coupled both ways: five QIF nodes all-to-all plus
 /// a driver node (a population of one) that hears every QIF node and feeds them all back; the
 /// QIF input sums sources from both populations. C loops vs the reference evaluator of the
-/// unrolled circuit, bit for bit over an RK4 run.
+/// unrolled circuit, bit for bit over an RK4 run and over an Euler run (whose steps the C
+/// loops take in place, each population advancing its states in its own loop).
 #[test]
 fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
     if !super::test_kit::c_available() {
@@ -362,15 +363,12 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
             var: c.find_var(name).expect("output"),
         })
         .collect();
-    let a = assert_c_loops_equal_unrolled_run(
-        &c,
-        &sim_config(Method::Rk4, 200, 1e-4, 10),
-        &outputs,
-        &params,
-        points.len(),
-    );
-    // The driver moved away from its initial value: the coupling into it is live.
-    assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
+    for method in [Method::Rk4, Method::Euler] {
+        let a =
+            assert_c_loops_equal_unrolled_run(&c, &sim_config(method, 200, 1e-4, 10), &outputs, &params, points.len());
+        // The driver moved away from its initial value: the coupling into it is live.
+        assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3), "{method:?}");
+    }
 }
 
 /// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants

@@ -599,7 +599,9 @@ fn row(base: u32, stride: u32) -> String {
 }
 
 /// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
-/// then the lane loop with the expressions and `stores(value texts)`.
+/// then the lane loop with the expressions and `stores(value texts)`. With `in_place` the
+/// outputs are the node's states `(local, derivative)`, each advanced by an Euler step
+/// (`y + dt·f`, the stepper's own expression) once every derivative of the node is computed.
 fn node_loop(
     c: &Circuit,
     layout: &Layout,
@@ -608,17 +610,41 @@ fn node_loop(
     consts: &HashMap<ExprId, usize>,
     outputs: &[(String, ExprId)],
 ) -> String {
+    node_loop_with(c, layout, ty, pop, consts, outputs, None)
+}
+
+fn node_loop_with(
+    c: &Circuit,
+    layout: &Layout,
+    ty: Ty,
+    pop: &Population,
+    consts: &HashMap<ExprId, usize>,
+    outputs: &[(String, ExprId)],
+    in_place: Option<&[(usize, ExprId)]>,
+) -> String {
     let t = ty.name();
     let mut reads = Vec::new();
-    for (_, rhs) in outputs {
-        crate::model::build::collect_vars(c, *rhs, &mut reads);
+    for rhs in outputs
+        .iter()
+        .map(|o| o.1)
+        .chain(in_place.unwrap_or(&[]).iter().map(|o| o.1))
+    {
+        crate::model::build::collect_vars(c, rhs, &mut reads);
     }
     reads.sort_unstable();
     reads.dedup();
     let mut s = String::new();
     let _ = writeln!(s, "for (size_t i = 0; i < (size_t){}; i++) {{", pop.len());
+    let advanced: Vec<usize> = in_place.map_or_else(Vec::new, |odes| odes.iter().map(|&(k, _)| k).collect());
+    for &k in &advanced {
+        let l = pop.locals[k];
+        let _ = writeln!(s, "    {t}* restrict X{k} = Y + {};", row(l.base, l.stride));
+    }
     for v in &reads {
         if let Some(&k) = pop.local_of.get(v) {
+            if advanced.contains(&k) {
+                continue;
+            }
             let l = pop.locals[k];
             let _ = writeln!(
                 s,
@@ -644,6 +670,15 @@ fn node_loop(
     let mut em = Emitter::new(c, layout, ty, None);
     em.remap = Some(&remap);
     let mut stores = Vec::new();
+    if let Some(odes) = in_place {
+        // Every derivative into a temporary first: a state's new value must not be read by
+        // another derivative of the same node.
+        for (j, &(k, rhs)) in odes.iter().enumerate() {
+            let v = em.expr(rhs);
+            em.line(&format!("const {t} F{j} = {v};"));
+            stores.push(format!("X{k}[l] = X{k}[l] + dt * F{j};"));
+        }
+    }
     for (target, rhs) in outputs {
         let v = em.expr(*rhs);
         stores.push(format!("{target}[l] = {v};"));
@@ -659,8 +694,10 @@ fn node_loop(
     s
 }
 
-/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`.
-fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty) -> String {
+/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`; with
+/// `euler`, one Euler step instead: the derivatives advance the states `Y` in place in the
+/// population loops (see [`euler_in_place`]).
+fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty, euler: bool) -> String {
     let sfx = match ty {
         Ty::F64 => "d",
         Ty::F32 => "f",
@@ -723,6 +760,11 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
     }
     for (pi, p) in net.populations.iter().enumerate() {
         if p.odes.is_empty() {
+            continue;
+        }
+        if euler {
+            let _ = writeln!(s, "/* Euler step of population {pi} ({} nodes) */", p.len());
+            s.push_str(&node_loop_with(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
             continue;
         }
         let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
@@ -803,6 +845,26 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
     )
 }
 
+/// Whether a forward Euler step can advance the states in place inside the population loops
+/// (the fused stepper's `rustrates_net_euler`): every ODE reads no state but its own node's, so
+/// a node's new state is never read by another node's derivative; the couplings and
+/// assignments, which may read any state, all run before the first ODE loop. Delayed reads
+/// need the solver between steps and take the general path anyway.
+fn euler_in_place(c: &Circuit, net: &Network) -> bool {
+    if net.couplings.iter().any(Coupling::has_delays) {
+        return false;
+    }
+    net.populations.iter().all(|p| {
+        p.odes.iter().all(|&(_, rhs)| {
+            let mut reads = Vec::new();
+            crate::model::build::collect_vars(c, rhs, &mut reads);
+            reads
+                .iter()
+                .all(|v| c.var(*v).kind != VarKind::State || p.local_of.contains_key(v))
+        })
+    })
+}
+
 /// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.
 fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
     let mut b = String::new();
@@ -852,9 +914,30 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
                  const rr_ring* restrict R"
             ),
             "t, Y, P, U, DY, A, ctx, NI, ND, R",
-            &eval_body(c, &layout, net, &off, ty),
+            &eval_body(c, &layout, net, &off, ty, false),
         );
     }
+    let euler = euler_in_place(c, net);
+    if euler {
+        widths(
+            &mut text,
+            "rr_net_euler",
+            "double t, double dt, double* restrict Y, const double* restrict P, const double* restrict U, \
+             double* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND, \
+             const rr_ring* restrict R",
+            "t, dt, Y, P, U, A, ctx, NI, ND, R",
+            &eval_body(c, &layout, net, &off, Ty::F64, true),
+        );
+    }
+    // One forward Euler step: in place in the population loops when they can (the same
+    // `y + dt·f` per state as the general loop below, so the same bits), else evaluate, then
+    // advance.
+    let euler_step = if euler {
+        "rr_net_euler(lanes, t0 + (double)s * dt, dt, Y, P, U, A, ctx, NI, ND, 0);"
+    } else {
+        "rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
+            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];"
+    };
     let ns = layout.states.len();
     let _ = write!(
         text,
@@ -870,8 +953,7 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
     double* restrict YT = K + (size_t)stages * n;
     if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
         for (size_t s = s0; s < s0 + nsteps; s++) {{
-            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
-            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];
+            {euler_step}
         }}
         return;
     }}
