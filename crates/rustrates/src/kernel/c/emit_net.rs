@@ -865,8 +865,10 @@ fn euler_in_place(c: &Circuit, net: &Network) -> bool {
     })
 }
 
-/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.
+/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths;
+/// exported only when its name starts with `rustrates_` (the library's entry points).
 fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
+    let vis = if name.starts_with("rustrates_") { "" } else { "static " };
     let mut b = String::new();
     indent_by(&mut b, body, 1);
     let _ = writeln!(
@@ -875,7 +877,7 @@ fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
     );
     let _ = writeln!(
         text,
-        "void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
+        "{vis}void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
          else if (lanes == {CHUNK}) {name}_body({CHUNK}, {args});\n    else {name}_body(lanes, {args});\n}}",
         big = super::emit::BLOCK
     );
