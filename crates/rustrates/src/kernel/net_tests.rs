@@ -166,11 +166,30 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
     }
 }
 
+/// `text` (an all-to-all edge list of `n` nodes, target by target, sources in order) with each
+/// target's edges listed in the source order 0, 5, 10, … (mod n, n prime to 5): every row still
+/// reads the same sources in the same order, so the coupling stays dense.
+fn shuffled_sources(text: &str, n: usize) -> String {
+    let (head, edges) = text.split_at(text.find("  edges:\n").expect("edge list") + "  edges:\n".len());
+    let lines: Vec<&str> = edges.lines().collect();
+    assert_eq!(lines.len(), n * n);
+    let mut out = head.to_string();
+    for row in lines.chunks(n) {
+        for k in 0..n {
+            out.push_str(row[k * 5 % n]);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The loops and the unrolled code round alike: one evaluation of every algebraic and
 /// derivative, on states spread around the initial state, is identical bit for bit between
 /// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
-/// network (12 nodes: three blocks of four rows; 6: one block and two single rows), a sparse
-/// ring and per-node constants (a term and an exponent), on 44 lanes (two chunks, one vector,
+/// network (13 nodes: a block of eight rows, one of four and a single row; 12: eight and
+/// four; 6: four and two single rows; 13 with its edges listed in a shuffled source order, so
+/// the dense loops read the sources by index instead of walking evenly spaced slots), a
+/// sparse ring and per-node constants (a term and an exponent), on 44 lanes (five vectors,
 /// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
@@ -182,6 +201,11 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
     let cases: Vec<(&str, Circuit)> = vec![
+        ("dense 13", load(&yaml(13, 0.0, 1e-4, |_, _| true))),
+        (
+            "dense 13, sources shuffled",
+            load(&shuffled_sources(&yaml(13, 0.0, 1e-4, |_, _| true), 13)),
+        ),
         ("dense 12", load(&yaml(12, 0.0, 1e-4, |_, _| true))),
         ("dense 6", load(&yaml(6, 0.0, 1e-4, |_, _| true))),
         ("ring 7", load(&yaml(7, 0.0, 1e-4, ring(7)))),
@@ -299,7 +323,8 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
 /// Two populations of different templates coupled both ways: five QIF nodes all-to-all plus
 /// a driver node (a population of one) that hears every QIF node and feeds them all back; the
 /// QIF input sums sources from both populations. C loops vs the reference evaluator of the
-/// unrolled circuit, bit for bit over an RK4 run.
+/// unrolled circuit, bit for bit over an RK4 run and over an Euler run (whose steps the C
+/// loops take in place, each population advancing its states in its own loop).
 #[test]
 fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
     if !super::test_kit::c_available() {
@@ -338,15 +363,12 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
             var: c.find_var(name).expect("output"),
         })
         .collect();
-    let a = assert_c_loops_equal_unrolled_run(
-        &c,
-        &sim_config(Method::Rk4, 200, 1e-4, 10),
-        &outputs,
-        &params,
-        points.len(),
-    );
-    // The driver moved away from its initial value: the coupling into it is live.
-    assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3));
+    for method in [Method::Rk4, Method::Euler] {
+        let a =
+            assert_c_loops_equal_unrolled_run(&c, &sim_config(method, 200, 1e-4, 10), &outputs, &params, points.len());
+        // The driver moved away from its initial value: the coupling into it is live.
+        assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3), "{method:?}");
+    }
 }
 
 /// Single precision: the network's `rustrates_net_rhs_f32` (weights and per-node constants

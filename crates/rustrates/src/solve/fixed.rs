@@ -394,9 +394,11 @@ pub(crate) fn check_finite<T: Float>(
     }
 }
 
-/// Values of one fused call's sample buffer (`[sample][output][lane]`): 32 KiB, so the
-/// samples a call records are still in cache when the sink reads them.
-const CALL_SAMPLE_VALUES: usize = 4096;
+/// Values of one fused call's sample buffer (`[sample][output][lane]`): 128 KiB, so the
+/// samples a call records are still in (L2) cache when the sink reads them, and a network
+/// block sampled every step still takes several steps per call (N = 68 × 64 lanes: 3), so
+/// the per-call state copy and finiteness check do not run after every step.
+const CALL_SAMPLE_VALUES: usize = 16384;
 
 /// Steps one fused call may take when it records samples: bounds the one-step-per-call
 /// replay after a lane diverges.

@@ -1,8 +1,8 @@
 //! C source for a network (see [`crate::model::network`]): one loop over the nodes of a
 //! population per template assignment, one per population for its ODEs, and each coupling as
 //! a sparse (CSR) or dense matrix product over a chunk of lanes (lanes innermost, weights
-//! shared by all lanes; dense rows four at a time, so each loaded source value serves four
-//! accumulators, as in `network_grid.c`).
+//! shared by all lanes; dense rows eight at a time, so each loaded vector of source values
+//! serves eight accumulators).
 //!
 //! The weights, the CSR structure and the per-node constants are data ([`NetData`]), passed
 //! by the caller on every call: the text depends on the templates and the slot layout only,
@@ -86,32 +86,31 @@ static void rr_csr_SFX(size_t lanes, const RTYPE* restrict E, RTYPE* restrict O,
         const unsigned long long* restrict CJ, const double* restrict CW, size_t k0, size_t k1) {
     rr_row_all_SFX(lanes, E, O, SRC, CJ, CW, k0, k1);
 }
-/* Four rows of a dense coupling over nv vectors of lanes from l0 (rows es / os elements apart
-   in E / O), each summed in column order exactly as rr_row_SFX would: every loaded source
-   vector serves four accumulators. */
-static inline __attribute__((always_inline)) void rr_rows4_SFX(size_t lanes, size_t l0, int nv,
+/* Rows 0 .. R-1 (R <= 8) of a dense coupling over the vector of lanes at l0 (rows es / os
+   elements apart in E / O), each summed in column order exactly as rr_row_SFX would: every
+   loaded source vector serves R accumulators. Column k reads SRC + CJ[k]*lanes, or, when the
+   sources are evenly spaced (ss > 0 elements apart, the usual layout of a population's
+   variable), walks a pointer instead of loading an index per column. Eight rows of one vector
+   took 25-35 % less CPU time than four rows of two vectors (the earlier blocking) in a
+   microbenchmark of the products of N = 68 x 64 lanes and N = 200 x 16 lanes. */
+static inline __attribute__((always_inline)) void rr_rows_SFX(size_t lanes, size_t l0, int R,
         const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
-        const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
-    rr_v_SFX a0[RR_NV_SFX], a1[RR_NV_SFX], a2[RR_NV_SFX], a3[RR_NV_SFX];
-    for (int q = 0; q < nv; q++) {
-        const size_t o = l0 + (size_t)q * RR_VW_SFX;
-        a0[q] = *(const rr_v_SFX*)(E + o); a1[q] = *(const rr_v_SFX*)(E + es + o);
-        a2[q] = *(const rr_v_SFX*)(E + 2 * es + o); a3[q] = *(const rr_v_SFX*)(E + 3 * es + o);
-    }
-    const double *w0 = W, *w1 = W + ncols, *w2 = W + 2 * ncols, *w3 = W + 3 * ncols;
-    for (size_t k = 0; k < ncols; k++) {
-        const rr_v_SFX* x = (const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
-        const RTYPE b0 = (RTYPE)w0[k], b1 = (RTYPE)w1[k], b2 = (RTYPE)w2[k], b3 = (RTYPE)w3[k];
-        for (int q = 0; q < nv; q++) {
-            const rr_v_SFX v = x[q];
-            a0[q] = a0[q] + b0 * v; a1[q] = a1[q] + b1 * v; a2[q] = a2[q] + b2 * v; a3[q] = a3[q] + b3 * v;
+        const unsigned long long* restrict CJ, size_t ss, const double* restrict W, size_t ncols) {
+    rr_v_SFX a[8];
+    for (int r = 0; r < R; r++) a[r] = *(const rr_v_SFX*)(E + (size_t)r * es + l0);
+    if (ss > 0) {
+        const RTYPE* x = SRC + (size_t)CJ[0] * lanes + l0;
+        for (size_t k = 0; k < ncols; k++, x += ss) {
+            const rr_v_SFX v = *(const rr_v_SFX*)x;
+            for (int r = 0; r < R; r++) a[r] = a[r] + (RTYPE)W[(size_t)r * ncols + k] * v;
+        }
+    } else {
+        for (size_t k = 0; k < ncols; k++) {
+            const rr_v_SFX v = *(const rr_v_SFX*)(SRC + (size_t)CJ[k] * lanes + l0);
+            for (int r = 0; r < R; r++) a[r] = a[r] + (RTYPE)W[(size_t)r * ncols + k] * v;
         }
     }
-    for (int q = 0; q < nv; q++) {
-        const size_t o = l0 + (size_t)q * RR_VW_SFX;
-        *(rr_v_SFX*)(O + o) = a0[q]; *(rr_v_SFX*)(O + os + o) = a1[q];
-        *(rr_v_SFX*)(O + 2 * os + o) = a2[q]; *(rr_v_SFX*)(O + 3 * os + o) = a3[q];
-    }
+    for (int r = 0; r < R; r++) *(rr_v_SFX*)(O + (size_t)r * os + l0) = a[r];
 }
 /* A row whose terms may read a source's past through the solver (rr_past, as the unrolled
    code does); lane by lane. DV[k]: the variable read with delay DD[k], or ~0 for SRC now. */
@@ -128,23 +127,17 @@ static void rr_delayed_SFX(size_t lanes, double t, void* ctx, const RTYPE* restr
         O[l] = acc;
     }
 }
+/* SS: the sources' spacing in slots when evenly spaced, else 0 (see rr_rows_SFX). Vector by
+   vector of lanes, eight rows at a time, then four, then one. */
 static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
-        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, const double* restrict W, size_t ncols) {
-    const size_t whole = lanes / RR_CHUNK * RR_CHUNK;
-    const size_t vectors = lanes / RR_VW_SFX * RR_VW_SFX;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const RTYPE* restrict Ei = E + i * es;
-        RTYPE* restrict Oi = O + i * os;
-        const double* restrict Wi = W + i * ncols;
-        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK) rr_rows4_SFX(lanes, l0, RR_NV_SFX, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
-        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX) rr_rows4_SFX(lanes, l0, 1, Ei, es, Oi, os, SRC, CJ, Wi, ncols);
-    }
-    for (; i < n; i++) {
-        for (size_t l0 = 0; l0 < whole; l0 += RR_CHUNK)
-            rr_row_SFX(lanes, l0, RR_CHUNK, RR_NV_SFX, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
-        for (size_t l0 = whole; l0 < vectors; l0 += RR_VW_SFX)
-            rr_row_SFX(lanes, l0, RR_VW_SFX, 1, E + i * es, O + i * os, SRC, CJ, W + i * ncols, 0, ncols);
+        const RTYPE* restrict SRC, const unsigned long long* restrict CJ, size_t SS, const double* restrict W,
+        size_t ncols) {
+    const size_t vectors = lanes / RR_VW_SFX * RR_VW_SFX, ss = SS * lanes;
+    for (size_t l0 = 0; l0 < vectors; l0 += RR_VW_SFX) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) rr_rows_SFX(lanes, l0, 8, E + i * es, es, O + i * os, os, SRC, CJ, ss, W + i * ncols, ncols);
+        for (; i + 4 <= n; i += 4) rr_rows_SFX(lanes, l0, 4, E + i * es, es, O + i * os, os, SRC, CJ, ss, W + i * ncols, ncols);
+        for (; i < n; i++) rr_rows_SFX(lanes, l0, 1, E + i * es, es, O + i * os, os, SRC, CJ, ss, W + i * ncols, ncols);
     }
     /* The lanes after the last whole vector (all of them in a sweep of fewer points than a
        vector holds), lane by lane: eight rows at a time, so eight independent sums are in
@@ -455,6 +448,8 @@ struct CouplingAt {
     /// Row offsets and source slots in NI, weights in ND.
     rows: usize,
     sources: usize,
+    /// In NI: a dense coupling's source spacing ([`source_spacing`]).
+    spacing: usize,
     weights: usize,
     /// When it has delays: per term in row order, the delayed variable (NI) and the delay
     /// (ND); and the same terms in column order ([`ColumnOrder`]).
@@ -489,6 +484,22 @@ struct Offsets {
     consts: Vec<HashMap<ExprId, usize>>,
 }
 
+/// The slot distance between consecutive sources when they are evenly spaced upwards (the
+/// dense loops then walk a pointer instead of loading a slot per column), else 0. At least two
+/// sources, so the loops' first-source read is within the coupling's data.
+pub(super) fn source_spacing(sources: &[u32]) -> u64 {
+    let step = match sources {
+        [a, b, ..] if b > a => b - a,
+        _ => return 0,
+    };
+    let even = sources.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step));
+    if even {
+        u64::from(step)
+    } else {
+        0
+    }
+}
+
 fn data(net: &Network) -> (NetData, Offsets) {
     let mut d = NetData::default();
     let mut couplings = Vec::new();
@@ -501,6 +512,12 @@ fn data(net: &Network) -> (NetData, Offsets) {
         } else {
             d.ni.extend(cp.sources.iter().map(|&s| u64::from(s)));
         }
+        let spacing = d.ni.len();
+        d.ni.push(if cp.dense {
+            source_spacing(&cp.sources[..cp.columns()])
+        } else {
+            0
+        });
         let weights = d.nd.len();
         d.nd.extend_from_slice(&cp.weights);
         let delays = cp.has_delays().then(|| {
@@ -545,6 +562,7 @@ fn data(net: &Network) -> (NetData, Offsets) {
         couplings.push(CouplingAt {
             rows,
             sources,
+            spacing,
             weights,
             delays,
         });
@@ -581,7 +599,9 @@ fn row(base: u32, stride: u32) -> String {
 }
 
 /// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
-/// then the lane loop with the expressions and `stores(value texts)`.
+/// then the lane loop with the expressions and `stores(value texts)`. With `in_place` the
+/// outputs are the node's states `(local, derivative)`, each advanced by an Euler step
+/// (`y + dt·f`, the stepper's own expression) once every derivative of the node is computed.
 fn node_loop(
     c: &Circuit,
     layout: &Layout,
@@ -590,17 +610,41 @@ fn node_loop(
     consts: &HashMap<ExprId, usize>,
     outputs: &[(String, ExprId)],
 ) -> String {
+    node_loop_with(c, layout, ty, pop, consts, outputs, None)
+}
+
+fn node_loop_with(
+    c: &Circuit,
+    layout: &Layout,
+    ty: Ty,
+    pop: &Population,
+    consts: &HashMap<ExprId, usize>,
+    outputs: &[(String, ExprId)],
+    in_place: Option<&[(usize, ExprId)]>,
+) -> String {
     let t = ty.name();
     let mut reads = Vec::new();
-    for (_, rhs) in outputs {
-        crate::model::build::collect_vars(c, *rhs, &mut reads);
+    for rhs in outputs
+        .iter()
+        .map(|o| o.1)
+        .chain(in_place.unwrap_or(&[]).iter().map(|o| o.1))
+    {
+        crate::model::build::collect_vars(c, rhs, &mut reads);
     }
     reads.sort_unstable();
     reads.dedup();
     let mut s = String::new();
     let _ = writeln!(s, "for (size_t i = 0; i < (size_t){}; i++) {{", pop.len());
+    let advanced: Vec<usize> = in_place.map_or_else(Vec::new, |odes| odes.iter().map(|&(k, _)| k).collect());
+    for &k in &advanced {
+        let l = pop.locals[k];
+        let _ = writeln!(s, "    {t}* restrict X{k} = Y + {};", row(l.base, l.stride));
+    }
     for v in &reads {
         if let Some(&k) = pop.local_of.get(v) {
+            if advanced.contains(&k) {
+                continue;
+            }
             let l = pop.locals[k];
             let _ = writeln!(
                 s,
@@ -626,6 +670,15 @@ fn node_loop(
     let mut em = Emitter::new(c, layout, ty, None);
     em.remap = Some(&remap);
     let mut stores = Vec::new();
+    if let Some(odes) = in_place {
+        // Every derivative into a temporary first: a state's new value must not be read by
+        // another derivative of the same node.
+        for (j, &(k, rhs)) in odes.iter().enumerate() {
+            let v = em.expr(rhs);
+            em.line(&format!("const {t} F{j} = {v};"));
+            stores.push(format!("X{k}[l] = X{k}[l] + dt * F{j};"));
+        }
+    }
     for (target, rhs) in outputs {
         let v = em.expr(*rhs);
         stores.push(format!("{target}[l] = {v};"));
@@ -641,8 +694,10 @@ fn node_loop(
     s
 }
 
-/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`.
-fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty) -> String {
+/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`; with
+/// `euler`, one Euler step instead: the derivatives advance the states `Y` in place in the
+/// population loops (see [`euler_in_place`]).
+fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty, euler: bool) -> String {
     let sfx = match ty {
         Ty::F64 => "d",
         Ty::F32 => "f",
@@ -668,6 +723,7 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 let CouplingAt {
                     rows,
                     sources: srcs,
+                    spacing,
                     weights: ws,
                     delays,
                 } = off.couplings[k];
@@ -686,7 +742,7 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
                 } else if cp.dense {
                     let _ = writeln!(
                         s,
-                        "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});",
+                        "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, (size_t)NI[{spacing}], ND + {ws}, (size_t){cols});",
                         n = cp.len(),
                         cols = cp.columns()
                     );
@@ -704,6 +760,11 @@ fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty)
     }
     for (pi, p) in net.populations.iter().enumerate() {
         if p.odes.is_empty() {
+            continue;
+        }
+        if euler {
+            let _ = writeln!(s, "/* Euler step of population {pi} ({} nodes) */", p.len());
+            s.push_str(&node_loop_with(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
             continue;
         }
         let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
@@ -750,8 +811,9 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
         indented
     } else if cp.dense {
         format!(
-            "    rr_dense_{sfx}(lanes, (size_t){n}, Z, 0, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {srcs}, ND + {ws}, (size_t){cols});
+            "    rr_dense_{sfx}(lanes, (size_t){n}, Z, 0, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {srcs}, (size_t)NI[{spacing}], ND + {ws}, (size_t){cols});
 ",
+            spacing = at.spacing,
             n = cp.len(),
             ob = tgt.base,
             os = tgt.stride,
@@ -783,8 +845,30 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
     )
 }
 
-/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths.
+/// Whether a forward Euler step can advance the states in place inside the population loops
+/// (the fused stepper's `rustrates_net_euler`): every ODE reads no state but its own node's, so
+/// a node's new state is never read by another node's derivative; the couplings and
+/// assignments, which may read any state, all run before the first ODE loop. Delayed reads
+/// need the solver between steps and take the general path anyway.
+fn euler_in_place(c: &Circuit, net: &Network) -> bool {
+    if net.couplings.iter().any(Coupling::has_delays) {
+        return false;
+    }
+    net.populations.iter().all(|p| {
+        p.odes.iter().all(|&(_, rhs)| {
+            let mut reads = Vec::new();
+            crate::model::build::collect_vars(c, rhs, &mut reads);
+            reads
+                .iter()
+                .all(|v| c.var(*v).kind != VarKind::State || p.local_of.contains_key(v))
+        })
+    })
+}
+
+/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths;
+/// exported only when its name starts with `rustrates_` (the library's entry points).
 fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
+    let vis = if name.starts_with("rustrates_") { "" } else { "static " };
     let mut b = String::new();
     indent_by(&mut b, body, 1);
     let _ = writeln!(
@@ -793,7 +877,7 @@ fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
     );
     let _ = writeln!(
         text,
-        "void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
+        "{vis}void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
          else if (lanes == {CHUNK}) {name}_body({CHUNK}, {args});\n    else {name}_body(lanes, {args});\n}}",
         big = super::emit::BLOCK
     );
@@ -832,9 +916,30 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
                  const rr_ring* restrict R"
             ),
             "t, Y, P, U, DY, A, ctx, NI, ND, R",
-            &eval_body(c, &layout, net, &off, ty),
+            &eval_body(c, &layout, net, &off, ty, false),
         );
     }
+    let euler = euler_in_place(c, net);
+    if euler {
+        widths(
+            &mut text,
+            "rr_net_euler",
+            "double t, double dt, double* restrict Y, const double* restrict P, const double* restrict U, \
+             double* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND, \
+             const rr_ring* restrict R",
+            "t, dt, Y, P, U, A, ctx, NI, ND, R",
+            &eval_body(c, &layout, net, &off, Ty::F64, true),
+        );
+    }
+    // One forward Euler step: in place in the population loops when they can (the same
+    // `y + dt·f` per state as the general loop below, so the same bits), else evaluate, then
+    // advance.
+    let euler_step = if euler {
+        "rr_net_euler(lanes, t0 + (double)s * dt, dt, Y, P, U, A, ctx, NI, ND, 0);"
+    } else {
+        "rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
+            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];"
+    };
     let ns = layout.states.len();
     let _ = write!(
         text,
@@ -850,8 +955,7 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
     double* restrict YT = K + (size_t)stages * n;
     if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
         for (size_t s = s0; s < s0 + nsteps; s++) {{
-            rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
-            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];
+            {euler_step}
         }}
         return;
     }}

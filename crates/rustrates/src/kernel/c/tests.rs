@@ -264,3 +264,17 @@ fn auto_choice_small_uncached_run_avoids_compiling() {
         if compiler_available() { Backend::C } else { want }
     );
 }
+
+/// The dense loops walk a pointer only over sources evenly spaced upwards (the spacing in
+/// slots); anything else, and fewer than two sources, reads them by index (0).
+#[test]
+fn dense_source_spacing_only_for_evenly_spaced_sources() {
+    use super::emit_net::source_spacing;
+    assert_eq!(source_spacing(&[3, 5, 7, 9]), 2);
+    assert_eq!(source_spacing(&[0, 1]), 1);
+    assert_eq!(source_spacing(&[0, 2, 5]), 0, "uneven");
+    assert_eq!(source_spacing(&[9, 7, 5]), 0, "downwards");
+    assert_eq!(source_spacing(&[4, 4, 4]), 0, "repeated");
+    assert_eq!(source_spacing(&[4]), 0, "one source");
+    assert_eq!(source_spacing(&[]), 0, "none");
+}
