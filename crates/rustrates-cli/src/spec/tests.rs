@@ -1,3 +1,6 @@
+use rustrates::sweep::refine::{Criterion, Refine};
+use rustrates::sweep::regime::RandomStarts;
+
 use super::*;
 
 fn load_text(text: &str) -> Result<SpecFile, (SourceMap, Diagnostics)> {
