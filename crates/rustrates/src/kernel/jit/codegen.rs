@@ -124,27 +124,10 @@ pub(super) fn define_kernel(
     name: &str,
 ) -> Result<FuncId, KernelError> {
     let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(ptr)); // lanes
-    sig.params.push(AbiParam::new(F64)); // t
-    for _ in 0..6 {
-        sig.params.push(AbiParam::new(ptr)); // y p u dy a ctx
-    }
-    let id = module
-        .declare_function(name, Linkage::Local, &sig)
-        .map_err(codegen_err)?;
-
-    let frontend_config = module.target_config();
+    // lanes t y p u dy a ctx
+    let params = [ptr, F64, ptr, ptr, ptr, ptr, ptr, ptr];
     let konst = fold::constants(circuit, flavor.single);
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.switch_to_block(entry);
-        b.append_block_params_for_function_params(entry);
-        let params = b.block_params(entry).to_vec();
+    define_function(module, name, &params, |module, b, params| {
         let (lanes, t64) = (params[0], params[1]);
         let arrays = Arrays {
             y: params[2],
@@ -168,7 +151,35 @@ pub(super) fn define_kernel(
             kctx: params[7],
             arrays,
         };
-        lane_loops(module, &mut b, prog, flavor, base, &mut |body| body.emit());
+        lane_loops(module, b, prog, flavor, base, &mut |body| body.emit());
+    })
+}
+
+/// Declares a function `name` taking `params` and returning nothing in `module`, lets `emit`
+/// write its body from the entry block (given the parameter values), returns at the block
+/// `emit` ends in, and defines it.
+fn define_function(
+    module: &mut JITModule,
+    name: &str,
+    params: &[Type],
+    emit: impl FnOnce(&mut JITModule, &mut FunctionBuilder<'_>, &[Value]),
+) -> Result<FuncId, KernelError> {
+    let mut sig = module.make_signature();
+    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    let id = module
+        .declare_function(name, Linkage::Local, &sig)
+        .map_err(codegen_err)?;
+    let frontend_config = module.target_config();
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.switch_to_block(entry);
+        b.append_block_params_for_function_params(entry);
+        let values = b.block_params(entry).to_vec();
+        emit(module, &mut b, &values);
         b.ins().return_(&[]);
         b.seal_all_blocks();
         b.finalize(frontend_config);
@@ -227,6 +238,37 @@ struct Program<'m> {
     konst: &'m [Option<f64>],
 }
 
+/// Emits `i = start; while fits(i) { body(i); i += step }` and continues in a new block after
+/// the loop, returning the index the loop stopped at.
+fn counted_loop<'f>(
+    b: &mut FunctionBuilder<'f>,
+    ptr: Type,
+    start: Value,
+    step: i64,
+    fits: impl FnOnce(&mut FunctionBuilder<'f>, Value) -> Value,
+    body: impl FnOnce(&mut FunctionBuilder<'f>, Value),
+) -> Value {
+    let head = b.create_block();
+    let blk = b.create_block();
+    let after = b.create_block();
+    for block in [head, blk, after] {
+        b.append_block_param(block, ptr);
+    }
+    b.ins().jump(head, &[BlockArg::Value(start)]);
+    b.switch_to_block(head);
+    let i = b.block_params(head)[0];
+    let go = fits(b, i);
+    b.ins()
+        .brif(go, blk, &[BlockArg::Value(i)], after, &[BlockArg::Value(i)]);
+    b.switch_to_block(blk);
+    let i = b.block_params(blk)[0];
+    body(b, i);
+    let next = b.ins().iadd_imm_u(i, step);
+    b.ins().jump(head, &[BlockArg::Value(next)]);
+    b.switch_to_block(after);
+    b.block_params(after)[0]
+}
+
 /// Emits the vector loop (UNROLL × `flavor.width` lanes per iteration) and the scalar tail
 /// loop over `0..lanes` (`base.i` holds `lanes`), each body produced by `f`; continues in a
 /// new block after both loops.
@@ -240,57 +282,35 @@ fn lane_loops(
 ) {
     let ptr = module.target_config().pointer_type();
     let lanes = base.i;
-    let vhead = b.create_block();
-    let vbody = b.create_block();
-    let shead = b.create_block();
-    let sbody = b.create_block();
-    let after = b.create_block();
-    for blk in [vhead, vbody, shead, sbody] {
-        b.append_block_param(blk, ptr);
-    }
-    let zero = b.ins().iconst(ptr, 0);
-    b.ins().jump(vhead, &[BlockArg::Value(zero)]);
-
     let step = (UNROLL * flavor.width) as i64;
-    b.switch_to_block(vhead);
-    let i = b.block_params(vhead)[0];
-    let end = b.ins().iadd_imm_u(i, step);
-    let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes);
-    b.ins()
-        .brif(fits, vbody, &[BlockArg::Value(i)], shead, &[BlockArg::Value(i)]);
-
-    b.switch_to_block(vbody);
-    let i = b.block_params(vbody)[0];
-    let shape = Shape {
+    let vector = Shape {
         ty: flavor.vector,
         width: flavor.width,
         copies: UNROLL,
     };
-    {
-        let mut body = Body::new(module, b, prog, flavor, shape, Env { i, ..base });
-        f(&mut body);
-    }
-    let next = b.ins().iadd_imm_u(i, step);
-    b.ins().jump(vhead, &[BlockArg::Value(next)]);
-
-    b.switch_to_block(shead);
-    let i = b.block_params(shead)[0];
-    let more = b.ins().icmp(IntCC::UnsignedLessThan, i, lanes);
-    b.ins().brif(more, sbody, &[BlockArg::Value(i)], after, &[]);
-
-    b.switch_to_block(sbody);
-    let i = b.block_params(sbody)[0];
-    let shape = Shape {
+    let scalar = Shape {
         ty: flavor.scalar,
         width: 1,
         copies: 1,
     };
-    {
-        let mut body = Body::new(module, b, prog, flavor, shape, Env { i, ..base });
-        f(&mut body);
-    }
-    let next = b.ins().iadd_imm_u(i, 1);
-    b.ins().jump(shead, &[BlockArg::Value(next)]);
-
-    b.switch_to_block(after);
+    let zero = b.ins().iconst(ptr, 0);
+    let tail = counted_loop(
+        b,
+        ptr,
+        zero,
+        step,
+        |b, i| {
+            let end = b.ins().iadd_imm_u(i, step);
+            b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes)
+        },
+        |b, i| f(&mut Body::new(module, b, prog, flavor, vector, Env { i, ..base })),
+    );
+    counted_loop(
+        b,
+        ptr,
+        tail,
+        1,
+        |b, i| b.ins().icmp(IntCC::UnsignedLessThan, i, lanes),
+        |b, i| f(&mut Body::new(module, b, prog, flavor, scalar, Env { i, ..base })),
+    );
 }

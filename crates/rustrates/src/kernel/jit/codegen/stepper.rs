@@ -3,13 +3,15 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::F64;
-use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, Value};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Module};
 
 use super::body::Body;
-use super::{children, children_first, codegen_err, lane_loops, Arrays, Env, Program, Vals, F64_FLAVOR, MAX_COPIES};
+use super::{
+    children, children_first, counted_loop, define_function, lane_loops, Arrays, Env, Program, Vals, F64_FLAVOR,
+    MAX_COPIES,
+};
 use crate::kernel::jit::fold;
 use crate::kernel::{KernelError, Tableau};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Layout, VarKind};
@@ -115,27 +117,13 @@ pub(in crate::kernel::jit) fn define_stepper(
     name: &str,
 ) -> Result<(FuncId, usize), KernelError> {
     let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    for t in [ptr, ptr, ptr, F64, F64, ptr, ptr, ptr, ptr, ptr, ptr] {
-        sig.params.push(AbiParam::new(t)); // lanes s0 nsteps t0 dt y p u work ctx prologue
-    }
-    let id = module
-        .declare_function(name, Linkage::Local, &sig)
-        .map_err(codegen_err)?;
-    let frontend_config = module.target_config();
+    // lanes s0 nsteps t0 dt y p u work ctx prologue
+    let params = [ptr, ptr, ptr, F64, F64, ptr, ptr, ptr, ptr, ptr, ptr];
     let konst = fold::constants(circuit, false);
     let inv = invariants(circuit);
     let reach = reachable(circuit);
     let hoist = hoisted(circuit, &konst, &inv, &reach, reciprocal);
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.switch_to_block(entry);
-        b.append_block_params_for_function_params(entry);
-        let params = b.block_params(entry).to_vec();
+    let id = define_function(module, name, &params, |module, b, params| {
         let (s0, nsteps, t0, dt) = (params[1], params[2], params[3], params[4]);
         // A constant lane count makes every row offset a constant: addresses become a base
         // plus a displacement instead of products computed in the loop.
@@ -172,7 +160,7 @@ pub(in crate::kernel::jit) fn define_stepper(
         let main_blk = b.create_block();
         b.ins().brif(prologue, prologue_blk, &[], main_blk, &[]);
         b.switch_to_block(prologue_blk);
-        lane_loops(module, &mut b, prog, F64_FLAVOR, base, &mut |body| {
+        lane_loops(module, b, prog, F64_FLAVOR, base, &mut |body| {
             for (row, &e) in hoist.values.iter().enumerate() {
                 let v = body.eval(e);
                 body.store(work, row as u32, v);
@@ -188,45 +176,33 @@ pub(in crate::kernel::jit) fn define_stepper(
         b.switch_to_block(main_blk);
 
         // Step loop around the lane loops.
-        let head = b.create_block();
-        let step_blk = b.create_block();
-        let exit = b.create_block();
-        b.append_block_param(head, ptr);
-        b.append_block_param(step_blk, ptr);
         let end = b.ins().iadd(s0, nsteps);
-        b.ins().jump(head, &[BlockArg::Value(s0)]);
-        b.switch_to_block(head);
-        let s = b.block_params(head)[0];
-        let go = b.ins().icmp(IntCC::UnsignedLessThan, s, end);
-        b.ins().brif(go, step_blk, &[BlockArg::Value(s)], exit, &[]);
-        b.switch_to_block(step_blk);
-        let s = b.block_params(step_blk)[0];
-        // Step s starts at t0 + s·dt; stage j is evaluated at that + c_j·dt (the solver's order).
-        let sf = b.ins().fcvt_from_uint(F64, s);
-        let sdt = b.ins().fmul(sf, dt);
-        let t_step = b.ins().fadd(t0, sdt);
-        let stage_t: Vec<Value> = tab
-            .c
-            .iter()
-            .map(|&c| {
-                let cv = b.ins().f64const(c);
-                let cdt = b.ins().fmul(cv, dt);
-                b.ins().fadd(t_step, cdt)
-            })
-            .collect();
-        lane_loops(module, &mut b, prog, F64_FLAVOR, base, &mut |body| {
-            step_group(body, &hoist, tab, &stage_t, dt);
-        });
-        let s1 = b.ins().iadd_imm_u(s, 1);
-        b.ins().jump(head, &[BlockArg::Value(s1)]);
-
-        b.switch_to_block(exit);
-        b.ins().return_(&[]);
-        b.seal_all_blocks();
-        b.finalize(frontend_config);
-    }
-    module.define_function(id, &mut ctx).map_err(codegen_err)?;
-    module.clear_context(&mut ctx);
+        counted_loop(
+            b,
+            ptr,
+            s0,
+            1,
+            |b, s| b.ins().icmp(IntCC::UnsignedLessThan, s, end),
+            |b, s| {
+                // Step s starts at t0 + s·dt; stage j is evaluated at that + c_j·dt (the solver's order).
+                let sf = b.ins().fcvt_from_uint(F64, s);
+                let sdt = b.ins().fmul(sf, dt);
+                let t_step = b.ins().fadd(t0, sdt);
+                let stage_t: Vec<Value> = tab
+                    .c
+                    .iter()
+                    .map(|&c| {
+                        let cv = b.ins().f64const(c);
+                        let cdt = b.ins().fmul(cv, dt);
+                        b.ins().fadd(t_step, cdt)
+                    })
+                    .collect();
+                lane_loops(module, b, prog, F64_FLAVOR, base, &mut |body| {
+                    step_group(body, &hoist, tab, &stage_t, dt);
+                });
+            },
+        );
+    })?;
     Ok((id, hoist.rows()))
 }
 
