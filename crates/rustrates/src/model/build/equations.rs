@@ -359,44 +359,29 @@ impl Builder<'_> {
             return None;
         }
         let Some(f) = func_by_name(name) else {
-            let mut d = Diagnostic::error(
-                if matches!(
-                    name,
-                    "vsum"
-                        | "sum"
-                        | "mean"
-                        | "dot"
-                        | "matmul"
-                        | "matvec"
-                        | "real"
-                        | "imag"
-                        | "conj"
-                        | "sigmoid"
-                        | "heaviside"
-                ) {
-                    "eq/wrong-arity"
-                } else {
-                    "eq/unknown-function"
-                },
-                if matches!(
-                    name,
-                    "vsum"
-                        | "sum"
-                        | "mean"
-                        | "dot"
-                        | "matmul"
-                        | "matvec"
-                        | "real"
-                        | "imag"
-                        | "conj"
-                        | "sigmoid"
-                        | "heaviside"
-                ) {
-                    format!("`{name}` does not take {} arguments", args.len())
-                } else {
-                    format!("unknown function `{name}`")
-                },
-            )
+            // Names the match above takes with other argument counts: only the count is wrong.
+            let known = matches!(
+                name,
+                "vsum"
+                    | "sum"
+                    | "mean"
+                    | "dot"
+                    | "matmul"
+                    | "matvec"
+                    | "real"
+                    | "imag"
+                    | "conj"
+                    | "sigmoid"
+                    | "heaviside"
+            );
+            let mut d = if known {
+                Diagnostic::error(
+                    "eq/wrong-arity",
+                    format!("`{name}` does not take {} arguments", args.len()),
+                )
+            } else {
+                Diagnostic::error("eq/unknown-function", format!("unknown function `{name}`"))
+            }
             .with_span(name_span)
             .with_path(ctx.path.clone());
             if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
