@@ -365,16 +365,7 @@ pub fn run(
         shard: None,
         ..ctrl
     };
-    let mut summary = SweepSummary {
-        points_run: 0,
-        points_skipped: 0,
-        chunks_run: 0,
-        chunks_skipped: 0,
-        lane_steps: 0,
-        points_failed: 0,
-        backend: spec.backend,
-        notes: Vec::new(),
-    };
+    let mut summary = SweepSummary::nothing_run(spec.backend, Vec::new());
     // Every pass runs on the back end `Auto` picks for the coarse grid (one kernel for all
     // passes, and the same choice wherever a pass runs), compiled once into `memo`.
     let own_memo = PlanMemo::default();
