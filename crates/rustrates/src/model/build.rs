@@ -46,7 +46,7 @@ mod equations;
 #[cfg(test)]
 mod eval;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use edges::{PendingDecl, PendingEdge};
 pub(crate) use equations::func_name;
