@@ -26,12 +26,10 @@ pub trait Real:
     fn wide(self) -> f64;
     fn finite(self) -> bool;
     fn is_nan(self) -> bool;
-    fn is_sign_negative(self) -> bool;
     fn powf(self, o: Self) -> Self;
-    fn atan2(self, o: Self) -> Self;
-    /// A one-argument function with the semantics every back end shares (see
-    /// `kernel::reference`); the binary ones give NaN here.
-    fn unary(f: Func, x: Self) -> Self;
+    /// `f(x)` or `f(x, y)` (`y` ignored for unary functions) with the semantics every back
+    /// end shares: `mathfns`'s definition in this precision.
+    fn func(f: Func, x: Self, y: Self) -> Self;
     /// The kernel's evaluation in this precision.
     fn eval(kernel: &Kernel, args: RhsArgs<'_, Self>);
     #[allow(clippy::too_many_arguments)]
@@ -63,7 +61,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $eval:ident) => {
+    ($t:ty, $eval:ident, $func:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -82,57 +80,11 @@ macro_rules! impl_real {
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
-            fn is_sign_negative(self) -> bool {
-                <$t>::is_sign_negative(self)
-            }
             fn powf(self, o: Self) -> Self {
                 <$t>::powf(self, o)
             }
-            fn atan2(self, o: Self) -> Self {
-                <$t>::atan2(self, o)
-            }
-            fn unary(f: Func, x: Self) -> Self {
-                match f {
-                    Func::Sin => x.sin(),
-                    Func::Cos => x.cos(),
-                    Func::Tan => x.tan(),
-                    Func::Sinh => x.sinh(),
-                    Func::Cosh => x.cosh(),
-                    Func::Tanh => x.tanh(),
-                    Func::Arcsin => x.asin(),
-                    Func::Arccos => x.acos(),
-                    Func::Arctan => x.atan(),
-                    Func::Exp => x.exp(),
-                    Func::Log => x.ln(),
-                    Func::Sqrt => x.sqrt(),
-                    Func::Abs => x.abs(),
-                    Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-                    Func::Floor => x.floor(),
-                    Func::Ceil => x.ceil(),
-                    Func::Heaviside => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            0.0
-                        } else if x == 0.0 {
-                            0.5
-                        } else {
-                            x
-                        }
-                    }
-                    // numpy's sign: zero and NaN pass through (unlike `signum`).
-                    Func::Sign => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            -1.0
-                        } else {
-                            x
-                        }
-                    }
-                    // Binary functions never reach here (see `eval`).
-                    Func::Arctan2 | Func::Max | Func::Min => <$t>::NAN,
-                }
+            fn func(f: Func, x: Self, y: Self) -> Self {
+                $func(f, x, y)
             }
             fn eval(kernel: &Kernel, args: RhsArgs<'_, $t>) {
                 kernel.$eval(args);
@@ -140,5 +92,5 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f64, rhs);
-impl_real!(f32, rhs_f32);
+impl_real!(f64, rhs, super::mathfns::func_f64);
+impl_real!(f32, rhs_f32, super::mathfns::func_f32);
