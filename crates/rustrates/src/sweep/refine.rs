@@ -591,17 +591,7 @@ fn replay(
     sink: &mut dyn SweepSink,
 ) -> Result<(), SweepError> {
     let chunks = spec.chunks();
-    sink.begin(&SweepMeta {
-        circuit_name: &circuit.name,
-        grid: &spec.param_grid,
-        time,
-        columns,
-        summaries: &spec.summaries,
-        keep_traces: spec.keep_traces,
-        chunks: &chunks,
-        block_size: spec.block_size,
-        spec,
-    })?;
+    sink.begin(&SweepMeta::of(spec, &circuit.name, time, columns, &chunks))?;
     let nc = columns.len();
     let per_point = time.len() * nc;
     for (ci, range) in chunks.iter().enumerate() {

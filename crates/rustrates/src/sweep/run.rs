@@ -169,17 +169,7 @@ fn run_inner(
     let plan = on_compile_stack(|| build_plan(spec, circuit, ctrl.plans))?;
     checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
     let chunks = spec.chunks();
-    sink.begin(&SweepMeta {
-        circuit_name: &circuit.name,
-        grid: &spec.param_grid,
-        time: &plan.time,
-        columns: &plan.columns,
-        summaries: &spec.summaries,
-        keep_traces: spec.keep_traces,
-        chunks: &chunks,
-        block_size: spec.block_size,
-        spec,
-    })?;
+    sink.begin(&SweepMeta::of(spec, &circuit.name, &plan.time, &plan.columns, &chunks))?;
 
     let total = spec.param_grid.len();
     let steps = spec.steps();
