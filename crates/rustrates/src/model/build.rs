@@ -449,15 +449,16 @@ impl<'s> Builder<'s> {
 
         for (oi, eqs) in parsed.into_iter().enumerate().take(n) {
             for (eq, off, file, p, origin) in eqs {
+                let ctx_of = |elem| Ctx {
+                    scope: &scopes[oi].1,
+                    file,
+                    off,
+                    path: p.clone(),
+                    origin,
+                    elem,
+                };
                 let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else {
-                    let ctx = Ctx {
-                        scope: &scopes[oi].1,
-                        file,
-                        off,
-                        path: p,
-                        origin,
-                        elem: None,
-                    };
+                    let ctx = ctx_of(None);
                     let n_before = self.diags.len();
                     let _ = self.cexpr(&eq.rhs, &ctx);
                     self.label_rewritten(n_before, ctx.origin);
@@ -477,14 +478,7 @@ impl<'s> Builder<'s> {
                         });
                     let n_before = self.diags.len();
                     for (i, &var) in elems.iter().enumerate() {
-                        let ctx = Ctx {
-                            scope: &scopes[oi].1,
-                            file,
-                            off,
-                            path: p.clone(),
-                            origin,
-                            elem: Some((i, elems.len())),
-                        };
+                        let ctx = ctx_of(Some((i, elems.len())));
                         let Some(rhs) = self.real_expr(&eq.rhs, &ctx, "an element of a vector") else {
                             break;
                         };
@@ -499,14 +493,7 @@ impl<'s> Builder<'s> {
                     self.label_rewritten(n_before, origin);
                     continue;
                 }
-                let ctx = Ctx {
-                    scope: &scopes[oi].1,
-                    file,
-                    off,
-                    path: p,
-                    origin,
-                    elem: None,
-                };
+                let ctx = ctx_of(None);
                 let n_before = self.diags.len();
                 let rhs = self.cexpr(&eq.rhs, &ctx);
                 self.label_rewritten(n_before, ctx.origin);
