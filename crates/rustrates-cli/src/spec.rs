@@ -115,6 +115,14 @@ impl Ctx<'_> {
                 .with_path(self.file.display().to_string()),
         );
     }
+    /// `node`'s entries, or `spec/not-a-mapping` with `msg` when it is not a mapping.
+    fn mapping<'n>(&mut self, node: &'n Node, msg: impl Into<String>) -> Option<&'n [(Node, Node)]> {
+        let entries = node.as_map();
+        if entries.is_none() {
+            self.err(node, "spec/not-a-mapping", msg);
+        }
+        entries
+    }
     fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         let v = node.as_f64();
         if v.is_none() {
@@ -235,14 +243,10 @@ impl SpecFile {
 }
 
 fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, SweepSpec, TraceType)> {
-    let Some(map) = root.as_map() else {
-        cx.err(
-            root,
-            "spec/not-a-mapping",
-            format!("a sweep spec is a mapping of settings, found {}", root.kind_name()),
-        );
-        return None;
-    };
+    let map = cx.mapping(
+        root,
+        format!("a sweep spec is a mapping of settings, found {}", root.kind_name()),
+    )?;
     for (k, _) in map {
         let key = k.as_str().unwrap_or_default();
         if !KEYS.contains(&key) {

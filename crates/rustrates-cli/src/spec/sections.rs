@@ -19,14 +19,10 @@ pub(super) fn parse_grid(node: Option<&Node>, permute: bool, cx: &mut Ctx<'_>) -
     let Some(node) = node else {
         return Grid::from_rows(Vec::new(), &[Vec::new()]).ok();
     };
-    let Some(map) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            format!("`param_grid` maps keys to value lists, found {}", node.kind_name()),
-        );
-        return None;
-    };
+    let map = cx.mapping(
+        node,
+        format!("`param_grid` maps keys to value lists, found {}", node.kind_name()),
+    )?;
     let mut values: IndexMap<String, Vec<f64>> = IndexMap::new();
     for (k, v) in map {
         let key = cx.string(k, "param_grid key")?;
@@ -138,12 +134,7 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
 
 pub(super) fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
     let mut map = ParamMap::new();
-    let Some(entries) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            "`param_map` maps grid keys to {vars, nodes} or {vars, edges}",
-        );
+    let Some(entries) = cx.mapping(node, "`param_map` maps grid keys to {vars, nodes} or {vars, edges}") else {
         return map;
     };
     for (k, v) in entries {
@@ -193,12 +184,7 @@ pub(super) fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
 
 pub(super) fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, Signal)> {
     let mut out = Vec::new();
-    let Some(entries) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            "`inputs` maps node/op/var to a constant or {file: PATH}",
-        );
+    let Some(entries) = cx.mapping(node, "`inputs` maps node/op/var to a constant or {file: PATH}") else {
         return out;
     };
     for (k, v) in entries {
@@ -229,12 +215,10 @@ pub(super) fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Ve
 /// engine checks the values (`sweep::checks::check_regime`).
 pub(super) fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
     let mut out = RegimeSettings::default();
-    let Some(entries) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            "`regime` maps thresholds to numbers, e.g. `regime: {stationary_tol: 1.0e-6}`",
-        );
+    let Some(entries) = cx.mapping(
+        node,
+        "`regime` maps thresholds to numbers, e.g. `regime: {stationary_tol: 1.0e-6}`",
+    ) else {
         return out;
     };
     for (k, v) in entries {
@@ -264,14 +248,10 @@ pub(super) fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
 /// `refine: {levels: 5, criterion: regime | <summary>, tolerance: 0.1}` (criterion default
 /// `regime`, tolerance 0); the engine checks the values (`sweep::refine::check`).
 pub(super) fn parse_refine(node: &Node, cx: &mut Ctx<'_>) -> Option<Refine> {
-    let Some(entries) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            "`refine` is a mapping, e.g. `refine: {levels: 5, criterion: regime}`",
-        );
-        return None;
-    };
+    let entries = cx.mapping(
+        node,
+        "`refine` is a mapping, e.g. `refine: {levels: 5, criterion: regime}`",
+    )?;
     let (mut levels, mut criterion, mut tolerance) = (None, Some(Criterion::Regime), 0.0);
     for (k, v) in entries {
         let Some(key) = cx.string(k, "refine setting") else {
@@ -340,12 +320,10 @@ pub(super) fn parse_initial_conditions(node: &Node, cx: &mut Ctx<'_>) -> Vec<Vec
     };
     let mut out = Vec::with_capacity(starts.len());
     for start in starts {
-        let Some(entries) = start.as_map() else {
-            cx.err(
-                start,
-                "spec/not-a-mapping",
-                "each start maps state variables to initial values, e.g. `{PC/Op_e/r: 0.01}`",
-            );
+        let Some(entries) = cx.mapping(
+            start,
+            "each start maps state variables to initial values, e.g. `{PC/Op_e/r: 0.01}`",
+        ) else {
             continue;
         };
         let mut values = Vec::with_capacity(entries.len());
@@ -363,10 +341,7 @@ pub(super) fn parse_initial_conditions(node: &Node, cx: &mut Ctx<'_>) -> Vec<Vec
 /// defaults to 0); the engine checks the values and the names.
 pub(super) fn parse_random_starts(node: &Node, cx: &mut Ctx<'_>) -> Option<RandomStarts> {
     const HELP: &str = "`random_starts` is {n: starts per point, seed: integer, bounds: {state: [low, high]}}";
-    let Some(entries) = node.as_map() else {
-        cx.err(node, "spec/not-a-mapping", HELP);
-        return None;
-    };
+    let entries = cx.mapping(node, HELP)?;
     let mut out = RandomStarts {
         n: 0,
         seed: 0,
@@ -400,12 +375,10 @@ pub(super) fn parse_random_starts(node: &Node, cx: &mut Ctx<'_>) -> Option<Rando
                 None => ok = false,
             },
             "bounds" => {
-                let Some(bounds) = v.as_map() else {
-                    cx.err(
-                        v,
-                        "spec/not-a-mapping",
-                        "`random_starts.bounds` maps states to [low, high], e.g. {PC/Op_e/r: [0, 3]}",
-                    );
+                let Some(bounds) = cx.mapping(
+                    v,
+                    "`random_starts.bounds` maps states to [low, high], e.g. {PC/Op_e/r: [0, 3]}",
+                ) else {
                     ok = false;
                     continue;
                 };
@@ -449,12 +422,7 @@ pub(super) fn parse_random_starts(node: &Node, cx: &mut Ctx<'_>) -> Option<Rando
 
 pub(super) fn parse_outputs(node: &Node, cx: &mut Ctx<'_>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let Some(entries) = node.as_map() else {
-        cx.err(
-            node,
-            "spec/not-a-mapping",
-            "`outputs` maps keys to node/op/var, e.g. `r: PC/Op_e/r`",
-        );
+    let Some(entries) = cx.mapping(node, "`outputs` maps keys to node/op/var, e.g. `r: PC/Op_e/r`") else {
         return out;
     };
     for (k, v) in entries {
