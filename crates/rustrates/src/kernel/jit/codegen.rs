@@ -143,14 +143,7 @@ pub(super) fn define_kernel(
             layout,
             konst: &konst,
         };
-        let base = Env {
-            i: lanes,
-            stride,
-            t,
-            t64,
-            kctx: params[7],
-            arrays,
-        };
+        let base = Env::over(lanes, stride, t, t64, params[7], arrays);
         lane_loops(module, b, prog, flavor, base, &mut |body| body.emit());
     })
 }
@@ -217,6 +210,20 @@ struct Env {
     t64: Value,
     kctx: Value,
     arrays: Arrays,
+}
+
+impl Env {
+    /// The lane loops' inputs, `i` holding the lane count (each loop sets its lane index).
+    fn over(lanes: Value, stride: Value, t: Value, t64: Value, kctx: Value, arrays: Arrays) -> Env {
+        Env {
+            i: lanes,
+            stride,
+            t,
+            t64,
+            kctx,
+            arrays,
+        }
+    }
 }
 
 /// How one loop body evaluates: `copies` values of type `ty`, each covering `width` lanes.

@@ -146,14 +146,7 @@ pub(in crate::kernel::jit) fn define_stepper(
             layout,
             konst: &konst,
         };
-        let base = Env {
-            i: lanes,
-            stride,
-            t: t0,
-            t64: t0,
-            kctx,
-            arrays,
-        };
+        let base = Env::over(lanes, stride, t0, t0, kctx, arrays);
 
         // Prologue (when asked for): hoisted rows.
         let prologue_blk = b.create_block();

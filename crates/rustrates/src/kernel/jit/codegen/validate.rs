@@ -7,46 +7,28 @@ use crate::model::{Circuit, Expr, ExprId, Layout, VarId, VarKind};
 /// Checks the invariants codegen relies on, so that emission itself cannot fail half way:
 /// ids in range, arities, no expression cycles, algebraics read only after assignment.
 pub(in crate::kernel::jit) fn validate(circuit: &Circuit, layout: &Layout) -> Result<(), KernelError> {
-    let n_exprs = circuit.exprs.len();
-    let n_vars = circuit.vars.len();
-    let expr_ok = |e: ExprId| -> Result<(), KernelError> {
-        if (e.0 as usize) < n_exprs {
+    let in_range = |id: u32, len: usize, what: &str| {
+        if (id as usize) < len {
             Ok(())
         } else {
-            Err(codegen_err(format_args!(
-                "expression id {} out of range ({n_exprs} expressions)",
-                e.0
-            )))
+            Err(codegen_err(format_args!("{what} id {id} out of range ({len} {what}s)")))
         }
     };
-    let var_ok = |v: VarId| -> Result<(), KernelError> {
-        if (v.0 as usize) < n_vars {
-            Ok(())
-        } else {
-            Err(codegen_err(format_args!(
-                "variable id {} out of range ({n_vars} variables)",
-                v.0
-            )))
-        }
-    };
-    for o in &circuit.odes {
-        var_ok(o.var)?;
-        expr_ok(o.rhs)?;
-        if circuit.var(o.var).kind != VarKind::State {
-            return Err(codegen_err(format_args!(
-                "'{}' has an ODE but is not a state",
-                circuit.var(o.var).name
-            )));
-        }
-    }
-    for a in &circuit.assigns {
-        var_ok(a.var)?;
-        expr_ok(a.rhs)?;
-        if circuit.var(a.var).kind != VarKind::Algebraic {
-            return Err(codegen_err(format_args!(
-                "'{}' is assigned but is not algebraic",
-                circuit.var(a.var).name
-            )));
+    let expr_ok = |e: ExprId| in_range(e.0, circuit.exprs.len(), "expression");
+    let var_ok = |v: VarId| in_range(v.0, circuit.vars.len(), "variable");
+    let odes = circuit
+        .odes
+        .iter()
+        .map(|o| (o.var, o.rhs, VarKind::State, "has an ODE but is not a state"));
+    let assigns = circuit
+        .assigns
+        .iter()
+        .map(|a| (a.var, a.rhs, VarKind::Algebraic, "is assigned but is not algebraic"));
+    for (var, rhs, kind, problem) in odes.chain(assigns) {
+        var_ok(var)?;
+        expr_ok(rhs)?;
+        if circuit.var(var).kind != kind {
+            return Err(codegen_err(format_args!("'{}' {problem}", circuit.var(var).name)));
         }
     }
     for e in &circuit.exprs {
@@ -66,8 +48,8 @@ pub(in crate::kernel::jit) fn validate(circuit: &Circuit, layout: &Layout) -> Re
         }
     }
     // Cycle check and algebraic ordering, by walking from each root in evaluation order.
-    let mut state = vec![0u8; n_exprs]; // 0 unseen, 1 on the stack, 2 done
-    let mut assigned = vec![false; n_vars];
+    let mut state = vec![0u8; circuit.exprs.len()]; // 0 unseen, 1 on the stack, 2 done
+    let mut assigned = vec![false; circuit.vars.len()];
     let roots = circuit
         .assigns
         .iter()
