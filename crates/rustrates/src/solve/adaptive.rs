@@ -8,7 +8,7 @@
 
 use super::fixed::{gather, init_history, Float};
 use super::runtime::{self, Runtime};
-use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau};
+use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau, TimeGrid};
 use crate::kernel::{Kernel, KernelCtx};
 use crate::model::{Expr, VarKind};
 
@@ -275,14 +275,7 @@ pub(crate) fn run_masked<T: Float>(
                 let ts = plan.sample_time(next);
                 if next >= first {
                     let theta = ((ts - ck.t) / h_step).clamp(0.0, 1.0);
-                    let mut q = [0.0; 7];
-                    for (s, row) in P.iter().enumerate() {
-                        let mut pw = theta;
-                        for c in row {
-                            q[s] += c * pw;
-                            pw *= theta;
-                        }
-                    }
+                    let q = dense_weights(theta);
                     for (slot, yv) in y1.iter_mut().enumerate() {
                         let j = slot * lanes + l;
                         let mut acc = T::default();
@@ -338,15 +331,7 @@ pub(crate) fn run_masked<T: Float>(
             }
         }
     }
-    let block_len = nout * lanes;
-    for i in 0..emitted {
-        sink.samples(
-            i,
-            plan.sample_time(first + i),
-            lanes,
-            &store[i * block_len..(i + 1) * block_len],
-        );
-    }
+    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
     (status, stats)
 }
 
@@ -501,14 +486,7 @@ pub(crate) fn run_stats<T: Float>(
                 let ts = plan.sample_time(next);
                 if next >= first {
                     let theta = ((ts - t) / h_step).clamp(0.0, 1.0);
-                    let mut q = [0.0; 7];
-                    for (s, row) in P.iter().enumerate() {
-                        let mut pw = theta;
-                        for c in row {
-                            q[s] += c * pw;
-                            pw *= theta;
-                        }
-                    }
+                    let q = dense_weights(theta);
                     for j in 0..ns {
                         let mut acc = T::default();
                         for (s, qs) in q.iter().enumerate() {
@@ -550,7 +528,28 @@ pub(crate) fn run_stats<T: Float>(
         }
         // Samples a failed lane did not reach stay NaN.
     }
-    let block_len = nout * lanes;
+    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    (status, stats)
+}
+
+/// The weights of the stages in the continuous extension at `theta` of a step (`P`'s rows
+/// as polynomials in `theta`).
+fn dense_weights(theta: f64) -> [f64; 7] {
+    let mut q = [0.0; 7];
+    for (s, row) in P.iter().enumerate() {
+        let mut pw = theta;
+        for c in row {
+            q[s] += c * pw;
+            pw *= theta;
+        }
+    }
+    q
+}
+
+/// Hands the `emitted` stored samples (`block_len` values each, from the plan's first
+/// emitted one) to the sink, one call per sample also without outputs.
+fn deliver(sink: &mut dyn SampleSink, plan: &TimeGrid, store: &[f64], emitted: usize, block_len: usize, lanes: usize) {
+    let first = plan.first_emitted();
     for i in 0..emitted {
         sink.samples(
             i,
@@ -559,7 +558,6 @@ pub(crate) fn run_stats<T: Float>(
             &store[i * block_len..(i + 1) * block_len],
         );
     }
-    (status, stats)
 }
 
 /// scipy's error norm for lane `l` of a block of `lanes` lanes with `ns` states: the RMS over
