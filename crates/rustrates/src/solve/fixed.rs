@@ -311,17 +311,23 @@ fn combine<T: Float>(out: &mut [T], y: &[T], dt: T, coeffs: &[(usize, T)], k: &[
             }
         }
         [(m0, c0), rest @ ..] => {
-            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
-                *av = *c0 * *kv;
-            }
-            for (m, c) in rest {
-                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
-                    *av = *av + *c * *kv;
-                }
-            }
+            weighted_sum(acc, (*m0, *c0), rest, k, n);
             for ((o, yv), av) in out.iter_mut().zip(y).zip(acc.iter()) {
                 *o = *yv + dt * *av;
             }
+        }
+    }
+}
+
+/// `acc = c0·k_m0 + c1·k_m1 + …`, summed left to right: the order the fused steppers
+/// reproduce bit for bit.
+fn weighted_sum<T: Float>(acc: &mut [T], (m0, c0): (usize, T), rest: &[(usize, T)], k: &[T], n: usize) {
+    for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
+        *av = c0 * *kv;
+    }
+    for (m, c) in rest {
+        for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
+            *av = *av + *c * *kv;
         }
     }
 }
@@ -336,14 +342,7 @@ fn advance<T: Float>(y: &mut [T], dt: T, coeffs: &[(usize, T)], k: &[T], n: usiz
             }
         }
         [(m0, c0), rest @ ..] => {
-            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
-                *av = *c0 * *kv;
-            }
-            for (m, c) in rest {
-                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
-                    *av = *av + *c * *kv;
-                }
-            }
+            weighted_sum(acc, (*m0, *c0), rest, k, n);
             for (yv, av) in y.iter_mut().zip(acc.iter()) {
                 *yv = *yv + dt * *av;
             }
