@@ -37,20 +37,8 @@ pub struct Var {
     pub span: Option<Span>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
+/// The binary operators: the parser's, unchanged from source text to the kernels.
+pub use crate::syntax::ast::BinOp;
 
 /// Built-in functions. Arity is fixed per function (see [`Func::arity`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -97,8 +97,8 @@ impl Builder<'_> {
                 let a = self.cexpr(a, ctx);
                 let b = self.cexpr(b, ctx);
                 match (a?, b?) {
-                    (Val::Real(a), Val::Real(b)) => Some(Val::Real(self.c.add_expr(Expr::Binary(bin(*op), a, b)))),
-                    (a, b) => self.complex_binary(bin(*op), a, b, span, ctx),
+                    (Val::Real(a), Val::Real(b)) => Some(Val::Real(self.c.add_expr(Expr::Binary(*op, a, b)))),
+                    (a, b) => self.complex_binary(*op, a, b, span, ctx),
                 }
             }
             ExprKind::Call { name, args, .. }
@@ -752,21 +752,6 @@ impl Ctx<'_> {
             origin: self.origin,
             elem,
         }
-    }
-}
-fn bin(op: ast::BinOp) -> BinOp {
-    match op {
-        ast::BinOp::Add => BinOp::Add,
-        ast::BinOp::Sub => BinOp::Sub,
-        ast::BinOp::Mul => BinOp::Mul,
-        ast::BinOp::Div => BinOp::Div,
-        ast::BinOp::Pow => BinOp::Pow,
-        ast::BinOp::Lt => BinOp::Lt,
-        ast::BinOp::Le => BinOp::Le,
-        ast::BinOp::Gt => BinOp::Gt,
-        ast::BinOp::Ge => BinOp::Ge,
-        ast::BinOp::Eq => BinOp::Eq,
-        ast::BinOp::Ne => BinOp::Ne,
     }
 }
 
