@@ -6,7 +6,7 @@
 //! the end. Step control as in Hairer–Nørsett–Wanner (II.4): RMS norm of the error scaled by
 //! `atol + rtol·max(|y|, |y_new|)`, factor `0.9·err^(−1/5)` clamped to [0.2, 10].
 
-use super::fixed::{gather, init_history, Float};
+use super::fixed::{block_values, gather, init_history, Float};
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau, TimeGrid};
 use crate::kernel::{Kernel, KernelCtx};
@@ -160,9 +160,7 @@ pub(crate) fn run_masked<T: Float>(
     let t_end = plan.sample_time(plan.samples.saturating_sub(1));
     let need_a = prep.outputs.iter().any(|o| matches!(o, super::Source::Algebraic(_)));
 
-    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
-    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
-    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let (mut y, p, mut u) = block_values::<T>(block, prep);
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
     let mut k = vec![T::default(); stages * n];
     let mut ytmp = vec![T::default(); n];

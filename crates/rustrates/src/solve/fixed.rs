@@ -165,6 +165,12 @@ pub(crate) fn init_history<T: Float>(
     }
 }
 
+/// The block's initial states, parameters and first input values in the stepper's precision.
+pub(crate) fn block_values<T: Float>(block: &Block<'_>, prep: &Prepared<'_>) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let of = |values: &[f64]| values.iter().map(|v| T::of(*v)).collect();
+    (of(block.init), of(block.params), of(&prep.u0))
+}
+
 pub(crate) fn run<T: Float>(
     kernel: &Kernel,
     prep: &Prepared<'_>,
@@ -181,9 +187,7 @@ pub(crate) fn run<T: Float>(
     let dt = plan.dt;
     let dt_t = T::of(dt);
 
-    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
-    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
-    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let (mut y, p, mut u) = block_values::<T>(block, prep);
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
     let mut k = vec![T::default(); stages * n];
     let mut ytmp = vec![T::default(); n];
