@@ -123,6 +123,23 @@ impl Ctx<'_> {
         }
         entries
     }
+    /// The value named by the string at `node` (setting `what`), or `code` with `help` when
+    /// `parse` does not know the name.
+    fn named<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        code: &'static str,
+        help: &str,
+    ) -> Option<T> {
+        let name = self.string(node, what)?;
+        let value = parse(&name);
+        if value.is_none() {
+            self.err_help(node, code, format!("unknown {what} `{name}`"), help);
+        }
+        value
+    }
     fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         let v = node.as_f64();
         if v.is_none() {
@@ -290,20 +307,17 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
         .filter(|n| !n.is_null())
         .and_then(|n| cx.number(n, "sampling_step_size"));
     let cutoff = get("cutoff").and_then(|n| cx.number(n, "cutoff")).unwrap_or(0.0);
-    let mut method = Method::Euler;
-    if let Some(n) = get("solver") {
-        if let Some(name) = cx.string(n, "solver") {
-            match Method::parse(&name) {
-                Some(m) => method = m,
-                None => cx.err_help(
-                    n,
-                    "spec/unknown-solver",
-                    format!("unknown solver `{name}`"),
-                    "use euler, heun, rk4 or rk45 (scipy)",
-                ),
-            }
-        }
-    }
+    let mut method = get("solver")
+        .and_then(|n| {
+            cx.named(
+                n,
+                "solver",
+                Method::parse,
+                "spec/unknown-solver",
+                "use euler, heun, rk4 or rk45 (scipy)",
+            )
+        })
+        .unwrap_or(Method::Euler);
     if let Method::Rk45 { rtol, atol } = &mut method {
         if let Some(n) = get("rtol") {
             *rtol = cx.number(n, "rtol").unwrap_or(*rtol);
@@ -312,48 +326,44 @@ fn parse(root: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Option<(String, Swee
             *atol = cx.number(n, "atol").unwrap_or(*atol);
         }
     }
-    let mut backend = Backend::Auto;
-    if let Some(n) = get("backend") {
-        if let Some(name) = cx.string(n, "backend") {
-            match Backend::parse(&name) {
-                Some(b) => backend = b,
-                None => cx.err_help(
-                    n,
-                    "spec/unknown-backend",
-                    format!("unknown backend `{name}`"),
-                    "use auto, jit, c or reference",
-                ),
-            }
-        }
-    }
-    let mut precision = Precision::F64;
-    if let Some(n) = get("float_precision") {
-        match cx.string(n, "float_precision").as_deref() {
-            Some("float64" | "double" | "f64") => {}
-            Some("float32" | "single" | "f32") => precision = Precision::F32,
-            Some(other) => cx.err_help(
+    let backend = get("backend")
+        .and_then(|n| {
+            cx.named(
                 n,
+                "backend",
+                Backend::parse,
+                "spec/unknown-backend",
+                "use auto, jit, c or reference",
+            )
+        })
+        .unwrap_or(Backend::Auto);
+    let float_precision = |name: &str| match name {
+        "float64" | "double" | "f64" => Some(Precision::F64),
+        "float32" | "single" | "f32" => Some(Precision::F32),
+        _ => None,
+    };
+    let precision = get("float_precision")
+        .and_then(|n| {
+            cx.named(
+                n,
+                "float_precision",
+                float_precision,
                 "spec/unknown-precision",
-                format!("unknown float_precision `{other}`"),
                 "use float64 or float32",
-            ),
-            None => {}
-        }
-    }
-    let mut trace_type = TraceType::Float64;
-    if let Some(n) = get("trace_precision") {
-        if let Some(name) = cx.string(n, "trace_precision") {
-            match TraceType::parse(&name) {
-                Some(t) => trace_type = t,
-                None => cx.err_help(
-                    n,
-                    "spec/unknown-precision",
-                    format!("unknown trace_precision `{name}`"),
-                    "use float64 or float32",
-                ),
-            }
-        }
-    }
+            )
+        })
+        .unwrap_or(Precision::F64);
+    let trace_type = get("trace_precision")
+        .and_then(|n| {
+            cx.named(
+                n,
+                "trace_precision",
+                TraceType::parse,
+                "spec/unknown-precision",
+                "use float64 or float32",
+            )
+        })
+        .unwrap_or(TraceType::Float64);
     let permute = get("permute_grid")
         .and_then(|n| cx.bool(n, "permute_grid"))
         .unwrap_or(false);

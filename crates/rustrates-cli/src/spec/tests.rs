@@ -128,6 +128,52 @@ fn spec_trace_precision_float32_or_an_error_at_its_value() {
     assert_eq!(sources.line_col(d.span.expect("positioned")), (5, 18));
 }
 
+/// Every setting that names a choice (solver, backend, float and trace precision): a known
+/// name (an alias included) gives its value, an unknown one its code, message and position.
+#[test]
+fn spec_named_settings_parse_or_are_positioned_errors() {
+    let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\n";
+    let f = load_text(&format!(
+        "{base}solver: heun\nbackend: c\nfloat_precision: single\ntrace_precision: float32\n"
+    ))
+    .map_err(|(_, d)| format!("{d:?}"))
+    .expect("valid");
+    assert_eq!(f.spec.sim.method, Method::Heun);
+    assert_eq!(f.spec.backend, Backend::C);
+    assert_eq!(f.spec.precision, Precision::F32);
+    assert_eq!(f.trace_type, TraceType::Float32);
+    let f = load_text(base).map_err(|(_, d)| format!("{d:?}")).expect("valid");
+    assert_eq!(
+        (f.spec.sim.method, f.spec.backend, f.spec.precision, f.trace_type),
+        (Method::Euler, Backend::Auto, Precision::F64, TraceType::Float64),
+        "the defaults"
+    );
+    let cases = [
+        ("solver: leap", "spec/unknown-solver", "unknown solver `leap`", 9),
+        ("backend: gpu", "spec/unknown-backend", "unknown backend `gpu`", 10),
+        (
+            "float_precision: half",
+            "spec/unknown-precision",
+            "unknown float_precision `half`",
+            18,
+        ),
+        (
+            "trace_precision: half",
+            "spec/unknown-precision",
+            "unknown trace_precision `half`",
+            18,
+        ),
+    ];
+    for (line, code, message, col) in cases {
+        let Err((sources, diags)) = load_text(&format!("{base}{line}\n")) else {
+            panic!("`{line}` is invalid")
+        };
+        let d = diags.iter().next().expect("one problem");
+        assert_eq!((d.code, d.message.as_str()), (code, message), "{line}");
+        assert_eq!(sources.line_col(d.span.expect("positioned")), (5, col), "{line}");
+    }
+}
+
 #[test]
 fn spec_default_chunk_size_is_65536_points_kept_or_not() {
     // 65,536 points per chunk whether traces are kept or not, so a 100 × 100 sweep is one
