@@ -1,5 +1,5 @@
 //! Input signals from files: CSV/whitespace text (one row per step, one column per grid point
-//! or a single column) and NumPy `.npy` (float64, 1-D or 2-D, C order).
+//! or a single column) and NumPy `.npy` (float64, 1-D or 2-D; read by the engine's reader).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,55 +65,15 @@ fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
     Ok((rows, cols.unwrap_or(1), data))
 }
 
+/// A 1-D (one column) or 2-D (one column per grid point) array read by the engine's `.npy`
+/// reader, as rows, columns and values in row-major order.
 fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f64>), String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic)".into());
+    let (dims, data) = rustrates::template::connectivity::parse_npy(bytes)?;
+    match dims.as_slice() {
+        [n] => Ok((*n, 1, data)),
+        [n, m] => Ok((*n, *m, data)),
+        _ => Err(format!("expected a 1-D or 2-D array, found shape {dims:?}")),
     }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
-    let header = String::from_utf8_lossy(header);
-    if !header.contains("'descr': '<f8'") {
-        return Err(format!(
-            "only little-endian float64 arrays are supported; header: {}",
-            header.trim()
-        ));
-    }
-    if header.contains("'fortran_order': True") {
-        return Err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into());
-    }
-    let shape_start = header.find("'shape': (").ok_or("no shape in .npy header")? + "'shape': (".len();
-    let shape_end = header[shape_start..].find(')').ok_or("bad shape in .npy header")? + shape_start;
-    let dims: Vec<usize> = header[shape_start..shape_end]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension `{s}`")))
-        .collect::<Result<_, _>>()?;
-    let (rows, cols) = match dims.as_slice() {
-        [n] => (*n, 1),
-        [n, m] => (*n, *m),
-        _ => return Err(format!("expected a 1-D or 2-D array, found shape {dims:?}")),
-    };
-    let body = &bytes[start + header_len..];
-    if body.len() != rows * cols * 8 {
-        return Err(format!(
-            "expected {} bytes of data for shape {dims:?}, found {}",
-            rows * cols * 8,
-            body.len()
-        ));
-    }
-    let data = body
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
-        .collect();
-    Ok((rows, cols, data))
 }
 
 #[cfg(test)]
@@ -133,10 +93,8 @@ mod tests {
         assert!(err.starts_with("line 2:"), "{err}");
     }
 
-    #[test]
-    fn npy_float64_2d_reads_in_c_order() {
-        // What np.save writes for np.array([[1., 2.], [3., 4.], [5., 6.]]).
-        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
+    /// What `np.save` writes: the magic, version 1.0, the header padded to 64 bytes, the values.
+    fn npy(header: &str, values: &[f64]) -> Vec<u8> {
         let mut h = header.to_string();
         while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
@@ -145,12 +103,46 @@ mod tests {
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend((h.len() as u16).to_le_bytes());
         bytes.extend(h.as_bytes());
-        for x in [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0] {
+        for x in values {
             bytes.extend(x.to_le_bytes());
         }
+        bytes
+    }
+
+    #[test]
+    fn npy_float64_2d_reads_in_c_order() {
+        // What np.save writes for np.array([[1., 2.], [3., 4.], [5., 6.]]).
+        let bytes = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }",
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        );
         assert_eq!(
             parse_npy(&bytes).expect("valid"),
             (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
         );
+    }
+
+    #[test]
+    fn npy_fortran_order_and_1d_read_as_rows_and_3d_is_an_error() {
+        // The same 3 × 2 array stored column by column (np.asfortranarray).
+        let fortran = npy(
+            "{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }",
+            &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0],
+        );
+        assert_eq!(
+            parse_npy(&fortran).expect("valid"),
+            (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
+        let one_d = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+            &[1.0, 2.0, 3.0],
+        );
+        assert_eq!(parse_npy(&one_d).expect("valid"), (3, 1, vec![1.0, 2.0, 3.0]));
+        let three_d = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 2), }",
+            &[1.0, 2.0],
+        );
+        let err = parse_npy(&three_d).expect_err("3-D");
+        assert_eq!(err, "expected a 1-D or 2-D array, found shape [1, 1, 2]");
     }
 }
