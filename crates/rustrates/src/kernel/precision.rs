@@ -60,6 +60,28 @@ pub trait Real:
     }
 }
 
+impl crate::model::BinOp {
+    /// `x op y` in `T`, comparisons giving 1 or 0: the one meaning of each operator for the
+    /// evaluators that compute in Rust (the reference back end, constant folding, the tests').
+    pub(crate) fn apply<T: Real>(self, x: T, y: T) -> T {
+        use crate::model::BinOp::*;
+        let truth = |b: bool| if b { T::ONE } else { T::ZERO };
+        match self {
+            Add => x + y,
+            Sub => x - y,
+            Mul => x * y,
+            Div => x / y,
+            Pow => x.powf(y),
+            Lt => truth(x < y),
+            Le => truth(x <= y),
+            Gt => truth(x > y),
+            Ge => truth(x >= y),
+            Eq => truth(x == y),
+            Ne => truth(x != y),
+        }
+    }
+}
+
 macro_rules! impl_real {
     ($t:ty, $eval:ident, $func:path) => {
         impl Real for $t {

@@ -8,19 +8,11 @@
 use super::ffi::Rows;
 use super::precision::Real;
 use super::{KernelCtx, RhsArgs, RhsArgsF32};
-use crate::model::{BinOp, Circuit, Expr, ExprId, Layout, VarId, VarKind};
+use crate::model::{Circuit, Expr, ExprId, Layout, VarId, VarKind};
 
 pub struct ReferenceKernel {
     circuit: Box<Circuit>,
     layout: Box<Layout>,
-}
-
-fn truth<T: Real>(b: bool) -> T {
-    if b {
-        T::ONE
-    } else {
-        T::ZERO
-    }
 }
 
 /// One lane's view of the block buffers.
@@ -101,19 +93,7 @@ impl ReferenceKernel {
             Expr::Binary(op, x, y) => {
                 let x = self.eval(*x, l, a, ctx);
                 let y = self.eval(*y, l, a, ctx);
-                match op {
-                    BinOp::Add => x + y,
-                    BinOp::Sub => x - y,
-                    BinOp::Mul => x * y,
-                    BinOp::Div => x / y,
-                    BinOp::Pow => x.powf(y),
-                    BinOp::Lt => truth(x < y),
-                    BinOp::Le => truth(x <= y),
-                    BinOp::Gt => truth(x > y),
-                    BinOp::Ge => truth(x >= y),
-                    BinOp::Eq => truth(x == y),
-                    BinOp::Ne => truth(x != y),
-                }
+                op.apply(x, y)
             }
             Expr::Call(f, args) => {
                 let x = args.first().map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
@@ -155,7 +135,7 @@ mod tests {
     use super::*;
     use crate::kernel::test_kit::add_var as var;
     use crate::kernel::KernelCtx;
-    use crate::model::{Assign, Func, Ode};
+    use crate::model::{Assign, BinOp, Func, Ode};
 
     /// One algebraic `out = expr(x)` of a param `x`, evaluated for each of `xs` (one per lane).
     fn eval_alg(build: impl Fn(&mut Circuit, ExprId) -> ExprId, xs: &[f64]) -> Vec<f64> {

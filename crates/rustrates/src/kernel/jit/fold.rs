@@ -91,14 +91,6 @@ impl Arith {
     }
 }
 
-fn truth(b: bool) -> f64 {
-    if b {
-        1.0
-    } else {
-        0.0
-    }
-}
-
 /// The constant value of every expression that has one (in the function's precision).
 /// Assumes a validated circuit (ids in range, no cycles).
 pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
@@ -119,12 +111,8 @@ pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
                     BinOp::Mul => ar.mul(a, b),
                     BinOp::Div => ar.div(a, b),
                     BinOp::Pow => ar.pow(a, b),
-                    BinOp::Lt => truth(a < b),
-                    BinOp::Le => truth(a <= b),
-                    BinOp::Gt => truth(a > b),
-                    BinOp::Ge => truth(a >= b),
-                    BinOp::Eq => truth(a == b),
-                    BinOp::Ne => truth(a != b),
+                    // Exact in either precision: the operands are already rounded to it.
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => op.apply(a, b),
                 }),
                 _ => None,
             },
