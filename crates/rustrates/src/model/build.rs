@@ -300,24 +300,19 @@ impl<'s> Builder<'s> {
                     Some(id) => {
                         let vt = decl_types[oi].get(&name).copied();
                         match vt {
-                            Some(VType::Input) => self.error(
-                                Diagnostic::error(
-                                    "eq/assign-to-input",
-                                    format!("`{name}` is an input and cannot be assigned"),
+                            Some(vt @ (VType::Input | VType::Constant)) => {
+                                let (code, what) = if vt == VType::Input {
+                                    ("eq/assign-to-input", "an input")
+                                } else {
+                                    ("eq/assign-to-constant", "a constant")
+                                };
+                                self.error(
+                                    Diagnostic::error(code, format!("`{name}` is {what} and cannot be assigned"))
+                                        .with_span(lhs_span)
+                                        .with_path(p.clone())
+                                        .with_help("declare it as `output(...)` or `variable(...)`"),
                                 )
-                                .with_span(lhs_span)
-                                .with_path(p.clone())
-                                .with_help("declare it as `output(...)` or `variable(...)`"),
-                            ),
-                            Some(VType::Constant) => self.error(
-                                Diagnostic::error(
-                                    "eq/assign-to-constant",
-                                    format!("`{name}` is a constant and cannot be assigned"),
-                                )
-                                .with_span(lhs_span)
-                                .with_path(p.clone())
-                                .with_help("declare it as `output(...)` or `variable(...)`"),
-                            ),
+                            }
                             _ => {
                                 if let Some(first) = self.defined.get(&id).copied() {
                                     self.error(
