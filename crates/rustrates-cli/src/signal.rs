@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use rustrates::solve::Signal;
 
+/// A signal file's rows, columns and values (row-major).
+type Table = (usize, usize, Vec<f64>);
+
 /// Read a signal file; the error says what is wrong with it.
 pub(crate) fn read_signal_file(path: &Path) -> Result<Signal, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -27,7 +30,7 @@ pub(crate) fn read_signal_file(path: &Path) -> Result<Signal, String> {
     })
 }
 
-fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
+fn parse_text(text: &str) -> Result<Table, String> {
     let mut data = Vec::new();
     let mut cols = None;
     let mut rows = 0;
@@ -67,7 +70,7 @@ fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
 
 /// A 1-D (one column) or 2-D (one column per grid point) array read by the engine's `.npy`
 /// reader, as rows, columns and values in row-major order.
-fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f64>), String> {
+fn parse_npy(bytes: &[u8]) -> Result<Table, String> {
     let (dims, data) = rustrates::template::connectivity::parse_npy(bytes)?;
     match dims.as_slice() {
         [n] => Ok((*n, 1, data)),
@@ -109,40 +112,36 @@ mod tests {
         bytes
     }
 
+    /// C and Fortran order give the same rows; a 1-D array is one column; 3-D is an error.
     #[test]
-    fn npy_float64_2d_reads_in_c_order() {
-        // What np.save writes for np.array([[1., 2.], [3., 4.], [5., 6.]]).
-        let bytes = npy(
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }",
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-        );
-        assert_eq!(
-            parse_npy(&bytes).expect("valid"),
-            (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-        );
-    }
-
-    #[test]
-    fn npy_fortran_order_and_1d_read_as_rows_and_3d_is_an_error() {
-        // The same 3 × 2 array stored column by column (np.asfortranarray).
-        let fortran = npy(
-            "{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }",
-            &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0],
-        );
-        assert_eq!(
-            parse_npy(&fortran).expect("valid"),
-            (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-        );
-        let one_d = npy(
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
-            &[1.0, 2.0, 3.0],
-        );
-        assert_eq!(parse_npy(&one_d).expect("valid"), (3, 1, vec![1.0, 2.0, 3.0]));
-        let three_d = npy(
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 2), }",
-            &[1.0, 2.0],
-        );
-        let err = parse_npy(&three_d).expect_err("3-D");
-        assert_eq!(err, "expected a 1-D or 2-D array, found shape [1, 1, 2]");
+    fn npy_float64_reads_as_rows_of_one_or_more_columns() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let cases: [(&str, &[f64], Result<Table, String>); 4] = [
+            // np.array([[1., 2.], [3., 4.], [5., 6.]]) and its np.asfortranarray.
+            (
+                "'fortran_order': False, 'shape': (3, 2)",
+                &rows,
+                Ok((3, 2, rows.clone())),
+            ),
+            (
+                "'fortran_order': True, 'shape': (3, 2)",
+                &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0],
+                Ok((3, 2, rows.clone())),
+            ),
+            (
+                "'fortran_order': False, 'shape': (3,)",
+                &[1.0, 2.0, 3.0],
+                Ok((3, 1, vec![1.0, 2.0, 3.0])),
+            ),
+            (
+                "'fortran_order': False, 'shape': (1, 1, 2)",
+                &[1.0, 2.0],
+                Err("expected a 1-D or 2-D array, found shape [1, 1, 2]".into()),
+            ),
+        ];
+        for (fields, values, want) in cases {
+            let header = format!("{{'descr': '<f8', {fields}, }}");
+            assert_eq!(parse_npy(&npy(&header, values)), want, "{header}");
+        }
     }
 }
