@@ -19,20 +19,15 @@ pub(super) fn locate_in(root: &Node, path: &Path, err: &SweepError) -> Diagnosti
             None => d,
         }
     };
-    let key_node = |map_key: &str, key: &str| -> Option<&Node> {
+    // The entry `key` of the mapping `map_key` (`param_grid`, `inputs`, ...): its key and value.
+    let entry = |map_key: &str, key: &str| -> Option<&(Node, Node)> {
         root.get(map_key)?
             .as_map()?
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(k, _)| k)
     };
-    let value_node = |map_key: &str, key: &str| -> Option<&Node> {
-        root.get(map_key)?
-            .as_map()?
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
-    };
+    let key_node = |map_key: &str, key: &str| entry(map_key, key).map(|(k, _)| k);
+    let value_node = |map_key: &str, key: &str| entry(map_key, key).map(|(_, v)| v);
     let mut diags = Diagnostics::new();
     match err {
         SweepError::Settings(settings) => {
