@@ -208,6 +208,25 @@ impl Builder<'_> {
         Some(self.c.add_expr(x))
     }
 
+    /// `name(...)` read as a delayed access to `what`, which has no delays: an error.
+    fn unsupported_delay(
+        &mut self,
+        name: &str,
+        code: &'static str,
+        what: &str,
+        help: &str,
+        span: Span,
+        ctx: &Ctx,
+    ) -> Option<ExprId> {
+        self.error(
+            Diagnostic::error(code, format!("delayed access `{name}(...)` to {what} is not supported"))
+                .with_span(span)
+                .with_path(ctx.path.clone())
+                .with_help(help),
+        );
+        None
+    }
+
     fn call(&mut self, name: &str, name_range: TextRange, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<ExprId> {
         let name_span = Span {
             file: ctx.file,
@@ -222,28 +241,12 @@ impl Builder<'_> {
                         return Some(self.c.add_expr(Expr::Var(el)));
                     }
                 }
-                self.error(
-                    Diagnostic::error(
-                        "eq/vector-unsupported",
-                        format!("delayed access `{name}(...)` to a vector variable is not supported"),
-                    )
-                    .with_span(span)
-                    .with_path(ctx.path.clone())
-                    .with_help("rustrates delays scalar variables only: write one node per element"),
-                );
-                return None;
+                let help = "rustrates delays scalar variables only: write one node per element";
+                return self.unsupported_delay(name, "eq/vector-unsupported", "a vector variable", help, span, ctx);
             }
             if self.imag.contains_key(&id) {
-                self.error(
-                    Diagnostic::error(
-                        "eq/complex-unsupported",
-                        format!("delayed access `{name}(...)` to a complex value is not supported"),
-                    )
-                    .with_span(span)
-                    .with_path(ctx.path.clone())
-                    .with_help("rustrates delays real variables only"),
-                );
-                return None;
+                let help = "rustrates delays real variables only";
+                return self.unsupported_delay(name, "eq/complex-unsupported", "a complex value", help, span, ctx);
             }
             if let [arg] = args {
                 match &arg.kind {
