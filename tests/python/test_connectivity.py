@@ -56,20 +56,30 @@ def network(n: int, w: np.ndarray, d: np.ndarray | None, as_matrix: bool) -> Cir
     return CircuitTemplate(name="net", nodes={k: NET_POP for k in names}, edges=edges)
 
 
-def sweep(net: CircuitTemplate, n: int, steps: int):
+#: network_grid.c's integration: Euler at DT in double precision, every node's r at every step.
+EULER_EVERY_STEP = dict(
+    step_size=DT,
+    sampling_step_size=DT,
+    outputs={"r": "all/net_op/r"},
+    solver="euler",
+    float_precision="float64",
+    verbose=False,
+)
+
+
+def sweep(net: CircuitTemplate, n: int, steps: int, g_vars: dict | None = None):
+    """The G × eta sweep of network_grid.c; G is every node's `G` unless `g_vars` maps it."""
     names = [f"n{i}" for i in range(n)]
     return grid_search(
         net,
         param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
-        param_map={"G": {"vars": ["net_op/G"], "nodes": names}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
-        step_size=DT,
+        param_map={
+            "G": g_vars or {"vars": ["net_op/G"], "nodes": names},
+            "eta": {"vars": ["net_op/eta"], "nodes": names},
+        },
         simulation_time=steps * DT,
-        outputs={"r": "all/net_op/r"},
-        sampling_step_size=DT,
-        solver="euler",
-        float_precision="float64",
-        verbose=False,
         permute_grid=True,
+        **EULER_EVERY_STEP,
     )
 
 
@@ -137,19 +147,7 @@ def test_global_coupling_scale_sweeps_like_the_nodes_g():
     scaled.add_edges_from_matrix(
         "net_op/r", "net_op/r_in", names, weight=weights(n), min_weight=0.0, name="C", scale=1.0
     )
-    res, res_map = grid_search(
-        scaled,
-        param_grid={"G": [0.0, 1.0, 2.0], "eta": [-6.0, -4.0]},
-        param_map={"G": {"vars": ["C/scale"]}, "eta": {"vars": ["net_op/eta"], "nodes": names}},
-        step_size=DT,
-        simulation_time=steps * DT,
-        outputs={"r": "all/net_op/r"},
-        sampling_step_size=DT,
-        solver="euler",
-        float_precision="float64",
-        verbose=False,
-        permute_grid=True,
-    )
+    res, res_map = sweep(scaled, n, steps, g_vars={"vars": ["C/scale"]})
     by_nodes, map_n = sweep(network(n, weights(n), None, as_matrix=True), n, steps)
     assert map_n[["G", "eta"]].to_numpy().tolist() == res_map[["G", "eta"]].to_numpy().tolist()
     a, b = res.to_numpy(), by_nodes.to_numpy()
@@ -195,15 +193,7 @@ def test_velocity_grid_search_equals_the_c_program_and_runs_with_the_delays_give
     base = delays(n, dmax)
     lengths = base * 10.0
     grid = {"G": [0.5, 2.0], "velocity": [10.0, 5.0, 2.5]}
-    args = dict(
-        step_size=DT,
-        simulation_time=steps * DT,
-        outputs={"r": "all/net_op/r"},
-        sampling_step_size=DT,
-        solver="euler",
-        float_precision="float64",
-        verbose=False,
-    )
+    args = dict(simulation_time=steps * DT, **EULER_EVERY_STEP)
     res, res_map = grid_search(
         velocity_net(tmp_path, n, lengths, None),
         param_grid=grid,

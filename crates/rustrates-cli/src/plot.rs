@@ -126,6 +126,16 @@ pub(crate) struct HeatmapArgs<'a> {
     pub y_key: &'a str,
 }
 
+/// The column of grid key `k` in `result`, or an error listing the keys there are.
+fn grid_key_index(result: &SweepResult, k: &str) -> anyhow::Result<usize> {
+    result.grid_keys.iter().position(|g| g == k).with_context(|| {
+        format!(
+            "`{k}` is not a grid key of this file; its keys are: {}",
+            result.grid_keys.join(", ")
+        )
+    })
+}
+
 /// A heatmap of one summary over two grid keys; cells with several points (other keys vary)
 /// show their mean, grid points that diverged show grey. A refined sweep is drawn on its
 /// regular view, as [`phase_diagram`] draws it.
@@ -134,14 +144,7 @@ pub(crate) fn heatmap(png: &Path, result: &SweepResult, args: &HeatmapArgs<'_>) 
     // A refined file is drawn on its finest lattice, each cell from the nearest computed point.
     let regular = rustrates::sweep::refine::regular_result(result);
     let result = regular.as_ref().unwrap_or(result);
-    let key_index = |k: &str| {
-        result.grid_keys.iter().position(|g| g == k).with_context(|| {
-            format!(
-                "`{k}` is not a grid key of this file; its keys are: {}",
-                result.grid_keys.join(", ")
-            )
-        })
-    };
+    let key_index = |k: &str| grid_key_index(result, k);
     let (xi, yi) = (key_index(args.x_key)?, key_index(args.y_key)?);
     let summaries = result
         .summaries
@@ -321,14 +324,7 @@ pub(crate) fn phase_diagram(
     register_font()?;
     let regular = rustrates::sweep::refine::regular_result(result);
     let result = regular.as_ref().unwrap_or(result);
-    let key_index = |k: &str| {
-        result.grid_keys.iter().position(|g| g == k).with_context(|| {
-            format!(
-                "`{k}` is not a grid key of this file; its keys are: {}",
-                result.grid_keys.join(", ")
-            )
-        })
-    };
+    let key_index = |k: &str| grid_key_index(result, k);
     let xi = key_index(x_key)?;
     let yi = y_key.map(key_index).transpose()?;
     let summaries = result

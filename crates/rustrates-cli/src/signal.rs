@@ -1,10 +1,13 @@
 //! Input signals from files: CSV/whitespace text (one row per step, one column per grid point
-//! or a single column) and NumPy `.npy` (float64, 1-D or 2-D, C order).
+//! or a single column) and NumPy `.npy` (float64, 1-D or 2-D; read by the engine's reader).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustrates::solve::Signal;
+
+/// A signal file's rows, columns and values (row-major).
+type Table = (usize, usize, Vec<f64>);
 
 /// Read a signal file; the error says what is wrong with it.
 pub(crate) fn read_signal_file(path: &Path) -> Result<Signal, String> {
@@ -27,7 +30,7 @@ pub(crate) fn read_signal_file(path: &Path) -> Result<Signal, String> {
     })
 }
 
-fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
+fn parse_text(text: &str) -> Result<Table, String> {
     let mut data = Vec::new();
     let mut cols = None;
     let mut rows = 0;
@@ -65,55 +68,15 @@ fn parse_text(text: &str) -> Result<(usize, usize, Vec<f64>), String> {
     Ok((rows, cols.unwrap_or(1), data))
 }
 
-fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f64>), String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic)".into());
+/// A 1-D (one column) or 2-D (one column per grid point) array read by the engine's `.npy`
+/// reader, as rows, columns and values in row-major order.
+fn parse_npy(bytes: &[u8]) -> Result<Table, String> {
+    let (dims, data) = rustrates::template::connectivity::parse_npy(bytes)?;
+    match dims.as_slice() {
+        [n] => Ok((*n, 1, data)),
+        [n, m] => Ok((*n, *m, data)),
+        _ => Err(format!("expected a 1-D or 2-D array, found shape {dims:?}")),
     }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let header = bytes.get(start..start + header_len).ok_or("truncated .npy header")?;
-    let header = String::from_utf8_lossy(header);
-    if !header.contains("'descr': '<f8'") {
-        return Err(format!(
-            "only little-endian float64 arrays are supported; header: {}",
-            header.trim()
-        ));
-    }
-    if header.contains("'fortran_order': True") {
-        return Err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into());
-    }
-    let shape_start = header.find("'shape': (").ok_or("no shape in .npy header")? + "'shape': (".len();
-    let shape_end = header[shape_start..].find(')').ok_or("bad shape in .npy header")? + shape_start;
-    let dims: Vec<usize> = header[shape_start..shape_end]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension `{s}`")))
-        .collect::<Result<_, _>>()?;
-    let (rows, cols) = match dims.as_slice() {
-        [n] => (*n, 1),
-        [n, m] => (*n, *m),
-        _ => return Err(format!("expected a 1-D or 2-D array, found shape {dims:?}")),
-    };
-    let body = &bytes[start + header_len..];
-    if body.len() != rows * cols * 8 {
-        return Err(format!(
-            "expected {} bytes of data for shape {dims:?}, found {}",
-            rows * cols * 8,
-            body.len()
-        ));
-    }
-    let data = body
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
-        .collect();
-    Ok((rows, cols, data))
 }
 
 #[cfg(test)]
@@ -133,10 +96,8 @@ mod tests {
         assert!(err.starts_with("line 2:"), "{err}");
     }
 
-    #[test]
-    fn npy_float64_2d_reads_in_c_order() {
-        // What np.save writes for np.array([[1., 2.], [3., 4.], [5., 6.]]).
-        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
+    /// What `np.save` writes: the magic, version 1.0, the header padded to 64 bytes, the values.
+    fn npy(header: &str, values: &[f64]) -> Vec<u8> {
         let mut h = header.to_string();
         while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
@@ -145,12 +106,42 @@ mod tests {
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend((h.len() as u16).to_le_bytes());
         bytes.extend(h.as_bytes());
-        for x in [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0] {
+        for x in values {
             bytes.extend(x.to_le_bytes());
         }
-        assert_eq!(
-            parse_npy(&bytes).expect("valid"),
-            (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-        );
+        bytes
+    }
+
+    /// C and Fortran order give the same rows; a 1-D array is one column; 3-D is an error.
+    #[test]
+    fn npy_float64_reads_as_rows_of_one_or_more_columns() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let cases: [(&str, &[f64], Result<Table, String>); 4] = [
+            // np.array([[1., 2.], [3., 4.], [5., 6.]]) and its np.asfortranarray.
+            (
+                "'fortran_order': False, 'shape': (3, 2)",
+                &rows,
+                Ok((3, 2, rows.clone())),
+            ),
+            (
+                "'fortran_order': True, 'shape': (3, 2)",
+                &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0],
+                Ok((3, 2, rows.clone())),
+            ),
+            (
+                "'fortran_order': False, 'shape': (3,)",
+                &[1.0, 2.0, 3.0],
+                Ok((3, 1, vec![1.0, 2.0, 3.0])),
+            ),
+            (
+                "'fortran_order': False, 'shape': (1, 1, 2)",
+                &[1.0, 2.0],
+                Err("expected a 1-D or 2-D array, found shape [1, 1, 2]".into()),
+            ),
+        ];
+        for (fields, values, want) in cases {
+            let header = format!("{{'descr': '<f8', {fields}, }}");
+            assert_eq!(parse_npy(&npy(&header, values)), want, "{header}");
+        }
     }
 }

@@ -401,17 +401,9 @@ fn per_node_input_files_in_a_spec_equal_the_engine_with_per_point_columns() {
 #[test]
 fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
     use rustrates::model::test_models::network_grid::{delay_steps, weight, OPERATOR};
+    use rustrates::model::test_models::yaml_matrix;
     let dir = tempfile::tempdir().expect("temp dir");
     let (n, dt, dmax) = (5, 1e-4, 0.002);
-    let rows = |f: &dyn Fn(usize, usize) -> f64| {
-        let rows: Vec<String> = (0..n)
-            .map(|i| {
-                let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
-                format!("[{}]", r.join(", "))
-            })
-            .collect();
-        format!("[{}]", rows.join(", "))
-    };
     let length = |i: usize, j: usize| delay_steps(dmax, dt, i, j) as f64 * dt * 10.0;
     let net = |delays: &str| {
         let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
@@ -420,7 +412,7 @@ fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
              target: qif_net_op/r_in\n      source_nodes: [{}]\n      weight: {}\n{delays}      name: C\n      scale: 1.0\n",
             nodes.iter().map(|k| format!("{k}: qif_net_pop")).collect::<Vec<_>>().join(", "),
             nodes.join(", "),
-            rows(&|i, j| weight(n, i, j)),
+            yaml_matrix(n, |i, j| weight(n, i, j)),
         )
     };
     let sweep = |name: &str, yaml: &str, grid: &str, map: &str| {
@@ -443,7 +435,10 @@ fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
     let velocities = [10.0, 5.0, 3.0];
     let swept = sweep(
         "velocity",
-        &net(&format!("      lengths: {}\n      velocity: 10.0\n", rows(&length))),
+        &net(&format!(
+            "      lengths: {}\n      velocity: 10.0\n",
+            yaml_matrix(n, length)
+        )),
         "  G: [1.5, 1.5, 1.5]\n  v: [10.0, 5.0, 3.0]\n",
         "  G: {vars: [C/scale]}\n  v: {vars: [C/velocity]}\n",
     );
@@ -454,7 +449,7 @@ fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
             .collect()
     };
     for (p, v) in velocities.iter().enumerate() {
-        let delays = rows(&|i, j| rustrates::model::conduction_delay(length(i, j), *v));
+        let delays = yaml_matrix(n, |i, j| rustrates::model::conduction_delay(length(i, j), *v));
         let alone = sweep(
             &format!("given{p}"),
             &net(&format!("      delay: {delays}\n")),

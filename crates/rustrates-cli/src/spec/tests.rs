@@ -1,3 +1,6 @@
+use rustrates::sweep::refine::{Criterion, Refine};
+use rustrates::sweep::regime::RandomStarts;
+
 use super::*;
 
 fn load_text(text: &str) -> Result<SpecFile, (SourceMap, Diagnostics)> {
@@ -5,6 +8,11 @@ fn load_text(text: &str) -> Result<SpecFile, (SourceMap, Diagnostics)> {
     let path = dir.path().join("spec.yaml");
     std::fs::write(&path, text).expect("write spec");
     load(&path)
+}
+
+/// A spec that must load; the diagnostics otherwise.
+fn valid(text: &str) -> SpecFile {
+    load_text(text).map_err(|(_, d)| format!("{d:?}")).expect("valid")
 }
 
 #[test]
@@ -24,9 +32,7 @@ fn spec_seed_example_gives_25_points_in_pyrates_order() {
 #[test]
 fn spec_linspace_matches_numpy_values() {
     // np.linspace(0, 1, 4) = [0, 1/3, 2/3, 1]
-    let f = load_text("template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nparam_grid: {k: {linspace: [0, 1, 4]}}\n")
-            .map_err(|(_, d)| format!("{d:?}"))
-            .expect("valid");
+    let f = valid("template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nparam_grid: {k: {linspace: [0, 1, 4]}}\n");
     assert_eq!(f.spec.param_grid.column(0), &[0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]);
 }
 
@@ -50,9 +56,7 @@ fn spec_problems_are_all_reported_with_positions() {
 fn spec_refine_parses_and_bad_values_are_positioned() {
     use rustrates::sweep::refine::RefineError;
     let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [regime, mean]\n";
-    let f = load_text(&format!("{base}refine: {{levels: 4}}\n"))
-        .map_err(|(_, d)| format!("{d:?}"))
-        .expect("valid");
+    let f = valid(&format!("{base}refine: {{levels: 4}}\n"));
     assert_eq!(
         f.spec.refine,
         Some(Refine {
@@ -61,11 +65,9 @@ fn spec_refine_parses_and_bad_values_are_positioned() {
             tolerance: 0.0
         })
     );
-    let f = load_text(&format!(
+    let f = valid(&format!(
         "{base}refine: {{levels: 2, criterion: mean, tolerance: 0.5}}\n"
-    ))
-    .map_err(|(_, d)| format!("{d:?}"))
-    .expect("valid");
+    ));
     assert_eq!(
         f.spec.refine,
         Some(Refine {
@@ -111,11 +113,9 @@ fn spec_refine_parses_and_bad_values_are_positioned() {
 #[test]
 fn spec_trace_precision_float32_or_an_error_at_its_value() {
     let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\n";
-    let f = load_text(base).map_err(|(_, d)| format!("{d:?}")).expect("valid");
+    let f = valid(base);
     assert_eq!(f.trace_type, TraceType::Float64, "the values as computed by default");
-    let f = load_text(&format!("{base}trace_precision: float32\n"))
-        .map_err(|(_, d)| format!("{d:?}"))
-        .expect("valid");
+    let f = valid(&format!("{base}trace_precision: float32\n"));
     assert_eq!(f.trace_type, TraceType::Float32);
     let Err((sources, diags)) = load_text(&format!("{base}trace_precision: half\n")) else {
         panic!("`half` is not a trace precision")
@@ -125,15 +125,57 @@ fn spec_trace_precision_float32_or_an_error_at_its_value() {
     assert_eq!(sources.line_col(d.span.expect("positioned")), (5, 18));
 }
 
+/// Every setting that names a choice (solver, backend, float and trace precision): a known
+/// name (an alias included) gives its value, an unknown one its code, message and position.
+#[test]
+fn spec_named_settings_parse_or_are_positioned_errors() {
+    let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\n";
+    let f = valid(&format!(
+        "{base}solver: heun\nbackend: c\nfloat_precision: single\ntrace_precision: float32\n"
+    ));
+    assert_eq!(f.spec.sim.method, Method::Heun);
+    assert_eq!(f.spec.backend, Backend::C);
+    assert_eq!(f.spec.precision, Precision::F32);
+    assert_eq!(f.trace_type, TraceType::Float32);
+    let f = valid(base);
+    assert_eq!(
+        (f.spec.sim.method, f.spec.backend, f.spec.precision, f.trace_type),
+        (Method::Euler, Backend::Auto, Precision::F64, TraceType::Float64),
+        "the defaults"
+    );
+    let cases = [
+        ("solver: leap", "spec/unknown-solver", "unknown solver `leap`", 9),
+        ("backend: gpu", "spec/unknown-backend", "unknown backend `gpu`", 10),
+        (
+            "float_precision: half",
+            "spec/unknown-precision",
+            "unknown float_precision `half`",
+            18,
+        ),
+        (
+            "trace_precision: half",
+            "spec/unknown-precision",
+            "unknown trace_precision `half`",
+            18,
+        ),
+    ];
+    for (line, code, message, col) in cases {
+        let Err((sources, diags)) = load_text(&format!("{base}{line}\n")) else {
+            panic!("`{line}` is invalid")
+        };
+        let d = diags.iter().next().expect("one problem");
+        assert_eq!((d.code, d.message.as_str()), (code, message), "{line}");
+        assert_eq!(sources.line_col(d.span.expect("positioned")), (5, col), "{line}");
+    }
+}
+
 #[test]
 fn spec_default_chunk_size_is_65536_points_kept_or_not() {
     // 65,536 points per chunk whether traces are kept or not, so a 100 × 100 sweep is one
     // chunk, written without part files; a chunk_size in the file wins either way.
     let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [mean]\n";
     let chunk = |extra: &str| {
-        let f = load_text(&format!("{base}{extra}"))
-            .map_err(|(_, d)| format!("{d:?}"))
-            .expect("valid");
+        let f = valid(&format!("{base}{extra}"));
         (f.spec.keep_traces, f.spec.chunk_size)
     };
     assert_eq!(chunk("keep_traces: true\n"), (true, 65_536));
@@ -151,9 +193,7 @@ fn spec_regime_summary_and_thresholds() {
     // `regime` brings its four companion statistics; thresholds are read, and a bad one
     // is refused by the engine's check at the line and column of its value.
     let base = "template: x.y\nsimulation_time: 1\nstep_size: 0.1\noutputs: {r: a/b/c}\nsummaries: [regime, mean]\n";
-    let f = load_text(&format!("{base}regime: {{stationary_tol: 1.0e-8, min_cycles: 4}}\n"))
-        .map_err(|(_, d)| format!("{d:?}"))
-        .expect("valid");
+    let f = valid(&format!("{base}regime: {{stationary_tol: 1.0e-8, min_cycles: 4}}\n"));
     let names: Vec<&str> = f.spec.summaries.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["regime", "period", "amplitude", "eig_re", "eig_im", "mean"]);
     assert_eq!((f.spec.regime.stationary_tol, f.spec.regime.min_cycles), (1e-8, 4));

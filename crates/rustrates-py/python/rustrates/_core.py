@@ -75,21 +75,22 @@ def precision_name(value: Any) -> str:
     )
 
 
+def _name(argument: str, value: Any, default: str) -> str:
+    """A name the engine parses (None: `default`); only its type is checked here."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise argument_error(argument, f"{argument} must be a string, got {value!r}")
+    return value
+
+
 def backend_name(value: Any) -> str:
     """The engine parses PyRates' backend names ('numpy', 'default', ... mean auto)."""
-    if value is None:
-        return "auto"
-    if not isinstance(value, str):
-        raise argument_error("backend", f"backend must be a string, got {value!r}")
-    return value
+    return _name("backend", value, "auto")
 
 
 def solver_name(value: Any) -> str:
-    if value is None:
-        return "euler"
-    if not isinstance(value, str):
-        raise argument_error("solver", f"solver must be a string, got {value!r}")
-    return value
+    return _name("solver", value, "euler")
 
 
 #: PyRates 1.x / 0.8 keywords that have no meaning here, for every front. They are accepted

@@ -77,35 +77,18 @@ fn sign(x: f64) -> f64 {
     }
 }
 
-/// numpy's `maximum`/`minimum`: NaN in either argument gives NaN (unlike `f64::max`), and
-/// `max(-0, +0) = +0`, `min(-0, +0) = -0`.
-fn nan_max(x: f64, y: f64) -> f64 {
+/// numpy's `maximum` (`max`) or `minimum`: NaN in either argument gives NaN (unlike
+/// `f64::max`), and between ±0 (equal, with different bits) `maximum` takes +0, `minimum` −0.
+fn nan_extreme(x: f64, y: f64, max: bool) -> f64 {
     if x.is_nan() || y.is_nan() {
         f64::NAN
     } else if x == y {
-        // Only ±0 compare equal with different bits: +0 wins for max.
-        if x.is_sign_negative() {
+        if x.is_sign_negative() == max {
             y
         } else {
             x
         }
-    } else if x > y {
-        x
-    } else {
-        y
-    }
-}
-
-fn nan_min(x: f64, y: f64) -> f64 {
-    if x.is_nan() || y.is_nan() {
-        f64::NAN
-    } else if x == y {
-        if x.is_sign_negative() {
-            x
-        } else {
-            y
-        }
-    } else if x < y {
+    } else if (x > y) == max {
         x
     } else {
         y
@@ -131,8 +114,8 @@ pub fn func_f64(func: Func, x: f64, y: f64) -> f64 {
         Func::Sqrt => x.sqrt(),
         Func::Abs => x.abs(),
         Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        Func::Max => nan_max(x, y),
-        Func::Min => nan_min(x, y),
+        Func::Max => nan_extreme(x, y, true),
+        Func::Min => nan_extreme(x, y, false),
         Func::Heaviside => heaviside(x),
         Func::Floor => x.floor(),
         Func::Ceil => x.ceil(),

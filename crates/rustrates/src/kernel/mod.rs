@@ -344,28 +344,8 @@ impl Kernel {
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
         if let Some(engine) = &self.engine {
-            let RhsArgs {
-                t,
-                lanes,
-                y,
-                p,
-                u,
-                dy,
-                a,
-                ctx,
-            } = args;
-            return engine.with_inputs(lanes, y, p, u, |u| {
-                self.rhs_compiled(RhsArgs {
-                    t,
-                    lanes,
-                    y,
-                    p,
-                    u,
-                    dy,
-                    a,
-                    ctx,
-                })
-            });
+            let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
+            return engine.with_inputs(lanes, y, p, u, |u| self.rhs_compiled(RhsArgs { u, ..args }));
         }
         self.rhs_compiled(args)
     }
@@ -401,28 +381,8 @@ impl Kernel {
     /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
     pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
         if let Some(engine) = &self.engine {
-            let RhsArgs {
-                t,
-                lanes,
-                y,
-                p,
-                u,
-                dy,
-                a,
-                ctx,
-            } = args;
-            return engine.with_inputs_f32(lanes, y, p, u, |u| {
-                self.rhs_f32_compiled(RhsArgs {
-                    t,
-                    lanes,
-                    y,
-                    p,
-                    u,
-                    dy,
-                    a,
-                    ctx,
-                })
-            });
+            let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
+            return engine.with_inputs_f32(lanes, y, p, u, |u| self.rhs_f32_compiled(RhsArgs { u, ..args }));
         }
         self.rhs_f32_compiled(args)
     }

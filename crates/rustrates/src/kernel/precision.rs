@@ -26,12 +26,10 @@ pub trait Real:
     fn wide(self) -> f64;
     fn finite(self) -> bool;
     fn is_nan(self) -> bool;
-    fn is_sign_negative(self) -> bool;
     fn powf(self, o: Self) -> Self;
-    fn atan2(self, o: Self) -> Self;
-    /// A one-argument function with the semantics every back end shares (see
-    /// `kernel::reference`); the binary ones give NaN here.
-    fn unary(f: Func, x: Self) -> Self;
+    /// `f(x)` or `f(x, y)` (`y` ignored for unary functions) with the semantics every back
+    /// end shares: `mathfns`'s definition in this precision.
+    fn func(f: Func, x: Self, y: Self) -> Self;
     /// The kernel's evaluation in this precision.
     fn eval(kernel: &Kernel, args: RhsArgs<'_, Self>);
     #[allow(clippy::too_many_arguments)]
@@ -62,8 +60,30 @@ pub trait Real:
     }
 }
 
+impl crate::model::BinOp {
+    /// `x op y` in `T`, comparisons giving 1 or 0: the one meaning of each operator for the
+    /// evaluators that compute in Rust (the reference back end, constant folding, the tests').
+    pub(crate) fn apply<T: Real>(self, x: T, y: T) -> T {
+        use crate::model::BinOp::*;
+        let truth = |b: bool| if b { T::ONE } else { T::ZERO };
+        match self {
+            Add => x + y,
+            Sub => x - y,
+            Mul => x * y,
+            Div => x / y,
+            Pow => x.powf(y),
+            Lt => truth(x < y),
+            Le => truth(x <= y),
+            Gt => truth(x > y),
+            Ge => truth(x >= y),
+            Eq => truth(x == y),
+            Ne => truth(x != y),
+        }
+    }
+}
+
 macro_rules! impl_real {
-    ($t:ty, $eval:ident) => {
+    ($t:ty, $eval:ident, $func:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -82,57 +102,11 @@ macro_rules! impl_real {
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
-            fn is_sign_negative(self) -> bool {
-                <$t>::is_sign_negative(self)
-            }
             fn powf(self, o: Self) -> Self {
                 <$t>::powf(self, o)
             }
-            fn atan2(self, o: Self) -> Self {
-                <$t>::atan2(self, o)
-            }
-            fn unary(f: Func, x: Self) -> Self {
-                match f {
-                    Func::Sin => x.sin(),
-                    Func::Cos => x.cos(),
-                    Func::Tan => x.tan(),
-                    Func::Sinh => x.sinh(),
-                    Func::Cosh => x.cosh(),
-                    Func::Tanh => x.tanh(),
-                    Func::Arcsin => x.asin(),
-                    Func::Arccos => x.acos(),
-                    Func::Arctan => x.atan(),
-                    Func::Exp => x.exp(),
-                    Func::Log => x.ln(),
-                    Func::Sqrt => x.sqrt(),
-                    Func::Abs => x.abs(),
-                    Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-                    Func::Floor => x.floor(),
-                    Func::Ceil => x.ceil(),
-                    Func::Heaviside => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            0.0
-                        } else if x == 0.0 {
-                            0.5
-                        } else {
-                            x
-                        }
-                    }
-                    // numpy's sign: zero and NaN pass through (unlike `signum`).
-                    Func::Sign => {
-                        if x > 0.0 {
-                            1.0
-                        } else if x < 0.0 {
-                            -1.0
-                        } else {
-                            x
-                        }
-                    }
-                    // Binary functions never reach here (see `eval`).
-                    Func::Arctan2 | Func::Max | Func::Min => <$t>::NAN,
-                }
+            fn func(f: Func, x: Self, y: Self) -> Self {
+                $func(f, x, y)
             }
             fn eval(kernel: &Kernel, args: RhsArgs<'_, $t>) {
                 kernel.$eval(args);
@@ -140,5 +114,5 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f64, rhs);
-impl_real!(f32, rhs_f32);
+impl_real!(f64, rhs, super::mathfns::func_f64);
+impl_real!(f32, rhs_f32, super::mathfns::func_f32);

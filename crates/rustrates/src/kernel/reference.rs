@@ -8,52 +8,11 @@
 use super::ffi::Rows;
 use super::precision::Real;
 use super::{KernelCtx, RhsArgs, RhsArgsF32};
-use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
+use crate::model::{Circuit, Expr, ExprId, Layout, VarId, VarKind};
 
 pub struct ReferenceKernel {
     circuit: Box<Circuit>,
     layout: Box<Layout>,
-}
-
-/// numpy's `maximum`: NaN in either argument wins; `max(−0, +0) = +0`.
-fn nan_max<T: Real>(x: T, y: T) -> T {
-    if x.is_nan() || y.is_nan() {
-        T::NAN
-    } else if x == y {
-        if x.is_sign_negative() {
-            y
-        } else {
-            x
-        }
-    } else if x > y {
-        x
-    } else {
-        y
-    }
-}
-
-fn nan_min<T: Real>(x: T, y: T) -> T {
-    if x.is_nan() || y.is_nan() {
-        T::NAN
-    } else if x == y {
-        if x.is_sign_negative() {
-            x
-        } else {
-            y
-        }
-    } else if x < y {
-        x
-    } else {
-        y
-    }
-}
-
-fn truth<T: Real>(b: bool) -> T {
-    if b {
-        T::ONE
-    } else {
-        T::ZERO
-    }
 }
 
 /// One lane's view of the block buffers.
@@ -134,33 +93,12 @@ impl ReferenceKernel {
             Expr::Binary(op, x, y) => {
                 let x = self.eval(*x, l, a, ctx);
                 let y = self.eval(*y, l, a, ctx);
-                match op {
-                    BinOp::Add => x + y,
-                    BinOp::Sub => x - y,
-                    BinOp::Mul => x * y,
-                    BinOp::Div => x / y,
-                    BinOp::Pow => x.powf(y),
-                    BinOp::Lt => truth(x < y),
-                    BinOp::Le => truth(x <= y),
-                    BinOp::Gt => truth(x > y),
-                    BinOp::Ge => truth(x >= y),
-                    BinOp::Eq => truth(x == y),
-                    BinOp::Ne => truth(x != y),
-                }
+                op.apply(x, y)
             }
             Expr::Call(f, args) => {
                 let x = args.first().map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
-                match f {
-                    Func::Arctan2 | Func::Max | Func::Min => {
-                        let y = args.get(1).map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
-                        match f {
-                            Func::Max => nan_max(x, y),
-                            Func::Min => nan_min(x, y),
-                            _ => x.atan2(y),
-                        }
-                    }
-                    _ => T::unary(*f, x),
-                }
+                let y = args.get(1).map_or(T::NAN, |e| self.eval(*e, l, a, ctx));
+                T::func(*f, x, y)
             }
             Expr::Select(c, x, y) => {
                 // Only the chosen branch is evaluated, as generated code may short-circuit too;
@@ -197,7 +135,7 @@ mod tests {
     use super::*;
     use crate::kernel::test_kit::add_var as var;
     use crate::kernel::KernelCtx;
-    use crate::model::{Assign, Ode};
+    use crate::model::{Assign, BinOp, Func, Ode};
 
     /// One algebraic `out = expr(x)` of a param `x`, evaluated for each of `xs` (one per lane).
     fn eval_alg(build: impl Fn(&mut Circuit, ExprId) -> ExprId, xs: &[f64]) -> Vec<f64> {

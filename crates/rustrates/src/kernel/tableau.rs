@@ -98,6 +98,15 @@ impl Tableau {
     /// Dormand–Prince 5(4) (Dormand & Prince 1980): fifth-order `b` (FSAL: the last stage is
     /// the first of the next step), fourth-order embedded `b_err`.
     pub fn dopri5() -> Tableau {
+        // The fifth-order weights are also the last stage's row (FSAL).
+        const B5: [f64; 6] = [
+            35.0 / 384.0,
+            0.0,
+            500.0 / 1113.0,
+            125.0 / 192.0,
+            -2187.0 / 6784.0,
+            11.0 / 84.0,
+        ];
         Tableau {
             name: "rk45",
             a: Self::dense(&[
@@ -113,24 +122,9 @@ impl Tableau {
                     49.0 / 176.0,
                     -5103.0 / 18656.0,
                 ],
-                &[
-                    35.0 / 384.0,
-                    0.0,
-                    500.0 / 1113.0,
-                    125.0 / 192.0,
-                    -2187.0 / 6784.0,
-                    11.0 / 84.0,
-                ],
+                &B5,
             ]),
-            b: vec![
-                35.0 / 384.0,
-                0.0,
-                500.0 / 1113.0,
-                125.0 / 192.0,
-                -2187.0 / 6784.0,
-                11.0 / 84.0,
-                0.0,
-            ],
+            b: B5.iter().copied().chain([0.0]).collect(),
             c: vec![0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0],
             order: 5,
             b_err: Some(vec![

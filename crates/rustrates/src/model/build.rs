@@ -46,7 +46,7 @@ mod equations;
 #[cfg(test)]
 mod eval;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use edges::{PendingDecl, PendingEdge};
 pub(crate) use equations::func_name;
@@ -300,24 +300,19 @@ impl<'s> Builder<'s> {
                     Some(id) => {
                         let vt = decl_types[oi].get(&name).copied();
                         match vt {
-                            Some(VType::Input) => self.error(
-                                Diagnostic::error(
-                                    "eq/assign-to-input",
-                                    format!("`{name}` is an input and cannot be assigned"),
+                            Some(vt @ (VType::Input | VType::Constant)) => {
+                                let (code, what) = if vt == VType::Input {
+                                    ("eq/assign-to-input", "an input")
+                                } else {
+                                    ("eq/assign-to-constant", "a constant")
+                                };
+                                self.error(
+                                    Diagnostic::error(code, format!("`{name}` is {what} and cannot be assigned"))
+                                        .with_span(lhs_span)
+                                        .with_path(p.clone())
+                                        .with_help("declare it as `output(...)` or `variable(...)`"),
                                 )
-                                .with_span(lhs_span)
-                                .with_path(p.clone())
-                                .with_help("declare it as `output(...)` or `variable(...)`"),
-                            ),
-                            Some(VType::Constant) => self.error(
-                                Diagnostic::error(
-                                    "eq/assign-to-constant",
-                                    format!("`{name}` is a constant and cannot be assigned"),
-                                )
-                                .with_span(lhs_span)
-                                .with_path(p.clone())
-                                .with_help("declare it as `output(...)` or `variable(...)`"),
-                            ),
+                            }
                             _ => {
                                 if let Some(first) = self.defined.get(&id).copied() {
                                     self.error(
@@ -449,15 +444,16 @@ impl<'s> Builder<'s> {
 
         for (oi, eqs) in parsed.into_iter().enumerate().take(n) {
             for (eq, off, file, p, origin) in eqs {
+                let ctx_of = |elem| Ctx {
+                    scope: &scopes[oi].1,
+                    file,
+                    off,
+                    path: p.clone(),
+                    origin,
+                    elem,
+                };
                 let Some(&id) = scopes[oi].1.get(&eq.lhs.name) else {
-                    let ctx = Ctx {
-                        scope: &scopes[oi].1,
-                        file,
-                        off,
-                        path: p,
-                        origin,
-                        elem: None,
-                    };
+                    let ctx = ctx_of(None);
                     let n_before = self.diags.len();
                     let _ = self.cexpr(&eq.rhs, &ctx);
                     self.label_rewritten(n_before, ctx.origin);
@@ -477,14 +473,7 @@ impl<'s> Builder<'s> {
                         });
                     let n_before = self.diags.len();
                     for (i, &var) in elems.iter().enumerate() {
-                        let ctx = Ctx {
-                            scope: &scopes[oi].1,
-                            file,
-                            off,
-                            path: p.clone(),
-                            origin,
-                            elem: Some((i, elems.len())),
-                        };
+                        let ctx = ctx_of(Some((i, elems.len())));
                         let Some(rhs) = self.real_expr(&eq.rhs, &ctx, "an element of a vector") else {
                             break;
                         };
@@ -499,14 +488,7 @@ impl<'s> Builder<'s> {
                     self.label_rewritten(n_before, origin);
                     continue;
                 }
-                let ctx = Ctx {
-                    scope: &scopes[oi].1,
-                    file,
-                    off,
-                    path: p,
-                    origin,
-                    elem: None,
-                };
+                let ctx = ctx_of(None);
                 let n_before = self.diags.len();
                 let rhs = self.cexpr(&eq.rhs, &ctx);
                 self.label_rewritten(n_before, ctx.origin);

@@ -37,20 +37,8 @@ pub struct Var {
     pub span: Option<Span>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
+/// The binary operators: the parser's, unchanged from source text to the kernels.
+pub use crate::syntax::ast::BinOp;
 
 /// Built-in functions. Arity is fixed per function (see [`Func::arity`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -291,6 +279,15 @@ pub fn parse_edge_name(name: &str) -> Option<(&str, &str, usize, &str)> {
     Some((src, tgt, idx.parse().ok()?, var))
 }
 
+/// One item of a circuit's coupling declarations, in the order they were written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Declared {
+    /// `edges[i]`.
+    Edge(usize),
+    /// `couplings[k]` (a `connectivity:` block).
+    Block(usize),
+}
+
 impl Circuit {
     /// The entry of a `connectivity:` block that the equivalent edge list would number
     /// `edge:source_node->target_node:idx`, as `(block, entry)`. The one numbering rule for
@@ -320,6 +317,23 @@ impl Circuit {
             }
         }
         None
+    }
+
+    /// Edges and blocks in declaration order: block `k` stands after its first
+    /// `after_edges` edges and after the blocks before it.
+    pub fn declaration_order(&self) -> Vec<Declared> {
+        let mut order = Vec::with_capacity(self.edges.len() + self.couplings.len());
+        let mut next_block = 0;
+        for pos in 0..=self.edges.len() {
+            while next_block < self.couplings.len() && self.couplings[next_block].after_edges <= pos {
+                order.push(Declared::Block(next_block));
+                next_block += 1;
+            }
+            if pos < self.edges.len() {
+                order.push(Declared::Edge(pos));
+            }
+        }
+        order
     }
 
     /// The complex variable `name` (`p/kmo_op/z`) lowers to, if it is one.

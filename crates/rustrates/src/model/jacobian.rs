@@ -579,20 +579,25 @@ pub(crate) mod tests {
     use crate::kernel::Backend;
     use crate::model::test_models::{self, Builder};
 
+    fn reference() -> KernelOptions {
+        KernelOptions {
+            backend: Backend::Reference,
+            ..KernelOptions::default()
+        }
+    }
+
+    /// Every parameter's and input's value, in layout order.
+    fn params_and_inputs(c: &Circuit) -> (Vec<f64>, Vec<f64>) {
+        let l = c.layout();
+        let values = |vars: &[VarId]| vars.iter().map(|&v| c.var(v).value).collect();
+        (values(&l.params), values(&l.inputs))
+    }
+
     /// J at one point, through the reference back end; y in layout order, p all params.
     fn eval_at(c: &Circuit, y: &[f64]) -> Vec<f64> {
         let jac = jacobian(c).unwrap();
-        let f = JacobianFn::new(
-            &jac,
-            &KernelOptions {
-                backend: Backend::Reference,
-                ..KernelOptions::default()
-            },
-        )
-        .unwrap();
-        let l = c.layout();
-        let p: Vec<f64> = l.params.iter().map(|&v| c.var(v).value).collect();
-        let u: Vec<f64> = l.inputs.iter().map(|&v| c.var(v).value).collect();
+        let f = JacobianFn::new(&jac, &reference()).unwrap();
+        let (p, u) = params_and_inputs(c);
         let mut dy = vec![0.0; y.len()];
         let mut m = vec![0.0; y.len() * y.len()];
         f.eval(0.3, 1, y, &p, &u, &mut dy, &mut m);
@@ -601,21 +606,13 @@ pub(crate) mod tests {
 
     /// Central differences of the right-hand side (reference kernel), step h·(1 + |y_j|).
     fn finite_differences(c: &Circuit, y: &[f64], h: f64) -> Vec<f64> {
-        let k = Kernel::compile(
-            c,
-            &KernelOptions {
-                backend: Backend::Reference,
-                ..KernelOptions::default()
-            },
-        )
-        .unwrap();
-        let l = c.layout();
-        let p: Vec<f64> = l.params.iter().map(|&v| c.var(v).value).collect();
-        let u: Vec<f64> = l.inputs.iter().map(|&v| c.var(v).value).collect();
+        let k = Kernel::compile(c, &reference()).unwrap();
+        let (p, u) = params_and_inputs(c);
         let n = y.len();
+        let algebraics = c.layout().algebraics.len();
         let rhs = |y: &[f64]| {
             let mut dy = vec![0.0; n];
-            let mut a = vec![0.0; l.algebraics.len()];
+            let mut a = vec![0.0; algebraics];
             k.rhs(RhsArgs {
                 t: 0.3,
                 lanes: 1,

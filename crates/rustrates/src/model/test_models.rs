@@ -356,6 +356,18 @@ pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec
     out
 }
 
+/// An `n` × `n` matrix as YAML inline rows (`[[m00, m01], [m10, m11]]`), each value
+/// written so that it reads back to the same `f64`.
+pub fn yaml_matrix(n: usize, f: impl Fn(usize, usize) -> f64) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
+            format!("[{}]", r.join(", "))
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
+}
+
 /// `../shared/bench/network_grid.c`'s network — N QIF nodes, `W` and `D` given by a formula
 /// any tool can rebuild — for the tests and benches that compare with that program.
 pub mod network_grid {

@@ -6,9 +6,9 @@
 //! the end. Step control as in Hairer–Nørsett–Wanner (II.4): RMS norm of the error scaled by
 //! `atol + rtol·max(|y|, |y_new|)`, factor `0.9·err^(−1/5)` clamped to [0.2, 10].
 
-use super::fixed::{gather, init_history, Float};
+use super::fixed::{block_values, gather, init_history, Float};
 use super::runtime::{self, Runtime};
-use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau};
+use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau, TimeGrid};
 use crate::kernel::{Kernel, KernelCtx};
 use crate::model::{Expr, VarKind};
 
@@ -160,9 +160,7 @@ pub(crate) fn run_masked<T: Float>(
     let t_end = plan.sample_time(plan.samples.saturating_sub(1));
     let need_a = prep.outputs.iter().any(|o| matches!(o, super::Source::Algebraic(_)));
 
-    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
-    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
-    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let (mut y, p, mut u) = block_values::<T>(block, prep);
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
     let mut k = vec![T::default(); stages * n];
     let mut ytmp = vec![T::default(); n];
@@ -275,14 +273,7 @@ pub(crate) fn run_masked<T: Float>(
                 let ts = plan.sample_time(next);
                 if next >= first {
                     let theta = ((ts - ck.t) / h_step).clamp(0.0, 1.0);
-                    let mut q = [0.0; 7];
-                    for (s, row) in P.iter().enumerate() {
-                        let mut pw = theta;
-                        for c in row {
-                            q[s] += c * pw;
-                            pw *= theta;
-                        }
-                    }
+                    let q = dense_weights(theta);
                     for (slot, yv) in y1.iter_mut().enumerate() {
                         let j = slot * lanes + l;
                         let mut acc = T::default();
@@ -338,15 +329,7 @@ pub(crate) fn run_masked<T: Float>(
             }
         }
     }
-    let block_len = nout * lanes;
-    for i in 0..emitted {
-        sink.samples(
-            i,
-            plan.sample_time(first + i),
-            lanes,
-            &store[i * block_len..(i + 1) * block_len],
-        );
-    }
+    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
     (status, stats)
 }
 
@@ -501,14 +484,7 @@ pub(crate) fn run_stats<T: Float>(
                 let ts = plan.sample_time(next);
                 if next >= first {
                     let theta = ((ts - t) / h_step).clamp(0.0, 1.0);
-                    let mut q = [0.0; 7];
-                    for (s, row) in P.iter().enumerate() {
-                        let mut pw = theta;
-                        for c in row {
-                            q[s] += c * pw;
-                            pw *= theta;
-                        }
-                    }
+                    let q = dense_weights(theta);
                     for j in 0..ns {
                         let mut acc = T::default();
                         for (s, qs) in q.iter().enumerate() {
@@ -550,7 +526,28 @@ pub(crate) fn run_stats<T: Float>(
         }
         // Samples a failed lane did not reach stay NaN.
     }
-    let block_len = nout * lanes;
+    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    (status, stats)
+}
+
+/// The weights of the stages in the continuous extension at `theta` of a step (`P`'s rows
+/// as polynomials in `theta`).
+fn dense_weights(theta: f64) -> [f64; 7] {
+    let mut q = [0.0; 7];
+    for (s, row) in P.iter().enumerate() {
+        let mut pw = theta;
+        for c in row {
+            q[s] += c * pw;
+            pw *= theta;
+        }
+    }
+    q
+}
+
+/// Hands the `emitted` stored samples (`block_len` values each, from the plan's first
+/// emitted one) to the sink, one call per sample also without outputs.
+fn deliver(sink: &mut dyn SampleSink, plan: &TimeGrid, store: &[f64], emitted: usize, block_len: usize, lanes: usize) {
+    let first = plan.first_emitted();
     for i in 0..emitted {
         sink.samples(
             i,
@@ -559,7 +556,6 @@ pub(crate) fn run_stats<T: Float>(
             &store[i * block_len..(i + 1) * block_len],
         );
     }
-    (status, stats)
 }
 
 /// scipy's error norm for lane `l` of a block of `lanes` lanes with `ns` states: the RMS over

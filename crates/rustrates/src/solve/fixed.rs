@@ -165,6 +165,12 @@ pub(crate) fn init_history<T: Float>(
     }
 }
 
+/// The block's initial states, parameters and first input values in the stepper's precision.
+pub(crate) fn block_values<T: Float>(block: &Block<'_>, prep: &Prepared<'_>) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let of = |values: &[f64]| values.iter().map(|v| T::of(*v)).collect();
+    (of(block.init), of(block.params), of(&prep.u0))
+}
+
 pub(crate) fn run<T: Float>(
     kernel: &Kernel,
     prep: &Prepared<'_>,
@@ -181,9 +187,7 @@ pub(crate) fn run<T: Float>(
     let dt = plan.dt;
     let dt_t = T::of(dt);
 
-    let mut y: Vec<T> = block.init.iter().map(|v| T::of(*v)).collect();
-    let p: Vec<T> = block.params.iter().map(|v| T::of(*v)).collect();
-    let mut u: Vec<T> = prep.u0.iter().map(|v| T::of(*v)).collect();
+    let (mut y, p, mut u) = block_values::<T>(block, prep);
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
     let mut k = vec![T::default(); stages * n];
     let mut ytmp = vec![T::default(); n];
@@ -311,17 +315,23 @@ fn combine<T: Float>(out: &mut [T], y: &[T], dt: T, coeffs: &[(usize, T)], k: &[
             }
         }
         [(m0, c0), rest @ ..] => {
-            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
-                *av = *c0 * *kv;
-            }
-            for (m, c) in rest {
-                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
-                    *av = *av + *c * *kv;
-                }
-            }
+            weighted_sum(acc, (*m0, *c0), rest, k, n);
             for ((o, yv), av) in out.iter_mut().zip(y).zip(acc.iter()) {
                 *o = *yv + dt * *av;
             }
+        }
+    }
+}
+
+/// `acc = c0·k_m0 + c1·k_m1 + …`, summed left to right: the order the fused steppers
+/// reproduce bit for bit.
+fn weighted_sum<T: Float>(acc: &mut [T], (m0, c0): (usize, T), rest: &[(usize, T)], k: &[T], n: usize) {
+    for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
+        *av = c0 * *kv;
+    }
+    for (m, c) in rest {
+        for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
+            *av = *av + *c * *kv;
         }
     }
 }
@@ -336,14 +346,7 @@ fn advance<T: Float>(y: &mut [T], dt: T, coeffs: &[(usize, T)], k: &[T], n: usiz
             }
         }
         [(m0, c0), rest @ ..] => {
-            for (av, kv) in acc.iter_mut().zip(&k[m0 * n..(m0 + 1) * n]) {
-                *av = *c0 * *kv;
-            }
-            for (m, c) in rest {
-                for (av, kv) in acc.iter_mut().zip(&k[m * n..(m + 1) * n]) {
-                    *av = *av + *c * *kv;
-                }
-            }
+            weighted_sum(acc, (*m0, *c0), rest, k, n);
             for (yv, av) in y.iter_mut().zip(acc.iter()) {
                 *yv = *yv + dt * *av;
             }

@@ -689,20 +689,17 @@ pub fn simulate(
 
 /// The circuit's parameter values broadcast to `lanes` lanes, in the kernel's layout.
 pub fn default_params(circuit: &Circuit, lanes: usize) -> Vec<f64> {
-    let layout = circuit.layout();
-    layout
-        .params
-        .iter()
-        .flat_map(|v| std::iter::repeat_n(circuit.var(*v).value, lanes))
-        .collect()
+    broadcast_values(circuit, &circuit.layout().params, lanes)
 }
 
 /// The circuit's initial state broadcast to `lanes` lanes, in the kernel's layout.
 pub fn default_init(circuit: &Circuit, lanes: usize) -> Vec<f64> {
-    let layout = circuit.layout();
-    layout
-        .states
-        .iter()
+    broadcast_values(circuit, &circuit.layout().states, lanes)
+}
+
+/// The declared value of each of `vars`, repeated for `lanes` lanes (`[var][lane]`).
+fn broadcast_values(circuit: &Circuit, vars: &[VarId], lanes: usize) -> Vec<f64> {
+    vars.iter()
         .flat_map(|v| std::iter::repeat_n(circuit.var(*v).value, lanes))
         .collect()
 }

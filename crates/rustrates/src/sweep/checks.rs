@@ -299,41 +299,44 @@ pub fn check_grid(spec: &SweepSpec) -> Vec<SettingError> {
 /// A delay or spread set by the grid must be a time ≥ 0 (a negative or NaN delay would act
 /// as none). `delays`: per grid key, whether it sets an edge's delay or spread.
 pub fn check_delays(spec: &SweepSpec, delays: &[bool]) -> Vec<SettingError> {
-    let grid = &spec.param_grid;
-    let mut out = Vec::new();
-    for ((key, col), _) in grid.keys().iter().zip(grid.columns()).zip(delays).filter(|(_, &d)| d) {
-        if let Some((i, x)) = col.iter().enumerate().find(|(_, x)| x.is_nan() || **x < 0.0) {
-            out.push(problem(
-                Setting::GridKey(key.clone()),
-                format!("sets an edge delay or spread, and point {i} has {x}"),
-                "delays and spreads are times ≥ 0 (0 is no delay)",
-            ));
-        }
-    }
-    out
+    first_outside(
+        spec,
+        delays,
+        |x| x >= 0.0,
+        |i, x| format!("sets an edge delay or spread, and point {i} has {x}"),
+        "delays and spreads are times ≥ 0 (0 is no delay)",
+    )
 }
 
 /// Grid keys that set a block's conduction velocity (`velocities[k]`): every value finite and
 /// > 0, since each lane's delays are length / velocity.
 pub fn check_velocities(spec: &SweepSpec, velocities: &[bool]) -> Vec<SettingError> {
+    first_outside(
+        spec,
+        velocities,
+        |x| x.is_finite() && x > 0.0,
+        |i, x| format!("sets a conduction velocity, and point {i} has {x}"),
+        "velocities are finite numbers > 0 (each delay is length / velocity)",
+    )
+}
+
+/// For each grid key marked in `keys`, its first point whose value `allowed` refuses, as a
+/// problem at that key.
+fn first_outside(
+    spec: &SweepSpec,
+    keys: &[bool],
+    allowed: impl Fn(f64) -> bool,
+    message: impl Fn(usize, f64) -> String,
+    help: &str,
+) -> Vec<SettingError> {
     let grid = &spec.param_grid;
-    let mut out = Vec::new();
-    for ((key, col), _) in grid
-        .keys()
-        .iter()
-        .zip(grid.columns())
-        .zip(velocities)
-        .filter(|(_, &v)| v)
-    {
-        if let Some((i, x)) = col.iter().enumerate().find(|(_, x)| !(x.is_finite() && **x > 0.0)) {
-            out.push(problem(
-                Setting::GridKey(key.clone()),
-                format!("sets a conduction velocity, and point {i} has {x}"),
-                "velocities are finite numbers > 0 (each delay is length / velocity)",
-            ));
-        }
-    }
-    out
+    let marked = grid.keys().iter().zip(grid.columns()).zip(keys).filter(|(_, &k)| k);
+    marked
+        .filter_map(|((key, col), _)| {
+            let (i, x) = col.iter().enumerate().find(|(_, x)| !allowed(**x))?;
+            Some(problem(Setting::GridKey(key.clone()), message(i, *x), help))
+        })
+        .collect()
 }
 
 /// What a run needs in memory, and what the machine has.

@@ -207,6 +207,13 @@ pub struct ResolvedMap {
 }
 
 impl ResolvedMap {
+    /// Per key, whether it writes any of `vars`.
+    pub fn keys_setting(&self, vars: &[VarId]) -> Vec<bool> {
+        self.keys
+            .iter()
+            .map(|(_, ids)| ids.iter().any(|id| vars.contains(id)))
+            .collect()
+    }
     /// The variable names per key (stable across rewrite passes, unlike ids).
     pub fn names(&self, circuit: &Circuit) -> Vec<(String, Vec<String>)> {
         self.keys

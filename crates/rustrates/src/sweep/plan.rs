@@ -165,11 +165,7 @@ fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::
                 .map(|(_, id)| *id)
         })
         .collect();
-    let sets_timing: Vec<bool> = resolved
-        .keys
-        .iter()
-        .map(|(_, ids)| ids.iter().any(|id| timing.contains(id)))
-        .collect();
+    let sets_timing = resolved.keys_setting(&timing);
     let velocities: Vec<VarId> = circuit
         .couplings
         .iter()
@@ -178,11 +174,7 @@ fn check_timing_keys(spec: &SweepSpec, circuit: &Circuit, resolved: &param_map::
             _ => None,
         })
         .collect();
-    let sets_velocity: Vec<bool> = resolved
-        .keys
-        .iter()
-        .map(|(_, ids)| ids.iter().any(|id| velocities.contains(id)))
-        .collect();
+    let sets_velocity = resolved.keys_setting(&velocities);
     let mut problems = checks::check_delays(spec, &sets_timing);
     problems.extend(checks::check_velocities(spec, &sets_velocity));
     if problems.is_empty() {

@@ -47,6 +47,22 @@ pub type BlockSolver<'s> = dyn Fn(
     + Sync
     + 's;
 
+impl SweepSummary {
+    /// The counts of a run that has computed nothing yet, on `backend`.
+    pub(crate) fn nothing_run(backend: crate::kernel::Backend, notes: Vec<String>) -> SweepSummary {
+        SweepSummary {
+            points_run: 0,
+            points_skipped: 0,
+            chunks_run: 0,
+            chunks_skipped: 0,
+            lane_steps: 0,
+            points_failed: 0,
+            backend,
+            notes,
+        }
+    }
+}
+
 /// Runs a sweep of the unlowered `circuit` into `sink`.
 pub fn run(spec: &SweepSpec, circuit: &Circuit, sink: &mut dyn SweepSink) -> Result<SweepSummary, SweepError> {
     run_with(spec, circuit, sink, RunControl::default())
@@ -153,33 +169,14 @@ fn run_inner(
     let plan = on_compile_stack(|| build_plan(spec, circuit, ctrl.plans))?;
     checks::check_run_memory(spec, plan.n_time, plan.n_cols, n_threads, in_memory, plan.buffer_traces)?;
     let chunks = spec.chunks();
-    sink.begin(&SweepMeta {
-        circuit_name: &circuit.name,
-        grid: &spec.param_grid,
-        time: &plan.time,
-        columns: &plan.columns,
-        summaries: &spec.summaries,
-        keep_traces: spec.keep_traces,
-        chunks: &chunks,
-        block_size: spec.block_size,
-        spec,
-    })?;
+    sink.begin(&SweepMeta::of(spec, &circuit.name, &plan.time, &plan.columns, &chunks))?;
 
     let total = spec.param_grid.len();
     let steps = spec.steps();
     let done = AtomicUsize::new(0);
     let lane_steps = AtomicU64::new(0);
     let failed = AtomicUsize::new(0);
-    let mut summary = SweepSummary {
-        points_run: 0,
-        points_skipped: 0,
-        chunks_run: 0,
-        chunks_skipped: 0,
-        lane_steps: 0,
-        points_failed: 0,
-        backend: plan.groups[0].kernel.backend(),
-        notes: threads_note.into_iter().collect(),
-    };
+    let mut summary = SweepSummary::nothing_run(plan.groups[0].kernel.backend(), threads_note.into_iter().collect());
     let per_point = plan.n_time * plan.n_cols;
     // Blocks finish on several threads: the count a block computed may reach the callback
     // after a larger one, so reports pass one at a time and only forward.

@@ -252,6 +252,30 @@ pub struct SweepMeta<'a> {
     pub spec: &'a SweepSpec,
 }
 
+impl<'a> SweepMeta<'a> {
+    /// What a sink is told before the first chunk of `spec`, run as `circuit_name` with the
+    /// plan's sample `time`s and `columns`.
+    pub(crate) fn of(
+        spec: &'a SweepSpec,
+        circuit_name: &'a str,
+        time: &'a [f64],
+        columns: &'a [(String, String)],
+        chunks: &'a [Range<usize>],
+    ) -> SweepMeta<'a> {
+        SweepMeta {
+            circuit_name,
+            grid: &spec.param_grid,
+            time,
+            columns,
+            summaries: &spec.summaries,
+            keep_traces: spec.keep_traces,
+            chunks,
+            block_size: spec.block_size,
+            spec,
+        }
+    }
+}
+
 /// The outputs of one finished block.
 #[derive(Debug)]
 pub struct BlockOutput<'a> {

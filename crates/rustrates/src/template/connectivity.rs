@@ -539,14 +539,15 @@ impl Loader<'_> {
     }
 }
 
-/// A 2-D float64 `.npy` file (format versions 1–3, C or Fortran order): its shape and its
-/// values in row-major order.
+/// A float64 `.npy` file (format versions 1–3; a 2-D array in C or Fortran order): its shape
+/// and its values in row-major order.
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     parse_npy(&bytes)
 }
 
-fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
+/// [`read_npy`] of a file's bytes: the one `.npy` reader of the engine and the CLI's signals.
+pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (no \\x93NUMPY header)".into());

@@ -11,7 +11,7 @@ use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
-use rustrates::model::test_models::npy_bytes;
+use rustrates::model::test_models::{npy_bytes, yaml_matrix};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
@@ -71,16 +71,6 @@ fn edge_list(n: usize, sparse: bool, dmax: f64) -> String {
     s
 }
 
-fn inline_rows(n: usize, f: impl Fn(usize, usize) -> f64) -> String {
-    let rows: Vec<String> = (0..n)
-        .map(|i| {
-            let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
-            format!("[{}]", r.join(", "))
-        })
-        .collect();
-    format!("[{}]", rows.join(", "))
-}
-
 fn matrix_block(n: usize, weight: &str, delay: Option<&str>) -> String {
     let mut s = header(n);
     s.push_str(&format!(
@@ -137,12 +127,12 @@ fn matrix_forms_run_the_edge_list_bit_for_bit() {
         let d = |i, j| if dmax > 0.0 { delay(dmax, i, j) } else { 0.0 };
         write_npy(&dir.path().join(format!("w{n}.npy")), n, w);
         write_npy(&dir.path().join(format!("d{n}.npy")), n, d);
-        let inline_delay = inline_rows(n, d);
+        let inline_delay = yaml_matrix(n, d);
         let forms = [
             ("edges", edge_list(n, sparse, dmax)),
             (
                 "inline",
-                matrix_block(n, &inline_rows(n, w), (dmax > 0.0).then_some(inline_delay.as_str())),
+                matrix_block(n, &yaml_matrix(n, w), (dmax > 0.0).then_some(inline_delay.as_str())),
             ),
             (
                 "npy",
@@ -368,7 +358,7 @@ fn a_block_sharing_a_target_with_an_edge_is_written_out_in_the_edge_lists_order(
     let extra = "    - [n0/qif_net_op/r, n1/qif_net_op/r_in, null, {weight: 0.37}]\n";
     // A circuit's edges come before its blocks, so the extra edge is first in the list too.
     let list = edge_list(n, true, 0.0).replacen("  edges:\n", &format!("  edges:\n{extra}"), 1);
-    let block = matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, true)), None) + "  edges:\n" + extra;
+    let block = matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, true)), None) + "  edges:\n" + extra;
     let path = dir.path().join("shared.yaml");
     std::fs::write(&path, &block).expect("write");
     let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
@@ -664,7 +654,7 @@ fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
     let path = dir.path().join("shared_kernel.yaml");
     std::fs::write(
         &path,
-        matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+        matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, false)), None),
     )
     .expect("write");
     let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
@@ -863,7 +853,7 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
     values.insert("G".to_string(), vec![1.5]);
     values.insert("velocity".to_string(), velocities.to_vec());
     let given = |v: f64| {
-        let d = inline_rows(n, |i, j| rustrates::model::conduction_delay(lengths(dmax, i, j), v));
+        let d = yaml_matrix(n, |i, j| rustrates::model::conduction_delay(lengths(dmax, i, j), v));
         matrix_block(n, "w.npy", Some(&d)) + "      name: C\n      scale: 1.5\n"
     };
     let mut scale_only = ParamMap::new();
@@ -1079,7 +1069,7 @@ fn jacobian_at_sets_a_blocks_entry_by_its_edge_list_name() {
         ("edges.yaml", edge_list(n, false, 0.0)),
         (
             "block.yaml",
-            matrix_block(n, &inline_rows(n, |i, j| weight(n, i, j, false)), None),
+            matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, false)), None),
         ),
     ];
     let values = vec![

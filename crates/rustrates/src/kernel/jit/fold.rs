@@ -91,69 +91,38 @@ impl Arith {
     }
 }
 
-fn truth(b: bool) -> f64 {
-    if b {
-        1.0
-    } else {
-        0.0
-    }
-}
-
 /// The constant value of every expression that has one (in the function's precision).
 /// Assumes a validated circuit (ids in range, no cycles).
 pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
     let ar = Arith { single };
     let n = circuit.exprs.len();
     let mut val: Vec<Option<f64>> = vec![None; n];
-    let mut done = vec![false; n];
-    for start in 0..n {
-        let mut stack = vec![(ExprId(start as u32), false)];
-        while let Some((id, expanded)) = stack.pop() {
-            let ix = id.0 as usize;
-            if done[ix] {
-                continue;
+    for id in super::codegen::children_first(circuit) {
+        let e = circuit.expr(id);
+        let k = |c: &ExprId| val[c.0 as usize];
+        val[id.0 as usize] = match e {
+            Expr::Const(c) => Some(ar.round(*c)),
+            Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => None,
+            Expr::Neg(x) => k(x).map(|x| -x),
+            Expr::Binary(op, x, y) => match (k(x), k(y)) {
+                (Some(a), Some(b)) => Some(match op {
+                    BinOp::Add => ar.op(a, b, |a, b| a + b, |a, b| a + b),
+                    BinOp::Sub => ar.op(a, b, |a, b| a - b, |a, b| a - b),
+                    BinOp::Mul => ar.mul(a, b),
+                    BinOp::Div => ar.div(a, b),
+                    BinOp::Pow => ar.pow(a, b),
+                    // Exact in either precision: the operands are already rounded to it.
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => op.apply(a, b),
+                }),
+                _ => None,
+            },
+            Expr::Call(f, args) => {
+                let xs: Option<Vec<f64>> = args.iter().map(k).collect();
+                xs.map(|xs| ar.call(*f, xs[0], xs.get(1).copied().unwrap_or(0.0)))
             }
-            let e = circuit.expr(id);
-            if !expanded {
-                stack.push((id, true));
-                stack.extend(
-                    super::codegen::children(e)
-                        .into_iter()
-                        .filter(|c| !done[c.0 as usize])
-                        .map(|c| (c, false)),
-                );
-                continue;
-            }
-            done[ix] = true;
-            let k = |c: &ExprId| val[c.0 as usize];
-            val[ix] = match e {
-                Expr::Const(c) => Some(ar.round(*c)),
-                Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => None,
-                Expr::Neg(x) => k(x).map(|x| -x),
-                Expr::Binary(op, x, y) => match (k(x), k(y)) {
-                    (Some(a), Some(b)) => Some(match op {
-                        BinOp::Add => ar.op(a, b, |a, b| a + b, |a, b| a + b),
-                        BinOp::Sub => ar.op(a, b, |a, b| a - b, |a, b| a - b),
-                        BinOp::Mul => ar.mul(a, b),
-                        BinOp::Div => ar.div(a, b),
-                        BinOp::Pow => ar.pow(a, b),
-                        BinOp::Lt => truth(a < b),
-                        BinOp::Le => truth(a <= b),
-                        BinOp::Gt => truth(a > b),
-                        BinOp::Ge => truth(a >= b),
-                        BinOp::Eq => truth(a == b),
-                        BinOp::Ne => truth(a != b),
-                    }),
-                    _ => None,
-                },
-                Expr::Call(f, args) => {
-                    let xs: Option<Vec<f64>> = args.iter().map(k).collect();
-                    xs.map(|xs| ar.call(*f, xs[0], xs.get(1).copied().unwrap_or(0.0)))
-                }
-                // A constant condition picks its branch even when the other one varies.
-                Expr::Select(c, x, y) => k(c).and_then(|c| if c != 0.0 { k(x) } else { k(y) }),
-            };
-        }
+            // A constant condition picks its branch even when the other one varies.
+            Expr::Select(c, x, y) => k(c).and_then(|c| if c != 0.0 { k(x) } else { k(y) }),
+        };
     }
     val
 }

@@ -139,26 +139,19 @@ impl Builder<'_> {
                 return;
             }
         }
-        let scale = m.scale.map(|(value, span)| {
+        // A block's parameters: `<block>/scale`, `<block>/velocity` (what a param_map names).
+        let mut block_param = |key: &str, (value, span)| {
             self.c.add_var(Var {
-                name: format!("{prefix}{}/scale", m.name),
+                name: format!("{prefix}{}/{key}", m.name),
                 kind: VarKind::Param,
                 value,
                 node: None,
                 external_input: None,
                 span: Some(span),
             })
-        });
-        let velocity = m.velocity.map(|(value, span)| {
-            self.c.add_var(Var {
-                name: format!("{prefix}{}/velocity", m.name),
-                kind: VarKind::Param,
-                value,
-                node: None,
-                external_input: None,
-                span: Some(span),
-            })
-        });
+        };
+        let scale = m.scale.map(|s| block_param("scale", s));
+        let velocity = m.velocity.map(|v| block_param("velocity", v));
         if self.add_coupling(prefix, m, &sources, &targets, scale, velocity) {
             return;
         }

@@ -97,8 +97,8 @@ impl Builder<'_> {
                 let a = self.cexpr(a, ctx);
                 let b = self.cexpr(b, ctx);
                 match (a?, b?) {
-                    (Val::Real(a), Val::Real(b)) => Some(Val::Real(self.c.add_expr(Expr::Binary(bin(*op), a, b)))),
-                    (a, b) => self.complex_binary(bin(*op), a, b, span, ctx),
+                    (Val::Real(a), Val::Real(b)) => Some(Val::Real(self.c.add_expr(Expr::Binary(*op, a, b)))),
+                    (a, b) => self.complex_binary(*op, a, b, span, ctx),
                 }
             }
             ExprKind::Call { name, args, .. }
@@ -208,6 +208,25 @@ impl Builder<'_> {
         Some(self.c.add_expr(x))
     }
 
+    /// `name(...)` read as a delayed access to `what`, which has no delays: an error.
+    fn unsupported_delay(
+        &mut self,
+        name: &str,
+        code: &'static str,
+        what: &str,
+        help: &str,
+        span: Span,
+        ctx: &Ctx,
+    ) -> Option<ExprId> {
+        self.error(
+            Diagnostic::error(code, format!("delayed access `{name}(...)` to {what} is not supported"))
+                .with_span(span)
+                .with_path(ctx.path.clone())
+                .with_help(help),
+        );
+        None
+    }
+
     fn call(&mut self, name: &str, name_range: TextRange, args: &[ast::Expr], span: Span, ctx: &Ctx) -> Option<ExprId> {
         let name_span = Span {
             file: ctx.file,
@@ -222,28 +241,12 @@ impl Builder<'_> {
                         return Some(self.c.add_expr(Expr::Var(el)));
                     }
                 }
-                self.error(
-                    Diagnostic::error(
-                        "eq/vector-unsupported",
-                        format!("delayed access `{name}(...)` to a vector variable is not supported"),
-                    )
-                    .with_span(span)
-                    .with_path(ctx.path.clone())
-                    .with_help("rustrates delays scalar variables only: write one node per element"),
-                );
-                return None;
+                let help = "rustrates delays scalar variables only: write one node per element";
+                return self.unsupported_delay(name, "eq/vector-unsupported", "a vector variable", help, span, ctx);
             }
             if self.imag.contains_key(&id) {
-                self.error(
-                    Diagnostic::error(
-                        "eq/complex-unsupported",
-                        format!("delayed access `{name}(...)` to a complex value is not supported"),
-                    )
-                    .with_span(span)
-                    .with_path(ctx.path.clone())
-                    .with_help("rustrates delays real variables only"),
-                );
-                return None;
+                let help = "rustrates delays real variables only";
+                return self.unsupported_delay(name, "eq/complex-unsupported", "a complex value", help, span, ctx);
             }
             if let [arg] = args {
                 match &arg.kind {
@@ -359,44 +362,29 @@ impl Builder<'_> {
             return None;
         }
         let Some(f) = func_by_name(name) else {
-            let mut d = Diagnostic::error(
-                if matches!(
-                    name,
-                    "vsum"
-                        | "sum"
-                        | "mean"
-                        | "dot"
-                        | "matmul"
-                        | "matvec"
-                        | "real"
-                        | "imag"
-                        | "conj"
-                        | "sigmoid"
-                        | "heaviside"
-                ) {
-                    "eq/wrong-arity"
-                } else {
-                    "eq/unknown-function"
-                },
-                if matches!(
-                    name,
-                    "vsum"
-                        | "sum"
-                        | "mean"
-                        | "dot"
-                        | "matmul"
-                        | "matvec"
-                        | "real"
-                        | "imag"
-                        | "conj"
-                        | "sigmoid"
-                        | "heaviside"
-                ) {
-                    format!("`{name}` does not take {} arguments", args.len())
-                } else {
-                    format!("unknown function `{name}`")
-                },
-            )
+            // Names the match above takes with other argument counts: only the count is wrong.
+            let known = matches!(
+                name,
+                "vsum"
+                    | "sum"
+                    | "mean"
+                    | "dot"
+                    | "matmul"
+                    | "matvec"
+                    | "real"
+                    | "imag"
+                    | "conj"
+                    | "sigmoid"
+                    | "heaviside"
+            );
+            let mut d = if known {
+                Diagnostic::error(
+                    "eq/wrong-arity",
+                    format!("`{name}` does not take {} arguments", args.len()),
+                )
+            } else {
+                Diagnostic::error("eq/unknown-function", format!("unknown function `{name}`"))
+            }
             .with_span(name_span)
             .with_path(ctx.path.clone());
             if let Some(s) = suggest(name, &FUNC_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
@@ -767,21 +755,6 @@ impl Ctx<'_> {
             origin: self.origin,
             elem,
         }
-    }
-}
-fn bin(op: ast::BinOp) -> BinOp {
-    match op {
-        ast::BinOp::Add => BinOp::Add,
-        ast::BinOp::Sub => BinOp::Sub,
-        ast::BinOp::Mul => BinOp::Mul,
-        ast::BinOp::Div => BinOp::Div,
-        ast::BinOp::Pow => BinOp::Pow,
-        ast::BinOp::Lt => BinOp::Lt,
-        ast::BinOp::Le => BinOp::Le,
-        ast::BinOp::Gt => BinOp::Gt,
-        ast::BinOp::Ge => BinOp::Ge,
-        ast::BinOp::Eq => BinOp::Eq,
-        ast::BinOp::Ne => BinOp::Ne,
     }
 }
 

@@ -12,23 +12,7 @@ pub(crate) fn eval(c: &Circuit, e: ExprId, val: &dyn Fn(VarId) -> f64, t: f64) -
         Expr::Time => t,
         Expr::Randn => 0.0,
         Expr::Neg(a) => -r(*a),
-        Expr::Binary(op, a, b) => {
-            let (a, b) = (r(*a), r(*b));
-            let f = |x: bool| f64::from(u8::from(x));
-            match op {
-                BinOp::Add => a + b,
-                BinOp::Sub => a - b,
-                BinOp::Mul => a * b,
-                BinOp::Div => a / b,
-                BinOp::Pow => a.powf(b),
-                BinOp::Lt => f(a < b),
-                BinOp::Le => f(a <= b),
-                BinOp::Gt => f(a > b),
-                BinOp::Ge => f(a >= b),
-                BinOp::Eq => f(a == b),
-                BinOp::Ne => f(a != b),
-            }
-        }
+        Expr::Binary(op, a, b) => op.apply(r(*a), r(*b)),
         Expr::Call(f, args) => {
             let a: Vec<f64> = args.iter().map(|x| r(*x)).collect();
             match f {

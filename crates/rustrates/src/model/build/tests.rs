@@ -2,7 +2,7 @@ use super::*;
 use crate::template::{LoadOptions, Loader};
 
 /// Build template `name` from YAML text.
-fn build(yaml: &str, name: &str) -> (Option<Circuit>, Diagnostics) {
+pub(crate) fn build(yaml: &str, name: &str) -> (Option<Circuit>, Diagnostics) {
     let d = tempfile::tempdir().expect("temp dir");
     std::fs::write(d.path().join("t.yaml"), yaml).expect("write");
     let o = LoadOptions {

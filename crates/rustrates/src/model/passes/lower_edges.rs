@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::model::build::{collect_vars, topo_order};
-use crate::model::ir::{Assign, BinOp, Circuit, Coupling, Expr, ExprId, Ode, Scale, Var, VarId, VarKind};
+use crate::model::ir::{Assign, BinOp, Circuit, Coupling, Declared, Expr, ExprId, Ode, Scale, Var, VarId, VarKind};
 
 /// Number of gamma-chain stages for a delay and spread (at least 1).
 pub fn chain_len(delay: f64, spread: f64) -> usize {
@@ -77,31 +77,31 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
     let mut order: Vec<VarId> = Vec::new();
     let mut terms: HashMap<VarId, Vec<(ExprId, TermScale)>> = HashMap::new();
     let mut kept_targets: Vec<(VarId, usize)> = Vec::new();
-    let mut next_block = 0;
-    for pos in 0..=c.edges.len() {
-        while next_block < c.couplings.len() && c.couplings[next_block].after_edges <= pos {
-            let k = next_block;
-            next_block += 1;
-            let cp = &c.couplings[k];
-            if keep[k] {
-                for &t in &cp.targets {
-                    order.push(t);
-                    kept_targets.push((t, k));
-                }
+    for item in c.declaration_order() {
+        let k = match item {
+            Declared::Edge(pos) => {
+                lower_edge(c, &mut out, &c.edges[pos], &mut order, &mut terms);
                 continue;
             }
-            let scale = cp.scale.map(|s| (k, s));
-            for (i, e, j) in entries_in_edge_order(cp) {
-                let term = coupling_term(&mut out, cp, e, j);
-                let t = cp.targets[i];
-                if !terms.contains_key(&t) {
-                    order.push(t);
-                }
-                terms.entry(t).or_default().push((term, scale));
+            Declared::Block(k) => k,
+        };
+        let cp = &c.couplings[k];
+        if keep[k] {
+            for &t in &cp.targets {
+                order.push(t);
+                kept_targets.push((t, k));
             }
+            continue;
         }
-        let Some(e) = c.edges.get(pos) else { break };
-        lower_edge(c, &mut out, e, &mut order, &mut terms);
+        let scale = cp.scale.map(|s| (k, s));
+        for (i, e, j) in entries_in_edge_order(cp) {
+            let term = coupling_term(&mut out, cp, e, j);
+            let t = cp.targets[i];
+            if !terms.contains_key(&t) {
+                order.push(t);
+            }
+            terms.entry(t).or_default().push((term, scale));
+        }
     }
     let kept: HashMap<VarId, usize> = kept_targets.into_iter().collect();
     for tgt in order {
@@ -365,8 +365,8 @@ fn reorder(c: &mut Circuit) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::build::{build_template, eval, eval_all};
-    use crate::template::{LoadOptions, Loader};
+    use crate::model::build::tests::build;
+    use crate::model::build::{eval, eval_all};
 
     const NET: &str = r#"
 P:
@@ -385,15 +385,7 @@ Net:
 "#;
 
     fn circuit() -> Circuit {
-        let d = tempfile::tempdir().expect("temp dir");
-        std::fs::write(d.path().join("n.yaml"), NET).expect("write");
-        let o = LoadOptions {
-            search_path: Vec::new(),
-            cwd: Some(d.path().to_path_buf()),
-        };
-        let mut l = Loader::new(&o);
-        let t = l.resolve_path("n.Net").expect("resolves");
-        let (c, diags) = build_template(&t, &mut l.sources);
+        let (c, diags) = build(NET, "Net");
         c.unwrap_or_else(|| panic!("{diags:?}"))
     }
 

@@ -49,25 +49,15 @@ pub fn specialize_params(circuit: &Circuit, per_lane: &[VarId]) -> Circuit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ode, Var};
-
-    fn var(name: &str, kind: VarKind, value: f64) -> Var {
-        Var {
-            name: name.into(),
-            kind,
-            value,
-            node: None,
-            external_input: None,
-            span: None,
-        }
-    }
+    use crate::kernel::test_kit::add_var;
+    use crate::model::Ode;
 
     #[test]
     fn specialize_params_folds_only_unlisted_params() {
         let mut c = Circuit::default();
-        let x = c.add_var(var("n/op/x", VarKind::State, 1.0));
-        let a = c.add_var(var("n/op/a", VarKind::Param, 2.0));
-        let b = c.add_var(var("n/op/b", VarKind::Param, 3.0));
+        let x = add_var(&mut c, "n/op/x", VarKind::State, 1.0);
+        let a = add_var(&mut c, "n/op/a", VarKind::Param, 2.0);
+        let b = add_var(&mut c, "n/op/b", VarKind::Param, 3.0);
         let (ea, eb, ex) = (
             c.add_expr(Expr::Var(a)),
             c.add_expr(Expr::Var(b)),

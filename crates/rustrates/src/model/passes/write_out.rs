@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::lower_edges::entries_in_edge_order;
-use crate::model::ir::{parse_edge_name, Circuit, Edge, Scale, Var, VarKind};
+use crate::model::ir::{parse_edge_name, Circuit, Declared, Edge, Scale, Var, VarKind};
 
 /// Why a named entry cannot be written out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -74,67 +74,71 @@ pub fn write_out(c: &Circuit, which: &[usize]) -> Circuit {
     // Edges between each pair of nodes so far: the numbering of `Circuit::block_entry_named`.
     let mut count: HashMap<(String, String), usize> = HashMap::new();
     let node = |v: crate::model::VarId| c.var(v).node.clone().unwrap_or_default();
-    let mut next_block = 0;
-    for pos in 0..=c.edges.len() {
-        while next_block < c.couplings.len() && c.couplings[next_block].after_edges <= pos {
-            let k = next_block;
-            next_block += 1;
-            let cp = &c.couplings[k];
-            if !which.contains(&k) {
-                if k < last {
-                    for (i, _, j) in entries_in_edge_order(cp) {
-                        *count.entry((node(cp.sources[j]), node(cp.targets[i]))).or_insert(0) += 1;
-                    }
+    // Blocks passed so far: an edge counts for the numbering only before the last block written out.
+    let mut blocks_passed = 0;
+    for item in c.declaration_order() {
+        let k = match item {
+            Declared::Edge(pos) => {
+                let e = &c.edges[pos];
+                if blocks_passed <= last {
+                    *count.entry((e.source_node.clone(), e.target_node.clone())).or_insert(0) += 1;
                 }
-                let mut kept = cp.clone();
-                kept.after_edges = out.edges.len();
-                out.couplings.push(kept);
+                out.edges.push(e.clone());
                 continue;
             }
-            let scale = match cp.scale {
-                Some(Scale::Param(v)) => Some(v),
-                _ => None,
-            };
-            for (i, e, j) in entries_in_edge_order(cp) {
-                let (source_node, target_node) = (node(cp.sources[j]), node(cp.targets[i]));
-                let n = count.entry((source_node.clone(), target_node.clone())).or_insert(0);
-                let idx = *n;
-                *n += 1;
-                let mut params = Vec::new();
-                let mut param = |out: &mut Circuit, key: &str, value: f64| {
-                    let id = out.add_var(Var {
-                        name: format!("edge:{source_node}->{target_node}:{idx}/{key}"),
-                        kind: VarKind::Param,
-                        value,
-                        node: None,
-                        external_input: None,
-                        span: cp.span,
-                    });
-                    params.push((key.to_string(), id));
-                };
-                param(&mut out, "weight", cp.weights[e]);
-                if let Some(d) = cp.delay(e) {
-                    param(&mut out, "delay", d);
+            Declared::Block(k) => k,
+        };
+        blocks_passed = k + 1;
+        let cp = &c.couplings[k];
+        if !which.contains(&k) {
+            if k < last {
+                for (i, _, j) in entries_in_edge_order(cp) {
+                    *count.entry((node(cp.sources[j]), node(cp.targets[i]))).or_insert(0) += 1;
                 }
-                if let Some(s) = scale {
-                    params.push(("scale".into(), s));
-                }
-                out.edges.push(Edge {
-                    source_node,
-                    target_node,
-                    idx,
-                    source: cp.sources[j],
-                    target: cp.targets[i],
-                    params,
+            }
+            let mut kept = cp.clone();
+            kept.after_edges = out.edges.len();
+            out.couplings.push(kept);
+            continue;
+        }
+        let scale = match cp.scale {
+            Some(Scale::Param(v)) => Some(v),
+            _ => None,
+        };
+        for (i, e, j) in entries_in_edge_order(cp) {
+            let (source_node, target_node) = (node(cp.sources[j]), node(cp.targets[i]));
+            let n = count.entry((source_node.clone(), target_node.clone())).or_insert(0);
+            let idx = *n;
+            *n += 1;
+            let mut params = Vec::new();
+            let mut param = |out: &mut Circuit, key: &str, value: f64| {
+                let id = out.add_var(Var {
+                    name: format!("edge:{source_node}->{target_node}:{idx}/{key}"),
+                    kind: VarKind::Param,
+                    value,
+                    node: None,
+                    external_input: None,
                     span: cp.span,
                 });
+                params.push((key.to_string(), id));
+            };
+            param(&mut out, "weight", cp.weights[e]);
+            if let Some(d) = cp.delay(e) {
+                param(&mut out, "delay", d);
             }
+            if let Some(s) = scale {
+                params.push(("scale".into(), s));
+            }
+            out.edges.push(Edge {
+                source_node,
+                target_node,
+                idx,
+                source: cp.sources[j],
+                target: cp.targets[i],
+                params,
+                span: cp.span,
+            });
         }
-        let Some(e) = c.edges.get(pos) else { break };
-        if next_block <= last {
-            *count.entry((e.source_node.clone(), e.target_node.clone())).or_insert(0) += 1;
-        }
-        out.edges.push(e.clone());
     }
     out
 }
