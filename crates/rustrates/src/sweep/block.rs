@@ -20,8 +20,8 @@ struct BlockCollector<'b> {
     n_cols: usize,
     samples_seen: usize,
     overflow: bool,
-    /// `[state][lane]` at the last sample, when regimes are classified (the bindings after
-    /// the columns).
+    /// `[state][lane]` at the last sample, when regimes are classified (handed over by the
+    /// solver once, not read at every sample).
     final_state: Option<Vec<f64>>,
     /// The regime's period detection, fed every sample as it arrives.
     scans: Option<regime::CrossingScans>,
@@ -48,9 +48,13 @@ impl SampleSink for BlockCollector<'_> {
         if let Some(scans) = self.scans.as_mut() {
             scans.push(index, &values[..nc * lanes]);
         }
-        if let (Some(fs), true) = (self.final_state.as_mut(), index + 1 == nt) {
-            let len = fs.len();
-            fs.copy_from_slice(&values[nc * lanes..nc * lanes + len]);
+    }
+    fn wants_last_state(&self) -> bool {
+        self.final_state.is_some()
+    }
+    fn last_state(&mut self, _lanes: usize, y: &[f64]) {
+        if let Some(fs) = self.final_state.as_mut() {
+            fs.copy_from_slice(y);
         }
     }
 }
