@@ -54,7 +54,12 @@ pub struct CrossingScans {
     hi: Vec<f64>,
     level: Vec<f64>,
     arm: Vec<f64>,
-    armed: Vec<bool>,
+    /// The lowest sample since the last crossing up to the one before the previous (NaN
+    /// samples skipped; +∞ after a crossing): the trace is armed when it or the previous
+    /// sample is below the arm. A number rather than a flag, so that every per-trace array
+    /// holds `f64` and the passes over the traces stay in one vector width (a `bool` array
+    /// cost a byte-to-lane shuffle per value).
+    low: Vec<f64>,
     /// The previous sample, and the maximum since the last crossing.
     prev: Vec<f64>,
     peak: Vec<f64>,
@@ -83,7 +88,7 @@ impl CrossingScans {
             hi: vec![f64::NEG_INFINITY; traces],
             level: vec![f64::NAN; traces],
             arm: vec![f64::NAN; traces],
-            armed: vec![false; traces],
+            low: vec![f64::INFINITY; traces],
             prev: vec![f64::NAN; traces],
             peak: vec![f64::NEG_INFINITY; traces],
             crossings: vec![Vec::new(); traces],
@@ -92,7 +97,7 @@ impl CrossingScans {
     }
 
     /// Sample `index` (from 0, in order) of every trace.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, index: usize, x: &[f64]) {
         let traces = self.prev.len();
         let x = &x[..traces];
@@ -123,28 +128,26 @@ impl CrossingScans {
     }
 
     /// The scan's step to sample `index` (after the level is set).
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, index: usize, x: &[f64]) {
         // Nearly always no trace crosses: one pass to find that out and one to take the
-        // sample, both branch-free over the traces (so they vectorise).
-        let crosses = |v: f64, prev: f64, level: f64, arm: f64, armed: bool| {
-            (armed | (prev < arm)) & (prev < level) & (v >= level)
+        // sample, both branch-free over the traces (so they vectorise). `lowest` is the low
+        // including the previous sample (a NaN one skipped, as `<` skips it).
+        let lowest = |low: f64, prev: f64| if prev < low { prev } else { low };
+        let crosses = |v: f64, prev: f64, low: f64, level: f64, arm: f64| {
+            (lowest(low, prev) < arm) & (prev < level) & (v >= level)
         };
         let any = x
             .iter()
-            .zip(&self.prev)
+            .zip(self.prev.iter().zip(&self.low))
             .zip(self.level.iter().zip(&self.arm))
-            .zip(&self.armed)
-            .fold(false, |any, (((&v, &prev), (&level, &arm)), &armed)| {
-                any | crosses(v, prev, level, arm, armed)
+            .fold(false, |any, ((&v, (&prev, &low)), (&level, &arm))| {
+                any | crosses(v, prev, low, level, arm)
             });
         if !any {
-            let state = self
-                .armed
-                .iter_mut()
-                .zip(self.prev.iter_mut().zip(self.peak.iter_mut()));
-            for ((&v, &arm), (armed, (prev, peak))) in x.iter().zip(&self.arm).zip(state) {
-                *armed |= *prev < arm;
+            let state = self.low.iter_mut().zip(self.prev.iter_mut().zip(self.peak.iter_mut()));
+            for (&v, (low, (prev, peak))) in x.iter().zip(state) {
+                *low = lowest(*low, *prev);
                 // A NaN sample leaves the maximum as it is (the whole trace is NaN then).
                 *peak = if v > *peak { v } else { *peak };
                 *prev = v;
@@ -153,17 +156,18 @@ impl CrossingScans {
         }
         for (t, &v) in x.iter().enumerate() {
             let (prev, level) = (self.prev[t], self.level[t]);
-            if crosses(v, prev, level, self.arm[t], self.armed[t]) {
+            if crosses(v, prev, self.low[t], level, self.arm[t]) {
                 let frac = (level - prev) / (v - prev);
                 if !self.crossings[t].is_empty() {
                     self.peaks[t].push(self.peak[t]);
                 }
                 self.crossings[t].push((index as f64 - 1.0 + frac) * self.dts);
-                // The maximum starts again from the sample after the crossing.
+                // The maximum starts again from the sample after the crossing, and the
+                // trace must go below the arm again.
                 self.peak[t] = v;
-                self.armed[t] = false;
+                self.low[t] = f64::INFINITY;
             } else {
-                self.armed[t] |= prev < self.arm[t];
+                self.low[t] = lowest(self.low[t], prev);
                 self.peak[t] = if v > self.peak[t] { v } else { self.peak[t] };
             }
             self.prev[t] = v;
