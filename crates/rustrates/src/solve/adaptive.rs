@@ -7,6 +7,7 @@
 //! `atol + rtol·max(|y|, |y_new|)`, factor `0.9·err^(−1/5)` clamped to [0.2, 10].
 
 use super::fixed::{block_values, gather, init_history, Float};
+use super::last_state::LastState;
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Tableau, TimeGrid};
 use crate::kernel::{Kernel, KernelCtx};
@@ -155,6 +156,7 @@ pub(crate) fn run_masked<T: Float>(
     let first = plan.first_emitted();
     let emitted = plan.emitted();
     let mut store = vec![f64::NAN; emitted * nout * lanes];
+    let mut last_state = LastState::new(sink, emitted, ns, lanes);
     let mut status = vec![PointStatus::Ok; lanes];
     let mut stats = Stats::default();
     let t_end = plan.sample_time(plan.samples.saturating_sub(1));
@@ -204,6 +206,11 @@ pub(crate) fn run_masked<T: Float>(
         if first == 0 {
             gather(&prep.outputs, lanes, &y, &a, &p, &u, &not_frozen, &mut out);
             store[..nout * lanes].copy_from_slice(&out);
+            if plan.samples == 1 {
+                for lane in 0..lanes {
+                    last_state.keep(lane, (0..ns).map(|s| y[s * lanes + lane]));
+                }
+            }
         }
         for ck in &mut clocks {
             ck.next = 1;
@@ -303,6 +310,9 @@ pub(crate) fn run_masked<T: Float>(
                     }
                     gather(&prep.outputs, 1, &y1, &a1, &p1, &u1, &[false], &mut out1);
                     put(&mut store, &out1, next - first, lanes, l);
+                    if next + 1 == plan.samples {
+                        last_state.keep(l, y1.iter().copied());
+                    }
                 }
                 next += 1;
             }
@@ -330,6 +340,7 @@ pub(crate) fn run_masked<T: Float>(
         }
     }
     deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    last_state.hand(sink, lanes);
     (status, stats)
 }
 
@@ -353,6 +364,7 @@ pub(crate) fn run_stats<T: Float>(
     let first = plan.first_emitted();
     let emitted = plan.emitted();
     let mut store = vec![f64::NAN; emitted * nout * lanes];
+    let mut last_state = LastState::new(sink, emitted, ns, lanes);
     let mut status = vec![PointStatus::Ok; lanes];
     let mut stats = Stats::default();
     let t_end = plan.sample_time(plan.samples.saturating_sub(1));
@@ -413,6 +425,9 @@ pub(crate) fn run_stats<T: Float>(
             if next >= first {
                 gather(&prep.outputs, 1, &y, &a, &p, &u, &not_frozen, &mut out);
                 put(&mut store, &out, next - first, lanes, lane);
+                if plan.samples == 1 {
+                    last_state.keep(lane, y.iter().copied());
+                }
             }
             next = 1;
         }
@@ -501,6 +516,9 @@ pub(crate) fn run_stats<T: Float>(
                     }
                     gather(&prep.outputs, 1, &ytmp, &a, &p, &u, &not_frozen, &mut out);
                     put(&mut store, &out, next - first, lanes, lane);
+                    if next + 1 == plan.samples {
+                        last_state.keep(lane, ytmp.iter().copied());
+                    }
                 }
                 next += 1;
             }
@@ -527,6 +545,7 @@ pub(crate) fn run_stats<T: Float>(
         // Samples a failed lane did not reach stay NaN.
     }
     deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    last_state.hand(sink, lanes);
     (status, stats)
 }
 

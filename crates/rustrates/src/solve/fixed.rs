@@ -245,6 +245,7 @@ pub(crate) fn run<T: Float>(
     };
 
     let first_emitted = plan.first_emitted();
+    let wants_last_state = sink.wants_last_state();
     let mut emitted = 0usize;
     for i in 0..=plan.steps {
         let sample_k = i / plan.stride;
@@ -278,6 +279,9 @@ pub(crate) fn run<T: Float>(
         if sample_now && sample_k >= first_emitted {
             gather(&prep.outputs, lanes, &y, &a, &p, &u, &frozen, &mut out);
             sink.samples(emitted, plan.sample_time(sample_k), lanes, &out);
+            if wants_last_state && sample_k + 1 == plan.samples {
+                super::last_state::hand(sink, lanes, &y, &frozen);
+            }
             emitted += 1;
         }
         if i == plan.steps {
@@ -485,6 +489,9 @@ pub(crate) fn run_fused(
     let total = plan.samples;
     // Next sample to emit; every sample before it with a step below `i` has been emitted.
     let mut k = plan.first_emitted();
+    // The step of the last sample, when the sink wants the state there: a call ends at it,
+    // so that the state is the one between two calls.
+    let last_state_step = (sink.wants_last_state() && total > k).then(|| (total - 1) * stride);
     let mut emitted = 0usize;
     let mut i = 0usize;
     // The solver's own sampling: state, algebraics (evaluated at the sample) and the rest.
@@ -511,14 +518,20 @@ pub(crate) fn run_fused(
         gather(&prep.outputs, lanes, y, a, p, u, frozen, row);
     };
     while i < plan.steps {
+        if last_state_step == Some(i) {
+            super::last_state::hand(sink, lanes, &y, &frozen);
+        }
         for d in &prep.series {
             d.fill(i, lanes, &mut u);
         }
-        let end = if !prep.series.is_empty() {
+        let mut end = if !prep.series.is_empty() {
             i + 1
         } else {
             (i + per_call * stride - i % stride).min(plan.steps)
         };
+        if let Some(last) = last_state_step.filter(|&last| i < last) {
+            end = end.min(last);
+        }
         // Samples at steps i .. end - 1.
         let count = total.min(end.div_ceil(stride)).saturating_sub(k);
         let t0 = i as f64 * dt;
@@ -608,6 +621,9 @@ pub(crate) fn run_fused(
     // A sample at the very end of the run (or the only one of a run shorter than a step).
     for d in &prep.series {
         d.fill(plan.steps, lanes, &mut u);
+    }
+    if last_state_step == Some(plan.steps) {
+        super::last_state::hand(sink, lanes, &y, &frozen);
     }
     while k < total && k * stride <= plan.steps {
         take(

@@ -36,6 +36,7 @@ use crate::model::{Circuit, VarId, VarKind};
 
 mod adaptive;
 mod fixed;
+mod last_state;
 pub mod runtime;
 #[cfg(test)]
 mod tests;
@@ -183,6 +184,17 @@ pub trait SampleSink {
     /// `values[output * lanes + lane]` at sample `index` (counted from the first emitted
     /// sample, i.e. after the cutoff) and time `t`.
     fn samples(&mut self, index: usize, t: f64, lanes: usize, values: &[f64]);
+    /// Whether the sink wants the whole state at the last emitted sample
+    /// ([`SampleSink::last_state`]): asked once, before the run.
+    fn wants_last_state(&self) -> bool {
+        false
+    }
+    /// The state `y[slot * lanes + lane]` at the last emitted sample (NaN in lanes that
+    /// diverged), once per run when [`SampleSink::wants_last_state`] and a sample is emitted;
+    /// before or after that sample's [`SampleSink::samples`]. A sink that needs the state
+    /// once (the regime's fixed-point test) takes it here instead of binding every state as
+    /// an output read at every sample.
+    fn last_state(&mut self, _lanes: usize, _y: &[f64]) {}
 }
 
 /// A block of lanes to run together.

@@ -30,8 +30,8 @@ pub(super) struct GroupPlan {
     pub(super) init: Vec<f64>,
     /// Per grid key, its targets.
     pub(super) targets: Vec<Vec<Target>>,
-    /// The compiled Jacobian, when the sweep classifies regimes (then `outputs` ends with one
-    /// binding per state, after the columns, so the final state reaches the collector).
+    /// The compiled Jacobian, when the sweep classifies regimes (the collector then asks the
+    /// solver for the state at the last sample: [`crate::solve::SampleSink::last_state`]).
     pub(super) jacobian: Option<JacobianFn>,
     /// Per start of `initial_conditions`: `(state slot, value)` overrides of the initial
     /// values; empty for one start.
@@ -499,7 +499,7 @@ fn build_group(
             }
         }
     }
-    let (columns, mut outputs) = resolve_outputs(spec, &lowered)?;
+    let (columns, outputs) = resolve_outputs(spec, &lowered)?;
     let layout = lowered.layout();
     // A gamma chain starts at its source's initial value, so a key that sets that initial
     // value sets the chain's too (as lowering the edited template would).
@@ -585,10 +585,6 @@ fn build_group(
     }
     let jacobian = if spec.summaries.iter().any(|s| s.needs_regime()) {
         let jac = crate::model::jacobian::jacobian(&compiled)?;
-        outputs.extend(layout.states.iter().map(|&var| OutputBinding {
-            key: String::new(),
-            var,
-        }));
         Some(JacobianFn::new(
             &jac,
             &KernelOptions {

@@ -195,7 +195,7 @@ impl Moments {
     }
 
     /// Adds one sample to every trace: `x[i]` to trace i.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, x: &[f64]) {
         let x = &x[..self.shift.len()];
         if self.n == 0 {
@@ -209,19 +209,28 @@ impl Moments {
             return;
         }
         if self.range_only {
-            for ((&x, &shift), s1) in x.iter().zip(&self.shift).zip(self.s1.iter_mut()) {
+            // What the regime reads, in one pass (it runs every sample of a regime sweep).
+            let mut any_nan = false;
+            let extremes = self.min.iter_mut().zip(self.max.iter_mut());
+            for ((&x, &shift), (s1, (min, max))) in x.iter().zip(&self.shift).zip(self.s1.iter_mut().zip(extremes)) {
                 *s1 += x - shift;
+                *min = if x < *min { x } else { *min };
+                *max = if x > *max { x } else { *max };
+                any_nan |= x.is_nan();
             }
-        } else {
-            let sums = x
-                .iter()
-                .zip(&self.shift)
-                .zip(self.s1.iter_mut().zip(self.s2.iter_mut()));
-            for ((&x, &shift), (s1, s2)) in sums {
-                let d = x - shift;
-                *s1 += d;
-                *s2 += d * d;
+            if any_nan {
+                self.mark_nan(x);
             }
+            return;
+        }
+        let sums = x
+            .iter()
+            .zip(&self.shift)
+            .zip(self.s1.iter_mut().zip(self.s2.iter_mut()));
+        for ((&x, &shift), (s1, s2)) in sums {
+            let d = x - shift;
+            *s1 += d;
+            *s2 += d * d;
         }
         for ((&x, min), max) in x.iter().zip(self.min.iter_mut()).zip(self.max.iter_mut()) {
             *min = if x < *min { x } else { *min };
@@ -230,12 +239,16 @@ impl Moments {
         // Comparisons skip NaN, so remember it: a NaN sample makes every statistic NaN. The
         // branch-free test over all traces is cheap; marking which ones is the rare case.
         if x.iter().fold(false, |any, x| any | x.is_nan()) {
-            for (flag, x) in self.nan.iter_mut().zip(x) {
-                *flag |= x.is_nan();
-            }
+            self.mark_nan(x);
         }
-        if !self.range_only {
-            self.last.copy_from_slice(x);
+        self.last.copy_from_slice(x);
+    }
+
+    /// Marks the traces whose sample in `x` is NaN (the rare case of [`Moments::push`]).
+    #[cold]
+    fn mark_nan(&mut self, x: &[f64]) {
+        for (flag, x) in self.nan.iter_mut().zip(x) {
+            *flag |= x.is_nan();
         }
     }
 
