@@ -132,6 +132,29 @@ fn stuart_landau_fixed_point_below_hopf_cycle_above() {
     }
 }
 
+/// Asserts that point `p`'s eigenvalue summaries are the leading eigenvalue of the analytic
+/// Jacobian [[2v, 2r], [J − 2π²r, 2v]] of the MPR population (J = 15) at its fixed point `r`
+/// (v = −1/(2πr)) to 1e-6, and returns its imaginary part.
+fn assert_mpr_leading_eigenvalue(res: &crate::sweep::SweepResult, p: usize, r: f64, what: &str) -> f64 {
+    let pi2 = std::f64::consts::PI.powi(2);
+    let v = -1.0 / (2.0 * std::f64::consts::PI * r);
+    let disc = 2.0 * r * (15.0 - 2.0 * pi2 * r);
+    let (lre, lim) = if disc >= 0.0 {
+        (2.0 * v + disc.sqrt(), 0.0)
+    } else {
+        (2.0 * v, (-disc).sqrt())
+    };
+    let (re, im) = (
+        res.summary(Statistic::EigRe, p, 0).unwrap(),
+        res.summary(Statistic::EigIm, p, 0).unwrap(),
+    );
+    assert!(
+        (re - lre).abs() < 1e-6 && (im - lim).abs() < 1e-6,
+        "{what}: {re}+{im}i vs {lre}+{lim}i"
+    );
+    lim
+}
+
 #[test]
 fn montbrio_bistable_range_two_starts_find_both_fixed_points() {
     // One MPR population (τ = Δ = 1, J = 15): three fixed points (bistable) for
@@ -166,7 +189,6 @@ fn montbrio_bistable_range_two_starts_find_both_fixed_points() {
     let (mut c, _) = test_models::mpr_single();
     c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
     let r = sweep(&c, grid, map, sim, &[("r", "p/qif_op/r"), ("v", "p/qif_op/v")]);
-    let pi2 = std::f64::consts::PI.powi(2);
     for (e, &eta) in etas.iter().enumerate() {
         let roots = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0);
         let bistable = eta > -5.7435 && eta < -3.1361;
@@ -186,21 +208,7 @@ fn montbrio_bistable_range_two_starts_find_both_fixed_points() {
                 "eta {eta} start {s}: r {} vs {want}",
                 finals[s]
             );
-            let v = -1.0 / (2.0 * std::f64::consts::PI * want);
-            let disc = 2.0 * want * (15.0 - 2.0 * pi2 * want);
-            let (lre, lim) = if disc >= 0.0 {
-                (2.0 * v + disc.sqrt(), 0.0)
-            } else {
-                (2.0 * v, (-disc).sqrt())
-            };
-            let (re, im) = (
-                r.summary(Statistic::EigRe, p, 0).unwrap(),
-                r.summary(Statistic::EigIm, p, 0).unwrap(),
-            );
-            assert!(
-                (re - lre).abs() < 1e-6 && (im - lim).abs() < 1e-6,
-                "eta {eta} start {s}: {re}+{im}i vs {lre}+{lim}i"
-            );
+            let lim = assert_mpr_leading_eigenvalue(&r, p, want, &format!("eta {eta} start {s}"));
             assert_eq!(code == Some(Regime::StableFocus), lim > 0.0);
         }
         // Bistable exactly where the two starts end apart.
@@ -379,7 +387,6 @@ fn montbrio_random_starts_find_both_attractors_inside_the_bistable_range() {
         }
     }
     let single = montbrio_random_starts(&eta_col, None, Some((&r0, &v0)), 16, 2, 0);
-    let pi2 = std::f64::consts::PI.powi(2);
     for (p, &eta) in etas.iter().enumerate() {
         let roots = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0);
         let bistable = eta > -5.7435 && eta < -3.1361;
@@ -393,21 +400,7 @@ fn montbrio_random_starts_find_both_attractors_inside_the_bistable_range() {
             let want = stable[which];
             assert!((end - want).abs() < 1e-6, "eta {eta} start {k}: r {end} vs {want}");
             reached[which] = true;
-            let v = -1.0 / (2.0 * std::f64::consts::PI * want);
-            let disc = 2.0 * want * (15.0 - 2.0 * pi2 * want);
-            let (lre, lim) = if disc >= 0.0 {
-                (2.0 * v + disc.sqrt(), 0.0)
-            } else {
-                (2.0 * v, (-disc).sqrt())
-            };
-            let (re, im) = (
-                single.summary(Statistic::EigRe, q, 0).unwrap(),
-                single.summary(Statistic::EigIm, q, 0).unwrap(),
-            );
-            assert!(
-                (re - lre).abs() < 1e-6 && (im - lim).abs() < 1e-6,
-                "eta {eta} start {k}: {re}+{im}i vs {lre}+{lim}i"
-            );
+            assert_mpr_leading_eigenvalue(&single, q, want, &format!("eta {eta} start {k}"));
         }
         assert_eq!(reached, [true, bistable], "eta {eta}");
         assert_eq!(
