@@ -132,6 +132,21 @@ fn stuart_landau_fixed_point_below_hopf_cycle_above() {
     }
 }
 
+/// The single MPR population as node `p`, and a run long enough for every start to settle
+/// (RK4, T = 100, the last 10 time units kept for the regime).
+fn montbrio_settling() -> (crate::model::Circuit, SimConfig) {
+    let (mut c, _) = test_models::mpr_single();
+    c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+    let sim = SimConfig {
+        simulation_time: 100.0,
+        dt: 0.005,
+        sampling_step: Some(0.05),
+        method: Method::Rk4,
+        cutoff: 90.0,
+    };
+    (c, sim)
+}
+
 /// Asserts that point `p`'s eigenvalue summaries are the leading eigenvalue of the analytic
 /// Jacobian [[2v, 2r], [J − 2π²r, 2v]] of the MPR population (J = 15) at its fixed point `r`
 /// (v = −1/(2πr)) to 1e-6, and returns its imaginary part.
@@ -179,15 +194,7 @@ fn montbrio_bistable_range_two_starts_find_both_fixed_points() {
         .nodes("eta", &["qif_op/eta"], &["p"])
         .nodes("r0", &["qif_op/r"], &["p"])
         .nodes("v0", &["qif_op/v"], &["p"]);
-    let sim = SimConfig {
-        simulation_time: 100.0,
-        dt: 0.005,
-        sampling_step: Some(0.05),
-        method: Method::Rk4,
-        cutoff: 90.0,
-    };
-    let (mut c, _) = test_models::mpr_single();
-    c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+    let (c, sim) = montbrio_settling();
     let r = sweep(&c, grid, map, sim, &[("r", "p/qif_op/r"), ("v", "p/qif_op/v")]);
     for (e, &eta) in etas.iter().enumerate() {
         let roots = test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0);
@@ -230,15 +237,7 @@ fn montbrio_initial_conditions_find_both_bistability_boundaries() {
     let values: IndexMap<String, Vec<f64>> = [("eta".to_string(), etas.clone())].into_iter().collect();
     let grid = Grid::from_values(&values, false).unwrap();
     let map = ParamMap::new().nodes("eta", &["qif_op/eta"], &["p"]);
-    let sim = SimConfig {
-        simulation_time: 100.0,
-        dt: 0.005,
-        sampling_step: Some(0.05),
-        method: Method::Rk4,
-        cutoff: 90.0,
-    };
-    let (mut c, _) = test_models::mpr_single();
-    c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+    let (c, sim) = montbrio_settling();
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::Multistable, Statistic::Last];
@@ -336,15 +335,7 @@ fn montbrio_random_starts(
             .nodes("v0", &["qif_op/v"], &["p"]);
     }
     let grid = Grid::from_columns(keys, cols).unwrap();
-    let sim = SimConfig {
-        simulation_time: 100.0,
-        dt: 0.005,
-        sampling_step: Some(0.05),
-        method: Method::Rk4,
-        cutoff: 90.0,
-    };
-    let (mut c, _) = test_models::mpr_single();
-    c.node_operators = vec![("p".into(), vec!["qif_op".into()])];
+    let (c, sim) = montbrio_settling();
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into()), ("v".into(), "p/qif_op/v".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::EigRe, Statistic::EigIm, Statistic::Last];
