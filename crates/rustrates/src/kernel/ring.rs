@@ -404,6 +404,23 @@ mod tests {
         assert_eq!(whole_step_read(40.5 * dt, 0.0013, dt), None);
     }
 
+    /// Per-lane delays are decided per lane by the one rule, and a term's span of whole steps
+    /// says whether every lane reads a value row (one row when the lanes agree).
+    #[test]
+    fn lane_delays_are_decided_per_lane_and_spanned_per_term() {
+        let dt = 1e-4;
+        // Three terms of two lanes: both whole and equal, whole and different (0.0013 is
+        // 12.999999999999998 steps), whole and fractional.
+        let delays = [3.0 * dt, 3.0 * dt, 0.0013, 2.0 * dt, 4.0 * dt, 4.5 * dt];
+        let ring = DelayRing::new(1, &[0], &[0.0, 0.0], 2, dt, 0.0, &[], &delays);
+        assert_eq!(ring.lane.whole, vec![3, 3, 13, 2, 4, -1]);
+        assert_eq!(ring.lane.kmin, vec![3, 2, -1]);
+        assert_eq!(ring.lane.kmax, vec![3, 13, -1]);
+        assert_eq!(ring.terms(), (0, 3));
+        // The ring reaches back to the largest lane delay, 13 steps, with its four of slack.
+        assert_eq!(ring.slots, 13 + 4);
+    }
+
     /// A whole-step read is the recorded value of step n − k itself, for every step and delay,
     /// and the initial value before the first step; the Hermite rule at the rounded `t − d`
     /// (what it replaces) differs from it in some of these reads, so the comparison bites.
