@@ -421,6 +421,60 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
             }
         }
 }
+/* The general read of one term whose lanes read different delays, added to Oi: per chunk of
+   lanes, first every lane's Hermite step and weights at once (vectorised: DelayRing::value's
+   operations; its step is fixed by two comparisons alone, so the first guess may multiply by
+   1/dt, corrected once each way and then checked), then lane by lane the four-term sum. A lane
+   outside that case (a whole-step read at a step start, a read before the first or at or after
+   the newest point, a guess off by more than a step) reads by rr_ring_lane. */
+static inline __attribute__((always_inline)) void rr_lane_read_SFX(const rr_ring* restrict R, size_t h, double t,
+        const double* restrict D, const long long* restrict K, size_t lanes, RTYPE w, RTYPE* restrict Oi) {
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const long long newest = R->newest[h];
+    const double* restrict X = R->data + h * 3 * S * L;
+    const double dt = R->dt, inv = 1.0 / dt;
+    const double tn = newest >= 0 ? (double)(size_t)newest * dt : 0.0;
+    const double last = newest >= 1 ? (double)(newest - 1) : -1.0;
+    /* the slot of step lo is back0 + lo, plus S when that is negative */
+    const double back0 = (double)R->newest_slot[h] - (double)newest;
+    const long long at_step = R->now >= 0;
+    for (size_t l0 = 0; l0 < lanes; l0 += RR_CHUNK) {
+        const size_t m = lanes - l0 < RR_CHUNK ? lanes - l0 : RR_CHUNK;
+        double w0[RR_CHUNK], w1[RR_CHUNK], w2[RR_CHUNK], w3[RR_CHUNK], sl[RR_CHUNK];
+        long long general[RR_CHUNK];
+        for (size_t l = 0; l < m; l++) {
+            const double tq = t - D[l0 + l];
+            double lo = floor(tq * inv);
+            lo = lo > last ? last : lo;
+            lo = lo < 0.0 ? 0.0 : lo;
+            lo = (lo < last && (lo + 1.0) * dt <= tq) ? lo + 1.0 : lo;
+            lo = (lo > 0.0 && lo * dt > tq) ? lo - 1.0 : lo;
+            const long long hermite = (last >= 0.0) & (tq > 0.0) & (tq < tn) & !(at_step & (K[l0 + l] >= 0))
+                                      & ((lo == last) | ((lo + 1.0) * dt > tq)) & ((lo == 0.0) | (lo * dt <= tq));
+            const double t0 = lo * dt, t1 = (lo + 1.0) * dt, step = t1 - t0;
+            const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+            w0[l] = 2.0 * s3 - 3.0 * s2 + 1.0;
+            w1[l] = (s3 - 2.0 * s2 + s) * step;
+            w2[l] = -2.0 * s3 + 3.0 * s2;
+            w3[l] = (s3 - s2) * step;
+            const double s0 = back0 + lo;
+            sl[l] = s0 < 0.0 ? s0 + (double)S : s0;
+            general[l] = !hermite;
+        }
+        for (size_t l = 0; l < m; l++) {
+            const size_t c = l0 + l;
+            double x;
+            if (general[l]) {
+                x = rr_ring_lane(R, h, c, t, D[c], K[c]);
+            } else {
+                const size_t s0 = (size_t)sl[l], s1 = s0 + 1 == S ? 0 : s0 + 1;
+                x = w0[l] * X[s0 * L + c] + w1[l] * X[(S + s0) * L + c] + w2[l] * X[s1 * L + c]
+                    + w3[l] * X[(2 * S + s0) * L + c];
+            }
+            Oi[c] = Oi[c] + w * (RTYPE)x;
+        }
+    }
+}
 /* A delayed coupling whose delays differ per lane (a swept conduction velocity), from the
    ring: the terms in column order as rr_ring_whole_SFX (term q is the ring's lane term
    first + q). At a step start, a term whose lanes all read whole steps strictly between the
@@ -466,8 +520,7 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
             }
             continue;
         }
-        const double* restrict D = R->lane_delay + lt * L;
-        for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)rr_ring_lane(R, h, l, t, D[l], K[l]);
+        rr_lane_read_SFX(R, h, t, R->lane_delay + lt * L, K, lanes, w, Oi);
     }
 }
 /* rr_delayed_SFX for delays per lane without a ring: term k's delay in lane l is
