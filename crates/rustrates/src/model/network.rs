@@ -16,9 +16,12 @@
 //!   reads the same sources in the same order the coupling is also marked dense (one weight
 //!   matrix, columns shared by all rows).
 //!
-//! Anything else — a delayed read `past` (conduction delays), `randn`, gamma-chain states,
-//! weights that vary per lane, an input fed both inside its node and by edges — makes
-//! [`plan`] answer why not, and the back end keeps the unrolled code, which is always correct.
+//! A term may read its source's past (`past(source, d)`, `d` a constant, or
+//! `length / velocity` with the velocity a parameter swept per lane: the term keeps the length
+//! and names the velocity). Anything else — `randn`, gamma-chain states, weights that vary
+//! per lane, a delay of any other form, an input fed both inside its node and by edges —
+//! makes [`plan`] answer why not, and the back end keeps the unrolled code, which is always
+//! correct.
 
 use std::collections::HashMap;
 
