@@ -493,6 +493,20 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long now = R->now;
     for (size_t q = 0; q < nq; q++) {
+        /* As rr_ring_whole_SFX: the value row of a term RR_AHEAD on, when all its lanes read it. */
+        if (now >= 0 && q + RR_AHEAD < nq) {
+            const size_t p = q + RR_AHEAD;
+            const unsigned long long vp = QV[p];
+            const long long kp = R->lane_kmin[first + p];
+            if (vp != ~0ULL && kp >= 0 && kp == R->lane_kmax[first + p]) {
+                const size_t hp = R->hist_of[vp];
+                const long long np = R->newest[hp], mp = now - kp;
+                if (np >= 0 && mp > 0 && mp < np) {
+                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
+                }
+            }
+        }
         const RTYPE w = (RTYPE)QW[q];
         RTYPE* restrict Oi = O + (size_t)QI[q] * os;
         const unsigned long long var = QV[q];
