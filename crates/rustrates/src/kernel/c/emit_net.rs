@@ -426,8 +426,9 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
    operations; its step is fixed by two comparisons alone, so the first guess may multiply by
    1/dt, corrected once each way and then checked), then lane by lane the four-term sum. A lane
    outside that case (a whole-step read at a step start, a read before the first or at or after
-   the newest point, a guess off by more than a step) reads by rr_ring_lane. */
-static inline __attribute__((always_inline)) void rr_lane_read_SFX(const rr_ring* restrict R, size_t h, double t,
+   the newest point, a guess off by more than a step) reads by rr_ring_lane. Not inlined: the
+   term loop around it stays a short whole-step loop. */
+static __attribute__((noinline)) void rr_lane_read_SFX(const rr_ring* restrict R, size_t h, double t,
         const double* restrict D, const long long* restrict K, size_t lanes, RTYPE w, RTYPE* restrict Oi) {
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long newest = R->newest[h];
