@@ -18,7 +18,7 @@
 //! `--form matrix` as a `connectivity:` block (weights in a `.npy` file) whose `scale` is G
 //! (global coupling), or with `--form velocity` as that block with `lengths` (10 × the C
 //! program's delays) and a conduction velocity swept per lane (`C/velocity`, a grid key of one
-//! value, 10: the C program's delays, read per lane through the written-out terms), on one thread,
+//! value, 10: the C program's delays, each lane's read from the delay ring by the C loops), on one thread,
 //! keeping the mean of every node's r (summaries only, sampled every step, which is the
 //! C program's average over the state before each step). Its time is the whole `sweep::run`
 //! (kernel cached by a warm-up run), against the C program's timed region `sim_s`, on one
@@ -28,6 +28,13 @@
 //! cache) per N, for the C back end and, up to `--jit-max` nodes, the JIT. `--rss NxPxT`
 //! first runs that one sweep (1 thread) and prints the process's peak resident memory
 //! (VmHWM) after it, before anything else runs.
+//!
+//! With `--form velocity`, each delayed case also times, in the same interleaved runs (one
+//! thread), the block with its delays given (`delay:`, constant: the loops' whole-step rows,
+//! means checked against the C program's as well), and two per-lane sweeps the C program has no
+//! counterpart for (timed only): velocities 10 and 5 alternating lane by lane (G × eta/2 × 2
+//! velocities, the same number of points: each lane reads its own whole step), and velocity
+//! 10·(1 + 10⁻⁶) in every lane (every delay a fraction of a step: Hermite per lane).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -316,11 +323,70 @@ fn compare_means(csv: &Path, means: &[Vec<f64>]) -> Result<f64, String> {
     Ok(worst)
 }
 
+/// The extra sweeps of a delayed case with `--form velocity`: the block with its delays
+/// given (constant), velocities alternating per lane, and fractional delays in every lane.
+struct VelocityRuns {
+    constant: (rustrates::model::Circuit, SweepSpec),
+    per_lane: (rustrates::model::Circuit, [SweepSpec; 2]),
+    constant_sink: Checksum,
+    /// Best times: constant, alternating, fractional.
+    best: [f64; 3],
+}
+
+impl VelocityRuns {
+    fn new(case: &Case, backend: Backend, dir: &Path) -> Result<VelocityRuns, String> {
+        let load = |form: Form, file: &str| -> Result<rustrates::model::Circuit, String> {
+            let path = dir.join(file);
+            std::fs::write(&path, network_matrix_yaml(case.n, case.dmax, dir, form)?).map_err(|e| e.to_string())?;
+            load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+                .map(|l| l.circuit)
+                .map_err(|e| e.to_string())
+        };
+        let constant = load(Form::Matrix, &format!("const{}.yaml", case.n))?;
+        let velocity = load(Form::Velocity, &format!("lanes{}.yaml", case.n))?;
+        let mut runs = VelocityRuns {
+            constant: (constant, spec(case, backend, Form::Matrix)),
+            per_lane: (
+                velocity,
+                [
+                    spec_with_velocities(case, backend, Form::Velocity, &[10.0, 5.0]),
+                    spec_with_velocities(case, backend, Form::Velocity, &[10.0 * (1.0 + 1e-6)]),
+                ],
+            ),
+            constant_sink: Checksum::default(),
+            best: [f64::INFINITY; 3],
+        };
+        // Compile (or load from the cache) outside the timed runs.
+        runs.run_once()?;
+        runs.best = [f64::INFINITY; 3];
+        Ok(runs)
+    }
+
+    fn run_once(&mut self) -> Result<(), String> {
+        let t0 = Instant::now();
+        rustrates::sweep::run(&self.constant.1, &self.constant.0, &mut self.constant_sink)
+            .map_err(|e| e.to_string())?;
+        self.best[0] = self.best[0].min(t0.elapsed().as_secs_f64());
+        for (k, s) in self.per_lane.1.iter().enumerate() {
+            let t0 = Instant::now();
+            rustrates::sweep::run(s, &self.per_lane.0, &mut Checksum::default()).map_err(|e| e.to_string())?;
+            self.best[k + 1] = self.best[k + 1].min(t0.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+}
+
 /// Euler with delays of whole steps: our means equal the C program's to rounding (the same
 /// operations; only the coupling's sum may round differently, ≈ 1e-16 per step, relative).
 const MEANS_TOLERANCE: f64 = 1e-12;
 
 fn spec(case: &Case, backend: Backend, form: Form) -> SweepSpec {
+    spec_with_velocities(case, backend, form, &[10.0])
+}
+
+/// [`spec`] with the velocity grid `velocities` (the innermost key, so consecutive lanes take
+/// them in turn; eta gets `side / velocities.len()` values, keeping the number of points).
+fn spec_with_velocities(case: &Case, backend: Backend, form: Form, velocities: &[f64]) -> SweepSpec {
     let side = (case.points as f64).sqrt().round() as usize;
     let lin = |a: f64, b: f64| -> Vec<f64> {
         (0..side)
@@ -335,9 +401,11 @@ fn spec(case: &Case, backend: Backend, form: Form) -> SweepSpec {
     };
     let mut values = indexmap::IndexMap::new();
     values.insert("G".to_string(), lin(0.0, 2.0));
-    values.insert("eta".to_string(), lin(-6.0, -4.0));
+    let mut eta = lin(-6.0, -4.0);
+    eta.truncate(side / velocities.len().max(1));
+    values.insert("eta".to_string(), eta);
     if form == Form::Velocity && case.dmax > 0.0 {
-        values.insert("velocity".to_string(), vec![10.0]);
+        values.insert("velocity".to_string(), velocities.to_vec());
     }
     let grid = Grid::from_values(&values, true).expect("equal lengths");
     let nodes: Vec<String> = (0..case.n).map(|i| format!("n{i}")).collect();
@@ -442,7 +510,13 @@ fn real_main() -> Result<(), String> {
         let (mut c2_best, mut two_best) = (f64::INFINITY, f64::INFINITY);
         let mut two = s.clone();
         two.threads = Some(2);
+        let mut velocity_runs = (args.form == Form::Velocity && case.dmax > 0.0)
+            .then(|| VelocityRuns::new(case, args.backend, work.path()))
+            .transpose()?;
         for _ in 0..args.repeats.max(1) {
+            if let Some(v) = velocity_runs.as_mut() {
+                v.run_once()?;
+            }
             // Interleaved, so both best-ofs come from the same minutes of a shared machine.
             let (c_sim, sum) = run_c(&exe, 1, case, None)?;
             c_best = c_best.min(c_sim);
@@ -465,6 +539,27 @@ fn real_main() -> Result<(), String> {
                 "case {}x{}x{}x{}: node means differ from the C program's by up to {means_delta:e}, checksums {ours_sum:e} vs {c_sum:e} (tolerance {MEANS_TOLERANCE:e})",
                 case.n, case.points, case.time, case.dmax
             ));
+        }
+        if let Some(v) = &velocity_runs {
+            let csv = work.path().join(format!("means{}x{}.csv", case.n, case.points));
+            let delta = compare_means(&csv, &v.constant_sink.means)?;
+            if delta > MEANS_TOLERANCE {
+                return Err(format!(
+                    "case {}x{}: the constant-delay block's node means differ from the C program's by {delta:e}",
+                    case.n, case.points
+                ));
+            }
+            println!(
+                "      velocity 10 per lane {:.3} s; delays given (constant) {:.3} s: per-lane / constant {:.2}×; \
+                 velocities 10 | 5 alternating {:.3} s ({:.2}×); every delay a fraction {:.3} s ({:.2}×)",
+                ours_best,
+                v.best[0],
+                ours_best / v.best[0],
+                v.best[1],
+                v.best[1] / v.best[0],
+                v.best[2],
+                v.best[2] / v.best[0]
+            );
         }
         println!(
             "{:>5} {:>6} {:>5} {:>6} {:>9.3} {:>9.3} {:>6.2} {:>9.3} {:>9.3} {:>6.2} {:>9.2} {:>10.1e}",

@@ -331,6 +331,14 @@ impl CKernel {
         }
     }
 
+    /// See [`crate::kernel::Kernel::delay_ring_lane_terms`].
+    pub fn delay_ring_lane_terms(&self) -> &[(f64, u32)] {
+        match &self.entry {
+            Entry::Network { data, .. } => &data.lane_terms,
+            Entry::Scalar { .. } => &[],
+        }
+    }
+
     pub fn rhs(&self, args: RhsArgs<'_>) {
         match &self.entry {
             Entry::Scalar { rhs64, .. } => self.call_rhs(Call::Scalar(*rhs64), args),
@@ -361,8 +369,16 @@ impl CKernel {
             return;
         }
         // The network loops read delayed terms from the ring when the solver keeps one for
-        // exactly these lanes (else through the `past` hook).
-        let ring = ctx.ring.as_ref().filter(|r| r.lanes() == lanes).map(|r| r.view(t));
+        // exactly these lanes and this kernel's delayed terms (else through the `past` hook).
+        let terms = match &f {
+            Call::Network(_, d) => (d.delay_terms.len(), d.lane_terms.len()),
+            Call::Scalar(_) => (0, 0),
+        };
+        let ring = ctx
+            .ring
+            .as_ref()
+            .filter(|r| r.lanes() == lanes && r.terms() == terms)
+            .map(|r| r.view(t));
         let ring_ptr = ring.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
         let ctx: *mut KernelCtx = ctx;
         // SAFETY: lengths checked above; `f` is the library's function for this precision,

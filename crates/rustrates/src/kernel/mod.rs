@@ -341,6 +341,14 @@ impl Kernel {
             _ => &[],
         }
     }
+    /// The delayed terms whose delays differ per lane, as the ring-reading loops index them:
+    /// (length, the velocity's parameter slot), or (delay, `u32::MAX`) for a constant one.
+    pub fn delay_ring_lane_terms(&self) -> &[(f64, u32)] {
+        match &self.imp {
+            KernelImpl::C(k) => k.delay_ring_lane_terms(),
+            _ => &[],
+        }
+    }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
         if let Some(engine) = &self.engine {

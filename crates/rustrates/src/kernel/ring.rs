@@ -16,8 +16,11 @@
 //! computed once per (edge, evaluation) by [`hermite_weights`]. Reads agree with the solver's
 //! deque history bit for bit (same rule, same operations in the same order).
 //!
-//! Only the population loops of the C back end use it, for couplings whose delays are
-//! constants (the ring length follows from the largest); rk45 keeps the deque history.
+//! Only the population loops of the C back end use it; rk45 keeps the deque history. A
+//! coupling's delays are constants, or differ per lane (a swept conduction velocity: lengths
+//! over each lane's velocity, constant within a run): then each lane's delay and its whole
+//! steps are kept per term ([`LaneDelays`]), decided once per run like a constant's, and the
+//! ring is as long as the largest delay of any lane.
 
 /// `x(t0 + s·h) ≈ w[0]·x0 + w[1]·m0 + w[2]·x1 + w[3]·m1` (cubic Hermite basis, the slope
 /// weights already multiplied by `h`). The C loops compute the same expressions.
@@ -82,6 +85,48 @@ pub struct DelayRing {
     extrapolate: Vec<f64>,
     /// Constant history before t = 0, `[h][lane]`.
     init: Vec<f64>,
+    lane: LaneDelays,
+}
+
+/// The delays of the terms whose lanes read different delays (`NetData::lane_terms`' order),
+/// decided once per run: `[term][lane]` the delay and its whole steps (`-1`: a fraction), and
+/// per term the fewest and most whole steps over the lanes (`-1`: some lane's delay is a
+/// fraction), so a loop can tell whether all of a term's lanes read value rows.
+#[derive(Debug, Default)]
+struct LaneDelays {
+    delay: Vec<f64>,
+    whole: Vec<i64>,
+    kmin: Vec<i64>,
+    kmax: Vec<i64>,
+}
+
+impl LaneDelays {
+    fn new(delays: &[f64], lanes: usize, dt: f64) -> LaneDelays {
+        let whole: Vec<i64> = delays.iter().map(|d| whole_steps_i64(*d, dt)).collect();
+        let span = |pick: fn(i64, i64) -> i64| -> Vec<i64> {
+            whole
+                .chunks(lanes.max(1))
+                .map(|ks| {
+                    if ks.iter().any(|k| *k < 0) {
+                        -1
+                    } else {
+                        ks.iter().copied().reduce(pick).unwrap_or(-1)
+                    }
+                })
+                .collect()
+        };
+        LaneDelays {
+            kmin: span(i64::min),
+            kmax: span(i64::max),
+            delay: delays.to_vec(),
+            whole,
+        }
+    }
+}
+
+/// [`whole_steps`] as the C loops store it: `-1` for a fraction of a step.
+fn whole_steps_i64(d: f64, dt: f64) -> i64 {
+    whole_steps(d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1)
 }
 
 /// What the generated C code receives (`rr_ring` in `emit_net`'s helpers).
@@ -100,6 +145,10 @@ pub(crate) struct RingView {
     slots: u64,
     lanes: u64,
     dt: f64,
+    lane_delay: *const f64,
+    lane_whole: *const i64,
+    lane_kmin: *const i64,
+    lane_kmax: *const i64,
 }
 
 impl DelayRing {
@@ -120,8 +169,10 @@ impl DelayRing {
 
     /// An empty history for the variables `delayed` (by `VarId` index, in history order) of a
     /// circuit with `vars` variables; `init[h * lanes + lane]` is the constant history;
-    /// `terms` the delays of the kernel's delayed terms (each decided whole or fractional
-    /// here, once per run, by [`whole_steps`]).
+    /// `terms` the delays of the kernel's delayed terms with constant delays, `lane_terms`
+    /// (`[term][lane]`) those of its terms whose delays differ per lane (each decided whole or
+    /// fractional here, once per run, by [`whole_steps`]); the ring reaches back `max_delay`
+    /// or the largest of `lane_terms`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         vars: usize,
@@ -131,7 +182,9 @@ impl DelayRing {
         dt: f64,
         max_delay: f64,
         terms: &[f64],
+        lane_terms: &[f64],
     ) -> DelayRing {
+        let max_delay = lane_terms.iter().copied().fold(max_delay, f64::max);
         let slots = Self::slots_for(max_delay, dt);
         let mut hist_of = vec![u32::MAX; vars];
         for (h, v) in delayed.iter().enumerate() {
@@ -146,10 +199,8 @@ impl DelayRing {
             newest: vec![-1; n],
             newest_slot: vec![0; n],
             data: vec![0.0; n * slots * ROWS * lanes],
-            whole: terms
-                .iter()
-                .map(|d| whole_steps(*d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1))
-                .collect(),
+            whole: terms.iter().map(|d| whole_steps_i64(*d, dt)).collect(),
+            lane: LaneDelays::new(lane_terms, lanes, dt),
             newest_dx: vec![f64::NAN; n * lanes],
             extrapolate: vec![0.0; n * lanes],
             init: init.to_vec(),
@@ -158,7 +209,12 @@ impl DelayRing {
 
     /// Bytes held, for the record.
     pub fn bytes(&self) -> usize {
-        8 * (self.data.len() + self.newest_dx.len() + self.extrapolate.len() + self.init.len())
+        8 * (self.data.len()
+            + self.newest_dx.len()
+            + self.extrapolate.len()
+            + self.init.len()
+            + self.lane.delay.len()
+            + self.lane.whole.len())
     }
 
     fn row(&self, h: usize, step: usize, plane: usize) -> usize {
@@ -300,7 +356,17 @@ impl DelayRing {
             slots: self.slots as u64,
             lanes: self.lanes as u64,
             dt: self.dt,
+            lane_delay: self.lane.delay.as_ptr(),
+            lane_whole: self.lane.whole.as_ptr(),
+            lane_kmin: self.lane.kmin.as_ptr(),
+            lane_kmax: self.lane.kmax.as_ptr(),
         }
+    }
+
+    /// How many constant-delay terms and per-lane terms the ring decided: a kernel's loops
+    /// read it only when these are its own counts.
+    pub(crate) fn terms(&self) -> (usize, usize) {
+        (self.whole.len(), self.lane.kmin.len())
     }
 
     pub(crate) fn lanes(&self) -> usize {
@@ -338,6 +404,23 @@ mod tests {
         assert_eq!(whole_step_read(40.5 * dt, 0.0013, dt), None);
     }
 
+    /// Per-lane delays are decided per lane by the one rule, and a term's span of whole steps
+    /// says whether every lane reads a value row (one row when the lanes agree).
+    #[test]
+    fn lane_delays_are_decided_per_lane_and_spanned_per_term() {
+        let dt = 1e-4;
+        // Three terms of two lanes: both whole and equal, whole and different (0.0013 is
+        // 12.999999999999998 steps), whole and fractional.
+        let delays = [3.0 * dt, 3.0 * dt, 0.0013, 2.0 * dt, 4.0 * dt, 4.5 * dt];
+        let ring = DelayRing::new(1, &[0], &[0.0, 0.0], 2, dt, 0.0, &[], &delays);
+        assert_eq!(ring.lane.whole, vec![3, 3, 13, 2, 4, -1]);
+        assert_eq!(ring.lane.kmin, vec![3, 2, -1]);
+        assert_eq!(ring.lane.kmax, vec![3, 13, -1]);
+        assert_eq!(ring.terms(), (0, 3));
+        // The ring reaches back to the largest lane delay, 13 steps, with its four of slack.
+        assert_eq!(ring.slots, 13 + 4);
+    }
+
     /// A whole-step read is the recorded value of step n − k itself, for every step and delay,
     /// and the initial value before the first step; the Hermite rule at the rounded `t − d`
     /// (what it replaces) differs from it in some of these reads, so the comparison bites.
@@ -346,7 +429,7 @@ mod tests {
         let (lanes, dt, steps) = (2, 1e-4, 400usize);
         let x = |k: usize, l: usize| (k as f64 * 0.37 + l as f64).sin() + 2.0;
         let init = [x(0, 0), x(0, 1)];
-        let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, 0.02, &[]);
+        let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, 0.02, &[], &[]);
         let (mut reads, mut hermite_differs) = (0usize, 0usize);
         for n in 0..steps {
             ring.begin_point(0, n);

@@ -16,9 +16,12 @@
 //!   reads the same sources in the same order the coupling is also marked dense (one weight
 //!   matrix, columns shared by all rows).
 //!
-//! Anything else — a delayed read `past` (conduction delays), `randn`, gamma-chain states,
-//! weights that vary per lane, an input fed both inside its node and by edges — makes
-//! [`plan`] answer why not, and the back end keeps the unrolled code, which is always correct.
+//! A term may read its source's past (`past(source, d)`, `d` a constant, or
+//! `length / velocity` with the velocity a parameter swept per lane: the term keeps the length
+//! and names the velocity). Anything else — `randn`, gamma-chain states, weights that vary
+//! per lane, a delay of any other form, an input fed both inside its node and by edges —
+//! makes [`plan`] answer why not, and the back end keeps the unrolled code, which is always
+//! correct.
 
 use std::collections::HashMap;
 
@@ -107,8 +110,13 @@ pub struct Coupling {
     /// Per term: the source variable read through the solver's history (`past`), or `None`
     /// for the current value. All `None` when the coupling has no delays.
     pub delayed: Vec<Option<VarId>>,
-    /// Per term: its delay in seconds (0 for a current value).
+    /// Per term: its delay in seconds (0 for a current value), or, for a term with a
+    /// `velocity`, its length.
     pub delays: Vec<f64>,
+    /// Per term: the conduction velocity parameter a swept `lengths:` block reads per lane,
+    /// the term's delay then being `conduction_delay(length, velocity)` in each lane. All
+    /// `None` when every delay is a constant.
+    pub velocities: Vec<Option<VarId>>,
     /// Sources read at the current time, for the evaluation order (each once).
     pub source_vars: Vec<VarId>,
     /// Every row reads the same sources in the same order (`sources` of row 0), none with a
@@ -137,6 +145,10 @@ impl Coupling {
     /// Some term reads a source's past.
     pub fn has_delays(&self) -> bool {
         self.delayed.iter().any(Option::is_some)
+    }
+    /// Some term's delay differs per lane (a swept conduction velocity).
+    pub fn per_lane_delays(&self) -> bool {
+        self.velocities.iter().any(Option::is_some)
     }
 }
 
@@ -167,8 +179,10 @@ fn unsupported<T>(why: impl Into<String>) -> Result<T, NotANetwork> {
 struct Term {
     weight: f64,
     source: VarId,
-    /// `Some(d)` with `d > 0`: `past(source, d)`; `None`: the current value.
+    /// `Some(d)` with `d > 0`: `past(source, d)`; `None`: the current value. With a
+    /// `velocity`, `d` is the length: `past(source, conduction_delay(d, velocity))` per lane.
     delay: Option<f64>,
+    velocity: Option<VarId>,
 }
 
 /// The terms of an edge sum in order.
@@ -336,20 +350,25 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
 }
 
 /// Row `i` of a kept coupling as the terms its expansion would parse to (a delay that is
-/// not positive is a current read), in the same order.
+/// not positive is a current read, as is a length of 0 at any velocity), in the same order.
 fn coupling_row(cp: &crate::model::Coupling, i: usize) -> Result<(Terms, Option<Scale>), NotANetwork> {
-    if cp.per_lane_delays() {
-        return unsupported(format!(
-            "the block {} has a swept conduction velocity (delays per lane)",
-            cp.name
-        ));
-    }
+    let velocity = match cp.velocity {
+        Some(Scale::Param(v)) => Some(v),
+        _ => None,
+    };
     let terms: Terms = cp
         .row(i)
-        .map(|(e, j)| Term {
-            weight: cp.weights[e],
-            source: cp.sources[j],
-            delay: cp.delay(e).filter(|d| *d > 0.0),
+        .map(|(e, j)| {
+            let (delay, velocity) = match (velocity, &cp.delays) {
+                (Some(v), Some(lengths)) => ((lengths[e] > 0.0).then_some(lengths[e]), Some(v)),
+                _ => (cp.delay(e).filter(|d| *d > 0.0), None),
+            };
+            Term {
+                weight: cp.weights[e],
+                source: cp.sources[j],
+                delay,
+                velocity: delay.and(velocity),
+            }
         })
         .collect();
     if cp.scale.is_some() && terms.iter().any(|t| t.delay.is_some()) {
@@ -386,9 +405,10 @@ fn parse_sum(c: &Circuit, rhs: ExprId, ext: VarId) -> Option<(Terms, Option<Scal
 
 /// The terms of a left-nested sum ending in `ext` (or, without `ext`, in its first term).
 fn parse_terms(c: &Circuit, rhs: ExprId, ext: Option<VarId>) -> Option<Terms> {
-    let read = |x: ExprId| -> Option<(VarId, Option<f64>)> {
+    // (source, delay or length, velocity parameter)
+    let read = |x: ExprId| -> Option<(VarId, Option<f64>, Option<VarId>)> {
         match c.expr(x) {
-            Expr::Var(s) => Some((*s, None)),
+            Expr::Var(s) => Some((*s, None, None)),
             // A delay that is not positive reads the current value (the reference
             // evaluator's rule), so such a term is an ordinary one.
             Expr::Past(s, d) => {
@@ -397,17 +417,22 @@ fn parse_terms(c: &Circuit, rhs: ExprId, ext: Option<VarId>) -> Option<Terms> {
                     // A written-out block's `length / velocity` once the velocity is folded.
                     Expr::Binary(BinOp::Div, l, v) => match (c.expr(*l), c.expr(*v)) {
                         (Expr::Const(l), Expr::Const(v)) => crate::model::conduction_delay(*l, *v),
+                        // A swept velocity: the delay differs per lane (a length of 0 is
+                        // 0 in every lane, a current read).
+                        (Expr::Const(l), Expr::Var(v)) if c.var(*v).kind == VarKind::Param => {
+                            return Some((*s, (*l > 0.0).then_some(*l), (*l > 0.0).then_some(*v)));
+                        }
                         _ => return None,
                     },
                     _ => return None,
                 };
-                Some((*s, (d > 0.0).then_some(d)))
+                Some((*s, (d > 0.0).then_some(d), None))
             }
             _ => None,
         }
     };
     let term = |t: ExprId| -> Option<Term> {
-        let (weight, (source, delay)) = match c.expr(t) {
+        let (weight, (source, delay, velocity)) = match c.expr(t) {
             Expr::Binary(BinOp::Mul, w, x) => match c.expr(*w) {
                 Expr::Const(w) => (*w, read(*x)?),
                 _ => return None,
@@ -415,7 +440,12 @@ fn parse_terms(c: &Circuit, rhs: ExprId, ext: Option<VarId>) -> Option<Terms> {
             // Without a weight: 1·x rounds to x, so the loop may multiply by one.
             _ => (1.0, read(t)?),
         };
-        Some(Term { weight, source, delay })
+        Some(Term {
+            weight,
+            source,
+            delay,
+            velocity,
+        })
     };
     let mut terms = Vec::new();
     let mut e = rhs;
@@ -688,6 +718,7 @@ fn coupling(
     let mut source_vars = Vec::new();
     let mut delayed = Vec::new();
     let mut delays = Vec::new();
+    let mut velocities = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut source_kind = None;
     let scale = first.couplings[ci].3;
@@ -702,6 +733,7 @@ fn coupling(
             weight: w,
             source: s,
             delay,
+            velocity,
         } in terms
         {
             let kind = c.var(s).kind;
@@ -720,6 +752,7 @@ fn coupling(
             weights.push(w);
             delayed.push(delay.map(|_| s));
             delays.push(delay.unwrap_or(0.0));
+            velocities.push(velocity);
             // A delayed read comes from history: no ordering against this step's value.
             if delay.is_none() && seen.insert(s) {
                 source_vars.push(s);
@@ -743,6 +776,7 @@ fn coupling(
         weights,
         delayed,
         delays,
+        velocities,
         source_vars,
         dense,
     })

@@ -125,6 +125,23 @@ pub(crate) fn record_ring<T: Float>(
     }
 }
 
+/// Each lane's delay of the terms whose delays differ per lane (`[term][lane]`): the length
+/// over the lane's velocity divided in the run's precision, as the written-out
+/// `length / velocity` is (in `f64`, `model::conduction_delay`'s division), or the constant
+/// delay rounded to it, as the constant terms are.
+fn lane_delays<T: Float>(terms: &[(f64, u32)], p: &[T], lanes: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(terms.len() * lanes);
+    for &(length, slot) in terms {
+        for l in 0..lanes {
+            out.push(match slot {
+                u32::MAX => T::of(length).wide(),
+                s => (T::of(length) / p[s as usize * lanes + l]).wide(),
+            });
+        }
+    }
+    out
+}
+
 /// Initial (constant) histories: states from `y0`; algebraics from evaluating the circuit
 /// at t = 0, twice, so an algebraic that itself reads a delayed algebraic settles.
 #[allow(clippy::too_many_arguments)]
@@ -233,7 +250,17 @@ pub(crate) fn run<T: Float>(
             let rt = runtime::rt_mut(&mut ctx);
             let vars: Vec<u32> = rt.delayed.iter().map(|v| v.0).collect();
             let terms: Vec<f64> = kernel.delay_ring_terms().iter().map(|d| T::of(*d).wide()).collect();
-            let ring = DelayRing::new(kernel.vars().len(), &vars, &rt.init, lanes, dt, span, &terms);
+            let lane_terms = lane_delays(kernel.delay_ring_lane_terms(), &p, lanes);
+            let ring = DelayRing::new(
+                kernel.vars().len(),
+                &vars,
+                &rt.init,
+                lanes,
+                dt,
+                span,
+                &terms,
+                &lane_terms,
+            );
             ctx.ring = Some(ring);
         }
     }

@@ -438,7 +438,7 @@ mod tests {
         for algebraic in [false, true] {
             let mut deque = one_history(lanes, Some(dt));
             let init = deque.init.clone();
-            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[]);
+            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[], &[]);
             let mut compared = 0usize;
             let read = |deque: &mut Runtime, ring: &DelayRing, t: f64, what: &str, compared: &mut usize| {
                 for l in 0..lanes {

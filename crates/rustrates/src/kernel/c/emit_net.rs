@@ -34,6 +34,11 @@ pub(crate) struct NetData {
     /// after coupling: the ring decides per term and run whether it is a whole number of steps
     /// (`DelayRing::new`).
     pub delay_terms: Vec<f64>,
+    /// The delayed terms of couplings whose delays differ per lane (a swept conduction
+    /// velocity), in column order, coupling after coupling: the length and the velocity's slot
+    /// in the parameter array (`u32::MAX`: a constant delay, given instead of the length). The
+    /// solver turns them into each lane's delay once per run (`DelayRing::new`).
+    pub lane_terms: Vec<(f64, u32)>,
 }
 
 /// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
@@ -176,6 +181,13 @@ typedef struct {
     long long now; /* the step this evaluation starts, -1 between steps */
     unsigned long long vars, slots, lanes;
     double dt;
+    /* Terms whose delays differ per lane (NetData::lane_terms' order), [term][lane]: each
+       lane's delay and its whole steps (-1: a fraction); per term the fewest and most whole
+       steps over the lanes (-1: some lane's delay is a fraction). */
+    const double* lane_delay;
+    const long long* lane_whole;
+    const long long* lane_kmin;
+    const long long* lane_kmax;
 } rr_ring;
 
 /* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
@@ -187,6 +199,33 @@ typedef struct { const double* a; const double* b; const double* m0; const doubl
 static inline __attribute__((always_inline)) size_t rr_slot_of(const rr_ring* R, size_t h, size_t m) {
     const size_t S = (size_t)R->slots, ns = (size_t)R->newest_slot[h], back = (size_t)R->newest[h] - m;
     return ns >= back ? ns - back : ns + S - back;
+}
+
+/* One lane's read of history h at t - delay (whole: the delay in whole steps, -1 a fraction),
+   for terms whose lanes read different delays: DelayRing::value's rule and operations. */
+static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t, double delay, long long whole) {
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const int at_step = R->now >= 0 && whole >= 0;
+    const long long m = at_step ? R->now - whole : 0;
+    const double tq = at_step ? (double)m * R->dt : t - delay;
+    const long long newest = R->newest[h];
+    if (newest < 0 || tq <= 0.0) return R->init[h * L + l];
+    const double tn = (double)(size_t)newest * R->dt;
+    const double* X = R->data + h * 3 * S * L;
+    if (tq >= tn) return X[(size_t)R->newest_slot[h] * L + l] + R->extrapolate[h * L + l] * (tq - tn);
+    if (at_step) return X[rr_slot_of(R, h, (size_t)m) * L + l];
+    const size_t last = (size_t)newest - 1;
+    const double guess = floor(tq / R->dt);
+    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
+    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
+    while (lo > 0 && (double)lo * R->dt > tq) lo--;
+    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
+    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    const double w0 = 2.0 * s3 - 3.0 * s2 + 1.0, w1 = (s3 - 2.0 * s2 + s) * step;
+    const double w2 = -2.0 * s3 + 3.0 * s2, w3 = (s3 - s2) * step;
+    const size_t s0 = rr_slot_of(R, h, lo);
+    const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
+    return w0 * X[s0 * L + l] + w1 * X[(S + s0) * L + l] + w2 * X[s1 * L + l] + w3 * X[(2 * S + s0) * L + l];
 }
 
 /* whole: the term's delay in whole steps (-1: a fraction); with R->now >= 0 such a read takes
@@ -375,6 +414,146 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
             }
         }
 }
+/* The general read of one term whose lanes read different delays, added to Oi: per chunk of
+   lanes, first every lane's Hermite step and weights at once (vectorised: DelayRing::value's
+   operations; its step is fixed by two comparisons alone, so the first guess may multiply by
+   1/dt, corrected once each way and then checked), then lane by lane the four-term sum. A lane
+   outside that case (a whole-step read at a step start, a read before the first or at or after
+   the newest point, a guess off by more than a step) reads by rr_ring_lane. Not inlined: the
+   term loop around it stays a short whole-step loop. */
+static __attribute__((noinline)) void rr_lane_read_SFX(const rr_ring* restrict R, size_t h, double t,
+        const double* restrict D, const long long* restrict K, size_t lanes, RTYPE w, RTYPE* restrict Oi) {
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const long long newest = R->newest[h];
+    const double* restrict X = R->data + h * 3 * S * L;
+    const double dt = R->dt, inv = 1.0 / dt;
+    const double tn = newest >= 0 ? (double)(size_t)newest * dt : 0.0;
+    const double last = newest >= 1 ? (double)(newest - 1) : -1.0;
+    /* the slot of step lo is back0 + lo, plus S when that is negative */
+    const double back0 = (double)R->newest_slot[h] - (double)newest;
+    const long long at_step = R->now >= 0;
+    for (size_t l0 = 0; l0 < lanes; l0 += RR_CHUNK) {
+        const size_t m = lanes - l0 < RR_CHUNK ? lanes - l0 : RR_CHUNK;
+        double w0[RR_CHUNK], w1[RR_CHUNK], w2[RR_CHUNK], w3[RR_CHUNK], sl[RR_CHUNK];
+        long long general[RR_CHUNK];
+        for (size_t l = 0; l < m; l++) {
+            const double tq = t - D[l0 + l];
+            double lo = floor(tq * inv);
+            lo = lo > last ? last : lo;
+            lo = lo < 0.0 ? 0.0 : lo;
+            lo = (lo < last && (lo + 1.0) * dt <= tq) ? lo + 1.0 : lo;
+            lo = (lo > 0.0 && lo * dt > tq) ? lo - 1.0 : lo;
+            const long long hermite = (last >= 0.0) & (tq > 0.0) & (tq < tn) & !(at_step & (K[l0 + l] >= 0))
+                                      & ((lo == last) | ((lo + 1.0) * dt > tq)) & ((lo == 0.0) | (lo * dt <= tq));
+            const double t0 = lo * dt, t1 = (lo + 1.0) * dt, step = t1 - t0;
+            const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+            w0[l] = 2.0 * s3 - 3.0 * s2 + 1.0;
+            w1[l] = (s3 - 2.0 * s2 + s) * step;
+            w2[l] = -2.0 * s3 + 3.0 * s2;
+            w3[l] = (s3 - s2) * step;
+            const double s0 = back0 + lo;
+            sl[l] = s0 < 0.0 ? s0 + (double)S : s0;
+            general[l] = !hermite;
+        }
+        for (size_t l = 0; l < m; l++) {
+            const size_t c = l0 + l;
+            double x;
+            if (general[l]) {
+                x = rr_ring_lane(R, h, c, t, D[c], K[c]);
+            } else {
+                const size_t s0 = (size_t)sl[l], s1 = s0 + 1 == S ? 0 : s0 + 1;
+                x = w0[l] * X[s0 * L + c] + w1[l] * X[(S + s0) * L + c] + w2[l] * X[s1 * L + c]
+                    + w3[l] * X[(2 * S + s0) * L + c];
+            }
+            Oi[c] = Oi[c] + w * (RTYPE)x;
+        }
+    }
+}
+/* A delayed coupling whose delays differ per lane (a swept conduction velocity), from the
+   ring: the terms in column order as rr_ring_whole_SFX (term q is the ring's lane term
+   first + q). At a step start, a term whose lanes all read whole steps strictly between the
+   first and the newest point reads the value rows: one row when every lane's delay is the
+   same number of steps, else each lane its own slot of its own row (the slots of one step,
+   counted back from the newest point's without a division). Every other read (a fraction of a
+   step, a stage between steps, the initial values, the newest point) is the general rule lane
+   by lane, each lane with its own delay. */
+static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t lanes, size_t n, double t,
+        const rr_ring* restrict R, const RTYPE* restrict E, size_t es, RTYPE* restrict O, size_t os,
+        const RTYPE* restrict SRC, size_t nq, const unsigned long long* restrict QI,
+        const unsigned long long* restrict QJ, const double* restrict QW, const unsigned long long* restrict QV,
+        size_t first) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
+    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const long long now = R->now;
+    for (size_t q = 0; q < nq; q++) {
+        /* As rr_ring_whole_SFX: the value row of a term RR_AHEAD on, when all its lanes read it. */
+        if (now >= 0 && q + RR_AHEAD < nq) {
+            const size_t p = q + RR_AHEAD;
+            const unsigned long long vp = QV[p];
+            const long long kp = R->lane_kmin[first + p];
+            if (vp != ~0ULL && kp >= 0 && kp == R->lane_kmax[first + p]) {
+                const size_t hp = R->hist_of[vp];
+                const long long np = R->newest[hp], mp = now - kp;
+                if (np >= 0 && mp > 0 && mp < np) {
+                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
+                }
+            }
+        }
+        const RTYPE w = (RTYPE)QW[q];
+        RTYPE* restrict Oi = O + (size_t)QI[q] * os;
+        const unsigned long long var = QV[q];
+        if (var == ~0ULL) {
+            const RTYPE* restrict x = SRC + (size_t)QJ[q] * lanes;
+            for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * x[l];
+            continue;
+        }
+        const size_t h = R->hist_of[var], lt = first + q;
+        const long long newest = R->newest[h], kmin = R->lane_kmin[lt], kmax = R->lane_kmax[lt];
+        const long long* restrict K = R->lane_whole + lt * L;
+        if (now >= 0 && kmin >= 0 && newest >= 0 && now - kmax > 0 && now - kmin < newest) {
+            const double* restrict X = R->data + h * 3 * S * L;
+            if (kmin == kmax) {
+                const double* restrict a = X + rr_slot_of(R, h, (size_t)(now - kmin)) * L;
+                for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+            } else {
+                /* slot of step now - k: newest_slot - (newest - now + k), within one turn */
+                const long long base = (long long)R->newest_slot[h] - (newest - now);
+                for (size_t l = 0; l < lanes; l++) {
+                    long long s = base - K[l];
+                    s += s < 0 ? (long long)S : 0;
+                    Oi[l] = Oi[l] + w * (RTYPE)X[(size_t)s * L + l];
+                }
+            }
+            continue;
+        }
+        rr_lane_read_SFX(R, h, t, R->lane_delay + lt * L, K, lanes, w, Oi);
+    }
+}
+/* rr_delayed_SFX for delays per lane without a ring: term k's delay in lane l is
+   DD[k] / P[VS[k]][l] (its length over the lane's velocity, divided in RTYPE as the written-out
+   `length / velocity`), or DD[k] itself when VS[k] is ~0. */
+static void rr_delayed_lane_SFX(size_t lanes, double t, void* ctx, const RTYPE* restrict P,
+        const RTYPE* restrict E, RTYPE* restrict O, const RTYPE* restrict SRC,
+        const unsigned long long* restrict CJ, const double* restrict CW, const unsigned long long* restrict DV,
+        const double* restrict DD, const unsigned long long* restrict VS, size_t k0, size_t k1) {
+    for (size_t l = 0; l < lanes; l++) {
+        RTYPE acc = E[l];
+        for (size_t k = k0; k < k1; k++) {
+            RTYPE x;
+            if (DV[k] == ~0ULL) {
+                x = SRC[(size_t)CJ[k] * lanes + l];
+            } else {
+                const double d = VS[k] == ~0ULL ? (double)(RTYPE)DD[k]
+                                                : (double)((RTYPE)DD[k] / P[(size_t)VS[k] * lanes + l]);
+                x = (RTYPE)rr_past(ctx, (unsigned)DV[k], l, t, d);
+            }
+            acc = acc + (RTYPE)CW[k] * x;
+        }
+        O[l] = acc;
+    }
+}
 "#;
 
 /// Where a coupling's sums start: each target's external input (`U`), or zero (`Z`, a row of
@@ -401,6 +580,7 @@ fn delayed_coupling(
         vars: dv,
         secs: dd,
         columns: q,
+        per_lane,
     } = delayed;
     let (e0, es, er) = match start {
         Start::External(ext) => (
@@ -416,6 +596,23 @@ fn delayed_coupling(
         weights: ws,
         ..
     } = at;
+    if let Some(vs) = per_lane {
+        let _ = writeln!(
+            s,
+            "if (R) rr_lane_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, (size_t){first});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_lane_{sfx}(lanes, t, ctx, P, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, NI + {vs}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+            n = cp.len(),
+            ob = tgt.base,
+            os = tgt.stride,
+            or = row(tgt.base, tgt.stride),
+            nq = q.terms,
+            qi = q.rows,
+            qj = q.sources,
+            qw = q.weights,
+            qv = q.vars,
+            first = q.whole,
+        );
+        return;
+    }
     let _ = writeln!(
         s,
         "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
@@ -433,12 +630,15 @@ fn delayed_coupling(
     );
 }
 
-/// The largest delay of the network's couplings: the ring buffer's span (`None`: no delays).
+/// The largest constant delay of the network's couplings: the ring buffer's span (`None`: no
+/// delays; per-lane delays, known once the lanes' velocities are, widen it in
+/// `DelayRing::new`).
 fn ring_span(net: &Network) -> Option<f64> {
     net.couplings
         .iter()
         .filter(|c| c.has_delays())
-        .flat_map(|c| c.delays.iter().copied())
+        .flat_map(|c| c.delays.iter().zip(&c.velocities))
+        .map(|(d, v)| if v.is_some() { 0.0 } else { *d })
         .reduce(f64::max)
 }
 
@@ -461,6 +661,9 @@ struct Delayed {
     vars: usize,
     secs: usize,
     columns: ColumnOrder,
+    /// Delays per lane: per term in row order the velocity's parameter slot (NI, `~0`: the
+    /// term's delay is constant), and `columns.whole` counts in `NetData::lane_terms`.
+    per_lane: Option<usize>,
 }
 
 /// A delayed coupling's terms in column order (term 0 of every row, then term 1, ...): target
@@ -500,7 +703,7 @@ pub(super) fn source_spacing(sources: &[u32]) -> u64 {
     }
 }
 
-fn data(net: &Network) -> (NetData, Offsets) {
+fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
     let mut d = NetData::default();
     let mut couplings = Vec::new();
     for cp in &net.couplings {
@@ -543,9 +746,24 @@ fn data(net: &Network) -> (NetData, Offsets) {
             d.nd.extend(order.iter().map(|&(_, k)| cp.weights[k]));
             let delays = d.nd.len();
             d.nd.extend(order.iter().map(|&(_, k)| cp.delays[k]));
-            let whole = d.delay_terms.len();
-            d.delay_terms.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+            let slot_of = |k: usize| cp.velocities[k].map_or(u32::MAX, |v| layout.slot[v.0 as usize]);
+            let (whole, per_lane) = if cp.per_lane_delays() {
+                let velocities = d.ni.len();
+                d.ni.extend((0..cp.delayed.len()).map(|k| match slot_of(k) {
+                    u32::MAX => u64::MAX,
+                    s => u64::from(s),
+                }));
+                let first = d.lane_terms.len();
+                d.lane_terms
+                    .extend(order.iter().map(|&(_, k)| (cp.delays[k], slot_of(k))));
+                (first, Some(velocities))
+            } else {
+                let first = d.delay_terms.len();
+                d.delay_terms.extend(order.iter().map(|&(_, k)| cp.delays[k]));
+                (first, None)
+            };
             Delayed {
+                per_lane,
                 vars,
                 secs,
                 columns: ColumnOrder {
@@ -886,7 +1104,7 @@ fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
 /// The whole translation unit for a network, and its runtime data.
 pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
     let layout = c.layout();
-    let (mut d, off) = data(net);
+    let (mut d, off) = data(net, &layout);
     d.ring_span = ring_span(net);
     let mut text = String::new();
     let _ = writeln!(
