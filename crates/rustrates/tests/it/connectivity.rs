@@ -1192,17 +1192,39 @@ fn an_edge_after_a_block_is_numbered_after_its_entries() {
     assert_ne!(trace_bits(&by_block, 0), trace_bits(&by_block, 3));
 }
 
+/// `velocity_block(n)` with its weights and lengths (delays up to 2 ms at velocity 10)
+/// written beside it in `dir`, loaded.
+fn loaded_velocity_block(dir: &std::path::Path, n: usize) -> rustrates::model::Circuit {
+    write_npy(&dir.join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.join("l.npy"), n, |i, j| lengths(0.002, i, j));
+    let path = dir.join("net.yaml");
+    std::fs::write(&path, velocity_block(n)).expect("write");
+    load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
+        .expect("loads")
+        .circuit
+}
+
+/// A 1 ms Euler sweep of the grid `values` (Cartesian or zipped) keeping node 0's r, for
+/// `sweep::check`.
+fn checked_spec(values: &IndexMap<String, Vec<f64>>, cartesian: bool, map: ParamMap) -> SweepSpec {
+    let sim = SimConfig {
+        simulation_time: 0.001,
+        dt: DT,
+        sampling_step: None,
+        method: Method::Euler,
+        cutoff: 0.0,
+    };
+    let mut spec = SweepSpec::new(Grid::from_values(values, cartesian).expect("grid"), map, sim);
+    spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
+    spec
+}
+
 /// A block whose delays are lengths / velocity has no per-entry delay to set: naming one of
 /// its entries says to sweep the velocity instead.
 #[test]
 fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let n = 5;
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
-    let path = dir.path().join("net.yaml");
-    std::fs::write(&path, velocity_block(n)).expect("write");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let circuit = loaded_velocity_block(dir.path(), 5);
     let mut map = ParamMap::new();
     map.entries.insert(
         "w".into(),
@@ -1213,16 +1235,7 @@ fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
     );
     let mut values = IndexMap::new();
     values.insert("w".to_string(), vec![1.0]);
-    let sim = SimConfig {
-        simulation_time: 0.001,
-        dt: DT,
-        sampling_step: None,
-        method: Method::Euler,
-        cutoff: 0.0,
-    };
-    let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
-    spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
-    let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("an error");
+    let err = rustrates::sweep::check(&checked_spec(&values, true, map), &circuit).expect_err("an error");
     let text = err.to_string();
     assert!(text.contains("param_map['w']") && text.contains("C/velocity"), "{text}");
 }
@@ -1232,26 +1245,13 @@ fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
 #[test]
 fn a_velocity_grid_value_that_is_not_positive_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let n = 5;
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(0.002, i, j));
-    let path = dir.path().join("net.yaml");
-    std::fs::write(&path, velocity_block(n)).expect("write");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
+    let circuit = loaded_velocity_block(dir.path(), 5);
     for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
         let mut values = IndexMap::new();
         values.insert("G".to_string(), vec![1.0, 1.0]);
         values.insert("velocity".to_string(), vec![5.0, bad]);
-        let sim = SimConfig {
-            simulation_time: 0.001,
-            dt: DT,
-            sampling_step: None,
-            method: Method::Euler,
-            cutoff: 0.0,
-        };
-        let mut spec = SweepSpec::new(Grid::from_values(&values, false).expect("grid"), velocity_map(), sim);
-        spec.outputs = vec![("r".into(), "n0/qif_net_op/r".into())];
-        let err = rustrates::sweep::check(&spec, &loaded.circuit).expect_err("refused");
+        let spec = checked_spec(&values, false, velocity_map());
+        let err = rustrates::sweep::check(&spec, &circuit).expect_err("refused");
         let text = err.to_string();
         // NaN and inf are refused as any grid value is (finite); 0 and below by the velocity rule.
         let rule = if bad.is_finite() { "> 0" } else { "finite" };
