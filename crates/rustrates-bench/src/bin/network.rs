@@ -46,9 +46,7 @@ use rustrates::model::passes::{lower_edges_keeping_couplings, specialize_params}
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::model::test_models::npy_bytes;
 use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{
-    BlockOutput, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec,
-};
+use rustrates::sweep::{BlockOutput, Grid, ParamMap, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
 use rustrates::template::LoadOptions;
 use rustrates_bench::{build_c, c_field, repo_root};
 
@@ -412,21 +410,9 @@ fn spec_with_velocities(case: &Case, backend: Backend, form: Form, velocities: &
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
     if form != Form::Edges {
-        map.entries.insert(
-            "G".into(),
-            MapEntry {
-                vars: vec!["C/scale".into()],
-                targets: MapTargets::Paths,
-            },
-        );
+        map = map.paths("G", &["C/scale"]);
         if values.contains_key("velocity") {
-            map.entries.insert(
-                "velocity".into(),
-                MapEntry {
-                    vars: vec!["C/velocity".into()],
-                    targets: MapTargets::Paths,
-                },
-            );
+            map = map.paths("velocity", &["C/velocity"]);
         }
     } else {
         map = map.nodes("G", &["qif_net_op/G"], &nodes);

@@ -77,6 +77,17 @@ impl ParamMap {
         }
         serde_json::Value::Object(obj)
     }
+    /// Adds `{key: {vars}}`: every var a full path (`node/op/var`, `edge:…/weight`, `C/scale`).
+    pub fn paths(mut self, key: &str, vars: &[&str]) -> ParamMap {
+        self.entries.insert(
+            key.to_string(),
+            MapEntry {
+                vars: vars.iter().map(|s| s.to_string()).collect(),
+                targets: MapTargets::Paths,
+            },
+        );
+        self
+    }
     /// Adds `{key: {vars, nodes}}`.
     pub fn nodes(mut self, key: &str, vars: &[&str], nodes: &[&str]) -> ParamMap {
         self.entries.insert(

@@ -13,7 +13,7 @@ use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keepin
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
 use rustrates::model::test_models::{npy_bytes, yaml_matrix};
 use rustrates::solve::{Method, SimConfig};
-use rustrates::sweep::{Grid, MapEntry, MapTargets, MemorySink, ParamMap, SweepResult, SweepSpec};
+use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
 use crate::support::{backends, bits, c_available};
@@ -442,15 +442,9 @@ fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize, dmax: 
 fn scale_map(n: usize) -> ParamMap {
     let nodes: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
     let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let mut map = ParamMap::new().nodes("eta", &["qif_net_op/eta"], &nodes);
-    map.entries.insert(
-        "G".into(),
-        MapEntry {
-            vars: vec!["C/scale".into()],
-            targets: MapTargets::Paths,
-        },
-    );
-    map
+    ParamMap::new()
+        .nodes("eta", &["qif_net_op/eta"], &nodes)
+        .paths("G", &["C/scale"])
 }
 
 fn trace_bits(res: &SweepResult, point: usize) -> Vec<u64> {
@@ -790,17 +784,9 @@ fn velocity_block(n: usize) -> String {
 
 /// `param_map`: `G` the block's scale, `velocity` its conduction velocity.
 fn velocity_map() -> ParamMap {
-    let mut map = ParamMap::new();
-    for (key, var) in [("G", "C/scale"), ("velocity", "C/velocity")] {
-        map.entries.insert(
-            key.into(),
-            MapEntry {
-                vars: vec![var.into()],
-                targets: MapTargets::Paths,
-            },
-        );
-    }
-    map
+    ParamMap::new()
+        .paths("G", &["C/scale"])
+        .paths("velocity", &["C/velocity"])
 }
 
 /// One sweep of the circuit `Net` in `yaml` (written as `file` in `dir`) over the grid
@@ -857,14 +843,7 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
         let d = yaml_matrix(n, |i, j| rustrates::model::conduction_delay(lengths(dmax, i, j), v));
         matrix_block(n, "w.npy", Some(&d)) + "      name: C\n      scale: 1.5\n"
     };
-    let mut scale_only = ParamMap::new();
-    scale_only.entries.insert(
-        "G".into(),
-        MapEntry {
-            vars: vec!["C/scale".into()],
-            targets: MapTargets::Paths,
-        },
-    );
+    let scale_only = ParamMap::new().paths("G", &["C/scale"]);
     let methods = [Method::Euler, Method::Rk4, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }];
     let mut reference: Vec<Option<SweepResult>> = vec![None; methods.len()];
     for backend in backends() {
@@ -1058,14 +1037,9 @@ fn a_blocks_entries_answer_to_their_edge_list_names_in_a_sweep() {
     let (n, dmax, steps) = (5, 0.002, 150);
     write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
     write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
-    let mut map = ParamMap::new().edges("d", &["delay"], &[("n2", "n0", Some(0))]);
-    map.entries.insert(
-        "w".into(),
-        MapEntry {
-            vars: vec!["edge:n1->n3:0/weight".into()],
-            targets: MapTargets::Paths,
-        },
-    );
+    let map = ParamMap::new()
+        .edges("d", &["delay"], &[("n2", "n0", Some(0))])
+        .paths("w", &["edge:n1->n3:0/weight"]);
     let mut values = IndexMap::new();
     values.insert("w".to_string(), vec![0.5, 3.0]);
     values.insert("d".to_string(), vec![0.0015, 0.00333]);
@@ -1145,19 +1119,9 @@ fn an_edge_after_a_block_is_numbered_after_its_entries() {
                      - {source: qif_net_op/r, target: qif_net_op/r_in, source_nodes: [a, b], weight: [[0, 2.5], [1.25, 0]]}\n";
     let top = "Net:\n  base: CircuitTemplate\n  circuits: {s: Sub}\n  edges:\n    \
                - [s/a/qif_net_op/r, s/b/qif_net_op/r_in, null, {weight: 0.75}]\n";
-    let mut map = ParamMap::new();
-    for (key, var) in [
-        ("first", "edge:s/a->s/b:0/weight"),
-        ("second", "edge:s/a->s/b:1/weight"),
-    ] {
-        map.entries.insert(
-            key.into(),
-            MapEntry {
-                vars: vec![var.into()],
-                targets: MapTargets::Paths,
-            },
-        );
-    }
+    let map = ParamMap::new()
+        .paths("first", &["edge:s/a->s/b:0/weight"])
+        .paths("second", &["edge:s/a->s/b:1/weight"]);
     let mut values = IndexMap::new();
     values.insert("first".to_string(), vec![0.5, 2.0]);
     values.insert("second".to_string(), vec![-1.0, 1.5]);
@@ -1225,14 +1189,7 @@ fn checked_spec(values: &IndexMap<String, Vec<f64>>, cartesian: bool, map: Param
 fn naming_an_entry_of_a_velocity_block_points_at_its_velocity() {
     let dir = tempfile::tempdir().expect("temp dir");
     let circuit = loaded_velocity_block(dir.path(), 5);
-    let mut map = ParamMap::new();
-    map.entries.insert(
-        "w".into(),
-        MapEntry {
-            vars: vec!["edge:n1->n3:0/weight".into()],
-            targets: MapTargets::Paths,
-        },
-    );
+    let map = ParamMap::new().paths("w", &["edge:n1->n3:0/weight"]);
     let mut values = IndexMap::new();
     values.insert("w".to_string(), vec![1.0]);
     let err = rustrates::sweep::check(&checked_spec(&values, true, map), &circuit).expect_err("an error");

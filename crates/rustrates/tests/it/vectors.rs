@@ -183,18 +183,11 @@ fn vector_errors_are_positioned() {
 /// `update_var` finds the elements of a vector on one node (`value_targets`).
 #[test]
 fn param_map_paths_name_a_vector_or_one_element() {
-    use rustrates::sweep::param_map::{self, MapEntry, MapTargets};
+    use rustrates::sweep::param_map;
     let c = load_text(LEAKY, "net").expect("loads");
-    let mut map = ParamMap::new();
-    for (key, path) in [("whole", "p/li_op/x"), ("one", "p/li_op/x[1]")] {
-        map.entries.insert(
-            key.to_string(),
-            MapEntry {
-                vars: vec![path.to_string()],
-                targets: MapTargets::Paths,
-            },
-        );
-    }
+    let map = ParamMap::new()
+        .paths("whole", &["p/li_op/x"])
+        .paths("one", &["p/li_op/x[1]"]);
     let r = param_map::resolve(&map, &["whole".to_string(), "one".to_string()], &c).expect("resolves");
     let elements = |names: &[&str]| names.iter().map(|n| format!("p/li_op/{n}")).collect::<Vec<_>>();
     assert_eq!(
