@@ -4,23 +4,20 @@ heatmap of the mean PC rate over the two excitabilities and the traces.
     python examples/parameter_sweep.py [OUTPUT_DIR]
 
 writes OUTPUT_DIR/parameter_sweep_heatmap.png and OUTPUT_DIR/parameter_sweep_traces.png
-(default: the current directory).
+(default: the current directory). ``seed_cell`` is also what tests/python/test_seed.py runs.
 """
 
 import sys
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")  # files only: runs without a display (CI, clusters)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+def seed_cell():
+    """The seed's grid_search cell, as it stands on the page with only the import changed
+    (``pyrates`` -> ``rustrates``) and without its ``results.plot()``; returns its results."""
+    import numpy as np
 
-from rustrates import grid_search  # noqa: E402  (the seed: from pyrates.utility.grid_search import grid_search)
+    from rustrates.utility.grid_search import grid_search
 
-
-def main(out_dir: Path) -> None:
-    # --- the seed's cell ---
     circuit_template = "model_templates.montbrio.simple_montbrio.Net3"
     dt = 1e-4  # integration step size in s
     dts = 1e-3  # variable storage sub-sampling step size in s
@@ -30,8 +27,10 @@ def main(out_dir: Path) -> None:
     outputs = {"r": "PC/Op_e/r"}  # model output parameters
 
     param_grid = {"eta_op": np.linspace(-5, 5, 5), "eta_iin": np.linspace(-5, 5, 5)}
+
     param_map = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}, "eta_iin": {"vars": ["Op_i/eta"], "nodes": ["IIN"]}}
 
+    # Execution
     results, result_map, t_ = grid_search(
         circuit_template=circuit_template,
         param_grid=param_grid,
@@ -41,12 +40,26 @@ def main(out_dir: Path) -> None:
         sampling_step_size=dts,
         inputs=inputs.copy(),
         outputs=outputs.copy(),
-        permute_grid=True,
-        init_kwargs={"backend": "numpy", "solver": "euler"},
-        profile="t",
-        njit=True,
+        permute_grid=True,  # Creates all permutations of the param_grid values if set to True
+        init_kwargs={  # Additional keyword arguments for the compute graph
+            "backend": "numpy",  # Can be either 'numpy' or 'tensorflow'
+            "solver": "euler",  # Solver for the differential equation approximation.
+        },
+        profile="t",  # Automated runtime tracking
+        njit=True,  # Uses Numba's njit compiler if set to True
         parallel=False,
     )
+    return results, result_map, t_, param_grid
+
+
+def main(out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: runs without a display (CI, clusters)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    results, result_map, t_, param_grid = seed_cell()
     print(f"{results.shape[1]} grid points simulated in {t_:.3f} s")
 
     # --- heatmap of the mean rate after the initial transient (t >= 1 s) ---
