@@ -52,6 +52,20 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def run_script(python: str | os.PathLike[str], script: str | os.PathLike[str], *args, cwd, timeout=900):
+    """Runs ``python script args...`` in ``cwd`` (a PyRates venv's Python, or this one) and
+    fails the test with the end of its stderr unless it exits 0; returns the finished process."""
+    done = subprocess.run(
+        [os.fspath(python), os.fspath(script), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{Path(script).name} with {python}:\n{done.stderr[-4000:]}"
+    return done
+
+
 def rustrates_binary() -> Path:
     """The CLI ``cargo test --workspace`` builds (scripts/test.sh runs it before pytest)."""
     binary = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "rustrates"

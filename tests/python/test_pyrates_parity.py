@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 pytestmark = [pytest.mark.pyrates, pytest.mark.slow]
 
@@ -24,14 +24,7 @@ def pyrates_grid_search(python: Path, tmp_path: Path, spec: dict) -> dict:
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec))
     out = tmp_path / "pyrates.npz"
-    proc = subprocess.run(
-        [str(python), str(HERE / "pyrates_reference.py"), str(spec_file), str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_script(python, HERE / "pyrates_reference.py", spec_file, out, cwd=REPO)
     with np.load(out) as z:
         return {
             "time": z["time"],

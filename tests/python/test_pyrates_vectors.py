@@ -5,12 +5,12 @@ equations and differ only in the order of floating-point operations, so the trac
 rounding level (≤ 1e-9 absolute over the 2000 steps here)."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
 import rustrates
+from conftest import run_script
 from rustrates.pyrates import CircuitTemplate
 
 # Three leaky integrators in one vector coupled through their sum, a vector state driven by
@@ -69,14 +69,7 @@ def test_vector_variables_equal_pyrates_on_every_back_end(pyrates_python, tmp_pa
     (tmp_path / "reference.py").write_text(REFERENCE)
     out = tmp_path / "pyrates.npz"
     spec = json.dumps({"x0": X0, "outputs": OUTPUTS, "run": RUN})
-    proc = subprocess.run(
-        [str(pyrates_python), str(tmp_path / "reference.py"), path, spec, str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_script(pyrates_python, tmp_path / "reference.py", path, spec, out, cwd=tmp_path)
     with np.load(out) as z:
         ref_time, ref_traces = z["time"], z["traces"]
         ref_columns = json.loads(str(z["columns"]))
