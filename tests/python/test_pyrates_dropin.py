@@ -9,7 +9,6 @@ history of delayed edges before t = 0), a second method shows which result is ri
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import pandas as pd
 import pytest
 
 import rustrates
+from conftest import run_script
+from pyrates_scripts._common import QIF_EQUATIONS, QIF_VARIABLES, qif_pair_edges
 from rustrates.pyrates import (
     CircuitTemplate,
     NodeTemplate,
@@ -27,26 +28,8 @@ from rustrates.pyrates import (
 )
 
 SCRIPTS = Path(__file__).resolve().parent / "pyrates_scripts"
-
-QIF_EQUATIONS = [
-    "d/dt * r = (Delta/(pi*tau) + 2.0*r*v) / tau",
-    "d/dt * v = (v^2 + eta + I_ext + (r_in*J - pi*r*tau)*tau) / tau",
-]
-QIF_VARIABLES = {
-    "r": "output(0.01)",
-    "v": "variable(-2.0)",
-    "Delta": 1.0,
-    "tau": 1.0,
-    "eta": -5.0,
-    "J": 15.0,
-    "I_ext": "input(0.0)",
-    "r_in": "input(0.0)",
-}
-
-
-def run_script(python: str, script: Path, out: Path, cwd: Path) -> None:
-    done = subprocess.run([python, str(script), str(out)], cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{script.name} with {python}:\n{done.stderr[-4000:]}"
+#: The scripts' shared module(s), `_*.py`: imported by the scripts, not run.
+SCRIPT_HELPERS = sorted(SCRIPTS.glob("_*.py"))
 
 
 def with_rustrates_import(script: Path, target: Path) -> Path:
@@ -59,14 +42,18 @@ def with_rustrates_import(script: Path, target: Path) -> Path:
 
 @pytest.mark.pyrates
 @pytest.mark.slow
-@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py")))
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py") if p not in SCRIPT_HELPERS))
 def test_pyrates_script_runs_unchanged_but_the_import(script, pyrates_python, tmp_path):
     source = SCRIPTS / script
     theirs, ours = tmp_path / "pyrates", tmp_path / "rustrates"
     theirs.mkdir()
     ours.mkdir()
-    run_script(str(pyrates_python), source, theirs / "out.pkl", theirs)
-    run_script(sys.executable, with_rustrates_import(source, ours / script), ours / "out.pkl", ours)
+    # PyRates runs the script where it stands (its helpers beside it); the changed copy gets
+    # the helpers beside it too.
+    for helper in SCRIPT_HELPERS:
+        (ours / helper.name).write_text(helper.read_text())
+    run_script(pyrates_python, source, theirs / "out.pkl", cwd=theirs)
+    run_script(sys.executable, with_rustrates_import(source, ours / script), ours / "out.pkl", cwd=ours)
 
     produced = sorted(p.name for p in theirs.glob("out.pkl*"))
     assert produced and produced == sorted(p.name for p in ours.glob("out.pkl*"))
@@ -109,7 +96,7 @@ def test_heun_is_second_order_where_pyrates_heun_is_not(pyrates_python, tmp_path
     euler = CircuitTemplate.from_yaml(jrc).run(step_size=1e-4, solver="euler", **settings).to_numpy()[:, 0]
     probe = tmp_path / "probe.py"
     probe.write_text(JRC_PROBE)
-    run_script(str(pyrates_python), probe, tmp_path / "theirs.npy", tmp_path)
+    run_script(pyrates_python, probe, tmp_path / "theirs.npy", cwd=tmp_path)
     theirs = np.load(tmp_path / "theirs.npy")
 
     amplitude = np.abs(truth).max()
@@ -123,15 +110,7 @@ def test_heun_is_second_order_where_pyrates_heun_is_not(pyrates_python, tmp_path
 def qif_pair_with_delay(delay: float) -> CircuitTemplate:
     op = OperatorTemplate(name="qif_op", path=None, equations=QIF_EQUATIONS, variables=QIF_VARIABLES)
     node = NodeTemplate(name="qif_node", path=None, operators=[op])
-    net = CircuitTemplate(
-        name="pair",
-        path=None,
-        nodes={"p1": node, "p2": node},
-        edges=[
-            ("p1/qif_op/r", "p2/qif_op/r_in", None, {"weight": 2.0}),
-            ("p2/qif_op/r", "p1/qif_op/r_in", None, {"weight": -1.0, "delay": delay}),
-        ],
-    )
+    net = CircuitTemplate(name="pair", path=None, nodes={"p1": node, "p2": node}, edges=qif_pair_edges(delay))
     return net.update_var(node_vars={"p1/qif_op/eta": -3.0})
 
 
@@ -203,7 +182,7 @@ for vectorize in (True, False):
 def test_pyrates_delay_history_is_zero(pyrates_python, tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(PAIR_PROBE.format(eqs=QIF_EQUATIONS, variables=QIF_VARIABLES))
-    run_script(str(pyrates_python), probe, tmp_path / "theirs", tmp_path)
+    run_script(pyrates_python, probe, tmp_path / "theirs", cwd=tmp_path)
     # PyRates 1.2.3 starts its delay ring buffer at zero (rustrates keeps the standard DDE
     # convention, history = initial value: test above), and with vectorize=True (its
     # default) it also delays the undelayed edge by one step, so its result depends on a

@@ -4,8 +4,7 @@ edge list in Python. The sources start at r = 0, so the history before t = 0 is 
 for both tools (PyRates 1.2.3 starts its delay buffers at zero, rustrates at the initial value),
 and every edge is delayed (PyRates' vectorised code delays an undelayed edge by one step)."""
 
-import sys
-
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, NodeTemplate
 
 n, dt = 5, 1e-4
@@ -29,8 +28,6 @@ res = net.run(
     step_size=dt,
     sampling_step_size=1e-3,
     outputs={"r": "all/qif_op/r"},
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
+save(res)

@@ -2,9 +2,8 @@
 rate, built in Python), swept by its weight and its operator's threshold, both named by the
 variable paths the edge connects (docs: "Edge templates")."""
 
-import sys
-
 import numpy as np
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, EdgeTemplate, NodeTemplate, OperatorTemplate, grid_search
 
 node = NodeTemplate.from_yaml("model_templates.neural_mass_models.qif.qif_pop")
@@ -29,10 +28,7 @@ res, res_map = grid_search(
     outputs={"r": "q/qif_op/r"},
     inputs={"p/qif_op/I_ext": np.full(5000, 3.0)},
     permute_grid=True,
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
     vectorize=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
-res_map.to_pickle(sys.argv[1] + ".map")
+save(res, map=res_map)

@@ -1,9 +1,8 @@
 """A network of five QIF populations coupled by a weight matrix (docs: "Networks from
 connectivity matrices"), swept with grid_search over the template object."""
 
-import sys
-
 import numpy as np
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, NodeTemplate, grid_search
 
 node = NodeTemplate.from_yaml("model_templates.neural_mass_models.qif.qif_pop")
@@ -21,9 +20,6 @@ res, res_map = grid_search(
     simulation_time=0.5,
     outputs={"r": "all/qif_op/r"},
     sampling_step_size=1e-3,
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
-res_map.to_pickle(sys.argv[1] + ".map")
+save(res, map=res_map)

@@ -1,8 +1,7 @@
 """grid_search over PyRates' own QIF template (docs: "Parameter sweeps"): excitability on a
 node and the recurrent coupling on its edge, named by the edge's variable paths."""
 
-import sys
-
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, grid_search
 
 qif = CircuitTemplate.from_yaml("model_templates.neural_mass_models.qif.qif")
@@ -18,10 +17,7 @@ res, res_map = grid_search(
     outputs={"r": "p/qif_op/r", "v": "p/qif_op/v"},
     sampling_step_size=1e-3,
     permute_grid=True,
-    solver="euler",
-    float_precision="float64",
     vectorize=True,
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
-res_map.to_pickle(sys.argv[1] + ".map")
+save(res, map=res_map)

@@ -3,8 +3,7 @@ used twice as sub-circuits c1 and c2 of an outer circuit, joined by an edge betw
 nodes are named by their path through the hierarchy (``c1/b/...``). PyRates takes either
 nodes or circuits at one level, so the outer circuit has circuits only."""
 
-import sys
-
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate
 
 op = OperatorTemplate(
@@ -17,36 +16,25 @@ node = NodeTemplate(name="li_node", path=None, operators=[op])
 inner = CircuitTemplate(
     name="inner", path=None, nodes={"a": node, "b": node}, edges=[("a/li_op/x", "b/li_op/u", None, {"weight": 0.5})]
 )
-outer = CircuitTemplate(
-    name="outer",
-    path=None,
-    circuits={"c1": inner, "c2": inner},
-    edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})],
-)
-res = outer.run(
+
+
+def outer_circuit():
+    return CircuitTemplate(
+        name="outer",
+        path=None,
+        circuits={"c1": inner, "c2": inner},
+        edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})],
+    )
+
+
+res = outer_circuit().run(
     simulation_time=2.0,
     step_size=1e-3,
     sampling_step_size=1e-2,
     outputs={"x": "all/li_op/x"},
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
 # PyRates 1.2.3's run changes the circuit's edge list in place (a second run of the same object
 # fails), so the single-node output is taken from a circuit built afresh.
-again = CircuitTemplate(
-    name="outer",
-    path=None,
-    circuits={"c1": inner, "c2": inner},
-    edges=[("c1/b/li_op/x", "c2/a/li_op/u", None, {"weight": -1.5})],
-)
-one = again.run(
-    simulation_time=2.0,
-    step_size=1e-3,
-    outputs={"x": "c2/a/li_op/x"},
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
-)
-one.to_pickle(sys.argv[1] + ".single")
+one = outer_circuit().run(simulation_time=2.0, step_size=1e-3, outputs={"x": "c2/a/li_op/x"}, **FORWARD_EULER_FLOAT64)
+save(res, single=one)

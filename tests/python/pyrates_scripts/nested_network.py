@@ -3,8 +3,7 @@ used six times as sub-circuits c0..c5 of an outer circuit, the columns joined in
 of one template at the same place of every column form a population, which rustrates' C back
 end runs as one loop per place; PyRates unrolls them. Nonlinear (tanh) so errors would grow."""
 
-import sys
-
+from _common import FORWARD_EULER_FLOAT64, save
 from pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate
 
 op = OperatorTemplate(
@@ -38,8 +37,6 @@ res = net.run(
     step_size=1e-4,
     sampling_step_size=1e-2,
     outputs={"x": "all/rate_op/x"},
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
+save(res)

@@ -2,23 +2,11 @@
 with an array on `all/...` (PyRates gives the i-th value to the i-th node), then a
 grid_search whose param_map names every node with `nodes: ['all']`."""
 
-import sys
-
 import numpy as np
+from _common import FORWARD_EULER_FLOAT64, QIF_EQUATIONS, QIF_VARIABLES, save
 from pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate, grid_search
 
-eqs = ["d/dt * r = (Delta/(pi*tau) + 2.0*r*v) / tau", "d/dt * v = (v^2 + eta + I_ext + (r_in*J - pi*r*tau)*tau) / tau"]
-variables = {
-    "r": "output(0.01)",
-    "v": "variable(-2.0)",
-    "Delta": 1.0,
-    "tau": 1.0,
-    "eta": -5.0,
-    "J": 15.0,
-    "I_ext": "input(0.0)",
-    "r_in": "input(0.0)",
-}
-op = OperatorTemplate(name="qif_op", path=None, equations=eqs, variables=variables)
+op = OperatorTemplate(name="qif_op", path=None, equations=QIF_EQUATIONS, variables=QIF_VARIABLES)
 node = NodeTemplate(name="qif_node", path=None, operators=[op])
 nodes = [f"p{i}" for i in range(5)]
 net = CircuitTemplate(
@@ -36,12 +24,9 @@ res = net.run(
     inputs={"p0/qif_op/I_ext": np.full(int(round(T / dt)), 1.0)},
     outputs={"r": "all/qif_op/r"},
     sampling_step_size=1e-3,
-    solver="euler",
-    float_precision="float64",
     vectorize=False,
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-res.to_pickle(sys.argv[1])
 
 swept, swept_map = grid_search(
     net,
@@ -52,9 +37,6 @@ swept, swept_map = grid_search(
     outputs={"r": "p3/qif_op/r"},
     sampling_step_size=1e-3,
     permute_grid=True,
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
-swept.to_pickle(sys.argv[1] + ".grid")
-swept_map.to_pickle(sys.argv[1] + ".map")
+save(res, grid=swept, map=swept_map)

@@ -4,9 +4,8 @@ Kuramoto order parameter z of kmo_theta under a step input, through ``integrate`
 ``float_precision='complex128'`` (PyRates drops the imaginary parts otherwise) and with forward
 Euler instead of the docs' scipy solver, so both tools compute the same recurrence."""
 
-import sys
-
 import numpy as np
+from _common import save
 from pyrates import grid_search, integrate
 
 T, dt = 10.0, 5e-4
@@ -26,10 +25,8 @@ res = integrate(
     float_precision="complex128",
     verbose=False,
 )
-res.to_pickle(sys.argv[1])
 # |z| as the docs plot it: the synchrony of the population.
 pd_abs = np.abs(res)
-pd_abs.to_pickle(sys.argv[1] + ".abs")
 
 results, result_map = grid_search(
     "model_templates.oscillators.kuramoto.kmo_mf",
@@ -43,5 +40,4 @@ results, result_map = grid_search(
     float_precision="complex128",
     verbose=False,
 )
-results.to_pickle(sys.argv[1] + ".grid")
-result_map.to_pickle(sys.argv[1] + ".map")
+save(res, abs=pd_abs, grid=results, map=result_map)
