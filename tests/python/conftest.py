@@ -25,6 +25,20 @@ REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_
 #: The Stuart–Landau normal form with its Hopf bifurcation at mu = 0, and a map of mu.
 HOPF = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
 HOPF_MU = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
+HOPF_MU_OMEGA = dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]})
+#: A refined Hopf sweep, the grid and the settings apart (the cluster tests pass them so): mu
+#: every 0.5 from -1.03, 4 levels by regime. Short runs: only grid_search's and the cluster
+#: mode's point sets are compared, bit for bit, not the regimes with the analytic ones.
+HOPF_REFINE_GRID = {"mu": -1.03 + 0.5 * np.arange(5)}
+HOPF_REFINE_SETTINGS = dict(
+    simulation_time=60.0,
+    step_size=0.02,
+    solver="rk4",
+    cutoff=40.0,
+    outputs={"x": "p/hopf_op/x"},
+    summaries=["regime", "mean"],
+    refine={"levels": 4, "criterion": "regime"},
+)
 #: One Montbrió population (qif, tau = Delta = 1, J = 15), bistable for eta in
 #: (-5.7435, -3.1361) (the quartic's root count): a sweep of eta that settles by t = 90, with
 #: the summaries that tell its attractors apart.

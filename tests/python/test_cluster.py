@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CI, HOPF, HOPF_MU, local_dask_client
+from conftest import CI, HOPF, HOPF_MU, HOPF_REFINE_GRID, HOPF_REFINE_SETTINGS, local_dask_client
 
 try:
     import dask.distributed  # noqa: F401
@@ -503,28 +503,10 @@ def test_cluster_refine_equals_grid_search_refine_and_resumes_from_recorded_pass
     # the workers compute each pass's points as chunks of 2. The file has grid_search's point
     # set — points, labels, refine_level, summaries, traces — bit for bit (same engine and back
     # end; a chunk is only another subset of lanes), and the pandas keys of a cluster sweep.
-    sweep = dict(
-        circuit_template=HOPF,
-        param_grid={"mu": -1.03 + 0.5 * np.arange(5)},
-        param_map=HOPF_MU,
-        simulation_time=60.0,
-        dt=0.02,
-        sampling_step_size=0.1,
-        solver="rk4",
-        cutoff=40.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime", "mean"],
-        keep_traces=True,
-        refine={"levels": 4, "criterion": "regime"},
-    )
+    settings = dict(HOPF_REFINE_SETTINGS, sampling_step_size=0.1, keep_traces=True)
+    sweep = dict(circuit_template=HOPF, param_grid=HOPF_REFINE_GRID, param_map=HOPF_MU, **settings)
     local_path = tmp_path / "local.h5"
-    grid_search(
-        sweep["circuit_template"],
-        sweep["param_grid"],
-        sweep["param_map"],
-        **{k: v for k, v in sweep.items() if k not in ("circuit_template", "param_grid", "param_map")},
-        out=local_path,
-    )
+    grid_search(HOPF, HOPF_REFINE_GRID, HOPF_MU, **settings, out=local_path)
     local_traces, local_map, local_summ = rustrates.read_results(local_path)
     cgs = ClusterGridSearch(client, compute_dir=tmp_path / "cd", progress=False)
     path = cgs.run(chunk_size=2, **sweep)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import HOPF, HOPF_MU, NET3
+from conftest import HOPF, HOPF_MU, HOPF_REFINE_GRID, HOPF_REFINE_SETTINGS, NET3
 
 GRID = {"eta_op": [-5.0, -2.0, 1.0, 4.0, 7.0]}
 PMAP = {"eta_op": {"vars": ["Op_e/eta"], "nodes": ["PC"]}}
@@ -389,17 +389,8 @@ def test_the_cluster_mode_refines_pass_by_pass_with_the_engine_deciding(tmp_path
     from rustrates import _rustrates
     from rustrates.cluster import _worker
 
-    settings = dict(
-        simulation_time=60.0,
-        step_size=0.02,
-        solver="rk4",
-        cutoff=40.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime", "mean"],
-        backend="jit",
-        refine={"levels": 4, "criterion": "regime"},
-    )
-    grid = {"mu": -1.03 + 0.5 * np.arange(5)}
+    settings = dict(HOPF_REFINE_SETTINGS, backend="jit")
+    grid = HOPF_REFINE_GRID
     req = _core_request(HOPF, grid, HOPF_MU, settings)
     sweep, payload = client_payload(req, chunk_size=2)
     assert sweep.refines

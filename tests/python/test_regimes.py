@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import HOPF, HOPF_MU, NET3, QIF, QIF_SETTLED_SWEEP, net3_rhs
+from conftest import HOPF, HOPF_MU, HOPF_MU_OMEGA, NET3, QIF, QIF_SETTLED_SWEEP, net3_rhs
 
 
 def numpy_jacobian(rhs, y: np.ndarray, h: float = 1e-6, **params) -> np.ndarray:
@@ -143,7 +143,7 @@ def test_plot_regimes_draws_the_hopf_phase_diagram(tmp_path):
         HOPF,
         param_grid={"mu": mus, "omega": omegas},
         permute_grid=True,
-        param_map=dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]}),
+        param_map=HOPF_MU_OMEGA,
         **HOPF_SETTLED,
     )
     xs, ys, cell, period = regime_grid(summ, result_map, "mu", "omega")

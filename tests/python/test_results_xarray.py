@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import HOPF, HOPF_MU, QIF, QIF_SETTLED_SWEEP
-
-HOPF_MAP = dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]})
+from conftest import HOPF, HOPF_MU_OMEGA, QIF, QIF_SETTLED_SWEEP
 
 
 def hopf_file(tmp_path, param_grid, permute, keep_traces):
@@ -21,7 +19,7 @@ def hopf_file(tmp_path, param_grid, permute, keep_traces):
         HOPF,
         param_grid=param_grid,
         permute_grid=permute,
-        param_map=HOPF_MAP,
+        param_map=HOPF_MU_OMEGA,
         simulation_time=60.0,
         step_size=0.01,
         sampling_step_size=0.1,
