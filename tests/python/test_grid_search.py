@@ -81,6 +81,13 @@ def test_simulate_equals_numpy_euler(rustrates):
     ref = integrate(net3_rhs, np.zeros((4, 1)), np.full((STEPS, 1), 0.5), DT, DTS, T, eta_e=-4.0, eta_i=-1.0)
     np.testing.assert_allclose(df["r"].to_numpy(), ref[:, 0, 0], rtol=0, atol=ATOL)
     np.testing.assert_allclose(df["ri"].to_numpy(), ref[:, 2, 0], rtol=0, atol=ATOL)
+    # The rest are CircuitTemplate.run's arguments, by position too (inputs, outputs, solver,
+    # sampling_step_size): the same run, so the same frame bit for bit.
+    outputs = {"r": "PC/Op_e/r", "ri": "IIN/Op_i/r"}
+    by_position = rustrates.simulate(
+        NET3, T, DT, {"PC/Op_e/inp": 0.5}, outputs, "euler", DTS, params={"PC/Op_e/eta": -4.0}
+    )
+    pd.testing.assert_frame_equal(by_position, df, check_exact=True)
 
 
 def test_grid_search_dataframe_grid_is_explicit_rows(rustrates):

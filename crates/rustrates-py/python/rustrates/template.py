@@ -209,27 +209,18 @@ def simulate(
     circuit_template: str | os.PathLike[str],
     simulation_time: float,
     step_size: float,
-    inputs: Mapping[str, Any] | None = None,
-    outputs: Mapping[str, str] | None = None,
-    solver: str = "euler",
-    sampling_step_size: float | None = None,
+    *args: Any,
     params: Mapping[str, float] | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """One simulation of a template: ``CircuitTemplate.from_yaml(circuit_template)
-    .update_var(params).run(...)``. ``params`` maps ``'node/op/var'`` to a value."""
+    .update_var(params).run(simulation_time, step_size, ...)``; the other arguments are
+    ``CircuitTemplate.run``'s (``inputs``, ``outputs``, ``solver``, ...), by the same names
+    and defaults. ``params`` maps ``'node/op/var'`` to a value."""
     tmpl = CircuitTemplate.from_yaml(circuit_template)
     if params:
         tmpl = tmpl.update_var(node_vars=params)
-    return tmpl.run(
-        simulation_time,
-        step_size,
-        inputs=inputs,
-        outputs=outputs,
-        solver=solver,
-        sampling_step_size=sampling_step_size,
-        **kwargs,
-    )
+    return tmpl.run(simulation_time, step_size, *args, **kwargs)
 
 
 def jacobian(
