@@ -164,9 +164,7 @@ from pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate
 eqs = {eqs!r}
 op = OperatorTemplate(name="qif_op", path=None, equations=eqs, variables={variables!r})
 node = NodeTemplate(name="qif_node", path=None, operators=[op])
-net = CircuitTemplate(name="pair", path=None, nodes={{"p1": node, "p2": node}},
-                      edges=[("p1/qif_op/r", "p2/qif_op/r_in", None, {{"weight": 2.0}}),
-                             ("p2/qif_op/r", "p1/qif_op/r_in", None, {{"weight": -1.0, "delay": 0.01}})])
+net = CircuitTemplate(name="pair", path=None, nodes={{"p1": node, "p2": node}}, edges={edges!r})
 net.update_var(node_vars={{"p1/qif_op/eta": -3.0}})
 inp = np.zeros(20000); inp[5000:10000] = 3.0
 for vectorize in (True, False):
@@ -181,7 +179,7 @@ for vectorize in (True, False):
 @pytest.mark.slow
 def test_pyrates_delay_history_is_zero(pyrates_python, tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text(PAIR_PROBE.format(eqs=QIF_EQUATIONS, variables=QIF_VARIABLES))
+    probe.write_text(PAIR_PROBE.format(eqs=QIF_EQUATIONS, variables=QIF_VARIABLES, edges=qif_pair_edges(0.01)))
     run_script(pyrates_python, probe, tmp_path / "theirs", cwd=tmp_path)
     # PyRates 1.2.3 starts its delay ring buffer at zero (rustrates keeps the standard DDE
     # convention, history = initial value: test above), and with vectorize=True (its
