@@ -472,21 +472,26 @@ pub(crate) fn run_fused(
         first_point: block.first_point,
         ..KernelCtx::default()
     };
-    let probe = StepsArgs {
-        lanes,
-        nsteps: 0,
-        t0: 0.0,
-        dt,
-        tableau,
-        y: &mut y,
-        p,
-        u: &u,
-        a: &mut a,
-        work: &mut work,
-        ctx: &mut ctx,
-        samples: None,
-    };
-    if !kernel.steps(probe) {
+    // One call of the fused stepper on this block's buffers.
+    macro_rules! steps {
+        ($nsteps:expr, $t0:expr, $samples:expr) => {
+            kernel.steps(StepsArgs {
+                lanes,
+                nsteps: $nsteps,
+                t0: $t0,
+                dt,
+                tableau,
+                y: &mut y,
+                p,
+                u: &u,
+                a: &mut a,
+                work: &mut work,
+                ctx: &mut ctx,
+                samples: $samples,
+            })
+        };
+    }
+    if !steps!(0, 0.0, None) {
         return None;
     }
     let need_a = prep.outputs.iter().any(|o| matches!(o, Source::Algebraic(_)));
@@ -578,20 +583,7 @@ pub(crate) fn run_fused(
                 None
             }
         };
-        kernel.steps(StepsArgs {
-            lanes,
-            nsteps: end - i,
-            t0,
-            dt,
-            tableau,
-            y: &mut y,
-            p,
-            u: &u,
-            a: &mut a,
-            work: &mut work,
-            ctx: &mut ctx,
-            samples,
-        });
+        steps!(end - i, t0, samples);
         if newly_non_finite(&y, lanes, &frozen) {
             y.copy_from_slice(&saved);
             for s in i..end {
@@ -608,20 +600,7 @@ pub(crate) fn run_fused(
                         &mut rows[j * width..(j + 1) * width],
                     );
                 }
-                kernel.steps(StepsArgs {
-                    lanes,
-                    nsteps: 1,
-                    t0: t0 + (s - i) as f64 * dt,
-                    dt,
-                    tableau,
-                    y: &mut y,
-                    p,
-                    u: &u,
-                    a: &mut a,
-                    work: &mut work,
-                    ctx: &mut ctx,
-                    samples: None,
-                });
+                steps!(1, t0 + (s - i) as f64 * dt, None);
                 check_finite(&mut y, lanes, &mut frozen, &mut bad, &mut status, (s + 1) as f64 * dt);
             }
         } else if recorded.is_some() && frozen.contains(&true) {
