@@ -335,11 +335,7 @@ fn mpr_spec(grid: Grid, map: ParamMap) -> SweepSpec {
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::Multistable];
-    spec.initial_conditions = vec![
-        vec![("p/qif_op/r".into(), 0.01), ("p/qif_op/v".into(), -2.0)],
-        vec![("p/qif_op/r".into(), 0.9), ("p/qif_op/v".into(), -0.19)],
-        vec![("p/qif_op/r".into(), 1.25), ("p/qif_op/v".into(), -0.13)],
-    ];
+    spec.initial_conditions = test_models::mpr_bistable_starts();
     spec.keep_traces = false;
     spec.backend = Backend::Jit;
     spec.block_size = 16;

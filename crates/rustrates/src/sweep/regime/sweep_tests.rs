@@ -241,11 +241,7 @@ fn montbrio_initial_conditions_find_both_bistability_boundaries() {
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::Multistable, Statistic::Last];
-    spec.initial_conditions = vec![
-        vec![("p/qif_op/r".into(), 0.01), ("p/qif_op/v".into(), -2.0)],
-        vec![("p/qif_op/r".into(), 0.9), ("p/qif_op/v".into(), -0.19)],
-        vec![("p/qif_op/r".into(), 1.25), ("p/qif_op/v".into(), -0.13)],
-    ];
+    spec.initial_conditions = test_models::mpr_bistable_starts();
     spec.keep_traces = false;
     spec.backend = Backend::Jit;
     (spec.block_size, spec.threads) = (16, Some(2));
