@@ -90,6 +90,13 @@ fn write_weights_and_delays(dir: &Path, n: usize, sparse: bool, dmax: f64) {
     write_npy(&dir.join("d.npy"), n, |i, j| delay(dmax, i, j));
 }
 
+/// The grid of `G` and `eta` values (Cartesian, G fastest, in the sweeps here).
+fn g_eta_grid(g: &[f64], eta: &[f64]) -> IndexMap<String, Vec<f64>> {
+    [("G".to_string(), g.to_vec()), ("eta".to_string(), eta.to_vec())]
+        .into_iter()
+        .collect()
+}
+
 /// A `.npy` file (format 1.0, C order) of the `n × n` matrix `f(i, j)`.
 fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
     let values: Vec<f64> = (0..n)
@@ -107,9 +114,7 @@ fn sweep(dir: &Path, file: &str, yaml: &str, n: usize, backend: Backend, steps: 
     let map = ParamMap::new()
         .nodes("G", &["qif_net_op/G"], &nodes)
         .nodes("eta", &["qif_net_op/eta"], &nodes);
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    let values = g_eta_grid(&[0.0, 1.0, 2.0], &[-6.0, -4.0]);
     sweep_with(dir, file, yaml, &values, map, backend, Method::Euler, steps)
 }
 
@@ -451,9 +456,7 @@ fn assert_point_is_its_single_run(
     backend: Backend,
     steps: usize,
 ) {
-    let mut one = IndexMap::new();
-    one.insert("G".to_string(), vec![res.grid_values[0][p]]);
-    one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
+    let one = g_eta_grid(&[res.grid_values[0][p]], &[res.grid_values[1][p]]);
     let alone = scale_sweep(dir, "one.yaml", yaml, &one, n, backend, steps);
     assert!(
         trace_bits(res, p) == trace_bits(&alone, 0),
@@ -468,9 +471,7 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
     // The nodes' own G stays 1; the block's scale is the global coupling.
     let yaml = matrix_block(n, "w.npy", None) + "      name: C\n      scale: 1.0\n";
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 0.5, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
+    let values = g_eta_grid(&[0.0, 0.5, 1.0, 2.0], &[-6.0, -5.0, -4.0]);
     for backend in backends() {
         let res = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, backend, steps);
         let worst = worst_against_transcription(&res, n, steps, 0.0);
@@ -704,9 +705,7 @@ fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
     let (n, steps, dmax) = (12, 200, 0.002);
     write_weights_and_delays(dir.path(), n, false, dmax);
     let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    let values = g_eta_grid(&[0.0, 1.0, 2.0], &[-6.0, -4.0]);
     for backend in backends() {
         let res = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, backend, steps);
         let worst = worst_against_transcription(&res, n, steps, dmax);
