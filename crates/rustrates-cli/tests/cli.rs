@@ -32,19 +32,24 @@ fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     (header, rows)
 }
 
+/// The example spec `example` (a path in the repository) swept quietly into `out`, read back.
+fn sweep_example(example: &str, out: &Path) -> rustrates::sweep::SweepResult {
+    run_ok(
+        bin()
+            .arg("sweep")
+            .arg(repo().join(example))
+            .arg("--out")
+            .arg(out)
+            .arg("-q"),
+    );
+    rustrates::io::h5::read_results(out).expect("a complete results file")
+}
+
 #[test]
 fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("results.h5");
-    run_ok(
-        bin()
-            .arg("sweep")
-            .arg(repo().join("examples/montbrio/sweep.yaml"))
-            .arg("--out")
-            .arg(&out)
-            .arg("-q"),
-    );
-    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    let r = sweep_example("examples/montbrio/sweep.yaml", &out);
     assert_eq!(r.labels.len(), 25);
     assert_eq!(r.labels[24], "Net3_24");
     assert_eq!(r.time.len(), 5000, "T = 5 sampled every 1e-3");
@@ -198,15 +203,7 @@ fn regime_example_sweep_matches_the_hopf_normal_form_and_plots() {
     // state is within ~e^{−0.1·200} of the origin).
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("hopf.h5");
-    run_ok(
-        bin()
-            .arg("sweep")
-            .arg(repo().join("examples/regimes/hopf.yaml"))
-            .arg("--out")
-            .arg(&out)
-            .arg("-q"),
-    );
-    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    let r = sweep_example("examples/regimes/hopf.yaml", &out);
     let s = r.summaries.as_ref().expect("summaries");
     let stat = |name: &str, p: usize| {
         let i = s
