@@ -75,6 +75,13 @@ impl Builder {
     pub fn past(&mut self, x: VarId, delay: ExprId) -> ExprId {
         self.c.add_expr(Expr::Past(x, delay))
     }
+    /// `x' = c·x²`: from x(0) = 1 it blows up at t = 1/c (x = 1/(1 − c t)).
+    pub fn blow_up(&mut self, x: VarId, c: VarId) {
+        let (xe, ce) = (self.v(x), self.v(c));
+        let x2 = self.mul(xe, xe);
+        let rhs = self.mul(ce, x2);
+        self.ode(x, rhs);
+    }
     /// `x' = −x(t − delay)`: the delay equation with a closed form by the method of steps.
     pub fn delayed_decay(&mut self, x: VarId, delay: ExprId) {
         let past = self.past(x, delay);

@@ -65,10 +65,7 @@ fn blow_up() -> Circuit {
     let mut b = Builder::new("blowup");
     let x = b.var("n/op/x", VarKind::State, 1.0);
     let cc = b.var("n/op/c", VarKind::Param, 1.0);
-    let (xe, ce) = (b.v(x), b.v(cc));
-    let x2 = b.mul(xe, xe);
-    let rhs = b.mul(ce, x2);
-    b.ode(x, rhs);
+    b.blow_up(x, cc);
     b.c
 }
 
