@@ -235,7 +235,7 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
             assert_eq!(row.len(), into.len(), "{case}: row {i}");
             for ((e, j), edge) in row.into_iter().zip(into) {
                 assert_eq!(cp.sources[j], edge.source, "{case}: row {i}");
-                let value = |k: &str| list.var(edge.params.iter().find(|(n, _)| n == k).expect(k).1).value;
+                let value = |k: &str| list.var(edge.param(k).expect(k)).value;
                 assert_eq!(cp.weights[e].to_bits(), value("weight").to_bits(), "{case}: row {i}");
                 if dmax > 0.0 {
                     assert_eq!(cp.delay(e), Some(value("delay")), "{case}: row {i}");
