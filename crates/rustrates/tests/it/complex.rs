@@ -7,7 +7,9 @@ use rustrates::model::{self, Circuit};
 use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
-use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec, try_run};
+use crate::support::{
+    assert_load_error, assert_op_error_on_line_5, column, load_text, max_abs_difference, sweep_spec, try_run,
+};
 
 /// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
 /// a complex constant, plus algebraic outputs using every complex operation.
@@ -186,11 +188,7 @@ fn stuart_landau_matches_its_closed_form_on_every_back_end() {
     }
     // The back ends evaluate the same real expressions: equal to rounding.
     for r in &results[1..] {
-        let d = r
-            .iter()
-            .zip(&results[0])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let d = max_abs_difference(r, &results[0]);
         assert!(d <= 1e-12, "back ends differ by {d}");
     }
 }
@@ -297,11 +295,7 @@ net:
   edges:
     - [a/op/z, b/op/u, null, {weight: 1.0, delay: 0.5}]
 "#;
-    let err = load_text(delayed_edge, "net").expect_err("delayed complex edge");
-    assert!(
-        err.contains("edge/complex-delay") && err.contains("c.yaml:11:51:"),
-        "{err}"
-    );
+    assert_load_error(delayed_edge, "net", "edge/complex-delay", "11:51");
 }
 
 /// A network of complex nodes (8 Kuramoto mean fields on a ring, each fed by its two
@@ -375,7 +369,7 @@ ring:
     assert!(moved > 0.1, "the network stays put");
     // The same real expressions in another association order at most: rounding level.
     for t in &traces[1..] {
-        let d = t.iter().zip(&traces[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let d = max_abs_difference(t, &traces[0]);
         assert!(d <= 1e-12, "back ends differ by {d}");
     }
 }
