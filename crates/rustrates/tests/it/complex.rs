@@ -8,7 +8,7 @@ use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
 use crate::support::{
-    assert_load_error, assert_op_error_on_line_5, column, load_text, max_abs_difference, sweep_spec, try_run,
+    assert_load_error, assert_op_error_on_line_5, assert_runs_agree, column, load_text, sweep_spec, try_run,
 };
 
 /// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
@@ -187,10 +187,7 @@ fn stuart_landau_matches_its_closed_form_on_every_back_end() {
         results.push(res.traces.expect("traces"));
     }
     // The back ends evaluate the same real expressions: equal to rounding.
-    for r in &results[1..] {
-        let d = max_abs_difference(r, &results[0]);
-        assert!(d <= 1e-12, "back ends differ by {d}");
-    }
+    assert_runs_agree(&results, 1e-12);
 }
 
 /// A Kuramoto mean field coupled to itself through a complex edge (PyRates' kmo_mf form):
@@ -368,10 +365,7 @@ ring:
     let moved = traces[0].iter().map(|x| x.abs()).fold(0.0, f64::max);
     assert!(moved > 0.1, "the network stays put");
     // The same real expressions in another association order at most: rounding level.
-    for t in &traces[1..] {
-        let d = max_abs_difference(t, &traces[0]);
-        assert!(d <= 1e-12, "back ends differ by {d}");
-    }
+    assert_runs_agree(&traces, 1e-12);
 }
 
 /// A complex input is driven part by part: naming the whole variable says which part to name,

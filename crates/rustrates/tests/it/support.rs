@@ -128,6 +128,14 @@ pub fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
+/// Every run (one per back end) equals the first within `tol` (absolute), value by value.
+pub fn assert_runs_agree(runs: &[Vec<f64>], tol: f64) {
+    for r in &runs[1..] {
+        let d = max_abs_difference(r, &runs[0]);
+        assert!(d <= tol, "back ends differ by {d}");
+    }
+}
+
 /// Every trace value's bits, for comparisons that must hold bit for bit.
 pub fn bits(r: &SweepResult) -> Vec<u64> {
     r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
