@@ -337,6 +337,11 @@ impl Builder {
         let v = self.v(var);
         self.bin(op, v, n)
     }
+    /// `f(a − b)`.
+    pub(crate) fn call_of_difference(&mut self, f: Func, a: VarId, b: VarId) -> ExprId {
+        let d = self.vv(BinOp::Sub, a, b);
+        self.e(Expr::Call(f, vec![d]))
+    }
     pub(crate) fn vv(&mut self, op: BinOp, a: VarId, b: VarId) -> ExprId {
         let a = self.v(a);
         let b = self.v(b);
@@ -534,41 +539,14 @@ pub(crate) fn cases() -> Vec<Case> {
         case!(
             "heaviside",
             Exact,
-            |b| {
-                let d = b.vv(Sub, b.x, b.q);
-                b.e(Expr::Call(Func::Heaviside, vec![d]))
-            },
-            |v| {
-                let d = v.x - v.q;
-                if d > 0.0 {
-                    1.0
-                } else if d == 0.0 {
-                    0.5
-                } else {
-                    0.0
-                }
-            }
+            |b| b.call_of_difference(Func::Heaviside, b.x, b.q),
+            |v| by_sign(v.x - v.q, [0.0, 0.5, 1.0])
         ),
         case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v.k.floor()),
         case!("ceil", Exact, |b| b.call1(Func::Ceil, b.k), |v| v.k.ceil()),
-        case!(
-            "sign",
-            Exact,
-            |b| {
-                let d = b.vv(Sub, b.x, b.q);
-                b.e(Expr::Call(Func::Sign, vec![d]))
-            },
-            |v| {
-                let d = v.x - v.q;
-                if d > 0.0 {
-                    1.0
-                } else if d < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
-        ),
+        case!("sign", Exact, |b| b.call_of_difference(Func::Sign, b.x, b.q), |v| {
+            by_sign(v.x - v.q, [-1.0, 0.0, 1.0])
+        }),
         case!(
             "past",
             Exact,
@@ -608,6 +586,19 @@ pub(crate) fn cases() -> Vec<Case> {
             |v| (FIRST_POINT + v.lane) as f64 * 0.5 + f64::from(v.randn_src) / 4.0
         ),
     ]
+}
+
+/// `below`, `at` or `above` as `d` is below, at or above 0: the step functions' definitions,
+/// written independently of `mathfns`, for the finite differences of [`lane_values`] (NaN and
+/// signed zeros are `special_values_match_shared_definitions_bitwise`'s).
+fn by_sign(d: f64, [below, at, above]: [f64; 3]) -> f64 {
+    if d > 0.0 {
+        above
+    } else if d == 0.0 {
+        at
+    } else {
+        below
+    }
 }
 
 /// A circuit named `name` with nothing in it yet.
