@@ -82,20 +82,27 @@ impl LaneInputs<'_, '_> {
     }
 }
 
+/// One block's Dormand–Prince problem, what each stepper here is handed: the kernel, the
+/// checked run, the block of lanes and the tolerances.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem<'a> {
+    pub(crate) kernel: &'a Kernel,
+    pub(crate) prep: &'a Prepared<'a>,
+    pub(crate) block: &'a Block<'a>,
+    pub(crate) tol: Tolerance,
+}
+
 /// Dormand–Prince over a block, with its counters: the masked block stepper where the
 /// circuit allows it, lane by lane otherwise.
 pub(crate) fn run_with_stats<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
+    problem: Problem<'_>,
     sink: &mut dyn SampleSink,
     opts: &RunOptions,
 ) -> (Vec<PointStatus>, Stats) {
-    if masked_ok(kernel) {
-        run_masked::<T>(kernel, prep, block, tol, sink)
+    if masked_ok(problem.kernel) {
+        run_masked::<T>(problem, sink)
     } else {
-        run_stats::<T>(kernel, prep, block, tol, sink, opts)
+        run_stats::<T>(problem, sink, opts)
     }
 }
 
@@ -165,13 +172,8 @@ struct LaneClock {
 /// Dormand–Prince over the whole block at once: every stage is one kernel call on all lanes,
 /// each lane advancing by its own step (`h_step`, 0 for finished lanes). Accept/reject and
 /// step-size control are per lane, so a lane's numbers do not depend on its neighbours.
-pub(crate) fn run_masked<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
-    sink: &mut dyn SampleSink,
-) -> (Vec<PointStatus>, Stats) {
+pub(crate) fn run_masked<T: Float>(problem: Problem<'_>, sink: &mut dyn SampleSink) -> (Vec<PointStatus>, Stats) {
+    let (kernel, prep, block, tol) = (problem.kernel, problem.prep, problem.block, problem.tol);
     let mut dp = BlockSetup::new(kernel, prep);
     let (lanes, plan, ns) = (prep.lanes, prep.plan, dp.ns);
     let layout = kernel.layout();
@@ -361,14 +363,14 @@ pub(crate) fn run_masked<T: Float>(
     (dp.status, dp.stats)
 }
 
+/// Dormand–Prince lane by lane (each lane its own steps; delays and noise read through the
+/// solver's hooks).
 pub(crate) fn run_stats<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
+    problem: Problem<'_>,
     sink: &mut dyn SampleSink,
     opts: &RunOptions,
 ) -> (Vec<PointStatus>, Stats) {
+    let (kernel, prep, block, tol) = (problem.kernel, problem.prep, problem.block, problem.tol);
     let mut dp = BlockSetup::new(kernel, prep);
     let (lanes, plan, ns) = (prep.lanes, prep.plan, dp.ns);
     let layout = kernel.layout();

@@ -578,11 +578,16 @@ pub fn run_block_with(
             if !(rtol.is_finite() && rtol > 0.0 && atol.is_finite() && atol > 0.0) {
                 return Err(SolveError::BadTolerance { rtol, atol });
             }
-            let tol = adaptive::Tolerance { rtol, atol };
+            let problem = adaptive::Problem {
+                kernel,
+                prep: &prep,
+                block: &block,
+                tol: adaptive::Tolerance { rtol, atol },
+            };
             Ok(if f32_path {
-                adaptive::run_with_stats::<f32>(kernel, &prep, &block, tol, sink, opts).0
+                adaptive::run_with_stats::<f32>(problem, sink, opts).0
             } else {
-                adaptive::run_with_stats::<f64>(kernel, &prep, &block, tol, sink, opts).0
+                adaptive::run_with_stats::<f64>(problem, sink, opts).0
             })
         }
         m => {

@@ -177,14 +177,13 @@ fn rk45_meets_tolerance_with_fewer_steps_than_rk4() {
     };
     let prep = prepare(&k, &prep_cfg, &[], &outputs, &block).expect("valid");
     let mut sink = SampleBuffer::default();
-    let (status, stats) = adaptive::run_with_stats::<f64>(
-        &k,
-        &prep,
-        &block,
-        adaptive::Tolerance { rtol, atol },
-        &mut sink,
-        &RunOptions::default(),
-    );
+    let problem = adaptive::Problem {
+        kernel: &k,
+        prep: &prep,
+        block: &block,
+        tol: adaptive::Tolerance { rtol, atol },
+    };
+    let (status, stats) = adaptive::run_with_stats::<f64>(problem, &mut sink, &RunOptions::default());
     assert_eq!(status, vec![PointStatus::Ok]);
     let w = std::f64::consts::TAU;
     let mut worst = 0.0f64;
@@ -242,11 +241,16 @@ fn rk45_masked_block_equals_lane_by_lane_bitwise() {
         init: &init,
     };
     let prep = prepare(&k, &config, &[], &outputs, &block).expect("valid");
-    let tol = adaptive::Tolerance { rtol: 1e-6, atol: 1e-9 };
+    let problem = adaptive::Problem {
+        kernel: &k,
+        prep: &prep,
+        block: &block,
+        tol: adaptive::Tolerance { rtol: 1e-6, atol: 1e-9 },
+    };
     let mut masked = SampleBuffer::default();
-    let (s1, n1) = adaptive::run_masked::<f64>(&k, &prep, &block, tol, &mut masked);
+    let (s1, n1) = adaptive::run_masked::<f64>(problem, &mut masked);
     let mut lanewise = SampleBuffer::default();
-    let (s2, n2) = adaptive::run_stats::<f64>(&k, &prep, &block, tol, &mut lanewise, &RunOptions::default());
+    let (s2, n2) = adaptive::run_stats::<f64>(problem, &mut lanewise, &RunOptions::default());
     assert_eq!(s1, s2);
     assert_eq!(n1, n2);
     assert!(
