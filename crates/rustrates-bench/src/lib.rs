@@ -53,6 +53,13 @@ pub fn reference_template() -> PathBuf {
     repo_root().join("examples/models/reference_qif.yaml")
 }
 
+/// The reference sweep's circuit, `pc_iin` of [`reference_template`].
+pub fn reference_circuit() -> Result<rustrates::model::Circuit, String> {
+    let template = format!("{}/pc_iin", reference_template().display());
+    let loaded = rustrates::model::load_circuit(&template, &rustrates::template::LoadOptions::default());
+    loaded.map(|l| l.circuit).map_err(|e| e.to_string())
+}
+
 /// `linspace(-5, 5, n)`, the reference sweep's values of each eta.
 pub fn eta_values(n: usize) -> Vec<f64> {
     (0..n)

@@ -196,12 +196,30 @@ fn half_done(d: &Path) {
     assert!(d.join("r.h5.parts/manifest.jsonl").is_file());
 }
 
+/// A folder with `SPEC` as `s.yaml`, [`half_done`].
+fn half_done_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(&dir.path().join("s.yaml"), SPEC);
+    half_done(dir.path());
+    dir
+}
+
+/// `spec` written as `s.yaml` in `d` and swept there to `r.h5` in the background, quietly,
+/// its standard error kept.
+fn spawn_sweep(d: &Path, spec: &str) -> std::process::Child {
+    write(&d.join("s.yaml"), spec);
+    bin()
+        .current_dir(d)
+        .args(["sweep", "s.yaml", "--out", "r.h5", "-q"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 #[test]
 fn item03_parts_without_their_sweep_record_cannot_be_resumed() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = half_done_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
-    half_done(d);
     std::fs::remove_file(d.join("r.h5.parts/sweep.json")).expect("rm sweep.json");
     // A different sweep into the same place.
     write(
@@ -381,10 +399,8 @@ fn item07_a_flat_sum_of_15000_terms_is_a_positioned_error_not_a_stack_overflow()
 
 #[test]
 fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = half_done_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
-    half_done(d);
     let part = d.join("r.h5.parts/parts/chunk_00000000_00000002.h5");
     let mut bytes = std::fs::read(&part).expect("part");
     let mid = bytes.len() / 2;
@@ -401,10 +417,8 @@ fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
 
 #[test]
 fn item09_a_torn_last_manifest_line_is_dropped_and_that_chunk_recomputed() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = half_done_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
-    half_done(d);
     let manifest = d.join("r.h5.parts/manifest.jsonl");
     let mut text = std::fs::read_to_string(&manifest).expect("manifest");
     text.push_str("{\"chunk\": 1, \"sta");
@@ -484,13 +498,7 @@ fn item12_a_second_sweep_to_the_same_output_is_refused_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
     let slow = SPEC.replace("simulation_time: 0.1", "simulation_time: 100.0");
-    write(&d.join("s.yaml"), &slow);
-    let mut first = bin()
-        .current_dir(d)
-        .args(["sweep", "s.yaml", "--out", "r.h5", "-q"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut first = spawn_sweep(d, &slow);
     let lock = d.join("r.h5.lock");
     let t0 = std::time::Instant::now();
     while !lock.exists() {
@@ -672,13 +680,7 @@ fn item17_sigint_says_what_was_kept_and_that_the_same_command_resumes() {
     let slow = SPEC
         .replace("simulation_time: 0.1", "simulation_time: 100.0")
         .replace("chunk_size: 2", "chunk_size: 1");
-    write(&d.join("s.yaml"), &slow);
-    let child = bin()
-        .current_dir(d)
-        .args(["sweep", "s.yaml", "--out", "r.h5", "-q"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_sweep(d, &slow);
     let manifest = d.join("r.h5.parts/manifest.jsonl");
     let t0 = std::time::Instant::now();
     while std::fs::read_to_string(&manifest).map_or(0, |t| t.lines().count()) < 1 {

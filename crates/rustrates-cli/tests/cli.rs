@@ -32,19 +32,36 @@ fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     (header, rows)
 }
 
+/// `text` written as `name` in `dir`: its path.
+fn written(dir: &Path, name: impl AsRef<Path>, text: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// `rustrates plot results [flags] --out png` writes a PNG image.
+fn assert_plots_png(results: &Path, flags: &[&str], png: &Path) {
+    run_ok(bin().arg("plot").arg(results).args(flags).arg("--out").arg(png));
+    let bytes = std::fs::read(png).expect("the plot exists");
+    assert_eq!(&bytes[1..4], b"PNG", "{}", png.display());
+}
+
+/// The spec `spec` swept quietly into `out`, read back.
+fn sweep_read(spec: &Path, out: &Path) -> rustrates::sweep::SweepResult {
+    run_ok(bin().arg("sweep").arg(spec).arg("--out").arg(out).arg("-q"));
+    rustrates::io::h5::read_results(out).expect("a complete results file")
+}
+
+/// The example spec `example` (a path in the repository) swept quietly into `out`, read back.
+fn sweep_example(example: &str, out: &Path) -> rustrates::sweep::SweepResult {
+    sweep_read(&repo().join(example), out)
+}
+
 #[test]
 fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("results.h5");
-    run_ok(
-        bin()
-            .arg("sweep")
-            .arg(repo().join("examples/montbrio/sweep.yaml"))
-            .arg("--out")
-            .arg(&out)
-            .arg("-q"),
-    );
-    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    let r = sweep_example("examples/montbrio/sweep.yaml", &out);
     assert_eq!(r.labels.len(), 25);
     assert_eq!(r.labels[24], "Net3_24");
     assert_eq!(r.time.len(), 5000, "T = 5 sampled every 1e-3");
@@ -81,25 +98,21 @@ fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
         );
     }
     // The heatmap of the README's second step.
-    let png = dir.path().join("heatmap.png");
-    run_ok(bin().arg("plot").arg(&out).arg("--out").arg(&png));
-    let bytes = std::fs::read(&png).expect("the heatmap exists");
-    assert_eq!(&bytes[1..4], b"PNG");
+    assert_plots_png(&out, &[], &dir.path().join("heatmap.png"));
 }
 
 #[test]
 fn shards_then_merge_equal_a_single_run() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec,
+    let spec = written(
+        dir.path(),
+        "spec.yaml",
         "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 0.5\nstep_size: 1.0e-4\n\
          sampling_step_size: 1.0e-3\npermute_grid: true\nchunk_size: 4\n\
          param_grid: {eta_op: {linspace: [-5, 5, 3]}, eta_iin: [-1, 1, 3]}\n\
          param_map:\n  eta_op: {vars: [Op_e/eta], nodes: [PC]}\n  eta_iin: {vars: [Op_i/eta], nodes: [IIN]}\n\
          inputs: {PC/Op_e/inp: 1.0}\noutputs: {r: PC/Op_e/r}\nsummaries: [mean, max]\n",
-    )
-    .expect("write spec");
+    );
     let single = dir.path().join("single.h5");
     run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&single).arg("-q"));
     let merged = dir.path().join("merged.h5");
@@ -143,12 +156,7 @@ fn shards_then_merge_equal_a_single_run() {
 #[test]
 fn check_reports_file_line_col_and_exits_nonzero() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
-        "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n",
-    )
-    .expect("write");
+    let file = written(dir.path(), "bad.yaml", "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n");
     let out = bin()
         .arg("check")
         .arg("--format")
@@ -172,8 +180,7 @@ fn check_reports_file_line_col_and_exits_nonzero() {
 #[test]
 fn sweep_spec_errors_name_the_line_and_exit_one() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = dir.path().join("spec.yaml");
-    std::fs::write(&spec, "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n").expect("write");
+    let spec = written(dir.path(), "spec.yaml", "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n");
     let out = bin()
         .arg("sweep")
         .arg(&spec)
@@ -198,15 +205,7 @@ fn regime_example_sweep_matches_the_hopf_normal_form_and_plots() {
     // state is within ~e^{−0.1·200} of the origin).
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("hopf.h5");
-    run_ok(
-        bin()
-            .arg("sweep")
-            .arg(repo().join("examples/regimes/hopf.yaml"))
-            .arg("--out")
-            .arg(&out)
-            .arg("-q"),
-    );
-    let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
+    let r = sweep_example("examples/regimes/hopf.yaml", &out);
     let s = r.summaries.as_ref().expect("summaries");
     let stat = |name: &str, p: usize| {
         let i = s
@@ -237,10 +236,7 @@ fn regime_example_sweep_matches_the_hopf_normal_form_and_plots() {
         }
     }
     assert_eq!(checked, 18 * 11, "21 values of μ less −0.05, 0, 0.05, times 11 of ω");
-    let png = dir.path().join("regimes.png");
-    run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
-    let bytes = std::fs::read(&png).expect("the phase diagram exists");
-    assert_eq!(&bytes[1..4], b"PNG");
+    assert_plots_png(&out, &["--regimes"], &dir.path().join("regimes.png"));
 }
 
 #[test]
@@ -250,17 +246,16 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     // focus / periodic switch must lie between the lattice nodes −0.03 and 0.0325. At
     // |μ| ≥ 0.03 the transient has decayed like e^{−|μ|t} below 1e-6 by the cutoff t = 500.
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = dir.path().join("hopf_refined.yaml");
-    std::fs::write(
-        &spec,
+    let spec = written(
+        dir.path(),
+        "hopf_refined.yaml",
         format!(
             "template: {}/hopf\nsimulation_time: 600.0\nstep_size: 0.02\nsolver: rk4\ncutoff: 500.0\n\
              param_grid:\n  mu: {{linspace: [-1.03, 0.97, 5]}}\nparam_map:\n  mu: {{vars: [hopf_op/mu], nodes: [p]}}\n\
              outputs:\n  x: p/hopf_op/x\nsummaries: [regime]\nrefine: {{levels: 3, criterion: regime}}\n",
             repo().join("examples/models/stuart_landau_hopf.yaml").display()
         ),
-    )
-    .expect("spec written");
+    );
     let out = dir.path().join("hopf_refined.h5");
     let run = run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -281,9 +276,7 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     assert!((switch[1].0 - switch[0].0 - 1.0 / 16.0).abs() < 1e-12, "{switch:?}");
     // −0.03 is a coarse point; 0.0325 was made at the finest level.
     assert_eq!((switch[0].1, switch[1].1), (0.0, 3.0));
-    let png = dir.path().join("regimes.png");
-    run_ok(bin().arg("plot").arg(&out).arg("--regimes").arg("--out").arg(&png));
-    assert_eq!(&std::fs::read(&png).expect("the phase diagram exists")[1..4], b"PNG");
+    assert_plots_png(&out, &["--regimes"], &dir.path().join("regimes.png"));
 }
 
 #[test]
@@ -295,20 +288,18 @@ fn param_map_nodes_all_in_a_spec_sweeps_the_population_like_its_node_list() {
         .iter()
         .enumerate()
         .map(|(i, nodes)| {
-            let spec = dir.path().join(format!("spec{i}.yaml"));
-            std::fs::write(
-                &spec,
+            let spec = written(
+                dir.path(),
+                format!("spec{i}.yaml"),
                 format!(
                     "template: {}\nsimulation_time: 0.05\nstep_size: 1.0e-4\nparam_grid:\n  eta: [-5.0, -2.0, 1.0]\n\
                      param_map:\n  eta: {{vars: [qif_op/eta], nodes: {nodes}}}\ninputs:\n  PC/qif_op/I_ext: 1.0\n\
                      outputs:\n  r: all/qif_op/r\n",
                     template.display()
                 ),
-            )
-            .expect("write spec");
+            );
             let out = dir.path().join(format!("r{i}.h5"));
-            run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
-            rustrates::io::h5::read_results(&out).expect("a results file")
+            sweep_read(&spec, &out)
         })
         .collect();
     let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
@@ -352,20 +343,18 @@ fn per_node_input_files_in_a_spec_equal_the_engine_with_per_point_columns() {
             },
         ));
     }
-    let spec = dir.path().join("spec.yaml");
-    std::fs::write(
-        &spec,
+    let spec = written(
+        dir.path(),
+        "spec.yaml",
         format!(
             "template: {}\nsimulation_time: 0.05\nstep_size: 1.0e-4\nparam_grid:\n  eta: [-5.0, -2.0, 1.0]\n\
              param_map:\n  eta: {{vars: [qif_op/eta], nodes: all}}\ninputs:\n  PC/qif_op/I_ext: {{file: PC.csv}}\n\
              \x20 IIN/qif_op/I_ext: {{file: IIN.csv}}\noutputs:\n  r: all/qif_op/r\n",
             template.display()
         ),
-    )
-    .expect("write spec");
+    );
     let out = dir.path().join("r.h5");
-    run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
-    let cli = rustrates::io::h5::read_results(&out).expect("a results file");
+    let cli = sweep_read(&spec, &out);
 
     let loaded = rustrates::model::load_circuit(
         &template.display().to_string(),
@@ -416,21 +405,18 @@ fn a_spec_sweeping_the_conduction_velocity_equals_runs_with_the_delays_given() {
         )
     };
     let sweep = |name: &str, yaml: &str, grid: &str, map: &str| {
-        let template = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&template, yaml).expect("write template");
-        let spec = dir.path().join(format!("{name}_spec.yaml"));
-        std::fs::write(
-            &spec,
+        let template = written(dir.path(), format!("{name}.yaml"), yaml);
+        let spec = written(
+            dir.path(),
+            format!("{name}_spec.yaml"),
             format!(
                 "template: {}/Net\nsimulation_time: 0.015\nstep_size: 1.0e-4\nsampling_step_size: 1.0e-4\n\
                  param_grid:\n{grid}param_map:\n{map}outputs:\n  r: all/qif_net_op/r\n",
                 template.display()
             ),
-        )
-        .expect("write spec");
+        );
         let out = dir.path().join(format!("{name}.h5"));
-        run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
-        rustrates::io::h5::read_results(&out).expect("a results file")
+        sweep_read(&spec, &out)
     };
     let velocities = [10.0, 5.0, 3.0];
     let swept = sweep(

@@ -30,9 +30,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use rustrates::kernel::Backend;
-use rustrates::model::load_circuit;
 use rustrates::sweep::{BlockOutput, MemorySink, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
-use rustrates::template::LoadOptions;
 use rustrates_bench::{best, build_c, c_field, reference_spec, reference_spec_yaml, repo_root, run_process, DT, EVERY};
 
 /// The PyRates script's T (fixed in `PYRATES_SCRIPT`).
@@ -190,11 +188,7 @@ fn real_main() -> Result<(), String> {
     );
 
     if args.regime {
-        let template = format!(
-            "{}/pc_iin",
-            repo_root().join("examples/models/reference_qif.yaml").display()
-        );
-        let loaded = load_circuit(&template, &LoadOptions::default()).map_err(|e| e.to_string())?;
+        let circuit = rustrates_bench::reference_circuit()?;
         println!(
             "\n{:<44} {:>10} {:>10} {:>10}",
             "summaries only, 1 thread", "mean s", "regime s", "× mean"
@@ -215,7 +209,7 @@ fn real_main() -> Result<(), String> {
             for round in 0..=args.repeats.max(1) {
                 for (i, spec) in specs.iter().enumerate() {
                     let (start, start_cpu) = (Instant::now(), process_cpu_seconds());
-                    rustrates::sweep::run(spec, &loaded.circuit, &mut MemorySink::new()).map_err(|e| e.to_string())?;
+                    rustrates::sweep::run(spec, &circuit, &mut MemorySink::new()).map_err(|e| e.to_string())?;
                     // Round 0 compiles (or loads from the cache): not timed.
                     if round > 0 {
                         secs[i] = secs[i].min(start.elapsed().as_secs_f64());
@@ -255,11 +249,7 @@ fn real_main() -> Result<(), String> {
     report.insert("c_sim_s".into(), c_sim.into());
     report.insert("c_process_s".into(), c_wall.into());
 
-    let template = format!(
-        "{}/pc_iin",
-        repo_root().join("examples/models/reference_qif.yaml").display()
-    );
-    let loaded = load_circuit(&template, &LoadOptions::default()).map_err(|e| e.to_string())?;
+    let circuit = rustrates_bench::reference_circuit()?;
     println!(
         "\n{:<44} {:>10} {:>14} {:>10} {:>12} {:>10}",
         "in-process, traces in memory, 1 thread", "seconds", "ns/lane-step", "× C", "C interl. s", "× C interl."
@@ -275,7 +265,7 @@ fn real_main() -> Result<(), String> {
         spec.backend = *backend;
         spec.threads = Some(1);
         // Compile (or load from the cache) outside the timed runs.
-        rustrates::sweep::run(&spec, &loaded.circuit, &mut prepared).map_err(|e| e.to_string())?;
+        rustrates::sweep::run(&spec, &circuit, &mut prepared).map_err(|e| e.to_string())?;
         for (label, own_buffer) in [("as C", true), ("MemorySink", false)] {
             // The C program runs again before each of ours, so that both best-ofs come from
             // the same minutes of a shared machine.
@@ -284,10 +274,10 @@ fn real_main() -> Result<(), String> {
                 c_near = c_near.min(run_c(&c_exe, args.points, args.time)?.1);
                 let start = Instant::now();
                 if own_buffer {
-                    rustrates::sweep::run(&spec, &loaded.circuit, &mut prepared).map_err(|e| e.to_string())?;
+                    rustrates::sweep::run(&spec, &circuit, &mut prepared).map_err(|e| e.to_string())?;
                 } else {
                     let mut sink = MemorySink::new();
-                    rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;
+                    rustrates::sweep::run(&spec, &circuit, &mut sink).map_err(|e| e.to_string())?;
                 }
                 Ok(start.elapsed().as_secs_f64())
             })?;

@@ -29,9 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use rustrates::model::load_circuit;
 use rustrates::sweep::MemorySink;
-use rustrates::template::LoadOptions;
 use rustrates_bench::{
     median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, sweep_command, DT, EVERY,
 };
@@ -101,12 +99,10 @@ fn shuffle(raw: &[u8], size: usize) -> Vec<u8> {
 /// the files hold them, shuffled): compression ratio and single-thread speed per level.
 fn deflate_levels(time: f64) -> Result<(), String> {
     let side = 20;
-    let path = rustrates_bench::reference_template();
-    let loaded =
-        load_circuit(&format!("{}/pc_iin", path.display()), &LoadOptions::default()).map_err(|e| format!("{e:?}"))?;
+    let circuit = rustrates_bench::reference_circuit()?;
     let spec = reference_spec(side, time, true, &[]);
     let mut sink = MemorySink::new();
-    rustrates::sweep::run_with(&spec, &loaded.circuit, &mut sink, Default::default()).map_err(|e| e.to_string())?;
+    rustrates::sweep::run_with(&spec, &circuit, &mut sink, Default::default()).map_err(|e| e.to_string())?;
     let traces = sink.into_result().and_then(|r| r.traces).ok_or("no traces")?;
     let per_chunk = traces.len() / (side * side) * 64;
     println!("\ndeflate on the reference traces ({side}×{side}, shuffled chunks of 64 points, one thread)");

@@ -3,16 +3,24 @@
 
 use super::precision::Real;
 use super::test_kit::{
-    all_ops_circuit, buffers, circuits_for_cross_check, close, eval, fused, generic_buffers, hooked_ctx, lane_values,
-    past_hook, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits, tableaux,
-    to_f32, Kit, Tol, FIRST_POINT, V,
+    all_ops_circuit, buffers, circuits_for_cross_check, close, empty_circuit, eval, fused, generic_buffers, hooked_ctx,
+    lane_values, past_hook, push_assign, push_ode, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
+    stepper_circuits, tableaux, to_f32, Kit, Tol, FIRST_POINT, V,
 };
 use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
-use crate::model::{BinOp, Circuit, Expr, Func, Ode, VarId, VarKind};
+use crate::model::{BinOp, Expr, Func, VarId, VarKind};
 
-#[test]
-fn every_expr_and_func_matches_closures_f64() {
+/// Every case of the all-ops circuit, in precision `R` (`precision`), against its `f64`
+/// closure over lane blocks of `lane_counts`; `holds(case's tolerance, back end, got, want)`
+/// judges a value. The lane values are rounded to `R` first, so the closures see the kernel's
+/// inputs. The chained algebraic and the derivatives are the same operations on values
+/// already checked, so they are held to the cases' exact tolerance.
+fn every_expr_and_func_matches_closures<R: Real>(
+    precision: Precision,
+    lane_counts: &[usize],
+    holds: impl Fn(Tol, Backend, f64, f64) -> bool,
+) {
     let kit = Kit::new();
     let (c, cases) = all_ops_circuit();
     let layout = c.layout();
@@ -23,24 +31,35 @@ fn every_expr_and_func_matches_closures_f64() {
         cases[pos("sin")].reference,
         cases[pos("randn")].reference,
     );
+    let in_precision = |v: &[f64]| -> Vec<R> { v.iter().map(|&x| R::of(x)).collect() };
     for backend in kit.backends() {
-        let k = kit.kernel(&c, backend, Precision::F64);
-        for lanes in [1, 2, 3, 7, 64] {
-            let vals = lane_values(&c, lanes, t);
+        let k = kit.kernel(&c, backend, precision);
+        for &lanes in lane_counts {
+            let r = |x: f64| R::of(x).wide();
+            let vals: Vec<V> = lane_values(&c, lanes, t)
+                .into_iter()
+                .map(|v| V {
+                    x: r(v.x),
+                    w: r(v.w),
+                    k: r(v.k),
+                    q: r(v.q),
+                    s: r(v.s),
+                    ..v
+                })
+                .collect();
             let [y, p, u] = buffers(&c, &layout, &vals);
+            let (y, p, u) = (in_precision(&y), in_precision(&p), in_precision(&u));
             let (dy, a) = eval(&k, t, lanes, [&y, &p, &u], &mut hooked_ctx());
             for (ci, case) in cases.iter().enumerate() {
                 for (l, v) in vals.iter().enumerate() {
-                    let (got, want) = (a[ci * lanes + l], (case.reference)(v));
+                    let (got, want) = (a[ci * lanes + l].wide(), (case.reference)(v));
                     assert!(
-                        case.tol.holds(backend, got, want),
+                        holds(case.tol, backend, got, want),
                         "{backend:?} {} lanes={lanes} lane={l}: {got:e} vs reference {want:e} ({v:?})",
                         case.name
                     );
                 }
             }
-            // The chained algebraic and the derivatives: the same operations on values
-            // already checked, so exact wherever the case itself is.
             for (l, v) in vals.iter().enumerate() {
                 let checks = [
                     ("chain", a[cases.len() * lanes + l], add(v) * sin(v)),
@@ -48,14 +67,22 @@ fn every_expr_and_func_matches_closures_f64() {
                     ("w'", dy[lanes + l], ((-v.w) * v.k + v.s) + randn(v)),
                 ];
                 for (what, got, want) in checks {
+                    let got = got.wide();
                     assert!(
-                        Tol::Exact.holds(backend, got, want),
+                        holds(Tol::Exact, backend, got, want),
                         "{backend:?} {what} lane {l}/{lanes}: {got:e} vs {want:e}"
                     );
                 }
             }
         }
     }
+}
+
+#[test]
+fn every_expr_and_func_matches_closures_f64() {
+    every_expr_and_func_matches_closures::<f64>(Precision::F64, &[1, 2, 3, 7, 64], |tol, backend, got, want| {
+        tol.holds(backend, got, want)
+    });
 }
 
 #[test]
@@ -99,61 +126,14 @@ fn block_of_lanes_equals_single_lane_runs_bitwise() {
 
 #[test]
 fn every_expr_and_func_matches_closures_f32() {
-    let kit = Kit::new();
-    let (c, cases) = all_ops_circuit();
-    let layout = c.layout();
-    let t = 0.75;
-    let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
-    let (add, sin, randn) = (
-        cases[pos("add")].reference,
-        cases[pos("sin")].reference,
-        cases[pos("randn")].reference,
-    );
     // Single precision rounds each operation to 2^-24 ≈ 6e-8 relative; a case chains at
     // most a few operations plus one libm call (≤ 2 ulp), so 1e-6 relative holds with
     // margin. Results that cancel towards 0 (x' = add + sin) get the same bound relative
     // to the operands' scale 1.
-    let close32 = |got: f32, want: f64| {
-        (f64::from(got) - want).abs() <= 1e-6 * want.abs().max(1.0) || (got.is_nan() && want.is_nan())
+    let close32 = |_: Tol, _: Backend, got: f64, want: f64| {
+        (got - want).abs() <= 1e-6 * want.abs().max(1.0) || (got.is_nan() && want.is_nan())
     };
-    for backend in kit.backends() {
-        let k = kit.kernel(&c, backend, Precision::F32);
-        for lanes in [1, 3, 7, 8, 64, 67] {
-            // Round the lane values to f32 first, so the f64 closures see the same inputs.
-            let r = |x: f64| f64::from(x as f32);
-            let vals: Vec<V> = lane_values(&c, lanes, t)
-                .into_iter()
-                .map(|v| V {
-                    x: r(v.x),
-                    w: r(v.w),
-                    k: r(v.k),
-                    q: r(v.q),
-                    s: r(v.s),
-                    ..v
-                })
-                .collect();
-            let [y, p, u] = buffers(&c, &layout, &vals);
-            let (y, p, u) = (to_f32(&y), to_f32(&p), to_f32(&u));
-            let (dy, a) = eval(&k, t, lanes, [&y, &p, &u], &mut hooked_ctx());
-            for (ci, case) in cases.iter().enumerate() {
-                for (l, v) in vals.iter().enumerate() {
-                    let (got, want) = (a[ci * lanes + l], (case.reference)(v));
-                    assert!(
-                        close32(got, want),
-                        "{backend:?} {} lanes={lanes} lane={l}: {got:e} vs reference {want:e}",
-                        case.name
-                    );
-                }
-            }
-            for (l, v) in vals.iter().enumerate() {
-                assert!(close32(dy[l], add(v) + sin(v)), "{backend:?} x' lane {l}");
-                assert!(
-                    close32(dy[lanes + l], (-v.w) * v.k + v.s + randn(v)),
-                    "{backend:?} w' lane {l}"
-                );
-            }
-        }
-    }
+    every_expr_and_func_matches_closures::<f32>(Precision::F32, &[1, 3, 7, 8, 64, 67], close32);
 }
 
 /// NaN, infinite and signed-zero inputs through the functions with special cases, against
@@ -162,10 +142,7 @@ fn every_expr_and_func_matches_closures_f32() {
 #[test]
 fn special_values_match_shared_definitions_bitwise() {
     let kit = Kit::new();
-    let mut c = Circuit {
-        name: "specials".into(),
-        ..Circuit::default()
-    };
+    let mut c = empty_circuit("specials");
     let x = super::test_kit::add_var(&mut c, "x", VarKind::Input, 0.0);
     let y = super::test_kit::add_var(&mut c, "y", VarKind::Input, 0.0);
     let funcs = [
@@ -318,21 +295,14 @@ fn literals_round_trip_exactly() {
         f64::INFINITY,
         f64::NEG_INFINITY,
     ];
-    let mut c = Circuit {
-        name: "literals".into(),
-        ..Circuit::default()
-    };
+    let mut c = empty_circuit("literals");
     let x = super::test_kit::add_var(&mut c, "x", VarKind::State, 0.0);
     for (i, &k) in consts.iter().enumerate() {
         let e = c.add_expr(Expr::Const(k));
         push_assign(&mut c, &format!("c{i}"), e);
     }
     let z = c.add_expr(Expr::Const(0.0));
-    c.odes.push(Ode {
-        var: x,
-        rhs: z,
-        span: None,
-    });
+    push_ode(&mut c, x, z);
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
         let (_, a) = eval::<f64>(&k, 0.0, 1, [&[0.0], &[], &[]], &mut KernelCtx::default());
@@ -412,48 +382,47 @@ fn compiled_back_ends_match_the_reference_evaluator_on_models_and_library() {
                 let t = 0.3;
                 let got = eval(&k64, t, lanes, [&y, &p, &u], &mut hooked_ctx());
                 let want = eval(&reference64, t, lanes, [&y, &p, &u], &mut hooked_ctx());
-                for (what, got, want) in [("dy", &got.0, &want.0), ("a", &got.1, &want.1)] {
-                    for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale = w
-                            .iter()
-                            .fold(0.0f64, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
-                        // The models with no cancellation to speak of hold each value to 1e-12
-                        // of itself (what the C back end's own test asked of them).
-                        let row_scale = if PER_VALUE.contains(&name.as_str()) { 0.0 } else { scale };
-                        for l in 0..lanes {
-                            assert!(
-                                same_bits(g[l], w[l]) || (g[l] - w[l]).abs() <= 1e-12 * w[l].abs().max(row_scale),
-                                "{name} {backend:?} {what} row {row} lane {l}/{lanes}: {} vs reference {}",
-                                g[l],
-                                w[l]
-                            );
-                        }
-                    }
-                }
+                // The models with no cancellation to speak of hold each value to 1e-12 of
+                // itself (what the C back end's own test asked of them).
+                let per_value = PER_VALUE.contains(&name.as_str());
+                let case = format!("{name} {backend:?}");
+                assert_rows_agree(&case, "dy", &got.0, &want.0, lanes, 1e-12, !per_value);
+                assert_rows_agree(&case, "a", &got.1, &want.1, lanes, 1e-12, !per_value);
                 // Single precision: same ops in f32 on both sides; 1e-6 of the row scale
                 // covers the f32 pow expansions (≤ 2 ulp = 1.2e-7 relative) after
                 // cancellation.
                 let (y32, p32, u32_) = (to_f32(&y), to_f32(&p), to_f32(&u));
                 let got = eval(&k32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
                 let want = eval(&reference32, t, lanes, [&y32, &p32, &u32_], &mut hooked_ctx());
-                for (what, got, want) in [("dy32", &got.0, &want.0), ("a32", &got.1, &want.1)] {
-                    for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
-                        let scale = w
-                            .iter()
-                            .fold(0.0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
-                        for l in 0..lanes {
-                            assert!(
-                                g[l].to_bits() == w[l].to_bits()
-                                    || (g[l].is_nan() && w[l].is_nan())
-                                    || (g[l] - w[l]).abs() <= 1e-6 * w[l].abs().max(scale),
-                                "{name} {backend:?} {what} row {row} lane {l}/{lanes}: {} vs reference {}",
-                                g[l],
-                                w[l]
-                            );
-                        }
-                    }
-                }
+                assert_rows_agree(&case, "dy32", &got.0, &want.0, lanes, 1e-6, true);
+                assert_rows_agree(&case, "a32", &got.1, &want.1, lanes, 1e-6, true);
             }
+        }
+    }
+}
+
+/// Each value of `got` (rows of `lanes` values) agrees with the reference's `want`: the same
+/// bits, both NaN, or within `rel` of `|want|`, or with `row_scaled` of the row's largest
+/// finite magnitude when that is larger; computed in `R`, as the values are.
+fn assert_rows_agree<R: Real>(case: &str, what: &str, got: &[R], want: &[R], lanes: usize, rel: f64, row_scaled: bool) {
+    let abs = |x: R| if x < R::ZERO { -x } else { x };
+    // `f64::max`'s rule: a NaN operand gives the other.
+    let max = |x: R, y: R| if x.is_nan() || x < y { y } else { x };
+    for (row, (g, w)) in got.chunks(lanes).zip(want.chunks(lanes)).enumerate() {
+        let largest = w
+            .iter()
+            .fold(R::ZERO, |m, &x| if x.finite() { max(m, abs(x)) } else { m });
+        let scale = if row_scaled { largest } else { R::ZERO };
+        for l in 0..lanes {
+            let (g, w) = (g[l], w[l]);
+            assert!(
+                g.wide().to_bits() == w.wide().to_bits()
+                    || (g.is_nan() && w.is_nan())
+                    || abs(g - w) <= R::of(rel) * max(abs(w), scale),
+                "{case} {what} row {row} lane {l}/{lanes}: {} vs reference {}",
+                g.wide(),
+                w.wide()
+            );
         }
     }
 }
@@ -582,20 +551,13 @@ fn fused_steps_decline_past_randn_and_implicit_tableaux() {
 #[test]
 fn fused_rk4_decay_matches_exponential() {
     let kit = Kit::new();
-    let mut c = Circuit {
-        name: "decay".into(),
-        ..Circuit::default()
-    };
+    let mut c = empty_circuit("decay");
     let x = super::test_kit::add_var(&mut c, "x", VarKind::State, 1.0);
     let k = super::test_kit::add_var(&mut c, "k", VarKind::Param, 1.0);
     let (xe, ke) = (c.add_expr(Expr::Var(x)), c.add_expr(Expr::Var(k)));
     let m = c.add_expr(Expr::Binary(BinOp::Mul, ke, xe));
     let d = c.add_expr(Expr::Neg(m));
-    c.odes.push(Ode {
-        var: x,
-        rhs: d,
-        span: None,
-    });
+    push_ode(&mut c, x, d);
     let p = vec![0.5, 1.0, 2.0];
     for backend in kit.compiled_backends() {
         let kernel = kit.kernel(&c, backend, Precision::F64);

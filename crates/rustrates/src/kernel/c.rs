@@ -37,28 +37,35 @@ use crate::model::Circuit;
 type RhsFn<R> = unsafe extern "C" fn(usize, f64, *const R, *const R, *const R, *mut R, *mut R, *mut c_void);
 type RhsF64 = RhsFn<f64>;
 type RhsF32 = RhsFn<f32>;
-type StepsFn = unsafe extern "C" fn(
-    usize,
-    usize,
-    f64,
-    f64,
-    *mut f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *mut c_void,
-    c_int,
-    *const f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *const u32,
-    usize,
-    usize,
-    usize,
-    usize,
-    *mut f64,
-);
+/// The fused stepper's C signature; the network variant appends its data (`$extra`).
+macro_rules! steps_fn {
+    ($($extra:ty),*) => {
+        unsafe extern "C" fn(
+            usize,
+            usize,
+            f64,
+            f64,
+            *mut f64,
+            *const f64,
+            *const f64,
+            *mut f64,
+            *mut c_void,
+            c_int,
+            *const f64,
+            *const f64,
+            *const f64,
+            *mut f64,
+            *const u32,
+            usize,
+            usize,
+            usize,
+            usize,
+            *mut f64
+            $(, $extra)*
+        )
+    };
+}
+type StepsFn = steps_fn!();
 
 /// The block width the generated code is specialised for (constant strides, exact trip
 /// counts): solvers get the fastest code with blocks of this many lanes. Other widths work.
@@ -85,30 +92,7 @@ type NetRhsFn<R> = unsafe extern "C" fn(
     *const f64,
     *const crate::kernel::ring::RingView,
 );
-type NetStepsFn = unsafe extern "C" fn(
-    usize,
-    usize,
-    f64,
-    f64,
-    *mut f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *mut c_void,
-    c_int,
-    *const f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-    *const u32,
-    usize,
-    usize,
-    usize,
-    usize,
-    *mut f64,
-    *const u64,
-    *const f64,
-);
+type NetStepsFn = steps_fn!(*const u64, *const f64);
 
 /// The library's entry points: one copy of the equations per node, or loops over the
 /// populations of a network with its data.
@@ -388,30 +372,25 @@ impl CKernel {
         // through `ring`, whose pointers stay valid as the ring is borrowed for this call
         // (lanes equal to this call's; slots cover every read, `DelayRing::slots_for`).
         unsafe {
+            // The arguments of both entry points; the network's append its data and the ring.
+            macro_rules! call_rhs {
+                ($f:expr $(, $extra:expr)*) => {
+                    $f(
+                        lanes,
+                        t,
+                        y.as_ptr(),
+                        p.as_ptr(),
+                        u.as_ptr(),
+                        dy.as_mut_ptr(),
+                        a.as_mut_ptr(),
+                        ctx.cast()
+                        $(, $extra)*
+                    )
+                };
+            }
             match f {
-                Call::Scalar(f) => f(
-                    lanes,
-                    t,
-                    y.as_ptr(),
-                    p.as_ptr(),
-                    u.as_ptr(),
-                    dy.as_mut_ptr(),
-                    a.as_mut_ptr(),
-                    ctx.cast(),
-                ),
-                Call::Network(f, d) => f(
-                    lanes,
-                    t,
-                    y.as_ptr(),
-                    p.as_ptr(),
-                    u.as_ptr(),
-                    dy.as_mut_ptr(),
-                    a.as_mut_ptr(),
-                    ctx.cast(),
-                    d.ni.as_ptr(),
-                    d.nd.as_ptr(),
-                    ring_ptr,
-                ),
+                Call::Scalar(f) => call_rhs!(f),
+                Call::Network(f, d) => call_rhs!(f, d.ni.as_ptr(), d.nd.as_ptr(), ring_ptr),
             }
         }
     }
@@ -457,53 +436,37 @@ impl CKernel {
         // code indexes (`stages²`, `stages`, `stages`); the samples were checked above (slots in
         // range, `out` long enough, every sample within the call).
         unsafe {
+            // The arguments of both entry points; the network's append its data.
+            macro_rules! call_steps {
+                ($f:expr $(, $extra:expr)*) => {
+                    $f(
+                        lanes,
+                        nsteps,
+                        t0,
+                        dt,
+                        y.as_mut_ptr(),
+                        p.as_ptr(),
+                        u.as_ptr(),
+                        a.as_mut_ptr(),
+                        ctx.cast(),
+                        stages as c_int,
+                        tableau.a.as_ptr(),
+                        tableau.b.as_ptr(),
+                        tableau.c.as_ptr(),
+                        work.as_mut_ptr(),
+                        slots.as_ptr(),
+                        slots.len(),
+                        first,
+                        every,
+                        count,
+                        out
+                        $(, $extra)*
+                    )
+                };
+            }
             match &self.entry {
-                Entry::Scalar { steps, .. } => steps(
-                    lanes,
-                    nsteps,
-                    t0,
-                    dt,
-                    y.as_mut_ptr(),
-                    p.as_ptr(),
-                    u.as_ptr(),
-                    a.as_mut_ptr(),
-                    ctx.cast(),
-                    stages as c_int,
-                    tableau.a.as_ptr(),
-                    tableau.b.as_ptr(),
-                    tableau.c.as_ptr(),
-                    work.as_mut_ptr(),
-                    slots.as_ptr(),
-                    slots.len(),
-                    first,
-                    every,
-                    count,
-                    out,
-                ),
-                Entry::Network { steps, data, .. } => steps(
-                    lanes,
-                    nsteps,
-                    t0,
-                    dt,
-                    y.as_mut_ptr(),
-                    p.as_ptr(),
-                    u.as_ptr(),
-                    a.as_mut_ptr(),
-                    ctx.cast(),
-                    stages as c_int,
-                    tableau.a.as_ptr(),
-                    tableau.b.as_ptr(),
-                    tableau.c.as_ptr(),
-                    work.as_mut_ptr(),
-                    slots.as_ptr(),
-                    slots.len(),
-                    first,
-                    every,
-                    count,
-                    out,
-                    data.ni.as_ptr(),
-                    data.nd.as_ptr(),
-                ),
+                Entry::Scalar { steps, .. } => call_steps!(steps),
+                Entry::Network { steps, data, .. } => call_steps!(steps, data.ni.as_ptr(), data.nd.as_ptr()),
             }
         }
         true

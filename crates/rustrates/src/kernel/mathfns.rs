@@ -95,54 +95,54 @@ fn nan_extreme(x: f64, y: f64, max: bool) -> f64 {
     }
 }
 
+/// The functions each precision evaluates in its own arithmetic (`sin` or `sinf` & co.), the
+/// one list [`func_f64`] and [`func_f32`] expand; the others are exact in either precision
+/// and taken by the caller before.
+macro_rules! in_own_precision {
+    ($func:expr, $x:ident, $y:ident) => {
+        match $func {
+            Func::Sin => $x.sin(),
+            Func::Cos => $x.cos(),
+            Func::Tan => $x.tan(),
+            Func::Sinh => $x.sinh(),
+            Func::Cosh => $x.cosh(),
+            Func::Tanh => $x.tanh(),
+            Func::Arcsin => $x.asin(),
+            Func::Arccos => $x.acos(),
+            Func::Arctan => $x.atan(),
+            Func::Arctan2 => $x.atan2($y),
+            Func::Exp => $x.exp(),
+            Func::Log => $x.ln(),
+            Func::Sigmoid => 1.0 / (1.0 + (-$x).exp()),
+            exact => unreachable!("{exact:?} is exact in either precision: taken before"),
+        }
+    };
+}
+
 /// The value of `func(x)` or `func(x, y)` (`y` ignored for unary functions) in double
 /// precision, as every back end computes it.
 pub fn func_f64(func: Func, x: f64, y: f64) -> f64 {
     match func {
-        Func::Sin => x.sin(),
-        Func::Cos => x.cos(),
-        Func::Tan => x.tan(),
-        Func::Sinh => x.sinh(),
-        Func::Cosh => x.cosh(),
-        Func::Tanh => x.tanh(),
-        Func::Arcsin => x.asin(),
-        Func::Arccos => x.acos(),
-        Func::Arctan => x.atan(),
-        Func::Arctan2 => x.atan2(y),
-        Func::Exp => x.exp(),
-        Func::Log => x.ln(),
         Func::Sqrt => x.sqrt(),
         Func::Abs => x.abs(),
-        Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Func::Max => nan_extreme(x, y, true),
         Func::Min => nan_extreme(x, y, false),
         Func::Heaviside => heaviside(x),
         Func::Floor => x.floor(),
         Func::Ceil => x.ceil(),
         Func::Sign => sign(x),
+        _ => in_own_precision!(func, x, y),
     }
 }
 
 /// [`func_f64`] in single precision (each function evaluated in `f32`, as `sinf` & co.).
 pub fn func_f32(func: Func, x: f32, y: f32) -> f32 {
     match func {
-        Func::Sin => x.sin(),
-        Func::Cos => x.cos(),
-        Func::Tan => x.tan(),
-        Func::Sinh => x.sinh(),
-        Func::Cosh => x.cosh(),
-        Func::Tanh => x.tanh(),
-        Func::Arcsin => x.asin(),
-        Func::Arccos => x.acos(),
-        Func::Arctan => x.atan(),
-        Func::Arctan2 => x.atan2(y),
-        Func::Exp => x.exp(),
-        Func::Log => x.ln(),
-        Func::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         // Exact in either precision: the f64 result of f32 inputs is representable in f32.
         Func::Sqrt | Func::Abs | Func::Max | Func::Min | Func::Heaviside | Func::Floor | Func::Ceil | Func::Sign => {
             func_f64(func, f64::from(x), f64::from(y)) as f32
         }
+        _ => in_own_precision!(func, x, y),
     }
 }
 

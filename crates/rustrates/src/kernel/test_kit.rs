@@ -248,6 +248,11 @@ pub(crate) fn push_assign(c: &mut Circuit, name: &str, rhs: ExprId) -> VarId {
     var
 }
 
+/// `var' = rhs`.
+pub(crate) fn push_ode(c: &mut Circuit, var: VarId, rhs: ExprId) {
+    c.odes.push(Ode { var, rhs, span: None });
+}
+
 /// Per-lane inputs of the all-operations circuit, as the reference closures see them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct V {
@@ -320,6 +325,23 @@ impl Builder {
         let b = self.num(c);
         self.bin(BinOp::Pow, a, b)
     }
+    /// `c op var`.
+    pub(crate) fn nv(&mut self, op: BinOp, c: f64, var: VarId) -> ExprId {
+        let n = self.num(c);
+        let v = self.v(var);
+        self.bin(op, n, v)
+    }
+    /// `var op c` (the constant's node made first, as [`Builder::nv`] makes it).
+    pub(crate) fn vn(&mut self, op: BinOp, var: VarId, c: f64) -> ExprId {
+        let n = self.num(c);
+        let v = self.v(var);
+        self.bin(op, v, n)
+    }
+    /// `f(a − b)`.
+    pub(crate) fn call_of_difference(&mut self, f: Func, a: VarId, b: VarId) -> ExprId {
+        let d = self.vv(BinOp::Sub, a, b);
+        self.e(Expr::Call(f, vec![d]))
+    }
     pub(crate) fn vv(&mut self, op: BinOp, a: VarId, b: VarId) -> ExprId {
         let a = self.v(a);
         let b = self.v(b);
@@ -388,26 +410,8 @@ pub(crate) fn cases() -> Vec<Case> {
             },
             |v| (2f64.sin() + 1.0 / 3.0) * v.x
         ),
-        case!(
-            "mul_one",
-            Exact,
-            |b| {
-                let one = b.num(1.0);
-                let x = b.v(b.x);
-                b.bin(Mul, one, x)
-            },
-            |v| v.x
-        ),
-        case!(
-            "div_one",
-            Exact,
-            |b| {
-                let one = b.num(1.0);
-                let k = b.v(b.k);
-                b.bin(Div, k, one)
-            },
-            |v| v.k
-        ),
+        case!("mul_one", Exact, |b| b.nv(Mul, 1.0, b.x), |v| v.x),
+        case!("div_one", Exact, |b| b.vn(Div, b.k, 1.0), |v| v.k),
         case!(
             "select_const_cond",
             Exact,
@@ -535,41 +539,14 @@ pub(crate) fn cases() -> Vec<Case> {
         case!(
             "heaviside",
             Exact,
-            |b| {
-                let d = b.vv(Sub, b.x, b.q);
-                b.e(Expr::Call(Func::Heaviside, vec![d]))
-            },
-            |v| {
-                let d = v.x - v.q;
-                if d > 0.0 {
-                    1.0
-                } else if d == 0.0 {
-                    0.5
-                } else {
-                    0.0
-                }
-            }
+            |b| b.call_of_difference(Func::Heaviside, b.x, b.q),
+            |v| by_sign(v.x - v.q, [0.0, 0.5, 1.0])
         ),
         case!("floor", Exact, |b| b.call1(Func::Floor, b.k), |v| v.k.floor()),
         case!("ceil", Exact, |b| b.call1(Func::Ceil, b.k), |v| v.k.ceil()),
-        case!(
-            "sign",
-            Exact,
-            |b| {
-                let d = b.vv(Sub, b.x, b.q);
-                b.e(Expr::Call(Func::Sign, vec![d]))
-            },
-            |v| {
-                let d = v.x - v.q;
-                if d > 0.0 {
-                    1.0
-                } else if d < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
-        ),
+        case!("sign", Exact, |b| b.call_of_difference(Func::Sign, b.x, b.q), |v| {
+            by_sign(v.x - v.q, [-1.0, 0.0, 1.0])
+        }),
         case!(
             "past",
             Exact,
@@ -611,13 +588,31 @@ pub(crate) fn cases() -> Vec<Case> {
     ]
 }
 
+/// `below`, `at` or `above` as `d` is below, at or above 0: the step functions' definitions,
+/// written independently of `mathfns`, for the finite differences of [`lane_values`] (NaN and
+/// signed zeros are `special_values_match_shared_definitions_bitwise`'s).
+fn by_sign(d: f64, [below, at, above]: [f64; 3]) -> f64 {
+    if d > 0.0 {
+        above
+    } else if d == 0.0 {
+        at
+    } else {
+        below
+    }
+}
+
+/// A circuit named `name` with nothing in it yet.
+pub(crate) fn empty_circuit(name: &str) -> Circuit {
+    Circuit {
+        name: name.into(),
+        ..Circuit::default()
+    }
+}
+
 /// One algebraic per case, then `chain = a_add * a_sin` (an algebraic read back), and
 /// ODEs `x' = a_add + a_sin`, `w' = (-w*k + s) + a_randn` (noise reaches a derivative).
 pub(crate) fn all_ops_circuit() -> (Circuit, Vec<Case>) {
-    let mut c = Circuit {
-        name: "AllOps".into(),
-        ..Circuit::default()
-    };
+    let mut c = empty_circuit("AllOps");
     let x = add_var(&mut c, "n/op/x", VarKind::State, 0.1);
     assert_eq!(x.0, X_ID);
     let w = add_var(&mut c, "n/op/w", VarKind::State, 1.0);
@@ -645,11 +640,7 @@ pub(crate) fn all_ops_circuit() -> (Circuit, Vec<Case>) {
     let chain = b.vv(BinOp::Mul, a_add, a_sin);
     push_assign(&mut b.c, "n/op/chain", chain);
     let dx = b.vv(BinOp::Add, a_add, a_sin);
-    b.c.odes.push(Ode {
-        var: x,
-        rhs: dx,
-        span: None,
-    });
+    push_ode(&mut b.c, x, dx);
     let wv = b.v(w);
     let nw = b.e(Expr::Neg(wv));
     let kv = b.v(k);
@@ -658,11 +649,7 @@ pub(crate) fn all_ops_circuit() -> (Circuit, Vec<Case>) {
     let drift = b.bin(BinOp::Add, nwk, sv);
     let noise = b.v(a_randn);
     let dw = b.bin(BinOp::Add, drift, noise);
-    b.c.odes.push(Ode {
-        var: w,
-        rhs: dw,
-        span: None,
-    });
+    push_ode(&mut b.c, w, dw);
     (b.c, cases)
 }
 
@@ -725,10 +712,7 @@ pub(crate) fn buffers(c: &Circuit, layout: &Layout, vals: &[V]) -> [Vec<f64>; 3]
 /// `r_in` with weight parameters, `I_ext` an input). `specialize`: parameters a sweep does
 /// not vary become constants (what a sweep that specialises its kernel would compile).
 pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
-    let mut c = Circuit {
-        name: "qif_ref".into(),
-        ..Circuit::default()
-    };
+    let mut c = empty_circuit("qif_ref");
     let mut pops = Vec::new();
     for (node, eta) in [("PC", -5.0), ("IIN", -5.0)] {
         let v = |n: &str| format!("{node}/qif_op/{n}");
@@ -793,11 +777,7 @@ pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
         let r2v = b.bin(BinOp::Mul, r2, vv);
         let num = b.bin(BinOp::Add, q, r2v);
         let dr = b.bin(BinOp::Div, num, tauv);
-        b.c.odes.push(Ode {
-            var: r,
-            rhs: dr,
-            span: None,
-        });
+        push_ode(&mut b.c, r, dr);
         // v' = (v^2 + eta + I_ext + tau*r_in - (pi*tau*r)^2) / tau
         let v2 = b.pow_const(v, 2.0);
         let e = b.v(eta);
@@ -812,11 +792,7 @@ pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
         let sq = b.bin(BinOp::Pow, ptr_, two2);
         let s4 = b.bin(BinOp::Sub, s3, sq);
         let dv = b.bin(BinOp::Div, s4, tauv);
-        b.c.odes.push(Ode {
-            var: v,
-            rhs: dv,
-            span: None,
-        });
+        push_ode(&mut b.c, v, dv);
     }
     b.c
 }

@@ -126,6 +126,13 @@ pub struct Edge {
     pub span: Option<Span>,
 }
 
+impl Edge {
+    /// The edge's parameter variable `name` (`weight`, `delay`, …), if it has one.
+    pub fn param(&self, name: &str) -> Option<VarId> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+}
+
 /// A `connectivity:` block as one node: `target[i] (+)= scale · Σ_j w[i][j] · source[j](t − d[i][j])`
 /// over the row's entries, in ascending source order — the terms of the equivalent edge list
 /// for that target, in its order. Kept instead of one [`Edge`] and one weight parameter per

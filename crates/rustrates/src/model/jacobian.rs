@@ -813,9 +813,7 @@ pub(crate) mod tests {
         let mut b = Builder::new("d");
         let x = b.var("n/o/x", VarKind::State, 0.0);
         let d = b.k(1.0);
-        let past = b.c.add_expr(Expr::Past(x, d));
-        let rhs = b.neg(past);
-        b.ode(x, rhs);
+        b.delayed_decay(x, d);
         let span = Span::new(crate::syntax::FileId(0), 4, 9);
         b.c.odes[0].span = Some(span);
         let e = jacobian(&b.c).unwrap_err();

@@ -71,6 +71,23 @@ impl Builder {
     pub fn neg(&mut self, a: ExprId) -> ExprId {
         self.c.add_expr(Expr::Neg(a))
     }
+    /// `x(t − delay)`.
+    pub fn past(&mut self, x: VarId, delay: ExprId) -> ExprId {
+        self.c.add_expr(Expr::Past(x, delay))
+    }
+    /// `x' = c·x²`: from x(0) = 1 it blows up at t = 1/c (x = 1/(1 − c t)).
+    pub fn blow_up(&mut self, x: VarId, c: VarId) {
+        let (xe, ce) = (self.v(x), self.v(c));
+        let x2 = self.mul(xe, xe);
+        let rhs = self.mul(ce, x2);
+        self.ode(x, rhs);
+    }
+    /// `x' = −x(t − delay)`: the delay equation with a closed form by the method of steps.
+    pub fn delayed_decay(&mut self, x: VarId, delay: ExprId) {
+        let past = self.past(x, delay);
+        let rhs = self.neg(past);
+        self.ode(x, rhs);
+    }
     pub fn call(&mut self, f: Func, args: Vec<ExprId>) -> ExprId {
         self.c.add_expr(Expr::Call(f, args))
     }
@@ -244,6 +261,16 @@ pub fn mpr_fixed_points(eta: f64, input: f64, j: f64, delta: f64) -> Vec<f64> {
         prev = (r, fr);
     }
     roots
+}
+
+/// Three starts of the Montbrió population `p/qif_op` (J = 15) over its bistable range, as
+/// `initial_conditions`: near the low state, and near the high state at either end of the
+/// range (it moves from r ≈ 0.82 at the lower fold to 1.27 at the upper one).
+pub fn mpr_bistable_starts() -> Vec<Vec<(String, f64)>> {
+    [(0.01, -2.0), (0.9, -0.19), (1.25, -0.13)]
+        .into_iter()
+        .map(|(r, v)| vec![("p/qif_op/r".to_string(), r), ("p/qif_op/v".to_string(), v)])
+        .collect()
 }
 
 /// The reference circuit of `shared/bench/README.md`: two 1.x `qif_pop` nodes PC and IIN,

@@ -82,31 +82,27 @@ impl LaneInputs<'_, '_> {
     }
 }
 
-pub(crate) fn run<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
-    sink: &mut dyn SampleSink,
-    opts: &RunOptions,
-) -> Vec<PointStatus> {
-    run_with_stats::<T>(kernel, prep, block, tol, sink, opts).0
+/// One block's Dormand–Prince problem, what each stepper here is handed: the kernel, the
+/// checked run, the block of lanes and the tolerances.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem<'a> {
+    pub(crate) kernel: &'a Kernel,
+    pub(crate) prep: &'a Prepared<'a>,
+    pub(crate) block: &'a Block<'a>,
+    pub(crate) tol: Tolerance,
 }
 
-/// [`run`] with its counters: the masked block stepper where the circuit allows it, lane by
-/// lane otherwise.
+/// Dormand–Prince over a block, with its counters: the masked block stepper where the
+/// circuit allows it, lane by lane otherwise.
 pub(crate) fn run_with_stats<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
+    problem: Problem<'_>,
     sink: &mut dyn SampleSink,
     opts: &RunOptions,
 ) -> (Vec<PointStatus>, Stats) {
-    if masked_ok(kernel) {
-        run_masked::<T>(kernel, prep, block, tol, sink)
+    if masked_ok(problem.kernel) {
+        run_masked::<T>(problem, sink)
     } else {
-        run_stats::<T>(kernel, prep, block, tol, sink, opts)
+        run_stats::<T>(problem, sink, opts)
     }
 }
 
@@ -120,6 +116,46 @@ fn masked_ok(kernel: &Kernel) -> bool {
             .exprs
             .iter()
             .any(|e| matches!(e, Expr::Time | Expr::Past(..) | Expr::Randn))
+}
+
+/// What both steppers set up for a block: the Dormand–Prince tableau with its error weights
+/// `e` (`b − b_err`), the samples to emit and their store, and the per-lane results.
+struct BlockSetup {
+    ns: usize,
+    tab: Tableau,
+    stages: usize,
+    e: Vec<f64>,
+    nout: usize,
+    first: usize,
+    emitted: usize,
+    store: Vec<f64>,
+    status: Vec<PointStatus>,
+    stats: Stats,
+    t_end: f64,
+}
+
+impl BlockSetup {
+    fn new(kernel: &Kernel, prep: &Prepared<'_>) -> Self {
+        let (lanes, plan) = (prep.lanes, prep.plan);
+        let tab = Tableau::dopri5();
+        let b_err = tab.b_err.clone().unwrap_or_default();
+        let e = tab.b.iter().zip(&b_err).map(|(b, be)| b - be).collect();
+        let nout = prep.outputs.len();
+        let emitted = plan.emitted();
+        BlockSetup {
+            ns: kernel.layout().states.len(),
+            stages: tab.stages(),
+            tab,
+            e,
+            nout,
+            first: plan.first_emitted(),
+            emitted,
+            store: vec![f64::NAN; emitted * nout * lanes],
+            status: vec![PointStatus::Ok; lanes],
+            stats: Stats::default(),
+            t_end: plan.sample_time(plan.samples.saturating_sub(1)),
+        }
+    }
 }
 
 /// Lane state of the masked stepper.
@@ -136,40 +172,23 @@ struct LaneClock {
 /// Dormand–Prince over the whole block at once: every stage is one kernel call on all lanes,
 /// each lane advancing by its own step (`h_step`, 0 for finished lanes). Accept/reject and
 /// step-size control are per lane, so a lane's numbers do not depend on its neighbours.
-pub(crate) fn run_masked<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
-    sink: &mut dyn SampleSink,
-) -> (Vec<PointStatus>, Stats) {
-    let lanes = prep.lanes;
-    let plan = prep.plan;
+pub(crate) fn run_masked<T: Float>(problem: Problem<'_>, sink: &mut dyn SampleSink) -> (Vec<PointStatus>, Stats) {
+    let (kernel, prep, block, tol) = (problem.kernel, problem.prep, problem.block, problem.tol);
+    let mut dp = BlockSetup::new(kernel, prep);
+    let (lanes, plan, ns) = (prep.lanes, prep.plan, dp.ns);
     let layout = kernel.layout();
-    let ns = layout.states.len();
     let n = ns * lanes;
-    let tab = Tableau::dopri5();
-    let stages = tab.stages();
-    let b_err = tab.b_err.clone().unwrap_or_default();
-    let e: Vec<f64> = tab.b.iter().zip(&b_err).map(|(b, be)| b - be).collect();
-    let nout = prep.outputs.len();
-    let first = plan.first_emitted();
-    let emitted = plan.emitted();
-    let mut store = vec![f64::NAN; emitted * nout * lanes];
-    let mut last_state = LastState::new(sink, emitted, ns, lanes);
-    let mut status = vec![PointStatus::Ok; lanes];
-    let mut stats = Stats::default();
-    let t_end = plan.sample_time(plan.samples.saturating_sub(1));
+    let mut last_state = LastState::new(sink, dp.emitted, ns, lanes);
     let need_a = prep.outputs.iter().any(|o| matches!(o, super::Source::Algebraic(_)));
 
     let (mut y, p, mut u) = block_values::<T>(block, prep);
     let mut a = vec![T::default(); layout.algebraics.len() * lanes];
-    let mut k = vec![T::default(); stages * n];
+    let mut k = vec![T::default(); dp.stages * n];
     let mut ytmp = vec![T::default(); n];
     let mut ynew = vec![T::default(); n];
     let mut hs = vec![T::default(); lanes];
-    let mut out = vec![0.0; nout * lanes];
-    let mut out1 = vec![0.0; nout];
+    let mut out = vec![0.0; dp.nout * lanes];
+    let mut out1 = vec![0.0; dp.nout];
     // Single-lane buffers for samples that need algebraics at an interpolated state.
     let mut y1 = vec![T::default(); ns];
     let mut p1 = vec![T::default(); layout.params.len()];
@@ -203,9 +222,9 @@ pub(crate) fn run_masked<T: Float>(
     set_inputs(&mut u, &clocks, 0.0);
     T::rhs(kernel, 0.0, lanes, &y, &p, &u, &mut k[..n], &mut a, &mut ctx);
     if plan.samples > 0 {
-        if first == 0 {
+        if dp.first == 0 {
             gather(&prep.outputs, lanes, &y, &a, &p, &u, &not_frozen, &mut out);
-            store[..nout * lanes].copy_from_slice(&out);
+            dp.store[..dp.nout * lanes].copy_from_slice(&out);
             if plan.samples == 1 {
                 for lane in 0..lanes {
                     last_state.keep(lane, (0..ns).map(|s| y[s * lanes + lane]));
@@ -227,7 +246,7 @@ pub(crate) fn run_masked<T: Float>(
                 let floor = 1e-12 * ck.t.abs().max(plan.dt);
                 if ck.h.partial_cmp(&floor).is_none_or(|o| o == std::cmp::Ordering::Less) {
                     let bad = (0..ns).any(|s| !y[s * lanes + l].finite());
-                    status[l] = if bad {
+                    dp.status[l] = if bad {
                         PointStatus::NonFinite { t: ck.t }
                     } else {
                         PointStatus::StepTooSmall { t: ck.t }
@@ -235,18 +254,18 @@ pub(crate) fn run_masked<T: Float>(
                     ck.active = false;
                     ck.h_step = 0.0;
                 } else {
-                    ck.h_step = ck.h.min(t_end - ck.t).max(floor);
+                    ck.h_step = ck.h.min(dp.t_end - ck.t).max(floor);
                 }
             }
             hs[l] = T::of(ck.h_step);
         }
-        for s in 1..stages {
+        for s in 1..dp.stages {
             for slot in 0..ns {
                 let base = slot * lanes;
                 for (l, hl) in hs.iter().enumerate() {
                     let j = base + l;
                     let mut acc = T::default();
-                    for (m, c) in tab.row(s).iter().enumerate() {
+                    for (m, c) in dp.tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * n + j];
                         }
@@ -254,10 +273,10 @@ pub(crate) fn run_masked<T: Float>(
                     ytmp[j] = y[j] + *hl * acc;
                 }
             }
-            set_inputs(&mut u, &clocks, tab.c[s]);
+            set_inputs(&mut u, &clocks, dp.tab.c[s]);
             let (_, rest) = k.split_at_mut(s * n);
             T::rhs(kernel, 0.0, lanes, &ytmp, &p, &u, &mut rest[..n], &mut a, &mut ctx);
-            if s == stages - 1 {
+            if s == dp.stages - 1 {
                 ynew.copy_from_slice(&ytmp);
             }
         }
@@ -267,18 +286,18 @@ pub(crate) fn run_masked<T: Float>(
                 continue;
             }
             let h_step = ck.h_step;
-            let err = error_norm(&e, &k, n, &y, &ynew, (lanes, l, ns), h_step, tol);
+            let err = error_norm(&dp.e, &k, n, &y, &ynew, (lanes, l, ns), h_step, tol);
             if !err.is_finite() || err > 1.0 {
-                stats.rejected += 1;
+                dp.stats.rejected += 1;
                 clocks[l].h = h_step * shrink_factor(err);
                 continue;
             }
-            stats.accepted += 1;
+            dp.stats.accepted += 1;
             let t_new = ck.t + h_step;
             let mut next = ck.next;
             while next < plan.samples && plan.sample_time(next) <= t_new + 1e-9 * plan.dts {
                 let ts = plan.sample_time(next);
-                if next >= first {
+                if next >= dp.first {
                     let theta = ((ts - ck.t) / h_step).clamp(0.0, 1.0);
                     let q = dense_weights(theta);
                     for (slot, yv) in y1.iter_mut().enumerate() {
@@ -309,7 +328,7 @@ pub(crate) fn run_masked<T: Float>(
                         T::rhs(kernel, ts, 1, &y1, &p1, &u1, &mut dy1, &mut a1, &mut c1);
                     }
                     gather(&prep.outputs, 1, &y1, &a1, &p1, &u1, &[false], &mut out1);
-                    put(&mut store, &out1, next - first, lanes, l);
+                    put(&mut dp.store, &out1, next - dp.first, lanes, l);
                     if next + 1 == plan.samples {
                         last_state.keep(l, y1.iter().copied());
                     }
@@ -320,7 +339,7 @@ pub(crate) fn run_masked<T: Float>(
             for slot in 0..ns {
                 let j = slot * lanes + l;
                 y[j] = ynew[j];
-                k[j] = k[(stages - 1) * n + j];
+                k[j] = k[(dp.stages - 1) * n + j];
                 finite &= y[j].finite();
             }
             let factor = if err == 0.0 {
@@ -334,40 +353,28 @@ pub(crate) fn run_masked<T: Float>(
             ck.next = next;
             ck.active = next < plan.samples;
             if !finite {
-                status[l] = PointStatus::NonFinite { t: t_new };
+                dp.status[l] = PointStatus::NonFinite { t: t_new };
                 ck.active = false;
             }
         }
     }
-    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    deliver(sink, &plan, &dp.store, dp.emitted, dp.nout * lanes, lanes);
     last_state.hand(sink, lanes);
-    (status, stats)
+    (dp.status, dp.stats)
 }
 
+/// Dormand–Prince lane by lane (each lane its own steps; delays and noise read through the
+/// solver's hooks).
 pub(crate) fn run_stats<T: Float>(
-    kernel: &Kernel,
-    prep: &Prepared<'_>,
-    block: &Block<'_>,
-    tol: Tolerance,
+    problem: Problem<'_>,
     sink: &mut dyn SampleSink,
     opts: &RunOptions,
 ) -> (Vec<PointStatus>, Stats) {
-    let lanes = prep.lanes;
-    let plan = prep.plan;
+    let (kernel, prep, block, tol) = (problem.kernel, problem.prep, problem.block, problem.tol);
+    let mut dp = BlockSetup::new(kernel, prep);
+    let (lanes, plan, ns) = (prep.lanes, prep.plan, dp.ns);
     let layout = kernel.layout();
-    let ns = layout.states.len();
-    let tab = Tableau::dopri5();
-    let stages = tab.stages();
-    let b_err = tab.b_err.clone().unwrap_or_default();
-    let e: Vec<f64> = tab.b.iter().zip(&b_err).map(|(b, be)| b - be).collect();
-    let nout = prep.outputs.len();
-    let first = plan.first_emitted();
-    let emitted = plan.emitted();
-    let mut store = vec![f64::NAN; emitted * nout * lanes];
-    let mut last_state = LastState::new(sink, emitted, ns, lanes);
-    let mut status = vec![PointStatus::Ok; lanes];
-    let mut stats = Stats::default();
-    let t_end = plan.sample_time(plan.samples.saturating_sub(1));
+    let mut last_state = LastState::new(sink, dp.emitted, ns, lanes);
     let (delayed, noise) = runtime::scan(kernel.circuit());
     let hooks = !delayed.is_empty() || noise;
     let has_delays = !delayed.is_empty();
@@ -375,12 +382,12 @@ pub(crate) fn run_stats<T: Float>(
     let mut y = vec![T::default(); ns];
     let mut ynew = vec![T::default(); ns];
     let mut ytmp = vec![T::default(); ns];
-    let mut k = vec![T::default(); stages * ns];
+    let mut k = vec![T::default(); dp.stages * ns];
     let mut p = vec![T::default(); layout.params.len()];
     let mut u = vec![T::default(); layout.inputs.len()];
     let mut a = vec![T::default(); layout.algebraics.len()];
     let mut dy = vec![T::default(); ns];
-    let mut out = vec![0.0; nout];
+    let mut out = vec![0.0; dp.nout];
     let not_frozen = [false];
 
     #[allow(clippy::needless_range_loop)] // `lane` also picks parameter and input columns
@@ -422,9 +429,9 @@ pub(crate) fn run_stats<T: Float>(
         }
         let mut next = 0usize;
         if plan.samples > 0 {
-            if next >= first {
+            if next >= dp.first {
                 gather(&prep.outputs, 1, &y, &a, &p, &u, &not_frozen, &mut out);
-                put(&mut store, &out, next - first, lanes, lane);
+                put(&mut dp.store, &out, next - dp.first, lanes, lane);
                 if plan.samples == 1 {
                     last_state.keep(lane, y.iter().copied());
                 }
@@ -435,14 +442,14 @@ pub(crate) fn run_stats<T: Float>(
             let floor = 1e-12 * t.abs().max(plan.dt);
             if h.partial_cmp(&floor).is_none_or(|o| o == std::cmp::Ordering::Less) {
                 let non_finite = y.iter().any(|v| !v.finite());
-                status[lane] = if non_finite {
+                dp.status[lane] = if non_finite {
                     PointStatus::NonFinite { t }
                 } else {
                     PointStatus::StepTooSmall { t }
                 };
                 break 'steps;
             }
-            let mut h_step = h.min(t_end - t).max(floor);
+            let mut h_step = h.min(dp.t_end - t).max(floor);
             let mut landing = None;
             if has_delays {
                 let seen = &runtime::rt_mut(&mut ctx).delays_seen;
@@ -462,42 +469,42 @@ pub(crate) fn run_stats<T: Float>(
             if hooks {
                 runtime::rt_mut(&mut ctx).step = attempt;
             }
-            for s in 1..stages {
+            for s in 1..dp.stages {
                 for j in 0..ns {
                     let mut acc = T::default();
-                    for (m, c) in tab.row(s).iter().enumerate() {
+                    for (m, c) in dp.tab.row(s).iter().enumerate() {
                         if *c != 0.0 {
                             acc = acc + T::of(*c) * k[m * ns + j];
                         }
                     }
                     ytmp[j] = y[j] + ht * acc;
                 }
-                let ts = t + tab.c[s] * h_step;
+                let ts = t + dp.tab.c[s] * h_step;
                 inputs.set(ts, &mut u);
                 let (_, rest) = k.split_at_mut(s * ns);
                 T::rhs(kernel, ts, 1, &ytmp, &p, &u, &mut rest[..ns], &mut a, &mut ctx);
-                if s == stages - 1 {
+                if s == dp.stages - 1 {
                     // The last stage is evaluated at the new solution (a[6] = b, FSAL).
                     ynew.copy_from_slice(&ytmp);
                 }
             }
-            let err = error_norm(&e, &k, ns, &y, &ynew, (1, 0, ns), h_step, tol);
+            let err = error_norm(&dp.e, &k, ns, &y, &ynew, (1, 0, ns), h_step, tol);
             if !err.is_finite() || err > 1.0 {
-                stats.rejected += 1;
+                dp.stats.rejected += 1;
                 h = h_step * shrink_factor(err);
                 continue;
             }
-            stats.accepted += 1;
+            dp.stats.accepted += 1;
             let t_new = landing.unwrap_or(t + h_step);
             if has_delays {
                 let rt = runtime::rt_mut(&mut ctx);
                 attach_dense(rt, kernel, &k, ns);
-                push_point(rt, kernel, t_new, &ynew, &k[(stages - 1) * ns..], &a);
+                push_point(rt, kernel, t_new, &ynew, &k[(dp.stages - 1) * ns..], &a);
             }
             // Samples inside (t, t_new], from the continuous extension.
             while next < plan.samples && plan.sample_time(next) <= t_new + 1e-9 * plan.dts {
                 let ts = plan.sample_time(next);
-                if next >= first {
+                if next >= dp.first {
                     let theta = ((ts - t) / h_step).clamp(0.0, 1.0);
                     let q = dense_weights(theta);
                     for j in 0..ns {
@@ -515,7 +522,7 @@ pub(crate) fn run_stats<T: Float>(
                         T::rhs(kernel, ts, 1, &ytmp, &p, &u, &mut dy, &mut a, &mut ctx);
                     }
                     gather(&prep.outputs, 1, &ytmp, &a, &p, &u, &not_frozen, &mut out);
-                    put(&mut store, &out, next - first, lanes, lane);
+                    put(&mut dp.store, &out, next - dp.first, lanes, lane);
                     if next + 1 == plan.samples {
                         last_state.keep(lane, ytmp.iter().copied());
                     }
@@ -524,7 +531,7 @@ pub(crate) fn run_stats<T: Float>(
             }
             y.copy_from_slice(&ynew);
             let (k0, rest) = k.split_at_mut(ns);
-            k0.copy_from_slice(&rest[(stages - 2) * ns..]);
+            k0.copy_from_slice(&rest[(dp.stages - 2) * ns..]);
             t = t_new;
             let factor = if err == 0.0 {
                 10.0
@@ -538,15 +545,15 @@ pub(crate) fn run_stats<T: Float>(
                 h_step * factor
             };
             if y.iter().any(|v| !v.finite()) {
-                status[lane] = PointStatus::NonFinite { t };
+                dp.status[lane] = PointStatus::NonFinite { t };
                 break 'steps;
             }
         }
         // Samples a failed lane did not reach stay NaN.
     }
-    deliver(sink, &plan, &store, emitted, nout * lanes, lanes);
+    deliver(sink, &plan, &dp.store, dp.emitted, dp.nout * lanes, lanes);
     last_state.hand(sink, lanes);
-    (status, stats)
+    (dp.status, dp.stats)
 }
 
 /// The weights of the stages in the continuous extension at `theta` of a step (`P`'s rows

@@ -472,21 +472,26 @@ pub(crate) fn run_fused(
         first_point: block.first_point,
         ..KernelCtx::default()
     };
-    let probe = StepsArgs {
-        lanes,
-        nsteps: 0,
-        t0: 0.0,
-        dt,
-        tableau,
-        y: &mut y,
-        p,
-        u: &u,
-        a: &mut a,
-        work: &mut work,
-        ctx: &mut ctx,
-        samples: None,
-    };
-    if !kernel.steps(probe) {
+    // One call of the fused stepper on this block's buffers.
+    macro_rules! steps {
+        ($nsteps:expr, $t0:expr, $samples:expr) => {
+            kernel.steps(StepsArgs {
+                lanes,
+                nsteps: $nsteps,
+                t0: $t0,
+                dt,
+                tableau,
+                y: &mut y,
+                p,
+                u: &u,
+                a: &mut a,
+                work: &mut work,
+                ctx: &mut ctx,
+                samples: $samples,
+            })
+        };
+    }
+    if !steps!(0, 0.0, None) {
         return None;
     }
     let need_a = prep.outputs.iter().any(|o| matches!(o, Source::Algebraic(_)));
@@ -521,29 +526,25 @@ pub(crate) fn run_fused(
     let last_state_step = (sink.wants_last_state() && total > k).then(|| (total - 1) * stride);
     let mut emitted = 0usize;
     let mut i = 0usize;
-    // The solver's own sampling: state, algebraics (evaluated at the sample) and the rest.
-    let take = |y: &[f64],
-                u: &[f64],
-                a: &mut [f64],
-                dy: &mut [f64],
-                ctx: &mut KernelCtx,
-                step: usize,
-                frozen: &[bool],
-                row: &mut [f64]| {
-        if need_a {
-            kernel.rhs(RhsArgs {
-                t: step as f64 * dt,
-                lanes,
-                y,
-                p,
-                u,
-                dy,
-                a,
-                ctx,
-            });
-        }
-        gather(&prep.outputs, lanes, y, a, p, u, frozen, row);
-    };
+    // The solver's own sampling at `step` into `row`: state, algebraics (evaluated at the
+    // sample) and the rest.
+    macro_rules! take {
+        ($step:expr, $row:expr) => {{
+            if need_a {
+                kernel.rhs(RhsArgs {
+                    t: ($step) as f64 * dt,
+                    lanes,
+                    y: &y,
+                    p,
+                    u: &u,
+                    dy: &mut dy,
+                    a: &mut a,
+                    ctx: &mut ctx,
+                });
+            }
+            gather(&prep.outputs, lanes, &y, &a, p, &u, &frozen, $row);
+        }};
+    }
     while i < plan.steps {
         if last_state_step == Some(i) {
             super::last_state::hand(sink, lanes, &y, &frozen);
@@ -573,55 +574,20 @@ pub(crate) fn run_fused(
             }),
             None => {
                 if count > 0 {
-                    take(&y, &u, &mut a, &mut dy, &mut ctx, i, &frozen, &mut rows[..width]);
+                    take!(i, &mut rows[..width]);
                 }
                 None
             }
         };
-        kernel.steps(StepsArgs {
-            lanes,
-            nsteps: end - i,
-            t0,
-            dt,
-            tableau,
-            y: &mut y,
-            p,
-            u: &u,
-            a: &mut a,
-            work: &mut work,
-            ctx: &mut ctx,
-            samples,
-        });
+        steps!(end - i, t0, samples);
         if newly_non_finite(&y, lanes, &frozen) {
             y.copy_from_slice(&saved);
             for s in i..end {
                 if s % stride == 0 && (k..k + count).contains(&(s / stride)) {
                     let j = s / stride - k;
-                    take(
-                        &y,
-                        &u,
-                        &mut a,
-                        &mut dy,
-                        &mut ctx,
-                        s,
-                        &frozen,
-                        &mut rows[j * width..(j + 1) * width],
-                    );
+                    take!(s, &mut rows[j * width..(j + 1) * width]);
                 }
-                kernel.steps(StepsArgs {
-                    lanes,
-                    nsteps: 1,
-                    t0: t0 + (s - i) as f64 * dt,
-                    dt,
-                    tableau,
-                    y: &mut y,
-                    p,
-                    u: &u,
-                    a: &mut a,
-                    work: &mut work,
-                    ctx: &mut ctx,
-                    samples: None,
-                });
+                steps!(1, t0 + (s - i) as f64 * dt, None);
                 check_finite(&mut y, lanes, &mut frozen, &mut bad, &mut status, (s + 1) as f64 * dt);
             }
         } else if recorded.is_some() && frozen.contains(&true) {
@@ -653,16 +619,7 @@ pub(crate) fn run_fused(
         super::last_state::hand(sink, lanes, &y, &frozen);
     }
     while k < total && k * stride <= plan.steps {
-        take(
-            &y,
-            &u,
-            &mut a,
-            &mut dy,
-            &mut ctx,
-            plan.steps,
-            &frozen,
-            &mut rows[..width],
-        );
+        take!(plan.steps, &mut rows[..width]);
         sink.samples(emitted, plan.sample_time(k), lanes, &rows[..width]);
         emitted += 1;
         k += 1;

@@ -90,10 +90,7 @@ mod tests {
         let u = b.var("n/op/u", VarKind::State, 1.0);
         let v = b.var("n/op/v", VarKind::State, 0.0);
         let c = b.var("n/op/c", VarKind::Param, 1.0);
-        let (xe, ce) = (b.v(x), b.v(c));
-        let x2 = b.mul(xe, xe);
-        let blow = b.mul(ce, x2);
-        b.ode(x, blow);
+        b.blow_up(x, c);
         let (ue, ve, ce) = (b.v(u), b.v(v), b.v(c));
         let du = b.mul(ce, ve);
         let du = b.neg(du);

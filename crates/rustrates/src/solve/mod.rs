@@ -406,16 +406,14 @@ pub(crate) enum Source {
     Input(usize),
 }
 
-/// How one input slot is driven, resolved for a block.
-pub(crate) enum Drive<'a> {
-    /// `data[row * cols + col]`; lane `l` reads column `col0 + l` (`cols == 1`: shared).
-    Series {
-        slot: usize,
-        data: &'a [f64],
-        rows: usize,
-        cols: usize,
-        col0: usize,
-    },
+/// How one input slot is driven, resolved for a block:
+/// `data[row * cols + col]`; lane `l` reads column `col0 + l` (`cols == 1`: shared).
+pub(crate) struct Drive<'a> {
+    slot: usize,
+    data: &'a [f64],
+    rows: usize,
+    cols: usize,
+    col0: usize,
 }
 
 /// Everything a stepper needs, checked and resolved.
@@ -431,22 +429,15 @@ pub(crate) struct Prepared<'a> {
 impl Drive<'_> {
     /// Fill the slot for row `row` (clamped to the last row: a missing last row holds it).
     pub(crate) fn fill<T: fixed::Float>(&self, row: usize, lanes: usize, u: &mut [T]) {
-        let Drive::Series {
-            slot,
-            data,
-            rows,
-            cols,
-            col0,
-        } = *self;
-        if rows == 0 {
+        if self.rows == 0 {
             return;
         }
-        let r = row.min(rows - 1);
-        let dst = &mut u[slot * lanes..(slot + 1) * lanes];
-        if cols == 1 {
-            dst.fill(T::of(data[r]));
+        let r = row.min(self.rows - 1);
+        let dst = &mut u[self.slot * lanes..(self.slot + 1) * lanes];
+        if self.cols == 1 {
+            dst.fill(T::of(self.data[r]));
         } else {
-            let src = &data[r * cols + col0..r * cols + col0 + lanes];
+            let src = &self.data[r * self.cols + self.col0..r * self.cols + self.col0 + lanes];
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = T::of(*s);
             }
@@ -456,26 +447,19 @@ impl Drive<'_> {
     /// The value at time `t` for one lane, interpolated linearly between rows (row i at
     /// t = i·dt), for adaptive steppers.
     pub(crate) fn at(&self, t: f64, dt: f64, lane: usize) -> (usize, f64) {
-        let Drive::Series {
-            slot,
-            data,
-            rows,
-            cols,
-            col0,
-        } = *self;
-        if rows == 0 {
-            return (slot, f64::NAN);
+        if self.rows == 0 {
+            return (self.slot, f64::NAN);
         }
-        let col = if cols == 1 { 0 } else { col0 + lane };
+        let col = if self.cols == 1 { 0 } else { self.col0 + lane };
         let pos = (t / dt).max(0.0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let i = pos.floor() as usize;
-        if i + 1 >= rows {
-            return (slot, data[(rows - 1) * cols + col]);
+        if i + 1 >= self.rows {
+            return (self.slot, self.data[(self.rows - 1) * self.cols + col]);
         }
         let f = pos - i as f64;
-        let (v0, v1) = (data[i * cols + col], data[(i + 1) * cols + col]);
-        (slot, if f == 0.0 { v0 } else { v0 + f * (v1 - v0) })
+        let (v0, v1) = (self.data[i * self.cols + col], self.data[(i + 1) * self.cols + col]);
+        (self.slot, if f == 0.0 { v0 } else { v0 + f * (v1 - v0) })
     }
 }
 
@@ -513,7 +497,7 @@ fn prepare<'a>(
         match &inp.signal {
             Signal::Constant(c) => u0[slot * lanes..(slot + 1) * lanes].fill(*c),
             Signal::Shared(data) => {
-                series.push(Drive::Series {
+                series.push(Drive {
                     slot,
                     data,
                     rows: data.len(),
@@ -530,7 +514,7 @@ fn prepare<'a>(
                         expected: block.first_point + lanes,
                     });
                 }
-                series.push(Drive::Series {
+                series.push(Drive {
                     slot,
                     data,
                     rows: data.len() / cols,
@@ -594,11 +578,16 @@ pub fn run_block_with(
             if !(rtol.is_finite() && rtol > 0.0 && atol.is_finite() && atol > 0.0) {
                 return Err(SolveError::BadTolerance { rtol, atol });
             }
-            let tol = adaptive::Tolerance { rtol, atol };
+            let problem = adaptive::Problem {
+                kernel,
+                prep: &prep,
+                block: &block,
+                tol: adaptive::Tolerance { rtol, atol },
+            };
             Ok(if f32_path {
-                adaptive::run::<f32>(kernel, &prep, &block, tol, sink, opts)
+                adaptive::run_with_stats::<f32>(problem, sink, opts).0
             } else {
-                adaptive::run::<f64>(kernel, &prep, &block, tol, sink, opts)
+                adaptive::run_with_stats::<f64>(problem, sink, opts).0
             })
         }
         m => {

@@ -655,80 +655,6 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn param_map_unknown_key_is_error() {
-        let c = circuit();
-        let m = ParamMap::new().nodes("eta", &["eta"], &["PC"]);
-        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
-        assert_eq!(
-            err,
-            ParamMapError::UnknownKey {
-                key: "tau".into(),
-                known: keys(&["eta"])
-            }
-        );
-    }
-
-    #[test]
-    fn param_map_unknown_node_suggests_closest() {
-        let c = circuit();
-        let m = ParamMap::new().nodes("eta", &["eta"], &["PCC"]);
-        let err = resolve(&m, &keys(&["eta"]), &c).unwrap_err();
-        assert_eq!(
-            err,
-            ParamMapError::UnknownNode {
-                key: "eta".into(),
-                node: "PCC".into(),
-                suggestion: Some("PC".into())
-            }
-        );
-        assert!(err.to_string().contains("did you mean 'PC'"), "{err}");
-    }
-
-    #[test]
-    fn param_map_missing_var_lists_node_vars() {
-        let c = circuit();
-        let m = ParamMap::new().nodes("tau", &["Op_e/tau"], &["PC"]);
-        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
-        assert_eq!(
-            err,
-            ParamMapError::VarNotFound {
-                key: "tau".into(),
-                node: "PC".into(),
-                var: "Op_e/tau".into(),
-                available: keys(&["Op_e/eta", "Op_e/r", "Pro/eta", "Pro/m"]),
-            }
-        );
-    }
-
-    #[test]
-    fn param_map_missing_edge_lists_existing_indices() {
-        let c = circuit();
-        let m = ParamMap::new().edges("w", &["weight"], &[("PC", "IIN", Some(2))]);
-        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
-        assert_eq!(
-            err,
-            ParamMapError::EdgeNotFound {
-                key: "w".into(),
-                from: "PC".into(),
-                to: "IIN".into(),
-                idx: 2,
-                existing: vec![0, 1]
-            }
-        );
-        let m = ParamMap::new().edges("w", &["weight"], &[("IIN", "IIN", None)]);
-        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
-        assert!(
-            matches!(&err, ParamMapError::EdgeNotFound { existing, .. } if existing.is_empty()),
-            "{err:?}"
-        );
-        let m = ParamMap::new().edges("w", &["gain"], &[("PC", "IIN", None)]);
-        let err = resolve(&m, &keys(&["w"]), &c).unwrap_err();
-        assert!(
-            matches!(&err, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"]))
-        );
-    }
-
     /// Four nodes of one template (`p0 … p3`, in circuits `c0`, `c1`) and a node `x` of
     /// another template without `eta`.
     fn population() -> Circuit {
@@ -798,36 +724,108 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Every mistake of a `param_map` names its key and what there is instead: the whole
+    /// error compared where it is plain data, its telling fields otherwise. (Six tests before,
+    /// one table now; every assertion kept.)
     #[test]
-    fn param_map_pattern_errors_name_the_pattern() {
-        let c = population();
-        let m = ParamMap::new().nodes("tau", &["qif_op/tau"], &["all"]);
-        let err = resolve(&m, &keys(&["tau"]), &c).unwrap_err();
-        assert_eq!(
-            err,
-            ParamMapError::VarNotFound {
-                key: "tau".into(),
-                node: "all".into(),
-                var: "qif_op/tau".into(),
-                available: keys(&["qif_op/eta", "qif_op/r"]),
-            }
-        );
-        let m = ParamMap::new().nodes("eta", &["eta"], &["c2/all"]);
-        let err = resolve(&m, &keys(&["eta"]), &c).unwrap_err();
-        assert!(
-            matches!(&err, ParamMapError::UnknownNode { node, .. } if node == "c2/all"),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn param_map_algebraic_target_is_not_settable() {
-        let c = circuit();
-        let m = ParamMap::new().nodes("m", &["Pro/m"], &["PC"]);
-        let err = resolve(&m, &keys(&["m"]), &c).unwrap_err();
-        assert!(
-            matches!(err, ParamMapError::NotSettable { ref var, .. } if var == "PC/Pro/m"),
-            "{err:?}"
-        );
+    fn param_map_errors_name_the_key_and_what_there_is() {
+        let (c, pop) = (circuit(), population());
+        let nodes = |key: &str, vars: &[&str], nodes: &[&str]| ParamMap::new().nodes(key, vars, nodes);
+        let edges =
+            |key: &str, vars: &[&str], edge: (&str, &str, Option<usize>)| ParamMap::new().edges(key, vars, &[edge]);
+        let exact = [
+            (
+                &c,
+                nodes("eta", &["eta"], &["PC"]),
+                "tau",
+                ParamMapError::UnknownKey {
+                    key: "tau".into(),
+                    known: keys(&["eta"]),
+                },
+            ),
+            (
+                &c,
+                nodes("eta", &["eta"], &["PCC"]),
+                "eta",
+                ParamMapError::UnknownNode {
+                    key: "eta".into(),
+                    node: "PCC".into(),
+                    suggestion: Some("PC".into()),
+                },
+            ),
+            (
+                &c,
+                nodes("tau", &["Op_e/tau"], &["PC"]),
+                "tau",
+                ParamMapError::VarNotFound {
+                    key: "tau".into(),
+                    node: "PC".into(),
+                    var: "Op_e/tau".into(),
+                    available: keys(&["Op_e/eta", "Op_e/r", "Pro/eta", "Pro/m"]),
+                },
+            ),
+            (
+                &c,
+                edges("w", &["weight"], ("PC", "IIN", Some(2))),
+                "w",
+                ParamMapError::EdgeNotFound {
+                    key: "w".into(),
+                    from: "PC".into(),
+                    to: "IIN".into(),
+                    idx: 2,
+                    existing: vec![0, 1],
+                },
+            ),
+            // A pattern is named as written.
+            (
+                &pop,
+                nodes("tau", &["qif_op/tau"], &["all"]),
+                "tau",
+                ParamMapError::VarNotFound {
+                    key: "tau".into(),
+                    node: "all".into(),
+                    var: "qif_op/tau".into(),
+                    available: keys(&["qif_op/eta", "qif_op/r"]),
+                },
+            ),
+        ];
+        for (circuit, m, key, want) in exact {
+            assert_eq!(resolve(&m, &keys(&[key]), circuit).unwrap_err(), want);
+        }
+        let err = resolve(&nodes("eta", &["eta"], &["PCC"]), &keys(&["eta"]), &c).unwrap_err();
+        assert!(err.to_string().contains("did you mean 'PC'"), "{err}");
+        // (circuit, map, grid key, what the error must show)
+        type Telling<'c> = (&'c Circuit, ParamMap, &'c str, fn(&ParamMapError) -> bool);
+        let telling: [Telling<'_>; 4] = [
+            (
+                &c,
+                edges("w", &["weight"], ("IIN", "IIN", None)),
+                "w",
+                |e| matches!(e, ParamMapError::EdgeNotFound { existing, .. } if existing.is_empty()),
+            ),
+            (
+                &c,
+                edges("w", &["gain"], ("PC", "IIN", None)),
+                "w",
+                |e| matches!(e, ParamMapError::EdgeVarNotFound { available, .. } if available == &keys(&["weight", "delay"])),
+            ),
+            (
+                &pop,
+                nodes("eta", &["eta"], &["c2/all"]),
+                "eta",
+                |e| matches!(e, ParamMapError::UnknownNode { node, .. } if node == "c2/all"),
+            ),
+            // An algebraic is computed, not set.
+            (
+                &c,
+                nodes("m", &["Pro/m"], &["PC"]),
+                "m",
+                |e| matches!(e, ParamMapError::NotSettable { var, .. } if var == "PC/Pro/m"),
+            ),
+        ];
+        for (circuit, m, key, holds) in telling {
+            let err = resolve(&m, &keys(&[key]), circuit).unwrap_err();
+            assert!(holds(&err), "{key}: {err:?}");
+        }
     }
 }

@@ -291,12 +291,9 @@ fn swept_chain_edges(circuit: &Circuit, resolved: &param_map::ResolvedMap) -> Ve
     circuit
         .edges
         .iter()
-        .filter_map(|e| {
-            let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
-            match (param("delay"), param("spread")) {
-                (Some(d), Some(s)) if swept(d) || swept(s) => Some((d, s)),
-                _ => None,
-            }
+        .filter_map(|e| match (e.param("delay"), e.param("spread")) {
+            (Some(d), Some(s)) if swept(d) || swept(s) => Some((d, s)),
+            _ => None,
         })
         .collect()
 }
@@ -507,11 +504,11 @@ fn build_group(
         .edges
         .iter()
         .filter_map(|e| {
-            let (_, d) = e.params.iter().find(|(n, _)| n == "delay")?;
+            let d = e.param("delay")?;
             // Only an edge with a spread lowers to a chain (`lower_edges`): skip the name
             // look-ups (linear in the variables) for the others, e.g. a network's N² delays.
-            e.params.iter().find(|(n, _)| n == "spread")?;
-            let base = circuit.var(*d).name.trim_end_matches("/delay").to_string();
+            e.param("spread")?;
+            let base = circuit.var(d).name.trim_end_matches("/delay").to_string();
             let stages: Vec<VarId> = (1..).map_while(|i| lowered.find_var(&format!("{base}/z{i}"))).collect();
             let source = lowered.find_var(&circuit.var(e.source).name)?;
             (!stages.is_empty()).then_some((source, stages))

@@ -330,13 +330,25 @@ fn paths_inside_model_templates_tree_resolve_siblings_first() {
     assert_eq!(l.circuit.var(l.circuit.find_var("N/Op/k").expect("k")).value, 7.0);
 }
 
+/// An unknown template name, and an unknown file in path form, suggest the closest that
+/// exists. (Two tests before, one table now.)
 #[test]
-fn unknown_template_name_suggests_closest() {
-    let d = tree(&[("m.yaml", SIMPLE)]);
-    let e = load_circuit("m.Nn", &opts(d.path())).expect_err("no such template");
-    let diag = e.diagnostics.iter().next().expect("one");
-    assert_eq!(diag.code, "template/unknown-path");
-    assert_eq!(diag.help.as_deref(), Some("did you mean `m.N`?"));
+fn unknown_paths_suggest_the_closest() {
+    let cases = [
+        ("m.yaml", "m.Nn", "did you mean `m.N`?"),
+        (
+            "models/montbrio.yaml",
+            "models/montbro.yaml/N",
+            "did you mean `models/montbrio.yaml/N`?",
+        ),
+    ];
+    for (file, path, help) in cases {
+        let d = tree(&[(file, SIMPLE)]);
+        let e = load_circuit(path, &opts(d.path())).expect_err("no such template");
+        let diag = e.diagnostics.iter().next().expect("one");
+        assert_eq!(diag.code, "template/unknown-path", "{path}");
+        assert_eq!(diag.help.as_deref(), Some(help), "{path}");
+    }
 }
 
 #[test]
@@ -831,15 +843,6 @@ fn fuzz_for_a_while() {
         runs += 1;
     }
     println!("fuzz_for_a_while: {runs} inputs in {secs} s, 0 panics");
-}
-
-#[test]
-fn unknown_file_in_path_form_suggests_a_close_file() {
-    let d = tree(&[("models/montbrio.yaml", SIMPLE)]);
-    let e = load_circuit("models/montbro.yaml/N", &opts(d.path())).expect_err("no such file");
-    let diag = e.diagnostics.iter().next().expect("one");
-    assert_eq!(diag.code, "template/unknown-path");
-    assert_eq!(diag.help.as_deref(), Some("did you mean `models/montbrio.yaml/N`?"));
 }
 
 #[test]

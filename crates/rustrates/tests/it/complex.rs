@@ -7,7 +7,9 @@ use rustrates::model::{self, Circuit};
 use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
-use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec, try_run};
+use crate::support::{
+    assert_load_error, assert_op_error_on_line_5, assert_runs_agree, column, load_text, sweep_spec, try_run,
+};
 
 /// Stuart–Landau normal form dz/dt = (iω + μ − |z|²) z, written with an imaginary literal and
 /// a complex constant, plus algebraic outputs using every complex operation.
@@ -185,14 +187,7 @@ fn stuart_landau_matches_its_closed_form_on_every_back_end() {
         results.push(res.traces.expect("traces"));
     }
     // The back ends evaluate the same real expressions: equal to rounding.
-    for r in &results[1..] {
-        let d = r
-            .iter()
-            .zip(&results[0])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(d <= 1e-12, "back ends differ by {d}");
-    }
+    assert_runs_agree(&results, 1e-12);
 }
 
 /// A Kuramoto mean field coupled to itself through a complex edge (PyRates' kmo_mf form):
@@ -297,11 +292,7 @@ net:
   edges:
     - [a/op/z, b/op/u, null, {weight: 1.0, delay: 0.5}]
 "#;
-    let err = load_text(delayed_edge, "net").expect_err("delayed complex edge");
-    assert!(
-        err.contains("edge/complex-delay") && err.contains("c.yaml:11:51:"),
-        "{err}"
-    );
+    assert_load_error(delayed_edge, "net", "edge/complex-delay", "11:51");
 }
 
 /// A network of complex nodes (8 Kuramoto mean fields on a ring, each fed by its two
@@ -374,10 +365,7 @@ ring:
     let moved = traces[0].iter().map(|x| x.abs()).fold(0.0, f64::max);
     assert!(moved > 0.1, "the network stays put");
     // The same real expressions in another association order at most: rounding level.
-    for t in &traces[1..] {
-        let d = t.iter().zip(&traces[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(d <= 1e-12, "back ends differ by {d}");
-    }
+    assert_runs_agree(&traces, 1e-12);
 }
 
 /// A complex input is driven part by part: naming the whole variable says which part to name,

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use indexmap::IndexMap;
-use rustrates::kernel::{Backend, Kernel, KernelOptions};
+use rustrates::kernel::precision::Real;
+use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions};
 use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
@@ -16,7 +17,7 @@ use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
 
-use crate::support::{backends, bits, c_available};
+use crate::support::{backends, bits, c_available, load_net};
 
 const DT: f64 = 1e-4;
 
@@ -83,6 +84,19 @@ fn matrix_block(n: usize, weight: &str, delay: Option<&str>) -> String {
     s
 }
 
+/// `w.npy` and `d.npy`: the weights (every third 0 if `sparse`) and delays of `network_grid.c`.
+fn write_weights_and_delays(dir: &Path, n: usize, sparse: bool, dmax: f64) {
+    write_npy(&dir.join("w.npy"), n, |i, j| weight(n, i, j, sparse));
+    write_npy(&dir.join("d.npy"), n, |i, j| delay(dmax, i, j));
+}
+
+/// The grid of `G` and `eta` values (Cartesian, G fastest, in the sweeps here).
+fn g_eta_grid(g: &[f64], eta: &[f64]) -> IndexMap<String, Vec<f64>> {
+    [("G".to_string(), g.to_vec()), ("eta".to_string(), eta.to_vec())]
+        .into_iter()
+        .collect()
+}
+
 /// A `.npy` file (format 1.0, C order) of the `n × n` matrix `f(i, j)`.
 fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
     let values: Vec<f64> = (0..n)
@@ -100,22 +114,8 @@ fn sweep(dir: &Path, file: &str, yaml: &str, n: usize, backend: Backend, steps: 
     let map = ParamMap::new()
         .nodes("G", &["qif_net_op/G"], &nodes)
         .nodes("eta", &["qif_net_op/eta"], &nodes);
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -4.0]);
-    sweep_with(dir, file, yaml, &values, map, backend, steps)
-}
-
-fn sweep_with(
-    dir: &Path,
-    file: &str,
-    yaml: &str,
-    values: &IndexMap<String, Vec<f64>>,
-    map: ParamMap,
-    backend: Backend,
-    steps: usize,
-) -> SweepResult {
-    sweep_with_method(dir, file, yaml, values, map, backend, Method::Euler, steps)
+    let values = g_eta_grid(&[0.0, 1.0, 2.0], &[-6.0, -4.0]);
+    sweep_with(dir, file, yaml, &values, map, backend, Method::Euler, steps)
 }
 
 #[test]
@@ -187,29 +187,33 @@ fn per_lane(c: &rustrates::model::Circuit) -> Vec<rustrates::model::VarId> {
         .collect()
 }
 
+/// `compiled` compiled by the C back end (into a cache of its own, so it is compiled here), or
+/// `None` without a C compiler (said on stderr; a failure under CI).
+fn c_kernel(compiled: &rustrates::model::Circuit) -> Option<Kernel> {
+    if !c_available() {
+        return None;
+    }
+    let cache = tempfile::tempdir().expect("temp dir");
+    let options = KernelOptions {
+        backend: Backend::C,
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..KernelOptions::default()
+    };
+    Some(Kernel::compile(compiled, &options).expect("compiles"))
+}
+
 #[test]
 fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
     let dir = tempfile::tempdir().expect("temp dir");
     // N = 5 with delays, N = 20 sparse, N = 20 dense and scaled.
     for (n, sparse, dmax, scaled) in [(5, false, 0.002, false), (20, true, 0.0, false), (20, false, 0.0, true)] {
-        let w = |i, j| weight(n, i, j, sparse);
-        let d = |i, j| delay(dmax, i, j);
-        write_npy(&dir.path().join("w.npy"), n, w);
-        write_npy(&dir.path().join("d.npy"), n, d);
+        write_weights_and_delays(dir.path(), n, sparse, dmax);
         let mut yaml = matrix_block(n, "w.npy", (dmax > 0.0).then_some("d.npy"));
         if scaled {
             yaml += "      name: C\n      scale: 1.5\n";
         }
-        let path = dir.path().join(format!("node{n}.yaml"));
-        std::fs::write(&path, &yaml).expect("write");
-        let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-            .expect("loads")
-            .circuit;
-        let list_path = dir.path().join(format!("list{n}.yaml"));
-        std::fs::write(&list_path, edge_list(n, sparse, dmax)).expect("write");
-        let list = load_circuit(&format!("{}/Net", list_path.display()), &LoadOptions::default())
-            .expect("loads")
-            .circuit;
+        let c = load_net(dir.path(), &format!("node{n}.yaml"), &yaml);
+        let list = load_net(dir.path(), &format!("list{n}.yaml"), &edge_list(n, sparse, dmax));
         let case = format!("N = {n}, sparse {sparse}, delays {}, scaled {scaled}", dmax > 0.0);
         // One node: no edge, no parameter per entry; the edge list has one weight (and one
         // delay) parameter per edge, otherwise the same variables.
@@ -231,7 +235,7 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
             assert_eq!(row.len(), into.len(), "{case}: row {i}");
             for ((e, j), edge) in row.into_iter().zip(into) {
                 assert_eq!(cp.sources[j], edge.source, "{case}: row {i}");
-                let value = |k: &str| list.var(edge.params.iter().find(|(n, _)| n == k).expect(k).1).value;
+                let value = |k: &str| list.var(edge.param(k).expect(k)).value;
                 assert_eq!(cp.weights[e].to_bits(), value("weight").to_bits(), "{case}: row {i}");
                 if dmax > 0.0 {
                     assert_eq!(cp.delay(e), Some(value("delay")), "{case}: row {i}");
@@ -249,14 +253,7 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
         assert!(from_sums.is_ok(), "{case}: {from_sums:?}");
         assert_eq!(from_node, from_sums, "{case}");
         assert_eq!(expand_couplings(&kept).layout(), kept.layout(), "{case}: same buffers");
-        if c_available() {
-            let cache = tempfile::tempdir().expect("temp dir");
-            let options = KernelOptions {
-                backend: Backend::C,
-                cache_dir: Some(cache.path().to_path_buf()),
-                ..KernelOptions::default()
-            };
-            let kernel = Kernel::compile(&compiled, &options).expect("compiles");
+        if let Some(kernel) = c_kernel(&compiled) {
             assert!(kernel.is_network(), "{case}: the C loops run the node");
         }
         // Reference and JIT: the engine runs a coupling of states without delays before the
@@ -283,72 +280,50 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
             let node = Kernel::compile(&compiled, &options).expect("compiles");
             let written = Kernel::compile(&expand_couplings(&compiled), &options).expect("compiles");
             assert!(
-                evaluate_f32(&node) == evaluate_f32(&written),
+                evaluate_in::<f32>(&node) == evaluate_in::<f32>(&written),
                 "{case}, {backend:?}, f32: evaluations differ"
             );
         }
     }
 }
 
-/// [`evaluate`] in single precision: derivatives then algebraics, as bits.
-fn evaluate_f32(kernel: &Kernel) -> Vec<u32> {
-    use rustrates::kernel::{KernelCtx, RhsArgsF32};
-    let lanes = 3;
-    let l = kernel.layout();
-    let c = kernel.circuit();
-    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<f32> {
-        vars.iter()
-            .enumerate()
-            .flat_map(|(k, v)| {
-                (0..lanes).map(move |lane| (c.var(*v).value * (1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64)) as f32)
-            })
-            .collect()
-    };
-    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
-    let mut dy = vec![0.0f32; l.states.len() * lanes];
-    let mut a = vec![0.0f32; l.algebraics.len() * lanes];
-    kernel.rhs_f32(RhsArgsF32 {
-        t: 0.0,
-        lanes,
-        y: &y,
-        p: &p,
-        u: &u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx: &mut KernelCtx::default(),
-    });
-    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
-}
-
-/// One evaluation of `kernel` over 3 lanes at a state and parameters that differ per lane:
-/// the derivatives and algebraics, as bits.
-fn evaluate(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
-    use rustrates::kernel::{KernelCtx, RhsArgs};
+/// One evaluation of `kernel` in precision `R` over 3 lanes at states, parameters and inputs
+/// that differ per lane: the derivatives and the algebraics, as the bits of each value widened
+/// to `f64` (exact, so equal bits are equal values of `R`).
+fn evaluate_in<R: Real>(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
     let lanes = 3;
     let l = kernel.layout();
     let c = kernel.circuit();
     let spread = |k: usize, lane: usize| 1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64;
-    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<f64> {
+    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<R> {
         vars.iter()
             .enumerate()
-            .flat_map(|(k, v)| (0..lanes).map(move |lane| c.var(*v).value * spread(k, lane) + 0.001 * lane as f64))
+            .flat_map(|(k, v)| {
+                (0..lanes).map(move |lane| R::of(c.var(*v).value * spread(k, lane) + 0.001 * lane as f64))
+            })
             .collect()
     };
     let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
-    let mut dy = vec![0.0; l.states.len() * lanes];
-    let mut a = vec![0.0; l.algebraics.len() * lanes];
-    kernel.rhs(RhsArgs {
-        t: 0.0,
+    let mut dy = vec![R::ZERO; l.states.len() * lanes];
+    let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
+    R::rhs(
+        kernel,
+        0.0,
         lanes,
-        y: &y,
-        p: &p,
-        u: &u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx: &mut KernelCtx::default(),
-    });
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+        &y,
+        &p,
+        &u,
+        &mut dy,
+        &mut a,
+        &mut KernelCtx::default(),
+    );
+    let bits = |v: &[R]| v.iter().map(|x| x.wide().to_bits()).collect();
     (bits(&dy), bits(&a))
+}
+
+/// [`evaluate_in`] in double precision.
+fn evaluate(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
+    evaluate_in::<f64>(kernel)
 }
 
 #[test]
@@ -359,11 +334,7 @@ fn a_block_sharing_a_target_with_an_edge_is_written_out_in_the_edge_lists_order(
     // A circuit's edges come before its blocks, so the extra edge is first in the list too.
     let list = edge_list(n, true, 0.0).replacen("  edges:\n", &format!("  edges:\n{extra}"), 1);
     let block = matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, true)), None) + "  edges:\n" + extra;
-    let path = dir.path().join("shared.yaml");
-    std::fs::write(&path, &block).expect("write");
-    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .expect("loads")
-        .circuit;
+    let c = load_net(dir.path(), "shared.yaml", &block);
     assert_eq!(c.couplings.len(), 1);
     assert!(
         lower_edges_keeping_couplings(&c).couplings.is_empty(),
@@ -421,12 +392,19 @@ fn transcription_with(
     hist
 }
 
-/// The worst relative difference of every node's r trace from the transcription.
+/// The worst relative difference of every node's r trace from the transcription of the
+/// point's G and eta (the grid's first and second key).
 fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize, dmax: f64) -> f64 {
+    worst_against(res, |p| {
+        transcription(n, res.grid_values[0][p], res.grid_values[1][p], steps, dmax)
+    })
+}
+
+/// The worst relative difference of every node's r trace from `want(point)` (`[step][node]`).
+fn worst_against(res: &SweepResult, want: impl Fn(usize) -> Vec<Vec<f64>>) -> f64 {
     let mut worst: f64 = 0.0;
     for p in 0..res.labels.len() {
-        let (g, eta) = (res.grid_values[0][p], res.grid_values[1][p]);
-        let want = transcription(n, g, eta, steps, dmax);
+        let want = want(p);
         for (c, (node, _)) in res.columns.iter().enumerate() {
             let i: usize = node.trim_start_matches('n').parse().expect("node index");
             let got = res.trace(p, c).expect("trace");
@@ -436,6 +414,19 @@ fn worst_against_transcription(res: &SweepResult, n: usize, steps: usize, dmax: 
         }
     }
     worst
+}
+
+/// An Euler sweep of `yaml` over the grid `values` of [`scale_map`].
+fn scale_sweep(
+    dir: &Path,
+    file: &str,
+    yaml: &str,
+    values: &IndexMap<String, Vec<f64>>,
+    n: usize,
+    backend: Backend,
+    steps: usize,
+) -> SweepResult {
+    sweep_with(dir, file, yaml, values, scale_map(n), backend, Method::Euler, steps)
 }
 
 /// `param_map` naming a connectivity's scale (`C/scale`) as G, and every node's eta.
@@ -454,6 +445,25 @@ fn trace_bits(res: &SweepResult, point: usize) -> Vec<u64> {
         .collect()
 }
 
+/// Lanes are single runs: point `p` of `res` (a G × eta sweep of `yaml` over [`scale_map`])
+/// run alone gives the same bits.
+fn assert_point_is_its_single_run(
+    dir: &Path,
+    yaml: &str,
+    res: &SweepResult,
+    p: usize,
+    n: usize,
+    backend: Backend,
+    steps: usize,
+) {
+    let one = g_eta_grid(&[res.grid_values[0][p]], &[res.grid_values[1][p]]);
+    let alone = scale_sweep(dir, "one.yaml", yaml, &one, n, backend, steps);
+    assert!(
+        trace_bits(res, p) == trace_bits(&alone, 0),
+        "{backend:?}: point {p} in a sweep differs from its single run"
+    );
+}
+
 #[test]
 fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -461,44 +471,25 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
     write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
     // The nodes' own G stays 1; the block's scale is the global coupling.
     let yaml = matrix_block(n, "w.npy", None) + "      name: C\n      scale: 1.0\n";
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 0.5, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -5.0, -4.0]);
+    let values = g_eta_grid(&[0.0, 0.5, 1.0, 2.0], &[-6.0, -5.0, -4.0]);
     for backend in backends() {
-        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let res = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, backend, steps);
         let worst = worst_against_transcription(&res, n, steps, 0.0);
         // As in the test below: the same operations, a few ulps apart at most.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
-        // Lanes = single runs: each point alone gives the same bits.
         for p in [0, 5, 11] {
-            let mut one = IndexMap::new();
-            one.insert("G".to_string(), vec![res.grid_values[0][p]]);
-            one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
-            let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
-            assert!(
-                trace_bits(&res, p) == trace_bits(&alone, 0),
-                "{backend:?}: point {p} in a sweep differs from its single run"
-            );
+            assert_point_is_its_single_run(dir.path(), &yaml, &res, p, n, backend, steps);
         }
     }
     // The C back end runs it as loops with the weights shared by every lane: the scale is the
     // coupling's only per-lane value.
-    let path = dir.path().join("net.yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
-    let low = lower_edges(&loaded.circuit);
+    let low = lower_edges(&load_net(dir.path(), "net.yaml", &yaml));
     let scale = low.find_var("C/scale").expect("the scale parameter");
     let net = plan(&specialize_params(&low, &[scale])).expect("a network");
     assert_eq!(net.couplings.len(), 1);
     assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
     assert!(net.couplings[0].dense);
-    if c_available() {
-        let cache = tempfile::tempdir().expect("temp dir");
-        let options = KernelOptions {
-            backend: Backend::C,
-            cache_dir: Some(cache.path().to_path_buf()),
-            ..KernelOptions::default()
-        };
-        let kernel = Kernel::compile(&specialize_params(&low, &[scale]), &options).expect("compiles");
+    if let Some(kernel) = c_kernel(&specialize_params(&low, &[scale])) {
         assert!(
             kernel.is_network(),
             "the C back end compiled the scaled coupling as loops"
@@ -550,69 +541,24 @@ fn position(text: &str, needle: &str) -> (usize, usize) {
     (line, col)
 }
 
+/// Loading `Net` from `yaml` fails with exactly one error (one per mistake, not one per
+/// entry): `code` at the first `at`, its message containing `message`.
+fn assert_one_error_at(dir: &Path, code: &str, yaml: &str, at: &str, message: &str) {
+    let errs = errors(dir, yaml);
+    let (l, c) = position(yaml, at);
+    assert!(
+        errs.iter()
+            .any(|(k, el, ec, m)| k == code && (*el, *ec) == (l, c) && m.contains(message)),
+        "want {code} at {l}:{c} ({message}); got {errs:?}"
+    );
+    assert_eq!(errs.len(), 1, "one error per mistake, not one per entry: {errs:?}");
+}
+
 #[test]
 fn bad_matrices_are_reported_where_they_are_written() {
     let dir = tempfile::tempdir().expect("temp dir");
     let n = 3;
-    let one = |code: &str, yaml: &str, at: &str, message: &str| {
-        let errs = errors(dir.path(), yaml);
-        let (l, c) = position(yaml, at);
-        assert!(
-            errs.iter()
-                .any(|(k, el, ec, m)| k == code && (*el, *ec) == (l, c) && m.contains(message)),
-            "want {code} at {l}:{c} ({message}); got {errs:?}"
-        );
-        assert_eq!(errs.len(), 1, "one error per mistake, not one per entry: {errs:?}");
-    };
-    // Two rows for three target nodes.
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "[[1, 2, 3], [4, 5, 6]]", None),
-        "[[1, 2, 3], [4, 5, 6]]",
-        "has 2 rows, expected 3",
-    );
-    // A row of the wrong length.
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "[[1, 2, 3], [4, 5], [7, 8, 9]]", None),
-        "[4, 5]",
-        "row 1 of `weight` has 2 values",
-    );
-    // NaN, as YAML and as JSON (numpy's json.dumps) write it.
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "[[1, 2, 3], [4, .nan, 6], [7, 8, 9]]", None),
-        ".nan",
-        "`weight`[1][1] must be a finite number",
-    );
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "[[1, 2, 3], [4, 5, 6], [7, NaN, 9]]", None),
-        "NaN",
-        "`weight`[2][1]",
-    );
-    // A negative delay.
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "1.0", Some("[[0, 0, 0], [0, -0.001, 0], [0, 0, 0]]")),
-        "-0.001",
-        "`delay`[1][1] must be a finite number >= 0",
-    );
-    // A .npy file of the wrong shape, and one that is missing: at the file's name.
     write_npy(&dir.path().join("w2.npy"), 2, |_, _| 1.0);
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "w2.npy", None),
-        "w2.npy",
-        "has shape [2, 2], expected [3, 3]",
-    );
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "nowhere.npy", None),
-        "nowhere.npy",
-        "cannot read",
-    );
-    // A NaN inside a .npy file: at the file's name, with the entry.
     write_npy(&dir.path().join("wnan.npy"), 3, |i, j| {
         if (i, j) == (2, 0) {
             f64::NAN
@@ -620,40 +566,81 @@ fn bad_matrices_are_reported_where_they_are_written() {
             1.0
         }
     });
-    one(
-        "connectivity/invalid",
-        &matrix_block(n, "wnan.npy", None),
-        "wnan.npy",
-        "[2][0] = NaN must be a finite number",
-    );
-    // Unknown variables: once, at the `source` / the node name, not once per entry.
-    let yaml = matrix_block(n, "1.0", None).replace("source: qif_net_op/r\n", "source: qif_net_op/rr\n");
-    one("edge/unknown-source", &yaml, "qif_net_op/rr", "is not a variable");
-    let yaml = matrix_block(n, "1.0", None).replace("target: qif_net_op/r_in", "target: qif_net_op/v");
-    one("edge/target-not-input", &yaml, "qif_net_op/v", "not an input");
-    // An unknown key, with the likely one.
-    let yaml = matrix_block(n, "1.0", None).replace("      weight:", "      weights:");
-    one(
-        "connectivity/unknown-key",
-        &yaml,
-        "weights",
-        "unknown connectivity key `weights`",
-    );
+    // (weight, delay, where the error points, what it says)
+    let invalid: [(&str, Option<&str>, &str, &str); 8] = [
+        // Two rows for three target nodes; a row of the wrong length.
+        (
+            "[[1, 2, 3], [4, 5, 6]]",
+            None,
+            "[[1, 2, 3], [4, 5, 6]]",
+            "has 2 rows, expected 3",
+        ),
+        (
+            "[[1, 2, 3], [4, 5], [7, 8, 9]]",
+            None,
+            "[4, 5]",
+            "row 1 of `weight` has 2 values",
+        ),
+        // NaN, as YAML and as JSON (numpy's json.dumps) write it.
+        (
+            "[[1, 2, 3], [4, .nan, 6], [7, 8, 9]]",
+            None,
+            ".nan",
+            "`weight`[1][1] must be a finite number",
+        ),
+        ("[[1, 2, 3], [4, 5, 6], [7, NaN, 9]]", None, "NaN", "`weight`[2][1]"),
+        // A negative delay.
+        (
+            "1.0",
+            Some("[[0, 0, 0], [0, -0.001, 0], [0, 0, 0]]"),
+            "-0.001",
+            "`delay`[1][1] must be a finite number >= 0",
+        ),
+        // A .npy file of the wrong shape, one that is missing, and a NaN inside one: at the
+        // file's name (with the entry).
+        ("w2.npy", None, "w2.npy", "has shape [2, 2], expected [3, 3]"),
+        ("nowhere.npy", None, "nowhere.npy", "cannot read"),
+        ("wnan.npy", None, "wnan.npy", "[2][0] = NaN must be a finite number"),
+    ];
+    for (weight, delay, at, message) in invalid {
+        let yaml = matrix_block(n, weight, delay);
+        assert_one_error_at(dir.path(), "connectivity/invalid", &yaml, at, message);
+    }
+    let block = matrix_block(n, "1.0", None);
+    // (code, the change, where the error points, what it says)
+    let mistakes = [
+        // Unknown variables: once, at the `source` / the node name, not once per entry.
+        (
+            "edge/unknown-source",
+            ("source: qif_net_op/r\n", "source: qif_net_op/rr\n"),
+            "qif_net_op/rr",
+            "is not a variable",
+        ),
+        (
+            "edge/target-not-input",
+            ("target: qif_net_op/r_in", "target: qif_net_op/v"),
+            "qif_net_op/v",
+            "not an input",
+        ),
+        // An unknown key, with the likely one.
+        (
+            "connectivity/unknown-key",
+            ("      weight:", "      weights:"),
+            "weights",
+            "unknown connectivity key `weights`",
+        ),
+    ];
+    for (code, (from, to), at, message) in mistakes {
+        assert_one_error_at(dir.path(), code, &block.replace(from, to), at, message);
+    }
 }
 
 #[test]
 fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
     let dir = tempfile::tempdir().expect("temp dir");
     let n = 6;
-    let path = dir.path().join("shared_kernel.yaml");
-    std::fs::write(
-        &path,
-        matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, false)), None),
-    )
-    .expect("write");
-    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .expect("loads")
-        .circuit;
+    let yaml = matrix_block(n, &yaml_matrix(n, |i, j| weight(n, i, j, false)), None);
+    let c = load_net(dir.path(), "shared_kernel.yaml", &yaml);
     let compiled = specialize_params(&lower_edges_keeping_couplings(&c), &[]);
     let options = KernelOptions {
         backend: Backend::Jit,
@@ -685,11 +672,7 @@ fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_th
     let dir = tempfile::tempdir().expect("temp dir");
     let n = 500;
     write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    let path = dir.path().join("large.yaml");
-    std::fs::write(&path, matrix_block(n, "w.npy", None)).expect("write");
-    let c = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .expect("loads")
-        .circuit;
+    let c = load_net(dir.path(), "large.yaml", &matrix_block(n, "w.npy", None));
     let kept = lower_edges_keeping_couplings(&c);
     let compiled = specialize_params(&kept, &per_lane(&kept));
     let compile = |backend| {
@@ -720,44 +703,24 @@ fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_th
 fn scaled_block_with_delays_runs_as_loops_and_sweeps_as_the_c_program() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (n, steps, dmax) = (12, 200, 0.002);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    write_weights_and_delays(dir.path(), n, false, dmax);
     let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
-    let mut values = IndexMap::new();
-    values.insert("G".to_string(), vec![0.0, 1.0, 2.0]);
-    values.insert("eta".to_string(), vec![-6.0, -4.0]);
+    let values = g_eta_grid(&[0.0, 1.0, 2.0], &[-6.0, -4.0]);
     for backend in backends() {
-        let res = sweep_with(dir.path(), "net.yaml", &yaml, &values, scale_map(n), backend, steps);
+        let res = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, backend, steps);
         let worst = worst_against_transcription(&res, n, steps, dmax);
         // Whole-step reads take the recorded r itself, so the operations are the C
         // program's: a few ulps apart at most over 200 steps.
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
-        let p = 4;
-        let mut one = IndexMap::new();
-        one.insert("G".to_string(), vec![res.grid_values[0][p]]);
-        one.insert("eta".to_string(), vec![res.grid_values[1][p]]);
-        let alone = sweep_with(dir.path(), "one.yaml", &yaml, &one, scale_map(n), backend, steps);
-        assert!(
-            trace_bits(&res, p) == trace_bits(&alone, 0),
-            "{backend:?}: point {p} in a sweep differs from its single run"
-        );
+        assert_point_is_its_single_run(dir.path(), &yaml, &res, 4, n, backend, steps);
     }
-    let path = dir.path().join("net.yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
-    let low = lower_edges(&loaded.circuit);
+    let low = lower_edges(&load_net(dir.path(), "net.yaml", &yaml));
     let scale = low.find_var("C/scale").expect("the scale parameter");
     let compiled = specialize_params(&low, &[scale]);
     let net = plan(&compiled).expect("a network");
     assert_eq!(net.couplings[0].scale, Some(Scale::Param(scale)));
     assert!(net.couplings[0].has_delays());
-    if c_available() {
-        let cache = tempfile::tempdir().expect("temp dir");
-        let options = KernelOptions {
-            backend: Backend::C,
-            cache_dir: Some(cache.path().to_path_buf()),
-            ..KernelOptions::default()
-        };
-        let kernel = Kernel::compile(&compiled, &options).expect("compiles");
+    if let Some(kernel) = c_kernel(&compiled) {
         assert!(kernel.is_network(), "the scaled delayed coupling runs as loops");
         assert_eq!(
             kernel.delay_ring_span(),
@@ -782,6 +745,34 @@ fn velocity_block(n: usize) -> String {
     s
 }
 
+/// The weights (`w.npy`) and lengths (`l.npy`) of [`velocity_block`], written in `dir`.
+fn write_velocity_files(dir: &Path, n: usize, dmax: f64) {
+    write_npy(&dir.join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.join("l.npy"), n, |i, j| lengths(dmax, i, j));
+}
+
+/// [`velocity_block`] swept over the grid `values` of [`velocity_map`] (files written by
+/// [`write_velocity_files`]).
+fn velocity_sweep(
+    dir: &Path,
+    n: usize,
+    values: &IndexMap<String, Vec<f64>>,
+    backend: Backend,
+    method: Method,
+    steps: usize,
+) -> SweepResult {
+    sweep_with(
+        dir,
+        "net.yaml",
+        &velocity_block(n),
+        values,
+        velocity_map(),
+        backend,
+        method,
+        steps,
+    )
+}
+
 /// `param_map`: `G` the block's scale, `velocity` its conduction velocity.
 fn velocity_map() -> ParamMap {
     ParamMap::new()
@@ -792,7 +783,7 @@ fn velocity_map() -> ParamMap {
 /// One sweep of the circuit `Net` in `yaml` (written as `file` in `dir`) over the grid
 /// `values`, r of every node sampled every step, one thread, in memory.
 #[allow(clippy::too_many_arguments)]
-fn sweep_with_method(
+fn sweep_with(
     dir: &Path,
     file: &str,
     yaml: &str,
@@ -802,10 +793,7 @@ fn sweep_with_method(
     method: Method,
     steps: usize,
 ) -> SweepResult {
-    let path = dir.join(file);
-    std::fs::write(&path, yaml).expect("write yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let circuit = load_net(dir, file, yaml);
     let grid = Grid::from_values(values, true).expect("grid");
     let sim = SimConfig {
         simulation_time: steps as f64 * DT,
@@ -819,7 +807,7 @@ fn sweep_with_method(
     spec.backend = backend;
     spec.threads = Some(1);
     let mut sink = MemorySink::new();
-    rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).unwrap_or_else(|e| panic!("{file}: {e}"));
+    rustrates::sweep::run(&spec, &circuit, &mut sink).unwrap_or_else(|e| panic!("{file}: {e}"));
     sink.into_result().expect("result")
 }
 
@@ -833,8 +821,7 @@ fn sweep_with_method(
 fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (n, steps, dmax) = (5, 120, 0.002);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(dmax, i, j));
+    write_velocity_files(dir.path(), n, dmax);
     let velocities = [10.0, 5.0, 2.5, 3.0, 7.0];
     let mut values = IndexMap::new();
     values.insert("G".to_string(), vec![1.5]);
@@ -848,21 +835,12 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
     let mut reference: Vec<Option<SweepResult>> = vec![None; methods.len()];
     for backend in backends() {
         for (m, method) in methods.into_iter().enumerate() {
-            let res = sweep_with_method(
-                dir.path(),
-                "net.yaml",
-                &velocity_block(n),
-                &values,
-                velocity_map(),
-                backend,
-                method,
-                steps,
-            );
+            let res = velocity_sweep(dir.path(), n, &values, backend, method, steps);
             for (p, &v) in velocities.iter().enumerate() {
                 assert_eq!(res.grid_values[1][p], v);
                 let mut one = IndexMap::new();
                 one.insert("G".to_string(), vec![1.5]);
-                let alone = sweep_with_method(
+                let alone = sweep_with(
                     dir.path(),
                     "one.yaml",
                     &given(v),
@@ -901,49 +879,28 @@ fn a_velocity_sweep_equals_single_runs_with_the_delays_given_directly() {
 fn a_velocity_sweep_equals_the_c_program_transcription() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (n, steps, dmax) = (5, 300, 0.002);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("l.npy"), n, |i, j| lengths(dmax, i, j));
+    write_velocity_files(dir.path(), n, dmax);
     let grids = [vec![10.0, 5.0, 2.5], vec![5.0]];
     for (backend, velocities) in backends().into_iter().flat_map(|b| grids.iter().map(move |g| (b, g))) {
         let mut values = IndexMap::new();
         values.insert("G".to_string(), vec![0.5, 2.0]);
         values.insert("velocity".to_string(), velocities.clone());
-        let res = sweep_with_method(
-            dir.path(),
-            "net.yaml",
-            &velocity_block(n),
-            &values,
-            velocity_map(),
-            backend,
-            Method::Euler,
-            steps,
-        );
-        let mut worst: f64 = 0.0;
-        for p in 0..res.labels.len() {
+        let res = velocity_sweep(dir.path(), n, &values, backend, Method::Euler, steps);
+        let worst = worst_against(&res, |p| {
             let (g, v) = (res.grid_values[0][p], res.grid_values[1][p]);
             let factor = (10.0 / v).round() as usize;
-            let want = transcription_with(n, g, -5.0, steps, |i, j| {
+            transcription_with(n, g, -5.0, steps, |i, j| {
                 factor * network_grid::delay_steps(dmax, DT, i, j)
-            });
-            for (c, (node, _)) in res.columns.iter().enumerate() {
-                let i: usize = node.trim_start_matches('n').parse().expect("node index");
-                for (k, x) in res.trace(p, c).expect("trace").iter().enumerate() {
-                    worst = worst.max((x - want[k][i]).abs() / want[k][i].abs().max(1e-300));
-                }
-            }
-        }
+            })
+        });
         // Whole-step reads take the recorded r itself: the C program's operations, a few
         // ulps apart at most over 300 steps (as the tests above).
         assert!(worst <= 1e-12, "{backend:?}: relative difference {worst:e}");
     }
     // Not swept, the velocity folds into constant delays: the C back end's loops run it.
-    let path = dir.path().join("net.yaml");
-    let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
-    let velocity = loaded.circuit.find_var("C/velocity").expect("the velocity parameter");
-    for low in [
-        lower_edges(&loaded.circuit),
-        lower_edges_keeping_couplings(&loaded.circuit),
-    ] {
+    let circuit = load_net(dir.path(), "net.yaml", &velocity_block(n));
+    let velocity = circuit.find_var("C/velocity").expect("the velocity parameter");
+    for low in [lower_edges(&circuit), lower_edges_keeping_couplings(&circuit)] {
         assert!(
             plan(&expand_couplings(&specialize_params(&low, &[]))).is_ok(),
             "a fixed velocity plans as loops"
@@ -959,17 +916,10 @@ fn a_velocity_sweep_equals_the_c_program_transcription() {
             assert_eq!(cp.delayed[k].is_some(), *d > 0.0, "term {k}");
             assert_eq!(*v, cp.delayed[k].map(|_| velocity), "term {k}");
         }
-        if c_available() {
-            let cache = tempfile::tempdir().expect("temp dir");
-            let options = KernelOptions {
-                backend: Backend::C,
-                cache_dir: Some(cache.path().to_path_buf()),
-                ..KernelOptions::default()
-            };
-            let kernel = Kernel::compile(&specialize_params(&low, &[]), &options).expect("compiles");
+        if let Some(kernel) = c_kernel(&specialize_params(&low, &[])) {
             assert!(kernel.is_network(), "a fixed velocity runs as loops on the C back end");
             assert!(kernel.delay_ring_lane_terms().is_empty());
-            let kernel = Kernel::compile(&specialize_params(&low, &[velocity]), &options).expect("compiles");
+            let kernel = c_kernel(&specialize_params(&low, &[velocity])).expect("a C compiler runs");
             assert!(kernel.is_network(), "a swept velocity runs as loops on the C back end");
             assert_eq!(
                 kernel.delay_ring_lane_terms().len(),
@@ -986,14 +936,7 @@ fn bad_lengths_and_velocities_are_reported_where_they_are_written() {
     let n = 3;
     let block = |extra: &str| matrix_block(n, "1.0", None) + extra;
     let one = |yaml: &str, at: &str, message: &str| {
-        let errs = errors(dir.path(), yaml);
-        let (l, c) = position(yaml, at);
-        assert!(
-            errs.iter()
-                .any(|(k, el, ec, m)| k == "connectivity/invalid" && (*el, *ec) == (l, c) && m.contains(message)),
-            "want {message} at {l}:{c}; got {errs:?}"
-        );
-        assert_eq!(errs.len(), 1, "one error per mistake: {errs:?}");
+        assert_one_error_at(dir.path(), "connectivity/invalid", yaml, at, message)
     };
     let rows = "[[0, 1, 2], [1, 0, 1], [2, 1, 0]]";
     for bad in ["0.0", "-2.0", ".nan", ".inf"] {
@@ -1035,8 +978,7 @@ fn bad_lengths_and_velocities_are_reported_where_they_are_written() {
 fn a_blocks_entries_answer_to_their_edge_list_names_in_a_sweep() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (n, dmax, steps) = (5, 0.002, 150);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.path().join("d.npy"), n, |i, j| delay(dmax, i, j));
+    write_weights_and_delays(dir.path(), n, false, dmax);
     let map = ParamMap::new()
         .edges("d", &["delay"], &[("n2", "n0", Some(0))])
         .paths("w", &["edge:n1->n3:0/weight"]);
@@ -1052,9 +994,19 @@ fn a_blocks_entries_answer_to_their_edge_list_names_in_a_sweep() {
             &values,
             map.clone(),
             backend,
+            Method::Euler,
             steps,
         );
-        let by_block = sweep_with(dir.path(), "block.yaml", &block, &values, map.clone(), backend, steps);
+        let by_block = sweep_with(
+            dir.path(),
+            "block.yaml",
+            &block,
+            &values,
+            map.clone(),
+            backend,
+            Method::Euler,
+            steps,
+        );
         assert!(by_edges.traces.as_ref().unwrap().iter().all(|x| x.is_finite()));
         assert_eq!(by_block.columns, by_edges.columns);
         assert!(
@@ -1086,10 +1038,8 @@ fn jacobian_at_sets_a_blocks_entry_by_its_edge_list_name() {
     let jacobians: Vec<Vec<u64>> = forms
         .iter()
         .map(|(file, yaml)| {
-            let path = dir.path().join(file);
-            std::fs::write(&path, yaml).expect("write");
-            let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
-            let (names, m) = rustrates::model::jacobian::jacobian_at(&loaded.circuit, &values, 0.0).expect("jacobian");
+            let circuit = load_net(dir.path(), file, yaml);
+            let (names, m) = rustrates::model::jacobian::jacobian_at(&circuit, &values, 0.0).expect("jacobian");
             assert_eq!(names.len(), 2 * n);
             // ∂v3'/∂r1 = G·w[3][1] = 4 with the entry set (G = 1).
             let (v3, r1) = (
@@ -1127,11 +1077,9 @@ fn an_edge_after_a_block_is_numbered_after_its_entries() {
     values.insert("second".to_string(), vec![-1.0, 1.5]);
     let run = |file: &str, sub: &str| {
         let yaml = format!("{OPERATOR}{sub}{top}");
-        let path = dir.path().join(file);
-        std::fs::write(&path, &yaml).expect("write");
-        let loaded = load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).expect("loads");
-        let second = loaded.circuit.find_var("edge:s/a->s/b:1/weight");
-        assert_eq!(second.map(|v| loaded.circuit.var(v).value), Some(0.75), "{file}");
+        let circuit = load_net(dir.path(), file, &yaml);
+        let second = circuit.find_var("edge:s/a->s/b:1/weight");
+        assert_eq!(second.map(|v| circuit.var(v).value), Some(0.75), "{file}");
         let grid = Grid::from_values(&values, true).expect("grid");
         let sim = SimConfig {
             simulation_time: 0.01,
@@ -1144,7 +1092,7 @@ fn an_edge_after_a_block_is_numbered_after_its_entries() {
         spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
         spec.backend = Backend::Reference;
         let mut sink = MemorySink::new();
-        rustrates::sweep::run(&spec, &loaded.circuit, &mut sink).expect("runs");
+        rustrates::sweep::run(&spec, &circuit, &mut sink).expect("runs");
         sink.into_result().expect("result")
     };
     let by_edges = run("edges.yaml", sub_edges);
@@ -1159,13 +1107,8 @@ fn an_edge_after_a_block_is_numbered_after_its_entries() {
 /// `velocity_block(n)` with its weights and lengths (delays up to 2 ms at velocity 10)
 /// written beside it in `dir`, loaded.
 fn loaded_velocity_block(dir: &std::path::Path, n: usize) -> rustrates::model::Circuit {
-    write_npy(&dir.join("w.npy"), n, |i, j| weight(n, i, j, false));
-    write_npy(&dir.join("l.npy"), n, |i, j| lengths(0.002, i, j));
-    let path = dir.join("net.yaml");
-    std::fs::write(&path, velocity_block(n)).expect("write");
-    load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default())
-        .expect("loads")
-        .circuit
+    write_velocity_files(dir, n, 0.002);
+    load_net(dir, "net.yaml", &velocity_block(n))
 }
 
 /// A 1 ms Euler sweep of the grid `values` (Cartesian or zipped) keeping node 0's r, for

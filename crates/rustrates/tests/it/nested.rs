@@ -9,7 +9,7 @@ use rustrates::model::passes::{lower_edges, specialize_params};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, ParamMap, SweepSpec};
 
-use crate::support::{backends, bits, c_available, load_net, run};
+use crate::support::{backends, bits, c_available, load_net, max_abs_difference, run};
 
 const COLUMNS: usize = 6;
 const LIB: &str = "model_templates.neural_mass_models.jansenrit";
@@ -152,14 +152,7 @@ fn nested_columns_equal_the_flat_network_bit_for_bit_on_every_back_end() {
                 // The JIT expands `tau^2` into a product (≤ 2 ulp apart per evaluation); over the
                 // 2,000 steps of these orbits that stays within 1e-12 of the largest rate
                 // (m_max = 5/s; measured 8.5e-14 absolute).
-                let worst = a
-                    .traces
-                    .as_ref()
-                    .expect("traces")
-                    .iter()
-                    .zip(m)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f64::max);
+                let worst = max_abs_difference(a.traces.as_ref().expect("traces"), m);
                 assert!(worst <= 5.0 * 1e-12, "JIT: {worst:e} from the reference evaluator");
             }
         }

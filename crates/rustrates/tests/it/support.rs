@@ -51,6 +51,15 @@ pub fn load_text(text: &str, name: &str) -> Result<Circuit, String> {
     }
 }
 
+/// Template `name` of the YAML `text` fails to load with `code` at `line:col` of `c.yaml`.
+pub fn assert_load_error(text: &str, name: &str, code: &str, line_col: &str) {
+    let err = load_text(text, name).expect_err(code);
+    assert!(
+        err.contains(code) && err.contains(&format!("c.yaml:{line_col}:")),
+        "{err}"
+    );
+}
+
 /// Operator `op` of the YAML `text` fails to load with `code` and `message` at line 5 (where
 /// the tests write the line under test), column `8 +` the byte offset of the last `at` in
 /// `line_text` (the line's text after its 8-byte prefix: `    - "` or `    x: `).
@@ -112,6 +121,19 @@ pub fn column(res: &SweepResult, point: usize, key: &str) -> Vec<f64> {
         .position(|(_, k)| k == key)
         .unwrap_or_else(|| panic!("no column {key} in {:?}", res.columns));
     res.trace(point, c).expect("traces are kept")
+}
+
+/// The largest absolute difference of `a` and `b`, element by element.
+pub fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Every run (one per back end) equals the first within `tol` (absolute), value by value.
+pub fn assert_runs_agree(runs: &[Vec<f64>], tol: f64) {
+    for r in &runs[1..] {
+        let d = max_abs_difference(r, &runs[0]);
+        assert!(d <= tol, "back ends differ by {d}");
+    }
 }
 
 /// Every trace value's bits, for comparisons that must hold bit for bit.

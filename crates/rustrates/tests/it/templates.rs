@@ -145,6 +145,8 @@ use rustrates::syntax::render::{render_all_concise, render_all_full};
 use rustrates::syntax::{Diagnostics, Severity, SourceMap};
 use rustrates::template::{LoadOptions, TemplateKind};
 
+use crate::support::max_abs_difference;
+
 fn load_options() -> LoadOptions {
     // Relative paths in fixtures resolve against the fixture root, not wherever cargo runs.
     LoadOptions {
@@ -358,12 +360,7 @@ fn edge_list(c: &Circuit) -> Vec<(String, String, f64)> {
     c.edges
         .iter()
         .map(|e| {
-            let w = e
-                .params
-                .iter()
-                .find(|(k, _)| k == "weight")
-                .expect("edges have a weight")
-                .1;
+            let w = e.param("weight").expect("edges have a weight");
             (
                 c.var(e.source).name.clone(),
                 c.var(e.target).name.clone(),
@@ -418,12 +415,7 @@ fn builtin_net4_is_net3_with_delays() {
     );
     assert_eq!(edge_list(&net3), edge_list(&net4));
     for e in &net4.edges {
-        let delay = e
-            .params
-            .iter()
-            .find(|(k, _)| k == "delay")
-            .expect("Net4 edges have a delay")
-            .1;
+        let delay = e.param("delay").expect("Net4 edges have a delay");
         assert_eq!(net4.var(delay).value, 0.5);
     }
     for v in net3.vars.iter().filter(|v| v.node.is_some()) {
@@ -816,11 +808,7 @@ fn builtin_jansenrit_lumped_equals_three_node_circuit() {
         &[1.0, -1.0],
         (3.0, 1e-4),
     );
-    let worst = three[0]
-        .iter()
-        .zip(&lumped[0])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let worst = max_abs_difference(&three[0], &lumped[0]);
     eprintln!("JRC vs JRC2: max |PSP difference| = {worst:.3e} V");
     assert!(worst < 1e-9, "max |PSP difference| = {worst} V");
 }

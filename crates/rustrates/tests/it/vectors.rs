@@ -9,7 +9,7 @@ use rustrates::model::Circuit;
 use rustrates::solve::Method;
 use rustrates::sweep::{ParamMap, SweepResult};
 
-use crate::support::{assert_op_error_on_line_5, column, load_text, sweep_spec};
+use crate::support::{assert_load_error, assert_op_error_on_line_5, column, load_text, max_abs_difference, sweep_spec};
 
 /// Three leaky integrators in one vector, coupled through their sum, with a reduction of
 /// each kind and an element-wise function as algebraic outputs.
@@ -224,12 +224,8 @@ dst_op:
     x: input(0.0, 3)
 n: {base: NodeTemplate, operators: [src_op, dst_op]}
 "#;
-    let err = load_text(text, "n").expect_err("vector wiring");
     // The input's declaration, line 12 after `    x: `.
-    assert!(
-        err.contains("node/vector-wiring") && err.contains("c.yaml:12:8:"),
-        "{err}"
-    );
+    assert_load_error(text, "n", "node/vector-wiring", "12:8");
 }
 
 /// Eight nodes of one template with vector variables, coupled through scalar edges, swept on
@@ -299,7 +295,7 @@ net:
                     res.trace(p, col).expect("traces"),
                     reference.trace(p, col).expect("traces"),
                 );
-                let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                let d = max_abs_difference(&a, &b);
                 assert!(d <= 1e-12, "{backend:?} point {p} column {col}: differs by {d}");
             }
         }
@@ -360,10 +356,6 @@ net:
             y[i]
         );
     }
-    let err = load_text(&text("a/src_op/x"), "net").expect_err("the whole vector");
     // Line 20, after `    - ['`.
-    assert!(
-        err.contains("edge/unknown-source") && err.contains("c.yaml:20:8:"),
-        "{err}"
-    );
+    assert_load_error(&text("a/src_op/x"), "net", "edge/unknown-source", "20:8");
 }

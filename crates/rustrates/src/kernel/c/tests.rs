@@ -21,12 +21,23 @@ fn qif() -> Circuit {
     qif_reference_circuit(false)
 }
 
+/// What a cache test holds: the environment read lock (no test changes `$CC` meanwhile), its
+/// own cache folder, [`qif`] and C options caching there.
+fn cache_test() -> (
+    std::sync::RwLockReadGuard<'static, ()>,
+    tempfile::TempDir,
+    Circuit,
+    KernelOptions,
+) {
+    let guard = env_read();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = opts(dir.path());
+    (guard, dir, qif(), options)
+}
+
 #[test]
 fn c_kernel_second_build_loads_from_cache() {
-    let _g = env_read();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let c = qif();
-    let o = opts(dir.path());
+    let (_g, _dir, c, o) = cache_test();
     assert!(!is_cached(&c, &o));
     let first = CKernel::new(&c, &o).expect("compiles");
     assert!(first.compiled_now());
@@ -57,10 +68,7 @@ fn c_kernel_second_build_loads_from_cache() {
 
 #[test]
 fn c_kernel_damaged_cache_entry_is_rebuilt() {
-    let _g = env_read();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let c = qif();
-    let o = opts(dir.path());
+    let (_g, _dir, c, o) = cache_test();
     let path = CKernel::new(&c, &o).expect("compiles").library_path().to_path_buf();
     std::fs::write(&path, b"not a shared library").expect("overwrite");
     let k = CKernel::new(&c, &o).expect("rebuilds");
@@ -69,10 +77,7 @@ fn c_kernel_damaged_cache_entry_is_rebuilt() {
 
 #[test]
 fn c_kernel_concurrent_builds_all_succeed() {
-    let _g = env_read();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let c = qif();
-    let o = opts(dir.path());
+    let (_g, dir, c, o) = cache_test();
     let lanes = 8;
     let [y, p, u] = qif_buffers(&c, &c.layout(), lanes, 0, 3);
     let results: Vec<Vec<f64>> = std::thread::scope(|s| {

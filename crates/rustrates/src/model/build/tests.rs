@@ -20,6 +20,19 @@ fn ok(yaml: &str, name: &str) -> Circuit {
     c.unwrap_or_else(|| panic!("{d:?}"))
 }
 
+/// Operator template `Op` of `equations` and `variables` (as YAML writes them), built alone.
+fn op_template(equations: &str, variables: &str) -> Circuit {
+    ok(
+        &format!("Op:\n  base: OperatorTemplate\n  equations: {equations}\n  variables: {variables}\n"),
+        "Op",
+    )
+}
+
+/// The value `eval_all` gives variable `n`.
+fn value_of(c: &Circuit, n: &str) -> f64 {
+    eval_all(c)[var(c, n).0 as usize]
+}
+
 fn var(c: &Circuit, n: &str) -> VarId {
     c.find_var(n).unwrap_or_else(|| panic!("no {n}"))
 }
@@ -31,22 +44,21 @@ fn assign_of(c: &Circuit, n: &str) -> ExprId {
 
 #[test]
 fn sigmoid_four_args_expands_to_scaled_logistic() {
-    let c = ok(
-            "Op:\n  base: OperatorTemplate\n  equations: 'm = sigmoid(x, 5.0, 560.0, 6e-3) + sigmoid(x)'\n  variables: {m: output, x: 0.01}\n",
-            "Op",
-        );
-    let vals = eval_all(&c);
+    let c = op_template(
+        "'m = sigmoid(x, 5.0, 560.0, 6e-3) + sigmoid(x)'",
+        "{m: output, x: 0.01}",
+    );
     // 0.8's sigmoid(x, scaling, steepness, offset) = scaling/(1+exp(-steepness*(x-offset))).
     let want = 5.0 / (1.0 + (-560.0f64 * (0.01 - 0.006)).exp()) + 1.0 / (1.0 + (-0.01f64).exp());
-    assert!((vals[var(&c, "Op/Op/m").0 as usize] - want).abs() < 1e-14);
+    assert!((value_of(&c, "Op/Op/m") - want).abs() < 1e-14);
 }
 
 #[test]
 fn past_and_delayed_call_become_past_of_the_variable() {
-    let c = ok(
-            "Op:\n  base: OperatorTemplate\n  equations: [\"x' = -x + past(x, 0.1) + x(t - d) + randn()\"]\n  variables: {x: output(1.0), d: 0.2}\n",
-            "Op",
-        );
+    let c = op_template(
+        "[\"x' = -x + past(x, 0.1) + x(t - d) + randn()\"]",
+        "{x: output(1.0), d: 0.2}",
+    );
     let x = var(&c, "Op/Op/x");
     let pasts: Vec<(VarId, Expr)> = c
         .exprs
@@ -62,25 +74,23 @@ fn past_and_delayed_call_become_past_of_the_variable() {
 
 #[test]
 fn scalar_forms_of_vector_and_complex_helpers() {
-    let c = ok(
-            "Op:\n  base: OperatorTemplate\n  equations: 'y = vsum(x) + real(x) + imag(x) + heaviside(x - 2, 0.25)'\n  variables: {y: output, x: 2.0}\n",
-            "Op",
-        );
-    let vals = eval_all(&c);
-    assert_eq!(vals[var(&c, "Op/Op/y").0 as usize], 2.0 + 2.0 + 0.0 + 0.25);
+    let c = op_template(
+        "'y = vsum(x) + real(x) + imag(x) + heaviside(x - 2, 0.25)'",
+        "{y: output, x: 2.0}",
+    );
+    assert_eq!(value_of(&c, "Op/Op/y"), 2.0 + 2.0 + 0.0 + 0.25);
 }
 
 #[test]
 fn pyrates_vector_helpers_have_their_numpy_scalar_values() {
     // numpy on scalars: maximum/minimum (PyRates' maxi/mini), sum, mean and vsum give the
     // value, dot/matmul/matvec the product; every term is scaled apart so each is checked.
-    let c = ok(
-        "Op:\n  base: OperatorTemplate\n  equations: 'y = maxi(a, b) + 10*mini(a, b) + 100*sum(a) + 1000*mean(b) + 1e4*vsum(a) + 1e5*dot(a, b) + 1e6*matmul(b, b) + 1e7*matvec(a, a)'\n  variables: {y: output, a: 2.0, b: -3.0}\n",
-        "Op",
+    let c = op_template(
+        "'y = maxi(a, b) + 10*mini(a, b) + 100*sum(a) + 1000*mean(b) + 1e4*vsum(a) + 1e5*dot(a, b) + 1e6*matmul(b, b) + 1e7*matvec(a, a)'",
+        "{y: output, a: 2.0, b: -3.0}",
     );
-    let vals = eval_all(&c);
     let want = 2.0 - 30.0 + 200.0 - 3000.0 + 2e4 - 6e5 + 9e6 + 4e7;
-    assert_eq!(vals[var(&c, "Op/Op/y").0 as usize], want);
+    assert_eq!(value_of(&c, "Op/Op/y"), want);
 }
 
 #[test]

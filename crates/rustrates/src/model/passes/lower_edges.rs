@@ -255,11 +255,10 @@ fn lower_edge(
     order: &mut Vec<VarId>,
     terms: &mut HashMap<VarId, Vec<(ExprId, TermScale)>>,
 ) {
-    let param = |k: &str| e.params.iter().find(|(n, _)| n == k).map(|(_, id)| *id);
     // Edges of a block expanded when the circuit was built carry the block's scale.
-    let scale = param("scale").map(|s| (usize::MAX - s.0 as usize, Scale::Param(s)));
+    let scale = e.param("scale").map(|s| (usize::MAX - s.0 as usize, Scale::Param(s)));
     let mut src = out.add_expr(Expr::Var(e.source));
-    match (param("delay"), param("spread")) {
+    match (e.param("delay"), e.param("spread")) {
         (Some(d), Some(s)) if c.var(d).value > 0.0 => {
             let n = chain_len(c.var(d).value, c.var(s).value);
             let base = c.var(d).name.trim_end_matches("/delay").to_string();
@@ -296,7 +295,7 @@ fn lower_edge(
         }
         _ => {}
     }
-    let term = match param("weight") {
+    let term = match e.param("weight") {
         Some(w) => {
             let wv = out.add_expr(Expr::Var(w));
             out.add_expr(Expr::Binary(BinOp::Mul, wv, src))
@@ -312,7 +311,7 @@ fn lower_edge(
     // real part, as numpy's cast does in PyRates.
     if let (Some(src_im), Some(tgt_im)) = (c.imag_part(e.source), c.imag_part(e.target)) {
         let src = out.add_expr(Expr::Var(src_im));
-        let term = match param("weight") {
+        let term = match e.param("weight") {
             Some(w) => {
                 let wv = out.add_expr(Expr::Var(w));
                 out.add_expr(Expr::Binary(BinOp::Mul, wv, src))

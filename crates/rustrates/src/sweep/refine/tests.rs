@@ -117,17 +117,7 @@ fn stuart_landau_hopf_found_within_the_finest_cell() {
     // step 1/16, lattice nodes −0.03 and 0.0325 either side of 0. At |μ| ≥ 0.03 the
     // transient decays like e^{−|μ|t}: by the cutoff (t = 500) below 1e-6, so both sides
     // classify as the analytic answer.
-    let mus: Vec<f64> = (0..5).map(|i| -1.03 + 0.5 * f64::from(i)).collect();
-    let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
-    let sim = SimConfig {
-        cutoff: 500.0,
-        ..SimConfig::new(Method::Rk4, 600.0, 0.02, Some(0.02))
-    };
-    let mut spec = SweepSpec::new(grid(&[("mu", mus)]), map, sim);
-    spec.outputs = vec![("x".into(), "p/sl/x".into())];
-    spec.summaries = vec![Statistic::Regime];
-    spec.keep_traces = false;
-    spec.backend = Backend::Jit;
+    let mut spec = stuart_landau_sweep((500.0, 600.0), vec![Statistic::Regime], Backend::Jit);
     spec.refine = Some(Refine {
         levels: 3,
         criterion: Criterion::Regime,
@@ -191,18 +181,30 @@ fn stuart_landau_hopf_found_within_the_finest_cell() {
     assert_eq!(kept.status, direct.status);
 }
 
-fn stuart_landau_refined(backend: Backend) -> SweepSpec {
+/// The coarse Stuart–Landau sweep of μ (every 0.5 from −1.03) by RK4 at dt = 0.02, sampled
+/// every step, `(cutoff, simulation_time)`, x's `summaries` only.
+fn stuart_landau_sweep(
+    (cutoff, simulation_time): (f64, f64),
+    summaries: Vec<Statistic>,
+    backend: Backend,
+) -> SweepSpec {
     let mus: Vec<f64> = (0..5).map(|i| -1.03 + 0.5 * f64::from(i)).collect();
     let map = ParamMap::new().nodes("mu", &["sl/mu"], &["p"]);
     let sim = SimConfig {
-        cutoff: 40.0,
-        ..SimConfig::new(Method::Rk4, 60.0, 0.02, Some(0.02))
+        cutoff,
+        ..SimConfig::new(Method::Rk4, simulation_time, 0.02, Some(0.02))
     };
     let mut spec = SweepSpec::new(grid(&[("mu", mus)]), map, sim);
     spec.outputs = vec![("x".into(), "p/sl/x".into())];
-    spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Mean]);
+    spec.summaries = summaries;
     spec.keep_traces = false;
     spec.backend = backend;
+    spec
+}
+
+fn stuart_landau_refined(backend: Backend) -> SweepSpec {
+    let summaries = Statistic::expand(&[Statistic::Regime, Statistic::Mean]);
+    let mut spec = stuart_landau_sweep((40.0, 60.0), summaries, backend);
     spec.refine = Some(Refine {
         levels: 4,
         criterion: Criterion::Regime,
@@ -335,11 +337,7 @@ fn mpr_spec(grid: Grid, map: ParamMap) -> SweepSpec {
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::Multistable];
-    spec.initial_conditions = vec![
-        vec![("p/qif_op/r".into(), 0.01), ("p/qif_op/v".into(), -2.0)],
-        vec![("p/qif_op/r".into(), 0.9), ("p/qif_op/v".into(), -0.19)],
-        vec![("p/qif_op/r".into(), 1.25), ("p/qif_op/v".into(), -0.13)],
-    ];
+    spec.initial_conditions = test_models::mpr_bistable_starts();
     spec.keep_traces = false;
     spec.backend = Backend::Jit;
     spec.block_size = 16;

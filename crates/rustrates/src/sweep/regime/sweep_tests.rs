@@ -17,9 +17,14 @@ fn sweep(
     outputs: &[(&str, &str)],
 ) -> crate::sweep::SweepResult {
     let dts = sim.sampling_step.unwrap_or(sim.dt);
-    let r = sweep_keeping(c, grid.clone(), map.clone(), sim.clone(), outputs, false);
+    let mut spec = SweepSpec::new(grid, map, sim);
+    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last, Statistic::Min, Statistic::Max]);
+    spec.backend = Backend::Jit;
+    (spec.block_size, spec.threads) = (4, Some(2));
+    let r = run_keeping(c, &spec, false);
     // Keeping traces (another collector path) changes no number, bit for bit.
-    let kept = sweep_keeping(c, grid, map, sim, outputs, true);
+    let kept = run_keeping(c, &spec, true);
     let (a, b) = (r.summaries.as_ref().unwrap(), kept.summaries.as_ref().unwrap());
     for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
         assert_eq!(x.to_bits(), y.to_bits());
@@ -43,20 +48,12 @@ fn sweep(
     r
 }
 
-fn sweep_keeping(
-    c: &crate::model::Circuit,
-    grid: Grid,
-    map: ParamMap,
-    sim: SimConfig,
-    outputs: &[(&str, &str)],
-    keep_traces: bool,
-) -> crate::sweep::SweepResult {
-    let mut spec = SweepSpec::new(grid, map, sim);
-    spec.outputs = outputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    spec.summaries = Statistic::expand(&[Statistic::Regime, Statistic::Last, Statistic::Min, Statistic::Max]);
-    spec.keep_traces = keep_traces;
-    spec.backend = Backend::Jit;
-    (spec.block_size, spec.threads) = (4, Some(2));
+/// `spec` run in memory, keeping its traces or not.
+fn run_keeping(c: &crate::model::Circuit, spec: &SweepSpec, keep_traces: bool) -> crate::sweep::SweepResult {
+    let spec = SweepSpec {
+        keep_traces,
+        ..spec.clone()
+    };
     let mut sink = MemorySink::new();
     run(&spec, c, &mut sink).unwrap();
     sink.into_result().unwrap()
@@ -241,11 +238,7 @@ fn montbrio_initial_conditions_find_both_bistability_boundaries() {
     let mut spec = SweepSpec::new(grid, map, sim);
     spec.outputs = vec![("r".into(), "p/qif_op/r".into())];
     spec.summaries = vec![Statistic::Regime, Statistic::Multistable, Statistic::Last];
-    spec.initial_conditions = vec![
-        vec![("p/qif_op/r".into(), 0.01), ("p/qif_op/v".into(), -2.0)],
-        vec![("p/qif_op/r".into(), 0.9), ("p/qif_op/v".into(), -0.19)],
-        vec![("p/qif_op/r".into(), 1.25), ("p/qif_op/v".into(), -0.13)],
-    ];
+    spec.initial_conditions = test_models::mpr_bistable_starts();
     spec.keep_traces = false;
     spec.backend = Backend::Jit;
     (spec.block_size, spec.threads) = (16, Some(2));
