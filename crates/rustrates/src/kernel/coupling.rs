@@ -94,6 +94,11 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
             });
             let rhs = out.add_expr(Expr::Var(sum));
             out.assigns[a].rhs = rhs;
+            // The target is now an assignment of its node like any other (it no longer adds
+            // edges to an external input), which is how `network::plan` groups it with its
+            // node for the JIT's population loops. Nothing reads the kernel circuit's
+            // external inputs (sweeps bind inputs on the lowered circuit).
+            out.vars[t.0 as usize].external_input = None;
             rows.push((ext, sum));
         }
         ends.push(rows);
