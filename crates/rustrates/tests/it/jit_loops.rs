@@ -82,8 +82,9 @@ Net:
             -0.3 - 0.05 * (i * INH + j) as f64
         }
     });
+    // The E → I block scaled (global coupling, swept per lane by `compiled`).
     y.push_str(&format!(
-        "  connectivity:\n    - source: exc_op/r\n      target: inh_op/u_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {e_to_i}\n",
+        "  connectivity:\n    - source: exc_op/r\n      target: inh_op/u_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {e_to_i}\n      name: EI\n      scale: 0.8\n",
         names("e", EXC),
         names("i", INH)
     ));
@@ -113,14 +114,18 @@ fn per_node_values(mut c: Circuit) -> Circuit {
     c
 }
 
-/// Lowered (blocks kept) with every excitatory node's `Delta` per lane, the rest folded.
+/// Lowered (blocks kept) with every excitatory node's `Delta` and the E → I block's scale
+/// per lane, the rest folded.
 fn compiled(c: &Circuit) -> Circuit {
     let kept = lower_edges_keeping_couplings(c);
     let delta: Vec<VarId> = (0..kept.vars.len() as u32)
         .map(VarId)
-        .filter(|v| kept.var(*v).name.ends_with("/Delta"))
+        .filter(|v| {
+            let name = &kept.var(*v).name;
+            name.ends_with("/Delta") || name == "EI/scale"
+        })
         .collect();
-    assert_eq!(delta.len(), EXC);
+    assert_eq!(delta.len(), EXC + 1);
     specialize_params(&kept, &delta)
 }
 
@@ -213,8 +218,9 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
     assert!(!unrolled.is_network());
     let reference = compile(&c, Backend::Reference, Precision::F64);
     // 1 lane: the scalar loop only; 4: one vector iteration (2 × f64x2); 11: vectors, then
-    // the scalar tail.
-    for lanes in [1, 4, 11] {
+    // the scalar tail; 21: the engine's coupling over two chunks of 8 lanes, then lane by
+    // lane.
+    for lanes in [1, 4, 11, 21] {
         let want = evaluate(&reference, lanes);
         assert!(
             evaluate(&loops, lanes) == want,
