@@ -9,8 +9,8 @@
 //! innermost (the weight is loaded once per entry, the lanes are contiguous), over chunks of
 //! 8 lanes whose partial sums stay in registers, four rows at a time when every row reads the
 //! same sources (each loaded source vector then serves four rows, as the C loops' dense
-//! product does eight). That made JIT sweeps of an N = 200 / 1000 block 3–3.5× faster (the
-//! product is most of their time).
+//! product does eight). The product is most of a JIT sweep's time (83 % of an N = 1000
+//! sweep's CPU samples); blocking it so took about half of that time out.
 //!
 //! The sums are those of the written-out form, in its order: `ext + w₁x₁ + w₂x₂ + …` from
 //! `ext`, or `ext + s·(w₁x₁ + w₂x₂ + …)` for a scaled block, each operation rounded in the
@@ -203,24 +203,26 @@ impl EngineCouplings {
 
     /// Whole chunks of [`CHUNK`] lanes with the partial sums in registers (a dense block
     /// [`GROUP`] rows at a time, each loaded source vector serving every row of the group),
-    /// then the remaining lanes one row at a time. Every lane of a row adds its terms in
-    /// entry order whichever path takes it.
+    /// then the remaining lanes one row at a time. Rows are outer, so a row's weights are
+    /// read from memory once for all chunks (an N = 1000 block's are 8 MB). Every lane of a
+    /// row adds its terms in entry order whichever path takes it.
     #[inline(always)]
     fn apply_any<T: Lane>(&self, lanes: usize, y: &[T], p: &[T], u: &mut [T]) {
         let whole = lanes / CHUNK * CHUNK;
         for b in &self.blocks {
             let n = b.rows.len();
-            for l0 in (0..whole).step_by(CHUNK) {
-                let mut i = 0;
-                if b.dense {
-                    while i + GROUP <= n {
+            let mut i = 0;
+            if b.dense {
+                while i + GROUP <= n {
+                    for l0 in (0..whole).step_by(CHUNK) {
                         b.rows_chunk::<T, GROUP>(i, l0, lanes, y, p, u);
-                        i += GROUP;
                     }
+                    i += GROUP;
                 }
-                while i < n {
+            }
+            for i in i..n {
+                for l0 in (0..whole).step_by(CHUNK) {
                     b.rows_chunk::<T, 1>(i, l0, lanes, y, p, u);
-                    i += 1;
                 }
             }
             if whole < lanes {
@@ -298,10 +300,11 @@ impl Block {
                 (acc, 1)
             }
         };
+        let weights: [&[f64]; R] = std::array::from_fn(|r| &self.weights[starts[r]..starts[r] + len]);
         for k in first..len {
             let x = source(k);
-            for (r, a) in acc.iter_mut().enumerate() {
-                let w = T::of(self.weights[starts[r] + k]);
+            for (a, w) in acc.iter_mut().zip(&weights) {
+                let w = T::of(w[k]);
                 for (a, &x) in a.iter_mut().zip(x) {
                     *a = *a + w * x;
                 }
