@@ -261,10 +261,12 @@ impl JitKernel {
 impl JitKernel {
     /// Fused fixed-step integration (see [`crate::kernel::Kernel::steps`]). Compiles a
     /// stepper for `args.tableau` on first use (≈ the cost of compiling the rhs) and keeps
-    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, and tableaux
-    /// that are not explicit (`a` strictly lower triangular) or malformed.
+    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, population
+    /// loops, and tableaux that are not explicit (`a` strictly lower triangular) or malformed.
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
-        if self.needs_solver || self.f64_fn.is_none() {
+        // A population-loop kernel's couplings run in the engine between stages, and its
+        // stepper would compile every node's equations written out (what the loops avoid).
+        if self.needs_solver || self.f64_fn.is_none() || self.loops.is_some() {
             return false;
         }
         let tab = args.tableau;

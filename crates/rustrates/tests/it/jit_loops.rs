@@ -24,6 +24,37 @@ const INH: usize = 4;
 /// and an inhibitory rate population with an algebraic, `tanh` and `exp`, driven by the
 /// excitatory one (`u_in`); weights all different, the I → E block sparse.
 fn two_populations_yaml(delay: bool) -> String {
+    let mut nodes = String::new();
+    for i in 0..EXC {
+        nodes.push_str(&format!("    e{i}: exc\n"));
+    }
+    for i in 0..INH {
+        nodes.push_str(&format!("    i{i}: inh\n"));
+    }
+    let exc: Vec<String> = (0..EXC).map(|i| format!("e{i}")).collect();
+    let inh: Vec<String> = (0..INH).map(|i| format!("i{i}")).collect();
+    network_yaml("  nodes:\n", &nodes, &exc, &inh, delay)
+}
+
+/// The same templates in `COLUMNS` sub-circuits of one excitatory and one inhibitory node
+/// each, so each population's variables interleave with the other's in the kernel's arrays.
+fn nested_yaml() -> String {
+    let mut columns = String::new();
+    for k in 0..COLUMNS {
+        columns.push_str(&format!("    c{k}: Col\n"));
+    }
+    let exc: Vec<String> = (0..COLUMNS).map(|k| format!("c{k}/e")).collect();
+    let inh: Vec<String> = (0..COLUMNS).map(|k| format!("c{k}/i")).collect();
+    let col = "Col:\n  base: CircuitTemplate\n  nodes:\n    e: exc\n    i: inh\n";
+    network_yaml("  circuits:\n", &columns, &exc, &inh, false).replace("Net:\n", &format!("{col}Net:\n"))
+}
+
+const COLUMNS: usize = 5;
+
+/// The templates, circuit `Net` with `members` under `section`, and the two blocks between
+/// the `exc` and `inh` nodes.
+fn network_yaml(section: &str, members: &str, exc: &[String], inh: &[String], delay: bool) -> String {
+    let (ne, ni) = (exc.len(), inh.len());
     let mut y = String::from(
         r#"
 exc_op:
@@ -54,16 +85,10 @@ inh_op:
 inh: {base: NodeTemplate, operators: [inh_op]}
 Net:
   base: CircuitTemplate
-  nodes:
 "#,
     );
-    for i in 0..EXC {
-        y.push_str(&format!("    e{i}: exc\n"));
-    }
-    for i in 0..INH {
-        y.push_str(&format!("    i{i}: inh\n"));
-    }
-    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>().join(", ");
+    y.push_str(section);
+    y.push_str(members);
     let rect = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f64| {
         let r: Vec<String> = (0..rows)
             .map(|i| {
@@ -74,27 +99,27 @@ Net:
         format!("[{}]", r.join(", "))
     };
     // E → I: dense; I → E: every third entry left out.
-    let e_to_i = rect(INH, EXC, &|i, j| 0.5 + 0.1 * (i * EXC + j) as f64);
-    let i_to_e = rect(EXC, INH, &|i, j| {
+    let e_to_i = rect(ni, ne, &|i, j| 0.5 + 0.1 * (i * ne + j) as f64);
+    let i_to_e = rect(ne, ni, &|i, j| {
         if (i + j) % 3 == 0 {
             0.0
         } else {
-            -0.3 - 0.05 * (i * INH + j) as f64
+            -0.3 - 0.05 * (i * ni + j) as f64
         }
     });
     // The E → I block scaled (global coupling, swept per lane by `compiled`).
     y.push_str(&format!(
         "  connectivity:\n    - source: exc_op/r\n      target: inh_op/u_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {e_to_i}\n      name: EI\n      scale: 0.8\n",
-        names("e", EXC),
-        names("i", INH)
+        exc.join(", "),
+        inh.join(", ")
     ));
     y.push_str(&format!(
         "    - source: inh_op/a\n      target: exc_op/r_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {i_to_e}\n",
-        names("i", INH),
-        names("e", EXC)
+        inh.join(", "),
+        exc.join(", ")
     ));
     if delay {
-        let d = rect(EXC, INH, &|i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
+        let d = rect(ne, ni, &|i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
         y.push_str(&format!("      delay: {d}\n"));
     }
     y
@@ -103,14 +128,17 @@ Net:
 /// The loaded network with a value per node of `eta` (excitatory) and `tau_a` (inhibitory),
 /// so both populations have per-node constants once folded.
 fn per_node_values(mut c: Circuit) -> Circuit {
-    for i in 0..EXC {
-        let v = c.find_var(&format!("e{i}/exc_op/eta")).expect("eta");
-        c.vars[v.0 as usize].value = -6.0 + 0.4 * i as f64;
+    let (mut e, mut i) = (0, 0);
+    for v in &mut c.vars {
+        if v.name.ends_with("/exc_op/eta") {
+            v.value = -6.0 + 0.4 * e as f64;
+            e += 1;
+        } else if v.name.ends_with("/inh_op/tau_a") {
+            v.value = 0.01 + 0.005 * i as f64;
+            i += 1;
+        }
     }
-    for i in 0..INH {
-        let v = c.find_var(&format!("i{i}/inh_op/tau_a")).expect("tau_a");
-        c.vars[v.0 as usize].value = 0.01 + 0.005 * i as f64;
-    }
+    assert!(e >= 4 && i >= 4, "{e} eta, {i} tau_a");
     c
 }
 
@@ -125,7 +153,7 @@ fn compiled(c: &Circuit) -> Circuit {
             name.ends_with("/Delta") || name == "EI/scale"
         })
         .collect();
-    assert_eq!(delta.len(), EXC + 1);
+    assert!(delta.len() > 4, "every excitatory node's Delta and the scale");
     specialize_params(&kept, &delta)
 }
 
@@ -240,6 +268,29 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
         assert!(
             evaluate_f32(&loops, lanes) == evaluate_f32(&reference, lanes),
             "{lanes} lanes, f32: loops differ from the reference"
+        );
+    }
+}
+
+#[test]
+fn nested_columns_run_as_population_loops_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = compiled(&per_node_values(load_net(dir.path(), "nested.yaml", &nested_yaml())));
+    let plan = rustrates::model::network::plan(&c).expect("the columns form a network");
+    assert_eq!(plan.populations.len(), 2, "one loop per template");
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(loops.is_network());
+    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    for lanes in [1, 11] {
+        let want = evaluate(&reference, lanes);
+        assert!(
+            evaluate(&loops, lanes) == want,
+            "{lanes} lanes: loops differ from the reference"
+        );
+        assert!(
+            evaluate(&unrolled, lanes) == want,
+            "{lanes} lanes: unrolled JIT differs"
         );
     }
 }
