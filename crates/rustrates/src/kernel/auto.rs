@@ -1,7 +1,7 @@
 //! `Backend::Auto`: which back end a circuit and run size get. C when a compiler exists and
 //! its library is cached or the compile is amortised by the run (and always for a network,
-//! whose loops only the C back end emits); otherwise the JIT, or the reference evaluator while
-//! the JIT cannot build kernels.
+//! whose C loops run every coupling and step fused); otherwise the JIT, or the reference
+//! evaluator while the JIT cannot build kernels.
 
 use std::sync::OnceLock;
 
@@ -97,9 +97,11 @@ pub fn auto_choice(circuit: &Circuit, opts: &KernelOptions) -> Backend {
 /// chosen (its probe costs a Cranelift compile in every process).
 pub(crate) fn auto_resolve(circuit: &Circuit, opts: &KernelOptions) -> (Backend, Option<CBuild>) {
     let build = CBuild::new(circuit, opts).ok();
-    // A network compiles to loops only here: the JIT would compile one term per edge (code
-    // growing with the edges; 53 s to first result at N = 200 all-to-all), and the cost model
-    // below counts states, not the coupling's N² terms per step.
+    // A network runs fastest as the C loops: the JIT runs only a `connectivity:` block of
+    // current values as population loops (the engine's product, 3–5× the C program), and
+    // compiles any other coupling one term per edge (code growing with the edges; 53 s to
+    // first result at N = 200 all-to-all); the cost model below counts states, not the
+    // coupling's N² terms per step.
     if build.as_ref().is_some_and(CBuild::is_network) {
         return (Backend::C, build);
     }

@@ -7,12 +7,17 @@
 //! at compile time (`fold`). No compiler is needed at run time; compiling a small circuit
 //! takes about a millisecond.
 //!
+//! [`JitKernel::with_population_loops`] compiles a network's node equations once per
+//! population, as a loop over its nodes (`loops`), so the function does not grow with the
+//! number of nodes.
+//!
 //! [`JitKernel::steps`] adds a fused fixed-step integrator per explicit tableau, compiled on
 //! first use: parameter-only subexpressions and reciprocals of invariant divisors are
 //! computed once per call, then the step loop runs around the lane loop.
 
 mod codegen;
 mod fold;
+mod loops;
 
 use std::sync::Mutex;
 
@@ -84,11 +89,46 @@ pub struct JitKernel {
     params: usize,
     inputs: usize,
     algebraics: usize,
+    /// The population loops the rhs runs (their per-node constants are read by the code
+    /// through a pointer into this value); `None`: the unrolled equations.
+    loops: Option<loops::NetLoops>,
 }
 
 impl JitKernel {
-    /// Compiles `circuit` (edges already lowered) for `opts.precision`.
+    /// Compiles `circuit` (edges already lowered) for `opts.precision`, every node's
+    /// equations written out.
     pub fn new(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
+        Self::compile(circuit, opts, None)
+    }
+
+    /// [`JitKernel::new`], with the equations of a network's nodes compiled once per
+    /// population, as a loop over its nodes, when `circuit` plans as a network whose edge sums
+    /// the engine runs (`kernel::coupling`); otherwise (not a network, an edge sum written
+    /// out in the equations) the equations unrolled, as `new`. Same values either way, bit
+    /// for bit.
+    pub(crate) fn with_population_loops(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
+        if !circuit.edges.is_empty() {
+            return Err(KernelError::NotLowered {
+                count: circuit.edges.len(),
+            });
+        }
+        match loops::NetLoops::plan(circuit) {
+            Ok(net) => Self::compile(circuit, opts, Some(net)),
+            Err(why) => {
+                if why != crate::model::network::NotANetwork::Small {
+                    log::info!("JIT: unrolled equations for circuit {}: {why}", circuit.name);
+                }
+                Self::compile(circuit, opts, None)
+            }
+        }
+    }
+
+    /// Whether the rhs runs population loops ([`JitKernel::with_population_loops`]).
+    pub fn is_network(&self) -> bool {
+        self.loops.is_some()
+    }
+
+    fn compile(circuit: &Circuit, opts: &KernelOptions, net: Option<loops::NetLoops>) -> Result<Self, KernelError> {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered {
                 count: circuit.edges.len(),
@@ -104,7 +144,9 @@ impl JitKernel {
             })
         };
         set(&mut flags, "opt_level", "speed")?;
-        if circuit.exprs.len() > LARGE_CIRCUIT_EXPRS {
+        // Population loops compile one body per population, whatever the circuit's size.
+        let compiled_exprs = net.as_ref().map_or(circuit.exprs.len(), |n| n.body_exprs(circuit));
+        if compiled_exprs > LARGE_CIRCUIT_EXPRS {
             set(&mut flags, "regalloc_algorithm", "single_pass")?;
         }
         // Required by cranelift-jit: calls to Rust helpers may be far from the JIT memory.
@@ -128,7 +170,7 @@ impl JitKernel {
             Precision::F64 => (codegen::F64_FLAVOR, "rustrates_rhs_f64"),
             Precision::F32 => (codegen::F32_FLAVOR, "rustrates_rhs_f32"),
         };
-        let id = match codegen::define_kernel(&mut module, circuit, &layout, flavor, name) {
+        let id = match codegen::define_kernel(&mut module, circuit, &layout, flavor, name, net.as_ref()) {
             Ok(id) => id,
             Err(e) => {
                 // SAFETY: nothing from this module was finalized, so no pointer into it exists.
@@ -163,6 +205,7 @@ impl JitKernel {
             params: layout.params.len(),
             inputs: layout.inputs.len(),
             algebraics: layout.algebraics.len(),
+            loops: net,
         })
     }
 
@@ -218,10 +261,12 @@ impl JitKernel {
 impl JitKernel {
     /// Fused fixed-step integration (see [`crate::kernel::Kernel::steps`]). Compiles a
     /// stepper for `args.tableau` on first use (≈ the cost of compiling the rhs) and keeps
-    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, and tableaux
-    /// that are not explicit (`a` strictly lower triangular) or malformed.
+    /// it. `false` for single-precision kernels, circuits with `Past`/`Randn`, population
+    /// loops, and tableaux that are not explicit (`a` strictly lower triangular) or malformed.
     pub fn steps(&self, args: StepsArgs<'_>) -> bool {
-        if self.needs_solver || self.f64_fn.is_none() {
+        // A population-loop kernel's couplings run in the engine between stages, and its
+        // stepper would compile every node's equations written out (what the loops avoid).
+        if self.needs_solver || self.f64_fn.is_none() || self.loops.is_some() {
             return false;
         }
         let tab = args.tableau;

@@ -285,6 +285,11 @@ impl Kernel {
         let imp = match (backend, c_build) {
             (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
             (Backend::C, None) => KernelImpl::C(c::CKernel::new(circuit, opts)?),
+            // With the couplings run by the engine, a network's node equations are
+            // independent per node: the JIT compiles them as population loops.
+            (Backend::Jit, _) if engine.is_some() => {
+                KernelImpl::Jit(jit::JitKernel::with_population_loops(circuit, opts)?)
+            }
             (Backend::Jit, _) => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
             (Backend::Reference | Backend::Auto, _) => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
         };
@@ -316,10 +321,15 @@ impl Kernel {
         self.precision
     }
     /// Whether the kernel runs loops over the populations of a network (see
-    /// [`crate::model::network`]) rather than one copy of the equations per node. Only the C
-    /// back end has loops so far; the others always run the unrolled code.
+    /// [`crate::model::network`]) rather than one copy of the equations per node: the C back
+    /// end's network loops, or the JIT's population loops (node equations only, the
+    /// couplings run by the engine). The reference evaluator always runs the unrolled code.
     pub fn is_network(&self) -> bool {
-        matches!(&self.imp, KernelImpl::C(k) if k.is_network())
+        match &self.imp {
+            KernelImpl::C(k) => k.is_network(),
+            KernelImpl::Jit(k) => k.is_network(),
+            KernelImpl::Reference(_) => false,
+        }
     }
     /// Whether the engine runs the circuit's couplings before the compiled right-hand side
     /// (reference and JIT kernels of a circuit with kept couplings of states, no delays).

@@ -2,6 +2,7 @@
 
 mod complex;
 mod connectivity;
+mod jit_loops;
 mod nested;
 mod populations;
 mod support;

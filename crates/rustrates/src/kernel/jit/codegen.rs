@@ -25,9 +25,10 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::fold;
+use super::loops::NetLoops;
 use crate::kernel::KernelError;
 use crate::model::{Circuit, Expr, ExprId, Layout};
-use body::Body;
+use body::{Body, NodeAt};
 
 mod body;
 mod stepper;
@@ -115,18 +116,24 @@ pub(super) fn children_first(circuit: &Circuit) -> Vec<ExprId> {
     order
 }
 
-/// Declares and defines one kernel function named `name` in `module`.
+/// Declares and defines one kernel function named `name` in `module`: the whole circuit in
+/// one pair of lane loops, or with `net`, per population a loop over its nodes around the
+/// lane loops of one node's equations (`node: for i in 0..nodes { lane loops }`).
 pub(super) fn define_kernel(
     module: &mut JITModule,
     circuit: &Circuit,
     layout: &Layout,
     flavor: Flavor,
     name: &str,
+    net: Option<&NetLoops>,
 ) -> Result<FuncId, KernelError> {
     let ptr = module.target_config().pointer_type();
     // lanes t y p u dy a ctx
     let params = [ptr, F64, ptr, ptr, ptr, ptr, ptr, ptr];
-    let konst = fold::constants(circuit, flavor.single);
+    let konst = match net {
+        Some(net) => fold::constants_except(circuit, flavor.single, &net.per_node_constants()),
+        None => fold::constants(circuit, flavor.single),
+    };
     define_function(module, name, &params, |module, b, params| {
         let (lanes, t64) = (params[0], params[1]);
         let arrays = Arrays {
@@ -144,7 +151,27 @@ pub(super) fn define_kernel(
             konst: &konst,
         };
         let base = Env::over(lanes, stride, t, t64, params[7], arrays);
-        lane_loops(module, b, prog, flavor, base, &mut |body| body.emit());
+        let Some(net) = net else {
+            lane_loops(module, b, prog, flavor, base, None, &mut |body| body.emit());
+            return;
+        };
+        // The table outlives the function: the kernel owns both (`JitKernel::loops`).
+        let table = b.ins().iconst(ptr, net.table.as_ptr() as i64);
+        for pop in &net.pops {
+            let zero = b.ins().iconst(ptr, 0);
+            let nodes = b.ins().iconst(ptr, pop.nodes as i64);
+            counted_loop(
+                b,
+                ptr,
+                zero,
+                1,
+                |b, node| b.ins().icmp(IntCC::UnsignedLessThan, node, nodes),
+                |b, node| {
+                    let at = Some(NodeAt { pop, node, table });
+                    lane_loops(module, b, prog, flavor, base, at, &mut |body| body.emit_population())
+                },
+            );
+        }
     })
 }
 
@@ -277,14 +304,15 @@ fn counted_loop<'f>(
 }
 
 /// Emits the vector loop (UNROLL × `flavor.width` lanes per iteration) and the scalar tail
-/// loop over `0..lanes` (`base.i` holds `lanes`), each body produced by `f`; continues in a
-/// new block after both loops.
+/// loop over `0..lanes` (`base.i` holds `lanes`), each body (for the node `at` of a
+/// population loop, if any) produced by `f`; continues in a new block after both loops.
 fn lane_loops(
     module: &mut JITModule,
     b: &mut FunctionBuilder<'_>,
     prog: Program<'_>,
     flavor: Flavor,
     base: Env,
+    at: Option<NodeAt<'_>>,
     f: &mut dyn FnMut(&mut Body<'_, '_, '_>),
 ) {
     let ptr = module.target_config().pointer_type();
@@ -310,7 +338,7 @@ fn lane_loops(
             let end = b.ins().iadd_imm_u(i, step);
             b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, lanes)
         },
-        |b, i| f(&mut Body::new(module, b, prog, flavor, vector, Env { i, ..base })),
+        |b, i| f(&mut Body::new(module, b, prog, flavor, vector, Env { i, ..base }, at)),
     );
     counted_loop(
         b,
@@ -318,6 +346,6 @@ fn lane_loops(
         tail,
         1,
         |b, i| b.ins().icmp(IntCC::UnsignedLessThan, i, lanes),
-        |b, i| f(&mut Body::new(module, b, prog, flavor, scalar, Env { i, ..base })),
+        |b, i| f(&mut Body::new(module, b, prog, flavor, scalar, Env { i, ..base }, at)),
     );
 }

@@ -5,6 +5,8 @@
 //! (IEEE `+ - * /`, the same `pow` expansion, the shared `mathfns` definitions), so folding
 //! never changes a result bit. Typical win: `Delta / (PI * tau)` with constant `Delta`, `tau`.
 
+use std::collections::HashSet;
+
 use crate::kernel::mathfns;
 use crate::model::{BinOp, Circuit, Expr, ExprId};
 
@@ -94,6 +96,12 @@ impl Arith {
 /// The constant value of every expression that has one (in the function's precision).
 /// Assumes a validated circuit (ids in range, no cycles).
 pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
+    constants_except(circuit, single, &HashSet::new())
+}
+
+/// [`constants`], with the constants in `varying` (a population loop's per-node constants)
+/// and everything computed from them left to run time.
+pub(super) fn constants_except(circuit: &Circuit, single: bool, varying: &HashSet<ExprId>) -> Vec<Option<f64>> {
     let ar = Arith { single };
     let n = circuit.exprs.len();
     let mut val: Vec<Option<f64>> = vec![None; n];
@@ -101,6 +109,7 @@ pub(super) fn constants(circuit: &Circuit, single: bool) -> Vec<Option<f64>> {
         let e = circuit.expr(id);
         let k = |c: &ExprId| val[c.0 as usize];
         val[id.0 as usize] = match e {
+            Expr::Const(_) if varying.contains(&id) => None,
             Expr::Const(c) => Some(ar.round(*c)),
             Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => None,
             Expr::Neg(x) => k(x).map(|x| -x),

@@ -13,6 +13,7 @@ use cranelift_module::{Linkage, Module};
 
 use super::{children, Env, Flavor, Program, Shape, Vals, MAX_COPIES};
 use crate::kernel::jit::fold::{self, PowPlan};
+use crate::kernel::jit::loops::PopLoop;
 use crate::kernel::mathfns;
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
@@ -39,6 +40,19 @@ pub(super) struct Body<'m, 'b, 'f> {
     pub(super) hoist_rows: HashMap<ExprId, u32>,
     pub(super) recip_rows: HashMap<ExprId, u32>,
     hoist_cache: HashMap<ExprId, Vals>,
+    /// Population loops only: the node this body evaluates (see `jit::loops`).
+    at: Option<NodeAt<'m>>,
+}
+
+/// The node of a population loop a body is emitted for: node 0's variables are read and
+/// written at the node's slots, its per-node constants read from the table.
+#[derive(Clone, Copy)]
+pub(super) struct NodeAt<'m> {
+    pub(super) pop: &'m PopLoop,
+    /// Node index (pointer-sized integer).
+    pub(super) node: Value,
+    /// Address of `NetLoops::table`.
+    pub(super) table: Value,
 }
 
 /// Access flags: the caller checked every slice length, so nothing traps; no `aligned`
@@ -56,6 +70,7 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         flavor: Flavor,
         shape: Shape,
         env: Env,
+        at: Option<NodeAt<'m>>,
     ) -> Self {
         let i_bytes = b.ins().ishl_imm_u(env.i, flavor.elem_shift);
         let Program { circuit, layout, konst } = prog;
@@ -77,7 +92,50 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             hoist_rows: HashMap::new(),
             recip_rows: HashMap::new(),
             hoist_cache: HashMap::new(),
+            at,
         }
+    }
+
+    /// A population's equations for the node of `self.at`: node 0's assignments in
+    /// evaluation order, then its ODEs, each stored at the node's slots.
+    pub(super) fn emit_population(&mut self) {
+        let pop = self.at.expect("a population body is emitted for a node").pop;
+        for &(var, rhs) in &pop.assigns {
+            let v = self.eval(rhs);
+            let addr = self.var_row(self.env.arrays.a, var);
+            self.store_at(addr, v);
+            self.vars.insert(var, v);
+        }
+        for &(var, rhs) in &pop.odes {
+            let v = self.eval(rhs);
+            let addr = self.var_row(self.env.arrays.dy, var);
+            self.store_at(addr, v);
+        }
+    }
+
+    /// The address of `var`'s row (at this body's lanes) in `base`: its fixed slot, or in a
+    /// population loop the slot of the current node.
+    fn var_row(&mut self, base: Value, var: VarId) -> Value {
+        match self.at.and_then(|at| at.pop.slots.get(&var).map(|&s| (at.node, s))) {
+            Some((node, (first, spacing))) => {
+                let slot = self.b.ins().imul_imm_u(node, i64::from(spacing));
+                let slot = self.b.ins().iadd_imm_u(slot, i64::from(first));
+                let off = self.b.ins().imul(slot, self.env.stride);
+                let row = self.b.ins().iadd(base, off);
+                self.b.ins().iadd(row, self.i_bytes)
+            }
+            None => self.row(base, self.layout.slot[var.0 as usize]),
+        }
+    }
+
+    /// A per-node constant of a population loop at the current node, broadcast.
+    fn node_constant(&mut self, at: NodeAt<'_>, first: usize) -> Vals {
+        let index = self.b.ins().iadd_imm_u(at.node, first as i64);
+        let off = self.b.ins().ishl_imm_u(index, 3);
+        let addr = self.b.ins().iadd(at.table, off);
+        let x = self.b.ins().load(F64, mem(), addr, 0);
+        let x = self.narrow(x);
+        self.splat_all(x)
     }
 
     pub(super) fn emit(&mut self) {
@@ -112,6 +170,10 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     fn load(&mut self, base: Value, slot: u32) -> Vals {
         let addr = self.row(base, slot);
+        self.load_at(addr)
+    }
+
+    fn load_at(&mut self, addr: Value) -> Vals {
         let mut out = [Value::reserved_value(); MAX_COPIES];
         for (k, o) in out.iter_mut().enumerate().take(self.n()) {
             let off = self.copy_offset(k);
@@ -122,6 +184,10 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     pub(super) fn store(&mut self, base: Value, slot: u32, v: Vals) {
         let addr = self.row(base, slot);
+        self.store_at(addr, v);
+    }
+
+    fn store_at(&mut self, addr: Value, v: Vals) {
         for (k, &x) in v.iter().enumerate().take(self.n()) {
             let off = self.copy_offset(k);
             self.b.ins().store(mem(), x, addr, off);
@@ -289,7 +355,6 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         if let Some(&x) = self.vars.get(&v) {
             return x;
         }
-        let slot = self.layout.slot[v.0 as usize];
         let base = match self.circuit.var(v).kind {
             VarKind::State => self.env.arrays.y,
             VarKind::Param => self.env.arrays.p,
@@ -298,7 +363,8 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
             // reading the stored row instead is the same value.
             VarKind::Algebraic => self.env.arrays.a,
         };
-        let x = self.load(base, slot);
+        let addr = self.var_row(base, v);
+        let x = self.load_at(addr);
         self.vars.insert(v, x);
         x
     }
@@ -362,6 +428,11 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
     fn node(&mut self, id: ExprId, e: &Expr) -> Vals {
         match e {
             Expr::Const(c) => {
+                if let Some(at) = self.at {
+                    if let Some(&first) = at.pop.tables.get(&id) {
+                        return self.node_constant(at, first);
+                    }
+                }
                 let v = self.constant(*c);
                 [v; MAX_COPIES]
             }

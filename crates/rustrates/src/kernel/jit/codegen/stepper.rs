@@ -153,7 +153,7 @@ pub(in crate::kernel::jit) fn define_stepper(
         let main_blk = b.create_block();
         b.ins().brif(prologue, prologue_blk, &[], main_blk, &[]);
         b.switch_to_block(prologue_blk);
-        lane_loops(module, b, prog, F64_FLAVOR, base, &mut |body| {
+        lane_loops(module, b, prog, F64_FLAVOR, base, None, &mut |body| {
             for (row, &e) in hoist.values.iter().enumerate() {
                 let v = body.eval(e);
                 body.store(work, row as u32, v);
@@ -190,7 +190,7 @@ pub(in crate::kernel::jit) fn define_stepper(
                         b.ins().fadd(t_step, cdt)
                     })
                     .collect();
-                lane_loops(module, b, prog, F64_FLAVOR, base, &mut |body| {
+                lane_loops(module, b, prog, F64_FLAVOR, base, None, &mut |body| {
                     step_group(body, &hoist, tab, &stage_t, dt);
                 });
             },

@@ -1,0 +1,374 @@
+//! The JIT's population loops (`kernel/jit/loops.rs`): a network whose couplings the engine
+//! runs compiles each population's equations once, as a loop over its nodes. Two populations
+//! of different templates, coupled both ways by `connectivity:` blocks, with per-lane
+//! parameters, per-node constants, per-node inputs, an algebraic and transcendental calls:
+//! the loops must equal the reference evaluator and the same JIT kernel with every node's
+//! equations written out bit for bit (each node evaluates the same IEEE operations in the
+//! same order, the helpers are the shared `mathfns`), in both precisions; a sweep equals the
+//! reference's and the C loops' bit for bit. What the loops do not express falls back to
+//! the unrolled equations.
+
+use indexmap::IndexMap;
+use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision, RhsArgs, RhsArgsF32};
+use rustrates::model::passes::{expand_couplings, lower_edges_keeping_couplings, specialize_params};
+use rustrates::model::{Circuit, VarId};
+use rustrates::solve::{Method, Signal, SimConfig};
+use rustrates::sweep::{Grid, ParamMap, SweepSpec};
+
+use crate::support::{backends, bits, c_available, load_net, run};
+
+const EXC: usize = 6;
+const INH: usize = 4;
+
+/// An excitatory QIF population driven per node (`I_ext`) and by the inhibitory one (`r_in`),
+/// and an inhibitory rate population with an algebraic, `tanh` and `exp`, driven by the
+/// excitatory one (`u_in`); weights all different, the I → E block sparse.
+fn two_populations_yaml(delay: bool) -> String {
+    let mut nodes = String::new();
+    for i in 0..EXC {
+        nodes.push_str(&format!("    e{i}: exc\n"));
+    }
+    for i in 0..INH {
+        nodes.push_str(&format!("    i{i}: inh\n"));
+    }
+    let exc: Vec<String> = (0..EXC).map(|i| format!("e{i}")).collect();
+    let inh: Vec<String> = (0..INH).map(|i| format!("i{i}")).collect();
+    network_yaml("  nodes:\n", &nodes, &exc, &inh, delay)
+}
+
+/// The same templates in `COLUMNS` sub-circuits of one excitatory and one inhibitory node
+/// each, so each population's variables interleave with the other's in the kernel's arrays.
+fn nested_yaml() -> String {
+    let mut columns = String::new();
+    for k in 0..COLUMNS {
+        columns.push_str(&format!("    c{k}: Col\n"));
+    }
+    let exc: Vec<String> = (0..COLUMNS).map(|k| format!("c{k}/e")).collect();
+    let inh: Vec<String> = (0..COLUMNS).map(|k| format!("c{k}/i")).collect();
+    let col = "Col:\n  base: CircuitTemplate\n  nodes:\n    e: exc\n    i: inh\n";
+    network_yaml("  circuits:\n", &columns, &exc, &inh, false).replace("Net:\n", &format!("{col}Net:\n"))
+}
+
+const COLUMNS: usize = 5;
+
+/// The templates, circuit `Net` with `members` under `section`, and the two blocks between
+/// the `exc` and `inh` nodes.
+fn network_yaml(section: &str, members: &str, exc: &[String], inh: &[String], delay: bool) -> String {
+    let (ne, ni) = (exc.len(), inh.len());
+    let mut y = String::from(
+        r#"
+exc_op:
+  base: OperatorTemplate
+  equations:
+    - "r' = (Delta/(pi*tau) + 2.0*r*v)/tau"
+    - "v' = (v^2 + eta + I_ext + tau*r_in - (pi*tau*r)^2)/tau"
+  variables:
+    r: output(0.01)
+    v: variable(-2.0)
+    Delta: 1.0
+    tau: 1.0
+    eta: -5.0
+    I_ext: input(0.0)
+    r_in: input(0.0)
+exc: {base: NodeTemplate, operators: [exc_op]}
+inh_op:
+  base: OperatorTemplate
+  equations:
+    - "s = k*a^2"
+    - "a' = (tanh(u_in) - a)/tau_a + 0.1*exp(-s)"
+  variables:
+    a: output(0.1)
+    s: variable(0.0)
+    k: 2.0
+    tau_a: 0.02
+    u_in: input(0.0)
+inh: {base: NodeTemplate, operators: [inh_op]}
+Net:
+  base: CircuitTemplate
+"#,
+    );
+    y.push_str(section);
+    y.push_str(members);
+    let rect = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f64| {
+        let r: Vec<String> = (0..rows)
+            .map(|i| {
+                let c: Vec<String> = (0..cols).map(|j| format!("{:?}", f(i, j))).collect();
+                format!("[{}]", c.join(", "))
+            })
+            .collect();
+        format!("[{}]", r.join(", "))
+    };
+    // E → I: dense; I → E: every third entry left out.
+    let e_to_i = rect(ni, ne, &|i, j| 0.5 + 0.1 * (i * ne + j) as f64);
+    let i_to_e = rect(ne, ni, &|i, j| {
+        if (i + j) % 3 == 0 {
+            0.0
+        } else {
+            -0.3 - 0.05 * (i * ni + j) as f64
+        }
+    });
+    // The E → I block scaled (global coupling, swept per lane by `compiled`).
+    y.push_str(&format!(
+        "  connectivity:\n    - source: exc_op/r\n      target: inh_op/u_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {e_to_i}\n      name: EI\n      scale: 0.8\n",
+        exc.join(", "),
+        inh.join(", ")
+    ));
+    y.push_str(&format!(
+        "    - source: inh_op/a\n      target: exc_op/r_in\n      source_nodes: [{}]\n      target_nodes: [{}]\n      weight: {i_to_e}\n",
+        inh.join(", "),
+        exc.join(", ")
+    ));
+    if delay {
+        let d = rect(ne, ni, &|i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
+        y.push_str(&format!("      delay: {d}\n"));
+    }
+    y
+}
+
+/// The loaded network with a value per node of `eta` (excitatory) and `tau_a` (inhibitory),
+/// so both populations have per-node constants once folded.
+fn per_node_values(mut c: Circuit) -> Circuit {
+    let (mut e, mut i) = (0, 0);
+    for v in &mut c.vars {
+        if v.name.ends_with("/exc_op/eta") {
+            v.value = -6.0 + 0.4 * e as f64;
+            e += 1;
+        } else if v.name.ends_with("/inh_op/tau_a") {
+            v.value = 0.01 + 0.005 * i as f64;
+            i += 1;
+        }
+    }
+    assert!(e >= 4 && i >= 4, "{e} eta, {i} tau_a");
+    c
+}
+
+/// Lowered (blocks kept) with every excitatory node's `Delta` and the E → I block's scale
+/// per lane, the rest folded.
+fn compiled(c: &Circuit) -> Circuit {
+    let kept = lower_edges_keeping_couplings(c);
+    let delta: Vec<VarId> = (0..kept.vars.len() as u32)
+        .map(VarId)
+        .filter(|v| {
+            let name = &kept.var(*v).name;
+            name.ends_with("/Delta") || name == "EI/scale"
+        })
+        .collect();
+    assert!(delta.len() > 4, "every excitatory node's Delta and the scale");
+    specialize_params(&kept, &delta)
+}
+
+fn compile(c: &Circuit, backend: Backend, precision: Precision) -> Kernel {
+    let options = KernelOptions {
+        backend,
+        precision,
+        ..KernelOptions::default()
+    };
+    Kernel::compile(c, &options).expect("compiles")
+}
+
+/// Buffers of one evaluation over `lanes` lanes: states, parameters and inputs (the per-node
+/// `I_ext` and the external inputs) different in every row and lane.
+fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let l = k.layout();
+    let c = k.circuit();
+    let fill = |vars: &[VarId], salt: usize| -> Vec<f64> {
+        vars.iter()
+            .enumerate()
+            .flat_map(|(row, v)| {
+                let base = c.var(*v).value;
+                (0..lanes).map(move |lane| {
+                    let wiggle = 0.01 * ((row * 7 + lane * 3 + salt) % 13) as f64;
+                    base * (1.0 + wiggle) + wiggle
+                })
+            })
+            .collect()
+    };
+    (fill(&l.states, 0), fill(&l.params, 5), fill(&l.inputs, 11))
+}
+
+/// One f64 evaluation: derivatives and algebraics, as bits.
+fn evaluate(k: &Kernel, lanes: usize) -> Vec<u64> {
+    let (y, p, u) = buffers(k, lanes);
+    let l = k.layout();
+    let mut dy = vec![0.0; l.states.len() * lanes];
+    let mut a = vec![0.0; l.algebraics.len() * lanes];
+    k.rhs(RhsArgs {
+        t: 0.25,
+        lanes,
+        y: &y,
+        p: &p,
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    assert!(dy.iter().all(|x| x.is_finite()), "finite derivatives");
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
+}
+
+/// One f32 evaluation, as bits.
+fn evaluate_f32(k: &Kernel, lanes: usize) -> Vec<u32> {
+    let (y, p, u) = buffers(k, lanes);
+    let narrow = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| x as f32).collect() };
+    let (y, p, u) = (narrow(y), narrow(p), narrow(u));
+    let l = k.layout();
+    let mut dy = vec![0.0f32; l.states.len() * lanes];
+    let mut a = vec![0.0f32; l.algebraics.len() * lanes];
+    k.rhs_f32(RhsArgsF32 {
+        t: 0.25,
+        lanes,
+        y: &y,
+        p: &p,
+        u: &u,
+        dy: &mut dy,
+        a: &mut a,
+        ctx: &mut KernelCtx::default(),
+    });
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = compiled(&per_node_values(load_net(
+        dir.path(),
+        "two.yaml",
+        &two_populations_yaml(false),
+    )));
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(
+        loops.is_network() && loops.runs_couplings(),
+        "the JIT runs population loops"
+    );
+    // The same kernel with every node's equations written out (couplings written out too,
+    // so the JIT compiles them unrolled), and the tree-walking evaluator.
+    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    assert!(!unrolled.is_network());
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    // 1 lane: the scalar loop only; 4: one vector iteration (2 × f64x2); 11: vectors, then
+    // the scalar tail; 21: the engine's coupling over two chunks of 8 lanes, then lane by
+    // lane.
+    for lanes in [1, 4, 11, 21] {
+        let want = evaluate(&reference, lanes);
+        assert!(
+            evaluate(&loops, lanes) == want,
+            "{lanes} lanes: loops differ from the reference"
+        );
+        assert!(
+            evaluate(&unrolled, lanes) == want,
+            "{lanes} lanes: unrolled JIT differs"
+        );
+    }
+    // Single precision: the per-node constants are rounded to f32 on load, as folding rounds
+    // them in the unrolled code; 13 lanes: f32x4 vectors, then the tail.
+    let loops = compile(&c, Backend::Jit, Precision::F32);
+    assert!(loops.is_network());
+    let reference = compile(&c, Backend::Reference, Precision::F32);
+    for lanes in [1, 13] {
+        assert!(
+            evaluate_f32(&loops, lanes) == evaluate_f32(&reference, lanes),
+            "{lanes} lanes, f32: loops differ from the reference"
+        );
+    }
+}
+
+#[test]
+fn nested_columns_run_as_population_loops_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = compiled(&per_node_values(load_net(dir.path(), "nested.yaml", &nested_yaml())));
+    let plan = rustrates::model::network::plan(&c).expect("the columns form a network");
+    assert_eq!(plan.populations.len(), 2, "one loop per template");
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(loops.is_network());
+    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    for lanes in [1, 11] {
+        let want = evaluate(&reference, lanes);
+        assert!(
+            evaluate(&loops, lanes) == want,
+            "{lanes} lanes: loops differ from the reference"
+        );
+        assert!(
+            evaluate(&unrolled, lanes) == want,
+            "{lanes} lanes: unrolled JIT differs"
+        );
+    }
+}
+
+#[test]
+fn population_loops_sweep_as_the_reference_and_the_c_loops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = per_node_values(load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
+    let (dt, steps) = (1e-4, 400);
+    let exc: Vec<String> = (0..EXC).map(|i| format!("e{i}")).collect();
+    let exc_refs: Vec<&str> = exc.iter().map(String::as_str).collect();
+    let deltas = [0.5, 1.0, 2.0, 3.0, 4.0];
+    let spec = |backend: Backend, method: Method| {
+        let mut values = IndexMap::new();
+        values.insert("Delta".to_string(), deltas.to_vec());
+        let sim = SimConfig::new(method, steps as f64 * dt, dt, Some(10.0 * dt));
+        let map = ParamMap::new().nodes("Delta", &["exc_op/Delta"], &exc_refs);
+        let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), map, sim);
+        spec.outputs = vec![("r".into(), "all/exc_op/r".into()), ("a".into(), "all/inh_op/a".into())];
+        spec.backend = backend;
+        spec.threads = Some(1);
+        spec.block_size = 5;
+        // A drive per excitatory node and point.
+        spec.inputs = (0..EXC)
+            .map(|i| {
+                let data: Vec<f64> = (0..steps * deltas.len())
+                    .map(|x| {
+                        (1.0 + i as f64) * (0.02 * (x / deltas.len()) as f64 * (1.0 + (x % deltas.len()) as f64)).sin()
+                    })
+                    .collect();
+                (
+                    format!("e{i}/exc_op/I_ext"),
+                    Signal::PerPoint {
+                        points: deltas.len(),
+                        data: data.into(),
+                    },
+                )
+            })
+            .collect();
+        spec
+    };
+    for method in [Method::Euler, Method::Rk4] {
+        let want = run(&spec(Backend::Reference, method), &c);
+        let traces = want.traces.as_ref().expect("traces");
+        assert!(traces.iter().all(|x| x.is_finite()), "{method:?}: finite");
+        // Not trivial: the points' excitatory rates differ.
+        assert_ne!(want.trace(0, 0).unwrap(), want.trace(4, 0).unwrap());
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let got = run(&spec(backend, method), &c);
+            assert!(
+                bits(&got) == bits(&want),
+                "{method:?}, {backend:?}: differs from the reference"
+            );
+        }
+    }
+    if c_available() {
+        // The C back end runs the same network as its own loops.
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend: Backend::C,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        assert!(Kernel::compile(&compiled(&c), &options).expect("compiles").is_network());
+    }
+}
+
+#[test]
+fn what_the_population_loops_do_not_express_runs_unrolled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Delays on the I → E block: the coupling is written out into the equations (the engine
+    // runs current values only), so the JIT keeps the unrolled equations.
+    let delayed = compiled(&load_net(dir.path(), "delayed.yaml", &two_populations_yaml(true)));
+    let k = compile(&delayed, Backend::Jit, Precision::F64);
+    assert!(!k.is_network() && !k.runs_couplings());
+    // An edge list (sums written out by lowering) runs unrolled too; its values are the
+    // block's, bit for bit (`matrix_forms_run_the_edge_list_bit_for_bit`).
+    let c = compiled(&load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
+    let written = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    assert!(!written.is_network());
+}
