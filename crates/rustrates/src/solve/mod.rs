@@ -555,19 +555,8 @@ pub fn run_block(
     block: Block<'_>,
     sink: &mut dyn SampleSink,
 ) -> Result<Vec<PointStatus>, SolveError> {
-    run_block_with(kernel, cfg, inputs, outputs, block, sink, &RunOptions::default())
-}
-
-/// [`run_block`] with explicit [`RunOptions`].
-pub fn run_block_with(
-    kernel: &Kernel,
-    cfg: &SimConfig,
-    inputs: &[InputBinding],
-    outputs: &[OutputBinding],
-    block: Block<'_>,
-    sink: &mut dyn SampleSink,
-    opts: &RunOptions,
-) -> Result<Vec<PointStatus>, SolveError> {
+    // No front sets the noise seed: every run draws from the default streams.
+    let opts = &RunOptions::default();
     let prep = prepare(kernel, cfg, inputs, outputs, &block)?;
     if block.lanes == 0 {
         return Ok(Vec::new());
