@@ -149,28 +149,14 @@ fn constant(x: f64) -> String {
     }
 }
 
-fn prec(op: BinOp) -> u8 {
-    match op {
-        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => 1,
-        BinOp::Add | BinOp::Sub => 2,
-        BinOp::Mul | BinOp::Div => 3,
-        BinOp::Pow => 5,
-    }
-}
-
+/// The dump's compact notation: `*` and `/` tight, `^` for the power; the other operators
+/// as equations write them.
 fn op_str(op: BinOp) -> &'static str {
     match op {
-        BinOp::Add => " + ",
-        BinOp::Sub => " - ",
         BinOp::Mul => "*",
         BinOp::Div => "/",
         BinOp::Pow => "^",
-        BinOp::Lt => " < ",
-        BinOp::Le => " <= ",
-        BinOp::Gt => " > ",
-        BinOp::Ge => " >= ",
-        BinOp::Eq => " == ",
-        BinOp::Ne => " != ",
+        _ => op.equation_text(),
     }
 }
 
@@ -183,7 +169,7 @@ pub(crate) fn expr(c: &Circuit, e: ExprId, prefix: &str, min: u8) -> String {
         Expr::Randn => ("randn()".to_string(), 9),
         Expr::Neg(a) => (format!("-{}", expr(c, *a, prefix, 5)), 4),
         Expr::Binary(op, a, b) => {
-            let p = prec(*op);
+            let p = op.precedence();
             let (la, lb) = if *op == BinOp::Pow { (p + 1, p) } else { (p, p + 1) };
             (
                 format!("{}{}{}", expr(c, *a, prefix, la), op_str(*op), expr(c, *b, prefix, lb)),

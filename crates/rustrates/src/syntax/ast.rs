@@ -43,6 +43,44 @@ pub enum BinOp {
     Ne,
 }
 
+impl BinOp {
+    /// Precedence level of the printers (comparisons 1, `+ -` 2, `* /` 3, `**` 5; a unary
+    /// minus sits at 4), matching the parser's binding powers.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Add | BinOp::Sub => 2,
+            BinOp::Mul | BinOp::Div => 3,
+            BinOp::Pow => 5,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => 1,
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne
+        )
+    }
+
+    /// The operator as equations write it, with a space either side (`**` for the power,
+    /// tight as PyRates writes it).
+    pub fn equation_text(self) -> &'static str {
+        match self {
+            BinOp::Add => " + ",
+            BinOp::Sub => " - ",
+            BinOp::Mul => " * ",
+            BinOp::Div => " / ",
+            BinOp::Pow => "**",
+            BinOp::Lt => " < ",
+            BinOp::Le => " <= ",
+            BinOp::Gt => " > ",
+            BinOp::Ge => " >= ",
+            BinOp::Eq => " == ",
+            BinOp::Ne => " != ",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnOp {
     Neg,

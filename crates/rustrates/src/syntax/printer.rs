@@ -30,45 +30,16 @@ pub fn print_expr(e: &Expr) -> String {
     out
 }
 
-/// Precedence levels, matching the parser's binding powers.
-const CMP: u8 = 1;
-const ADD: u8 = 2;
-const MUL: u8 = 3;
+/// Precedence levels beside the operators' own ([`BinOp::precedence`]).
 const UNARY: u8 = 4;
-const POW: u8 = 5;
 const ATOM: u8 = 6;
-
-fn op_prec(op: BinOp) -> u8 {
-    match op {
-        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne => CMP,
-        BinOp::Add | BinOp::Sub => ADD,
-        BinOp::Mul | BinOp::Div => MUL,
-        BinOp::Pow => POW,
-    }
-}
 
 fn prec(e: &Expr) -> u8 {
     match &e.kind {
-        ExprKind::Binary(op, _, _) => op_prec(*op),
+        ExprKind::Binary(op, _, _) => op.precedence(),
         ExprKind::Unary(..) => UNARY,
         ExprKind::Number(v) if v.is_sign_negative() => UNARY,
         ExprKind::Number(_) | ExprKind::Imaginary(_) | ExprKind::Ident(_) | ExprKind::Call { .. } => ATOM,
-    }
-}
-
-fn op_text(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Add => " + ",
-        BinOp::Sub => " - ",
-        BinOp::Mul => " * ",
-        BinOp::Div => " / ",
-        BinOp::Pow => "**",
-        BinOp::Lt => " < ",
-        BinOp::Le => " <= ",
-        BinOp::Gt => " > ",
-        BinOp::Ge => " >= ",
-        BinOp::Eq => " == ",
-        BinOp::Ne => " != ",
     }
 }
 
@@ -89,19 +60,19 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_child(out, operand, prec(operand) < UNARY);
         }
         ExprKind::Binary(op, l, r) => {
-            let p = op_prec(*op);
+            let p = op.precedence();
             let (lp, rp) = (prec(l), prec(r));
-            let (paren_l, paren_r) = match p {
+            let (paren_l, paren_r) = match op {
                 // Comparisons do not chain: a comparison operand is always parenthesized.
-                CMP => (lp <= CMP, rp <= CMP),
+                _ if op.is_comparison() => (lp <= p, rp <= p),
                 // Right-associative, and the exponent may start with a unary sign (`2**-1`);
                 // a unary base may not (`-x**2` is `-(x**2)`).
-                POW => (lp <= POW, rp < UNARY),
+                BinOp::Pow => (lp <= p, rp < UNARY),
                 // Left-associative.
                 _ => (lp < p, rp <= p),
             };
             write_child(out, l, paren_l);
-            out.push_str(op_text(*op));
+            out.push_str(op.equation_text());
             write_child(out, r, paren_r);
         }
         ExprKind::Call { name, args, .. } => {
