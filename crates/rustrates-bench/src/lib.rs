@@ -14,6 +14,36 @@ pub const DT: f64 = 1e-4;
 /// The reference sweep samples r every `EVERY` steps.
 pub const EVERY: usize = 10;
 
+/// The command line of a bench binary: `--flag value` pairs and bare switches, read in turn.
+pub struct Flags {
+    args: std::iter::Skip<std::env::Args>,
+}
+
+impl Flags {
+    pub fn from_env() -> Self {
+        Flags {
+            args: std::env::args().skip(1),
+        }
+    }
+
+    pub fn next_flag(&mut self) -> Option<String> {
+        self.args.next()
+    }
+
+    /// The word after `flag`.
+    pub fn value(&mut self, flag: &str) -> Result<String, String> {
+        self.args.next().ok_or_else(|| format!("{flag} needs a value"))
+    }
+
+    /// The word after `flag`, parsed as a `T`.
+    pub fn parsed<T: std::str::FromStr>(&mut self, flag: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.value(flag)?.parse().map_err(|e| format!("{flag}: {e}"))
+    }
+}
+
 /// The workspace root (the bench crate's `../..`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -31,7 +31,9 @@ use std::time::Instant;
 
 use rustrates::kernel::Backend;
 use rustrates::sweep::{BlockOutput, MemorySink, Statistic, SweepError, SweepMeta, SweepSink, SweepSpec};
-use rustrates_bench::{best, build_c, c_field, reference_spec, reference_spec_yaml, repo_root, run_process, DT, EVERY};
+use rustrates_bench::{
+    best, build_c, c_field, reference_spec, reference_spec_yaml, repo_root, run_process, Flags, DT, EVERY,
+};
 
 /// The PyRates script's T (fixed in `PYRATES_SCRIPT`).
 const PYRATES_T: f64 = 5.0;
@@ -68,23 +70,23 @@ fn parse_args() -> Result<Args, String> {
         kernel_only: false,
         regime: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--points" => a.points = value()?.parse().map_err(|e| format!("--points: {e}"))?,
-            "--c-source" => a.c_source = PathBuf::from(value()?),
-            "--pyrates-python" => a.pyrates_python = Some(PathBuf::from(value()?)),
-            "--json" => a.json = Some(PathBuf::from(value()?)),
-            "--repeats" => a.repeats = value()?.parse().map_err(|e| format!("--repeats: {e}"))?,
+            "--points" => a.points = flags.parsed(&flag)?,
+            "--c-source" => a.c_source = flags.value(&flag)?.into(),
+            "--pyrates-python" => a.pyrates_python = Some(flags.value(&flag)?.into()),
+            "--json" => a.json = Some(flags.value(&flag)?.into()),
+            "--repeats" => a.repeats = flags.parsed(&flag)?,
             "--simulation-time" => {
-                a.time = value()?.parse().map_err(|e| format!("--simulation-time: {e}"))?;
+                a.time = flags.parsed(&flag)?;
                 if !(a.time.is_finite() && a.time > 0.0) {
                     return Err("--simulation-time must be positive".into());
                 }
             }
             "--backends" => {
-                a.backends = value()?
+                a.backends = flags
+                    .value(&flag)?
                     .split(',')
                     .map(|name| {
                         Backend::parse(name)

@@ -22,6 +22,7 @@ use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::refine::{self, Criterion, Refine};
 use rustrates::sweep::{Grid, MemorySink, ParamMap, Statistic, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
+use rustrates_bench::Flags;
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
@@ -59,14 +60,13 @@ fn main() -> Result<(), String> {
     let mut levels = 5;
     let mut backend = Backend::Jit;
     let mut repeats = 2;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+    let mut flags = Flags::from_env();
+    while let Some(a) = flags.next_flag() {
         match a.as_str() {
-            "--coarse" => coarse = value()?.parse().map_err(|e| format!("--coarse: {e}"))?,
-            "--levels" => levels = value()?.parse().map_err(|e| format!("--levels: {e}"))?,
-            "--repeats" => repeats = value()?.parse().map_err(|e| format!("--repeats: {e}"))?,
-            "--backend" => backend = Backend::parse(&value()?).ok_or("unknown backend")?,
+            "--coarse" => coarse = flags.parsed(&a)?,
+            "--levels" => levels = flags.parsed(&a)?,
+            "--repeats" => repeats = flags.parsed(&a)?,
+            "--backend" => backend = Backend::parse(&flags.value(&a)?).ok_or("unknown backend")?,
             other => return Err(format!("unknown argument {other}")),
         }
     }

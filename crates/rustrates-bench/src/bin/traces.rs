@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use rustrates::sweep::MemorySink;
 use rustrates_bench::{
-    median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, sweep_command, DT, EVERY,
+    median, reference_spec, reference_spec_yaml, repo_root, run_process_with_peak, sweep_command, Flags, DT, EVERY,
 };
 
 struct Args {
@@ -50,15 +50,14 @@ fn parse_args() -> Result<Args, String> {
         time: 5.0,
         pyrates_python: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--points" => a.points = value()?.parse().map_err(|e| format!("--points: {e}"))?,
-            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--repeats" => a.repeats = value()?.parse().map_err(|e| format!("--repeats: {e}"))?,
-            "--simulation-time" => a.time = value()?.parse().map_err(|e| format!("--simulation-time: {e}"))?,
-            "--pyrates-python" => a.pyrates_python = Some(PathBuf::from(value()?)),
+            "--points" => a.points = flags.parsed(&flag)?,
+            "--threads" => a.threads = flags.parsed(&flag)?,
+            "--repeats" => a.repeats = flags.parsed(&flag)?,
+            "--simulation-time" => a.time = flags.parsed(&flag)?,
+            "--pyrates-python" => a.pyrates_python = Some(flags.value(&flag)?.into()),
             other => return Err(format!("unknown flag {other}")),
         }
     }
