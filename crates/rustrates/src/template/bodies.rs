@@ -566,14 +566,7 @@ one node per element and couple them with edges or a `connectivity:` block",
         let r = reference.as_str()?;
         let t = self.resolve_ref(r, Some(f), Some(reference.span), "template/unknown-path", path)?;
         if t.kind() != TemplateKind::Operator {
-            self.diags.push(
-                Diagnostic::error(
-                    "template/wrong-kind",
-                    format!("`{r}` is a {}, not an OperatorTemplate", t.kind().class_name()),
-                )
-                .with_span(reference.span)
-                .with_path(path),
-            );
+            self.wrong_kind(r, t.kind(), TemplateKind::Operator, reference.span, path);
             return None;
         }
         let mut ovs = Vec::new();
@@ -680,14 +673,7 @@ one node per element and couple them with edges or a `connectivity:` block",
                 };
                 let ok = t.kind() == want || (want == TemplateKind::Node && t.kind() == TemplateKind::Circuit);
                 if !ok {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "template/wrong-kind",
-                            format!("`{r}` is a {}, expected a {}", t.kind().class_name(), want.class_name()),
-                        )
-                        .with_span(v.span)
-                        .with_path(path),
-                    );
+                    self.wrong_kind(r, t.kind(), want, v.span, &path);
                     continue;
                 }
                 let u = SubUse {
@@ -890,16 +876,31 @@ impl Loader<'_> {
         let r = t.as_str()?;
         let tpl = self.resolve_ref(r, Some(f), Some(t.span), "template/unknown-path", path)?;
         if tpl.kind() != TemplateKind::Edge {
-            self.diags.push(
-                Diagnostic::error(
-                    "template/wrong-kind",
-                    format!("`{r}` is a {}, expected an EdgeTemplate", tpl.kind().class_name()),
-                )
-                .with_span(t.span)
-                .with_path(path),
-            );
+            self.wrong_kind(r, tpl.kind(), TemplateKind::Edge, t.span, path);
             return None;
         }
         Some(Some(tpl))
+    }
+
+    /// `reference` names a `found` template where a `want` template belongs.
+    fn wrong_kind(&mut self, reference: &str, found: TemplateKind, want: TemplateKind, span: Span, path: &str) {
+        let article = |k: TemplateKind| match k {
+            TemplateKind::Operator | TemplateKind::Edge => "an",
+            TemplateKind::Node | TemplateKind::Circuit => "a",
+        };
+        self.diags.push(
+            Diagnostic::error(
+                "template/wrong-kind",
+                format!(
+                    "`{reference}` is {} {}, expected {} {}",
+                    article(found),
+                    found.class_name(),
+                    article(want),
+                    want.class_name()
+                ),
+            )
+            .with_span(span)
+            .with_path(path),
+        );
     }
 }
