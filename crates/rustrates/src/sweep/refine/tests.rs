@@ -6,6 +6,7 @@ use crate::model::jacobian::tests::stuart_landau;
 use crate::model::test_models;
 use crate::solve::{Method, SimConfig};
 use crate::sweep::regime::Regime;
+use crate::sweep::tests::{in_memory, in_memory_with};
 use crate::sweep::{ParamMap, Statistic};
 
 fn grid(keys: &[(&str, Vec<f64>)]) -> Grid {
@@ -15,12 +16,6 @@ fn grid(keys: &[(&str, Vec<f64>)]) -> Grid {
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
-}
-
-fn run_memory(spec: &SweepSpec, c: &Circuit) -> (SweepResult, SweepSummary) {
-    let mut sink = MemorySink::new();
-    let summary = crate::sweep::run(spec, c, &mut sink).unwrap();
-    (sink.into_result().unwrap(), summary)
 }
 
 fn codes(r: &SweepResult, stat: Statistic) -> Vec<f64> {
@@ -123,7 +118,7 @@ fn stuart_landau_hopf_found_within_the_finest_cell() {
         criterion: Criterion::Regime,
         tolerance: 0.0,
     });
-    let (r, summary) = run_memory(&spec, &stuart_landau(0.0, 2.0));
+    let (r, summary) = in_memory_with(&spec, &stuart_landau(0.0, 2.0), RunControl::default());
     // The one boundary cell halved three times: 5 coarse + 3 points, not the 33 nodes.
     assert_eq!(r.labels.len(), 8, "{:?}", r.grid_values);
     assert_eq!(summary.points_run, 8);
@@ -158,11 +153,11 @@ fn stuart_landau_hopf_found_within_the_finest_cell() {
     // With traces kept, every point's trace and summaries are those of a plain sweep of
     // the same point set, bit for bit (the passes and the replay lose nothing).
     spec.keep_traces = true;
-    let (kept, _) = run_memory(&spec, &stuart_landau(0.0, 2.0));
+    let kept = in_memory(&spec, &stuart_landau(0.0, 2.0));
     let mut plain = spec.clone();
     plain.refine = None;
     plain.param_grid = Grid::from_columns(vec!["mu".into()], vec![kept.grid_values[0].clone()]).unwrap();
-    let (direct, _) = run_memory(&plain, &stuart_landau(0.0, 2.0));
+    let direct = in_memory(&plain, &stuart_landau(0.0, 2.0));
     assert_eq!(kept.grid_values[0], r.grid_values[0]);
     assert_eq!(kept.traces.as_ref().unwrap().len(), 8 * 5000);
     assert!(kept
@@ -230,13 +225,11 @@ fn every_refine_pass_runs_on_one_kernel_compiled_once() {
     let circuit = stuart_landau(0.0, 2.0);
     let spec = stuart_landau_refined(Backend::Auto);
     let memo = PlanMemo::default();
-    let mut sink = MemorySink::new();
-    let ctrl = RunControl {
+    let plans = RunControl {
         plans: Some(&memo),
         ..RunControl::default()
     };
-    let summary = run_with(&spec, &circuit, &mut sink, ctrl).unwrap();
-    let refined = sink.into_result().unwrap();
+    let (refined, summary) = in_memory_with(&spec, &circuit, plans);
     assert!(summary.chunks_run >= 4, "passes: {}", summary.chunks_run);
     assert_eq!(memo.builds(), 1, "{} passes", summary.chunks_run);
     assert_ne!(summary.backend, Backend::Auto);
@@ -244,7 +237,7 @@ fn every_refine_pass_runs_on_one_kernel_compiled_once() {
     plain.refine = None;
     plain.backend = summary.backend;
     plain.param_grid = Grid::from_columns(vec!["mu".into()], vec![refined.grid_values[0].clone()]).unwrap();
-    let (direct, _) = run_memory(&plain, &circuit);
+    let direct = in_memory(&plain, &circuit);
     assert_eq!(summary_bits(&refined), summary_bits(&direct));
     assert_eq!(refined.status, direct.status);
     // A concrete back end: no resolution, the first pass builds and the others reuse.
@@ -275,7 +268,7 @@ impl PassRunner for HalvesRunner {
                 .map(|k| spec.param_grid.column(k)[range.clone()].to_vec())
                 .collect();
             part.param_grid = Grid::from_columns(spec.param_grid.keys().to_vec(), cols).unwrap();
-            run_memory(&part, circuit).0
+            in_memory(&part, circuit)
         };
         let (mut a, b) = (half(0..n / 2), half(n / 2..n));
         a.labels.extend(b.labels);
@@ -299,17 +292,15 @@ fn passes_run_elsewhere_give_the_in_process_result_bit_for_bit() {
     // labels, levels and summaries as the in-process refine.
     let circuit = stuart_landau(0.0, 2.0);
     let spec = stuart_landau_refined(Backend::Jit);
-    let (local, local_summary) = run_memory(&spec, &circuit);
+    let (local, local_summary) = in_memory_with(&spec, &circuit, RunControl::default());
     let runner = HalvesRunner {
         passes: std::sync::Mutex::new(Vec::new()),
     };
-    let mut sink = MemorySink::new();
-    let ctrl = RunControl {
+    let elsewhere = RunControl {
         refine_passes: Some(&runner),
         ..RunControl::default()
     };
-    let summary = run_with(&spec, &circuit, &mut sink, ctrl).unwrap();
-    let remote = sink.into_result().unwrap();
+    let (remote, summary) = in_memory_with(&spec, &circuit, elsewhere);
     let passes = runner.passes.into_inner().unwrap();
     assert_eq!(passes.len(), summary.chunks_run);
     assert_eq!(passes.len(), local_summary.chunks_run);
@@ -365,7 +356,7 @@ fn montbrio_bistable_interval_boundaries_within_the_finest_cell() {
         criterion: Criterion::Regime,
         tolerance: 0.0,
     });
-    let (r, _) = run_memory(&spec, &mpr());
+    let r = in_memory(&spec, &mpr());
     let cell = 0.8 / 16.0;
     for fold in [-5.7435, -3.1361] {
         let roots = |eta: f64| test_models::mpr_fixed_points(eta, 0.0, 15.0, 1.0).len();
@@ -412,8 +403,8 @@ fn montbrio_2d_refined_map_labels_as_the_full_grid_away_from_boundaries() {
         tolerance: 0.0,
     });
     let c = mpr();
-    let (refined, _) = run_memory(&spec, &c);
-    let (full, _) = run_memory(&full, &c);
+    let refined = in_memory(&spec, &c);
+    let full = in_memory(&full, &c);
     let view = regular_result(&refined).unwrap();
     assert_eq!(view.labels.len(), 33 * 33);
     // The full grid's point of each lattice node (its order is PyRates', not the view's).

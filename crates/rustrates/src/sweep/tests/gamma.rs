@@ -103,15 +103,11 @@ fn sweep_gamma_delays_with_different_chain_lengths_equal_single_runs() {
                 Lanes::Gathered(vec![5])
             ]
         );
-        let mut sink = MemorySink::new();
-        run(&spec, &base, &mut sink).unwrap();
-        let r = sink.into_result().unwrap();
+        let r = in_memory(&spec, &base);
         // Summaries only: blocks deliver through the sink instead of its trace array.
         let mut lean = spec.clone();
         lean.keep_traces = false;
-        let mut sink = MemorySink::new();
-        run(&lean, &base, &mut sink).unwrap();
-        let lean = sink.into_result().unwrap();
+        let lean = in_memory(&lean, &base);
         for (p, (&d, &s)) in delays.iter().zip(&spreads).enumerate() {
             let c = test_models::from_yaml(&gamma_yaml(d, s), "Net");
             let (rows, status) = single_run(&c, &spec, p, &[]);
@@ -149,9 +145,7 @@ fn sweep_gamma_delays_with_one_chain_length_compile_one_kernel() {
     let spec = gamma_spec(&[0.3, 0.305], &[0.1; 2], Backend::Reference);
     let plan = build_plan(&spec, &base, None).unwrap();
     assert_eq!(plan.groups.len(), 1);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     let c = test_models::from_yaml(&gamma_yaml(0.305, 0.1), "Net");
     let (rows, _) = single_run(&c, &spec, 1, &[]);
     let single: Vec<f64> = rows.iter().map(|row| row[0]).collect();
@@ -168,9 +162,7 @@ fn sweep_gamma_source_initial_value_starts_the_chain_like_single_runs() {
     let mut spec = gamma_spec(&[0.2], &[0.1], Backend::Reference);
     spec.param_grid = Grid::from_values(&values, false).unwrap();
     spec.param_map = ParamMap::new().nodes("r0", &["P/r"], &["a"]);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     for (p, r0) in [0.0, 3.0].into_iter().enumerate() {
         let c = test_models::from_yaml(&yaml(r0), "Net");
         let (rows, _) = single_run(&c, &spec, p, &[]);
@@ -191,9 +183,7 @@ fn sweep_gamma_chain_groups_through_part_files_equal_memory_result() {
     let text = gamma_yaml(0.15, 0.1);
     let base = test_models::from_yaml(&text, "Net");
     let spec = gamma_spec(&delays, &spreads, Backend::Reference);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let mem = sink.into_result().unwrap();
+    let mem = in_memory(&spec, &base);
     let out = dir.path().join("gamma.h5");
     let opts = crate::io::h5::FileOptions::new(&text, "base.yaml/Net");
     crate::io::h5::sweep_to_file(&spec, &base, &out, &opts, RunControl::default()).unwrap();
@@ -225,9 +215,7 @@ fn sweep_jrc_2delaycoupled_gamma_delay_equals_single_runs_with_delay_in_yaml() {
     spec.backend = Backend::Reference;
     (spec.block_size, spec.threads) = (2, Some(2));
     assert_eq!(build_plan(&spec, &base, None).unwrap().groups.len(), 3);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     let dir = tempfile::tempdir().unwrap();
     for (p, &d) in delays.iter().enumerate() {
         let file = dir.path().join(format!("jr{p}.yaml"));
@@ -269,9 +257,7 @@ fn sweep_gamma_chains_with_per_point_input_run_consecutive_blocks_equal_single_r
         plan.blocks(0..6, 3),
         vec![Lanes::Run(0, 2), Lanes::Run(2, 2), Lanes::Run(4, 1), Lanes::Run(5, 1)]
     );
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     for (p, &d) in delays.iter().enumerate() {
         let c = test_models::from_yaml(&gamma_yaml(d, 0.1), "Net");
         let (rows, _) = single_run(&c, &spec, p, &[]);

@@ -134,6 +134,18 @@ pub(crate) fn run_fake(
     )
 }
 
+/// `spec` swept over `circuit` into memory: the result.
+pub(crate) fn in_memory(spec: &SweepSpec, circuit: &Circuit) -> SweepResult {
+    in_memory_with(spec, circuit, RunControl::default()).0
+}
+
+/// [`in_memory`] under `ctrl`, with the run's summary.
+pub(crate) fn in_memory_with(spec: &SweepSpec, circuit: &Circuit, ctrl: RunControl<'_>) -> (SweepResult, SweepSummary) {
+    let mut sink = MemorySink::new();
+    let summary = run_with(spec, circuit, &mut sink, ctrl).unwrap();
+    (sink.into_result().unwrap(), summary)
+}
+
 fn memory(spec: &SweepSpec) -> SweepResult {
     let mut sink = MemorySink::new();
     run_fake(spec, &mut sink, RunControl::default()).unwrap();

@@ -15,9 +15,7 @@ fn qif_traces_equal_single_runs(backend: Backend) {
     let c = reference_qif();
     let mut spec = qif_spec(3);
     spec.backend = backend;
-    let mut sink = MemorySink::new();
-    run(&spec, &c, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &c);
     assert_eq!(
         r.columns,
         vec![
@@ -46,9 +44,7 @@ fn sweep_edge_weight_equals_single_runs_with_weight_in_yaml() {
     let mut spec = qif_spec(2);
     spec.param_grid = Grid::from_values(&values, false).unwrap();
     spec.param_map = ParamMap::new().edges("w", &["weight"], &[("PC", "PC", None)]);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     let yaml_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models/reference_qif.yaml");
     let yaml = std::fs::read_to_string(yaml_path).unwrap();
     assert!(yaml.contains("[PC/qif_op/r, PC/qif_op/r_in, null, {weight: 15.0}]"));
@@ -97,9 +93,7 @@ fn sweep_sine_input_dominant_frequency_within_one_bin() {
     spec.backend = Backend::Reference;
     spec.keep_traces = false;
     spec.summaries = vec![Statistic::DomFreq, Statistic::DomPower, Statistic::Std];
-    let mut sink = MemorySink::new();
-    run(&spec, &c, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &c);
     let bin = 1.0 / 1.5;
     for p in 0..2 {
         for col in 0..2 {
@@ -128,9 +122,7 @@ fn sweep_diverging_points_marked_exactly_others_equal_single_runs() {
     spec.backend = Backend::Reference;
     spec.summaries = vec![Statistic::Mean, Statistic::Last];
     spec.block_size = 4;
-    let mut sink = MemorySink::new();
-    let s = run(&spec, &c, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let (r, s) = in_memory_with(&spec, &c, RunControl::default());
     assert_eq!(s.points_failed, 2);
     for p in 0..4 {
         let a = r.grid_values[0][p];
@@ -183,9 +175,7 @@ fn sweep_edge_delay_equals_single_runs_with_delay_in_yaml() {
     let mut spec = qif_spec(2);
     spec.param_grid = Grid::from_values(&values, false).unwrap();
     spec.param_map = ParamMap::new().edges("d", &["delay"], &[("IIN", "PC", Some(0))]);
-    let mut sink = MemorySink::new();
-    run(&spec, &base, &mut sink).unwrap();
-    let r = sink.into_result().unwrap();
+    let r = in_memory(&spec, &base);
     let mut differ = false;
     for (p, &d) in delays.iter().enumerate() {
         let c = load(with_delay(d), &format!("d{p}.yaml"));
@@ -226,9 +216,7 @@ fn parse_equation_flat_sum_at_the_height_limit_compiles_in_a_small_stack() {
                 let mut spec = SweepSpec::new(grid, ParamMap::new(), sim);
                 spec.outputs = vec![("x".into(), "p/Op/x".into())];
                 spec.backend = backend;
-                let mut sink = MemorySink::new();
-                run(&spec, &circuit, &mut sink).unwrap();
-                let r = sink.into_result().unwrap();
+                let r = in_memory(&spec, &circuit);
                 let traces = r.traces.unwrap();
                 for (k, (&t, &x)) in r.time.iter().zip(&traces).enumerate() {
                     assert!(
