@@ -420,29 +420,43 @@ mod tests {
         assert_eq!(m(Statistic::Last), xs[999]);
     }
 
+    /// Four traces side by side, a sample a row: values of both signs up to 1e300 and a NaN
+    /// in trace 1.
+    const SAMPLES: [[f64; 4]; 4] = [
+        [1.0, 1.0, -1.0, 1e300],
+        [2.0, f64::NAN, -2.5, 3.0],
+        [3.25, 3.0, -3.0, -1e300],
+        [-0.5, 2.0, -2.75, 7.0],
+    ];
+
+    /// The full moments and the moments kept for `stats`, both fed `samples`.
+    fn full_and_kept(stats: &[Statistic], samples: &[[f64; 4]]) -> (Moments, Moments) {
+        let (mut full, mut kept) = (Moments::new(4), Moments::for_stats(4, stats));
+        for x in samples {
+            full.push(x);
+            kept.push(x);
+        }
+        (full, kept)
+    }
+
+    /// `s` of every trace, bit for bit (or both NaN).
+    fn assert_same_statistic(full: &Moments, kept: &Moments, s: Statistic) {
+        for i in 0..4 {
+            let (a, b) = (full.get(i, s), kept.get(i, s));
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "trace {i} {s:?}: {a} vs {b}"
+            );
+        }
+    }
+
     /// Moments kept for the mean alone give the full moments' mean bit for bit, NaN where a
     /// sample was NaN, and NaN for what they do not keep.
     #[test]
     fn mean_only_moments_give_the_same_mean() {
-        let traces = [
-            [1.0, 1.0, -1.0, 1e300],
-            [2.0, f64::NAN, -2.5, 3.0],
-            [3.25, 3.0, -3.0, -1e300],
-        ];
-        let mut full = Moments::new(4);
-        let mut mean = Moments::for_stats(4, &[Statistic::Mean, Statistic::DomFreq]);
+        let (full, mean) = full_and_kept(&[Statistic::Mean, Statistic::DomFreq], &SAMPLES[..3]);
         assert!(mean.mean_only && !Moments::for_stats(4, &[Statistic::Mean, Statistic::Max]).mean_only);
-        for x in traces {
-            full.push(&x);
-            mean.push(&x);
-        }
-        for i in 0..4 {
-            let (a, b) = (full.get(i, Statistic::Mean), mean.get(i, Statistic::Mean));
-            assert!(
-                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                "trace {i}: {a} vs {b}"
-            );
-        }
+        assert_same_statistic(&full, &mean, Statistic::Mean);
         assert!(mean.get(1, Statistic::Mean).is_nan());
         // Against the plain mean: the shifted sum rounds twice more (≤ 2 ulps).
         let plain = (-1.0 - 2.5 - 3.0) / 3.0;
@@ -454,29 +468,12 @@ mod tests {
     /// (NaN where a sample was NaN), and NaN for what they do not keep.
     #[test]
     fn range_only_moments_give_the_same_range_and_mean() {
-        let traces = [
-            [1.0, 1.0, -1.0, 1e300],
-            [2.0, f64::NAN, -2.5, 3.0],
-            [3.25, 3.0, -3.0, -1e300],
-            [-0.5, 2.0, -2.75, 7.0],
-        ];
-        let mut full = Moments::new(4);
         let stats = Statistic::expand(&[Statistic::Regime, Statistic::Mean]);
-        let mut range = Moments::for_stats(4, &stats);
+        let (full, range) = full_and_kept(&stats, &SAMPLES);
         assert!(range.range_only && !range.mean_only);
         assert!(!Moments::for_stats(4, &[Statistic::Regime, Statistic::Std]).range_only);
-        for x in traces {
-            full.push(&x);
-            range.push(&x);
-        }
-        for i in 0..4 {
-            for s in [Statistic::Mean, Statistic::Min, Statistic::Max, Statistic::Ptp] {
-                let (a, b) = (full.get(i, s), range.get(i, s));
-                assert!(
-                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                    "trace {i} {s:?}: {a} vs {b}"
-                );
-            }
+        for s in [Statistic::Mean, Statistic::Min, Statistic::Max, Statistic::Ptp] {
+            assert_same_statistic(&full, &range, s);
         }
         // Against the plain values: min, max exact; the mean within 4 ulps (shifted sum).
         assert_eq!(
