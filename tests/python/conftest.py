@@ -26,18 +26,27 @@ REFERENCE_QIF = str(REPO / "examples" / "models" / "reference_qif.yaml") + "/pc_
 HOPF = str(REPO / "examples" / "models" / "stuart_landau_hopf.yaml") + "/hopf"
 HOPF_MU = {"mu": {"vars": ["hopf_op/mu"], "nodes": ["p"]}}
 HOPF_MU_OMEGA = dict(HOPF_MU, omega={"vars": ["hopf_op/omega"], "nodes": ["p"]})
+
+
+def hopf_rk4(simulation_time: float, step_size: float, cutoff: float, **settings: object) -> dict:
+    """Stuart–Landau run settings: RK4 at `step_size`, `x` recorded, summaries after `cutoff`;
+    `settings` adds the rest (summaries, refine, ...)."""
+    return dict(
+        simulation_time=simulation_time,
+        step_size=step_size,
+        solver="rk4",
+        cutoff=cutoff,
+        outputs={"x": "p/hopf_op/x"},
+        **settings,
+    )
+
+
 #: A refined Hopf sweep, the grid and the settings apart (the cluster tests pass them so): mu
 #: every 0.5 from -1.03, 4 levels by regime. Short runs: only grid_search's and the cluster
 #: mode's point sets are compared, bit for bit, not the regimes with the analytic ones.
 HOPF_REFINE_GRID = {"mu": -1.03 + 0.5 * np.arange(5)}
-HOPF_REFINE_SETTINGS = dict(
-    simulation_time=60.0,
-    step_size=0.02,
-    solver="rk4",
-    cutoff=40.0,
-    outputs={"x": "p/hopf_op/x"},
-    summaries=["regime", "mean"],
-    refine={"levels": 4, "criterion": "regime"},
+HOPF_REFINE_SETTINGS = hopf_rk4(
+    60.0, 0.02, 40.0, summaries=["regime", "mean"], refine={"levels": 4, "criterion": "regime"}
 )
 #: One Montbrió population (qif, tau = Delta = 1, J = 15), bistable for eta in
 #: (-5.7435, -3.1361) (the quartic's root count): a sweep of eta that settles by t = 90, with

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import HOPF, HOPF_MU
+from conftest import HOPF, HOPF_MU, hopf_rk4
 
 
 def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regular_view(tmp_path):
@@ -19,13 +19,7 @@ def test_grid_search_refine_finds_hopf_within_the_finest_cell_and_plots_the_regu
     sweep = dict(
         param_grid={"mu": mus},
         param_map=HOPF_MU,
-        simulation_time=600.0,
-        step_size=0.02,
-        solver="rk4",
-        cutoff=500.0,
-        outputs={"x": "p/hopf_op/x"},
-        summaries=["regime"],
-        refine={"levels": 3, "criterion": "regime"},
+        **hopf_rk4(600.0, 0.02, 500.0, summaries=["regime"], refine={"levels": 3, "criterion": "regime"}),
     )
     summ, result_map = rustrates.grid_search(HOPF, **sweep)
     assert list(result_map.columns) == ["mu", "refine_level"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rustrates
-from conftest import HOPF, HOPF_MU, HOPF_MU_OMEGA, NET3, QIF, QIF_SETTLED_SWEEP, net3_rhs
+from conftest import HOPF, HOPF_MU, HOPF_MU_OMEGA, NET3, QIF, QIF_SETTLED_SWEEP, hopf_rk4, net3_rhs
 
 
 def numpy_jacobian(rhs, y: np.ndarray, h: float = 1e-6, **params) -> np.ndarray:
@@ -59,15 +59,7 @@ def test_delayed_circuit_jacobian_error_points_at_the_equation():
 
 #: Stuart–Landau runs settled by the cutoff (rk4, dt = 0.01; |mu| >= 0.1 decays below 1e-6
 #: by t = 150), classified by the regime summary.
-HOPF_SETTLED = dict(
-    simulation_time=200.0,
-    step_size=0.01,
-    solver="rk4",
-    cutoff=150.0,
-    outputs={"x": "p/hopf_op/x"},
-    summaries=["regime"],
-    keep_traces=False,
-)
+HOPF_SETTLED = hopf_rk4(200.0, 0.01, 150.0, summaries=["regime"], keep_traces=False)
 
 
 def test_grid_search_regime_summary_stuart_landau(tmp_path):
