@@ -97,6 +97,13 @@ fn g_eta_grid(g: &[f64], eta: &[f64]) -> IndexMap<String, Vec<f64>> {
         .collect()
 }
 
+/// A temporary folder holding `w.npy`: `network_grid.c`'s dense `n × n` weights.
+fn dir_with_dense_weights(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    dir
+}
+
 /// A `.npy` file (format 1.0, C order) of the `n × n` matrix `f(i, j)`.
 fn write_npy(path: &Path, n: usize, f: impl Fn(usize, usize) -> f64) {
     let values: Vec<f64> = (0..n)
@@ -466,9 +473,8 @@ fn assert_point_is_its_single_run(
 
 #[test]
 fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let (n, steps) = (20, 300);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let dir = dir_with_dense_weights(n);
     // The nodes' own G stays 1; the block's scale is the global coupling.
     let yaml = matrix_block(n, "w.npy", None) + "      name: C\n      scale: 1.0\n";
     let values = g_eta_grid(&[0.0, 0.5, 1.0, 2.0], &[-6.0, -5.0, -4.0]);
@@ -499,9 +505,8 @@ fn global_coupling_scale_sweeps_per_lane_as_the_c_program() {
 
 #[test]
 fn matrix_sweep_of_g_and_eta_equals_the_c_program_transcription() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let (n, steps) = (20, 300);
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let dir = dir_with_dense_weights(n);
     let yaml = matrix_block(n, "w.npy", None);
     for backend in backends() {
         let res = sweep(dir.path(), "net.yaml", &yaml, n, backend, steps);
@@ -669,9 +674,8 @@ fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
 
 #[test]
 fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_the_reference() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let n = 500;
-    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    let dir = dir_with_dense_weights(n);
     let c = load_net(dir.path(), "large.yaml", &matrix_block(n, "w.npy", None));
     let kept = lower_edges_keeping_couplings(&c);
     let compiled = specialize_params(&kept, &per_lane(&kept));
