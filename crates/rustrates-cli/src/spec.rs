@@ -123,6 +123,22 @@ impl Ctx<'_> {
         }
         entries
     }
+    /// Calls `visit(cx, key, key_node, value)` for each entry of the mapping at `node` in order;
+    /// `spec/not-a-mapping` with `msg` when it is not a mapping, `spec/not-a-string` (naming
+    /// `key_what`) for a key that is not a string, whose entry is skipped.
+    fn each_entry(
+        &mut self,
+        node: &Node,
+        msg: &str,
+        key_what: &str,
+        mut visit: impl FnMut(&mut Self, String, &Node, &Node),
+    ) {
+        for (k, v) in self.mapping(node, msg).unwrap_or_default() {
+            if let Some(key) = self.string(k, key_what) {
+                visit(self, key, k, v);
+            }
+        }
+    }
     /// The value named by the string at `node` (setting `what`), or `code` with `help` when
     /// `parse` does not know the name.
     fn named<T>(

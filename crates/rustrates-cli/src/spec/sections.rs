@@ -134,18 +134,13 @@ fn grid_values(v: &Node, key: &str, cx: &mut Ctx<'_>) -> Option<Vec<f64>> {
 
 pub(super) fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
     let mut map = ParamMap::new();
-    let Some(entries) = cx.mapping(node, "`param_map` maps grid keys to {vars, nodes} or {vars, edges}") else {
-        return map;
-    };
-    for (k, v) in entries {
-        let Some(key) = cx.string(k, "param_map key") else {
-            continue;
-        };
+    let shape = "`param_map` maps grid keys to {vars, nodes} or {vars, edges}";
+    cx.each_entry(node, shape, "param_map key", |cx, key, _, v| {
         let vars = match v.get("vars") {
             Some(n) => cx.strings(n, "vars"),
             None => {
                 cx.err(v, "spec/missing-key", format!("`param_map.{key}` has no `vars`"));
-                continue;
+                return;
             }
         };
         let targets = if let Some(n) = v.get("nodes") {
@@ -178,23 +173,18 @@ pub(super) fn parse_param_map(node: &Node, cx: &mut Ctx<'_>) -> ParamMap {
             MapTargets::Paths
         };
         map.entries.insert(key, MapEntry { vars, targets });
-    }
+    });
     map
 }
 
 pub(super) fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Vec<(String, Signal)> {
     let mut out = Vec::new();
-    let Some(entries) = cx.mapping(node, "`inputs` maps node/op/var to a constant or {file: PATH}") else {
-        return out;
-    };
-    for (k, v) in entries {
-        let Some(var) = cx.string(k, "input variable") else {
-            continue;
-        };
+    let shape = "`inputs` maps node/op/var to a constant or {file: PATH}";
+    cx.each_entry(node, shape, "input variable", |cx, var, _, v| {
         if let Some(x) = v.as_f64() {
             out.push((var, Signal::Constant(x)));
         } else if let Some(f) = v.get("file") {
-            let Some(name) = cx.string(f, "file") else { continue };
+            let Some(name) = cx.string(f, "file") else { return };
             match signal::read_signal_file(&base_dir.join(&name)) {
                 Ok(s) => out.push((var, s)),
                 Err(e) => cx.err(f, "spec/bad-input-file", format!("{name}: {e}")),
@@ -207,7 +197,7 @@ pub(super) fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Ve
                 "CSV/text (one row per step, one column per grid point) or .npy",
             );
         }
-    }
+    });
     out
 }
 
@@ -215,18 +205,10 @@ pub(super) fn parse_inputs(node: &Node, base_dir: &Path, cx: &mut Ctx<'_>) -> Ve
 /// engine checks the values (`sweep::checks::check_regime`).
 pub(super) fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
     let mut out = RegimeSettings::default();
-    let Some(entries) = cx.mapping(
-        node,
-        "`regime` maps thresholds to numbers, e.g. `regime: {stationary_tol: 1.0e-6}`",
-    ) else {
-        return out;
-    };
-    for (k, v) in entries {
-        let Some(key) = cx.string(k, "regime threshold") else {
-            continue;
-        };
+    let shape = "`regime` maps thresholds to numbers, e.g. `regime: {stationary_tol: 1.0e-6}`";
+    cx.each_entry(node, shape, "regime threshold", |cx, key, k, v| {
         let Some(x) = cx.number(v, &format!("regime.{key}")) else {
-            continue;
+            return;
         };
         match key.as_str() {
             "stationary_tol" => out.stationary_tol = x,
@@ -241,7 +223,7 @@ pub(super) fn parse_regime(node: &Node, cx: &mut Ctx<'_>) -> RegimeSettings {
                 format!("unknown regime threshold `{key}`: use stationary_tol, period_rtol, min_cycles, flat_tol, attractor_rtol"),
             ),
         }
-    }
+    });
     out
 }
 
