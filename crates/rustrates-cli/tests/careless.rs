@@ -30,6 +30,12 @@ outputs:
 chunk_size: 2
 ";
 
+/// `SPEC` run to `simulation_time` in chunks of `chunk_size` points.
+fn spec_lasting(simulation_time: &str, chunk_size: usize) -> String {
+    SPEC.replace("simulation_time: 0.1", &format!("simulation_time: {simulation_time}"))
+        .replace("chunk_size: 2", &format!("chunk_size: {chunk_size}"))
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
@@ -464,9 +470,7 @@ fn item11_a_failed_write_removes_what_it_left() {
     // ignored, as a full disk gives ENOSPC without a signal).
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
-    let spec = SPEC
-        .replace("simulation_time: 0.1", "simulation_time: 2.0")
-        .replace("chunk_size: 2", "chunk_size: 4");
+    let spec = spec_lasting("2.0", 4);
     write(&d.join("s.yaml"), &spec);
     let before = listing(d);
     show("before", &before);
@@ -497,7 +501,7 @@ fn item11_a_failed_write_removes_what_it_left() {
 fn item12_a_second_sweep_to_the_same_output_is_refused_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
-    let slow = SPEC.replace("simulation_time: 0.1", "simulation_time: 100.0");
+    let slow = spec_lasting("100.0", 2);
     let mut first = spawn_sweep(d, &slow);
     let lock = d.join("r.h5.lock");
     let t0 = std::time::Instant::now();
@@ -677,9 +681,7 @@ fn item17_sigint_says_what_was_kept_and_that_the_same_command_resumes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
     // 8 chunks of 1 point, each long enough to interrupt between them.
-    let slow = SPEC
-        .replace("simulation_time: 0.1", "simulation_time: 100.0")
-        .replace("chunk_size: 2", "chunk_size: 1");
+    let slow = spec_lasting("100.0", 1);
     let child = spawn_sweep(d, &slow);
     let manifest = d.join("r.h5.parts/manifest.jsonl");
     let t0 = std::time::Instant::now();
