@@ -114,9 +114,8 @@ fn reference(spec: &str) -> Vec<u64> {
 fn item01_parts_dir_naming_an_existing_folder_keeps_what_rustrates_did_not_write() {
     let expected = reference(SPEC);
     // --parts-dir naming the user's folder.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     std::fs::create_dir(d.join("sb")).expect("mkdir");
     write(&d.join("sb/notes.txt"), "x\n");
     let before = listing(d);
@@ -129,9 +128,8 @@ fn item01_parts_dir_naming_an_existing_folder_keeps_what_rustrates_did_not_write
     assert_eq!(traces(&d.join("r.h5")), expected);
 
     // The default <out>.parts holding a file of the user's: that file and its folder stay.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     std::fs::create_dir(d.join("r.h5.parts")).expect("mkdir");
     write(&d.join("r.h5.parts/mine.txt"), "mine\n");
     show("before", &listing(d));
@@ -143,9 +141,8 @@ fn item01_parts_dir_naming_an_existing_folder_keeps_what_rustrates_did_not_write
     assert_eq!(traces(&d.join("r.h5")), expected);
 
     // --parts-dir . with the spec, the output and a file of the user's in it: all stay.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     write(&d.join("notes.txt"), "n\n");
     show("before", &listing(d));
     assert_ok(&sweep(d, &["s.yaml", "--out", "r.h5", "--parts-dir", "."]));
@@ -155,18 +152,16 @@ fn item01_parts_dir_naming_an_existing_folder_keeps_what_rustrates_did_not_write
     assert_eq!(traces(&d.join("r.h5")), expected);
 
     // A parts dir rustrates created itself and nobody else wrote into is removed.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     assert_ok(&sweep(d, &["s.yaml", "--out", "r.h5"]));
     assert_eq!(names(&listing(d)), ["r.h5", "s.yaml"]);
 }
 
 #[test]
 fn item02_out_naming_the_spec_or_an_existing_file_is_refused_unless_overwrite() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     let before = listing(d);
     show("before", &before);
     let o = sweep(d, &["s.yaml", "--out", "s.yaml"]);
@@ -202,10 +197,22 @@ fn half_done(d: &Path) {
     assert!(d.join("r.h5.parts/manifest.jsonl").is_file());
 }
 
-/// A folder with `SPEC` as `s.yaml`, [`half_done`].
-fn half_done_dir() -> tempfile::TempDir {
+/// `d/r.h5` holds `SPEC`'s reference traces and nothing but it and the spec is left in `d`.
+fn assert_swept_and_tidy(d: &Path) {
+    assert_eq!(traces(&d.join("r.h5")), reference(SPEC));
+    assert_eq!(names(&listing(d)), ["r.h5", "s.yaml"]);
+}
+
+/// A fresh folder holding `SPEC` as `s.yaml`.
+fn spec_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     write(&dir.path().join("s.yaml"), SPEC);
+    dir
+}
+
+/// A [`spec_dir`], [`half_done`].
+fn half_done_dir() -> tempfile::TempDir {
+    let dir = spec_dir();
     half_done(dir.path());
     dir
 }
@@ -417,8 +424,7 @@ fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
     show("after", &listing(d));
     assert_ok(&o);
     assert!(stderr(&o).contains("did not match its checksum"), "{}", stderr(&o));
-    assert_eq!(traces(&d.join("r.h5")), reference(SPEC));
-    assert_eq!(names(&listing(d)), ["r.h5", "s.yaml"]);
+    assert_swept_and_tidy(d);
 }
 
 #[test]
@@ -433,15 +439,13 @@ fn item09_a_torn_last_manifest_line_is_dropped_and_that_chunk_recomputed() {
     let o = sweep(d, &["s.yaml", "--out", "r.h5"]);
     show("after", &listing(d));
     assert_ok(&o);
-    assert_eq!(traces(&d.join("r.h5")), reference(SPEC));
-    assert_eq!(names(&listing(d)), ["r.h5", "s.yaml"]);
+    assert_swept_and_tidy(d);
 }
 
 #[test]
 fn item10_an_output_that_cannot_be_written_is_refused_before_computing() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     std::fs::create_dir(d.join("out")).expect("mkdir");
     let before = listing(d);
     show("before", &before);
@@ -538,9 +542,8 @@ fn item12_a_second_sweep_to_the_same_output_is_refused_at_once() {
 
 #[test]
 fn item13_merge_names_what_is_missing_and_the_shard_hint_works() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     let merge = |args: &[&str]| bin().current_dir(d).arg("merge").args(args).output().expect("runs");
     assert_refused(&merge(&["nope", "--out", "m.h5"]), 2, "nope does not exist");
     std::fs::create_dir(d.join("empty")).expect("mkdir");
@@ -662,9 +665,8 @@ fn item15_a_spec_error_on_a_10_mb_line_prints_a_window_of_it() {
 
 #[test]
 fn item16_threads_beyond_the_cores_are_capped_with_a_note() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = spec_dir();
     let d = dir.path();
-    write(&d.join("s.yaml"), SPEC);
     let o = sweep(d, &["s.yaml", "--out", "r.h5", "--threads", "10000"]);
     assert_ok(&o);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
