@@ -422,6 +422,9 @@ impl Loader<'_> {
             "give {} rows (one per target node) of {} values (one per source node)",
             shape.0, shape.1
         );
+        let wrong_length = |what: String, got: usize, items: &str, want: usize, per: &str| {
+            format!("{what} has {got} {items}, expected {want} (one per {per} node)")
+        };
         let entries = if let Some(x) = v.as_f64() {
             if bad_value(x) {
                 return err(self, v.span, format!("`{key}` must be {what}"), shape_help);
@@ -429,16 +432,8 @@ impl Loader<'_> {
             Entries::Scalar(x)
         } else if let Some(rows) = v.as_seq() {
             if rows.len() != shape.0 {
-                return err(
-                    self,
-                    v.span,
-                    format!(
-                        "`{key}` has {} rows, expected {} (one per target node)",
-                        rows.len(),
-                        shape.0
-                    ),
-                    shape_help,
-                );
+                let msg = wrong_length(format!("`{key}`"), rows.len(), "rows", shape.0, "target");
+                return err(self, v.span, msg, shape_help);
             }
             let mut m = Vec::with_capacity(shape.0 * shape.1);
             for (i, row) in rows.iter().enumerate() {
@@ -446,16 +441,8 @@ impl Loader<'_> {
                     return err(self, row.span, format!("row {i} of `{key}` is not a list"), shape_help);
                 };
                 if cols.len() != shape.1 {
-                    return err(
-                        self,
-                        row.span,
-                        format!(
-                            "row {i} of `{key}` has {} values, expected {} (one per source node)",
-                            cols.len(),
-                            shape.1
-                        ),
-                        shape_help,
-                    );
+                    let msg = wrong_length(format!("row {i} of `{key}`"), cols.len(), "values", shape.1, "source");
+                    return err(self, row.span, msg, shape_help);
                 }
                 for (j, c) in cols.iter().enumerate() {
                     match c.as_f64() {
