@@ -46,9 +46,14 @@ fn assert_plots_png(results: &Path, flags: &[&str], png: &Path) {
     assert_eq!(&bytes[1..4], b"PNG", "{}", png.display());
 }
 
+/// `rustrates sweep spec --out out -q`, which must succeed.
+fn sweep_quietly(spec: &Path, out: &Path) -> std::process::Output {
+    run_ok(bin().arg("sweep").arg(spec).arg("--out").arg(out).arg("-q"))
+}
+
 /// The spec `spec` swept quietly into `out`, read back.
 fn sweep_read(spec: &Path, out: &Path) -> rustrates::sweep::SweepResult {
-    run_ok(bin().arg("sweep").arg(spec).arg("--out").arg(out).arg("-q"));
+    sweep_quietly(spec, out);
     rustrates::io::h5::read_results(out).expect("a complete results file")
 }
 
@@ -114,7 +119,7 @@ fn shards_then_merge_equal_a_single_run() {
          inputs: {PC/Op_e/inp: 1.0}\noutputs: {r: PC/Op_e/r}\nsummaries: [mean, max]\n",
     );
     let single = dir.path().join("single.h5");
-    run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&single).arg("-q"));
+    sweep_quietly(&spec, &single);
     let merged = dir.path().join("merged.h5");
     let parts = dir.path().join("parts");
     // One part directory per shard, as examples/slurm/sweep_array.sbatch does.
@@ -257,7 +262,7 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
         ),
     );
     let out = dir.path().join("hopf_refined.h5");
-    let run = run_ok(bin().arg("sweep").arg(&spec).arg("--out").arg(&out).arg("-q"));
+    let run = sweep_quietly(&spec, &out);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("8 point(s) run"), "{stderr}");
     let r = rustrates::io::h5::read_results(&out).expect("a complete results file");
