@@ -9,7 +9,8 @@
 //! the unrolled equations.
 
 use indexmap::IndexMap;
-use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision, RhsArgs, RhsArgsF32};
+use rustrates::kernel::precision::Real;
+use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision};
 use rustrates::model::passes::{expand_couplings, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::{Circuit, VarId};
 use rustrates::solve::{Method, Signal, SimConfig};
@@ -186,45 +187,24 @@ fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     (fill(&l.states, 0), fill(&l.params, 5), fill(&l.inputs, 11))
 }
 
-/// One f64 evaluation: derivatives and algebraics, as bits.
-fn evaluate(k: &Kernel, lanes: usize) -> Vec<u64> {
+/// One evaluation in precision `R`: derivatives and algebraics, as the bits of each value
+/// widened to `f64` (exact, so equal bits are equal values of `R`). The inputs are the f64
+/// buffers rounded to `R`.
+fn evaluate_in<R: Real>(k: &Kernel, lanes: usize) -> Vec<u64> {
     let (y, p, u) = buffers(k, lanes);
-    let l = k.layout();
-    let mut dy = vec![0.0; l.states.len() * lanes];
-    let mut a = vec![0.0; l.algebraics.len() * lanes];
-    k.rhs(RhsArgs {
-        t: 0.25,
-        lanes,
-        y: &y,
-        p: &p,
-        u: &u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx: &mut KernelCtx::default(),
-    });
-    assert!(dy.iter().all(|x| x.is_finite()), "finite derivatives");
-    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
-}
-
-/// One f32 evaluation, as bits.
-fn evaluate_f32(k: &Kernel, lanes: usize) -> Vec<u32> {
-    let (y, p, u) = buffers(k, lanes);
-    let narrow = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| x as f32).collect() };
+    let narrow = |v: Vec<f64>| -> Vec<R> { v.into_iter().map(R::of).collect() };
     let (y, p, u) = (narrow(y), narrow(p), narrow(u));
     let l = k.layout();
-    let mut dy = vec![0.0f32; l.states.len() * lanes];
-    let mut a = vec![0.0f32; l.algebraics.len() * lanes];
-    k.rhs_f32(RhsArgsF32 {
-        t: 0.25,
-        lanes,
-        y: &y,
-        p: &p,
-        u: &u,
-        dy: &mut dy,
-        a: &mut a,
-        ctx: &mut KernelCtx::default(),
-    });
-    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
+    let mut dy = vec![R::ZERO; l.states.len() * lanes];
+    let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
+    R::rhs(k, 0.25, lanes, &y, &p, &u, &mut dy, &mut a, &mut KernelCtx::default());
+    assert!(dy.iter().all(|x| x.finite()), "finite derivatives");
+    dy.iter().chain(&a).map(|x| x.wide().to_bits()).collect()
+}
+
+/// [`evaluate_in`] in double precision.
+fn evaluate(k: &Kernel, lanes: usize) -> Vec<u64> {
+    evaluate_in::<f64>(k, lanes)
 }
 
 #[test]
@@ -266,7 +246,7 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
     let reference = compile(&c, Backend::Reference, Precision::F32);
     for lanes in [1, 13] {
         assert!(
-            evaluate_f32(&loops, lanes) == evaluate_f32(&reference, lanes),
+            evaluate_in::<f32>(&loops, lanes) == evaluate_in::<f32>(&reference, lanes),
             "{lanes} lanes, f32: loops differ from the reference"
         );
     }
