@@ -272,19 +272,14 @@ pub fn plan(c: &Circuit) -> Result<Network, NotANetwork> {
         it.odes.sort_by(|a, b| a.0.cmp(&b.0));
         it.couplings.sort_by(|a, b| a.0.cmp(&b.0));
         let mut s = String::new();
-        for (local, rhs) in &it.assigns {
-            s.push_str("A ");
-            s.push_str(local);
-            s.push('=');
-            canon(c, *rhs, n, &owner, &mut s)?;
-            s.push('\n');
-        }
-        for (local, rhs) in &it.odes {
-            s.push_str("D ");
-            s.push_str(local);
-            s.push('=');
-            canon(c, *rhs, n, &owner, &mut s)?;
-            s.push('\n');
+        for (kind, equations) in [("A ", &it.assigns), ("D ", &it.odes)] {
+            for (local, rhs) in equations {
+                s.push_str(kind);
+                s.push_str(local);
+                s.push('=');
+                canon(c, *rhs, n, &owner, &mut s)?;
+                s.push('\n');
+            }
         }
         for (local, ext, _, _) in &it.couplings {
             let ext_local = match node_of(*ext) {
