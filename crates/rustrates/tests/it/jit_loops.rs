@@ -207,6 +207,16 @@ fn evaluate(k: &Kernel, lanes: usize) -> Vec<u64> {
     evaluate_in::<f64>(k, lanes)
 }
 
+/// The population loops and the unrolled JIT evaluate as the reference, bit for bit.
+fn assert_loops_and_unrolled_equal_the_reference(loops: &Kernel, unrolled: &Kernel, reference: &Kernel, lanes: usize) {
+    let want = evaluate(reference, lanes);
+    assert!(
+        evaluate(loops, lanes) == want,
+        "{lanes} lanes: loops differ from the reference"
+    );
+    assert!(evaluate(unrolled, lanes) == want, "{lanes} lanes: unrolled JIT differs");
+}
+
 #[test]
 fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -229,15 +239,7 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
     // the scalar tail; 21: the engine's coupling over two chunks of 8 lanes, then lane by
     // lane.
     for lanes in [1, 4, 11, 21] {
-        let want = evaluate(&reference, lanes);
-        assert!(
-            evaluate(&loops, lanes) == want,
-            "{lanes} lanes: loops differ from the reference"
-        );
-        assert!(
-            evaluate(&unrolled, lanes) == want,
-            "{lanes} lanes: unrolled JIT differs"
-        );
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
     }
     // Single precision: the per-node constants are rounded to f32 on load, as folding rounds
     // them in the unrolled code; 13 lanes: f32x4 vectors, then the tail.
@@ -263,15 +265,7 @@ fn nested_columns_run_as_population_loops_bit_for_bit() {
     let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
     let reference = compile(&c, Backend::Reference, Precision::F64);
     for lanes in [1, 11] {
-        let want = evaluate(&reference, lanes);
-        assert!(
-            evaluate(&loops, lanes) == want,
-            "{lanes} lanes: loops differ from the reference"
-        );
-        assert!(
-            evaluate(&unrolled, lanes) == want,
-            "{lanes} lanes: unrolled JIT differs"
-        );
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
     }
 }
 
