@@ -417,6 +417,21 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
         const long long* restrict K = WS + q0;
         const double* restrict Wc = QW + q0;
+        /* Past the first steps every term of a column reads a value row (each k with
+           0 < now - k < newest): then no per-term test, as in network_grid.c. */
+        long long kmin = n ? K[0] : 0, kmax = kmin;
+        for (size_t i = 1; i < n; i++) {
+            kmin = K[i] < kmin ? K[i] : kmin;
+            kmax = K[i] > kmax ? K[i] : kmax;
+        }
+        if (n > 0 && kmin > 0 && now - kmax > 0 && now - kmin < newest) {
+            for (size_t i = 0; i < n; i++) {
+                long long s = back0 - K[i];
+                s += s < 0 ? S : 0;
+                rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
+            }
+            continue;
+        }
         for (size_t i = 0; i < n; i++) {
             const long long k = K[i], m = now - k;
             const double* restrict a;
