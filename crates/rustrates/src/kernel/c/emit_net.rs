@@ -417,18 +417,28 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
         const long long* restrict K = WS + q0;
         const double* restrict Wc = QW + q0;
-        /* Past the first steps every term of a column reads a value row (each k with
-           0 < now - k < newest): then no per-term test, as in network_grid.c. */
-        long long kmin = n ? K[0] : 0, kmax = kmin;
-        for (size_t i = 1; i < n; i++) {
-            kmin = K[i] < kmin ? K[i] : kmin;
+        /* Past the first steps every delayed term of a column reads a value row (each k > 0
+           with 0 < now - k < newest): then its only test is k > 0, as network_grid.c has
+           none; the others (a zero delay: the source now; a fraction) are the general term. */
+        unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
+        long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
+        for (size_t i = 0; i < n; i++) {
+            const unsigned long long u = (unsigned long long)(K[i] - 1);
+            kmin1 = u < kmin1 ? u : kmin1;
             kmax = K[i] > kmax ? K[i] : kmax;
         }
-        if (n > 0 && kmin > 0 && now - kmax > 0 && now - kmin < newest) {
+        const long long kmin = (long long)kmin1 + 1;
+        if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
             for (size_t i = 0; i < n; i++) {
-                long long s = back0 - K[i];
-                s += s < 0 ? S : 0;
-                rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
+                const long long k = K[i];
+                if (k > 0) {
+                    long long s = back0 - k;
+                    s += s < 0 ? S : 0;
+                    rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
+                } else {
+                    rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
+                                     QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
+                }
             }
             continue;
         }
