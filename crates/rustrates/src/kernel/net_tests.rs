@@ -526,3 +526,50 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
         points.len(),
     );
 }
+
+/// The delayed column loops in single precision (`rr_ring_columns_f`: whole-step rows
+/// converted to float per lane, zero delays read now): an Euler run of the C loops equals the
+/// reference evaluator's run of the same circuit in single precision bit for bit, 28 lanes (a
+/// chunk, a vector of 16 floats, the rest lane by lane). The step is 2⁻¹³ s so that the delays
+/// (whole steps, 0 to 16), rounded to float as a single-precision run rounds them, are still
+/// whole steps (with 1e-4 they become fractions of a step and take the Hermite path). Bitwise
+/// because a row read one step off changes the result by far less than a float tolerance.
+#[test]
+fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
+    if !super::test_kit::c_available() {
+        return;
+    }
+    const DT: f64 = 1.0 / 8192.0;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let points = spread_points(28);
+    let lanes = points.len();
+    let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
+    let compile = |backend| {
+        let _env = super::test_kit::env_read();
+        Kernel::compile(
+            &c,
+            &KernelOptions {
+                backend,
+                precision: super::Precision::F32,
+                cache_dir: Some(dir.path().to_path_buf()),
+                ..KernelOptions::default()
+            },
+        )
+        .expect("compiles")
+    };
+    let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
+    assert!(ck.is_network() && ck.delay_ring_span().is_some());
+    let cfg = sim_config(Method::Euler, 300, DT, 10);
+    let init = default_init(&c, lanes);
+    let outputs = r_outputs(&c);
+    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+    assert!(a.data.iter().all(|x| x.is_finite()) && a.data.iter().any(|x| *x != 0.0));
+    let differ = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{differ} of {} values differ", a.data.len());
+}

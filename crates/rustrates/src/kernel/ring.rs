@@ -22,6 +22,8 @@
 //! steps are kept per term ([`LaneDelays`]), decided once per run like a constant's, and the
 //! ring is as long as the largest delay of any lane.
 
+use super::precision::Real;
+
 /// `x(t0 + s·h) ≈ w[0]·x0 + w[1]·m0 + w[2]·x1 + w[3]·m1` (cubic Hermite basis, the slope
 /// weights already multiplied by `h`). The C loops compute the same expressions.
 pub(crate) fn hermite_weights(s: f64, h: f64) -> [f64; 4] {
@@ -122,6 +124,38 @@ impl LaneDelays {
             whole,
         }
     }
+}
+
+/// The rows of history `h` for its newest point (in `newest_slot`) in `data`: `(values,
+/// previous values, previous left slopes, previous right slopes)`, each `lanes` long (the
+/// previous rows, of the step ending at the newest point, meaningful after the first point).
+fn newest_rows_of(
+    data: &mut [f64],
+    h: usize,
+    lanes: usize,
+    slots: usize,
+    newest_slot: u64,
+) -> (&mut [f64], &[f64], &mut [f64], &mut [f64]) {
+    #[allow(clippy::cast_possible_truncation)]
+    let slot = newest_slot as usize;
+    let prev = if slot == 0 { slots - 1 } else { slot - 1 };
+    let plane = slots * lanes;
+    let hist = &mut data[h * ROWS * plane..(h + 1) * ROWS * plane];
+    let (values, slopes) = hist.split_at_mut(plane);
+    let (m0, m1) = slopes.split_at_mut(plane);
+    let (x, x_prev) = if slot > prev {
+        let (before, from) = values.split_at_mut(slot * lanes);
+        (&mut from[..lanes], &before[prev * lanes..(prev + 1) * lanes])
+    } else {
+        let (before, from) = values.split_at_mut(prev * lanes);
+        (&mut before[slot * lanes..(slot + 1) * lanes], &from[..lanes])
+    };
+    (
+        x,
+        x_prev,
+        &mut m0[prev * lanes..(prev + 1) * lanes],
+        &mut m1[prev * lanes..(prev + 1) * lanes],
+    )
 }
 
 /// [`whole_steps`] as the C loops store it: `-1` for a fraction of a step.
@@ -266,7 +300,9 @@ impl DelayRing {
         self.set_newest(hl, dx);
     }
 
-    /// The slope of the newest point in `lane`, known after its first stage.
+    /// The slope of the newest point in `lane`, known after its first stage (the solver sets a
+    /// row at once, [`DelayRing::set_row_dx`]; the tests compare the two).
+    #[cfg(test)]
     pub(crate) fn set_newest_dx(&mut self, h: usize, lane: usize, dx: f64) {
         let Ok(i) = usize::try_from(self.newest[h]) else {
             return;
@@ -277,6 +313,56 @@ impl DelayRing {
             self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
         }
         self.set_newest(h * self.lanes + lane, dx);
+    }
+
+    /// Point `step` of history `h` in every lane at once, its slopes not known yet:
+    /// [`DelayRing::begin_point`] and [`DelayRing::push_lane`] of `x[l]` with slope NaN per
+    /// lane, the same operations, without a call and bounds checks per lane (the solver
+    /// records every state history every step).
+    pub(crate) fn push_row<T: Real>(&mut self, h: usize, step: usize, x: &[T]) {
+        self.begin_point(h, step);
+        let lanes = self.lanes;
+        let span = if step > 0 {
+            self.time(step) - self.time(step - 1)
+        } else {
+            f64::NAN
+        };
+        let prev_dx = &mut self.newest_dx[h * lanes..(h + 1) * lanes];
+        let (row, x_prev, m0_prev, m1_prev) = newest_rows_of(&mut self.data, h, lanes, self.slots, self.newest_slot[h]);
+        for (r, v) in row.iter_mut().zip(&x[..lanes]) {
+            *r = v.wide();
+        }
+        if step > 0 {
+            for l in 0..lanes {
+                let secant = (row[l] - x_prev[l]) / span;
+                m0_prev[l] = if prev_dx[l].is_nan() { secant } else { prev_dx[l] };
+                m1_prev[l] = secant;
+            }
+        }
+        prev_dx.fill(f64::NAN);
+        self.extrapolate[h * lanes..(h + 1) * lanes].fill(0.0);
+    }
+
+    /// The slopes `dx[l]` of the newest point of history `h` in every lane:
+    /// [`DelayRing::set_newest_dx`] per lane, the same operations.
+    pub(crate) fn set_row_dx<T: Real>(&mut self, h: usize, dx: &[T]) {
+        let Ok(i) = usize::try_from(self.newest[h]) else {
+            return;
+        };
+        let lanes = self.lanes;
+        let dx = &dx[..lanes];
+        if i > 0 {
+            let span = self.time(i) - self.time(i - 1);
+            let (row, x_prev, _, m1_prev) = newest_rows_of(&mut self.data, h, lanes, self.slots, self.newest_slot[h]);
+            for l in 0..lanes {
+                let d = dx[l].wide();
+                m1_prev[l] = if d.is_nan() { (row[l] - x_prev[l]) / span } else { d };
+            }
+        }
+        let hl = h * lanes;
+        for (l, d) in dx.iter().enumerate() {
+            self.set_newest(hl + l, d.wide());
+        }
     }
 
     fn set_newest(&mut self, hl: usize, dx: f64) {
@@ -419,6 +505,77 @@ mod tests {
         assert_eq!(ring.terms(), (0, 3));
         // The ring reaches back to the largest lane delay, 13 steps, with its four of slack.
         assert_eq!(ring.slots, 13 + 4);
+    }
+
+    /// Recording a row at once (`push_row`, `set_row_dx`) leaves the ring exactly as recording
+    /// lane by lane does (`push_lane`, `set_newest_dx`): every value, slope, newest slope and
+    /// extrapolation slope bit for bit, over more steps than the ring has slots (so the slots
+    /// wrap), with slopes known and unknown (NaN), in double and single precision (rows of
+    /// `f32` are their values widened).
+    #[test]
+    fn row_records_equal_lane_records_bit_for_bit() {
+        let (lanes, dt, histories) = (3usize, 1e-4, 2usize);
+        let init = vec![0.5; histories * lanes];
+        let new = || DelayRing::new(2, &[0, 1], &init, lanes, dt, 5.0 * dt, &[], &[]);
+        let x = |k: usize, h: usize, l: usize| ((k * 7 + h * 3 + l) as f64 * 0.61).sin() * 1e3;
+        // Every third point one lane's slope stays unknown.
+        let dx = |k: usize, h: usize, l: usize| {
+            if (k + l).is_multiple_of(3) {
+                f64::NAN
+            } else {
+                x(k + 1, h, l)
+            }
+        };
+        let same = |a: &DelayRing, b: &DelayRing, what: &str| {
+            for (name, p, q) in [
+                ("data", &a.data, &b.data),
+                ("newest_dx", &a.newest_dx, &b.newest_dx),
+                ("extrapolate", &a.extrapolate, &b.extrapolate),
+            ] {
+                let equal = p.iter().zip(q).all(|(u, v)| u.to_bits() == v.to_bits());
+                assert!(equal, "{what}: {name} differs");
+            }
+            assert_eq!((&a.newest, &a.newest_slot), (&b.newest, &b.newest_slot), "{what}");
+        };
+        for single in [false, true] {
+            let round = |v: f64| if single { f64::from(v as f32) } else { v };
+            let (mut by_lane, mut by_row) = (new(), new());
+            for step in 0..40usize {
+                for h in 0..histories {
+                    by_lane.begin_point(h, step);
+                    for l in 0..lanes {
+                        by_lane.push_lane(h, l, round(x(step, h, l)), f64::NAN);
+                    }
+                    let xs: Vec<f64> = (0..lanes).map(|l| x(step, h, l)).collect();
+                    let dxs: Vec<f64> = (0..lanes).map(|l| dx(step, h, l)).collect();
+                    if single {
+                        by_row.push_row(h, step, &xs.iter().map(|v| *v as f32).collect::<Vec<f32>>());
+                    } else {
+                        by_row.push_row(h, step, &xs);
+                    }
+                    // The values (and the slopes of the step before) before the slopes are known.
+                    same(
+                        &by_lane,
+                        &by_row,
+                        &format!("single {single}, step {step}, history {h}, pushed"),
+                    );
+                    for l in 0..lanes {
+                        by_lane.set_newest_dx(h, l, round(dx(step, h, l)));
+                    }
+                    if single {
+                        by_row.set_row_dx(h, &dxs.iter().map(|v| *v as f32).collect::<Vec<f32>>());
+                    } else {
+                        by_row.set_row_dx(h, &dxs);
+                    }
+                    same(
+                        &by_lane,
+                        &by_row,
+                        &format!("single {single}, step {step}, history {h}, slopes"),
+                    );
+                }
+            }
+            assert!(by_row.newest[0] >= by_row.slots as i64, "the slots wrapped");
+        }
     }
 
     /// A whole-step read is the recorded value of step n − k itself, for every step and delay,

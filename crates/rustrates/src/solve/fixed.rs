@@ -97,17 +97,8 @@ pub(crate) fn record_ring<T: Float>(
         let slot = layout.slot[v.0 as usize] as usize;
         let state = kernel.vars()[v.0 as usize].kind == VarKind::State;
         match (state, k0) {
-            (true, None) => {
-                ring.begin_point(h, step);
-                for l in 0..lanes {
-                    ring.push_lane(h, l, y[slot * lanes + l].wide(), f64::NAN);
-                }
-            }
-            (true, Some(k)) => {
-                for l in 0..lanes {
-                    ring.set_newest_dx(h, l, k[slot * lanes + l].wide());
-                }
-            }
+            (true, None) => ring.push_row(h, step, &y[slot * lanes..(slot + 1) * lanes]),
+            (true, Some(k)) => ring.set_row_dx(h, &k[slot * lanes..(slot + 1) * lanes]),
             (false, None) => {}
             (false, Some(_)) => {
                 let t = step as f64 * ring.dt();

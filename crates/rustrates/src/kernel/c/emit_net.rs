@@ -288,6 +288,19 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
 /// as the unrolled code) while, for rows reading the same sources, one source's past is read
 /// by all targets in turn (as `network_grid.c` does).
 const RING_HELPERS: &str = r#"
+/* O[l] += w * a[l] over the lanes, in explicit vectors of lanes: written as a plain loop and
+   inlined into the term loop, GCC unrolled it lane by lane (scalar), the term loop's largest
+   cost. The same operations per lane (the ring's double converted to RTYPE, times w, added). */
+typedef double rr_vd_SFX __attribute__((vector_size(RR_VW_SFX * sizeof(double)), aligned(sizeof(double)), may_alias));
+static inline __attribute__((always_inline)) void rr_axpy_SFX(size_t lanes, RTYPE* restrict O, RTYPE w,
+        const double* restrict a) {
+    size_t l = 0;
+    for (; l + RR_VW_SFX <= lanes; l += RR_VW_SFX) {
+        const rr_v_SFX x = __builtin_convertvector(*(const rr_vd_SFX*)(a + l), rr_v_SFX);
+        *(rr_v_SFX*)(O + l) = *(const rr_v_SFX*)(O + l) + w * x;
+    }
+    for (; l < lanes; l++) O[l] = O[l] + w * (RTYPE)a[l];
+}
 static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, rr_tap p, RTYPE w,
         RTYPE* restrict O, const RTYPE* restrict now) {
     const double* restrict a = p.a;
@@ -316,19 +329,42 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
 }
 #define RR_TAPS 64
 #define RR_AHEAD 8
-/* An evaluation at a step start (R->now >= 0): the terms in column order (term c of every row,
-   then term c + 1: every row still sums its terms in order, and for a dense coupling one
-   source's past is read by all targets in turn, as network_grid.c does), each term's target
-   row QI, source slot QJ, weight QW, delayed variable QV, delay QD and whole steps WS stored
-   in that order, so they stream. A whole-step term reads its step's values (or the initial
-   ones) directly; the rest (fractional delays, current values, reads at or after the newest
-   point) take the general tap. */
+/* One term of an evaluation at a step start (R->now >= 0), added to Oi: a whole-step term
+   (WS >= 0) reads its step's values (or the initial ones) directly; the rest (fractional
+   delays, current values, reads at or after the newest point) take the general tap. */
+static inline __attribute__((always_inline)) void rr_ring_term_SFX(size_t lanes, const rr_ring* restrict R,
+        double t, RTYPE* restrict Oi, const RTYPE* restrict x_now, RTYPE w, unsigned long long var, double delay,
+        long long d) {
+    const size_t S = (size_t)R->slots;
+    const double* restrict a;
+    if (d >= 0 && var != ~0ULL) {
+        const size_t h = R->hist_of[var];
+        const long long newest = R->newest[h], m = R->now - d;
+        if (newest < 0 || m <= 0) {
+            a = R->init + h * lanes;
+        } else if (m < newest) {
+            a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * lanes;
+        } else {
+            rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, delay, d), w, Oi, x_now);
+            return;
+        }
+    } else {
+        rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, delay, d), w, Oi, x_now);
+        return;
+    }
+    rr_axpy_SFX(lanes, Oi, w, a);
+}
+/* An evaluation at a step start: the terms in column order (term c of every row, then term
+   c + 1: every row still sums its terms in order, and for a dense coupling one source's past
+   is read by all targets in turn, as network_grid.c does), each term's target row QI, source
+   slot QJ, weight QW, delayed variable QV, delay QD and whole steps WS stored in that order,
+   so they stream. */
 static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes, size_t nq,
         const rr_ring* restrict R, double t, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
         const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
         const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
         const long long* restrict WS) {
-    const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
+    const size_t S = (size_t)R->slots;
     const long long now = R->now;
     for (size_t q = 0; q < nq; q++) {
         /* The reads scatter over each source's past (and the ring outgrows the caches): ask for
@@ -341,32 +377,85 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                 const size_t hp = R->hist_of[vp];
                 const long long np = R->newest[hp], mp = now - dp;
                 if (np >= 0 && mp > 0 && mp < np) {
-                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
-                    for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
+                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * lanes);
+                    for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
                 }
             }
         }
-        const long long d = WS[q];
-        const unsigned long long var = QV[q];
-        const RTYPE w = (RTYPE)QW[q];
-        RTYPE* restrict Oi = O + (size_t)QI[q] * os;
-        const double* restrict a;
-        if (d >= 0 && var != ~0ULL) {
-            const size_t h = R->hist_of[var];
-            const long long newest = R->newest[h], m = now - d;
-            if (newest < 0 || m <= 0) {
-                a = R->init + h * L;
-            } else if (m < newest) {
-                a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * L;
-            } else {
-                rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
-                continue;
-            }
-        } else {
-            rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, (double)(RTYPE)QD[q], d), w, Oi, SRC + (size_t)QJ[q] * lanes);
+        rr_ring_term_SFX(lanes, R, t, O + (size_t)QI[q] * os, SRC + (size_t)QJ[q] * lanes, (RTYPE)QW[q], QV[q],
+                         (double)(RTYPE)QD[q], WS[q]);
+    }
+}
+/* rr_ring_whole_SFX for a coupling whose rows all read the same sources in the same order
+   (an all-to-all edge list, a connectivity matrix): column c's terms are c * n + i for rows
+   i = 0 .. n-1, and all its delayed terms read the variable CV[c] (~0: none does), so per
+   column the history's row offsets are found once and per term only its whole steps and
+   weight are loaded, as network_grid.c loads a delay and a weight. A term of at least one
+   whole step between the first and the newest point reads its value row (the slot counted
+   back from the newest point's), before the first point the initial values; every other
+   term (zero or fractional delays, current values) is rr_ring_term_SFX's, so the sums are
+   the same, term by term. */
+static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lanes, size_t n, size_t ncols,
+        const rr_ring* restrict R, double t, RTYPE* restrict O, size_t os, const RTYPE* restrict SRC,
+        const unsigned long long* restrict QJ, const double* restrict QW, const unsigned long long* restrict QV,
+        const double* restrict QD, const long long* restrict WS, const unsigned long long* restrict CV) {
+    const long long S = (long long)R->slots, now = R->now;
+    for (size_t c = 0; c < ncols; c++) {
+        const size_t q0 = c * n;
+        const unsigned long long var = CV[c];
+        const size_t h = var == ~0ULL ? 0 : (size_t)R->hist_of[var];
+        const long long newest = var == ~0ULL ? -1 : R->newest[h];
+        if (newest < 0) {
+            for (size_t i = 0; i < n; i++)
+                rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)QW[q0 + i],
+                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], WS[q0 + i]);
             continue;
         }
-        for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
+        const double* restrict X = R->data + h * 3 * (size_t)S * lanes;
+        const double* restrict I = R->init + h * lanes;
+        /* step now - k is in slot ns - (newest - now + k), plus S when that is negative */
+        const long long back0 = (long long)R->newest_slot[h] - (newest - now);
+        const long long* restrict K = WS + q0;
+        const double* restrict Wc = QW + q0;
+        /* Past the first steps every delayed term of a column reads a value row (each k > 0
+           with 0 < now - k < newest): then its only test is k > 0, as network_grid.c has
+           none; the others (a zero delay: the source now; a fraction) are the general term. */
+        unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
+        long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
+        for (size_t i = 0; i < n; i++) {
+            const unsigned long long u = (unsigned long long)(K[i] - 1);
+            kmin1 = u < kmin1 ? u : kmin1;
+            kmax = K[i] > kmax ? K[i] : kmax;
+        }
+        const long long kmin = (long long)kmin1 + 1;
+        if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
+            for (size_t i = 0; i < n; i++) {
+                const long long k = K[i];
+                if (k > 0) {
+                    long long s = back0 - k;
+                    s += s < 0 ? S : 0;
+                    rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
+                } else {
+                    rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
+                                     QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
+                }
+            }
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const long long k = K[i], m = now - k;
+            const double* restrict a;
+            if (k > 0 && m < newest) {
+                long long s = back0 - k;
+                s += s < 0 ? S : 0;
+                a = m <= 0 ? I : X + (size_t)s * lanes;
+            } else {
+                rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
+                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
+                continue;
+            }
+            rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], a);
+        }
     }
 }
 /* Rows of a column in groups: first every row's tap (no ring reads, so the group's reads are
@@ -378,7 +467,7 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
         const double* restrict CW, const unsigned long long* restrict DV, const double* restrict DD,
         size_t nq, const unsigned long long* restrict QI, const unsigned long long* restrict QJ,
         const double* restrict QW, const unsigned long long* restrict QV, const double* restrict QD,
-        const long long* restrict WS) {
+        const long long* restrict WS, const unsigned long long* restrict CV) {
     size_t width = 0;
     for (size_t i = 0; i < n; i++) {
         const size_t len = (size_t)(ROWS[i + 1] - ROWS[i]);
@@ -386,7 +475,8 @@ static inline __attribute__((always_inline)) void rr_ring_coupling_SFX(size_t la
         for (size_t l = 0; l < lanes; l++) O[i * os + l] = E[i * es + l];
     }
     if (R->now >= 0) {
-        rr_ring_whole_SFX(lanes, nq, R, t, O, os, SRC, QI, QJ, QW, QV, QD, WS);
+        if (CV) rr_ring_columns_SFX(lanes, n, width, R, t, O, os, SRC, QJ, QW, QV, QD, WS, CV);
+        else rr_ring_whole_SFX(lanes, nq, R, t, O, os, SRC, QI, QJ, QW, QV, QD, WS);
         return;
     }
     rr_tap taps[RR_TAPS];
@@ -615,7 +705,7 @@ fn delayed_coupling(
     }
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole}, {cv});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
         ob = tgt.base,
         os = tgt.stride,
@@ -627,6 +717,7 @@ fn delayed_coupling(
         qv = q.vars,
         qd = q.delays,
         whole = q.whole,
+        cv = q.column_vars.map_or("0".to_string(), |cv| format!("NI + {cv}")),
     );
 }
 
@@ -678,6 +769,9 @@ struct ColumnOrder {
     weights: usize,
     delays: usize,
     whole: usize,
+    /// When every row reads the same sources in the same order: per column (NI) the variable
+    /// all its delayed terms read (`~0`: none), for `rr_ring_columns`.
+    column_vars: Option<usize>,
 }
 
 /// Where the data of each coupling and per-node constant table starts.
@@ -701,6 +795,37 @@ pub(super) fn source_spacing(sources: &[u32]) -> u64 {
     } else {
         0
     }
+}
+
+/// For a delayed coupling whose rows all read the same sources in the same order (so column
+/// `c` of the column order is terms `c·n + i`, rows `i` in order): per column the variable its
+/// delayed terms read (`u64::MAX`: none of them is delayed). `None` for any other coupling, or
+/// when a term is read now yet has a delay (the columns loop tells a current read by its zero
+/// delay, `rr_ring_columns`).
+fn column_vars(cp: &Coupling) -> Option<Vec<u64>> {
+    let width = cp.columns();
+    let n = cp.len();
+    let columnar = width > 0
+        && cp.rows.windows(2).all(|r| r[1] - r[0] == width as u64)
+        && cp.sources.chunks(width).all(|row| row == &cp.sources[..width]);
+    if !columnar {
+        return None;
+    }
+    let mut vars = Vec::with_capacity(width);
+    for c in 0..width {
+        let mut var = u64::MAX;
+        for i in 0..n {
+            let k = i * width + c;
+            match cp.delayed[k] {
+                Some(v) if var == u64::MAX || var == u64::from(v.0) => var = u64::from(v.0),
+                Some(_) => return None,
+                None if cp.delays[k] != 0.0 => return None,
+                None => {}
+            }
+        }
+        vars.push(var);
+    }
+    Some(vars)
 }
 
 fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
@@ -747,6 +872,11 @@ fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
             let delays = d.nd.len();
             d.nd.extend(order.iter().map(|&(_, k)| cp.delays[k]));
             let slot_of = |k: usize| cp.velocities[k].map_or(u32::MAX, |v| layout.slot[v.0 as usize]);
+            let column_vars = (!cp.per_lane_delays()).then(|| column_vars(cp)).flatten().map(|vars| {
+                let at = d.ni.len();
+                d.ni.extend(vars);
+                at
+            });
             let (whole, per_lane) = if cp.per_lane_delays() {
                 let velocities = d.ni.len();
                 d.ni.extend((0..cp.delayed.len()).map(|k| match slot_of(k) {
@@ -774,6 +904,7 @@ fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
                     weights,
                     delays,
                     whole,
+                    column_vars,
                 },
             }
         });
