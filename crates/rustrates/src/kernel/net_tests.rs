@@ -47,12 +47,17 @@ fn prepared(c: &Circuit, lanes: &[(f64, f64)]) -> (Circuit, Vec<f64>) {
 }
 
 fn kernel(c: &Circuit, backend: Backend, dir: &std::path::Path) -> Kernel {
+    kernel_in(c, backend, super::Precision::F64, dir)
+}
+
+fn kernel_in(c: &Circuit, backend: Backend, precision: super::Precision, dir: &std::path::Path) -> Kernel {
     // `$CC` held shared while compiling (a C-only test changes it).
     let _env = super::test_kit::env_read();
     Kernel::compile(
         c,
         &KernelOptions {
             backend,
+            precision,
             cache_dir: Some(dir.to_path_buf()),
             ..KernelOptions::default()
         },
@@ -385,18 +390,7 @@ fn network_single_precision_matches_the_reference_evaluator() {
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(7, 0.0, 1e-4, |_, _| true)), &points);
-    let compile = |backend| {
-        Kernel::compile(
-            &c,
-            &KernelOptions {
-                backend,
-                precision: super::Precision::F32,
-                cache_dir: Some(dir.path().to_path_buf()),
-                ..KernelOptions::default()
-            },
-        )
-        .expect("compiles")
-    };
+    let compile = |backend| kernel_in(&c, backend, super::Precision::F32, dir.path());
     let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
     assert!(ck.is_network());
     let layout = c.layout();
@@ -544,19 +538,7 @@ fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
-    let compile = |backend| {
-        let _env = super::test_kit::env_read();
-        Kernel::compile(
-            &c,
-            &KernelOptions {
-                backend,
-                precision: super::Precision::F32,
-                cache_dir: Some(dir.path().to_path_buf()),
-                ..KernelOptions::default()
-            },
-        )
-        .expect("compiles")
-    };
+    let compile = |backend| kernel_in(&c, backend, super::Precision::F32, dir.path());
     let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
     assert!(ck.is_network() && ck.delay_ring_span().is_some());
     let cfg = sim_config(Method::Euler, 300, DT, 10);
