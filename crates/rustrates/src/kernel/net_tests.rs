@@ -429,6 +429,11 @@ fn yaml_with_delays(n: usize, delay: impl Fn(usize, usize) -> f64, edges: impl F
     s
 }
 
+/// How many values of two runs differ in their bits.
+fn differing_bits(a: &[f64], b: &[f64]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count()
+}
+
 fn r_outputs(c: &Circuit) -> Vec<OutputBinding> {
     vars_ending(c, "/qif_net_op/r")
         .into_iter()
@@ -483,12 +488,7 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
             let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
             assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");
-            let differ = a
-                .data
-                .iter()
-                .zip(&b.data)
-                .filter(|(x, y)| x.to_bits() != y.to_bits())
-                .count();
+            let differ = differing_bits(&a.data, &b.data);
             assert_eq!(
                 differ,
                 0,
@@ -547,11 +547,6 @@ fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
     let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
     let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
     assert!(a.data.iter().all(|x| x.is_finite()) && a.data.iter().any(|x| *x != 0.0));
-    let differ = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .filter(|(x, y)| x.to_bits() != y.to_bits())
-        .count();
+    let differ = differing_bits(&a.data, &b.data);
     assert_eq!(differ, 0, "{differ} of {} values differ", a.data.len());
 }
