@@ -483,51 +483,50 @@ fn fused_steps_match_rhs_stepping() {
                 }
             }
         }
-        let [mut y, p, u] = generic_buffers(&c, &layout, 3);
-        let mut ctx = KernelCtx::default();
-        assert!(!fused(
+        assert_declines(
             &reference,
+            &c,
             &Tableau::rk4(),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            [&p, &u],
-            &mut ctx
-        ));
+            &mut KernelCtx::default(),
+            &format!("{name} reference"),
+        );
     }
+}
+
+/// A fused-stepper call that `k` must decline (3 lanes, 5 steps of 0.1 from t = 0 on `c`'s
+/// buffers): `Kernel::steps` returns false and leaves y alone; `what` names the case.
+pub(super) fn assert_declines(
+    k: &super::Kernel,
+    c: &crate::model::Circuit,
+    tab: &Tableau,
+    ctx: &mut KernelCtx,
+    what: &str,
+) {
+    let [y0, p, u] = generic_buffers(c, &c.layout(), 3);
+    let mut y = y0.clone();
+    assert!(
+        !fused(k, tab, 3, 5, 0.0, 0.1, &mut y, [&p, &u], ctx),
+        "{what}: declined"
+    );
+    assert_eq!(y, y0, "{what}: a declined call leaves y alone");
 }
 
 #[test]
 fn fused_steps_decline_past_randn_and_implicit_tableaux() {
     let kit = Kit::new();
     let (c, _) = all_ops_circuit(); // has Past and Randn
-    let layout = c.layout();
-    let [y0, p, u] = generic_buffers(&c, &layout, 3);
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
-        let mut y = y0.clone();
-        assert!(
-            !fused(
-                &k,
-                &Tableau::euler(),
-                3,
-                10,
-                0.0,
-                0.01,
-                &mut y,
-                [&p, &u],
-                &mut hooked_ctx()
-            ),
-            "{backend:?}"
+        assert_declines(
+            &k,
+            &c,
+            &Tableau::euler(),
+            &mut hooked_ctx(),
+            &format!("{backend:?} past and randn"),
         );
-        assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
     }
     // An implicit tableau (nonzero diagonal) on a circuit every fused stepper takes.
     let qif = qif_reference_circuit(false);
-    let layout = qif.layout();
-    let [y0, p, u] = generic_buffers(&qif, &layout, 3);
     let implicit = Tableau {
         name: "implicit midpoint",
         a: vec![0.5],
@@ -538,13 +537,13 @@ fn fused_steps_decline_past_randn_and_implicit_tableaux() {
     };
     for backend in kit.backends() {
         let k = kit.kernel(&qif, backend, Precision::F64);
-        let mut y = y0.clone();
-        let mut ctx = KernelCtx::default();
-        assert!(
-            !fused(&k, &implicit, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx),
-            "{backend:?}"
+        assert_declines(
+            &k,
+            &qif,
+            &implicit,
+            &mut KernelCtx::default(),
+            &format!("{backend:?} implicit"),
         );
-        assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
     }
 }
 
