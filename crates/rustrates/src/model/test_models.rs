@@ -386,9 +386,14 @@ pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec
 /// An `n` × `n` matrix as YAML inline rows (`[[m00, m01], [m10, m11]]`), each value
 /// written so that it reads back to the same `f64`.
 pub fn yaml_matrix(n: usize, f: impl Fn(usize, usize) -> f64) -> String {
-    let rows: Vec<String> = (0..n)
+    yaml_rect(n, n, f)
+}
+
+/// A `rows` × `cols` matrix as YAML inline rows, as [`yaml_matrix`] writes a square one.
+pub fn yaml_rect(rows: usize, cols: usize, f: impl Fn(usize, usize) -> f64) -> String {
+    let rows: Vec<String> = (0..rows)
         .map(|i| {
-            let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
+            let r: Vec<String> = (0..cols).map(|j| format!("{:?}", f(i, j))).collect();
             format!("[{}]", r.join(", "))
         })
         .collect();

@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
 use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision};
 use rustrates::model::passes::{expand_couplings, lower_edges_keeping_couplings, specialize_params};
+use rustrates::model::test_models::yaml_rect;
 use rustrates::model::{Circuit, VarId};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{Grid, ParamMap, SweepSpec};
@@ -90,18 +91,9 @@ Net:
     );
     y.push_str(section);
     y.push_str(members);
-    let rect = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f64| {
-        let r: Vec<String> = (0..rows)
-            .map(|i| {
-                let c: Vec<String> = (0..cols).map(|j| format!("{:?}", f(i, j))).collect();
-                format!("[{}]", c.join(", "))
-            })
-            .collect();
-        format!("[{}]", r.join(", "))
-    };
     // E → I: dense; I → E: every third entry left out.
-    let e_to_i = rect(ni, ne, &|i, j| 0.5 + 0.1 * (i * ne + j) as f64);
-    let i_to_e = rect(ne, ni, &|i, j| {
+    let e_to_i = yaml_rect(ni, ne, |i, j| 0.5 + 0.1 * (i * ne + j) as f64);
+    let i_to_e = yaml_rect(ne, ni, |i, j| {
         if (i + j) % 3 == 0 {
             0.0
         } else {
@@ -120,7 +112,7 @@ Net:
         exc.join(", ")
     ));
     if delay {
-        let d = rect(ne, ni, &|i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
+        let d = yaml_rect(ne, ni, |i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
         y.push_str(&format!("      delay: {d}\n"));
     }
     y
