@@ -273,16 +273,26 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
     if !super::test_kit::c_available() {
         return;
     }
-    let (n, dt, steps, every) = (10, 1e-4, 300, 30);
+    assert_network_lanes_equal_single_runs(10, 0.0);
+}
+
+/// 28 points (`spread_points`) in one block of the C network kernel of `n` nodes with delays up
+/// to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
+fn assert_network_lanes_equal_single_runs(n: usize, dmax: f64) {
+    let (dt, steps, every) = (1e-4, 300, 30);
     let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
-    let c = load(&yaml(n, 0.0, dt, |_, _| true));
-    let (compiled, params) = prepared(&c, &points);
-    let k = kernel(&compiled, Backend::C, dir.path());
+    let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
+    let k = kernel(&c, Backend::C, dir.path());
     assert!(k.is_network());
+    assert_eq!(
+        k.delay_ring_span().is_some(),
+        dmax > 0.0,
+        "a delay ring exactly when delayed"
+    );
     assert_lanes_equal_single_runs(
         &k,
-        &compiled,
+        &c,
         &sim_config(Method::Rk4, steps, dt, every),
         &params,
         points.len(),
@@ -506,19 +516,7 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     if !super::test_kit::c_available() {
         return;
     }
-    let (n, dt, steps, every) = (6, 1e-4, 300, 30);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let points = spread_points(28);
-    let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
-    let k = kernel(&c, Backend::C, dir.path());
-    assert!(k.is_network() && k.delay_ring_span().is_some());
-    assert_lanes_equal_single_runs(
-        &k,
-        &c,
-        &sim_config(Method::Rk4, steps, dt, every),
-        &params,
-        points.len(),
-    );
+    assert_network_lanes_equal_single_runs(6, 0.002);
 }
 
 /// The delayed column loops in single precision (`rr_ring_columns_f`: whole-step rows
