@@ -417,32 +417,41 @@ fn item07_a_flat_sum_of_15000_terms_is_a_positioned_error_not_a_stack_overflow()
     }
 }
 
-#[test]
-fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
+/// A half-done sweep (`half_done_dir`) damaged by `damage` resumes to the whole result with
+/// nothing left over; its standard error says `says` where given.
+fn assert_resumes_after_damage(damage: impl FnOnce(&Path), says: Option<&str>) {
     let dir = half_done_dir();
     let d = dir.path();
-    let part = d.join("r.h5.parts/parts/chunk_00000000_00000002.h5");
-    let mut bytes = std::fs::read(&part).expect("part");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&part, bytes).expect("corrupt it");
+    damage(d);
     let (_, o) = sweep_shown(d, &["s.yaml", "--out", "r.h5"]);
     assert_ok(&o);
-    assert!(stderr(&o).contains("did not match its checksum"), "{}", stderr(&o));
+    if let Some(says) = says {
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
     assert_swept_and_tidy(d);
 }
 
 #[test]
+fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
+    let flip_a_middle_byte = |d: &Path| {
+        let part = d.join("r.h5.parts/parts/chunk_00000000_00000002.h5");
+        let mut bytes = std::fs::read(&part).expect("part");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&part, bytes).expect("corrupt it");
+    };
+    assert_resumes_after_damage(flip_a_middle_byte, Some("did not match its checksum"));
+}
+
+#[test]
 fn item09_a_torn_last_manifest_line_is_dropped_and_that_chunk_recomputed() {
-    let dir = half_done_dir();
-    let d = dir.path();
-    let manifest = d.join("r.h5.parts/manifest.jsonl");
-    let mut text = std::fs::read_to_string(&manifest).expect("manifest");
-    text.push_str("{\"chunk\": 1, \"sta");
-    write(&manifest, &text);
-    let (_, o) = sweep_shown(d, &["s.yaml", "--out", "r.h5"]);
-    assert_ok(&o);
-    assert_swept_and_tidy(d);
+    let tear_the_manifest = |d: &Path| {
+        let manifest = d.join("r.h5.parts/manifest.jsonl");
+        let mut text = std::fs::read_to_string(&manifest).expect("manifest");
+        text.push_str("{\"chunk\": 1, \"sta");
+        write(&manifest, &text);
+    };
+    assert_resumes_after_damage(tear_the_manifest, None);
 }
 
 #[test]
