@@ -105,6 +105,12 @@ fn assert_lanes_equal_single_runs(k: &Kernel, c: &Circuit, cfg: &SimConfig, para
     super::test_kit::assert_lanes_equal_single_runs(&block, k, c, (cfg, &outputs), params, 0..lanes);
 }
 
+/// A temporary folder for the C kernels of a test of the C back end alone; `None`, with the
+/// test kit's loud note (a failure under CI), when no C compiler runs.
+fn c_scratch_dir() -> Option<tempfile::TempDir> {
+    super::test_kit::c_available().then(|| tempfile::tempdir().expect("temp dir"))
+}
+
 /// The C network kernel's run of `outputs` equals the reference evaluator's run of the
 /// unrolled circuit bit for bit; the C run is returned.
 fn assert_c_loops_equal_unrolled_run(
@@ -198,10 +204,7 @@ fn shuffled_sources(text: &str, n: usize) -> String {
 /// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let points = spread_points(44);
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
@@ -319,10 +322,7 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
 /// choice (the JIT for a run this short).
 #[test]
 fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let opts = KernelOptions {
         backend: Backend::Auto,
         work_hint: 1.0,
@@ -393,10 +393,7 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
 /// by far more.
 #[test]
 fn network_single_precision_matches_the_reference_evaluator() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(7, 0.0, 1e-4, |_, _| true)), &points);
@@ -528,11 +525,8 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
 /// because a row read one step off changes the result by far less than a float tolerance.
 #[test]
 fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
-    if !super::test_kit::c_available() {
-        return;
-    }
+    let Some(dir) = c_scratch_dir() else { return };
     const DT: f64 = 1.0 / 8192.0;
-    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
