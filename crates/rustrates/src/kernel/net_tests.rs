@@ -20,10 +20,7 @@ fn grid() -> Vec<(f64, f64)> {
 }
 
 fn vars_ending(c: &Circuit, suffix: &str) -> Vec<VarId> {
-    (0..c.vars.len() as u32)
-        .map(VarId)
-        .filter(|v| c.var(*v).name.ends_with(suffix))
-        .collect()
+    crate::model::test_models::var_ids_named(c, |name| name.ends_with(suffix))
 }
 
 /// The lowered circuit with every parameter but G and eta folded, and per-lane parameters

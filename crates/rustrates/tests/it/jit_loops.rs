@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
 use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision};
 use rustrates::model::passes::{expand_couplings, lower_edges_keeping_couplings, specialize_params};
-use rustrates::model::test_models::yaml_rect;
+use rustrates::model::test_models::{var_ids_named, yaml_rect};
 use rustrates::model::{Circuit, VarId};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{Grid, ParamMap, SweepSpec};
@@ -139,13 +139,7 @@ fn per_node_values(mut c: Circuit) -> Circuit {
 /// per lane, the rest folded.
 fn compiled(c: &Circuit) -> Circuit {
     let kept = lower_edges_keeping_couplings(c);
-    let delta: Vec<VarId> = (0..kept.vars.len() as u32)
-        .map(VarId)
-        .filter(|v| {
-            let name = &kept.var(*v).name;
-            name.ends_with("/Delta") || name == "EI/scale"
-        })
-        .collect();
+    let delta = var_ids_named(&kept, |name| name.ends_with("/Delta") || name == "EI/scale");
     assert!(delta.len() > 4, "every excitatory node's Delta and the scale");
     specialize_params(&kept, &delta)
 }
