@@ -72,6 +72,16 @@ fn show(when: &str, l: &[String]) {
     eprintln!("{when}:\n  {}", l.join("\n  "));
 }
 
+/// `sweep` in `d`, the folder listed before and after (shown, for a failing test's log);
+/// returns the listing before and the sweep's output.
+fn sweep_shown(d: &Path, args: &[&str]) -> (Vec<String>, Output) {
+    let before = listing(d);
+    show("before", &before);
+    let o = sweep(d, args);
+    show("after", &listing(d));
+    (before, o)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -239,10 +249,7 @@ fn item03_parts_without_their_sweep_record_cannot_be_resumed() {
         &d.join("s.yaml"),
         &SPEC.replace("eta_iin: [-1.0, 1.0]", "eta_iin: [-3.0, 3.0]"),
     );
-    let before = listing(d);
-    show("before", &before);
-    let o = sweep(d, &["s.yaml", "--out", "r.h5"]);
-    show("after", &listing(d));
+    let (before, o) = sweep_shown(d, &["s.yaml", "--out", "r.h5"]);
     assert_refused(&o, 2, "no sweep.json");
     assert!(stderr(&o).contains("cannot resume"), "{}", stderr(&o));
     assert_eq!(listing(d), before, "nothing written, nothing removed");
@@ -410,36 +417,41 @@ fn item07_a_flat_sum_of_15000_terms_is_a_positioned_error_not_a_stack_overflow()
     }
 }
 
-#[test]
-fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
+/// A half-done sweep (`half_done_dir`) damaged by `damage` resumes to the whole result with
+/// nothing left over; its standard error says `says` where given.
+fn assert_resumes_after_damage(damage: impl FnOnce(&Path), says: Option<&str>) {
     let dir = half_done_dir();
     let d = dir.path();
-    let part = d.join("r.h5.parts/parts/chunk_00000000_00000002.h5");
-    let mut bytes = std::fs::read(&part).expect("part");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&part, bytes).expect("corrupt it");
-    show("before", &listing(d));
-    let o = sweep(d, &["s.yaml", "--out", "r.h5"]);
-    show("after", &listing(d));
+    damage(d);
+    let (_, o) = sweep_shown(d, &["s.yaml", "--out", "r.h5"]);
     assert_ok(&o);
-    assert!(stderr(&o).contains("did not match its checksum"), "{}", stderr(&o));
+    if let Some(says) = says {
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
     assert_swept_and_tidy(d);
 }
 
 #[test]
+fn item08_a_corrupt_finished_part_is_set_aside_and_recomputed() {
+    let flip_a_middle_byte = |d: &Path| {
+        let part = d.join("r.h5.parts/parts/chunk_00000000_00000002.h5");
+        let mut bytes = std::fs::read(&part).expect("part");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&part, bytes).expect("corrupt it");
+    };
+    assert_resumes_after_damage(flip_a_middle_byte, Some("did not match its checksum"));
+}
+
+#[test]
 fn item09_a_torn_last_manifest_line_is_dropped_and_that_chunk_recomputed() {
-    let dir = half_done_dir();
-    let d = dir.path();
-    let manifest = d.join("r.h5.parts/manifest.jsonl");
-    let mut text = std::fs::read_to_string(&manifest).expect("manifest");
-    text.push_str("{\"chunk\": 1, \"sta");
-    write(&manifest, &text);
-    show("before", &listing(d));
-    let o = sweep(d, &["s.yaml", "--out", "r.h5"]);
-    show("after", &listing(d));
-    assert_ok(&o);
-    assert_swept_and_tidy(d);
+    let tear_the_manifest = |d: &Path| {
+        let manifest = d.join("r.h5.parts/manifest.jsonl");
+        let mut text = std::fs::read_to_string(&manifest).expect("manifest");
+        text.push_str("{\"chunk\": 1, \"sta");
+        write(&manifest, &text);
+    };
+    assert_resumes_after_damage(tear_the_manifest, None);
 }
 
 #[test]
@@ -447,10 +459,7 @@ fn item10_an_output_that_cannot_be_written_is_refused_before_computing() {
     let dir = spec_dir();
     let d = dir.path();
     std::fs::create_dir(d.join("out")).expect("mkdir");
-    let before = listing(d);
-    show("before", &before);
-    let o = sweep(d, &["s.yaml", "--out", "out"]);
-    show("after", &listing(d));
+    let (before, o) = sweep_shown(d, &["s.yaml", "--out", "out"]);
     assert_refused(&o, 2, "is a directory");
     assert_eq!(listing(d), before, "no .tmp, no .parts");
     assert_refused(&sweep(d, &["s.yaml", "--out", "nowhere/r.h5"]), 2, "does not exist");

@@ -5,11 +5,11 @@ use super::precision::Real;
 use super::test_kit::{
     all_ops_circuit, buffers, circuits_for_cross_check, close, empty_circuit, eval, fused, generic_buffers, hooked_ctx,
     lane_values, past_hook, push_assign, push_ode, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
-    stepper_circuits, tableaux, to_f32, Kit, Tol, FIRST_POINT, V,
+    stepper_circuits, tableaux, to_f32, Case, Kit, Tol, FIRST_POINT, V,
 };
 use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
-use crate::model::{BinOp, Expr, Func, VarId, VarKind};
+use crate::model::{BinOp, Circuit, Expr, Func, VarId, VarKind};
 
 /// Every case of the all-ops circuit, in precision `R` (`precision`), against its `f64`
 /// closure over lane blocks of `lane_counts`; `holds(case's tolerance, back end, got, want)`
@@ -85,16 +85,23 @@ fn every_expr_and_func_matches_closures_f64() {
     });
 }
 
+/// The all-operations circuit, its cases, and `lanes` lanes of its values at time `t`
+/// (`lane_values`) with the evaluation buffers `[y, p, u]` that hold them.
+fn all_ops_in_lanes(lanes: usize, t: f64) -> (Circuit, Vec<Case>, Vec<V>, [Vec<f64>; 3]) {
+    let (c, cases) = all_ops_circuit();
+    let vals = lane_values(&c, lanes, t);
+    let lane_buffers = buffers(&c, &c.layout(), &vals);
+    (c, cases, vals, lane_buffers)
+}
+
 #[test]
 fn block_of_lanes_equals_single_lane_runs_bitwise() {
     let kit = Kit::new();
-    let (c, _) = all_ops_circuit();
-    let layout = c.layout();
     let t = 1.25;
     // JIT: 2 vector iterations of 4 lanes + 3 scalar lanes.
     let lanes = 11;
-    let vals = lane_values(&c, lanes, t);
-    let [y, p, u] = buffers(&c, &layout, &vals);
+    let (c, _, vals, [y, p, u]) = all_ops_in_lanes(lanes, t);
+    let layout = c.layout();
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
         let (dy, a) = eval(&k, t, lanes, [&y, &p, &u], &mut hooked_ctx());
@@ -201,11 +208,8 @@ fn special_values_match_shared_definitions_bitwise() {
 #[test]
 fn without_hooks_past_and_randn_give_nan() {
     let kit = Kit::new();
-    let (c, cases) = all_ops_circuit();
-    let layout = c.layout();
     let lanes = 5;
-    let vals = lane_values(&c, lanes, 0.0);
-    let [y, p, u] = buffers(&c, &layout, &vals);
+    let (c, cases, vals, [y, p, u]) = all_ops_in_lanes(lanes, 0.0);
     let pos = |name: &str| cases.iter().position(|c| c.name == name).expect("case exists");
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
@@ -256,10 +260,8 @@ fn zero_lanes_is_a_no_op() {
 #[test]
 fn short_buffer_panics_before_evaluating() {
     let kit = Kit::new();
-    let (c, _) = all_ops_circuit();
+    let (c, _, _, [y, p, u]) = all_ops_in_lanes(4, 0.0);
     let layout = c.layout();
-    let vals = lane_values(&c, 4, 0.0);
-    let [y, p, u] = buffers(&c, &layout, &vals);
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
         let mut dy = vec![0.0; 7]; // needs 2 × 4
@@ -483,51 +485,50 @@ fn fused_steps_match_rhs_stepping() {
                 }
             }
         }
-        let [mut y, p, u] = generic_buffers(&c, &layout, 3);
-        let mut ctx = KernelCtx::default();
-        assert!(!fused(
+        assert_declines(
             &reference,
+            &c,
             &Tableau::rk4(),
-            3,
-            5,
-            0.0,
-            0.1,
-            &mut y,
-            [&p, &u],
-            &mut ctx
-        ));
+            &mut KernelCtx::default(),
+            &format!("{name} reference"),
+        );
     }
+}
+
+/// A fused-stepper call that `k` must decline (3 lanes, 5 steps of 0.1 from t = 0 on `c`'s
+/// buffers): `Kernel::steps` returns false and leaves y alone; `what` names the case.
+pub(super) fn assert_declines(
+    k: &super::Kernel,
+    c: &crate::model::Circuit,
+    tab: &Tableau,
+    ctx: &mut KernelCtx,
+    what: &str,
+) {
+    let [y0, p, u] = generic_buffers(c, &c.layout(), 3);
+    let mut y = y0.clone();
+    assert!(
+        !fused(k, tab, 3, 5, 0.0, 0.1, &mut y, [&p, &u], ctx),
+        "{what}: declined"
+    );
+    assert_eq!(y, y0, "{what}: a declined call leaves y alone");
 }
 
 #[test]
 fn fused_steps_decline_past_randn_and_implicit_tableaux() {
     let kit = Kit::new();
     let (c, _) = all_ops_circuit(); // has Past and Randn
-    let layout = c.layout();
-    let [y0, p, u] = generic_buffers(&c, &layout, 3);
     for backend in kit.backends() {
         let k = kit.kernel(&c, backend, Precision::F64);
-        let mut y = y0.clone();
-        assert!(
-            !fused(
-                &k,
-                &Tableau::euler(),
-                3,
-                10,
-                0.0,
-                0.01,
-                &mut y,
-                [&p, &u],
-                &mut hooked_ctx()
-            ),
-            "{backend:?}"
+        assert_declines(
+            &k,
+            &c,
+            &Tableau::euler(),
+            &mut hooked_ctx(),
+            &format!("{backend:?} past and randn"),
         );
-        assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
     }
     // An implicit tableau (nonzero diagonal) on a circuit every fused stepper takes.
     let qif = qif_reference_circuit(false);
-    let layout = qif.layout();
-    let [y0, p, u] = generic_buffers(&qif, &layout, 3);
     let implicit = Tableau {
         name: "implicit midpoint",
         a: vec![0.5],
@@ -538,13 +539,13 @@ fn fused_steps_decline_past_randn_and_implicit_tableaux() {
     };
     for backend in kit.backends() {
         let k = kit.kernel(&qif, backend, Precision::F64);
-        let mut y = y0.clone();
-        let mut ctx = KernelCtx::default();
-        assert!(
-            !fused(&k, &implicit, 3, 5, 0.0, 0.1, &mut y, [&p, &u], &mut ctx),
-            "{backend:?}"
+        assert_declines(
+            &k,
+            &qif,
+            &implicit,
+            &mut KernelCtx::default(),
+            &format!("{backend:?} implicit"),
         );
-        assert_eq!(y, y0, "{backend:?}: a declined call leaves y alone");
     }
 }
 

@@ -20,10 +20,7 @@ fn grid() -> Vec<(f64, f64)> {
 }
 
 fn vars_ending(c: &Circuit, suffix: &str) -> Vec<VarId> {
-    (0..c.vars.len() as u32)
-        .map(VarId)
-        .filter(|v| c.var(*v).name.ends_with(suffix))
-        .collect()
+    crate::model::test_models::var_ids_named(c, |name| name.ends_with(suffix))
 }
 
 /// The lowered circuit with every parameter but G and eta folded, and per-lane parameters
@@ -103,6 +100,12 @@ fn assert_lanes_equal_single_runs(k: &Kernel, c: &Circuit, cfg: &SimConfig, para
     let outputs = r_outputs(c);
     let block = simulate(k, cfg, &[], &outputs, params, &default_init(c, lanes), lanes).expect("runs");
     super::test_kit::assert_lanes_equal_single_runs(&block, k, c, (cfg, &outputs), params, 0..lanes);
+}
+
+/// A temporary folder for the C kernels of a test of the C back end alone; `None`, with the
+/// test kit's loud note (a failure under CI), when no C compiler runs.
+fn c_scratch_dir() -> Option<tempfile::TempDir> {
+    super::test_kit::c_available().then(|| tempfile::tempdir().expect("temp dir"))
 }
 
 /// The C network kernel's run of `outputs` equals the reference evaluator's run of the
@@ -198,10 +201,7 @@ fn shuffled_sources(text: &str, n: usize) -> String {
 /// four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let points = spread_points(44);
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
@@ -273,16 +273,26 @@ fn network_lanes_equal_single_runs_bit_for_bit() {
     if !super::test_kit::c_available() {
         return;
     }
-    let (n, dt, steps, every) = (10, 1e-4, 300, 30);
+    assert_network_lanes_equal_single_runs(10, 0.0);
+}
+
+/// 28 points (`spread_points`) in one block of the C network kernel of `n` nodes with delays up
+/// to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
+fn assert_network_lanes_equal_single_runs(n: usize, dmax: f64) {
+    let (dt, steps, every) = (1e-4, 300, 30);
     let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
-    let c = load(&yaml(n, 0.0, dt, |_, _| true));
-    let (compiled, params) = prepared(&c, &points);
-    let k = kernel(&compiled, Backend::C, dir.path());
+    let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
+    let k = kernel(&c, Backend::C, dir.path());
     assert!(k.is_network());
+    assert_eq!(
+        k.delay_ring_span().is_some(),
+        dmax > 0.0,
+        "a delay ring exactly when delayed"
+    );
     assert_lanes_equal_single_runs(
         &k,
-        &compiled,
+        &c,
         &sim_config(Method::Rk4, steps, dt, every),
         &params,
         points.len(),
@@ -309,10 +319,7 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
 /// choice (the JIT for a run this short).
 #[test]
 fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let opts = KernelOptions {
         backend: Backend::Auto,
         work_hint: 1.0,
@@ -383,10 +390,7 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
 /// by far more.
 #[test]
 fn network_single_precision_matches_the_reference_evaluator() {
-    if !super::test_kit::c_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(dir) = c_scratch_dir() else { return };
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(7, 0.0, 1e-4, |_, _| true)), &points);
@@ -506,19 +510,7 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     if !super::test_kit::c_available() {
         return;
     }
-    let (n, dt, steps, every) = (6, 1e-4, 300, 30);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let points = spread_points(28);
-    let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
-    let k = kernel(&c, Backend::C, dir.path());
-    assert!(k.is_network() && k.delay_ring_span().is_some());
-    assert_lanes_equal_single_runs(
-        &k,
-        &c,
-        &sim_config(Method::Rk4, steps, dt, every),
-        &params,
-        points.len(),
-    );
+    assert_network_lanes_equal_single_runs(6, 0.002);
 }
 
 /// The delayed column loops in single precision (`rr_ring_columns_f`: whole-step rows
@@ -530,11 +522,8 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
 /// because a row read one step off changes the result by far less than a float tolerance.
 #[test]
 fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
-    if !super::test_kit::c_available() {
-        return;
-    }
+    let Some(dir) = c_scratch_dir() else { return };
     const DT: f64 = 1.0 / 8192.0;
-    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
     let lanes = points.len();
     let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);

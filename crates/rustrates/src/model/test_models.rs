@@ -383,12 +383,26 @@ pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec
     out
 }
 
+/// The variables of `c` whose names `keep` accepts, in id order (the parameters a sweep
+/// leaves per lane, the outputs of every node, ...).
+pub fn var_ids_named(c: &Circuit, keep: impl Fn(&str) -> bool) -> Vec<VarId> {
+    (0..c.vars.len() as u32)
+        .map(VarId)
+        .filter(|v| keep(&c.var(*v).name))
+        .collect()
+}
+
 /// An `n` × `n` matrix as YAML inline rows (`[[m00, m01], [m10, m11]]`), each value
 /// written so that it reads back to the same `f64`.
 pub fn yaml_matrix(n: usize, f: impl Fn(usize, usize) -> f64) -> String {
-    let rows: Vec<String> = (0..n)
+    yaml_rect(n, n, f)
+}
+
+/// A `rows` × `cols` matrix as YAML inline rows, as [`yaml_matrix`] writes a square one.
+pub fn yaml_rect(rows: usize, cols: usize, f: impl Fn(usize, usize) -> f64) -> String {
+    let rows: Vec<String> = (0..rows)
         .map(|i| {
-            let r: Vec<String> = (0..n).map(|j| format!("{:?}", f(i, j))).collect();
+            let r: Vec<String> = (0..cols).map(|j| format!("{:?}", f(i, j))).collect();
             format!("[{}]", r.join(", "))
         })
         .collect();

@@ -190,6 +190,32 @@ fn stuart_landau_matches_its_closed_form_on_every_back_end() {
     assert_runs_agree(&results, 1e-12);
 }
 
+/// A node template `pop` of PyRates' Kuramoto mean-field operator (kmo_mf form), `kmo_op`:
+/// z' = (iω − Δ)z + (s − s̄ z²)/2 with s = s_in + s_ext (edges deliver into s_in, a drive into
+/// s_ext), starting from `z0`; the circuit is the caller's.
+fn kuramoto_pop(z0: &str, omega: f64, delta: f64) -> String {
+    format!(
+        r#"
+kmo_op:
+  base: OperatorTemplate
+  equations:
+    - "s = s_in + s_ext"
+    - "z' = (i*omega - Delta)*z + (s - conj(s)*z^2) / 2"
+  variables:
+    z: output({z0})
+    s: variable(complex)
+    omega: {omega:?}
+    Delta: {delta:?}
+    i: 0.0+1.0j
+    s_in: input(complex)
+    s_ext: input(complex)
+pop:
+  base: NodeTemplate
+  operators: [kmo_op]
+"#
+    )
+}
+
 /// A Kuramoto mean field coupled to itself through a complex edge (PyRates' kmo_mf form):
 /// the edge delivers w·z into the complex input s. With Δ = 0, ω = 0 and w = 1 the equation
 /// is z' = (z − z̄ z²)/2 = z (1 − |z|²)/2: the phase φ of z(0) = 0.3 + 0.4i stays, and
@@ -197,30 +223,9 @@ fn stuart_landau_matches_its_closed_form_on_every_back_end() {
 /// turn the phase.
 #[test]
 fn complex_edges_carry_both_parts() {
-    let text = r#"
-kmo_op:
-  base: OperatorTemplate
-  equations:
-    - "s = s_in + s_ext"
-    - "z' = (i*omega - Delta)*z + (s - conj(s)*z^2) / 2"
-  variables:
-    z: output(0.3+0.4j)
-    s: variable(complex)
-    omega: 0.0
-    Delta: 0.0
-    i: 0.0+1.0j
-    s_in: input(complex)
-    s_ext: input(complex)
-pop:
-  base: NodeTemplate
-  operators: [kmo_op]
-mf:
-  base: CircuitTemplate
-  nodes: {p: pop}
-  edges:
-    - [p/kmo_op/z, p/kmo_op/s_in, null, {weight: 1.0}]
-"#;
-    let c = load_text(text, "mf").expect("loads");
+    let text = kuramoto_pop("0.3+0.4j", 0.0, 0.0)
+        + "mf:\n  base: CircuitTemplate\n  nodes: {p: pop}\n  edges:\n    - [p/kmo_op/z, p/kmo_op/s_in, null, {weight: 1.0}]\n";
+    let c = load_text(&text, "mf").expect("loads");
     for backend in [Backend::Reference, Backend::Jit, Backend::C] {
         let map = ParamMap::new().edges("w", &["weight"], &[("p", "p", None)]);
         let outputs = [("z", "p/kmo_op/z"), ("s", "p/kmo_op/s")];
@@ -301,26 +306,7 @@ net:
 #[test]
 fn complex_network_runs_alike_on_every_back_end() {
     let n = 8;
-    let mut text = String::from(
-        r#"
-kmo_op:
-  base: OperatorTemplate
-  equations:
-    - "z' = (i*omega - Delta)*z + (s_in - conj(s_in)*z^2) / 2"
-  variables:
-    z: output(0.5+0.1j)
-    omega: 10.0
-    Delta: 1.0
-    i: 0.0+1.0j
-    s_in: input(complex)
-pop:
-  base: NodeTemplate
-  operators: [kmo_op]
-ring:
-  base: CircuitTemplate
-  nodes:
-"#,
-    );
+    let mut text = kuramoto_pop("0.5+0.1j", 10.0, 1.0) + "ring:\n  base: CircuitTemplate\n  nodes:\n";
     for k in 0..n {
         text.push_str(&format!("    n{k}: pop\n"));
     }
@@ -375,15 +361,8 @@ ring:
 #[test]
 fn complex_input_is_driven_by_its_parts() {
     use rustrates::solve::Signal;
-    let text = r#"
-kmo_op:
-  base: OperatorTemplate
-  equations: ["z' = (i*omega - Delta)*z + (s_ext - conj(s_ext)*z^2) / 2"]
-  variables: {z: output(0.0+0.0j), omega: 0.0, Delta: 0.0, i: 0.0+1.0j, s_ext: input(complex)}
-pop: {base: NodeTemplate, operators: [kmo_op]}
-one: {base: CircuitTemplate, nodes: {p: pop}}
-"#;
-    let c = load_text(text, "one").expect("loads");
+    let text = kuramoto_pop("0.0+0.0j", 0.0, 0.0) + "one: {base: CircuitTemplate, nodes: {p: pop}}\n";
+    let c = load_text(&text, "one").expect("loads");
     let run_with = |input: &str| {
         let map = ParamMap::new().nodes("Delta", &["kmo_op/Delta"], &["p"]);
         let mut spec = sweep_spec(

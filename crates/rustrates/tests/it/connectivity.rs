@@ -12,7 +12,7 @@ use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
-use rustrates::model::test_models::{npy_bytes, yaml_matrix};
+use rustrates::model::test_models::{npy_bytes, var_ids_named, yaml_matrix};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
@@ -185,13 +185,9 @@ fn matrix_forms_run_the_edge_list_bit_for_bit() {
 /// Every node's `G` and `eta`, and the block's scale when it has one: what a sweep over
 /// them leaves per lane.
 fn per_lane(c: &rustrates::model::Circuit) -> Vec<rustrates::model::VarId> {
-    (0..c.vars.len() as u32)
-        .map(rustrates::model::VarId)
-        .filter(|v| {
-            let name = &c.var(*v).name;
-            name.ends_with("/G") || name.ends_with("/eta") || name == "C/scale"
-        })
-        .collect()
+    var_ids_named(c, |name| {
+        name.ends_with("/G") || name.ends_with("/eta") || name == "C/scale"
+    })
 }
 
 /// `compiled` compiled by the C back end (into a cache of its own, so it is compiled here), or

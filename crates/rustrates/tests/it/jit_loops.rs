@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
 use rustrates::kernel::{Backend, Kernel, KernelCtx, KernelOptions, Precision};
 use rustrates::model::passes::{expand_couplings, lower_edges_keeping_couplings, specialize_params};
+use rustrates::model::test_models::{var_ids_named, yaml_rect};
 use rustrates::model::{Circuit, VarId};
 use rustrates::solve::{Method, Signal, SimConfig};
 use rustrates::sweep::{Grid, ParamMap, SweepSpec};
@@ -90,18 +91,9 @@ Net:
     );
     y.push_str(section);
     y.push_str(members);
-    let rect = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f64| {
-        let r: Vec<String> = (0..rows)
-            .map(|i| {
-                let c: Vec<String> = (0..cols).map(|j| format!("{:?}", f(i, j))).collect();
-                format!("[{}]", c.join(", "))
-            })
-            .collect();
-        format!("[{}]", r.join(", "))
-    };
     // E → I: dense; I → E: every third entry left out.
-    let e_to_i = rect(ni, ne, &|i, j| 0.5 + 0.1 * (i * ne + j) as f64);
-    let i_to_e = rect(ne, ni, &|i, j| {
+    let e_to_i = yaml_rect(ni, ne, |i, j| 0.5 + 0.1 * (i * ne + j) as f64);
+    let i_to_e = yaml_rect(ne, ni, |i, j| {
         if (i + j) % 3 == 0 {
             0.0
         } else {
@@ -120,7 +112,7 @@ Net:
         exc.join(", ")
     ));
     if delay {
-        let d = rect(ne, ni, &|i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
+        let d = yaml_rect(ne, ni, |i, j| 1e-4 * (1 + (i + 2 * j) % 5) as f64);
         y.push_str(&format!("      delay: {d}\n"));
     }
     y
@@ -147,13 +139,7 @@ fn per_node_values(mut c: Circuit) -> Circuit {
 /// per lane, the rest folded.
 fn compiled(c: &Circuit) -> Circuit {
     let kept = lower_edges_keeping_couplings(c);
-    let delta: Vec<VarId> = (0..kept.vars.len() as u32)
-        .map(VarId)
-        .filter(|v| {
-            let name = &kept.var(*v).name;
-            name.ends_with("/Delta") || name == "EI/scale"
-        })
-        .collect();
+    let delta = var_ids_named(&kept, |name| name.ends_with("/Delta") || name == "EI/scale");
     assert!(delta.len() > 4, "every excitatory node's Delta and the scale");
     specialize_params(&kept, &delta)
 }

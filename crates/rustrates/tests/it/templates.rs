@@ -763,19 +763,25 @@ fn std_dev(x: &[f64]) -> f64 {
     (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / x.len() as f64).sqrt()
 }
 
+/// The built-in three-node JRC's pyramidal PSP (pc's rpo_e_in/v + rpo_i/v) for each input
+/// rate `p` of `ps`: 3 s of RK4 at 1e-4.
+fn jrc_pyramidal_psp(ps: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    simulate_sum(
+        "model_templates.neural_mass_models.jansenrit.JRC",
+        ("p", &["rpo_e_in/u"], &["pc"]),
+        ps,
+        &[("ve", "pc/rpo_e_in/v"), ("vi", "pc/rpo_i/v")],
+        &[1.0, 1.0],
+        (3.0, 1e-4),
+    )
+}
+
 /// SPEC §9: with the standard parameters, input p = 220/s gives alpha oscillations of
 /// ≈ 10.9 Hz in the pyramidal PSP, p = 90/s a fixed point. Tolerance 0.3 Hz: the published
 /// band for p = 138–315 is 10.5–11.2 Hz, and 2 s of crossings resolve ≈ 0.05 Hz.
 #[test]
 fn builtin_jansenrit_alpha_rhythm_at_p220_fixed_point_at_p90() {
-    let (time, psp) = simulate_sum(
-        "model_templates.neural_mass_models.jansenrit.JRC",
-        ("p", &["rpo_e_in/u"], &["pc"]),
-        &[220.0, 90.0],
-        &[("ve", "pc/rpo_e_in/v"), ("vi", "pc/rpo_i/v")],
-        &[1.0, 1.0],
-        (3.0, 1e-4),
-    );
+    let (time, psp) = jrc_pyramidal_psp(&[220.0, 90.0]);
     let f = crossing_frequency(&time, &psp[0], 1.0);
     assert!((f - 10.9).abs() < 0.3, "p = 220: {f} Hz");
     let tail = time.iter().position(|&t| t >= 2.0).expect("inside the run");
@@ -792,14 +798,7 @@ fn builtin_jansenrit_alpha_rhythm_at_p220_fixed_point_at_p90() {
 /// the last bits, and 30,000 RK4 steps on a stable limit cycle do not amplify that.
 #[test]
 fn builtin_jansenrit_lumped_equals_three_node_circuit() {
-    let (_, three) = simulate_sum(
-        "model_templates.neural_mass_models.jansenrit.JRC",
-        ("p", &["rpo_e_in/u"], &["pc"]),
-        &[220.0],
-        &[("ve", "pc/rpo_e_in/v"), ("vi", "pc/rpo_i/v")],
-        &[1.0, 1.0],
-        (3.0, 1e-4),
-    );
+    let (_, three) = jrc_pyramidal_psp(&[220.0]);
     let (_, lumped) = simulate_sum(
         "model_templates.neural_mass_models.jansenrit.JRC2",
         ("p", &["jrc_op/u"], &["jrc"]),

@@ -12,30 +12,9 @@ use rustrates::sweep::{ParamMap, SweepResult};
 use crate::support::{assert_load_error, assert_op_error_on_line_5, column, load_text, max_abs_difference, sweep_spec};
 
 /// Three leaky integrators in one vector, coupled through their sum, with a reduction of
-/// each kind and an element-wise function as algebraic outputs.
-const LEAKY: &str = r#"
-li_op:
-  base: OperatorTemplate
-  equations:
-    - "d/dt * x = -x/tau + k*vsum(x) + c"
-    - "m = mean(x)"
-    - "q = dot(x, x) + 0*sum(x)"
-    - "w = maxi(x, 0.55) - 2*x(t)"
-  variables:
-    x: output(0.5, 3)
-    m: variable(0.0)
-    q: variable(0.0)
-    w: variable(0.0, 3)
-    tau: 2.0
-    k: 0.1
-    c: 0.3
-li:
-  base: NodeTemplate
-  operators: [li_op]
-net:
-  base: CircuitTemplate
-  nodes: {p: li}
-"#;
+/// each kind and an element-wise function as algebraic outputs: circuit `net` of a fixture
+/// that `tests/python/test_pyrates_vectors.py` reads too (its `net_states` for PyRates).
+const LEAKY: &str = include_str!("../../../../tests/fixtures/models/leaky_vectors.yaml");
 
 const TAU: f64 = 2.0;
 const K: f64 = 0.1;

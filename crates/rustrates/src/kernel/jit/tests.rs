@@ -5,8 +5,8 @@
 use super::*;
 use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{
-    add_var, fused, generic_buffers, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs, stepper_circuits,
-    tableaux, Kit,
+    add_var, fused, generic_buffers, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
+    stepper_circuits, tableaux, Kit,
 };
 use crate::kernel::{Backend, Kernel, KernelImpl, Tableau};
 use crate::model::{Assign, Edge, ExprId, Func, VarKind};
@@ -148,23 +148,8 @@ fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
 fn jit_steps_declines_single_precision() {
     let kit = Kit::new();
     let qif = qif_reference_circuit(false);
-    let layout = qif.layout();
-    let [mut y, p, u] = generic_buffers(&qif, &layout, 3);
-    let before = y.clone();
-    let mut ctx = KernelCtx::default();
     let k32 = kit.kernel(&qif, Backend::Jit, Precision::F32);
-    assert!(!fused(
-        &k32,
-        &Tableau::euler(),
-        3,
-        5,
-        0.0,
-        0.1,
-        &mut y,
-        [&p, &u],
-        &mut ctx
-    ));
-    assert_eq!(y, before, "a declined call leaves y alone");
+    crate::kernel::backend_tests::assert_declines(&k32, &qif, &Tableau::euler(), &mut KernelCtx::default(), "f32");
 }
 
 #[test]
@@ -177,54 +162,46 @@ fn jit_kernel_is_send_and_sync() {
 #[test]
 fn jit_invalid_circuits_are_errors_not_panics() {
     let opts = KernelOptions::default();
-    // Algebraic read before its assignment.
-    let mut c = Circuit::default();
-    let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
-    let a2 = add_var(&mut c, "a2", VarKind::Algebraic, 0.0);
-    let r1 = c.add_expr(Expr::Var(a2));
-    let r2 = c.add_expr(Expr::Const(1.0));
-    c.assigns.push(Assign {
-        var: a1,
-        rhs: r1,
-        span: None,
-    });
-    c.assigns.push(Assign {
-        var: a2,
-        rhs: r2,
-        span: None,
-    });
-    assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
-    // Wrong arity.
-    let mut c = Circuit::default();
-    let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
-    let one = c.add_expr(Expr::Const(1.0));
-    let call = c.add_expr(Expr::Call(Func::Max, vec![one]));
-    c.assigns.push(Assign {
-        var: a1,
-        rhs: call,
-        span: None,
-    });
-    assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
-    // Expression cycle.
-    let mut c = Circuit::default();
-    let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
-    c.exprs.push(Expr::Neg(ExprId(1)));
-    c.exprs.push(Expr::Neg(ExprId(0)));
-    c.assigns.push(Assign {
-        var: a1,
-        rhs: ExprId(0),
-        span: None,
-    });
-    assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
-    // Dangling expression id.
-    let mut c = Circuit::default();
-    let a1 = add_var(&mut c, "a1", VarKind::Algebraic, 0.0);
-    c.assigns.push(Assign {
-        var: a1,
-        rhs: ExprId(9),
-        span: None,
-    });
-    assert!(matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })));
+    type Build = fn(&mut Circuit);
+    let codegen_errors: [(&str, Build); 4] = [
+        ("an algebraic read before its assignment", |c| {
+            let a1 = add_var(c, "a1", VarKind::Algebraic, 0.0);
+            let a2 = add_var(c, "a2", VarKind::Algebraic, 0.0);
+            let r1 = c.add_expr(Expr::Var(a2));
+            let r2 = c.add_expr(Expr::Const(1.0));
+            c.assigns.push(Assign {
+                var: a1,
+                rhs: r1,
+                span: None,
+            });
+            c.assigns.push(Assign {
+                var: a2,
+                rhs: r2,
+                span: None,
+            });
+        }),
+        ("a call of the wrong arity", |c| {
+            let one = c.add_expr(Expr::Const(1.0));
+            let call = c.add_expr(Expr::Call(Func::Max, vec![one]));
+            push_assign(c, "a1", call);
+        }),
+        ("an expression cycle", |c| {
+            c.exprs.push(Expr::Neg(ExprId(1)));
+            c.exprs.push(Expr::Neg(ExprId(0)));
+            push_assign(c, "a1", ExprId(0));
+        }),
+        ("a dangling expression id", |c| {
+            push_assign(c, "a1", ExprId(9));
+        }),
+    ];
+    for (what, build) in codegen_errors {
+        let mut c = Circuit::default();
+        build(&mut c);
+        assert!(
+            matches!(JitKernel::new(&c, &opts), Err(KernelError::Codegen { .. })),
+            "{what}"
+        );
+    }
     // Edges not lowered.
     let mut c = Circuit::default();
     let s = add_var(&mut c, "s", VarKind::State, 0.0);

@@ -170,14 +170,7 @@ fn compiled_back_ends_through_solver_hooks_match_reference() {
     b.ode(x, rhs);
     let c = b.c;
     let kr = compile(&c, Precision::F64);
-    let kj = Kernel::compile(
-        &c,
-        &KernelOptions {
-            backend: Backend::Jit,
-            ..KernelOptions::default()
-        },
-    )
-    .expect("jit");
+    let kj = compile_jit(&c);
     let kc = compile_c(&c);
     let lanes = 3;
     let p = [0.3, 0.5, 0.7];
