@@ -37,6 +37,22 @@ pub struct Var {
     pub span: Option<Span>,
 }
 
+impl Var {
+    /// A new input (value 0) of this variable's node, named after it with `suffix`, declared
+    /// where it is: the slot through which a lowering pass feeds this variable a sum or an
+    /// external signal.
+    pub fn feeding_input(&self, suffix: &str) -> Var {
+        Var {
+            name: format!("{}{suffix}", self.name),
+            kind: VarKind::Input,
+            value: 0.0,
+            node: self.node.clone(),
+            external_input: None,
+            span: self.span,
+        }
+    }
+}
+
 /// The binary operators: the parser's, unchanged from source text to the kernels.
 pub use crate::syntax::ast::BinOp;
 
