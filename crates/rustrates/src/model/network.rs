@@ -824,21 +824,12 @@ fn evaluation_order(
 pub(crate) mod testing {
     pub use crate::model::test_models::network_grid::{delay_steps, weight, yaml, OPERATOR};
 
-    use crate::model::build::build_template;
+    use crate::model::build::tests::build;
     use crate::model::Circuit;
-    use crate::template::{LoadOptions, Loader};
 
     /// The circuit `Net` of a YAML text (unlowered).
     pub fn load(text: &str) -> Circuit {
-        let d = tempfile::tempdir().expect("temp dir");
-        std::fs::write(d.path().join("net.yaml"), text).expect("write");
-        let o = LoadOptions {
-            search_path: Vec::new(),
-            cwd: Some(d.path().to_path_buf()),
-        };
-        let mut l = Loader::new(&o);
-        let t = l.resolve_path("net.Net").expect("resolves");
-        let (c, diags) = build_template(&t, &mut l.sources);
+        let (c, diags) = build(text, "Net");
         c.unwrap_or_else(|| panic!("{diags:?}"))
     }
 }
