@@ -384,6 +384,13 @@ impl Circuit {
     pub fn find_var(&self, name: &str) -> Option<VarId> {
         self.vars.iter().position(|v| v.name == name).map(|i| VarId(i as u32))
     }
+    /// The ids of the variables `keep` accepts, in declaration order.
+    pub fn var_ids_where(&self, mut keep: impl FnMut(VarId, &Var) -> bool) -> Vec<VarId> {
+        (0..self.vars.len() as u32)
+            .map(VarId)
+            .filter(|&id| keep(id, self.var(id)))
+            .collect()
+    }
     /// The variable `name`, or the elements `name[0]`, `name[1]`, ... of the vector variable
     /// it names (empty: neither).
     pub fn find_vars(&self, name: &str) -> Vec<VarId> {

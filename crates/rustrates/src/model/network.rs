@@ -841,22 +841,13 @@ mod tests {
     use crate::model::passes::{lower_edges, specialize_params};
 
     fn vars_named(c: &Circuit, suffix: &str) -> Vec<VarId> {
-        (0..c.vars.len() as u32)
-            .map(VarId)
-            .filter(|v| c.var(*v).name.ends_with(suffix))
-            .collect()
+        c.var_ids_where(|_, v| v.name.ends_with(suffix))
     }
 
     /// Lowered, with every parameter but `G` and `eta` folded (what a sweep over them compiles).
     fn swept(c: &Circuit) -> Circuit {
         let low = lower_edges(c);
-        let per_lane: Vec<VarId> = (0..low.vars.len() as u32)
-            .map(VarId)
-            .filter(|v| {
-                let n = &low.var(*v).name;
-                n.ends_with("/G") || n.ends_with("/eta")
-            })
-            .collect();
+        let per_lane = low.var_ids_where(|_, v| v.name.ends_with("/G") || v.name.ends_with("/eta"));
         specialize_params(&low, &per_lane)
     }
 
