@@ -48,43 +48,25 @@ pub enum Kind {
     Sweep,
 }
 
-/// One diagnostic, located (file, line, col when it has a span), with its text as the
-/// engine's renderer writes it (`syntax::render_concise`, the CLI's concise form).
+/// One diagnostic, the engine's own, with its location as data (`render::location`: file,
+/// line, col when it has a span) and its text as the engine's renderer writes it
+/// (`syntax::render_concise`, the CLI's concise form).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Located {
-    pub code: String,
-    pub message: String,
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    pub col: Option<usize>,
-    pub path: String,
-    pub severity: &'static str,
-    pub help: Option<String>,
+    pub diagnostic: Diagnostic,
+    pub location: Option<(String, usize, usize)>,
     rendered: String,
 }
 
 impl Located {
     pub fn from_diagnostic(d: &Diagnostic, sources: &SourceMap) -> Located {
-        let (file, line, col) = match d.span.and_then(|span| render::location(span, sources)) {
-            Some((file, line, col)) => (Some(file), Some(line), Some(col)),
-            None => (None, None, None),
-        };
         let rendered = match d.severity {
             Severity::Error => render::render_concise(d, sources),
             Severity::Warning => format!("warning: {}", render::render_concise(d, sources)),
         };
         Located {
-            code: d.code.to_string(),
-            message: d.message.clone(),
-            file,
-            line,
-            col,
-            path: d.path.clone(),
-            severity: match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
-            help: d.help.clone(),
+            diagnostic: d.clone(),
+            location: d.span.and_then(|span| render::location(span, sources)),
             rendered,
         }
     }
@@ -97,24 +79,23 @@ impl Located {
 
     /// As [`Located::plain`], with a hint.
     pub fn unlocated(code: &'static str, message: String, path: &str, help: Option<String>) -> Located {
-        let d = Diagnostic::error(code, message.clone());
+        let d = Diagnostic::error(code, message);
+        // The argument is not a template path: it is not printed as ` (in ...)`.
+        let rendered = render::render_concise(&d, &SourceMap::new());
         Located {
-            code: code.to_string(),
-            message,
-            file: None,
-            line: None,
-            col: None,
-            path: path.to_string(),
-            severity: "error",
-            help,
-            // The argument is not a template path: it is not printed as ` (in ...)`.
-            rendered: render::render_concise(&d, &SourceMap::new()),
+            diagnostic: Diagnostic {
+                path: path.to_string(),
+                help,
+                ..d
+            },
+            location: None,
+            rendered,
         }
     }
 
     /// The engine's concise line, then the help.
     pub fn render(&self) -> String {
-        match &self.help {
+        match &self.diagnostic.help {
             Some(help) => format!("{}\n  help: {help}", self.rendered),
             None => self.rendered.clone(),
         }
@@ -138,15 +119,20 @@ pub fn to_pyerr(py: Python<'_>, kind: Kind, items: &[Located]) -> PyErr {
 
 fn attach_diagnostics(py: Python<'_>, err: &PyErr, items: &[Located]) -> PyResult<()> {
     let list = PyList::empty(py);
-    for d in items {
+    for item in items {
+        let d = &item.diagnostic;
+        let (file, line, col) = match &item.location {
+            Some((file, line, col)) => (Some(file), Some(line), Some(col)),
+            None => (None, None, None),
+        };
         let dict = PyDict::new(py);
-        dict.set_item("code", &d.code)?;
+        dict.set_item("code", d.code)?;
         dict.set_item("message", &d.message)?;
-        dict.set_item("file", &d.file)?;
-        dict.set_item("line", d.line)?;
-        dict.set_item("col", d.col)?;
+        dict.set_item("file", file)?;
+        dict.set_item("line", line)?;
+        dict.set_item("col", col)?;
         dict.set_item("path", &d.path)?;
-        dict.set_item("severity", d.severity)?;
+        dict.set_item("severity", d.severity.name())?;
         dict.set_item("help", &d.help)?;
         list.append(dict)?;
     }
@@ -225,7 +211,7 @@ mod tests {
             .with_path("Op.equations[0]")
             .with_help("declare 'q' under variables");
         let loc = Located::from_diagnostic(&d, &sources);
-        assert_eq!((loc.line, loc.col), (Some(3), Some(26)));
+        assert_eq!(loc.location, Some(("models/net.yaml".to_string(), 3, 26)));
         assert_eq!(
             loc.render(),
             "models/net.yaml:3:26: eq/undefined-symbol: unknown symbol 'q' (in Op.equations[0])\n  help: declare 'q' under variables"

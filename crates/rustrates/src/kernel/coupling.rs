@@ -19,23 +19,32 @@
 //! delayed one needs the history); any other coupling is written out (`expand_couplings`).
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
-use crate::model::{Circuit, Expr, Scale, Var, VarKind};
+use super::precision::Real;
 
-/// The arithmetic a coupling needs, in the kernel's precision.
-pub(crate) trait Lane: Copy + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
-    fn of(x: f64) -> Self;
+use crate::model::{Circuit, Expr, Scale, VarKind};
+
+/// A precision the couplings run in: the kernel's arithmetic, and this precision's
+/// per-thread buffer for the inputs with the sums written in.
+pub(crate) trait Lane: Real + 'static {
+    fn inputs_buffer() -> &'static LocalKey<RefCell<Vec<Self>>>;
+}
+
+thread_local! {
+    static INPUTS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static INPUTS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Lane for f64 {
-    fn of(x: f64) -> Self {
-        x
+    fn inputs_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {
+        &INPUTS_F64
     }
 }
 
 impl Lane for f32 {
-    fn of(x: f64) -> Self {
-        x as f32
+    fn inputs_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {
+        &INPUTS_F32
     }
 }
 
@@ -91,14 +100,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
             if circuit.expr(circuit.assigns[a].rhs) != &Expr::Var(ext) {
                 return None;
             }
-            let sum = out.add_var(Var {
-                name: format!("{}#coupled", tv.name),
-                kind: VarKind::Input,
-                value: 0.0,
-                node: tv.node.clone(),
-                external_input: None,
-                span: tv.span,
-            });
+            let sum = out.add_var(tv.feeding_input("#coupled"));
             let rhs = out.add_expr(Expr::Var(sum));
             out.assigns[a].rhs = rhs;
             // The target is now an assignment of its node like any other (it no longer adds
@@ -137,41 +139,18 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
     Some((out, EngineCouplings { blocks }))
 }
 
-thread_local! {
-    static INPUTS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-    static INPUTS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 impl EngineCouplings {
     /// `u` with every coupling's sums written into their input slots (a copy in a per-thread
     /// buffer), passed to `f`.
-    pub(crate) fn with_inputs<R>(
+    pub(crate) fn with_inputs<T: Lane, R>(
         &self,
         lanes: usize,
-        y: &[f64],
-        p: &[f64],
-        u: &[f64],
-        f: impl FnOnce(&[f64]) -> R,
+        y: &[T],
+        p: &[T],
+        u: &[T],
+        f: impl FnOnce(&[T]) -> R,
     ) -> R {
-        INPUTS_F64.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            buf.extend_from_slice(u);
-            self.apply(lanes, y, p, &mut buf);
-            f(&buf)
-        })
-    }
-
-    /// [`Self::with_inputs`] in single precision.
-    pub(crate) fn with_inputs_f32<R>(
-        &self,
-        lanes: usize,
-        y: &[f32],
-        p: &[f32],
-        u: &[f32],
-        f: impl FnOnce(&[f32]) -> R,
-    ) -> R {
-        INPUTS_F32.with(|buf| {
+        T::inputs_buffer().with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
             buf.extend_from_slice(u);

@@ -361,17 +361,36 @@ impl Kernel {
     }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.
     pub fn rhs(&self, args: RhsArgs<'_>) {
-        if let Some(engine) = &self.engine {
-            let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
-            return engine.with_inputs(lanes, y, p, u, |u| self.rhs_compiled(RhsArgs { u, ..args }));
+        self.rhs_with_couplings(args, Self::rhs_compiled);
+    }
+    /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
+    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
+        self.rhs_with_couplings(args, Self::rhs_f32_compiled);
+    }
+    /// `compiled` on `args`, its inputs first completed by the engine's couplings when the
+    /// kernel has any. `compiled` is a function item: each precision gets its own copy, with
+    /// the back end's call made directly.
+    fn rhs_with_couplings<T: coupling::Lane>(&self, args: RhsArgs<'_, T>, compiled: impl Fn(&Self, RhsArgs<'_, T>)) {
+        match &self.engine {
+            Some(engine) => {
+                let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
+                engine.with_inputs(lanes, y, p, u, |u| compiled(self, RhsArgs { u, ..args }));
+            }
+            None => compiled(self, args),
         }
-        self.rhs_compiled(args)
     }
     fn rhs_compiled(&self, args: RhsArgs<'_>) {
         match &self.imp {
             KernelImpl::Reference(k) => k.rhs(args),
             KernelImpl::Jit(k) => k.rhs(args),
             KernelImpl::C(k) => k.rhs(args),
+        }
+    }
+    fn rhs_f32_compiled(&self, args: RhsArgsF32<'_>) {
+        match &self.imp {
+            KernelImpl::Reference(k) => k.rhs_f32(args),
+            KernelImpl::Jit(k) => k.rhs_f32(args),
+            KernelImpl::C(k) => k.rhs_f32(args),
         }
     }
     /// Fused fixed-step integration: advance `args.y` by `args.nsteps` steps of the explicit
@@ -394,21 +413,6 @@ impl Kernel {
             KernelImpl::C(k) => k.steps(args),
             KernelImpl::Jit(k) => k.steps(args),
             KernelImpl::Reference(_) => false,
-        }
-    }
-    /// Single-precision evaluation; the kernel must have been compiled with `Precision::F32`.
-    pub fn rhs_f32(&self, args: RhsArgsF32<'_>) {
-        if let Some(engine) = &self.engine {
-            let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
-            return engine.with_inputs_f32(lanes, y, p, u, |u| self.rhs_f32_compiled(RhsArgs { u, ..args }));
-        }
-        self.rhs_f32_compiled(args)
-    }
-    fn rhs_f32_compiled(&self, args: RhsArgsF32<'_>) {
-        match &self.imp {
-            KernelImpl::Reference(k) => k.rhs_f32(args),
-            KernelImpl::Jit(k) => k.rhs_f32(args),
-            KernelImpl::C(k) => k.rhs_f32(args),
         }
     }
 }

@@ -94,10 +94,7 @@ pub fn dump(c: &Circuit) -> String {
 
 /// Variables under `prefix` not shown yet, then their equations.
 fn section(c: &Circuit, out: &mut String, prefix: &str, ind: &str, shown: &mut [bool]) {
-    let ids: Vec<VarId> = (0..c.vars.len() as u32)
-        .map(VarId)
-        .filter(|id| !shown[id.0 as usize] && c.var(*id).name.starts_with(prefix))
-        .collect();
+    let ids = c.var_ids_where(|id, v| !shown[id.0 as usize] && v.name.starts_with(prefix));
     for id in &ids {
         shown[id.0 as usize] = true;
         let v = c.var(*id);

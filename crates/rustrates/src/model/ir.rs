@@ -37,6 +37,22 @@ pub struct Var {
     pub span: Option<Span>,
 }
 
+impl Var {
+    /// A new input (value 0) of this variable's node, named after it with `suffix`, declared
+    /// where it is: the slot through which a lowering pass feeds this variable a sum or an
+    /// external signal.
+    pub fn feeding_input(&self, suffix: &str) -> Var {
+        Var {
+            name: format!("{}{suffix}", self.name),
+            kind: VarKind::Input,
+            value: 0.0,
+            node: self.node.clone(),
+            external_input: None,
+            span: self.span,
+        }
+    }
+}
+
 /// The binary operators: the parser's, unchanged from source text to the kernels.
 pub use crate::syntax::ast::BinOp;
 
@@ -367,6 +383,13 @@ impl Circuit {
     }
     pub fn find_var(&self, name: &str) -> Option<VarId> {
         self.vars.iter().position(|v| v.name == name).map(|i| VarId(i as u32))
+    }
+    /// The ids of the variables `keep` accepts, in declaration order.
+    pub fn var_ids_where(&self, mut keep: impl FnMut(VarId, &Var) -> bool) -> Vec<VarId> {
+        (0..self.vars.len() as u32)
+            .map(VarId)
+            .filter(|&id| keep(id, self.var(id)))
+            .collect()
     }
     /// The variable `name`, or the elements `name[0]`, `name[1]`, ... of the vector variable
     /// it names (empty: neither).

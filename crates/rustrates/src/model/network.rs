@@ -824,21 +824,12 @@ fn evaluation_order(
 pub(crate) mod testing {
     pub use crate::model::test_models::network_grid::{delay_steps, weight, yaml, OPERATOR};
 
-    use crate::model::build::build_template;
+    use crate::model::build::tests::build;
     use crate::model::Circuit;
-    use crate::template::{LoadOptions, Loader};
 
     /// The circuit `Net` of a YAML text (unlowered).
     pub fn load(text: &str) -> Circuit {
-        let d = tempfile::tempdir().expect("temp dir");
-        std::fs::write(d.path().join("net.yaml"), text).expect("write");
-        let o = LoadOptions {
-            search_path: Vec::new(),
-            cwd: Some(d.path().to_path_buf()),
-        };
-        let mut l = Loader::new(&o);
-        let t = l.resolve_path("net.Net").expect("resolves");
-        let (c, diags) = build_template(&t, &mut l.sources);
+        let (c, diags) = build(text, "Net");
         c.unwrap_or_else(|| panic!("{diags:?}"))
     }
 }
@@ -850,22 +841,13 @@ mod tests {
     use crate::model::passes::{lower_edges, specialize_params};
 
     fn vars_named(c: &Circuit, suffix: &str) -> Vec<VarId> {
-        (0..c.vars.len() as u32)
-            .map(VarId)
-            .filter(|v| c.var(*v).name.ends_with(suffix))
-            .collect()
+        c.var_ids_where(|_, v| v.name.ends_with(suffix))
     }
 
     /// Lowered, with every parameter but `G` and `eta` folded (what a sweep over them compiles).
     fn swept(c: &Circuit) -> Circuit {
         let low = lower_edges(c);
-        let per_lane: Vec<VarId> = (0..low.vars.len() as u32)
-            .map(VarId)
-            .filter(|v| {
-                let n = &low.var(*v).name;
-                n.ends_with("/G") || n.ends_with("/eta")
-            })
-            .collect();
+        let per_lane = low.var_ids_where(|_, v| v.name.ends_with("/G") || v.name.ends_with("/eta"));
         specialize_params(&low, &per_lane)
     }
 

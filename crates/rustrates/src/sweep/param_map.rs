@@ -310,12 +310,12 @@ pub fn resolve(map: &ParamMap, grid_keys: &[String], circuit: &Circuit) -> Resul
             }
             MapTargets::Nodes(nodes) => {
                 for node in nodes {
-                    resolve_nodes(key, node, &entry.vars, circuit, &mut ids)?;
+                    ids.extend(resolve_nodes(key, node, &entry.vars, circuit)?);
                 }
             }
             MapTargets::Edges(edges) => {
                 for e in edges {
-                    resolve_edge(key, e, &entry.vars, circuit, &mut ids)?;
+                    ids.extend(resolve_edge(key, e, &entry.vars, circuit)?);
                 }
             }
             MapTargets::Paths => {
@@ -409,19 +409,14 @@ fn operators_of<'c>(node: &str, circuit: &'c Circuit) -> &'c [String] {
 /// A node entry (a node, or a pattern): each var is set on every named node that has it
 /// (PyRates filters the nodes by the variable the same way); a var none of them has is an
 /// error.
-fn resolve_nodes(
-    key: &str,
-    pattern: &str,
-    vars: &[String],
-    circuit: &Circuit,
-    ids: &mut Vec<VarId>,
-) -> Result<(), ParamMapError> {
+fn resolve_nodes(key: &str, pattern: &str, vars: &[String], circuit: &Circuit) -> Result<Vec<VarId>, ParamMapError> {
+    let mut ids = Vec::new();
     for var in vars {
         for node in nodes_having(key, pattern, var, circuit)? {
             ids.extend(node_vars(&node, operators_of(&node, circuit), var, circuit));
         }
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// The nodes a `param_map` node entry (a node, or a pattern with `all`) names that have `var`,
@@ -476,13 +471,7 @@ pub fn value_targets(key: &str, node: &str, var: &str, circuit: &Circuit) -> Res
     Ok(nodes.iter().map(|n| format!("{n}/{var}")).collect())
 }
 
-fn resolve_edge(
-    key: &str,
-    e: &EdgeRef,
-    vars: &[String],
-    circuit: &Circuit,
-    ids: &mut Vec<VarId>,
-) -> Result<(), ParamMapError> {
+fn resolve_edge(key: &str, e: &EdgeRef, vars: &[String], circuit: &Circuit) -> Result<Vec<VarId>, ParamMapError> {
     // An edge is named by its nodes or, as PyRates 1.x names it, by the variable paths it
     // connects. Through an edge operator the IR's source is the operator's output, so there the
     // declared source path (`node/op/var` of the source node) names it.
@@ -523,6 +512,7 @@ fn resolve_edge(
             existing: between.iter().map(|x| x.idx).collect(),
         });
     };
+    let mut ids = Vec::with_capacity(vars.len());
     for var in vars {
         // An edge operator's own variables (`op/var`) are the edge's too, whether or not the
         // edge's attribute dict set them.
@@ -553,7 +543,7 @@ fn resolve_edge(
         };
         ids.push(id);
     }
-    Ok(())
+    Ok(ids)
 }
 
 #[cfg(test)]

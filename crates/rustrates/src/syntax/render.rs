@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use super::diag::{Diagnostic, Diagnostics, Severity};
+use super::diag::{Diagnostic, Diagnostics};
 use super::source::{SourceFile, SourceMap, Span};
 
 const TAB: &str = "    ";
@@ -56,11 +56,7 @@ pub fn render_all_concise(ds: &Diagnostics, sources: &SourceMap) -> String {
 
 /// The full form with a code frame. Lines are separated by newlines; there is no trailing one.
 pub fn render_full(d: &Diagnostic, sources: &SourceMap) -> String {
-    let severity = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    };
-    let mut out = format!("{severity}[{}]: {}", d.code, d.message);
+    let mut out = format!("{}[{}]: {}", d.severity.name(), d.code, d.message);
 
     let primary = d.span.and_then(|s| locate(s, sources));
     let mut marks: Vec<Mark<'_>> = Vec::new();

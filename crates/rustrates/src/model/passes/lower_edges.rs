@@ -105,15 +105,9 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
     }
     let kept: HashMap<VarId, usize> = kept_targets.into_iter().collect();
     for tgt in order {
-        let tv = out.var(tgt).clone();
-        let ext = out.add_var(Var {
-            name: format!("{}#ext", tv.name),
-            kind: VarKind::Input,
-            value: 0.0,
-            node: tv.node.clone(),
-            external_input: None,
-            span: tv.span,
-        });
+        let ext_var = out.var(tgt).feeding_input("#ext");
+        let span = ext_var.span;
+        let ext = out.add_var(ext_var);
         let mut rhs = out.add_expr(Expr::Var(ext));
         if !kept.contains_key(&tgt) {
             let list = terms.remove(&tgt).unwrap_or_default();
@@ -123,11 +117,7 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
         if let Some(a) = out.assigns.iter_mut().find(|a| a.var == tgt) {
             a.rhs = out_add(&mut out.exprs, a.rhs, rhs);
         } else {
-            out.assigns.push(Assign {
-                var: tgt,
-                rhs,
-                span: tv.span,
-            });
+            out.assigns.push(Assign { var: tgt, rhs, span });
         }
         let v = &mut out.vars[tgt.0 as usize];
         v.kind = VarKind::Algebraic;
