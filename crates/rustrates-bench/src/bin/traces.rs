@@ -12,10 +12,13 @@
 //! per point at T 5): summaries only; traces by the default route (one file, uncompressed);
 //! deflated (`--compress`); as float32, plain and deflated; and through part files of 4,096
 //! points (`chunk_size: 4096`: resumable, merged). Each is the median of `--repeats` runs, the
-//! cases interleaved. Reports seconds, × the summaries-only sweep, file size, write bandwidth
-//! (file bytes / the time beyond the summaries-only sweep's) and the process' peak resident
-//! memory (the largest of the runs), checked against the bound the design gives
-//! ([`rss_bound_mb`]). Then the codec alone on the reference traces: shuffle, and shuffle +
+//! cases interleaved, each (and `dd`) started from the same state ([`settle`]: the disk idle,
+//! the memory the case before freed returned to the host). Reports seconds, × the
+//! summaries-only sweep, file size, write bandwidth (file bytes / the time beyond the
+//! summaries-only sweep's) and the process' peak resident memory (the largest of the runs),
+//! checked against the bound the design gives ([`rss_bound_mb`]); and per case what the disk
+//! did while it ran (anyone's I/O: dirty MB at its start, MB written and discarded, seconds of
+//! write requests). Then the codec alone on the reference traces: shuffle, and shuffle +
 //! deflate per level, one thread. Then reading a file back with the engine's reader (whole,
 //! a tenth of the points, without traces; from the page cache).
 //!
@@ -81,6 +84,111 @@ fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64
 
 /// The share of the bound allowed for memory the allocator holds freed but not yet returned.
 const ALLOCATOR_SLACK: f64 = 0.05;
+
+/// Puts every timed case in the same state: the filesystem holding `dir` has written back
+/// every dirty page and committed its journal (`syncfs`), so the disk is idle; then a pause of
+/// [`SETTLE_PAUSE`], so the memory the case before freed (its file's page cache, dropped with
+/// the file) has been handed back to the host. This VM reports free pages to its host
+/// (virtio-balloon free page reporting, `page_reporting.min_free_ms` 0), and a page the host
+/// took back costs a host fault and zeroing when touched again. The same traces sweep spent
+/// 0.07–0.17 or 0.45–0.83 s of system time from one run to the next, much of it in the
+/// page-cache copy: what warm or cold pages would do (likely, not proven under load). Cold
+/// pages are what a sweep meets when nothing large was freed just before it, so every case
+/// gets them.
+fn settle(dir: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: a valid open descriptor for the call's duration.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(format!("syncfs {}: {}", dir.display(), std::io::Error::last_os_error()));
+    }
+    std::thread::sleep(SETTLE_PAUSE);
+    Ok(())
+}
+
+/// Longer than the kernel's page reporting delay (2 s: `PAGE_REPORTING_DELAY`).
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Dirty and under-writeback page cache of the whole machine (`/proc/meminfo`), MB: other
+/// processes' writes the disk is busy with when a case starts.
+fn dirty_mb() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| -> Option<f64> {
+        let line = meminfo.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) * 1024.0 / 1e6)
+}
+
+/// The block device a directory is on, read through its I/O counters
+/// (`/sys/dev/block/MAJOR:MINOR/stat`, the kernel's iostats: all processes' I/O to it).
+struct Disk {
+    stat: PathBuf,
+}
+
+/// Counters of [`Disk`] at one moment, or their growth over a case.
+#[derive(Clone, Copy)]
+struct DiskCounters {
+    written_sectors: u64,
+    /// Milliseconds write requests spent queued and in service, summed over requests.
+    write_ms: u64,
+    discarded_sectors: u64,
+}
+
+impl Disk {
+    fn of(dir: &Path) -> Option<Disk> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).ok()?.dev();
+        let stat = PathBuf::from(format!("/sys/dev/block/{}:{}/stat", libc::major(dev), libc::minor(dev)));
+        stat.exists().then_some(Disk { stat })
+    }
+
+    fn counters(&self) -> Option<DiskCounters> {
+        let text = std::fs::read_to_string(&self.stat).ok()?;
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        // Fields 7 and 8 (1-based): sectors written, write ticks; 14: sectors discarded.
+        Some(DiskCounters {
+            written_sectors: *fields.get(6)?,
+            write_ms: *fields.get(7)?,
+            discarded_sectors: fields.get(13).copied().unwrap_or(0),
+        })
+    }
+}
+
+impl DiskCounters {
+    fn since(self, before: DiskCounters) -> DiskCounters {
+        DiskCounters {
+            written_sectors: self.written_sectors.saturating_sub(before.written_sectors),
+            write_ms: self.write_ms.saturating_sub(before.write_ms),
+            discarded_sectors: self.discarded_sectors.saturating_sub(before.discarded_sectors),
+        }
+    }
+}
+
+/// Per case, the medians over its runs of what the machine had dirty when it started and
+/// what the disk wrote and discarded while it ran (anyone's I/O: a case that wrote far more
+/// than its file shared the disk).
+fn print_disk_use(labels: &[&str], runs: &[Vec<(Option<f64>, Option<DiskCounters>)>]) {
+    println!(
+        "\n{:<42} {:>9} {:>11} {:>10} {:>12}",
+        "the disk during each case (medians)", "dirty MB", "written MB", "write s", "discarded MB"
+    );
+    for (label, runs) in labels.iter().zip(runs) {
+        let dirty = runs.iter().map(|r| r.0).collect::<Option<Vec<_>>>().map(median);
+        let disk = runs.iter().map(|r| r.1).collect::<Option<Vec<_>>>();
+        let column = |f: &dyn Fn(&DiskCounters) -> f64| {
+            disk.as_ref()
+                .map_or("-".to_string(), |d| format!("{:.1}", median(d.iter().map(f).collect())))
+        };
+        println!(
+            "{label:<42} {:>9} {:>11} {:>10} {:>12}",
+            dirty.map_or("-".to_string(), |d| format!("{d:.1}")),
+            column(&|d| d.written_sectors as f64 * 512.0 / 1e6),
+            column(&|d| d.write_ms as f64 / 1e3),
+            column(&|d| d.discarded_sectors as f64 * 512.0 / 1e6),
+        );
+    }
+}
 
 /// HDF5's shuffle filter (byte planes), as the engine applies it before deflate.
 fn shuffle(raw: &[u8], size: usize) -> Vec<u8> {
@@ -190,8 +298,10 @@ fn real_main() -> Result<(), String> {
     let mut times = vec![Vec::new(); cases.len()];
     let mut peaks = vec![0.0f64; cases.len()];
     let mut sizes = vec![0u64; cases.len()];
+    let mut disk_use = vec![Vec::new(); cases.len()];
     let mut dd = Vec::new();
     let x = work.path().join("x");
+    let disk = Disk::of(work.path());
     for _ in 0..args.repeats.max(1) {
         for (i, (_, keep, extra, flags)) in cases.iter().enumerate() {
             let spec = work.path().join(format!("spec{i}.yaml"));
@@ -200,7 +310,11 @@ fn real_main() -> Result<(), String> {
             let _ = std::fs::remove_file(&out);
             let mut cmd = sweep_command(&cli, &spec, &out, args.threads);
             cmd.args(*flags);
+            settle(work.path())?;
+            let (dirty, before) = (dirty_mb(), disk.as_ref().and_then(Disk::counters));
             let (secs, peak) = run_process_with_peak(&mut cmd)?;
+            let after = disk.as_ref().and_then(Disk::counters);
+            disk_use[i].push((dirty, before.zip(after).map(|(b, a)| a.since(b))));
             times[i].push(secs);
             peaks[i] = peaks[i].max(peak);
             sizes[i] = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
@@ -210,6 +324,7 @@ fn real_main() -> Result<(), String> {
         cmd.arg("if=/dev/zero")
             .arg(format!("of={}", x.display()))
             .args(["bs=1M", "count=400", "conv=fsync"]);
+        settle(work.path())?;
         dd.push(run_process_with_peak(&mut cmd)?.0);
         std::fs::remove_file(&x).map_err(|e| e.to_string())?;
     }
@@ -255,6 +370,7 @@ fn real_main() -> Result<(), String> {
         419.4,
         419.4 / dd
     );
+    print_disk_use(&cases.map(|c| c.0), &disk_use);
     println!(
         "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB, + {:.0} % allocator slack)",
         rustrates::io::h5::QUEUE_BYTES / 1_000_000,
