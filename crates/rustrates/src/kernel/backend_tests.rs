@@ -9,7 +9,7 @@ use super::test_kit::{
 };
 use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
-use crate::model::{BinOp, Circuit, Expr, Func, VarId, VarKind};
+use crate::model::{Circuit, Expr, Func, VarId, VarKind};
 
 /// Every case of the all-ops circuit, in precision `R` (`precision`), against its `f64`
 /// closure over lane blocks of `lane_counts`; `holds(case's tolerance, back end, got, want)`
@@ -552,13 +552,8 @@ fn fused_steps_decline_past_randn_and_implicit_tableaux() {
 #[test]
 fn fused_rk4_decay_matches_exponential() {
     let kit = Kit::new();
-    let mut c = empty_circuit("decay");
-    let x = super::test_kit::add_var(&mut c, "x", VarKind::State, 1.0);
-    let k = super::test_kit::add_var(&mut c, "k", VarKind::Param, 1.0);
-    let (xe, ke) = (c.add_expr(Expr::Var(x)), c.add_expr(Expr::Var(k)));
-    let m = c.add_expr(Expr::Binary(BinOp::Mul, ke, xe));
-    let d = c.add_expr(Expr::Neg(m));
-    push_ode(&mut c, x, d);
+    // x' = -k x, its one parameter k swept over the lanes.
+    let c = crate::model::test_models::exponential_decay().0;
     let p = vec![0.5, 1.0, 2.0];
     for backend in kit.compiled_backends() {
         let kernel = kit.kernel(&c, backend, Precision::F64);

@@ -82,6 +82,16 @@ impl Builder {
         let rhs = self.mul(ce, x2);
         self.ode(x, rhs);
     }
+    /// State `n/op/x` (x(0) = 1) and `−x(t − d)` with the delay `d` the parameter `n/op/d`
+    /// (default `delay`), so that lanes can sweep it; the caller attaches or extends the
+    /// right-hand side.
+    pub fn parameter_delayed_decay(&mut self, delay: f64) -> (VarId, ExprId) {
+        let x = self.var("n/op/x", VarKind::State, 1.0);
+        let d = self.var("n/op/d", VarKind::Param, delay);
+        let de = self.v(d);
+        let past = self.past(x, de);
+        (x, self.neg(past))
+    }
     /// `x' = −x(t − delay)`: the delay equation with a closed form by the method of steps.
     pub fn delayed_decay(&mut self, x: VarId, delay: ExprId) {
         let past = self.past(x, delay);

@@ -78,10 +78,8 @@ fn delay_equation_matches_method_of_steps_at_method_order() {
 #[test]
 fn lanes_with_different_delays_equal_single_runs_bitwise() {
     let mut b = Builder::new("dde2");
-    let x = b.var("n/op/x", VarKind::State, 1.0);
-    let d = b.var("n/op/d", VarKind::Param, 1.0);
-    let de = b.v(d);
-    b.delayed_decay(x, de);
+    let (x, rhs) = b.parameter_delayed_decay(1.0);
+    b.ode(x, rhs);
     let c = b.c;
     let k = compile(&c, Precision::F64);
     let delays = [0.5, 1.0, 1.7];

@@ -155,11 +155,7 @@ fn compiled_back_ends_through_solver_hooks_match_reference() {
     // JIT and C kernels, stepped by every method, agree with the reference kernel to 1e-12
     // relative (the back ends' contract) on a delayed, noisy, time-dependent model.
     let mut b = Builder::new("hooks");
-    let x = b.var("n/op/x", VarKind::State, 1.0);
-    let d = b.var("n/op/d", VarKind::Param, 0.3);
-    let de = b.v(d);
-    let past = b.past(x, de);
-    let np = b.neg(past);
+    let (x, np) = b.parameter_delayed_decay(0.3);
     let noise = b.c.add_expr(Expr::Randn);
     let s = b.k(0.1);
     let sn = b.mul(s, noise);
