@@ -22,9 +22,11 @@ use crate::support::{backends, bits, c_available, load_net};
 const DT: f64 = 1e-4;
 
 /// `network_grid.c`'s `W[i][j]` (from `j` to `i`); with `sparse`, every third entry is 0 so
-/// the matrix forms must leave those edges out as the edge list does.
+/// the matrix forms must leave those edges out as the edge list does, and rows 7 and `n - 1`
+/// are all 0 (a target with no term keeps its external input alone: a row inside the block
+/// and its last, where a row-start walk could read its neighbour's entries or past the end).
 fn weight(n: usize, i: usize, j: usize, sparse: bool) -> f64 {
-    if sparse && (i + 2 * j).is_multiple_of(3) {
+    if sparse && ((i + 2 * j).is_multiple_of(3) || i == 7 || i == n - 1) {
         return 0.0;
     }
     network_grid::weight(n, i, j)
@@ -290,23 +292,31 @@ fn a_block_is_one_coupling_in_the_ir_and_plans_as_its_expansion() {
     }
 }
 
-/// One evaluation of `kernel` in precision `R` over 3 lanes at states, parameters and inputs
+/// One evaluation of `kernel` in precision `R` over 11 lanes at states, parameters and inputs
 /// that differ per lane: the derivatives and the algebraics, as the bits of each value widened
 /// to `f64` (exact, so equal bits are equal values of `R`).
 fn evaluate_in<R: Real>(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
-    let lanes = 3;
+    // A chunk of 8 lanes (the engine coupling's register path) and 3 more (its lane-by-lane path).
+    let lanes = 11;
     let l = kernel.layout();
     let c = kernel.circuit();
     let spread = |k: usize, lane: usize| 1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64;
-    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<R> {
+    // `offset · k`: inputs get 1e-4 per slot, so no two input slots are alike though every
+    // default is 0 (an empty row's sum slot must not happen to hold its external input's values).
+    let per_lane = |vars: &[rustrates::model::VarId], offset: f64| -> Vec<R> {
         vars.iter()
             .enumerate()
             .flat_map(|(k, v)| {
-                (0..lanes).map(move |lane| R::of(c.var(*v).value * spread(k, lane) + 0.001 * lane as f64))
+                (0..lanes)
+                    .map(move |lane| R::of(c.var(*v).value * spread(k, lane) + 0.001 * lane as f64 + offset * k as f64))
             })
             .collect()
     };
-    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
+    let (y, p, u) = (
+        per_lane(&l.states, 0.0),
+        per_lane(&l.params, 0.0),
+        per_lane(&l.inputs, 1e-4),
+    );
     let mut dy = vec![R::ZERO; l.states.len() * lanes];
     let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
     R::rhs(

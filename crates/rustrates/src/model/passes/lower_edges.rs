@@ -40,7 +40,7 @@ pub fn lower_edges(c: &Circuit) -> Circuit {
 type TermScale = Option<(usize, Scale)>;
 
 /// As [`lower_edges`], but a block whose targets nothing else feeds (no edge, no other block,
-/// no equation of their node) and that reaches every target stays one [`Coupling`]: its
+/// no equation of their node) stays one [`Coupling`]: its
 /// targets' assignments are their external inputs alone and `lowered` is set, so the sum
 /// is added by the back end that runs the coupling, or written out by [`expand_couplings`].
 pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
@@ -66,11 +66,12 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
         .couplings
         .iter()
         .map(|cp| {
+            // A target whose row is empty (a region without inputs in a connectome) is fed
+            // by nothing: its sum is its external input alone, as the edge list's.
             !cp.lowered
                 && cp.targets.iter().enumerate().all(|(i, t)| {
-                    cp.row_starts[i + 1] > cp.row_starts[i]
-                        && feeds[t.0 as usize] == 1
-                        && c.var(*t).kind == VarKind::Input
+                    let fed_here = u32::from(cp.row_starts[i + 1] > cp.row_starts[i]);
+                    feeds[t.0 as usize] == fed_here && c.var(*t).kind == VarKind::Input
                 })
         })
         .collect();
