@@ -686,38 +686,40 @@ fn delayed_coupling(
         weights: ws,
         ..
     } = at;
-    if let Some(vs) = per_lane {
-        let _ = writeln!(
-            s,
-            "if (R) rr_lane_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, (size_t){first});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_lane_{sfx}(lanes, t, ctx, P, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, NI + {vs}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
-            n = cp.len(),
-            ob = tgt.base,
-            os = tgt.stride,
-            or = row(tgt.base, tgt.stride),
-            nq = q.terms,
-            qi = q.rows,
-            qj = q.sources,
-            qw = q.weights,
-            qv = q.vars,
-            first = q.whole,
-        );
-        return;
-    }
+    // The ring's entry point and the tail of its arguments (both read the terms in column
+    // order), and for the hook path (no ring) the lane delays' parameters.
+    let terms = format!(
+        "(size_t){}, NI + {}, NI + {}, ND + {}, NI + {}",
+        q.terms, q.rows, q.sources, q.weights, q.vars
+    );
+    let (ring_fn, ring_args, hook_fn, hook_params, hook_lane_delays) = match per_lane {
+        Some(vs) => (
+            "rr_lane_coupling",
+            format!("{terms}, (size_t){}", q.whole),
+            "rr_delayed_lane",
+            "P, ",
+            format!(", NI + {vs}"),
+        ),
+        None => (
+            "rr_ring_coupling",
+            format!(
+                "NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, {terms}, ND + {qd}, R->whole + {whole}, {cv}",
+                qd = q.delays,
+                whole = q.whole,
+                cv = q.column_vars.map_or("0".to_string(), |cv| format!("NI + {cv}")),
+            ),
+            "rr_delayed",
+            "",
+            String::new(),
+        ),
+    };
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole}, {cv});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) {ring_fn}_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, {ring_args});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    {hook_fn}_{sfx}(lanes, t, ctx, {hook_params}{er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}{hook_lane_delays}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
         ob = tgt.base,
         os = tgt.stride,
         or = row(tgt.base, tgt.stride),
-        nq = q.terms,
-        qi = q.rows,
-        qj = q.sources,
-        qw = q.weights,
-        qv = q.vars,
-        qd = q.delays,
-        whole = q.whole,
-        cv = q.column_vars.map_or("0".to_string(), |cv| format!("NI + {cv}")),
     );
 }
 
@@ -1313,26 +1315,12 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
         for (int i = 0; i < stages; i++) {{
             const double* yin = Y;
             if (i > 0) {{
-                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-                for (int m = 0; m < i; m++) {{
-                    const double am = TA[i * stages + m];
-                    if (am == 0.0) continue;
-                    const double* restrict Km = K + (size_t)m * n;
-                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
-                }}
-                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
+                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
                 yin = YT;
             }}
             rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0);
         }}
-        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-        for (int m = 0; m < stages; m++) {{
-            const double bm = TB[m];
-            if (bm == 0.0) continue;
-            const double* restrict Km = K + (size_t)m * n;
-            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
-        }}
-        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
+        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
     }}
 }}
 
