@@ -171,7 +171,7 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
 /// operations, in the same order, as `DelayRing::value` and the solver's history.
 const RING: &str = r#"
 typedef struct {
-    const double* data; /* [h][x, m0, m1][slot][lane] */
+    const double* data; /* [h][x, m0, m1][slot][lane] (x only when planes is 1) */
     const double* extrapolate; /* [h][lane] */
     const double* init; /* [h][lane] */
     const long long* newest; /* [h]: step of the newest point, -1 none */
@@ -188,6 +188,7 @@ typedef struct {
     const long long* lane_whole;
     const long long* lane_kmin;
     const long long* lane_kmax;
+    unsigned long long planes; /* per history: 3 (x, m0, m1), or 1 (a run reading whole steps only) */
 } rr_ring;
 
 /* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
@@ -211,7 +212,7 @@ static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t
     const long long newest = R->newest[h];
     if (newest < 0 || tq <= 0.0) return R->init[h * L + l];
     const double tn = (double)(size_t)newest * R->dt;
-    const double* X = R->data + h * 3 * S * L;
+    const double* X = R->data + h * R->planes * S * L;
     if (tq >= tn) return X[(size_t)R->newest_slot[h] * L + l] + R->extrapolate[h * L + l] * (tq - tn);
     if (at_step) return X[rr_slot_of(R, h, (size_t)m) * L + l];
     const size_t last = (size_t)newest - 1;
@@ -247,7 +248,7 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     }
     const double tn = (double)(size_t)newest * R->dt;
     const size_t ns = (size_t)R->newest_slot[h];
-    const double* X = R->data + h * 3 * S * L;
+    const double* X = R->data + h * R->planes * S * L;
     if (tq >= tn) {
         p.kind = 2;
         p.a = X + ns * L;
@@ -343,7 +344,7 @@ static inline __attribute__((always_inline)) void rr_ring_term_SFX(size_t lanes,
         if (newest < 0 || m <= 0) {
             a = R->init + h * lanes;
         } else if (m < newest) {
-            a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * lanes;
+            a = R->data + (h * R->planes * S + rr_slot_of(R, h, (size_t)m)) * lanes;
         } else {
             rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, delay, d), w, Oi, x_now);
             return;
@@ -377,7 +378,7 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                 const size_t hp = R->hist_of[vp];
                 const long long np = R->newest[hp], mp = now - dp;
                 if (np >= 0 && mp > 0 && mp < np) {
-                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * lanes);
+                    const char* x = (const char*)(R->data + (hp * R->planes * S + rr_slot_of(R, hp, (size_t)mp)) * lanes);
                     for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
                 }
             }
@@ -411,7 +412,7 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
                                  QV[q0 + i], (double)(RTYPE)QD[q0 + i], WS[q0 + i]);
             continue;
         }
-        const double* restrict X = R->data + h * 3 * (size_t)S * lanes;
+        const double* restrict X = R->data + h * R->planes * (size_t)S * lanes;
         const double* restrict I = R->init + h * lanes;
         /* step now - k is in slot ns - (newest - now + k), plus S when that is negative */
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
@@ -515,7 +516,7 @@ static __attribute__((noinline)) void rr_lane_read_SFX(const rr_ring* restrict R
         const double* restrict D, const long long* restrict K, size_t lanes, RTYPE w, RTYPE* restrict Oi) {
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long newest = R->newest[h];
-    const double* restrict X = R->data + h * 3 * S * L;
+    const double* restrict X = R->data + h * R->planes * S * L;
     const double dt = R->dt, inv = 1.0 / dt;
     const double tn = newest >= 0 ? (double)(size_t)newest * dt : 0.0;
     const double last = newest >= 1 ? (double)(newest - 1) : -1.0;
@@ -586,7 +587,7 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
                 const size_t hp = R->hist_of[vp];
                 const long long np = R->newest[hp], mp = now - kp;
                 if (np >= 0 && mp > 0 && mp < np) {
-                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    const char* x = (const char*)(R->data + (hp * R->planes * S + rr_slot_of(R, hp, (size_t)mp)) * L);
                     for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
                 }
             }
@@ -603,7 +604,7 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
         const long long newest = R->newest[h], kmin = R->lane_kmin[lt], kmax = R->lane_kmax[lt];
         const long long* restrict K = R->lane_whole + lt * L;
         if (now >= 0 && kmin >= 0 && newest >= 0 && now - kmax > 0 && now - kmin < newest) {
-            const double* restrict X = R->data + h * 3 * S * L;
+            const double* restrict X = R->data + h * R->planes * S * L;
             if (kmin == kmax) {
                 const double* restrict a = X + rr_slot_of(R, h, (size_t)(now - kmin)) * L;
                 for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
