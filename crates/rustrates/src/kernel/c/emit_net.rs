@@ -387,6 +387,30 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                          (double)(RTYPE)QD[q], WS[q]);
     }
 }
+/* Column rows whose delays are at least one whole step, inside the ring: O[i] += W[i] *
+   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. */
+static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
+        size_t os, const double* restrict X, long long back0, long long S, const long long* restrict K,
+        const double* restrict W) {
+    for (size_t i = 0; i < n; i++) {
+        const long long k = K[i];
+        if (k > 0) {
+            long long s = back0 - k;
+            s += s < 0 ? S : 0;
+            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], X + (size_t)s * lanes);
+        }
+    }
+}
+/* A function of its own: inlined into the long rhs, the loop ran out of registers and
+   reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
+   Specialised for the block widths, as the rhs is. */
+static __attribute__((noinline)) void rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
+        const double* restrict X, long long back0, long long S, const long long* restrict K,
+        const double* restrict W) {
+    if (lanes == RR_CHUNK) rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, back0, S, K, W);
+    else if (lanes == RR_BLOCK) rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, back0, S, K, W);
+    else rr_column_rows_body_SFX(lanes, n, O, os, X, back0, S, K, W);
+}
 /* rr_ring_whole_SFX for a coupling whose rows all read the same sources in the same order
    (an all-to-all edge list, a connectivity matrix): column c's terms are c * n + i for rows
    i = 0 .. n-1, and all its delayed terms read the variable CV[c] (~0: none does), so per
@@ -423,24 +447,23 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
            none; the others (a zero delay: the source now; a fraction) are the general term. */
         unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
         long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
+        long long klow = 1;               /* below 1: some row is the general term's */
         for (size_t i = 0; i < n; i++) {
             const unsigned long long u = (unsigned long long)(K[i] - 1);
             kmin1 = u < kmin1 ? u : kmin1;
             kmax = K[i] > kmax ? K[i] : kmax;
+            klow = K[i] < klow ? K[i] : klow;
         }
         const long long kmin = (long long)kmin1 + 1;
         if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
-            for (size_t i = 0; i < n; i++) {
-                const long long k = K[i];
-                if (k > 0) {
-                    long long s = back0 - k;
-                    s += s < 0 ? S : 0;
-                    rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
-                } else {
-                    rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                     QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
-                }
-            }
+            /* Each row takes one term of the column, so the rows of whole steps first and the
+               rest after add the same terms to every row in the same order. */
+            rr_column_rows_SFX(lanes, n, O, os, X, back0, S, K, Wc);
+            if (klow < 1)
+                for (size_t i = 0; i < n; i++)
+                    if (K[i] <= 0)
+                        rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
+                                         QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
             continue;
         }
         for (size_t i = 0; i < n; i++) {
@@ -1247,7 +1270,11 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
         env!("CARGO_PKG_VERSION")
     );
     text.push_str(PRELUDE);
-    let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
+    let _ = writeln!(
+        text,
+        "#define RR_CHUNK {CHUNK}\n#define RR_BLOCK {}",
+        super::emit::BLOCK
+    );
     text.push_str(RING);
     for (t, sfx) in [("double", "d"), ("float", "f")] {
         text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
