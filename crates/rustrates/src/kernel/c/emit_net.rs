@@ -202,6 +202,24 @@ static inline __attribute__((always_inline)) size_t rr_slot_of(const rr_ring* R,
     return ns >= back ? ns - back : ns + S - back;
 }
 
+/* The step lo (newest - 1 at most) with lo*dt <= tq < (lo+1)*dt, for 0 < tq < t_newest, and
+   the Hermite weights w of tq on it: DelayRing::step_of and hermite_weights. */
+static inline __attribute__((always_inline)) size_t rr_hermite_step(const rr_ring* R, long long newest, double tq,
+        double w[4]) {
+    const size_t last = (size_t)newest - 1;
+    const double guess = floor(tq / R->dt);
+    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
+    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
+    while (lo > 0 && (double)lo * R->dt > tq) lo--;
+    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
+    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    w[0] = 2.0 * s3 - 3.0 * s2 + 1.0;
+    w[1] = (s3 - 2.0 * s2 + s) * step;
+    w[2] = -2.0 * s3 + 3.0 * s2;
+    w[3] = (s3 - s2) * step;
+    return lo;
+}
+
 /* One lane's read of history h at t - delay (whole: the delay in whole steps, -1 a fraction),
    for terms whose lanes read different delays: DelayRing::value's rule and operations. */
 static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t, double delay, long long whole) {
@@ -215,18 +233,10 @@ static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t
     const double* X = R->data + h * R->planes * S * L;
     if (tq >= tn) return X[(size_t)R->newest_slot[h] * L + l] + R->extrapolate[h * L + l] * (tq - tn);
     if (at_step) return X[rr_slot_of(R, h, (size_t)m) * L + l];
-    const size_t last = (size_t)newest - 1;
-    const double guess = floor(tq / R->dt);
-    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
-    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
-    while (lo > 0 && (double)lo * R->dt > tq) lo--;
-    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
-    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
-    const double w0 = 2.0 * s3 - 3.0 * s2 + 1.0, w1 = (s3 - 2.0 * s2 + s) * step;
-    const double w2 = -2.0 * s3 + 3.0 * s2, w3 = (s3 - s2) * step;
-    const size_t s0 = rr_slot_of(R, h, lo);
+    double w[4];
+    const size_t s0 = rr_slot_of(R, h, rr_hermite_step(R, newest, tq, w));
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
-    return w0 * X[s0 * L + l] + w1 * X[(S + s0) * L + l] + w2 * X[s1 * L + l] + w3 * X[(2 * S + s0) * L + l];
+    return w[0] * X[s0 * L + l] + w[1] * X[(S + s0) * L + l] + w[2] * X[s1 * L + l] + w[3] * X[(2 * S + s0) * L + l];
 }
 
 /* whole: the term's delay in whole steps (-1: a fraction); with R->now >= 0 such a read takes
@@ -261,18 +271,13 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
         p.a = X + rr_slot_of(R, h, (size_t)m) * L;
         return p;
     }
-    const size_t last = (size_t)newest - 1;
-    const double guess = floor(tq / R->dt);
-    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
-    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
-    while (lo > 0 && (double)lo * R->dt > tq) lo--;
-    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
-    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    double w[4];
+    const size_t lo = rr_hermite_step(R, newest, tq, w);
     p.kind = 3;
-    p.w0 = 2.0 * s3 - 3.0 * s2 + 1.0;
-    p.w1 = (s3 - 2.0 * s2 + s) * step;
-    p.w2 = -2.0 * s3 + 3.0 * s2;
-    p.w3 = (s3 - s2) * step;
+    p.w0 = w[0];
+    p.w1 = w[1];
+    p.w2 = w[2];
+    p.w3 = w[3];
     /* lo is within the ring (newest - lo < slots) */
     const size_t s0 = rr_slot_of(R, h, lo);
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
