@@ -40,6 +40,18 @@ pub(crate) fn hermite_weights(s: f64, h: f64) -> [f64; 4] {
 /// Planes per history: the values, the steps' left slopes and their right slopes.
 const ROWS: usize = 3;
 
+/// Whether every read of a fixed-step run takes a whole step, so its ring needs no slopes:
+/// the run evaluates at step starts only (`one_stage`: forward Euler), and every delay it
+/// reads (`delays`: the ring's terms, its lanes' delays and every other `past` of the
+/// circuit, `None` for one not known before the run) is a whole number of steps or not
+/// positive (a current read). Decided once per run, where the delays are known.
+pub(crate) fn reads_whole_steps_only(one_stage: bool, delays: impl IntoIterator<Item = Option<f64>>, dt: f64) -> bool {
+    one_stage
+        && delays
+            .into_iter()
+            .all(|d| d.is_some_and(|d| d <= 0.0 || whole_steps(d, dt).is_some()))
+}
+
 /// How far, in steps and relative to the step count, a delay or an evaluation time may be
 /// from a whole number of steps and still count as one: a few hundred roundings of the
 /// division, far below any delay meant as a fraction of a step (`0.0013 / 1e-4` is
@@ -72,6 +84,9 @@ pub struct DelayRing {
     dt: f64,
     /// History index by `VarId` (`u32::MAX`: not delayed).
     hist_of: Vec<u32>,
+    /// Planes per history: [`ROWS`], or 1 (the values only) for a run whose reads all take
+    /// whole steps ([`DelayRing::values_only`]).
+    planes: usize,
     /// Step index of the newest point per history (`-1`: none yet).
     newest: Vec<i64>,
     /// Its slot (`newest mod slots`), so the C reads need no integer division.
@@ -126,23 +141,25 @@ impl LaneDelays {
     }
 }
 
-/// The rows of history `h` for its newest point (in `newest_slot`) in `data`: `(values,
-/// previous values, previous left slopes, previous right slopes)`, each `lanes` long (the
-/// previous rows, of the step ending at the newest point, meaningful after the first point).
+/// The previous step's left and right slope rows of a history (`None`: a values-only ring).
+type SlopeRows<'a> = Option<(&'a mut [f64], &'a mut [f64])>;
+
+/// The rows of history `h` (of `planes` planes) for its newest point (in `newest_slot`) in
+/// `data`: `(values, previous values, previous left and right slopes)`, each `lanes` long
+/// (the previous rows, of the step ending at the newest point, meaningful after the first
+/// point).
 fn newest_rows_of(
     data: &mut [f64],
     h: usize,
-    lanes: usize,
-    slots: usize,
+    (lanes, slots, planes): (usize, usize, usize),
     newest_slot: u64,
-) -> (&mut [f64], &[f64], &mut [f64], &mut [f64]) {
+) -> (&mut [f64], &[f64], SlopeRows<'_>) {
     #[allow(clippy::cast_possible_truncation)]
     let slot = newest_slot as usize;
     let prev = if slot == 0 { slots - 1 } else { slot - 1 };
     let plane = slots * lanes;
-    let hist = &mut data[h * ROWS * plane..(h + 1) * ROWS * plane];
+    let hist = &mut data[h * planes * plane..(h + 1) * planes * plane];
     let (values, slopes) = hist.split_at_mut(plane);
-    let (m0, m1) = slopes.split_at_mut(plane);
     let (x, x_prev) = if slot > prev {
         let (before, from) = values.split_at_mut(slot * lanes);
         (&mut from[..lanes], &before[prev * lanes..(prev + 1) * lanes])
@@ -150,12 +167,14 @@ fn newest_rows_of(
         let (before, from) = values.split_at_mut(prev * lanes);
         (&mut before[slot * lanes..(slot + 1) * lanes], &from[..lanes])
     };
-    (
-        x,
-        x_prev,
-        &mut m0[prev * lanes..(prev + 1) * lanes],
-        &mut m1[prev * lanes..(prev + 1) * lanes],
-    )
+    let slopes = (!slopes.is_empty()).then(|| {
+        let (m0, m1) = slopes.split_at_mut(plane);
+        (
+            &mut m0[prev * lanes..(prev + 1) * lanes],
+            &mut m1[prev * lanes..(prev + 1) * lanes],
+        )
+    });
+    (x, x_prev, slopes)
 }
 
 /// [`whole_steps`] as the C loops store it: `-1` for a fraction of a step.
@@ -183,6 +202,8 @@ pub(crate) struct RingView {
     lane_whole: *const i64,
     lane_kmin: *const i64,
     lane_kmax: *const i64,
+    /// Planes per history (3, or 1: values only).
+    planes: u64,
 }
 
 impl DelayRing {
@@ -230,6 +251,7 @@ impl DelayRing {
             slots,
             dt,
             hist_of,
+            planes: ROWS,
             newest: vec![-1; n],
             newest_slot: vec![0; n],
             data: vec![0.0; n * slots * ROWS * lanes],
@@ -239,6 +261,15 @@ impl DelayRing {
             extrapolate: vec![0.0; n * lanes],
             init: init.to_vec(),
         }
+    }
+
+    /// The same ring keeping the values only (a third of the memory, no slopes written): for
+    /// a run whose reads all take whole steps ([`reads_whole_steps_only`]); a read between
+    /// steps would need the slopes it does not keep.
+    pub(crate) fn values_only(mut self) -> DelayRing {
+        self.planes = 1;
+        self.data = vec![0.0; self.newest.len() * self.slots * self.lanes];
+        self
     }
 
     /// Bytes held, for the record.
@@ -252,7 +283,7 @@ impl DelayRing {
     }
 
     fn row(&self, h: usize, step: usize, plane: usize) -> usize {
-        ((h * ROWS + plane) * self.slots + step % self.slots) * self.lanes
+        ((h * self.planes + plane) * self.slots + step % self.slots) * self.lanes
     }
 
     fn time(&self, step: usize) -> f64 {
@@ -266,7 +297,7 @@ impl DelayRing {
         #[allow(clippy::cast_possible_truncation)]
         let slot = self.newest_slot[h] as usize;
         let prev = if slot == 0 { self.slots - 1 } else { slot - 1 };
-        let at = |plane: usize, slot: usize| ((h * ROWS + plane) * self.slots + slot) * self.lanes;
+        let at = |plane: usize, slot: usize| ((h * self.planes + plane) * self.slots + slot) * self.lanes;
         (at(0, slot), at(0, prev), at(1, prev), at(2, prev))
     }
 
@@ -291,7 +322,7 @@ impl DelayRing {
         let (at, x_prev, m0_prev, m1_prev) = self.newest_rows(h);
         self.data[at + lane] = x;
         let hl = h * self.lanes + lane;
-        if i > 0 {
+        if i > 0 && self.planes == ROWS {
             let prev_dx = self.newest_dx[hl];
             let secant = (x - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
             self.data[m0_prev + lane] = if prev_dx.is_nan() { secant } else { prev_dx };
@@ -307,7 +338,7 @@ impl DelayRing {
         let Ok(i) = usize::try_from(self.newest[h]) else {
             return;
         };
-        if i > 0 {
+        if i > 0 && self.planes == ROWS {
             let (at, x_prev, _, m1_prev) = self.newest_rows(h);
             let secant = (self.data[at + lane] - self.data[x_prev + lane]) / (self.time(i) - self.time(i - 1));
             self.data[m1_prev + lane] = if dx.is_nan() { secant } else { dx };
@@ -328,11 +359,12 @@ impl DelayRing {
             f64::NAN
         };
         let prev_dx = &mut self.newest_dx[h * lanes..(h + 1) * lanes];
-        let (row, x_prev, m0_prev, m1_prev) = newest_rows_of(&mut self.data, h, lanes, self.slots, self.newest_slot[h]);
+        let shape = (lanes, self.slots, self.planes);
+        let (row, x_prev, slopes) = newest_rows_of(&mut self.data, h, shape, self.newest_slot[h]);
         for (r, v) in row.iter_mut().zip(&x[..lanes]) {
             *r = v.wide();
         }
-        if step > 0 {
+        if let (true, Some((m0_prev, m1_prev))) = (step > 0, slopes) {
             for l in 0..lanes {
                 let secant = (row[l] - x_prev[l]) / span;
                 m0_prev[l] = if prev_dx[l].is_nan() { secant } else { prev_dx[l] };
@@ -351,9 +383,15 @@ impl DelayRing {
         };
         let lanes = self.lanes;
         let dx = &dx[..lanes];
-        if i > 0 {
-            let span = self.time(i) - self.time(i - 1);
-            let (row, x_prev, _, m1_prev) = newest_rows_of(&mut self.data, h, lanes, self.slots, self.newest_slot[h]);
+        let span = if i > 0 {
+            self.time(i) - self.time(i - 1)
+        } else {
+            f64::NAN
+        };
+        let shape = (lanes, self.slots, self.planes);
+        if let (true, (row, x_prev, Some((_, m1_prev)))) =
+            (i > 0, newest_rows_of(&mut self.data, h, shape, self.newest_slot[h]))
+        {
             for l in 0..lanes {
                 let d = dx[l].wide();
                 m1_prev[l] = if d.is_nan() { (row[l] - x_prev[l]) / span } else { d };
@@ -397,6 +435,7 @@ impl DelayRing {
             #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
             return self.data[self.row(h, m as usize, 0) + lane];
         }
+        debug_assert_eq!(self.planes, ROWS, "a read between steps from a values-only ring");
         let lo = self.step_of(tq, newest);
         let (t0, t1) = (self.time(lo), self.time(lo + 1));
         let step = t1 - t0;
@@ -446,6 +485,7 @@ impl DelayRing {
             lane_whole: self.lane.whole.as_ptr(),
             lane_kmin: self.lane.kmin.as_ptr(),
             lane_kmax: self.lane.kmax.as_ptr(),
+            planes: self.planes as u64,
         }
     }
 
@@ -576,6 +616,67 @@ mod tests {
             }
             assert!(by_row.newest[0] >= by_row.slots as i64, "the slots wrapped");
         }
+    }
+
+    /// A values-only ring (a third of the memory, no slopes) records and reads a whole-step
+    /// run exactly as the full ring does: every read of steps 0..12 back (the initial value,
+    /// value rows, the newest point, reads from slots that wrapped) equal bit for bit to the
+    /// full ring's and to the recorded value itself (the newest point: a delay of 0).
+    #[test]
+    fn values_only_ring_reads_whole_steps_as_the_full_ring() {
+        let (lanes, dt, first) = (3usize, 1e-4, 0.25);
+        let init = vec![first; 2 * lanes];
+        let new = || DelayRing::new(2, &[0, 1], &init, lanes, dt, 9.0 * dt, &[], &[]);
+        let (mut full, mut values) = (new(), new().values_only());
+        assert_eq!(values.data.len() * ROWS, full.data.len());
+        let x = |k: usize, h: usize, l: usize| ((k * 5 + h * 11 + l) as f64 * 0.43).cos() * 10.0;
+        let mut reads = 0usize;
+        for step in 0..40usize {
+            for h in 0..2 {
+                let xs: Vec<f64> = (0..lanes).map(|l| x(step, h, l)).collect();
+                let dxs: Vec<f64> = xs.iter().map(|v| v * 0.5).collect();
+                for ring in [&mut full, &mut values] {
+                    ring.push_row(h, step, &xs);
+                    ring.set_row_dx(h, &dxs);
+                }
+            }
+            let t = step as f64 * dt;
+            for h in 0..2usize {
+                for l in 0..lanes {
+                    for k in 0..=12usize {
+                        let delay = k as f64 * dt;
+                        // t − d at or before 0 reads the initial value.
+                        let want = if step > k { x(step - k, h, l) } else { first };
+                        for (name, ring) in [("full", &full), ("values only", &values)] {
+                            let got = ring.value(h as u32, l, t, delay);
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{name}: step {step}, delay {k}, lane {l}"
+                            );
+                        }
+                        reads += 1;
+                    }
+                }
+            }
+        }
+        assert!(values.newest[0] >= 2 * values.slots as i64, "the slots wrapped");
+        assert_eq!(reads, 40 * 2 * lanes * 13);
+    }
+
+    /// The ring keeps its slopes unless the run reads whole steps only: one stage (Euler) and
+    /// every delay whole (within the tolerance: 0.0013 s is 13 steps) or not positive.
+    #[test]
+    fn slopes_are_dropped_only_when_every_read_takes_a_whole_step() {
+        let dt = 1e-4;
+        let whole = [Some(3.0 * dt), Some(0.0013), Some(0.0), Some(-dt)];
+        assert!(reads_whole_steps_only(true, whole, dt));
+        // A second stage reads between steps.
+        assert!(!reads_whole_steps_only(false, whole, dt));
+        // A fractional delay, or one not known before the run (a computed `past`).
+        assert!(!reads_whole_steps_only(true, [Some(3.0 * dt), Some(2.5 * dt)], dt));
+        assert!(!reads_whole_steps_only(true, [Some(3.0 * dt), None], dt));
+        assert!(reads_whole_steps_only(true, [], dt));
     }
 
     /// A whole-step read is the recorded value of step n − k itself, for every step and delay,

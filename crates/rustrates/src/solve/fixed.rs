@@ -8,9 +8,9 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
-use crate::kernel::ring::DelayRing;
+use crate::kernel::ring::{self, DelayRing};
 use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs};
-use crate::model::{VarId, VarKind};
+use crate::model::{Expr, VarId, VarKind};
 
 /// The state precision of a run: `f64`, or `f32` (PyRates' old default) with samples widened.
 pub(crate) use crate::kernel::precision::Real as Float;
@@ -114,6 +114,19 @@ pub(crate) fn record_ring<T: Float>(
             }
         }
     }
+}
+
+/// The delay of every `past` read of the kernel's circuit, in the run's precision as the
+/// kernel computes it (`None`: not a constant, known only while running).
+fn past_delays<T: Float>(kernel: &Kernel) -> impl Iterator<Item = Option<f64>> + '_ {
+    let c = kernel.circuit();
+    c.exprs.iter().filter_map(move |e| match e {
+        Expr::Past(_, d) => Some(match c.expr(*d) {
+            Expr::Const(d) => Some(T::of(*d).wide()),
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 /// Each lane's delay of the terms whose delays differ per lane (`[term][lane]`): the length
@@ -242,6 +255,15 @@ pub(crate) fn run<T: Float>(
             let vars: Vec<u32> = rt.delayed.iter().map(|v| v.0).collect();
             let terms: Vec<f64> = kernel.delay_ring_terms().iter().map(|d| T::of(*d).wide()).collect();
             let lane_terms = lane_delays(kernel.delay_ring_lane_terms(), &p, lanes);
+            let whole_only = ring::reads_whole_steps_only(
+                tab.stages() == 1,
+                terms
+                    .iter()
+                    .chain(&lane_terms)
+                    .map(|d| Some(*d))
+                    .chain(past_delays::<T>(kernel)),
+                dt,
+            );
             let ring = DelayRing::new(
                 kernel.vars().len(),
                 &vars,
@@ -252,7 +274,7 @@ pub(crate) fn run<T: Float>(
                 &terms,
                 &lane_terms,
             );
-            ctx.ring = Some(ring);
+            ctx.ring = Some(if whole_only { ring.values_only() } else { ring });
         }
     }
     let deque_history = delays && ctx.ring.is_none();

@@ -128,45 +128,39 @@ impl HoistPlan {
     }
     /// Depends only on constants, parameters and inputs (held constant by the stepper).
     fn is_invariant(&mut self, c: &Circuit, id: ExprId) -> bool {
-        let Some(slot) = self.invariant.get(id.0 as usize).copied() else {
-            return false;
-        };
-        if let Some(v) = slot {
-            return v;
-        }
-        let v = match c.expr(id) {
-            Expr::Const(_) => true,
+        let leaf = |e: &Expr| match e {
             Expr::Var(v) => {
                 let kind = c.vars.get(v.0 as usize).map(|v| v.kind);
                 matches!(kind, Some(VarKind::Param | VarKind::Input))
             }
-            Expr::Time | Expr::Past(..) | Expr::Randn => false,
-            Expr::Neg(a) => self.is_invariant(c, *a),
-            Expr::Binary(_, a, b) => self.is_invariant(c, *a) && self.is_invariant(c, *b),
-            Expr::Call(_, args) => args.iter().all(|a| self.is_invariant(c, *a)),
-            Expr::Select(x, a, b) => self.is_invariant(c, *x) && self.is_invariant(c, *a) && self.is_invariant(c, *b),
+            _ => matches!(e, Expr::Const(_)),
         };
-        self.invariant[id.0 as usize] = Some(v);
-        v
+        Self::depends_only_on(&mut self.invariant, c, id, &leaf)
     }
     /// Depends on constants only: left inline for the C compiler to fold (hoisting it would
     /// hide `x / 1.0` and friends behind a load).
     fn is_constant(&mut self, c: &Circuit, id: ExprId) -> bool {
-        let Some(slot) = self.constant.get(id.0 as usize).copied() else {
+        Self::depends_only_on(&mut self.constant, c, id, &|e: &Expr| matches!(e, Expr::Const(_)))
+    }
+    /// Whether every leaf of `id` (constant, variable, time, `past`, `randn`) passes `leaf`,
+    /// memoised per expression in `memo`.
+    fn depends_only_on(memo: &mut [Option<bool>], c: &Circuit, id: ExprId, leaf: &dyn Fn(&Expr) -> bool) -> bool {
+        let Some(slot) = memo.get(id.0 as usize).copied() else {
             return false;
         };
         if let Some(v) = slot {
             return v;
         }
-        let v = match c.expr(id) {
-            Expr::Const(_) => true,
-            Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => false,
-            Expr::Neg(a) => self.is_constant(c, *a),
-            Expr::Binary(_, a, b) => self.is_constant(c, *a) && self.is_constant(c, *b),
-            Expr::Call(_, args) => args.iter().all(|a| self.is_constant(c, *a)),
-            Expr::Select(x, a, b) => self.is_constant(c, *x) && self.is_constant(c, *a) && self.is_constant(c, *b),
+        let mut all = |ids: &[ExprId]| ids.iter().all(|a| Self::depends_only_on(memo, c, *a, leaf));
+        let expr = c.expr(id);
+        let v = match expr {
+            Expr::Const(_) | Expr::Var(_) | Expr::Time | Expr::Past(..) | Expr::Randn => leaf(expr),
+            Expr::Neg(a) => all(&[*a]),
+            Expr::Binary(_, a, b) => all(&[*a, *b]),
+            Expr::Call(_, args) => all(args),
+            Expr::Select(x, a, b) => all(&[*x, *a, *b]),
         };
-        self.constant[id.0 as usize] = Some(v);
+        memo[id.0 as usize] = Some(v);
         v
     }
     /// Worth computing once per call: step-invariant but not a compile-time constant.
@@ -488,6 +482,20 @@ static inline double rr_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 
 static inline float rr_heavisidef(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
 static inline double rr_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
 static inline float rr_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
+/* A Runge-Kutta combination of stage slopes, for every fixed-step stepper: S = sum over
+   m < count of C[m] K[m] (in m order, zero coefficients skipped), then OUT = Y + dt * S. S and
+   OUT may be one array (a stage's state), as may Y and OUT (the step's update). */
+static inline void rr_rk_combine(size_t n, int count, const double* restrict C, const double* restrict K,
+                                 double dt, const double* Y, double* S, double* OUT) {
+    for (size_t j = 0; j < n; j++) S[j] = 0.0;
+    for (int m = 0; m < count; m++) {
+        const double cm = C[m];
+        if (cm == 0.0) continue;
+        const double* restrict Km = K + (size_t)m * n;
+        for (size_t j = 0; j < n; j++) S[j] += cm * Km[j];
+    }
+    for (size_t j = 0; j < n; j++) OUT[j] = Y[j] + dt * S[j];
+}
 "#;
 
 /// The whole translation unit: `rustrates_rhs`, `rustrates_rhs_f32`, `rustrates_steps`.
@@ -637,28 +645,13 @@ static void rr_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double
         for (int i = 0; i < stages; i++) {{
             const double* yin = Y;
             if (i > 0) {{
-                /* YT = Y + dt * sum_m A[i][m] K[m], summed in m order, zero terms skipped. */
-                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-                for (int m = 0; m < i; m++) {{
-                    const double am = TA[i * stages + m];
-                    if (am == 0.0) continue;
-                    const double* restrict Km = K + (size_t)m * n;
-                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
-                }}
-                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
+                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
                 yin = YT;
             }}
             rr_stage(lanes, t + TC[i] * dt, yin, P, U, H, K + (size_t)i * n, ctx);
         }}
-        /* The stage state is free now: accumulate sum_m B[m] K[m] there. */
-        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-        for (int m = 0; m < stages; m++) {{
-            const double bm = TB[m];
-            if (bm == 0.0) continue;
-            const double* restrict Km = K + (size_t)m * n;
-            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
-        }}
-        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
+        /* The stage state is free now: the sum of B[m] K[m] goes there. */
+        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
     }}
 }}
 

@@ -171,7 +171,7 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
 /// operations, in the same order, as `DelayRing::value` and the solver's history.
 const RING: &str = r#"
 typedef struct {
-    const double* data; /* [h][x, m0, m1][slot][lane] */
+    const double* data; /* [h][x, m0, m1][slot][lane] (x only when planes is 1) */
     const double* extrapolate; /* [h][lane] */
     const double* init; /* [h][lane] */
     const long long* newest; /* [h]: step of the newest point, -1 none */
@@ -188,6 +188,7 @@ typedef struct {
     const long long* lane_whole;
     const long long* lane_kmin;
     const long long* lane_kmax;
+    unsigned long long planes; /* per history: 3 (x, m0, m1), or 1 (a run reading whole steps only) */
 } rr_ring;
 
 /* kind 0: the source now; 1: the initial value a[l]; 2: a[l] + b[l]*w0 (extrapolated from
@@ -201,6 +202,24 @@ static inline __attribute__((always_inline)) size_t rr_slot_of(const rr_ring* R,
     return ns >= back ? ns - back : ns + S - back;
 }
 
+/* The step lo (newest - 1 at most) with lo*dt <= tq < (lo+1)*dt, for 0 < tq < t_newest, and
+   the Hermite weights w of tq on it: DelayRing::step_of and hermite_weights. */
+static inline __attribute__((always_inline)) size_t rr_hermite_step(const rr_ring* R, long long newest, double tq,
+        double w[4]) {
+    const size_t last = (size_t)newest - 1;
+    const double guess = floor(tq / R->dt);
+    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
+    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
+    while (lo > 0 && (double)lo * R->dt > tq) lo--;
+    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
+    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    w[0] = 2.0 * s3 - 3.0 * s2 + 1.0;
+    w[1] = (s3 - 2.0 * s2 + s) * step;
+    w[2] = -2.0 * s3 + 3.0 * s2;
+    w[3] = (s3 - s2) * step;
+    return lo;
+}
+
 /* One lane's read of history h at t - delay (whole: the delay in whole steps, -1 a fraction),
    for terms whose lanes read different delays: DelayRing::value's rule and operations. */
 static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t, double delay, long long whole) {
@@ -211,21 +230,13 @@ static inline double rr_ring_lane(const rr_ring* R, size_t h, size_t l, double t
     const long long newest = R->newest[h];
     if (newest < 0 || tq <= 0.0) return R->init[h * L + l];
     const double tn = (double)(size_t)newest * R->dt;
-    const double* X = R->data + h * 3 * S * L;
+    const double* X = R->data + h * R->planes * S * L;
     if (tq >= tn) return X[(size_t)R->newest_slot[h] * L + l] + R->extrapolate[h * L + l] * (tq - tn);
     if (at_step) return X[rr_slot_of(R, h, (size_t)m) * L + l];
-    const size_t last = (size_t)newest - 1;
-    const double guess = floor(tq / R->dt);
-    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
-    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
-    while (lo > 0 && (double)lo * R->dt > tq) lo--;
-    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
-    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
-    const double w0 = 2.0 * s3 - 3.0 * s2 + 1.0, w1 = (s3 - 2.0 * s2 + s) * step;
-    const double w2 = -2.0 * s3 + 3.0 * s2, w3 = (s3 - s2) * step;
-    const size_t s0 = rr_slot_of(R, h, lo);
+    double w[4];
+    const size_t s0 = rr_slot_of(R, h, rr_hermite_step(R, newest, tq, w));
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
-    return w0 * X[s0 * L + l] + w1 * X[(S + s0) * L + l] + w2 * X[s1 * L + l] + w3 * X[(2 * S + s0) * L + l];
+    return w[0] * X[s0 * L + l] + w[1] * X[(S + s0) * L + l] + w[2] * X[s1 * L + l] + w[3] * X[(2 * S + s0) * L + l];
 }
 
 /* whole: the term's delay in whole steps (-1: a fraction); with R->now >= 0 such a read takes
@@ -247,7 +258,7 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
     }
     const double tn = (double)(size_t)newest * R->dt;
     const size_t ns = (size_t)R->newest_slot[h];
-    const double* X = R->data + h * 3 * S * L;
+    const double* X = R->data + h * R->planes * S * L;
     if (tq >= tn) {
         p.kind = 2;
         p.a = X + ns * L;
@@ -260,18 +271,13 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
         p.a = X + rr_slot_of(R, h, (size_t)m) * L;
         return p;
     }
-    const size_t last = (size_t)newest - 1;
-    const double guess = floor(tq / R->dt);
-    size_t lo = (isfinite(guess) && guess > 0.0) ? ((size_t)guess < last ? (size_t)guess : last) : 0;
-    while (lo < last && (double)(lo + 1) * R->dt <= tq) lo++;
-    while (lo > 0 && (double)lo * R->dt > tq) lo--;
-    const double t0 = (double)lo * R->dt, t1 = (double)(lo + 1) * R->dt, step = t1 - t0;
-    const double s = (tq - t0) / step, s2 = s * s, s3 = s2 * s;
+    double w[4];
+    const size_t lo = rr_hermite_step(R, newest, tq, w);
     p.kind = 3;
-    p.w0 = 2.0 * s3 - 3.0 * s2 + 1.0;
-    p.w1 = (s3 - 2.0 * s2 + s) * step;
-    p.w2 = -2.0 * s3 + 3.0 * s2;
-    p.w3 = (s3 - s2) * step;
+    p.w0 = w[0];
+    p.w1 = w[1];
+    p.w2 = w[2];
+    p.w3 = w[3];
     /* lo is within the ring (newest - lo < slots) */
     const size_t s0 = rr_slot_of(R, h, lo);
     const size_t s1 = s0 + 1 == S ? 0 : s0 + 1;
@@ -343,7 +349,7 @@ static inline __attribute__((always_inline)) void rr_ring_term_SFX(size_t lanes,
         if (newest < 0 || m <= 0) {
             a = R->init + h * lanes;
         } else if (m < newest) {
-            a = R->data + (h * 3 * S + rr_slot_of(R, h, (size_t)m)) * lanes;
+            a = R->data + (h * R->planes * S + rr_slot_of(R, h, (size_t)m)) * lanes;
         } else {
             rr_tap_add_SFX(lanes, rr_ring_tap(R, var, t, delay, d), w, Oi, x_now);
             return;
@@ -377,7 +383,7 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                 const size_t hp = R->hist_of[vp];
                 const long long np = R->newest[hp], mp = now - dp;
                 if (np >= 0 && mp > 0 && mp < np) {
-                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * lanes);
+                    const char* x = (const char*)(R->data + (hp * R->planes * S + rr_slot_of(R, hp, (size_t)mp)) * lanes);
                     for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
                 }
             }
@@ -385,6 +391,30 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
         rr_ring_term_SFX(lanes, R, t, O + (size_t)QI[q] * os, SRC + (size_t)QJ[q] * lanes, (RTYPE)QW[q], QV[q],
                          (double)(RTYPE)QD[q], WS[q]);
     }
+}
+/* Column rows whose delays are at least one whole step, inside the ring: O[i] += W[i] *
+   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. */
+static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
+        size_t os, const double* restrict X, long long back0, long long S, const long long* restrict K,
+        const double* restrict W) {
+    for (size_t i = 0; i < n; i++) {
+        const long long k = K[i];
+        if (k > 0) {
+            long long s = back0 - k;
+            s += s < 0 ? S : 0;
+            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], X + (size_t)s * lanes);
+        }
+    }
+}
+/* A function of its own: inlined into the long rhs, the loop ran out of registers and
+   reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
+   Specialised for the block widths, as the rhs is. */
+static __attribute__((noinline)) void rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
+        const double* restrict X, long long back0, long long S, const long long* restrict K,
+        const double* restrict W) {
+    if (lanes == RR_CHUNK) rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, back0, S, K, W);
+    else if (lanes == RR_BLOCK) rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, back0, S, K, W);
+    else rr_column_rows_body_SFX(lanes, n, O, os, X, back0, S, K, W);
 }
 /* rr_ring_whole_SFX for a coupling whose rows all read the same sources in the same order
    (an all-to-all edge list, a connectivity matrix): column c's terms are c * n + i for rows
@@ -411,7 +441,7 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
                                  QV[q0 + i], (double)(RTYPE)QD[q0 + i], WS[q0 + i]);
             continue;
         }
-        const double* restrict X = R->data + h * 3 * (size_t)S * lanes;
+        const double* restrict X = R->data + h * R->planes * (size_t)S * lanes;
         const double* restrict I = R->init + h * lanes;
         /* step now - k is in slot ns - (newest - now + k), plus S when that is negative */
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
@@ -422,24 +452,23 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
            none; the others (a zero delay: the source now; a fraction) are the general term. */
         unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
         long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
+        long long klow = 1;               /* below 1: some row is the general term's */
         for (size_t i = 0; i < n; i++) {
             const unsigned long long u = (unsigned long long)(K[i] - 1);
             kmin1 = u < kmin1 ? u : kmin1;
             kmax = K[i] > kmax ? K[i] : kmax;
+            klow = K[i] < klow ? K[i] : klow;
         }
         const long long kmin = (long long)kmin1 + 1;
         if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
-            for (size_t i = 0; i < n; i++) {
-                const long long k = K[i];
-                if (k > 0) {
-                    long long s = back0 - k;
-                    s += s < 0 ? S : 0;
-                    rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], X + (size_t)s * lanes);
-                } else {
-                    rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                     QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
-                }
-            }
+            /* Each row takes one term of the column, so the rows of whole steps first and the
+               rest after add the same terms to every row in the same order. */
+            rr_column_rows_SFX(lanes, n, O, os, X, back0, S, K, Wc);
+            if (klow < 1)
+                for (size_t i = 0; i < n; i++)
+                    if (K[i] <= 0)
+                        rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
+                                         QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
             continue;
         }
         for (size_t i = 0; i < n; i++) {
@@ -515,7 +544,7 @@ static __attribute__((noinline)) void rr_lane_read_SFX(const rr_ring* restrict R
         const double* restrict D, const long long* restrict K, size_t lanes, RTYPE w, RTYPE* restrict Oi) {
     const size_t L = (size_t)R->lanes, S = (size_t)R->slots;
     const long long newest = R->newest[h];
-    const double* restrict X = R->data + h * 3 * S * L;
+    const double* restrict X = R->data + h * R->planes * S * L;
     const double dt = R->dt, inv = 1.0 / dt;
     const double tn = newest >= 0 ? (double)(size_t)newest * dt : 0.0;
     const double last = newest >= 1 ? (double)(newest - 1) : -1.0;
@@ -586,7 +615,7 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
                 const size_t hp = R->hist_of[vp];
                 const long long np = R->newest[hp], mp = now - kp;
                 if (np >= 0 && mp > 0 && mp < np) {
-                    const char* x = (const char*)(R->data + (hp * 3 * S + rr_slot_of(R, hp, (size_t)mp)) * L);
+                    const char* x = (const char*)(R->data + (hp * R->planes * S + rr_slot_of(R, hp, (size_t)mp)) * L);
                     for (size_t b = 0; b < L * sizeof(double); b += 64) __builtin_prefetch(x + b);
                 }
             }
@@ -603,7 +632,7 @@ static inline __attribute__((always_inline)) void rr_lane_coupling_SFX(size_t la
         const long long newest = R->newest[h], kmin = R->lane_kmin[lt], kmax = R->lane_kmax[lt];
         const long long* restrict K = R->lane_whole + lt * L;
         if (now >= 0 && kmin >= 0 && newest >= 0 && now - kmax > 0 && now - kmin < newest) {
-            const double* restrict X = R->data + h * 3 * S * L;
+            const double* restrict X = R->data + h * R->planes * S * L;
             if (kmin == kmax) {
                 const double* restrict a = X + rr_slot_of(R, h, (size_t)(now - kmin)) * L;
                 for (size_t l = 0; l < lanes; l++) Oi[l] = Oi[l] + w * (RTYPE)a[l];
@@ -686,38 +715,40 @@ fn delayed_coupling(
         weights: ws,
         ..
     } = at;
-    if let Some(vs) = per_lane {
-        let _ = writeln!(
-            s,
-            "if (R) rr_lane_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, (size_t){first});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_lane_{sfx}(lanes, t, ctx, P, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, NI + {vs}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
-            n = cp.len(),
-            ob = tgt.base,
-            os = tgt.stride,
-            or = row(tgt.base, tgt.stride),
-            nq = q.terms,
-            qi = q.rows,
-            qj = q.sources,
-            qw = q.weights,
-            qv = q.vars,
-            first = q.whole,
-        );
-        return;
-    }
+    // The ring's entry point and the tail of its arguments (both read the terms in column
+    // order), and for the hook path (no ring) the lane delays' parameters.
+    let terms = format!(
+        "(size_t){}, NI + {}, NI + {}, ND + {}, NI + {}",
+        q.terms, q.rows, q.sources, q.weights, q.vars
+    );
+    let (ring_fn, ring_args, hook_fn, hook_params, hook_lane_delays) = match per_lane {
+        Some(vs) => (
+            "rr_lane_coupling",
+            format!("{terms}, (size_t){}", q.whole),
+            "rr_delayed_lane",
+            "P, ",
+            format!(", NI + {vs}"),
+        ),
+        None => (
+            "rr_ring_coupling",
+            format!(
+                "NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, {terms}, ND + {qd}, R->whole + {whole}, {cv}",
+                qd = q.delays,
+                whole = q.whole,
+                cv = q.column_vars.map_or("0".to_string(), |cv| format!("NI + {cv}")),
+            ),
+            "rr_delayed",
+            "",
+            String::new(),
+        ),
+    };
     let _ = writeln!(
         s,
-        "if (R) rr_ring_coupling_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, NI + {rows}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t){nq}, NI + {qi}, NI + {qj}, ND + {qw}, NI + {qv}, ND + {qd}, R->whole + {whole}, {cv});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    rr_delayed_{sfx}(lanes, t, ctx, {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
+        "if (R) {ring_fn}_{sfx}(lanes, (size_t){n}, t, R, {e0}, {es}, A + (size_t){ob} * lanes, (size_t){os} * lanes, {src}, {ring_args});\nelse for (size_t i = 0; i < (size_t){n}; i++)\n    {hook_fn}_{sfx}(lanes, t, ctx, {hook_params}{er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, NI + {dv}, ND + {dd}{hook_lane_delays}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
         n = cp.len(),
         ob = tgt.base,
         os = tgt.stride,
         or = row(tgt.base, tgt.stride),
-        nq = q.terms,
-        qi = q.rows,
-        qj = q.sources,
-        qw = q.weights,
-        qv = q.vars,
-        qd = q.delays,
-        whole = q.whole,
-        cv = q.column_vars.map_or("0".to_string(), |cv| format!("NI + {cv}")),
     );
 }
 
@@ -1244,7 +1275,11 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
         env!("CARGO_PKG_VERSION")
     );
     text.push_str(PRELUDE);
-    let _ = writeln!(text, "#define RR_CHUNK {CHUNK}");
+    let _ = writeln!(
+        text,
+        "#define RR_CHUNK {CHUNK}\n#define RR_BLOCK {}",
+        super::emit::BLOCK
+    );
     text.push_str(RING);
     for (t, sfx) in [("double", "d"), ("float", "f")] {
         text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
@@ -1313,26 +1348,12 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
         for (int i = 0; i < stages; i++) {{
             const double* yin = Y;
             if (i > 0) {{
-                for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-                for (int m = 0; m < i; m++) {{
-                    const double am = TA[i * stages + m];
-                    if (am == 0.0) continue;
-                    const double* restrict Km = K + (size_t)m * n;
-                    for (size_t j = 0; j < n; j++) YT[j] += am * Km[j];
-                }}
-                for (size_t j = 0; j < n; j++) YT[j] = Y[j] + dt * YT[j];
+                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
                 yin = YT;
             }}
             rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0);
         }}
-        for (size_t j = 0; j < n; j++) YT[j] = 0.0;
-        for (int m = 0; m < stages; m++) {{
-            const double bm = TB[m];
-            if (bm == 0.0) continue;
-            const double* restrict Km = K + (size_t)m * n;
-            for (size_t j = 0; j < n; j++) YT[j] += bm * Km[j];
-        }}
-        for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * YT[j];
+        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
     }}
 }}
 
