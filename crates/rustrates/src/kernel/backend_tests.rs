@@ -9,7 +9,7 @@ use super::test_kit::{
 };
 use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
-use crate::model::{Circuit, Expr, Func, VarId, VarKind};
+use crate::model::{BinOp, Circuit, Expr, Func, VarId, VarKind};
 
 /// Every case of the all-ops circuit, in precision `R` (`precision`), against its `f64`
 /// closure over lane blocks of `lane_counts`; `holds(case's tolerance, back end, got, want)`
@@ -203,6 +203,77 @@ fn special_values_match_shared_definitions_bitwise() {
             }
         }
     }
+}
+
+/// `x ^ c` for constant exponents: every back end follows the one rule (`mathfns::pow_plan`),
+/// so all give the same bits as the reference evaluator, and each value equals its definition
+/// (products by squaring, `1 / x^|c|`, `sqrt`, `pow`). Before one rule, the reference called
+/// `pow` for `v^2` and the JIT and C multiplied (`pow` is within ≈ 0.52 ulp, not always
+/// correctly rounded: an N = 500 network differed in one derivative by an ulp).
+#[test]
+fn constant_powers_are_the_same_bits_on_every_back_end() {
+    let kit = Kit::new();
+    let mut c = empty_circuit("powers");
+    let x = super::test_kit::add_var(&mut c, "x", VarKind::Input, 0.0);
+    let exponents = [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 17.0, 64.0, -1.0, -2.0, -3.0, 0.5, 2.5, -0.5, 65.0,
+    ];
+    for (i, &e) in exponents.iter().enumerate() {
+        let xe = c.add_expr(Expr::Var(x));
+        let ee = c.add_expr(Expr::Const(e));
+        let rhs = c.add_expr(Expr::Binary(BinOp::Pow, xe, ee));
+        push_assign(&mut c, &format!("p{i}"), rhs);
+    }
+    // Many ordinary values (where `pow` and products can round apart) and the specials.
+    let mut xs: Vec<f64> = (0..200)
+        .map(|k| -1.3 + 0.0137 * k as f64 + 1e-4 * (k * k) as f64)
+        .collect();
+    xs.extend([
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-300,
+        1e300,
+    ]);
+    let lanes = xs.len();
+    let by_definition = |x: f64, e: f64| -> f64 {
+        if e == 0.5 {
+            return x.sqrt();
+        }
+        if e.fract() != 0.0 || e.abs() > 64.0 {
+            return x.powf(e);
+        }
+        let n = e as i32;
+        if n == 0 {
+            return 1.0;
+        }
+        let v = super::mathfns::pow_by_squaring(x, n.unsigned_abs(), |a, b| a * b);
+        if n < 0 {
+            1.0 / v
+        } else {
+            v
+        }
+    };
+    let mut mismatched_pow = 0;
+    for backend in kit.backends() {
+        let k = kit.kernel(&c, backend, Precision::F64);
+        let (_, a) = eval(&k, 0.0, lanes, [&[], &[], &xs], &mut KernelCtx::default());
+        for (i, &e) in exponents.iter().enumerate() {
+            for (l, &xv) in xs.iter().enumerate() {
+                let (got, want) = (a[i * lanes + l], by_definition(xv, e));
+                assert!(same_bits(got, want), "{backend:?} {xv:e}^{e}: {got:e} vs {want:e}");
+                if e == 2.0 && got.to_bits() != xv.powf(2.0).to_bits() {
+                    mismatched_pow += 1;
+                }
+            }
+        }
+    }
+    // Not asserted (it depends on the C library), said when the test is run with --nocapture.
+    println!("x^2: {mismatched_pow} values where multiplying differs from pow");
 }
 
 #[test]

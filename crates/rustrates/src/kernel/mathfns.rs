@@ -146,14 +146,84 @@ pub fn func_f32(func: Func, x: f32, y: f32) -> f32 {
     }
 }
 
-/// General `x ** y` (constant small integer and half exponents are expanded by the back
-/// ends; see the JIT's `pow` lowering).
-pub fn pow_f64(x: f64, y: f64) -> f64 {
-    x.powf(y)
+/// How every back end evaluates `x ^ c` for a constant exponent `c` — the reference
+/// evaluator, the JIT, the C emitter and constant folding — so that they agree bit for bit:
+/// an integer exponent up to 64 in size is multiplied out by squaring (each product
+/// correctly rounded, as numpy's `x**2` is `x*x`; `pow` itself is only within ≈ 0.52 ulp), a
+/// negative one is `1 / x^|c|`, `1/2` is `sqrt`, anything else calls `pow`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum PowPlan {
+    Integer(i32),
+    Sqrt,
+    Call,
 }
 
+pub(crate) fn pow_plan(exponent: f64) -> PowPlan {
+    if exponent.fract() == 0.0 && exponent.abs() <= 64.0 {
+        PowPlan::Integer(exponent as i32)
+    } else if exponent == 0.5 {
+        PowPlan::Sqrt
+    } else {
+        PowPlan::Call
+    }
+}
+
+/// `x^n` for `n ≥ 1` by squaring, in the one order every back end uses: for each bit of `n`
+/// from the lowest, a set bit multiplies the accumulator by the base (`acc · base`), and the
+/// base is squared between bits.
+pub(crate) fn pow_by_squaring<V: Clone>(x: V, n: u32, mut mul: impl FnMut(&V, &V) -> V) -> V {
+    debug_assert!(n > 0, "x^0 is 1, not a product");
+    let (mut e, mut base, mut acc) = (n, x, None::<V>);
+    loop {
+        if e & 1 == 1 {
+            acc = Some(match acc {
+                None => base.clone(),
+                Some(a) => mul(&a, &base),
+            });
+        }
+        e >>= 1;
+        if e == 0 {
+            return acc.expect("n > 0 has a set bit");
+        }
+        base = mul(&base, &base);
+    }
+}
+
+/// `x ^ y` by the one rule ([`pow_plan`]) for any `y`, constant or not, so that a compiled
+/// expansion of a constant exponent and a call with the same value at run time give the
+/// same bits (a per-node exponent of a network is a call in the loops, a constant in the
+/// reference evaluator).
+pub fn pow_f64(x: f64, y: f64) -> f64 {
+    match pow_plan(y) {
+        PowPlan::Integer(0) => 1.0,
+        PowPlan::Integer(n) => {
+            let v = pow_by_squaring(x, n.unsigned_abs(), |a, b| a * b);
+            if n < 0 {
+                1.0 / v
+            } else {
+                v
+            }
+        }
+        PowPlan::Sqrt => x.sqrt(),
+        PowPlan::Call => x.powf(y),
+    }
+}
+
+/// [`pow_f64`] in single precision (the exponent converts to `f64` exactly).
 pub fn pow_f32(x: f32, y: f32) -> f32 {
-    x.powf(y)
+    match pow_plan(f64::from(y)) {
+        PowPlan::Integer(0) => 1.0,
+        PowPlan::Integer(n) => {
+            let v = pow_by_squaring(x, n.unsigned_abs(), |a, b| a * b);
+            if n < 0 {
+                1.0 / v
+            } else {
+                v
+            }
+        }
+        PowPlan::Sqrt => x.sqrt(),
+        PowPlan::Call => x.powf(y),
+    }
 }
 
 macro_rules! extern_unary {

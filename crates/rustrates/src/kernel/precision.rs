@@ -83,7 +83,7 @@ impl crate::model::BinOp {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $eval:ident, $func:path) => {
+    ($t:ty, $eval:ident, $func:path, $pow:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -103,7 +103,7 @@ macro_rules! impl_real {
                 <$t>::is_nan(self)
             }
             fn powf(self, o: Self) -> Self {
-                <$t>::powf(self, o)
+                $pow(self, o)
             }
             fn func(f: Func, x: Self, y: Self) -> Self {
                 $func(f, x, y)
@@ -114,5 +114,5 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f64, rhs, super::mathfns::func_f64);
-impl_real!(f32, rhs_f32, super::mathfns::func_f32);
+impl_real!(f64, rhs, super::mathfns::func_f64, super::mathfns::pow_f64);
+impl_real!(f32, rhs_f32, super::mathfns::func_f32, super::mathfns::pow_f32);

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::kernel::mathfns::{self, PowPlan};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarKind};
 
 /// Generated source plus what the Rust side needs to drive it.
@@ -376,9 +377,16 @@ impl<'c> Emitter<'c> {
             // constant in every node: no repeated squaring by its node-0 value.
             let remapped = |e: &Expr| self.remap.is_some_and(|r| r(b, e).is_some());
             if let Some(Expr::Const(n)) = self.c.exprs.get(b.0 as usize).filter(|e| !remapped(e)) {
-                if n.fract() == 0.0 && n.abs() <= 64.0 {
-                    let x = self.expr(a);
-                    return self.int_pow(&x, *n as i32);
+                match mathfns::pow_plan(*n) {
+                    PowPlan::Integer(n) => {
+                        let x = self.expr(a);
+                        return self.int_pow(&x, n);
+                    }
+                    PowPlan::Sqrt => {
+                        let x = self.expr(a);
+                        return format!("sqrt{}({x})", ty.sfx());
+                    }
+                    PowPlan::Call => {}
                 }
             }
         }
@@ -401,7 +409,7 @@ impl<'c> Emitter<'c> {
             BinOp::Sub => format!("({x} - {y})"),
             BinOp::Mul => format!("({x} * {y})"),
             BinOp::Div => format!("({x} / {y})"),
-            BinOp::Pow => format!("pow{}({x}, {y})", ty.sfx()),
+            BinOp::Pow => format!("rr_pow{}({x}, {y})", ty.sfx()),
             BinOp::Lt => cmp("<"),
             BinOp::Le => cmp("<="),
             BinOp::Gt => cmp(">"),
@@ -418,26 +426,17 @@ impl<'c> Emitter<'c> {
         if n == 0 {
             return lit(1.0, ty);
         }
-        let mut e = n.unsigned_abs();
-        let mut base = x.to_string();
-        let mut acc: Option<String> = None;
-        loop {
-            if e & 1 == 1 {
-                acc = Some(match acc {
-                    None => base.clone(),
-                    Some(a) => format!("({a} * {base})"),
-                });
+        // Squares go to temporaries (each used by the next square and maybe a product).
+        let v = mathfns::pow_by_squaring(x.to_string(), n.unsigned_abs(), |a, b| {
+            if a == b {
+                self.pow_temps += 1;
+                let name = format!("pw{}", self.pow_temps);
+                self.line(&format!("const {} {name} = {a} * {b};", ty.name()));
+                name
+            } else {
+                format!("({a} * {b})")
             }
-            e >>= 1;
-            if e == 0 {
-                break;
-            }
-            self.pow_temps += 1;
-            let name = format!("pw{}", self.pow_temps);
-            self.line(&format!("const {} {name} = {base} * {base};", ty.name()));
-            base = name;
-        }
-        let v = acc.unwrap_or_else(|| lit(1.0, ty));
+        });
         if n < 0 {
             format!("({} / {v})", lit(1.0, ty))
         } else {
@@ -462,6 +461,44 @@ static inline double rr_past(void* ctx, unsigned var, size_t lane, double t, dou
 }
 static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
     return rr_randn_hook ? rr_randn_hook(ctx, source, lane) : (double)NAN;
+}
+/* x^y by rustrates' one rule (kernel::mathfns::pow_plan): an integer exponent up to 64 in
+   size multiplied out by squaring (1 / x^|n| when negative), 1/2 as sqrt, else pow. */
+static inline double rr_pow(double x, double y) {
+    if (fabs(y) <= 64.0 && y == floor(y)) {
+        int n = (int)y;
+        unsigned e = n < 0 ? (unsigned)(-n) : (unsigned)n;
+        if (e == 0) return 1.0;
+        double base = x, acc = 0.0;
+        int have = 0;
+        for (;;) {
+            if (e & 1u) { acc = have ? acc * base : base; have = 1; }
+            e >>= 1;
+            if (e == 0) break;
+            base = base * base;
+        }
+        return n < 0 ? 1.0 / acc : acc;
+    }
+    if (y == 0.5) return sqrt(x);
+    return pow(x, y);
+}
+static inline float rr_powf(float x, float y) {
+    if (fabsf(y) <= 64.0f && y == floorf(y)) {
+        int n = (int)y;
+        unsigned e = n < 0 ? (unsigned)(-n) : (unsigned)n;
+        if (e == 0) return 1.0f;
+        float base = x, acc = 0.0f;
+        int have = 0;
+        for (;;) {
+            if (e & 1u) { acc = have ? acc * base : base; have = 1; }
+            e >>= 1;
+            if (e == 0) break;
+            base = base * base;
+        }
+        return n < 0 ? 1.0f / acc : acc;
+    }
+    if (y == 0.5f) return sqrtf(x);
+    return powf(x, y);
 }
 /* numpy's maximum/minimum (as kernel::mathfns): NaN in either gives NaN, max(-0,+0) = +0,
    min(-0,+0) = -0. Branch-free enough to vectorise as blends. */

@@ -7,36 +7,8 @@
 
 use std::collections::HashSet;
 
-use crate::kernel::mathfns;
+use crate::kernel::mathfns::{self, PowPlan};
 use crate::model::{BinOp, Circuit, Expr, ExprId};
-
-/// How the generated code evaluates `x ** c` for a constant exponent `c`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum PowPlan {
-    One,
-    Identity,
-    Square,
-    Cube,
-    Fourth,
-    Reciprocal,
-    ReciprocalSquare,
-    Sqrt,
-    Call,
-}
-
-pub(super) fn pow_plan(exponent: f64) -> PowPlan {
-    match exponent {
-        0.0 => PowPlan::One,
-        1.0 => PowPlan::Identity,
-        2.0 => PowPlan::Square,
-        3.0 => PowPlan::Cube,
-        4.0 => PowPlan::Fourth,
-        -1.0 => PowPlan::Reciprocal,
-        -2.0 => PowPlan::ReciprocalSquare,
-        0.5 => PowPlan::Sqrt,
-        _ => PowPlan::Call,
-    }
-}
 
 /// Scalar arithmetic in the compiled function's precision; values are carried as `f64`
 /// (an `f32` value converts exactly).
@@ -67,17 +39,16 @@ impl Arith {
         self.op(a, b, |a, b| a / b, |a, b| a / b)
     }
     fn pow(self, x: f64, y: f64) -> f64 {
-        match pow_plan(y) {
-            PowPlan::One => 1.0,
-            PowPlan::Identity => x,
-            PowPlan::Square => self.mul(x, x),
-            PowPlan::Cube => self.mul(self.mul(x, x), x),
-            PowPlan::Fourth => {
-                let x2 = self.mul(x, x);
-                self.mul(x2, x2)
+        match mathfns::pow_plan(y) {
+            PowPlan::Integer(0) => 1.0,
+            PowPlan::Integer(n) => {
+                let v = mathfns::pow_by_squaring(x, n.unsigned_abs(), |a, b| self.mul(*a, *b));
+                if n < 0 {
+                    self.div(1.0, v)
+                } else {
+                    v
+                }
             }
-            PowPlan::Reciprocal => self.div(1.0, x),
-            PowPlan::ReciprocalSquare => self.div(1.0, self.mul(x, x)),
             // sqrt is correctly rounded in both precisions, so sqrt in f64 then rounding to
             // f32 equals sqrtf (the f64 significand has more than 2·24 + 2 bits).
             PowPlan::Sqrt => self.round(x.sqrt()),
@@ -185,13 +156,16 @@ mod tests {
     }
 
     #[test]
-    fn pow_plan_covers_the_expanded_exponents_only() {
-        assert_eq!(pow_plan(2.0), PowPlan::Square);
-        assert_eq!(pow_plan(-0.0), PowPlan::One);
+    fn pow_plan_multiplies_out_integers_up_to_64_only() {
+        use crate::kernel::mathfns::pow_plan;
+        assert_eq!(pow_plan(2.0), PowPlan::Integer(2));
+        assert_eq!(pow_plan(-0.0), PowPlan::Integer(0));
+        assert_eq!(pow_plan(-64.0), PowPlan::Integer(-64));
+        assert_eq!(pow_plan(65.0), PowPlan::Call);
         assert_eq!(pow_plan(0.5), PowPlan::Sqrt);
         assert_eq!(pow_plan(2.5), PowPlan::Call);
-        assert_eq!(pow_plan(5.0), PowPlan::Call);
         assert_eq!(Arith { single: false }.pow(3.0, 3.0), 27.0);
         assert_eq!(Arith { single: false }.pow(2.0, -2.0), 0.25);
+        assert_eq!(Arith { single: false }.pow(1.5, 5.0), 7.59375);
     }
 }

@@ -12,9 +12,8 @@ use cranelift_jit::JITModule;
 use cranelift_module::{Linkage, Module};
 
 use super::{children, Env, Flavor, Program, Shape, Vals, MAX_COPIES};
-use crate::kernel::jit::fold::{self, PowPlan};
 use crate::kernel::jit::loops::PopLoop;
-use crate::kernel::mathfns;
+use crate::kernel::mathfns::{self, PowPlan};
 use crate::model::{BinOp, Circuit, Expr, ExprId, Func, Layout, VarId, VarKind};
 
 pub(super) struct Body<'m, 'b, 'f> {
@@ -512,28 +511,21 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
         }
     }
 
-    /// `x ** y`; constant exponents 0, ±1, ±2, 3, 4 and 1/2 become multiplications, a division
-    /// or `sqrt` (within an ulp or two of `pow`, and much faster; `fold::pow_plan` is the one
-    /// table, shared with constant folding), anything else calls `pow`.
+    /// `x ** y` by the one rule of every back end (`mathfns::pow_plan`): a constant integer
+    /// exponent multiplied out by squaring, `1/2` as `sqrt`, anything else a call of `pow`.
     fn pow(&mut self, x: Vals, y: Vals, exponent: Option<f64>) -> Vals {
         let one = self.constant(1.0);
-        let square = |this: &mut Self, x: Vals| this.map2(x, x, |b, x, y| b.ins().fmul(x, y));
-        match exponent.map_or(PowPlan::Call, fold::pow_plan) {
-            PowPlan::One => [one; MAX_COPIES],
-            PowPlan::Identity => x,
-            PowPlan::Square => square(self, x),
-            PowPlan::Cube => {
-                let x2 = square(self, x);
-                self.map2(x2, x, |b, x, y| b.ins().fmul(x, y))
-            }
-            PowPlan::Fourth => {
-                let x2 = square(self, x);
-                square(self, x2)
-            }
-            PowPlan::Reciprocal => self.map1(x, |b, x| b.ins().fdiv(one, x)),
-            PowPlan::ReciprocalSquare => {
-                let x2 = square(self, x);
-                self.map1(x2, |b, x| b.ins().fdiv(one, x))
+        match exponent.map_or(PowPlan::Call, mathfns::pow_plan) {
+            PowPlan::Integer(0) => [one; MAX_COPIES],
+            PowPlan::Integer(n) => {
+                let v = mathfns::pow_by_squaring(x, n.unsigned_abs(), |a, b| {
+                    self.map2(*a, *b, |b, x, y| b.ins().fmul(x, y))
+                });
+                if n < 0 {
+                    self.map1(v, |b, x| b.ins().fdiv(one, x))
+                } else {
+                    v
+                }
             }
             PowPlan::Sqrt => self.map1(x, |b, x| b.ins().sqrt(x)),
             PowPlan::Call => {
