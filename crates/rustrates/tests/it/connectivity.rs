@@ -301,22 +301,19 @@ fn evaluate_in<R: Real>(kernel: &Kernel) -> (Vec<u64>, Vec<u64>) {
     let l = kernel.layout();
     let c = kernel.circuit();
     let spread = |k: usize, lane: usize| 1.0 + 0.01 * ((k * 7 + lane * 3) % 11) as f64;
-    // `offset · k`: inputs get 1e-4 per slot, so no two input slots are alike though every
-    // default is 0 (an empty row's sum slot must not happen to hold its external input's values).
-    let per_lane = |vars: &[rustrates::model::VarId], offset: f64| -> Vec<R> {
+    // `1e-4 · k` per slot: no two input slots alike though every default is 0 (an empty row's
+    // sum slot must not happen to hold its external input's values), nor states or parameters
+    // (with equal slots, `v^2` by `pow` and by a product happened to agree).
+    let per_lane = |vars: &[rustrates::model::VarId]| -> Vec<R> {
         vars.iter()
             .enumerate()
             .flat_map(|(k, v)| {
                 (0..lanes)
-                    .map(move |lane| R::of(c.var(*v).value * spread(k, lane) + 0.001 * lane as f64 + offset * k as f64))
+                    .map(move |lane| R::of(c.var(*v).value * spread(k, lane) + 0.001 * lane as f64 + 1e-4 * k as f64))
             })
             .collect()
     };
-    let (y, p, u) = (
-        per_lane(&l.states, 0.0),
-        per_lane(&l.params, 0.0),
-        per_lane(&l.inputs, 1e-4),
-    );
+    let (y, p, u) = (per_lane(&l.states), per_lane(&l.params), per_lane(&l.inputs));
     let mut dy = vec![R::ZERO; l.states.len() * lanes];
     let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
     R::rhs(
