@@ -194,35 +194,30 @@ pub(crate) fn pow_by_squaring<V: Clone>(x: V, n: u32, mut mul: impl FnMut(&V, &V
 /// same bits (a per-node exponent of a network is a call in the loops, a constant in the
 /// reference evaluator).
 pub fn pow_f64(x: f64, y: f64) -> f64 {
-    match pow_plan(y) {
-        PowPlan::Integer(0) => 1.0,
-        PowPlan::Integer(n) => {
-            let v = pow_by_squaring(x, n.unsigned_abs(), |a, b| a * b);
-            if n < 0 {
-                1.0 / v
-            } else {
-                v
-            }
-        }
-        PowPlan::Sqrt => x.sqrt(),
-        PowPlan::Call => x.powf(y),
-    }
+    pow_by_rule(x, y, f64::sqrt, || x.powf(y))
 }
 
 /// [`pow_f64`] in single precision (the exponent converts to `f64` exactly).
 pub fn pow_f32(x: f32, y: f32) -> f32 {
-    match pow_plan(f64::from(y)) {
-        PowPlan::Integer(0) => 1.0,
+    pow_by_rule(x, f64::from(y), f32::sqrt, || x.powf(y))
+}
+
+fn pow_by_rule<T>(x: T, y: f64, sqrt: fn(T) -> T, call: impl FnOnce() -> T) -> T
+where
+    T: Copy + From<u8> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>,
+{
+    match pow_plan(y) {
+        PowPlan::Integer(0) => T::from(1),
         PowPlan::Integer(n) => {
-            let v = pow_by_squaring(x, n.unsigned_abs(), |a, b| a * b);
+            let v = pow_by_squaring(x, n.unsigned_abs(), |a, b| *a * *b);
             if n < 0 {
-                1.0 / v
+                T::from(1) / v
             } else {
                 v
             }
         }
-        PowPlan::Sqrt => x.sqrt(),
-        PowPlan::Call => x.powf(y),
+        PowPlan::Sqrt => sqrt(x),
+        PowPlan::Call => call(),
     }
 }
 

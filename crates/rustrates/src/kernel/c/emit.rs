@@ -464,42 +464,27 @@ static inline double rr_randn(void* ctx, unsigned source, size_t lane) {
 }
 /* x^y by rustrates' one rule (kernel::mathfns::pow_plan): an integer exponent up to 64 in
    size multiplied out by squaring (1 / x^|n| when negative), 1/2 as sqrt, else pow. */
-static inline double rr_pow(double x, double y) {
-    if (fabs(y) <= 64.0 && y == floor(y)) {
-        int n = (int)y;
-        unsigned e = n < 0 ? (unsigned)(-n) : (unsigned)n;
-        if (e == 0) return 1.0;
-        double base = x, acc = 0.0;
-        int have = 0;
-        for (;;) {
-            if (e & 1u) { acc = have ? acc * base : base; have = 1; }
-            e >>= 1;
-            if (e == 0) break;
-            base = base * base;
-        }
-        return n < 0 ? 1.0 / acc : acc;
+#define RR_POW_BY_RULE(name, T, SFX)                                   \
+    static inline T name(T x, T y) {                                   \
+        if (fabs##SFX(y) <= (T)64 && y == floor##SFX(y)) {             \
+            int n = (int)y;                                            \
+            unsigned e = n < 0 ? (unsigned)(-n) : (unsigned)n;         \
+            if (e == 0) return (T)1;                                   \
+            T base = x, acc = (T)0;                                    \
+            int have = 0;                                              \
+            for (;;) {                                                 \
+                if (e & 1u) { acc = have ? acc * base : base; have = 1; } \
+                e >>= 1;                                               \
+                if (e == 0) break;                                     \
+                base = base * base;                                    \
+            }                                                          \
+            return n < 0 ? (T)1 / acc : acc;                           \
+        }                                                              \
+        if (y == (T)0.5) return sqrt##SFX(x);                          \
+        return pow##SFX(x, y);                                         \
     }
-    if (y == 0.5) return sqrt(x);
-    return pow(x, y);
-}
-static inline float rr_powf(float x, float y) {
-    if (fabsf(y) <= 64.0f && y == floorf(y)) {
-        int n = (int)y;
-        unsigned e = n < 0 ? (unsigned)(-n) : (unsigned)n;
-        if (e == 0) return 1.0f;
-        float base = x, acc = 0.0f;
-        int have = 0;
-        for (;;) {
-            if (e & 1u) { acc = have ? acc * base : base; have = 1; }
-            e >>= 1;
-            if (e == 0) break;
-            base = base * base;
-        }
-        return n < 0 ? 1.0f / acc : acc;
-    }
-    if (y == 0.5f) return sqrtf(x);
-    return powf(x, y);
-}
+RR_POW_BY_RULE(rr_pow, double, )
+RR_POW_BY_RULE(rr_powf, float, f)
 /* numpy's maximum/minimum (as kernel::mathfns): NaN in either gives NaN, max(-0,+0) = +0,
    min(-0,+0) = -0. Branch-free enough to vectorise as blends. */
 static inline double rr_max(double a, double b) {
