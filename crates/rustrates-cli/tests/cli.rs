@@ -39,6 +39,19 @@ fn written(dir: &Path, name: impl AsRef<Path>, text: impl AsRef<[u8]>) -> PathBu
     path
 }
 
+/// A new temporary directory holding `text` as the file `name`: the directory (removed when
+/// dropped, so the caller keeps it) and the file's path.
+fn temp_dir_with(name: &str, text: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = written(dir.path(), name, text);
+    (dir, path)
+}
+
+/// The traces of a result as bit patterns, for comparisons bit for bit.
+fn trace_bits(r: &rustrates::sweep::SweepResult) -> Vec<u64> {
+    r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
+}
+
 /// `rustrates plot results [flags] --out png` writes a PNG image.
 fn assert_plots_png(results: &Path, flags: &[&str], png: &Path) {
     run_ok(bin().arg("plot").arg(results).args(flags).arg("--out").arg(png));
@@ -108,9 +121,7 @@ fn readme_example_sweep_matches_single_simulations_bit_for_bit() {
 
 #[test]
 fn shards_then_merge_equal_a_single_run() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spec = written(
-        dir.path(),
+    let (dir, spec) = temp_dir_with(
         "spec.yaml",
         "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 0.5\nstep_size: 1.0e-4\n\
          sampling_step_size: 1.0e-3\npermute_grid: true\nchunk_size: 4\n\
@@ -160,8 +171,7 @@ fn shards_then_merge_equal_a_single_run() {
 
 #[test]
 fn check_reports_file_line_col_and_exits_nonzero() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = written(dir.path(), "bad.yaml", "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n");
+    let (_dir, file) = temp_dir_with("bad.yaml", "op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = -r/tau + r_inn\"\n  variables:\n    r: output(0.0)\n    tau: 1.0\n    r_in: input(0.0)\n");
     let out = bin()
         .arg("check")
         .arg("--format")
@@ -184,8 +194,7 @@ fn check_reports_file_line_col_and_exits_nonzero() {
 
 #[test]
 fn sweep_spec_errors_name_the_line_and_exit_one() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spec = written(dir.path(), "spec.yaml", "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n");
+    let (dir, spec) = temp_dir_with("spec.yaml", "template: model_templates.montbrio.simple_montbrio.Net3\nsimulation_time: 1\nstep_size: 1e-4\noutputs: {r: PC/Op_e/r}\nsolver: rk5\n");
     let out = bin()
         .arg("sweep")
         .arg(&spec)
@@ -250,9 +259,7 @@ fn refined_hopf_sweep_records_levels_and_plots_its_regular_view() {
     // cell is 1/16 and the Hopf bifurcation is at μ = 0 exactly (analytic), so the stable
     // focus / periodic switch must lie between the lattice nodes −0.03 and 0.0325. At
     // |μ| ≥ 0.03 the transient has decayed like e^{−|μ|t} below 1e-6 by the cutoff t = 500.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let spec = written(
-        dir.path(),
+    let (dir, spec) = temp_dir_with(
         "hopf_refined.yaml",
         format!(
             "template: {}/hopf\nsimulation_time: 600.0\nstep_size: 0.02\nsolver: rk4\ncutoff: 500.0\n\
@@ -307,13 +314,10 @@ fn param_map_nodes_all_in_a_spec_sweeps_the_population_like_its_node_list() {
             sweep_read(&spec, &out)
         })
         .collect();
-    let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
-        r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
-    };
-    assert_eq!(bits(&results[0]), bits(&results[2]));
-    assert_eq!(bits(&results[1]), bits(&results[2]));
+    assert_eq!(trace_bits(&results[0]), trace_bits(&results[2]));
+    assert_eq!(trace_bits(&results[1]), trace_bits(&results[2]));
     // `all` reaches IIN too: eta in PC alone is another sweep.
-    assert_ne!(bits(&results[0]), bits(&results[3]));
+    assert_ne!(trace_bits(&results[0]), trace_bits(&results[3]));
 }
 
 #[test]
@@ -382,11 +386,11 @@ fn per_node_input_files_in_a_spec_equal_the_engine_with_per_point_columns() {
     let mut sink = MemorySink::new();
     rustrates::sweep::run(&engine_spec, &loaded.circuit, &mut sink).expect("runs");
     let engine = sink.into_result().expect("result");
-    let bits = |r: &rustrates::sweep::SweepResult| -> Vec<u64> {
-        r.traces.as_ref().expect("traces").iter().map(|x| x.to_bits()).collect()
-    };
     assert_eq!(cli.columns, engine.columns);
-    assert!(bits(&cli) == bits(&engine), "the CLI's sweep differs from the engine's");
+    assert!(
+        trace_bits(&cli) == trace_bits(&engine),
+        "the CLI's sweep differs from the engine's"
+    );
 }
 
 /// A spec sweeping a block's conduction velocity (`C/velocity`, with its scale `C/scale`)
