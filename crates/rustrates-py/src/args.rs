@@ -12,6 +12,8 @@ use pyo3::types::{PyDict, PyTuple};
 use rustrates::io::h5::TraceType;
 use rustrates::kernel::{Backend, Precision};
 use rustrates::solve::{Method, Signal, SimConfig};
+use rustrates::sweep::refine::{Criterion, Refine};
+use rustrates::sweep::regime::{RandomStarts, RegimeSettings};
 use rustrates::sweep::{self, EdgeRef, Grid, MapEntry, MapTargets, ParamMap, Statistic, SweepSpec};
 
 use crate::errors::{arg_err, engine_error, Kind};
@@ -104,82 +106,55 @@ pub(crate) fn parse_inputs(py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResu
     Ok(out)
 }
 
-/// Settings of one run, as `run_sweep` receives them.
-pub struct Settings {
-    pub simulation_time: f64,
-    pub step_size: f64,
-    pub sampling_step_size: Option<f64>,
-    pub solver: String,
-    pub rtol: Option<f64>,
-    pub atol: Option<f64>,
-    pub cutoff: f64,
-    pub backend: String,
-    pub precision: String,
-    pub summaries: Vec<String>,
-    pub keep_traces: bool,
-    pub threads: Option<usize>,
-    /// Regime thresholds by name (`regime=` of `grid_search`); `None`: the defaults.
-    pub regime: Option<Vec<(String, f64)>>,
-    /// Starts per point (`initial_conditions=`), each `[(state name, value)]`.
-    pub initial_conditions: Vec<Vec<(String, f64)>>,
-    /// `random_starts=`: `(n, seed, [(state name, low, high)])`.
-    pub random_starts: Option<RandomStartsArg>,
-    /// `refine=` as `(levels, criterion, tolerance)`; `None`: the grid as given.
-    pub refine: Option<(u32, String, f64)>,
-}
-
 /// `(n, seed, [(state name, low, high)])`.
 pub type RandomStartsArg = (usize, u64, Vec<(String, f64, f64)>);
 
-pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Settings) -> PyResult<SweepSpec> {
-    let mut method = Method::parse(&s.solver).ok_or_else(|| {
+/// `solver=` by its name, with `rtol`/`atol` where it is RK45 (its defaults where not given).
+fn parse_method(py: Python<'_>, solver: &str, rtol: Option<f64>, atol: Option<f64>) -> PyResult<Method> {
+    let mut method = Method::parse(solver).ok_or_else(|| {
         arg_err(
             py,
             Kind::Solver,
             "solver",
-            format!(
-                "unknown solver '{}'; use euler, heun, rk4 or rk45 (alias scipy)",
-                s.solver
-            ),
+            format!("unknown solver '{solver}'; use euler, heun, rk4 or rk45 (alias scipy)"),
         )
     })?;
-    if let Method::Rk45 { rtol, atol } = &mut method {
-        *rtol = s.rtol.unwrap_or(*rtol);
-        *atol = s.atol.unwrap_or(*atol);
+    if let Method::Rk45 { rtol: r, atol: a } = &mut method {
+        *r = rtol.unwrap_or(*r);
+        *a = atol.unwrap_or(*a);
     }
-    let sim = SimConfig {
-        simulation_time: s.simulation_time,
-        dt: s.step_size,
-        sampling_step: s.sampling_step_size,
-        method,
-        cutoff: s.cutoff,
-    };
-    let mut spec = SweepSpec::new(grid, param_map, sim);
-    spec.backend = Backend::parse(&s.backend).ok_or_else(|| {
+    Ok(method)
+}
+
+fn parse_backend(py: Python<'_>, name: &str) -> PyResult<Backend> {
+    Backend::parse(name).ok_or_else(|| {
         arg_err(
             py,
             Kind::Solver,
             "backend",
             format!(
-                "unknown backend '{}'; use auto, jit, c or reference (PyRates' names such as 'numpy' mean auto)",
-                s.backend
+                "unknown backend '{name}'; use auto, jit, c or reference (PyRates' names such as 'numpy' mean auto)"
             ),
         )
-    })?;
-    spec.precision = match s.precision.as_str() {
-        "float64" => Precision::F64,
-        "float32" => Precision::F32,
-        other => {
-            return Err(arg_err(
-                py,
-                Kind::Solver,
-                "float_precision",
-                format!("float_precision must be float64 or float32, got '{other}'"),
-            ))
-        }
-    };
-    let requested: Vec<Statistic> = s
-        .summaries
+    })
+}
+
+fn parse_precision(py: Python<'_>, name: &str) -> PyResult<Precision> {
+    match name {
+        "float64" => Ok(Precision::F64),
+        "float32" => Ok(Precision::F32),
+        other => Err(arg_err(
+            py,
+            Kind::Solver,
+            "float_precision",
+            format!("float_precision must be float64 or float32, got '{other}'"),
+        )),
+    }
+}
+
+/// `summaries=` by name, expanded as the engine computes them (`regime` brings its values).
+fn parse_summaries(py: Python<'_>, names: &[String]) -> PyResult<Vec<Statistic>> {
+    let requested: Vec<Statistic> = names
         .iter()
         .map(|name| {
             Statistic::parse(name).ok_or_else(|| {
@@ -198,49 +173,42 @@ pub(crate) fn make_spec(py: Python<'_>, grid: Grid, param_map: ParamMap, s: &Set
             })
         })
         .collect::<PyResult<_>>()?;
-    spec.summaries = Statistic::expand(&requested);
-    if let Some(thresholds) = &s.regime {
-        // The engine's own (de)serialisation of its settings: unknown names and wrong types
-        // are refused there, with the field named.
-        let obj: serde_json::Map<String, serde_json::Value> = thresholds
-            .iter()
-            .map(|(k, v)| {
-                let v = if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 {
-                    serde_json::Value::from(*v as u64)
-                } else {
-                    serde_json::Value::from(*v)
-                };
-                (k.clone(), v)
-            })
-            .collect();
-        spec.regime = serde_json::from_value(serde_json::Value::Object(obj))
-            .map_err(|e| arg_err(py, Kind::Sweep, "regime", format!("regime: {e}")))?;
-    }
-    spec.initial_conditions = s.initial_conditions.clone();
-    spec.random_starts = s
-        .random_starts
-        .clone()
-        .map(|(n, seed, bounds)| rustrates::sweep::regime::RandomStarts { n, seed, bounds });
-    if let Some((levels, criterion, tolerance)) = &s.refine {
-        let criterion = rustrates::sweep::refine::Criterion::parse(criterion).ok_or_else(|| {
-            arg_err(
-                py,
-                Kind::Sweep,
-                "refine",
-                format!(
-                    "unknown refine criterion '{criterion}'; use 'regime' or the name of a summary the sweep computes"
-                ),
-            )
-        })?;
-        spec.refine = Some(rustrates::sweep::refine::Refine {
-            levels: *levels,
-            criterion,
-            tolerance: *tolerance,
-        });
-    }
-    spec.keep_traces = s.keep_traces;
-    spec.threads = s.threads;
-    Ok(spec)
+    Ok(Statistic::expand(&requested))
+}
+
+/// `regime=` thresholds by name, read by the engine's own (de)serialisation of its settings:
+/// unknown names and wrong types are refused there, with the field named.
+fn parse_regime(py: Python<'_>, thresholds: &[(String, f64)]) -> PyResult<RegimeSettings> {
+    let obj: serde_json::Map<String, serde_json::Value> = thresholds
+        .iter()
+        .map(|(k, v)| {
+            let v = if v.fract() == 0.0 && *v >= 0.0 && *v < 9.0e15 {
+                serde_json::Value::from(*v as u64)
+            } else {
+                serde_json::Value::from(*v)
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(obj))
+        .map_err(|e| arg_err(py, Kind::Sweep, "regime", format!("regime: {e}")))
+}
+
+/// `refine=` as `(levels, criterion, tolerance)`, the criterion by its name.
+fn parse_refine(py: Python<'_>, (levels, criterion, tolerance): (u32, String, f64)) -> PyResult<Refine> {
+    let criterion = Criterion::parse(&criterion).ok_or_else(|| {
+        arg_err(
+            py,
+            Kind::Sweep,
+            "refine",
+            format!("unknown refine criterion '{criterion}'; use 'regime' or the name of a summary the sweep computes"),
+        )
+    })?;
+    Ok(Refine {
+        levels,
+        criterion,
+        tolerance,
+    })
 }
 
 /// One sweep's arguments, checked and turned into the engine's spec at construction.
@@ -286,24 +254,6 @@ impl SweepArgs {
         random_starts: Option<RandomStartsArg>,
         refine: Option<(u32, String, f64)>,
     ) -> PyResult<SweepArgs> {
-        let settings = Settings {
-            simulation_time,
-            step_size,
-            sampling_step_size,
-            solver: solver.to_string(),
-            rtol,
-            atol,
-            cutoff,
-            backend: backend.to_string(),
-            precision: precision.to_string(),
-            summaries,
-            keep_traces,
-            threads,
-            regime,
-            initial_conditions,
-            random_starts,
-            refine,
-        };
         let grid = match (grid_values, grid_rows) {
             (Some(values), None) => {
                 if values.len() != grid_keys.len() {
@@ -335,7 +285,26 @@ impl SweepArgs {
         }
         .map_err(|e| engine_error(py, &sweep::SweepError::Grid(e)))?;
         let param_map = parse_param_map(py, param_map)?;
-        let mut spec = make_spec(py, grid, param_map, &settings)?;
+        // Checked in this order, so that of several wrong arguments the first named is reported.
+        let sim = SimConfig {
+            simulation_time,
+            dt: step_size,
+            sampling_step: sampling_step_size,
+            method: parse_method(py, solver, rtol, atol)?,
+            cutoff,
+        };
+        let mut spec = SweepSpec::new(grid, param_map, sim);
+        spec.backend = parse_backend(py, backend)?;
+        spec.precision = parse_precision(py, precision)?;
+        spec.summaries = parse_summaries(py, &summaries)?;
+        if let Some(thresholds) = &regime {
+            spec.regime = parse_regime(py, thresholds)?;
+        }
+        spec.initial_conditions = initial_conditions;
+        spec.random_starts = random_starts.map(|(n, seed, bounds)| RandomStarts { n, seed, bounds });
+        spec.refine = refine.map(|r| parse_refine(py, r)).transpose()?;
+        spec.keep_traces = keep_traces;
+        spec.threads = threads;
         spec.inputs = parse_inputs(py, inputs)?;
         spec.outputs = outputs
             .iter()
