@@ -49,10 +49,11 @@ fn spec(side: usize, backend: Backend) -> SweepSpec {
     spec
 }
 
+/// Each point's regime code (of the one output, `r`).
 fn codes(r: &SweepResult) -> Vec<f64> {
-    let s = r.summaries.as_ref().expect("summaries");
-    let i = s.stats.iter().position(|x| *x == Statistic::Regime).expect("regime");
-    (0..r.labels.len()).map(|p| s.values[i][p * r.columns.len()]).collect()
+    (0..r.labels.len())
+        .map(|p| r.summary(Statistic::Regime, p, 0).expect("the regime summary"))
+        .collect()
 }
 
 fn main() -> Result<(), String> {
