@@ -31,6 +31,7 @@ DT, DTS = 1e-4, 1e-3
 PYRATES_RUN = """
 import sys
 import numpy as np
+from _common import FORWARD_EULER_FLOAT64
 from pyrates import grid_search
 template, n, points, T, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 dt, dts = float(sys.argv[6]), float(sys.argv[7])
@@ -42,10 +43,8 @@ res, res_map = grid_search(
     simulation_time=T,
     sampling_step_size=dts,
     outputs={"r": "all/qif_op/r"},
-    solver="euler",
-    float_precision="float64",
     clear=True,
-    verbose=False,
+    **FORWARD_EULER_FLOAT64,
 )
 # (point, time, node) in the grid's order and node order, whatever PyRates' column order.
 cols = [tuple(map(str, c)) for c in res.columns]
@@ -113,6 +112,8 @@ def main() -> None:
         (tmp / "net.yaml").write_text(network_yaml(args.n))
         (tmp / "spec.yaml").write_text(spec_yaml(str(tmp / "net") + "/Net", args.n, args.points, args.time))
         (tmp / "run_pyrates.py").write_text(PYRATES_RUN)
+        # The drop-in scripts' settings module, beside the script that imports it.
+        (tmp / "_common.py").write_text((HERE / "pyrates_scripts/_common.py").read_text())
         ours, theirs = [], []
         for repeat in range(max(args.repeats, 1)):
             # Interleaved, so both come from the same minutes of a shared machine. The kernel

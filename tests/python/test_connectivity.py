@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyrates_scripts._common import FORWARD_EULER_FLOAT64
 from rustrates.pyrates import CircuitTemplate, NodeTemplate, OperatorTemplate, grid_search
 
 DT = 1e-4
@@ -57,14 +58,7 @@ def network(n: int, w: np.ndarray, d: np.ndarray | None, as_matrix: bool) -> Cir
 
 
 #: network_grid.c's integration: Euler at DT in double precision, every node's r at every step.
-EULER_EVERY_STEP = dict(
-    step_size=DT,
-    sampling_step_size=DT,
-    outputs={"r": "all/net_op/r"},
-    solver="euler",
-    float_precision="float64",
-    verbose=False,
-)
+EULER_EVERY_STEP = dict(step_size=DT, sampling_step_size=DT, outputs={"r": "all/net_op/r"}, **FORWARD_EULER_FLOAT64)
 
 
 def sweep(net: CircuitTemplate, n: int, steps: int, g_vars: dict | None = None):

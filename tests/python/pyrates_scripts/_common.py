@@ -1,6 +1,8 @@
 """What the drop-in scripts share; not a script itself (test_pyrates_dropin.py runs the files
 without a leading underscore). Plain Python with no PyRates import, so both runs of a script —
-under PyRates 1.2.3 and with the import changed to rustrates.pyrates — import it as it stands."""
+under PyRates 1.2.3 and with the import changed to rustrates.pyrates — import it as it stands.
+Other code integrating the same way imports it too (bench_network_pyrates.py's PyRates run,
+test_connectivity.py)."""
 
 import sys
 
