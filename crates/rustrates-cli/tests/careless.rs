@@ -291,15 +291,29 @@ fn line_col_of(spec: &str, needle: &str) -> (usize, usize) {
     (line, col)
 }
 
+/// `SPEC` with its first `from` replaced by `to` must be refused with `code` at the text
+/// `at`, `offset` columns into it; returns the refusal.
+fn assert_edit_refused_at(from: &str, to: &str, at: &str, offset: usize, code: &str) -> Output {
+    let spec = SPEC.replacen(from, to, 1);
+    assert_ne!(spec, SPEC, "{from}");
+    let (line, col) = line_col_of(&spec, at);
+    eprintln!("case {to}");
+    let o = invalid(&spec);
+    assert_at(&o, code, line, col + offset);
+    o
+}
+
 #[test]
 fn item04_param_map_naming_no_node_or_no_var_is_an_error_at_its_line() {
-    let spec = SPEC.replace("nodes: [IIN]", "nodes: []");
-    let (l, c) = line_col_of(&spec, "[]}");
-    assert_at(&invalid(&spec), "spec/param-map", l, c);
-    assert!(stderr(&invalid(&spec)).contains("would change nothing"));
-    let spec = SPEC.replace("{vars: [Op_i/eta], nodes: [IIN]}", "{vars: [], nodes: [IIN]}");
-    let (l, c) = line_col_of(&spec, "[], nodes");
-    assert_at(&invalid(&spec), "spec/param-map", l, c);
+    let o = assert_edit_refused_at("nodes: [IIN]", "nodes: []", "[]}", 0, "spec/param-map");
+    assert!(stderr(&o).contains("would change nothing"));
+    assert_edit_refused_at(
+        "{vars: [Op_i/eta], nodes: [IIN]}",
+        "{vars: [], nodes: [IIN]}",
+        "[], nodes",
+        0,
+        "spec/param-map",
+    );
 }
 
 #[test]
@@ -323,11 +337,7 @@ fn item05_settings_that_give_no_or_wrong_samples_are_errors() {
         ("[-1.0, 1.0]", "[-1.0, .inf]", "[-1.0, .inf]"),
     ];
     for (from, to, at) in cases {
-        let spec = SPEC.replace(from, to);
-        assert_ne!(spec, SPEC, "{from}");
-        let (l, c) = line_col_of(&spec, at);
-        eprintln!("case {to}");
-        assert_at(&invalid(&spec), "sweep/bad-setting", l, c);
+        assert_edit_refused_at(from, to, at, 0, "sweep/bad-setting");
     }
 }
 
@@ -642,12 +652,7 @@ fn item14_spec_errors_carry_file_line_and_column() {
         ),
     ];
     for (from, to, at, offset, code) in cases {
-        let spec = SPEC.replacen(from, to, 1);
-        assert_ne!(spec, SPEC, "{from}");
-        let (l, c) = line_col_of(&spec, at);
-        let c = c + offset;
-        eprintln!("case {to}");
-        assert_at(&invalid(&spec), code, l, c);
+        assert_edit_refused_at(from, to, at, *offset, code);
     }
 }
 
