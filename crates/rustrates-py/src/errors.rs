@@ -200,12 +200,10 @@ mod tests {
 
     #[test]
     fn render_with_span_gives_file_line_col_code_message() {
+        let text = "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = q\"\n";
         let mut sources = SourceMap::new();
-        let file = sources.add(
-            "models/net.yaml",
-            "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = q\"\n",
-        );
-        let start = "Op:\n  base: OperatorTemplate\n  equations: \"d/dt * r = ".len() as u32;
+        let file = sources.add("models/net.yaml", text);
+        let start = u32::try_from(text.find("q\"").expect("the symbol q")).expect("a small text");
         let d = Diagnostic::error("eq/undefined-symbol", "unknown symbol 'q'")
             .with_span(Span::new(file, start, start + 1))
             .with_path("Op.equations[0]")
