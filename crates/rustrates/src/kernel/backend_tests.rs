@@ -39,11 +39,7 @@ fn every_expr_and_func_matches_closures<R: Real>(
             let vals: Vec<V> = lane_values(&c, lanes, t)
                 .into_iter()
                 .map(|v| V {
-                    x: r(v.x),
-                    w: r(v.w),
-                    k: r(v.k),
-                    q: r(v.q),
-                    s: r(v.s),
+                    vars: v.vars.map(r),
                     ..v
                 })
                 .collect();
