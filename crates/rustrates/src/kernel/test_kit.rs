@@ -174,19 +174,42 @@ fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f6
     }
 }
 
+/// `nsteps` steps of `dt` from `t0` by `tab` on a block of `lanes` lanes of `k`: what a
+/// fused stepper ([`fused`]) and its second method ([`step_with_rhs`]) both run.
+#[derive(Clone, Copy)]
+pub(crate) struct StepRun<'a> {
+    pub(crate) k: &'a Kernel,
+    pub(crate) tab: &'a Tableau,
+    pub(crate) lanes: usize,
+    pub(crate) nsteps: usize,
+    pub(crate) t0: f64,
+    pub(crate) dt: f64,
+}
+
+impl<'a> StepRun<'a> {
+    pub(crate) fn new(k: &'a Kernel, tab: &'a Tableau, lanes: usize, nsteps: usize, t0: f64, dt: f64) -> Self {
+        StepRun {
+            k,
+            tab,
+            lanes,
+            nsteps,
+            t0,
+            dt,
+        }
+    }
+}
+
 /// The second method a fused stepper is checked against: explicit Runge–Kutta through the
 /// (separately tested) rhs, with the solver's arithmetic.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn step_with_rhs(
-    k: &Kernel,
-    tab: &Tableau,
-    lanes: usize,
-    nsteps: usize,
-    t0: f64,
-    dt: f64,
-    y: &mut Vec<f64>,
-    [p, u]: [&[f64]; 2],
-) {
+pub(crate) fn step_with_rhs(run: StepRun, y: &mut Vec<f64>, [p, u]: [&[f64]; 2]) {
+    let StepRun {
+        k,
+        tab,
+        lanes,
+        nsteps,
+        t0,
+        dt,
+    } = run;
     let stages = tab.b.len();
     for s in 0..nsteps {
         let t = t0 + s as f64 * dt;
@@ -201,26 +224,15 @@ pub(crate) fn step_with_rhs(
 }
 
 /// One call of the fused stepper; what `Kernel::steps` returns (false: declined).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fused(
-    k: &Kernel,
-    tab: &Tableau,
-    lanes: usize,
-    nsteps: usize,
-    t0: f64,
-    dt: f64,
-    y: &mut [f64],
-    [p, u]: [&[f64]; 2],
-    ctx: &mut KernelCtx,
-) -> bool {
-    let mut a = vec![0.0; k.layout().algebraics.len() * lanes];
+pub(crate) fn fused(run: StepRun, y: &mut [f64], [p, u]: [&[f64]; 2], ctx: &mut KernelCtx) -> bool {
+    let mut a = vec![0.0; run.k.layout().algebraics.len() * run.lanes];
     let mut work = Vec::new();
-    k.steps(StepsArgs {
-        lanes,
-        nsteps,
-        t0,
-        dt,
-        tableau: tab,
+    run.k.steps(StepsArgs {
+        lanes: run.lanes,
+        nsteps: run.nsteps,
+        t0: run.t0,
+        dt: run.dt,
+        tableau: run.tab,
         y,
         p,
         u,
