@@ -5,7 +5,7 @@ use super::precision::Real;
 use super::test_kit::{
     all_ops_circuit, buffers, circuits_for_cross_check, close, empty_circuit, eval, fused, generic_buffers, hooked_ctx,
     lane_values, past_hook, push_assign, push_ode, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
-    stepper_circuits, tableaux, to_f32, Case, Kit, Tol, FIRST_POINT, V,
+    stepper_circuits, tableaux, to_f32, Case, Kit, StepRun, Tol, FIRST_POINT, V,
 };
 use super::{Backend, KernelCtx, Precision, Tableau};
 use crate::model::passes::specialize_params;
@@ -39,11 +39,7 @@ fn every_expr_and_func_matches_closures<R: Real>(
             let vals: Vec<V> = lane_values(&c, lanes, t)
                 .into_iter()
                 .map(|v| V {
-                    x: r(v.x),
-                    w: r(v.w),
-                    k: r(v.k),
-                    q: r(v.q),
-                    s: r(v.s),
+                    vars: v.vars.map(r),
                     ..v
                 })
                 .collect();
@@ -522,14 +518,20 @@ fn fused_steps_match_rhs_stepping() {
                     // their range (to NaN) within 300 steps of these lane values.
                     let nsteps = if name == "qif_reference_ir" { 300 } else { 40 };
                     let (t0, dt) = (0.25, 1e-3);
+                    let run = StepRun::new(&k, tab, lanes, nsteps, t0, dt);
                     let mut want = y0.clone();
-                    step_with_rhs(&k, tab, lanes, nsteps, t0, dt, &mut want, [&p, &u]);
+                    step_with_rhs(run, &mut want, [&p, &u]);
                     let mut got = y0.clone();
                     let mut ctx = KernelCtx::default();
                     for half in 0..2 {
                         let t_half = t0 + (half * nsteps / 2) as f64 * dt;
+                        let half_run = StepRun {
+                            nsteps: nsteps / 2,
+                            t0: t_half,
+                            ..run
+                        };
                         assert!(
-                            fused(&k, tab, lanes, nsteps / 2, t_half, dt, &mut got, [&p, &u], &mut ctx),
+                            fused(half_run, &mut got, [&p, &u], &mut ctx),
                             "{name} {backend:?} {tname}: a fused path"
                         );
                     }
@@ -578,7 +580,7 @@ pub(super) fn assert_declines(
     let [y0, p, u] = generic_buffers(c, &c.layout(), 3);
     let mut y = y0.clone();
     assert!(
-        !fused(k, tab, 3, 5, 0.0, 0.1, &mut y, [&p, &u], ctx),
+        !fused(StepRun::new(k, tab, 3, 5, 0.0, 0.1), &mut y, [&p, &u], ctx),
         "{what}: declined"
     );
     assert_eq!(y, y0, "{what}: a declined call leaves y alone");
@@ -630,17 +632,15 @@ fn fused_rk4_decay_matches_exponential() {
         let kernel = kit.kernel(&c, backend, Precision::F64);
         let mut y = vec![1.0; p.len()];
         let mut ctx = KernelCtx::default();
-        assert!(fused(
-            &kernel,
-            &Tableau::rk4(),
-            p.len(),
-            100,
-            0.0,
-            0.01,
-            &mut y,
-            [&p, &[]],
-            &mut ctx
-        ));
+        let run = StepRun {
+            k: &kernel,
+            tab: &Tableau::rk4(),
+            lanes: p.len(),
+            nsteps: 100,
+            t0: 0.0,
+            dt: 0.01,
+        };
+        assert!(fused(run, &mut y, [&p, &[]], &mut ctx));
         for (l, k) in p.iter().enumerate() {
             // RK4 global error ≈ (k·dt)^4 / 120 · k·T·e^{-kT}: below 1e-9 for k ≤ 2, dt = 0.01.
             let want = (-k * 1.0_f64).exp();
@@ -681,17 +681,15 @@ fn specialized_params_match_per_lane_params() {
         for k in [&generic, &specialized] {
             let mut y = y0.clone();
             let mut ctx = KernelCtx::default();
-            assert!(fused(
+            let run = StepRun {
                 k,
-                &Tableau::rk4(),
+                tab: &Tableau::rk4(),
                 lanes,
-                500,
-                0.0,
-                1e-3,
-                &mut y,
-                [&p, &u],
-                &mut ctx
-            ));
+                nsteps: 500,
+                t0: 0.0,
+                dt: 1e-3,
+            };
+            assert!(fused(run, &mut y, [&p, &u], &mut ctx));
             finals.push(y);
         }
         for (g, s) in finals[0].iter().zip(&finals[1]) {

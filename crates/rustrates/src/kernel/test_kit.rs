@@ -174,19 +174,42 @@ fn combine_like_solver(y: &[f64], dt: f64, coeffs: &[(usize, f64)], ks: &[Vec<f6
     }
 }
 
+/// `nsteps` steps of `dt` from `t0` by `tab` on a block of `lanes` lanes of `k`: what a
+/// fused stepper ([`fused`]) and its second method ([`step_with_rhs`]) both run.
+#[derive(Clone, Copy)]
+pub(crate) struct StepRun<'a> {
+    pub(crate) k: &'a Kernel,
+    pub(crate) tab: &'a Tableau,
+    pub(crate) lanes: usize,
+    pub(crate) nsteps: usize,
+    pub(crate) t0: f64,
+    pub(crate) dt: f64,
+}
+
+impl<'a> StepRun<'a> {
+    pub(crate) fn new(k: &'a Kernel, tab: &'a Tableau, lanes: usize, nsteps: usize, t0: f64, dt: f64) -> Self {
+        StepRun {
+            k,
+            tab,
+            lanes,
+            nsteps,
+            t0,
+            dt,
+        }
+    }
+}
+
 /// The second method a fused stepper is checked against: explicit Runge–Kutta through the
 /// (separately tested) rhs, with the solver's arithmetic.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn step_with_rhs(
-    k: &Kernel,
-    tab: &Tableau,
-    lanes: usize,
-    nsteps: usize,
-    t0: f64,
-    dt: f64,
-    y: &mut Vec<f64>,
-    [p, u]: [&[f64]; 2],
-) {
+pub(crate) fn step_with_rhs(run: StepRun, y: &mut Vec<f64>, [p, u]: [&[f64]; 2]) {
+    let StepRun {
+        k,
+        tab,
+        lanes,
+        nsteps,
+        t0,
+        dt,
+    } = run;
     let stages = tab.b.len();
     for s in 0..nsteps {
         let t = t0 + s as f64 * dt;
@@ -201,26 +224,15 @@ pub(crate) fn step_with_rhs(
 }
 
 /// One call of the fused stepper; what `Kernel::steps` returns (false: declined).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fused(
-    k: &Kernel,
-    tab: &Tableau,
-    lanes: usize,
-    nsteps: usize,
-    t0: f64,
-    dt: f64,
-    y: &mut [f64],
-    [p, u]: [&[f64]; 2],
-    ctx: &mut KernelCtx,
-) -> bool {
-    let mut a = vec![0.0; k.layout().algebraics.len() * lanes];
+pub(crate) fn fused(run: StepRun, y: &mut [f64], [p, u]: [&[f64]; 2], ctx: &mut KernelCtx) -> bool {
+    let mut a = vec![0.0; run.k.layout().algebraics.len() * run.lanes];
     let mut work = Vec::new();
-    k.steps(StepsArgs {
-        lanes,
-        nsteps,
-        t0,
-        dt,
-        tableau: tab,
+    run.k.steps(StepsArgs {
+        lanes: run.lanes,
+        nsteps: run.nsteps,
+        t0: run.t0,
+        dt: run.dt,
+        tableau: run.tab,
         y,
         p,
         u,
@@ -253,18 +265,65 @@ pub(crate) fn push_ode(c: &mut Circuit, var: VarId, rhs: ExprId) {
     c.odes.push(Ode { var, rhs, span: None });
 }
 
-/// Per-lane inputs of the all-operations circuit, as the reference closures see them.
+/// The five variables of the all-operations circuit (`n/op/<name>`), named once: their
+/// values in one lane ([`V`]) or their ids ([`Builder`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vars<T> {
+    pub(crate) x: T,
+    pub(crate) w: T,
+    pub(crate) k: T,
+    pub(crate) q: T,
+    pub(crate) s: T,
+}
+
+impl<T> From<[T; 5]> for Vars<T> {
+    /// In the order of [`Vars::NAMES`].
+    fn from([x, w, k, q, s]: [T; 5]) -> Vars<T> {
+        Vars { x, w, k, q, s }
+    }
+}
+
+impl<T: Copy> Vars<T> {
+    const NAMES: [&'static str; 5] = ["x", "w", "k", "q", "s"];
+
+    /// The same `id` under every name: the builder of a circuit without these variables,
+    /// which needs only its expression helpers.
+    pub(crate) fn all(id: T) -> Vars<T> {
+        Vars::from([id; 5])
+    }
+
+    fn to_array(self) -> [T; 5] {
+        let Vars { x, w, k, q, s } = self;
+        [x, w, k, q, s]
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Vars<U> {
+        Vars::from(self.to_array().map(f))
+    }
+
+    /// The one named `name` (one of [`Vars::NAMES`]).
+    pub(crate) fn named(self, name: &str) -> Option<T> {
+        let at = Self::NAMES.iter().position(|&n| n == name)?;
+        Some(self.to_array()[at])
+    }
+}
+
+/// Per-lane inputs of the all-operations circuit, as the reference closures see them
+/// (`v.x` … `v.s` through [`Vars`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct V {
-    pub(crate) x: f64,
-    pub(crate) w: f64,
-    pub(crate) k: f64,
-    pub(crate) q: f64,
-    pub(crate) s: f64,
+    pub(crate) vars: Vars<f64>,
     pub(crate) t: f64,
     pub(crate) lane: usize,
     /// Expr id of the circuit's `Randn` node (the hook's noise source).
     pub(crate) randn_src: u32,
+}
+
+impl std::ops::Deref for V {
+    type Target = Vars<f64>;
+    fn deref(&self) -> &Vars<f64> {
+        &self.vars
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -297,14 +356,19 @@ pub(crate) struct Case {
     pub(crate) tol: Tol,
 }
 
+/// Builds a case's expression into `c`; `b.x` … `b.s` (through [`Vars`]) are the ids the
+/// reference closures' `v.x` … `v.s` stand for.
 pub(crate) struct Builder {
     pub(crate) c: Circuit,
-    pub(crate) x: VarId,
-    pub(crate) w: VarId,
-    pub(crate) k: VarId,
-    pub(crate) q: VarId,
-    pub(crate) s: VarId,
+    pub(crate) vars: Vars<VarId>,
     randn: Option<ExprId>,
+}
+
+impl std::ops::Deref for Builder {
+    type Target = Vars<VarId>;
+    fn deref(&self) -> &Vars<VarId> {
+        &self.vars
+    }
 }
 
 impl Builder {
@@ -328,8 +392,7 @@ impl Builder {
     /// `c op var`.
     pub(crate) fn nv(&mut self, op: BinOp, c: f64, var: VarId) -> ExprId {
         let n = self.num(c);
-        let v = self.v(var);
-        self.bin(op, n, v)
+        self.ev(op, n, var)
     }
     /// `var op c` (the constant's node made first, as [`Builder::nv`] makes it).
     pub(crate) fn vn(&mut self, op: BinOp, var: VarId, c: f64) -> ExprId {
@@ -342,10 +405,14 @@ impl Builder {
         let d = self.vv(BinOp::Sub, a, b);
         self.e(Expr::Call(f, vec![d]))
     }
+    /// `e op var`.
+    pub(crate) fn ev(&mut self, op: BinOp, e: ExprId, var: VarId) -> ExprId {
+        let v = self.v(var);
+        self.bin(op, e, v)
+    }
     pub(crate) fn vv(&mut self, op: BinOp, a: VarId, b: VarId) -> ExprId {
         let a = self.v(a);
-        let b = self.v(b);
-        self.bin(op, a, b)
+        self.ev(op, a, b)
     }
     pub(crate) fn call1(&mut self, f: Func, a: VarId) -> ExprId {
         let a = self.v(a);
@@ -613,21 +680,16 @@ pub(crate) fn empty_circuit(name: &str) -> Circuit {
 /// ODEs `x' = a_add + a_sin`, `w' = (-w*k + s) + a_randn` (noise reaches a derivative).
 pub(crate) fn all_ops_circuit() -> (Circuit, Vec<Case>) {
     let mut c = empty_circuit("AllOps");
-    let x = add_var(&mut c, "n/op/x", VarKind::State, 0.1);
-    assert_eq!(x.0, X_ID);
-    let w = add_var(&mut c, "n/op/w", VarKind::State, 1.0);
-    let k = add_var(&mut c, "n/op/k", VarKind::Param, 0.5);
-    let q = add_var(&mut c, "n/op/q", VarKind::Param, 0.0);
-    let s = add_var(&mut c, "n/op/s", VarKind::Input, 0.0);
-    let mut b = Builder {
-        c,
-        x,
-        w,
-        k,
-        q,
-        s,
-        randn: None,
+    let vars = Vars {
+        x: add_var(&mut c, "n/op/x", VarKind::State, 0.1),
+        w: add_var(&mut c, "n/op/w", VarKind::State, 1.0),
+        k: add_var(&mut c, "n/op/k", VarKind::Param, 0.5),
+        q: add_var(&mut c, "n/op/q", VarKind::Param, 0.0),
+        s: add_var(&mut c, "n/op/s", VarKind::Input, 0.0),
     };
+    assert_eq!(vars.x.0, X_ID);
+    let Vars { x, w, k, s, .. } = vars;
+    let mut b = Builder { c, vars, randn: None };
     let cases = cases();
     let mut alg = Vec::new();
     for case in &cases {
@@ -643,12 +705,9 @@ pub(crate) fn all_ops_circuit() -> (Circuit, Vec<Case>) {
     push_ode(&mut b.c, x, dx);
     let wv = b.v(w);
     let nw = b.e(Expr::Neg(wv));
-    let kv = b.v(k);
-    let nwk = b.bin(BinOp::Mul, nw, kv);
-    let sv = b.v(s);
-    let drift = b.bin(BinOp::Add, nwk, sv);
-    let noise = b.v(a_randn);
-    let dw = b.bin(BinOp::Add, drift, noise);
+    let nwk = b.ev(BinOp::Mul, nw, k);
+    let drift = b.ev(BinOp::Add, nwk, s);
+    let dw = b.ev(BinOp::Add, drift, a_randn);
     push_ode(&mut b.c, w, dw);
     (b.c, cases)
 }
@@ -671,11 +730,13 @@ pub(crate) fn lane_values(c: &Circuit, lanes: usize, t: f64) -> Vec<V> {
             };
             let q = if l % 3 == 0 { x } else { -0.9 + 1.8 * f(0.414_213_562_3) };
             V {
-                x,
-                w: 0.2 + 2.4 * f(0.732_050_807_5),
-                k: -3.0 + 6.0 * f(0.236_067_977_5),
-                q,
-                s: -2.0 + 4.0 * f(0.645_751_311_1),
+                vars: Vars {
+                    x,
+                    w: 0.2 + 2.4 * f(0.732_050_807_5),
+                    k: -3.0 + 6.0 * f(0.236_067_977_5),
+                    q,
+                    s: -2.0 + 4.0 * f(0.645_751_311_1),
+                },
                 t,
                 lane: l,
                 randn_src,
@@ -687,13 +748,11 @@ pub(crate) fn lane_values(c: &Circuit, lanes: usize, t: f64) -> Vec<V> {
 /// `[y, p, u]` of the all-operations circuit for the lanes `vals`, in its layout.
 pub(crate) fn buffers(c: &Circuit, layout: &Layout, vals: &[V]) -> [Vec<f64>; 3] {
     let lanes = vals.len();
-    let pick = |id: VarId, v: &V| match c.var(id).name.as_str() {
-        "n/op/x" => v.x,
-        "n/op/w" => v.w,
-        "n/op/k" => v.k,
-        "n/op/q" => v.q,
-        "n/op/s" => v.s,
-        other => panic!("no test value for {other}"),
+    let pick = |id: VarId, v: &V| {
+        let name = &c.var(id).name;
+        name.strip_prefix("n/op/")
+            .and_then(|n| v.vars.named(n))
+            .unwrap_or_else(|| panic!("no test value for {name}"))
     };
     let fill = |ids: &[VarId]| {
         let mut out = vec![0.0; ids.len() * lanes];
@@ -730,11 +789,7 @@ pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
     let w_ip = add_var(&mut c, "edge:IIN->PC:0/weight", VarKind::Param, -10.0);
     let mut b = Builder {
         c,
-        x: w_pp,
-        w: w_pp,
-        k: w_pp,
-        q: w_pp,
-        s: w_pp,
+        vars: Vars::all(w_pp),
         randn: None,
     };
     let (r_pc, r_iin) = (pops[0].0, pops[1].0);
@@ -746,18 +801,18 @@ pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
             b.v(var)
         }
     };
-    let (w1, rp) = (pv(&mut b, w_pp), b.v(r_pc));
-    let t1 = b.bin(BinOp::Mul, w1, rp);
-    let (w2, ri) = (pv(&mut b, w_ip), b.v(r_iin));
-    let t2 = b.bin(BinOp::Mul, w2, ri);
+    let w1 = pv(&mut b, w_pp);
+    let t1 = b.ev(BinOp::Mul, w1, r_pc);
+    let w2 = pv(&mut b, w_ip);
+    let t2 = b.ev(BinOp::Mul, w2, r_iin);
     let rin_pc = b.bin(BinOp::Add, t1, t2);
     b.c.assigns.push(Assign {
         var: pops[0].6,
         rhs: rin_pc,
         span: None,
     });
-    let (w3, rp) = (pv(&mut b, w_pi), b.v(r_pc));
-    let rin_iin = b.bin(BinOp::Mul, w3, rp);
+    let w3 = pv(&mut b, w_pi);
+    let rin_iin = b.ev(BinOp::Mul, w3, r_pc);
     b.c.assigns.push(Assign {
         var: pops[1].6,
         rhs: rin_iin,
@@ -773,19 +828,15 @@ pub(crate) fn qif_reference_circuit(specialize: bool) -> Circuit {
         let two = b.num(2.0);
         let rv = b.v(r);
         let r2 = b.bin(BinOp::Mul, two, rv);
-        let vv = b.v(v);
-        let r2v = b.bin(BinOp::Mul, r2, vv);
+        let r2v = b.ev(BinOp::Mul, r2, v);
         let num = b.bin(BinOp::Add, q, r2v);
         let dr = b.bin(BinOp::Div, num, tauv);
         push_ode(&mut b.c, r, dr);
         // v' = (v^2 + eta + I_ext + tau*r_in - (pi*tau*r)^2) / tau
         let v2 = b.pow_const(v, 2.0);
-        let e = b.v(eta);
-        let s1 = b.bin(BinOp::Add, v2, e);
-        let ie = b.v(iext);
-        let s2 = b.bin(BinOp::Add, s1, ie);
-        let ri = b.v(r_in);
-        let tri = b.bin(BinOp::Mul, tauv, ri);
+        let s1 = b.ev(BinOp::Add, v2, eta);
+        let s2 = b.ev(BinOp::Add, s1, iext);
+        let tri = b.ev(BinOp::Mul, tauv, r_in);
         let s3 = b.bin(BinOp::Add, s2, tri);
         let ptr_ = b.bin(BinOp::Mul, pitau, rv);
         let two2 = b.num(2.0);

@@ -183,17 +183,21 @@ mod tests {
             .collect()
     }
 
-    // Reference rows below were printed once by numpy 2.x:
-    // np.stack(np.meshgrid(a, b[, c]), -1).reshape(-1, k).tolist()
+    /// `g`'s values key by key, point by point: the form numpy prints below.
+    fn columns(g: &Grid) -> Vec<Vec<f64>> {
+        (0..g.keys().len())
+            .map(|k| (0..g.len()).map(|p| g.value(p, k)).collect())
+            .collect()
+    }
+
+    // Reference columns below were printed by numpy 2.4.6:
+    // [m.ravel().tolist() for m in np.meshgrid(a, b[, c])], the columns of
+    // np.stack(np.meshgrid(a, b[, c]), -1).reshape(-1, k).
     #[test]
     fn grid_permute_two_keys_matches_numpy_meshgrid() {
         let g = Grid::from_values(&map(&[("a", &[1., 2.]), ("b", &[10., 20., 30.])]), true).unwrap();
-        let numpy = [[1, 10], [2, 10], [1, 20], [2, 20], [1, 30], [2, 30]];
-        let expected: Vec<Vec<f64>> = numpy
-            .iter()
-            .map(|r| r.iter().map(|&x| f64::from(x)).collect())
-            .collect();
-        assert_eq!(rows(&g), expected);
+        let numpy = [[1., 2., 1., 2., 1., 2.], [10., 10., 20., 20., 30., 30.]];
+        assert_eq!(columns(&g), numpy);
         assert_eq!(
             g.labels("Net3"),
             ["Net3_0", "Net3_1", "Net3_2", "Net3_3", "Net3_4", "Net3_5"]
@@ -208,24 +212,11 @@ mod tests {
         )
         .unwrap();
         let numpy = [
-            [1, 10, 100],
-            [1, 10, 200],
-            [2, 10, 100],
-            [2, 10, 200],
-            [1, 20, 100],
-            [1, 20, 200],
-            [2, 20, 100],
-            [2, 20, 200],
-            [1, 30, 100],
-            [1, 30, 200],
-            [2, 30, 100],
-            [2, 30, 200],
+            [1., 1., 2., 2., 1., 1., 2., 2., 1., 1., 2., 2.],
+            [10., 10., 10., 10., 20., 20., 20., 20., 30., 30., 30., 30.],
+            [100., 200., 100., 200., 100., 200., 100., 200., 100., 200., 100., 200.],
         ];
-        let expected: Vec<Vec<f64>> = numpy
-            .iter()
-            .map(|r| r.iter().map(|&x| f64::from(x)).collect())
-            .collect();
-        assert_eq!(rows(&g), expected);
+        assert_eq!(columns(&g), numpy);
         assert_eq!(g.keys(), ["a", "b", "c"]);
     }
 

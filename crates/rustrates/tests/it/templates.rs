@@ -745,6 +745,18 @@ fn simulate_sum(
     (res.time, traces)
 }
 
+/// One run of `path` with `key` (a param_map entry on `vars` of `nodes`) set to `value`:
+/// the time axis and the trace of `var`.
+fn simulate_one(
+    path: &str,
+    (key, vars, nodes, value): (&str, &[&str], &[&str], f64),
+    var: &str,
+    run: (f64, f64),
+) -> (Vec<f64>, Vec<f64>) {
+    let (time, mut traces) = simulate_sum(path, (key, vars, nodes), &[value], &[("out", var)], &[1.0], run);
+    (time, traces.remove(0))
+}
+
 /// Frequency from upward crossings of the mean over `t >= t_from`, linearly interpolated.
 fn crossing_frequency(time: &[f64], x: &[f64], t_from: f64) -> f64 {
     let start = time.iter().position(|&t| t >= t_from).expect("t_from inside the run");
@@ -871,12 +883,10 @@ fn rk4_samples(rhs: impl Fn([f64; 2]) -> [f64; 2], y0: [f64; 2], dt: f64, every:
 #[test]
 fn builtin_stuartlandau_is_pyrates_sl() {
     let (dt, every, omega) = (1e-4, 10, 1.0);
-    let (time, x) = simulate_sum(
+    let (time, x) = simulate_one(
         "model_templates.oscillators.stuartlandau.sl",
-        ("x0", &["sl_op/x"], &["p"]),
-        &[0.5],
-        &[("x", "p/sl_op/x")],
-        &[1.0],
+        ("x0", &["sl_op/x"], &["p"], 0.5),
+        "p/sl_op/x",
         (5.0, dt),
     );
     let pyrates = |[x, z]: [f64; 2]| {
@@ -889,7 +899,7 @@ fn builtin_stuartlandau_is_pyrates_sl() {
     };
     let reference = rk4_samples(pyrates, [0.5, 0.0], dt, every, time.len());
     let normal_form = rk4_samples(textbook, [0.5, 0.0], dt, every, time.len());
-    let gap = |r: &[[f64; 2]]| x[0].iter().zip(r).map(|(a, b)| (a - b[0]).abs()).fold(0.0, f64::max);
+    let gap = |r: &[[f64; 2]]| x.iter().zip(r).map(|(a, b)| (a - b[0]).abs()).fold(0.0, f64::max);
     let (worst, textbook_gap) = (gap(&reference), gap(&normal_form));
     eprintln!("sl: max |x - transcription| = {worst:.3e}, from the textbook form {textbook_gap:.3e}");
     assert!(worst < 1e-9, "max |x - transcription| = {worst}");
@@ -905,15 +915,13 @@ fn builtin_stuartlandau_is_pyrates_sl() {
 /// error below 1e-4.
 #[test]
 fn builtin_vanderpol_limit_cycle_period_matches_known_value() {
-    let (time, x) = simulate_sum(
+    let (time, x) = simulate_one(
         "model_templates.oscillators.vanderpol.vdp",
-        ("mu", &["vdp_op/mu"], &["p"]),
-        &[1.0],
-        &[("x", "p/vdp_op/x")],
-        &[1.0],
+        ("mu", &["vdp_op/mu"], &["p"], 1.0),
+        "p/vdp_op/x",
         (100.0, 1e-3),
     );
-    let period = 1.0 / crossing_frequency(&time, &x[0], 30.0);
+    let period = 1.0 / crossing_frequency(&time, &x, 30.0);
     eprintln!("vdp: period {period:.6}");
     assert!((period - 6.663_286_859).abs() < 1e-3, "period {period}");
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::kernel::precision::Real;
 use crate::kernel::test_kit::{
     add_var, fused, generic_buffers, push_assign, qif_buffers, qif_reference_circuit, same_bits, step_with_rhs,
-    stepper_circuits, tableaux, Kit,
+    stepper_circuits, tableaux, Kit, StepRun,
 };
 use crate::kernel::{Backend, Kernel, KernelImpl, Tableau};
 use crate::model::{Assign, Edge, ExprId, Func, VarKind};
@@ -124,14 +124,12 @@ fn jit_steps_exact_mode_equal_rhs_stepping_bitwise() {
         for tab in tableaux() {
             let (tname, tab) = (tab.name, &tab);
             let (t0, dt, nsteps) = (0.25, 1e-3, 40);
+            let run = StepRun::new(&k, tab, lanes, nsteps, t0, dt);
             let mut want = y0.clone();
-            step_with_rhs(&k, tab, lanes, nsteps, t0, dt, &mut want, [&p, &u]);
+            step_with_rhs(run, &mut want, [&p, &u]);
             let mut got = y0.clone();
             let mut ctx = KernelCtx::default();
-            assert!(
-                fused(&k, tab, lanes, nsteps, t0, dt, &mut got, [&p, &u], &mut ctx),
-                "{name} {tname}"
-            );
+            assert!(fused(run, &mut got, [&p, &u], &mut ctx), "{name} {tname}");
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     same_bits(*g, *w),

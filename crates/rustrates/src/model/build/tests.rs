@@ -15,6 +15,20 @@ pub(crate) fn build(yaml: &str, name: &str) -> (Option<Circuit>, Diagnostics) {
     build_template(&t, &mut l.sources)
 }
 
+/// YAML of the leaky population the edge tests wire up: operator `P`, `r' = -r + r_in` (`r`
+/// starting at `r0`, `r_in` an input of default `r_in0`), and node `Pop` holding it.
+pub(crate) fn leaky_pop_yaml(r0: f64, r_in0: f64) -> String {
+    format!(
+        r#"
+P:
+  base: OperatorTemplate
+  equations: "r' = -r + r_in"
+  variables: {{r: output({r0:?}), r_in: input({r_in0:?})}}
+Pop: {{base: NodeTemplate, operators: [P]}}
+"#
+    )
+}
+
 fn ok(yaml: &str, name: &str) -> Circuit {
     let (c, d) = build(yaml, name);
     c.unwrap_or_else(|| panic!("{d:?}"))
@@ -197,12 +211,8 @@ fn all_equation_errors_of_a_template_are_collected() {
 
 #[test]
 fn edge_template_chain_receives_source_and_delivers_output() {
-    let y = r#"
-P:
-  base: OperatorTemplate
-  equations: "r' = -r + r_in"
-  variables: {r: output(1.0), r_in: input(0.0)}
-Pop: {base: NodeTemplate, operators: [P]}
+    let y = leaky_pop_yaml(1.0, 0.0)
+        + r#"
 Dep:
   base: OperatorTemplate
   equations: ["x' = (1-x)/tau - x*r_in", "r_eff = r_in*x"]
@@ -213,7 +223,7 @@ Net:
   nodes: {a: Pop, b: Pop}
   edges: [[a/P/r, b/P/r_in, DepEdge, {weight: 2.0, Dep/tau: 50.0}]]
 "#;
-    let c = ok(y, "Net");
+    let c = ok(&y, "Net");
     let e = &c.edges[0];
     assert_eq!(c.var(e.source).name, "edge:a->b:0/Dep/r_eff");
     assert_eq!(c.var(var(&c, "edge:a->b:0/Dep/tau")).value, 50.0);

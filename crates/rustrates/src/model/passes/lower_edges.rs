@@ -355,15 +355,12 @@ fn reorder(c: &mut Circuit) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::build::tests::build;
+    use crate::model::build::tests::{build, leaky_pop_yaml};
     use crate::model::build::{eval, eval_all};
 
+    /// Three leaky populations ([`leaky_pop_yaml`], `r_in` defaulting to 7): `c` fed by `a`
+    /// and `b` (once delayed), `a` by `b` through a gamma-distributed delay, `b` by nothing.
     const NET: &str = r#"
-P:
-  base: OperatorTemplate
-  equations: "r' = -r + r_in"
-  variables: {r: output(0.0), r_in: input(7.0)}
-Pop: {base: NodeTemplate, operators: [P]}
 Net:
   base: CircuitTemplate
   nodes: {a: Pop, b: Pop, c: Pop}
@@ -375,7 +372,7 @@ Net:
 "#;
 
     fn circuit() -> Circuit {
-        let (c, diags) = build(NET, "Net");
+        let (c, diags) = build(&(leaky_pop_yaml(0.0, 7.0) + NET), "Net");
         c.unwrap_or_else(|| panic!("{diags:?}"))
     }
 
