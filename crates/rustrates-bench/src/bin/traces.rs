@@ -11,18 +11,19 @@
 //! Process cases (the reference sweep of `shared/bench`: r of PC every 10 steps, 5,000 samples
 //! per point at T 5): summaries only; traces by the default route (one file, uncompressed:
 //! its chunks written `O_DIRECT` where the filesystem takes it), and the same with
-//! `RUSTRATES_DIRECT_IO=0` (through the page cache, as before); deflated (`--compress`); as float32, plain and deflated; and through part files of 4,096
-//! points (`chunk_size: 4096`: resumable, merged). Each is the median of `--repeats` runs, the
-//! cases interleaved, each (and `dd`) started from the same state ([`settle`]: the disk idle,
-//! the memory the case before freed returned to the host). Reports seconds, × the
-//! summaries-only sweep, file size, write bandwidth (file bytes / the time beyond the
-//! summaries-only sweep's) and the process' peak resident memory (the largest of the runs),
-//! checked against the bound the design gives ([`rss_bound_mb`]); `dd` buffered and with
-//! `oflag=direct`; and per case what the disk
-//! did while it ran (anyone's I/O: dirty MB at its start, MB written and discarded, seconds of
+//! `RUSTRATES_DIRECT_IO=0` (through the page cache, as before); deflated (`--compress`); as
+//! float32, plain and deflated; and through part files of 4,096 points (`chunk_size: 4096`:
+//! resumable, merged). Each is the median of `--repeats` runs, the cases interleaved, each
+//! (and `dd`) started from the same state ([`settle`]: the disk idle, the memory the case
+//! before freed returned to the host). Reports seconds, × the summaries-only sweep, file size,
+//! write bandwidth (file bytes / the time beyond the summaries-only sweep's) and the process'
+//! peak resident memory (the largest of the runs), checked against the bound the design gives
+//! ([`rss_bound_mb`]); `dd` buffered and with `oflag=direct`; and per case what the disk did
+//! while it ran (anyone's I/O: dirty MB at its start, MB written and discarded, seconds of
 //! write requests). Then the codec alone on the reference traces: shuffle, and shuffle +
 //! deflate per level, one thread. Then reading a file back with the engine's reader (whole,
-//! a tenth of the points, without traces; from the page cache).
+//! a tenth of the points, without traces; uncompressed from the disk, the chunks having been
+//! written `O_DIRECT`, deflated from the page cache).
 //!
 //! With `--pyrates-python`: the 50×50 sweep keeping traces, end to end, against its
 //! summaries-only sweep and against PyRates 1.x's `grid_search` of the same sweep, estimated
@@ -405,12 +406,13 @@ fn real_main() -> Result<(), String> {
 }
 
 /// Reading traces back through the engine's reader, in this process, from a file just written
-/// (so from the page cache, not the disk): the whole file, a tenth of its points, and the file
-/// without its traces; uncompressed and deflated. MB/s counts the traces' values as float64.
+/// (uncompressed: from the disk, its chunks were written `O_DIRECT`; deflated: from the page
+/// cache): the whole file, a tenth of its points, and the file without its traces;
+/// uncompressed and deflated. MB/s counts the traces' values as float64.
 fn read_back(args: &Args, cli: &Path, work: &Path, side: usize) -> Result<(), String> {
     use rustrates::io::h5::{read_results_selected, ReadSelection};
     println!(
-        "\nreading back ({side}×{side}, engine's reader, file in the page cache, median of {})",
+        "\nreading back ({side}×{side}, engine's reader, file just written, median of {})",
         args.repeats.max(1)
     );
     println!("{:<42} {:>9} {:>12}", "what", "seconds", "traces MB/s");
