@@ -9,18 +9,21 @@
 //! ```
 //!
 //! Process cases (the reference sweep of `shared/bench`: r of PC every 10 steps, 5,000 samples
-//! per point at T 5): summaries only; traces by the default route (one file, uncompressed);
-//! deflated (`--compress`); as float32, plain and deflated; and through part files of 4,096
-//! points (`chunk_size: 4096`: resumable, merged). Each is the median of `--repeats` runs, the
-//! cases interleaved, each (and `dd`) started from the same state ([`settle`]: the disk idle,
-//! the memory the case before freed returned to the host). Reports seconds, × the
-//! summaries-only sweep, file size, write bandwidth (file bytes / the time beyond the
-//! summaries-only sweep's) and the process' peak resident memory (the largest of the runs),
-//! checked against the bound the design gives ([`rss_bound_mb`]); and per case what the disk
-//! did while it ran (anyone's I/O: dirty MB at its start, MB written and discarded, seconds of
+//! per point at T 5): summaries only; traces by the default route (one file, uncompressed:
+//! its chunks written `O_DIRECT` where the filesystem takes it), and the same with
+//! `RUSTRATES_DIRECT_IO=0` (through the page cache, as before); deflated (`--compress`); as
+//! float32, plain and deflated; and through part files of 4,096 points (`chunk_size: 4096`:
+//! resumable, merged). Each is the median of `--repeats` runs, the cases interleaved, each
+//! (and `dd`) started from the same state ([`settle`]: the disk idle, the memory the case
+//! before freed returned to the host). Reports seconds, × the summaries-only sweep, file size,
+//! write bandwidth (file bytes / the time beyond the summaries-only sweep's) and the process'
+//! peak resident memory (the largest of the runs), checked against the bound the design gives
+//! ([`rss_bound_mb`]); `dd` buffered and with `oflag=direct`; and per case what the disk did
+//! while it ran (anyone's I/O: dirty MB at its start, MB written and discarded, seconds of
 //! write requests). Then the codec alone on the reference traces: shuffle, and shuffle +
 //! deflate per level, one thread. Then reading a file back with the engine's reader (whole,
-//! a tenth of the points, without traces; from the page cache).
+//! a tenth of the points, without traces; uncompressed from the disk, the chunks having been
+//! written `O_DIRECT`, deflated from the page cache).
 //!
 //! With `--pyrates-python`: the 50×50 sweep keeping traces, end to end, against its
 //! summaries-only sweep and against PyRates 1.x's `grid_search` of the same sweep, estimated
@@ -282,9 +285,12 @@ fn real_main() -> Result<(), String> {
     }
     // Next to the repository, on the disk the results would go to (not a tmpfs /tmp).
     let work = tempfile::tempdir_in(repo_root().join("target")).map_err(|e| e.to_string())?;
-    let cases: [(&str, bool, &str, &[&str]); 6] = [
+    // Not a command-line flag: the case runs with `RUSTRATES_DIRECT_IO=0` in its environment.
+    const BUFFERED: &str = "RUSTRATES_DIRECT_IO=0";
+    let cases: [(&str, bool, &str, &[&str]); 7] = [
         ("summaries only", false, "", &[]),
         ("traces, default (one file, uncompressed)", true, "", &[]),
+        ("traces, uncompressed, RUSTRATES_DIRECT_IO=0", true, "", &[BUFFERED]),
         ("traces, --compress (deflate)", true, "", &["--compress"]),
         ("traces, float32", true, "trace_precision: float32\n", &[]),
         (
@@ -299,7 +305,7 @@ fn real_main() -> Result<(), String> {
     let mut peaks = vec![0.0f64; cases.len()];
     let mut sizes = vec![0u64; cases.len()];
     let mut disk_use = vec![Vec::new(); cases.len()];
-    let mut dd = Vec::new();
+    let mut dd = [Vec::new(), Vec::new()];
     let x = work.path().join("x");
     let disk = Disk::of(work.path());
     for _ in 0..args.repeats.max(1) {
@@ -309,7 +315,13 @@ fn real_main() -> Result<(), String> {
             let out = work.path().join(format!("out{i}.h5"));
             let _ = std::fs::remove_file(&out);
             let mut cmd = sweep_command(&cli, &spec, &out, args.threads);
-            cmd.args(*flags);
+            for flag in *flags {
+                if *flag == BUFFERED {
+                    cmd.env(rustrates::io::h5::DIRECT_IO_ENV, "0");
+                } else {
+                    cmd.arg(flag);
+                }
+            }
             settle(work.path())?;
             let (dirty, before) = (dirty_mb(), disk.as_ref().and_then(Disk::counters));
             let (secs, peak) = run_process_with_peak(&mut cmd)?;
@@ -320,15 +332,18 @@ fn real_main() -> Result<(), String> {
             sizes[i] = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
             std::fs::remove_file(&out).map_err(|e| e.to_string())?;
         }
-        let mut cmd = Command::new("dd");
-        cmd.arg("if=/dev/zero")
-            .arg(format!("of={}", x.display()))
-            .args(["bs=1M", "count=400", "conv=fsync"]);
-        settle(work.path())?;
-        dd.push(run_process_with_peak(&mut cmd)?.0);
-        std::fs::remove_file(&x).map_err(|e| e.to_string())?;
+        for (k, extra) in [None, Some("oflag=direct")].into_iter().enumerate() {
+            let mut cmd = Command::new("dd");
+            cmd.arg("if=/dev/zero")
+                .arg(format!("of={}", x.display()))
+                .args(["bs=1M", "count=400", "conv=fsync"])
+                .args(extra);
+            settle(work.path())?;
+            dd[k].push(run_process_with_peak(&mut cmd)?.0);
+            std::fs::remove_file(&x).map_err(|e| e.to_string())?;
+        }
     }
-    let dd = median(dd);
+    let dd = dd.map(median);
     println!(
         "{side}×{side} points, T {}, {} samples per point, {} threads, median of {}",
         args.time,
@@ -363,13 +378,14 @@ fn real_main() -> Result<(), String> {
             over.push(format!("{label}: {:.0} MB", peaks[i]));
         }
     }
-    println!(
-        "{:<40} {dd:>9.3} {:>11} {:>10.1} {:>12.0}",
-        "dd bs=1M count=400 conv=fsync",
-        "",
-        419.4,
-        419.4 / dd
-    );
+    for (label, t) in [("dd bs=1M count=400 conv=fsync", dd[0]), ("dd ... oflag=direct", dd[1])] {
+        println!(
+            "{label:<42} {t:>9.3} {:>11.2} {:>10.1} {:>12.0}",
+            t / base,
+            419.4,
+            419.4 / t
+        );
+    }
     print_disk_use(&cases.map(|c| c.0), &disk_use);
     println!(
         "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB, + {:.0} % allocator slack)",
@@ -390,12 +406,13 @@ fn real_main() -> Result<(), String> {
 }
 
 /// Reading traces back through the engine's reader, in this process, from a file just written
-/// (so from the page cache, not the disk): the whole file, a tenth of its points, and the file
-/// without its traces; uncompressed and deflated. MB/s counts the traces' values as float64.
+/// (uncompressed: from the disk, its chunks were written `O_DIRECT`; deflated: from the page
+/// cache): the whole file, a tenth of its points, and the file without its traces;
+/// uncompressed and deflated. MB/s counts the traces' values as float64.
 fn read_back(args: &Args, cli: &Path, work: &Path, side: usize) -> Result<(), String> {
     use rustrates::io::h5::{read_results_selected, ReadSelection};
     println!(
-        "\nreading back ({side}×{side}, engine's reader, file in the page cache, median of {})",
+        "\nreading back ({side}×{side}, engine's reader, file just written, median of {})",
         args.repeats.max(1)
     );
     println!("{:<42} {:>9} {:>12}", "what", "seconds", "traces MB/s");

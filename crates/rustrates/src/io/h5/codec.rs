@@ -66,23 +66,20 @@ impl ChunkCodec {
     /// Encodes the values of one chunk, `[point][time][column]`. A chunk at the end of the
     /// dataset may hold fewer points: HDF5 stores edge chunks at full size, so the rest is
     /// padded with NaN (never visible: readers see only the dataset's extent).
-    pub fn encode(&self, values: &[f64]) -> Vec<u8> {
-        self.encode_into(values, Vec::new())
+    pub fn encode(&self, values: &[f64]) -> ChunkBytes {
+        self.encode_into(values, ChunkBytes::default())
     }
 
     /// [`ChunkCodec::encode`] into `raw`, a buffer of an earlier chunk handed back by the
     /// writer: a buffer of the chunk's size is reused as it is (no allocation, no page faults,
     /// no zeroing; every byte is overwritten).
-    pub fn encode_into(&self, values: &[f64], mut raw: Vec<u8>) -> Vec<u8> {
+    pub fn encode_into(&self, values: &[f64], raw: ChunkBytes) -> ChunkBytes {
         let n = self.chunk_values();
         debug_assert!(values.len() <= n, "at most one chunk of values");
         let size = self.dtype.size();
         // Into a buffer of the final size, the values then the padding: loops with no
         // capacity checks, which the compiler turns into vector code.
-        if raw.len() != n * size {
-            raw.clear();
-            raw.resize(n * size, 0);
-        }
+        let mut raw = raw.sized(n * size);
         let (head, tail) = raw.split_at_mut(values.len() * size);
         match self.dtype {
             TraceType::Float64 => {
@@ -106,7 +103,80 @@ impl ChunkCodec {
             return raw;
         };
         let shuffled = shuffle(&raw, size);
-        deflate(&shuffled, level)
+        ChunkBytes::Deflated(deflate(&shuffled, level))
+    }
+}
+
+/// The unit of `O_DIRECT` transfers: buffers, file offsets and lengths are multiples of it
+/// (4096 covers every logical block size Linux filesystems use).
+pub(super) const PAGE: usize = 4096;
+
+/// One page of a chunk buffer; the alignment is what makes the buffer usable for `O_DIRECT`.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+pub(super) struct Page([u8; PAGE]);
+
+/// The stored bytes of one chunk of `/traces`. Raw chunks live in page-aligned memory, so the
+/// writer can hand them to the disk with `O_DIRECT` as they are ([`super::direct`]); deflated
+/// ones (their size varies) are ordinary vectors.
+pub(super) enum ChunkBytes {
+    /// `len` bytes at the start of `pages`.
+    Raw {
+        pages: Vec<Page>,
+        len: usize,
+    },
+    Deflated(Vec<u8>),
+}
+
+impl Default for ChunkBytes {
+    fn default() -> Self {
+        ChunkBytes::Raw {
+            pages: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl ChunkBytes {
+    /// A raw buffer of `len` bytes: this one's pages when it has as many as `len` needs (their
+    /// old bytes left in place: the encoder overwrites every one), else fresh zeroed pages.
+    pub(super) fn sized(self, len: usize) -> ChunkBytes {
+        let needed = len.div_ceil(PAGE);
+        let pages = match self {
+            ChunkBytes::Raw { pages, .. } if pages.len() == needed => pages,
+            _ => vec![Page([0; PAGE]); needed],
+        };
+        ChunkBytes::Raw { pages, len }
+    }
+
+    /// Whether the buffer is worth keeping for the next encode (deflated ones never are).
+    pub(super) fn reusable(&self) -> bool {
+        matches!(self, ChunkBytes::Raw { .. })
+    }
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            // SAFETY: `pages` holds `pages.len() * PAGE` initialised bytes (`Page` is a plain
+            // byte array) and `len` never exceeds that ([`ChunkBytes::sized`]).
+            ChunkBytes::Raw { pages, len } => unsafe { std::slice::from_raw_parts(pages.as_ptr().cast(), *len) },
+            ChunkBytes::Deflated(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ChunkBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            // SAFETY: as in `deref`; the borrow of `self` is exclusive.
+            ChunkBytes::Raw { pages, len } => unsafe {
+                std::slice::from_raw_parts_mut(pages.as_mut_ptr().cast(), *len)
+            },
+            ChunkBytes::Deflated(v) => v,
+        }
     }
 }
 

@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use hdf5::plist::dataset_create::{AllocTime, FillTime};
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group};
 use ndarray::ArrayView3;
 
 use super::super::parts::{fingerprint, tmp_path, SweepRecord};
 use super::super::IoError;
-use super::codec::{ChunkCodec, TraceType};
+use super::codec::{ChunkBytes, ChunkCodec, TraceType, PAGE};
+use super::direct::DirectChunks;
 use super::writer::{BlockMsg, TracePiece};
 use crate::solve::PointStatus;
 use crate::sweep::{Grid, Statistic, SweepMeta, SweepSpec};
@@ -65,6 +67,14 @@ impl FileOptions {
 /// the same file then fails with EAGAIN. So every file is opened without them.
 pub(super) fn create_file(path: &Path) -> hdf5::Result<File> {
     File::with_options().with_fapl(|p| p.file_locking(false)).create(path)
+}
+
+/// [`create_file`] with every allocation of `threshold` bytes or more (the trace chunks)
+/// starting at a page boundary, as `O_DIRECT` writes need ([`super::direct`]).
+fn create_file_page_aligned(path: &Path, threshold: usize) -> hdf5::Result<File> {
+    File::with_options()
+        .with_fapl(|p| p.file_locking(false).alignment(threshold as u64, PAGE as u64))
+        .create(path)
 }
 
 pub(super) fn open_file(path: &Path) -> hdf5::Result<File> {
@@ -255,22 +265,35 @@ pub(super) struct TraceLayout {
     pub(super) codec: Option<ChunkCodec>,
 }
 
+impl TraceLayout {
+    /// Whether the chunks can go to the disk directly: whole-point chunks stored raw (all of
+    /// one size; deflated ones vary).
+    pub(super) fn direct_writable(&self) -> bool {
+        self.codec.is_some_and(|c| c.deflate.is_none())
+    }
+}
+
 /// The datasets written point by point.
 pub(super) struct PointSets {
     pub(super) traces: Option<Dataset>,
     pub(super) codec: Option<ChunkCodec>,
+    /// `/traces` was created for direct writes: its chunks are allocated at creation and
+    /// never filled, so every one of them must be written (NaN where no point came).
+    pub(super) unfilled: bool,
     pub(super) summaries: Vec<Dataset>,
     pub(super) code: Dataset,
     pub(super) t: Dataset,
 }
 
-/// Creates the layout for `n` points (grid, labels and status datasets empty) in `file`.
+/// Creates the layout for `n` points (grid, labels and status datasets empty) in `file`;
+/// `direct`: raw whole-point trace chunks are to be written directly ([`super::direct`]).
 pub(super) fn create_layout(
     file: &File,
     shape: &Shape,
     grid_keys: &[String],
     n: usize,
     compression: bool,
+    direct: bool,
     path: &Path,
 ) -> Result<(Group, PointSets), IoError> {
     let e = h5(path);
@@ -297,6 +320,7 @@ pub(super) fn create_layout(
     }
     let nt = shape.time.len();
     let layout = shape.trace_layout(n, compression);
+    let unfilled = direct && shape.keep_traces && layout.direct_writable();
     let traces = if shape.keep_traces {
         let dims = (n, nt, nc);
         // NaN where nothing is written: the points of failed chunks.
@@ -311,6 +335,11 @@ pub(super) fn create_layout(
                 b = b.shuffle().deflate(level);
             }
         }
+        if unfilled {
+            // Every chunk gets its address now, which the direct writes need, and HDF5 never
+            // writes them (the fill value NaN stays the dataset's declared fill value).
+            b = b.alloc_time(Some(AllocTime::Early)).fill_time(FillTime::Never);
+        }
         Some(b.shape(dims).create("traces").map_err(&e)?)
     } else {
         None
@@ -320,6 +349,7 @@ pub(super) fn create_layout(
         PointSets {
             traces,
             codec: layout.codec.filter(|_| shape.keep_traces),
+            unfilled,
             summaries,
             code,
             t,
@@ -411,8 +441,12 @@ pub(super) struct OpenFile {
     /// Chunks of `/traces` being put together from blocks that each hold part of them:
     /// chunk index → (its values, points received).
     assembling: BTreeMap<usize, (Vec<f64>, usize)>,
-    /// Set by [`OpenFile::write_behind`]: the file is to be synced at the end.
+    /// Set when the file is to be synced at the end (`durable`).
     write_behind: Option<WriteBehind>,
+    /// Set when the trace chunks go to the disk directly.
+    pub(super) direct: Option<DirectChunks>,
+    /// When `sets.unfilled`: which chunks of `/traces` were written.
+    chunks_written: Vec<bool>,
 }
 
 /// Bytes of traces written between two starts of the kernel's writeback.
@@ -448,16 +482,47 @@ impl WriteBehind {
 }
 
 impl OpenFile {
+    /// Creates the file; `durable`: it will be synced when finished, so from now on its
+    /// traces are handed to the disk as they are written (directly, [`super::direct`], where
+    /// the chunks allow it, else through [`WriteBehind`]). A file that is not synced (a
+    /// cluster worker's scratch chunk) is left to the page cache: its bytes need never wait
+    /// for the disk.
     pub(super) fn create(
         tmp: PathBuf,
         shape: &Shape,
         grid: &Grid,
         range: Range<usize>,
         compression: bool,
+        durable: bool,
     ) -> Result<OpenFile, IoError> {
-        let file = create_file(&tmp).map_err(h5(&tmp))?;
         let n = range.len();
-        let (g, sets) = create_layout(&file, shape, grid.keys(), n, compression, &tmp)?;
+        let layout = shape.trace_layout(n, compression);
+        let mode = super::direct::mode();
+        let direct_chunks = (durable && shape.keep_traces && mode != super::direct::Mode::Off)
+            .then_some(layout.codec)
+            .flatten()
+            .filter(|_| layout.direct_writable());
+        let file = match direct_chunks {
+            Some(c) => create_file_page_aligned(&tmp, c.chunk_values() * c.dtype.size()),
+            None => create_file(&tmp),
+        }
+        .map_err(h5(&tmp))?;
+        let (g, sets) = create_layout(&file, shape, grid.keys(), n, compression, direct_chunks.is_some(), &tmp)?;
+        let direct = if sets.unfilled {
+            DirectChunks::open(&tmp, mode)?
+        } else {
+            None
+        };
+        let write_behind = if durable {
+            let file = std::fs::File::open(&tmp).map_err(IoError::fs(&tmp))?;
+            Some(WriteBehind { file, pending: 0 })
+        } else {
+            None
+        };
+        let chunks_written = match sets.codec.filter(|_| sets.unfilled) {
+            Some(c) => vec![false; n.div_ceil(c.points_per_chunk)],
+            None => Vec::new(),
+        };
         for (key, col) in grid.keys().iter().zip(grid.columns()) {
             write_f64s(&g, &key_name(key), &col[range.clone()], &tmp)?;
         }
@@ -475,18 +540,10 @@ impl OpenFile {
             n_time: shape.time.len(),
             n_columns: nc,
             assembling: BTreeMap::new(),
-            write_behind: None,
+            write_behind,
+            direct,
+            chunks_written,
         })
-    }
-
-    /// The file will be synced when finished (`durable`): from now on its traces are handed
-    /// to the disk as they are written ([`WriteBehind`]).
-    pub(super) fn write_behind(&mut self, durable: bool) -> Result<(), IoError> {
-        if durable {
-            let file = std::fs::File::open(&self.tmp).map_err(IoError::fs(&self.tmp))?;
-            self.write_behind = Some(WriteBehind { file, pending: 0 });
-        }
-        Ok(())
     }
 
     /// The codec of the file's trace chunks, when they hold whole points.
@@ -496,7 +553,7 @@ impl OpenFile {
 
     /// Records one finished block (`b.first` relative to the file's first point); gives back
     /// the buffers of the chunks it wrote.
-    pub(super) fn write_block(&mut self, b: BlockMsg) -> Result<Vec<Vec<u8>>, IoError> {
+    pub(super) fn write_block(&mut self, b: BlockMsg) -> Result<Vec<ChunkBytes>, IoError> {
         let (p0, lanes, nc) = (b.first, b.status.len(), self.n_columns);
         for (i, s) in b.status.iter().enumerate() {
             (self.codes[p0 + i], self.times[p0 + i]) = status_code(s);
@@ -510,14 +567,12 @@ impl OpenFile {
         for piece in b.traces {
             match piece {
                 TracePiece::Chunk { index, bytes } => {
-                    bytes_written += bytes.len();
-                    self.write_chunk(index, &bytes)?;
+                    if !self.write_chunk(index, &bytes)? {
+                        bytes_written += bytes.len();
+                    }
                     written.push(bytes);
                 }
-                TracePiece::Points { first, values } => {
-                    bytes_written += values.len() * size_of::<f64>();
-                    self.write_points(first, &values)?
-                }
+                TracePiece::Points { first, values } => bytes_written += self.write_points(first, &values)?,
             }
         }
         if let Some(w) = self.write_behind.as_mut() {
@@ -526,29 +581,42 @@ impl OpenFile {
         Ok(written)
     }
 
-    /// Writes chunk `index` of `/traces`, encoded by the codec, as it is.
-    fn write_chunk(&self, index: usize, bytes: &[u8]) -> Result<(), IoError> {
+    /// Writes chunk `index` of `/traces`, encoded by the codec, as it is; `true` when it went
+    /// to the disk directly (not through the page cache).
+    fn write_chunk(&mut self, index: usize, bytes: &[u8]) -> Result<bool, IoError> {
         let (Some(ds), Some(codec)) = (&self.sets.traces, self.sets.codec) else {
-            return Ok(());
+            return Ok(false);
         };
-        write_raw_chunk(ds, index * codec.points_per_chunk, 0, bytes, &self.tmp)
+        let first = index * codec.points_per_chunk;
+        if let Some(w) = self.chunks_written.get_mut(index) {
+            *w = true;
+        }
+        if let Some(direct) = self.direct.as_mut() {
+            if direct.write(ds, first, bytes)? {
+                return Ok(true);
+            }
+        }
+        write_raw_chunk(ds, first, 0, bytes, &self.tmp)?;
+        Ok(false)
     }
 
     /// Writes points from `first` on: into the chunks being assembled when chunks hold whole
-    /// points (each written once complete), else straight into `/traces`.
-    fn write_points(&mut self, first: usize, values: &[f64]) -> Result<(), IoError> {
+    /// points (each written once complete), else straight into `/traces`. The bytes that went
+    /// through the page cache.
+    fn write_points(&mut self, first: usize, values: &[f64]) -> Result<usize, IoError> {
         let Some(ds) = &self.sets.traces else {
-            return Ok(());
+            return Ok(0);
         };
         let per_point = self.n_time * self.n_columns;
         let lanes = values.len() / per_point.max(1);
         let Some(codec) = self.sets.codec else {
             let view = ArrayView3::from_shape((lanes, self.n_time, self.n_columns), values)
                 .expect("block traces are lanes × time × columns");
-            return ds
-                .write_slice(view, (first..first + lanes, .., ..))
-                .map_err(h5(&self.tmp));
+            ds.write_slice(view, (first..first + lanes, .., ..))
+                .map_err(h5(&self.tmp))?;
+            return Ok(std::mem::size_of_val(values));
         };
+        let mut buffered = 0;
         let (cp, n) = (codec.points_per_chunk, self.range.len());
         let mut p = first;
         while p < first + lanes {
@@ -564,11 +632,14 @@ impl OpenFile {
             *got += q - p;
             if *got == c1 - c0 {
                 let (buf, _) = self.assembling.remove(&chunk).expect("just filled");
-                self.write_chunk(chunk, &codec.encode(&buf))?;
+                let bytes = codec.encode(&buf);
+                if !self.write_chunk(chunk, &bytes)? {
+                    buffered += bytes.len();
+                }
             }
             p = q;
         }
-        Ok(())
+        Ok(buffered)
     }
 
     /// Writes status and summaries, closes the file, fsyncs it (when `durable`) and renames
@@ -581,6 +652,15 @@ impl OpenFile {
                 self.write_chunk(chunk, &codec.encode(&buf))?;
             }
         }
+        // Chunks allocated unfilled that no block reached: NaN, as the fill value would be.
+        if let Some(codec) = self.sets.codec {
+            let missing: Vec<usize> = (0..self.chunks_written.len())
+                .filter(|&i| !self.chunks_written[i])
+                .collect();
+            for chunk in missing {
+                self.write_chunk(chunk, &codec.encode(&[]))?;
+            }
+        }
         let n_columns = self.n_columns;
         let e = h5(&self.tmp);
         self.sets.code.write_raw(&self.codes[..]).map_err(&e)?;
@@ -590,8 +670,10 @@ impl OpenFile {
             ds.write(view).map_err(&e)?;
         }
         self.file.flush().map_err(&e)?;
-        // The fsync below syncs what the write-behind has not; its descriptor goes first.
+        // The fsync below syncs what the write-behind has not, and the direct writes' file;
+        // their descriptors go first.
         drop(self.write_behind.take());
+        drop(self.direct.take());
         drop(self.sets);
         self.file.close().map_err(&e)?;
         if durable {

@@ -251,7 +251,7 @@ impl MergeWriter {
                 trace_type: TraceType::Float64,
             },
         };
-        let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, &tmp)?;
+        let (grid, sets) = create_layout(&file, &shape, &grid_keys, n, record.compression, false, &tmp)?;
         let grid_sets: Vec<Dataset> = grid_keys
             .iter()
             .map(|k| grid.new_dataset::<f64>().shape(n).create(key_name(k).as_str()))

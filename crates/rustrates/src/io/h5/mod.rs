@@ -53,6 +53,7 @@
 //! `H5Dwrite_chunk`; the queue holds at most [`QUEUE_BYTES`] before workers wait for it.
 
 mod codec;
+mod direct;
 mod layout;
 mod merge;
 mod read;
@@ -60,6 +61,7 @@ mod sinks;
 mod writer;
 
 pub use codec::TraceType;
+pub use direct::DIRECT_IO_ENV;
 pub use layout::{sweep_record_of, FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
 pub use read::{read_part, read_results, read_results_points, read_results_selected, select_columns, ReadSelection};

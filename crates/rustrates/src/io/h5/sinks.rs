@@ -86,8 +86,14 @@ impl PartSink {
         let tmp = tmp_path(&self.dir.join(part_file(range.start, range.end)));
         // Parts are encoded as the merged file is (its chunks are whole chunks of the merged
         // file), so the merge copies their chunks without decoding them.
-        let mut part = OpenFile::create(tmp, shape, grid, range.clone(), self.opts.compression)?;
-        part.write_behind(self.opts.durable)?;
+        let part = OpenFile::create(
+            tmp,
+            shape,
+            grid,
+            range.clone(),
+            self.opts.compression,
+            self.opts.durable,
+        )?;
         write_u64_attr(&part.file, "chunk_index", index as u64, &part.tmp)?;
         write_u64_attr(&part.file, "chunk_start", range.start as u64, &part.tmp)?;
         write_u64_attr(&part.file, "chunk_end", range.end as u64, &part.tmp)?;
@@ -140,8 +146,7 @@ impl FileSink {
         let shape = Shape::of(meta, self.opts.trace_type);
         let tmp = tmp_path(&self.out);
         let n = meta.grid.len();
-        let mut open = OpenFile::create(tmp, &shape, meta.grid, 0..n, self.opts.compression)?;
-        open.write_behind(self.opts.durable)?;
+        let open = OpenFile::create(tmp, &shape, meta.grid, 0..n, self.opts.compression, self.opts.durable)?;
         write_sweep_attrs(&open.file, &sweep_record(meta, &self.opts), &open.tmp)?;
         if has_series(&meta.spec.inputs) {
             let g = open.file.create_group("inputs").map_err(h5(&open.tmp))?;

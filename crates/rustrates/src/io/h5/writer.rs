@@ -15,7 +15,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::codec::ChunkCodec;
+use super::codec::{ChunkBytes, ChunkCodec};
 use super::layout::{abandon, OpenFile};
 use crate::io::IoError;
 use crate::solve::PointStatus;
@@ -36,7 +36,7 @@ pub(super) type FinishJob = Box<dyn FnOnce(OpenFile) -> Result<(), IoError> + Se
 /// The traces of a block as the worker hands them over.
 pub(super) enum TracePiece {
     /// Chunk `index` of the file's `/traces`, encoded.
-    Chunk { index: usize, bytes: Vec<u8> },
+    Chunk { index: usize, bytes: ChunkBytes },
     /// Points from `first` (relative to the file's first point) that do not fill a chunk of
     /// their own, or all of a block's points when the layout has no whole-point chunks.
     Points { first: usize, values: Vec<f64> },
@@ -68,11 +68,11 @@ struct Shared {
     /// The first error's message, kept when the error itself is taken, for the others.
     message: Mutex<Option<String>>,
     /// Written chunks' buffers, for the next encodes (at most [`SPARE_BUFFERS`]).
-    spare: Mutex<Vec<Vec<u8>>>,
+    spare: Mutex<Vec<ChunkBytes>>,
 }
 
 impl Shared {
-    fn spare_buffer(&self) -> Vec<u8> {
+    fn spare_buffer(&self) -> ChunkBytes {
         self.spare
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -80,9 +80,9 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    fn give_back(&self, buffers: Vec<Vec<u8>>) {
+    fn give_back(&self, buffers: Vec<ChunkBytes>) {
         let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
-        for b in buffers {
+        for b in buffers.into_iter().filter(ChunkBytes::reusable) {
             if spare.len() >= SPARE_BUFFERS {
                 break;
             }

@@ -16,6 +16,7 @@ use crate::sweep::tests::{fake_circuit, fake_solver, fake_spec, same_result};
 use crate::sweep::{run_with, BlockSolver, MemorySink, RunControl, Statistic, SweepError, SweepResult, SweepSpec};
 
 mod chunks;
+mod direct;
 mod readers;
 mod writing;
 
