@@ -182,7 +182,7 @@ fn whole_steps_i64(d: f64, dt: f64) -> i64 {
     whole_steps(d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1)
 }
 
-/// What the generated C code receives (`rr_ring` in `emit_net`'s helpers).
+/// What the generated C code receives (`rr_ring` in `c/net`'s helpers).
 #[repr(C)]
 pub(crate) struct RingView {
     data: *const f64,
