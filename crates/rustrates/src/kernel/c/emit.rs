@@ -427,15 +427,14 @@ impl<'c> Emitter<'c> {
             return lit(1.0, ty);
         }
         // Squares go to temporaries (each used by the next square and maybe a product).
-        let v = mathfns::pow_by_squaring(x.to_string(), n.unsigned_abs(), |a, b| {
-            if a == b {
+        let v = mathfns::pow_by_squaring_steps(x.to_string(), n.unsigned_abs(), |step| match step {
+            mathfns::PowStep::Square(b) => {
                 self.pow_temps += 1;
                 let name = format!("pw{}", self.pow_temps);
-                self.line(&format!("const {} {name} = {a} * {b};", ty.name()));
+                self.line(&format!("const {} {name} = {b} * {b};", ty.name()));
                 name
-            } else {
-                format!("({a} * {b})")
             }
+            mathfns::PowStep::Times(a, b) => format!("({a} * {b})"),
         });
         if n < 0 {
             format!("({} / {v})", lit(1.0, ty))
