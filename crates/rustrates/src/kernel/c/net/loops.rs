@@ -29,18 +29,7 @@ pub(super) fn row(base: u32, stride: u32) -> String {
 /// then the lane loop with the expressions and `stores(value texts)`. With `in_place` the
 /// outputs are the node's states `(local, derivative)`, each advanced by an Euler step
 /// (`y + dt·f`, the stepper's own expression) once every derivative of the node is computed.
-pub(super) fn node_loop(
-    c: &Circuit,
-    layout: &Layout,
-    ty: Ty,
-    pop: &Population,
-    consts: &HashMap<ExprId, usize>,
-    outputs: &[(String, ExprId)],
-) -> String {
-    node_loop_with(c, layout, ty, pop, consts, outputs, None)
-}
-
-pub(super) fn node_loop_with(
+fn node_loop(
     c: &Circuit,
     layout: &Layout,
     ty: Ty,
@@ -139,7 +128,7 @@ pub(super) fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offse
                 let l = p.locals[local];
                 let _ = writeln!(s, "/* {} over population {pop} */", c.var(l.var).name);
                 let out = format!("A + {}", row(l.base, l.stride));
-                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)]);
+                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)], None);
                 let body = body.replacen("i++) {\n", &format!("i++) {{\n    {t}* restrict O = {out};\n"), 1);
                 s.push_str(&body);
             }
@@ -191,12 +180,12 @@ pub(super) fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offse
         }
         if euler {
             let _ = writeln!(s, "/* Euler step of population {pi} ({} nodes) */", p.len());
-            s.push_str(&node_loop_with(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
+            s.push_str(&node_loop(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
             continue;
         }
         let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
         let outs: Vec<(String, ExprId)> = p.odes.iter().map(|&(k, rhs)| (format!("D{k}"), rhs)).collect();
-        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs);
+        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs, None);
         let decls: String = p
             .odes
             .iter()

@@ -21,7 +21,7 @@ mod loops;
 
 use std::fmt::Write as _;
 
-use super::emit::{indent_by, Source, Ty, PRELUDE};
+use super::emit::{indent_by, rk_steps, sampled_steps, Source, Ty, PRELUDE};
 use crate::model::network::Network;
 use crate::model::Circuit;
 
@@ -130,6 +130,11 @@ pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
             for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];"
     };
     let ns = layout.states.len();
+    let rk = rk_steps("rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0)");
+    let sampled = sampled_steps(
+        "rr_net_advance",
+        "t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND",
+    );
     let _ = write!(
         text,
         r#"
@@ -148,19 +153,7 @@ static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, do
         }}
         return;
     }}
-    for (size_t s = s0; s < s0 + nsteps; s++) {{
-        const double t = t0 + (double)s * dt;
-        for (int i = 0; i < stages; i++) {{
-            const double* yin = Y;
-            if (i > 0) {{
-                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
-                yin = YT;
-            }}
-            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0);
-        }}
-        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
-    }}
-}}
+{rk}}}
 
 void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
                          const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
@@ -168,21 +161,7 @@ void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, doub
                          const double* restrict TC, double* restrict W, const unsigned* restrict SLOTS,
                          size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT,
                          const unsigned long long* restrict NI, const double* restrict ND) {{
-    size_t done = 0;
-    for (size_t k = 0; k < count; k++) {{
-        const size_t at = first + k * every;
-        if (at > done) {{
-            rr_net_advance(lanes, done, at - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
-            done = at;
-        }}
-        for (size_t o = 0; o < nslots; o++) {{
-            const double* restrict src = Y + (size_t)SLOTS[o] * lanes;
-            double* restrict dst = OUT + (k * nslots + o) * lanes;
-            for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
-        }}
-    }}
-    if (done < nsteps) rr_net_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
-}}
+{sampled}}}
 "#
     );
     (
