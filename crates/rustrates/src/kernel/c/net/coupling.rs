@@ -362,11 +362,20 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
     }
 }
 /* Column rows whose delays are at least one whole step, inside the ring: O[i] += W[i] *
-   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. */
+   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. The rows scatter
+   over the source's past, and a block's ring outgrows L2 (at 64 lanes the loop waited on each
+   row's first load): the row RR_AHEAD rows on is asked for now (a prefetch changes no value
+   and never faults; for a row of the caller's its address is merely unused). */
 static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
         size_t os, const double* restrict X, long long back0, long long S, const long long* restrict K,
         const double* restrict W) {
     for (size_t i = 0; i < n; i++) {
+        if (i + RR_AHEAD < n) {
+            long long sp = back0 - K[i + RR_AHEAD];
+            sp += sp < 0 ? S : 0;
+            const char* x = (const char*)(X + (size_t)sp * lanes);
+            for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
+        }
         const long long k = K[i];
         if (k > 0) {
             long long s = back0 - k;
