@@ -304,6 +304,7 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
 }
 #define RR_TAPS 64
 #define RR_AHEAD 8
+#define RR_PENDING 256
 /* One term of an evaluation at a step start (R->now >= 0), added to Oi: a whole-step term
    (WS >= 0) reads its step's values (or the initial ones) directly; the rest (fractional
    delays, current values, reads at or after the newest point) take the general tap. */
@@ -361,14 +362,21 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                          (double)(RTYPE)QD[q], WS[q]);
     }
 }
-/* Column rows whose delays are at least one whole step, inside the ring: O[i] += W[i] *
-   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. The rows scatter
-   over the source's past, and a block's ring outgrows L2 (at 64 lanes the loop waited on each
-   row's first load): the row RR_AHEAD rows on is asked for now (a prefetch changes no value
-   and never faults; for a row of the caller's its address is merely unused). */
-static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
-        size_t os, const double* restrict X, long long back0, long long S, const long long* restrict K,
-        const double* restrict W) {
+/* The rows of a column of a history with points (X its values, I its initial values): a row
+   whose delay is at least one whole step and whose step is before the newest point adds
+   W[i] * (the value row of step now - K[i], or the initial values when that step is not
+   after 0); every other row (a zero delay: the source now; a fraction; a read at or after
+   the newest point) is the general term's, its index put in PEND for the caller, and the
+   count returned. Each row takes one term of the column, so the deferred ones added after
+   the rest give every row the same sum. The rows scatter over the source's past, and a
+   block's ring outgrows L2 (at 64 lanes the loop waited on each row's first load): the row
+   RR_AHEAD rows on is asked for now (a prefetch changes no value and never faults; for a
+   row of the caller's its address is merely unused). */
+static inline __attribute__((always_inline)) size_t rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
+        size_t os, const double* restrict X, const double* restrict I, long long back0, long long S,
+        const long long* restrict K, const double* restrict W, long long now, long long newest,
+        unsigned* restrict PEND) {
+    size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         if (i + RR_AHEAD < n) {
             long long sp = back0 - K[i + RR_AHEAD];
@@ -377,22 +385,26 @@ static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t
             for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
         }
         const long long k = K[i];
-        if (k > 0) {
+        if (k > 0 && now - k < newest) {
             long long s = back0 - k;
             s += s < 0 ? S : 0;
-            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], X + (size_t)s * lanes);
+            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], now - k <= 0 ? I : X + (size_t)s * lanes);
+        } else {
+            PEND[np++] = (unsigned)i;
         }
     }
+    return np;
 }
 /* A function of its own: inlined into the long rhs, the loop ran out of registers and
    reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
    Specialised for the block widths, as the rhs is. */
-static __attribute__((noinline)) void rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
-        const double* restrict X, long long back0, long long S, const long long* restrict K,
-        const double* restrict W) {
-    if (lanes == RR_CHUNK) rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, back0, S, K, W);
-    else if (lanes == RR_BLOCK) rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, back0, S, K, W);
-    else rr_column_rows_body_SFX(lanes, n, O, os, X, back0, S, K, W);
+static __attribute__((noinline)) size_t rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
+        const double* restrict X, const double* restrict I, long long back0, long long S,
+        const long long* restrict K, const double* restrict W, long long now, long long newest,
+        unsigned* restrict PEND) {
+    if (lanes == RR_CHUNK) return rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
+    if (lanes == RR_BLOCK) return rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
+    return rr_column_rows_body_SFX(lanes, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
 }
 /* rr_ring_whole_SFX for a coupling whose rows all read the same sources in the same order
    (an all-to-all edge list, a connectivity matrix): column c's terms are c * n + i for rows
@@ -425,43 +437,17 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
         const long long* restrict K = WS + q0;
         const double* restrict Wc = QW + q0;
-        /* Past the first steps every delayed term of a column reads a value row (each k > 0
-           with 0 < now - k < newest): then its only test is k > 0, as network_grid.c has
-           none; the others (a zero delay: the source now; a fraction) are the general term. */
-        unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
-        long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
-        long long klow = 1;               /* below 1: some row is the general term's */
-        for (size_t i = 0; i < n; i++) {
-            const unsigned long long u = (unsigned long long)(K[i] - 1);
-            kmin1 = u < kmin1 ? u : kmin1;
-            kmax = K[i] > kmax ? K[i] : kmax;
-            klow = K[i] < klow ? K[i] : klow;
-        }
-        const long long kmin = (long long)kmin1 + 1;
-        if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
-            /* Each row takes one term of the column, so the rows of whole steps first and the
-               rest after add the same terms to every row in the same order. */
-            rr_column_rows_SFX(lanes, n, O, os, X, back0, S, K, Wc);
-            if (klow < 1)
-                for (size_t i = 0; i < n; i++)
-                    if (K[i] <= 0)
-                        rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                         QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
-            continue;
-        }
-        for (size_t i = 0; i < n; i++) {
-            const long long k = K[i], m = now - k;
-            const double* restrict a;
-            if (k > 0 && m < newest) {
-                long long s = back0 - k;
-                s += s < 0 ? S : 0;
-                a = m <= 0 ? I : X + (size_t)s * lanes;
-            } else {
+        /* Rows in runs of RR_PENDING, so the deferred rows' indices fit a small array. */
+        unsigned pend[RR_PENDING];
+        for (size_t i0 = 0; i0 < n; i0 += RR_PENDING) {
+            const size_t rows = n - i0 < RR_PENDING ? n - i0 : RR_PENDING;
+            const size_t np = rr_column_rows_SFX(lanes, rows, O + i0 * os, os, X, I, back0, S, K + i0, Wc + i0,
+                                                 now, newest, pend);
+            for (size_t p = 0; p < np; p++) {
+                const size_t i = i0 + pend[p];
                 rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
-                continue;
+                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
             }
-            rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], a);
         }
     }
 }
