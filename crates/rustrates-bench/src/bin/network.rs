@@ -7,7 +7,7 @@
 //! target/release/network [--c-source ../shared/bench/network_grid.c] [--repeats 3]
 //!                        [--cases 200x16x1,68x256x1,68x16x0.05x0.02] [--compile 10,100,1000]
 //!                        [--form edges|matrix|velocity] [--jit-max 100] [--rss 1000x16x0.01]
-//!                        [--backend c|jit]
+//!                        [--backend c|jit] [--block-size 16]
 //! ```
 //!
 //! A case is `NxPxT` or `NxPxTxDMAX` (conduction delays up to DMAX seconds, whole steps, as in
@@ -78,6 +78,8 @@ struct Args {
     rss: Option<Case>,
     /// Back end of the sweeps (`--backend c|jit`; the compile table measures both).
     backend: Backend,
+    /// `--block-size`: lanes per block of the sweeps (`None`: the sweep's default).
+    block_size: Option<usize>,
 }
 
 fn parse_case(s: &str) -> Result<Case, String> {
@@ -131,6 +133,7 @@ fn parse_args() -> Result<Args, String> {
         jit_max: 100,
         rss: None,
         backend: Backend::C,
+        block_size: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -152,6 +155,9 @@ fn parse_args() -> Result<Args, String> {
                     "jit" => Backend::Jit,
                     other => return Err(format!("--backend: '{other}' is not c or jit")),
                 }
+            }
+            "--block-size" => {
+                a.block_size = Some(value()?.parse().map_err(|e| format!("--block-size: {e}"))?);
             }
             "--jit-max" => a.jit_max = value()?.parse().map_err(|e| format!("--jit-max: {e}"))?,
             "--compile" => {
@@ -488,7 +494,10 @@ fn real_main() -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let loaded =
             load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
-        let s = spec(case, args.backend, args.form);
+        let mut s = spec(case, args.backend, args.form);
+        if let Some(lanes) = args.block_size {
+            s.block_size = lanes;
+        }
         let mut sink = Checksum::default();
         // Compile (or load from the cache) outside the timed runs.
         rustrates::sweep::run(&s, &loaded.circuit, &mut sink).map_err(|e| e.to_string())?;

@@ -24,7 +24,7 @@
 
 mod build;
 mod emit;
-mod emit_net;
+mod net;
 
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ pub const BLOCK_LANES: usize = emit::BLOCK;
 /// divisions dominate the cost of typical neural-mass right-hand sides otherwise.
 const RECIPROCAL_DIVISORS: bool = true;
 
-/// The network variants (`rustrates_net_*`, see `emit_net`): the same arguments plus the
+/// The network variants (`rustrates_net_*`, see `net`): the same arguments plus the
 /// network's integer and double data.
 /// `rhs` also takes the delay ring buffer's view (null when none).
 type NetRhsFn<R> = unsafe extern "C" fn(
@@ -106,7 +106,7 @@ enum Entry {
         rhs64: NetRhsFn<f64>,
         rhs32: NetRhsFn<f32>,
         steps: NetStepsFn,
-        data: emit_net::NetData,
+        data: net::NetData,
     },
 }
 
@@ -135,7 +135,7 @@ struct LoadedLibrary {
     lib: libloading::Library,
 }
 
-fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<LoadedLibrary, KernelError> {
+fn load(path: &Path, net: Option<&net::NetData>) -> Result<LoadedLibrary, KernelError> {
     let fail = |e: libloading::Error| KernelError::LoadFailed {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -170,15 +170,15 @@ fn load(path: &Path, net: Option<&emit_net::NetData>) -> Result<LoadedLibrary, K
 /// The function `call_rhs` calls, with the network's data when it has some.
 enum Call<'a, R> {
     Scalar(RhsFn<R>),
-    Network(NetRhsFn<R>, &'a emit_net::NetData),
+    Network(NetRhsFn<R>, &'a net::NetData),
 }
 
 /// A circuit's C source and the cache entry its library lives in: emitted and hashed once per
 /// kernel, whether `Auto` only asks if it is cached or the kernel is then built from it.
 pub(crate) struct CBuild {
     source: emit::Source,
-    /// The network's data when the source is the network form (`emit_net`).
-    net: Option<emit_net::NetData>,
+    /// The network's data when the source is the network form (`net`).
+    net: Option<net::NetData>,
     cmd: Vec<String>,
     path: PathBuf,
 }
@@ -206,7 +206,7 @@ impl CBuild {
         };
         let (source, net) = match planned {
             Ok((circuit, plan)) => {
-                let (source, data) = emit_net::emit(circuit, &plan);
+                let (source, data) = net::emit(circuit, &plan);
                 (source, Some(data))
             }
             Err(why) => {
@@ -293,7 +293,7 @@ impl CKernel {
         rows.check("C", lanes, [y, p, u, dy, a]);
     }
 
-    /// Whether the library runs loops over a network's populations (see `emit_net`) rather
+    /// Whether the library runs loops over a network's populations (see `net`) rather
     /// than one copy of the equations per node.
     pub fn is_network(&self) -> bool {
         matches!(self.entry, Entry::Network { .. })
@@ -368,7 +368,7 @@ impl CKernel {
         // SAFETY: lengths checked above; `f` is the library's function for this precision,
         // which touches exactly `slots × lanes` elements of each array, and `ctx` points to a
         // live `#[repr(C)] KernelCtx`. A network's function also reads its data at the offsets
-        // `emit_net` baked into the same library from this very data, and the ring (if any)
+        // `net` baked into the same library from this very data, and the ring (if any)
         // through `ring`, whose pointers stay valid as the ring is borrowed for this call
         // (lanes equal to this call's; slots cover every read, `DelayRing::slots_for`).
         unsafe {

@@ -168,24 +168,40 @@ pub(crate) fn pow_plan(exponent: f64) -> PowPlan {
     }
 }
 
+/// One product of [`pow_by_squaring_steps`]: the base squared, or the accumulator times the
+/// base.
+pub(crate) enum PowStep<'a, V> {
+    Square(&'a V),
+    Times(&'a V, &'a V),
+}
+
 /// `x^n` for `n ≥ 1` by squaring, in the one order every back end uses: for each bit of `n`
 /// from the lowest, a set bit multiplies the accumulator by the base (`acc · base`), and the
 /// base is squared between bits.
 pub(crate) fn pow_by_squaring<V: Clone>(x: V, n: u32, mut mul: impl FnMut(&V, &V) -> V) -> V {
+    pow_by_squaring_steps(x, n, |step| match step {
+        PowStep::Square(b) => mul(b, b),
+        PowStep::Times(a, b) => mul(a, b),
+    })
+}
+
+/// [`pow_by_squaring`] telling each product's kind (a code generator keeps squares, which the
+/// next square and a product both read, in temporaries).
+pub(crate) fn pow_by_squaring_steps<V: Clone>(x: V, n: u32, mut product: impl FnMut(PowStep<'_, V>) -> V) -> V {
     debug_assert!(n > 0, "x^0 is 1, not a product");
     let (mut e, mut base, mut acc) = (n, x, None::<V>);
     loop {
         if e & 1 == 1 {
             acc = Some(match acc {
                 None => base.clone(),
-                Some(a) => mul(&a, &base),
+                Some(a) => product(PowStep::Times(&a, &base)),
             });
         }
         e >>= 1;
         if e == 0 {
             return acc.expect("n > 0 has a set bit");
         }
-        base = mul(&base, &base);
+        base = product(PowStep::Square(&base));
     }
 }
 

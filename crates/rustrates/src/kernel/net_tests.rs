@@ -1,7 +1,7 @@
 //! Networks on every back end: `network_grid.c`'s circuit (N QIF nodes, weights and delays by
 //! formula) run through the solver on the reference, JIT and C back ends, against an
 //! independent transcription of the C program's loop. The C back end runs it as population
-//! loops (`emit_net`); the reference and JIT back ends run the unrolled code.
+//! loops (`c/net`); the reference and JIT back ends run the unrolled code.
 
 use super::test_kit::eval;
 use super::{Backend, Kernel, KernelCtx, KernelOptions};

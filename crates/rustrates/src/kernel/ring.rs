@@ -40,6 +40,34 @@ pub(crate) fn hermite_weights(s: f64, h: f64) -> [f64; 4] {
 /// Planes per history: the values, the steps' left slopes and their right slopes.
 const ROWS: usize = 3;
 
+/// What a ring keeps per history, decided before it is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Planes {
+    /// Values and both slopes ([`ROWS`] planes): reads anywhere between steps.
+    WithSlopes,
+    /// The values only (a third of the memory, no slopes written): a run whose reads all take
+    /// whole steps ([`reads_whole_steps_only`]).
+    ValuesOnly,
+}
+
+impl Planes {
+    /// For a run that reads whole steps only (`whole_only`) or not.
+    pub(crate) fn for_reads(whole_only: bool) -> Planes {
+        if whole_only {
+            Planes::ValuesOnly
+        } else {
+            Planes::WithSlopes
+        }
+    }
+
+    fn count(self) -> usize {
+        match self {
+            Planes::WithSlopes => ROWS,
+            Planes::ValuesOnly => 1,
+        }
+    }
+}
+
 /// Whether every read of a fixed-step run takes a whole step, so its ring needs no slopes:
 /// the run evaluates at step starts only (`one_stage`: forward Euler), and every delay it
 /// reads (`delays`: the ring's terms, its lanes' delays and every other `past` of the
@@ -85,7 +113,7 @@ pub struct DelayRing {
     /// History index by `VarId` (`u32::MAX`: not delayed).
     hist_of: Vec<u32>,
     /// Planes per history: [`ROWS`], or 1 (the values only) for a run whose reads all take
-    /// whole steps ([`DelayRing::values_only`]).
+    /// whole steps ([`Planes::ValuesOnly`]).
     planes: usize,
     /// Step index of the newest point per history (`-1`: none yet).
     newest: Vec<i64>,
@@ -182,7 +210,7 @@ fn whole_steps_i64(d: f64, dt: f64) -> i64 {
     whole_steps(d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1)
 }
 
-/// What the generated C code receives (`rr_ring` in `emit_net`'s helpers).
+/// What the generated C code receives (`rr_ring` in `c/net`'s helpers).
 #[repr(C)]
 pub(crate) struct RingView {
     data: *const f64,
@@ -227,7 +255,7 @@ impl DelayRing {
     /// `terms` the delays of the kernel's delayed terms with constant delays, `lane_terms`
     /// (`[term][lane]`) those of its terms whose delays differ per lane (each decided whole or
     /// fractional here, once per run, by [`whole_steps`]); the ring reaches back `max_delay`
-    /// or the largest of `lane_terms`.
+    /// or the largest of `lane_terms`; it keeps `planes` per history.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         vars: usize,
@@ -238,6 +266,7 @@ impl DelayRing {
         max_delay: f64,
         terms: &[f64],
         lane_terms: &[f64],
+        planes: Planes,
     ) -> DelayRing {
         let max_delay = lane_terms.iter().copied().fold(max_delay, f64::max);
         let slots = Self::slots_for(max_delay, dt);
@@ -251,25 +280,16 @@ impl DelayRing {
             slots,
             dt,
             hist_of,
-            planes: ROWS,
+            planes: planes.count(),
             newest: vec![-1; n],
             newest_slot: vec![0; n],
-            data: vec![0.0; n * slots * ROWS * lanes],
+            data: vec![0.0; n * slots * planes.count() * lanes],
             whole: terms.iter().map(|d| whole_steps_i64(*d, dt)).collect(),
             lane: LaneDelays::new(lane_terms, lanes, dt),
             newest_dx: vec![f64::NAN; n * lanes],
             extrapolate: vec![0.0; n * lanes],
             init: init.to_vec(),
         }
-    }
-
-    /// The same ring keeping the values only (a third of the memory, no slopes written): for
-    /// a run whose reads all take whole steps ([`reads_whole_steps_only`]); a read between
-    /// steps would need the slopes it does not keep.
-    pub(crate) fn values_only(mut self) -> DelayRing {
-        self.planes = 1;
-        self.data = vec![0.0; self.newest.len() * self.slots * self.lanes];
-        self
     }
 
     /// Bytes held, for the record.
@@ -538,7 +558,7 @@ mod tests {
         // Three terms of two lanes: both whole and equal, whole and different (0.0013 is
         // 12.999999999999998 steps), whole and fractional.
         let delays = [3.0 * dt, 3.0 * dt, 0.0013, 2.0 * dt, 4.0 * dt, 4.5 * dt];
-        let ring = DelayRing::new(1, &[0], &[0.0, 0.0], 2, dt, 0.0, &[], &delays);
+        let ring = DelayRing::new(1, &[0], &[0.0, 0.0], 2, dt, 0.0, &[], &delays, Planes::WithSlopes);
         assert_eq!(ring.lane.whole, vec![3, 3, 13, 2, 4, -1]);
         assert_eq!(ring.lane.kmin, vec![3, 2, -1]);
         assert_eq!(ring.lane.kmax, vec![3, 13, -1]);
@@ -556,7 +576,7 @@ mod tests {
     fn row_records_equal_lane_records_bit_for_bit() {
         let (lanes, dt, histories) = (3usize, 1e-4, 2usize);
         let init = vec![0.5; histories * lanes];
-        let new = || DelayRing::new(2, &[0, 1], &init, lanes, dt, 5.0 * dt, &[], &[]);
+        let new = || DelayRing::new(2, &[0, 1], &init, lanes, dt, 5.0 * dt, &[], &[], Planes::WithSlopes);
         let x = |k: usize, h: usize, l: usize| ((k * 7 + h * 3 + l) as f64 * 0.61).sin() * 1e3;
         // Every third point one lane's slope stays unknown.
         let dx = |k: usize, h: usize, l: usize| {
@@ -626,8 +646,8 @@ mod tests {
     fn values_only_ring_reads_whole_steps_as_the_full_ring() {
         let (lanes, dt, first) = (3usize, 1e-4, 0.25);
         let init = vec![first; 2 * lanes];
-        let new = || DelayRing::new(2, &[0, 1], &init, lanes, dt, 9.0 * dt, &[], &[]);
-        let (mut full, mut values) = (new(), new().values_only());
+        let new = |planes| DelayRing::new(2, &[0, 1], &init, lanes, dt, 9.0 * dt, &[], &[], planes);
+        let (mut full, mut values) = (new(Planes::WithSlopes), new(Planes::ValuesOnly));
         assert_eq!(values.data.len() * ROWS, full.data.len());
         let x = |k: usize, h: usize, l: usize| ((k * 5 + h * 11 + l) as f64 * 0.43).cos() * 10.0;
         let mut reads = 0usize;
@@ -687,7 +707,7 @@ mod tests {
         let (lanes, dt, steps) = (2, 1e-4, 400usize);
         let x = |k: usize, l: usize| (k as f64 * 0.37 + l as f64).sin() + 2.0;
         let init = [x(0, 0), x(0, 1)];
-        let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, 0.02, &[], &[]);
+        let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, 0.02, &[], &[], Planes::WithSlopes);
         let (mut reads, mut hermite_differs) = (0usize, 0usize);
         for n in 0..steps {
             ring.begin_point(0, n);

@@ -8,7 +8,7 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
-use crate::kernel::ring::{self, DelayRing};
+use crate::kernel::ring::{self, DelayRing, Planes};
 use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs};
 use crate::model::{Expr, VarId, VarKind};
 
@@ -264,7 +264,7 @@ pub(crate) fn run<T: Float>(
                     .chain(past_delays::<T>(kernel)),
                 dt,
             );
-            let ring = DelayRing::new(
+            ctx.ring = Some(DelayRing::new(
                 kernel.vars().len(),
                 &vars,
                 &rt.init,
@@ -273,8 +273,8 @@ pub(crate) fn run<T: Float>(
                 span,
                 &terms,
                 &lane_terms,
-            );
-            ctx.ring = Some(if whole_only { ring.values_only() } else { ring });
+                Planes::for_reads(whole_only),
+            ));
         }
     }
     let deque_history = delays && ctx.ring.is_none();

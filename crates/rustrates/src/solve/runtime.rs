@@ -431,14 +431,14 @@ mod tests {
     /// run: equal bit for bit. The ring is sized for the longest delay read.
     #[test]
     fn ring_reads_equal_the_deque_history_bit_for_bit() {
-        use crate::kernel::ring::DelayRing;
+        use crate::kernel::ring::{DelayRing, Planes};
         let (lanes, dt, steps) = (3, 1e-4, 300usize);
         let delays = [0.0, 0.3 * dt, 0.5 * dt, dt, 3.0 * dt, 7.25 * dt, 2.5e-3, 0.05];
         let max_delay = 2.5e-3;
         for algebraic in [false, true] {
             let mut deque = one_history(lanes, Some(dt));
             let init = deque.init.clone();
-            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[], &[]);
+            let mut ring = DelayRing::new(1, &[0], &init, lanes, dt, max_delay, &[], &[], Planes::WithSlopes);
             let mut compared = 0usize;
             let read = |deque: &mut Runtime, ring: &DelayRing, t: f64, what: &str, compared: &mut usize| {
                 for l in 0..lanes {

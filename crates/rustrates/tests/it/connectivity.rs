@@ -1168,3 +1168,40 @@ fn a_velocity_grid_value_that_is_not_positive_is_refused() {
         );
     }
 }
+
+/// The C back end's delayed column loop takes a column's rows in runs of 256 (`RR_PENDING`)
+/// and defers the rows it does not read from the ring's value rows to the general read
+/// after each run: in a block of 300 nodes, delays of whole steps (1 to 12, and 9 from every
+/// source past 250: the initial values until the step is reached, then value rows), zero
+/// (the diagonal, rows in both runs: the source now) and longer than the run (the initial
+/// value throughout). An Euler sweep (every read a whole step: the values-only ring) equals
+/// the reference evaluator's run of the same block bit for bit.
+#[test]
+fn a_delayed_block_of_more_than_256_rows_runs_as_the_reference_evaluator() {
+    if !c_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps) = (300, 30);
+    let delay_steps = |i: usize, j: usize| -> usize {
+        if i == j {
+            0
+        } else if (i + j).is_multiple_of(17) {
+            steps + 5
+        } else if j > 250 {
+            9
+        } else {
+            1 + (3 * i + 7 * j) % 12
+        }
+    };
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("d.npy"), n, |i, j| delay_steps(i, j) as f64 * DT);
+    let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
+    let values = g_eta_grid(&[0.5, 2.0], &[-6.0, -4.0]);
+    let c = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, Backend::C, steps);
+    let reference = scale_sweep(dir.path(), "net.yaml", &yaml, &values, n, Backend::Reference, steps);
+    let (c, reference) = (bits(&c), bits(&reference));
+    assert_eq!(c.len(), 4 * n * steps);
+    let differ = c.iter().zip(&reference).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "{differ} of {} values differ", c.len());
+}

@@ -47,35 +47,24 @@ impl Ty {
 /// prints the shortest digits that round-trip, and C compilers round decimal literals
 /// correctly.
 pub(crate) fn lit(c: f64, ty: Ty) -> String {
-    match ty {
-        Ty::F64 => {
-            if c.is_nan() {
-                "((double)NAN)".into()
-            } else if c.is_infinite() {
-                if c > 0.0 {
-                    "HUGE_VAL".into()
-                } else {
-                    "(-HUGE_VAL)".into()
-                }
-            } else {
-                format!("({c:e})")
-            }
-        }
+    // In single precision, round once, from the f64 value, as `c as f32` does.
+    let (value, nan, huge, digits) = match ty {
+        Ty::F64 => (c, "((double)NAN)", "HUGE_VAL", format!("({c:e})")),
         Ty::F32 => {
-            // Round once, from the f64 value, as `c as f32` does.
             let f = c as f32;
-            if f.is_nan() {
-                "NAN".into()
-            } else if f.is_infinite() {
-                if f > 0.0 {
-                    "HUGE_VALF".into()
-                } else {
-                    "(-HUGE_VALF)".into()
-                }
-            } else {
-                format!("({f:e}f)")
-            }
+            (f64::from(f), "NAN", "HUGE_VALF", format!("({f:e}f)"))
         }
+    };
+    if value.is_nan() {
+        nan.into()
+    } else if value.is_infinite() {
+        if value > 0.0 {
+            huge.into()
+        } else {
+            format!("(-{huge})")
+        }
+    } else {
+        digits
     }
 }
 
@@ -427,15 +416,14 @@ impl<'c> Emitter<'c> {
             return lit(1.0, ty);
         }
         // Squares go to temporaries (each used by the next square and maybe a product).
-        let v = mathfns::pow_by_squaring(x.to_string(), n.unsigned_abs(), |a, b| {
-            if a == b {
+        let v = mathfns::pow_by_squaring_steps(x.to_string(), n.unsigned_abs(), |step| match step {
+            mathfns::PowStep::Square(b) => {
                 self.pow_temps += 1;
                 let name = format!("pw{}", self.pow_temps);
-                self.line(&format!("const {} {name} = {a} * {b};", ty.name()));
+                self.line(&format!("const {} {name} = {b} * {b};", ty.name()));
                 name
-            } else {
-                format!("({a} * {b})")
             }
+            mathfns::PowStep::Times(a, b) => format!("({a} * {b})"),
         });
         if n < 0 {
             format!("({} / {v})", lit(1.0, ty))
@@ -646,6 +634,8 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
         ),
     );
 
+    let rk = rk_steps("rr_stage(lanes, t + TC[i] * dt, yin, P, U, H, K + (size_t)i * n, ctx)");
+    let sampled = sampled_steps("rr_advance", "t0, dt, Y, P, U, ctx, stages, TA, TB, TC, W");
     let _ = write!(
         text,
         r#"
@@ -662,20 +652,7 @@ static void rr_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double
     const size_t n = (size_t){ns} * lanes;
     double* restrict K = W + (size_t){nh} * lanes;
     double* restrict YT = K + (size_t)stages * n;
-    for (size_t s = s0; s < s0 + nsteps; s++) {{
-        const double t = t0 + (double)s * dt;
-        for (int i = 0; i < stages; i++) {{
-            const double* yin = Y;
-            if (i > 0) {{
-                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
-                yin = YT;
-            }}
-            rr_stage(lanes, t + TC[i] * dt, yin, P, U, H, K + (size_t)i * n, ctx);
-        }}
-        /* The stage state is free now: the sum of B[m] K[m] goes there. */
-        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
-    }}
-}}
+{rk}}}
 
 /* Sample k (k < count) copies the states SLOTS[..nslots] into OUT[k][o][lane] after
    first + k*every steps, so a long stretch of samples needs one call. */
@@ -686,11 +663,49 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
                      size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT) {{
     (void)A;
     rr_hoist(lanes, P, U, W);
-    size_t done = 0;
+{sampled}}}
+"#
+    );
+    Source {
+        text,
+        uses_callbacks,
+        hoisted: nh,
+    }
+}
+
+/// The C of explicit Runge–Kutta steps `s0 .. s0+nsteps-1` (step `s` at `t0 + s·dt`) over
+/// `n` values `Y` with stage rows `K` and a stage state `YT`: per stage `i` the state it
+/// reads (`yin`) and `stage`, the call writing its derivatives at `t + TC[i]·dt` into
+/// `K + i·n`. One text for the scalar and the network steppers.
+pub(crate) fn rk_steps(stage: &str) -> String {
+    format!(
+        "    for (size_t s = s0; s < s0 + nsteps; s++) {{
+        const double t = t0 + (double)s * dt;
+        for (int i = 0; i < stages; i++) {{
+            const double* yin = Y;
+            if (i > 0) {{
+                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
+                yin = YT;
+            }}
+            {stage};
+        }}
+        /* The stage state is free now: the sum of B[m] K[m] goes there. */
+        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
+    }}
+"
+    )
+}
+
+/// The C of a `*_steps` entry point's body: `advance(lanes, from, count, args)` up to each
+/// sample at `first + k·every` steps, the states `SLOTS` copied to `OUT[k]` there, then the
+/// remaining steps. One text for the scalar and the network steppers.
+pub(crate) fn sampled_steps(advance: &str, args: &str) -> String {
+    format!(
+        "    size_t done = 0;
     for (size_t k = 0; k < count; k++) {{
         const size_t at = first + k * every;
         if (at > done) {{
-            rr_advance(lanes, done, at - done, t0, dt, Y, P, U, ctx, stages, TA, TB, TC, W);
+            {advance}(lanes, done, at - done, {args});
             done = at;
         }}
         for (size_t o = 0; o < nslots; o++) {{
@@ -699,15 +714,9 @@ void rustrates_steps(size_t lanes, size_t nsteps, double t0, double dt, double* 
             for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
         }}
     }}
-    if (done < nsteps) rr_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, ctx, stages, TA, TB, TC, W);
-}}
-"#
-    );
-    Source {
-        text,
-        uses_callbacks,
-        hoisted: nh,
-    }
+    if (done < nsteps) {advance}(lanes, done, nsteps - done, {args});
+"
+    )
 }
 
 /// Block width for which every function has a copy with constant strides: with the row

@@ -274,7 +274,7 @@ fn auto_choice_small_uncached_run_avoids_compiling() {
 /// slots); anything else, and fewer than two sources, reads them by index (0).
 #[test]
 fn dense_source_spacing_only_for_evenly_spaced_sources() {
-    use super::emit_net::source_spacing;
+    use super::net::source_spacing;
     assert_eq!(source_spacing(&[3, 5, 7, 9]), 2);
     assert_eq!(source_spacing(&[0, 1]), 1);
     assert_eq!(source_spacing(&[0, 2, 5]), 0, "uneven");

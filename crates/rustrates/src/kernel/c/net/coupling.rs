@@ -1,52 +1,21 @@
-//! C source for a network (see [`crate::model::network`]): one loop over the nodes of a
-//! population per template assignment, one per population for its ODEs, and each coupling as
-//! a sparse (CSR) or dense matrix product over a chunk of lanes (lanes innermost, weights
-//! shared by all lanes; dense rows eight at a time, so each loaded vector of source values
-//! serves eight accumulators).
-//!
-//! The weights, the CSR structure and the per-node constants are data ([`NetData`]), passed
-//! by the caller on every call: the text depends on the templates and the slot layout only,
-//! not on the edges, and its size does not grow with them. Every term is added in the order of
-//! the sum `lower_edges` built (the compiler may not contract or reorder: `-ffp-contract=off`,
-//! no fast-math), so the loops round exactly like the unrolled code of the other back ends.
-//!
-//! Exported: `rustrates_net_rhs`, `rustrates_net_rhs_f32` and `rustrates_net_steps`, the
-//! scalar functions' signatures plus `(const unsigned long long* NI, const double* ND)`, and
-//! for the two `rhs` the delay ring buffer (`const rr_ring* R`, null: delayed terms call the
-//! solver's `past` hook).
+//! The C text of the couplings: dense and CSR row routines, the delay ring's reads, and the
+//! emitters of delayed and scaled couplings.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::emit::{indent_by, Emitter, Source, Ty, PRELUDE};
-use crate::model::network::{Coupling, Group, Network, Population, Scale};
-use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
+use super::super::emit::{indent_by, Ty};
+use crate::model::network::{Coupling, Population, Scale};
+use crate::model::Layout;
 
-/// The runtime data of a network kernel: integers (CSR rows and source slots) and doubles
-/// (weights, per-node constants), at offsets baked into the generated text.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct NetData {
-    pub ni: Vec<u64>,
-    pub nd: Vec<f64>,
-    /// The largest coupling delay when the loops read a delay ring buffer.
-    pub ring_span: Option<f64>,
-    /// Every delayed coupling's delays, one per term in column order (`ColumnOrder`), coupling
-    /// after coupling: the ring decides per term and run whether it is a whole number of steps
-    /// (`DelayRing::new`).
-    pub delay_terms: Vec<f64>,
-    /// The delayed terms of couplings whose delays differ per lane (a swept conduction
-    /// velocity), in column order, coupling after coupling: the length and the velocity's slot
-    /// in the parameter array (`u32::MAX`: a constant delay, given instead of the length). The
-    /// solver turns them into each lane's delay once per run (`DelayRing::new`).
-    pub lane_terms: Vec<(f64, u32)>,
-}
+use super::layout::{CouplingAt, Delayed};
+use super::loops::{array, row};
 
 /// Lanes per accumulator chunk of a coupling row: four rows of 16 doubles fill the sixteen
 /// 256-bit registers of AVX2, so the partial sums stay in registers.
-const CHUNK: usize = 16;
+pub(super) const CHUNK: usize = 16;
 
 /// Helpers per precision (`RTYPE` replaced by the C type, `_SFX` by `_d` or `_f`).
-const HELPERS: &str = r#"
+pub(super) const HELPERS: &str = r#"
 /* Whole chunks use explicit vectors of lanes (GCC/Clang vector extensions): left to itself
    the vectoriser may vectorise over columns with gathers instead of over lanes. */
 typedef RTYPE rr_v_SFX __attribute__((vector_size(64), aligned(sizeof(RTYPE)), may_alias));
@@ -169,7 +138,7 @@ static void rr_dense_SFX(size_t lanes, size_t n, const RTYPE* restrict E, size_t
 /// it, once per term and evaluation: every lane of a term reads the same delay, so the step and
 /// the Hermite weights are computed here and the lane loop is a short sum. The same
 /// operations, in the same order, as `DelayRing::value` and the solver's history.
-const RING: &str = r#"
+pub(super) const RING: &str = r#"
 typedef struct {
     const double* data; /* [h][x, m0, m1][slot][lane] (x only when planes is 1) */
     const double* extrapolate; /* [h][lane] */
@@ -293,7 +262,7 @@ static inline __attribute__((always_inline)) rr_tap rr_ring_tap(const rr_ring* R
 /// `c` of every row, then term `c + 1`), so each row still sums its terms in order (rounding
 /// as the unrolled code) while, for rows reading the same sources, one source's past is read
 /// by all targets in turn (as `network_grid.c` does).
-const RING_HELPERS: &str = r#"
+pub(super) const RING_HELPERS: &str = r#"
 /* O[l] += w * a[l] over the lanes, in explicit vectors of lanes: written as a plain loop and
    inlined into the term loop, GCC unrolled it lane by lane (scalar), the term loop's largest
    cost. The same operations per lane (the ring's double converted to RTYPE, times w, added). */
@@ -335,6 +304,7 @@ static inline __attribute__((always_inline)) void rr_tap_add_SFX(size_t lanes, r
 }
 #define RR_TAPS 64
 #define RR_AHEAD 8
+#define RR_PENDING 256
 /* One term of an evaluation at a step start (R->now >= 0), added to Oi: a whole-step term
    (WS >= 0) reads its step's values (or the initial ones) directly; the rest (fractional
    delays, current values, reads at or after the newest point) take the general tap. */
@@ -392,29 +362,49 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
                          (double)(RTYPE)QD[q], WS[q]);
     }
 }
-/* Column rows whose delays are at least one whole step, inside the ring: O[i] += W[i] *
-   (the value row of step now - K[i]); rows with K[i] <= 0 are the caller's. */
-static inline __attribute__((always_inline)) void rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
-        size_t os, const double* restrict X, long long back0, long long S, const long long* restrict K,
-        const double* restrict W) {
+/* The rows of a column of a history with points (X its values, I its initial values): a row
+   whose delay is at least one whole step and whose step is before the newest point adds
+   W[i] * (the value row of step now - K[i], or the initial values when that step is not
+   after 0); every other row (a zero delay: the source now; a fraction; a read at or after
+   the newest point) is the general term's, its index put in PEND for the caller, and the
+   count returned. Each row takes one term of the column, so the deferred ones added after
+   the rest give every row the same sum. The rows scatter over the source's past, and a
+   block's ring outgrows L2 (at 64 lanes the loop waited on each row's first load): the row
+   RR_AHEAD rows on is asked for now (a prefetch changes no value and never faults; for a
+   row of the caller's its address is merely unused). */
+static inline __attribute__((always_inline)) size_t rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
+        size_t os, const double* restrict X, const double* restrict I, long long back0, long long S,
+        const long long* restrict K, const double* restrict W, long long now, long long newest,
+        unsigned* restrict PEND) {
+    size_t np = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i + RR_AHEAD < n) {
+            long long sp = back0 - K[i + RR_AHEAD];
+            sp += sp < 0 ? S : 0;
+            const char* x = (const char*)(X + (size_t)sp * lanes);
+            for (size_t b = 0; b < lanes * sizeof(double); b += 64) __builtin_prefetch(x + b);
+        }
         const long long k = K[i];
-        if (k > 0) {
+        if (k > 0 && now - k < newest) {
             long long s = back0 - k;
             s += s < 0 ? S : 0;
-            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], X + (size_t)s * lanes);
+            rr_axpy_SFX(lanes, O + i * os, (RTYPE)W[i], now - k <= 0 ? I : X + (size_t)s * lanes);
+        } else {
+            PEND[np++] = (unsigned)i;
         }
     }
+    return np;
 }
 /* A function of its own: inlined into the long rhs, the loop ran out of registers and
    reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
    Specialised for the block widths, as the rhs is. */
-static __attribute__((noinline)) void rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
-        const double* restrict X, long long back0, long long S, const long long* restrict K,
-        const double* restrict W) {
-    if (lanes == RR_CHUNK) rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, back0, S, K, W);
-    else if (lanes == RR_BLOCK) rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, back0, S, K, W);
-    else rr_column_rows_body_SFX(lanes, n, O, os, X, back0, S, K, W);
+static __attribute__((noinline)) size_t rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
+        const double* restrict X, const double* restrict I, long long back0, long long S,
+        const long long* restrict K, const double* restrict W, long long now, long long newest,
+        unsigned* restrict PEND) {
+    if (lanes == RR_CHUNK) return rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
+    if (lanes == RR_BLOCK) return rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
+    return rr_column_rows_body_SFX(lanes, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
 }
 /* rr_ring_whole_SFX for a coupling whose rows all read the same sources in the same order
    (an all-to-all edge list, a connectivity matrix): column c's terms are c * n + i for rows
@@ -447,43 +437,17 @@ static inline __attribute__((always_inline)) void rr_ring_columns_SFX(size_t lan
         const long long back0 = (long long)R->newest_slot[h] - (newest - now);
         const long long* restrict K = WS + q0;
         const double* restrict Wc = QW + q0;
-        /* Past the first steps every delayed term of a column reads a value row (each k > 0
-           with 0 < now - k < newest): then its only test is k > 0, as network_grid.c has
-           none; the others (a zero delay: the source now; a fraction) are the general term. */
-        unsigned long long kmin1 = ~0ULL; /* the fewest steps > 0, less one: k - 1 unsigned puts */
-        long long kmax = 0;               /* k <= 0 above every whole step, and vectorises */
-        long long klow = 1;               /* below 1: some row is the general term's */
-        for (size_t i = 0; i < n; i++) {
-            const unsigned long long u = (unsigned long long)(K[i] - 1);
-            kmin1 = u < kmin1 ? u : kmin1;
-            kmax = K[i] > kmax ? K[i] : kmax;
-            klow = K[i] < klow ? K[i] : klow;
-        }
-        const long long kmin = (long long)kmin1 + 1;
-        if (kmax > 0 && now - kmax > 0 && now - kmin < newest) {
-            /* Each row takes one term of the column, so the rows of whole steps first and the
-               rest after add the same terms to every row in the same order. */
-            rr_column_rows_SFX(lanes, n, O, os, X, back0, S, K, Wc);
-            if (klow < 1)
-                for (size_t i = 0; i < n; i++)
-                    if (K[i] <= 0)
-                        rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                         QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
-            continue;
-        }
-        for (size_t i = 0; i < n; i++) {
-            const long long k = K[i], m = now - k;
-            const double* restrict a;
-            if (k > 0 && m < newest) {
-                long long s = back0 - k;
-                s += s < 0 ? S : 0;
-                a = m <= 0 ? I : X + (size_t)s * lanes;
-            } else {
+        /* Rows in runs of RR_PENDING, so the deferred rows' indices fit a small array. */
+        unsigned pend[RR_PENDING];
+        for (size_t i0 = 0; i0 < n; i0 += RR_PENDING) {
+            const size_t rows = n - i0 < RR_PENDING ? n - i0 : RR_PENDING;
+            const size_t np = rr_column_rows_SFX(lanes, rows, O + i0 * os, os, X, I, back0, S, K + i0, Wc + i0,
+                                                 now, newest, pend);
+            for (size_t p = 0; p < np; p++) {
+                const size_t i = i0 + pend[p];
                 rr_ring_term_SFX(lanes, R, t, O + i * os, SRC + (size_t)QJ[q0 + i] * lanes, (RTYPE)Wc[i],
-                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], k);
-                continue;
+                                 QV[q0 + i], (double)(RTYPE)QD[q0 + i], K[i]);
             }
-            rr_axpy_SFX(lanes, O + i * os, (RTYPE)Wc[i], a);
         }
     }
 }
@@ -677,7 +641,7 @@ static void rr_delayed_lane_SFX(size_t lanes, double t, void* ctx, const RTYPE* 
 
 /// Where a coupling's sums start: each target's external input (`U`), or zero (`Z`, a row of
 /// zeros, for a scaled coupling whose sums are scaled afterwards).
-enum Start {
+pub(super) enum Start {
     External(crate::model::network::Local),
     Zero,
 }
@@ -685,7 +649,7 @@ enum Start {
 /// A delayed coupling's evaluation: from the ring buffer when the solver gave one (`R`),
 /// else through the solver's `past` hook term by term.
 #[allow(clippy::too_many_arguments)]
-fn delayed_coupling(
+pub(super) fn delayed_coupling(
     s: &mut String,
     sfx: &str,
     cp: &crate::model::network::Coupling,
@@ -752,424 +716,12 @@ fn delayed_coupling(
     );
 }
 
-/// The largest constant delay of the network's couplings: the ring buffer's span (`None`: no
-/// delays; per-lane delays, known once the lanes' velocities are, widen it in
-/// `DelayRing::new`).
-fn ring_span(net: &Network) -> Option<f64> {
-    net.couplings
-        .iter()
-        .filter(|c| c.has_delays())
-        .flat_map(|c| c.delays.iter().zip(&c.velocities))
-        .map(|(d, v)| if v.is_some() { 0.0 } else { *d })
-        .reduce(f64::max)
-}
-
-/// Where one coupling's data starts.
-#[derive(Clone, Copy)]
-struct CouplingAt {
-    /// Row offsets and source slots in NI, weights in ND.
-    rows: usize,
-    sources: usize,
-    /// In NI: a dense coupling's source spacing ([`source_spacing`]).
-    spacing: usize,
-    weights: usize,
-    /// When it has delays: per term in row order, the delayed variable (NI) and the delay
-    /// (ND); and the same terms in column order ([`ColumnOrder`]).
-    delays: Option<Delayed>,
-}
-
-#[derive(Clone, Copy)]
-struct Delayed {
-    vars: usize,
-    secs: usize,
-    columns: ColumnOrder,
-    /// Delays per lane: per term in row order the velocity's parameter slot (NI, `~0`: the
-    /// term's delay is constant), and `columns.whole` counts in `NetData::lane_terms`.
-    per_lane: Option<usize>,
-}
-
-/// A delayed coupling's terms in column order (term 0 of every row, then term 1, ...): target
-/// row, source slot and delayed variable (NI), weight and delay (ND), and the first term in
-/// `NetData::delay_terms` (whose whole steps the ring decides, in this order too).
-#[derive(Clone, Copy)]
-struct ColumnOrder {
-    terms: usize,
-    rows: usize,
-    sources: usize,
-    vars: usize,
-    weights: usize,
-    delays: usize,
-    whole: usize,
-    /// When every row reads the same sources in the same order: per column (NI) the variable
-    /// all its delayed terms read (`~0`: none), for `rr_ring_columns`.
-    column_vars: Option<usize>,
-}
-
-/// Where the data of each coupling and per-node constant table starts.
-struct Offsets {
-    couplings: Vec<CouplingAt>,
-    /// Per population: node-0 constant → offset of its per-node values in ND.
-    consts: Vec<HashMap<ExprId, usize>>,
-}
-
-/// The slot distance between consecutive sources when they are evenly spaced upwards (the
-/// dense loops then walk a pointer instead of loading a slot per column), else 0. At least two
-/// sources, so the loops' first-source read is within the coupling's data.
-pub(super) fn source_spacing(sources: &[u32]) -> u64 {
-    let step = match sources {
-        [a, b, ..] if b > a => b - a,
-        _ => return 0,
-    };
-    let even = sources.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step));
-    if even {
-        u64::from(step)
-    } else {
-        0
-    }
-}
-
-/// For a delayed coupling whose rows all read the same sources in the same order (so column
-/// `c` of the column order is terms `c·n + i`, rows `i` in order): per column the variable its
-/// delayed terms read (`u64::MAX`: none of them is delayed). `None` for any other coupling, or
-/// when a term is read now yet has a delay (the columns loop tells a current read by its zero
-/// delay, `rr_ring_columns`).
-fn column_vars(cp: &Coupling) -> Option<Vec<u64>> {
-    let width = cp.columns();
-    let n = cp.len();
-    let columnar = width > 0
-        && cp.rows.windows(2).all(|r| r[1] - r[0] == width as u64)
-        && cp.sources.chunks(width).all(|row| row == &cp.sources[..width]);
-    if !columnar {
-        return None;
-    }
-    let mut vars = Vec::with_capacity(width);
-    for c in 0..width {
-        let mut var = u64::MAX;
-        for i in 0..n {
-            let k = i * width + c;
-            match cp.delayed[k] {
-                Some(v) if var == u64::MAX || var == u64::from(v.0) => var = u64::from(v.0),
-                Some(_) => return None,
-                None if cp.delays[k] != 0.0 => return None,
-                None => {}
-            }
-        }
-        vars.push(var);
-    }
-    Some(vars)
-}
-
-fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
-    let mut d = NetData::default();
-    let mut couplings = Vec::new();
-    for cp in &net.couplings {
-        let rows = d.ni.len();
-        d.ni.extend_from_slice(&cp.rows);
-        let sources = d.ni.len();
-        if cp.dense {
-            d.ni.extend(cp.sources[..cp.columns()].iter().map(|&s| u64::from(s)));
-        } else {
-            d.ni.extend(cp.sources.iter().map(|&s| u64::from(s)));
-        }
-        let spacing = d.ni.len();
-        d.ni.push(if cp.dense {
-            source_spacing(&cp.sources[..cp.columns()])
-        } else {
-            0
-        });
-        let weights = d.nd.len();
-        d.nd.extend_from_slice(&cp.weights);
-        let delays = cp.has_delays().then(|| {
-            let var_of = |k: usize| cp.delayed[k].map_or(u64::MAX, |v| u64::from(v.0));
-            let vars = d.ni.len();
-            d.ni.extend((0..cp.delayed.len()).map(var_of));
-            let secs = d.nd.len();
-            d.nd.extend_from_slice(&cp.delays);
-            let width = (0..cp.len()).map(|i| cp.rows[i + 1] - cp.rows[i]).max().unwrap_or(0);
-            #[allow(clippy::cast_possible_truncation)]
-            let order: Vec<(usize, usize)> = (0..width)
-                .flat_map(|c| (0..cp.len()).map(move |i| (i, c)))
-                .filter(|&(i, c)| cp.rows[i] + c < cp.rows[i + 1])
-                .map(|(i, c)| (i, (cp.rows[i] + c) as usize))
-                .collect();
-            let rows = d.ni.len();
-            d.ni.extend(order.iter().map(|&(i, _)| i as u64));
-            let sources = d.ni.len();
-            d.ni.extend(order.iter().map(|&(_, k)| u64::from(cp.sources[k])));
-            let cvars = d.ni.len();
-            d.ni.extend(order.iter().map(|&(_, k)| var_of(k)));
-            let weights = d.nd.len();
-            d.nd.extend(order.iter().map(|&(_, k)| cp.weights[k]));
-            let delays = d.nd.len();
-            d.nd.extend(order.iter().map(|&(_, k)| cp.delays[k]));
-            let slot_of = |k: usize| cp.velocities[k].map_or(u32::MAX, |v| layout.slot[v.0 as usize]);
-            let column_vars = (!cp.per_lane_delays()).then(|| column_vars(cp)).flatten().map(|vars| {
-                let at = d.ni.len();
-                d.ni.extend(vars);
-                at
-            });
-            let (whole, per_lane) = if cp.per_lane_delays() {
-                let velocities = d.ni.len();
-                d.ni.extend((0..cp.delayed.len()).map(|k| match slot_of(k) {
-                    u32::MAX => u64::MAX,
-                    s => u64::from(s),
-                }));
-                let first = d.lane_terms.len();
-                d.lane_terms
-                    .extend(order.iter().map(|&(_, k)| (cp.delays[k], slot_of(k))));
-                (first, Some(velocities))
-            } else {
-                let first = d.delay_terms.len();
-                d.delay_terms.extend(order.iter().map(|&(_, k)| cp.delays[k]));
-                (first, None)
-            };
-            Delayed {
-                per_lane,
-                vars,
-                secs,
-                columns: ColumnOrder {
-                    terms: order.len(),
-                    rows,
-                    sources,
-                    vars: cvars,
-                    weights,
-                    delays,
-                    whole,
-                    column_vars,
-                },
-            }
-        });
-        couplings.push(CouplingAt {
-            rows,
-            sources,
-            spacing,
-            weights,
-            delays,
-        });
-    }
-    let consts = net
-        .populations
-        .iter()
-        .map(|p| {
-            p.node_consts
-                .iter()
-                .map(|(e, values)| {
-                    let off = d.nd.len();
-                    d.nd.extend_from_slice(values);
-                    (*e, off)
-                })
-                .collect()
-        })
-        .collect();
-    (d, Offsets { couplings, consts })
-}
-
-fn array(kind: VarKind) -> &'static str {
-    match kind {
-        VarKind::State => "Y",
-        VarKind::Param => "P",
-        VarKind::Input => "U",
-        VarKind::Algebraic => "A",
-    }
-}
-
-/// `(size_t)(base + i*stride) * lanes`, the start of node `i`'s row.
-fn row(base: u32, stride: u32) -> String {
-    format!("((size_t){base} + i * (size_t){stride}) * lanes")
-}
-
-/// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
-/// then the lane loop with the expressions and `stores(value texts)`. With `in_place` the
-/// outputs are the node's states `(local, derivative)`, each advanced by an Euler step
-/// (`y + dt·f`, the stepper's own expression) once every derivative of the node is computed.
-fn node_loop(
-    c: &Circuit,
-    layout: &Layout,
-    ty: Ty,
-    pop: &Population,
-    consts: &HashMap<ExprId, usize>,
-    outputs: &[(String, ExprId)],
-) -> String {
-    node_loop_with(c, layout, ty, pop, consts, outputs, None)
-}
-
-fn node_loop_with(
-    c: &Circuit,
-    layout: &Layout,
-    ty: Ty,
-    pop: &Population,
-    consts: &HashMap<ExprId, usize>,
-    outputs: &[(String, ExprId)],
-    in_place: Option<&[(usize, ExprId)]>,
-) -> String {
-    let t = ty.name();
-    let mut reads = Vec::new();
-    for rhs in outputs
-        .iter()
-        .map(|o| o.1)
-        .chain(in_place.unwrap_or(&[]).iter().map(|o| o.1))
-    {
-        crate::model::build::collect_vars(c, rhs, &mut reads);
-    }
-    reads.sort_unstable();
-    reads.dedup();
-    let mut s = String::new();
-    let _ = writeln!(s, "for (size_t i = 0; i < (size_t){}; i++) {{", pop.len());
-    let advanced: Vec<usize> = in_place.map_or_else(Vec::new, |odes| odes.iter().map(|&(k, _)| k).collect());
-    for &k in &advanced {
-        let l = pop.locals[k];
-        let _ = writeln!(s, "    {t}* restrict X{k} = Y + {};", row(l.base, l.stride));
-    }
-    for v in &reads {
-        if let Some(&k) = pop.local_of.get(v) {
-            if advanced.contains(&k) {
-                continue;
-            }
-            let l = pop.locals[k];
-            let _ = writeln!(
-                s,
-                "    const {t}* restrict X{k} = {} + {};",
-                array(l.kind),
-                row(l.base, l.stride)
-            );
-        }
-    }
-    let mut const_names: HashMap<ExprId, String> = HashMap::new();
-    for (j, (e, _)) in pop.node_consts.iter().enumerate() {
-        let off = consts[e];
-        let _ = writeln!(s, "    const {t} NC{j} = ({t})ND[(size_t){off} + i];");
-        const_names.insert(*e, format!("NC{j}"));
-    }
-    let remap = |id: ExprId, e: &Expr| -> Option<String> {
-        match e {
-            Expr::Var(v) => pop.local_of.get(v).map(|k| format!("X{k}[l]")),
-            Expr::Const(_) => const_names.get(&id).cloned(),
-            _ => None,
-        }
-    };
-    let mut em = Emitter::new(c, layout, ty, None);
-    em.remap = Some(&remap);
-    let mut stores = Vec::new();
-    if let Some(odes) = in_place {
-        // Every derivative into a temporary first: a state's new value must not be read by
-        // another derivative of the same node.
-        for (j, &(k, rhs)) in odes.iter().enumerate() {
-            let v = em.expr(rhs);
-            em.line(&format!("const {t} F{j} = {v};"));
-            stores.push(format!("X{k}[l] = X{k}[l] + dt * F{j};"));
-        }
-    }
-    for (target, rhs) in outputs {
-        let v = em.expr(*rhs);
-        stores.push(format!("{target}[l] = {v};"));
-    }
-    for st in stores {
-        em.line(&st);
-    }
-    let mut body = String::new();
-    indent_by(&mut body, &em.out, 1);
-    s.push_str("    for (size_t l = 0; l < lanes; l++) {\n");
-    indent_by(&mut s, &body, 1);
-    s.push_str("    }\n}\n");
-    s
-}
-
-/// The evaluation body (algebraics into `A`, derivatives into `DY`) in precision `ty`; with
-/// `euler`, one Euler step instead: the derivatives advance the states `Y` in place in the
-/// population loops (see [`euler_in_place`]).
-fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offsets, ty: Ty, euler: bool) -> String {
-    let sfx = match ty {
-        Ty::F64 => "d",
-        Ty::F32 => "f",
-    };
-    let t = ty.name();
-    let mut s = String::from("(void)t; (void)ctx; (void)P; (void)U; (void)NI; (void)ND; (void)R;\n");
-    for g in &net.order {
-        match *g {
-            Group::Assign { pop, item } => {
-                let p = &net.populations[pop];
-                let (local, rhs) = p.assigns[item];
-                let l = p.locals[local];
-                let _ = writeln!(s, "/* {} over population {pop} */", c.var(l.var).name);
-                let out = format!("A + {}", row(l.base, l.stride));
-                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)]);
-                let body = body.replacen("i++) {\n", &format!("i++) {{\n    {t}* restrict O = {out};\n"), 1);
-                s.push_str(&body);
-            }
-            Group::Coupling(k) => {
-                let cp = &net.couplings[k];
-                let p = &net.populations[cp.pop];
-                let (tgt, ext) = (p.locals[cp.target], p.locals[cp.external]);
-                let CouplingAt {
-                    rows,
-                    sources: srcs,
-                    spacing,
-                    weights: ws,
-                    delays,
-                } = off.couplings[k];
-                let src = array(cp.source_kind);
-                let _ = writeln!(s, "/* edges into {} */", c.var(tgt.var).name);
-                if cp.scale.is_some() {
-                    s.push_str(&scaled_coupling(layout, cp, p, off.couplings[k], ty));
-                    continue;
-                }
-                let es = format!("(size_t){} * lanes", ext.stride);
-                let os = format!("(size_t){} * lanes", tgt.stride);
-                let e0 = format!("U + (size_t){} * lanes", ext.base);
-                let o0 = format!("A + (size_t){} * lanes", tgt.base);
-                if let Some(d) = delays {
-                    delayed_coupling(&mut s, sfx, cp, &Start::External(ext), tgt, src, off.couplings[k], d);
-                } else if cp.dense {
-                    let _ = writeln!(
-                        s,
-                        "rr_dense_{sfx}(lanes, (size_t){n}, {e0}, {es}, {o0}, {os}, {src}, NI + {srcs}, (size_t)NI[{spacing}], ND + {ws}, (size_t){cols});",
-                        n = cp.len(),
-                        cols = cp.columns()
-                    );
-                } else {
-                    let _ = writeln!(
-                        s,
-                        "for (size_t i = 0; i < (size_t){n}; i++)\n    rr_csr_{sfx}(lanes, U + {er}, A + {or}, {src}, NI + {srcs}, ND + {ws}, (size_t)NI[{rows} + i], (size_t)NI[{rows} + i + 1]);",
-                        n = cp.len(),
-                        er = row(ext.base, ext.stride),
-                        or = row(tgt.base, tgt.stride),
-                    );
-                }
-            }
-        }
-    }
-    for (pi, p) in net.populations.iter().enumerate() {
-        if p.odes.is_empty() {
-            continue;
-        }
-        if euler {
-            let _ = writeln!(s, "/* Euler step of population {pi} ({} nodes) */", p.len());
-            s.push_str(&node_loop_with(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
-            continue;
-        }
-        let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
-        let outs: Vec<(String, ExprId)> = p.odes.iter().map(|&(k, rhs)| (format!("D{k}"), rhs)).collect();
-        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs);
-        let decls: String = p
-            .odes
-            .iter()
-            .map(|&(k, _)| {
-                let l = p.locals[k];
-                format!("    {t}* restrict D{k} = DY + {};\n", row(l.base, l.stride))
-            })
-            .collect();
-        body = body.replacen("i++) {\n", &format!("i++) {{\n{decls}"), 1);
-        s.push_str(&body);
-    }
-    s
-}
-
 /// A coupling with a scale (a `connectivity:` block's global coupling, per lane or constant):
 /// the weighted sums into the target rows from zero, by the same row routines, then
 /// `target = external + scale · sum` — the unrolled `ext + s·(w₁x₁ + …)` bit for bit (a sum
 /// from 0 adds its first term exactly). Delayed terms read the ring (or the solver's `past`)
 /// as an unscaled delayed coupling does.
-fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingAt, ty: Ty) -> String {
+pub(super) fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingAt, ty: Ty) -> String {
     let sfx = match ty {
         Ty::F64 => "d",
         Ty::F32 => "f",
@@ -1222,171 +774,5 @@ fn scaled_coupling(layout: &Layout, cp: &Coupling, p: &Population, at: CouplingA
         n = cp.len(),
         er = row(ext.base, ext.stride),
         or = row(tgt.base, tgt.stride),
-    )
-}
-
-/// Whether a forward Euler step can advance the states in place inside the population loops
-/// (the fused stepper's `rustrates_net_euler`): every ODE reads no state but its own node's, so
-/// a node's new state is never read by another node's derivative; the couplings and
-/// assignments, which may read any state, all run before the first ODE loop. Delayed reads
-/// need the solver between steps and take the general path anyway.
-fn euler_in_place(c: &Circuit, net: &Network) -> bool {
-    if net.couplings.iter().any(Coupling::has_delays) {
-        return false;
-    }
-    net.populations.iter().all(|p| {
-        p.odes.iter().all(|&(_, rhs)| {
-            let mut reads = Vec::new();
-            crate::model::build::collect_vars(c, rhs, &mut reads);
-            reads
-                .iter()
-                .all(|v| c.var(*v).kind != VarKind::State || p.local_of.contains_key(v))
-        })
-    })
-}
-
-/// `name(lanes, …)` calling its body with a constant lane count for the usual block widths;
-/// exported only when its name starts with `rustrates_` (the library's entry points).
-fn widths(text: &mut String, name: &str, params: &str, args: &str, body: &str) {
-    let vis = if name.starts_with("rustrates_") { "" } else { "static " };
-    let mut b = String::new();
-    indent_by(&mut b, body, 1);
-    let _ = writeln!(
-        text,
-        "\nstatic inline __attribute__((always_inline)) void {name}_body(size_t lanes, {params}) {{\n{b}}}"
-    );
-    let _ = writeln!(
-        text,
-        "{vis}void {name}(size_t lanes, {params}) {{\n    if (lanes == {big}) {name}_body({big}, {args});\n    \
-         else if (lanes == {CHUNK}) {name}_body({CHUNK}, {args});\n    else {name}_body(lanes, {args});\n}}",
-        big = super::emit::BLOCK
-    );
-}
-
-/// The whole translation unit for a network, and its runtime data.
-pub(crate) fn emit(c: &Circuit, net: &Network) -> (Source, NetData) {
-    let layout = c.layout();
-    let (mut d, off) = data(net, &layout);
-    d.ring_span = ring_span(net);
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "/* generated by rustrates {} (network) */",
-        env!("CARGO_PKG_VERSION")
-    );
-    text.push_str(PRELUDE);
-    let _ = writeln!(
-        text,
-        "#define RR_CHUNK {CHUNK}\n#define RR_BLOCK {}",
-        super::emit::BLOCK
-    );
-    text.push_str(RING);
-    for (t, sfx) in [("double", "d"), ("float", "f")] {
-        text.push_str(&HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
-        text.push_str(&RING_HELPERS.replace("_SFX", &format!("_{sfx}")).replace("RTYPE", t));
-    }
-    for ty in [Ty::F64, Ty::F32] {
-        let t = ty.name();
-        let name = match ty {
-            Ty::F64 => "rustrates_net_rhs",
-            Ty::F32 => "rustrates_net_rhs_f32",
-        };
-        widths(
-            &mut text,
-            name,
-            &format!(
-                "double t, const {t}* restrict Y, const {t}* restrict P, const {t}* restrict U, {t}* restrict DY, \
-                 {t}* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND, \
-                 const rr_ring* restrict R"
-            ),
-            "t, Y, P, U, DY, A, ctx, NI, ND, R",
-            &eval_body(c, &layout, net, &off, ty, false),
-        );
-    }
-    let euler = euler_in_place(c, net);
-    if euler {
-        widths(
-            &mut text,
-            "rr_net_euler",
-            "double t, double dt, double* restrict Y, const double* restrict P, const double* restrict U, \
-             double* restrict A, void* ctx, const unsigned long long* restrict NI, const double* restrict ND, \
-             const rr_ring* restrict R",
-            "t, dt, Y, P, U, A, ctx, NI, ND, R",
-            &eval_body(c, &layout, net, &off, Ty::F64, true),
-        );
-    }
-    // One forward Euler step: in place in the population loops when they can (the same
-    // `y + dt·f` per state as the general loop below, so the same bits), else evaluate, then
-    // advance.
-    let euler_step = if euler {
-        "rr_net_euler(lanes, t0 + (double)s * dt, dt, Y, P, U, A, ctx, NI, ND, 0);"
-    } else {
-        "rustrates_net_rhs(lanes, t0 + (double)s * dt, Y, P, U, K, A, ctx, NI, ND, 0);
-            for (size_t j = 0; j < n; j++) Y[j] = Y[j] + dt * K[j];"
-    };
-    let ns = layout.states.len();
-    let _ = write!(
-        text,
-        r#"
-/* Steps s0 .. s0+nsteps-1; step s starts at t0 + s*dt. K: stages x n, YT: n. */
-static void rr_net_advance(size_t lanes, size_t s0, size_t nsteps, double t0, double dt, double* restrict Y,
-                           const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
-                           int stages, const double* restrict TA, const double* restrict TB,
-                           const double* restrict TC, double* restrict W, const unsigned long long* restrict NI,
-                           const double* restrict ND) {{
-    const size_t n = (size_t){ns} * lanes;
-    double* restrict K = W;
-    double* restrict YT = K + (size_t)stages * n;
-    if (stages == 1 && TA[0] == 0.0 && TB[0] == 1.0 && TC[0] == 0.0) {{
-        for (size_t s = s0; s < s0 + nsteps; s++) {{
-            {euler_step}
-        }}
-        return;
-    }}
-    for (size_t s = s0; s < s0 + nsteps; s++) {{
-        const double t = t0 + (double)s * dt;
-        for (int i = 0; i < stages; i++) {{
-            const double* yin = Y;
-            if (i > 0) {{
-                rr_rk_combine(n, i, TA + (size_t)i * stages, K, dt, Y, YT, YT);
-                yin = YT;
-            }}
-            rustrates_net_rhs(lanes, t + TC[i] * dt, yin, P, U, K + (size_t)i * n, A, ctx, NI, ND, 0);
-        }}
-        rr_rk_combine(n, stages, TB, K, dt, Y, YT, Y);
-    }}
-}}
-
-void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, double* restrict Y,
-                         const double* restrict P, const double* restrict U, double* restrict A, void* ctx,
-                         int stages, const double* restrict TA, const double* restrict TB,
-                         const double* restrict TC, double* restrict W, const unsigned* restrict SLOTS,
-                         size_t nslots, size_t first, size_t every, size_t count, double* restrict OUT,
-                         const unsigned long long* restrict NI, const double* restrict ND) {{
-    size_t done = 0;
-    for (size_t k = 0; k < count; k++) {{
-        const size_t at = first + k * every;
-        if (at > done) {{
-            rr_net_advance(lanes, done, at - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
-            done = at;
-        }}
-        for (size_t o = 0; o < nslots; o++) {{
-            const double* restrict src = Y + (size_t)SLOTS[o] * lanes;
-            double* restrict dst = OUT + (k * nslots + o) * lanes;
-            for (size_t l = 0; l < lanes; l++) dst[l] = src[l];
-        }}
-    }}
-    if (done < nsteps) rr_net_advance(lanes, done, nsteps - done, t0, dt, Y, P, U, A, ctx, stages, TA, TB, TC, W, NI, ND);
-}}
-"#
-    );
-    (
-        Source {
-            text,
-            // Delayed reads need the solver between steps (its history): no fused stepper.
-            uses_callbacks: net.couplings.iter().any(|c| c.has_delays()),
-            hoisted: 0,
-        },
-        d,
     )
 }
