@@ -554,20 +554,17 @@ pub(crate) fn emit(c: &Circuit, recip: bool) -> Source {
     // Fused stepper: a stage function and an Euler loop that read step-invariant values
     // from H, precomputed once per call by `rr_hoist`.
     let mut plan = HoistPlan::new(c, recip);
-    let stage_body = {
+    // Both read the state Y and the hoisted values; they differ only in what each ODE's
+    // right-hand side `v` becomes.
+    let mut hoisted_body = |ode: fn(u32, &str) -> String| {
         let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
         em.loads("Y");
         em.assigns(false);
-        em.odes(|slot, v| format!("DY{slot}[l] = {v};"));
+        em.odes(ode);
         em.out
     };
-    let euler_body = {
-        let mut em = Emitter::new(c, &layout, Ty::F64, Some(&mut plan));
-        em.loads("Y");
-        em.assigns(false);
-        em.odes(|slot, v| format!("Y{slot}[l] = y{slot} + dt * {v};"));
-        em.out
-    };
+    let stage_body = hoisted_body(|slot, v| format!("DY{slot}[l] = {v};"));
+    let euler_body = hoisted_body(|slot, v| format!("Y{slot}[l] = y{slot} + dt * {v};"));
     let hoist_body = {
         let mut em = Emitter::new(c, &layout, Ty::F64, None);
         em.loads_params_inputs();
