@@ -397,11 +397,14 @@ static inline __attribute__((always_inline)) size_t rr_column_rows_body_SFX(size
 }
 /* A function of its own: inlined into the long rhs, the loop ran out of registers and
    reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
-   Specialised for the block widths, as the rhs is. */
+   Specialised for the block widths, as the rhs is, and for half a chunk: two threads split a
+   16-point sweep into two blocks of 8 lanes, whose rows the generic loop ran lane by lane. */
 static __attribute__((noinline)) size_t rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
         const double* restrict X, const double* restrict I, long long back0, long long S,
         const long long* restrict K, const double* restrict W, long long now, long long newest,
         unsigned* restrict PEND) {
+    if (lanes == RR_CHUNK / 2)
+        return rr_column_rows_body_SFX(RR_CHUNK / 2, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     if (lanes == RR_CHUNK) return rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     if (lanes == RR_BLOCK) return rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     return rr_column_rows_body_SFX(lanes, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
