@@ -371,14 +371,15 @@ static inline __attribute__((always_inline)) void rr_ring_whole_SFX(size_t lanes
    the rest give every row the same sum. The rows scatter over the source's past, and a
    block's ring outgrows L2 (at 64 lanes the loop waited on each row's first load): the row
    RR_AHEAD rows on is asked for now (a prefetch changes no value and never faults; for a
-   row of the caller's its address is merely unused). */
+   row of the caller's its address is merely unused). Not below a chunk of lanes: a row of 8
+   lanes is one cache line, and two threads' 8-lane blocks at N = 200 ran faster without it. */
 static inline __attribute__((always_inline)) size_t rr_column_rows_body_SFX(size_t lanes, size_t n, RTYPE* restrict O,
         size_t os, const double* restrict X, const double* restrict I, long long back0, long long S,
         const long long* restrict K, const double* restrict W, long long now, long long newest,
         unsigned* restrict PEND) {
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i + RR_AHEAD < n) {
+        if (lanes >= RR_CHUNK && i + RR_AHEAD < n) {
             long long sp = back0 - K[i + RR_AHEAD];
             sp += sp < 0 ? S : 0;
             const char* x = (const char*)(X + (size_t)sp * lanes);
@@ -397,11 +398,14 @@ static inline __attribute__((always_inline)) size_t rr_column_rows_body_SFX(size
 }
 /* A function of its own: inlined into the long rhs, the loop ran out of registers and
    reloaded the column's pointers and offsets every term (the delayed runs' hottest loop).
-   Specialised for the block widths, as the rhs is. */
+   Specialised for the block widths, as the rhs is, and for half a chunk: two threads split a
+   16-point sweep into two blocks of 8 lanes, whose rows the generic loop ran lane by lane. */
 static __attribute__((noinline)) size_t rr_column_rows_SFX(size_t lanes, size_t n, RTYPE* restrict O, size_t os,
         const double* restrict X, const double* restrict I, long long back0, long long S,
         const long long* restrict K, const double* restrict W, long long now, long long newest,
         unsigned* restrict PEND) {
+    if (lanes == RR_CHUNK / 2)
+        return rr_column_rows_body_SFX(RR_CHUNK / 2, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     if (lanes == RR_CHUNK) return rr_column_rows_body_SFX(RR_CHUNK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     if (lanes == RR_BLOCK) return rr_column_rows_body_SFX(RR_BLOCK, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
     return rr_column_rows_body_SFX(lanes, n, O, os, X, I, back0, S, K, W, now, newest, PEND);
