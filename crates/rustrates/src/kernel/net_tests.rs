@@ -513,49 +513,22 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     assert_network_lanes_equal_single_runs(6, 0.002);
 }
 
-/// The delayed column loops in single precision (`rr_ring_columns_f`: whole-step rows
-/// converted to float per lane, zero delays read now): an Euler run of the C loops equals the
-/// reference evaluator's run of the same circuit in single precision bit for bit, 28 lanes (a
-/// chunk, a vector of 16 floats, the rest lane by lane). The step is 2⁻¹³ s so that the delays
-/// (whole steps, 0 to 16), rounded to float as a single-precision run rounds them, are still
-/// whole steps (with 1e-4 they become fractions of a step and take the Hermite path). Bitwise
-/// because a row read one step off changes the result by far less than a float tolerance.
-#[test]
-fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
+/// An Euler run of the delayed C loops over `lanes` spread points equals the reference
+/// evaluator's run of the same circuit bit for bit, in each of `precisions`. The step is
+/// 2⁻¹³ s so that the delays (whole steps, 0 to 16), rounded to float as a single-precision run
+/// rounds them, are still whole steps (with 1e-4 they become fractions of a step and take the
+/// Hermite path). Bitwise because the loops add the same rows in the same order as the
+/// reference, and a row read one step off changes the result by far less than a float
+/// tolerance.
+fn assert_delayed_columns_equal_the_reference(lanes: usize, precisions: &[super::Precision]) {
     let Some(dir) = c_scratch_dir() else { return };
     const DT: f64 = 1.0 / 8192.0;
-    let points = spread_points(28);
-    let lanes = points.len();
-    let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
-    let compile = |backend| kernel_in(&c, backend, super::Precision::F32, dir.path());
-    let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
-    assert!(ck.is_network() && ck.delay_ring_span().is_some());
-    let cfg = sim_config(Method::Euler, 300, DT, 10);
-    let init = default_init(&c, lanes);
-    let outputs = r_outputs(&c);
-    let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-    assert!(a.data.iter().all(|x| x.is_finite()) && a.data.iter().any(|x| *x != 0.0));
-    let differ = differing_bits(&a.data, &b.data);
-    assert_eq!(differ, 0, "{differ} of {} values differ", a.data.len());
-}
-
-/// Two threads split a 16-point sweep into blocks of 8 lanes, which the delayed column loop
-/// runs at that width (`rr_column_rows` specialised for half a chunk): an Euler run of 8 lanes
-/// equals the reference evaluator's run bit for bit, in both precisions (the step 2⁻¹³ s as
-/// above, so every delay of 0 to 16 steps stays whole in float too and the rows are read by
-/// that loop). Bitwise: the loop adds the same rows in the same order as the reference.
-#[test]
-fn network_delayed_columns_of_eight_lanes_equal_the_reference_evaluator_bit_for_bit() {
-    let Some(dir) = c_scratch_dir() else { return };
-    const DT: f64 = 1.0 / 8192.0;
-    let points = spread_points(8);
-    let lanes = points.len();
+    let points = spread_points(lanes);
     let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
     let cfg = sim_config(Method::Euler, 300, DT, 10);
     let init = default_init(&c, lanes);
     let outputs = r_outputs(&c);
-    for precision in [super::Precision::F64, super::Precision::F32] {
+    for &precision in precisions {
         let compile = |backend| kernel_in(&c, backend, precision, dir.path());
         let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
         assert!(ck.is_network() && ck.delay_ring_span().is_some());
@@ -565,4 +538,19 @@ fn network_delayed_columns_of_eight_lanes_equal_the_reference_evaluator_bit_for_
         let differ = differing_bits(&a.data, &b.data);
         assert_eq!(differ, 0, "{precision:?}: {differ} of {} values differ", a.data.len());
     }
+}
+
+/// The delayed column loops in single precision (`rr_ring_columns_f`: whole-step rows
+/// converted to float per lane, zero delays read now), 28 lanes (a chunk, a vector of 16
+/// floats, the rest lane by lane).
+#[test]
+fn network_delayed_columns_in_single_precision_match_the_reference_evaluator() {
+    assert_delayed_columns_equal_the_reference(28, &[super::Precision::F32]);
+}
+
+/// Two threads split a 16-point sweep into blocks of 8 lanes, which the delayed column loop
+/// runs at that width (`rr_column_rows` specialised for half a chunk), in both precisions.
+#[test]
+fn network_delayed_columns_of_eight_lanes_equal_the_reference_evaluator_bit_for_bit() {
+    assert_delayed_columns_equal_the_reference(8, &[super::Precision::F64, super::Precision::F32]);
 }
