@@ -10,6 +10,7 @@
 use crate::model::{Circuit, Layout, Var};
 pub use tableau::Tableau;
 
+pub(crate) mod aligned;
 pub mod auto;
 #[cfg(test)]
 mod backend_tests;

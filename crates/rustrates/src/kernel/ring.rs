@@ -22,6 +22,7 @@
 //! steps are kept per term ([`LaneDelays`]), decided once per run like a constant's, and the
 //! ring is as long as the largest delay of any lane.
 
+use super::aligned::LineAligned;
 use super::precision::Real;
 
 /// `x(t0 + s·h) ≈ w[0]·x0 + w[1]·m0 + w[2]·x1 + w[3]·m1` (cubic Hermite basis, the slope
@@ -119,8 +120,9 @@ pub struct DelayRing {
     newest: Vec<i64>,
     /// Its slot (`newest mod slots`), so the C reads need no integer division.
     newest_slot: Vec<u64>,
-    /// `[h][plane][slot][lane]`, planes `x`, `m0`, `m1`.
-    data: Vec<f64>,
+    /// `[h][plane][slot][lane]`, planes `x`, `m0`, `m1`; from a cache line, so a row of 16
+    /// lanes is two lines (see [`LineAligned`]).
+    data: LineAligned<f64>,
     /// Per delayed term of the kernel (its order of `NetData::delay_terms`): the delay in
     /// whole steps, or `-1` when it is a fraction of a step.
     whole: Vec<i64>,
@@ -283,7 +285,7 @@ impl DelayRing {
             planes: planes.count(),
             newest: vec![-1; n],
             newest_slot: vec![0; n],
-            data: vec![0.0; n * slots * planes.count() * lanes],
+            data: LineAligned::new(n * slots * planes.count() * lanes, 0.0),
             whole: terms.iter().map(|d| whole_steps_i64(*d, dt)).collect(),
             lane: LaneDelays::new(lane_terms, lanes, dt),
             newest_dx: vec![f64::NAN; n * lanes],
@@ -588,9 +590,9 @@ mod tests {
         };
         let same = |a: &DelayRing, b: &DelayRing, what: &str| {
             for (name, p, q) in [
-                ("data", &a.data, &b.data),
-                ("newest_dx", &a.newest_dx, &b.newest_dx),
-                ("extrapolate", &a.extrapolate, &b.extrapolate),
+                ("data", &a.data[..], &b.data[..]),
+                ("newest_dx", &a.newest_dx[..], &b.newest_dx[..]),
+                ("extrapolate", &a.extrapolate[..], &b.extrapolate[..]),
             ] {
                 let equal = p.iter().zip(q).all(|(u, v)| u.to_bits() == v.to_bits());
                 assert!(equal, "{what}: {name} differs");
@@ -697,6 +699,29 @@ mod tests {
         assert!(!reads_whole_steps_only(true, [Some(3.0 * dt), Some(2.5 * dt)], dt));
         assert!(!reads_whole_steps_only(true, [Some(3.0 * dt), None], dt));
         assert!(reads_whole_steps_only(true, [], dt));
+    }
+
+    /// Every row of lanes the C loops read starts on a cache line when a row is a whole number
+    /// of lines (8, 16, 64 double lanes), for rings large enough to be `mmap`ed (which a plain
+    /// `Vec` gets 16 bytes into a page) and small ones alike, in both plane layouts.
+    #[test]
+    fn ring_rows_start_on_cache_lines() {
+        let dt = 1e-4;
+        for (lanes, vars, span) in [(8usize, 3usize, 20.0 * dt), (16, 200, 200.0 * dt), (64, 68, 200.0 * dt)] {
+            let delayed: Vec<u32> = (0..vars as u32).collect();
+            let init = vec![0.01; vars * lanes];
+            for planes in [Planes::WithSlopes, Planes::ValuesOnly] {
+                let ring = DelayRing::new(vars, &delayed, &init, lanes, dt, span, &[], &[], planes);
+                let base = ring.view(0.0).data as usize;
+                let rows = ring.data.len() / lanes;
+                assert_eq!(rows, vars * ring.planes * ring.slots);
+                let line = super::super::aligned::LINE;
+                assert!(
+                    (0..rows).all(|r| (base + r * lanes * 8).is_multiple_of(line)),
+                    "{lanes} lanes, {vars} histories"
+                );
+            }
+        }
     }
 
     /// A whole-step read is the recorded value of step n − k itself, for every step and delay,

@@ -8,6 +8,7 @@
 
 use super::runtime::{self, Runtime};
 use super::{Block, PointStatus, Prepared, RunOptions, SampleSink, Source, Tableau};
+use crate::kernel::aligned::LineAligned;
 use crate::kernel::ring::{self, DelayRing, Planes};
 use crate::kernel::{Kernel, KernelCtx, RhsArgs, StepSamples, StepsArgs};
 use crate::model::{Expr, VarId, VarKind};
@@ -208,10 +209,17 @@ pub(crate) fn run<T: Float>(
     let dt = plan.dt;
     let dt_t = T::of(dt);
 
-    let (mut y, p, mut u) = block_values::<T>(block, prep);
-    let mut a = vec![T::default(); layout.algebraics.len() * lanes];
-    let mut k = vec![T::default(); stages * n];
-    let mut ytmp = vec![T::default(); n];
+    // The arrays the kernel reads and writes in rows of lanes start on a cache line (as
+    // network_grid.c's do): a row of 16 doubles is then two lines, not three.
+    let (y, p, u) = block_values::<T>(block, prep);
+    let (mut y, p, mut u) = (
+        LineAligned::from_slice(&y),
+        LineAligned::from_slice(&p),
+        LineAligned::from_slice(&u),
+    );
+    let mut a = LineAligned::new(layout.algebraics.len() * lanes, T::default());
+    let mut k = LineAligned::new(stages * n, T::default());
+    let mut ytmp = LineAligned::new(n, T::default());
     let mut acc = vec![T::default(); n];
     let mut out = vec![0.0; prep.outputs.len() * lanes];
     let mut status = vec![PointStatus::Ok; lanes];
