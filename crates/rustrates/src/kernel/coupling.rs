@@ -61,7 +61,8 @@ struct Block {
     row_starts: Vec<usize>,
     /// Per entry: the state slot of its source.
     sources: Vec<u32>,
-    weights: Vec<f64>,
+    /// The circuit's weights, shared (not copied).
+    weights: std::sync::Arc<[f64]>,
     scale: Option<ScaleSlot>,
     /// Every row reads the same sources in the same order (those of row 0): rows can then
     /// share each loaded source vector.
@@ -124,7 +125,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
             sources: (0..cp.targets.len())
                 .flat_map(|i| cp.row(i).map(|(_, j)| slot(cp.sources[j])))
                 .collect(),
-            weights: cp.weights.clone(),
+            weights: cp.weights.shared().clone(),
             scale: cp.scale.map(|s| match s {
                 Scale::Param(p) => ScaleSlot::Param(slot(p)),
                 Scale::Const(x) => ScaleSlot::Const(x),
