@@ -61,7 +61,8 @@ struct Block {
     row_starts: Vec<usize>,
     /// Per entry: the state slot of its source.
     sources: Vec<u32>,
-    weights: Vec<f64>,
+    /// The circuit's weights, shared (not copied).
+    weights: std::sync::Arc<[f64]>,
     scale: Option<ScaleSlot>,
     /// Every row reads the same sources in the same order (those of row 0): rows can then
     /// share each loaded source vector.
@@ -121,18 +122,24 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
         .map(|(cp, rows)| Block {
             rows: rows.into_iter().map(|(ext, sum)| (slot(ext), slot(sum))).collect(),
             row_starts: cp.row_starts.clone(),
-            sources: (0..cp.targets.len())
-                .flat_map(|i| cp.row(i).map(|(_, j)| slot(cp.sources[j])))
-                .collect(),
-            weights: cp.weights.clone(),
+            // A dense block's rows all read the sources in order: row 0's slots, repeated.
+            sources: if cp.is_dense() {
+                let row: Vec<u32> = cp.sources.iter().map(|&s| slot(s)).collect();
+                row.repeat(cp.targets.len())
+            } else {
+                (0..cp.targets.len())
+                    .flat_map(|i| cp.row(i).map(|(_, j)| slot(cp.sources[j])))
+                    .collect()
+            },
+            weights: cp.weights.shared().clone(),
             scale: cp.scale.map(|s| match s {
                 Scale::Param(p) => ScaleSlot::Param(slot(p)),
                 Scale::Const(x) => ScaleSlot::Const(x),
             }),
-            dense: false,
+            dense: cp.is_dense(),
         })
         .map(|mut b| {
-            b.dense = b.is_dense();
+            b.dense = b.dense || b.is_dense();
             b
         })
         .collect();

@@ -1,5 +1,7 @@
 //! Circuit IR: variables and expressions in arenas with typed `u32` ids.
 
+use std::sync::Arc;
+
 use crate::syntax::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,11 +174,14 @@ pub struct Coupling {
     pub row_starts: Vec<usize>,
     /// Source (column) of each entry; empty when the block is dense (every row holds every
     /// source, in order), which saves 4 bytes per entry and lets loops use the matrix form.
-    pub columns: Vec<u32>,
-    pub weights: Vec<f64>,
+    pub columns: SharedEntries<u32>,
+    /// Per entry. Shared, not copied, by every pass's copy of the circuit and by the engine's
+    /// couplings: a dense block's weights are the matrix as read (`.npy` → here, no copy).
+    pub weights: SharedEntries<f64>,
     /// Per entry, its delay in seconds, when the block has a `delay`; with a `velocity`,
-    /// its length instead (the delay is [`conduction_delay`]`(length, velocity)`).
-    pub delays: Option<Vec<f64>>,
+    /// its length instead (the delay is [`conduction_delay`]`(length, velocity)`). Shared
+    /// as the weights are.
+    pub delays: Option<SharedEntries<f64>>,
     /// The conduction velocity of a block given by `lengths`: a parameter
     /// (`<name>/velocity`, read per lane when swept, so lanes read different delays) or,
     /// never left behind by `specialize_params` (which folds the delays then), a constant.
@@ -189,6 +194,59 @@ pub struct Coupling {
     /// Where the block sits in the edge sequence: after the first `after_edges` of
     /// [`Circuit::edges`] (a target fed by edges and blocks sums their terms in that order).
     pub after_edges: usize,
+}
+
+/// A coupling's per-entry data (10⁶ values at N = 1000), shared by every copy of the circuit:
+/// cloning a circuit (each pass does) shares it, and a dense block's weights are the matrix
+/// as the `.npy` reader filled it. Reads as a slice; writing through it (tests, rewrites)
+/// copies it first when it is shared, so no other circuit sees the change.
+#[derive(Clone, Debug, Default)]
+pub struct SharedEntries<T>(Arc<[T]>);
+
+impl<T> SharedEntries<T> {
+    /// The data itself, for a consumer that keeps it (the engine's couplings) without a copy.
+    pub fn shared(&self) -> &Arc<[T]> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::Deref for SharedEntries<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for SharedEntries<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: PartialEq> PartialEq for SharedEntries<T> {
+    /// Equal values; the same data is equal without reading it (a kernel cache compares
+    /// circuits whose blocks share their weights).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0[..] == other.0[..]
+    }
+}
+
+impl<T> From<Arc<[T]>> for SharedEntries<T> {
+    fn from(data: Arc<[T]>) -> Self {
+        SharedEntries(data)
+    }
+}
+
+impl<T> From<Vec<T>> for SharedEntries<T> {
+    fn from(data: Vec<T>) -> Self {
+        SharedEntries(data.into())
+    }
+}
+
+impl<T> FromIterator<T> for SharedEntries<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        SharedEntries(iter.into_iter().collect())
+    }
 }
 
 /// A coupling's scale: a parameter (read per lane when swept) or, once a sweep has folded

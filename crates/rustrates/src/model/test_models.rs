@@ -375,8 +375,20 @@ pub fn from_yaml(text: &str, name: &str) -> Circuit {
 /// or in Fortran order (column by column) with `fortran`. For the tests and benches that
 /// hand the template loader matrices as files.
 pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec<u8> {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_file_bytes("'<f8'", &[rows, cols], fortran, &data)
+}
+
+/// A `.npy` file (format 1.0) as `np.save` writes it: the magic, the header dict with
+/// `descr` as written (`'<f8'`, `'>i4'`, `'|u1'`, …) padded to a multiple of 64 bytes, then
+/// `data` as given (already in the file's order and byte order).
+pub fn npy_file_bytes(descr: &str, shape: &[usize], fortran: bool, data: &[u8]) -> Vec<u8> {
+    let shape = match shape {
+        [n] => format!("({n},)"),
+        dims => format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    };
     let dict = format!(
-        "{{'descr': '<f8', 'fortran_order': {}, 'shape': ({rows}, {cols}), }}",
+        "{{'descr': {descr}, 'fortran_order': {}, 'shape': {shape}, }}",
         if fortran { "True" } else { "False" }
     );
     let mut header = dict.into_bytes();
@@ -387,9 +399,7 @@ pub fn npy_bytes(rows: usize, cols: usize, values: &[f64], fortran: bool) -> Vec
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header);
-    for v in values {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend_from_slice(data);
     out
 }
 

@@ -24,15 +24,19 @@
 //! (default 0: exact zeros). It builds exactly the edges of that edge list, so results are
 //! the same bit for bit. `weight`, `delay`, `spread` and the edge template's variables
 //! (under `variables:`) each take a number, an inline list of rows, or the name of a `.npy`
-//! file (float64, 2-D, as `np.save` writes it; relative to the YAML file): binary, so values
-//! arrive exactly and an N = 1000 matrix reads in milliseconds.
+//! file (2-D, as `np.save` writes it: float64, float32 or integers, either byte order, C or
+//! Fortran order; relative to the YAML file): binary, so values arrive exactly and an
+//! N = 1000 matrix reads in about a millisecond (`template/npy.rs`).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::yaml::Node;
 use super::{suggest, Loader, Origin, Template};
 use crate::syntax::{Diagnostic, Span};
+
+pub use super::npy::{parse_npy, read_npy};
 
 /// One `connectivity:` block.
 #[derive(Clone, Debug)]
@@ -76,8 +80,9 @@ pub struct EdgeValues {
 pub enum Entries {
     /// The same value on every edge.
     Scalar(f64),
-    /// Row-major `targets × sources`.
-    Matrix(Rc<[f64]>),
+    /// Row-major `targets × sources`; shared, not copied, by the circuit's couplings (an
+    /// N = 1000 block's weights are 8 MB).
+    Matrix(Arc<[f64]>),
 }
 
 impl Entries {
@@ -496,7 +501,7 @@ impl Loader<'_> {
                     "matrices hold plain numbers; leave out a connection with weight 0".into(),
                 );
             }
-            Entries::Matrix(m.into())
+            Entries::Matrix(m)
         } else {
             return err(
                 self,
@@ -526,76 +531,6 @@ impl Loader<'_> {
     }
 }
 
-/// A float64 `.npy` file (format versions 1–3; a 2-D array in C or Fortran order): its shape
-/// and its values in row-major order.
-pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    parse_npy(&bytes)
-}
-
-/// [`read_npy`] of a file's bytes: the one `.npy` reader of the engine and the CLI's signals.
-pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f64>), String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err("not a .npy file (no \\x93NUMPY header)".into());
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!(".npy format version {v} is not supported")),
-    };
-    let header = bytes
-        .get(start..start + header_len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("the .npy header is cut short")?;
-    let field = |name: &str| -> Option<&str> {
-        let at = header.find(&format!("'{name}'"))? + name.len() + 2;
-        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
-    };
-    let descr = field("descr").ok_or("the .npy header has no 'descr'")?;
-    if !(descr.starts_with("'<f8'") || descr.starts_with("'f8'")) {
-        let found = descr.split(',').next().unwrap_or(descr);
-        return Err(format!("values are {found}, expected little-endian float64 ('<f8')"));
-    }
-    let fortran = field("fortran_order").is_some_and(|s| s.starts_with("True"));
-    let shape_text = field("shape").ok_or("the .npy header has no 'shape'")?;
-    let inner = shape_text
-        .strip_prefix('(')
-        .and_then(|s| s.split_once(')'))
-        .map(|(s, _)| s)
-        .ok_or("the .npy shape is not a tuple")?;
-    let dims: Vec<usize> = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad .npy shape ({inner})")))
-        .collect::<Result<_, _>>()?;
-    let count: usize = dims.iter().product();
-    let data = &bytes[start + header_len..];
-    if data.len() != count * 8 {
-        return Err(format!(
-            "the .npy data has {} bytes, its shape {dims:?} needs {}",
-            data.len(),
-            count * 8
-        ));
-    }
-    let mut values: Vec<f64> = data
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
-        .collect();
-    if fortran && dims.len() == 2 {
-        let (rows, cols) = (dims[0], dims[1]);
-        let col_major = std::mem::take(&mut values);
-        values = (0..rows * cols)
-            .map(|k| col_major[(k % cols) * rows + k / cols])
-            .collect();
-    }
-    Ok((dims, values))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,9 +552,10 @@ mod tests {
         let e = parse_npy(&b[..b.len() - 3]).unwrap_err();
         assert!(e.contains("needs 16"), "{e}");
         let at = b.windows(3).position(|w| w == b"<f8").unwrap();
-        b[at + 1] = b'i';
+        // Integers and float32 are read (`npy::tests`); complex values are not.
+        b[at + 1] = b'c';
         let e = parse_npy(&b).unwrap_err();
-        assert!(e.contains("'<i8'"), "{e}");
+        assert!(e.contains("'<c8'"), "{e}");
         assert!(parse_npy(b"hello").is_err());
     }
 }

@@ -23,6 +23,7 @@
 mod bodies;
 pub mod connectivity;
 mod locate;
+mod npy;
 mod text;
 pub mod yaml;
 

@@ -2,6 +2,8 @@
 //! gamma-distributed spreads.
 
 use super::*;
+use crate::model::ir::SharedEntries;
+use crate::template::connectivity::Entries;
 
 pub(super) struct PendingEdge<'t> {
     pub(super) prefix: String,
@@ -228,28 +230,45 @@ impl Builder<'_> {
             .iter()
             .find(|v| matches!(v.key.as_str(), "delay" | "lengths"))
             .map(|v| &v.entries);
-        let mut row_starts = Vec::with_capacity(nt + 1);
-        row_starts.push(0);
-        let mut columns = Vec::new();
-        let mut weights = Vec::new();
-        let mut delays = delay.map(|_| Vec::new());
-        // Entries in the edge list's order for each target: ascending source.
-        for i in 0..nt {
-            for j in 0..ns {
-                let w = weight.at(i, j, ns);
-                if w.abs() > m.min_weight {
-                    columns.push(j as u32);
-                    weights.push(w);
-                    if let (Some(d), Some(ds)) = (delay, delays.as_mut()) {
-                        ds.push(d.at(i, j, ns));
+        // One scan decides dense or CSR. A dense block keeps every entry in row-major order,
+        // which is the matrix as read: it shares the loaded matrices (no copy, no per-entry
+        // work; 10⁶ entries at N = 1000).
+        let kept = |w: f64| w.abs() > m.min_weight;
+        let dense = match weight {
+            Entries::Scalar(w) => kept(*w) || nt * ns == 0,
+            Entries::Matrix(w) => w.iter().all(|&w| kept(w)),
+        };
+        let (row_starts, columns, weights, delays) = if dense {
+            let whole = |e: &Entries| -> SharedEntries<f64> {
+                match e {
+                    Entries::Matrix(values) => values.clone().into(),
+                    Entries::Scalar(x) => vec![*x; nt * ns].into(),
+                }
+            };
+            let row_starts = (0..=nt).map(|i| i * ns).collect();
+            (row_starts, SharedEntries::default(), whole(weight), delay.map(whole))
+        } else {
+            let mut row_starts = Vec::with_capacity(nt + 1);
+            row_starts.push(0);
+            let mut columns = Vec::new();
+            let mut weights = Vec::new();
+            let mut delays = delay.map(|_| Vec::new());
+            // Entries in the edge list's order for each target: ascending source.
+            for i in 0..nt {
+                for j in 0..ns {
+                    let w = weight.at(i, j, ns);
+                    if kept(w) {
+                        columns.push(j as u32);
+                        weights.push(w);
+                        if let (Some(d), Some(ds)) = (delay, delays.as_mut()) {
+                            ds.push(d.at(i, j, ns));
+                        }
                     }
                 }
+                row_starts.push(weights.len());
             }
-            row_starts.push(weights.len());
-        }
-        if weights.len() == nt * ns {
-            columns = Vec::new();
-        }
+            (row_starts, columns.into(), weights.into(), delays.map(Into::into))
+        };
         self.c.couplings.push(Coupling {
             name: format!("{prefix}{}", m.name),
             sources: sources.to_vec(),

@@ -105,6 +105,12 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
         }
     }
     let kept: HashMap<VarId, usize> = kept_targets.into_iter().collect();
+    // Per variable, its assignment (a lookup per target, not a scan of all assignments:
+    // N targets × ~3N assignments at N = 1000).
+    let mut assign_of: Vec<Option<usize>> = vec![None; out.vars.len()];
+    for (i, a) in out.assigns.iter().enumerate() {
+        assign_of[a.var.0 as usize] = Some(i);
+    }
     for tgt in order {
         let ext_var = out.var(tgt).feeding_input("#ext");
         let span = ext_var.span;
@@ -115,7 +121,8 @@ pub fn lower_edges_keeping_couplings(c: &Circuit) -> Circuit {
             rhs = sum_terms(&mut out, rhs, &list);
         }
         // An input already fed inside its node keeps that sum and gets the edges on top.
-        if let Some(a) = out.assigns.iter_mut().find(|a| a.var == tgt) {
+        if let Some(a) = assign_of.get(tgt.0 as usize).copied().flatten() {
+            let a = &mut out.assigns[a];
             a.rhs = out_add(&mut out.exprs, a.rhs, rhs);
         } else {
             out.assigns.push(Assign { var: tgt, rhs, span });
@@ -328,10 +335,14 @@ fn out_add(exprs: &mut Vec<Expr>, a: ExprId, b: ExprId) -> ExprId {
 fn reorder(c: &mut Circuit) {
     let pos: HashMap<VarId, usize> = c.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
     let mut coupled: HashMap<VarId, (usize, usize)> = HashMap::new();
+    // Per block and source column, the assignment computing that source (`None`: a state or
+    // parameter, which orders nothing): looked up once per column, not once per entry.
+    let mut source_assigns: Vec<Vec<Option<usize>>> = Vec::with_capacity(c.couplings.len());
     for (k, cp) in c.couplings.iter().enumerate() {
         if cp.delays.is_none() {
             coupled.extend(cp.targets.iter().enumerate().map(|(i, t)| (*t, (k, i))));
         }
+        source_assigns.push(cp.sources.iter().map(|v| pos.get(v).copied()).collect());
     }
     let deps: Vec<Vec<usize>> = c
         .assigns
@@ -339,11 +350,14 @@ fn reorder(c: &mut Circuit) {
         .map(|a| {
             let mut vs = Vec::new();
             collect_vars(c, a.rhs, &mut vs);
+            let mut deps: Vec<usize> = vs.iter().filter_map(|v| pos.get(v).copied()).collect();
             if let Some(&(k, i)) = coupled.get(&a.var) {
-                let cp = &c.couplings[k];
-                vs.extend(cp.row(i).map(|(_, j)| cp.sources[j]));
+                let (cp, assigned) = (&c.couplings[k], &source_assigns[k]);
+                if assigned.iter().any(Option::is_some) {
+                    deps.extend(cp.row(i).filter_map(|(_, j)| assigned[j]));
+                }
             }
-            vs.iter().filter_map(|v| pos.get(v).copied()).collect()
+            deps
         })
         .collect();
     if let Ok(order) = topo_order(&deps) {

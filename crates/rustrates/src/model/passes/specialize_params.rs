@@ -28,12 +28,12 @@ pub fn specialize_params(circuit: &Circuit, per_lane: &[VarId]) -> Circuit {
     // its velocity: otherwise the lengths become the delays they stand for, and every later
     // stage sees a block with constant delays.
     for cp in &mut c.couplings {
-        if let (Some(Scale::Param(v)), Some(lengths)) = (cp.velocity, cp.delays.as_mut()) {
+        if let (Some(Scale::Param(v)), Some(lengths)) = (cp.velocity, &cp.delays) {
             if !swept[v.0 as usize] {
                 let velocity = circuit.var(v).value;
-                for d in lengths.iter_mut() {
-                    *d = crate::model::conduction_delay(*d, velocity);
-                }
+                // New data: the lengths are shared with the circuit this copy came from.
+                let delays = lengths.iter().map(|&d| crate::model::conduction_delay(d, velocity));
+                cp.delays = Some(delays.collect());
                 cp.velocity = None;
             }
         }

@@ -12,7 +12,7 @@ use rustrates::model::load_circuit;
 use rustrates::model::network::{plan, Scale};
 use rustrates::model::passes::{expand_couplings, lower_edges, lower_edges_keeping_couplings, specialize_params};
 use rustrates::model::test_models::network_grid::{self, OPERATOR};
-use rustrates::model::test_models::{npy_bytes, var_ids_named, yaml_matrix};
+use rustrates::model::test_models::{npy_bytes, npy_file_bytes, var_ids_named, yaml_matrix};
 use rustrates::solve::{Method, SimConfig};
 use rustrates::sweep::{Grid, MemorySink, ParamMap, SweepResult, SweepSpec};
 use rustrates::template::LoadOptions;
@@ -734,4 +734,49 @@ fn a_large_network_compiles_with_the_fast_register_allocator_and_evaluates_as_th
     assert!(jit.runs_couplings() && reference.runs_couplings());
     // Register allocation changes no value: the same bits as the tree-walking evaluator.
     assert!(evaluate(&jit) == evaluate(&reference), "JIT and reference differ");
+}
+
+/// `.npy` weights of other number types and byte orders (what numpy's `astype` then `np.save`
+/// write, encoded here by the standard library) load as the values written, dense and sparse;
+/// a file of a type the reader does not take is one error at its name, naming the file.
+#[test]
+fn npy_weights_of_any_number_type_load_as_written_and_bad_ones_are_reported_at_the_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 4;
+    // Small integers, exact in every type below, none zero; row 1 all zero when sparse.
+    let value = |i: usize, j: usize, sparse: bool| {
+        if sparse && i == 1 {
+            0.0
+        } else {
+            (i * n + j) as f64 - 20.0
+        }
+    };
+    for sparse in [false, true] {
+        let rows: Vec<f64> = (0..n * n).map(|k| value(k / n, k % n, sparse)).collect();
+        let files: [(&str, Vec<u8>); 3] = [
+            ("'>f8'", rows.iter().flat_map(|x| x.to_be_bytes()).collect()),
+            ("'<f4'", rows.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()),
+            ("'<i2'", rows.iter().flat_map(|&x| (x as i16).to_le_bytes()).collect()),
+        ];
+        for (descr, data) in files {
+            let bytes = npy_file_bytes(descr, &[n, n], false, &data);
+            std::fs::write(dir.path().join("w.npy"), bytes).expect("write .npy");
+            let c = load_net(dir.path(), "types.yaml", &matrix_block(n, "w.npy", None));
+            let cp = &c.couplings[0];
+            // The kept entries in row order: every one, or all but row 1's.
+            let kept: Vec<f64> = rows.iter().copied().filter(|&w| w != 0.0).collect();
+            assert_eq!(&cp.weights[..], &kept[..], "{descr}, sparse {sparse}");
+            assert_eq!(cp.is_dense(), !sparse, "{descr}");
+        }
+    }
+    let complex = npy_file_bytes("'<c16'", &[n, n], false, &[0; 256]);
+    std::fs::write(dir.path().join("wc.npy"), complex).expect("write .npy");
+    let yaml = matrix_block(n, "wc.npy", None);
+    assert_one_error_at(
+        dir.path(),
+        "connectivity/invalid",
+        &yaml,
+        "wc.npy",
+        "wc.npy`: values are '<c16'",
+    );
 }
