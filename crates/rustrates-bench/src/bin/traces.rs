@@ -406,7 +406,7 @@ fn real_main() -> Result<(), String> {
     for (i, (label, keep, _, _, _)) in cases.iter().enumerate() {
         let t = median(times[i].clone());
         let mb = sizes[i] as f64 / 1e6;
-        let bandwidth = if *keep {
+        let bandwidth = if *keep && t > base {
             format!("{:.0}", mb / (t - base).max(1e-9))
         } else {
             "-".to_string()
