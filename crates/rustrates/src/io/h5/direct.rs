@@ -13,11 +13,12 @@
 //! metadata, at close. The fsync before the rename covers both descriptors (it syncs the file).
 //!
 //! Two writes in flight ([`DIRECT_IO_THREADS`] I/O threads take the chunks of whole pages from
-//! the writer thread): with one, the disk idled from the end of each write until the writer
-//! thread, woken, got a core back from the two computing workers and issued the next
-//! (0.05–0.13 s of a 100×100 sweep, session 11's timeline). The writer thread waits only when
-//! both are busy; their buffers come back to it for reuse, and the file's finish waits for
-//! both before the fsync. The first chunk is written on the writer thread, so a filesystem
+//! the writer thread): with one, the disk had nothing to do from the end of each write to the
+//! start of the next (0.05–0.13 s of a 100×100 sweep, session 11's timeline); two in flight
+//! took 0.4–0.7 s off it on a loaded machine, where a `SCHED_FIFO` writer with one write did
+//! not (so the gap is not only the writer's wait for a core). The writer thread waits only
+//! when both are busy; their buffers come back to it for reuse, and the file's finish waits
+//! for both before the fsync. The first chunk is written on the writer thread, so a filesystem
 //! that refuses `O_DIRECT` at the first write is found there, as before.
 //!
 //! Automatic: used for uncompressed whole-point chunks of a file that is synced (`durable`),
