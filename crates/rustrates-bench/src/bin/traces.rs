@@ -6,6 +6,7 @@
 //! cargo build --release -p rustrates-cli -p rustrates-bench
 //! target/release/traces [--points 10000] [--threads 2] [--repeats 3] [--simulation-time 5]
 //!                        [--pyrates-python /path/to/venv/bin/python]
+//!                        [--uncompressed-only] [--env-case VAR=VALUE[,VAR=VALUE...]]...
 //! ```
 //!
 //! Process cases (the reference sweep of `shared/bench`: r of PC every 10 steps, 5,000 samples
@@ -30,6 +31,12 @@
 //! from PyRates' 20×20 and 30×30 timed in this run (its 50×50 takes ≈ 10 minutes) by the
 //! power law through them (its cost per point grows with the grid), and for comparison by the
 //! 20×20's cost per point.
+//!
+//! For A/B comparisons of the uncompressed write path: `--uncompressed-only` keeps the first
+//! three cases (summaries, traces default, page cache) and the `dd` runs, and skips reading
+//! back and the deflate levels; each `--env-case VAR=VALUE[,VAR=VALUE...]` adds the default
+//! traces case run with these variables in its environment, interleaved with the others (a switch the engine
+//! reads, e.g. `RUSTRATES_DIRECT_IO=0`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +53,8 @@ struct Args {
     repeats: usize,
     time: f64,
     pyrates_python: Option<PathBuf>,
+    uncompressed_only: bool,
+    env_cases: Vec<Vec<(String, String)>>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +64,8 @@ fn parse_args() -> Result<Args, String> {
         repeats: 3,
         time: 5.0,
         pyrates_python: None,
+        uncompressed_only: false,
+        env_cases: Vec::new(),
     };
     let mut flags = Flags::from_env();
     while let Some(flag) = flags.next_flag() {
@@ -64,6 +75,20 @@ fn parse_args() -> Result<Args, String> {
             "--repeats" => a.repeats = flags.parsed(&flag)?,
             "--simulation-time" => a.time = flags.parsed(&flag)?,
             "--pyrates-python" => a.pyrates_python = Some(flags.value(&flag)?.into()),
+            "--uncompressed-only" => a.uncompressed_only = true,
+            "--env-case" => {
+                let v = flags.value(&flag)?;
+                let pairs = v
+                    .split(',')
+                    .map(|pair| {
+                        pair.split_once('=')
+                            .filter(|(var, _)| !var.is_empty())
+                            .map(|(var, value)| (var.to_string(), value.to_string()))
+                            .ok_or_else(|| format!("--env-case takes VAR=VALUE[,VAR=VALUE...], not {v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                a.env_cases.push(pairs);
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -73,7 +98,8 @@ fn parse_args() -> Result<Args, String> {
 /// The peak memory the design allows a sweep process keeping traces, in MB: the writer's
 /// queue ([`rustrates::io::h5::QUEUE_BYTES`]); per worker thread the block it computes into
 /// and the three buffers of encoding one (raw bytes, shuffled, deflated: each at most a
-/// block); the block the writer is writing and one chunk it assembles; the written chunks'
+/// block); the block the writer is writing, the chunks its I/O threads write
+/// ([`rustrates::io::h5::DIRECT_IO_THREADS`]) and one chunk it assembles; the written chunks'
 /// buffers it keeps for the next encodes ([`rustrates::io::h5::SPARE_BUFFERS`]); and what the process
 /// holds without traces (the summaries-only run's peak, measured: code, HDF5, the kernel).
 ///
@@ -81,7 +107,7 @@ fn parse_args() -> Result<Args, String> {
 /// once (blocks of a few MB are freed and reallocated on every thread), so the bound allows
 /// [`ALLOCATOR_SLACK`] above the live bytes: a quiet run measured 184 MB against 182 MB live.
 fn rss_bound_mb(block_bytes: f64, threads: usize, summaries_peak_mb: f64) -> f64 {
-    let blocks = (4 * threads + 2 + rustrates::io::h5::SPARE_BUFFERS) as f64;
+    let blocks = (4 * threads + 2 + rustrates::io::h5::DIRECT_IO_THREADS + rustrates::io::h5::SPARE_BUFFERS) as f64;
     ((rustrates::io::h5::QUEUE_BYTES as f64 + block_bytes * blocks) / 1e6 + summaries_peak_mb) * (1.0 + ALLOCATOR_SLACK)
 }
 
@@ -269,6 +295,9 @@ fn deflate_levels(time: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// A process case: label, keeps traces, extra spec lines, command-line flags, environment.
+type Case<'a> = (String, bool, &'a str, &'a [&'a str], &'a [(String, String)]);
+
 fn main() {
     rustrates_bench::exit_on_error(real_main());
 }
@@ -287,7 +316,7 @@ fn real_main() -> Result<(), String> {
     let work = tempfile::tempdir_in(repo_root().join("target")).map_err(|e| e.to_string())?;
     // Not a command-line flag: the case runs with `RUSTRATES_DIRECT_IO=0` in its environment.
     const BUFFERED: &str = "RUSTRATES_DIRECT_IO=0";
-    let cases: [(&str, bool, &str, &[&str]); 7] = [
+    let all_cases: [(&str, bool, &str, &[&str]); 7] = [
         ("summaries only", false, "", &[]),
         ("traces, default (one file, uncompressed)", true, "", &[]),
         ("traces, uncompressed, RUSTRATES_DIRECT_IO=0", true, "", &[BUFFERED]),
@@ -301,6 +330,15 @@ fn real_main() -> Result<(), String> {
         ),
         ("traces, parts of 4,096 points, merged", true, "chunk_size: 4096\n", &[]),
     ];
+    let mut cases: Vec<Case<'_>> = all_cases
+        .iter()
+        .take(if args.uncompressed_only { 3 } else { all_cases.len() })
+        .map(|&(label, keep, extra, flags)| (label.to_string(), keep, extra, flags, &[][..]))
+        .collect();
+    for env in &args.env_cases {
+        let vars: Vec<String> = env.iter().map(|(var, value)| format!("{var}={value}")).collect();
+        cases.push((format!("traces, {}", vars.join(",")), true, "", &[], env));
+    }
     let mut times = vec![Vec::new(); cases.len()];
     let mut peaks = vec![0.0f64; cases.len()];
     let mut sizes = vec![0u64; cases.len()];
@@ -309,7 +347,7 @@ fn real_main() -> Result<(), String> {
     let x = work.path().join("x");
     let disk = Disk::of(work.path());
     for _ in 0..args.repeats.max(1) {
-        for (i, (_, keep, extra, flags)) in cases.iter().enumerate() {
+        for (i, (_, keep, extra, flags, env)) in cases.iter().enumerate() {
             let spec = work.path().join(format!("spec{i}.yaml"));
             std::fs::write(&spec, reference_spec_yaml(side, args.time, *keep, extra)).map_err(|e| e.to_string())?;
             let out = work.path().join(format!("out{i}.h5"));
@@ -321,6 +359,9 @@ fn real_main() -> Result<(), String> {
                 } else {
                     cmd.arg(flag);
                 }
+            }
+            for (var, value) in env.iter() {
+                cmd.env(var, value);
             }
             settle(work.path())?;
             let (dirty, before) = (dirty_mb(), disk.as_ref().and_then(Disk::counters));
@@ -343,6 +384,7 @@ fn real_main() -> Result<(), String> {
             std::fs::remove_file(&x).map_err(|e| e.to_string())?;
         }
     }
+    let dd_runs = dd.clone();
     let dd = dd.map(median);
     println!(
         "{side}×{side} points, T {}, {} samples per point, {} threads, median of {}",
@@ -361,10 +403,10 @@ fn real_main() -> Result<(), String> {
     let block_bytes = 64.0 * samples * 8.0;
     let bound = rss_bound_mb(block_bytes, args.threads, peaks[0]);
     let mut over = Vec::new();
-    for (i, (label, keep, _, _)) in cases.iter().enumerate() {
+    for (i, (label, keep, _, _, _)) in cases.iter().enumerate() {
         let t = median(times[i].clone());
         let mb = sizes[i] as f64 / 1e6;
-        let bandwidth = if *keep {
+        let bandwidth = if *keep && t > base {
             format!("{:.0}", mb / (t - base).max(1e-9))
         } else {
             "-".to_string()
@@ -386,17 +428,32 @@ fn real_main() -> Result<(), String> {
             419.4 / t
         );
     }
-    print_disk_use(&cases.map(|c| c.0), &disk_use);
+    println!("\nevery run, seconds, in the order run");
+    for (i, (label, ..)) in cases.iter().enumerate() {
+        let runs: Vec<String> = times[i].iter().map(|t| format!("{t:.3}")).collect();
+        println!("{label:<42} {}", runs.join(" "));
+    }
+    for (label, runs) in ["dd bs=1M count=400 conv=fsync", "dd ... oflag=direct"]
+        .iter()
+        .zip(&dd_runs)
+    {
+        let runs: Vec<String> = runs.iter().map(|t| format!("{t:.3}")).collect();
+        println!("{label:<42} {}", runs.join(" "));
+    }
+    print_disk_use(&cases.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), &disk_use);
     println!(
         "peak memory bound for traces: {bound:.0} MB (queue {} MB + {} blocks of {:.1} MB + summaries-only peak {:.0} MB, + {:.0} % allocator slack)",
         rustrates::io::h5::QUEUE_BYTES / 1_000_000,
-        4 * args.threads + 2 + rustrates::io::h5::SPARE_BUFFERS,
+        4 * args.threads + 2 + rustrates::io::h5::DIRECT_IO_THREADS + rustrates::io::h5::SPARE_BUFFERS,
         block_bytes / 1e6,
         peaks[0],
         ALLOCATOR_SLACK * 100.0
     );
     if !over.is_empty() {
         return Err(format!("peak memory above the bound: {}", over.join(", ")));
+    }
+    if args.uncompressed_only {
+        return Ok(());
     }
     read_back(&args, &cli, work.path(), side)?;
     if let Some(python) = &args.pyrates_python {

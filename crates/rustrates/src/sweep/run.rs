@@ -21,7 +21,7 @@
 //! `first_point + lane`) a block holds consecutive points only, so a grid whose
 //! fastest-varying key changes n then gets narrow blocks: correct, but less vectorised.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -127,6 +127,36 @@ fn deliver(
         i += run;
     }
     Ok(())
+}
+
+/// Runs `each` on every block, on every thread of `pool`, handing the blocks out in their
+/// order (the points' order): a file sink then receives a chunk's blocks in ascending file
+/// offsets, one sequential stream for the disk, where rayon's halving of the list would make
+/// two (each thread working through its half). After an error no block is started; the
+/// first error (in the order they happened) is returned.
+fn in_point_order(
+    pool: &rayon::ThreadPool,
+    blocks: &[Lanes],
+    each: impl Fn(&Lanes) -> Result<(), SweepError> + Sync,
+) -> Result<(), SweepError> {
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<SweepError>> = Mutex::new(None);
+    let stopped = AtomicBool::new(false);
+    pool.broadcast(|_| {
+        while !stopped.load(Ordering::Acquire) {
+            let Some(b) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = each(b) {
+                stopped.store(true, Ordering::Release);
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn run_inner(
@@ -250,10 +280,8 @@ fn run_inner(
                 deliver(|o| sink.block(o), &r?, plan.n_cols)?;
             }
         } else if let Some(handler) = sink.block_handler() {
-            pool.install(|| {
-                blocks
-                    .par_iter()
-                    .try_for_each(|b| deliver(|o| handler.block(o), &one_block(b, None)?, plan.n_cols))
+            in_point_order(&pool, &blocks, |b| {
+                deliver(|o| handler.block(o), &one_block(b, None)?, plan.n_cols)
             })?;
         } else {
             let shared = Mutex::new(&mut *sink);

@@ -567,6 +567,9 @@ impl OpenFile {
         for piece in b.traces {
             match piece {
                 TracePiece::Chunk { index, bytes } => {
+                    let Some(bytes) = self.write_chunk_in_flight(index, bytes)? else {
+                        continue;
+                    };
                     if !self.write_chunk(index, &bytes)? {
                         bytes_written += bytes.len();
                     }
@@ -578,7 +581,27 @@ impl OpenFile {
         if let Some(w) = self.write_behind.as_mut() {
             w.wrote(bytes_written);
         }
+        if let Some(direct) = self.direct.as_mut() {
+            written.extend(direct.written()?);
+        }
         Ok(written)
+    }
+
+    /// Hands chunk `index` to the direct writes in flight where it can go that way (`None`);
+    /// else gives it back, for [`OpenFile::write_chunk`].
+    fn write_chunk_in_flight(&mut self, index: usize, bytes: ChunkBytes) -> Result<Option<ChunkBytes>, IoError> {
+        let (Some(ds), Some(codec), Some(direct)) = (&self.sets.traces, self.sets.codec, self.direct.as_mut()) else {
+            return Ok(Some(bytes));
+        };
+        match direct.write_in_flight(ds, index * codec.points_per_chunk, bytes)? {
+            Ok(()) => {
+                if let Some(w) = self.chunks_written.get_mut(index) {
+                    *w = true;
+                }
+                Ok(None)
+            }
+            Err(bytes) => Ok(Some(bytes)),
+        }
     }
 
     /// Writes chunk `index` of `/traces`, encoded by the codec, as it is; `true` when it went
@@ -673,6 +696,9 @@ impl OpenFile {
         // The fsync below syncs what the write-behind has not, and the direct writes' file;
         // their descriptors go first.
         drop(self.write_behind.take());
+        if let Some(direct) = self.direct.as_mut() {
+            direct.wait()?;
+        }
         drop(self.direct.take());
         drop(self.sets);
         self.file.close().map_err(&e)?;

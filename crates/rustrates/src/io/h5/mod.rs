@@ -61,7 +61,7 @@ mod sinks;
 mod writer;
 
 pub use codec::TraceType;
-pub use direct::DIRECT_IO_ENV;
+pub use direct::{DIRECT_IO_ENV, DIRECT_IO_THREADS};
 pub use layout::{sweep_record_of, FileOptions, MIN_COMPRESSED_TRACE_BYTES};
 pub use merge::{merge, merge_marking_failed, merge_marking_failed_into, FailedChunk, IncrementalMerge, MergedPoints};
 pub use read::{read_part, read_results, read_results_points, read_results_selected, select_columns, ReadSelection};

@@ -7,8 +7,9 @@
 //! workers go on with the next chunk of the sweep.
 //!
 //! Memory: at most [`QUEUE_BYTES`] of blocks wait in the queue (rounded up to one block), plus
-//! the block each worker holds and the chunks the writer is assembling from blocks that do not
-//! cover them whole (at most one partial chunk per block boundary).
+//! the block each worker holds, the chunks being written `O_DIRECT` (one per I/O thread,
+//! [`super::direct::DIRECT_IO_THREADS`]) and the chunks the writer is assembling from blocks
+//! that do not cover them whole (at most one partial chunk per block boundary).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};

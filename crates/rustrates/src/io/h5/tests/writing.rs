@@ -238,3 +238,32 @@ fn h5_writer_error_stops_the_sweep_and_leaves_no_file() {
     assert!(matches!(err, IoError::Fs { .. } | IoError::Hdf5 { .. }), "{err}");
     assert!(!out.exists() && !tmp_path(&out).exists());
 }
+
+/// A file's blocks are computed in point order, whatever thread takes them, so its chunks
+/// reach the writer (and the disk) in ascending offsets: one stream, not one per thread. The
+/// k-th block to start is one of the first k + threads (the other threads may each hold one
+/// block they have taken and not yet started); rayon's halving of the list would start block
+/// 10 of 20 second. The file still equals the in-memory run.
+#[test]
+fn h5_blocks_of_a_file_start_in_point_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ordered.h5");
+    let mut spec = spec();
+    // One chunk of 20 one-point blocks on 2 threads.
+    (spec.chunk_size, spec.block_size) = (0, 1);
+    let threads = spec.threads.unwrap();
+    let (c, inner) = fake();
+    let started = std::sync::Mutex::new(Vec::new());
+    let recording: Box<BlockSolver<'_>> = Box::new(|k, cfg, i, o, b, s| {
+        started.lock().unwrap().push(b.first_point);
+        inner(k, cfg, i, o, b, s)
+    });
+    sweep_to_file(&spec, &c, &out, &opts(), solving(&recording)).unwrap();
+    let started = std::mem::take(&mut *started.lock().unwrap());
+    assert_eq!(started.len(), 20, "{started:?}");
+    for (k, &first) in started.iter().enumerate() {
+        assert!(first < k + threads, "block {first} started {k}th: {started:?}");
+    }
+    let back = read_results(&out).unwrap();
+    assert!(same_result(&back, &in_memory(&spec)));
+}
