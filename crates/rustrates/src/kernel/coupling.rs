@@ -17,12 +17,18 @@
 //! kernel's precision — so results equal the edge list's bit for bit. Only state sources
 //! without delays are run this way (a computed source is only known inside the kernel, a
 //! delayed one needs the history); any other coupling is written out (`expand_couplings`).
+//!
+//! For the JIT, [`prepare_edge_sums`] does the same for sums already written out in the
+//! equations (a YAML edge list): `model::network::plan` reads them back as couplings, each
+//! row's terms in the sum's order, and the engine runs those as it runs a kept block, so an
+//! edge list's node equations compile as population loops too (`jit/loops.rs`).
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use super::precision::Real;
 
+use crate::model::network;
 use crate::model::{Circuit, Expr, Scale, VarKind};
 
 /// A precision the couplings run in: the kernel's arithmetic, and this precision's
@@ -139,7 +145,78 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
     Some((out, EngineCouplings { blocks }))
 }
 
+/// For the JIT: the edge sums still written out in `circuit`'s assignments (a YAML edge list,
+/// or blocks lowering wrote out) run by the engine as [`prepare`] runs kept blocks, when
+/// [`network::plan`] reads every one of them as a coupling of states without delays. The
+/// plan's rows keep each sum's terms in its order (`ext + w₁x₁ + …`, or `ext + s·(…)`), so
+/// the engine's loop rounds exactly as the written-out sum. `None` when the circuit is not a
+/// network, has no such sums, or some sum reads a computed variable or the past (the sums
+/// then stay written out).
+pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
+    let net = network::plan(circuit).ok()?;
+    let runnable = |cp: &network::Coupling| cp.source_kind == VarKind::State && !cp.has_delays();
+    if net.couplings.is_empty() || !net.couplings.iter().all(runnable) {
+        return None;
+    }
+    let layout = circuit.layout();
+    let assign_of: std::collections::HashMap<_, _> =
+        circuit.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+    let mut out = circuit.clone();
+    // Per coupling and row: (external input, extra input).
+    let mut ends = Vec::with_capacity(net.couplings.len());
+    for cp in &net.couplings {
+        let pop = &net.populations[cp.pop];
+        let (target, external) = (pop.locals[cp.target], pop.locals[cp.external]);
+        if target.kind != VarKind::Algebraic || external.kind != VarKind::Input {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(cp.len());
+        for i in 0..cp.len() {
+            let t = *layout.algebraics.get(target.slot(i))?;
+            let ext = *layout.inputs.get(external.slot(i))?;
+            let a = *assign_of.get(&t)?;
+            let sum = out.add_var(circuit.var(t).feeding_input("#coupled"));
+            let rhs = out.add_expr(Expr::Var(sum));
+            out.assigns[a].rhs = rhs;
+            // As in `prepare`: the target becomes an assignment of its node like any other.
+            out.vars[t.0 as usize].external_input = None;
+            rows.push((ext, sum));
+        }
+        ends.push(rows);
+    }
+    // The extra inputs come after the others: the sources' state slots do not move.
+    let layout = out.layout();
+    let slot = |v: crate::model::VarId| layout.slot[v.0 as usize];
+    let blocks = net
+        .couplings
+        .iter()
+        .zip(ends)
+        .map(|(cp, rows)| {
+            let mut b = Block {
+                rows: rows.into_iter().map(|(ext, sum)| (slot(ext), slot(sum))).collect(),
+                row_starts: cp.rows.iter().map(|&r| r as usize).collect(),
+                sources: cp.sources.clone(),
+                weights: cp.weights.clone(),
+                scale: cp.scale.map(|s| match s {
+                    Scale::Param(p) => ScaleSlot::Param(slot(p)),
+                    Scale::Const(x) => ScaleSlot::Const(x),
+                }),
+                dense: false,
+            };
+            b.dense = b.is_dense();
+            b
+        })
+        .collect();
+    Some((out, EngineCouplings { blocks }))
+}
+
 impl EngineCouplings {
+    /// Both sets of couplings, `self`'s first (each fills its own slots: the order is free).
+    pub(crate) fn and(mut self, other: EngineCouplings) -> EngineCouplings {
+        self.blocks.extend(other.blocks);
+        self
+    }
+
     /// `u` with every coupling's sums written into their input slots (a copy in a per-thread
     /// buffer), passed to `f`.
     pub(crate) fn with_inputs<T: Lane, R>(

@@ -1,7 +1,9 @@
 //! Networks on every back end: `network_grid.c`'s circuit (N QIF nodes, weights and delays by
 //! formula) run through the solver on the reference, JIT and C back ends, against an
 //! independent transcription of the C program's loop. The C back end runs it as population
-//! loops (`c/net`); the reference and JIT back ends run the unrolled code.
+//! loops (`c/net`); the JIT too without delays (population loops, the edge sums run by the
+//! engine: `kernel/coupling.rs`), unrolled with them; the reference evaluator runs the
+//! unrolled code.
 
 use super::test_kit::eval;
 use super::{Backend, Kernel, KernelCtx, KernelOptions};
@@ -147,8 +149,11 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
         let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
         for backend in backends() {
             let k = kernel(&c, backend, dir.path());
-            // The C back end runs loops (with delays: reading the delay ring buffer).
-            assert_eq!(k.is_network(), backend == Backend::C, "{backend:?}");
+            // The C back end runs loops (with delays: reading the delay ring buffer); the JIT
+            // population loops with the engine summing the edges, when they carry no delays.
+            let jit_loops = backend == Backend::Jit && dmax == 0.0;
+            assert_eq!(k.is_network(), backend == Backend::C || jit_loops, "{backend:?}");
+            assert_eq!(k.runs_couplings(), jit_loops, "{backend:?}");
             assert_eq!(
                 k.delay_ring_span().is_some(),
                 backend == Backend::C && dmax > 0.0,
@@ -193,15 +198,17 @@ fn shuffled_sources(text: &str, n: usize) -> String {
 
 /// The loops and the unrolled code round alike: one evaluation of every algebraic and
 /// derivative, on states spread around the initial state, is identical bit for bit between
-/// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
+/// each compiled back end's network kernel (the C loops; the JIT's population loops with the
+/// edge sums run by the engine) and the reference evaluator of the unrolled circuit, in both
+/// precisions, for a dense
 /// network (13 nodes: a block of eight rows, one of four and a single row; 12: eight and
 /// four; 6: four and two single rows; 13 with its edges listed in a shuffled source order, so
 /// the dense loops read the sources by index instead of walking evenly spaced slots), a
 /// sparse ring and per-node constants (a term and an exponent), on 44 lanes (five vectors,
-/// four lane by lane).
+/// four lane by lane; the engine's coupling: five chunks of 8 lanes, four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    let Some(dir) = c_scratch_dir() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(44);
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
@@ -245,49 +252,74 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
         } else {
             prepared(&c, &points)
         };
-        let ck = kernel(&compiled, Backend::C, dir.path());
-        assert!(ck.is_network(), "{name}");
-        let rk = kernel(&compiled, Backend::Reference, dir.path());
-        let layout = compiled.layout();
-        let ns = layout.states.len();
+        let ns = compiled.layout().states.len();
         let y: Vec<f64> = (0..ns * lanes)
             .map(|x| 0.01 + 0.003 * (x as f64 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
             .collect();
-        let u = vec![0.0; layout.inputs.len() * lanes];
-        let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &params, &u], &mut KernelCtx::default());
-        let (cd, ca) = rhs_of(&ck);
-        let (rd, ra) = rhs_of(&rk);
-        assert!(cd.iter().any(|x| *x != 0.0), "{name}: derivatives computed");
-        for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
-            assert_eq!(x.to_bits(), w.to_bits(), "{name}: {x} vs {w}");
+        for precision in [super::Precision::F64, super::Precision::F32] {
+            let rk = kernel_in(&compiled, Backend::Reference, precision, dir.path());
+            let want = evaluate_network(&rk, precision, lanes, &y, &params);
+            assert!(want.iter().any(|x| *x != 0), "{name}: derivatives computed");
+            for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+                let k = kernel_in(&compiled, backend, precision, dir.path());
+                assert!(k.is_network(), "{name}, {backend:?}");
+                assert_eq!(k.runs_couplings(), backend == Backend::Jit, "{name}, {backend:?}");
+                let got = evaluate_network(&k, precision, lanes, &y, &params);
+                assert!(
+                    got == want,
+                    "{name}, {backend:?}, {precision:?}: differs from the reference"
+                );
+            }
         }
     }
+}
+
+/// The bits of every derivative and algebraic of one evaluation of `k` at `y` (rounded to
+/// `precision`), inputs in the kernel's own layout (a JIT kernel whose engine sums the edges
+/// has an input slot per sum) different in every slot and lane: each sum starts from its
+/// external input, so terms taken in another order round differently.
+fn evaluate_network(k: &Kernel, precision: super::Precision, lanes: usize, y: &[f64], params: &[f64]) -> Vec<u64> {
+    let u: Vec<f64> = (0..k.layout().inputs.len() * lanes)
+        .map(|x| 0.3 * (x as f64 * 0.71).sin())
+        .collect();
+    let mut ctx = KernelCtx::default();
+    let (dy, a) = match precision {
+        super::Precision::F64 => eval(k, 0.0, lanes, [y, params, &u], &mut ctx),
+        super::Precision::F32 => {
+            let narrow = super::test_kit::to_f32;
+            let (dy, a) = eval(k, 0.0, lanes, [&narrow(y), &narrow(params), &narrow(&u)], &mut ctx);
+            let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
+            (wide(dy), wide(a))
+        }
+    };
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
 }
 
 /// A lane's result does not depend on the block it runs in: 28 points in one block of the C
 /// network kernel (a chunk of 16, a vector of 8, 4 lanes one by one) equal each point run alone,
 /// bit for bit (RK4, so every stage goes through the coupling). Ten nodes: the lanes taken one
-/// by one sum eight rows at a time, then two rows alone.
+/// by one sum eight rows at a time, then two rows alone. The same for the JIT's population
+/// loops (the engine's coupling: three chunks of 8 lanes, then 4 lane by lane; dense groups
+/// of four rows, then two rows alone).
 #[test]
 fn network_lanes_equal_single_runs_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
+    for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+        assert_network_lanes_equal_single_runs(backend, 10, 0.0);
     }
-    assert_network_lanes_equal_single_runs(10, 0.0);
 }
 
-/// 28 points (`spread_points`) in one block of the C network kernel of `n` nodes with delays up
-/// to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
-fn assert_network_lanes_equal_single_runs(n: usize, dmax: f64) {
+/// 28 points (`spread_points`) in one block of `backend`'s network kernel of `n` nodes with
+/// delays up to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
+fn assert_network_lanes_equal_single_runs(backend: Backend, n: usize, dmax: f64) {
     let (dt, steps, every) = (1e-4, 300, 30);
     let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
     let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
-    let k = kernel(&c, Backend::C, dir.path());
+    let k = kernel(&c, backend, dir.path());
     assert!(k.is_network());
     assert_eq!(
         k.delay_ring_span().is_some(),
-        dmax > 0.0,
+        dmax > 0.0 && backend == Backend::C,
         "a delay ring exactly when delayed"
     );
     assert_lanes_equal_single_runs(
@@ -510,7 +542,7 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
     if !super::test_kit::c_available() {
         return;
     }
-    assert_network_lanes_equal_single_runs(6, 0.002);
+    assert_network_lanes_equal_single_runs(Backend::C, 6, 0.002);
 }
 
 /// An Euler run of the delayed C loops over `lanes` spread points equals the reference

@@ -5,8 +5,9 @@
 //! the loops must equal the reference evaluator and the same JIT kernel with every node's
 //! equations written out bit for bit (each node evaluates the same IEEE operations in the
 //! same order, the helpers are the shared `mathfns`), in both precisions; a sweep equals the
-//! reference's and the C loops' bit for bit. What the loops do not express falls back to
-//! the unrolled equations.
+//! reference's and the C loops' bit for bit. The same blocks written out as edge sums (an
+//! edge list) run as the same loops, the engine summing the edges. What the loops do not
+//! express falls back to the unrolled equations.
 
 use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
@@ -153,6 +154,20 @@ fn compile(c: &Circuit, backend: Backend, precision: Precision) -> Kernel {
     Kernel::compile(c, &options).expect("compiles")
 }
 
+/// The JIT kernel of `c` with every node's equations and edge sums written out (no
+/// population loops, no couplings run by the engine).
+fn compile_unrolled(c: &Circuit, precision: Precision) -> Kernel {
+    let options = KernelOptions {
+        backend: Backend::Jit,
+        precision,
+        jit_unrolled: true,
+        ..KernelOptions::default()
+    };
+    let k = Kernel::compile(c, &options).expect("compiles");
+    assert!(!k.is_network() && !k.runs_couplings(), "unrolled");
+    k
+}
+
 /// Buffers of one evaluation over `lanes` lanes: states, parameters and inputs (the per-node
 /// `I_ext` and the external inputs) different in every row and lane.
 fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -216,10 +231,9 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
         loops.is_network() && loops.runs_couplings(),
         "the JIT runs population loops"
     );
-    // The same kernel with every node's equations written out (couplings written out too,
-    // so the JIT compiles them unrolled), and the tree-walking evaluator.
-    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
-    assert!(!unrolled.is_network());
+    // The same kernel with every node's equations and couplings written out, and the
+    // tree-walking evaluator.
+    let unrolled = compile_unrolled(&c, Precision::F64);
     let reference = compile(&c, Backend::Reference, Precision::F64);
     // 1 lane: the scalar loop only; 4: one vector iteration (2 × f64x2); 11: vectors, then
     // the scalar tail; 21: the engine's coupling over two chunks of 8 lanes, then lane by
@@ -248,10 +262,51 @@ fn nested_columns_run_as_population_loops_bit_for_bit() {
     assert_eq!(plan.populations.len(), 2, "one loop per template");
     let loops = compile(&c, Backend::Jit, Precision::F64);
     assert!(loops.is_network());
-    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    let unrolled = compile_unrolled(&c, Precision::F64);
     let reference = compile(&c, Backend::Reference, Precision::F64);
     for lanes in [1, 11] {
         assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
+    }
+}
+
+/// The two blocks written out as edge sums (what lowering makes of a YAML edge list: one
+/// `ext + w·x + …` assignment per target, the scaled block's as `ext + s·(w·x + …)`): the JIT
+/// reads the sums back as couplings (`network::plan`), the engine runs them and the node
+/// equations compile as the same population loops, bit for bit equal to the unrolled JIT and
+/// the reference evaluator (same terms in the same order), in both precisions.
+#[test]
+fn edge_lists_run_as_population_loops_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocks = compiled(&per_node_values(load_net(
+        dir.path(),
+        "two.yaml",
+        &two_populations_yaml(false),
+    )));
+    let c = expand_couplings(&blocks);
+    assert!(c.couplings.is_empty(), "every sum written out");
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(
+        loops.is_network() && loops.runs_couplings(),
+        "the JIT runs the edge list as population loops"
+    );
+    let unrolled = compile_unrolled(&c, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    assert!(
+        !reference.runs_couplings(),
+        "the reference evaluator sums the edges itself"
+    );
+    // 21 lanes: the engine's two chunks of 8 lanes, then 5 lane by lane.
+    for lanes in [1, 4, 11, 21] {
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
+    }
+    let loops = compile(&c, Backend::Jit, Precision::F32);
+    assert!(loops.is_network() && loops.runs_couplings());
+    let reference = compile(&c, Backend::Reference, Precision::F32);
+    for lanes in [1, 13, 19] {
+        assert!(
+            evaluate_in::<f32>(&loops, lanes) == evaluate_in::<f32>(&reference, lanes),
+            "{lanes} lanes, f32: the edge list's loops differ from the reference"
+        );
     }
 }
 
@@ -326,9 +381,7 @@ fn what_the_population_loops_do_not_express_runs_unrolled() {
     let delayed = compiled(&load_net(dir.path(), "delayed.yaml", &two_populations_yaml(true)));
     let k = compile(&delayed, Backend::Jit, Precision::F64);
     assert!(!k.is_network() && !k.runs_couplings());
-    // An edge list (sums written out by lowering) runs unrolled too; its values are the
-    // block's, bit for bit (`matrix_forms_run_the_edge_list_bit_for_bit`).
-    let c = compiled(&load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
-    let written = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
-    assert!(!written.is_network());
+    // The same written out as edge sums: the delayed sums keep the unrolled code too.
+    let k = compile(&expand_couplings(&delayed), Backend::Jit, Precision::F64);
+    assert!(!k.is_network() && !k.runs_couplings());
 }
