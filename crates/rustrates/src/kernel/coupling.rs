@@ -21,12 +21,14 @@
 //! For the JIT, [`prepare_edge_sums`] does the same for sums already written out in the
 //! equations (a YAML edge list): `model::network::plan` reads them back as couplings, each
 //! row's terms in the sum's order, and the engine runs those as it runs a kept block, so an
-//! edge list's node equations compile as population loops too (`jit/loops.rs`).
+//! edge list's node equations compile as population loops too (`jit/loops.rs`). Such sums
+//! may read the past: the engine asks the solver's `past` hook per delayed term and lane.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use super::precision::Real;
+use super::KernelCtx;
 
 use crate::model::network;
 use crate::model::{Circuit, Expr, Scale, VarKind};
@@ -72,6 +74,28 @@ struct Block {
     /// Every row reads the same sources in the same order (those of row 0): rows can then
     /// share each loaded source vector.
     dense: bool,
+    /// Per entry, how it reads its source, when some entry reads the past (empty otherwise:
+    /// every entry reads the current state).
+    reads: Vec<Read>,
+}
+
+/// How an entry of a block with delays reads its source: as the written-out term does,
+/// `x`, `past(x, d)` or `past(x, length / velocity)`.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    Current,
+    /// `past` of variable `var` (its `VarId` index) with a constant delay (seconds).
+    Past {
+        var: u32,
+        delay: f64,
+    },
+    /// `past` of `var` with the delay `length / velocity`, the velocity a parameter (slot)
+    /// read per lane.
+    PastPerLane {
+        var: u32,
+        length: f64,
+        velocity: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -136,6 +160,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
                 Scale::Const(x) => ScaleSlot::Const(x),
             }),
             dense: false,
+            reads: Vec::new(),
         })
         .map(|mut b| {
             b.dense = b.is_dense();
@@ -147,14 +172,16 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
 
 /// For the JIT: the edge sums still written out in `circuit`'s assignments (a YAML edge list,
 /// or blocks lowering wrote out) run by the engine as [`prepare`] runs kept blocks, when
-/// [`network::plan`] reads every one of them as a coupling of states without delays. The
-/// plan's rows keep each sum's terms in its order (`ext + w₁x₁ + …`, or `ext + s·(…)`), so
-/// the engine's loop rounds exactly as the written-out sum. `None` when the circuit is not a
-/// network, has no such sums, or some sum reads a computed variable or the past (the sums
-/// then stay written out).
+/// [`network::plan`] reads every one of them as a coupling of states. The plan's rows keep
+/// each sum's terms in its order (`ext + w₁x₁ + …`, or `ext + s·(…)`), so the engine's loop
+/// rounds exactly as the written-out sum. A term that reads the past (a constant delay, or
+/// `length / velocity` per lane) asks the solver's `past` hook per lane, as the written-out
+/// term does (the rewritten circuit keeps the `past` expressions in its arena, so the solver
+/// still records those histories). `None` when the circuit is not a network, has no such
+/// sums, or some sum reads a computed variable (the sums then stay written out).
 pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
     let net = network::plan(circuit).ok()?;
-    let runnable = |cp: &network::Coupling| cp.source_kind == VarKind::State && !cp.has_delays();
+    let runnable = |cp: &network::Coupling| cp.source_kind == VarKind::State;
     if net.couplings.is_empty() || !net.couplings.iter().all(runnable) {
         return None;
     }
@@ -202,8 +229,25 @@ pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCou
                     Scale::Const(x) => ScaleSlot::Const(x),
                 }),
                 dense: false,
+                reads: Vec::new(),
             };
-            b.dense = b.is_dense();
+            if cp.has_delays() {
+                b.reads = (0..cp.sources.len())
+                    .map(|k| match (cp.delayed[k], cp.velocities[k]) {
+                        (None, _) => Read::Current,
+                        (Some(var), None) => Read::Past {
+                            var: var.0,
+                            delay: cp.delays[k],
+                        },
+                        (Some(var), Some(velocity)) => Read::PastPerLane {
+                            var: var.0,
+                            length: cp.delays[k],
+                            velocity: slot(velocity),
+                        },
+                    })
+                    .collect();
+            }
+            b.dense = b.reads.is_empty() && b.is_dense();
             b
         })
         .collect();
@@ -219,24 +263,30 @@ impl EngineCouplings {
 
     /// `u` with every coupling's sums written into their input slots (a copy in a per-thread
     /// buffer), passed to `f`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_inputs<T: Lane, R>(
         &self,
+        t: f64,
         lanes: usize,
         y: &[T],
         p: &[T],
         u: &[T],
-        f: impl FnOnce(&[T]) -> R,
+        ctx: &mut KernelCtx,
+        f: impl FnOnce(&[T], &mut KernelCtx) -> R,
     ) -> R {
         T::inputs_buffer().with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
             buf.extend_from_slice(u);
             self.apply(lanes, y, p, &mut buf);
-            f(&buf)
+            for b in self.blocks.iter().filter(|b| !b.reads.is_empty()) {
+                b.rows_with_history(t, lanes, y, p, &mut buf, ctx);
+            }
+            f(&buf, ctx)
         })
     }
 
-    /// Writes every target's sum into its input slot of `u`.
+    /// Writes every sum of the blocks without delays into its input slot of `u`.
     pub(crate) fn apply<T: Lane>(&self, lanes: usize, y: &[T], p: &[T], u: &mut [T]) {
         // The build targets baseline x86-64 (two doubles a vector, sixteen registers); where
         // the CPU has AVX2 the same code runs compiled for it (four a vector, so a group's
@@ -265,7 +315,7 @@ impl EngineCouplings {
     #[inline(always)]
     fn apply_any<T: Lane>(&self, lanes: usize, y: &[T], p: &[T], u: &mut [T]) {
         let whole = lanes / CHUNK * CHUNK;
-        for b in &self.blocks {
+        for b in self.blocks.iter().filter(|b| b.reads.is_empty()) {
             let n = b.rows.len();
             let mut i = 0;
             if b.dense {
@@ -295,6 +345,19 @@ impl EngineCouplings {
 const CHUNK: usize = 8;
 /// Rows of a dense block summed together over a chunk of lanes.
 const GROUP: usize = 4;
+
+/// `past(var, delay)` in `lane` through the solver's hook, in precision `T` (`current` when the
+/// delay is not positive, NaN without a hook), as the reference evaluator reads it.
+fn past<T: Lane>(ctx: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: T, current: T) -> T {
+    if delay > T::ZERO {
+        match ctx.past {
+            Some(hook) => T::of(hook(ctx, var, lane, t, delay.wide())),
+            None => T::NAN,
+        }
+    } else {
+        current
+    }
+}
 
 fn lanes_of<T>(buf: &[T], slot: u32, lanes: usize) -> &[T] {
     let at = slot as usize * lanes;
@@ -376,6 +439,49 @@ impl Block {
             }
             let at = sum as usize * lanes + l0;
             u[at..at + CHUNK].copy_from_slice(a);
+        }
+    }
+
+    /// Every row of a block with delays, its terms in order with the lanes innermost; a
+    /// delayed term asks the solver's `past` hook per lane, with the delay in the kernel's
+    /// precision and a delay that is not positive reading the current value, as the
+    /// reference evaluator does with the written-out `past`. The hook's cost dominates, so
+    /// these rows take no register blocking.
+    #[allow(clippy::too_many_arguments)]
+    fn rows_with_history<T: Lane>(&self, t: f64, lanes: usize, y: &[T], p: &[T], u: &mut [T], ctx: &mut KernelCtx) {
+        let mut acc = vec![T::ZERO; lanes];
+        for (i, &(ext, sum)) in self.rows.iter().enumerate() {
+            let (ext, sum) = (ext as usize * lanes, sum as usize * lanes);
+            let entries = self.row_starts[i]..self.row_starts[i + 1];
+            for (n, e) in entries.clone().enumerate() {
+                let w = T::of(self.weights[e]);
+                let at = self.sources[e] as usize * lanes;
+                for (l, a) in acc.iter_mut().enumerate() {
+                    let current = y[at + l];
+                    let x = match self.reads[e] {
+                        Read::Current => current,
+                        Read::Past { var, delay } => past(ctx, var, l, t, T::of(delay), current),
+                        Read::PastPerLane { var, length, velocity } => {
+                            let delay = T::of(length) / p[velocity as usize * lanes + l];
+                            past(ctx, var, l, t, delay, current)
+                        }
+                    };
+                    // Unscaled, the sum starts from the external input; scaled, from the
+                    // first term (the scale multiplies the terms alone).
+                    *a = match (n, self.scale) {
+                        (0, None) => u[ext + l] + w * x,
+                        (0, Some(_)) => w * x,
+                        _ => *a + w * x,
+                    };
+                }
+            }
+            for (l, a) in acc.iter().enumerate() {
+                u[sum + l] = match self.scale_at(p, lanes, l) {
+                    _ if entries.is_empty() => u[ext + l],
+                    Some(s) => u[ext + l] + s * *a,
+                    None => *a,
+                };
+            }
         }
     }
 

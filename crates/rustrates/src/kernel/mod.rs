@@ -397,8 +397,31 @@ impl Kernel {
     fn rhs_with_couplings<T: coupling::Lane>(&self, args: RhsArgs<'_, T>, compiled: impl Fn(&Self, RhsArgs<'_, T>)) {
         match &self.engine {
             Some(engine) => {
-                let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
-                engine.with_inputs(lanes, y, p, u, |u| compiled(self, RhsArgs { u, ..args }));
+                let RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                } = args;
+                engine.with_inputs(t, lanes, y, p, u, ctx, |u, ctx| {
+                    compiled(
+                        self,
+                        RhsArgs {
+                            t,
+                            lanes,
+                            y,
+                            p,
+                            u,
+                            dy,
+                            a,
+                            ctx,
+                        },
+                    )
+                });
             }
             None => compiled(self, args),
         }

@@ -6,8 +6,8 @@
 //! equations written out bit for bit (each node evaluates the same IEEE operations in the
 //! same order, the helpers are the shared `mathfns`), in both precisions; a sweep equals the
 //! reference's and the C loops' bit for bit. The same blocks written out as edge sums (an
-//! edge list) run as the same loops, the engine summing the edges. What the loops do not
-//! express falls back to the unrolled equations.
+//! edge list) run as the same loops, the engine summing the edges, and so do blocks with
+//! delays (written out, the engine reading the delayed terms through the `past` hook).
 
 use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
@@ -188,6 +188,12 @@ fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     (fill(&l.states, 0), fill(&l.params, 5), fill(&l.inputs, 11))
 }
 
+/// A history for one evaluation (the delayed network's `past` reads): a value for every
+/// (variable, lane, time, delay), different for each.
+fn made_up_past(_: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    0.1 * (0.37 * f64::from(var) + 0.11 * lane as f64 + t - 3e3 * delay).sin()
+}
+
 /// One evaluation in precision `R`: derivatives and algebraics, as the bits of each value
 /// widened to `f64` (exact, so equal bits are equal values of `R`). The inputs are the f64
 /// buffers rounded to `R`.
@@ -198,7 +204,11 @@ fn evaluate_in<R: Real>(k: &Kernel, lanes: usize) -> Vec<u64> {
     let l = k.layout();
     let mut dy = vec![R::ZERO; l.states.len() * lanes];
     let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
-    R::rhs(k, 0.25, lanes, &y, &p, &u, &mut dy, &mut a, &mut KernelCtx::default());
+    let mut ctx = KernelCtx {
+        past: Some(made_up_past),
+        ..KernelCtx::default()
+    };
+    R::rhs(k, 0.25, lanes, &y, &p, &u, &mut dy, &mut a, &mut ctx);
     assert!(dy.iter().all(|x| x.finite()), "finite derivatives");
     dy.iter().chain(&a).map(|x| x.wide().to_bits()).collect()
 }
@@ -312,8 +322,21 @@ fn edge_lists_run_as_population_loops_bit_for_bit() {
 
 #[test]
 fn population_loops_sweep_as_the_reference_and_the_c_loops() {
+    for delay in [false, true] {
+        sweep_as_the_reference_and_the_c_loops(delay);
+    }
+}
+
+/// The sweep of [`population_loops_sweep_as_the_reference_and_the_c_loops`], with delays on
+/// the I → E block or without.
+fn sweep_as_the_reference_and_the_c_loops(delay: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = per_node_values(load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
+    let c = per_node_values(load_net(dir.path(), "two.yaml", &two_populations_yaml(delay)));
+    let jit = compile(&compiled(&c), Backend::Jit, Precision::F64);
+    assert!(
+        jit.is_network() && jit.runs_couplings(),
+        "delay {delay}: the JIT's loops"
+    );
     let (dt, steps) = (1e-4, 400);
     let exc: Vec<String> = (0..EXC).map(|i| format!("e{i}")).collect();
     let exc_refs: Vec<&str> = exc.iter().map(String::as_str).collect();
@@ -357,7 +380,7 @@ fn population_loops_sweep_as_the_reference_and_the_c_loops() {
             let got = run(&spec(backend, method), &c);
             assert!(
                 bits(&got) == bits(&want),
-                "{method:?}, {backend:?}: differs from the reference"
+                "{method:?}, {backend:?}, delay {delay}: differs from the reference"
             );
         }
     }
@@ -373,15 +396,32 @@ fn population_loops_sweep_as_the_reference_and_the_c_loops() {
     }
 }
 
+/// Delays on the I → E block: the engine cannot run a kept block with delays, so it is
+/// written out, and the JIT reads the written-out sums back as couplings whose delayed terms
+/// the engine reads through the solver's `past` hook: the node equations still compile as
+/// population loops, and one evaluation (through a made-up history) equals the unrolled JIT
+/// and the reference evaluator bit for bit, in both precisions.
 #[test]
-fn what_the_population_loops_do_not_express_runs_unrolled() {
+fn delayed_blocks_run_as_population_loops_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // Delays on the I → E block: the coupling is written out into the equations (the engine
-    // runs current values only), so the JIT keeps the unrolled equations.
-    let delayed = compiled(&load_net(dir.path(), "delayed.yaml", &two_populations_yaml(true)));
-    let k = compile(&delayed, Backend::Jit, Precision::F64);
-    assert!(!k.is_network() && !k.runs_couplings());
-    // The same written out as edge sums: the delayed sums keep the unrolled code too.
-    let k = compile(&expand_couplings(&delayed), Backend::Jit, Precision::F64);
-    assert!(!k.is_network() && !k.runs_couplings());
+    let c = compiled(&per_node_values(load_net(
+        dir.path(),
+        "delayed.yaml",
+        &two_populations_yaml(true),
+    )));
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(loops.is_network() && loops.runs_couplings());
+    let unrolled = compile_unrolled(&c, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    for lanes in [1, 4, 11, 21] {
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
+    }
+    let loops = compile(&c, Backend::Jit, Precision::F32);
+    let reference = compile(&c, Backend::Reference, Precision::F32);
+    for lanes in [1, 13] {
+        assert!(
+            evaluate_in::<f32>(&loops, lanes) == evaluate_in::<f32>(&reference, lanes),
+            "{lanes} lanes, f32: the delayed loops differ from the reference"
+        );
+    }
 }
