@@ -619,7 +619,8 @@ fn real_main() -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         let t3 = Instant::now();
-        // The JIT compiles the coupling written out (one term per edge).
+        // The JIT: population loops, the engine running the coupling (an edge list's sums read
+        // back as one); `RUSTRATES_JIT_UNROLLED=1` times the code with every term written out.
         let jit = (n <= args.jit_max)
             .then(|| {
                 let t = Instant::now();

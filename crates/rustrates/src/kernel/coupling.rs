@@ -17,12 +17,20 @@
 //! kernel's precision — so results equal the edge list's bit for bit. Only state sources
 //! without delays are run this way (a computed source is only known inside the kernel, a
 //! delayed one needs the history); any other coupling is written out (`expand_couplings`).
+//!
+//! For the JIT, [`prepare_edge_sums`] does the same for sums already written out in the
+//! equations (a YAML edge list): `model::network::plan` reads them back as couplings, each
+//! row's terms in the sum's order, and the engine runs those as it runs a kept block, so an
+//! edge list's node equations compile as population loops too (`jit/loops.rs`). Such sums
+//! may read the past: the engine asks the solver's `past` hook per delayed term and lane.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use super::precision::Real;
+use super::KernelCtx;
 
+use crate::model::network;
 use crate::model::{Circuit, Expr, Scale, VarKind};
 
 /// A precision the couplings run in: the kernel's arithmetic, and this precision's
@@ -67,6 +75,28 @@ struct Block {
     /// Every row reads the same sources in the same order (those of row 0): rows can then
     /// share each loaded source vector.
     dense: bool,
+    /// Per entry, how it reads its source, when some entry reads the past (empty otherwise:
+    /// every entry reads the current state).
+    reads: Vec<Read>,
+}
+
+/// How an entry of a block with delays reads its source: as the written-out term does,
+/// `x`, `past(x, d)` or `past(x, length / velocity)`.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    Current,
+    /// `past` of variable `var` (its `VarId` index) with a constant delay (seconds).
+    Past {
+        var: u32,
+        delay: f64,
+    },
+    /// `past` of `var` with the delay `length / velocity`, the velocity a parameter (slot)
+    /// read per lane.
+    PastPerLane {
+        var: u32,
+        length: f64,
+        velocity: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -137,6 +167,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
                 Scale::Const(x) => ScaleSlot::Const(x),
             }),
             dense: cp.is_dense(),
+            reads: Vec::new(),
         })
         .map(|mut b| {
             b.dense = b.dense || b.is_dense();
@@ -146,27 +177,123 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
     Some((out, EngineCouplings { blocks }))
 }
 
+/// For the JIT: the edge sums still written out in `circuit`'s assignments (a YAML edge list,
+/// or blocks lowering wrote out) run by the engine as [`prepare`] runs kept blocks, when
+/// [`network::plan`] reads every one of them as a coupling of states. The plan's rows keep
+/// each sum's terms in its order (`ext + w₁x₁ + …`, or `ext + s·(…)`), so the engine's loop
+/// rounds exactly as the written-out sum. A term that reads the past (a constant delay, or
+/// `length / velocity` per lane) asks the solver's `past` hook per lane, as the written-out
+/// term does (the rewritten circuit keeps the `past` expressions in its arena, so the solver
+/// still records those histories). `None` when the circuit is not a network, has no such
+/// sums, or some sum reads a computed variable (the sums then stay written out).
+pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
+    let net = network::plan(circuit).ok()?;
+    let runnable = |cp: &network::Coupling| cp.source_kind == VarKind::State;
+    if net.couplings.is_empty() || !net.couplings.iter().all(runnable) {
+        return None;
+    }
+    let layout = circuit.layout();
+    let assign_of: std::collections::HashMap<_, _> =
+        circuit.assigns.iter().enumerate().map(|(i, a)| (a.var, i)).collect();
+    let mut out = circuit.clone();
+    // Per coupling and row: (external input, extra input).
+    let mut ends = Vec::with_capacity(net.couplings.len());
+    for cp in &net.couplings {
+        let pop = &net.populations[cp.pop];
+        let (target, external) = (pop.locals[cp.target], pop.locals[cp.external]);
+        if target.kind != VarKind::Algebraic || external.kind != VarKind::Input {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(cp.len());
+        for i in 0..cp.len() {
+            let t = *layout.algebraics.get(target.slot(i))?;
+            let ext = *layout.inputs.get(external.slot(i))?;
+            let a = *assign_of.get(&t)?;
+            let sum = out.add_var(circuit.var(t).feeding_input("#coupled"));
+            let rhs = out.add_expr(Expr::Var(sum));
+            out.assigns[a].rhs = rhs;
+            // As in `prepare`: the target becomes an assignment of its node like any other.
+            out.vars[t.0 as usize].external_input = None;
+            rows.push((ext, sum));
+        }
+        ends.push(rows);
+    }
+    // The extra inputs come after the others: the sources' state slots do not move.
+    let layout = out.layout();
+    let slot = |v: crate::model::VarId| layout.slot[v.0 as usize];
+    let blocks = net
+        .couplings
+        .iter()
+        .zip(ends)
+        .map(|(cp, rows)| {
+            let mut b = Block {
+                rows: rows.into_iter().map(|(ext, sum)| (slot(ext), slot(sum))).collect(),
+                row_starts: cp.rows.iter().map(|&r| r as usize).collect(),
+                sources: cp.sources.clone(),
+                weights: cp.weights.as_slice().into(),
+                scale: cp.scale.map(|s| match s {
+                    Scale::Param(p) => ScaleSlot::Param(slot(p)),
+                    Scale::Const(x) => ScaleSlot::Const(x),
+                }),
+                dense: false,
+                reads: Vec::new(),
+            };
+            if cp.has_delays() {
+                b.reads = (0..cp.sources.len())
+                    .map(|k| match (cp.delayed[k], cp.velocities[k]) {
+                        (None, _) => Read::Current,
+                        (Some(var), None) => Read::Past {
+                            var: var.0,
+                            delay: cp.delays[k],
+                        },
+                        (Some(var), Some(velocity)) => Read::PastPerLane {
+                            var: var.0,
+                            length: cp.delays[k],
+                            velocity: slot(velocity),
+                        },
+                    })
+                    .collect();
+            }
+            b.dense = b.reads.is_empty() && b.is_dense();
+            b
+        })
+        .collect();
+    Some((out, EngineCouplings { blocks }))
+}
+
 impl EngineCouplings {
+    /// Both sets of couplings, `self`'s first (each fills its own slots: the order is free).
+    pub(crate) fn and(mut self, other: EngineCouplings) -> EngineCouplings {
+        self.blocks.extend(other.blocks);
+        self
+    }
+
     /// `u` with every coupling's sums written into their input slots (a copy in a per-thread
     /// buffer), passed to `f`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_inputs<T: Lane, R>(
         &self,
+        t: f64,
         lanes: usize,
         y: &[T],
         p: &[T],
         u: &[T],
-        f: impl FnOnce(&[T]) -> R,
+        ctx: &mut KernelCtx,
+        f: impl FnOnce(&[T], &mut KernelCtx) -> R,
     ) -> R {
         T::inputs_buffer().with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
             buf.extend_from_slice(u);
             self.apply(lanes, y, p, &mut buf);
-            f(&buf)
+            for b in self.blocks.iter().filter(|b| !b.reads.is_empty()) {
+                b.rows_with_history(t, lanes, y, p, &mut buf, ctx);
+            }
+            f(&buf, ctx)
         })
     }
 
-    /// Writes every target's sum into its input slot of `u`.
+    /// Writes every sum of the blocks without delays into its input slot of `u`.
     pub(crate) fn apply<T: Lane>(&self, lanes: usize, y: &[T], p: &[T], u: &mut [T]) {
         // The build targets baseline x86-64 (two doubles a vector, sixteen registers); where
         // the CPU has AVX2 the same code runs compiled for it (four a vector, so a group's
@@ -195,7 +322,7 @@ impl EngineCouplings {
     #[inline(always)]
     fn apply_any<T: Lane>(&self, lanes: usize, y: &[T], p: &[T], u: &mut [T]) {
         let whole = lanes / CHUNK * CHUNK;
-        for b in &self.blocks {
+        for b in self.blocks.iter().filter(|b| b.reads.is_empty()) {
             let n = b.rows.len();
             let mut i = 0;
             if b.dense {
@@ -225,6 +352,19 @@ impl EngineCouplings {
 const CHUNK: usize = 8;
 /// Rows of a dense block summed together over a chunk of lanes.
 const GROUP: usize = 4;
+
+/// `past(var, delay)` in `lane` through the solver's hook, in precision `T` (`current` when the
+/// delay is not positive, NaN without a hook), as the reference evaluator reads it.
+fn past<T: Lane>(ctx: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: T, current: T) -> T {
+    if delay > T::ZERO {
+        match ctx.past {
+            Some(hook) => T::of(hook(ctx, var, lane, t, delay.wide())),
+            None => T::NAN,
+        }
+    } else {
+        current
+    }
+}
 
 fn lanes_of<T>(buf: &[T], slot: u32, lanes: usize) -> &[T] {
     let at = slot as usize * lanes;
@@ -306,6 +446,49 @@ impl Block {
             }
             let at = sum as usize * lanes + l0;
             u[at..at + CHUNK].copy_from_slice(a);
+        }
+    }
+
+    /// Every row of a block with delays, its terms in order with the lanes innermost; a
+    /// delayed term asks the solver's `past` hook per lane, with the delay in the kernel's
+    /// precision and a delay that is not positive reading the current value, as the
+    /// reference evaluator does with the written-out `past`. The hook's cost dominates, so
+    /// these rows take no register blocking.
+    #[allow(clippy::too_many_arguments)]
+    fn rows_with_history<T: Lane>(&self, t: f64, lanes: usize, y: &[T], p: &[T], u: &mut [T], ctx: &mut KernelCtx) {
+        let mut acc = vec![T::ZERO; lanes];
+        for (i, &(ext, sum)) in self.rows.iter().enumerate() {
+            let (ext, sum) = (ext as usize * lanes, sum as usize * lanes);
+            let entries = self.row_starts[i]..self.row_starts[i + 1];
+            for (n, e) in entries.clone().enumerate() {
+                let w = T::of(self.weights[e]);
+                let at = self.sources[e] as usize * lanes;
+                for (l, a) in acc.iter_mut().enumerate() {
+                    let current = y[at + l];
+                    let x = match self.reads[e] {
+                        Read::Current => current,
+                        Read::Past { var, delay } => past(ctx, var, l, t, T::of(delay), current),
+                        Read::PastPerLane { var, length, velocity } => {
+                            let delay = T::of(length) / p[velocity as usize * lanes + l];
+                            past(ctx, var, l, t, delay, current)
+                        }
+                    };
+                    // Unscaled, the sum starts from the external input; scaled, from the
+                    // first term (the scale multiplies the terms alone).
+                    *a = match (n, self.scale) {
+                        (0, None) => u[ext + l] + w * x,
+                        (0, Some(_)) => w * x,
+                        _ => *a + w * x,
+                    };
+                }
+            }
+            for (l, a) in acc.iter().enumerate() {
+                u[sum + l] = match self.scale_at(p, lanes, l) {
+                    _ if entries.is_empty() => u[ext + l],
+                    Some(s) => u[ext + l] + s * *a,
+                    None => *a,
+                };
+            }
         }
     }
 

@@ -68,6 +68,18 @@ pub struct KernelOptions {
     pub work_hint: f64,
     /// Where the C back end caches compiled libraries (default: the user cache directory).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// JIT only: every node's equations and every edge sum written out, no population loops
+    /// and no couplings run by the engine (the code before population loops, kept to compare
+    /// against: same values bit for bit). Also set by the environment variable
+    /// `RUSTRATES_JIT_UNROLLED=1`, so a benchmark times both forms with one binary.
+    pub jit_unrolled: bool,
+}
+
+impl KernelOptions {
+    /// Whether the JIT writes everything out ([`KernelOptions::jit_unrolled`]).
+    fn jit_unrolled(&self) -> bool {
+        self.jit_unrolled || std::env::var_os("RUSTRATES_JIT_UNROLLED").is_some_and(|v| v == "1")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,18 +283,30 @@ impl Kernel {
         // themselves when the circuit is not a network); for the other back ends the engine
         // runs them before the compiled right-hand side (`coupling`), or, when it cannot,
         // the sums are written into the assignments term by term. Same results either way.
-        let rewritten;
+        // The JIT has the engine run the edge sums of a network written out in the equations
+        // too (an edge list), so that its node equations compile as population loops.
+        let unrolled = backend == Backend::Jit && opts.jit_unrolled();
+        let mut rewritten = None;
         let mut engine = None;
-        let circuit = if circuit.couplings.is_empty() || backend == Backend::C {
-            circuit
-        } else if let Some((c, e)) = coupling::prepare(circuit) {
-            engine = Some(e);
-            rewritten = c;
-            &rewritten
-        } else {
-            rewritten = crate::model::passes::expand_couplings(circuit);
-            &rewritten
-        };
+        if !circuit.couplings.is_empty() && backend != Backend::C {
+            rewritten = Some(match coupling::prepare(circuit).filter(|_| !unrolled) {
+                Some((c, e)) => {
+                    engine = Some(e);
+                    c
+                }
+                None => crate::model::passes::expand_couplings(circuit),
+            });
+        }
+        if backend == Backend::Jit && !unrolled {
+            if let Some((c, e)) = coupling::prepare_edge_sums(rewritten.as_ref().unwrap_or(circuit)) {
+                engine = Some(match engine {
+                    Some(kept) => kept.and(e),
+                    None => e,
+                });
+                rewritten = Some(c);
+            }
+        }
+        let circuit = rewritten.as_ref().unwrap_or(circuit);
         let imp = match (backend, c_build) {
             (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
             (Backend::C, None) => KernelImpl::C(c::CKernel::new(circuit, opts)?),
@@ -374,8 +398,31 @@ impl Kernel {
     fn rhs_with_couplings<T: coupling::Lane>(&self, args: RhsArgs<'_, T>, compiled: impl Fn(&Self, RhsArgs<'_, T>)) {
         match &self.engine {
             Some(engine) => {
-                let (lanes, y, p, u) = (args.lanes, args.y, args.p, args.u);
-                engine.with_inputs(lanes, y, p, u, |u| compiled(self, RhsArgs { u, ..args }));
+                let RhsArgs {
+                    t,
+                    lanes,
+                    y,
+                    p,
+                    u,
+                    dy,
+                    a,
+                    ctx,
+                } = args;
+                engine.with_inputs(t, lanes, y, p, u, ctx, |u, ctx| {
+                    compiled(
+                        self,
+                        RhsArgs {
+                            t,
+                            lanes,
+                            y,
+                            p,
+                            u,
+                            dy,
+                            a,
+                            ctx,
+                        },
+                    )
+                });
             }
             None => compiled(self, args),
         }

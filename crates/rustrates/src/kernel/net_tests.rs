@@ -1,7 +1,9 @@
 //! Networks on every back end: `network_grid.c`'s circuit (N QIF nodes, weights and delays by
 //! formula) run through the solver on the reference, JIT and C back ends, against an
 //! independent transcription of the C program's loop. The C back end runs it as population
-//! loops (`c/net`); the reference and JIT back ends run the unrolled code.
+//! loops (`c/net`); the JIT as population loops, the edge sums (delayed terms through the
+//! solver's `past` hook) run by the engine (`kernel/coupling.rs`); the reference evaluator
+//! runs the unrolled code.
 
 use super::test_kit::eval;
 use super::{Backend, Kernel, KernelCtx, KernelOptions};
@@ -108,9 +110,10 @@ fn c_scratch_dir() -> Option<tempfile::TempDir> {
     super::test_kit::c_available().then(|| tempfile::tempdir().expect("temp dir"))
 }
 
-/// The C network kernel's run of `outputs` equals the reference evaluator's run of the
-/// unrolled circuit bit for bit; the C run is returned.
-fn assert_c_loops_equal_unrolled_run(
+/// `backend`'s network kernel's run of `outputs` equals the reference evaluator's run of the
+/// unrolled circuit bit for bit; the network kernel's run is returned.
+fn assert_loops_equal_unrolled_run(
+    backend: Backend,
     c: &Circuit,
     cfg: &SimConfig,
     outputs: &[OutputBinding],
@@ -118,8 +121,8 @@ fn assert_c_loops_equal_unrolled_run(
     lanes: usize,
 ) -> crate::solve::Trajectories {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ck = kernel(c, Backend::C, dir.path());
-    assert!(ck.is_network());
+    let ck = kernel(c, backend, dir.path());
+    assert!(ck.is_network(), "{backend:?}");
     let rk = kernel(c, Backend::Reference, dir.path());
     let init = default_init(c, lanes);
     let a = simulate(&ck, cfg, &[], outputs, params, &init, lanes).expect("runs");
@@ -147,8 +150,11 @@ fn network_n5_matches_the_c_programs_formula_on_every_back_end() {
         let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
         for backend in backends() {
             let k = kernel(&c, backend, dir.path());
-            // The C back end runs loops (with delays: reading the delay ring buffer).
-            assert_eq!(k.is_network(), backend == Backend::C, "{backend:?}");
+            // The C back end runs loops (with delays: reading the delay ring buffer); the JIT
+            // population loops with the engine summing the edges.
+            let jit_loops = backend == Backend::Jit;
+            assert_eq!(k.is_network(), backend == Backend::C || jit_loops, "{backend:?}");
+            assert_eq!(k.runs_couplings(), jit_loops, "{backend:?}");
             assert_eq!(
                 k.delay_ring_span().is_some(),
                 backend == Backend::C && dmax > 0.0,
@@ -193,15 +199,17 @@ fn shuffled_sources(text: &str, n: usize) -> String {
 
 /// The loops and the unrolled code round alike: one evaluation of every algebraic and
 /// derivative, on states spread around the initial state, is identical bit for bit between
-/// the C network kernel and the reference evaluator of the unrolled circuit, for a dense
+/// each compiled back end's network kernel (the C loops; the JIT's population loops with the
+/// edge sums run by the engine) and the reference evaluator of the unrolled circuit, in both
+/// precisions, for a dense
 /// network (13 nodes: a block of eight rows, one of four and a single row; 12: eight and
 /// four; 6: four and two single rows; 13 with its edges listed in a shuffled source order, so
 /// the dense loops read the sources by index instead of walking evenly spaced slots), a
 /// sparse ring and per-node constants (a term and an exponent), on 44 lanes (five vectors,
-/// four lane by lane).
+/// four lane by lane; the engine's coupling: five chunks of 8 lanes, four lane by lane).
 #[test]
 fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
-    let Some(dir) = c_scratch_dir() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(44);
     let lanes = points.len();
     let ring = |n: usize| move |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
@@ -214,6 +222,17 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
         ("dense 12", load(&yaml(12, 0.0, 1e-4, |_, _| true))),
         ("dense 6", load(&yaml(6, 0.0, 1e-4, |_, _| true))),
         ("ring 7", load(&yaml(7, 0.0, 1e-4, ring(7)))),
+        // Delayed terms (0 to 20 steps; zero delays are current reads) read through the
+        // evaluation's `past` hook, as the reference evaluator reads them.
+        ("delayed dense 6", load(&yaml(6, 0.002, 1e-4, |_, _| true))),
+        (
+            "delayed ring 7, fractional",
+            load(&yaml_with_delays(
+                7,
+                |i, j| [0.0, 0.3e-4, 7.25e-4][(i + j) % 3],
+                ring(7),
+            )),
+        ),
         ("per-node eta", {
             let mut c = load(&yaml(5, 0.0, 1e-4, |_, _| true));
             for i in 0..5 {
@@ -245,49 +264,83 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
         } else {
             prepared(&c, &points)
         };
-        let ck = kernel(&compiled, Backend::C, dir.path());
-        assert!(ck.is_network(), "{name}");
-        let rk = kernel(&compiled, Backend::Reference, dir.path());
-        let layout = compiled.layout();
-        let ns = layout.states.len();
+        let ns = compiled.layout().states.len();
         let y: Vec<f64> = (0..ns * lanes)
             .map(|x| 0.01 + 0.003 * (x as f64 * 0.37).sin() - if x / lanes % 2 == 1 { 2.0 } else { 0.0 })
             .collect();
-        let u = vec![0.0; layout.inputs.len() * lanes];
-        let rhs_of = |k: &Kernel| eval(k, 0.0, lanes, [&y, &params, &u], &mut KernelCtx::default());
-        let (cd, ca) = rhs_of(&ck);
-        let (rd, ra) = rhs_of(&rk);
-        assert!(cd.iter().any(|x| *x != 0.0), "{name}: derivatives computed");
-        for (x, w) in cd.iter().zip(&rd).chain(ca.iter().zip(&ra)) {
-            assert_eq!(x.to_bits(), w.to_bits(), "{name}: {x} vs {w}");
+        for precision in [super::Precision::F64, super::Precision::F32] {
+            let rk = kernel_in(&compiled, Backend::Reference, precision, dir.path());
+            let want = evaluate_network(&rk, precision, lanes, &y, &params);
+            assert!(want.iter().any(|x| *x != 0), "{name}: derivatives computed");
+            for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+                let k = kernel_in(&compiled, backend, precision, dir.path());
+                assert!(k.is_network(), "{name}, {backend:?}");
+                assert_eq!(k.runs_couplings(), backend == Backend::Jit, "{name}, {backend:?}");
+                let got = evaluate_network(&k, precision, lanes, &y, &params);
+                assert!(
+                    got == want,
+                    "{name}, {backend:?}, {precision:?}: differs from the reference"
+                );
+            }
         }
     }
+}
+
+/// A history for one evaluation: a value for every (variable, lane, time, delay), different
+/// for each.
+fn made_up_past(_: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    0.1 * (0.37 * var as f64 + 0.11 * lane as f64 + t - 3e3 * delay).sin()
+}
+
+/// The bits of every derivative and algebraic of one evaluation of `k` at `y` (rounded to
+/// `precision`), inputs in the kernel's own layout (a JIT kernel whose engine sums the edges
+/// has an input slot per sum) different in every slot and lane: each sum starts from its
+/// external input, so terms taken in another order round differently.
+fn evaluate_network(k: &Kernel, precision: super::Precision, lanes: usize, y: &[f64], params: &[f64]) -> Vec<u64> {
+    let u: Vec<f64> = (0..k.layout().inputs.len() * lanes)
+        .map(|x| 0.3 * (x as f64 * 0.71).sin())
+        .collect();
+    let mut ctx = KernelCtx {
+        past: Some(made_up_past),
+        ..KernelCtx::default()
+    };
+    let (dy, a) = match precision {
+        super::Precision::F64 => eval(k, 0.0, lanes, [y, params, &u], &mut ctx),
+        super::Precision::F32 => {
+            let narrow = super::test_kit::to_f32;
+            let (dy, a) = eval(k, 0.0, lanes, [&narrow(y), &narrow(params), &narrow(&u)], &mut ctx);
+            let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
+            (wide(dy), wide(a))
+        }
+    };
+    dy.iter().chain(&a).map(|x| x.to_bits()).collect()
 }
 
 /// A lane's result does not depend on the block it runs in: 28 points in one block of the C
 /// network kernel (a chunk of 16, a vector of 8, 4 lanes one by one) equal each point run alone,
 /// bit for bit (RK4, so every stage goes through the coupling). Ten nodes: the lanes taken one
-/// by one sum eight rows at a time, then two rows alone.
+/// by one sum eight rows at a time, then two rows alone. The same for the JIT's population
+/// loops (the engine's coupling: three chunks of 8 lanes, then 4 lane by lane; dense groups
+/// of four rows, then two rows alone).
 #[test]
 fn network_lanes_equal_single_runs_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
+    for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+        assert_network_lanes_equal_single_runs(backend, 10, 0.0);
     }
-    assert_network_lanes_equal_single_runs(10, 0.0);
 }
 
-/// 28 points (`spread_points`) in one block of the C network kernel of `n` nodes with delays up
-/// to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
-fn assert_network_lanes_equal_single_runs(n: usize, dmax: f64) {
+/// 28 points (`spread_points`) in one block of `backend`'s network kernel of `n` nodes with
+/// delays up to `dmax` (0: none) equal each point run alone, bit for bit: 300 RK4 steps of 1e-4.
+fn assert_network_lanes_equal_single_runs(backend: Backend, n: usize, dmax: f64) {
     let (dt, steps, every) = (1e-4, 300, 30);
     let dir = tempfile::tempdir().expect("temp dir");
     let points = spread_points(28);
     let (c, params) = prepared(&load(&yaml(n, dmax, dt, |_, _| true)), &points);
-    let k = kernel(&c, Backend::C, dir.path());
+    let k = kernel(&c, backend, dir.path());
     assert!(k.is_network());
     assert_eq!(
         k.delay_ring_span().is_some(),
-        dmax > 0.0,
+        dmax > 0.0 && backend == Backend::C,
         "a delay ring exactly when delayed"
     );
     assert_lanes_equal_single_runs(
@@ -300,18 +353,19 @@ fn assert_network_lanes_equal_single_runs(n: usize, dmax: f64) {
 }
 
 /// With conduction delays the C loops read each delayed term from the solver's history, as
-/// the unrolled code does: a run with delays of 0 to 20 steps (RK4, so history is read between
-/// samples too) equals the reference evaluator's run of the unrolled circuit bit for bit.
+/// the unrolled code does, and so does the JIT's engine coupling (through the `past` hook): a
+/// run with delays of 0 to 20 steps (RK4, so history is read between samples too) equals the
+/// reference evaluator's run of the unrolled circuit bit for bit, on 18 lanes (the engine's
+/// delayed rows take every lane alike; the C loops a chunk of 16 and two lanes).
 #[test]
 fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
-    }
     let (n, dt, steps, every) = (6, 1e-4, 400, 20);
     let points = spread_points(18);
     let (c, params) = prepared(&load(&yaml(n, 0.002, dt, |_, _| true)), &points);
     let cfg = sim_config(Method::Rk4, steps, dt, every);
-    assert_c_loops_equal_unrolled_run(&c, &cfg, &r_outputs(&c), &params, points.len());
+    for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+        assert_loops_equal_unrolled_run(backend, &c, &cfg, &r_outputs(&c), &params, points.len());
+    }
 }
 
 /// `Auto` takes the C back end for a network however short the run: the JIT would compile
@@ -334,14 +388,12 @@ fn auto_picks_the_c_loops_for_a_network_even_for_a_short_run() {
 
 /// Two populations of different templates coupled both ways: five QIF nodes all-to-all plus
 /// a driver node (a population of one) that hears every QIF node and feeds them all back; the
-/// QIF input sums sources from both populations. C loops vs the reference evaluator of the
-/// unrolled circuit, bit for bit over an RK4 run and over an Euler run (whose steps the C
-/// loops take in place, each population advancing its states in its own loop).
+/// QIF input sums sources from both populations. C loops (and the JIT's population loops, the
+/// engine summing both populations' sources) vs the reference evaluator of the unrolled
+/// circuit, bit for bit over an RK4 run and over an Euler run (whose steps the C loops take
+/// in place, each population advancing its states in its own loop).
 #[test]
 fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
-    }
     let n = 5;
     let mut text = yaml(n, 0.0, 1e-4, |_, _| true);
     text = text.replace(
@@ -376,10 +428,12 @@ fn network_of_two_templates_equals_the_unrolled_run_bit_for_bit() {
         })
         .collect();
     for method in [Method::Rk4, Method::Euler] {
-        let a =
-            assert_c_loops_equal_unrolled_run(&c, &sim_config(method, 200, 1e-4, 10), &outputs, &params, points.len());
-        // The driver moved away from its initial value: the coupling into it is live.
-        assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3), "{method:?}");
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let cfg = sim_config(method, 200, 1e-4, 10);
+            let a = assert_loops_equal_unrolled_run(backend, &c, &cfg, &outputs, &params, points.len());
+            // The driver moved away from its initial value: the coupling into it is live.
+            assert!(a.trace(2, 0).iter().any(|x| (x - 0.2).abs() > 1e-3), "{method:?}");
+        }
     }
 }
 
@@ -455,12 +509,10 @@ fn r_outputs(c: &Circuit) -> Vec<OutputBinding> {
 /// half a step ahead) and Heun. The C loops read the ring; the reference evaluator runs the
 /// unrolled circuit through the solver's deque history: equal bit for bit (the ring resolves
 /// the same slopes and computes the same Hermite weights, in the same order). rk45 keeps the
-/// `past` hook on the C back end (no ring): equal bit for bit too.
+/// `past` hook on the C back end (no ring): equal bit for bit too. The JIT's engine coupling
+/// reads every delayed term through the `past` hook (no ring): equal bit for bit too.
 #[test]
 fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
-    if !super::test_kit::c_available() {
-        return;
-    }
     let (n, dt, steps) = (7, 1e-4, 300);
     let t_end = steps as f64 * dt;
     let menu = [0.0, 0.3 * dt, 0.7 * dt, 7.25 * dt, 3.0 * dt, 2.0 * t_end];
@@ -475,45 +527,49 @@ fn network_ring_reads_equal_the_unrolled_run_for_short_zero_and_long_delays() {
     ];
     for (name, text) in cases {
         let (c, params) = prepared(&load(&text), &points);
-        let ck = kernel(&c, Backend::C, dir.path());
-        assert!(ck.is_network(), "{name}");
-        // The loops read a ring spanning the longest delay.
-        assert_eq!(ck.delay_ring_span(), Some(2.0 * t_end), "{name}");
         let rk = kernel(&c, Backend::Reference, dir.path());
         let outputs = r_outputs(&c);
         let init = default_init(&c, lanes);
-        for method in [
-            Method::Euler,
-            Method::Rk4,
-            Method::Heun,
-            Method::Rk45 { rtol: 1e-6, atol: 1e-9 },
-        ] {
-            let cfg = SimConfig::new(method, t_end, dt, Some(10.0 * dt));
-            let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-            let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-            assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");
-            let differ = differing_bits(&a.data, &b.data);
-            assert_eq!(
-                differ,
-                0,
-                "{name} {method:?}: {differ} of {} values differ",
-                a.data.len()
-            );
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let ck = kernel(&c, backend, dir.path());
+            assert!(ck.is_network(), "{name}, {backend:?}");
+            // The C loops read a ring spanning the longest delay; the JIT's engine the hook.
+            let span = (backend == Backend::C).then_some(2.0 * t_end);
+            assert_eq!(ck.delay_ring_span(), span, "{name}, {backend:?}");
+            for method in [
+                Method::Euler,
+                Method::Rk4,
+                Method::Heun,
+                Method::Rk45 { rtol: 1e-6, atol: 1e-9 },
+            ] {
+                let cfg = SimConfig::new(method, t_end, dt, Some(10.0 * dt));
+                let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+                let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+                assert!(a.data.iter().all(|x| x.is_finite()), "{name} {method:?}");
+                let differ = differing_bits(&a.data, &b.data);
+                assert_eq!(
+                    differ,
+                    0,
+                    "{name}, {backend:?}, {method:?}: {differ} of {} values differ",
+                    a.data.len()
+                );
+            }
         }
     }
 }
 
 /// With delays, a lane's result does not depend on its block either: 28 points in one block
-/// (each lane's history in the ring) equal each point run alone, bit for bit (RK4).
+/// (each lane's history in the ring; for the JIT, read through the hook) equal each point run
+/// alone, bit for bit (RK4).
 #[test]
 fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
-    if !super::test_kit::c_available() {
-        return;
+    for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+        assert_network_lanes_equal_single_runs(backend, 6, 0.002);
     }
-    assert_network_lanes_equal_single_runs(6, 0.002);
 }
 
-/// An Euler run of the delayed C loops over `lanes` spread points equals the reference
+/// An Euler run of the delayed C loops (and of the JIT's population loops, the engine reading
+/// the delayed terms through the hook) over `lanes` spread points equals the reference
 /// evaluator's run of the same circuit bit for bit, in each of `precisions`. The step is
 /// 2⁻¹³ s so that the delays (whole steps, 0 to 16), rounded to float as a single-precision run
 /// rounds them, are still whole steps (with 1e-4 they become fractions of a step and take the
@@ -521,7 +577,7 @@ fn network_delayed_lanes_equal_single_runs_bit_for_bit() {
 /// reference, and a row read one step off changes the result by far less than a float
 /// tolerance.
 fn assert_delayed_columns_equal_the_reference(lanes: usize, precisions: &[super::Precision]) {
-    let Some(dir) = c_scratch_dir() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
     const DT: f64 = 1.0 / 8192.0;
     let points = spread_points(lanes);
     let (c, params) = prepared(&load(&yaml(6, 0.002, DT, |_, _| true)), &points);
@@ -530,13 +586,22 @@ fn assert_delayed_columns_equal_the_reference(lanes: usize, precisions: &[super:
     let outputs = r_outputs(&c);
     for &precision in precisions {
         let compile = |backend| kernel_in(&c, backend, precision, dir.path());
-        let (ck, rk) = (compile(Backend::C), compile(Backend::Reference));
-        assert!(ck.is_network() && ck.delay_ring_span().is_some());
-        let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+        let rk = compile(Backend::Reference);
         let b = simulate(&rk, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
-        assert!(a.data.iter().all(|x| x.is_finite()) && a.data.iter().any(|x| *x != 0.0));
-        let differ = differing_bits(&a.data, &b.data);
-        assert_eq!(differ, 0, "{precision:?}: {differ} of {} values differ", a.data.len());
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let ck = compile(backend);
+            assert!(ck.is_network(), "{backend:?}");
+            assert_eq!(ck.delay_ring_span().is_some(), backend == Backend::C, "{backend:?}");
+            let a = simulate(&ck, &cfg, &[], &outputs, &params, &init, lanes).expect("runs");
+            assert!(a.data.iter().all(|x| x.is_finite()) && a.data.iter().any(|x| *x != 0.0));
+            let differ = differing_bits(&a.data, &b.data);
+            assert_eq!(
+                differ,
+                0,
+                "{backend:?}, {precision:?}: {differ} of {} values differ",
+                a.data.len()
+            );
+        }
     }
 }
 

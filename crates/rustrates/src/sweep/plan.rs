@@ -547,6 +547,7 @@ fn build_group(
             precision: spec.precision,
             work_hint: work,
             cache_dir: None,
+            ..KernelOptions::default()
         },
     )?;
     let mut starts = Vec::with_capacity(spec.initial_conditions.len());

@@ -5,8 +5,9 @@
 //! the loops must equal the reference evaluator and the same JIT kernel with every node's
 //! equations written out bit for bit (each node evaluates the same IEEE operations in the
 //! same order, the helpers are the shared `mathfns`), in both precisions; a sweep equals the
-//! reference's and the C loops' bit for bit. What the loops do not express falls back to
-//! the unrolled equations.
+//! reference's and the C loops' bit for bit. The same blocks written out as edge sums (an
+//! edge list) run as the same loops, the engine summing the edges, and so do blocks with
+//! delays (written out, the engine reading the delayed terms through the `past` hook).
 
 use indexmap::IndexMap;
 use rustrates::kernel::precision::Real;
@@ -153,6 +154,20 @@ fn compile(c: &Circuit, backend: Backend, precision: Precision) -> Kernel {
     Kernel::compile(c, &options).expect("compiles")
 }
 
+/// The JIT kernel of `c` with every node's equations and edge sums written out (no
+/// population loops, no couplings run by the engine).
+fn compile_unrolled(c: &Circuit, precision: Precision) -> Kernel {
+    let options = KernelOptions {
+        backend: Backend::Jit,
+        precision,
+        jit_unrolled: true,
+        ..KernelOptions::default()
+    };
+    let k = Kernel::compile(c, &options).expect("compiles");
+    assert!(!k.is_network() && !k.runs_couplings(), "unrolled");
+    k
+}
+
 /// Buffers of one evaluation over `lanes` lanes: states, parameters and inputs (the per-node
 /// `I_ext` and the external inputs) different in every row and lane.
 fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -173,6 +188,12 @@ fn buffers(k: &Kernel, lanes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     (fill(&l.states, 0), fill(&l.params, 5), fill(&l.inputs, 11))
 }
 
+/// A history for one evaluation (the delayed network's `past` reads): a value for every
+/// (variable, lane, time, delay), different for each.
+fn made_up_past(_: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
+    0.1 * (0.37 * f64::from(var) + 0.11 * lane as f64 + t - 3e3 * delay).sin()
+}
+
 /// One evaluation in precision `R`: derivatives and algebraics, as the bits of each value
 /// widened to `f64` (exact, so equal bits are equal values of `R`). The inputs are the f64
 /// buffers rounded to `R`.
@@ -183,7 +204,11 @@ fn evaluate_in<R: Real>(k: &Kernel, lanes: usize) -> Vec<u64> {
     let l = k.layout();
     let mut dy = vec![R::ZERO; l.states.len() * lanes];
     let mut a = vec![R::ZERO; l.algebraics.len() * lanes];
-    R::rhs(k, 0.25, lanes, &y, &p, &u, &mut dy, &mut a, &mut KernelCtx::default());
+    let mut ctx = KernelCtx {
+        past: Some(made_up_past),
+        ..KernelCtx::default()
+    };
+    R::rhs(k, 0.25, lanes, &y, &p, &u, &mut dy, &mut a, &mut ctx);
     assert!(dy.iter().all(|x| x.finite()), "finite derivatives");
     dy.iter().chain(&a).map(|x| x.wide().to_bits()).collect()
 }
@@ -216,10 +241,9 @@ fn population_loops_evaluate_as_the_reference_and_the_unrolled_jit_bit_for_bit()
         loops.is_network() && loops.runs_couplings(),
         "the JIT runs population loops"
     );
-    // The same kernel with every node's equations written out (couplings written out too,
-    // so the JIT compiles them unrolled), and the tree-walking evaluator.
-    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
-    assert!(!unrolled.is_network());
+    // The same kernel with every node's equations and couplings written out, and the
+    // tree-walking evaluator.
+    let unrolled = compile_unrolled(&c, Precision::F64);
     let reference = compile(&c, Backend::Reference, Precision::F64);
     // 1 lane: the scalar loop only; 4: one vector iteration (2 × f64x2); 11: vectors, then
     // the scalar tail; 21: the engine's coupling over two chunks of 8 lanes, then lane by
@@ -248,17 +272,71 @@ fn nested_columns_run_as_population_loops_bit_for_bit() {
     assert_eq!(plan.populations.len(), 2, "one loop per template");
     let loops = compile(&c, Backend::Jit, Precision::F64);
     assert!(loops.is_network());
-    let unrolled = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
+    let unrolled = compile_unrolled(&c, Precision::F64);
     let reference = compile(&c, Backend::Reference, Precision::F64);
     for lanes in [1, 11] {
         assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
     }
 }
 
+/// The two blocks written out as edge sums (what lowering makes of a YAML edge list: one
+/// `ext + w·x + …` assignment per target, the scaled block's as `ext + s·(w·x + …)`): the JIT
+/// reads the sums back as couplings (`network::plan`), the engine runs them and the node
+/// equations compile as the same population loops, bit for bit equal to the unrolled JIT and
+/// the reference evaluator (same terms in the same order), in both precisions.
+#[test]
+fn edge_lists_run_as_population_loops_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocks = compiled(&per_node_values(load_net(
+        dir.path(),
+        "two.yaml",
+        &two_populations_yaml(false),
+    )));
+    let c = expand_couplings(&blocks);
+    assert!(c.couplings.is_empty(), "every sum written out");
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(
+        loops.is_network() && loops.runs_couplings(),
+        "the JIT runs the edge list as population loops"
+    );
+    let unrolled = compile_unrolled(&c, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    assert!(
+        !reference.runs_couplings(),
+        "the reference evaluator sums the edges itself"
+    );
+    // 21 lanes: the engine's two chunks of 8 lanes, then 5 lane by lane.
+    for lanes in [1, 4, 11, 21] {
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
+    }
+    let loops = compile(&c, Backend::Jit, Precision::F32);
+    assert!(loops.is_network() && loops.runs_couplings());
+    let reference = compile(&c, Backend::Reference, Precision::F32);
+    for lanes in [1, 13, 19] {
+        assert!(
+            evaluate_in::<f32>(&loops, lanes) == evaluate_in::<f32>(&reference, lanes),
+            "{lanes} lanes, f32: the edge list's loops differ from the reference"
+        );
+    }
+}
+
 #[test]
 fn population_loops_sweep_as_the_reference_and_the_c_loops() {
+    for delay in [false, true] {
+        sweep_as_the_reference_and_the_c_loops(delay);
+    }
+}
+
+/// The sweep of [`population_loops_sweep_as_the_reference_and_the_c_loops`], with delays on
+/// the I → E block or without.
+fn sweep_as_the_reference_and_the_c_loops(delay: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = per_node_values(load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
+    let c = per_node_values(load_net(dir.path(), "two.yaml", &two_populations_yaml(delay)));
+    let jit = compile(&compiled(&c), Backend::Jit, Precision::F64);
+    assert!(
+        jit.is_network() && jit.runs_couplings(),
+        "delay {delay}: the JIT's loops"
+    );
     let (dt, steps) = (1e-4, 400);
     let exc: Vec<String> = (0..EXC).map(|i| format!("e{i}")).collect();
     let exc_refs: Vec<&str> = exc.iter().map(String::as_str).collect();
@@ -302,7 +380,7 @@ fn population_loops_sweep_as_the_reference_and_the_c_loops() {
             let got = run(&spec(backend, method), &c);
             assert!(
                 bits(&got) == bits(&want),
-                "{method:?}, {backend:?}: differs from the reference"
+                "{method:?}, {backend:?}, delay {delay}: differs from the reference"
             );
         }
     }
@@ -318,17 +396,32 @@ fn population_loops_sweep_as_the_reference_and_the_c_loops() {
     }
 }
 
+/// Delays on the I → E block: the engine cannot run a kept block with delays, so it is
+/// written out, and the JIT reads the written-out sums back as couplings whose delayed terms
+/// the engine reads through the solver's `past` hook: the node equations still compile as
+/// population loops, and one evaluation (through a made-up history) equals the unrolled JIT
+/// and the reference evaluator bit for bit, in both precisions.
 #[test]
-fn what_the_population_loops_do_not_express_runs_unrolled() {
+fn delayed_blocks_run_as_population_loops_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // Delays on the I → E block: the coupling is written out into the equations (the engine
-    // runs current values only), so the JIT keeps the unrolled equations.
-    let delayed = compiled(&load_net(dir.path(), "delayed.yaml", &two_populations_yaml(true)));
-    let k = compile(&delayed, Backend::Jit, Precision::F64);
-    assert!(!k.is_network() && !k.runs_couplings());
-    // An edge list (sums written out by lowering) runs unrolled too; its values are the
-    // block's, bit for bit (`matrix_forms_run_the_edge_list_bit_for_bit`).
-    let c = compiled(&load_net(dir.path(), "two.yaml", &two_populations_yaml(false)));
-    let written = compile(&expand_couplings(&c), Backend::Jit, Precision::F64);
-    assert!(!written.is_network());
+    let c = compiled(&per_node_values(load_net(
+        dir.path(),
+        "delayed.yaml",
+        &two_populations_yaml(true),
+    )));
+    let loops = compile(&c, Backend::Jit, Precision::F64);
+    assert!(loops.is_network() && loops.runs_couplings());
+    let unrolled = compile_unrolled(&c, Precision::F64);
+    let reference = compile(&c, Backend::Reference, Precision::F64);
+    for lanes in [1, 4, 11, 21] {
+        assert_loops_and_unrolled_equal_the_reference(&loops, &unrolled, &reference, lanes);
+    }
+    let loops = compile(&c, Backend::Jit, Precision::F32);
+    let reference = compile(&c, Backend::Reference, Precision::F32);
+    for lanes in [1, 13] {
+        assert!(
+            evaluate_in::<f32>(&loops, lanes) == evaluate_in::<f32>(&reference, lanes),
+            "{lanes} lanes, f32: the delayed loops differ from the reference"
+        );
+    }
 }
