@@ -31,7 +31,7 @@ use super::precision::Real;
 use super::KernelCtx;
 
 use crate::model::network;
-use crate::model::{Circuit, Expr, Scale, VarKind};
+use crate::model::{Circuit, Expr, Scale, VarId, VarKind};
 
 /// A precision the couplings run in: the kernel's arithmetic, and this precision's
 /// per-thread buffer for the inputs with the sums written in.
@@ -105,6 +105,16 @@ enum ScaleSlot {
     Const(f64),
 }
 
+impl ScaleSlot {
+    /// A coupling's scale, a parameter found at its slot in the kernel's layout.
+    fn of(scale: Scale, slot: impl Fn(VarId) -> u32) -> ScaleSlot {
+        match scale {
+            Scale::Param(p) => ScaleSlot::Param(slot(p)),
+            Scale::Const(x) => ScaleSlot::Const(x),
+        }
+    }
+}
+
 /// The circuit the kernel compiles (each kept coupling's targets reading an extra input) and
 /// the couplings to run before it; `None` when some coupling cannot be run this way (a
 /// source that is not a state, delays), and the caller writes the couplings out instead.
@@ -131,20 +141,12 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
             if circuit.expr(circuit.assigns[a].rhs) != &Expr::Var(ext) {
                 return None;
             }
-            let sum = out.add_var(tv.feeding_input("#coupled"));
-            let rhs = out.add_expr(Expr::Var(sum));
-            out.assigns[a].rhs = rhs;
-            // The target is now an assignment of its node like any other (it no longer adds
-            // edges to an external input), which is how `network::plan` groups it with its
-            // node for the JIT's population loops. Nothing reads the kernel circuit's
-            // external inputs (sweeps bind inputs on the lowered circuit).
-            out.vars[t.0 as usize].external_input = None;
-            rows.push((ext, sum));
+            rows.push((ext, read_sum_from_input(&mut out, circuit, t, a)));
         }
         ends.push(rows);
     }
     let layout = out.layout();
-    let slot = |v: crate::model::VarId| layout.slot[v.0 as usize];
+    let slot = |v: VarId| layout.slot[v.0 as usize];
     let blocks = circuit
         .couplings
         .iter()
@@ -162,10 +164,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
                     .collect()
             },
             weights: cp.weights.shared().clone(),
-            scale: cp.scale.map(|s| match s {
-                Scale::Param(p) => ScaleSlot::Param(slot(p)),
-                Scale::Const(x) => ScaleSlot::Const(x),
-            }),
+            scale: cp.scale.map(|s| ScaleSlot::of(s, slot)),
             dense: cp.is_dense(),
             reads: Vec::new(),
         })
@@ -175,6 +174,20 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
         })
         .collect();
     Some((out, EngineCouplings { blocks }))
+}
+
+/// Makes target `t` (assigned by `out.assigns[assign]`) read its sum from a new input slot
+/// (`target#coupled`, appended after the other inputs so no slot moves) and returns that
+/// slot's variable. The target is then an assignment of its node like any other (it no
+/// longer adds edges to an external input), which is how `network::plan` groups it with its
+/// node for the JIT's population loops. Nothing reads the kernel circuit's external inputs
+/// (sweeps bind inputs on the lowered circuit).
+fn read_sum_from_input(out: &mut Circuit, circuit: &Circuit, t: VarId, assign: usize) -> VarId {
+    let sum = out.add_var(circuit.var(t).feeding_input("#coupled"));
+    let rhs = out.add_expr(Expr::Var(sum));
+    out.assigns[assign].rhs = rhs;
+    out.vars[t.0 as usize].external_input = None;
+    sum
 }
 
 /// For the JIT: the edge sums still written out in `circuit`'s assignments (a YAML edge list,
@@ -209,18 +222,13 @@ pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCou
             let t = *layout.algebraics.get(target.slot(i))?;
             let ext = *layout.inputs.get(external.slot(i))?;
             let a = *assign_of.get(&t)?;
-            let sum = out.add_var(circuit.var(t).feeding_input("#coupled"));
-            let rhs = out.add_expr(Expr::Var(sum));
-            out.assigns[a].rhs = rhs;
-            // As in `prepare`: the target becomes an assignment of its node like any other.
-            out.vars[t.0 as usize].external_input = None;
-            rows.push((ext, sum));
+            rows.push((ext, read_sum_from_input(&mut out, circuit, t, a)));
         }
         ends.push(rows);
     }
     // The extra inputs come after the others: the sources' state slots do not move.
     let layout = out.layout();
-    let slot = |v: crate::model::VarId| layout.slot[v.0 as usize];
+    let slot = |v: VarId| layout.slot[v.0 as usize];
     let blocks = net
         .couplings
         .iter()
@@ -231,10 +239,7 @@ pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCou
                 row_starts: cp.rows.iter().map(|&r| r as usize).collect(),
                 sources: cp.sources.clone(),
                 weights: cp.weights.as_slice().into(),
-                scale: cp.scale.map(|s| match s {
-                    Scale::Param(p) => ScaleSlot::Param(slot(p)),
-                    Scale::Const(x) => ScaleSlot::Const(x),
-                }),
+                scale: cp.scale.map(|s| ScaleSlot::of(s, slot)),
                 dense: false,
                 reads: Vec::new(),
             };
