@@ -7,8 +7,10 @@
 //! ```text
 //! cargo build --release -p rustrates-bench --bin noise
 //! target/release/noise [--n 200] [--points 16] [--time 0.05] [--sigma 0.1] [--rounds 3]
-//!                      [--variants c,jit,unrolled]
+//!                      [--variants c,jit,unrolled,c-quiet]
 //! ```
+//!
+//! `c-quiet` is the C loops of the same network without the noise term (what the draws cost).
 //!
 //! Per round and variant: compile time (lowered circuit → kernel ready, C with an empty kernel
 //! cache) and run time (`solve::simulate`, one block of all points, one thread, every node's r
@@ -27,6 +29,8 @@ use rustrates::solve::{default_init, default_params, simulate, Method, OutputBin
 use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
+
+const VARIANTS: [&str; 4] = ["c", "jit", "unrolled", "c-quiet"];
 
 struct Args {
     n: usize,
@@ -64,27 +68,26 @@ fn parse_args() -> Result<Args, String> {
     if a.n == 0 || a.points == 0 || a.rounds == 0 || a.time.is_nan() || a.time <= 0.0 {
         return Err("--n, --points, --rounds and --time must be positive".into());
     }
-    if let Some(v) = a
-        .variants
-        .iter()
-        .find(|v| !["c", "jit", "unrolled"].contains(&v.as_str()))
-    {
-        return Err(format!("unknown variant {v} (c, jit, unrolled)"));
+    if let Some(v) = a.variants.iter().find(|v| !VARIANTS.contains(&v.as_str())) {
+        return Err(format!("unknown variant {v} ({})", VARIANTS.join(", ")));
     }
     Ok(a)
 }
 
-/// The noisy network lowered, G and eta per lane, and its parameters: a √P × √P-like grid
-/// (G in [0, 2] fastest, eta in [−6, −4]).
-fn circuit(args: &Args, dir: &std::path::Path) -> Result<(Circuit, Vec<f64>), String> {
+/// The noisy network (without the noise term unless `noisy`) lowered, G and eta per lane, and
+/// its parameters: a √P × √P-like grid (G in [0, 2] fastest, eta in [−6, −4]).
+fn circuit(args: &Args, dir: &std::path::Path, noisy: bool) -> Result<(Circuit, Vec<f64>), String> {
     let s = args.sigma / DT.sqrt();
-    let text = network_grid::yaml(args.n, 0.0, DT, |_, _| true)
-        .replace("G*r_in - (pi*r)^2", "G*r_in + s*randn() - (pi*r)^2")
-        .replace("    G: 1.0\n", &format!("    G: 1.0\n    s: {s:?}\n"));
-    if !text.contains("randn") {
-        return Err("the template has no noise term to add to".into());
+    let mut text = network_grid::yaml(args.n, 0.0, DT, |_, _| true);
+    if noisy {
+        text = text
+            .replace("G*r_in - (pi*r)^2", "G*r_in + s*randn() - (pi*r)^2")
+            .replace("    G: 1.0\n", &format!("    G: 1.0\n    s: {s:?}\n"));
+        if !text.contains("randn") {
+            return Err("the template has no noise term to add to".into());
+        }
     }
-    let path = dir.join("noisy.yaml");
+    let path = dir.join(if noisy { "noisy.yaml" } else { "quiet.yaml" });
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     let loaded =
         load_circuit(&format!("{}/Net", path.display()), &LoadOptions::default()).map_err(|e| e.to_string())?;
@@ -126,7 +129,8 @@ fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (c, params) = circuit(&args, work.path())?;
+    let (c, params) = circuit(&args, work.path(), true)?;
+    let (quiet, quiet_params) = circuit(&args, work.path(), false)?;
     let outputs: Vec<OutputBinding> = (0..args.n)
         .map(|i| {
             let key = format!("n{i}/qif_net_op/r");
@@ -149,23 +153,34 @@ fn run() -> Result<(), String> {
     for round in 1..=args.rounds {
         for variant in &args.variants {
             let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let is_quiet = variant == "c-quiet";
+            let (c, params) = if is_quiet {
+                (&quiet, &quiet_params)
+            } else {
+                (&c, &params)
+            };
             let opts = KernelOptions {
-                backend: if variant == "c" { Backend::C } else { Backend::Jit },
+                backend: if variant.starts_with('c') {
+                    Backend::C
+                } else {
+                    Backend::Jit
+                },
                 jit_unrolled: variant == "unrolled",
                 cache_dir: Some(cache.path().to_path_buf()),
                 ..KernelOptions::default()
             };
             let t0 = Instant::now();
-            let k = Kernel::compile(&c, &opts).map_err(|e| e.to_string())?;
+            let k = Kernel::compile(c, &opts).map_err(|e| e.to_string())?;
             let compile = t0.elapsed().as_secs_f64();
             let t1 = Instant::now();
-            let tr = simulate(&k, &cfg, &[], &outputs, &params, &init, args.points).map_err(|e| e.to_string())?;
+            let tr = simulate(&k, &cfg, &[], &outputs, params, &init, args.points).map_err(|e| e.to_string())?;
             let run = t1.elapsed().as_secs_f64();
             let bits: Vec<u64> = tr.data.iter().map(|x| x.to_bits()).collect();
             if bits.iter().any(|b| !f64::from_bits(*b).is_finite()) {
                 return Err(format!("{variant}: a value is not finite"));
             }
             let equal = match &first {
+                _ if is_quiet => "(no noise)".to_string(),
                 None => {
                     first = Some(bits);
                     "(first)".to_string()
