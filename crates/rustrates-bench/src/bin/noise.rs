@@ -7,10 +7,11 @@
 //! ```text
 //! cargo build --release -p rustrates-bench --bin noise
 //! target/release/noise [--n 200] [--points 16] [--time 0.05] [--sigma 0.1] [--rounds 3]
-//!                      [--variants c,jit,unrolled,c-quiet]
+//!                      [--variants c,jit,unrolled,c-quiet,jit-quiet]
 //! ```
 //!
-//! `c-quiet` is the C loops of the same network without the noise term (what the draws cost).
+//! `c-quiet` and `jit-quiet` are the loops of the same network without the noise term (what
+//! the draws cost).
 //!
 //! Per round and variant: compile time (lowered circuit → kernel ready, C with an empty kernel
 //! cache) and run time (`solve::simulate`, one block of all points, one thread, every node's r
@@ -30,7 +31,7 @@ use rustrates::template::LoadOptions;
 
 const DT: f64 = 1e-4;
 
-const VARIANTS: [&str; 4] = ["c", "jit", "unrolled", "c-quiet"];
+const VARIANTS: [&str; 5] = ["c", "jit", "unrolled", "c-quiet", "jit-quiet"];
 
 struct Args {
     n: usize,
@@ -153,7 +154,7 @@ fn run() -> Result<(), String> {
     for round in 1..=args.rounds {
         for variant in &args.variants {
             let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let is_quiet = variant == "c-quiet";
+            let is_quiet = variant.ends_with("-quiet");
             let (c, params) = if is_quiet {
                 (&quiet, &quiet_params)
             } else {
