@@ -241,6 +241,17 @@ fn network_loops_equal_the_unrolled_evaluation_bit_for_bit() {
             }
             c
         }),
+        // Noise on every node (`+ s·randn()`), with a per-node scale: node i draws its own
+        // source (`made_up_randn` differs per source and lane).
+        ("per-node noise scale", {
+            let mut c = load(&noisy(&yaml(6, 0.0, 1e-4, |_, _| true)));
+            for i in 0..6 {
+                let s = c.find_var(&format!("n{i}/qif_net_op/s")).expect("s");
+                c.vars[s.0 as usize].value = 0.5 + 0.25 * i as f64;
+            }
+            c
+        }),
+        ("noisy ring 7", load(&noisy(&yaml(7, 0.0, 1e-4, ring(7))))),
         // A per-node exponent: node 0's value must not decide how every node raises to it.
         ("per-node exponent", {
             let text = yaml(5, 0.0, 1e-4, |_, _| true)
@@ -292,6 +303,21 @@ fn made_up_past(_: &mut KernelCtx, var: u32, lane: usize, t: f64, delay: f64) ->
     0.1 * (0.37 * var as f64 + 0.11 * lane as f64 + t - 3e3 * delay).sin()
 }
 
+/// Noise for one evaluation: a value for every (source, lane), different for each.
+fn made_up_randn(_: &mut KernelCtx, source: u32, lane: usize) -> f64 {
+    (0.37 * f64::from(source) + 0.11 * lane as f64).sin()
+}
+
+/// `text` (a [`yaml`] network) with noise on every node's `v'`: `+ s·randn()` (Euler–Maruyama
+/// with `s` = σ/√dt), `s` a parameter of the node.
+fn noisy(text: &str) -> String {
+    let out = text
+        .replace("G*r_in - (pi*r)^2", "G*r_in + s*randn() - (pi*r)^2")
+        .replace("    G: 1.0\n", "    G: 1.0\n    s: 2.0\n");
+    assert_eq!(out.matches("randn").count(), 1, "one noise site in the template");
+    out
+}
+
 /// The bits of every derivative and algebraic of one evaluation of `k` at `y` (rounded to
 /// `precision`), inputs in the kernel's own layout (a JIT kernel whose engine sums the edges
 /// has an input slot per sum) different in every slot and lane: each sum starts from its
@@ -302,6 +328,7 @@ fn evaluate_network(k: &Kernel, precision: super::Precision, lanes: usize, y: &[
         .collect();
     let mut ctx = KernelCtx {
         past: Some(made_up_past),
+        randn: Some(made_up_randn),
         ..KernelCtx::default()
     };
     let (dy, a) = match precision {
@@ -365,6 +392,47 @@ fn network_delayed_loops_equal_the_unrolled_run_bit_for_bit() {
     let cfg = sim_config(Method::Rk4, steps, dt, every);
     for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
         assert_loops_equal_unrolled_run(backend, &c, &cfg, &r_outputs(&c), &params, points.len());
+    }
+}
+
+/// Noise per node (`randn()` in the template) through the solver: the C loops and the JIT's
+/// population loops draw every node's own stream at every step and stage, exactly the
+/// numbers of the unrolled code — bit for bit the reference evaluator's run and the JIT's
+/// unrolled run — for Euler(–Maruyama), Heun and RK4, 28 lanes (a chunk of 16, a vector of 8,
+/// 4 one by one). Blocks, threads and chunks: `tests/it/populations.rs`.
+#[test]
+fn network_noise_loops_equal_the_unrolled_run_bit_for_bit() {
+    let (n, dt, steps, every) = (6, 1e-4, 300, 10);
+    let points = spread_points(28);
+    let (c, params) = prepared(&load(&noisy(&yaml(n, 0.0, dt, |_, _| true))), &points);
+    let (quiet, quiet_params) = prepared(&load(&yaml(n, 0.0, dt, |_, _| true)), &points);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unrolled = Kernel::compile(
+        &c,
+        &KernelOptions {
+            backend: Backend::Jit,
+            jit_unrolled: true,
+            ..KernelOptions::default()
+        },
+    )
+    .expect("compiles");
+    assert!(!unrolled.is_network());
+    for method in [Method::Euler, Method::Heun, Method::Rk4] {
+        let cfg = sim_config(method, steps, dt, every);
+        let init = default_init(&c, points.len());
+        let outputs = r_outputs(&c);
+        let want = simulate(&unrolled, &cfg, &[], &outputs, &params, &init, points.len()).expect("runs");
+        // The noise is live: the run differs from the same network without it.
+        let rk = kernel(&quiet, Backend::Reference, dir.path());
+        let still = simulate(&rk, &cfg, &[], &outputs, &quiet_params, &init, points.len()).expect("runs");
+        assert!(
+            differing_bits(&want.data, &still.data) > want.data.len() / 2,
+            "{method:?}"
+        );
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let got = assert_loops_equal_unrolled_run(backend, &c, &cfg, &outputs, &params, points.len());
+            assert_eq!(differing_bits(&got.data, &want.data), 0, "{backend:?} {method:?}");
+        }
     }
 }
 

@@ -16,9 +16,13 @@
 //!   reads the same sources in the same order the coupling is also marked dense (one weight
 //!   matrix, columns shared by all rows).
 //!
+//! Noise (`randn()`) in a node's equations is a noise site of the template: node `i`'s copy
+//! draws from its own source (the id of its `randn()` expression, as in the unrolled code,
+//! so the loops draw exactly the unrolled code's numbers), kept per node in a table.
+//!
 //! A term may read its source's past (`past(source, d)`, `d` a constant, or
 //! `length / velocity` with the velocity a parameter swept per lane: the term keeps the length
-//! and names the velocity). Anything else — `randn`, gamma-chain states, weights that vary
+//! and names the velocity). Anything else — gamma-chain states, weights that vary
 //! per lane, a delay of any other form, an input fed both inside its node and by edges —
 //! makes [`plan`] answer why not, and the back end keeps the unrolled code, which is always
 //! correct.
@@ -63,6 +67,10 @@ pub struct Population {
     pub odes: Vec<(usize, ExprId)>,
     /// Constants of node 0's expressions whose value differs between nodes: values per node.
     pub node_consts: Vec<(ExprId, Vec<f64>)>,
+    /// Noise sites (`randn()`) of node 0's expressions: per node, the noise source its copy
+    /// draws from (the id of that node's `randn()` expression, which the unrolled code
+    /// passes to the solver's hook), so every node keeps its own stream.
+    pub node_noise: Vec<(ExprId, Vec<u32>)>,
     /// Per template assignment, the locals its right-hand side reads.
     pub assign_reads: Vec<Vec<usize>>,
 }
@@ -515,29 +523,30 @@ fn canon(
             s.push(')');
         }
         Expr::Past(..) => return unsupported("delayed reads (past) inside a node's equations"),
-        Expr::Randn => return unsupported("noise (randn) per node"),
+        Expr::Randn => s.push('r'),
     }
     Ok(())
 }
 
-/// Pairs of constants at the same place of two expressions with the same canonical text.
-fn zip_consts(c: &Circuit, a: ExprId, b: ExprId, f: &mut impl FnMut(ExprId, f64)) {
+/// Pairs of leaves at the same place of two expressions with the same canonical text:
+/// constants, and noise sites (`randn()`).
+fn zip_leaves(c: &Circuit, a: ExprId, b: ExprId, f: &mut impl FnMut(ExprId, ExprId)) {
     match (c.expr(a), c.expr(b)) {
-        (Expr::Const(_), Expr::Const(y)) => f(a, *y),
-        (Expr::Neg(x), Expr::Neg(y)) => zip_consts(c, *x, *y, f),
+        (Expr::Const(_), Expr::Const(_)) | (Expr::Randn, Expr::Randn) => f(a, b),
+        (Expr::Neg(x), Expr::Neg(y)) => zip_leaves(c, *x, *y, f),
         (Expr::Binary(_, x1, x2), Expr::Binary(_, y1, y2)) => {
-            zip_consts(c, *x1, *y1, f);
-            zip_consts(c, *x2, *y2, f);
+            zip_leaves(c, *x1, *y1, f);
+            zip_leaves(c, *x2, *y2, f);
         }
         (Expr::Call(_, xs), Expr::Call(_, ys)) => {
             for (x, y) in xs.iter().zip(ys) {
-                zip_consts(c, *x, *y, f);
+                zip_leaves(c, *x, *y, f);
             }
         }
         (Expr::Select(x1, x2, x3), Expr::Select(y1, y2, y3)) => {
-            zip_consts(c, *x1, *y1, f);
-            zip_consts(c, *x2, *y2, f);
-            zip_consts(c, *x3, *y3, f);
+            zip_leaves(c, *x1, *y1, f);
+            zip_leaves(c, *x2, *y2, f);
+            zip_leaves(c, *x3, *y3, f);
         }
         _ => {}
     }
@@ -654,9 +663,13 @@ fn population(
         .iter()
         .map(|vs| vs.iter().filter_map(|v| local_of.get(v).copied()).collect())
         .collect();
-    // Per-node constants: every node's value at each constant of node 0's expressions.
+    // Per-node constants and noise sources: every node's value (source) at each constant
+    // (noise site) of node 0's expressions.
     let mut values: HashMap<ExprId, Vec<f64>> = HashMap::new();
     let mut order: Vec<ExprId> = Vec::new();
+    let mut sources: HashMap<ExprId, Vec<u32>> = HashMap::new();
+    let mut noise_order: Vec<ExprId> = Vec::new();
+    let mut shared_noise = false;
     for (i, &n) in members.iter().enumerate() {
         let it = &items[n];
         let pairs = first
@@ -665,15 +678,34 @@ fn population(
             .zip(&it.assigns)
             .chain(first.odes.iter().zip(&it.odes));
         for ((_, a), (_, b)) in pairs {
-            zip_consts(c, *a, *b, &mut |e0, x| {
-                let row = values.entry(e0).or_insert_with(|| {
-                    order.push(e0);
-                    vec![0.0; members.len()]
-                });
-                row[i] = x;
+            zip_leaves(c, *a, *b, &mut |e0, e| match c.expr(e) {
+                Expr::Randn => {
+                    let row = sources.entry(e0).or_insert_with(|| {
+                        noise_order.push(e0);
+                        vec![u32::MAX; members.len()]
+                    });
+                    // A site node 0 shares between equations must be shared in every node.
+                    shared_noise |= row[i] != u32::MAX && row[i] != e.0;
+                    row[i] = e.0;
+                }
+                Expr::Const(x) => {
+                    let row = values.entry(e0).or_insert_with(|| {
+                        order.push(e0);
+                        vec![0.0; members.len()]
+                    });
+                    row[i] = *x;
+                }
+                _ => {}
             });
         }
     }
+    if shared_noise {
+        return unsupported("noise (randn) drawn in several places of one node but not of another");
+    }
+    let node_noise = noise_order
+        .into_iter()
+        .filter_map(|e| Some((e, sources.remove(&e)?)))
+        .collect();
     let node_consts = order
         .into_iter()
         .filter_map(|e| {
@@ -689,6 +721,7 @@ fn population(
         assigns,
         odes,
         node_consts,
+        node_noise,
         assign_reads,
     })
 }
@@ -832,134 +865,15 @@ pub(crate) mod testing {
         let (c, diags) = build(text, "Net");
         c.unwrap_or_else(|| panic!("{diags:?}"))
     }
+
+    /// `n` nodes of `network_grid.c`'s network, all to all, with noise on every node's `v'`
+    /// (`+ randn()`), lowered and specialised (no parameter swept): what a back end compiles.
+    pub fn noisy(n: usize) -> Circuit {
+        let text = yaml(n, 0.0, 1e-4, |_, _| true).replace("G*r_in - (pi*r)^2", "G*r_in + randn() - (pi*r)^2");
+        let low = crate::model::passes::lower_edges(&load(&text));
+        crate::model::passes::specialize_params(&low, &[])
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::testing::*;
-    use super::*;
-    use crate::model::passes::{lower_edges, specialize_params};
-
-    fn vars_named(c: &Circuit, suffix: &str) -> Vec<VarId> {
-        c.var_ids_where(|_, v| v.name.ends_with(suffix))
-    }
-
-    /// Lowered, with every parameter but `G` and `eta` folded (what a sweep over them compiles).
-    fn swept(c: &Circuit) -> Circuit {
-        let low = lower_edges(c);
-        let per_lane = low.var_ids_where(|_, v| v.name.ends_with("/G") || v.name.ends_with("/eta"));
-        specialize_params(&low, &per_lane)
-    }
-
-    #[test]
-    fn plan_all_to_all_is_one_population_with_a_dense_coupling_of_the_edge_weights() {
-        let n = 6;
-        let c = swept(&load(&yaml(n, 0.0, 1e-4, |_, _| true)));
-        let net = plan(&c).expect("a network");
-        assert_eq!(net.populations.len(), 1);
-        let pop = &net.populations[0];
-        assert_eq!(pop.nodes, (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>());
-        assert_eq!(pop.odes.len(), 2);
-        assert!(pop.node_consts.is_empty(), "every node has the same constants");
-        assert_eq!(net.couplings.len(), 1);
-        let cp = &net.couplings[0];
-        assert!(cp.dense);
-        assert_eq!(cp.columns(), n);
-        assert_eq!(cp.source_kind, VarKind::State);
-        let layout = c.layout();
-        for i in 0..n {
-            for j in 0..n {
-                // Row i, column j: the weight of j -> i, read from the source's r.
-                assert_eq!(cp.weights[i * n + j], weight(n, i, j), "W[{i}][{j}]");
-                let r_j = c.find_var(&format!("n{j}/qif_net_op/r")).expect("r");
-                assert_eq!(cp.sources[i * n + j], layout.slot[r_j.0 as usize]);
-            }
-        }
-        // The target of node i is its r_in, evenly spaced.
-        let tgt = pop.locals[cp.target];
-        for i in 0..n {
-            let r_in = c.find_var(&format!("n{i}/qif_net_op/r_in")).expect("r_in");
-            assert_eq!(tgt.slot(i), layout.slot[r_in.0 as usize] as usize);
-        }
-        assert_eq!(net.order, vec![Group::Coupling(0)]);
-    }
-
-    #[test]
-    fn plan_ring_is_sparse_and_keeps_the_edge_order_of_each_row() {
-        let n = 5;
-        // Node i hears i+1 and i-1 (mod n), written in ascending source order.
-        let ring = |i: usize, j: usize| j == (i + 1) % n || (j + 1) % n == i;
-        let c = swept(&load(&yaml(n, 0.0, 1e-4, ring)));
-        let net = plan(&c).expect("a network");
-        let cp = &net.couplings[0];
-        assert!(!cp.dense, "rows read different sources");
-        assert_eq!(cp.rows, vec![0, 2, 4, 6, 8, 10]);
-        let w: Vec<f64> = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| ring(i, j)).map(move |j| weight(n, i, j)))
-            .collect();
-        assert_eq!(cp.weights, w);
-    }
-
-    #[test]
-    fn plan_delays_are_per_term_and_only_current_reads_order_the_groups() {
-        let (n, dt, dmax) = (5, 1e-4, 0.002);
-        let c = swept(&load(&yaml(n, dmax, dt, |_, _| true)));
-        let net = plan(&c).expect("a network");
-        let cp = &net.couplings[0];
-        assert!(cp.has_delays() && !cp.dense);
-        for i in 0..n {
-            for j in 0..n {
-                let k = i * n + j;
-                let d = delay_steps(dmax, dt, i, j) as f64 * dt;
-                let r_j = c.find_var(&format!("n{j}/qif_net_op/r")).expect("r");
-                // A zero delay is an ordinary read (the reference evaluator's rule).
-                assert_eq!(cp.delayed[k], (d > 0.0).then_some(r_j), "term {i},{j}");
-                assert!(
-                    (cp.delays[k] - d).abs() <= 1e-15,
-                    "term {i},{j}: {} vs {d}",
-                    cp.delays[k]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn plan_per_node_constants_become_a_table() {
-        let n = 4;
-        let mut c = lower_edges(&load(&yaml(n, 0.0, 1e-4, |_, _| true)));
-        for i in 0..n {
-            let eta = c.find_var(&format!("n{i}/qif_net_op/eta")).expect("eta");
-            c.vars[eta.0 as usize].value = -6.0 + i as f64;
-        }
-        let c = specialize_params(&c, &[]);
-        let net = plan(&c).expect("a network");
-        let pop = &net.populations[0];
-        assert_eq!(pop.node_consts.len(), 1, "only eta differs between nodes");
-        assert_eq!(pop.node_consts[0].1, vec![-6.0, -5.0, -4.0, -3.0]);
-    }
-
-    #[test]
-    fn plan_declines_small_circuits_per_lane_delays_and_per_lane_weights() {
-        // Three nodes: below MIN_POPULATION, the unrolled code stays.
-        let small = swept(&load(&yaml(3, 0.0, 1e-4, |_, _| true)));
-        assert_eq!(plan(&small), Err(NotANetwork::Small));
-        // Delays that vary per lane (a sweep over conduction delays) are not data yet.
-        let low = lower_edges(&load(&yaml(5, 0.002, 1e-4, |_, _| true)));
-        let delays = vars_named(&low, "/delay");
-        let per_lane_delays = specialize_params(&low, &delays);
-        match plan(&per_lane_delays) {
-            Err(NotANetwork::Unsupported(why)) => assert!(why.contains("constant weights and delays"), "{why}"),
-            other => panic!("expected a reason, got {other:?}"),
-        }
-        // Weights left as per-lane parameters (a sweep over one edge's weight).
-        let per_lane = lower_edges(&load(&yaml(5, 0.0, 1e-4, |_, _| true)));
-        assert!(matches!(plan(&per_lane), Err(NotANetwork::Unsupported(_))));
-        // The two-population reference circuit keeps its code.
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/reference_qif.yaml");
-        let text = std::fs::read_to_string(p).expect("reference circuit");
-        let mut t = text.replace("pc_iin:", "Net:");
-        t.push('\n');
-        let reference = swept(&load(&t));
-        assert_eq!(plan(&reference), Err(NotANetwork::Small));
-    }
-}
+mod tests;

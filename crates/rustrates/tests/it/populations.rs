@@ -1,6 +1,7 @@
 //! Populations (nodes made from one template) with per-node inputs and per-node noise: every
 //! node reads its own input series and its own noise stream, and a point's results do not
-//! depend on how the grid is cut into blocks, threads and chunks.
+//! depend on how the grid is cut into blocks, threads and chunks (the C back end and the JIT
+//! run both as population loops).
 
 use std::sync::Arc;
 
@@ -43,10 +44,12 @@ Net:
         y.push_str(&format!("    {n}: ou_pop\n"));
     }
     y.push_str("  edges:\n");
+    // Node i hears node i + 1, the edges in target order (so the inputs' sums, assigned in
+    // edge order, sit evenly spaced in the kernel's arrays: a network).
     for i in 0..NODES {
         let j = (i + 1) % NODES;
         y.push_str(&format!(
-            "    - [n{i}/ou_op/x, n{j}/ou_op/x_in, null, {{weight: 1.0}}]\n"
+            "    - [n{j}/ou_op/x, n{i}/ou_op/x_in, null, {{weight: 1.0}}]\n"
         ));
     }
     y
@@ -70,6 +73,26 @@ fn per_node_noise_is_independent_per_node_and_the_same_whatever_the_blocking() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (dt, sigma): (f64, f64) = (1e-2, 0.5);
     let c = load_net(dir.path(), "ou.yaml", &ou_yaml(sigma / dt.sqrt()));
+    // The noisy nodes are a network: the C back end and the JIT run them as population loops,
+    // each node drawing its own stream (one noise site, a source per node).
+    let low = lower_edges(&c);
+    let mu_ids: Vec<_> = node_names(NODES)
+        .iter()
+        .map(|n| low.find_var(&format!("{n}/ou_op/mu")).expect("mu"))
+        .collect();
+    let swept = specialize_params(&low, &mu_ids);
+    let net = plan(&swept).expect("the noisy nodes form a network");
+    assert_eq!(net.populations[0].node_noise.len(), 1);
+    for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let options = KernelOptions {
+            backend,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..KernelOptions::default()
+        };
+        let kernel = Kernel::compile(&swept, &options).expect("compiles");
+        assert!(kernel.is_network(), "{backend:?} runs the noisy nodes as loops");
+    }
     // 256 points whose `mu` differ by at most 1e-9 (so their stationary laws are the same to
     // far below the statistical tolerances): 256 independent draws per node at t = 5.
     let points = 256;

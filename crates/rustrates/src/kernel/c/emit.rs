@@ -93,7 +93,8 @@ pub(crate) struct Emitter<'c> {
     uses_callbacks: bool,
     pow_temps: usize,
     /// Overrides the text of variables and constants (the network loops read a node's copy
-    /// of a template variable, or its value of a per-node constant).
+    /// of a template variable, or its value of a per-node constant), and names the noise
+    /// source of a `randn()` (the node's own).
     pub(crate) remap: Option<&'c Remap<'c>>,
 }
 
@@ -347,9 +348,15 @@ impl<'c> Emitter<'c> {
             }
             Expr::Randn => {
                 self.uses_callbacks = true;
+                // The noise source: this expression's id, or in a network's population loop
+                // the current node's (the remap names it).
+                let source = self
+                    .remap
+                    .and_then(|r| r(id, e))
+                    .unwrap_or_else(|| format!("{}u", id.0));
                 match ty {
-                    Ty::F64 => format!("rr_randn(ctx, {}u, l)", id.0),
-                    Ty::F32 => format!("((float)rr_randn(ctx, {}u, l))", id.0),
+                    Ty::F64 => format!("rr_randn(ctx, {source}, l)"),
+                    Ty::F32 => format!("((float)rr_randn(ctx, {source}, l))"),
                 }
             }
         };

@@ -283,3 +283,28 @@ fn dense_source_spacing_only_for_evenly_spaced_sources() {
     assert_eq!(source_spacing(&[4]), 0, "one source");
     assert_eq!(source_spacing(&[]), 0, "none");
 }
+
+/// A noisy network's C source does not grow with N: the same text up to numbers (node
+/// counts, offsets) for 5 and 40 nodes, one noise draw per precision's loop body, each node's
+/// source read from the data (`NS0`), none baked in per node.
+#[test]
+fn noisy_network_source_is_the_same_text_whatever_n() {
+    let texts: Vec<String> = [5, 40]
+        .iter()
+        .map(|&n| {
+            let c = crate::model::network::testing::noisy(n);
+            let plan = crate::model::network::plan(&c).expect("a network");
+            super::net::emit(&c, &plan).0.text
+        })
+        .collect();
+    let shape = |t: &str| t.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+    assert!(shape(&texts[0]) == shape(&texts[1]), "the text differs beyond numbers");
+    for t in &texts {
+        assert_eq!(
+            t.matches("rr_randn(").count(),
+            3,
+            "the hook's definition, then f64 and f32 bodies"
+        );
+        assert_eq!(t.matches("rr_randn(ctx, NS0, l)").count(), 2);
+    }
+}

@@ -5,7 +5,8 @@
 //! its sum from an input slot), so every node equation reads its own node's variables only.
 //! Node `i`'s copy of a template variable sits at slot `base + i·stride` of its kind's array,
 //! so the loop body addresses it from the node index; constants whose value differs between
-//! nodes are read from a table the kernel owns. Each node evaluates exactly the operations of
+//! nodes are read from a table the kernel owns, and so is each node's noise source (node
+//! `i`'s `randn()` draws its own stream, the unrolled copy's). Each node evaluates exactly the operations of
 //! its unrolled copy, in the same order, so the loops agree with the unrolled code bit for
 //! bit (constant folding stops at the per-node constants; it never changes a value).
 
@@ -18,8 +19,9 @@ use crate::model::{Circuit, ExprId, VarId};
 #[derive(Debug)]
 pub(super) struct NetLoops {
     pub(super) pops: Vec<PopLoop>,
-    /// Per-node constants, population after population, one run of `nodes` values per
-    /// constant; the generated code holds its address (the kernel keeps it alive).
+    /// Per-node constants and noise sources (as `f64`: exact below 2⁵³), population after
+    /// population, one run of `nodes` values per constant or noise site; the generated code
+    /// holds its address (the kernel keeps it alive).
     pub(super) table: Box<[f64]>,
 }
 
@@ -35,6 +37,8 @@ pub(super) struct PopLoop {
     pub(super) odes: Vec<(VarId, ExprId)>,
     /// Node 0's constant expression → index in the table of node 0's value.
     pub(super) tables: HashMap<ExprId, usize>,
+    /// Node 0's `randn()` → index in the table of node 0's noise source.
+    pub(super) noise: HashMap<ExprId, usize>,
 }
 
 impl NetLoops {
@@ -66,12 +70,18 @@ impl NetLoops {
                 tables.insert(*e, table.len());
                 table.extend_from_slice(values);
             }
+            let mut noise = HashMap::with_capacity(pop.node_noise.len());
+            for (e, sources) in &pop.node_noise {
+                noise.insert(*e, table.len());
+                table.extend(sources.iter().map(|&s| f64::from(s)));
+            }
             pops.push(PopLoop {
                 nodes: pop.len(),
                 slots,
                 assigns,
                 odes,
                 tables,
+                noise,
             });
         }
         Ok(NetLoops {

@@ -217,3 +217,20 @@ fn jit_invalid_circuits_are_errors_not_panics() {
         Err(KernelError::NotLowered { count: 1 })
     ));
 }
+
+/// A noisy network's population loops compile the same body whatever N: the engine runs the
+/// edge sums, and node `i`'s noise source comes from the table, not from a copy per node.
+#[test]
+fn noisy_network_loop_body_does_not_grow_with_n() {
+    let sizes: Vec<usize> = [5, 40]
+        .iter()
+        .map(|&n| {
+            let c = crate::model::network::testing::noisy(n);
+            let (c, _) = crate::kernel::coupling::prepare_edge_sums(&c).expect("the engine runs the sums");
+            let net = loops::NetLoops::plan(&c).expect("population loops");
+            assert_eq!(net.table.len(), n, "one noise source per node");
+            net.body_exprs(&c)
+        })
+        .collect();
+    assert_eq!(sizes[0], sizes[1]);
+}

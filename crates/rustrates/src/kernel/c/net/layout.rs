@@ -1,5 +1,5 @@
 //! Where a network's data sits in the kernel's runtime arrays (`NetData`): couplings' rows,
-//! sources, weights and delays, per-node constants.
+//! sources, weights and delays, per-node constants and noise sources.
 
 use std::collections::HashMap;
 
@@ -61,11 +61,20 @@ pub(super) struct ColumnOrder {
     pub(super) column_vars: Option<usize>,
 }
 
-/// Where the data of each coupling and per-node constant table starts.
+/// Where the data of each coupling and per-node table starts.
 pub(super) struct Offsets {
     pub(super) couplings: Vec<CouplingAt>,
-    /// Per population: node-0 constant → offset of its per-node values in ND.
-    pub(super) consts: Vec<HashMap<ExprId, usize>>,
+    /// Per population: where its per-node tables start.
+    pub(super) tables: Vec<NodeTables>,
+}
+
+/// A population's per-node tables.
+#[derive(Default)]
+pub(super) struct NodeTables {
+    /// Node-0 constant → offset of its per-node values in ND.
+    pub(super) consts: HashMap<ExprId, usize>,
+    /// Node-0 noise site (`randn()`) → offset of its per-node noise sources in NI.
+    pub(super) noise: HashMap<ExprId, usize>,
 }
 
 /// The slot distance between consecutive sources when they are evenly spaced upwards (the
@@ -203,19 +212,21 @@ pub(super) fn data(net: &Network, layout: &Layout) -> (NetData, Offsets) {
             delays,
         });
     }
-    let consts = net
+    let tables = net
         .populations
         .iter()
         .map(|p| {
-            p.node_consts
-                .iter()
-                .map(|(e, values)| {
-                    let off = d.nd.len();
-                    d.nd.extend_from_slice(values);
-                    (*e, off)
-                })
-                .collect()
+            let mut t = NodeTables::default();
+            for (e, values) in &p.node_consts {
+                t.consts.insert(*e, d.nd.len());
+                d.nd.extend_from_slice(values);
+            }
+            for (e, sources) in &p.node_noise {
+                t.noise.insert(*e, d.ni.len());
+                d.ni.extend(sources.iter().map(|&s| u64::from(s)));
+            }
+            t
         })
         .collect();
-    (d, Offsets { couplings, consts })
+    (d, Offsets { couplings, tables })
 }

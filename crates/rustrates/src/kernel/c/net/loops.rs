@@ -9,7 +9,7 @@ use crate::model::network::{Coupling, Group, Network, Population};
 use crate::model::{Circuit, Expr, ExprId, Layout, VarKind};
 
 use super::coupling::{delayed_coupling, scaled_coupling, Start};
-use super::layout::{CouplingAt, Offsets};
+use super::layout::{CouplingAt, NodeTables, Offsets};
 
 pub(super) fn array(kind: VarKind) -> &'static str {
     match kind {
@@ -25,8 +25,9 @@ pub(super) fn row(base: u32, stride: u32) -> String {
     format!("((size_t){base} + i * (size_t){stride}) * lanes")
 }
 
-/// Body of one node loop: row pointers of the locals `rhs` reads and the node's constants,
-/// then the lane loop with the expressions and `stores(value texts)`. With `in_place` the
+/// Body of one node loop: row pointers of the locals `rhs` reads, the node's constants and
+/// noise sources (node `i`'s `randn()` draws its own stream, as its unrolled copy), then the
+/// lane loop with the expressions and `stores(value texts)`. With `in_place` the
 /// outputs are the node's states `(local, derivative)`, each advanced by an Euler step
 /// (`y + dt·f`, the stepper's own expression) once every derivative of the node is computed.
 fn node_loop(
@@ -34,7 +35,7 @@ fn node_loop(
     layout: &Layout,
     ty: Ty,
     pop: &Population,
-    consts: &HashMap<ExprId, usize>,
+    tables: &NodeTables,
     outputs: &[(String, ExprId)],
     in_place: Option<&[(usize, ExprId)]>,
 ) -> String {
@@ -72,14 +73,21 @@ fn node_loop(
     }
     let mut const_names: HashMap<ExprId, String> = HashMap::new();
     for (j, (e, _)) in pop.node_consts.iter().enumerate() {
-        let off = consts[e];
+        let off = tables.consts[e];
         let _ = writeln!(s, "    const {t} NC{j} = ({t})ND[(size_t){off} + i];");
         const_names.insert(*e, format!("NC{j}"));
+    }
+    let mut noise_names: HashMap<ExprId, String> = HashMap::new();
+    for (j, (e, _)) in pop.node_noise.iter().enumerate() {
+        let off = tables.noise[e];
+        let _ = writeln!(s, "    const unsigned NS{j} = (unsigned)NI[(size_t){off} + i];");
+        noise_names.insert(*e, format!("NS{j}"));
     }
     let remap = |id: ExprId, e: &Expr| -> Option<String> {
         match e {
             Expr::Var(v) => pop.local_of.get(v).map(|k| format!("X{k}[l]")),
             Expr::Const(_) => const_names.get(&id).cloned(),
+            Expr::Randn => noise_names.get(&id).cloned(),
             _ => None,
         }
     };
@@ -128,7 +136,7 @@ pub(super) fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offse
                 let l = p.locals[local];
                 let _ = writeln!(s, "/* {} over population {pop} */", c.var(l.var).name);
                 let out = format!("A + {}", row(l.base, l.stride));
-                let body = node_loop(c, layout, ty, p, &off.consts[pop], &[("O".into(), rhs)], None);
+                let body = node_loop(c, layout, ty, p, &off.tables[pop], &[("O".into(), rhs)], None);
                 let body = body.replacen("i++) {\n", &format!("i++) {{\n    {t}* restrict O = {out};\n"), 1);
                 s.push_str(&body);
             }
@@ -180,12 +188,12 @@ pub(super) fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offse
         }
         if euler {
             let _ = writeln!(s, "/* Euler step of population {pi} ({} nodes) */", p.len());
-            s.push_str(&node_loop(c, layout, ty, p, &off.consts[pi], &[], Some(&p.odes)));
+            s.push_str(&node_loop(c, layout, ty, p, &off.tables[pi], &[], Some(&p.odes)));
             continue;
         }
         let _ = writeln!(s, "/* derivatives of population {pi} ({} nodes) */", p.len());
         let outs: Vec<(String, ExprId)> = p.odes.iter().map(|&(k, rhs)| (format!("D{k}"), rhs)).collect();
-        let mut body = node_loop(c, layout, ty, p, &off.consts[pi], &outs, None);
+        let mut body = node_loop(c, layout, ty, p, &off.tables[pi], &outs, None);
         let decls: String = p
             .odes
             .iter()
@@ -204,9 +212,9 @@ pub(super) fn eval_body(c: &Circuit, layout: &Layout, net: &Network, off: &Offse
 /// (the fused stepper's `rustrates_net_euler`): every ODE reads no state but its own node's, so
 /// a node's new state is never read by another node's derivative; the couplings and
 /// assignments, which may read any state, all run before the first ODE loop. Delayed reads
-/// need the solver between steps and take the general path anyway.
+/// and noise need the solver between steps and take the general path anyway.
 pub(super) fn euler_in_place(c: &Circuit, net: &Network) -> bool {
-    if net.couplings.iter().any(Coupling::has_delays) {
+    if net.couplings.iter().any(Coupling::has_delays) || has_noise(net) {
         return false;
     }
     net.populations.iter().all(|p| {
@@ -218,4 +226,10 @@ pub(super) fn euler_in_place(c: &Circuit, net: &Network) -> bool {
                 .all(|v| c.var(*v).kind != VarKind::State || p.local_of.contains_key(v))
         })
     })
+}
+
+/// Some population draws noise (`randn()`): the solver must run between steps (it counts the
+/// steps the noise streams are drawn at), so no fused stepper.
+pub(super) fn has_noise(net: &Network) -> bool {
+    net.populations.iter().any(|p| !p.node_noise.is_empty())
 }

@@ -29,7 +29,7 @@ use coupling::{CHUNK, HELPERS, RING, RING_HELPERS};
 #[cfg(test)]
 pub(super) use layout::source_spacing;
 use layout::{data, ring_span};
-use loops::{euler_in_place, eval_body};
+use loops::{euler_in_place, eval_body, has_noise};
 
 /// The runtime data of a network kernel: integers (CSR rows and source slots) and doubles
 /// (weights, per-node constants), at offsets baked into the generated text.
@@ -167,8 +167,9 @@ void rustrates_net_steps(size_t lanes, size_t nsteps, double t0, double dt, doub
     (
         Source {
             text,
-            // Delayed reads need the solver between steps (its history): no fused stepper.
-            uses_callbacks: net.couplings.iter().any(|c| c.has_delays()),
+            // Delayed reads and noise need the solver between steps (its history, its step
+            // count): no fused stepper.
+            uses_callbacks: net.couplings.iter().any(|c| c.has_delays()) || has_noise(net),
             hoisted: 0,
         },
         d,

@@ -129,12 +129,24 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
 
     /// A per-node constant of a population loop at the current node, broadcast.
     fn node_constant(&mut self, at: NodeAt<'_>, first: usize) -> Vals {
+        let x = self.node_entry(at, first);
+        let x = self.narrow(x);
+        self.splat_all(x)
+    }
+
+    /// The current node's entry of the run starting at index `first` (node 0's) of the table.
+    fn node_entry(&mut self, at: NodeAt<'_>, first: usize) -> Value {
         let index = self.b.ins().iadd_imm_u(at.node, first as i64);
         let off = self.b.ins().ishl_imm_u(index, 3);
         let addr = self.b.ins().iadd(at.table, off);
-        let x = self.b.ins().load(F64, mem(), addr, 0);
-        let x = self.narrow(x);
-        self.splat_all(x)
+        self.b.ins().load(F64, mem(), addr, 0)
+    }
+
+    /// The current node's noise source at index `first` (node 0's) of the table.
+    fn node_source(&mut self, at: NodeAt<'_>, first: usize) -> Value {
+        let x = self.node_entry(at, first);
+        // Exact: the table holds whole numbers below 2³².
+        self.b.ins().fcvt_to_uint(I32, x)
     }
 
     pub(super) fn emit(&mut self) {
@@ -472,11 +484,15 @@ impl<'m, 'b, 'f> Body<'m, 'b, 'f> {
                 self.select_where(FloatCC::GreaterThan, d, zero, delayed, current)
             }
             Expr::Randn => {
-                let source = id.0;
                 let ptr = self.module.target_config().pointer_type();
                 let f = self.func_ref(mathfns::RANDN_SYMBOL, &[ptr, I32, ptr], F64);
+                // The noise source: this expression's id, or in a population loop the
+                // current node's, from the table.
+                let src = match self.at.and_then(|at| Some((at, *at.pop.noise.get(&id)?))) {
+                    Some((at, first)) => self.node_source(at, first),
+                    None => self.b.ins().iconst(I32, i64::from(id.0)),
+                };
                 self.per_element(&[], |this, lane, _| {
-                    let src = this.b.ins().iconst(I32, i64::from(source));
                     let lane = this.b.ins().iadd_imm_u(this.env.i, lane);
                     let call = this.b.ins().call(f, &[this.env.kctx, src, lane]);
                     let r = this.b.inst_results(call)[0];
