@@ -46,6 +46,21 @@ pub(crate) fn gather<T: Float>(
     }
 }
 
+/// Bytes a lane of a fixed-step run of `kernel` keeps in its delay ring (the values plane of
+/// every delayed variable over the slots the longest constant delay needs at step `dt`; with
+/// slopes or longer per-lane delays the ring is larger), 0 when the run keeps no ring: the
+/// kernel's loops do not read one, or `method` is rk45 (the deque history).
+pub(crate) fn ring_bytes_per_lane(kernel: &Kernel, method: super::Method, dt: f64) -> usize {
+    let Some(span) = kernel.delay_ring_span() else {
+        return 0;
+    };
+    if matches!(method, super::Method::Rk45 { .. }) {
+        return 0;
+    }
+    let (delayed, _) = runtime::scan(kernel.circuit());
+    delayed.len() * DelayRing::slots_for(span, dt) * std::mem::size_of::<f64>()
+}
+
 /// Record the step-start point of every delayed variable (states before stage 0, with their
 /// derivative after it; algebraics after stage 0 with a backward-difference slope).
 pub(crate) fn record_history<T: Float>(

@@ -36,6 +36,7 @@ use crate::model::{Circuit, VarId, VarKind};
 
 mod adaptive;
 mod fixed;
+pub(crate) use fixed::ring_bytes_per_lane;
 mod last_state;
 pub mod runtime;
 #[cfg(test)]

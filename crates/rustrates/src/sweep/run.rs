@@ -3,7 +3,8 @@
 //! The grid is cut into chunks of `chunk_size` points (the unit a sink persists: part files,
 //! resume, shards) and each chunk into blocks of at most `block_size` lanes (the unit of
 //! parallel work; smaller when a chunk has fewer points than `block_size × threads`, so small
-//! sweeps still use every core). Each block builds its parameter and initial-value arrays from
+//! sweeps still use every core, and when a delay ring would outgrow a core's cache:
+//! [`crate::kernel::ring::block_lanes`]). Each block builds its parameter and initial-value arrays from
 //! the grid, runs [`solve::run_block`], and writes its samples straight into their final
 //! place: the sink's trace array when it offers one ([`SweepSink::trace_target`], the
 //! in-memory result), otherwise a per-block buffer handed to [`SweepSink::block`] (files).
@@ -224,6 +225,13 @@ fn run_inner(
             }
         }
     };
+    // Blocks of a kernel reading a delay ring keep their ring near a core's L2 cache.
+    let ring_bytes_per_lane = plan
+        .groups
+        .iter()
+        .map(|g| solve::ring_bytes_per_lane(&g.kernel, spec.sim.method, spec.sim.dt))
+        .max()
+        .unwrap_or(0);
     for (ci, range) in chunks.iter().enumerate() {
         if ctrl.shard.is_some_and(|s| ci % s.count != s.index) {
             continue;
@@ -236,6 +244,7 @@ fn run_inner(
             continue;
         }
         let lanes = spec.block_size.min(range.len().div_ceil(n_threads)).max(1);
+        let lanes = crate::kernel::ring::block_lanes(lanes, ring_bytes_per_lane);
         let blocks = plan.blocks(range.clone(), lanes);
         let one_block = |block: &Lanes, target: Option<&mut [f64]>| -> Result<BlockData, SweepError> {
             if ctrl.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {

@@ -476,3 +476,71 @@ fn a_delayed_block_of_more_than_256_rows_runs_as_the_reference_evaluator() {
     let differ = c.iter().zip(&reference).filter(|(a, b)| a != b).count();
     assert_eq!(differ, 0, "{differ} of {} values differ", c.len());
 }
+
+/// The lane count of every block a sweep delivered.
+struct BlockLanes(Vec<usize>);
+
+impl rustrates::sweep::SweepSink for BlockLanes {
+    fn begin(&mut self, _: &rustrates::sweep::SweepMeta<'_>) -> Result<(), rustrates::sweep::SweepError> {
+        Ok(())
+    }
+    fn block(&mut self, out: rustrates::sweep::BlockOutput<'_>) -> Result<(), rustrates::sweep::SweepError> {
+        assert!(out
+            .traces
+            .is_some_and(|t| !t.is_empty() && t.iter().all(|x| x.is_finite())));
+        self.0.push(out.lanes);
+        Ok(())
+    }
+}
+
+/// A block's delay ring is kept near a core's L2 cache (`kernel::ring::block_lanes`): ten
+/// delayed nodes reading up to ≈ 20.6 ms back at 1e-4 s keep 10 histories × ≈ 210 slots × 8 B
+/// ≈ 16.8 kB a lane, so 64 lanes would hold ≈ 1.07 MB (over 1 MiB) and a 64-point sweep with
+/// the default block size runs two blocks of 32 lanes (the largest of 16, 32, 64 that fits) on
+/// the fixed-step methods; rk45 keeps no ring (one block of 64), nor does the JIT.
+#[test]
+fn a_sweep_whose_delay_ring_outgrows_a_cache_runs_blocks_of_fewer_lanes() {
+    if !c_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, dmax) = (10, 0.0206);
+    write_weights_and_delays(dir.path(), n, false, dmax);
+    let yaml = matrix_block(n, "w.npy", Some("d.npy")) + "      name: C\n      scale: 1.0\n";
+    let circuit = load_net(dir.path(), "net.yaml", &yaml);
+    let longest = (0..n)
+        .flat_map(|i| (0..n).map(move |j| network_grid::delay_steps(dmax, DT, i, j)))
+        .max()
+        .expect("delays");
+    // The ring's slots: the longest delay's steps (one more if rounding lands above them) + 4.
+    let per_lane = |slots: usize| n * slots * std::mem::size_of::<f64>();
+    assert!(
+        64 * per_lane(longest + 4) > 1 << 20 && 32 * per_lane(longest + 5) <= 1 << 20,
+        "longest delay {longest} steps: the case must need blocks of 32 lanes"
+    );
+    let axis: Vec<f64> = (0..8).map(|k| k as f64 * 0.25).collect();
+    let eta: Vec<f64> = (0..8).map(|k| -6.0 + k as f64 * 0.25).collect();
+    let values = g_eta_grid(&axis, &eta);
+    for (backend, method, lanes) in [
+        (Backend::C, Method::Euler, vec![32, 32]),
+        (Backend::C, Method::Rk4, vec![32, 32]),
+        (Backend::C, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, vec![64]),
+        (Backend::Jit, Method::Euler, vec![64]),
+    ] {
+        let sim = SimConfig {
+            simulation_time: 5.0 * DT,
+            dt: DT,
+            sampling_step: Some(DT),
+            method,
+            cutoff: 0.0,
+        };
+        let mut spec = SweepSpec::new(Grid::from_values(&values, true).expect("grid"), scale_map(n), sim);
+        spec.outputs = vec![("r".into(), "all/qif_net_op/r".into())];
+        spec.backend = backend;
+        spec.threads = Some(1);
+        assert_eq!(spec.block_size, 64, "the default block size");
+        let mut sink = BlockLanes(Vec::new());
+        rustrates::sweep::run(&spec, &circuit, &mut sink).expect("runs");
+        assert_eq!(sink.0, lanes, "{backend:?} {method:?}");
+    }
+}
