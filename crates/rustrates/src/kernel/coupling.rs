@@ -22,12 +22,16 @@
 //! equations (a YAML edge list): `model::network::plan` reads them back as couplings, each
 //! row's terms in the sum's order, and the engine runs those as it runs a kept block, so an
 //! edge list's node equations compile as population loops too (`jit/loops.rs`). Such sums
-//! may read the past: the engine asks the solver's `past` hook per delayed term and lane.
+//! may read the past: on the fixed-step solvers the engine reads the run's delay ring
+//! (`kernel::ring`, the history the C loops read: one rule resolved per term, a whole step's
+//! read a row of values for all lanes); otherwise (rk45) it asks the solver's `past` hook per
+//! delayed term and lane. Both give the reference evaluator's values bit for bit.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use super::precision::Real;
+use super::ring::{DelayRing, Tap};
 use super::KernelCtx;
 
 use crate::model::network;
@@ -60,6 +64,12 @@ impl Lane for f32 {
 #[derive(Debug)]
 pub(crate) struct EngineCouplings {
     blocks: Vec<Block>,
+    /// The delays of the constant-delay terms ([`Read::Past`]), in their `term` order: what
+    /// the run's delay ring decides whole or fractional once (`Kernel::delay_ring_terms`).
+    delay_terms: Vec<f64>,
+    /// The per-lane terms ([`Read::PastPerLane`]) in their `term` order: (length, velocity
+    /// slot), as `Kernel::delay_ring_lane_terms` gives them to the ring.
+    lane_terms: Vec<(f64, u32)>,
 }
 
 #[derive(Debug)]
@@ -85,17 +95,20 @@ struct Block {
 #[derive(Clone, Copy, Debug)]
 enum Read {
     Current,
-    /// `past` of variable `var` (its `VarId` index) with a constant delay (seconds).
+    /// `past` of variable `var` (its `VarId` index) with a constant delay (seconds); `term`
+    /// indexes [`EngineCouplings::delay_terms`].
     Past {
         var: u32,
         delay: f64,
+        term: u32,
     },
     /// `past` of `var` with the delay `length / velocity`, the velocity a parameter (slot)
-    /// read per lane.
+    /// read per lane; `term` indexes [`EngineCouplings::lane_terms`].
     PastPerLane {
         var: u32,
         length: f64,
         velocity: u32,
+        term: u32,
     },
 }
 
@@ -173,7 +186,7 @@ pub(crate) fn prepare(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
             b
         })
         .collect();
-    Some((out, EngineCouplings { blocks }))
+    Some((out, EngineCouplings::numbered(blocks)))
 }
 
 /// Makes target `t` (assigned by `out.assigns[assign]`) read its sum from a new input slot
@@ -250,11 +263,13 @@ pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCou
                         (Some(var), None) => Read::Past {
                             var: var.0,
                             delay: cp.delays[k],
+                            term: 0,
                         },
                         (Some(var), Some(velocity)) => Read::PastPerLane {
                             var: var.0,
                             length: cp.delays[k],
                             velocity: slot(velocity),
+                            term: 0,
                         },
                     })
                     .collect();
@@ -263,14 +278,71 @@ pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCou
             b
         })
         .collect();
-    Some((out, EngineCouplings { blocks }))
+    Some((out, EngineCouplings::numbered(blocks)))
 }
 
 impl EngineCouplings {
+    /// `blocks` with their delayed terms numbered in order (block, then entry) and listed.
+    fn numbered(mut blocks: Vec<Block>) -> EngineCouplings {
+        let (mut delay_terms, mut lane_terms) = (Vec::new(), Vec::new());
+        for read in blocks.iter_mut().flat_map(|b| b.reads.iter_mut()) {
+            match read {
+                Read::Current => {}
+                Read::Past { delay, term, .. } => {
+                    *term = u32::try_from(delay_terms.len()).expect("fewer than 2³² terms");
+                    delay_terms.push(*delay);
+                }
+                Read::PastPerLane {
+                    length, velocity, term, ..
+                } => {
+                    *term = u32::try_from(lane_terms.len()).expect("fewer than 2³² terms");
+                    lane_terms.push((*length, *velocity));
+                }
+            }
+        }
+        EngineCouplings {
+            blocks,
+            delay_terms,
+            lane_terms,
+        }
+    }
+
     /// Both sets of couplings, `self`'s first (each fills its own slots: the order is free).
     pub(crate) fn and(mut self, other: EngineCouplings) -> EngineCouplings {
         self.blocks.extend(other.blocks);
-        self
+        EngineCouplings::numbered(self.blocks)
+    }
+
+    /// The largest constant delay of the delayed terms, the span of the ring they read on the
+    /// fixed-step solvers (`None`: no delayed term; per-lane delays widen it in
+    /// `DelayRing::new`), as the C loops' `ring_span`. Every `past` of a kernel with engine
+    /// couplings is one of these terms (`network::plan` rejects `past` in node equations).
+    /// With the environment variable `RUSTRATES_JIT_PAST_HOOK=1`, `None`: the terms read
+    /// through the hook as before the ring (same values), so a benchmark times both with one
+    /// binary.
+    pub(crate) fn ring_span(&self) -> Option<f64> {
+        if std::env::var_os("RUSTRATES_JIT_PAST_HOOK").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let lane_terms = self.lane_terms.iter().map(|_| 0.0);
+        self.delay_terms.iter().copied().chain(lane_terms).reduce(f64::max)
+    }
+
+    /// See [`EngineCouplings::delay_terms`].
+    pub(crate) fn ring_terms(&self) -> &[f64] {
+        &self.delay_terms
+    }
+
+    /// See [`EngineCouplings::lane_terms`].
+    pub(crate) fn ring_lane_terms(&self) -> &[(f64, u32)] {
+        &self.lane_terms
+    }
+
+    /// The run's delay ring when it was made for these terms and lanes (`None`: read the
+    /// history through the `past` hook).
+    fn ring_of<'a>(&self, ctx: &'a KernelCtx, lanes: usize) -> Option<&'a DelayRing> {
+        let terms = (self.delay_terms.len(), self.lane_terms.len());
+        ctx.ring.as_ref().filter(|r| r.lanes() == lanes && r.terms() == terms)
     }
 
     /// `u` with every coupling's sums written into their input slots (a copy in a per-thread
@@ -291,8 +363,15 @@ impl EngineCouplings {
             buf.clear();
             buf.extend_from_slice(u);
             self.apply(lanes, y, p, &mut buf);
-            for b in self.blocks.iter().filter(|b| !b.reads.is_empty()) {
-                b.rows_with_history(t, lanes, y, p, &mut buf, ctx);
+            let delayed = self.blocks.iter().filter(|b| !b.reads.is_empty());
+            if let Some(ring) = self.ring_of(ctx, lanes) {
+                for b in delayed {
+                    b.rows_from_ring(t, lanes, y, p, &mut buf, ring);
+                }
+            } else {
+                for b in delayed {
+                    b.rows_with_history(t, lanes, y, p, &mut buf, ctx);
+                }
             }
             f(&buf, ctx)
         })
@@ -472,8 +551,10 @@ impl Block {
                     let current = y[at + l];
                     let x = match self.reads[e] {
                         Read::Current => current,
-                        Read::Past { var, delay } => past(ctx, var, l, t, T::of(delay), current),
-                        Read::PastPerLane { var, length, velocity } => {
+                        Read::Past { var, delay, .. } => past(ctx, var, l, t, T::of(delay), current),
+                        Read::PastPerLane {
+                            var, length, velocity, ..
+                        } => {
                             let delay = T::of(length) / p[velocity as usize * lanes + l];
                             past(ctx, var, l, t, delay, current)
                         }
@@ -490,6 +571,113 @@ impl Block {
             for (l, a) in acc.iter().enumerate() {
                 u[sum + l] = match self.scale_at(p, lanes, l) {
                     _ if entries.is_empty() => u[ext + l],
+                    Some(s) => u[ext + l] + s * *a,
+                    None => *a,
+                };
+            }
+        }
+    }
+
+    /// Every row of a block with delays, the history read from the run's delay ring: per
+    /// term the ring's rule resolved once for all lanes ([`DelayRing::tap`]; a whole step's
+    /// read, every read of an Euler run with whole-step delays, is a row of values), each
+    /// lane then its value times the weight added. The same values summed in the same order
+    /// as [`Block::rows_with_history`] (whose hook reads this ring lane by lane): bit for bit.
+    fn rows_from_ring<T: Lane>(&self, t: f64, lanes: usize, y: &[T], p: &[T], u: &mut [T], ring: &DelayRing) {
+        // As `EngineCouplings::apply`: the same code compiled for AVX2 where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: `rows_from_ring_avx2` needs AVX2 and nothing else; the CPU has it
+            // (checked just above).
+            unsafe { self.rows_from_ring_avx2(t, lanes, y, p, u, ring) };
+            return;
+        }
+        self.rows_from_ring_any(t, lanes, y, p, u, ring);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rows_from_ring_avx2<T: Lane>(
+        &self,
+        t: f64,
+        lanes: usize,
+        y: &[T],
+        p: &[T],
+        u: &mut [T],
+        ring: &DelayRing,
+    ) {
+        self.rows_from_ring_any(t, lanes, y, p, u, ring);
+    }
+
+    #[inline(always)]
+    fn rows_from_ring_any<T: Lane>(&self, t: f64, lanes: usize, y: &[T], p: &[T], u: &mut [T], ring: &DelayRing) {
+        // The step a term `k` whole steps long reads at this evaluation (`whole_step_read`),
+        // from the step the evaluation starts and the term's whole steps, both decided once.
+        let now = ring.step_at(t);
+        let whole_read = |k: i64| (now >= 0 && k >= 0).then(|| now - k);
+        let mut acc = vec![T::ZERO; lanes];
+        for (i, &(ext, sum)) in self.rows.iter().enumerate() {
+            let (ext, sum) = (ext as usize * lanes, sum as usize * lanes);
+            let entries = self.row_starts[i]..self.row_starts[i + 1];
+            if entries.is_empty() {
+                u.copy_within(ext..ext + lanes, sum);
+                continue;
+            }
+            // Unscaled, the sum starts from the external input; scaled, from the first term
+            // (the scale multiplies the terms alone): from −0, as −0 + x is x for every x
+            // (+0 would turn a first product of −0 into +0).
+            match self.scale {
+                None => acc.copy_from_slice(&u[ext..ext + lanes]),
+                Some(_) => acc.fill(-T::ZERO),
+            }
+            for e in entries {
+                let w = T::of(self.weights[e]);
+                let at = self.sources[e] as usize * lanes;
+                let current = &y[at..at + lanes];
+                match self.reads[e] {
+                    Read::Past { var, delay, term } if T::of(delay) > T::ZERO => {
+                        let whole = whole_read(ring.term_whole(term as usize));
+                        match ring.tap(var, t, T::of(delay).wide(), whole) {
+                            Tap::Row(x) | Tap::Init(x) => {
+                                for (a, &x) in acc.iter_mut().zip(x) {
+                                    *a = *a + w * T::of(x);
+                                }
+                            }
+                            tap => {
+                                for (l, a) in acc.iter_mut().enumerate() {
+                                    *a = *a + w * T::of(tap.at(l));
+                                }
+                            }
+                        }
+                    }
+                    Read::PastPerLane {
+                        var,
+                        length,
+                        velocity,
+                        term,
+                    } => {
+                        let velocities = &p[velocity as usize * lanes..(velocity as usize + 1) * lanes];
+                        for (l, a) in acc.iter_mut().enumerate() {
+                            let delay = T::of(length) / velocities[l];
+                            let x = if delay > T::ZERO {
+                                let whole = whole_read(ring.lane_term_whole(term as usize, l));
+                                T::of(ring.tap(var, t, delay.wide(), whole).at(l))
+                            } else {
+                                current[l]
+                            };
+                            *a = *a + w * x;
+                        }
+                    }
+                    // The current value: no delay, or one that is not positive.
+                    Read::Current | Read::Past { .. } => {
+                        for (a, &x) in acc.iter_mut().zip(current) {
+                            *a = *a + w * x;
+                        }
+                    }
+                }
+            }
+            for (l, a) in acc.iter().enumerate() {
+                u[sum + l] = match self.scale_at(p, lanes, l) {
                     Some(s) => u[ext + l] + s * *a,
                     None => *a,
                 };

@@ -116,8 +116,9 @@ pub struct KernelCtx {
     /// The solver's own state for its hooks (delay buffers, random streams); kernels never
     /// touch it.
     pub data: Option<Box<dyn std::any::Any + Send>>,
-    /// Delay history the network loops of the C back end read directly (fixed-step runs of a
-    /// kernel with [`Kernel::delay_ring_span`]); `None`: delayed reads go through `past`.
+    /// Delay history the network loops of the C back end and the JIT's engine couplings read
+    /// directly (fixed-step runs of a kernel with [`Kernel::delay_ring_span`]); `None`:
+    /// delayed reads go through `past`.
     pub ring: Option<ring::DelayRing>,
 }
 
@@ -362,26 +363,30 @@ impl Kernel {
         self.engine.is_some()
     }
     /// The largest delay of a kernel whose loops read a [`ring::DelayRing`] when the context
-    /// holds one (the C back end's network loops with constant delays); `None` otherwise.
+    /// holds one (the C back end's network loops with delays, the JIT's engine couplings with
+    /// delays); `None` otherwise.
     pub fn delay_ring_span(&self) -> Option<f64> {
-        match &self.imp {
-            KernelImpl::C(k) => k.delay_ring_span(),
-            _ => None,
+        match (&self.imp, &self.engine) {
+            (KernelImpl::C(k), _) => k.delay_ring_span(),
+            (_, Some(engine)) => engine.ring_span(),
+            (_, None) => None,
         }
     }
     /// The delays of the delayed terms the ring-reading loops index (empty without a ring).
     pub fn delay_ring_terms(&self) -> &[f64] {
-        match &self.imp {
-            KernelImpl::C(k) => k.delay_ring_terms(),
-            _ => &[],
+        match (&self.imp, &self.engine) {
+            (KernelImpl::C(k), _) => k.delay_ring_terms(),
+            (_, Some(engine)) => engine.ring_terms(),
+            (_, None) => &[],
         }
     }
     /// The delayed terms whose delays differ per lane, as the ring-reading loops index them:
     /// (length, the velocity's parameter slot), or (delay, `u32::MAX`) for a constant one.
     pub fn delay_ring_lane_terms(&self) -> &[(f64, u32)] {
-        match &self.imp {
-            KernelImpl::C(k) => k.delay_ring_lane_terms(),
-            _ => &[],
+        match (&self.imp, &self.engine) {
+            (KernelImpl::C(k), _) => k.delay_ring_lane_terms(),
+            (_, Some(engine)) => engine.ring_lane_terms(),
+            (_, None) => &[],
         }
     }
     /// Evaluate all algebraics (into `a`) and derivatives (into `dy`) for a block.

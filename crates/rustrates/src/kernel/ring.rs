@@ -16,7 +16,8 @@
 //! computed once per (edge, evaluation) by [`hermite_weights`]. Reads agree with the solver's
 //! deque history bit for bit (same rule, same operations in the same order).
 //!
-//! Only the population loops of the C back end use it; rk45 keeps the deque history. A
+//! The population loops of the C back end read it, and the JIT's engine couplings
+//! (`kernel::coupling`, through [`DelayRing::tap`]); rk45 keeps the deque history. A
 //! coupling's delays are constants, or differ per lane (a swept conduction velocity: lengths
 //! over each lane's velocity, constant within a run): then each lane's delay and its whole
 //! steps are kept per term ([`LaneDelays`]), decided once per run like a constant's, and the
@@ -233,6 +234,41 @@ fn newest_rows_of(
 /// [`whole_steps`] as the C loops store it: `-1` for a fraction of a step.
 fn whole_steps_i64(d: f64, dt: f64) -> i64 {
     whole_steps(d, dt).and_then(|k| i64::try_from(k).ok()).unwrap_or(-1)
+}
+
+/// One history's read at some `t − d` in every lane ([`DelayRing::tap`]): where the lanes'
+/// values are and how they combine. Each lane's value is [`DelayRing::value`]'s, the same
+/// operations in the same order.
+pub(crate) enum Tap<'a> {
+    /// The variable has no history: NaN.
+    Missing,
+    /// Before the first point: the constant history.
+    Init(&'a [f64]),
+    /// At or after the newest point: `x + slope · by`.
+    Extrapolate { x: &'a [f64], slope: &'a [f64], by: f64 },
+    /// A whole step's recorded value.
+    Row(&'a [f64]),
+    /// Between steps: `w[0]·x0 + w[1]·m0 + w[2]·x1 + w[3]·m1`.
+    Hermite {
+        w: [f64; 4],
+        x0: &'a [f64],
+        m0: &'a [f64],
+        x1: &'a [f64],
+        m1: &'a [f64],
+    },
+}
+
+impl Tap<'_> {
+    /// The value in `lane`.
+    #[inline(always)]
+    pub(crate) fn at(&self, lane: usize) -> f64 {
+        match self {
+            Tap::Missing => f64::NAN,
+            Tap::Init(x) | Tap::Row(x) => x[lane],
+            Tap::Extrapolate { x, slope, by } => x[lane] + slope[lane] * by,
+            Tap::Hermite { w, x0, m0, x1, m1 } => w[0] * x0[lane] + w[1] * m0[lane] + w[2] * x1[lane] + w[3] * m1[lane],
+        }
+    }
 }
 
 /// What the generated C code receives (`rr_ring` in `c/net`'s helpers).
@@ -455,38 +491,91 @@ impl DelayRing {
 
     /// The value of variable `var` in `lane` at `t − delay` (NaN when `var` has no history).
     pub(crate) fn value(&self, var: u32, lane: usize, t: f64, delay: f64) -> f64 {
-        let Some(&h) = self.hist_of.get(var as usize) else {
-            return f64::NAN;
-        };
-        if h == u32::MAX || lane >= self.lanes {
+        if lane >= self.lanes {
             return f64::NAN;
         }
+        self.tap(var, t, delay, whole_step_read(t, delay, self.dt)).at(lane)
+    }
+
+    /// The read of variable `var` at `t − delay` in every lane, `whole` the step it takes
+    /// whole ([`whole_step_read`], which a loop decides from [`DelayRing::step_at`] and the
+    /// term's whole steps without a division): [`DelayRing::value`]'s rule, resolved once for
+    /// all lanes, so a loop over terms pays the rule once per term and the lanes read rows.
+    pub(crate) fn tap(&self, var: u32, t: f64, delay: f64, whole: Option<i64>) -> Tap<'_> {
+        let Some(&h) = self.hist_of.get(var as usize) else {
+            return Tap::Missing;
+        };
+        if h == u32::MAX {
+            return Tap::Missing;
+        }
         let h = h as usize;
-        let whole = whole_step_read(t, delay, self.dt);
+        let lanes = self.lanes;
+        let hl = h * lanes;
+        let row = |at: usize| &self.data[at..at + lanes];
+        let newest = self.newest[h];
+        // A whole step strictly between the first and the newest point, by integers alone
+        // (as the C loops' `rr_ring_term`): `m > 0` is `tq > 0` and `m < newest` is
+        // `tq < tn`, and the slot comes from the newest one's without a division.
+        if let Some(m) = whole.filter(|m| *m > 0 && *m < newest) {
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+            let (back, slot) = ((newest - m) as usize, self.newest_slot[h] as usize);
+            if back < self.slots {
+                let slot = if slot >= back {
+                    slot - back
+                } else {
+                    slot + self.slots - back
+                };
+                return Tap::Row(row((h * self.planes * self.slots + slot) * lanes));
+            }
+        }
         #[allow(clippy::cast_precision_loss)]
         let tq = whole.map_or(t - delay, |m| m as f64 * self.dt);
-        let newest = self.newest[h];
-        let hl = h * self.lanes + lane;
         if newest < 0 || tq <= 0.0 {
-            return self.init[hl];
+            return Tap::Init(&self.init[hl..hl + lanes]);
         }
         #[allow(clippy::cast_sign_loss)]
         let newest = newest as usize;
         let tn = self.time(newest);
         if tq >= tn {
-            return self.data[self.row(h, newest, 0) + lane] + self.extrapolate[hl] * (tq - tn);
+            return Tap::Extrapolate {
+                x: row(self.row(h, newest, 0)),
+                slope: &self.extrapolate[hl..hl + lanes],
+                by: tq - tn,
+            };
         }
         if let Some(m) = whole {
             #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-            return self.data[self.row(h, m as usize, 0) + lane];
+            return Tap::Row(row(self.row(h, m as usize, 0)));
         }
         debug_assert_eq!(self.planes, ROWS, "a read between steps from a values-only ring");
         let lo = self.step_of(tq, newest);
         let (t0, t1) = (self.time(lo), self.time(lo + 1));
         let step = t1 - t0;
-        let w = hermite_weights((tq - t0) / step, step);
-        let at = |row: usize, k: usize| self.data[self.row(h, k, row) + lane];
-        w[0] * at(0, lo) + w[1] * at(1, lo) + w[2] * at(0, lo + 1) + w[3] * at(2, lo)
+        Tap::Hermite {
+            w: hermite_weights((tq - t0) / step, step),
+            x0: row(self.row(h, lo, 0)),
+            m0: row(self.row(h, lo, 1)),
+            x1: row(self.row(h, lo + 1, 0)),
+            m1: row(self.row(h, lo, 2)),
+        }
+    }
+
+    /// The step an evaluation at `t` starts (`-1`: it is between steps, a later stage), as
+    /// the C loops' `now`.
+    pub(crate) fn step_at(&self, t: f64) -> i64 {
+        whole_steps(t, self.dt)
+            .and_then(|n| i64::try_from(n).ok())
+            .unwrap_or(-1)
+    }
+
+    /// Constant-delay term `term`'s delay in whole steps (`-1`: a fraction), decided at `new`.
+    pub(crate) fn term_whole(&self, term: usize) -> i64 {
+        self.whole[term]
+    }
+
+    /// Per-lane term `term`'s delay in `lane` in whole steps (`-1`: a fraction).
+    pub(crate) fn lane_term_whole(&self, term: usize, lane: usize) -> i64 {
+        self.lane.whole[term * self.lanes + lane]
     }
 
     /// The step `lo < newest` with `t_lo <= tq < t_lo+1`, for `0 < tq < t_newest` (the
@@ -519,9 +608,7 @@ impl DelayRing {
             newest_slot: self.newest_slot.as_ptr(),
             hist_of: self.hist_of.as_ptr(),
             whole: self.whole.as_ptr(),
-            now: whole_steps(t, self.dt)
-                .and_then(|n| i64::try_from(n).ok())
-                .unwrap_or(-1),
+            now: self.step_at(t),
             vars: self.hist_of.len() as u64,
             slots: self.slots as u64,
             lanes: self.lanes as u64,

@@ -497,7 +497,8 @@ impl rustrates::sweep::SweepSink for BlockLanes {
 /// delayed nodes reading up to ≈ 20.6 ms back at 1e-4 s keep 10 histories × ≈ 210 slots × 8 B
 /// ≈ 16.8 kB a lane, so 64 lanes would hold ≈ 1.07 MB (over 1 MiB) and a 64-point sweep with
 /// the default block size runs two blocks of 32 lanes (the largest of 16, 32, 64 that fits) on
-/// the fixed-step methods; rk45 keeps no ring (one block of 64), nor does the JIT.
+/// the fixed-step methods, on the C loops and the JIT's engine couplings alike (both read the
+/// ring); rk45 keeps no ring (one block of 64).
 #[test]
 fn a_sweep_whose_delay_ring_outgrows_a_cache_runs_blocks_of_fewer_lanes() {
     if !c_available() {
@@ -525,7 +526,8 @@ fn a_sweep_whose_delay_ring_outgrows_a_cache_runs_blocks_of_fewer_lanes() {
         (Backend::C, Method::Euler, vec![32, 32]),
         (Backend::C, Method::Rk4, vec![32, 32]),
         (Backend::C, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, vec![64]),
-        (Backend::Jit, Method::Euler, vec![64]),
+        (Backend::Jit, Method::Euler, vec![32, 32]),
+        (Backend::Jit, Method::Rk45 { rtol: 1e-6, atol: 1e-9 }, vec![64]),
     ] {
         let sim = SimConfig {
             simulation_time: 5.0 * DT,
@@ -542,5 +544,62 @@ fn a_sweep_whose_delay_ring_outgrows_a_cache_runs_blocks_of_fewer_lanes() {
         let mut sink = BlockLanes(Vec::new());
         rustrates::sweep::run(&spec, &circuit, &mut sink).expect("runs");
         assert_eq!(sink.0, lanes, "{backend:?} {method:?}");
+    }
+}
+
+/// The delay ring's rows as the JIT's engine couplings and the C loops read them, per lane: a
+/// swept conduction velocity makes each term's delay `length / velocity` differ lane by lane,
+/// so one term reads zero (a current read), shorter than a step (the step in progress), a
+/// fraction (Hermite), a whole step (a value row, the row chosen by integers), or longer than
+/// the run (the initial value) depending on the lane. Euler, Heun and RK4 sweeps (stages
+/// between steps) on the JIT and C back ends equal the reference evaluator's run of the
+/// written-out block (the solver's deque history, not the ring) bit for bit.
+#[test]
+fn per_lane_delays_read_the_ring_rows_the_reference_history_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (n, steps) = (7, 300);
+    let t_end = steps as f64 * DT;
+    // At velocity 1 the delays are the lengths; the lanes' velocities scale them: 0.3 steps
+    // becomes 3 whole steps at 0.1, 13 steps 3.9 at 10/3, 2·t_end 150 whole steps at 4.
+    let menu = [0.0, 0.3 * DT, 7.25 * DT, 3.0 * DT, 2.0 * t_end, 13.0 * DT];
+    write_npy(&dir.path().join("w.npy"), n, |i, j| weight(n, i, j, false));
+    write_npy(&dir.path().join("l.npy"), n, |i, j| menu[(3 * i + 5 * j) % menu.len()]);
+    let mut values = IndexMap::new();
+    values.insert("G".to_string(), vec![0.5, 2.0]);
+    values.insert("velocity".to_string(), vec![1.0, 0.5, 4.0, 0.1, 10.0 / 3.0]);
+    // The JIT reads a ring here: a term per delayed entry, each with its lanes' delays.
+    let circuit = load_net(dir.path(), "net.yaml", &velocity_block(n));
+    let velocity = circuit.find_var("C/velocity").expect("the velocity parameter");
+    let swept = specialize_params(&lower_edges(&circuit), &[velocity]);
+    let options = KernelOptions {
+        backend: Backend::Jit,
+        ..KernelOptions::default()
+    };
+    let jit = Kernel::compile(&swept, &options).expect("compiles");
+    assert!(jit.is_network() && jit.runs_couplings());
+    assert_eq!(jit.delay_ring_span(), Some(0.0), "per-lane delays only");
+    let delayed = (0..n * n).filter(|k| menu[(3 * (k / n) + 5 * (k % n)) % menu.len()] > 0.0);
+    assert_eq!(jit.delay_ring_lane_terms().len(), delayed.count());
+    for method in [Method::Euler, Method::Heun, Method::Rk4] {
+        let reference = bits(&velocity_sweep(
+            dir.path(),
+            n,
+            &values,
+            Backend::Reference,
+            method,
+            steps,
+        ));
+        for backend in backends().into_iter().filter(|b| *b != Backend::Reference) {
+            let got = bits(&velocity_sweep(dir.path(), n, &values, backend, method, steps));
+            assert_eq!(got.len(), 10 * n * steps);
+            assert!(got.iter().all(|x| f64::from_bits(*x).is_finite()));
+            let differ = got.iter().zip(&reference).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                differ,
+                0,
+                "{backend:?}, {method:?}: {differ} of {} values differ",
+                got.len()
+            );
+        }
     }
 }
