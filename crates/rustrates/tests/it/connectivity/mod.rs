@@ -683,6 +683,63 @@ fn bad_matrices_are_reported_where_they_are_written() {
     }
 }
 
+/// The values of a `.npy` file are checked in chunks of 1,024 (the finite check of 10^6
+/// weights is part of a large network's load): a bad value past the first chunk, and the
+/// first of two in different chunks, are reported at their own entry.
+#[test]
+fn bad_values_past_the_first_chunk_of_a_npy_file_are_reported_at_their_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 40; // 1,600 entries: two chunks
+    write_npy(&dir.path().join("wlate.npy"), n, |i, j| match (i, j) {
+        (37, 20) => f64::NAN,
+        (39, 39) => f64::INFINITY,
+        _ => 1.0,
+    });
+    write_npy(&dir.path().join("dlate.npy"), n, |i, j| {
+        if (i, j) == (30, 5) {
+            -1.0
+        } else {
+            0.0
+        }
+    });
+    write_npy(&dir.path().join("dlast.npy"), n, |i, j| {
+        if (i, j) == (39, 39) {
+            f64::NEG_INFINITY
+        } else {
+            0.0
+        }
+    });
+    let invalid = [
+        (
+            "wlate.npy",
+            None,
+            "wlate.npy",
+            "`[37][20] = NaN must be a finite number",
+        ),
+        (
+            "1.0",
+            Some("dlate.npy"),
+            "dlate.npy",
+            "`[30][5] = -1 must be a finite number >= 0",
+        ),
+        (
+            "1.0",
+            Some("dlast.npy"),
+            "dlast.npy",
+            "`[39][39] = -inf must be a finite number >= 0",
+        ),
+    ];
+    for (weight, delay, at, message) in invalid {
+        assert_one_error_at(
+            dir.path(),
+            "connectivity/invalid",
+            &matrix_block(n, weight, delay),
+            at,
+            message,
+        );
+    }
+}
+
 #[test]
 fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
     let dir = tempfile::tempdir().expect("temp dir");
