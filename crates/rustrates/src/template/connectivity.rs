@@ -492,10 +492,7 @@ impl Loader<'_> {
                     )
                 }
             };
-            // Checked a chunk at a time without early exit (vectorized: a pass over 10^6
-            // values is part of reading the file), the position looked up only on failure.
-            let all_good = m.chunks(1024).all(|c| c.iter().fold(true, |ok, &x| ok & !bad_value(x)));
-            if let Some(k) = (!all_good).then(|| m.iter().position(|&x| bad_value(x))).flatten() {
+            if let Some(k) = m.iter().position(|&x| bad_value(x)) {
                 let (i, j) = (k / shape.1, k % shape.1);
                 return err(
                     self,

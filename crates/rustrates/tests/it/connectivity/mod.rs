@@ -683,13 +683,12 @@ fn bad_matrices_are_reported_where_they_are_written() {
     }
 }
 
-/// The values of a `.npy` file are checked in chunks of 1,024 (the finite check of 10^6
-/// weights is part of a large network's load): a bad value past the first chunk, and the
-/// first of two in different chunks, are reported at their own entry.
+/// A bad value of a `.npy` file past its first 1,024 entries (where a check of the values a
+/// block at a time would cross a block), and the first of two, are reported at their own entry.
 #[test]
 fn bad_values_past_the_first_chunk_of_a_npy_file_are_reported_at_their_entry() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let n = 40; // 1,600 entries: two chunks
+    let n = 40; // 1,600 entries
     write_npy(&dir.path().join("wlate.npy"), n, |i, j| match (i, j) {
         (37, 20) => f64::NAN,
         (39, 39) => f64::INFINITY,
