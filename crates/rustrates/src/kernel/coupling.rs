@@ -211,9 +211,9 @@ fn read_sum_from_input(out: &mut Circuit, circuit: &Circuit, t: VarId, assign: u
 /// `length / velocity` per lane) asks the solver's `past` hook per lane, as the written-out
 /// term does (the rewritten circuit keeps the `past` expressions in its arena, so the solver
 /// still records those histories). `None` when the circuit is not a network, has no such
-/// sums, or some sum reads a computed variable (the sums then stay written out).
-pub(crate) fn prepare_edge_sums(circuit: &Circuit) -> Option<(Circuit, EngineCouplings)> {
-    let net = network::plan(circuit).ok()?;
+/// sums, or some sum reads a computed variable (the sums then stay written out). `net` is
+/// `circuit`'s plan (the caller keeps it for the population loops when this returns `None`).
+pub(crate) fn prepare_edge_sums(circuit: &Circuit, net: &network::Network) -> Option<(Circuit, EngineCouplings)> {
     let runnable = |cp: &network::Coupling| cp.source_kind == VarKind::State;
     if net.couplings.is_empty() || !net.couplings.iter().all(runnable) {
         return None;

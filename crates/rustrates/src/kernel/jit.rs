@@ -78,8 +78,10 @@ pub struct JitKernel {
     /// Owns the executable memory the function pointers point into. Only touched again on
     /// drop; the mutex makes the kernel `Sync` (`JITModule` is `Send` but not `Sync`).
     code: Mutex<Code>,
-    /// Kept for compiling fused steppers on first use.
-    circuit: Box<Circuit>,
+    /// Kept for compiling fused steppers on first use; `None` when [`JitKernel::steps`]
+    /// never compiles one (single precision, `Past`/`Randn`, population loops): a copy of a
+    /// 1,000-node circuit is a good part of its compile.
+    circuit: Option<Box<Circuit>>,
     /// `Past`/`Randn` need the solver between steps: no fused stepping.
     needs_solver: bool,
     reciprocal: bool,
@@ -105,14 +107,18 @@ impl JitKernel {
     /// population, as a loop over its nodes, when `circuit` plans as a network whose edge sums
     /// the engine runs (`kernel::coupling`); otherwise (not a network, an edge sum written
     /// out in the equations) the equations unrolled, as `new`. Same values either way, bit
-    /// for bit.
-    pub(crate) fn with_population_loops(circuit: &Circuit, opts: &KernelOptions) -> Result<Self, KernelError> {
+    /// for bit. `planned`: `circuit`'s [`crate::model::network::plan`], if the caller made it.
+    pub(crate) fn with_population_loops(
+        circuit: &Circuit,
+        opts: &KernelOptions,
+        planned: Option<Result<crate::model::network::Network, crate::model::network::NotANetwork>>,
+    ) -> Result<Self, KernelError> {
         if !circuit.edges.is_empty() {
             return Err(KernelError::NotLowered {
                 count: circuit.edges.len(),
             });
         }
-        match loops::NetLoops::plan(circuit) {
+        match loops::NetLoops::plan(circuit, planned) {
             Ok(net) => Self::compile(circuit, opts, Some(net)),
             Err(why) => {
                 if why != crate::model::network::NotANetwork::Small {
@@ -182,6 +188,7 @@ impl JitKernel {
             reason: format!("finalizing: {e}"),
         })?;
         let code = module.get_finalized_function(id);
+        let needs_solver = circuit.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn));
         let (mut f64_fn, mut f32_fn) = (None, None);
         // SAFETY: `code` is the entry of a function just generated with exactly this
         // signature (see `codegen::define_kernel`), living as long as `module`, which we keep.
@@ -196,8 +203,9 @@ impl JitKernel {
                 module: Some(Box::new(module)),
                 steppers: Vec::new(),
             }),
-            circuit: Box::new(circuit.clone()),
-            needs_solver: circuit.exprs.iter().any(|e| matches!(e, Expr::Past(..) | Expr::Randn)),
+            circuit: (!needs_solver && opts.precision == Precision::F64 && net.is_none())
+                .then(|| Box::new(circuit.clone())),
+            needs_solver,
             reciprocal: RECIPROCAL_DIVISORS,
             f64_fn,
             f32_fn,
@@ -363,10 +371,11 @@ impl JitKernel {
             return Some((*f, *rows));
         }
         let name = format!("rustrates_steps_{}", code.steppers.len());
+        let circuit = self.circuit.as_deref()?;
         let module = code.module.as_mut()?;
-        let layout = self.circuit.layout();
+        let layout = circuit.layout();
         let (id, rows) =
-            match codegen::define_stepper(module, &self.circuit, &layout, tab, self.reciprocal, fixed_lanes, &name) {
+            match codegen::define_stepper(module, circuit, &layout, tab, self.reciprocal, fixed_lanes, &name) {
                 Ok(r) => r,
                 Err(e) => {
                     log::warn!("JIT fused stepper unavailable, stepping with rhs: {e}");

@@ -298,30 +298,42 @@ impl Kernel {
                 None => crate::model::passes::expand_couplings(circuit),
             });
         }
+        // The circuit is planned as a network once: that plan finds the edge sums the engine
+        // can run, and, when there are none, is the population loops' plan too.
+        let mut planned = None;
         if backend == Backend::Jit && !unrolled {
-            if let Some((c, e)) = coupling::prepare_edge_sums(rewritten.as_ref().unwrap_or(circuit)) {
-                engine = Some(match engine {
-                    Some(kept) => kept.and(e),
-                    None => e,
-                });
-                rewritten = Some(c);
+            let current = rewritten.as_ref().unwrap_or(circuit);
+            let net = crate::model::network::plan(current);
+            match net.as_ref().ok().and_then(|n| coupling::prepare_edge_sums(current, n)) {
+                Some((c, e)) => {
+                    engine = Some(match engine {
+                        Some(kept) => kept.and(e),
+                        None => e,
+                    });
+                    rewritten = Some(c);
+                }
+                None => planned = Some(net),
             }
         }
-        let circuit = rewritten.as_ref().unwrap_or(circuit);
+        let compiled = rewritten.as_ref().unwrap_or(circuit);
         let imp = match (backend, c_build) {
-            (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(circuit, build)?),
-            (Backend::C, None) => KernelImpl::C(c::CKernel::new(circuit, opts)?),
+            (Backend::C, Some(build)) => KernelImpl::C(c::CKernel::from_build(compiled, build)?),
+            (Backend::C, None) => KernelImpl::C(c::CKernel::new(compiled, opts)?),
             // With the couplings run by the engine, a network's node equations are
             // independent per node: the JIT compiles them as population loops.
             (Backend::Jit, _) if engine.is_some() => {
-                KernelImpl::Jit(jit::JitKernel::with_population_loops(circuit, opts)?)
+                KernelImpl::Jit(jit::JitKernel::with_population_loops(compiled, opts, planned)?)
             }
-            (Backend::Jit, _) => KernelImpl::Jit(jit::JitKernel::new(circuit, opts)?),
-            (Backend::Reference | Backend::Auto, _) => KernelImpl::Reference(reference::ReferenceKernel::new(circuit)),
+            (Backend::Jit, _) => KernelImpl::Jit(jit::JitKernel::new(compiled, opts)?),
+            (Backend::Reference | Backend::Auto, _) => KernelImpl::Reference(reference::ReferenceKernel::new(compiled)),
         };
+        let layout = compiled.layout();
+        // The rewritten circuit is moved in, not copied (a copy of a 1,000-node circuit and
+        // its drop cost as much as compiling its population loops).
+        let circuit = Box::new(rewritten.unwrap_or_else(|| circuit.clone()));
         Ok(Kernel {
-            layout: circuit.layout(),
-            circuit: Box::new(circuit.clone()),
+            layout,
+            circuit,
             backend,
             precision: opts.precision,
             imp,

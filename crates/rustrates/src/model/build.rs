@@ -56,7 +56,7 @@ pub(crate) use eval::{eval, eval_all};
 
 /// A parsed equation: AST, offset of its ranges, file, diagnostic path, original scalar when
 /// the text was rewritten.
-type ParsedEq = (ast::Equation, u32, FileId, String, Option<Span>);
+type ParsedEq = (std::rc::Rc<ast::Equation>, u32, FileId, String, Option<Span>);
 
 /// Symbols visible to one operator's equations.
 type Scope = HashMap<String, VarId>;
@@ -81,6 +81,9 @@ struct Builder<'s> {
     /// First element → all elements (`name[0]`, `name[1]`, ...) of every vector variable;
     /// its scope entry is the first element.
     elems: HashMap<VarId, Vec<VarId>>,
+    /// Equations parsed so far, by (file, offset, length) of their verbatim text: the nodes
+    /// of one template share one parse (`parse_eq`).
+    parsed_eqs: HashMap<(FileId, u32, usize), std::rc::Rc<ast::Equation>>,
 }
 
 impl<'s> Builder<'s> {
@@ -95,6 +98,7 @@ impl<'s> Builder<'s> {
             by_name: HashMap::new(),
             imag: HashMap::new(),
             elems: HashMap::new(),
+            parsed_eqs: HashMap::new(),
         }
     }
 

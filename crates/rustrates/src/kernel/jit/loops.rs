@@ -44,9 +44,14 @@ pub(super) struct PopLoop {
 impl NetLoops {
     /// The loops of `circuit` (a kernel's circuit, couplings already run by the engine), or
     /// why it keeps the unrolled code: it is not a network, or an edge sum is still written
-    /// out in it (the loops run node equations only).
-    pub(super) fn plan(circuit: &Circuit) -> Result<NetLoops, NotANetwork> {
-        let net: Network = network::plan(circuit)?;
+    /// out in it (the loops run node equations only). `planned` is `circuit`'s
+    /// [`network::plan`] when the caller has it already (planning 1,000 nodes is a good part
+    /// of a compile), `None` to plan here.
+    pub(super) fn plan(
+        circuit: &Circuit,
+        planned: Option<Result<Network, NotANetwork>>,
+    ) -> Result<NetLoops, NotANetwork> {
+        let net: Network = planned.unwrap_or_else(|| network::plan(circuit))?;
         if !net.couplings.is_empty() {
             return Err(NotANetwork::Unsupported(
                 "edge sums written out in the node equations (the JIT's loops run couplings through the engine only)"

@@ -1,12 +1,21 @@
 //! Equation text → IR expressions: parsing at the equation's position, names resolved in the
 //! operator's scope, PyRates' functions mapped to [`Func`].
 
+use std::rc::Rc;
+
 use super::*;
 
 impl Builder<'_> {
     /// Parse one equation string; returns the AST, the offset to add to its ranges, and the
     /// file they point into. Rewritten equations (after `replace`) get a file of their own.
-    pub(super) fn parse_eq(&mut self, e: &EqText, path: &str) -> Option<(ast::Equation, u32, FileId)> {
+    /// An equation read verbatim from a file is parsed once: the nodes of one template share
+    /// its tree (the same text at the same place parses the same; each node resolves the
+    /// names in its own scope afterwards).
+    pub(super) fn parse_eq(&mut self, e: &EqText, path: &str) -> Option<(Rc<ast::Equation>, u32, FileId)> {
+        let verbatim = e.offset.map(|o| (e.span.file, o, e.text.len()));
+        if let Some(eq) = verbatim.and_then(|k| self.parsed_eqs.get(&k)) {
+            return Some((eq.clone(), e.offset.unwrap_or(0), e.span.file));
+        }
         let (file, off) = match e.offset {
             Some(o) => (e.span.file, o),
             None => {
@@ -20,7 +29,13 @@ impl Builder<'_> {
             }
         };
         match crate::syntax::parser::parse_equation(&e.text, file, off) {
-            Ok(eq) => Some((eq, off, file)),
+            Ok(eq) => {
+                let eq = Rc::new(eq);
+                if let Some(k) = verbatim {
+                    self.parsed_eqs.insert(k, eq.clone());
+                }
+                Some((eq, off, file))
+            }
             Err(ds) => {
                 for d in ds.0 {
                     let mut d = d.with_path(path.to_string());

@@ -231,3 +231,31 @@ Net:
     // r_in of the edge operator copies a's r (1.0); r_eff = r_in * x = 1 * 1.
     assert_eq!(vals[e.source.0 as usize], 1.0);
 }
+
+/// The nodes of one template share one parse of each equation (`parse_eq`, keyed by where
+/// its text is): every node still reads its own variables and values. The two equations
+/// have the same length, so a key without their place would mix them up.
+#[test]
+fn nodes_of_one_template_share_its_parsed_equations_and_keep_their_own_values() {
+    let y = r#"
+P:
+  base: OperatorTemplate
+  equations: ["r' = -r / tau + a * r_in", "q = a * r + tau * 1.0000"]
+  variables: {r: output(0.5), r_in: input(2.0), tau: 2.0, a: 3.0, q: variable(0.0)}
+Pop: {base: NodeTemplate, operators: [P]}
+Pop5: {base: NodeTemplate, operators: {P: {a: 5.0, tau: 4.0}}}
+Net:
+  base: CircuitTemplate
+  nodes: {n1: Pop, n2: Pop5, n3: Pop}
+"#;
+    let c = ok(y, "Net");
+    let vals = eval_all(&c);
+    for (node, a, tau) in [("n1", 3.0, 2.0), ("n2", 5.0, 4.0), ("n3", 3.0, 2.0)] {
+        let r = var(&c, &format!("{node}/P/r"));
+        let ode = c.odes.iter().find(|o| o.var == r).expect("r' of every node");
+        let dr = eval(&c, ode.rhs, &|v| vals[v.0 as usize], 0.0);
+        // r = 0.5, r_in = 2: r' = -0.5/tau + 2a, q = 0.5a + tau (exact in binary).
+        assert_eq!(dr, -0.5 / tau + a * 2.0, "{node}: r'");
+        assert_eq!(value_of(&c, &format!("{node}/P/q")), 0.5 * a + tau, "{node}: q");
+    }
+}

@@ -683,6 +683,62 @@ fn bad_matrices_are_reported_where_they_are_written() {
     }
 }
 
+/// A bad value of a `.npy` file past its first 1,024 entries (where a check of the values a
+/// block at a time would cross a block), and the first of two, are reported at their own entry.
+#[test]
+fn bad_values_past_the_first_chunk_of_a_npy_file_are_reported_at_their_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let n = 40; // 1,600 entries
+    write_npy(&dir.path().join("wlate.npy"), n, |i, j| match (i, j) {
+        (37, 20) => f64::NAN,
+        (39, 39) => f64::INFINITY,
+        _ => 1.0,
+    });
+    write_npy(&dir.path().join("dlate.npy"), n, |i, j| {
+        if (i, j) == (30, 5) {
+            -1.0
+        } else {
+            0.0
+        }
+    });
+    write_npy(&dir.path().join("dlast.npy"), n, |i, j| {
+        if (i, j) == (39, 39) {
+            f64::NEG_INFINITY
+        } else {
+            0.0
+        }
+    });
+    let invalid = [
+        (
+            "wlate.npy",
+            None,
+            "wlate.npy",
+            "`[37][20] = NaN must be a finite number",
+        ),
+        (
+            "1.0",
+            Some("dlate.npy"),
+            "dlate.npy",
+            "`[30][5] = -1 must be a finite number >= 0",
+        ),
+        (
+            "1.0",
+            Some("dlast.npy"),
+            "dlast.npy",
+            "`[39][39] = -inf must be a finite number >= 0",
+        ),
+    ];
+    for (weight, delay, at, message) in invalid {
+        assert_one_error_at(
+            dir.path(),
+            "connectivity/invalid",
+            &matrix_block(n, weight, delay),
+            at,
+            message,
+        );
+    }
+}
+
 #[test]
 fn an_equal_circuit_reuses_its_kernel_and_another_value_compiles_anew() {
     let dir = tempfile::tempdir().expect("temp dir");
