@@ -226,8 +226,9 @@ fn noisy_network_loop_body_does_not_grow_with_n() {
         .iter()
         .map(|&n| {
             let c = crate::model::network::testing::noisy(n);
-            let (c, _) = crate::kernel::coupling::prepare_edge_sums(&c).expect("the engine runs the sums");
-            let net = loops::NetLoops::plan(&c).expect("population loops");
+            let planned = crate::model::network::plan(&c).expect("a network");
+            let (c, _) = crate::kernel::coupling::prepare_edge_sums(&c, &planned).expect("the engine runs the sums");
+            let net = loops::NetLoops::plan(&c, None).expect("population loops");
             assert_eq!(net.table.len(), n, "one noise source per node");
             net.body_exprs(&c)
         })
