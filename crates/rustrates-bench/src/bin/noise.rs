@@ -28,6 +28,7 @@ use rustrates::model::test_models::network_grid;
 use rustrates::model::{Circuit, VarId};
 use rustrates::solve::{default_init, default_params, simulate, Method, OutputBinding, SimConfig};
 use rustrates::template::LoadOptions;
+use rustrates_bench::Flags;
 
 const DT: f64 = 1e-4;
 
@@ -51,18 +52,15 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         variants: vec!["c".into(), "jit".into(), "unrolled".into()],
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || value.parse::<f64>().map_err(|e| format!("{flag} {value}: {e}"));
-        let count = || value.parse::<usize>().map_err(|e| format!("{flag} {value}: {e}"));
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--n" => a.n = count()?,
-            "--points" => a.points = count()?,
-            "--time" => a.time = num()?,
-            "--sigma" => a.sigma = num()?,
-            "--rounds" => a.rounds = count()?,
-            "--variants" => a.variants = value.split(',').map(str::to_string).collect(),
+            "--n" => a.n = flags.parsed(&flag)?,
+            "--points" => a.points = flags.parsed(&flag)?,
+            "--time" => a.time = flags.parsed(&flag)?,
+            "--sigma" => a.sigma = flags.parsed(&flag)?,
+            "--rounds" => a.rounds = flags.parsed(&flag)?,
+            "--variants" => a.variants = flags.value(&flag)?.split(',').map(str::to_string).collect(),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
